@@ -1,0 +1,1 @@
+//! Millrace thread-per-core runtime facade.

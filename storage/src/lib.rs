@@ -1,0 +1,2 @@
+//! Millrace partition log.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Millrace's Kafka wire codec. Pure: no I/O, no async, no runtime.
+#![deny(unsafe_code)]
