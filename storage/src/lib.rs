@@ -1,2 +1,4 @@
 //! Millrace partition log.
 #![forbid(unsafe_code)]
+
+pub mod disk;

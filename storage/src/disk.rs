@@ -1,0 +1,73 @@
+//! The small I/O surface the partition log is written against.
+//!
+//! The shard crate implements it with glommio's `DmaFile` (direct I/O on io_uring); tests use an
+//! in-memory disk that can lose unsynced writes and tear the last one at any byte, so recovery
+//! is tested against the crashes it has to survive.
+//!
+//! Contract, for every implementation:
+//! * `DiskFile::write_at` takes a position and a length that are multiples of
+//!   [`DiskFile::alignment`] (direct I/O); the log keeps the partial last block in memory and
+//!   rewrites it whole.
+//! * Nothing written is durable until `sync_data` returns Ok. A crash may keep any prefix of the
+//!   bytes written since the last sync, with the last kept block possibly torn.
+//! * `read_at` takes any position and length and returns at most `len` bytes (fewer at the end
+//!   of the file).
+//! * Directory operations are rare (segment roll, topic creation) and may block briefly.
+
+use bytes::Bytes;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A file system as the log sees it. Cheap to clone; lives on one shard.
+pub trait Disk: Clone + 'static {
+    /// An open file.
+    type File: DiskFile;
+
+    /// Opens `path` for reading and writing (direct I/O where the implementation has it),
+    /// creating it when `create` is true.
+    fn open(&self, path: &Path, create: bool) -> impl Future<Output = io::Result<Self::File>>;
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Names (not paths) of the entries of a directory.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes a directory and everything in it.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Renames atomically within a directory.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes a directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, path: &Path) -> impl Future<Output = io::Result<()>>;
+    /// Writes a small file atomically and durably: temporary file, sync, rename, sync dir.
+    fn write_file_atomic(&self, path: &Path, data: &[u8]) -> impl Future<Output = io::Result<()>>;
+    /// Reads a whole small file; `Ok(None)` when it does not exist.
+    fn read_file(&self, path: &Path) -> impl Future<Output = io::Result<Option<Vec<u8>>>>;
+}
+
+/// An open file of a [`Disk`].
+pub trait DiskFile: 'static {
+    /// The block size writes must be aligned to.
+    fn alignment(&self) -> usize;
+    /// Writes `data` at `pos`; both multiples of [`DiskFile::alignment`].
+    fn write_at(&self, pos: u64, data: &[u8]) -> impl Future<Output = io::Result<()>>;
+    /// Reads up to `len` bytes at `pos`.
+    fn read_at(&self, pos: u64, len: usize) -> impl Future<Output = io::Result<Bytes>>;
+    /// Makes every completed write durable (fdatasync).
+    fn sync_data(&self) -> impl Future<Output = io::Result<()>>;
+    /// Sets the file's length.
+    fn truncate(&self, len: u64) -> impl Future<Output = io::Result<()>>;
+    /// The file's current length.
+    fn size(&self) -> impl Future<Output = io::Result<u64>>;
+    /// The file's path.
+    fn path(&self) -> &Path;
+    /// Closes the file.
+    fn close(self) -> impl Future<Output = io::Result<()>>;
+}
+
+/// A path helper shared by implementations: the temporary name used by `write_file_atomic`.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
