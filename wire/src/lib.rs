@@ -17,3 +17,5 @@ pub mod varint;
 
 pub use compression::Compression;
 pub use error::WireError;
+pub mod fetch;
+pub mod frame;

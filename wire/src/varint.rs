@@ -51,6 +51,15 @@ impl<'a> Cursor<'a> {
         Ok(b as i8)
     }
 
+    /// Skips `n` bytes.
+    pub fn skip(&mut self, n: usize) -> Result<(), WireError> {
+        if n > self.remaining() {
+            return Err(self.truncated(n));
+        }
+        self.pos += n;
+        Ok(())
+    }
+
     /// Reads an unsigned varint of at most `max_bytes` bytes.
     pub fn uvarint(&mut self, max_bytes: usize) -> Result<u64, WireError> {
         let start = self.pos;
