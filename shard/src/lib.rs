@@ -1,1 +1,43 @@
-//! Millrace thread-per-core runtime facade.
+//! Millrace's thread-per-core runtime: the only crate that names `glommio`.
+//!
+//! * [`runtime`]: one executor per core, pinned, each with its own io_uring ring and
+//!   `io_memory` sized to fit RLIMIT_MEMLOCK; [`runtime::run_shards`] starts them and joins.
+//! * [`mesh`]: the bounded full mesh of cross-shard channels. Senders wait when a peer's inbox
+//!   is full (back-pressure), never grow a queue.
+//! * [`disk`]: [`disk::DmaDisk`], the storage crate's `Disk` over glommio `DmaFile`s (direct
+//!   I/O; files always opened read-write, since a write-only `DmaFile` breaks glommio's iopoll
+//!   probe) with a buffered read descriptor beside each segment for sendfile.
+//! * [`net`]: sockets and zero-copy sends.
+//! * [`time`]: timers and cooperative yielding.
+//!
+//! Everything here lives on the shard that created it; only mesh messages cross threads.
+//! Replacing glommio with another io_uring runtime means rewriting this crate only.
+
+pub mod disk;
+pub mod mesh;
+pub mod net;
+pub mod runtime;
+pub mod time;
+
+pub use runtime::{run_shards, ShardId, ShardRuntimeConfig};
+
+/// Spawns a task on the current shard's executor; it runs even if the handle is dropped.
+pub fn spawn_detached<F>(future: F)
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    glommio::spawn_local(future).detach();
+}
+
+/// A handle to a task on the current shard.
+pub type Task<T> = glommio::Task<T>;
+
+/// Spawns a task on the current shard and returns its handle.
+pub fn spawn<F>(future: F) -> Task<F::Output>
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    glommio::spawn_local(future)
+}

@@ -1,0 +1,134 @@
+//! The storage crate's [`Disk`] over glommio's direct-I/O files.
+
+use bytes::Bytes;
+use glommio::io::{DmaFile, OpenOptions};
+use millrace_storage::disk::{temp_path, Disk, DiskFile};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Direct-I/O disk access on the current shard's io_uring ring.
+#[derive(Clone, Debug, Default)]
+pub struct DmaDisk;
+
+/// A segment or index file opened with O_DIRECT, read-write.
+pub struct DmaDiskFile {
+    file: DmaFile,
+    path: PathBuf,
+}
+
+fn to_io(e: glommio::GlommioError<()>) -> io::Error {
+    match e {
+        glommio::GlommioError::IoError(e) => e,
+        glommio::GlommioError::EnhancedIoError { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+impl Disk for DmaDisk {
+    type File = DmaDiskFile;
+
+    async fn open(&self, path: &Path, create: bool) -> io::Result<DmaDiskFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .dma_open(path)
+            .await
+            .map_err(to_io)?;
+        Ok(DmaDiskFile { file, path: path.to_path_buf() })
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(path)? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir_all(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    async fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::File::open(path)?.sync_all()
+    }
+
+    async fn write_file_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let tmp = temp_path(path);
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(data)?;
+            f.sync_data()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        match path.parent() {
+            Some(dir) => self.sync_dir(dir).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn read_file(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(path) {
+            Ok(data) => Ok(Some(data)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl DiskFile for DmaDiskFile {
+    fn alignment(&self) -> usize {
+        self.file.alignment() as usize
+    }
+
+    async fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+        let align = self.alignment();
+        assert!(pos as usize % align == 0 && data.len() % align == 0, "unaligned direct write");
+        let mut buf = self.file.alloc_dma_buffer(data.len());
+        buf.as_bytes_mut().copy_from_slice(data);
+        let written = self.file.write_at(buf, pos).await.map_err(to_io)?;
+        if written != data.len() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short direct write"));
+        }
+        Ok(())
+    }
+
+    async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
+        let read = self.file.read_at(pos, len).await.map_err(to_io)?;
+        Ok(Bytes::copy_from_slice(&read[..]))
+    }
+
+    async fn sync_data(&self) -> io::Result<()> {
+        self.file.fdatasync().await.map_err(to_io)
+    }
+
+    async fn truncate(&self, len: u64) -> io::Result<()> {
+        self.file.truncate(len).await.map_err(to_io)
+    }
+
+    async fn size(&self) -> io::Result<u64> {
+        self.file.file_size().await.map_err(to_io)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn close(self) -> io::Result<()> {
+        self.file.close().await.map_err(to_io)
+    }
+}
