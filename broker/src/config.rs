@@ -1,0 +1,350 @@
+//! Broker configuration: embedded defaults, a server.properties file, command-line overrides.
+//!
+//! Keys keep Kafka's spelling where they mean the same thing; Millrace-only keys start with
+//! `millrace.`. An unknown key or an invalid value is a start-up error naming the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything the broker reads at start-up, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `node.id` / `broker.id`.
+    pub node_id: i32,
+    /// Address every shard listens on (SO_REUSEPORT), from `listeners`.
+    pub listen: SocketAddr,
+    /// Host and port given to clients in Metadata, from `advertised.listeners`.
+    pub advertise: (String, u16),
+    /// `log.dirs` / `log.dir` (one directory).
+    pub data_dir: PathBuf,
+    /// Shards (cores); `millrace.cores`, default every online CPU.
+    pub cores: usize,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `log.segment.bytes`.
+    pub log_segment_bytes: u64,
+    /// `log.roll.ms` (or `log.roll.hours`).
+    pub log_roll_ms: i64,
+    /// `log.index.interval.bytes`.
+    pub log_index_interval_bytes: u32,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `message.max.bytes`: the largest record batch accepted.
+    pub message_max_bytes: usize,
+    /// `socket.request.max.bytes`: the largest request frame accepted.
+    pub socket_request_max_bytes: usize,
+    /// `millrace.fsync`: fdatasync before acknowledging acks=1/all (default true).
+    pub fsync: bool,
+    /// `millrace.batch.cache.bytes`: per-shard cache of recently written batches.
+    pub batch_cache_bytes: usize,
+    /// `millrace.io.memory.bytes`: io_uring registered buffer memory per shard.
+    pub io_memory_bytes: usize,
+    /// `millrace.mesh.channel.capacity`: messages per cross-shard channel.
+    pub mesh_channel_capacity: usize,
+    /// `queued.max.requests`: requests in flight per connection before it stops reading.
+    pub max_inflight_per_connection: usize,
+    /// `millrace.pin.cores`: pin each shard to its CPU.
+    pub pin_cores: bool,
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+
+impl Default for Config {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Config {
+            node_id: 0,
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            advertise: ("127.0.0.1".into(), 9092),
+            data_dir: PathBuf::from("./millrace-data"),
+            cores,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            log_segment_bytes: 1 << 30,
+            log_roll_ms: 7 * 24 * 3600 * 1000,
+            log_index_interval_bytes: 4096,
+            auto_create_topics: true,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            fsync: true,
+            batch_cache_bytes: 64 << 20,
+            io_memory_bytes: 2 << 20,
+            mesh_channel_capacity: 1024,
+            max_inflight_per_connection: 64,
+            pin_cores: true,
+        }
+    }
+}
+
+/// A configuration error, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key Millrace does not know.
+    #[error("unknown configuration key `{key}` (line {line})")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// Line in the file (0 = command line).
+        line: usize,
+    },
+    /// A value that does not parse or is out of range.
+    #[error("invalid value `{value}` for `{key}`: {reason}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// A line that is not `key=value`.
+    #[error("line {line} of {path}: expected key=value")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The line number.
+        line: usize,
+    },
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Parses server.properties text into ordered (key, value, line) triples.
+pub fn parse_properties(text: &str, path: &str) -> Result<Vec<(String, String, usize)>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=').or_else(|| line.split_once(':')) else {
+            return Err(ConfigError::Syntax { path: path.into(), line: i + 1 });
+        };
+        out.push((key.trim().to_string(), value.trim().to_string(), i + 1));
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Applies `key = value` pairs in order on top of `self`.
+    pub fn apply(&mut self, pairs: &[(String, String, usize)]) -> Result<(), ConfigError> {
+        let mut listeners_seen = false;
+        let mut advertised_seen = false;
+        for (key, value, line) in pairs {
+            match key.as_str() {
+                "listeners" => {
+                    self.listen = parse_listener(key, value)?;
+                    listeners_seen = true;
+                }
+                "advertised.listeners" => {
+                    let addr = listener_host_port(key, value)?;
+                    self.advertise = addr;
+                    advertised_seen = true;
+                }
+                "log.dirs" | "log.dir" => self.data_dir = parse_log_dir(key, value)?,
+                "node.id" | "broker.id" => self.node_id = parse_num(key, value, 0, i32::MAX as i64)? as i32,
+                "millrace.cores" => self.cores = parse_num(key, value, 1, 1024)? as usize,
+                "num.partitions" => self.num_partitions = parse_num(key, value, 1, 1_000_000)? as i32,
+                "default.replication.factor" => {
+                    self.default_replication_factor = parse_num(key, value, 1, i16::MAX as i64)? as i16
+                }
+                "log.segment.bytes" => {
+                    self.log_segment_bytes = parse_num(key, value, 14, i32::MAX as i64)? as u64
+                }
+                "log.roll.ms" => self.log_roll_ms = parse_num(key, value, 1, i64::MAX)?,
+                "log.roll.hours" => self.log_roll_ms = parse_num(key, value, 1, 1 << 40)? * 3_600_000,
+                "log.index.interval.bytes" => {
+                    self.log_index_interval_bytes = parse_num(key, value, 0, i32::MAX as i64)? as u32
+                }
+                "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, value)?,
+                "message.max.bytes" => {
+                    self.message_max_bytes = parse_num(key, value, 0, i32::MAX as i64)? as usize
+                }
+                "socket.request.max.bytes" => {
+                    self.socket_request_max_bytes = parse_num(key, value, 1024, i32::MAX as i64)? as usize
+                }
+                "queued.max.requests" => {
+                    self.max_inflight_per_connection = parse_num(key, value, 1, 100_000)? as usize
+                }
+                "millrace.fsync" => self.fsync = parse_bool(key, value)?,
+                "millrace.batch.cache.bytes" => {
+                    self.batch_cache_bytes = parse_num(key, value, 0, 1 << 40)? as usize
+                }
+                "millrace.io.memory.bytes" => {
+                    self.io_memory_bytes = parse_num(key, value, 64 << 10, 1 << 34)? as usize
+                }
+                "millrace.mesh.channel.capacity" => {
+                    self.mesh_channel_capacity = parse_num(key, value, 1, 1 << 20)? as usize
+                }
+                "millrace.pin.cores" => self.pin_cores = parse_bool(key, value)?,
+                _ => return Err(ConfigError::UnknownKey { key: key.clone(), line: *line }),
+            }
+        }
+        if listeners_seen && !advertised_seen {
+            self.advertise = (self.listen.ip().to_string(), self.listen.port());
+        }
+        Ok(())
+    }
+
+    /// Cross-key checks done once everything is applied.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.message_max_bytes + 1024 > self.socket_request_max_bytes {
+            return Err(ConfigError::Invalid {
+                key: "message.max.bytes".into(),
+                value: self.message_max_bytes.to_string(),
+                reason: "must leave room for the request header under socket.request.max.bytes".into(),
+            });
+        }
+        if self.advertise.0 == "0.0.0.0" || self.advertise.0 == "::" {
+            return Err(ConfigError::Invalid {
+                key: "advertised.listeners".into(),
+                value: self.advertise.0.clone(),
+                reason: "clients cannot connect to a wildcard address; set --advertise".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every effective setting as (Kafka key, value), for DescribeConfigs on the broker.
+    pub fn describe(&self) -> BTreeMap<&'static str, String> {
+        let mut m = BTreeMap::new();
+        m.insert("node.id", self.node_id.to_string());
+        m.insert("broker.id", self.node_id.to_string());
+        m.insert("listeners", format!("PLAINTEXT://{}", self.listen));
+        m.insert("advertised.listeners", format!("PLAINTEXT://{}:{}", self.advertise.0, self.advertise.1));
+        m.insert("log.dirs", self.data_dir.display().to_string());
+        m.insert("num.partitions", self.num_partitions.to_string());
+        m.insert("default.replication.factor", self.default_replication_factor.to_string());
+        m.insert("log.segment.bytes", self.log_segment_bytes.to_string());
+        m.insert("log.roll.ms", self.log_roll_ms.to_string());
+        m.insert("log.index.interval.bytes", self.log_index_interval_bytes.to_string());
+        m.insert("auto.create.topics.enable", self.auto_create_topics.to_string());
+        m.insert("message.max.bytes", self.message_max_bytes.to_string());
+        m.insert("socket.request.max.bytes", self.socket_request_max_bytes.to_string());
+        m.insert("queued.max.requests", self.max_inflight_per_connection.to_string());
+        m.insert("millrace.fsync", self.fsync.to_string());
+        m.insert("millrace.cores", self.cores.to_string());
+        m.insert("millrace.batch.cache.bytes", self.batch_cache_bytes.to_string());
+        m.insert("millrace.io.memory.bytes", self.io_memory_bytes.to_string());
+        m.insert("millrace.mesh.channel.capacity", self.mesh_channel_capacity.to_string());
+        m.insert("millrace.pin.cores", self.pin_cores.to_string());
+        m
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), value: value.into(), reason: reason.into() }
+}
+
+fn parse_num(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let n: i64 = value.parse().map_err(|_| invalid(key, value, "not an integer"))?;
+    if n < min || n > max {
+        return Err(invalid(key, value, format!("must be between {min} and {max}")));
+    }
+    Ok(n)
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "must be true or false")),
+    }
+}
+
+fn parse_log_dir(key: &str, value: &str) -> Result<PathBuf, ConfigError> {
+    let dirs: Vec<&str> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    match dirs.as_slice() {
+        [one] => Ok(PathBuf::from(one)),
+        [] => Err(invalid(key, value, "empty")),
+        _ => Err(invalid(key, value, "one log directory per broker is supported")),
+    }
+}
+
+/// `PLAINTEXT://host:port` (or `host:port`) → (host, port). Only one PLAINTEXT listener.
+fn listener_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
+    let first: Vec<&str> = value.split(',').map(str::trim).collect();
+    if first.len() != 1 {
+        return Err(invalid(key, value, "one listener is supported"));
+    }
+    let spec = first[0];
+    let rest = match spec.split_once("://") {
+        Some(("PLAINTEXT", rest)) => rest,
+        Some((proto, _)) => return Err(invalid(key, value, format!("protocol {proto} is not supported yet"))),
+        None => spec,
+    };
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, value, "expected host:port"))?;
+    let port: u16 = port.parse().map_err(|_| invalid(key, value, "bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok((host.to_string(), port))
+}
+
+fn parse_listener(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    let (host, port) = listener_host_port(key, value)?;
+    let host = if host == "localhost" { "127.0.0.1".to_string() } else { host };
+    let text = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    text.parse().map_err(|_| invalid(key, value, "expected an IP address and port"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(text: &str) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        c.apply(&parse_properties(text, "test")?)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn kafka_keys_apply() {
+        let c = apply(
+            "# comment\nlisteners=PLAINTEXT://127.0.0.1:19092\nlog.dirs=/tmp/x\nnum.partitions=3\n\
+             log.segment.bytes=1048576\nauto.create.topics.enable=false\nmillrace.fsync=false\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 19092);
+        assert_eq!(c.advertise, ("127.0.0.1".into(), 19092));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!((c.num_partitions, c.log_segment_bytes), (3, 1 << 20));
+        assert!(!c.auto_create_topics && !c.fsync);
+    }
+
+    #[test]
+    fn unknown_key_names_itself() {
+        let err = apply("num.partitions=2\nlog.retention.nonsense=5\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("log.retention.nonsense") && text.contains("line 2"), "{text}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        for bad in ["num.partitions=0", "num.partitions=abc", "auto.create.topics.enable=yes",
+            "listeners=SSL://1.2.3.4:9093", "log.dirs=/a,/b", "message.max.bytes=200000000"] {
+            let err = apply(bad).unwrap_err().to_string();
+            let key = bad.split('=').next().unwrap();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+        assert!(matches!(apply("garbage line"), Err(ConfigError::Syntax { .. })));
+    }
+
+    #[test]
+    fn wildcard_listener_needs_an_advertised_address() {
+        assert!(apply("listeners=PLAINTEXT://0.0.0.0:9092").is_err());
+        let c = apply("listeners=PLAINTEXT://0.0.0.0:9092\nadvertised.listeners=PLAINTEXT://broker1:9092").unwrap();
+        assert_eq!(c.advertise, ("broker1".into(), 9092));
+    }
+}
