@@ -118,3 +118,104 @@ fn find(api_key: i16, api_version: i16) -> Option<&'static schema::Api> {
         .iter()
         .find(|api| api.api_key == api_key && api.has_version(api_version))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Checks of the tables themselves; behaviour against kafka-protocol is in
+    //! `wire/tests/guard.rs`.
+    use super::schema::{Field, Ty};
+    use super::tables::APIS;
+
+    /// The fewest bytes a value of `ty` can take.
+    fn min_size(ty: Ty, version: i16, flexible: bool) -> usize {
+        match ty {
+            Ty::Bool | Ty::Int8 => 1,
+            Ty::Int16 | Ty::Uint16 => 2,
+            Ty::Int32 => 4,
+            Ty::Int64 | Ty::Float64 => 8,
+            Ty::Uuid => 16,
+            _ if flexible && !matches!(ty, Ty::Struct(_)) => 1,
+            Ty::String | Ty::NullableString => 2,
+            Ty::Bytes | Ty::NullableBytes | Ty::Array(_) | Ty::NullableArray(_) => 4,
+            Ty::Struct(fields) => {
+                let own: usize = fields
+                    .iter()
+                    .filter(|f| f.tag.is_none() && f.in_version(version))
+                    .map(|f| min_size(f.ty, version, flexible))
+                    .sum();
+                own + usize::from(flexible)
+            }
+        }
+    }
+
+    /// Calls `check` on every struct reachable from `fields` in `version`.
+    fn each_struct(fields: &'static [Field], version: i16, check: &mut dyn FnMut(&[Field])) {
+        check(fields);
+        for field in fields.iter().filter(|f| f.in_version(version)) {
+            let mut ty = field.ty;
+            while let Ty::Array(elem) | Ty::NullableArray(elem) = ty {
+                ty = *elem;
+            }
+            if let Ty::Struct(inner) = ty {
+                each_struct(inner, version, check);
+            }
+        }
+    }
+
+    #[test]
+    fn api_keys_are_unique_and_ranges_sane() {
+        for (i, api) in APIS.iter().enumerate() {
+            assert!(api.min_version <= api.max_version, "api {}", api.api_key);
+            assert!(APIS[i + 1..]
+                .iter()
+                .all(|other| other.api_key != api.api_key));
+        }
+    }
+
+    #[test]
+    fn array_elements_take_at_least_one_byte() {
+        // The walker refuses counts above the bytes left; that is only sound if no element
+        // can be empty.
+        for api in APIS {
+            for version in api.min_version..=api.max_version {
+                let flexible = version >= api.flexible_min;
+                each_struct(api.body, version, &mut |fields| {
+                    for f in fields.iter().filter(|f| f.in_version(version)) {
+                        if let Ty::Array(elem) | Ty::NullableArray(elem) = f.ty {
+                            let size = min_size(*elem, version, flexible);
+                            assert!(size >= 1, "api {} v{version} {}", api.api_key, f.name);
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn names_and_tags_are_unique_per_struct_and_version() {
+        for api in APIS {
+            for version in api.min_version..=api.max_version {
+                each_struct(api.body, version, &mut |fields| {
+                    let live: Vec<&Field> =
+                        fields.iter().filter(|f| f.in_version(version)).collect();
+                    for (i, f) in live.iter().enumerate() {
+                        for g in &live[i + 1..] {
+                            assert_ne!(f.name, g.name, "api {} v{version}", api.api_key);
+                            if f.tag.is_some() {
+                                assert_ne!(f.tag, g.tag, "api {} v{version}", api.api_key);
+                            }
+                        }
+                        if f.tag.is_some() {
+                            assert!(
+                                version >= api.flexible_min,
+                                "api {} {}",
+                                api.api_key,
+                                f.name
+                            );
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
