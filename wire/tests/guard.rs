@@ -285,6 +285,296 @@ fn api_versions(v: i16, _null: bool) -> ApiVersionsRequest {
     req.with_unknown_tagged_fields(tags(v, 3))
 }
 
+fn offset_commit(v: i16, null: bool) -> OffsetCommitRequest {
+    use kafka_protocol::messages::offset_commit_request::*;
+    let mut part = OffsetCommitRequestPartition::default()
+        .with_partition_index(1)
+        .with_committed_offset(77)
+        .with_committed_metadata(if null { None } else { Some(s("meta")) })
+        .with_unknown_tagged_fields(tags(v, 8));
+    if v >= 6 {
+        part.committed_leader_epoch = 4;
+    }
+    let topic_entry = OffsetCommitRequestTopic::default()
+        .with_name(topic("orders"))
+        .with_partitions(vec![part.clone(), part.with_partition_index(2)])
+        .with_unknown_tagged_fields(tags(v, 8));
+    let mut req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("group-1")))
+        .with_generation_id_or_member_epoch(3)
+        .with_member_id(s("member-1"))
+        .with_topics(vec![topic_entry]);
+    if v >= 7 && !null {
+        req.group_instance_id = Some(s("instance-1"));
+    }
+    if v <= 4 {
+        req.retention_time_ms = 86_400_000;
+    }
+    req.with_unknown_tagged_fields(tags(v, 8))
+}
+
+fn offset_fetch(v: i16, null: bool) -> OffsetFetchRequest {
+    use kafka_protocol::messages::offset_fetch_request::*;
+    let mut req = OffsetFetchRequest::default();
+    if v <= 7 {
+        req.group_id = GroupId(s("group-1"));
+        req.topics = if null && v >= 2 {
+            None
+        } else {
+            Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(topic("orders"))
+                .with_partition_indexes(vec![0, 1, 2])
+                .with_unknown_tagged_fields(tags(v, 6))])
+        };
+    } else {
+        let mut group = OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(s("group-1")))
+            .with_topics(if null {
+                None
+            } else {
+                Some(vec![OffsetFetchRequestTopics::default()
+                    .with_name(topic("orders"))
+                    .with_partition_indexes(vec![0, 1])
+                    .with_unknown_tagged_fields(tags(v, 6))])
+            })
+            .with_unknown_tagged_fields(tags(v, 6));
+        if v >= 9 {
+            group.member_id = if null { None } else { Some(s("member-1")) };
+            group.member_epoch = 5;
+        }
+        let all = OffsetFetchRequestGroup::default().with_group_id(GroupId(s("group-2")));
+        req.groups = vec![group, all];
+    }
+    if v >= 7 {
+        req.require_stable = true;
+    }
+    req.with_unknown_tagged_fields(tags(v, 6))
+}
+
+fn join_group(v: i16, null: bool) -> JoinGroupRequest {
+    use kafka_protocol::messages::join_group_request::*;
+    let protocol = |name: &str, meta: &'static [u8]| {
+        JoinGroupRequestProtocol::default()
+            .with_name(s(name))
+            .with_metadata(bytes::Bytes::from_static(meta))
+            .with_unknown_tagged_fields(tags(v, 6))
+    };
+    let mut req = JoinGroupRequest::default()
+        .with_group_id(GroupId(s("group-1")))
+        .with_session_timeout_ms(10_000)
+        .with_member_id(s("member-1"))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![
+            protocol("range", b"\x00\x01meta"),
+            protocol("sticky", b""),
+        ]);
+    if v >= 1 {
+        req.rebalance_timeout_ms = 30_000;
+    }
+    if v >= 5 && !null {
+        req.group_instance_id = Some(s("instance-1"));
+    }
+    if v >= 8 && !null {
+        req.reason = Some(s("rejoin"));
+    }
+    req.with_unknown_tagged_fields(tags(v, 6))
+}
+
+fn heartbeat(v: i16, null: bool) -> HeartbeatRequest {
+    let mut req = HeartbeatRequest::default()
+        .with_group_id(GroupId(s("group-1")))
+        .with_generation_id(3)
+        .with_member_id(s("member-1"));
+    if v >= 3 && !null {
+        req.group_instance_id = Some(s("instance-1"));
+    }
+    req.with_unknown_tagged_fields(tags(v, 4))
+}
+
+fn leave_group(v: i16, null: bool) -> LeaveGroupRequest {
+    use kafka_protocol::messages::leave_group_request::*;
+    let mut req = LeaveGroupRequest::default().with_group_id(GroupId(s("group-1")));
+    if v <= 2 {
+        req.member_id = s("member-1");
+    } else {
+        let mut member = MemberIdentity::default()
+            .with_member_id(s("member-1"))
+            .with_group_instance_id(if null { None } else { Some(s("instance-1")) })
+            .with_unknown_tagged_fields(tags(v, 4));
+        if v >= 5 && !null {
+            member.reason = Some(s("shutdown"));
+        }
+        req.members = vec![
+            member,
+            MemberIdentity::default().with_member_id(s("member-2")),
+        ];
+    }
+    req.with_unknown_tagged_fields(tags(v, 4))
+}
+
+fn sync_group(v: i16, null: bool) -> SyncGroupRequest {
+    use kafka_protocol::messages::sync_group_request::*;
+    let assignment = |member: &str, data: &'static [u8]| {
+        SyncGroupRequestAssignment::default()
+            .with_member_id(s(member))
+            .with_assignment(bytes::Bytes::from_static(data))
+            .with_unknown_tagged_fields(tags(v, 4))
+    };
+    let mut req = SyncGroupRequest::default()
+        .with_group_id(GroupId(s("group-1")))
+        .with_generation_id(3)
+        .with_member_id(s("member-1"))
+        .with_assignments(vec![
+            assignment("member-1", b"\x00\x01a"),
+            assignment("m2", b""),
+        ]);
+    if v >= 3 && !null {
+        req.group_instance_id = Some(s("instance-1"));
+    }
+    if v >= 5 && !null {
+        req.protocol_type = Some(s("consumer"));
+        req.protocol_name = Some(s("range"));
+    }
+    req.with_unknown_tagged_fields(tags(v, 4))
+}
+
+fn describe_groups(v: i16, _null: bool) -> DescribeGroupsRequest {
+    let mut req = DescribeGroupsRequest::default()
+        .with_groups(vec![GroupId(s("group-1")), GroupId(s("group-2"))]);
+    if v >= 3 {
+        req.include_authorized_operations = true;
+    }
+    req.with_unknown_tagged_fields(tags(v, 5))
+}
+
+fn list_groups(v: i16, _null: bool) -> ListGroupsRequest {
+    let mut req = ListGroupsRequest::default();
+    if v >= 4 {
+        req.states_filter = vec![s("Stable"), s("Empty")];
+    }
+    if v >= 5 {
+        req.types_filter = vec![s("consumer")];
+    }
+    req.with_unknown_tagged_fields(tags(v, 3))
+}
+
+fn delete_groups(v: i16, _null: bool) -> DeleteGroupsRequest {
+    DeleteGroupsRequest::default()
+        .with_groups_names(vec![GroupId(s("group-1")), GroupId(s("group-2"))])
+        .with_unknown_tagged_fields(tags(v, 2))
+}
+
+fn offset_delete(_v: i16, _null: bool) -> OffsetDeleteRequest {
+    use kafka_protocol::messages::offset_delete_request::*;
+    let part = |index: i32| OffsetDeleteRequestPartition::default().with_partition_index(index);
+    OffsetDeleteRequest::default()
+        .with_group_id(GroupId(s("group-1")))
+        .with_topics(vec![OffsetDeleteRequestTopic::default()
+            .with_name(topic("orders"))
+            .with_partitions(vec![part(0), part(1)])])
+}
+
+fn consumer_group_heartbeat(v: i16, null: bool) -> ConsumerGroupHeartbeatRequest {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::*;
+    let set = |text: &str| if null { None } else { Some(s(text)) };
+    let mut req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("group-1")))
+        .with_member_id(s("member-1"))
+        .with_member_epoch(2)
+        .with_instance_id(set("instance-1"))
+        .with_rack_id(set("rack-a"))
+        .with_rebalance_timeout_ms(30_000)
+        .with_server_assignor(set("uniform"));
+    if !null {
+        req.subscribed_topic_names = Some(vec![topic("orders"), topic("payments")]);
+        req.topic_partitions = Some(vec![TopicPartitions::default()
+            .with_topic_id(uuid(6))
+            .with_partitions(vec![0, 1])
+            .with_unknown_tagged_fields(tags(v, 0))]);
+    }
+    if v >= 1 {
+        req.subscribed_topic_regex = set("orders-.*");
+    }
+    req.with_unknown_tagged_fields(tags(v, 0))
+}
+
+fn consumer_group_describe(v: i16, _null: bool) -> ConsumerGroupDescribeRequest {
+    ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![GroupId(s("group-1"))])
+        .with_include_authorized_operations(true)
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
+fn alter_configs(v: i16, null: bool) -> AlterConfigsRequest {
+    use kafka_protocol::messages::alter_configs_request::*;
+    let config = |name: &str, value: Option<&str>| {
+        AlterableConfig::default()
+            .with_name(s(name))
+            .with_value(value.map(s))
+            .with_unknown_tagged_fields(tags(v, 2))
+    };
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("orders"))
+        .with_configs(vec![
+            config("retention.ms", Some("1000")),
+            config("cleanup.policy", if null { None } else { Some("compact") }),
+        ])
+        .with_unknown_tagged_fields(tags(v, 2));
+    AlterConfigsRequest::default()
+        .with_resources(vec![resource])
+        .with_validate_only(true)
+        .with_unknown_tagged_fields(tags(v, 2))
+}
+
+fn incremental_alter_configs(v: i16, null: bool) -> IncrementalAlterConfigsRequest {
+    use kafka_protocol::messages::incremental_alter_configs_request::*;
+    let config = |name: &str, op: i8, value: Option<&str>| {
+        AlterableConfig::default()
+            .with_name(s(name))
+            .with_config_operation(op)
+            .with_value(value.map(s))
+            .with_unknown_tagged_fields(tags(v, 1))
+    };
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("orders"))
+        .with_configs(vec![
+            config("retention.ms", 0, Some("1000")),
+            config(
+                "cleanup.policy",
+                1,
+                if null { None } else { Some("compact") },
+            ),
+        ])
+        .with_unknown_tagged_fields(tags(v, 1));
+    IncrementalAlterConfigsRequest::default()
+        .with_resources(vec![resource])
+        .with_validate_only(false)
+        .with_unknown_tagged_fields(tags(v, 1))
+}
+
+fn delete_records(v: i16, _null: bool) -> DeleteRecordsRequest {
+    use kafka_protocol::messages::delete_records_request::*;
+    let part = |index: i32, offset: i64| {
+        DeleteRecordsPartition::default()
+            .with_partition_index(index)
+            .with_offset(offset)
+            .with_unknown_tagged_fields(tags(v, 2))
+    };
+    DeleteRecordsRequest::default()
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(topic("orders"))
+            .with_partitions(vec![part(0, 10), part(1, -1)])
+            .with_unknown_tagged_fields(tags(v, 2))])
+        .with_timeout_ms(5_000)
+        .with_unknown_tagged_fields(tags(v, 2))
+}
+
+fn sasl_handshake(_v: i16, _null: bool) -> SaslHandshakeRequest {
+    SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512"))
+}
+
 /// Every covered API: key and the encodings of its sample requests at every version.
 fn corpus() -> Vec<ApiCorpus> {
     vec![
@@ -300,6 +590,22 @@ fn corpus() -> Vec<ApiCorpus> {
         cases(32, describe_configs),
         cases(60, describe_cluster),
         cases(10, find_coordinator),
+        cases(8, offset_commit),
+        cases(9, offset_fetch),
+        cases(11, join_group),
+        cases(12, heartbeat),
+        cases(13, leave_group),
+        cases(14, sync_group),
+        cases(15, describe_groups),
+        cases(16, list_groups),
+        cases(42, delete_groups),
+        cases(47, offset_delete),
+        cases(68, consumer_group_heartbeat),
+        cases(69, consumer_group_describe),
+        cases(33, alter_configs),
+        cases(44, incremental_alter_configs),
+        cases(21, delete_records),
+        cases(17, sasl_handshake),
     ]
 }
 
