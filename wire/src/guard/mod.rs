@@ -16,9 +16,9 @@
 //!
 //! # Layout of the schema tables
 //!
-//! `tables.rs` holds one module per API: an [`schema::Api`] (key, supported versions, first
+//! `tables.rs` holds one module per API: an `schema::Api` (key, supported versions, first
 //! flexible version, root struct) and one `&[Field]` per struct of that request. A
-//! [`schema::Field`] is a name, a [`schema::Ty`], a version range and, for tagged fields, a
+//! `schema::Field` is a name, a `schema::Ty`, a version range and, for tagged fields, a
 //! tag. Arrays name their element type, and structs name their fields, so nesting is plain
 //! data:
 //!
