@@ -19,3 +19,4 @@ pub use compression::Compression;
 pub use error::WireError;
 pub mod fetch;
 pub mod frame;
+pub mod guard;
