@@ -17,6 +17,7 @@ pub mod disk;
 pub mod mesh;
 pub mod net;
 pub mod runtime;
+pub mod sync;
 pub mod time;
 
 pub use runtime::{run_shards, ShardId, ShardRuntimeConfig};

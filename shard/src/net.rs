@@ -86,3 +86,19 @@ pub fn pread_exact(file: &std::fs::File, position: u64, len: usize) -> io::Resul
     file.read_exact_at(&mut buf, position)?;
     Ok(buf)
 }
+
+/// Splits a connection into a reading and a writing half, each owning its own descriptor (the
+/// second is a dup of the first), so one task reads requests while another writes responses
+/// without any lock between them.
+pub fn split(stream: TcpStream) -> io::Result<(TcpStream, TcpStream)> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: dup returns a new descriptor we own or -1; the original stays owned by `stream`.
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a freshly duplicated, open, non-blocking socket descriptor that nothing
+    // else owns; the new TcpStream takes ownership and closes it on drop.
+    let writer = unsafe { TcpStream::from_raw_fd(fd) };
+    Ok((stream, writer))
+}

@@ -1,0 +1,150 @@
+//! Shard-local synchronisation: a one-shot reply slot and a change notifier. Both are `!Send`
+//! and lock-free (Rc + Cell/RefCell); they never cross shards.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+struct Slot<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+/// The sending side of a one-shot.
+pub struct OneshotSender<T> {
+    slot: Rc<RefCell<Slot<T>>>,
+}
+
+/// The receiving side of a one-shot: a future that yields the value, or None if the sender was
+/// dropped without sending.
+pub struct OneshotReceiver<T> {
+    slot: Rc<RefCell<Slot<T>>>,
+}
+
+/// A one-shot channel on the current shard.
+pub fn oneshot<T>() -> (OneshotSender<T>, OneshotReceiver<T>) {
+    let slot = Rc::new(RefCell::new(Slot { value: None, waker: None, closed: false }));
+    (OneshotSender { slot: slot.clone() }, OneshotReceiver { slot })
+}
+
+impl<T> OneshotSender<T> {
+    /// Delivers the value and wakes the receiver.
+    pub fn send(self, value: T) {
+        let waker = {
+            let mut slot = self.slot.borrow_mut();
+            slot.value = Some(value);
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Drop for OneshotSender<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut slot = self.slot.borrow_mut();
+            slot.closed = true;
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for OneshotReceiver<T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut slot = self.slot.borrow_mut();
+        if let Some(v) = slot.value.take() {
+            return Poll::Ready(Some(v));
+        }
+        if slot.closed {
+            return Poll::Ready(None);
+        }
+        slot.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Wakes every waiter when something changed (a high watermark advanced). Waiters re-check
+/// their condition after waking; a notification between the check and the wait is not lost
+/// because waiting compares generations.
+#[derive(Default)]
+pub struct Notify {
+    generation: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Notify {
+    /// A notifier with no waiters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current generation; pass it to [`Notify::changed_since`].
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    /// Wakes all waiters.
+    pub fn notify_all(&self) {
+        self.generation.set(self.generation.get() + 1);
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Completes once the generation moved past `seen`.
+    pub fn changed_since(&self, seen: u64) -> Changed<'_> {
+        Changed { notify: self, seen }
+    }
+}
+
+/// Future returned by [`Notify::changed_since`].
+pub struct Changed<'a> {
+    notify: &'a Notify,
+    seen: u64,
+}
+
+impl Future for Changed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.notify.generation.get() != self.seen {
+            return Poll::Ready(());
+        }
+        self.notify.waiters.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oneshot_delivers_or_reports_a_dropped_sender() {
+        let (tx, rx) = oneshot();
+        tx.send(5);
+        assert_eq!(futures_lite::future::block_on(rx), Some(5));
+        let (tx, rx) = oneshot::<u8>();
+        drop(tx);
+        assert_eq!(futures_lite::future::block_on(rx), None);
+    }
+
+    #[test]
+    fn notify_is_not_lost_between_check_and_wait() {
+        let n = Notify::new();
+        let seen = n.generation();
+        n.notify_all();
+        futures_lite::future::block_on(n.changed_since(seen));
+    }
+}
