@@ -1,1 +1,134 @@
-fn main() {}
+//! `millrace`: a Kafka-wire-compatible, thread-per-core message broker.
+//!
+//! One glommio executor per core owns a set of partitions and their direct-I/O segment files;
+//! every executor accepts connections on the shared port and forwards work for partitions it
+//! does not own over a bounded cross-shard mesh. See docs/ARCHITECTURE.md.
+//!
+//! Types live on the shard that created them (`Rc`, `RefCell`); only mesh messages and the
+//! immutable metadata image (`Arc`) cross threads.
+#![forbid(unsafe_code)]
+
+mod config;
+mod connection;
+mod controller;
+mod errors;
+mod handlers;
+mod metadata;
+mod node;
+mod server;
+mod topic_config;
+mod work;
+
+use clap::Parser;
+use config::{parse_properties, Config};
+use std::path::PathBuf;
+
+/// Command line; every flag overrides the matching server.properties key.
+#[derive(Parser, Debug)]
+#[command(version, about = "Millrace: a Kafka-wire-compatible, thread-per-core message broker")]
+struct Cli {
+    /// Address to listen on (`listeners`), e.g. 127.0.0.1:9092.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Host:port given to clients (`advertised.listeners`); defaults to the listen address.
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Data directory (`log.dirs`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Number of shards, one per core (`millrace.cores`); default: every online CPU.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// This broker's id (`node.id`).
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// A server.properties file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the protocol-support table (Markdown) generated from the handler registry and exit.
+    #[arg(long, hide = true)]
+    print_protocol_table: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.print_protocol_table {
+        print!("{}", handlers::protocol_table());
+        return;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MILLRACE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match build_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("millrace: configuration error: {e}");
+            std::process::exit(2);
+        }
+    };
+    install_signal_handler();
+    if let Err(e) = server::run(config) {
+        eprintln!("millrace: {e}");
+        std::process::exit(1);
+    }
+    tracing::info!("millrace stopped cleanly");
+}
+
+fn build_config(cli: &Cli) -> Result<Config, String> {
+    let mut config = Config::default();
+    if let Some(path) = &cli.config {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let pairs = parse_properties(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+        config.apply(&pairs).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let mut overrides = Vec::new();
+    let mut push = |k: &str, v: String| overrides.push((k.to_string(), v, 0));
+    if let Some(v) = &cli.listen {
+        push("listeners", v.clone());
+    }
+    if let Some(v) = &cli.advertise {
+        push("advertised.listeners", v.clone());
+    }
+    if let Some(v) = &cli.data_dir {
+        push("log.dirs", v.display().to_string());
+    }
+    if let Some(v) = cli.cores {
+        push("millrace.cores", v.to_string());
+    }
+    if let Some(v) = cli.node_id {
+        push("node.id", v.to_string());
+    }
+    config.apply(&overrides).map_err(|e| e.to_string())?;
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+/// SIGINT/SIGTERM set the stop flag; shards notice it, stop accepting, flush and close their
+/// logs. A second signal exits at once (acknowledged data is already on disk).
+fn install_signal_handler() {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(|| {
+            let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install signal handlers");
+                    return;
+                }
+            };
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                tracing::info!(signal, "stopping");
+                server::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+                if seen > 1 {
+                    std::process::exit(130);
+                }
+            }
+        })
+        .expect("spawning the signal thread");
+}

@@ -11,6 +11,7 @@
 //! millrace-metadata 1
 //! version <u64>
 //! producer_id_block_end <i64>
+//! cluster_id <string>
 //! topic <name> <uuid> <shard,shard,...>   (one shard per partition)
 //! config <topic> <key> <value>
 //! crc32c <hex of everything above>
@@ -47,6 +48,8 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     /// Producer ids below this may have been handed out.
     pub producer_id_block_end: i64,
+    /// The cluster id, made once when the data directory is first used.
+    pub cluster_id: String,
 }
 
 /// A metadata file that cannot be used.
@@ -66,6 +69,7 @@ impl MetadataImage {
             "millrace-metadata {FORMAT_VERSION}\nversion {}\nproducer_id_block_end {}\n",
             self.version, self.producer_id_block_end
         );
+        text.push_str(&format!("cluster_id {}\n", self.cluster_id));
         for t in self.topics.values() {
             let shards: Vec<String> = t.shards.iter().map(usize::to_string).collect();
             text.push_str(&format!("topic {} {} {}\n", t.name, t.id, shards.join(",")));
@@ -99,6 +103,7 @@ impl MetadataImage {
             let parts: Vec<&str> = line.splitn(4, ' ').collect();
             match parts.as_slice() {
                 ["version", v] => image.version = v.parse().map_err(|_| err("bad version"))?,
+                ["cluster_id", v] => image.cluster_id = v.to_string(),
                 ["producer_id_block_end", v] => {
                     image.producer_id_block_end = v.parse().map_err(|_| err("bad producer id block"))?
                 }
@@ -187,7 +192,12 @@ mod tests {
     use super::*;
 
     fn image() -> MetadataImage {
-        let mut img = MetadataImage { version: 7, producer_id_block_end: 3000, ..Default::default() };
+        let mut img = MetadataImage {
+            version: 7,
+            producer_id_block_end: 3000,
+            cluster_id: "abc".into(),
+            ..Default::default()
+        };
         let mut configs = BTreeMap::new();
         configs.insert("max.message.bytes".to_string(), "2048".to_string());
         img.topics.insert(

@@ -148,3 +148,63 @@ mod tests {
         futures_lite::future::block_on(n.changed_since(seen));
     }
 }
+
+/// A bounded FIFO between tasks of one shard: `push` waits while it is full, `pop` while it is
+/// empty. Used to pipeline a connection's requests with a named bound on how many are in
+/// flight.
+pub struct LocalQueue<T> {
+    items: RefCell<std::collections::VecDeque<T>>,
+    capacity: usize,
+    closed: Cell<bool>,
+    changed: Notify,
+}
+
+impl<T> LocalQueue<T> {
+    /// A queue of at most `capacity` items.
+    pub fn new(capacity: usize) -> Self {
+        LocalQueue {
+            items: RefCell::new(std::collections::VecDeque::new()),
+            capacity: capacity.max(1),
+            closed: Cell::new(false),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Appends, waiting for room. Returns the item back if the queue was closed.
+    pub async fn push(&self, item: T) -> Result<(), T> {
+        loop {
+            if self.closed.get() {
+                return Err(item);
+            }
+            let seen = self.changed.generation();
+            if self.items.borrow().len() < self.capacity {
+                self.items.borrow_mut().push_back(item);
+                self.changed.notify_all();
+                return Ok(());
+            }
+            self.changed.changed_since(seen).await;
+        }
+    }
+
+    /// Takes the oldest item, waiting for one; None once closed and drained.
+    pub async fn pop(&self) -> Option<T> {
+        loop {
+            let seen = self.changed.generation();
+            let item = self.items.borrow_mut().pop_front();
+            if let Some(item) = item {
+                self.changed.notify_all();
+                return Some(item);
+            }
+            if self.closed.get() {
+                return None;
+            }
+            self.changed.changed_since(seen).await;
+        }
+    }
+
+    /// Closes the queue: pushes fail, pops drain what is left.
+    pub fn close(&self) {
+        self.closed.set(true);
+        self.changed.notify_all();
+    }
+}

@@ -1,0 +1,155 @@
+//! One client connection: a reader task that frames requests and starts their handlers, and a
+//! writer that sends responses strictly in request order. At most `queued.max.requests`
+//! requests are in flight per connection; past that the reader stops reading the socket.
+
+use crate::node::Shard;
+use crate::work::RecordPiece;
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use millrace_shard::net::{pread_exact, sendfile_some, split, TcpStream};
+use millrace_shard::sync::LocalQueue;
+use millrace_shard::Task;
+use millrace_wire::fetch::FetchChunk;
+use millrace_wire::frame::{frame_size, parse_request_header, peek_fixed, RequestHeader};
+use std::rc::Rc;
+
+/// What a handler produced.
+pub enum Response {
+    /// A complete frame.
+    Frame(Bytes),
+    /// A Fetch response, written chunk by chunk.
+    Fetch(Vec<FetchChunk<RecordPiece>>),
+    /// Nothing to send (acks=0 produce).
+    Nothing,
+    /// Close the connection (malformed or unsupported request).
+    Close(String),
+}
+
+/// Largest piece copied into the write buffer rather than written on its own.
+const COALESCE_BYTES_MAX: usize = 64 * 1024;
+
+/// Serves a connection until the peer closes it or sends something unusable.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = match split(stream) {
+        Ok(halves) => halves,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "splitting connection");
+            return;
+        }
+    };
+    let queue: Rc<LocalQueue<Task<Response>>> = Rc::new(LocalQueue::new(shard.config.max_inflight_per_connection));
+    let writer_task = millrace_shard::spawn(write_loop(shard.clone(), writer, queue.clone(), peer.clone()));
+    read_loop(&shard, reader, &queue, &peer).await;
+    queue.close();
+    writer_task.await;
+}
+
+async fn read_loop(shard: &Rc<Shard>, mut reader: TcpStream, queue: &LocalQueue<Task<Response>>, peer: &str) {
+    loop {
+        let mut prefix = [0u8; 4];
+        if reader.read_exact(&mut prefix).await.is_err() {
+            return; // peer closed
+        }
+        let size = match frame_size(prefix, shard.config.socket_request_max_bytes) {
+            Ok(size) => size,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection: request too large");
+                return;
+            }
+        };
+        let mut frame = BytesMut::zeroed(size);
+        if reader.read_exact(&mut frame).await.is_err() {
+            tracing::debug!(%peer, "connection closed mid-request");
+            return;
+        }
+        let frame = frame.freeze();
+        let (header, body_at) = match parse_request_header(&frame) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let fixed = peek_fixed(&frame).ok();
+                tracing::warn!(%peer, error = %e, ?fixed, "closing connection: unreadable request header");
+                return;
+            }
+        };
+        let body = frame.slice(body_at..);
+        let task = millrace_shard::spawn(handle(shard.clone(), header, body));
+        if queue.push(task).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    crate::handlers::dispatch(&shard, &header, body).await
+}
+
+async fn write_loop(shard: Rc<Shard>, mut writer: TcpStream, queue: Rc<LocalQueue<Task<Response>>>, peer: String) {
+    while let Some(task) = queue.pop().await {
+        let result = match task.await {
+            Response::Frame(bytes) => writer.write_all(&bytes).await,
+            Response::Fetch(chunks) => write_fetch(&shard, &mut writer, chunks).await,
+            Response::Nothing => Ok(()),
+            Response::Close(reason) => {
+                tracing::warn!(%peer, %reason, "closing connection");
+                break;
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "write failed; closing");
+            break;
+        }
+    }
+    queue.close();
+    let _ = writer.close().await;
+    // Wake the reader: shutting down the socket makes its pending read return.
+    let _ = writer.shutdown(std::net::Shutdown::Both).await;
+}
+
+async fn write_fetch(shard: &Shard, writer: &mut TcpStream, chunks: Vec<FetchChunk<RecordPiece>>) -> std::io::Result<()> {
+    let mut pending = BytesMut::new();
+    for chunk in chunks {
+        match chunk {
+            FetchChunk::Encoded(b) | FetchChunk::Records(RecordPiece::Memory(b)) if b.len() <= COALESCE_BYTES_MAX => {
+                pending.extend_from_slice(&b)
+            }
+            FetchChunk::Encoded(b) | FetchChunk::Records(RecordPiece::Memory(b)) => {
+                flush(writer, &mut pending).await?;
+                writer.write_all(&b).await?;
+            }
+            FetchChunk::Records(RecordPiece::File { path, position, len }) => {
+                flush(writer, &mut pending).await?;
+                send_file(shard, writer, &path, position, len as usize).await?;
+            }
+        }
+    }
+    flush(writer, &mut pending).await
+}
+
+async fn flush(writer: &mut TcpStream, pending: &mut BytesMut) -> std::io::Result<()> {
+    if !pending.is_empty() {
+        writer.write_all(pending).await?;
+        pending.clear();
+    }
+    Ok(())
+}
+
+/// Sends a file range: sendfile from a buffered descriptor while the socket takes it, then, if
+/// the socket buffer fills, the rest through a read and an ordinary (waiting) write.
+async fn send_file(shard: &Shard, writer: &mut TcpStream, path: &std::path::Path, position: u64, len: usize) -> std::io::Result<()> {
+    let file = shard.sendfile.get(path)?;
+    let mut sent = 0;
+    while sent < len {
+        let n = sendfile_some(writer, &file, position + sent as u64, len - sent)?;
+        if n == 0 {
+            break;
+        }
+        sent += n;
+    }
+    if sent < len {
+        let rest = pread_exact(&file, position + sent as u64, len - sent)?;
+        writer.write_all(&rest).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! The metadata writer, on shard 0: creates, deletes and grows topics and hands out producer
+//! ids. Each change is applied to a copy of the image, persisted (atomic rename, fsync'd), then
+//! sent to every shard; the request is answered once every shard has opened or deleted its
+//! logs, so a client that sees success can use the topic at once. Changes are serialised.
+
+use crate::errors::code;
+use crate::metadata::{least_loaded, valid_topic_name, MetadataImage, TopicMeta, PRODUCER_ID_BLOCK};
+use crate::node::Shard;
+use crate::work::{ShardReply, ShardRequest};
+use millrace_shard::sync::Notify;
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Partitions one topic may have (a bound on what a request can make the broker open).
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+
+/// The writer's own state.
+pub struct Controller {
+    busy: Cell<bool>,
+    turn: Notify,
+    next_producer_id: Cell<i64>,
+}
+
+/// A metadata change or query for the writer.
+pub enum ControllerRequest {
+    /// Create topics.
+    CreateTopics {
+        /// The topics.
+        topics: Vec<NewTopic>,
+        /// Check only.
+        validate_only: bool,
+    },
+    /// Delete topics by name.
+    DeleteTopics(Vec<String>),
+    /// Grow topics to a new partition count.
+    CreatePartitions {
+        /// (topic, new total count).
+        topics: Vec<(String, i32)>,
+        /// Check only.
+        validate_only: bool,
+    },
+    /// A fresh producer id.
+    AllocateProducerId,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Partitions, -1 for `num.partitions`.
+    pub partitions: i32,
+    /// Replication factor, -1 for `default.replication.factor`.
+    pub replication_factor: i16,
+    /// The request carried a manual replica assignment.
+    pub manual_assignment: bool,
+    /// Topic configs.
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+/// The writer's answer.
+pub enum ControllerReply {
+    /// One outcome per topic, in request order.
+    Topics(Vec<TopicOutcome>),
+    /// A producer id (or -1 with the error).
+    ProducerId(Result<i64, String>),
+}
+
+/// One topic's outcome.
+#[derive(Debug, Clone)]
+pub struct TopicOutcome {
+    /// Name.
+    pub name: String,
+    /// Id (nil when not created).
+    pub id: uuid::Uuid,
+    /// Kafka error code.
+    pub error_code: i16,
+    /// Error text.
+    pub error_message: Option<String>,
+    /// Partition count.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i16,
+    /// Configs as stored.
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Controller {
+    /// The writer for a broker starting with `image`. Ids below the persisted block end may
+    /// have been handed out before a crash, so allocation starts there.
+    pub fn new(image: &MetadataImage) -> Self {
+        Controller {
+            busy: Cell::new(false),
+            turn: Notify::new(),
+            next_producer_id: Cell::new(image.producer_id_block_end),
+        }
+    }
+
+    async fn lock(&self) -> Turn<'_> {
+        while self.busy.get() {
+            let seen = self.turn.generation();
+            if !self.busy.get() {
+                break;
+            }
+            self.turn.changed_since(seen).await;
+        }
+        self.busy.set(true);
+        Turn { controller: self }
+    }
+}
+
+struct Turn<'a> {
+    controller: &'a Controller,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.controller.busy.set(false);
+        self.controller.turn.notify_all();
+    }
+}
+
+/// Runs a controller request; only shard 0 has a controller.
+pub async fn execute(shard: &Rc<Shard>, request: ControllerRequest) -> ControllerReply {
+    let Some(controller) = shard.controller.as_ref() else {
+        return ControllerReply::ProducerId(Err("not the metadata writer".into()));
+    };
+    let _turn = controller.lock().await;
+    let mut image = (*shard.image()).clone();
+    let reply = match request {
+        ControllerRequest::CreateTopics { topics, validate_only } => {
+            let out = topics.iter().map(|t| create_topic(shard, &mut image, t, validate_only)).collect();
+            ControllerReply::Topics(out)
+        }
+        ControllerRequest::DeleteTopics(names) => {
+            let out = names.iter().map(|n| delete_topic(&mut image, n)).collect();
+            ControllerReply::Topics(out)
+        }
+        ControllerRequest::CreatePartitions { topics, validate_only } => {
+            let out = topics
+                .iter()
+                .map(|(n, count)| create_partitions(shard, &mut image, n, *count, validate_only))
+                .collect();
+            ControllerReply::Topics(out)
+        }
+        ControllerRequest::AllocateProducerId => {
+            let id = controller.next_producer_id.get();
+            controller.next_producer_id.set(id + 1);
+            if id >= image.producer_id_block_end {
+                image.producer_id_block_end = id + PRODUCER_ID_BLOCK;
+            }
+            ControllerReply::ProducerId(Ok(id))
+        }
+    };
+    if image != **shard.metadata.borrow() {
+        image.version += 1;
+        if let Err(e) = publish(shard, image).await {
+            tracing::error!(error = %e, "publishing metadata failed");
+            return failed(reply, &e);
+        }
+    }
+    reply
+}
+
+fn failed(reply: ControllerReply, error: &str) -> ControllerReply {
+    match reply {
+        ControllerReply::ProducerId(_) => ControllerReply::ProducerId(Err(error.to_string())),
+        ControllerReply::Topics(mut topics) => {
+            for t in topics.iter_mut().filter(|t| t.error_code == code::NONE) {
+                t.error_code = code::UNKNOWN_SERVER_ERROR;
+                t.error_message = Some(format!("metadata could not be stored: {error}"));
+            }
+            ControllerReply::Topics(topics)
+        }
+    }
+}
+
+/// Persists `image` and has every shard apply it.
+async fn publish(shard: &Rc<Shard>, image: MetadataImage) -> Result<(), String> {
+    let path = crate::server::metadata_path(&shard.config.data_dir);
+    crate::server::write_atomic(&path, &image.encode()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    let image = Arc::new(image);
+    for target in 0..shard.shards {
+        match shard.call(target, ShardRequest::ApplyMetadata(image.clone())).await {
+            ShardReply::Applied(Ok(())) => {}
+            ShardReply::Applied(Err(e)) => return Err(format!("shard {target}: {e}")),
+            _ => return Err(format!("shard {target} unavailable")),
+        }
+    }
+    Ok(())
+}
+
+fn outcome(name: &str, error_code: i16, message: Option<String>) -> TopicOutcome {
+    TopicOutcome {
+        name: name.to_string(),
+        id: uuid::Uuid::nil(),
+        error_code,
+        error_message: message,
+        partitions: -1,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+    }
+}
+
+fn create_topic(shard: &Shard, image: &mut MetadataImage, t: &NewTopic, validate_only: bool) -> TopicOutcome {
+    if let Err(why) = valid_topic_name(&t.name) {
+        return outcome(&t.name, code::INVALID_TOPIC_EXCEPTION, Some(why.into()));
+    }
+    if image.topics.contains_key(&t.name) {
+        return outcome(&t.name, code::TOPIC_ALREADY_EXISTS, Some(format!("Topic '{}' already exists.", t.name)));
+    }
+    if t.manual_assignment {
+        return outcome(&t.name, code::INVALID_REPLICA_ASSIGNMENT, Some("manual replica assignment is not supported on a single node".into()));
+    }
+    let partitions = if t.partitions == -1 { shard.config.num_partitions } else { t.partitions };
+    if partitions < 1 || partitions > PARTITIONS_PER_TOPIC_MAX {
+        return outcome(&t.name, code::INVALID_PARTITIONS, Some(format!("partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}")));
+    }
+    let rf = if t.replication_factor == -1 { shard.config.default_replication_factor } else { t.replication_factor };
+    if rf != 1 {
+        return outcome(&t.name, code::INVALID_REPLICATION_FACTOR, Some(format!("Replication factor: {rf} larger than available brokers: 1.")));
+    }
+    let configs = match crate::topic_config::validate(&t.configs) {
+        Ok(c) => c,
+        Err(msg) => return outcome(&t.name, code::INVALID_CONFIG, Some(msg)),
+    };
+    let mut load = image.load_per_shard(shard.shards);
+    let mut shards = Vec::with_capacity(partitions as usize);
+    for _ in 0..partitions {
+        let s = least_loaded(&load);
+        load[s] += 1;
+        shards.push(s);
+    }
+    let id = uuid::Uuid::new_v4();
+    let result = TopicOutcome {
+        name: t.name.clone(),
+        id,
+        error_code: code::NONE,
+        error_message: None,
+        partitions,
+        replication_factor: 1,
+        configs: configs.clone(),
+    };
+    if !validate_only {
+        let meta = TopicMeta { name: t.name.clone(), id, shards, configs };
+        image.topics.insert(t.name.clone(), Arc::new(meta));
+        tracing::info!(topic = %t.name, partitions, "created topic");
+    }
+    result
+}
+
+fn delete_topic(image: &mut MetadataImage, name: &str) -> TopicOutcome {
+    match image.topics.remove(name) {
+        Some(t) => {
+            let mut o = outcome(name, code::NONE, None);
+            o.id = t.id;
+            tracing::info!(topic = %name, "deleted topic");
+            o
+        }
+        None => outcome(name, code::UNKNOWN_TOPIC_OR_PARTITION, Some("This server does not host this topic.".into())),
+    }
+}
+
+fn create_partitions(shard: &Shard, image: &mut MetadataImage, name: &str, count: i32, validate_only: bool) -> TopicOutcome {
+    let mut load = image.load_per_shard(shard.shards);
+    let Some(topic) = image.topics.get_mut(name) else {
+        return outcome(name, code::UNKNOWN_TOPIC_OR_PARTITION, Some("This server does not host this topic.".into()));
+    };
+    let current = topic.shards.len() as i32;
+    if count <= current {
+        return outcome(name, code::INVALID_PARTITIONS, Some(format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}.")));
+    }
+    if count > PARTITIONS_PER_TOPIC_MAX {
+        return outcome(name, code::INVALID_PARTITIONS, Some(format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions per topic")));
+    }
+    if !validate_only {
+        let t = Arc::make_mut(topic);
+        for _ in current..count {
+            let s = least_loaded(&load);
+            load[s] += 1;
+            t.shards.push(s);
+        }
+    }
+    let mut o = outcome(name, code::NONE, None);
+    o.partitions = count;
+    o
+}

@@ -1,0 +1,50 @@
+//! CreatePartitions (key 37): grow a topic; new partitions go to the least loaded shards.
+
+use super::{decode, respond, str_bytes};
+use crate::connection::Response;
+use crate::controller::{ControllerReply, ControllerRequest};
+use crate::errors::code;
+use crate::node::Shard;
+use crate::work::{ShardReply, ShardRequest};
+use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: CreatePartitionsRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let manual: Vec<bool> = req.topics.iter().map(|t| t.assignments.is_some()).collect();
+    let topics: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .filter(|t| t.assignments.is_none())
+        .map(|t| (t.name.0.to_string(), t.count))
+        .collect();
+    let request = ShardRequest::Controller(ControllerRequest::CreatePartitions { topics, validate_only: req.validate_only });
+    let mut outcomes = match shard.call(0, request).await {
+        ShardReply::Controller(ControllerReply::Topics(o)) => o.into_iter(),
+        _ => Vec::new().into_iter(),
+    };
+    let results = req
+        .topics
+        .iter()
+        .zip(manual)
+        .map(|(t, manual)| {
+            let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            if manual {
+                return r
+                    .with_error_code(code::INVALID_REPLICA_ASSIGNMENT)
+                    .with_error_message(Some(str_bytes("manual replica assignment is not supported on a single node")));
+            }
+            match outcomes.next() {
+                Some(o) => r.with_error_code(o.error_code).with_error_message(o.error_message.as_deref().map(str_bytes)),
+                None => r.with_error_code(code::LEADER_NOT_AVAILABLE),
+            }
+        })
+        .collect();
+    respond(&header, &CreatePartitionsResponse::default().with_results(results))
+}

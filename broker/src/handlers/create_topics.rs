@@ -1,0 +1,73 @@
+//! CreateTopics (key 19), through the metadata writer on shard 0.
+
+use super::{decode, respond, str_bytes};
+use crate::connection::Response;
+use crate::controller::{ControllerReply, ControllerRequest, NewTopic};
+use crate::errors::code;
+use crate::node::Shard;
+use crate::work::{ShardReply, ShardRequest};
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: CreateTopicsRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let topics: Vec<NewTopic> = req
+        .topics
+        .iter()
+        .map(|t| NewTopic {
+            name: t.name.0.to_string(),
+            partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            manual_assignment: !t.assignments.is_empty(),
+            configs: t.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect(),
+        })
+        .collect();
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    let request = ShardRequest::Controller(ControllerRequest::CreateTopics { topics, validate_only: req.validate_only });
+    let outcomes = match shard.call(0, request).await {
+        ShardReply::Controller(ControllerReply::Topics(o)) => o,
+        _ => Vec::new(),
+    };
+    let results = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut r = CreatableTopicResult::default().with_name(TopicName(str_bytes(name)));
+            match outcomes.get(i) {
+                Some(o) => {
+                    r.error_code = o.error_code;
+                    r.error_message = o.error_message.as_deref().map(str_bytes);
+                    r.topic_id = o.id;
+                    r.num_partitions = o.partitions;
+                    r.replication_factor = o.replication_factor;
+                    if o.error_code == code::NONE {
+                        r.configs = Some(
+                            o.configs
+                                .iter()
+                                .map(|(k, v)| {
+                                    CreatableTopicConfigs::default()
+                                        .with_name(str_bytes(k))
+                                        .with_value(Some(str_bytes(v)))
+                                        .with_config_source(1)
+                                })
+                                .collect(),
+                        );
+                    }
+                }
+                None => {
+                    r.error_code = code::LEADER_NOT_AVAILABLE;
+                    r.num_partitions = -1;
+                    r.replication_factor = -1;
+                }
+            }
+            r
+        })
+        .collect();
+    respond(&header, &CreateTopicsResponse::default().with_topics(results))
+}

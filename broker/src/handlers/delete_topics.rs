@@ -1,0 +1,63 @@
+//! DeleteTopics (key 20), by name (v1-5) or by name or id (v6).
+
+use super::{decode, respond, str_bytes};
+use crate::connection::Response;
+use crate::controller::{ControllerReply, ControllerRequest};
+use crate::errors::code;
+use crate::node::Shard;
+use crate::work::{ShardReply, ShardRequest};
+use bytes::Bytes;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: DeleteTopicsRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let image = shard.image();
+    // (name to delete, id asked for): a v6 entry naming an unknown id resolves to no name.
+    let wanted: Vec<(Option<String>, uuid::Uuid)> = if header.api_version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| match &t.name {
+                Some(n) => (Some(n.0.to_string()), t.topic_id),
+                None => (image.topic_by_id(&t.topic_id).map(|t| t.name.clone()), t.topic_id),
+            })
+            .collect()
+    } else {
+        req.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+    };
+    let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
+    let outcomes = match shard.call(0, ShardRequest::Controller(ControllerRequest::DeleteTopics(names))).await {
+        ShardReply::Controller(ControllerReply::Topics(o)) => o,
+        _ => Vec::new(),
+    };
+    let mut outcomes = outcomes.into_iter();
+    let responses = wanted
+        .into_iter()
+        .map(|(name, id)| {
+            let mut r = DeletableTopicResult::default().with_topic_id(id);
+            match name {
+                None => r.error_code = code::UNKNOWN_TOPIC_ID,
+                Some(name) => {
+                    r.name = Some(TopicName(str_bytes(&name)));
+                    match outcomes.next() {
+                        Some(o) => {
+                            r.error_code = o.error_code;
+                            r.error_message = o.error_message.as_deref().map(str_bytes);
+                            if !o.id.is_nil() {
+                                r.topic_id = o.id;
+                            }
+                        }
+                        None => r.error_code = code::LEADER_NOT_AVAILABLE,
+                    }
+                }
+            }
+            r
+        })
+        .collect();
+    respond(&header, &DeleteTopicsResponse::default().with_responses(responses))
+}

@@ -1,0 +1,36 @@
+//! InitProducerId (key 22) for idempotent producers: a fresh producer id from the metadata
+//! writer (ids are handed out in persisted blocks, never twice), or, when the producer sends
+//! its current id and epoch (KIP-360, v3+), the same id with the epoch bumped. Transactional
+//! ids need the transaction coordinator, which is not served yet.
+
+use super::{decode, respond};
+use crate::connection::Response;
+use crate::controller::{ControllerReply, ControllerRequest};
+use crate::errors::code;
+use crate::node::Shard;
+use crate::work::{ShardReply, ShardRequest};
+use bytes::Bytes;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: InitProducerIdRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    if req.transactional_id.is_some() {
+        return respond(&header, &resp.with_error_code(code::COORDINATOR_NOT_AVAILABLE));
+    }
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        let bumped = resp.with_producer_id(req.producer_id).with_producer_epoch(req.producer_epoch + 1);
+        return respond(&header, &bumped);
+    }
+    match shard.call(0, ShardRequest::Controller(ControllerRequest::AllocateProducerId)).await {
+        ShardReply::Controller(ControllerReply::ProducerId(Ok(id))) => {
+            respond(&header, &resp.with_producer_id(ProducerId(id)).with_producer_epoch(0))
+        }
+        _ => respond(&header, &resp.with_error_code(code::COORDINATOR_NOT_AVAILABLE)),
+    }
+}

@@ -1,0 +1,121 @@
+//! Metadata (key 3): brokers (this node), topics with their partitions, auto-creation.
+//!
+//! A topic asked for by name that does not exist is created when `auto.create.topics.enable`
+//! is on and the request allows it (v4+; always before v4), with `num.partitions`. Creation is
+//! synchronous, so the answer already carries the new partitions.
+
+use super::{decode, respond, str_bytes};
+use crate::connection::Response;
+use crate::controller::{ControllerReply, ControllerRequest, NewTopic};
+use crate::errors::code;
+use crate::metadata::{valid_topic_name, TopicMeta};
+use crate::node::Shard;
+use crate::work::{ShardReply, ShardRequest};
+use bytes::Bytes;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: MetadataRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let version = header.api_version;
+    // v0: an empty list means every topic; v1+: null means every topic.
+    let requested: Option<Vec<_>> = match req.topics {
+        Some(t) if version == 0 && t.is_empty() => None,
+        other => other,
+    };
+    let allow_create = shard.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let mut topics = Vec::new();
+    match requested {
+        None => {
+            for t in shard.image().topics.values() {
+                topics.push(topic_entry(&shard, t));
+            }
+        }
+        Some(list) => {
+            for wanted in list {
+                let image = shard.image();
+                let found = match &wanted.name {
+                    Some(name) => image.topics.get(name.0.as_str()).cloned(),
+                    None => image.topic_by_id(&wanted.topic_id).cloned(),
+                };
+                let entry = match (found, wanted.name) {
+                    (Some(t), _) => topic_entry(&shard, &t),
+                    (None, Some(name)) => missing_topic(&shard, name, allow_create).await,
+                    (None, None) => MetadataResponseTopic::default()
+                        .with_error_code(code::UNKNOWN_TOPIC_ID)
+                        .with_topic_id(wanted.topic_id),
+                };
+                topics.push(entry);
+            }
+        }
+    }
+    let c = &shard.config;
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(c.node_id))
+        .with_host(str_bytes(&c.advertise.0))
+        .with_port(i32::from(c.advertise.1));
+    let resp = MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id(Some(str_bytes(&shard.image().cluster_id)))
+        .with_controller_id(BrokerId(c.node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(i32::MIN);
+    respond(&header, &resp)
+}
+
+async fn missing_topic(shard: &Rc<Shard>, name: TopicName, allow_create: bool) -> MetadataResponseTopic {
+    let entry = MetadataResponseTopic::default().with_name(Some(name.clone()));
+    if valid_topic_name(&name.0).is_err() {
+        return entry.with_error_code(code::INVALID_TOPIC_EXCEPTION);
+    }
+    if !allow_create {
+        return entry.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    let new = NewTopic {
+        name: name.0.to_string(),
+        partitions: -1,
+        replication_factor: -1,
+        manual_assignment: false,
+        configs: Vec::new(),
+    };
+    let request = ShardRequest::Controller(ControllerRequest::CreateTopics { topics: vec![new], validate_only: false });
+    match shard.call(0, request).await {
+        // Created, or created concurrently by another request: either way it exists now.
+        ShardReply::Controller(ControllerReply::Topics(o))
+            if o.first().is_some_and(|o| o.error_code == code::NONE || o.error_code == code::TOPIC_ALREADY_EXISTS) =>
+        {
+            match shard.image().topics.get(name.0.as_str()) {
+                Some(t) => topic_entry(shard, t),
+                None => entry.with_error_code(code::LEADER_NOT_AVAILABLE),
+            }
+        }
+        ShardReply::Controller(ControllerReply::Topics(o)) => {
+            entry.with_error_code(o.first().map_or(code::UNKNOWN_SERVER_ERROR, |o| o.error_code))
+        }
+        _ => entry.with_error_code(code::LEADER_NOT_AVAILABLE),
+    }
+}
+
+fn topic_entry(shard: &Shard, t: &TopicMeta) -> MetadataResponseTopic {
+    let node = BrokerId(shard.config.node_id);
+    let partitions = (0..t.shards.len() as i32)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&t.name))))
+        .with_topic_id(t.id)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN)
+}

@@ -1,0 +1,155 @@
+//! The handler registry: the only place an API is added. ApiVersions and
+//! docs/PROTOCOL.md are generated from [`REGISTRY`].
+//!
+//! Every request body passes the wire guard (a schema walk that checks every declared length
+//! against the bytes received) before kafka-protocol decodes it, because kafka-protocol sizes
+//! arrays from the declared count.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod find_coordinator;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use crate::connection::Response;
+use crate::node::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use millrace_wire::frame::{encode_response, RequestHeader};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Response>>>;
+type Handler = fn(Rc<Shard>, RequestHeader, Bytes) -> HandlerFuture;
+
+/// One API the broker serves, at the versions it implements.
+pub struct ApiEntry {
+    /// The API.
+    pub key: ApiKey,
+    /// Lowest version advertised.
+    pub min: i16,
+    /// Highest version advertised.
+    pub max: i16,
+    /// Lowest version actually decoded (Produce advertises from 0 for librdkafka, KAFKA-18659).
+    pub min_handled: i16,
+    handler: Handler,
+}
+
+macro_rules! entry {
+    ($key:ident, $min:expr, $max:expr, $module:ident) => {
+        entry!($key, $min, $min, $max, $module)
+    };
+    ($key:ident, $min:expr, $min_handled:expr, $max:expr, $module:ident) => {
+        ApiEntry {
+            key: ApiKey::$key,
+            min: $min,
+            max: $max,
+            min_handled: $min_handled,
+            handler: |shard, header, body| Box::pin($module::handle(shard, header, body)),
+        }
+    };
+}
+
+/// Every API served. Versions are those the handlers implement and the guard has schemas for.
+pub static REGISTRY: &[ApiEntry] = &[
+    entry!(Produce, 0, 3, 11, produce),
+    entry!(Fetch, 4, 16, fetch),
+    entry!(ListOffsets, 1, 8, list_offsets),
+    entry!(Metadata, 0, 12, metadata),
+    entry!(FindCoordinator, 0, 6, find_coordinator),
+    entry!(ApiVersions, 0, 3, api_versions),
+    entry!(CreateTopics, 2, 7, create_topics),
+    entry!(DeleteTopics, 1, 6, delete_topics),
+    entry!(InitProducerId, 0, 4, init_producer_id),
+    entry!(DescribeConfigs, 1, 4, describe_configs),
+    entry!(CreatePartitions, 0, 3, create_partitions),
+    entry!(DescribeCluster, 0, 1, describe_cluster),
+];
+
+/// Finds the handler and runs it; unknown keys and unsupported versions close the connection
+/// as Kafka does, except ApiVersions, which answers UNSUPPORTED_VERSION in the v0 format.
+pub async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, body: Bytes) -> Response {
+    let Some(entry) = REGISTRY.iter().find(|e| e.key as i16 == header.api_key) else {
+        return Response::Close(format!("unsupported api key {}", header.api_key));
+    };
+    let version = header.api_version;
+    if entry.key == ApiKey::ApiVersions && (version < entry.min || version > entry.max) {
+        return api_versions::unsupported_version(header);
+    }
+    if version < entry.min_handled || version > entry.max {
+        return Response::Close(format!("unsupported version {version} of {:?}", entry.key));
+    }
+    (entry.handler)(shard.clone(), header.clone(), body).await
+}
+
+/// Checks the body against the wire guard, then decodes it.
+pub fn decode<T: Decodable>(header: &RequestHeader, body: &Bytes) -> Result<T, Response> {
+    if let Err(e) = millrace_wire::guard::check_request_body(header.api_key, header.api_version, body) {
+        return Err(Response::Close(format!("malformed request (api {} v{}): {e}", header.api_key, header.api_version)));
+    }
+    let mut buf = body.clone();
+    T::decode(&mut buf, header.api_version)
+        .map_err(|e| Response::Close(format!("undecodable request (api {} v{}): {e}", header.api_key, header.api_version)))
+}
+
+/// Encodes a response frame for the request `header` answers.
+pub fn respond<T: Encodable>(header: &RequestHeader, body: &T) -> Response {
+    let key = ApiKey::try_from(header.api_key).expect("dispatched keys are known");
+    let header_version = key.response_header_version(header.api_version);
+    match encode_response(header.correlation_id, header_version, body, header.api_version) {
+        Ok(frame) => Response::Frame(frame),
+        Err(e) => Response::Close(format!("encoding response: {e}")),
+    }
+}
+
+/// A string for kafka-protocol.
+pub fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
+}
+
+/// The protocol-support table in Markdown, generated from the registry.
+pub fn protocol_table() -> String {
+    let mut out = String::from("| API | key | versions |\n|---|---|---|\n");
+    for e in REGISTRY {
+        let versions = if e.min_handled != e.min {
+            format!("{}-{} (advertised from {})", e.min_handled, e.max, e.min)
+        } else {
+            format!("{}-{}", e.min, e.max)
+        };
+        out.push_str(&format!("| {:?} | {} | {} |\n", e.key, e.key as i16, versions));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_version_has_a_guard_schema_and_a_codec() {
+        for e in REGISTRY {
+            let range = e.key.valid_versions();
+            for v in e.min_handled..=e.max {
+                assert!(millrace_wire::guard::has_schema(e.key as i16, v), "{:?} v{v} has no guard schema", e.key);
+                assert!(range.min <= v && v <= range.max, "{:?} v{v} outside kafka-protocol", e.key);
+            }
+        }
+    }
+
+    #[test]
+    fn registry_has_each_key_once() {
+        let mut keys: Vec<i16> = REGISTRY.iter().map(|e| e.key as i16).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), REGISTRY.len());
+    }
+}

@@ -1,0 +1,204 @@
+//! One shard of the broker: its partitions, its copy of the metadata, its ends of the mesh.
+//!
+//! Every `Shard` lives on its own executor thread. Work for a partition runs only on the shard
+//! that owns it ([`Shard::call`] sends it there, one message per destination shard). Shard 0 is
+//! also the single metadata writer ([`crate::controller`]).
+
+use crate::config::Config;
+use crate::metadata::{MetadataImage, TopicMeta};
+use crate::work::{MeshMsg, ShardReply, ShardRequest};
+use millrace_shard::disk::DmaDisk;
+use millrace_shard::mesh::Mesh;
+use millrace_shard::net::SendFileCache;
+use millrace_shard::sync::{oneshot, Notify, OneshotSender};
+use millrace_storage::{BatchCache, LogConfig, PartitionLog};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// A partition log on this shard's disk.
+pub type Log = PartitionLog<DmaDisk>;
+
+/// A partition's key.
+pub type PartitionKey = (String, i32);
+
+/// Descriptors kept open for zero-copy sends, per shard.
+const SENDFILE_DESCRIPTORS_MAX: usize = 256;
+
+/// Per-shard broker state. Lives on one executor; shared by its tasks through `Rc`.
+pub struct Shard {
+    /// This shard's id.
+    pub id: usize,
+    /// Number of shards.
+    pub shards: usize,
+    /// Start-up configuration.
+    pub config: Arc<Config>,
+    /// Mesh senders.
+    pub mesh: Mesh<MeshMsg>,
+    /// This shard's copy of the metadata.
+    pub metadata: RefCell<Arc<MetadataImage>>,
+    /// Open logs of the partitions this shard owns.
+    pub logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
+    /// Recently written batches, for tailing readers.
+    pub cache: Rc<BatchCache>,
+    /// Buffered descriptors for sendfile.
+    pub sendfile: SendFileCache,
+    /// Fires whenever a local high watermark advances (long-poll fetches wait on it).
+    pub data_arrived: Notify,
+    /// Replies this shard is waiting for, by request id.
+    pending: RefCell<HashMap<u64, OneshotSender<ShardReply>>>,
+    next_request_id: Cell<u64>,
+    /// Set when the broker is stopping.
+    pub stopping: Cell<bool>,
+    /// Shard 0 only: the metadata writer.
+    pub controller: Option<crate::controller::Controller>,
+}
+
+impl Shard {
+    /// Builds the shard's state.
+    pub fn new(config: Arc<Config>, mesh: Mesh<MeshMsg>, image: Arc<MetadataImage>) -> Rc<Self> {
+        let id = mesh.shard_id();
+        let shards = mesh.shards();
+        let controller = (id == 0).then(|| crate::controller::Controller::new(&image));
+        Rc::new(Shard {
+            id,
+            shards,
+            cache: BatchCache::new(config.batch_cache_bytes),
+            config,
+            mesh,
+            metadata: RefCell::new(image),
+            logs: RefCell::new(HashMap::new()),
+            sendfile: SendFileCache::new(SENDFILE_DESCRIPTORS_MAX),
+            data_arrived: Notify::new(),
+            pending: RefCell::new(HashMap::new()),
+            next_request_id: Cell::new(1),
+            stopping: Cell::new(false),
+            controller,
+        })
+    }
+
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.metadata.borrow().clone()
+    }
+
+    /// The open log of a partition this shard owns.
+    pub fn log(&self, topic: &str, partition: i32) -> Option<Rc<Log>> {
+        self.logs.borrow().get(&(topic.to_string(), partition)).cloned()
+    }
+
+    /// Runs `request` on `target` (here if it is this shard) and returns its reply.
+    pub async fn call(self: &Rc<Self>, target: usize, request: ShardRequest) -> ShardReply {
+        if target == self.id {
+            return crate::work::execute(self, request).await;
+        }
+        let id = self.next_request_id.get();
+        self.next_request_id.set(id + 1);
+        let (tx, rx) = oneshot();
+        self.pending.borrow_mut().insert(id, tx);
+        let msg = MeshMsg::Request { id, from: self.id, body: request };
+        if self.mesh.send_to(target, msg).await.is_err() {
+            self.pending.borrow_mut().remove(&id);
+            return ShardReply::Unavailable;
+        }
+        rx.await.unwrap_or(ShardReply::Unavailable)
+    }
+
+    /// Delivers a reply that arrived over the mesh.
+    pub fn complete(&self, id: u64, reply: ShardReply) {
+        if let Some(tx) = self.pending.borrow_mut().remove(&id) {
+            tx.send(reply);
+        }
+    }
+
+    /// The log settings for a topic: broker defaults overridden by the topic's configs.
+    pub fn log_config(&self, topic: &TopicMeta) -> LogConfig {
+        let c = &self.config;
+        let get = |key: &str| topic.configs.get(key).and_then(|v| v.parse::<i64>().ok());
+        LogConfig {
+            segment_bytes: get("segment.bytes").map_or(c.log_segment_bytes, |v| v as u64),
+            segment_ms: get("segment.ms").unwrap_or(c.log_roll_ms),
+            index_interval_bytes: c.log_index_interval_bytes,
+            fsync: c.fsync,
+        }
+    }
+
+    /// Brings this shard's open logs in line with `image`: opens partitions it now owns,
+    /// deletes the logs of topics that are gone. Ignores an image that is not newer.
+    pub async fn apply_metadata(self: &Rc<Self>, image: Arc<MetadataImage>) -> std::io::Result<()> {
+        if image.version <= self.metadata.borrow().version && !self.logs.borrow().is_empty() {
+            return Ok(());
+        }
+        *self.metadata.borrow_mut() = image.clone();
+        let wanted: Vec<(PartitionKey, Arc<TopicMeta>)> = image
+            .topics
+            .values()
+            .flat_map(|t| {
+                t.shards
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| **s == self.id)
+                    .map(move |(p, _)| ((t.name.clone(), p as i32), t.clone()))
+            })
+            .collect();
+        let gone: Vec<PartitionKey> = self
+            .logs
+            .borrow()
+            .keys()
+            .filter(|k| image.topics.get(&k.0).is_none_or(|t| t.shards.get(k.1 as usize) != Some(&self.id)))
+            .cloned()
+            .collect();
+        for key in gone {
+            let log = self.logs.borrow_mut().remove(&key);
+            if let Some(log) = log {
+                self.delete_log(&key, log).await;
+            }
+        }
+        for (key, topic) in wanted {
+            if self.logs.borrow().contains_key(&key) {
+                continue;
+            }
+            let log = self.open_log(&key, &topic).await?;
+            self.logs.borrow_mut().insert(key, Rc::new(log));
+        }
+        Ok(())
+    }
+
+    async fn open_log(&self, key: &PartitionKey, topic: &TopicMeta) -> std::io::Result<Log> {
+        let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
+        let now = millrace_shard::time::now_ms();
+        PartitionLog::open(DmaDisk, dir, self.log_config(topic), self.cache.clone(), now)
+            .await
+            .map_err(|e| std::io::Error::other(format!("opening {}-{}: {e}", key.0, key.1)))
+    }
+
+    async fn delete_log(&self, key: &PartitionKey, log: Rc<Log>) {
+        let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
+        match Rc::try_unwrap(log) {
+            Ok(log) => {
+                if let Err(e) = log.delete().await {
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "deleting log");
+                }
+            }
+            Err(_) => {
+                // Still in use by an in-flight request: remove the files; the open handles
+                // keep working until they are dropped.
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "deleting log dir");
+                }
+            }
+        }
+        tracing::info!(topic = %key.0, partition = key.1, "deleted partition");
+    }
+
+    /// Flushes and closes every log (clean shutdown).
+    pub async fn close_logs(&self) {
+        let logs: Vec<(PartitionKey, Rc<Log>)> = self.logs.borrow_mut().drain().collect();
+        for (key, log) in logs {
+            if let Err(e) = log.close().await {
+                tracing::error!(topic = %key.0, partition = key.1, error = %e, "closing log");
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Start-up and shutdown of the shards.
+
+use crate::config::Config;
+use crate::metadata::MetadataImage;
+use crate::node::Shard;
+use crate::work::MeshMsg;
+use millrace_shard::mesh::{Inbox, MeshSpec};
+use millrace_shard::net::TcpListener;
+use millrace_shard::{run_shards, ShardRuntimeConfig};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Set by the signal thread; every shard polls it.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Where the metadata image is kept.
+pub fn metadata_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("__cluster_metadata").join("metadata")
+}
+
+/// Writes a small file atomically and durably (temporary file, fsync, rename, fsync dir).
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("metadata path has a parent");
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Loads (or creates) the metadata image, re-placing partitions of shards that no longer exist.
+pub fn load_metadata(config: &Config) -> Result<MetadataImage, String> {
+    let path = metadata_path(&config.data_dir);
+    let mut image = match std::fs::read(&path) {
+        Ok(bytes) => MetadataImage::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataImage::default(),
+        Err(e) => return Err(format!("reading {}: {e}", path.display())),
+    };
+    if image.cluster_id.is_empty() {
+        image.cluster_id = uuid::Uuid::new_v4().simple().to_string();
+    }
+    if image.replace_missing_shards(config.cores) || image.version == 0 {
+        image.version += 1;
+        write_atomic(&path, &image.encode()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(image)
+}
+
+/// Runs the broker until SIGINT/SIGTERM.
+pub fn run(config: Config) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
+    let image = Arc::new(load_metadata(&config)?);
+    let runtime = ShardRuntimeConfig {
+        shards: config.cores,
+        io_memory_bytes: config.io_memory_bytes,
+        ring_depth: 128,
+        pin: config.pin_cores,
+    };
+    runtime.check()?;
+    // Fail early and clearly if the port is taken, before the shards start.
+    drop(std::net::TcpListener::bind(config.listen).map_err(|e| format!("listening on {}: {e}", config.listen))?);
+    let mesh = MeshSpec::<MeshMsg>::new(config.cores, config.mesh_channel_capacity);
+    let config = Arc::new(config);
+    tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), cores = config.cores,
+        fsync = config.fsync, "millrace starting");
+    run_shards(&runtime, move |_| shard_main(config.clone(), mesh.clone(), image.clone()))
+        .map_err(|e| e.to_string())
+}
+
+async fn shard_main(config: Arc<Config>, mesh: MeshSpec<MeshMsg>, image: Arc<MetadataImage>) -> std::io::Result<()> {
+    let mut mesh = mesh.join().await?;
+    let inboxes = mesh.take_inboxes();
+    let shard = Shard::new(config.clone(), mesh, image.clone());
+    for (peer, inbox) in inboxes {
+        millrace_shard::spawn_detached(inbox_loop(shard.clone(), peer, inbox));
+    }
+    shard.apply_metadata(image).await?;
+    let listener = TcpListener::bind(config.listen)?;
+    tracing::info!(shard = shard.id, partitions = shard.logs.borrow().len(), "shard ready");
+    accept_loop(&shard, &listener).await;
+    shard.stopping.set(true);
+    shard.data_arrived.notify_all();
+    shard.close_logs().await;
+    tracing::info!(shard = shard.id, "shard stopped");
+    Ok(())
+}
+
+async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
+    loop {
+        let stop = async {
+            while !STOP.load(Ordering::Relaxed) {
+                millrace_shard::time::sleep(Duration::from_millis(50)).await;
+            }
+            None
+        };
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, stop).await;
+        match accepted {
+            None => return,
+            Some(Ok(stream)) => {
+                millrace_shard::spawn_detached(crate::connection::serve(shard.clone(), stream));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "accept failed");
+                millrace_shard::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn inbox_loop(shard: Rc<Shard>, peer: usize, inbox: Inbox<MeshMsg>) {
+    while let Some(msg) = inbox.recv().await {
+        match msg {
+            MeshMsg::Reply { id, body } => shard.complete(id, body),
+            MeshMsg::Request { id, from, body } => {
+                let shard = shard.clone();
+                millrace_shard::spawn_detached(async move {
+                    let reply = crate::work::execute(&shard, body).await;
+                    if shard.mesh.send_to(from, MeshMsg::Reply { id, body: reply }).await.is_err() {
+                        tracing::debug!(peer = from, "reply to a stopped shard dropped");
+                    }
+                });
+            }
+        }
+    }
+    tracing::debug!(shard = shard.id, peer, "inbox closed");
+}
