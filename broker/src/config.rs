@@ -108,14 +108,6 @@ pub enum ConfigError {
         /// The line number.
         line: usize,
     },
-    /// The file could not be read.
-    #[error("reading {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The error.
-        source: std::io::Error,
-    },
 }
 
 /// Parses server.properties text into ordered (key, value, line) triples.
@@ -158,7 +150,7 @@ impl Config {
                     self.default_replication_factor = parse_num(key, value, 1, i16::MAX as i64)? as i16
                 }
                 "log.segment.bytes" => {
-                    self.log_segment_bytes = parse_num(key, value, 14, i32::MAX as i64)? as u64
+                    self.log_segment_bytes = parse_num(key, value, 1024, i32::MAX as i64)? as u64
                 }
                 "log.roll.ms" => self.log_roll_ms = parse_num(key, value, 1, i64::MAX)?,
                 "log.roll.hours" => self.log_roll_ms = parse_num(key, value, 1, 1 << 40)? * 3_600_000,

@@ -71,8 +71,6 @@ pub enum ControllerReply {
 /// One topic's outcome.
 #[derive(Debug, Clone)]
 pub struct TopicOutcome {
-    /// Name.
-    pub name: String,
     /// Id (nil when not created).
     pub id: uuid::Uuid,
     /// Kafka error code.
@@ -192,9 +190,9 @@ async fn publish(shard: &Rc<Shard>, image: MetadataImage) -> Result<(), String> 
     Ok(())
 }
 
-fn outcome(name: &str, error_code: i16, message: Option<String>) -> TopicOutcome {
+fn outcome(_name: &str, error_code: i16, message: Option<String>) -> TopicOutcome {
+
     TopicOutcome {
-        name: name.to_string(),
         id: uuid::Uuid::nil(),
         error_code,
         error_message: message,
@@ -235,7 +233,6 @@ fn create_topic(shard: &Shard, image: &mut MetadataImage, t: &NewTopic, validate
     }
     let id = uuid::Uuid::new_v4();
     let result = TopicOutcome {
-        name: t.name.clone(),
         id,
         error_code: code::NONE,
         error_message: None,

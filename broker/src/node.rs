@@ -91,7 +91,9 @@ impl Shard {
     /// Runs `request` on `target` (here if it is this shard) and returns its reply.
     pub async fn call(self: &Rc<Self>, target: usize, request: ShardRequest) -> ShardReply {
         if target == self.id {
-            return crate::work::execute(self, request).await;
+            // Boxed: a controller request executed locally publishes metadata by calling back
+            // into `call`, so the future type would otherwise contain itself.
+            return Box::pin(crate::work::execute(self, request)).await;
         }
         let id = self.next_request_id.get();
         self.next_request_id.set(id + 1);
@@ -121,6 +123,7 @@ impl Shard {
             segment_ms: get("segment.ms").unwrap_or(c.log_roll_ms),
             index_interval_bytes: c.log_index_interval_bytes,
             fsync: c.fsync,
+            ..LogConfig::default()
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 const SUPPORTED: &[(&str, fn(&str) -> bool)] = &[
     ("max.message.bytes", |v| v.parse::<i32>().is_ok_and(|n| n >= 0)),
     ("message.timestamp.type", |v| v == "CreateTime" || v == "LogAppendTime"),
-    ("segment.bytes", |v| v.parse::<i32>().is_ok_and(|n| n >= 14)),
+    ("segment.bytes", |v| v.parse::<i32>().is_ok_and(|n| n >= 1024)),
     ("segment.ms", |v| v.parse::<i64>().is_ok_and(|n| n >= 1)),
     ("cleanup.policy", |v| v == "delete"),
 ];

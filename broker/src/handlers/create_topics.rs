@@ -34,6 +34,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         ShardReply::Controller(ControllerReply::Topics(o)) => o,
         _ => Vec::new(),
     };
+    let version = header.api_version;
     let results = names
         .iter()
         .enumerate()
@@ -43,10 +44,14 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                 Some(o) => {
                     r.error_code = o.error_code;
                     r.error_message = o.error_message.as_deref().map(str_bytes);
-                    r.topic_id = o.id;
-                    r.num_partitions = o.partitions;
-                    r.replication_factor = o.replication_factor;
-                    if o.error_code == code::NONE {
+                    if version >= 7 {
+                        r.topic_id = o.id;
+                    }
+                    if version >= 5 {
+                        r.num_partitions = o.partitions;
+                        r.replication_factor = o.replication_factor;
+                    }
+                    if o.error_code == code::NONE && version >= 5 {
                         r.configs = Some(
                             o.configs
                                 .iter()
@@ -60,11 +65,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                         );
                     }
                 }
-                None => {
-                    r.error_code = code::LEADER_NOT_AVAILABLE;
-                    r.num_partitions = -1;
-                    r.replication_factor = -1;
-                }
+                None => r.error_code = code::LEADER_NOT_AVAILABLE,
             }
             r
         })

@@ -47,8 +47,10 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                     match outcomes.next() {
                         Some(o) => {
                             r.error_code = o.error_code;
-                            r.error_message = o.error_message.as_deref().map(str_bytes);
-                            if !o.id.is_nil() {
+                            if header.api_version >= 5 {
+                                r.error_message = o.error_message.as_deref().map(str_bytes);
+                            }
+                            if !o.id.is_nil() && header.api_version >= 6 {
                                 r.topic_id = o.id;
                             }
                         }

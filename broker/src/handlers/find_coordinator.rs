@@ -18,12 +18,15 @@ pub async fn handle(_shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Re
         Ok(r) => r,
         Err(close) => return close,
     };
-    let mut resp = FindCoordinatorResponse::default()
-        .with_error_code(code::COORDINATOR_NOT_AVAILABLE)
-        .with_error_message(Some(str_bytes(MESSAGE)))
-        .with_node_id(BrokerId(-1))
-        .with_port(-1);
-    if header.api_version >= 4 {
+    let mut resp = FindCoordinatorResponse::default();
+    if header.api_version < 4 {
+        resp.error_code = code::COORDINATOR_NOT_AVAILABLE;
+        resp.node_id = BrokerId(-1);
+        resp.port = -1;
+        if header.api_version >= 1 {
+            resp.error_message = Some(str_bytes(MESSAGE));
+        }
+    } else {
         resp.coordinators = req
             .coordinator_keys
             .iter()

@@ -18,6 +18,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         Ok(r) => r,
         Err(close) => return close,
     };
+    let version = header.api_version;
     let image = shard.image();
     let mut results: Vec<ListOffsetsResult> = Vec::new();
     let mut per_shard: BTreeMap<usize, Vec<ListOffsetsItem>> = BTreeMap::new();
@@ -63,7 +64,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                         .with_error_code(r.error_code)
                         .with_timestamp(r.timestamp)
                         .with_offset(r.offset)
-                        .with_leader_epoch(if r.offset >= 0 { 0 } else { -1 })
+                        .with_leader_epoch(if r.offset >= 0 && version >= 4 { 0 } else { -1 })
                 })
                 .collect();
             ListOffsetsTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions)

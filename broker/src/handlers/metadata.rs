@@ -59,10 +59,13 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         .with_node_id(BrokerId(c.node_id))
         .with_host(str_bytes(&c.advertise.0))
         .with_port(i32::from(c.advertise.1));
+    let cluster_id = (version >= 2).then(|| str_bytes(&shard.image().cluster_id));
+    let controller = if version >= 1 { c.node_id } else { -1 };
+    let topics = topics.into_iter().map(|t| for_version(t, version)).collect();
     let resp = MetadataResponse::default()
         .with_brokers(vec![broker])
-        .with_cluster_id(Some(str_bytes(&shard.image().cluster_id)))
-        .with_controller_id(BrokerId(c.node_id))
+        .with_cluster_id(cluster_id)
+        .with_controller_id(BrokerId(controller))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN);
     respond(&header, &resp)
@@ -99,6 +102,19 @@ async fn missing_topic(shard: &Rc<Shard>, name: TopicName, allow_create: bool) -
         }
         _ => entry.with_error_code(code::LEADER_NOT_AVAILABLE),
     }
+}
+
+/// Clears fields the response version does not carry (the encoder refuses them).
+fn for_version(mut t: MetadataResponseTopic, version: i16) -> MetadataResponseTopic {
+    if version < 10 {
+        t.topic_id = uuid::Uuid::nil();
+    }
+    if version < 7 {
+        for p in t.partitions.iter_mut() {
+            p.leader_epoch = -1;
+        }
+    }
+    t
 }
 
 fn topic_entry(shard: &Shard, t: &TopicMeta) -> MetadataResponseTopic {

@@ -75,7 +75,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     if req.acks == 0 {
         return Response::Nothing;
     }
-    respond(&header, &build_response(&req, results))
+    respond(&header, &build_response(&req, results, header.api_version))
 }
 
 fn error(slot: usize, error_code: i16, message: Option<String>) -> ProduceResult {
@@ -104,7 +104,7 @@ fn validate_records(records: Option<&Bytes>, max_batch_bytes: usize) -> Result<(
     Ok(())
 }
 
-fn build_response(req: &ProduceRequest, results: Vec<ProduceResult>) -> ProduceResponse {
+fn build_response(req: &ProduceRequest, results: Vec<ProduceResult>, version: i16) -> ProduceResponse {
     let mut results = results.into_iter();
     let responses = req
         .topic_data
@@ -118,10 +118,10 @@ fn build_response(req: &ProduceRequest, results: Vec<ProduceResult>) -> ProduceR
                     PartitionProduceResponse::default()
                         .with_index(p.index)
                         .with_error_code(r.error_code)
-                        .with_error_message(r.error_message.as_deref().map(str_bytes))
+                        .with_error_message(r.error_message.as_deref().filter(|_| version >= 8).map(str_bytes))
                         .with_base_offset(r.base_offset)
                         .with_log_append_time_ms(r.log_append_time_ms)
-                        .with_log_start_offset(r.log_start_offset)
+                        .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 })
                 })
                 .collect();
             TopicProduceResponse::default().with_name(t.name.clone()).with_partition_responses(partition_responses)
