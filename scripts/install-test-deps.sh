@@ -12,6 +12,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DEBIAN_FRONTEND=noninteractive
+# pinned: Maven 3.8 would otherwise pick its old built-in default (2.8)
+dep_plugin=3.8.1
 log() { echo "install-test-deps: $*" >&2; }
 
 as_root() {
@@ -56,7 +58,9 @@ copy_deps() {
   log "resolving $(basename "$(dirname "$pom")") jars into $dest (Maven Central)"
   rm -rf "$dest"
   mkdir -p "$dest"
-  mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+  mvn -q -B -f "$pom" \
+    "org.apache.maven.plugins:maven-dependency-plugin:$dep_plugin:copy-dependencies" \
+    -DincludeScope=runtime \
     -DoutputDirectory="$dest" >"$dest/.mvn.log" 2>&1 || { cat "$dest/.mvn.log" >&2; exit 1; }
   echo "$want" >"$stamp"
 }
