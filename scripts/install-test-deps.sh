@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs what the client integration suite (tests/clients) and the Apache Kafka peer
+# (bench/peers/apache-kafka.sh) need. Idempotent and non-interactive; fast when all is present.
+#
+#   - kcat from Debian (apt-get; runs `apt-get update` only if kcat is not installable yet)
+#   - <repo>/.venv with the pinned Python clients of tests/clients/requirements.txt
+#   - <repo>/.deps/java: org.apache.kafka:kafka-clients and its runtime jars (Maven Central)
+#   - <repo>/.deps/kafka: org.apache.kafka:kafka_2.13 (the broker) and its runtime jars
+#
+# Needs: python3 (with venv), java 17 + javac, mvn. Run as root (or with sudo available) for apt.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DEBIAN_FRONTEND=noninteractive
+# pinned: Maven 3.8 would otherwise pick its old built-in default (2.8)
+dep_plugin=3.8.1
+log() { echo "install-test-deps: $*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+install_kcat() {
+  if command -v kcat >/dev/null 2>&1; then
+    return
+  fi
+  log "installing kcat (apt)"
+  if ! as_root apt-get install -y -q kcat >/dev/null 2>&1; then
+    as_root apt-get update -q >/dev/null
+    as_root apt-get install -y -q kcat >/dev/null
+  fi
+}
+
+install_venv() {
+  local req="$repo/tests/clients/requirements.txt"
+  local stamp="$repo/.venv/.requirements.sha256"
+  local want
+  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [ -x "$repo/.venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return
+  fi
+  log "creating/updating $repo/.venv"
+  [ -x "$repo/.venv/bin/python" ] || python3 -m venv "$repo/.venv"
+  "$repo/.venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  echo "$want" >"$stamp"
+}
+
+# copy_deps POM DEST: resolve POM's runtime dependencies into DEST, unless DEST already holds
+# exactly what this POM resolved last time.
+copy_deps() {
+  local pom="$1" dest="$2"
+  local stamp="$dest/.pom.sha256"
+  local want
+  want="$(sha256sum "$pom" | cut -d' ' -f1)"
+  if [ -d "$dest" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return
+  fi
+  log "resolving $(basename "$(dirname "$pom")") jars into $dest (Maven Central)"
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  mvn -q -B -f "$pom" \
+    "org.apache.maven.plugins:maven-dependency-plugin:$dep_plugin:copy-dependencies" \
+    -DincludeScope=runtime \
+    -DoutputDirectory="$dest" >"$dest/.mvn.log" 2>&1 || { cat "$dest/.mvn.log" >&2; exit 1; }
+  echo "$want" >"$stamp"
+}
+
+check_tools() {
+  local missing=()
+  for t in python3 java javac mvn; do
+    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "missing tools: ${missing[*]}"
+    exit 1
+  fi
+}
+
+check_tools
+install_kcat
+install_venv
+copy_deps "$repo/tests/clients/java/pom.xml" "$repo/.deps/java"
+copy_deps "$repo/bench/peers/apache-kafka/pom.xml" "$repo/.deps/kafka"
+log "ok: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), .venv, .deps/java, .deps/kafka"

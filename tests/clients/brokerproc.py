@@ -1,0 +1,128 @@
+"""Starting and stopping the broker under test: the millrace binary, or Apache Kafka.
+
+TEST_BROKER selects which (``millrace``, the default, or ``kafka``). Both run in the foreground as
+one child process on a free loopback port with their own data directory, so a test can SIGTERM,
+SIGKILL and restart them on the same data directory and port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+def broker_kind() -> str:
+    kind = os.environ.get("TEST_BROKER", "millrace").strip().lower()
+    if kind not in ("millrace", "kafka"):
+        raise ValueError(f"TEST_BROKER must be 'millrace' or 'kafka', not {kind!r}")
+    return kind
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class BrokerProcess:
+    """One broker process. ``start`` may be called again after ``stop``/``kill9`` (same port and
+    data directory), which is how the durability tests restart it."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, kind: str | None = None):
+        self.kind = kind or broker_kind()
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.data_dir / f"{self.kind}-stdout.log"
+        self.starts = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        if self.kind == "kafka":
+            return [str(REPO / "bench/peers/apache-kafka.sh"), "--port", str(self.port),
+                    "--data-dir", str(self.data_dir)]
+        binary = os.environ.get("MILLRACE_BIN", str(REPO / "target/release/millrace"))
+        if not os.access(binary, os.X_OK):
+            raise RuntimeError(
+                f"millrace binary {binary} not found: build it (cargo build --release), set "
+                "MILLRACE_BIN, or run against Apache Kafka with TEST_BROKER=kafka")
+        addr = self.bootstrap
+        return [binary, "--listen", addr, "--advertise", addr,
+                "--data-dir", str(self.data_dir / "millrace-data"), "--cores", "2"]
+
+    def start(self) -> "BrokerProcess":
+        assert self.proc is None or self.proc.poll() is not None, "broker already running"
+        cmd = self.command()
+        log = open(self.log_path, "ab")
+        log.write(f"\n=== start #{self.starts}: {' '.join(cmd)}\n".encode())
+        log.flush()
+        # A new session, so that kill9 reaches the JVM even through the Kafka wrapper's exec.
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.starts += 1
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode} before "
+                                   f"listening; log:\n{self.log_tail()}")
+            if port_accepts(self.port):
+                return self
+            time.sleep(0.05)
+        self.kill9()
+        raise RuntimeError(f"{self.kind} not listening on {self.port} after {READY_TIMEOUT_S}s;"
+                           f" log:\n{self.log_tail()}")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT_S. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT_S)
+        self._wait_port_free()
+
+    def _wait_port_free(self) -> None:
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline and port_accepts(self.port):
+            time.sleep(0.05)
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = ""
+        for path in (self.log_path, self.data_dir / "server.log"):
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                text += f"--- {path}\n" + "\n".join(tail) + "\n"
+        return text

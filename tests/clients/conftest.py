@@ -1,0 +1,66 @@
+"""Fixtures for the client integration suite.
+
+- ``broker``: one broker for the whole session (started lazily, stopped at the end).
+- ``broker_factory``: a fresh broker per test (own port and data directory), for tests that kill
+  and restart it.
+- ``topic``: a new, unique topic name for each test.
+- marker ``millrace_only``: skipped when TEST_BROKER=kafka (tests of Millrace's own handling of
+  bad input, where the reference broker's answer is not what is being checked).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from brokerproc import BrokerProcess, broker_kind
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "millrace_only: run only against millrace, skipped with TEST_BROKER=kafka")
+
+
+def pytest_report_header(config):
+    return f"broker under test: {broker_kind()}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if broker_kind() != "kafka":
+        return
+    skip = pytest.mark.skip(reason="millrace only (TEST_BROKER=kafka)")
+    for item in items:
+        if item.get_closest_marker("millrace_only"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    b = BrokerProcess(tmp_path_factory.mktemp("broker"))
+    b.start()
+    yield b
+    if not b.alive():
+        pytest.fail(f"session broker died during the run:\n{b.log_tail()}")
+    b.stop()
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    started: list[BrokerProcess] = []
+
+    def make() -> BrokerProcess:
+        b = BrokerProcess(tmp_path / f"broker{len(started)}")
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.kill9()
+
+
+@pytest.fixture
+def topic(request):
+    base = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name).strip("-")[:80]
+    return f"{base}-{uuid.uuid4().hex[:8]}"
