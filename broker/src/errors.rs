@@ -32,8 +32,12 @@ pub mod code {
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }
 
-/// The Kafka error code for a storage error (exhaustive: a new variant must be mapped).
+/// The Kafka error code for a storage error (exhaustive: a new variant must be mapped). Disk
+/// and corruption errors are logged here, the one place they become a code.
 pub fn storage_code(e: &StorageError) -> i16 {
+    if matches!(e, StorageError::Corrupt { .. } | StorageError::Io { .. }) {
+        tracing::error!(error = %e, "storage error");
+    }
     match e {
         StorageError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
         StorageError::OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
