@@ -133,7 +133,8 @@ impl BatchCache {
                 break;
             }
             let fits = hit.bytes + c.bytes.len() <= max_bytes;
-            if !fits && !(min_one && hit.batches.is_empty()) {
+            let first_anyway = min_one && hit.batches.is_empty();
+            if !(fits || first_anyway) {
                 break;
             }
             hit.bytes += c.bytes.len();

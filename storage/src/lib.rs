@@ -23,8 +23,27 @@
 //!
 //! Every file but `.log` is small, written atomically, and framed as
 //! `magic | version | length | body | CRC-32C` (see `framed.rs`); a bad one is rebuilt from
-//! the log. Layouts: [`segment`](crate) indexes in `segment.rs`, snapshots in `producer.rs`,
-//! the checkpoint in `epoch.rs`.
+//! the log. Body layouts are drawn where they are encoded: indexes in `segment.rs`, producer
+//! snapshots in `producer.rs`, the leader-epoch checkpoint in `epoch.rs`.
+//!
+//! # Use
+//!
+//! ```
+//! use futures_lite::future::block_on;
+//! use millrace_replication::LeaderEpoch;
+//! use millrace_storage::{sim::SimDisk, BatchCache, LogConfig, PartitionLog};
+//! use millrace_wire::records::{BatchBuilder, NewRecord};
+//!
+//! let cache = BatchCache::new(64 << 20); // one per shard
+//! let log = block_on(PartitionLog::open(SimDisk::default(), "/data/t-0".into(),
+//!     LogConfig::default(), cache, 0)).unwrap();
+//! let batch = BatchBuilder::default().build(&[NewRecord { value: Some(b"hi".to_vec()), ..Default::default() }]);
+//! let out = log.append(batch.as_slice().into(), LeaderEpoch(0), 1_000, false).unwrap();
+//! assert_eq!((out.base_offset, log.high_watermark()), (0, 0)); // appended, not yet durable
+//! block_on(log.flush()).unwrap(); // group commit: write + fdatasync
+//! let read = block_on(log.read(0, 1 << 20, true)).unwrap();
+//! assert_eq!((read.high_watermark, read.bytes), (1, batch.len()));
+//! ```
 //!
 //! # Invariants
 //!

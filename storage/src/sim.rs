@@ -313,7 +313,7 @@ impl DiskFile for SimFile {
         let mut state = self.state.borrow_mut();
         let align = state.alignment as u64;
         assert!(
-            pos % align == 0 && data.len() as u64 % align == 0,
+            (pos | data.len() as u64) & (align - 1) == 0,
             "unaligned write to {}: pos {pos}, len {}",
             self.path.display(),
             data.len()
