@@ -402,7 +402,13 @@ impl<D: Disk> PartitionLog<D> {
         for seg in st.segments.iter().filter(|s| {
             s.unwritten_bytes() > 0 || (s.rolled && !s.index_written && !s.data_synced())
         }) {
-            let file = seg.file.clone().expect("files were opened");
+            let Some(file) = seg.file.clone() else {
+                // Rolled while this round was opening files: the next round covers it, and
+                // the high watermark stops where this round's data ends.
+                plan.target = seg.base_offset;
+                plan.max_timestamp = st.durable_max_timestamp;
+                break;
+            };
             if seg.unwritten_bytes() > 0 {
                 let align = file.alignment() as u64;
                 let mut data = seg.tail.clone();

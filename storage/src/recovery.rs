@@ -91,7 +91,10 @@ impl<D: Disk> PartitionLog<D> {
             }),
             gate: FlushGate::default(),
         };
-        log.write_metadata().await?;
+        if let Err(e) = log.write_metadata().await {
+            // Rebuilt indexes and the checkpoint are an optimisation of the next open.
+            tracing::warn!(dir = %log.dir.display(), error = %e, "writing recovered metadata failed");
+        }
         Ok(log)
     }
 }

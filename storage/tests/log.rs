@@ -589,3 +589,28 @@ fn garbage_after_the_last_batch_is_truncated_at_open() {
         "file cut to the logical end"
     );
 }
+
+#[test]
+fn a_roll_during_a_flush_round_is_covered_by_the_next_round() {
+    let disk = SimDisk::new(512);
+    let b = batch(1, 300, 0);
+    let config = LogConfig {
+        segment_bytes: b.len() as u64 + 10,
+        ..LogConfig::default()
+    };
+    let log = open(&disk, &config, 0, 0);
+    disk.set_yield(true);
+    log.append(bytes_mut(&b), E0, 0, false).unwrap();
+    let late = async {
+        for _ in 0..3 {
+            futures_lite::future::yield_now().await;
+            log.append(bytes_mut(&b), E0, 0, false).unwrap(); // rolls while the round awaits
+        }
+        log.flush().await
+    };
+    let (x, y) = block_on(zip(log.flush(), late));
+    x.unwrap();
+    y.unwrap();
+    assert_eq!(log.high_watermark(), 4);
+    assert_eq!(read_all(&log).len(), 4);
+}

@@ -83,6 +83,7 @@ fn run(seed: u64) {
     let disk = SimDisk::new([512, 4096][rng.random_range(0..2)]);
     let cache_bytes = [0, 2000, 1 << 20][rng.random_range(0..3)];
     let log = open(&disk, &config, cache_bytes, 0);
+    disk.set_yield(rng.random_bool(0.5));
     let mut h = Harness {
         rng,
         disk,
@@ -100,7 +101,8 @@ fn run(seed: u64) {
         h.now_ms += h.rng.random_range(0..40);
         match h.rng.random_range(0..100) {
             0..40 => h.append(),
-            40..55 => h.flush(),
+            40..50 => h.flush(),
+            50..55 => h.concurrent_append_and_flush(),
             55..75 => h.read(),
             75..80 => h.retry(),
             80..83 => h.time_lookup(),
@@ -186,6 +188,67 @@ impl Harness {
                 );
             }
         }
+    }
+
+    /// A flush racing with appends and a second flush: every append made before a flush call
+    /// is durable when that call returns Ok.
+    fn concurrent_append_and_flush(&mut self) {
+        let before = self.acked;
+        self.append();
+        let first_target = self.batches.last().expect("appended").next_offset;
+        let (a, b) = {
+            let log = self.log.as_ref().expect("log open");
+            let sent = batch(2, 40, self.now_ms);
+            let epoch = LeaderEpoch(self.epoch);
+            let now = self.now_ms;
+            let late = async move {
+                futures_lite::future::yield_now().await;
+                let out = log
+                    .append(bytes_mut(&sent), epoch, now, false)
+                    .expect("append");
+                (out, sent, log.flush().await)
+            };
+            block_on(futures_lite::future::zip(log.flush(), late))
+        };
+        let (out, sent, b) = b;
+        let mut stored = sent.clone();
+        set_base_offset(&mut stored, out.base_offset);
+        set_partition_leader_epoch(&mut stored, self.epoch);
+        let next_offset = out.last_offset + 1;
+        let base_offset = out.base_offset;
+        let sequences = None;
+        self.batches.push(Expected {
+            sent,
+            stored,
+            base_offset,
+            next_offset,
+            sequences,
+        });
+        let hw = self.log().high_watermark();
+        if a.is_ok() {
+            assert!(
+                hw >= first_target,
+                "flush returned before its append was durable"
+            );
+        }
+        if b.is_ok() {
+            assert_eq!(
+                hw, next_offset,
+                "second flush returned before its append was durable"
+            );
+        }
+        for e in [a, b].into_iter().filter_map(Result::err) {
+            assert!(
+                self.disk_full && e.is_disk_full(),
+                "unexpected flush error {e}"
+            );
+        }
+        self.acked = self
+            .batches
+            .iter()
+            .take_while(|b| b.next_offset <= hw)
+            .count();
+        assert!(self.acked >= before, "the high watermark moved back");
     }
 
     fn durable_end(&self) -> i64 {
