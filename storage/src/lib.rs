@@ -1,4 +1,78 @@
-//! Millrace partition log.
+//! Millrace's partition log: segments, sparse offset and time indexes, group commit over direct
+//! I/O, crash recovery, leader-epoch checkpoint and idempotent-producer state.
+//!
+//! Everything here lives on the shard that owns the partition: types are `!Send`, shared state
+//! is `Rc`/`RefCell`, and no borrow is held across an `.await`. I/O goes through the
+//! [`disk::Disk`] trait, implemented over glommio by the shard crate and in memory, with crash
+//! and fault injection, by [`sim::SimDisk`].
+//!
+//! # On disk
+//!
+//! One directory per partition, Kafka's file names (offsets as 20 digits):
+//!
+//! ```text
+//! <topic>-<partition>/
+//!   00000000000000000000.log        record batches v2, exactly as produced (offsets and the
+//!   00000000000000000000.index      leader epoch stamped in place); block-padded with zeros
+//!   00000000000000000000.timeindex  sparse indexes + segment summary, written at roll and close
+//!   00000000000000004211.log        the active segment: its indexes live in memory only
+//!   00000000000000004211.snapshot   producer state below offset 4211 (at roll and close)
+//!   leader-epoch-checkpoint         epoch -> first offset
+//!   clean-shutdown                  present only between close and the next open
+//! ```
+//!
+//! Every file but `.log` is small, written atomically, and framed as
+//! `magic | version | length | body | CRC-32C` (see `framed.rs`); a bad one is rebuilt from
+//! the log. Body layouts are drawn where they are encoded: indexes in `segment.rs`, producer
+//! snapshots in `producer.rs`, the leader-epoch checkpoint in `epoch.rs`.
+//!
+//! # Use
+//!
+//! ```
+//! use futures_lite::future::block_on;
+//! use millrace_replication::LeaderEpoch;
+//! use millrace_storage::{sim::SimDisk, BatchCache, LogConfig, PartitionLog};
+//! use millrace_wire::records::{BatchBuilder, NewRecord};
+//!
+//! let cache = BatchCache::new(64 << 20); // one per shard
+//! let log = block_on(PartitionLog::open(SimDisk::default(), "/data/t-0".into(),
+//!     LogConfig::default(), cache, 0)).unwrap();
+//! let batch = BatchBuilder::default().build(&[NewRecord { value: Some(b"hi".to_vec()), ..Default::default() }]);
+//! let out = log.append(batch.as_slice().into(), LeaderEpoch(0), 1_000, false).unwrap();
+//! assert_eq!((out.base_offset, log.high_watermark()), (0, 0)); // appended, not yet durable
+//! block_on(log.flush()).unwrap(); // group commit: write + fdatasync
+//! let read = block_on(log.read(0, 1 << 20, true)).unwrap();
+//! assert_eq!((read.high_watermark, read.bytes), (1, batch.len()));
+//! ```
+//!
+//! # Invariants
+//!
+//! * Offsets are dense: each segment starts where the previous one ends; batches in a segment
+//!   follow each other with no gap.
+//! * Writes are block-aligned: the log keeps the partial last block of each segment in memory
+//!   and rewrites it whole, zero-padded. A segment's logical size is tracked by the log (and
+//!   recorded in its `.index`), never taken from the file length.
+//! * The high watermark is the log end of the last completed flush: with `fsync`, everything
+//!   below it is durable; reads never go past it, so unsynced bytes are never served.
+//! * A segment's indexes and the producer snapshot taken at its roll are written only after its
+//!   data is synced, so a valid index never describes data that may be lost.
+//! * Recovery trusts closed segments with a valid index, scans the rest (CRC included), cuts
+//!   the log at the first torn or corrupt batch and drops every later segment.
+//! * Memory is bounded by configuration: the batch cache by its limit, unwritten bytes by
+//!   `pending_bytes_max`, producer state by expiration and five batches per producer.
 #![forbid(unsafe_code)]
 
+mod cache;
 pub mod disk;
+mod epoch;
+mod error;
+mod framed;
+mod log;
+mod producer;
+mod recovery;
+mod segment;
+pub mod sim;
+
+pub use cache::BatchCache;
+pub use error::StorageError;
+pub use log::{AppendOutcome, LogConfig, PartitionLog, ReadChunk, ReadResult};

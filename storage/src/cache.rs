@@ -1,0 +1,172 @@
+//! The shard's batch cache: the most recently appended batches of all its partitions, so that
+//! tailing consumers are served from memory without I/O.
+//!
+//! One FIFO over every partition of the shard, bounded by `limit_bytes`: inserting past the
+//! bound evicts the oldest batches first, whichever partition they belong to. Per partition the
+//! cached batches are always a contiguous run ending at the newest append (eviction is oldest
+//! first and appends are in offset order), so a lookup is a binary search in that run.
+//!
+//! Lives on one shard, shared by its logs through `Rc`.
+
+use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+/// Recently appended batches of every partition on a shard, bounded in bytes.
+pub struct BatchCache {
+    limit_bytes: usize,
+    next_log_id: Cell<u64>,
+    inner: RefCell<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    used_bytes: usize,
+    /// Insertion order over all logs: (log id, batch bytes).
+    fifo: VecDeque<(u64, usize)>,
+    logs: HashMap<u64, VecDeque<Cached>>,
+}
+
+struct Cached {
+    base_offset: i64,
+    last_offset: i64,
+    bytes: Bytes,
+}
+
+/// Batches found in the cache for a read.
+pub(crate) struct CacheHit {
+    pub batches: Vec<Bytes>,
+    pub bytes: usize,
+}
+
+impl BatchCache {
+    /// A cache holding at most `limit_bytes` of batches (0 disables it).
+    pub fn new(limit_bytes: usize) -> Rc<Self> {
+        Rc::new(BatchCache {
+            limit_bytes,
+            next_log_id: Cell::new(0),
+            inner: RefCell::new(Inner::default()),
+        })
+    }
+
+    /// Bytes of batches held now; never above the limit.
+    pub fn used_bytes(&self) -> usize {
+        self.inner.borrow().used_bytes
+    }
+
+    /// The configured bound.
+    pub fn limit_bytes(&self) -> usize {
+        self.limit_bytes
+    }
+
+    pub(crate) fn register(&self) -> u64 {
+        let id = self.next_log_id.get();
+        self.next_log_id.set(id + 1);
+        id
+    }
+
+    pub(crate) fn unregister(&self, log: u64) {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(run) = inner.logs.remove(&log) {
+            inner.used_bytes -= run.iter().map(|c| c.bytes.len()).sum::<usize>();
+            inner.fifo.retain(|e| e.0 != log);
+        }
+    }
+
+    /// Adds a batch that `log` just appended after every batch it added before.
+    pub(crate) fn insert(&self, log: u64, base_offset: i64, last_offset: i64, bytes: Bytes) {
+        let len = bytes.len();
+        if len > self.limit_bytes {
+            // Keep the run contiguous: anything older than this batch is now useless.
+            self.unregister(log);
+            return;
+        }
+        let mut inner = self.inner.borrow_mut();
+        while inner.used_bytes + len > self.limit_bytes {
+            let (victim, victim_len) = inner.fifo.pop_front().expect("used bytes imply entries");
+            let run = inner
+                .logs
+                .get_mut(&victim)
+                .expect("fifo entries have a run");
+            let evicted = run.pop_front().expect("run matches fifo");
+            debug_assert_eq!(evicted.bytes.len(), victim_len);
+            if run.is_empty() {
+                inner.logs.remove(&victim);
+            }
+            inner.used_bytes -= victim_len;
+        }
+        let run = inner.logs.entry(log).or_default();
+        debug_assert!(run.back().is_none_or(|c| c.last_offset + 1 == base_offset));
+        run.push_back(Cached {
+            base_offset,
+            last_offset,
+            bytes,
+        });
+        inner.fifo.push_back((log, len));
+        inner.used_bytes += len;
+    }
+
+    /// Whole batches from the one holding `offset`, below `end_offset`, within `max_bytes`
+    /// (at least one if `min_one`). None when the batch holding `offset` is not cached.
+    pub(crate) fn read(
+        &self,
+        log: u64,
+        offset: i64,
+        end_offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Option<CacheHit> {
+        let inner = self.inner.borrow();
+        let run = inner.logs.get(&log)?;
+        let i = run.partition_point(|c| c.last_offset < offset);
+        let first = run.get(i)?;
+        if first.base_offset > offset {
+            return None;
+        }
+        let mut hit = CacheHit {
+            batches: Vec::new(),
+            bytes: 0,
+        };
+        for c in run.range(i..) {
+            if c.base_offset >= end_offset {
+                break;
+            }
+            let fits = hit.bytes + c.bytes.len() <= max_bytes;
+            let first_anyway = min_one && hit.batches.is_empty();
+            if !(fits || first_anyway) {
+                break;
+            }
+            hit.bytes += c.bytes.len();
+            hit.batches.push(c.bytes.clone());
+        }
+        Some(hit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_oldest_across_logs_and_stays_within_its_bound() {
+        let cache = BatchCache::new(100);
+        let (a, b) = (cache.register(), cache.register());
+        cache.insert(a, 0, 0, Bytes::from(vec![0; 40]));
+        cache.insert(b, 0, 4, Bytes::from(vec![1; 40]));
+        cache.insert(a, 1, 1, Bytes::from(vec![2; 40]));
+        assert_eq!(cache.used_bytes(), 80);
+        assert!(cache.read(a, 0, 10, 1000, false).is_none());
+        let hit = cache.read(b, 3, 10, 1000, false).unwrap();
+        assert_eq!(hit.bytes, 40);
+        let hit = cache.read(a, 1, 10, 1000, false).unwrap();
+        assert_eq!(hit.batches[0][0], 2);
+        assert!(cache.read(a, 1, 1, 1000, false).unwrap().batches.is_empty());
+        assert_eq!(cache.read(b, 0, 10, 10, true).unwrap().bytes, 40);
+        assert_eq!(cache.read(b, 0, 10, 10, false).unwrap().bytes, 0);
+        cache.unregister(b);
+        assert_eq!(cache.used_bytes(), 40);
+        cache.insert(a, 2, 2, Bytes::from(vec![3; 101]));
+        assert_eq!(cache.used_bytes(), 0);
+    }
+}

@@ -1,0 +1,64 @@
+//! The leader-epoch checkpoint (`leader-epoch-checkpoint`): for each leader epoch, the first
+//! offset it wrote (KIP-101), so followers can find where their log diverges.
+//!
+//! ```text
+//! magic "MLEP" v1: count u32, count × (epoch i32, start_offset i64)
+//! ```
+
+use crate::framed;
+use millrace_replication::{EpochEntry, LeaderEpoch};
+
+const MAGIC: &[u8; 4] = b"MLEP";
+const VERSION: u16 = 1;
+/// The checkpoint's file name in the partition directory (Kafka's).
+pub(crate) const FILE_NAME: &str = "leader-epoch-checkpoint";
+
+/// Epoch entries, epochs and start offsets strictly increasing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct EpochCache {
+    pub entries: Vec<EpochEntry>,
+}
+
+impl EpochCache {
+    /// Notes that `epoch` wrote at `offset`; true when this is the epoch's first write.
+    pub(crate) fn assign(&mut self, epoch: LeaderEpoch, offset: i64) -> bool {
+        if epoch.0 < 0 || self.entries.last().is_some_and(|e| e.epoch >= epoch) {
+            return false;
+        }
+        self.entries.push(EpochEntry {
+            epoch,
+            start_offset: offset,
+        });
+        true
+    }
+
+    /// Drops entries starting at or after `end_offset` (the log was truncated there).
+    pub(crate) fn truncate_from(&mut self, end_offset: i64) {
+        self.entries.retain(|e| e.start_offset < end_offset);
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(4 + self.entries.len() * 12);
+        body.extend_from_slice(&(self.entries.len() as u32).to_be_bytes());
+        for e in &self.entries {
+            body.extend_from_slice(&e.epoch.0.to_be_bytes());
+            body.extend_from_slice(&e.start_offset.to_be_bytes());
+        }
+        framed::seal(MAGIC, VERSION, &body)
+    }
+
+    pub(crate) fn decode(file: &[u8]) -> Result<Self, String> {
+        let mut r = framed::Reader::new(framed::open(MAGIC, VERSION, file)?);
+        let n = r.count(12)?;
+        let mut cache = EpochCache::default();
+        for _ in 0..n {
+            let epoch = LeaderEpoch(r.i32()?);
+            let start_offset = r.i64()?;
+            if !cache.assign(epoch, start_offset) {
+                return Err("epochs not increasing".into());
+            }
+        }
+        r.finish()?;
+        Ok(cache)
+    }
+}

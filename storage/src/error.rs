@@ -1,0 +1,104 @@
+//! The storage crate's one error type. The broker maps each variant to a Kafka error code at
+//! its handler boundary.
+
+use millrace_wire::WireError;
+use std::io;
+use std::path::PathBuf;
+
+/// What can go wrong in a partition log.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A read asked for an offset outside `[log_start_offset, high_watermark]`.
+    #[error("offset {offset} out of range [{log_start_offset}, {high_watermark}]")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        offset: i64,
+        /// The log's first offset.
+        log_start_offset: i64,
+        /// The log's high watermark.
+        high_watermark: i64,
+    },
+    /// An idempotent producer's sequence number is not the next one expected.
+    #[error("producer {producer_id}: sequence {received} received, {expected} expected")]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The sequence the log expects next (0 for an unknown producer).
+        expected: i32,
+        /// The batch's base sequence.
+        received: i32,
+    },
+    /// The producer's epoch is older than the one the log has seen (the producer is fenced).
+    #[error("producer {producer_id}: epoch {received} is older than {current}")]
+    InvalidProducerEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// The newest epoch the log has seen.
+        current: i16,
+        /// The batch's epoch.
+        received: i16,
+    },
+    /// The bytes handed to `append` are not a sequence of whole v2 batches.
+    #[error("invalid records at byte {position}: {reason}")]
+    InvalidRecords {
+        /// Where in the appended buffer.
+        position: usize,
+        /// What is wrong.
+        reason: WireError,
+    },
+    /// Appended bytes waiting for a flush have reached `LogConfig::pending_bytes_max`:
+    /// the caller should flush (or wait for one) and retry.
+    #[error("{pending_bytes} bytes wait for a flush, limit {limit}")]
+    BufferFull {
+        /// Bytes appended and not yet written.
+        pending_bytes: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// On-disk data that cannot be used.
+    #[error("corrupt {path} at byte {position}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where in it.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The disk failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// The operation (`"write"`, `"sync"`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error (ENOSPC for a full disk).
+        #[source]
+        source: io::Error,
+    },
+    /// A configuration value the log cannot work with.
+    #[error("invalid log config: {reason}")]
+    InvalidConfig {
+        /// Which value and why.
+        reason: &'static str,
+    },
+    /// The log was closed.
+    #[error("the log is closed")]
+    Closed,
+}
+
+impl StorageError {
+    /// True for ENOSPC: the disk is full (Kafka answers KAFKA_STORAGE_ERROR either way).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. } if source.raw_os_error() == Some(28))
+    }
+}
+
+/// Wraps an `io::Error` with the operation and path.
+pub(crate) fn io_err(
+    op: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::Io { op, path, source }
+}

@@ -1,0 +1,887 @@
+//! The partition log: append, group commit, reads, time lookup. Recovery lives in
+//! [`crate::recovery`].
+
+use crate::cache::BatchCache;
+use crate::disk::{Disk, DiskFile};
+use crate::epoch::{self, EpochCache};
+use crate::error::io_err;
+use crate::producer::{Check, ProducerState};
+use crate::segment::{file_name, Segment};
+use crate::StorageError;
+use bytes::{Bytes, BytesMut};
+use millrace_replication::{HighWatermark, LeaderEpoch};
+use millrace_wire::records::{
+    decode_records, set_base_offset, set_partition_leader_epoch, stamp_log_append_time,
+    BatchHeader, BatchIter, BatchStep, BATCH_HEADER_BYTES,
+};
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+/// Per-partition settings, with Kafka's names where they mean the same thing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `log.segment.bytes`: a batch that would take the active segment past this starts a new one.
+    pub segment_bytes: u64,
+    /// `log.roll.ms`: the active segment rolls once its first batch is this old.
+    pub segment_ms: i64,
+    /// `log.index.interval.bytes`: bytes between two sparse index entries.
+    pub index_interval_bytes: u32,
+    /// True: every group commit ends with fdatasync (the default). False: Kafka's own default,
+    /// data reaches the device when the OS writes it (segments are still synced at roll).
+    pub fsync: bool,
+    /// Bytes appended and not yet written that `append` accepts before answering
+    /// [`StorageError::BufferFull`].
+    pub pending_bytes_max: usize,
+    /// `producer.id.expiration.ms`: producer state idle this long is dropped at the next roll.
+    pub producer_id_expiration_ms: i64,
+    /// Bound on a batch's decompressed size when `offset_for_timestamp` decodes it.
+    pub decode_bytes_max: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            fsync: true,
+            pending_bytes_max: 64 << 20,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
+            decode_bytes_max: 64 << 20,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks the values at start-up.
+    pub fn validate(&self) -> Result<(), StorageError> {
+        let bad = |reason| Err(StorageError::InvalidConfig { reason });
+        if self.segment_bytes < BATCH_HEADER_BYTES as u64 || self.segment_bytes > i32::MAX as u64 {
+            return bad("segment_bytes must be between 61 and 2^31-1 (index positions are 32-bit)");
+        }
+        if self.segment_ms <= 0 || self.producer_id_expiration_ms <= 0 {
+            return bad("segment_ms and producer_id_expiration_ms must be positive");
+        }
+        if self.index_interval_bytes == 0 || self.pending_bytes_max == 0 {
+            return bad("index_interval_bytes and pending_bytes_max must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Offset of the first record appended (or of the original, for a duplicate).
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The broker time stamped under LogAppendTime, else -1.
+    pub log_append_time_ms: i64,
+    /// True when the batch was a producer retry already in the log: nothing was appended.
+    pub duplicate: bool,
+}
+
+/// A piece of a read: bytes in memory, or a range of a segment file to send from disk.
+#[derive(Debug)]
+pub enum ReadChunk<F> {
+    /// Whole batches from the batch cache.
+    Memory(Bytes),
+    /// Whole batches at `position..position + len` of a segment file.
+    File {
+        /// The segment file.
+        file: Rc<F>,
+        /// Byte position in it.
+        position: u64,
+        /// Length in bytes.
+        len: u32,
+    },
+}
+
+/// The result of [`PartitionLog::read`].
+#[derive(Debug)]
+pub struct ReadResult<F> {
+    /// Whole batches, in offset order.
+    pub chunks: Vec<ReadChunk<F>>,
+    /// Total bytes of `chunks`.
+    pub bytes: usize,
+    /// The high watermark when the read was made.
+    pub high_watermark: i64,
+    /// The log start offset when the read was made.
+    pub log_start_offset: i64,
+}
+
+/// One partition's log on one shard. Methods take `&self`: the broker holds it in an `Rc` and
+/// calls it from several tasks; no `RefCell` borrow is held across an `.await`.
+pub struct PartitionLog<D: Disk> {
+    pub(crate) disk: D,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    pub(crate) cache: Rc<BatchCache>,
+    pub(crate) cache_id: u64,
+    pub(crate) state: RefCell<State<D::File>>,
+    pub(crate) gate: FlushGate,
+}
+
+pub(crate) struct State<F> {
+    /// Sorted by base offset, contiguous; the last one is active.
+    pub segments: Vec<Segment<F>>,
+    pub log_start_offset: i64,
+    pub high_watermark: HighWatermark,
+    pub producers: ProducerState,
+    pub epochs: EpochCache,
+    /// Bumped at every epoch change; the checkpoint is current when it equals `epochs_written`.
+    pub epochs_version: u64,
+    pub epochs_written: u64,
+    /// Producer snapshots taken at rolls: (offset, file bytes), written once that offset is
+    /// durable.
+    pub pending_snapshots: Vec<(i64, Vec<u8>)>,
+    /// Largest batch max_timestamp appended, with its batch's last offset.
+    pub appended_max_timestamp: Option<(i64, i64)>,
+    /// The same, as of the high watermark.
+    pub durable_max_timestamp: Option<(i64, i64)>,
+    /// Bytes appended and not yet written.
+    pub unwritten_bytes: usize,
+    pub closed: bool,
+}
+
+/// Group-commit coordination: one flush round at a time; callers arriving during a round wait
+/// for its end and then start (or join) the next.
+#[derive(Default)]
+pub(crate) struct FlushGate {
+    running: Cell<bool>,
+    generation: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+/// Marks the end of a round (also when its future is dropped) and wakes the waiters.
+struct RoundGuard<'a>(&'a FlushGate);
+
+impl Drop for RoundGuard<'_> {
+    fn drop(&mut self) {
+        self.0.running.set(false);
+        self.0.generation.set(self.0.generation.get() + 1);
+        for waker in self.0.waiters.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl<D: Disk> PartitionLog<D> {
+    /// The first offset of the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.borrow().log_start_offset
+    }
+
+    /// The offset the next appended record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.state.borrow().log_end_offset()
+    }
+
+    /// The end of the durable (flushed) log: consumers see offsets below it.
+    pub fn high_watermark(&self) -> i64 {
+        self.state.borrow().high_watermark.0
+    }
+
+    /// The largest batch timestamp below the high watermark and its batch's last offset
+    /// (ListOffsets MAX_TIMESTAMP, at batch granularity).
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.state.borrow().durable_max_timestamp
+    }
+
+    /// The leader-epoch entries (epoch, first offset), oldest first.
+    pub fn epoch_entries(&self) -> Vec<millrace_replication::EpochEntry> {
+        self.state.borrow().epochs.entries.clone()
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one or more validated v2 batches: checks idempotent-producer sequences, assigns
+    /// offsets, stamps `leader_epoch` (and the append time if `log_append_time`), buffers the
+    /// bytes for the next flush and caches them. All batches are appended or none.
+    pub fn append(
+        &self,
+        mut records: BytesMut,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> Result<AppendOutcome, StorageError> {
+        let mut st = self.state.borrow_mut();
+        if st.closed {
+            return Err(StorageError::Closed);
+        }
+        let mut headers = parse_batches(&records)?;
+        if st.unwritten_bytes > 0
+            && st.unwritten_bytes + records.len() > self.config.pending_bytes_max
+        {
+            return Err(StorageError::BufferFull {
+                pending_bytes: st.unwritten_bytes,
+                limit: self.config.pending_bytes_max,
+            });
+        }
+        if let Some(duplicate) = check_producers(&st.producers, &mut headers, st.log_end_offset())?
+        {
+            return Ok(duplicate);
+        }
+        for (position, h) in &mut headers {
+            let batch = &mut records[*position..*position + h.total_bytes()];
+            set_base_offset(batch, h.base_offset);
+            set_partition_leader_epoch(batch, leader_epoch.0);
+            h.partition_leader_epoch = leader_epoch.0;
+            if log_append_time {
+                stamp_log_append_time(batch, now_ms);
+                h.max_timestamp = now_ms;
+                h.attributes |= 0x08;
+            }
+        }
+        let records = records.freeze();
+        for (position, h) in &headers {
+            let bytes = records.slice(*position..*position + h.total_bytes());
+            self.append_one(&mut st, h, bytes, leader_epoch, now_ms);
+        }
+        let (first, last) = (headers[0].1, headers[headers.len() - 1].1);
+        Ok(AppendOutcome {
+            base_offset: first.base_offset,
+            last_offset: last.last_offset(),
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
+            duplicate: false,
+        })
+    }
+
+    fn append_one(
+        &self,
+        st: &mut State<D::File>,
+        h: &BatchHeader,
+        bytes: Bytes,
+        epoch: LeaderEpoch,
+        now_ms: i64,
+    ) {
+        if self.should_roll(st.segments.last().expect("a log has a segment"), h, now_ms) {
+            self.roll(st, now_ms);
+        }
+        let interval = u64::from(self.config.index_interval_bytes);
+        let active = st.segments.last_mut().expect("a log has a segment");
+        active.append_batch(h, &bytes, interval, now_ms);
+        st.unwritten_bytes += bytes.len();
+        st.producers.record(h, now_ms);
+        if st.epochs.assign(epoch, h.base_offset) {
+            st.epochs_version += 1;
+        }
+        if st
+            .appended_max_timestamp
+            .is_none_or(|m| h.max_timestamp > m.0)
+            && h.max_timestamp >= 0
+        {
+            st.appended_max_timestamp = Some((h.max_timestamp, h.last_offset()));
+        }
+        self.cache
+            .insert(self.cache_id, h.base_offset, h.last_offset(), bytes);
+    }
+
+    fn should_roll(&self, active: &Segment<D::File>, h: &BatchHeader, now_ms: i64) -> bool {
+        if active.index.size == 0 {
+            return false;
+        }
+        let size = active.index.size + h.total_bytes() as u64;
+        let relative_last = h.last_offset() - active.base_offset;
+        let aged = active
+            .first_append_ms
+            .is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        size > self.config.segment_bytes || aged || relative_last > i64::from(i32::MAX)
+    }
+
+    /// Closes the active segment and starts a new one at the log end. Its file is created by
+    /// the next flush; its predecessor's indexes are written once its data is synced.
+    fn roll(&self, st: &mut State<D::File>, now_ms: i64) {
+        let next = st.log_end_offset();
+        let old = st.segments.last_mut().expect("a log has a segment");
+        old.rolled = true;
+        tracing::debug!(dir = %self.dir.display(), base_offset = old.base_offset, next, "segment rolled");
+        st.producers
+            .expire(now_ms - self.config.producer_id_expiration_ms);
+        let snapshot = st.producers.encode_snapshot(next);
+        st.pending_snapshots.push((next, snapshot));
+        st.segments.push(Segment::new(next));
+    }
+
+    /// Group commit: writes everything appended before the call (and whatever else is pending)
+    /// and, with `fsync`, syncs it; then advances the high watermark. Concurrent callers share
+    /// rounds: one write and one sync per file per round.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let target = self.log_end_offset();
+        loop {
+            if self.high_watermark() >= target {
+                return Ok(());
+            }
+            if self.gate.running.get() {
+                let generation = self.gate.generation.get();
+                std::future::poll_fn(|cx| {
+                    if self.gate.generation.get() != generation {
+                        Poll::Ready(())
+                    } else {
+                        self.gate.waiters.borrow_mut().push(cx.waker().clone());
+                        Poll::Pending
+                    }
+                })
+                .await;
+                continue;
+            }
+            self.gate.running.set(true);
+            let _guard = RoundGuard(&self.gate);
+            self.flush_round().await?;
+        }
+    }
+
+    async fn flush_round(&self) -> Result<(), StorageError> {
+        self.open_new_files().await?;
+        let plan = self.plan_round();
+        for w in &plan.writes {
+            w.file
+                .write_at(w.position, &w.data)
+                .await
+                .map_err(io_err("write", w.file.path()))?;
+        }
+        for file in &plan.syncs {
+            file.sync_data()
+                .await
+                .map_err(io_err("sync", file.path()))?;
+        }
+        self.commit_round(&plan);
+        if let Err(e) = self.write_metadata().await {
+            // The data is durable; the indexes, snapshot or checkpoint are retried at the next
+            // round, and recovery rebuilds whatever is missing.
+            tracing::warn!(dir = %self.dir.display(), error = %e, "writing log metadata failed");
+        }
+        Ok(())
+    }
+
+    /// Creates the files of segments that have data but no file yet (append cannot await).
+    async fn open_new_files(&self) -> Result<(), StorageError> {
+        let missing: Vec<i64> = {
+            let st = self.state.borrow();
+            st.segments
+                .iter()
+                .filter(|s| s.file.is_none() && s.index.size > 0)
+                .map(|s| s.base_offset)
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for base in missing {
+            let path = file_name(&self.dir, base, ".log");
+            let file = self
+                .disk
+                .open(&path, true)
+                .await
+                .map_err(io_err("create", &path))?;
+            let mut st = self.state.borrow_mut();
+            let i = st.segment_index(base);
+            st.segments[i].file = Some(Rc::new(file));
+        }
+        self.disk
+            .sync_dir(&self.dir)
+            .await
+            .map_err(io_err("sync dir", &self.dir))
+    }
+
+    fn plan_round(&self) -> RoundPlan<D::File> {
+        let st = self.state.borrow();
+        let mut plan = RoundPlan {
+            target: st.log_end_offset(),
+            writes: Vec::new(),
+            syncs: Vec::new(),
+            synced_rolls: Vec::new(),
+            max_timestamp: st.appended_max_timestamp,
+        };
+        for seg in st.segments.iter().filter(|s| {
+            s.unwritten_bytes() > 0 || (s.rolled && !s.index_written && !s.data_synced())
+        }) {
+            let Some(file) = seg.file.clone() else {
+                // Rolled while this round was opening files: the next round covers it, and
+                // the high watermark stops where this round's data ends.
+                plan.target = seg.base_offset;
+                plan.max_timestamp = st.durable_max_timestamp;
+                break;
+            };
+            if seg.unwritten_bytes() > 0 {
+                let align = file.alignment() as u64;
+                let mut data = seg.tail.clone();
+                data.resize(align_up(data.len() as u64, align) as usize, 0);
+                let (end_size, end_offset) = (seg.index.size, seg.index.next_offset);
+                plan.writes.push(Write {
+                    base_offset: seg.base_offset,
+                    file: file.clone(),
+                    position: seg.tail_position,
+                    data,
+                    end_size,
+                    end_offset,
+                });
+            }
+            if self.config.fsync || seg.rolled {
+                plan.syncs.push(file);
+            }
+            if seg.rolled {
+                plan.synced_rolls.push(seg.base_offset);
+            }
+        }
+        plan
+    }
+
+    fn commit_round(&self, plan: &RoundPlan<D::File>) {
+        let mut st = self.state.borrow_mut();
+        for w in &plan.writes {
+            let i = st.segment_index(w.base_offset);
+            let seg = &mut st.segments[i];
+            let written = (w.end_size - seg.flushed_size) as usize;
+            seg.flushed_size = w.end_size;
+            seg.flushed_next_offset = w.end_offset;
+            let align = w.file.alignment() as u64;
+            let keep_from = w.end_size - w.end_size % align;
+            seg.tail.drain(..(keep_from - seg.tail_position) as usize);
+            seg.tail_position = keep_from;
+            st.unwritten_bytes -= written;
+        }
+        for &base in &plan.synced_rolls {
+            let i = st.segment_index(base);
+            let seg = &mut st.segments[i];
+            seg.synced_size = seg.flushed_size;
+            if seg.flushed_size == seg.index.size {
+                seg.tail = Vec::new();
+            }
+        }
+        st.high_watermark.advance_to(plan.target);
+        st.durable_max_timestamp = plan.max_timestamp;
+    }
+
+    /// Writes what must follow durable data: indexes of rolled, synced segments, producer
+    /// snapshots at or below the high watermark, the leader-epoch checkpoint.
+    pub(crate) async fn write_metadata(&self) -> Result<(), StorageError> {
+        let jobs: Vec<(i64, Vec<u8>, Vec<u8>)> = {
+            let st = self.state.borrow();
+            st.segments
+                .iter()
+                .filter(|s| s.rolled && !s.index_written && s.data_synced())
+                .map(|s| {
+                    (
+                        s.base_offset,
+                        s.index.encode_offset_index(s.base_offset),
+                        s.index.encode_time_index(s.base_offset),
+                    )
+                })
+                .collect()
+        };
+        for (base, offsets, times) in jobs {
+            self.write_small(&file_name(&self.dir, base, ".index"), &offsets)
+                .await?;
+            self.write_small(&file_name(&self.dir, base, ".timeindex"), &times)
+                .await?;
+            let mut st = self.state.borrow_mut();
+            let i = st.segment_index(base);
+            st.segments[i].index_written = true;
+        }
+        let snapshots: Vec<(i64, Vec<u8>)> = {
+            let st = self.state.borrow();
+            st.pending_snapshots
+                .iter()
+                .filter(|s| s.0 <= st.high_watermark.0)
+                .cloned()
+                .collect()
+        };
+        for (offset, bytes) in snapshots {
+            self.write_small(&file_name(&self.dir, offset, ".snapshot"), &bytes)
+                .await?;
+            self.state
+                .borrow_mut()
+                .pending_snapshots
+                .retain(|s| s.0 != offset);
+            self.remove_old_snapshots(offset)?;
+        }
+        let epochs = {
+            let st = self.state.borrow();
+            (st.epochs_version != st.epochs_written)
+                .then(|| (st.epochs_version, st.epochs.encode()))
+        };
+        if let Some((version, bytes)) = epochs {
+            self.write_small(&self.dir.join(epoch::FILE_NAME), &bytes)
+                .await?;
+            self.state.borrow_mut().epochs_written = version;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn write_small(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+        self.disk
+            .write_file_atomic(path, bytes)
+            .await
+            .map_err(io_err("write", path))
+    }
+
+    /// Keeps the newest two snapshots at or below `newest`.
+    fn remove_old_snapshots(&self, newest: i64) -> Result<(), StorageError> {
+        let names = self
+            .disk
+            .list_dir(&self.dir)
+            .map_err(io_err("list", &self.dir))?;
+        let mut offsets: Vec<i64> = names
+            .iter()
+            .filter_map(|n| parse_name(n, ".snapshot"))
+            .filter(|&o| o <= newest)
+            .collect();
+        offsets.sort_unstable();
+        for &old in offsets.iter().rev().skip(2) {
+            let path = file_name(&self.dir, old, ".snapshot");
+            self.disk
+                .remove_file(&path)
+                .map_err(io_err("remove", &path))?;
+        }
+        Ok(())
+    }
+
+    /// Whole batches from the one holding `offset`, at most `max_bytes` (at least one batch if
+    /// `min_one_batch`), never past the high watermark and never across a segment boundary.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadResult<D::File>, StorageError> {
+        let (high_watermark, log_start_offset) = {
+            let st = self.state.borrow();
+            (st.high_watermark.0, st.log_start_offset)
+        };
+        let mut result = ReadResult {
+            chunks: Vec::new(),
+            bytes: 0,
+            high_watermark,
+            log_start_offset,
+        };
+        if offset < log_start_offset || offset > high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            });
+        }
+        if offset == high_watermark {
+            return Ok(result);
+        }
+        if let Some(hit) = self.cache.read(
+            self.cache_id,
+            offset,
+            high_watermark,
+            max_bytes,
+            min_one_batch,
+        ) {
+            result.bytes = hit.bytes;
+            result.chunks = hit.batches.into_iter().map(ReadChunk::Memory).collect();
+            return Ok(result);
+        }
+        let (file, base, from, end) = {
+            let st = self.state.borrow();
+            let seg = &st.segments[st.segment_for_offset(offset)];
+            let file = seg.file.clone().expect("durable data has a file");
+            (
+                file,
+                seg.base_offset,
+                seg.index.position_for_offset(seg.base_offset, offset),
+                seg.flushed_size,
+            )
+        };
+        let Some((start, first)) =
+            walk_headers(&*file, from, end, |_, h| h.last_offset() >= offset).await?
+        else {
+            return Err(corrupt(
+                file.path(),
+                end,
+                "batch holding a durable offset not found",
+            ));
+        };
+        let first_len = first.total_bytes() as u64;
+        if first_len > max_bytes as u64 && !min_one_batch {
+            return Ok(result);
+        }
+        let limit = (start + max_bytes as u64).min(end).max(start + first_len);
+        let walk_from = {
+            let st = self.state.borrow();
+            st.segments[st.segment_index(base)]
+                .index
+                .entry_at_or_before(limit)
+                .max(start)
+        };
+        let stop = walk_headers(&*file, walk_from, end, |p, h| {
+            p + h.total_bytes() as u64 > limit
+        })
+        .await?;
+        let stop = stop.map_or(end, |(p, _)| p);
+        result.bytes = (stop - start) as usize;
+        result.chunks.push(ReadChunk::File {
+            file,
+            position: start,
+            len: (stop - start) as u32,
+        });
+        Ok(result)
+    }
+
+    /// The first record at or after `timestamp_ms` below the high watermark: its offset and
+    /// timestamp. Finds the batch through the time index, then decodes it.
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        let found = {
+            let st = self.state.borrow();
+            st.segments
+                .iter()
+                .find(|s| s.flushed_size > 0 && s.index.max_timestamp >= timestamp_ms)
+                .map(|s| {
+                    let from = s.index.position_for_timestamp(s.base_offset, timestamp_ms);
+                    (
+                        s.file.clone().expect("durable data has a file"),
+                        from,
+                        s.flushed_size,
+                    )
+                })
+        };
+        let Some((file, from, end)) = found else {
+            return Ok(None);
+        };
+        let Some((position, h)) =
+            walk_headers(&*file, from, end, |_, h| h.max_timestamp >= timestamp_ms).await?
+        else {
+            return Ok(None);
+        };
+        let bytes = file
+            .read_at(position, h.total_bytes())
+            .await
+            .map_err(io_err("read", file.path()))?;
+        let exact = decode_records(&bytes, self.config.decode_bytes_max)
+            .ok()
+            .and_then(|records| records.into_iter().find(|r| r.timestamp >= timestamp_ms))
+            .map(|r| (r.offset, r.timestamp));
+        Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))))
+    }
+
+    /// Final flush, then indexes of the active segment, a producer snapshot at the log end, the
+    /// leader-epoch checkpoint and the clean-shutdown marker. Appends fail afterwards.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        self.flush().await?;
+        self.write_metadata().await?;
+        let (end, snapshot, active) = {
+            let mut st = self.state.borrow_mut();
+            st.closed = true;
+            let end = st.log_end_offset();
+            let seg = st.segments.last().expect("a log has a segment");
+            let indexes = seg.file.is_some().then(|| {
+                (
+                    seg.base_offset,
+                    seg.index.encode_offset_index(seg.base_offset),
+                    seg.index.encode_time_index(seg.base_offset),
+                )
+            });
+            (end, st.producers.encode_snapshot(end), indexes)
+        };
+        if let Some((base, offsets, times)) = active {
+            self.write_small(&file_name(&self.dir, base, ".index"), &offsets)
+                .await?;
+            self.write_small(&file_name(&self.dir, base, ".timeindex"), &times)
+                .await?;
+        }
+        self.write_small(&file_name(&self.dir, end, ".snapshot"), &snapshot)
+            .await?;
+        self.remove_old_snapshots(end)?;
+        self.write_small(&self.dir.join(crate::recovery::CLEAN_SHUTDOWN), b"")
+            .await
+    }
+
+    /// Removes the partition's directory and everything in it.
+    pub async fn delete(self) -> Result<(), StorageError> {
+        self.cache.unregister(self.cache_id);
+        self.disk
+            .remove_dir_all(&self.dir)
+            .map_err(io_err("remove", &self.dir))
+    }
+}
+
+impl<D: Disk> Drop for PartitionLog<D> {
+    fn drop(&mut self) {
+        self.cache.unregister(self.cache_id);
+    }
+}
+
+impl<F> State<F> {
+    pub(crate) fn log_end_offset(&self) -> i64 {
+        self.segments
+            .last()
+            .expect("a log has a segment")
+            .index
+            .next_offset
+    }
+
+    /// Index of the segment with this base offset.
+    pub(crate) fn segment_index(&self, base_offset: i64) -> usize {
+        self.segments
+            .binary_search_by_key(&base_offset, |s| s.base_offset)
+            .expect("segment exists")
+    }
+
+    /// Index of the segment holding `offset` (the last one starting at or before it).
+    pub(crate) fn segment_for_offset(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+}
+
+struct RoundPlan<F> {
+    target: i64,
+    writes: Vec<Write<F>>,
+    syncs: Vec<Rc<F>>,
+    synced_rolls: Vec<i64>,
+    max_timestamp: Option<(i64, i64)>,
+}
+
+struct Write<F> {
+    base_offset: i64,
+    file: Rc<F>,
+    position: u64,
+    data: Vec<u8>,
+    end_size: u64,
+    end_offset: i64,
+}
+
+/// Splits an append's bytes into batch headers; every byte must belong to a whole batch.
+fn parse_batches(records: &[u8]) -> Result<Vec<(usize, BatchHeader)>, StorageError> {
+    let mut headers = Vec::new();
+    for step in BatchIter::new(records) {
+        match step {
+            BatchStep::Batch {
+                position, header, ..
+            } if header.last_offset_delta >= 0 => headers.push((position, header)),
+            BatchStep::Batch { position, .. } => {
+                let reason = millrace_wire::WireError::InvalidBatch {
+                    reason: "negative last_offset_delta",
+                };
+                return Err(StorageError::InvalidRecords { position, reason });
+            }
+            BatchStep::Tail { position, reason } => {
+                return Err(StorageError::InvalidRecords { position, reason })
+            }
+        }
+    }
+    if headers.is_empty() {
+        let reason = millrace_wire::WireError::InvalidBatch {
+            reason: "no batches",
+        };
+        return Err(StorageError::InvalidRecords {
+            position: 0,
+            reason,
+        });
+    }
+    Ok(headers)
+}
+
+/// Checks every batch against the producer state (as if the earlier ones were appended) and
+/// assigns offsets from `next_offset`. Returns the outcome when every batch is a duplicate;
+/// a mix of duplicates and new batches is out of order.
+fn check_producers(
+    producers: &ProducerState,
+    headers: &mut [(usize, BatchHeader)],
+    mut next_offset: i64,
+) -> Result<Option<AppendOutcome>, StorageError> {
+    let mut scratch = ProducerState::default();
+    for (_, h) in headers.iter() {
+        if let Some(entry) = producers.producers.get(&h.producer_id) {
+            scratch.producers.insert(h.producer_id, entry.clone());
+        }
+    }
+    let mut duplicates = Vec::new();
+    for (_, h) in headers.iter_mut() {
+        match scratch.check(h)? {
+            Check::Append => {
+                h.base_offset = next_offset;
+                next_offset = h.next_offset();
+                scratch.record(h, 0);
+            }
+            Check::Duplicate {
+                base_offset,
+                last_offset,
+            } => duplicates.push((h.producer_id, h.base_sequence, base_offset, last_offset)),
+        }
+    }
+    match duplicates.len() {
+        0 => Ok(None),
+        n if n == headers.len() => Ok(Some(AppendOutcome {
+            base_offset: duplicates[0].2,
+            last_offset: duplicates[n - 1].3,
+            log_append_time_ms: -1,
+            duplicate: true,
+        })),
+        _ => {
+            let (producer_id, received, _, _) = duplicates[0];
+            Err(StorageError::OutOfOrderSequence {
+                producer_id,
+                expected: -1,
+                received,
+            })
+        }
+    }
+}
+
+/// Reads batch headers from `from` until `stop` says so (returning that batch's position and
+/// header) or `end` is reached (None). Reads in windows; a header it cannot parse is corruption.
+pub(crate) async fn walk_headers<F: DiskFile>(
+    file: &F,
+    mut pos: u64,
+    end: u64,
+    mut stop: impl FnMut(u64, &BatchHeader) -> bool,
+) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+    const WINDOW_BYTES: u64 = 16 * 1024;
+    while pos < end {
+        let want = WINDOW_BYTES.min(end - pos) as usize;
+        let buf = file
+            .read_at(pos, want)
+            .await
+            .map_err(io_err("read", file.path()))?;
+        let mut at = 0usize;
+        while at + BATCH_HEADER_BYTES <= buf.len() && pos + (at as u64) < end {
+            let h = BatchHeader::parse(&buf[at..])
+                .map_err(|e| corrupt(file.path(), pos + at as u64, &e.to_string()))?;
+            if stop(pos + at as u64, &h) {
+                return Ok(Some((pos + at as u64, h)));
+            }
+            at += h.total_bytes();
+        }
+        if at == 0 {
+            return Err(corrupt(file.path(), pos, "batch header cut short"));
+        }
+        pos += at as u64;
+    }
+    Ok(None)
+}
+
+pub(crate) fn corrupt(path: &Path, position: u64, reason: &str) -> StorageError {
+    StorageError::Corrupt {
+        path: path.to_path_buf(),
+        position,
+        reason: reason.to_string(),
+    }
+}
+
+pub(crate) fn align_up(x: u64, align: u64) -> u64 {
+    x.div_ceil(align) * align
+}
+
+/// The offset in a Kafka-style file name (`<20 digits><suffix>`), if it is one.
+pub(crate) fn parse_name(name: &str, suffix: &str) -> Option<i64> {
+    let digits = name.strip_suffix(suffix)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}

@@ -1,0 +1,385 @@
+//! Opening a partition log: segments, truncation of torn tails, index rebuild, leader epochs
+//! and producer state.
+
+use crate::cache::BatchCache;
+use crate::disk::{Disk, DiskFile};
+use crate::epoch::{self, EpochCache};
+use crate::error::io_err;
+use crate::log::{corrupt, parse_name, walk_headers, FlushGate, LogConfig, PartitionLog, State};
+use crate::producer::ProducerState;
+use crate::segment::{file_name, scan, Segment, SegmentIndex};
+use crate::StorageError;
+use millrace_replication::{HighWatermark, LeaderEpoch};
+use millrace_wire::records::validate_batch;
+use std::cell::RefCell;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Written by `close`, removed by `open`: its presence means the last run shut down cleanly,
+/// so the active segment's index files can be trusted instead of scanning it.
+pub(crate) const CLEAN_SHUTDOWN: &str = "clean-shutdown";
+
+impl<D: Disk> PartitionLog<D> {
+    /// Opens (creating if missing) the log in `dir` and recovers it: closed segments with a
+    /// valid index are trusted; the active segment and any segment without a valid index are
+    /// scanned batch by batch (CRC included) and the log is truncated at the first bad batch,
+    /// dropping every later segment.
+    pub async fn open(
+        disk: D,
+        dir: PathBuf,
+        config: LogConfig,
+        cache: Rc<BatchCache>,
+        now_ms: i64,
+    ) -> Result<Self, StorageError> {
+        config.validate()?;
+        disk.create_dir_all(&dir)
+            .map_err(io_err("create dir", &dir))?;
+        let names = disk.list_dir(&dir).map_err(io_err("list", &dir))?;
+        let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN);
+        for stray in names.iter().filter(|n| n.ends_with(".tmp")) {
+            remove_if_present(&disk, &dir.join(stray))?;
+        }
+        let mut bases: Vec<i64> = names.iter().filter_map(|n| parse_name(n, ".log")).collect();
+        bases.sort_unstable();
+        let mut seen_epochs = Vec::new();
+        let mut segments =
+            recover_segments(&disk, &dir, &config, &bases, clean, &mut seen_epochs).await?;
+        prepare_active(
+            segments.last_mut().expect("one segment at least"),
+            clean,
+            now_ms,
+        )
+        .await?;
+        remove_stale_indexes(&disk, &dir, &names, &segments)?;
+        let log_start_offset = segments[0].base_offset;
+        let log_end_offset = segments.last().expect("one segment").index.next_offset;
+        let (epochs, epochs_changed) = load_epochs(&disk, &dir, log_end_offset, &seen_epochs).await;
+        let producers =
+            load_producers(&disk, &dir, &names, &segments, log_start_offset, now_ms).await?;
+        if clean {
+            remove_if_present(&disk, &dir.join(CLEAN_SHUTDOWN))?;
+            disk.sync_dir(&dir)
+                .await
+                .map_err(io_err("sync dir", &dir))?;
+        }
+        let durable_max_timestamp = segments
+            .iter()
+            .filter(|s| s.index.max_timestamp >= 0)
+            .max_by_key(|s| s.index.max_timestamp)
+            .map(|s| (s.index.max_timestamp, s.index.max_timestamp_offset));
+        let cache_id = cache.register();
+        let log = PartitionLog {
+            disk,
+            dir,
+            config,
+            cache,
+            cache_id,
+            state: RefCell::new(State {
+                segments,
+                log_start_offset,
+                high_watermark: HighWatermark(log_end_offset),
+                producers,
+                epochs,
+                epochs_version: u64::from(epochs_changed),
+                epochs_written: 0,
+                pending_snapshots: Vec::new(),
+                appended_max_timestamp: durable_max_timestamp,
+                durable_max_timestamp,
+                unwritten_bytes: 0,
+                closed: false,
+            }),
+            gate: FlushGate::default(),
+        };
+        if let Err(e) = log.write_metadata().await {
+            // Rebuilt indexes and the checkpoint are an optimisation of the next open.
+            tracing::warn!(dir = %log.dir.display(), error = %e, "writing recovered metadata failed");
+        }
+        Ok(log)
+    }
+}
+
+/// Opens every segment, trusting valid indexes of closed segments and scanning the rest.
+/// Stops at the first segment that does not end where the next one begins, removing the later
+/// ones (Kafka's behaviour: nothing after a hole is kept).
+async fn recover_segments<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    config: &LogConfig,
+    bases: &[i64],
+    clean: bool,
+    seen_epochs: &mut Vec<(i32, i64)>,
+) -> Result<Vec<Segment<D::File>>, StorageError> {
+    let mut segments = Vec::new();
+    for (i, &base) in bases.iter().enumerate() {
+        let next_base = bases.get(i + 1).copied();
+        let path = file_name(dir, base, ".log");
+        let file = disk
+            .open(&path, false)
+            .await
+            .map_err(io_err("open", &path))?;
+        let file_bytes = file.size().await.map_err(io_err("size", &path))?;
+        let trusted = match next_base.is_some() || clean {
+            true => load_index(disk, dir, base, file_bytes, next_base).await,
+            false => None,
+        };
+        let index_written = trusted.is_some();
+        let index = match trusted {
+            Some(index) => index,
+            None => scan_segment(&file, base, file_bytes, config, seen_epochs).await?,
+        };
+        let complete = next_base.is_none_or(|n| index.next_offset == n);
+        let mut seg = Segment::new(base);
+        seg.flushed_size = index.size;
+        seg.synced_size = index.size;
+        seg.flushed_next_offset = index.next_offset;
+        seg.index = index;
+        seg.file = Some(Rc::new(file));
+        seg.rolled = true;
+        seg.index_written = index_written;
+        let next_offset = seg.index.next_offset;
+        segments.push(seg);
+        if !complete {
+            let dropped = &bases[i + 1..];
+            tracing::warn!(dir = %dir.display(), base, next_offset, ?dropped,
+                "segment ends before the next one starts: truncating the log here");
+            for &later in dropped {
+                for suffix in [".log", ".index", ".timeindex"] {
+                    remove_if_present(disk, &file_name(dir, later, suffix))?;
+                }
+            }
+            break;
+        }
+    }
+    if segments.is_empty() {
+        segments.push(Segment::new(0));
+    }
+    Ok(segments)
+}
+
+/// Reads and checks a segment's index files; None (rebuild) when missing or wrong.
+async fn load_index<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    base: i64,
+    file_bytes: u64,
+    next_base: Option<i64>,
+) -> Option<SegmentIndex> {
+    let offsets = disk.read_file(&file_name(dir, base, ".index")).await;
+    let times = disk.read_file(&file_name(dir, base, ".timeindex")).await;
+    let (Ok(Some(offsets)), Ok(Some(times))) = (offsets, times) else {
+        tracing::info!(dir = %dir.display(), base, "segment index missing: rebuilding it");
+        return None;
+    };
+    let index =
+        SegmentIndex::decode(base, &offsets, &times, file_bytes).and_then(
+            |index| match next_base {
+                Some(n) if index.next_offset != n => Err(format!(
+                    "ends at {}, next segment at {n}",
+                    index.next_offset
+                )),
+                _ => Ok(index),
+            },
+        );
+    match index {
+        Ok(index) => Some(index),
+        Err(reason) => {
+            tracing::warn!(dir = %dir.display(), base, %reason, "segment index invalid: rebuilding it");
+            None
+        }
+    }
+}
+
+/// Validates every batch of a segment (CRC, dense offsets) and rebuilds its index, stopping at
+/// the first batch that is torn, corrupt or out of place.
+async fn scan_segment<F: DiskFile>(
+    file: &F,
+    base: i64,
+    file_bytes: u64,
+    config: &LogConfig,
+    seen_epochs: &mut Vec<(i32, i64)>,
+) -> Result<SegmentIndex, StorageError> {
+    let interval = u64::from(config.index_interval_bytes);
+    let mut index = SegmentIndex::empty(base);
+    let end = scan(file, 0, file_bytes, |_, _, bytes| {
+        let h = validate_batch(bytes).map_err(|e| e.to_string())?;
+        if h.base_offset != index.next_offset {
+            return Err(format!(
+                "batch at offset {}, expected {}",
+                h.base_offset, index.next_offset
+            ));
+        }
+        if h.last_offset() - base > i64::from(i32::MAX)
+            || index.size + bytes.len() as u64 > u64::from(u32::MAX)
+        {
+            return Err("segment exceeds 32-bit relative offsets or positions".into());
+        }
+        index.add_batch(base, &h, interval);
+        if seen_epochs
+            .last()
+            .is_none_or(|e| e.0 < h.partition_leader_epoch)
+        {
+            seen_epochs.push((h.partition_leader_epoch, h.base_offset));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(io_err("read", file.path()))?;
+    if let Some(reason) = end.reason {
+        tracing::debug!(path = %file.path().display(), position = end.position, %reason, "segment scan stopped");
+    }
+    Ok(index)
+}
+
+/// Makes the last segment the active one: cuts the file to the logical end (removing padding
+/// and any torn tail) and loads the partial last block the next flush rewrites.
+async fn prepare_active<F: DiskFile>(
+    seg: &mut Segment<F>,
+    clean: bool,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    seg.rolled = false;
+    seg.index_written = false;
+    let size = seg.index.size;
+    if size > 0 {
+        let first = seg.index.first_timestamp;
+        seg.first_append_ms = Some(if first >= 0 { first } else { now_ms });
+    }
+    let Some(file) = &seg.file else { return Ok(()) };
+    let path = file.path().to_path_buf();
+    let file_bytes = file.size().await.map_err(io_err("size", &path))?;
+    let align = file.alignment() as u64;
+    if file_bytes > size {
+        if file_bytes - size >= align && !clean {
+            tracing::warn!(path = %path.display(), from = file_bytes, to = size, next_offset = seg.index.next_offset,
+                "recovery truncated the active segment (torn or unacknowledged tail)");
+        }
+        file.truncate(size)
+            .await
+            .map_err(io_err("truncate", &path))?;
+    }
+    seg.tail_position = size - size % align;
+    let want = (size - seg.tail_position) as usize;
+    let tail = file
+        .read_at(seg.tail_position, want)
+        .await
+        .map_err(io_err("read", &path))?;
+    if tail.len() != want {
+        return Err(corrupt(
+            &path,
+            seg.tail_position,
+            "segment shorter than its index says",
+        ));
+    }
+    seg.tail = tail.to_vec();
+    Ok(())
+}
+
+/// Index files of segments that are gone, and of the active segment (stale once it grows).
+fn remove_stale_indexes<D: Disk, F>(
+    disk: &D,
+    dir: &Path,
+    names: &[String],
+    segments: &[Segment<F>],
+) -> Result<(), StorageError> {
+    let active = segments.last().expect("one segment").base_offset;
+    for name in names {
+        let Some(base) = parse_name(name, ".index").or_else(|| parse_name(name, ".timeindex"))
+        else {
+            continue;
+        };
+        let kept = segments
+            .binary_search_by_key(&base, |s| s.base_offset)
+            .is_ok();
+        if !kept || base == active {
+            remove_if_present(disk, &dir.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// The checkpoint, cut at the log end and completed with the epochs seen while scanning.
+/// Returns it and whether it differs from the file.
+async fn load_epochs<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    log_end_offset: i64,
+    seen: &[(i32, i64)],
+) -> (EpochCache, bool) {
+    let path = dir.join(epoch::FILE_NAME);
+    let loaded = match disk.read_file(&path).await {
+        Ok(Some(bytes)) => EpochCache::decode(&bytes).map_err(|reason| {
+            tracing::warn!(path = %path.display(), %reason, "leader-epoch checkpoint invalid: rebuilding it");
+        }),
+        _ => Err(()),
+    };
+    let mut cache = loaded.clone().unwrap_or_default();
+    cache.truncate_from(log_end_offset);
+    for &(epoch, offset) in seen {
+        if offset < log_end_offset {
+            cache.assign(LeaderEpoch(epoch), offset);
+        }
+    }
+    let changed = loaded.as_ref() != Ok(&cache);
+    (cache, changed)
+}
+
+/// The newest valid snapshot at or below the log end, then every batch after it replayed.
+/// Snapshots beyond the log end (the log was truncated) are removed.
+async fn load_producers<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    names: &[String],
+    segments: &[Segment<D::File>],
+    log_start_offset: i64,
+    now_ms: i64,
+) -> Result<ProducerState, StorageError> {
+    let log_end_offset = segments.last().expect("one segment").index.next_offset;
+    let mut offsets: Vec<i64> = names
+        .iter()
+        .filter_map(|n| parse_name(n, ".snapshot"))
+        .collect();
+    offsets.sort_unstable_by(|a, b| b.cmp(a));
+    let mut loaded = None;
+    for offset in offsets {
+        let path = file_name(dir, offset, ".snapshot");
+        if offset > log_end_offset || offset < log_start_offset {
+            remove_if_present(disk, &path)?;
+            continue;
+        }
+        if loaded.is_some() {
+            continue;
+        }
+        let bytes = disk.read_file(&path).await.map_err(io_err("read", &path))?;
+        match bytes.map(|b| ProducerState::decode_snapshot(&b)) {
+            Some(Ok((at, state))) if at == offset => loaded = Some((offset, state)),
+            Some(Ok(_)) | Some(Err(_)) | None => {
+                tracing::warn!(path = %path.display(), "producer snapshot invalid: ignoring it");
+                remove_if_present(disk, &path)?;
+            }
+        }
+    }
+    let (from, mut state) = loaded.unwrap_or((log_start_offset, ProducerState::default()));
+    for seg in segments
+        .iter()
+        .filter(|s| s.index.next_offset > from && s.index.size > 0)
+    {
+        let file = seg.file.as_ref().expect("a segment with data has a file");
+        let start = seg.index.position_for_offset(seg.base_offset, from);
+        walk_headers(&**file, start, seg.index.size, |_, h| {
+            if h.base_offset >= from {
+                state.record(h, now_ms);
+            }
+            false
+        })
+        .await?;
+    }
+    Ok(state)
+}
+
+fn remove_if_present<D: Disk>(disk: &D, path: &Path) -> Result<(), StorageError> {
+    match disk.remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", path)(e)),
+        _ => Ok(()),
+    }
+}
