@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::metadata::MetadataImage;
 use crate::node::Shard;
 use crate::work::MeshMsg;
+use millrace_shard::disk::DmaDisk;
 use millrace_shard::mesh::{Inbox, MeshSpec};
 use millrace_shard::net::TcpListener;
 use millrace_shard::{run_shards, ShardRuntimeConfig};
@@ -83,6 +84,7 @@ async fn shard_main(config: Arc<Config>, mesh: MeshSpec<MeshMsg>, image: Arc<Met
     for (peer, inbox) in inboxes {
         millrace_shard::spawn_detached(inbox_loop(shard.clone(), peer, inbox));
     }
+    DmaDisk::probe_device(&config.data_dir, shard.id).await?;
     shard.apply_metadata(image).await?;
     let listener = TcpListener::bind(config.listen)?;
     tracing::info!(shard = shard.id, partitions = shard.logs.borrow().len(), "shard ready");

@@ -1,6 +1,7 @@
 //! Topic-level configs accepted at creation. Only keys this broker applies are accepted; any
 //! other key is refused with INVALID_CONFIG naming it, rather than stored and ignored.
-//! Retention and compaction keys arrive with the retention/compaction work.
+//! Retention and compaction keys arrive with the retention/compaction work; until then
+//! `retention.ms` and `retention.bytes` accept only -1 (no limit), which is what happens.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,9 @@ const SUPPORTED: &[(&str, fn(&str) -> bool)] = &[
     ("segment.bytes", |v| v.parse::<i32>().is_ok_and(|n| n >= 1024)),
     ("segment.ms", |v| v.parse::<i64>().is_ok_and(|n| n >= 1)),
     ("cleanup.policy", |v| v == "delete"),
+    // Retention is not enforced yet; only "no limit" is accepted so nothing is promised.
+    ("retention.ms", |v| v == "-1"),
+    ("retention.bytes", |v| v == "-1"),
 ];
 
 /// The names of the supported topic configs.

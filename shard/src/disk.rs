@@ -24,6 +24,39 @@ fn to_io(e: glommio::GlommioError<()>) -> io::Error {
     }
 }
 
+/// Name of the scratch file used by [`DmaDisk::probe_device`].
+const PROBE_FILE: &str = ".millrace-iopoll-probe";
+
+impl DmaDisk {
+    /// Settles glommio's per-device iopoll probe before any segment is opened.
+    ///
+    /// glommio decides whether a device supports polled I/O by reading the first block of the
+    /// first DMA file opened on it, and caches the answer for the device. If that file is
+    /// empty (a new segment), the read ends at EOF without reaching the device and "succeeds",
+    /// so a device without iopoll (virtio-blk, most cloud disks) is marked pollable and every
+    /// later read fails with EOPNOTSUPP. Opening a one-block file first makes the probe real.
+    /// glommio keeps that cache per thread, so every shard calls this for itself.
+    pub async fn probe_device(dir: &Path, shard: usize) -> io::Result<()> {
+        let path = dir.join(format!("{PROBE_FILE}-{shard}"));
+        {
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(&[0u8; 4096])?;
+            f.sync_all()?;
+        }
+        let opened = OpenOptions::new().read(true).write(true).dma_open(&path).await.map_err(to_io);
+        let result = match opened {
+            Ok(file) => {
+                let read = file.read_at(0, 4096).await.map(|_| ()).map_err(to_io);
+                let _ = file.close().await;
+                read
+            }
+            Err(e) => Err(e),
+        };
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+}
+
 impl Disk for DmaDisk {
     type File = DmaDiskFile;
 

@@ -72,6 +72,9 @@ fn topic_configs(shard: &Shard, name: &str) -> Option<Vec<(String, String, i8)>>
         ("segment.bytes", c.log_segment_bytes.to_string()),
         ("segment.ms", c.log_roll_ms.to_string()),
         ("cleanup.policy", "delete".to_string()),
+        // Nothing is deleted by time or size yet: -1 ("no limit") is the truthful value.
+        ("retention.ms", "-1".to_string()),
+        ("retention.bytes", "-1".to_string()),
     ];
     debug_assert!(defaults.iter().all(|(k, _)| crate::topic_config::supported_keys().any(|s| s == *k)));
     Some(

@@ -92,8 +92,18 @@ pub async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, body: Bytes) ->
 }
 
 /// Checks the body against the wire guard, then decodes it.
+///
+/// Bytes after a complete body are tolerated, as Kafka's own parser does: librdkafka 2.16 sends
+/// Metadata v12 requests with three extra bytes, and Kafka accepts them. Every length inside
+/// the body has still been checked by then.
 pub fn decode<T: Decodable>(header: &RequestHeader, body: &Bytes) -> Result<T, Response> {
-    if let Err(e) = millrace_wire::guard::check_request_body(header.api_key, header.api_version, body) {
+    let checked = millrace_wire::guard::check_request_body(header.api_key, header.api_version, body);
+    if let Err(e) = checked.or_else(|e| match e {
+        millrace_wire::guard::GuardError::TrailingBytes { .. } => Ok(()),
+        other => Err(other),
+    }) {
+        let head = &body[..body.len().min(64)];
+        tracing::debug!(api_key = header.api_key, api_version = header.api_version, body = ?head, "guard refused body");
         return Err(Response::Close(format!("malformed request (api {} v{}): {e}", header.api_key, header.api_version)));
     }
     let mut buf = body.clone();
