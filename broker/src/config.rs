@@ -54,7 +54,9 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
 
 impl Default for Config {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Config {
             node_id: 0,
             listen: DEFAULT_LISTEN.parse().expect("valid default"),
@@ -111,7 +113,10 @@ pub enum ConfigError {
 }
 
 /// Parses server.properties text into ordered (key, value, line) triples.
-pub fn parse_properties(text: &str, path: &str) -> Result<Vec<(String, String, usize)>, ConfigError> {
+pub fn parse_properties(
+    text: &str,
+    path: &str,
+) -> Result<Vec<(String, String, usize)>, ConfigError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -119,7 +124,10 @@ pub fn parse_properties(text: &str, path: &str) -> Result<Vec<(String, String, u
             continue;
         }
         let Some((key, value)) = line.split_once('=').or_else(|| line.split_once(':')) else {
-            return Err(ConfigError::Syntax { path: path.into(), line: i + 1 });
+            return Err(ConfigError::Syntax {
+                path: path.into(),
+                line: i + 1,
+            });
         };
         out.push((key.trim().to_string(), value.trim().to_string(), i + 1));
     }
@@ -143,26 +151,35 @@ impl Config {
                     advertised_seen = true;
                 }
                 "log.dirs" | "log.dir" => self.data_dir = parse_log_dir(key, value)?,
-                "node.id" | "broker.id" => self.node_id = parse_num(key, value, 0, i32::MAX as i64)? as i32,
+                "node.id" | "broker.id" => {
+                    self.node_id = parse_num(key, value, 0, i32::MAX as i64)? as i32
+                }
                 "millrace.cores" => self.cores = parse_num(key, value, 1, 1024)? as usize,
-                "num.partitions" => self.num_partitions = parse_num(key, value, 1, 1_000_000)? as i32,
+                "num.partitions" => {
+                    self.num_partitions = parse_num(key, value, 1, 1_000_000)? as i32
+                }
                 "default.replication.factor" => {
-                    self.default_replication_factor = parse_num(key, value, 1, i16::MAX as i64)? as i16
+                    self.default_replication_factor =
+                        parse_num(key, value, 1, i16::MAX as i64)? as i16
                 }
                 "log.segment.bytes" => {
                     self.log_segment_bytes = parse_num(key, value, 1024, i32::MAX as i64)? as u64
                 }
                 "log.roll.ms" => self.log_roll_ms = parse_num(key, value, 1, i64::MAX)?,
-                "log.roll.hours" => self.log_roll_ms = parse_num(key, value, 1, 1 << 40)? * 3_600_000,
+                "log.roll.hours" => {
+                    self.log_roll_ms = parse_num(key, value, 1, 1 << 40)? * 3_600_000
+                }
                 "log.index.interval.bytes" => {
-                    self.log_index_interval_bytes = parse_num(key, value, 0, i32::MAX as i64)? as u32
+                    self.log_index_interval_bytes =
+                        parse_num(key, value, 0, i32::MAX as i64)? as u32
                 }
                 "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, value)?,
                 "message.max.bytes" => {
                     self.message_max_bytes = parse_num(key, value, 0, i32::MAX as i64)? as usize
                 }
                 "socket.request.max.bytes" => {
-                    self.socket_request_max_bytes = parse_num(key, value, 1024, i32::MAX as i64)? as usize
+                    self.socket_request_max_bytes =
+                        parse_num(key, value, 1024, i32::MAX as i64)? as usize
                 }
                 "queued.max.requests" => {
                     self.max_inflight_per_connection = parse_num(key, value, 1, 100_000)? as usize
@@ -178,7 +195,12 @@ impl Config {
                     self.mesh_channel_capacity = parse_num(key, value, 1, 1 << 20)? as usize
                 }
                 "millrace.pin.cores" => self.pin_cores = parse_bool(key, value)?,
-                _ => return Err(ConfigError::UnknownKey { key: key.clone(), line: *line }),
+                _ => {
+                    return Err(ConfigError::UnknownKey {
+                        key: key.clone(),
+                        line: *line,
+                    })
+                }
             }
         }
         if listeners_seen && !advertised_seen {
@@ -193,7 +215,8 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "message.max.bytes".into(),
                 value: self.message_max_bytes.to_string(),
-                reason: "must leave room for the request header under socket.request.max.bytes".into(),
+                reason: "must leave room for the request header under socket.request.max.bytes"
+                    .into(),
             });
         }
         if self.advertise.0 == "0.0.0.0" || self.advertise.0 == "::" {
@@ -212,35 +235,69 @@ impl Config {
         m.insert("node.id", self.node_id.to_string());
         m.insert("broker.id", self.node_id.to_string());
         m.insert("listeners", format!("PLAINTEXT://{}", self.listen));
-        m.insert("advertised.listeners", format!("PLAINTEXT://{}:{}", self.advertise.0, self.advertise.1));
+        m.insert(
+            "advertised.listeners",
+            format!("PLAINTEXT://{}:{}", self.advertise.0, self.advertise.1),
+        );
         m.insert("log.dirs", self.data_dir.display().to_string());
         m.insert("num.partitions", self.num_partitions.to_string());
-        m.insert("default.replication.factor", self.default_replication_factor.to_string());
+        m.insert(
+            "default.replication.factor",
+            self.default_replication_factor.to_string(),
+        );
         m.insert("log.segment.bytes", self.log_segment_bytes.to_string());
         m.insert("log.roll.ms", self.log_roll_ms.to_string());
-        m.insert("log.index.interval.bytes", self.log_index_interval_bytes.to_string());
-        m.insert("auto.create.topics.enable", self.auto_create_topics.to_string());
+        m.insert(
+            "log.index.interval.bytes",
+            self.log_index_interval_bytes.to_string(),
+        );
+        m.insert(
+            "auto.create.topics.enable",
+            self.auto_create_topics.to_string(),
+        );
         m.insert("message.max.bytes", self.message_max_bytes.to_string());
-        m.insert("socket.request.max.bytes", self.socket_request_max_bytes.to_string());
-        m.insert("queued.max.requests", self.max_inflight_per_connection.to_string());
+        m.insert(
+            "socket.request.max.bytes",
+            self.socket_request_max_bytes.to_string(),
+        );
+        m.insert(
+            "queued.max.requests",
+            self.max_inflight_per_connection.to_string(),
+        );
         m.insert("millrace.fsync", self.fsync.to_string());
         m.insert("millrace.cores", self.cores.to_string());
-        m.insert("millrace.batch.cache.bytes", self.batch_cache_bytes.to_string());
+        m.insert(
+            "millrace.batch.cache.bytes",
+            self.batch_cache_bytes.to_string(),
+        );
         m.insert("millrace.io.memory.bytes", self.io_memory_bytes.to_string());
-        m.insert("millrace.mesh.channel.capacity", self.mesh_channel_capacity.to_string());
+        m.insert(
+            "millrace.mesh.channel.capacity",
+            self.mesh_channel_capacity.to_string(),
+        );
         m.insert("millrace.pin.cores", self.pin_cores.to_string());
         m
     }
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), value: value.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 fn parse_num(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
-    let n: i64 = value.parse().map_err(|_| invalid(key, value, "not an integer"))?;
+    let n: i64 = value
+        .parse()
+        .map_err(|_| invalid(key, value, "not an integer"))?;
     if n < min || n > max {
-        return Err(invalid(key, value, format!("must be between {min} and {max}")));
+        return Err(invalid(
+            key,
+            value,
+            format!("must be between {min} and {max}"),
+        ));
     }
     Ok(n)
 }
@@ -254,11 +311,19 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
 }
 
 fn parse_log_dir(key: &str, value: &str) -> Result<PathBuf, ConfigError> {
-    let dirs: Vec<&str> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let dirs: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     match dirs.as_slice() {
         [one] => Ok(PathBuf::from(one)),
         [] => Err(invalid(key, value, "empty")),
-        _ => Err(invalid(key, value, "one log directory per broker is supported")),
+        _ => Err(invalid(
+            key,
+            value,
+            "one log directory per broker is supported",
+        )),
     }
 }
 
@@ -271,7 +336,13 @@ fn listener_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigErr
     let spec = first[0];
     let rest = match spec.split_once("://") {
         Some(("PLAINTEXT", rest)) => rest,
-        Some((proto, _)) => return Err(invalid(key, value, format!("protocol {proto} is not supported yet"))),
+        Some((proto, _)) => {
+            return Err(invalid(
+                key,
+                value,
+                format!("protocol {proto} is not supported yet"),
+            ))
+        }
         None => spec,
     };
     let (host, port) = rest
@@ -285,9 +356,18 @@ fn listener_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigErr
 
 fn parse_listener(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     let (host, port) = listener_host_port(key, value)?;
-    let host = if host == "localhost" { "127.0.0.1".to_string() } else { host };
-    let text = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-    text.parse().map_err(|_| invalid(key, value, "expected an IP address and port"))
+    let host = if host == "localhost" {
+        "127.0.0.1".to_string()
+    } else {
+        host
+    };
+    let text = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    text.parse()
+        .map_err(|_| invalid(key, value, "expected an IP address and port"))
 }
 
 #[cfg(test)]
@@ -319,24 +399,39 @@ mod tests {
     fn unknown_key_names_itself() {
         let err = apply("num.partitions=2\nlog.retention.nonsense=5\n").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("log.retention.nonsense") && text.contains("line 2"), "{text}");
+        assert!(
+            text.contains("log.retention.nonsense") && text.contains("line 2"),
+            "{text}"
+        );
     }
 
     #[test]
     fn invalid_values_name_the_key() {
-        for bad in ["num.partitions=0", "num.partitions=abc", "auto.create.topics.enable=yes",
-            "listeners=SSL://1.2.3.4:9093", "log.dirs=/a,/b", "message.max.bytes=200000000"] {
+        for bad in [
+            "num.partitions=0",
+            "num.partitions=abc",
+            "auto.create.topics.enable=yes",
+            "listeners=SSL://1.2.3.4:9093",
+            "log.dirs=/a,/b",
+            "message.max.bytes=200000000",
+        ] {
             let err = apply(bad).unwrap_err().to_string();
             let key = bad.split('=').next().unwrap();
             assert!(err.contains(key), "{bad}: {err}");
         }
-        assert!(matches!(apply("garbage line"), Err(ConfigError::Syntax { .. })));
+        assert!(matches!(
+            apply("garbage line"),
+            Err(ConfigError::Syntax { .. })
+        ));
     }
 
     #[test]
     fn wildcard_listener_needs_an_advertised_address() {
         assert!(apply("listeners=PLAINTEXT://0.0.0.0:9092").is_err());
-        let c = apply("listeners=PLAINTEXT://0.0.0.0:9092\nadvertised.listeners=PLAINTEXT://broker1:9092").unwrap();
+        let c = apply(
+            "listeners=PLAINTEXT://0.0.0.0:9092\nadvertised.listeners=PLAINTEXT://broker1:9092",
+        )
+        .unwrap();
         assert_eq!(c.advertise, ("broker1".into(), 9092));
     }
 }

@@ -30,7 +30,10 @@ const COALESCE_BYTES_MAX: usize = 64 * 1024;
 
 /// Serves a connection until the peer closes it or sends something unusable.
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let (reader, writer) = match split(stream) {
         Ok(halves) => halves,
@@ -39,14 +42,25 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             return;
         }
     };
-    let queue: Rc<LocalQueue<Task<Response>>> = Rc::new(LocalQueue::new(shard.config.max_inflight_per_connection));
-    let writer_task = millrace_shard::spawn(write_loop(shard.clone(), writer, queue.clone(), peer.clone()));
+    let queue: Rc<LocalQueue<Task<Response>>> =
+        Rc::new(LocalQueue::new(shard.config.max_inflight_per_connection));
+    let writer_task = millrace_shard::spawn(write_loop(
+        shard.clone(),
+        writer,
+        queue.clone(),
+        peer.clone(),
+    ));
     read_loop(&shard, reader, &queue, &peer).await;
     queue.close();
     writer_task.await;
 }
 
-async fn read_loop(shard: &Rc<Shard>, mut reader: TcpStream, queue: &LocalQueue<Task<Response>>, peer: &str) {
+async fn read_loop(
+    shard: &Rc<Shard>,
+    mut reader: TcpStream,
+    queue: &LocalQueue<Task<Response>>,
+    peer: &str,
+) {
     loop {
         let mut prefix = [0u8; 4];
         if reader.read_exact(&mut prefix).await.is_err() {
@@ -85,7 +99,12 @@ async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Respons
     crate::handlers::dispatch(&shard, &header, body).await
 }
 
-async fn write_loop(shard: Rc<Shard>, mut writer: TcpStream, queue: Rc<LocalQueue<Task<Response>>>, peer: String) {
+async fn write_loop(
+    shard: Rc<Shard>,
+    mut writer: TcpStream,
+    queue: Rc<LocalQueue<Task<Response>>>,
+    peer: String,
+) {
     while let Some(task) = queue.pop().await {
         let result = match task.await {
             Response::Frame(bytes) => writer.write_all(&bytes).await,
@@ -107,18 +126,28 @@ async fn write_loop(shard: Rc<Shard>, mut writer: TcpStream, queue: Rc<LocalQueu
     let _ = writer.shutdown(std::net::Shutdown::Both).await;
 }
 
-async fn write_fetch(shard: &Shard, writer: &mut TcpStream, chunks: Vec<FetchChunk<RecordPiece>>) -> std::io::Result<()> {
+async fn write_fetch(
+    shard: &Shard,
+    writer: &mut TcpStream,
+    chunks: Vec<FetchChunk<RecordPiece>>,
+) -> std::io::Result<()> {
     let mut pending = BytesMut::new();
     for chunk in chunks {
         match chunk {
-            FetchChunk::Encoded(b) | FetchChunk::Records(RecordPiece::Memory(b)) if b.len() <= COALESCE_BYTES_MAX => {
+            FetchChunk::Encoded(b) | FetchChunk::Records(RecordPiece::Memory(b))
+                if b.len() <= COALESCE_BYTES_MAX =>
+            {
                 pending.extend_from_slice(&b)
             }
             FetchChunk::Encoded(b) | FetchChunk::Records(RecordPiece::Memory(b)) => {
                 flush(writer, &mut pending).await?;
                 writer.write_all(&b).await?;
             }
-            FetchChunk::Records(RecordPiece::File { path, position, len }) => {
+            FetchChunk::Records(RecordPiece::File {
+                path,
+                position,
+                len,
+            }) => {
                 flush(writer, &mut pending).await?;
                 send_file(shard, writer, &path, position, len as usize).await?;
             }
@@ -137,7 +166,13 @@ async fn flush(writer: &mut TcpStream, pending: &mut BytesMut) -> std::io::Resul
 
 /// Sends a file range: sendfile from a buffered descriptor while the socket takes it, then, if
 /// the socket buffer fills, the rest through a read and an ordinary (waiting) write.
-async fn send_file(shard: &Shard, writer: &mut TcpStream, path: &std::path::Path, position: u64, len: usize) -> std::io::Result<()> {
+async fn send_file(
+    shard: &Shard,
+    writer: &mut TcpStream,
+    path: &std::path::Path,
+    position: u64,
+    len: usize,
+) -> std::io::Result<()> {
     let file = shard.sendfile.get(path)?;
     let mut sent = 0;
     while sent < len {

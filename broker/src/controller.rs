@@ -4,7 +4,9 @@
 //! logs, so a client that sees success can use the topic at once. Changes are serialised.
 
 use crate::errors::code;
-use crate::metadata::{least_loaded, valid_topic_name, MetadataImage, TopicMeta, PRODUCER_ID_BLOCK};
+use crate::metadata::{
+    least_loaded, valid_topic_name, MetadataImage, TopicMeta, PRODUCER_ID_BLOCK,
+};
 use crate::node::Shard;
 use crate::work::{ShardReply, ShardRequest};
 use millrace_shard::sync::Notify;
@@ -128,15 +130,24 @@ pub async fn execute(shard: &Rc<Shard>, request: ControllerRequest) -> Controlle
     let _turn = controller.lock().await;
     let mut image = (*shard.image()).clone();
     let reply = match request {
-        ControllerRequest::CreateTopics { topics, validate_only } => {
-            let out = topics.iter().map(|t| create_topic(shard, &mut image, t, validate_only)).collect();
+        ControllerRequest::CreateTopics {
+            topics,
+            validate_only,
+        } => {
+            let out = topics
+                .iter()
+                .map(|t| create_topic(shard, &mut image, t, validate_only))
+                .collect();
             ControllerReply::Topics(out)
         }
         ControllerRequest::DeleteTopics(names) => {
             let out = names.iter().map(|n| delete_topic(&mut image, n)).collect();
             ControllerReply::Topics(out)
         }
-        ControllerRequest::CreatePartitions { topics, validate_only } => {
+        ControllerRequest::CreatePartitions {
+            topics,
+            validate_only,
+        } => {
             let out = topics
                 .iter()
                 .map(|(n, count)| create_partitions(shard, &mut image, n, *count, validate_only))
@@ -178,10 +189,14 @@ fn failed(reply: ControllerReply, error: &str) -> ControllerReply {
 /// Persists `image` and has every shard apply it.
 async fn publish(shard: &Rc<Shard>, image: MetadataImage) -> Result<(), String> {
     let path = crate::server::metadata_path(&shard.config.data_dir);
-    crate::server::write_atomic(&path, &image.encode()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    crate::server::write_atomic(&path, &image.encode())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
     let image = Arc::new(image);
     for target in 0..shard.shards {
-        match shard.call(target, ShardRequest::ApplyMetadata(image.clone())).await {
+        match shard
+            .call(target, ShardRequest::ApplyMetadata(image.clone()))
+            .await
+        {
             ShardReply::Applied(Ok(())) => {}
             ShardReply::Applied(Err(e)) => return Err(format!("shard {target}: {e}")),
             _ => return Err(format!("shard {target} unavailable")),
@@ -191,7 +206,6 @@ async fn publish(shard: &Rc<Shard>, image: MetadataImage) -> Result<(), String> 
 }
 
 fn outcome(_name: &str, error_code: i16, message: Option<String>) -> TopicOutcome {
-
     TopicOutcome {
         id: uuid::Uuid::nil(),
         error_code,
@@ -202,23 +216,56 @@ fn outcome(_name: &str, error_code: i16, message: Option<String>) -> TopicOutcom
     }
 }
 
-fn create_topic(shard: &Shard, image: &mut MetadataImage, t: &NewTopic, validate_only: bool) -> TopicOutcome {
+fn create_topic(
+    shard: &Shard,
+    image: &mut MetadataImage,
+    t: &NewTopic,
+    validate_only: bool,
+) -> TopicOutcome {
     if let Err(why) = valid_topic_name(&t.name) {
         return outcome(&t.name, code::INVALID_TOPIC_EXCEPTION, Some(why.into()));
     }
     if image.topics.contains_key(&t.name) {
-        return outcome(&t.name, code::TOPIC_ALREADY_EXISTS, Some(format!("Topic '{}' already exists.", t.name)));
+        return outcome(
+            &t.name,
+            code::TOPIC_ALREADY_EXISTS,
+            Some(format!("Topic '{}' already exists.", t.name)),
+        );
     }
     if t.manual_assignment {
-        return outcome(&t.name, code::INVALID_REPLICA_ASSIGNMENT, Some("manual replica assignment is not supported on a single node".into()));
+        return outcome(
+            &t.name,
+            code::INVALID_REPLICA_ASSIGNMENT,
+            Some("manual replica assignment is not supported on a single node".into()),
+        );
     }
-    let partitions = if t.partitions == -1 { shard.config.num_partitions } else { t.partitions };
-    if partitions < 1 || partitions > PARTITIONS_PER_TOPIC_MAX {
-        return outcome(&t.name, code::INVALID_PARTITIONS, Some(format!("partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}")));
+    let partitions = if t.partitions == -1 {
+        shard.config.num_partitions
+    } else {
+        t.partitions
+    };
+    if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+        return outcome(
+            &t.name,
+            code::INVALID_PARTITIONS,
+            Some(format!(
+                "partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}"
+            )),
+        );
     }
-    let rf = if t.replication_factor == -1 { shard.config.default_replication_factor } else { t.replication_factor };
+    let rf = if t.replication_factor == -1 {
+        shard.config.default_replication_factor
+    } else {
+        t.replication_factor
+    };
     if rf != 1 {
-        return outcome(&t.name, code::INVALID_REPLICATION_FACTOR, Some(format!("Replication factor: {rf} larger than available brokers: 1.")));
+        return outcome(
+            &t.name,
+            code::INVALID_REPLICATION_FACTOR,
+            Some(format!(
+                "Replication factor: {rf} larger than available brokers: 1."
+            )),
+        );
     }
     let configs = match crate::topic_config::validate(&t.configs) {
         Ok(c) => c,
@@ -241,7 +288,12 @@ fn create_topic(shard: &Shard, image: &mut MetadataImage, t: &NewTopic, validate
         configs: configs.clone(),
     };
     if !validate_only {
-        let meta = TopicMeta { name: t.name.clone(), id, shards, configs };
+        let meta = TopicMeta {
+            name: t.name.clone(),
+            id,
+            shards,
+            configs,
+        };
         image.topics.insert(t.name.clone(), Arc::new(meta));
         tracing::info!(topic = %t.name, partitions, "created topic");
     }
@@ -256,21 +308,41 @@ fn delete_topic(image: &mut MetadataImage, name: &str) -> TopicOutcome {
             tracing::info!(topic = %name, "deleted topic");
             o
         }
-        None => outcome(name, code::UNKNOWN_TOPIC_OR_PARTITION, Some("This server does not host this topic.".into())),
+        None => outcome(
+            name,
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+            Some("This server does not host this topic.".into()),
+        ),
     }
 }
 
-fn create_partitions(shard: &Shard, image: &mut MetadataImage, name: &str, count: i32, validate_only: bool) -> TopicOutcome {
+fn create_partitions(
+    shard: &Shard,
+    image: &mut MetadataImage,
+    name: &str,
+    count: i32,
+    validate_only: bool,
+) -> TopicOutcome {
     let mut load = image.load_per_shard(shard.shards);
     let Some(topic) = image.topics.get_mut(name) else {
-        return outcome(name, code::UNKNOWN_TOPIC_OR_PARTITION, Some("This server does not host this topic.".into()));
+        return outcome(
+            name,
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+            Some("This server does not host this topic.".into()),
+        );
     };
     let current = topic.shards.len() as i32;
     if count <= current {
         return outcome(name, code::INVALID_PARTITIONS, Some(format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}.")));
     }
     if count > PARTITIONS_PER_TOPIC_MAX {
-        return outcome(name, code::INVALID_PARTITIONS, Some(format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions per topic")));
+        return outcome(
+            name,
+            code::INVALID_PARTITIONS,
+            Some(format!(
+                "at most {PARTITIONS_PER_TOPIC_MAX} partitions per topic"
+            )),
+        );
     }
     if !validate_only {
         let t = Arc::make_mut(topic);

@@ -25,7 +25,10 @@ use std::path::PathBuf;
 
 /// Command line; every flag overrides the matching server.properties key.
 #[derive(Parser, Debug)]
-#[command(version, about = "Millrace: a Kafka-wire-compatible, thread-per-core message broker")]
+#[command(
+    version,
+    about = "Millrace: a Kafka-wire-compatible, thread-per-core message broker"
+)]
 struct Cli {
     /// Address to listen on (`listeners`), e.g. 127.0.0.1:9092.
     #[arg(long)]
@@ -81,9 +84,13 @@ fn main() {
 fn build_config(cli: &Cli) -> Result<Config, String> {
     let mut config = Config::default();
     if let Some(path) = &cli.config {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let pairs = parse_properties(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
-        config.apply(&pairs).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let pairs =
+            parse_properties(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+        config
+            .apply(&pairs)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let mut overrides = Vec::new();
     let mut push = |k: &str, v: String| overrides.push((k.to_string(), v, 0));
@@ -113,7 +120,10 @@ fn install_signal_handler() {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(|| {
-            let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
+            let mut signals = match signal_hook::iterator::Signals::new([
+                signal_hook::consts::SIGINT,
+                signal_hook::consts::SIGTERM,
+            ]) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot install signal handlers");

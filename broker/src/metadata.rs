@@ -86,7 +86,9 @@ impl MetadataImage {
     pub fn decode(bytes: &[u8]) -> Result<Self, MetadataFileError> {
         let err = |m: &str| MetadataFileError(m.to_string());
         let text = std::str::from_utf8(bytes).map_err(|_| err("not UTF-8"))?;
-        let body_end = text.rfind("crc32c ").ok_or_else(|| err("no checksum line"))?;
+        let body_end = text
+            .rfind("crc32c ")
+            .ok_or_else(|| err("no checksum line"))?;
         let (body, crc_line) = text.split_at(body_end);
         let stored = u32::from_str_radix(crc_line.trim_start_matches("crc32c ").trim(), 16)
             .map_err(|_| err("bad checksum line"))?;
@@ -105,7 +107,8 @@ impl MetadataImage {
                 ["version", v] => image.version = v.parse().map_err(|_| err("bad version"))?,
                 ["cluster_id", v] => image.cluster_id = v.to_string(),
                 ["producer_id_block_end", v] => {
-                    image.producer_id_block_end = v.parse().map_err(|_| err("bad producer id block"))?
+                    image.producer_id_block_end =
+                        v.parse().map_err(|_| err("bad producer id block"))?
                 }
                 ["topic", name, id, shards] => {
                     let id = uuid::Uuid::parse_str(id).map_err(|_| err("bad topic id"))?;
@@ -116,11 +119,18 @@ impl MetadataImage {
                         .map_err(|_| err("bad shard list"))?;
                     topics.insert(
                         name.to_string(),
-                        TopicMeta { name: name.to_string(), id, shards, configs: BTreeMap::new() },
+                        TopicMeta {
+                            name: name.to_string(),
+                            id,
+                            shards,
+                            configs: BTreeMap::new(),
+                        },
                     );
                 }
                 ["config", topic, key, value] => {
-                    let t = topics.get_mut(*topic).ok_or_else(|| err("config for unknown topic"))?;
+                    let t = topics
+                        .get_mut(*topic)
+                        .ok_or_else(|| err("config for unknown topic"))?;
                     t.configs.insert(key.to_string(), value.to_string());
                 }
                 _ => return Err(err("unrecognised line")),
@@ -167,7 +177,11 @@ impl MetadataImage {
 
 /// The shard with the fewest partitions (lowest id on ties).
 pub fn least_loaded(load: &[usize]) -> usize {
-    load.iter().enumerate().min_by_key(|(i, l)| (**l, *i)).map(|(i, _)| i).unwrap_or(0)
+    load.iter()
+        .enumerate()
+        .min_by_key(|(i, l)| (**l, *i))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
 }
 
 /// Kafka's topic name rule: 1-249 characters of `[a-zA-Z0-9._-]`, not "." or "..".
@@ -181,7 +195,10 @@ pub fn valid_topic_name(name: &str) -> Result<(), &'static str> {
     if name.len() > 249 {
         return Err("topic name is longer than 249 characters");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return Err("topic name may only contain ASCII alphanumerics, '.', '_' and '-'");
     }
     Ok(())
@@ -202,7 +219,12 @@ mod tests {
         configs.insert("max.message.bytes".to_string(), "2048".to_string());
         img.topics.insert(
             "orders".into(),
-            Arc::new(TopicMeta { name: "orders".into(), id: uuid::Uuid::from_u128(5), shards: vec![0, 1, 0], configs }),
+            Arc::new(TopicMeta {
+                name: "orders".into(),
+                id: uuid::Uuid::from_u128(5),
+                shards: vec![0, 1, 0],
+                configs,
+            }),
         );
         img
     }

@@ -85,7 +85,10 @@ impl Shard {
 
     /// The open log of a partition this shard owns.
     pub fn log(&self, topic: &str, partition: i32) -> Option<Rc<Log>> {
-        self.logs.borrow().get(&(topic.to_string(), partition)).cloned()
+        self.logs
+            .borrow()
+            .get(&(topic.to_string(), partition))
+            .cloned()
     }
 
     /// Runs `request` on `target` (here if it is this shard) and returns its reply.
@@ -99,7 +102,11 @@ impl Shard {
         self.next_request_id.set(id + 1);
         let (tx, rx) = oneshot();
         self.pending.borrow_mut().insert(id, tx);
-        let msg = MeshMsg::Request { id, from: self.id, body: request };
+        let msg = MeshMsg::Request {
+            id,
+            from: self.id,
+            body: request,
+        };
         if self.mesh.send_to(target, msg).await.is_err() {
             self.pending.borrow_mut().remove(&id);
             return ShardReply::Unavailable;
@@ -149,7 +156,12 @@ impl Shard {
             .logs
             .borrow()
             .keys()
-            .filter(|k| image.topics.get(&k.0).is_none_or(|t| t.shards.get(k.1 as usize) != Some(&self.id)))
+            .filter(|k| {
+                image
+                    .topics
+                    .get(&k.0)
+                    .is_none_or(|t| t.shards.get(k.1 as usize) != Some(&self.id))
+            })
             .cloned()
             .collect();
         for key in gone {
@@ -171,9 +183,15 @@ impl Shard {
     async fn open_log(&self, key: &PartitionKey, topic: &TopicMeta) -> std::io::Result<Log> {
         let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
         let now = millrace_shard::time::now_ms();
-        PartitionLog::open(DmaDisk, dir, self.log_config(topic), self.cache.clone(), now)
-            .await
-            .map_err(|e| std::io::Error::other(format!("opening {}-{}: {e}", key.0, key.1)))
+        PartitionLog::open(
+            DmaDisk,
+            dir,
+            self.log_config(topic),
+            self.cache.clone(),
+            now,
+        )
+        .await
+        .map_err(|e| std::io::Error::other(format!("opening {}-{}: {e}", key.0, key.1)))
     }
 
     async fn delete_log(&self, key: &PartitionKey, log: Rc<Log>) {

@@ -41,7 +41,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 pub fn load_metadata(config: &Config) -> Result<MetadataImage, String> {
     let path = metadata_path(&config.data_dir);
     let mut image = match std::fs::read(&path) {
-        Ok(bytes) => MetadataImage::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
+        Ok(bytes) => {
+            MetadataImage::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataImage::default(),
         Err(e) => return Err(format!("reading {}: {e}", path.display())),
     };
@@ -50,7 +52,8 @@ pub fn load_metadata(config: &Config) -> Result<MetadataImage, String> {
     }
     if image.replace_missing_shards(config.cores) || image.version == 0 {
         image.version += 1;
-        write_atomic(&path, &image.encode()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        write_atomic(&path, &image.encode())
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     Ok(image)
 }
@@ -68,16 +71,25 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     runtime.check()?;
     // Fail early and clearly if the port is taken, before the shards start.
-    drop(std::net::TcpListener::bind(config.listen).map_err(|e| format!("listening on {}: {e}", config.listen))?);
+    drop(
+        std::net::TcpListener::bind(config.listen)
+            .map_err(|e| format!("listening on {}: {e}", config.listen))?,
+    );
     let mesh = MeshSpec::<MeshMsg>::new(config.cores, config.mesh_channel_capacity);
     let config = Arc::new(config);
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), cores = config.cores,
         fsync = config.fsync, "millrace starting");
-    run_shards(&runtime, move |_| shard_main(config.clone(), mesh.clone(), image.clone()))
-        .map_err(|e| e.to_string())
+    run_shards(&runtime, move |_| {
+        shard_main(config.clone(), mesh.clone(), image.clone())
+    })
+    .map_err(|e| e.to_string())
 }
 
-async fn shard_main(config: Arc<Config>, mesh: MeshSpec<MeshMsg>, image: Arc<MetadataImage>) -> std::io::Result<()> {
+async fn shard_main(
+    config: Arc<Config>,
+    mesh: MeshSpec<MeshMsg>,
+    image: Arc<MetadataImage>,
+) -> std::io::Result<()> {
     let mut mesh = mesh.join().await?;
     let inboxes = mesh.take_inboxes();
     let shard = Shard::new(config.clone(), mesh, image.clone());
@@ -87,7 +99,11 @@ async fn shard_main(config: Arc<Config>, mesh: MeshSpec<MeshMsg>, image: Arc<Met
     DmaDisk::probe_device(&config.data_dir, shard.id).await?;
     shard.apply_metadata(image).await?;
     let listener = TcpListener::bind(config.listen)?;
-    tracing::info!(shard = shard.id, partitions = shard.logs.borrow().len(), "shard ready");
+    tracing::info!(
+        shard = shard.id,
+        partitions = shard.logs.borrow().len(),
+        "shard ready"
+    );
     accept_loop(&shard, &listener).await;
     shard.stopping.set(true);
     shard.data_arrived.notify_all();
@@ -104,7 +120,8 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
             }
             None
         };
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, stop).await;
+        let accepted =
+            futures_lite::future::or(async { Some(listener.accept().await) }, stop).await;
         match accepted {
             None => return,
             Some(Ok(stream)) => {
@@ -126,7 +143,12 @@ async fn inbox_loop(shard: Rc<Shard>, peer: usize, inbox: Inbox<MeshMsg>) {
                 let shard = shard.clone();
                 millrace_shard::spawn_detached(async move {
                     let reply = crate::work::execute(&shard, body).await;
-                    if shard.mesh.send_to(from, MeshMsg::Reply { id, body: reply }).await.is_err() {
+                    if shard
+                        .mesh
+                        .send_to(from, MeshMsg::Reply { id, body: reply })
+                        .await
+                        .is_err()
+                    {
                         tracing::debug!(peer = from, "reply to a stopped shard dropped");
                     }
                 });

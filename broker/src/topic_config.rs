@@ -6,10 +6,19 @@
 use std::collections::BTreeMap;
 
 /// (key, check) for every supported topic config.
-const SUPPORTED: &[(&str, fn(&str) -> bool)] = &[
-    ("max.message.bytes", |v| v.parse::<i32>().is_ok_and(|n| n >= 0)),
-    ("message.timestamp.type", |v| v == "CreateTime" || v == "LogAppendTime"),
-    ("segment.bytes", |v| v.parse::<i32>().is_ok_and(|n| n >= 1024)),
+/// Checks a config value.
+type Check = fn(&str) -> bool;
+
+const SUPPORTED: &[(&str, Check)] = &[
+    ("max.message.bytes", |v| {
+        v.parse::<i32>().is_ok_and(|n| n >= 0)
+    }),
+    ("message.timestamp.type", |v| {
+        v == "CreateTime" || v == "LogAppendTime"
+    }),
+    ("segment.bytes", |v| {
+        v.parse::<i32>().is_ok_and(|n| n >= 1024)
+    }),
     ("segment.ms", |v| v.parse::<i64>().is_ok_and(|n| n >= 1)),
     ("cleanup.policy", |v| v == "delete"),
     // Retention is not enforced yet; only "no limit" is accepted so nothing is promised.
@@ -46,9 +55,20 @@ mod tests {
 
     #[test]
     fn refuses_what_it_would_not_apply() {
-        let ok = vec![("message.timestamp.type".to_string(), Some("LogAppendTime".to_string()))];
-        assert_eq!(validate(&ok).unwrap()["message.timestamp.type"], "LogAppendTime");
-        for (k, v) in [("retention.ms", "1000"), ("cleanup.policy", "compact"), ("segment.bytes", "1"), ("max.message.bytes", "x")] {
+        let ok = vec![(
+            "message.timestamp.type".to_string(),
+            Some("LogAppendTime".to_string()),
+        )];
+        assert_eq!(
+            validate(&ok).unwrap()["message.timestamp.type"],
+            "LogAppendTime"
+        );
+        for (k, v) in [
+            ("retention.ms", "1000"),
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "1"),
+            ("max.message.bytes", "x"),
+        ] {
             let err = validate(&[(k.to_string(), Some(v.to_string()))]).unwrap_err();
             assert!(err.contains(k), "{err}");
         }

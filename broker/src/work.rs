@@ -193,14 +193,20 @@ pub struct ListOffsetsResult {
 /// Runs a request on this shard.
 pub async fn execute(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
     match request {
-        ShardRequest::Produce { acks, items } => ShardReply::Produce(produce(shard, acks, items).await),
+        ShardRequest::Produce { acks, items } => {
+            ShardReply::Produce(produce(shard, acks, items).await)
+        }
         ShardRequest::Fetch(items) => ShardReply::Fetch(fetch(shard, items).await),
         ShardRequest::WaitForData { items, max_wait_ms } => {
             wait_for_data(shard, &items, max_wait_ms).await;
             ShardReply::Ready
         }
-        ShardRequest::ListOffsets(items) => ShardReply::ListOffsets(list_offsets(shard, items).await),
-        ShardRequest::Controller(req) => ShardReply::Controller(crate::controller::execute(shard, req).await),
+        ShardRequest::ListOffsets(items) => {
+            ShardReply::ListOffsets(list_offsets(shard, items).await)
+        }
+        ShardRequest::Controller(req) => {
+            ShardReply::Controller(crate::controller::execute(shard, req).await)
+        }
         ShardRequest::ApplyMetadata(image) => {
             ShardReply::Applied(shard.apply_metadata(image).await.map_err(|e| e.to_string()))
         }
@@ -213,7 +219,11 @@ async fn produce(shard: &Rc<Shard>, acks: i16, items: Vec<ProduceItem>) -> Vec<P
     let mut to_flush = Vec::new();
     for item in items {
         let Some(log) = shard.log(&item.topic, item.partition) else {
-            results.push(produce_error(item.slot, code::UNKNOWN_TOPIC_OR_PARTITION, None));
+            results.push(produce_error(
+                item.slot,
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                None,
+            ));
             continue;
         };
         let log_append_time = shard
@@ -222,14 +232,28 @@ async fn produce(shard: &Rc<Shard>, acks: i16, items: Vec<ProduceItem>) -> Vec<P
             .get(&item.topic)
             .and_then(|t| t.configs.get("message.timestamp.type").cloned())
             .is_some_and(|v| v == "LogAppendTime");
-        let mut outcome = log.append(BytesMut::from(&item.records[..]), LeaderEpoch::INITIAL, now, log_append_time);
+        let mut outcome = log.append(
+            BytesMut::from(&item.records[..]),
+            LeaderEpoch::INITIAL,
+            now,
+            log_append_time,
+        );
         if let Err(StorageError::BufferFull { .. }) = outcome {
             // Too much waits for the disk: wait for the group commit, then retry once.
             if let Err(e) = log.flush().await {
-                results.push(produce_error(item.slot, storage_code(&e), Some(e.to_string())));
+                results.push(produce_error(
+                    item.slot,
+                    storage_code(&e),
+                    Some(e.to_string()),
+                ));
                 continue;
             }
-            outcome = log.append(BytesMut::from(&item.records[..]), LeaderEpoch::INITIAL, now, log_append_time);
+            outcome = log.append(
+                BytesMut::from(&item.records[..]),
+                LeaderEpoch::INITIAL,
+                now,
+                log_append_time,
+            );
         }
         match outcome {
             Ok(o) => {
@@ -247,13 +271,19 @@ async fn produce(shard: &Rc<Shard>, acks: i16, items: Vec<ProduceItem>) -> Vec<P
             }
             Err(e) => {
                 tracing::debug!(topic = %item.topic, partition = item.partition, error = %e, "append refused");
-                results.push(produce_error(item.slot, storage_code(&e), Some(e.to_string())));
+                results.push(produce_error(
+                    item.slot,
+                    storage_code(&e),
+                    Some(e.to_string()),
+                ));
             }
         }
     }
     // Group commit: every log touched is flushed concurrently; each flush covers every append
     // made before it on that log, from this request and any other.
-    let flushes = to_flush.into_iter().map(|(i, log)| async move { (i, log.flush().await) });
+    let flushes = to_flush
+        .into_iter()
+        .map(|(i, log)| async move { (i, log.flush().await) });
     let outcomes = join_all(flushes.collect()).await;
     let mut flushed_any = false;
     for (i, outcome) in outcomes {
@@ -277,7 +307,14 @@ async fn produce(shard: &Rc<Shard>, acks: i16, items: Vec<ProduceItem>) -> Vec<P
 }
 
 fn produce_error(slot: usize, error_code: i16, error_message: Option<String>) -> ProduceResult {
-    ProduceResult { slot, error_code, error_message, base_offset: -1, log_append_time_ms: -1, log_start_offset: -1 }
+    ProduceResult {
+        slot,
+        error_code,
+        error_message,
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+    }
 }
 
 /// Runs futures on this shard concurrently and collects their outputs in order.
@@ -326,7 +363,11 @@ async fn fetch_one(shard: &Rc<Shard>, item: FetchItem) -> FetchResult {
                 .into_iter()
                 .map(|c| match c {
                     ReadChunk::Memory(b) => RecordPiece::Memory(b),
-                    ReadChunk::File { file, position, len } => RecordPiece::File {
+                    ReadChunk::File {
+                        file,
+                        position,
+                        len,
+                    } => RecordPiece::File {
                         path: millrace_storage::disk::DiskFile::path(&*file).to_path_buf(),
                         position,
                         len,
@@ -344,7 +385,9 @@ async fn wait_for_data(shard: &Rc<Shard>, items: &[(String, i32, i64)], max_wait
     loop {
         let seen = shard.data_arrived.generation();
         let ready = items.iter().any(|(t, p, offset)| {
-            shard.log(t, *p).is_none_or(|log| log.high_watermark() > *offset || log.log_start_offset() > *offset)
+            shard.log(t, *p).is_none_or(|log| {
+                log.high_watermark() > *offset || log.log_start_offset() > *offset
+            })
         });
         if ready || shard.stopping.get() {
             return;
@@ -353,7 +396,8 @@ async fn wait_for_data(shard: &Rc<Shard>, items: &[(String, i32, i64)], max_wait
         if left.is_zero() {
             return;
         }
-        let changed = millrace_shard::time::timeout(left, shard.data_arrived.changed_since(seen)).await;
+        let changed =
+            millrace_shard::time::timeout(left, shard.data_arrived.changed_since(seen)).await;
         if changed.is_none() {
             return;
         }
@@ -363,7 +407,12 @@ async fn wait_for_data(shard: &Rc<Shard>, items: &[(String, i32, i64)], max_wait
 async fn list_offsets(shard: &Rc<Shard>, items: Vec<ListOffsetsItem>) -> Vec<ListOffsetsResult> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        let mut r = ListOffsetsResult { slot: item.slot, error_code: code::NONE, timestamp: -1, offset: -1 };
+        let mut r = ListOffsetsResult {
+            slot: item.slot,
+            error_code: code::NONE,
+            timestamp: -1,
+            offset: -1,
+        };
         match shard.log(&item.topic, item.partition) {
             None => r.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
             Some(log) => match item.timestamp {

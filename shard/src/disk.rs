@@ -43,7 +43,12 @@ impl DmaDisk {
             f.write_all(&[0u8; 4096])?;
             f.sync_all()?;
         }
-        let opened = OpenOptions::new().read(true).write(true).dma_open(&path).await.map_err(to_io);
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(&path)
+            .await
+            .map_err(to_io);
         let result = match opened {
             Ok(file) => {
                 let read = file.read_at(0, 4096).await.map(|_| ()).map_err(to_io);
@@ -68,7 +73,10 @@ impl Disk for DmaDisk {
             .dma_open(path)
             .await
             .map_err(to_io)?;
-        Ok(DmaDiskFile { file, path: path.to_path_buf() })
+        Ok(DmaDiskFile {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -130,12 +138,18 @@ impl DiskFile for DmaDiskFile {
 
     async fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
         let align = self.alignment();
-        assert!(pos as usize % align == 0 && data.len() % align == 0, "unaligned direct write");
+        assert!(
+            (pos as usize).is_multiple_of(align) && data.len().is_multiple_of(align),
+            "unaligned direct write"
+        );
         let mut buf = self.file.alloc_dma_buffer(data.len());
         buf.as_bytes_mut().copy_from_slice(data);
         let written = self.file.write_at(buf, pos).await.map_err(to_io)?;
         if written != data.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short direct write"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short direct write",
+            ));
         }
         Ok(())
     }

@@ -13,14 +13,18 @@ pub struct MeshSpec<T: Send + 'static> {
 
 impl<T: Send + 'static> Clone for MeshSpec<T> {
     fn clone(&self) -> Self {
-        MeshSpec { builder: self.builder.clone() }
+        MeshSpec {
+            builder: self.builder.clone(),
+        }
     }
 }
 
 impl<T: Send + 'static> MeshSpec<T> {
     /// A full mesh of `shards` peers with `capacity` messages per channel.
     pub fn new(shards: usize, capacity: usize) -> Self {
-        MeshSpec { builder: MeshBuilder::full(shards, capacity) }
+        MeshSpec {
+            builder: MeshBuilder::full(shards, capacity),
+        }
     }
 
     /// Joins the mesh from the current shard; completes when every shard has joined.
@@ -54,7 +58,10 @@ impl<T: Send + 'static> Mesh<T> {
     /// Sends to `shard`, waiting while its inbox is full. Fails when the peer has gone
     /// (shutdown) or `shard` is this shard or out of range.
     pub async fn send_to(&self, shard: usize, msg: T) -> Result<(), MeshClosed> {
-        self.senders.send_to(shard, msg).await.map_err(|_| MeshClosed { shard })
+        self.senders
+            .send_to(shard, msg)
+            .await
+            .map_err(|_| MeshClosed { shard })
     }
 
     /// Takes the receiving ends, one per peer (not self), for the shard's inbox tasks.

@@ -64,7 +64,11 @@ impl SendFileCache {
             return Ok(file.clone());
         }
         if files.len() >= self.capacity {
-            if let Some(oldest) = files.iter().min_by_key(|(_, (_, used))| *used).map(|(p, _)| p.clone()) {
+            if let Some(oldest) = files
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(p, _)| p.clone())
+            {
                 files.remove(&oldest);
             }
         }

@@ -53,13 +53,18 @@ impl ShardRuntimeConfig {
 
 /// The CPUs this process may run on, in order.
 pub fn online_cpus() -> Vec<usize> {
-    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     (0..n).collect()
 }
 
 /// RLIMIT_MEMLOCK's soft limit, None when unlimited.
 pub fn memlock_limit_bytes() -> Option<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we own and reads nothing else.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
     if rc != 0 || lim.rlim_cur == libc::RLIM_INFINITY {

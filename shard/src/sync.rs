@@ -26,8 +26,15 @@ pub struct OneshotReceiver<T> {
 
 /// A one-shot channel on the current shard.
 pub fn oneshot<T>() -> (OneshotSender<T>, OneshotReceiver<T>) {
-    let slot = Rc::new(RefCell::new(Slot { value: None, waker: None, closed: false }));
-    (OneshotSender { slot: slot.clone() }, OneshotReceiver { slot })
+    let slot = Rc::new(RefCell::new(Slot {
+        value: None,
+        waker: None,
+        closed: false,
+    }));
+    (
+        OneshotSender { slot: slot.clone() },
+        OneshotReceiver { slot },
+    )
 }
 
 impl<T> OneshotSender<T> {
@@ -126,29 +133,6 @@ impl Future for Changed<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oneshot_delivers_or_reports_a_dropped_sender() {
-        let (tx, rx) = oneshot();
-        tx.send(5);
-        assert_eq!(futures_lite::future::block_on(rx), Some(5));
-        let (tx, rx) = oneshot::<u8>();
-        drop(tx);
-        assert_eq!(futures_lite::future::block_on(rx), None);
-    }
-
-    #[test]
-    fn notify_is_not_lost_between_check_and_wait() {
-        let n = Notify::new();
-        let seen = n.generation();
-        n.notify_all();
-        futures_lite::future::block_on(n.changed_since(seen));
-    }
-}
-
 /// A bounded FIFO between tasks of one shard: `push` waits while it is full, `pop` while it is
 /// empty. Used to pipeline a connection's requests with a named bound on how many are in
 /// flight.
@@ -206,5 +190,28 @@ impl<T> LocalQueue<T> {
     pub fn close(&self) {
         self.closed.set(true);
         self.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oneshot_delivers_or_reports_a_dropped_sender() {
+        let (tx, rx) = oneshot();
+        tx.send(5);
+        assert_eq!(futures_lite::future::block_on(rx), Some(5));
+        let (tx, rx) = oneshot::<u8>();
+        drop(tx);
+        assert_eq!(futures_lite::future::block_on(rx), None);
+    }
+
+    #[test]
+    fn notify_is_not_lost_between_check_and_wait() {
+        let n = Notify::new();
+        let seen = n.generation();
+        n.notify_all();
+        futures_lite::future::block_on(n.changed_since(seen));
     }
 }

@@ -21,7 +21,10 @@ pub fn now_ms() -> i64 {
 }
 
 /// Runs `future` with a deadline; None when the deadline passed first.
-pub async fn timeout<T>(duration: Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
+pub async fn timeout<T>(
+    duration: Duration,
+    future: impl std::future::Future<Output = T>,
+) -> Option<T> {
     futures_lite::future::or(async { Some(future.await) }, async {
         sleep(duration).await;
         None

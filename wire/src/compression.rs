@@ -82,7 +82,8 @@ impl Compression {
         match self {
             Compression::None => Ok(data.to_vec()),
             Compression::Gzip => {
-                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 enc.write_all(data).map_err(fail)?;
                 enc.finish().map_err(fail)
             }
@@ -100,7 +101,9 @@ impl Compression {
     pub fn decompress(self, data: &[u8], max_bytes: usize) -> Result<Vec<u8>, WireError> {
         match self {
             Compression::None => Ok(data.to_vec()),
-            Compression::Gzip => self.read_bounded(flate2::read::MultiGzDecoder::new(data), max_bytes),
+            Compression::Gzip => {
+                self.read_bounded(flate2::read::MultiGzDecoder::new(data), max_bytes)
+            }
             Compression::Snappy => self.snappy_decompress(data, max_bytes),
             Compression::Lz4 => {
                 self.read_bounded(lz4_flex::frame::FrameDecoder::new(data), max_bytes)
@@ -146,7 +149,12 @@ impl Compression {
         Ok(out)
     }
 
-    fn snappy_block(self, block: &[u8], max_bytes: usize, mut out: Vec<u8>) -> Result<Vec<u8>, WireError> {
+    fn snappy_block(
+        self,
+        block: &[u8],
+        max_bytes: usize,
+        mut out: Vec<u8>,
+    ) -> Result<Vec<u8>, WireError> {
         let len = snap::raw::decompress_len(block).map_err(|e| self.error(e.to_string()))?;
         if out.len() + len > max_bytes {
             return Err(self.error(format!("output exceeds {max_bytes} bytes")));
@@ -160,7 +168,10 @@ impl Compression {
     }
 
     fn error(self, reason: String) -> WireError {
-        WireError::Decompression { codec: self.name(), reason }
+        WireError::Decompression {
+            codec: self.name(),
+            reason,
+        }
     }
 }
 
@@ -171,7 +182,9 @@ fn xerial_compress(data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&1i32.to_be_bytes());
     let mut encoder = snap::raw::Encoder::new();
     for chunk in data.chunks(XERIAL_BLOCK_BYTES) {
-        let block = encoder.compress_vec(chunk).expect("snappy compresses any input");
+        let block = encoder
+            .compress_vec(chunk)
+            .expect("snappy compresses any input");
         out.extend_from_slice(&(block.len() as u32).to_be_bytes());
         out.extend_from_slice(&block);
     }
@@ -184,28 +197,52 @@ mod tests {
 
     #[test]
     fn round_trip_and_bound() {
-        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         for codec in Compression::ALL {
             let packed = codec.compress(&data).unwrap();
-            assert_eq!(codec.decompress(&packed, data.len()).unwrap(), data, "{codec:?}");
+            assert_eq!(
+                codec.decompress(&packed, data.len()).unwrap(),
+                data,
+                "{codec:?}"
+            );
             if codec != Compression::None {
-                assert!(codec.decompress(&packed, data.len() - 1).is_err(), "{codec:?}");
+                assert!(
+                    codec.decompress(&packed, data.len() - 1).is_err(),
+                    "{codec:?}"
+                );
             }
-            assert_eq!(Compression::from_attributes(codec.attribute_bits()).unwrap(), codec);
+            assert_eq!(
+                Compression::from_attributes(codec.attribute_bits()).unwrap(),
+                codec
+            );
         }
         assert!(Compression::from_attributes(5).is_err());
     }
 
     #[test]
     fn raw_snappy_blocks_are_accepted() {
-        let raw = snap::raw::Encoder::new().compress_vec(b"hello hello hello").unwrap();
-        assert_eq!(Compression::Snappy.decompress(&raw, 100).unwrap(), b"hello hello hello");
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(b"hello hello hello")
+            .unwrap();
+        assert_eq!(
+            Compression::Snappy.decompress(&raw, 100).unwrap(),
+            b"hello hello hello"
+        );
     }
 
     #[test]
     fn garbage_is_an_error() {
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
-            assert!(codec.decompress(&[1, 2, 3, 4, 5, 6, 7, 8, 9], 1000).is_err());
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            assert!(codec
+                .decompress(&[1, 2, 3, 4, 5, 6, 7, 8, 9], 1000)
+                .is_err());
         }
     }
 }

@@ -92,7 +92,11 @@ pub fn encode_fetch_response<R: RecordSource>(
 ) -> (Vec<FetchChunk<R>>, usize) {
     assert!((FETCH_VERSION_MIN..=FETCH_VERSION_MAX).contains(&version));
     let flexible = version >= 12;
-    let mut out = Writer { chunks: Vec::new(), buf: BytesMut::with_capacity(256), total: 0 };
+    let mut out = Writer {
+        chunks: Vec::new(),
+        buf: BytesMut::with_capacity(256),
+        total: 0,
+    };
     out.buf.put_i32(0); // size, patched below
     put_response_header(&mut out.buf, correlation_id, i16::from(flexible));
     out.buf.put_i32(throttle_time_ms);
@@ -224,7 +228,11 @@ mod tests {
     fn decodes_with_kafka_protocol_at_every_version() {
         let id = uuid::Uuid::from_u128(0x1234_5678);
         for version in FETCH_VERSION_MIN..=FETCH_VERSION_MAX {
-            let topic = if version >= 13 { TopicKey::Id(id) } else { TopicKey::Name("t".into()) };
+            let topic = if version >= 13 {
+                TopicKey::Id(id)
+            } else {
+                TopicKey::Name("t".into())
+            };
             let records = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"defg")];
             let partitions = vec![
                 PartitionData {
@@ -244,17 +252,14 @@ mod tests {
                     records: vec![],
                 },
             ];
-            let (chunks, total) = encode_fetch_response(
-                99,
-                version,
-                0,
-                0,
-                0,
-                vec![TopicData { topic, partitions }],
-            );
+            let (chunks, total) =
+                encode_fetch_response(99, version, 0, 0, 0, vec![TopicData { topic, partitions }]);
             let bytes = flatten(chunks);
             assert_eq!(bytes.len(), total);
-            assert_eq!(i32::from_be_bytes(bytes[0..4].try_into().unwrap()) as usize, total - 4);
+            assert_eq!(
+                i32::from_be_bytes(bytes[0..4].try_into().unwrap()) as usize,
+                total - 4
+            );
             assert_eq!(i32::from_be_bytes(bytes[4..8].try_into().unwrap()), 99);
             let body_at = if version >= 12 { 9 } else { 8 };
             let mut body = Bytes::copy_from_slice(&bytes[body_at..]);

@@ -28,7 +28,10 @@ pub const REQUEST_HEADER_FIXED_BYTES: usize = 8;
 pub fn frame_size(prefix: [u8; 4], limit: usize) -> Result<usize, WireError> {
     let size = i32::from_be_bytes(prefix);
     if size < REQUEST_HEADER_FIXED_BYTES as i32 || size as usize > limit {
-        return Err(WireError::FrameTooLarge { size: i64::from(size), limit });
+        return Err(WireError::FrameTooLarge {
+            size: i64::from(size),
+            limit,
+        });
     }
     Ok(size as usize)
 }
@@ -78,24 +81,36 @@ pub fn response_header_version(api_key: ApiKey, version: i16) -> i16 {
 /// header and the position where the body starts.
 pub fn parse_request_header(frame: &[u8]) -> Result<(RequestHeader, usize), WireError> {
     let (api_key, api_version, correlation_id) = peek_fixed(frame)?;
-    let key = ApiKey::try_from(api_key)
-        .map_err(|_| WireError::UnsupportedApi { api_key, api_version })?;
+    let key = ApiKey::try_from(api_key).map_err(|_| WireError::UnsupportedApi {
+        api_key,
+        api_version,
+    })?;
     let header_version = request_header_version(key, api_version);
     let rest = &frame[REQUEST_HEADER_FIXED_BYTES..];
     if rest.len() < 2 {
-        return Err(WireError::Truncated { at: 8, needed: 2, available: rest.len() });
+        return Err(WireError::Truncated {
+            at: 8,
+            needed: 2,
+            available: rest.len(),
+        });
     }
     let len = i16::from_be_bytes([rest[0], rest[1]]);
     let mut pos = REQUEST_HEADER_FIXED_BYTES + 2;
     let client_id = if len < 0 {
         if len != -1 {
-            return Err(WireError::BadLength { at: 8, declared: i64::from(len) });
+            return Err(WireError::BadLength {
+                at: 8,
+                declared: i64::from(len),
+            });
         }
         None
     } else {
         let len = len as usize;
         if frame.len() < pos + len {
-            return Err(WireError::BadLength { at: 8, declared: len as i64 });
+            return Err(WireError::BadLength {
+                at: 8,
+                declared: len as i64,
+            });
         }
         let id = String::from_utf8_lossy(&frame[pos..pos + len]).into_owned();
         pos += len;
@@ -104,23 +119,39 @@ pub fn parse_request_header(frame: &[u8]) -> Result<(RequestHeader, usize), Wire
     if header_version >= 2 {
         pos += skip_tagged_fields(&frame[pos..], pos)?;
     }
-    let header = RequestHeader { api_key, api_version, correlation_id, client_id, header_version };
+    let header = RequestHeader {
+        api_key,
+        api_version,
+        correlation_id,
+        client_id,
+        header_version,
+    };
     Ok((header, pos))
 }
 
 /// Skips a tagged-field section; returns the bytes it occupied. `base` is for error positions.
 pub fn skip_tagged_fields(buf: &[u8], base: usize) -> Result<usize, WireError> {
     let mut cursor = Cursor::new(buf);
-    let count = cursor.uvarint(5).map_err(|_| WireError::BadVarint { at: base })?;
+    let count = cursor
+        .uvarint(5)
+        .map_err(|_| WireError::BadVarint { at: base })?;
     if count as usize > cursor.remaining() {
-        return Err(WireError::BadLength { at: base, declared: count as i64 });
+        return Err(WireError::BadLength {
+            at: base,
+            declared: count as i64,
+        });
     }
     for _ in 0..count {
-        cursor.uvarint(5).map_err(|_| WireError::BadVarint { at: base + cursor.position() })?;
+        cursor.uvarint(5).map_err(|_| WireError::BadVarint {
+            at: base + cursor.position(),
+        })?;
         let at = base + cursor.position();
         let size = cursor.uvarint(5).map_err(|_| WireError::BadVarint { at })?;
         if size as usize > cursor.remaining() {
-            return Err(WireError::BadLength { at, declared: size as i64 });
+            return Err(WireError::BadLength {
+                at,
+                declared: size as i64,
+            });
         }
         cursor.skip(size as usize)?;
     }
@@ -137,10 +168,11 @@ pub fn encode_response<M: Encodable>(
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0);
     put_response_header(&mut buf, correlation_id, response_header_version);
-    body.encode(&mut buf, version).map_err(|e| WireError::Malformed {
-        what: "response",
-        reason: e.to_string(),
-    })?;
+    body.encode(&mut buf, version)
+        .map_err(|e| WireError::Malformed {
+            what: "response",
+            reason: e.to_string(),
+        })?;
     let size = (buf.len() - SIZE_PREFIX_BYTES) as i32;
     buf[0..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())

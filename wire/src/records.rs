@@ -240,12 +240,7 @@ impl<'a> Iterator for BatchIter<'a> {
         }
         let rest = &self.buf[self.pos..];
         let position = self.pos;
-        let stop = |reason| {
-            Some(BatchStep::Tail {
-                position,
-                reason,
-            })
-        };
+        let stop = |reason| Some(BatchStep::Tail { position, reason });
         if rest.len() < LOG_OVERHEAD {
             self.pos = self.buf.len();
             return stop(WireError::Truncated {
@@ -443,7 +438,10 @@ impl Default for BatchBuilder {
 impl BatchBuilder {
     /// Encodes `records` as one batch. Panics if `records` is empty: a batch needs one record.
     pub fn build(&self, records: &[NewRecord]) -> Vec<u8> {
-        assert!(!records.is_empty(), "a record batch needs at least one record");
+        assert!(
+            !records.is_empty(),
+            "a record batch needs at least one record"
+        );
         let base_timestamp = records[0].timestamp;
         let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
         let mut body = Vec::new();
@@ -460,7 +458,9 @@ impl BatchBuilder {
         }
         let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
         out.extend_from_slice(&self.base_offset.to_be_bytes());
-        out.extend_from_slice(&((BATCH_HEADER_BYTES - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
+        out.extend_from_slice(
+            &((BATCH_HEADER_BYTES - LOG_OVERHEAD + body.len()) as i32).to_be_bytes(),
+        );
         out.extend_from_slice(&(-1i32).to_be_bytes());
         out.push(2);
         out.extend_from_slice(&0u32.to_be_bytes());
@@ -525,7 +525,11 @@ mod tests {
         (0..n)
             .map(|i| NewRecord {
                 timestamp: 1_700_000_000_000 + i as i64,
-                key: if i % 3 == 0 { None } else { Some(format!("k{i}").into_bytes()) },
+                key: if i % 3 == 0 {
+                    None
+                } else {
+                    Some(format!("k{i}").into_bytes())
+                },
                 value: Some(vec![i as u8; i * 7]),
                 headers: vec![("h".into(), Some(b"v".to_vec())), ("n".into(), None)],
             })
@@ -535,7 +539,11 @@ mod tests {
     #[test]
     fn build_validate_decode_round_trip_every_codec() {
         for codec in Compression::ALL {
-            let builder = BatchBuilder { compression: codec, base_offset: 40, ..Default::default() };
+            let builder = BatchBuilder {
+                compression: codec,
+                base_offset: 40,
+                ..Default::default()
+            };
             let batch = builder.build(&sample(25));
             let header = validate_batch(&batch).unwrap();
             assert_eq!(header.record_count, 25);
@@ -559,7 +567,10 @@ mod tests {
         let mut batch = BatchBuilder::default().build(&sample(3));
         let last = batch.len() - 1;
         batch[last] ^= 0x40;
-        assert!(matches!(validate_batch(&batch), Err(WireError::CrcMismatch { .. })));
+        assert!(matches!(
+            validate_batch(&batch),
+            Err(WireError::CrcMismatch { .. })
+        ));
     }
 
     #[test]
@@ -568,7 +579,10 @@ mod tests {
         set_base_offset(&mut batch, 1234);
         set_partition_leader_epoch(&mut batch, 7);
         let header = validate_batch(&batch).unwrap();
-        assert_eq!((header.base_offset, header.partition_leader_epoch), (1234, 7));
+        assert_eq!(
+            (header.base_offset, header.partition_leader_epoch),
+            (1234, 7)
+        );
         stamp_log_append_time(&mut batch, 99);
         let header = validate_batch(&batch).unwrap();
         assert!(header.is_log_append_time());
@@ -584,7 +598,10 @@ mod tests {
         log.extend_from_slice(&b);
         for cut in 0..=log.len() {
             let steps: Vec<_> = BatchIter::new(&log[..cut]).collect();
-            let whole = steps.iter().filter(|s| matches!(s, BatchStep::Batch { .. })).count();
+            let whole = steps
+                .iter()
+                .filter(|s| matches!(s, BatchStep::Batch { .. }))
+                .count();
             let expected = usize::from(cut >= a.len()) + usize::from(cut == log.len());
             assert_eq!(whole, expected, "cut at {cut}");
             if let Some(BatchStep::Tail { position, .. }) = steps.last() {
@@ -599,14 +616,20 @@ mod tests {
         batch[57..61].copy_from_slice(&1_000_000i32.to_be_bytes());
         let crc = crc32c::crc32c(&batch[CRC_START..]);
         batch[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(validate_batch(&batch), Err(WireError::InvalidBatch { .. })));
+        assert!(matches!(
+            validate_batch(&batch),
+            Err(WireError::InvalidBatch { .. })
+        ));
         assert!(decode_records(&batch, 1 << 20).is_err());
     }
 
     #[test]
     fn every_prefix_of_a_batch_is_an_error_not_a_panic() {
-        let batch = BatchBuilder { compression: Compression::Lz4, ..Default::default() }
-            .build(&sample(5));
+        let batch = BatchBuilder {
+            compression: Compression::Lz4,
+            ..Default::default()
+        }
+        .build(&sample(5));
         for cut in 0..batch.len() {
             assert!(validate_batch(&batch[..cut]).is_err());
             let _ = decode_records(&batch[..cut], 1 << 20);

@@ -100,12 +100,18 @@ impl<'a> Cursor<'a> {
             return if len == -1 {
                 Ok(None)
             } else {
-                Err(WireError::BadLength { at, declared: i64::from(len) })
+                Err(WireError::BadLength {
+                    at,
+                    declared: i64::from(len),
+                })
             };
         }
         let len = len as usize;
         if len > self.remaining() {
-            return Err(WireError::BadLength { at, declared: len as i64 });
+            return Err(WireError::BadLength {
+                at,
+                declared: len as i64,
+            });
         }
         let out = backing.slice(self.pos..self.pos + len);
         self.pos += len;
@@ -113,7 +119,11 @@ impl<'a> Cursor<'a> {
     }
 
     fn truncated(&self, needed: usize) -> WireError {
-        WireError::Truncated { at: self.pos, needed, available: self.remaining() }
+        WireError::Truncated {
+            at: self.pos,
+            needed,
+            available: self.remaining(),
+        }
     }
 }
 

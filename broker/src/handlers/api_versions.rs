@@ -14,7 +14,12 @@ use std::rc::Rc;
 fn api_keys() -> Vec<ApiVersion> {
     REGISTRY
         .iter()
-        .map(|e| ApiVersion::default().with_api_key(e.key as i16).with_min_version(e.min).with_max_version(e.max))
+        .map(|e| {
+            ApiVersion::default()
+                .with_api_key(e.key as i16)
+                .with_min_version(e.min)
+                .with_max_version(e.max)
+        })
         .collect()
 }
 
@@ -22,7 +27,10 @@ pub async fn handle(_shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Re
     if let Err(close) = decode::<ApiVersionsRequest>(&header, &body) {
         return close;
     }
-    respond(&header, &ApiVersionsResponse::default().with_api_keys(api_keys()))
+    respond(
+        &header,
+        &ApiVersionsResponse::default().with_api_keys(api_keys()),
+    )
 }
 
 /// The v0-format error response for an ApiVersions version the broker does not support.

@@ -24,7 +24,10 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         .filter(|t| t.assignments.is_none())
         .map(|t| (t.name.0.to_string(), t.count))
         .collect();
-    let request = ShardRequest::Controller(ControllerRequest::CreatePartitions { topics, validate_only: req.validate_only });
+    let request = ShardRequest::Controller(ControllerRequest::CreatePartitions {
+        topics,
+        validate_only: req.validate_only,
+    });
     let mut outcomes = match shard.call(0, request).await {
         ShardReply::Controller(ControllerReply::Topics(o)) => o.into_iter(),
         _ => Vec::new().into_iter(),
@@ -38,13 +41,20 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             if manual {
                 return r
                     .with_error_code(code::INVALID_REPLICA_ASSIGNMENT)
-                    .with_error_message(Some(str_bytes("manual replica assignment is not supported on a single node")));
+                    .with_error_message(Some(str_bytes(
+                        "manual replica assignment is not supported on a single node",
+                    )));
             }
             match outcomes.next() {
-                Some(o) => r.with_error_code(o.error_code).with_error_message(o.error_message.as_deref().map(str_bytes)),
+                Some(o) => r
+                    .with_error_code(o.error_code)
+                    .with_error_message(o.error_message.as_deref().map(str_bytes)),
                 None => r.with_error_code(code::LEADER_NOT_AVAILABLE),
             }
         })
         .collect();
-    respond(&header, &CreatePartitionsResponse::default().with_results(results))
+    respond(
+        &header,
+        &CreatePartitionsResponse::default().with_results(results),
+    )
 }

@@ -7,7 +7,9 @@ use crate::errors::code;
 use crate::node::Shard;
 use crate::work::{ShardReply, ShardRequest};
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use millrace_wire::frame::RequestHeader;
 use std::rc::Rc;
@@ -25,11 +27,18 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             partitions: t.num_partitions,
             replication_factor: t.replication_factor,
             manual_assignment: !t.assignments.is_empty(),
-            configs: t.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect(),
+            configs: t
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect(),
         })
         .collect();
     let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
-    let request = ShardRequest::Controller(ControllerRequest::CreateTopics { topics, validate_only: req.validate_only });
+    let request = ShardRequest::Controller(ControllerRequest::CreateTopics {
+        topics,
+        validate_only: req.validate_only,
+    });
     let outcomes = match shard.call(0, request).await {
         ShardReply::Controller(ControllerReply::Topics(o)) => o,
         _ => Vec::new(),
@@ -70,5 +79,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             r
         })
         .collect();
-    respond(&header, &CreateTopicsResponse::default().with_topics(results))
+    respond(
+        &header,
+        &CreateTopicsResponse::default().with_topics(results),
+    )
 }

@@ -24,14 +24,26 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             .iter()
             .map(|t| match &t.name {
                 Some(n) => (Some(n.0.to_string()), t.topic_id),
-                None => (image.topic_by_id(&t.topic_id).map(|t| t.name.clone()), t.topic_id),
+                None => (
+                    image.topic_by_id(&t.topic_id).map(|t| t.name.clone()),
+                    t.topic_id,
+                ),
             })
             .collect()
     } else {
-        req.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
     };
     let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
-    let outcomes = match shard.call(0, ShardRequest::Controller(ControllerRequest::DeleteTopics(names))).await {
+    let outcomes = match shard
+        .call(
+            0,
+            ShardRequest::Controller(ControllerRequest::DeleteTopics(names)),
+        )
+        .await
+    {
         ShardReply::Controller(ControllerReply::Topics(o)) => o,
         _ => Vec::new(),
     };
@@ -61,5 +73,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             r
         })
         .collect();
-    respond(&header, &DeleteTopicsResponse::default().with_responses(responses))
+    respond(
+        &header,
+        &DeleteTopicsResponse::default().with_responses(responses),
+    )
 }

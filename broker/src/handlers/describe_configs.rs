@@ -6,7 +6,9 @@ use crate::connection::Response;
 use crate::errors::code;
 use crate::node::Shard;
 use bytes::Bytes;
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use millrace_wire::frame::RequestHeader;
 use std::rc::Rc;
@@ -26,18 +28,37 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         .resources
         .iter()
         .map(|r| {
-            let keys: Option<Vec<String>> = r.configuration_keys.as_ref().map(|k| k.iter().map(|s| s.to_string()).collect());
-            let result = DescribeConfigsResult::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
+            let keys: Option<Vec<String>> = r
+                .configuration_keys
+                .as_ref()
+                .map(|k| k.iter().map(|s| s.to_string()).collect());
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => topic_configs(&shard, &r.resource_name),
-                RESOURCE_BROKER if r.resource_name.is_empty() || r.resource_name.parse() == Ok(shard.config.node_id) => {
-                    Some(shard.config.describe().into_iter().map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER)).collect())
+                RESOURCE_BROKER
+                    if r.resource_name.is_empty()
+                        || r.resource_name.parse() == Ok(shard.config.node_id) =>
+                {
+                    Some(
+                        shard
+                            .config
+                            .describe()
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER))
+                            .collect(),
+                    )
                 }
                 RESOURCE_BROKER => {
-                    return result.with_error_code(code::INVALID_REQUEST).with_error_message(Some(str_bytes("unknown broker id")))
+                    return result
+                        .with_error_code(code::INVALID_REQUEST)
+                        .with_error_message(Some(str_bytes("unknown broker id")))
                 }
                 _ => {
-                    return result.with_error_code(code::INVALID_REQUEST).with_error_message(Some(str_bytes("unsupported resource type")))
+                    return result
+                        .with_error_code(code::INVALID_REQUEST)
+                        .with_error_message(Some(str_bytes("unsupported resource type")))
                 }
             };
             let Some(entries) = entries else {
@@ -59,7 +80,10 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             result.with_configs(configs)
         })
         .collect();
-    respond(&header, &DescribeConfigsResponse::default().with_results(results))
+    respond(
+        &header,
+        &DescribeConfigsResponse::default().with_results(results),
+    )
 }
 
 fn topic_configs(shard: &Shard, name: &str) -> Option<Vec<(String, String, i8)>> {
@@ -76,7 +100,9 @@ fn topic_configs(shard: &Shard, name: &str) -> Option<Vec<(String, String, i8)>>
         ("retention.ms", "-1".to_string()),
         ("retention.bytes", "-1".to_string()),
     ];
-    debug_assert!(defaults.iter().all(|(k, _)| crate::topic_config::supported_keys().any(|s| s == *k)));
+    debug_assert!(defaults
+        .iter()
+        .all(|(k, _)| crate::topic_config::supported_keys().any(|s| s == *k)));
     Some(
         defaults
             .into_iter()

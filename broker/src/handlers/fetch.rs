@@ -50,8 +50,16 @@ fn resolve(shard: &Shard, req: &FetchRequest, version: i16) -> Vec<Wanted> {
     let image = shard.image();
     let mut out = Vec::new();
     for t in &req.topics {
-        let meta = if version >= 13 { image.topic_by_id(&t.topic_id) } else { image.topics.get(t.topic.0.as_str()) };
-        let key = if version >= 13 { TopicKey::Id(t.topic_id) } else { TopicKey::Name(t.topic.0.to_string()) };
+        let meta = if version >= 13 {
+            image.topic_by_id(&t.topic_id)
+        } else {
+            image.topics.get(t.topic.0.as_str())
+        };
+        let key = if version >= 13 {
+            TopicKey::Id(t.topic_id)
+        } else {
+            TopicKey::Name(t.topic.0.to_string())
+        };
         for p in &t.partitions {
             out.push(Wanted {
                 key: key.clone(),
@@ -99,7 +107,10 @@ async fn wait_for_any(shard: &Rc<Shard>, wanted: &[Wanted], max_wait_ms: u64) {
     let mut per_shard: BTreeMap<usize, Vec<(String, i32, i64)>> = BTreeMap::new();
     for w in wanted {
         if let (Some(owner), Some(topic)) = (w.owner, &w.topic) {
-            per_shard.entry(owner).or_default().push((topic.clone(), w.partition, w.offset));
+            per_shard
+                .entry(owner)
+                .or_default()
+                .push((topic.clone(), w.partition, w.offset));
         }
     }
     if per_shard.is_empty() {
@@ -110,7 +121,11 @@ async fn wait_for_any(shard: &Rc<Shard>, wanted: &[Wanted], max_wait_ms: u64) {
         .into_iter()
         .map(|(owner, items)| {
             let shard = shard.clone();
-            millrace_shard::spawn(async move { shard.call(owner, ShardRequest::WaitForData { items, max_wait_ms }).await })
+            millrace_shard::spawn(async move {
+                shard
+                    .call(owner, ShardRequest::WaitForData { items, max_wait_ms })
+                    .await
+            })
         })
         .collect();
     race(waits).await;
@@ -134,7 +149,12 @@ async fn race(tasks: Vec<millrace_shard::Task<ShardReply>>) {
     }
 }
 
-fn encode(header: &RequestHeader, wanted: &[Wanted], results: Vec<Option<FetchResult>>, max_bytes: usize) -> Response {
+fn encode(
+    header: &RequestHeader,
+    wanted: &[Wanted],
+    results: Vec<Option<FetchResult>>,
+    max_bytes: usize,
+) -> Response {
     let mut topics: Vec<TopicData<crate::work::RecordPiece>> = Vec::new();
     let mut total = 0usize;
     for (w, r) in wanted.iter().zip(results) {
@@ -159,13 +179,29 @@ fn encode(header: &RequestHeader, wanted: &[Wanted], results: Vec<Option<FetchRe
                 data.records = r.records;
             }
         }
-        let same_topic = topics.last().is_some_and(|t: &TopicData<_>| same_key(&t.topic, &w.key));
+        let same_topic = topics
+            .last()
+            .is_some_and(|t: &TopicData<_>| same_key(&t.topic, &w.key));
         if !same_topic {
-            topics.push(TopicData { topic: w.key.clone(), partitions: Vec::new() });
+            topics.push(TopicData {
+                topic: w.key.clone(),
+                partitions: Vec::new(),
+            });
         }
-        topics.last_mut().expect("pushed above").partitions.push(data);
+        topics
+            .last_mut()
+            .expect("pushed above")
+            .partitions
+            .push(data);
     }
-    let (chunks, _) = encode_fetch_response(header.correlation_id, header.api_version, 0, code::NONE, 0, topics);
+    let (chunks, _) = encode_fetch_response(
+        header.correlation_id,
+        header.api_version,
+        0,
+        code::NONE,
+        0,
+        topics,
+    );
     Response::Fetch(chunks)
 }
 

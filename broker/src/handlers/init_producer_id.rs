@@ -19,18 +19,35 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         Ok(r) => r,
         Err(close) => return close,
     };
-    let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    let resp = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
     if req.transactional_id.is_some() {
-        return respond(&header, &resp.with_error_code(code::COORDINATOR_NOT_AVAILABLE));
+        return respond(
+            &header,
+            &resp.with_error_code(code::COORDINATOR_NOT_AVAILABLE),
+        );
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
-        let bumped = resp.with_producer_id(req.producer_id).with_producer_epoch(req.producer_epoch + 1);
+        let bumped = resp
+            .with_producer_id(req.producer_id)
+            .with_producer_epoch(req.producer_epoch + 1);
         return respond(&header, &bumped);
     }
-    match shard.call(0, ShardRequest::Controller(ControllerRequest::AllocateProducerId)).await {
-        ShardReply::Controller(ControllerReply::ProducerId(Ok(id))) => {
-            respond(&header, &resp.with_producer_id(ProducerId(id)).with_producer_epoch(0))
-        }
-        _ => respond(&header, &resp.with_error_code(code::COORDINATOR_NOT_AVAILABLE)),
+    match shard
+        .call(
+            0,
+            ShardRequest::Controller(ControllerRequest::AllocateProducerId),
+        )
+        .await
+    {
+        ShardReply::Controller(ControllerReply::ProducerId(Ok(id))) => respond(
+            &header,
+            &resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        ),
+        _ => respond(
+            &header,
+            &resp.with_error_code(code::COORDINATOR_NOT_AVAILABLE),
+        ),
     }
 }

@@ -7,7 +7,9 @@ use crate::errors::code;
 use crate::node::Shard;
 use crate::work::{join_all, ListOffsetsItem, ListOffsetsResult, ShardReply, ShardRequest};
 use bytes::Bytes;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
@@ -25,8 +27,16 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     for t in &req.topics {
         for p in &t.partitions {
             let slot = results.len();
-            results.push(ListOffsetsResult { slot, error_code: code::UNKNOWN_TOPIC_OR_PARTITION, timestamp: -1, offset: -1 });
-            let owner = image.topics.get(t.name.0.as_str()).and_then(|m| m.shards.get(p.partition_index as usize).copied());
+            results.push(ListOffsetsResult {
+                slot,
+                error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
+                timestamp: -1,
+                offset: -1,
+            });
+            let owner = image
+                .topics
+                .get(t.name.0.as_str())
+                .and_then(|m| m.shards.get(p.partition_index as usize).copied());
             if let Some(owner) = owner {
                 per_shard.entry(owner).or_default().push(ListOffsetsItem {
                     slot,
@@ -67,7 +77,9 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                         .with_leader_epoch(if r.offset >= 0 && version >= 4 { 0 } else { -1 })
                 })
                 .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions)
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
         })
         .collect();
     respond(&header, &ListOffsetsResponse::default().with_topics(topics))

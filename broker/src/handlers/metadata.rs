@@ -12,7 +12,9 @@ use crate::metadata::{valid_topic_name, TopicMeta};
 use crate::node::Shard;
 use crate::work::{ShardReply, ShardRequest};
 use bytes::Bytes;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use millrace_wire::frame::RequestHeader;
 use std::rc::Rc;
@@ -28,7 +30,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         Some(t) if version == 0 && t.is_empty() => None,
         other => other,
     };
-    let allow_create = shard.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let allow_create =
+        shard.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let mut topics = Vec::new();
     match requested {
         None => {
@@ -61,7 +64,10 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         .with_port(i32::from(c.advertise.1));
     let cluster_id = (version >= 2).then(|| str_bytes(&shard.image().cluster_id));
     let controller = if version >= 1 { c.node_id } else { -1 };
-    let topics = topics.into_iter().map(|t| for_version(t, version)).collect();
+    let topics = topics
+        .into_iter()
+        .map(|t| for_version(t, version))
+        .collect();
     let resp = MetadataResponse::default()
         .with_brokers(vec![broker])
         .with_cluster_id(cluster_id)
@@ -71,7 +77,11 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     respond(&header, &resp)
 }
 
-async fn missing_topic(shard: &Rc<Shard>, name: TopicName, allow_create: bool) -> MetadataResponseTopic {
+async fn missing_topic(
+    shard: &Rc<Shard>,
+    name: TopicName,
+    allow_create: bool,
+) -> MetadataResponseTopic {
     let entry = MetadataResponseTopic::default().with_name(Some(name.clone()));
     if valid_topic_name(&name.0).is_err() {
         return entry.with_error_code(code::INVALID_TOPIC_EXCEPTION);
@@ -86,20 +96,26 @@ async fn missing_topic(shard: &Rc<Shard>, name: TopicName, allow_create: bool) -
         manual_assignment: false,
         configs: Vec::new(),
     };
-    let request = ShardRequest::Controller(ControllerRequest::CreateTopics { topics: vec![new], validate_only: false });
+    let request = ShardRequest::Controller(ControllerRequest::CreateTopics {
+        topics: vec![new],
+        validate_only: false,
+    });
     match shard.call(0, request).await {
         // Created, or created concurrently by another request: either way it exists now.
         ShardReply::Controller(ControllerReply::Topics(o))
-            if o.first().is_some_and(|o| o.error_code == code::NONE || o.error_code == code::TOPIC_ALREADY_EXISTS) =>
+            if o.first().is_some_and(|o| {
+                o.error_code == code::NONE || o.error_code == code::TOPIC_ALREADY_EXISTS
+            }) =>
         {
             match shard.image().topics.get(name.0.as_str()) {
                 Some(t) => topic_entry(shard, t),
                 None => entry.with_error_code(code::LEADER_NOT_AVAILABLE),
             }
         }
-        ShardReply::Controller(ControllerReply::Topics(o)) => {
-            entry.with_error_code(o.first().map_or(code::UNKNOWN_SERVER_ERROR, |o| o.error_code))
-        }
+        ShardReply::Controller(ControllerReply::Topics(o)) => entry.with_error_code(
+            o.first()
+                .map_or(code::UNKNOWN_SERVER_ERROR, |o| o.error_code),
+        ),
         _ => entry.with_error_code(code::LEADER_NOT_AVAILABLE),
     }
 }

@@ -97,25 +97,38 @@ pub async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, body: Bytes) ->
 /// Metadata v12 requests with three extra bytes, and Kafka accepts them. Every length inside
 /// the body has still been checked by then.
 pub fn decode<T: Decodable>(header: &RequestHeader, body: &Bytes) -> Result<T, Response> {
-    let checked = millrace_wire::guard::check_request_body(header.api_key, header.api_version, body);
+    let checked =
+        millrace_wire::guard::check_request_body(header.api_key, header.api_version, body);
     if let Err(e) = checked.or_else(|e| match e {
         millrace_wire::guard::GuardError::TrailingBytes { .. } => Ok(()),
         other => Err(other),
     }) {
         let head = &body[..body.len().min(64)];
         tracing::debug!(api_key = header.api_key, api_version = header.api_version, body = ?head, "guard refused body");
-        return Err(Response::Close(format!("malformed request (api {} v{}): {e}", header.api_key, header.api_version)));
+        return Err(Response::Close(format!(
+            "malformed request (api {} v{}): {e}",
+            header.api_key, header.api_version
+        )));
     }
     let mut buf = body.clone();
-    T::decode(&mut buf, header.api_version)
-        .map_err(|e| Response::Close(format!("undecodable request (api {} v{}): {e}", header.api_key, header.api_version)))
+    T::decode(&mut buf, header.api_version).map_err(|e| {
+        Response::Close(format!(
+            "undecodable request (api {} v{}): {e}",
+            header.api_key, header.api_version
+        ))
+    })
 }
 
 /// Encodes a response frame for the request `header` answers.
 pub fn respond<T: Encodable>(header: &RequestHeader, body: &T) -> Response {
     let key = ApiKey::try_from(header.api_key).expect("dispatched keys are known");
     let header_version = key.response_header_version(header.api_version);
-    match encode_response(header.correlation_id, header_version, body, header.api_version) {
+    match encode_response(
+        header.correlation_id,
+        header_version,
+        body,
+        header.api_version,
+    ) {
         Ok(frame) => Response::Frame(frame),
         Err(e) => Response::Close(format!("encoding response: {e}")),
     }
@@ -135,7 +148,10 @@ pub fn protocol_table() -> String {
         } else {
             format!("{}-{}", e.min, e.max)
         };
-        out.push_str(&format!("| {:?} | {} | {} |\n", e.key, e.key as i16, versions));
+        out.push_str(&format!(
+            "| {:?} | {} | {} |\n",
+            e.key, e.key as i16, versions
+        ));
     }
     out
 }
@@ -149,8 +165,16 @@ mod tests {
         for e in REGISTRY {
             let range = e.key.valid_versions();
             for v in e.min_handled..=e.max {
-                assert!(millrace_wire::guard::has_schema(e.key as i16, v), "{:?} v{v} has no guard schema", e.key);
-                assert!(range.min <= v && v <= range.max, "{:?} v{v} outside kafka-protocol", e.key);
+                assert!(
+                    millrace_wire::guard::has_schema(e.key as i16, v),
+                    "{:?} v{v} has no guard schema",
+                    e.key
+                );
+                assert!(
+                    range.min <= v && v <= range.max,
+                    "{:?} v{v} outside kafka-protocol",
+                    e.key
+                );
             }
         }
     }

@@ -32,11 +32,20 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             results.push(error(slot, code::NONE, None));
             let owner = topic.and_then(|m| m.shards.get(p.index as usize).copied());
             let check = if req.transactional_id.is_some() {
-                Err((code::INVALID_REQUEST, "transactions are not supported yet".to_string()))
+                Err((
+                    code::INVALID_REQUEST,
+                    "transactions are not supported yet".to_string(),
+                ))
             } else if !acks_valid {
-                Err((code::INVALID_REQUIRED_ACKS, format!("acks must be -1, 0 or 1, not {}", req.acks)))
+                Err((
+                    code::INVALID_REQUIRED_ACKS,
+                    format!("acks must be -1, 0 or 1, not {}", req.acks),
+                ))
             } else if owner.is_none() {
-                Err((code::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.".into()))
+                Err((
+                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                    "This server does not host this topic-partition.".into(),
+                ))
             } else {
                 let limit = topic
                     .and_then(|m| m.configs.get("max.message.bytes"))
@@ -51,7 +60,9 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                     partition: p.index,
                     records: p.records.clone().unwrap_or_default(),
                 }),
-                (Err((error_code, message)), _) => results[slot] = error(slot, error_code, Some(message)),
+                (Err((error_code, message)), _) => {
+                    results[slot] = error(slot, error_code, Some(message))
+                }
                 (Ok(()), None) => unreachable!("owner checked above"),
             }
         }
@@ -59,7 +70,11 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     let calls = per_shard.into_iter().map(|(owner, items)| {
         let shard = shard.clone();
         let acks = req.acks;
-        async move { shard.call(owner, ShardRequest::Produce { acks, items }).await }
+        async move {
+            shard
+                .call(owner, ShardRequest::Produce { acks, items })
+                .await
+        }
     });
     for reply in join_all(calls.collect()).await {
         match reply {
@@ -79,13 +94,23 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
 }
 
 fn error(slot: usize, error_code: i16, message: Option<String>) -> ProduceResult {
-    ProduceResult { slot, error_code, error_message: message, base_offset: -1, log_append_time_ms: -1, log_start_offset: -1 }
+    ProduceResult {
+        slot,
+        error_code,
+        error_message: message,
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+    }
 }
 
 /// Checks every batch in a partition's records: whole v2 batches, valid CRCs, sizes in bounds.
 fn validate_records(records: Option<&Bytes>, max_batch_bytes: usize) -> Result<(), (i16, String)> {
     let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return Err((code::CORRUPT_MESSAGE, "no record batch in the request".into()));
+        return Err((
+            code::CORRUPT_MESSAGE,
+            "no record batch in the request".into(),
+        ));
     };
     for step in BatchIter::new(records) {
         match step {
@@ -93,7 +118,10 @@ fn validate_records(records: Option<&Bytes>, max_batch_bytes: usize) -> Result<(
                 if bytes.len() > max_batch_bytes {
                     return Err((
                         code::MESSAGE_TOO_LARGE,
-                        format!("record batch of {} bytes exceeds the limit of {max_batch_bytes}", bytes.len()),
+                        format!(
+                            "record batch of {} bytes exceeds the limit of {max_batch_bytes}",
+                            bytes.len()
+                        ),
                     ));
                 }
                 validate_batch(bytes).map_err(|e| (wire_code(&e), e.to_string()))?;
@@ -104,7 +132,11 @@ fn validate_records(records: Option<&Bytes>, max_batch_bytes: usize) -> Result<(
     Ok(())
 }
 
-fn build_response(req: &ProduceRequest, results: Vec<ProduceResult>, version: i16) -> ProduceResponse {
+fn build_response(
+    req: &ProduceRequest,
+    results: Vec<ProduceResult>,
+    version: i16,
+) -> ProduceResponse {
     let mut results = results.into_iter();
     let responses = req
         .topic_data
@@ -118,13 +150,20 @@ fn build_response(req: &ProduceRequest, results: Vec<ProduceResult>, version: i1
                     PartitionProduceResponse::default()
                         .with_index(p.index)
                         .with_error_code(r.error_code)
-                        .with_error_message(r.error_message.as_deref().filter(|_| version >= 8).map(str_bytes))
+                        .with_error_message(
+                            r.error_message
+                                .as_deref()
+                                .filter(|_| version >= 8)
+                                .map(str_bytes),
+                        )
                         .with_base_offset(r.base_offset)
                         .with_log_append_time_ms(r.log_append_time_ms)
                         .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 })
                 })
                 .collect();
-            TopicProduceResponse::default().with_name(t.name.clone()).with_partition_responses(partition_responses)
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_partition_responses(partition_responses)
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
@@ -136,8 +175,13 @@ mod tests {
     use millrace_wire::records::{BatchBuilder, NewRecord};
 
     fn batch(n: usize) -> Vec<u8> {
-        let records: Vec<NewRecord> =
-            (0..n).map(|i| NewRecord { timestamp: i as i64, value: Some(vec![1; 100]), ..Default::default() }).collect();
+        let records: Vec<NewRecord> = (0..n)
+            .map(|i| NewRecord {
+                timestamp: i as i64,
+                value: Some(vec![1; 100]),
+                ..Default::default()
+            })
+            .collect();
         BatchBuilder::default().build(&records)
     }
 
@@ -147,10 +191,23 @@ mod tests {
         assert!(validate_records(Some(&Bytes::from(good.clone())), 1 << 20).is_ok());
         let mut bad = good.clone();
         *bad.last_mut().unwrap() ^= 1;
-        assert_eq!(validate_records(Some(&Bytes::from(bad)), 1 << 20).unwrap_err().0, code::CORRUPT_MESSAGE);
-        assert_eq!(validate_records(Some(&Bytes::from(good.clone())), 100).unwrap_err().0, code::MESSAGE_TOO_LARGE);
+        assert_eq!(
+            validate_records(Some(&Bytes::from(bad)), 1 << 20)
+                .unwrap_err()
+                .0,
+            code::CORRUPT_MESSAGE
+        );
+        assert_eq!(
+            validate_records(Some(&Bytes::from(good.clone())), 100)
+                .unwrap_err()
+                .0,
+            code::MESSAGE_TOO_LARGE
+        );
         let torn = Bytes::from(good[..good.len() - 1].to_vec());
-        assert_eq!(validate_records(Some(&torn), 1 << 20).unwrap_err().0, code::CORRUPT_MESSAGE);
+        assert_eq!(
+            validate_records(Some(&torn), 1 << 20).unwrap_err().0,
+            code::CORRUPT_MESSAGE
+        );
         assert!(validate_records(None, 1 << 20).is_err());
     }
 }
