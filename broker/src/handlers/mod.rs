@@ -187,3 +187,16 @@ mod tests {
         assert_eq!(keys.len(), REGISTRY.len());
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    #[test]
+    fn protocol_doc_matches_the_registry() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
+        let doc = std::fs::read_to_string(path).expect("docs/PROTOCOL.md exists");
+        assert!(
+            doc.contains(&super::protocol_table()),
+            "docs/PROTOCOL.md is stale: regenerate with `millrace --print-protocol-table`"
+        );
+    }
+}

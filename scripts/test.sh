@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need (kcat, a Python venv
+# with the Kafka clients, the Java client and Apache Kafka from Maven Central), then checks
+# formatting and lints, runs every Rust test (unit, model-based storage, guard and batch
+# fuzzing), builds the release broker and drives it with real Kafka clients.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "installing test dependencies"
+bash scripts/install-test-deps.sh
+
+step "rustfmt and clippy"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust tests (unit, doc, model-based storage, fuzzing)"
+cargo test --workspace --locked
+
+step "release build"
+cargo build --release --locked -p millrace
+
+step "real-client integration suite against target/release/millrace"
+tests/clients/run.sh
