@@ -25,6 +25,9 @@ pub enum Response {
     Close(String),
 }
 
+/// Frame bytes allocated ahead of what has arrived; the buffer at most doubles per read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
 /// Largest piece copied into the write buffer rather than written on its own.
 const COALESCE_BYTES_MAX: usize = 64 * 1024;
 
@@ -73,12 +76,10 @@ async fn read_loop(
                 return;
             }
         };
-        let mut frame = BytesMut::zeroed(size);
-        if reader.read_exact(&mut frame).await.is_err() {
+        let Some(frame) = read_frame(&mut reader, size).await else {
             tracing::debug!(%peer, "connection closed mid-request");
             return;
-        }
-        let frame = frame.freeze();
+        };
         let (header, body_at) = match parse_request_header(&frame) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -93,6 +94,23 @@ async fn read_loop(
             return;
         }
     }
+}
+
+/// Reads a frame body of `size` bytes, growing the buffer only as bytes arrive, so a client
+/// that declares a large frame and sends little holds little memory.
+async fn read_frame(reader: &mut TcpStream, size: usize) -> Option<Bytes> {
+    let mut frame = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
+    while frame.len() < size {
+        let start = frame.len();
+        let chunk = (size - start).min(READ_CHUNK_BYTES.max(start));
+        frame.resize(start + chunk, 0);
+        let n = reader.read(&mut frame[start..]).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        frame.truncate(start + n);
+    }
+    Some(frame.freeze())
 }
 
 async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
