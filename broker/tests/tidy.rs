@@ -1,0 +1,483 @@
+//! Tidy: the workspace's module boundaries and style rules, checked as a test.
+//!
+//! DESIGN.md draws the crate map and CONVENTIONS.md the rules; this test keeps them true:
+//!
+//! * internal dependency edges (normal, dev and build, any target) are among those DESIGN.md
+//!   allows, and every workspace member is in the map;
+//! * only `shard/` names `glommio` (every other crate's `src/**/*.rs` and `Cargo.toml`);
+//! * every crate root forbids `unsafe_code` except `shard` (allowed) and `wire` (deny or forbid);
+//! * every `unsafe {` block in `shard/` and `wire/` has a `// SAFETY:` comment within the three
+//!   lines above it;
+//! * every crate root opens with a `//!` doc.
+//!
+//! Each rule collects all its violations and fails with one line per violation naming the file
+//! and the rule. Plain text parsing: no toml crate, and the manifests are simple.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Folder, package name, and the folders it may depend on (DESIGN.md, "The workspace").
+const CRATES: [(&str, &str, &[&str]); 8] = [
+    ("wire", "millrace-wire", &[]),
+    // Replication is allowed for its types (leader epochs, high watermark).
+    ("storage", "millrace-storage", &["wire", "replication"]),
+    (
+        "shard",
+        "millrace-shard",
+        &["storage", "replication", "wire"],
+    ),
+    ("replication", "millrace-replication", &["wire", "storage"]),
+    (
+        "broker",
+        "millrace",
+        &["wire", "storage", "shard", "replication"],
+    ),
+    ("tools", "millrace-tools", &["wire"]),
+    ("bench", "millrace-bench", &["wire", "shard"]),
+    ("tuning", "millrace-tune", &[]),
+];
+
+/// Crates whose roots may allow `unsafe_code`; wire may `deny` instead of `forbid` (its
+/// zero-copy views opt in per item).
+const UNSAFE_RUNTIME: &str = "shard";
+const UNSAFE_VIEWS: &str = "wire";
+/// How far above an `unsafe {` its `// SAFETY:` comment may start.
+const SAFETY_COMMENT_LINES_MAX: usize = 3;
+
+#[test]
+fn workspace_members_are_all_in_the_crate_map() {
+    let manifest = read(&root().join("Cargo.toml"));
+    let members = workspace_members(&manifest);
+    let known: BTreeSet<String> = CRATES.iter().map(|c| c.0.to_string()).collect();
+    let mut failures = Vec::new();
+    for member in &members {
+        if !known.contains(member) {
+            failures.push(format!(
+                "Cargo.toml: member `{member}` is not in DESIGN.md's crate map \
+                 (rule: every crate has a place and allowed edges; add it to tidy's CRATES)"
+            ));
+        }
+    }
+    for folder in &known {
+        if !members.contains(folder) {
+            failures.push(format!(
+                "Cargo.toml: `{folder}` is in DESIGN.md's crate map but not a workspace member"
+            ));
+        }
+    }
+    report("workspace members", failures);
+}
+
+#[test]
+fn internal_dependency_edges_are_allowed() {
+    let mut failures = Vec::new();
+    for (folder, package, allowed) in CRATES {
+        let path = root().join(folder).join("Cargo.toml");
+        let manifest = read(&path);
+        let name = package_name(&manifest);
+        if name.as_deref() != Some(package) {
+            failures.push(format!(
+                "{}: package name {name:?}, expected `{package}` (rule: DESIGN.md crate map)",
+                rel(&path)
+            ));
+        }
+        for dep in internal_dependencies(&manifest) {
+            if dep.folder == folder {
+                continue;
+            }
+            if !allowed.contains(&dep.folder.as_str()) {
+                failures.push(format!(
+                    "{}:{}: `{folder}` depends on `{}` in [{}]; DESIGN.md allows {folder} → {} \
+                     (rule: internal dependency direction)",
+                    rel(&path),
+                    dep.line,
+                    dep.folder,
+                    dep.section,
+                    if allowed.is_empty() {
+                        "nothing internal".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ));
+            }
+        }
+    }
+    report("internal dependency edges", failures);
+}
+
+#[test]
+fn only_shard_names_glommio() {
+    let mut failures = Vec::new();
+    for (folder, _, _) in CRATES {
+        if folder == UNSAFE_RUNTIME {
+            continue;
+        }
+        let dir = root().join(folder);
+        let mut files = vec![dir.join("Cargo.toml")];
+        files.extend(rust_files(&dir.join("src")));
+        for file in files {
+            for (n, line) in read(&file).lines().enumerate() {
+                if contains_word(&line.to_ascii_lowercase(), "glommio") {
+                    failures.push(format!(
+                        "{}:{}: mentions glommio (rule: only shard/ names glommio; the \
+                         runtime stays behind its facade): {}",
+                        rel(&file),
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    report("glommio stays in shard", failures);
+}
+
+#[test]
+fn crate_roots_forbid_unsafe_code() {
+    let mut failures = Vec::new();
+    for (folder, _, _) in CRATES {
+        for file in crate_roots(folder) {
+            let text = read(&file);
+            let forbid = has_inner_attribute(&text, "forbid(unsafe_code)");
+            let deny = has_inner_attribute(&text, "deny(unsafe_code)");
+            let ok = match folder {
+                UNSAFE_RUNTIME => true,
+                UNSAFE_VIEWS => forbid || deny,
+                _ => forbid,
+            };
+            if !ok {
+                let wanted = if folder == UNSAFE_VIEWS {
+                    "#![deny(unsafe_code)] or #![forbid(unsafe_code)]"
+                } else {
+                    "#![forbid(unsafe_code)]"
+                };
+                failures.push(format!(
+                    "{}: crate root lacks {wanted} (rule: unsafe only in shard's facade and \
+                     wire's zero-copy views)",
+                    rel(&file)
+                ));
+            }
+        }
+    }
+    report("unsafe_code attributes", failures);
+}
+
+#[test]
+fn unsafe_blocks_have_safety_comments() {
+    let mut failures = Vec::new();
+    for folder in [UNSAFE_RUNTIME, UNSAFE_VIEWS] {
+        for file in rust_files(&root().join(folder)) {
+            let text = read(&file);
+            let lines: Vec<&str> = text.lines().collect();
+            for (n, line) in lines.iter().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                if !code.contains("unsafe {") {
+                    continue;
+                }
+                let from = n.saturating_sub(SAFETY_COMMENT_LINES_MAX);
+                let justified = lines[from..=n].iter().any(|l| l.contains("// SAFETY:"));
+                if !justified {
+                    failures.push(format!(
+                        "{}:{}: `unsafe {{` without a `// SAFETY:` comment in the {} lines \
+                         above (rule: every unsafe block says why it is sound)",
+                        rel(&file),
+                        n + 1,
+                        SAFETY_COMMENT_LINES_MAX
+                    ));
+                }
+            }
+        }
+    }
+    report("SAFETY comments", failures);
+}
+
+#[test]
+fn crate_roots_have_module_docs() {
+    let mut failures = Vec::new();
+    for (folder, _, _) in CRATES {
+        let roots = crate_roots(folder);
+        if roots.is_empty() {
+            failures.push(format!(
+                "{folder}/: no src/lib.rs or src/main.rs (rule: crate root)"
+            ));
+        }
+        for file in roots {
+            let text = read(&file);
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            if !first.starts_with("//!") {
+                failures.push(format!(
+                    "{}: does not open with a `//!` doc (rule: every crate has a doc: purpose, \
+                     invariants, which shard its types live on)",
+                    rel(&file)
+                ));
+            }
+        }
+    }
+    report("crate docs", failures);
+}
+
+/// The parser itself: the rules above are only as good as it is.
+#[test]
+fn manifest_parser_finds_every_spelling_of_a_dependency() {
+    let manifest = r#"
+[package]
+name = "x"
+
+[dependencies]
+millrace-wire.workspace = true
+bytes = "1"
+renamed = { package = "millrace-shard", path = "../shard" }
+
+[dev-dependencies]
+millrace-storage = { path = "../storage" }
+
+[target.'cfg(unix)'.dependencies]
+millrace-tune = { path = "../tuning" }
+
+[dependencies.millrace-replication]
+workspace = true
+
+[features]
+millrace-bench = []
+"#;
+    let deps: Vec<(String, String)> = internal_dependencies(manifest)
+        .into_iter()
+        .map(|d| (d.folder, d.section))
+        .collect();
+    let want = [
+        ("wire", "dependencies"),
+        ("shard", "dependencies"),
+        ("storage", "dev-dependencies"),
+        ("tuning", "target.'cfg(unix)'.dependencies"),
+        ("replication", "dependencies.millrace-replication"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(deps, want);
+    assert_eq!(package_name(manifest).as_deref(), Some("x"));
+    assert!(contains_word("a glommio task", "glommio"));
+    assert!(contains_word("glommio::spawn", "glommio"));
+    assert!(!contains_word("glommiox", "glommio"));
+    assert!(has_inner_attribute(
+        "//! doc\n#![forbid(unsafe_code)]\n",
+        "forbid(unsafe_code)"
+    ));
+    assert!(!has_inner_attribute(
+        "// #![forbid(unsafe_code)]\n",
+        "forbid(unsafe_code)"
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Dependency {
+    folder: String,
+    section: String,
+    line: usize,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("broker/ sits in the workspace root")
+        .to_path_buf()
+}
+
+fn rel(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("tidy: cannot read {}: {e}", path.display()))
+}
+
+fn report(rule: &str, failures: Vec<String>) {
+    if failures.is_empty() {
+        return;
+    }
+    let mut message = format!("tidy ({rule}): {} violation(s)\n", failures.len());
+    for failure in failures {
+        let _ = writeln!(message, "  {failure}");
+    }
+    panic!("{message}");
+}
+
+/// `members = [...]` of the root manifest (one line or several).
+fn workspace_members(manifest: &str) -> BTreeSet<String> {
+    let start = manifest
+        .find("members")
+        .expect("root Cargo.toml lists members");
+    let open = start + manifest[start..].find('[').expect("members = [");
+    let close = open + manifest[open..].find(']').expect("members = [...]");
+    manifest[open + 1..close]
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_string())
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+fn package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines().map(strip_comment) {
+        if let Some(section) = section_name(line) {
+            in_package = section == "package";
+        } else if in_package {
+            if let Some((key, value)) = line.split_once('=') {
+                if key.trim() == "name" {
+                    return Some(value.trim().trim_matches('"').to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Internal dependencies in every dependency table: `[dependencies]`, `[dev-dependencies]`,
+/// `[build-dependencies]`, their `[target.'…'.…]` forms and `[dependencies.<name>]` tables.
+/// A dependency is internal when its name or `package = ` is a workspace package, or its
+/// `path = ` points at a workspace folder.
+fn internal_dependencies(manifest: &str) -> Vec<Dependency> {
+    let mut deps = Vec::new();
+    let mut section = String::new();
+    for (n, raw) in manifest.lines().enumerate() {
+        let line = strip_comment(raw);
+        if let Some(name) = section_name(line) {
+            section = name.to_string();
+            if let Some((table, dep)) = section.rsplit_once('.') {
+                if is_dependency_table(table) {
+                    if let Some(folder) = folder_of(dep, "") {
+                        deps.push(Dependency {
+                            folder,
+                            section: section.clone(),
+                            line: n + 1,
+                        });
+                    }
+                }
+            }
+            continue;
+        }
+        if !is_dependency_table(&section) {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().split('.').next().unwrap_or("").trim_matches('"');
+        if let Some(folder) = folder_of(key, value) {
+            deps.push(Dependency {
+                folder,
+                section: section.clone(),
+                line: n + 1,
+            });
+        }
+    }
+    deps
+}
+
+fn is_dependency_table(section: &str) -> bool {
+    let last = section.rsplit('.').next().unwrap_or("");
+    matches!(
+        last,
+        "dependencies" | "dev-dependencies" | "build-dependencies"
+    ) && (section == last || section.starts_with("target."))
+}
+
+/// The workspace folder a dependency entry refers to, if any.
+fn folder_of(key: &str, value: &str) -> Option<String> {
+    let package = quoted_value(value, "package").unwrap_or_else(|| key.to_string());
+    if let Some((folder, _, _)) = CRATES.iter().find(|c| c.1 == package) {
+        return Some(folder.to_string());
+    }
+    let path = quoted_value(value, "path")?;
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    CRATES.iter().find(|c| c.0 == last).map(|c| c.0.to_string())
+}
+
+/// `field = "value"` inside an inline table.
+fn quoted_value(text: &str, field: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(at) = rest.find(field) {
+        let before_ok = at == 0 || !is_ident(rest.as_bytes()[at - 1]);
+        let after = rest[at + field.len()..].trim_start();
+        if before_ok {
+            if let Some(value) = after.strip_prefix('=') {
+                let value = value.trim_start().strip_prefix('"')?;
+                return value.split('"').next().map(str::to_string);
+            }
+        }
+        rest = &rest[at + field.len()..];
+    }
+    None
+}
+
+fn section_name(line: &str) -> Option<&str> {
+    let line = line.trim();
+    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
+    Some(inner.trim_matches(|c| c == '[' || c == ']').trim())
+}
+
+fn strip_comment(line: &str) -> &str {
+    // Manifests here put no '#' inside strings; good enough for a tidy check.
+    line.split('#').next().unwrap_or("").trim()
+}
+
+fn crate_roots(folder: &str) -> Vec<PathBuf> {
+    ["src/lib.rs", "src/main.rs"]
+        .iter()
+        .map(|f| root().join(folder).join(f))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// True when an inner attribute `#![<attr>]` appears as code (not in a comment).
+fn has_inner_attribute(text: &str, attr: &str) -> bool {
+    let wanted = format!("#![{attr}]");
+    text.lines().any(|l| l.trim_start().starts_with(&wanted))
+}
+
+fn contains_word(text: &str, word: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(word) {
+        let start = from + at;
+        let end = start + word.len();
+        let before = start == 0 || !is_ident(bytes[start - 1]);
+        let after = end == bytes.len() || !is_ident(bytes[end]);
+        if before && after {
+            return true;
+        }
+        from = end;
+    }
+    false
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
