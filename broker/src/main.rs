@@ -1,6 +1,6 @@
 //! `millrace`: a Kafka-wire-compatible, thread-per-core message broker.
 //!
-//! One glommio executor per core owns a set of partitions and their direct-I/O segment files;
+//! One io_uring executor per core owns a set of partitions and their direct-I/O segment files;
 //! every executor accepts connections on the shared port and forwards work for partitions it
 //! does not own over a bounded cross-shard mesh. See docs/ARCHITECTURE.md.
 //!

@@ -98,7 +98,7 @@ async fn shard_main(
     }
     DmaDisk::probe_device(&config.data_dir, shard.id).await?;
     shard.apply_metadata(image).await?;
-    let listener = TcpListener::bind(config.listen)?;
+    let listener = millrace_shard::net::listen(config.listen)?;
     tracing::info!(
         shard = shard.id,
         partitions = shard.logs.borrow().len(),

@@ -13,6 +13,105 @@ use std::rc::Rc;
 
 pub use glommio::net::{TcpListener, TcpStream};
 
+/// A listening socket on `addr` for the current shard, with SO_REUSEPORT (every shard listens
+/// on the same port; the kernel spreads connections) and SO_REUSEADDR (a restarted broker can
+/// bind while connections it closed are still in FIN-WAIT-2 or TIME-WAIT; glommio's own bind
+/// sets only SO_REUSEPORT, which made a restart fail for up to a minute).
+pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+    let domain = if addr.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
+    // SAFETY: socket(2) with constant arguments; the result is checked before use.
+    let raw = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a new descriptor nothing else owns; OwnedFd closes it on error paths.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        set_int_option(&fd, libc::SOL_SOCKET, option, 1)?;
+    }
+    bind_and_listen(&fd, addr)?;
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` is a bound, listening TCP socket we own; the listener takes ownership.
+    Ok(unsafe { TcpListener::from_raw_fd(raw) })
+}
+
+fn set_int_option(fd: &impl AsRawFd, level: i32, option: i32, value: i32) -> io::Result<()> {
+    // SAFETY: the pointer and length describe a live local i32.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            option,
+            &value as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn bind_and_listen(fd: &impl AsRawFd, addr: std::net::SocketAddr) -> io::Result<()> {
+    let (storage, len) = sockaddr(addr);
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes for the socket's family.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &storage as *const _ as *const libc::sockaddr,
+            len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: listen(2) on a bound socket we own.
+    if unsafe { libc::listen(fd.as_raw_fd(), 1024) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in6.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
 /// Sends up to `len` bytes of `file` at `position` to a non-blocking socket with sendfile(2).
 /// Returns the bytes sent; `Ok(0)` with `len > 0` means the socket buffer is full right now.
 pub fn sendfile_some(

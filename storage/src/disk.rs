@@ -1,6 +1,6 @@
 //! The small I/O surface the partition log is written against.
 //!
-//! The shard crate implements it with glommio's `DmaFile` (direct I/O on io_uring); tests use an
+//! The shard crate implements it with direct-I/O files on io_uring; tests use an
 //! in-memory disk that can lose unsynced writes and tear the last one at any byte, so recovery
 //! is tested against the crashes it has to survive.
 //!

@@ -3,7 +3,7 @@
 //!
 //! Everything here lives on the shard that owns the partition: types are `!Send`, shared state
 //! is `Rc`/`RefCell`, and no borrow is held across an `.await`. I/O goes through the
-//! [`disk::Disk`] trait, implemented over glommio by the shard crate and in memory, with crash
+//! [`disk::Disk`] trait, implemented over io_uring by the shard crate and in memory, with crash
 //! and fault injection, by [`sim::SimDisk`].
 //!
 //! # On disk

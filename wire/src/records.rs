@@ -110,14 +110,16 @@ impl BatchHeader {
         LOG_OVERHEAD + self.batch_length.max(0) as usize
     }
 
-    /// Offset of the last record.
+    /// Offset of the last record. Saturates: `base_offset` is outside the CRC, so a corrupt
+    /// batch can carry any value; [`validate_batch`] rejects batches where this overflows.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
-    /// The next offset after this batch.
+    /// The next offset after this batch (saturating, like [`BatchHeader::last_offset`]).
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     /// Compression codec from the attributes.
@@ -181,6 +183,15 @@ pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, WireError> {
     if header.last_offset_delta != header.record_count - 1 {
         return Err(WireError::InvalidBatch {
             reason: "last_offset_delta does not match record_count",
+        });
+    }
+    if header
+        .base_offset
+        .checked_add(i64::from(header.record_count))
+        .is_none()
+    {
+        return Err(WireError::InvalidBatch {
+            reason: "base_offset + record_count overflows",
         });
     }
     let uncompressed = header.attributes & 0x07 == 0;
@@ -383,8 +394,14 @@ fn decode_record(
     } else {
         header.base_timestamp.wrapping_add(timestamp_delta)
     };
+    let offset = header
+        .base_offset
+        .checked_add(i64::from(offset_delta))
+        .ok_or(WireError::InvalidBatch {
+            reason: "record offset overflows",
+        })?;
     Ok(Record {
-        offset: header.base_offset + i64::from(offset_delta),
+        offset,
         timestamp,
         key,
         value,

@@ -44,12 +44,10 @@ const AMPLIFICATION_MAX: usize = 64;
 const SMALL_BOUND_BYTES: usize = 256;
 /// A roomy bound for decoding that should succeed.
 const LARGE_BOUND_BYTES: usize = 1 << 20;
-/// Known wire bug, pinned by the ignored `decode_records_survives_base_offset_near_the_limits`:
-/// `decode_records` adds a record's offset delta to `base_offset` unchecked (records.rs,
-/// `decode_record`), which panics in debug and wraps in release when a batch's base offset,
-/// which no CRC covers, sits near `i64::MAX`/`i64::MIN`. Until it is fixed the mutator keeps base
-/// offsets within 2^62 of zero; set this to true (and drop the `#[ignore]`) with the fix.
-const BASE_OFFSET_OVERFLOW_FIXED: bool = false;
+/// Base offsets near `i64::MAX`/`i64::MIN` (no CRC covers them) once made `decode_records`
+/// overflow; it now returns an error, pinned by
+/// `decode_records_survives_base_offset_near_the_limits`, and the mutator uses extreme values.
+const BASE_OFFSET_OVERFLOW_FIXED: bool = true;
 
 // ---------------------------------------------------------------------------------------------
 // Targets
@@ -216,8 +214,6 @@ fn compressed_batches_error_under_a_small_bound() {
 /// Base offset is outside the CRC, so a corrupt segment or a producer can put anything there;
 /// decoding must return records or an error, not overflow.
 #[test]
-#[ignore = "wire bug: decode_record adds offset_delta to base_offset unchecked (see \
-            BASE_OFFSET_OVERFLOW_FIXED)"]
 fn decode_records_survives_base_offset_near_the_limits() {
     let mut trace = Vec::new();
     for codec in Compression::ALL {

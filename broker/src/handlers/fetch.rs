@@ -144,7 +144,7 @@ async fn race(tasks: Vec<millrace_shard::Task<ShardReply>>) {
     })
     .await;
     for t in tasks {
-        // Dropping a glommio task cancels it; detach instead so each ends at its deadline.
+        // Dropping a shard task cancels it; detach instead so each ends at its deadline.
         std::pin::Pin::into_inner(t).detach();
     }
 }
