@@ -110,8 +110,8 @@ impl BatchHeader {
         LOG_OVERHEAD + self.batch_length.max(0) as usize
     }
 
-    /// Offset of the last record. Saturates: `base_offset` is outside the CRC, so a corrupt
-    /// batch can carry any value; [`validate_batch`] rejects batches where this overflows.
+    /// Offset of the last record. Saturates: `base_offset` is outside the CRC, so a producer or
+    /// a corrupt segment can carry any value (the broker overwrites it on append, as Kafka does).
     pub fn last_offset(&self) -> i64 {
         self.base_offset
             .saturating_add(i64::from(self.last_offset_delta))
@@ -183,15 +183,6 @@ pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, WireError> {
     if header.last_offset_delta != header.record_count - 1 {
         return Err(WireError::InvalidBatch {
             reason: "last_offset_delta does not match record_count",
-        });
-    }
-    if header
-        .base_offset
-        .checked_add(i64::from(header.record_count))
-        .is_none()
-    {
-        return Err(WireError::InvalidBatch {
-            reason: "base_offset + record_count overflows",
         });
     }
     let uncompressed = header.attributes & 0x07 == 0;
