@@ -18,6 +18,7 @@ API_LIST_OFFSETS = 2
 API_METADATA = 3
 API_API_VERSIONS = 18
 API_CREATE_TOPICS = 19
+API_INIT_PRODUCER_ID = 22
 
 RECV_TIMEOUT_S = 10.0
 
@@ -190,11 +191,13 @@ def record(offset_delta: int, key: bytes | None, value: bytes) -> bytes:
     return varint(len(body)) + body
 
 
-def record_batch(values: list[bytes], timestamp_ms: int, corrupt_crc: bool = False) -> bytes:
-    """An uncompressed, non-idempotent magic-2 batch with base offset 0."""
+def record_batch(values: list[bytes], timestamp_ms: int, corrupt_crc: bool = False,
+                 producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
+    """An uncompressed magic-2 batch with base offset 0; idempotent when producer_id >= 0."""
     records = b"".join(record(i, f"k{i}".encode(), v) for i, v in enumerate(values))
     after_crc = (i16(0) + i32(len(values) - 1) + i64(timestamp_ms) + i64(timestamp_ms)
-                 + i64(-1) + i16(-1) + i32(-1) + i32(len(values)) + records)
+                 + i64(producer_id) + i16(producer_epoch) + i32(base_sequence)
+                 + i32(len(values)) + records)
     crc = crc32c(after_crc)
     if corrupt_crc:
         crc ^= 0x00010000
