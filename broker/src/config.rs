@@ -40,6 +40,9 @@ pub struct Config {
     pub fsync: bool,
     /// `millrace.batch.cache.bytes`: per-shard cache of recently written batches.
     pub batch_cache_bytes: usize,
+    /// `millrace.log.pending.bytes.max`: appended bytes per partition waiting for a group
+    /// commit before producers wait for it.
+    pub log_pending_bytes_max: usize,
     /// `millrace.io.memory.bytes`: io_uring registered buffer memory per shard.
     pub io_memory_bytes: usize,
     /// `millrace.mesh.channel.capacity`: messages per cross-shard channel.
@@ -73,6 +76,7 @@ impl Default for Config {
             socket_request_max_bytes: 100 * 1024 * 1024,
             fsync: true,
             batch_cache_bytes: 64 << 20,
+            log_pending_bytes_max: 64 << 20,
             io_memory_bytes: 2 << 20,
             mesh_channel_capacity: 1024,
             max_inflight_per_connection: 64,
@@ -188,6 +192,9 @@ impl Config {
                 "millrace.batch.cache.bytes" => {
                     self.batch_cache_bytes = parse_num(key, value, 0, 1 << 40)? as usize
                 }
+                "millrace.log.pending.bytes.max" => {
+                    self.log_pending_bytes_max = parse_num(key, value, 1 << 20, 1 << 34)? as usize
+                }
                 "millrace.io.memory.bytes" => {
                     self.io_memory_bytes = parse_num(key, value, 64 << 10, 1 << 34)? as usize
                 }
@@ -217,6 +224,13 @@ impl Config {
                 value: self.message_max_bytes.to_string(),
                 reason: "must leave room for the request header under socket.request.max.bytes"
                     .into(),
+            });
+        }
+        if self.log_pending_bytes_max < self.message_max_bytes {
+            return Err(ConfigError::Invalid {
+                key: "millrace.log.pending.bytes.max".into(),
+                value: self.log_pending_bytes_max.to_string(),
+                reason: "must hold at least one batch of message.max.bytes".into(),
             });
         }
         if self.advertise.0 == "0.0.0.0" || self.advertise.0 == "::" {
@@ -271,6 +285,10 @@ impl Config {
             self.batch_cache_bytes.to_string(),
         );
         m.insert("millrace.io.memory.bytes", self.io_memory_bytes.to_string());
+        m.insert(
+            "millrace.log.pending.bytes.max",
+            self.log_pending_bytes_max.to_string(),
+        );
         m.insert(
             "millrace.mesh.channel.capacity",
             self.mesh_channel_capacity.to_string(),

@@ -130,6 +130,7 @@ impl Shard {
             segment_ms: get("segment.ms").unwrap_or(c.log_roll_ms),
             index_interval_bytes: c.log_index_interval_bytes,
             fsync: c.fsync,
+            pending_bytes_max: c.log_pending_bytes_max,
             ..LogConfig::default()
         }
     }

@@ -50,6 +50,7 @@ class BrokerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
+        self.extra_args: list[str] = []  # appended to millrace's command line
         self.log_path = self.data_dir / f"{self.kind}-stdout.log"
         self.starts = 0
 
@@ -68,7 +69,8 @@ class BrokerProcess:
                 "MILLRACE_BIN, or run against Apache Kafka with TEST_BROKER=kafka")
         addr = self.bootstrap
         return [binary, "--listen", addr, "--advertise", addr,
-                "--data-dir", str(self.data_dir / "millrace-data"), "--cores", "2"]
+                "--data-dir", str(self.data_dir / "millrace-data"), "--cores", "2",
+                *self.extra_args]
 
     def start(self) -> "BrokerProcess":
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
