@@ -317,6 +317,21 @@ fn produce_error(slot: usize, error_code: i16, error_message: Option<String>) ->
     }
 }
 
+/// Sends one request per destination shard (built by `request` from that shard's items) and
+/// waits for every reply: the one-hop-per-shard fan-out all partition APIs use.
+pub async fn scatter<T: 'static>(
+    shard: &Rc<Shard>,
+    per_shard: std::collections::BTreeMap<usize, Vec<T>>,
+    request: impl Fn(Vec<T>) -> ShardRequest,
+) -> Vec<ShardReply> {
+    let calls = per_shard.into_iter().map(|(owner, items)| {
+        let shard = shard.clone();
+        let body = request(items);
+        async move { shard.call(owner, body).await }
+    });
+    join_all(calls.collect()).await
+}
+
 /// Runs futures on this shard concurrently and collects their outputs in order.
 pub async fn join_all<F: std::future::Future + 'static>(futures: Vec<F>) -> Vec<F::Output>
 where

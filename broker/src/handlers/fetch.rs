@@ -9,7 +9,7 @@ use super::decode;
 use crate::connection::Response;
 use crate::errors::code;
 use crate::node::Shard;
-use crate::work::{join_all, FetchItem, FetchResult, ShardReply, ShardRequest};
+use crate::work::{scatter, FetchItem, FetchResult, ShardReply, ShardRequest};
 use bytes::Bytes;
 use kafka_protocol::messages::FetchRequest;
 use millrace_wire::fetch::{encode_fetch_response, PartitionData, TopicData, TopicKey};
@@ -87,12 +87,8 @@ async fn read_all(shard: &Rc<Shard>, wanted: &[Wanted]) -> Vec<Option<FetchResul
             });
         }
     }
-    let calls = per_shard.into_iter().map(|(owner, items)| {
-        let shard = shard.clone();
-        async move { shard.call(owner, ShardRequest::Fetch(items)).await }
-    });
     let mut results: Vec<Option<FetchResult>> = (0..wanted.len()).map(|_| None).collect();
-    for reply in join_all(calls.collect()).await {
+    for reply in scatter(shard, per_shard, ShardRequest::Fetch).await {
         if let ShardReply::Fetch(rs) = reply {
             for r in rs {
                 let slot = r.slot;

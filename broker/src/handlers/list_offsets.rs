@@ -5,7 +5,7 @@ use super::{decode, respond};
 use crate::connection::Response;
 use crate::errors::code;
 use crate::node::Shard;
-use crate::work::{join_all, ListOffsetsItem, ListOffsetsResult, ShardReply, ShardRequest};
+use crate::work::{scatter, ListOffsetsItem, ListOffsetsResult, ShardReply, ShardRequest};
 use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -47,11 +47,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             }
         }
     }
-    let calls = per_shard.into_iter().map(|(owner, items)| {
-        let shard = shard.clone();
-        async move { shard.call(owner, ShardRequest::ListOffsets(items)).await }
-    });
-    for reply in join_all(calls.collect()).await {
+    for reply in scatter(&shard, per_shard, ShardRequest::ListOffsets).await {
         if let ShardReply::ListOffsets(rs) = reply {
             for r in rs {
                 let slot = r.slot;

@@ -7,7 +7,7 @@ use super::{decode, respond, str_bytes};
 use crate::connection::Response;
 use crate::errors::{code, wire_code};
 use crate::node::Shard;
-use crate::work::{join_all, ProduceItem, ProduceResult, ShardReply, ShardRequest};
+use crate::work::{scatter, ProduceItem, ProduceResult, ShardReply, ShardRequest};
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -67,16 +67,9 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             }
         }
     }
-    let calls = per_shard.into_iter().map(|(owner, items)| {
-        let shard = shard.clone();
-        let acks = req.acks;
-        async move {
-            shard
-                .call(owner, ShardRequest::Produce { acks, items })
-                .await
-        }
-    });
-    for reply in join_all(calls.collect()).await {
+    let acks = req.acks;
+    let request = |items| ShardRequest::Produce { acks, items };
+    for reply in scatter(&shard, per_shard, request).await {
         match reply {
             ShardReply::Produce(rs) => {
                 for r in rs {
