@@ -9,7 +9,7 @@ use crate::metadata::{
 };
 use crate::node::Shard;
 use crate::work::{ShardReply, ShardRequest};
-use millrace_shard::sync::Notify;
+use millrace_shard::sync::Turn;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -20,8 +20,7 @@ pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 
 /// The writer's own state.
 pub struct Controller {
-    busy: Cell<bool>,
-    turn: Notify,
+    turn: Turn,
     next_producer_id: Cell<i64>,
 }
 
@@ -92,33 +91,9 @@ impl Controller {
     /// have been handed out before a crash, so allocation starts there.
     pub fn new(image: &MetadataImage) -> Self {
         Controller {
-            busy: Cell::new(false),
-            turn: Notify::new(),
+            turn: Turn::new(),
             next_producer_id: Cell::new(image.producer_id_block_end),
         }
-    }
-
-    async fn lock(&self) -> Turn<'_> {
-        while self.busy.get() {
-            let seen = self.turn.generation();
-            if !self.busy.get() {
-                break;
-            }
-            self.turn.changed_since(seen).await;
-        }
-        self.busy.set(true);
-        Turn { controller: self }
-    }
-}
-
-struct Turn<'a> {
-    controller: &'a Controller,
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.controller.busy.set(false);
-        self.controller.turn.notify_all();
     }
 }
 
@@ -127,7 +102,7 @@ pub async fn execute(shard: &Rc<Shard>, request: ControllerRequest) -> Controlle
     let Some(controller) = shard.controller.as_ref() else {
         return ControllerReply::ProducerId(Err("not the metadata writer".into()));
     };
-    let _turn = controller.lock().await;
+    let _turn = controller.turn.lock().await;
     let mut image = (*shard.image()).clone();
     let reply = match request {
         ControllerRequest::CreateTopics {

@@ -10,7 +10,7 @@ use crate::work::{MeshMsg, ShardReply, ShardRequest};
 use millrace_shard::disk::DmaDisk;
 use millrace_shard::mesh::Mesh;
 use millrace_shard::net::SendFileCache;
-use millrace_shard::sync::{oneshot, Notify, OneshotSender};
+use millrace_shard::sync::{oneshot, Notify, OneshotSender, Turn};
 use millrace_storage::{BatchCache, LogConfig, PartitionLog};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -38,6 +38,10 @@ pub struct Shard {
     pub mesh: Mesh<MeshMsg>,
     /// This shard's copy of the metadata.
     pub metadata: RefCell<Arc<MetadataImage>>,
+    /// Version of the last image whose logs this shard has opened (0: none yet).
+    applied_version: Cell<u64>,
+    /// One image applied at a time: two overlapping applies could open one partition twice.
+    applying: Turn,
     /// Open logs of the partitions this shard owns.
     pub logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
     /// Recently written batches, for tailing readers.
@@ -68,6 +72,8 @@ impl Shard {
             config,
             mesh,
             metadata: RefCell::new(image),
+            applied_version: Cell::new(0),
+            applying: Turn::new(),
             logs: RefCell::new(HashMap::new()),
             sendfile: SendFileCache::new(SENDFILE_DESCRIPTORS_MAX),
             data_arrived: Notify::new(),
@@ -138,7 +144,8 @@ impl Shard {
     /// Brings this shard's open logs in line with `image`: opens partitions it now owns,
     /// deletes the logs of topics that are gone. Ignores an image that is not newer.
     pub async fn apply_metadata(self: &Rc<Self>, image: Arc<MetadataImage>) -> std::io::Result<()> {
-        if image.version <= self.metadata.borrow().version && !self.logs.borrow().is_empty() {
+        let _turn = self.applying.lock().await;
+        if image.version <= self.applied_version.get() {
             return Ok(());
         }
         *self.metadata.borrow_mut() = image.clone();
@@ -178,6 +185,7 @@ impl Shard {
             let log = self.open_log(&key, &topic).await?;
             self.logs.borrow_mut().insert(key, Rc::new(log));
         }
+        self.applied_version.set(image.version);
         Ok(())
     }
 

@@ -193,6 +193,45 @@ impl<T> LocalQueue<T> {
     }
 }
 
+/// Serialises async sections on one shard (metadata changes, applying an image): `lock`
+/// waits while another task holds the turn. Shard-local; not a thread lock.
+#[derive(Default)]
+pub struct Turn {
+    busy: Cell<bool>,
+    changed: Notify,
+}
+
+/// Held while a task has the [`Turn`]; releases it when dropped.
+pub struct TurnGuard<'a> {
+    turn: &'a Turn,
+}
+
+impl Turn {
+    /// A free turn.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits for the turn and takes it.
+    pub async fn lock(&self) -> TurnGuard<'_> {
+        loop {
+            let seen = self.changed.generation();
+            if !self.busy.get() {
+                self.busy.set(true);
+                return TurnGuard { turn: self };
+            }
+            self.changed.changed_since(seen).await;
+        }
+    }
+}
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        self.turn.busy.set(false);
+        self.turn.changed.notify_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +244,20 @@ mod tests {
         let (tx, rx) = oneshot::<u8>();
         drop(tx);
         assert_eq!(futures_lite::future::block_on(rx), None);
+    }
+
+    #[test]
+    fn turn_is_held_by_one_task_at_a_time() {
+        let turn = Turn::new();
+        let first = futures_lite::future::block_on(turn.lock());
+        let mut second = Box::pin(turn.lock());
+        let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
+            std::task::Poll::Ready(cx.waker().clone())
+        }));
+        let mut cx = Context::from_waker(&waker);
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        drop(first);
+        assert!(second.as_mut().poll(&mut cx).is_ready());
     }
 
     #[test]
