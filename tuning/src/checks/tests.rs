@@ -1,0 +1,1 @@
+//! Checks against fake /proc and /sys trees (sample files, not mocks).
