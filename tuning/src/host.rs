@@ -87,10 +87,14 @@ impl Host {
         Some(Path::new("/").join(rel))
     }
 
-    /// Writes `value` to a kernel file that already exists (never creates one).
+    /// Writes `value` to a kernel file that already exists (never creates one), as
+    /// `echo value > file` does: the kernel ignores the truncation, a fake tree needs it.
     pub fn write(&self, abs: impl AsRef<Path>, value: &str) -> io::Result<()> {
         use std::io::Write as _;
-        let mut file = fs::OpenOptions::new().write(true).open(self.path(abs))?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(self.path(abs))?;
         file.write_all(value.as_bytes())
     }
 }

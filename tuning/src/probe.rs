@@ -36,6 +36,8 @@ pub const SECONDS_DEFAULT: f64 = 10.0;
 pub const SECONDS_MAX: f64 = 3600.0;
 /// Sequential write block sizes.
 pub const BLOCK_SIZES: [usize; 3] = [64 << 10, 256 << 10, 1 << 20];
+/// Block size of the first, appending pass.
+pub const FILL_BLOCK_BYTES: usize = 1 << 20;
 /// Queue depths (threads) for sequential writes and random reads.
 pub const QUEUE_DEPTHS: [usize; 2] = [1, 4];
 /// Direct-I/O alignment of buffers, offsets and lengths; also the small write and read size.
@@ -87,6 +89,9 @@ pub struct Report {
     pub filesystem: Option<String>,
     pub device: Option<String>,
     pub options: Options,
+    /// The first pass: appending to the empty scratch file, 1 MiB blocks, depth 1.
+    pub append: WritePass,
+    /// Overwrites of the appended region at each block size and depth.
     pub writes: Vec<WritePass>,
     pub sync: SyncLatency,
     pub reads: Vec<ReadPass>,
@@ -149,22 +154,34 @@ pub fn run(host: &Host, opts: &Options) -> Result<Report, Error> {
     let budget = Duration::from_secs_f64(opts.seconds);
     let scratch = Scratch::create(&dir)?;
     let file = &scratch.file;
-    let pass_time = budget.mul_f64(0.6 / (BLOCK_SIZES.len() * QUEUE_DEPTHS.len()) as f64);
+    // Fill first (appending, as segments grow), then overwrite that region at each block size
+    // and depth until each pass's time is up: overwrites measure the device rather than one
+    // file's extent allocation, which serialises concurrent appends to a single file.
+    let fill_blocks = size_bytes / FILL_BLOCK_BYTES as u64;
+    let append = write_pass(
+        file,
+        FILL_BLOCK_BYTES,
+        1,
+        fill_blocks,
+        budget.mul_f64(0.15),
+        true,
+    )
+    .map_err(|e| scratch.error("sequential append", e))?;
+    let filled = append.bytes;
+    let pass_time = budget.mul_f64(0.45 / (BLOCK_SIZES.len() * QUEUE_DEPTHS.len()) as f64);
     let mut writes = Vec::new();
-    let mut written = 0;
     for &block_bytes in &BLOCK_SIZES {
         for &queue_depth in &QUEUE_DEPTHS {
-            let blocks = size_bytes / block_bytes as u64;
-            let pass = write_pass(file, block_bytes, queue_depth, blocks, pass_time)
+            let blocks = filled / block_bytes as u64;
+            let pass = write_pass(file, block_bytes, queue_depth, blocks, pass_time, false)
                 .map_err(|e| scratch.error("sequential write", e))?;
-            written = pass.bytes;
             writes.push(pass);
         }
     }
     let read_time = budget.mul_f64(0.2 / QUEUE_DEPTHS.len() as f64);
     let mut reads = Vec::new();
     for &queue_depth in &QUEUE_DEPTHS {
-        let pass = read_pass(file, written / ALIGN as u64, queue_depth, read_time)
+        let pass = read_pass(file, filled / ALIGN as u64, queue_depth, read_time)
             .map_err(|e| scratch.error("random read", e))?;
         reads.push(pass);
     }
@@ -181,6 +198,7 @@ pub fn run(host: &Host, opts: &Options) -> Result<Report, Error> {
             size_bytes,
             seconds: opts.seconds,
         },
+        append,
         writes,
         sync,
         reads,
@@ -197,7 +215,7 @@ impl Report {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let opt = |v: &Option<String>| v.as_ref().map_or(Json::Null, Json::str);
-        let writes = self.writes.iter().map(|w| {
+        let pass = |w: &WritePass| {
             Json::obj([
                 ("block_bytes", Json::from(w.block_bytes as u64)),
                 ("queue_depth", Json::from(w.queue_depth as u64)),
@@ -208,7 +226,7 @@ impl Report {
                     Json::from(per_second(w.bytes, w.seconds)),
                 ),
             ])
-        });
+        };
         let reads = self.reads.iter().map(|r| {
             Json::obj([
                 ("block_bytes", Json::from(ALIGN as u64)),
@@ -229,7 +247,11 @@ impl Report {
             ("size_bytes_max", Json::from(self.options.size_bytes)),
             ("seconds_max", Json::from(self.options.seconds)),
             ("elapsed_seconds", Json::from(round6(self.elapsed_seconds))),
-            ("sequential_write", Json::Arr(writes.collect())),
+            ("sequential_append", pass(&self.append)),
+            (
+                "sequential_write",
+                Json::Arr(self.writes.iter().map(pass).collect()),
+            ),
             (
                 "fdatasync",
                 Json::obj([
@@ -259,12 +281,17 @@ impl Report {
             self.method()
         );
         out.push_str("sequential write   block  depth      MB/s\n");
-        for w in &self.writes {
+        for w in std::iter::once(&self.append).chain(&self.writes) {
             let mbps = per_second(w.bytes, w.seconds) as f64 / 1e6;
             let block = human_bytes(w.block_bytes as u64);
+            let kind = if std::ptr::eq(w, &self.append) {
+                "  (append)"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "                 {block:>7}  {:>5}  {mbps:>8.1}",
+                "                 {block:>7}  {:>5}  {mbps:>8.1}{kind}",
                 w.queue_depth
             );
         }
@@ -293,7 +320,8 @@ impl Report {
     fn method(&self) -> String {
         format!(
             "O_DIRECT pwrite/pread from {ALIGN}-byte aligned buffers; queue depth N = N threads \
-             with one I/O each; each write pass ends with fdatasync and includes it"
+             with one I/O each; the first pass appends, the others overwrite what it wrote; \
+             each write pass ends with fdatasync and includes it"
         )
     }
 }
@@ -402,18 +430,24 @@ fn seed() -> u64 {
         .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
 }
 
-/// Truncates the file and writes blocks `0..blocks` in order from `depth` threads until the
-/// blocks or the time run out, then fdatasyncs. The first `depth` blocks are always written,
-/// so a pass never reports zero. Blocks written form a prefix of the file.
+/// Writes blocks in order from `depth` threads, then fdatasyncs. With `append` the file is
+/// emptied first and the pass ends after blocks `0..blocks` or when the time runs out;
+/// otherwise it overwrites blocks `0..blocks` again and again until the time runs out. The
+/// first `depth` blocks are always written, so a pass never reports zero, and an appending
+/// pass leaves a written prefix of the file.
 fn write_pass(
     file: &File,
     block_bytes: usize,
     depth: usize,
     blocks: u64,
     limit: Duration,
+    append: bool,
 ) -> std::io::Result<WritePass> {
-    file.set_len(0)?;
-    file.sync_all()?;
+    assert!(blocks > 0, "a pass writes at least one block");
+    if append {
+        file.set_len(0)?;
+        file.sync_all()?;
+    }
     let next = AtomicU64::new(0);
     let started = Instant::now();
     let results: Vec<std::io::Result<u64>> = std::thread::scope(|s| {
@@ -426,10 +460,10 @@ fn write_pass(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let late = i >= depth as u64 && started.elapsed() >= limit;
-                        if i >= blocks || late {
+                        if (append && i >= blocks) || late {
                             return Ok(bytes);
                         }
-                        file.write_all_at(buf.bytes(), i * block_bytes as u64)?;
+                        file.write_all_at(buf.bytes(), (i % blocks) * block_bytes as u64)?;
                         bytes += block_bytes as u64;
                     }
                 })
@@ -632,7 +666,7 @@ mod tests {
             .writes
             .iter()
             .all(|w| w.bytes >= w.block_bytes as u64 && w.seconds > 0.0));
-        assert!(report.writes.iter().all(|w| w.bytes <= 2 << 20));
+        assert!(report.append.bytes >= 1 << 20 && report.append.bytes <= 2 << 20);
         assert!(report.sync.samples >= 1 && report.sync.max_us >= report.sync.p50_us);
         assert!(report.reads.iter().all(|r| r.ios >= 1));
         assert!(!dir.join(SCRATCH_FILE).exists());
