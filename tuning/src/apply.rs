@@ -82,7 +82,7 @@ pub fn run(host: &Host, steps: &[Step], dry_run: bool) -> (String, bool) {
 fn write_checked(host: &Host, path: &PathBuf, to: &str) -> Result<(), String> {
     host.write(path, to).map_err(|e| {
         let hint = match e.kind() {
-            std::io::ErrorKind::PermissionDenied => "; run as root",
+            std::io::ErrorKind::PermissionDenied => "; needs root, or the file is read-only",
             _ => "",
         };
         format!("cannot write {to:?}: {e}{hint}")
