@@ -170,6 +170,7 @@ pub fn to_json(ctx: &Context, findings: &[Finding]) -> Json {
         ("data_dir", Json::str(ctx.dir.display().to_string())),
         ("cores", Json::from(ctx.target.cores as u64)),
         ("io_memory_bytes", Json::from(ctx.target.io_memory_bytes)),
+        ("pin_cores", Json::from(ctx.target.pin_cores)),
         (
             "checks",
             Json::Arr(findings.iter().map(Finding::to_json).collect()),
@@ -338,10 +339,11 @@ pub fn cpu_count(ctx: &Context) -> Finding {
                 online.len(),
                 format_cpu_list(online)
             );
-            let status = if cores <= online.len() {
-                Status::Ok
-            } else {
-                Status::Fail
+            // The broker refuses more pinned shards than CPUs; unpinned, they only share.
+            let status = match (cores <= online.len(), ctx.target.pin_cores) {
+                (true, _) => Status::Ok,
+                (false, true) => Status::Fail,
+                (false, false) => Status::Warn,
             };
             Finding::new("cpu_count", status, shown)
         }

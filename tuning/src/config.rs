@@ -23,6 +23,8 @@ pub struct Target {
     pub io_memory_bytes: u64,
     /// The data directory as given (it may not exist yet).
     pub data_dir: PathBuf,
+    /// `millrace.pin.cores`: shards are pinned to CPUs (default true).
+    pub pin_cores: bool,
 }
 
 /// Values read from a server.properties file; `None` when the key is absent.
@@ -31,6 +33,7 @@ pub struct Properties {
     pub cores: Option<usize>,
     pub io_memory_bytes: Option<u64>,
     pub data_dir: Option<PathBuf>,
+    pub pin_cores: Option<bool>,
 }
 
 impl Target {
@@ -61,6 +64,7 @@ impl Target {
             cores,
             io_memory_bytes,
             data_dir,
+            pin_cores: file.pin_cores.unwrap_or(true),
         })
     }
 
@@ -106,6 +110,13 @@ pub fn parse_properties(text: &str) -> Result<Properties, String> {
                 check_io_memory(bytes).map_err(|e| format!("line {}: {e}", n + 1))?;
                 props.io_memory_bytes = Some(bytes);
             }
+            "millrace.pin.cores" => {
+                props.pin_cores = Some(match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad("true or false")),
+                });
+            }
             "log.dirs" | "log.dir" => {
                 let first = value.split(',').next().unwrap_or("").trim();
                 if !first.is_empty() {
@@ -139,11 +150,13 @@ mod tests {
     #[test]
     fn properties_give_cores_memory_and_dir() {
         let text = "# broker\nmillrace.cores=4\nmillrace.io.memory.bytes : 4194304\n\
-                    log.dirs=/var/lib/millrace,/other\nbroker.id=1\n";
+                    log.dirs=/var/lib/millrace,/other\nbroker.id=1\nmillrace.pin.cores=false\n";
         let props = parse_properties(text).unwrap();
         assert_eq!(props.cores, Some(4));
         assert_eq!(props.io_memory_bytes, Some(4 << 20));
         assert_eq!(props.data_dir, Some(PathBuf::from("/var/lib/millrace")));
+        assert_eq!(props.pin_cores, Some(false));
+        assert!(parse_properties("millrace.pin.cores=yes").is_err());
     }
 
     #[test]
@@ -172,6 +185,7 @@ mod tests {
             cores: Some(2),
             io_memory_bytes: Some(1 << 20),
             data_dir: None,
+            pin_cores: None,
         };
         let t = Target::resolve(&host, Some(3), None, None, Some(&file)).unwrap();
         assert_eq!((t.cores, t.io_memory_bytes), (3, 1 << 20));

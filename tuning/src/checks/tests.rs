@@ -143,6 +143,7 @@ pub(crate) fn target(cores: usize) -> Target {
         cores,
         io_memory_bytes: 2 << 20,
         data_dir: std::env::temp_dir(),
+        pin_cores: true,
     }
 }
 
@@ -232,6 +233,11 @@ fn memlock_fails_when_shards_need_more() {
     let all = run(&f, &target(64));
     assert_eq!(find(&all, "memlock").status, Status::Ok);
     assert_eq!(find(&all, "cpu_count").status, Status::Fail);
+    let unpinned = Target {
+        pin_cores: false,
+        ..target(64)
+    };
+    assert_eq!(find(&run(&f, &unpinned), "cpu_count").status, Status::Warn);
 }
 
 #[test]
