@@ -73,7 +73,10 @@ struct Deployment {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let host = Host::from_flag_or_env(cli.root);
     match run(&host, cli.command) {
         Ok(code) => ExitCode::from(code),
@@ -82,6 +85,24 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// Help and version go out as clap writes them; a usage error becomes one line and exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        eprintln!("millrace-tune: a command is required: check, apply or probe (see --help)");
+        return ExitCode::from(2);
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("bad arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("millrace-tune: {first} (see millrace-tune --help)");
+    ExitCode::from(2)
 }
 
 fn run(host: &Host, command: Command) -> Result<u8, Error> {

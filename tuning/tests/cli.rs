@@ -219,6 +219,9 @@ fn usage_errors_exit_2_with_one_line() {
         vec!["check", "--cores", "0"],
         vec!["apply", "--dry-run", "--io-memory-bytes", "12"],
         vec!["bogus"],
+        vec![],
+        vec!["probe"],
+        vec!["probe", "/tmp", "--seconds", "soon"],
     ];
     for args in cases {
         let out = tune(&args);
@@ -229,6 +232,9 @@ fn usage_errors_exit_2_with_one_line() {
             text(&out.stderr)
         );
         assert!(out.stdout.is_empty(), "{args:?} printed a report");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("millrace-tune: "), "{err}");
     }
     let out = tune(&["check", "--data-dir", file.to_str().unwrap()]);
     let err = text(&out.stderr);
