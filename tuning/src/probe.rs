@@ -658,6 +658,25 @@ mod tests {
     }
 
     #[test]
+    fn scratch_is_removed_on_drop_and_a_planted_link_is_not_followed() {
+        let dir = temp_dir("scratch");
+        let kept = dir.join("segment.log");
+        fs::write(&kept, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&kept, dir.join(SCRATCH_FILE)).unwrap();
+        let scratch = Scratch::create(&dir).unwrap();
+        assert!(!fs::symlink_metadata(&scratch.path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let err = scratch.error("phase", std::io::Error::other("boom"));
+        drop(scratch);
+        assert!(err.to_string().starts_with("phase on "));
+        assert!(!dir.join(SCRATCH_FILE).exists());
+        assert_eq!(fs::read(&kept).unwrap(), b"keep me");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_small_probe_measures_and_cleans_up() {
         let dir = temp_dir("run");
         let report = run(&Host::real(), &opts(&dir, 2 << 20, 0.5)).unwrap();
