@@ -42,7 +42,7 @@ impl ShardRuntimeConfig {
             if needed as u64 > limit {
                 return Err(format!(
                     "{} shards x io_memory {} bytes = {} bytes exceeds RLIMIT_MEMLOCK ({} bytes); \
-                     lower shard.io.memory.bytes or raise the limit (ulimit -l)",
+                     lower millrace.io.memory.bytes or raise the limit (ulimit -l)",
                     self.shards, self.io_memory_bytes, needed, limit
                 ));
             }
