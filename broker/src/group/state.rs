@@ -1026,6 +1026,10 @@ impl Group {
     /// When a PreparingRebalance completes: after the initial delay, once everyone has rejoined
     /// or the rebalance timeout has passed.
     fn join_completion_ms(&self) -> i64 {
+        if self.members.is_empty() {
+            // Nobody to wait for: pending ids rejoin as newcomers of the Empty group.
+            return i64::MIN;
+        }
         let delay = self.initial_delay_until_ms.unwrap_or(i64::MIN);
         let rejoin = if self.all_joined() {
             i64::MIN
