@@ -358,8 +358,15 @@ impl GroupCoordinator {
         for group in self.groups.values_mut() {
             group.tick(now_ms, &self.config, &mut out);
         }
-        // A group created only for MEMBER_ID_REQUIRED that never formed has nothing to keep.
-        self.groups.retain(|_, g| !g.is_unformed());
+        // A group created only for MEMBER_ID_REQUIRED that never formed has nothing to keep;
+        // listed as changed so that a record written for it, if any, gets its tombstone.
+        self.groups.retain(|id, g| {
+            let unformed = g.is_unformed();
+            if unformed {
+                out.changed_groups.push(id.clone());
+            }
+            !unformed
+        });
         out
     }
 
@@ -858,6 +865,8 @@ impl Group {
         if let Some(old) = member.sync_token.take() {
             out.syncs.push((old, sync_error(FENCED_INSTANCE_ID)));
         }
+        // The new incarnation has not synced yet (matters while CompletingRebalance).
+        member.synced = false;
         if self.leader.as_deref() == Some(old_id.as_str()) {
             self.leader = Some(new_id);
         }
@@ -865,7 +874,7 @@ impl Group {
         self.update_member(idx, now_ms, req);
         let leader = self.is_leader(idx);
         match self.state {
-            GroupState::Stable if self.select_protocol() == self.protocol_name => {
+            GroupState::Stable if unchanged && self.select_protocol() == self.protocol_name => {
                 out.joins.push((token, self.join_ok(idx, leader, leader)));
                 out.changed_groups.push(self.group_id.clone());
             }

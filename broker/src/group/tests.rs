@@ -526,6 +526,61 @@ fn static_member_rejoin_keeps_assignment_and_fences_the_old_id() {
 }
 
 #[test]
+fn static_rejoin_with_new_protocols_rebalances() {
+    let mut c = coordinator();
+    c.join(0, static_join("i0", "", "m0"), 0);
+    c.join(0, static_join("i1", "", "m1"), 1);
+    let out = c.tick(DELAY_MS);
+    let responses: Vec<_> = (0..2).map(|t| join_answer(&out, t)).collect();
+    sync_all(&mut c, DELAY_MS, &responses);
+    let out = c.join(4_000, static_join("i1", "", "changed"), 2);
+    assert!(
+        out.joins.is_empty(),
+        "a changed subscription waits for a rebalance"
+    );
+    assert_eq!(c.describe(G).unwrap().state, "PreparingRebalance");
+    let mut r0 = static_join("i0", &responses[0].member_id, "m0");
+    r0.group_instance_id = Some("i0".to_string());
+    let out = c.join(4_100, r0, 3);
+    assert_eq!(join_answer(&out, 2).generation_id, 2);
+    assert_eq!(join_answer(&out, 3).members[1].metadata, "changed");
+}
+
+#[test]
+fn initial_delay_is_capped_by_the_rebalance_timeout() {
+    let mut c = coordinator();
+    c.config.max_size = 100;
+    let mut t = 0;
+    let mut token = 0;
+    while t <= 40_000 {
+        let out = c.join(t, range("m"), token);
+        token += 1;
+        assert!(out.joins.is_empty(), "held until the delay ends");
+        t += 2_000;
+        let out = c.tick(t);
+        if !out.joins.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        t,
+        i64::from(REBALANCE_MS),
+        "newcomers every 2 s: completes at the cap"
+    );
+}
+
+#[test]
+fn expired_pending_id_of_a_never_formed_group_is_forgotten() {
+    let mut c = coordinator();
+    let out = c.join(0, range_required(), 1);
+    assert_eq!(join_answer(&out, 1).error_code, MEMBER_ID_REQUIRED);
+    assert_eq!(c.list().len(), 1);
+    let out = c.tick(i64::from(SESSION_MS));
+    assert_eq!(out.changed_groups, vec![G.to_string()]);
+    assert!(c.list().is_empty() && c.next_deadline_ms().is_none());
+}
+
+#[test]
 fn validate_commit_cases() {
     let mut c = coordinator();
     assert_eq!(c.validate_commit(0, "simple", -1, "", None), NONE);
