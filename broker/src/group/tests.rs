@@ -695,6 +695,28 @@ fn record_round_trip_and_restore() {
 }
 
 #[test]
+fn a_restored_leader_keeps_leading_through_a_rebalance() {
+    let mut record = sample_record();
+    record.group_id = G.to_string();
+    record.leader = Some("m2".to_string());
+    let mut c = coordinator();
+    c.restore(0, record);
+    let mut j1 = range("meta");
+    j1.member_id = "m1".to_string();
+    assert!(
+        c.join(100, j1, 1).joins.is_empty(),
+        "new metadata: rebalance"
+    );
+    let mut j2 = range("meta");
+    j2.member_id = "m2".to_string();
+    let out = c.join(200, j2, 2);
+    let (a, b) = (join_answer(&out, 1), join_answer(&out, 2));
+    assert_eq!((a.generation_id, a.leader.as_str()), (8, "m2"));
+    assert_eq!(b.members.len(), 2);
+    assert!(a.members.is_empty());
+}
+
+#[test]
 fn decode_rejects_every_prefix_and_garbage() {
     let bytes = sample_record().encode();
     for len in 0..bytes.len() {
