@@ -412,6 +412,49 @@ fn leader_that_never_syncs_is_removed_after_the_rebalance_timeout() {
 }
 
 #[test]
+fn a_leave_completes_the_rebalance_it_was_holding_up() {
+    let (mut c, responses) = three_joined();
+    sync_all(&mut c, 5_000, &responses);
+    let mut r0 = range("meta0");
+    r0.member_id = responses[0].member_id.clone();
+    assert!(c.join(6_000, r0, 80).joins.is_empty());
+    let mut r1 = range("meta1");
+    r1.member_id = responses[1].member_id.clone();
+    assert!(
+        c.join(6_000, r1, 81).joins.is_empty(),
+        "still waiting for the third"
+    );
+    let (codes, out) = c.leave(6_100, G, &[leave_req(&responses[2].member_id)]);
+    assert_eq!(codes, vec![NONE]);
+    assert_eq!(join_answer(&out, 80).generation_id, 2);
+    assert_eq!(join_answer(&out, 81).generation_id, 2);
+}
+
+#[test]
+fn an_oversized_assignment_is_refused_and_the_group_rebalances() {
+    let (mut c, responses) = three_joined();
+    let follower = &responses[1];
+    assert!(c
+        .sync(5_000, sync_req(&follower.member_id, 1, &[]), 90)
+        .syncs
+        .is_empty());
+    let huge = "x".repeat(2_000);
+    let leader = &responses[0];
+    let out = c.sync(
+        5_000,
+        sync_req(&leader.member_id, 1, &[(&follower.member_id, &huge)]),
+        91,
+    );
+    assert_eq!(
+        sync_answer(&out, 91).error_code,
+        INCONSISTENT_GROUP_PROTOCOL
+    );
+    assert_eq!(sync_answer(&out, 90).error_code, REBALANCE_IN_PROGRESS);
+    assert!(out.changed_groups.is_empty());
+    assert_eq!(c.describe(G).unwrap().state, "PreparingRebalance");
+}
+
+#[test]
 fn protocol_selection_votes_among_common_protocols() {
     let mut c = coordinator();
     c.join(0, join_req("", &[("sticky", "s"), ("range", "r0")]), 0);
