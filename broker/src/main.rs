@@ -12,6 +12,8 @@ mod config;
 mod connection;
 mod controller;
 mod errors;
+#[allow(dead_code, unused_imports)]
+mod group;
 mod handlers;
 mod metadata;
 mod node;
