@@ -51,6 +51,16 @@ pub struct Config {
     pub max_inflight_per_connection: usize,
     /// `millrace.pin.cores`: pin each shard to its CPU.
     pub pin_cores: bool,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` (fixed once created).
+    pub offsets_topic_partitions: i32,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: i64,
+    /// `group.max.size`.
+    pub group_max_size: usize,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
@@ -81,6 +91,11 @@ impl Default for Config {
             mesh_channel_capacity: 1024,
             max_inflight_per_connection: 64,
             pin_cores: true,
+            offsets_topic_partitions: 50,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_max_size: 1_000,
         }
     }
 }
@@ -202,6 +217,24 @@ impl Config {
                     self.mesh_channel_capacity = parse_num(key, value, 1, 1 << 20)? as usize
                 }
                 "millrace.pin.cores" => self.pin_cores = parse_bool(key, value)?,
+                "offsets.topic.num.partitions" => {
+                    self.offsets_topic_partitions = parse_num(key, value, 1, 1_000)? as i32
+                }
+                "group.min.session.timeout.ms" => {
+                    self.group_min_session_timeout_ms =
+                        parse_num(key, value, 1, i32::MAX as i64)? as i32
+                }
+                "group.max.session.timeout.ms" => {
+                    self.group_max_session_timeout_ms =
+                        parse_num(key, value, 1, i32::MAX as i64)? as i32
+                }
+                "group.initial.rebalance.delay.ms" => {
+                    self.group_initial_rebalance_delay_ms =
+                        parse_num(key, value, 0, i32::MAX as i64)?
+                }
+                "group.max.size" => {
+                    self.group_max_size = parse_num(key, value, 1, 1_000_000)? as usize
+                }
                 _ => {
                     return Err(ConfigError::UnknownKey {
                         key: key.clone(),
@@ -231,6 +264,13 @@ impl Config {
                 key: "millrace.log.pending.bytes.max".into(),
                 value: self.log_pending_bytes_max.to_string(),
                 reason: "must hold at least one batch of message.max.bytes".into(),
+            });
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(ConfigError::Invalid {
+                key: "group.min.session.timeout.ms".into(),
+                value: self.group_min_session_timeout_ms.to_string(),
+                reason: "must not exceed group.max.session.timeout.ms".into(),
             });
         }
         if self.advertise.0 == "0.0.0.0" || self.advertise.0 == "::" {
@@ -294,6 +334,23 @@ impl Config {
             self.mesh_channel_capacity.to_string(),
         );
         m.insert("millrace.pin.cores", self.pin_cores.to_string());
+        m.insert(
+            "offsets.topic.num.partitions",
+            self.offsets_topic_partitions.to_string(),
+        );
+        m.insert(
+            "group.min.session.timeout.ms",
+            self.group_min_session_timeout_ms.to_string(),
+        );
+        m.insert(
+            "group.max.session.timeout.ms",
+            self.group_max_session_timeout_ms.to_string(),
+        );
+        m.insert(
+            "group.initial.rebalance.delay.ms",
+            self.group_initial_rebalance_delay_ms.to_string(),
+        );
+        m.insert("group.max.size", self.group_max_size.to_string());
         m
     }
 }

@@ -200,7 +200,7 @@ fn create_topic(
     if let Err(why) = valid_topic_name(&t.name) {
         return outcome(&t.name, code::INVALID_TOPIC_EXCEPTION, Some(why.into()));
     }
-    if image.topics.contains_key(&t.name) {
+    if image.topics.contains_key(&t.name) || crate::metadata::is_internal(&t.name) {
         return outcome(
             &t.name,
             code::TOPIC_ALREADY_EXISTS,
@@ -276,6 +276,13 @@ fn create_topic(
 }
 
 fn delete_topic(image: &mut MetadataImage, name: &str) -> TopicOutcome {
+    if crate::metadata::is_internal(name) {
+        return outcome(
+            name,
+            code::INVALID_TOPIC_EXCEPTION,
+            Some(format!("internal topic {name} cannot be deleted")),
+        );
+    }
     match image.topics.remove(name) {
         Some(t) => {
             let mut o = outcome(name, code::NONE, None);

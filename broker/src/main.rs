@@ -11,8 +11,8 @@
 mod config;
 mod connection;
 mod controller;
+mod coordinator;
 mod errors;
-#[allow(dead_code, unused_imports)]
 mod group;
 mod handlers;
 mod metadata;

@@ -140,6 +140,28 @@ impl MetadataImage {
         Ok(image)
     }
 
+    /// Adds an internal topic (`__consumer_offsets`) spread over the shards.
+    pub fn add_internal_topic(&mut self, name: &str, partitions: i32, shards: usize) {
+        let mut load = self.load_per_shard(shards);
+        let placed = (0..partitions)
+            .map(|_| {
+                let s = least_loaded(&load);
+                load[s] += 1;
+                s
+            })
+            .collect();
+        // No cleanup.policy=compact yet: compaction arrives with its own work, and until then
+        // the topic reports what happens (nothing is deleted).
+        let configs = BTreeMap::new();
+        let topic = TopicMeta {
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4(),
+            shards: placed,
+            configs,
+        };
+        self.topics.insert(name.to_string(), Arc::new(topic));
+    }
+
     /// Partitions per shard, for placing new partitions on the least loaded shards.
     pub fn load_per_shard(&self, shards: usize) -> Vec<usize> {
         let mut load = vec![0usize; shards];
@@ -182,6 +204,11 @@ pub fn least_loaded(load: &[usize]) -> usize {
         .min_by_key(|(i, l)| (**l, *i))
         .map(|(i, _)| i)
         .unwrap_or(0)
+}
+
+/// Internal topics: clients may read them but not write or delete them.
+pub fn is_internal(name: &str) -> bool {
+    name == "__consumer_offsets" || name == "__transaction_state"
 }
 
 /// Kafka's topic name rule: 1-249 characters of `[a-zA-Z0-9._-]`, not "." or "..".

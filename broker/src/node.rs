@@ -26,6 +26,16 @@ pub type PartitionKey = (String, i32);
 /// Descriptors kept open for zero-copy sends, per shard.
 const SENDFILE_DESCRIPTORS_MAX: usize = 256;
 
+fn group_config(c: &Config) -> crate::group::GroupConfig {
+    crate::group::GroupConfig {
+        min_session_timeout_ms: c.group_min_session_timeout_ms,
+        max_session_timeout_ms: c.group_max_session_timeout_ms,
+        initial_rebalance_delay_ms: c.group_initial_rebalance_delay_ms,
+        max_size: c.group_max_size,
+        ..crate::group::GroupConfig::default()
+    }
+}
+
 /// Per-shard broker state. Lives on one executor; shared by its tasks through `Rc`.
 pub struct Shard {
     /// This shard's id.
@@ -57,6 +67,8 @@ pub struct Shard {
     pub stopping: Cell<bool>,
     /// Shard 0 only: the metadata writer.
     pub controller: Option<crate::controller::Controller>,
+    /// Consumer groups coordinated on this shard.
+    pub groups: crate::coordinator::ShardGroups,
 }
 
 impl Shard {
@@ -65,6 +77,7 @@ impl Shard {
         let id = mesh.shard_id();
         let shards = mesh.shards();
         let controller = (id == 0).then(|| crate::controller::Controller::new(&image));
+        let config_for_groups = config.clone();
         Rc::new(Shard {
             id,
             shards,
@@ -81,6 +94,7 @@ impl Shard {
             next_request_id: Cell::new(1),
             stopping: Cell::new(false),
             controller,
+            groups: crate::coordinator::ShardGroups::new(group_config(&config_for_groups)),
         })
     }
 

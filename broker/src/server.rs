@@ -50,7 +50,16 @@ pub fn load_metadata(config: &Config) -> Result<MetadataImage, String> {
     if image.cluster_id.is_empty() {
         image.cluster_id = uuid::Uuid::new_v4().simple().to_string();
     }
-    if image.replace_missing_shards(config.cores) || image.version == 0 {
+    let mut changed = image.replace_missing_shards(config.cores);
+    if !image.topics.contains_key(crate::coordinator::OFFSETS_TOPIC) {
+        image.add_internal_topic(
+            crate::coordinator::OFFSETS_TOPIC,
+            config.offsets_topic_partitions,
+            config.cores,
+        );
+        changed = true;
+    }
+    if changed || image.version == 0 {
         image.version += 1;
         write_atomic(&path, &image.encode())
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
@@ -98,6 +107,8 @@ async fn shard_main(
     }
     DmaDisk::probe_device(&config.data_dir, shard.id).await?;
     shard.apply_metadata(image).await?;
+    crate::coordinator::load(&shard).await?;
+    millrace_shard::spawn_detached(crate::coordinator::tick_loop(shard.clone()));
     let listener = millrace_shard::net::listen(config.listen)?;
     tracing::info!(
         shard = shard.id,

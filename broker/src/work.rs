@@ -60,6 +60,8 @@ pub enum ShardRequest {
     Controller(ControllerRequest),
     /// A new metadata image from the writer; the reply comes once local logs match it.
     ApplyMetadata(Arc<MetadataImage>),
+    /// A consumer-group operation for the group's coordinating shard.
+    Group(crate::coordinator::GroupOp),
 }
 
 /// The answer from one shard.
@@ -76,6 +78,8 @@ pub enum ShardReply {
     Controller(ControllerReply),
     /// Metadata applied (or the error text).
     Applied(Result<(), String>),
+    /// The coordinator's answer.
+    Group(crate::coordinator::GroupAnswer),
     /// The shard could not be reached (shutting down).
     Unavailable,
 }
@@ -207,6 +211,7 @@ pub async fn execute(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
         ShardRequest::Controller(req) => {
             ShardReply::Controller(crate::controller::execute(shard, req).await)
         }
+        ShardRequest::Group(op) => ShardReply::Group(crate::coordinator::execute(shard, op).await),
         ShardRequest::ApplyMetadata(image) => {
             ShardReply::Applied(shard.apply_metadata(image).await.map_err(|e| e.to_string()))
         }

@@ -125,6 +125,9 @@ fn for_version(mut t: MetadataResponseTopic, version: i16) -> MetadataResponseTo
     if version < 10 {
         t.topic_id = uuid::Uuid::nil();
     }
+    if version < 1 {
+        t.is_internal = false;
+    }
     if version < 7 {
         for p in t.partitions.iter_mut() {
             p.leader_epoch = -1;
@@ -147,6 +150,7 @@ fn topic_entry(shard: &Shard, t: &TopicMeta) -> MetadataResponseTopic {
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(&t.name))))
+        .with_is_internal(crate::metadata::is_internal(&t.name))
         .with_topic_id(t.id)
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)

@@ -8,15 +8,25 @@
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
 mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use crate::connection::Response;
 use crate::node::Shard;
@@ -73,6 +83,16 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(DescribeConfigs, 1, 4, describe_configs),
     entry!(CreatePartitions, 0, 3, create_partitions),
     entry!(DescribeCluster, 0, 1, describe_cluster),
+    entry!(OffsetCommit, 2, 8, offset_commit),
+    entry!(OffsetFetch, 1, 8, offset_fetch),
+    entry!(JoinGroup, 0, 9, join_group),
+    entry!(Heartbeat, 0, 4, heartbeat),
+    entry!(LeaveGroup, 0, 5, leave_group),
+    entry!(SyncGroup, 0, 5, sync_group),
+    entry!(DescribeGroups, 0, 5, describe_groups),
+    entry!(ListGroups, 0, 4, list_groups),
+    entry!(DeleteGroups, 0, 2, delete_groups),
+    entry!(OffsetDelete, 0, 0, offset_delete),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection
@@ -117,6 +137,30 @@ pub fn decode<T: Decodable>(header: &RequestHeader, body: &Bytes) -> Result<T, R
             header.api_key, header.api_version
         ))
     })
+}
+
+/// Runs a group operation on the group's coordinating shard. Err carries the error code for a
+/// group id that is empty or too long (INVALID_GROUP_ID) or a coordinator that is not
+/// available (no `__consumer_offsets`, or the shard is stopping).
+pub async fn group_call(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    op: crate::coordinator::GroupOp,
+) -> Result<crate::coordinator::GroupAnswer, i16> {
+    use crate::errors::code;
+    if group_id.is_empty() || group_id.len() > crate::coordinator::GROUP_ID_BYTES_MAX {
+        return Err(code::INVALID_GROUP_ID);
+    }
+    let Some(target) = crate::coordinator::coordinator_shard(shard, group_id) else {
+        return Err(code::COORDINATOR_NOT_AVAILABLE);
+    };
+    match shard
+        .call(target, crate::work::ShardRequest::Group(op))
+        .await
+    {
+        crate::work::ShardReply::Group(answer) => Ok(answer),
+        _ => Err(code::COORDINATOR_NOT_AVAILABLE),
+    }
 }
 
 /// Encodes a response frame for the request `header` answers.

@@ -31,7 +31,12 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             let slot = results.len();
             results.push(error(slot, code::NONE, None));
             let owner = topic.and_then(|m| m.shards.get(p.index as usize).copied());
-            let check = if req.transactional_id.is_some() {
+            let check = if crate::metadata::is_internal(&t.name.0) {
+                Err((
+                    code::INVALID_TOPIC_EXCEPTION,
+                    "clients cannot write to internal topics".to_string(),
+                ))
+            } else if req.transactional_id.is_some() {
                 Err((
                     code::INVALID_REQUEST,
                     "transactions are not supported yet".to_string(),

@@ -1,0 +1,779 @@
+//! Group coordination on the shard that owns the group's `__consumer_offsets` partition.
+//!
+//! A group lives on partition `abs(java_hash(group_id)) % offsets.topic.num.partitions` of
+//! `__consumer_offsets`, as Kafka places it, and so on that partition's shard: its membership
+//! state machine ([`crate::group::GroupCoordinator`]), its committed offsets and their log are
+//! all touched only there. Committed offsets and completed rebalances are appended to that
+//! partition through the normal storage path and flushed (fsync) before the request is
+//! answered; at start-up each shard replays its partitions to rebuild both.
+//!
+//! Records in `__consumer_offsets` (our own versioned layout, key and value as record bytes):
+//! ```text
+//! key    = version:u8 (1) | kind:u8 (0 offset, 1 group) | group: u16 len + bytes
+//!          | [offset] topic: u16 len + bytes | partition: i32
+//! offset = version:u8 (1) | offset:i64 | leader_epoch:i32 | commit_timestamp:i64
+//!          | metadata: i32 len (-1 null) + bytes
+//! group  = GroupRecord::encode()
+//! a null value deletes the key (offset deleted, group deleted)
+//! ```
+
+use crate::errors::code;
+use crate::group::{
+    GroupConfig, GroupCoordinator, GroupDescription, GroupRecord, HeartbeatRequest, JoinRequest,
+    JoinResponse, LeaveMember, Outputs, SyncRequest, SyncResponse, Token,
+};
+use crate::node::Shard;
+use bytes::{Bytes, BytesMut};
+use millrace_replication::LeaderEpoch;
+use millrace_shard::sync::{oneshot, OneshotSender};
+use millrace_storage::disk::DiskFile;
+use millrace_storage::ReadChunk;
+use millrace_wire::records::{decode_records, BatchBuilder, BatchIter, BatchStep, NewRecord};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The internal topic holding offsets and group state.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Longest group id accepted.
+pub const GROUP_ID_BYTES_MAX: usize = 1024;
+/// Longest offset metadata string accepted (Kafka's `offset.metadata.max.bytes`).
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+/// How often session timeouts and rebalance deadlines are checked.
+const TICK_INTERVAL: Duration = Duration::from_millis(100);
+const KEY_VERSION: u8 = 1;
+const VALUE_VERSION: u8 = 1;
+const KIND_OFFSET: u8 = 0;
+const KIND_GROUP: u8 = 1;
+const LOAD_READ_BYTES: usize = 1 << 20;
+
+/// Kafka's `String.hashCode` over UTF-16 code units, wrapping.
+pub fn java_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The `__consumer_offsets` partition of a group (Kafka's `Utils.abs(hash) % partitions`).
+pub fn offsets_partition(group_id: &str, partitions: usize) -> i32 {
+    let h = java_hash(group_id);
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1) as i32
+}
+
+/// One committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// The offset.
+    pub offset: i64,
+    /// Leader epoch the consumer saw, or -1.
+    pub leader_epoch: i32,
+    /// Client metadata.
+    pub metadata: Option<String>,
+    /// When it was committed.
+    pub commit_timestamp: i64,
+}
+
+/// A group operation sent to the coordinating shard (version-independent, `Send`).
+pub enum GroupOp {
+    /// JoinGroup.
+    Join(JoinRequest),
+    /// SyncGroup.
+    Sync(SyncRequest),
+    /// Heartbeat.
+    Heartbeat(HeartbeatRequest),
+    /// LeaveGroup.
+    Leave {
+        /// Group.
+        group_id: String,
+        /// Members leaving.
+        members: Vec<LeaveMember>,
+    },
+    /// OffsetCommit.
+    Commit {
+        /// Group.
+        group_id: String,
+        /// Generation (-1 for a simple consumer).
+        generation_id: i32,
+        /// Member id ("" for a simple consumer).
+        member_id: String,
+        /// Static id.
+        group_instance_id: Option<String>,
+        /// (topic, partition, offset) to commit.
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    },
+    /// OffsetFetch; None = every partition the group has offsets for.
+    Fetch {
+        /// Group.
+        group_id: String,
+        /// Partitions asked for.
+        partitions: Option<Vec<(String, i32)>>,
+    },
+    /// ListGroups on this shard.
+    List,
+    /// DescribeGroups.
+    Describe(String),
+    /// DeleteGroups.
+    Delete(String),
+    /// OffsetDelete.
+    OffsetDelete {
+        /// Group.
+        group_id: String,
+        /// Partitions.
+        partitions: Vec<(String, i32)>,
+    },
+}
+
+/// The coordinating shard's answer.
+pub enum GroupAnswer {
+    /// JoinGroup.
+    Join(JoinResponse),
+    /// SyncGroup.
+    Sync(SyncResponse),
+    /// Heartbeat error code.
+    Heartbeat(i16),
+    /// LeaveGroup: per-member codes.
+    Leave(Vec<i16>),
+    /// OffsetCommit: one code for all partitions (group checks), or per partition.
+    Commit(Vec<i16>),
+    /// OffsetFetch: group error and (topic, partition, offset or None, code).
+    Fetch(i16, Vec<(String, i32, Option<CommittedOffset>, i16)>),
+    /// ListGroups: (group, protocol type, state).
+    List(Vec<(String, String, &'static str)>),
+    /// DescribeGroups.
+    Describe(Option<GroupDescription>),
+    /// DeleteGroups code.
+    Delete(i16),
+    /// OffsetDelete: group code and per-partition codes.
+    OffsetDelete(i16, Vec<i16>),
+}
+
+/// One group's committed offsets by (topic, partition).
+type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
+
+/// Per-shard group state: the state machine, waiting requests, committed offsets.
+pub struct ShardGroups {
+    machine: RefCell<GroupCoordinator>,
+    waiting_joins: RefCell<HashMap<Token, OneshotSender<JoinResponse>>>,
+    waiting_syncs: RefCell<HashMap<Token, OneshotSender<SyncResponse>>>,
+    next_token: Cell<Token>,
+    offsets: RefCell<HashMap<String, GroupOffsets>>,
+}
+
+impl ShardGroups {
+    /// Empty state with the configured limits.
+    pub fn new(config: GroupConfig) -> Self {
+        ShardGroups {
+            machine: RefCell::new(GroupCoordinator::new(config)),
+            waiting_joins: RefCell::new(HashMap::new()),
+            waiting_syncs: RefCell::new(HashMap::new()),
+            next_token: Cell::new(1),
+            offsets: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn token(&self) -> Token {
+        let t = self.next_token.get();
+        self.next_token.set(t + 1);
+        t
+    }
+}
+
+/// The shard coordinating `group_id`, if `__consumer_offsets` exists.
+pub fn coordinator_shard(shard: &Shard, group_id: &str) -> Option<usize> {
+    let image = shard.image();
+    let topic = image.topics.get(OFFSETS_TOPIC)?;
+    let p = offsets_partition(group_id, topic.shards.len());
+    topic.shards.get(p as usize).copied()
+}
+
+/// Runs a group operation on this (the coordinating) shard.
+pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
+    let groups = &shard.groups;
+    let now = millrace_shard::time::now_ms();
+    match op {
+        GroupOp::Join(req) => {
+            let token = groups.token();
+            let (tx, rx) = oneshot();
+            groups.waiting_joins.borrow_mut().insert(token, tx);
+            let group_id = req.group_id.clone();
+            let out = groups.machine.borrow_mut().join(now, req, token);
+            deliver(shard, out).await;
+            GroupAnswer::Join(rx.await.unwrap_or_else(|| join_error(&group_id)))
+        }
+        GroupOp::Sync(req) => {
+            let token = groups.token();
+            let (tx, rx) = oneshot();
+            groups.waiting_syncs.borrow_mut().insert(token, tx);
+            let out = groups.machine.borrow_mut().sync(now, req, token);
+            deliver(shard, out).await;
+            GroupAnswer::Sync(rx.await.unwrap_or_else(sync_error))
+        }
+        GroupOp::Heartbeat(req) => {
+            GroupAnswer::Heartbeat(groups.machine.borrow_mut().heartbeat(now, &req))
+        }
+        GroupOp::Leave { group_id, members } => {
+            let (codes, out) = groups.machine.borrow_mut().leave(now, &group_id, &members);
+            deliver(shard, out).await;
+            GroupAnswer::Leave(codes)
+        }
+        GroupOp::Commit {
+            group_id,
+            generation_id,
+            member_id,
+            group_instance_id,
+            offsets,
+        } => {
+            let check = groups.machine.borrow_mut().validate_commit(
+                now,
+                &group_id,
+                generation_id,
+                &member_id,
+                group_instance_id.as_deref(),
+            );
+            if check != code::NONE {
+                return GroupAnswer::Commit(vec![check; offsets.len()]);
+            }
+            GroupAnswer::Commit(commit(shard, &group_id, offsets).await)
+        }
+        GroupOp::Fetch {
+            group_id,
+            partitions,
+        } => GroupAnswer::Fetch(code::NONE, fetch(shard, &group_id, partitions)),
+        GroupOp::List => GroupAnswer::List(list(shard)),
+        GroupOp::Describe(group_id) => GroupAnswer::Describe(describe(shard, &group_id)),
+        GroupOp::Delete(group_id) => GroupAnswer::Delete(delete_group(shard, &group_id).await),
+        GroupOp::OffsetDelete {
+            group_id,
+            partitions,
+        } => offset_delete(shard, &group_id, partitions).await,
+    }
+}
+
+/// Groups with members, plus groups known only by their committed offsets (standalone
+/// consumers), which Kafka lists as "Empty".
+fn list(shard: &Shard) -> Vec<(String, String, &'static str)> {
+    let mut out = shard.groups.machine.borrow().list();
+    for group_id in shard.groups.offsets.borrow().keys() {
+        if !out.iter().any(|(g, _, _)| g == group_id) {
+            out.push((group_id.clone(), String::new(), "Empty"));
+        }
+    }
+    out
+}
+
+fn describe(shard: &Shard, group_id: &str) -> Option<GroupDescription> {
+    let described = shard.groups.machine.borrow().describe(group_id);
+    described.or_else(|| {
+        shard
+            .groups
+            .offsets
+            .borrow()
+            .contains_key(group_id)
+            .then(|| GroupDescription {
+                state: "Empty",
+                protocol_type: String::new(),
+                protocol_name: String::new(),
+                members: Vec::new(),
+            })
+    })
+}
+
+fn join_error(group_id: &str) -> JoinResponse {
+    tracing::warn!(group = %group_id, "join request dropped by the coordinator");
+    JoinResponse {
+        error_code: code::UNKNOWN_SERVER_ERROR,
+        generation_id: -1,
+        protocol_type: None,
+        protocol_name: None,
+        leader: String::new(),
+        member_id: String::new(),
+        members: Vec::new(),
+        skip_assignment: false,
+    }
+}
+
+fn sync_error() -> SyncResponse {
+    SyncResponse {
+        error_code: code::UNKNOWN_SERVER_ERROR,
+        protocol_type: None,
+        protocol_name: None,
+        assignment: Bytes::new(),
+    }
+}
+
+/// Persists the groups whose durable record changed, then hands out the responses that
+/// became ready. Responses wait for the write, so a member never acts on state a crash could
+/// take back.
+async fn deliver(shard: &Rc<Shard>, out: Outputs) {
+    if !out.changed_groups.is_empty() {
+        persist_groups(shard, &out.changed_groups).await;
+    }
+    let groups = &shard.groups;
+    for (token, resp) in out.joins {
+        if let Some(tx) = groups.waiting_joins.borrow_mut().remove(&token) {
+            tx.send(resp);
+        }
+    }
+    for (token, resp) in out.syncs {
+        if let Some(tx) = groups.waiting_syncs.borrow_mut().remove(&token) {
+            tx.send(resp);
+        }
+    }
+}
+
+async fn persist_groups(shard: &Rc<Shard>, group_ids: &[String]) {
+    let mut per_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
+    for group_id in group_ids {
+        let value = shard
+            .groups
+            .machine
+            .borrow()
+            .record(group_id)
+            .map(|r| r.encode());
+        let partition = offsets_partition_of(shard, group_id);
+        per_partition.entry(partition).or_default().push(NewRecord {
+            timestamp: millrace_shard::time::now_ms(),
+            key: Some(group_key(group_id)),
+            value,
+            headers: Vec::new(),
+        });
+    }
+    for (partition, records) in per_partition {
+        if let Err(e) = append_durably(shard, partition, &records).await {
+            tracing::error!(partition, error = %e, "persisting group state failed");
+        }
+    }
+}
+
+fn offsets_partition_of(shard: &Shard, group_id: &str) -> i32 {
+    let n = shard
+        .image()
+        .topics
+        .get(OFFSETS_TOPIC)
+        .map_or(1, |t| t.shards.len());
+    offsets_partition(group_id, n)
+}
+
+/// Appends records to this shard's `__consumer_offsets` partition and waits for the fsync.
+async fn append_durably(
+    shard: &Rc<Shard>,
+    partition: i32,
+    records: &[NewRecord],
+) -> Result<(), String> {
+    let log = shard
+        .log(OFFSETS_TOPIC, partition)
+        .ok_or_else(|| format!("{OFFSETS_TOPIC}-{partition} is not on shard {}", shard.id))?;
+    let batch = BatchBuilder::default().build(records);
+    let now = millrace_shard::time::now_ms();
+    log.append(BytesMut::from(&batch[..]), LeaderEpoch::INITIAL, now, false)
+        .map_err(|e| e.to_string())?;
+    log.flush().await.map_err(|e| e.to_string())
+}
+
+async fn commit(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    offsets: Vec<(String, i32, CommittedOffset)>,
+) -> Vec<i16> {
+    let image = shard.image();
+    let mut codes = Vec::with_capacity(offsets.len());
+    let mut records = Vec::new();
+    let mut accepted = Vec::new();
+    for (topic, partition, committed) in offsets {
+        let exists = image
+            .topics
+            .get(&topic)
+            .is_some_and(|t| partition >= 0 && (partition as usize) < t.shards.len());
+        let too_big = committed
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX);
+        codes.push(if !exists {
+            code::UNKNOWN_TOPIC_OR_PARTITION
+        } else if too_big {
+            code::OFFSET_METADATA_TOO_LARGE
+        } else {
+            records.push(NewRecord {
+                timestamp: committed.commit_timestamp,
+                key: Some(offset_key(group_id, &topic, partition)),
+                value: Some(offset_value(&committed)),
+                headers: Vec::new(),
+            });
+            accepted.push((codes.len(), topic, partition, committed));
+            code::NONE
+        });
+    }
+    if records.is_empty() {
+        return codes;
+    }
+    if let Err(e) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await {
+        tracing::error!(group = %group_id, error = %e, "persisting offsets failed");
+        for (i, ..) in &accepted {
+            codes[*i] = code::COORDINATOR_NOT_AVAILABLE;
+        }
+        return codes;
+    }
+    let mut all = shard.groups.offsets.borrow_mut();
+    let group = all.entry(group_id.to_string()).or_default();
+    for (_, topic, partition, committed) in accepted {
+        group.insert((topic, partition), committed);
+    }
+    codes
+}
+
+fn fetch(
+    shard: &Shard,
+    group_id: &str,
+    partitions: Option<Vec<(String, i32)>>,
+) -> Vec<(String, i32, Option<CommittedOffset>, i16)> {
+    let all = shard.groups.offsets.borrow();
+    let group = all.get(group_id);
+    match partitions {
+        Some(list) => list
+            .into_iter()
+            .map(|(t, p)| {
+                let found = group.and_then(|g| g.get(&(t.clone(), p)).cloned());
+                (t, p, found, code::NONE)
+            })
+            .collect(),
+        None => group
+            .map(|g| {
+                g.iter()
+                    .map(|((t, p), o)| (t.clone(), *p, Some(o.clone()), code::NONE))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
+    let has_offsets = shard.groups.offsets.borrow().contains_key(group_id);
+    let state_code = shard.groups.machine.borrow_mut().delete(group_id);
+    if state_code == code::NON_EMPTY_GROUP
+        || (state_code == code::GROUP_ID_NOT_FOUND && !has_offsets)
+    {
+        return state_code;
+    }
+    let keys: Vec<(String, i32)> = shard
+        .groups
+        .offsets
+        .borrow()
+        .get(group_id)
+        .map(|g| g.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut records: Vec<NewRecord> = keys
+        .iter()
+        .map(|(t, p)| tombstone(offset_key(group_id, t, *p)))
+        .collect();
+    records.push(tombstone(group_key(group_id)));
+    if let Err(e) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await {
+        tracing::error!(group = %group_id, error = %e, "persisting group deletion failed");
+        return code::COORDINATOR_NOT_AVAILABLE;
+    }
+    shard.groups.offsets.borrow_mut().remove(group_id);
+    code::NONE
+}
+
+async fn offset_delete(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    partitions: Vec<(String, i32)>,
+) -> GroupAnswer {
+    if let Some(d) = shard.groups.machine.borrow().describe(group_id) {
+        if !d.members.is_empty() && d.protocol_type == "consumer" {
+            // Kafka refuses to delete offsets of topics a live consumer group subscribes to;
+            // without parsing subscriptions we refuse for any live consumer group.
+            return GroupAnswer::OffsetDelete(
+                code::NONE,
+                vec![code::GROUP_SUBSCRIBED_TO_TOPIC; partitions.len()],
+            );
+        }
+    }
+    if !shard.groups.offsets.borrow().contains_key(group_id) {
+        return GroupAnswer::OffsetDelete(code::GROUP_ID_NOT_FOUND, Vec::new());
+    }
+    let records: Vec<NewRecord> = partitions
+        .iter()
+        .map(|(t, p)| tombstone(offset_key(group_id, t, *p)))
+        .collect();
+    if !records.is_empty() {
+        if let Err(e) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await
+        {
+            tracing::error!(group = %group_id, error = %e, "persisting offset deletion failed");
+            return GroupAnswer::OffsetDelete(code::COORDINATOR_NOT_AVAILABLE, Vec::new());
+        }
+    }
+    if let Some(g) = shard.groups.offsets.borrow_mut().get_mut(group_id) {
+        for key in &partitions {
+            g.remove(key);
+        }
+    }
+    GroupAnswer::OffsetDelete(code::NONE, vec![code::NONE; partitions.len()])
+}
+
+fn tombstone(key: Vec<u8>) -> NewRecord {
+    NewRecord {
+        timestamp: millrace_shard::time::now_ms(),
+        key: Some(key),
+        value: None,
+        headers: Vec::new(),
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn group_key(group_id: &str) -> Vec<u8> {
+    let mut k = vec![KEY_VERSION, KIND_GROUP];
+    put_str(&mut k, group_id);
+    k
+}
+
+fn offset_key(group_id: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut k = vec![KEY_VERSION, KIND_OFFSET];
+    put_str(&mut k, group_id);
+    put_str(&mut k, topic);
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+fn offset_value(o: &CommittedOffset) -> Vec<u8> {
+    let mut v = vec![VALUE_VERSION];
+    v.extend_from_slice(&o.offset.to_be_bytes());
+    v.extend_from_slice(&o.leader_epoch.to_be_bytes());
+    v.extend_from_slice(&o.commit_timestamp.to_be_bytes());
+    match &o.metadata {
+        None => v.extend_from_slice(&(-1i32).to_be_bytes()),
+        Some(m) => {
+            v.extend_from_slice(&(m.len() as i32).to_be_bytes());
+            v.extend_from_slice(m.as_bytes());
+        }
+    }
+    v
+}
+
+/// A decoded `__consumer_offsets` key.
+#[derive(Debug, PartialEq, Eq)]
+enum Key {
+    Offset(String, String, i32),
+    Group(String),
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn str(&mut self) -> Option<String> {
+        let len = u16::from_be_bytes(self.take(2)?.try_into().ok()?) as usize;
+        String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+    fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+fn decode_key(bytes: &[u8]) -> Option<Key> {
+    let mut c = Cursor(bytes);
+    if c.u8()? != KEY_VERSION {
+        return None;
+    }
+    let key = match c.u8()? {
+        KIND_OFFSET => Key::Offset(c.str()?, c.str()?, c.i32()?),
+        KIND_GROUP => Key::Group(c.str()?),
+        _ => return None,
+    };
+    c.0.is_empty().then_some(key)
+}
+
+fn decode_offset_value(bytes: &[u8]) -> Option<CommittedOffset> {
+    let mut c = Cursor(bytes);
+    if c.u8()? != VALUE_VERSION {
+        return None;
+    }
+    let offset = c.i64()?;
+    let leader_epoch = c.i32()?;
+    let commit_timestamp = c.i64()?;
+    let len = c.i32()?;
+    let metadata = match len {
+        -1 => None,
+        n if n >= 0 => Some(String::from_utf8(c.take(n as usize)?.to_vec()).ok()?),
+        _ => return None,
+    };
+    c.0.is_empty().then_some(CommittedOffset {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp,
+    })
+}
+
+/// Rebuilds offsets and group state from this shard's `__consumer_offsets` partitions.
+pub async fn load(shard: &Rc<Shard>) -> std::io::Result<()> {
+    let partitions: Vec<i32> = shard
+        .logs
+        .borrow()
+        .keys()
+        .filter(|(t, _)| t == OFFSETS_TOPIC)
+        .map(|(_, p)| *p)
+        .collect();
+    let now = millrace_shard::time::now_ms();
+    let (mut offsets_loaded, mut groups_loaded) = (0usize, 0usize);
+    for partition in partitions {
+        let Some(log) = shard.log(OFFSETS_TOPIC, partition) else {
+            continue;
+        };
+        let mut next = log.log_start_offset();
+        while next < log.high_watermark() {
+            let read = log.read(next, LOAD_READ_BYTES, true).await.map_err(|e| {
+                std::io::Error::other(format!("reading {OFFSETS_TOPIC}-{partition}: {e}"))
+            })?;
+            if read.bytes == 0 {
+                break;
+            }
+            for chunk in read.chunks {
+                let bytes = match chunk {
+                    ReadChunk::Memory(b) => b,
+                    ReadChunk::File {
+                        file,
+                        position,
+                        len,
+                    } => file.read_at(position, len as usize).await?,
+                };
+                for step in BatchIter::new(&bytes) {
+                    let BatchStep::Batch { header, bytes, .. } = step else {
+                        break;
+                    };
+                    next = next.max(header.next_offset());
+                    let Ok(records) = decode_records(bytes, LOAD_READ_BYTES * 64) else {
+                        tracing::warn!(
+                            partition,
+                            offset = header.base_offset,
+                            "undecodable batch in {OFFSETS_TOPIC}"
+                        );
+                        continue;
+                    };
+                    for r in records {
+                        match apply_record(shard, now, r.key.as_deref(), r.value.as_deref()) {
+                            Some(Key::Offset(..)) => offsets_loaded += 1,
+                            Some(Key::Group(_)) => groups_loaded += 1,
+                            None => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if offsets_loaded + groups_loaded > 0 {
+        tracing::info!(
+            shard = shard.id,
+            offsets_loaded,
+            groups_loaded,
+            "loaded consumer groups"
+        );
+    }
+    Ok(())
+}
+
+fn apply_record(shard: &Shard, now: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Option<Key> {
+    let key = decode_key(key?)?;
+    match (&key, value) {
+        (Key::Offset(g, t, p), Some(v)) => {
+            let o = decode_offset_value(v)?;
+            shard
+                .groups
+                .offsets
+                .borrow_mut()
+                .entry(g.clone())
+                .or_default()
+                .insert((t.clone(), *p), o);
+        }
+        (Key::Offset(g, t, p), None) => {
+            if let Some(group) = shard.groups.offsets.borrow_mut().get_mut(g) {
+                group.remove(&(t.clone(), *p));
+            }
+        }
+        (Key::Group(_), Some(v)) => {
+            let record = GroupRecord::decode(v)?;
+            shard.groups.machine.borrow_mut().restore(now, record);
+        }
+        (Key::Group(g), None) => {
+            shard.groups.machine.borrow_mut().delete(g);
+            shard.groups.offsets.borrow_mut().remove(g);
+        }
+    }
+    Some(key)
+}
+
+/// Checks session timeouts and rebalance deadlines until the broker stops.
+pub async fn tick_loop(shard: Rc<Shard>) {
+    while !shard.stopping.get() {
+        millrace_shard::time::sleep(TICK_INTERVAL).await;
+        let now = millrace_shard::time::now_ms();
+        let due = shard
+            .groups
+            .machine
+            .borrow()
+            .next_deadline_ms()
+            .is_some_and(|d| d <= now);
+        if due {
+            let out = shard.groups.machine.borrow_mut().tick(now);
+            deliver(&shard, out).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_placement_matches_kafka() {
+        // Values printed by Java 17's jshell for String.hashCode and Kafka's placement formula.
+        assert_eq!(java_hash(""), 0);
+        assert_eq!(java_hash("my-group"), -1_906_497_762);
+        assert_eq!(java_hash("orders-consumers"), 1_307_682_389);
+        assert_eq!(offsets_partition("orders-consumers", 50), 39);
+        for g in ["", "a", "my-group", "orders-consumers", "\u{e9}t\u{e9}"] {
+            let p = offsets_partition(g, 50);
+            assert!((0..50).contains(&p));
+        }
+    }
+
+    #[test]
+    fn keys_and_values_round_trip_and_reject_garbage() {
+        let k = offset_key("g", "t", 7);
+        assert_eq!(decode_key(&k), Some(Key::Offset("g".into(), "t".into(), 7)));
+        assert_eq!(decode_key(&group_key("g")), Some(Key::Group("g".into())));
+        let o = CommittedOffset {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: Some("m".into()),
+            commit_timestamp: 9,
+        };
+        assert_eq!(decode_offset_value(&offset_value(&o)), Some(o.clone()));
+        for cut in 0..k.len() {
+            assert_eq!(decode_key(&k[..cut]), None);
+        }
+        let v = offset_value(&o);
+        for cut in 0..v.len() {
+            assert_eq!(decode_offset_value(&v[..cut]), None);
+        }
+        assert_eq!(decode_key(&[9, 9, 9]), None);
+    }
+}

@@ -1,0 +1,37 @@
+//! DeleteGroups (key 42), versions 0-2: only groups with no members (NON_EMPTY_GROUP
+//! otherwise); their offsets and state are deleted from `__consumer_offsets` durably.
+
+use super::{decode, group_call, respond};
+use crate::connection::Response;
+use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::errors::code;
+use crate::node::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: DeleteGroupsRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for g in &req.groups_names {
+        let error = match group_call(&shard, &g.0, GroupOp::Delete(g.0.to_string())).await {
+            Ok(GroupAnswer::Delete(error)) => error,
+            Ok(_) => code::UNKNOWN_SERVER_ERROR,
+            Err(error) => error,
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(g.clone())
+                .with_error_code(error),
+        );
+    }
+    respond(
+        &header,
+        &DeleteGroupsResponse::default().with_results(results),
+    )
+}

@@ -1,0 +1,58 @@
+//! DescribeGroups (key 15), versions 0-5. An unknown group is reported in state "Dead" with no
+//! error, as Kafka does.
+
+use super::{decode, group_call, respond, str_bytes};
+use crate::connection::Response;
+use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::errors::code;
+use crate::node::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: DescribeGroupsRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for g in &req.groups {
+        let described = DescribedGroup::default().with_group_id(g.clone());
+        let entry = match group_call(&shard, &g.0, GroupOp::Describe(g.0.to_string())).await {
+            Ok(GroupAnswer::Describe(Some(d))) => {
+                let members = d
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        DescribedGroupMember::default()
+                            .with_member_id(str_bytes(&m.member_id))
+                            .with_group_instance_id(
+                                m.group_instance_id
+                                    .filter(|_| header.api_version >= 4)
+                                    .map(|s| str_bytes(&s)),
+                            )
+                            .with_client_id(str_bytes(&m.client_id))
+                            .with_client_host(str_bytes(&m.client_host))
+                            .with_member_metadata(m.metadata)
+                            .with_member_assignment(m.assignment)
+                    })
+                    .collect();
+                described
+                    .with_group_state(str_bytes(d.state))
+                    .with_protocol_type(str_bytes(&d.protocol_type))
+                    .with_protocol_data(str_bytes(&d.protocol_name))
+                    .with_members(members)
+            }
+            Ok(GroupAnswer::Describe(None)) => described.with_group_state(str_bytes("Dead")),
+            Ok(_) => described.with_error_code(code::UNKNOWN_SERVER_ERROR),
+            Err(error) => described.with_error_code(error),
+        };
+        groups.push(entry);
+    }
+    respond(
+        &header,
+        &DescribeGroupsResponse::default().with_groups(groups),
+    )
+}

@@ -1,0 +1,34 @@
+//! Heartbeat (key 12), versions 0-4.
+
+use super::{decode, group_call, respond};
+use crate::connection::Response;
+use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::node::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: HeartbeatRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let hb = crate::group::HeartbeatRequest {
+        group_id: req.group_id.0.to_string(),
+        generation_id: req.generation_id,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+    };
+    let error = match group_call(&shard, &hb.group_id.clone(), GroupOp::Heartbeat(hb)).await {
+        Ok(GroupAnswer::Heartbeat(code)) => code,
+        Ok(_) => {
+            return Response::Close("coordinator answered Heartbeat with another answer".into())
+        }
+        Err(code) => code,
+    };
+    respond(
+        &header,
+        &HeartbeatResponse::default().with_error_code(error),
+    )
+}

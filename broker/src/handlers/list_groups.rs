@@ -1,0 +1,42 @@
+//! ListGroups (key 16), versions 0-4: every shard's groups, filtered by state (v4+).
+
+use super::{decode, respond, str_bytes};
+use crate::connection::Response;
+use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::node::Shard;
+use crate::work::{join_all, ShardReply, ShardRequest};
+use bytes::Bytes;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: ListGroupsRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let calls = (0..shard.shards).map(|target| {
+        let shard = shard.clone();
+        async move { shard.call(target, ShardRequest::Group(GroupOp::List)).await }
+    });
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let mut groups = Vec::new();
+    for reply in join_all(calls.collect()).await {
+        if let ShardReply::Group(GroupAnswer::List(list)) = reply {
+            for (group_id, protocol_type, state) in list {
+                if !states.is_empty() && !states.contains(&state.to_lowercase()) {
+                    continue;
+                }
+                let mut g = ListedGroup::default()
+                    .with_group_id(GroupId(str_bytes(&group_id)))
+                    .with_protocol_type(str_bytes(&protocol_type));
+                if header.api_version >= 4 {
+                    g.group_state = str_bytes(state);
+                }
+                groups.push(g);
+            }
+        }
+    }
+    respond(&header, &ListGroupsResponse::default().with_groups(groups))
+}

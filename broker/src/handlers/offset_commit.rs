@@ -1,0 +1,80 @@
+//! OffsetCommit (key 8), versions 2-8: checked against the group's generation and member
+//! (generation -1 with no member: a simple consumer), appended to `__consumer_offsets` and
+//! fsync'd before the answer.
+
+use super::{decode, group_call, respond};
+use crate::connection::Response;
+use crate::coordinator::{CommittedOffset, GroupAnswer, GroupOp};
+use crate::node::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: OffsetCommitRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let now = millrace_shard::time::now_ms();
+    let offsets: Vec<(String, i32, CommittedOffset)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                let committed = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    commit_timestamp: now,
+                };
+                (t.name.0.to_string(), p.partition_index, committed)
+            })
+        })
+        .collect();
+    let count = offsets.len();
+    let group_id = req.group_id.0.to_string();
+    let op = GroupOp::Commit {
+        group_id: group_id.clone(),
+        generation_id: req.generation_id_or_member_epoch,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        offsets,
+    };
+    let codes = match group_call(&shard, &group_id, op).await {
+        Ok(GroupAnswer::Commit(codes)) => codes,
+        Ok(_) => {
+            return Response::Close("coordinator answered OffsetCommit with another answer".into())
+        }
+        Err(error) => vec![error; count],
+    };
+    let mut codes = codes.into_iter();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let error = codes
+                        .next()
+                        .unwrap_or(crate::errors::code::UNKNOWN_SERVER_ERROR);
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    respond(
+        &header,
+        &OffsetCommitResponse::default().with_topics(topics),
+    )
+}

@@ -1,0 +1,73 @@
+//! OffsetDelete (key 47): removes committed offsets of a group that is not consuming them.
+
+use super::{decode, group_call, respond};
+use crate::connection::Response;
+use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::errors::code;
+use crate::node::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: OffsetDeleteRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let partitions: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    let count = partitions.len();
+    let op = GroupOp::OffsetDelete {
+        group_id: req.group_id.0.to_string(),
+        partitions,
+    };
+    let (error, codes) = match group_call(&shard, &req.group_id.0, op).await {
+        Ok(GroupAnswer::OffsetDelete(error, codes)) => (error, codes),
+        Ok(_) => (code::UNKNOWN_SERVER_ERROR, Vec::new()),
+        Err(error) => (error, Vec::new()),
+    };
+    if error != code::NONE {
+        return respond(
+            &header,
+            &OffsetDeleteResponse::default().with_error_code(error),
+        );
+    }
+    let mut codes = codes
+        .into_iter()
+        .chain(std::iter::repeat(code::NONE))
+        .take(count);
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let e = codes.next().unwrap_or(code::NONE);
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(e)
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    respond(
+        &header,
+        &OffsetDeleteResponse::default().with_topics(topics),
+    )
+}

@@ -1,0 +1,162 @@
+//! OffsetFetch (key 9), versions 1-8 (one group before v8, several from v8). A partition with
+//! no committed offset answers offset -1, as Kafka does.
+
+use super::{decode, group_call, respond, str_bytes};
+use crate::connection::Response;
+use crate::coordinator::{CommittedOffset, GroupAnswer, GroupOp};
+use crate::errors::code;
+use crate::node::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use millrace_wire::frame::RequestHeader;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+type Rows = Vec<(String, i32, Option<CommittedOffset>, i16)>;
+/// (partition, committed offset, error code).
+type PartitionRow = (i32, Option<CommittedOffset>, i16);
+
+async fn fetch_group(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    partitions: Option<Vec<(String, i32)>>,
+) -> (i16, Rows) {
+    let op = GroupOp::Fetch {
+        group_id: group_id.to_string(),
+        partitions: partitions.clone(),
+    };
+    match group_call(shard, group_id, op).await {
+        Ok(GroupAnswer::Fetch(error, rows)) => (error, rows),
+        Ok(_) => (code::UNKNOWN_SERVER_ERROR, Vec::new()),
+        Err(error) => {
+            let rows = partitions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, p)| (t, p, None, error))
+                .collect();
+            (error, rows)
+        }
+    }
+}
+
+/// Groups rows by topic, keeping first-seen order.
+fn by_topic(rows: Rows) -> Vec<(String, Vec<PartitionRow>)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut map: BTreeMap<String, Vec<PartitionRow>> = BTreeMap::new();
+    for (t, p, o, e) in rows {
+        if !map.contains_key(&t) {
+            order.push(t.clone());
+        }
+        map.entry(t).or_default().push((p, o, e));
+    }
+    order
+        .into_iter()
+        .map(|t| {
+            let v = map.remove(&t).unwrap_or_default();
+            (t, v)
+        })
+        .collect()
+}
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: OffsetFetchRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let v = header.api_version;
+    if v >= 8 {
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in &req.groups {
+            let wanted = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .flat_map(|t| {
+                        t.partition_indexes
+                            .iter()
+                            .map(move |p| (t.name.0.to_string(), *p))
+                    })
+                    .collect()
+            });
+            let (error, rows) = fetch_group(&shard, &g.group_id.0, wanted).await;
+            let topics = by_topic(rows)
+                .into_iter()
+                .map(|(t, parts)| {
+                    let partitions = parts
+                        .into_iter()
+                        .map(|(p, o, e)| {
+                            let (offset, epoch, meta) = fields(o);
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(meta)
+                                .with_error_code(e)
+                        })
+                        .collect();
+                    OffsetFetchResponseTopics::default()
+                        .with_name(TopicName(str_bytes(&t)))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            groups.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(GroupId(g.group_id.0.clone()))
+                    .with_topics(topics)
+                    .with_error_code(error),
+            );
+        }
+        return respond(&header, &OffsetFetchResponse::default().with_groups(groups));
+    }
+    let wanted = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .flat_map(|t| {
+                t.partition_indexes
+                    .iter()
+                    .map(move |p| (t.name.0.to_string(), *p))
+            })
+            .collect()
+    });
+    let (error, rows) = fetch_group(&shard, &req.group_id.0, wanted).await;
+    let topics = by_topic(rows)
+        .into_iter()
+        .map(|(t, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|(p, o, e)| {
+                    let (offset, epoch, meta) = fields(o);
+                    let mut r = OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_metadata(meta)
+                        .with_error_code(e);
+                    if v >= 5 {
+                        r.committed_leader_epoch = epoch;
+                    }
+                    r
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(str_bytes(&t)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    let mut resp = OffsetFetchResponse::default().with_topics(topics);
+    if v >= 2 {
+        resp.error_code = error;
+    }
+    respond(&header, &resp)
+}
+
+fn fields(o: Option<CommittedOffset>) -> (i64, i32, Option<kafka_protocol::protocol::StrBytes>) {
+    match o {
+        Some(o) => (
+            o.offset,
+            o.leader_epoch,
+            Some(str_bytes(o.metadata.as_deref().unwrap_or(""))),
+        ),
+        None => (-1, -1, Some(str_bytes(""))),
+    }
+}
