@@ -1,0 +1,323 @@
+//! `consume TOPIC`: Fetch from assigned partitions (one or all), decode every batch with
+//! `wire` (any codec), print each record.
+//!
+//! Start positions come from ListOffsets (`--from-beginning`, `--timestamp`, default: the end)
+//! or `--offset`. Fetch returns whole batches, possibly starting before the fetch offset and
+//! possibly cut at the end; records below the position are skipped, a cut batch is fetched
+//! again next time. Control batches (transaction markers) are skipped. Consumer groups are
+//! refused until the broker has a group coordinator.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use kafka_protocol::messages::{
+    fetch_request::{FetchPartition, FetchTopic},
+    BrokerId, FetchRequest,
+};
+use millrace_wire::records::{decode_records, validate_batch, BatchIter, BatchStep, Record};
+
+use crate::admin::{
+    list_offsets, topic_metadata, topic_name, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
+};
+use crate::client::Client;
+use crate::error::{check, ToolError};
+use crate::output::Json;
+use crate::Connection;
+
+const FETCH_VERSIONS: std::ops::RangeInclusive<i16> = 4..=12;
+const FETCH_MAX_WAIT_MS: i32 = 500;
+const FETCH_MAX_BYTES: i32 = 50 << 20;
+const PARTITION_MAX_BYTES: i32 = 1 << 20;
+/// Bound on one batch's decompressed records (a batch is untrusted input).
+const DECOMPRESSED_BYTES_MAX: usize = 256 << 20;
+
+/// How records are printed.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    /// The value only.
+    Value,
+    /// Key, a tab, then the value.
+    KeyValue,
+    /// One JSON object per record.
+    Json,
+}
+
+/// `consume` arguments.
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    /// Topic to consume.
+    topic: String,
+    /// Start at the log start offset.
+    #[arg(long = "from-beginning", conflicts_with_all = ["offset", "timestamp"])]
+    from_beginning: bool,
+    /// Start at this offset (in every consumed partition).
+    #[arg(long, conflicts_with = "timestamp")]
+    offset: Option<i64>,
+    /// Start at the first record with a timestamp at or after MS (epoch milliseconds).
+    #[arg(long, value_name = "MS")]
+    timestamp: Option<i64>,
+    /// Consume only this partition (default: all).
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Stop after this many records.
+    #[arg(long = "max-messages")]
+    max_messages: Option<u64>,
+    /// Exit when no record arrived for this long.
+    #[arg(long = "timeout-ms")]
+    timeout_ms: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "value")]
+    format: Format,
+    /// Consumer group (needs a group coordinator).
+    #[arg(long)]
+    group: Option<String>,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// Runs `consume`.
+pub fn run(args: ConsumeArgs) -> Result<(), ToolError> {
+    if let Some(group) = &args.group {
+        return Err(ToolError::Usage(format!(
+            "--group {group}: consumer groups need the broker's group coordinator, which \
+             millrace does not have yet; consume without --group (partitions are assigned)"
+        )));
+    }
+    let mut client = Client::connect(&args.conn.bootstrap_server)?;
+    let topic = topic_metadata(&mut client, &args.topic, false)?;
+    let mut partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
+    partitions.sort_unstable();
+    if let Some(p) = args.partition {
+        if !partitions.contains(&p) {
+            return Err(ToolError::Usage(format!(
+                "partition {p} does not exist: topic {} has {} partitions",
+                args.topic,
+                partitions.len()
+            )));
+        }
+        partitions = vec![p];
+    }
+    let positions = start_positions(&mut client, &args, &partitions)?;
+    let mut consumer = Consumer {
+        client,
+        topic: args.topic.clone(),
+        positions,
+        format: args.format,
+        printed: 0,
+        max_messages: args.max_messages,
+    };
+    consumer.run(args.timeout_ms.map(Duration::from_millis))?;
+    eprintln!("Processed a total of {} messages", consumer.printed);
+    Ok(())
+}
+
+fn start_positions(
+    client: &mut Client,
+    args: &ConsumeArgs,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, i64>, ToolError> {
+    if let Some(offset) = args.offset {
+        return Ok(partitions.iter().map(|&p| (p, offset)).collect());
+    }
+    let timestamp = match (args.from_beginning, args.timestamp) {
+        (true, _) => EARLIEST_TIMESTAMP,
+        (false, Some(ts)) => ts,
+        (false, None) => LATEST_TIMESTAMP,
+    };
+    let mut positions: BTreeMap<i32, i64> =
+        list_offsets(client, &args.topic, partitions, timestamp)?
+            .into_iter()
+            .collect();
+    // No record at or after the timestamp: start at the end, as Kafka's consumer does.
+    let missing: Vec<i32> = positions
+        .iter()
+        .filter(|(_, &o)| o < 0)
+        .map(|(&p, _)| p)
+        .collect();
+    if !missing.is_empty() {
+        for (p, o) in list_offsets(client, &args.topic, &missing, LATEST_TIMESTAMP)? {
+            positions.insert(p, o);
+        }
+    }
+    Ok(positions)
+}
+
+struct Consumer {
+    client: Client,
+    topic: String,
+    /// partition -> next offset to print.
+    positions: BTreeMap<i32, i64>,
+    format: Format,
+    printed: u64,
+    max_messages: Option<u64>,
+}
+
+impl Consumer {
+    fn run(&mut self, idle: Option<Duration>) -> Result<(), ToolError> {
+        let mut last_record = Instant::now();
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        while !self.done() {
+            let before = self.printed;
+            self.fetch_once(&mut out)?;
+            out.flush().map_err(stdout_error)?;
+            if self.printed > before {
+                last_record = Instant::now();
+            } else if idle.is_some_and(|t| last_record.elapsed() >= t) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.max_messages.is_some_and(|m| self.printed >= m)
+    }
+
+    fn fetch_once(&mut self, out: &mut impl Write) -> Result<(), ToolError> {
+        let mut topic = FetchTopic::default();
+        topic.topic = topic_name(&self.topic);
+        topic.partitions = self
+            .positions
+            .iter()
+            .map(|(&p, &offset)| {
+                let mut fp = FetchPartition::default();
+                fp.partition = p;
+                fp.current_leader_epoch = -1;
+                fp.fetch_offset = offset;
+                fp.last_fetched_epoch = -1;
+                fp.log_start_offset = -1;
+                fp.partition_max_bytes = PARTITION_MAX_BYTES;
+                fp
+            })
+            .collect();
+        let mut request = FetchRequest::default();
+        request.replica_id = BrokerId(-1);
+        request.max_wait_ms = FETCH_MAX_WAIT_MS;
+        request.min_bytes = 1;
+        request.max_bytes = FETCH_MAX_BYTES;
+        request.isolation_level = 0;
+        request.session_id = 0;
+        request.session_epoch = -1;
+        request.topics = vec![topic];
+        let response = self.client.call(&request, FETCH_VERSIONS)?;
+        check(
+            response.error_code,
+            || format!("fetch from {}", self.topic),
+            None,
+        )?;
+        for t in response.responses {
+            for p in t.partitions {
+                let partition = p.partition_index;
+                check(
+                    p.error_code,
+                    || format!("fetch from {}-{partition}", self.topic),
+                    None,
+                )?;
+                if let Some(records) = p.records {
+                    self.print_records(partition, &records, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn print_records(
+        &mut self,
+        partition: i32,
+        bytes: &[u8],
+        out: &mut impl Write,
+    ) -> Result<(), ToolError> {
+        for step in BatchIter::new(bytes) {
+            // A Tail is a batch cut by the size limit; it comes whole next time.
+            let BatchStep::Batch { header, bytes, .. } = step else {
+                break;
+            };
+            let position = self.positions[&partition];
+            if header.last_offset() < position {
+                continue;
+            }
+            let corrupt = |e: millrace_wire::WireError| {
+                ToolError::Protocol(format!(
+                    "corrupt batch at offset {} of {}-{partition}: {e}",
+                    header.base_offset, self.topic
+                ))
+            };
+            validate_batch(bytes).map_err(corrupt)?;
+            if !header.is_control() {
+                for record in decode_records(bytes, DECOMPRESSED_BYTES_MAX).map_err(corrupt)? {
+                    if record.offset < position || self.done() {
+                        continue;
+                    }
+                    let line = format_record(self.format, &self.topic, partition, &record);
+                    writeln!(out, "{line}").map_err(stdout_error)?;
+                    self.printed += 1;
+                }
+            }
+            if self.done() {
+                return Ok(());
+            }
+            self.positions.insert(partition, header.next_offset());
+        }
+        Ok(())
+    }
+}
+
+/// One record as a line in `format`.
+pub fn format_record(format: Format, topic: &str, partition: i32, record: &Record) -> String {
+    let text =
+        |b: &Option<bytes::Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+    match format {
+        Format::Value => text(&record.value).unwrap_or_else(|| "null".into()),
+        Format::KeyValue => format!(
+            "{}\t{}",
+            text(&record.key).unwrap_or_else(|| "null".into()),
+            text(&record.value).unwrap_or_else(|| "null".into())
+        ),
+        Format::Json => {
+            let headers = record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Json::opt_str(text(v).as_deref())))
+                .collect();
+            Json::object(vec![
+                ("topic", Json::Str(topic.to_string())),
+                ("partition", Json::Int(i64::from(partition))),
+                ("offset", Json::Int(record.offset)),
+                ("timestamp", Json::Int(record.timestamp)),
+                ("key", Json::opt_str(text(&record.key).as_deref())),
+                ("value", Json::opt_str(text(&record.value).as_deref())),
+                ("headers", Json::Object(headers)),
+            ])
+            .render()
+        }
+    }
+}
+
+fn stdout_error(e: std::io::Error) -> ToolError {
+    crate::output::exit_on_stdout_error(&e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn json_has_every_field() {
+        let record = Record {
+            offset: 5,
+            timestamp: 1_700_000_000_000,
+            key: Some(Bytes::from_static(b"k")),
+            value: None,
+            headers: vec![("h".into(), Some(Bytes::from_static(b"v")))],
+        };
+        assert_eq!(
+            format_record(Format::Json, "t", 2, &record),
+            r#"{"topic":"t","partition":2,"offset":5,"timestamp":1700000000000,"key":"k","value":null,"headers":{"h":"v"}}"#
+        );
+        assert_eq!(format_record(Format::KeyValue, "t", 2, &record), "k\tnull");
+    }
+}
