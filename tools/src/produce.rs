@@ -249,10 +249,15 @@ impl Producer {
             .collect();
         format!(
             "Produced {records} records in {batches} batches to {} partitions of {} \
-             (partition:records {})",
+             (partition:records {}){}",
             self.sent.len(),
             self.topic,
-            per_partition.join(" ")
+            per_partition.join(" "),
+            if self.acks == 0 {
+                "; acks=0: sent, not confirmed"
+            } else {
+                ""
+            }
         )
     }
 }

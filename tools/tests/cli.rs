@@ -570,6 +570,35 @@ fn consume_json_fields_and_start_positions() {
         None,
     ));
     assert_eq!(out, "v0\nv1\nv2\n");
+    // --file, and acks 1 and 0 (acks=0 gets no answer; the records still arrive).
+    let file = broker.dir.join("input.txt");
+    std::fs::write(&file, "f0\nf1\n").unwrap();
+    ok(broker.tools(
+        &[
+            "produce",
+            "events",
+            "--file",
+            file.to_str().unwrap(),
+            "--acks",
+            "1",
+        ],
+        None,
+    ));
+    ok(broker.tools(&["produce", "events", "--acks", "0"], Some("z0\nz1\n")));
+    let out = ok(broker.tools(
+        &[
+            "consume",
+            "events",
+            "--offset",
+            "3",
+            "--max-messages",
+            "4",
+            "--timeout-ms",
+            "10000",
+        ],
+        None,
+    ));
+    assert_eq!(out, "f0\nf1\nz0\nz1\n");
     // Default start is the end: nothing arrives, the idle timeout ends the run cleanly.
     let out = broker.tools(&["consume", "events", "--timeout-ms", "700"], None);
     assert_eq!(stdout(&out), "");
