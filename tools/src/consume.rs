@@ -4,8 +4,9 @@
 //! Start positions come from ListOffsets (`--from-beginning`, `--timestamp`, default: the end)
 //! or `--offset`. Fetch returns whole batches, possibly starting before the fetch offset and
 //! possibly cut at the end; records below the position are skipped, a cut batch is fetched
-//! again next time. Control batches (transaction markers) are skipped. Consumer groups are
-//! refused until the broker has a group coordinator.
+//! again next time. Control batches (transaction markers) are skipped. With `--group` the
+//! partitions come from the group's coordinator instead (`group.rs`), and positions are
+//! committed as the run goes and at the end.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -23,6 +24,7 @@ use crate::admin::{
 };
 use crate::client::Client;
 use crate::error::{check, ToolError};
+use crate::group::GroupMember;
 use crate::output::Json;
 use crate::Connection;
 
@@ -53,13 +55,13 @@ pub struct ConsumeArgs {
     #[arg(long = "from-beginning", conflicts_with_all = ["offset", "timestamp"])]
     from_beginning: bool,
     /// Start at this offset (in every consumed partition).
-    #[arg(long, conflicts_with = "timestamp")]
+    #[arg(long, conflicts_with_all = ["timestamp", "group"])]
     offset: Option<i64>,
     /// Start at the first record with a timestamp at or after MS (epoch milliseconds).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", conflicts_with = "group")]
     timestamp: Option<i64>,
     /// Consume only this partition (default: all).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "group")]
     partition: Option<i32>,
     /// Stop after this many records.
     #[arg(long = "max-messages")]
@@ -70,7 +72,8 @@ pub struct ConsumeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "value")]
     format: Format,
-    /// Consumer group (needs a group coordinator).
+    /// Consume as a member of this consumer group: partitions assigned by the group, start
+    /// at its committed offsets (else the end, or the beginning with --from-beginning).
     #[arg(long)]
     group: Option<String>,
     #[command(flatten)]
@@ -79,14 +82,28 @@ pub struct ConsumeArgs {
 
 /// Runs `consume`.
 pub fn run(args: ConsumeArgs) -> Result<(), ToolError> {
-    if let Some(group) = &args.group {
-        return Err(ToolError::Usage(format!(
-            "--group {group}: consumer groups need the broker's group coordinator, which \
-             millrace does not have yet; consume without --group (partitions are assigned)"
-        )));
-    }
     let mut client = Client::connect(&args.conn.bootstrap_server)?;
     let topic = topic_metadata(&mut client, &args.topic, false)?;
+    if let Some(group) = &args.group {
+        let mut member = GroupMember::connect(&mut client, group, &args.topic)?;
+        let committed = member.join(topic.partitions.len() as i32)?;
+        let positions =
+            resolve_committed(&mut client, &args.topic, committed, args.from_beginning)?;
+        let mut consumer = Consumer {
+            client,
+            topic: args.topic.clone(),
+            positions,
+            format: args.format,
+            printed: 0,
+            max_messages: args.max_messages,
+            group: Some((member, topic.partitions.len() as i32, args.from_beginning)),
+        };
+        consumer.run(args.timeout_ms.map(Duration::from_millis))?;
+        let (member, _, _) = consumer.group.take().expect("group consumer");
+        member.leave(&consumer.positions)?;
+        eprintln!("Processed a total of {} messages", consumer.printed);
+        return Ok(());
+    }
     let mut partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
     partitions.sort_unstable();
     if let Some(p) = args.partition {
@@ -107,6 +124,7 @@ pub fn run(args: ConsumeArgs) -> Result<(), ToolError> {
         format: args.format,
         printed: 0,
         max_messages: args.max_messages,
+        group: None,
     };
     consumer.run(args.timeout_ms.map(Duration::from_millis))?;
     eprintln!("Processed a total of {} messages", consumer.printed);
@@ -144,6 +162,31 @@ fn start_positions(
     Ok(positions)
 }
 
+/// Committed offsets with "nothing committed" (-1) replaced by the reset position: the log
+/// start with `--from-beginning`, else the end (Kafka's `auto.offset.reset`).
+fn resolve_committed(
+    client: &mut Client,
+    topic: &str,
+    committed: BTreeMap<i32, i64>,
+    from_beginning: bool,
+) -> Result<BTreeMap<i32, i64>, ToolError> {
+    let missing: Vec<i32> = committed
+        .iter()
+        .filter(|(_, &o)| o < 0)
+        .map(|(&p, _)| p)
+        .collect();
+    let mut positions = committed;
+    if !missing.is_empty() {
+        let reset = if from_beginning {
+            EARLIEST_TIMESTAMP
+        } else {
+            LATEST_TIMESTAMP
+        };
+        positions.extend(list_offsets(client, topic, &missing, reset)?);
+    }
+    Ok(positions)
+}
+
 struct Consumer {
     client: Client,
     topic: String,
@@ -152,6 +195,8 @@ struct Consumer {
     format: Format,
     printed: u64,
     max_messages: Option<u64>,
+    /// With `--group`: the membership, the topic's partition count, `--from-beginning`.
+    group: Option<(GroupMember, i32, bool)>,
 }
 
 impl Consumer {
@@ -161,13 +206,32 @@ impl Consumer {
         let mut out = std::io::BufWriter::new(stdout.lock());
         while !self.done() {
             let before = self.printed;
-            self.fetch_once(&mut out)?;
+            self.group_tick()?;
+            if self.positions.is_empty() {
+                // A group member with no partitions waits for a rebalance.
+                std::thread::sleep(Duration::from_millis(FETCH_MAX_WAIT_MS as u64));
+            } else {
+                self.fetch_once(&mut out)?;
+            }
             out.flush().map_err(stdout_error)?;
             if self.printed > before {
                 last_record = Instant::now();
             } else if idle.is_some_and(|t| last_record.elapsed() >= t) {
                 break;
             }
+        }
+        Ok(())
+    }
+
+    /// Heartbeats and commits for a group member; rejoins when the group rebalances.
+    fn group_tick(&mut self) -> Result<(), ToolError> {
+        let Some((member, partitions, from_beginning)) = self.group.as_mut() else {
+            return Ok(());
+        };
+        if member.tick(&self.positions)? {
+            let committed = member.join(*partitions)?;
+            self.positions =
+                resolve_committed(&mut self.client, &self.topic, committed, *from_beginning)?;
         }
         Ok(())
     }
@@ -254,6 +318,8 @@ impl Consumer {
                     let line = format_record(self.format, &self.topic, partition, &record);
                     writeln!(out, "{line}").map_err(stdout_error)?;
                     self.printed += 1;
+                    // Committed offsets mean "next to read", record by record.
+                    self.positions.insert(partition, record.offset + 1);
                 }
             }
             if self.done() {

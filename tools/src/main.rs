@@ -21,6 +21,7 @@ mod admin;
 mod client;
 mod consume;
 mod error;
+mod group;
 mod log;
 mod murmur2;
 mod output;

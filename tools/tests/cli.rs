@@ -365,7 +365,7 @@ fn bad_arguments_and_unsupported_apis_fail_with_one_line() {
             &["consume", "t", "--group", "g", "--max-messages", "1"],
             None,
         ),
-        "consumer groups need the broker's group coordinator",
+        "consumer group g: this broker has no group coordinator",
     );
     fails_with(
         broker.tools(&["consume", "t", "--partition", "7"], None),

@@ -162,12 +162,23 @@ fn configs_alter_and_the_data_path_work_against_apache_kafka() {
         ],
         "",
     ));
-    let describe = ok(run(&["configs", "describe", "--topic", "kt"], ""));
-    let retention = config_line(&describe, "retention.ms");
-    assert!(
-        retention.contains("5000") && retention.contains("DYNAMIC_TOPIC_CONFIG"),
-        "{retention}"
-    );
+    // KRaft applies a config change asynchronously: poll until the broker reports it.
+    let eventually = |key: &str, expect: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let describe = ok(run(&["configs", "describe", "--topic", "kt"], ""));
+            let line = config_line(&describe, key);
+            if expect(&line) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{line}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    eventually("retention.ms", &|l| {
+        l.contains(" 5000 ") && l.contains("DYNAMIC_TOPIC_CONFIG")
+    });
+    eventually("segment.ms", &|l| l.contains(" 60000 "));
     ok(run(
         &[
             "configs",
@@ -179,11 +190,7 @@ fn configs_alter_and_the_data_path_work_against_apache_kafka() {
         ],
         "",
     ));
-    let describe = ok(run(&["configs", "describe", "--topic", "kt"], ""));
-    assert!(
-        config_line(&describe, "segment.ms").contains("DEFAULT_CONFIG"),
-        "{describe}"
-    );
+    eventually("segment.ms", &|l| l.contains("DEFAULT_CONFIG"));
 
     let input: String = (0..500).map(|i| format!("k{}|v{i}\n", i % 13)).collect();
     ok(run(
@@ -214,6 +221,52 @@ fn configs_alter_and_the_data_path_work_against_apache_kafka() {
     got.sort();
     expected.sort();
     assert_eq!(got, expected);
+    // A consumer group resumes where the previous member stopped: nothing twice, nothing lost.
+    let first = ok(run(
+        &[
+            "consume",
+            "kt",
+            "--group",
+            "g1",
+            "--from-beginning",
+            "--max-messages",
+            "200",
+            "--format",
+            "key-value",
+        ],
+        "",
+    ));
+    let second = ok(run(
+        &[
+            "consume",
+            "kt",
+            "--group",
+            "g1",
+            "--max-messages",
+            "300",
+            "--timeout-ms",
+            "15000",
+            "--format",
+            "key-value",
+        ],
+        "",
+    ));
+    let third = ok(run(
+        &["consume", "kt", "--group", "g1", "--timeout-ms", "2000"],
+        "",
+    ));
+    assert_eq!(
+        (first.lines().count(), second.lines().count(), third),
+        (200, 300, String::new())
+    );
+    let mut both: Vec<String> = first
+        .lines()
+        .chain(second.lines())
+        .map(|l| l.replacen('\t', "|", 1))
+        .collect();
+    both.sort();
+    assert_eq!(both, expected);
+
     let cluster = ok(run(&["cluster", "describe"], ""));
     assert!(
         cluster
