@@ -12,7 +12,6 @@ use kafka_protocol::messages::{
     incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
     list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
     metadata_request::MetadataRequestTopic,
-    metadata_response::MetadataResponseTopic,
     ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
     DescribeClusterRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
     ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
@@ -23,6 +22,7 @@ use crate::client::{api_name, Client};
 use crate::error::{check, ToolError};
 use crate::output::{out, outln};
 use crate::output::{Json, Table};
+use crate::route::Route;
 use crate::Connection;
 
 const METADATA_VERSIONS: std::ops::RangeInclusive<i16> = 1..=12;
@@ -299,22 +299,6 @@ pub fn metadata(
     client.call(&request, METADATA_VERSIONS)
 }
 
-/// The metadata of one topic; an error when the broker does not know it.
-pub fn topic_metadata(
-    client: &mut Client,
-    name: &str,
-    auto_create: bool,
-) -> Result<MetadataResponseTopic, ToolError> {
-    let response = metadata(client, Some(&[name.to_string()]), auto_create)?;
-    let topic = response
-        .topics
-        .into_iter()
-        .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(name))
-        .ok_or_else(|| ToolError::Protocol(format!("Metadata response omits topic {name}")))?;
-    check(topic.error_code, || format!("topic {name}"), None)?;
-    Ok(topic)
-}
-
 /// Offsets for `timestamp` (or [`EARLIEST_TIMESTAMP`] / [`LATEST_TIMESTAMP`]) per partition.
 pub fn list_offsets(
     client: &mut Client,
@@ -473,10 +457,10 @@ struct PartitionRow {
 }
 
 fn describe_topic(client: &mut Client, name: &str, json: bool) -> Result<(), ToolError> {
-    let topic = topic_metadata(client, name, false)?;
-    let ids: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
-    let starts = list_offsets(client, name, &ids, EARLIEST_TIMESTAMP)?;
-    let ends = list_offsets(client, name, &ids, LATEST_TIMESTAMP)?;
+    let (mut route, topic) = Route::load(client, name, false)?;
+    let ids = route.partitions();
+    let starts = route.list_offsets(&ids, EARLIEST_TIMESTAMP)?;
+    let ends = route.list_offsets(&ids, LATEST_TIMESTAMP)?;
     let offset_of =
         |list: &[(i32, i64)], p: i32| list.iter().find(|(q, _)| *q == p).map_or(-1, |(_, o)| *o);
     let mut rows: Vec<PartitionRow> = topic

@@ -19,13 +19,12 @@ use kafka_protocol::messages::{
 };
 use millrace_wire::records::{decode_records, validate_batch, BatchIter, BatchStep, Record};
 
-use crate::admin::{
-    list_offsets, topic_metadata, topic_name, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
-};
+use crate::admin::{topic_name, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use crate::client::Client;
 use crate::error::{check, ToolError};
 use crate::group::GroupMember;
 use crate::output::Json;
+use crate::route::Route;
 use crate::Connection;
 
 const FETCH_VERSIONS: std::ops::RangeInclusive<i16> = 4..=12;
@@ -83,56 +82,52 @@ pub struct ConsumeArgs {
 /// Runs `consume`.
 pub fn run(args: ConsumeArgs) -> Result<(), ToolError> {
     let mut client = Client::connect(&args.conn.bootstrap_server)?;
-    let topic = topic_metadata(&mut client, &args.topic, false)?;
-    if let Some(group) = &args.group {
-        let mut member = GroupMember::connect(&mut client, group, &args.topic)?;
-        let committed = member.join(topic.partitions.len() as i32)?;
-        let positions =
-            resolve_committed(&mut client, &args.topic, committed, args.from_beginning)?;
-        let mut consumer = Consumer {
-            client,
-            topic: args.topic.clone(),
-            positions,
-            format: args.format,
-            printed: 0,
-            max_messages: args.max_messages,
-            group: Some((member, topic.partitions.len() as i32, args.from_beginning)),
-        };
-        consumer.run(args.timeout_ms.map(Duration::from_millis))?;
-        let (member, _, _) = consumer.group.take().expect("group consumer");
-        member.leave(&consumer.positions)?;
-        eprintln!("Processed a total of {} messages", consumer.printed);
-        return Ok(());
-    }
-    let mut partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
-    partitions.sort_unstable();
-    if let Some(p) = args.partition {
-        if !partitions.contains(&p) {
-            return Err(ToolError::Usage(format!(
-                "partition {p} does not exist: topic {} has {} partitions",
-                args.topic,
-                partitions.len()
-            )));
+    let (mut route, _) = Route::load(&mut client, &args.topic, false)?;
+    let all = route.partitions();
+    let (positions, group) = match &args.group {
+        Some(group) => {
+            let mut member = GroupMember::connect(&mut client, group, &args.topic)?;
+            let committed = member.join(all.len() as i32)?;
+            let positions = resolve_committed(&mut route, committed, args.from_beginning)?;
+            (
+                positions,
+                Some((member, all.len() as i32, args.from_beginning)),
+            )
         }
-        partitions = vec![p];
-    }
-    let positions = start_positions(&mut client, &args, &partitions)?;
+        None => {
+            let partitions = match args.partition {
+                Some(p) if !all.contains(&p) => {
+                    return Err(ToolError::Usage(format!(
+                        "partition {p} does not exist: topic {} has {} partitions",
+                        args.topic,
+                        all.len()
+                    )))
+                }
+                Some(p) => vec![p],
+                None => all,
+            };
+            (start_positions(&mut route, &args, &partitions)?, None)
+        }
+    };
     let mut consumer = Consumer {
-        client,
+        route,
         topic: args.topic.clone(),
         positions,
         format: args.format,
         printed: 0,
         max_messages: args.max_messages,
-        group: None,
+        group,
     };
     consumer.run(args.timeout_ms.map(Duration::from_millis))?;
+    if let Some((member, _, _)) = consumer.group.take() {
+        member.leave(&consumer.positions)?;
+    }
     eprintln!("Processed a total of {} messages", consumer.printed);
     Ok(())
 }
 
 fn start_positions(
-    client: &mut Client,
+    route: &mut Route,
     args: &ConsumeArgs,
     partitions: &[i32],
 ) -> Result<BTreeMap<i32, i64>, ToolError> {
@@ -144,29 +139,19 @@ fn start_positions(
         (false, Some(ts)) => ts,
         (false, None) => LATEST_TIMESTAMP,
     };
-    let mut positions: BTreeMap<i32, i64> =
-        list_offsets(client, &args.topic, partitions, timestamp)?
-            .into_iter()
-            .collect();
-    // No record at or after the timestamp: start at the end, as Kafka's consumer does.
-    let missing: Vec<i32> = positions
-        .iter()
-        .filter(|(_, &o)| o < 0)
-        .map(|(&p, _)| p)
+    let found: BTreeMap<i32, i64> = route
+        .list_offsets(partitions, timestamp)?
+        .into_iter()
         .collect();
-    if !missing.is_empty() {
-        for (p, o) in list_offsets(client, &args.topic, &missing, LATEST_TIMESTAMP)? {
-            positions.insert(p, o);
-        }
-    }
-    Ok(positions)
+    // No record at or after the timestamp: start at the end, as Kafka's consumer does.
+    resolve_committed(route, found, false)
 }
 
-/// Committed offsets with "nothing committed" (-1) replaced by the reset position: the log
-/// start with `--from-beginning`, else the end (Kafka's `auto.offset.reset`).
+/// Offsets with "none" (-1: nothing committed, or no record after a timestamp) replaced by
+/// the reset position: the log start with `from_beginning`, else the end (Kafka's
+/// `auto.offset.reset`).
 fn resolve_committed(
-    client: &mut Client,
-    topic: &str,
+    route: &mut Route,
     committed: BTreeMap<i32, i64>,
     from_beginning: bool,
 ) -> Result<BTreeMap<i32, i64>, ToolError> {
@@ -182,13 +167,14 @@ fn resolve_committed(
         } else {
             LATEST_TIMESTAMP
         };
-        positions.extend(list_offsets(client, topic, &missing, reset)?);
+        positions.extend(route.list_offsets(&missing, reset)?);
     }
     Ok(positions)
 }
 
 struct Consumer {
-    client: Client,
+    /// Connections to the partitions' leaders.
+    route: Route,
     topic: String,
     /// partition -> next offset to print.
     positions: BTreeMap<i32, i64>,
@@ -230,8 +216,7 @@ impl Consumer {
         };
         if member.tick(&self.positions)? {
             let committed = member.join(*partitions)?;
-            self.positions =
-                resolve_committed(&mut self.client, &self.topic, committed, *from_beginning)?;
+            self.positions = resolve_committed(&mut self.route, committed, *from_beginning)?;
         }
         Ok(())
     }
@@ -240,13 +225,32 @@ impl Consumer {
         self.max_messages.is_some_and(|m| self.printed >= m)
     }
 
+    /// One Fetch per leader; the long-poll wait is shared among them.
     fn fetch_once(&mut self, out: &mut impl Write) -> Result<(), ToolError> {
+        let by_leader = self.route.by_leader(self.positions.keys().copied());
+        let max_wait_ms = (FETCH_MAX_WAIT_MS / by_leader.len().max(1) as i32).max(10);
+        for (leader, partitions) in by_leader {
+            self.fetch_from(leader, &partitions, max_wait_ms, out)?;
+            if self.done() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn fetch_from(
+        &mut self,
+        leader: i32,
+        partitions: &[i32],
+        max_wait_ms: i32,
+        out: &mut impl Write,
+    ) -> Result<(), ToolError> {
         let mut topic = FetchTopic::default();
         topic.topic = topic_name(&self.topic);
-        topic.partitions = self
-            .positions
+        topic.partitions = partitions
             .iter()
-            .map(|(&p, &offset)| {
+            .map(|&p| (p, self.positions[&p]))
+            .map(|(p, offset)| {
                 let mut fp = FetchPartition::default();
                 fp.partition = p;
                 fp.current_leader_epoch = -1;
@@ -259,14 +263,14 @@ impl Consumer {
             .collect();
         let mut request = FetchRequest::default();
         request.replica_id = BrokerId(-1);
-        request.max_wait_ms = FETCH_MAX_WAIT_MS;
+        request.max_wait_ms = max_wait_ms;
         request.min_bytes = 1;
         request.max_bytes = FETCH_MAX_BYTES;
         request.isolation_level = 0;
         request.session_id = 0;
         request.session_epoch = -1;
         request.topics = vec![topic];
-        let response = self.client.call(&request, FETCH_VERSIONS)?;
+        let response = self.route.client(leader)?.call(&request, FETCH_VERSIONS)?;
         check(
             response.error_code,
             || format!("fetch from {}", self.topic),

@@ -26,6 +26,7 @@ mod log;
 mod murmur2;
 mod output;
 mod produce;
+mod route;
 
 use clap::{Args, Parser, Subcommand};
 

@@ -20,10 +20,11 @@ use kafka_protocol::messages::{
 use millrace_wire::records::{BatchBuilder, NewRecord};
 use millrace_wire::Compression;
 
-use crate::admin::{parse_pairs, topic_metadata, topic_name};
+use crate::admin::{parse_pairs, topic_name};
 use crate::client::Client;
 use crate::error::{check, ToolError};
 use crate::murmur2::partition_for_key;
+use crate::route::Route;
 use crate::Connection;
 
 const PRODUCE_VERSIONS: std::ops::RangeInclusive<i16> = 3..=11;
@@ -65,9 +66,9 @@ pub struct ProduceArgs {
 
 /// Records waiting to be sent, per partition, and what has been sent so far.
 struct Producer {
-    client: Client,
+    /// Connections to the partitions' leaders.
+    route: Route,
     topic: String,
-    version: i16,
     acks: i16,
     builder: BatchBuilder,
     batch_bytes_max: usize,
@@ -100,14 +101,8 @@ pub fn run(args: ProduceArgs) -> Result<(), ToolError> {
         None => Box::new(BufReader::new(std::io::stdin())),
     };
     let mut client = Client::connect(&args.conn.bootstrap_server)?;
-    let topic = topic_metadata(&mut client, &args.topic, true)?;
-    let partitions = topic.partitions.len() as i32;
-    if partitions == 0 {
-        return Err(ToolError::Protocol(format!(
-            "topic {} has no partitions",
-            args.topic
-        )));
-    }
+    let (route, _) = Route::load(&mut client, &args.topic, true)?;
+    let partitions = route.partitions().len() as i32;
     if let Some(p) = args.partition {
         if !(0..partitions).contains(&p) {
             return Err(ToolError::Usage(format!(
@@ -116,11 +111,9 @@ pub fn run(args: ProduceArgs) -> Result<(), ToolError> {
             )));
         }
     }
-    let version = client.version(ApiKey::Produce, PRODUCE_VERSIONS)?;
     let mut producer = Producer {
-        client,
+        route,
         topic: args.topic.clone(),
-        version,
         acks: match args.acks.as_str() {
             "0" => 0,
             "1" => 1,
@@ -215,7 +208,26 @@ impl Producer {
         Ok(())
     }
 
+    /// Sends `partition_data`, one request per leader.
     fn send(&mut self, partition_data: Vec<PartitionProduceData>) -> Result<(), ToolError> {
+        let mut by_leader: BTreeMap<i32, Vec<PartitionProduceData>> = BTreeMap::new();
+        for data in partition_data {
+            by_leader
+                .entry(self.route.leader(data.index))
+                .or_default()
+                .push(data);
+        }
+        for (leader, data) in by_leader {
+            self.send_to(leader, data)?;
+        }
+        Ok(())
+    }
+
+    fn send_to(
+        &mut self,
+        leader: i32,
+        partition_data: Vec<PartitionProduceData>,
+    ) -> Result<(), ToolError> {
         let mut topic = TopicProduceData::default();
         topic.name = topic_name(&self.topic);
         topic.partition_data = partition_data;
@@ -223,10 +235,12 @@ impl Producer {
         request.acks = self.acks;
         request.timeout_ms = PRODUCE_TIMEOUT_MS;
         request.topic_data = vec![topic];
+        let client = self.route.client(leader)?;
+        let version = client.version(ApiKey::Produce, PRODUCE_VERSIONS)?;
         if self.acks == 0 {
-            return self.client.send(&request, self.version);
+            return client.send(&request, version);
         }
-        let response = self.client.call_at(&request, self.version)?;
+        let response = client.call_at(&request, version)?;
         for t in &response.responses {
             for p in &t.partition_responses {
                 check(
