@@ -10,8 +10,8 @@
 //! position e:  zeros up to the block boundary (direct I/O), or the end of the file
 //! ```
 //!
-//! A batch whose base offset and length are both zero marks the end (block padding), as does a
-//! tail shorter than the 12-byte overhead that is all zeros. Anything else that does not frame,
+//! A batch whose length field is zero marks the end (block padding), as does a tail shorter
+//! than the 12-byte overhead that is all zeros. Anything else that does not frame,
 //! a CRC mismatch, inconsistent header fields, or offsets that are not contiguous (within a
 //! segment, and from one segment to the next) is corruption: `check` names the file and byte
 //! position and exits 1.
@@ -142,7 +142,7 @@ impl SegmentReader {
         }
         let base_offset = i64::from_be_bytes(overhead[..8].try_into().expect("8 bytes"));
         let length = i32::from_be_bytes(overhead[8..].try_into().expect("4 bytes"));
-        if length == 0 && base_offset == 0 {
+        if length == 0 {
             // Zero padding after the last batch: the end.
             self.finished = true;
             return Ok(None);

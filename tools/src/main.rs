@@ -14,6 +14,19 @@
 //! Exit status: 0 on success, 1 with one line on stderr for any failure (the broker's error
 //! name included when it sent one), 2 for command-line syntax errors (clap's).
 //!
+//! Decisions:
+//!
+//! * Produce, Fetch and ListOffsets go to each partition's leader (`route.rs`); admin requests
+//!   go to the bootstrap broker, which forwards them to the controller as Kafka's do.
+//! * Keyed records are partitioned with Kafka's murmur2 (same partition as the Java client and
+//!   librdkafka's `murmur2_random`); unkeyed ones round-robin.
+//! * `consume --group` speaks the classic group protocol with the range assignor
+//!   (`group.rs`). A broker that does not advertise JoinGroup (millrace today) is refused at
+//!   once with one line.
+//! * Responses are decoded by kafka-protocol, which sizes arrays from declared counts; the
+//!   response frame is bounded (256 MiB) but a hostile broker could still make the CLI
+//!   allocate too much. The wire guard covers requests only; the tools trust their broker.
+//!
 //! Single-threaded, no shared state: nothing here lives on a broker shard.
 #![forbid(unsafe_code)]
 
