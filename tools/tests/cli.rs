@@ -723,3 +723,49 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[test]
+fn log_check_follows_offsets_across_segments_and_reports_a_missing_one() {
+    let mut broker = Broker::start("segments");
+    ok(broker.tools(
+        &[
+            "topics",
+            "create",
+            "rolled",
+            "--partitions",
+            "1",
+            "--config",
+            "segment.bytes=16384",
+        ],
+        None,
+    ));
+    ok(broker.tools(
+        &["produce", "rolled", "--batch-size", "4000"],
+        Some(&keyed_lines(3000, "segment")),
+    ));
+    broker.stop();
+    let partition = broker.data_dir().join("rolled-0");
+    let dir = partition.to_str().unwrap();
+    let out = ok(tools(&["log", "check", dir], None));
+    assert!(out.contains("no corruption"), "{out}");
+    let dump = ok(tools(&["log", "dump", dir], None));
+    let segments: Vec<&str> = dump.lines().filter(|l| l.starts_with("Dumping ")).collect();
+    assert!(segments.len() >= 3, "{dump}");
+    let records: u64 = dump
+        .lines()
+        .filter(|l| l.starts_with("Segment "))
+        .map(|l| field_after(l, "batches,").parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(records, 3000, "{dump}");
+
+    // Remove a middle segment: the next one no longer starts where the previous one ended.
+    let middle = field_after(segments[1], "Dumping ");
+    std::fs::remove_file(middle).unwrap();
+    let out = tools(&["log", "check", dir], None);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = stdout(&out);
+    assert!(
+        report.contains("but the previous segment ends at"),
+        "{report}"
+    );
+}
