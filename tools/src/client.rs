@@ -265,3 +265,85 @@ fn decode_body<M: Decodable>(key: ApiKey, mut body: Bytes, version: i16) -> Resu
     M::decode(&mut body, version)
         .map_err(|e| ToolError::Protocol(format!("cannot decode {key:?} v{version} response: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use std::net::TcpListener;
+
+    /// Reads one request frame; returns (api_key, api_version, correlation_id).
+    fn read_request(stream: &mut TcpStream) -> (i16, i16, i32) {
+        let mut prefix = [0u8; 4];
+        stream.read_exact(&mut prefix).unwrap();
+        let mut frame = vec![0u8; i32::from_be_bytes(prefix) as usize];
+        stream.read_exact(&mut frame).unwrap();
+        millrace_wire::frame::peek_fixed(&frame).unwrap()
+    }
+
+    fn answer(
+        stream: &mut TcpStream,
+        correlation_id: i32,
+        keys: &[(i16, i16, i16)],
+        version: i16,
+        error: i16,
+    ) {
+        let mut response = ApiVersionsResponse::default();
+        response.error_code = error;
+        response.api_keys = keys
+            .iter()
+            .map(|&(key, lo, hi)| {
+                let mut v = ApiVersion::default();
+                v.api_key = key;
+                v.min_version = lo;
+                v.max_version = hi;
+                v
+            })
+            .collect();
+        let frame =
+            millrace_wire::frame::encode_response(correlation_id, 0, &response, version).unwrap();
+        stream.write_all(&frame).unwrap();
+    }
+
+    #[test]
+    fn api_versions_retries_at_the_version_the_broker_names() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let (key, version, id) = read_request(&mut stream);
+            assert_eq!((key, version), (18, 3));
+            answer(&mut stream, id, &[(18, 0, 2)], 0, UNSUPPORTED_VERSION);
+            let (key, version, id) = read_request(&mut stream);
+            assert_eq!((key, version), (18, 2));
+            answer(&mut stream, id, &[(18, 0, 2), (3, 1, 9)], 2, 0);
+            stream
+        });
+        let client = Client::connect(&address).unwrap();
+        let _stream = server.join().unwrap();
+        assert_eq!(client.version(ApiKey::Metadata, 1..=12).unwrap(), 9);
+        let err = client.version(ApiKey::Produce, 3..=11).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Produce is unsupported by this broker"),
+            "{err}"
+        );
+        let err = client.version(ApiKey::Metadata, 10..=12).unwrap_err();
+        assert!(err.to_string().contains("v1-v9"), "{err}");
+    }
+
+    #[test]
+    fn a_response_to_another_request_is_a_protocol_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let (_, _, id) = read_request(&mut stream);
+            answer(&mut stream, id + 1, &[(18, 0, 3)], 3, 0);
+            stream
+        });
+        let err = Client::connect(&address).err().unwrap();
+        let _stream = server.join().unwrap();
+        assert!(err.to_string().contains("correlation id"), "{err}");
+    }
+}
