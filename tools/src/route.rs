@@ -17,6 +17,7 @@ use crate::error::{check, ToolError};
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 const LEADER_RETRY: Duration = Duration::from_millis(200);
 const LEADER_NOT_AVAILABLE: i16 = 5;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// One topic's partition leaders and the connections to them.
 pub struct Route {
@@ -52,7 +53,14 @@ impl Route {
                 std::thread::sleep(LEADER_RETRY);
                 continue;
             }
-            check(found.error_code, || format!("topic {topic}"), None)?;
+            check(
+                found.error_code,
+                || match found.error_code {
+                    UNKNOWN_TOPIC_OR_PARTITION => format!("unknown topic {topic}"),
+                    _ => format!("topic {topic}"),
+                },
+                None,
+            )?;
             if found.partitions.is_empty() {
                 return Err(ToolError::Protocol(format!(
                     "topic {topic} has no partitions"

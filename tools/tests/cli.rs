@@ -322,7 +322,7 @@ fn topics_create_list_describe_add_partitions_delete() {
     assert!(!list.lines().any(|l| l.starts_with("orders ")), "{list}");
     fails_with(
         broker.tools(&["topics", "describe", "orders"], None),
-        "UNKNOWN_TOPIC_OR_PARTITION",
+        "unknown topic orders: UNKNOWN_TOPIC_OR_PARTITION",
     );
     fails_with(
         broker.tools(&["topics", "delete", "orders"], None),
@@ -344,6 +344,10 @@ fn bad_arguments_and_unsupported_apis_fail_with_one_line() {
             None,
         ),
         "INVALID_CONFIG",
+    );
+    fails_with(
+        broker.tools(&["consume", "nope", "--timeout-ms", "100"], None),
+        "unknown topic nope: UNKNOWN_TOPIC_OR_PARTITION",
     );
     ok(broker.tools(&["topics", "create", "t", "--partitions", "1"], None));
     fails_with(
