@@ -1,15 +1,107 @@
-//! `millrace-tools`: the admin CLI. Its commands arrive with the admin-CLI issue; today it only
-//! identifies itself so the workspace layout is complete.
+//! `millrace-tools`: the admin CLI for Millrace and any Kafka-protocol broker, and the offline
+//! segment tools.
+//!
+//! * `topics`, `configs`, `cluster`: admin requests over the Kafka protocol (`admin.rs`).
+//! * `produce`, `consume`: lines in, records out, through `wire`'s batch builder and decoder
+//!   (`produce.rs`, `consume.rs`).
+//! * `log dump`, `log check`: read partition directories on disk, no broker needed (`log.rs`).
+//!
+//! Flags are spelled as in Kafka's shell tools. Every protocol command takes
+//! `--bootstrap-server HOST:PORT`. The client (`client.rs`) is blocking, one connection, one
+//! request in flight: a CLI has nothing to overlap, and no runtime keeps it small. Versions
+//! are negotiated with ApiVersions, so the same commands work against Apache Kafka.
+//!
+//! Exit status: 0 on success, 1 with one line on stderr for any failure (the broker's error
+//! name included when it sent one), 2 for command-line syntax errors (clap's).
+//!
+//! Decisions:
+//!
+//! * Produce, Fetch and ListOffsets go to each partition's leader (`route.rs`); admin requests
+//!   go to the bootstrap broker, which forwards them to the controller as Kafka's do.
+//! * Keyed records are partitioned with Kafka's murmur2 (same partition as the Java client and
+//!   librdkafka's `murmur2_random`); unkeyed ones round-robin.
+//! * `consume --group` speaks the classic group protocol with the range assignor
+//!   (`group.rs`). A broker that does not advertise JoinGroup (millrace today) is refused at
+//!   once with one line.
+//! * Responses are decoded by kafka-protocol, which sizes arrays from declared counts; the
+//!   response frame is bounded (256 MiB) but a hostile broker could still make the CLI
+//!   allocate too much. The wire guard covers requests only; the tools trust their broker.
+//!
+//! Single-threaded, no shared state: nothing here lives on a broker shard.
 #![forbid(unsafe_code)]
-use clap::Parser;
 
-/// Millrace admin CLI (topics, groups, configs, produce/consume, offline log tools).
+mod admin;
+mod client;
+mod consume;
+mod error;
+mod group;
+mod log;
+mod murmur2;
+mod output;
+mod produce;
+mod route;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::ToolError;
+
+/// Millrace admin CLI: topics, configs, cluster, produce/consume, offline log tools.
 #[derive(Parser)]
 #[command(version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, list, describe, delete topics and add partitions.
+    #[command(subcommand)]
+    Topics(admin::TopicsCommand),
+    /// Describe and alter topic or broker configs.
+    #[command(subcommand)]
+    Configs(admin::ConfigsCommand),
+    /// Describe the cluster: brokers, controller, cluster id, API versions.
+    #[command(subcommand)]
+    Cluster(admin::ClusterCommand),
+    /// Produce lines from stdin (or a file) as records.
+    Produce(produce::ProduceArgs),
+    /// Consume records and print them.
+    Consume(consume::ConsumeArgs),
+    /// Offline tools for partition directories: dump and check segments.
+    #[command(subcommand)]
+    Log(log::LogCommand),
+}
+
+/// The connection flag every protocol command takes.
+#[derive(Args, Clone, Debug)]
+pub struct Connection {
+    /// Broker to talk to.
+    #[arg(
+        long = "bootstrap-server",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_server: String,
+}
 
 fn main() {
-    let _ = Cli::parse();
-    eprintln!("millrace-tools: no commands yet (see the admin CLI issue)");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Topics(cmd) => admin::topics(cmd),
+        Command::Configs(cmd) => admin::configs(cmd),
+        Command::Cluster(cmd) => admin::cluster(cmd),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
+        Command::Log(cmd) => log::run(cmd),
+    };
+    if let Err(e) = result {
+        exit_with(&e);
+    }
+}
+
+fn exit_with(e: &ToolError) -> ! {
+    let line = e.to_string().replace('\n', " ");
+    eprintln!("millrace-tools: {line}");
+    std::process::exit(1);
 }

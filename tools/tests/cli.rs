@@ -1,0 +1,775 @@
+//! End-to-end tests of `millrace-tools` against the real `millrace` broker on a free loopback
+//! port: every test starts its own broker with its own data directory and kills it on drop.
+//!
+//! The broker binary is `$MILLRACE_BIN`, else `<workspace>/target/release/millrace`, else
+//! `<this test's target dir>/release/millrace`; when none exists (CI runs the tests before the
+//! release build) it is built once with `cargo build --release -p millrace` into a separate
+//! target directory, so the build does not wait on the lock this `cargo test` holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const TOOLS: &str = env!("CARGO_BIN_EXE_millrace-tools");
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
+
+fn broker_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("MILLRACE_BIN") {
+            return PathBuf::from(bin);
+        }
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        // This test runs from <target>/debug/deps/.
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+        let candidates = [
+            workspace.join("target/release/millrace"),
+            target.join("release/millrace"),
+        ];
+        if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+            return found.clone();
+        }
+        let build_dir = target.join("tools-tests-broker");
+        eprintln!(
+            "building the broker into {} (first run only)",
+            build_dir.display()
+        );
+        let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
+            .args(["build", "--release", "-p", "millrace", "--target-dir"])
+            .arg(&build_dir)
+            .current_dir(workspace)
+            .status()
+            .expect("run cargo to build the broker");
+        assert!(status.success(), "cargo build --release -p millrace failed");
+        let built = build_dir.join("release/millrace");
+        assert!(built.is_file(), "no broker binary at {}", built.display());
+        built
+    })
+}
+
+/// A broker process on a free port with its own data directory; killed on drop.
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Broker {
+    fn start(name: &str) -> Broker {
+        let binary = broker_binary();
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "millrace-tools-test-{name}-{}-{port}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("broker.log")).unwrap();
+        let child = Command::new(binary)
+            .args(["--listen", &addr, "--advertise", &addr, "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--cores", "2"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        let mut broker = Broker {
+            child: Some(child),
+            port,
+            dir,
+        };
+        broker.wait_ready();
+        broker
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("broker exited with {status}: {}", self.log());
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "broker not listening after {READY_TIMEOUT:?}: {}",
+            self.log()
+        );
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM (clean shutdown: final flush, indexes) and wait for the exit.
+    fn stop(&mut self) {
+        let mut child = self.child.take().expect("broker running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("broker did not stop on SIGTERM: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `millrace-tools ARGS --bootstrap-server <this broker>`.
+    fn tools(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.push("--bootstrap-server".into());
+        all.push(self.bootstrap());
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        tools(&all, stdin)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tools(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(TOOLS)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.unwrap_or("").to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(data.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Asserts exit status 1 and exactly one stderr line containing `needle`; returns the line.
+#[track_caller]
+fn fails_with(out: Output, needle: &str) -> String {
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {err}",
+        stdout(&out)
+    );
+    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    err
+}
+
+/// `count` lines `key-i:value-i` (keys repeat every 97 lines).
+fn keyed_lines(count: usize, tag: &str) -> String {
+    (0..count)
+        .map(|i| format!("key-{}:{tag}-value-{i}\n", i % 97))
+        .collect()
+}
+
+#[test]
+fn topics_create_list_describe_add_partitions_delete() {
+    let broker = Broker::start("topics");
+    let out = ok(broker.tools(
+        &[
+            "topics",
+            "create",
+            "orders",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "1",
+            "--config",
+            "retention.ms=-1",
+            "--config",
+            "max.message.bytes=2000000",
+        ],
+        None,
+    ));
+    assert!(out.contains("Created topic orders"), "{out}");
+    fails_with(
+        broker.tools(&["topics", "create", "orders"], None),
+        "TOPIC_ALREADY_EXISTS",
+    );
+
+    let list = ok(broker.tools(&["topics", "list"], None));
+    let row: Vec<&str> = list
+        .lines()
+        .find(|l| l.starts_with("orders "))
+        .unwrap_or_else(|| panic!("{list}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row, ["orders", "3", "1"], "{list}");
+    let json = ok(broker.tools(&["topics", "list", "--json"], None));
+    assert!(
+        json.contains(r#"{"name":"orders","partitions":3,"replication_factor":1}"#),
+        "{json}"
+    );
+
+    ok(broker.tools(&["produce", "orders", "--partition", "1"], Some("a\nb\n")));
+    let describe = ok(broker.tools(&["topics", "describe", "orders"], None));
+    assert!(describe.contains("PartitionCount: 3"), "{describe}");
+    let partition_1: Vec<&str> = describe
+        .lines()
+        .find(|l| l.starts_with("1 "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // partition, leader, replicas, isr, log start, log end
+    assert_eq!(partition_1, ["1", "0", "0", "0", "0", "2"], "{describe}");
+    let retention = describe
+        .lines()
+        .find(|l| l.starts_with("retention.ms"))
+        .unwrap();
+    assert!(
+        retention.contains("-1") && retention.contains("DYNAMIC_TOPIC_CONFIG"),
+        "{retention}"
+    );
+    assert!(describe.contains("2000000"), "{describe}");
+    let json = ok(broker.tools(&["topics", "describe", "orders", "--json"], None));
+    assert!(json.contains(r#""partition_count":3"#), "{json}");
+    assert!(
+        json.contains(r#"{"partition":1,"leader":0,"replicas":[0],"isr":[0],"log_start_offset":0,"log_end_offset":2}"#),
+        "{json}"
+    );
+
+    ok(broker.tools(
+        &["topics", "add-partitions", "orders", "--partitions", "5"],
+        None,
+    ));
+    let describe = ok(broker.tools(&["topics", "describe", "orders"], None));
+    assert!(describe.contains("PartitionCount: 5"), "{describe}");
+    fails_with(
+        broker.tools(
+            &["topics", "add-partitions", "orders", "--partitions", "2"],
+            None,
+        ),
+        "INVALID_PARTITIONS",
+    );
+
+    let configs = ok(broker.tools(&["configs", "describe", "--topic", "orders"], None));
+    assert!(configs
+        .lines()
+        .any(|l| l.starts_with("max.message.bytes") && l.contains("2000000")));
+    let configs = ok(broker.tools(&["configs", "describe", "--broker", "0", "--json"], None));
+    assert!(
+        configs.starts_with('[') && configs.contains(r#""name":"broker.id""#),
+        "{configs}"
+    );
+
+    ok(broker.tools(&["topics", "delete", "orders"], None));
+    let list = ok(broker.tools(&["topics", "list"], None));
+    assert!(!list.lines().any(|l| l.starts_with("orders ")), "{list}");
+    fails_with(
+        broker.tools(&["topics", "describe", "orders"], None),
+        "unknown topic orders: UNKNOWN_TOPIC_OR_PARTITION",
+    );
+    fails_with(
+        broker.tools(&["topics", "delete", "orders"], None),
+        "UNKNOWN_TOPIC_OR_PARTITION",
+    );
+}
+
+#[test]
+fn bad_arguments_and_unsupported_apis_fail_with_one_line() {
+    let broker = Broker::start("errors");
+    let line = fails_with(
+        broker.tools(&["topics", "create", "t", "--config", "retention.ms"], None),
+        "malformed --config argument 'retention.ms'",
+    );
+    assert!(line.starts_with("millrace-tools: "), "{line}");
+    fails_with(
+        broker.tools(
+            &["topics", "create", "t", "--config", "no.such.key=1"],
+            None,
+        ),
+        "INVALID_CONFIG",
+    );
+    fails_with(
+        broker.tools(&["consume", "nope", "--timeout-ms", "100"], None),
+        "unknown topic nope: UNKNOWN_TOPIC_OR_PARTITION",
+    );
+    ok(broker.tools(&["topics", "create", "t", "--partitions", "1"], None));
+    fails_with(
+        broker.tools(
+            &[
+                "configs",
+                "alter",
+                "--topic",
+                "t",
+                "--add-config",
+                "retention.ms=5",
+            ],
+            None,
+        ),
+        "IncrementalAlterConfigs is unsupported by this broker",
+    );
+    fails_with(
+        broker.tools(
+            &["consume", "t", "--group", "g", "--max-messages", "1"],
+            None,
+        ),
+        "consumer group g: this broker has no group coordinator",
+    );
+    fails_with(
+        broker.tools(&["consume", "t", "--partition", "7"], None),
+        "partition 7",
+    );
+    fails_with(
+        broker.tools(
+            &["produce", "t", "--key-separator", ":"],
+            Some("k:v\nnokey\n"),
+        ),
+        "no key separator ':' on line 2",
+    );
+}
+
+#[test]
+fn unreachable_broker_is_one_line_and_nonzero() {
+    let port = free_port(); // bound and released: nothing listens there now
+    let addr = format!("127.0.0.1:{port}");
+    for args in [
+        vec!["topics", "list"],
+        vec!["cluster", "describe"],
+        vec!["consume", "t"],
+    ] {
+        let mut args = args;
+        args.extend(["--bootstrap-server", &addr]);
+        fails_with(tools(&args, None), &format!("cannot connect to {addr}: "));
+    }
+}
+
+#[test]
+fn cluster_describe_lists_brokers_controller_id_and_api_versions() {
+    let broker = Broker::start("cluster");
+    let out = ok(broker.tools(&["cluster", "describe"], None));
+    let cluster_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Cluster id: "))
+        .unwrap();
+    assert!(!cluster_id.is_empty() && cluster_id != "(none)", "{out}");
+    assert!(out.contains("Controller: 0"), "{out}");
+    let broker_row = out.lines().find(|l| l.starts_with("0 ")).unwrap();
+    assert!(broker_row.contains(&broker.port.to_string()), "{out}");
+    let produce: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("Produce "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(produce[1], "0", "{out}");
+    assert!(out.lines().any(|l| l.starts_with("ApiVersions ")), "{out}");
+    let json = ok(broker.tools(&["cluster", "describe", "--json"], None));
+    assert!(
+        json.contains(&format!(r#""cluster_id":"{cluster_id}""#)),
+        "{json}"
+    );
+    assert!(
+        json.contains(r#"{"api":"Fetch","key":1,"min_version":4"#),
+        "{json}"
+    );
+}
+
+#[test]
+fn produce_and_consume_1000_keyed_records_with_headers_under_every_codec() {
+    let broker = Broker::start("codecs");
+    for codec in CODECS {
+        let topic = format!("codec-{codec}");
+        ok(broker.tools(&["topics", "create", &topic, "--partitions", "3"], None));
+        let input = keyed_lines(1000, codec);
+        let out = broker.tools(
+            &[
+                "produce",
+                &topic,
+                "--key-separator",
+                ":",
+                "--header",
+                "source=test",
+                "--header",
+                &format!("codec={codec}"),
+                "--compression",
+                codec,
+                "--acks",
+                "all",
+            ],
+            Some(&input),
+        );
+        let summary = stderr(&out);
+        ok(out);
+        assert!(summary.contains("Produced 1000 records"), "{summary}");
+
+        let out = ok(broker.tools(
+            &[
+                "consume",
+                &topic,
+                "--from-beginning",
+                "--max-messages",
+                "1000",
+                "--format",
+                "key-value",
+                "--timeout-ms",
+                "10000",
+            ],
+            None,
+        ));
+        let mut got: Vec<String> = out.lines().map(|l| l.replacen('\t', ":", 1)).collect();
+        let mut expected: Vec<String> = input.lines().map(str::to_string).collect();
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected, "{codec}");
+
+        let json = ok(broker.tools(
+            &[
+                "consume",
+                &topic,
+                "--from-beginning",
+                "--max-messages",
+                "1000",
+                "--format",
+                "json",
+                "--timeout-ms",
+                "10000",
+            ],
+            None,
+        ));
+        assert_eq!(json.lines().count(), 1000);
+        let header = format!(r#""headers":{{"source":"test","codec":"{codec}"}}}}"#);
+        assert!(
+            json.lines().all(|l| l.ends_with(&header)),
+            "{codec}: {json}"
+        );
+        // Keyed records: one key, one partition (the murmur2 partitioner is deterministic).
+        let mut partitions_of_key: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for line in json.lines() {
+            let key = field(line, "key");
+            partitions_of_key
+                .entry(key)
+                .or_default()
+                .insert(field(line, "partition"));
+        }
+        assert_eq!(partitions_of_key.len(), 97);
+        assert!(
+            partitions_of_key.values().all(|p| p.len() == 1),
+            "{partitions_of_key:?}"
+        );
+        let used: BTreeSet<_> = partitions_of_key.values().flatten().collect();
+        assert_eq!(used.len(), 3, "keys spread over every partition");
+    }
+}
+
+#[test]
+fn consume_json_fields_and_start_positions() {
+    let broker = Broker::start("consume");
+    ok(broker.tools(&["topics", "create", "events", "--partitions", "1"], None));
+    let before = now_ms();
+    ok(broker.tools(
+        &[
+            "produce",
+            "events",
+            "--key-separator",
+            "=",
+            "--header",
+            "h=v",
+        ],
+        Some("k0=v0\nk1=v1\nk2=v2\n"),
+    ));
+    let out = ok(broker.tools(
+        &[
+            "consume",
+            "events",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+            "--format",
+            "json",
+        ],
+        None,
+    ));
+    let line = out.lines().next().unwrap();
+    assert!(
+        line.starts_with(r#"{"topic":"events","partition":0,"offset":0,"timestamp":"#),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(r#","key":"k0","value":"v0","headers":{"h":"v"}}"#),
+        "{line}"
+    );
+    let timestamp: i64 = field(line, "timestamp").parse().unwrap();
+    assert!(timestamp >= before && timestamp <= now_ms(), "{line}");
+
+    let out = ok(broker.tools(
+        &["consume", "events", "--offset", "1", "--max-messages", "2"],
+        None,
+    ));
+    assert_eq!(out, "v1\nv2\n");
+    let out = ok(broker.tools(
+        &[
+            "consume",
+            "events",
+            "--timestamp",
+            &before.to_string(),
+            "--max-messages",
+            "3",
+        ],
+        None,
+    ));
+    assert_eq!(out, "v0\nv1\nv2\n");
+    // --file, and acks 1 and 0 (acks=0 gets no answer; the records still arrive).
+    let file = broker.dir.join("input.txt");
+    std::fs::write(&file, "f0\nf1\n").unwrap();
+    ok(broker.tools(
+        &[
+            "produce",
+            "events",
+            "--file",
+            file.to_str().unwrap(),
+            "--acks",
+            "1",
+        ],
+        None,
+    ));
+    ok(broker.tools(&["produce", "events", "--acks", "0"], Some("z0\nz1\n")));
+    let out = ok(broker.tools(
+        &[
+            "consume",
+            "events",
+            "--offset",
+            "3",
+            "--max-messages",
+            "4",
+            "--timeout-ms",
+            "10000",
+        ],
+        None,
+    ));
+    assert_eq!(out, "f0\nf1\nz0\nz1\n");
+    // Default start is the end: nothing arrives, the idle timeout ends the run cleanly.
+    let out = broker.tools(&["consume", "events", "--timeout-ms", "700"], None);
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("Processed a total of 0 messages"),
+        "{}",
+        stderr(&out)
+    );
+    ok(out);
+}
+
+#[test]
+fn log_check_finds_a_flipped_byte_and_dump_counts_batches() {
+    let mut broker = Broker::start("log");
+    ok(broker.tools(&["topics", "create", "logs", "--partitions", "1"], None));
+    let out = broker.tools(
+        &[
+            "produce",
+            "logs",
+            "--batch-size",
+            "2000",
+            "--compression",
+            "lz4",
+        ],
+        Some(&keyed_lines(1000, "log")),
+    );
+    let summary = stderr(&out);
+    ok(out);
+    let batches: usize = summary
+        .split_whitespace()
+        .skip_while(|w| *w != "in")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(batches > 5, "{summary}");
+    broker.stop();
+
+    let partition = broker.data_dir().join("logs-0");
+    let dump = ok(tools(&["log", "dump", partition.to_str().unwrap()], None));
+    let batch_lines: Vec<&str> = dump
+        .lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .collect();
+    assert_eq!(batch_lines.len(), batches, "{dump}");
+    assert!(
+        batch_lines.iter().all(|l| l.contains("isValid: true")),
+        "{dump}"
+    );
+    assert!(
+        dump.contains(&format!("{batches} batches, 1000 records")),
+        "{dump}"
+    );
+    let with_records = ok(tools(
+        &["log", "dump", "--records", partition.to_str().unwrap()],
+        None,
+    ));
+    assert_eq!(
+        with_records
+            .lines()
+            .filter(|l| l.starts_with("| offset:"))
+            .count(),
+        1000
+    );
+
+    let data = broker.data_dir();
+    let out = ok(tools(&["log", "check", data.to_str().unwrap()], None));
+    assert!(
+        out.contains(&format!("{batches} batches, no corruption")),
+        "{out}"
+    );
+
+    // Flip one byte inside the third batch's records.
+    let third = batch_lines[2];
+    let position: u64 = field_after(third, "position:").parse().unwrap();
+    let size: u64 = field_after(third, "size:").parse().unwrap();
+    let segment = partition.join("00000000000000000000.log");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = (position + size - 3) as usize;
+    bytes[at] ^= 0x20;
+    std::fs::write(&segment, bytes).unwrap();
+
+    for dir in [&data, &partition] {
+        let out = tools(&["log", "check", dir.to_str().unwrap()], None);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        let report = stdout(&out);
+        let corrupt: Vec<&str> = report
+            .lines()
+            .filter(|l| l.starts_with("CORRUPT"))
+            .collect();
+        assert_eq!(corrupt.len(), 1, "{report}");
+        assert!(corrupt[0].contains("00000000000000000000.log"), "{report}");
+        assert!(
+            corrupt[0].contains(&format!("position {position}:")),
+            "{report}"
+        );
+        assert!(corrupt[0].contains("CRC"), "{report}");
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
+    let dump = ok(tools(&["log", "dump", partition.to_str().unwrap()], None));
+    assert!(dump.contains("isValid: false"), "{dump}");
+}
+
+/// A JSON field's value as text (strings unquoted), for the flat objects these tests read.
+fn field(line: &str, name: &str) -> String {
+    let start = line.find(&format!("\"{name}\":")).unwrap() + name.len() + 3;
+    let rest = &line[start..];
+    if let Some(s) = rest.strip_prefix('"') {
+        s[..s.find('"').unwrap()].to_string()
+    } else {
+        rest[..rest.find([',', '}']).unwrap()].to_string()
+    }
+}
+
+fn field_after<'a>(line: &'a str, label: &str) -> &'a str {
+    let start = line.find(label).unwrap() + label.len();
+    line[start..].split_whitespace().next().unwrap()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn log_check_follows_offsets_across_segments_and_reports_a_missing_one() {
+    let mut broker = Broker::start("segments");
+    ok(broker.tools(
+        &[
+            "topics",
+            "create",
+            "rolled",
+            "--partitions",
+            "1",
+            "--config",
+            "segment.bytes=16384",
+        ],
+        None,
+    ));
+    ok(broker.tools(
+        &["produce", "rolled", "--batch-size", "4000"],
+        Some(&keyed_lines(3000, "segment")),
+    ));
+    broker.stop();
+    let partition = broker.data_dir().join("rolled-0");
+    let dir = partition.to_str().unwrap();
+    let out = ok(tools(&["log", "check", dir], None));
+    assert!(out.contains("no corruption"), "{out}");
+    let dump = ok(tools(&["log", "dump", dir], None));
+    let segments: Vec<&str> = dump.lines().filter(|l| l.starts_with("Dumping ")).collect();
+    assert!(segments.len() >= 3, "{dump}");
+    let records: u64 = dump
+        .lines()
+        .filter(|l| l.starts_with("Segment "))
+        .map(|l| field_after(l, "batches,").parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(records, 3000, "{dump}");
+
+    // Remove a middle segment: the next one no longer starts where the previous one ended.
+    let middle = field_after(segments[1], "Dumping ");
+    std::fs::remove_file(middle).unwrap();
+    let out = tools(&["log", "check", dir], None);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = stdout(&out);
+    assert!(
+        report.contains("but the previous segment ends at"),
+        "{report}"
+    );
+}
