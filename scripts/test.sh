@@ -16,11 +16,12 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "Rust tests (unit, doc, model-based storage, fuzzing)"
-cargo test --workspace --locked
-
+# The release broker first: the tools' CLI tests and the client suite both drive it.
 step "release build"
 cargo build --release --locked -p millrace
+
+step "Rust tests (unit, doc, model-based storage, fuzzing, CLI against the broker)"
+cargo test --workspace --locked
 
 step "real-client integration suite against target/release/millrace"
 tests/clients/run.sh
