@@ -88,8 +88,11 @@ pub fn run(config: Config) -> Result<(), String> {
     let config = Arc::new(config);
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), cores = config.cores,
         fsync = config.fsync, "millrace starting");
+    // Shards listen only once every shard has opened its logs: a connection on a ready shard
+    // could otherwise forward work to a peer still opening the partition.
+    let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     run_shards(&runtime, move |_| {
-        shard_main(config.clone(), mesh.clone(), image.clone())
+        shard_main(config.clone(), mesh.clone(), image.clone(), ready.clone())
     })
     .map_err(|e| e.to_string())
 }
@@ -98,6 +101,7 @@ async fn shard_main(
     config: Arc<Config>,
     mesh: MeshSpec<MeshMsg>,
     image: Arc<MetadataImage>,
+    ready: Arc<std::sync::atomic::AtomicUsize>,
 ) -> std::io::Result<()> {
     let mut mesh = mesh.join().await?;
     let inboxes = mesh.take_inboxes();
@@ -105,10 +109,16 @@ async fn shard_main(
     for (peer, inbox) in inboxes {
         millrace_shard::spawn_detached(inbox_loop(shard.clone(), peer, inbox));
     }
-    DmaDisk::probe_device(&config.data_dir, shard.id).await?;
-    shard.apply_metadata(image).await?;
-    crate::coordinator::load(&shard).await?;
+    if let Err(e) = open_shard(&shard, &config, image).await {
+        // Stop the other shards too: they would otherwise wait for this one forever.
+        STOP.store(true, Ordering::Relaxed);
+        return Err(e);
+    }
     millrace_shard::spawn_detached(crate::coordinator::tick_loop(shard.clone()));
+    ready.fetch_add(1, Ordering::AcqRel);
+    while ready.load(Ordering::Acquire) < shard.shards && !STOP.load(Ordering::Relaxed) {
+        millrace_shard::time::sleep(Duration::from_millis(1)).await;
+    }
     let listener = millrace_shard::net::listen(config.listen)?;
     tracing::info!(
         shard = shard.id,
@@ -120,6 +130,18 @@ async fn shard_main(
     shard.data_arrived.notify_all();
     shard.close_logs().await;
     tracing::info!(shard = shard.id, "shard stopped");
+    Ok(())
+}
+
+/// Opens this shard's logs and rebuilds its consumer groups.
+async fn open_shard(
+    shard: &Rc<Shard>,
+    config: &Config,
+    image: Arc<MetadataImage>,
+) -> std::io::Result<()> {
+    DmaDisk::probe_device(&config.data_dir, shard.id).await?;
+    shard.apply_metadata(image).await?;
+    crate::coordinator::load(shard).await?;
     Ok(())
 }
 

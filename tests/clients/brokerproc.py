@@ -26,10 +26,23 @@ def broker_kind() -> str:
     return kind
 
 
+# Ports below the kernel's ephemeral range (32768+ here): an outgoing connection of any client
+# can take an ephemeral port as its local port, and would then block a broker restarting on it.
+PORT_RANGE = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    import random
+
+    for _ in range(200):
+        port = random.randrange(*PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORT_RANGE}")
 
 
 def port_accepts(port: int) -> bool:
