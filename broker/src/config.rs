@@ -43,6 +43,9 @@ pub struct Config {
     /// `millrace.log.pending.bytes.max`: appended bytes per partition waiting for a group
     /// commit before producers wait for it.
     pub log_pending_bytes_max: usize,
+    /// True when `millrace.log.pending.bytes.max` was set explicitly (a device probe result
+    /// then does not override it).
+    pub log_pending_bytes_max_set: bool,
     /// `millrace.io.memory.bytes`: io_uring registered buffer memory per shard.
     pub io_memory_bytes: usize,
     /// `millrace.mesh.channel.capacity`: messages per cross-shard channel.
@@ -87,6 +90,7 @@ impl Default for Config {
             fsync: true,
             batch_cache_bytes: 64 << 20,
             log_pending_bytes_max: 64 << 20,
+            log_pending_bytes_max_set: false,
             io_memory_bytes: 2 << 20,
             mesh_channel_capacity: 1024,
             max_inflight_per_connection: 64,
@@ -208,7 +212,8 @@ impl Config {
                     self.batch_cache_bytes = parse_num(key, value, 0, 1 << 40)? as usize
                 }
                 "millrace.log.pending.bytes.max" => {
-                    self.log_pending_bytes_max = parse_num(key, value, 1 << 20, 1 << 34)? as usize
+                    self.log_pending_bytes_max = parse_num(key, value, 1 << 20, 1 << 34)? as usize;
+                    self.log_pending_bytes_max_set = true;
                 }
                 "millrace.io.memory.bytes" => {
                     self.io_memory_bytes = parse_num(key, value, 64 << 10, 1 << 34)? as usize
@@ -355,6 +360,37 @@ impl Config {
     }
 }
 
+/// Bounds for the write-behind sized from a device probe.
+const WRITE_BEHIND_BYTES_MIN: usize = 4 << 20;
+const WRITE_BEHIND_BYTES_MAX: usize = 256 << 20;
+
+/// The write-behind (unflushed bytes a partition may hold while a commit is in flight) for a
+/// device profile written by `millrace-tune probe`: twice what the device writes during a p99
+/// fdatasync, within [4 MiB, 256 MiB] and never below one batch of `message.max.bytes`.
+pub fn write_behind_from_probe(text: &str, message_max_bytes: usize) -> Result<usize, String> {
+    let pairs = parse_properties(text, "probe profile").map_err(|e| e.to_string())?;
+    let get = |key: &str| -> Result<f64, String> {
+        let (_, v, _) = pairs
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .ok_or(format!("no {key}"))?;
+        v.parse::<f64>()
+            .map_err(|_| format!("{key}={v} is not a number"))
+    };
+    if get("probe.version")? != 1.0 {
+        return Err("unknown probe.version".into());
+    }
+    let bandwidth = get("probe.write.bytes.per.second")?;
+    let sync_us = get("probe.fdatasync.p99.us")?;
+    if !(bandwidth > 0.0 && sync_us > 0.0) {
+        return Err("bandwidth and fdatasync latency must be positive".into());
+    }
+    let during_sync = bandwidth * sync_us / 1e6;
+    Ok(((during_sync * 2.0) as usize)
+        .clamp(WRITE_BEHIND_BYTES_MIN, WRITE_BEHIND_BYTES_MAX)
+        .max(message_max_bytes))
+}
+
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -498,6 +534,33 @@ mod tests {
             apply("garbage line"),
             Err(ConfigError::Syntax { .. })
         ));
+    }
+
+    #[test]
+    fn write_behind_follows_the_probe() {
+        let probe = |bw: &str, us: &str| {
+            format!("# x\nprobe.version=1\nprobe.write.bytes.per.second={bw}\nprobe.fdatasync.p99.us={us}\n")
+        };
+        // 2 GB/s x 8 ms = 16 MB during a sync; twice that.
+        assert_eq!(
+            write_behind_from_probe(&probe("2000000000", "8000"), 1 << 20).unwrap(),
+            32_000_000
+        );
+        assert_eq!(
+            write_behind_from_probe(&probe("1000", "10"), 1 << 20).unwrap(),
+            4 << 20
+        );
+        assert_eq!(
+            write_behind_from_probe(&probe("1e12", "1e6"), 1 << 20).unwrap(),
+            256 << 20
+        );
+        assert_eq!(
+            write_behind_from_probe(&probe("1000", "10"), 8 << 20).unwrap(),
+            8 << 20
+        );
+        assert!(write_behind_from_probe(&probe("0", "10"), 1).is_err());
+        assert!(write_behind_from_probe(&probe("x", "10"), 1).is_err());
+        assert!(write_behind_from_probe("probe.version=2\n", 1).is_err());
     }
 
     #[test]

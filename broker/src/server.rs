@@ -67,10 +67,38 @@ pub fn load_metadata(config: &Config) -> Result<MetadataImage, String> {
     Ok(image)
 }
 
+/// `millrace-tune probe DATA_DIR` writes this; the broker reads it at start.
+const PROBE_PROFILE_FILE: &str = ".millrace-probe.properties";
+
+/// Sizes `millrace.log.pending.bytes.max` from the device probe's profile unless the key was
+/// set explicitly.
+fn size_write_behind(config: &mut Config) {
+    if config.log_pending_bytes_max_set {
+        return;
+    }
+    let path = config.data_dir.join(PROBE_PROFILE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring the device probe");
+            return;
+        }
+    };
+    match crate::config::write_behind_from_probe(&text, config.message_max_bytes) {
+        Ok(bytes) => {
+            config.log_pending_bytes_max = bytes;
+            tracing::info!(path = %path.display(), pending_bytes_max = bytes, "sized write-behind from the device probe");
+        }
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring the device probe"),
+    }
+}
+
 /// Runs the broker until SIGINT/SIGTERM.
-pub fn run(config: Config) -> Result<(), String> {
+pub fn run(mut config: Config) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
+    size_write_behind(&mut config);
     let image = Arc::new(load_metadata(&config)?);
     let runtime = ShardRuntimeConfig {
         shards: config.cores,

@@ -314,6 +314,11 @@ impl Report {
             .collect();
         let _ = writeln!(out, "random 4 KiB direct read: {}", reads.join(", "));
         let _ = writeln!(out, "wrote {}", self.dir.join(RESULT_FILE).display());
+        let _ = writeln!(
+            out,
+            "wrote {} (read by millrace at start)",
+            self.dir.join(PROFILE_FILE).display()
+        );
         out
     }
 
@@ -556,16 +561,40 @@ fn latency_summary(us: &mut [u64]) -> SyncLatency {
 }
 
 fn write_result(report: &Report) -> Result<(), Error> {
-    let path = report.dir.join(RESULT_FILE);
-    let tmp = report.dir.join(format!("{RESULT_FILE}.tmp"));
-    let text = report.to_json().to_pretty();
+    let json = report.to_json();
+    write_atomically(&report.dir, RESULT_FILE, &json.to_pretty())?;
+    let profile =
+        profile_of(&json).map_err(|e| Error::io(e, std::io::Error::other("incomplete probe")))?;
+    write_atomically(&report.dir, PROFILE_FILE, &profile.to_properties())
+}
+
+/// The file the broker reads at start (server.properties syntax, which its config parser
+/// already reads; the broker does not parse JSON).
+pub const PROFILE_FILE: &str = ".millrace-probe.properties";
+
+impl DeviceProfile {
+    /// The profile in server.properties syntax, as written to [`PROFILE_FILE`].
+    pub fn to_properties(&self) -> String {
+        format!(
+            "# written by millrace-tune probe; read by millrace at start to size its write-behind\n\
+             probe.version={VERSION}\n\
+             probe.write.bytes.per.second={:.0}\n\
+             probe.fdatasync.p99.us={:.0}\n",
+            self.write_bytes_per_second, self.fdatasync_p99_us
+        )
+    }
+}
+
+fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), Error> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
     let result = (|| {
         let _ = fs::remove_file(&tmp);
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         fs::rename(&tmp, &path)?;
-        File::open(&report.dir)?.sync_all()
+        File::open(dir)?.sync_all()
     })();
     result.map_err(|e| {
         let _ = fs::remove_file(&tmp);
@@ -696,5 +725,103 @@ mod tests {
         );
         assert_eq!(doc.get("format").and_then(Json::as_str), Some(FORMAT));
         fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// What the broker takes from a probe result: the device's sustained sequential write
+/// bandwidth (best measured pass) and the cost of one small write + fdatasync at p99.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceProfile {
+    /// Best sequential direct-I/O write bandwidth, bytes per second.
+    pub write_bytes_per_second: f64,
+    /// p99 of one 4 KiB write + fdatasync, microseconds.
+    pub fdatasync_p99_us: f64,
+}
+
+/// Reads `DIR/.millrace-probe.json`. `Ok(None)` when there is no file; an error for a file that
+/// is not a probe result of a version this code knows, or lacks the fields it needs.
+pub fn read_profile(dir: &std::path::Path) -> Result<Option<DeviceProfile>, String> {
+    let path = dir.join(RESULT_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("reading {}: {e}", path.display())),
+    };
+    let json = crate::json::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    profile_of(&json)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The profile in a probe result document.
+fn profile_of(json: &Json) -> Result<DeviceProfile, String> {
+    let bad = |what: &str| what.to_string();
+    if json.get("format").and_then(Json::as_str) != Some(FORMAT) {
+        return Err(bad("not a millrace probe result"));
+    }
+    let version = json.get("version").and_then(Json::as_f64);
+    if version != Some(VERSION as f64) {
+        return Err(bad(&format!("unknown version {version:?}")));
+    }
+    let write_bytes_per_second = json
+        .get("sequential_write")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .chain(json.get("sequential_append"))
+        .filter_map(|pass| pass.get("bytes_per_second").and_then(Json::as_f64))
+        .fold(0.0f64, f64::max);
+    let fdatasync_p99_us = json
+        .get("fdatasync")
+        .and_then(|f| f.get("p99_us"))
+        .and_then(Json::as_f64)
+        .ok_or_else(|| bad("no fdatasync.p99_us"))?;
+    if write_bytes_per_second <= 0.0 || fdatasync_p99_us <= 0.0 {
+        return Err(bad("no positive bandwidth or fdatasync latency"));
+    }
+    Ok(DeviceProfile {
+        write_bytes_per_second,
+        fdatasync_p99_us,
+    })
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use super::*;
+
+    fn write(dir: &std::path::Path, text: &str) {
+        std::fs::write(dir.join(RESULT_FILE), text).unwrap();
+    }
+
+    #[test]
+    fn profile_is_read_and_bad_files_are_refused() {
+        let dir = std::env::temp_dir().join(format!("mt-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(read_profile(&dir).unwrap(), None);
+        write(
+            &dir,
+            r#"{"format":"millrace-probe","version":1,
+            "sequential_append":{"bytes_per_second":1000.0},
+            "sequential_write":[{"bytes_per_second":3000.0},{"bytes_per_second":2000.0}],
+            "fdatasync":{"p99_us":8000.0}}"#,
+        );
+        let p = read_profile(&dir).unwrap().unwrap();
+        assert_eq!(
+            (p.write_bytes_per_second, p.fdatasync_p99_us),
+            (3000.0, 8000.0)
+        );
+        write(
+            &dir,
+            r#"{"format":"millrace-probe","version":2,"fdatasync":{"p99_us":1.0}}"#,
+        );
+        assert!(read_profile(&dir).unwrap_err().contains("version"));
+        write(&dir, "not json");
+        assert!(read_profile(&dir).is_err());
+        write(
+            &dir,
+            r#"{"format":"millrace-probe","version":1,"fdatasync":{"p99_us":5.0}}"#,
+        );
+        assert!(read_profile(&dir).is_err(), "no bandwidth must be refused");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use millrace_tune::checks::CHECK_NAMES;
 use millrace_tune::json::{parse, Json};
-use millrace_tune::probe::{RESULT_FILE, SCRATCH_FILE};
+use millrace_tune::probe::{PROFILE_FILE, RESULT_FILE, SCRATCH_FILE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_millrace-tune");
 
@@ -172,11 +172,24 @@ fn probe_writes_its_result_and_removes_its_scratch_file() {
     for r in doc.get("random_read").and_then(Json::as_array).unwrap() {
         assert!(r.get("iops").and_then(Json::as_f64).unwrap() > 0.0);
     }
-    let names: Vec<_> = fs::read_dir(&dir.0)
+    // The broker's copy: server.properties syntax with the two numbers it sizes buffers from.
+    let props = fs::read_to_string(dir.0.join(PROFILE_FILE)).unwrap();
+    assert!(props.contains("probe.version=1\n"), "{props}");
+    for key in ["probe.write.bytes.per.second=", "probe.fdatasync.p99.us="] {
+        let line = props.lines().find(|l| l.starts_with(key)).expect(key);
+        let value: f64 = line[key.len()..].parse().unwrap();
+        assert!(value > 0.0, "{line}");
+    }
+    let mut names: Vec<_> = fs::read_dir(&dir.0)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names, [RESULT_FILE], "nothing else is left behind");
+    names.sort();
+    assert_eq!(
+        names,
+        [RESULT_FILE, PROFILE_FILE],
+        "nothing else is left behind"
+    );
 }
 
 #[test]
