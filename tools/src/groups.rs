@@ -507,7 +507,7 @@ fn reset_offsets(args: &ResetArgs) -> Result<(), ToolError> {
     let view = group_view(&mut coordinator, group)?;
     if !INACTIVE_STATES.contains(&view.state.as_str()) {
         return Err(ToolError::Usage(format!(
-            "group {group} is not inactive (state {}, {} members): offsets can only be reset \
+            "group {group} is not inactive (state {}, members: {}): offsets can only be reset \
              when the group has no members",
             view.state,
             view.members.len()
