@@ -90,30 +90,9 @@ impl GroupMember {
                  without --group"
             )));
         }
-        let mut request = FindCoordinatorRequest::default();
-        request.key = StrBytes::from_string(group.to_string());
-        request.key_type = 0;
-        let deadline = Instant::now() + COORDINATOR_WAIT;
-        let response = loop {
-            let response = bootstrap.call(&request, FIND_COORDINATOR_VERSIONS)?;
-            // The coordinator may still be loading (a new cluster creates its offsets topic).
-            if response.error_code == 0 || !is_retriable(response.error_code) {
-                break response;
-            }
-            if Instant::now() > deadline {
-                break response;
-            }
-            std::thread::sleep(RETRY_BACKOFF);
-        };
-        if response.error_code != 0 {
-            return Err(ToolError::Usage(format!(
-                "consumer group {group}: no coordinator ({})",
-                error_name(response.error_code)
-            )));
-        }
-        let address = format!("{}:{}", response.host.as_str(), response.port);
+        let coordinator = find_coordinator(bootstrap, group)?;
         Ok(GroupMember {
-            coordinator: Client::connect(&address)?,
+            coordinator,
             group: group.to_string(),
             topic: topic.to_string(),
             member_id: String::new(),
@@ -339,6 +318,45 @@ impl GroupMember {
             None,
         )
     }
+}
+
+/// Finds the coordinator of `group` through `bootstrap` and connects to it, waiting while the
+/// coordinator is loading (a new cluster creates its offsets topic on first use).
+pub fn find_coordinator(bootstrap: &mut Client, group: &str) -> Result<Client, ToolError> {
+    let mut request = FindCoordinatorRequest::default();
+    request.key = StrBytes::from_string(group.to_string());
+    request.key_type = 0;
+    let deadline = Instant::now() + COORDINATOR_WAIT;
+    let response = loop {
+        let response = bootstrap.call(&request, FIND_COORDINATOR_VERSIONS)?;
+        if response.error_code == 0 || !is_retriable(response.error_code) {
+            break response;
+        }
+        if Instant::now() > deadline {
+            break response;
+        }
+        std::thread::sleep(RETRY_BACKOFF);
+    };
+    if response.error_code != 0 {
+        return Err(ToolError::Usage(format!(
+            "consumer group {group}: no coordinator ({})",
+            error_name(response.error_code)
+        )));
+    }
+    Client::connect(&format!("{}:{}", response.host.as_str(), response.port))
+}
+
+/// A member's assignment blob as the consumer protocol carries it: (topic, partitions) pairs.
+/// An empty blob (a member before its first SyncGroup) assigns nothing.
+pub fn decode_assignment(blob: &Bytes) -> Result<Vec<(String, Vec<i32>)>, ToolError> {
+    if blob.is_empty() {
+        return Ok(Vec::new());
+    }
+    let a: ConsumerProtocolAssignment = decode_versioned(blob.clone(), "assignment")?;
+    Ok(a.assigned_partitions
+        .iter()
+        .map(|tp| (tp.topic.to_string(), tp.partitions.clone()))
+        .collect())
 }
 
 /// The range assignor for one topic: members sorted by id; the first `partitions % members`

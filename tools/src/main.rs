@@ -4,6 +4,8 @@
 //! * `topics`, `configs`, `cluster`: admin requests over the Kafka protocol (`admin.rs`).
 //! * `produce`, `consume`: lines in, records out, through `wire`'s batch builder and decoder
 //!   (`produce.rs`, `consume.rs`).
+//! * `groups list | describe | reset-offsets | delete`: consumer groups as
+//!   `kafka-consumer-groups.sh` shows them (`groups.rs`).
 //! * `log dump`, `log check`: read partition directories on disk, no broker needed (`log.rs`).
 //!
 //! Flags are spelled as in Kafka's shell tools. Every protocol command takes
@@ -21,8 +23,8 @@
 //! * Keyed records are partitioned with Kafka's murmur2 (same partition as the Java client and
 //!   librdkafka's `murmur2_random`); unkeyed ones round-robin.
 //! * `consume --group` speaks the classic group protocol with the range assignor
-//!   (`group.rs`). A broker that does not advertise JoinGroup (millrace today) is refused at
-//!   once with one line.
+//!   (`group.rs`). A broker that does not advertise JoinGroup is refused at once with one
+//!   line.
 //! * Responses are decoded by kafka-protocol, which sizes arrays from declared counts; the
 //!   response frame is bounded (256 MiB) but a hostile broker could still make the CLI
 //!   allocate too much. The wire guard covers requests only; the tools trust their broker.
@@ -35,6 +37,7 @@ mod client;
 mod consume;
 mod error;
 mod group;
+mod groups;
 mod log;
 mod murmur2;
 mod output;
@@ -45,7 +48,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::ToolError;
 
-/// Millrace admin CLI: topics, configs, cluster, produce/consume, offline log tools.
+/// Millrace admin CLI: topics, configs, cluster, produce/consume, groups, offline log tools.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -68,6 +71,9 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records and print them.
     Consume(consume::ConsumeArgs),
+    /// Consumer groups: list, describe (offsets, lag, members), reset offsets, delete.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
     /// Offline tools for partition directories: dump and check segments.
     #[command(subcommand)]
     Log(log::LogCommand),
@@ -93,6 +99,7 @@ fn main() {
         Command::Cluster(cmd) => admin::cluster(cmd),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Groups(cmd) => groups::run(cmd),
         Command::Log(cmd) => log::run(cmd),
     };
     if let Err(e) = result {

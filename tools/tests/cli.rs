@@ -787,3 +787,256 @@ fn log_check_follows_offsets_across_segments_and_reports_a_missing_one() {
         "{report}"
     );
 }
+
+/// One column of `groups describe`'s offsets table, for the rows of `topic`.
+fn offsets_column(describe: &str, topic: &str, column: usize) -> Vec<String> {
+    describe
+        .lines()
+        .filter(|l| l.starts_with(&format!("{topic} ")))
+        .map(|l| l.split_whitespace().nth(column).unwrap().to_string())
+        .collect()
+}
+
+#[track_caller]
+fn column_sum(describe: &str, topic: &str, column: usize) -> i64 {
+    let cells = offsets_column(describe, topic, column);
+    assert_eq!(cells.len(), 2, "two partitions expected: {describe}");
+    cells
+        .iter()
+        .map(|c| {
+            c.parse::<i64>()
+                .unwrap_or_else(|_| panic!("{c}: {describe}"))
+        })
+        .sum()
+}
+
+/// (committed sum, lag sum) of group `g` on `topic`, from `groups describe`.
+#[track_caller]
+fn committed_and_lag(broker: &Broker, group: &str, topic: &str) -> (i64, i64) {
+    let describe = ok(broker.tools(&["groups", "describe", group], None));
+    // TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG MEMBER-ID
+    (
+        column_sum(&describe, topic, 2),
+        column_sum(&describe, topic, 4),
+    )
+}
+
+#[test]
+fn groups_list_describe_reset_offsets_and_delete() {
+    let broker = Broker::start("groups");
+    ok(broker.tools(&["topics", "create", "gt", "--partitions", "2"], None));
+    ok(broker.tools(
+        &["produce", "gt", "--partition", "0"],
+        Some("a0\na1\na2\na3\na4\n"),
+    ));
+    ok(broker.tools(
+        &["produce", "gt", "--partition", "1"],
+        Some("b0\nb1\nb2\nb3\nb4\n"),
+    ));
+    let consumed = ok(broker.tools(
+        &[
+            "consume",
+            "gt",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--max-messages",
+            "6",
+            "--timeout-ms",
+            "20000",
+        ],
+        None,
+    ));
+    assert_eq!(consumed.lines().count(), 6, "{consumed}");
+
+    let list = ok(broker.tools(&["groups", "list"], None));
+    let row: Vec<&str> = list
+        .lines()
+        .find(|l| l.starts_with("g "))
+        .unwrap_or_else(|| panic!("{list}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row, ["g", "consumer", "Empty"], "{list}");
+    let json = ok(broker.tools(&["groups", "list", "--json"], None));
+    assert!(
+        json.contains(r#"{"group":"g","protocol_type":"consumer","state":"Empty"}"#),
+        "{json}"
+    );
+
+    let describe = ok(broker.tools(&["groups", "describe", "g"], None));
+    assert!(describe.contains("State: Empty"), "{describe}");
+    assert!(describe.contains("Members: 0"), "{describe}");
+    assert_eq!(offsets_column(&describe, "gt", 3), ["5", "5"], "{describe}");
+    assert_eq!(committed_and_lag(&broker, "g", "gt"), (6, 4));
+    let json = ok(broker.tools(&["groups", "describe", "g", "--json"], None));
+    assert!(json.contains(r#""state":"Empty""#), "{json}");
+    assert!(json.contains(r#""log_end_offset":5"#), "{json}");
+
+    // Dry run (the default) prints the plan and commits nothing.
+    let reset = ["groups", "reset-offsets", "g", "--topic", "gt"];
+    let plan = ok(broker.tools(&[&reset[..], &["--to-earliest"]].concat(), None));
+    let new_offsets: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.starts_with("g "))
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
+    assert_eq!(new_offsets, ["0", "0"], "{plan}");
+    assert_eq!(committed_and_lag(&broker, "g", "gt"), (6, 4));
+
+    ok(broker.tools(
+        &[&reset[..], &["--to-earliest", "--execute"]].concat(),
+        None,
+    ));
+    assert_eq!(committed_and_lag(&broker, "g", "gt"), (0, 10));
+    ok(broker.tools(
+        &[&reset[..], &["--shift-by", "2", "--execute"]].concat(),
+        None,
+    ));
+    assert_eq!(committed_and_lag(&broker, "g", "gt"), (4, 6));
+    ok(broker.tools(
+        &[
+            &reset[..],
+            &["--shift-by", "-1", "--partition", "1", "--execute"],
+        ]
+        .concat(),
+        None,
+    ));
+    assert_eq!(committed_and_lag(&broker, "g", "gt"), (3, 7));
+    // Past the end is clamped to the log end offset.
+    ok(broker.tools(
+        &[&reset[..], &["--to-offset", "99", "--execute"]].concat(),
+        None,
+    ));
+    assert_eq!(committed_and_lag(&broker, "g", "gt"), (10, 0));
+    ok(broker.tools(
+        &[
+            &reset[..],
+            &["--to-offset", "3", "--partition", "0", "--execute"],
+        ]
+        .concat(),
+        None,
+    ));
+    assert_eq!(committed_and_lag(&broker, "g", "gt"), (8, 2));
+    ok(broker.tools(
+        &[&reset[..], &["--to-datetime", "0", "--execute"]].concat(),
+        None,
+    ));
+    assert_eq!(committed_and_lag(&broker, "g", "gt"), (0, 10));
+    let later = (now_ms() + 3_600_000).to_string();
+    ok(broker.tools(
+        &[&reset[..], &["--to-datetime", &later, "--execute"]].concat(),
+        None,
+    ));
+    assert_eq!(committed_and_lag(&broker, "g", "gt"), (10, 0));
+    ok(broker.tools(
+        &[&reset[..], &["--to-earliest", "--execute"]].concat(),
+        None,
+    ));
+    fails_with(
+        broker.tools(
+            &[
+                "groups",
+                "reset-offsets",
+                "fresh",
+                "--topic",
+                "gt",
+                "--shift-by",
+                "1",
+            ],
+            None,
+        ),
+        "gt-0: no committed offset to shift from",
+    );
+    fails_with(
+        broker.tools(
+            &[&reset[..], &["--to-latest", "--partition", "5"]].concat(),
+            None,
+        ),
+        "topic gt has no partition 5",
+    );
+
+    ok(broker.tools(&["groups", "delete", "g"], None));
+    let list = ok(broker.tools(&["groups", "list"], None));
+    assert!(!list.lines().any(|l| l.starts_with("g ")), "{list}");
+    fails_with(
+        broker.tools(&["groups", "describe", "g"], None),
+        "group g does not exist",
+    );
+    fails_with(
+        broker.tools(&["groups", "describe", "nope"], None),
+        "group nope does not exist (state Dead)",
+    );
+    fails_with(
+        broker.tools(&["groups", "delete", "nope"], None),
+        "delete group nope: GROUP_ID_NOT_FOUND",
+    );
+}
+
+/// A `consume --group` child process, killed on drop so a failed assertion leaves nothing.
+struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn groups_with_an_active_member_refuse_reset_and_delete() {
+    let broker = Broker::start("active");
+    ok(broker.tools(&["topics", "create", "at", "--partitions", "2"], None));
+    ok(broker.tools(&["produce", "at"], Some("x\ny\nz\n")));
+    let bootstrap = broker.bootstrap();
+    let child = Command::new(TOOLS)
+        .args(["consume", "at", "--group", "busy", "--from-beginning"])
+        .args(["--timeout-ms", "120000", "--bootstrap-server", &bootstrap])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Background(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let describe = loop {
+        let out = broker.tools(&["groups", "describe", "busy", "--json"], None);
+        let text = stdout(&out);
+        if out.status.success() && text.contains(r#""state":"Stable""#) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no stable member: {text}");
+        assert!(child.0.try_wait().unwrap().is_none(), "the consumer exited");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        describe.contains(r#""client_id":"millrace-tools""#),
+        "{describe}"
+    );
+    assert!(
+        describe.contains(r#""assignment":[{"topic":"at","partitions":[0,1]}]"#),
+        "{describe}"
+    );
+    let text = ok(broker.tools(&["groups", "describe", "busy"], None));
+    assert!(text.contains("Members: 1"), "{text}");
+    assert!(text.contains("at:0,1"), "{text}");
+    let list = ok(broker.tools(&["groups", "list"], None));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("busy ") && l.ends_with("Stable")),
+        "{list}"
+    );
+
+    for args in [vec!["--to-earliest"], vec!["--to-earliest", "--execute"]] {
+        let mut all = vec!["groups", "reset-offsets", "busy", "--topic", "at"];
+        all.extend(args);
+        fails_with(
+            broker.tools(&all, None),
+            "group busy is not inactive (state Stable",
+        );
+    }
+    fails_with(
+        broker.tools(&["groups", "delete", "busy"], None),
+        "delete group busy: NON_EMPTY_GROUP",
+    );
+    let _ = child.0.kill();
+}
