@@ -6,9 +6,11 @@
 //! release build) it is built once with `cargo build --release -p millrace` into a separate
 //! target directory, so the build does not wait on the lock this `cargo test` holds.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -18,6 +20,8 @@ const TOOLS: &str = env!("CARGO_BIN_EXE_millrace-tools");
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
+
+use support::free_port;
 
 fn broker_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
@@ -157,14 +161,6 @@ impl Drop for Broker {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn tools(args: &[&str], stdin: Option<&str>) -> Output {

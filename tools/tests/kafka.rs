@@ -5,6 +5,8 @@
 //! `scripts/install-test-deps.sh` puts in `.deps/kafka` (or `$KAFKA_DEPS_DIR`). Without them the
 //! test says so on stderr and passes: it cannot fetch Maven Central from a test.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -41,11 +43,7 @@ fn kafka_jars() -> Option<PathBuf> {
 }
 
 fn start_kafka(jars: &Path) -> Kafka {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let dir = std::env::temp_dir().join(format!(
         "millrace-tools-kafka-{}-{port}",
         std::process::id()
