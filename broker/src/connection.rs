@@ -64,6 +64,11 @@ async fn read_loop(
     queue: &LocalQueue<Task<Response>>,
     peer: &str,
 ) {
+    // Kafka reports a client's host as "/address".
+    let host: Rc<str> = match peer.rsplit_once(':') {
+        Some((ip, _)) => format!("/{}", ip.trim_start_matches('[').trim_end_matches(']')).into(),
+        None => format!("/{peer}").into(),
+    };
     loop {
         let mut prefix = [0u8; 4];
         if reader.read_exact(&mut prefix).await.is_err() {
@@ -89,7 +94,8 @@ async fn read_loop(
             }
         };
         let body = frame.slice(body_at..);
-        let task = millrace_shard::spawn(handle(shard.clone(), header, body));
+        let client = crate::handlers::Client { host: host.clone() };
+        let task = millrace_shard::spawn(handle(shard.clone(), header, body, client));
         if queue.push(task).await.is_err() {
             return;
         }
@@ -113,8 +119,13 @@ async fn read_frame(reader: &mut TcpStream, size: usize) -> Option<Bytes> {
     Some(frame.freeze())
 }
 
-async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
-    crate::handlers::dispatch(&shard, &header, body).await
+async fn handle(
+    shard: Rc<Shard>,
+    header: RequestHeader,
+    body: Bytes,
+    client: crate::handlers::Client,
+) -> Response {
+    crate::handlers::dispatch(&shard, &header, body, client).await
 }
 
 async fn write_loop(

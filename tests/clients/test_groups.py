@@ -260,3 +260,22 @@ def test_empty_group_id_is_refused(broker):
             + w.array([w.string("range") + w.i32(0)]))
     r = w.request(broker.port, 11, 1, body)
     assert r.i16() == 24  # v1 responses start with the error code (throttle time is v2+)
+
+
+def test_describe_reports_members_with_client_host(broker_factory, tmp_path):
+    b = fast_group_broker(broker_factory, tmp_path)
+    topic, group = "groups-describe", "g-describe"
+    create(b, topic)
+    m = Member(b, topic, group)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    try:
+        wait_for(lambda: m.snapshot() == set(range(PARTITIONS)), 60, "the member to own every partition")
+        (fut,) = admin.describe_consumer_groups([group], request_timeout=10).values()
+        d = fut.result(30)
+        assert len(d.members) == 1
+        (member,) = d.members
+        assert member.host == "/127.0.0.1", member.host
+        assert member.client_id
+        assert sorted(tp.partition for tp in member.assignment.topic_partitions) == list(range(PARTITIONS))
+    finally:
+        m.kill()

@@ -11,7 +11,12 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use millrace_wire::frame::RequestHeader;
 use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(
+    shard: Rc<Shard>,
+    header: RequestHeader,
+    body: Bytes,
+    client: super::Client,
+) -> Response {
     let req: JoinGroupRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -35,7 +40,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         },
         require_known_member_id: v >= 4,
         client_id: header.client_id.clone().unwrap_or_default(),
-        client_host: String::new(),
+        client_host: client.host.to_string(),
     };
     let out = match group_call(&shard, &join.group_id.clone(), GroupOp::Join(join)).await {
         Ok(GroupAnswer::Join(r)) => r,

@@ -39,7 +39,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Response>>>;
-type Handler = fn(Rc<Shard>, RequestHeader, Bytes) -> HandlerFuture;
+type Handler = fn(Rc<Shard>, RequestHeader, Bytes, Client) -> HandlerFuture;
+
+/// Who sent a request, for the few APIs that record it (JoinGroup's client host).
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The peer's address as Kafka reports it (`/127.0.0.1`).
+    pub host: Rc<str>,
+}
 
 /// One API the broker serves, at the versions it implements.
 pub struct ApiEntry {
@@ -64,7 +71,7 @@ macro_rules! entry {
             min: $min,
             max: $max,
             min_handled: $min_handled,
-            handler: |shard, header, body| Box::pin($module::handle(shard, header, body)),
+            handler: |shard, header, body, _client| Box::pin($module::handle(shard, header, body)),
         }
     };
 }
@@ -85,7 +92,15 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(DescribeCluster, 0, 1, describe_cluster),
     entry!(OffsetCommit, 2, 8, offset_commit),
     entry!(OffsetFetch, 1, 8, offset_fetch),
-    entry!(JoinGroup, 0, 9, join_group),
+    ApiEntry {
+        key: ApiKey::JoinGroup,
+        min: 0,
+        max: 9,
+        min_handled: 0,
+        handler: |shard, header, body, client| {
+            Box::pin(join_group::handle(shard, header, body, client))
+        },
+    },
     entry!(Heartbeat, 0, 4, heartbeat),
     entry!(LeaveGroup, 0, 5, leave_group),
     entry!(SyncGroup, 0, 5, sync_group),
@@ -97,7 +112,12 @@ pub static REGISTRY: &[ApiEntry] = &[
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection
 /// as Kafka does, except ApiVersions, which answers UNSUPPORTED_VERSION in the v0 format.
-pub async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, body: Bytes) -> Response {
+pub async fn dispatch(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    body: Bytes,
+    client: Client,
+) -> Response {
     let Some(entry) = REGISTRY.iter().find(|e| e.key as i16 == header.api_key) else {
         return Response::Close(format!("unsupported api key {}", header.api_key));
     };
@@ -108,7 +128,7 @@ pub async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, body: Bytes) ->
     if version < entry.min_handled || version > entry.max {
         return Response::Close(format!("unsupported version {version} of {:?}", entry.key));
     }
-    (entry.handler)(shard.clone(), header.clone(), body).await
+    (entry.handler)(shard.clone(), header.clone(), body, client).await
 }
 
 /// Checks the body against the wire guard, then decodes it.
