@@ -72,13 +72,10 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         let mut groups = Vec::with_capacity(req.groups.len());
         for g in &req.groups {
             let wanted = g.topics.as_ref().map(|ts| {
-                ts.iter()
-                    .flat_map(|t| {
-                        t.partition_indexes
-                            .iter()
-                            .map(move |p| (t.name.0.to_string(), *p))
-                    })
-                    .collect()
+                requested(
+                    ts.iter()
+                        .map(|t| (t.name.0.as_str(), &t.partition_indexes[..])),
+                )
             });
             let (error, rows) = fetch_group(&shard, &g.group_id.0, wanted).await;
             let topics = by_topic(rows)
@@ -111,13 +108,10 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         return respond(&header, &OffsetFetchResponse::default().with_groups(groups));
     }
     let wanted = req.topics.as_ref().map(|ts| {
-        ts.iter()
-            .flat_map(|t| {
-                t.partition_indexes
-                    .iter()
-                    .map(move |p| (t.name.0.to_string(), *p))
-            })
-            .collect()
+        requested(
+            ts.iter()
+                .map(|t| (t.name.0.as_str(), &t.partition_indexes[..])),
+        )
     });
     let (error, rows) = fetch_group(&shard, &req.group_id.0, wanted).await;
     let topics = by_topic(rows)
@@ -148,6 +142,13 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         resp.error_code = error;
     }
     respond(&header, &resp)
+}
+
+/// The (topic, partition) pairs a request asks for, from either version's topic type.
+fn requested<'a>(topics: impl Iterator<Item = (&'a str, &'a [i32])>) -> Vec<(String, i32)> {
+    topics
+        .flat_map(|(name, partitions)| partitions.iter().map(move |p| (name.to_string(), *p)))
+        .collect()
 }
 
 fn fields(o: Option<CommittedOffset>) -> (i64, i32, Option<kafka_protocol::protocol::StrBytes>) {
