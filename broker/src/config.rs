@@ -64,6 +64,16 @@ pub struct Config {
     pub group_initial_rebalance_delay_ms: i64,
     /// `group.max.size`.
     pub group_max_size: usize,
+    /// Defaults of the topic-level configs (`log.retention.ms`, `log.cleanup.policy`, ...).
+    pub topic_defaults: crate::topic_config::BrokerDefaults,
+    /// `log.retention.check.interval.ms`: how often each shard applies retention.
+    pub log_retention_check_interval_ms: i64,
+    /// `log.cleaner.enable`: run the compaction cleaner.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: the cleaner's pause when no log needs cleaning.
+    pub log_cleaner_backoff_ms: i64,
+    /// `log.cleaner.io.max.bytes.per.second`: the cleaner's read+write budget per shard.
+    pub log_cleaner_io_max_bytes_per_second: f64,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
@@ -100,6 +110,11 @@ impl Default for Config {
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_max_size: 1_000,
+            topic_defaults: crate::topic_config::BrokerDefaults::default(),
+            log_retention_check_interval_ms: 300_000,
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
         }
     }
 }
@@ -162,6 +177,10 @@ impl Config {
     pub fn apply(&mut self, pairs: &[(String, String, usize)]) -> Result<(), ConfigError> {
         let mut listeners_seen = false;
         let mut advertised_seen = false;
+        // Kafka's precedence: log.retention.ms over .minutes over .hours, log.roll.ms over
+        // .hours, whatever their order.
+        let mut retention_rank = 0u8;
+        let mut roll_rank = 0u8;
         for (key, value, line) in pairs {
             match key.as_str() {
                 "listeners" => {
@@ -188,9 +207,53 @@ impl Config {
                 "log.segment.bytes" => {
                     self.log_segment_bytes = parse_num(key, value, 1024, i32::MAX as i64)? as u64
                 }
-                "log.roll.ms" => self.log_roll_ms = parse_num(key, value, 1, i64::MAX)?,
+                "log.roll.ms" => {
+                    self.log_roll_ms = parse_num(key, value, 1, i64::MAX)?;
+                    roll_rank = 2;
+                }
+                "log.roll.hours" if roll_rank <= 1 => {
+                    self.log_roll_ms = parse_num(key, value, 1, 1 << 40)? * 3_600_000;
+                    roll_rank = 1;
+                }
                 "log.roll.hours" => {
-                    self.log_roll_ms = parse_num(key, value, 1, 1 << 40)? * 3_600_000
+                    parse_num(key, value, 1, 1 << 40)?;
+                }
+                "log.retention.ms" | "log.retention.minutes" | "log.retention.hours" => {
+                    let (rank, unit) = match key.as_str() {
+                        "log.retention.ms" => (3, 1),
+                        "log.retention.minutes" => (2, 60_000),
+                        _ => (1, 3_600_000),
+                    };
+                    let n = parse_num(key, value, -1, i64::MAX / unit)?;
+                    if rank >= retention_rank {
+                        retention_rank = rank;
+                        let ms = if n < 0 { -1 } else { n * unit };
+                        self.topic_defaults
+                            .set("retention.ms", ms.to_string(), "log.retention.ms");
+                    }
+                }
+                "log.retention.check.interval.ms" => {
+                    self.log_retention_check_interval_ms = parse_num(key, value, 1, i64::MAX)?
+                }
+                "log.cleaner.enable" => self.log_cleaner_enable = parse_bool(key, value)?,
+                "log.cleaner.backoff.ms" => {
+                    self.log_cleaner_backoff_ms = parse_num(key, value, 0, i64::MAX)?
+                }
+                "log.cleaner.io.max.bytes.per.second" => {
+                    self.log_cleaner_io_max_bytes_per_second = match value.parse::<f64>() {
+                        Ok(n) if n > 0.0 => n,
+                        _ => return Err(invalid(key, value, "must be a positive number")),
+                    }
+                }
+                other
+                    if crate::topic_config::by_broker_key(other).is_some_and(|d| {
+                        !matches!(d.name, "segment.bytes" | "segment.ms" | "max.message.bytes")
+                    }) =>
+                {
+                    let def = crate::topic_config::by_broker_key(other).expect("matched");
+                    let checked = crate::topic_config::check_value(def.name, value)
+                        .map_err(|why| invalid(key, value, why))?;
+                    self.topic_defaults.set(def.name, checked, def.broker_key);
                 }
                 "log.index.interval.bytes" => {
                     self.log_index_interval_bytes =
@@ -250,6 +313,30 @@ impl Config {
         }
         if listeners_seen && !advertised_seen {
             self.advertise = (self.listen.ip().to_string(), self.listen.port());
+        }
+        // The three topic defaults with dedicated fields (used elsewhere at start-up) are
+        // mirrored into the topic defaults, marked as set when their key appeared.
+        for (name, value, keys) in [
+            (
+                "segment.bytes",
+                self.log_segment_bytes.to_string(),
+                &["log.segment.bytes"][..],
+            ),
+            (
+                "segment.ms",
+                self.log_roll_ms.to_string(),
+                &["log.roll.ms", "log.roll.hours"][..],
+            ),
+            (
+                "max.message.bytes",
+                self.message_max_bytes.to_string(),
+                &["message.max.bytes"][..],
+            ),
+        ] {
+            if let Some((_, _, _)) = pairs.iter().find(|(k, _, _)| keys.contains(&k.as_str())) {
+                let key = crate::topic_config::def(name).expect("known").broker_key;
+                self.topic_defaults.set(name, value, key);
+            }
         }
         Ok(())
     }
@@ -356,6 +443,22 @@ impl Config {
             self.group_initial_rebalance_delay_ms.to_string(),
         );
         m.insert("group.max.size", self.group_max_size.to_string());
+        for d in crate::topic_config::DEFS {
+            m.insert(d.broker_key, self.topic_defaults.get(d.name).0.to_string());
+        }
+        m.insert(
+            "log.retention.check.interval.ms",
+            self.log_retention_check_interval_ms.to_string(),
+        );
+        m.insert("log.cleaner.enable", self.log_cleaner_enable.to_string());
+        m.insert(
+            "log.cleaner.backoff.ms",
+            self.log_cleaner_backoff_ms.to_string(),
+        );
+        m.insert(
+            "log.cleaner.io.max.bytes.per.second",
+            self.log_cleaner_io_max_bytes_per_second.to_string(),
+        );
         m
     }
 }
@@ -561,6 +664,39 @@ mod tests {
         assert!(write_behind_from_probe(&probe("0", "10"), 1).is_err());
         assert!(write_behind_from_probe(&probe("x", "10"), 1).is_err());
         assert!(write_behind_from_probe("probe.version=2\n", 1).is_err());
+    }
+
+    #[test]
+    fn topic_defaults_come_from_broker_keys_with_kafka_precedence() {
+        let c = apply(
+            "log.retention.ms=5000\nlog.retention.hours=1\nlog.cleanup.policy=compact, delete\n\
+             log.retention.bytes=1048576\nlog.segment.bytes=2048\ncompression.type=zstd\n",
+        )
+        .unwrap();
+        let d = &c.topic_defaults;
+        assert_eq!(d.get("retention.ms"), ("5000", Some("log.retention.ms")));
+        assert_eq!(
+            d.get("cleanup.policy"),
+            ("compact,delete", Some("log.cleanup.policy"))
+        );
+        assert_eq!(d.get("retention.bytes").0, "1048576");
+        assert_eq!(d.get("segment.bytes"), ("2048", Some("log.segment.bytes")));
+        assert_eq!(d.get("compression.type").0, "zstd");
+        assert_eq!(d.get("delete.retention.ms"), ("86400000", None));
+        let c = apply("log.retention.minutes=2\n").unwrap();
+        assert_eq!(c.topic_defaults.get("retention.ms").0, "120000");
+        let c = apply("log.retention.hours=-1\n").unwrap();
+        assert_eq!(c.topic_defaults.get("retention.ms").0, "-1");
+        for bad in [
+            "log.retention.ms=-2",
+            "log.cleanup.policy=shred",
+            "log.cleaner.min.cleanable.ratio=2",
+            "log.message.timestamp.type=Now",
+            "log.cleaner.io.max.bytes.per.second=0",
+        ] {
+            let err = apply(bad).unwrap_err().to_string();
+            assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -44,6 +44,31 @@ pub enum ControllerRequest {
     },
     /// A fresh producer id.
     AllocateProducerId,
+    /// Change topic configs (AlterConfigs, IncrementalAlterConfigs).
+    AlterConfigs {
+        /// One change per topic, answered in order.
+        changes: Vec<TopicConfigChange>,
+        /// Check only.
+        validate_only: bool,
+    },
+}
+
+/// The config changes of one topic.
+#[derive(Debug, Clone)]
+pub struct TopicConfigChange {
+    /// The topic.
+    pub topic: String,
+    /// What to do.
+    pub ops: ConfigOps,
+}
+
+/// AlterConfigs replaces a topic's whole set of overrides; IncrementalAlterConfigs edits it.
+#[derive(Debug, Clone)]
+pub enum ConfigOps {
+    /// The new overrides; every key not named returns to its default.
+    Replace(Vec<(String, Option<String>)>),
+    /// (key, operation, value): 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT.
+    Incremental(Vec<(String, i8, Option<String>)>),
 }
 
 /// A topic to create.
@@ -67,6 +92,8 @@ pub enum ControllerReply {
     Topics(Vec<TopicOutcome>),
     /// A producer id (or -1 with the error).
     ProducerId(Result<i64, String>),
+    /// One (error code, message) per config change, in request order.
+    Configs(Vec<(i16, Option<String>)>),
 }
 
 /// One topic's outcome.
@@ -129,6 +156,19 @@ pub async fn execute(shard: &Rc<Shard>, request: ControllerRequest) -> Controlle
                 .collect();
             ControllerReply::Topics(out)
         }
+        ControllerRequest::AlterConfigs {
+            changes,
+            validate_only,
+        } => {
+            let out = changes
+                .iter()
+                .map(|c| match alter_configs(&mut image, c, validate_only) {
+                    Ok(()) => (code::NONE, None),
+                    Err((code, message)) => (code, Some(message)),
+                })
+                .collect();
+            ControllerReply::Configs(out)
+        }
         ControllerRequest::AllocateProducerId => {
             let id = controller.next_producer_id.get();
             controller.next_producer_id.set(id + 1);
@@ -151,6 +191,15 @@ pub async fn execute(shard: &Rc<Shard>, request: ControllerRequest) -> Controlle
 fn failed(reply: ControllerReply, error: &str) -> ControllerReply {
     match reply {
         ControllerReply::ProducerId(_) => ControllerReply::ProducerId(Err(error.to_string())),
+        ControllerReply::Configs(mut results) => {
+            for r in results.iter_mut().filter(|r| r.0 == code::NONE) {
+                *r = (
+                    code::UNKNOWN_SERVER_ERROR,
+                    Some(format!("metadata could not be stored: {error}")),
+                );
+            }
+            ControllerReply::Configs(results)
+        }
         ControllerReply::Topics(mut topics) => {
             for t in topics.iter_mut().filter(|t| t.error_code == code::NONE) {
                 t.error_code = code::UNKNOWN_SERVER_ERROR;
@@ -337,4 +386,102 @@ fn create_partitions(
     let mut o = outcome(name, code::NONE, None);
     o.partitions = count;
     o
+}
+
+/// Config operations of IncrementalAlterConfigs.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// Applies one topic's config change to `image` (unless `validate_only`). All or nothing: the
+/// topic's overrides change only if every operation and the result are valid.
+fn alter_configs(
+    image: &mut MetadataImage,
+    change: &TopicConfigChange,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    use crate::topic_config::{check_combination, check_value, def, Kind};
+    let invalid = |m: String| (code::INVALID_CONFIG, m);
+    let Some(topic) = image.topics.get_mut(&change.topic) else {
+        return Err((
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("Topic {} does not exist.", change.topic),
+        ));
+    };
+    let mut names: Vec<&str> = match &change.ops {
+        ConfigOps::Replace(c) => c.iter().map(|(k, _)| k.as_str()).collect(),
+        ConfigOps::Incremental(c) => c.iter().map(|(k, _, _)| k.as_str()).collect(),
+    };
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err((
+            code::INVALID_REQUEST,
+            "Error due to duplicate config keys".into(),
+        ));
+    }
+    let configs = match &change.ops {
+        ConfigOps::Replace(new) => crate::topic_config::validate(new).map_err(invalid)?,
+        ConfigOps::Incremental(ops) => {
+            let mut configs = topic.configs.clone();
+            for (key, op, value) in ops {
+                let Some(d) = def(key) else {
+                    return Err(invalid(format!(
+                        "Unknown or unsupported topic config: {key}"
+                    )));
+                };
+                match *op {
+                    OP_DELETE => {
+                        configs.remove(key);
+                    }
+                    OP_SET | OP_APPEND | OP_SUBTRACT => {
+                        let Some(value) = value else {
+                            return Err(invalid(format!(
+                                "Null value not supported for topic config: {key}"
+                            )));
+                        };
+                        let new = if *op == OP_SET {
+                            value.clone()
+                        } else if d.kind != Kind::List {
+                            return Err(invalid(format!(
+                                "Config value append or subtract is not allowed for config key {key}: it is not a list"
+                            )));
+                        } else {
+                            let current = configs
+                                .get(key)
+                                .cloned()
+                                .unwrap_or_else(|| d.default.to_string());
+                            let mut items: Vec<String> =
+                                current.split(',').map(|s| s.trim().to_string()).collect();
+                            for item in value.split(',').map(str::trim) {
+                                if *op == OP_APPEND {
+                                    if !items.iter().any(|i| i == item) {
+                                        items.push(item.to_string());
+                                    }
+                                } else {
+                                    items.retain(|i| i != item);
+                                }
+                            }
+                            items.retain(|i| !i.is_empty());
+                            items.join(",")
+                        };
+                        configs.insert(key.clone(), check_value(key, &new).map_err(invalid)?);
+                    }
+                    other => {
+                        return Err((
+                            code::INVALID_REQUEST,
+                            format!("unknown config operation {other} for {key}"),
+                        ))
+                    }
+                }
+            }
+            check_combination(&configs).map_err(invalid)?;
+            configs
+        }
+    };
+    if !validate_only && configs != topic.configs {
+        Arc::make_mut(topic).configs = configs;
+        tracing::info!(topic = %change.topic, "topic configs changed");
+    }
+    Ok(())
 }

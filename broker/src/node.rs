@@ -141,13 +141,18 @@ impl Shard {
         }
     }
 
+    /// The typed settings of a topic: its own configs over the broker's defaults.
+    pub fn topic_settings(&self, topic: &TopicMeta) -> crate::topic_config::TopicSettings {
+        self.config.topic_defaults.settings(&topic.configs)
+    }
+
     /// The log settings for a topic: broker defaults overridden by the topic's configs.
     pub fn log_config(&self, topic: &TopicMeta) -> LogConfig {
         let c = &self.config;
-        let get = |key: &str| topic.configs.get(key).and_then(|v| v.parse::<i64>().ok());
+        let s = self.topic_settings(topic);
         LogConfig {
-            segment_bytes: get("segment.bytes").map_or(c.log_segment_bytes, |v| v as u64),
-            segment_ms: get("segment.ms").unwrap_or(c.log_roll_ms),
+            segment_bytes: s.segment_bytes,
+            segment_ms: s.segment_ms,
             index_interval_bytes: c.log_index_interval_bytes,
             fsync: c.fsync,
             pending_bytes_max: c.log_pending_bytes_max,

@@ -235,8 +235,7 @@ async fn produce(shard: &Rc<Shard>, acks: i16, items: Vec<ProduceItem>) -> Vec<P
             .image()
             .topics
             .get(&item.topic)
-            .and_then(|t| t.configs.get("message.timestamp.type").cloned())
-            .is_some_and(|v| v == "LogAppendTime");
+            .is_some_and(|t| shard.topic_settings(t).log_append_time);
         let mut outcome = log.append(
             BytesMut::from(&item.records[..]),
             LeaderEpoch::INITIAL,

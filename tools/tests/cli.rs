@@ -346,20 +346,46 @@ fn bad_arguments_and_unsupported_apis_fail_with_one_line() {
         "unknown topic nope: UNKNOWN_TOPIC_OR_PARTITION",
     );
     ok(broker.tools(&["topics", "create", "t", "--partitions", "1"], None));
-    fails_with(
-        broker.tools(
-            &[
-                "configs",
-                "alter",
-                "--topic",
-                "t",
-                "--add-config",
-                "retention.ms=5",
-            ],
-            None,
-        ),
-        "IncrementalAlterConfigs is unsupported by this broker",
+    // Config changes apply at once (no restart) and read back with their source.
+    let alter = |args: &[&str]| {
+        let mut all = vec!["configs", "alter", "--topic", "t"];
+        all.extend(args);
+        broker.tools(&all, None)
+    };
+    ok(alter(&[
+        "--add-config",
+        "retention.ms=5000,segment.ms=60000",
+    ]));
+    let describe = ok(broker.tools(&["configs", "describe", "--topic", "t"], None));
+    let line = |key: &str| {
+        describe
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key} in {describe}"))
+            .to_string()
+    };
+    assert!(line("retention.ms").contains(" 5000 "), "{describe}");
+    assert!(
+        line("retention.ms").contains("DYNAMIC_TOPIC_CONFIG"),
+        "{describe}"
     );
+    assert!(
+        line("cleanup.policy").contains("DEFAULT_CONFIG"),
+        "{describe}"
+    );
+    ok(alter(&["--delete-config", "segment.ms"]));
+    let describe = ok(broker.tools(&["configs", "describe", "--topic", "t"], None));
+    assert!(
+        describe
+            .lines()
+            .any(|l| l.starts_with("segment.ms") && l.contains("DEFAULT_CONFIG")),
+        "{describe}"
+    );
+    fails_with(
+        alter(&["--add-config", "retention.ms=-5"]),
+        "INVALID_CONFIG",
+    );
+    fails_with(alter(&["--add-config", "no.such.key=1"]), "INVALID_CONFIG");
     // A group consumer reads what is there and commits it; the next run of the same group
     // starts after the committed offset and finds nothing new.
     ok(broker.tools(&["produce", "t"], Some("first\n")));

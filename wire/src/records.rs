@@ -305,6 +305,34 @@ pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Re-encodes a validated batch's records section with `codec`, keeping every header field
+/// (offsets, timestamps, producer id, epoch and sequence, transactional and timestamp-type
+/// bits): the records bytes do not depend on the codec. `max_bytes` bounds the decompressed
+/// size. Used for a topic's `compression.type`.
+pub fn recompress(
+    batch: &[u8],
+    codec: Compression,
+    max_bytes: usize,
+) -> Result<Vec<u8>, WireError> {
+    let header = BatchHeader::parse(batch)?;
+    let payload = &batch[BATCH_HEADER_BYTES.min(batch.len())..];
+    let plain = match header.compression()? {
+        Compression::None => payload.to_vec(),
+        other => other.decompress(payload, max_bytes)?,
+    };
+    let body = codec.compress(&plain)?;
+    let attributes = (header.attributes & !0x07) | codec.attribute_bits();
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+    out.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
+    out.extend_from_slice(&body);
+    let length = (BATCH_HEADER_BYTES - LOG_OVERHEAD + body.len()) as i32;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
 /// One decoded record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {

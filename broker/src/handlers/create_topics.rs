@@ -61,14 +61,15 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                         r.replication_factor = o.replication_factor;
                     }
                     if o.error_code == code::NONE && version >= 5 {
+                        let entries = super::describe_configs::topic_entries(&shard, &o.configs);
                         r.configs = Some(
-                            o.configs
+                            entries
                                 .iter()
-                                .map(|(k, v)| {
+                                .map(|e| {
                                     CreatableTopicConfigs::default()
-                                        .with_name(str_bytes(k))
-                                        .with_value(Some(str_bytes(v)))
-                                        .with_config_source(1)
+                                        .with_name(str_bytes(&e.name))
+                                        .with_value(Some(str_bytes(&e.value)))
+                                        .with_config_source(e.source)
                                 })
                                 .collect(),
                         );

@@ -1,5 +1,6 @@
-//! DescribeConfigs (key 32): topic configs (set at creation, else the broker default) and the
-//! broker's effective settings.
+//! DescribeConfigs (key 32): every topic config with its effective value and where it comes
+//! from (the topic, a server.properties key, or the built-in default), with synonyms,
+//! types and documentation when asked; and the broker's own settings.
 
 use super::{decode, respond, str_bytes};
 use crate::connection::Response;
@@ -7,23 +8,83 @@ use crate::errors::code;
 use crate::node::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use millrace_wire::frame::RequestHeader;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const SOURCE_TOPIC: i8 = 1;
+/// Resource types (shared with the AlterConfigs handlers).
+pub const RESOURCE_TOPIC: i8 = 2;
+/// The broker resource.
+pub const RESOURCE_BROKER: i8 = 4;
+/// Config sources as Kafka numbers them.
+pub const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+/// DescribeConfigs' type for a string (broker settings are reported as strings).
+const TYPE_STRING: i8 = 2;
+
+/// One described config.
+pub struct Entry {
+    /// Name.
+    pub name: String,
+    /// Effective value.
+    pub value: String,
+    /// Where it comes from.
+    pub source: i8,
+    /// (name, value, source), most specific first.
+    pub synonyms: Vec<(String, String, i8)>,
+    /// Type code.
+    pub kind: i8,
+    /// One line of documentation.
+    pub doc: &'static str,
+}
+
+/// Every topic config of a topic with `overrides`.
+pub fn topic_entries(shard: &Shard, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
+    let defaults = &shard.config.topic_defaults;
+    crate::topic_config::DEFS
+        .iter()
+        .map(|d| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(d.name) {
+                synonyms.push((d.name.to_string(), v.clone(), SOURCE_TOPIC));
+            }
+            let (broker_value, set_by) = defaults.get(d.name);
+            if let Some(key) = set_by {
+                synonyms.push((
+                    key.to_string(),
+                    broker_value.to_string(),
+                    SOURCE_STATIC_BROKER,
+                ));
+            }
+            synonyms.push((
+                d.broker_key.to_string(),
+                d.default.to_string(),
+                SOURCE_DEFAULT,
+            ));
+            let (value, source) = (synonyms[0].1.clone(), synonyms[0].2);
+            Entry {
+                name: d.name.to_string(),
+                value,
+                source,
+                synonyms,
+                kind: d.kind as i8,
+                doc: d.doc,
+            }
+        })
+        .collect()
+}
 
 pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
     let req: DescribeConfigsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
+    let version = header.api_version;
+    let image = shard.image();
     let results = req
         .resources
         .iter()
@@ -36,19 +97,21 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             let entries = match r.resource_type {
-                RESOURCE_TOPIC => topic_configs(&shard, &r.resource_name),
+                RESOURCE_TOPIC => match image.topics.get(r.resource_name.as_str()) {
+                    Some(t) => topic_entries(&shard, &t.configs),
+                    None => {
+                        return result
+                            .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                            .with_error_message(Some(str_bytes(
+                                "This server does not host this topic.",
+                            )))
+                    }
+                },
                 RESOURCE_BROKER
                     if r.resource_name.is_empty()
                         || r.resource_name.parse() == Ok(shard.config.node_id) =>
                 {
-                    Some(
-                        shard
-                            .config
-                            .describe()
-                            .into_iter()
-                            .map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER))
-                            .collect(),
-                    )
+                    broker_entries(&shard)
                 }
                 RESOURCE_BROKER => {
                     return result
@@ -61,20 +124,35 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                         .with_error_message(Some(str_bytes("unsupported resource type")))
                 }
             };
-            let Some(entries) = entries else {
-                return result
-                    .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
-                    .with_error_message(Some(str_bytes("This server does not host this topic.")));
-            };
+            let read_only = r.resource_type != RESOURCE_TOPIC;
             let configs = entries
                 .into_iter()
-                .filter(|(k, _, _)| keys.as_ref().is_none_or(|keys| keys.contains(k)))
-                .map(|(k, v, source)| {
-                    DescribeConfigsResourceResult::default()
-                        .with_name(str_bytes(&k))
-                        .with_value(Some(str_bytes(&v)))
-                        .with_read_only(source != SOURCE_TOPIC)
-                        .with_config_source(source)
+                .filter(|e| keys.as_ref().is_none_or(|keys| keys.contains(&e.name)))
+                .map(|e| {
+                    let mut c = DescribeConfigsResourceResult::default()
+                        .with_name(str_bytes(&e.name))
+                        .with_value(Some(str_bytes(&e.value)))
+                        .with_read_only(read_only)
+                        .with_config_source(e.source);
+                    if req.include_synonyms {
+                        c.synonyms = e
+                            .synonyms
+                            .iter()
+                            .map(|(n, v, s)| {
+                                DescribeConfigsSynonym::default()
+                                    .with_name(str_bytes(n))
+                                    .with_value(Some(str_bytes(v)))
+                                    .with_source(*s)
+                            })
+                            .collect();
+                    }
+                    if version >= 3 {
+                        c.config_type = e.kind;
+                        if req.include_documentation {
+                            c.documentation = Some(str_bytes(e.doc));
+                        }
+                    }
+                    c
                 })
                 .collect();
             result.with_configs(configs)
@@ -86,30 +164,18 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     )
 }
 
-fn topic_configs(shard: &Shard, name: &str) -> Option<Vec<(String, String, i8)>> {
-    let image = shard.image();
-    let topic = image.topics.get(name)?;
-    let c = &shard.config;
-    let defaults = [
-        ("max.message.bytes", c.message_max_bytes.to_string()),
-        ("message.timestamp.type", "CreateTime".to_string()),
-        ("segment.bytes", c.log_segment_bytes.to_string()),
-        ("segment.ms", c.log_roll_ms.to_string()),
-        ("cleanup.policy", "delete".to_string()),
-        // Nothing is deleted by time or size yet: -1 ("no limit") is the truthful value.
-        ("retention.ms", "-1".to_string()),
-        ("retention.bytes", "-1".to_string()),
-    ];
-    debug_assert!(defaults
-        .iter()
-        .all(|(k, _)| crate::topic_config::supported_keys().any(|s| s == *k)));
-    Some(
-        defaults
-            .into_iter()
-            .map(|(k, default)| match topic.configs.get(k) {
-                Some(v) => (k.to_string(), v.clone(), SOURCE_TOPIC),
-                None => (k.to_string(), default, SOURCE_DEFAULT),
-            })
-            .collect(),
-    )
+fn broker_entries(shard: &Shard) -> Vec<Entry> {
+    shard
+        .config
+        .describe()
+        .into_iter()
+        .map(|(k, v)| Entry {
+            name: k.to_string(),
+            synonyms: vec![(k.to_string(), v.clone(), SOURCE_STATIC_BROKER)],
+            value: v,
+            source: SOURCE_STATIC_BROKER,
+            kind: TYPE_STRING,
+            doc: "",
+        })
+        .collect()
 }

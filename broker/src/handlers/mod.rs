@@ -5,6 +5,7 @@
 //! against the bytes received) before kafka-protocol decodes it, because kafka-protocol sizes
 //! arrays from the declared count.
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -16,6 +17,7 @@ mod describe_groups;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -108,6 +110,8 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(ListGroups, 0, 4, list_groups),
     entry!(DeleteGroups, 0, 2, delete_groups),
     entry!(OffsetDelete, 0, 0, offset_delete),
+    entry!(AlterConfigs, 0, 2, alter_configs),
+    entry!(IncrementalAlterConfigs, 0, 1, incremental_alter_configs),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection

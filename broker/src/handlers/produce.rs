@@ -7,12 +7,15 @@ use super::{decode, respond, str_bytes};
 use crate::connection::Response;
 use crate::errors::{code, wire_code};
 use crate::node::Shard;
+use crate::topic_config::TopicSettings;
 use crate::work::{scatter, ProduceItem, ProduceResult, ShardReply, ShardRequest};
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use millrace_wire::frame::RequestHeader;
-use millrace_wire::records::{validate_batch, BatchIter, BatchStep};
+use millrace_wire::records::{
+    decode_records, recompress, validate_batch, BatchHeader, BatchIter, BatchStep,
+};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -25,6 +28,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     let mut per_shard: BTreeMap<usize, Vec<ProduceItem>> = BTreeMap::new();
     let acks_valid = matches!(req.acks, -1..=1);
     let image = shard.image();
+    let now = millrace_shard::time::now_ms();
     for t in &req.topic_data {
         let topic = image.topics.get(t.name.0.as_str());
         for p in &t.partition_data {
@@ -52,23 +56,23 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                     "This server does not host this topic-partition.".into(),
                 ))
             } else {
-                let limit = topic
-                    .and_then(|m| m.configs.get("max.message.bytes"))
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(shard.config.message_max_bytes);
-                validate_records(p.records.as_ref(), limit)
+                let settings = topic.map(|m| shard.topic_settings(m));
+                let settings = settings.as_ref().expect("owner implies topic");
+                validate_records(p.records.as_ref(), settings, now)
             };
             match (check, owner) {
-                (Ok(()), Some(owner)) => per_shard.entry(owner).or_default().push(ProduceItem {
-                    slot,
-                    topic: t.name.0.to_string(),
-                    partition: p.index,
-                    records: p.records.clone().unwrap_or_default(),
-                }),
+                (Ok(rebuilt), Some(owner)) => {
+                    per_shard.entry(owner).or_default().push(ProduceItem {
+                        slot,
+                        topic: t.name.0.to_string(),
+                        partition: p.index,
+                        records: rebuilt.unwrap_or_else(|| p.records.clone().unwrap_or_default()),
+                    })
+                }
                 (Err((error_code, message)), _) => {
                     results[slot] = error(slot, error_code, Some(message))
                 }
-                (Ok(()), None) => unreachable!("owner checked above"),
+                (Ok(_), None) => unreachable!("owner checked above"),
             }
         }
     }
@@ -102,32 +106,102 @@ fn error(slot: usize, error_code: i16, message: Option<String>) -> ProduceResult
     }
 }
 
-/// Checks every batch in a partition's records: whole v2 batches, valid CRCs, sizes in bounds.
-fn validate_records(records: Option<&Bytes>, max_batch_bytes: usize) -> Result<(), (i16, String)> {
+/// Checks every batch in a partition's records: whole v2 batches, valid CRCs, sizes in bounds,
+/// CreateTime timestamps within `message.timestamp.before/after.max.ms` of `now`. Returns the
+/// records re-encoded when the topic's `compression.type` names a codec some batch lacks.
+fn validate_records(
+    records: Option<&Bytes>,
+    settings: &TopicSettings,
+    now: i64,
+) -> Result<Option<Bytes>, (i16, String)> {
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Err((
             code::CORRUPT_MESSAGE,
             "no record batch in the request".into(),
         ));
     };
+    let max_batch_bytes = settings.max_message_bytes;
+    let too_large = |len: usize| {
+        (
+            code::MESSAGE_TOO_LARGE,
+            format!("record batch of {len} bytes exceeds the limit of {max_batch_bytes}"),
+        )
+    };
+    let mut recompress_to = None;
     for step in BatchIter::new(records) {
         match step {
             BatchStep::Batch { bytes, .. } => {
                 if bytes.len() > max_batch_bytes {
-                    return Err((
-                        code::MESSAGE_TOO_LARGE,
-                        format!(
-                            "record batch of {} bytes exceeds the limit of {max_batch_bytes}",
-                            bytes.len()
-                        ),
-                    ));
+                    return Err(too_large(bytes.len()));
                 }
-                validate_batch(bytes).map_err(|e| (wire_code(&e), e.to_string()))?;
+                let header = validate_batch(bytes).map_err(|e| (wire_code(&e), e.to_string()))?;
+                if !settings.log_append_time {
+                    check_timestamps(bytes, &header, settings, now)?;
+                }
+                if let Some(codec) = settings.compression {
+                    if header.compression().ok() != Some(codec) {
+                        recompress_to = Some(codec);
+                    }
+                }
             }
             BatchStep::Tail { reason, .. } => return Err((wire_code(&reason), reason.to_string())),
         }
     }
-    Ok(())
+    let Some(codec) = recompress_to else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(records.len());
+    for step in BatchIter::new(records) {
+        if let BatchStep::Batch { bytes, .. } = step {
+            let batch = recompress(bytes, codec, DECOMPRESSED_BYTES_MAX)
+                .map_err(|e| (wire_code(&e), e.to_string()))?;
+            if batch.len() > max_batch_bytes {
+                return Err(too_large(batch.len()));
+            }
+            out.extend_from_slice(&batch);
+        }
+    }
+    Ok(Some(Bytes::from(out)))
+}
+
+/// Bound on a batch's decompressed size when the broker decodes it (timestamps, recompression).
+const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
+
+/// Kafka's INVALID_TIMESTAMP check for CreateTime topics. The batch's max timestamp bounds
+/// the newest record; the oldest needs the records decoded, which happens only when
+/// `message.timestamp.before.max.ms` is set below its unlimited default.
+fn check_timestamps(
+    batch: &[u8],
+    header: &BatchHeader,
+    settings: &TopicSettings,
+    now: i64,
+) -> Result<(), (i16, String)> {
+    let earliest = now.saturating_sub(settings.timestamp_before_max_ms);
+    let latest = now.saturating_add(settings.timestamp_after_max_ms);
+    let refuse = |ts: i64| {
+        Err((
+            code::INVALID_TIMESTAMP,
+            format!(
+                "Timestamp {ts} of a record is out of range. The timestamp should be within [{earliest}, {latest}]"
+            ),
+        ))
+    };
+    if header.max_timestamp > latest {
+        return refuse(header.max_timestamp);
+    }
+    if settings.timestamp_before_max_ms == i64::MAX {
+        return Ok(());
+    }
+    let records = decode_records(batch, DECOMPRESSED_BYTES_MAX)
+        .map_err(|e| (wire_code(&e), e.to_string()))?;
+    match records
+        .iter()
+        .map(|r| r.timestamp)
+        .find(|&ts| ts < earliest || ts > latest)
+    {
+        Some(ts) => refuse(ts),
+        None => Ok(()),
+    }
 }
 
 fn build_response(
@@ -183,29 +257,83 @@ mod tests {
         BatchBuilder::default().build(&records)
     }
 
+    fn settings(limit: usize) -> TopicSettings {
+        let mut s = crate::topic_config::BrokerDefaults::default().settings(&Default::default());
+        s.max_message_bytes = limit;
+        s
+    }
+
+    fn check(records: Option<&Bytes>, limit: usize) -> Result<Option<Bytes>, (i16, String)> {
+        validate_records(records, &settings(limit), 1_000)
+    }
+
     #[test]
     fn corrupt_oversized_and_torn_records_are_refused() {
         let good = batch(3);
-        assert!(validate_records(Some(&Bytes::from(good.clone())), 1 << 20).is_ok());
+        assert_eq!(check(Some(&Bytes::from(good.clone())), 1 << 20), Ok(None));
         let mut bad = good.clone();
         *bad.last_mut().unwrap() ^= 1;
         assert_eq!(
-            validate_records(Some(&Bytes::from(bad)), 1 << 20)
-                .unwrap_err()
-                .0,
+            check(Some(&Bytes::from(bad)), 1 << 20).unwrap_err().0,
             code::CORRUPT_MESSAGE
         );
         assert_eq!(
-            validate_records(Some(&Bytes::from(good.clone())), 100)
-                .unwrap_err()
-                .0,
+            check(Some(&Bytes::from(good.clone())), 100).unwrap_err().0,
             code::MESSAGE_TOO_LARGE
         );
         let torn = Bytes::from(good[..good.len() - 1].to_vec());
         assert_eq!(
-            validate_records(Some(&torn), 1 << 20).unwrap_err().0,
+            check(Some(&torn), 1 << 20).unwrap_err().0,
             code::CORRUPT_MESSAGE
         );
-        assert!(validate_records(None, 1 << 20).is_err());
+        assert!(check(None, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn create_time_outside_the_window_is_invalid_timestamp() {
+        // Records carry timestamps 0, 1, 2.
+        let records = Bytes::from(batch(3));
+        let mut s = settings(1 << 20);
+        s.timestamp_after_max_ms = 0;
+        assert_eq!(validate_records(Some(&records), &s, 2), Ok(None));
+        assert_eq!(
+            validate_records(Some(&records), &s, 1).unwrap_err().0,
+            code::INVALID_TIMESTAMP
+        );
+        s.timestamp_after_max_ms = i64::MAX;
+        s.timestamp_before_max_ms = 10;
+        assert_eq!(validate_records(Some(&records), &s, 10), Ok(None));
+        assert_eq!(
+            validate_records(Some(&records), &s, 11).unwrap_err().0,
+            code::INVALID_TIMESTAMP
+        );
+        // LogAppendTime topics take any producer timestamp.
+        s.log_append_time = true;
+        assert_eq!(validate_records(Some(&records), &s, 1_000_000), Ok(None));
+    }
+
+    #[test]
+    fn a_topic_codec_recompresses_other_batches() {
+        let two = [batch(3), batch(2)].concat();
+        let mut s = settings(1 << 20);
+        s.compression = Some(millrace_wire::Compression::Zstd);
+        let out = validate_records(Some(&Bytes::from(two.clone())), &s, 1_000)
+            .unwrap()
+            .expect("recompressed");
+        let mut seen = 0;
+        for step in BatchIter::new(&out) {
+            let BatchStep::Batch { bytes, .. } = step else {
+                panic!("torn output")
+            };
+            let h = validate_batch(bytes).unwrap();
+            assert_eq!(h.compression().unwrap(), millrace_wire::Compression::Zstd);
+            seen += h.record_count;
+        }
+        assert_eq!(seen, 5);
+        s.compression = Some(millrace_wire::Compression::None);
+        assert_eq!(
+            validate_records(Some(&Bytes::from(two)), &s, 1_000),
+            Ok(None)
+        );
     }
 }
