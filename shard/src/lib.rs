@@ -42,3 +42,26 @@ where
 {
     glommio::spawn_local(future)
 }
+
+/// CPU shares of the background task queue, against the default queue's 1000: maintenance
+/// (retention, compaction) gets about 1% of the core while requests are waiting.
+const BACKGROUND_SHARES: usize = 10;
+
+/// Spawns a low-priority task on the current shard: it runs in a task queue with few shares
+/// and no latency requirement, so request handling goes first whenever both have work.
+pub fn spawn_background<F>(name: &str, future: F) -> Result<(), String>
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::Static(BACKGROUND_SHARES),
+        glommio::Latency::NotImportant,
+        name,
+    );
+    glommio::spawn_local_into(future, queue)
+        .map(|task| {
+            task.detach();
+        })
+        .map_err(|e| format!("spawning background task {name}: {e}"))
+}
