@@ -48,7 +48,7 @@ public class ConfigsAdmin {
 
             try {
                 admin.incrementalAlterConfigs(Map.of(res, List.of(
-                        new AlterConfigOp(new ConfigEntry("retention.bytes", "-7"),
+                        new AlterConfigOp(new ConfigEntry("retention.ms", "-7"),
                                 AlterConfigOp.OpType.SET)))).all().get();
                 System.out.println("refused NOT");
             } catch (ExecutionException e) {
