@@ -50,7 +50,7 @@ use millrace_wire::records::{
 use millrace_wire::WireError;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::Path;
 use std::rc::Rc;
 
 /// Fixed cost counted per key in the cleaner's map, on top of the key's bytes.
@@ -301,7 +301,7 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Step 2 of the swap, without awaiting: false (and the cleaned file removed) when the
     /// segment went meanwhile (retention, DeleteRecords).
-    fn swap_in(&self, src: &Source<D::File>, cleaned_path: &PathBuf) -> Result<bool, StorageError> {
+    fn swap_in(&self, src: &Source<D::File>, cleaned_path: &Path) -> Result<bool, StorageError> {
         let st = self.state.borrow();
         let present = st
             .segments
