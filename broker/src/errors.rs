@@ -35,6 +35,7 @@ pub mod code {
     pub const NON_EMPTY_GROUP: i16 = 68;
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    pub const INVALID_RECORD: i16 = 87;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }
 
@@ -49,6 +50,7 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
         StorageError::InvalidProducerEpoch { .. } => code::INVALID_PRODUCER_EPOCH,
         StorageError::InvalidRecords { reason, .. } => wire_code(reason),
+        StorageError::InvalidRecord { .. } => code::INVALID_RECORD,
         StorageError::BufferFull { .. } => code::REQUEST_TIMED_OUT,
         StorageError::Corrupt { .. } | StorageError::Io { .. } => code::KAFKA_STORAGE_ERROR,
         StorageError::InvalidConfig { .. } => code::INVALID_CONFIG,

@@ -74,6 +74,36 @@ impl BatchCache {
         }
     }
 
+    /// Drops `log`'s cached batches that start below `offset` (their segment was cleaned or
+    /// deleted: the cache must not serve the old bytes). The run stays contiguous.
+    pub(crate) fn forget_below(&self, log: u64, offset: i64) {
+        let mut inner = self.inner.borrow_mut();
+        let Some(run) = inner.logs.get_mut(&log) else {
+            return;
+        };
+        let mut dropped = 0usize;
+        let mut dropped_bytes = 0usize;
+        while run.front().is_some_and(|c| c.base_offset < offset) {
+            let c = run.pop_front().expect("front exists");
+            dropped += 1;
+            dropped_bytes += c.bytes.len();
+        }
+        if run.is_empty() {
+            inner.logs.remove(&log);
+        }
+        inner.used_bytes -= dropped_bytes;
+        // The log's fifo entries are in its offset order: its first `dropped` ones go.
+        let mut left = dropped;
+        inner.fifo.retain(|e| {
+            if left > 0 && e.0 == log {
+                left -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+
     /// Adds a batch that `log` just appended after every batch it added before.
     pub(crate) fn insert(&self, log: u64, base_offset: i64, last_offset: i64, bytes: Bytes) {
         let len = bytes.len();
@@ -164,6 +194,18 @@ mod tests {
         assert!(cache.read(a, 1, 1, 1000, false).unwrap().batches.is_empty());
         assert_eq!(cache.read(b, 0, 10, 10, true).unwrap().bytes, 40);
         assert_eq!(cache.read(b, 0, 10, 10, false).unwrap().bytes, 0);
+        cache.insert(b, 5, 6, Bytes::from(vec![4; 10]));
+        cache.forget_below(b, 5);
+        assert!(
+            cache.read(b, 3, 10, 1000, false).is_none(),
+            "forgotten batch served"
+        );
+        assert_eq!(cache.read(b, 5, 10, 1000, false).unwrap().bytes, 10);
+        assert_eq!(cache.used_bytes(), 50);
+        cache.forget_below(b, 7);
+        assert_eq!(cache.used_bytes(), 40);
+        cache.insert(b, 7, 7, Bytes::from(vec![5; 10]));
+        assert_eq!(cache.read(b, 7, 10, 1000, false).unwrap().bytes, 10);
         cache.unregister(b);
         assert_eq!(cache.used_bytes(), 40);
         cache.insert(a, 2, 2, Bytes::from(vec![3; 101]));

@@ -46,6 +46,13 @@ pub enum StorageError {
         /// What is wrong.
         reason: WireError,
     },
+    /// A record the log refuses to store: a record without a key in a compacted log. Nothing
+    /// was appended. Kafka's INVALID_RECORD.
+    #[error("invalid record: {reason}")]
+    InvalidRecord {
+        /// Which record and why.
+        reason: String,
+    },
     /// Appended bytes waiting for a flush have reached `LogConfig::pending_bytes_max`:
     /// the caller should flush (or wait for one) and retry.
     #[error("{pending_bytes} bytes wait for a flush, limit {limit}")]

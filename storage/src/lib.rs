@@ -63,6 +63,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod compaction;
 pub mod disk;
 mod epoch;
 mod error;
@@ -70,9 +71,12 @@ mod framed;
 mod log;
 mod producer;
 mod recovery;
+mod retention;
 mod segment;
 pub mod sim;
 
 pub use cache::BatchCache;
+pub use compaction::{CleanOutcome, NoThrottle, Throttle, MAP_ENTRY_BYTES};
 pub use error::StorageError;
 pub use log::{AppendOutcome, LogConfig, PartitionLog, ReadChunk, ReadResult};
+pub use retention::RetentionOutcome;

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 /// Per-partition settings, with Kafka's names where they mean the same thing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `log.segment.bytes`: a batch that would take the active segment past this starts a new one.
     pub segment_bytes: u64,
@@ -36,8 +36,33 @@ pub struct LogConfig {
     pub pending_bytes_max: usize,
     /// `producer.id.expiration.ms`: producer state idle this long is dropped at the next roll.
     pub producer_id_expiration_ms: i64,
-    /// Bound on a batch's decompressed size when `offset_for_timestamp` decodes it.
+    /// Bound on a batch's decompressed size when the log decodes one (`offset_for_timestamp`,
+    /// the null-key check of a compacted log, the cleaner).
     pub decode_bytes_max: usize,
+    /// `retention.ms`: closed segments whose newest record is older than this are deleted
+    /// (-1: unlimited).
+    pub retention_ms: i64,
+    /// `retention.bytes`: the oldest segments are deleted while the log stays at least this
+    /// big without them (-1: unlimited).
+    pub retention_bytes: i64,
+    /// `cleanup.policy` contains `delete`: [`PartitionLog::enforce_retention`] applies.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: [`PartitionLog::clean`] applies and appended
+    /// records must have a key.
+    pub cleanup_compact: bool,
+    /// `min.compaction.lag.ms`: a segment is cleaned only once its newest record is this old.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty segment whose oldest record is this old is cleaned
+    /// whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone stays readable (see `compaction.rs`).
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: [`PartitionLog::clean`] skips a log whose dirty share of
+    /// the cleanable bytes is below this.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `log.cleaner.dedupe.buffer.size`: bound on the cleaner's key map (key bytes plus a
+    /// fixed cost per key); a clean covers only the segments whose keys fit.
+    pub cleaner_dedupe_buffer_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -50,6 +75,15 @@ impl Default for LogConfig {
             pending_bytes_max: 64 << 20,
             producer_id_expiration_ms: 24 * 3600 * 1000,
             decode_bytes_max: 64 << 20,
+            retention_ms: -1,
+            retention_bytes: -1,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            cleaner_dedupe_buffer_bytes: 128 << 20,
         }
     }
 }
@@ -66,6 +100,24 @@ impl LogConfig {
         }
         if self.index_interval_bytes == 0 || self.pending_bytes_max == 0 {
             return bad("index_interval_bytes and pending_bytes_max must be positive");
+        }
+        if self.retention_ms < -1 || self.retention_bytes < -1 {
+            return bad("retention_ms and retention_bytes must be -1 (unlimited) or at least 0");
+        }
+        if self.min_compaction_lag_ms < 0 || self.delete_retention_ms < 0 {
+            return bad("min_compaction_lag_ms and delete_retention_ms must not be negative");
+        }
+        if self.max_compaction_lag_ms < 1 || self.max_compaction_lag_ms < self.min_compaction_lag_ms
+        {
+            return bad(
+                "max_compaction_lag_ms must be positive and at least min_compaction_lag_ms",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return bad("min_cleanable_dirty_ratio must be between 0 and 1");
+        }
+        if self.cleaner_dedupe_buffer_bytes == 0 || self.decode_bytes_max == 0 {
+            return bad("cleaner_dedupe_buffer_bytes and decode_bytes_max must be positive");
         }
         Ok(())
     }
@@ -118,11 +170,15 @@ pub struct ReadResult<F> {
 pub struct PartitionLog<D: Disk> {
     pub(crate) disk: D,
     pub(crate) dir: PathBuf,
-    pub(crate) config: LogConfig,
+    pub(crate) config: RefCell<LogConfig>,
     pub(crate) cache: Rc<BatchCache>,
     pub(crate) cache_id: u64,
     pub(crate) state: RefCell<State<D::File>>,
     pub(crate) gate: FlushGate,
+    /// Serialises retention and DeleteRecords (each changes the log start and deletes files).
+    pub(crate) maintenance: AsyncLock,
+    /// True while a clean runs; a second one returns at once.
+    pub(crate) cleaning: Cell<bool>,
 }
 
 pub(crate) struct State<F> {
@@ -144,6 +200,8 @@ pub(crate) struct State<F> {
     pub durable_max_timestamp: Option<(i64, i64)>,
     /// Bytes appended and not yet written.
     pub unwritten_bytes: usize,
+    /// The cleaner's progress: offsets below it were cleaned since the log was opened.
+    pub first_dirty_offset: i64,
     pub closed: bool,
 }
 
@@ -154,6 +212,41 @@ pub(crate) struct FlushGate {
     running: Cell<bool>,
     generation: Cell<u64>,
     waiters: RefCell<Vec<Waker>>,
+}
+
+/// A lock for the log's maintenance tasks (no `RefCell` borrow is held while waiting).
+#[derive(Default)]
+pub(crate) struct AsyncLock {
+    held: Cell<bool>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+/// Releases an [`AsyncLock`] when dropped (also when its future is dropped mid-way).
+pub(crate) struct AsyncLockGuard<'a>(&'a AsyncLock);
+
+impl AsyncLock {
+    pub(crate) async fn lock(&self) -> AsyncLockGuard<'_> {
+        std::future::poll_fn(|cx| {
+            if self.held.get() {
+                self.waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            } else {
+                self.held.set(true);
+                Poll::Ready(())
+            }
+        })
+        .await;
+        AsyncLockGuard(self)
+    }
+}
+
+impl Drop for AsyncLockGuard<'_> {
+    fn drop(&mut self) {
+        self.0.held.set(false);
+        for waker in self.0.waiters.take() {
+            waker.wake();
+        }
+    }
 }
 
 /// Marks the end of a round (also when its future is dropped) and wakes the waiters.
@@ -201,6 +294,21 @@ impl<D: Disk> PartitionLog<D> {
         &self.dir
     }
 
+    /// The settings in force.
+    pub fn config(&self) -> LogConfig {
+        self.config.borrow().clone()
+    }
+
+    /// Validates and applies new settings at once: segment size and age take effect at the
+    /// next roll decision, retention and compaction settings at the next
+    /// [`PartitionLog::enforce_retention`] or [`PartitionLog::clean`], the null-key rule of a
+    /// compacted log at the next append.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), StorageError> {
+        config.validate()?;
+        *self.config.borrow_mut() = config;
+        Ok(())
+    }
+
     /// Appends one or more validated v2 batches: checks idempotent-producer sequences, assigns
     /// offsets, stamps `leader_epoch` (and the append time if `log_append_time`), buffers the
     /// bytes for the next flush and caches them. All batches are appended or none.
@@ -216,12 +324,19 @@ impl<D: Disk> PartitionLog<D> {
             return Err(StorageError::Closed);
         }
         let mut headers = parse_batches(&records)?;
+        let (compact, decode_bytes_max) = {
+            let c = self.config.borrow();
+            (c.cleanup_compact, c.decode_bytes_max)
+        };
+        if compact {
+            check_keys(&records, &headers, decode_bytes_max)?;
+        }
         if st.unwritten_bytes > 0
-            && st.unwritten_bytes + records.len() > self.config.pending_bytes_max
+            && st.unwritten_bytes + records.len() > self.config.borrow().pending_bytes_max
         {
             return Err(StorageError::BufferFull {
                 pending_bytes: st.unwritten_bytes,
-                limit: self.config.pending_bytes_max,
+                limit: self.config.borrow().pending_bytes_max,
             });
         }
         if let Some(duplicate) = check_producers(&st.producers, &mut headers, st.log_end_offset())?
@@ -264,7 +379,7 @@ impl<D: Disk> PartitionLog<D> {
         if self.should_roll(st.segments.last().expect("a log has a segment"), h, now_ms) {
             self.roll(st, now_ms);
         }
-        let interval = u64::from(self.config.index_interval_bytes);
+        let interval = u64::from(self.config.borrow().index_interval_bytes);
         let active = st.segments.last_mut().expect("a log has a segment");
         active.append_batch(h, &bytes, interval, now_ms);
         st.unwritten_bytes += bytes.len();
@@ -291,19 +406,19 @@ impl<D: Disk> PartitionLog<D> {
         let relative_last = h.last_offset() - active.base_offset;
         let aged = active
             .first_append_ms
-            .is_some_and(|t| now_ms - t >= self.config.segment_ms);
-        size > self.config.segment_bytes || aged || relative_last > i64::from(i32::MAX)
+            .is_some_and(|t| now_ms - t >= self.config.borrow().segment_ms);
+        size > self.config.borrow().segment_bytes || aged || relative_last > i64::from(i32::MAX)
     }
 
     /// Closes the active segment and starts a new one at the log end. Its file is created by
     /// the next flush; its predecessor's indexes are written once its data is synced.
-    fn roll(&self, st: &mut State<D::File>, now_ms: i64) {
+    pub(crate) fn roll(&self, st: &mut State<D::File>, now_ms: i64) {
         let next = st.log_end_offset();
         let old = st.segments.last_mut().expect("a log has a segment");
         old.rolled = true;
         tracing::debug!(dir = %self.dir.display(), base_offset = old.base_offset, next, "segment rolled");
         st.producers
-            .expire(now_ms - self.config.producer_id_expiration_ms);
+            .expire(now_ms - self.config.borrow().producer_id_expiration_ms);
         let snapshot = st.producers.encode_snapshot(next);
         st.pending_snapshots.push((next, snapshot));
         st.segments.push(Segment::new(next));
@@ -423,7 +538,7 @@ impl<D: Disk> PartitionLog<D> {
                     end_offset,
                 });
             }
-            if self.config.fsync || seg.rolled {
+            if self.config.borrow().fsync || seg.rolled {
                 plan.syncs.push(file);
             }
             if seg.rolled {
@@ -628,43 +743,53 @@ impl<D: Disk> PartitionLog<D> {
         Ok(result)
     }
 
-    /// The first record at or after `timestamp_ms` below the high watermark: its offset and
-    /// timestamp. Finds the batch through the time index, then decodes it.
+    /// The first record at or after `timestamp_ms`, at or above the log start offset and below
+    /// the high watermark: its offset and timestamp. Finds the batch through the time index,
+    /// then decodes it; a batch whose records were all removed (compaction, or the log start
+    /// inside it) sends the search on to the next one.
     pub async fn offset_for_timestamp(
         &self,
         timestamp_ms: i64,
     ) -> Result<Option<(i64, i64)>, StorageError> {
-        let found = {
+        let decode_bytes_max = self.config.borrow().decode_bytes_max;
+        let (log_start, candidates) = {
             let st = self.state.borrow();
-            st.segments
+            let start = st.log_start_offset;
+            let candidates: Vec<_> = st
+                .segments
                 .iter()
-                .find(|s| s.flushed_size > 0 && s.index.max_timestamp >= timestamp_ms)
+                .filter(|s| s.flushed_size > 0 && s.index.max_timestamp >= timestamp_ms)
+                .filter(|s| s.flushed_next_offset > start)
                 .map(|s| {
                     let from = s.index.position_for_timestamp(s.base_offset, timestamp_ms);
-                    (
-                        s.file.clone().expect("durable data has a file"),
-                        from,
-                        s.flushed_size,
-                    )
+                    let file = s.file.clone().expect("durable data has a file");
+                    (file, from, s.flushed_size)
                 })
+                .collect();
+            (start, candidates)
         };
-        let Some((file, from, end)) = found else {
-            return Ok(None);
-        };
-        let Some((position, h)) =
-            walk_headers(&*file, from, end, |_, h| h.max_timestamp >= timestamp_ms).await?
-        else {
-            return Ok(None);
-        };
-        let bytes = file
-            .read_at(position, h.total_bytes())
-            .await
-            .map_err(io_err("read", file.path()))?;
-        let exact = decode_records(&bytes, self.config.decode_bytes_max)
-            .ok()
-            .and_then(|records| records.into_iter().find(|r| r.timestamp >= timestamp_ms))
-            .map(|r| (r.offset, r.timestamp));
-        Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))))
+        for (file, mut from, end) in candidates {
+            let wanted = |_: u64, h: &BatchHeader| {
+                h.max_timestamp >= timestamp_ms && h.last_offset() >= log_start
+            };
+            while let Some((position, h)) = walk_headers(&*file, from, end, wanted).await? {
+                let bytes = file
+                    .read_at(position, h.total_bytes())
+                    .await
+                    .map_err(io_err("read", file.path()))?;
+                let Ok(records) = decode_records(&bytes, decode_bytes_max) else {
+                    return Ok(Some((h.base_offset.max(log_start), h.max_timestamp)));
+                };
+                let found = records
+                    .into_iter()
+                    .find(|r| r.timestamp >= timestamp_ms && r.offset >= log_start);
+                if let Some(r) = found {
+                    return Ok(Some((r.offset, r.timestamp)));
+                }
+                from = position + h.total_bytes() as u64;
+            }
+        }
+        Ok(None)
     }
 
     /// Final flush, then indexes of the active segment, a producer snapshot at the log end, the
@@ -784,6 +909,36 @@ fn parse_batches(records: &[u8]) -> Result<Vec<(usize, BatchHeader)>, StorageErr
         });
     }
     Ok(headers)
+}
+
+/// A compacted log keeps the last record per key, so every record must have one (Kafka
+/// answers INVALID_RECORD). Compressed batches are decoded within `decode_bytes_max`.
+fn check_keys(
+    records: &[u8],
+    headers: &[(usize, BatchHeader)],
+    decode_bytes_max: usize,
+) -> Result<(), StorageError> {
+    for (position, h) in headers {
+        if h.is_control() {
+            continue;
+        }
+        let batch = &records[*position..*position + h.total_bytes()];
+        let decoded = decode_records(batch, decode_bytes_max).map_err(|reason| {
+            StorageError::InvalidRecords {
+                position: *position,
+                reason,
+            }
+        })?;
+        if let Some(r) = decoded.iter().find(|r| r.key.is_none()) {
+            return Err(StorageError::InvalidRecord {
+                reason: format!(
+                    "compacted topic: the record at offset delta {} has no key",
+                    r.offset - h.base_offset
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks every batch against the producer state (as if the earlier ones were appended) and

@@ -2,17 +2,20 @@
 //! and producer state.
 
 use crate::cache::BatchCache;
+use crate::compaction::CLEANED_SUFFIX;
 use crate::disk::{Disk, DiskFile};
 use crate::epoch::{self, EpochCache};
 use crate::error::io_err;
-use crate::log::{corrupt, parse_name, walk_headers, FlushGate, LogConfig, PartitionLog, State};
+use crate::log::{
+    corrupt, parse_name, walk_headers, AsyncLock, FlushGate, LogConfig, PartitionLog, State,
+};
 use crate::producer::ProducerState;
+use crate::retention::{self, LOG_START_FILE};
 use crate::segment::{file_name, scan, Segment, SegmentIndex};
 use crate::StorageError;
 use millrace_replication::{HighWatermark, LeaderEpoch};
-use millrace_wire::records::validate_batch;
-use std::cell::RefCell;
-use std::io;
+use millrace_wire::records::validate_stored_batch;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -37,23 +40,36 @@ impl<D: Disk> PartitionLog<D> {
             .map_err(io_err("create dir", &dir))?;
         let names = disk.list_dir(&dir).map_err(io_err("list", &dir))?;
         let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN);
-        for stray in names.iter().filter(|n| n.ends_with(".tmp")) {
+        // Temporary files, and cleaned segments whose swap did not happen (the old segment
+        // is still there, whole).
+        for stray in names
+            .iter()
+            .filter(|n| n.ends_with(".tmp") || n.ends_with(CLEANED_SUFFIX))
+        {
             remove_if_present(&disk, &dir.join(stray))?;
         }
+        let checkpoint = load_log_start(&disk, &dir).await;
         let mut bases: Vec<i64> = names.iter().filter_map(|n| parse_name(n, ".log")).collect();
         bases.sort_unstable();
         let mut seen_epochs = Vec::new();
         let mut segments =
             recover_segments(&disk, &dir, &config, &bases, clean, &mut seen_epochs).await?;
+        if segments.is_empty() {
+            segments.push(Segment::new(checkpoint.unwrap_or(0)));
+        }
         prepare_active(
             segments.last_mut().expect("one segment at least"),
             clean,
             now_ms,
         )
         .await?;
-        remove_stale_indexes(&disk, &dir, &names, &segments)?;
-        let log_start_offset = segments[0].base_offset;
         let log_end_offset = segments.last().expect("one segment").index.next_offset;
+        let log_start_offset = segments[0]
+            .base_offset
+            .max(checkpoint.unwrap_or(0))
+            .min(log_end_offset);
+        remove_below_start(&disk, &dir, &mut segments, log_start_offset)?;
+        remove_stale_indexes(&disk, &dir, &names, &segments)?;
         let (epochs, epochs_changed) = load_epochs(&disk, &dir, log_end_offset, &seen_epochs).await;
         let producers =
             load_producers(&disk, &dir, &names, &segments, log_start_offset, now_ms).await?;
@@ -72,7 +88,7 @@ impl<D: Disk> PartitionLog<D> {
         let log = PartitionLog {
             disk,
             dir,
-            config,
+            config: RefCell::new(config),
             cache,
             cache_id,
             state: RefCell::new(State {
@@ -87,9 +103,12 @@ impl<D: Disk> PartitionLog<D> {
                 appended_max_timestamp: durable_max_timestamp,
                 durable_max_timestamp,
                 unwritten_bytes: 0,
+                first_dirty_offset: log_start_offset,
                 closed: false,
             }),
             gate: FlushGate::default(),
+            maintenance: AsyncLock::default(),
+            cleaning: Cell::new(false),
         };
         if let Err(e) = log.write_metadata().await {
             // Rebuilt indexes and the checkpoint are an optimisation of the next open.
@@ -151,9 +170,6 @@ async fn recover_segments<D: Disk>(
             break;
         }
     }
-    if segments.is_empty() {
-        segments.push(Segment::new(0));
-    }
     Ok(segments)
 }
 
@@ -190,8 +206,9 @@ async fn load_index<D: Disk>(
     }
 }
 
-/// Validates every batch of a segment (CRC, dense offsets) and rebuilds its index, stopping at
-/// the first batch that is torn, corrupt or out of place.
+/// Validates every batch of a segment (CRC, increasing offsets; gaps are allowed, compaction
+/// leaves them) and rebuilds its index, stopping at the first batch that is torn, corrupt or
+/// out of place.
 async fn scan_segment<F: DiskFile>(
     file: &F,
     base: i64,
@@ -202,8 +219,8 @@ async fn scan_segment<F: DiskFile>(
     let interval = u64::from(config.index_interval_bytes);
     let mut index = SegmentIndex::empty(base);
     let end = scan(file, 0, file_bytes, |_, _, bytes| {
-        let h = validate_batch(bytes).map_err(|e| e.to_string())?;
-        if h.base_offset != index.next_offset {
+        let h = validate_stored_batch(bytes).map_err(|e| e.to_string())?;
+        if h.base_offset < index.next_offset {
             return Err(format!(
                 "batch at offset {}, expected {}",
                 h.base_offset, index.next_offset
@@ -343,7 +360,8 @@ async fn load_producers<D: Disk>(
     let mut loaded = None;
     for offset in offsets {
         let path = file_name(dir, offset, ".snapshot");
-        if offset > log_end_offset || offset < log_start_offset {
+        // A snapshot below the log start still holds the producers of deleted segments.
+        if offset > log_end_offset {
             remove_if_present(disk, &path)?;
             continue;
         }
@@ -377,9 +395,36 @@ async fn load_producers<D: Disk>(
     Ok(state)
 }
 
-fn remove_if_present<D: Disk>(disk: &D, path: &Path) -> Result<(), StorageError> {
-    match disk.remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", path)(e)),
-        _ => Ok(()),
+use retention::remove_if_present;
+
+/// The DeleteRecords checkpoint, None when missing or damaged (then the first segment's base
+/// is the log start: DeleteRecords writes the checkpoint before it deletes anything, so a
+/// damaged one only loses a start inside the first segment).
+async fn load_log_start<D: Disk>(disk: &D, dir: &Path) -> Option<i64> {
+    let path = dir.join(LOG_START_FILE);
+    match disk.read_file(&path).await {
+        Ok(Some(bytes)) => retention::decode(&bytes)
+            .map_err(|reason| {
+                tracing::warn!(path = %path.display(), %reason, "log start checkpoint invalid: ignoring it");
+            })
+            .ok(),
+        _ => None,
     }
+}
+
+/// Segments wholly below the log start that a crash left behind (DeleteRecords persists the
+/// start before deleting them). The active segment stays.
+fn remove_below_start<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    segments: &mut Vec<Segment<D::File>>,
+    log_start_offset: i64,
+) -> Result<(), StorageError> {
+    while segments.len() > 1 && segments[0].index.next_offset <= log_start_offset {
+        let seg = segments.remove(0);
+        for suffix in [".log", ".index", ".timeindex"] {
+            remove_if_present(disk, &file_name(dir, seg.base_offset, suffix))?;
+        }
+    }
+    Ok(())
 }

@@ -155,6 +155,24 @@ impl BatchHeader {
 /// Checks one complete batch (`batch` holds exactly its bytes): length, magic, CRC, codec,
 /// record count against the offset delta and the bytes present.
 pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, WireError> {
+    let header = validate_stored_batch(batch)?;
+    if header.record_count <= 0 {
+        return Err(WireError::InvalidBatch {
+            reason: "record batch holds no records",
+        });
+    }
+    if header.last_offset_delta != header.record_count - 1 {
+        return Err(WireError::InvalidBatch {
+            reason: "last_offset_delta does not match record_count",
+        });
+    }
+    Ok(header)
+}
+
+/// Checks a batch as a log may hold it after compaction: like [`validate_batch`], except that
+/// records may be missing from the offset span (`0 <= record_count <= last_offset_delta + 1`),
+/// and an empty batch is allowed (Kafka keeps an idempotent producer's last batch that way).
+pub fn validate_stored_batch(batch: &[u8]) -> Result<BatchHeader, WireError> {
     let header = BatchHeader::parse(batch)?;
     if header.batch_length < (BATCH_HEADER_BYTES - LOG_OVERHEAD) as i32 {
         return Err(WireError::BadLength {
@@ -175,14 +193,12 @@ pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, WireError> {
         });
     }
     header.compression()?;
-    if header.record_count <= 0 {
+    if header.record_count < 0
+        || header.last_offset_delta < 0
+        || i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1
+    {
         return Err(WireError::InvalidBatch {
-            reason: "record batch holds no records",
-        });
-    }
-    if header.last_offset_delta != header.record_count - 1 {
-        return Err(WireError::InvalidBatch {
-            reason: "last_offset_delta does not match record_count",
+            reason: "record_count does not fit last_offset_delta",
         });
     }
     let uncompressed = header.attributes & 0x07 == 0;
@@ -428,6 +444,57 @@ fn decode_record(
     })
 }
 
+/// Rebuilds a batch keeping only the records `keep` accepts, as log compaction does.
+///
+/// The kept records' bytes are copied unchanged (offset and timestamp deltas, headers), so
+/// every record keeps its offset and timestamp. The header keeps its base offset,
+/// `last_offset_delta`, timestamps, leader epoch and producer fields: the batch still spans
+/// its original offsets, so producer sequences stay valid. The records section is recompressed
+/// with the batch's codec; a batch left empty is written uncompressed with no records.
+/// Returns `None` when every record is kept (the caller keeps the original bytes).
+/// `max_bytes` bounds decompression, as in [`decode_records`].
+pub fn filter_records(
+    batch: &[u8],
+    max_bytes: usize,
+    mut keep: impl FnMut(&Record) -> bool,
+) -> Result<Option<Vec<u8>>, WireError> {
+    let header = validate_stored_batch(batch)?;
+    let codec = header.compression()?;
+    let payload = &batch[BATCH_HEADER_BYTES..];
+    let data: Bytes = match codec {
+        Compression::None => Bytes::copy_from_slice(payload),
+        other => Bytes::from(other.decompress(payload, max_bytes)?),
+    };
+    let mut kept = Vec::with_capacity(data.len());
+    let mut kept_count = 0i32;
+    let mut cursor = varint::Cursor::new(&data);
+    for _ in 0..header.record_count {
+        let start = cursor.position();
+        let record = decode_record(&mut cursor, &data, &header)?;
+        if keep(&record) {
+            kept.extend_from_slice(&data[start..cursor.position()]);
+            kept_count += 1;
+        }
+    }
+    if kept_count == header.record_count {
+        return Ok(None);
+    }
+    let (attributes, body) = match kept_count {
+        0 => (header.attributes & !0x07, Vec::new()),
+        _ => (header.attributes, codec.compress(&kept)?),
+    };
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+    out.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
+    out.extend_from_slice(&body);
+    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    out[57..61].copy_from_slice(&kept_count.to_be_bytes());
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(Some(out))
+}
+
 /// A record to put in a batch built by [`BatchBuilder`].
 #[derive(Debug, Clone, Default)]
 pub struct NewRecord {
@@ -596,6 +663,68 @@ mod tests {
             assert_eq!(records[0].key, None);
             assert_eq!(records[1].key.as_deref(), Some(&b"k1"[..]));
         }
+    }
+
+    #[test]
+    fn filter_records_keeps_offsets_timestamps_and_header_fields_under_every_codec() {
+        for codec in Compression::ALL {
+            let builder = BatchBuilder {
+                compression: codec,
+                producer_id: 9,
+                producer_epoch: 2,
+                base_sequence: 30,
+                ..Default::default()
+            };
+            let mut batch = builder.build(&sample(10));
+            set_base_offset(&mut batch, 100);
+            set_partition_leader_epoch(&mut batch, 4);
+            let original = decode_records(&batch, 1 << 20).unwrap();
+            let out = filter_records(&batch, 1 << 20, |r| r.offset % 3 == 1)
+                .unwrap()
+                .expect("records were dropped");
+            let h = validate_stored_batch(&out).unwrap();
+            assert!(
+                validate_batch(&out).is_err(),
+                "holes in the span are not a produce batch"
+            );
+            let before = BatchHeader::parse(&batch).unwrap();
+            assert_eq!(
+                (h.base_offset, h.last_offset_delta, h.record_count),
+                (100, 9, 4)
+            );
+            assert_eq!(
+                (h.producer_id, h.base_sequence, h.partition_leader_epoch),
+                (9, 30, 4)
+            );
+            assert_eq!(
+                (h.base_timestamp, h.max_timestamp),
+                (before.base_timestamp, before.max_timestamp)
+            );
+            assert_eq!(h.compression().unwrap(), codec);
+            let kept = decode_records(&out, 1 << 20).unwrap();
+            let expected: Vec<_> = original.into_iter().filter(|r| r.offset % 3 == 1).collect();
+            assert_eq!(kept, expected);
+            assert!(filter_records(&batch, 1 << 20, |_| true).unwrap().is_none());
+            let empty = filter_records(&batch, 1 << 20, |_| false).unwrap().unwrap();
+            let h = validate_stored_batch(&empty).unwrap();
+            assert_eq!(
+                (h.record_count, h.last_offset_delta, h.base_sequence),
+                (0, 9, 30)
+            );
+            assert_eq!(h.compression().unwrap(), Compression::None);
+            assert_eq!(empty.len(), BATCH_HEADER_BYTES);
+            assert!(decode_records(&empty, 1 << 20).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn stored_batches_with_more_records_than_their_span_are_rejected() {
+        let mut batch = BatchBuilder::default().build(&sample(3));
+        batch[23..27].copy_from_slice(&1i32.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(validate_stored_batch(&batch).is_err());
+        assert!(filter_records(&batch, 1 << 20, |_| true).is_err());
     }
 
     #[test]

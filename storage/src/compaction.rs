@@ -1,0 +1,552 @@
+//! Log compaction (Kafka's log cleaner) for one partition.
+//!
+//! A clean covers the *cleanable* segments: the closed segments from the log start, synced,
+//! below the high watermark, with their indexes written, whose newest record is older than
+//! `min_compaction_lag_ms`; it stops at the first one that is not (the active segment never
+//! is). It runs in two passes over them:
+//!
+//! 1. **Key map**: every keyed record's key and the latest offset it has in the range. The
+//!    map is bounded by `cleaner_dedupe_buffer_bytes` (key bytes plus [`MAP_ENTRY_BYTES`] per
+//!    key); when it fills, the clean covers only the segments scanned completely.
+//! 2. **Rewrite**, one segment at a time: a record is kept unless a later record in the map
+//!    has its key, it has no key (Kafka drops those too), or it is a tombstone whose segment's
+//!    newest timestamp is older than `delete_retention_ms` (our *delete horizon*: a tombstone
+//!    stays readable for at least that long after it, and every record around it, was
+//!    written; Kafka's KIP-534 horizon counts from the first clean instead, a difference
+//!    only in how long tombstones linger). Batches keep their offsets, timestamps, leader
+//!    epoch, producer fields and codec ([`millrace_wire::records::filter_records`]). A batch
+//!    left empty is dropped, except when it is the last batch of the segment (so a segment
+//!    still ends where the next begins, which recovery checks) or the last batch of a known
+//!    idempotent producer (so its sequence survives a restart, as in Kafka). Control batches
+//!    are kept as they are.
+//!
+//! Offsets are therefore no longer dense inside a cleaned segment; reads, index lookups and
+//! recovery accept gaps (a fetch inside a gap gets the next batch).
+//!
+//! # The swap, crash-safe
+//!
+//! 1. Write `<base>.log.cleaned` through the [`Disk`] (aligned direct I/O), `sync_data` it.
+//! 2. Without awaiting: remove `<base>.index`/`.timeindex`, rename `.log.cleaned` over
+//!    `<base>.log` (atomic), then `sync_dir`.
+//! 3. Open the new file, swap it and its index into the segment, forget the log's cached
+//!    batches below the segment's end, write the new index files.
+//!
+//! A crash before the rename leaves the old `.log` (perhaps without its index, which recovery
+//! rebuilds by scanning) and a `.cleaned` file that recovery removes; after it, the new
+//! `.log`, rescanned if its index is not there yet. Either the old or the new content of a
+//! segment survives, whole. Each segment is swapped on its own (one file for one file), so no
+//! `.swap` stage is needed.
+
+use crate::disk::{Disk, DiskFile};
+use crate::error::io_err;
+use crate::log::{corrupt, LogConfig, PartitionLog};
+use crate::retention::remove_if_present;
+use crate::segment::{file_name, SegmentIndex};
+use crate::StorageError;
+use bytes::Bytes;
+use millrace_wire::records::{
+    decode_records, filter_records, BatchHeader, BatchIter, BatchStep, Record,
+};
+use millrace_wire::WireError;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::Path;
+use std::rc::Rc;
+
+/// Fixed cost counted per key in the cleaner's map, on top of the key's bytes.
+pub const MAP_ENTRY_BYTES: usize = 48;
+/// Bytes read from a segment at once, and written to a cleaned one at once.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Suffix of a cleaned segment before its swap.
+pub(crate) const CLEANED_SUFFIX: &str = ".log.cleaned";
+
+/// Paces the cleaner's I/O: the log awaits `pace(n)` after each chunk of `n` bytes it reads or
+/// writes. The broker implements it with a token bucket and its timers.
+pub trait Throttle {
+    /// Returns once `bytes` more may be done.
+    fn pace(&self, bytes: usize) -> impl Future<Output = ()>;
+}
+
+/// A [`Throttle`] that never waits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoThrottle;
+
+impl Throttle for NoThrottle {
+    fn pace(&self, _bytes: usize) -> impl Future<Output = ()> {
+        std::future::ready(())
+    }
+}
+
+/// What [`PartitionLog::clean`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanOutcome {
+    /// True when at least one segment was rewritten.
+    pub cleaned: bool,
+    /// Bytes of segments read (both passes).
+    pub bytes_read: u64,
+    /// Bytes of cleaned segments written.
+    pub bytes_written: u64,
+    /// Records dropped.
+    pub records_removed: u64,
+    /// The end of the range this clean covered (offsets below it are clean); the log start
+    /// offset when nothing was cleanable.
+    pub cleaned_end_offset: i64,
+}
+
+/// A segment the clean covers.
+struct Source<F> {
+    base: i64,
+    next_offset: i64,
+    size: u64,
+    max_timestamp: i64,
+    first_timestamp: i64,
+    file: Rc<F>,
+}
+
+/// Clears the log's `cleaning` flag when the clean ends or its future is dropped.
+struct CleaningGuard<'a>(&'a std::cell::Cell<bool>);
+
+impl Drop for CleaningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+impl<D: Disk> PartitionLog<D> {
+    /// The share of the closed, durable segments' bytes not cleaned since the log was opened
+    /// (0 when there are none). Ignores `min_compaction_lag_ms`, which [`PartitionLog::clean`]
+    /// applies itself. After a restart every segment counts as dirty until the first clean.
+    pub fn dirty_ratio(&self) -> f64 {
+        let (sources, first_dirty) = self.cleanable(None);
+        ratio(&sources, first_dirty)
+    }
+
+    /// Compacts the cleanable segments (only with `cleanup_compact`), unless the dirty ratio is
+    /// below `min_cleanable_dirty_ratio` and no dirty segment is older than
+    /// `max_compaction_lag_ms`. See the module documentation for the rules. A second call
+    /// while one runs returns at once with `cleaned: false`.
+    pub async fn clean<T: Throttle>(
+        &self,
+        now_ms: i64,
+        throttle: &T,
+    ) -> Result<CleanOutcome, StorageError> {
+        let config = self.config();
+        let mut outcome = CleanOutcome {
+            cleaned_end_offset: self.log_start_offset(),
+            ..CleanOutcome::default()
+        };
+        if self.state.borrow().closed {
+            return Err(StorageError::Closed);
+        }
+        if !config.cleanup_compact || self.cleaning.replace(true) {
+            return Ok(outcome);
+        }
+        let _guard = CleaningGuard(&self.cleaning);
+        let (mut sources, first_dirty) = self.cleanable(Some((now_ms, &config)));
+        let forced = sources.iter().any(|s| {
+            s.next_offset > first_dirty
+                && s.first_timestamp >= 0
+                && now_ms.saturating_sub(s.first_timestamp) >= config.max_compaction_lag_ms
+        });
+        if sources.is_empty()
+            || (!forced && ratio(&sources, first_dirty) < config.min_cleanable_dirty_ratio)
+        {
+            return Ok(outcome);
+        }
+        let map = build_key_map(&mut sources, &config, throttle, &mut outcome).await?;
+        if sources.is_empty() {
+            tracing::warn!(dir = %self.dir.display(), "cleaner: the first segment's keys do not fit the dedupe buffer");
+            return Ok(outcome);
+        }
+        let keep_batches: HashSet<i64> = {
+            let st = self.state.borrow();
+            let producers = st.producers.producers.values();
+            producers
+                .filter_map(|p| p.batches.back().map(|b| b.base_offset))
+                .collect()
+        };
+        let rules = Rules {
+            map: &map,
+            keep_batches: &keep_batches,
+            now_ms,
+            config: &config,
+        };
+        for src in &sources {
+            self.clean_segment(src, &rules, throttle, &mut outcome)
+                .await?;
+        }
+        let end = sources.last().expect("not empty").next_offset;
+        {
+            let mut st = self.state.borrow_mut();
+            st.first_dirty_offset = st.first_dirty_offset.max(end);
+        }
+        outcome.cleaned_end_offset = end;
+        if let Err(e) = self.write_metadata().await {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "writing cleaned segment indexes failed");
+        }
+        Ok(outcome)
+    }
+
+    /// The cleanable segments (with `Some((now, config))`, only those past the minimum
+    /// compaction lag) and the first dirty offset.
+    fn cleanable(&self, lag: Option<(i64, &LogConfig)>) -> (Vec<Source<D::File>>, i64) {
+        let st = self.state.borrow();
+        let high_watermark = st.high_watermark.0;
+        let closed = &st.segments[..st.segments.len() - 1];
+        let mut out = Vec::new();
+        for seg in closed {
+            let ready = seg.rolled
+                && seg.index_written
+                && seg.data_synced()
+                && seg.flushed_size == seg.index.size
+                && seg.index.next_offset <= high_watermark;
+            let young = lag.is_some_and(|(now_ms, c)| {
+                c.min_compaction_lag_ms > 0
+                    && seg.index.max_timestamp > now_ms.saturating_sub(c.min_compaction_lag_ms)
+            });
+            let Some(file) = seg.file.clone().filter(|_| ready && !young) else {
+                break;
+            };
+            out.push(Source {
+                base: seg.base_offset,
+                next_offset: seg.index.next_offset,
+                size: seg.index.size,
+                max_timestamp: seg.index.max_timestamp,
+                first_timestamp: seg.index.first_timestamp,
+                file,
+            });
+        }
+        (out, st.first_dirty_offset)
+    }
+
+    /// Rewrites one segment and swaps it in (see the module documentation).
+    async fn clean_segment<T: Throttle>(
+        &self,
+        src: &Source<D::File>,
+        rules: &Rules<'_>,
+        throttle: &T,
+        outcome: &mut CleanOutcome,
+    ) -> Result<(), StorageError> {
+        let cleaned_path = file_name(&self.dir, src.base, CLEANED_SUFFIX);
+        remove_if_present(&self.disk, &cleaned_path)?;
+        let out_file = self
+            .disk
+            .open(&cleaned_path, true)
+            .await
+            .map_err(io_err("create", &cleaned_path))?;
+        let interval = u64::from(self.config.borrow().index_interval_bytes);
+        let mut writer = AlignedWriter::new(&out_file);
+        let mut index = SegmentIndex::empty(src.base);
+        let mut removed = 0u64;
+        let mut pos = 0u64;
+        while pos < src.size {
+            let (batches, next) = read_batches(&*src.file, pos, src.size).await?;
+            throttle.pace((next - pos) as usize).await;
+            outcome.bytes_read += next - pos;
+            pos = next;
+            for bytes in batches {
+                let Some(kept) = rules.rewrite(&bytes, src, &mut removed, src.file.path())? else {
+                    continue;
+                };
+                let h = BatchHeader::parse(&kept).expect("rewritten batch has a header");
+                index.add_batch(src.base, &h, interval);
+                writer.push(&kept, throttle).await?;
+            }
+        }
+        if removed == 0 {
+            drop(out_file);
+            return remove_if_present(&self.disk, &cleaned_path);
+        }
+        outcome.bytes_written += writer.finish(throttle).await?;
+        out_file
+            .sync_data()
+            .await
+            .map_err(io_err("sync", &cleaned_path))?;
+        drop(out_file);
+        debug_assert_eq!(index.next_offset, src.next_offset);
+        if !self.swap_in(src, &cleaned_path)? {
+            return Ok(());
+        }
+        self.disk
+            .sync_dir(&self.dir)
+            .await
+            .map_err(io_err("sync dir", &self.dir))?;
+        let log_path = file_name(&self.dir, src.base, ".log");
+        let file = self
+            .disk
+            .open(&log_path, false)
+            .await
+            .map_err(io_err("open", &log_path))?;
+        let mut st = self.state.borrow_mut();
+        if let Ok(i) = st
+            .segments
+            .binary_search_by_key(&src.base, |s| s.base_offset)
+        {
+            let seg = &mut st.segments[i];
+            let align = file.alignment() as u64;
+            seg.file = Some(Rc::new(file));
+            seg.flushed_size = index.size;
+            seg.synced_size = index.size;
+            seg.tail = Vec::new();
+            seg.tail_position = index.size - index.size % align;
+            seg.index = index;
+            seg.index_written = false;
+            st.recompute_max_timestamps();
+        }
+        self.cache.forget_below(self.cache_id, src.next_offset);
+        outcome.cleaned = true;
+        outcome.records_removed += removed;
+        Ok(())
+    }
+
+    /// Step 2 of the swap, without awaiting: false (and the cleaned file removed) when the
+    /// segment went meanwhile (retention, DeleteRecords).
+    fn swap_in(&self, src: &Source<D::File>, cleaned_path: &Path) -> Result<bool, StorageError> {
+        let st = self.state.borrow();
+        let present = st
+            .segments
+            .binary_search_by_key(&src.base, |s| s.base_offset)
+            .is_ok_and(|i| i + 1 < st.segments.len());
+        if !present {
+            remove_if_present(&self.disk, cleaned_path)?;
+            return Ok(false);
+        }
+        for suffix in [".index", ".timeindex"] {
+            remove_if_present(&self.disk, &file_name(&self.dir, src.base, suffix))?;
+        }
+        let log_path = file_name(&self.dir, src.base, ".log");
+        self.disk
+            .rename(cleaned_path, &log_path)
+            .map_err(io_err("rename", cleaned_path))?;
+        tracing::debug!(dir = %self.dir.display(), base_offset = src.base, "cleaned segment swapped in");
+        Ok(true)
+    }
+}
+
+/// What decides a record's and a batch's fate.
+struct Rules<'a> {
+    map: &'a HashMap<Vec<u8>, i64>,
+    keep_batches: &'a HashSet<i64>,
+    now_ms: i64,
+    config: &'a LogConfig,
+}
+
+impl Rules<'_> {
+    /// The batch as the cleaned segment holds it, or None when it goes entirely.
+    fn rewrite<F>(
+        &self,
+        batch: &Bytes,
+        src: &Source<F>,
+        removed: &mut u64,
+        path: &std::path::Path,
+    ) -> Result<Option<Bytes>, StorageError> {
+        let h = BatchHeader::parse(batch).map_err(|e| corrupt(path, 0, &e.to_string()))?;
+        if h.is_control() {
+            return Ok(Some(batch.clone()));
+        }
+        let horizon_passed = src.max_timestamp >= 0
+            && self.now_ms.saturating_sub(src.max_timestamp) > self.config.delete_retention_ms;
+        let mut dropped = 0u64;
+        let filtered = filter_records(batch, self.config.decode_bytes_max, |r| {
+            let keep = self.keep(r, horizon_passed);
+            dropped += u64::from(!keep);
+            keep
+        })
+        .map_err(|e| undecodable(path, h.base_offset, e))?;
+        *removed += dropped;
+        let Some(rebuilt) = filtered else {
+            return Ok(Some(batch.clone()));
+        };
+        let empty = BatchHeader::parse(&rebuilt).map_or(true, |r| r.record_count == 0);
+        let last_of_segment = h.next_offset() == src.next_offset;
+        if empty && !last_of_segment && !self.keep_batches.contains(&h.base_offset) {
+            return Ok(None);
+        }
+        Ok(Some(Bytes::from(rebuilt)))
+    }
+
+    fn keep(&self, r: &Record, horizon_passed: bool) -> bool {
+        let Some(key) = &r.key else {
+            return false;
+        };
+        if self
+            .map
+            .get(key.as_ref())
+            .is_some_and(|&latest| latest > r.offset)
+        {
+            return false;
+        }
+        !(r.value.is_none() && horizon_passed)
+    }
+}
+
+/// Pass 1: the latest offset of every key in `sources`, within the configured bound; cuts
+/// `sources` to the segments scanned completely.
+async fn build_key_map<F: DiskFile, T: Throttle>(
+    sources: &mut Vec<Source<F>>,
+    config: &LogConfig,
+    throttle: &T,
+    outcome: &mut CleanOutcome,
+) -> Result<HashMap<Vec<u8>, i64>, StorageError> {
+    let mut map: HashMap<Vec<u8>, i64> = HashMap::new();
+    let mut map_bytes = 0usize;
+    for (covered, src) in sources.iter().enumerate() {
+        let mut pos = 0u64;
+        while pos < src.size {
+            let (batches, next) = read_batches(&*src.file, pos, src.size).await?;
+            throttle.pace((next - pos) as usize).await;
+            outcome.bytes_read += next - pos;
+            pos = next;
+            for batch in batches {
+                let h = BatchHeader::parse(&batch)
+                    .map_err(|e| corrupt(src.file.path(), 0, &e.to_string()))?;
+                if h.is_control() {
+                    continue;
+                }
+                let records = decode_records(&batch, config.decode_bytes_max)
+                    .map_err(|e| undecodable(src.file.path(), h.base_offset, e))?;
+                for r in records {
+                    let Some(key) = r.key else { continue };
+                    if let Some(latest) = map.get_mut(key.as_ref()) {
+                        *latest = (*latest).max(r.offset);
+                        continue;
+                    }
+                    let cost = key.len() + MAP_ENTRY_BYTES;
+                    if map_bytes + cost > config.cleaner_dedupe_buffer_bytes {
+                        // Entries from this partial segment stay: each names a later record
+                        // that exists, which is all a drop needs.
+                        sources.truncate(covered);
+                        return Ok(map);
+                    }
+                    map_bytes += cost;
+                    map.insert(key.to_vec(), r.offset);
+                }
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// The dirty share of the sources' bytes.
+fn ratio<F>(sources: &[Source<F>], first_dirty: i64) -> f64 {
+    let total: u64 = sources.iter().map(|s| s.size).sum();
+    let dirty: u64 = sources
+        .iter()
+        .filter(|s| s.next_offset > first_dirty)
+        .map(|s| s.size)
+        .sum();
+    if total == 0 {
+        0.0
+    } else {
+        dirty as f64 / total as f64
+    }
+}
+
+/// Whole batches from `pos`, reading at least one (growing the window for a large batch).
+/// Returns them and the position after the last. `end` is the segment's logical size.
+async fn read_batches<F: DiskFile>(
+    file: &F,
+    pos: u64,
+    end: u64,
+) -> Result<(Vec<Bytes>, u64), StorageError> {
+    let mut want = CHUNK_BYTES as u64;
+    loop {
+        let len = want.min(end - pos) as usize;
+        let data = file
+            .read_at(pos, len)
+            .await
+            .map_err(io_err("read", file.path()))?;
+        let mut batches = Vec::new();
+        let mut consumed = 0usize;
+        let mut needed = None;
+        for step in BatchIter::new(&data) {
+            match step {
+                BatchStep::Batch {
+                    position, bytes, ..
+                } => {
+                    batches.push(data.slice(position..position + bytes.len()));
+                    consumed = position + bytes.len();
+                }
+                BatchStep::Tail { reason, .. } => {
+                    if let WireError::Truncated { needed: n, .. } = reason {
+                        needed = Some(n as u64);
+                    }
+                    break;
+                }
+            }
+        }
+        if consumed > 0 {
+            return Ok((batches, pos + consumed as u64));
+        }
+        match needed {
+            Some(n) if (len as u64) < end - pos && n > len as u64 => want = n.min(end - pos),
+            _ => {
+                return Err(corrupt(
+                    file.path(),
+                    pos,
+                    "batch cut short in a synced segment",
+                ))
+            }
+        }
+    }
+}
+
+fn undecodable(path: &std::path::Path, offset: i64, e: WireError) -> StorageError {
+    corrupt(
+        path,
+        0,
+        &format!("cleaner cannot decode the batch at offset {offset}: {e}"),
+    )
+}
+
+/// Buffers a cleaned segment and writes it in aligned chunks; the last block zero-padded.
+struct AlignedWriter<'a, F> {
+    file: &'a F,
+    buf: Vec<u8>,
+    position: u64,
+    logical: u64,
+}
+
+impl<'a, F: DiskFile> AlignedWriter<'a, F> {
+    fn new(file: &'a F) -> Self {
+        AlignedWriter {
+            file,
+            buf: Vec::new(),
+            position: 0,
+            logical: 0,
+        }
+    }
+
+    async fn push<T: Throttle>(&mut self, bytes: &[u8], throttle: &T) -> Result<(), StorageError> {
+        self.buf.extend_from_slice(bytes);
+        self.logical += bytes.len() as u64;
+        if self.buf.len() >= CHUNK_BYTES {
+            let align = self.file.alignment();
+            let n = self.buf.len() / align * align;
+            self.write(n, throttle).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the rest, padded; returns the logical bytes written in all.
+    async fn finish<T: Throttle>(mut self, throttle: &T) -> Result<u64, StorageError> {
+        if !self.buf.is_empty() {
+            let align = self.file.alignment();
+            let n = self.buf.len().div_ceil(align) * align;
+            self.buf.resize(n, 0);
+            self.write(n, throttle).await?;
+        }
+        Ok(self.logical)
+    }
+
+    async fn write<T: Throttle>(&mut self, n: usize, throttle: &T) -> Result<(), StorageError> {
+        self.file
+            .write_at(self.position, &self.buf[..n])
+            .await
+            .map_err(io_err("write", self.file.path()))?;
+        self.position += n as u64;
+        self.buf.drain(..n);
+        throttle.pace(n).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! The delete policy: retention by time and size, DeleteRecords, and the log-start-offset
+//! checkpoint.
+//!
+//! Kafka's rules: whole segments are deleted, oldest first, never the active one and never one
+//! holding data above the high watermark. A segment goes when its newest record is older than
+//! `retention_ms`, when the log stays at least `retention_bytes` big without it, or when it
+//! lies wholly below the log start offset (DeleteRecords). When the active segment itself is
+//! due, it is rolled first so that it can go and the log keeps an empty active segment; an
+//! active segment older than `segment_ms` is rolled here too, so a quiet log still rolls.
+//!
+//! `log-start-offset-checkpoint` (in the [`crate::framed`] envelope, big-endian):
+//!
+//! ```text
+//! magic "MLSO" v1: log_start_offset i64
+//! ```
+//!
+//! Written (atomically, durably) by DeleteRecords before it answers, because its log start may
+//! lie inside a segment; recovery takes max(first segment's base, checkpoint). Retention needs
+//! no checkpoint: its log start is the first remaining segment's base.
+
+use crate::disk::Disk;
+use crate::error::io_err;
+use crate::framed;
+use crate::log::{LogConfig, PartitionLog, State};
+use crate::segment::{file_name, Segment};
+use crate::StorageError;
+use std::path::Path;
+use std::rc::Rc;
+
+/// The checkpoint's file name in the partition directory.
+pub(crate) const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+const MAGIC: &[u8; 4] = b"MLSO";
+const VERSION: u16 = 1;
+
+/// What [`PartitionLog::enforce_retention`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Their logical bytes.
+    pub bytes_deleted: u64,
+    /// The log start offset afterwards.
+    pub log_start_offset: i64,
+}
+
+impl<D: Disk> PartitionLog<D> {
+    /// Applies `retention_ms`, `retention_bytes` and the log start offset (only with
+    /// `cleanup_delete`): deletes whole segments as Kafka does, rolling the active segment
+    /// first when it is due itself or older than `segment_ms`.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+        let _lock = self.maintenance.lock().await;
+        let config = self.config();
+        let mut outcome = RetentionOutcome {
+            segments_deleted: 0,
+            bytes_deleted: 0,
+            log_start_offset: self.log_start_offset(),
+        };
+        if self.state.borrow().closed {
+            return Err(StorageError::Closed);
+        }
+        if !config.cleanup_delete {
+            return Ok(outcome);
+        }
+        let rolled = {
+            let mut st = self.state.borrow_mut();
+            let roll = active_due(&st, &config, now_ms);
+            if roll {
+                self.roll(&mut st, now_ms);
+            }
+            roll
+        };
+        if rolled {
+            self.create_active_file().await?;
+            // The roll's producer snapshot must be on disk before the segments it summarises
+            // go, or a restart would lose those producers.
+            self.write_metadata().await?;
+        }
+        let (segments_deleted, bytes_deleted) = {
+            let mut st = self.state.borrow_mut();
+            let n = deletable(&st, &config, now_ms, false);
+            self.remove_segments(&mut st, n)?
+        };
+        if segments_deleted > 0 {
+            self.disk
+                .sync_dir(&self.dir)
+                .await
+                .map_err(io_err("sync dir", &self.dir))?;
+        }
+        outcome.segments_deleted = segments_deleted;
+        outcome.bytes_deleted = bytes_deleted;
+        outcome.log_start_offset = self.log_start_offset();
+        Ok(outcome)
+    }
+
+    /// Kafka's DeleteRecords: moves the log start offset to `offset` (-1: the high watermark),
+    /// persists it, and deletes the segments wholly below it. Returns the new log start offset
+    /// (the low watermark). An offset above the high watermark or below -1 (or -1 itself
+    /// mapped) is `OffsetOutOfRange`; one at or below the current start changes nothing.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, StorageError> {
+        let _lock = self.maintenance.lock().await;
+        let (high_watermark, log_start_offset, closed) = {
+            let st = self.state.borrow();
+            (st.high_watermark.0, st.log_start_offset, st.closed)
+        };
+        if closed {
+            return Err(StorageError::Closed);
+        }
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            });
+        }
+        if target <= log_start_offset {
+            return Ok(log_start_offset);
+        }
+        self.write_small(&self.dir.join(LOG_START_FILE), &encode(target))
+            .await?;
+        // Producer snapshots of the segments about to go (see enforce_retention).
+        self.write_metadata().await?;
+        let deleted = {
+            let mut st = self.state.borrow_mut();
+            st.log_start_offset = st.log_start_offset.max(target);
+            let n = deletable(&st, &self.config.borrow(), i64::MIN, true);
+            self.remove_segments(&mut st, n)?.0
+        };
+        if deleted > 0 {
+            self.disk
+                .sync_dir(&self.dir)
+                .await
+                .map_err(io_err("sync dir", &self.dir))?;
+        }
+        tracing::debug!(dir = %self.dir.display(), target, deleted, "records deleted");
+        Ok(self.log_start_offset())
+    }
+
+    /// Creates the (empty) active segment's file after a roll, so the log on disk always ends
+    /// with it even when every older segment is deleted.
+    async fn create_active_file(&self) -> Result<(), StorageError> {
+        let base = self.state.borrow().log_end_offset_base();
+        let path = file_name(&self.dir, base, ".log");
+        let file = self
+            .disk
+            .open(&path, true)
+            .await
+            .map_err(io_err("create", &path))?;
+        {
+            let mut st = self.state.borrow_mut();
+            if let Ok(i) = st.segments.binary_search_by_key(&base, |s| s.base_offset) {
+                let seg = &mut st.segments[i];
+                if seg.file.is_none() {
+                    seg.file = Some(Rc::new(file));
+                }
+            }
+        }
+        self.disk
+            .sync_dir(&self.dir)
+            .await
+            .map_err(io_err("sync dir", &self.dir))
+    }
+
+    /// Deletes the first `n` segments (never the active one): state first, then files, all
+    /// without awaiting, so no other task sees one without the other. Returns (segments, bytes).
+    pub(crate) fn remove_segments(
+        &self,
+        st: &mut State<D::File>,
+        n: usize,
+    ) -> Result<(usize, u64), StorageError> {
+        let n = n.min(st.segments.len() - 1);
+        if n == 0 {
+            return Ok((0, 0));
+        }
+        let gone: Vec<Segment<D::File>> = st.segments.drain(..n).collect();
+        let first = st.segments[0].base_offset;
+        st.log_start_offset = st.log_start_offset.max(first);
+        st.first_dirty_offset = st.first_dirty_offset.max(st.log_start_offset);
+        st.recompute_max_timestamps();
+        self.cache.forget_below(self.cache_id, first);
+        let bytes = gone.iter().map(|s| s.index.size).sum();
+        for seg in &gone {
+            tracing::debug!(dir = %self.dir.display(), base_offset = seg.base_offset, "segment deleted");
+            for suffix in [".log", ".index", ".timeindex"] {
+                remove_if_present(&self.disk, &file_name(&self.dir, seg.base_offset, suffix))?;
+            }
+        }
+        Ok((n, bytes))
+    }
+}
+
+impl<F> State<F> {
+    /// The active segment's base offset.
+    pub(crate) fn log_end_offset_base(&self) -> i64 {
+        self.segments
+            .last()
+            .expect("a log has a segment")
+            .base_offset
+    }
+
+    /// The largest timestamps after segments were deleted or rewritten: closed segments from
+    /// their indexes, the active one from what was known before.
+    pub(crate) fn recompute_max_timestamps(&mut self) {
+        let active_base = self.log_end_offset_base();
+        let closed = self
+            .segments
+            .iter()
+            .filter(|s| s.base_offset < active_base && s.index.max_timestamp >= 0)
+            .map(|s| (s.index.max_timestamp, s.index.max_timestamp_offset))
+            .max_by_key(|m| m.0);
+        let keep = |m: Option<(i64, i64)>| m.filter(|m| m.1 >= active_base);
+        let pick = |a: Option<(i64, i64)>, b: Option<(i64, i64)>| match (a, b) {
+            (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        self.durable_max_timestamp = pick(closed, keep(self.durable_max_timestamp));
+        self.appended_max_timestamp = pick(closed, keep(self.appended_max_timestamp));
+    }
+}
+
+/// The active segment must roll now: it has data, and it is older than `segment_ms`, or it is
+/// wholly durable and due for deletion along with every segment before it.
+fn active_due<F>(st: &State<F>, config: &LogConfig, now_ms: i64) -> bool {
+    let active = st.segments.last().expect("a log has a segment");
+    if active.index.size == 0 {
+        return false;
+    }
+    let aged = active
+        .first_append_ms
+        .is_some_and(|t| now_ms.saturating_sub(t) >= config.segment_ms);
+    aged || deletable_with_active(st, config, now_ms) == st.segments.len()
+}
+
+/// How many leading segments may go (the active one excluded).
+fn deletable<F>(st: &State<F>, config: &LogConfig, now_ms: i64, start_only: bool) -> usize {
+    count_deletable(st, config, now_ms, start_only, st.segments.len() - 1)
+}
+
+/// The same count, letting the active segment be judged by time and size like the others.
+fn deletable_with_active<F>(st: &State<F>, config: &LogConfig, now_ms: i64) -> usize {
+    count_deletable(st, config, now_ms, false, st.segments.len())
+}
+
+fn count_deletable<F>(
+    st: &State<F>,
+    config: &LogConfig,
+    now_ms: i64,
+    start_only: bool,
+    limit: usize,
+) -> usize {
+    let high_watermark = st.high_watermark.0;
+    let mut remaining: u64 = st.segments.iter().map(|s| s.index.size).sum();
+    let mut n = 0;
+    for seg in st.segments.iter().take(limit) {
+        let end = seg.index.next_offset;
+        if end > high_watermark || seg.index.size == 0 {
+            break;
+        }
+        let below_start = end <= st.log_start_offset;
+        let by_time = !start_only
+            && config.retention_ms >= 0
+            && seg.index.max_timestamp >= 0
+            && now_ms.saturating_sub(seg.index.max_timestamp) > config.retention_ms;
+        let by_size = !start_only
+            && config.retention_bytes >= 0
+            && remaining - seg.index.size >= config.retention_bytes as u64;
+        if !(below_start || by_time || by_size) {
+            break;
+        }
+        remaining -= seg.index.size;
+        n += 1;
+    }
+    n
+}
+
+pub(crate) fn encode(log_start_offset: i64) -> Vec<u8> {
+    framed::seal(MAGIC, VERSION, &log_start_offset.to_be_bytes())
+}
+
+pub(crate) fn decode(file: &[u8]) -> Result<i64, String> {
+    let mut r = framed::Reader::new(framed::open(MAGIC, VERSION, file)?);
+    let offset = r.i64()?;
+    r.finish()?;
+    if offset < 0 {
+        return Err(format!("negative log start offset {offset}"));
+    }
+    Ok(offset)
+}
+
+pub(crate) fn remove_if_present<D: Disk>(disk: &D, path: &Path) -> Result<(), StorageError> {
+    match disk.remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", path)(e)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_round_trips_and_rejects_damage() {
+        let file = encode(4211);
+        assert_eq!(decode(&file), Ok(4211));
+        for i in 0..file.len() {
+            let mut bad = file.clone();
+            bad[i] ^= 0x10;
+            assert!(decode(&bad).is_err(), "flip at {i}");
+        }
+        assert!(decode(&encode(-5)).is_err());
+    }
+}

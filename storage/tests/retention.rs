@@ -1,0 +1,706 @@
+//! Retention, DeleteRecords, compaction and live configuration of the partition log, against
+//! the simulated disk.
+
+mod common;
+
+use common::*;
+use futures_lite::future::block_on;
+use millrace_replication::LeaderEpoch;
+use millrace_storage::sim::SimDisk;
+use millrace_storage::{LogConfig, NoThrottle, StorageError, Throttle};
+use millrace_wire::compression::Compression;
+use millrace_wire::records::{decode_records, BatchBuilder, BatchHeader, NewRecord, Record};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+/// A batch of (key, value) records with timestamps from `timestamp`.
+fn keyed(pairs: &[(&str, Option<&str>)], timestamp: i64) -> Vec<u8> {
+    keyed_with(BatchBuilder::default(), pairs, timestamp)
+}
+
+fn keyed_with(builder: BatchBuilder, pairs: &[(&str, Option<&str>)], timestamp: i64) -> Vec<u8> {
+    let records: Vec<NewRecord> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| NewRecord {
+            timestamp: timestamp + i as i64,
+            key: Some(k.as_bytes().to_vec()),
+            value: v.map(|v| v.as_bytes().to_vec()),
+            headers: Vec::new(),
+        })
+        .collect();
+    builder.build(&records)
+}
+
+fn append(log: &Log, batch: &[u8], now_ms: i64) -> i64 {
+    let out = log
+        .append(bytes_mut(batch), LeaderEpoch(0), now_ms, false)
+        .expect("append");
+    out.base_offset
+}
+
+/// Every record from the log start, decoded.
+fn records(log: &Log) -> Vec<Record> {
+    read_all(log)
+        .iter()
+        .flat_map(|b| decode_records(b, 1 << 20).unwrap())
+        .collect()
+}
+
+fn kv(records: &[Record]) -> Vec<(i64, String, Option<String>)> {
+    records
+        .iter()
+        .map(|r| {
+            let s = |b: &bytes::Bytes| String::from_utf8(b.to_vec()).unwrap();
+            (
+                r.offset,
+                s(r.key.as_ref().unwrap()),
+                r.value.as_ref().map(s),
+            )
+        })
+        .collect()
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 300,
+        index_interval_bytes: 1,
+        ..LogConfig::default()
+    }
+}
+
+fn compacted() -> LogConfig {
+    LogConfig {
+        cleanup_compact: true,
+        cleanup_delete: false,
+        min_cleanable_dirty_ratio: 0.0,
+        ..small_segments()
+    }
+}
+
+/// `batches` keyed batches (3 records each, keys a/b/c, about 90 bytes), each flushed.
+fn fill(log: &Log, batches: usize, t0: i64) {
+    for i in 0..batches {
+        let value = format!("v{i}");
+        let batch = keyed(
+            &[
+                ("a", Some(&value)),
+                ("b", Some(&value)),
+                ("c", Some(&value)),
+            ],
+            t0 + i as i64 * 10,
+        );
+        append(log, &batch, t0 + i as i64 * 10);
+        block_on(log.flush()).unwrap();
+    }
+}
+
+#[test]
+fn set_config_validates_and_applies_live() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &LogConfig::default(), 1 << 20, 0);
+    for bad in [
+        LogConfig {
+            retention_ms: -2,
+            ..LogConfig::default()
+        },
+        LogConfig {
+            retention_bytes: -7,
+            ..LogConfig::default()
+        },
+        LogConfig {
+            min_cleanable_dirty_ratio: 1.5,
+            ..LogConfig::default()
+        },
+        LogConfig {
+            min_compaction_lag_ms: 10,
+            max_compaction_lag_ms: 5,
+            ..LogConfig::default()
+        },
+        LogConfig {
+            delete_retention_ms: -1,
+            ..LogConfig::default()
+        },
+    ] {
+        assert!(matches!(
+            log.set_config(bad),
+            Err(StorageError::InvalidConfig { .. })
+        ));
+    }
+    assert_eq!(
+        log.config(),
+        LogConfig::default(),
+        "a refused config changes nothing"
+    );
+    fill(&log, 3, 0);
+    assert_eq!(
+        disk.paths()
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .count(),
+        1
+    );
+    log.set_config(small_segments()).unwrap();
+    fill(&log, 6, 100);
+    let logs = disk
+        .paths()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .count();
+    assert!(
+        logs >= 3,
+        "segment_bytes applied at the next roll: {logs} segments"
+    );
+}
+
+#[test]
+fn compacted_log_refuses_keyless_records_even_compressed() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &compacted(), 1 << 20, 0);
+    for compression in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        let records = [
+            NewRecord {
+                key: Some(b"k".to_vec()),
+                value: Some(b"v".to_vec()),
+                ..Default::default()
+            },
+            NewRecord {
+                key: None,
+                value: Some(b"v".to_vec()),
+                ..Default::default()
+            },
+        ];
+        let bad = BatchBuilder {
+            compression,
+            ..Default::default()
+        }
+        .build(&records);
+        let good = keyed(&[("k", Some("v"))], 0);
+        let mut both = good.clone();
+        both.extend_from_slice(&bad);
+        let err = log.append(bytes_mut(&both), LeaderEpoch(0), 0, false);
+        assert!(
+            matches!(err, Err(StorageError::InvalidRecord { .. })),
+            "{compression:?}: {err:?}"
+        );
+        assert_eq!(log.log_end_offset(), 0, "nothing appended");
+    }
+    append(&log, &keyed(&[("k", None)], 0), 0);
+    assert_eq!(log.log_end_offset(), 1, "a tombstone has a key");
+    // A delete-only log takes keyless records.
+    log.set_config(small_segments()).unwrap();
+    append(&log, &batch(2, 5, 0), 0);
+    assert_eq!(log.log_end_offset(), 3);
+}
+
+#[test]
+fn delete_records_moves_the_start_durably_and_deletes_segments_below() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &small_segments(), 1 << 20, 0);
+    fill(&log, 6, 1000);
+    let hw = log.high_watermark();
+    assert_eq!(hw, 18);
+    append(&log, &keyed(&[("z", Some("unflushed"))], 2000), 2000);
+    for bad in [hw + 1, -2, i64::MIN, i64::MAX] {
+        assert!(
+            matches!(
+                block_on(log.delete_records(bad)),
+                Err(StorageError::OffsetOutOfRange { .. })
+            ),
+            "offset {bad}"
+        );
+    }
+    assert_eq!(
+        block_on(log.delete_records(0)).unwrap(),
+        0,
+        "at the start: nothing"
+    );
+    assert_eq!(block_on(log.delete_records(7)).unwrap(), 7);
+    assert_eq!(
+        block_on(log.delete_records(5)).unwrap(),
+        7,
+        "never backwards"
+    );
+    assert_eq!(log.log_start_offset(), 7);
+    assert!(matches!(
+        block_on(log.read(6, 1 << 20, true)),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    let got = records(&log);
+    assert!(got[0].offset <= 7 && got.iter().any(|r| r.offset == 7));
+    assert_eq!(
+        block_on(log.offset_for_timestamp(0)).unwrap().map(|t| t.0),
+        Some(7),
+        "time lookup starts at the log start"
+    );
+    let bases: Vec<i64> = disk
+        .paths()
+        .iter()
+        .filter_map(|p| {
+            p.to_str()?
+                .strip_suffix(".log")?
+                .rsplit('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(
+        bases.iter().filter(|&&b| b <= 7).count(),
+        1,
+        "only the segment holding the start is left of those at or below it: {bases:?}"
+    );
+    // Durable: a crash right after keeps the start.
+    drop(log);
+    disk.crash(1);
+    let log = open(&disk, &small_segments(), 1 << 20, 0);
+    assert_eq!(log.log_start_offset(), 7);
+    assert!(log.high_watermark() >= 18);
+    assert_eq!(
+        block_on(log.delete_records(-1)).unwrap(),
+        log.high_watermark()
+    );
+    let end = log.high_watermark();
+    drop(log);
+    disk.crash(2);
+    let log = open(&disk, &small_segments(), 1 << 20, 0);
+    assert_eq!((log.log_start_offset(), log.high_watermark()), (end, end));
+    assert!(records(&log).is_empty());
+    assert_eq!(append(&log, &keyed(&[("n", Some("new"))], 5000), 5000), end);
+}
+
+#[test]
+fn retention_by_time_rolls_the_due_active_segment_and_keeps_an_empty_one() {
+    let disk = SimDisk::default();
+    let config = LogConfig {
+        retention_ms: 1000,
+        ..small_segments()
+    };
+    let log = open(&disk, &config, 1 << 20, 0);
+    fill(&log, 5, 0); // timestamps 0..42
+    let out = block_on(log.enforce_retention(900)).unwrap();
+    assert_eq!(out.segments_deleted, 0, "nothing older than retention yet");
+    let out = block_on(log.enforce_retention(1041)).unwrap();
+    assert!(out.segments_deleted >= 1);
+    assert!(out.log_start_offset > 0 && out.log_start_offset < 15);
+    let out = block_on(log.enforce_retention(10_000)).unwrap();
+    assert_eq!(
+        out.log_start_offset, 15,
+        "everything past retention, active included"
+    );
+    assert_eq!(log.log_end_offset(), 15);
+    assert!(records(&log).is_empty());
+    drop(log);
+    disk.crash(3);
+    let log = open(&disk, &config, 1 << 20, 10_000);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (15, 15));
+    assert_eq!(
+        append(&log, &keyed(&[("k", Some("v"))], 10_000), 10_000),
+        15
+    );
+}
+
+#[test]
+fn retention_by_size_keeps_at_least_retention_bytes_and_never_unflushed_data() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &small_segments(), 1 << 20, 0);
+    fill(&log, 8, 0);
+    let before: u64 = read_all(&log).iter().map(|b| b.len() as u64).sum();
+    let one = read_all(&log)[0].len() as u64;
+    log.set_config(LogConfig {
+        retention_bytes: (before - 3 * one) as i64,
+        ..small_segments()
+    })
+    .unwrap();
+    let out = block_on(log.enforce_retention(0)).unwrap();
+    let after: u64 = read_all(&log).iter().map(|b| b.len() as u64).sum();
+    assert_eq!(out.bytes_deleted, before - after);
+    assert!(after >= before - 3 * one, "kept at least retention.bytes");
+    assert!(out.segments_deleted >= 1, "deleted {out:?}");
+    // Unflushed data is never deleted, however small retention is.
+    log.set_config(LogConfig {
+        retention_bytes: 0,
+        ..small_segments()
+    })
+    .unwrap();
+    append(&log, &keyed(&[("x", Some("pending"))], 0), 0);
+    let end = log.log_end_offset();
+    block_on(log.enforce_retention(0)).unwrap();
+    assert!(log.log_start_offset() <= log.high_watermark());
+    block_on(log.flush()).unwrap();
+    assert_eq!(log.high_watermark(), end);
+    let got = records(&log);
+    assert_eq!(
+        got.last().map(|r| r.offset),
+        Some(end - 1),
+        "the pending record survived"
+    );
+    // cleanup.policy=compact only: retention does nothing.
+    log.set_config(LogConfig {
+        retention_bytes: 0,
+        cleanup_delete: false,
+        cleanup_compact: true,
+        ..small_segments()
+    })
+    .unwrap();
+    let start = log.log_start_offset();
+    assert_eq!(
+        block_on(log.enforce_retention(1 << 40))
+            .unwrap()
+            .segments_deleted,
+        0
+    );
+    assert_eq!(log.log_start_offset(), start);
+}
+
+#[test]
+fn a_quiet_log_rolls_by_segment_ms_at_retention_time() {
+    let disk = SimDisk::default();
+    let config = LogConfig {
+        segment_ms: 100,
+        ..LogConfig::default()
+    };
+    let log = open(&disk, &config, 1 << 20, 0);
+    fill(&log, 1, 0);
+    block_on(log.enforce_retention(50)).unwrap();
+    let count = |d: &SimDisk| {
+        d.paths()
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .count()
+    };
+    assert_eq!(count(&disk), 1);
+    block_on(log.enforce_retention(150)).unwrap();
+    assert_eq!(
+        count(&disk),
+        2,
+        "rolled: a new (empty) active segment exists"
+    );
+    assert_eq!(records(&log).len(), 3);
+}
+
+#[test]
+fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &compacted(), 4096, 0);
+    fill(&log, 6, 0);
+    let before = records(&log);
+    assert_eq!(before.len(), 18);
+    let out = block_on(log.clean(1000, &NoThrottle)).unwrap();
+    assert!(out.cleaned && out.records_removed > 0, "{out:?}");
+    let after = records(&log);
+    // The active segment is never cleaned: whatever it holds stays; the cleaned range holds
+    // only the latest record per key.
+    let end = out.cleaned_end_offset;
+    for r in &after {
+        let original = before.iter().find(|b| b.offset == r.offset).unwrap();
+        assert_eq!(r, original, "a record changed");
+    }
+    for b in before.iter().filter(|b| b.offset < end) {
+        let latest = before
+            .iter()
+            .filter(|o| o.offset < end && o.key == b.key)
+            .map(|o| o.offset)
+            .max()
+            .unwrap();
+        let present = after.iter().any(|r| r.offset == b.offset);
+        assert_eq!(present, b.offset == latest, "offset {}", b.offset);
+    }
+    assert!(
+        after.iter().filter(|r| r.offset >= end).count()
+            == before.iter().filter(|r| r.offset >= end).count()
+    );
+    // A fetch inside a gap gets the next batch; the cache never serves old bytes.
+    let gap = (0..end)
+        .find(|o| !after.iter().any(|r| r.offset == *o))
+        .unwrap();
+    let read = block_on(log.read(gap, 1 << 20, true)).unwrap();
+    let first = split_batches(&materialize(&read))[0].clone();
+    let h = BatchHeader::parse(&first).unwrap();
+    assert!(h.last_offset() >= gap);
+    for r in decode_records(&first, 1 << 20).unwrap() {
+        assert!(after.contains(&r));
+    }
+    // Recovery with gaps, with and without the index files.
+    drop(log);
+    for p in disk.paths() {
+        if p.extension().is_some_and(|e| e == "index") {
+            disk.put_file(&p, b"junk");
+        }
+    }
+    disk.crash(4);
+    let log = open(&disk, &compacted(), 4096, 2000);
+    assert_eq!(records(&log), after);
+    assert_eq!(log.log_end_offset(), 18);
+    // Cleaning again changes nothing.
+    let again = block_on(log.clean(2000, &NoThrottle)).unwrap();
+    assert_eq!(again.records_removed, 0);
+    assert_eq!(records(&log), after);
+}
+
+#[test]
+fn tombstones_stay_for_delete_retention_then_go() {
+    let disk = SimDisk::default();
+    let config = LogConfig {
+        delete_retention_ms: 500,
+        ..compacted()
+    };
+    let log = open(&disk, &config, 0, 0);
+    append(&log, &keyed(&[("x", Some("1")), ("y", Some("1"))], 0), 0);
+    block_on(log.flush()).unwrap();
+    append(
+        &log,
+        &keyed(&[("x", None), ("z", Some("1")), ("w", Some("1"))], 10),
+        10,
+    );
+    block_on(log.flush()).unwrap();
+    fill(&log, 2, 20); // rolls the tombstone's segment closed
+    block_on(log.clean(100, &NoThrottle)).unwrap();
+    let got = kv(&records(&log));
+    assert!(
+        got.contains(&(2, "x".into(), None)),
+        "tombstone kept: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|r| r.0 == 0),
+        "x=1 superseded by the tombstone"
+    );
+    block_on(log.clean(10_000, &NoThrottle)).unwrap();
+    let got = kv(&records(&log));
+    assert!(
+        !got.iter().any(|r| r.1 == "x"),
+        "expired tombstone removed: {got:?}"
+    );
+    assert!(got.iter().any(|r| r.1 == "y") && got.iter().any(|r| r.1 == "w"));
+}
+
+#[test]
+fn an_idempotent_producers_last_batch_survives_empty_and_sequences_continue() {
+    let disk = SimDisk::default();
+    let config = LogConfig {
+        segment_bytes: 200,
+        ..compacted()
+    };
+    let log = open(&disk, &config, 1 << 20, 0);
+    let producer = |seq: i32| BatchBuilder {
+        producer_id: 5,
+        producer_epoch: 0,
+        base_sequence: seq,
+        ..Default::default()
+    };
+    append(
+        &log,
+        &keyed_with(producer(0), &[("p", Some("1")), ("q", Some("1"))], 0),
+        0,
+    );
+    block_on(log.flush()).unwrap();
+    append(&log, &keyed_with(producer(2), &[("p", Some("2"))], 1), 1);
+    block_on(log.flush()).unwrap();
+    // A plain producer overwrites both keys, in later segments.
+    for i in 0..4 {
+        append(
+            &log,
+            &keyed(&[("p", Some("x")), ("q", Some("x"))], 10 + i),
+            10 + i,
+        );
+        block_on(log.flush()).unwrap();
+    }
+    let out = block_on(log.clean(1000, &NoThrottle)).unwrap();
+    assert!(out.cleaned);
+    let batches = read_all(&log);
+    let kept = batches
+        .iter()
+        .map(|b| BatchHeader::parse(b).unwrap())
+        .find(|h| h.producer_id == 5)
+        .expect("the producer's last batch is kept");
+    assert_eq!(
+        (kept.base_offset, kept.record_count, kept.base_sequence),
+        (2, 0, 2)
+    );
+    assert!(
+        !batches
+            .iter()
+            .any(|b| BatchHeader::parse(b).unwrap().base_offset == 0),
+        "its earlier batch went"
+    );
+    // After a crash that loses the producer snapshots, the log alone restores the sequence.
+    block_on(log.close()).unwrap();
+    drop(log);
+    for p in disk.paths() {
+        if p.extension().is_some_and(|e| e == "snapshot") {
+            disk.put_file(&p, b"bad");
+        }
+    }
+    let log = open(&disk, &config, 1 << 20, 2000);
+    let retry = keyed_with(producer(2), &[("p", Some("2"))], 1);
+    let out = log
+        .append(bytes_mut(&retry), LeaderEpoch(0), 2000, false)
+        .unwrap();
+    assert!(out.duplicate && out.base_offset == 2);
+    let next = keyed_with(producer(3), &[("p", Some("3"))], 2000);
+    assert!(
+        !log.append(bytes_mut(&next), LeaderEpoch(0), 2000, false)
+            .unwrap()
+            .duplicate
+    );
+}
+
+#[test]
+fn clean_respects_policy_ratio_and_min_lag() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &small_segments(), 1 << 20, 0);
+    fill(&log, 5, 0);
+    assert!(
+        !block_on(log.clean(1000, &NoThrottle)).unwrap().cleaned,
+        "delete policy"
+    );
+    log.set_config(LogConfig {
+        min_compaction_lag_ms: 10_000,
+        ..compacted()
+    })
+    .unwrap();
+    assert!(
+        !block_on(log.clean(1000, &NoThrottle)).unwrap().cleaned,
+        "too young"
+    );
+    assert!((log.dirty_ratio() - 1.0).abs() < 1e-9);
+    log.set_config(LogConfig {
+        min_cleanable_dirty_ratio: 0.9,
+        ..compacted()
+    })
+    .unwrap();
+    assert!(block_on(log.clean(1000, &NoThrottle)).unwrap().cleaned);
+    assert_eq!(log.dirty_ratio(), 0.0);
+    fill(&log, 4, 100);
+    assert!(log.dirty_ratio() > 0.0 && log.dirty_ratio() < 1.0);
+    log.set_config(LogConfig {
+        min_cleanable_dirty_ratio: 1.0,
+        ..compacted()
+    })
+    .unwrap();
+    assert!(
+        !block_on(log.clean(1000, &NoThrottle)).unwrap().cleaned,
+        "below the ratio"
+    );
+    log.set_config(LogConfig {
+        min_cleanable_dirty_ratio: 1.0,
+        max_compaction_lag_ms: 500,
+        ..compacted()
+    })
+    .unwrap();
+    let out = block_on(log.clean(1000, &NoThrottle)).unwrap();
+    assert!(out.bytes_read > 0, "max lag forces a clean: {out:?}");
+}
+
+/// Counts the bytes it is asked to pace.
+#[derive(Default)]
+struct Counting(Cell<usize>);
+
+impl Throttle for Counting {
+    fn pace(&self, bytes: usize) -> impl Future<Output = ()> {
+        self.0.set(self.0.get() + bytes);
+        std::future::ready(())
+    }
+}
+
+#[test]
+fn the_throttle_sees_every_byte_read_and_written() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &compacted(), 1 << 20, 0);
+    fill(&log, 6, 0);
+    let throttle = Counting::default();
+    let out = block_on(log.clean(1000, &throttle)).unwrap();
+    assert!(throttle.0.get() as u64 >= out.bytes_read + out.bytes_written);
+}
+
+#[test]
+fn a_small_dedupe_buffer_cleans_fewer_segments() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &compacted(), 1 << 20, 0);
+    for i in 0..12 {
+        let k = format!("key-{i}");
+        append(&log, &keyed(&[(&k, Some("v")), (&k, Some("w"))], i), i);
+        block_on(log.flush()).unwrap();
+    }
+    log.set_config(LogConfig {
+        cleaner_dedupe_buffer_bytes: 3 * (6 + millrace_storage::MAP_ENTRY_BYTES),
+        ..compacted()
+    })
+    .unwrap();
+    let out = block_on(log.clean(1000, &NoThrottle)).unwrap();
+    assert!(out.cleaned);
+    assert!(out.cleaned_end_offset < log.log_end_offset() - 2, "{out:?}");
+    for r in records(&log) {
+        assert!(
+            r.offset >= out.cleaned_end_offset || r.offset % 2 == 1,
+            "older duplicate kept at {}",
+            r.offset
+        );
+    }
+}
+
+/// Polls `fut` at most `polls` times; true when it finished.
+fn poll_n<F: Future>(fut: F, polls: usize) -> bool {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..polls {
+        if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+            drop(r);
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_crash_at_any_point_of_a_clean_keeps_old_or_new_content() {
+    let mut polls = 1;
+    loop {
+        let disk = SimDisk::default();
+        let log = open(&disk, &compacted(), 1 << 20, 0);
+        fill(&log, 6, 0);
+        let before = records(&log);
+        disk.set_yield(true);
+        let finished = poll_n(log.clean(1000, &NoThrottle), polls);
+        disk.set_yield(false);
+        drop(log);
+        disk.crash(polls as u64);
+        let log = open(&disk, &compacted(), 1 << 20, 0);
+        let after = records(&log);
+        assert!(
+            !disk
+                .paths()
+                .iter()
+                .any(|p| p.to_string_lossy().ends_with(".cleaned")),
+            "stray cleaned file after recovery"
+        );
+        // Every record present is unchanged; every one missing has a later one with its key.
+        for r in &after {
+            assert!(
+                before.contains(r),
+                "poll {polls}: record from nowhere at {}",
+                r.offset
+            );
+        }
+        for b in &before {
+            if !after.iter().any(|r| r.offset == b.offset) {
+                assert!(
+                    after.iter().any(|r| r.key == b.key && r.offset > b.offset),
+                    "poll {polls}: offset {} lost without a later value",
+                    b.offset
+                );
+            }
+        }
+        assert_eq!(log.log_end_offset(), 18);
+        if finished {
+            assert!(
+                polls > 5,
+                "the clean must have been interrupted at some points"
+            );
+            break;
+        }
+        polls += 1;
+    }
+}
