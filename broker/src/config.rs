@@ -74,6 +74,9 @@ pub struct Config {
     pub log_cleaner_backoff_ms: i64,
     /// `log.cleaner.io.max.bytes.per.second`: the cleaner's read+write budget per shard.
     pub log_cleaner_io_max_bytes_per_second: f64,
+    /// `log.cleaner.dedupe.buffer.size`: bound on one clean's key map (one clean at a time per
+    /// shard).
+    pub log_cleaner_dedupe_buffer_bytes: usize,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
@@ -115,6 +118,7 @@ impl Default for Config {
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
+            log_cleaner_dedupe_buffer_bytes: 128 << 20,
         }
     }
 }
@@ -236,6 +240,10 @@ impl Config {
                     self.log_retention_check_interval_ms = parse_num(key, value, 1, i64::MAX)?
                 }
                 "log.cleaner.enable" => self.log_cleaner_enable = parse_bool(key, value)?,
+                "log.cleaner.dedupe.buffer.size" => {
+                    self.log_cleaner_dedupe_buffer_bytes =
+                        parse_num(key, value, 1 << 20, 1 << 40)? as usize
+                }
                 "log.cleaner.backoff.ms" => {
                     self.log_cleaner_backoff_ms = parse_num(key, value, 0, i64::MAX)?
                 }
@@ -451,6 +459,10 @@ impl Config {
             self.log_retention_check_interval_ms.to_string(),
         );
         m.insert("log.cleaner.enable", self.log_cleaner_enable.to_string());
+        m.insert(
+            "log.cleaner.dedupe.buffer.size",
+            self.log_cleaner_dedupe_buffer_bytes.to_string(),
+        );
         m.insert(
             "log.cleaner.backoff.ms",
             self.log_cleaner_backoff_ms.to_string(),

@@ -176,9 +176,10 @@ async fn write_fetch(
                 path,
                 position,
                 len,
+                inode,
             }) => {
                 flush(writer, &mut pending).await?;
-                send_file(shard, writer, &path, position, len as usize).await?;
+                send_file(shard, writer, &path, inode, position, len as usize).await?;
             }
         }
     }
@@ -199,10 +200,11 @@ async fn send_file(
     shard: &Shard,
     writer: &mut TcpStream,
     path: &std::path::Path,
+    inode: u64,
     position: u64,
     len: usize,
 ) -> std::io::Result<()> {
-    let file = shard.sendfile.get(path)?;
+    let file = shard.sendfile.get(path, inode)?;
     let mut sent = 0;
     while sent < len {
         let n = sendfile_some(writer, &file, position + sent as u64, len - sent)?;

@@ -15,6 +15,7 @@ mod coordinator;
 mod errors;
 mod group;
 mod handlers;
+mod maintenance;
 mod metadata;
 mod node;
 mod server;

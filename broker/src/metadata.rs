@@ -150,9 +150,7 @@ impl MetadataImage {
                 s
             })
             .collect();
-        // No cleanup.policy=compact yet: compaction arrives with its own work, and until then
-        // the topic reports what happens (nothing is deleted).
-        let configs = BTreeMap::new();
+        let configs = internal_topic_configs();
         let topic = TopicMeta {
             name: name.to_string(),
             id: uuid::Uuid::new_v4(),
@@ -160,6 +158,23 @@ impl MetadataImage {
             configs,
         };
         self.topics.insert(name.to_string(), Arc::new(topic));
+    }
+
+    /// Adds the internal topic's required configs where an older image lacks them; true if
+    /// anything changed. Settings an operator altered since are kept.
+    pub fn ensure_internal_configs(&mut self, name: &str) -> bool {
+        let Some(topic) = self.topics.get_mut(name) else {
+            return false;
+        };
+        let missing: Vec<(String, String)> = internal_topic_configs()
+            .into_iter()
+            .filter(|(k, _)| !topic.configs.contains_key(k))
+            .collect();
+        if missing.is_empty() {
+            return false;
+        }
+        Arc::make_mut(topic).configs.extend(missing);
+        true
     }
 
     /// Partitions per shard, for placing new partitions on the least loaded shards.
@@ -195,6 +210,18 @@ impl MetadataImage {
         }
         moved
     }
+}
+
+/// `__consumer_offsets` is compacted (only the latest commit per group, topic and partition,
+/// and the latest group record, matter) in 100 MiB segments, as Kafka creates it.
+fn internal_topic_configs() -> BTreeMap<String, String> {
+    [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// The shard with the fewest partitions (lowest id on ties).

@@ -156,6 +156,15 @@ impl Shard {
             index_interval_bytes: c.log_index_interval_bytes,
             fsync: c.fsync,
             pending_bytes_max: c.log_pending_bytes_max,
+            retention_ms: s.retention_ms,
+            retention_bytes: s.retention_bytes,
+            cleanup_delete: s.cleanup_delete,
+            cleanup_compact: s.cleanup_compact,
+            min_compaction_lag_ms: s.min_compaction_lag_ms,
+            max_compaction_lag_ms: s.max_compaction_lag_ms,
+            delete_retention_ms: s.delete_retention_ms,
+            min_cleanable_dirty_ratio: s.min_cleanable_dirty_ratio,
+            cleaner_dedupe_buffer_bytes: c.log_cleaner_dedupe_buffer_bytes,
             ..LogConfig::default()
         }
     }
@@ -167,7 +176,7 @@ impl Shard {
         if image.version <= self.applied_version.get() {
             return Ok(());
         }
-        *self.metadata.borrow_mut() = image.clone();
+        let previous = std::mem::replace(&mut *self.metadata.borrow_mut(), image.clone());
         let wanted: Vec<(PartitionKey, Arc<TopicMeta>)> = image
             .topics
             .values()
@@ -198,7 +207,19 @@ impl Shard {
             }
         }
         for (key, topic) in wanted {
-            if self.logs.borrow().contains_key(&key) {
+            let open = self.logs.borrow().get(&key).cloned();
+            if let Some(log) = open {
+                // Configs changed: the log applies them at its next decision (roll,
+                // retention, clean); produce-time settings are read from the image anyway.
+                let changed = previous
+                    .topics
+                    .get(&key.0)
+                    .is_none_or(|old| old.configs != topic.configs);
+                if changed {
+                    if let Err(e) = log.set_config(self.log_config(&topic)) {
+                        tracing::error!(topic = %key.0, partition = key.1, error = %e, "applying topic configs");
+                    }
+                }
                 continue;
             }
             let log = self.open_log(&key, &topic).await?;

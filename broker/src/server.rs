@@ -59,6 +59,8 @@ pub fn load_metadata(config: &Config) -> Result<MetadataImage, String> {
         );
         changed = true;
     }
+    // Images written before compaction existed lack the internal topic's policy.
+    changed |= image.ensure_internal_configs(crate::coordinator::OFFSETS_TOPIC);
     if changed || image.version == 0 {
         image.version += 1;
         write_atomic(&path, &image.encode())
@@ -143,6 +145,10 @@ async fn shard_main(
         return Err(e);
     }
     millrace_shard::spawn_detached(crate::coordinator::tick_loop(shard.clone()));
+    if let Err(e) = crate::maintenance::start(&shard) {
+        STOP.store(true, Ordering::Relaxed);
+        return Err(std::io::Error::other(e));
+    }
     ready.fetch_add(1, Ordering::AcqRel);
     while ready.load(Ordering::Acquire) < shard.shards && !STOP.load(Ordering::Relaxed) {
         millrace_shard::time::sleep(Duration::from_millis(1)).await;

@@ -56,6 +56,8 @@ pub enum ShardRequest {
     },
     /// Offsets by timestamp or position.
     ListOffsets(Vec<ListOffsetsItem>),
+    /// Move log start offsets (DeleteRecords).
+    DeleteRecords(Vec<DeleteRecordsItem>),
     /// Metadata changes and producer ids (shard 0 only).
     Controller(ControllerRequest),
     /// A new metadata image from the writer; the reply comes once local logs match it.
@@ -74,6 +76,8 @@ pub enum ShardReply {
     Ready,
     /// Per-partition offsets.
     ListOffsets(Vec<ListOffsetsResult>),
+    /// Per-partition new log start offsets (in `offset`).
+    DeleteRecords(Vec<ListOffsetsResult>),
     /// The controller's answer.
     Controller(ControllerReply),
     /// Metadata applied (or the error text).
@@ -140,6 +144,8 @@ pub enum RecordPiece {
         position: u64,
         /// Length.
         len: u32,
+        /// The file's inode when it was read (0: unknown).
+        inode: u64,
     },
 }
 
@@ -181,6 +187,19 @@ pub struct ListOffsetsItem {
     pub timestamp: i64,
 }
 
+/// One partition's DeleteRecords target.
+#[derive(Debug, Clone)]
+pub struct DeleteRecordsItem {
+    /// Position in the request.
+    pub slot: usize,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// New log start offset; -1 for the high watermark.
+    pub offset: i64,
+}
+
 /// One partition's offset answer.
 #[derive(Debug, Clone)]
 pub struct ListOffsetsResult {
@@ -207,6 +226,9 @@ pub async fn execute(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
         }
         ShardRequest::ListOffsets(items) => {
             ShardReply::ListOffsets(list_offsets(shard, items).await)
+        }
+        ShardRequest::DeleteRecords(items) => {
+            ShardReply::DeleteRecords(delete_records(shard, items).await)
         }
         ShardRequest::Controller(req) => {
             ShardReply::Controller(crate::controller::execute(shard, req).await)
@@ -390,6 +412,7 @@ async fn fetch_one(shard: &Rc<Shard>, item: FetchItem) -> FetchResult {
                         path: millrace_storage::disk::DiskFile::path(&*file).to_path_buf(),
                         position,
                         len,
+                        inode: millrace_storage::disk::DiskFile::identity(&*file),
                     },
                 })
                 .collect();
@@ -452,6 +475,33 @@ async fn list_offsets(shard: &Rc<Shard>, items: Vec<ListOffsetsItem>) -> Vec<Lis
                     Err(e) => r.error_code = storage_code(&e),
                 },
                 _ => r.error_code = code::INVALID_REQUEST,
+            },
+        }
+        out.push(r);
+    }
+    out
+}
+
+async fn delete_records(
+    shard: &Rc<Shard>,
+    items: Vec<DeleteRecordsItem>,
+) -> Vec<ListOffsetsResult> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let mut r = ListOffsetsResult {
+            slot: item.slot,
+            error_code: code::NONE,
+            timestamp: -1,
+            offset: -1,
+        };
+        match shard.log(&item.topic, item.partition) {
+            None => r.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
+            Some(log) => match log.delete_records(item.offset).await {
+                Ok(low) => {
+                    r.offset = low;
+                    tracing::info!(topic = %item.topic, partition = item.partition, log_start_offset = low, "records deleted");
+                }
+                Err(e) => r.error_code = storage_code(&e),
             },
         }
         out.push(r);

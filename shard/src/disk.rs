@@ -175,6 +175,10 @@ impl DiskFile for DmaDiskFile {
         &self.path
     }
 
+    fn identity(&self) -> u64 {
+        self.file.inode()
+    }
+
     async fn close(self) -> io::Result<()> {
         self.file.close().await.map_err(to_io)
     }

@@ -135,9 +135,12 @@ pub fn sendfile_some(
     }
 }
 
+/// A cached descriptor, its file's inode and when it was last used.
+type CachedFile = (Rc<std::fs::File>, u64, u64);
+
 /// Buffered read-only descriptors of segment files, for sendfile and small reads, bounded.
 pub struct SendFileCache {
-    files: RefCell<HashMap<PathBuf, (Rc<std::fs::File>, u64)>>,
+    files: RefCell<HashMap<PathBuf, CachedFile>>,
     tick: std::cell::Cell<u64>,
     capacity: usize,
 }
@@ -153,26 +156,41 @@ impl SendFileCache {
     }
 
     /// The descriptor for `path`, opened on first use; the least recently used one is closed
-    /// when the cache is full.
-    pub fn get(&self, path: &Path) -> io::Result<Rc<std::fs::File>> {
+    /// when the cache is full. `inode` (non-zero) is the file the caller read positions from:
+    /// a cached descriptor of another file under the same name (a compacted segment swapped
+    /// in, a topic re-created) is replaced, and if the name no longer leads to that file at
+    /// all the answer is an error rather than bytes of another file.
+    pub fn get(&self, path: &Path, inode: u64) -> io::Result<Rc<std::fs::File>> {
+        use std::os::unix::fs::MetadataExt;
         let tick = self.tick.get() + 1;
         self.tick.set(tick);
         let mut files = self.files.borrow_mut();
-        if let Some((file, used)) = files.get_mut(path) {
-            *used = tick;
-            return Ok(file.clone());
+        if let Some((file, cached_inode, used)) = files.get_mut(path) {
+            if inode == 0 || *cached_inode == inode {
+                *used = tick;
+                return Ok(file.clone());
+            }
         }
+        files.remove(path);
         if files.len() >= self.capacity {
             if let Some(oldest) = files
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(_, (_, _, used))| *used)
                 .map(|(p, _)| p.clone())
             {
                 files.remove(&oldest);
             }
         }
-        let file = Rc::new(std::fs::File::open(path)?);
-        files.insert(path.to_path_buf(), (file.clone(), tick));
+        let file = std::fs::File::open(path)?;
+        let opened = file.metadata()?.ino();
+        if inode != 0 && opened != inode {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} was replaced after it was read", path.display()),
+            ));
+        }
+        let file = Rc::new(file);
+        files.insert(path.to_path_buf(), (file.clone(), opened, tick));
         Ok(file)
     }
 
@@ -204,4 +222,38 @@ pub fn split(stream: TcpStream) -> io::Result<(TcpStream, TcpStream)> {
     // else owns; the new TcpStream takes ownership and closes it on drop.
     let writer = unsafe { TcpStream::from_raw_fd(fd) };
     Ok((stream, writer))
+}
+
+#[cfg(test)]
+mod sendfile_cache_tests {
+    use super::SendFileCache;
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_file_replaced_under_its_name_is_reopened_or_refused() {
+        let dir = std::env::temp_dir().join(format!("millrace-sfc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("seg.log");
+        std::fs::write(&path, b"old").unwrap();
+        let old_inode = std::fs::metadata(&path).unwrap().ino();
+        let cache = SendFileCache::new(4);
+        let mut s = String::new();
+        let file = cache.get(&path, old_inode).unwrap();
+        (&*file).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "old");
+        // Swap a new file in under the same name, as a compaction does.
+        let tmp = dir.join("seg.log.cleaned");
+        std::fs::write(&tmp, b"new").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        let new_inode = std::fs::metadata(&path).unwrap().ino();
+        assert_ne!(old_inode, new_inode);
+        let mut s = String::new();
+        let file = cache.get(&path, new_inode).unwrap();
+        (&*file).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "new", "served the replaced file");
+        // A reader holding positions of the old file must not get the new one's bytes.
+        assert!(cache.get(&path, old_inode).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -61,6 +61,12 @@ pub trait DiskFile: 'static {
     fn size(&self) -> impl Future<Output = io::Result<u64>>;
     /// The file's path.
     fn path(&self) -> &Path;
+    /// What identifies the file itself rather than its name (the inode), so a reader opening
+    /// the path later can tell whether the name still leads to this file (compaction swaps a
+    /// segment's file under the same name). 0 when unknown: no check is made.
+    fn identity(&self) -> u64 {
+        0
+    }
     /// Closes the file.
     fn close(self) -> impl Future<Output = io::Result<()>>;
 }

@@ -697,6 +697,47 @@ impl<D: Disk> PartitionLog<D> {
             result.chunks = hit.batches.into_iter().map(ReadChunk::Memory).collect();
             return Ok(result);
         }
+        // From the segment holding `offset`, then on through the following segments while
+        // the budget lasts: after compaction a segment may hold little (an empty batch kept
+        // for its producer), and a fetch that returned only that would make clients take one
+        // round trip per segment (librdkafka even reports such a fetch as a message too large).
+        let mut offset = offset;
+        let mut first_segment = true;
+        loop {
+            let budget = max_bytes.saturating_sub(result.bytes);
+            let next = {
+                let st = self.state.borrow();
+                let i = st.segment_for_offset(offset);
+                st.segments.get(i + 1).map(|s| s.base_offset)
+            };
+            let read = self
+                .read_segment(offset, budget, first_segment && min_one_batch)
+                .await?;
+            let Some((chunk, len, reached_end)) = read else {
+                break;
+            };
+            result.bytes += len;
+            result.chunks.push(chunk);
+            first_segment = false;
+            match next {
+                Some(base) if reached_end && base < high_watermark && result.bytes < max_bytes => {
+                    offset = base;
+                }
+                _ => break,
+            }
+        }
+        Ok(result)
+    }
+
+    /// Whole batches of the segment holding `offset`, from the batch holding it, within
+    /// `max_bytes` (or the first batch whole when `min_one_batch`): the chunk, its length and
+    /// whether it reaches the segment's durable end. None when nothing fits.
+    async fn read_segment(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Option<(ReadChunk<D::File>, usize, bool)>, StorageError> {
         let (file, base, from, end) = {
             let st = self.state.borrow();
             let seg = &st.segments[st.segment_for_offset(offset)];
@@ -719,7 +760,7 @@ impl<D: Disk> PartitionLog<D> {
         };
         let first_len = first.total_bytes() as u64;
         if first_len > max_bytes as u64 && !min_one_batch {
-            return Ok(result);
+            return Ok(None);
         }
         let limit = (start + max_bytes as u64).min(end).max(start + first_len);
         let walk_from = {
@@ -734,13 +775,13 @@ impl<D: Disk> PartitionLog<D> {
         })
         .await?;
         let stop = stop.map_or(end, |(p, _)| p);
-        result.bytes = (stop - start) as usize;
-        result.chunks.push(ReadChunk::File {
+        let len = (stop - start) as usize;
+        let chunk = ReadChunk::File {
             file,
             position: start,
-            len: (stop - start) as u32,
-        });
-        Ok(result)
+            len: len as u32,
+        };
+        Ok(Some((chunk, len, stop >= end)))
     }
 
     /// The first record at or after `timestamp_ms`, at or above the log start offset and below

@@ -704,3 +704,24 @@ fn a_crash_at_any_point_of_a_clean_keeps_old_or_new_content() {
         polls += 1;
     }
 }
+
+#[test]
+fn one_read_spans_segments_so_cleaned_segments_cost_no_round_trips() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &compacted(), 0, 0);
+    fill(&log, 6, 0);
+    block_on(log.clean(1000, &NoThrottle)).unwrap();
+    let all = read_all(&log);
+    let read = block_on(log.read(0, 1 << 20, true)).unwrap();
+    assert!(
+        read.chunks.len() > 1,
+        "the read stopped at the first segment"
+    );
+    assert_eq!(split_batches(&materialize(&read)), all);
+    // The budget still bounds it: whole batches, and at least the first.
+    let first_len = all[0].len();
+    let read = block_on(log.read(0, first_len + 1, true)).unwrap();
+    assert_eq!(split_batches(&materialize(&read)), all[..1].to_vec());
+    let read = block_on(log.read(0, 1, true)).unwrap();
+    assert_eq!(read.bytes, first_len);
+}

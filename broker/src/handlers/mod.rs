@@ -10,6 +10,7 @@ mod api_versions;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -112,6 +113,7 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(OffsetDelete, 0, 0, offset_delete),
     entry!(AlterConfigs, 0, 2, alter_configs),
     entry!(IncrementalAlterConfigs, 0, 1, incremental_alter_configs),
+    entry!(DeleteRecords, 0, 2, delete_records),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection
