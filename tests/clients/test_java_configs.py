@@ -37,10 +37,11 @@ def test_java_admin_config_round_trip(broker, topic, tmp_path):
         "incremental segment.ms=120000 DYNAMIC_TOPIC_CONFIG",
         "incremental cleanup.policy=delete,compact DYNAMIC_TOPIC_CONFIG",
         "incremental retention.ms=3600000 DYNAMIC_TOPIC_CONFIG",
-        "deleted retention.ms=604800000 DEFAULT_CONFIG",
+        "deleted segment.ms=604800000 DEFAULT_CONFIG",
+        "deleted cleanup.policy=delete,compact DYNAMIC_TOPIC_CONFIG",
         "refused InvalidConfigurationException",
-        "after-refusal retention.ms=604800000 DEFAULT_CONFIG",
-        "after-refusal segment.ms=120000 DYNAMIC_TOPIC_CONFIG",
+        "after-refusal retention.ms=3600000 DYNAMIC_TOPIC_CONFIG",
+        "after-refusal segment.ms=604800000 DEFAULT_CONFIG",
     }
     missing = expected - lines
     assert not missing, f"missing {sorted(missing)} in:\n{out}"

@@ -42,7 +42,7 @@ public class ConfigsAdmin {
             print(admin, res, "incremental");
 
             admin.incrementalAlterConfigs(Map.of(res, List.of(
-                    new AlterConfigOp(new ConfigEntry("retention.ms", ""),
+                    new AlterConfigOp(new ConfigEntry("segment.ms", ""),
                             AlterConfigOp.OpType.DELETE)))).all().get();
             print(admin, res, "deleted");
 

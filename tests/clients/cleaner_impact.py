@@ -1,0 +1,144 @@
+"""Measures what the compaction cleaner costs foreground traffic (a measurement, not a test).
+
+Fills a compacted topic with overwrites (all dirty), then measures acks=all produce latency and
+end-to-end (produce to consume) latency of a separate topic at a fixed rate, twice on the same
+data directory: once with the cleaner off (log.cleaner.enable=false) and once right after a
+restart with it on, while it compacts the backlog. Prints p50/p99/p99.9 of both and how long
+the cleaner was busy during the second window (from the broker log).
+
+  .venv/bin/python tests/clients/cleaner_impact.py --churn-mb 600 --seconds 20 --rate 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).parent))
+from brokerproc import BrokerProcess  # noqa: E402
+
+
+def percentile(values, p):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def fill_churn(bootstrap, mb, keys):
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                  "batch.size": 1 << 20, "queue.buffering.max.kbytes": 1 << 20})
+    value = b"c" * 1024
+    n = mb * 1024
+    for i in range(n):
+        while True:
+            try:
+                p.produce("churn", key=f"k{i % keys}".encode(), value=value)
+                break
+            except BufferError:
+                p.poll(0.05)
+    p.flush(120)
+
+
+def measure(bootstrap, topic, seconds, rate):
+    """acks=all delivery latency and end-to-end latency at a fixed rate, in ms."""
+    produce_ms, e2e_ms = [], []
+    stop = threading.Event()
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"m-{time.time()}",
+                  "fetch.wait.max.ms": 100})
+    c.assign([TopicPartition(topic, 0, -1)])  # from the end
+
+    def consume():
+        while not stop.is_set():
+            m = c.poll(0.1)
+            if m is not None and m.error() is None:
+                sent = float(m.value()[:20].decode())
+                e2e_ms.append((time.perf_counter() - sent) * 1000)
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(1.0)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    pad = b"p" * 1000
+    start = time.perf_counter()
+    n = int(seconds * rate)
+    for i in range(n):
+        intended = start + i / rate
+        now = time.perf_counter()
+        if intended > now:
+            time.sleep(intended - now)
+        stamp = f"{intended:20.6f}".encode()
+
+        def done(err, msg, intended=intended):
+            if err is None:
+                produce_ms.append((time.perf_counter() - intended) * 1000)
+        p.produce(topic, value=stamp + pad, partition=0, on_delivery=done)
+        p.poll(0)
+    p.flush(30)
+    time.sleep(1.0)
+    stop.set()
+    t.join()
+    c.close()
+    return produce_ms, e2e_ms
+
+
+def summary(name, values):
+    return (f"{name}: n={len(values)} p50={percentile(values, 50):.2f} "
+            f"p99={percentile(values, 99):.2f} p99.9={percentile(values, 99.9):.2f} ms "
+            f"mean={statistics.mean(values) if values else float('nan'):.2f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--churn-mb", type=int, default=600)
+    ap.add_argument("--keys", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--rate", type=float, default=2000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        b = BrokerProcess(Path(tmp))
+        cfg = Path(tmp) / "off.properties"
+        cfg.write_text("log.cleaner.enable=false\n")
+        b.extra_args = ["--config", str(cfg)]
+        b.start()
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        for f in a.create_topics([
+                NewTopic("churn", 8, 1, config={"cleanup.policy": "compact",
+                                                "segment.bytes": str(8 << 20),
+                                                "min.cleanable.dirty.ratio": "0.01"}),
+                NewTopic("lat", 1, 1)]).values():
+            f.result(30)
+        t0 = time.time()
+        fill_churn(b.bootstrap, args.churn_mb, args.keys)
+        print(f"filled {args.churn_mb} MB of overwrites in {time.time() - t0:.1f} s", flush=True)
+        off = measure(b.bootstrap, "lat", args.seconds, args.rate)
+        b.stop()
+        cfg.write_text("log.cleaner.enable=true\nlog.cleaner.backoff.ms=200\n")
+        log_mark = b.log_path.stat().st_size
+        b.start()
+        on_start = time.time()
+        on = measure(b.bootstrap, "lat", args.seconds, args.rate)
+        on_end = time.time()
+        b.stop()
+        text = b.log_path.read_text(errors="replace")[log_mark:]
+        cleaned = re.findall(r"cleaned log .*?read\S*=\S*?(\d+).*?written\S*=\S*?(\d+)", text)
+        read = sum(int(r) for r, _ in cleaned)
+        written = sum(int(w) for _, w in cleaned)
+        print(f"cleaner during the second window ({on_end - on_start:.1f} s): "
+              f"{len(cleaned)} cleans, {read / 1e6:.0f} MB read, {written / 1e6:.0f} MB written")
+        print(summary("produce (cleaner off)", off[0]))
+        print(summary("produce (cleaner on) ", on[0]))
+        print(summary("e2e     (cleaner off)", off[1]))
+        print(summary("e2e     (cleaner on) ", on[1]))
+
+
+if __name__ == "__main__":
+    main()
