@@ -277,3 +277,41 @@ def test_offsets_for_times_before_and_after_retention(fast_broker, topic):
     assert kc.offsets_for_times({tp: base + 3000})[tp].offset == 25
     kc.close()
     c.close()
+
+
+@pytest.mark.timeout(240)
+def test_consumer_offsets_is_compacted_and_commits_survive(broker_factory, tmp_path, topic):
+    b = broker_factory()
+    cfg = tmp_path / "offsets.properties"
+    cfg.write_text("log.cleaner.backoff.ms=200\noffsets.topic.num.partitions=1\n")
+    b.extra_args = ["--config", str(cfg)]
+    b.start()
+    a = create(b, topic, {})
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    res = ConfigResource(ResourceType.TOPIC, "__consumer_offsets", incremental_configs=[
+        ConfigEntry("segment.bytes", "4096", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("min.cleanable.dirty.ratio", "0.01",
+                    incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([res])[res].result(OP_TIMEOUT_S)
+    produce_each(b, topic, [(None, b"x", None)])
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-" + topic,
+                  "enable.auto.commit": False})
+    commits = 600
+    for i in range(commits):
+        c.commit(offsets=[TopicPartition(topic, 0, i)], asynchronous=False)
+    c.close()
+    # The cleaner runs while the commits go on; the broker logs what each clean removed.
+    import re
+
+    def removed():
+        text = re.sub(r"\x1b\[[0-9;]*m", "", b.log_path.read_text(errors="replace"))
+        return sum(int(n) for n in re.findall(
+            r"cleaned log topic=__consumer_offsets partition=0 .*?removed=(\d+)", text))
+    # 600 commits of one key: all but the latest of each cleaned segment go.
+    wait_for(lambda: removed() >= commits // 2, 90, "__consumer_offsets to be compacted")
+    b.kill9()
+    b.start()
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-" + topic})
+    committed = c.committed([TopicPartition(topic, 0)], timeout=30)
+    c.close()
+    assert committed[0].offset == commits - 1
