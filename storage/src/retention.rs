@@ -61,20 +61,17 @@ impl<D: Disk> PartitionLog<D> {
         if !config.cleanup_delete {
             return Ok(outcome);
         }
-        let rolled = {
+        {
             let mut st = self.state.borrow_mut();
-            let roll = active_due(&st, &config, now_ms);
-            if roll {
+            if active_due(&st, &config, now_ms) {
                 self.roll(&mut st, now_ms);
             }
-            roll
-        };
-        if rolled {
-            self.create_active_file().await?;
-            // The roll's producer snapshot must be on disk before the segments it summarises
-            // go, or a restart would lose those producers.
-            self.write_metadata().await?;
         }
+        // Every segment that stays must exist on disk before older ones go, or a restart
+        // would find no segment at the log end and reuse offsets. The roll's producer
+        // snapshot too, or a restart would lose the producers of the deleted segments.
+        self.create_missing_files().await?;
+        self.write_metadata().await?;
         let (segments_deleted, bytes_deleted) = {
             let mut st = self.state.borrow_mut();
             let n = deletable(&st, &config, now_ms, false);
@@ -118,7 +115,8 @@ impl<D: Disk> PartitionLog<D> {
         }
         self.write_small(&self.dir.join(LOG_START_FILE), &encode(target))
             .await?;
-        // Producer snapshots of the segments about to go (see enforce_retention).
+        // Segment files and producer snapshots first (see enforce_retention).
+        self.create_missing_files().await?;
         self.write_metadata().await?;
         let deleted = {
             let mut st = self.state.borrow_mut();
@@ -136,17 +134,27 @@ impl<D: Disk> PartitionLog<D> {
         Ok(self.log_start_offset())
     }
 
-    /// Creates the (empty) active segment's file after a roll, so the log on disk always ends
-    /// with it even when every older segment is deleted.
-    async fn create_active_file(&self) -> Result<(), StorageError> {
-        let base = self.state.borrow().log_end_offset_base();
-        let path = file_name(&self.dir, base, ".log");
-        let file = self
-            .disk
-            .open(&path, true)
-            .await
-            .map_err(io_err("create", &path))?;
-        {
+    /// Creates the files of segments that have none yet (the flush creates them only once
+    /// they have data), so the log on disk always reaches the active segment.
+    async fn create_missing_files(&self) -> Result<(), StorageError> {
+        let missing: Vec<i64> = {
+            let st = self.state.borrow();
+            let segments = st.segments.iter();
+            segments
+                .filter(|s| s.file.is_none())
+                .map(|s| s.base_offset)
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for base in missing {
+            let path = file_name(&self.dir, base, ".log");
+            let file = self
+                .disk
+                .open(&path, true)
+                .await
+                .map_err(io_err("create", &path))?;
             let mut st = self.state.borrow_mut();
             if let Ok(i) = st.segments.binary_search_by_key(&base, |s| s.base_offset) {
                 let seg = &mut st.segments[i];
@@ -191,7 +199,7 @@ impl<D: Disk> PartitionLog<D> {
 
 impl<F> State<F> {
     /// The active segment's base offset.
-    pub(crate) fn log_end_offset_base(&self) -> i64 {
+    pub(crate) fn active_base(&self) -> i64 {
         self.segments
             .last()
             .expect("a log has a segment")
@@ -201,7 +209,7 @@ impl<F> State<F> {
     /// The largest timestamps after segments were deleted or rewritten: closed segments from
     /// their indexes, the active one from what was known before.
     pub(crate) fn recompute_max_timestamps(&mut self) {
-        let active_base = self.log_end_offset_base();
+        let active_base = self.active_base();
         let closed = self
             .segments
             .iter()
