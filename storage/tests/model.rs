@@ -667,7 +667,7 @@ impl Model {
         if idempotent {
             self.idempotent.push((self.end, seq, seq + n as i32 - 1));
         }
-        self.end += n as i64;
+        self.end += n;
     }
 
     fn flush(&mut self) {
