@@ -704,3 +704,39 @@ fn a_crash_at_any_point_of_a_clean_keeps_old_or_new_content() {
         polls += 1;
     }
 }
+
+#[test]
+fn retention_and_delete_records_race_with_a_flush_round() {
+    for delete_records in [false, true] {
+        let disk = SimDisk::default();
+        let log = open(&disk, &small_segments(), 1 << 20, 0);
+        fill(&log, 3, 0); // the first segment is full, synced, its roll not yet seen
+        append(&log, &keyed(&[("a", Some("late"))], 50), 50); // rolls it
+        log.set_config(LogConfig {
+            retention_bytes: 0,
+            ..small_segments()
+        })
+        .unwrap();
+        disk.set_yield(true);
+        let end = log.log_end_offset();
+        let (flushed, deleted) = block_on(futures_lite::future::zip(log.flush(), async {
+            futures_lite::future::yield_now().await;
+            if delete_records {
+                log.delete_records(-1).await.map(|_| ())
+            } else {
+                log.enforce_retention(0).await.map(|_| ())
+            }
+        }));
+        disk.set_yield(false);
+        flushed.unwrap();
+        deleted.unwrap();
+        assert_eq!(log.high_watermark(), end);
+        block_on(log.flush()).unwrap();
+        block_on(log.enforce_retention(0)).unwrap();
+        assert!(log.log_start_offset() > 0);
+        drop(log);
+        disk.crash(9);
+        let log = open(&disk, &small_segments(), 1 << 20, 0);
+        assert_eq!(log.log_end_offset(), end);
+    }
+}
