@@ -70,7 +70,9 @@ impl<D: Disk> PartitionLog<D> {
             .min(log_end_offset);
         remove_below_start(&disk, &dir, &mut segments, log_start_offset)?;
         remove_stale_indexes(&disk, &dir, &names, &segments)?;
-        let (epochs, epochs_changed) = load_epochs(&disk, &dir, log_end_offset, &seen_epochs).await;
+        let (mut epochs, mut epochs_changed) =
+            load_epochs(&disk, &dir, log_end_offset, &seen_epochs).await;
+        epochs_changed |= epochs.truncate_before(log_start_offset);
         let producers = load_producers(&disk, &dir, &names, &segments, now_ms).await?;
         if clean {
             remove_if_present(&disk, &dir.join(CLEAN_SHUTDOWN))?;

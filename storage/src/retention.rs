@@ -120,7 +120,7 @@ impl<D: Disk> PartitionLog<D> {
         self.write_metadata().await?;
         let deleted = {
             let mut st = self.state.borrow_mut();
-            st.log_start_offset = st.log_start_offset.max(target);
+            st.advance_log_start(target);
             let n = deletable(&st, &self.config.borrow(), i64::MIN, true);
             self.remove_segments(&mut st, n)?.0
         };
@@ -182,8 +182,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         let gone: Vec<Segment<D::File>> = st.segments.drain(..n).collect();
         let first = st.segments[0].base_offset;
-        st.log_start_offset = st.log_start_offset.max(first);
-        st.first_dirty_offset = st.first_dirty_offset.max(st.log_start_offset);
+        st.advance_log_start(first);
         st.recompute_max_timestamps();
         self.cache.forget_below(self.cache_id, first);
         let bytes = gone.iter().map(|s| s.index.size).sum();
@@ -204,6 +203,17 @@ impl<F> State<F> {
             .last()
             .expect("a log has a segment")
             .base_offset
+    }
+
+    /// Moves the log start up to `offset` (never down), with what depends on it: the
+    /// cleaner's progress and the leader-epoch entries (the checkpoint is rewritten at the
+    /// next metadata write).
+    pub(crate) fn advance_log_start(&mut self, offset: i64) {
+        self.log_start_offset = self.log_start_offset.max(offset);
+        self.first_dirty_offset = self.first_dirty_offset.max(self.log_start_offset);
+        if self.epochs.truncate_before(self.log_start_offset) {
+            self.epochs_version += 1;
+        }
     }
 
     /// The largest timestamps after segments were deleted or rewritten: closed segments from

@@ -864,6 +864,10 @@ impl Model {
             self.start
         );
         assert!(start <= self.acked, "log start above the high watermark");
+        assert!(
+            log.epoch_entries().iter().all(|e| e.start_offset >= start),
+            "leader-epoch entries below the log start"
+        );
         self.start = start;
         let got = self.read_log();
         assert!(
