@@ -50,6 +50,32 @@
 //! assert_eq!((read.high_watermark, read.bytes), (1, batch.len()));
 //! ```
 //!
+//! Retention, DeleteRecords and compaction are called by the broker's per-shard task:
+//!
+//! ```
+//! # use futures_lite::future::block_on;
+//! # use millrace_replication::LeaderEpoch;
+//! # use millrace_storage::{sim::SimDisk, BatchCache, LogConfig, NoThrottle, PartitionLog};
+//! # use millrace_wire::records::{BatchBuilder, NewRecord};
+//! let config = LogConfig { cleanup_compact: true, segment_bytes: 100, ..LogConfig::default() };
+//! let log = block_on(PartitionLog::open(SimDisk::default(), "/data/t-0".into(), config,
+//!     BatchCache::new(1 << 20), 0)).unwrap();
+//! for value in ["1", "2", "3"] {
+//!     let record = NewRecord { key: Some(b"k".to_vec()), value: Some(value.into()), ..Default::default() };
+//!     let batch = BatchBuilder::default().build(&[record]);
+//!     log.append(batch.as_slice().into(), LeaderEpoch(0), 0, false).unwrap();
+//!     block_on(log.flush()).unwrap();
+//! }
+//! // One record per segment: the clean covers the two closed ones and drops k=1.
+//! let cleaned = block_on(log.clean(1_000, &NoThrottle)).unwrap();
+//! assert_eq!((cleaned.records_removed, cleaned.cleaned_end_offset), (1, 2));
+//! // Everything below the high watermark; the closed segments go at once.
+//! assert_eq!(block_on(log.delete_records(-1)).unwrap(), 3);
+//! // The active segment is wholly below the start: retention rolls it and deletes it.
+//! let out = block_on(log.enforce_retention(1_000)).unwrap();
+//! assert_eq!((out.segments_deleted, out.log_start_offset, log.log_end_offset()), (1, 3, 3));
+//! ```
+//!
 //! # Invariants
 //!
 //! * Segments are contiguous: each starts where the previous one ends (its last batch ends
