@@ -5,7 +5,8 @@
 //! holding data above the high watermark. A segment goes when its newest record is older than
 //! `retention_ms`, when the log stays at least `retention_bytes` big without it, or when it
 //! lies wholly below the log start offset (DeleteRecords). When the active segment itself is
-//! due, it is rolled first so that it can go and the log keeps an empty active segment; an
+//! due (by any of the three), it is rolled first so that it can go and the log keeps an empty
+//! active segment; an
 //! active segment older than `segment_ms` is rolled here too, so a quiet log still rolls.
 //!
 //! `log-start-offset-checkpoint` (in the [`crate::framed`] envelope, big-endian):

@@ -740,3 +740,69 @@ fn retention_and_delete_records_race_with_a_flush_round() {
         assert_eq!(log.log_end_offset(), end);
     }
 }
+
+#[test]
+fn a_failed_clean_changes_nothing_and_the_next_one_succeeds() {
+    for fault in 0..3 {
+        let disk = SimDisk::default();
+        let log = open(&disk, &compacted(), 1 << 20, 0);
+        fill(&log, 6, 0);
+        let before = records(&log);
+        match fault {
+            0 => disk.set_disk_full(true),
+            1 => disk.fail_next_writes(1),
+            _ => disk.fail_next_syncs(1),
+        }
+        let err = block_on(log.clean(1000, &NoThrottle)).unwrap_err();
+        assert!(
+            matches!(err, StorageError::Io { .. }),
+            "fault {fault}: {err}"
+        );
+        disk.set_disk_full(false);
+        assert_eq!(
+            records(&log),
+            before,
+            "fault {fault}: a failed clean changed the log"
+        );
+        let out = block_on(log.clean(1000, &NoThrottle)).unwrap();
+        assert!(out.cleaned && out.records_removed > 0);
+        assert!(
+            !disk
+                .paths()
+                .iter()
+                .any(|p| p.to_string_lossy().ends_with(".cleaned")),
+            "fault {fault}: cleaned file left behind"
+        );
+        let after = records(&log);
+        drop(log);
+        disk.crash(fault);
+        let log = open(&disk, &compacted(), 1 << 20, 0);
+        assert_eq!(records(&log), after);
+    }
+}
+
+#[test]
+fn failed_retention_and_delete_records_keep_the_log_usable() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &small_segments(), 1 << 20, 0);
+    fill(&log, 6, 0);
+    disk.set_disk_full(true);
+    let err = block_on(log.delete_records(7)).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert_eq!(
+        log.log_start_offset(),
+        0,
+        "the start moves only once it is durable"
+    );
+    disk.set_disk_full(false);
+    assert_eq!(block_on(log.delete_records(7)).unwrap(), 7);
+    log.set_config(LogConfig {
+        retention_bytes: 0,
+        ..small_segments()
+    })
+    .unwrap();
+    let out = block_on(log.enforce_retention(0)).unwrap();
+    assert!(out.segments_deleted > 0);
+    assert_eq!(out.log_start_offset, log.log_start_offset());
+    assert_eq!(log.log_end_offset(), 18);
+}
