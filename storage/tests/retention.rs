@@ -806,3 +806,52 @@ fn failed_retention_and_delete_records_keep_the_log_usable() {
     assert_eq!(out.log_start_offset, log.log_start_offset());
     assert_eq!(log.log_end_offset(), 18);
 }
+
+#[test]
+fn retention_deleting_the_segments_a_clean_rewrites_resurrects_nothing() {
+    for delay in 0..40 {
+        let disk = SimDisk::default();
+        let config = LogConfig {
+            cleanup_delete: true,
+            ..compacted()
+        };
+        let log = open(&disk, &config, 1 << 20, 0);
+        fill(&log, 6, 0);
+        disk.set_yield(true);
+        let (cleaned, retained) = block_on(futures_lite::future::zip(
+            log.clean(1000, &NoThrottle),
+            async {
+                for _ in 0..delay {
+                    futures_lite::future::yield_now().await;
+                }
+                log.delete_records(-1).await
+            },
+        ));
+        disk.set_yield(false);
+        cleaned.unwrap();
+        let start = retained.unwrap();
+        assert_eq!(start, 18);
+        block_on(log.enforce_retention(1000)).unwrap();
+        let files = |d: &SimDisk| {
+            let mut v: Vec<String> = d
+                .paths()
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".log") || n.ends_with(".cleaned"))
+                .collect();
+            v.sort();
+            v
+        };
+        let before = files(&disk);
+        drop(log);
+        disk.crash(delay);
+        let log = open(&disk, &config, 1 << 20, 0);
+        assert_eq!(log.log_start_offset(), 18, "delay {delay}");
+        assert_eq!(log.log_end_offset(), 18, "delay {delay}");
+        assert!(
+            before.iter().all(|n| n.ends_with(".log")),
+            "delay {delay}: {before:?}"
+        );
+        assert_eq!(files(&disk).len(), 1, "delay {delay}: {:?}", files(&disk));
+    }
+}
