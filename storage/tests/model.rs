@@ -488,7 +488,8 @@ impl Harness {
 // A second model, at record granularity because compaction rewrites batches: every record
 // appended (offset -> key, value, timestamp), the acknowledged end and the log start. Steps mix
 // appends (plain and idempotent, some tombstones), flushes, retention, DeleteRecords, cleans,
-// cleans interrupted at a random poll and followed by a power loss, plain crashes and clean
+// cleans interrupted at a random poll and followed by a power loss, cleans racing DeleteRecords
+// or retention, plain crashes and clean
 // restarts, with small segments, and after each step check:
 // * the high watermark is the acknowledged end (after a crash: at least it);
 // * the log start never goes backwards, across restarts too, and never passes the high
@@ -603,6 +604,7 @@ fn run_model(seed: u64) {
             68..80 => m.clean(),
             80..86 => m.crash_during_clean(),
             86..92 => m.crash(),
+            92..96 => m.clean_racing_deletion(),
             _ => m.restart(),
         }
         m.check();
@@ -759,6 +761,35 @@ impl Model {
                 );
             }
         }
+    }
+
+    /// A clean and a DeleteRecords (or retention) interleaved at a random point.
+    fn clean_racing_deletion(&mut self) {
+        let delay = self.rng.random_range(0..60);
+        let offset = self.rng.random_range(self.start..=self.acked);
+        let use_retention = self.rng.random_bool(0.5);
+        self.disk.set_yield(true);
+        let log = self.log.as_ref().expect("log open");
+        let (cleaned, start) = block_on(futures_lite::future::zip(
+            log.clean(self.now_ms, &NoThrottle),
+            async {
+                for _ in 0..delay {
+                    futures_lite::future::yield_now().await;
+                }
+                match use_retention {
+                    true => log
+                        .enforce_retention(self.now_ms)
+                        .await
+                        .map(|o| o.log_start_offset),
+                    false => log.delete_records(offset).await,
+                }
+            },
+        ));
+        self.disk.set_yield(false);
+        cleaned.expect("clean");
+        let start = start.expect("deletion");
+        assert!(start >= self.start, "the start went back");
+        self.start = start;
     }
 
     /// A clean interrupted after a random number of polls (every disk operation yields once),
