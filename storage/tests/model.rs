@@ -489,8 +489,8 @@ impl Harness {
 // appended (offset -> key, value, timestamp), the acknowledged end and the log start. Steps mix
 // appends (plain and idempotent, some tombstones), flushes, retention, DeleteRecords, cleans,
 // cleans interrupted at a random poll and followed by a power loss, cleans racing DeleteRecords
-// or retention, plain crashes and clean
-// restarts, with small segments, and after each step check:
+// or retention, plain crashes and clean restarts, with small segments, and after each step
+// check:
 // * the high watermark is the acknowledged end (after a crash: at least it);
 // * the log start never goes backwards, across restarts too, and never passes the high
 //   watermark;
