@@ -71,8 +71,12 @@ impl<D: Disk> PartitionLog<D> {
         // Every segment that stays must exist on disk before older ones go, or a restart
         // would find no segment at the log end and reuse offsets. The roll's producer
         // snapshot too, or a restart would lose the producers of the deleted segments.
+        // A full disk must not stop retention, which is what frees it: a snapshot that cannot
+        // be written costs the deleted segments' producers after a crash, nothing more.
         self.create_missing_files().await?;
-        self.write_metadata().await?;
+        if let Err(e) = self.write_metadata().await {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "retention: producer snapshot not written");
+        }
         let (segments_deleted, bytes_deleted) = {
             let mut st = self.state.borrow_mut();
             let n = deletable(&st, &config, now_ms, false);
@@ -92,8 +96,8 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Kafka's DeleteRecords: moves the log start offset to `offset` (-1: the high watermark),
     /// persists it, and deletes the segments wholly below it. Returns the new log start offset
-    /// (the low watermark). An offset above the high watermark or below -1 (or -1 itself
-    /// mapped) is `OffsetOutOfRange`; one at or below the current start changes nothing.
+    /// (the low watermark). An offset above the high watermark, or negative other than -1,
+    /// is `OffsetOutOfRange`; one at or below the current start changes nothing.
     pub async fn delete_records(&self, offset: i64) -> Result<i64, StorageError> {
         let _lock = self.maintenance.lock().await;
         let (high_watermark, log_start_offset, closed) = {

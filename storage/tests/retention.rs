@@ -855,3 +855,26 @@ fn retention_deleting_the_segments_a_clean_rewrites_resurrects_nothing() {
         assert_eq!(files(&disk).len(), 1, "delay {delay}: {:?}", files(&disk));
     }
 }
+
+#[test]
+fn retention_frees_a_full_disk() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &small_segments(), 1 << 20, 0);
+    fill(&log, 6, 0);
+    append(&log, &keyed(&[("a", Some("roll"))], 100), 100);
+    disk.set_disk_full(true);
+    log.set_config(LogConfig {
+        retention_bytes: 0,
+        ..small_segments()
+    })
+    .unwrap();
+    let out = block_on(log.enforce_retention(100)).unwrap();
+    assert!(out.segments_deleted > 0, "{out:?}");
+    assert_eq!(
+        out.log_start_offset, 18,
+        "everything durable deleted, the pending record kept"
+    );
+    disk.set_disk_full(false);
+    block_on(log.flush()).unwrap();
+    assert_eq!(records(&log).len(), 1);
+}
