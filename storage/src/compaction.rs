@@ -26,8 +26,9 @@
 //! # The swap, crash-safe
 //!
 //! 1. Write `<base>.log.cleaned` through the [`Disk`] (aligned direct I/O), `sync_data` it.
-//! 2. Without awaiting: remove `<base>.index`/`.timeindex`, rename `.log.cleaned` over
-//!    `<base>.log` (atomic), then `sync_dir`.
+//! 2. Remove `<base>.index`/`.timeindex`, `sync_dir`; then (checking without an await that
+//!    the segment was not deleted meanwhile) rename `.log.cleaned` over `<base>.log`
+//!    (atomic), `sync_dir`.
 //! 3. Open the new file, swap it and its index into the segment, forget the log's cached
 //!    batches below the segment's end, write the new index files.
 //!
@@ -264,7 +265,7 @@ impl<D: Disk> PartitionLog<D> {
             .map_err(io_err("sync", &cleaned_path))?;
         drop(out_file);
         debug_assert_eq!(index.next_offset, src.next_offset);
-        if !self.swap_in(src, &cleaned_path)? {
+        if !self.swap_in(src, &cleaned_path).await? {
             return Ok(());
         }
         self.disk
@@ -272,11 +273,12 @@ impl<D: Disk> PartitionLog<D> {
             .await
             .map_err(io_err("sync dir", &self.dir))?;
         let log_path = file_name(&self.dir, src.base, ".log");
-        let file = self
-            .disk
-            .open(&log_path, false)
-            .await
-            .map_err(io_err("open", &log_path))?;
+        let file = match self.disk.open(&log_path, false).await {
+            Ok(file) => file,
+            // Deleted by retention or DeleteRecords after the rename: nothing left to swap.
+            Err(_) if !self.still_closed(src.base) => return Ok(()),
+            Err(e) => return Err(io_err("open", &log_path)(e)),
+        };
         let mut st = self.state.borrow_mut();
         if let Ok(i) = st
             .segments
@@ -299,20 +301,29 @@ impl<D: Disk> PartitionLog<D> {
         Ok(())
     }
 
-    /// Step 2 of the swap, without awaiting: false (and the cleaned file removed) when the
-    /// segment went meanwhile (retention, DeleteRecords).
-    fn swap_in(&self, src: &Source<D::File>, cleaned_path: &Path) -> Result<bool, StorageError> {
-        let st = self.state.borrow();
-        let present = st
-            .segments
-            .binary_search_by_key(&src.base, |s| s.base_offset)
-            .is_ok_and(|i| i + 1 < st.segments.len());
-        if !present {
+    /// Step 2 of the swap: false (and the cleaned file removed) when the segment went
+    /// meanwhile (retention, DeleteRecords). The old indexes are removed durably before the
+    /// rename, so no crash can pair the new file with the old index.
+    async fn swap_in(
+        &self,
+        src: &Source<D::File>,
+        cleaned_path: &Path,
+    ) -> Result<bool, StorageError> {
+        if !self.still_closed(src.base) {
             remove_if_present(&self.disk, cleaned_path)?;
             return Ok(false);
         }
         for suffix in [".index", ".timeindex"] {
             remove_if_present(&self.disk, &file_name(&self.dir, src.base, suffix))?;
+        }
+        self.disk
+            .sync_dir(&self.dir)
+            .await
+            .map_err(io_err("sync dir", &self.dir))?;
+        // Checked again after the await, and no await between the check and the rename.
+        if !self.still_closed(src.base) {
+            remove_if_present(&self.disk, cleaned_path)?;
+            return Ok(false);
         }
         let log_path = file_name(&self.dir, src.base, ".log");
         self.disk
@@ -320,6 +331,13 @@ impl<D: Disk> PartitionLog<D> {
             .map_err(io_err("rename", cleaned_path))?;
         tracing::debug!(dir = %self.dir.display(), base_offset = src.base, "cleaned segment swapped in");
         Ok(true)
+    }
+
+    /// The segment with this base still exists and is not the active one.
+    fn still_closed(&self, base: i64) -> bool {
+        let st = self.state.borrow();
+        st.find_segment(base)
+            .is_some_and(|i| i + 1 < st.segments.len())
     }
 }
 

@@ -37,6 +37,21 @@ impl EpochCache {
         self.entries.retain(|e| e.start_offset < end_offset);
     }
 
+    /// Forgets what lies below a new log start (Kafka's truncateFromStart): the entry covering
+    /// `start_offset` now starts there, older ones go. True when something changed.
+    pub(crate) fn truncate_before(&mut self, start_offset: i64) -> bool {
+        let covering = self
+            .entries
+            .partition_point(|e| e.start_offset <= start_offset);
+        if covering == 0 {
+            return false;
+        }
+        let before = self.entries.clone();
+        self.entries.drain(..covering - 1);
+        self.entries[0].start_offset = start_offset;
+        self.entries != before
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(4 + self.entries.len() * 12);
         body.extend_from_slice(&(self.entries.len() as u32).to_be_bytes());
@@ -60,5 +75,30 @@ impl EpochCache {
         }
         r.finish()?;
         Ok(cache)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_before_keeps_the_entry_covering_the_new_start() {
+        let mut cache = EpochCache::default();
+        for (epoch, offset) in [(1, 0), (3, 10), (4, 20)] {
+            cache.assign(LeaderEpoch(epoch), offset);
+        }
+        assert!(!cache.truncate_before(0));
+        assert!(cache.truncate_before(15));
+        let got: Vec<_> = cache
+            .entries
+            .iter()
+            .map(|e| (e.epoch.0, e.start_offset))
+            .collect();
+        assert_eq!(got, [(3, 15), (4, 20)]);
+        assert!(cache.truncate_before(20));
+        assert_eq!(cache.entries.len(), 1);
+        assert!(!cache.truncate_before(20));
+        assert_eq!(EpochCache::decode(&cache.encode()).unwrap(), cache);
     }
 }

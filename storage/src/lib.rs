@@ -1,5 +1,6 @@
 //! Millrace's partition log: segments, sparse offset and time indexes, group commit over direct
-//! I/O, crash recovery, leader-epoch checkpoint and idempotent-producer state.
+//! I/O, crash recovery, leader-epoch checkpoint, idempotent-producer state, retention,
+//! DeleteRecords and log compaction.
 //!
 //! Everything here lives on the shard that owns the partition: types are `!Send`, shared state
 //! is `Rc`/`RefCell`, and no borrow is held across an `.await`. I/O goes through the
@@ -17,14 +18,18 @@
 //!   00000000000000000000.timeindex  sparse indexes + segment summary, written at roll and close
 //!   00000000000000004211.log        the active segment: its indexes live in memory only
 //!   00000000000000004211.snapshot   producer state below offset 4211 (at roll and close)
+//!   00000000000000000000.log.cleaned  a compacted segment before its swap (removed at open)
 //!   leader-epoch-checkpoint         epoch -> first offset
+//!   log-start-offset-checkpoint     the log start DeleteRecords set (may be inside a segment)
 //!   clean-shutdown                  present only between close and the next open
 //! ```
 //!
 //! Every file but `.log` is small, written atomically, and framed as
 //! `magic | version | length | body | CRC-32C` (see `framed.rs`); a bad one is rebuilt from
 //! the log. Body layouts are drawn where they are encoded: indexes in `segment.rs`, producer
-//! snapshots in `producer.rs`, the leader-epoch checkpoint in `epoch.rs`.
+//! snapshots in `producer.rs`, the leader-epoch checkpoint in `epoch.rs`, the log-start
+//! checkpoint in `retention.rs`. Retention and DeleteRecords are in `retention.rs`, log
+//! compaction and its crash-safe swap in `compaction.rs`.
 //!
 //! # Use
 //!
@@ -45,10 +50,44 @@
 //! assert_eq!((read.high_watermark, read.bytes), (1, batch.len()));
 //! ```
 //!
+//! Retention, DeleteRecords and compaction are called by the broker's per-shard task:
+//!
+//! ```
+//! # use futures_lite::future::block_on;
+//! # use millrace_replication::LeaderEpoch;
+//! # use millrace_storage::{sim::SimDisk, BatchCache, LogConfig, NoThrottle, PartitionLog};
+//! # use millrace_wire::records::{BatchBuilder, NewRecord};
+//! let config = LogConfig { cleanup_compact: true, segment_bytes: 100, ..LogConfig::default() };
+//! let log = block_on(PartitionLog::open(SimDisk::default(), "/data/t-0".into(), config,
+//!     BatchCache::new(1 << 20), 0)).unwrap();
+//! for value in ["1", "2", "3"] {
+//!     let record = NewRecord { key: Some(b"k".to_vec()), value: Some(value.into()), ..Default::default() };
+//!     let batch = BatchBuilder::default().build(&[record]);
+//!     log.append(batch.as_slice().into(), LeaderEpoch(0), 0, false).unwrap();
+//!     block_on(log.flush()).unwrap();
+//! }
+//! // One record per segment: the clean covers the two closed ones and drops k=1.
+//! let cleaned = block_on(log.clean(1_000, &NoThrottle)).unwrap();
+//! assert_eq!((cleaned.records_removed, cleaned.cleaned_end_offset), (1, 2));
+//! // Everything below the high watermark; the closed segments go at once.
+//! assert_eq!(block_on(log.delete_records(-1)).unwrap(), 3);
+//! // The active segment is wholly below the start: retention rolls it and deletes it.
+//! let out = block_on(log.enforce_retention(1_000)).unwrap();
+//! assert_eq!((out.segments_deleted, out.log_start_offset, log.log_end_offset()), (1, 3, 3));
+//! ```
+//!
 //! # Invariants
 //!
-//! * Offsets are dense: each segment starts where the previous one ends; batches in a segment
-//!   follow each other with no gap.
+//! * Segments are contiguous: each starts where the previous one ends (its last batch ends
+//!   at the next segment's base; compaction always keeps a segment's last batch, empty if
+//!   need be). Inside a segment offsets increase but are dense only until it is cleaned:
+//!   compaction drops records and whole batches and keeps the rest at their offsets, so a
+//!   batch may hold fewer records than its offset span, or none. Every lookup (read, offset
+//!   index, time index, recovery scan) takes the first batch ending at or after the offset.
+//! * The log start offset is max(first segment's base, `log-start-offset-checkpoint`); it
+//!   never moves back, also across restarts: DeleteRecords persists it before answering and
+//!   before deleting, retention deletes segments only after the segment at the log end has
+//!   a file.
 //! * Writes are block-aligned: the log keeps the partial last block of each segment in memory
 //!   and rewrites it whole, zero-padded. A segment's logical size is tracked by the log (and
 //!   recorded in its `.index`), never taken from the file length.
@@ -57,7 +96,11 @@
 //! * A segment's indexes and the producer snapshot taken at its roll are written only after its
 //!   data is synced, so a valid index never describes data that may be lost.
 //! * Recovery trusts closed segments with a valid index, scans the rest (CRC included), cuts
-//!   the log at the first torn or corrupt batch and drops every later segment.
+//!   the log at the first torn or corrupt batch and drops every later segment. A segment is
+//!   replaced by its cleaned version with one rename, after its old index files are removed:
+//!   a crash leaves the old or the new content, never a mix.
+//! * The batch cache never serves bytes of a segment that was cleaned or deleted: their
+//!   batches are forgotten at the swap or deletion.
 //! * Memory is bounded by configuration: the batch cache by its limit, unwritten bytes by
 //!   `pending_bytes_max`, producer state by expiration and five batches per producer.
 #![forbid(unsafe_code)]

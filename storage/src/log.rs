@@ -496,8 +496,10 @@ impl<D: Disk> PartitionLog<D> {
                 .await
                 .map_err(io_err("create", &path))?;
             let mut st = self.state.borrow_mut();
-            let i = st.segment_index(base);
-            st.segments[i].file = Some(Rc::new(file));
+            // Retention may have deleted it meanwhile.
+            if let Some(i) = st.find_segment(base) {
+                st.segments[i].file.get_or_insert(Rc::new(file));
+            }
         }
         self.disk
             .sync_dir(&self.dir)
@@ -551,6 +553,8 @@ impl<D: Disk> PartitionLog<D> {
     fn commit_round(&self, plan: &RoundPlan<D::File>) {
         let mut st = self.state.borrow_mut();
         for w in &plan.writes {
+            // A segment with unwritten data is above the high watermark: retention cannot
+            // have deleted it.
             let i = st.segment_index(w.base_offset);
             let seg = &mut st.segments[i];
             let written = (w.end_size - seg.flushed_size) as usize;
@@ -563,7 +567,10 @@ impl<D: Disk> PartitionLog<D> {
             st.unwritten_bytes -= written;
         }
         for &base in &plan.synced_rolls {
-            let i = st.segment_index(base);
+            // Retention or DeleteRecords may have deleted a durable segment during the round.
+            let Some(i) = st.find_segment(base) else {
+                continue;
+            };
             let seg = &mut st.segments[i];
             seg.synced_size = seg.flushed_size;
             if seg.flushed_size == seg.index.size {
@@ -596,9 +603,25 @@ impl<D: Disk> PartitionLog<D> {
                 .await?;
             self.write_small(&file_name(&self.dir, base, ".timeindex"), &times)
                 .await?;
-            let mut st = self.state.borrow_mut();
-            let i = st.segment_index(base);
-            st.segments[i].index_written = true;
+            let gone = {
+                let mut st = self.state.borrow_mut();
+                match st.find_segment(base) {
+                    Some(i) => {
+                        st.segments[i].index_written = true;
+                        false
+                    }
+                    None => true,
+                }
+            };
+            if gone {
+                // Deleted while its indexes were being written: do not leave them behind.
+                for suffix in [".index", ".timeindex"] {
+                    crate::retention::remove_if_present(
+                        &self.disk,
+                        &file_name(&self.dir, base, suffix),
+                    )?;
+                }
+            }
         }
         let snapshots: Vec<(i64, Vec<u8>)> = {
             let st = self.state.borrow();
@@ -765,10 +788,9 @@ impl<D: Disk> PartitionLog<D> {
         let limit = (start + max_bytes as u64).min(end).max(start + first_len);
         let walk_from = {
             let st = self.state.borrow();
-            st.segments[st.segment_index(base)]
-                .index
-                .entry_at_or_before(limit)
-                .max(start)
+            st.find_segment(base).map_or(start, |i| {
+                st.segments[i].index.entry_at_or_before(limit).max(start)
+            })
         };
         let stop = walk_headers(&*file, walk_from, end, |p, h| {
             p + h.total_bytes() as u64 > limit
@@ -894,6 +916,13 @@ impl<F> State<F> {
         self.segments
             .binary_search_by_key(&base_offset, |s| s.base_offset)
             .expect("segment exists")
+    }
+
+    /// Index of the segment with this base offset, if it still exists.
+    pub(crate) fn find_segment(&self, base_offset: i64) -> Option<usize> {
+        self.segments
+            .binary_search_by_key(&base_offset, |s| s.base_offset)
+            .ok()
     }
 
     /// Index of the segment holding `offset` (the last one starting at or before it).

@@ -70,9 +70,10 @@ impl<D: Disk> PartitionLog<D> {
             .min(log_end_offset);
         remove_below_start(&disk, &dir, &mut segments, log_start_offset)?;
         remove_stale_indexes(&disk, &dir, &names, &segments)?;
-        let (epochs, epochs_changed) = load_epochs(&disk, &dir, log_end_offset, &seen_epochs).await;
-        let producers =
-            load_producers(&disk, &dir, &names, &segments, log_start_offset, now_ms).await?;
+        let (mut epochs, mut epochs_changed) =
+            load_epochs(&disk, &dir, log_end_offset, &seen_epochs).await;
+        epochs_changed |= epochs.truncate_before(log_start_offset);
+        let producers = load_producers(&disk, &dir, &names, &segments, now_ms).await?;
         if clean {
             remove_if_present(&disk, &dir.join(CLEAN_SHUTDOWN))?;
             disk.sync_dir(&dir)
@@ -348,7 +349,6 @@ async fn load_producers<D: Disk>(
     dir: &Path,
     names: &[String],
     segments: &[Segment<D::File>],
-    log_start_offset: i64,
     now_ms: i64,
 ) -> Result<ProducerState, StorageError> {
     let log_end_offset = segments.last().expect("one segment").index.next_offset;
@@ -377,7 +377,10 @@ async fn load_producers<D: Disk>(
             }
         }
     }
-    let (from, mut state) = loaded.unwrap_or((log_start_offset, ProducerState::default()));
+    // Without a snapshot, replay every batch still on disk, also those below a log start
+    // that DeleteRecords moved inside the first segment: producers outlive their records.
+    let first_base = segments[0].base_offset;
+    let (from, mut state) = loaded.unwrap_or((first_base, ProducerState::default()));
     for seg in segments
         .iter()
         .filter(|s| s.index.next_offset > from && s.index.size > 0)

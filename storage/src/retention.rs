@@ -5,7 +5,8 @@
 //! holding data above the high watermark. A segment goes when its newest record is older than
 //! `retention_ms`, when the log stays at least `retention_bytes` big without it, or when it
 //! lies wholly below the log start offset (DeleteRecords). When the active segment itself is
-//! due, it is rolled first so that it can go and the log keeps an empty active segment; an
+//! due (by any of the three), it is rolled first so that it can go and the log keeps an empty
+//! active segment; an
 //! active segment older than `segment_ms` is rolled here too, so a quiet log still rolls.
 //!
 //! `log-start-offset-checkpoint` (in the [`crate::framed`] envelope, big-endian):
@@ -61,19 +62,20 @@ impl<D: Disk> PartitionLog<D> {
         if !config.cleanup_delete {
             return Ok(outcome);
         }
-        let rolled = {
+        {
             let mut st = self.state.borrow_mut();
-            let roll = active_due(&st, &config, now_ms);
-            if roll {
+            if active_due(&st, &config, now_ms) {
                 self.roll(&mut st, now_ms);
             }
-            roll
-        };
-        if rolled {
-            self.create_active_file().await?;
-            // The roll's producer snapshot must be on disk before the segments it summarises
-            // go, or a restart would lose those producers.
-            self.write_metadata().await?;
+        }
+        // Every segment that stays must exist on disk before older ones go, or a restart
+        // would find no segment at the log end and reuse offsets. The roll's producer
+        // snapshot too, or a restart would lose the producers of the deleted segments.
+        // A full disk must not stop retention, which is what frees it: a snapshot that cannot
+        // be written costs the deleted segments' producers after a crash, nothing more.
+        self.create_missing_files().await?;
+        if let Err(e) = self.write_metadata().await {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "retention: producer snapshot not written");
         }
         let (segments_deleted, bytes_deleted) = {
             let mut st = self.state.borrow_mut();
@@ -94,8 +96,8 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Kafka's DeleteRecords: moves the log start offset to `offset` (-1: the high watermark),
     /// persists it, and deletes the segments wholly below it. Returns the new log start offset
-    /// (the low watermark). An offset above the high watermark or below -1 (or -1 itself
-    /// mapped) is `OffsetOutOfRange`; one at or below the current start changes nothing.
+    /// (the low watermark). An offset above the high watermark, or negative other than -1,
+    /// is `OffsetOutOfRange`; one at or below the current start changes nothing.
     pub async fn delete_records(&self, offset: i64) -> Result<i64, StorageError> {
         let _lock = self.maintenance.lock().await;
         let (high_watermark, log_start_offset, closed) = {
@@ -118,11 +120,12 @@ impl<D: Disk> PartitionLog<D> {
         }
         self.write_small(&self.dir.join(LOG_START_FILE), &encode(target))
             .await?;
-        // Producer snapshots of the segments about to go (see enforce_retention).
+        // Segment files and producer snapshots first (see enforce_retention).
+        self.create_missing_files().await?;
         self.write_metadata().await?;
         let deleted = {
             let mut st = self.state.borrow_mut();
-            st.log_start_offset = st.log_start_offset.max(target);
+            st.advance_log_start(target);
             let n = deletable(&st, &self.config.borrow(), i64::MIN, true);
             self.remove_segments(&mut st, n)?.0
         };
@@ -136,17 +139,27 @@ impl<D: Disk> PartitionLog<D> {
         Ok(self.log_start_offset())
     }
 
-    /// Creates the (empty) active segment's file after a roll, so the log on disk always ends
-    /// with it even when every older segment is deleted.
-    async fn create_active_file(&self) -> Result<(), StorageError> {
-        let base = self.state.borrow().log_end_offset_base();
-        let path = file_name(&self.dir, base, ".log");
-        let file = self
-            .disk
-            .open(&path, true)
-            .await
-            .map_err(io_err("create", &path))?;
-        {
+    /// Creates the files of segments that have none yet (the flush creates them only once
+    /// they have data), so the log on disk always reaches the active segment.
+    async fn create_missing_files(&self) -> Result<(), StorageError> {
+        let missing: Vec<i64> = {
+            let st = self.state.borrow();
+            let segments = st.segments.iter();
+            segments
+                .filter(|s| s.file.is_none())
+                .map(|s| s.base_offset)
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for base in missing {
+            let path = file_name(&self.dir, base, ".log");
+            let file = self
+                .disk
+                .open(&path, true)
+                .await
+                .map_err(io_err("create", &path))?;
             let mut st = self.state.borrow_mut();
             if let Ok(i) = st.segments.binary_search_by_key(&base, |s| s.base_offset) {
                 let seg = &mut st.segments[i];
@@ -174,8 +187,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         let gone: Vec<Segment<D::File>> = st.segments.drain(..n).collect();
         let first = st.segments[0].base_offset;
-        st.log_start_offset = st.log_start_offset.max(first);
-        st.first_dirty_offset = st.first_dirty_offset.max(st.log_start_offset);
+        st.advance_log_start(first);
         st.recompute_max_timestamps();
         self.cache.forget_below(self.cache_id, first);
         let bytes = gone.iter().map(|s| s.index.size).sum();
@@ -191,17 +203,28 @@ impl<D: Disk> PartitionLog<D> {
 
 impl<F> State<F> {
     /// The active segment's base offset.
-    pub(crate) fn log_end_offset_base(&self) -> i64 {
+    pub(crate) fn active_base(&self) -> i64 {
         self.segments
             .last()
             .expect("a log has a segment")
             .base_offset
     }
 
+    /// Moves the log start up to `offset` (never down), with what depends on it: the
+    /// cleaner's progress and the leader-epoch entries (the checkpoint is rewritten at the
+    /// next metadata write).
+    pub(crate) fn advance_log_start(&mut self, offset: i64) {
+        self.log_start_offset = self.log_start_offset.max(offset);
+        self.first_dirty_offset = self.first_dirty_offset.max(self.log_start_offset);
+        if self.epochs.truncate_before(self.log_start_offset) {
+            self.epochs_version += 1;
+        }
+    }
+
     /// The largest timestamps after segments were deleted or rewritten: closed segments from
     /// their indexes, the active one from what was known before.
     pub(crate) fn recompute_max_timestamps(&mut self) {
-        let active_base = self.log_end_offset_base();
+        let active_base = self.active_base();
         let closed = self
             .segments
             .iter()

@@ -481,3 +481,459 @@ impl Harness {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Retention, DeleteRecords and compaction under crashes.
+//
+// A second model, at record granularity because compaction rewrites batches: every record
+// appended (offset -> key, value, timestamp), the acknowledged end and the log start. Steps mix
+// appends (plain and idempotent, some tombstones), flushes, retention, DeleteRecords, cleans,
+// cleans interrupted at a random poll and followed by a power loss, cleans racing DeleteRecords
+// or retention, plain crashes and clean restarts, with small segments, and after each step
+// check:
+// * the high watermark is the acknowledged end (after a crash: at least it);
+// * the log start never goes backwards, across restarts too, and never passes the high
+//   watermark;
+// * every record read from the log start is the model's record at that offset, offsets
+//   increasing;
+// * a record at or above the log start that is missing was legally dropped by compaction (the
+//   log is compacted, and a later record with its key exists, or it is a tombstone older
+//   than delete_retention_ms);
+// * right after a clean, the cleaned range holds exactly the latest record per key (tombstones
+//   past delete_retention_ms may be gone);
+// * an idempotent producer's next sequence is accepted after every crash and restart.
+
+use millrace_storage::{NoThrottle, RetentionOutcome};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+const KEYED_PRODUCER: i64 = 88;
+
+#[derive(Clone, Debug, PartialEq)]
+struct Rec {
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+    timestamp: i64,
+}
+
+struct Model {
+    rng: SmallRng,
+    disk: SimDisk,
+    config: LogConfig,
+    cache_bytes: usize,
+    log: Option<Log>,
+    recs: BTreeMap<i64, Rec>,
+    end: i64,
+    acked: i64,
+    start: i64,
+    now_ms: i64,
+    /// Idempotent batches appended: (base offset, first sequence, last sequence).
+    idempotent: Vec<(i64, i32, i32)>,
+}
+
+#[test]
+fn model_retention_delete_records_and_compaction_with_crashes() {
+    if let Ok(seed) = std::env::var("MODEL_SEED") {
+        run_model(seed.parse().expect("MODEL_SEED is a number"));
+        return;
+    }
+    let seeds: u64 = std::env::var("MODEL_SEEDS").map_or(300, |n| n.parse().expect("a number"));
+    for seed in 0..seeds {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run_model(seed))) {
+            eprintln!(
+                "retention/compaction model failed with seed {seed}; rerun with MODEL_SEED={seed}"
+            );
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+fn run_model(seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let compact = rng.random_ratio(2, 3);
+    let config = LogConfig {
+        segment_bytes: rng.random_range(250..1500),
+        segment_ms: rng.random_range(100..3000),
+        index_interval_bytes: rng.random_range(1..500),
+        cleanup_compact: compact,
+        cleanup_delete: !compact || rng.random_bool(0.5),
+        retention_ms: [-1, rng.random_range(100..2000)][rng.random_range(0..2)],
+        retention_bytes: [-1, rng.random_range(300..4000)][rng.random_range(0..2)],
+        delete_retention_ms: rng.random_range(0..600),
+        min_compaction_lag_ms: [0, 0, rng.random_range(1..200)][rng.random_range(0..3)],
+        max_compaction_lag_ms: [i64::MAX, rng.random_range(200..1000)][rng.random_range(0..2)],
+        min_cleanable_dirty_ratio: [0.0, 0.3, 0.6][rng.random_range(0..3)],
+        ..LogConfig::default()
+    };
+    let disk = SimDisk::new([512, 4096][rng.random_range(0..2)]);
+    let cache_bytes = [0, 1500, 1 << 20][rng.random_range(0..3)];
+    let log = open(&disk, &config, cache_bytes, 0);
+    let mut m = Model {
+        rng,
+        disk,
+        config,
+        cache_bytes,
+        log: Some(log),
+        recs: BTreeMap::new(),
+        end: 0,
+        acked: 0,
+        start: 0,
+        now_ms: 0,
+        idempotent: Vec::new(),
+    };
+    let steps = m.rng.random_range(60..200);
+    for _ in 0..steps {
+        m.now_ms += m.rng.random_range(0..30);
+        let op = m.rng.random_range(0..100);
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            let log = m.log();
+            eprintln!(
+                "op {op} now {} start {} hw {} end {} files {:?}",
+                m.now_ms,
+                log.log_start_offset(),
+                log.high_watermark(),
+                log.log_end_offset(),
+                m.disk.paths()
+            );
+        }
+        match op {
+            0..40 => m.append(),
+            40..55 => m.flush(),
+            55..63 => m.retention(),
+            63..68 => m.delete_records(),
+            68..80 => m.clean(),
+            80..86 => m.crash_during_clean(),
+            86..92 => m.crash(),
+            92..96 => m.clean_racing_deletion(),
+            _ => m.restart(),
+        }
+        m.check();
+    }
+    m.flush();
+    m.clean();
+    m.check();
+    m.crash();
+    m.check();
+}
+
+impl Model {
+    fn log(&self) -> &Log {
+        self.log.as_ref().expect("log open")
+    }
+
+    fn next_sequence(&self) -> i32 {
+        self.idempotent.last().map_or(0, |b| b.2 + 1)
+    }
+
+    fn append(&mut self) {
+        let n = self.rng.random_range(1..5);
+        let compact = self.config.cleanup_compact;
+        let recs: Vec<Rec> = (0..n)
+            .map(|i| Rec {
+                key: format!("k{}", self.rng.random_range(0..8)).into_bytes(),
+                value: match compact && self.rng.random_ratio(1, 8) {
+                    true => None,
+                    false => Some(vec![self.rng.random(); self.rng.random_range(0..60)]),
+                },
+                timestamp: self.now_ms + i,
+            })
+            .collect();
+        let idempotent = self.rng.random_ratio(1, 3);
+        let seq = self.next_sequence();
+        let builder = millrace_wire::records::BatchBuilder {
+            producer_id: if idempotent { KEYED_PRODUCER } else { -1 },
+            producer_epoch: if idempotent { 0 } else { -1 },
+            base_sequence: if idempotent { seq } else { -1 },
+            ..Default::default()
+        };
+        let batch = builder.build(
+            &recs
+                .iter()
+                .map(|r| millrace_wire::records::NewRecord {
+                    timestamp: r.timestamp,
+                    key: Some(r.key.clone()),
+                    value: r.value.clone(),
+                    headers: Vec::new(),
+                })
+                .collect::<Vec<_>>(),
+        );
+        let out = self
+            .log()
+            .append(bytes_mut(&batch), LeaderEpoch(0), self.now_ms, false)
+            .expect("append");
+        assert!(!out.duplicate);
+        assert_eq!(out.base_offset, self.end, "offsets continue at the log end");
+        for (i, r) in recs.into_iter().enumerate() {
+            self.recs.insert(self.end + i as i64, r);
+        }
+        if idempotent {
+            self.idempotent.push((self.end, seq, seq + n as i32 - 1));
+        }
+        self.end += n;
+    }
+
+    fn flush(&mut self) {
+        block_on(self.log().flush()).expect("flush");
+        self.acked = self.end;
+    }
+
+    fn retention(&mut self) {
+        let before = self.log().log_start_offset();
+        let out: RetentionOutcome =
+            block_on(self.log().enforce_retention(self.now_ms)).expect("retention");
+        assert!(
+            out.log_start_offset >= before,
+            "retention moved the start back"
+        );
+        assert_eq!(out.log_start_offset, self.log().log_start_offset());
+        if !self.config.cleanup_delete {
+            assert_eq!(
+                out.segments_deleted, 0,
+                "retention without the delete policy"
+            );
+        }
+        if out.segments_deleted == 0 {
+            assert_eq!(
+                out.log_start_offset, before,
+                "the start moved with nothing deleted"
+            );
+        }
+        assert!(
+            out.log_start_offset <= self.acked,
+            "retention passed the high watermark"
+        );
+        self.start = out.log_start_offset;
+    }
+
+    fn delete_records(&mut self) {
+        let offset = match self.rng.random_range(0..6) {
+            0 => -1,
+            1 => self.rng.random_range(-5..-1),
+            _ => self.rng.random_range(self.start - 2..=self.acked + 2),
+        };
+        let result = block_on(self.log().delete_records(offset));
+        let target = if offset == -1 { self.acked } else { offset };
+        if target < 0 || target > self.acked {
+            assert!(
+                matches!(result, Err(StorageError::OffsetOutOfRange { .. })),
+                "delete_records({offset}) with hw {}: {result:?}",
+                self.acked
+            );
+            return;
+        }
+        let start = result.expect("delete_records");
+        assert_eq!(start, self.start.max(target), "delete_records({offset})");
+        self.start = start;
+    }
+
+    fn clean(&mut self) {
+        let out = block_on(self.log().clean(self.now_ms, &NoThrottle)).expect("clean");
+        if !self.config.cleanup_compact {
+            assert!(
+                !out.cleaned && out.records_removed == 0,
+                "clean without the policy"
+            );
+            return;
+        }
+        if !out.cleaned {
+            return;
+        }
+        let end = out.cleaned_end_offset;
+        let present: Vec<i64> = self.read_log().iter().map(|r| r.0).collect();
+        let start = self.log().log_start_offset();
+        for (&offset, rec) in self.recs.range(start..end) {
+            let latest = self
+                .recs
+                .range(..end)
+                .filter(|(_, r)| r.key == rec.key)
+                .map(|(&o, _)| o)
+                .max()
+                .expect("the record itself");
+            let is_present = present.binary_search(&offset).is_ok();
+            let expired = rec.value.is_none()
+                && self.now_ms - rec.timestamp > self.config.delete_retention_ms;
+            if offset == latest && !expired {
+                assert!(is_present, "latest record of its key at {offset} dropped");
+            } else if offset != latest {
+                assert!(
+                    !is_present,
+                    "superseded record at {offset} kept by a clean to {end}"
+                );
+            }
+        }
+    }
+
+    /// A clean and a DeleteRecords (or retention) interleaved at a random point.
+    fn clean_racing_deletion(&mut self) {
+        let delay = self.rng.random_range(0..60);
+        let offset = self.rng.random_range(self.start..=self.acked);
+        let use_retention = self.rng.random_bool(0.5);
+        self.disk.set_yield(true);
+        let log = self.log.as_ref().expect("log open");
+        let (cleaned, start) = block_on(futures_lite::future::zip(
+            log.clean(self.now_ms, &NoThrottle),
+            async {
+                for _ in 0..delay {
+                    futures_lite::future::yield_now().await;
+                }
+                match use_retention {
+                    true => log
+                        .enforce_retention(self.now_ms)
+                        .await
+                        .map(|o| o.log_start_offset),
+                    false => log.delete_records(offset).await,
+                }
+            },
+        ));
+        self.disk.set_yield(false);
+        cleaned.expect("clean");
+        let start = start.expect("deletion");
+        assert!(start >= self.start, "the start went back");
+        self.start = start;
+    }
+
+    /// A clean interrupted after a random number of polls (every disk operation yields once),
+    /// then a power loss.
+    fn crash_during_clean(&mut self) {
+        let polls = self.rng.random_range(1..80);
+        self.disk.set_yield(true);
+        {
+            let fut = self.log().clean(self.now_ms, &NoThrottle);
+            let mut fut = std::pin::pin!(fut);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            for _ in 0..polls {
+                if fut.as_mut().poll(&mut cx).is_ready() {
+                    break;
+                }
+            }
+        }
+        self.disk.set_yield(false);
+        self.crash();
+    }
+
+    fn crash(&mut self) {
+        self.log = None;
+        self.disk.crash(self.rng.random());
+        self.reopen();
+    }
+
+    fn restart(&mut self) {
+        block_on(self.log().close()).expect("close");
+        self.acked = self.end;
+        self.log = None;
+        self.reopen();
+        assert_eq!(
+            self.log().log_end_offset(),
+            self.end,
+            "a clean restart keeps everything"
+        );
+    }
+
+    fn reopen(&mut self) {
+        let log = open(&self.disk, &self.config, self.cache_bytes, self.now_ms);
+        let end = log.log_end_offset();
+        assert!(
+            end >= self.acked,
+            "lost acknowledged records: end {end} < {}",
+            self.acked
+        );
+        assert!(end <= self.end, "records from nowhere");
+        assert!(
+            log.log_start_offset() >= self.start,
+            "the log start went back across a restart: {} < {}",
+            log.log_start_offset(),
+            self.start
+        );
+        self.recs.split_off(&end);
+        self.idempotent.retain(|b| b.0 < end);
+        self.end = end;
+        self.acked = end;
+        self.start = log.log_start_offset();
+        self.log = Some(log);
+        // The producer's next sequence is accepted (its state survived, from a snapshot or
+        // from its last batch, kept by compaction even when emptied).
+        if !self.idempotent.is_empty() {
+            self.append_idempotent_next();
+        }
+    }
+
+    fn append_idempotent_next(&mut self) {
+        let before = self.idempotent.len();
+        loop {
+            self.append();
+            if self.idempotent.len() > before {
+                return;
+            }
+        }
+    }
+
+    /// (offset, record) for every record from the log start to the high watermark.
+    fn read_log(&self) -> Vec<(i64, Rec)> {
+        read_all(self.log())
+            .iter()
+            .flat_map(|b| decode_records(b, 1 << 20).expect("decode"))
+            .filter(|r| r.offset >= self.log().log_start_offset())
+            .map(|r| {
+                let rec = Rec {
+                    key: r.key.expect("keyed").to_vec(),
+                    value: r.value.map(|v| v.to_vec()),
+                    timestamp: r.timestamp,
+                };
+                (r.offset, rec)
+            })
+            .collect()
+    }
+
+    fn check(&mut self) {
+        let log = self.log();
+        assert_eq!(log.high_watermark(), self.acked, "high watermark");
+        assert_eq!(log.log_end_offset(), self.end, "log end offset");
+        let start = log.log_start_offset();
+        assert!(
+            start >= self.start,
+            "log start went back: {start} < {}",
+            self.start
+        );
+        assert!(start <= self.acked, "log start above the high watermark");
+        assert!(
+            log.epoch_entries().iter().all(|e| e.start_offset >= start),
+            "leader-epoch entries below the log start"
+        );
+        self.start = start;
+        let got = self.read_log();
+        assert!(
+            got.windows(2).all(|w| w[0].0 < w[1].0),
+            "offsets not increasing"
+        );
+        for (offset, rec) in &got {
+            assert_eq!(
+                self.recs.get(offset),
+                Some(rec),
+                "record at {offset} differs"
+            );
+        }
+        let mut present = got.iter().map(|r| r.0).peekable();
+        for (&offset, rec) in self.recs.range(start..self.acked) {
+            while present.peek().is_some_and(|&o| o < offset) {
+                present.next();
+            }
+            if present.peek() == Some(&offset) {
+                continue;
+            }
+            assert!(
+                self.config.cleanup_compact,
+                "record at {offset} lost (not compacted)"
+            );
+            let superseded = self
+                .recs
+                .range(offset + 1..self.acked)
+                .any(|(_, r)| r.key == rec.key);
+            let expired = rec.value.is_none()
+                && self.now_ms - rec.timestamp > self.config.delete_retention_ms;
+            assert!(
+                superseded || expired,
+                "record at {offset} dropped illegally"
+            );
+        }
+    }
+}

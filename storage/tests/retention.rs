@@ -725,3 +725,177 @@ fn one_read_spans_segments_so_cleaned_segments_cost_no_round_trips() {
     let read = block_on(log.read(0, 1, true)).unwrap();
     assert_eq!(read.bytes, first_len);
 }
+
+#[test]
+fn retention_and_delete_records_race_with_a_flush_round() {
+    for delete_records in [false, true] {
+        let disk = SimDisk::default();
+        let log = open(&disk, &small_segments(), 1 << 20, 0);
+        fill(&log, 3, 0); // the first segment is full, synced, its roll not yet seen
+        append(&log, &keyed(&[("a", Some("late"))], 50), 50); // rolls it
+        log.set_config(LogConfig {
+            retention_bytes: 0,
+            ..small_segments()
+        })
+        .unwrap();
+        disk.set_yield(true);
+        let end = log.log_end_offset();
+        let (flushed, deleted) = block_on(futures_lite::future::zip(log.flush(), async {
+            futures_lite::future::yield_now().await;
+            if delete_records {
+                log.delete_records(-1).await.map(|_| ())
+            } else {
+                log.enforce_retention(0).await.map(|_| ())
+            }
+        }));
+        disk.set_yield(false);
+        flushed.unwrap();
+        deleted.unwrap();
+        assert_eq!(log.high_watermark(), end);
+        block_on(log.flush()).unwrap();
+        block_on(log.enforce_retention(0)).unwrap();
+        assert!(log.log_start_offset() > 0);
+        drop(log);
+        disk.crash(9);
+        let log = open(&disk, &small_segments(), 1 << 20, 0);
+        assert_eq!(log.log_end_offset(), end);
+    }
+}
+
+#[test]
+fn a_failed_clean_changes_nothing_and_the_next_one_succeeds() {
+    for fault in 0..3 {
+        let disk = SimDisk::default();
+        let log = open(&disk, &compacted(), 1 << 20, 0);
+        fill(&log, 6, 0);
+        let before = records(&log);
+        match fault {
+            0 => disk.set_disk_full(true),
+            1 => disk.fail_next_writes(1),
+            _ => disk.fail_next_syncs(1),
+        }
+        let err = block_on(log.clean(1000, &NoThrottle)).unwrap_err();
+        assert!(
+            matches!(err, StorageError::Io { .. }),
+            "fault {fault}: {err}"
+        );
+        disk.set_disk_full(false);
+        assert_eq!(
+            records(&log),
+            before,
+            "fault {fault}: a failed clean changed the log"
+        );
+        let out = block_on(log.clean(1000, &NoThrottle)).unwrap();
+        assert!(out.cleaned && out.records_removed > 0);
+        assert!(
+            !disk
+                .paths()
+                .iter()
+                .any(|p| p.to_string_lossy().ends_with(".cleaned")),
+            "fault {fault}: cleaned file left behind"
+        );
+        let after = records(&log);
+        drop(log);
+        disk.crash(fault);
+        let log = open(&disk, &compacted(), 1 << 20, 0);
+        assert_eq!(records(&log), after);
+    }
+}
+
+#[test]
+fn failed_retention_and_delete_records_keep_the_log_usable() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &small_segments(), 1 << 20, 0);
+    fill(&log, 6, 0);
+    disk.set_disk_full(true);
+    let err = block_on(log.delete_records(7)).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert_eq!(
+        log.log_start_offset(),
+        0,
+        "the start moves only once it is durable"
+    );
+    disk.set_disk_full(false);
+    assert_eq!(block_on(log.delete_records(7)).unwrap(), 7);
+    log.set_config(LogConfig {
+        retention_bytes: 0,
+        ..small_segments()
+    })
+    .unwrap();
+    let out = block_on(log.enforce_retention(0)).unwrap();
+    assert!(out.segments_deleted > 0);
+    assert_eq!(out.log_start_offset, log.log_start_offset());
+    assert_eq!(log.log_end_offset(), 18);
+}
+
+#[test]
+fn retention_deleting_the_segments_a_clean_rewrites_resurrects_nothing() {
+    for delay in 0..40 {
+        let disk = SimDisk::default();
+        let config = LogConfig {
+            cleanup_delete: true,
+            ..compacted()
+        };
+        let log = open(&disk, &config, 1 << 20, 0);
+        fill(&log, 6, 0);
+        disk.set_yield(true);
+        let (cleaned, retained) = block_on(futures_lite::future::zip(
+            log.clean(1000, &NoThrottle),
+            async {
+                for _ in 0..delay {
+                    futures_lite::future::yield_now().await;
+                }
+                log.delete_records(-1).await
+            },
+        ));
+        disk.set_yield(false);
+        cleaned.unwrap();
+        let start = retained.unwrap();
+        assert_eq!(start, 18);
+        block_on(log.enforce_retention(1000)).unwrap();
+        let files = |d: &SimDisk| {
+            let mut v: Vec<String> = d
+                .paths()
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".log") || n.ends_with(".cleaned"))
+                .collect();
+            v.sort();
+            v
+        };
+        let before = files(&disk);
+        drop(log);
+        disk.crash(delay);
+        let log = open(&disk, &config, 1 << 20, 0);
+        assert_eq!(log.log_start_offset(), 18, "delay {delay}");
+        assert_eq!(log.log_end_offset(), 18, "delay {delay}");
+        assert!(
+            before.iter().all(|n| n.ends_with(".log")),
+            "delay {delay}: {before:?}"
+        );
+        assert_eq!(files(&disk).len(), 1, "delay {delay}: {:?}", files(&disk));
+    }
+}
+
+#[test]
+fn retention_frees_a_full_disk() {
+    let disk = SimDisk::default();
+    let log = open(&disk, &small_segments(), 1 << 20, 0);
+    fill(&log, 6, 0);
+    append(&log, &keyed(&[("a", Some("roll"))], 100), 100);
+    disk.set_disk_full(true);
+    log.set_config(LogConfig {
+        retention_bytes: 0,
+        ..small_segments()
+    })
+    .unwrap();
+    let out = block_on(log.enforce_retention(100)).unwrap();
+    assert!(out.segments_deleted > 0, "{out:?}");
+    assert_eq!(
+        out.log_start_offset, 18,
+        "everything durable deleted, the pending record kept"
+    );
+    disk.set_disk_full(false);
+    block_on(log.flush()).unwrap();
+    assert_eq!(records(&log).len(), 1);
+}

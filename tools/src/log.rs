@@ -12,9 +12,11 @@
 //!
 //! A batch whose length field is zero marks the end (block padding), as does a tail shorter
 //! than the 12-byte overhead that is all zeros. Anything else that does not frame,
-//! a CRC mismatch, inconsistent header fields, or offsets that are not contiguous (within a
+//! a CRC mismatch, inconsistent header fields, or offsets that go backwards or overlap (within a
 //! segment, and from one segment to the next) is corruption: `check` names the file and byte
-//! position and exits 1.
+//! position and exits 1. Gaps are not: log compaction removes records and whole batches but
+//! keeps the others at their offsets, and may leave batches holding fewer records than their
+//! offset span, or none.
 //!
 //! Segments are read one batch at a time, so memory stays at one batch (at most
 //! `BATCH_BYTES_MAX`) whatever the segment size.
@@ -25,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use millrace_wire::records::{
-    decode_records, validate_batch, BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD,
+    decode_records, validate_stored_batch, BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD,
 };
 
 use crate::error::ToolError;
@@ -48,7 +50,7 @@ pub enum LogCommand {
         #[arg(long)]
         records: bool,
     },
-    /// Validate every batch (CRC, lengths, contiguous offsets); exit 1 on any corruption.
+    /// Validate every batch (CRC, lengths, increasing offsets); exit 1 on any corruption.
     Check {
         /// Partition directory or data directory.
         dir: PathBuf,
@@ -182,7 +184,7 @@ impl SegmentReader {
                 }));
             }
         };
-        let error = validate_batch(&bytes).err().map(|e| e.to_string());
+        let error = validate_stored_batch(&bytes).err().map(|e| e.to_string());
         Ok(Some(Entry::Batch {
             position,
             header,
@@ -406,10 +408,10 @@ pub fn check_partition(dir: &Path) -> Result<CheckReport, ToolError> {
                             .push(format!("{file} position {position}: {e}"));
                     }
                     if let Some(next) = expected {
-                        if header.base_offset != next {
+                        if header.base_offset < next {
                             report.problems.push(format!(
-                                "{file} position {position}: batch base offset {} but {next} \
-                                 expected (offsets must be contiguous)",
+                                "{file} position {position}: batch base offset {} but at least \
+                                 {next} expected (offsets must increase)",
                                 header.base_offset
                             ));
                         }
@@ -500,15 +502,22 @@ mod tests {
     }
 
     #[test]
-    fn gaps_and_garbage_are_corruption() {
+    fn compaction_gaps_are_fine_but_overlaps_and_garbage_are_corruption() {
+        let dir = temp_dir("compacted");
+        write_segment(&dir, 0, &[batch(0, 3), batch(5, 1), batch(9, 1)], 0);
+        write_segment(&dir, 10, &[batch(12, 2)], 0);
+        let report = check_partition(&dir.join("t-0")).unwrap();
+        assert!(report.problems.is_empty(), "{report:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+
         let dir = temp_dir("gaps");
-        write_segment(&dir, 0, &[batch(0, 3), batch(4, 2)], 0);
+        write_segment(&dir, 0, &[batch(0, 3), batch(2, 4)], 0);
         let mut garbage = batch(6, 1);
         garbage.extend_from_slice(&[0xff; 30]);
         write_segment(&dir, 6, &[garbage], 0);
         let report = check_partition(&dir.join("t-0")).unwrap();
         assert_eq!(report.problems.len(), 2, "{report:?}");
-        assert!(report.problems[0].contains("contiguous"), "{report:?}");
+        assert!(report.problems[0].contains("must increase"), "{report:?}");
         assert!(
             report.problems[1].contains("bad batch length"),
             "{report:?}"
