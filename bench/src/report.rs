@@ -145,7 +145,7 @@ fn latency_cell(l: Option<&LatencySummary>, i: usize) -> String {
 
 /// The SVG: latency percentiles on top, throughput over time below.
 pub fn svg(runs: &[RunResult]) -> String {
-    let (w, h) = (960.0, 760.0);
+    let (w, h) = (1280.0, 760.0);
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
          font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" \
