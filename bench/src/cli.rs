@@ -100,9 +100,18 @@ pub struct WorkloadArgs {
     /// Consumer tasks; the partitions are dealt out among them.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub consumers: usize,
-    /// Partitions the consumers read (comma-separated); default all.
-    #[arg(long, value_delimiter = ',', value_name = "P,P,..")]
+    /// Partitions the consumers read (comma-separated); default all, dealt out in turn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "P,P,..",
+        conflicts_with = "group"
+    )]
     pub assign: Vec<i32>,
+    /// Consumers join this consumer group (classic protocol, range assignor) and read what
+    /// it assigns them; offsets are not committed.
+    #[arg(long, value_name = "GROUP_ID")]
+    pub group: Option<String>,
     /// Target records per second over all producers; 0 = as fast as possible.
     #[arg(
         long,

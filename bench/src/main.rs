@@ -14,6 +14,7 @@ mod batch;
 mod cli;
 mod conn;
 mod consumer;
+mod group;
 mod keys;
 mod output;
 mod producer;

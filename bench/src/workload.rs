@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use crate::cli::{From, WorkloadArgs};
 use crate::consumer::{ConsumerSpec, StopAt};
+use crate::group::Group;
 use crate::output::{self, BrokerInfo, Results, RunResult, Second, Throughput};
 use crate::producer::ProducerSpec;
 use crate::run::{self, Clock, Plan};
@@ -53,16 +54,41 @@ pub fn run(kind: Kind, args: WorkloadArgs) -> Result<(), BenchError> {
         _ => args.warmup.as_secs_f64().ceil() as u64,
     };
     let duration_s = (args.duration.as_secs_f64().ceil() as u64).max(1);
-    let clock = Clock::start();
     let end_ns = (warmup_s + duration_s) * NS;
     let producers = match kind {
         Kind::Consume => Vec::new(),
         _ => producer_specs(&args, &mut client, &route, end_ns)?,
     };
+    let group = match (&args.group, kind) {
+        (Some(id), Kind::Consume | Kind::E2e) => {
+            let members = args.consumers.min(partitions.len());
+            let (group, assigned) = Group::join(
+                &args.bootstrap_server,
+                id,
+                &args.topic,
+                partitions.len(),
+                members,
+            )?;
+            eprintln!("joined group {id}: {members} members, assignment {assigned:?}");
+            Some((group, assigned))
+        }
+        _ => None,
+    };
+    let assigned = group.as_ref().map(|(_, a)| a.clone());
     let consumers = match kind {
         Kind::Produce => Vec::new(),
-        _ => consumer_specs(kind, &args, &mut client, &route, &partitions, end_ns)?,
+        _ => consumer_specs(
+            kind,
+            &args,
+            &mut client,
+            &route,
+            &partitions,
+            assigned,
+            end_ns,
+        )?,
     };
+    // The time base starts after the setup (topic, producer ids, group join).
+    let clock = Clock::start();
     let plan = Plan {
         executors: args.executors,
         pin: !args.no_pin,
@@ -73,6 +99,7 @@ pub fn run(kind: Kind, args: WorkloadArgs) -> Result<(), BenchError> {
         live: !args.quiet,
     };
     let outcome = run::execute(plan)?;
+    let group_errors = group.map(|(g, _)| g.leave()).unwrap_or_default();
     let shared = &outcome.shared;
     let mut results = results(kind, &outcome.windows, warmup_s, duration_s);
     if kind == Kind::Consume && args.from == From::Beginning {
@@ -90,6 +117,7 @@ pub fn run(kind: Kind, args: WorkloadArgs) -> Result<(), BenchError> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    results.errors.extend(group_errors);
     let result = RunResult {
         tool: "millrace-bench".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -200,6 +228,7 @@ fn consumer_specs(
     client: &mut SyncClient,
     route: &TopicRoute,
     partitions: &[i32],
+    group: Option<Vec<Vec<i32>>>,
     end_ns: u64,
 ) -> Result<Vec<ConsumerSpec>, BenchError> {
     use kafka_protocol::messages::ApiKey;
@@ -235,13 +264,24 @@ fn consumer_specs(
         _ => StopAt::Deadline,
     };
     let consumers = args.consumers.min(assigned.len()).max(1);
+    // Each consumer's partitions: the group's assignment, or dealt out in turn.
+    let shares: Vec<Vec<i32>> = group.unwrap_or_else(|| {
+        (0..consumers)
+            .map(|c| {
+                assigned
+                    .iter()
+                    .skip(c)
+                    .step_by(consumers)
+                    .copied()
+                    .collect()
+            })
+            .collect()
+    });
     let mut specs = Vec::new();
-    for index in 0..consumers {
-        let mine = assigned
+    for (index, share) in shares.iter().enumerate() {
+        let mine = share
             .iter()
-            .enumerate()
-            .filter(|(i, _)| i % consumers == index)
-            .map(|(_, &p)| {
+            .map(|&p| {
                 Ok((
                     p,
                     route.leader_address(p)?,
@@ -314,6 +354,7 @@ fn parameters(args: &WorkloadArgs, partitions: usize) -> serde_json::Value {
         "producers": args.producers,
         "consumers": args.consumers,
         "assign": args.assign,
+        "group": args.group,
         "rate": args.rate,
         "acks": args.acks.name(),
         "compression_type": args.compression,

@@ -204,6 +204,23 @@ fn each_workload_consumes_exactly_what_was_acknowledged() {
     assert_eq!(total(&e2e, "consumed_records_total"), acked, "{e2e}");
     assert!(e2e["results"]["e2e_latency_us"]["count"].as_u64().unwrap() > 0);
 
+    // Catch-up through a consumer group (classic protocol, range assignor) over topic t.
+    let mut args = vec![
+        "consume",
+        "--topic",
+        "t",
+        "--group",
+        "bench-test",
+        "--consumers",
+        "2",
+    ];
+    args.extend(short);
+    let grouped = broker.bench("group", &args);
+    assert_eq!(
+        total(&grouped, "consumed_records_total"),
+        total(&produced, "acked_records_total")
+    );
+
     // Tailing consume of an idle topic sees nothing and ends at its deadline.
     let mut args = vec!["consume", "--topic", "t", "--from", "end"];
     args.extend(short);
