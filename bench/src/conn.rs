@@ -1,0 +1,210 @@
+//! The hot-path connection: pipelined requests on one TCP socket of the current executor.
+//!
+//! ```text
+//!   sender task ──frame──► socket (write half)        reader task ◄── socket (read half)
+//!        │                                                 ▲
+//!        └── Pending{correlation_id, reply} ──► in_flight ─┘   (bounded: max.in.flight)
+//! ```
+//!
+//! One task sends (it owns the write half, so frames go out in correlation-id order); a reader
+//! task takes the oldest pending entry, reads the next response, checks its correlation id and
+//! hands the body to the entry's reply callback. Pushing a pending entry waits while
+//! `max_in_flight` requests are unanswered: that is the pipelining bound. Requests that get no
+//! response (Produce with acks=0) are written without an entry.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::protocol::Request;
+use millrace_shard::net::TcpStream;
+use millrace_shard::sync::Notify;
+
+use crate::setup::{api_key, encode_request, RESPONSE_BYTES_MAX};
+use crate::BenchError;
+
+/// What to do with a response body (after its header), or with the connection's failure.
+pub type Reply = Box<dyn FnOnce(Result<Bytes, BenchError>)>;
+
+struct Pending {
+    correlation_id: i32,
+    header_version: i16,
+    reply: Reply,
+}
+
+/// State shared by the sender and the reader task (same executor; borrows never span an
+/// await).
+struct Shared {
+    /// Unanswered requests, oldest first; the reader removes an entry only after its response
+    /// was read, so the length is the true number in flight.
+    pending: RefCell<VecDeque<Pending>>,
+    changed: Notify,
+    failure: RefCell<Option<BenchError>>,
+    closed: std::cell::Cell<bool>,
+}
+
+/// A pipelined connection. Lives on the executor that opened it; one task sends on it.
+pub struct Conn {
+    writer: TcpStream,
+    shared: Rc<Shared>,
+    max_in_flight: usize,
+    correlation_id: i32,
+    address: String,
+}
+
+impl Conn {
+    /// Connects to `address` and starts the reader task on the current executor.
+    pub async fn connect(address: &str, max_in_flight: usize) -> Result<Conn, BenchError> {
+        let fail = |e: std::io::Error| BenchError::Io(format!("connecting to {address}: {e}"));
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|e| BenchError::Io(format!("connecting to {address}: {e}")))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| BenchError::Io(format!("connecting to {address}: {e}")))?;
+        let (reader, writer) = millrace_shard::net::split(stream).map_err(fail)?;
+        let shared = Rc::new(Shared {
+            pending: RefCell::new(VecDeque::new()),
+            changed: Notify::new(),
+            failure: RefCell::new(None),
+            closed: std::cell::Cell::new(false),
+        });
+        millrace_shard::spawn_detached(read_loop(reader, shared.clone()));
+        Ok(Conn {
+            writer,
+            shared,
+            max_in_flight: max_in_flight.max(1),
+            correlation_id: 0,
+            address: address.to_string(),
+        })
+    }
+
+    /// Sends `request` at `version`. With a `reply`, waits first for an in-flight slot; the
+    /// reply runs on the reader task when the response arrives.
+    pub async fn send<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        reply: Option<Reply>,
+    ) -> Result<(), BenchError> {
+        if let Some(reply) = reply {
+            self.wait_until(|n| n < self.max_in_flight).await?;
+            self.correlation_id = self.correlation_id.wrapping_add(1);
+            self.shared.pending.borrow_mut().push_back(Pending {
+                correlation_id: self.correlation_id,
+                header_version: api_key(R::KEY).response_header_version(version),
+                reply,
+            });
+            self.shared.changed.notify_all();
+        } else {
+            self.check()?;
+            self.correlation_id = self.correlation_id.wrapping_add(1);
+        }
+        let frame = encode_request(request, version, self.correlation_id)?;
+        self.writer
+            .write_all(&frame)
+            .await
+            .map_err(|e| BenchError::Io(format!("writing to {}: {e}", self.address)))
+    }
+
+    /// Waits until every request sent so far has been answered.
+    pub async fn drain(&self) -> Result<(), BenchError> {
+        self.wait_until(|n| n == 0).await
+    }
+
+    fn check(&self) -> Result<(), BenchError> {
+        match self.shared.failure.borrow().as_ref() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    async fn wait_until(&self, ok: impl Fn(usize) -> bool) -> Result<(), BenchError> {
+        loop {
+            self.check()?;
+            let seen = self.shared.changed.generation();
+            if ok(self.shared.pending.borrow().len()) {
+                return Ok(());
+            }
+            self.shared.changed.changed_since(seen).await;
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared.closed.set(true);
+        self.shared.changed.notify_all();
+    }
+}
+
+async fn read_loop(mut reader: TcpStream, shared: Rc<Shared>) {
+    let mut buf = BytesMut::new();
+    loop {
+        let seen = shared.changed.generation();
+        let front = shared
+            .pending
+            .borrow()
+            .front()
+            .map(|p| (p.correlation_id, p.header_version));
+        let Some((correlation_id, header_version)) = front else {
+            if shared.closed.get() {
+                return;
+            }
+            shared.changed.changed_since(seen).await;
+            continue;
+        };
+        let result = read_response(&mut reader, &mut buf, correlation_id, header_version).await;
+        let failed = result.as_ref().err().cloned();
+        let pending = shared.pending.borrow_mut().pop_front();
+        if let Some(p) = pending {
+            (p.reply)(result);
+        }
+        if let Some(e) = failed {
+            *shared.failure.borrow_mut() = Some(e.clone());
+            let rest: Vec<Pending> = shared.pending.borrow_mut().drain(..).collect();
+            for p in rest {
+                (p.reply)(Err(e.clone()));
+            }
+            shared.changed.notify_all();
+            return;
+        }
+        shared.changed.notify_all();
+    }
+}
+
+async fn read_response(
+    reader: &mut TcpStream,
+    buf: &mut BytesMut,
+    correlation_id: i32,
+    header_version: i16,
+) -> Result<Bytes, BenchError> {
+    let io = |e: std::io::Error| BenchError::Io(format!("reading a response: {e}"));
+    let mut prefix = [0u8; 4];
+    reader.read_exact(&mut prefix).await.map_err(io)?;
+    let size = i32::from_be_bytes(prefix);
+    let header_bytes = if header_version >= 1 { 5 } else { 4 };
+    if size < header_bytes || size as usize > RESPONSE_BYTES_MAX {
+        return Err(BenchError::Protocol(format!(
+            "response frame of {size} bytes"
+        )));
+    }
+    buf.clear();
+    buf.resize(size as usize, 0);
+    reader.read_exact(&mut buf[..]).await.map_err(io)?;
+    let mut frame = buf.split().freeze();
+    let got = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    if got != correlation_id {
+        return Err(BenchError::Protocol(format!(
+            "response correlation id {got}, expected {correlation_id}"
+        )));
+    }
+    let mut skip = 4;
+    if header_version >= 1 {
+        skip += millrace_wire::frame::skip_tagged_fields(&frame[4..], 4)
+            .map_err(|e| BenchError::Protocol(format!("response header: {e}")))?;
+    }
+    Ok(frame.split_off(skip))
+}
