@@ -17,6 +17,9 @@
 //! a null value deletes the key (offset deleted, group deleted)
 //! ```
 
+use crate::consumer_group::{
+    ConsumerGroupConfig, ConsumerGroups, GroupView, OffsetCheck, TopicInfo,
+};
 use crate::errors::code;
 use crate::group::{
     GroupConfig, GroupCoordinator, GroupDescription, GroupRecord, HeartbeatRequest, JoinRequest,
@@ -93,7 +96,9 @@ pub enum GroupOp {
     Commit {
         /// Group.
         group_id: String,
-        /// Generation (-1 for a simple consumer).
+        /// Request version (v9+: the member epoch of a consumer-protocol member).
+        version: i16,
+        /// Generation or member epoch (-1 for a simple consumer).
         generation_id: i32,
         /// Member id ("" for a simple consumer).
         member_id: String,
@@ -108,6 +113,8 @@ pub enum GroupOp {
         group_id: String,
         /// Partitions asked for.
         partitions: Option<Vec<(String, i32)>>,
+        /// v9+: the asking member's id and epoch, checked against a consumer group.
+        member: Option<(String, i32)>,
     },
     /// ListGroups on this shard.
     List,
@@ -115,6 +122,15 @@ pub enum GroupOp {
     Describe(String),
     /// DeleteGroups.
     Delete(String),
+    /// ConsumerGroupHeartbeat (KIP-848).
+    ConsumerHeartbeat {
+        /// Request version.
+        version: i16,
+        /// The heartbeat (boxed: it is the largest group operation).
+        request: Box<crate::consumer_group::Heartbeat>,
+    },
+    /// ConsumerGroupDescribe.
+    ConsumerDescribe(String),
     /// OffsetDelete.
     OffsetDelete {
         /// Group.
@@ -138,10 +154,14 @@ pub enum GroupAnswer {
     Commit(Vec<i16>),
     /// OffsetFetch: group error and (topic, partition, offset or None, code).
     Fetch(i16, Vec<(String, i32, Option<CommittedOffset>, i16)>),
-    /// ListGroups: (group, protocol type, state).
-    List(Vec<(String, String, &'static str)>),
-    /// DescribeGroups.
-    Describe(Option<GroupDescription>),
+    /// ListGroups: (group, protocol type, state, group type "classic" or "consumer").
+    List(Vec<(String, String, &'static str, &'static str)>),
+    /// DescribeGroups: Err for a consumer-protocol group (GROUP_ID_NOT_FOUND, as Kafka).
+    Describe(Result<Option<GroupDescription>, i16>),
+    /// ConsumerGroupHeartbeat.
+    ConsumerHeartbeat(crate::consumer_group::HeartbeatResponse),
+    /// ConsumerGroupDescribe: Err(GROUP_ID_NOT_FOUND) if not a consumer group here.
+    ConsumerDescribe(Result<GroupView, i16>),
     /// DeleteGroups code.
     Delete(i16),
     /// OffsetDelete: group code and per-partition codes.
@@ -154,6 +174,7 @@ type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 /// Per-shard group state: the state machine, waiting requests, committed offsets.
 pub struct ShardGroups {
     machine: RefCell<GroupCoordinator>,
+    consumer: RefCell<ConsumerGroups>,
     waiting_joins: RefCell<HashMap<Token, OneshotSender<JoinResponse>>>,
     waiting_syncs: RefCell<HashMap<Token, OneshotSender<SyncResponse>>>,
     next_token: Cell<Token>,
@@ -162,9 +183,10 @@ pub struct ShardGroups {
 
 impl ShardGroups {
     /// Empty state with the configured limits.
-    pub fn new(config: GroupConfig) -> Self {
+    pub fn new(config: GroupConfig, consumer: ConsumerGroupConfig) -> Self {
         ShardGroups {
             machine: RefCell::new(GroupCoordinator::new(config)),
+            consumer: RefCell::new(ConsumerGroups::new(consumer)),
             waiting_joins: RefCell::new(HashMap::new()),
             waiting_syncs: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
@@ -193,6 +215,19 @@ pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
     let now = millrace_shard::time::now_ms();
     match op {
         GroupOp::Join(req) => {
+            if !groups.consumer.borrow_mut().remove_if_empty(&req.group_id) {
+                // Kafka: a classic member cannot join a live consumer-protocol group.
+                return GroupAnswer::Join(JoinResponse {
+                    error_code: code::INCONSISTENT_GROUP_PROTOCOL,
+                    generation_id: -1,
+                    protocol_type: None,
+                    protocol_name: None,
+                    leader: String::new(),
+                    member_id: req.member_id.clone(),
+                    members: Vec::new(),
+                    skip_assignment: false,
+                });
+            }
             let token = groups.token();
             let (tx, rx) = oneshot();
             groups.waiting_joins.borrow_mut().insert(token, tx);
@@ -219,11 +254,25 @@ pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
         }
         GroupOp::Commit {
             group_id,
+            version,
             generation_id,
             member_id,
             group_instance_id,
             offsets,
         } => {
+            let consumer_check = groups.consumer.borrow().validate_commit(
+                &group_id,
+                version,
+                &member_id,
+                generation_id,
+            );
+            match consumer_check {
+                OffsetCheck::Ok => {
+                    return GroupAnswer::Commit(commit(shard, &group_id, offsets).await)
+                }
+                OffsetCheck::Refused(c) => return GroupAnswer::Commit(vec![c; offsets.len()]),
+                OffsetCheck::NotConsumerGroup => {}
+            }
             let check = groups.machine.borrow_mut().validate_commit(
                 now,
                 &group_id,
@@ -239,9 +288,39 @@ pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
         GroupOp::Fetch {
             group_id,
             partitions,
-        } => GroupAnswer::Fetch(code::NONE, fetch(shard, &group_id, partitions)),
+            member,
+        } => {
+            let (member_id, epoch) = match &member {
+                Some((m, e)) => (Some(m.as_str()), *e),
+                None => (None, -1),
+            };
+            match groups
+                .consumer
+                .borrow()
+                .validate_fetch(&group_id, member_id, epoch)
+            {
+                OffsetCheck::Refused(c) => return GroupAnswer::Fetch(c, Vec::new()),
+                OffsetCheck::Ok | OffsetCheck::NotConsumerGroup => {}
+            }
+            GroupAnswer::Fetch(code::NONE, fetch(shard, &group_id, partitions))
+        }
         GroupOp::List => GroupAnswer::List(list(shard)),
-        GroupOp::Describe(group_id) => GroupAnswer::Describe(describe(shard, &group_id)),
+        GroupOp::Describe(group_id) => {
+            if groups.consumer.borrow().contains(&group_id) {
+                return GroupAnswer::Describe(Err(code::GROUP_ID_NOT_FOUND));
+            }
+            GroupAnswer::Describe(Ok(describe(shard, &group_id)))
+        }
+        GroupOp::ConsumerHeartbeat { version, request } => {
+            GroupAnswer::ConsumerHeartbeat(consumer_heartbeat(shard, now, version, *request).await)
+        }
+        GroupOp::ConsumerDescribe(group_id) => GroupAnswer::ConsumerDescribe(
+            groups
+                .consumer
+                .borrow()
+                .describe(&group_id)
+                .ok_or(code::GROUP_ID_NOT_FOUND),
+        ),
         GroupOp::Delete(group_id) => GroupAnswer::Delete(delete_group(shard, &group_id).await),
         GroupOp::OffsetDelete {
             group_id,
@@ -251,15 +330,68 @@ pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
 }
 
 /// Groups with members, plus groups known only by their committed offsets (standalone
-/// consumers), which Kafka lists as "Empty".
-fn list(shard: &Shard) -> Vec<(String, String, &'static str)> {
-    let mut out = shard.groups.machine.borrow().list();
+/// consumers), which Kafka lists as "Empty" classic groups.
+fn list(shard: &Shard) -> Vec<(String, String, &'static str, &'static str)> {
+    let mut out: Vec<(String, String, &'static str, &'static str)> = shard
+        .groups
+        .consumer
+        .borrow()
+        .list()
+        .into_iter()
+        .map(|(g, state)| (g, "consumer".to_string(), state, "consumer"))
+        .collect();
+    for (g, protocol_type, state) in shard.groups.machine.borrow().list() {
+        if !out.iter().any(|(o, ..)| *o == g) {
+            out.push((g, protocol_type, state, "classic"));
+        }
+    }
     for group_id in shard.groups.offsets.borrow().keys() {
-        if !out.iter().any(|(g, _, _)| g == group_id) {
-            out.push((group_id.clone(), String::new(), "Empty"));
+        if !out.iter().any(|(g, ..)| g == group_id) {
+            out.push((group_id.clone(), String::new(), "Empty", "classic"));
         }
     }
     out
+}
+
+/// A KIP-848 heartbeat. A classic group with members keeps its id (GROUP_ID_NOT_FOUND, as
+/// Kafka answers "not a consumer group"); an empty classic group is converted: its record is
+/// deleted (durably) and the id becomes a consumer group.
+async fn consumer_heartbeat(
+    shard: &Rc<Shard>,
+    now: i64,
+    version: i16,
+    request: crate::consumer_group::Heartbeat,
+) -> crate::consumer_group::HeartbeatResponse {
+    let group_id = request.group_id.clone();
+    let classic = shard.groups.machine.borrow().describe(&group_id);
+    if let Some(d) = classic {
+        if !d.members.is_empty() {
+            return crate::consumer_group::HeartbeatResponse {
+                error_code: code::GROUP_ID_NOT_FOUND,
+                error_message: Some(format!("Group {group_id} is not a consumer group.")),
+                member_id: None,
+                member_epoch: -1,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            };
+        }
+        shard.groups.machine.borrow_mut().delete(&group_id);
+        persist_groups(shard, std::slice::from_ref(&group_id)).await;
+    }
+    let image = shard.image();
+    let lookup = |name: &str| topic_info(&image, name);
+    shard
+        .groups
+        .consumer
+        .borrow_mut()
+        .heartbeat(now, version, request, &lookup)
+}
+
+fn topic_info(image: &crate::metadata::MetadataImage, name: &str) -> Option<TopicInfo> {
+    image.topics.get(name).map(|t| TopicInfo {
+        id: t.id,
+        partitions: t.shards.len() as i32,
+    })
 }
 
 fn describe(shard: &Shard, group_id: &str) -> Option<GroupDescription> {
@@ -448,6 +580,18 @@ fn fetch(
 }
 
 async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
+    if shard.groups.consumer.borrow().contains(group_id) {
+        if !shard.groups.consumer.borrow_mut().remove_if_empty(group_id) {
+            return code::NON_EMPTY_GROUP;
+        }
+        // An empty consumer group exists even without offsets: deleting it succeeds.
+        shard
+            .groups
+            .offsets
+            .borrow_mut()
+            .entry(group_id.to_string())
+            .or_default();
+    }
     let has_offsets = shard.groups.offsets.borrow().contains_key(group_id);
     let state_code = shard.groups.machine.borrow_mut().delete(group_id);
     if state_code == code::NON_EMPTY_GROUP
@@ -480,6 +624,13 @@ async fn offset_delete(
     group_id: &str,
     partitions: Vec<(String, i32)>,
 ) -> GroupAnswer {
+    if shard.groups.consumer.borrow().has_members(group_id) {
+        // As for live classic consumer groups below: refused for every partition.
+        return GroupAnswer::OffsetDelete(
+            code::NONE,
+            vec![code::GROUP_SUBSCRIBED_TO_TOPIC; partitions.len()],
+        );
+    }
     if let Some(d) = shard.groups.machine.borrow().describe(group_id) {
         if !d.members.is_empty() && d.protocol_type == "consumer" {
             // Kafka refuses to delete offsets of topics a live consumer group subscribes to;
@@ -734,6 +885,17 @@ pub async fn tick_loop(shard: Rc<Shard>) {
         if due {
             let out = shard.groups.machine.borrow_mut().tick(now);
             deliver(&shard, out).await;
+        }
+        let consumer_due = shard
+            .groups
+            .consumer
+            .borrow()
+            .next_deadline_ms()
+            .is_some_and(|d| d <= now);
+        if consumer_due {
+            let image = shard.image();
+            let lookup = |name: &str| topic_info(&image, name);
+            shard.groups.consumer.borrow_mut().tick(now, &lookup);
         }
     }
 }

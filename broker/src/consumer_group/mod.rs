@@ -49,7 +49,6 @@ pub mod code {
     pub const NONE: i16 = 0;
     pub const INVALID_REQUEST: i16 = 42;
     pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
     pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
     pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const FENCED_MEMBER_EPOCH: i16 = 110;
