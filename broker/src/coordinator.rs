@@ -380,11 +380,16 @@ async fn consumer_heartbeat(
     }
     let image = shard.image();
     let lookup = |name: &str| topic_info(&image, name);
-    shard
+    let resp = shard
         .groups
         .consumer
         .borrow_mut()
-        .heartbeat(now, version, request, &lookup)
+        .heartbeat(now, version, request, &lookup);
+    if resp.error_code != code::NONE {
+        tracing::debug!(group = %group_id, error = resp.error_code, message = ?resp.error_message,
+            "consumer group heartbeat refused");
+    }
+    resp
 }
 
 fn topic_info(image: &crate::metadata::MetadataImage, name: &str) -> Option<TopicInfo> {

@@ -327,9 +327,9 @@ def test_raw_heartbeat_errors(broker_factory, tmp_path):
     assert r["error"] == 112, r
     r = heartbeat(b.port, heartbeat_body(g, "m2", 0, topics=[], regex="raw.*"))
     assert r["error"] == 42 and "regex" in (r["message"] or ""), r
-    # v1 requires the client's own member id; joining must carry an empty owned list.
+    # v1 requires the client's own member id; a join must not claim to own partitions.
     assert heartbeat(b.port, heartbeat_body(g, "", 0, topics=["raw848"]))["error"] == 42
-    assert heartbeat(b.port, heartbeat_body(g, "m2", 0, topics=["raw848"], owned=None))[
+    assert heartbeat(b.port, heartbeat_body(g, "m2", 0, topics=["raw848"], owned=owned))[
         "error"] == 42
     # Oversized member id: INVALID_REQUEST.
     assert heartbeat(b.port, heartbeat_body(g, "x" * 5000, 0, topics=["raw848"]))["error"] == 42

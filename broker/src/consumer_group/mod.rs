@@ -452,7 +452,12 @@ impl ConsumerGroups {
         {
             return invalid("too many subscribed topics");
         }
-        if req.subscribed_topic_regex.is_some() {
+        // librdkafka sends an empty regex alongside topic names; only a real one is refused.
+        if req
+            .subscribed_topic_regex
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
             return invalid("subscribed_topic_regex is not supported by this broker");
         }
         if req.member_id.is_empty() && (version >= 1 || req.member_epoch != 0) {
@@ -468,7 +473,8 @@ impl ConsumerGroups {
             if req.rebalance_timeout_ms < 0 {
                 return invalid("RebalanceTimeoutMs must be provided in first request.");
             }
-            if req.owned.as_ref().is_none_or(|o| !o.is_empty()) {
+            // librdkafka 2.16 sends null here, the Java client an empty list; Kafka takes both.
+            if req.owned.as_ref().is_some_and(|o| !o.is_empty()) {
                 return invalid("TopicPartitions must be empty when (re-)joining.");
             }
             if req.subscribed_topic_names.is_none() {

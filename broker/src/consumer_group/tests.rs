@@ -230,6 +230,15 @@ fn invalid_requests_are_refused_with_kafka_codes() {
         code::UNSUPPORTED_ASSIGNOR
     );
     let mut r = join_req("a", &["t"]);
+    r.subscribed_topic_regex = Some(String::new());
+    assert_eq!(c.heartbeat(0, 1, r, &topics).error_code, code::NONE);
+    assert_eq!(
+        c.heartbeat(0, 1, beat_req("a", -1, None), &topics)
+            .error_code,
+        code::NONE
+    );
+    assert!(c.remove_if_empty("g"));
+    let mut r = join_req("a", &["t"]);
     r.subscribed_topic_regex = Some("t.*".into());
     assert_eq!(
         c.heartbeat(0, 1, r, &topics).error_code,
@@ -240,7 +249,7 @@ fn invalid_requests_are_refused_with_kafka_codes() {
         code::INVALID_REQUEST
     );
     let mut r = join_req("a", &["t"]);
-    r.owned = None;
+    r.owned = Some(Assignment::from([(T, BTreeSet::from([1]))]));
     assert_eq!(
         c.heartbeat(0, 1, r, &topics).error_code,
         code::INVALID_REQUEST
