@@ -11,6 +11,8 @@ The broker runs with group.consumer.session.timeout.ms=6000 and a 500 ms heartbe
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,11 +20,14 @@ import threading
 import time
 import uuid
 
+from pathlib import Path
+
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 import kwire as w
+from brokerproc import REPO
 from test_groups import HERE, PARTITIONS, Member, consumed_all, create, produce, wait_for
 from test_java_groups import DEPS, SOURCE, JavaMember
 
@@ -225,6 +230,39 @@ def test_offsets_survive_broker_kill9_and_members_resume(broker_factory, tmp_pat
             m.kill()
 
 
+def tools_binary():
+    """millrace-tools: $MILLRACE_TOOLS, beside $MILLRACE_BIN, or in the workspace's target."""
+    candidates = [os.environ.get("MILLRACE_TOOLS")]
+    if os.environ.get("MILLRACE_BIN"):
+        candidates.append(str(Path(os.environ["MILLRACE_BIN"]).parent / "millrace-tools"))
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    candidates += [str(target / "release/millrace-tools"), str(target / "debug/millrace-tools")]
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+def check_tools_see_consumer_group(b, group, member_id, topic):
+    tools = tools_binary()
+    if tools is None:
+        print("millrace-tools not built: groups list/describe not checked")
+        return
+    run = lambda *a: subprocess.run([tools, *a, "--bootstrap-server", b.bootstrap],  # noqa: E731
+                                    capture_output=True, text=True, timeout=30)
+    listed = run("groups", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {g["group"]: g for g in json.loads(listed.stdout)}
+    assert rows[group]["protocol_type"] == "consumer", rows
+    described = run("groups", "describe", group, "--json")
+    assert described.returncode == 0, described.stderr
+    view = json.loads(described.stdout)
+    assert view["protocol"] == "uniform" and view["protocol_type"] == "consumer", view
+    [member] = view["members"]
+    assert member["member_id"] == member_id, view
+    assert member["assignment"] == [{"topic": topic, "partitions": list(range(PARTITIONS))}]
+
+
 # --- raw frames ---------------------------------------------------------------------------------
 
 def cstr(s):
@@ -352,6 +390,7 @@ def test_raw_heartbeat_errors(broker_factory, tmp_path):
     r.cstring()
     assert r.cstring() == g
     assert r.cstring() in ("Stable", "Reconciling")
+    check_tools_see_consumer_group(b, g, "m1", "raw848")
     # Leaving: epoch -1 echoed; the group is then empty and a commit without member is allowed.
     r = heartbeat(b.port, heartbeat_body(g, "m1", -1, topics=None, owned=None, rebalance_ms=-1))
     assert (r["error"], r["epoch"]) == (0, -1), r
