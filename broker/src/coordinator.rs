@@ -9,11 +9,13 @@
 //!
 //! Records in `__consumer_offsets` (our own versioned layout, key and value as record bytes):
 //! ```text
-//! key    = version:u8 (1) | kind:u8 (0 offset, 1 group) | group: u16 len + bytes
+//! key    = version:u8 (1) | kind:u8 (0 offset, 1 group, 2 consumer group) | group: u16 len
+//!          + bytes
 //!          | [offset] topic: u16 len + bytes | partition: i32
 //! offset = version:u8 (1) | offset:i64 | leader_epoch:i32 | commit_timestamp:i64
 //!          | metadata: i32 len (-1 null) + bytes
-//! group  = GroupRecord::encode()
+//! group  = GroupRecord::encode()                (classic group)
+//! consumer group = ConsumerGroups::record()     (KIP-848 group: epochs, members, target)
 //! a null value deletes the key (offset deleted, group deleted)
 //! ```
 
@@ -49,6 +51,7 @@ const KEY_VERSION: u8 = 1;
 const VALUE_VERSION: u8 = 1;
 const KIND_OFFSET: u8 = 0;
 const KIND_GROUP: u8 = 1;
+const KIND_CONSUMER_GROUP: u8 = 2;
 const LOAD_READ_BYTES: usize = 1 << 20;
 
 /// Kafka's `String.hashCode` over UTF-16 code units, wrapping.
@@ -215,6 +218,7 @@ pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
     let now = millrace_shard::time::now_ms();
     match op {
         GroupOp::Join(req) => {
+            let was_consumer = groups.consumer.borrow().contains(&req.group_id);
             if !groups.consumer.borrow_mut().remove_if_empty(&req.group_id) {
                 // Kafka: a classic member cannot join a live consumer-protocol group.
                 return GroupAnswer::Join(JoinResponse {
@@ -227,6 +231,10 @@ pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
                     members: Vec::new(),
                     skip_assignment: false,
                 });
+            }
+            if was_consumer {
+                // An empty consumer group becomes a classic one: forget it durably.
+                persist_consumer_groups(shard, std::slice::from_ref(&req.group_id)).await;
             }
             let token = groups.token();
             let (tx, rx) = oneshot();
@@ -380,6 +388,7 @@ async fn consumer_heartbeat(
     }
     let image = shard.image();
     let lookup = |name: &str| topic_info(&image, name);
+    let before = shard.groups.consumer.borrow().record(&group_id);
     let resp = shard
         .groups
         .consumer
@@ -389,7 +398,35 @@ async fn consumer_heartbeat(
         tracing::debug!(group = %group_id, error = resp.error_code, message = ?resp.error_message,
             "consumer group heartbeat refused");
     }
+    if shard.groups.consumer.borrow().record(&group_id) != before {
+        // Durable before answered, as Kafka writes its group records before responding.
+        persist_consumer_groups(shard, std::slice::from_ref(&group_id)).await;
+    }
     resp
+}
+
+/// Appends the current record of each group (a tombstone for a group that is gone) and waits
+/// for the fsync. The record is read just before the append, so the log's last record of a
+/// group is always its latest state even when heartbeats interleave.
+async fn persist_consumer_groups(shard: &Rc<Shard>, group_ids: &[String]) {
+    let mut per_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
+    for group_id in group_ids {
+        let value = shard.groups.consumer.borrow().record(group_id);
+        per_partition
+            .entry(offsets_partition_of(shard, group_id))
+            .or_default()
+            .push(NewRecord {
+                timestamp: millrace_shard::time::now_ms(),
+                key: Some(consumer_group_key(group_id)),
+                value,
+                headers: Vec::new(),
+            });
+    }
+    for (partition, records) in per_partition {
+        if let Err(e) = append_durably(shard, partition, &records).await {
+            tracing::error!(partition, error = %e, "persisting consumer group state failed");
+        }
+    }
 }
 
 fn topic_info(image: &crate::metadata::MetadataImage, name: &str) -> Option<TopicInfo> {
@@ -585,7 +622,8 @@ fn fetch(
 }
 
 async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
-    if shard.groups.consumer.borrow().contains(group_id) {
+    let was_consumer = shard.groups.consumer.borrow().contains(group_id);
+    if was_consumer {
         if !shard.groups.consumer.borrow_mut().remove_if_empty(group_id) {
             return code::NON_EMPTY_GROUP;
         }
@@ -616,6 +654,9 @@ async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
         .map(|(t, p)| tombstone(offset_key(group_id, t, *p)))
         .collect();
     records.push(tombstone(group_key(group_id)));
+    if was_consumer {
+        records.push(tombstone(consumer_group_key(group_id)));
+    }
     if let Err(e) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await {
         tracing::error!(group = %group_id, error = %e, "persisting group deletion failed");
         return code::COORDINATOR_NOT_AVAILABLE;
@@ -688,6 +729,12 @@ fn group_key(group_id: &str) -> Vec<u8> {
     k
 }
 
+fn consumer_group_key(group_id: &str) -> Vec<u8> {
+    let mut k = vec![KEY_VERSION, KIND_CONSUMER_GROUP];
+    put_str(&mut k, group_id);
+    k
+}
+
 fn offset_key(group_id: &str, topic: &str, partition: i32) -> Vec<u8> {
     let mut k = vec![KEY_VERSION, KIND_OFFSET];
     put_str(&mut k, group_id);
@@ -716,6 +763,7 @@ fn offset_value(o: &CommittedOffset) -> Vec<u8> {
 enum Key {
     Offset(String, String, i32),
     Group(String),
+    ConsumerGroup(String),
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -752,6 +800,7 @@ fn decode_key(bytes: &[u8]) -> Option<Key> {
     let key = match c.u8()? {
         KIND_OFFSET => Key::Offset(c.str()?, c.str()?, c.i32()?),
         KIND_GROUP => Key::Group(c.str()?),
+        KIND_CONSUMER_GROUP => Key::ConsumerGroup(c.str()?),
         _ => return None,
     };
     c.0.is_empty().then_some(key)
@@ -827,7 +876,7 @@ pub async fn load(shard: &Rc<Shard>) -> std::io::Result<()> {
                     for r in records {
                         match apply_record(shard, now, r.key.as_deref(), r.value.as_deref()) {
                             Some(Key::Offset(..)) => offsets_loaded += 1,
-                            Some(Key::Group(_)) => groups_loaded += 1,
+                            Some(Key::Group(_) | Key::ConsumerGroup(_)) => groups_loaded += 1,
                             None => {}
                         }
                     }
@@ -872,6 +921,13 @@ fn apply_record(shard: &Shard, now: i64, key: Option<&[u8]>, value: Option<&[u8]
             shard.groups.machine.borrow_mut().delete(g);
             shard.groups.offsets.borrow_mut().remove(g);
         }
+        (Key::ConsumerGroup(g), Some(v)) => {
+            if !shard.groups.consumer.borrow_mut().restore(now, v) {
+                tracing::warn!(group = %g, "undecodable consumer group record in {OFFSETS_TOPIC}");
+                return None;
+            }
+        }
+        (Key::ConsumerGroup(g), None) => shard.groups.consumer.borrow_mut().forget(g),
     }
     Some(key)
 }
@@ -900,7 +956,8 @@ pub async fn tick_loop(shard: Rc<Shard>) {
         if consumer_due {
             let image = shard.image();
             let lookup = |name: &str| topic_info(&image, name);
-            shard.groups.consumer.borrow_mut().tick(now, &lookup);
+            let changed = shard.groups.consumer.borrow_mut().tick(now, &lookup);
+            persist_consumer_groups(&shard, &changed).await;
         }
     }
 }
@@ -927,6 +984,10 @@ mod tests {
         let k = offset_key("g", "t", 7);
         assert_eq!(decode_key(&k), Some(Key::Offset("g".into(), "t".into(), 7)));
         assert_eq!(decode_key(&group_key("g")), Some(Key::Group("g".into())));
+        assert_eq!(
+            decode_key(&consumer_group_key("g")),
+            Some(Key::ConsumerGroup("g".into()))
+        );
         let o = CommittedOffset {
             offset: 42,
             leader_epoch: 3,

@@ -33,6 +33,7 @@
 //! INVALID_REQUEST; rack ids are recorded and ignored by the assignors.
 
 mod assignor;
+mod record;
 #[cfg(test)]
 mod tests;
 
@@ -306,9 +307,37 @@ impl ConsumerGroups {
         }
     }
 
+    /// The group's durable record ([`record`] layout); None if there is no such group (write
+    /// a tombstone).
+    pub fn record(&self, group_id: &str) -> Option<Vec<u8>> {
+        self.groups
+            .get(group_id)
+            .map(|g| record::encode(group_id, g))
+    }
+
+    /// Loads a record written by [`ConsumerGroups::record`] (start-up replay; a later record
+    /// of the same group replaces an earlier one). Members get a fresh session from `now_ms`.
+    /// False if the bytes are not a valid record.
+    pub fn restore(&mut self, now_ms: i64, bytes: &[u8]) -> bool {
+        match record::decode(bytes, now_ms, self.config.session_timeout_ms) {
+            Some((group_id, group)) => {
+                self.groups.insert(group_id, group);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets a group (a tombstone replayed at start-up).
+    pub fn forget(&mut self, group_id: &str) {
+        self.groups.remove(group_id);
+    }
+
     /// Members whose session or revocation deadline has passed are removed and the group's
-    /// epoch bumped; their partitions become free for the next owners.
-    pub fn tick(&mut self, now_ms: i64, topic: &dyn Fn(&str) -> Option<TopicInfo>) {
+    /// epoch bumped; their partitions become free for the next owners. Returns the groups
+    /// that changed.
+    pub fn tick(&mut self, now_ms: i64, topic: &dyn Fn(&str) -> Option<TopicInfo>) -> Vec<String> {
+        let mut changed = Vec::new();
         let ids: Vec<String> = self.groups.keys().cloned().collect();
         for group_id in ids {
             let Some(group) = self.groups.get_mut(&group_id) else {
@@ -333,7 +362,9 @@ impl ConsumerGroups {
             }
             group.dirty = true;
             refresh_target(group, topic);
+            changed.push(group_id);
         }
+        changed
     }
 
     /// The earliest session or revocation deadline, for the tick loop.
@@ -445,12 +476,13 @@ impl ConsumerGroups {
         {
             return invalid("member id, instance id or rack id is too long");
         }
-        if req
-            .subscribed_topic_names
-            .as_ref()
-            .is_some_and(|t| t.len() > SUBSCRIBED_TOPICS_MAX)
-        {
-            return invalid("too many subscribed topics");
+        if let Some(names) = &req.subscribed_topic_names {
+            if names.len() > SUBSCRIBED_TOPICS_MAX {
+                return invalid("too many subscribed topics");
+            }
+            if names.iter().any(|n| n.len() > MEMBER_ID_BYTES_MAX) {
+                return invalid("a subscribed topic name is too long");
+            }
         }
         // librdkafka sends an empty regex alongside topic names; only a real one is refused.
         if req

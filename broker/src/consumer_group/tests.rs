@@ -441,6 +441,10 @@ fn random_operations_keep_partitions_exclusive_and_converge() {
             c.tick(now, &topics);
             if c.contains("g") {
                 assert_exclusive(&c);
+                let bytes = c.record("g").unwrap();
+                let mut copy = ConsumerGroups::new(config());
+                assert!(copy.restore(now, &bytes), "seed {seed}");
+                assert_eq!(copy.record("g").unwrap(), bytes, "seed {seed}");
             }
         }
         for _ in 0..6 {
@@ -473,4 +477,46 @@ fn random_operations_keep_partitions_exclusive_and_converge() {
         let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
         assert!(hi - lo <= 1, "seed {seed}: unbalanced {counts:?}");
     }
+}
+
+#[test]
+fn records_round_trip_and_reject_every_prefix() {
+    let mut c = ConsumerGroups::new(config());
+    let mut a = Client::join(&mut c, 0, "a", &["t", "u"]);
+    let mut static_b = join_req("b", &["t"]);
+    static_b.instance_id = Some("inst".into());
+    static_b.rack_id = Some("rack-1".into());
+    static_b.server_assignor = Some("range".into());
+    c.heartbeat(1, 1, static_b, &topics);
+    a.beat(&mut c, 2); // a is now revoking: pending partitions and a revocation deadline
+    let bytes = c.record("g").unwrap();
+    let mut restored = ConsumerGroups::new(config());
+    assert!(restored.restore(100, &bytes));
+    assert_eq!(restored.record("g").unwrap(), bytes);
+    assert_eq!(restored.describe("g"), c.describe("g"));
+    // Timers restart from the restore time.
+    assert_eq!(restored.next_deadline_ms(), Some(100 + 5_000));
+    for cut in 0..bytes.len() {
+        assert!(
+            !ConsumerGroups::new(config()).restore(0, &bytes[..cut]),
+            "prefix {cut}"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(!restored.restore(0, &longer));
+    // A huge declared count is refused without allocating for it.
+    let mut huge = bytes[..1 + 2 + 1 + 4 + 4 + 2 + 7].to_vec();
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    assert!(!restored.restore(0, &huge));
+    // The restored member carries on with its epoch and partitions.
+    let r = restored.heartbeat(
+        200,
+        1,
+        beat_req("a", a.epoch, Some(a.owned.clone())),
+        &topics,
+    );
+    assert_eq!(r.error_code, code::NONE);
+    restored.forget("g");
+    assert!(restored.record("g").is_none());
 }
