@@ -263,6 +263,76 @@ def check_tools_see_consumer_group(b, group, member_id, topic):
     assert member["assignment"] == [{"topic": topic, "partitions": list(range(PARTITIONS))}]
 
 
+def describe_epochs(b, group):
+    """(group epoch, {member id: member epoch}) from ConsumerGroupDescribe v1."""
+    body = w.uvarint(2) + cstr(group) + b"\x00" + w.uvarint(0)
+    r = flexible_request(b.port, API_CGD, 1, body)
+    r.i32()
+    assert r.uvarint() - 1 == 1
+    assert r.i16() == 0, "ConsumerGroupDescribe error"
+    r.cstring()
+    r.cstring()
+    r.cstring()  # state
+    group_epoch = r.i32()
+    r.i32()
+    r.cstring()
+    members = {}
+    for _ in range(r.uvarint() - 1):
+        member_id = r.cstring()
+        r.cstring(), r.cstring()
+        members[member_id] = r.i32()
+        r.cstring(), r.cstring()
+        for _ in range(r.uvarint() - 1):
+            r.cstring()
+        r.cstring()
+        for _ in range(2):  # assignment, target assignment
+            for _ in range(r.uvarint() - 1):
+                r.take(16), r.cstring()
+                [r.i32() for _ in range(r.uvarint() - 1)]
+                r.uvarint()
+            r.uvarint()
+        r.i8()
+        r.uvarint()
+    return group_epoch, members
+
+
+@pytest.mark.timeout(150)
+def test_running_members_survive_broker_kill9_without_rebalance(broker_factory, tmp_path,
+                                                                 classes):
+    """The group's state is persisted: after kill -9 and a restart the running members keep
+    their member ids and epochs (no one is fenced), ownership stays exclusive, nothing is
+    skipped."""
+    b = kip848_broker(broker_factory, tmp_path)
+    topic, group = "kip848-persist", "k848-persist"
+    create(b, topic)
+    produce(b, topic, 20)
+    members = [ConsumerProtocolJava(classes, b, topic, group, "-", tmp_path / f"p{i}.log")
+               for i in range(2)]
+    try:
+        sample_until(members, lambda: covered(members), 45, "two members to share")
+        wait_for(lambda: consumed_all(members, 20), 30, "the first records")
+        before = describe_epochs(b, group)
+        b.kill9()
+        b.start()
+        assert describe_epochs(b, group) == before, "group state lost in the crash"
+        produce(b, topic, 20, start=20)
+        deadline = time.monotonic() + 45
+        while not consumed_all(members, 40):
+            assert exclusive(members)
+            assert time.monotonic() < deadline, "records after the restart not consumed"
+            time.sleep(0.1)
+        after_epoch, after_members = describe_epochs(b, group)
+        assert set(after_members) == set(before[1]), "members were replaced after the restart"
+        assert after_epoch == before[0], "the group rebalanced after the restart"
+    except BaseException:
+        for i, m in enumerate(members):
+            print(f"--- member {i} stderr\n{m.log_tail()}")
+        raise
+    finally:
+        for m in members:
+            m.kill()
+
+
 # --- raw frames ---------------------------------------------------------------------------------
 
 def cstr(s):
