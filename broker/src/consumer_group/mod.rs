@@ -28,9 +28,10 @@
 //! never handed to a new owner before the old owner has revoked it.
 //!
 //! Choices (see docs/ARCHITECTURE.md): a heartbeat with a non-zero epoch for a group this shard
-//! does not know answers UNKNOWN_MEMBER_ID (the client rejoins with epoch 0), since group state
-//! is not persisted across restarts; subscription by regular expression is refused with
-//! INVALID_REQUEST; rack ids are recorded and ignored by the assignors.
+//! does not know answers UNKNOWN_MEMBER_ID (the client rejoins with epoch 0 instead of failing);
+//! subscription by regular expression is refused with INVALID_REQUEST; rack ids are recorded
+//! and ignored by the assignors. Group state is exported with [`ConsumerGroups::record`] after
+//! each change and fed back with [`ConsumerGroups::restore`] at start-up.
 
 mod assignor;
 mod record;
