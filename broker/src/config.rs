@@ -77,6 +77,12 @@ pub struct Config {
     /// `log.cleaner.dedupe.buffer.size`: bound on one clean's key map (one clean at a time per
     /// shard).
     pub log_cleaner_dedupe_buffer_bytes: usize,
+    /// `group.consumer.session.timeout.ms`: KIP-848 members silent this long are removed.
+    pub group_consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: how often KIP-848 members heartbeat.
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`: members per KIP-848 group.
+    pub group_consumer_max_size: usize,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
@@ -119,6 +125,9 @@ impl Default for Config {
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
             log_cleaner_dedupe_buffer_bytes: 128 << 20,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_max_size: 1_000,
         }
     }
 }
@@ -311,6 +320,17 @@ impl Config {
                 "group.max.size" => {
                     self.group_max_size = parse_num(key, value, 1, 1_000_000)? as usize
                 }
+                "group.consumer.session.timeout.ms" => {
+                    self.group_consumer_session_timeout_ms =
+                        parse_num(key, value, 1, i32::MAX as i64)? as i32
+                }
+                "group.consumer.heartbeat.interval.ms" => {
+                    self.group_consumer_heartbeat_interval_ms =
+                        parse_num(key, value, 1, i32::MAX as i64)? as i32
+                }
+                "group.consumer.max.size" => {
+                    self.group_consumer_max_size = parse_num(key, value, 1, 1_000_000)? as usize
+                }
                 _ => {
                     return Err(ConfigError::UnknownKey {
                         key: key.clone(),
@@ -371,6 +391,13 @@ impl Config {
                 key: "group.min.session.timeout.ms".into(),
                 value: self.group_min_session_timeout_ms.to_string(),
                 reason: "must not exceed group.max.session.timeout.ms".into(),
+            });
+        }
+        if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms {
+            return Err(ConfigError::Invalid {
+                key: "group.consumer.heartbeat.interval.ms".into(),
+                value: self.group_consumer_heartbeat_interval_ms.to_string(),
+                reason: "must be less than group.consumer.session.timeout.ms".into(),
             });
         }
         if self.advertise.0 == "0.0.0.0" || self.advertise.0 == "::" {
@@ -470,6 +497,18 @@ impl Config {
         m.insert(
             "log.cleaner.io.max.bytes.per.second",
             self.log_cleaner_io_max_bytes_per_second.to_string(),
+        );
+        m.insert(
+            "group.consumer.session.timeout.ms",
+            self.group_consumer_session_timeout_ms.to_string(),
+        );
+        m.insert(
+            "group.consumer.heartbeat.interval.ms",
+            self.group_consumer_heartbeat_interval_ms.to_string(),
+        );
+        m.insert(
+            "group.consumer.max.size",
+            self.group_consumer_max_size.to_string(),
         );
         m
     }
@@ -619,6 +658,14 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!((c.num_partitions, c.log_segment_bytes), (3, 1 << 20));
         assert!(!c.auto_create_topics && !c.fsync);
+        let c = apply(
+            "group.consumer.session.timeout.ms=3000\ngroup.consumer.heartbeat.interval.ms=500\n\
+             group.consumer.max.size=7\n",
+        )
+        .unwrap();
+        assert_eq!(c.group_consumer_session_timeout_ms, 3000);
+        assert_eq!(c.group_consumer_heartbeat_interval_ms, 500);
+        assert_eq!(c.group_consumer_max_size, 7);
     }
 
     #[test]
@@ -640,6 +687,10 @@ mod tests {
             "listeners=SSL://1.2.3.4:9093",
             "log.dirs=/a,/b",
             "message.max.bytes=200000000",
+            "group.consumer.session.timeout.ms=0",
+            "group.consumer.heartbeat.interval.ms=-5",
+            "group.consumer.max.size=0",
+            "group.consumer.heartbeat.interval.ms=60000",
         ] {
             let err = apply(bad).unwrap_err().to_string();
             let key = bad.split('=').next().unwrap();

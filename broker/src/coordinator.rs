@@ -9,14 +9,19 @@
 //!
 //! Records in `__consumer_offsets` (our own versioned layout, key and value as record bytes):
 //! ```text
-//! key    = version:u8 (1) | kind:u8 (0 offset, 1 group) | group: u16 len + bytes
+//! key    = version:u8 (1) | kind:u8 (0 offset, 1 group, 2 consumer group) | group: u16 len
+//!          + bytes
 //!          | [offset] topic: u16 len + bytes | partition: i32
 //! offset = version:u8 (1) | offset:i64 | leader_epoch:i32 | commit_timestamp:i64
 //!          | metadata: i32 len (-1 null) + bytes
-//! group  = GroupRecord::encode()
+//! group  = GroupRecord::encode()                (classic group)
+//! consumer group = ConsumerGroups::record()     (KIP-848 group: epochs, members, target)
 //! a null value deletes the key (offset deleted, group deleted)
 //! ```
 
+use crate::consumer_group::{
+    ConsumerGroupConfig, ConsumerGroups, GroupView, OffsetCheck, TopicInfo,
+};
 use crate::errors::code;
 use crate::group::{
     GroupConfig, GroupCoordinator, GroupDescription, GroupRecord, HeartbeatRequest, JoinRequest,
@@ -46,6 +51,7 @@ const KEY_VERSION: u8 = 1;
 const VALUE_VERSION: u8 = 1;
 const KIND_OFFSET: u8 = 0;
 const KIND_GROUP: u8 = 1;
+const KIND_CONSUMER_GROUP: u8 = 2;
 const LOAD_READ_BYTES: usize = 1 << 20;
 
 /// Kafka's `String.hashCode` over UTF-16 code units, wrapping.
@@ -93,7 +99,9 @@ pub enum GroupOp {
     Commit {
         /// Group.
         group_id: String,
-        /// Generation (-1 for a simple consumer).
+        /// Request version (v9+: the member epoch of a consumer-protocol member).
+        version: i16,
+        /// Generation or member epoch (-1 for a simple consumer).
         generation_id: i32,
         /// Member id ("" for a simple consumer).
         member_id: String,
@@ -108,6 +116,8 @@ pub enum GroupOp {
         group_id: String,
         /// Partitions asked for.
         partitions: Option<Vec<(String, i32)>>,
+        /// v9+: the asking member's id and epoch, checked against a consumer group.
+        member: Option<(String, i32)>,
     },
     /// ListGroups on this shard.
     List,
@@ -115,6 +125,15 @@ pub enum GroupOp {
     Describe(String),
     /// DeleteGroups.
     Delete(String),
+    /// ConsumerGroupHeartbeat (KIP-848).
+    ConsumerHeartbeat {
+        /// Request version.
+        version: i16,
+        /// The heartbeat (boxed: it is the largest group operation).
+        request: Box<crate::consumer_group::Heartbeat>,
+    },
+    /// ConsumerGroupDescribe.
+    ConsumerDescribe(String),
     /// OffsetDelete.
     OffsetDelete {
         /// Group.
@@ -138,10 +157,14 @@ pub enum GroupAnswer {
     Commit(Vec<i16>),
     /// OffsetFetch: group error and (topic, partition, offset or None, code).
     Fetch(i16, Vec<(String, i32, Option<CommittedOffset>, i16)>),
-    /// ListGroups: (group, protocol type, state).
-    List(Vec<(String, String, &'static str)>),
-    /// DescribeGroups.
-    Describe(Option<GroupDescription>),
+    /// ListGroups: (group, protocol type, state, group type "classic" or "consumer").
+    List(Vec<(String, String, &'static str, &'static str)>),
+    /// DescribeGroups: Err for a consumer-protocol group (GROUP_ID_NOT_FOUND, as Kafka).
+    Describe(Result<Option<GroupDescription>, i16>),
+    /// ConsumerGroupHeartbeat.
+    ConsumerHeartbeat(crate::consumer_group::HeartbeatResponse),
+    /// ConsumerGroupDescribe: Err(GROUP_ID_NOT_FOUND) if not a consumer group here.
+    ConsumerDescribe(Result<GroupView, i16>),
     /// DeleteGroups code.
     Delete(i16),
     /// OffsetDelete: group code and per-partition codes.
@@ -154,6 +177,7 @@ type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 /// Per-shard group state: the state machine, waiting requests, committed offsets.
 pub struct ShardGroups {
     machine: RefCell<GroupCoordinator>,
+    consumer: RefCell<ConsumerGroups>,
     waiting_joins: RefCell<HashMap<Token, OneshotSender<JoinResponse>>>,
     waiting_syncs: RefCell<HashMap<Token, OneshotSender<SyncResponse>>>,
     next_token: Cell<Token>,
@@ -162,9 +186,10 @@ pub struct ShardGroups {
 
 impl ShardGroups {
     /// Empty state with the configured limits.
-    pub fn new(config: GroupConfig) -> Self {
+    pub fn new(config: GroupConfig, consumer: ConsumerGroupConfig) -> Self {
         ShardGroups {
             machine: RefCell::new(GroupCoordinator::new(config)),
+            consumer: RefCell::new(ConsumerGroups::new(consumer)),
             waiting_joins: RefCell::new(HashMap::new()),
             waiting_syncs: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
@@ -193,6 +218,24 @@ pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
     let now = millrace_shard::time::now_ms();
     match op {
         GroupOp::Join(req) => {
+            let was_consumer = groups.consumer.borrow().contains(&req.group_id);
+            if !groups.consumer.borrow_mut().remove_if_empty(&req.group_id) {
+                // Kafka: a classic member cannot join a live consumer-protocol group.
+                return GroupAnswer::Join(JoinResponse {
+                    error_code: code::INCONSISTENT_GROUP_PROTOCOL,
+                    generation_id: -1,
+                    protocol_type: None,
+                    protocol_name: None,
+                    leader: String::new(),
+                    member_id: req.member_id.clone(),
+                    members: Vec::new(),
+                    skip_assignment: false,
+                });
+            }
+            if was_consumer {
+                // An empty consumer group becomes a classic one: forget it durably.
+                persist_consumer_groups(shard, std::slice::from_ref(&req.group_id)).await;
+            }
             let token = groups.token();
             let (tx, rx) = oneshot();
             groups.waiting_joins.borrow_mut().insert(token, tx);
@@ -219,11 +262,25 @@ pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
         }
         GroupOp::Commit {
             group_id,
+            version,
             generation_id,
             member_id,
             group_instance_id,
             offsets,
         } => {
+            let consumer_check = groups.consumer.borrow().validate_commit(
+                &group_id,
+                version,
+                &member_id,
+                generation_id,
+            );
+            match consumer_check {
+                OffsetCheck::Ok => {
+                    return GroupAnswer::Commit(commit(shard, &group_id, offsets).await)
+                }
+                OffsetCheck::Refused(c) => return GroupAnswer::Commit(vec![c; offsets.len()]),
+                OffsetCheck::NotConsumerGroup => {}
+            }
             let check = groups.machine.borrow_mut().validate_commit(
                 now,
                 &group_id,
@@ -239,9 +296,39 @@ pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
         GroupOp::Fetch {
             group_id,
             partitions,
-        } => GroupAnswer::Fetch(code::NONE, fetch(shard, &group_id, partitions)),
+            member,
+        } => {
+            let (member_id, epoch) = match &member {
+                Some((m, e)) => (Some(m.as_str()), *e),
+                None => (None, -1),
+            };
+            match groups
+                .consumer
+                .borrow()
+                .validate_fetch(&group_id, member_id, epoch)
+            {
+                OffsetCheck::Refused(c) => return GroupAnswer::Fetch(c, Vec::new()),
+                OffsetCheck::Ok | OffsetCheck::NotConsumerGroup => {}
+            }
+            GroupAnswer::Fetch(code::NONE, fetch(shard, &group_id, partitions))
+        }
         GroupOp::List => GroupAnswer::List(list(shard)),
-        GroupOp::Describe(group_id) => GroupAnswer::Describe(describe(shard, &group_id)),
+        GroupOp::Describe(group_id) => {
+            if groups.consumer.borrow().contains(&group_id) {
+                return GroupAnswer::Describe(Err(code::GROUP_ID_NOT_FOUND));
+            }
+            GroupAnswer::Describe(Ok(describe(shard, &group_id)))
+        }
+        GroupOp::ConsumerHeartbeat { version, request } => {
+            GroupAnswer::ConsumerHeartbeat(consumer_heartbeat(shard, now, version, *request).await)
+        }
+        GroupOp::ConsumerDescribe(group_id) => GroupAnswer::ConsumerDescribe(
+            groups
+                .consumer
+                .borrow()
+                .describe(&group_id)
+                .ok_or(code::GROUP_ID_NOT_FOUND),
+        ),
         GroupOp::Delete(group_id) => GroupAnswer::Delete(delete_group(shard, &group_id).await),
         GroupOp::OffsetDelete {
             group_id,
@@ -251,15 +338,102 @@ pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
 }
 
 /// Groups with members, plus groups known only by their committed offsets (standalone
-/// consumers), which Kafka lists as "Empty".
-fn list(shard: &Shard) -> Vec<(String, String, &'static str)> {
-    let mut out = shard.groups.machine.borrow().list();
+/// consumers), which Kafka lists as "Empty" classic groups.
+fn list(shard: &Shard) -> Vec<(String, String, &'static str, &'static str)> {
+    let mut out: Vec<(String, String, &'static str, &'static str)> = shard
+        .groups
+        .consumer
+        .borrow()
+        .list()
+        .into_iter()
+        .map(|(g, state)| (g, "consumer".to_string(), state, "consumer"))
+        .collect();
+    for (g, protocol_type, state) in shard.groups.machine.borrow().list() {
+        if !out.iter().any(|(o, ..)| *o == g) {
+            out.push((g, protocol_type, state, "classic"));
+        }
+    }
     for group_id in shard.groups.offsets.borrow().keys() {
-        if !out.iter().any(|(g, _, _)| g == group_id) {
-            out.push((group_id.clone(), String::new(), "Empty"));
+        if !out.iter().any(|(g, ..)| g == group_id) {
+            out.push((group_id.clone(), String::new(), "Empty", "classic"));
         }
     }
     out
+}
+
+/// A KIP-848 heartbeat. A classic group with members keeps its id (GROUP_ID_NOT_FOUND, as
+/// Kafka answers "not a consumer group"); an empty classic group is converted: its record is
+/// deleted (durably) and the id becomes a consumer group.
+async fn consumer_heartbeat(
+    shard: &Rc<Shard>,
+    now: i64,
+    version: i16,
+    request: crate::consumer_group::Heartbeat,
+) -> crate::consumer_group::HeartbeatResponse {
+    let group_id = request.group_id.clone();
+    let classic = shard.groups.machine.borrow().describe(&group_id);
+    if let Some(d) = classic {
+        if !d.members.is_empty() {
+            return crate::consumer_group::HeartbeatResponse {
+                error_code: code::GROUP_ID_NOT_FOUND,
+                error_message: Some(format!("Group {group_id} is not a consumer group.")),
+                member_id: None,
+                member_epoch: -1,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            };
+        }
+        shard.groups.machine.borrow_mut().delete(&group_id);
+        persist_groups(shard, std::slice::from_ref(&group_id)).await;
+    }
+    let image = shard.image();
+    let lookup = |name: &str| topic_info(&image, name);
+    let before = shard.groups.consumer.borrow().record(&group_id);
+    let resp = shard
+        .groups
+        .consumer
+        .borrow_mut()
+        .heartbeat(now, version, request, &lookup);
+    if resp.error_code != code::NONE {
+        tracing::debug!(group = %group_id, error = resp.error_code, message = ?resp.error_message,
+            "consumer group heartbeat refused");
+    }
+    if shard.groups.consumer.borrow().record(&group_id) != before {
+        // Durable before answered, as Kafka writes its group records before responding.
+        persist_consumer_groups(shard, std::slice::from_ref(&group_id)).await;
+    }
+    resp
+}
+
+/// Appends the current record of each group (a tombstone for a group that is gone) and waits
+/// for the fsync. The record is read just before the append, so the log's last record of a
+/// group is always its latest state even when heartbeats interleave.
+async fn persist_consumer_groups(shard: &Rc<Shard>, group_ids: &[String]) {
+    let mut per_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
+    for group_id in group_ids {
+        let value = shard.groups.consumer.borrow().record(group_id);
+        per_partition
+            .entry(offsets_partition_of(shard, group_id))
+            .or_default()
+            .push(NewRecord {
+                timestamp: millrace_shard::time::now_ms(),
+                key: Some(consumer_group_key(group_id)),
+                value,
+                headers: Vec::new(),
+            });
+    }
+    for (partition, records) in per_partition {
+        if let Err(e) = append_durably(shard, partition, &records).await {
+            tracing::error!(partition, error = %e, "persisting consumer group state failed");
+        }
+    }
+}
+
+fn topic_info(image: &crate::metadata::MetadataImage, name: &str) -> Option<TopicInfo> {
+    image.topics.get(name).map(|t| TopicInfo {
+        id: t.id,
+        partitions: t.shards.len() as i32,
+    })
 }
 
 fn describe(shard: &Shard, group_id: &str) -> Option<GroupDescription> {
@@ -448,6 +622,19 @@ fn fetch(
 }
 
 async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
+    let was_consumer = shard.groups.consumer.borrow().contains(group_id);
+    if was_consumer {
+        if !shard.groups.consumer.borrow_mut().remove_if_empty(group_id) {
+            return code::NON_EMPTY_GROUP;
+        }
+        // An empty consumer group exists even without offsets: deleting it succeeds.
+        shard
+            .groups
+            .offsets
+            .borrow_mut()
+            .entry(group_id.to_string())
+            .or_default();
+    }
     let has_offsets = shard.groups.offsets.borrow().contains_key(group_id);
     let state_code = shard.groups.machine.borrow_mut().delete(group_id);
     if state_code == code::NON_EMPTY_GROUP
@@ -467,6 +654,9 @@ async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
         .map(|(t, p)| tombstone(offset_key(group_id, t, *p)))
         .collect();
     records.push(tombstone(group_key(group_id)));
+    if was_consumer {
+        records.push(tombstone(consumer_group_key(group_id)));
+    }
     if let Err(e) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await {
         tracing::error!(group = %group_id, error = %e, "persisting group deletion failed");
         return code::COORDINATOR_NOT_AVAILABLE;
@@ -480,6 +670,13 @@ async fn offset_delete(
     group_id: &str,
     partitions: Vec<(String, i32)>,
 ) -> GroupAnswer {
+    if shard.groups.consumer.borrow().has_members(group_id) {
+        // As for live classic consumer groups below: refused for every partition.
+        return GroupAnswer::OffsetDelete(
+            code::NONE,
+            vec![code::GROUP_SUBSCRIBED_TO_TOPIC; partitions.len()],
+        );
+    }
     if let Some(d) = shard.groups.machine.borrow().describe(group_id) {
         if !d.members.is_empty() && d.protocol_type == "consumer" {
             // Kafka refuses to delete offsets of topics a live consumer group subscribes to;
@@ -532,6 +729,12 @@ fn group_key(group_id: &str) -> Vec<u8> {
     k
 }
 
+fn consumer_group_key(group_id: &str) -> Vec<u8> {
+    let mut k = vec![KEY_VERSION, KIND_CONSUMER_GROUP];
+    put_str(&mut k, group_id);
+    k
+}
+
 fn offset_key(group_id: &str, topic: &str, partition: i32) -> Vec<u8> {
     let mut k = vec![KEY_VERSION, KIND_OFFSET];
     put_str(&mut k, group_id);
@@ -560,6 +763,7 @@ fn offset_value(o: &CommittedOffset) -> Vec<u8> {
 enum Key {
     Offset(String, String, i32),
     Group(String),
+    ConsumerGroup(String),
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -596,6 +800,7 @@ fn decode_key(bytes: &[u8]) -> Option<Key> {
     let key = match c.u8()? {
         KIND_OFFSET => Key::Offset(c.str()?, c.str()?, c.i32()?),
         KIND_GROUP => Key::Group(c.str()?),
+        KIND_CONSUMER_GROUP => Key::ConsumerGroup(c.str()?),
         _ => return None,
     };
     c.0.is_empty().then_some(key)
@@ -671,7 +876,7 @@ pub async fn load(shard: &Rc<Shard>) -> std::io::Result<()> {
                     for r in records {
                         match apply_record(shard, now, r.key.as_deref(), r.value.as_deref()) {
                             Some(Key::Offset(..)) => offsets_loaded += 1,
-                            Some(Key::Group(_)) => groups_loaded += 1,
+                            Some(Key::Group(_) | Key::ConsumerGroup(_)) => groups_loaded += 1,
                             None => {}
                         }
                     }
@@ -716,6 +921,13 @@ fn apply_record(shard: &Shard, now: i64, key: Option<&[u8]>, value: Option<&[u8]
             shard.groups.machine.borrow_mut().delete(g);
             shard.groups.offsets.borrow_mut().remove(g);
         }
+        (Key::ConsumerGroup(g), Some(v)) => {
+            if !shard.groups.consumer.borrow_mut().restore(now, v) {
+                tracing::warn!(group = %g, "undecodable consumer group record in {OFFSETS_TOPIC}");
+                return None;
+            }
+        }
+        (Key::ConsumerGroup(g), None) => shard.groups.consumer.borrow_mut().forget(g),
     }
     Some(key)
 }
@@ -734,6 +946,18 @@ pub async fn tick_loop(shard: Rc<Shard>) {
         if due {
             let out = shard.groups.machine.borrow_mut().tick(now);
             deliver(&shard, out).await;
+        }
+        let consumer_due = shard
+            .groups
+            .consumer
+            .borrow()
+            .next_deadline_ms()
+            .is_some_and(|d| d <= now);
+        if consumer_due {
+            let image = shard.image();
+            let lookup = |name: &str| topic_info(&image, name);
+            let changed = shard.groups.consumer.borrow_mut().tick(now, &lookup);
+            persist_consumer_groups(&shard, &changed).await;
         }
     }
 }
@@ -760,6 +984,10 @@ mod tests {
         let k = offset_key("g", "t", 7);
         assert_eq!(decode_key(&k), Some(Key::Offset("g".into(), "t".into(), 7)));
         assert_eq!(decode_key(&group_key("g")), Some(Key::Group("g".into())));
+        assert_eq!(
+            decode_key(&consumer_group_key("g")),
+            Some(Key::ConsumerGroup("g".into()))
+        );
         let o = CommittedOffset {
             offset: 42,
             leader_epoch: 3,

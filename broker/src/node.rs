@@ -36,6 +36,14 @@ fn group_config(c: &Config) -> crate::group::GroupConfig {
     }
 }
 
+fn consumer_group_config(c: &Config) -> crate::consumer_group::ConsumerGroupConfig {
+    crate::consumer_group::ConsumerGroupConfig {
+        session_timeout_ms: c.group_consumer_session_timeout_ms,
+        heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
+        max_size: c.group_consumer_max_size,
+    }
+}
+
 /// Per-shard broker state. Lives on one executor; shared by its tasks through `Rc`.
 pub struct Shard {
     /// This shard's id.
@@ -94,7 +102,10 @@ impl Shard {
             next_request_id: Cell::new(1),
             stopping: Cell::new(false),
             controller,
-            groups: crate::coordinator::ShardGroups::new(group_config(&config_for_groups)),
+            groups: crate::coordinator::ShardGroups::new(
+                group_config(&config_for_groups),
+                consumer_group_config(&config_for_groups),
+            ),
         })
     }
 

@@ -4,6 +4,7 @@ A measurement for reports, not a test.
 
     .venv/bin/python tests/clients/group_bench.py --bootstrap 127.0.0.1:PORT --consumers N \
         [--partitions 24] [--commits 5000] [--rounds 5] [--heartbeat-ms 500] [--label X]
+        [--protocol classic|consumer]
 
 Rebalance: a new topic of P partitions with a few records in each; N confluent-kafka consumers,
 one process each, are created and connected first, then all told to subscribe at once (one group,
@@ -16,6 +17,12 @@ counted. Each round uses a new group; the median and every round are printed.
 Clients learn that a group is rebalancing from a heartbeat response, so heartbeat.interval.ms
 (--heartbeat-ms, 500 here, librdkafka's default is 3000) bounds what is measured, and so does the
 broker's group.initial.rebalance.delay.ms (Kafka's default 3000): start the broker with 0.
+
+With --protocol consumer (KIP-848) the members use group.protocol=consumer and the broker's
+server assignor; assignments arrive incrementally (revoke before assign), the heartbeat interval
+is the broker's group.consumer.heartbeat.interval.ms (start it with 500 to compare with the
+classic runs) and --heartbeat-ms/--session-ms do not apply. The initial rebalance delay does not
+exist in this protocol.
 
 Commits: one consumer subscribed alone in its own group, once assigned: K synchronous commits of
 one partition's offset (each waits for its OffsetCommit response), then K asynchronous commits
@@ -64,21 +71,26 @@ def create_topic(bootstrap: str, topic: str, partitions: int, per_partition: int
 
 
 def consumer_conf(args, group: str) -> dict:
-    return {
+    conf = {
         "bootstrap.servers": args.bootstrap,
         "group.id": group,
-        "partition.assignment.strategy": "range",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
-        "session.timeout.ms": args.session_ms,
-        "heartbeat.interval.ms": args.heartbeat_ms,
     }
+    if args.protocol == "consumer":
+        conf["group.protocol"] = "consumer"
+    else:
+        conf.update({"partition.assignment.strategy": "range",
+                     "session.timeout.ms": args.session_ms,
+                     "heartbeat.interval.ms": args.heartbeat_ms})
+    return conf
 
 
 def member(index: int, conf: dict, topic: str, go, stop, events) -> None:
     """One group member (a process). Reports (index, kind, monotonic time, data) on `events`:
     ready, subscribed, assigned [partitions], revoked [partitions], complete [partitions] (a
     record polled from each partition of the current assignment)."""
+    incremental = conf.get("group.protocol") == "consumer"
     c = Consumer(conf)
     c.list_topics(topic, timeout=30)  # connected, metadata known: startup is not measured
     need: set[int] = set()
@@ -89,16 +101,24 @@ def member(index: int, conf: dict, topic: str, go, stop, events) -> None:
 
     def on_assign(consumer, parts):
         nonlocal need, held
-        held = sorted(p.partition for p in parts)
-        need = set(held)
+        added = {p.partition for p in parts}
+        held = sorted(set(held) | added) if incremental else sorted(added)
+        need = (need | added) if incremental else set(held)
         report("assigned", held)
         if not need:
             report("complete", held)
 
     def on_revoke(consumer, parts):
         nonlocal need, held
-        need, held = set(), []
-        report("revoked", sorted(p.partition for p in parts))
+        gone = {p.partition for p in parts}
+        if incremental:
+            held = sorted(set(held) - gone)
+            need -= gone
+        else:
+            need, held = set(), []
+        report("revoked", sorted(gone))
+        if incremental and held and not need:
+            report("complete", held)
 
     report("ready")
     go.wait()
@@ -232,6 +252,7 @@ def main() -> int:
     ap.add_argument("--session-ms", type=int, default=10000)
     ap.add_argument("--settle-s", type=float, default=2.0,
                     help="quiet time after a complete assignment before a round ends")
+    ap.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
     ap.add_argument("--label", default="")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
@@ -244,12 +265,14 @@ def main() -> int:
     result = {
         "label": args.label, "bootstrap": args.bootstrap, "consumers": args.consumers,
         "partitions": args.partitions, "heartbeat_ms": args.heartbeat_ms,
+        "protocol": args.protocol,
         "rebalance_s_median": round(statistics.median(rounds), 3),
         "rebalance_s_rounds": [round(r, 3) for r in rounds],
         "commits": args.commits, "sync_commits_per_s": round(sync_rate, 1),
         "async_commits_per_s": round(async_rate, 1), "host": platform.node(),
     }
-    print(f"{args.label or args.bootstrap}: {args.consumers} consumers, {args.partitions} partitions: "
+    print(f"{args.label or args.bootstrap} ({args.protocol}): {args.consumers} consumers, "
+          f"{args.partitions} partitions: "
           f"rebalance {result['rebalance_s_median']:.3f} s median of {result['rebalance_s_rounds']}; "
           f"{args.commits} commits: sync {sync_rate:,.0f}/s, async {async_rate:,.0f}/s")
     print(json.dumps(result))

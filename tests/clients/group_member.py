@@ -5,6 +5,10 @@ per event on stdout: {"assigned": [...]}, {"revoked": [...]}, {"msg": [partition
 SIGTERM closes the consumer (leaving the group); SIGKILL is how a test crashes it.
 
     group_member.py BOOTSTRAP TOPIC GROUP [--strategy S] [--instance-id ID] [--session-ms N]
+                    [--protocol classic|consumer]
+
+With --protocol consumer (KIP-848) the strategy is the server assignor ("-" for the broker's
+default) and the session timeout is the broker's: librdkafka refuses the classic settings then.
 """
 
 from __future__ import annotations
@@ -31,16 +35,21 @@ def main() -> int:
     ap.add_argument("--strategy", default="range")
     ap.add_argument("--instance-id")
     ap.add_argument("--session-ms", type=int, default=6000)
+    ap.add_argument("--protocol", default="classic")
     args = ap.parse_args()
     conf = {
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
-        "partition.assignment.strategy": args.strategy,
-        "session.timeout.ms": args.session_ms,
-        "heartbeat.interval.ms": 500,
     }
+    if args.protocol == "classic":
+        conf.update({"partition.assignment.strategy": args.strategy,
+                     "session.timeout.ms": args.session_ms, "heartbeat.interval.ms": 500})
+    else:
+        conf["group.protocol"] = args.protocol
+        if args.strategy != "-":
+            conf["group.remote.assignor"] = args.strategy
     if args.instance_id:
         conf["group.instance.id"] = args.instance_id
     c = Consumer(conf)

@@ -6,7 +6,8 @@
 //! list           Metadata -> every broker; ListGroups to each (a broker lists only the groups
 //!                it coordinates); union, sorted by group id
 //! describe G     FindCoordinator(G) -> DescribeGroups(G), OffsetFetch(G, all topics);
-//!                per topic: Metadata, ListOffsets(latest) at each partition's leader
+//!                per topic: Metadata, ListOffsets(latest) at each partition's leader;
+//!                a KIP-848 group (DescribeGroups: GROUP_ID_NOT_FOUND) -> ConsumerGroupDescribe
 //! reset-offsets  DescribeGroups: refuse unless Empty or Dead; ListOffsets earliest/latest
 //!                (and at --to-datetime); plan; with --execute OffsetCommit(generation -1,
 //!                member "") as a simple consumer would
@@ -25,14 +26,18 @@
 //!   inactive group's offsets be reset, and a plan the tool cannot execute is no plan.
 //! * Assignments are decoded only for protocol type "consumer"; other protocols (Connect)
 //!   carry their own formats and are shown as "-".
+//! * A consumer-protocol (KIP-848) group is described with ConsumerGroupDescribe when
+//!   DescribeGroups answers GROUP_ID_NOT_FOUND, as Kafka's AdminClient does the other way
+//!   round; its "protocol" column shows the server assignor and each member's assignment is its
+//!   current one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use clap::{ArgGroup, Args, Subcommand};
 use kafka_protocol::messages::{
     offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
-    DeleteGroupsRequest, DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ListGroupsRequest,
-    OffsetCommitRequest, OffsetFetchRequest,
+    ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest,
+    DescribeGroupsResponse, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -50,7 +55,9 @@ const DELETE_GROUPS_VERSIONS: std::ops::RangeInclusive<i16> = 0..=2;
 /// v2+ accepts "all topics" (null); v8 changes the layout to several groups, not needed here.
 const OFFSET_FETCH_VERSIONS: std::ops::RangeInclusive<i16> = 2..=7;
 const OFFSET_COMMIT_VERSIONS: std::ops::RangeInclusive<i16> = 2..=8;
+const CONSUMER_GROUP_DESCRIBE_VERSIONS: std::ops::RangeInclusive<i16> = 0..=1;
 const CONSUMER_PROTOCOL: &str = "consumer";
+const GROUP_ID_NOT_FOUND: i16 = 69;
 const NON_EMPTY_GROUP: i16 = 68;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// DescribeGroups states in which no member holds partitions.
@@ -386,6 +393,10 @@ fn group_view(coordinator: &mut Client, group: &str) -> Result<GroupView, ToolEr
         .into_iter()
         .find(|g| g.group_id.as_str() == group)
         .ok_or_else(|| ToolError::Protocol(format!("DescribeGroups omits group {group}")))?;
+    let kip848 = coordinator.supports(kafka_protocol::messages::ApiKey::ConsumerGroupDescribe);
+    if described.error_code == GROUP_ID_NOT_FOUND && kip848 {
+        return consumer_group_view(coordinator, group);
+    }
     check(
         described.error_code,
         || format!("describe group {group}"),
@@ -409,6 +420,47 @@ fn group_view(coordinator: &mut Client, group: &str) -> Result<GroupView, ToolEr
         state: described.group_state.to_string(),
         protocol_type: described.protocol_type.to_string(),
         protocol: described.protocol_data.to_string(),
+        members,
+        committed: committed_offsets(coordinator, group)?,
+    })
+}
+
+/// A KIP-848 group through ConsumerGroupDescribe, and its offsets.
+fn consumer_group_view(coordinator: &mut Client, group: &str) -> Result<GroupView, ToolError> {
+    let mut request = ConsumerGroupDescribeRequest::default();
+    request.group_ids = vec![group_id(group)];
+    let response = coordinator.call(&request, CONSUMER_GROUP_DESCRIBE_VERSIONS)?;
+    let described = response
+        .groups
+        .into_iter()
+        .find(|g| g.group_id.as_str() == group)
+        .ok_or_else(|| ToolError::Protocol(format!("ConsumerGroupDescribe omits group {group}")))?;
+    check(
+        described.error_code,
+        || format!("describe consumer group {group}"),
+        described.error_message.as_ref().map(|m| m.as_str()),
+    )?;
+    let members = described
+        .members
+        .iter()
+        .map(|m| MemberView {
+            member_id: m.member_id.to_string(),
+            instance_id: m.instance_id.as_ref().map(|s| s.to_string()),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            assignment: Some(
+                m.assignment
+                    .topic_partitions
+                    .iter()
+                    .map(|t| (t.topic_name.to_string(), t.partitions.clone()))
+                    .collect(),
+            ),
+        })
+        .collect();
+    Ok(GroupView {
+        state: described.group_state.to_string(),
+        protocol_type: CONSUMER_PROTOCOL.to_string(),
+        protocol: described.assignor_name.to_string(),
         members,
         committed: committed_offsets(coordinator, group)?,
     })

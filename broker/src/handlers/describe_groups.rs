@@ -1,5 +1,6 @@
 //! DescribeGroups (key 15), versions 0-5. An unknown group is reported in state "Dead" with no
-//! error, as Kafka does.
+//! error, as Kafka does; a KIP-848 consumer group answers GROUP_ID_NOT_FOUND (it is not a
+//! classic group; clients describe it with ConsumerGroupDescribe).
 
 use super::{decode, group_call, respond, str_bytes};
 use crate::connection::Response;
@@ -21,7 +22,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     for g in &req.groups {
         let described = DescribedGroup::default().with_group_id(g.clone());
         let entry = match group_call(&shard, &g.0, GroupOp::Describe(g.0.to_string())).await {
-            Ok(GroupAnswer::Describe(Some(d))) => {
+            Ok(GroupAnswer::Describe(Ok(Some(d)))) => {
                 let members = d
                     .members
                     .into_iter()
@@ -45,7 +46,10 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                     .with_protocol_data(str_bytes(&d.protocol_name))
                     .with_members(members)
             }
-            Ok(GroupAnswer::Describe(None)) => described.with_group_state(str_bytes("Dead")),
+            Ok(GroupAnswer::Describe(Ok(None))) => described.with_group_state(str_bytes("Dead")),
+            Ok(GroupAnswer::Describe(Err(error))) => described
+                .with_error_code(error)
+                .with_group_state(str_bytes("Dead")),
             Ok(_) => described.with_error_code(code::UNKNOWN_SERVER_ERROR),
             Err(error) => described.with_error_code(error),
         };

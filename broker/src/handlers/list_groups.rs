@@ -1,4 +1,5 @@
-//! ListGroups (key 16), versions 0-4: every shard's groups, filtered by state (v4+).
+//! ListGroups (key 16), versions 0-5: every shard's groups, filtered by state (v4+) and by
+//! type (v5+: "classic" or "consumer", case-insensitive as Kafka).
 
 use super::{decode, respond, str_bytes};
 use crate::connection::Response;
@@ -21,11 +22,15 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         async move { shard.call(target, ShardRequest::Group(GroupOp::List)).await }
     });
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut groups = Vec::new();
     for reply in join_all(calls.collect()).await {
         if let ShardReply::Group(GroupAnswer::List(list)) = reply {
-            for (group_id, protocol_type, state) in list {
+            for (group_id, protocol_type, state, group_type) in list {
                 if !states.is_empty() && !states.contains(&state.to_lowercase()) {
+                    continue;
+                }
+                if !types.is_empty() && !types.contains(&group_type.to_string()) {
                     continue;
                 }
                 let mut g = ListedGroup::default()
@@ -33,6 +38,9 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                     .with_protocol_type(str_bytes(&protocol_type));
                 if header.api_version >= 4 {
                     g.group_state = str_bytes(state);
+                }
+                if header.api_version >= 5 {
+                    g.group_type = str_bytes(group_type);
                 }
                 groups.push(g);
             }

@@ -7,6 +7,8 @@
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -93,8 +95,8 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(DescribeConfigs, 1, 4, describe_configs),
     entry!(CreatePartitions, 0, 3, create_partitions),
     entry!(DescribeCluster, 0, 1, describe_cluster),
-    entry!(OffsetCommit, 2, 8, offset_commit),
-    entry!(OffsetFetch, 1, 8, offset_fetch),
+    entry!(OffsetCommit, 2, 9, offset_commit),
+    entry!(OffsetFetch, 1, 9, offset_fetch),
     ApiEntry {
         key: ApiKey::JoinGroup,
         min: 0,
@@ -108,12 +110,24 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(LeaveGroup, 0, 5, leave_group),
     entry!(SyncGroup, 0, 5, sync_group),
     entry!(DescribeGroups, 0, 5, describe_groups),
-    entry!(ListGroups, 0, 4, list_groups),
+    entry!(ListGroups, 0, 5, list_groups),
     entry!(DeleteGroups, 0, 2, delete_groups),
     entry!(OffsetDelete, 0, 0, offset_delete),
     entry!(AlterConfigs, 0, 2, alter_configs),
     entry!(IncrementalAlterConfigs, 0, 1, incremental_alter_configs),
     entry!(DeleteRecords, 0, 2, delete_records),
+    ApiEntry {
+        key: ApiKey::ConsumerGroupHeartbeat,
+        min: 0,
+        max: 1,
+        min_handled: 0,
+        handler: |shard, header, body, client| {
+            Box::pin(consumer_group_heartbeat::handle(
+                shard, header, body, client,
+            ))
+        },
+    },
+    entry!(ConsumerGroupDescribe, 0, 1, consumer_group_describe),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection

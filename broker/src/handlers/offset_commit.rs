@@ -1,5 +1,6 @@
-//! OffsetCommit (key 8), versions 2-8: checked against the group's generation and member
-//! (generation -1 with no member: a simple consumer), appended to `__consumer_offsets` and
+//! OffsetCommit (key 8), versions 2-9: checked against the group's generation and member
+//! (generation -1 with no member: a simple consumer; v9: the member epoch of a KIP-848
+//! consumer group, STALE_MEMBER_EPOCH if it is not the member's current one), appended to `__consumer_offsets` and
 //! fsync'd before the answer.
 
 use super::{decode, group_call, respond};
@@ -39,6 +40,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     let group_id = req.group_id.0.to_string();
     let op = GroupOp::Commit {
         group_id: group_id.clone(),
+        version: header.api_version,
         generation_id: req.generation_id_or_member_epoch,
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),

@@ -1,4 +1,5 @@
-//! OffsetFetch (key 9), versions 1-8 (one group before v8, several from v8). A partition with
+//! OffsetFetch (key 9), versions 1-9 (one group before v8, several from v8; v9 carries the
+//! member id and epoch, checked against a KIP-848 consumer group). A partition with
 //! no committed offset answers offset -1, as Kafka does.
 
 use super::{decode, group_call, respond, str_bytes};
@@ -24,10 +25,12 @@ async fn fetch_group(
     shard: &Rc<Shard>,
     group_id: &str,
     partitions: Option<Vec<(String, i32)>>,
+    member: Option<(String, i32)>,
 ) -> (i16, Rows) {
     let op = GroupOp::Fetch {
         group_id: group_id.to_string(),
         partitions: partitions.clone(),
+        member,
     };
     match group_call(shard, group_id, op).await {
         Ok(GroupAnswer::Fetch(error, rows)) => (error, rows),
@@ -77,7 +80,12 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                         .map(|t| (t.name.0.as_str(), &t.partition_indexes[..])),
                 )
             });
-            let (error, rows) = fetch_group(&shard, &g.group_id.0, wanted).await;
+            let member = g
+                .member_id
+                .as_ref()
+                .filter(|_| v >= 9)
+                .map(|m| (m.to_string(), g.member_epoch));
+            let (error, rows) = fetch_group(&shard, &g.group_id.0, wanted, member).await;
             let topics = by_topic(rows)
                 .into_iter()
                 .map(|(t, parts)| {
@@ -113,7 +121,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                 .map(|t| (t.name.0.as_str(), &t.partition_indexes[..])),
         )
     });
-    let (error, rows) = fetch_group(&shard, &req.group_id.0, wanted).await;
+    let (error, rows) = fetch_group(&shard, &req.group_id.0, wanted, None).await;
     let topics = by_topic(rows)
         .into_iter()
         .map(|(t, parts)| {

@@ -1,5 +1,7 @@
-// One consumer-group member with the Java client (kafka-clients 4.x, classic group protocol), for
-// test_java_groups.py. It subscribes to TOPIC in GROUP with auto-commit off, commits
+// One consumer-group member with the Java client (kafka-clients 4.x), for test_java_groups.py
+// (classic group protocol) and test_kip848.py (PROTOCOL=consumer: KIP-848, where STRATEGY is the
+// server assignor, "uniform" or "range", or "-" for the broker's default, and SESSION_MS is
+// ignored because the broker sets the session timeout). It subscribes to TOPIC in GROUP with auto-commit off, commits
 // synchronously after each poll's records are processed, and prints one JSON line per event on
 // stdout (logging goes to stderr):
 //
@@ -7,12 +9,13 @@
 //   {"revoked": [0, 3]}      onPartitionsRevoked, and onPartitionsLost
 //   {"msg": [3, 41]}         a record processed: [partition, offset]
 //   {"commit_failed": "..."} a commit refused (rebalance): the records come again, at least once
-//   {"closed": true}         consumer.close() returned, so the LeaveGroup has been sent
+//   {"closed": true}         consumer.close() returned, so the LeaveGroup (classic) or the
+//                            leaving heartbeat (epoch -1, consumer protocol) has been sent
 //
 // SIGTERM runs a shutdown hook that calls wakeup() and waits for the poll loop to close the
 // consumer, so a terminated member leaves the group instead of waiting out its session.
 //
-//   java -cp '.deps/java/*:CLASSES' GroupMember BOOTSTRAP TOPIC GROUP STRATEGY_CLASS SESSION_MS
+//   java -cp '.deps/java/*:CLASSES' GroupMember BOOTSTRAP TOPIC GROUP STRATEGY SESSION_MS [PROTOCOL]
 
 import java.time.Duration;
 import java.util.Collection;
@@ -53,17 +56,24 @@ public final class GroupMember {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 5) {
-            System.err.println("usage: GroupMember BOOTSTRAP TOPIC GROUP STRATEGY_CLASS SESSION_MS");
+        if (args.length != 5 && args.length != 6) {
+            System.err.println(
+                    "usage: GroupMember BOOTSTRAP TOPIC GROUP STRATEGY SESSION_MS [classic|consumer]");
             System.exit(2);
         }
+        String protocol = args.length == 6 ? args[5] : "classic";
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
         props.put(ConsumerConfig.GROUP_ID_CONFIG, args[2]);
-        props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
-        props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, args[3]);
-        props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, args[4]);
-        props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
+        props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        if (protocol.equals("classic")) {
+            props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, args[3]);
+            props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, args[4]);
+            props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
+        } else if (!args[3].equals("-")) {
+            // The consumer protocol refuses the classic assignment/session settings.
+            props.put(ConsumerConfig.GROUP_REMOTE_ASSIGNOR_CONFIG, args[3]);
+        }
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());

@@ -1,0 +1,522 @@
+//! The consumer-group state machine on virtual time.
+
+use super::*;
+
+const T: uuid::Uuid = uuid::Uuid::from_u128(7);
+const U: uuid::Uuid = uuid::Uuid::from_u128(8);
+
+fn topics(name: &str) -> Option<TopicInfo> {
+    match name {
+        "t" => Some(TopicInfo {
+            id: T,
+            partitions: 6,
+        }),
+        "u" => Some(TopicInfo {
+            id: U,
+            partitions: 2,
+        }),
+        _ => None,
+    }
+}
+
+fn config() -> ConsumerGroupConfig {
+    ConsumerGroupConfig {
+        session_timeout_ms: 10_000,
+        heartbeat_interval_ms: 1_000,
+        max_size: 4,
+    }
+}
+
+fn join_req(member: &str, subs: &[&str]) -> Heartbeat {
+    Heartbeat {
+        group_id: "g".into(),
+        member_id: member.into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 5_000,
+        subscribed_topic_names: Some(subs.iter().map(|s| s.to_string()).collect()),
+        owned: Some(Assignment::new()),
+        ..Heartbeat::default()
+    }
+}
+
+fn beat_req(member: &str, epoch: i32, owned: Option<Assignment>) -> Heartbeat {
+    Heartbeat {
+        group_id: "g".into(),
+        member_id: member.into(),
+        member_epoch: epoch,
+        rebalance_timeout_ms: -1,
+        owned,
+        ..Heartbeat::default()
+    }
+}
+
+fn parts(a: &Assignment, id: uuid::Uuid) -> Vec<i32> {
+    a.get(&id)
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default()
+}
+
+/// A client that owns what it was last told (revoking and adding at once) and reports it.
+struct Client {
+    id: String,
+    epoch: i32,
+    owned: Assignment,
+}
+
+impl Client {
+    fn join(c: &mut ConsumerGroups, now: i64, id: &str, subs: &[&str]) -> Client {
+        let r = c.heartbeat(now, 1, join_req(id, subs), &topics);
+        assert_eq!(r.error_code, code::NONE, "{r:?}");
+        let mut me = Client {
+            id: id.into(),
+            epoch: r.member_epoch,
+            owned: Assignment::new(),
+        };
+        me.owned = r.assignment.expect("a join gets an assignment");
+        me
+    }
+
+    fn beat(&mut self, c: &mut ConsumerGroups, now: i64) -> HeartbeatResponse {
+        let r = c.heartbeat(
+            now,
+            1,
+            beat_req(&self.id, self.epoch, Some(self.owned.clone())),
+            &topics,
+        );
+        if r.error_code == code::NONE {
+            self.epoch = r.member_epoch;
+            if let Some(a) = &r.assignment {
+                self.owned = a.clone();
+            }
+        }
+        r
+    }
+}
+
+fn assert_exclusive(c: &ConsumerGroups) {
+    let g = &c.groups["g"];
+    let mut seen = BTreeSet::new();
+    for m in g.members.values() {
+        for p in pairs(&m.assigned).chain(pairs(&m.pending_revocation)) {
+            assert!(seen.insert(p), "{p:?} held twice: {:?}", g.members);
+        }
+    }
+}
+
+#[test]
+fn first_member_gets_every_partition_at_epoch_one() {
+    let mut c = ConsumerGroups::new(config());
+    let a = Client::join(&mut c, 0, "a", &["t"]);
+    assert_eq!(a.epoch, 1);
+    assert_eq!(parts(&a.owned, T), vec![0, 1, 2, 3, 4, 5]);
+    let d = c.describe("g").unwrap();
+    assert_eq!(
+        (d.state, d.group_epoch, d.assignment_epoch),
+        ("Stable", 1, 1)
+    );
+    assert_eq!(d.assignor_name, "uniform");
+}
+
+#[test]
+fn partitions_move_only_after_the_old_owner_revokes_them() {
+    let mut c = ConsumerGroups::new(config());
+    let mut a = Client::join(&mut c, 0, "a", &["t"]);
+    let mut b = Client::join(&mut c, 10, "b", &["t"]);
+    assert_eq!(b.epoch, 2);
+    assert!(parts(&b.owned, T).is_empty(), "A still owns everything");
+    assert_exclusive(&c);
+    assert_eq!(c.describe("g").unwrap().state, "Reconciling");
+    // A is told to keep half; its epoch stays until it has revoked the rest.
+    let r = a.beat(&mut c, 20);
+    assert_eq!(r.member_epoch, 1);
+    assert_eq!(parts(&a.owned, T).len(), 3);
+    assert_exclusive(&c);
+    // B still gets nothing: A has not confirmed.
+    let r = b.beat(&mut c, 30);
+    assert!(r.assignment.is_none());
+    assert!(parts(&b.owned, T).is_empty());
+    // A confirms (its owned set no longer has the revoked partitions): epoch 2.
+    let r = a.beat(&mut c, 40);
+    assert_eq!(r.member_epoch, 2);
+    let r = b.beat(&mut c, 50);
+    assert_eq!(r.member_epoch, 2);
+    assert_eq!(parts(&b.owned, T).len(), 3);
+    let mut all: Vec<i32> = parts(&a.owned, T);
+    all.extend(parts(&b.owned, T));
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(c.describe("g").unwrap().state, "Stable");
+    assert_exclusive(&c);
+}
+
+#[test]
+fn a_leaving_member_frees_its_partitions() {
+    let mut c = ConsumerGroups::new(config());
+    let mut a = Client::join(&mut c, 0, "a", &["t"]);
+    let mut b = Client::join(&mut c, 0, "b", &["t"]);
+    for now in 1..5 {
+        a.beat(&mut c, now);
+        b.beat(&mut c, now);
+    }
+    assert_eq!(parts(&b.owned, T).len(), 3);
+    let r = c.heartbeat(10, 1, beat_req("b", -1, None), &topics);
+    assert_eq!((r.error_code, r.member_epoch), (code::NONE, -1));
+    let r = a.beat(&mut c, 11);
+    assert!(r.member_epoch > 2);
+    assert_eq!(parts(&a.owned, T), vec![0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn an_expired_member_is_removed_and_a_slow_revoker_is_fenced() {
+    let mut c = ConsumerGroups::new(config());
+    let mut a = Client::join(&mut c, 0, "a", &["t"]);
+    let _b = Client::join(&mut c, 0, "b", &["t"]);
+    // b never heartbeats again; a keeps going.
+    for now in (1_000..12_000).step_by(1_000) {
+        a.beat(&mut c, now);
+        c.tick(now, &topics);
+    }
+    assert_eq!(c.describe("g").unwrap().members.len(), 1);
+    a.beat(&mut c, 12_500);
+    assert_eq!(parts(&a.owned, T).len(), 6);
+
+    // A member that never confirms a revocation is removed after its rebalance timeout.
+    let mut c = ConsumerGroups::new(config());
+    let mut a = Client::join(&mut c, 0, "a", &["t"]);
+    let mut b = Client::join(&mut c, 0, "b", &["t"]);
+    let r = c.heartbeat(1, 1, beat_req("a", 1, None), &topics);
+    assert_eq!(r.error_code, code::NONE);
+    assert_eq!(c.next_deadline_ms(), Some(5_001));
+    b.beat(&mut c, 2_000);
+    c.tick(5_001, &topics);
+    assert_eq!(a.beat(&mut c, 5_002).error_code, code::UNKNOWN_MEMBER_ID);
+    b.beat(&mut c, 5_003);
+    assert_eq!(parts(&b.owned, T).len(), 6);
+}
+
+#[test]
+fn epochs_are_checked_as_kafka_does() {
+    let mut c = ConsumerGroups::new(config());
+    let mut a = Client::join(&mut c, 0, "a", &["t"]);
+    let r = c.heartbeat(1, 1, beat_req("a", 5, Some(a.owned.clone())), &topics);
+    assert_eq!(r.error_code, code::FENCED_MEMBER_EPOCH);
+    let r = c.heartbeat(1, 1, beat_req("zzz", 1, None), &topics);
+    assert_eq!(r.error_code, code::UNKNOWN_MEMBER_ID);
+    let mut other = beat_req("a", 1, None);
+    other.group_id = "nope".into();
+    assert_eq!(
+        c.heartbeat(1, 1, other, &topics).error_code,
+        code::UNKNOWN_MEMBER_ID
+    );
+    // A lost answer: the member retries with its previous epoch and a subset of its partitions.
+    let _b = Client::join(&mut c, 2, "b", &["t"]);
+    a.beat(&mut c, 3);
+    let confirmed = a.beat(&mut c, 4);
+    assert_eq!(confirmed.member_epoch, 2);
+    let retry = c.heartbeat(5, 1, beat_req("a", 1, Some(a.owned.clone())), &topics);
+    assert_eq!(retry.error_code, code::NONE);
+    assert_eq!(retry.member_epoch, 2);
+    let stale = c.heartbeat(6, 1, beat_req("a", 1, None), &topics);
+    assert_eq!(stale.error_code, code::FENCED_MEMBER_EPOCH);
+}
+
+#[test]
+fn invalid_requests_are_refused_with_kafka_codes() {
+    let mut c = ConsumerGroups::new(config());
+    let mut r = join_req("a", &["t"]);
+    r.server_assignor = Some("sticky".into());
+    assert_eq!(
+        c.heartbeat(0, 1, r, &topics).error_code,
+        code::UNSUPPORTED_ASSIGNOR
+    );
+    let mut r = join_req("a", &["t"]);
+    r.subscribed_topic_regex = Some(String::new());
+    assert_eq!(c.heartbeat(0, 1, r, &topics).error_code, code::NONE);
+    assert_eq!(
+        c.heartbeat(0, 1, beat_req("a", -1, None), &topics)
+            .error_code,
+        code::NONE
+    );
+    assert!(c.remove_if_empty("g"));
+    let mut r = join_req("a", &["t"]);
+    r.subscribed_topic_regex = Some("t.*".into());
+    assert_eq!(
+        c.heartbeat(0, 1, r, &topics).error_code,
+        code::INVALID_REQUEST
+    );
+    assert_eq!(
+        c.heartbeat(0, 1, join_req("", &["t"]), &topics).error_code,
+        code::INVALID_REQUEST
+    );
+    let mut r = join_req("a", &["t"]);
+    r.owned = Some(Assignment::from([(T, BTreeSet::from([1]))]));
+    assert_eq!(
+        c.heartbeat(0, 1, r, &topics).error_code,
+        code::INVALID_REQUEST
+    );
+    let mut r = join_req("a", &["t"]);
+    r.rebalance_timeout_ms = -1;
+    assert_eq!(
+        c.heartbeat(0, 1, r, &topics).error_code,
+        code::INVALID_REQUEST
+    );
+    assert_eq!(
+        c.heartbeat(0, 1, beat_req("a", -3, None), &topics)
+            .error_code,
+        code::INVALID_REQUEST
+    );
+    assert_eq!(
+        c.heartbeat(0, 1, beat_req("a", -2, None), &topics)
+            .error_code,
+        code::INVALID_REQUEST
+    );
+    let mut r = join_req("a", &["t"]);
+    r.member_id = "x".repeat(MEMBER_ID_BYTES_MAX + 1);
+    assert_eq!(
+        c.heartbeat(0, 1, r, &topics).error_code,
+        code::INVALID_REQUEST
+    );
+    assert!(!c.contains("g"), "refused requests create nothing");
+    // v0: the coordinator makes the member id.
+    let r = c.heartbeat(0, 0, join_req("", &["t"]), &topics);
+    assert_eq!(r.error_code, code::NONE);
+    assert!(!r.member_id.unwrap().is_empty());
+}
+
+#[test]
+fn group_size_is_bounded() {
+    let mut c = ConsumerGroups::new(config());
+    for i in 0..4 {
+        Client::join(&mut c, 0, &format!("m{i}"), &["t"]);
+    }
+    let r = c.heartbeat(0, 1, join_req("m4", &["t"]), &topics);
+    assert_eq!(r.error_code, code::GROUP_MAX_SIZE_REACHED);
+    assert_eq!(c.describe("g").unwrap().members.len(), 4);
+}
+
+#[test]
+fn static_members_leave_temporarily_and_come_back_to_their_partitions() {
+    let mut c = ConsumerGroups::new(config());
+    let static_join = |id: &str| {
+        let mut r = join_req(id, &["t"]);
+        r.instance_id = Some("i1".into());
+        r
+    };
+    let r = c.heartbeat(0, 1, static_join("a"), &topics);
+    let owned = r.assignment.unwrap();
+    assert_eq!(
+        c.heartbeat(1, 1, static_join("a2"), &topics).error_code,
+        code::UNRELEASED_INSTANCE_ID
+    );
+    let mut leave = beat_req("a", -2, None);
+    leave.instance_id = Some("i1".into());
+    let r = c.heartbeat(2, 1, leave, &topics);
+    assert_eq!((r.error_code, r.member_epoch), (code::NONE, -2));
+    let r = c.heartbeat(3, 1, static_join("a2"), &topics);
+    assert_eq!(r.error_code, code::NONE);
+    assert_eq!(r.assignment.unwrap(), owned);
+    assert_eq!(r.member_epoch, 1, "no rebalance for the returning instance");
+    // The old member id is gone.
+    assert_eq!(
+        c.heartbeat(4, 1, beat_req("a", 1, None), &topics)
+            .error_code,
+        code::UNKNOWN_MEMBER_ID
+    );
+}
+
+#[test]
+fn range_assignor_gives_contiguous_ranges() {
+    let mut c = ConsumerGroups::new(config());
+    let mut r = join_req("a", &["t"]);
+    r.server_assignor = Some("range".into());
+    c.heartbeat(0, 1, r, &topics);
+    let mut r = join_req("b", &["t"]);
+    r.server_assignor = Some("range".into());
+    c.heartbeat(0, 1, r, &topics);
+    let d = c.describe("g").unwrap();
+    assert_eq!(d.assignor_name, "range");
+    assert_eq!(parts(&d.members[0].target_assignment, T), vec![0, 1, 2]);
+    assert_eq!(parts(&d.members[1].target_assignment, T), vec![3, 4, 5]);
+}
+
+#[test]
+fn metadata_and_subscription_changes_bump_the_group_epoch() {
+    let mut c = ConsumerGroups::new(config());
+    let mut a = Client::join(&mut c, 0, "a", &["t"]);
+    let mut change = beat_req("a", 1, Some(a.owned.clone()));
+    change.subscribed_topic_names = Some(vec!["t".into(), "u".into()]);
+    let r = c.heartbeat(1, 1, change, &topics);
+    assert_eq!(r.member_epoch, 2);
+    a.owned = r.assignment.unwrap();
+    assert_eq!(parts(&a.owned, U), vec![0, 1]);
+    let grown = |n: &str| {
+        topics(n).map(|mut t| {
+            t.partitions += 1;
+            t
+        })
+    };
+    let r = c.heartbeat(2, 1, beat_req("a", 2, Some(a.owned.clone())), &grown);
+    assert_eq!(r.member_epoch, 3);
+    assert_eq!(parts(r.assignment.as_ref().unwrap(), T).len(), 7);
+}
+
+#[test]
+fn offset_commits_and_fetches_check_the_member_epoch() {
+    let mut c = ConsumerGroups::new(config());
+    assert_eq!(
+        c.validate_commit("g", 9, "", -1),
+        OffsetCheck::NotConsumerGroup
+    );
+    let a = Client::join(&mut c, 0, "a", &["t"]);
+    assert_eq!(c.validate_commit("g", 9, "a", a.epoch), OffsetCheck::Ok);
+    assert_eq!(
+        c.validate_commit("g", 9, "a", a.epoch + 1),
+        OffsetCheck::Refused(code::STALE_MEMBER_EPOCH)
+    );
+    assert_eq!(
+        c.validate_commit("g", 9, "x", 1),
+        OffsetCheck::Refused(code::UNKNOWN_MEMBER_ID)
+    );
+    assert_eq!(
+        c.validate_commit("g", 8, "a", 1),
+        OffsetCheck::Refused(code::UNSUPPORTED_VERSION)
+    );
+    assert_eq!(
+        c.validate_commit("g", 9, "", -1),
+        OffsetCheck::Refused(code::UNKNOWN_MEMBER_ID)
+    );
+    assert_eq!(c.validate_fetch("g", Some("a"), 1), OffsetCheck::Ok);
+    assert_eq!(c.validate_fetch("g", None, -1), OffsetCheck::Ok);
+    assert_eq!(
+        c.validate_fetch("g", Some("a"), 3),
+        OffsetCheck::Refused(code::STALE_MEMBER_EPOCH)
+    );
+    c.heartbeat(1, 1, beat_req("a", -1, None), &topics);
+    assert_eq!(c.validate_commit("g", 9, "", -1), OffsetCheck::Ok);
+    assert_eq!(c.describe("g").unwrap().state, "Empty");
+    assert!(c.remove_if_empty("g"));
+}
+
+/// Seeded random joins, leaves, silences and heartbeats: no partition is ever held by two
+/// members, and once everyone heartbeats for a while the group is stable with every
+/// partition owned exactly once.
+#[test]
+fn random_operations_keep_partitions_exclusive_and_converge() {
+    for seed in 0..200u64 {
+        let mut rng = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut c = ConsumerGroups::new(config());
+        let mut clients: Vec<Client> = Vec::new();
+        let mut now = 0i64;
+        let mut made = 0;
+        for _ in 0..60 {
+            now += 1 + next(3_000) as i64;
+            match next(6) {
+                0 if clients.len() < 4 => {
+                    made += 1;
+                    clients.push(Client::join(&mut c, now, &format!("m{made}"), &["t", "u"]));
+                }
+                1 if !clients.is_empty() => {
+                    let gone = clients.remove(next(clients.len() as u64) as usize);
+                    c.heartbeat(now, 1, beat_req(&gone.id, -1, None), &topics);
+                }
+                _ => {
+                    for cl in clients.iter_mut() {
+                        if next(4) != 0 {
+                            let r = cl.beat(&mut c, now);
+                            if r.error_code != code::NONE {
+                                *cl = Client::join(&mut c, now, &cl.id.clone(), &["t", "u"]);
+                            }
+                        }
+                    }
+                }
+            }
+            c.tick(now, &topics);
+            if c.contains("g") {
+                assert_exclusive(&c);
+                let bytes = c.record("g").unwrap();
+                let mut copy = ConsumerGroups::new(config());
+                assert!(copy.restore(now, &bytes), "seed {seed}");
+                assert_eq!(copy.record("g").unwrap(), bytes, "seed {seed}");
+            }
+        }
+        for _ in 0..6 {
+            now += 500;
+            for cl in clients.iter_mut() {
+                let r = cl.beat(&mut c, now);
+                if r.error_code != code::NONE {
+                    *cl = Client::join(&mut c, now, &cl.id.clone(), &["t", "u"]);
+                }
+            }
+            c.tick(now, &topics);
+            assert_exclusive(&c);
+        }
+        if clients.is_empty() {
+            continue;
+        }
+        let d = c.describe("g").unwrap();
+        assert_eq!(d.state, "Stable", "seed {seed}: {d:?}");
+        let mut all: Vec<(uuid::Uuid, i32)> =
+            clients.iter().flat_map(|cl| pairs(&cl.owned)).collect();
+        all.sort();
+        let expect: Vec<(uuid::Uuid, i32)> = (0..6)
+            .map(|p| (T, p))
+            .chain((0..2).map(|p| (U, p)))
+            .collect();
+        let mut expect = expect;
+        expect.sort();
+        assert_eq!(all, expect, "seed {seed}");
+        let counts: Vec<usize> = clients.iter().map(|cl| pairs(&cl.owned).count()).collect();
+        let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(hi - lo <= 1, "seed {seed}: unbalanced {counts:?}");
+    }
+}
+
+#[test]
+fn records_round_trip_and_reject_every_prefix() {
+    let mut c = ConsumerGroups::new(config());
+    let mut a = Client::join(&mut c, 0, "a", &["t", "u"]);
+    let mut static_b = join_req("b", &["t"]);
+    static_b.instance_id = Some("inst".into());
+    static_b.rack_id = Some("rack-1".into());
+    static_b.server_assignor = Some("range".into());
+    c.heartbeat(1, 1, static_b, &topics);
+    a.beat(&mut c, 2); // a is now revoking: pending partitions and a revocation deadline
+    let bytes = c.record("g").unwrap();
+    let mut restored = ConsumerGroups::new(config());
+    assert!(restored.restore(100, &bytes));
+    assert_eq!(restored.record("g").unwrap(), bytes);
+    assert_eq!(restored.describe("g"), c.describe("g"));
+    // Timers restart from the restore time.
+    assert_eq!(restored.next_deadline_ms(), Some(100 + 5_000));
+    for cut in 0..bytes.len() {
+        assert!(
+            !ConsumerGroups::new(config()).restore(0, &bytes[..cut]),
+            "prefix {cut}"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(!restored.restore(0, &longer));
+    // A huge declared count is refused without allocating for it.
+    let mut huge = bytes[..1 + 2 + 1 + 4 + 4 + 2 + 7].to_vec();
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    assert!(!restored.restore(0, &huge));
+    // The restored member carries on with its epoch and partitions.
+    let r = restored.heartbeat(
+        200,
+        1,
+        beat_req("a", a.epoch, Some(a.owned.clone())),
+        &topics,
+    );
+    assert_eq!(r.error_code, code::NONE);
+    restored.forget("g");
+    assert!(restored.record("g").is_none());
+}

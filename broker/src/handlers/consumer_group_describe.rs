@@ -1,0 +1,104 @@
+//! ConsumerGroupDescribe (key 69), versions 0-1: KIP-848 groups with their epochs, members,
+//! current and target assignments (topic names resolved from the metadata image). A group id
+//! that is not a consumer group answers GROUP_ID_NOT_FOUND, as Kafka does.
+
+use super::{decode, group_call, respond, str_bytes};
+use crate::connection::Response;
+use crate::consumer_group::Assignment;
+use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::metadata::MetadataImage;
+use crate::node::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::consumer_group_describe_response::{
+    Assignment as WireAssignment, DescribedGroup, Member, TopicPartitions,
+};
+use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, TopicName,
+};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+/// Kafka's `authorized_operations` when not asked for.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// Member type (v1): 1 = consumer protocol.
+const MEMBER_TYPE_CONSUMER: i8 = 1;
+
+pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+    let req: ConsumerGroupDescribeRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let image = shard.image();
+    let mut groups = Vec::with_capacity(req.group_ids.len());
+    for g in &req.group_ids {
+        let out = DescribedGroup::default()
+            .with_group_id(g.clone())
+            .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+        let op = GroupOp::ConsumerDescribe(g.0.to_string());
+        let described = match group_call(&shard, &g.0, op).await {
+            Ok(GroupAnswer::ConsumerDescribe(Ok(view))) => {
+                let members = view
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        Member::default()
+                            .with_member_id(str_bytes(&m.member_id))
+                            .with_instance_id(m.instance_id.map(|s| str_bytes(&s)))
+                            .with_rack_id(m.rack_id.map(|s| str_bytes(&s)))
+                            .with_member_epoch(m.member_epoch)
+                            .with_client_id(str_bytes(&m.client_id))
+                            .with_client_host(str_bytes(&m.client_host))
+                            .with_subscribed_topic_names(
+                                m.subscribed_topic_names
+                                    .iter()
+                                    .map(|t| TopicName(str_bytes(t)))
+                                    .collect(),
+                            )
+                            .with_assignment(wire_assignment(&image, &m.assignment))
+                            .with_target_assignment(wire_assignment(&image, &m.target_assignment))
+                            .with_member_type(if header.api_version >= 1 {
+                                MEMBER_TYPE_CONSUMER
+                            } else {
+                                -1
+                            })
+                    })
+                    .collect();
+                out.with_group_state(str_bytes(view.state))
+                    .with_group_epoch(view.group_epoch)
+                    .with_assignment_epoch(view.assignment_epoch)
+                    .with_assignor_name(str_bytes(&view.assignor_name))
+                    .with_members(members)
+            }
+            Ok(GroupAnswer::ConsumerDescribe(Err(error))) => out
+                .with_error_code(error)
+                .with_error_message(Some(str_bytes(&format!(
+                    "Group {} not found or not a consumer group.",
+                    g.0
+                )))),
+            Ok(_) => out.with_error_code(crate::errors::code::UNKNOWN_SERVER_ERROR),
+            Err(error) => out.with_error_code(error),
+        };
+        groups.push(described);
+    }
+    respond(
+        &header,
+        &ConsumerGroupDescribeResponse::default().with_groups(groups),
+    )
+}
+
+fn wire_assignment(image: &MetadataImage, a: &Assignment) -> WireAssignment {
+    WireAssignment::default().with_topic_partitions(
+        a.iter()
+            .map(|(id, ps)| {
+                let name = image
+                    .topic_by_id(id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default();
+                TopicPartitions::default()
+                    .with_topic_id(*id)
+                    .with_topic_name(TopicName(str_bytes(&name)))
+                    .with_partitions(ps.iter().copied().collect())
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,91 @@
+//! ConsumerGroupHeartbeat (key 68), versions 0-1: the KIP-848 consumer group protocol. The
+//! group's coordinating shard answers at once (see `crate::consumer_group`); v0 members may
+//! leave their id empty to have one made, v1 members (Kafka 4.x clients) bring their own.
+
+use super::{decode, group_call, respond, str_bytes};
+use crate::connection::Response;
+use crate::consumer_group::{Assignment, Heartbeat};
+use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::node::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    Assignment as WireAssignment, TopicPartitions,
+};
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use millrace_wire::frame::RequestHeader;
+use std::rc::Rc;
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    header: RequestHeader,
+    body: Bytes,
+    client: super::Client,
+) -> Response {
+    let req: ConsumerGroupHeartbeatRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let heartbeat = Heartbeat {
+        group_id: req.group_id.0.to_string(),
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id.as_ref().map(|s| s.to_string()),
+        rack_id: req.rack_id.as_ref().map(|s| s.to_string()),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed_topic_names: req
+            .subscribed_topic_names
+            .as_ref()
+            .map(|ts| ts.iter().map(|t| t.0.to_string()).collect()),
+        subscribed_topic_regex: req.subscribed_topic_regex.as_ref().map(|s| s.to_string()),
+        server_assignor: req.server_assignor.as_ref().map(|s| s.to_string()),
+        owned: req.topic_partitions.as_ref().map(|ts| {
+            let mut a = Assignment::new();
+            for t in ts {
+                a.entry(t.topic_id)
+                    .or_default()
+                    .extend(t.partitions.iter().copied());
+            }
+            a
+        }),
+        client_id: header.client_id.clone().unwrap_or_default(),
+        client_host: client.host.to_string(),
+    };
+    let group_id = heartbeat.group_id.clone();
+    let op = GroupOp::ConsumerHeartbeat {
+        version: header.api_version,
+        request: Box::new(heartbeat),
+    };
+    let resp = match group_call(&shard, &group_id, op).await {
+        Ok(GroupAnswer::ConsumerHeartbeat(r)) => r,
+        Ok(_) => {
+            return Response::Close(
+                "coordinator answered ConsumerGroupHeartbeat with another answer".into(),
+            )
+        }
+        Err(error) => {
+            let resp = ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(error)
+                .with_member_epoch(-1);
+            return respond(&header, &resp);
+        }
+    };
+    let assignment = resp.assignment.map(|a| {
+        WireAssignment::default().with_topic_partitions(
+            a.into_iter()
+                .map(|(id, ps)| {
+                    TopicPartitions::default()
+                        .with_topic_id(id)
+                        .with_partitions(ps.into_iter().collect())
+                })
+                .collect(),
+        )
+    });
+    let out = ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(resp.error_code)
+        .with_error_message(resp.error_message.map(|m| str_bytes(&m)))
+        .with_member_id(resp.member_id.map(|m| str_bytes(&m)))
+        .with_member_epoch(resp.member_epoch)
+        .with_heartbeat_interval_ms(resp.heartbeat_interval_ms)
+        .with_assignment(assignment);
+    respond(&header, &out)
+}
