@@ -129,7 +129,8 @@ def main():
         on_end = time.time()
         b.stop()
         text = b.log_path.read_text(errors="replace")[log_mark:]
-        cleaned = re.findall(r"cleaned log .*?read\S*=\S*?(\d+).*?written\S*=\S*?(\d+)", text)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+        cleaned = re.findall(r"cleaned log .*? read=(\d+) written=(\d+)", text)
         read = sum(int(r) for r, _ in cleaned)
         written = sum(int(w) for _, w in cleaned)
         print(f"cleaner during the second window ({on_end - on_start:.1f} s): "
