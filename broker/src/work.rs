@@ -98,6 +98,9 @@ pub struct ProduceItem {
     pub partition: i32,
     /// One or more validated batches.
     pub records: Bytes,
+    /// The topic's `message.timestamp.type` is LogAppendTime (decided by the validating
+    /// shard, from the same settings it validated with).
+    pub log_append_time: bool,
 }
 
 /// One partition's produce outcome.
@@ -253,11 +256,7 @@ async fn produce(shard: &Rc<Shard>, acks: i16, items: Vec<ProduceItem>) -> Vec<P
             ));
             continue;
         };
-        let log_append_time = shard
-            .image()
-            .topics
-            .get(&item.topic)
-            .is_some_and(|t| shard.topic_settings(t).log_append_time);
+        let log_append_time = item.log_append_time;
         let mut outcome = log.append(
             BytesMut::from(&item.records[..]),
             LeaderEpoch::INITIAL,

@@ -31,6 +31,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     let now = millrace_shard::time::now_ms();
     for t in &req.topic_data {
         let topic = image.topics.get(t.name.0.as_str());
+        // Parsed once per topic, not per partition: this is the produce hot path.
+        let settings = topic.map(|m| shard.topic_settings(m));
         for p in &t.partition_data {
             let slot = results.len();
             results.push(error(slot, code::NONE, None));
@@ -56,7 +58,6 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                     "This server does not host this topic-partition.".into(),
                 ))
             } else {
-                let settings = topic.map(|m| shard.topic_settings(m));
                 let settings = settings.as_ref().expect("owner implies topic");
                 validate_records(p.records.as_ref(), settings, now)
             };
@@ -67,6 +68,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                         topic: t.name.0.to_string(),
                         partition: p.index,
                         records: rebuilt.unwrap_or_else(|| p.records.clone().unwrap_or_default()),
+                        log_append_time: settings.as_ref().is_some_and(|s| s.log_append_time),
                     })
                 }
                 (Err((error_code, message)), _) => {
