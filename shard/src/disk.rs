@@ -1,19 +1,52 @@
 //! The storage crate's [`Disk`] over glommio's direct-I/O files.
 
+use crate::reap::{close_later, off_shard};
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
 use millrace_storage::disk::{temp_path, Disk, DiskFile};
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Direct-I/O disk access on the current shard's io_uring ring.
 #[derive(Clone, Debug, Default)]
 pub struct DmaDisk;
 
-/// A segment or index file opened with O_DIRECT, read-write.
+/// A segment or index file opened with O_DIRECT, read-write. Dropping it closes it off the
+/// shard's thread ([`crate::reap`]): it may be the last descriptor of a deleted segment.
 pub struct DmaDiskFile {
-    file: DmaFile,
+    /// None only once closed or dropped.
+    file: Option<DmaFile>,
     path: PathBuf,
+}
+
+impl DmaDiskFile {
+    fn file(&self) -> &DmaFile {
+        self.file.as_ref().expect("DmaDiskFile used after close")
+    }
+}
+
+impl Drop for DmaDiskFile {
+    fn drop(&mut self) {
+        let Some(file) = self.file.take() else {
+            return;
+        };
+        // glommio closes its descriptor on its ring, inside io_uring_enter on this thread; a
+        // duplicate held until that close is done makes the helper thread's close the last.
+        match duplicate(&file) {
+            Some(dup) => close_later(dup, async move {
+                let _ = file.close().await;
+            }),
+            None => drop(file),
+        }
+    }
+}
+
+/// A second descriptor of `file`'s open file.
+fn duplicate(file: &DmaFile) -> Option<OwnedFd> {
+    // SAFETY: the descriptor belongs to `file`, which is open for the whole call.
+    let fd = unsafe { BorrowedFd::borrow_raw(file.as_raw_fd()) };
+    fd.try_clone_to_owned().ok()
 }
 
 fn to_io(e: glommio::GlommioError<()>) -> io::Error {
@@ -74,7 +107,7 @@ impl Disk for DmaDisk {
             .await
             .map_err(to_io)?;
         Ok(DmaDiskFile {
-            file,
+            file: Some(file),
             path: path.to_path_buf(),
         })
     }
@@ -92,12 +125,14 @@ impl Disk for DmaDisk {
         Ok(names)
     }
 
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
+    async fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let path = path.to_path_buf();
+        off_shard(move || std::fs::remove_file(path)).await
     }
 
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_dir_all(path)
+    async fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let path = path.to_path_buf();
+        off_shard(move || std::fs::remove_dir_all(path)).await
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -105,35 +140,43 @@ impl Disk for DmaDisk {
     }
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        std::fs::File::open(path)?.sync_all()
+        let path = path.to_path_buf();
+        off_shard(move || std::fs::File::open(path)?.sync_all()).await
     }
 
     async fn write_file_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        let tmp = temp_path(path);
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(data)?;
-            f.sync_data()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        match path.parent() {
-            Some(dir) => self.sync_dir(dir).await,
-            None => Ok(()),
-        }
+        let path = path.to_path_buf();
+        let data = data.to_vec();
+        off_shard(move || {
+            let tmp = temp_path(&path);
+            {
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&data)?;
+                f.sync_data()?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            match path.parent() {
+                Some(dir) => std::fs::File::open(dir)?.sync_all(),
+                None => Ok(()),
+            }
+        })
+        .await
     }
 
     async fn read_file(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        match std::fs::read(path) {
+        let path = path.to_path_buf();
+        off_shard(move || match std::fs::read(path) {
             Ok(data) => Ok(Some(data)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
-        }
+        })
+        .await
     }
 }
 
 impl DiskFile for DmaDiskFile {
     fn alignment(&self) -> usize {
-        self.file.alignment() as usize
+        self.file().alignment() as usize
     }
 
     async fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
@@ -142,9 +185,9 @@ impl DiskFile for DmaDiskFile {
             (pos as usize).is_multiple_of(align) && data.len().is_multiple_of(align),
             "unaligned direct write"
         );
-        let mut buf = self.file.alloc_dma_buffer(data.len());
+        let mut buf = self.file().alloc_dma_buffer(data.len());
         buf.as_bytes_mut().copy_from_slice(data);
-        let written = self.file.write_at(buf, pos).await.map_err(to_io)?;
+        let written = self.file().write_at(buf, pos).await.map_err(to_io)?;
         if written != data.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -155,20 +198,20 @@ impl DiskFile for DmaDiskFile {
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
-        let read = self.file.read_at(pos, len).await.map_err(to_io)?;
+        let read = self.file().read_at(pos, len).await.map_err(to_io)?;
         Ok(Bytes::copy_from_slice(&read[..]))
     }
 
     async fn sync_data(&self) -> io::Result<()> {
-        self.file.fdatasync().await.map_err(to_io)
+        self.file().fdatasync().await.map_err(to_io)
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
-        self.file.truncate(len).await.map_err(to_io)
+        self.file().truncate(len).await.map_err(to_io)
     }
 
     async fn size(&self) -> io::Result<u64> {
-        self.file.file_size().await.map_err(to_io)
+        self.file().file_size().await.map_err(to_io)
     }
 
     fn path(&self) -> &Path {
@@ -176,10 +219,25 @@ impl DiskFile for DmaDiskFile {
     }
 
     fn identity(&self) -> u64 {
-        self.file.inode()
+        self.file().inode()
     }
 
     async fn close(self) -> io::Result<()> {
-        self.file.close().await.map_err(to_io)
+        let mut this = self;
+        match this.file.take() {
+            Some(file) => match duplicate(&file) {
+                Some(dup) => {
+                    let closed = file.close().await.map_err(to_io);
+                    off_shard(move || {
+                        drop(dup);
+                        Ok(())
+                    })
+                    .await?;
+                    closed
+                }
+                None => file.close().await.map_err(to_io),
+            },
+            None => Ok(()),
+        }
     }
 }

@@ -9,6 +9,7 @@
 //!   probe) with a buffered read descriptor beside each segment for sendfile.
 //! * [`net`]: sockets and zero-copy sends.
 //! * [`time`]: timers and cooperative yielding.
+//! * [`reap`]: closes and unlinks that can free a file's blocks, done off the shard's thread.
 //!
 //! Everything here lives on the shard that created it; only mesh messages cross threads.
 //! Replacing glommio with another io_uring runtime means rewriting this crate only.
@@ -16,6 +17,7 @@
 pub mod disk;
 pub mod mesh;
 pub mod net;
+pub mod reap;
 pub mod runtime;
 pub mod sync;
 pub mod time;

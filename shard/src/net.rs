@@ -136,7 +136,28 @@ pub fn sendfile_some(
 }
 
 /// A cached descriptor, its file's inode and when it was last used.
-type CachedFile = (Rc<std::fs::File>, u64, u64);
+type CachedFile = (Rc<SegmentFd>, u64, u64);
+
+/// A buffered read descriptor of a segment file. It can be the last descriptor of a segment
+/// that retention or the cleaner removed, so it is closed off the shard's thread
+/// ([`crate::reap`]).
+pub struct SegmentFd(Option<std::fs::File>);
+
+impl std::ops::Deref for SegmentFd {
+    type Target = std::fs::File;
+
+    fn deref(&self) -> &std::fs::File {
+        self.0.as_ref().expect("open until dropped")
+    }
+}
+
+impl Drop for SegmentFd {
+    fn drop(&mut self) {
+        if let Some(file) = self.0.take() {
+            crate::reap::close_later(file.into(), async {});
+        }
+    }
+}
 
 /// Buffered read-only descriptors of segment files, for sendfile and small reads, bounded.
 pub struct SendFileCache {
@@ -160,7 +181,7 @@ impl SendFileCache {
     /// a cached descriptor of another file under the same name (a compacted segment swapped
     /// in, a topic re-created) is replaced, and if the name no longer leads to that file at
     /// all the answer is an error rather than bytes of another file.
-    pub fn get(&self, path: &Path, inode: u64) -> io::Result<Rc<std::fs::File>> {
+    pub fn get(&self, path: &Path, inode: u64) -> io::Result<Rc<SegmentFd>> {
         use std::os::unix::fs::MetadataExt;
         let tick = self.tick.get() + 1;
         self.tick.set(tick);
@@ -189,7 +210,7 @@ impl SendFileCache {
                 format!("{} was replaced after it was read", path.display()),
             ));
         }
-        let file = Rc::new(file);
+        let file = Rc::new(SegmentFd(Some(file)));
         files.insert(path.to_path_buf(), (file.clone(), opened, tick));
         Ok(file)
     }
@@ -240,7 +261,7 @@ mod sendfile_cache_tests {
         let cache = SendFileCache::new(4);
         let mut s = String::new();
         let file = cache.get(&path, old_inode).unwrap();
-        (&*file).read_to_string(&mut s).unwrap();
+        (&**file).read_to_string(&mut s).unwrap();
         assert_eq!(s, "old");
         // Swap a new file in under the same name, as a compaction does.
         let tmp = dir.join("seg.log.cleaned");
@@ -250,7 +271,7 @@ mod sendfile_cache_tests {
         assert_ne!(old_inode, new_inode);
         let mut s = String::new();
         let file = cache.get(&path, new_inode).unwrap();
-        (&*file).read_to_string(&mut s).unwrap();
+        (&**file).read_to_string(&mut s).unwrap();
         assert_eq!(s, "new", "served the replaced file");
         // A reader holding positions of the old file must not get the new one's bytes.
         assert!(cache.get(&path, old_inode).is_err());

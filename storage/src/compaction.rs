@@ -229,7 +229,7 @@ impl<D: Disk> PartitionLog<D> {
         outcome: &mut CleanOutcome,
     ) -> Result<(), StorageError> {
         let cleaned_path = file_name(&self.dir, src.base, CLEANED_SUFFIX);
-        remove_if_present(&self.disk, &cleaned_path)?;
+        remove_if_present(&self.disk, &cleaned_path).await?;
         let out_file = self
             .disk
             .open(&cleaned_path, true)
@@ -256,7 +256,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         if removed == 0 {
             drop(out_file);
-            return remove_if_present(&self.disk, &cleaned_path);
+            return remove_if_present(&self.disk, &cleaned_path).await;
         }
         outcome.bytes_written += writer.finish(throttle).await?;
         out_file
@@ -310,11 +310,11 @@ impl<D: Disk> PartitionLog<D> {
         cleaned_path: &Path,
     ) -> Result<bool, StorageError> {
         if !self.still_closed(src.base) {
-            remove_if_present(&self.disk, cleaned_path)?;
+            remove_if_present(&self.disk, cleaned_path).await?;
             return Ok(false);
         }
         for suffix in [".index", ".timeindex"] {
-            remove_if_present(&self.disk, &file_name(&self.dir, src.base, suffix))?;
+            remove_if_present(&self.disk, &file_name(&self.dir, src.base, suffix)).await?;
         }
         self.disk
             .sync_dir(&self.dir)
@@ -322,7 +322,7 @@ impl<D: Disk> PartitionLog<D> {
             .map_err(io_err("sync dir", &self.dir))?;
         // Checked again after the await, and no await between the check and the rename.
         if !self.still_closed(src.base) {
-            remove_if_present(&self.disk, cleaned_path)?;
+            remove_if_present(&self.disk, cleaned_path).await?;
             return Ok(false);
         }
         let log_path = file_name(&self.dir, src.base, ".log");

@@ -12,7 +12,9 @@
 //!   bytes written since the last sync, with the last kept block possibly torn.
 //! * `read_at` takes any position and length and returns at most `len` bytes (fewer at the end
 //!   of the file).
-//! * Directory operations are rare (segment roll, topic creation) and may block briefly.
+//! * Directory operations are rare (segment roll, topic creation, retention, cleaning).
+//!   Those that can wait for the device (syncs, removals, renames) are asynchronous, so an
+//!   implementation can keep them off the thread that serves requests.
 
 use bytes::Bytes;
 use std::future::Future;
@@ -31,11 +33,13 @@ pub trait Disk: Clone + 'static {
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Names (not paths) of the entries of a directory.
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
-    /// Removes a file.
-    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes a file (it may free the file's blocks, which can wait for the device).
+    fn remove_file(&self, path: &Path) -> impl Future<Output = io::Result<()>>;
     /// Removes a directory and everything in it.
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    fn remove_dir_all(&self, path: &Path) -> impl Future<Output = io::Result<()>>;
     /// Renames atomically within a directory.
+    /// Synchronous: it replaces names whose files the log still holds open, which frees no
+    /// blocks, and the cleaner relies on no await between its last check and the rename.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes a directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> impl Future<Output = io::Result<()>>;

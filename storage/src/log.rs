@@ -619,7 +619,8 @@ impl<D: Disk> PartitionLog<D> {
                     crate::retention::remove_if_present(
                         &self.disk,
                         &file_name(&self.dir, base, suffix),
-                    )?;
+                    )
+                    .await?;
                 }
             }
         }
@@ -638,7 +639,7 @@ impl<D: Disk> PartitionLog<D> {
                 .borrow_mut()
                 .pending_snapshots
                 .retain(|s| s.0 != offset);
-            self.remove_old_snapshots(offset)?;
+            self.remove_old_snapshots(offset).await?;
         }
         let epochs = {
             let st = self.state.borrow();
@@ -661,7 +662,7 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// Keeps the newest two snapshots at or below `newest`.
-    fn remove_old_snapshots(&self, newest: i64) -> Result<(), StorageError> {
+    async fn remove_old_snapshots(&self, newest: i64) -> Result<(), StorageError> {
         let names = self
             .disk
             .list_dir(&self.dir)
@@ -676,6 +677,7 @@ impl<D: Disk> PartitionLog<D> {
             let path = file_name(&self.dir, old, ".snapshot");
             self.disk
                 .remove_file(&path)
+                .await
                 .map_err(io_err("remove", &path))?;
         }
         Ok(())
@@ -882,7 +884,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         self.write_small(&file_name(&self.dir, end, ".snapshot"), &snapshot)
             .await?;
-        self.remove_old_snapshots(end)?;
+        self.remove_old_snapshots(end).await?;
         self.write_small(&self.dir.join(crate::recovery::CLEAN_SHUTDOWN), b"")
             .await
     }
@@ -892,6 +894,7 @@ impl<D: Disk> PartitionLog<D> {
         self.cache.unregister(self.cache_id);
         self.disk
             .remove_dir_all(&self.dir)
+            .await
             .map_err(io_err("remove", &self.dir))
     }
 }

@@ -46,7 +46,7 @@ impl<D: Disk> PartitionLog<D> {
             .iter()
             .filter(|n| n.ends_with(".tmp") || n.ends_with(CLEANED_SUFFIX))
         {
-            remove_if_present(&disk, &dir.join(stray))?;
+            remove_if_present(&disk, &dir.join(stray)).await?;
         }
         let checkpoint = load_log_start(&disk, &dir).await;
         let mut bases: Vec<i64> = names.iter().filter_map(|n| parse_name(n, ".log")).collect();
@@ -68,14 +68,14 @@ impl<D: Disk> PartitionLog<D> {
             .base_offset
             .max(checkpoint.unwrap_or(0))
             .min(log_end_offset);
-        remove_below_start(&disk, &dir, &mut segments, log_start_offset)?;
-        remove_stale_indexes(&disk, &dir, &names, &segments)?;
+        remove_below_start(&disk, &dir, &mut segments, log_start_offset).await?;
+        remove_stale_indexes(&disk, &dir, &names, &segments).await?;
         let (mut epochs, mut epochs_changed) =
             load_epochs(&disk, &dir, log_end_offset, &seen_epochs).await;
         epochs_changed |= epochs.truncate_before(log_start_offset);
         let producers = load_producers(&disk, &dir, &names, &segments, now_ms).await?;
         if clean {
-            remove_if_present(&disk, &dir.join(CLEAN_SHUTDOWN))?;
+            remove_if_present(&disk, &dir.join(CLEAN_SHUTDOWN)).await?;
             disk.sync_dir(&dir)
                 .await
                 .map_err(io_err("sync dir", &dir))?;
@@ -165,7 +165,7 @@ async fn recover_segments<D: Disk>(
                 "segment ends before the next one starts: truncating the log here");
             for &later in dropped {
                 for suffix in [".log", ".index", ".timeindex"] {
-                    remove_if_present(disk, &file_name(dir, later, suffix))?;
+                    remove_if_present(disk, &file_name(dir, later, suffix)).await?;
                 }
             }
             break;
@@ -294,7 +294,7 @@ async fn prepare_active<F: DiskFile>(
 }
 
 /// Index files of segments that are gone, and of the active segment (stale once it grows).
-fn remove_stale_indexes<D: Disk, F>(
+async fn remove_stale_indexes<D: Disk, F>(
     disk: &D,
     dir: &Path,
     names: &[String],
@@ -310,7 +310,7 @@ fn remove_stale_indexes<D: Disk, F>(
             .binary_search_by_key(&base, |s| s.base_offset)
             .is_ok();
         if !kept || base == active {
-            remove_if_present(disk, &dir.join(name))?;
+            remove_if_present(disk, &dir.join(name)).await?;
         }
     }
     Ok(())
@@ -362,7 +362,7 @@ async fn load_producers<D: Disk>(
         let path = file_name(dir, offset, ".snapshot");
         // A snapshot below the log start still holds the producers of deleted segments.
         if offset > log_end_offset {
-            remove_if_present(disk, &path)?;
+            remove_if_present(disk, &path).await?;
             continue;
         }
         if loaded.is_some() {
@@ -373,7 +373,7 @@ async fn load_producers<D: Disk>(
             Some(Ok((at, state))) if at == offset => loaded = Some((offset, state)),
             Some(Ok(_)) | Some(Err(_)) | None => {
                 tracing::warn!(path = %path.display(), "producer snapshot invalid: ignoring it");
-                remove_if_present(disk, &path)?;
+                remove_if_present(disk, &path).await?;
             }
         }
     }
@@ -417,7 +417,7 @@ async fn load_log_start<D: Disk>(disk: &D, dir: &Path) -> Option<i64> {
 
 /// Segments wholly below the log start that a crash left behind (DeleteRecords persists the
 /// start before deleting them). The active segment stays.
-fn remove_below_start<D: Disk>(
+async fn remove_below_start<D: Disk>(
     disk: &D,
     dir: &Path,
     segments: &mut Vec<Segment<D::File>>,
@@ -426,7 +426,7 @@ fn remove_below_start<D: Disk>(
     while segments.len() > 1 && segments[0].index.next_offset <= log_start_offset {
         let seg = segments.remove(0);
         for suffix in [".log", ".index", ".timeindex"] {
-            remove_if_present(disk, &file_name(dir, seg.base_offset, suffix))?;
+            remove_if_present(disk, &file_name(dir, seg.base_offset, suffix)).await?;
         }
     }
     Ok(())

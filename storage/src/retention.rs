@@ -77,11 +77,12 @@ impl<D: Disk> PartitionLog<D> {
         if let Err(e) = self.write_metadata().await {
             tracing::warn!(dir = %self.dir.display(), error = %e, "retention: producer snapshot not written");
         }
-        let (segments_deleted, bytes_deleted) = {
+        let (segments_deleted, bytes_deleted, gone) = {
             let mut st = self.state.borrow_mut();
             let n = deletable(&st, &config, now_ms, false);
-            self.remove_segments(&mut st, n)?
+            self.remove_segments(&mut st, n)
         };
+        self.remove_segment_files(&gone).await?;
         if segments_deleted > 0 {
             self.disk
                 .sync_dir(&self.dir)
@@ -123,12 +124,13 @@ impl<D: Disk> PartitionLog<D> {
         // Segment files and producer snapshots first (see enforce_retention).
         self.create_missing_files().await?;
         self.write_metadata().await?;
-        let deleted = {
+        let (deleted, _, gone) = {
             let mut st = self.state.borrow_mut();
             st.advance_log_start(target);
             let n = deletable(&st, &self.config.borrow(), i64::MIN, true);
-            self.remove_segments(&mut st, n)?.0
+            self.remove_segments(&mut st, n)
         };
+        self.remove_segment_files(&gone).await?;
         if deleted > 0 {
             self.disk
                 .sync_dir(&self.dir)
@@ -174,16 +176,17 @@ impl<D: Disk> PartitionLog<D> {
             .map_err(io_err("sync dir", &self.dir))
     }
 
-    /// Deletes the first `n` segments (never the active one): state first, then files, all
-    /// without awaiting, so no other task sees one without the other. Returns (segments, bytes).
+    /// Takes the first `n` segments (never the active one) out of the log's state, without
+    /// awaiting, so no task sees a segment the state no longer has. Returns (segments, bytes,
+    /// their base offsets) for [`PartitionLog::remove_segment_files`].
     pub(crate) fn remove_segments(
         &self,
         st: &mut State<D::File>,
         n: usize,
-    ) -> Result<(usize, u64), StorageError> {
+    ) -> (usize, u64, Vec<i64>) {
         let n = n.min(st.segments.len() - 1);
         if n == 0 {
-            return Ok((0, 0));
+            return (0, 0, Vec::new());
         }
         let gone: Vec<Segment<D::File>> = st.segments.drain(..n).collect();
         let first = st.segments[0].base_offset;
@@ -191,13 +194,20 @@ impl<D: Disk> PartitionLog<D> {
         st.recompute_max_timestamps();
         self.cache.forget_below(self.cache_id, first);
         let bytes = gone.iter().map(|s| s.index.size).sum();
-        for seg in &gone {
-            tracing::debug!(dir = %self.dir.display(), base_offset = seg.base_offset, "segment deleted");
+        (n, bytes, gone.iter().map(|s| s.base_offset).collect())
+    }
+
+    /// Removes the files of segments [`PartitionLog::remove_segments`] took out of the state.
+    /// No new segment can take their names: new segments start at the log end, above the log
+    /// start those segments were below.
+    pub(crate) async fn remove_segment_files(&self, bases: &[i64]) -> Result<(), StorageError> {
+        for &base in bases {
+            tracing::debug!(dir = %self.dir.display(), base_offset = base, "segment deleted");
             for suffix in [".log", ".index", ".timeindex"] {
-                remove_if_present(&self.disk, &file_name(&self.dir, seg.base_offset, suffix))?;
+                remove_if_present(&self.disk, &file_name(&self.dir, base, suffix)).await?;
             }
         }
-        Ok((n, bytes))
+        Ok(())
     }
 }
 
@@ -310,8 +320,8 @@ pub(crate) fn decode(file: &[u8]) -> Result<i64, String> {
     Ok(offset)
 }
 
-pub(crate) fn remove_if_present<D: Disk>(disk: &D, path: &Path) -> Result<(), StorageError> {
-    match disk.remove_file(path) {
+pub(crate) async fn remove_if_present<D: Disk>(disk: &D, path: &Path) -> Result<(), StorageError> {
+    match disk.remove_file(path).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", path)(e)),
         _ => Ok(()),
     }

@@ -240,14 +240,14 @@ impl Disk for SimDisk {
             .collect())
     }
 
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
+    async fn remove_file(&self, path: &Path) -> io::Result<()> {
         match self.state.borrow_mut().files.remove(path) {
             Some(_) => Ok(()),
             None => Err(not_found(path)),
         }
     }
 
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+    async fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state.borrow_mut();
         if !state.dirs.contains(path) {
             return Err(not_found(path));
