@@ -81,62 +81,6 @@ where
     F: Fn(ShardId) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = io::Result<()>> + 'static,
 {
-    let cpus = online_cpus();
-        if self.shards == 0 {
-            return Err("cores must be at least 1".into());
-        }
-        if self.pin && self.shards > cpus.len() {
-            return Err(format!(
-                "cores = {} but this host has {} online CPUs",
-                self.shards,
-                cpus.len()
-            ));
-        }
-        let limit = memlock_limit_bytes();
-        let needed = self.io_memory_bytes.saturating_mul(self.shards);
-        if let Some(limit) = limit {
-            if needed as u64 > limit {
-                return Err(format!(
-                    "{} shards x io_memory {} bytes = {} bytes exceeds RLIMIT_MEMLOCK ({} bytes); \
-                     lower millrace.io.memory.bytes or raise the limit (ulimit -l)",
-                    self.shards, self.io_memory_bytes, needed, limit
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The CPUs this process may run on, in order.
-pub fn online_cpus() -> Vec<usize> {
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    (0..n).collect()
-}
-
-/// RLIMIT_MEMLOCK's soft limit, None when unlimited.
-pub fn memlock_limit_bytes() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own and reads nothing else.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
-    if rc != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
-        None
-    } else {
-        Some(lim.rlim_cur)
-    }
-}
-
-/// Starts one executor per shard, each running `shard_main(shard_id)`, and waits for all of
-/// them to finish. Returns the first error any of them returned.
-pub fn run_shards<F, Fut>(config: &ShardRuntimeConfig, shard_main: F) -> io::Result<()>
-where
-    F: Fn(ShardId) -> Fut + Send + Clone + 'static,
-    Fut: Future<Output = io::Result<()>> + 'static,
-{
     // SAFETY: mallopt only sets allocator parameters.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
