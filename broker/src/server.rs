@@ -6,7 +6,6 @@ use crate::node::Shard;
 use crate::work::MeshMsg;
 use millrace_shard::disk::DmaDisk;
 use millrace_shard::mesh::{Inbox, MeshSpec};
-use millrace_shard::net::TcpListener;
 use millrace_shard::{run_shards, ShardRuntimeConfig};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -159,7 +158,16 @@ async fn shard_main(
         partitions = shard.logs.borrow().len(),
         "shard ready"
     );
-    accept_loop(&shard, &listener).await;
+    let serving = shard.clone();
+    millrace_shard::net::accept_until(
+        listener,
+        Duration::from_millis(50),
+        || STOP.load(Ordering::Relaxed),
+        move |stream| {
+            millrace_shard::spawn_detached(crate::connection::serve(serving.clone(), stream));
+        },
+    )
+    .await;
     shard.stopping.set(true);
     shard.data_arrived.notify_all();
     shard.close_logs().await;
@@ -177,29 +185,6 @@ async fn open_shard(
     shard.apply_metadata(image).await?;
     crate::coordinator::load(shard).await?;
     Ok(())
-}
-
-async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
-    loop {
-        let stop = async {
-            while !STOP.load(Ordering::Relaxed) {
-                millrace_shard::time::sleep(Duration::from_millis(50)).await;
-            }
-            None
-        };
-        let accepted =
-            futures_lite::future::or(async { Some(listener.accept().await) }, stop).await;
-        match accepted {
-            None => return,
-            Some(Ok(stream)) => {
-                millrace_shard::spawn_detached(crate::connection::serve(shard.clone(), stream));
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "accept failed");
-                millrace_shard::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
 }
 
 async fn inbox_loop(shard: Rc<Shard>, peer: usize, inbox: Inbox<MeshMsg>) {

@@ -40,6 +40,39 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     Ok(unsafe { TcpListener::from_raw_fd(raw) })
 }
 
+/// Accepts connections on `listener`, handing each to `serve`, until `stop()` returns true
+/// (checked every `check_every`); then stops accepting and returns.
+///
+/// The accepts run in a task of their own that nothing else wakes. glommio's accept keeps a
+/// clone of the polling task's waker for every poll until a connection arrives, and a task's
+/// reference count is 16 bits: an accept raced against a stop timer in one task, as the broker
+/// first did, was polled again on every timer tick and aborted the process after about 32 000
+/// ticks (27 minutes of an idle listener at 50 ms, "Panic while calling waker").
+pub async fn accept_until(
+    listener: TcpListener,
+    check_every: std::time::Duration,
+    stop: impl Fn() -> bool,
+    mut serve: impl FnMut(TcpStream) + 'static,
+) {
+    let accepts = crate::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => serve(stream),
+                Err(e) => {
+                    // Out of descriptors or a connection reset before it was accepted: say so
+                    // and back off briefly rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    crate::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+    });
+    while !stop() {
+        crate::time::sleep(check_every).await;
+    }
+    accepts.cancel().await;
+}
+
 fn set_int_option(fd: &impl AsRawFd, level: i32, option: i32, value: i32) -> io::Result<()> {
     // SAFETY: the pointer and length describe a live local i32.
     let rc = unsafe {
@@ -276,5 +309,86 @@ mod sendfile_cache_tests {
         // A reader holding positions of the old file must not get the new one's bytes.
         assert!(cache.get(&path, old_inode).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Counts the live clones of the waker it wraps.
+    struct Counted(std::task::Waker);
+
+    impl std::task::Wake for Counted {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.wake_by_ref();
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.wake_by_ref();
+        }
+    }
+
+    /// An idle listener whose stop flag is checked thousands of times keeps no clone of the
+    /// waiting task's waker per check. It did while the accept and the stop timer shared a
+    /// task: glommio keeps every waker an accept was polled with until a connection arrives,
+    /// and after 32 767 checks (27 idle minutes at 50 ms) the task's 16-bit reference count
+    /// overflowed and the broker died ("Panic while calling waker"). A connection made while
+    /// idle is still served, and the call returns once the flag turns.
+    #[test]
+    fn an_idle_listener_keeps_no_waker_per_stop_check() {
+        use super::{accept_until, listen};
+        use std::cell::{Cell, RefCell};
+        use std::future::Future;
+        use std::rc::Rc;
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Waker};
+        const CHECKS: u32 = 3000;
+        let config = crate::ShardRuntimeConfig {
+            shards: 1,
+            io_memory_bytes: 1 << 20,
+            ring_depth: 64,
+            pin: false,
+        };
+        crate::run_shards(&config, |_| async {
+            let listener = listen("127.0.0.1:0".parse().unwrap())?;
+            let addr = listener.local_addr()?;
+            let checks = Cell::new(0u32);
+            let client = RefCell::new(None);
+            let served = Rc::new(Cell::new(0u32));
+            let counter = served.clone();
+            let mut serving = std::pin::pin!(accept_until(
+                listener,
+                std::time::Duration::from_micros(20),
+                || {
+                    checks.set(checks.get() + 1);
+                    if checks.get() == CHECKS / 2 {
+                        *client.borrow_mut() = Some(std::net::TcpStream::connect(addr).unwrap());
+                    }
+                    checks.get() >= CHECKS
+                },
+                move |_stream| counter.set(counter.get() + 1),
+            ));
+            let mut counted: Option<Arc<Counted>> = None;
+            let mut most_held = 0;
+            std::future::poll_fn(|cx| {
+                let c = counted.get_or_insert_with(|| Arc::new(Counted(cx.waker().clone())));
+                let waker = Waker::from(c.clone());
+                let polled = serving.as_mut().poll(&mut Context::from_waker(&waker));
+                drop(waker);
+                most_held = most_held.max(Arc::strong_count(c) - 1);
+                match polled {
+                    Poll::Ready(()) => Poll::Ready(()),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            assert_eq!(checks.get(), CHECKS);
+            assert_eq!(
+                served.get(),
+                1,
+                "the connection made while idle was not accepted"
+            );
+            assert!(
+                most_held <= 8,
+                "{most_held} wakers held after {CHECKS} stop checks"
+            );
+            Ok(())
+        })
+        .unwrap();
     }
 }
