@@ -83,10 +83,16 @@ impl<T> Future for OneshotReceiver<T> {
 /// Wakes every waiter when something changed (a high watermark advanced). Waiters re-check
 /// their condition after waking; a notification between the check and the wait is not lost
 /// because waiting compares generations.
+///
+/// Each waiting [`Changed`] holds one registration: polled again it updates its waker in place,
+/// and dropped (a long poll that timed out) it takes its waker back out. Registrations that
+/// stayed behind kept their task's whole future alive until the next notification, which on an
+/// idle shard with long-polling consumers could be never.
 #[derive(Default)]
 pub struct Notify {
     generation: Cell<u64>,
-    waiters: RefCell<Vec<Waker>>,
+    next_id: Cell<u64>,
+    waiters: RefCell<Vec<(u64, Waker)>>,
 }
 
 impl Notify {
@@ -104,14 +110,25 @@ impl Notify {
     pub fn notify_all(&self) {
         self.generation.set(self.generation.get() + 1);
         let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        for w in waiters {
+        for (_, w) in waiters {
             w.wake();
         }
     }
 
     /// Completes once the generation moved past `seen`.
     pub fn changed_since(&self, seen: u64) -> Changed<'_> {
-        Changed { notify: self, seen }
+        Changed {
+            notify: self,
+            seen,
+            registered: None,
+        }
+    }
+
+    fn deregister(&self, id: u64) {
+        let mut waiters = self.waiters.borrow_mut();
+        if let Some(i) = waiters.iter().position(|(w, _)| *w == id) {
+            waiters.swap_remove(i);
+        }
     }
 }
 
@@ -119,17 +136,43 @@ impl Notify {
 pub struct Changed<'a> {
     notify: &'a Notify,
     seen: u64,
+    /// This waiter's registration in `notify.waiters` (it is gone once notified).
+    registered: Option<u64>,
 }
 
 impl Future for Changed<'_> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.notify.generation.get() != self.seen {
+            if let Some(id) = self.registered.take() {
+                self.notify.deregister(id);
+            }
             return Poll::Ready(());
         }
-        self.notify.waiters.borrow_mut().push(cx.waker().clone());
+        let mut waiters = self.notify.waiters.borrow_mut();
+        if let Some(id) = self.registered {
+            if let Some((_, w)) = waiters.iter_mut().find(|(w, _)| *w == id) {
+                if !w.will_wake(cx.waker()) {
+                    *w = cx.waker().clone();
+                }
+                return Poll::Pending;
+            }
+        }
+        let id = self.notify.next_id.get();
+        self.notify.next_id.set(id + 1);
+        waiters.push((id, cx.waker().clone()));
+        drop(waiters);
+        self.registered = Some(id);
         Poll::Pending
+    }
+}
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.registered {
+            self.notify.deregister(id);
+        }
     }
 }
 
@@ -266,5 +309,32 @@ mod tests {
         let seen = n.generation();
         n.notify_all();
         futures_lite::future::block_on(n.changed_since(seen));
+    }
+
+    #[test]
+    fn a_waiter_holds_one_registration_and_takes_it_back_when_dropped() {
+        let n = Notify::new();
+        let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
+            std::task::Poll::Ready(cx.waker().clone())
+        }));
+        let mut cx = Context::from_waker(&waker);
+        let mut waiting = Box::pin(n.changed_since(n.generation()));
+        for _ in 0..100 {
+            assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(n.waiters.borrow().len(), 1, "one registration per waiter");
+        let mut other = Box::pin(n.changed_since(n.generation()));
+        assert!(other.as_mut().poll(&mut cx).is_pending());
+        drop(waiting); // a long poll that timed out
+        assert_eq!(
+            n.waiters.borrow().len(),
+            1,
+            "a dropped waiter left its waker behind"
+        );
+        n.notify_all();
+        assert!(n.waiters.borrow().is_empty());
+        assert!(other.as_mut().poll(&mut cx).is_ready());
+        drop(other);
+        assert!(n.waiters.borrow().is_empty());
     }
 }
