@@ -133,6 +133,10 @@ impl Throttle for TokenBucket {
             millrace_shard::time::sleep(wait).await;
         }
     }
+
+    async fn pause(&self) {
+        millrace_shard::time::yield_to_reactor().await;
+    }
 }
 
 #[cfg(test)]

@@ -61,11 +61,20 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// Suffix of a cleaned segment before its swap.
 pub(crate) const CLEANED_SUFFIX: &str = ".log.cleaned";
 
-/// Paces the cleaner's I/O: the log awaits `pace(n)` after each chunk of `n` bytes it reads or
-/// writes. The broker implements it with a token bucket and its timers.
+/// Batch bytes the cleaner decodes between two [`Throttle::pause`]s.
+const SLICE_BYTES: usize = 64 * 1024;
+
+/// Paces the cleaner: the log awaits `pace(n)` after each chunk of `n` bytes it reads or
+/// writes, and `pause()` after each [`SLICE_BYTES`] of batches it decodes. The broker
+/// implements it with a token bucket and its timers.
 pub trait Throttle {
     /// Returns once `bytes` more may be done.
     fn pace(&self, bytes: usize) -> impl Future<Output = ()>;
+
+    /// Lets foreground work run before the next slice of decoding.
+    fn pause(&self) -> impl Future<Output = ()> {
+        std::future::ready(())
+    }
 }
 
 /// A [`Throttle`] that never waits.
@@ -240,12 +249,18 @@ impl<D: Disk> PartitionLog<D> {
         let mut index = SegmentIndex::empty(src.base);
         let mut removed = 0u64;
         let mut pos = 0u64;
+        let mut sliced = 0usize;
         while pos < src.size {
             let (batches, next) = read_batches(&*src.file, pos, src.size).await?;
             throttle.pace((next - pos) as usize).await;
             outcome.bytes_read += next - pos;
             pos = next;
             for bytes in batches {
+                sliced += bytes.len();
+                if sliced >= SLICE_BYTES {
+                    sliced = 0;
+                    throttle.pause().await;
+                }
                 let Some(kept) = rules.rewrite(&bytes, src, &mut removed, src.file.path())? else {
                     continue;
                 };
@@ -410,12 +425,18 @@ async fn build_key_map<F: DiskFile, T: Throttle>(
     let mut map_bytes = 0usize;
     for (covered, src) in sources.iter().enumerate() {
         let mut pos = 0u64;
+        let mut sliced = 0usize;
         while pos < src.size {
             let (batches, next) = read_batches(&*src.file, pos, src.size).await?;
             throttle.pace((next - pos) as usize).await;
             outcome.bytes_read += next - pos;
             pos = next;
             for batch in batches {
+                sliced += batch.len();
+                if sliced >= SLICE_BYTES {
+                    sliced = 0;
+                    throttle.pause().await;
+                }
                 let h = BatchHeader::parse(&batch)
                     .map_err(|e| corrupt(src.file.path(), 0, &e.to_string()))?;
                 if h.is_control() {

@@ -594,13 +594,18 @@ fn clean_respects_policy_ratio_and_min_lag() {
     assert!(out.bytes_read > 0, "max lag forces a clean: {out:?}");
 }
 
-/// Counts the bytes it is asked to pace.
+/// Counts the bytes it is asked to pace, and the pauses.
 #[derive(Default)]
-struct Counting(Cell<usize>);
+struct Counting(Cell<usize>, Cell<usize>);
 
 impl Throttle for Counting {
     fn pace(&self, bytes: usize) -> impl Future<Output = ()> {
         self.0.set(self.0.get() + bytes);
+        std::future::ready(())
+    }
+
+    fn pause(&self) -> impl Future<Output = ()> {
+        self.1.set(self.1.get() + 1);
         std::future::ready(())
     }
 }
@@ -613,6 +618,39 @@ fn the_throttle_sees_every_byte_read_and_written() {
     let throttle = Counting::default();
     let out = block_on(log.clean(1000, &throttle)).unwrap();
     assert!(throttle.0.get() as u64 >= out.bytes_read + out.bytes_written);
+}
+
+/// The cleaner decodes in slices with a pause between them (the broker yields to its reactor
+/// there), not a whole read chunk at a time.
+#[test]
+fn the_cleaner_pauses_between_slices_of_decoding() {
+    let disk = SimDisk::default();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..compacted()
+    };
+    let log = open(&disk, &config, 1 << 20, 0);
+    let value = "x".repeat(1000);
+    for i in 0..2000 {
+        let k = format!("key-{}", i % 50);
+        append(&log, &keyed(&[(&k, Some(&value))], i), i);
+    }
+    block_on(log.flush()).unwrap();
+    // Roll so the data is in closed segments.
+    append(&log, &keyed(&[("last", Some("v"))], 5000), 5000);
+    block_on(log.flush()).unwrap();
+    let throttle = Counting::default();
+    let out = block_on(log.clean(10_000, &throttle)).unwrap();
+    assert!(out.cleaned, "{out:?}");
+    assert!(out.bytes_read > 1 << 20, "{out:?}");
+    // One pause per 64 KiB decoded, less the remainder of each read chunk.
+    let expected = out.bytes_read / (128 * 1024);
+    assert!(
+        throttle.1.get() as u64 >= expected,
+        "{} pauses for {} bytes read",
+        throttle.1.get(),
+        out.bytes_read
+    );
 }
 
 #[test]
