@@ -265,7 +265,7 @@ impl Shard {
             Err(_) => {
                 // Still in use by an in-flight request: remove the files; the open handles
                 // keep working until they are dropped.
-                let removed = millrace_shard::reap::off_shard(move || std::fs::remove_dir_all(dir));
+                let removed = millrace_shard::reap::remove_dir_all(&dir);
                 if let Err(e) = removed.await {
                     tracing::warn!(topic = %key.0, partition = key.1, error = %e, "deleting log dir");
                 }

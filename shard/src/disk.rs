@@ -1,6 +1,6 @@
 //! The storage crate's [`Disk`] over glommio's direct-I/O files.
 
-use crate::reap::{close_later, off_shard};
+use crate::reap::{close_later, off_shard, track, Inode};
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
 use millrace_storage::disk::{temp_path, Disk, DiskFile};
@@ -18,6 +18,8 @@ pub struct DmaDiskFile {
     /// None only once closed or dropped.
     file: Option<DmaFile>,
     path: PathBuf,
+    /// Counted open with [`track`], so the reaper knows when the last descriptor goes.
+    inode: Option<Inode>,
 }
 
 impl DmaDiskFile {
@@ -32,12 +34,15 @@ impl Drop for DmaDiskFile {
             return;
         };
         // glommio closes its descriptor on its ring, inside io_uring_enter on this thread; a
-        // duplicate held until that close is done makes the helper thread's close the last.
+        // duplicate held until that close is done makes the reaper's close the last.
         match duplicate(&file) {
-            Some(dup) => close_later(dup, async move {
+            Some(dup) => close_later(dup, self.inode, async move {
                 let _ = file.close().await;
             }),
-            None => drop(file),
+            None => {
+                crate::reap::forget(self.inode);
+                drop(file)
+            }
         }
     }
 }
@@ -106,9 +111,12 @@ impl Disk for DmaDisk {
             .dma_open(path)
             .await
             .map_err(to_io)?;
+        // SAFETY: the descriptor belongs to `file`, which is open for the call.
+        let inode = track(unsafe { BorrowedFd::borrow_raw(file.as_raw_fd()) });
         Ok(DmaDiskFile {
             file: Some(file),
             path: path.to_path_buf(),
+            inode,
         })
     }
 
@@ -126,13 +134,11 @@ impl Disk for DmaDisk {
     }
 
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
-        let path = path.to_path_buf();
-        off_shard(move || std::fs::remove_file(path)).await
+        crate::reap::remove_file(path).await
     }
 
     async fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        let path = path.to_path_buf();
-        off_shard(move || std::fs::remove_dir_all(path)).await
+        crate::reap::remove_dir_all(path).await
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -228,14 +234,13 @@ impl DiskFile for DmaDiskFile {
             Some(file) => match duplicate(&file) {
                 Some(dup) => {
                     let closed = file.close().await.map_err(to_io);
-                    off_shard(move || {
-                        drop(dup);
-                        Ok(())
-                    })
-                    .await?;
+                    close_later(dup, this.inode, async {});
                     closed
                 }
-                None => file.close().await.map_err(to_io),
+                None => {
+                    crate::reap::forget(this.inode);
+                    file.close().await.map_err(to_io)
+                }
             },
             None => Ok(()),
         }

@@ -174,7 +174,7 @@ type CachedFile = (Rc<SegmentFd>, u64, u64);
 /// A buffered read descriptor of a segment file. It can be the last descriptor of a segment
 /// that retention or the cleaner removed, so it is closed off the shard's thread
 /// ([`crate::reap`]).
-pub struct SegmentFd(Option<std::fs::File>);
+pub struct SegmentFd(Option<std::fs::File>, Option<crate::reap::Inode>);
 
 impl std::ops::Deref for SegmentFd {
     type Target = std::fs::File;
@@ -187,7 +187,7 @@ impl std::ops::Deref for SegmentFd {
 impl Drop for SegmentFd {
     fn drop(&mut self) {
         if let Some(file) = self.0.take() {
-            crate::reap::close_later(file.into(), async {});
+            crate::reap::close_later(file.into(), self.1, async {});
         }
     }
 }
@@ -243,7 +243,8 @@ impl SendFileCache {
                 format!("{} was replaced after it was read", path.display()),
             ));
         }
-        let file = Rc::new(SegmentFd(Some(file)));
+        let inode = crate::reap::track(&file);
+        let file = Rc::new(SegmentFd(Some(file), inode));
         files.insert(path.to_path_buf(), (file.clone(), opened, tick));
         Ok(file)
     }
