@@ -6,14 +6,23 @@ data directory, each right after a restart: once with the cleaner off (log.clean
 and once with it on, while it compacts the backlog. Prints p50/p99/p99.9 of both and how long
 the cleaner was busy during the second window (from the broker log).
 
+With --tool python (the default) the windows are measured with confluent-kafka; its delivery
+callbacks run at the next send, so produce latencies are rounded up to the send interval (1 ms
+at 1000/s). With --tool bench they are measured with millrace-bench e2e (acks=all, HDR
+histograms in microseconds, latency from each record's intended send time).
+
   .venv/bin/python tests/clients/cleaner_impact.py --churn-mb 600 --seconds 20 --rate 2000
+  .venv/bin/python tests/clients/cleaner_impact.py --tool bench --churn-mb 400 --seconds 15
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -90,6 +99,24 @@ def measure(bootstrap, topic, seconds, rate):
     return produce_ms, e2e_ms
 
 
+def measure_bench(bootstrap, topic, seconds, rate, out):
+    """The same window measured by millrace-bench e2e; returns its two latency summaries (us)."""
+    root = Path(__file__).resolve().parents[2]
+    exe = os.environ.get("MILLRACE_BENCH_BIN", str(root / "target/release/millrace-bench"))
+    subprocess.run([exe, "e2e", "--bootstrap-server", bootstrap, "--topic", topic,
+                    "--rate", str(int(rate)), "--record-size", "1024", "--acks", "all",
+                    "--linger-ms", "0", "--executors", "1", "--warmup", "1s",
+                    "--duration", f"{seconds}s", "--json", str(out), "--quiet"],
+                   check=True, stdout=subprocess.DEVNULL)
+    results = json.loads(Path(out).read_text())["results"]
+    return results["produce_latency_us"], results["e2e_latency_us"]
+
+
+def bench_summary(name, s):
+    return (f"{name}: n={s['count']} p50={s['p50_us'] / 1e3:.2f} p99={s['p99_us'] / 1e3:.2f} "
+            f"p99.9={s['p999_us'] / 1e3:.2f} ms mean={s['mean_us'] / 1e3:.2f}")
+
+
 def summary(name, values):
     return (f"{name}: n={len(values)} p50={percentile(values, 50):.2f} "
             f"p99={percentile(values, 99):.2f} p99.9={percentile(values, 99.9):.2f} ms "
@@ -102,6 +129,10 @@ def main():
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--rate", type=float, default=2000)
+    ap.add_argument("--tool", choices=["python", "bench"], default="python",
+                    help="what measures the windows: confluent-kafka or millrace-bench e2e")
+    ap.add_argument("--out", type=Path,
+                    help="with --tool bench: keep millrace-bench's off.json and on.json here")
     ap.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra server.properties line for both runs (repeatable)")
     args = ap.parse_args()
@@ -125,13 +156,20 @@ def main():
         # Both windows start right after a restart, so whatever a restart costs is in both.
         b.stop()
         b.start()
-        off = measure(b.bootstrap, "lat", args.seconds, args.rate)
+        def window(name):
+            if args.tool == "bench":
+                out = args.out or Path(tmp)
+                out.mkdir(parents=True, exist_ok=True)
+                return measure_bench(b.bootstrap, "lat", args.seconds, args.rate,
+                                     out / f"{name}.json")
+            return measure(b.bootstrap, "lat", args.seconds, args.rate)
+        off = window("off")
         b.stop()
         cfg.write_text("log.cleaner.enable=true\nlog.cleaner.backoff.ms=200\n" + extra)
         log_mark = b.log_path.stat().st_size
         b.start()
         on_start = time.time()
-        on = measure(b.bootstrap, "lat", args.seconds, args.rate)
+        on = window("on")
         on_end = time.time()
         b.stop()
         text = b.log_path.read_text(errors="replace")[log_mark:]
@@ -141,10 +179,11 @@ def main():
         written = sum(int(w) for _, w in cleaned)
         print(f"cleaner during the second window ({on_end - on_start:.1f} s): "
               f"{len(cleaned)} cleans, {read / 1e6:.0f} MB read, {written / 1e6:.0f} MB written")
-        print(summary("produce (cleaner off)", off[0]))
-        print(summary("produce (cleaner on) ", on[0]))
-        print(summary("e2e     (cleaner off)", off[1]))
-        print(summary("e2e     (cleaner on) ", on[1]))
+        show = bench_summary if args.tool == "bench" else summary
+        print(show("produce (cleaner off)", off[0]))
+        print(show("produce (cleaner on) ", on[0]))
+        print(show("e2e     (cleaner off)", off[1]))
+        print(show("e2e     (cleaner on) ", on[1]))
 
 
 if __name__ == "__main__":
