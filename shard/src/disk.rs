@@ -33,18 +33,29 @@ impl Drop for DmaDiskFile {
         let Some(file) = self.file.take() else {
             return;
         };
-        // glommio closes its descriptor on its ring, inside io_uring_enter on this thread; a
-        // duplicate held until that close is done makes the reaper's close the last.
-        match duplicate(&file) {
+        match last_descriptor(&file, self.inode) {
             Some(dup) => close_later(dup, self.inode, async move {
                 let _ = file.close().await;
             }),
-            None => {
-                crate::reap::forget(self.inode);
-                drop(file)
-            }
+            None => drop(file),
         }
     }
+}
+
+/// glommio closes its descriptor on its ring, inside io_uring_enter on the shard's thread; a
+/// duplicate held until that close is done makes the reaper's close the last one. Without a
+/// duplicate (dup failed) glommio's close is the last, and the count is dropped here.
+fn last_descriptor(file: &DmaFile, inode: Option<Inode>) -> Option<OwnedFd> {
+    let dup = duplicate(file);
+    if dup.is_none() {
+        crate::reap::forget(inode);
+    }
+    dup
+}
+
+/// fsync of a directory, on the calling thread.
+fn sync_dir_now(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// A second descriptor of `file`'s open file.
@@ -147,7 +158,7 @@ impl Disk for DmaDisk {
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let path = path.to_path_buf();
-        off_shard(move || std::fs::File::open(path)?.sync_all()).await
+        off_shard(move || sync_dir_now(&path)).await
     }
 
     async fn write_file_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
@@ -162,7 +173,7 @@ impl Disk for DmaDisk {
             }
             std::fs::rename(&tmp, &path)?;
             match path.parent() {
-                Some(dir) => std::fs::File::open(dir)?.sync_all(),
+                Some(dir) => sync_dir_now(dir),
                 None => Ok(()),
             }
         })
@@ -230,19 +241,14 @@ impl DiskFile for DmaDiskFile {
 
     async fn close(self) -> io::Result<()> {
         let mut this = self;
-        match this.file.take() {
-            Some(file) => match duplicate(&file) {
-                Some(dup) => {
-                    let closed = file.close().await.map_err(to_io);
-                    close_later(dup, this.inode, async {});
-                    closed
-                }
-                None => {
-                    crate::reap::forget(this.inode);
-                    file.close().await.map_err(to_io)
-                }
-            },
-            None => Ok(()),
+        let Some(file) = this.file.take() else {
+            return Ok(());
+        };
+        let dup = last_descriptor(&file, this.inode);
+        let closed = file.close().await.map_err(to_io);
+        if let Some(dup) = dup {
+            close_later(dup, this.inode, async {});
         }
+        closed
     }
 }

@@ -126,8 +126,8 @@ struct Job {
 
 static WAITING: AtomicUsize = AtomicUsize::new(0);
 
-fn reaper() -> &'static Mutex<Sender<Job>> {
-    static REAPER: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+fn reaper() -> &'static Sender<Job> {
+    static REAPER: OnceLock<Sender<Job>> = OnceLock::new();
     REAPER.get_or_init(|| {
         let (tx, rx) = channel::<Job>();
         std::thread::Builder::new()
@@ -139,7 +139,7 @@ fn reaper() -> &'static Mutex<Sender<Job>> {
                 }
             })
             .expect("starting the reaper thread");
-        Mutex::new(tx)
+        tx
     })
 }
 
@@ -203,7 +203,7 @@ pub fn close_later(fd: OwnedFd, inode: Option<Inode>, first: impl Future<Output 
 
 fn send(job: Job) {
     WAITING.fetch_add(1, Ordering::Relaxed);
-    let sent = reaper().lock().unwrap_or_else(|p| p.into_inner()).send(job);
+    let sent = reaper().send(job);
     if let Err(failed) = sent {
         // The reaper thread is gone (it only ends with the process): close here.
         WAITING.fetch_sub(1, Ordering::Relaxed);

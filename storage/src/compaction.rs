@@ -77,6 +77,20 @@ pub trait Throttle {
     }
 }
 
+/// Counts decoded batch bytes and pauses the throttle after every [`SLICE_BYTES`].
+#[derive(Default)]
+struct Slices(usize);
+
+impl Slices {
+    async fn decoded<T: Throttle>(&mut self, bytes: usize, throttle: &T) {
+        self.0 += bytes;
+        if self.0 >= SLICE_BYTES {
+            self.0 = 0;
+            throttle.pause().await;
+        }
+    }
+}
+
 /// A [`Throttle`] that never waits.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoThrottle;
@@ -249,18 +263,14 @@ impl<D: Disk> PartitionLog<D> {
         let mut index = SegmentIndex::empty(src.base);
         let mut removed = 0u64;
         let mut pos = 0u64;
-        let mut sliced = 0usize;
+        let mut slices = Slices::default();
         while pos < src.size {
             let (batches, next) = read_batches(&*src.file, pos, src.size).await?;
             throttle.pace((next - pos) as usize).await;
             outcome.bytes_read += next - pos;
             pos = next;
             for bytes in batches {
-                sliced += bytes.len();
-                if sliced >= SLICE_BYTES {
-                    sliced = 0;
-                    throttle.pause().await;
-                }
+                slices.decoded(bytes.len(), throttle).await;
                 let Some(kept) = rules.rewrite(&bytes, src, &mut removed, src.file.path())? else {
                     continue;
                 };
@@ -425,18 +435,14 @@ async fn build_key_map<F: DiskFile, T: Throttle>(
     let mut map_bytes = 0usize;
     for (covered, src) in sources.iter().enumerate() {
         let mut pos = 0u64;
-        let mut sliced = 0usize;
+        let mut slices = Slices::default();
         while pos < src.size {
             let (batches, next) = read_batches(&*src.file, pos, src.size).await?;
             throttle.pace((next - pos) as usize).await;
             outcome.bytes_read += next - pos;
             pos = next;
             for batch in batches {
-                sliced += batch.len();
-                if sliced >= SLICE_BYTES {
-                    sliced = 0;
-                    throttle.pause().await;
-                }
+                slices.decoded(batch.len(), throttle).await;
                 let h = BatchHeader::parse(&batch)
                     .map_err(|e| corrupt(src.file.path(), 0, &e.to_string()))?;
                 if h.is_control() {
