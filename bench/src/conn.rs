@@ -43,6 +43,8 @@ struct Shared {
     changed: Notify,
     failure: RefCell<Option<BenchError>>,
     closed: std::cell::Cell<bool>,
+    /// Bytes of receive buffer zeroed before a read (growth only; reused bytes are not).
+    zeroed: std::cell::Cell<u64>,
 }
 
 /// A pipelined connection. Lives on the executor that opened it; one task sends on it.
@@ -70,6 +72,7 @@ impl Conn {
             changed: Notify::new(),
             failure: RefCell::new(None),
             closed: std::cell::Cell::new(false),
+            zeroed: std::cell::Cell::new(0),
         });
         millrace_shard::spawn_detached(read_loop(reader, shared.clone()));
         Ok(Conn {
@@ -109,6 +112,12 @@ impl Conn {
             .map_err(|e| BenchError::Io(format!("writing to {}: {e}", self.address)))
     }
 
+    /// Receive-buffer bytes zeroed so far: the growth of the buffer, not its reuse.
+    #[cfg(test)]
+    pub fn bytes_zeroed(&self) -> u64 {
+        self.shared.zeroed.get()
+    }
+
     /// Waits until every request sent so far has been answered.
     pub async fn drain(&self) -> Result<(), BenchError> {
         self.wait_until(|n| n == 0).await
@@ -142,6 +151,9 @@ impl Drop for Conn {
 
 async fn read_loop(mut reader: TcpStream, shared: Rc<Shared>) {
     let mut buf = BytesMut::new();
+    // The previous response's whole frame; once its reply has dropped every view of it, its
+    // allocation (already written, so needing no zeroing) receives the next response.
+    let mut last: Option<Bytes> = None;
     loop {
         let seen = shared.changed.generation();
         let front = shared
@@ -156,7 +168,21 @@ async fn read_loop(mut reader: TcpStream, shared: Rc<Shared>) {
             shared.changed.changed_since(seen).await;
             continue;
         };
-        let result = read_response(&mut reader, &mut buf, correlation_id, header_version).await;
+        if let Some(frame) = last.take() {
+            // `buf` still shares the frame's allocation (it is the empty rest of it).
+            drop(std::mem::take(&mut buf));
+            if let Ok(reusable) = frame.try_into_mut() {
+                buf = reusable;
+            }
+        }
+        let result = read_response(&mut reader, &mut buf, correlation_id, header_version, |n| {
+            shared.zeroed.set(shared.zeroed.get() + n as u64)
+        })
+        .await
+        .map(|(frame, body)| {
+            last = Some(frame);
+            body
+        });
         let failed = result.as_ref().err().cloned();
         let pending = shared.pending.borrow_mut().pop_front();
         if let Some(p) = pending {
@@ -175,12 +201,16 @@ async fn read_loop(mut reader: TcpStream, shared: Rc<Shared>) {
     }
 }
 
+/// Reads one response into `buf`, whose bytes up to its length are already initialised and are
+/// overwritten without zeroing. Returns the whole buffer and the response's body (after its
+/// header).
 async fn read_response(
     reader: &mut TcpStream,
     buf: &mut BytesMut,
     correlation_id: i32,
     header_version: i16,
-) -> Result<Bytes, BenchError> {
+    zeroing: impl FnOnce(usize),
+) -> Result<(Bytes, Bytes), BenchError> {
     let io = |e: std::io::Error| BenchError::Io(format!("reading a response: {e}"));
     let mut prefix = [0u8; 4];
     reader.read_exact(&mut prefix).await.map_err(io)?;
@@ -191,10 +221,17 @@ async fn read_response(
             "response frame of {size} bytes"
         )));
     }
-    buf.clear();
-    buf.resize(size as usize, 0);
-    reader.read_exact(&mut buf[..]).await.map_err(io)?;
-    let mut frame = buf.split().freeze();
+    let size = size as usize;
+    if buf.len() < size {
+        // Only the part beyond what earlier responses wrote is zeroed.
+        zeroing(size - buf.len());
+        buf.resize(size, 0);
+    }
+    reader.read_exact(&mut buf[..size]).await.map_err(io)?;
+    // The whole buffer goes out with the frame, so that its written length (a high-water mark
+    // over the responses read so far) comes back with it.
+    let whole = buf.split().freeze();
+    let frame = whole.slice(..size);
     let got = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
     if got != correlation_id {
         return Err(BenchError::Protocol(format!(
@@ -206,5 +243,81 @@ async fn read_response(
         skip += millrace_wire::frame::skip_tagged_fields(&frame[4..], 4)
             .map_err(|e| BenchError::Protocol(format!("response header: {e}")))?;
     }
-    Ok(frame.split_off(skip))
+    Ok((whole, frame.slice(skip..)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Conn;
+    use bytes::Bytes;
+    use kafka_protocol::messages::ApiVersionsRequest;
+    use std::cell::RefCell;
+    use std::io::{Read, Write};
+    use std::rc::Rc;
+
+    /// Answers each request with its correlation id and `payloads[i]`.
+    fn serve(listener: std::net::TcpListener, payloads: Vec<Vec<u8>>) {
+        let (mut s, _) = listener.accept().unwrap();
+        for payload in payloads {
+            let mut size = [0u8; 4];
+            s.read_exact(&mut size).unwrap();
+            let mut request = vec![0u8; i32::from_be_bytes(size) as usize];
+            s.read_exact(&mut request).unwrap();
+            let mut frame = ((payload.len() + 4) as i32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&request[4..8]);
+            frame.extend_from_slice(&payload);
+            s.write_all(&frame).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_response_reuses_the_last_ones_buffer_and_holds_only_its_own_bytes() {
+        let payloads = vec![vec![0xaa; 3000], vec![0xbb; 1000], vec![0xcc; 5000]];
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let expected = payloads.clone();
+        let server = std::thread::spawn(move || serve(listener, payloads));
+        let config = millrace_shard::ShardRuntimeConfig {
+            shards: 1,
+            io_memory_bytes: 1 << 20,
+            ring_depth: 64,
+            pin: false,
+        };
+        millrace_shard::run_shards(&config, move |_| {
+            let address = address.clone();
+            let expected = expected.clone();
+            async move {
+                let mut conn = Conn::connect(&address, 1).await.unwrap();
+                let mut starts = Vec::new();
+                for want in &expected {
+                    let got: Rc<RefCell<Option<Bytes>>> = Rc::default();
+                    let put = got.clone();
+                    let reply = Box::new(move |r: Result<Bytes, _>| {
+                        *put.borrow_mut() = Some(r.unwrap());
+                    });
+                    conn.send(&ApiVersionsRequest::default(), 0, Some(reply))
+                        .await
+                        .unwrap();
+                    conn.drain().await.unwrap();
+                    let body = got.borrow_mut().take().unwrap();
+                    assert_eq!(&body[..], &want[..], "a body of {} bytes", want.len());
+                    starts.push(body.as_ptr() as usize);
+                }
+                // The shorter second response landed where the first was, unzeroed; the
+                // longer third zeroed only its growth. Each frame is 4 bytes of header more.
+                assert_eq!(
+                    starts[0], starts[1],
+                    "the second response got a fresh buffer"
+                );
+                assert_eq!(
+                    conn.bytes_zeroed(),
+                    5004,
+                    "bytes zeroed for frames of 3004, 1004, 5004"
+                );
+                Ok(())
+            }
+        })
+        .unwrap();
+        server.join().unwrap();
+    }
 }
