@@ -181,6 +181,15 @@ pub struct WorkloadArgs {
         value_name = "BYTES"
     )]
     pub partition_max_bytes: i32,
+    /// Check the CRC-32C of every fetched batch, as Kafka's consumers do by default
+    /// (check.crcs). Off, the consumers still bounds-check every batch and record they walk.
+    #[arg(
+        long = "check-crcs",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "true|false"
+    )]
+    pub check_crcs: bool,
     /// Write the parameters, machine and results as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -1,5 +1,5 @@
 //! One consumer: per leader, a task that long-polls Fetch for its partitions, checks every
-//! batch's CRC-32C, counts records and value bytes, and (for e2e) measures each record's
+//! batch's CRC-32C (unless `--check-crcs false`), counts records and value bytes, and (for e2e) measures each record's
 //! latency from the intended send time stamped in its value.
 //!
 //! Brokers return whole batches, so records below the fetch position are skipped, as Kafka's
@@ -14,7 +14,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::protocol::Decodable;
-use millrace_wire::records::{validate_batch, BatchIter, BatchStep, BATCH_HEADER_BYTES};
+use millrace_wire::records::{validate_stored_batch, BatchIter, BatchStep, BATCH_HEADER_BYTES};
 use millrace_wire::varint::Cursor;
 use millrace_wire::Compression;
 
@@ -56,6 +56,8 @@ pub struct ConsumerSpec {
     pub fetch_max_bytes: i32,
     /// Per-partition bound.
     pub partition_max_bytes: i32,
+    /// Check each batch's CRC-32C.
+    pub check_crcs: bool,
     /// Stop condition.
     pub stop: StopAt,
     /// Deadline, ns since start.
@@ -212,7 +214,7 @@ fn handle_response(
                 continue;
             };
             let Some(data) = &p.records else { continue };
-            let (r, b) = consume_batches(data, pos, spec.e2e, now, exec.measure_from_ns, &mut w)?;
+            let (r, b) = consume_batches(data, pos, spec, now, exec.measure_from_ns, &mut w)?;
             records += r;
             bytes += b;
         }
@@ -235,7 +237,7 @@ fn handle_response(
 fn consume_batches(
     data: &[u8],
     pos: &mut Position,
-    e2e: bool,
+    spec: &ConsumerSpec,
     now: u64,
     measure_from: u64,
     w: &mut crate::stats::Window,
@@ -254,13 +256,17 @@ fn consume_batches(
         if header.last_offset() < pos.offset {
             continue;
         }
-        validate_batch(batch).map_err(|e| {
-            BenchError::Protocol(format!(
-                "partition {} batch at {}: {e}",
-                pos.partition, header.base_offset
-            ))
-        })?;
+        // A compacted log holds batches with offsets missing, so the stored-batch rules apply.
+        if spec.check_crcs {
+            validate_stored_batch(batch).map_err(|e| {
+                BenchError::Protocol(format!(
+                    "partition {} batch at {}: {e}",
+                    pos.partition, header.base_offset
+                ))
+            })?;
+        }
         let from = pos.offset;
+        let e2e = spec.e2e;
         for_each_value(batch, header.base_offset, |offset, value| {
             if offset < from {
                 return;
@@ -330,4 +336,95 @@ pub fn for_each_value(
             .map_err(bad)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{consume_batches, ConsumerSpec, Position, StopAt};
+    use crate::stats::Window;
+    use millrace_wire::records::{filter_records, set_base_offset, BatchBuilder, NewRecord};
+
+    fn spec(check_crcs: bool) -> ConsumerSpec {
+        ConsumerSpec {
+            index: 0,
+            topic: "t".into(),
+            partitions: Vec::new(),
+            fetch_version: 12,
+            max_wait_ms: 100,
+            fetch_max_bytes: 1 << 20,
+            partition_max_bytes: 1 << 20,
+            check_crcs,
+            stop: StopAt::Deadline,
+            end_ns: 0,
+            drain_ns: 0,
+            e2e: false,
+        }
+    }
+
+    /// Two batches at offsets 0..10 and 10..20; the first compacted down to its odd offsets.
+    fn fetched() -> Vec<u8> {
+        let records = |from: usize| -> Vec<NewRecord> {
+            (from..from + 10)
+                .map(|i| NewRecord {
+                    timestamp: 1_000 + i as i64,
+                    key: Some(format!("k{i}").into_bytes()),
+                    value: Some(vec![7u8; 100 + i]),
+                    headers: Vec::new(),
+                })
+                .collect()
+        };
+        let mut first = BatchBuilder::default().build(&records(0));
+        let mut n = 0;
+        first = filter_records(&first, 1 << 20, |_| {
+            n += 1;
+            n % 2 == 0
+        })
+        .unwrap()
+        .unwrap();
+        let mut second = BatchBuilder::default().build(&records(10));
+        set_base_offset(&mut second, 10);
+        first.extend_from_slice(&second);
+        first
+    }
+
+    fn consume(data: &[u8], check_crcs: bool, from: i64) -> Result<(u64, u64, i64), String> {
+        let mut pos = Position {
+            partition: 0,
+            offset: from,
+            end: i64::MAX,
+        };
+        let mut w = Window::new(0);
+        consume_batches(data, &mut pos, &spec(check_crcs), 0, 0, &mut w)
+            .map(|(r, b)| (r, b, pos.offset))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn compacted_batches_count_their_records_and_skip_below_the_position() {
+        let data = fetched();
+        let odd_values: u64 = (1..10).step_by(2).map(|i| 100 + i as u64).sum();
+        let second_values: u64 = (10..20).map(|i| 100 + i as u64).sum();
+        for check in [true, false] {
+            assert_eq!(
+                consume(&data, check, 0),
+                Ok((15, odd_values + second_values, 20))
+            );
+            // From offset 4: records 5, 7, 9 and the second batch.
+            assert_eq!(
+                consume(&data, check, 4).map(|(r, _, at)| (r, at)),
+                Ok((13, 20))
+            );
+        }
+    }
+
+    #[test]
+    fn a_corrupt_batch_fails_the_consumer_only_when_crcs_are_checked() {
+        let mut data = fetched();
+        let last = data.len() - 1;
+        data[last] ^= 0x01; // a byte of the second batch's last value
+        let failed = consume(&data, true, 0).unwrap_err();
+        assert!(failed.contains("partition 0 batch at 10"), "{failed}");
+        assert!(failed.to_lowercase().contains("crc"), "{failed}");
+        assert_eq!(consume(&data, false, 0).map(|(r, _, _)| r), Ok(15));
+    }
 }

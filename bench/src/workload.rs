@@ -299,6 +299,7 @@ fn consumer_specs(
             max_wait_ms: args.fetch_max_wait_ms,
             fetch_max_bytes: args.fetch_max_bytes,
             partition_max_bytes: args.partition_max_bytes,
+            check_crcs: args.check_crcs,
             stop,
             end_ns: if catch_up {
                 // The limit for catch-up: the whole duration plus the drain timeout.
@@ -372,5 +373,6 @@ fn parameters(args: &WorkloadArgs, partitions: usize) -> serde_json::Value {
         "fetch_max_wait_ms": args.fetch_max_wait_ms,
         "fetch_max_bytes": args.fetch_max_bytes,
         "max_partition_fetch_bytes": args.partition_max_bytes,
+        "check_crcs": args.check_crcs,
     })
 }
