@@ -341,6 +341,13 @@ fn filesystems_and_mount_options() {
     let opts = find(&all, "data_dir_mount_options");
     assert_eq!(opts.status, Status::Warn);
     assert!(opts.fix.contains("sync, data=journal"), "{}", opts.fix);
+    assert!(!opts.fix.contains("fstrim"), "{}", opts.fix);
+    swap("40 28 259:2 / / rw,relatime - ext4 /dev/nvme0n1p2 rw,discard");
+    let all = run(&f, &target(2));
+    let opts = find(&all, "data_dir_mount_options");
+    assert_eq!(opts.status, Status::Warn);
+    assert!(opts.fix.contains("without discard"), "{}", opts.fix);
+    assert!(opts.fix.contains("fstrim.timer"), "{}", opts.fix);
     swap("40 28 259:2 / / ro,noatime - xfs /dev/nvme0n1p2 ro,attr2");
     assert_eq!(
         find(&run(&f, &target(2)), "data_dir_mount_options").status,
