@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the wire crate's hot paths: batch validation with CRC-32C, Produce
 //! request decoding (the guard walk plus kafka-protocol's decode, as the broker does it) and
-//! Fetch response encoding. Numbers are reported by `cargo bench -p millrace-wire`, never
+//! Fetch response encoding, and the compaction cleaner's per-batch work (decoding records for
+//! the key map, filtering a batch). Numbers are reported by `cargo bench -p millrace-wire`, never
 //! asserted.
 
 use bytes::{Bytes, BytesMut};
@@ -9,7 +10,9 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use millrace_wire::fetch::{encode_fetch_response, PartitionData, TopicData, TopicKey};
-use millrace_wire::records::{validate_batch, BatchBuilder, NewRecord};
+use millrace_wire::records::{
+    decode_records, filter_records, validate_batch, BatchBuilder, NewRecord,
+};
 use millrace_wire::Compression;
 use std::hint::black_box;
 
@@ -17,10 +20,15 @@ const PARTITIONS: i32 = 16;
 
 /// A batch of `count` records of `value_bytes` each, as a producer would send it.
 fn batch(count: usize, value_bytes: usize, compression: Compression) -> Vec<u8> {
+    keyed_batch(count, value_bytes, compression, false)
+}
+
+/// Like [`batch`], with a 6-byte key per record when `keyed`.
+fn keyed_batch(count: usize, value_bytes: usize, compression: Compression, keyed: bool) -> Vec<u8> {
     let records: Vec<NewRecord> = (0..count)
         .map(|i| NewRecord {
             timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
+            key: keyed.then(|| format!("k{:05}", i).into_bytes()),
             value: Some(
                 (0..value_bytes)
                     .map(|j| b'A' + ((i * 31 + j) % 26) as u8)
@@ -120,5 +128,33 @@ fn fetch_encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, batch_validation, produce_decode, fetch_encode);
+/// The cleaner's work on one 1 MiB batch (1,000 keyed records of 1 KiB, as a producer with
+/// batch.size=1 MiB sends them): decoding it for the key map, and filtering out half of it.
+fn compaction(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compaction");
+    let b = keyed_batch(1000, 1024, Compression::None, true);
+    group.throughput(Throughput::Bytes(b.len() as u64));
+    group.bench_function("decode_records_1000x1KiB", |bench| {
+        bench.iter(|| decode_records(black_box(&b), 64 << 20).expect("valid"))
+    });
+    group.bench_function("filter_records_half_1000x1KiB", |bench| {
+        bench.iter(|| {
+            let mut n = 0u32;
+            filter_records(black_box(&b), 64 << 20, |_| {
+                n += 1;
+                n.is_multiple_of(2)
+            })
+            .expect("valid")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    batch_validation,
+    produce_decode,
+    fetch_encode,
+    compaction
+);
 criterion_main!(benches);
