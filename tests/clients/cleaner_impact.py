@@ -18,6 +18,7 @@ histograms in microseconds, latency from each record's intended send time).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import re
@@ -135,8 +136,10 @@ def main():
                     help="with --tool bench: keep millrace-bench's off.json and on.json here")
     ap.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra server.properties line for both runs (repeatable)")
+    ap.add_argument("--dir", type=Path, default=Path("/tmp"),
+                    help="where the broker's data directory is made (e.g. another filesystem)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         b = BrokerProcess(Path(tmp))
         cfg = Path(tmp) / "off.properties"
         extra = "".join(f"{line}\n" for line in args.broker_config)
@@ -175,6 +178,12 @@ def main():
         text = b.log_path.read_text(errors="replace")[log_mark:]
         text = re.sub(r"\x1b\[[0-9;]*m", "", text)
         cleaned = re.findall(r"cleaned log .*? read=(\d+) written=(\d+)", text)
+        # When each clean finished, in seconds after the cleaner-on window's generator started.
+        finished = []
+        for stamp in re.findall(r"^(\S+Z) .*cleaned log", text, re.M):
+            at = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            finished.append(f"{at - on_start:.1f}")
+        print("cleans finished at (s into the window): " + " ".join(finished))
         read = sum(int(r) for r, _ in cleaned)
         written = sum(int(w) for _, w in cleaned)
         print(f"cleaner during the second window ({on_end - on_start:.1f} s): "
