@@ -16,6 +16,10 @@
 //!   down [`STEP_BYTES`] at a time with `ftruncate`, resting after each cut as long as the cut
 //!   took, which leaves the device to foreground I/O at least half of the time.
 //!
+//! Neither the reaper nor the executors' helper threads are pinned to a shard's CPU (threads
+//! inherit the affinity of the thread that starts them): they run wherever the scheduler finds
+//! room, instead of queueing behind the shard that happened to start them.
+//!
 //! Cutting a file down is only safe when nobody reads it any more, so every descriptor of a
 //! segment this process opens is counted per inode ([`track`]); the reaper cuts only when the
 //! descriptor it closes is the last one counted and the file has no name left. Renames stay
@@ -126,6 +130,29 @@ struct Job {
 
 static WAITING: AtomicUsize = AtomicUsize::new(0);
 
+/// The CPUs the process may use, as [`crate::run_shards`] found them before pinning anything.
+static PROCESS_CPUS: OnceLock<libc::cpu_set_t> = OnceLock::new();
+
+/// Records the calling thread's CPU affinity as the process's (call before pinning threads).
+pub(crate) fn remember_process_cpus() {
+    // SAFETY: an all-zero cpu_set_t is the empty set, a valid value for the call to fill.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live cpu_set_t of the size passed; 0 names the calling thread.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    if rc == 0 {
+        let _ = PROCESS_CPUS.set(set);
+    }
+}
+
+/// Lets the calling thread run on every CPU the process may use (as remembered by
+/// [`remember_process_cpus`]), whatever it inherited from the thread that started it.
+fn unpin_current_thread() {
+    if let Some(set) = PROCESS_CPUS.get() {
+        // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 names the calling thread.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(set), set) };
+    }
+}
+
 fn reaper() -> &'static Sender<Job> {
     static REAPER: OnceLock<Sender<Job>> = OnceLock::new();
     REAPER.get_or_init(|| {
@@ -133,6 +160,7 @@ fn reaper() -> &'static Sender<Job> {
         std::thread::Builder::new()
             .name("millrace-reaper".into())
             .spawn(move || {
+                unpin_current_thread();
                 for job in rx {
                     let waiting = WAITING.fetch_sub(1, Ordering::Relaxed) - 1;
                     finish(job, waiting < BACKLOG_FILES);
@@ -344,5 +372,46 @@ mod tests {
             }
         }
         done
+    }
+}
+
+#[cfg(test)]
+mod placement_tests {
+    /// CPUs the calling thread may run on.
+    fn my_cpus() -> usize {
+        // SAFETY: as in `remember_process_cpus`.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a live cpu_set_t of the size passed; 0 names the calling thread.
+        let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+        assert_eq!(rc, 0);
+        // SAFETY: `set` was filled above.
+        unsafe { libc::CPU_COUNT(&set) as usize }
+    }
+
+    #[test]
+    fn helper_threads_are_not_pinned_beside_their_shard() {
+        let all = my_cpus();
+        let config = crate::ShardRuntimeConfig {
+            shards: 1,
+            io_memory_bytes: 1 << 20,
+            ring_depth: 64,
+            pin: true,
+        };
+        crate::run_shards(&config, move |_| async move {
+            assert_eq!(my_cpus(), 1, "the shard itself is pinned");
+            let helper = super::off_shard(|| Ok(my_cpus())).await?;
+            assert_eq!(helper, all, "the helper thread runs on {helper} of {all} CPUs");
+            // What the reaper does first on its thread, tried on a thread the shard starts.
+            let started = std::thread::spawn(|| {
+                let inherited = my_cpus();
+                super::unpin_current_thread();
+                (inherited, my_cpus())
+            })
+            .join()
+            .unwrap();
+            assert_eq!(started, (1, all));
+            Ok(())
+        })
+        .unwrap();
     }
 }

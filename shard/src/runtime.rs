@@ -1,6 +1,6 @@
 //! Executors: one per core, pinned.
 
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use std::future::Future;
 use std::io;
 
@@ -86,6 +86,7 @@ where
         libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
+    crate::reap::remember_process_cpus();
     let cpus = online_cpus();
     let mut handles = Vec::with_capacity(config.shards);
     for shard in 0..config.shards {
@@ -99,6 +100,10 @@ where
             .name(&format!("shard-{shard}"))
             .io_memory(config.io_memory_bytes)
             .ring_depth(config.ring_depth)
+            // The helper thread (unlinks, closes, directory fsyncs, small atomic writes) is
+            // not pinned beside its shard: it would take CPU from that shard and from the
+            // io_uring workers carrying the shard's writes, while another core may be idle.
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
             .spawn(move || {
                 crate::reap::mark_shard_thread();
                 main(shard)
