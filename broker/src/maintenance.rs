@@ -92,10 +92,16 @@ async fn cleaner_loop(shard: Rc<Shard>) {
     }
 }
 
+/// The longest a [`TokenBucket`] lets its user run ahead of the rate.
+const BURST: Duration = Duration::from_millis(100);
+
 /// Paces bytes to a rate: each `pace(n)` takes `n` tokens and sleeps off any debt. The bucket
-/// holds at most one second of tokens, so an idle cleaner cannot save up a burst.
+/// holds at most [`BURST`] worth of tokens, so neither a cleaner that just started nor one
+/// that was idle reads faster than its rate for more than that long (with a second of tokens,
+/// a broker restarting onto a backlog read 100 MiB per shard at the disk's full speed first).
 pub struct TokenBucket {
     rate: f64,
+    depth: f64,
     tokens: Cell<f64>,
     last: Cell<std::time::Instant>,
 }
@@ -103,9 +109,11 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A bucket of `rate` bytes per second, full.
     pub fn new(rate: f64) -> Self {
+        let depth = rate * BURST.as_secs_f64();
         TokenBucket {
             rate,
-            tokens: Cell::new(rate),
+            depth,
+            tokens: Cell::new(depth),
             last: Cell::new(std::time::Instant::now()),
         }
     }
@@ -114,7 +122,7 @@ impl TokenBucket {
     fn take(&self, bytes: usize, now: std::time::Instant) -> Duration {
         let elapsed = now.saturating_duration_since(self.last.get()).as_secs_f64();
         self.last.set(now);
-        let tokens = (self.tokens.get() + elapsed * self.rate).min(self.rate) - bytes as f64;
+        let tokens = (self.tokens.get() + elapsed * self.rate).min(self.depth) - bytes as f64;
         self.tokens.set(tokens);
         if tokens >= 0.0 {
             Duration::ZERO
@@ -145,14 +153,17 @@ mod tests {
 
     #[test]
     fn token_bucket_waits_off_its_debt_and_caps_savings() {
+        let close = |d: Duration, ms: f64| (d.as_secs_f64() * 1e3 - ms).abs() < 1e-6;
         let b = TokenBucket::new(1000.0);
         let t0 = b.last.get();
-        assert_eq!(b.take(1000, t0), Duration::ZERO);
-        assert_eq!(b.take(500, t0), Duration::from_millis(500));
-        // Ten idle seconds refill at most one second of tokens.
+        // A new bucket holds 100 ms of tokens, not a second.
+        assert_eq!(b.take(100, t0), Duration::ZERO);
+        let wait = b.take(500, t0);
+        assert!(close(wait, 500.0), "{wait:?}");
+        // Ten idle seconds refill at most 100 ms of tokens.
         let later = t0 + Duration::from_secs(10);
-        assert_eq!(b.take(1000, later), Duration::ZERO);
+        assert_eq!(b.take(100, later), Duration::ZERO);
         let wait = b.take(250, later);
-        assert!((wait.as_secs_f64() - 0.25).abs() < 1e-9, "{wait:?}");
+        assert!(close(wait, 250.0), "{wait:?}");
     }
 }
