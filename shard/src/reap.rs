@@ -400,7 +400,10 @@ mod placement_tests {
         crate::run_shards(&config, move |_| async move {
             assert_eq!(my_cpus(), 1, "the shard itself is pinned");
             let helper = super::off_shard(|| Ok(my_cpus())).await?;
-            assert_eq!(helper, all, "the helper thread runs on {helper} of {all} CPUs");
+            assert_eq!(
+                helper, all,
+                "the helper thread runs on {helper} of {all} CPUs"
+            );
             // What the reaper does first on its thread, tried on a thread the shard starts.
             let started = std::thread::spawn(|| {
                 let inherited = my_cpus();
