@@ -1,6 +1,6 @@
 //! One consumer: per leader, a task that long-polls Fetch for its partitions, checks every
-//! batch's CRC-32C (unless `--check-crcs false`), counts records and value bytes, and (for e2e) measures each record's
-//! latency from the intended send time stamped in its value.
+//! batch's CRC-32C (unless `--check-crcs false`), counts records and value bytes, and (for
+//! e2e) measures each record's latency from the intended send time stamped in its value.
 //!
 //! Brokers return whole batches, so records below the fetch position are skipped, as Kafka's
 //! consumers do. One Fetch is in flight per connection: the next position depends on the
