@@ -133,13 +133,18 @@ static WAITING: AtomicUsize = AtomicUsize::new(0);
 /// The CPUs the process may use, as [`crate::run_shards`] found them before pinning anything.
 static PROCESS_CPUS: OnceLock<libc::cpu_set_t> = OnceLock::new();
 
-/// Records the calling thread's CPU affinity as the process's (call before pinning threads).
-pub(crate) fn remember_process_cpus() {
+/// The CPUs the calling thread may run on.
+fn current_cpus() -> Option<libc::cpu_set_t> {
     // SAFETY: an all-zero cpu_set_t is the empty set, a valid value for the call to fill.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a live cpu_set_t of the size passed; 0 names the calling thread.
     let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-    if rc == 0 {
+    (rc == 0).then_some(set)
+}
+
+/// Records the calling thread's CPU affinity as the process's (call before pinning threads).
+pub(crate) fn remember_process_cpus() {
+    if let Some(set) = current_cpus() {
         let _ = PROCESS_CPUS.set(set);
     }
 }
@@ -217,9 +222,7 @@ fn cut_down(fd: &OwnedFd, rest: bool) {
 /// in place, without the stepwise freeing.
 pub fn close_later(fd: OwnedFd, inode: Option<Inode>, first: impl Future<Output = ()> + 'static) {
     if !on_shard() {
-        if let Some(inode) = inode {
-            untrack(inode);
-        }
+        forget(inode);
         drop(fd);
         return;
     }
@@ -377,14 +380,10 @@ mod tests {
 
 #[cfg(test)]
 mod placement_tests {
-    /// CPUs the calling thread may run on.
+    /// How many CPUs the calling thread may run on.
     fn my_cpus() -> usize {
-        // SAFETY: as in `remember_process_cpus`.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a live cpu_set_t of the size passed; 0 names the calling thread.
-        let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-        assert_eq!(rc, 0);
-        // SAFETY: `set` was filled above.
+        let set = super::current_cpus().expect("sched_getaffinity");
+        // SAFETY: `set` is a cpu_set_t the kernel filled.
         unsafe { libc::CPU_COUNT(&set) as usize }
     }
 
