@@ -44,7 +44,7 @@ use crate::log::{corrupt, LogConfig, PartitionLog};
 use crate::retention::remove_if_present;
 use crate::segment::{file_name, SegmentIndex};
 use crate::StorageError;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use millrace_wire::records::{
     decode_records, filter_records, BatchHeader, BatchIter, BatchStep, Record,
 };
@@ -56,16 +56,21 @@ use std::rc::Rc;
 
 /// Fixed cost counted per key in the cleaner's map, on top of the key's bytes.
 pub const MAP_ENTRY_BYTES: usize = 48;
-/// Bytes read from a segment at once, and written to a cleaned one at once.
-const CHUNK_BYTES: usize = 256 * 1024;
+/// The largest read or write the cleaner asks of the disk. A request in flight delays every
+/// foreground write and flush queued behind it on the device for as long as it takes, so the
+/// cleaner keeps one small request in flight rather than a batch-sized one: a 1 MiB direct
+/// read took about 1 ms on our test disk, a 64 KiB one 0.15 ms (docs/BENCHMARKS.md, "Cleaner
+/// request size").
+pub const IO_BYTES: usize = 64 * 1024;
 /// Suffix of a cleaned segment before its swap.
 pub(crate) const CLEANED_SUFFIX: &str = ".log.cleaned";
 
 /// Batch bytes the cleaner decodes between two [`Throttle::pause`]s.
 const SLICE_BYTES: usize = 64 * 1024;
 
-/// Paces the cleaner: the log awaits `pace(n)` after each chunk of `n` bytes it reads or
-/// writes, and `pause()` after each [`SLICE_BYTES`] of batches it decodes. The broker
+/// Paces the cleaner: the log awaits `pace(n)` before each request of `n` bytes (at most
+/// [`IO_BYTES`]) it reads or writes, and `pause()` after each [`SLICE_BYTES`] of batches it
+/// decodes. The broker
 /// implements it with a token bucket and its timers.
 pub trait Throttle {
     /// Returns once `bytes` more may be done.
@@ -262,13 +267,9 @@ impl<D: Disk> PartitionLog<D> {
         let mut writer = AlignedWriter::new(&out_file);
         let mut index = SegmentIndex::empty(src.base);
         let mut removed = 0u64;
-        let mut pos = 0u64;
+        let mut reader = BatchReader::new(&*src.file, src.size);
         let mut slices = Slices::default();
-        while pos < src.size {
-            let (batches, next) = read_batches(&*src.file, pos, src.size).await?;
-            throttle.pace((next - pos) as usize).await;
-            outcome.bytes_read += next - pos;
-            pos = next;
+        while let Some(batches) = reader.next(throttle, outcome).await? {
             for bytes in batches {
                 slices.decoded(bytes.len(), throttle).await;
                 let Some(kept) = rules.rewrite(&bytes, src, &mut removed, src.file.path())? else {
@@ -434,13 +435,9 @@ async fn build_key_map<F: DiskFile, T: Throttle>(
     let mut map: HashMap<Vec<u8>, i64> = HashMap::new();
     let mut map_bytes = 0usize;
     for (covered, src) in sources.iter().enumerate() {
-        let mut pos = 0u64;
+        let mut reader = BatchReader::new(&*src.file, src.size);
         let mut slices = Slices::default();
-        while pos < src.size {
-            let (batches, next) = read_batches(&*src.file, pos, src.size).await?;
-            throttle.pace((next - pos) as usize).await;
-            outcome.bytes_read += next - pos;
-            pos = next;
+        while let Some(batches) = reader.next(throttle, outcome).await? {
             for batch in batches {
                 slices.decoded(batch.len(), throttle).await;
                 let h = BatchHeader::parse(&batch)
@@ -487,52 +484,107 @@ fn ratio<F>(sources: &[Source<F>], first_dirty: i64) -> f64 {
     }
 }
 
-/// Whole batches from `pos`, reading at least one (growing the window for a large batch).
-/// Returns them and the position after the last. `end` is the segment's logical size.
-async fn read_batches<F: DiskFile>(
-    file: &F,
-    pos: u64,
+/// Reads a segment's batches front to back in requests of at most [`IO_BYTES`], each paced
+/// by the throttle before it is made, and never reads a byte twice: a batch larger than one
+/// request is assembled from several.
+struct BatchReader<'a, F> {
+    file: &'a F,
+    /// The segment's logical size.
     end: u64,
-) -> Result<(Vec<Bytes>, u64), StorageError> {
-    let mut want = CHUNK_BYTES as u64;
-    loop {
-        let len = want.min(end - pos) as usize;
-        let data = file
-            .read_at(pos, len)
-            .await
-            .map_err(io_err("read", file.path()))?;
-        let mut batches = Vec::new();
-        let mut consumed = 0usize;
-        let mut needed = None;
-        for step in BatchIter::new(&data) {
-            match step {
-                BatchStep::Batch {
-                    position, bytes, ..
-                } => {
-                    batches.push(data.slice(position..position + bytes.len()));
-                    consumed = position + bytes.len();
-                }
-                BatchStep::Tail { reason, .. } => {
-                    if let WireError::Truncated { needed: n, .. } = reason {
-                        needed = Some(n as u64);
+    /// File position of the end of `buf`.
+    read: u64,
+    /// Bytes read and not yet returned; they start with a batch.
+    buf: BytesMut,
+}
+
+impl<'a, F: DiskFile> BatchReader<'a, F> {
+    fn new(file: &'a F, end: u64) -> Self {
+        BatchReader {
+            file,
+            end,
+            read: 0,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// File position of the first byte not returned yet.
+    fn position(&self) -> u64 {
+        self.read - self.buf.len() as u64
+    }
+
+    /// The next whole batches (at least one), or None at the segment's end.
+    async fn next<T: Throttle>(
+        &mut self,
+        throttle: &T,
+        outcome: &mut CleanOutcome,
+    ) -> Result<Option<Vec<Bytes>>, StorageError> {
+        loop {
+            if self.position() >= self.end {
+                return Ok(None);
+            }
+            let mut ends = Vec::new();
+            let mut short = None;
+            for step in BatchIter::new(&self.buf) {
+                match step {
+                    BatchStep::Batch {
+                        position, bytes, ..
+                    } => ends.push(position + bytes.len()),
+                    BatchStep::Tail { reason, .. } => {
+                        short = Some(reason);
+                        break;
                     }
-                    break;
                 }
             }
-        }
-        if consumed > 0 {
-            return Ok((batches, pos + consumed as u64));
-        }
-        match needed {
-            Some(n) if (len as u64) < end - pos && n > len as u64 => want = n.min(end - pos),
-            _ => {
-                return Err(corrupt(
-                    file.path(),
-                    pos,
-                    "batch cut short in a synced segment",
-                ))
+            if let Some(&consumed) = ends.last() {
+                let taken = self.buf.split_to(consumed).freeze();
+                let mut start = 0;
+                let batches = ends
+                    .into_iter()
+                    .map(|end| {
+                        let batch = taken.slice(start..end);
+                        start = end;
+                        batch
+                    })
+                    .collect();
+                return Ok(Some(batches));
             }
+            let at = self.position();
+            let cut_short = || corrupt(self.file.path(), at, "batch cut short in a synced segment");
+            match short {
+                // Nothing buffered yet, or the batch continues past what is buffered.
+                None => {}
+                Some(WireError::Truncated { needed, .. }) if at + needed as u64 <= self.end => {}
+                Some(_) => return Err(cut_short()),
+            }
+            self.read_more(throttle, outcome).await?;
         }
+    }
+
+    /// Appends one request's worth, ending on an [`IO_BYTES`] boundary or the segment's end.
+    async fn read_more<T: Throttle>(
+        &mut self,
+        throttle: &T,
+        outcome: &mut CleanOutcome,
+    ) -> Result<(), StorageError> {
+        let step = IO_BYTES as u64;
+        let len = (step - self.read % step).min(self.end - self.read) as usize;
+        throttle.pace(len).await;
+        let data = self
+            .file
+            .read_at(self.read, len)
+            .await
+            .map_err(io_err("read", self.file.path()))?;
+        if data.len() < len {
+            return Err(corrupt(
+                self.file.path(),
+                self.read + data.len() as u64,
+                "segment file shorter than its index says",
+            ));
+        }
+        self.buf.extend_from_slice(&data[..len]);
+        self.read += len as u64;
+        outcome.bytes_read += len as u64;
+        Ok(())
     }
 }
 
@@ -565,33 +617,48 @@ impl<'a, F: DiskFile> AlignedWriter<'a, F> {
     async fn push<T: Throttle>(&mut self, bytes: &[u8], throttle: &T) -> Result<(), StorageError> {
         self.buf.extend_from_slice(bytes);
         self.logical += bytes.len() as u64;
-        if self.buf.len() >= CHUNK_BYTES {
-            let align = self.file.alignment();
-            let n = self.buf.len() / align * align;
-            self.write(n, throttle).await?;
-        }
-        Ok(())
+        self.write_pieces(throttle).await
     }
 
     /// Writes the rest, padded; returns the logical bytes written in all.
     async fn finish<T: Throttle>(mut self, throttle: &T) -> Result<u64, StorageError> {
+        let align = self.file.alignment();
+        let padded = self.buf.len().div_ceil(align) * align;
+        self.buf.resize(padded, 0);
+        self.write_pieces(throttle).await?;
         if !self.buf.is_empty() {
-            let align = self.file.alignment();
-            let n = self.buf.len().div_ceil(align) * align;
-            self.buf.resize(n, 0);
-            self.write(n, throttle).await?;
+            let n = self.buf.len();
+            self.write_at(0, n, throttle).await?;
+            self.buf.clear();
         }
         Ok(self.logical)
     }
 
-    async fn write<T: Throttle>(&mut self, n: usize, throttle: &T) -> Result<(), StorageError> {
+    /// Writes every whole piece buffered (each [`IO_BYTES`], or the alignment if larger).
+    async fn write_pieces<T: Throttle>(&mut self, throttle: &T) -> Result<(), StorageError> {
+        let piece = IO_BYTES.max(self.file.alignment());
+        let mut done = 0;
+        while self.buf.len() - done >= piece {
+            self.write_at(done, piece, throttle).await?;
+            done += piece;
+        }
+        self.buf.drain(..done);
+        Ok(())
+    }
+
+    /// Writes `buf[start..start + n]` at the next file position.
+    async fn write_at<T: Throttle>(
+        &mut self,
+        start: usize,
+        n: usize,
+        throttle: &T,
+    ) -> Result<(), StorageError> {
+        throttle.pace(n).await;
         self.file
-            .write_at(self.position, &self.buf[..n])
+            .write_at(self.position, &self.buf[start..start + n])
             .await
             .map_err(io_err("write", self.file.path()))?;
         self.position += n as u64;
-        self.buf.drain(..n);
-        throttle.pace(n).await;
         Ok(())
     }
 }

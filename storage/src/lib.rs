@@ -119,7 +119,7 @@ mod segment;
 pub mod sim;
 
 pub use cache::BatchCache;
-pub use compaction::{CleanOutcome, NoThrottle, Throttle, MAP_ENTRY_BYTES};
+pub use compaction::{CleanOutcome, NoThrottle, Throttle, IO_BYTES, MAP_ENTRY_BYTES};
 pub use error::StorageError;
 pub use log::{AppendOutcome, LogConfig, PartitionLog, ReadChunk, ReadResult};
 pub use retention::RetentionOutcome;

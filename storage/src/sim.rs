@@ -42,6 +42,12 @@ pub struct SimStats {
     pub dir_syncs: u64,
     /// `read_at` calls.
     pub reads: u64,
+    /// Bytes those calls returned.
+    pub bytes_read: u64,
+    /// The longest `read_at` asked for, in bytes.
+    pub largest_read: u64,
+    /// The longest successful `write_at`, in bytes.
+    pub largest_write: u64,
 }
 
 /// The in-memory disk. Clones share the same files.
@@ -155,6 +161,11 @@ impl SimDisk {
     /// When true, every async operation is `Pending` once before it runs.
     pub fn set_yield(&self, yield_once: bool) {
         self.state.borrow_mut().yield_once = yield_once;
+    }
+
+    /// Zeroes the counters, to look at what one operation does.
+    pub fn reset_stats(&self) {
+        self.state.borrow_mut().stats = SimStats::default();
     }
 
     /// Counters so far.
@@ -327,6 +338,7 @@ impl DiskFile for SimFile {
         }
         state.stats.writes += 1;
         state.stats.bytes_written += data.len() as u64;
+        state.stats.largest_write = state.stats.largest_write.max(data.len() as u64);
         let mut image = self.data.borrow_mut();
         apply_write(&mut image.volatile, pos, data);
         image.unsynced.push(Op::Write {
@@ -338,10 +350,13 @@ impl DiskFile for SimFile {
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
         self.pause().await;
-        self.state.borrow_mut().stats.reads += 1;
         let image = self.data.borrow();
         let start = (pos as usize).min(image.volatile.len());
         let end = start.saturating_add(len).min(image.volatile.len());
+        let mut state = self.state.borrow_mut();
+        state.stats.reads += 1;
+        state.stats.bytes_read += (end - start) as u64;
+        state.stats.largest_read = state.stats.largest_read.max(len as u64);
         Ok(Bytes::copy_from_slice(&image.volatile[start..end]))
     }
 

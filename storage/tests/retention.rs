@@ -7,7 +7,7 @@ use common::*;
 use futures_lite::future::block_on;
 use millrace_replication::LeaderEpoch;
 use millrace_storage::sim::SimDisk;
-use millrace_storage::{LogConfig, NoThrottle, StorageError, Throttle};
+use millrace_storage::{LogConfig, NoThrottle, StorageError, Throttle, IO_BYTES};
 use millrace_wire::compression::Compression;
 use millrace_wire::records::{decode_records, BatchBuilder, BatchHeader, NewRecord, Record};
 use std::cell::Cell;
@@ -651,6 +651,111 @@ fn the_cleaner_pauses_between_slices_of_decoding() {
         throttle.1.get(),
         out.bytes_read
     );
+}
+
+/// Batches of about 1 MiB are read and written in requests of at most [`IO_BYTES`] (a large
+/// request in flight holds up the foreground writes and flushes queued behind it), and each
+/// pass reads every byte once: a batch larger than one request is assembled, not re-read.
+#[test]
+fn the_cleaner_reads_and_writes_large_batches_in_small_requests_and_once() {
+    let disk = SimDisk::default();
+    let config = LogConfig {
+        segment_bytes: 2 << 20,
+        ..compacted()
+    };
+    let log = open(&disk, &config, 1 << 20, 0);
+    let value = "v".repeat(4000);
+    let keys: Vec<String> = (0..60).map(|k| format!("key-{k}")).collect();
+    // Seven batches of 250 records: two to a segment, so the first six are cleanable.
+    let mut cleanable = 0u64;
+    for b in 0..7i64 {
+        let pairs: Vec<(&str, Option<&str>)> = (0..250)
+            .map(|i| (keys[i % 60].as_str(), Some(value.as_str())))
+            .collect();
+        let batch = keyed(&pairs, b * 1000);
+        assert!(batch.len() > 900_000, "{}", batch.len());
+        if b < 6 {
+            cleanable += batch.len() as u64;
+        }
+        append(&log, &batch, b * 1000);
+        block_on(log.flush()).unwrap();
+    }
+    disk.reset_stats();
+    let out = block_on(log.clean(10_000, &NoThrottle)).unwrap();
+    let stats = disk.stats();
+    assert!(out.cleaned, "{out:?}");
+    assert!(stats.largest_read as usize <= IO_BYTES, "{stats:?}");
+    assert!(stats.largest_write as usize <= IO_BYTES, "{stats:?}");
+    assert!(
+        stats.bytes_written >= out.bytes_written,
+        "{stats:?} {out:?}"
+    );
+    // Both passes read each cleanable byte once, and nothing else.
+    assert_eq!(stats.bytes_read, 2 * cleanable, "{stats:?}");
+    assert_eq!(out.bytes_read, 2 * cleanable, "{out:?}");
+    // The cleaned segments keep each key's latest record; the active one is untouched.
+    let kept = kv(&records(&log));
+    assert_eq!(kept.len(), keys.len() + 250);
+    let last_in_cleaned: Vec<i64> = (6 * 250 - 60..6 * 250).collect();
+    let offsets: Vec<i64> = kept.iter().take(60).map(|r| r.0).collect();
+    assert_eq!(offsets, last_in_cleaned);
+}
+
+/// A cleanable segment whose batch claims more bytes than the segment holds, or whose file is
+/// shorter than its index says, fails the clean with the position, and nothing is swapped.
+#[test]
+fn a_damaged_segment_fails_the_clean_and_changes_nothing() {
+    for damage in ["length", "short file"] {
+        let disk = SimDisk::default();
+        let config = LogConfig {
+            segment_bytes: 2 << 20,
+            ..compacted()
+        };
+        let log = open(&disk, &config, 1 << 20, 0);
+        let value = "v".repeat(4000);
+        let mut first = 0usize;
+        for b in 0..3i64 {
+            let pairs: Vec<(String, Option<&str>)> = (0..250)
+                .map(|i| (format!("key-{}", i % 60), Some(value.as_str())))
+                .collect();
+            let pairs: Vec<(&str, Option<&str>)> =
+                pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            let batch = keyed(&pairs, b * 1000);
+            if b == 0 {
+                first = batch.len();
+            }
+            append(&log, &batch, b * 1000);
+            block_on(log.flush()).unwrap();
+        }
+        let path = dir().join("00000000000000000000.log");
+        let mut bytes = disk.file_bytes(&path).unwrap();
+        match damage {
+            // The second batch's length field (after its 8-byte base offset).
+            "length" => bytes[first + 8..first + 12].copy_from_slice(&i32::MAX.to_be_bytes()),
+            _ => bytes.truncate(first + 100_000),
+        }
+        disk.put_file(&path, &bytes);
+        let err = block_on(log.clean(10_000, &NoThrottle)).unwrap_err();
+        let text = err.to_string();
+        let expected = match damage {
+            "length" => "batch cut short in a synced segment",
+            _ => "segment file shorter than its index says",
+        };
+        assert!(text.contains(expected), "{damage}: {text}");
+        assert!(
+            text.contains("00000000000000000000.log"),
+            "{damage}: {text}"
+        );
+        assert_eq!(disk.file_bytes(&path).unwrap(), bytes, "{damage}");
+        assert!(
+            !disk
+                .paths()
+                .iter()
+                .any(|p| p.to_string_lossy().ends_with(".cleaned")),
+            "{damage}: {:?}",
+            disk.paths()
+        );
+    }
 }
 
 #[test]
