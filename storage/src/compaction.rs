@@ -70,8 +70,7 @@ const SLICE_BYTES: usize = 64 * 1024;
 
 /// Paces the cleaner: the log awaits `pace(n)` before each request of `n` bytes (at most
 /// [`IO_BYTES`]) it reads or writes, and `pause()` after each [`SLICE_BYTES`] of batches it
-/// decodes. The broker
-/// implements it with a token bucket and its timers.
+/// decodes. The broker implements it with a token bucket and its timers.
 pub trait Throttle {
     /// Returns once `bytes` more may be done.
     fn pace(&self, bytes: usize) -> impl Future<Output = ()>;
@@ -628,7 +627,7 @@ impl<'a, F: DiskFile> AlignedWriter<'a, F> {
         self.write_pieces(throttle).await?;
         if !self.buf.is_empty() {
             let n = self.buf.len();
-            self.write_at(0, n, throttle).await?;
+            self.write_range(0, n, throttle).await?;
             self.buf.clear();
         }
         Ok(self.logical)
@@ -639,7 +638,7 @@ impl<'a, F: DiskFile> AlignedWriter<'a, F> {
         let piece = IO_BYTES.max(self.file.alignment());
         let mut done = 0;
         while self.buf.len() - done >= piece {
-            self.write_at(done, piece, throttle).await?;
+            self.write_range(done, piece, throttle).await?;
             done += piece;
         }
         self.buf.drain(..done);
@@ -647,7 +646,7 @@ impl<'a, F: DiskFile> AlignedWriter<'a, F> {
     }
 
     /// Writes `buf[start..start + n]` at the next file position.
-    async fn write_at<T: Throttle>(
+    async fn write_range<T: Throttle>(
         &mut self,
         start: usize,
         n: usize,
