@@ -80,6 +80,34 @@ fn compacted() -> LogConfig {
     }
 }
 
+/// A compacted log with `segment_bytes` segments.
+fn compacted_log(disk: &SimDisk, segment_bytes: u64) -> Log {
+    let config = LogConfig {
+        segment_bytes,
+        ..compacted()
+    };
+    open(disk, &config, 1 << 20, 0)
+}
+
+/// `count` batches of 250 records of 4,000 bytes over 60 keys (about 1 MiB each; two fit a
+/// 2 MiB segment), each flushed; returns their lengths.
+fn fill_large(log: &Log, count: i64) -> Vec<usize> {
+    let value = "v".repeat(4000);
+    let keys: Vec<String> = (0..60).map(|k| format!("key-{k}")).collect();
+    let pairs: Vec<(&str, Option<&str>)> = (0..250)
+        .map(|i| (keys[i % 60].as_str(), Some(value.as_str())))
+        .collect();
+    (0..count)
+        .map(|b| {
+            let batch = keyed(&pairs, b * 1000);
+            assert!(batch.len() > 900_000, "{}", batch.len());
+            append(log, &batch, b * 1000);
+            block_on(log.flush()).unwrap();
+            batch.len()
+        })
+        .collect()
+}
+
 /// `batches` keyed batches (3 records each, keys a/b/c, about 90 bytes), each flushed.
 fn fill(log: &Log, batches: usize, t0: i64) {
     for i in 0..batches {
@@ -625,11 +653,7 @@ fn the_throttle_sees_every_byte_read_and_written() {
 #[test]
 fn the_cleaner_pauses_between_slices_of_decoding() {
     let disk = SimDisk::default();
-    let config = LogConfig {
-        segment_bytes: 1 << 20,
-        ..compacted()
-    };
-    let log = open(&disk, &config, 1 << 20, 0);
+    let log = compacted_log(&disk, 1 << 20);
     let value = "x".repeat(1000);
     for i in 0..2000 {
         let k = format!("key-{}", i % 50);
@@ -659,27 +683,10 @@ fn the_cleaner_pauses_between_slices_of_decoding() {
 #[test]
 fn the_cleaner_reads_and_writes_large_batches_in_small_requests_and_once() {
     let disk = SimDisk::default();
-    let config = LogConfig {
-        segment_bytes: 2 << 20,
-        ..compacted()
-    };
-    let log = open(&disk, &config, 1 << 20, 0);
-    let value = "v".repeat(4000);
-    let keys: Vec<String> = (0..60).map(|k| format!("key-{k}")).collect();
-    // Seven batches of 250 records: two to a segment, so the first six are cleanable.
-    let mut cleanable = 0u64;
-    for b in 0..7i64 {
-        let pairs: Vec<(&str, Option<&str>)> = (0..250)
-            .map(|i| (keys[i % 60].as_str(), Some(value.as_str())))
-            .collect();
-        let batch = keyed(&pairs, b * 1000);
-        assert!(batch.len() > 900_000, "{}", batch.len());
-        if b < 6 {
-            cleanable += batch.len() as u64;
-        }
-        append(&log, &batch, b * 1000);
-        block_on(log.flush()).unwrap();
-    }
+    let log = compacted_log(&disk, 2 << 20);
+    // Seven batches, two to a segment, so the first six are cleanable.
+    let lengths = fill_large(&log, 7);
+    let cleanable: u64 = lengths[..6].iter().map(|&n| n as u64).sum();
     disk.reset_stats();
     let out = block_on(log.clean(10_000, &NoThrottle)).unwrap();
     let stats = disk.stats();
@@ -695,7 +702,7 @@ fn the_cleaner_reads_and_writes_large_batches_in_small_requests_and_once() {
     assert_eq!(out.bytes_read, 2 * cleanable, "{out:?}");
     // The cleaned segments keep each key's latest record; the active one is untouched.
     let kept = kv(&records(&log));
-    assert_eq!(kept.len(), keys.len() + 250);
+    assert_eq!(kept.len(), 60 + 250);
     let last_in_cleaned: Vec<i64> = (6 * 250 - 60..6 * 250).collect();
     let offsets: Vec<i64> = kept.iter().take(60).map(|r| r.0).collect();
     assert_eq!(offsets, last_in_cleaned);
@@ -707,26 +714,8 @@ fn the_cleaner_reads_and_writes_large_batches_in_small_requests_and_once() {
 fn a_damaged_segment_fails_the_clean_and_changes_nothing() {
     for damage in ["length", "short file"] {
         let disk = SimDisk::default();
-        let config = LogConfig {
-            segment_bytes: 2 << 20,
-            ..compacted()
-        };
-        let log = open(&disk, &config, 1 << 20, 0);
-        let value = "v".repeat(4000);
-        let mut first = 0usize;
-        for b in 0..3i64 {
-            let pairs: Vec<(String, Option<&str>)> = (0..250)
-                .map(|i| (format!("key-{}", i % 60), Some(value.as_str())))
-                .collect();
-            let pairs: Vec<(&str, Option<&str>)> =
-                pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            let batch = keyed(&pairs, b * 1000);
-            if b == 0 {
-                first = batch.len();
-            }
-            append(&log, &batch, b * 1000);
-            block_on(log.flush()).unwrap();
-        }
+        let log = compacted_log(&disk, 2 << 20);
+        let first = fill_large(&log, 3)[0];
         let path = dir().join("00000000000000000000.log");
         let mut bytes = disk.file_bytes(&path).unwrap();
         match damage {
