@@ -568,7 +568,7 @@ impl<'a, F: DiskFile> BatchReader<'a, F> {
         let step = IO_BYTES as u64;
         let len = (step - self.read % step).min(self.end - self.read) as usize;
         throttle.pace(len).await;
-        let data = self
+        let mut data = self
             .file
             .read_at(self.read, len)
             .await
@@ -580,7 +580,15 @@ impl<'a, F: DiskFile> BatchReader<'a, F> {
                 "segment file shorter than its index says",
             ));
         }
-        self.buf.extend_from_slice(&data[..len]);
+        data.truncate(len);
+        if self.buf.is_empty() {
+            // Nothing carried over: keep the read's own buffer instead of copying it.
+            self.buf = data
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        } else {
+            self.buf.extend_from_slice(&data);
+        }
         self.read += len as u64;
         outcome.bytes_read += len as u64;
         Ok(())
