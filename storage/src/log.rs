@@ -453,6 +453,7 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     async fn flush_round(&self) -> Result<(), StorageError> {
+        crate::foreground::round_started();
         self.open_new_files().await?;
         let plan = self.plan_round();
         for w in &plan.writes {
