@@ -74,6 +74,9 @@ pub struct Config {
     pub log_cleaner_backoff_ms: i64,
     /// `log.cleaner.io.max.bytes.per.second`: the cleaner's read+write budget per shard.
     pub log_cleaner_io_max_bytes_per_second: f64,
+    /// `millrace.log.cleaner.io.busy.max.bytes.per.second`: the cleaner's budget per shard while
+    /// produces are being made durable (capped by the one above).
+    pub log_cleaner_io_busy_max_bytes_per_second: f64,
     /// `log.cleaner.dedupe.buffer.size`: bound on one clean's key map (one clean at a time per
     /// shard).
     pub log_cleaner_dedupe_buffer_bytes: usize,
@@ -124,6 +127,7 @@ impl Default for Config {
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
+            log_cleaner_io_busy_max_bytes_per_second: 10.0 * 1024.0 * 1024.0,
             log_cleaner_dedupe_buffer_bytes: 128 << 20,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
@@ -257,10 +261,10 @@ impl Config {
                     self.log_cleaner_backoff_ms = parse_num(key, value, 0, i64::MAX)?
                 }
                 "log.cleaner.io.max.bytes.per.second" => {
-                    self.log_cleaner_io_max_bytes_per_second = match value.parse::<f64>() {
-                        Ok(n) if n > 0.0 => n,
-                        _ => return Err(invalid(key, value, "must be a positive number")),
-                    }
+                    self.log_cleaner_io_max_bytes_per_second = parse_rate(key, value)?
+                }
+                "millrace.log.cleaner.io.busy.max.bytes.per.second" => {
+                    self.log_cleaner_io_busy_max_bytes_per_second = parse_rate(key, value)?
                 }
                 other
                     if crate::topic_config::by_broker_key(other).is_some_and(|d| {
@@ -499,6 +503,10 @@ impl Config {
             self.log_cleaner_io_max_bytes_per_second.to_string(),
         );
         m.insert(
+            "millrace.log.cleaner.io.busy.max.bytes.per.second",
+            self.log_cleaner_io_busy_max_bytes_per_second.to_string(),
+        );
+        m.insert(
             "group.consumer.session.timeout.ms",
             self.group_consumer_session_timeout_ms.to_string(),
         );
@@ -565,6 +573,14 @@ fn parse_num(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigEr
         ));
     }
     Ok(n)
+}
+
+/// Bytes per second: any positive number, as Kafka's throttle rates (a double) are.
+fn parse_rate(key: &str, value: &str) -> Result<f64, ConfigError> {
+    match value.parse::<f64>() {
+        Ok(n) if n > 0.0 => Ok(n),
+        _ => Err(invalid(key, value, "must be a positive number")),
+    }
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -756,6 +772,8 @@ mod tests {
             "log.cleaner.min.cleanable.ratio=2",
             "log.message.timestamp.type=Now",
             "log.cleaner.io.max.bytes.per.second=0",
+            "millrace.log.cleaner.io.busy.max.bytes.per.second=-1",
+            "millrace.log.cleaner.io.busy.max.bytes.per.second=fast",
         ] {
             let err = apply(bad).unwrap_err().to_string();
             assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");

@@ -9,8 +9,9 @@
 //! * **Cleaner** (`log.cleaner.enable`): compacts logs with `cleanup.policy` containing
 //!   `compact` whose dirty ratio reaches `min.cleanable.dirty.ratio` (or whose dirty data is
 //!   older than `max.compaction.lag.ms`), one log at a time, its reads and writes paced by a
-//!   token bucket of `log.cleaner.io.max.bytes.per.second`; it waits
-//!   `log.cleaner.backoff.ms` when a pass found nothing to do.
+//!   token bucket of `log.cleaner.io.max.bytes.per.second`, or of the lower
+//!   `millrace.log.cleaner.io.busy.max.bytes.per.second` while produces are being made durable;
+//!   it waits `log.cleaner.backoff.ms` when a pass found nothing to do.
 
 use crate::node::{PartitionKey, Shard};
 use millrace_storage::Throttle;
@@ -62,7 +63,11 @@ async fn retention_loop(shard: Rc<Shard>) {
 }
 
 async fn cleaner_loop(shard: Rc<Shard>) {
-    let throttle = TokenBucket::new(shard.config.log_cleaner_io_max_bytes_per_second);
+    let throttle = TokenBucket::new(
+        shard.config.log_cleaner_io_max_bytes_per_second,
+        shard.config.log_cleaner_io_busy_max_bytes_per_second,
+        millrace_storage::foreground_rounds_started(),
+    );
     let backoff = Duration::from_millis(shard.config.log_cleaner_backoff_ms as u64);
     while !shard.stopping.get() {
         let mut cleaned_any = false;
@@ -94,47 +99,77 @@ async fn cleaner_loop(shard: Rc<Shard>) {
 
 /// The longest a [`TokenBucket`] lets its user run ahead of the rate.
 const BURST: Duration = Duration::from_millis(100);
+/// How long after the last foreground flush round started the busy rate still applies.
+const BUSY_FOR: Duration = Duration::from_secs(1);
 
 /// Paces bytes to a rate: each `pace(n)` takes `n` tokens and sleeps off any debt. The bucket
 /// holds at most [`BURST`] worth of tokens, so neither a cleaner that just started nor one
 /// that was idle reads faster than its rate for more than that long (with a second of tokens,
 /// a broker restarting onto a backlog read 100 MiB per shard at the disk's full speed first).
+///
+/// Two rates: the busy one while any log in the process has started a flush round within
+/// [`BUSY_FOR`] (a produce, an offset commit or a replica append waiting to be durable), the
+/// full one otherwise. Every cleaner request on the device can delay one of a round's
+/// requests; how many rounds it delays grows with the cleaner's rate (docs/BENCHMARKS.md,
+/// "Cleaner budget and produce device waits"), and an idle broker loses nothing by cleaning
+/// at full speed.
 pub struct TokenBucket {
     rate: f64,
-    depth: f64,
+    busy_rate: f64,
     tokens: Cell<f64>,
     last: Cell<std::time::Instant>,
+    /// The round count last seen, and until when the busy rate applies because it moved.
+    rounds: Cell<u64>,
+    busy_until: Cell<Option<std::time::Instant>>,
 }
 
 impl TokenBucket {
-    /// A bucket of `rate` bytes per second, full.
-    pub fn new(rate: f64) -> Self {
-        let depth = rate * BURST.as_secs_f64();
+    /// A full bucket of `rate` bytes per second, `busy_rate` (at most `rate`) while flush
+    /// rounds are starting; `rounds` is the count of rounds started so far.
+    pub fn new(rate: f64, busy_rate: f64, rounds: u64) -> Self {
         TokenBucket {
             rate,
-            depth,
-            tokens: Cell::new(depth),
+            busy_rate: busy_rate.min(rate),
+            tokens: Cell::new(rate * BURST.as_secs_f64()),
             last: Cell::new(std::time::Instant::now()),
+            rounds: Cell::new(rounds),
+            busy_until: Cell::new(None),
         }
     }
 
-    /// Takes `bytes` tokens at `now`; returns how long to wait to pay back a debt.
-    fn take(&self, bytes: usize, now: std::time::Instant) -> Duration {
+    /// The rate in force at `now`, given the count of rounds started so far.
+    fn rate_at(&self, now: std::time::Instant, rounds: u64) -> f64 {
+        if rounds != self.rounds.get() {
+            self.rounds.set(rounds);
+            self.busy_until.set(Some(now + BUSY_FOR));
+        }
+        match self.busy_until.get() {
+            Some(until) if now < until => self.busy_rate,
+            _ => self.rate,
+        }
+    }
+
+    /// Takes `bytes` tokens at `now`; returns how long to wait to pay back a debt. Tokens
+    /// accrue at the rate in force now and are capped at [`BURST`] of it.
+    fn take(&self, bytes: usize, now: std::time::Instant, rounds: u64) -> Duration {
+        let rate = self.rate_at(now, rounds);
         let elapsed = now.saturating_duration_since(self.last.get()).as_secs_f64();
         self.last.set(now);
-        let tokens = (self.tokens.get() + elapsed * self.rate).min(self.depth) - bytes as f64;
+        let depth = rate * BURST.as_secs_f64();
+        let tokens = (self.tokens.get() + elapsed * rate).min(depth) - bytes as f64;
         self.tokens.set(tokens);
         if tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-tokens / self.rate)
+            Duration::from_secs_f64(-tokens / rate)
         }
     }
 }
 
 impl Throttle for TokenBucket {
     async fn pace(&self, bytes: usize) {
-        let wait = self.take(bytes, std::time::Instant::now());
+        let now = std::time::Instant::now();
+        let wait = self.take(bytes, now, millrace_storage::foreground_rounds_started());
         if wait.is_zero() {
             millrace_shard::time::yield_if_needed().await;
         } else {
@@ -154,16 +189,49 @@ mod tests {
     #[test]
     fn token_bucket_waits_off_its_debt_and_caps_savings() {
         let close = |d: Duration, ms: f64| (d.as_secs_f64() * 1e3 - ms).abs() < 1e-6;
-        let b = TokenBucket::new(1000.0);
+        let b = TokenBucket::new(1000.0, 1000.0, 7);
         let t0 = b.last.get();
         // A new bucket holds 100 ms of tokens, not a second.
-        assert_eq!(b.take(100, t0), Duration::ZERO);
-        let wait = b.take(500, t0);
+        assert_eq!(b.take(100, t0, 7), Duration::ZERO);
+        let wait = b.take(500, t0, 7);
         assert!(close(wait, 500.0), "{wait:?}");
         // Ten idle seconds refill at most 100 ms of tokens.
         let later = t0 + Duration::from_secs(10);
-        assert_eq!(b.take(100, later), Duration::ZERO);
-        let wait = b.take(250, later);
+        assert_eq!(b.take(100, later, 7), Duration::ZERO);
+        let wait = b.take(250, later, 7);
         assert!(close(wait, 250.0), "{wait:?}");
+    }
+
+    #[test]
+    fn token_bucket_uses_the_busy_rate_for_a_second_after_a_round_starts() {
+        let close = |d: Duration, ms: f64| (d.as_secs_f64() * 1e3 - ms).abs() < 1e-6;
+        let b = TokenBucket::new(1000.0, 100.0, 7);
+        let t0 = b.last.get();
+        // No round since the bucket was made: the full rate (100 ms of it in the bucket).
+        assert_eq!(b.take(100, t0, 7), Duration::ZERO);
+        assert!(close(b.take(100, t0, 7), 100.0));
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(b.take(0, t1, 7), Duration::ZERO);
+        // A round started: 100 bytes now cost a second at the busy rate.
+        assert!(close(b.take(100, t1, 8), 1000.0));
+        // 0.9 s later, no new round: still busy, 90 of the debt paid back.
+        let t2 = t1 + Duration::from_millis(900);
+        assert!(close(b.take(10, t2, 8), 200.0));
+        // Another round moves the end of the busy spell on.
+        let t3 = t2 + Duration::from_millis(100);
+        assert!(close(b.take(0, t3, 9), 100.0));
+        // A second after the last round: the full rate again, its bucket refilled up to 100.
+        let t4 = t3 + Duration::from_millis(1000);
+        assert_eq!(b.take(100, t4, 9), Duration::ZERO);
+        assert!(close(b.take(100, t4, 9), 100.0));
+    }
+
+    #[test]
+    fn the_busy_rate_is_capped_by_the_full_rate() {
+        let b = TokenBucket::new(1000.0, 5000.0, 0);
+        let t0 = b.last.get();
+        assert_eq!(b.take(100, t0, 1), Duration::ZERO);
+        let wait = b.take(1000, t0, 1);
+        assert!((wait.as_secs_f64() - 1.0).abs() < 1e-6, "{wait:?}");
     }
 }
