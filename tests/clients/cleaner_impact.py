@@ -13,6 +13,13 @@ histograms in microseconds, latency from each record's intended send time).
 
   .venv/bin/python tests/clients/cleaner_impact.py --churn-mb 600 --seconds 20 --rate 2000
   .venv/bin/python tests/clients/cleaner_impact.py --tool bench --churn-mb 400 --seconds 15
+
+With --device-waits S (needs perf and root) the first S seconds of each window are traced with
+`perf record -e sched:sched_switch -g` on the broker, and what its io_uring workers blocked on
+is summarised: the produce path's direct writes, inode writes and device flushes (count of
+blocking waits, p50, p99) and all their blocked time per second. Unlike the client's
+latencies these are not swamped by the VM's stalls: a stall lengthens one wait, not every
+record scheduled during it.
 """
 
 from __future__ import annotations
@@ -113,6 +120,65 @@ def measure_bench(bootstrap, topic, seconds, rate, out):
     return results["produce_latency_us"], results["e2e_latency_us"]
 
 
+# What a produce's group commit blocks on in the kernel, told apart by a frame of the stack the
+# io_uring worker thread slept in: the direct write, the sync's inode write, the device flush.
+WAIT_KINDS = {"write": "ext4_file_write_iter", "inode": "ext4_write_inode",
+              "flush": "blkdev_issue_flush"}
+SWITCH = re.compile(r"^\S.*?\s+\d+\s+\[\d+\]\s+([\d.]+): sched:sched_switch: prev_comm=(.*?) "
+                    r"prev_pid=(\d+) prev_prio=\d+ prev_state=(\S+) ==> next_comm=(.*?) "
+                    r"next_pid=(\d+)")
+
+
+def trace_waits(pid, seconds, data):
+    """Starts recording the broker's context switches (with stacks) for `seconds`."""
+    return subprocess.Popen(["perf", "record", "-q", "-e", "sched:sched_switch", "-g",
+                             "-p", str(pid), "-o", str(data), "--", "sleep", str(seconds)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def device_waits(data):
+    """Uninterruptible sleeps of the broker's io_uring workers, by kind, in ms. A sleep runs
+    from the switch away from a thread in state D to the switch back to it; its kind is the
+    first WAIT_KINDS frame on the stack it slept with."""
+    text = subprocess.run(["perf", "script", "-i", str(data)], capture_output=True,
+                          text=True, check=True).stdout
+    waits = {k: [] for k in (*WAIT_KINDS, "other")}
+    asleep = {}  # pid -> (time, state, frames)
+    switch = None
+    frames = []
+
+    def close():
+        if switch is None:
+            return
+        t, prev, state, next_comm, nxt = switch
+        asleep[prev] = (t, state, list(frames))
+        if nxt in asleep:
+            t0, state0, stack = asleep.pop(nxt)
+            if state0 == "D" and next_comm.startswith("iou-wrk"):
+                kind = next((k for k, f in WAIT_KINDS.items() if f in stack), "other")
+                waits[kind].append((t - t0) * 1000)
+
+    for line in text.splitlines():
+        m = SWITCH.match(line)
+        if m:
+            close()
+            switch = (float(m[1]), int(m[3]), m[4], m[5], int(m[6]))
+            frames = []
+        elif switch is not None and line.strip():
+            parts = line.split()
+            if len(parts) >= 2:
+                frames.append(parts[1].split("+")[0])
+    close()
+    return waits
+
+
+def waits_summary(name, waits, seconds):
+    cells = [f"{k} n={len(v)} p50={percentile(v, 50):.2f} p99={percentile(v, 99):.2f}"
+             for k, v in waits.items() if k != "other"]
+    total = sum(sum(v) for v in waits.values()) / seconds
+    return f"{name}: " + " | ".join(cells) + f" | all waits {total:.0f} ms/s"
+
+
 def bench_summary(name, s):
     return (f"{name}: n={s['count']} p50={s['p50_us'] / 1e3:.2f} p99={s['p99_us'] / 1e3:.2f} "
             f"p99.9={s['p999_us'] / 1e3:.2f} ms mean={s['mean_us'] / 1e3:.2f}")
@@ -136,6 +202,9 @@ def main():
                     help="with --tool bench: keep millrace-bench's off.json and on.json here")
     ap.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra server.properties line for both runs (repeatable)")
+    ap.add_argument("--device-waits", type=float, default=0, metavar="SECONDS",
+                    help="trace the broker's io_uring workers with perf for the first SECONDS "
+                         "of each window and summarise what they waited on (needs perf, root)")
     ap.add_argument("--dir", type=Path, default=Path("/tmp"),
                     help="where the broker's data directory is made (e.g. another filesystem)")
     args = ap.parse_args()
@@ -159,7 +228,12 @@ def main():
         # Both windows start right after a restart, so whatever a restart costs is in both.
         b.stop()
         b.start()
+        traced = {}
+
         def window(name):
+            if args.device_waits:
+                data = Path(tmp) / f"{name}.perf"
+                traced[name] = (trace_waits(b.proc.pid, args.device_waits, data), data)
             if args.tool == "bench":
                 out = args.out or Path(tmp)
                 out.mkdir(parents=True, exist_ok=True)
@@ -193,6 +267,10 @@ def main():
         print(show("produce (cleaner on) ", on[0]))
         print(show("e2e     (cleaner off)", off[1]))
         print(show("e2e     (cleaner on) ", on[1]))
+        for name, (perf, data) in traced.items():
+            perf.wait()
+            print(waits_summary(f"device waits, first {args.device_waits:g} s (cleaner {name})",
+                                device_waits(data), args.device_waits))
 
 
 if __name__ == "__main__":
