@@ -66,7 +66,7 @@ async fn cleaner_loop(shard: Rc<Shard>) {
     let throttle = TokenBucket::new(
         shard.config.log_cleaner_io_max_bytes_per_second,
         shard.config.log_cleaner_io_busy_max_bytes_per_second,
-        millrace_storage::foreground_rounds_started(),
+        millrace_storage::foreground_io_started(),
     );
     let backoff = Duration::from_millis(shard.config.log_cleaner_backoff_ms as u64);
     while !shard.stopping.get() {
@@ -99,7 +99,7 @@ async fn cleaner_loop(shard: Rc<Shard>) {
 
 /// The longest a [`TokenBucket`] lets its user run ahead of the rate.
 const BURST: Duration = Duration::from_millis(100);
-/// How long after the last foreground flush round started the busy rate still applies.
+/// How long after the last foreground device work started the busy rate still applies.
 const BUSY_FOR: Duration = Duration::from_secs(1);
 
 /// Paces bytes to a rate: each `pace(n)` takes `n` tokens and sleeps off any debt. The bucket
@@ -107,40 +107,41 @@ const BUSY_FOR: Duration = Duration::from_secs(1);
 /// that was idle reads faster than its rate for more than that long (with a second of tokens,
 /// a broker restarting onto a backlog read 100 MiB per shard at the disk's full speed first).
 ///
-/// Two rates: the busy one while any log in the process has started a flush round within
-/// [`BUSY_FOR`] (a produce, an offset commit or a replica append waiting to be durable), the
-/// full one otherwise. Every cleaner request on the device can delay one of a round's
-/// requests; how many rounds it delays grows with the cleaner's rate (docs/BENCHMARKS.md,
-/// "Cleaner budget and produce device waits"), and an idle broker loses nothing by cleaning
-/// at full speed.
+/// Two rates: the busy one while any log in the process has started foreground device work
+/// within [`BUSY_FOR`] (a flush round that produces, offset commits or replica appends wait
+/// on, or a fetch read the batch cache could not serve), the full one otherwise. Every
+/// cleaner request on the device can delay one of theirs; how many it delays grows with the
+/// cleaner's rate (docs/BENCHMARKS.md, "Cleaner budget and produce device waits"), and an
+/// idle broker loses nothing by cleaning at full speed.
 pub struct TokenBucket {
     rate: f64,
     busy_rate: f64,
     tokens: Cell<f64>,
     last: Cell<std::time::Instant>,
-    /// The round count last seen, and until when the busy rate applies because it moved.
-    rounds: Cell<u64>,
+    /// The foreground count last seen, and until when the busy rate applies because it moved.
+    seen: Cell<u64>,
     busy_until: Cell<Option<std::time::Instant>>,
 }
 
 impl TokenBucket {
-    /// A full bucket of `rate` bytes per second, `busy_rate` (at most `rate`) while flush
-    /// rounds are starting; `rounds` is the count of rounds started so far.
-    pub fn new(rate: f64, busy_rate: f64, rounds: u64) -> Self {
+    /// A full bucket of `rate` bytes per second, `busy_rate` (at most `rate`) while
+    /// foreground device work is starting; `foreground` is its count so far
+    /// ([`millrace_storage::foreground_io_started`]).
+    pub fn new(rate: f64, busy_rate: f64, foreground: u64) -> Self {
         TokenBucket {
             rate,
             busy_rate: busy_rate.min(rate),
             tokens: Cell::new(rate * BURST.as_secs_f64()),
             last: Cell::new(std::time::Instant::now()),
-            rounds: Cell::new(rounds),
+            seen: Cell::new(foreground),
             busy_until: Cell::new(None),
         }
     }
 
-    /// The rate in force at `now`, given the count of rounds started so far.
-    fn rate_at(&self, now: std::time::Instant, rounds: u64) -> f64 {
-        if rounds != self.rounds.get() {
-            self.rounds.set(rounds);
+    /// The rate in force at `now`, given the foreground count so far.
+    fn rate_at(&self, now: std::time::Instant, foreground: u64) -> f64 {
+        if foreground != self.seen.get() {
+            self.seen.set(foreground);
             self.busy_until.set(Some(now + BUSY_FOR));
         }
         match self.busy_until.get() {
@@ -151,8 +152,8 @@ impl TokenBucket {
 
     /// Takes `bytes` tokens at `now`; returns how long to wait to pay back a debt. Tokens
     /// accrue at the rate in force now and are capped at [`BURST`] of it.
-    fn take(&self, bytes: usize, now: std::time::Instant, rounds: u64) -> Duration {
-        let rate = self.rate_at(now, rounds);
+    fn take(&self, bytes: usize, now: std::time::Instant, foreground: u64) -> Duration {
+        let rate = self.rate_at(now, foreground);
         let elapsed = now.saturating_duration_since(self.last.get()).as_secs_f64();
         self.last.set(now);
         let depth = rate * BURST.as_secs_f64();
@@ -169,7 +170,7 @@ impl TokenBucket {
 impl Throttle for TokenBucket {
     async fn pace(&self, bytes: usize) {
         let now = std::time::Instant::now();
-        let wait = self.take(bytes, now, millrace_storage::foreground_rounds_started());
+        let wait = self.take(bytes, now, millrace_storage::foreground_io_started());
         if wait.is_zero() {
             millrace_shard::time::yield_if_needed().await;
         } else {
@@ -203,24 +204,24 @@ mod tests {
     }
 
     #[test]
-    fn token_bucket_uses_the_busy_rate_for_a_second_after_a_round_starts() {
+    fn token_bucket_uses_the_busy_rate_for_a_second_after_foreground_work_starts() {
         let close = |d: Duration, ms: f64| (d.as_secs_f64() * 1e3 - ms).abs() < 1e-6;
         let b = TokenBucket::new(1000.0, 100.0, 7);
         let t0 = b.last.get();
-        // No round since the bucket was made: the full rate (100 ms of it in the bucket).
+        // Nothing since the bucket was made: the full rate (100 ms of it in the bucket).
         assert_eq!(b.take(100, t0, 7), Duration::ZERO);
         assert!(close(b.take(100, t0, 7), 100.0));
         let t1 = t0 + Duration::from_millis(100);
         assert_eq!(b.take(0, t1, 7), Duration::ZERO);
-        // A round started: 100 bytes now cost a second at the busy rate.
+        // Foreground work started: 100 bytes now cost a second at the busy rate.
         assert!(close(b.take(100, t1, 8), 1000.0));
-        // 0.9 s later, no new round: still busy, 90 of the debt paid back.
+        // 0.9 s later, nothing new: still busy, 90 of the debt paid back.
         let t2 = t1 + Duration::from_millis(900);
         assert!(close(b.take(10, t2, 8), 200.0));
-        // Another round moves the end of the busy spell on.
+        // More foreground work moves the end of the busy spell on.
         let t3 = t2 + Duration::from_millis(100);
         assert!(close(b.take(0, t3, 9), 100.0));
-        // A second after the last round: the full rate again, its bucket refilled up to 100.
+        // A second after the last of it: the full rate again, its bucket refilled up to 100.
         let t4 = t3 + Duration::from_millis(1000);
         assert_eq!(b.take(100, t4, 9), Duration::ZERO);
         assert!(close(b.take(100, t4, 9), 100.0));

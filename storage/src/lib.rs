@@ -122,6 +122,6 @@ pub mod sim;
 pub use cache::BatchCache;
 pub use compaction::{CleanOutcome, NoThrottle, Throttle, IO_BYTES, MAP_ENTRY_BYTES};
 pub use error::StorageError;
-pub use foreground::foreground_rounds_started;
+pub use foreground::foreground_io_started;
 pub use log::{AppendOutcome, LogConfig, PartitionLog, ReadChunk, ReadResult};
 pub use retention::RetentionOutcome;

@@ -453,7 +453,7 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     async fn flush_round(&self) -> Result<(), StorageError> {
-        crate::foreground::round_started();
+        crate::foreground::io_started();
         self.open_new_files().await?;
         let plan = self.plan_round();
         for w in &plan.writes {
@@ -723,6 +723,7 @@ impl<D: Disk> PartitionLog<D> {
             result.chunks = hit.batches.into_iter().map(ReadChunk::Memory).collect();
             return Ok(result);
         }
+        crate::foreground::io_started();
         // From the segment holding `offset`, then on through the following segments while
         // the budget lasts: after compaction a segment may hold little (an empty batch kept
         // for its producer), and a fetch that returned only that would make clients take one

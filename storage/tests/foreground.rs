@@ -1,4 +1,5 @@
-//! The process-wide count of foreground flush rounds that the cleaner's budget slows down on.
+//! The process-wide count of foreground device work (flush rounds, reads past the batch cache)
+//! that the cleaner's budget slows down on.
 //! A test binary of its own: the count is a process global, and the other storage tests flush
 //! from parallel threads.
 
@@ -7,7 +8,7 @@ mod common;
 use common::*;
 use futures_lite::future::block_on;
 use millrace_replication::LeaderEpoch;
-use millrace_storage::foreground_rounds_started;
+use millrace_storage::foreground_io_started;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::LogConfig;
 
@@ -22,33 +23,33 @@ fn append(log: &Log, timestamp: i64) {
 }
 
 #[test]
-fn each_flush_round_with_data_counts_once_and_nothing_else_does() {
+fn flush_rounds_and_reads_past_the_cache_count_and_nothing_else_does() {
     let disk = SimDisk::default();
     let log = open(&disk, &LogConfig::default(), 1 << 20, 1000);
-    let start = foreground_rounds_started();
+    let start = foreground_io_started();
 
     // Three appends, one round.
     for t in 1000..1003 {
         append(&log, t);
     }
     block_on(log.flush()).expect("flush");
-    assert_eq!(foreground_rounds_started(), start + 1);
+    assert_eq!(foreground_io_started(), start + 1);
 
     // Nothing pending: no round, no count.
     block_on(log.flush()).expect("flush");
-    assert_eq!(foreground_rounds_started(), start + 1);
+    assert_eq!(foreground_io_started(), start + 1);
 
-    // Reads and appends alone are not rounds.
+    // Reads the batch cache serves and appends alone make no device requests.
     assert!(!read_all(&log).is_empty());
     append(&log, 1003);
-    assert_eq!(foreground_rounds_started(), start + 1);
+    assert_eq!(foreground_io_started(), start + 1);
 
     // A round that fails still made device requests; the retry is another round.
     disk.fail_next_syncs(1);
     assert!(block_on(log.flush()).is_err());
-    assert_eq!(foreground_rounds_started(), start + 2);
+    assert_eq!(foreground_io_started(), start + 2);
     block_on(log.flush()).expect("flush");
-    assert_eq!(foreground_rounds_started(), start + 3);
+    assert_eq!(foreground_io_started(), start + 3);
 
     // Every log's rounds count, on one process-wide counter.
     let other_disk = SimDisk::default();
@@ -57,5 +58,18 @@ fn each_flush_round_with_data_counts_once_and_nothing_else_does() {
     append(&other, 1004);
     block_on(log.flush()).expect("flush");
     block_on(other.flush()).expect("flush");
-    assert_eq!(foreground_rounds_started(), start + 5);
+    assert_eq!(foreground_io_started(), start + 5);
+
+    // A read the cache cannot serve (a log reopened with an empty cache) counts once.
+    drop(log);
+    let log = open(&disk, &LogConfig::default(), 1 << 20, 2000);
+    let before = foreground_io_started();
+    let chunk = block_on(log.read(0, 1 << 20, true)).expect("read");
+    assert!(chunk.bytes > 0);
+    assert_eq!(foreground_io_started(), before + 1);
+    // Out of range, or at the high watermark: nothing read.
+    assert!(block_on(log.read(-1, 1 << 20, true)).is_err());
+    let end = log.high_watermark();
+    assert_eq!(block_on(log.read(end, 1 << 20, true)).unwrap().bytes, 0);
+    assert_eq!(foreground_io_started(), before + 1);
 }
