@@ -10,8 +10,9 @@
 //!   `compact` whose dirty ratio reaches `min.cleanable.dirty.ratio` (or whose dirty data is
 //!   older than `max.compaction.lag.ms`), one log at a time, its reads and writes paced by a
 //!   token bucket of `log.cleaner.io.max.bytes.per.second`, or of the lower
-//!   `millrace.log.cleaner.io.busy.max.bytes.per.second` while produces are being made durable;
-//!   it waits `log.cleaner.backoff.ms` when a pass found nothing to do.
+//!   `millrace.log.cleaner.io.busy.max.bytes.per.second` while the broker syncs produces or
+//!   reads segments for fetches; it waits `log.cleaner.backoff.ms` when a pass found nothing
+//!   to do.
 
 use crate::node::{PartitionKey, Shard};
 use millrace_storage::Throttle;
