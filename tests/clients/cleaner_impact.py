@@ -9,7 +9,9 @@ the cleaner was busy during the second window (from the broker log).
 With --tool python (the default) the windows are measured with confluent-kafka; its delivery
 callbacks run at the next send, so produce latencies are rounded up to the send interval (1 ms
 at 1000/s). With --tool bench they are measured with millrace-bench e2e (acks=all, HDR
-histograms in microseconds, latency from each record's intended send time).
+histograms in microseconds, latency from each record's intended send time). With --tool closed
+confluent-kafka sends one record at a time (no --rate), each timed from its own send: a VM
+stall then lengthens one sample instead of every record scheduled during it.
 
   .venv/bin/python tests/clients/cleaner_impact.py --churn-mb 600 --seconds 20 --rate 2000
   .venv/bin/python tests/clients/cleaner_impact.py --tool bench --churn-mb 400 --seconds 15
@@ -107,6 +109,41 @@ def measure(bootstrap, topic, seconds, rate):
     return produce_ms, e2e_ms
 
 
+def measure_closed(bootstrap, topic, seconds):
+    """One acks=all record at a time, for `seconds`: each produce's time from send to
+    acknowledgement and each record's from send to receipt, in ms. A VM stall lengthens the
+    one record in flight, where a fixed schedule makes every record due during it late."""
+    produce_ms, e2e_ms = [], []
+    stop = threading.Event()
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"m-{time.time()}",
+                  "fetch.wait.max.ms": 100})
+    c.assign([TopicPartition(topic, 0, -1)])  # from the end
+
+    def consume():
+        while not stop.is_set():
+            m = c.poll(0.1)
+            if m is not None and m.error() is None:
+                sent = float(m.value()[:20].decode())
+                e2e_ms.append((time.perf_counter() - sent) * 1000)
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(1.0)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    pad = b"p" * 1000
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        sent = time.perf_counter()
+        p.produce(topic, value=f"{sent:20.6f}".encode() + pad, partition=0)
+        if p.flush(30) != 0:
+            raise RuntimeError("a record was not acknowledged within 30 s")
+        produce_ms.append((time.perf_counter() - sent) * 1000)
+    time.sleep(1.0)
+    stop.set()
+    t.join()
+    c.close()
+    return produce_ms, e2e_ms
+
+
 def measure_bench(bootstrap, topic, seconds, rate, out):
     """The same window measured by millrace-bench e2e; returns its two latency summaries (us)."""
     root = Path(__file__).resolve().parents[2]
@@ -196,8 +233,9 @@ def main():
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--rate", type=float, default=2000)
-    ap.add_argument("--tool", choices=["python", "bench"], default="python",
-                    help="what measures the windows: confluent-kafka or millrace-bench e2e")
+    ap.add_argument("--tool", choices=["python", "bench", "closed"], default="python",
+                    help="what measures the windows: confluent-kafka at --rate, millrace-bench "
+                         "e2e at --rate, or confluent-kafka one record at a time")
     ap.add_argument("--out", type=Path,
                     help="with --tool bench: keep millrace-bench's off.json and on.json here")
     ap.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
@@ -239,6 +277,8 @@ def main():
                 out.mkdir(parents=True, exist_ok=True)
                 return measure_bench(b.bootstrap, "lat", args.seconds, args.rate,
                                      out / f"{name}.json")
+            if args.tool == "closed":
+                return measure_closed(b.bootstrap, "lat", args.seconds)
             return measure(b.bootstrap, "lat", args.seconds, args.rate)
         off = window("off")
         b.stop()
