@@ -68,9 +68,9 @@ def fill_churn(bootstrap, mb, keys):
     p.flush(120)
 
 
-def measure(bootstrap, topic, seconds, rate):
-    """acks=all delivery latency and end-to-end latency at a fixed rate, in ms."""
-    produce_ms, e2e_ms = [], []
+def start_consumer(bootstrap, topic, e2e_ms):
+    """Reads `topic` from its end, appending each record's time since the send stamped in its
+    value (ms) to `e2e_ms`; returns once it is assigned, with a function that stops it."""
     stop = threading.Event()
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"m-{time.time()}",
                   "fetch.wait.max.ms": 100})
@@ -85,6 +85,18 @@ def measure(bootstrap, topic, seconds, rate):
     t = threading.Thread(target=consume)
     t.start()
     time.sleep(1.0)
+
+    def stop_consumer():
+        stop.set()
+        t.join()
+        c.close()
+    return stop_consumer
+
+
+def measure(bootstrap, topic, seconds, rate):
+    """acks=all delivery latency and end-to-end latency at a fixed rate, in ms."""
+    produce_ms, e2e_ms = [], []
+    stop_consumer = start_consumer(bootstrap, topic, e2e_ms)
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     pad = b"p" * 1000
     start = time.perf_counter()
@@ -103,9 +115,7 @@ def measure(bootstrap, topic, seconds, rate):
         p.poll(0)
     p.flush(30)
     time.sleep(1.0)
-    stop.set()
-    t.join()
-    c.close()
+    stop_consumer()
     return produce_ms, e2e_ms
 
 
@@ -114,20 +124,7 @@ def measure_closed(bootstrap, topic, seconds):
     acknowledgement and each record's from send to receipt, in ms. A VM stall lengthens the
     one record in flight, where a fixed schedule makes every record due during it late."""
     produce_ms, e2e_ms = [], []
-    stop = threading.Event()
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"m-{time.time()}",
-                  "fetch.wait.max.ms": 100})
-    c.assign([TopicPartition(topic, 0, -1)])  # from the end
-
-    def consume():
-        while not stop.is_set():
-            m = c.poll(0.1)
-            if m is not None and m.error() is None:
-                sent = float(m.value()[:20].decode())
-                e2e_ms.append((time.perf_counter() - sent) * 1000)
-    t = threading.Thread(target=consume)
-    t.start()
-    time.sleep(1.0)
+    stop_consumer = start_consumer(bootstrap, topic, e2e_ms)
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     pad = b"p" * 1000
     end = time.perf_counter() + seconds
@@ -138,9 +135,7 @@ def measure_closed(bootstrap, topic, seconds):
             raise RuntimeError("a record was not acknowledged within 30 s")
         produce_ms.append((time.perf_counter() - sent) * 1000)
     time.sleep(1.0)
-    stop.set()
-    t.join()
-    c.close()
+    stop_consumer()
     return produce_ms, e2e_ms
 
 
