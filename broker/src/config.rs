@@ -75,7 +75,7 @@ pub struct Config {
     /// `log.cleaner.io.max.bytes.per.second`: the cleaner's read+write budget per shard.
     pub log_cleaner_io_max_bytes_per_second: f64,
     /// `millrace.log.cleaner.io.busy.max.bytes.per.second`: the cleaner's budget per shard while
-    /// produces are being made durable (capped by the one above).
+    /// the broker syncs produces or reads segments for fetches (capped by the one above).
     pub log_cleaner_io_busy_max_bytes_per_second: f64,
     /// `log.cleaner.dedupe.buffer.size`: bound on one clean's key map (one clean at a time per
     /// shard).
