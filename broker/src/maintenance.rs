@@ -188,44 +188,49 @@ impl Throttle for TokenBucket {
 mod tests {
     use super::*;
 
+    /// Asserts that `wait` is `ms` milliseconds (to a nanosecond's rounding).
+    #[track_caller]
+    fn assert_wait(wait: Duration, ms: f64) {
+        assert!(
+            (wait.as_secs_f64() * 1e3 - ms).abs() < 1e-6,
+            "{wait:?}, not {ms} ms"
+        );
+    }
+
     #[test]
     fn token_bucket_waits_off_its_debt_and_caps_savings() {
-        let close = |d: Duration, ms: f64| (d.as_secs_f64() * 1e3 - ms).abs() < 1e-6;
         let b = TokenBucket::new(1000.0, 1000.0, 7);
         let t0 = b.last.get();
         // A new bucket holds 100 ms of tokens, not a second.
         assert_eq!(b.take(100, t0, 7), Duration::ZERO);
-        let wait = b.take(500, t0, 7);
-        assert!(close(wait, 500.0), "{wait:?}");
+        assert_wait(b.take(500, t0, 7), 500.0);
         // Ten idle seconds refill at most 100 ms of tokens.
         let later = t0 + Duration::from_secs(10);
         assert_eq!(b.take(100, later, 7), Duration::ZERO);
-        let wait = b.take(250, later, 7);
-        assert!(close(wait, 250.0), "{wait:?}");
+        assert_wait(b.take(250, later, 7), 250.0);
     }
 
     #[test]
     fn token_bucket_uses_the_busy_rate_for_a_second_after_foreground_work_starts() {
-        let close = |d: Duration, ms: f64| (d.as_secs_f64() * 1e3 - ms).abs() < 1e-6;
         let b = TokenBucket::new(1000.0, 100.0, 7);
         let t0 = b.last.get();
         // Nothing since the bucket was made: the full rate (100 ms of it in the bucket).
         assert_eq!(b.take(100, t0, 7), Duration::ZERO);
-        assert!(close(b.take(100, t0, 7), 100.0));
+        assert_wait(b.take(100, t0, 7), 100.0);
         let t1 = t0 + Duration::from_millis(100);
         assert_eq!(b.take(0, t1, 7), Duration::ZERO);
         // Foreground work started: 100 bytes now cost a second at the busy rate.
-        assert!(close(b.take(100, t1, 8), 1000.0));
+        assert_wait(b.take(100, t1, 8), 1000.0);
         // 0.9 s later, nothing new: still busy, 90 of the debt paid back.
         let t2 = t1 + Duration::from_millis(900);
-        assert!(close(b.take(10, t2, 8), 200.0));
+        assert_wait(b.take(10, t2, 8), 200.0);
         // More foreground work moves the end of the busy spell on.
         let t3 = t2 + Duration::from_millis(100);
-        assert!(close(b.take(0, t3, 9), 100.0));
+        assert_wait(b.take(0, t3, 9), 100.0);
         // A second after the last of it: the full rate again, its bucket refilled up to 100.
         let t4 = t3 + Duration::from_millis(1000);
         assert_eq!(b.take(100, t4, 9), Duration::ZERO);
-        assert!(close(b.take(100, t4, 9), 100.0));
+        assert_wait(b.take(100, t4, 9), 100.0);
     }
 
     #[test]
@@ -233,7 +238,6 @@ mod tests {
         let b = TokenBucket::new(1000.0, 5000.0, 0);
         let t0 = b.last.get();
         assert_eq!(b.take(100, t0, 1), Duration::ZERO);
-        let wait = b.take(1000, t0, 1);
-        assert!((wait.as_secs_f64() - 1.0).abs() < 1e-6, "{wait:?}");
+        assert_wait(b.take(1000, t0, 1), 1000.0);
     }
 }
