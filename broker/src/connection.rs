@@ -2,8 +2,8 @@
 //! writer that sends responses strictly in request order. At most `queued.max.requests`
 //! requests are in flight per connection; past that the reader stops reading the socket.
 
-use crate::node::Shard;
-use crate::work::RecordPiece;
+use crate::handlers::{RecordPiece, Response};
+use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use millrace_shard::net::{pread_exact, sendfile_some, split, TcpStream};
@@ -12,18 +12,6 @@ use millrace_shard::Task;
 use millrace_wire::fetch::FetchChunk;
 use millrace_wire::frame::{frame_size, parse_request_header, peek_fixed, RequestHeader};
 use std::rc::Rc;
-
-/// What a handler produced.
-pub enum Response {
-    /// A complete frame.
-    Frame(Bytes),
-    /// A Fetch response, written chunk by chunk.
-    Fetch(Vec<FetchChunk<RecordPiece>>),
-    /// Nothing to send (acks=0 produce).
-    Nothing,
-    /// Close the connection (malformed or unsupported request).
-    Close(String),
-}
 
 /// Frame bytes allocated ahead of what has arrived; the buffer at most doubles per read.
 const READ_CHUNK_BYTES: usize = 64 * 1024;

@@ -1,14 +1,19 @@
-//! The metadata writer, on shard 0: creates, deletes and grows topics and hands out producer
-//! ids. Each change is applied to a copy of the image, persisted (atomic rename, fsync'd), then
-//! sent to every shard; the request is answered once every shard has opened or deleted its
-//! logs, so a client that sees success can use the topic at once. Changes are serialised.
+//! The metadata writer, on [`Shard::controller_shard`]: creates, deletes and grows topics and
+//! hands out producer ids. Each change is applied to a copy of the image, persisted (atomic
+//! rename, fsync'd), then sent to every shard; the request is answered once every shard has
+//! opened or deleted its logs, so a client that sees success can use the topic at once.
+//! Changes are serialised.
+//!
+//! Each operation is a typed [`Call`] ([`CreateTopics`], [`DeleteTopics`],
+//! [`CreatePartitions`], [`AlterConfigs`], [`AllocateProducerId`]) that handlers send to the
+//! controller's shard with [`Shard::call`].
 
 use crate::errors::code;
+use crate::mesh::Call;
 use crate::metadata::{
     least_loaded, valid_topic_name, MetadataImage, TopicMeta, PRODUCER_ID_BLOCK,
 };
-use crate::node::Shard;
-use crate::work::{ShardReply, ShardRequest};
+use crate::shard::{ApplyMetadata, Shard};
 use millrace_shard::sync::Turn;
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -24,33 +29,115 @@ pub struct Controller {
     next_producer_id: Cell<i64>,
 }
 
-/// A metadata change or query for the writer.
-pub enum ControllerRequest {
-    /// Create topics.
-    CreateTopics {
-        /// The topics.
-        topics: Vec<NewTopic>,
-        /// Check only.
-        validate_only: bool,
-    },
-    /// Delete topics by name.
-    DeleteTopics(Vec<String>),
-    /// Grow topics to a new partition count.
-    CreatePartitions {
-        /// (topic, new total count).
-        topics: Vec<(String, i32)>,
-        /// Check only.
-        validate_only: bool,
-    },
-    /// A fresh producer id.
-    AllocateProducerId,
-    /// Change topic configs (AlterConfigs, IncrementalAlterConfigs).
-    AlterConfigs {
-        /// One change per topic, answered in order.
-        changes: Vec<TopicConfigChange>,
-        /// Check only.
-        validate_only: bool,
-    },
+/// CreateTopics: one outcome per topic, in request order.
+pub struct CreateTopics {
+    /// The topics.
+    pub topics: Vec<NewTopic>,
+    /// Check only.
+    pub validate_only: bool,
+}
+
+/// DeleteTopics by name: one outcome per topic, in request order.
+pub struct DeleteTopics(pub Vec<String>);
+
+/// CreatePartitions: grow topics to a new partition count.
+pub struct CreatePartitions {
+    /// (topic, new total count).
+    pub topics: Vec<(String, i32)>,
+    /// Check only.
+    pub validate_only: bool,
+}
+
+/// AlterConfigs and IncrementalAlterConfigs: one (error code, message) per change, in order.
+pub struct AlterConfigs {
+    /// One change per topic.
+    pub changes: Vec<TopicConfigChange>,
+    /// Check only.
+    pub validate_only: bool,
+}
+
+/// A fresh producer id.
+pub struct AllocateProducerId;
+
+impl Call for CreateTopics {
+    type Reply = Vec<TopicOutcome>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let change = |image: &mut MetadataImage, _: &Controller| {
+            let topics = self.topics.iter();
+            topics
+                .map(|t| create_topic(&shard, image, t, self.validate_only))
+                .collect()
+        };
+        change_metadata(&shard, change, failed_topics).await
+    }
+}
+
+impl Call for DeleteTopics {
+    type Reply = Vec<TopicOutcome>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let change = |image: &mut MetadataImage, _: &Controller| {
+            self.0.iter().map(|n| delete_topic(image, n)).collect()
+        };
+        change_metadata(&shard, change, failed_topics).await
+    }
+}
+
+impl Call for CreatePartitions {
+    type Reply = Vec<TopicOutcome>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let change = |image: &mut MetadataImage, _: &Controller| {
+            let topics = self.topics.iter();
+            topics
+                .map(|(n, count)| create_partitions(&shard, image, n, *count, self.validate_only))
+                .collect()
+        };
+        change_metadata(&shard, change, failed_topics).await
+    }
+}
+
+impl Call for AlterConfigs {
+    type Reply = Vec<(i16, Option<String>)>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let change = |image: &mut MetadataImage, _: &Controller| {
+            let changes = self.changes.iter();
+            changes
+                .map(|c| match alter_configs(image, c, self.validate_only) {
+                    Ok(()) => (code::NONE, None),
+                    Err((code, message)) => (code, Some(message)),
+                })
+                .collect()
+        };
+        let failed = |mut results: Self::Reply, error: &str| {
+            for r in results.iter_mut().filter(|r| r.0 == code::NONE) {
+                *r = (
+                    code::UNKNOWN_SERVER_ERROR,
+                    Some(format!("metadata could not be stored: {error}")),
+                );
+            }
+            results
+        };
+        change_metadata(&shard, change, failed).await
+    }
+}
+
+impl Call for AllocateProducerId {
+    type Reply = Result<i64, String>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let change = |image: &mut MetadataImage, controller: &Controller| {
+            let id = controller.next_producer_id.get();
+            controller.next_producer_id.set(id + 1);
+            if id >= image.producer_id_block_end {
+                image.producer_id_block_end = id + PRODUCER_ID_BLOCK;
+            }
+            Ok(id)
+        };
+        change_metadata(&shard, change, |_, error| Err(error.to_string())).await
+    }
 }
 
 /// The config changes of one topic.
@@ -86,16 +173,6 @@ pub struct NewTopic {
     pub configs: Vec<(String, Option<String>)>,
 }
 
-/// The writer's answer.
-pub enum ControllerReply {
-    /// One outcome per topic, in request order.
-    Topics(Vec<TopicOutcome>),
-    /// A producer id (or -1 with the error).
-    ProducerId(Result<i64, String>),
-    /// One (error code, message) per config change, in request order.
-    Configs(Vec<(i16, Option<String>)>),
-}
-
 /// One topic's outcome.
 #[derive(Debug, Clone)]
 pub struct TopicOutcome {
@@ -124,60 +201,24 @@ impl Controller {
     }
 }
 
-/// Runs a controller request; only shard 0 has a controller.
-pub async fn execute(shard: &Rc<Shard>, request: ControllerRequest) -> ControllerReply {
+/// Runs one change on the writer: applies `change` to a copy of the image and, if the image
+/// changed, persists and publishes it before answering; if that fails, `failed` turns the
+/// answer into errors. Only the controller's shard has a writer; anywhere else every answer
+/// fails.
+async fn change_metadata<R>(
+    shard: &Rc<Shard>,
+    change: impl FnOnce(&mut MetadataImage, &Controller) -> R,
+    failed: impl FnOnce(R, &str) -> R,
+) -> R {
     let Some(controller) = shard.controller.as_ref() else {
-        return ControllerReply::ProducerId(Err("not the metadata writer".into()));
+        let mut image = (*shard.image()).clone();
+        let stand_in = Controller::new(&image);
+        let reply = change(&mut image, &stand_in);
+        return failed(reply, "not the metadata writer");
     };
     let _turn = controller.turn.lock().await;
     let mut image = (*shard.image()).clone();
-    let reply = match request {
-        ControllerRequest::CreateTopics {
-            topics,
-            validate_only,
-        } => {
-            let out = topics
-                .iter()
-                .map(|t| create_topic(shard, &mut image, t, validate_only))
-                .collect();
-            ControllerReply::Topics(out)
-        }
-        ControllerRequest::DeleteTopics(names) => {
-            let out = names.iter().map(|n| delete_topic(&mut image, n)).collect();
-            ControllerReply::Topics(out)
-        }
-        ControllerRequest::CreatePartitions {
-            topics,
-            validate_only,
-        } => {
-            let out = topics
-                .iter()
-                .map(|(n, count)| create_partitions(shard, &mut image, n, *count, validate_only))
-                .collect();
-            ControllerReply::Topics(out)
-        }
-        ControllerRequest::AlterConfigs {
-            changes,
-            validate_only,
-        } => {
-            let out = changes
-                .iter()
-                .map(|c| match alter_configs(&mut image, c, validate_only) {
-                    Ok(()) => (code::NONE, None),
-                    Err((code, message)) => (code, Some(message)),
-                })
-                .collect();
-            ControllerReply::Configs(out)
-        }
-        ControllerRequest::AllocateProducerId => {
-            let id = controller.next_producer_id.get();
-            controller.next_producer_id.set(id + 1);
-            if id >= image.producer_id_block_end {
-                image.producer_id_block_end = id + PRODUCER_ID_BLOCK;
-            }
-            ControllerReply::ProducerId(Ok(id))
-        }
-    };
+    let reply = change(&mut image, controller);
     if image != **shard.metadata.borrow() {
         image.version += 1;
         if let Err(e) = publish(shard, image).await {
@@ -188,26 +229,12 @@ pub async fn execute(shard: &Rc<Shard>, request: ControllerRequest) -> Controlle
     reply
 }
 
-fn failed(reply: ControllerReply, error: &str) -> ControllerReply {
-    match reply {
-        ControllerReply::ProducerId(_) => ControllerReply::ProducerId(Err(error.to_string())),
-        ControllerReply::Configs(mut results) => {
-            for r in results.iter_mut().filter(|r| r.0 == code::NONE) {
-                *r = (
-                    code::UNKNOWN_SERVER_ERROR,
-                    Some(format!("metadata could not be stored: {error}")),
-                );
-            }
-            ControllerReply::Configs(results)
-        }
-        ControllerReply::Topics(mut topics) => {
-            for t in topics.iter_mut().filter(|t| t.error_code == code::NONE) {
-                t.error_code = code::UNKNOWN_SERVER_ERROR;
-                t.error_message = Some(format!("metadata could not be stored: {error}"));
-            }
-            ControllerReply::Topics(topics)
-        }
+fn failed_topics(mut topics: Vec<TopicOutcome>, error: &str) -> Vec<TopicOutcome> {
+    for t in topics.iter_mut().filter(|t| t.error_code == code::NONE) {
+        t.error_code = code::UNKNOWN_SERVER_ERROR;
+        t.error_message = Some(format!("metadata could not be stored: {error}"));
     }
+    topics
 }
 
 /// Persists `image` and has every shard apply it.
@@ -217,13 +244,10 @@ async fn publish(shard: &Rc<Shard>, image: MetadataImage) -> Result<(), String> 
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     let image = Arc::new(image);
     for target in 0..shard.shards {
-        match shard
-            .call(target, ShardRequest::ApplyMetadata(image.clone()))
-            .await
-        {
-            ShardReply::Applied(Ok(())) => {}
-            ShardReply::Applied(Err(e)) => return Err(format!("shard {target}: {e}")),
-            _ => return Err(format!("shard {target} unavailable")),
+        match shard.call(target, ApplyMetadata(image.clone())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("shard {target}: {e}")),
+            Err(_) => return Err(format!("shard {target} unavailable")),
         }
     }
     Ok(())

@@ -27,9 +27,9 @@ use crate::group::{
     GroupConfig, GroupCoordinator, GroupDescription, GroupRecord, HeartbeatRequest, JoinRequest,
     JoinResponse, LeaveMember, Outputs, SyncRequest, SyncResponse, Token,
 };
-use crate::node::Shard;
+use crate::partition::{Acks, Reader};
+use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
-use millrace_replication::LeaderEpoch;
 use millrace_shard::sync::{oneshot, OneshotSender};
 use millrace_storage::disk::DiskFile;
 use millrace_storage::ReadChunk;
@@ -210,6 +210,17 @@ pub fn coordinator_shard(shard: &Shard, group_id: &str) -> Option<usize> {
     let topic = image.topics.get(OFFSETS_TOPIC)?;
     let p = offsets_partition(group_id, topic.shards.len());
     topic.shards.get(p as usize).copied()
+}
+
+/// A group operation sent to the group's coordinating shard.
+pub struct GroupCall(pub GroupOp);
+
+impl crate::mesh::Call for GroupCall {
+    type Reply = GroupAnswer;
+
+    async fn run(self, shard: Rc<Shard>) -> GroupAnswer {
+        execute(&shard, self.0).await
+    }
 }
 
 /// Runs a group operation on this (the coordinating) shard.
@@ -529,20 +540,25 @@ fn offsets_partition_of(shard: &Shard, group_id: &str) -> i32 {
     offsets_partition(group_id, n)
 }
 
-/// Appends records to this shard's `__consumer_offsets` partition and waits for the fsync.
+/// Appends records to this shard's `__consumer_offsets` partition and waits until they are
+/// committed (covered by the high watermark), as a produce with acks=all would.
 async fn append_durably(
     shard: &Rc<Shard>,
     partition: i32,
     records: &[NewRecord],
 ) -> Result<(), String> {
-    let log = shard
-        .log(OFFSETS_TOPIC, partition)
+    let offsets = shard
+        .partition(OFFSETS_TOPIC, partition)
         .ok_or_else(|| format!("{OFFSETS_TOPIC}-{partition} is not on shard {}", shard.id))?;
     let batch = BatchBuilder::default().build(records);
     let now = millrace_shard::time::now_ms();
-    log.append(BytesMut::from(&batch[..]), LeaderEpoch::INITIAL, now, false)
+    let appended = offsets
+        .append(BytesMut::from(&batch[..]), now, false)
         .map_err(|e| e.to_string())?;
-    log.flush().await.map_err(|e| e.to_string())
+    offsets
+        .committed(appended.last_offset, Acks::All)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn commit(
@@ -830,22 +846,19 @@ fn decode_offset_value(bytes: &[u8]) -> Option<CommittedOffset> {
 
 /// Rebuilds offsets and group state from this shard's `__consumer_offsets` partitions.
 pub async fn load(shard: &Rc<Shard>) -> std::io::Result<()> {
-    let partitions: Vec<i32> = shard
-        .logs
-        .borrow()
-        .keys()
-        .filter(|(t, _)| t == OFFSETS_TOPIC)
-        .map(|(_, p)| *p)
+    let partitions: Vec<Rc<crate::shard::Partition>> = shard
+        .partitions()
+        .into_iter()
+        .filter(|p| p.topic() == OFFSETS_TOPIC)
         .collect();
     let now = millrace_shard::time::now_ms();
     let (mut offsets_loaded, mut groups_loaded) = (0usize, 0usize);
-    for partition in partitions {
-        let Some(log) = shard.log(OFFSETS_TOPIC, partition) else {
-            continue;
-        };
-        let mut next = log.log_start_offset();
-        while next < log.high_watermark() {
-            let read = log.read(next, LOAD_READ_BYTES, true).await.map_err(|e| {
+    for offsets in partitions {
+        let partition = offsets.index();
+        let mut next = offsets.log_start_offset();
+        while next < offsets.high_watermark() {
+            let read = offsets.read(next, LOAD_READ_BYTES, true, Reader::Consumer);
+            let read = read.await.map_err(|e| {
                 std::io::Error::other(format!("reading {OFFSETS_TOPIC}-{partition}: {e}"))
             })?;
             if read.bytes == 0 {

@@ -17,11 +17,12 @@ mod errors;
 mod group;
 mod handlers;
 mod maintenance;
+mod mesh;
 mod metadata;
-mod node;
+mod partition;
 mod server;
+mod shard;
 mod topic_config;
-mod work;
 
 use clap::Parser;
 use config::{parse_properties, Config};

@@ -14,7 +14,7 @@
 //!   reads segments for fetches; it waits `log.cleaner.backoff.ms` when a pass found nothing
 //!   to do.
 
-use crate::node::{PartitionKey, Shard};
+use crate::shard::Shard;
 use millrace_storage::Throttle;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -29,34 +29,29 @@ pub fn start(shard: &Rc<Shard>) -> Result<(), String> {
     Ok(())
 }
 
-fn owned_logs(shard: &Shard) -> Vec<(PartitionKey, Rc<crate::node::Log>)> {
-    let mut logs: Vec<_> = shard
-        .logs
-        .borrow()
-        .iter()
-        .map(|(k, l)| (k.clone(), l.clone()))
-        .collect();
-    logs.sort_by(|a, b| a.0.cmp(&b.0));
-    logs
-}
-
 async fn retention_loop(shard: Rc<Shard>) {
     let interval = Duration::from_millis(shard.config.log_retention_check_interval_ms as u64);
     while !shard.stopping.get() {
         millrace_shard::time::sleep(interval).await;
-        for (key, log) in owned_logs(&shard) {
+        for partition in shard.partitions() {
             if shard.stopping.get() {
                 return;
             }
-            match log.enforce_retention(millrace_shard::time::now_ms()).await {
+            match partition
+                .enforce_retention(millrace_shard::time::now_ms())
+                .await
+            {
                 Ok(o) if o.segments_deleted > 0 => tracing::info!(
-                    topic = %key.0, partition = key.1, segments = o.segments_deleted,
-                    bytes = o.bytes_deleted, log_start_offset = o.log_start_offset,
+                    topic = %partition.topic(),
+                    partition = partition.index(),
+                    segments = o.segments_deleted,
+                    bytes = o.bytes_deleted,
+                    log_start_offset = o.log_start_offset,
                     "retention deleted segments"
                 ),
                 Ok(_) | Err(millrace_storage::StorageError::Closed) => {}
                 Err(e) => {
-                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "retention")
+                    tracing::warn!(topic = %partition.topic(), partition = partition.index(), error = %e, "retention")
                 }
             }
         }
@@ -72,24 +67,32 @@ async fn cleaner_loop(shard: Rc<Shard>) {
     let backoff = Duration::from_millis(shard.config.log_cleaner_backoff_ms as u64);
     while !shard.stopping.get() {
         let mut cleaned_any = false;
-        for (key, log) in owned_logs(&shard) {
+        for partition in shard.partitions() {
             if shard.stopping.get() {
                 return;
             }
-            if !log.config().cleanup_compact {
+            if !partition.config().cleanup_compact {
                 continue;
             }
-            match log.clean(millrace_shard::time::now_ms(), &throttle).await {
+            match partition
+                .clean(millrace_shard::time::now_ms(), &throttle)
+                .await
+            {
                 Ok(o) if o.cleaned => {
                     cleaned_any = true;
                     tracing::info!(
-                        topic = %key.0, partition = key.1, read = o.bytes_read,
-                        written = o.bytes_written, removed = o.records_removed,
+                        topic = %partition.topic(),
+                        partition = partition.index(),
+                        read = o.bytes_read,
+                        written = o.bytes_written,
+                        removed = o.records_removed,
                         "cleaned log"
                     );
                 }
                 Ok(_) | Err(millrace_storage::StorageError::Closed) => {}
-                Err(e) => tracing::warn!(topic = %key.0, partition = key.1, error = %e, "cleaner"),
+                Err(e) => {
+                    tracing::warn!(topic = %partition.topic(), partition = partition.index(), error = %e, "cleaner")
+                }
             }
         }
         if !cleaned_any {

@@ -63,6 +63,14 @@ impl MetadataImage {
         self.topics.values().find(|t| &t.id == id)
     }
 
+    /// The shard owning a partition, if the topic and partition exist.
+    pub fn owner(&self, topic: &str, partition: i32) -> Option<usize> {
+        let t = self.topics.get(topic)?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| t.shards.get(p).copied())
+    }
+
     /// Serializes the image (see the module docs).
     pub fn encode(&self) -> Vec<u8> {
         let mut text = format!(

@@ -1,11 +1,11 @@
 //! Start-up and shutdown of the shards.
 
 use crate::config::Config;
+use crate::mesh::MeshMsg;
 use crate::metadata::MetadataImage;
-use crate::node::Shard;
-use crate::work::MeshMsg;
+use crate::shard::Shard;
 use millrace_shard::disk::DmaDisk;
-use millrace_shard::mesh::{Inbox, MeshSpec};
+use millrace_shard::mesh::MeshSpec;
 use millrace_shard::{run_shards, ShardRuntimeConfig};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -136,7 +136,7 @@ async fn shard_main(
     let inboxes = mesh.take_inboxes();
     let shard = Shard::new(config.clone(), mesh, image.clone());
     for (peer, inbox) in inboxes {
-        millrace_shard::spawn_detached(inbox_loop(shard.clone(), peer, inbox));
+        millrace_shard::spawn_detached(crate::mesh::inbox_loop(shard.clone(), peer, inbox));
     }
     if let Err(e) = open_shard(&shard, &config, image).await {
         // Stop the other shards too: they would otherwise wait for this one forever.
@@ -155,7 +155,7 @@ async fn shard_main(
     let listener = millrace_shard::net::listen(config.listen)?;
     tracing::info!(
         shard = shard.id,
-        partitions = shard.logs.borrow().len(),
+        partitions = shard.partitions().len(),
         "shard ready"
     );
     let serving = shard.clone();
@@ -170,7 +170,7 @@ async fn shard_main(
     .await;
     shard.stopping.set(true);
     shard.data_arrived.notify_all();
-    shard.close_logs().await;
+    shard.close_partitions().await;
     tracing::info!(shard = shard.id, "shard stopped");
     Ok(())
 }
@@ -185,27 +185,4 @@ async fn open_shard(
     shard.apply_metadata(image).await?;
     crate::coordinator::load(shard).await?;
     Ok(())
-}
-
-async fn inbox_loop(shard: Rc<Shard>, peer: usize, inbox: Inbox<MeshMsg>) {
-    while let Some(msg) = inbox.recv().await {
-        match msg {
-            MeshMsg::Reply { id, body } => shard.complete(id, body),
-            MeshMsg::Request { id, from, body } => {
-                let shard = shard.clone();
-                millrace_shard::spawn_detached(async move {
-                    let reply = crate::work::execute(&shard, body).await;
-                    if shard
-                        .mesh
-                        .send_to(from, MeshMsg::Reply { id, body: reply })
-                        .await
-                        .is_err()
-                    {
-                        tracing::debug!(peer = from, "reply to a stopped shard dropped");
-                    }
-                });
-            }
-        }
-    }
-    tracing::debug!(shard = shard.id, peer, "inbox closed");
 }

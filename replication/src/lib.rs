@@ -13,6 +13,8 @@
 //! Types in this crate are plain values; they live on the shard that owns the partition.
 #![forbid(unsafe_code)]
 
+pub mod replica;
+
 /// A partition leader epoch, as Kafka numbers them: starts at 0, grows by one at every leader
 /// change. `-1` on the wire means "unknown" (Kafka's `RecordBatch.NO_PARTITION_LEADER_EPOCH`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

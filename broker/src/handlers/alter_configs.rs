@@ -4,12 +4,11 @@
 //! IncrementalAlterConfigs too.
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::connection::Response;
-use crate::controller::{ConfigOps, ControllerReply, ControllerRequest, TopicConfigChange};
+use crate::controller::{AlterConfigs, ConfigOps, TopicConfigChange};
 use crate::errors::code;
-use crate::node::Shard;
-use crate::work::{ShardReply, ShardRequest};
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
@@ -91,14 +90,14 @@ pub async fn alter(
     if changes.is_empty() {
         return out;
     }
-    let request = ShardRequest::Controller(ControllerRequest::AlterConfigs {
+    let request = AlterConfigs {
         changes,
         validate_only,
-    });
-    let results = match shard.call(0, request).await {
-        ShardReply::Controller(ControllerReply::Configs(r)) => r,
-        _ => Vec::new(),
     };
+    let results = shard
+        .call(Shard::controller_shard(), request)
+        .await
+        .unwrap_or_default();
     for (i, slot) in slots.into_iter().enumerate() {
         out[slot] = results.get(i).cloned().unwrap_or((
             code::UNKNOWN_SERVER_ERROR,

@@ -1,10 +1,10 @@
 //! ApiVersions (key 18): the versions in the registry. A version the broker does not know gets
 //! UNSUPPORTED_VERSION in the v0 format with the list, and the client retries with one it has.
 
+use super::Response;
 use super::{decode, respond, REGISTRY};
-use crate::connection::Response;
 use crate::errors::code;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};

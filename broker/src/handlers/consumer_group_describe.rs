@@ -2,12 +2,12 @@
 //! current and target assignments (topic names resolved from the metadata image). A group id
 //! that is not a consumer group answers GROUP_ID_NOT_FOUND, as Kafka does.
 
+use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::connection::Response;
 use crate::consumer_group::Assignment;
 use crate::coordinator::{GroupAnswer, GroupOp};
 use crate::metadata::MetadataImage;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment as WireAssignment, DescribedGroup, Member, TopicPartitions,

@@ -2,11 +2,11 @@
 //! group's coordinating shard answers at once (see `crate::consumer_group`); v0 members may
 //! leave their id empty to have one made, v1 members (Kafka 4.x clients) bring their own.
 
+use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::connection::Response;
 use crate::consumer_group::{Assignment, Heartbeat};
 use crate::coordinator::{GroupAnswer, GroupOp};
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment as WireAssignment, TopicPartitions,

@@ -1,11 +1,10 @@
 //! CreatePartitions (key 37): grow a topic; new partitions go to the least loaded shards.
 
+use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::connection::Response;
-use crate::controller::{ControllerReply, ControllerRequest};
+use crate::controller::CreatePartitions;
 use crate::errors::code;
-use crate::node::Shard;
-use crate::work::{ShardReply, ShardRequest};
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
@@ -24,14 +23,15 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         .filter(|t| t.assignments.is_none())
         .map(|t| (t.name.0.to_string(), t.count))
         .collect();
-    let request = ShardRequest::Controller(ControllerRequest::CreatePartitions {
+    let request = CreatePartitions {
         topics,
         validate_only: req.validate_only,
-    });
-    let mut outcomes = match shard.call(0, request).await {
-        ShardReply::Controller(ControllerReply::Topics(o)) => o.into_iter(),
-        _ => Vec::new().into_iter(),
     };
+    let mut outcomes = shard
+        .call(Shard::controller_shard(), request)
+        .await
+        .unwrap_or_default()
+        .into_iter();
     let results = req
         .topics
         .iter()

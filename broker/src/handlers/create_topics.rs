@@ -1,11 +1,10 @@
 //! CreateTopics (key 19), through the metadata writer on shard 0.
 
+use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::connection::Response;
-use crate::controller::{ControllerReply, ControllerRequest, NewTopic};
+use crate::controller::{CreateTopics, NewTopic};
 use crate::errors::code;
-use crate::node::Shard;
-use crate::work::{ShardReply, ShardRequest};
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -35,14 +34,14 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         })
         .collect();
     let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
-    let request = ShardRequest::Controller(ControllerRequest::CreateTopics {
+    let request = CreateTopics {
         topics,
         validate_only: req.validate_only,
-    });
-    let outcomes = match shard.call(0, request).await {
-        ShardReply::Controller(ControllerReply::Topics(o)) => o,
-        _ => Vec::new(),
     };
+    let outcomes = shard
+        .call(Shard::controller_shard(), request)
+        .await
+        .unwrap_or_default();
     let version = header.api_version;
     let results = names
         .iter()

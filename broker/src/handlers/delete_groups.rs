@@ -1,11 +1,11 @@
 //! DeleteGroups (key 42), versions 0-2: only groups with no members (NON_EMPTY_GROUP
 //! otherwise); their offsets and state are deleted from `__consumer_offsets` durably.
 
+use super::Response;
 use super::{decode, group_call, respond};
-use crate::connection::Response;
 use crate::coordinator::{GroupAnswer, GroupOp};
 use crate::errors::code;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};

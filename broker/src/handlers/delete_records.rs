@@ -2,18 +2,17 @@
 //! (-1: the high watermark) on its owning shard. The new start is durable before the answer;
 //! whole segments below it are deleted. Internal topics are refused, as Kafka does.
 
-use super::{decode, respond};
-use crate::connection::Response;
-use crate::errors::code;
-use crate::node::Shard;
-use crate::work::{scatter, DeleteRecordsItem, ListOffsetsResult, ShardReply, ShardRequest};
+use super::list_offsets::ListOffsetsResult;
+use super::{decode, respond, Response};
+use crate::errors::{code, storage_code};
+use crate::mesh::{Call, Split};
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use millrace_wire::frame::RequestHeader;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
@@ -23,41 +22,34 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     };
     let image = shard.image();
     let mut results: Vec<ListOffsetsResult> = Vec::new();
-    let mut per_shard: BTreeMap<usize, Vec<DeleteRecordsItem>> = BTreeMap::new();
+    let mut split: Split<(String, i32, i64)> = Split::default();
     for t in &req.topics {
         for p in &t.partitions {
             let slot = results.len();
-            let mut r = ListOffsetsResult {
-                slot,
-                error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
-                timestamp: -1,
-                offset: -1,
-            };
-            let owner = image
-                .topics
-                .get(t.name.0.as_str())
-                .and_then(|m| m.shards.get(p.partition_index as usize).copied());
+            let owner = image.owner(&t.name.0, p.partition_index);
             if crate::metadata::is_internal(&t.name.0) {
-                r.error_code = code::INVALID_TOPIC_EXCEPTION;
-            } else if let Some(owner) = owner {
-                per_shard.entry(owner).or_default().push(DeleteRecordsItem {
+                results.push(ListOffsetsResult::error(code::INVALID_TOPIC_EXCEPTION));
+                continue;
+            }
+            results.push(ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION));
+            if let Some(owner) = owner {
+                split.push(
+                    owner,
                     slot,
-                    topic: t.name.0.to_string(),
-                    partition: p.partition_index,
-                    offset: p.offset,
-                });
-            }
-            results.push(r);
-        }
-    }
-    for reply in scatter(&shard, per_shard, ShardRequest::DeleteRecords).await {
-        if let ShardReply::DeleteRecords(rs) = reply {
-            for r in rs {
-                let slot = r.slot;
-                results[slot] = r;
+                    (t.name.0.to_string(), p.partition_index, p.offset),
+                );
             }
         }
     }
+    let unavailable = || ListOffsetsResult::error(code::LEADER_NOT_AVAILABLE);
+    split
+        .fan_out(
+            &shard,
+            &mut results,
+            |items| DeleteOnOwner { items },
+            unavailable,
+        )
+        .await;
     let mut results = results.into_iter();
     let topics = req
         .topics
@@ -83,4 +75,39 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         &header,
         &DeleteRecordsResponse::default().with_topics(topics),
     )
+}
+
+/// Moves log start offsets of partitions the target shard owns: (topic, partition, new log
+/// start offset or -1 for the high watermark).
+pub struct DeleteOnOwner {
+    items: Vec<(usize, (String, i32, i64))>,
+}
+
+impl Call for DeleteOnOwner {
+    type Reply = Vec<(usize, ListOffsetsResult)>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let mut out = Vec::with_capacity(self.items.len());
+        for (slot, (topic, index, offset)) in self.items {
+            let Some(partition) = shard.partition(&topic, index) else {
+                out.push((
+                    slot,
+                    ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION),
+                ));
+                continue;
+            };
+            let r = match partition.delete_records(offset).await {
+                Ok(low) => {
+                    tracing::info!(%topic, partition = index, log_start_offset = low, "records deleted");
+                    ListOffsetsResult {
+                        offset: low,
+                        ..ListOffsetsResult::error(code::NONE)
+                    }
+                }
+                Err(e) => ListOffsetsResult::error(storage_code(&e)),
+            };
+            out.push((slot, r));
+        }
+        out
+    }
 }

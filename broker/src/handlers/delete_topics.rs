@@ -1,11 +1,10 @@
 //! DeleteTopics (key 20), by name (v1-5) or by name or id (v6).
 
+use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::connection::Response;
-use crate::controller::{ControllerReply, ControllerRequest};
+use crate::controller::DeleteTopics;
 use crate::errors::code;
-use crate::node::Shard;
-use crate::work::{ShardReply, ShardRequest};
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
@@ -37,16 +36,10 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             .collect()
     };
     let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
-    let outcomes = match shard
-        .call(
-            0,
-            ShardRequest::Controller(ControllerRequest::DeleteTopics(names)),
-        )
+    let outcomes = shard
+        .call(Shard::controller_shard(), DeleteTopics(names))
         .await
-    {
-        ShardReply::Controller(ControllerReply::Topics(o)) => o,
-        _ => Vec::new(),
-    };
+        .unwrap_or_default();
     let mut outcomes = outcomes.into_iter();
     let responses = wanted
         .into_iter()

@@ -1,8 +1,8 @@
 //! DescribeCluster (key 60): this node, which is also the controller.
 
+use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::connection::Response;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};

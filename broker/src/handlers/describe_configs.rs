@@ -2,10 +2,10 @@
 //! from (the topic, a server.properties key, or the built-in default), with synonyms,
 //! types and documentation when asked; and the broker's own settings.
 
+use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::connection::Response;
 use crate::errors::code;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,

@@ -2,11 +2,11 @@
 //! error, as Kafka does; a KIP-848 consumer group answers GROUP_ID_NOT_FOUND (it is not a
 //! classic group; clients describe it with ConsumerGroupDescribe).
 
+use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::connection::Response;
 use crate::coordinator::{GroupAnswer, GroupOp};
 use crate::errors::code;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};

@@ -4,19 +4,28 @@
 //! batches are returned; the first partition with data may exceed `max_bytes` (KIP-74), later
 //! ones are left out once the total would. No fetch sessions: `session_id` 0 tells clients to
 //! keep sending full requests.
+//!
+//! The owner's side is here too: [`ReadOnOwner`] reads through each [`Partition`] (up to the
+//! high watermark, as a consumer), [`WaitOnOwner`] waits for a high watermark to pass the
+//! fetch offset and is cancelled as soon as another owner has answered.
+//!
+//! [`Partition`]: crate::partition::Partition
 
-use super::decode;
-use crate::connection::Response;
-use crate::errors::code;
-use crate::node::Shard;
-use crate::work::{scatter, FetchItem, FetchResult, ShardReply, ShardRequest};
+use super::{decode, RecordPiece, Response};
+use crate::errors::{code, storage_code};
+use crate::mesh::{Call, Split};
+use crate::partition::Reader;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::FetchRequest;
+use millrace_storage::disk::DiskFile;
+use millrace_storage::ReadChunk;
 use millrace_wire::fetch::{encode_fetch_response, PartitionData, TopicData, TopicKey};
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Longest long-poll a client may ask for.
 const MAX_WAIT_MS_MAX: i32 = 30_000;
@@ -67,7 +76,7 @@ fn resolve(shard: &Shard, req: &FetchRequest, version: i16) -> Vec<Wanted> {
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
-                owner: meta.and_then(|m| m.shards.get(p.partition as usize).copied()),
+                owner: meta.and_then(|m| image.owner(&m.name, p.partition)),
             });
         }
     }
@@ -75,30 +84,27 @@ fn resolve(shard: &Shard, req: &FetchRequest, version: i16) -> Vec<Wanted> {
 }
 
 async fn read_all(shard: &Rc<Shard>, wanted: &[Wanted]) -> Vec<Option<FetchResult>> {
-    let mut per_shard: BTreeMap<usize, Vec<FetchItem>> = BTreeMap::new();
+    let mut split: Split<FetchItem> = Split::default();
     for (slot, w) in wanted.iter().enumerate() {
         if let (Some(owner), Some(topic)) = (w.owner, &w.topic) {
-            per_shard.entry(owner).or_default().push(FetchItem {
-                slot,
+            let item = FetchItem {
                 topic: topic.clone(),
                 partition: w.partition,
                 offset: w.offset,
                 max_bytes: w.max_bytes,
-            });
+            };
+            split.push(owner, slot, item);
         }
     }
     let mut results: Vec<Option<FetchResult>> = (0..wanted.len()).map(|_| None).collect();
-    for reply in scatter(shard, per_shard, ShardRequest::Fetch).await {
-        if let ShardReply::Fetch(rs) = reply {
-            for r in rs {
-                let slot = r.slot;
-                results[slot] = Some(r);
-            }
-        }
-    }
+    split
+        .fan_out(shard, &mut results, |items| ReadOnOwner { items }, || None)
+        .await;
     results
 }
 
+/// Waits until any owner reports data past a fetch offset, or `max_wait_ms` passes. The
+/// owners that did not answer first are cancelled.
 async fn wait_for_any(shard: &Rc<Shard>, wanted: &[Wanted], max_wait_ms: u64) {
     let mut per_shard: BTreeMap<usize, Vec<(String, i32, i64)>> = BTreeMap::new();
     for w in wanted {
@@ -112,36 +118,150 @@ async fn wait_for_any(shard: &Rc<Shard>, wanted: &[Wanted], max_wait_ms: u64) {
     if per_shard.is_empty() {
         return;
     }
-    // Any shard reporting data ends the wait; the others time out on their own.
-    let waits: Vec<_> = per_shard
+    let mut waits: Vec<_> = per_shard
         .into_iter()
         .map(|(owner, items)| {
             let shard = shard.clone();
-            millrace_shard::spawn(async move {
-                shard
-                    .call(owner, ShardRequest::WaitForData { items, max_wait_ms })
-                    .await
+            Box::pin(async move {
+                let _ = shard.call(owner, WaitOnOwner { items, max_wait_ms }).await;
             })
         })
         .collect();
-    race(waits).await;
-}
-
-/// Completes when the first of `tasks` does; the rest keep running to their own deadline.
-async fn race(tasks: Vec<millrace_shard::Task<ShardReply>>) {
-    let mut tasks: Vec<_> = tasks.into_iter().map(Box::pin).collect();
+    // Dropping the other waits when the first completes cancels them on their owners.
     futures_lite::future::poll_fn(|cx| {
-        for t in tasks.iter_mut() {
-            if t.as_mut().poll(cx).is_ready() {
+        for w in waits.iter_mut() {
+            if w.as_mut().poll(cx).is_ready() {
                 return std::task::Poll::Ready(());
             }
         }
         std::task::Poll::Pending
     })
     .await;
-    for t in tasks {
-        // Dropping a shard task cancels it; detach instead so each ends at its deadline.
-        std::pin::Pin::into_inner(t).detach();
+}
+
+/// One partition to read.
+pub struct FetchItem {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+}
+
+/// One partition's read.
+#[derive(Debug)]
+pub struct FetchResult {
+    /// Kafka error code.
+    error_code: i16,
+    /// High watermark.
+    high_watermark: i64,
+    /// Last stable offset.
+    last_stable_offset: i64,
+    /// Log start offset.
+    log_start_offset: i64,
+    /// Record pieces in order.
+    records: Vec<RecordPiece>,
+    /// Their total length.
+    bytes: usize,
+}
+
+/// Reads partitions the target shard owns, one after another.
+pub struct ReadOnOwner {
+    items: Vec<(usize, FetchItem)>,
+}
+
+impl Call for ReadOnOwner {
+    type Reply = Vec<(usize, Option<FetchResult>)>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let mut results = Vec::with_capacity(self.items.len());
+        for (slot, item) in self.items {
+            results.push((slot, Some(read_one(&shard, item).await)));
+        }
+        results
+    }
+}
+
+async fn read_one(shard: &Shard, item: FetchItem) -> FetchResult {
+    let mut result = FetchResult {
+        error_code: code::NONE,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        records: Vec::new(),
+        bytes: 0,
+    };
+    let Some(partition) = shard.partition(&item.topic, item.partition) else {
+        result.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+        return result;
+    };
+    result.high_watermark = partition.high_watermark();
+    result.last_stable_offset = partition.last_stable_offset();
+    result.log_start_offset = partition.log_start_offset();
+    let read = partition.read(item.offset, item.max_bytes, true, Reader::Consumer);
+    match read.await {
+        Ok(read) => {
+            result.high_watermark = read.high_watermark;
+            result.last_stable_offset = partition.last_stable_offset();
+            result.log_start_offset = read.log_start_offset;
+            result.bytes = read.bytes;
+            result.records = read.chunks.into_iter().map(record_piece).collect();
+        }
+        Err(e) => result.error_code = storage_code(&e),
+    }
+    result
+}
+
+/// A read chunk as something that can cross to the connection's shard: cached bytes, or the
+/// file range by path (the connection's shard sends it from a buffered descriptor).
+fn record_piece<F: DiskFile>(chunk: ReadChunk<F>) -> RecordPiece {
+    match chunk {
+        ReadChunk::Memory(b) => RecordPiece::Memory(b),
+        ReadChunk::File {
+            file,
+            position,
+            len,
+        } => RecordPiece::File {
+            path: file.path().to_path_buf(),
+            position,
+            len,
+            inode: file.identity(),
+        },
+    }
+}
+
+/// Completes when any of these partitions (topic, partition, fetch offset) on the target shard
+/// has data past its offset, or after `max_wait_ms`. Cancelled when the fetch stops waiting.
+pub struct WaitOnOwner {
+    items: Vec<(String, i32, i64)>,
+    max_wait_ms: u64,
+}
+
+impl Call for WaitOnOwner {
+    type Reply = ();
+    const CANCELLABLE: bool = true;
+
+    async fn run(self, shard: Rc<Shard>) {
+        let deadline = std::time::Instant::now() + Duration::from_millis(self.max_wait_ms);
+        loop {
+            let seen = shard.data_arrived.generation();
+            let ready = self.items.iter().any(|(t, p, offset)| {
+                shard
+                    .partition(t, *p)
+                    .is_none_or(|partition| partition.has_data_past(*offset))
+            });
+            if ready || shard.stopping.get() {
+                return;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let changed =
+                millrace_shard::time::timeout(left, shard.data_arrived.changed_since(seen)).await;
+            if changed.is_none() {
+                return;
+            }
+        }
     }
 }
 
@@ -151,7 +271,7 @@ fn encode(
     results: Vec<Option<FetchResult>>,
     max_bytes: usize,
 ) -> Response {
-    let mut topics: Vec<TopicData<crate::work::RecordPiece>> = Vec::new();
+    let mut topics: Vec<TopicData<RecordPiece>> = Vec::new();
     let mut total = 0usize;
     for (w, r) in wanted.iter().zip(results) {
         let mut data = PartitionData {
@@ -168,7 +288,7 @@ fn encode(
         if let Some(r) = r {
             data.error_code = r.error_code;
             data.high_watermark = r.high_watermark;
-            data.last_stable_offset = r.high_watermark;
+            data.last_stable_offset = r.last_stable_offset;
             data.log_start_offset = r.log_start_offset;
             if total == 0 || total + r.bytes <= max_bytes {
                 total += r.bytes;

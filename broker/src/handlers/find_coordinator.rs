@@ -2,10 +2,10 @@
 //! `__consumer_offsets` partition decides which shard inside it). Transaction coordinators are
 //! not served yet: COORDINATOR_NOT_AVAILABLE, so clients retry rather than fail.
 
+use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::connection::Response;
 use crate::errors::code;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};

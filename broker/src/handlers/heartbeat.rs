@@ -1,9 +1,9 @@
 //! Heartbeat (key 12), versions 0-4.
 
+use super::Response;
 use super::{decode, group_call, respond};
-use crate::connection::Response;
 use crate::coordinator::{GroupAnswer, GroupOp};
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use millrace_wire::frame::RequestHeader;

@@ -3,10 +3,10 @@
 //! of a resource apply together or not at all.
 
 use super::alter_configs::alter;
+use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::connection::Response;
 use crate::controller::ConfigOps;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};

@@ -3,12 +3,11 @@
 //! its current id and epoch (KIP-360, v3+), the same id with the epoch bumped. Transactional
 //! ids need the transaction coordinator, which is not served yet.
 
+use super::Response;
 use super::{decode, respond};
-use crate::connection::Response;
-use crate::controller::{ControllerReply, ControllerRequest};
+use crate::controller::AllocateProducerId;
 use crate::errors::code;
-use crate::node::Shard;
-use crate::work::{ShardReply, ShardRequest};
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use millrace_wire::frame::RequestHeader;
@@ -34,18 +33,13 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             .with_producer_epoch(req.producer_epoch + 1);
         return respond(&header, &bumped);
     }
-    match shard
-        .call(
-            0,
-            ShardRequest::Controller(ControllerRequest::AllocateProducerId),
-        )
-        .await
-    {
-        ShardReply::Controller(ControllerReply::ProducerId(Ok(id))) => respond(
+    let allocated = shard.call(Shard::controller_shard(), AllocateProducerId);
+    match allocated.await {
+        Ok(Ok(id)) => respond(
             &header,
             &resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         ),
-        _ => respond(
+        Ok(Err(_)) | Err(_) => respond(
             &header,
             &resp.with_error_code(code::COORDINATOR_NOT_AVAILABLE),
         ),

@@ -1,10 +1,10 @@
 //! JoinGroup (key 11), versions 0-9, answered by the group's coordinating shard when the
 //! rebalance completes.
 
+use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::connection::Response;
 use crate::coordinator::{GroupAnswer, GroupOp};
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};

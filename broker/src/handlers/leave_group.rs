@@ -1,11 +1,11 @@
 //! LeaveGroup (key 13): one member (v0-2) or a batch (v3+, KIP-345).
 
+use super::Response;
 use super::{decode, group_call, respond};
-use crate::connection::Response;
 use crate::coordinator::{GroupAnswer, GroupOp};
 use crate::errors::code;
 use crate::group::LeaveMember;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};

@@ -1,11 +1,11 @@
 //! ListGroups (key 16), versions 0-5: every shard's groups, filtered by state (v4+) and by
 //! type (v5+: "classic" or "consumer", case-insensitive as Kafka).
 
+use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::connection::Response;
-use crate::coordinator::{GroupAnswer, GroupOp};
-use crate::node::Shard;
-use crate::work::{join_all, ShardReply, ShardRequest};
+use crate::coordinator::{GroupAnswer, GroupCall, GroupOp};
+use crate::mesh::join_all;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -19,13 +19,13 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     };
     let calls = (0..shard.shards).map(|target| {
         let shard = shard.clone();
-        async move { shard.call(target, ShardRequest::Group(GroupOp::List)).await }
+        async move { shard.call(target, GroupCall(GroupOp::List)).await }
     });
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut groups = Vec::new();
     for reply in join_all(calls.collect()).await {
-        if let ShardReply::Group(GroupAnswer::List(list)) = reply {
+        if let Ok(GroupAnswer::List(list)) = reply {
             for (group_id, protocol_type, state, group_type) in list {
                 if !states.is_empty() && !states.contains(&state.to_lowercase()) {
                     continue;

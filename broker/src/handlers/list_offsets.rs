@@ -1,18 +1,16 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), or the first offset
 //! whose timestamp is at or after a given time (through the time index), grouped by shard.
 
-use super::{decode, respond};
-use crate::connection::Response;
-use crate::errors::code;
-use crate::node::Shard;
-use crate::work::{scatter, ListOffsetsItem, ListOffsetsResult, ShardReply, ShardRequest};
+use super::{decode, respond, Response};
+use crate::errors::{code, storage_code};
+use crate::mesh::{Call, Split};
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use millrace_wire::frame::RequestHeader;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
@@ -23,38 +21,26 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     let version = header.api_version;
     let image = shard.image();
     let mut results: Vec<ListOffsetsResult> = Vec::new();
-    let mut per_shard: BTreeMap<usize, Vec<ListOffsetsItem>> = BTreeMap::new();
+    let mut split: Split<(String, i32, i64)> = Split::default();
     for t in &req.topics {
         for p in &t.partitions {
             let slot = results.len();
-            results.push(ListOffsetsResult {
-                slot,
-                error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
-                timestamp: -1,
-                offset: -1,
-            });
-            let owner = image
-                .topics
-                .get(t.name.0.as_str())
-                .and_then(|m| m.shards.get(p.partition_index as usize).copied());
-            if let Some(owner) = owner {
-                per_shard.entry(owner).or_default().push(ListOffsetsItem {
-                    slot,
-                    topic: t.name.0.to_string(),
-                    partition: p.partition_index,
-                    timestamp: p.timestamp,
-                });
+            results.push(ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION));
+            if let Some(owner) = image.owner(&t.name.0, p.partition_index) {
+                let item = (t.name.0.to_string(), p.partition_index, p.timestamp);
+                split.push(owner, slot, item);
             }
         }
     }
-    for reply in scatter(&shard, per_shard, ShardRequest::ListOffsets).await {
-        if let ShardReply::ListOffsets(rs) = reply {
-            for r in rs {
-                let slot = r.slot;
-                results[slot] = r;
-            }
-        }
-    }
+    let unavailable = || ListOffsetsResult::error(code::LEADER_NOT_AVAILABLE);
+    split
+        .fan_out(
+            &shard,
+            &mut results,
+            |items| ListOnOwner { items },
+            unavailable,
+        )
+        .await;
     let mut results = results.into_iter();
     let topics = req
         .topics
@@ -70,7 +56,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                         .with_error_code(r.error_code)
                         .with_timestamp(r.timestamp)
                         .with_offset(r.offset)
-                        .with_leader_epoch(if r.offset >= 0 && version >= 4 { 0 } else { -1 })
+                        .with_leader_epoch(if version >= 4 { r.leader_epoch } else { -1 })
                 })
                 .collect();
             ListOffsetsTopicResponse::default()
@@ -79,4 +65,68 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         })
         .collect();
     respond(&header, &ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// One partition's offset answer (also DeleteRecords' new log start, in `offset`).
+#[derive(Debug, Clone)]
+pub struct ListOffsetsResult {
+    /// Kafka error code.
+    pub error_code: i16,
+    /// Timestamp found (-1 if none).
+    pub timestamp: i64,
+    /// Offset found (-1 if none).
+    pub offset: i64,
+    /// The leader epoch the offset answer was made under (-1 with no offset).
+    pub leader_epoch: i32,
+}
+
+impl ListOffsetsResult {
+    /// No offset, with an error code.
+    pub fn error(error_code: i16) -> Self {
+        ListOffsetsResult {
+            error_code,
+            timestamp: -1,
+            offset: -1,
+            leader_epoch: -1,
+        }
+    }
+}
+
+/// Looks offsets up in partitions the target shard owns: (topic, partition, timestamp) with
+/// -1 latest, -2 earliest, -3 max timestamp, or a time.
+pub struct ListOnOwner {
+    items: Vec<(usize, (String, i32, i64))>,
+}
+
+impl Call for ListOnOwner {
+    type Reply = Vec<(usize, ListOffsetsResult)>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let mut out = Vec::with_capacity(self.items.len());
+        for (slot, (topic, index, timestamp)) in self.items {
+            let Some(partition) = shard.partition(&topic, index) else {
+                out.push((
+                    slot,
+                    ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION),
+                ));
+                continue;
+            };
+            let r = match partition.list_offset(timestamp).await {
+                Ok(Some((offset, timestamp))) => ListOffsetsResult {
+                    error_code: code::NONE,
+                    timestamp,
+                    offset,
+                    leader_epoch: if offset >= 0 {
+                        partition.leader_epoch().0
+                    } else {
+                        -1
+                    },
+                },
+                Ok(None) => ListOffsetsResult::error(code::INVALID_REQUEST),
+                Err(e) => ListOffsetsResult::error(storage_code(&e)),
+            };
+            out.push((slot, r));
+        }
+        out
+    }
 }

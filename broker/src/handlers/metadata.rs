@@ -4,13 +4,12 @@
 //! is on and the request allows it (v4+; always before v4), with `num.partitions`. Creation is
 //! synchronous, so the answer already carries the new partitions.
 
+use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::connection::Response;
-use crate::controller::{ControllerReply, ControllerRequest, NewTopic};
+use crate::controller::{CreateTopics, NewTopic};
 use crate::errors::code;
 use crate::metadata::{valid_topic_name, TopicMeta};
-use crate::node::Shard;
-use crate::work::{ShardReply, ShardRequest};
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -96,13 +95,13 @@ async fn missing_topic(
         manual_assignment: false,
         configs: Vec::new(),
     };
-    let request = ShardRequest::Controller(ControllerRequest::CreateTopics {
+    let request = CreateTopics {
         topics: vec![new],
         validate_only: false,
-    });
-    match shard.call(0, request).await {
+    };
+    match shard.call(Shard::controller_shard(), request).await {
         // Created, or created concurrently by another request: either way it exists now.
-        ShardReply::Controller(ControllerReply::Topics(o))
+        Ok(o)
             if o.first().is_some_and(|o| {
                 o.error_code == code::NONE || o.error_code == code::TOPIC_ALREADY_EXISTS
             }) =>
@@ -112,11 +111,11 @@ async fn missing_topic(
                 None => entry.with_error_code(code::LEADER_NOT_AVAILABLE),
             }
         }
-        ShardReply::Controller(ControllerReply::Topics(o)) => entry.with_error_code(
+        Ok(o) => entry.with_error_code(
             o.first()
                 .map_or(code::UNKNOWN_SERVER_ERROR, |o| o.error_code),
         ),
-        _ => entry.with_error_code(code::LEADER_NOT_AVAILABLE),
+        Err(_) => entry.with_error_code(code::LEADER_NOT_AVAILABLE),
     }
 }
 

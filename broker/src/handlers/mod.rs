@@ -25,7 +25,7 @@ mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
-mod list_offsets;
+pub mod list_offsets;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -33,15 +33,55 @@ mod offset_fetch;
 mod produce;
 mod sync_group;
 
-use crate::connection::Response;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
+use millrace_wire::fetch::FetchChunk;
 use millrace_wire::frame::{encode_response, RequestHeader};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
+
+/// What a handler produced.
+pub enum Response {
+    /// A complete frame.
+    Frame(Bytes),
+    /// A Fetch response, written chunk by chunk.
+    Fetch(Vec<FetchChunk<RecordPiece>>),
+    /// Nothing to send (acks=0 produce).
+    Nothing,
+    /// Close the connection (malformed or unsupported request).
+    Close(String),
+}
+
+/// Where a Fetch response's record bytes come from; `Send`, so it can cross the mesh.
+#[derive(Debug, Clone)]
+pub enum RecordPiece {
+    /// Bytes in memory (batch cache).
+    Memory(Bytes),
+    /// A range of a segment file, sent with sendfile from a buffered descriptor.
+    File {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte position.
+        position: u64,
+        /// Length.
+        len: u32,
+        /// The file's inode when it was read (0: unknown).
+        inode: u64,
+    },
+}
+
+impl millrace_wire::fetch::RecordSource for RecordPiece {
+    fn len(&self) -> usize {
+        match self {
+            RecordPiece::Memory(b) => b.len(),
+            RecordPiece::File { len, .. } => *len as usize,
+        }
+    }
+}
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Response>>>;
 type Handler = fn(Rc<Shard>, RequestHeader, Bytes, Client) -> HandlerFuture;
@@ -194,13 +234,10 @@ pub async fn group_call(
     let Some(target) = crate::coordinator::coordinator_shard(shard, group_id) else {
         return Err(code::COORDINATOR_NOT_AVAILABLE);
     };
-    match shard
-        .call(target, crate::work::ShardRequest::Group(op))
+    shard
+        .call(target, crate::coordinator::GroupCall(op))
         .await
-    {
-        crate::work::ShardReply::Group(answer) => Ok(answer),
-        _ => Err(code::COORDINATOR_NOT_AVAILABLE),
-    }
+        .map_err(|_| code::COORDINATOR_NOT_AVAILABLE)
 }
 
 /// Encodes a response frame for the request `header` answers.

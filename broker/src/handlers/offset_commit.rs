@@ -3,10 +3,10 @@
 //! consumer group, STALE_MEMBER_EPOCH if it is not the member's current one), appended to `__consumer_offsets` and
 //! fsync'd before the answer.
 
+use super::Response;
 use super::{decode, group_call, respond};
-use crate::connection::Response;
 use crate::coordinator::{CommittedOffset, GroupAnswer, GroupOp};
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,

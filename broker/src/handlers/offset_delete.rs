@@ -1,10 +1,10 @@
 //! OffsetDelete (key 47): removes committed offsets of a group that is not consuming them.
 
+use super::Response;
 use super::{decode, group_call, respond};
-use crate::connection::Response;
 use crate::coordinator::{GroupAnswer, GroupOp};
 use crate::errors::code;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,

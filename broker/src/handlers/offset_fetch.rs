@@ -2,11 +2,11 @@
 //! member id and epoch, checked against a KIP-848 consumer group). A partition with
 //! no committed offset answers offset -1, as Kafka does.
 
+use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::connection::Response;
 use crate::coordinator::{CommittedOffset, GroupAnswer, GroupOp};
 use crate::errors::code;
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,

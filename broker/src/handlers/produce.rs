@@ -3,20 +3,20 @@
 //! checks producer sequences, assigns offsets and answers after the group commit that covers
 //! the append (acks=1/all; acks=0 gets no response, but the append is still flushed).
 
-use super::{decode, respond, str_bytes};
-use crate::connection::Response;
-use crate::errors::{code, wire_code};
-use crate::node::Shard;
+use super::{decode, respond, str_bytes, Response};
+use crate::errors::{code, storage_code, wire_code};
+use crate::mesh::{join_all, Call, Split};
+use crate::partition::Acks;
+use crate::shard::Shard;
 use crate::topic_config::TopicSettings;
-use crate::work::{scatter, ProduceItem, ProduceResult, ShardReply, ShardRequest};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use millrace_storage::StorageError;
 use millrace_wire::frame::RequestHeader;
 use millrace_wire::records::{
     decode_records, recompress, validate_batch, BatchHeader, BatchIter, BatchStep,
 };
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
@@ -25,8 +25,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         Err(close) => return close,
     };
     let mut results: Vec<ProduceResult> = Vec::new();
-    let mut per_shard: BTreeMap<usize, Vec<ProduceItem>> = BTreeMap::new();
-    let acks_valid = matches!(req.acks, -1..=1);
+    let mut split: Split<ProduceItem> = Split::default();
+    let acks = Acks::from_request(req.acks);
     let image = shard.image();
     let now = millrace_shard::time::now_ms();
     for t in &req.topic_data {
@@ -35,8 +35,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         let settings = topic.map(|m| shard.topic_settings(m));
         for p in &t.partition_data {
             let slot = results.len();
-            results.push(error(slot, code::NONE, None));
-            let owner = topic.and_then(|m| m.shards.get(p.index as usize).copied());
+            results.push(error(code::NONE, None));
+            let owner = image.owner(&t.name.0, p.index);
             let check = if crate::metadata::is_internal(&t.name.0) {
                 Err((
                     code::INVALID_TOPIC_EXCEPTION,
@@ -47,7 +47,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                     code::INVALID_REQUEST,
                     "transactions are not supported yet".to_string(),
                 ))
-            } else if !acks_valid {
+            } else if acks.is_none() {
                 Err((
                     code::INVALID_REQUIRED_ACKS,
                     format!("acks must be -1, 0 or 1, not {}", req.acks),
@@ -62,34 +62,25 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                 validate_records(p.records.as_ref(), settings, now)
             };
             match (check, owner) {
-                (Ok(rebuilt), Some(owner)) => {
-                    per_shard.entry(owner).or_default().push(ProduceItem {
-                        slot,
+                (Ok(rebuilt), Some(owner)) => split.push(
+                    owner,
+                    slot,
+                    ProduceItem {
                         topic: t.name.0.to_string(),
                         partition: p.index,
                         records: rebuilt.unwrap_or_else(|| p.records.clone().unwrap_or_default()),
                         log_append_time: settings.as_ref().is_some_and(|s| s.log_append_time),
-                    })
-                }
-                (Err((error_code, message)), _) => {
-                    results[slot] = error(slot, error_code, Some(message))
-                }
+                    },
+                ),
+                (Err((error_code, message)), _) => results[slot] = error(error_code, Some(message)),
                 (Ok(_), None) => unreachable!("owner checked above"),
             }
         }
     }
-    let acks = req.acks;
-    let request = |items| ShardRequest::Produce { acks, items };
-    for reply in scatter(&shard, per_shard, request).await {
-        match reply {
-            ShardReply::Produce(rs) => {
-                for r in rs {
-                    let slot = r.slot;
-                    results[slot] = r;
-                }
-            }
-            _ => tracing::warn!("a shard did not answer a produce request"),
-        }
+    if let Some(acks) = acks {
+        let make = |items| AppendOnOwner { acks, items };
+        let unavailable = || error(code::LEADER_NOT_AVAILABLE, Some("shard stopping".into()));
+        split.fan_out(&shard, &mut results, make, unavailable).await;
     }
     if req.acks == 0 {
         return Response::Nothing;
@@ -97,9 +88,115 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     respond(&header, &build_response(&req, results, header.api_version))
 }
 
-fn error(slot: usize, error_code: i16, message: Option<String>) -> ProduceResult {
+/// One partition's validated batches, for its owning shard.
+pub struct ProduceItem {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// One or more validated batches.
+    pub records: Bytes,
+    /// The topic's `message.timestamp.type` is LogAppendTime (decided by the validating
+    /// shard, from the same settings it validated with).
+    pub log_append_time: bool,
+}
+
+/// One partition's produce outcome.
+#[derive(Debug, Clone)]
+pub struct ProduceResult {
+    /// Kafka error code.
+    pub error_code: i16,
+    /// Error text, if any.
+    pub error_message: Option<String>,
+    /// Offset of the first record appended.
+    pub base_offset: i64,
+    /// Broker append time, or -1.
+    pub log_append_time_ms: i64,
+    /// Log start offset.
+    pub log_start_offset: i64,
+}
+
+/// Appends to partitions the target shard owns and answers once `acks` is met for each.
+pub struct AppendOnOwner {
+    acks: Acks,
+    items: Vec<(usize, ProduceItem)>,
+}
+
+impl Call for AppendOnOwner {
+    type Reply = Vec<(usize, ProduceResult)>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let now = millrace_shard::time::now_ms();
+        let mut results = Vec::with_capacity(self.items.len());
+        let mut waits = Vec::new();
+        // Stage one, in request order: offsets are assigned and the batches are in the logs.
+        for (slot, item) in self.items {
+            let Some(partition) = shard.partition(&item.topic, item.partition) else {
+                results.push((slot, error(code::UNKNOWN_TOPIC_OR_PARTITION, None)));
+                continue;
+            };
+            match append(&partition, &item, now).await {
+                Ok(o) => {
+                    results.push((
+                        slot,
+                        ProduceResult {
+                            error_code: code::NONE,
+                            error_message: None,
+                            base_offset: o.base_offset,
+                            log_append_time_ms: o.log_append_time_ms,
+                            log_start_offset: partition.log_start_offset(),
+                        },
+                    ));
+                    if !o.duplicate || !partition.is_committed(o.last_offset) {
+                        waits.push((results.len() - 1, partition, o.last_offset));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(topic = %item.topic, partition = item.partition, error = %e, "append refused");
+                    results.push((slot, error(storage_code(&e), Some(e.to_string()))));
+                }
+            }
+        }
+        // Stage two: every partition touched commits concurrently; one group commit per log
+        // covers every append made before it, from this request and any other.
+        let acks = self.acks;
+        let waits = waits
+            .into_iter()
+            .map(|(i, partition, last)| async move { (i, partition.committed(last, acks).await) });
+        for (i, outcome) in join_all(waits.collect()).await {
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, "group commit failed");
+                if acks != Acks::None {
+                    let r = &mut results[i].1;
+                    r.error_code = storage_code(&e);
+                    r.error_message = Some(e.to_string());
+                    r.base_offset = -1;
+                }
+            }
+        }
+        results
+    }
+}
+
+/// Stage one for one partition; when too much waits for the disk, waits for the group commit
+/// and tries once more.
+async fn append(
+    partition: &crate::shard::Partition,
+    item: &ProduceItem,
+    now: i64,
+) -> Result<millrace_storage::AppendOutcome, StorageError> {
+    let records = || BytesMut::from(&item.records[..]);
+    match partition.append(records(), now, item.log_append_time) {
+        Err(StorageError::BufferFull { .. }) => {
+            partition.flush().await?;
+            partition.append(records(), now, item.log_append_time)
+        }
+        other => other,
+    }
+}
+
+fn error(error_code: i16, message: Option<String>) -> ProduceResult {
     ProduceResult {
-        slot,
         error_code,
         error_message: message,
         base_offset: -1,
@@ -108,9 +205,6 @@ fn error(slot: usize, error_code: i16, message: Option<String>) -> ProduceResult
     }
 }
 
-/// Checks every batch in a partition's records: whole v2 batches, valid CRCs, sizes in bounds,
-/// CreateTime timestamps within `message.timestamp.before/after.max.ms` of `now`. Returns the
-/// records re-encoded when the topic's `compression.type` names a codec some batch lacks.
 fn validate_records(
     records: Option<&Bytes>,
     settings: &TopicSettings,

@@ -1,9 +1,9 @@
 //! SyncGroup (key 14), versions 0-5: the leader's assignment in, each member's share out.
 
+use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::connection::Response;
 use crate::coordinator::{GroupAnswer, GroupOp};
-use crate::node::Shard;
+use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use millrace_wire::frame::RequestHeader;

@@ -1,24 +1,25 @@
 //! One shard of the broker: its partitions, its copy of the metadata, its ends of the mesh.
 //!
 //! Every `Shard` lives on its own executor thread. Work for a partition runs only on the shard
-//! that owns it ([`Shard::call`] sends it there, one message per destination shard). Shard 0 is
-//! also the single metadata writer ([`crate::controller`]).
+//! that owns it ([`Shard::call`], in `mesh.rs`, sends it there, one message per destination
+//! shard), and only through its [`Partition`]. One shard is also the metadata writer
+//! ([`crate::controller`], found with [`Shard::controller_shard`]).
 
 use crate::config::Config;
+use crate::mesh::{Calls, MeshMsg};
 use crate::metadata::{MetadataImage, TopicMeta};
-use crate::work::{MeshMsg, ShardReply, ShardRequest};
 use millrace_shard::disk::DmaDisk;
 use millrace_shard::mesh::Mesh;
 use millrace_shard::net::SendFileCache;
-use millrace_shard::sync::{oneshot, Notify, OneshotSender, Turn};
+use millrace_shard::sync::{Notify, Turn};
 use millrace_storage::{BatchCache, LogConfig, PartitionLog};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// A partition log on this shard's disk.
-pub type Log = PartitionLog<DmaDisk>;
+/// A partition replica on this shard's disk.
+pub type Partition = crate::partition::Partition<DmaDisk>;
 
 /// A partition's key.
 pub type PartitionKey = (String, i32);
@@ -44,6 +45,21 @@ fn consumer_group_config(c: &Config) -> crate::consumer_group::ConsumerGroupConf
     }
 }
 
+/// Has the receiving shard bring its partitions in line with a new metadata image; answers
+/// once it has opened or deleted them (or with the error text).
+pub struct ApplyMetadata(pub Arc<MetadataImage>);
+
+impl crate::mesh::Call for ApplyMetadata {
+    type Reply = Result<(), String>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        shard
+            .apply_metadata(self.0)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Per-shard broker state. Lives on one executor; shared by its tasks through `Rc`.
 pub struct Shard {
     /// This shard's id.
@@ -60,17 +76,16 @@ pub struct Shard {
     applied_version: Cell<u64>,
     /// One image applied at a time: two overlapping applies could open one partition twice.
     applying: Turn,
-    /// Open logs of the partitions this shard owns.
-    pub logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
+    /// The partitions this shard owns.
+    partitions: RefCell<HashMap<PartitionKey, Rc<Partition>>>,
     /// Recently written batches, for tailing readers.
     pub cache: Rc<BatchCache>,
     /// Buffered descriptors for sendfile.
     pub sendfile: SendFileCache,
     /// Fires whenever a local high watermark advances (long-poll fetches wait on it).
-    pub data_arrived: Notify,
-    /// Replies this shard is waiting for, by request id.
-    pending: RefCell<HashMap<u64, OneshotSender<ShardReply>>>,
-    next_request_id: Cell<u64>,
+    pub data_arrived: Rc<Notify>,
+    /// Calls in flight to and from other shards.
+    pub calls: Calls,
     /// Set when the broker is stopping.
     pub stopping: Cell<bool>,
     /// Shard 0 only: the metadata writer.
@@ -84,7 +99,8 @@ impl Shard {
     pub fn new(config: Arc<Config>, mesh: Mesh<MeshMsg>, image: Arc<MetadataImage>) -> Rc<Self> {
         let id = mesh.shard_id();
         let shards = mesh.shards();
-        let controller = (id == 0).then(|| crate::controller::Controller::new(&image));
+        let controller =
+            (id == Self::controller_shard()).then(|| crate::controller::Controller::new(&image));
         let config_for_groups = config.clone();
         Rc::new(Shard {
             id,
@@ -95,11 +111,10 @@ impl Shard {
             metadata: RefCell::new(image),
             applied_version: Cell::new(0),
             applying: Turn::new(),
-            logs: RefCell::new(HashMap::new()),
+            partitions: RefCell::new(HashMap::new()),
             sendfile: SendFileCache::new(SENDFILE_DESCRIPTORS_MAX),
-            data_arrived: Notify::new(),
-            pending: RefCell::new(HashMap::new()),
-            next_request_id: Cell::new(1),
+            data_arrived: Rc::new(Notify::new()),
+            calls: Calls::default(),
             stopping: Cell::new(false),
             controller,
             groups: crate::coordinator::ShardGroups::new(
@@ -114,42 +129,29 @@ impl Shard {
         self.metadata.borrow().clone()
     }
 
-    /// The open log of a partition this shard owns.
-    pub fn log(&self, topic: &str, partition: i32) -> Option<Rc<Log>> {
-        self.logs
+    /// The shard that runs the metadata writer (the controller).
+    pub fn controller_shard() -> usize {
+        0
+    }
+
+    /// A partition this shard owns.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Rc<Partition>> {
+        self.partitions
             .borrow()
             .get(&(topic.to_string(), partition))
             .cloned()
     }
 
-    /// Runs `request` on `target` (here if it is this shard) and returns its reply.
-    pub async fn call(self: &Rc<Self>, target: usize, request: ShardRequest) -> ShardReply {
-        if target == self.id {
-            // Boxed: a controller request executed locally publishes metadata by calling back
-            // into `call`, so the future type would otherwise contain itself.
-            return Box::pin(crate::work::execute(self, request)).await;
-        }
-        let id = self.next_request_id.get();
-        self.next_request_id.set(id + 1);
-        let (tx, rx) = oneshot();
-        self.pending.borrow_mut().insert(id, tx);
-        let msg = MeshMsg::Request {
-            id,
-            from: self.id,
-            body: request,
-        };
-        if self.mesh.send_to(target, msg).await.is_err() {
-            self.pending.borrow_mut().remove(&id);
-            return ShardReply::Unavailable;
-        }
-        rx.await.unwrap_or(ShardReply::Unavailable)
-    }
-
-    /// Delivers a reply that arrived over the mesh.
-    pub fn complete(&self, id: u64, reply: ShardReply) {
-        if let Some(tx) = self.pending.borrow_mut().remove(&id) {
-            tx.send(reply);
-        }
+    /// Every partition this shard owns, in (topic, partition) order.
+    pub fn partitions(&self) -> Vec<Rc<Partition>> {
+        let mut all: Vec<(PartitionKey, Rc<Partition>)> = self
+            .partitions
+            .borrow()
+            .iter()
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.into_iter().map(|(_, p)| p).collect()
     }
 
     /// The typed settings of a topic: its own configs over the broker's defaults.
@@ -200,7 +202,7 @@ impl Shard {
             })
             .collect();
         let gone: Vec<PartitionKey> = self
-            .logs
+            .partitions
             .borrow()
             .keys()
             .filter(|k| {
@@ -212,14 +214,14 @@ impl Shard {
             .cloned()
             .collect();
         for key in gone {
-            let log = self.logs.borrow_mut().remove(&key);
-            if let Some(log) = log {
-                self.delete_log(&key, log).await;
+            let partition = self.partitions.borrow_mut().remove(&key);
+            if let Some(partition) = partition {
+                self.delete_partition(&key, partition).await;
             }
         }
         for (key, topic) in wanted {
-            let open = self.logs.borrow().get(&key).cloned();
-            if let Some(log) = open {
+            let open = self.partitions.borrow().get(&key).cloned();
+            if let Some(partition) = open {
                 // Configs changed: the log applies them at its next decision (roll,
                 // retention, clean); produce-time settings are read from the image anyway.
                 let changed = previous
@@ -227,23 +229,28 @@ impl Shard {
                     .get(&key.0)
                     .is_none_or(|old| old.configs != topic.configs);
                 if changed {
-                    if let Err(e) = log.set_config(self.log_config(&topic)) {
+                    if let Err(e) = partition.set_config(self.log_config(&topic)) {
                         tracing::error!(topic = %key.0, partition = key.1, error = %e, "applying topic configs");
                     }
                 }
                 continue;
             }
-            let log = self.open_log(&key, &topic).await?;
-            self.logs.borrow_mut().insert(key, Rc::new(log));
+            let partition = self.open_partition(&key, &topic).await?;
+            self.partitions.borrow_mut().insert(key, Rc::new(partition));
         }
         self.applied_version.set(image.version);
         Ok(())
     }
 
-    async fn open_log(&self, key: &PartitionKey, topic: &TopicMeta) -> std::io::Result<Log> {
+    /// Opens a partition's log; this broker is its only replica, so it leads it.
+    async fn open_partition(
+        &self,
+        key: &PartitionKey,
+        topic: &TopicMeta,
+    ) -> std::io::Result<Partition> {
         let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
         let now = millrace_shard::time::now_ms();
-        PartitionLog::open(
+        let log = PartitionLog::open(
             DmaDisk,
             dir,
             self.log_config(topic),
@@ -251,14 +258,21 @@ impl Shard {
             now,
         )
         .await
-        .map_err(|e| std::io::Error::other(format!("opening {}-{}: {e}", key.0, key.1)))
+        .map_err(|e| std::io::Error::other(format!("opening {}-{}: {e}", key.0, key.1)))?;
+        Ok(Partition::sole_replica(
+            key.0.clone(),
+            key.1,
+            log,
+            self.config.node_id,
+            self.data_arrived.clone(),
+        ))
     }
 
-    async fn delete_log(&self, key: &PartitionKey, log: Rc<Log>) {
+    async fn delete_partition(&self, key: &PartitionKey, partition: Rc<Partition>) {
         let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
-        match Rc::try_unwrap(log) {
-            Ok(log) => {
-                if let Err(e) = log.delete().await {
+        match Rc::try_unwrap(partition) {
+            Ok(partition) => {
+                if let Err(e) = partition.delete().await {
                     tracing::warn!(topic = %key.0, partition = key.1, error = %e, "deleting log");
                 }
             }
@@ -274,11 +288,12 @@ impl Shard {
         tracing::info!(topic = %key.0, partition = key.1, "deleted partition");
     }
 
-    /// Flushes and closes every log (clean shutdown).
-    pub async fn close_logs(&self) {
-        let logs: Vec<(PartitionKey, Rc<Log>)> = self.logs.borrow_mut().drain().collect();
-        for (key, log) in logs {
-            if let Err(e) = log.close().await {
+    /// Flushes and closes every partition's log (clean shutdown).
+    pub async fn close_partitions(&self) {
+        let all: Vec<(PartitionKey, Rc<Partition>)> =
+            self.partitions.borrow_mut().drain().collect();
+        for (key, partition) in all {
+            if let Err(e) = partition.close().await {
                 tracing::error!(topic = %key.0, partition = key.1, error = %e, "closing log");
             }
         }

@@ -1,0 +1,259 @@
+//! A partition replica on its owning shard: the only door to a partition's log.
+//!
+//! [`Partition`] pairs the storage log (which knows the log end and the durable end) with the
+//! replica state machine from `millrace_replication::replica` (which owns the leader epoch,
+//! the replica set, the ISR and the high watermark). Handlers, the group coordinator and the
+//! maintenance tasks reach data only through it, so every single-node fact ("this broker
+//! leads with ISR = [itself]") lives in the [`Replica`] it was opened with and nowhere else.
+//!
+//! Produce is two-staged, as in Redpanda: [`Partition::append`] assigns offsets synchronously
+//! (so appends keep request order), then [`Partition::committed`] waits until the appended
+//! records are covered by the consistency level the producer asked for: nothing for acks=0,
+//! the local fsync for acks=1, the high watermark for acks=all. On one node the last two are
+//! the same point.
+//!
+//! Lives on the shard that owns the partition; `!Send`.
+
+use bytes::BytesMut;
+use millrace_replication::replica::{Action, BrokerId, Event, Replica};
+use millrace_replication::LeaderEpoch;
+use millrace_shard::sync::Notify;
+use millrace_storage::disk::Disk;
+use millrace_storage::{
+    AppendOutcome, CleanOutcome, LogConfig, PartitionLog, ReadResult, RetentionOutcome,
+    StorageError, Throttle,
+};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// What a producer waits for before its produce is answered (Kafka's `acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// acks=0: no answer; the append is still flushed.
+    None,
+    /// acks=1: the leader's own log has it on disk.
+    Leader,
+    /// acks=all: every in-sync replica has it on disk (the high watermark covers it).
+    All,
+}
+
+impl Acks {
+    /// From the request's value; None for anything but -1, 0 and 1.
+    pub fn from_request(acks: i16) -> Option<Acks> {
+        match acks {
+            0 => Some(Acks::None),
+            1 => Some(Acks::Leader),
+            -1 => Some(Acks::All),
+            _ => None,
+        }
+    }
+}
+
+/// Who reads, which decides how far a read may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// A consumer (or an internal reader): committed data only, up to the high watermark.
+    Consumer,
+}
+
+/// One partition replica on this shard.
+pub struct Partition<D: Disk> {
+    topic: String,
+    index: i32,
+    log: PartitionLog<D>,
+    replica: RefCell<Replica>,
+    /// The owning shard's "a high watermark advanced" signal.
+    advanced: Rc<Notify>,
+}
+
+impl<D: Disk> Partition<D> {
+    /// A partition over an opened log whose only replica is `local`: it leads with ISR =
+    /// [itself] and, never having changed leader, under the first epoch. This is the only
+    /// assignment a single-node broker makes; the cluster's metadata image will pass the
+    /// assigned replicas and epoch instead.
+    pub fn sole_replica(
+        topic: String,
+        index: i32,
+        log: PartitionLog<D>,
+        local: BrokerId,
+        advanced: Rc<Notify>,
+    ) -> Self {
+        let durable = log.high_watermark();
+        let replica =
+            Replica::sole_replica(local, LeaderEpoch::INITIAL, log.log_end_offset(), durable);
+        Partition {
+            topic,
+            index,
+            log,
+            replica: RefCell::new(replica),
+            advanced,
+        }
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The partition number.
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+
+    /// Offsets below this are committed and visible to consumers.
+    pub fn high_watermark(&self) -> i64 {
+        self.replica.borrow().high_watermark()
+    }
+
+    /// Consumers reading committed transactions stop here.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.replica.borrow().last_stable_offset()
+    }
+
+    /// The first offset of the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    /// The leader epoch in force.
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        self.replica.borrow().leader_epoch()
+    }
+
+    /// True when a long poll waiting past `offset` should wake: committed data beyond it, or
+    /// the log start moved past it (the next read answers OFFSET_OUT_OF_RANGE).
+    pub fn has_data_past(&self, offset: i64) -> bool {
+        self.high_watermark() > offset || self.log_start_offset() > offset
+    }
+
+    /// Stage one of a produce: checks producer sequences, assigns offsets and stamps the
+    /// leader epoch. The records are in the log (and its cache) but not yet committed.
+    pub fn append(
+        &self,
+        records: BytesMut,
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> Result<AppendOutcome, StorageError> {
+        let epoch = self.leader_epoch();
+        let outcome = self.log.append(records, epoch, now_ms, log_append_time)?;
+        self.feed(Event::LogEnd(self.log.log_end_offset()));
+        Ok(outcome)
+    }
+
+    /// Stage two: waits until everything up to `last_offset` is covered by `acks`. Flushes the
+    /// log (one group commit covers every append made before it, from any request).
+    pub async fn committed(&self, last_offset: i64, acks: Acks) -> Result<(), StorageError> {
+        self.flush().await?;
+        if acks != Acks::All {
+            return Ok(());
+        }
+        loop {
+            let seen = self.advanced.generation();
+            if self.high_watermark() > last_offset {
+                return Ok(());
+            }
+            self.advanced.changed_since(seen).await;
+        }
+    }
+
+    /// Makes everything appended so far durable and advances the high watermark with it.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        self.log.flush().await?;
+        self.feed(Event::Durable(self.log.high_watermark()));
+        Ok(())
+    }
+
+    /// True when records up to `last_offset` are committed already (a producer retry of a
+    /// batch that is in the log needs no flush).
+    pub fn is_committed(&self, last_offset: i64) -> bool {
+        self.high_watermark() > last_offset
+    }
+
+    /// Whole batches from the one holding `offset`, within `max_bytes` (at least one batch if
+    /// `min_one_batch`), never past what `reader` may see.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        reader: Reader,
+    ) -> Result<ReadResult<D::File>, StorageError> {
+        match reader {
+            Reader::Consumer => {
+                let mut read = self.log.read(offset, max_bytes, min_one_batch).await?;
+                read.high_watermark = self.high_watermark();
+                Ok(read)
+            }
+        }
+    }
+
+    /// ListOffsets: `(offset, timestamp)` for LATEST (-1), EARLIEST (-2, -4), MAX_TIMESTAMP
+    /// (-3) or the first record at or after a timestamp; `(-1, -1)` when there is none.
+    pub async fn list_offset(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        let hw = self.high_watermark();
+        Ok(match timestamp {
+            -1 => Some((hw, -1)),
+            -2 | -4 => Some((self.log_start_offset(), -1)),
+            -3 => Some(
+                self.log
+                    .max_timestamp()
+                    .map_or((-1, -1), |(ts, offset)| (offset, ts)),
+            ),
+            ts if ts >= 0 => match self.log.offset_for_timestamp(ts).await? {
+                Some((offset, found)) if offset < hw => Some((offset, found)),
+                _ => Some((-1, -1)),
+            },
+            _ => None,
+        })
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark) and
+    /// returns the new log start offset.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, StorageError> {
+        self.log.delete_records(offset).await
+    }
+
+    /// Retention: deletes whole segments past the topic's limits (never committed data a
+    /// reader could still be given that it has not been told is gone).
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+        self.log.enforce_retention(now_ms).await
+    }
+
+    /// Compaction (with `cleanup.policy=compact`).
+    pub async fn clean<T: Throttle>(
+        &self,
+        now_ms: i64,
+        throttle: &T,
+    ) -> Result<CleanOutcome, StorageError> {
+        self.log.clean(now_ms, throttle).await
+    }
+
+    /// The log settings in force.
+    pub fn config(&self) -> LogConfig {
+        self.log.config()
+    }
+
+    /// Applies new settings (a topic config change).
+    pub fn set_config(&self, config: LogConfig) -> Result<(), StorageError> {
+        self.log.set_config(config)
+    }
+
+    /// Final flush and clean-shutdown files.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        self.log.close().await
+    }
+
+    /// Removes the partition's files.
+    pub async fn delete(self) -> Result<(), StorageError> {
+        self.log.delete().await
+    }
+
+    fn feed(&self, event: Event) {
+        let actions = self.replica.borrow_mut().handle(event);
+        for action in actions {
+            match action {
+                Action::HighWatermarkAdvanced { .. } => self.advanced.notify_all(),
+            }
+        }
+    }
+}
