@@ -80,95 +80,88 @@ pub struct CommittedOffset {
     pub commit_timestamp: i64,
 }
 
-/// A group operation sent to the coordinating shard (version-independent, `Send`).
-pub enum GroupOp {
-    /// JoinGroup.
-    Join(JoinRequest),
-    /// SyncGroup.
-    Sync(SyncRequest),
-    /// Heartbeat.
-    Heartbeat(HeartbeatRequest),
-    /// LeaveGroup.
-    Leave {
-        /// Group.
-        group_id: String,
-        /// Members leaving.
-        members: Vec<LeaveMember>,
-    },
-    /// OffsetCommit.
-    Commit {
-        /// Group.
-        group_id: String,
-        /// Request version (v9+: the member epoch of a consumer-protocol member).
-        version: i16,
-        /// Generation or member epoch (-1 for a simple consumer).
-        generation_id: i32,
-        /// Member id ("" for a simple consumer).
-        member_id: String,
-        /// Static id.
-        group_instance_id: Option<String>,
-        /// (topic, partition, offset) to commit.
-        offsets: Vec<(String, i32, CommittedOffset)>,
-    },
-    /// OffsetFetch; None = every partition the group has offsets for.
-    Fetch {
-        /// Group.
-        group_id: String,
-        /// Partitions asked for.
-        partitions: Option<Vec<(String, i32)>>,
-        /// v9+: the asking member's id and epoch, checked against a consumer group.
-        member: Option<(String, i32)>,
-    },
-    /// ListGroups on this shard.
-    List,
-    /// DescribeGroups.
-    Describe(String),
-    /// DeleteGroups.
-    Delete(String),
-    /// ConsumerGroupHeartbeat (KIP-848).
-    ConsumerHeartbeat {
-        /// Request version.
-        version: i16,
-        /// The heartbeat (boxed: it is the largest group operation).
-        request: Box<crate::consumer_group::Heartbeat>,
-    },
-    /// ConsumerGroupDescribe.
-    ConsumerDescribe(String),
-    /// OffsetDelete.
-    OffsetDelete {
-        /// Group.
-        group_id: String,
-        /// Partitions.
-        partitions: Vec<(String, i32)>,
-    },
+/// A group operation, run on the group's coordinating shard (see [`OnCoordinator`]).
+pub trait GroupOperation: Send + 'static {
+    /// The coordinator's answer.
+    type Answer: Send + 'static;
+    /// Runs on the coordinating shard at `now` (ms).
+    fn execute(self, shard: Rc<Shard>, now: i64)
+        -> impl std::future::Future<Output = Self::Answer>;
 }
 
-/// The coordinating shard's answer.
-pub enum GroupAnswer {
-    /// JoinGroup.
-    Join(JoinResponse),
-    /// SyncGroup.
-    Sync(SyncResponse),
-    /// Heartbeat error code.
-    Heartbeat(i16),
-    /// LeaveGroup: per-member codes.
-    Leave(Vec<i16>),
-    /// OffsetCommit: one code for all partitions (group checks), or per partition.
-    Commit(Vec<i16>),
-    /// OffsetFetch: group error and (topic, partition, offset or None, code).
-    Fetch(i16, Vec<(String, i32, Option<CommittedOffset>, i16)>),
-    /// ListGroups: (group, protocol type, state, group type "classic" or "consumer").
-    List(Vec<(String, String, &'static str, &'static str)>),
-    /// DescribeGroups: Err for a consumer-protocol group (GROUP_ID_NOT_FOUND, as Kafka).
-    Describe(Result<Option<GroupDescription>, i16>),
-    /// ConsumerGroupHeartbeat.
-    ConsumerHeartbeat(crate::consumer_group::HeartbeatResponse),
-    /// ConsumerGroupDescribe: Err(GROUP_ID_NOT_FOUND) if not a consumer group here.
-    ConsumerDescribe(Result<GroupView, i16>),
-    /// DeleteGroups code.
-    Delete(i16),
-    /// OffsetDelete: group code and per-partition codes.
-    OffsetDelete(i16, Vec<i16>),
+/// Carries a [`GroupOperation`] to the coordinating shard over the mesh.
+pub struct OnCoordinator<O>(pub O);
+
+impl<O: GroupOperation> crate::mesh::Call for OnCoordinator<O> {
+    type Reply = O::Answer;
+
+    async fn run(self, shard: Rc<Shard>) -> O::Answer {
+        self.0.execute(shard, millrace_shard::time::now_ms()).await
+    }
+}
+
+/// LeaveGroup: per-member codes.
+pub struct Leave {
+    /// Group.
+    pub group_id: String,
+    /// Members leaving.
+    pub members: Vec<LeaveMember>,
+}
+
+/// OffsetCommit: one code per partition.
+pub struct Commit {
+    /// Group.
+    pub group_id: String,
+    /// Request version (v9+: the member epoch of a consumer-protocol member).
+    pub version: i16,
+    /// Generation or member epoch (-1 for a simple consumer).
+    pub generation_id: i32,
+    /// Member id ("" for a simple consumer).
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+    /// (topic, partition, offset) to commit.
+    pub offsets: Vec<(String, i32, CommittedOffset)>,
+}
+
+/// OffsetFetch: the group's error and (topic, partition, offset or None, code).
+pub struct FetchOffsets {
+    /// Group.
+    pub group_id: String,
+    /// Partitions asked for; None = every partition the group has offsets for.
+    pub partitions: Option<Vec<(String, i32)>>,
+    /// v9+: the asking member's id and epoch, checked against a consumer group.
+    pub member: Option<(String, i32)>,
+}
+
+/// ListGroups on one shard: (group, protocol type, state, group type "classic" or
+/// "consumer").
+pub struct ListGroups;
+
+/// DescribeGroups for one group: Err for a consumer-protocol group (GROUP_ID_NOT_FOUND, as
+/// Kafka).
+pub struct DescribeGroup(pub String);
+
+/// ConsumerGroupHeartbeat (KIP-848).
+pub struct ConsumerHeartbeat {
+    /// Request version.
+    pub version: i16,
+    /// The heartbeat (boxed: it is the largest group operation).
+    pub request: Box<crate::consumer_group::Heartbeat>,
+}
+
+/// ConsumerGroupDescribe for one group: Err(GROUP_ID_NOT_FOUND) if not a consumer group here.
+pub struct ConsumerDescribe(pub String);
+
+/// DeleteGroups for one group: its code.
+pub struct DeleteGroup(pub String);
+
+/// OffsetDelete: the group's code and per-partition codes.
+pub struct OffsetDelete {
+    /// Group.
+    pub group_id: String,
+    /// Partitions.
+    pub partitions: Vec<(String, i32)>,
 }
 
 /// One group's committed offsets by (topic, partition).
@@ -212,139 +205,178 @@ pub fn coordinator_shard(shard: &Shard, group_id: &str) -> Option<usize> {
     topic.shards.get(p as usize).copied()
 }
 
-/// A group operation sent to the group's coordinating shard.
-pub struct GroupCall(pub GroupOp);
+impl GroupOperation for JoinRequest {
+    type Answer = JoinResponse;
 
-impl crate::mesh::Call for GroupCall {
-    type Reply = GroupAnswer;
-
-    async fn run(self, shard: Rc<Shard>) -> GroupAnswer {
-        execute(&shard, self.0).await
+    async fn execute(self, shard: Rc<Shard>, now: i64) -> JoinResponse {
+        let groups = &shard.groups;
+        let req = self;
+        let was_consumer = groups.consumer.borrow().contains(&req.group_id);
+        if !groups.consumer.borrow_mut().remove_if_empty(&req.group_id) {
+            // Kafka: a classic member cannot join a live consumer-protocol group.
+            return JoinResponse {
+                error_code: code::INCONSISTENT_GROUP_PROTOCOL,
+                generation_id: -1,
+                protocol_type: None,
+                protocol_name: None,
+                leader: String::new(),
+                member_id: req.member_id.clone(),
+                members: Vec::new(),
+                skip_assignment: false,
+            };
+        }
+        if was_consumer {
+            // An empty consumer group becomes a classic one: forget it durably.
+            persist_consumer_groups(&shard, std::slice::from_ref(&req.group_id)).await;
+        }
+        let token = groups.token();
+        let (tx, rx) = oneshot();
+        groups.waiting_joins.borrow_mut().insert(token, tx);
+        let group_id = req.group_id.clone();
+        let out = groups.machine.borrow_mut().join(now, req, token);
+        deliver(&shard, out).await;
+        rx.await.unwrap_or_else(|| join_error(&group_id))
     }
 }
 
-/// Runs a group operation on this (the coordinating) shard.
-pub async fn execute(shard: &Rc<Shard>, op: GroupOp) -> GroupAnswer {
-    let groups = &shard.groups;
-    let now = millrace_shard::time::now_ms();
-    match op {
-        GroupOp::Join(req) => {
-            let was_consumer = groups.consumer.borrow().contains(&req.group_id);
-            if !groups.consumer.borrow_mut().remove_if_empty(&req.group_id) {
-                // Kafka: a classic member cannot join a live consumer-protocol group.
-                return GroupAnswer::Join(JoinResponse {
-                    error_code: code::INCONSISTENT_GROUP_PROTOCOL,
-                    generation_id: -1,
-                    protocol_type: None,
-                    protocol_name: None,
-                    leader: String::new(),
-                    member_id: req.member_id.clone(),
-                    members: Vec::new(),
-                    skip_assignment: false,
-                });
+impl GroupOperation for SyncRequest {
+    type Answer = SyncResponse;
+
+    async fn execute(self, shard: Rc<Shard>, now: i64) -> SyncResponse {
+        let groups = &shard.groups;
+        let token = groups.token();
+        let (tx, rx) = oneshot();
+        groups.waiting_syncs.borrow_mut().insert(token, tx);
+        let out = groups.machine.borrow_mut().sync(now, self, token);
+        deliver(&shard, out).await;
+        rx.await.unwrap_or_else(sync_error)
+    }
+}
+
+impl GroupOperation for HeartbeatRequest {
+    type Answer = i16;
+
+    async fn execute(self, shard: Rc<Shard>, now: i64) -> i16 {
+        shard.groups.machine.borrow_mut().heartbeat(now, &self)
+    }
+}
+
+impl GroupOperation for Leave {
+    type Answer = Vec<i16>;
+
+    async fn execute(self, shard: Rc<Shard>, now: i64) -> Vec<i16> {
+        let left = shard
+            .groups
+            .machine
+            .borrow_mut()
+            .leave(now, &self.group_id, &self.members);
+        let (codes, out) = left;
+        deliver(&shard, out).await;
+        codes
+    }
+}
+
+impl GroupOperation for Commit {
+    type Answer = Vec<i16>;
+
+    async fn execute(self, shard: Rc<Shard>, now: i64) -> Vec<i16> {
+        let groups = &shard.groups;
+        let consumer_check = groups.consumer.borrow().validate_commit(
+            &self.group_id,
+            self.version,
+            &self.member_id,
+            self.generation_id,
+        );
+        match consumer_check {
+            OffsetCheck::Ok => return commit(&shard, &self.group_id, self.offsets).await,
+            OffsetCheck::Refused(c) => return vec![c; self.offsets.len()],
+            OffsetCheck::NotConsumerGroup => {}
+        }
+        let check = groups.machine.borrow_mut().validate_commit(
+            now,
+            &self.group_id,
+            self.generation_id,
+            &self.member_id,
+            self.group_instance_id.as_deref(),
+        );
+        if check != code::NONE {
+            return vec![check; self.offsets.len()];
+        }
+        commit(&shard, &self.group_id, self.offsets).await
+    }
+}
+
+impl GroupOperation for FetchOffsets {
+    type Answer = (i16, Vec<(String, i32, Option<CommittedOffset>, i16)>);
+
+    async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
+        let (member_id, epoch) = match &self.member {
+            Some((m, e)) => (Some(m.as_str()), *e),
+            None => (None, -1),
+        };
+        let check = shard
+            .groups
+            .consumer
+            .borrow()
+            .validate_fetch(&self.group_id, member_id, epoch);
+        match check {
+            OffsetCheck::Refused(c) => (c, Vec::new()),
+            OffsetCheck::Ok | OffsetCheck::NotConsumerGroup => {
+                (code::NONE, fetch(&shard, &self.group_id, self.partitions))
             }
-            if was_consumer {
-                // An empty consumer group becomes a classic one: forget it durably.
-                persist_consumer_groups(shard, std::slice::from_ref(&req.group_id)).await;
-            }
-            let token = groups.token();
-            let (tx, rx) = oneshot();
-            groups.waiting_joins.borrow_mut().insert(token, tx);
-            let group_id = req.group_id.clone();
-            let out = groups.machine.borrow_mut().join(now, req, token);
-            deliver(shard, out).await;
-            GroupAnswer::Join(rx.await.unwrap_or_else(|| join_error(&group_id)))
         }
-        GroupOp::Sync(req) => {
-            let token = groups.token();
-            let (tx, rx) = oneshot();
-            groups.waiting_syncs.borrow_mut().insert(token, tx);
-            let out = groups.machine.borrow_mut().sync(now, req, token);
-            deliver(shard, out).await;
-            GroupAnswer::Sync(rx.await.unwrap_or_else(sync_error))
+    }
+}
+
+impl GroupOperation for ListGroups {
+    type Answer = Vec<(String, String, &'static str, &'static str)>;
+
+    async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
+        list(&shard)
+    }
+}
+
+impl GroupOperation for DescribeGroup {
+    type Answer = Result<Option<GroupDescription>, i16>;
+
+    async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
+        if shard.groups.consumer.borrow().contains(&self.0) {
+            return Err(code::GROUP_ID_NOT_FOUND);
         }
-        GroupOp::Heartbeat(req) => {
-            GroupAnswer::Heartbeat(groups.machine.borrow_mut().heartbeat(now, &req))
-        }
-        GroupOp::Leave { group_id, members } => {
-            let (codes, out) = groups.machine.borrow_mut().leave(now, &group_id, &members);
-            deliver(shard, out).await;
-            GroupAnswer::Leave(codes)
-        }
-        GroupOp::Commit {
-            group_id,
-            version,
-            generation_id,
-            member_id,
-            group_instance_id,
-            offsets,
-        } => {
-            let consumer_check = groups.consumer.borrow().validate_commit(
-                &group_id,
-                version,
-                &member_id,
-                generation_id,
-            );
-            match consumer_check {
-                OffsetCheck::Ok => {
-                    return GroupAnswer::Commit(commit(shard, &group_id, offsets).await)
-                }
-                OffsetCheck::Refused(c) => return GroupAnswer::Commit(vec![c; offsets.len()]),
-                OffsetCheck::NotConsumerGroup => {}
-            }
-            let check = groups.machine.borrow_mut().validate_commit(
-                now,
-                &group_id,
-                generation_id,
-                &member_id,
-                group_instance_id.as_deref(),
-            );
-            if check != code::NONE {
-                return GroupAnswer::Commit(vec![check; offsets.len()]);
-            }
-            GroupAnswer::Commit(commit(shard, &group_id, offsets).await)
-        }
-        GroupOp::Fetch {
-            group_id,
-            partitions,
-            member,
-        } => {
-            let (member_id, epoch) = match &member {
-                Some((m, e)) => (Some(m.as_str()), *e),
-                None => (None, -1),
-            };
-            match groups
-                .consumer
-                .borrow()
-                .validate_fetch(&group_id, member_id, epoch)
-            {
-                OffsetCheck::Refused(c) => return GroupAnswer::Fetch(c, Vec::new()),
-                OffsetCheck::Ok | OffsetCheck::NotConsumerGroup => {}
-            }
-            GroupAnswer::Fetch(code::NONE, fetch(shard, &group_id, partitions))
-        }
-        GroupOp::List => GroupAnswer::List(list(shard)),
-        GroupOp::Describe(group_id) => {
-            if groups.consumer.borrow().contains(&group_id) {
-                return GroupAnswer::Describe(Err(code::GROUP_ID_NOT_FOUND));
-            }
-            GroupAnswer::Describe(Ok(describe(shard, &group_id)))
-        }
-        GroupOp::ConsumerHeartbeat { version, request } => {
-            GroupAnswer::ConsumerHeartbeat(consumer_heartbeat(shard, now, version, *request).await)
-        }
-        GroupOp::ConsumerDescribe(group_id) => GroupAnswer::ConsumerDescribe(
-            groups
-                .consumer
-                .borrow()
-                .describe(&group_id)
-                .ok_or(code::GROUP_ID_NOT_FOUND),
-        ),
-        GroupOp::Delete(group_id) => GroupAnswer::Delete(delete_group(shard, &group_id).await),
-        GroupOp::OffsetDelete {
-            group_id,
-            partitions,
-        } => offset_delete(shard, &group_id, partitions).await,
+        Ok(describe(&shard, &self.0))
+    }
+}
+
+impl GroupOperation for ConsumerHeartbeat {
+    type Answer = crate::consumer_group::HeartbeatResponse;
+
+    async fn execute(self, shard: Rc<Shard>, now: i64) -> Self::Answer {
+        consumer_heartbeat(&shard, now, self.version, *self.request).await
+    }
+}
+
+impl GroupOperation for ConsumerDescribe {
+    type Answer = Result<GroupView, i16>;
+
+    async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
+        let described = shard.groups.consumer.borrow().describe(&self.0);
+        described.ok_or(code::GROUP_ID_NOT_FOUND)
+    }
+}
+
+impl GroupOperation for DeleteGroup {
+    type Answer = i16;
+
+    async fn execute(self, shard: Rc<Shard>, _now: i64) -> i16 {
+        delete_group(&shard, &self.0).await
+    }
+}
+
+impl GroupOperation for OffsetDelete {
+    type Answer = (i16, Vec<i16>);
+
+    async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
+        offset_delete(&shard, &self.group_id, self.partitions).await
     }
 }
 
@@ -685,10 +717,10 @@ async fn offset_delete(
     shard: &Rc<Shard>,
     group_id: &str,
     partitions: Vec<(String, i32)>,
-) -> GroupAnswer {
+) -> (i16, Vec<i16>) {
     if shard.groups.consumer.borrow().has_members(group_id) {
         // As for live classic consumer groups below: refused for every partition.
-        return GroupAnswer::OffsetDelete(
+        return (
             code::NONE,
             vec![code::GROUP_SUBSCRIBED_TO_TOPIC; partitions.len()],
         );
@@ -697,14 +729,14 @@ async fn offset_delete(
         if !d.members.is_empty() && d.protocol_type == "consumer" {
             // Kafka refuses to delete offsets of topics a live consumer group subscribes to;
             // without parsing subscriptions we refuse for any live consumer group.
-            return GroupAnswer::OffsetDelete(
+            return (
                 code::NONE,
                 vec![code::GROUP_SUBSCRIBED_TO_TOPIC; partitions.len()],
             );
         }
     }
     if !shard.groups.offsets.borrow().contains_key(group_id) {
-        return GroupAnswer::OffsetDelete(code::GROUP_ID_NOT_FOUND, Vec::new());
+        return (code::GROUP_ID_NOT_FOUND, Vec::new());
     }
     let records: Vec<NewRecord> = partitions
         .iter()
@@ -714,7 +746,7 @@ async fn offset_delete(
         if let Err(e) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await
         {
             tracing::error!(group = %group_id, error = %e, "persisting offset deletion failed");
-            return GroupAnswer::OffsetDelete(code::COORDINATOR_NOT_AVAILABLE, Vec::new());
+            return (code::COORDINATOR_NOT_AVAILABLE, Vec::new());
         }
     }
     if let Some(g) = shard.groups.offsets.borrow_mut().get_mut(group_id) {
@@ -722,7 +754,7 @@ async fn offset_delete(
             g.remove(key);
         }
     }
-    GroupAnswer::OffsetDelete(code::NONE, vec![code::NONE; partitions.len()])
+    (code::NONE, vec![code::NONE; partitions.len()])
 }
 
 fn tombstone(key: Vec<u8>) -> NewRecord {

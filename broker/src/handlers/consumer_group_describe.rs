@@ -5,7 +5,7 @@
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
 use crate::consumer_group::Assignment;
-use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::coordinator::ConsumerDescribe;
 use crate::metadata::MetadataImage;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -34,9 +34,9 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         let out = DescribedGroup::default()
             .with_group_id(g.clone())
             .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
-        let op = GroupOp::ConsumerDescribe(g.0.to_string());
+        let op = ConsumerDescribe(g.0.to_string());
         let described = match group_call(&shard, &g.0, op).await {
-            Ok(GroupAnswer::ConsumerDescribe(Ok(view))) => {
+            Ok(Ok(view)) => {
                 let members = view
                     .members
                     .into_iter()
@@ -69,13 +69,12 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                     .with_assignor_name(str_bytes(&view.assignor_name))
                     .with_members(members)
             }
-            Ok(GroupAnswer::ConsumerDescribe(Err(error))) => out
+            Ok(Err(error)) => out
                 .with_error_code(error)
                 .with_error_message(Some(str_bytes(&format!(
                     "Group {} not found or not a consumer group.",
                     g.0
                 )))),
-            Ok(_) => out.with_error_code(crate::errors::code::UNKNOWN_SERVER_ERROR),
             Err(error) => out.with_error_code(error),
         };
         groups.push(described);

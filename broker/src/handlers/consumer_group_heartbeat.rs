@@ -5,7 +5,7 @@
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
 use crate::consumer_group::{Assignment, Heartbeat};
-use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::coordinator::ConsumerHeartbeat;
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{
@@ -51,17 +51,12 @@ pub async fn handle(
         client_host: client.host.to_string(),
     };
     let group_id = heartbeat.group_id.clone();
-    let op = GroupOp::ConsumerHeartbeat {
+    let op = ConsumerHeartbeat {
         version: header.api_version,
         request: Box::new(heartbeat),
     };
     let resp = match group_call(&shard, &group_id, op).await {
-        Ok(GroupAnswer::ConsumerHeartbeat(r)) => r,
-        Ok(_) => {
-            return Response::Close(
-                "coordinator answered ConsumerGroupHeartbeat with another answer".into(),
-            )
-        }
+        Ok(r) => r,
         Err(error) => {
             let resp = ConsumerGroupHeartbeatResponse::default()
                 .with_error_code(error)

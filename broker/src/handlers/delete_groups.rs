@@ -3,8 +3,7 @@
 
 use super::Response;
 use super::{decode, group_call, respond};
-use crate::coordinator::{GroupAnswer, GroupOp};
-use crate::errors::code;
+use crate::coordinator::DeleteGroup;
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -19,10 +18,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     };
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
-        let error = match group_call(&shard, &g.0, GroupOp::Delete(g.0.to_string())).await {
-            Ok(GroupAnswer::Delete(error)) => error,
-            Ok(_) => code::UNKNOWN_SERVER_ERROR,
-            Err(error) => error,
+        let error = match group_call(&shard, &g.0, DeleteGroup(g.0.to_string())).await {
+            Ok(error) | Err(error) => error,
         };
         results.push(
             DeletableGroupResult::default()

@@ -4,8 +4,7 @@
 
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::coordinator::{GroupAnswer, GroupOp};
-use crate::errors::code;
+use crate::coordinator::DescribeGroup;
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -21,8 +20,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in &req.groups {
         let described = DescribedGroup::default().with_group_id(g.clone());
-        let entry = match group_call(&shard, &g.0, GroupOp::Describe(g.0.to_string())).await {
-            Ok(GroupAnswer::Describe(Ok(Some(d)))) => {
+        let entry = match group_call(&shard, &g.0, DescribeGroup(g.0.to_string())).await {
+            Ok(Ok(Some(d))) => {
                 let members = d
                     .members
                     .into_iter()
@@ -46,11 +45,10 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                     .with_protocol_data(str_bytes(&d.protocol_name))
                     .with_members(members)
             }
-            Ok(GroupAnswer::Describe(Ok(None))) => described.with_group_state(str_bytes("Dead")),
-            Ok(GroupAnswer::Describe(Err(error))) => described
+            Ok(Ok(None)) => described.with_group_state(str_bytes("Dead")),
+            Ok(Err(error)) => described
                 .with_error_code(error)
                 .with_group_state(str_bytes("Dead")),
-            Ok(_) => described.with_error_code(code::UNKNOWN_SERVER_ERROR),
             Err(error) => described.with_error_code(error),
         };
         groups.push(entry);

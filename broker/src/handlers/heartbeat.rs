@@ -2,7 +2,6 @@
 
 use super::Response;
 use super::{decode, group_call, respond};
-use crate::coordinator::{GroupAnswer, GroupOp};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
@@ -20,11 +19,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
     };
-    let error = match group_call(&shard, &hb.group_id.clone(), GroupOp::Heartbeat(hb)).await {
-        Ok(GroupAnswer::Heartbeat(code)) => code,
-        Ok(_) => {
-            return Response::Close("coordinator answered Heartbeat with another answer".into())
-        }
+    let error = match group_call(&shard, &hb.group_id.clone(), hb).await {
+        Ok(code) => code,
         Err(code) => code,
     };
     respond(

@@ -3,7 +3,6 @@
 
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::coordinator::{GroupAnswer, GroupOp};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -42,11 +41,8 @@ pub async fn handle(
         client_id: header.client_id.clone().unwrap_or_default(),
         client_host: client.host.to_string(),
     };
-    let out = match group_call(&shard, &join.group_id.clone(), GroupOp::Join(join)).await {
-        Ok(GroupAnswer::Join(r)) => r,
-        Ok(_) => {
-            return Response::Close("coordinator answered JoinGroup with another answer".into())
-        }
+    let out = match group_call(&shard, &join.group_id.clone(), join).await {
+        Ok(r) => r,
         Err(error) => {
             let resp = JoinGroupResponse::default()
                 .with_error_code(error)

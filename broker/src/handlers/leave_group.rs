@@ -2,7 +2,7 @@
 
 use super::Response;
 use super::{decode, group_call, respond};
-use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::coordinator::Leave;
 use crate::errors::code;
 use crate::group::LeaveMember;
 use crate::shard::Shard;
@@ -33,17 +33,11 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         }]
     };
     let group_id = req.group_id.0.to_string();
-    let op = GroupOp::Leave {
+    let op = Leave {
         group_id: group_id.clone(),
         members: members.clone(),
     };
-    let codes = match group_call(&shard, &group_id, op).await {
-        Ok(GroupAnswer::Leave(codes)) => Ok(codes),
-        Ok(_) => {
-            return Response::Close("coordinator answered LeaveGroup with another answer".into())
-        }
-        Err(code) => Err(code),
-    };
+    let codes = group_call(&shard, &group_id, op).await;
     let mut resp = LeaveGroupResponse::default();
     match codes {
         Err(error) => resp.error_code = error,

@@ -3,7 +3,7 @@
 
 use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::coordinator::{GroupAnswer, GroupCall, GroupOp};
+use crate::coordinator::{ListGroups, OnCoordinator};
 use crate::mesh::join_all;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -19,32 +19,30 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     };
     let calls = (0..shard.shards).map(|target| {
         let shard = shard.clone();
-        async move { shard.call(target, GroupCall(GroupOp::List)).await }
+        async move { shard.call(target, OnCoordinator(ListGroups)).await }
     });
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut groups = Vec::new();
-    for reply in join_all(calls.collect()).await {
-        if let Ok(GroupAnswer::List(list)) = reply {
-            for (group_id, protocol_type, state, group_type) in list {
-                if !states.is_empty() && !states.contains(&state.to_lowercase()) {
-                    continue;
-                }
-                if !types.is_empty() && !types.contains(&group_type.to_string()) {
-                    continue;
-                }
-                let mut g = ListedGroup::default()
-                    .with_group_id(GroupId(str_bytes(&group_id)))
-                    .with_protocol_type(str_bytes(&protocol_type));
-                if header.api_version >= 4 {
-                    g.group_state = str_bytes(state);
-                }
-                if header.api_version >= 5 {
-                    g.group_type = str_bytes(group_type);
-                }
-                groups.push(g);
-            }
+    // A shard that is stopping lists nothing.
+    let listed = join_all(calls.collect()).await.into_iter().flatten();
+    for (group_id, protocol_type, state, group_type) in listed.flatten() {
+        if !states.is_empty() && !states.contains(&state.to_lowercase()) {
+            continue;
         }
+        if !types.is_empty() && !types.contains(&group_type.to_string()) {
+            continue;
+        }
+        let mut g = ListedGroup::default()
+            .with_group_id(GroupId(str_bytes(&group_id)))
+            .with_protocol_type(str_bytes(&protocol_type));
+        if header.api_version >= 4 {
+            g.group_state = str_bytes(state);
+        }
+        if header.api_version >= 5 {
+            g.group_type = str_bytes(group_type);
+        }
+        groups.push(g);
     }
     respond(&header, &ListGroupsResponse::default().with_groups(groups))
 }

@@ -222,11 +222,11 @@ pub fn decode<T: Decodable>(header: &RequestHeader, body: &Bytes) -> Result<T, R
 /// Runs a group operation on the group's coordinating shard. Err carries the error code for a
 /// group id that is empty or too long (INVALID_GROUP_ID) or a coordinator that is not
 /// available (no `__consumer_offsets`, or the shard is stopping).
-pub async fn group_call(
+pub async fn group_call<O: crate::coordinator::GroupOperation>(
     shard: &Rc<Shard>,
     group_id: &str,
-    op: crate::coordinator::GroupOp,
-) -> Result<crate::coordinator::GroupAnswer, i16> {
+    op: O,
+) -> Result<O::Answer, i16> {
     use crate::errors::code;
     if group_id.is_empty() || group_id.len() > crate::coordinator::GROUP_ID_BYTES_MAX {
         return Err(code::INVALID_GROUP_ID);
@@ -235,7 +235,7 @@ pub async fn group_call(
         return Err(code::COORDINATOR_NOT_AVAILABLE);
     };
     shard
-        .call(target, crate::coordinator::GroupCall(op))
+        .call(target, crate::coordinator::OnCoordinator(op))
         .await
         .map_err(|_| code::COORDINATOR_NOT_AVAILABLE)
 }

@@ -5,7 +5,7 @@
 
 use super::Response;
 use super::{decode, group_call, respond};
-use crate::coordinator::{CommittedOffset, GroupAnswer, GroupOp};
+use crate::coordinator::{Commit, CommittedOffset};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_response::{
@@ -38,7 +38,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         .collect();
     let count = offsets.len();
     let group_id = req.group_id.0.to_string();
-    let op = GroupOp::Commit {
+    let op = Commit {
         group_id: group_id.clone(),
         version: header.api_version,
         generation_id: req.generation_id_or_member_epoch,
@@ -47,10 +47,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         offsets,
     };
     let codes = match group_call(&shard, &group_id, op).await {
-        Ok(GroupAnswer::Commit(codes)) => codes,
-        Ok(_) => {
-            return Response::Close("coordinator answered OffsetCommit with another answer".into())
-        }
+        Ok(codes) => codes,
         Err(error) => vec![error; count],
     };
     let mut codes = codes.into_iter();

@@ -2,7 +2,7 @@
 
 use super::Response;
 use super::{decode, group_call, respond};
-use crate::coordinator::{GroupAnswer, GroupOp};
+use crate::coordinator::OffsetDelete;
 use crate::errors::code;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -28,13 +28,12 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         })
         .collect();
     let count = partitions.len();
-    let op = GroupOp::OffsetDelete {
+    let op = OffsetDelete {
         group_id: req.group_id.0.to_string(),
         partitions,
     };
     let (error, codes) = match group_call(&shard, &req.group_id.0, op).await {
-        Ok(GroupAnswer::OffsetDelete(error, codes)) => (error, codes),
-        Ok(_) => (code::UNKNOWN_SERVER_ERROR, Vec::new()),
+        Ok(answer) => answer,
         Err(error) => (error, Vec::new()),
     };
     if error != code::NONE {

@@ -4,8 +4,7 @@
 
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::coordinator::{CommittedOffset, GroupAnswer, GroupOp};
-use crate::errors::code;
+use crate::coordinator::{CommittedOffset, FetchOffsets};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -27,14 +26,13 @@ async fn fetch_group(
     partitions: Option<Vec<(String, i32)>>,
     member: Option<(String, i32)>,
 ) -> (i16, Rows) {
-    let op = GroupOp::Fetch {
+    let op = FetchOffsets {
         group_id: group_id.to_string(),
         partitions: partitions.clone(),
         member,
     };
     match group_call(shard, group_id, op).await {
-        Ok(GroupAnswer::Fetch(error, rows)) => (error, rows),
-        Ok(_) => (code::UNKNOWN_SERVER_ERROR, Vec::new()),
+        Ok(answer) => answer,
         Err(error) => {
             let rows = partitions
                 .unwrap_or_default()

@@ -2,7 +2,6 @@
 
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::coordinator::{GroupAnswer, GroupOp};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
@@ -27,8 +26,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect(),
     };
-    let resp = match group_call(&shard, &sync.group_id.clone(), GroupOp::Sync(sync)).await {
-        Ok(GroupAnswer::Sync(out)) => {
+    let resp = match group_call(&shard, &sync.group_id.clone(), sync).await {
+        Ok(out) => {
             let mut resp = SyncGroupResponse::default()
                 .with_error_code(out.error_code)
                 .with_assignment(out.assignment);
@@ -37,9 +36,6 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                 resp.protocol_name = out.protocol_name.map(|s| str_bytes(&s));
             }
             resp
-        }
-        Ok(_) => {
-            return Response::Close("coordinator answered SyncGroup with another answer".into())
         }
         Err(error) => SyncGroupResponse::default().with_error_code(error),
     };
