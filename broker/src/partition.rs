@@ -15,12 +15,12 @@
 //! Lives on the shard that owns the partition; `!Send`.
 
 use bytes::BytesMut;
-use millrace_replication::replica::{Action, BrokerId, Event, Replica};
+use millrace_replication::replica::{Action, Assignment, BrokerId, Event, Replica};
 use millrace_replication::LeaderEpoch;
 use millrace_shard::sync::Notify;
 use millrace_storage::disk::Disk;
 use millrace_storage::{
-    AppendOutcome, CleanOutcome, LogConfig, PartitionLog, ReadResult, RetentionOutcome,
+    AppendOutcome, BatchCache, CleanOutcome, LogConfig, PartitionLog, ReadResult, RetentionOutcome,
     StorageError, Throttle,
 };
 use std::cell::RefCell;
@@ -56,6 +56,18 @@ pub enum Reader {
     Consumer,
 }
 
+/// The assignment a broker that is the only one in its cluster gives every partition: itself
+/// as leader, sole replica and sole ISR member, under the first leader epoch (it never changed
+/// leader). Metadata answers and [`Partition::open_sole_replica`] both read it from here.
+pub fn sole_replica_assignment(local: BrokerId) -> Assignment {
+    Assignment {
+        leader_epoch: LeaderEpoch::INITIAL,
+        leader: Some(local),
+        replicas: vec![local],
+        isr: vec![local],
+    }
+}
+
 /// One partition replica on this shard.
 pub struct Partition<D: Disk> {
     topic: String,
@@ -67,27 +79,30 @@ pub struct Partition<D: Disk> {
 }
 
 impl<D: Disk> Partition<D> {
-    /// A partition over an opened log whose only replica is `local`: it leads with ISR =
-    /// [itself] and, never having changed leader, under the first epoch. This is the only
-    /// assignment a single-node broker makes; the cluster's metadata image will pass the
-    /// assigned replicas and epoch instead.
-    pub fn sole_replica(
-        topic: String,
-        index: i32,
-        log: PartitionLog<D>,
+    /// Opens (and recovers) the partition's log in `dir`; `local` is its only replica, so it
+    /// leads with ISR = [itself] and, never having changed leader, under the first epoch. This
+    /// is the only assignment a single-node broker makes; the cluster's metadata image will
+    /// pass the assigned replicas and epoch instead.
+    pub async fn open_sole_replica(
+        (topic, index): (String, i32),
+        disk: D,
+        dir: std::path::PathBuf,
+        (config, cache): (LogConfig, Rc<BatchCache>),
         local: BrokerId,
         advanced: Rc<Notify>,
-    ) -> Self {
+    ) -> Result<Self, StorageError> {
+        let now = millrace_shard::time::now_ms();
+        let log = PartitionLog::open(disk, dir, config, cache, now).await?;
         let durable = log.high_watermark();
-        let replica =
-            Replica::sole_replica(local, LeaderEpoch::INITIAL, log.log_end_offset(), durable);
-        Partition {
+        let assignment = sole_replica_assignment(local);
+        let replica = Replica::new(local, assignment, log.log_end_offset(), durable, durable);
+        Ok(Partition {
             topic,
             index,
             log,
             replica: RefCell::new(replica),
             advanced,
-        }
+        })
     }
 
     /// The topic's name.

@@ -12,7 +12,7 @@ use millrace_shard::disk::DmaDisk;
 use millrace_shard::mesh::Mesh;
 use millrace_shard::net::SendFileCache;
 use millrace_shard::sync::{Notify, Turn};
-use millrace_storage::{BatchCache, LogConfig, PartitionLog};
+use millrace_storage::{BatchCache, LogConfig};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -249,23 +249,16 @@ impl Shard {
         topic: &TopicMeta,
     ) -> std::io::Result<Partition> {
         let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
-        let now = millrace_shard::time::now_ms();
-        let log = PartitionLog::open(
+        Partition::open_sole_replica(
+            key.clone(),
             DmaDisk,
             dir,
-            self.log_config(topic),
-            self.cache.clone(),
-            now,
-        )
-        .await
-        .map_err(|e| std::io::Error::other(format!("opening {}-{}: {e}", key.0, key.1)))?;
-        Ok(Partition::sole_replica(
-            key.0.clone(),
-            key.1,
-            log,
+            (self.log_config(topic), self.cache.clone()),
             self.config.node_id,
             self.data_arrived.clone(),
-        ))
+        )
+        .await
+        .map_err(|e| std::io::Error::other(format!("opening {}-{}: {e}", key.0, key.1)))
     }
 
     async fn delete_partition(&self, key: &PartitionKey, partition: Rc<Partition>) {

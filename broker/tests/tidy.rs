@@ -280,6 +280,46 @@ struct Dependency {
     line: usize,
 }
 
+/// Broker files that may name the partition log or a single-node fact: the partition object
+/// (the only door to a partition's data, and the only place that knows "this broker is the
+/// sole replica").
+const PARTITION_DOOR: &str = "broker/src/partition.rs";
+
+/// Words that reach around the partition object: its log type, the first leader epoch as a
+/// constant, and the controller addressed by a literal shard number.
+const AROUND_THE_PARTITION: [&str; 4] = [
+    "PartitionLog",
+    "LeaderEpoch::INITIAL",
+    "with_leader_epoch(0)",
+    ".call(0,",
+];
+
+#[test]
+fn partition_data_and_single_node_facts_stay_in_the_partition_object() {
+    let mut failures = Vec::new();
+    for file in rust_files(&root().join("broker/src")) {
+        if rel(&file) == PARTITION_DOOR {
+            continue;
+        }
+        for (n, line) in read(&file).lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for word in AROUND_THE_PARTITION {
+                if code.contains(word) {
+                    failures.push(format!(
+                        "{}:{}: `{word}` outside {PARTITION_DOOR} (rule: partitions are \
+                         reached through the partition object, which alone holds single-node \
+                         facts): {}",
+                        rel(&file),
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    report("the partition object is the only door", failures);
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -136,15 +136,16 @@ fn for_version(mut t: MetadataResponseTopic, version: i16) -> MetadataResponseTo
 }
 
 fn topic_entry(shard: &Shard, t: &TopicMeta) -> MetadataResponseTopic {
-    let node = BrokerId(shard.config.node_id);
+    let assignment = crate::partition::sole_replica_assignment(shard.config.node_id);
+    let brokers = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..t.shards.len() as i32)
         .map(|p| {
             MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_leader_id(BrokerId(assignment.leader.unwrap_or(-1)))
+                .with_leader_epoch(assignment.leader_epoch.0)
+                .with_replica_nodes(brokers(&assignment.replicas))
+                .with_isr_nodes(brokers(&assignment.isr))
         })
         .collect();
     MetadataResponseTopic::default()
