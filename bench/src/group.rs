@@ -30,9 +30,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::setup::{topic_name, SyncClient};
 use crate::BenchError;
+use millrace_wire::codes::{MEMBER_ID_REQUIRED, REBALANCE_IN_PROGRESS};
 
-const MEMBER_ID_REQUIRED: i16 = 79;
-const REBALANCE_IN_PROGRESS: i16 = 27;
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
