@@ -95,6 +95,9 @@ pub struct Config {
     /// `millrace.fetch.wait.max.ms`: the longest long-poll a Fetch may ask for; a larger
     /// `max_wait_ms` is cut to it.
     pub fetch_wait_max_ms: i32,
+    /// `max.connections`: client connections the whole broker (all shards) holds at once; at
+    /// the bound it stops accepting until one closes.
+    pub max_connections: usize,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
@@ -144,6 +147,7 @@ impl Default for Config {
             partitions_per_topic_max: 10_000,
             sendfile_descriptors_max: 256,
             fetch_wait_max_ms: 30_000,
+            max_connections: 4_096,
         }
     }
 }
@@ -356,6 +360,9 @@ impl Config {
                 "millrace.fetch.wait.max.ms" => {
                     self.fetch_wait_max_ms = parse_num(key, value, 0, i32::MAX as i64)? as i32
                 }
+                "max.connections" => {
+                    self.max_connections = parse_num(key, value, 1, 1_000_000)? as usize
+                }
                 _ => {
                     return Err(ConfigError::UnknownKey {
                         key: key.clone(),
@@ -512,6 +519,7 @@ impl Config {
             "millrace.fetch.wait.max.ms",
             self.fetch_wait_max_ms.to_string(),
         );
+        m.insert("max.connections", self.max_connections.to_string());
         m.insert(
             "offsets.topic.num.partitions",
             self.offsets_topic_partitions.to_string(),
@@ -833,28 +841,33 @@ mod tests {
         assert_eq!(c.partitions_per_topic_max, 10_000);
         assert_eq!(c.sendfile_descriptors_max, 256);
         assert_eq!(c.fetch_wait_max_ms, 30_000);
+        assert_eq!(c.max_connections, 4_096);
         let described = c.describe();
         for (key, value) in [
             ("millrace.topic.partitions.max", "10000"),
             ("millrace.sendfile.descriptors.max", "256"),
             ("millrace.fetch.wait.max.ms", "30000"),
+            ("max.connections", "4096"),
         ] {
             assert_eq!(described.get(key).map(String::as_str), Some(value), "{key}");
         }
         let c = apply(
             "millrace.topic.partitions.max=64\nmillrace.sendfile.descriptors.max=8\n\
-             millrace.fetch.wait.max.ms=0\n",
+             millrace.fetch.wait.max.ms=0\nmax.connections=3\n",
         )
         .unwrap();
         assert_eq!(c.partitions_per_topic_max, 64);
         assert_eq!(c.sendfile_descriptors_max, 8);
         assert_eq!(c.fetch_wait_max_ms, 0);
+        assert_eq!(c.max_connections, 3);
         for bad in [
             "millrace.topic.partitions.max=0",
             "millrace.topic.partitions.max=many",
             "millrace.sendfile.descriptors.max=0",
             "millrace.sendfile.descriptors.max=100000",
             "millrace.fetch.wait.max.ms=-1",
+            "max.connections=0",
+            "max.connections=-3",
         ] {
             let err = apply(bad).unwrap_err().to_string();
             assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
