@@ -207,9 +207,9 @@ impl SyncClient {
         request.topics = vec![t];
         request.timeout_ms = 30_000;
         let response = self.call(&request, 2..=7)?;
-        let code = response.topics.first().map_or(0, |t| t.error_code);
+        let code = response.topics.first().map_or(NONE, |t| t.error_code);
         match code {
-            0 => Ok(true),
+            NONE => Ok(true),
             TOPIC_ALREADY_EXISTS => Ok(false),
             c => Err(BenchError::Kafka(format!("creating topic {topic}"), c)),
         }

@@ -241,7 +241,7 @@ impl GroupMember {
         let response = self.coordinator.call(&request, HEARTBEAT_VERSIONS)?;
         self.last_heartbeat = Instant::now();
         match response.error_code {
-            0 => Ok(false),
+            NONE => Ok(false),
             REBALANCE_IN_PROGRESS => {
                 self.commit(positions)?;
                 Ok(true)
