@@ -23,6 +23,7 @@ use crate::conn::Conn;
 use crate::run::Executor;
 use crate::stats::record_ns;
 use crate::BenchError;
+use millrace_wire::codes::NONE;
 
 /// Largest decompressed batch a consumer accepts.
 const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
@@ -192,7 +193,7 @@ fn handle_response(
     let response = FetchResponse::decode(&mut body, spec.fetch_version).map_err(|e| {
         BenchError::Protocol(format!("Fetch v{} response: {e}", spec.fetch_version))
     })?;
-    if response.error_code != 0 {
+    if response.error_code != NONE {
         return Err(BenchError::Kafka("Fetch".into(), response.error_code));
     }
     let now = exec.clock.now_ns();
@@ -201,7 +202,7 @@ fn handle_response(
     let mut w = exec.window.borrow_mut();
     for t in &response.responses {
         for p in &t.partitions {
-            if p.error_code != 0 {
+            if p.error_code != NONE {
                 return Err(BenchError::Kafka(
                     format!("Fetch {}-{}", spec.topic, p.partition_index),
                     p.error_code,

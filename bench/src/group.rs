@@ -30,9 +30,11 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::setup::{topic_name, SyncClient};
 use crate::BenchError;
+use millrace_wire::codes::{
+    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, ILLEGAL_GENERATION,
+    MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+};
 
-const MEMBER_ID_REQUIRED: i16 = 79;
-const REBALANCE_IN_PROGRESS: i16 = 27;
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -178,8 +180,8 @@ fn member_loop(
         request.member_id = StrBytes::from_string(member_id.clone());
         let response = client.call(&request, 0..=4)?;
         match response.error_code {
-            0 => lock(state).stable = true,
-            REBALANCE_IN_PROGRESS | 22 | 25 => {
+            NONE => lock(state).stable = true,
+            REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID => {
                 if response.error_code != REBALANCE_IN_PROGRESS {
                     member_id.clear();
                 }
@@ -206,8 +208,10 @@ fn find_coordinator(client: &mut SyncClient, group: &str) -> Result<String, Benc
         request.key_type = 0;
         let response = client.call(&request, 1..=3)?;
         match response.error_code {
-            0 => return Ok(format!("{}:{}", response.host.as_str(), response.port)),
-            14 | 15 if Instant::now() < deadline => {
+            NONE => return Ok(format!("{}:{}", response.host.as_str(), response.port)),
+            COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE
+                if Instant::now() < deadline =>
+            {
                 std::thread::sleep(Duration::from_millis(250));
             }
             code => return Err(BenchError::Kafka(format!("FindCoordinator {group}"), code)),
@@ -237,7 +241,7 @@ fn join_and_sync(
         let response = client.call(&join, 2..=9)?;
         member_id = response.member_id.to_string();
         match response.error_code {
-            0 => {}
+            NONE => {}
             MEMBER_ID_REQUIRED | REBALANCE_IN_PROGRESS => continue,
             code => return Err(BenchError::Kafka(format!("JoinGroup {group}"), code)),
         }
@@ -266,7 +270,7 @@ fn join_and_sync(
         }
         let synced = client.call(&sync, 0..=5)?;
         match synced.error_code {
-            0 => {
+            NONE => {
                 let parts = decode_assignment(synced.assignment, topic)?;
                 return Ok((response.generation_id, member_id, parts));
             }

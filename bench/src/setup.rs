@@ -19,17 +19,16 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use crate::BenchError;
+use millrace_wire::codes::{
+    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NONE, NOT_COORDINATOR,
+    TOPIC_ALREADY_EXISTS, UNSUPPORTED_VERSION,
+};
 
 /// Largest response frame accepted from a broker.
 pub const RESPONSE_BYTES_MAX: usize = 256 << 20;
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// The client id every bench connection sends.
 pub const CLIENT_ID: &str = "millrace-bench";
-const UNSUPPORTED_VERSION: i16 = 35;
-const TOPIC_ALREADY_EXISTS: i16 = 36;
-const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const NOT_COORDINATOR: i16 = 16;
 const LEADER_WAIT: Duration = Duration::from_secs(15);
 /// ListOffsets timestamp meaning "the log start".
 pub const EARLIEST: i64 = -2;
@@ -186,7 +185,7 @@ impl SyncClient {
                 version = theirs.min(version - 1);
                 continue;
             }
-            if response.error_code != 0 {
+            if response.error_code != NONE {
                 return Err(BenchError::Kafka("ApiVersions".into(), response.error_code));
             }
             self.versions = response
@@ -208,9 +207,9 @@ impl SyncClient {
         request.topics = vec![t];
         request.timeout_ms = 30_000;
         let response = self.call(&request, 2..=7)?;
-        let code = response.topics.first().map_or(0, |t| t.error_code);
+        let code = response.topics.first().map_or(NONE, |t| t.error_code);
         match code {
-            0 => Ok(true),
+            NONE => Ok(true),
             TOPIC_ALREADY_EXISTS => Ok(false),
             c => Err(BenchError::Kafka(format!("creating topic {topic}"), c)),
         }
@@ -231,7 +230,7 @@ impl SyncClient {
                 .iter()
                 .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(topic));
             let ready = found.is_some_and(|t| {
-                t.error_code == 0
+                t.error_code == NONE
                     && !t.partitions.is_empty()
                     && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
             });
@@ -287,7 +286,7 @@ impl SyncClient {
         let mut out = BTreeMap::new();
         for t in response.topics {
             for p in t.partitions {
-                if p.error_code != 0 {
+                if p.error_code != NONE {
                     return Err(BenchError::Kafka(
                         format!("ListOffsets {topic}-{}", p.partition_index),
                         p.error_code,
@@ -320,7 +319,7 @@ impl SyncClient {
             std::thread::sleep(Duration::from_millis(200));
             response = self.call(&request, 0..=5)?;
         }
-        if response.error_code != 0 {
+        if response.error_code != NONE {
             return Err(BenchError::Kafka(
                 "InitProducerId".into(),
                 response.error_code,

@@ -86,6 +86,18 @@ pub struct Config {
     pub group_consumer_heartbeat_interval_ms: i32,
     /// `group.consumer.max.size`: members per KIP-848 group.
     pub group_consumer_max_size: usize,
+    /// `millrace.topic.partitions.max`: partitions one topic may have (a bound on what one
+    /// CreateTopics or CreatePartitions request can make the broker open).
+    pub partitions_per_topic_max: i32,
+    /// `millrace.sendfile.descriptors.max`: segment descriptors each shard keeps open for
+    /// zero-copy sends (least recently used closed first).
+    pub sendfile_descriptors_max: usize,
+    /// `millrace.fetch.wait.max.ms`: the longest long-poll a Fetch may ask for; a larger
+    /// `max_wait_ms` is cut to it.
+    pub fetch_wait_max_ms: i32,
+    /// `max.connections`: client connections the whole broker (all shards) holds at once; at
+    /// the bound it stops accepting until one closes.
+    pub max_connections: usize,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
@@ -132,6 +144,10 @@ impl Default for Config {
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
             group_consumer_max_size: 1_000,
+            partitions_per_topic_max: 10_000,
+            sendfile_descriptors_max: 256,
+            fetch_wait_max_ms: 30_000,
+            max_connections: 4_096,
         }
     }
 }
@@ -335,6 +351,18 @@ impl Config {
                 "group.consumer.max.size" => {
                     self.group_consumer_max_size = parse_num(key, value, 1, 1_000_000)? as usize
                 }
+                "millrace.topic.partitions.max" => {
+                    self.partitions_per_topic_max = parse_num(key, value, 1, 1_000_000)? as i32
+                }
+                "millrace.sendfile.descriptors.max" => {
+                    self.sendfile_descriptors_max = parse_num(key, value, 1, 1 << 16)? as usize
+                }
+                "millrace.fetch.wait.max.ms" => {
+                    self.fetch_wait_max_ms = parse_num(key, value, 0, i32::MAX as i64)? as i32
+                }
+                "max.connections" => {
+                    self.max_connections = parse_num(key, value, 1, 1_000_000)? as usize
+                }
                 _ => {
                     return Err(ConfigError::UnknownKey {
                         key: key.clone(),
@@ -404,6 +432,20 @@ impl Config {
                 reason: "must be less than group.consumer.session.timeout.ms".into(),
             });
         }
+        if self.num_partitions > self.partitions_per_topic_max {
+            return Err(ConfigError::Invalid {
+                key: "num.partitions".into(),
+                value: self.num_partitions.to_string(),
+                reason: "must not exceed millrace.topic.partitions.max".into(),
+            });
+        }
+        if self.offsets_topic_partitions > self.partitions_per_topic_max {
+            return Err(ConfigError::Invalid {
+                key: "offsets.topic.num.partitions".into(),
+                value: self.offsets_topic_partitions.to_string(),
+                reason: "must not exceed millrace.topic.partitions.max".into(),
+            });
+        }
         if self.advertise.0 == "0.0.0.0" || self.advertise.0 == "::" {
             return Err(ConfigError::Invalid {
                 key: "advertised.listeners".into(),
@@ -465,6 +507,19 @@ impl Config {
             self.mesh_channel_capacity.to_string(),
         );
         m.insert("millrace.pin.cores", self.pin_cores.to_string());
+        m.insert(
+            "millrace.topic.partitions.max",
+            self.partitions_per_topic_max.to_string(),
+        );
+        m.insert(
+            "millrace.sendfile.descriptors.max",
+            self.sendfile_descriptors_max.to_string(),
+        );
+        m.insert(
+            "millrace.fetch.wait.max.ms",
+            self.fetch_wait_max_ms.to_string(),
+        );
+        m.insert("max.connections", self.max_connections.to_string());
         m.insert(
             "offsets.topic.num.partitions",
             self.offsets_topic_partitions.to_string(),
@@ -778,6 +833,54 @@ mod tests {
             let err = apply(bad).unwrap_err().to_string();
             assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn bounds_are_keys_with_their_defaults() {
+        let c = apply("").unwrap();
+        assert_eq!(c.partitions_per_topic_max, 10_000);
+        assert_eq!(c.sendfile_descriptors_max, 256);
+        assert_eq!(c.fetch_wait_max_ms, 30_000);
+        assert_eq!(c.max_connections, 4_096);
+        let described = c.describe();
+        for (key, value) in [
+            ("millrace.topic.partitions.max", "10000"),
+            ("millrace.sendfile.descriptors.max", "256"),
+            ("millrace.fetch.wait.max.ms", "30000"),
+            ("max.connections", "4096"),
+        ] {
+            assert_eq!(described.get(key).map(String::as_str), Some(value), "{key}");
+        }
+        let c = apply(
+            "millrace.topic.partitions.max=64\nmillrace.sendfile.descriptors.max=8\n\
+             millrace.fetch.wait.max.ms=0\nmax.connections=3\n",
+        )
+        .unwrap();
+        assert_eq!(c.partitions_per_topic_max, 64);
+        assert_eq!(c.sendfile_descriptors_max, 8);
+        assert_eq!(c.fetch_wait_max_ms, 0);
+        assert_eq!(c.max_connections, 3);
+        for bad in [
+            "millrace.topic.partitions.max=0",
+            "millrace.topic.partitions.max=many",
+            "millrace.sendfile.descriptors.max=0",
+            "millrace.sendfile.descriptors.max=100000",
+            "millrace.fetch.wait.max.ms=-1",
+            "max.connections=0",
+            "max.connections=-3",
+        ] {
+            let err = apply(bad).unwrap_err().to_string();
+            assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
+        }
+        // A default topic larger than any topic may be is caught at start-up, not at the
+        // first auto-created topic.
+        let err = apply("millrace.topic.partitions.max=4\nnum.partitions=5\n").unwrap_err();
+        assert!(err.to_string().contains("num.partitions"), "{err}");
+        let err = apply("millrace.topic.partitions.max=40\n").unwrap_err();
+        assert!(
+            err.to_string().contains("offsets.topic.num.partitions"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,9 +20,6 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// Partitions one topic may have (a bound on what a request can make the broker open).
-pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
-
 /// The writer's own state.
 pub struct Controller {
     turn: Turn,
@@ -292,13 +289,12 @@ fn create_topic(
     } else {
         t.partitions
     };
-    if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+    let partitions_max = shard.config.partitions_per_topic_max;
+    if !(1..=partitions_max).contains(&partitions) {
         return outcome(
             &t.name,
             code::INVALID_PARTITIONS,
-            Some(format!(
-                "partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}"
-            )),
+            Some(format!("partitions must be between 1 and {partitions_max}")),
         );
     }
     let rf = if t.replication_factor == -1 {
@@ -390,13 +386,12 @@ fn create_partitions(
     if count <= current {
         return outcome(name, code::INVALID_PARTITIONS, Some(format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}.")));
     }
-    if count > PARTITIONS_PER_TOPIC_MAX {
+    let partitions_max = shard.config.partitions_per_topic_max;
+    if count > partitions_max {
         return outcome(
             name,
             code::INVALID_PARTITIONS,
-            Some(format!(
-                "at most {PARTITIONS_PER_TOPIC_MAX} partitions per topic"
-            )),
+            Some(format!("at most {partitions_max} partitions per topic")),
         );
     }
     if !validate_only {

@@ -10,6 +10,7 @@
 
 mod config;
 mod connection;
+mod connection_limit;
 mod consumer_group;
 mod controller;
 mod coordinator;

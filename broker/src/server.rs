@@ -120,8 +120,16 @@ pub fn run(mut config: Config) -> Result<(), String> {
     // Shards listen only once every shard has opened its logs: a connection on a ready shard
     // could otherwise forward work to a peer still opening the partition.
     let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let connections = crate::connection_limit::ConnectionLimit::new(config.max_connections);
     run_shards(&runtime, move |_| {
-        shard_main(config.clone(), mesh.clone(), image.clone(), ready.clone())
+        let connections = connections.clone();
+        shard_main(
+            config.clone(),
+            mesh.clone(),
+            image.clone(),
+            ready.clone(),
+            connections,
+        )
     })
     .map_err(|e| e.to_string())
 }
@@ -131,6 +139,7 @@ async fn shard_main(
     mesh: MeshSpec<MeshMsg>,
     image: Arc<MetadataImage>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
+    connections: crate::connection_limit::ConnectionLimit,
 ) -> std::io::Result<()> {
     let mut mesh = mesh.join().await?;
     let inboxes = mesh.take_inboxes();
@@ -164,7 +173,14 @@ async fn shard_main(
         Duration::from_millis(50),
         || STOP.load(Ordering::Relaxed),
         move |stream| {
-            millrace_shard::spawn_detached(crate::connection::serve(serving.clone(), stream));
+            let (shard, connections) = (serving.clone(), connections.clone());
+            async move {
+                let slot = connections.acquire().await; // max.connections: wait for a close
+                millrace_shard::spawn_detached(async move {
+                    crate::connection::serve(shard, stream).await;
+                    drop(slot);
+                });
+            }
         },
     )
     .await;

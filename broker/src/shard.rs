@@ -24,9 +24,6 @@ pub type Partition = crate::partition::Partition<DmaDisk>;
 /// A partition's key.
 pub type PartitionKey = (String, i32);
 
-/// Descriptors kept open for zero-copy sends, per shard.
-const SENDFILE_DESCRIPTORS_MAX: usize = 256;
-
 fn group_config(c: &Config) -> crate::group::GroupConfig {
     crate::group::GroupConfig {
         min_session_timeout_ms: c.group_min_session_timeout_ms,
@@ -112,7 +109,7 @@ impl Shard {
             applied_version: Cell::new(0),
             applying: Turn::new(),
             partitions: RefCell::new(HashMap::new()),
-            sendfile: SendFileCache::new(SENDFILE_DESCRIPTORS_MAX),
+            sendfile: SendFileCache::new(config_for_groups.sendfile_descriptors_max),
             data_arrived: Rc::new(Notify::new()),
             calls: Calls::default(),
             stopping: Cell::new(false),

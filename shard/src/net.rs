@@ -43,21 +43,27 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
 /// Accepts connections on `listener`, handing each to `serve`, until `stop()` returns true
 /// (checked every `check_every`); then stops accepting and returns.
 ///
+/// The next accept waits for the future `serve` returns, so `serve` can hold accepting back
+/// (the broker waits there for a connection slot under `max.connections`); a `serve` that
+/// spawns the connection's task and returns a ready future accepts without pause.
+///
 /// The accepts run in a task of their own that nothing else wakes. glommio's accept keeps a
 /// clone of the polling task's waker for every poll until a connection arrives, and a task's
 /// reference count is 16 bits: an accept raced against a stop timer in one task, as the broker
 /// first did, was polled again on every timer tick and aborted the process after about 32 000
 /// ticks (27 minutes of an idle listener at 50 ms, "Panic while calling waker").
-pub async fn accept_until(
+pub async fn accept_until<F>(
     listener: TcpListener,
     check_every: std::time::Duration,
     stop: impl Fn() -> bool,
-    mut serve: impl FnMut(TcpStream) + 'static,
-) {
+    mut serve: impl FnMut(TcpStream) -> F + 'static,
+) where
+    F: std::future::Future<Output = ()> + 'static,
+{
     let accepts = crate::spawn(async move {
         loop {
             match listener.accept().await {
-                Ok(stream) => serve(stream),
+                Ok(stream) => serve(stream).await,
                 Err(e) => {
                     // Out of descriptors or a connection reset before it was accepted: say so
                     // and back off briefly rather than spin.
@@ -362,7 +368,10 @@ mod sendfile_cache_tests {
                     }
                     checks.get() >= CHECKS
                 },
-                move |_stream| counter.set(counter.get() + 1),
+                move |_stream| {
+                    counter.set(counter.get() + 1);
+                    std::future::ready(())
+                },
             ));
             let mut counted: Option<Arc<Counted>> = None;
             let mut most_held = 0;

@@ -24,6 +24,7 @@ use crate::output::{out, outln};
 use crate::output::{Json, Table};
 use crate::route::Route;
 use crate::Connection;
+use millrace_wire::codes::NONE;
 
 const METADATA_VERSIONS: std::ops::RangeInclusive<i16> = 1..=12;
 const CREATE_TOPICS_VERSIONS: std::ops::RangeInclusive<i16> = 2..=7;
@@ -417,7 +418,7 @@ fn list_topics(client: &mut Client, json: bool) -> Result<(), ToolError> {
     let mut topics: Vec<(String, usize, usize)> = response
         .topics
         .iter()
-        .filter(|t| t.error_code == 0)
+        .filter(|t| t.error_code == NONE)
         .map(|t| {
             let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
             let rf = t.partitions.first().map_or(0, |p| p.replica_nodes.len());

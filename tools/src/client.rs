@@ -23,6 +23,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use crate::error::ToolError;
+use millrace_wire::codes::{NONE, UNSUPPORTED_VERSION};
 
 /// Largest response frame the client accepts; a larger size prefix is a broken peer.
 const RESPONSE_BYTES_MAX: usize = 256 << 20;
@@ -33,7 +34,6 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const CLIENT_ID: &str = "millrace-tools";
 /// ApiVersions versions this client speaks.
 const API_VERSIONS_VERSIONS: RangeInclusive<i16> = 0..=3;
-const UNSUPPORTED_VERSION: i16 = 35;
 
 /// One connection to a broker, with the API versions it advertised.
 pub struct Client {
@@ -222,7 +222,7 @@ impl Client {
         } else {
             decode_body::<ApiVersionsResponse>(ApiKey::ApiVersions, body, version)?
         };
-        if response.error_code != 0 {
+        if response.error_code != NONE {
             return Err(ToolError::Kafka {
                 context: "ApiVersions".into(),
                 code: response.error_code,

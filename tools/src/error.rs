@@ -2,6 +2,7 @@
 //! `millrace-tools: ` and exits with status 1.
 
 use kafka_protocol::ResponseError;
+use millrace_wire::codes::NONE;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +78,7 @@ pub fn check(
     context: impl FnOnce() -> String,
     message: Option<&str>,
 ) -> Result<(), ToolError> {
-    if code == 0 {
+    if code == NONE {
         return Ok(());
     }
     Err(ToolError::Kafka {

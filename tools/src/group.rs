@@ -37,6 +37,10 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use crate::admin::topic_name;
 use crate::client::Client;
 use crate::error::{check, error_name, ToolError};
+use millrace_wire::codes::{
+    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, ILLEGAL_GENERATION,
+    MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+};
 
 const FIND_COORDINATOR_VERSIONS: std::ops::RangeInclusive<i16> = 1..=3;
 const JOIN_GROUP_VERSIONS: std::ops::RangeInclusive<i16> = 2..=9;
@@ -54,17 +58,16 @@ const ASSIGNOR: &str = "range";
 const CONSUMER_PROTOCOL_VERSION: i16 = 0;
 /// JoinGroup attempts before giving up (each MEMBER_ID_REQUIRED or rebalance costs one).
 const JOIN_ATTEMPTS_MAX: usize = 10;
-const MEMBER_ID_REQUIRED: i16 = 79;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const ILLEGAL_GENERATION: i16 = 22;
 /// How long to wait for a coordinator that is loading, and how often to ask.
 const COORDINATOR_WAIT: Duration = Duration::from_secs(30);
 const RETRY_BACKOFF: Duration = Duration::from_millis(250);
 
 /// COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE: a moment later may work.
 fn is_retriable(code: i16) -> bool {
-    matches!(code, 14 | 15)
+    matches!(
+        code,
+        COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE
+    )
 }
 
 /// This process as a member of a consumer group, talking to the group's coordinator.
@@ -238,7 +241,7 @@ impl GroupMember {
         let response = self.coordinator.call(&request, HEARTBEAT_VERSIONS)?;
         self.last_heartbeat = Instant::now();
         match response.error_code {
-            0 => Ok(false),
+            NONE => Ok(false),
             REBALANCE_IN_PROGRESS => {
                 self.commit(positions)?;
                 Ok(true)
@@ -329,7 +332,7 @@ pub fn find_coordinator(bootstrap: &mut Client, group: &str) -> Result<Client, T
     let deadline = Instant::now() + COORDINATOR_WAIT;
     let response = loop {
         let response = bootstrap.call(&request, FIND_COORDINATOR_VERSIONS)?;
-        if response.error_code == 0 || !is_retriable(response.error_code) {
+        if response.error_code == NONE || !is_retriable(response.error_code) {
             break response;
         }
         if Instant::now() > deadline {
@@ -337,7 +340,7 @@ pub fn find_coordinator(bootstrap: &mut Client, group: &str) -> Result<Client, T
         }
         std::thread::sleep(RETRY_BACKOFF);
     };
-    if response.error_code != 0 {
+    if response.error_code != NONE {
         return Err(ToolError::Usage(format!(
             "consumer group {group}: no coordinator ({})",
             error_name(response.error_code)

@@ -48,6 +48,7 @@ use crate::group::{decode_assignment, find_coordinator};
 use crate::output::{out, outln, Json, Table};
 use crate::route::Route;
 use crate::Connection;
+use millrace_wire::codes::{GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, UNKNOWN_TOPIC_OR_PARTITION};
 
 const LIST_GROUPS_VERSIONS: std::ops::RangeInclusive<i16> = 0..=4;
 const DESCRIBE_GROUPS_VERSIONS: std::ops::RangeInclusive<i16> = 0..=5;
@@ -57,9 +58,6 @@ const OFFSET_FETCH_VERSIONS: std::ops::RangeInclusive<i16> = 2..=7;
 const OFFSET_COMMIT_VERSIONS: std::ops::RangeInclusive<i16> = 2..=8;
 const CONSUMER_GROUP_DESCRIBE_VERSIONS: std::ops::RangeInclusive<i16> = 0..=1;
 const CONSUMER_PROTOCOL: &str = "consumer";
-const GROUP_ID_NOT_FOUND: i16 = 69;
-const NON_EMPTY_GROUP: i16 = 68;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// DescribeGroups states in which no member holds partitions.
 const INACTIVE_STATES: [&str; 2] = ["Empty", "Dead"];
 

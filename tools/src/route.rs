@@ -12,12 +12,11 @@ use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use crate::admin::{list_offsets, metadata};
 use crate::client::Client;
 use crate::error::{check, ToolError};
+use millrace_wire::codes::{LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION};
 
 /// How long to wait for a new topic's partitions to get leaders.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 const LEADER_RETRY: Duration = Duration::from_millis(200);
-const LEADER_NOT_AVAILABLE: i16 = 5;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// One topic's partition leaders and the connections to them.
 pub struct Route {
@@ -46,7 +45,7 @@ impl Route {
                 .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(topic))
                 .ok_or_else(|| ToolError::Protocol(format!("Metadata omits topic {topic}")))?;
             let leaderless = found.error_code == LEADER_NOT_AVAILABLE
-                || (found.error_code == 0
+                || (found.error_code == NONE
                     && (found.partitions.is_empty()
                         || found.partitions.iter().any(|p| p.leader_id.0 < 0)));
             if leaderless && Instant::now() < deadline {

@@ -4,12 +4,14 @@
 //!   allocation, and request/response headers (flexible and non-flexible).
 //! * [`api`]: the API-version table type the broker's handler registry fills.
 //! * [`records`]: record batch v2 view, CRC-32C, iteration, a builder; [`compression`] codecs.
+//! * [`codes`]: Kafka's numeric error codes with Kafka's names, shared by broker and clients.
 //! * [`fetch`]: a Fetch response encoder whose record bytes are separate chunks, so they can
 //!   come straight from a segment file or the batch cache.
 //!
 //! Every decoder here takes untrusted bytes and returns [`WireError`]; none panics on input.
 #![deny(unsafe_code)]
 
+pub mod codes;
 pub mod compression;
 mod error;
 pub mod records;

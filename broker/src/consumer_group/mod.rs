@@ -45,20 +45,7 @@ pub use assignor::ASSIGNORS;
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<uuid::Uuid, BTreeSet<i32>>;
 
-/// Kafka error codes this module answers with.
-#[allow(missing_docs)]
-pub mod code {
-    pub const NONE: i16 = 0;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    pub const FENCED_MEMBER_EPOCH: i16 = 110;
-    pub const UNRELEASED_INSTANCE_ID: i16 = 111;
-    pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
-    pub const STALE_MEMBER_EPOCH: i16 = 113;
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-}
+use millrace_wire::codes as code;
 
 /// Epoch a member sends to leave.
 pub const LEAVE_EPOCH: i32 = -1;

@@ -46,36 +46,16 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use millrace_wire::codes::{
+    COORDINATOR_NOT_AVAILABLE, FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND, GROUP_MAX_SIZE_REACHED,
+    ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED,
+    NONE, NON_EMPTY_GROUP, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+};
 
 use super::{
     GroupConfig, GroupDescription, GroupRecord, HeartbeatRequest, JoinMember, JoinRequest,
     JoinResponse, LeaveMember, MemberDescription, Outputs, SyncRequest, SyncResponse, Token,
 };
-
-/// Kafka error code: no error.
-pub const NONE: i16 = 0;
-/// Kafka error code: the coordinator cannot serve the group now.
-pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-/// Kafka error code: the generation is not the group's current one.
-pub const ILLEGAL_GENERATION: i16 = 22;
-/// Kafka error code: protocol type or protocols do not match the group's.
-pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-/// Kafka error code: the member id is not a member of the group.
-pub const UNKNOWN_MEMBER_ID: i16 = 25;
-/// Kafka error code: the session timeout is outside the broker's bounds.
-pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-/// Kafka error code: the group is rebalancing; rejoin.
-pub const REBALANCE_IN_PROGRESS: i16 = 27;
-/// Kafka error code: the group still has members.
-pub const NON_EMPTY_GROUP: i16 = 68;
-/// Kafka error code: the group does not exist.
-pub const GROUP_ID_NOT_FOUND: i16 = 69;
-/// Kafka error code: rejoin with the member id given in this response.
-pub const MEMBER_ID_REQUIRED: i16 = 79;
-/// Kafka error code: the group has `group.max.size` members.
-pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
-/// Kafka error code: another member now holds this static instance id.
-pub const FENCED_INSTANCE_ID: i16 = 82;
 
 const RECORD_VERSION: u8 = 0;
 

@@ -27,9 +27,6 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Longest long-poll a client may ask for.
-const MAX_WAIT_MS_MAX: i32 = 30_000;
-
 struct Wanted {
     key: TopicKey,
     topic: Option<String>,
@@ -47,7 +44,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     let wanted = resolve(&shard, &req, header.api_version);
     let mut results = read_all(&shard, &wanted).await;
     let total: usize = results.iter().flatten().map(|r| r.bytes).sum();
-    let max_wait = req.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64;
+    let max_wait = req.max_wait_ms.clamp(0, shard.config.fetch_wait_max_ms) as u64;
     if total < req.min_bytes.max(1) as usize && max_wait > 0 && !wanted.is_empty() {
         wait_for_any(&shard, &wanted, max_wait).await;
         results = read_all(&shard, &wanted).await;

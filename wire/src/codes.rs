@@ -1,0 +1,193 @@
+//! Kafka's numeric error codes, with Kafka's names: the one definition the broker, the tools
+//! and the bench share.
+//!
+//! Plain `i16` constants rather than a newtype because every kafka-protocol message field that
+//! carries a code is an `i16`; a newtype would need a conversion at each of those fields. Only
+//! the codes some crate of this workspace sends or checks are listed; add one here (and to
+//! [`ALL`]) before using it anywhere. The values are Kafka's protocol error table
+//! (`org.apache.kafka.common.protocol.Errors`); a test checks each against kafka-protocol's
+//! copy of that table.
+
+/// The server hit an unexpected error.
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+/// No error.
+pub const NONE: i16 = 0;
+/// The requested offset is outside the partition's log.
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+/// A record batch failed its CRC or is otherwise malformed.
+pub const CORRUPT_MESSAGE: i16 = 2;
+/// This broker does not host the topic or partition.
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// The partition has no leader now (e.g. it is closing).
+pub const LEADER_NOT_AVAILABLE: i16 = 5;
+/// The request did not complete in time.
+pub const REQUEST_TIMED_OUT: i16 = 7;
+/// A record batch is larger than the topic allows.
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+/// The committed offset's metadata string is too long.
+pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+/// The coordinator is still loading the group's state.
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+/// The coordinator cannot serve the group now.
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+/// This broker is not the group's coordinator.
+pub const NOT_COORDINATOR: i16 = 16;
+/// The topic name is invalid, or the operation is not allowed on an internal topic.
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+/// The records in a produce request exceed the allowed size.
+pub const RECORD_LIST_TOO_LARGE: i16 = 18;
+/// `acks` is not -1, 0 or 1.
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+/// The generation is not the group's current one.
+pub const ILLEGAL_GENERATION: i16 = 22;
+/// Protocol type or protocols do not match the group's.
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+/// The group id is empty or otherwise invalid.
+pub const INVALID_GROUP_ID: i16 = 24;
+/// The member id is not a member of the group.
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+/// The session timeout is outside the broker's bounds.
+pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+/// The group is rebalancing; rejoin.
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+/// A timestamp is out of the acceptable range.
+pub const INVALID_TIMESTAMP: i16 = 32;
+/// The API version is not supported.
+pub const UNSUPPORTED_VERSION: i16 = 35;
+/// The topic already exists.
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// The partition count is invalid.
+pub const INVALID_PARTITIONS: i16 = 37;
+/// The replication factor is invalid.
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+/// The replica assignment is invalid.
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+/// A config name or value is invalid.
+pub const INVALID_CONFIG: i16 = 40;
+/// The request is malformed or inconsistent.
+pub const INVALID_REQUEST: i16 = 42;
+/// The message format does not support the request.
+pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+/// A producer's sequence number is not the next one expected.
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+/// A producer's epoch is older than the current one (it was fenced).
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+/// A disk error on the broker.
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+/// The group still has members.
+pub const NON_EMPTY_GROUP: i16 = 68;
+/// The group does not exist.
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
+/// Rejoin with the member id given in this response.
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+/// The group has `group.max.size` members.
+pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+/// Another member now holds this static instance id.
+pub const FENCED_INSTANCE_ID: i16 = 82;
+/// The group still has offsets committed for a topic it is subscribed to.
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+/// A record failed a per-record check (e.g. a missing key on a compacted topic).
+pub const INVALID_RECORD: i16 = 87;
+/// This broker does not know the topic id.
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
+/// The member epoch is fenced; the member must rejoin with epoch 0.
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+/// A static member's instance id is still held by another member.
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+/// The named server-side assignor is not supported.
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+/// The member epoch is stale; retry with the epoch from the last heartbeat.
+pub const STALE_MEMBER_EPOCH: i16 = 113;
+
+/// Every code above with its name, for tests and for anything that prints a code's name.
+pub const ALL: &[(&str, i16)] = &[
+    ("UNKNOWN_SERVER_ERROR", UNKNOWN_SERVER_ERROR),
+    ("NONE", NONE),
+    ("OFFSET_OUT_OF_RANGE", OFFSET_OUT_OF_RANGE),
+    ("CORRUPT_MESSAGE", CORRUPT_MESSAGE),
+    ("UNKNOWN_TOPIC_OR_PARTITION", UNKNOWN_TOPIC_OR_PARTITION),
+    ("LEADER_NOT_AVAILABLE", LEADER_NOT_AVAILABLE),
+    ("REQUEST_TIMED_OUT", REQUEST_TIMED_OUT),
+    ("MESSAGE_TOO_LARGE", MESSAGE_TOO_LARGE),
+    ("OFFSET_METADATA_TOO_LARGE", OFFSET_METADATA_TOO_LARGE),
+    ("COORDINATOR_LOAD_IN_PROGRESS", COORDINATOR_LOAD_IN_PROGRESS),
+    ("COORDINATOR_NOT_AVAILABLE", COORDINATOR_NOT_AVAILABLE),
+    ("NOT_COORDINATOR", NOT_COORDINATOR),
+    ("INVALID_TOPIC_EXCEPTION", INVALID_TOPIC_EXCEPTION),
+    ("RECORD_LIST_TOO_LARGE", RECORD_LIST_TOO_LARGE),
+    ("INVALID_REQUIRED_ACKS", INVALID_REQUIRED_ACKS),
+    ("ILLEGAL_GENERATION", ILLEGAL_GENERATION),
+    ("INCONSISTENT_GROUP_PROTOCOL", INCONSISTENT_GROUP_PROTOCOL),
+    ("INVALID_GROUP_ID", INVALID_GROUP_ID),
+    ("UNKNOWN_MEMBER_ID", UNKNOWN_MEMBER_ID),
+    ("INVALID_SESSION_TIMEOUT", INVALID_SESSION_TIMEOUT),
+    ("REBALANCE_IN_PROGRESS", REBALANCE_IN_PROGRESS),
+    ("INVALID_TIMESTAMP", INVALID_TIMESTAMP),
+    ("UNSUPPORTED_VERSION", UNSUPPORTED_VERSION),
+    ("TOPIC_ALREADY_EXISTS", TOPIC_ALREADY_EXISTS),
+    ("INVALID_PARTITIONS", INVALID_PARTITIONS),
+    ("INVALID_REPLICATION_FACTOR", INVALID_REPLICATION_FACTOR),
+    ("INVALID_REPLICA_ASSIGNMENT", INVALID_REPLICA_ASSIGNMENT),
+    ("INVALID_CONFIG", INVALID_CONFIG),
+    ("INVALID_REQUEST", INVALID_REQUEST),
+    (
+        "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+        UNSUPPORTED_FOR_MESSAGE_FORMAT,
+    ),
+    ("OUT_OF_ORDER_SEQUENCE_NUMBER", OUT_OF_ORDER_SEQUENCE_NUMBER),
+    ("INVALID_PRODUCER_EPOCH", INVALID_PRODUCER_EPOCH),
+    ("KAFKA_STORAGE_ERROR", KAFKA_STORAGE_ERROR),
+    ("NON_EMPTY_GROUP", NON_EMPTY_GROUP),
+    ("GROUP_ID_NOT_FOUND", GROUP_ID_NOT_FOUND),
+    ("MEMBER_ID_REQUIRED", MEMBER_ID_REQUIRED),
+    ("GROUP_MAX_SIZE_REACHED", GROUP_MAX_SIZE_REACHED),
+    ("FENCED_INSTANCE_ID", FENCED_INSTANCE_ID),
+    ("GROUP_SUBSCRIBED_TO_TOPIC", GROUP_SUBSCRIBED_TO_TOPIC),
+    ("INVALID_RECORD", INVALID_RECORD),
+    ("UNKNOWN_TOPIC_ID", UNKNOWN_TOPIC_ID),
+    ("FENCED_MEMBER_EPOCH", FENCED_MEMBER_EPOCH),
+    ("UNRELEASED_INSTANCE_ID", UNRELEASED_INSTANCE_ID),
+    ("UNSUPPORTED_ASSIGNOR", UNSUPPORTED_ASSIGNOR),
+    ("STALE_MEMBER_EPOCH", STALE_MEMBER_EPOCH),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::ResponseError;
+    use std::collections::BTreeSet;
+
+    /// `UnknownTopicOrPartition` -> `UNKNOWN_TOPIC_OR_PARTITION`.
+    fn screaming_snake(camel: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in camel.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
+    }
+
+    #[test]
+    fn names_and_values_are_unique() {
+        let names: BTreeSet<_> = ALL.iter().map(|(n, _)| *n).collect();
+        let values: BTreeSet<_> = ALL.iter().map(|(_, v)| *v).collect();
+        assert_eq!(names.len(), ALL.len(), "a name is listed twice");
+        assert_eq!(values.len(), ALL.len(), "two names share a value");
+    }
+
+    /// An independent transcription of Kafka's `Errors` table (kafka-protocol's) must give each
+    /// value the same name as ours: catches a mistyped value or a swapped pair.
+    #[test]
+    fn values_match_kafkas_table() {
+        for &(name, value) in ALL {
+            let kafka = match ResponseError::try_from_code(value) {
+                None => "NONE".to_string(),
+                Some(ResponseError::Unknown(c)) => panic!("{name}: {c} is not a Kafka code"),
+                Some(e) => screaming_snake(&format!("{e:?}")),
+            };
+            assert_eq!(kafka, name, "code {value}");
+        }
+    }
+}
