@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Alternates two broker builds on the same produce and catch-up workloads and prints one line per
+# run, so a change's effect can be told from the run-to-run noise of this machine.
+#
+#   scripts/bench-ab.sh BASE_BROKER NEW_BROKER [ROUNDS]
+#
+# Each round starts each broker on an empty data directory (in the order A, B in odd rounds and
+# B, A in even ones), produces 1 KiB records with acks=all to 16 partitions for 10 s, then reads
+# the whole topic back from the beginning (consumer catch-up; the segments were written with
+# direct I/O, so mostly from the device), with the
+# millrace-bench built from this checkout (target/release/millrace-bench).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+base=${1:?usage: bench-ab.sh BASE_BROKER NEW_BROKER [ROUNDS]}
+new=${2:?usage: bench-ab.sh BASE_BROKER NEW_BROKER [ROUNDS]}
+rounds=${3:-3}
+bench=target/release/millrace-bench
+port=29500
+work=$(mktemp -d /tmp/bench-ab.XXXXXX)
+trap 'pkill -f "millrace --listen 127.0.0.1:$port" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+mbps() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; \
+print('%.1f' % r[sys.argv[2]]['mb_per_sec'])" "$1" "$2"; }
+
+one() {
+  local label=$1 broker=$2 round=$3 dir="$work/data"
+  rm -rf "$dir"
+  "$broker" --listen 127.0.0.1:$port --data-dir "$dir" >"$work/broker.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+    sleep 0.1
+  done
+  "$bench" produce --bootstrap-server 127.0.0.1:$port --topic p16 --partitions 16 \
+    --record-size 1024 --acks all --warmup 2s --duration 10s --json "$work/p.json" >/dev/null
+  "$bench" consume --bootstrap-server 127.0.0.1:$port --topic p16 --from beginning \
+    --consumers 4 --executors 2 --duration 8s --json "$work/c.json" >/dev/null
+  printf '%s round=%s produce_MBps=%s catchup_MBps=%s\n' "$label" "$round" \
+    "$(mbps "$work/p.json" produce)" "$(mbps "$work/c.json" consume)"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+for round in $(seq "$rounds"); do
+  if [ $((round % 2)) -eq 1 ]; then
+    one A "$base" "$round"
+    one B "$new" "$round"
+  else
+    one B "$new" "$round"
+    one A "$base" "$round"
+  fi
+done
