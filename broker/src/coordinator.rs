@@ -29,10 +29,10 @@ use crate::group::{
 };
 use crate::node::Shard;
 use bytes::{Bytes, BytesMut};
-use millrace_replication::LeaderEpoch;
 use millrace_shard::sync::{oneshot, OneshotSender};
 use millrace_storage::disk::DiskFile;
 use millrace_storage::ReadChunk;
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::{decode_records, BatchBuilder, BatchIter, BatchStep, NewRecord};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};

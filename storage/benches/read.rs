@@ -6,9 +6,9 @@
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures_lite::future::block_on;
-use millrace_replication::LeaderEpoch;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::{BatchCache, LogConfig, PartitionLog};
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::{BatchBuilder, NewRecord};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

@@ -219,7 +219,7 @@ impl<D: Disk> PartitionLog<D> {
     /// compaction lag) and the first dirty offset.
     fn cleanable(&self, lag: Option<(i64, &LogConfig)>) -> (Vec<Source<D::File>>, i64) {
         let st = self.state.borrow();
-        let high_watermark = st.high_watermark.0;
+        let high_watermark = st.durable_end;
         let closed = &st.segments[..st.segments.len() - 1];
         let mut out = Vec::new();
         for seg in closed {

@@ -6,7 +6,7 @@
 //! ```
 
 use crate::framed;
-use millrace_replication::{EpochEntry, LeaderEpoch};
+use millrace_wire::epoch::{EpochEntry, LeaderEpoch};
 
 const MAGIC: &[u8; 4] = b"MLEP";
 const VERSION: u16 = 1;

@@ -35,7 +35,7 @@
 //!
 //! ```
 //! use futures_lite::future::block_on;
-//! use millrace_replication::LeaderEpoch;
+//! use millrace_wire::epoch::LeaderEpoch;
 //! use millrace_storage::{sim::SimDisk, BatchCache, LogConfig, PartitionLog};
 //! use millrace_wire::records::{BatchBuilder, NewRecord};
 //!
@@ -54,7 +54,7 @@
 //!
 //! ```
 //! # use futures_lite::future::block_on;
-//! # use millrace_replication::LeaderEpoch;
+//! # use millrace_wire::epoch::LeaderEpoch;
 //! # use millrace_storage::{sim::SimDisk, BatchCache, LogConfig, NoThrottle, PartitionLog};
 //! # use millrace_wire::records::{BatchBuilder, NewRecord};
 //! let config = LogConfig { cleanup_compact: true, segment_bytes: 100, ..LogConfig::default() };

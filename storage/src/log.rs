@@ -9,7 +9,7 @@ use crate::producer::{Check, ProducerState};
 use crate::segment::{file_name, Segment};
 use crate::StorageError;
 use bytes::{Bytes, BytesMut};
-use millrace_replication::{HighWatermark, LeaderEpoch};
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::{
     decode_records, set_base_offset, set_partition_leader_epoch, stamp_log_append_time,
     BatchHeader, BatchIter, BatchStep, BATCH_HEADER_BYTES,
@@ -185,7 +185,8 @@ pub(crate) struct State<F> {
     /// Sorted by base offset, contiguous; the last one is active.
     pub segments: Vec<Segment<F>>,
     pub log_start_offset: i64,
-    pub high_watermark: HighWatermark,
+    /// The log end of the last completed flush round; never decreases, never above the log end.
+    pub durable_end: i64,
     pub producers: ProducerState,
     pub epochs: EpochCache,
     /// Bumped at every epoch change; the checkpoint is current when it equals `epochs_written`.
@@ -275,7 +276,7 @@ impl<D: Disk> PartitionLog<D> {
 
     /// The end of the durable (flushed) log: consumers see offsets below it.
     pub fn high_watermark(&self) -> i64 {
-        self.state.borrow().high_watermark.0
+        self.state.borrow().durable_end
     }
 
     /// The largest batch timestamp below the high watermark and its batch's last offset
@@ -285,7 +286,7 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// The leader-epoch entries (epoch, first offset), oldest first.
-    pub fn epoch_entries(&self) -> Vec<millrace_replication::EpochEntry> {
+    pub fn epoch_entries(&self) -> Vec<millrace_wire::epoch::EpochEntry> {
         self.state.borrow().epochs.entries.clone()
     }
 
@@ -578,7 +579,7 @@ impl<D: Disk> PartitionLog<D> {
                 seg.tail = Vec::new();
             }
         }
-        st.high_watermark.advance_to(plan.target);
+        st.durable_end = st.durable_end.max(plan.target);
         st.durable_max_timestamp = plan.max_timestamp;
     }
 
@@ -629,7 +630,7 @@ impl<D: Disk> PartitionLog<D> {
             let st = self.state.borrow();
             st.pending_snapshots
                 .iter()
-                .filter(|s| s.0 <= st.high_watermark.0)
+                .filter(|s| s.0 <= st.durable_end)
                 .cloned()
                 .collect()
         };
@@ -694,7 +695,7 @@ impl<D: Disk> PartitionLog<D> {
     ) -> Result<ReadResult<D::File>, StorageError> {
         let (high_watermark, log_start_offset) = {
             let st = self.state.borrow();
-            (st.high_watermark.0, st.log_start_offset)
+            (st.durable_end, st.log_start_offset)
         };
         let mut result = ReadResult {
             chunks: Vec::new(),

@@ -13,7 +13,7 @@ use crate::producer::ProducerState;
 use crate::retention::{self, LOG_START_FILE};
 use crate::segment::{file_name, scan, Segment, SegmentIndex};
 use crate::StorageError;
-use millrace_replication::{HighWatermark, LeaderEpoch};
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::validate_stored_batch;
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -95,7 +95,7 @@ impl<D: Disk> PartitionLog<D> {
             state: RefCell::new(State {
                 segments,
                 log_start_offset,
-                high_watermark: HighWatermark(log_end_offset),
+                durable_end: log_end_offset,
                 producers,
                 epochs,
                 epochs_version: u64::from(epochs_changed),

@@ -103,7 +103,7 @@ impl<D: Disk> PartitionLog<D> {
         let _lock = self.maintenance.lock().await;
         let (high_watermark, log_start_offset, closed) = {
             let st = self.state.borrow();
-            (st.high_watermark.0, st.log_start_offset, st.closed)
+            (st.durable_end, st.log_start_offset, st.closed)
         };
         if closed {
             return Err(StorageError::Closed);
@@ -281,7 +281,7 @@ fn count_deletable<F>(
     start_only: bool,
     limit: usize,
 ) -> usize {
-    let high_watermark = st.high_watermark.0;
+    let high_watermark = st.durable_end;
     let mut remaining: u64 = st.segments.iter().map(|s| s.index.size).sum();
     let mut n = 0;
     for seg in st.segments.iter().take(limit) {

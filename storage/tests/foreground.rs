@@ -7,10 +7,10 @@ mod common;
 
 use common::*;
 use futures_lite::future::block_on;
-use millrace_replication::LeaderEpoch;
 use millrace_storage::foreground_io_started;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::LogConfig;
+use millrace_wire::epoch::LeaderEpoch;
 
 fn append(log: &Log, timestamp: i64) {
     log.append(

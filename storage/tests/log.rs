@@ -4,9 +4,9 @@ mod common;
 
 use common::*;
 use futures_lite::future::{block_on, zip};
-use millrace_replication::LeaderEpoch;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::{LogConfig, ReadChunk, StorageError};
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::{decode_records, BatchHeader};
 
 const E0: LeaderEpoch = LeaderEpoch(0);

@@ -19,9 +19,9 @@ mod common;
 
 use common::*;
 use futures_lite::future::block_on;
-use millrace_replication::LeaderEpoch;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::{LogConfig, StorageError};
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::{
     decode_records, set_base_offset, set_partition_leader_epoch, stamp_log_append_time, BatchHeader,
 };

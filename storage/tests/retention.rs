@@ -5,10 +5,10 @@ mod common;
 
 use common::*;
 use futures_lite::future::block_on;
-use millrace_replication::LeaderEpoch;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::{LogConfig, NoThrottle, StorageError, Throttle, IO_BYTES};
 use millrace_wire::compression::Compression;
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::{decode_records, BatchBuilder, BatchHeader, NewRecord, Record};
 use std::cell::Cell;
 use std::future::Future;

@@ -4,6 +4,8 @@
 //!   allocation, and request/response headers (flexible and non-flexible).
 //! * [`api`]: the API-version table type the broker's handler registry fills.
 //! * [`records`]: record batch v2 view, CRC-32C, iteration, a builder; [`compression`] codecs.
+//! * [`epoch`]: leader epochs ([`epoch::LeaderEpoch`], [`epoch::EpochEntry`]), the batch
+//!   header's `partition_leader_epoch` as a type, shared by storage and replication.
 //! * [`fetch`]: a Fetch response encoder whose record bytes are separate chunks, so they can
 //!   come straight from a segment file or the batch cache.
 //!
@@ -11,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod compression;
+pub mod epoch;
 mod error;
 pub mod records;
 pub mod varint;
