@@ -844,10 +844,13 @@ pub async fn load(shard: &Rc<Shard>) -> std::io::Result<()> {
             continue;
         };
         let mut next = log.log_start_offset();
-        while next < log.high_watermark() {
-            let read = log.read(next, LOAD_READ_BYTES, true).await.map_err(|e| {
-                std::io::Error::other(format!("reading {OFFSETS_TOPIC}-{partition}: {e}"))
-            })?;
+        while next < log.durable_end() {
+            let read = log
+                .read(next, LOAD_READ_BYTES, true, log.durable_end())
+                .await
+                .map_err(|e| {
+                    std::io::Error::other(format!("reading {OFFSETS_TOPIC}-{partition}: {e}"))
+                })?;
             if read.bytes == 0 {
                 break;
             }

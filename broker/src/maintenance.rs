@@ -48,7 +48,10 @@ async fn retention_loop(shard: Rc<Shard>) {
             if shard.stopping.get() {
                 return;
             }
-            match log.enforce_retention(millrace_shard::time::now_ms()).await {
+            match log
+                .enforce_retention(millrace_shard::time::now_ms(), log.durable_end())
+                .await
+            {
                 Ok(o) if o.segments_deleted > 0 => tracing::info!(
                     topic = %key.0, partition = key.1, segments = o.segments_deleted,
                     bytes = o.bytes_deleted, log_start_offset = o.log_start_offset,

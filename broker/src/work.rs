@@ -290,7 +290,7 @@ async fn produce(shard: &Rc<Shard>, acks: i16, items: Vec<ProduceItem>) -> Vec<P
                     log_append_time_ms: o.log_append_time_ms,
                     log_start_offset: log.log_start_offset(),
                 });
-                if !o.duplicate || log.high_watermark() <= o.last_offset {
+                if !o.duplicate || log.durable_end() <= o.last_offset {
                     to_flush.push((results.len() - 1, log));
                 }
             }
@@ -391,11 +391,14 @@ async fn fetch_one(shard: &Rc<Shard>, item: FetchItem) -> FetchResult {
         result.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
         return result;
     };
-    result.high_watermark = log.high_watermark();
+    result.high_watermark = log.durable_end();
     result.log_start_offset = log.log_start_offset();
-    match log.read(item.offset, item.max_bytes, true).await {
+    match log
+        .read(item.offset, item.max_bytes, true, log.durable_end())
+        .await
+    {
         Ok(read) => {
-            result.high_watermark = read.high_watermark;
+            result.high_watermark = read.durable_end;
             result.log_start_offset = read.log_start_offset;
             result.bytes = read.bytes;
             result.records = read
@@ -426,9 +429,9 @@ async fn wait_for_data(shard: &Rc<Shard>, items: &[(String, i32, i64)], max_wait
     loop {
         let seen = shard.data_arrived.generation();
         let ready = items.iter().any(|(t, p, offset)| {
-            shard.log(t, *p).is_none_or(|log| {
-                log.high_watermark() > *offset || log.log_start_offset() > *offset
-            })
+            shard
+                .log(t, *p)
+                .is_none_or(|log| log.durable_end() > *offset || log.log_start_offset() > *offset)
         });
         if ready || shard.stopping.get() {
             return;
@@ -457,7 +460,7 @@ async fn list_offsets(shard: &Rc<Shard>, items: Vec<ListOffsetsItem>) -> Vec<Lis
         match shard.log(&item.topic, item.partition) {
             None => r.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
             Some(log) => match item.timestamp {
-                -1 => r.offset = log.high_watermark(),
+                -1 => r.offset = log.durable_end(),
                 -2 | -4 => r.offset = log.log_start_offset(),
                 -3 => {
                     if let Some((ts, offset)) = log.max_timestamp() {
@@ -466,7 +469,7 @@ async fn list_offsets(shard: &Rc<Shard>, items: Vec<ListOffsetsItem>) -> Vec<Lis
                     }
                 }
                 ts if ts >= 0 => match log.offset_for_timestamp(ts).await {
-                    Ok(Some((offset, found_ts))) if offset < log.high_watermark() => {
+                    Ok(Some((offset, found_ts))) if offset < log.durable_end() => {
                         r.offset = offset;
                         r.timestamp = found_ts;
                     }
@@ -495,7 +498,7 @@ async fn delete_records(
         };
         match shard.log(&item.topic, item.partition) {
             None => r.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
-            Some(log) => match log.delete_records(item.offset).await {
+            Some(log) => match log.delete_records(item.offset, log.durable_end()).await {
                 Ok(low) => {
                     r.offset = low;
                     tracing::info!(topic = %item.topic, partition = item.partition, log_start_offset = low, "records deleted");

@@ -224,7 +224,7 @@ impl Harness {
             next_offset,
             sequences,
         });
-        let hw = self.log().high_watermark();
+        let hw = self.log().durable_end();
         if a.is_ok() {
             assert!(
                 hw >= first_target,
@@ -259,7 +259,7 @@ impl Harness {
 
     fn check_watermarks(&self) {
         let log = self.log();
-        assert_eq!(log.high_watermark(), self.durable_end(), "high watermark");
+        assert_eq!(log.durable_end(), self.durable_end(), "high watermark");
         let end = self
             .batches
             .last()
@@ -274,11 +274,15 @@ impl Harness {
 
     fn read(&mut self) {
         let start = self.log().log_start_offset();
-        let hw = self.log().high_watermark();
+        let hw = self.log().durable_end();
         let offset = self.rng.random_range(start..=hw + 2);
         let max_bytes = self.rng.random_range(1..3000);
         let min_one = self.rng.random_bool(0.7);
-        let result = block_on(self.log().read(offset, max_bytes, min_one));
+        let result =
+            block_on(
+                self.log()
+                    .read(offset, max_bytes, min_one, self.log().durable_end()),
+            );
         if offset > hw {
             assert!(
                 matches!(result, Err(StorageError::OffsetOutOfRange { .. })),
@@ -287,7 +291,7 @@ impl Harness {
             return;
         }
         let result = result.expect("read");
-        assert_eq!(result.high_watermark, hw);
+        assert_eq!(result.durable_end, hw);
         let got = split_batches(&materialize(&result));
         if offset == hw {
             assert!(got.is_empty());
@@ -591,7 +595,7 @@ fn run_model(seed: u64) {
                 "op {op} now {} start {} hw {} end {} files {:?}",
                 m.now_ms,
                 log.log_start_offset(),
-                log.high_watermark(),
+                log.durable_end(),
                 log.log_end_offset(),
                 m.disk.paths()
             );
@@ -679,8 +683,11 @@ impl Model {
 
     fn retention(&mut self) {
         let before = self.log().log_start_offset();
-        let out: RetentionOutcome =
-            block_on(self.log().enforce_retention(self.now_ms)).expect("retention");
+        let out: RetentionOutcome = block_on(
+            self.log()
+                .enforce_retention(self.now_ms, self.log().durable_end()),
+        )
+        .expect("retention");
         assert!(
             out.log_start_offset >= before,
             "retention moved the start back"
@@ -711,7 +718,7 @@ impl Model {
             1 => self.rng.random_range(-5..-1),
             _ => self.rng.random_range(self.start - 2..=self.acked + 2),
         };
-        let result = block_on(self.log().delete_records(offset));
+        let result = block_on(self.log().delete_records(offset, self.log().durable_end()));
         let target = if offset == -1 { self.acked } else { offset };
         if target < 0 || target > self.acked {
             assert!(
@@ -778,10 +785,10 @@ impl Model {
                 }
                 match use_retention {
                     true => log
-                        .enforce_retention(self.now_ms)
+                        .enforce_retention(self.now_ms, log.durable_end())
                         .await
                         .map(|o| o.log_start_offset),
-                    false => log.delete_records(offset).await,
+                    false => log.delete_records(offset, log.durable_end()).await,
                 }
             },
         ));
@@ -886,7 +893,7 @@ impl Model {
 
     fn check(&mut self) {
         let log = self.log();
-        assert_eq!(log.high_watermark(), self.acked, "high watermark");
+        assert_eq!(log.durable_end(), self.acked, "high watermark");
         assert_eq!(log.log_end_offset(), self.end, "log end offset");
         let start = log.log_start_offset();
         assert!(
