@@ -704,9 +704,23 @@ impl<D: Disk> PartitionLog<D> {
         st.durable_max_timestamp = plan.max_timestamp;
     }
 
-    /// Writes what must follow durable data: indexes of rolled, synced segments, producer
-    /// snapshots at or below the durable end, the leader-epoch checkpoint.
+    /// Writes what must follow durable data: the leader-epoch checkpoint, indexes of rolled,
+    /// synced segments, producer snapshots at or below the durable end. The checkpoint goes
+    /// first: recovery scans only segments without a valid index for epochs, so an index
+    /// written before the checkpoint that names its epochs would hide them after a crash.
+    /// (Entries above the durable end are harmless: recovery cuts the checkpoint at the log
+    /// end.)
     pub(crate) async fn write_metadata(&self) -> Result<(), StorageError> {
+        let epochs = {
+            let st = self.state.borrow();
+            (st.epochs_version != st.epochs_written)
+                .then(|| (st.epochs_version, st.epochs.encode()))
+        };
+        if let Some((version, bytes)) = epochs {
+            self.write_small(&self.dir.join(epoch::FILE_NAME), &bytes)
+                .await?;
+            self.state.borrow_mut().epochs_written = version;
+        }
         let jobs: Vec<(i64, Vec<u8>, Vec<u8>)> = {
             let st = self.state.borrow();
             st.segments
@@ -763,16 +777,6 @@ impl<D: Disk> PartitionLog<D> {
                 .pending_snapshots
                 .retain(|s| s.0 != offset);
             self.remove_old_snapshots(offset).await?;
-        }
-        let epochs = {
-            let st = self.state.borrow();
-            (st.epochs_version != st.epochs_written)
-                .then(|| (st.epochs_version, st.epochs.encode()))
-        };
-        if let Some((version, bytes)) = epochs {
-            self.write_small(&self.dir.join(epoch::FILE_NAME), &bytes)
-                .await?;
-            self.state.borrow_mut().epochs_written = version;
         }
         Ok(())
     }
