@@ -20,7 +20,7 @@ pub enum StorageError {
         upper_bound: i64,
     },
     /// `truncate_to` was asked for an offset outside `[log_start_offset, log_end_offset]`, or
-    /// the batch holding it starts below the log start. Nothing changed.
+    /// the log would end below its start. Nothing changed.
     #[error("cannot truncate to {offset}: log is [{log_start_offset}, {log_end_offset}]")]
     TruncateOutOfRange {
         /// The offset asked for.

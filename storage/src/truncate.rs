@@ -11,8 +11,8 @@
 //! held off:
 //!
 //! 1. Flush, so the files hold the whole log and the cut is a matter of files alone.
-//! 2. Find the cut: the first offset of the batch holding the requested offset (a batch is
-//!    never split, so the log may end below the offset asked for).
+//! 2. Find the cut: the first batch ending at or after the requested offset (a batch is never
+//!    split, so the log may end below the offset asked for).
 //! 3. Write the marker, atomically and durably. This is the commit point: before it the log
 //!    keeps its old end, after it the log ends at the cut, whatever happens next.
 //! 4. Run recovery ([`crate::recovery`]) on the directory: with a marker it removes the
@@ -54,9 +54,10 @@ impl<D: Disk> PartitionLog<D> {
     /// [`StorageError::Truncated`]. Read chunks handed out earlier may name bytes it cut.
     ///
     /// Refused with [`StorageError::TruncateOutOfRange`] when `offset` is below the log start
-    /// or above the log end, or when the batch holding `offset` starts below the log start
-    /// (DeleteRecords moved the start inside it). An I/O error after the commit point closes
-    /// the log ([`StorageError::Closed`] afterwards); reopening it completes the truncation.
+    /// or above the log end, or when the log would end below its start (DeleteRecords moved
+    /// the start inside the batch holding `offset`, or inside a gap before it). An I/O error
+    /// after the commit point closes the log ([`StorageError::Closed`] afterwards); reopening
+    /// it completes the truncation.
     pub async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<i64, StorageError> {
         let _maintenance = self.maintenance.lock().await;
         let _cleaning = self.cleaning.lock().await;
@@ -85,48 +86,62 @@ impl<D: Disk> PartitionLog<D> {
             self.flush_round().await?;
         }
         assert_eq!(self.durable_end(), self.log_end_offset());
-        let (cut, cut_position) = self.cut_point(offset).await?;
-        if cut < log_start_offset {
+        let cut = self.cut_point(offset).await?;
+        if cut.new_end < log_start_offset {
             return Err(out_of_range);
         }
-        self.write_small(&self.dir.join(FILE_NAME), &encode(cut))
+        self.write_small(&self.dir.join(FILE_NAME), &encode(cut.offset))
             .await?;
-        tracing::info!(dir = %self.dir.display(), offset, cut, old_end = log_end_offset, "truncating the log");
+        tracing::info!(dir = %self.dir.display(), offset, cut = cut.offset,
+            new_end = cut.new_end, old_end = log_end_offset, "truncating the log");
         // Past the commit point: failing (or being dropped) now leaves the log closed, or
         // appends would follow a cut that the marker still asks the next open to make.
         let mut committed = ClosesUnlessDone {
             closed: &self.state,
             done: false,
         };
-        if let Err(e) = self.apply_truncation(cut, cut_position, now_ms).await {
-            tracing::error!(dir = %self.dir.display(), error = %e, cut,
+        if let Err(e) = self.apply_truncation(&cut, now_ms).await {
+            tracing::error!(dir = %self.dir.display(), error = %e, cut = cut.offset,
                 "truncation failed after its commit point: the log is closed; reopening it completes the truncation");
             return Err(e);
         }
         committed.done = true;
         let end = self.log_end_offset();
-        assert!(
-            end <= cut,
-            "truncation left the log at {end}, above its cut {cut}"
-        );
+        assert_eq!(end, cut.new_end, "recovery and the cut point disagree");
         Ok(end)
     }
 
-    /// The first offset of the batch holding `offset` and that batch's position in its
-    /// segment. Needs the log flushed.
-    async fn cut_point(&self, offset: i64) -> Result<(i64, u64), StorageError> {
-        let (file, from, end) = {
+    /// Where a truncation to `offset` cuts: the first batch ending at or after it. Needs the
+    /// log flushed.
+    async fn cut_point(&self, offset: i64) -> Result<Cut, StorageError> {
+        let (file, base, from, end) = {
             let st = self.state.borrow();
             let seg = &st.segments[st.segment_for_offset(offset)];
             let file = seg
                 .file
                 .clone()
                 .expect("a flushed segment with data has a file");
-            let from = seg.index.position_for_offset(seg.base_offset, offset);
-            (file, from, seg.flushed_size)
+            // An index entry before the one leading to `offset`: every batch from there to
+            // that entry ends below `offset`, so the walk sees the batch before the cut.
+            let entry = seg.index.position_for_offset(seg.base_offset, offset);
+            let from = seg.index.entry_at_or_before(entry.saturating_sub(1));
+            (file, seg.base_offset, from.min(entry), seg.flushed_size)
         };
-        match walk_headers(&*file, from, end, |_, h| h.last_offset() >= offset).await? {
-            Some((position, h)) => Ok((h.base_offset, position)),
+        let mut new_end = base;
+        let found = walk_headers(&*file, from, end, |_, h| {
+            let reached = h.last_offset() >= offset;
+            if !reached {
+                new_end = h.next_offset();
+            }
+            reached
+        })
+        .await?;
+        match found {
+            Some((position, h)) => Ok(Cut {
+                offset: h.base_offset,
+                position,
+                new_end,
+            }),
             None => Err(corrupt(
                 file.path(),
                 end,
@@ -136,22 +151,12 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// Steps 4 and 5 of the module documentation, after the commit point.
-    async fn apply_truncation(
-        &self,
-        cut: i64,
-        cut_position: u64,
-        now_ms: i64,
-    ) -> Result<(), StorageError> {
-        self.state
-            .borrow_mut()
-            .trim_for_truncation(cut, cut_position);
+    async fn apply_truncation(&self, cut: &Cut, now_ms: i64) -> Result<(), StorageError> {
+        self.state.borrow_mut().trim_for_truncation(cut);
         let config = self.config();
         let recovered = recover_state(&self.disk, &self.dir, &config, now_ms).await?;
-        assert_eq!(
-            recovered.truncated_to,
-            Some(cut),
-            "the marker was just written"
-        );
+        let marker = recovered.truncated_to;
+        assert_eq!(marker, Some(cut.offset), "the marker was just written");
         {
             let mut st = self.state.borrow_mut();
             let mut state = recovered.state;
@@ -165,35 +170,48 @@ impl<D: Disk> PartitionLog<D> {
                 .max(state.log_start_offset);
             *st = state;
         }
-        self.cache.forget_from(self.cache_id, cut);
-        self.finish_recovery(Some(cut)).await
+        self.cache.forget_from(self.cache_id, cut.new_end);
+        self.finish_recovery(marker).await
     }
 }
 
 impl<F> crate::log::State<F> {
-    /// Makes the in-memory state end at `cut` before the files change, so that reads and time
-    /// lookups running meanwhile never reach bytes being removed. Recovery replaces it whole.
-    fn trim_for_truncation(&mut self, cut: i64, cut_position: u64) {
-        let k = self.segment_for_offset(cut);
+    /// Makes the in-memory state end at the cut before the files change, so that reads and
+    /// time lookups running meanwhile never reach bytes being removed. Recovery replaces it
+    /// whole.
+    fn trim_for_truncation(&mut self, cut: &Cut) {
+        let (position, new_end) = (cut.position, cut.new_end);
+        let k = self.segment_for_offset(cut.offset);
         self.segments.truncate(k + 1);
         let seg = &mut self.segments[k];
         let base = seg.base_offset;
-        seg.index.offsets.retain(|e| u64::from(e.1) < cut_position);
-        seg.index.times.retain(|e| base + i64::from(e.1) < cut);
-        seg.index.size = cut_position;
-        seg.index.next_offset = cut;
-        seg.flushed_size = cut_position;
-        seg.flushed_next_offset = cut;
-        seg.synced_size = seg.synced_size.min(cut_position);
+        seg.index.offsets.retain(|e| u64::from(e.1) < position);
+        seg.index.times.retain(|e| base + i64::from(e.1) < new_end);
+        seg.index.size = position;
+        seg.index.next_offset = new_end;
+        seg.flushed_size = position;
+        seg.flushed_next_offset = new_end;
+        seg.synced_size = seg.synced_size.min(position);
         seg.tail = Vec::new();
-        seg.tail_position = cut_position;
-        self.durable_end = cut;
-        self.epochs.truncate_from(cut);
-        let below_cut = |m: Option<(i64, i64)>| m.filter(|m| m.1 < cut);
-        self.appended_max_timestamp = below_cut(self.appended_max_timestamp);
-        self.durable_max_timestamp = below_cut(self.durable_max_timestamp);
-        self.pending_snapshots.retain(|s| s.0 <= cut);
+        seg.tail_position = position;
+        self.durable_end = new_end;
+        self.epochs.truncate_from(new_end);
+        let below = |m: Option<(i64, i64)>| m.filter(|m| m.1 < new_end);
+        self.appended_max_timestamp = below(self.appended_max_timestamp);
+        self.durable_max_timestamp = below(self.durable_max_timestamp);
+        self.pending_snapshots.retain(|s| s.0 <= new_end);
     }
+}
+
+/// Where a truncation cuts the log.
+struct Cut {
+    /// The first offset of the first batch removed (what the marker records).
+    offset: i64,
+    /// That batch's position in its segment.
+    position: u64,
+    /// The log end afterwards: the end of the batch before it (its segment's base when it is
+    /// the segment's first), at most `offset`, lower across a gap compaction left.
+    new_end: i64,
 }
 
 /// The pending truncation's end offset, if a marker is there (a damaged one is ignored: it
