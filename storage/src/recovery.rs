@@ -127,6 +127,7 @@ pub(crate) async fn recover_state<D: Disk>(
     prepare_active(
         segments.last_mut().expect("one segment at least"),
         clean,
+        truncated_to.is_some(),
         now_ms,
     )
     .await?;
@@ -339,6 +340,7 @@ async fn scan_segment<F: DiskFile>(
 async fn prepare_active<F: DiskFile>(
     seg: &mut Segment<F>,
     clean: bool,
+    truncating: bool,
     now_ms: i64,
 ) -> Result<(), StorageError> {
     seg.rolled = false;
@@ -360,9 +362,11 @@ async fn prepare_active<F: DiskFile>(
         file.truncate(size)
             .await
             .map_err(io_err("truncate", &path))?;
-        // Durable before anything relies on the cut (a completed truncation removes its
-        // marker next; a torn tail would only be cut again).
-        file.sync_data().await.map_err(io_err("sync", &path))?;
+        if truncating {
+            // Durable before the truncation's marker goes (a torn tail needs no sync: a
+            // crash brings it back and recovery cuts it again).
+            file.sync_data().await.map_err(io_err("sync", &path))?;
+        }
     }
     seg.tail_position = size - size % align;
     let want = (size - seg.tail_position) as usize;
