@@ -890,7 +890,7 @@ pub async fn load(shard: &Rc<Shard>) -> std::io::Result<()> {
         let mut next = offsets.log_start_offset();
         while next < offsets.high_watermark() {
             let read = offsets.read(next, LOAD_READ_BYTES, true, Reader::Consumer);
-            let read = read.await.map_err(|e| {
+            let (read, _) = read.await.map_err(|e| {
                 std::io::Error::other(format!("reading {OFFSETS_TOPIC}-{partition}: {e}"))
             })?;
             if read.bytes == 0 {

@@ -23,6 +23,12 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::Corrupt { .. } | StorageError::Io { .. } => code::KAFKA_STORAGE_ERROR,
         StorageError::InvalidConfig { .. } => code::INVALID_CONFIG,
         StorageError::Closed => code::LEADER_NOT_AVAILABLE,
+        // Follower-side calls (truncate_to, append_as_follower): no client request reaches
+        // them yet.
+        StorageError::TruncateOutOfRange { .. }
+        | StorageError::UnexpectedAppendOffset { .. }
+        | StorageError::TruncationInProgress
+        | StorageError::Truncated { .. } => code::UNKNOWN_SERVER_ERROR,
     }
 }
 

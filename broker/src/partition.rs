@@ -93,7 +93,7 @@ impl<D: Disk> Partition<D> {
     ) -> Result<Self, StorageError> {
         let now = millrace_shard::time::now_ms();
         let log = PartitionLog::open(disk, dir, config, cache, now).await?;
-        let durable = log.high_watermark();
+        let durable = log.durable_end();
         let assignment = sole_replica_assignment(local);
         let replica = Replica::new(local, assignment, log.log_end_offset(), durable, durable);
         Ok(Partition {
@@ -174,7 +174,7 @@ impl<D: Disk> Partition<D> {
     /// Makes everything appended so far durable and advances the high watermark with it.
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.log.flush().await?;
-        self.feed(Event::Durable(self.log.high_watermark()));
+        self.feed(Event::Durable(self.log.durable_end()));
         Ok(())
     }
 
@@ -185,21 +185,20 @@ impl<D: Disk> Partition<D> {
     }
 
     /// Whole batches from the one holding `offset`, within `max_bytes` (at least one batch if
-    /// `min_one_batch`), never past what `reader` may see.
+    /// `min_one_batch`), never past what `reader` may see: for a consumer, the high watermark
+    /// as it was when the read started (returned with the read).
     pub async fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
         reader: Reader,
-    ) -> Result<ReadResult<D::File>, StorageError> {
-        match reader {
-            Reader::Consumer => {
-                let mut read = self.log.read(offset, max_bytes, min_one_batch).await?;
-                read.high_watermark = self.high_watermark();
-                Ok(read)
-            }
-        }
+    ) -> Result<(ReadResult<D::File>, i64), StorageError> {
+        let bound = match reader {
+            Reader::Consumer => self.high_watermark(),
+        };
+        let read = self.log.read(offset, max_bytes, min_one_batch, bound);
+        Ok((read.await?, bound))
     }
 
     /// ListOffsets: `(offset, timestamp)` for LATEST (-1), EARLIEST (-2, -4), MAX_TIMESTAMP
@@ -225,13 +224,15 @@ impl<D: Disk> Partition<D> {
     /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark) and
     /// returns the new log start offset.
     pub async fn delete_records(&self, offset: i64) -> Result<i64, StorageError> {
-        self.log.delete_records(offset).await
+        self.log.delete_records(offset, self.high_watermark()).await
     }
 
     /// Retention: deletes whole segments past the topic's limits (never committed data a
     /// reader could still be given that it has not been told is gone).
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
-        self.log.enforce_retention(now_ms).await
+        self.log
+            .enforce_retention(now_ms, self.high_watermark())
+            .await
     }
 
     /// Compaction (with `cleanup.policy=compact`).

@@ -21,8 +21,7 @@ use std::path::{Path, PathBuf};
 /// Folder, package name, and the folders it may depend on (DESIGN.md, "The workspace").
 const CRATES: [(&str, &str, &[&str]); 8] = [
     ("wire", "millrace-wire", &[]),
-    // Replication is allowed for its types (leader epochs, high watermark).
-    ("storage", "millrace-storage", &["wire", "replication"]),
+    ("storage", "millrace-storage", &["wire"]),
     (
         "shard",
         "millrace-shard",

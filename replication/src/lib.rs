@@ -1,41 +1,21 @@
 //! Replication state for Millrace, as sans-I/O state machines driven by the shard runtime.
 //!
 //! Today Millrace runs as a single node: every partition has one replica, the broker itself, and
-//! the high watermark equals the durable log end offset. The types here are the ones storage
-//! needs from the start so that replication (ISR, follower fetch, leader-epoch fencing and
-//! truncation) and the controller quorum can arrive later without a storage format change:
+//! the high watermark equals the durable log end offset. This crate owns the high watermark:
+//! storage knows only a log's end and its durable end, and the caller (the partition replica)
+//! decides how far consumers may read and how far retention may delete.
 //!
-//! * [`LeaderEpoch`]: stamped into every record batch the leader appends (the batch header's
-//!   `partition_leader_epoch` field) and recorded in each partition's leader-epoch checkpoint.
-//! * [`EpochEntry`]: one line of that checkpoint, the first offset written in an epoch.
 //! * [`HighWatermark`]: the offset below which records are committed and visible to consumers.
+//! * [`LeaderEpoch`] and [`EpochEntry`], re-exported from `millrace_wire::epoch`: the epoch is a
+//!   field of every record batch header, so the type lives with the batch codec, where storage
+//!   (its leader-epoch cache) and replication (fencing, truncation) both reach it.
 //!
 //! Types in this crate are plain values; they live on the shard that owns the partition.
 #![forbid(unsafe_code)]
 
 pub mod replica;
 
-/// A partition leader epoch, as Kafka numbers them: starts at 0, grows by one at every leader
-/// change. `-1` on the wire means "unknown" (Kafka's `RecordBatch.NO_PARTITION_LEADER_EPOCH`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LeaderEpoch(pub i32);
-
-impl LeaderEpoch {
-    /// The epoch a single-node broker leads every partition with.
-    pub const INITIAL: LeaderEpoch = LeaderEpoch(0);
-    /// Kafka's wire value for "no epoch known".
-    pub const UNKNOWN: LeaderEpoch = LeaderEpoch(-1);
-}
-
-/// The first offset a leader epoch wrote: the unit of the leader-epoch checkpoint, used by
-/// followers to find where their log diverges from the leader's (KIP-101).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EpochEntry {
-    /// The leader epoch.
-    pub epoch: LeaderEpoch,
-    /// The first offset appended under that epoch.
-    pub start_offset: i64,
-}
+pub use millrace_wire::epoch::{EpochEntry, LeaderEpoch};
 
 /// The high watermark of a partition: records at offsets below it are committed (durable on
 /// every in-sync replica; on a single node, fsync'd) and may be returned to consumers.

@@ -6,9 +6,9 @@
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures_lite::future::block_on;
-use millrace_replication::LeaderEpoch;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::{BatchCache, LogConfig, PartitionLog};
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::{BatchBuilder, NewRecord};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -56,13 +56,15 @@ fn offset_lookup(c: &mut Criterion) {
     let mut group = c.benchmark_group("partition_log_read_random_offset");
     for (name, segment_bytes) in [("one_segment", 1u64 << 30), ("16_segments", 256 << 10)] {
         let log = filled_log(segment_bytes);
-        let end = log.high_watermark();
+        let end = log.durable_end();
         assert_eq!(end, BATCHES * RECORDS_PER_BATCH);
         let mut rng = SmallRng::seed_from_u64(1);
         group.bench_function(name, |b| {
             b.iter(|| {
                 let offset = rng.random_range(0..end);
-                let result = block_on(log.read(black_box(offset), 64 << 10, true)).expect("read");
+                let result =
+                    block_on(log.read(black_box(offset), 64 << 10, true, log.durable_end()))
+                        .expect("read");
                 assert!(result.bytes > 0);
                 result
             })

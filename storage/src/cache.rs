@@ -104,6 +104,37 @@ impl BatchCache {
         });
     }
 
+    /// Drops `log`'s cached batches that end at or above `offset` (the log was truncated
+    /// there). The run stays contiguous, ending at the log's new end.
+    pub(crate) fn forget_from(&self, log: u64, offset: i64) {
+        let mut inner = self.inner.borrow_mut();
+        let Some(run) = inner.logs.get_mut(&log) else {
+            return;
+        };
+        let before = run.len();
+        let mut dropped_bytes = 0usize;
+        while run.back().is_some_and(|c| c.last_offset >= offset) {
+            dropped_bytes += run.pop_back().expect("back exists").bytes.len();
+        }
+        let kept = run.len();
+        if kept == 0 {
+            inner.logs.remove(&log);
+        }
+        inner.used_bytes -= dropped_bytes;
+        if kept == before {
+            return;
+        }
+        // The log's fifo entries are in its offset order: all but its first `kept` ones go.
+        let mut seen = 0;
+        inner.fifo.retain(|e| {
+            if e.0 != log {
+                return true;
+            }
+            seen += 1;
+            seen <= kept
+        });
+    }
+
     /// Adds a batch that `log` just appended after every batch it added before.
     pub(crate) fn insert(&self, log: u64, base_offset: i64, last_offset: i64, bytes: Bytes) {
         let len = bytes.len();
@@ -210,5 +241,32 @@ mod tests {
         assert_eq!(cache.used_bytes(), 40);
         cache.insert(a, 2, 2, Bytes::from(vec![3; 101]));
         assert_eq!(cache.used_bytes(), 0);
+    }
+
+    #[test]
+    fn forget_from_drops_the_newest_batches_of_one_log() {
+        let cache = BatchCache::new(100);
+        let (a, b) = (cache.register(), cache.register());
+        cache.insert(a, 0, 1, Bytes::from(vec![0; 10]));
+        cache.insert(b, 0, 0, Bytes::from(vec![1; 10]));
+        cache.insert(a, 2, 4, Bytes::from(vec![2; 10]));
+        cache.insert(a, 5, 5, Bytes::from(vec![3; 10]));
+        cache.forget_from(a, 3);
+        assert_eq!(cache.used_bytes(), 20);
+        assert!(
+            cache.read(a, 2, 10, 1000, false).is_none(),
+            "truncated batch served"
+        );
+        assert_eq!(cache.read(a, 0, 10, 1000, false).unwrap().bytes, 10);
+        cache.insert(a, 2, 2, Bytes::from(vec![4; 10]));
+        assert_eq!(cache.read(a, 0, 10, 1000, false).unwrap().bytes, 20);
+        // Eviction still pairs fifo entries with runs: a's oldest batch goes first.
+        cache.insert(b, 1, 1, Bytes::from(vec![5; 80]));
+        assert_eq!(cache.used_bytes(), 100);
+        assert!(cache.read(a, 0, 10, 1000, false).is_none());
+        assert_eq!(cache.read(a, 2, 10, 1000, false).unwrap().bytes, 10);
+        assert_eq!(cache.read(b, 0, 10, 1000, false).unwrap().bytes, 90);
+        cache.forget_from(b, 0);
+        assert_eq!(cache.used_bytes(), 10);
     }
 }

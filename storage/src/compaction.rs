@@ -1,7 +1,7 @@
 //! Log compaction (Kafka's log cleaner) for one partition.
 //!
 //! A clean covers the *cleanable* segments: the closed segments from the log start, synced,
-//! below the high watermark, with their indexes written, whose newest record is older than
+//! below the durable end, with their indexes written, whose newest record is older than
 //! `min_compaction_lag_ms`; it stops at the first one that is not (the active segment never
 //! is). It runs in two passes over them:
 //!
@@ -131,15 +131,6 @@ struct Source<F> {
     file: Rc<F>,
 }
 
-/// Clears the log's `cleaning` flag when the clean ends or its future is dropped.
-struct CleaningGuard<'a>(&'a std::cell::Cell<bool>);
-
-impl Drop for CleaningGuard<'_> {
-    fn drop(&mut self) {
-        self.0.set(false);
-    }
-}
-
 impl<D: Disk> PartitionLog<D> {
     /// The share of the closed, durable segments' bytes not cleaned since the log was opened
     /// (0 when there are none). Ignores `min_compaction_lag_ms`, which [`PartitionLog::clean`]
@@ -166,10 +157,12 @@ impl<D: Disk> PartitionLog<D> {
         if self.state.borrow().closed {
             return Err(StorageError::Closed);
         }
-        if !config.cleanup_compact || self.cleaning.replace(true) {
+        if !config.cleanup_compact {
             return Ok(outcome);
         }
-        let _guard = CleaningGuard(&self.cleaning);
+        let Some(_cleaning) = self.cleaning.try_lock() else {
+            return Ok(outcome);
+        };
         let (mut sources, first_dirty) = self.cleanable(Some((now_ms, &config)));
         let forced = sources.iter().any(|s| {
             s.next_offset > first_dirty
@@ -219,7 +212,7 @@ impl<D: Disk> PartitionLog<D> {
     /// compaction lag) and the first dirty offset.
     fn cleanable(&self, lag: Option<(i64, &LogConfig)>) -> (Vec<Source<D::File>>, i64) {
         let st = self.state.borrow();
-        let high_watermark = st.high_watermark.0;
+        let durable_end = st.durable_end;
         let closed = &st.segments[..st.segments.len() - 1];
         let mut out = Vec::new();
         for seg in closed {
@@ -227,7 +220,7 @@ impl<D: Disk> PartitionLog<D> {
                 && seg.index_written
                 && seg.data_synced()
                 && seg.flushed_size == seg.index.size
-                && seg.index.next_offset <= high_watermark;
+                && seg.index.next_offset <= durable_end;
             let young = lag.is_some_and(|(now_ms, c)| {
                 c.min_compaction_lag_ms > 0
                     && seg.index.max_timestamp > now_ms.saturating_sub(c.min_compaction_lag_ms)

@@ -6,7 +6,7 @@
 //! ```
 
 use crate::framed;
-use millrace_replication::{EpochEntry, LeaderEpoch};
+use millrace_wire::epoch::{EpochEntry, LeaderEpoch};
 
 const MAGIC: &[u8; 4] = b"MLEP";
 const VERSION: u16 = 1;
@@ -50,6 +50,28 @@ impl EpochCache {
         self.entries.drain(..covering - 1);
         self.entries[0].start_offset = start_offset;
         self.entries != before
+    }
+
+    /// Kafka's OffsetForLeaderEpoch rule (see `PartitionLog::last_offset_for_epoch`); None
+    /// is Kafka's (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET).
+    pub(crate) fn end_offset_for(
+        &self,
+        requested: LeaderEpoch,
+        log_end_offset: i64,
+    ) -> Option<(LeaderEpoch, i64)> {
+        if requested.0 < 0 {
+            return None;
+        }
+        if self.entries.last()?.epoch == requested {
+            return Some((requested, log_end_offset));
+        }
+        let higher = self.entries.partition_point(|e| e.epoch <= requested);
+        let next = self.entries.get(higher)?;
+        let epoch = match higher {
+            0 => requested,
+            i => self.entries[i - 1].epoch,
+        };
+        Some((epoch, next.start_offset))
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -100,5 +122,34 @@ mod tests {
         assert_eq!(cache.entries.len(), 1);
         assert!(!cache.truncate_before(20));
         assert_eq!(EpochCache::decode(&cache.encode()).unwrap(), cache);
+    }
+
+    #[test]
+    fn end_offset_for_answers_as_kafka_does() {
+        let mut cache = EpochCache::default();
+        assert_eq!(cache.end_offset_for(LeaderEpoch(0), 0), None, "empty cache");
+        for (epoch, offset) in [(2, 5), (4, 10), (7, 20)] {
+            cache.assign(LeaderEpoch(epoch), offset);
+        }
+        let answer = |e| {
+            cache
+                .end_offset_for(LeaderEpoch(e), 30)
+                .map(|(e, o)| (e.0, o))
+        };
+        assert_eq!(answer(-1), None, "undefined epoch");
+        assert_eq!(
+            answer(1),
+            Some((1, 5)),
+            "older than every entry: itself, first start"
+        );
+        assert_eq!(answer(2), Some((2, 10)));
+        assert_eq!(
+            answer(3),
+            Some((2, 10)),
+            "unknown epoch between two: the one below"
+        );
+        assert_eq!(answer(6), Some((4, 20)));
+        assert_eq!(answer(7), Some((7, 30)), "latest: the log end");
+        assert_eq!(answer(8), None, "newer than the latest");
     }
 }

@@ -8,15 +8,47 @@ use std::path::PathBuf;
 /// What can go wrong in a partition log.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// A read asked for an offset outside `[log_start_offset, high_watermark]`.
-    #[error("offset {offset} out of range [{log_start_offset}, {high_watermark}]")]
+    /// A read or DeleteRecords asked for an offset outside `[log_start_offset, upper_bound]`.
+    #[error("offset {offset} out of range [{log_start_offset}, {upper_bound}]")]
     OffsetOutOfRange {
         /// The offset asked for.
         offset: i64,
         /// The log's first offset.
         log_start_offset: i64,
-        /// The log's high watermark.
-        high_watermark: i64,
+        /// The caller's bound (the high watermark for consumers and DeleteRecords), at most
+        /// the log end (the durable end for DeleteRecords).
+        upper_bound: i64,
+    },
+    /// `truncate_to` was asked for an offset outside `[log_start_offset, log_end_offset]`, or
+    /// the log would end below its start. Nothing changed.
+    #[error("cannot truncate to {offset}: log is [{log_start_offset}, {log_end_offset}]")]
+    TruncateOutOfRange {
+        /// The offset asked for.
+        offset: i64,
+        /// The log's first offset.
+        log_start_offset: i64,
+        /// The log's end offset.
+        log_end_offset: i64,
+    },
+    /// `append_as_follower` got a batch that does not start where the log (or the previous
+    /// batch) ends. Nothing was appended. Kafka's UnexpectedAppendOffsetException.
+    #[error("follower append at offset {received}, expected {expected}")]
+    UnexpectedAppendOffset {
+        /// The offset the batch had to start at.
+        expected: i64,
+        /// The batch's base offset.
+        received: i64,
+    },
+    /// An append arrived while `truncate_to` runs. Nothing was appended.
+    #[error("the log is being truncated")]
+    TruncationInProgress,
+    /// `truncate_to` removed data a flush was waiting for: it is not durable, it is gone.
+    #[error("flush to {offset}: the log was truncated to {log_end_offset}")]
+    Truncated {
+        /// The log end the flush was called at.
+        offset: i64,
+        /// The log end after the truncation.
+        log_end_offset: i64,
     },
     /// An idempotent producer's sequence number is not the next one expected.
     #[error("producer {producer_id}: sequence {received} received, {expected} expected")]

@@ -1,6 +1,13 @@
 //! Millrace's partition log: segments, sparse offset and time indexes, group commit over direct
 //! I/O, crash recovery, leader-epoch checkpoint, idempotent-producer state, retention,
-//! DeleteRecords and log compaction.
+//! DeleteRecords, log compaction, and what a follower needs: appends that keep the leader's
+//! offsets and epochs, tail truncation, and the OffsetForLeaderEpoch lookup.
+//!
+//! Storage knows two ends of a log: the *log end* (the offset the next append gets) and the
+//! *durable end* (the log end of the last completed flush). It never knows the high
+//! watermark, which replication owns: callers pass the bound a read must stay below (the high
+//! watermark for consumers, the log end for followers) and how far retention and DeleteRecords
+//! may delete.
 //!
 //! Everything here lives on the shard that owns the partition: types are `!Send`, shared state
 //! is `Rc`/`RefCell`, and no borrow is held across an `.await`. I/O goes through the
@@ -21,6 +28,7 @@
 //!   00000000000000000000.log.cleaned  a compacted segment before its swap (removed at open)
 //!   leader-epoch-checkpoint         epoch -> first offset
 //!   log-start-offset-checkpoint     the log start DeleteRecords set (may be inside a segment)
+//!   truncation-pending              the end a committed truncation cuts the log to
 //!   clean-shutdown                  present only between close and the next open
 //! ```
 //!
@@ -28,15 +36,16 @@
 //! `magic | version | length | body | CRC-32C` (see `framed.rs`); a bad one is rebuilt from
 //! the log. Body layouts are drawn where they are encoded: indexes in `segment.rs`, producer
 //! snapshots in `producer.rs`, the leader-epoch checkpoint in `epoch.rs`, the log-start
-//! checkpoint in `retention.rs`. Retention and DeleteRecords are in `retention.rs`, log
-//! compaction and its crash-safe swap in `compaction.rs`.
+//! checkpoint in `retention.rs`, the truncation marker in `truncate.rs`. Retention and
+//! DeleteRecords are in `retention.rs`, log compaction and its crash-safe swap in
+//! `compaction.rs`, tail truncation in `truncate.rs`.
 //!
 //! # Use
 //!
 //! ```
 //! use futures_lite::future::block_on;
-//! use millrace_replication::LeaderEpoch;
 //! use millrace_storage::{sim::SimDisk, BatchCache, LogConfig, PartitionLog};
+//! use millrace_wire::epoch::LeaderEpoch;
 //! use millrace_wire::records::{BatchBuilder, NewRecord};
 //!
 //! let cache = BatchCache::new(64 << 20); // one per shard
@@ -44,18 +53,41 @@
 //!     LogConfig::default(), cache, 0)).unwrap();
 //! let batch = BatchBuilder::default().build(&[NewRecord { value: Some(b"hi".to_vec()), ..Default::default() }]);
 //! let out = log.append(batch.as_slice().into(), LeaderEpoch(0), 1_000, false).unwrap();
-//! assert_eq!((out.base_offset, log.high_watermark()), (0, 0)); // appended, not yet durable
+//! assert_eq!((out.base_offset, log.durable_end(), log.log_end_offset()), (0, 0, 1));
 //! block_on(log.flush()).unwrap(); // group commit: write + fdatasync
-//! let read = block_on(log.read(0, 1 << 20, true)).unwrap();
-//! assert_eq!((read.high_watermark, read.bytes), (1, batch.len()));
+//! // A consumer reads below the high watermark: on a single node, the durable end.
+//! let read = block_on(log.read(0, 1 << 20, true, log.durable_end())).unwrap();
+//! assert_eq!((read.durable_end, read.bytes), (1, batch.len()));
+//! ```
+//!
+//! A follower appends the leader's batches as they are, answers OffsetForLeaderEpoch, and
+//! cuts its log where it diverges from the leader's:
+//!
+//! ```
+//! # use futures_lite::future::block_on;
+//! # use millrace_storage::{sim::SimDisk, BatchCache, LogConfig, PartitionLog};
+//! # use millrace_wire::epoch::LeaderEpoch;
+//! # use millrace_wire::records::{set_base_offset, set_partition_leader_epoch, BatchBuilder, NewRecord};
+//! let log = block_on(PartitionLog::open(SimDisk::default(), "/data/t-1".into(),
+//!     LogConfig::default(), BatchCache::new(1 << 20), 0)).unwrap();
+//! for (offset, epoch) in [(0, 1), (1, 1), (2, 3)] {
+//!     let mut batch = BatchBuilder::default().build(&[NewRecord::default()]);
+//!     set_base_offset(&mut batch, offset); // as the leader stamped it
+//!     set_partition_leader_epoch(&mut batch, epoch);
+//!     log.append_as_follower(batch.as_slice().into(), 0).unwrap();
+//! }
+//! assert_eq!(log.last_offset_for_epoch(LeaderEpoch(2)), Some((LeaderEpoch(1), 2)));
+//! assert_eq!(log.last_offset_for_epoch(LeaderEpoch(3)), Some((LeaderEpoch(3), 3)));
+//! assert_eq!(block_on(log.truncate_to(2, 0)).unwrap(), 2); // the leader's epoch 1 ended at 2
+//! assert_eq!(log.last_offset_for_epoch(LeaderEpoch(3)), None);
 //! ```
 //!
 //! Retention, DeleteRecords and compaction are called by the broker's per-shard task:
 //!
 //! ```
 //! # use futures_lite::future::block_on;
-//! # use millrace_replication::LeaderEpoch;
 //! # use millrace_storage::{sim::SimDisk, BatchCache, LogConfig, NoThrottle, PartitionLog};
+//! # use millrace_wire::epoch::LeaderEpoch;
 //! # use millrace_wire::records::{BatchBuilder, NewRecord};
 //! let config = LogConfig { cleanup_compact: true, segment_bytes: 100, ..LogConfig::default() };
 //! let log = block_on(PartitionLog::open(SimDisk::default(), "/data/t-0".into(), config,
@@ -69,10 +101,11 @@
 //! // One record per segment: the clean covers the two closed ones and drops k=1.
 //! let cleaned = block_on(log.clean(1_000, &NoThrottle)).unwrap();
 //! assert_eq!((cleaned.records_removed, cleaned.cleaned_end_offset), (1, 2));
-//! // Everything below the high watermark; the closed segments go at once.
-//! assert_eq!(block_on(log.delete_records(-1)).unwrap(), 3);
+//! // Everything below the limit (the high watermark: here the durable end); the closed
+//! // segments go at once.
+//! assert_eq!(block_on(log.delete_records(-1, log.durable_end())).unwrap(), 3);
 //! // The active segment is wholly below the start: retention rolls it and deletes it.
-//! let out = block_on(log.enforce_retention(1_000)).unwrap();
+//! let out = block_on(log.enforce_retention(1_000, log.durable_end())).unwrap();
 //! assert_eq!((out.segments_deleted, out.log_start_offset, log.log_end_offset()), (1, 3, 3));
 //! ```
 //!
@@ -91,8 +124,15 @@
 //! * Writes are block-aligned: the log keeps the partial last block of each segment in memory
 //!   and rewrites it whole, zero-padded. A segment's logical size is tracked by the log (and
 //!   recorded in its `.index`), never taken from the file length.
-//! * The high watermark is the log end of the last completed flush: with `fsync`, everything
-//!   below it is durable; reads never go past it, so unsynced bytes are never served.
+//! * Storage knows the log end and the durable end, never the high watermark. The durable end
+//!   is the log end of the last completed flush (with `fsync`, everything below it is on
+//!   disk); it never exceeds the log end and never moves back except by `truncate_to`. Reads
+//!   stop below the caller's bound; file reads also stop at the durable end (above it only
+//!   the batch cache serves). Retention, DeleteRecords and compaction never delete or rewrite
+//!   above the durable end, and retention and DeleteRecords not above the caller's limit.
+//! * A truncation is committed by its marker file: recovery completes it, so a crash leaves the
+//!   log at its old end or at the cut, never a mix. Follower appends must continue the log
+//!   exactly at its end.
 //! * A segment's indexes and the producer snapshot taken at its roll are written only after its
 //!   data is synced, so a valid index never describes data that may be lost.
 //! * Recovery trusts closed segments with a valid index, scans the rest (CRC included), cuts
@@ -118,6 +158,7 @@ mod recovery;
 mod retention;
 mod segment;
 pub mod sim;
+mod truncate;
 
 pub use cache::BatchCache;
 pub use compaction::{CleanOutcome, NoThrottle, Throttle, IO_BYTES, MAP_ENTRY_BYTES};

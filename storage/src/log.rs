@@ -9,10 +9,10 @@ use crate::producer::{Check, ProducerState};
 use crate::segment::{file_name, Segment};
 use crate::StorageError;
 use bytes::{Bytes, BytesMut};
-use millrace_replication::{HighWatermark, LeaderEpoch};
+use millrace_wire::epoch::{EpochEntry, LeaderEpoch};
 use millrace_wire::records::{
     decode_records, set_base_offset, set_partition_leader_epoch, stamp_log_append_time,
-    BatchHeader, BatchIter, BatchStep, BATCH_HEADER_BYTES,
+    validate_stored_batch, BatchHeader, BatchIter, BatchStep, BATCH_HEADER_BYTES,
 };
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -159,8 +159,8 @@ pub struct ReadResult<F> {
     pub chunks: Vec<ReadChunk<F>>,
     /// Total bytes of `chunks`.
     pub bytes: usize,
-    /// The high watermark when the read was made.
-    pub high_watermark: i64,
+    /// The durable end when the read was made (see [`PartitionLog::durable_end`]).
+    pub durable_end: i64,
     /// The log start offset when the read was made.
     pub log_start_offset: i64,
 }
@@ -177,15 +177,18 @@ pub struct PartitionLog<D: Disk> {
     pub(crate) gate: FlushGate,
     /// Serialises retention and DeleteRecords (each changes the log start and deletes files).
     pub(crate) maintenance: AsyncLock,
-    /// True while a clean runs; a second one returns at once.
-    pub(crate) cleaning: Cell<bool>,
+    /// Held while a clean runs (a second one returns at once) and by `truncate_to`.
+    pub(crate) cleaning: AsyncLock,
+    /// True while `truncate_to` runs: appends are refused.
+    pub(crate) truncating: Cell<bool>,
 }
 
 pub(crate) struct State<F> {
     /// Sorted by base offset, contiguous; the last one is active.
     pub segments: Vec<Segment<F>>,
     pub log_start_offset: i64,
-    pub high_watermark: HighWatermark,
+    /// The log end of the last completed flush round; never decreases, never above the log end.
+    pub durable_end: i64,
     pub producers: ProducerState,
     pub epochs: EpochCache,
     /// Bumped at every epoch change; the checkpoint is current when it equals `epochs_written`.
@@ -196,7 +199,7 @@ pub(crate) struct State<F> {
     pub pending_snapshots: Vec<(i64, Vec<u8>)>,
     /// Largest batch max_timestamp appended, with its batch's last offset.
     pub appended_max_timestamp: Option<(i64, i64)>,
-    /// The same, as of the high watermark.
+    /// The same, as of the durable end.
     pub durable_max_timestamp: Option<(i64, i64)>,
     /// Bytes appended and not yet written.
     pub unwritten_bytes: usize,
@@ -225,6 +228,11 @@ pub(crate) struct AsyncLock {
 pub(crate) struct AsyncLockGuard<'a>(&'a AsyncLock);
 
 impl AsyncLock {
+    /// The lock if it is free now.
+    pub(crate) fn try_lock(&self) -> Option<AsyncLockGuard<'_>> {
+        (!self.held.replace(true)).then_some(AsyncLockGuard(self))
+    }
+
     pub(crate) async fn lock(&self) -> AsyncLockGuard<'_> {
         std::future::poll_fn(|cx| {
             if self.held.get() {
@@ -250,7 +258,30 @@ impl Drop for AsyncLockGuard<'_> {
 }
 
 /// Marks the end of a round (also when its future is dropped) and wakes the waiters.
-struct RoundGuard<'a>(&'a FlushGate);
+pub(crate) struct RoundGuard<'a>(&'a FlushGate);
+
+impl FlushGate {
+    /// Waits until no round runs and keeps others from starting until the guard drops
+    /// (`truncate_to` runs its own rounds under it).
+    pub(crate) async fn hold(&self) -> RoundGuard<'_> {
+        loop {
+            if !self.running.get() {
+                self.running.set(true);
+                return RoundGuard(self);
+            }
+            let generation = self.generation.get();
+            std::future::poll_fn(|cx| {
+                if self.generation.get() != generation {
+                    Poll::Ready(())
+                } else {
+                    self.waiters.borrow_mut().push(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+        }
+    }
+}
 
 impl Drop for RoundGuard<'_> {
     fn drop(&mut self) {
@@ -273,20 +304,34 @@ impl<D: Disk> PartitionLog<D> {
         self.state.borrow().log_end_offset()
     }
 
-    /// The end of the durable (flushed) log: consumers see offsets below it.
-    pub fn high_watermark(&self) -> i64 {
-        self.state.borrow().high_watermark.0
+    /// The log end offset of the last completed flush: with `fsync`, everything below it is
+    /// on disk (without, written to the OS). Never above the log end; it moves back only when
+    /// [`PartitionLog::truncate_to`] cuts below it. On a single node it is also the high
+    /// watermark, which storage does not know: callers bound reads and deletions with it.
+    pub fn durable_end(&self) -> i64 {
+        self.state.borrow().durable_end
     }
 
-    /// The largest batch timestamp below the high watermark and its batch's last offset
+    /// The largest batch timestamp below the durable end and its batch's last offset
     /// (ListOffsets MAX_TIMESTAMP, at batch granularity).
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         self.state.borrow().durable_max_timestamp
     }
 
     /// The leader-epoch entries (epoch, first offset), oldest first.
-    pub fn epoch_entries(&self) -> Vec<millrace_replication::EpochEntry> {
+    pub fn epoch_entries(&self) -> Vec<EpochEntry> {
         self.state.borrow().epochs.entries.clone()
+    }
+
+    /// Kafka's OffsetForLeaderEpoch answer from the leader-epoch cache: the largest epoch at
+    /// or below `epoch` with the offset where it ends (the first offset of the next epoch, or
+    /// the log end offset for the latest one). As in Kafka, an epoch older than every entry
+    /// answers itself with the first entry's start offset (the log before it is gone), and
+    /// None stands for Kafka's UNDEFINED_EPOCH answer (-1, -1): an unknown (negative) epoch,
+    /// an epoch newer than the latest, or an empty cache.
+    pub fn last_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, i64)> {
+        let st = self.state.borrow();
+        st.epochs.end_offset_for(epoch, st.log_end_offset())
     }
 
     /// The partition's directory.
@@ -320,9 +365,7 @@ impl<D: Disk> PartitionLog<D> {
         log_append_time: bool,
     ) -> Result<AppendOutcome, StorageError> {
         let mut st = self.state.borrow_mut();
-        if st.closed {
-            return Err(StorageError::Closed);
-        }
+        self.check_appendable(&st)?;
         let mut headers = parse_batches(&records)?;
         let (compact, decode_bytes_max) = {
             let c = self.config.borrow();
@@ -331,14 +374,7 @@ impl<D: Disk> PartitionLog<D> {
         if compact {
             check_keys(&records, &headers, decode_bytes_max)?;
         }
-        if st.unwritten_bytes > 0
-            && st.unwritten_bytes + records.len() > self.config.borrow().pending_bytes_max
-        {
-            return Err(StorageError::BufferFull {
-                pending_bytes: st.unwritten_bytes,
-                limit: self.config.borrow().pending_bytes_max,
-            });
-        }
+        self.check_pending(&st, records.len())?;
         if let Some(duplicate) = check_producers(&st.producers, &mut headers, st.log_end_offset())?
         {
             return Ok(duplicate);
@@ -366,6 +402,73 @@ impl<D: Disk> PartitionLog<D> {
             log_append_time_ms: if log_append_time { now_ms } else { -1 },
             duplicate: false,
         })
+    }
+
+    /// Appends batches a leader wrote, as they are: their offsets (the first must be the log
+    /// end, each next one where the previous ends, else
+    /// [`StorageError::UnexpectedAppendOffset`]), their partition leader epochs (recorded in
+    /// the leader-epoch cache; an epoch below the latest is not) and their timestamps. Each
+    /// batch's CRC is checked; producer state is updated without sequence checks (the leader
+    /// decided) and the batches are cached and buffered as by [`PartitionLog::append`]. All
+    /// batches are appended or none.
+    pub fn append_as_follower(
+        &self,
+        records: BytesMut,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, StorageError> {
+        let mut st = self.state.borrow_mut();
+        self.check_appendable(&st)?;
+        let headers = parse_batches(&records)?;
+        let mut expected = st.log_end_offset();
+        for (position, h) in &headers {
+            let batch = &records[*position..*position + h.total_bytes()];
+            validate_stored_batch(batch).map_err(|reason| StorageError::InvalidRecords {
+                position: *position,
+                reason,
+            })?;
+            if h.base_offset != expected {
+                return Err(StorageError::UnexpectedAppendOffset {
+                    expected,
+                    received: h.base_offset,
+                });
+            }
+            expected = h.next_offset();
+        }
+        self.check_pending(&st, records.len())?;
+        let records = records.freeze();
+        for (position, h) in &headers {
+            let bytes = records.slice(*position..*position + h.total_bytes());
+            let epoch = LeaderEpoch(h.partition_leader_epoch);
+            self.append_one(&mut st, h, bytes, epoch, now_ms);
+        }
+        let (first, last) = (headers[0].1, headers[headers.len() - 1].1);
+        Ok(AppendOutcome {
+            base_offset: first.base_offset,
+            last_offset: last.last_offset(),
+            log_append_time_ms: -1,
+            duplicate: false,
+        })
+    }
+
+    fn check_appendable(&self, st: &State<D::File>) -> Result<(), StorageError> {
+        if st.closed {
+            return Err(StorageError::Closed);
+        }
+        if self.truncating.get() {
+            return Err(StorageError::TruncationInProgress);
+        }
+        Ok(())
+    }
+
+    fn check_pending(&self, st: &State<D::File>, bytes: usize) -> Result<(), StorageError> {
+        let limit = self.config.borrow().pending_bytes_max;
+        if st.unwritten_bytes > 0 && st.unwritten_bytes + bytes > limit {
+            return Err(StorageError::BufferFull {
+                pending_bytes: st.unwritten_bytes,
+                limit,
+            });
+        }
+        Ok(())
     }
 
     fn append_one(
@@ -425,13 +528,24 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// Group commit: writes everything appended before the call (and whatever else is pending)
-    /// and, with `fsync`, syncs it; then advances the high watermark. Concurrent callers share
-    /// rounds: one write and one sync per file per round.
+    /// and, with `fsync`, syncs it; then advances the durable end. Concurrent callers share
+    /// rounds: one write and one sync per file per round. [`StorageError::Truncated`] when
+    /// `truncate_to` removed some of what the call was waiting for.
     pub async fn flush(&self) -> Result<(), StorageError> {
         let target = self.log_end_offset();
         loop {
-            if self.high_watermark() >= target {
+            let (durable_end, log_end_offset) = {
+                let st = self.state.borrow();
+                (st.durable_end, st.log_end_offset())
+            };
+            if durable_end >= target {
                 return Ok(());
+            }
+            if log_end_offset < target {
+                return Err(StorageError::Truncated {
+                    offset: target,
+                    log_end_offset,
+                });
             }
             if self.gate.running.get() {
                 let generation = self.gate.generation.get();
@@ -452,7 +566,7 @@ impl<D: Disk> PartitionLog<D> {
         }
     }
 
-    async fn flush_round(&self) -> Result<(), StorageError> {
+    pub(crate) async fn flush_round(&self) -> Result<(), StorageError> {
         crate::foreground::io_started();
         self.open_new_files().await?;
         let plan = self.plan_round();
@@ -522,7 +636,7 @@ impl<D: Disk> PartitionLog<D> {
         }) {
             let Some(file) = seg.file.clone() else {
                 // Rolled while this round was opening files: the next round covers it, and
-                // the high watermark stops where this round's data ends.
+                // the durable end stops where this round's data ends.
                 plan.target = seg.base_offset;
                 plan.max_timestamp = st.durable_max_timestamp;
                 break;
@@ -554,8 +668,8 @@ impl<D: Disk> PartitionLog<D> {
     fn commit_round(&self, plan: &RoundPlan<D::File>) {
         let mut st = self.state.borrow_mut();
         for w in &plan.writes {
-            // A segment with unwritten data is above the high watermark: retention cannot
-            // have deleted it.
+            // A segment with unwritten data is above the durable end: retention cannot have
+            // deleted it.
             let i = st.segment_index(w.base_offset);
             let seg = &mut st.segments[i];
             let written = (w.end_size - seg.flushed_size) as usize;
@@ -578,13 +692,35 @@ impl<D: Disk> PartitionLog<D> {
                 seg.tail = Vec::new();
             }
         }
-        st.high_watermark.advance_to(plan.target);
+        // Appends only add above the target and truncation cannot run during a round.
+        assert!(
+            plan.target >= st.durable_end && plan.target <= st.log_end_offset(),
+            "durable end {} -> {} outside [durable end, log end {}]",
+            st.durable_end,
+            plan.target,
+            st.log_end_offset()
+        );
+        st.durable_end = plan.target;
         st.durable_max_timestamp = plan.max_timestamp;
     }
 
-    /// Writes what must follow durable data: indexes of rolled, synced segments, producer
-    /// snapshots at or below the high watermark, the leader-epoch checkpoint.
+    /// Writes what must follow durable data: the leader-epoch checkpoint, indexes of rolled,
+    /// synced segments, producer snapshots at or below the durable end. The checkpoint goes
+    /// first: recovery scans only segments without a valid index for epochs, so an index
+    /// written before the checkpoint that names its epochs would hide them after a crash.
+    /// (Entries above the durable end are harmless: recovery cuts the checkpoint at the log
+    /// end.)
     pub(crate) async fn write_metadata(&self) -> Result<(), StorageError> {
+        let epochs = {
+            let st = self.state.borrow();
+            (st.epochs_version != st.epochs_written)
+                .then(|| (st.epochs_version, st.epochs.encode()))
+        };
+        if let Some((version, bytes)) = epochs {
+            self.write_small(&self.dir.join(epoch::FILE_NAME), &bytes)
+                .await?;
+            self.state.borrow_mut().epochs_written = version;
+        }
         let jobs: Vec<(i64, Vec<u8>, Vec<u8>)> = {
             let st = self.state.borrow();
             st.segments
@@ -629,7 +765,7 @@ impl<D: Disk> PartitionLog<D> {
             let st = self.state.borrow();
             st.pending_snapshots
                 .iter()
-                .filter(|s| s.0 <= st.high_watermark.0)
+                .filter(|s| s.0 <= st.durable_end)
                 .cloned()
                 .collect()
         };
@@ -641,16 +777,6 @@ impl<D: Disk> PartitionLog<D> {
                 .pending_snapshots
                 .retain(|s| s.0 != offset);
             self.remove_old_snapshots(offset).await?;
-        }
-        let epochs = {
-            let st = self.state.borrow();
-            (st.epochs_version != st.epochs_written)
-                .then(|| (st.epochs_version, st.epochs.encode()))
-        };
-        if let Some((version, bytes)) = epochs {
-            self.write_small(&self.dir.join(epoch::FILE_NAME), &bytes)
-                .await?;
-            self.state.borrow_mut().epochs_written = version;
         }
         Ok(())
     }
@@ -685,42 +811,54 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// Whole batches from the one holding `offset`, at most `max_bytes` (at least one batch if
-    /// `min_one_batch`), never past the high watermark and never across a segment boundary.
+    /// `min_one_batch`), none starting at or above `upper_bound`: the caller's limit, the high
+    /// watermark for consumers (on a single node, [`PartitionLog::durable_end`]), the log end
+    /// for followers. A bound above the log end counts as the log end.
+    ///
+    /// `offset` outside `[log start, upper_bound]` is [`StorageError::OffsetOutOfRange`];
+    /// `offset == upper_bound` reads nothing. Data above the durable end (appended, not yet
+    /// flushed) is served only from the batch cache, which holds it only while it fits: the
+    /// read never waits for a flush. When the batch holding `offset` is neither cached nor
+    /// flushed the result is empty, and a read from the files stops at the durable end; the
+    /// caller reads again after the next flush.
     pub async fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
+        upper_bound: i64,
     ) -> Result<ReadResult<D::File>, StorageError> {
-        let (high_watermark, log_start_offset) = {
+        let (durable_end, log_start_offset, upper_bound) = {
             let st = self.state.borrow();
-            (st.high_watermark.0, st.log_start_offset)
+            let bound = upper_bound.min(st.log_end_offset());
+            (st.durable_end, st.log_start_offset, bound)
         };
         let mut result = ReadResult {
             chunks: Vec::new(),
             bytes: 0,
-            high_watermark,
+            durable_end,
             log_start_offset,
         };
-        if offset < log_start_offset || offset > high_watermark {
+        if offset < log_start_offset || offset > upper_bound {
             return Err(StorageError::OffsetOutOfRange {
                 offset,
                 log_start_offset,
-                high_watermark,
+                upper_bound,
             });
         }
-        if offset == high_watermark {
+        if offset == upper_bound {
             return Ok(result);
         }
-        if let Some(hit) = self.cache.read(
-            self.cache_id,
-            offset,
-            high_watermark,
-            max_bytes,
-            min_one_batch,
-        ) {
+        if let Some(hit) =
+            self.cache
+                .read(self.cache_id, offset, upper_bound, max_bytes, min_one_batch)
+        {
             result.bytes = hit.bytes;
             result.chunks = hit.batches.into_iter().map(ReadChunk::Memory).collect();
+            return Ok(result);
+        }
+        let file_bound = upper_bound.min(durable_end);
+        if offset >= file_bound {
             return Ok(result);
         }
         crate::foreground::io_started();
@@ -738,7 +876,7 @@ impl<D: Disk> PartitionLog<D> {
                 st.segments.get(i + 1).map(|s| s.base_offset)
             };
             let read = self
-                .read_segment(offset, budget, first_segment && min_one_batch)
+                .read_segment(offset, budget, first_segment && min_one_batch, file_bound)
                 .await?;
             let Some((chunk, len, reached_end)) = read else {
                 break;
@@ -747,7 +885,7 @@ impl<D: Disk> PartitionLog<D> {
             result.chunks.push(chunk);
             first_segment = false;
             match next {
-                Some(base) if reached_end && base < high_watermark && result.bytes < max_bytes => {
+                Some(base) if reached_end && base < file_bound && result.bytes < max_bytes => {
                     offset = base;
                 }
                 _ => break,
@@ -757,15 +895,17 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// Whole batches of the segment holding `offset`, from the batch holding it, within
-    /// `max_bytes` (or the first batch whole when `min_one_batch`): the chunk, its length and
-    /// whether it reaches the segment's durable end. None when nothing fits.
+    /// `max_bytes` (or the first batch whole when `min_one_batch`), none starting at or above
+    /// `upper_bound` (at most the durable end): the chunk, its length and whether it reaches
+    /// the segment's durable end. None when nothing fits.
     async fn read_segment(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
+        upper_bound: i64,
     ) -> Result<Option<(ReadChunk<D::File>, usize, bool)>, StorageError> {
-        let (file, base, from, end) = {
+        let (file, base, from, end, bound_from) = {
             let st = self.state.borrow();
             let seg = &st.segments[st.segment_for_offset(offset)];
             let file = seg.file.clone().expect("durable data has a file");
@@ -774,6 +914,8 @@ impl<D: Disk> PartitionLog<D> {
                 seg.base_offset,
                 seg.index.position_for_offset(seg.base_offset, offset),
                 seg.flushed_size,
+                // At or before the first batch reaching the bound, so the walk below sees it.
+                seg.index.position_for_offset(seg.base_offset, upper_bound),
             )
         };
         let Some((start, first)) =
@@ -793,11 +935,12 @@ impl<D: Disk> PartitionLog<D> {
         let walk_from = {
             let st = self.state.borrow();
             st.find_segment(base).map_or(start, |i| {
-                st.segments[i].index.entry_at_or_before(limit).max(start)
+                let entry = st.segments[i].index.entry_at_or_before(limit);
+                entry.min(bound_from).max(start)
             })
         };
         let stop = walk_headers(&*file, walk_from, end, |p, h| {
-            p + h.total_bytes() as u64 > limit
+            p + h.total_bytes() as u64 > limit || h.base_offset >= upper_bound
         })
         .await?;
         let stop = stop.map_or(end, |(p, _)| p);
@@ -811,7 +954,8 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// The first record at or after `timestamp_ms`, at or above the log start offset and below
-    /// the high watermark: its offset and timestamp. Finds the batch through the time index,
+    /// the durable end: its offset and timestamp (a caller with a lower bound, such as the high
+    /// watermark, ignores an answer at or above it). Finds the batch through the time index,
     /// then decodes it; a batch whose records were all removed (compaction, or the log start
     /// inside it) sends the search on to the next one.
     pub async fn offset_for_timestamp(

@@ -13,7 +13,7 @@ use crate::producer::ProducerState;
 use crate::retention::{self, LOG_START_FILE};
 use crate::segment::{file_name, scan, Segment, SegmentIndex};
 use crate::StorageError;
-use millrace_replication::{HighWatermark, LeaderEpoch};
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::validate_stored_batch;
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -27,7 +27,8 @@ impl<D: Disk> PartitionLog<D> {
     /// Opens (creating if missing) the log in `dir` and recovers it: closed segments with a
     /// valid index are trusted; the active segment and any segment without a valid index are
     /// scanned batch by batch (CRC included) and the log is truncated at the first bad batch,
-    /// dropping every later segment.
+    /// dropping every later segment. A truncation that `truncate_to` committed (its marker
+    /// file exists) is completed first.
     pub async fn open(
         disk: D,
         dir: PathBuf,
@@ -38,53 +39,7 @@ impl<D: Disk> PartitionLog<D> {
         config.validate()?;
         disk.create_dir_all(&dir)
             .map_err(io_err("create dir", &dir))?;
-        let names = disk.list_dir(&dir).map_err(io_err("list", &dir))?;
-        let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN);
-        // Temporary files, and cleaned segments whose swap did not happen (the old segment
-        // is still there, whole).
-        for stray in names
-            .iter()
-            .filter(|n| n.ends_with(".tmp") || n.ends_with(CLEANED_SUFFIX))
-        {
-            remove_if_present(&disk, &dir.join(stray)).await?;
-        }
-        let checkpoint = load_log_start(&disk, &dir).await;
-        let mut bases: Vec<i64> = names.iter().filter_map(|n| parse_name(n, ".log")).collect();
-        bases.sort_unstable();
-        let mut seen_epochs = Vec::new();
-        let mut segments =
-            recover_segments(&disk, &dir, &config, &bases, clean, &mut seen_epochs).await?;
-        if segments.is_empty() {
-            segments.push(Segment::new(checkpoint.unwrap_or(0)));
-        }
-        prepare_active(
-            segments.last_mut().expect("one segment at least"),
-            clean,
-            now_ms,
-        )
-        .await?;
-        let log_end_offset = segments.last().expect("one segment").index.next_offset;
-        let log_start_offset = segments[0]
-            .base_offset
-            .max(checkpoint.unwrap_or(0))
-            .min(log_end_offset);
-        remove_below_start(&disk, &dir, &mut segments, log_start_offset).await?;
-        remove_stale_indexes(&disk, &dir, &names, &segments).await?;
-        let (mut epochs, mut epochs_changed) =
-            load_epochs(&disk, &dir, log_end_offset, &seen_epochs).await;
-        epochs_changed |= epochs.truncate_before(log_start_offset);
-        let producers = load_producers(&disk, &dir, &names, &segments, now_ms).await?;
-        if clean {
-            remove_if_present(&disk, &dir.join(CLEAN_SHUTDOWN)).await?;
-            disk.sync_dir(&dir)
-                .await
-                .map_err(io_err("sync dir", &dir))?;
-        }
-        let durable_max_timestamp = segments
-            .iter()
-            .filter(|s| s.index.max_timestamp >= 0)
-            .max_by_key(|s| s.index.max_timestamp)
-            .map(|s| (s.index.max_timestamp, s.index.max_timestamp_offset));
+        let recovered = recover_state(&disk, &dir, &config, now_ms).await?;
         let cache_id = cache.register();
         let log = PartitionLog {
             disk,
@@ -92,31 +47,155 @@ impl<D: Disk> PartitionLog<D> {
             config: RefCell::new(config),
             cache,
             cache_id,
-            state: RefCell::new(State {
-                segments,
-                log_start_offset,
-                high_watermark: HighWatermark(log_end_offset),
-                producers,
-                epochs,
-                epochs_version: u64::from(epochs_changed),
-                epochs_written: 0,
-                pending_snapshots: Vec::new(),
-                appended_max_timestamp: durable_max_timestamp,
-                durable_max_timestamp,
-                unwritten_bytes: 0,
-                first_dirty_offset: log_start_offset,
-                closed: false,
-            }),
+            state: RefCell::new(recovered.state),
             gate: FlushGate::default(),
             maintenance: AsyncLock::default(),
-            cleaning: Cell::new(false),
+            cleaning: AsyncLock::default(),
+            truncating: Cell::new(false),
         };
-        if let Err(e) = log.write_metadata().await {
-            // Rebuilt indexes and the checkpoint are an optimisation of the next open.
-            tracing::warn!(dir = %log.dir.display(), error = %e, "writing recovered metadata failed");
-        }
+        log.finish_recovery(recovered.truncated_to).await?;
         Ok(log)
     }
+
+    /// Writes what recovery rebuilt. After a truncation the leader-epoch checkpoint must be
+    /// current before the truncation marker goes: once it is gone, appends may bring epochs
+    /// that a stale checkpoint entry above the cut would hide at the next open.
+    pub(crate) async fn finish_recovery(
+        &self,
+        truncated_to: Option<i64>,
+    ) -> Result<(), StorageError> {
+        let written = self.write_metadata().await;
+        match (truncated_to, written) {
+            (None, Err(e)) => {
+                // Rebuilt indexes and the checkpoint are an optimisation of the next open.
+                tracing::warn!(dir = %self.dir.display(), error = %e, "writing recovered metadata failed");
+                Ok(())
+            }
+            (None, Ok(())) => Ok(()),
+            (Some(_), written) => {
+                written?;
+                crate::truncate::remove_marker(&self.disk, &self.dir).await
+            }
+        }
+    }
+}
+
+/// A log's state as rebuilt from its directory, and the truncation that was completed on
+/// the way (its marker is still on disk until [`PartitionLog::finish_recovery`]).
+pub(crate) struct Recovered<F> {
+    pub state: State<F>,
+    pub truncated_to: Option<i64>,
+}
+
+/// Rebuilds a log's state from its files: at open, and by `truncate_to` once its marker is
+/// written (the same code cuts the log in both cases, so a crash at any point of a truncation
+/// ends the way the truncation itself does).
+pub(crate) async fn recover_state<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<Recovered<D::File>, StorageError> {
+    let names = disk.list_dir(dir).map_err(io_err("list", dir))?;
+    let shut_down_cleanly = names.iter().any(|n| n == CLEAN_SHUTDOWN);
+    // Temporary files, and cleaned segments whose swap did not happen (the old segment
+    // is still there, whole).
+    for stray in names
+        .iter()
+        .filter(|n| n.ends_with(".tmp") || n.ends_with(CLEANED_SUFFIX))
+    {
+        remove_if_present(disk, &dir.join(stray)).await?;
+    }
+    let truncated_to = crate::truncate::load_marker(disk, dir).await;
+    // A pending truncation changes the last segment: its index cannot be trusted.
+    let clean = shut_down_cleanly && truncated_to.is_none();
+    let checkpoint = load_log_start(disk, dir).await;
+    let mut bases: Vec<i64> = names.iter().filter_map(|n| parse_name(n, ".log")).collect();
+    bases.sort_unstable();
+    if let Some(cut) = truncated_to {
+        cut_segment_files(disk, dir, &mut bases, cut).await?;
+    }
+    let mut seen_epochs = Vec::new();
+    let scan = SegmentScan {
+        clean,
+        end_offset: truncated_to,
+    };
+    let mut segments = recover_segments(disk, dir, config, &bases, scan, &mut seen_epochs).await?;
+    if segments.is_empty() {
+        segments.push(Segment::new(checkpoint.or(truncated_to).unwrap_or(0)));
+    }
+    prepare_active(
+        segments.last_mut().expect("one segment at least"),
+        clean,
+        truncated_to.is_some(),
+        now_ms,
+    )
+    .await?;
+    let log_end_offset = segments.last().expect("one segment").index.next_offset;
+    let log_start_offset = segments[0]
+        .base_offset
+        .max(checkpoint.unwrap_or(0))
+        .min(log_end_offset);
+    remove_below_start(disk, dir, &mut segments, log_start_offset).await?;
+    remove_stale_indexes(disk, dir, &names, &segments).await?;
+    let (mut epochs, mut epochs_changed) =
+        load_epochs(disk, dir, log_end_offset, &seen_epochs).await;
+    epochs_changed |= epochs.truncate_before(log_start_offset);
+    let producers = load_producers(disk, dir, &names, &segments, now_ms).await?;
+    if shut_down_cleanly || truncated_to.is_some() {
+        remove_if_present(disk, &dir.join(CLEAN_SHUTDOWN)).await?;
+        disk.sync_dir(dir).await.map_err(io_err("sync dir", dir))?;
+    }
+    let durable_max_timestamp = segments
+        .iter()
+        .filter(|s| s.index.max_timestamp >= 0)
+        .max_by_key(|s| s.index.max_timestamp)
+        .map(|s| (s.index.max_timestamp, s.index.max_timestamp_offset));
+    let state = State {
+        segments,
+        log_start_offset,
+        durable_end: log_end_offset,
+        producers,
+        epochs,
+        epochs_version: u64::from(epochs_changed),
+        epochs_written: 0,
+        pending_snapshots: Vec::new(),
+        appended_max_timestamp: durable_max_timestamp,
+        durable_max_timestamp,
+        unwritten_bytes: 0,
+        first_dirty_offset: log_start_offset,
+        closed: false,
+    };
+    Ok(Recovered {
+        state,
+        truncated_to,
+    })
+}
+
+/// How [`recover_segments`] treats segments: whether the last run closed the log cleanly (its
+/// last segment's index can be trusted), and where a pending truncation cuts the log.
+#[derive(Clone, Copy)]
+struct SegmentScan {
+    clean: bool,
+    end_offset: Option<i64>,
+}
+
+/// A pending truncation at `cut`: removes the files of every segment starting above it (the
+/// one holding `cut` is scanned up to it, and a segment starting exactly there is emptied).
+async fn cut_segment_files<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    bases: &mut Vec<i64>,
+    cut: i64,
+) -> Result<(), StorageError> {
+    let keep = bases.partition_point(|&b| b <= cut).max(1).min(bases.len());
+    for &base in bases[keep..].iter().rev() {
+        for suffix in [".log", ".index", ".timeindex"] {
+            remove_if_present(disk, &file_name(dir, base, suffix)).await?;
+        }
+    }
+    bases.truncate(keep);
+    disk.sync_dir(dir).await.map_err(io_err("sync dir", dir))
 }
 
 /// Opens every segment, trusting valid indexes of closed segments and scanning the rest.
@@ -127,7 +206,7 @@ async fn recover_segments<D: Disk>(
     dir: &Path,
     config: &LogConfig,
     bases: &[i64],
-    clean: bool,
+    scan: SegmentScan,
     seen_epochs: &mut Vec<(i32, i64)>,
 ) -> Result<Vec<Segment<D::File>>, StorageError> {
     let mut segments = Vec::new();
@@ -139,14 +218,17 @@ async fn recover_segments<D: Disk>(
             .await
             .map_err(io_err("open", &path))?;
         let file_bytes = file.size().await.map_err(io_err("size", &path))?;
-        let trusted = match next_base.is_some() || clean {
+        let trusted = match next_base.is_some() || scan.clean {
             true => load_index(disk, dir, base, file_bytes, next_base).await,
             false => None,
         };
         let index_written = trusted.is_some();
         let index = match trusted {
             Some(index) => index,
-            None => scan_segment(&file, base, file_bytes, config, seen_epochs).await?,
+            None => {
+                let end_offset = scan.end_offset.filter(|_| next_base.is_none());
+                scan_segment(&file, base, file_bytes, config, end_offset, seen_epochs).await?
+            }
         };
         let complete = next_base.is_none_or(|n| index.next_offset == n);
         let mut seg = Segment::new(base);
@@ -209,18 +291,22 @@ async fn load_index<D: Disk>(
 
 /// Validates every batch of a segment (CRC, increasing offsets; gaps are allowed, compaction
 /// leaves them) and rebuilds its index, stopping at the first batch that is torn, corrupt or
-/// out of place.
+/// out of place, or that reaches `end_offset` (a pending truncation).
 async fn scan_segment<F: DiskFile>(
     file: &F,
     base: i64,
     file_bytes: u64,
     config: &LogConfig,
+    end_offset: Option<i64>,
     seen_epochs: &mut Vec<(i32, i64)>,
 ) -> Result<SegmentIndex, StorageError> {
     let interval = u64::from(config.index_interval_bytes);
     let mut index = SegmentIndex::empty(base);
     let end = scan(file, 0, file_bytes, |_, _, bytes| {
         let h = validate_stored_batch(bytes).map_err(|e| e.to_string())?;
+        if end_offset.is_some_and(|cut| h.last_offset() >= cut) {
+            return Err("truncation point".into());
+        }
         if h.base_offset < index.next_offset {
             return Err(format!(
                 "batch at offset {}, expected {}",
@@ -254,6 +340,7 @@ async fn scan_segment<F: DiskFile>(
 async fn prepare_active<F: DiskFile>(
     seg: &mut Segment<F>,
     clean: bool,
+    truncating: bool,
     now_ms: i64,
 ) -> Result<(), StorageError> {
     seg.rolled = false;
@@ -275,6 +362,11 @@ async fn prepare_active<F: DiskFile>(
         file.truncate(size)
             .await
             .map_err(io_err("truncate", &path))?;
+        if truncating {
+            // Durable before the truncation's marker goes (a torn tail needs no sync: a
+            // crash brings it back and recovery cuts it again).
+            file.sync_data().await.map_err(io_err("sync", &path))?;
+        }
     }
     seg.tail_position = size - size % align;
     let want = (size - seg.tail_position) as usize;

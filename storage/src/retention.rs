@@ -2,7 +2,9 @@
 //! checkpoint.
 //!
 //! Kafka's rules: whole segments are deleted, oldest first, never the active one and never one
-//! holding data above the high watermark. A segment goes when its newest record is older than
+//! holding data at or above the caller's `delete_below_limit` (the high watermark, which
+//! storage does not know; on a single node the durable end) nor above the durable end,
+//! whatever the limit. A segment goes when its newest record is older than
 //! `retention_ms`, when the log stays at least `retention_bytes` big without it, or when it
 //! lies wholly below the log start offset (DeleteRecords). When the active segment itself is
 //! due (by any of the three), it is rolled first so that it can go and the log keeps an empty
@@ -47,8 +49,13 @@ pub struct RetentionOutcome {
 impl<D: Disk> PartitionLog<D> {
     /// Applies `retention_ms`, `retention_bytes` and the log start offset (only with
     /// `cleanup_delete`): deletes whole segments as Kafka does, rolling the active segment
-    /// first when it is due itself or older than `segment_ms`.
-    pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+    /// first when it is due itself or older than `segment_ms`. Only segments ending at or
+    /// below `delete_below_limit` (the high watermark) and the durable end may go.
+    pub async fn enforce_retention(
+        &self,
+        now_ms: i64,
+        delete_below_limit: i64,
+    ) -> Result<RetentionOutcome, StorageError> {
         let _lock = self.maintenance.lock().await;
         let config = self.config();
         let mut outcome = RetentionOutcome {
@@ -64,7 +71,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         {
             let mut st = self.state.borrow_mut();
-            if active_due(&st, &config, now_ms) {
+            if active_due(&st, &config, now_ms, delete_below_limit) {
                 self.roll(&mut st, now_ms);
             }
         }
@@ -79,7 +86,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         let (segments_deleted, bytes_deleted, gone) = {
             let mut st = self.state.borrow_mut();
-            let n = deletable(&st, &config, now_ms, false);
+            let n = deletable(&st, &config, now_ms, false, delete_below_limit);
             self.remove_segments(&mut st, n)
         };
         self.remove_segment_files(&gone).await?;
@@ -95,25 +102,35 @@ impl<D: Disk> PartitionLog<D> {
         Ok(outcome)
     }
 
-    /// Kafka's DeleteRecords: moves the log start offset to `offset` (-1: the high watermark),
-    /// persists it, and deletes the segments wholly below it. Returns the new log start offset
-    /// (the low watermark). An offset above the high watermark, or negative other than -1,
-    /// is `OffsetOutOfRange`; one at or below the current start changes nothing.
-    pub async fn delete_records(&self, offset: i64) -> Result<i64, StorageError> {
+    /// Kafka's DeleteRecords: moves the log start offset to `offset` (-1: the limit),
+    /// persists it, and deletes the segments wholly below it. `delete_below_limit` is how far
+    /// the caller lets it go (the high watermark; on a single node the durable end); a limit
+    /// above the durable end counts as the durable end. Returns the new log start offset (the
+    /// low watermark). An offset above the limit, or negative other than -1, is
+    /// `OffsetOutOfRange`; one at or below the current start changes nothing.
+    pub async fn delete_records(
+        &self,
+        offset: i64,
+        delete_below_limit: i64,
+    ) -> Result<i64, StorageError> {
         let _lock = self.maintenance.lock().await;
-        let (high_watermark, log_start_offset, closed) = {
+        let (limit, log_start_offset, closed) = {
             let st = self.state.borrow();
-            (st.high_watermark.0, st.log_start_offset, st.closed)
+            (
+                delete_below_limit.min(st.durable_end),
+                st.log_start_offset,
+                st.closed,
+            )
         };
         if closed {
             return Err(StorageError::Closed);
         }
-        let target = if offset == -1 { high_watermark } else { offset };
-        if target < 0 || target > high_watermark {
+        let target = if offset == -1 { limit } else { offset };
+        if target < 0 || target > limit {
             return Err(StorageError::OffsetOutOfRange {
                 offset,
                 log_start_offset,
-                high_watermark,
+                upper_bound: limit,
             });
         }
         if target <= log_start_offset {
@@ -127,7 +144,8 @@ impl<D: Disk> PartitionLog<D> {
         let (deleted, _, gone) = {
             let mut st = self.state.borrow_mut();
             st.advance_log_start(target);
-            let n = deletable(&st, &self.config.borrow(), i64::MIN, true);
+            // Below the new start, which the limit bounds.
+            let n = deletable(&st, &self.config.borrow(), i64::MIN, true, target);
             self.remove_segments(&mut st, n)
         };
         self.remove_segment_files(&gone).await?;
@@ -252,8 +270,8 @@ impl<F> State<F> {
 }
 
 /// The active segment must roll now: it has data, and it is older than `segment_ms`, or it is
-/// wholly durable and due for deletion along with every segment before it.
-fn active_due<F>(st: &State<F>, config: &LogConfig, now_ms: i64) -> bool {
+/// wholly below the limit (and durable) and due for deletion along with every segment before it.
+fn active_due<F>(st: &State<F>, config: &LogConfig, now_ms: i64, limit: i64) -> bool {
     let active = st.segments.last().expect("a log has a segment");
     if active.index.size == 0 {
         return false;
@@ -261,17 +279,24 @@ fn active_due<F>(st: &State<F>, config: &LogConfig, now_ms: i64) -> bool {
     let aged = active
         .first_append_ms
         .is_some_and(|t| now_ms.saturating_sub(t) >= config.segment_ms);
-    aged || deletable_with_active(st, config, now_ms) == st.segments.len()
+    aged || deletable_with_active(st, config, now_ms, limit) == st.segments.len()
 }
 
-/// How many leading segments may go (the active one excluded).
-fn deletable<F>(st: &State<F>, config: &LogConfig, now_ms: i64, start_only: bool) -> usize {
-    count_deletable(st, config, now_ms, start_only, st.segments.len() - 1)
+/// How many leading segments may go (the active one excluded), none ending above `limit`.
+fn deletable<F>(
+    st: &State<F>,
+    config: &LogConfig,
+    now_ms: i64,
+    start_only: bool,
+    limit: i64,
+) -> usize {
+    let segments = st.segments.len() - 1;
+    count_deletable(st, config, now_ms, start_only, segments, limit)
 }
 
 /// The same count, letting the active segment be judged by time and size like the others.
-fn deletable_with_active<F>(st: &State<F>, config: &LogConfig, now_ms: i64) -> usize {
-    count_deletable(st, config, now_ms, false, st.segments.len())
+fn deletable_with_active<F>(st: &State<F>, config: &LogConfig, now_ms: i64, limit: i64) -> usize {
+    count_deletable(st, config, now_ms, false, st.segments.len(), limit)
 }
 
 fn count_deletable<F>(
@@ -279,14 +304,17 @@ fn count_deletable<F>(
     config: &LogConfig,
     now_ms: i64,
     start_only: bool,
-    limit: usize,
+    segments: usize,
+    delete_below_limit: i64,
 ) -> usize {
-    let high_watermark = st.high_watermark.0;
+    // Never past the durable end, whatever the caller allows: a segment with unflushed data
+    // must stay for the flush that writes it.
+    let limit = delete_below_limit.min(st.durable_end);
     let mut remaining: u64 = st.segments.iter().map(|s| s.index.size).sum();
     let mut n = 0;
-    for seg in st.segments.iter().take(limit) {
+    for seg in st.segments.iter().take(segments) {
         let end = seg.index.next_offset;
-        if end > high_watermark || seg.index.size == 0 {
+        if end > limit || seg.index.size == 0 {
             break;
         }
         let below_start = end <= st.log_start_offset;

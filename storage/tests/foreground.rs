@@ -7,10 +7,10 @@ mod common;
 
 use common::*;
 use futures_lite::future::block_on;
-use millrace_replication::LeaderEpoch;
 use millrace_storage::foreground_io_started;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::LogConfig;
+use millrace_wire::epoch::LeaderEpoch;
 
 fn append(log: &Log, timestamp: i64) {
     log.append(
@@ -64,12 +64,17 @@ fn flush_rounds_and_reads_past_the_cache_count_and_nothing_else_does() {
     drop(log);
     let log = open(&disk, &LogConfig::default(), 1 << 20, 2000);
     let before = foreground_io_started();
-    let chunk = block_on(log.read(0, 1 << 20, true)).expect("read");
+    let chunk = block_on(log.read(0, 1 << 20, true, log.durable_end())).expect("read");
     assert!(chunk.bytes > 0);
     assert_eq!(foreground_io_started(), before + 1);
     // Out of range, or at the high watermark: nothing read.
-    assert!(block_on(log.read(-1, 1 << 20, true)).is_err());
-    let end = log.high_watermark();
-    assert_eq!(block_on(log.read(end, 1 << 20, true)).unwrap().bytes, 0);
+    assert!(block_on(log.read(-1, 1 << 20, true, log.durable_end())).is_err());
+    let end = log.durable_end();
+    assert_eq!(
+        block_on(log.read(end, 1 << 20, true, log.durable_end()))
+            .unwrap()
+            .bytes,
+        0
+    );
     assert_eq!(foreground_io_started(), before + 1);
 }

@@ -4,9 +4,9 @@ mod common;
 
 use common::*;
 use futures_lite::future::{block_on, zip};
-use millrace_replication::LeaderEpoch;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::{LogConfig, ReadChunk, StorageError};
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::{decode_records, BatchHeader};
 
 const E0: LeaderEpoch = LeaderEpoch(0);
@@ -37,15 +37,18 @@ fn append_is_invisible_until_flush_then_reads_back_byte_for_byte() {
         (out.base_offset, out.last_offset, out.duplicate),
         (0, 2, false)
     );
-    assert_eq!((log.log_end_offset(), log.high_watermark()), (3, 0));
-    assert!(block_on(log.read(0, 1000, true)).unwrap().chunks.is_empty());
+    assert_eq!((log.log_end_offset(), log.durable_end()), (3, 0));
+    assert!(block_on(log.read(0, 1000, true, log.durable_end()))
+        .unwrap()
+        .chunks
+        .is_empty());
     assert!(matches!(
-        block_on(log.read(1, 1000, true)),
+        block_on(log.read(1, 1000, true, log.durable_end())),
         Err(StorageError::OffsetOutOfRange { .. })
     ));
     block_on(log.flush()).unwrap();
-    assert_eq!(log.high_watermark(), 3);
-    let result = block_on(log.read(1, 1000, true)).unwrap();
+    assert_eq!(log.durable_end(), 3);
+    let result = block_on(log.read(1, 1000, true, log.durable_end())).unwrap();
     let batches = split_batches(&materialize(&result));
     assert_eq!(batches.len(), 1);
     let h = BatchHeader::parse(&batches[0]).unwrap();
@@ -78,7 +81,7 @@ fn reads_from_files_return_whole_batches_within_max_bytes() {
     assert!(log_files(&disk, ".log").len() > 3, "small segments roll");
     for &(base, last, ref bytes) in &expected {
         for offset in [base, last] {
-            let r = block_on(log.read(offset, 300, true)).unwrap();
+            let r = block_on(log.read(offset, 300, true, log.durable_end())).unwrap();
             assert!(r.chunks.iter().all(|c| matches!(c, ReadChunk::File { .. })));
             let got = split_batches(&materialize(&r));
             assert_eq!(
@@ -86,7 +89,7 @@ fn reads_from_files_return_whole_batches_within_max_bytes() {
                 "read at {offset} starts at the batch holding it"
             );
             assert!(r.bytes <= 300 || got.len() == 1);
-            let r = block_on(log.read(offset, bytes.len() - 1, false)).unwrap();
+            let r = block_on(log.read(offset, bytes.len() - 1, false, log.durable_end())).unwrap();
             assert_eq!(r.bytes, 0, "no partial batch without min_one_batch");
         }
     }
@@ -255,11 +258,11 @@ fn disk_full_fails_the_flush_and_loses_nothing_acknowledged() {
     }
     let err = block_on(log.flush()).unwrap_err();
     assert!(err.is_disk_full(), "{err}");
-    assert_eq!(log.high_watermark(), 2, "nothing new is visible");
+    assert_eq!(log.durable_end(), 2, "nothing new is visible");
     assert_eq!(read_all(&log).len(), 1);
     disk.set_disk_full(false);
     block_on(log.flush()).unwrap();
-    assert_eq!(log.high_watermark(), 42);
+    assert_eq!(log.durable_end(), 42);
     let expected = read_all(&log);
     assert_eq!(expected.len(), 21);
     drop(log);
@@ -276,9 +279,9 @@ fn failed_sync_is_retried_by_the_next_flush() {
         .unwrap();
     disk.fail_next_syncs(1);
     assert!(block_on(log.flush()).is_err());
-    assert_eq!(log.high_watermark(), 0);
+    assert_eq!(log.durable_end(), 0);
     block_on(log.flush()).unwrap();
-    assert_eq!(log.high_watermark(), 1);
+    assert_eq!(log.durable_end(), 1);
 }
 
 #[test]
@@ -316,7 +319,7 @@ fn concurrent_flushes_share_one_write_and_sync() {
     let (x, y) = block_on(zip(first, late));
     x.unwrap();
     y.unwrap();
-    assert_eq!(log.high_watermark(), 3);
+    assert_eq!(log.durable_end(), 3);
 }
 
 #[test]
@@ -611,6 +614,6 @@ fn a_roll_during_a_flush_round_is_covered_by_the_next_round() {
     let (x, y) = block_on(zip(log.flush(), late));
     x.unwrap();
     y.unwrap();
-    assert_eq!(log.high_watermark(), 4);
+    assert_eq!(log.durable_end(), 4);
     assert_eq!(read_all(&log).len(), 4);
 }

@@ -1,32 +1,45 @@
 //! Model-based test of the partition log: seeded random sequences of append (plain and
-//! idempotent, some with LogAppendTime, some under a new leader epoch), flush, reads at random
-//! offsets and sizes, producer retries, time lookups, disk-full periods, crashes with torn
-//! writes (sometimes with a damaged index file), and clean restarts, on segments small enough
-//! to roll often. The model is the list of batches appended, and how many of them a flush
-//! acknowledged.
+//! idempotent, some with LogAppendTime, some under a new leader epoch), follower appends (the
+//! leader's offsets and epochs, idempotent ones with sequence gaps the leader allowed, some at
+//! a wrong offset), flush, reads at random offsets and sizes below the durable end or a bound
+//! up to the log end, producer retries, time lookups, truncations (at batch boundaries, inside
+//! batches, out of range; some interrupted at a random poll and followed by a power loss),
+//! disk-full periods, crashes with torn writes (sometimes with a damaged index file), and clean
+//! restarts, on segments small enough to roll often. The model is the list of batches
+//! appended, and how many of them a flush acknowledged.
 //!
 //! Invariants checked after every step:
-//! * the high watermark is the end of the last acknowledged batch; nothing past it is readable;
+//! * the durable end is the end of the last acknowledged batch;
 //! * a read returns whole batches, the first holding the offset asked for, consecutive and
-//!   byte-for-byte equal to the model, within `max_bytes` unless one batch is allowed over;
+//!   byte-for-byte equal to the model, none starting at or above its bound, within
+//!   `max_bytes` unless one batch is allowed over; from the files, nothing past the durable
+//!   end;
+//! * the leader-epoch entries are the model's (each epoch's first batch), and
+//!   `last_offset_for_epoch` answers as Kafka's OffsetForLeaderEpoch does;
+//! * a truncation ends the log at the first offset of the batch holding the offset asked for,
+//!   and a crash at any point of one leaves the old log (its acknowledged part at least) or
+//!   exactly the truncated one;
 //! * after a crash the log holds every acknowledged batch byte for byte, then possibly a
 //!   prefix of the unacknowledged ones, offsets dense;
-//! * a retried idempotent batch is answered with its original offsets and appends nothing.
+//! * a retried idempotent batch is answered with its original offsets and appends nothing,
+//!   also when a follower append or a truncation set the producer's state.
 //!
-//! `MODEL_SEEDS=n` runs n seeds (default 300); `MODEL_SEED=s` runs one. A failure names its seed.
+//! `MODEL_SEEDS=n` runs n seeds (default 300); `MODEL_SEED=s` runs one; `MODEL_TRACE=1` prints
+//! each step. A failure names its seed.
 
 mod common;
 
 use common::*;
 use futures_lite::future::block_on;
-use millrace_replication::LeaderEpoch;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::{LogConfig, StorageError};
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::{
     decode_records, set_base_offset, set_partition_leader_epoch, stamp_log_append_time, BatchHeader,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 const PRODUCER_ID: i64 = 77;
@@ -99,7 +112,18 @@ fn run(seed: u64) {
     let steps = h.rng.random_range(40..160);
     for _ in 0..steps {
         h.now_ms += h.rng.random_range(0..40);
-        match h.rng.random_range(0..100) {
+        let op = h.rng.random_range(0..112);
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            let log = h.log();
+            eprintln!(
+                "op {op} durable {} end {} acked {} batches {}",
+                log.durable_end(),
+                log.log_end_offset(),
+                h.acked,
+                h.batches.len()
+            );
+        }
+        match op {
             0..40 => h.append(),
             40..50 => h.flush(),
             50..55 => h.concurrent_append_and_flush(),
@@ -108,9 +132,13 @@ fn run(seed: u64) {
             80..83 => h.time_lookup(),
             83..89 => h.crash(),
             89..92 => h.restart(),
-            _ => h.toggle_disk_full(),
+            92..100 => h.toggle_disk_full(),
+            100..105 => h.follower_append(),
+            105..109 => h.truncate(),
+            _ => h.crash_during_truncate(),
         }
         h.check_watermarks();
+        h.check_epochs();
     }
     h.disk.set_disk_full(false);
     h.disk_full = false;
@@ -224,7 +252,7 @@ impl Harness {
             next_offset,
             sequences,
         });
-        let hw = self.log().high_watermark();
+        let hw = self.log().durable_end();
         if a.is_ok() {
             assert!(
                 hw >= first_target,
@@ -259,7 +287,7 @@ impl Harness {
 
     fn check_watermarks(&self) {
         let log = self.log();
-        assert_eq!(log.high_watermark(), self.durable_end(), "high watermark");
+        assert_eq!(log.durable_end(), self.durable_end(), "high watermark");
         let end = self
             .batches
             .last()
@@ -274,22 +302,30 @@ impl Harness {
 
     fn read(&mut self) {
         let start = self.log().log_start_offset();
-        let hw = self.log().high_watermark();
-        let offset = self.rng.random_range(start..=hw + 2);
+        let durable_end = self.log().durable_end();
+        let end = self.log().log_end_offset();
+        // A consumer's bound (the high watermark: here the durable end) or a follower's (up
+        // to the log end; above it counts as the log end).
+        let bound = match self.rng.random_bool(0.7) {
+            true => durable_end,
+            false => self.rng.random_range(durable_end..=end + 2),
+        };
+        let offset = self.rng.random_range(start..=bound.min(end) + 2);
         let max_bytes = self.rng.random_range(1..3000);
         let min_one = self.rng.random_bool(0.7);
-        let result = block_on(self.log().read(offset, max_bytes, min_one));
-        if offset > hw {
+        let result = block_on(self.log().read(offset, max_bytes, min_one, bound));
+        let bound = bound.min(end);
+        if offset > bound {
             assert!(
                 matches!(result, Err(StorageError::OffsetOutOfRange { .. })),
-                "offset {offset} > hw {hw}"
+                "offset {offset} > bound {bound}"
             );
             return;
         }
         let result = result.expect("read");
-        assert_eq!(result.high_watermark, hw);
+        assert_eq!(result.durable_end, durable_end);
         let got = split_batches(&materialize(&result));
-        if offset == hw {
+        if offset == bound {
             assert!(got.is_empty());
             return;
         }
@@ -297,18 +333,22 @@ impl Harness {
             .batches
             .iter()
             .position(|b| b.next_offset > offset)
-            .expect("offset below hw");
-        assert!(first < self.acked, "unacknowledged data visible");
+            .expect("offset below the log end");
         if got.is_empty() {
+            // Above the durable end only the batch cache serves, if it still holds the batch.
             assert!(
-                !min_one && self.batches[first].stored.len() > max_bytes,
+                (!min_one && self.batches[first].stored.len() > max_bytes) || offset >= durable_end,
                 "empty read at {offset}"
             );
             return;
         }
         for (i, bytes) in got.iter().enumerate() {
             let expected = &self.batches[first + i];
-            assert!(first + i < self.acked, "read past the high watermark");
+            assert!(
+                expected.base_offset < bound,
+                "read past its bound {bound}: batch at {}",
+                expected.base_offset
+            );
             assert_eq!(
                 bytes, &expected.stored,
                 "batch at offset {} differs",
@@ -319,6 +359,236 @@ impl Harness {
             result.bytes <= max_bytes || (got.len() == 1 && min_one),
             "read over max_bytes"
         );
+    }
+
+    /// Batches a leader wrote: its offsets (from the log end) and epochs stamped, an
+    /// idempotent producer's sequences sometimes skipping ahead (the leader decided). Now and
+    /// then one starts at a wrong offset, and the whole append must be refused.
+    fn follower_append(&mut self) {
+        if self.rng.random_ratio(1, 3) {
+            self.epoch += 1;
+        }
+        let end = self.log().log_end_offset();
+        let mut next = end;
+        let mut sequence = self.next_sequence();
+        let mut planned = Vec::new();
+        let mut batches = Vec::new();
+        let mut wrong = None;
+        for _ in 0..self.rng.random_range(1..4) {
+            let records = self.rng.random_range(1..5);
+            let value_bytes = self.rng.random_range(0..200);
+            let mut batch = match self.rng.random_ratio(1, 2) {
+                true => {
+                    sequence += self.rng.random_range(0..3);
+                    let seq = sequence;
+                    sequence += records as i32;
+                    let b =
+                        idempotent_batch(records, value_bytes, self.now_ms, PRODUCER_ID, 0, seq);
+                    planned.push(Some((seq, seq + records as i32 - 1)));
+                    b
+                }
+                false => {
+                    planned.push(None);
+                    batch(records, value_bytes, self.now_ms)
+                }
+            };
+            let mut base = next;
+            if wrong.is_none() && self.rng.random_ratio(1, 12) {
+                base += [-1, 1, 3][self.rng.random_range(0..3)];
+                wrong = Some((next, base));
+            }
+            set_base_offset(&mut batch, base);
+            set_partition_leader_epoch(&mut batch, self.epoch);
+            next = base + records as i64;
+            batches.push(batch);
+        }
+        let bytes: Vec<u8> = batches.concat();
+        let result = self
+            .log()
+            .append_as_follower(bytes_mut(&bytes), self.now_ms);
+        if let Some((expected, received)) = wrong {
+            match result {
+                Err(StorageError::UnexpectedAppendOffset {
+                    expected: e,
+                    received: r,
+                }) => assert_eq!((e, r), (expected, received)),
+                other => panic!("follower append at {received} (end {end}): {other:?}"),
+            }
+            assert_eq!(
+                self.log().log_end_offset(),
+                end,
+                "a refused append appended"
+            );
+            return;
+        }
+        let out = result.expect("follower append");
+        assert_eq!((out.base_offset, out.last_offset + 1), (end, next));
+        for (stored, sequences) in batches.into_iter().zip(planned) {
+            let h = BatchHeader::parse(&stored).unwrap();
+            self.batches.push(Expected {
+                sent: stored.clone(),
+                base_offset: h.base_offset,
+                next_offset: h.next_offset(),
+                stored,
+                sequences,
+            });
+        }
+    }
+
+    /// Where a truncation to `offset` must end the log: the index of the first batch it
+    /// removes and that batch's first offset (the log end when none goes).
+    fn cut_for(&self, offset: i64) -> (usize, i64) {
+        let keep = self
+            .batches
+            .iter()
+            .position(|b| b.next_offset > offset)
+            .unwrap_or(self.batches.len());
+        let end = self.log().log_end_offset();
+        (keep, self.batches.get(keep).map_or(end, |b| b.base_offset))
+    }
+
+    fn truncation_offset(&mut self) -> i64 {
+        let (start, end) = (self.log().log_start_offset(), self.log().log_end_offset());
+        match self.rng.random_range(0..10) {
+            0..3 => self.rng.random_range(start..=end),
+            _ if self.batches.is_empty() => end,
+            _ => self.batches[self.rng.random_range(0..self.batches.len())].base_offset,
+        }
+    }
+
+    fn truncate(&mut self) {
+        let (start, end) = (self.log().log_start_offset(), self.log().log_end_offset());
+        let offset = match self.rng.random_range(0..10) {
+            0 => start - self.rng.random_range(1..3),
+            1 => end + self.rng.random_range(1..3),
+            _ => self.truncation_offset(),
+        };
+        let result = block_on(self.log().truncate_to(offset, self.now_ms));
+        if offset < start || offset > end {
+            assert!(
+                matches!(result, Err(StorageError::TruncateOutOfRange { .. })),
+                "truncate_to({offset}) outside [{start}, {end}]: {result:?}"
+            );
+            return;
+        }
+        let (keep, cut) = self.cut_for(offset);
+        match result {
+            Ok(new_end) => {
+                assert_eq!(new_end, cut, "truncate_to({offset})");
+                if keep < self.batches.len() {
+                    // Everything below the cut was flushed first.
+                    self.batches.truncate(keep);
+                    self.acked = keep;
+                }
+            }
+            Err(e) => {
+                assert!(self.disk_full && e.is_disk_full(), "truncate error {e}");
+                if self.log().log_end_offset() < end {
+                    // Failed after its commit point: the log is closed, reopening completes it.
+                    self.batches.truncate(keep);
+                    self.acked = keep;
+                    self.crash();
+                } else {
+                    self.acked = self.acked_by_durable_end();
+                }
+            }
+        }
+    }
+
+    /// A truncation dropped after a random number of polls (every disk operation yields
+    /// once), then a power loss: the log comes back whole (at least its acknowledged part) or
+    /// truncated, nothing in between.
+    fn crash_during_truncate(&mut self) {
+        let end = self.log().log_end_offset();
+        let offset = self.truncation_offset();
+        let (keep, cut) = self.cut_for(offset);
+        let polls = self.rng.random_range(1..60);
+        self.disk.set_yield(true);
+        let finished = {
+            let fut = self.log().truncate_to(offset, self.now_ms);
+            let mut fut = std::pin::pin!(fut);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            (0..polls).find_map(|_| match fut.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(r) => Some(r),
+                std::task::Poll::Pending => None,
+            })
+        };
+        self.disk.set_yield(false);
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            let log = self.log();
+            let (end, durable) = (log.log_end_offset(), log.durable_end());
+            eprintln!(
+                "  truncate_to({offset}): cut {cut}, {finished:?}, end {end} durable {durable}"
+            );
+        }
+        match finished {
+            Some(Ok(new_end)) => assert_eq!(new_end, cut),
+            Some(Err(e)) => assert!(self.disk_full && e.is_disk_full(), "truncate error {e}"),
+            None => {}
+        }
+        if self.log().log_end_offset() < end {
+            self.batches.truncate(keep);
+            self.acked = keep;
+        } else {
+            self.acked = self.acked_by_durable_end();
+        }
+        self.crash();
+    }
+
+    fn acked_by_durable_end(&self) -> usize {
+        let durable_end = self.log().durable_end();
+        self.batches
+            .iter()
+            .take_while(|b| b.next_offset <= durable_end)
+            .count()
+    }
+
+    /// Each epoch's first batch, epochs increasing (a batch under an older epoch than the
+    /// latest adds nothing), as the leader-epoch cache must hold them.
+    fn model_epochs(&self) -> Vec<(i32, i64)> {
+        let mut entries: Vec<(i32, i64)> = Vec::new();
+        for b in &self.batches {
+            let h = BatchHeader::parse(&b.stored).unwrap();
+            let epoch = h.partition_leader_epoch;
+            if epoch >= 0 && entries.last().is_none_or(|e| e.0 < epoch) {
+                entries.push((epoch, h.base_offset));
+            }
+        }
+        entries
+    }
+
+    fn check_epochs(&mut self) {
+        let entries = self.model_epochs();
+        let got: Vec<(i32, i64)> = self
+            .log()
+            .epoch_entries()
+            .iter()
+            .map(|e| (e.epoch.0, e.start_offset))
+            .collect();
+        assert_eq!(got, entries, "leader-epoch entries");
+        let end = self.log().log_end_offset();
+        let newest = entries.last().map_or(0, |e| e.0);
+        for _ in 0..3 {
+            let requested = self.rng.random_range(-1..=newest + 2);
+            // Kafka's OffsetForLeaderEpoch, spelled out case by case.
+            let expected = match entries.last() {
+                _ if requested < 0 => None,
+                None => None,
+                Some(&(latest, _)) if requested == latest => Some((requested, end)),
+                Some(&(latest, _)) if requested > latest => None,
+                Some(_) => {
+                    let next = entries.iter().find(|e| e.0 > requested).unwrap();
+                    let floor = entries.iter().rev().find(|e| e.0 <= requested);
+                    Some((floor.map_or(requested, |f| f.0), next.1))
+                }
+            };
+            let answer = self.log().last_offset_for_epoch(LeaderEpoch(requested));
+            assert_eq!(
+                answer.map(|(e, o)| (e.0, o)),
+                expected,
+                "last_offset_for_epoch({requested}) with entries {entries:?}, end {end}"
+            );
+        }
     }
 
     fn retry(&mut self) {
@@ -501,11 +771,13 @@ impl Harness {
 //   than delete_retention_ms);
 // * right after a clean, the cleaned range holds exactly the latest record per key (tombstones
 //   past delete_retention_ms may be gone);
-// * an idempotent producer's next sequence is accepted after every crash and restart.
+// * an idempotent producer's next sequence is accepted after every crash and restart;
+// * a truncation (anywhere from just below the log start to just above the log end) ends the
+//   log after the last batch below the offset asked for, as the log's batches (gaps included)
+//   say, is refused only when that end would be below the log start, and keeps the start.
 
 use millrace_storage::{NoThrottle, RetentionOutcome};
 use std::collections::BTreeMap;
-use std::future::Future;
 
 const KEYED_PRODUCER: i64 = 88;
 
@@ -529,6 +801,10 @@ struct Model {
     now_ms: i64,
     /// Idempotent batches appended: (base offset, first sequence, last sequence).
     idempotent: Vec<(i64, i32, i32)>,
+    /// The idempotent producer's epoch: bumped after a truncation (see `truncate`).
+    producer_epoch: i16,
+    /// Records compaction had dropped when a truncation removed what superseded them.
+    dropped_before_truncation: std::collections::BTreeSet<i64>,
 }
 
 #[test]
@@ -580,18 +856,20 @@ fn run_model(seed: u64) {
         start: 0,
         now_ms: 0,
         idempotent: Vec::new(),
+        producer_epoch: 0,
+        dropped_before_truncation: Default::default(),
     };
     let steps = m.rng.random_range(60..200);
     for _ in 0..steps {
         m.now_ms += m.rng.random_range(0..30);
-        let op = m.rng.random_range(0..100);
+        let op = m.rng.random_range(0..105);
         if std::env::var_os("MODEL_TRACE").is_some() {
             let log = m.log();
             eprintln!(
                 "op {op} now {} start {} hw {} end {} files {:?}",
                 m.now_ms,
                 log.log_start_offset(),
-                log.high_watermark(),
+                log.durable_end(),
                 log.log_end_offset(),
                 m.disk.paths()
             );
@@ -605,7 +883,8 @@ fn run_model(seed: u64) {
             80..86 => m.crash_during_clean(),
             86..92 => m.crash(),
             92..96 => m.clean_racing_deletion(),
-            _ => m.restart(),
+            96..100 => m.restart(),
+            _ => m.truncate(),
         }
         m.check();
     }
@@ -642,7 +921,7 @@ impl Model {
         let seq = self.next_sequence();
         let builder = millrace_wire::records::BatchBuilder {
             producer_id: if idempotent { KEYED_PRODUCER } else { -1 },
-            producer_epoch: if idempotent { 0 } else { -1 },
+            producer_epoch: if idempotent { self.producer_epoch } else { -1 },
             base_sequence: if idempotent { seq } else { -1 },
             ..Default::default()
         };
@@ -679,8 +958,11 @@ impl Model {
 
     fn retention(&mut self) {
         let before = self.log().log_start_offset();
-        let out: RetentionOutcome =
-            block_on(self.log().enforce_retention(self.now_ms)).expect("retention");
+        let out: RetentionOutcome = block_on(
+            self.log()
+                .enforce_retention(self.now_ms, self.log().durable_end()),
+        )
+        .expect("retention");
         assert!(
             out.log_start_offset >= before,
             "retention moved the start back"
@@ -711,7 +993,7 @@ impl Model {
             1 => self.rng.random_range(-5..-1),
             _ => self.rng.random_range(self.start - 2..=self.acked + 2),
         };
-        let result = block_on(self.log().delete_records(offset));
+        let result = block_on(self.log().delete_records(offset, self.log().durable_end()));
         let target = if offset == -1 { self.acked } else { offset };
         if target < 0 || target > self.acked {
             assert!(
@@ -727,6 +1009,9 @@ impl Model {
     }
 
     fn clean(&mut self) {
+        // An earlier clean, perhaps over a longer range, may have dropped records this one
+        // keeps: only records present before it must survive it.
+        let before: std::collections::BTreeSet<i64> = self.read_log().iter().map(|r| r.0).collect();
         let out = block_on(self.log().clean(self.now_ms, &NoThrottle)).expect("clean");
         if !self.config.cleanup_compact {
             assert!(
@@ -752,7 +1037,7 @@ impl Model {
             let is_present = present.binary_search(&offset).is_ok();
             let expired = rec.value.is_none()
                 && self.now_ms - rec.timestamp > self.config.delete_retention_ms;
-            if offset == latest && !expired {
+            if offset == latest && !expired && before.contains(&offset) {
                 assert!(is_present, "latest record of its key at {offset} dropped");
             } else if offset != latest {
                 assert!(
@@ -761,6 +1046,79 @@ impl Model {
                 );
             }
         }
+    }
+
+    /// Truncation on a log that retention, DeleteRecords and compaction shaped: a start
+    /// inside a batch, gaps between batches.
+    fn truncate(&mut self) {
+        self.flush();
+        let start = self.log().log_start_offset();
+        let offset = self.rng.random_range(start - 2..=self.end + 2);
+        // Where a cut falls depends on the batches compaction kept.
+        let batches: Vec<(i64, i64)> = read_all(self.log())
+            .iter()
+            .map(|b| {
+                let h = BatchHeader::parse(b).unwrap();
+                (h.base_offset, h.next_offset())
+            })
+            .collect();
+        let present: std::collections::BTreeSet<i64> =
+            self.read_log().iter().map(|r| r.0).collect();
+        let result = block_on(self.log().truncate_to(offset, self.now_ms));
+        if offset < start || offset > self.end {
+            assert!(
+                matches!(result, Err(StorageError::TruncateOutOfRange { .. })),
+                "truncate_to({offset}) outside [{start}, {}]: {result:?}",
+                self.end
+            );
+            return;
+        }
+        let holding = batches.iter().position(|b| b.1 > offset);
+        let new_end = match (result, holding) {
+            (Ok(new_end), None) => {
+                assert_eq!((offset, new_end), (self.end, self.end), "nothing to cut");
+                return;
+            }
+            (Ok(new_end), Some(0)) => {
+                assert!(new_end >= start && new_end <= batches[0].0.max(start));
+                new_end
+            }
+            (Ok(new_end), Some(i)) => {
+                assert_eq!(new_end, batches[i - 1].1, "truncate_to({offset})");
+                new_end
+            }
+            (Err(StorageError::TruncateOutOfRange { .. }), Some(0)) => return,
+            (other, _) => panic!(
+                "truncate_to({offset}) in [{start}, {}]: {other:?}",
+                self.end
+            ),
+        };
+        assert_eq!(
+            self.log().log_start_offset(),
+            start,
+            "truncation moved the start"
+        );
+        let dropped = self.recs.range(start..new_end).map(|(&o, _)| o);
+        let dropped: Vec<i64> = dropped.filter(|o| !present.contains(o)).collect();
+        self.dropped_before_truncation.retain(|&o| o < new_end);
+        self.dropped_before_truncation.extend(dropped);
+        self.recs.split_off(&new_end);
+        self.end = new_end;
+        self.acked = new_end;
+        // Compaction may have dropped the producer's batches that the truncation makes its
+        // last ones again, so its sequence is lost (in Kafka as well): a producer would bump
+        // its epoch.
+        self.idempotent.clear();
+        self.producer_epoch += 1;
+    }
+
+    /// The record was already compacted away (legally, `check` said so then) when a
+    /// truncation removed the record that superseded it. (Compaction is bounded by the
+    /// durable end, so a truncation can remove what made a compacted record obsolete; with
+    /// replication, clean must stay below the high watermark, which followers do not
+    /// truncate.)
+    fn superseded_before_truncation(&self, offset: i64) -> bool {
+        self.dropped_before_truncation.contains(&offset)
     }
 
     /// A clean and a DeleteRecords (or retention) interleaved at a random point.
@@ -778,10 +1136,10 @@ impl Model {
                 }
                 match use_retention {
                     true => log
-                        .enforce_retention(self.now_ms)
+                        .enforce_retention(self.now_ms, log.durable_end())
                         .await
                         .map(|o| o.log_start_offset),
-                    false => log.delete_records(offset).await,
+                    false => log.delete_records(offset, log.durable_end()).await,
                 }
             },
         ));
@@ -845,6 +1203,7 @@ impl Model {
             self.start
         );
         self.recs.split_off(&end);
+        self.dropped_before_truncation.retain(|&o| o < end);
         self.idempotent.retain(|b| b.0 < end);
         self.end = end;
         self.acked = end;
@@ -886,7 +1245,7 @@ impl Model {
 
     fn check(&mut self) {
         let log = self.log();
-        assert_eq!(log.high_watermark(), self.acked, "high watermark");
+        assert_eq!(log.durable_end(), self.acked, "high watermark");
         assert_eq!(log.log_end_offset(), self.end, "log end offset");
         let start = log.log_start_offset();
         assert!(
@@ -931,7 +1290,7 @@ impl Model {
             let expired = rec.value.is_none()
                 && self.now_ms - rec.timestamp > self.config.delete_retention_ms;
             assert!(
-                superseded || expired,
+                superseded || expired || self.superseded_before_truncation(offset),
                 "record at {offset} dropped illegally"
             );
         }

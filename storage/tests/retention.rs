@@ -5,10 +5,10 @@ mod common;
 
 use common::*;
 use futures_lite::future::block_on;
-use millrace_replication::LeaderEpoch;
 use millrace_storage::sim::SimDisk;
 use millrace_storage::{LogConfig, NoThrottle, StorageError, Throttle, IO_BYTES};
 use millrace_wire::compression::Compression;
+use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::{decode_records, BatchBuilder, BatchHeader, NewRecord, Record};
 use std::cell::Cell;
 use std::future::Future;
@@ -228,32 +228,35 @@ fn delete_records_moves_the_start_durably_and_deletes_segments_below() {
     let disk = SimDisk::default();
     let log = open(&disk, &small_segments(), 1 << 20, 0);
     fill(&log, 6, 1000);
-    let hw = log.high_watermark();
+    let hw = log.durable_end();
     assert_eq!(hw, 18);
     append(&log, &keyed(&[("z", Some("unflushed"))], 2000), 2000);
     for bad in [hw + 1, -2, i64::MIN, i64::MAX] {
         assert!(
             matches!(
-                block_on(log.delete_records(bad)),
+                block_on(log.delete_records(bad, log.durable_end())),
                 Err(StorageError::OffsetOutOfRange { .. })
             ),
             "offset {bad}"
         );
     }
     assert_eq!(
-        block_on(log.delete_records(0)).unwrap(),
+        block_on(log.delete_records(0, log.durable_end())).unwrap(),
         0,
         "at the start: nothing"
     );
-    assert_eq!(block_on(log.delete_records(7)).unwrap(), 7);
     assert_eq!(
-        block_on(log.delete_records(5)).unwrap(),
+        block_on(log.delete_records(7, log.durable_end())).unwrap(),
+        7
+    );
+    assert_eq!(
+        block_on(log.delete_records(5, log.durable_end())).unwrap(),
         7,
         "never backwards"
     );
     assert_eq!(log.log_start_offset(), 7);
     assert!(matches!(
-        block_on(log.read(6, 1 << 20, true)),
+        block_on(log.read(6, 1 << 20, true, log.durable_end())),
         Err(StorageError::OffsetOutOfRange { .. })
     ));
     let got = records(&log);
@@ -285,16 +288,16 @@ fn delete_records_moves_the_start_durably_and_deletes_segments_below() {
     disk.crash(1);
     let log = open(&disk, &small_segments(), 1 << 20, 0);
     assert_eq!(log.log_start_offset(), 7);
-    assert!(log.high_watermark() >= 18);
+    assert!(log.durable_end() >= 18);
     assert_eq!(
-        block_on(log.delete_records(-1)).unwrap(),
-        log.high_watermark()
+        block_on(log.delete_records(-1, log.durable_end())).unwrap(),
+        log.durable_end()
     );
-    let end = log.high_watermark();
+    let end = log.durable_end();
     drop(log);
     disk.crash(2);
     let log = open(&disk, &small_segments(), 1 << 20, 0);
-    assert_eq!((log.log_start_offset(), log.high_watermark()), (end, end));
+    assert_eq!((log.log_start_offset(), log.durable_end()), (end, end));
     assert!(records(&log).is_empty());
     assert_eq!(append(&log, &keyed(&[("n", Some("new"))], 5000), 5000), end);
 }
@@ -308,12 +311,12 @@ fn retention_by_time_rolls_the_due_active_segment_and_keeps_an_empty_one() {
     };
     let log = open(&disk, &config, 1 << 20, 0);
     fill(&log, 5, 0); // timestamps 0..42
-    let out = block_on(log.enforce_retention(900)).unwrap();
+    let out = block_on(log.enforce_retention(900, log.durable_end())).unwrap();
     assert_eq!(out.segments_deleted, 0, "nothing older than retention yet");
-    let out = block_on(log.enforce_retention(1041)).unwrap();
+    let out = block_on(log.enforce_retention(1041, log.durable_end())).unwrap();
     assert!(out.segments_deleted >= 1);
     assert!(out.log_start_offset > 0 && out.log_start_offset < 15);
-    let out = block_on(log.enforce_retention(10_000)).unwrap();
+    let out = block_on(log.enforce_retention(10_000, log.durable_end())).unwrap();
     assert_eq!(
         out.log_start_offset, 15,
         "everything past retention, active included"
@@ -342,7 +345,7 @@ fn retention_by_size_keeps_at_least_retention_bytes_and_never_unflushed_data() {
         ..small_segments()
     })
     .unwrap();
-    let out = block_on(log.enforce_retention(0)).unwrap();
+    let out = block_on(log.enforce_retention(0, log.durable_end())).unwrap();
     let after: u64 = read_all(&log).iter().map(|b| b.len() as u64).sum();
     assert_eq!(out.bytes_deleted, before - after);
     assert!(after >= before - 3 * one, "kept at least retention.bytes");
@@ -355,10 +358,10 @@ fn retention_by_size_keeps_at_least_retention_bytes_and_never_unflushed_data() {
     .unwrap();
     append(&log, &keyed(&[("x", Some("pending"))], 0), 0);
     let end = log.log_end_offset();
-    block_on(log.enforce_retention(0)).unwrap();
-    assert!(log.log_start_offset() <= log.high_watermark());
+    block_on(log.enforce_retention(0, log.durable_end())).unwrap();
+    assert!(log.log_start_offset() <= log.durable_end());
     block_on(log.flush()).unwrap();
-    assert_eq!(log.high_watermark(), end);
+    assert_eq!(log.durable_end(), end);
     let got = records(&log);
     assert_eq!(
         got.last().map(|r| r.offset),
@@ -375,7 +378,7 @@ fn retention_by_size_keeps_at_least_retention_bytes_and_never_unflushed_data() {
     .unwrap();
     let start = log.log_start_offset();
     assert_eq!(
-        block_on(log.enforce_retention(1 << 40))
+        block_on(log.enforce_retention(1 << 40, log.durable_end()))
             .unwrap()
             .segments_deleted,
         0
@@ -392,7 +395,7 @@ fn a_quiet_log_rolls_by_segment_ms_at_retention_time() {
     };
     let log = open(&disk, &config, 1 << 20, 0);
     fill(&log, 1, 0);
-    block_on(log.enforce_retention(50)).unwrap();
+    block_on(log.enforce_retention(50, log.durable_end())).unwrap();
     let count = |d: &SimDisk| {
         d.paths()
             .iter()
@@ -400,7 +403,7 @@ fn a_quiet_log_rolls_by_segment_ms_at_retention_time() {
             .count()
     };
     assert_eq!(count(&disk), 1);
-    block_on(log.enforce_retention(150)).unwrap();
+    block_on(log.enforce_retention(150, log.durable_end())).unwrap();
     assert_eq!(
         count(&disk),
         2,
@@ -444,7 +447,7 @@ fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
     let gap = (0..end)
         .find(|o| !after.iter().any(|r| r.offset == *o))
         .unwrap();
-    let read = block_on(log.read(gap, 1 << 20, true)).unwrap();
+    let read = block_on(log.read(gap, 1 << 20, true, log.durable_end())).unwrap();
     let first = split_batches(&materialize(&read))[0].clone();
     let h = BatchHeader::parse(&first).unwrap();
     assert!(h.last_offset() >= gap);
@@ -844,7 +847,7 @@ fn one_read_spans_segments_so_cleaned_segments_cost_no_round_trips() {
     fill(&log, 6, 0);
     block_on(log.clean(1000, &NoThrottle)).unwrap();
     let all = read_all(&log);
-    let read = block_on(log.read(0, 1 << 20, true)).unwrap();
+    let read = block_on(log.read(0, 1 << 20, true, log.durable_end())).unwrap();
     assert!(
         read.chunks.len() > 1,
         "the read stopped at the first segment"
@@ -852,9 +855,9 @@ fn one_read_spans_segments_so_cleaned_segments_cost_no_round_trips() {
     assert_eq!(split_batches(&materialize(&read)), all);
     // The budget still bounds it: whole batches, and at least the first.
     let first_len = all[0].len();
-    let read = block_on(log.read(0, first_len + 1, true)).unwrap();
+    let read = block_on(log.read(0, first_len + 1, true, log.durable_end())).unwrap();
     assert_eq!(split_batches(&materialize(&read)), all[..1].to_vec());
-    let read = block_on(log.read(0, 1, true)).unwrap();
+    let read = block_on(log.read(0, 1, true, log.durable_end())).unwrap();
     assert_eq!(read.bytes, first_len);
 }
 
@@ -875,17 +878,19 @@ fn retention_and_delete_records_race_with_a_flush_round() {
         let (flushed, deleted) = block_on(futures_lite::future::zip(log.flush(), async {
             futures_lite::future::yield_now().await;
             if delete_records {
-                log.delete_records(-1).await.map(|_| ())
+                log.delete_records(-1, log.durable_end()).await.map(|_| ())
             } else {
-                log.enforce_retention(0).await.map(|_| ())
+                log.enforce_retention(0, log.durable_end())
+                    .await
+                    .map(|_| ())
             }
         }));
         disk.set_yield(false);
         flushed.unwrap();
         deleted.unwrap();
-        assert_eq!(log.high_watermark(), end);
+        assert_eq!(log.durable_end(), end);
         block_on(log.flush()).unwrap();
-        block_on(log.enforce_retention(0)).unwrap();
+        block_on(log.enforce_retention(0, log.durable_end())).unwrap();
         assert!(log.log_start_offset() > 0);
         drop(log);
         disk.crash(9);
@@ -940,7 +945,7 @@ fn failed_retention_and_delete_records_keep_the_log_usable() {
     let log = open(&disk, &small_segments(), 1 << 20, 0);
     fill(&log, 6, 0);
     disk.set_disk_full(true);
-    let err = block_on(log.delete_records(7)).unwrap_err();
+    let err = block_on(log.delete_records(7, log.durable_end())).unwrap_err();
     assert!(err.is_disk_full(), "{err}");
     assert_eq!(
         log.log_start_offset(),
@@ -948,13 +953,16 @@ fn failed_retention_and_delete_records_keep_the_log_usable() {
         "the start moves only once it is durable"
     );
     disk.set_disk_full(false);
-    assert_eq!(block_on(log.delete_records(7)).unwrap(), 7);
+    assert_eq!(
+        block_on(log.delete_records(7, log.durable_end())).unwrap(),
+        7
+    );
     log.set_config(LogConfig {
         retention_bytes: 0,
         ..small_segments()
     })
     .unwrap();
-    let out = block_on(log.enforce_retention(0)).unwrap();
+    let out = block_on(log.enforce_retention(0, log.durable_end())).unwrap();
     assert!(out.segments_deleted > 0);
     assert_eq!(out.log_start_offset, log.log_start_offset());
     assert_eq!(log.log_end_offset(), 18);
@@ -977,14 +985,14 @@ fn retention_deleting_the_segments_a_clean_rewrites_resurrects_nothing() {
                 for _ in 0..delay {
                     futures_lite::future::yield_now().await;
                 }
-                log.delete_records(-1).await
+                log.delete_records(-1, log.durable_end()).await
             },
         ));
         disk.set_yield(false);
         cleaned.unwrap();
         let start = retained.unwrap();
         assert_eq!(start, 18);
-        block_on(log.enforce_retention(1000)).unwrap();
+        block_on(log.enforce_retention(1000, log.durable_end())).unwrap();
         let files = |d: &SimDisk| {
             let mut v: Vec<String> = d
                 .paths()
@@ -1021,7 +1029,7 @@ fn retention_frees_a_full_disk() {
         ..small_segments()
     })
     .unwrap();
-    let out = block_on(log.enforce_retention(100)).unwrap();
+    let out = block_on(log.enforce_retention(100, log.durable_end())).unwrap();
     assert!(out.segments_deleted > 0, "{out:?}");
     assert_eq!(
         out.log_start_offset, 18,

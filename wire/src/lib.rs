@@ -5,6 +5,8 @@
 //! * [`api`]: the API-version table type the broker's handler registry fills.
 //! * [`records`]: record batch v2 view, CRC-32C, iteration, a builder; [`compression`] codecs.
 //! * [`codes`]: Kafka's numeric error codes with Kafka's names, shared by broker and clients.
+//! * [`epoch`]: leader epochs ([`epoch::LeaderEpoch`], [`epoch::EpochEntry`]), the batch
+//!   header's `partition_leader_epoch` as a type, shared by storage and replication.
 //! * [`fetch`]: a Fetch response encoder whose record bytes are separate chunks, so they can
 //!   come straight from a segment file or the batch cache.
 //!
@@ -13,6 +15,7 @@
 
 pub mod codes;
 pub mod compression;
+pub mod epoch;
 mod error;
 pub mod records;
 pub mod varint;

@@ -196,8 +196,8 @@ async fn read_one(shard: &Shard, item: FetchItem) -> FetchResult {
     result.log_start_offset = partition.log_start_offset();
     let read = partition.read(item.offset, item.max_bytes, true, Reader::Consumer);
     match read.await {
-        Ok(read) => {
-            result.high_watermark = read.high_watermark;
+        Ok((read, high_watermark)) => {
+            result.high_watermark = high_watermark;
             result.last_stable_offset = partition.last_stable_offset();
             result.log_start_offset = read.log_start_offset;
             result.bytes = read.bytes;

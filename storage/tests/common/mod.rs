@@ -104,8 +104,8 @@ pub fn split_batches(bytes: &[u8]) -> Vec<Vec<u8>> {
 pub fn read_all(log: &Log) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
-    while offset < log.high_watermark() {
-        let result = block_on(log.read(offset, 1 << 20, true)).expect("read");
+    while offset < log.durable_end() {
+        let result = block_on(log.read(offset, 1 << 20, true, log.durable_end())).expect("read");
         let batches = split_batches(&materialize(&result));
         assert!(
             !batches.is_empty(),
