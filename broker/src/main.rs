@@ -14,6 +14,7 @@ mod connection_limit;
 mod consumer_group;
 mod controller;
 mod coordinator;
+mod disk;
 mod errors;
 mod group;
 mod handlers;

@@ -143,7 +143,8 @@ async fn shard_main(
 ) -> std::io::Result<()> {
     let mut mesh = mesh.join().await?;
     let inboxes = mesh.take_inboxes();
-    let shard = Shard::new(config.clone(), mesh, image.clone());
+    let disk = crate::disk::BrokerDisk::Device(DmaDisk);
+    let shard = Shard::new(config.clone(), disk, mesh, image.clone());
     for (peer, inbox) in inboxes {
         millrace_shard::spawn_detached(crate::mesh::inbox_loop(shard.clone(), peer, inbox));
     }

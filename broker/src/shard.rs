@@ -6,9 +6,9 @@
 //! ([`crate::controller`], found with [`Shard::controller_shard`]).
 
 use crate::config::Config;
+use crate::disk::BrokerDisk;
 use crate::mesh::{Calls, MeshMsg};
 use crate::metadata::{MetadataImage, TopicMeta};
-use millrace_shard::disk::DmaDisk;
 use millrace_shard::mesh::Mesh;
 use millrace_shard::net::SendFileCache;
 use millrace_shard::sync::{Notify, Turn};
@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 /// A partition replica on this shard's disk.
-pub type Partition = crate::partition::Partition<DmaDisk>;
+pub type Partition = crate::partition::Partition<BrokerDisk>;
 
 /// A partition's key.
 pub type PartitionKey = (String, i32);
@@ -65,6 +65,8 @@ pub struct Shard {
     pub shards: usize,
     /// Start-up configuration.
     pub config: Arc<Config>,
+    /// Where this shard's partitions live.
+    pub disk: BrokerDisk,
     /// Mesh senders.
     pub mesh: Mesh<MeshMsg>,
     /// This shard's copy of the metadata.
@@ -93,7 +95,12 @@ pub struct Shard {
 
 impl Shard {
     /// Builds the shard's state.
-    pub fn new(config: Arc<Config>, mesh: Mesh<MeshMsg>, image: Arc<MetadataImage>) -> Rc<Self> {
+    pub fn new(
+        config: Arc<Config>,
+        disk: BrokerDisk,
+        mesh: Mesh<MeshMsg>,
+        image: Arc<MetadataImage>,
+    ) -> Rc<Self> {
         let id = mesh.shard_id();
         let shards = mesh.shards();
         let controller =
@@ -104,6 +111,7 @@ impl Shard {
             shards,
             cache: BatchCache::new(config.batch_cache_bytes),
             config,
+            disk,
             mesh,
             metadata: RefCell::new(image),
             applied_version: Cell::new(0),
@@ -248,7 +256,7 @@ impl Shard {
         let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
         Partition::open_sole_replica(
             key.clone(),
-            DmaDisk,
+            self.disk.clone(),
             dir,
             (self.log_config(topic), self.cache.clone()),
             self.config.node_id,

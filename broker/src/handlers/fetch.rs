@@ -238,27 +238,23 @@ impl Call for WaitOnOwner {
     const CANCELLABLE: bool = true;
 
     async fn run(self, shard: Rc<Shard>) {
-        let deadline = std::time::Instant::now() + Duration::from_millis(self.max_wait_ms);
-        loop {
-            let seen = shard.data_arrived.generation();
-            let ready = self.items.iter().any(|(t, p, offset)| {
-                shard
-                    .partition(t, *p)
-                    .is_none_or(|partition| partition.has_data_past(*offset))
-            });
-            if ready || shard.stopping.get() {
-                return;
+        let wait = async {
+            loop {
+                let seen = shard.data_arrived.generation();
+                let ready = self.items.iter().any(|(t, p, offset)| {
+                    shard
+                        .partition(t, *p)
+                        .is_none_or(|partition| partition.has_data_past(*offset))
+                });
+                if ready || shard.stopping.get() {
+                    return;
+                }
+                shard.data_arrived.changed_since(seen).await;
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            let changed =
-                millrace_shard::time::timeout(left, shard.data_arrived.changed_since(seen)).await;
-            if changed.is_none() {
-                return;
-            }
-        }
+        };
+        // Timers only, no clock reads: the deterministic simulation runs this on virtual time.
+        let max_wait = Duration::from_millis(self.max_wait_ms);
+        let _ = millrace_shard::time::timeout(max_wait, wait).await;
     }
 }
 
