@@ -10,8 +10,22 @@
 //! * [`EpochEntry`]: one line of that checkpoint, the first offset written in an epoch.
 //! * [`HighWatermark`]: the offset below which records are committed and visible to consumers.
 //!
-//! Types in this crate are plain values; they live on the shard that owns the partition.
+//! [`metadata`] holds the cluster metadata as KRaft shapes it: records (topics, partitions with
+//! replicas / ISR / leader / epochs, configs, producer-id blocks) appended to a Kafka log and
+//! applied in order to a [`metadata::ClusterImage`], with image snapshots and the migration
+//! from the old whole-file image. Invariants: applying is deterministic and the only way an
+//! image changes; every decoder here takes untrusted bytes and returns [`ReplicationError`]
+//! rather than panicking or allocating from a declared length.
+//!
+//! Types in this crate are plain values. Partition types live on the shard that owns the
+//! partition; the metadata log and image live on the controller's shard (today shard 0), and
+//! other shards hold read-only copies of the image.
 #![forbid(unsafe_code)]
+
+mod error;
+pub mod metadata;
+
+pub use error::ReplicationError;
 
 /// A partition leader epoch, as Kafka numbers them: starts at 0, grows by one at every leader
 /// change. `-1` on the wire means "unknown" (Kafka's `RecordBatch.NO_PARTITION_LEADER_EPOCH`).
