@@ -170,6 +170,17 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A count of things that each take at least `min_bytes`: checked against what is left,
+    /// so a caller may size a collection from it.
+    pub(crate) fn count(&mut self, min_bytes: usize) -> Result<usize, ReplicationError> {
+        let at = self.pos;
+        let count = self.u32()? as usize;
+        if count.saturating_mul(min_bytes.max(1)) > self.remaining() {
+            return Err(self.bad_length(at, count as i64));
+        }
+        Ok(count)
+    }
+
     fn nullable_len(&mut self) -> Result<Option<usize>, ReplicationError> {
         let at = self.pos;
         match self.i32()? {

@@ -2,6 +2,9 @@
 //!
 //! * [`record`]: [`MetadataRecord`] and its versioned binary codec (the value of one Kafka
 //!   record in a batch of the metadata log).
+//! * [`image`]: [`ClusterImage`], built only by [`ClusterImage::apply`]; `snapshot.rs` encodes
+//!   and decodes the whole image.
+//! * [`sample`]: seeded generators of valid and invalid records for tests and simulators.
 //!
 //! Every node that applies the same records at the same offsets holds the same image: the
 //! controller appends records (today to a local single-voter log, later through Raft, where
@@ -20,13 +23,35 @@
 //! the wrong quorum, must be refused, not merged), and the id never changes, so it is written
 //! once when the directory is formatted and checked at start-up.
 //!
+//! # Use
+//!
+//! ```
+//! use millrace_replication::metadata::{ClusterImage, MetadataRecord, TopicId, TopicRecord};
+//!
+//! let mut image = ClusterImage::default();
+//! let id = TopicId([7; 16]);
+//! let topic = MetadataRecord::Topic(TopicRecord { name: "orders".into(), topic_id: id });
+//! let bytes = topic.encode(); // the value of one record in a metadata log batch
+//! image.apply(&MetadataRecord::decode(&bytes).unwrap(), 0).unwrap();
+//! assert!(image.apply(&topic, 1).is_err()); // the name is taken: refused, image unchanged
+//! assert_eq!(image.topic_by_id(&id).unwrap().name, "orders");
+//!
+//! let snapshot = image.encode_snapshot(); // versioned, CRC-32C
+//! assert_eq!(ClusterImage::decode_snapshot(&snapshot).unwrap(), image);
+//! ```
+//!
 //! Types here are plain values. The log and its image live on the controller's shard (today
 //! shard 0); images are cloned to other shards read-only.
 
 mod codec;
+pub mod image;
 pub mod record;
+pub mod sample;
+mod snapshot;
 
+pub use image::{ClusterImage, Configs, PartitionImage, TopicImage};
 pub use record::{
     ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord,
     ProducerIdsRecord, RemoveTopicRecord, TopicId, TopicRecord,
 };
+pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};

@@ -128,6 +128,22 @@ fn trailing_bytes_are_an_error() {
 }
 
 #[test]
+fn generated_records_round_trip() {
+    for seed in 0..200 {
+        let mut source = crate::metadata::sample::RecordSource::new(seed);
+        let mut image = crate::metadata::ClusterImage::default();
+        for offset in 0..50 {
+            let record = source.next_valid(&image);
+            let bytes = record.encode();
+            let back = MetadataRecord::decode(&bytes)
+                .unwrap_or_else(|e| panic!("seed {seed}: {record:?} did not decode: {e}"));
+            assert_eq!(back, record, "seed {seed}");
+            image.apply(&record, offset).unwrap();
+        }
+    }
+}
+
+#[test]
 fn unknown_type_and_version_are_named() {
     assert!(matches!(
         MetadataRecord::decode(&hex("0001 0000")),
