@@ -4,6 +4,8 @@
 //!   record in a batch of the metadata log).
 //! * [`image`]: [`ClusterImage`], built only by [`ClusterImage::apply`]; `snapshot.rs` encodes
 //!   and decodes the whole image.
+//! * [`log`]: [`MetadataLog`], the records as record batches in a Kafka log over a
+//!   [`LogStore`] (the storage crate's partition log), with append, flush and replay.
 //! * [`sample`]: seeded generators of valid and invalid records for tests and simulators.
 //!
 //! Every node that applies the same records at the same offsets holds the same image: the
@@ -45,11 +47,13 @@
 
 mod codec;
 pub mod image;
+pub mod log;
 pub mod record;
 pub mod sample;
 mod snapshot;
 
 pub use image::{ClusterImage, Configs, PartitionImage, TopicImage};
+pub use log::{LogEntry, LogStore, MetadataLog};
 pub use record::{
     ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord,
     ProducerIdsRecord, RemoveTopicRecord, TopicId, TopicRecord,
