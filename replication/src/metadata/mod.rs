@@ -6,12 +6,31 @@
 //!   and decodes the whole image.
 //! * [`log`]: [`MetadataLog`], the records as record batches in a Kafka log over a
 //!   [`LogStore`] (the storage crate's partition log), with append, flush and replay.
+//! * [`legacy`]: [`from_legacy`], the records that rebuild a pre-log data directory's image.
 //! * [`sample`]: seeded generators of valid and invalid records for tests and simulators.
 //!
 //! Every node that applies the same records at the same offsets holds the same image: the
 //! controller appends records (today to a local single-voter log, later through Raft, where
 //! term = the batch's partition leader epoch and Raft index = offset + 1), and only committed
 //! records are applied. Changing who commits a record does not change what a record is.
+//!
+//! # From today's image to records
+//!
+//! The broker's whole-file image (`broker/src/metadata.rs`, format 1) maps as follows:
+//!
+//! * `topic <name> <uuid> <shards>`: `TopicRecord {name, topic_id}`, then one
+//!   `PartitionRecord` per partition (`replicas = isr = [node]`, `leader = node`, epochs 0).
+//! * `config <topic> <key> <value>`: `ConfigRecord {Topic, topic, key, Some(value)}`
+//!   (`None` deletes a key).
+//! * `producer_id_block_end <n>`: `ProducerIdsRecord {broker_id, broker_epoch,
+//!   next_producer_id: n}`.
+//! * topic deletion (an image diff today): `RemoveTopicRecord {topic_id}`, which drops the
+//!   topic's partitions and configs.
+//! * CreatePartitions (a diff today): `PartitionRecord`s numbered from the current count.
+//! * `version <u64>`: the offset of the last applied record
+//!   ([`ClusterImage::last_applied_offset`]).
+//! * the shard list of a topic: nothing, see placement below.
+//! * `cluster_id <string>`: nothing, see the cluster id below.
 //!
 //! **Placement is not metadata.** Which shard of a node holds a partition depends on that
 //! node's core count and load; two nodes with different cores must still hold equal images, and
@@ -23,7 +42,8 @@
 //! directory's `meta.properties`. A node must know which cluster a metadata log belongs to
 //! *before* it trusts or replays that log (a disk from another cluster, or a broker pointed at
 //! the wrong quorum, must be refused, not merged), and the id never changes, so it is written
-//! once when the directory is formatted and checked at start-up.
+//! once when the directory is formatted and checked at start-up; [`from_legacy`] hands it back
+//! for that file rather than turning it into a record.
 //!
 //! # Use
 //!
@@ -47,12 +67,14 @@
 
 mod codec;
 pub mod image;
+pub mod legacy;
 pub mod log;
 pub mod record;
 pub mod sample;
 mod snapshot;
 
 pub use image::{ClusterImage, Configs, PartitionImage, TopicImage};
+pub use legacy::{from_legacy, LegacyImage, LegacyMigration, LegacyTopic};
 pub use log::{LogEntry, LogStore, MetadataLog};
 pub use record::{
     ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord,
