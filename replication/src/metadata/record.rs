@@ -132,7 +132,9 @@ pub struct PartitionChangeRecord {
     pub topic_id: TopicId,
     /// The partition.
     pub partition_id: i32,
-    /// New leader (-1 for none), or `None` to keep it.
+    /// New leader (-1 for none), or `None` to keep it. Encoded as Kafka does, with -2 for
+    /// `None`, so `Some(x)` for any x below -1 is invalid (the image refuses it, and
+    /// `Some(-2)` would read back as `None`).
     pub leader: Option<i32>,
     /// New ISR.
     pub isr: Option<Vec<i32>>,

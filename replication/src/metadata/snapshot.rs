@@ -73,8 +73,10 @@ impl ClusterImage {
             next_producer_id: r.i64()?,
             ..ClusterImage::default()
         };
-        if image.last_applied_offset < -1 {
-            return Err(bad("last applied offset below -1".into()));
+        if image.last_applied_offset < -1 || image.next_producer_id < 0 {
+            return Err(bad(
+                "last applied offset below -1 or negative producer id".into()
+            ));
         }
         for _ in 0..r.count(TOPIC_MIN_BYTES)? {
             let topic = decode_topic(&mut r)?;

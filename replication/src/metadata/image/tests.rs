@@ -255,6 +255,11 @@ fn snapshot_header_is_checked() {
         u32::from_be_bytes(bytes[6..10].try_into().unwrap()),
         8 + 8 + 4 + 4
     );
+    let negative = ClusterImage {
+        next_producer_id: -5,
+        ..ClusterImage::default()
+    };
+    assert!(ClusterImage::decode_snapshot(&negative.encode_snapshot()).is_err());
     let mut newer = bytes.clone();
     newer[5] = 2;
     assert!(matches!(
