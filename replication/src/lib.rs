@@ -10,10 +10,23 @@
 //!   field of every record batch header, so the type lives with the batch codec, where storage
 //!   (its leader-epoch cache) and replication (fencing, truncation) both reach it.
 //!
-//! Types in this crate are plain values; they live on the shard that owns the partition.
+//! [`metadata`] holds the cluster metadata as KRaft shapes it: records (topics, partitions with
+//! replicas / ISR / leader / epochs, configs, producer-id blocks) appended to a Kafka log and
+//! applied in order to a [`metadata::ClusterImage`], with image snapshots and the migration
+//! from the old whole-file image. Invariants: applying is deterministic and the only way an
+//! image changes; every decoder here takes untrusted bytes and returns [`ReplicationError`]
+//! rather than panicking or allocating from a declared length.
+//!
+//! Types in this crate are plain values. Partition types live on the shard that owns the
+//! partition; the metadata log and image live on the controller's shard (today shard 0), and
+//! other shards hold read-only copies of the image.
 #![forbid(unsafe_code)]
 
+mod error;
+pub mod metadata;
 pub mod replica;
+
+pub use error::ReplicationError;
 
 pub use millrace_wire::epoch::{EpochEntry, LeaderEpoch};
 

@@ -1,0 +1,382 @@
+//! The cluster image: what the metadata log says, as of one offset.
+//!
+//! [`ClusterImage::apply`] is the only way an image changes. It is deterministic (no clock, no
+//! randomness, ordered maps only), so every node that applies the same records at the same
+//! offsets holds equal images, and an image restored from a snapshot (`snapshot.rs`) and then
+//! fed the rest of the log equals one fed the whole log. A record that does not fit (a partition
+//! of an unknown topic, a duplicate topic name, an ISR outside the replicas, ...) is refused with
+//! an error and leaves the image exactly as it was: every check runs before the first change.
+//!
+//! Invariants, held after every apply and checked again when a snapshot is decoded:
+//! * topic names and ids are unique; names are valid Kafka topic names; no id is zero;
+//! * a topic's partitions are numbered 0..n without gaps;
+//! * each partition's replicas are distinct non-negative broker ids; ISR and ELR are distinct
+//!   subsets of the replicas and do not overlap; the leader is -1 or in the ISR; epochs are
+//!   non-negative;
+//! * `last_applied_offset` only grows; `next_producer_id` only grows.
+//!
+//! Not here: which shard of this node holds a partition. Placement is node-local and lives in
+//! the broker's own table; two nodes with different core counts hold equal images.
+
+use super::record::{
+    ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+    ProducerIdsRecord, TopicId, TopicRecord,
+};
+use crate::error::ReplicationError;
+use std::collections::BTreeMap;
+
+/// Configs of one resource: key → value.
+pub type Configs = BTreeMap<String, String>;
+
+/// One partition as the image sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionImage {
+    /// Broker ids of the replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
+    /// Eligible leader replicas (KIP-966).
+    pub eligible_leader_replicas: Vec<i32>,
+    /// Last known ELR (KIP-966).
+    pub last_known_elr: Vec<i32>,
+    /// The leader, or -1.
+    pub leader: i32,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// Partition epoch.
+    pub partition_epoch: i32,
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    /// Name.
+    pub name: String,
+    /// Id.
+    pub id: TopicId,
+    /// Partitions, indexed by partition id.
+    pub partitions: Vec<PartitionImage>,
+    /// Topic-level configs.
+    pub configs: Configs,
+}
+
+/// The cluster's metadata, as of `last_applied_offset`. Lives on the controller's shard (today
+/// shard 0); other shards get read-only copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterImage {
+    pub(super) topics: BTreeMap<TopicId, TopicImage>,
+    pub(super) topic_ids: BTreeMap<String, TopicId>,
+    pub(super) broker_configs: BTreeMap<String, Configs>,
+    pub(super) next_producer_id: i64,
+    pub(super) last_applied_offset: i64,
+}
+
+impl Default for ClusterImage {
+    /// The image before the first record.
+    fn default() -> Self {
+        ClusterImage {
+            topics: BTreeMap::new(),
+            topic_ids: BTreeMap::new(),
+            broker_configs: BTreeMap::new(),
+            next_producer_id: 0,
+            last_applied_offset: -1,
+        }
+    }
+}
+
+impl ClusterImage {
+    /// The topic with this name.
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topic_ids.get(name).and_then(|id| self.topics.get(id))
+    }
+
+    /// The topic with this id (Fetch v13+ and Metadata v10+ name topics by id).
+    pub fn topic_by_id(&self, id: &TopicId) -> Option<&TopicImage> {
+        self.topics.get(id)
+    }
+
+    /// Topics in name order.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicImage> {
+        self.topic_ids.values().map(|id| &self.topics[id])
+    }
+
+    /// Number of topics.
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
+    /// One partition.
+    pub fn partition(&self, id: &TopicId, partition_id: i32) -> Option<&PartitionImage> {
+        let index = usize::try_from(partition_id).ok()?;
+        self.topics.get(id)?.partitions.get(index)
+    }
+
+    /// Broker configs of `resource_name` (a broker id, or "" for the cluster default).
+    pub fn broker_configs(&self, resource_name: &str) -> Option<&Configs> {
+        self.broker_configs.get(resource_name)
+    }
+
+    /// The end of the last producer-id block: ids below it may have been handed out.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
+    }
+
+    /// Offset of the last applied record, -1 before the first.
+    pub fn last_applied_offset(&self) -> i64 {
+        self.last_applied_offset
+    }
+
+    /// Applies the record at `offset`. On error nothing changed.
+    pub fn apply(&mut self, record: &MetadataRecord, offset: i64) -> Result<(), ReplicationError> {
+        if offset <= self.last_applied_offset {
+            return Err(ReplicationError::OffsetNotAfter {
+                offset,
+                last_applied: self.last_applied_offset,
+            });
+        }
+        match record {
+            MetadataRecord::Topic(r) => self.apply_topic(r)?,
+            MetadataRecord::Partition(r) => self.apply_partition(r)?,
+            MetadataRecord::PartitionChange(r) => self.apply_partition_change(r)?,
+            MetadataRecord::Config(r) => self.apply_config(r)?,
+            MetadataRecord::RemoveTopic(r) => {
+                let topic =
+                    self.topics
+                        .remove(&r.topic_id)
+                        .ok_or(ReplicationError::UnknownTopicId {
+                            topic_id: r.topic_id,
+                        })?;
+                self.topic_ids.remove(&topic.name);
+            }
+            MetadataRecord::ProducerIds(r) => self.apply_producer_ids(r)?,
+            MetadataRecord::NoOp => {}
+        }
+        self.last_applied_offset = offset;
+        Ok(())
+    }
+
+    fn apply_topic(&mut self, r: &TopicRecord) -> Result<(), ReplicationError> {
+        self.check_new_topic(&r.name, r.topic_id)?;
+        self.topic_ids.insert(r.name.clone(), r.topic_id);
+        let topic = TopicImage {
+            name: r.name.clone(),
+            id: r.topic_id,
+            partitions: Vec::new(),
+            configs: Configs::new(),
+        };
+        self.topics.insert(r.topic_id, topic);
+        Ok(())
+    }
+
+    /// Refuses a topic that cannot join the image.
+    pub(super) fn check_new_topic(&self, name: &str, id: TopicId) -> Result<(), ReplicationError> {
+        check_topic_name(name)?;
+        if id == TopicId::ZERO {
+            return Err(invalid("topic id is zero"));
+        }
+        if self.topic_ids.contains_key(name) {
+            return Err(ReplicationError::TopicNameExists { name: name.into() });
+        }
+        if self.topics.contains_key(&id) {
+            return Err(ReplicationError::TopicIdExists { topic_id: id });
+        }
+        Ok(())
+    }
+
+    fn apply_partition(&mut self, r: &PartitionRecord) -> Result<(), ReplicationError> {
+        let topic = topic_mut(&mut self.topics, r.topic_id)?;
+        let expected = topic.partitions.len() as i32;
+        if r.partition_id != expected {
+            return Err(ReplicationError::PartitionOutOfOrder {
+                topic_id: r.topic_id,
+                partition_id: r.partition_id,
+                expected,
+            });
+        }
+        let partition = PartitionImage {
+            replicas: r.replicas.clone(),
+            isr: r.isr.clone(),
+            eligible_leader_replicas: r.eligible_leader_replicas.clone(),
+            last_known_elr: r.last_known_elr.clone(),
+            leader: r.leader,
+            leader_epoch: r.leader_epoch,
+            partition_epoch: r.partition_epoch,
+        };
+        check_partition(&partition)?;
+        topic.partitions.push(partition);
+        Ok(())
+    }
+
+    fn apply_partition_change(
+        &mut self,
+        r: &PartitionChangeRecord,
+    ) -> Result<(), ReplicationError> {
+        let topic = topic_mut(&mut self.topics, r.topic_id)?;
+        let unknown = ReplicationError::UnknownPartition {
+            topic_id: r.topic_id,
+            partition_id: r.partition_id,
+        };
+        let index = usize::try_from(r.partition_id).map_err(|_| invalid("negative partition"))?;
+        let current = topic.partitions.get_mut(index).ok_or(unknown)?;
+        let mut next = current.clone();
+        if let Some(leader) = r.leader {
+            next.leader = leader;
+            next.leader_epoch = bump(next.leader_epoch, "leader epoch overflows")?;
+        }
+        let lists = [
+            (&r.replicas, &mut next.replicas),
+            (&r.isr, &mut next.isr),
+            (
+                &r.eligible_leader_replicas,
+                &mut next.eligible_leader_replicas,
+            ),
+            (&r.last_known_elr, &mut next.last_known_elr),
+        ];
+        for (change, field) in lists {
+            if let Some(list) = change {
+                field.clone_from(list);
+            }
+        }
+        next.partition_epoch = bump(next.partition_epoch, "partition epoch overflows")?;
+        check_partition(&next)?;
+        *current = next;
+        Ok(())
+    }
+
+    fn apply_config(&mut self, r: &ConfigRecord) -> Result<(), ReplicationError> {
+        if r.name.is_empty() {
+            return Err(invalid("config name is empty"));
+        }
+        let configs = match r.resource_type {
+            ConfigResourceType::Topic => {
+                let id = self.topic_ids.get(&r.resource_name).ok_or_else(|| {
+                    ReplicationError::UnknownTopicName {
+                        name: r.resource_name.clone(),
+                    }
+                })?;
+                &mut topic_mut(&mut self.topics, *id)?.configs
+            }
+            ConfigResourceType::Broker => {
+                check_broker_resource(&r.resource_name)?;
+                self.broker_configs
+                    .entry(r.resource_name.clone())
+                    .or_default()
+            }
+        };
+        match &r.value {
+            Some(value) => {
+                configs.insert(r.name.clone(), value.clone());
+            }
+            None => {
+                configs.remove(&r.name);
+            }
+        }
+        if r.resource_type == ConfigResourceType::Broker && configs.is_empty() {
+            // An empty entry and no entry are the same image.
+            self.broker_configs.remove(&r.resource_name);
+        }
+        Ok(())
+    }
+
+    fn apply_producer_ids(&mut self, r: &ProducerIdsRecord) -> Result<(), ReplicationError> {
+        if r.broker_id < 0 {
+            return Err(invalid("producer-id block for a negative broker id"));
+        }
+        if r.next_producer_id <= self.next_producer_id {
+            return Err(ReplicationError::ProducerIdNotAdvancing {
+                next_producer_id: r.next_producer_id,
+                current: self.next_producer_id,
+            });
+        }
+        self.next_producer_id = r.next_producer_id;
+        Ok(())
+    }
+}
+
+fn topic_mut(
+    topics: &mut BTreeMap<TopicId, TopicImage>,
+    topic_id: TopicId,
+) -> Result<&mut TopicImage, ReplicationError> {
+    topics
+        .get_mut(&topic_id)
+        .ok_or(ReplicationError::UnknownTopicId { topic_id })
+}
+
+fn invalid(reason: &'static str) -> ReplicationError {
+    ReplicationError::InvalidRecord { reason }
+}
+
+fn bump(epoch: i32, overflow: &'static str) -> Result<i32, ReplicationError> {
+    epoch.checked_add(1).ok_or(invalid(overflow))
+}
+
+/// Kafka's rule: 1 to 249 characters of `[a-zA-Z0-9._-]`, and not "." or "..".
+pub(super) fn check_topic_name(name: &str) -> Result<(), ReplicationError> {
+    let legal = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    if name.is_empty() || name.len() > 249 || name == "." || name == ".." {
+        return Err(invalid("topic name is empty, too long, \".\" or \"..\""));
+    }
+    if !name.bytes().all(legal) {
+        return Err(invalid("topic name has a character outside [a-zA-Z0-9._-]"));
+    }
+    Ok(())
+}
+
+/// A broker config belongs to a broker id or to "" (the cluster-wide default).
+pub(super) fn check_broker_resource(name: &str) -> Result<(), ReplicationError> {
+    if name.is_empty()
+        || name
+            .parse::<i32>()
+            .is_ok_and(|id| id >= 0 && id.to_string() == name)
+    {
+        Ok(())
+    } else {
+        Err(invalid(
+            "broker config resource is neither \"\" nor a broker id",
+        ))
+    }
+}
+
+/// The partition invariants in the module doc.
+pub(super) fn check_partition(p: &PartitionImage) -> Result<(), ReplicationError> {
+    if p.replicas.is_empty() {
+        return Err(invalid("partition has no replicas"));
+    }
+    if p.replicas.iter().any(|&r| r < 0) {
+        return Err(invalid("replica id is negative"));
+    }
+    let lists = [
+        (&p.replicas, "replicas repeat a broker"),
+        (&p.isr, "ISR repeats a broker"),
+        (&p.eligible_leader_replicas, "ELR repeats a broker"),
+        (&p.last_known_elr, "last known ELR repeats a broker"),
+    ];
+    for (list, reason) in lists {
+        if has_duplicates(list) {
+            return Err(invalid(reason));
+        }
+    }
+    let in_replicas = |list: &[i32]| list.iter().all(|b| p.replicas.contains(b));
+    if !in_replicas(&p.isr) || !in_replicas(&p.eligible_leader_replicas) {
+        return Err(invalid("ISR or ELR names a broker outside the replicas"));
+    }
+    if p.eligible_leader_replicas.iter().any(|b| p.isr.contains(b)) {
+        return Err(invalid("a broker is both in the ISR and in the ELR"));
+    }
+    if p.leader != -1 && !p.isr.contains(&p.leader) {
+        return Err(invalid("leader is neither -1 nor in the ISR"));
+    }
+    if p.leader_epoch < 0 || p.partition_epoch < 0 {
+        return Err(invalid("negative epoch"));
+    }
+    Ok(())
+}
+
+fn has_duplicates(list: &[i32]) -> bool {
+    let mut sorted = list.to_vec();
+    sorted.sort_unstable();
+    sorted.windows(2).any(|w| w[0] == w[1])
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+//! The metadata log's one door into the storage crate: [`PartitionStore`] implements
+//! [`LogStore`] over `millrace_storage::PartitionLog`. Every storage call of the metadata log
+//! is in this file.
+//!
+//! Reads are bounded by the durable end: the metadata log is its own single voter today, so
+//! what is on disk is committed. Under Raft the bound becomes the commit index.
+
+use super::LogStore;
+use crate::LeaderEpoch;
+use bytes::BytesMut;
+use millrace_storage::disk::{Disk, DiskFile};
+use millrace_storage::{PartitionLog, ReadChunk, StorageError};
+
+/// The metadata log's store: a storage partition log (`__cluster_metadata-0`).
+pub struct PartitionStore<D: Disk> {
+    log: PartitionLog<D>,
+}
+
+impl<D: Disk> PartitionStore<D> {
+    /// Wraps an opened (recovered) partition log.
+    pub fn new(log: PartitionLog<D>) -> Self {
+        PartitionStore { log }
+    }
+}
+
+impl<D: Disk> LogStore for PartitionStore<D> {
+    type Error = StorageError;
+
+    fn append(&self, batch: Vec<u8>, leader_epoch: i32, now_ms: i64) -> Result<i64, StorageError> {
+        let batch = BytesMut::from(&batch[..]);
+        let outcome = self
+            .log
+            .append(batch, LeaderEpoch(leader_epoch), now_ms, false)?;
+        Ok(outcome.base_offset)
+    }
+
+    async fn flush(&self) -> Result<(), StorageError> {
+        self.log.flush().await
+    }
+
+    fn durable_end(&self) -> i64 {
+        self.log.durable_end()
+    }
+
+    fn log_end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    /// A cold read returns ranges of segment files: they are read here through `DiskFile`.
+    async fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
+        let bound = self.log.durable_end();
+        let result = self.log.read(offset, max_bytes, true, bound).await?;
+        let mut out = Vec::with_capacity(result.bytes);
+        for chunk in result.chunks {
+            match chunk {
+                ReadChunk::Memory(bytes) => out.extend_from_slice(&bytes),
+                ReadChunk::File {
+                    file,
+                    position,
+                    len,
+                } => {
+                    let bytes = file
+                        .read_at(position, len as usize)
+                        .await
+                        .map_err(|source| StorageError::Io {
+                            op: "read",
+                            path: file.path().to_path_buf(),
+                            source,
+                        })?;
+                    out.extend_from_slice(&bytes);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

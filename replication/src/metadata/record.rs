@@ -1,0 +1,368 @@
+//! Metadata records: the changes the controller commits to the metadata log, named and shaped
+//! like Kafka's KRaft records (KIP-631), in Millrace's own versioned binary encoding.
+//!
+//! One record is the *value* of one Kafka record in a record batch of the metadata log:
+//!
+//! ```text
+//! record value = type u16 | version u16 | payload          (big-endian)
+//!
+//! type  name                   payload (version 0)
+//!  2    TopicRecord            name string | topic_id uuid
+//!  3    PartitionRecord        topic_id uuid | partition_id i32 | replicas [i32] | isr [i32]
+//!                              | eligible_leader_replicas [i32] | last_known_elr [i32]
+//!                              | leader i32 | leader_epoch i32 | partition_epoch i32
+//!  4    ConfigRecord           resource_type i8 | resource_name string | name string
+//!                              | value nullable string (null = delete the key)
+//!  5    PartitionChangeRecord  topic_id uuid | partition_id i32 | leader i32 (-2 = unchanged,
+//!                              -1 = none) | isr, replicas, eligible_leader_replicas,
+//!                              last_known_elr: nullable [i32] each (null = unchanged)
+//!  9    RemoveTopicRecord      topic_id uuid
+//! 15    ProducerIdsRecord      broker_id i32 | broker_epoch i64 | next_producer_id i64
+//! 20    NoOpRecord             (empty)
+//! ```
+//!
+//! The type numbers are Kafka's metadata record API keys, so a reader of both logs sees the same
+//! numbers; the payloads are not Kafka's (no tagged fields, fixed-width integers; primitives in
+//! `codec.rs`). A payload is versioned per type: a new field means a new version, and a build
+//! refuses a version it does not know instead of guessing. Decoding takes untrusted bytes: every
+//! length is checked against the bytes present, trailing bytes are an error, nothing panics.
+//!
+//! Not yet here, because no code needs them: broker registration and fencing records, feature
+//! levels, ACLs, SCRAM, quotas, and PartitionRecord's adding/removing replicas and directories
+//! (each arrives as a new type or a new version).
+
+use super::codec::{Reader, Writer};
+use crate::error::ReplicationError;
+use std::fmt;
+
+/// A topic id: a UUID, as in Kafka's TopicRecord (all zeros is Kafka's "no id" and is refused).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct TopicId(pub [u8; 16]);
+
+impl TopicId {
+    /// Kafka's `Uuid.ZERO`: never a real topic's id.
+    pub const ZERO: TopicId = TopicId([0; 16]);
+}
+
+impl fmt::Display for TopicId {
+    /// The usual 8-4-4-4-12 hex form.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopicId({self})")
+    }
+}
+
+/// Kafka's `ConfigResource.Type` values that metadata carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConfigResourceType {
+    /// A topic's config; the resource name is the topic name.
+    Topic,
+    /// A broker's config; the resource name is the broker id, or empty for the cluster default.
+    Broker,
+}
+
+impl ConfigResourceType {
+    /// Kafka's number for it.
+    pub fn code(self) -> i8 {
+        match self {
+            ConfigResourceType::Topic => 2,
+            ConfigResourceType::Broker => 4,
+        }
+    }
+
+    /// The type for Kafka's number, if metadata carries it.
+    pub fn from_code(code: i8) -> Result<Self, ReplicationError> {
+        match code {
+            2 => Ok(ConfigResourceType::Topic),
+            4 => Ok(ConfigResourceType::Broker),
+            resource_type => Err(ReplicationError::UnknownConfigResourceType { resource_type }),
+        }
+    }
+}
+
+/// A topic was created. Its partitions follow as [`PartitionRecord`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRecord {
+    /// Topic name.
+    pub name: String,
+    /// Topic id.
+    pub topic_id: TopicId,
+}
+
+/// A partition was created (with the topic, or later by CreatePartitions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRecord {
+    /// The topic.
+    pub topic_id: TopicId,
+    /// Partition index; partitions of a topic are created 0, 1, 2, ... in order.
+    pub partition_id: i32,
+    /// Broker ids of the replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas (a subset of `replicas`).
+    pub isr: Vec<i32>,
+    /// Eligible leader replicas (KIP-966): out of the ISR, yet safe to elect.
+    pub eligible_leader_replicas: Vec<i32>,
+    /// The last known ELR (KIP-966), kept when the ELR empties.
+    pub last_known_elr: Vec<i32>,
+    /// The leader's broker id, or -1 for none.
+    pub leader: i32,
+    /// Leader epoch; grows at every leader change.
+    pub leader_epoch: i32,
+    /// Partition epoch; grows at every change to the partition.
+    pub partition_epoch: i32,
+}
+
+/// A change to an existing partition: a new leader, ISR, replica set or ELR. `None` fields
+/// keep their value. Naming a leader (even the same one, or -1) starts a new leader epoch;
+/// every change starts a new partition epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionChangeRecord {
+    /// The topic.
+    pub topic_id: TopicId,
+    /// The partition.
+    pub partition_id: i32,
+    /// New leader (-1 for none), or `None` to keep it. Encoded as Kafka does, with -2 for
+    /// `None`, so `Some(x)` for any x below -1 is invalid (the image refuses it, and
+    /// `Some(-2)` would read back as `None`).
+    pub leader: Option<i32>,
+    /// New ISR.
+    pub isr: Option<Vec<i32>>,
+    /// New replica set.
+    pub replicas: Option<Vec<i32>>,
+    /// New eligible leader replicas.
+    pub eligible_leader_replicas: Option<Vec<i32>>,
+    /// New last known ELR.
+    pub last_known_elr: Option<Vec<i32>>,
+}
+
+/// A config key was set (`value: Some`) or deleted (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigRecord {
+    /// What the config belongs to.
+    pub resource_type: ConfigResourceType,
+    /// The topic name, or the broker id ("" for the cluster-wide broker default).
+    pub resource_name: String,
+    /// Config key.
+    pub name: String,
+    /// New value, or `None` to delete the key.
+    pub value: Option<String>,
+}
+
+/// A topic was deleted, with its partitions and configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveTopicRecord {
+    /// The topic.
+    pub topic_id: TopicId,
+}
+
+/// A block of producer ids was handed to a broker: every id below `next_producer_id` may be in
+/// use, and the next block starts there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerIdsRecord {
+    /// The broker the block went to.
+    pub broker_id: i32,
+    /// That broker's epoch when it asked.
+    pub broker_epoch: i64,
+    /// The first producer id not yet handed out.
+    pub next_producer_id: i64,
+}
+
+/// One metadata record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataRecord {
+    /// See [`TopicRecord`].
+    Topic(TopicRecord),
+    /// See [`PartitionRecord`].
+    Partition(PartitionRecord),
+    /// See [`PartitionChangeRecord`].
+    PartitionChange(PartitionChangeRecord),
+    /// See [`ConfigRecord`].
+    Config(ConfigRecord),
+    /// See [`RemoveTopicRecord`].
+    RemoveTopic(RemoveTopicRecord),
+    /// See [`ProducerIdsRecord`].
+    ProducerIds(ProducerIdsRecord),
+    /// Changes nothing; a Raft leader writes one to commit its term (Kafka's NoOpRecord).
+    NoOp,
+}
+
+/// Bytes of the `type | version` prefix.
+pub const RECORD_HEADER_BYTES: usize = 4;
+
+const TOPIC: u16 = 2;
+const PARTITION: u16 = 3;
+const CONFIG: u16 = 4;
+const PARTITION_CHANGE: u16 = 5;
+const REMOVE_TOPIC: u16 = 9;
+const PRODUCER_IDS: u16 = 15;
+const NO_OP: u16 = 20;
+
+/// `leader` in a PartitionChangeRecord when it does not change (Kafka's NO_LEADER_CHANGE).
+const NO_LEADER_CHANGE: i32 = -2;
+
+impl MetadataRecord {
+    /// The record's type number.
+    pub fn record_type(&self) -> u16 {
+        match self {
+            MetadataRecord::Topic(_) => TOPIC,
+            MetadataRecord::Partition(_) => PARTITION,
+            MetadataRecord::PartitionChange(_) => PARTITION_CHANGE,
+            MetadataRecord::Config(_) => CONFIG,
+            MetadataRecord::RemoveTopic(_) => REMOVE_TOPIC,
+            MetadataRecord::ProducerIds(_) => PRODUCER_IDS,
+            MetadataRecord::NoOp => NO_OP,
+        }
+    }
+
+    /// The payload version this build writes for the record's type.
+    pub fn version(&self) -> u16 {
+        0
+    }
+
+    /// Encodes the record as a record value.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the encoded record to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(out);
+        w.u16(self.record_type());
+        w.u16(self.version());
+        match self {
+            MetadataRecord::Topic(r) => {
+                w.string(&r.name);
+                w.bytes16(&r.topic_id.0);
+            }
+            MetadataRecord::Partition(r) => encode_partition(&mut w, r),
+            MetadataRecord::PartitionChange(r) => encode_partition_change(&mut w, r),
+            MetadataRecord::Config(r) => {
+                w.i8(r.resource_type.code());
+                w.string(&r.resource_name);
+                w.string(&r.name);
+                w.nullable_string(r.value.as_deref());
+            }
+            MetadataRecord::RemoveTopic(r) => w.bytes16(&r.topic_id.0),
+            MetadataRecord::ProducerIds(r) => {
+                w.i32(r.broker_id);
+                w.i64(r.broker_epoch);
+                w.i64(r.next_producer_id);
+            }
+            MetadataRecord::NoOp => {}
+        }
+    }
+
+    /// Decodes one record value (all of `bytes`, nothing after it).
+    pub fn decode(bytes: &[u8]) -> Result<Self, ReplicationError> {
+        let mut r = Reader::new(bytes, "metadata record");
+        let record_type = r.u16()?;
+        let version = r.u16()?;
+        if !matches!(
+            record_type,
+            TOPIC | PARTITION | CONFIG | PARTITION_CHANGE | REMOVE_TOPIC | PRODUCER_IDS | NO_OP
+        ) {
+            return Err(ReplicationError::UnknownRecordType { record_type });
+        }
+        if version != 0 {
+            return Err(ReplicationError::UnsupportedRecordVersion {
+                record_type,
+                version,
+            });
+        }
+        let record = match record_type {
+            TOPIC => MetadataRecord::Topic(TopicRecord {
+                name: r.string()?,
+                topic_id: TopicId(r.bytes16()?),
+            }),
+            PARTITION => MetadataRecord::Partition(decode_partition(&mut r)?),
+            PARTITION_CHANGE => MetadataRecord::PartitionChange(decode_partition_change(&mut r)?),
+            CONFIG => MetadataRecord::Config(ConfigRecord {
+                resource_type: ConfigResourceType::from_code(r.i8()?)?,
+                resource_name: r.string()?,
+                name: r.string()?,
+                value: r.nullable_string()?,
+            }),
+            REMOVE_TOPIC => MetadataRecord::RemoveTopic(RemoveTopicRecord {
+                topic_id: TopicId(r.bytes16()?),
+            }),
+            PRODUCER_IDS => MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: r.i32()?,
+                broker_epoch: r.i64()?,
+                next_producer_id: r.i64()?,
+            }),
+            _ => MetadataRecord::NoOp,
+        };
+        r.finish()?;
+        Ok(record)
+    }
+}
+
+fn encode_partition(w: &mut Writer<'_>, r: &PartitionRecord) {
+    w.bytes16(&r.topic_id.0);
+    w.i32(r.partition_id);
+    w.i32_array(&r.replicas);
+    w.i32_array(&r.isr);
+    w.i32_array(&r.eligible_leader_replicas);
+    w.i32_array(&r.last_known_elr);
+    w.i32(r.leader);
+    w.i32(r.leader_epoch);
+    w.i32(r.partition_epoch);
+}
+
+fn decode_partition(r: &mut Reader<'_>) -> Result<PartitionRecord, ReplicationError> {
+    Ok(PartitionRecord {
+        topic_id: TopicId(r.bytes16()?),
+        partition_id: r.i32()?,
+        replicas: r.i32_array()?,
+        isr: r.i32_array()?,
+        eligible_leader_replicas: r.i32_array()?,
+        last_known_elr: r.i32_array()?,
+        leader: r.i32()?,
+        leader_epoch: r.i32()?,
+        partition_epoch: r.i32()?,
+    })
+}
+
+fn encode_partition_change(w: &mut Writer<'_>, r: &PartitionChangeRecord) {
+    w.bytes16(&r.topic_id.0);
+    w.i32(r.partition_id);
+    w.i32(r.leader.unwrap_or(NO_LEADER_CHANGE));
+    w.nullable_i32_array(r.isr.as_deref());
+    w.nullable_i32_array(r.replicas.as_deref());
+    w.nullable_i32_array(r.eligible_leader_replicas.as_deref());
+    w.nullable_i32_array(r.last_known_elr.as_deref());
+}
+
+fn decode_partition_change(r: &mut Reader<'_>) -> Result<PartitionChangeRecord, ReplicationError> {
+    let topic_id = TopicId(r.bytes16()?);
+    let partition_id = r.i32()?;
+    let leader = match r.i32()? {
+        NO_LEADER_CHANGE => None,
+        leader => Some(leader),
+    };
+    Ok(PartitionChangeRecord {
+        topic_id,
+        partition_id,
+        leader,
+        isr: r.nullable_i32_array()?,
+        replicas: r.nullable_i32_array()?,
+        eligible_leader_replicas: r.nullable_i32_array()?,
+        last_known_elr: r.nullable_i32_array()?,
+    })
+}
+
+#[cfg(test)]
+mod tests;
