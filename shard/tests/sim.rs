@@ -2,12 +2,104 @@
 //! (`millrace_shard::spawn*`, `Task`, `time::*`, `mesh`, `sync`) run on a seeded scheduler and a
 //! virtual clock when a `Sim` is installed.
 
+use millrace_shard::mesh::{Inbox, Mesh};
 use millrace_shard::sim::{Deadlock, Sim, SIM_EPOCH_MS};
 use millrace_shard::sync::{oneshot, LocalQueue, Notify, Turn};
 use millrace_shard::time::{now_ms, sleep, timeout, yield_if_needed};
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::time::Duration;
+
+type Trace = Rc<RefCell<Vec<String>>>;
+
+fn note(trace: &Trace, event: String) {
+    trace
+        .borrow_mut()
+        .push(format!("{} {event}", now_ms() - SIM_EPOCH_MS));
+}
+
+/// Workers that yield and sleep, and three shards sending over a small mesh: enough choice
+/// points for schedules to differ between seeds.
+fn busy_program(seed: u64) -> (Vec<String>, u64) {
+    let sim = Sim::new(seed);
+    let trace: Trace = Rc::default();
+    let t = trace.clone();
+    sim.block_on(async move {
+        let mut meshes = Mesh::<u32>::local_full(3, 2);
+        let mut tasks = Vec::new();
+        for (shard, mesh) in meshes.iter_mut().enumerate() {
+            for (peer, inbox) in mesh.take_inboxes() {
+                tasks.push(millrace_shard::spawn(receive_all(
+                    t.clone(),
+                    shard,
+                    peer,
+                    inbox,
+                )));
+            }
+        }
+        for (shard, mesh) in meshes.into_iter().enumerate() {
+            let t = t.clone();
+            tasks.push(millrace_shard::spawn(async move {
+                for k in 0..4u32 {
+                    let to = (shard + 1 + k as usize % 2) % 3;
+                    mesh.send_to(to, k).await.unwrap();
+                    note(&t, format!("s{shard} sent {k} to {to}"));
+                    yield_if_needed().await;
+                }
+                mesh.close();
+            }));
+        }
+        for w in 0..4u64 {
+            let t = t.clone();
+            tasks.push(millrace_shard::spawn(async move {
+                for k in 0..3 {
+                    note(&t, format!("w{w} step {k}"));
+                    if k % 2 == 0 {
+                        yield_if_needed().await;
+                    } else {
+                        sleep(Duration::from_millis(w % 2 + 1)).await;
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await;
+        }
+    });
+    let events = trace.borrow().clone();
+    (events, sim.digest())
+}
+
+async fn receive_all(trace: Trace, shard: usize, peer: usize, inbox: Inbox<u32>) {
+    while let Some(k) = inbox.recv().await {
+        note(&trace, format!("s{shard} got {k} from {peer}"));
+    }
+    note(&trace, format!("s{shard} inbox from {peer} ended"));
+}
+
+#[test]
+fn the_same_seed_replays_the_same_trace_and_other_seeds_explore_others() {
+    let (first, digest) = busy_program(7);
+    assert_eq!(
+        first.len(),
+        3 * 4 * 2 + 6 + 4 * 3,
+        "every event happened: {first:?}"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            busy_program(7),
+            (first.clone(), digest),
+            "seed 7 did not replay"
+        );
+    }
+    let traces: BTreeSet<Vec<String>> = (0..8).map(|seed| busy_program(seed).0).collect();
+    assert!(
+        traces.len() >= 3,
+        "8 seeds gave only {} interleavings",
+        traces.len()
+    );
+}
 
 #[test]
 fn timers_fire_in_virtual_time_order_and_the_clock_only_jumps() {
@@ -239,6 +331,75 @@ fn turn_and_local_queue_keep_their_bounds_under_every_seed() {
 }
 
 #[test]
+fn the_local_mesh_pushes_back_at_capacity() {
+    let sim = Sim::new(5);
+    let sent = Rc::new(Cell::new(0));
+    let mut meshes = Mesh::<u32>::local_full(2, 3);
+    let mut one = meshes.pop().unwrap();
+    let zero = Rc::new(meshes.pop().unwrap());
+    assert_eq!((zero.shard_id(), one.shard_id(), one.shards()), (0, 1, 2));
+    let (z, s) = (zero.clone(), sent.clone());
+    sim.spawn(async move {
+        for k in 0..10 {
+            z.send_to(1, k).await.unwrap();
+            s.set(s.get() + 1);
+        }
+    })
+    .detach();
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sent.get(), 3, "the sender went past a full inbox");
+    let inboxes = one.take_inboxes();
+    assert_eq!(inboxes.len(), 1);
+    assert!(one.take_inboxes().is_empty(), "inboxes are taken once");
+    let (peer, inbox) = inboxes.into_iter().next().unwrap();
+    assert_eq!(peer, 0);
+    let got = sim.block_on(async {
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            got.push(inbox.recv().await.unwrap());
+        }
+        got
+    });
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    let z = zero.clone();
+    let refused = sim.block_on(async move {
+        (
+            z.send_to(0, 1).await.is_err(),
+            z.send_to(2, 1).await.is_err(),
+        )
+    });
+    assert_eq!(refused, (true, true), "sends to self and out of range fail");
+    drop(inbox);
+    let z = zero.clone();
+    assert!(
+        sim.block_on(async move { z.send_to(1, 1).await }).is_err(),
+        "a send to a dropped inbox fails"
+    );
+    let mut zero = Rc::try_unwrap(zero)
+        .ok()
+        .expect("the senders' clones are gone");
+    let (_, back) = zero.take_inboxes().pop().unwrap();
+    sim.block_on(async move {
+        one.send_to(0, 42).await.unwrap();
+        one.close();
+        assert_eq!(
+            back.recv().await,
+            Some(42),
+            "messages sent before close arrive"
+        );
+        assert_eq!(
+            back.recv().await,
+            None,
+            "the inbox ends after its sender closed"
+        );
+        assert!(
+            one.send_to(0, 43).await.is_err(),
+            "a closed mesh does not send"
+        );
+    });
+}
+
+#[test]
 fn a_deadlock_is_reported_with_its_seed_and_time() {
     let sim = Sim::new(6);
     let (_tx, rx) = oneshot::<()>();
@@ -269,6 +430,67 @@ fn block_on_panics_on_a_deadlock() {
     let sim = Sim::new(7);
     let (_tx, rx) = oneshot::<()>();
     sim.block_on(rx);
+}
+
+/// A shard-like program: a ticker, a worker holding a task handle, two shards on a mesh.
+fn start_program(ticks: Rc<Cell<u32>>, dropped: Rc<Cell<u32>>) {
+    millrace_shard::spawn_detached(async move {
+        loop {
+            sleep(Duration::from_millis(10)).await;
+            ticks.set(ticks.get() + 1);
+        }
+    });
+    let mut meshes = Mesh::<u32>::local_full(2, 1);
+    for mesh in &mut meshes {
+        for (_, inbox) in mesh.take_inboxes() {
+            let guard = DropCount(dropped.clone());
+            millrace_shard::spawn_detached(async move {
+                let _guard = guard;
+                while inbox.recv().await.is_some() {}
+            });
+        }
+    }
+    let guard = DropCount(dropped);
+    millrace_shard::spawn_detached(async move {
+        let _guard = guard;
+        let child = millrace_shard::spawn(sleep(Duration::from_secs(3_600)));
+        for (k, mesh) in meshes.iter().enumerate() {
+            mesh.send_to(1 - k, 1).await.unwrap();
+        }
+        child.await;
+    });
+}
+
+struct DropCount(Rc<Cell<u32>>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn a_crash_drops_every_task_and_the_sim_runs_the_restarted_program() {
+    let sim = Sim::new(8);
+    let ticks = Rc::new(Cell::new(0));
+    let dropped = Rc::new(Cell::new(0));
+    sim.enter(|| start_program(ticks.clone(), dropped.clone()));
+    sim.run_for(Duration::from_millis(105));
+    assert_eq!(ticks.get(), 10);
+    assert!(sim.tasks() >= 4, "{} tasks", sim.tasks());
+    sim.crash();
+    assert_eq!(sim.tasks(), 0);
+    assert_eq!(dropped.get(), 3, "every task's future was dropped");
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(ticks.get(), 10, "nothing ran after the crash");
+    let crashed_at = sim.now_ms();
+
+    let restarted = Rc::new(Cell::new(0));
+    sim.enter(|| start_program(restarted.clone(), Rc::default()));
+    sim.run_for(Duration::from_millis(50));
+    assert_eq!(restarted.get(), 5, "the restarted program runs");
+    assert_eq!(sim.now_ms(), crashed_at + 50, "the clock carried on");
+    assert_eq!(ticks.get(), 10);
 }
 
 #[test]
