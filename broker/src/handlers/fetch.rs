@@ -241,7 +241,8 @@ impl Call for WaitOnOwner {
     const CANCELLABLE: bool = true;
 
     async fn run(self, shard: Rc<Shard>) {
-        let deadline = std::time::Instant::now() + Duration::from_millis(self.max_wait_ms);
+        let deadline =
+            millrace_shard::time::Instant::now() + Duration::from_millis(self.max_wait_ms);
         loop {
             let seen = shard.data_arrived.generation();
             let ready = self.items.iter().any(|(t, p, offset)| {
@@ -252,7 +253,7 @@ impl Call for WaitOnOwner {
             if ready || shard.stopping.get() {
                 return;
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(millrace_shard::time::Instant::now());
             if left.is_zero() {
                 return;
             }
