@@ -1,17 +1,35 @@
 //! Millrace's thread-per-core runtime: the only crate that names `glommio`.
 //!
-//! * [`runtime`]: one executor per core, pinned, each with its own io_uring ring and
-//!   `io_memory` sized to fit RLIMIT_MEMLOCK; [`runtime::run_shards`] starts them and joins.
+//! The broker reaches its runtime only through this facade, which has two backends:
+//!
+//! * **glommio** (production): one executor per core, pinned, each with its own io_uring ring
+//!   and `io_memory` sized to fit RLIMIT_MEMLOCK; [`runtime::run_shards`] starts them and joins.
+//! * **the deterministic simulation** ([`sim::Sim`], tests): every shard on one thread, a seeded
+//!   scheduler choosing which ready task runs next, and a virtual clock that jumps to the next
+//!   timer. The same seed replays the same interleaving; a deadlock is reported, not hung.
+//!
+//! Routing: while a `Sim` runs on the thread (inside `block_on`, `run_for` or `enter`), the
+//! facade's [`spawn`], [`spawn_detached`], [`spawn_background`], [`Task`] and [`time`] use it;
+//! otherwise glommio. [`mesh::Mesh`] has a glommio form ([`mesh::MeshSpec::join`], one thread
+//! per shard) and a same-thread form ([`mesh::Mesh::local_full`]) with the same bound and
+//! back-pressure. [`sync`] is runtime-agnostic (plain wakers) and works under both.
+//!
+//! * [`runtime`]: executor start-up and placement (glommio only).
 //! * [`mesh`]: the bounded full mesh of cross-shard channels. Senders wait when a peer's inbox
 //!   is full (back-pressure), never grow a queue.
 //! * [`disk`]: [`disk::DmaDisk`], the storage crate's `Disk` over glommio `DmaFile`s (direct
 //!   I/O; files always opened read-write, since a write-only `DmaFile` breaks glommio's iopoll
-//!   probe) with a buffered read descriptor beside each segment for sendfile.
-//! * [`net`]: sockets and zero-copy sends.
-//! * [`time`]: timers and cooperative yielding.
-//! * [`reap`]: closes and unlinks that can free a file's blocks, done off the shard's thread.
+//!   probe) with a buffered read descriptor beside each segment for sendfile. Glommio only; a
+//!   simulation uses the storage crate's `SimDisk`.
+//! * [`net`]: sockets and zero-copy sends (glommio only).
+//! * [`time`]: timers, the wall clock (`now_ms`), a monotonic [`time::Instant`] and cooperative
+//!   yielding; virtual under a simulation.
+//! * [`reap`]: closes and unlinks that can free a file's blocks, done off the shard's thread
+//!   (glommio only).
+//! * [`sim`]: the simulation backend.
 //!
-//! Everything here lives on the shard that created it; only mesh messages cross threads.
+//! Everything here lives on the shard that created it; only glommio mesh messages cross
+//! threads. A `Sim` and everything spawned on it live on the thread that owns the `Sim`.
 //! Replacing glommio with another io_uring runtime means rewriting this crate only.
 
 pub mod disk;
