@@ -37,6 +37,9 @@ pub const SIM_EPOCH_MS: i64 = 1_700_000_000_000;
 /// time in this many: glommio gives the background queue few shares, not none.
 const BACKGROUND_ODDS: u64 = 16;
 
+/// Default for [`Sim::set_livelock_polls`].
+pub const LIVELOCK_POLLS_DEFAULT: u64 = 10_000_000;
+
 /// The root future of [`Sim::block_on`] is scheduled like a task under this id.
 const ROOT: u64 = 0;
 
@@ -84,6 +87,7 @@ impl Sim {
                 next_timer: Cell::new(0),
                 digest: Cell::new(seed),
                 polls: Cell::new(0),
+                livelock_polls: Cell::new(LIVELOCK_POLLS_DEFAULT),
             }),
         }
     }
@@ -119,6 +123,12 @@ impl Sim {
         self.core.digest.get()
     }
 
+    /// Polls at one virtual instant after which a run panics as livelocked: tasks keep waking
+    /// each other (or yielding) and never wait for time, so no run could end.
+    pub fn set_livelock_polls(&self, polls: u64) {
+        self.core.livelock_polls.set(polls.max(1));
+    }
+
     /// Spawns a task from outside the simulation (inside it, use `millrace_shard::spawn`).
     pub fn spawn<F>(&self, future: F) -> SimTask<F::Output>
     where
@@ -138,7 +148,7 @@ impl Sim {
     /// Runs the simulation until `future` completes and returns its output.
     ///
     /// # Panics
-    /// On a [`Deadlock`], with the seed and the virtual time in the message.
+    /// On a [`Deadlock`] or a livelock, with the seed and the virtual time in the message.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.try_block_on(future).unwrap_or_else(|d| panic!("{d}"))
     }
@@ -172,8 +182,11 @@ impl Sim {
         }
     }
 
-    /// Runs every task for `duration` of virtual time; the clock ends exactly `duration` later.
-    /// Returns early only if nothing can ever run again (no ready task and no timer).
+    /// Runs every task for `duration` of virtual time; the clock ends exactly `duration` later
+    /// (also when everything is waiting with no timer: that is idle, not a deadlock, here).
+    ///
+    /// # Panics
+    /// On a livelock (see [`Sim::set_livelock_polls`]).
     pub fn run_for(&self, duration: Duration) {
         let _installed = Installed::new(&self.core);
         let end_ns = self.core.now_ns.get().saturating_add(nanos(duration));
@@ -184,8 +197,9 @@ impl Sim {
         }
     }
 
-    /// Simulates a process crash: every task and timer is dropped without being polled again.
-    /// The clock keeps its time and the `Sim` can run a restarted program.
+    /// Simulates a process crash: every task and timer is dropped without being polled again
+    /// (also when called from one of its tasks, which stops after its current poll). The clock
+    /// keeps its time and the `Sim` can run a restarted program.
     pub fn crash(&self) {
         self.core.drop_everything();
     }
@@ -349,6 +363,7 @@ pub(crate) struct Core {
     next_timer: Cell<u64>,
     digest: Cell<u64>,
     polls: Cell<u64>,
+    livelock_polls: Cell<u64>,
 }
 
 struct Slot {
@@ -395,8 +410,18 @@ impl Core {
         cx_root: &mut Context<'_>,
         end_ns: Option<u64>,
     ) -> Stop {
+        let mut polls_now = 0u64;
         loop {
             if let Some(id) = self.pick() {
+                polls_now += 1;
+                assert!(
+                    polls_now <= self.livelock_polls.get(),
+                    "simulation livelock at virtual time {} ms (seed {}): {} polls without \
+                     time moving on; tasks keep each other ready",
+                    self.now_ms(),
+                    self.seed,
+                    self.livelock_polls.get()
+                );
                 self.record(id);
                 if id == ROOT {
                     if poll_root(cx_root) {
@@ -409,7 +434,10 @@ impl Core {
             }
             let next = self.timers.borrow().keys().next().map(|&(at, _)| at);
             match next {
-                Some(at) if end_ns.is_none_or(|end| at <= end) => self.fire_timers(at),
+                Some(at) if end_ns.is_none_or(|end| at <= end) => {
+                    polls_now = 0;
+                    self.fire_timers(at);
+                }
                 Some(_) => {
                     self.now_ns.set(end_ns.expect("checked above"));
                     return Stop::TimeUp;
@@ -508,12 +536,21 @@ impl Core {
         drop(slot); // outside the borrow
     }
 
-    fn drop_everything(&self) {
-        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
-        let timers = std::mem::take(&mut *self.timers.borrow_mut());
+    /// Drops every task and timer unpolled. Tasks or timers that destructors create on the way
+    /// (a `Drop` that spawns a clean-up) are dropped too: a crashed process runs nothing more.
+    fn drop_everything(self: &Rc<Self>) {
+        // Installed, so that a destructor's `spawn` lands here rather than on glommio.
+        let _installed = (!is_current()).then(|| Installed::new(self));
+        loop {
+            let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+            let timers = std::mem::take(&mut *self.timers.borrow_mut());
+            if tasks.is_empty() && timers.is_empty() {
+                break;
+            }
+            drop(tasks);
+            drop(timers);
+        }
         *self.ready.borrow_mut() = Ready::default();
-        drop(tasks);
-        drop(timers);
         // Destructors may have woken tasks that no longer exist.
         self.woken.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }

@@ -475,11 +475,19 @@ fn a_crash_drops_every_task_and_the_sim_runs_the_restarted_program() {
     let ticks = Rc::new(Cell::new(0));
     let dropped = Rc::new(Cell::new(0));
     sim.enter(|| start_program(ticks.clone(), dropped.clone()));
+    let cleanups = Rc::new(Cell::new(0));
+    let guard = SpawnsOnDrop(cleanups.clone());
+    sim.spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await;
+    })
+    .detach();
     sim.run_for(Duration::from_millis(105));
     assert_eq!(ticks.get(), 10);
     assert!(sim.tasks() >= 4, "{} tasks", sim.tasks());
     sim.crash();
-    assert_eq!(sim.tasks(), 0);
+    assert_eq!(sim.tasks(), 0, "a destructor's spawn outlived the crash");
+    assert_eq!(cleanups.get(), 0);
     assert_eq!(dropped.get(), 3, "every task's future was dropped");
     sim.run_for(Duration::from_secs(10));
     assert_eq!(ticks.get(), 10, "nothing ran after the crash");
@@ -523,4 +531,66 @@ fn background_tasks_run_when_the_foreground_is_busy_or_idle() {
         // It only yields, so no run would ever end with it alive: stop it.
         sim.crash();
     }
+}
+
+/// Spawns a clean-up task when dropped, as a destructor might.
+struct SpawnsOnDrop(Rc<Cell<u32>>);
+
+impl Drop for SpawnsOnDrop {
+    fn drop(&mut self) {
+        let ran = self.0.clone();
+        millrace_shard::spawn_detached(async move { ran.set(ran.get() + 1) });
+    }
+}
+
+#[test]
+fn a_crash_from_inside_a_task_stops_everything_and_runs_no_clean_up() {
+    let sim = Sim::new(9);
+    let cleanups = Rc::new(Cell::new(0));
+    let after = Rc::new(Cell::new(false));
+    let ticks = Rc::new(Cell::new(0));
+    let (c, a, t) = (cleanups.clone(), after.clone(), ticks.clone());
+    sim.enter(|| {
+        millrace_shard::spawn_detached(async move {
+            let _guard = SpawnsOnDrop(c);
+            loop {
+                sleep(Duration::from_millis(1)).await;
+                t.set(t.get() + 1);
+            }
+        });
+    });
+    let sim = Rc::new(sim);
+    let s = sim.clone();
+    sim.spawn(async move {
+        sleep(Duration::from_micros(5_500)).await;
+        s.crash();
+        a.set(true); // the rest of this poll still runs, as a process's last instructions
+        sleep(Duration::ZERO).await;
+        yield_if_needed().await;
+        unreachable!("polled after the crash");
+    })
+    .detach();
+    sim.run_for(Duration::from_millis(20));
+    assert_eq!(ticks.get(), 5);
+    assert!(after.get());
+    assert_eq!(
+        cleanups.get(),
+        0,
+        "a task spawned by a destructor during a crash ran"
+    );
+    assert_eq!(sim.tasks(), 0);
+}
+
+#[test]
+#[should_panic(expected = "simulation livelock at virtual time")]
+fn a_livelock_is_reported_not_hung() {
+    let sim = Sim::new(10);
+    sim.set_livelock_polls(10_000);
+    sim.spawn(async {
+        loop {
+            yield_if_needed().await;
+        }
+    })
+    .detach();
+    sim.run_for(Duration::from_millis(1));
 }
