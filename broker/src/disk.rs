@@ -19,7 +19,7 @@ pub enum BrokerDisk {
     /// The device, through the shard runtime.
     Device(DmaDisk),
     /// The simulation's in-memory disk (only the simulation tests build one).
-    #[allow(dead_code)]
+    #[cfg_attr(not(test), allow(dead_code))]
     Sim(SimDisk),
 }
 

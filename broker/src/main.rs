@@ -24,6 +24,8 @@ mod metadata;
 mod partition;
 mod server;
 mod shard;
+#[cfg(test)]
+mod sim_tests;
 mod topic_config;
 
 use clap::Parser;

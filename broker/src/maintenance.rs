@@ -121,10 +121,10 @@ pub struct TokenBucket {
     rate: f64,
     busy_rate: f64,
     tokens: Cell<f64>,
-    last: Cell<std::time::Instant>,
+    last: Cell<millrace_shard::time::Instant>,
     /// The foreground count last seen, and until when the busy rate applies because it moved.
     seen: Cell<u64>,
-    busy_until: Cell<Option<std::time::Instant>>,
+    busy_until: Cell<Option<millrace_shard::time::Instant>>,
 }
 
 impl TokenBucket {
@@ -136,14 +136,14 @@ impl TokenBucket {
             rate,
             busy_rate: busy_rate.min(rate),
             tokens: Cell::new(rate * BURST.as_secs_f64()),
-            last: Cell::new(std::time::Instant::now()),
+            last: Cell::new(millrace_shard::time::Instant::now()),
             seen: Cell::new(foreground),
             busy_until: Cell::new(None),
         }
     }
 
     /// The rate in force at `now`, given the foreground count so far.
-    fn rate_at(&self, now: std::time::Instant, foreground: u64) -> f64 {
+    fn rate_at(&self, now: millrace_shard::time::Instant, foreground: u64) -> f64 {
         if foreground != self.seen.get() {
             self.seen.set(foreground);
             self.busy_until.set(Some(now + BUSY_FOR));
@@ -156,7 +156,7 @@ impl TokenBucket {
 
     /// Takes `bytes` tokens at `now`; returns how long to wait to pay back a debt. Tokens
     /// accrue at the rate in force now and are capped at [`BURST`] of it.
-    fn take(&self, bytes: usize, now: std::time::Instant, foreground: u64) -> Duration {
+    fn take(&self, bytes: usize, now: millrace_shard::time::Instant, foreground: u64) -> Duration {
         let rate = self.rate_at(now, foreground);
         let elapsed = now.saturating_duration_since(self.last.get()).as_secs_f64();
         self.last.set(now);
@@ -173,7 +173,7 @@ impl TokenBucket {
 
 impl Throttle for TokenBucket {
     async fn pace(&self, bytes: usize) {
-        let now = std::time::Instant::now();
+        let now = millrace_shard::time::Instant::now();
         let wait = self.take(bytes, now, millrace_storage::foreground_io_started());
         if wait.is_zero() {
             millrace_shard::time::yield_if_needed().await;
