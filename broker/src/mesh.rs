@@ -93,6 +93,14 @@ pub struct Calls {
     running: RefCell<HashMap<(usize, u64), OneshotSender<()>>>,
 }
 
+impl Calls {
+    /// Cancellable calls this shard is running for peers right now.
+    #[cfg(test)]
+    pub fn running(&self) -> usize {
+        self.running.borrow().len()
+    }
+}
+
 impl Shard {
     /// Runs `call` on `target` (directly if that is this shard) and returns its reply.
     pub async fn call<C: Call>(

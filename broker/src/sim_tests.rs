@@ -91,6 +91,40 @@ fn acknowledged_writes_survive_crashes_at_any_point() {
     assert!(answered > 0, "no produce was acknowledged in any seed");
 }
 
+/// A long poll on another shard stops as soon as its caller stops waiting, not at its deadline
+/// (the owner would otherwise hold a task per abandoned Fetch for up to `max_wait_ms`).
+#[test]
+fn an_abandoned_long_poll_is_cancelled_on_its_owner() {
+    let disk = SimDisk::new(4096);
+    let sim = Sim::new(7);
+    let shards = sim.block_on(boot(&disk));
+    let (caller, owner) = (&shards[0], &shards[1]);
+    let (topic, partition) = (0..PARTITIONS)
+        .find(|p| caller.image().owner(TOPIC, *p) == Some(owner.id))
+        .map(|p| (TOPIC.to_string(), p))
+        .expect("a partition on the second shard");
+    let wait = crate::handlers::fetch::WaitOnOwner {
+        items: vec![(topic, partition, 0)],
+        max_wait_ms: 30_000,
+    };
+    let started = sim.now_ms();
+    let waited = sim.block_on(millrace_shard::time::timeout(
+        Duration::from_millis(10),
+        caller.call(owner.id, wait),
+    ));
+    assert!(waited.is_none(), "the wait ended without data");
+    assert_eq!(owner.calls.running(), 1, "the owner runs the wait");
+    sim.run_for(Duration::from_millis(1));
+    assert_eq!(
+        owner.calls.running(),
+        0,
+        "the owner still waits after the caller left (at +{} ms)",
+        sim.now_ms() - started
+    );
+    drop(shards);
+    sim.crash();
+}
+
 /// Runs one seed through [`LIVES`] crashes; returns how many produces were acknowledged.
 fn run_seed(seed: u64) -> usize {
     let disk = SimDisk::new(4096);

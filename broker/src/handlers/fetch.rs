@@ -229,8 +229,8 @@ fn record_piece<F: DiskFile>(chunk: ReadChunk<F>) -> RecordPiece {
 /// Completes when any of these partitions (topic, partition, fetch offset) on the target shard
 /// has data past its offset, or after `max_wait_ms`. Cancelled when the fetch stops waiting.
 pub struct WaitOnOwner {
-    items: Vec<(String, i32, i64)>,
-    max_wait_ms: u64,
+    pub(crate) items: Vec<(String, i32, i64)>,
+    pub(crate) max_wait_ms: u64,
 }
 
 impl Call for WaitOnOwner {
