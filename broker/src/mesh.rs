@@ -272,6 +272,25 @@ impl<I: Send + 'static> Split<I> {
     }
 }
 
+/// Owner side of a partition API: runs `op` on each item's partition on this shard, one after
+/// another, answering by slot; an item whose partition is not here gets `missing()`.
+pub async fn on_each_partition<I, R>(
+    shard: &Shard,
+    items: Vec<(usize, (String, i32, I))>,
+    missing: impl Fn() -> R,
+    op: impl AsyncFn(&crate::shard::Partition, I) -> R,
+) -> Vec<(usize, R)> {
+    let mut out = Vec::with_capacity(items.len());
+    for (slot, (topic, index, item)) in items {
+        let r = match shard.partition(&topic, index) {
+            Some(partition) => op(&partition, item).await,
+            None => missing(),
+        };
+        out.push((slot, r));
+    }
+    out
+}
+
 /// Runs futures on this shard concurrently and collects their outputs in order.
 pub async fn join_all<F: Future + 'static>(futures: Vec<F>) -> Vec<F::Output>
 where

@@ -5,7 +5,7 @@
 use super::list_offsets::ListOffsetsResult;
 use super::{decode, respond, Response};
 use crate::errors::{code, storage_code};
-use crate::mesh::{Call, Split};
+use crate::mesh::{on_each_partition, Call, Split};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_records_response::{
@@ -87,27 +87,23 @@ impl Call for DeleteOnOwner {
     type Reply = Vec<(usize, ListOffsetsResult)>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let mut out = Vec::with_capacity(self.items.len());
-        for (slot, (topic, index, offset)) in self.items {
-            let Some(partition) = shard.partition(&topic, index) else {
-                out.push((
-                    slot,
-                    ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION),
-                ));
-                continue;
-            };
-            let r = match partition.delete_records(offset).await {
+        let missing = || ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION);
+        on_each_partition(
+            &shard,
+            self.items,
+            missing,
+            async |partition, offset| match partition.delete_records(offset).await {
                 Ok(low) => {
-                    tracing::info!(%topic, partition = index, log_start_offset = low, "records deleted");
+                    tracing::info!(topic = %partition.topic(), partition = partition.index(),
+                        log_start_offset = low, "records deleted");
                     ListOffsetsResult {
                         offset: low,
                         ..ListOffsetsResult::error(code::NONE)
                     }
                 }
                 Err(e) => ListOffsetsResult::error(storage_code(&e)),
-            };
-            out.push((slot, r));
-        }
-        out
+            },
+        )
+        .await
     }
 }

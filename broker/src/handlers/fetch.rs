@@ -13,9 +13,9 @@
 
 use super::{decode, RecordPiece, Response};
 use crate::errors::{code, storage_code};
-use crate::mesh::{Call, Split};
+use crate::mesh::{on_each_partition, Call, Split};
 use crate::partition::Reader;
-use crate::shard::Shard;
+use crate::shard::{Partition, Shard};
 use bytes::Bytes;
 use kafka_protocol::messages::FetchRequest;
 use millrace_storage::disk::DiskFile;
@@ -84,12 +84,7 @@ async fn read_all(shard: &Rc<Shard>, wanted: &[Wanted]) -> Vec<Option<FetchResul
     let mut split: Split<FetchItem> = Split::default();
     for (slot, w) in wanted.iter().enumerate() {
         if let (Some(owner), Some(topic)) = (w.owner, &w.topic) {
-            let item = FetchItem {
-                topic: topic.clone(),
-                partition: w.partition,
-                offset: w.offset,
-                max_bytes: w.max_bytes,
-            };
+            let item = (topic.clone(), w.partition, (w.offset, w.max_bytes));
             split.push(owner, slot, item);
         }
     }
@@ -136,13 +131,8 @@ async fn wait_for_any(shard: &Rc<Shard>, wanted: &[Wanted], max_wait_ms: u64) {
     .await;
 }
 
-/// One partition to read.
-pub struct FetchItem {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    max_bytes: usize,
-}
+/// One partition to read: (topic, partition, (fetch offset, partition byte limit)).
+type FetchItem = (String, i32, (i64, usize));
 
 /// One partition's read.
 #[derive(Debug)]
@@ -161,6 +151,20 @@ pub struct FetchResult {
     bytes: usize,
 }
 
+impl FetchResult {
+    /// No data, with an error code.
+    fn error(error_code: i16) -> Self {
+        FetchResult {
+            error_code,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            records: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
+
 /// Reads partitions the target shard owns, one after another.
 pub struct ReadOnOwner {
     items: Vec<(usize, FetchItem)>,
@@ -170,32 +174,24 @@ impl Call for ReadOnOwner {
     type Reply = Vec<(usize, Option<FetchResult>)>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let mut results = Vec::with_capacity(self.items.len());
-        for (slot, item) in self.items {
-            results.push((slot, Some(read_one(&shard, item).await)));
-        }
-        results
+        let missing = || Some(FetchResult::error(code::UNKNOWN_TOPIC_OR_PARTITION));
+        let read = async |partition: &Partition, item| Some(read_one(partition, item).await);
+        on_each_partition(&shard, self.items, missing, read).await
     }
 }
 
-async fn read_one(shard: &Shard, item: FetchItem) -> FetchResult {
+/// An owner's read of one partition, as a consumer.
+async fn read_one(partition: &Partition, (offset, max_bytes): (i64, usize)) -> FetchResult {
     let mut result = FetchResult {
-        error_code: code::NONE,
-        high_watermark: -1,
-        last_stable_offset: -1,
-        log_start_offset: -1,
-        records: Vec::new(),
-        bytes: 0,
+        high_watermark: partition.high_watermark(),
+        last_stable_offset: partition.last_stable_offset(),
+        log_start_offset: partition.log_start_offset(),
+        ..FetchResult::error(code::NONE)
     };
-    let Some(partition) = shard.partition(&item.topic, item.partition) else {
-        result.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
-        return result;
-    };
-    result.high_watermark = partition.high_watermark();
-    result.last_stable_offset = partition.last_stable_offset();
-    result.log_start_offset = partition.log_start_offset();
-    let read = partition.read(item.offset, item.max_bytes, true, Reader::Consumer);
-    match read.await {
+    match partition
+        .read(offset, max_bytes, true, Reader::Consumer)
+        .await
+    {
         Ok((read, high_watermark)) => {
             result.high_watermark = high_watermark;
             result.last_stable_offset = partition.last_stable_offset();

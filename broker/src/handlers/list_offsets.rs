@@ -3,7 +3,7 @@
 
 use super::{decode, respond, Response};
 use crate::errors::{code, storage_code};
-use crate::mesh::{Call, Split};
+use crate::mesh::{on_each_partition, Call, Split};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
@@ -102,16 +102,12 @@ impl Call for ListOnOwner {
     type Reply = Vec<(usize, ListOffsetsResult)>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let mut out = Vec::with_capacity(self.items.len());
-        for (slot, (topic, index, timestamp)) in self.items {
-            let Some(partition) = shard.partition(&topic, index) else {
-                out.push((
-                    slot,
-                    ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION),
-                ));
-                continue;
-            };
-            let r = match partition.list_offset(timestamp).await {
+        let missing = || ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION);
+        on_each_partition(
+            &shard,
+            self.items,
+            missing,
+            async |partition, timestamp| match partition.list_offset(timestamp).await {
                 Ok(Some((offset, timestamp))) => ListOffsetsResult {
                     error_code: code::NONE,
                     timestamp,
@@ -124,9 +120,8 @@ impl Call for ListOnOwner {
                 },
                 Ok(None) => ListOffsetsResult::error(code::INVALID_REQUEST),
                 Err(e) => ListOffsetsResult::error(storage_code(&e)),
-            };
-            out.push((slot, r));
-        }
-        out
+            },
+        )
+        .await
     }
 }
