@@ -68,6 +68,9 @@ pub struct Config {
     pub topic_defaults: crate::topic_config::BrokerDefaults,
     /// `log.retention.check.interval.ms`: how often each shard applies retention.
     pub log_retention_check_interval_ms: i64,
+    /// `replica.high.watermark.checkpoint.interval.ms`: how often each shard persists the high
+    /// watermarks of its partitions that moved.
+    pub replica_high_watermark_checkpoint_interval_ms: i64,
     /// `log.cleaner.enable`: run the compaction cleaner.
     pub log_cleaner_enable: bool,
     /// `log.cleaner.backoff.ms`: the cleaner's pause when no log needs cleaning.
@@ -136,6 +139,7 @@ impl Default for Config {
             group_max_size: 1_000,
             topic_defaults: crate::topic_config::BrokerDefaults::default(),
             log_retention_check_interval_ms: 300_000,
+            replica_high_watermark_checkpoint_interval_ms: 5_000,
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
@@ -267,6 +271,10 @@ impl Config {
                 }
                 "log.retention.check.interval.ms" => {
                     self.log_retention_check_interval_ms = parse_num(key, value, 1, i64::MAX)?
+                }
+                "replica.high.watermark.checkpoint.interval.ms" => {
+                    self.replica_high_watermark_checkpoint_interval_ms =
+                        parse_num(key, value, 1, i64::MAX)?
                 }
                 "log.cleaner.enable" => self.log_cleaner_enable = parse_bool(key, value)?,
                 "log.cleaner.dedupe.buffer.size" => {
@@ -543,6 +551,11 @@ impl Config {
         m.insert(
             "log.retention.check.interval.ms",
             self.log_retention_check_interval_ms.to_string(),
+        );
+        m.insert(
+            "replica.high.watermark.checkpoint.interval.ms",
+            self.replica_high_watermark_checkpoint_interval_ms
+                .to_string(),
         );
         m.insert("log.cleaner.enable", self.log_cleaner_enable.to_string());
         m.insert(

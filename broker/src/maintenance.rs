@@ -1,8 +1,10 @@
-//! Per-shard log maintenance: retention and the compaction cleaner.
+//! Per-shard log maintenance: retention, the compaction cleaner, high-watermark checkpoints.
 //!
-//! Each shard runs two background tasks over the logs it owns, in a low-share task queue so
-//! that request handling goes first whenever both have work:
+//! Each shard runs these background tasks over the partitions it owns, in a low-share task
+//! queue so that request handling goes first whenever both have work:
 //!
+//! * **High-watermark checkpoint**, every `replica.high.watermark.checkpoint.interval.ms`:
+//!   persists each partition's high watermark that moved (and at close).
 //! * **Retention**, every `log.retention.check.interval.ms`: deletes whole segments past
 //!   `retention.ms`/`retention.bytes` or below the log start offset, rolling the active segment
 //!   when it is due (topics with `cleanup.policy` containing `delete`).
@@ -23,10 +25,25 @@ use std::time::Duration;
 /// Starts the shard's maintenance tasks.
 pub fn start(shard: &Rc<Shard>) -> Result<(), String> {
     millrace_shard::spawn_background("retention", retention_loop(shard.clone()))?;
+    millrace_shard::spawn_background("hw-checkpoint", checkpoint_loop(shard.clone()))?;
     if shard.config.log_cleaner_enable {
         millrace_shard::spawn_background("cleaner", cleaner_loop(shard.clone()))?;
     }
     Ok(())
+}
+
+async fn checkpoint_loop(shard: Rc<Shard>) {
+    let interval = shard.config.replica_high_watermark_checkpoint_interval_ms as u64;
+    while !shard.stopping.get() {
+        millrace_shard::time::sleep(Duration::from_millis(interval)).await;
+        for partition in shard.partitions() {
+            match partition.checkpoint_high_watermark().await {
+                Ok(()) | Err(millrace_storage::StorageError::Closed) => {}
+                Err(e) => tracing::warn!(topic = %partition.topic(),
+                    partition = partition.index(), error = %e, "high-watermark checkpoint"),
+            }
+        }
+    }
 }
 
 async fn retention_loop(shard: Rc<Shard>) {

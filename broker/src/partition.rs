@@ -23,7 +23,7 @@ use millrace_storage::{
     AppendOutcome, BatchCache, CleanOutcome, LogConfig, PartitionLog, ReadResult, RetentionOutcome,
     StorageError, Throttle,
 };
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// What a producer waits for before its produce is answered (Kafka's `acks`).
@@ -76,6 +76,8 @@ pub struct Partition<D: Disk> {
     replica: RefCell<Replica>,
     /// The owning shard's "a high watermark advanced" signal.
     advanced: Rc<Notify>,
+    /// The high watermark in the partition's replication checkpoint.
+    checkpointed: Cell<Option<i64>>,
 }
 
 impl<D: Disk> Partition<D> {
@@ -94,14 +96,20 @@ impl<D: Disk> Partition<D> {
         let now = millrace_shard::time::now_ms();
         let log = PartitionLog::open(disk, dir, config, cache, now).await?;
         let durable = log.durable_end();
+        let checkpoint = log.read_replication_checkpoint().await?;
+        let checkpointed = checkpoint.as_deref().and_then(decode_high_watermark);
         let assignment = sole_replica_assignment(local);
-        let replica = Replica::new(local, assignment, log.log_end_offset(), durable, durable);
+        // A sole replica commits whatever is durable; with followers, the checkpoint is the
+        // last high watermark known to be committed.
+        let hw = checkpointed.unwrap_or(durable).min(durable);
+        let replica = Replica::new(local, assignment, log.log_end_offset(), durable, hw);
         Ok(Partition {
             topic,
             index,
             log,
             replica: RefCell::new(replica),
             advanced,
+            checkpointed: Cell::new(checkpointed),
         })
     }
 
@@ -254,8 +262,24 @@ impl<D: Disk> Partition<D> {
         self.log.set_config(config)
     }
 
-    /// Final flush and clean-shutdown files.
+    /// Persists the high watermark if it moved since the last checkpoint (Kafka's
+    /// `replication-offset-checkpoint`, one per partition here): after a restart a follower
+    /// must not expose more than was known to be committed.
+    pub async fn checkpoint_high_watermark(&self) -> Result<(), StorageError> {
+        let hw = self.high_watermark();
+        if self.checkpointed.get() == Some(hw) {
+            return Ok(());
+        }
+        let body = encode_high_watermark(hw, self.leader_epoch());
+        self.log.write_replication_checkpoint(&body).await?;
+        self.checkpointed.set(Some(hw));
+        Ok(())
+    }
+
+    /// Final flush, the high-watermark checkpoint and the log's clean-shutdown files.
     pub async fn close(&self) -> Result<(), StorageError> {
+        self.flush().await?;
+        self.checkpoint_high_watermark().await?;
         self.log.close().await
     }
 
@@ -271,5 +295,34 @@ impl<D: Disk> Partition<D> {
                 Action::HighWatermarkAdvanced { .. } => self.advanced.notify_all(),
             }
         }
+    }
+}
+
+/// The replication checkpoint's body: `high_watermark i64 | leader_epoch i32`, big-endian.
+fn encode_high_watermark(high_watermark: i64, epoch: LeaderEpoch) -> Vec<u8> {
+    let mut body = high_watermark.to_be_bytes().to_vec();
+    body.extend_from_slice(&epoch.0.to_be_bytes());
+    body
+}
+
+/// The high watermark of a checkpoint body; None for a body of another shape.
+fn decode_high_watermark(body: &[u8]) -> Option<i64> {
+    let hw: [u8; 8] = body.get(..8)?.try_into().ok()?;
+    (body.len() == 12).then(|| i64::from_be_bytes(hw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpoint_body_round_trips_and_refuses_other_shapes() {
+        let body = encode_high_watermark(1 << 40, LeaderEpoch(3));
+        assert_eq!(decode_high_watermark(&body), Some(1 << 40));
+        assert_eq!(decode_high_watermark(&body[..11]), None);
+        assert_eq!(
+            decode_high_watermark(&[body.clone(), vec![0]].concat()),
+            None
+        );
     }
 }

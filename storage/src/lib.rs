@@ -146,6 +146,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod checkpoint;
 mod compaction;
 pub mod disk;
 mod epoch;
@@ -161,6 +162,7 @@ pub mod sim;
 mod truncate;
 
 pub use cache::BatchCache;
+pub use checkpoint::REPLICATION_CHECKPOINT;
 pub use compaction::{CleanOutcome, NoThrottle, Throttle, IO_BYTES, MAP_ENTRY_BYTES};
 pub use error::StorageError;
 pub use foreground::foreground_io_started;
