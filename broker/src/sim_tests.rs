@@ -125,6 +125,55 @@ fn an_abandoned_long_poll_is_cancelled_on_its_owner() {
     sim.crash();
 }
 
+/// A clean shutdown leaves each partition's high watermark in its replication checkpoint, and
+/// the periodic task writes one that moved.
+#[test]
+fn the_high_watermark_is_checkpointed_periodically_and_at_close() {
+    let disk = SimDisk::new(4096);
+    let sim = Rc::new(Sim::new(11));
+    let shards = sim.block_on(boot(&disk));
+    let acked = Rc::new(RefCell::new(Acknowledged::default()));
+    let plan = Rc::new(CrashPlan {
+        sim: sim.clone(),
+        after_send: usize::MAX,
+        turns: 0,
+    });
+    let client = SmallRng::seed_from_u64(1);
+    let producer = produce_loop(shards.clone(), acked.clone(), plan, 0, 0, client);
+    let producing = sim.spawn(producer);
+    sim.run_for(Duration::from_millis(200));
+    let checkpoint = |partition: i32| {
+        let path = PathBuf::from(format!("/sim/{TOPIC}-{partition}"))
+            .join(millrace_storage::REPLICATION_CHECKPOINT);
+        disk.file_bytes(&path)
+    };
+    assert!(checkpoint(0).is_none(), "no checkpoint before its interval");
+    let interval = config().replica_high_watermark_checkpoint_interval_ms as u64;
+    sim.run_for(Duration::from_millis(interval));
+    assert!(
+        checkpoint(0).is_some(),
+        "the periodic task wrote no checkpoint"
+    );
+    // More records after the periodic checkpoint: only the one at close covers them.
+    sim.run_for(Duration::from_millis(100));
+    drop(producing);
+    for shard in &shards {
+        sim.block_on(shard.close_partitions());
+    }
+    let produced: usize = acked.borrow().records.values().map(|m| m.len()).sum();
+    assert!(produced > 0, "nothing was produced");
+    for (partition, records) in &acked.borrow().records {
+        let bytes = checkpoint(*partition).expect("a checkpoint after close");
+        // The framed body ends with `high_watermark i64 | leader_epoch i32` and the CRC.
+        let body = &bytes[bytes.len() - 16..bytes.len() - 4];
+        let hw = i64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
+        let end = records.keys().max().expect("records") + 1;
+        assert_eq!(hw, end, "{TOPIC}-{partition}: checkpoint at close");
+    }
+    drop(shards);
+    sim.crash();
+}
+
 /// Runs one seed through [`LIVES`] crashes; returns how many produces were acknowledged.
 fn run_seed(seed: u64) -> usize {
     let disk = SimDisk::new(4096);
