@@ -657,3 +657,76 @@ fn alter_configs(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+    use millrace_replication::metadata::TopicId;
+    use millrace_storage::sim::SimDisk;
+    use std::path::Path;
+
+    fn controller(disk: &SimDisk) -> Controller {
+        let disk = BrokerDisk::Sim(disk.clone());
+        let boot = block_on(boot::load(&disk, Path::new("/data"), 0, 2, 0)).unwrap();
+        let view = MetadataImage::new(
+            1,
+            boot.cluster_id,
+            Arc::new(boot.cluster),
+            Arc::new(boot.placement),
+        );
+        Controller {
+            turn: Turn::new(),
+            log: boot.log,
+            next_producer_id: Cell::new(0),
+            current: RefCell::new(Arc::new(view)),
+            fenced: RefCell::new(None),
+        }
+    }
+
+    fn new_topic(c: &Controller, name: &str, id: u8) -> Draft {
+        let mut draft = Draft::new(&c.current(), 2, 0);
+        let records = topic_records(name, TopicId([id; 16]), 3, &BTreeMap::new(), 0);
+        draft.push_all(records).unwrap();
+        draft
+    }
+
+    #[test]
+    fn a_flushed_change_is_there_after_a_crash() {
+        let disk = SimDisk::new(4096);
+        let c = controller(&disk);
+        let draft = new_topic(&c, "a", 1);
+        block_on(c.append_and_flush(&draft.records, 0)).unwrap();
+        assert!(c.fenced.borrow().is_none());
+        drop(c);
+        disk.crash(11);
+        let c = controller(&disk);
+        let a = c.current().topics["a"].clone();
+        assert_eq!((a.partitions, a.topic_id), (3, TopicId([1; 16])));
+        // The next change lands right after the replayed records.
+        let expected = c.current().cluster.last_applied_offset() + 1;
+        let draft = new_topic(&c, "b", 2);
+        block_on(c.append_and_flush(&draft.records, expected)).unwrap();
+    }
+
+    #[test]
+    fn a_failed_flush_fences_the_controller_and_a_restart_sees_all_or_nothing() {
+        for seed in 0..8 {
+            let disk = SimDisk::new(4096);
+            let c = controller(&disk);
+            let draft = new_topic(&c, "a", 1);
+            disk.fail_next_syncs(1);
+            assert!(block_on(c.append_and_flush(&draft.records, 0)).is_err());
+            assert!(c.fenced.borrow().is_some(), "seed {seed}");
+            assert!(c.current().topics.is_empty(), "the view did not change");
+            drop(c);
+            disk.crash(seed);
+            let c = controller(&disk);
+            let topics = &c.current().topics;
+            assert!(
+                topics.is_empty() || topics["a"].partitions == 3,
+                "seed {seed}: a batch is never half applied"
+            );
+        }
+    }
+}
