@@ -1,29 +1,56 @@
-//! The metadata writer, on [`Shard::controller_shard`]: creates, deletes and grows topics and
-//! hands out producer ids. Each change is applied to a copy of the image, persisted (atomic
-//! rename, fsync'd), then sent to every shard; the request is answered once every shard has
-//! opened or deleted its logs, so a client that sees success can use the topic at once.
-//! Changes are serialised.
+//! The metadata writer, on [`Shard::controller_shard`]: creates, deletes and grows topics,
+//! changes their configs and hands out producer ids. Changes are serialised. Each change:
+//!
+//! 1. is worked out as records in a [`Draft`] (applied to a copy of the image as they are
+//!    made, so later checks of the same request see them); a `validate_only` request or one
+//!    that changes nothing stops here;
+//! 2. is appended to the metadata log as one batch and flushed (the commit point: on a single
+//!    voter, durable = committed); under Raft only who commits a record changes;
+//! 3. is applied: the draft's image and its placement (new partitions on the least loaded
+//!    shard) become the controller's view; the placement table is written if it changed;
+//! 4. is published to every shard ([`ApplyMetadata`]); the request is answered once each
+//!    has opened or deleted its logs, so a client that sees success can use the topic at once.
+//!
+//! If step 2 fails the request gets an error and the view is unchanged. The log may then hold
+//! an unflushed tail the image never applied, and the device has just refused a write or a
+//! sync, after which what reached it is unknown: the controller **fences itself** and refuses
+//! every later change until the broker restarts (a later flush would otherwise make that tail
+//! durable behind the image's back). At restart, recovery keeps the whole batches that did
+//! reach the disk and replay applies them, so a change answered with this error may be there
+//! after a restart, as after a Kafka request timeout. If step 3's placement write or step 4
+//! fails, the records are committed: the view advances, the answer is an error saying so.
 //!
 //! Each operation is a typed [`Call`] ([`CreateTopics`], [`DeleteTopics`],
 //! [`CreatePartitions`], [`AlterConfigs`], [`AllocateProducerId`]) that handlers send to the
 //! controller's shard with [`Shard::call`].
 
+use crate::disk::BrokerDisk;
 use crate::errors::code;
 use crate::mesh::Call;
+use crate::metadata::boot;
 use crate::metadata::{
-    least_loaded, valid_topic_name, MetadataImage, TopicMeta, PRODUCER_ID_BLOCK,
+    config_records, partition_records, topic_id_of, topic_records, valid_topic_name, Draft,
+    MetadataImage, PRODUCER_ID_BLOCK,
 };
 use crate::shard::{ApplyMetadata, Shard};
+use millrace_replication::metadata::{
+    MetadataLog, MetadataRecord, PartitionStore, ProducerIdsRecord, RemoveTopicRecord,
+};
 use millrace_shard::sync::Turn;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// The writer's own state.
+/// The writer's own state. Lives on the controller's shard.
 pub struct Controller {
     turn: Turn,
+    log: MetadataLog<PartitionStore<BrokerDisk>>,
+    /// The view as of the last committed change (shards get copies of it).
+    current: RefCell<Arc<MetadataImage>>,
     next_producer_id: Cell<i64>,
+    /// Why the controller stopped accepting changes (a failed append or flush), if it did.
+    fenced: RefCell<Option<String>>,
 }
 
 /// CreateTopics: one outcome per topic, in request order.
@@ -60,10 +87,10 @@ impl Call for CreateTopics {
     type Reply = Vec<TopicOutcome>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |image: &mut MetadataImage, _: &Controller| {
+        let change = |draft: &mut Draft, _: &Cell<i64>| {
             let topics = self.topics.iter();
             topics
-                .map(|t| create_topic(&shard, image, t, self.validate_only))
+                .map(|t| create_topic(&shard, draft, t, self.validate_only))
                 .collect()
         };
         change_metadata(&shard, change, failed_topics).await
@@ -74,8 +101,8 @@ impl Call for DeleteTopics {
     type Reply = Vec<TopicOutcome>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |image: &mut MetadataImage, _: &Controller| {
-            self.0.iter().map(|n| delete_topic(image, n)).collect()
+        let change = |draft: &mut Draft, _: &Cell<i64>| {
+            self.0.iter().map(|n| delete_topic(draft, n)).collect()
         };
         change_metadata(&shard, change, failed_topics).await
     }
@@ -85,10 +112,10 @@ impl Call for CreatePartitions {
     type Reply = Vec<TopicOutcome>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |image: &mut MetadataImage, _: &Controller| {
+        let change = |draft: &mut Draft, _: &Cell<i64>| {
             let topics = self.topics.iter();
             topics
-                .map(|(n, count)| create_partitions(&shard, image, n, *count, self.validate_only))
+                .map(|(n, count)| create_partitions(&shard, draft, n, *count, self.validate_only))
                 .collect()
         };
         change_metadata(&shard, change, failed_topics).await
@@ -99,10 +126,10 @@ impl Call for AlterConfigs {
     type Reply = Vec<(i16, Option<String>)>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |image: &mut MetadataImage, _: &Controller| {
+        let change = |draft: &mut Draft, _: &Cell<i64>| {
             let changes = self.changes.iter();
             changes
-                .map(|c| match alter_configs(image, c, self.validate_only) {
+                .map(|c| match alter_configs(draft, c, self.validate_only) {
                     Ok(()) => (code::NONE, None),
                     Err((code, message)) => (code, Some(message)),
                 })
@@ -125,11 +152,16 @@ impl Call for AllocateProducerId {
     type Reply = Result<i64, String>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |image: &mut MetadataImage, controller: &Controller| {
-            let id = controller.next_producer_id.get();
-            controller.next_producer_id.set(id + 1);
-            if id >= image.producer_id_block_end {
-                image.producer_id_block_end = id + PRODUCER_ID_BLOCK;
+        let change = |draft: &mut Draft, next_producer_id: &Cell<i64>| {
+            let id = next_producer_id.get();
+            next_producer_id.set(id + 1);
+            if id >= draft.cluster.next_producer_id() {
+                let block = MetadataRecord::ProducerIds(ProducerIdsRecord {
+                    broker_id: draft.node_id,
+                    broker_epoch: -1, // no broker registration yet: no broker epoch
+                    next_producer_id: id + PRODUCER_ID_BLOCK,
+                });
+                draft.push_all(vec![block]).map_err(|e| e.to_string())?;
             }
             Ok(id)
         };
@@ -188,40 +220,160 @@ pub struct TopicOutcome {
 }
 
 impl Controller {
-    /// The writer for a broker starting with `image`. Ids below the persisted block end may
-    /// have been handed out before a crash, so allocation starts there.
-    pub fn new(image: &MetadataImage) -> Self {
-        Controller {
-            turn: Turn::new(),
-            next_producer_id: Cell::new(image.producer_id_block_end),
+    /// The view as of the last committed change.
+    pub fn current(&self) -> Arc<MetadataImage> {
+        self.current.borrow().clone()
+    }
+
+    /// Steps 2-4 of the module doc for `draft`; `placement_dirty` forces the placement
+    /// table to be written (start-up found it stale). Publishes even when the draft is empty.
+    async fn commit(
+        &self,
+        shard: &Rc<Shard>,
+        draft: Draft,
+        placement_dirty: bool,
+    ) -> Result<(), String> {
+        if let Some(why) = self.fenced.borrow().as_ref() {
+            return Err(format!("the metadata log is fenced until restart: {why}"));
         }
+        let current = self.current();
+        if !draft.records.is_empty() {
+            self.append_and_flush(&draft.records, current.cluster.last_applied_offset() + 1)
+                .await?;
+        }
+        let placement_changed = placement_dirty || draft.placement != *current.placement;
+        let image = Arc::new(MetadataImage::new(
+            current.version + 1,
+            current.cluster_id.clone(),
+            Arc::new(draft.cluster),
+            Arc::new(draft.placement),
+        ));
+        *self.current.borrow_mut() = image.clone();
+        if placement_changed {
+            let path = boot::placement_path(&shard.config.data_dir);
+            boot::write(&shard.disk, &path, &image.placement.encode())
+                .await
+                .map_err(|e| format!("committed, but {e}"))?;
+        }
+        publish(shard, image)
+            .await
+            .map_err(|e| format!("committed, but {e}"))
+    }
+
+    /// Appends `records` as one batch, expected at offset `expected`, and flushes. Fences the
+    /// controller if the log may now hold records the image does not.
+    async fn append_and_flush(
+        &self,
+        records: &[MetadataRecord],
+        expected: i64,
+    ) -> Result<(), String> {
+        let end_before = self.log.log_end_offset();
+        let now_ms = millrace_shard::time::now_ms();
+        let appended = self
+            .log
+            .append(records, crate::partition::SINGLE_VOTER_TERM, now_ms);
+        let failure = match appended {
+            Ok(base) if base == expected => match self.log.flush().await {
+                Ok(()) => return Ok(()),
+                Err(e) => format!("flushing the metadata log: {e}"),
+            },
+            Ok(base) => format!("metadata batch landed at offset {base}, expected {expected}"),
+            Err(e) if self.log.log_end_offset() == end_before => {
+                return Err(format!("appending to the metadata log: {e}"))
+            }
+            Err(e) => format!("appending to the metadata log: {e}"),
+        };
+        tracing::error!(error = %failure, "metadata log failed; refusing metadata changes until restart");
+        *self.fenced.borrow_mut() = Some(failure.clone());
+        Err(failure)
     }
 }
 
-/// Runs one change on the writer: applies `change` to a copy of the image and, if the image
-/// changed, persists and publishes it before answering; if that fails, `failed` turns the
-/// answer into errors. Only the controller's shard has a writer; anywhere else every answer
-/// fails.
+/// Start-up on the controller's shard: opens the metadata (upgrading an old data directory),
+/// creates `__consumer_offsets` if missing (as records), writes the placement if it changed,
+/// and publishes the first view to every shard, which opens their partitions.
+pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
+    assert_eq!(shard.id, Shard::controller_shard());
+    let config = &shard.config;
+    let now_ms = millrace_shard::time::now_ms();
+    let boot = boot::load(
+        &shard.disk,
+        &config.data_dir,
+        config.node_id,
+        shard.shards,
+        now_ms,
+    )
+    .await?;
+    let view = MetadataImage::new(
+        0,
+        boot.cluster_id,
+        Arc::new(boot.cluster),
+        Arc::new(boot.placement),
+    );
+    let mut draft = Draft::new(&view, shard.shards, config.node_id);
+    ensure_offsets_topic(&mut draft, config.offsets_topic_partitions)?;
+    let controller = Controller {
+        turn: Turn::new(),
+        log: boot.log,
+        next_producer_id: Cell::new(view.cluster.next_producer_id()),
+        current: RefCell::new(Arc::new(view)),
+        fenced: RefCell::new(None),
+    };
+    if shard.controller.set(controller).is_err() {
+        return Err("the controller was started twice".into());
+    }
+    let controller = shard.controller.get().expect("set above");
+    let _turn = controller.turn.lock().await;
+    controller.commit(shard, draft, boot.placement_dirty).await
+}
+
+/// Creates the offsets topic if the image lacks it, and adds the internal configs an older
+/// image lacks (settings an operator altered since are kept).
+fn ensure_offsets_topic(draft: &mut Draft, partitions: i32) -> Result<(), String> {
+    let name = crate::coordinator::OFFSETS_TOPIC;
+    let wanted = crate::metadata::internal_topic_configs();
+    let records = match draft.cluster.topic(name) {
+        None => {
+            let id = topic_id_of(&uuid::Uuid::new_v4());
+            topic_records(name, id, partitions, &wanted, draft.node_id)
+        }
+        Some(t) => {
+            let mut configs = t.configs.clone();
+            for (k, v) in wanted {
+                configs.entry(k).or_insert(v);
+            }
+            config_records(name, &t.configs, &configs)
+        }
+    };
+    draft
+        .push_all(records)
+        .map_err(|e| format!("creating {name}: {e}"))
+}
+
+/// Runs one change on the writer: works `change` out as records over the current view and,
+/// if there are any, commits and publishes them before answering; if that fails, `failed`
+/// turns the answer into errors. Only the controller's shard has a writer; anywhere else
+/// (or before start-up) every answer fails.
 async fn change_metadata<R>(
     shard: &Rc<Shard>,
-    change: impl FnOnce(&mut MetadataImage, &Controller) -> R,
+    change: impl FnOnce(&mut Draft, &Cell<i64>) -> R,
     failed: impl FnOnce(R, &str) -> R,
 ) -> R {
-    let Some(controller) = shard.controller.as_ref() else {
-        let mut image = (*shard.image()).clone();
-        let stand_in = Controller::new(&image);
-        let reply = change(&mut image, &stand_in);
+    let node_id = shard.config.node_id;
+    let Some(controller) = shard.controller.get() else {
+        let mut draft = Draft::new(&shard.image(), shard.shards, node_id);
+        let reply = change(&mut draft, &Cell::new(0));
         return failed(reply, "not the metadata writer");
     };
     let _turn = controller.turn.lock().await;
-    let mut image = (*shard.image()).clone();
-    let reply = change(&mut image, controller);
-    if image != **shard.metadata.borrow() {
-        image.version += 1;
-        if let Err(e) = publish(shard, image).await {
-            tracing::error!(error = %e, "publishing metadata failed");
-            return failed(reply, &e);
-        }
+    let mut draft = Draft::new(&controller.current(), shard.shards, node_id);
+    let reply = change(&mut draft, &controller.next_producer_id);
+    if draft.records.is_empty() {
+        return reply;
+    }
+    if let Err(e) = controller.commit(shard, draft, false).await {
+        tracing::error!(error = %e, "committing metadata failed");
+        return failed(reply, &e);
     }
     reply
 }
@@ -234,12 +386,8 @@ fn failed_topics(mut topics: Vec<TopicOutcome>, error: &str) -> Vec<TopicOutcome
     topics
 }
 
-/// Persists `image` and has every shard apply it.
-async fn publish(shard: &Rc<Shard>, image: MetadataImage) -> Result<(), String> {
-    let path = crate::server::metadata_path(&shard.config.data_dir);
-    crate::server::write_atomic(&path, &image.encode())
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    let image = Arc::new(image);
+/// Has every shard apply `image`.
+async fn publish(shard: &Rc<Shard>, image: Arc<MetadataImage>) -> Result<(), String> {
     for target in 0..shard.shards {
         match shard.call(target, ApplyMetadata(image.clone())).await {
             Ok(Ok(())) => {}
@@ -263,14 +411,21 @@ fn outcome(_name: &str, error_code: i16, message: Option<String>) -> TopicOutcom
 
 fn create_topic(
     shard: &Shard,
-    image: &mut MetadataImage,
+    draft: &mut Draft,
     t: &NewTopic,
     validate_only: bool,
 ) -> TopicOutcome {
     if let Err(why) = valid_topic_name(&t.name) {
         return outcome(&t.name, code::INVALID_TOPIC_EXCEPTION, Some(why.into()));
     }
-    if image.topics.contains_key(&t.name) || crate::metadata::is_internal(&t.name) {
+    if crate::metadata::is_reserved(&t.name) {
+        return outcome(
+            &t.name,
+            code::INVALID_TOPIC_EXCEPTION,
+            Some(format!("'{}' is reserved for the metadata log", t.name)),
+        );
+    }
+    if draft.cluster.topic(&t.name).is_some() || crate::metadata::is_internal(&t.name) {
         return outcome(
             &t.name,
             code::TOPIC_ALREADY_EXISTS,
@@ -315,13 +470,6 @@ fn create_topic(
         Ok(c) => c,
         Err(msg) => return outcome(&t.name, code::INVALID_CONFIG, Some(msg)),
     };
-    let mut load = image.load_per_shard(shard.shards);
-    let mut shards = Vec::with_capacity(partitions as usize);
-    for _ in 0..partitions {
-        let s = least_loaded(&load);
-        load[s] += 1;
-        shards.push(s);
-    }
     let id = uuid::Uuid::new_v4();
     let result = TopicOutcome {
         id,
@@ -332,19 +480,22 @@ fn create_topic(
         configs: configs.clone(),
     };
     if !validate_only {
-        let meta = TopicMeta {
-            name: t.name.clone(),
-            id,
-            shards,
-            configs,
-        };
-        image.topics.insert(t.name.clone(), Arc::new(meta));
+        let records = topic_records(
+            &t.name,
+            topic_id_of(&id),
+            partitions,
+            &configs,
+            draft.node_id,
+        );
+        if let Err(e) = draft.push_all(records) {
+            return outcome(&t.name, code::UNKNOWN_SERVER_ERROR, Some(e.to_string()));
+        }
         tracing::info!(topic = %t.name, partitions, "created topic");
     }
     result
 }
 
-fn delete_topic(image: &mut MetadataImage, name: &str) -> TopicOutcome {
+fn delete_topic(draft: &mut Draft, name: &str) -> TopicOutcome {
     if crate::metadata::is_internal(name) {
         return outcome(
             name,
@@ -352,37 +503,38 @@ fn delete_topic(image: &mut MetadataImage, name: &str) -> TopicOutcome {
             Some(format!("internal topic {name} cannot be deleted")),
         );
     }
-    match image.topics.remove(name) {
-        Some(t) => {
-            let mut o = outcome(name, code::NONE, None);
-            o.id = t.id;
-            tracing::info!(topic = %name, "deleted topic");
-            o
-        }
-        None => outcome(
-            name,
-            code::UNKNOWN_TOPIC_OR_PARTITION,
-            Some("This server does not host this topic.".into()),
-        ),
-    }
-}
-
-fn create_partitions(
-    shard: &Shard,
-    image: &mut MetadataImage,
-    name: &str,
-    count: i32,
-    validate_only: bool,
-) -> TopicOutcome {
-    let mut load = image.load_per_shard(shard.shards);
-    let Some(topic) = image.topics.get_mut(name) else {
+    let Some(topic_id) = draft.cluster.topic(name).map(|t| t.id) else {
         return outcome(
             name,
             code::UNKNOWN_TOPIC_OR_PARTITION,
             Some("This server does not host this topic.".into()),
         );
     };
-    let current = topic.shards.len() as i32;
+    let remove = MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id });
+    if let Err(e) = draft.push_all(vec![remove]) {
+        return outcome(name, code::UNKNOWN_SERVER_ERROR, Some(e.to_string()));
+    }
+    let mut o = outcome(name, code::NONE, None);
+    o.id = crate::metadata::uuid_of(topic_id);
+    tracing::info!(topic = %name, "deleted topic");
+    o
+}
+
+fn create_partitions(
+    shard: &Shard,
+    draft: &mut Draft,
+    name: &str,
+    count: i32,
+    validate_only: bool,
+) -> TopicOutcome {
+    let Some(topic) = draft.cluster.topic(name) else {
+        return outcome(
+            name,
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+            Some("This server does not host this topic.".into()),
+        );
+    };
+    let (topic_id, current) = (topic.id, topic.partitions.len() as i32);
     if count <= current {
         return outcome(name, code::INVALID_PARTITIONS, Some(format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}.")));
     }
@@ -395,11 +547,9 @@ fn create_partitions(
         );
     }
     if !validate_only {
-        let t = Arc::make_mut(topic);
-        for _ in current..count {
-            let s = least_loaded(&load);
-            load[s] += 1;
-            t.shards.push(s);
+        let records = partition_records(topic_id, current..count, draft.node_id).collect();
+        if let Err(e) = draft.push_all(records) {
+            return outcome(name, code::UNKNOWN_SERVER_ERROR, Some(e.to_string()));
         }
     }
     let mut o = outcome(name, code::NONE, None);
@@ -413,16 +563,16 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// Applies one topic's config change to `image` (unless `validate_only`). All or nothing: the
+/// Adds one topic's config change to `draft` (unless `validate_only`). All or nothing: the
 /// topic's overrides change only if every operation and the result are valid.
 fn alter_configs(
-    image: &mut MetadataImage,
+    draft: &mut Draft,
     change: &TopicConfigChange,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
     use crate::topic_config::{check_combination, check_value, def, Kind};
     let invalid = |m: String| (code::INVALID_CONFIG, m);
-    let Some(topic) = image.topics.get_mut(&change.topic) else {
+    let Some(topic) = draft.cluster.topic(&change.topic) else {
         return Err((
             code::UNKNOWN_TOPIC_OR_PARTITION,
             format!("Topic {} does not exist.", change.topic),
@@ -498,9 +648,85 @@ fn alter_configs(
             configs
         }
     };
-    if !validate_only && configs != topic.configs {
-        Arc::make_mut(topic).configs = configs;
+    let records = config_records(&change.topic, &topic.configs, &configs);
+    if !validate_only && !records.is_empty() {
+        draft
+            .push_all(records)
+            .map_err(|e| (code::UNKNOWN_SERVER_ERROR, e.to_string()))?;
         tracing::info!(topic = %change.topic, "topic configs changed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+    use millrace_replication::metadata::TopicId;
+    use millrace_storage::sim::SimDisk;
+    use std::path::Path;
+
+    fn controller(disk: &SimDisk) -> Controller {
+        let disk = BrokerDisk::Sim(disk.clone());
+        let boot = block_on(boot::load(&disk, Path::new("/data"), 0, 2, 0)).unwrap();
+        let view = MetadataImage::new(
+            1,
+            boot.cluster_id,
+            Arc::new(boot.cluster),
+            Arc::new(boot.placement),
+        );
+        Controller {
+            turn: Turn::new(),
+            log: boot.log,
+            next_producer_id: Cell::new(0),
+            current: RefCell::new(Arc::new(view)),
+            fenced: RefCell::new(None),
+        }
+    }
+
+    fn new_topic(c: &Controller, name: &str, id: u8) -> Draft {
+        let mut draft = Draft::new(&c.current(), 2, 0);
+        let records = topic_records(name, TopicId([id; 16]), 3, &BTreeMap::new(), 0);
+        draft.push_all(records).unwrap();
+        draft
+    }
+
+    #[test]
+    fn a_flushed_change_is_there_after_a_crash() {
+        let disk = SimDisk::new(4096);
+        let c = controller(&disk);
+        let draft = new_topic(&c, "a", 1);
+        block_on(c.append_and_flush(&draft.records, 0)).unwrap();
+        assert!(c.fenced.borrow().is_none());
+        drop(c);
+        disk.crash(11);
+        let c = controller(&disk);
+        let a = c.current().topics["a"].clone();
+        assert_eq!((a.partitions, a.topic_id), (3, TopicId([1; 16])));
+        // The next change lands right after the replayed records.
+        let expected = c.current().cluster.last_applied_offset() + 1;
+        let draft = new_topic(&c, "b", 2);
+        block_on(c.append_and_flush(&draft.records, expected)).unwrap();
+    }
+
+    #[test]
+    fn a_failed_flush_fences_the_controller_and_a_restart_sees_all_or_nothing() {
+        for seed in 0..8 {
+            let disk = SimDisk::new(4096);
+            let c = controller(&disk);
+            let draft = new_topic(&c, "a", 1);
+            disk.fail_next_syncs(1);
+            assert!(block_on(c.append_and_flush(&draft.records, 0)).is_err());
+            assert!(c.fenced.borrow().is_some(), "seed {seed}");
+            assert!(c.current().topics.is_empty(), "the view did not change");
+            drop(c);
+            disk.crash(seed);
+            let c = controller(&disk);
+            let topics = &c.current().topics;
+            assert!(
+                topics.is_empty() || topics["a"].partitions == 3,
+                "seed {seed}: a batch is never half applied"
+            );
+        }
+    }
 }

@@ -201,8 +201,8 @@ impl ShardGroups {
 pub fn coordinator_shard(shard: &Shard, group_id: &str) -> Option<usize> {
     let image = shard.image();
     let topic = image.topics.get(OFFSETS_TOPIC)?;
-    let p = offsets_partition(group_id, topic.shards.len());
-    topic.shards.get(p as usize).copied()
+    let p = offsets_partition(group_id, topic.partitions as usize);
+    image.placement.owner(&topic.topic_id, p)
 }
 
 impl GroupOperation for JoinRequest {
@@ -475,7 +475,7 @@ async fn persist_consumer_groups(shard: &Rc<Shard>, group_ids: &[String]) {
 fn topic_info(image: &crate::metadata::MetadataImage, name: &str) -> Option<TopicInfo> {
     image.topics.get(name).map(|t| TopicInfo {
         id: t.id,
-        partitions: t.shards.len() as i32,
+        partitions: t.partitions,
     })
 }
 
@@ -568,7 +568,7 @@ fn offsets_partition_of(shard: &Shard, group_id: &str) -> i32 {
         .image()
         .topics
         .get(OFFSETS_TOPIC)
-        .map_or(1, |t| t.shards.len());
+        .map_or(1, |t| t.partitions as usize);
     offsets_partition(group_id, n)
 }
 
@@ -606,7 +606,7 @@ async fn commit(
         let exists = image
             .topics
             .get(&topic)
-            .is_some_and(|t| partition >= 0 && (partition as usize) < t.shards.len());
+            .is_some_and(|t| partition >= 0 && partition < t.partitions);
         let too_big = committed
             .metadata
             .as_ref()

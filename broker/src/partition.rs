@@ -15,6 +15,7 @@
 //! Lives on the shard that owns the partition; `!Send`.
 
 use bytes::BytesMut;
+use millrace_replication::metadata::{MetadataLog, PartitionStore};
 use millrace_replication::replica::{Action, Assignment, BrokerId, Event, Replica};
 use millrace_replication::LeaderEpoch;
 use millrace_shard::sync::Notify;
@@ -297,6 +298,39 @@ impl<D: Disk> Partition<D> {
         }
     }
 }
+
+/// The term under which a single-voter controller appends to the metadata log: it is the only
+/// voter and never changed leader. Under Raft the term comes from the quorum instead.
+pub const SINGLE_VOTER_TERM: i32 = 0;
+
+/// The metadata log on the storage crate's partition log in `dir` (`__cluster_metadata-0`),
+/// opened and recovered like a partition's (torn tails cut at the first bad CRC). Its own
+/// small batch cache: replay reads it once, and partition data must not evict it or the
+/// reverse. Always fsync'd, never deleted by retention, whatever the topic defaults say.
+pub async fn open_metadata_log<D: Disk>(
+    disk: D,
+    dir: std::path::PathBuf,
+    now_ms: i64,
+) -> Result<MetadataLog<PartitionStore<D>>, StorageError> {
+    let config = LogConfig {
+        segment_bytes: METADATA_SEGMENT_BYTES,
+        fsync: true,
+        retention_ms: -1,
+        retention_bytes: -1,
+        cleanup_delete: false,
+        cleanup_compact: false,
+        ..LogConfig::default()
+    };
+    let cache = BatchCache::new(METADATA_CACHE_BYTES);
+    let log = PartitionLog::open(disk, dir, config, cache, now_ms).await?;
+    Ok(MetadataLog::new(PartitionStore::new(log)))
+}
+
+/// Segment size of the metadata log (KRaft's `metadata.log.segment.bytes` default is 1 GiB;
+/// records are small, so smaller segments keep recovery's last-segment scan short).
+const METADATA_SEGMENT_BYTES: u64 = 64 << 20;
+/// Batch cache of the metadata log.
+const METADATA_CACHE_BYTES: usize = 1 << 20;
 
 /// The replication checkpoint's body: `high_watermark i64 | leader_epoch i32`, big-endian.
 fn encode_high_watermark(high_watermark: i64, epoch: LeaderEpoch) -> Vec<u8> {

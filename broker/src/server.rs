@@ -7,8 +7,6 @@ use crate::shard::Shard;
 use millrace_shard::disk::DmaDisk;
 use millrace_shard::mesh::MeshSpec;
 use millrace_shard::{run_shards, ShardRuntimeConfig};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,57 +14,6 @@ use std::time::Duration;
 
 /// Set by the signal thread; every shard polls it.
 pub static STOP: AtomicBool = AtomicBool::new(false);
-
-/// Where the metadata image is kept.
-pub fn metadata_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("__cluster_metadata").join("metadata")
-}
-
-/// Writes a small file atomically and durably (temporary file, fsync, rename, fsync dir).
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("metadata path has a parent");
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// Loads (or creates) the metadata image, re-placing partitions of shards that no longer exist.
-pub fn load_metadata(config: &Config) -> Result<MetadataImage, String> {
-    let path = metadata_path(&config.data_dir);
-    let mut image = match std::fs::read(&path) {
-        Ok(bytes) => {
-            MetadataImage::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataImage::default(),
-        Err(e) => return Err(format!("reading {}: {e}", path.display())),
-    };
-    if image.cluster_id.is_empty() {
-        image.cluster_id = uuid::Uuid::new_v4().simple().to_string();
-    }
-    let mut changed = image.replace_missing_shards(config.cores);
-    if !image.topics.contains_key(crate::coordinator::OFFSETS_TOPIC) {
-        image.add_internal_topic(
-            crate::coordinator::OFFSETS_TOPIC,
-            config.offsets_topic_partitions,
-            config.cores,
-        );
-        changed = true;
-    }
-    // Images written before compaction existed lack the internal topic's policy.
-    changed |= image.ensure_internal_configs(crate::coordinator::OFFSETS_TOPIC);
-    if changed || image.version == 0 {
-        image.version += 1;
-        write_atomic(&path, &image.encode())
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    }
-    Ok(image)
-}
 
 /// `millrace-tune probe DATA_DIR` writes this; the broker reads it at start.
 const PROBE_PROFILE_FILE: &str = ".millrace-probe.properties";
@@ -100,7 +47,6 @@ pub fn run(mut config: Config) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
     size_write_behind(&mut config);
-    let image = Arc::new(load_metadata(&config)?);
     let runtime = ShardRuntimeConfig {
         shards: config.cores,
         io_memory_bytes: config.io_memory_bytes,
@@ -118,18 +64,13 @@ pub fn run(mut config: Config) -> Result<(), String> {
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), cores = config.cores,
         fsync = config.fsync, "millrace starting");
     // Shards listen only once every shard has opened its logs: a connection on a ready shard
-    // could otherwise forward work to a peer still opening the partition.
+    // could otherwise forward work to a peer still opening the partition. No shard opens a
+    // partition before the controller's shard has loaded the metadata and published it.
     let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let connections = crate::connection_limit::ConnectionLimit::new(config.max_connections);
     run_shards(&runtime, move |_| {
         let connections = connections.clone();
-        shard_main(
-            config.clone(),
-            mesh.clone(),
-            image.clone(),
-            ready.clone(),
-            connections,
-        )
+        shard_main(config.clone(), mesh.clone(), ready.clone(), connections)
     })
     .map_err(|e| e.to_string())
 }
@@ -137,18 +78,19 @@ pub fn run(mut config: Config) -> Result<(), String> {
 async fn shard_main(
     config: Arc<Config>,
     mesh: MeshSpec<MeshMsg>,
-    image: Arc<MetadataImage>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
     connections: crate::connection_limit::ConnectionLimit,
 ) -> std::io::Result<()> {
     let mut mesh = mesh.join().await?;
     let inboxes = mesh.take_inboxes();
     let disk = crate::disk::BrokerDisk::Device(DmaDisk);
-    let shard = Shard::new(config.clone(), disk, mesh, image.clone());
-    for (peer, inbox) in inboxes {
-        millrace_shard::spawn_detached(crate::mesh::inbox_loop(shard.clone(), peer, inbox));
-    }
-    if let Err(e) = open_shard(&shard, &config, image).await {
+    let shard = Shard::new(
+        config.clone(),
+        disk,
+        mesh,
+        Arc::new(MetadataImage::default()),
+    );
+    if let Err(e) = open_shard(&shard, &config, inboxes).await {
         // Stop the other shards too: they would otherwise wait for this one forever.
         STOP.store(true, Ordering::Relaxed);
         return Err(e);
@@ -192,14 +134,31 @@ async fn shard_main(
     Ok(())
 }
 
-/// Opens this shard's logs and rebuilds its consumer groups.
+/// Opens this shard's logs and rebuilds its consumer groups. The controller's shard loads the
+/// metadata and publishes it to every shard (itself included); the others wait for it.
 async fn open_shard(
     shard: &Rc<Shard>,
     config: &Config,
-    image: Arc<MetadataImage>,
+    inboxes: Vec<(usize, millrace_shard::mesh::Inbox<MeshMsg>)>,
 ) -> std::io::Result<()> {
+    // Probe before taking mesh work: the controller's publish opens partitions here.
     DmaDisk::probe_device(&config.data_dir, shard.id).await?;
-    shard.apply_metadata(image).await?;
+    for (peer, inbox) in inboxes {
+        millrace_shard::spawn_detached(crate::mesh::inbox_loop(shard.clone(), peer, inbox));
+    }
+    if shard.id == Shard::controller_shard() {
+        crate::controller::start(shard)
+            .await
+            .map_err(std::io::Error::other)?;
+    }
+    while shard.applied_version() == 0 {
+        if STOP.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(
+                "stopped before the metadata was loaded",
+            ));
+        }
+        millrace_shard::time::sleep(Duration::from_millis(1)).await;
+    }
     crate::coordinator::load(shard).await?;
     Ok(())
 }

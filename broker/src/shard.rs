@@ -87,14 +87,16 @@ pub struct Shard {
     pub calls: Calls,
     /// Set when the broker is stopping.
     pub stopping: Cell<bool>,
-    /// Shard 0 only: the metadata writer.
-    pub controller: Option<crate::controller::Controller>,
+    /// The controller's shard only, once `controller::start` has opened the metadata log.
+    pub controller: std::cell::OnceCell<crate::controller::Controller>,
     /// Consumer groups coordinated on this shard.
     pub groups: crate::coordinator::ShardGroups,
 }
 
 impl Shard {
-    /// Builds the shard's state.
+    /// Builds the shard's state around `image`, which it holds but has not opened yet
+    /// ([`Shard::apply_metadata`] opens it). A broker starts every shard with the empty
+    /// image; the controller's shard then publishes the real one (`controller::start`).
     pub fn new(
         config: Arc<Config>,
         disk: BrokerDisk,
@@ -103,8 +105,6 @@ impl Shard {
     ) -> Rc<Self> {
         let id = mesh.shard_id();
         let shards = mesh.shards();
-        let controller =
-            (id == Self::controller_shard()).then(|| crate::controller::Controller::new(&image));
         let config_for_groups = config.clone();
         Rc::new(Shard {
             id,
@@ -121,7 +121,7 @@ impl Shard {
             data_arrived: Rc::new(Notify::new()),
             calls: Calls::default(),
             stopping: Cell::new(false),
-            controller,
+            controller: std::cell::OnceCell::new(),
             groups: crate::coordinator::ShardGroups::new(
                 group_config(&config_for_groups),
                 consumer_group_config(&config_for_groups),
@@ -132,6 +132,11 @@ impl Shard {
     /// The current metadata image.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.metadata.borrow().clone()
+    }
+
+    /// Version of the last image whose logs this shard has opened (0: none yet).
+    pub fn applied_version(&self) -> u64 {
+        self.applied_version.get()
     }
 
     /// The shard that runs the metadata writer (the controller).
@@ -195,27 +200,12 @@ impl Shard {
             return Ok(());
         }
         let previous = std::mem::replace(&mut *self.metadata.borrow_mut(), image.clone());
-        let wanted: Vec<(PartitionKey, Arc<TopicMeta>)> = image
-            .topics
-            .values()
-            .flat_map(|t| {
-                t.shards
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| **s == self.id)
-                    .map(move |(p, _)| ((t.name.clone(), p as i32), t.clone()))
-            })
-            .collect();
+        let wanted = image.owned_by(self.id);
         let gone: Vec<PartitionKey> = self
             .partitions
             .borrow()
             .keys()
-            .filter(|k| {
-                image
-                    .topics
-                    .get(&k.0)
-                    .is_none_or(|t| t.shards.get(k.1 as usize) != Some(&self.id))
-            })
+            .filter(|k| image.owner(&k.0, k.1) != Some(self.id))
             .cloned()
             .collect();
         for key in gone {

@@ -19,6 +19,7 @@ use crate::mesh::MeshMsg;
 use crate::metadata::MetadataImage;
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -26,8 +27,9 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, GroupId, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, GroupId,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use millrace_shard::Sim;
@@ -247,51 +249,57 @@ fn config() -> Arc<Config> {
     })
 }
 
-fn image() -> MetadataImage {
-    let mut image = MetadataImage {
-        version: 1,
-        cluster_id: "sim".into(),
-        ..MetadataImage::default()
-    };
-    image.add_internal_topic(crate::coordinator::OFFSETS_TOPIC, 2, SHARDS);
-    image.add_internal_topic(TOPIC, PARTITIONS, SHARDS);
-    let topic = std::sync::Arc::make_mut(image.topics.get_mut(TOPIC).expect("just added"));
-    topic.configs.clear();
-    image
-}
-
-/// Starts the broker's shards on the simulated runtime: opens (recovers) every partition and
-/// rebuilds the group coordinators, as `server.rs` does on the device.
+/// Starts the broker's shards on the simulated runtime as `server.rs` does on the device: the
+/// controller's shard loads the metadata log (creating it on a fresh disk) and publishes the
+/// image, every shard opens (recovers) its partitions and rebuilds its group coordinators.
+/// Then the test topic is created through CreateTopics if the metadata log does not have it.
 async fn boot(disk: &SimDisk) -> Vec<Rc<Shard>> {
     let config = config();
-    let image = Arc::new(image());
     let meshes = millrace_shard::mesh::Mesh::<MeshMsg>::local_full(SHARDS, 64);
     let mut shards = Vec::new();
     for mut mesh in meshes {
         let inboxes = mesh.take_inboxes();
-        let shard = Shard::new(
-            config.clone(),
-            BrokerDisk::Sim(disk.clone()),
-            mesh,
-            image.clone(),
-        );
+        let disk = BrokerDisk::Sim(disk.clone());
+        let empty = Arc::new(MetadataImage::default());
+        let shard = Shard::new(config.clone(), disk, mesh, empty);
         for (peer, inbox) in inboxes {
             millrace_shard::spawn_detached(crate::mesh::inbox_loop(shard.clone(), peer, inbox));
         }
         shards.push(shard);
     }
+    crate::controller::start(&shards[Shard::controller_shard()])
+        .await
+        .expect("the metadata log loads after a crash");
     for shard in &shards {
-        shard
-            .apply_metadata(image.clone())
-            .await
-            .expect("partitions open after a crash");
+        assert!(
+            shard.applied_version() > 0,
+            "shard {} has no image",
+            shard.id
+        );
         crate::coordinator::load(shard)
             .await
             .expect("group state replays after a crash");
         millrace_shard::spawn_detached(crate::coordinator::tick_loop(shard.clone()));
         crate::maintenance::start(shard).expect("maintenance starts");
     }
+    create_topic(&shards[0]).await;
     shards
+}
+
+/// CreateTopics for the test topic; an existing one (a later life) is fine.
+async fn create_topic(shard: &Rc<Shard>) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_num_partitions(PARTITIONS)
+            .with_replication_factor(1)]);
+    let resp: CreateTopicsResponse = call(shard, ApiKey::CreateTopics, 5, &req).await;
+    let code = resp.topics[0].error_code;
+    assert!(
+        code == 0 || code == crate::errors::code::TOPIC_ALREADY_EXISTS,
+        "CreateTopics answered {code}"
+    );
 }
 
 /// When the process dies: `turns` scheduling turns after produce request number `after_send`.

@@ -138,7 +138,7 @@ fn for_version(mut t: MetadataResponseTopic, version: i16) -> MetadataResponseTo
 fn topic_entry(shard: &Shard, t: &TopicMeta) -> MetadataResponseTopic {
     let assignment = crate::partition::sole_replica_assignment(shard.config.node_id);
     let brokers = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
-    let partitions = (0..t.shards.len() as i32)
+    let partitions = (0..t.partitions)
         .map(|p| {
             MetadataResponsePartition::default()
                 .with_partition_index(p)

@@ -16,7 +16,8 @@
 //!
 //! # From today's image to records
 //!
-//! The broker's whole-file image (`broker/src/metadata.rs`, format 1) maps as follows:
+//! The broker's old whole-file image (`broker/src/metadata/legacy.rs`, format 1) maps as
+//! follows:
 //!
 //! * `topic <name> <uuid> <shards>`: `TopicRecord {name, topic_id}`, then one
 //!   `PartitionRecord` per partition (`replicas = isr = [node]`, `leader = node`, epochs 0).
