@@ -67,24 +67,13 @@ impl LegacyMetadata {
                 text.push_str(&format!("config {} {} {}\n", t.name, k, v));
             }
         }
-        let crc = crc32c::crc32c(text.as_bytes());
-        text.push_str(&format!("crc32c {crc:08x}\n"));
-        text.into_bytes()
+        super::seal_text(text)
     }
 
     /// Parses what [`LegacyMetadata::encode`] wrote, checking the CRC first.
     pub fn decode(bytes: &[u8]) -> Result<Self, MetadataFileError> {
         let err = |m: &str| MetadataFileError(m.to_string());
-        let text = std::str::from_utf8(bytes).map_err(|_| err("not UTF-8"))?;
-        let body_end = text
-            .rfind("crc32c ")
-            .ok_or_else(|| err("no checksum line"))?;
-        let (body, crc_line) = text.split_at(body_end);
-        let stored = u32::from_str_radix(crc_line.trim_start_matches("crc32c ").trim(), 16)
-            .map_err(|_| err("bad checksum line"))?;
-        if crc32c::crc32c(body.as_bytes()) != stored {
-            return Err(err("checksum mismatch"));
-        }
+        let body = super::open_text(bytes).map_err(err)?;
         let mut image = LegacyMetadata::default();
         let mut lines = body.lines();
         if lines.next() != Some(&format!("millrace-metadata {FORMAT_VERSION}")[..]) {

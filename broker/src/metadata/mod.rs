@@ -333,6 +333,27 @@ pub fn valid_topic_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Ends a node-local text file with `crc32c <hex>` over everything above it (the placement
+/// table, and the pre-log metadata file the migration reads).
+fn seal_text(mut text: String) -> Vec<u8> {
+    let crc = crc32c::crc32c(text.as_bytes());
+    text.push_str(&format!("crc32c {crc:08x}\n"));
+    text.into_bytes()
+}
+
+/// The body of a file [`seal_text`] wrote, once its checksum line matches.
+fn open_text(bytes: &[u8]) -> Result<&str, &'static str> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8")?;
+    let body_end = text.rfind("crc32c ").ok_or("no checksum line")?;
+    let (body, crc_line) = text.split_at(body_end);
+    let stored = u32::from_str_radix(crc_line.trim_start_matches("crc32c ").trim(), 16)
+        .map_err(|_| "bad checksum line")?;
+    if crc32c::crc32c(body.as_bytes()) != stored {
+        return Err("checksum mismatch");
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

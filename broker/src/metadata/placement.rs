@@ -110,24 +110,13 @@ impl Placement {
             let uuid = uuid::Uuid::from_bytes(id.0);
             text.push_str(&format!("topic {uuid} {}\n", shards.join(",")));
         }
-        let crc = crc32c::crc32c(text.as_bytes());
-        text.push_str(&format!("crc32c {crc:08x}\n"));
-        text.into_bytes()
+        super::seal_text(text)
     }
 
     /// Parses what [`Placement::encode`] wrote, checking the CRC first.
     pub fn decode(bytes: &[u8]) -> Result<Self, PlacementFileError> {
         let err = |m: &str| PlacementFileError(m.to_string());
-        let text = std::str::from_utf8(bytes).map_err(|_| err("not UTF-8"))?;
-        let body_end = text
-            .rfind("crc32c ")
-            .ok_or_else(|| err("no checksum line"))?;
-        let (body, crc_line) = text.split_at(body_end);
-        let stored = u32::from_str_radix(crc_line.trim_start_matches("crc32c ").trim(), 16)
-            .map_err(|_| err("bad checksum line"))?;
-        if crc32c::crc32c(body.as_bytes()) != stored {
-            return Err(err("checksum mismatch"));
-        }
+        let body = super::open_text(bytes).map_err(err)?;
         let mut lines = body.lines();
         if lines.next() != Some(&format!("millrace-placement {FORMAT_VERSION}")[..]) {
             return Err(err("unknown format version"));
