@@ -23,8 +23,8 @@ pub use placement::Placement;
 
 use crate::shard::PartitionKey;
 use millrace_replication::metadata::{
-    ClusterImage, ConfigRecord, ConfigResourceType, MetadataRecord, PartitionRecord, TopicId,
-    TopicRecord,
+    ClusterImage, ConfigRecord, ConfigResourceType, MetadataRecord, PartitionImage,
+    PartitionRecord, TopicId, TopicRecord,
 };
 use millrace_replication::ReplicationError;
 use std::collections::BTreeMap;
@@ -244,13 +244,15 @@ pub fn partition_records(
         MetadataRecord::Partition(PartitionRecord {
             topic_id,
             partition_id,
-            replicas: a.replicas.clone(),
-            isr: a.isr.clone(),
-            eligible_leader_replicas: vec![],
-            last_known_elr: vec![],
-            leader: a.leader.unwrap_or(-1),
-            leader_epoch: a.leader_epoch.0,
-            partition_epoch: 0,
+            state: PartitionImage {
+                replicas: a.replicas.clone(),
+                isr: a.isr.clone(),
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
+                leader: a.leader.unwrap_or(-1),
+                leader_epoch: a.leader_epoch.0,
+                partition_epoch: 0,
+            },
         })
     })
 }

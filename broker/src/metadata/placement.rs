@@ -152,7 +152,7 @@ pub fn least_loaded(load: &[usize]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use millrace_replication::metadata::{PartitionRecord, TopicRecord};
+    use millrace_replication::metadata::TopicRecord;
 
     fn image(partitions: &[(u8, i32)]) -> ClusterImage {
         let mut image = ClusterImage::default();
@@ -167,18 +167,8 @@ mod tests {
                 name: format!("t{n}"),
                 topic_id,
             }));
-            for partition_id in 0..count {
-                apply(MetadataRecord::Partition(PartitionRecord {
-                    topic_id,
-                    partition_id,
-                    replicas: vec![0],
-                    isr: vec![0],
-                    eligible_leader_replicas: vec![],
-                    last_known_elr: vec![],
-                    leader: 0,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                }));
+            for r in super::super::partition_records(topic_id, 0..count, 0) {
+                apply(r);
             }
         }
         image
@@ -228,21 +218,8 @@ mod tests {
         let mut placement = Placement::default();
         placement.set(TopicId([1; 16]), vec![0, 0]);
         let image = image(&[(2, 2)]);
-        let records: Vec<MetadataRecord> = (0..2)
-            .map(|partition_id| {
-                MetadataRecord::Partition(PartitionRecord {
-                    topic_id: TopicId([2; 16]),
-                    partition_id,
-                    replicas: vec![0],
-                    isr: vec![0],
-                    eligible_leader_replicas: vec![],
-                    last_known_elr: vec![],
-                    leader: 0,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                })
-            })
-            .collect();
+        let records: Vec<MetadataRecord> =
+            super::super::partition_records(TopicId([2; 16]), 0..2, 0).collect();
         assert_eq!(image.topic_count(), 1);
         for r in &records {
             placement.follow(r, 3);

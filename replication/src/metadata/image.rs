@@ -193,17 +193,8 @@ impl ClusterImage {
                 expected,
             });
         }
-        let partition = PartitionImage {
-            replicas: r.replicas.clone(),
-            isr: r.isr.clone(),
-            eligible_leader_replicas: r.eligible_leader_replicas.clone(),
-            last_known_elr: r.last_known_elr.clone(),
-            leader: r.leader,
-            leader_epoch: r.leader_epoch,
-            partition_epoch: r.partition_epoch,
-        };
-        check_partition(&partition)?;
-        topic.partitions.push(partition);
+        check_partition(&r.state)?;
+        topic.partitions.push(r.state.clone());
         Ok(())
     }
 

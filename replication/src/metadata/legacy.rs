@@ -6,7 +6,7 @@
 //! its node-local properties file, and only then retires the old file: a crash before that
 //! point finds the old file again and redoes the migration into an empty log.
 
-use super::image::ClusterImage;
+use super::image::{ClusterImage, PartitionImage};
 use super::record::{
     ConfigRecord, ConfigResourceType, MetadataRecord, PartitionRecord, ProducerIdsRecord, TopicId,
     TopicRecord,
@@ -103,13 +103,15 @@ fn push_topic(
         records.push(MetadataRecord::Partition(PartitionRecord {
             topic_id: topic.id,
             partition_id,
-            replicas: vec![node_id],
-            isr: vec![node_id],
-            eligible_leader_replicas: vec![],
-            last_known_elr: vec![],
-            leader: node_id,
-            leader_epoch: 0,
-            partition_epoch: 0,
+            state: PartitionImage {
+                replicas: vec![node_id],
+                isr: vec![node_id],
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
+                leader: node_id,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
         }));
     }
     for (name, value) in &topic.configs {

@@ -32,6 +32,7 @@
 //! (each arrives as a new type or a new version).
 
 use super::codec::{Reader, Writer};
+use super::image::PartitionImage;
 use crate::error::ReplicationError;
 use std::fmt;
 
@@ -107,20 +108,8 @@ pub struct PartitionRecord {
     pub topic_id: TopicId,
     /// Partition index; partitions of a topic are created 0, 1, 2, ... in order.
     pub partition_id: i32,
-    /// Broker ids of the replicas, preferred leader first.
-    pub replicas: Vec<i32>,
-    /// The in-sync replicas (a subset of `replicas`).
-    pub isr: Vec<i32>,
-    /// Eligible leader replicas (KIP-966): out of the ISR, yet safe to elect.
-    pub eligible_leader_replicas: Vec<i32>,
-    /// The last known ELR (KIP-966), kept when the ELR empties.
-    pub last_known_elr: Vec<i32>,
-    /// The leader's broker id, or -1 for none.
-    pub leader: i32,
-    /// Leader epoch; grows at every leader change.
-    pub leader_epoch: i32,
-    /// Partition epoch; grows at every change to the partition.
-    pub partition_epoch: i32,
+    /// Its replicas, ISR, ELR, leader and epochs, as the image will hold them.
+    pub state: PartitionImage,
 }
 
 /// A change to an existing partition: a new leader, ISR, replica set or ELR. `None` fields
@@ -313,19 +302,34 @@ impl MetadataRecord {
 fn encode_partition(w: &mut Writer<'_>, r: &PartitionRecord) {
     w.bytes16(&r.topic_id.0);
     w.i32(r.partition_id);
-    w.i32_array(&r.replicas);
-    w.i32_array(&r.isr);
-    w.i32_array(&r.eligible_leader_replicas);
-    w.i32_array(&r.last_known_elr);
-    w.i32(r.leader);
-    w.i32(r.leader_epoch);
-    w.i32(r.partition_epoch);
+    encode_partition_state(w, &r.state);
 }
 
 fn decode_partition(r: &mut Reader<'_>) -> Result<PartitionRecord, ReplicationError> {
     Ok(PartitionRecord {
         topic_id: TopicId(r.bytes16()?),
         partition_id: r.i32()?,
+        state: decode_partition_state(r)?,
+    })
+}
+
+/// A partition's state, as a PartitionRecord carries it and an image snapshot stores it:
+/// replicas, isr, elr, last known elr (i32 arrays), leader, leader epoch, partition epoch.
+pub(super) fn encode_partition_state(w: &mut Writer<'_>, p: &PartitionImage) {
+    w.i32_array(&p.replicas);
+    w.i32_array(&p.isr);
+    w.i32_array(&p.eligible_leader_replicas);
+    w.i32_array(&p.last_known_elr);
+    w.i32(p.leader);
+    w.i32(p.leader_epoch);
+    w.i32(p.partition_epoch);
+}
+
+/// Reads what [`encode_partition_state`] wrote.
+pub(super) fn decode_partition_state(
+    r: &mut Reader<'_>,
+) -> Result<PartitionImage, ReplicationError> {
+    Ok(PartitionImage {
         replicas: r.i32_array()?,
         isr: r.i32_array()?,
         eligible_leader_replicas: r.i32_array()?,

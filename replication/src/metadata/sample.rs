@@ -2,7 +2,7 @@
 //! [`RecordSource::next_valid`] returns a record that the given image accepts,
 //! [`RecordSource::next_invalid`] one that it refuses. Same seed and same images, same records.
 
-use super::image::ClusterImage;
+use super::image::{ClusterImage, PartitionImage};
 use super::record::{
     ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord,
     ProducerIdsRecord, RemoveTopicRecord, TopicId, TopicRecord,
@@ -74,13 +74,15 @@ impl RecordSource {
             MetadataRecord::Partition(PartitionRecord {
                 topic_id: existing.unwrap_or(unknown),
                 partition_id,
-                replicas,
-                isr,
-                eligible_leader_replicas: vec![],
-                last_known_elr: vec![],
-                leader,
-                leader_epoch: 0,
-                partition_epoch: 0,
+                state: PartitionImage {
+                    replicas,
+                    isr,
+                    eligible_leader_replicas: vec![],
+                    last_known_elr: vec![],
+                    leader,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                },
             })
         };
         let next_partition = topic.map_or(0, |t| t.partitions.len() as i32);
@@ -137,16 +139,19 @@ impl RecordSource {
         let replicas = self.replicas();
         let isr = self.subset(&replicas, true);
         let leader = if self.below(8) == 0 { -1 } else { isr[0] };
+        let last_known_elr = self.subset(&replicas, false);
         Some(MetadataRecord::Partition(PartitionRecord {
             topic_id,
             partition_id,
-            eligible_leader_replicas: vec![],
-            last_known_elr: self.subset(&replicas, false),
-            replicas,
-            isr,
-            leader,
-            leader_epoch: self.below(3) as i32,
-            partition_epoch: self.below(3) as i32,
+            state: PartitionImage {
+                replicas,
+                isr,
+                eligible_leader_replicas: vec![],
+                last_known_elr,
+                leader,
+                leader_epoch: self.below(3) as i32,
+                partition_epoch: self.below(3) as i32,
+            },
         }))
     }
 

@@ -24,10 +24,8 @@
 //! stays independent of a dependency's version. The CRC is checked before anything is parsed.
 
 use super::codec::{Reader, Writer};
-use super::image::{
-    check_broker_resource, check_partition, ClusterImage, Configs, PartitionImage, TopicImage,
-};
-use super::record::TopicId;
+use super::image::{check_broker_resource, check_partition, ClusterImage, Configs, TopicImage};
+use super::record::{decode_partition_state, encode_partition_state, TopicId};
 use crate::error::ReplicationError;
 
 /// The first four bytes of a snapshot.
@@ -145,13 +143,7 @@ fn encode_topic(w: &mut Writer<'_>, topic: &TopicImage) {
     w.string(&topic.name);
     w.u32(topic.partitions.len() as u32);
     for p in &topic.partitions {
-        w.i32_array(&p.replicas);
-        w.i32_array(&p.isr);
-        w.i32_array(&p.eligible_leader_replicas);
-        w.i32_array(&p.last_known_elr);
-        w.i32(p.leader);
-        w.i32(p.leader_epoch);
-        w.i32(p.partition_epoch);
+        encode_partition_state(w, p);
     }
     encode_configs(w, &topic.configs);
 }
@@ -162,15 +154,7 @@ fn decode_topic(r: &mut Reader<'_>) -> Result<TopicImage, ReplicationError> {
     let count = r.count(PARTITION_MIN_BYTES)?;
     let mut partitions = Vec::with_capacity(count);
     for _ in 0..count {
-        let p = PartitionImage {
-            replicas: r.i32_array()?,
-            isr: r.i32_array()?,
-            eligible_leader_replicas: r.i32_array()?,
-            last_known_elr: r.i32_array()?,
-            leader: r.i32()?,
-            leader_epoch: r.i32()?,
-            partition_epoch: r.i32()?,
-        };
+        let p = decode_partition_state(r)?;
         check_partition(&p)?;
         partitions.push(p);
     }

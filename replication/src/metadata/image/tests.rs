@@ -110,13 +110,15 @@ fn partition(topic: u8, partition_id: i32, replicas: Vec<i32>, leader: i32) -> M
     MetadataRecord::Partition(PartitionRecord {
         topic_id: id(topic),
         partition_id,
-        isr: replicas.clone(),
-        replicas,
-        eligible_leader_replicas: vec![],
-        last_known_elr: vec![],
-        leader,
-        leader_epoch: 0,
-        partition_epoch: 0,
+        state: PartitionImage {
+            isr: replicas.clone(),
+            replicas,
+            eligible_leader_replicas: vec![],
+            last_known_elr: vec![],
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        },
     })
 }
 

@@ -31,13 +31,15 @@ fn golden() -> Vec<(MetadataRecord, Vec<u8>)> {
             MetadataRecord::Partition(PartitionRecord {
                 topic_id: id(),
                 partition_id: 1,
-                replicas: vec![1, 2],
-                isr: vec![1],
-                eligible_leader_replicas: vec![],
-                last_known_elr: vec![2],
-                leader: 1,
-                leader_epoch: 3,
-                partition_epoch: 4,
+                state: PartitionImage {
+                    replicas: vec![1, 2],
+                    isr: vec![1],
+                    eligible_leader_replicas: vec![],
+                    last_known_elr: vec![2],
+                    leader: 1,
+                    leader_epoch: 3,
+                    partition_epoch: 4,
+                },
             }),
             hex(&format!(
                 "0003 0000 | {ID} | 00000001 | 00000002 00000001 00000002 | 00000001 00000001 \
