@@ -83,7 +83,7 @@ pub struct AlterConfigs {
 /// A fresh producer id.
 pub struct AllocateProducerId;
 
-impl Call for CreateTopics {
+impl Call<Shard> for CreateTopics {
     type Reply = Vec<TopicOutcome>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
@@ -97,7 +97,7 @@ impl Call for CreateTopics {
     }
 }
 
-impl Call for DeleteTopics {
+impl Call<Shard> for DeleteTopics {
     type Reply = Vec<TopicOutcome>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
@@ -108,7 +108,7 @@ impl Call for DeleteTopics {
     }
 }
 
-impl Call for CreatePartitions {
+impl Call<Shard> for CreatePartitions {
     type Reply = Vec<TopicOutcome>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
@@ -122,7 +122,7 @@ impl Call for CreatePartitions {
     }
 }
 
-impl Call for AlterConfigs {
+impl Call<Shard> for AlterConfigs {
     type Reply = Vec<(i16, Option<String>)>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
@@ -148,7 +148,7 @@ impl Call for AlterConfigs {
     }
 }
 
-impl Call for AllocateProducerId {
+impl Call<Shard> for AllocateProducerId {
     type Reply = Result<i64, String>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
@@ -319,10 +319,9 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         current: RefCell::new(Arc::new(view)),
         fenced: RefCell::new(None),
     };
-    if shard.controller.set(controller).is_err() {
+    let Ok(controller) = shard.subsystems.install(controller) else {
         return Err("the controller was started twice".into());
-    }
-    let controller = shard.controller.get().expect("set above");
+    };
     let _turn = controller.turn.lock().await;
     controller.commit(shard, draft, boot.placement_dirty).await
 }
@@ -360,7 +359,7 @@ async fn change_metadata<R>(
     failed: impl FnOnce(R, &str) -> R,
 ) -> R {
     let node_id = shard.config.node_id;
-    let Some(controller) = shard.controller.get() else {
+    let Some(controller) = shard.subsystems.get::<Controller>() else {
         let mut draft = Draft::new(&shard.image(), shard.shards, node_id);
         let reply = change(&mut draft, &Cell::new(0));
         return failed(reply, "not the metadata writer");

@@ -92,7 +92,7 @@ pub trait GroupOperation: Send + 'static {
 /// Carries a [`GroupOperation`] to the coordinating shard over the mesh.
 pub struct OnCoordinator<O>(pub O);
 
-impl<O: GroupOperation> crate::mesh::Call for OnCoordinator<O> {
+impl<O: GroupOperation> crate::mesh::Call<Shard> for OnCoordinator<O> {
     type Reply = O::Answer;
 
     async fn run(self, shard: Rc<Shard>) -> O::Answer {
@@ -168,6 +168,27 @@ pub struct OffsetDelete {
 type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 
 /// Per-shard group state: the state machine, waiting requests, committed offsets.
+/// The groups coordinated on `shard` (created with the configured limits on first use).
+pub fn groups_of(shard: &Shard) -> Rc<ShardGroups> {
+    shard.subsystems.get_or_install(|| {
+        let c = &shard.config;
+        ShardGroups::new(
+            crate::group::GroupConfig {
+                min_session_timeout_ms: c.group_min_session_timeout_ms,
+                max_session_timeout_ms: c.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms: c.group_initial_rebalance_delay_ms,
+                max_size: c.group_max_size,
+                ..crate::group::GroupConfig::default()
+            },
+            ConsumerGroupConfig {
+                session_timeout_ms: c.group_consumer_session_timeout_ms,
+                heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
+                max_size: c.group_consumer_max_size,
+            },
+        )
+    })
+}
+
 pub struct ShardGroups {
     machine: RefCell<GroupCoordinator>,
     consumer: RefCell<ConsumerGroups>,
@@ -198,8 +219,7 @@ impl ShardGroups {
 }
 
 /// The shard coordinating `group_id`, if `__consumer_offsets` exists.
-pub fn coordinator_shard(shard: &Shard, group_id: &str) -> Option<usize> {
-    let image = shard.image();
+pub fn coordinator_shard(image: &crate::metadata::MetadataImage, group_id: &str) -> Option<usize> {
     let topic = image.topics.get(OFFSETS_TOPIC)?;
     let p = offsets_partition(group_id, topic.partitions as usize);
     image.placement.owner(&topic.topic_id, p)
@@ -209,7 +229,7 @@ impl GroupOperation for JoinRequest {
     type Answer = JoinResponse;
 
     async fn execute(self, shard: Rc<Shard>, now: i64) -> JoinResponse {
-        let groups = &shard.groups;
+        let groups = groups_of(&shard);
         let req = self;
         let was_consumer = groups.consumer.borrow().contains(&req.group_id);
         if !groups.consumer.borrow_mut().remove_if_empty(&req.group_id) {
@@ -243,7 +263,7 @@ impl GroupOperation for SyncRequest {
     type Answer = SyncResponse;
 
     async fn execute(self, shard: Rc<Shard>, now: i64) -> SyncResponse {
-        let groups = &shard.groups;
+        let groups = groups_of(&shard);
         let token = groups.token();
         let (tx, rx) = oneshot();
         groups.waiting_syncs.borrow_mut().insert(token, tx);
@@ -257,7 +277,7 @@ impl GroupOperation for HeartbeatRequest {
     type Answer = i16;
 
     async fn execute(self, shard: Rc<Shard>, now: i64) -> i16 {
-        shard.groups.machine.borrow_mut().heartbeat(now, &self)
+        groups_of(&shard).machine.borrow_mut().heartbeat(now, &self)
     }
 }
 
@@ -265,8 +285,7 @@ impl GroupOperation for Leave {
     type Answer = Vec<i16>;
 
     async fn execute(self, shard: Rc<Shard>, now: i64) -> Vec<i16> {
-        let left = shard
-            .groups
+        let left = groups_of(&shard)
             .machine
             .borrow_mut()
             .leave(now, &self.group_id, &self.members);
@@ -280,7 +299,7 @@ impl GroupOperation for Commit {
     type Answer = Vec<i16>;
 
     async fn execute(self, shard: Rc<Shard>, now: i64) -> Vec<i16> {
-        let groups = &shard.groups;
+        let groups = groups_of(&shard);
         let consumer_check = groups.consumer.borrow().validate_commit(
             &self.group_id,
             self.version,
@@ -314,11 +333,11 @@ impl GroupOperation for FetchOffsets {
             Some((m, e)) => (Some(m.as_str()), *e),
             None => (None, -1),
         };
-        let check = shard
-            .groups
-            .consumer
-            .borrow()
-            .validate_fetch(&self.group_id, member_id, epoch);
+        let check =
+            groups_of(&shard)
+                .consumer
+                .borrow()
+                .validate_fetch(&self.group_id, member_id, epoch);
         match check {
             OffsetCheck::Refused(c) => (c, Vec::new()),
             OffsetCheck::Ok | OffsetCheck::NotConsumerGroup => {
@@ -340,7 +359,7 @@ impl GroupOperation for DescribeGroup {
     type Answer = Result<Option<GroupDescription>, i16>;
 
     async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
-        if shard.groups.consumer.borrow().contains(&self.0) {
+        if groups_of(&shard).consumer.borrow().contains(&self.0) {
             return Err(code::GROUP_ID_NOT_FOUND);
         }
         Ok(describe(&shard, &self.0))
@@ -359,7 +378,7 @@ impl GroupOperation for ConsumerDescribe {
     type Answer = Result<GroupView, i16>;
 
     async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
-        let described = shard.groups.consumer.borrow().describe(&self.0);
+        let described = groups_of(&shard).consumer.borrow().describe(&self.0);
         described.ok_or(code::GROUP_ID_NOT_FOUND)
     }
 }
@@ -383,20 +402,19 @@ impl GroupOperation for OffsetDelete {
 /// Groups with members, plus groups known only by their committed offsets (standalone
 /// consumers), which Kafka lists as "Empty" classic groups.
 fn list(shard: &Shard) -> Vec<(String, String, &'static str, &'static str)> {
-    let mut out: Vec<(String, String, &'static str, &'static str)> = shard
-        .groups
+    let mut out: Vec<(String, String, &'static str, &'static str)> = groups_of(shard)
         .consumer
         .borrow()
         .list()
         .into_iter()
         .map(|(g, state)| (g, "consumer".to_string(), state, "consumer"))
         .collect();
-    for (g, protocol_type, state) in shard.groups.machine.borrow().list() {
+    for (g, protocol_type, state) in groups_of(shard).machine.borrow().list() {
         if !out.iter().any(|(o, ..)| *o == g) {
             out.push((g, protocol_type, state, "classic"));
         }
     }
-    for group_id in shard.groups.offsets.borrow().keys() {
+    for group_id in groups_of(shard).offsets.borrow().keys() {
         if !out.iter().any(|(g, ..)| g == group_id) {
             out.push((group_id.clone(), String::new(), "Empty", "classic"));
         }
@@ -414,7 +432,7 @@ async fn consumer_heartbeat(
     request: crate::consumer_group::Heartbeat,
 ) -> crate::consumer_group::HeartbeatResponse {
     let group_id = request.group_id.clone();
-    let classic = shard.groups.machine.borrow().describe(&group_id);
+    let classic = groups_of(shard).machine.borrow().describe(&group_id);
     if let Some(d) = classic {
         if !d.members.is_empty() {
             return crate::consumer_group::HeartbeatResponse {
@@ -426,14 +444,13 @@ async fn consumer_heartbeat(
                 assignment: None,
             };
         }
-        shard.groups.machine.borrow_mut().delete(&group_id);
+        groups_of(shard).machine.borrow_mut().delete(&group_id);
         persist_groups(shard, std::slice::from_ref(&group_id)).await;
     }
     let image = shard.image();
     let lookup = |name: &str| topic_info(&image, name);
-    let before = shard.groups.consumer.borrow().record(&group_id);
-    let resp = shard
-        .groups
+    let before = groups_of(shard).consumer.borrow().record(&group_id);
+    let resp = groups_of(shard)
         .consumer
         .borrow_mut()
         .heartbeat(now, version, request, &lookup);
@@ -441,7 +458,7 @@ async fn consumer_heartbeat(
         tracing::debug!(group = %group_id, error = resp.error_code, message = ?resp.error_message,
             "consumer group heartbeat refused");
     }
-    if shard.groups.consumer.borrow().record(&group_id) != before {
+    if groups_of(shard).consumer.borrow().record(&group_id) != before {
         // Durable before answered, as Kafka writes its group records before responding.
         persist_consumer_groups(shard, std::slice::from_ref(&group_id)).await;
     }
@@ -454,7 +471,7 @@ async fn consumer_heartbeat(
 async fn persist_consumer_groups(shard: &Rc<Shard>, group_ids: &[String]) {
     let mut per_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
     for group_id in group_ids {
-        let value = shard.groups.consumer.borrow().record(group_id);
+        let value = groups_of(shard).consumer.borrow().record(group_id);
         per_partition
             .entry(offsets_partition_of(shard, group_id))
             .or_default()
@@ -480,10 +497,9 @@ fn topic_info(image: &crate::metadata::MetadataImage, name: &str) -> Option<Topi
 }
 
 fn describe(shard: &Shard, group_id: &str) -> Option<GroupDescription> {
-    let described = shard.groups.machine.borrow().describe(group_id);
+    let described = groups_of(shard).machine.borrow().describe(group_id);
     described.or_else(|| {
-        shard
-            .groups
+        groups_of(shard)
             .offsets
             .borrow()
             .contains_key(group_id)
@@ -526,7 +542,7 @@ async fn deliver(shard: &Rc<Shard>, out: Outputs) {
     if !out.changed_groups.is_empty() {
         persist_groups(shard, &out.changed_groups).await;
     }
-    let groups = &shard.groups;
+    let groups = groups_of(shard);
     for (token, resp) in out.joins {
         if let Some(tx) = groups.waiting_joins.borrow_mut().remove(&token) {
             tx.send(resp);
@@ -542,8 +558,7 @@ async fn deliver(shard: &Rc<Shard>, out: Outputs) {
 async fn persist_groups(shard: &Rc<Shard>, group_ids: &[String]) {
     let mut per_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
     for group_id in group_ids {
-        let value = shard
-            .groups
+        let value = groups_of(shard)
             .machine
             .borrow()
             .record(group_id)
@@ -636,7 +651,8 @@ async fn commit(
         }
         return codes;
     }
-    let mut all = shard.groups.offsets.borrow_mut();
+    let groups = groups_of(shard);
+    let mut all = groups.offsets.borrow_mut();
     let group = all.entry(group_id.to_string()).or_default();
     for (_, topic, partition, committed) in accepted {
         group.insert((topic, partition), committed);
@@ -649,7 +665,8 @@ fn fetch(
     group_id: &str,
     partitions: Option<Vec<(String, i32)>>,
 ) -> Vec<(String, i32, Option<CommittedOffset>, i16)> {
-    let all = shard.groups.offsets.borrow();
+    let groups = groups_of(shard);
+    let all = groups.offsets.borrow();
     let group = all.get(group_id);
     match partitions {
         Some(list) => list
@@ -670,28 +687,30 @@ fn fetch(
 }
 
 async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
-    let was_consumer = shard.groups.consumer.borrow().contains(group_id);
+    let was_consumer = groups_of(shard).consumer.borrow().contains(group_id);
     if was_consumer {
-        if !shard.groups.consumer.borrow_mut().remove_if_empty(group_id) {
+        if !groups_of(shard)
+            .consumer
+            .borrow_mut()
+            .remove_if_empty(group_id)
+        {
             return code::NON_EMPTY_GROUP;
         }
         // An empty consumer group exists even without offsets: deleting it succeeds.
-        shard
-            .groups
+        groups_of(shard)
             .offsets
             .borrow_mut()
             .entry(group_id.to_string())
             .or_default();
     }
-    let has_offsets = shard.groups.offsets.borrow().contains_key(group_id);
-    let state_code = shard.groups.machine.borrow_mut().delete(group_id);
+    let has_offsets = groups_of(shard).offsets.borrow().contains_key(group_id);
+    let state_code = groups_of(shard).machine.borrow_mut().delete(group_id);
     if state_code == code::NON_EMPTY_GROUP
         || (state_code == code::GROUP_ID_NOT_FOUND && !has_offsets)
     {
         return state_code;
     }
-    let keys: Vec<(String, i32)> = shard
-        .groups
+    let keys: Vec<(String, i32)> = groups_of(shard)
         .offsets
         .borrow()
         .get(group_id)
@@ -709,7 +728,7 @@ async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
         tracing::error!(group = %group_id, error = %e, "persisting group deletion failed");
         return code::COORDINATOR_NOT_AVAILABLE;
     }
-    shard.groups.offsets.borrow_mut().remove(group_id);
+    groups_of(shard).offsets.borrow_mut().remove(group_id);
     code::NONE
 }
 
@@ -718,14 +737,14 @@ async fn offset_delete(
     group_id: &str,
     partitions: Vec<(String, i32)>,
 ) -> (i16, Vec<i16>) {
-    if shard.groups.consumer.borrow().has_members(group_id) {
+    if groups_of(shard).consumer.borrow().has_members(group_id) {
         // As for live classic consumer groups below: refused for every partition.
         return (
             code::NONE,
             vec![code::GROUP_SUBSCRIBED_TO_TOPIC; partitions.len()],
         );
     }
-    if let Some(d) = shard.groups.machine.borrow().describe(group_id) {
+    if let Some(d) = groups_of(shard).machine.borrow().describe(group_id) {
         if !d.members.is_empty() && d.protocol_type == "consumer" {
             // Kafka refuses to delete offsets of topics a live consumer group subscribes to;
             // without parsing subscriptions we refuse for any live consumer group.
@@ -735,7 +754,7 @@ async fn offset_delete(
             );
         }
     }
-    if !shard.groups.offsets.borrow().contains_key(group_id) {
+    if !groups_of(shard).offsets.borrow().contains_key(group_id) {
         return (code::GROUP_ID_NOT_FOUND, Vec::new());
     }
     let records: Vec<NewRecord> = partitions
@@ -749,7 +768,7 @@ async fn offset_delete(
             return (code::COORDINATOR_NOT_AVAILABLE, Vec::new());
         }
     }
-    if let Some(g) = shard.groups.offsets.borrow_mut().get_mut(group_id) {
+    if let Some(g) = groups_of(shard).offsets.borrow_mut().get_mut(group_id) {
         for key in &partitions {
             g.remove(key);
         }
@@ -945,8 +964,7 @@ fn apply_record(shard: &Shard, now: i64, key: Option<&[u8]>, value: Option<&[u8]
     match (&key, value) {
         (Key::Offset(g, t, p), Some(v)) => {
             let o = decode_offset_value(v)?;
-            shard
-                .groups
+            groups_of(shard)
                 .offsets
                 .borrow_mut()
                 .entry(g.clone())
@@ -954,25 +972,25 @@ fn apply_record(shard: &Shard, now: i64, key: Option<&[u8]>, value: Option<&[u8]
                 .insert((t.clone(), *p), o);
         }
         (Key::Offset(g, t, p), None) => {
-            if let Some(group) = shard.groups.offsets.borrow_mut().get_mut(g) {
+            if let Some(group) = groups_of(shard).offsets.borrow_mut().get_mut(g) {
                 group.remove(&(t.clone(), *p));
             }
         }
         (Key::Group(_), Some(v)) => {
             let record = GroupRecord::decode(v)?;
-            shard.groups.machine.borrow_mut().restore(now, record);
+            groups_of(shard).machine.borrow_mut().restore(now, record);
         }
         (Key::Group(g), None) => {
-            shard.groups.machine.borrow_mut().delete(g);
-            shard.groups.offsets.borrow_mut().remove(g);
+            groups_of(shard).machine.borrow_mut().delete(g);
+            groups_of(shard).offsets.borrow_mut().remove(g);
         }
         (Key::ConsumerGroup(g), Some(v)) => {
-            if !shard.groups.consumer.borrow_mut().restore(now, v) {
+            if !groups_of(shard).consumer.borrow_mut().restore(now, v) {
                 tracing::warn!(group = %g, "undecodable consumer group record in {OFFSETS_TOPIC}");
                 return None;
             }
         }
-        (Key::ConsumerGroup(g), None) => shard.groups.consumer.borrow_mut().forget(g),
+        (Key::ConsumerGroup(g), None) => groups_of(shard).consumer.borrow_mut().forget(g),
     }
     Some(key)
 }
@@ -982,18 +1000,16 @@ pub async fn tick_loop(shard: Rc<Shard>) {
     while !shard.stopping.get() {
         millrace_shard::time::sleep(TICK_INTERVAL).await;
         let now = millrace_shard::time::now_ms();
-        let due = shard
-            .groups
+        let due = groups_of(&shard)
             .machine
             .borrow()
             .next_deadline_ms()
             .is_some_and(|d| d <= now);
         if due {
-            let out = shard.groups.machine.borrow_mut().tick(now);
+            let out = groups_of(&shard).machine.borrow_mut().tick(now);
             deliver(&shard, out).await;
         }
-        let consumer_due = shard
-            .groups
+        let consumer_due = groups_of(&shard)
             .consumer
             .borrow()
             .next_deadline_ms()
@@ -1001,7 +1017,7 @@ pub async fn tick_loop(shard: Rc<Shard>) {
         if consumer_due {
             let image = shard.image();
             let lookup = |name: &str| topic_info(&image, name);
-            let changed = shard.groups.consumer.borrow_mut().tick(now, &lookup);
+            let changed = groups_of(&shard).consumer.borrow_mut().tick(now, &lookup);
             persist_consumer_groups(&shard, &changed).await;
         }
     }

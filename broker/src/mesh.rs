@@ -13,9 +13,11 @@
 //! caller drops them, instead of running to their deadline.
 //!
 //! Lives on every shard: [`Calls`] is per shard, messages cross threads (`Send`).
+//!
+//! This module does not know what a shard holds: calls run against any [`Node`] (the broker's
+//! is `crate::shard::Shard`), so the shard can own its mesh ends without an import circle.
 
-use crate::shard::Shard;
-use millrace_shard::mesh::Inbox;
+use millrace_shard::mesh::{Inbox, Mesh};
 use millrace_shard::sync::{oneshot, OneshotSender};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -24,14 +26,24 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-/// Work that runs on a chosen shard and answers with `Reply`.
-pub trait Call: Send + 'static {
+/// One shard's side of the mesh: what calls run against.
+pub trait Node: Sized + 'static {
+    /// This shard's id.
+    fn id(&self) -> usize;
+    /// Senders to every shard.
+    fn mesh(&self) -> &Mesh<MeshMsg<Self>>;
+    /// This shard's calls in flight.
+    fn calls(&self) -> &Calls;
+}
+
+/// Work that runs on a chosen shard `N` and answers with `Reply`.
+pub trait Call<N>: Send + 'static {
     /// The answer.
     type Reply: Send + 'static;
     /// True when the caller may stop waiting and the work should then stop too.
     const CANCELLABLE: bool = false;
     /// Runs on the target shard.
-    fn run(self, shard: Rc<Shard>) -> impl Future<Output = Self::Reply>;
+    fn run(self, shard: Rc<N>) -> impl Future<Output = Self::Reply>;
 }
 
 /// The target shard could not be reached (it is stopping).
@@ -42,15 +54,15 @@ type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 type AnyReply = Box<dyn Any + Send>;
 
 /// A call with its type erased for the trip over the mesh.
-pub trait ErasedCall: Send {
+pub trait ErasedCall<N>: Send {
     /// Runs it and boxes the reply.
-    fn run_erased(self: Box<Self>, shard: Rc<Shard>) -> LocalFuture<AnyReply>;
+    fn run_erased(self: Box<Self>, shard: Rc<N>) -> LocalFuture<AnyReply>;
     /// [`Call::CANCELLABLE`].
     fn cancellable(&self) -> bool;
 }
 
-impl<C: Call> ErasedCall for C {
-    fn run_erased(self: Box<Self>, shard: Rc<Shard>) -> LocalFuture<AnyReply> {
+impl<N: 'static, C: Call<N>> ErasedCall<N> for C {
+    fn run_erased(self: Box<Self>, shard: Rc<N>) -> LocalFuture<AnyReply> {
         Box::pin(async move { Box::new((*self).run(shard).await) as AnyReply })
     }
 
@@ -59,8 +71,8 @@ impl<C: Call> ErasedCall for C {
     }
 }
 
-/// A message on the mesh.
-pub enum MeshMsg {
+/// A message on the mesh between shards of type `N`.
+pub enum MeshMsg<N> {
     /// Work for the receiving shard; the reply goes back to `from` with the same `id`.
     Request {
         /// Request id, unique per sending shard.
@@ -68,7 +80,7 @@ pub enum MeshMsg {
         /// Sending shard.
         from: usize,
         /// The work.
-        body: Box<dyn ErasedCall>,
+        body: Box<dyn ErasedCall<N>>,
     },
     /// The answer to a request this shard sent.
     Reply {
@@ -101,33 +113,33 @@ impl Calls {
     }
 }
 
-impl Shard {
-    /// Runs `call` on `target` (directly if that is this shard) and returns its reply.
-    pub async fn call<C: Call>(
-        self: &Rc<Self>,
-        target: usize,
-        call: C,
-    ) -> Result<C::Reply, Unavailable> {
-        if target == self.id {
-            return Ok(call.run(self.clone()).await);
+/// Runs `call` on `target` (directly if that is `node` itself) and returns its reply.
+pub async fn call<N: Node, C: Call<N>>(
+    node: &Rc<N>,
+    target: usize,
+    call: C,
+) -> Result<C::Reply, Unavailable> {
+    {
+        if target == node.id() {
+            return Ok(call.run(node.clone()).await);
         }
-        let calls = &self.calls;
+        let calls = node.calls();
         let id = calls.next_id.get() + 1;
         calls.next_id.set(id);
         let (tx, rx) = oneshot();
         calls.pending.borrow_mut().insert(id, tx);
         let mut guard = CancelOnDrop {
-            shard: self.clone(),
+            shard: node.clone(),
             target,
             id,
             armed: C::CANCELLABLE,
         };
         let msg = MeshMsg::Request {
             id,
-            from: self.id,
+            from: node.id(),
             body: Box::new(call),
         };
-        if self.mesh.send_to(target, msg).await.is_err() {
+        if node.mesh().send_to(target, msg).await.is_err() {
             guard.armed = false;
             calls.pending.borrow_mut().remove(&id);
             return Err(Unavailable);
@@ -142,37 +154,37 @@ impl Shard {
 }
 
 /// Forgets a pending call and tells its target to stop, if the caller goes away first.
-struct CancelOnDrop {
-    shard: Rc<Shard>,
+struct CancelOnDrop<N: Node> {
+    shard: Rc<N>,
     target: usize,
     id: u64,
     armed: bool,
 }
 
-impl Drop for CancelOnDrop {
+impl<N: Node> Drop for CancelOnDrop<N> {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
-        self.shard.calls.pending.borrow_mut().remove(&self.id);
+        self.shard.calls().pending.borrow_mut().remove(&self.id);
         let (shard, target, id) = (self.shard.clone(), self.target, self.id);
         millrace_shard::spawn_detached(async move {
-            let _ = shard.mesh.send_to(target, MeshMsg::Cancel { id }).await;
+            let _ = shard.mesh().send_to(target, MeshMsg::Cancel { id }).await;
         });
     }
 }
 
 /// Serves one peer's channel into this shard until the peer closes it.
-pub async fn inbox_loop(shard: Rc<Shard>, peer: usize, inbox: Inbox<MeshMsg>) {
+pub async fn inbox_loop<N: Node>(shard: Rc<N>, peer: usize, inbox: Inbox<MeshMsg<N>>) {
     while let Some(msg) = inbox.recv().await {
         match msg {
             MeshMsg::Reply { id, body } => {
-                if let Some(tx) = shard.calls.pending.borrow_mut().remove(&id) {
+                if let Some(tx) = shard.calls().pending.borrow_mut().remove(&id) {
                     tx.send(body);
                 }
             }
             MeshMsg::Cancel { id } => {
-                if let Some(stop) = shard.calls.running.borrow_mut().remove(&(peer, id)) {
+                if let Some(stop) = shard.calls().running.borrow_mut().remove(&(peer, id)) {
                     stop.send(());
                 }
             }
@@ -181,20 +193,24 @@ pub async fn inbox_loop(shard: Rc<Shard>, peer: usize, inbox: Inbox<MeshMsg>) {
             }
         }
     }
-    tracing::debug!(shard = shard.id, peer, "inbox closed");
+    tracing::debug!(shard = shard.id(), peer, "inbox closed");
 }
 
-async fn serve(shard: Rc<Shard>, from: usize, id: u64, body: Box<dyn ErasedCall>) {
+async fn serve<N: Node>(shard: Rc<N>, from: usize, id: u64, body: Box<dyn ErasedCall<N>>) {
     let reply = if body.cancellable() {
         let (stop_tx, stop_rx) = oneshot();
-        shard.calls.running.borrow_mut().insert((from, id), stop_tx);
+        shard
+            .calls()
+            .running
+            .borrow_mut()
+            .insert((from, id), stop_tx);
         let work = body.run_erased(shard.clone());
         let outcome = futures_lite::future::or(async { Some(work.await) }, async {
             let _ = stop_rx.await;
             None
         })
         .await;
-        shard.calls.running.borrow_mut().remove(&(from, id));
+        shard.calls().running.borrow_mut().remove(&(from, id));
         match outcome {
             Some(reply) => reply,
             None => return,
@@ -203,7 +219,7 @@ async fn serve(shard: Rc<Shard>, from: usize, id: u64, body: Box<dyn ErasedCall>
         body.run_erased(shard.clone()).await
     };
     if shard
-        .mesh
+        .mesh()
         .send_to(from, MeshMsg::Reply { id, body: reply })
         .await
         .is_err()
@@ -234,14 +250,14 @@ impl<I: Send + 'static> Split<I> {
     /// Sends one call per owning shard (built by `make` from that shard's items), all at once,
     /// and puts each answer into `results` at its slot. The slots of a shard that could not be
     /// reached get `unavailable()`.
-    pub async fn fan_out<R, C>(
+    pub async fn fan_out<N: Node, R, C>(
         self,
-        shard: &Rc<Shard>,
+        shard: &Rc<N>,
         results: &mut [R],
         make: impl Fn(Vec<(usize, I)>) -> C,
         unavailable: impl Fn() -> R,
     ) where
-        C: Call<Reply = Vec<(usize, R)>>,
+        C: Call<N, Reply = Vec<(usize, R)>>,
         R: Send + 'static,
     {
         let calls: Vec<_> = self
@@ -251,7 +267,8 @@ impl<I: Send + 'static> Split<I> {
                 let slots: Vec<usize> = items.iter().map(|(slot, _)| *slot).collect();
                 let shard = shard.clone();
                 let call = make(items);
-                let task = millrace_shard::spawn(async move { shard.call(owner, call).await });
+                let task =
+                    millrace_shard::spawn(async move { self::call(&shard, owner, call).await });
                 (slots, task)
             })
             .collect();
@@ -270,25 +287,6 @@ impl<I: Send + 'static> Split<I> {
             }
         }
     }
-}
-
-/// Owner side of a partition API: runs `op` on each item's partition on this shard, one after
-/// another, answering by slot; an item whose partition is not here gets `missing()`.
-pub async fn on_each_partition<I, R>(
-    shard: &Shard,
-    items: Vec<(usize, (String, i32, I))>,
-    missing: impl Fn() -> R,
-    op: impl AsyncFn(&crate::shard::Partition, I) -> R,
-) -> Vec<(usize, R)> {
-    let mut out = Vec::with_capacity(items.len());
-    for (slot, (topic, index, item)) in items {
-        let r = match shard.partition(&topic, index) {
-            Some(partition) => op(&partition, item).await,
-            None => missing(),
-        };
-        out.push((slot, r));
-    }
-    out
 }
 
 /// Runs futures on this shard concurrently and collects their outputs in order.

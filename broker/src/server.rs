@@ -59,7 +59,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
         std::net::TcpListener::bind(config.listen)
             .map_err(|e| format!("listening on {}: {e}", config.listen))?,
     );
-    let mesh = MeshSpec::<MeshMsg>::new(config.cores, config.mesh_channel_capacity);
+    let mesh = MeshSpec::<MeshMsg<Shard>>::new(config.cores, config.mesh_channel_capacity);
     let config = Arc::new(config);
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), cores = config.cores,
         fsync = config.fsync, "millrace starting");
@@ -77,7 +77,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
 
 async fn shard_main(
     config: Arc<Config>,
-    mesh: MeshSpec<MeshMsg>,
+    mesh: MeshSpec<MeshMsg<Shard>>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
     connections: crate::connection_limit::ConnectionLimit,
 ) -> std::io::Result<()> {
@@ -139,7 +139,7 @@ async fn shard_main(
 async fn open_shard(
     shard: &Rc<Shard>,
     config: &Config,
-    inboxes: Vec<(usize, millrace_shard::mesh::Inbox<MeshMsg>)>,
+    inboxes: Vec<(usize, millrace_shard::mesh::Inbox<MeshMsg<Shard>>)>,
 ) -> std::io::Result<()> {
     // Probe before taking mesh work: the controller's publish opens partitions here.
     DmaDisk::probe_device(&config.data_dir, shard.id).await?;

@@ -3,42 +3,66 @@
 //! Every `Shard` lives on its own executor thread. Work for a partition runs only on the shard
 //! that owns it ([`Shard::call`], in `mesh.rs`, sends it there, one message per destination
 //! shard), and only through its [`Partition`]. One shard is also the metadata writer
-//! ([`crate::controller`], found with [`Shard::controller_shard`]).
+//! (`crate::controller`, found with [`Shard::controller_shard`]).
+//!
+//! The shard does not know the subsystems built on it: the controller and the group
+//! coordinator keep their per-shard state in the shard's [`Subsystems`] slots, found by type,
+//! so they import the shard and not the other way round. Request handlers see less still:
+//! `crate::handlers::Context`.
 
 use crate::config::Config;
 use crate::disk::BrokerDisk;
-use crate::mesh::{Calls, MeshMsg};
+use crate::mesh::{Call, Calls, MeshMsg, Node, Unavailable};
 use crate::metadata::{MetadataImage, TopicMeta};
 use millrace_shard::mesh::Mesh;
 use millrace_shard::net::SendFileCache;
 use millrace_shard::sync::{Notify, Turn};
 use millrace_storage::{BatchCache, LogConfig};
+use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use crate::metadata::PartitionKey;
+
 /// A partition replica on this shard's disk.
 pub type Partition = crate::partition::Partition<BrokerDisk>;
 
-/// A partition's key.
-pub type PartitionKey = (String, i32);
-
-fn group_config(c: &Config) -> crate::group::GroupConfig {
-    crate::group::GroupConfig {
-        min_session_timeout_ms: c.group_min_session_timeout_ms,
-        max_session_timeout_ms: c.group_max_session_timeout_ms,
-        initial_rebalance_delay_ms: c.group_initial_rebalance_delay_ms,
-        max_size: c.group_max_size,
-        ..crate::group::GroupConfig::default()
-    }
+/// Per-shard state of the subsystems built on a shard, one value per type.
+#[derive(Default)]
+pub struct Subsystems {
+    slots: RefCell<HashMap<TypeId, Rc<dyn Any>>>,
 }
 
-fn consumer_group_config(c: &Config) -> crate::consumer_group::ConsumerGroupConfig {
-    crate::consumer_group::ConsumerGroupConfig {
-        session_timeout_ms: c.group_consumer_session_timeout_ms,
-        heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
-        max_size: c.group_consumer_max_size,
+impl Subsystems {
+    /// The state of type `T`, if it was installed.
+    pub fn get<T: 'static>(&self) -> Option<Rc<T>> {
+        let slot = self.slots.borrow().get(&TypeId::of::<T>()).cloned()?;
+        Some(slot.downcast::<T>().expect("slots are keyed by their type"))
+    }
+
+    /// Installs `state`; Err(state) if a `T` is already there.
+    pub fn install<T: 'static>(&self, state: T) -> Result<Rc<T>, T> {
+        let mut slots = self.slots.borrow_mut();
+        if slots.contains_key(&TypeId::of::<T>()) {
+            return Err(state);
+        }
+        let state = Rc::new(state);
+        slots.insert(TypeId::of::<T>(), state.clone());
+        Ok(state)
+    }
+
+    /// The state of type `T`, installed from `make` on first use.
+    pub fn get_or_install<T: 'static>(&self, make: impl FnOnce() -> T) -> Rc<T> {
+        if let Some(state) = self.get::<T>() {
+            return state;
+        }
+        let state = Rc::new(make());
+        self.slots
+            .borrow_mut()
+            .insert(TypeId::of::<T>(), state.clone());
+        state
     }
 }
 
@@ -46,7 +70,7 @@ fn consumer_group_config(c: &Config) -> crate::consumer_group::ConsumerGroupConf
 /// once it has opened or deleted them (or with the error text).
 pub struct ApplyMetadata(pub Arc<MetadataImage>);
 
-impl crate::mesh::Call for ApplyMetadata {
+impl Call<Shard> for ApplyMetadata {
     type Reply = Result<(), String>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
@@ -68,7 +92,7 @@ pub struct Shard {
     /// Where this shard's partitions live.
     pub disk: BrokerDisk,
     /// Mesh senders.
-    pub mesh: Mesh<MeshMsg>,
+    mesh: Mesh<MeshMsg<Shard>>,
     /// This shard's copy of the metadata.
     pub metadata: RefCell<Arc<MetadataImage>>,
     /// Version of the last image whose logs this shard has opened (0: none yet).
@@ -84,13 +108,25 @@ pub struct Shard {
     /// Fires whenever a local high watermark advances (long-poll fetches wait on it).
     pub data_arrived: Rc<Notify>,
     /// Calls in flight to and from other shards.
-    pub calls: Calls,
+    calls: Calls,
     /// Set when the broker is stopping.
     pub stopping: Cell<bool>,
-    /// The controller's shard only, once `controller::start` has opened the metadata log.
-    pub controller: std::cell::OnceCell<crate::controller::Controller>,
-    /// Consumer groups coordinated on this shard.
-    pub groups: crate::coordinator::ShardGroups,
+    /// State of the subsystems built on this shard (controller, group coordinator).
+    pub subsystems: Subsystems,
+}
+
+impl Node for Shard {
+    fn id(&self) -> usize {
+        self.id
+    }
+
+    fn mesh(&self) -> &Mesh<MeshMsg<Self>> {
+        &self.mesh
+    }
+
+    fn calls(&self) -> &Calls {
+        &self.calls
+    }
 }
 
 impl Shard {
@@ -100,33 +136,56 @@ impl Shard {
     pub fn new(
         config: Arc<Config>,
         disk: BrokerDisk,
-        mesh: Mesh<MeshMsg>,
+        mesh: Mesh<MeshMsg<Shard>>,
         image: Arc<MetadataImage>,
     ) -> Rc<Self> {
         let id = mesh.shard_id();
         let shards = mesh.shards();
-        let config_for_groups = config.clone();
         Rc::new(Shard {
             id,
             shards,
             cache: BatchCache::new(config.batch_cache_bytes),
-            config,
             disk,
             mesh,
             metadata: RefCell::new(image),
             applied_version: Cell::new(0),
             applying: Turn::new(),
             partitions: RefCell::new(HashMap::new()),
-            sendfile: SendFileCache::new(config_for_groups.sendfile_descriptors_max),
+            sendfile: SendFileCache::new(config.sendfile_descriptors_max),
             data_arrived: Rc::new(Notify::new()),
             calls: Calls::default(),
             stopping: Cell::new(false),
-            controller: std::cell::OnceCell::new(),
-            groups: crate::coordinator::ShardGroups::new(
-                group_config(&config_for_groups),
-                consumer_group_config(&config_for_groups),
-            ),
+            subsystems: Subsystems::default(),
+            config,
         })
+    }
+
+    /// Runs `call` on shard `target` (directly if that is this one) and returns its reply.
+    pub async fn call<C: Call<Shard>>(
+        self: &Rc<Self>,
+        target: usize,
+        call: C,
+    ) -> Result<C::Reply, Unavailable> {
+        crate::mesh::call(self, target, call).await
+    }
+
+    /// Owner side of a partition API: runs `op` on each item's partition on this shard, one
+    /// after another, answering by slot; an item whose partition is not here gets `missing()`.
+    pub async fn on_each_partition<I, R>(
+        &self,
+        items: Vec<(usize, (String, i32, I))>,
+        missing: impl Fn() -> R,
+        op: impl AsyncFn(&Partition, I) -> R,
+    ) -> Vec<(usize, R)> {
+        let mut out = Vec::with_capacity(items.len());
+        for (slot, (topic, index, item)) in items {
+            let r = match self.partition(&topic, index) {
+                Some(partition) => op(&partition, item).await,
+                None => missing(),
+            };
+            out.push((slot, r));
+        }
+        out
     }
 
     /// The current metadata image.

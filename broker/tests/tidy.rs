@@ -13,7 +13,7 @@
 //! Each rule collects all its violations and fails with one line per violation naming the file
 //! and the rule. Plain text parsing: no toml crate, and the manifests are simple.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -519,4 +519,167 @@ fn contains_word(text: &str, word: &str) -> bool {
 
 fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Test-only files of `broker/src`: they sit above everything and may name any module.
+const TEST_ONLY_FILES: &[&str] = &["sim_tests.rs", "tests.rs"];
+
+#[test]
+fn broker_modules_import_each_other_without_a_circle() {
+    let src = root().join("broker/src");
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in rust_files(&src) {
+        if file
+            .file_name()
+            .is_some_and(|n| TEST_ONLY_FILES.iter().any(|t| n == *t))
+        {
+            continue;
+        }
+        let relative = file.strip_prefix(&src).expect("under broker/src");
+        let first = relative.components().next().expect("a file has a name");
+        let module = first
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        let named = edges.entry(module.clone()).or_default();
+        for used in crate_paths(&read(&file)) {
+            if used != module {
+                named.insert(used);
+            }
+        }
+    }
+    let modules: BTreeSet<String> = edges.keys().cloned().collect();
+    for named in edges.values_mut() {
+        named.retain(|m| modules.contains(m));
+    }
+    let failures: Vec<String> = find_circle(&edges)
+        .map(|circle| {
+            vec![format!(
+                "{} (rule: a module of broker/src names only modules below it; a subsystem \
+                 keeps its per-shard state in the shard's typed slots and handlers see a \
+                 Context, so the shard never names what is built on it)",
+                circle.join(" -> ")
+            )]
+        })
+        .unwrap_or_default();
+    report("no import circle between broker modules", failures);
+}
+
+#[test]
+fn circle_finder_finds_a_circle_and_accepts_a_ladder() {
+    let graph = |pairs: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (a, b) in pairs {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+            g.entry(b.to_string()).or_default();
+        }
+        g
+    };
+    let ladder = graph(&[
+        ("handlers", "shard"),
+        ("shard", "mesh"),
+        ("handlers", "mesh"),
+    ]);
+    assert_eq!(find_circle(&ladder), None);
+    let circle = graph(&[
+        ("handlers", "shard"),
+        ("shard", "mesh"),
+        ("mesh", "handlers"),
+    ]);
+    let found = find_circle(&circle).expect("a circle");
+    assert_eq!(found.first(), found.last());
+    assert_eq!(found.len(), 4);
+    let text = "use crate::{a::B, b};\n// crate::c in a comment\nlet x = crate::d::e();\n";
+    assert_eq!(
+        crate_paths(text),
+        ["a", "b", "d"].iter().map(|s| s.to_string()).collect()
+    );
+}
+
+/// The top-level modules a file names as `crate::<module>` in code (comments skipped).
+fn crate_paths(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        let before_ok = at == 0 || !is_ident(rest.as_bytes()[at - 1]);
+        rest = &rest[at + "crate::".len()..];
+        if !before_ok {
+            continue;
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            for item in group[..end].split(',') {
+                let name: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| is_ident(*c as u8))
+                    .collect();
+                if !name.is_empty() {
+                    out.insert(name);
+                }
+            }
+        } else {
+            let name: String = rest.chars().take_while(|c| is_ident(*c as u8)).collect();
+            if !name.is_empty() {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+/// One circle in `edges` as a path that starts and ends at the same module, if there is one.
+fn find_circle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Open,
+        Done,
+    }
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        marks: &mut BTreeMap<String, Mark>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        marks.insert(node.to_string(), Mark::Open);
+        path.push(node.to_string());
+        for next in edges.get(node).into_iter().flatten() {
+            match marks.get(next) {
+                Some(Mark::Open) => {
+                    let from = path
+                        .iter()
+                        .position(|p| p == next)
+                        .expect("open is on the path");
+                    let mut circle = path[from..].to_vec();
+                    circle.push(next.clone());
+                    return Some(circle);
+                }
+                Some(Mark::Done) => {}
+                None => {
+                    if let Some(circle) = visit(next, edges, marks, path) {
+                        return Some(circle);
+                    }
+                }
+            }
+        }
+        path.pop();
+        marks.insert(node.to_string(), Mark::Done);
+        None
+    }
+    let mut marks = BTreeMap::new();
+    for node in edges.keys() {
+        if !marks.contains_key(node) {
+            let mut path = Vec::new();
+            if let Some(circle) = visit(node, edges, &mut marks, &mut path) {
+                return Some(circle);
+            }
+        }
+    }
+    None
 }

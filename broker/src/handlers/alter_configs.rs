@@ -4,18 +4,17 @@
 //! IncrementalAlterConfigs too.
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::Context;
 use super::Response;
 use super::{decode, respond, str_bytes};
 use crate::controller::{AlterConfigs, ConfigOps, TopicConfigChange};
 use crate::errors::code;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: AlterConfigsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -36,7 +35,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             )
         })
         .collect();
-    let outcomes = alter(&shard, resources, req.validate_only).await;
+    let outcomes = alter(&ctx, resources, req.validate_only).await;
     let responses = req
         .resources
         .iter()
@@ -59,7 +58,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
 /// in order. Topic changes go to the metadata writer in one request; the broker's own
 /// settings are static (server.properties), so changing them is refused.
 pub async fn alter(
-    shard: &Rc<Shard>,
+    ctx: &Context,
     resources: Vec<(i8, String, ConfigOps)>,
     validate_only: bool,
 ) -> Vec<(i16, Option<String>)> {
@@ -94,8 +93,8 @@ pub async fn alter(
         changes,
         validate_only,
     };
-    let results = shard
-        .call(Shard::controller_shard(), request)
+    let results = ctx
+        .call(ctx.controller_shard(), request)
         .await
         .unwrap_or_default();
     for (i, slot) in slots.into_iter().enumerate() {

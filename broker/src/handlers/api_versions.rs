@@ -4,12 +4,10 @@
 use super::Response;
 use super::{decode, respond, REGISTRY};
 use crate::errors::code;
-use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
 fn api_keys() -> Vec<ApiVersion> {
     REGISTRY
@@ -23,7 +21,7 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-pub async fn handle(_shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(_ctx: super::Context, header: RequestHeader, body: Bytes) -> Response {
     if let Err(close) = decode::<ApiVersionsRequest>(&header, &body) {
         return close;
     }

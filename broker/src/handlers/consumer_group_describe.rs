@@ -2,12 +2,12 @@
 //! current and target assignments (topic names resolved from the metadata image). A group id
 //! that is not a consumer group answers GROUP_ID_NOT_FOUND, as Kafka does.
 
+use super::Context;
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
 use crate::consumer_group::Assignment;
 use crate::coordinator::ConsumerDescribe;
 use crate::metadata::MetadataImage;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment as WireAssignment, DescribedGroup, Member, TopicPartitions,
@@ -16,26 +16,25 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, TopicName,
 };
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
 /// Kafka's `authorized_operations` when not asked for.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Member type (v1): 1 = consumer protocol.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: ConsumerGroupDescribeRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
-    let image = shard.image();
+    let image = ctx.image();
     let mut groups = Vec::with_capacity(req.group_ids.len());
     for g in &req.group_ids {
         let out = DescribedGroup::default()
             .with_group_id(g.clone())
             .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
         let op = ConsumerDescribe(g.0.to_string());
-        let described = match group_call(&shard, &g.0, op).await {
+        let described = match group_call(&ctx, &g.0, op).await {
             Ok(Ok(view)) => {
                 let members = view
                     .members

@@ -2,25 +2,19 @@
 //! group's coordinating shard answers at once (see `crate::consumer_group`); v0 members may
 //! leave their id empty to have one made, v1 members (Kafka 4.x clients) bring their own.
 
+use super::Context;
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
 use crate::consumer_group::{Assignment, Heartbeat};
 use crate::coordinator::ConsumerHeartbeat;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment as WireAssignment, TopicPartitions,
 };
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(
-    shard: Rc<Shard>,
-    header: RequestHeader,
-    body: Bytes,
-    client: super::Client,
-) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: ConsumerGroupHeartbeatRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -48,14 +42,14 @@ pub async fn handle(
             a
         }),
         client_id: header.client_id.clone().unwrap_or_default(),
-        client_host: client.host.to_string(),
+        client_host: ctx.client().host.to_string(),
     };
     let group_id = heartbeat.group_id.clone();
     let op = ConsumerHeartbeat {
         version: header.api_version,
         request: Box::new(heartbeat),
     };
-    let resp = match group_call(&shard, &group_id, op).await {
+    let resp = match group_call(&ctx, &group_id, op).await {
         Ok(r) => r,
         Err(error) => {
             let resp = ConsumerGroupHeartbeatResponse::default()

@@ -1,17 +1,16 @@
 //! CreatePartitions (key 37): grow a topic; new partitions go to the least loaded shards.
 
+use super::Context;
 use super::Response;
 use super::{decode, respond, str_bytes};
 use crate::controller::CreatePartitions;
 use crate::errors::code;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: CreatePartitionsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -27,8 +26,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         topics,
         validate_only: req.validate_only,
     };
-    let mut outcomes = shard
-        .call(Shard::controller_shard(), request)
+    let mut outcomes = ctx
+        .call(ctx.controller_shard(), request)
         .await
         .unwrap_or_default()
         .into_iter();

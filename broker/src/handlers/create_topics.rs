@@ -1,19 +1,18 @@
 //! CreateTopics (key 19), through the metadata writer on shard 0.
 
+use super::Context;
 use super::Response;
 use super::{decode, respond, str_bytes};
 use crate::controller::{CreateTopics, NewTopic};
 use crate::errors::code;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: CreateTopicsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -38,8 +37,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         topics,
         validate_only: req.validate_only,
     };
-    let outcomes = shard
-        .call(Shard::controller_shard(), request)
+    let outcomes = ctx
+        .call(ctx.controller_shard(), request)
         .await
         .unwrap_or_default();
     let version = header.api_version;
@@ -60,7 +59,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                         r.replication_factor = o.replication_factor;
                     }
                     if o.error_code == code::NONE && version >= 5 {
-                        let entries = super::describe_configs::topic_entries(&shard, &o.configs);
+                        let entries = super::describe_configs::topic_entries(&ctx, &o.configs);
                         r.configs = Some(
                             entries
                                 .iter()

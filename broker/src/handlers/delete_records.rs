@@ -3,9 +3,10 @@
 //! whole segments below it are deleted. Internal topics are refused, as Kafka does.
 
 use super::list_offsets::ListOffsetsResult;
+use super::Context;
 use super::{decode, respond, Response};
 use crate::errors::{code, storage_code};
-use crate::mesh::{on_each_partition, Call, Split};
+use crate::mesh::{Call, Split};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_records_response::{
@@ -15,12 +16,12 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use millrace_wire::frame::RequestHeader;
 use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: DeleteRecordsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
-    let image = shard.image();
+    let image = ctx.image();
     let mut results: Vec<ListOffsetsResult> = Vec::new();
     let mut split: Split<(String, i32, i64)> = Split::default();
     for t in &req.topics {
@@ -42,14 +43,13 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         }
     }
     let unavailable = || ListOffsetsResult::error(code::LEADER_NOT_AVAILABLE);
-    split
-        .fan_out(
-            &shard,
-            &mut results,
-            |items| DeleteOnOwner { items },
-            unavailable,
-        )
-        .await;
+    ctx.fan_out(
+        split,
+        &mut results,
+        |items| DeleteOnOwner { items },
+        unavailable,
+    )
+    .await;
     let mut results = results.into_iter();
     let topics = req
         .topics
@@ -83,27 +83,27 @@ pub struct DeleteOnOwner {
     items: Vec<(usize, (String, i32, i64))>,
 }
 
-impl Call for DeleteOnOwner {
+impl Call<Shard> for DeleteOnOwner {
     type Reply = Vec<(usize, ListOffsetsResult)>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
         let missing = || ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION);
-        on_each_partition(
-            &shard,
-            self.items,
-            missing,
-            async |partition, offset| match partition.delete_records(offset).await {
-                Ok(low) => {
-                    tracing::info!(topic = %partition.topic(), partition = partition.index(),
+        shard
+            .on_each_partition(
+                self.items,
+                missing,
+                async |partition, offset| match partition.delete_records(offset).await {
+                    Ok(low) => {
+                        tracing::info!(topic = %partition.topic(), partition = partition.index(),
                         log_start_offset = low, "records deleted");
-                    ListOffsetsResult {
-                        offset: low,
-                        ..ListOffsetsResult::error(code::NONE)
+                        ListOffsetsResult {
+                            offset: low,
+                            ..ListOffsetsResult::error(code::NONE)
+                        }
                     }
-                }
-                Err(e) => ListOffsetsResult::error(storage_code(&e)),
-            },
-        )
-        .await
+                    Err(e) => ListOffsetsResult::error(storage_code(&e)),
+                },
+            )
+            .await
     }
 }

@@ -1,22 +1,21 @@
 //! DeleteTopics (key 20), by name (v1-5) or by name or id (v6).
 
+use super::Context;
 use super::Response;
 use super::{decode, respond, str_bytes};
 use crate::controller::DeleteTopics;
 use crate::errors::code;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: DeleteTopicsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
-    let image = shard.image();
+    let image = ctx.image();
     // (name to delete, id asked for): a v6 entry naming an unknown id resolves to no name.
     let wanted: Vec<(Option<String>, uuid::Uuid)> = if header.api_version >= 6 {
         req.topics
@@ -36,8 +35,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             .collect()
     };
     let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
-    let outcomes = shard
-        .call(Shard::controller_shard(), DeleteTopics(names))
+    let outcomes = ctx
+        .call(ctx.controller_shard(), DeleteTopics(names))
         .await
         .unwrap_or_default();
     let mut outcomes = outcomes.into_iter();

@@ -2,10 +2,10 @@
 //! from (the topic, a server.properties key, or the built-in default), with synonyms,
 //! types and documentation when asked; and the broker's own settings.
 
+use super::Context;
 use super::Response;
 use super::{decode, respond, str_bytes};
 use crate::errors::code;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -13,7 +13,6 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 /// Resource types (shared with the AlterConfigs handlers).
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -43,8 +42,8 @@ pub struct Entry {
 }
 
 /// Every topic config of a topic with `overrides`.
-pub fn topic_entries(shard: &Shard, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
-    let defaults = &shard.config.topic_defaults;
+pub fn topic_entries(ctx: &Context, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
+    let defaults = &ctx.config().topic_defaults;
     crate::topic_config::DEFS
         .iter()
         .map(|d| {
@@ -78,13 +77,13 @@ pub fn topic_entries(shard: &Shard, overrides: &BTreeMap<String, String>) -> Vec
         .collect()
 }
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: DescribeConfigsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
     let version = header.api_version;
-    let image = shard.image();
+    let image = ctx.image();
     let results = req
         .resources
         .iter()
@@ -98,7 +97,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                 .with_resource_name(r.resource_name.clone());
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => match image.topics.get(r.resource_name.as_str()) {
-                    Some(t) => topic_entries(&shard, &t.configs),
+                    Some(t) => topic_entries(&ctx, &t.configs),
                     None => {
                         return result
                             .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
@@ -109,9 +108,9 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                 },
                 RESOURCE_BROKER
                     if r.resource_name.is_empty()
-                        || r.resource_name.parse() == Ok(shard.config.node_id) =>
+                        || r.resource_name.parse() == Ok(ctx.config().node_id) =>
                 {
-                    broker_entries(&shard)
+                    broker_entries(&ctx)
                 }
                 RESOURCE_BROKER => {
                     return result
@@ -164,9 +163,8 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     )
 }
 
-fn broker_entries(shard: &Shard) -> Vec<Entry> {
-    shard
-        .config
+fn broker_entries(ctx: &Context) -> Vec<Entry> {
+    ctx.config()
         .describe()
         .into_iter()
         .map(|(k, v)| Entry {

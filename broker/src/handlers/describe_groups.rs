@@ -2,17 +2,16 @@
 //! error, as Kafka does; a KIP-848 consumer group answers GROUP_ID_NOT_FOUND (it is not a
 //! classic group; clients describe it with ConsumerGroupDescribe).
 
+use super::Context;
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
 use crate::coordinator::DescribeGroup;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: DescribeGroupsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -20,7 +19,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in &req.groups {
         let described = DescribedGroup::default().with_group_id(g.clone());
-        let entry = match group_call(&shard, &g.0, DescribeGroup(g.0.to_string())).await {
+        let entry = match group_call(&ctx, &g.0, DescribeGroup(g.0.to_string())).await {
             Ok(Ok(Some(d))) => {
                 let members = d
                     .members

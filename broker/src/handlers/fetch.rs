@@ -11,9 +11,10 @@
 //!
 //! [`Partition`]: crate::partition::Partition
 
+use super::Context;
 use super::{decode, RecordPiece, Response};
 use crate::errors::{code, storage_code};
-use crate::mesh::{on_each_partition, Call, Split};
+use crate::mesh::{Call, Split};
 use crate::partition::Reader;
 use crate::shard::{Partition, Shard};
 use bytes::Bytes;
@@ -36,24 +37,24 @@ struct Wanted {
     owner: Option<usize>,
 }
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: FetchRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
-    let wanted = resolve(&shard, &req, header.api_version);
-    let mut results = read_all(&shard, &wanted).await;
+    let wanted = resolve(&ctx, &req, header.api_version);
+    let mut results = read_all(&ctx, &wanted).await;
     let total: usize = results.iter().flatten().map(|r| r.bytes).sum();
-    let max_wait = req.max_wait_ms.clamp(0, shard.config.fetch_wait_max_ms) as u64;
+    let max_wait = req.max_wait_ms.clamp(0, ctx.config().fetch_wait_max_ms) as u64;
     if total < req.min_bytes.max(1) as usize && max_wait > 0 && !wanted.is_empty() {
-        wait_for_any(&shard, &wanted, max_wait).await;
-        results = read_all(&shard, &wanted).await;
+        wait_for_any(&ctx, &wanted, max_wait).await;
+        results = read_all(&ctx, &wanted).await;
     }
     encode(&header, &wanted, results, req.max_bytes.max(0) as usize)
 }
 
-fn resolve(shard: &Shard, req: &FetchRequest, version: i16) -> Vec<Wanted> {
-    let image = shard.image();
+fn resolve(ctx: &Context, req: &FetchRequest, version: i16) -> Vec<Wanted> {
+    let image = ctx.image();
     let mut out = Vec::new();
     for t in &req.topics {
         let meta = if version >= 13 {
@@ -80,7 +81,7 @@ fn resolve(shard: &Shard, req: &FetchRequest, version: i16) -> Vec<Wanted> {
     out
 }
 
-async fn read_all(shard: &Rc<Shard>, wanted: &[Wanted]) -> Vec<Option<FetchResult>> {
+async fn read_all(ctx: &Context, wanted: &[Wanted]) -> Vec<Option<FetchResult>> {
     let mut split: Split<FetchItem> = Split::default();
     for (slot, w) in wanted.iter().enumerate() {
         if let (Some(owner), Some(topic)) = (w.owner, &w.topic) {
@@ -89,15 +90,14 @@ async fn read_all(shard: &Rc<Shard>, wanted: &[Wanted]) -> Vec<Option<FetchResul
         }
     }
     let mut results: Vec<Option<FetchResult>> = (0..wanted.len()).map(|_| None).collect();
-    split
-        .fan_out(shard, &mut results, |items| ReadOnOwner { items }, || None)
+    ctx.fan_out(split, &mut results, |items| ReadOnOwner { items }, || None)
         .await;
     results
 }
 
 /// Waits until any owner reports data past a fetch offset, or `max_wait_ms` passes. The
 /// owners that did not answer first are cancelled.
-async fn wait_for_any(shard: &Rc<Shard>, wanted: &[Wanted], max_wait_ms: u64) {
+async fn wait_for_any(ctx: &Context, wanted: &[Wanted], max_wait_ms: u64) {
     let mut per_shard: BTreeMap<usize, Vec<(String, i32, i64)>> = BTreeMap::new();
     for w in wanted {
         if let (Some(owner), Some(topic)) = (w.owner, &w.topic) {
@@ -113,9 +113,9 @@ async fn wait_for_any(shard: &Rc<Shard>, wanted: &[Wanted], max_wait_ms: u64) {
     let mut waits: Vec<_> = per_shard
         .into_iter()
         .map(|(owner, items)| {
-            let shard = shard.clone();
+            let ctx = ctx.clone();
             Box::pin(async move {
-                let _ = shard.call(owner, WaitOnOwner { items, max_wait_ms }).await;
+                let _ = ctx.call(owner, WaitOnOwner { items, max_wait_ms }).await;
             })
         })
         .collect();
@@ -170,13 +170,13 @@ pub struct ReadOnOwner {
     items: Vec<(usize, FetchItem)>,
 }
 
-impl Call for ReadOnOwner {
+impl Call<Shard> for ReadOnOwner {
     type Reply = Vec<(usize, Option<FetchResult>)>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
         let missing = || Some(FetchResult::error(code::UNKNOWN_TOPIC_OR_PARTITION));
         let read = async |partition: &Partition, item| Some(read_one(partition, item).await);
-        on_each_partition(&shard, self.items, missing, read).await
+        shard.on_each_partition(self.items, missing, read).await
     }
 }
 
@@ -229,7 +229,7 @@ pub struct WaitOnOwner {
     pub(crate) max_wait_ms: u64,
 }
 
-impl Call for WaitOnOwner {
+impl Call<Shard> for WaitOnOwner {
     type Reply = ();
     const CANCELLABLE: bool = true;
 

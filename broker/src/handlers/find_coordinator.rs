@@ -2,16 +2,15 @@
 //! `__consumer_offsets` partition decides which shard inside it). Transaction coordinators are
 //! not served yet: COORDINATOR_NOT_AVAILABLE, so clients retry rather than fail.
 
+use super::Context;
 use super::Response;
 use super::{decode, respond, str_bytes};
 use crate::errors::code;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const NO_TRANSACTIONS: &str = "the transaction coordinator is not available on this broker yet";
@@ -27,12 +26,12 @@ fn lookup(key: &str, key_type: i8) -> (i16, Option<&'static str>) {
     (code::NONE, None)
 }
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: FindCoordinatorRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
-    let c = &shard.config;
+    let c = ctx.config();
     let (host, port, node) = (
         str_bytes(&c.advertise.0),
         i32::from(c.advertise.1),

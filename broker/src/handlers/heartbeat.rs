@@ -1,14 +1,13 @@
 //! Heartbeat (key 12), versions 0-4.
 
+use super::Context;
 use super::Response;
 use super::{decode, group_call, respond};
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: HeartbeatRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -19,7 +18,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
     };
-    let error = match group_call(&shard, &hb.group_id.clone(), hb).await {
+    let error = match group_call(&ctx, &hb.group_id.clone(), hb).await {
         Ok(code) => code,
         Err(code) => code,
     };

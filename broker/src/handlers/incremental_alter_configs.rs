@@ -3,17 +3,16 @@
 //! of a resource apply together or not at all.
 
 use super::alter_configs::alter;
+use super::Context;
 use super::Response;
 use super::{decode, respond, str_bytes};
 use crate::controller::ConfigOps;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: IncrementalAlterConfigsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -40,7 +39,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             )
         })
         .collect();
-    let outcomes = alter(&shard, resources, req.validate_only).await;
+    let outcomes = alter(&ctx, resources, req.validate_only).await;
     let responses = req
         .resources
         .iter()

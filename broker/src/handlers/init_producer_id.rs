@@ -3,17 +3,16 @@
 //! its current id and epoch (KIP-360, v3+), the same id with the epoch bumped. Transactional
 //! ids need the transaction coordinator, which is not served yet.
 
+use super::Context;
 use super::Response;
 use super::{decode, respond};
 use crate::controller::AllocateProducerId;
 use crate::errors::code;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: InitProducerIdRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -33,7 +32,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             .with_producer_epoch(req.producer_epoch + 1);
         return respond(&header, &bumped);
     }
-    let allocated = shard.call(Shard::controller_shard(), AllocateProducerId);
+    let allocated = ctx.call(ctx.controller_shard(), AllocateProducerId);
     match allocated.await {
         Ok(Ok(id)) => respond(
             &header,

@@ -1,21 +1,15 @@
 //! JoinGroup (key 11), versions 0-9, answered by the group's coordinating shard when the
 //! rebalance completes.
 
+use super::Context;
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(
-    shard: Rc<Shard>,
-    header: RequestHeader,
-    body: Bytes,
-    client: super::Client,
-) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: JoinGroupRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -39,9 +33,9 @@ pub async fn handle(
         },
         require_known_member_id: v >= 4,
         client_id: header.client_id.clone().unwrap_or_default(),
-        client_host: client.host.to_string(),
+        client_host: ctx.client().host.to_string(),
     };
-    let out = match group_call(&shard, &join.group_id.clone(), join).await {
+    let out = match group_call(&ctx, &join.group_id.clone(), join).await {
         Ok(r) => r,
         Err(error) => {
             let resp = JoinGroupResponse::default()

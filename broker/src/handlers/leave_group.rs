@@ -1,18 +1,17 @@
 //! LeaveGroup (key 13): one member (v0-2) or a batch (v3+, KIP-345).
 
+use super::Context;
 use super::Response;
 use super::{decode, group_call, respond};
 use crate::coordinator::Leave;
 use crate::errors::code;
 use crate::group::LeaveMember;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: LeaveGroupRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -37,7 +36,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         group_id: group_id.clone(),
         members: members.clone(),
     };
-    let codes = group_call(&shard, &group_id, op).await;
+    let codes = group_call(&ctx, &group_id, op).await;
     let mut resp = LeaveGroupResponse::default();
     match codes {
         Err(error) => resp.error_code = error,

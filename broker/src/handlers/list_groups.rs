@@ -1,25 +1,24 @@
 //! ListGroups (key 16), versions 0-5: every shard's groups, filtered by state (v4+) and by
 //! type (v5+: "classic" or "consumer", case-insensitive as Kafka).
 
+use super::Context;
 use super::Response;
 use super::{decode, respond, str_bytes};
 use crate::coordinator::{ListGroups, OnCoordinator};
 use crate::mesh::join_all;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: ListGroupsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
-    let calls = (0..shard.shards).map(|target| {
-        let shard = shard.clone();
-        async move { shard.call(target, OnCoordinator(ListGroups)).await }
+    let calls = (0..ctx.shards()).map(|target| {
+        let ctx = ctx.clone();
+        async move { ctx.call(target, OnCoordinator(ListGroups)).await }
     });
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();

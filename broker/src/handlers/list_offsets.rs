@@ -1,9 +1,10 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), or the first offset
 //! whose timestamp is at or after a given time (through the time index), grouped by shard.
 
+use super::Context;
 use super::{decode, respond, Response};
 use crate::errors::{code, storage_code};
-use crate::mesh::{on_each_partition, Call, Split};
+use crate::mesh::{Call, Split};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
@@ -13,13 +14,13 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use millrace_wire::frame::RequestHeader;
 use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: ListOffsetsRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
     let version = header.api_version;
-    let image = shard.image();
+    let image = ctx.image();
     let mut results: Vec<ListOffsetsResult> = Vec::new();
     let mut split: Split<(String, i32, i64)> = Split::default();
     for t in &req.topics {
@@ -33,14 +34,13 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         }
     }
     let unavailable = || ListOffsetsResult::error(code::LEADER_NOT_AVAILABLE);
-    split
-        .fan_out(
-            &shard,
-            &mut results,
-            |items| ListOnOwner { items },
-            unavailable,
-        )
-        .await;
+    ctx.fan_out(
+        split,
+        &mut results,
+        |items| ListOnOwner { items },
+        unavailable,
+    )
+    .await;
     let mut results = results.into_iter();
     let topics = req
         .topics
@@ -98,30 +98,30 @@ pub struct ListOnOwner {
     items: Vec<(usize, (String, i32, i64))>,
 }
 
-impl Call for ListOnOwner {
+impl Call<Shard> for ListOnOwner {
     type Reply = Vec<(usize, ListOffsetsResult)>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
         let missing = || ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION);
-        on_each_partition(
-            &shard,
-            self.items,
-            missing,
-            async |partition, timestamp| match partition.list_offset(timestamp).await {
-                Ok(Some((offset, timestamp))) => ListOffsetsResult {
-                    error_code: code::NONE,
-                    timestamp,
-                    offset,
-                    leader_epoch: if offset >= 0 {
-                        partition.leader_epoch().0
-                    } else {
-                        -1
+        shard
+            .on_each_partition(
+                self.items,
+                missing,
+                async |partition, timestamp| match partition.list_offset(timestamp).await {
+                    Ok(Some((offset, timestamp))) => ListOffsetsResult {
+                        error_code: code::NONE,
+                        timestamp,
+                        offset,
+                        leader_epoch: if offset >= 0 {
+                            partition.leader_epoch().0
+                        } else {
+                            -1
+                        },
                     },
+                    Ok(None) => ListOffsetsResult::error(code::INVALID_REQUEST),
+                    Err(e) => ListOffsetsResult::error(storage_code(&e)),
                 },
-                Ok(None) => ListOffsetsResult::error(code::INVALID_REQUEST),
-                Err(e) => ListOffsetsResult::error(storage_code(&e)),
-            },
-        )
-        .await
+            )
+            .await
     }
 }

@@ -4,21 +4,20 @@
 //! is on and the request allows it (v4+; always before v4), with `num.partitions`. Creation is
 //! synchronous, so the answer already carries the new partitions.
 
+use super::Context;
 use super::Response;
 use super::{decode, respond, str_bytes};
 use crate::controller::{CreateTopics, NewTopic};
 use crate::errors::code;
 use crate::metadata::{valid_topic_name, TopicMeta};
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: MetadataRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -30,24 +29,24 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         other => other,
     };
     let allow_create =
-        shard.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+        ctx.config().auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let mut topics = Vec::new();
     match requested {
         None => {
-            for t in shard.image().topics.values() {
-                topics.push(topic_entry(&shard, t));
+            for t in ctx.image().topics.values() {
+                topics.push(topic_entry(&ctx, t));
             }
         }
         Some(list) => {
             for wanted in list {
-                let image = shard.image();
+                let image = ctx.image();
                 let found = match &wanted.name {
                     Some(name) => image.topics.get(name.0.as_str()).cloned(),
                     None => image.topic_by_id(&wanted.topic_id).cloned(),
                 };
                 let entry = match (found, wanted.name) {
-                    (Some(t), _) => topic_entry(&shard, &t),
-                    (None, Some(name)) => missing_topic(&shard, name, allow_create).await,
+                    (Some(t), _) => topic_entry(&ctx, &t),
+                    (None, Some(name)) => missing_topic(&ctx, name, allow_create).await,
                     (None, None) => MetadataResponseTopic::default()
                         .with_error_code(code::UNKNOWN_TOPIC_ID)
                         .with_topic_id(wanted.topic_id),
@@ -56,12 +55,12 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             }
         }
     }
-    let c = &shard.config;
+    let c = ctx.config();
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(c.node_id))
         .with_host(str_bytes(&c.advertise.0))
         .with_port(i32::from(c.advertise.1));
-    let cluster_id = (version >= 2).then(|| str_bytes(&shard.image().cluster_id));
+    let cluster_id = (version >= 2).then(|| str_bytes(&ctx.image().cluster_id));
     let controller = if version >= 1 { c.node_id } else { -1 };
     let topics = topics
         .into_iter()
@@ -77,7 +76,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
 }
 
 async fn missing_topic(
-    shard: &Rc<Shard>,
+    ctx: &Context,
     name: TopicName,
     allow_create: bool,
 ) -> MetadataResponseTopic {
@@ -99,15 +98,15 @@ async fn missing_topic(
         topics: vec![new],
         validate_only: false,
     };
-    match shard.call(Shard::controller_shard(), request).await {
+    match ctx.call(ctx.controller_shard(), request).await {
         // Created, or created concurrently by another request: either way it exists now.
         Ok(o)
             if o.first().is_some_and(|o| {
                 o.error_code == code::NONE || o.error_code == code::TOPIC_ALREADY_EXISTS
             }) =>
         {
-            match shard.image().topics.get(name.0.as_str()) {
-                Some(t) => topic_entry(shard, t),
+            match ctx.image().topics.get(name.0.as_str()) {
+                Some(t) => topic_entry(ctx, t),
                 None => entry.with_error_code(code::LEADER_NOT_AVAILABLE),
             }
         }
@@ -135,8 +134,8 @@ fn for_version(mut t: MetadataResponseTopic, version: i16) -> MetadataResponseTo
     t
 }
 
-fn topic_entry(shard: &Shard, t: &TopicMeta) -> MetadataResponseTopic {
-    let assignment = crate::partition::sole_replica_assignment(shard.config.node_id);
+fn topic_entry(ctx: &Context, t: &TopicMeta) -> MetadataResponseTopic {
+    let assignment = crate::partition::sole_replica_assignment(ctx.config().node_id);
     let brokers = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..t.partitions)
         .map(|p| {

@@ -9,6 +9,7 @@ mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+mod context;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -35,6 +36,7 @@ mod sync_group;
 
 use crate::shard::Shard;
 use bytes::Bytes;
+pub use context::Context;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use millrace_wire::fetch::FetchChunk;
@@ -84,7 +86,7 @@ impl millrace_wire::fetch::RecordSource for RecordPiece {
 }
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Response>>>;
-type Handler = fn(Rc<Shard>, RequestHeader, Bytes, Client) -> HandlerFuture;
+type Handler = fn(Context, RequestHeader, Bytes) -> HandlerFuture;
 
 /// Who sent a request, for the few APIs that record it (JoinGroup's client host).
 #[derive(Debug, Clone)]
@@ -116,7 +118,7 @@ macro_rules! entry {
             min: $min,
             max: $max,
             min_handled: $min_handled,
-            handler: |shard, header, body, _client| Box::pin($module::handle(shard, header, body)),
+            handler: |ctx, header, body| Box::pin($module::handle(ctx, header, body)),
         }
     };
 }
@@ -137,15 +139,7 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(DescribeCluster, 0, 1, describe_cluster),
     entry!(OffsetCommit, 2, 9, offset_commit),
     entry!(OffsetFetch, 1, 9, offset_fetch),
-    ApiEntry {
-        key: ApiKey::JoinGroup,
-        min: 0,
-        max: 9,
-        min_handled: 0,
-        handler: |shard, header, body, client| {
-            Box::pin(join_group::handle(shard, header, body, client))
-        },
-    },
+    entry!(JoinGroup, 0, 9, join_group),
     entry!(Heartbeat, 0, 4, heartbeat),
     entry!(LeaveGroup, 0, 5, leave_group),
     entry!(SyncGroup, 0, 5, sync_group),
@@ -156,17 +150,7 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(AlterConfigs, 0, 2, alter_configs),
     entry!(IncrementalAlterConfigs, 0, 1, incremental_alter_configs),
     entry!(DeleteRecords, 0, 2, delete_records),
-    ApiEntry {
-        key: ApiKey::ConsumerGroupHeartbeat,
-        min: 0,
-        max: 1,
-        min_handled: 0,
-        handler: |shard, header, body, client| {
-            Box::pin(consumer_group_heartbeat::handle(
-                shard, header, body, client,
-            ))
-        },
-    },
+    entry!(ConsumerGroupHeartbeat, 0, 1, consumer_group_heartbeat),
     entry!(ConsumerGroupDescribe, 0, 1, consumer_group_describe),
 ];
 
@@ -188,7 +172,7 @@ pub async fn dispatch(
     if version < entry.min_handled || version > entry.max {
         return Response::Close(format!("unsupported version {version} of {:?}", entry.key));
     }
-    (entry.handler)(shard.clone(), header.clone(), body, client).await
+    (entry.handler)(Context::new(shard.clone(), client), header.clone(), body).await
 }
 
 /// Checks the body against the wire guard, then decodes it.
@@ -223,7 +207,7 @@ pub fn decode<T: Decodable>(header: &RequestHeader, body: &Bytes) -> Result<T, R
 /// group id that is empty or too long (INVALID_GROUP_ID) or a coordinator that is not
 /// available (no `__consumer_offsets`, or the shard is stopping).
 pub async fn group_call<O: crate::coordinator::GroupOperation>(
-    shard: &Rc<Shard>,
+    ctx: &Context,
     group_id: &str,
     op: O,
 ) -> Result<O::Answer, i16> {
@@ -231,11 +215,10 @@ pub async fn group_call<O: crate::coordinator::GroupOperation>(
     if group_id.is_empty() || group_id.len() > crate::coordinator::GROUP_ID_BYTES_MAX {
         return Err(code::INVALID_GROUP_ID);
     }
-    let Some(target) = crate::coordinator::coordinator_shard(shard, group_id) else {
+    let Some(target) = crate::coordinator::coordinator_shard(&ctx.image(), group_id) else {
         return Err(code::COORDINATOR_NOT_AVAILABLE);
     };
-    shard
-        .call(target, crate::coordinator::OnCoordinator(op))
+    ctx.call(target, crate::coordinator::OnCoordinator(op))
         .await
         .map_err(|_| code::COORDINATOR_NOT_AVAILABLE)
 }

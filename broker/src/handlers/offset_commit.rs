@@ -3,19 +3,18 @@
 //! consumer group, STALE_MEMBER_EPOCH if it is not the member's current one), appended to `__consumer_offsets` and
 //! fsync'd before the answer.
 
+use super::Context;
 use super::Response;
 use super::{decode, group_call, respond};
 use crate::coordinator::{Commit, CommittedOffset};
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: OffsetCommitRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -46,7 +45,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
         offsets,
     };
-    let codes = match group_call(&shard, &group_id, op).await {
+    let codes = match group_call(&ctx, &group_id, op).await {
         Ok(codes) => codes,
         Err(error) => vec![error; count],
     };

@@ -1,19 +1,18 @@
 //! OffsetDelete (key 47): removes committed offsets of a group that is not consuming them.
 
+use super::Context;
 use super::Response;
 use super::{decode, group_call, respond};
 use crate::coordinator::OffsetDelete;
 use crate::errors::code;
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: OffsetDeleteRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -32,7 +31,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
         group_id: req.group_id.0.to_string(),
         partitions,
     };
-    let (error, codes) = match group_call(&shard, &req.group_id.0, op).await {
+    let (error, codes) = match group_call(&ctx, &req.group_id.0, op).await {
         Ok(answer) => answer,
         Err(error) => (error, Vec::new()),
     };

@@ -2,10 +2,10 @@
 //! member id and epoch, checked against a KIP-848 consumer group). A partition with
 //! no committed offset answers offset -1, as Kafka does.
 
+use super::Context;
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
 use crate::coordinator::{CommittedOffset, FetchOffsets};
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -14,14 +14,13 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 type Rows = Vec<(String, i32, Option<CommittedOffset>, i16)>;
 /// (partition, committed offset, error code).
 type PartitionRow = (i32, Option<CommittedOffset>, i16);
 
 async fn fetch_group(
-    shard: &Rc<Shard>,
+    ctx: &Context,
     group_id: &str,
     partitions: Option<Vec<(String, i32)>>,
     member: Option<(String, i32)>,
@@ -31,7 +30,7 @@ async fn fetch_group(
         partitions: partitions.clone(),
         member,
     };
-    match group_call(shard, group_id, op).await {
+    match group_call(ctx, group_id, op).await {
         Ok(answer) => answer,
         Err(error) => {
             let rows = partitions
@@ -63,7 +62,7 @@ fn by_topic(rows: Rows) -> Vec<(String, Vec<PartitionRow>)> {
         .collect()
 }
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: OffsetFetchRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -83,7 +82,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                 .as_ref()
                 .filter(|_| v >= 9)
                 .map(|m| (m.to_string(), g.member_epoch));
-            let (error, rows) = fetch_group(&shard, &g.group_id.0, wanted, member).await;
+            let (error, rows) = fetch_group(&ctx, &g.group_id.0, wanted, member).await;
             let topics = by_topic(rows)
                 .into_iter()
                 .map(|(t, parts)| {
@@ -119,7 +118,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
                 .map(|t| (t.name.0.as_str(), &t.partition_indexes[..])),
         )
     });
-    let (error, rows) = fetch_group(&shard, &req.group_id.0, wanted, None).await;
+    let (error, rows) = fetch_group(&ctx, &req.group_id.0, wanted, None).await;
     let topics = by_topic(rows)
         .into_iter()
         .map(|(t, parts)| {

@@ -3,6 +3,7 @@
 //! checks producer sequences, assigns offsets and answers after the group commit that covers
 //! the append (acks=1/all; acks=0 gets no response, but the append is still flushed).
 
+use super::Context;
 use super::{decode, respond, str_bytes, Response};
 use crate::errors::{code, storage_code, wire_code};
 use crate::mesh::{join_all, Call, Split};
@@ -19,7 +20,7 @@ use millrace_wire::records::{
 };
 use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: ProduceRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -27,12 +28,12 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     let mut results: Vec<ProduceResult> = Vec::new();
     let mut split: Split<ProduceItem> = Split::default();
     let acks = Acks::from_request(req.acks);
-    let image = shard.image();
+    let image = ctx.image();
     let now = millrace_shard::time::now_ms();
     for t in &req.topic_data {
         let topic = image.topics.get(t.name.0.as_str());
         // Parsed once per topic, not per partition: this is the produce hot path.
-        let settings = topic.map(|m| shard.topic_settings(m));
+        let settings = topic.map(|m| ctx.topic_settings(m));
         for p in &t.partition_data {
             let slot = results.len();
             results.push(error(code::NONE, None));
@@ -80,7 +81,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
     if let Some(acks) = acks {
         let make = |items| AppendOnOwner { acks, items };
         let unavailable = || error(code::LEADER_NOT_AVAILABLE, Some("shard stopping".into()));
-        split.fan_out(&shard, &mut results, make, unavailable).await;
+        ctx.fan_out(split, &mut results, make, unavailable).await;
     }
     if req.acks == 0 {
         return Response::Nothing;
@@ -122,7 +123,7 @@ pub struct AppendOnOwner {
     items: Vec<(usize, ProduceItem)>,
 }
 
-impl Call for AppendOnOwner {
+impl Call<Shard> for AppendOnOwner {
     type Reply = Vec<(usize, ProduceResult)>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {

@@ -1,14 +1,13 @@
 //! SyncGroup (key 14), versions 0-5: the leader's assignment in, each member's share out.
 
+use super::Context;
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use millrace_wire::frame::RequestHeader;
-use std::rc::Rc;
 
-pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: SyncGroupRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
@@ -26,7 +25,7 @@ pub async fn handle(shard: Rc<Shard>, header: RequestHeader, body: Bytes) -> Res
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect(),
     };
-    let resp = match group_call(&shard, &sync.group_id.clone(), sync).await {
+    let resp = match group_call(&ctx, &sync.group_id.clone(), sync).await {
         Ok(out) => {
             let mut resp = SyncGroupResponse::default()
                 .with_error_code(out.error_code)

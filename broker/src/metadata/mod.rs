@@ -21,7 +21,6 @@ mod placement;
 
 pub use placement::Placement;
 
-use crate::shard::PartitionKey;
 use millrace_replication::metadata::{
     ClusterImage, ConfigRecord, ConfigResourceType, MetadataRecord, PartitionImage,
     PartitionRecord, TopicId, TopicRecord,
@@ -29,6 +28,9 @@ use millrace_replication::metadata::{
 use millrace_replication::ReplicationError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// A partition's key: (topic, partition index).
+pub type PartitionKey = (String, i32);
 
 /// Producer ids are handed out in blocks; the block's end is committed to the metadata log
 /// before any id in it is used, so no id is ever handed out twice across restarts.

@@ -1,0 +1,85 @@
+//! What a request handler sees of its shard.
+//!
+//! A handler runs on the shard that read the request. It may read the metadata image and the
+//! configuration, and it reaches partitions, the controller and the group coordinators only by
+//! a call to the shard that serves them (a call to the handler's own shard runs in place). It
+//! holds no way to touch a partition's log or a subsystem's state directly, so a handler cannot
+//! act on data another shard owns, and its imports stop at this type. The fields are private to
+//! this module: the handler files are its siblings, not its children.
+
+use super::Client;
+use crate::config::Config;
+use crate::mesh::{Call, Split, Unavailable};
+use crate::metadata::{MetadataImage, TopicMeta};
+use crate::shard::Shard;
+use crate::topic_config::TopicSettings;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// One request's view of the broker.
+#[derive(Clone)]
+pub struct Context {
+    shard: Rc<Shard>,
+    client: Client,
+}
+
+impl Context {
+    /// A request from `client` served on `shard`.
+    pub fn new(shard: Rc<Shard>, client: Client) -> Self {
+        Context { shard, client }
+    }
+
+    /// Who sent the request.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.shard.image()
+    }
+
+    /// The broker's configuration.
+    pub fn config(&self) -> &Config {
+        &self.shard.config
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.shard.shards
+    }
+
+    /// The shard that runs the metadata writer (the controller).
+    pub fn controller_shard(&self) -> usize {
+        Shard::controller_shard()
+    }
+
+    /// A topic's typed settings: its own configs over the broker's defaults.
+    pub fn topic_settings(&self, topic: &TopicMeta) -> TopicSettings {
+        self.shard.topic_settings(topic)
+    }
+
+    /// Runs `call` on shard `target` and returns its reply.
+    pub async fn call<C: Call<Shard>>(
+        &self,
+        target: usize,
+        call: C,
+    ) -> Result<C::Reply, Unavailable> {
+        self.shard.call(target, call).await
+    }
+
+    /// [`Split::fan_out`] from this request's shard.
+    pub async fn fan_out<I, R, C>(
+        &self,
+        split: Split<I>,
+        results: &mut [R],
+        make: impl Fn(Vec<(usize, I)>) -> C,
+        unavailable: impl Fn() -> R,
+    ) where
+        I: Send + 'static,
+        C: Call<Shard, Reply = Vec<(usize, R)>>,
+        R: Send + 'static,
+    {
+        split.fan_out(&self.shard, results, make, unavailable).await
+    }
+}
