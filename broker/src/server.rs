@@ -42,8 +42,26 @@ fn size_write_behind(config: &mut Config) {
     }
 }
 
+/// Cluster settings the configuration accepts but this build cannot serve yet: refused at
+/// start rather than ignored (a node told to join three voters must not run alone).
+fn refuse_what_is_not_built(config: &Config) -> Result<(), String> {
+    let c = &config.cluster;
+    let alone = c.voters.len() == 1 && c.voters[0].id == config.node_id;
+    if !alone {
+        return Err("controller.quorum.voters: a quorum of more than this node is not served \
+                    by this build yet (the Raft controller is being built); list only this \
+                    node.id"
+            .into());
+    }
+    if c.roles.is_some_and(|r| !r.broker) {
+        return Err("process.roles: a controller-only node is not served by this build yet".into());
+    }
+    Ok(())
+}
+
 /// Runs the broker until SIGINT/SIGTERM.
 pub fn run(mut config: Config) -> Result<(), String> {
+    refuse_what_is_not_built(&config)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
     size_write_behind(&mut config);

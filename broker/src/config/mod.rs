@@ -3,6 +3,8 @@
 //! Keys keep Kafka's spelling where they mean the same thing; Millrace-only keys start with
 //! `millrace.`. An unknown key or an invalid value is a start-up error naming the key.
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,10 +14,17 @@ use std::path::PathBuf;
 pub struct Config {
     /// `node.id` / `broker.id`.
     pub node_id: i32,
-    /// Address every shard listens on (SO_REUSEPORT), from `listeners`.
+    /// Address every shard listens on for clients (SO_REUSEPORT): the client listener of
+    /// `listeners`.
     pub listen: SocketAddr,
-    /// Host and port given to clients in Metadata, from `advertised.listeners`.
+    /// Host and port given to clients in Metadata, from `advertised.listeners` (the client
+    /// listener's entry; its `listeners` entry when absent).
     pub advertise: (String, u16),
+    /// The cluster keys as given (`process.roles`, `controller.quorum.voters`, `listeners`,
+    /// ...); checked against each other by [`Config::validate`].
+    pub cluster_keys: cluster::ClusterKeys,
+    /// The checked cluster settings ([`Config::validate`] sets them).
+    pub cluster: cluster::Cluster,
     /// `log.dirs` / `log.dir` (one directory).
     pub data_dir: PathBuf,
     /// Shards (cores); `millrace.cores`, default every online CPU.
@@ -114,6 +123,10 @@ impl Default for Config {
             node_id: 0,
             listen: DEFAULT_LISTEN.parse().expect("valid default"),
             advertise: ("127.0.0.1".into(), 9092),
+            cluster_keys: cluster::ClusterKeys::default(),
+            cluster: cluster::ClusterKeys::default()
+                .resolve(0)
+                .expect("the embedded cluster defaults are consistent"),
             data_dir: PathBuf::from("./millrace-data"),
             cores,
             num_partitions: 1,
@@ -212,23 +225,15 @@ pub fn parse_properties(
 impl Config {
     /// Applies `key = value` pairs in order on top of `self`.
     pub fn apply(&mut self, pairs: &[(String, String, usize)]) -> Result<(), ConfigError> {
-        let mut listeners_seen = false;
-        let mut advertised_seen = false;
         // Kafka's precedence: log.retention.ms over .minutes over .hours, log.roll.ms over
         // .hours, whatever their order.
         let mut retention_rank = 0u8;
         let mut roll_rank = 0u8;
         for (key, value, line) in pairs {
+            if self.cluster_keys.apply(key, value)? {
+                continue;
+            }
             match key.as_str() {
-                "listeners" => {
-                    self.listen = parse_listener(key, value)?;
-                    listeners_seen = true;
-                }
-                "advertised.listeners" => {
-                    let addr = listener_host_port(key, value)?;
-                    self.advertise = addr;
-                    advertised_seen = true;
-                }
                 "log.dirs" | "log.dir" => self.data_dir = parse_log_dir(key, value)?,
                 "node.id" | "broker.id" => {
                     self.node_id = parse_num(key, value, 0, i32::MAX as i64)? as i32
@@ -379,9 +384,7 @@ impl Config {
                 }
             }
         }
-        if listeners_seen && !advertised_seen {
-            self.advertise = (self.listen.ip().to_string(), self.listen.port());
-        }
+        self.take_client_listener()?;
         // The three topic defaults with dedicated fields (used elsewhere at start-up) are
         // mirrored into the topic defaults, marked as set when their key appeared.
         for (name, value, keys) in [
@@ -409,8 +412,25 @@ impl Config {
         Ok(())
     }
 
-    /// Cross-key checks done once everything is applied.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Sets `listen` and `advertise` from the client listener of `listeners`.
+    fn take_client_listener(&mut self) -> Result<(), ConfigError> {
+        if let Some((listener, advertised)) = self.cluster_keys.client_listener() {
+            self.listen = cluster::socket_addr("listeners", &listener.host, listener.port)?;
+            self.advertise = match advertised.0.as_str() {
+                "" => ("0.0.0.0".to_string(), advertised.1),
+                "localhost" if listener.host == "localhost" => {
+                    ("127.0.0.1".to_string(), advertised.1)
+                }
+                _ => advertised,
+            };
+        }
+        Ok(())
+    }
+
+    /// Cross-key checks done once everything is applied; settles the cluster settings.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        self.cluster = self.cluster_keys.resolve(self.node_id)?;
+        self.take_client_listener()?;
         if self.message_max_bytes + 1024 > self.socket_request_max_bytes {
             return Err(ConfigError::Invalid {
                 key: "message.max.bytes".into(),
@@ -469,11 +489,21 @@ impl Config {
         let mut m = BTreeMap::new();
         m.insert("node.id", self.node_id.to_string());
         m.insert("broker.id", self.node_id.to_string());
-        m.insert("listeners", format!("PLAINTEXT://{}", self.listen));
+        let listeners: Vec<String> = self
+            .cluster_keys
+            .listeners
+            .iter()
+            .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+            .collect();
+        m.insert("listeners", listeners.join(","));
         m.insert(
             "advertised.listeners",
-            format!("PLAINTEXT://{}:{}", self.advertise.0, self.advertise.1),
+            format!(
+                "{}://{}:{}",
+                self.cluster.client_listener_name, self.advertise.0, self.advertise.1
+            ),
         );
+        cluster::describe(&self.cluster_keys, &mut m);
         m.insert("log.dirs", self.data_dir.display().to_string());
         m.insert("num.partitions", self.num_partitions.to_string());
         m.insert(
@@ -621,7 +651,7 @@ pub fn write_behind_from_probe(text: &str, message_max_bytes: usize) -> Result<u
         .max(message_max_bytes))
 }
 
-fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         value: value.into(),
@@ -629,7 +659,7 @@ fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-fn parse_num(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+pub(crate) fn parse_num(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
     let n: i64 = value
         .parse()
         .map_err(|_| invalid(key, value, "not an integer"))?;
@@ -674,49 +704,6 @@ fn parse_log_dir(key: &str, value: &str) -> Result<PathBuf, ConfigError> {
             "one log directory per broker is supported",
         )),
     }
-}
-
-/// `PLAINTEXT://host:port` (or `host:port`) → (host, port). Only one PLAINTEXT listener.
-fn listener_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
-    let first: Vec<&str> = value.split(',').map(str::trim).collect();
-    if first.len() != 1 {
-        return Err(invalid(key, value, "one listener is supported"));
-    }
-    let spec = first[0];
-    let rest = match spec.split_once("://") {
-        Some(("PLAINTEXT", rest)) => rest,
-        Some((proto, _)) => {
-            return Err(invalid(
-                key,
-                value,
-                format!("protocol {proto} is not supported yet"),
-            ))
-        }
-        None => spec,
-    };
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| invalid(key, value, "expected host:port"))?;
-    let port: u16 = port.parse().map_err(|_| invalid(key, value, "bad port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    Ok((host.to_string(), port))
-}
-
-fn parse_listener(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    let (host, port) = listener_host_port(key, value)?;
-    let host = if host == "localhost" {
-        "127.0.0.1".to_string()
-    } else {
-        host
-    };
-    let text = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    text.parse()
-        .map_err(|_| invalid(key, value, "expected an IP address and port"))
 }
 
 #[cfg(test)]
