@@ -625,6 +625,15 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError>
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(invalid(key, value, format!("bad listener name `{name}`")));
         }
+        if KNOWN_PROTOCOLS.contains(&name.as_str()) && name != "PLAINTEXT" {
+            // Named after a protocol this build does not speak: refused where it is read,
+            // so a later override of the key cannot hide it.
+            return Err(invalid(
+                key,
+                value,
+                format!("protocol {name} is not supported yet"),
+            ));
+        }
         let (host, port) = host_port(key, value, rest)?;
         out.push(Listener { name, host, port });
     }
