@@ -75,12 +75,14 @@ pub mod record;
 pub mod sample;
 mod snapshot;
 
-pub use image::{ClusterImage, Configs, PartitionImage, TopicImage};
+pub use image::{BrokerImage, ClusterImage, Configs, PartitionImage, TopicImage};
 pub use legacy::{from_legacy, LegacyImage, LegacyMigration, LegacyTopic};
 pub use log::{LogEntry, LogStore, MetadataLog};
 pub use partition_store::PartitionStore;
 pub use record::{
-    ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord,
-    ProducerIdsRecord, RemoveTopicRecord, TopicId, TopicRecord,
+    BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord, ConfigResourceType,
+    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
+    RegisterBrokerRecord, RemoveTopicRecord, TopicId, TopicRecord, UnfenceBrokerRecord,
+    UnregisterBrokerRecord,
 };
-pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};
+pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION_V1, SNAPSHOT_MAGIC};
