@@ -584,3 +584,26 @@ fn hex(text: &str) -> Vec<u8> {
         .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
         .collect()
 }
+
+#[test]
+fn generated_histories_exercise_broker_records() {
+    let (mut with_brokers, mut live, mut re_registered) = (0, 0, 0);
+    for seed in 0..50 {
+        let (records, image) = history(seed);
+        with_brokers += usize::from(image.brokers().count() > 0);
+        live += image.live_brokers().count();
+        let registrations = records
+            .iter()
+            .filter(|r| matches!(r, MetadataRecord::RegisterBroker(_)))
+            .count();
+        re_registered += registrations.saturating_sub(image.brokers().count());
+    }
+    assert!(
+        with_brokers > 40,
+        "{with_brokers} of 50 histories register brokers"
+    );
+    assert!(
+        live > 20 && re_registered > 20,
+        "live {live}, re-registered {re_registered}"
+    );
+}
