@@ -71,6 +71,7 @@ pub mod image;
 pub mod legacy;
 pub mod log;
 mod partition_store;
+pub mod placement;
 pub mod record;
 pub mod sample;
 mod snapshot;
