@@ -133,6 +133,48 @@ pub enum ReplicationError {
         /// The image's current block end.
         current: i64,
     },
+    /// A broker record names a broker with no registration.
+    #[error("broker {broker_id} is not registered")]
+    UnknownBroker {
+        /// The broker.
+        broker_id: i32,
+    },
+    /// A broker record whose epoch is not the registration's current one (Fence, Unfence,
+    /// Unregister, RegistrationChange), or a registration whose epoch does not exceed it.
+    #[error("broker {broker_id}: epoch {epoch} does not fit the current epoch {current}")]
+    StaleBrokerEpoch {
+        /// The broker.
+        broker_id: i32,
+        /// The epoch in the record.
+        epoch: i64,
+        /// The registration's epoch in the image.
+        current: i64,
+    },
+    /// A registration from another process while the current one still holds a session
+    /// (Kafka's DUPLICATE_BROKER_REGISTRATION).
+    #[error("broker {broker_id} is already registered by another live incarnation")]
+    DuplicateBrokerRegistration {
+        /// The broker.
+        broker_id: i32,
+    },
+    /// A replication factor below 1 or above the usable brokers (Kafka's
+    /// INVALID_REPLICATION_FACTOR).
+    #[error(
+        "replication factor {replication_factor} cannot be reached with {usable_brokers} \
+         unfenced broker(s)"
+    )]
+    InvalidReplicationFactor {
+        /// The factor asked for.
+        replication_factor: i16,
+        /// Unfenced brokers not in controlled shutdown.
+        usable_brokers: usize,
+    },
+    /// A partition count below 1 (Kafka's INVALID_PARTITIONS).
+    #[error("invalid partition count {partitions}")]
+    InvalidPartitions {
+        /// The count asked for.
+        partitions: i32,
+    },
     /// `append` with no records: a record batch holds at least one.
     #[error("a metadata append needs at least one record")]
     EmptyAppend,

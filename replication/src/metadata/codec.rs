@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! i8 / i16 / u16 / i32 / u32 / i64   fixed width, big-endian (Kafka's byte order)
+//! bool              one byte, 0 or 1 (anything else is malformed)
 //! string            u32 length | UTF-8 bytes
 //! nullable string   i32 length (-1 = null) | UTF-8 bytes
 //! i32 array         u32 count | count × i32
@@ -20,6 +21,12 @@ pub(crate) struct Writer<'a>(pub(crate) &'a mut Vec<u8>);
 impl Writer<'_> {
     pub(crate) fn i8(&mut self, v: i8) {
         self.0.push(v as u8);
+    }
+    pub(crate) fn bool(&mut self, v: bool) {
+        self.0.push(u8::from(v));
+    }
+    pub(crate) fn i16(&mut self, v: i16) {
+        self.0.extend_from_slice(&v.to_be_bytes());
     }
     pub(crate) fn u16(&mut self, v: u16) {
         self.0.extend_from_slice(&v.to_be_bytes());
@@ -91,6 +98,10 @@ impl<'a> Reader<'a> {
         Reader { buf, pos: 0, what }
     }
 
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -129,6 +140,21 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn i8(&mut self) -> Result<i8, ReplicationError> {
         Ok(self.array::<1>()?[0] as i8)
+    }
+    pub(crate) fn bool(&mut self) -> Result<bool, ReplicationError> {
+        let at = self.pos;
+        match self.array::<1>()?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(ReplicationError::Malformed {
+                what: self.what,
+                at,
+                reason: "bool is neither 0 nor 1",
+            }),
+        }
+    }
+    pub(crate) fn i16(&mut self) -> Result<i16, ReplicationError> {
+        Ok(i16::from_be_bytes(self.array()?))
     }
     pub(crate) fn u16(&mut self) -> Result<u16, ReplicationError> {
         Ok(u16::from_be_bytes(self.array()?))

@@ -13,17 +13,40 @@
 //! * each partition's replicas are distinct non-negative broker ids; ISR and ELR are distinct
 //!   subsets of the replicas and do not overlap; the leader is -1 or in the ISR; epochs are
 //!   non-negative;
-//! * `last_applied_offset` only grows; `next_producer_id` only grows.
+//! * `last_applied_offset` only grows; `next_producer_id` only grows;
+//! * each registered broker has a non-negative id and epoch, distinct non-empty listener names
+//!   with known security protocols, and no empty rack; a broker's epoch only grows.
+//!
+//! # Broker records
+//!
+//! As Kafka's `ClusterControlManager` replays them:
+//! * **RegisterBroker** adds the broker, or replaces its registration (a restarted process, a
+//!   new incarnation id, or the same one registering again) with a new epoch, starting outside
+//!   controlled shutdown; an epoch not above the current one is refused
+//!   ([`ReplicationError::StaleBrokerEpoch`]). The controller sets the epoch to the record's
+//!   offset (`control::register_broker`); apply only requires it to grow, since the image does
+//!   not know which offsets other records took.
+//! * **FenceBroker / UnfenceBroker / UnregisterBroker / BrokerRegistrationChange** name the
+//!   broker's current epoch; an unknown broker or any other epoch is refused, so a decision made
+//!   about an old registration cannot touch a new one. Fencing a fenced broker (or unfencing an
+//!   unfenced one) is accepted and changes nothing, as in Kafka.
+//! * A broker leaves controlled shutdown only by registering again; a change that clears the
+//!   flag is refused.
+//!
+//! Broker records do not touch partitions: the controller writes the PartitionChangeRecords that
+//! move leadership and shrink ISRs next to them (`control.rs`), and the image does not require a
+//! partition's replicas to be registered (a single node never registers itself).
 //!
 //! Not here: which shard of this node holds a partition. Placement is node-local and lives in
 //! the broker's own table; two nodes with different core counts hold equal images.
 
 use super::record::{
-    ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord,
-    ProducerIdsRecord, TopicId, TopicRecord,
+    security_protocol, BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord,
+    ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
+    RegisterBrokerRecord, TopicId, TopicRecord,
 };
 use crate::error::ReplicationError;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Configs of one resource: key → value.
 pub type Configs = BTreeMap<String, String>;
@@ -60,6 +83,50 @@ pub struct TopicImage {
     pub configs: Configs,
 }
 
+/// One registered broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerImage {
+    /// Broker id.
+    pub broker_id: i32,
+    /// The process that registered (a new one per start).
+    pub incarnation_id: [u8; 16],
+    /// The registration's epoch: the offset of its RegisterBrokerRecord.
+    pub broker_epoch: i64,
+    /// Listeners, as registered.
+    pub endpoints: Vec<BrokerEndpoint>,
+    /// `broker.rack`, if set.
+    pub rack: Option<String>,
+    /// Fenced: may not lead partitions or join ISRs (a new registration starts fenced).
+    pub fenced: bool,
+    /// In controlled shutdown: moving its leaderships away before it stops.
+    pub in_controlled_shutdown: bool,
+}
+
+impl BrokerImage {
+    /// The endpoint of the listener called `listener`.
+    pub fn endpoint(&self, listener: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.name == listener)
+    }
+
+    /// Unfenced and not in controlled shutdown: may lead partitions and receive new replicas
+    /// (Kafka's `isActive`).
+    pub fn is_active(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
+
+    fn from_record(r: &RegisterBrokerRecord) -> Self {
+        BrokerImage {
+            broker_id: r.broker_id,
+            incarnation_id: r.incarnation_id,
+            broker_epoch: r.broker_epoch,
+            endpoints: r.endpoints.clone(),
+            rack: r.rack.clone(),
+            fenced: r.fenced,
+            in_controlled_shutdown: false,
+        }
+    }
+}
+
 /// The cluster's metadata, as of `last_applied_offset`. Lives on the controller's shard (today
 /// shard 0); other shards get read-only copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +134,7 @@ pub struct ClusterImage {
     pub(super) topics: BTreeMap<TopicId, TopicImage>,
     pub(super) topic_ids: BTreeMap<String, TopicId>,
     pub(super) broker_configs: BTreeMap<String, Configs>,
+    pub(super) brokers: BTreeMap<i32, BrokerImage>,
     pub(super) next_producer_id: i64,
     pub(super) last_applied_offset: i64,
 }
@@ -78,6 +146,7 @@ impl Default for ClusterImage {
             topics: BTreeMap::new(),
             topic_ids: BTreeMap::new(),
             broker_configs: BTreeMap::new(),
+            brokers: BTreeMap::new(),
             next_producer_id: 0,
             last_applied_offset: -1,
         }
@@ -116,6 +185,40 @@ impl ClusterImage {
         self.broker_configs.get(resource_name)
     }
 
+    /// The registered broker with this id.
+    pub fn broker(&self, broker_id: i32) -> Option<&BrokerImage> {
+        self.brokers.get(&broker_id)
+    }
+
+    /// Registered brokers in id order, fenced or not.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values()
+    }
+
+    /// Unfenced brokers in id order (including those in controlled shutdown, which still
+    /// serve until they stop).
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Whether `broker_id` is registered, unfenced and not in controlled shutdown.
+    pub fn is_active_broker(&self, broker_id: i32) -> bool {
+        self.brokers
+            .get(&broker_id)
+            .is_some_and(BrokerImage::is_active)
+    }
+
+    /// Where `broker_id` listens on `listener` (Metadata and FindCoordinator answer with the
+    /// endpoint of the listener the client connected to).
+    pub fn broker_endpoint(&self, broker_id: i32, listener: &str) -> Option<&BrokerEndpoint> {
+        self.brokers.get(&broker_id)?.endpoint(listener)
+    }
+
+    /// The rack of `broker_id`, if it is registered and has one.
+    pub fn broker_rack(&self, broker_id: i32) -> Option<&str> {
+        self.brokers.get(&broker_id)?.rack.as_deref()
+    }
+
     /// The end of the last producer-id block: ids below it may have been handed out.
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
@@ -150,6 +253,14 @@ impl ClusterImage {
             }
             MetadataRecord::ProducerIds(r) => self.apply_producer_ids(r)?,
             MetadataRecord::NoOp => {}
+            MetadataRecord::RegisterBroker(r) => self.apply_register_broker(r)?,
+            MetadataRecord::UnregisterBroker(r) => {
+                self.registered_mut(r.broker_id, r.broker_epoch)?;
+                self.brokers.remove(&r.broker_id);
+            }
+            MetadataRecord::FenceBroker(r) => self.registered_mut(r.id, r.epoch)?.fenced = true,
+            MetadataRecord::UnfenceBroker(r) => self.registered_mut(r.id, r.epoch)?.fenced = false,
+            MetadataRecord::BrokerRegistrationChange(r) => self.apply_registration_change(r)?,
         }
         self.last_applied_offset = offset;
         Ok(())
@@ -282,6 +393,87 @@ impl ClusterImage {
         self.next_producer_id = r.next_producer_id;
         Ok(())
     }
+}
+
+impl ClusterImage {
+    fn apply_register_broker(&mut self, r: &RegisterBrokerRecord) -> Result<(), ReplicationError> {
+        let broker = BrokerImage::from_record(r);
+        check_broker(&broker)?;
+        if let Some(current) = self.brokers.get(&r.broker_id) {
+            if r.broker_epoch <= current.broker_epoch {
+                return Err(ReplicationError::StaleBrokerEpoch {
+                    broker_id: r.broker_id,
+                    epoch: r.broker_epoch,
+                    current: current.broker_epoch,
+                });
+            }
+        }
+        self.brokers.insert(r.broker_id, broker);
+        Ok(())
+    }
+
+    fn apply_registration_change(
+        &mut self,
+        r: &BrokerRegistrationChangeRecord,
+    ) -> Result<(), ReplicationError> {
+        if r.in_controlled_shutdown == Some(false) {
+            return Err(invalid(
+                "a broker leaves controlled shutdown only by registering again",
+            ));
+        }
+        let broker = self.registered_mut(r.broker_id, r.broker_epoch)?;
+        if let Some(fenced) = r.fenced {
+            broker.fenced = fenced;
+        }
+        if let Some(shutting_down) = r.in_controlled_shutdown {
+            broker.in_controlled_shutdown = shutting_down;
+        }
+        Ok(())
+    }
+
+    /// The registration of `broker_id` if its epoch is `epoch`.
+    fn registered_mut(
+        &mut self,
+        broker_id: i32,
+        epoch: i64,
+    ) -> Result<&mut BrokerImage, ReplicationError> {
+        let broker = self
+            .brokers
+            .get_mut(&broker_id)
+            .ok_or(ReplicationError::UnknownBroker { broker_id })?;
+        if broker.broker_epoch != epoch {
+            return Err(ReplicationError::StaleBrokerEpoch {
+                broker_id,
+                epoch,
+                current: broker.broker_epoch,
+            });
+        }
+        Ok(broker)
+    }
+}
+
+/// The broker invariants in the module doc, for one registration.
+pub(super) fn check_broker(b: &BrokerImage) -> Result<(), ReplicationError> {
+    if b.broker_id < 0 || b.broker_epoch < 0 {
+        return Err(invalid("negative broker id or broker epoch"));
+    }
+    let known = security_protocol::PLAINTEXT..=security_protocol::SASL_SSL;
+    let mut names = BTreeSet::new();
+    for e in &b.endpoints {
+        if e.name.is_empty() {
+            return Err(invalid("endpoint without a listener name"));
+        }
+        if !known.contains(&e.security_protocol) {
+            return Err(invalid("endpoint with an unknown security protocol"));
+        }
+        if !names.insert(e.name.as_str()) {
+            return Err(invalid("two endpoints with one listener name"));
+        }
+    }
+    if b.rack.as_deref() == Some("") {
+        return Err(invalid("rack is the empty string (no rack is None)"));
+    }
+    Ok(())
 }
 
 fn topic_mut(

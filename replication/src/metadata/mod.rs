@@ -8,6 +8,10 @@
 //!   [`LogStore`] (the storage crate's partition log), with append, flush and replay.
 //! * [`legacy`]: [`from_legacy`], the records that rebuild a pre-log data directory's image.
 //! * [`sample`]: seeded generators of valid and invalid records for tests and simulators.
+//! * [`placement`]: which brokers get the replicas of new partitions (rack-aware, striped).
+//! * [`control`]: the controller's decisions as pure functions returning the records to
+//!   commit: broker registration, fencing and unfencing (with the leader elections and ISR
+//!   changes they cause), topic and partition creation.
 //!
 //! Every node that applies the same records at the same offsets holds the same image: the
 //! controller appends records (today to a local single-voter log, later through Raft, where
@@ -67,20 +71,24 @@
 //! shard 0); images are cloned to other shards read-only.
 
 mod codec;
+pub mod control;
 pub mod image;
 pub mod legacy;
 pub mod log;
 mod partition_store;
+pub mod placement;
 pub mod record;
 pub mod sample;
 mod snapshot;
 
-pub use image::{ClusterImage, Configs, PartitionImage, TopicImage};
+pub use image::{BrokerImage, ClusterImage, Configs, PartitionImage, TopicImage};
 pub use legacy::{from_legacy, LegacyImage, LegacyMigration, LegacyTopic};
 pub use log::{LogEntry, LogStore, MetadataLog};
 pub use partition_store::PartitionStore;
 pub use record::{
-    ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord,
-    ProducerIdsRecord, RemoveTopicRecord, TopicId, TopicRecord,
+    BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord, ConfigResourceType,
+    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
+    RegisterBrokerRecord, RemoveTopicRecord, TopicId, TopicRecord, UnfenceBrokerRecord,
+    UnregisterBrokerRecord,
 };
-pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};
+pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION_V1, SNAPSHOT_MAGIC};

@@ -19,6 +19,17 @@
 //!  9    RemoveTopicRecord      topic_id uuid
 //! 15    ProducerIdsRecord      broker_id i32 | broker_epoch i64 | next_producer_id i64
 //! 20    NoOpRecord             (empty)
+//!
+//!  0    RegisterBrokerRecord   broker_id i32 | incarnation_id uuid | broker_epoch i64
+//!                              | endpoint_count u32 | endpoint × endpoint_count
+//!                              | rack nullable string | fenced bool
+//!       endpoint =             name string | host string | port u16 | security_protocol i16
+//!  1    UnregisterBrokerRecord broker_id i32 | broker_epoch i64
+//!  7    FenceBrokerRecord      id i32 | epoch i64
+//!  8    UnfenceBrokerRecord    id i32 | epoch i64
+//! 17    BrokerRegistration-    broker_id i32 | broker_epoch i64 | fenced i8
+//!       ChangeRecord           | in_controlled_shutdown i8
+//!                              (each i8: 1 = set, -1 = clear, 0 = unchanged)
 //! ```
 //!
 //! The type numbers are Kafka's metadata record API keys, so a reader of both logs sees the same
@@ -27,9 +38,14 @@
 //! refuses a version it does not know instead of guessing. Decoding takes untrusted bytes: every
 //! length is checked against the bytes present, trailing bytes are an error, nothing panics.
 //!
-//! Not yet here, because no code needs them: broker registration and fencing records, feature
-//! levels, ACLs, SCRAM, quotas, and PartitionRecord's adding/removing replicas and directories
-//! (each arrives as a new type or a new version).
+//! Broker records keep Kafka's field names, including its inconsistency (`id`/`epoch` in
+//! Fence/Unfence, `broker_id`/`broker_epoch` elsewhere). Kafka's RegisterBrokerRecord fields not
+//! here yet (features, log dirs, in_controlled_shutdown: a registration always starts outside
+//! controlled shutdown) arrive as a new version when code needs them.
+//!
+//! Not yet here, because no code needs them: feature levels, ACLs, SCRAM, quotas, and
+//! PartitionRecord's adding/removing replicas and directories (each arrives as a new type or a
+//! new version).
 
 use super::codec::{Reader, Writer};
 use super::image::PartitionImage;
@@ -167,6 +183,91 @@ pub struct ProducerIdsRecord {
     pub next_producer_id: i64,
 }
 
+/// Kafka's `SecurityProtocol` ids, the values an endpoint's `security_protocol` may take.
+pub mod security_protocol {
+    /// PLAINTEXT.
+    pub const PLAINTEXT: i16 = 0;
+    /// SSL.
+    pub const SSL: i16 = 1;
+    /// SASL_PLAINTEXT.
+    pub const SASL_PLAINTEXT: i16 = 2;
+    /// SASL_SSL.
+    pub const SASL_SSL: i16 = 3;
+}
+
+/// One listener of a broker, as it registered it (Kafka's `BrokerEndpoint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    /// Listener name, e.g. `PLAINTEXT` or `INTERNAL`; unique within one registration.
+    pub name: String,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: u16,
+    /// The listener's security protocol, one of [`security_protocol`].
+    pub security_protocol: i16,
+}
+
+/// A broker registered (or registered again after a restart): who it is, where it listens.
+/// The controller writes it with `broker_epoch` = the offset the record gets in the log, so
+/// every registration of a broker has a larger epoch than the one before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterBrokerRecord {
+    /// Broker id (`node.id`), non-negative.
+    pub broker_id: i32,
+    /// A random id the broker process picks at start-up: a new one means a new process.
+    pub incarnation_id: [u8; 16],
+    /// The broker epoch this registration starts.
+    pub broker_epoch: i64,
+    /// Its listeners.
+    pub endpoints: Vec<BrokerEndpoint>,
+    /// `broker.rack`, if set (never the empty string).
+    pub rack: Option<String>,
+    /// Whether the broker starts fenced (Kafka: always, until it has caught up).
+    pub fenced: bool,
+}
+
+/// A broker's registration was removed (UnregisterBroker, or decommissioning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnregisterBrokerRecord {
+    /// The broker.
+    pub broker_id: i32,
+    /// The epoch of the registration removed; any other epoch is refused.
+    pub broker_epoch: i64,
+}
+
+/// A broker was fenced: its session expired (or it asked), it may not lead partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceBrokerRecord {
+    /// The broker.
+    pub id: i32,
+    /// The epoch of the registration fenced; any other epoch is refused.
+    pub epoch: i64,
+}
+
+/// A broker was unfenced: it caught up with the metadata log and may lead partitions again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfenceBrokerRecord {
+    /// The broker.
+    pub id: i32,
+    /// The epoch of the registration unfenced; any other epoch is refused.
+    pub epoch: i64,
+}
+
+/// A change to a registration's state; `None` fields keep their value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistrationChangeRecord {
+    /// The broker.
+    pub broker_id: i32,
+    /// The epoch of the registration changed; any other epoch is refused.
+    pub broker_epoch: i64,
+    /// New fenced state.
+    pub fenced: Option<bool>,
+    /// `Some(true)`: the broker entered controlled shutdown. `Some(false)` is encodable but
+    /// refused by the image: as in Kafka, only a new registration leaves controlled shutdown.
+    pub in_controlled_shutdown: Option<bool>,
+}
+
 /// One metadata record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
@@ -184,6 +285,16 @@ pub enum MetadataRecord {
     ProducerIds(ProducerIdsRecord),
     /// Changes nothing; a Raft leader writes one to commit its term (Kafka's NoOpRecord).
     NoOp,
+    /// See [`RegisterBrokerRecord`].
+    RegisterBroker(RegisterBrokerRecord),
+    /// See [`UnregisterBrokerRecord`].
+    UnregisterBroker(UnregisterBrokerRecord),
+    /// See [`FenceBrokerRecord`].
+    FenceBroker(FenceBrokerRecord),
+    /// See [`UnfenceBrokerRecord`].
+    UnfenceBroker(UnfenceBrokerRecord),
+    /// See [`BrokerRegistrationChangeRecord`].
+    BrokerRegistrationChange(BrokerRegistrationChangeRecord),
 }
 
 /// Bytes of the `type | version` prefix.
@@ -196,6 +307,14 @@ const PARTITION_CHANGE: u16 = 5;
 const REMOVE_TOPIC: u16 = 9;
 const PRODUCER_IDS: u16 = 15;
 const NO_OP: u16 = 20;
+const REGISTER_BROKER: u16 = 0;
+const UNREGISTER_BROKER: u16 = 1;
+const FENCE_BROKER: u16 = 7;
+const UNFENCE_BROKER: u16 = 8;
+const BROKER_REGISTRATION_CHANGE: u16 = 17;
+
+/// Bytes an endpoint takes at least: two empty strings, port, protocol.
+const ENDPOINT_MIN_BYTES: usize = 4 + 4 + 2 + 2;
 
 /// `leader` in a PartitionChangeRecord when it does not change (Kafka's NO_LEADER_CHANGE).
 const NO_LEADER_CHANGE: i32 = -2;
@@ -211,6 +330,11 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic(_) => REMOVE_TOPIC,
             MetadataRecord::ProducerIds(_) => PRODUCER_IDS,
             MetadataRecord::NoOp => NO_OP,
+            MetadataRecord::RegisterBroker(_) => REGISTER_BROKER,
+            MetadataRecord::UnregisterBroker(_) => UNREGISTER_BROKER,
+            MetadataRecord::FenceBroker(_) => FENCE_BROKER,
+            MetadataRecord::UnfenceBroker(_) => UNFENCE_BROKER,
+            MetadataRecord::BrokerRegistrationChange(_) => BROKER_REGISTRATION_CHANGE,
         }
     }
 
@@ -251,6 +375,25 @@ impl MetadataRecord {
                 w.i64(r.next_producer_id);
             }
             MetadataRecord::NoOp => {}
+            MetadataRecord::RegisterBroker(r) => encode_register_broker(&mut w, r),
+            MetadataRecord::UnregisterBroker(r) => {
+                w.i32(r.broker_id);
+                w.i64(r.broker_epoch);
+            }
+            MetadataRecord::FenceBroker(r) => {
+                w.i32(r.id);
+                w.i64(r.epoch);
+            }
+            MetadataRecord::UnfenceBroker(r) => {
+                w.i32(r.id);
+                w.i64(r.epoch);
+            }
+            MetadataRecord::BrokerRegistrationChange(r) => {
+                w.i32(r.broker_id);
+                w.i64(r.broker_epoch);
+                w.i8(tri_state(r.fenced));
+                w.i8(tri_state(r.in_controlled_shutdown));
+            }
         }
     }
 
@@ -261,7 +404,18 @@ impl MetadataRecord {
         let version = r.u16()?;
         if !matches!(
             record_type,
-            TOPIC | PARTITION | CONFIG | PARTITION_CHANGE | REMOVE_TOPIC | PRODUCER_IDS | NO_OP
+            TOPIC
+                | PARTITION
+                | CONFIG
+                | PARTITION_CHANGE
+                | REMOVE_TOPIC
+                | PRODUCER_IDS
+                | NO_OP
+                | REGISTER_BROKER
+                | UNREGISTER_BROKER
+                | FENCE_BROKER
+                | UNFENCE_BROKER
+                | BROKER_REGISTRATION_CHANGE
         ) {
             return Err(ReplicationError::UnknownRecordType { record_type });
         }
@@ -292,6 +446,27 @@ impl MetadataRecord {
                 broker_epoch: r.i64()?,
                 next_producer_id: r.i64()?,
             }),
+            REGISTER_BROKER => MetadataRecord::RegisterBroker(decode_register_broker(&mut r)?),
+            UNREGISTER_BROKER => MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+                broker_id: r.i32()?,
+                broker_epoch: r.i64()?,
+            }),
+            FENCE_BROKER => MetadataRecord::FenceBroker(FenceBrokerRecord {
+                id: r.i32()?,
+                epoch: r.i64()?,
+            }),
+            UNFENCE_BROKER => MetadataRecord::UnfenceBroker(UnfenceBrokerRecord {
+                id: r.i32()?,
+                epoch: r.i64()?,
+            }),
+            BROKER_REGISTRATION_CHANGE => {
+                MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+                    broker_id: r.i32()?,
+                    broker_epoch: r.i64()?,
+                    fenced: read_tri_state(&mut r)?,
+                    in_controlled_shutdown: read_tri_state(&mut r)?,
+                })
+            }
             _ => MetadataRecord::NoOp,
         };
         r.finish()?;
@@ -366,6 +541,79 @@ fn decode_partition_change(r: &mut Reader<'_>) -> Result<PartitionChangeRecord, 
         eligible_leader_replicas: r.nullable_i32_array()?,
         last_known_elr: r.nullable_i32_array()?,
     })
+}
+
+fn encode_register_broker(w: &mut Writer<'_>, r: &RegisterBrokerRecord) {
+    w.i32(r.broker_id);
+    w.bytes16(&r.incarnation_id);
+    w.i64(r.broker_epoch);
+    encode_endpoints(w, &r.endpoints);
+    w.nullable_string(r.rack.as_deref());
+    w.bool(r.fenced);
+}
+
+fn decode_register_broker(r: &mut Reader<'_>) -> Result<RegisterBrokerRecord, ReplicationError> {
+    Ok(RegisterBrokerRecord {
+        broker_id: r.i32()?,
+        incarnation_id: r.bytes16()?,
+        broker_epoch: r.i64()?,
+        endpoints: decode_endpoints(r)?,
+        rack: r.nullable_string()?,
+        fenced: r.bool()?,
+    })
+}
+
+/// A broker's endpoints, as a RegisterBrokerRecord carries them and an image snapshot stores
+/// them: count u32, then name, host, port, security protocol of each.
+pub(super) fn encode_endpoints(w: &mut Writer<'_>, endpoints: &[BrokerEndpoint]) {
+    w.u32(u32::try_from(endpoints.len()).expect("more than u32::MAX endpoints"));
+    for e in endpoints {
+        w.string(&e.name);
+        w.string(&e.host);
+        w.u16(e.port);
+        w.i16(e.security_protocol);
+    }
+}
+
+/// Reads what [`encode_endpoints`] wrote; the count is checked against the bytes left first.
+pub(super) fn decode_endpoints(
+    r: &mut Reader<'_>,
+) -> Result<Vec<BrokerEndpoint>, ReplicationError> {
+    let count = r.count(ENDPOINT_MIN_BYTES)?;
+    let mut endpoints = Vec::with_capacity(count);
+    for _ in 0..count {
+        endpoints.push(BrokerEndpoint {
+            name: r.string()?,
+            host: r.string()?,
+            port: r.u16()?,
+            security_protocol: r.i16()?,
+        });
+    }
+    Ok(endpoints)
+}
+
+/// `Some(true)` → 1, `Some(false)` → -1, `None` → 0, as Kafka encodes BrokerRegistrationChange's
+/// `Fenced`.
+fn tri_state(v: Option<bool>) -> i8 {
+    match v {
+        None => 0,
+        Some(true) => 1,
+        Some(false) => -1,
+    }
+}
+
+fn read_tri_state(r: &mut Reader<'_>) -> Result<Option<bool>, ReplicationError> {
+    let at = r.position();
+    match r.i8()? {
+        0 => Ok(None),
+        1 => Ok(Some(true)),
+        -1 => Ok(Some(false)),
+        _ => Err(ReplicationError::Malformed {
+            what: "metadata record",
+            at,
+            reason: "change flag is not -1, 0 or 1",
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 
 use super::image::{ClusterImage, PartitionImage};
 use super::record::{
-    ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord,
-    ProducerIdsRecord, RemoveTopicRecord, TopicId, TopicRecord,
+    security_protocol, BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord,
+    ConfigResourceType, FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+    ProducerIdsRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicId, TopicRecord,
+    UnfenceBrokerRecord, UnregisterBrokerRecord,
 };
 
 /// A deterministic record generator.
@@ -44,7 +46,7 @@ impl RecordSource {
     /// A record `image` accepts.
     pub fn next_valid(&mut self, image: &ClusterImage) -> MetadataRecord {
         loop {
-            let record = match self.below(100) {
+            let record = match self.below(115) {
                 0..=14 => Some(self.new_topic(image)),
                 15..=44 => self.new_partition(image),
                 45..=64 => self.partition_change(image),
@@ -57,7 +59,8 @@ impl RecordSource {
                     broker_epoch: self.below(100) as i64,
                     next_producer_id: image.next_producer_id() + 1 + self.below(2000) as i64,
                 })),
-                _ => Some(MetadataRecord::NoOp),
+                95..=99 => Some(MetadataRecord::NoOp),
+                _ => self.broker_record(image),
             };
             if let Some(record) = record {
                 return record;
@@ -86,7 +89,8 @@ impl RecordSource {
             })
         };
         let next_partition = topic.map_or(0, |t| t.partitions.len() as i32);
-        match (self.below(10), topic) {
+        match (self.below(14), topic) {
+            (10..=13, _) => self.invalid_broker_record(image),
             (0, Some(t)) => MetadataRecord::Topic(TopicRecord {
                 name: t.name.clone(),
                 topic_id: unknown,
@@ -123,6 +127,103 @@ impl RecordSource {
                 topic_id: unknown,
             }),
             _ => MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: unknown }),
+        }
+    }
+
+    /// A registration (new, or again with a new epoch), a fence, unfence, unregistration or
+    /// registration change of a registered broker with its current epoch.
+    fn broker_record(&mut self, image: &ClusterImage) -> Option<MetadataRecord> {
+        let broker_id = self.below(BROKERS as u64) as i32;
+        let Some(current) = image.broker(broker_id) else {
+            return Some(self.registration(image, broker_id));
+        };
+        let (id, epoch) = (broker_id, current.broker_epoch);
+        let record = match self.below(10) {
+            0..=1 => self.registration(image, broker_id),
+            2..=3 => MetadataRecord::FenceBroker(FenceBrokerRecord { id, epoch }),
+            4..=6 => MetadataRecord::UnfenceBroker(UnfenceBrokerRecord { id, epoch }),
+            7 => MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+                broker_id,
+                broker_epoch: epoch,
+            }),
+            _ => MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+                broker_id,
+                broker_epoch: epoch,
+                fenced: [None, Some(true), Some(false)][self.below(3) as usize],
+                in_controlled_shutdown: (self.below(2) == 0).then_some(true),
+            }),
+        };
+        Some(record)
+    }
+
+    /// A registration `image` accepts: the epoch is the next offset if the log is dense (as a
+    /// controller writes it), and above any epoch the image holds in any case.
+    fn registration(&mut self, image: &ClusterImage, broker_id: i32) -> MetadataRecord {
+        let racks = [None, Some("r1"), Some("r2"), Some("r3")];
+        let mut endpoints = vec![BrokerEndpoint {
+            name: "PLAINTEXT".into(),
+            host: format!("broker-{broker_id}.example"),
+            port: 9092,
+            security_protocol: security_protocol::PLAINTEXT,
+        }];
+        if self.below(2) == 0 {
+            endpoints.push(BrokerEndpoint {
+                name: "CONTROLLER".into(),
+                host: format!("broker-{broker_id}.example"),
+                port: 9093 + self.below(100) as u16,
+                security_protocol: self.below(4) as i16,
+            });
+        }
+        let mut incarnation_id = [0u8; 16];
+        incarnation_id[..8].copy_from_slice(&self.next_u64().to_be_bytes());
+        MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+            broker_id,
+            incarnation_id,
+            broker_epoch: image.last_applied_offset() + 1,
+            endpoints,
+            rack: racks[self.below(racks.len() as u64) as usize].map(str::to_string),
+            fenced: self.below(4) != 0,
+        })
+    }
+
+    /// A broker record `image` refuses: a stale or unknown epoch, a registration that does not
+    /// advance the epoch or is malformed, or a change leaving controlled shutdown.
+    fn invalid_broker_record(&mut self, image: &ClusterImage) -> MetadataRecord {
+        let broker_id = self.below(BROKERS as u64) as i32;
+        let current = image.broker(broker_id).map(|b| b.broker_epoch);
+        let wrong_epoch = match current {
+            Some(epoch) if self.below(2) == 0 => epoch - 1 - self.below(3) as i64,
+            Some(epoch) => epoch + 1 + self.below(3) as i64,
+            None => self.below(100) as i64,
+        };
+        let mut registration = match self.registration(image, broker_id) {
+            MetadataRecord::RegisterBroker(r) => r,
+            _ => unreachable!("registration() makes a RegisterBrokerRecord"),
+        };
+        match (self.below(4), current) {
+            (0, _) => MetadataRecord::FenceBroker(FenceBrokerRecord {
+                id: broker_id,
+                epoch: wrong_epoch,
+            }),
+            (1, Some(epoch)) => {
+                registration.broker_epoch = epoch - self.below(2) as i64;
+                MetadataRecord::RegisterBroker(registration)
+            }
+            (1, None) => {
+                registration.rack = Some(String::new());
+                MetadataRecord::RegisterBroker(registration)
+            }
+            (2, _) => MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+                broker_id,
+                broker_epoch: current.unwrap_or(0),
+                fenced: None,
+                in_controlled_shutdown: Some(false),
+            }),
+            _ => {
+                let twin = registration.endpoints[0].clone();
+                registration.endpoints.push(twin);
+                MetadataRecord::RegisterBroker(registration)
+            }
         }
     }
 

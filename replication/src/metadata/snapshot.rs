@@ -2,11 +2,17 @@
 //! start from a snapshot and replay only the log after it.
 //!
 //! ```text
-//! magic "MRCI" | format_version u16 (1) | body_length u32 | body | crc32c u32
+//! magic "MRCI" | format_version u16 (2) | body_length u32 | body | crc32c u32
 //!                                                           (CRC-32C of everything before it)
 //! body      = last_applied_offset i64 | next_producer_id i64
 //!           | topic_count u32 | topic × topic_count                      (in topic-id order)
 //!           | broker_count u32 | (resource_name string | configs) × broker_count
+//!           | registration_count u32 | registration × registration_count (in broker-id order;
+//!                                                              format 2 only, absent in 1)
+//! registration = broker_id i32 | incarnation_id uuid | broker_epoch i64
+//!           | endpoint_count u32 | (name string | host string | port u16
+//!           | security_protocol i16) × endpoint_count | rack nullable string
+//!           | fenced bool | in_controlled_shutdown bool
 //! topic     = id uuid | name string | partition_count u32 | partition × partition_count
 //!           | configs
 //! partition = replicas [i32] | isr [i32] | eligible_leader_replicas [i32]
@@ -22,16 +28,26 @@
 //! rkyv's validation (bytecheck) would not do for us. The image is small (megabytes for large
 //! clusters) and is decoded once at start-up, so zero-copy access buys nothing, and the format
 //! stays independent of a dependency's version. The CRC is checked before anything is parsed.
+//!
+//! Format 1 (before broker registrations) is still read, as an image without brokers: a node
+//! upgraded in place starts from its last snapshot and writes format 2 from then on.
 
 use super::codec::{Reader, Writer};
-use super::image::{check_broker_resource, check_partition, ClusterImage, Configs, TopicImage};
-use super::record::{decode_partition_state, encode_partition_state, TopicId};
+use super::image::{
+    check_broker, check_broker_resource, check_partition, BrokerImage, ClusterImage, Configs,
+    TopicImage,
+};
+use super::record::{
+    decode_endpoints, decode_partition_state, encode_endpoints, encode_partition_state, TopicId,
+};
 use crate::error::ReplicationError;
 
 /// The first four bytes of a snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"MRCI";
-/// The format this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+/// The format this build writes; it also reads [`SNAPSHOT_FORMAT_VERSION_V1`].
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+/// The format before broker registrations, still read.
+pub const SNAPSHOT_FORMAT_VERSION_V1: u16 = 1;
 /// magic + version + body length.
 const HEAD_BYTES: usize = 10;
 const CRC_BYTES: usize = 4;
@@ -55,6 +71,10 @@ impl ClusterImage {
             w.string(name);
             encode_configs(&mut w, configs);
         }
+        w.u32(self.brokers.len() as u32);
+        for broker in self.brokers.values() {
+            encode_registration(&mut w, broker);
+        }
         let body_len = u32::try_from(out.len() - HEAD_BYTES).expect("snapshot over 4 GiB");
         out[6..HEAD_BYTES].copy_from_slice(&body_len.to_be_bytes());
         let crc = crc32c::crc32c(&out);
@@ -64,7 +84,7 @@ impl ClusterImage {
 
     /// Decodes a snapshot, checking its frame, its CRC and every image invariant.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<ClusterImage, ReplicationError> {
-        let body = check_frame(bytes)?;
+        let (version, body) = check_frame(bytes)?;
         let mut r = Reader::new(body, "image snapshot");
         let mut image = ClusterImage {
             last_applied_offset: r.i64()?,
@@ -91,6 +111,21 @@ impl ClusterImage {
             }
             image.broker_configs.insert(name, configs);
         }
+        if version >= 2 {
+            for _ in 0..r.count(REGISTRATION_MIN_BYTES)? {
+                let broker = decode_registration(&mut r)?;
+                check_broker(&broker)?;
+                let id = broker.broker_id;
+                if image
+                    .brokers
+                    .last_key_value()
+                    .is_some_and(|(&last, _)| last >= id)
+                {
+                    return Err(bad(format!("broker {id} repeated or out of order")));
+                }
+                image.brokers.insert(id, broker);
+            }
+        }
         r.finish()?;
         Ok(image)
     }
@@ -100,13 +135,14 @@ const TOPIC_MIN_BYTES: usize = 16 + 4 + 4 + 4;
 const PARTITION_MIN_BYTES: usize = 4 * 4 + 3 * 4;
 const BROKER_MIN_BYTES: usize = 4 + 4;
 const CONFIG_MIN_BYTES: usize = 4 + 4;
+const REGISTRATION_MIN_BYTES: usize = 4 + 16 + 8 + 4 + 4 + 1 + 1;
 
 fn bad(reason: String) -> ReplicationError {
     ReplicationError::BadSnapshot { reason }
 }
 
-/// The body of a well-framed snapshot.
-fn check_frame(bytes: &[u8]) -> Result<&[u8], ReplicationError> {
+/// The format version and body of a well-framed snapshot.
+fn check_frame(bytes: &[u8]) -> Result<(u16, &[u8]), ReplicationError> {
     if bytes.len() < HEAD_BYTES + CRC_BYTES {
         return Err(bad(format!(
             "{} bytes is shorter than a frame",
@@ -117,7 +153,7 @@ fn check_frame(bytes: &[u8]) -> Result<&[u8], ReplicationError> {
         return Err(bad("bad magic".into()));
     }
     let version = u16::from_be_bytes([bytes[4], bytes[5]]);
-    if version != SNAPSHOT_FORMAT_VERSION {
+    if version != SNAPSHOT_FORMAT_VERSION && version != SNAPSHOT_FORMAT_VERSION_V1 {
         return Err(bad(format!("unsupported format version {version}")));
     }
     let body_len = u32::from_be_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]) as usize;
@@ -135,7 +171,7 @@ fn check_frame(bytes: &[u8]) -> Result<&[u8], ReplicationError> {
             "CRC-32C stored {stored:#010x}, computed {computed:#010x}"
         )));
     }
-    Ok(&framed[HEAD_BYTES..])
+    Ok((version, &framed[HEAD_BYTES..]))
 }
 
 fn encode_topic(w: &mut Writer<'_>, topic: &TopicImage) {
@@ -164,6 +200,28 @@ fn decode_topic(r: &mut Reader<'_>) -> Result<TopicImage, ReplicationError> {
         id,
         partitions,
         configs,
+    })
+}
+
+fn encode_registration(w: &mut Writer<'_>, b: &BrokerImage) {
+    w.i32(b.broker_id);
+    w.bytes16(&b.incarnation_id);
+    w.i64(b.broker_epoch);
+    encode_endpoints(w, &b.endpoints);
+    w.nullable_string(b.rack.as_deref());
+    w.bool(b.fenced);
+    w.bool(b.in_controlled_shutdown);
+}
+
+fn decode_registration(r: &mut Reader<'_>) -> Result<BrokerImage, ReplicationError> {
+    Ok(BrokerImage {
+        broker_id: r.i32()?,
+        incarnation_id: r.bytes16()?,
+        broker_epoch: r.i64()?,
+        endpoints: decode_endpoints(r)?,
+        rack: r.nullable_string()?,
+        fenced: r.bool()?,
+        in_controlled_shutdown: r.bool()?,
     })
 }
 

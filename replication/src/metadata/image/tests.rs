@@ -1,5 +1,8 @@
 use super::*;
-use crate::metadata::record::RemoveTopicRecord;
+use crate::metadata::record::{
+    security_protocol, BrokerEndpoint, BrokerRegistrationChangeRecord, FenceBrokerRecord,
+    RegisterBrokerRecord, RemoveTopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
+};
 use crate::metadata::sample::RecordSource;
 
 const SEEDS: u64 = 300;
@@ -251,11 +254,11 @@ fn snapshot_with_a_valid_crc_is_still_checked() {
 fn snapshot_header_is_checked() {
     let bytes = ClusterImage::default().encode_snapshot();
     assert_eq!(&bytes[..4], b"MRCI");
-    assert_eq!(&bytes[4..6], &[0, 1]);
-    // Empty image: offset -1, next producer id 0, no topics, no broker configs.
+    assert_eq!(&bytes[4..6], &[0, 2]);
+    // Empty image: offset -1, next producer id 0, no topics, no broker configs, no brokers.
     assert_eq!(
         u32::from_be_bytes(bytes[6..10].try_into().unwrap()),
-        8 + 8 + 4 + 4
+        8 + 8 + 4 + 4 + 4
     );
     let negative = ClusterImage {
         next_producer_id: -5,
@@ -263,7 +266,7 @@ fn snapshot_header_is_checked() {
     };
     assert!(ClusterImage::decode_snapshot(&negative.encode_snapshot()).is_err());
     let mut newer = bytes.clone();
-    newer[5] = 2;
+    newer[5] = 3;
     assert!(matches!(
         ClusterImage::decode_snapshot(&newer),
         Err(ReplicationError::BadSnapshot { .. })
@@ -271,5 +274,336 @@ fn snapshot_header_is_checked() {
     assert_eq!(
         ClusterImage::decode_snapshot(&bytes).unwrap(),
         ClusterImage::default()
+    );
+}
+
+fn register(broker_id: i32, epoch: i64, incarnation: u8, rack: Option<&str>) -> MetadataRecord {
+    MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+        broker_id,
+        incarnation_id: [incarnation; 16],
+        broker_epoch: epoch,
+        endpoints: vec![
+            BrokerEndpoint {
+                name: "PLAINTEXT".into(),
+                host: format!("b{broker_id}"),
+                port: 9092,
+                security_protocol: security_protocol::PLAINTEXT,
+            },
+            BrokerEndpoint {
+                name: "CONTROLLER".into(),
+                host: format!("b{broker_id}"),
+                port: 9093,
+                security_protocol: security_protocol::SSL,
+            },
+        ],
+        rack: rack.map(str::to_string),
+        fenced: true,
+    })
+}
+
+fn fence(id: i32, epoch: i64) -> MetadataRecord {
+    MetadataRecord::FenceBroker(FenceBrokerRecord { id, epoch })
+}
+
+fn unfence(id: i32, epoch: i64) -> MetadataRecord {
+    MetadataRecord::UnfenceBroker(UnfenceBrokerRecord { id, epoch })
+}
+
+fn unregister(broker_id: i32, broker_epoch: i64) -> MetadataRecord {
+    MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+        broker_id,
+        broker_epoch,
+    })
+}
+
+fn registration_change(
+    epoch: i64,
+    fenced: Option<bool>,
+    in_controlled_shutdown: Option<bool>,
+) -> MetadataRecord {
+    MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+        broker_id: 1,
+        broker_epoch: epoch,
+        fenced,
+        in_controlled_shutdown,
+    })
+}
+
+/// Applies `record` at `offset`, expecting a refusal that leaves the image as it was.
+fn refused(image: &mut ClusterImage, record: &MetadataRecord, offset: i64) -> ReplicationError {
+    let before = image.clone();
+    let error = image
+        .apply(record, offset)
+        .expect_err(&format!("{record:?} was accepted"));
+    assert_eq!(*image, before, "refused {record:?} changed the image");
+    error
+}
+
+#[test]
+fn a_registration_starts_fenced_and_is_found_by_id_listener_and_rack() {
+    let mut image = ClusterImage::default();
+    image.apply(&register(1, 0, 0xa, Some("r1")), 0).unwrap();
+    image.apply(&register(2, 1, 0xb, None), 1).unwrap();
+    let b = image.broker(1).unwrap();
+    assert_eq!(
+        (b.broker_epoch, b.fenced, b.in_controlled_shutdown),
+        (0, true, false)
+    );
+    assert_eq!(image.live_brokers().count(), 0);
+    assert!(!image.is_active_broker(1));
+    assert_eq!(image.broker_endpoint(1, "CONTROLLER").unwrap().port, 9093);
+    assert_eq!(image.broker_endpoint(2, "PLAINTEXT").unwrap().host, "b2");
+    assert!(image.broker_endpoint(1, "SASL").is_none());
+    assert!(image.broker_endpoint(3, "PLAINTEXT").is_none());
+    assert_eq!(image.broker_rack(1), Some("r1"));
+    assert_eq!(image.broker_rack(2), None);
+    image.apply(&unfence(2, 1), 2).unwrap();
+    let live: Vec<i32> = image.live_brokers().map(|b| b.broker_id).collect();
+    assert_eq!(live, [2]);
+    assert!(image.is_active_broker(2));
+    let all: Vec<i32> = image.brokers().map(|b| b.broker_id).collect();
+    assert_eq!(all, [1, 2]);
+}
+
+#[test]
+fn fence_unfence_and_unregister_with_a_stale_epoch_are_refused() {
+    let mut image = ClusterImage::default();
+    image.apply(&register(1, 0, 0xa, None), 0).unwrap();
+    image.apply(&unfence(1, 0), 1).unwrap();
+    // The broker restarts: a new registration at offset 2 starts epoch 2.
+    image.apply(&register(1, 2, 0xb, None), 2).unwrap();
+    for stale in [fence(1, 0), unfence(1, 0), unregister(1, 0)] {
+        let error = refused(&mut image, &stale, 3);
+        assert!(
+            matches!(
+                error,
+                ReplicationError::StaleBrokerEpoch {
+                    broker_id: 1,
+                    epoch: 0,
+                    current: 2
+                }
+            ),
+            "{stale:?}: {error}"
+        );
+    }
+    // A future epoch is no better than a past one.
+    refused(&mut image, &fence(1, 3), 3);
+    for unknown in [fence(7, 0), unfence(7, 0), unregister(7, 0)] {
+        let error = refused(&mut image, &unknown, 3);
+        assert!(matches!(
+            error,
+            ReplicationError::UnknownBroker { broker_id: 7 }
+        ));
+    }
+    image.apply(&unfence(1, 2), 3).unwrap();
+    assert!(!image.broker(1).unwrap().fenced);
+    image.apply(&unfence(1, 2), 4).unwrap(); // idempotent, as in Kafka
+    image.apply(&fence(1, 2), 5).unwrap();
+    assert!(image.broker(1).unwrap().fenced);
+    image.apply(&fence(1, 2), 6).unwrap();
+    image.apply(&unregister(1, 2), 7).unwrap();
+    assert!(image.broker(1).is_none());
+    refused(&mut image, &unfence(1, 2), 8);
+}
+
+#[test]
+fn re_registration_replaces_the_old_one_and_epochs_only_grow() {
+    let mut image = ClusterImage::default();
+    image.apply(&register(1, 5, 0xa, Some("r1")), 5).unwrap();
+    image.apply(&unfence(1, 5), 6).unwrap();
+    image
+        .apply(&registration_change(5, None, Some(true)), 7)
+        .unwrap();
+    assert!(image.broker(1).unwrap().in_controlled_shutdown);
+    // Not above the current epoch: refused, whatever the incarnation.
+    for epoch in [5, 4] {
+        let error = refused(&mut image, &register(1, epoch, 0xb, None), 8);
+        assert!(matches!(error, ReplicationError::StaleBrokerEpoch { .. }));
+    }
+    image.apply(&register(1, 8, 0xb, Some("r2")), 8).unwrap();
+    let b = image.broker(1).unwrap();
+    assert_eq!(b.incarnation_id, [0xb; 16]);
+    assert_eq!(
+        (b.broker_epoch, b.fenced, b.in_controlled_shutdown),
+        (8, true, false)
+    );
+    assert_eq!(image.broker_rack(1), Some("r2"));
+    // The same incarnation may register again (a retried request), with a new epoch.
+    image.apply(&register(1, 9, 0xb, Some("r2")), 9).unwrap();
+    assert_eq!(image.broker(1).unwrap().broker_epoch, 9);
+}
+
+#[test]
+fn registration_changes_need_the_current_epoch_and_never_clear_controlled_shutdown() {
+    let mut image = ClusterImage::default();
+    image.apply(&register(1, 0, 0xa, None), 0).unwrap();
+    image
+        .apply(&registration_change(0, Some(false), None), 1)
+        .unwrap();
+    assert!(image.is_active_broker(1));
+    image
+        .apply(&registration_change(0, None, Some(true)), 2)
+        .unwrap();
+    let b = image.broker(1).unwrap();
+    assert!(!b.fenced && b.in_controlled_shutdown && !b.is_active());
+    assert_eq!(image.live_brokers().count(), 1);
+    refused(&mut image, &registration_change(0, None, Some(false)), 3);
+    refused(&mut image, &registration_change(1, Some(true), None), 3);
+    image
+        .apply(&registration_change(0, Some(true), None), 3)
+        .unwrap();
+    assert!(image.broker(1).unwrap().fenced);
+    image.apply(&registration_change(0, None, None), 4).unwrap();
+}
+
+#[test]
+fn malformed_registrations_are_refused() {
+    let mut image = ClusterImage::default();
+    let with = |edit: &dyn Fn(&mut RegisterBrokerRecord)| {
+        let MetadataRecord::RegisterBroker(mut r) = register(1, 0, 0xa, None) else {
+            unreachable!()
+        };
+        edit(&mut r);
+        MetadataRecord::RegisterBroker(r)
+    };
+    let bad = [
+        with(&|r| r.broker_id = -1),
+        with(&|r| r.broker_epoch = -1),
+        with(&|r| r.rack = Some(String::new())),
+        with(&|r| r.endpoints[1].name = "PLAINTEXT".into()),
+        with(&|r| r.endpoints[0].name = String::new()),
+        with(&|r| r.endpoints[0].security_protocol = 4),
+    ];
+    for record in &bad {
+        let error = refused(&mut image, record, 0);
+        assert!(
+            matches!(error, ReplicationError::InvalidRecord { .. }),
+            "{error}"
+        );
+    }
+    image.apply(&with(&|r| r.endpoints.clear()), 0).unwrap();
+}
+
+/// A small image with every kind of state, as format 1 could hold it.
+fn small_image() -> ClusterImage {
+    let mut image = ClusterImage::default();
+    topic(&mut image, "t", 1, 0);
+    image.apply(&partition(1, 0, vec![1, 2], 1), 1).unwrap();
+    let set = |resource_type, resource_name: &str, name: &str, value: &str| {
+        MetadataRecord::Config(ConfigRecord {
+            resource_type,
+            resource_name: resource_name.into(),
+            name: name.into(),
+            value: Some(value.into()),
+        })
+    };
+    let topic_config = set(ConfigResourceType::Topic, "t", "k", "v");
+    image.apply(&topic_config, 2).unwrap();
+    image
+        .apply(&set(ConfigResourceType::Broker, "", "b", "c"), 3)
+        .unwrap();
+    let ids = MetadataRecord::ProducerIds(ProducerIdsRecord {
+        broker_id: 1,
+        broker_epoch: 0,
+        next_producer_id: 10,
+    });
+    image.apply(&ids, 4).unwrap();
+    image
+}
+
+#[test]
+fn a_format_1_snapshot_still_decodes() {
+    // Written by the format-1 encoder (before brokers) for `small_image`, kept as bytes.
+    let v1 = hex(
+        "4d524349 0001 0000007d | 0000000000000004 | 000000000000000a | 00000001 \
+         | 01010101010101010101010101010101 | 00000001 74 | 00000001 \
+         | 00000002 00000001 00000002 | 00000002 00000001 00000002 | 00000000 | 00000000 \
+         | 00000001 | 00000000 | 00000000 | 00000001 00000001 6b 00000001 76 \
+         | 00000001 | 00000000 | 00000001 00000001 62 00000001 63 | 83b2e6ab",
+    );
+    let image = ClusterImage::decode_snapshot(&v1).unwrap();
+    assert_eq!(image, small_image());
+    assert_eq!(image.brokers().count(), 0);
+    // Written again, it is format 2.
+    let v2 = image.encode_snapshot();
+    assert_eq!(&v2[4..6], &[0, 2]);
+    assert_eq!(ClusterImage::decode_snapshot(&v2).unwrap(), image);
+}
+
+#[test]
+fn snapshot_round_trips_brokers() {
+    let mut image = small_image();
+    image.apply(&register(1, 5, 0xa, Some("r1")), 5).unwrap();
+    image.apply(&register(2, 6, 0xb, None), 6).unwrap();
+    image.apply(&register(3, 7, 0xc, Some("r2")), 7).unwrap();
+    image.apply(&unfence(1, 5), 8).unwrap();
+    image
+        .apply(&registration_change(5, None, Some(true)), 9)
+        .unwrap();
+    image.apply(&unfence(3, 7), 10).unwrap();
+    let bytes = image.encode_snapshot();
+    let back = ClusterImage::decode_snapshot(&bytes).unwrap();
+    assert_eq!(back, image);
+    assert!(back.broker(1).unwrap().in_controlled_shutdown);
+    assert!(back.broker(2).unwrap().fenced);
+    assert_eq!(back.broker_endpoint(3, "CONTROLLER").unwrap().port, 9093);
+    for n in 0..bytes.len() {
+        assert!(
+            ClusterImage::decode_snapshot(&bytes[..n]).is_err(),
+            "{n}-byte prefix"
+        );
+    }
+}
+
+#[test]
+fn snapshot_with_a_valid_crc_still_checks_brokers() {
+    // A rack renamed to "" with the CRC recomputed: refused by the broker invariants.
+    let mut image = ClusterImage::default();
+    image.apply(&register(1, 0, 0xa, Some("x")), 0).unwrap();
+    let mut bytes = image.encode_snapshot();
+    // The rack is `00000001 78` just before the two flags and the CRC.
+    let at = bytes.len() - 4 - 2 - 5;
+    assert_eq!(&bytes[at..at + 5], &[0, 0, 0, 1, b'x']);
+    bytes.splice(at..at + 5, [0, 0, 0, 0]);
+    let body_len = (bytes.len() - 10 - 4) as u32;
+    bytes[6..10].copy_from_slice(&body_len.to_be_bytes());
+    let crc_at = bytes.len() - 4;
+    let crc = crc32c::crc32c(&bytes[..crc_at]);
+    bytes[crc_at..].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(
+        ClusterImage::decode_snapshot(&bytes),
+        Err(ReplicationError::InvalidRecord { .. })
+    ));
+}
+
+/// Hex with spaces and `|` allowed for reading.
+fn hex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    digits
+        .chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn generated_histories_exercise_broker_records() {
+    let (mut with_brokers, mut live, mut re_registered) = (0, 0, 0);
+    for seed in 0..50 {
+        let (records, image) = history(seed);
+        with_brokers += usize::from(image.brokers().count() > 0);
+        live += image.live_brokers().count();
+        let registrations = records
+            .iter()
+            .filter(|r| matches!(r, MetadataRecord::RegisterBroker(_)))
+            .count();
+        re_registered += registrations.saturating_sub(image.brokers().count());
+    }
+    assert!(
+        with_brokers > 40,
+        "{with_brokers} of 50 histories register brokers"
+    );
+    assert!(
+        live > 20 && re_registered > 20,
+        "live {live}, re-registered {re_registered}"
     );
 }

@@ -92,6 +92,71 @@ fn golden() -> Vec<(MetadataRecord, Vec<u8>)> {
             hex("000f 0000 | 00000001 | 0000000000000005 | 00000000000007d0"),
         ),
         (MetadataRecord::NoOp, hex("0014 0000")),
+        (
+            MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                broker_id: 1,
+                incarnation_id: id().0,
+                broker_epoch: 7,
+                endpoints: vec![BrokerEndpoint {
+                    name: "P".into(),
+                    host: "h".into(),
+                    port: 9092,
+                    security_protocol: security_protocol::SASL_SSL,
+                }],
+                rack: Some("r".into()),
+                fenced: true,
+            }),
+            hex(&format!(
+                "0000 0000 | 00000001 | {ID} | 0000000000000007 | 00000001 | 00000001 50 \
+                 | 00000001 68 | 2384 | 0003 | 00000001 72 | 01"
+            )),
+        ),
+        (
+            MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                broker_id: 2,
+                incarnation_id: id().0,
+                broker_epoch: 0,
+                endpoints: vec![],
+                rack: None,
+                fenced: false,
+            }),
+            hex(&format!(
+                "0000 0000 | 00000002 | {ID} | 0000000000000000 | 00000000 | ffffffff | 00"
+            )),
+        ),
+        (
+            MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+                broker_id: 1,
+                broker_epoch: 7,
+            }),
+            hex("0001 0000 | 00000001 | 0000000000000007"),
+        ),
+        (
+            MetadataRecord::FenceBroker(FenceBrokerRecord { id: 1, epoch: 7 }),
+            hex("0007 0000 | 00000001 | 0000000000000007"),
+        ),
+        (
+            MetadataRecord::UnfenceBroker(UnfenceBrokerRecord { id: 1, epoch: 7 }),
+            hex("0008 0000 | 00000001 | 0000000000000007"),
+        ),
+        (
+            MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+                broker_id: 1,
+                broker_epoch: 7,
+                fenced: Some(false),
+                in_controlled_shutdown: Some(true),
+            }),
+            hex("0011 0000 | 00000001 | 0000000000000007 | ff | 01"),
+        ),
+        (
+            MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+                broker_id: 1,
+                broker_epoch: 7,
+                fenced: None,
+                in_controlled_shutdown: None,
+            }),
+            hex("0011 0000 | 00000001 | 0000000000000007 | 00 | 00"),
+        ),
     ]
 }
 
@@ -148,8 +213,8 @@ fn generated_records_round_trip() {
 #[test]
 fn unknown_type_and_version_are_named() {
     assert!(matches!(
-        MetadataRecord::decode(&hex("0001 0000")),
-        Err(ReplicationError::UnknownRecordType { record_type: 1 })
+        MetadataRecord::decode(&hex("0006 0000")),
+        Err(ReplicationError::UnknownRecordType { record_type: 6 })
     ));
     assert!(matches!(
         MetadataRecord::decode(&hex(&format!("0009 0001 | {ID}"))),
@@ -203,4 +268,73 @@ fn names_must_be_utf8() {
 #[test]
 fn topic_id_prints_as_a_uuid() {
     assert_eq!(id().to_string(), "01020304-0506-0708-090a-0b0c0d0e0f10");
+}
+
+#[test]
+fn broker_record_flags_and_counts_are_checked() {
+    // fenced = 2 in a RegisterBrokerRecord.
+    let bytes = hex(&format!(
+        "0000 0000 | 00000002 | {ID} | 0000000000000000 | 00000000 | ffffffff | 02"
+    ));
+    assert!(matches!(
+        MetadataRecord::decode(&bytes),
+        Err(ReplicationError::Malformed { .. })
+    ));
+    // A change flag of 2.
+    let bytes = hex("0011 0000 | 00000001 | 0000000000000007 | 02 | 00");
+    assert!(matches!(
+        MetadataRecord::decode(&bytes),
+        Err(ReplicationError::Malformed { .. })
+    ));
+    // u32::MAX endpoints in a 45-byte record: refused before allocating.
+    let bytes = hex(&format!(
+        "0000 0000 | 00000002 | {ID} | 0000000000000000 | ffffffff | ffffffff | 00"
+    ));
+    assert!(matches!(
+        MetadataRecord::decode(&bytes),
+        Err(ReplicationError::BadLength {
+            declared: 0xffff_ffff,
+            ..
+        })
+    ));
+    // A host of 2 GiB.
+    let bytes = hex(&format!(
+        "0000 0000 | 00000002 | {ID} | 0000000000000000 | 00000001 | 00000001 50 | 7fffffff 68 \
+         | 0000 0000 | ffffffff | 00"
+    ));
+    assert!(matches!(
+        MetadataRecord::decode(&bytes),
+        Err(ReplicationError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn garbage_never_panics() {
+    // Random bytes behind every known type prefix, and random single-byte mutations of every
+    // golden record: decoding returns, whatever it returns.
+    let mut source = crate::metadata::sample::RecordSource::new(99);
+    let types = [0u16, 1, 2, 3, 4, 5, 7, 8, 9, 15, 17, 20];
+    for _ in 0..20_000 {
+        let mut bytes = types[source.below(types.len() as u64) as usize]
+            .to_be_bytes()
+            .to_vec();
+        bytes.extend_from_slice(&[0, 0]);
+        let len = source.below(64) as usize;
+        bytes.extend((0..len).map(|_| source.below(256) as u8));
+        let _ = MetadataRecord::decode(&bytes);
+    }
+    for (_, bytes) in golden() {
+        for _ in 0..500 {
+            let mut bad = bytes.clone();
+            let at = source.below(bad.len() as u64) as usize;
+            bad[at] = source.below(256) as u8;
+            if let Ok(record) = MetadataRecord::decode(&bad) {
+                assert_eq!(
+                    record.encode(),
+                    bad,
+                    "a decoded record re-encodes to its bytes"
+                );
+            }
+        }
+    }
 }

@@ -1,0 +1,312 @@
+//! The controller's decisions as pure functions: given the image (and the request), the records
+//! to commit. The controller proposes them as one batch through the metadata quorum and answers
+//! the request once they are committed and applied; nothing here changes an image or does I/O,
+//! so the simulator and the real controller decide alike.
+//!
+//! Rules, as Kafka's `ClusterControlManager` and `ReplicationControlManager` apply them:
+//!
+//! * **Registration** ([`register_broker`]): a new registration starts fenced, with the broker
+//!   epoch set to the offset its record will take. A broker id whose current registration still
+//!   holds a session may register again only from the same process (same incarnation id);
+//!   another process gets [`ReplicationError::DuplicateBrokerRegistration`]. Since the new
+//!   registration is fenced, partitions the broker still leads or holds in their ISR change as
+//!   on fencing (after the RegisterBrokerRecord); this also covers partitions of a node that
+//!   led them before it ever registered (a single node joining a cluster).
+//! * **Fencing** ([`fence_broker`], after a session expired) and **unregistration**
+//!   ([`unregister_broker`]): for every partition whose ISR holds the broker, the broker leaves
+//!   the ISR unless it is its last member (the ISR never becomes empty, KIP-841; the broker
+//!   stays as the last known in-sync replica). If it led the partition, the first replica in
+//!   replica order that is in the remaining ISR and active (registered, unfenced, not in
+//!   controlled shutdown) leads; with none, the leader is -1 and the partition is offline (RF=1
+//!   always goes this way). The PartitionChangeRecords come first, then the FenceBrokerRecord
+//!   (or UnregisterBrokerRecord), in Kafka's order.
+//! * **Unfencing** ([`unfence_broker`], once it caught up): the UnfenceBrokerRecord, then an
+//!   election for every leaderless partition, with the unfenced broker acceptable: an RF=1
+//!   partition kept its broker in the ISR, so it gets its leader back.
+//! * **Elections** pick, in order: the current leader if still in the ISR and acceptable; the
+//!   first acceptable ISR member in replica order; with an empty ISR, the first acceptable ELR
+//!   member (it becomes the ISR, KIP-966); with an empty ISR and ELR, the only replica of an
+//!   RF=1 partition (no other copy exists that could be more complete). Never an unclean
+//!   election. A new leader (or -1) bumps the leader epoch; every change bumps the partition
+//!   epoch (the image's apply does both); a partition that would not change gets no record.
+//! * **Topics** ([`create_topic`], [`create_partitions`]): replicas from
+//!   [`placement`](super::placement), ISR = replicas (all usable), leader = the first replica,
+//!   epochs 0.
+//!
+//! Not here yet: ELR maintenance with `min.insync.replicas` (fencing leaves the ELR as it is),
+//! controlled shutdown, reassignment, preferred-leader election.
+
+use super::image::{check_broker, BrokerImage, ClusterImage, PartitionImage};
+use super::placement::place_replicas;
+use super::record::{
+    BrokerEndpoint, FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+    RegisterBrokerRecord, TopicId, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
+};
+use crate::error::ReplicationError;
+
+/// What a BrokerRegistration request carries that the metadata keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistrationRequest {
+    /// Broker id (`node.id`).
+    pub broker_id: i32,
+    /// The registering process's incarnation id.
+    pub incarnation_id: [u8; 16],
+    /// Its listeners.
+    pub endpoints: Vec<BrokerEndpoint>,
+    /// `broker.rack`; an empty rack is treated as none.
+    pub rack: Option<String>,
+}
+
+/// The records that register `request`'s broker, the RegisterBrokerRecord going to `offset`
+/// (which becomes the broker epoch). `has_live_session` says whether the controller's
+/// heartbeat tracker holds an unexpired session for the broker's current registration.
+pub fn register_broker(
+    image: &ClusterImage,
+    request: &BrokerRegistrationRequest,
+    offset: i64,
+    has_live_session: bool,
+) -> Result<Vec<MetadataRecord>, ReplicationError> {
+    if offset <= image.last_applied_offset() {
+        return Err(ReplicationError::OffsetNotAfter {
+            offset,
+            last_applied: image.last_applied_offset(),
+        });
+    }
+    if let Some(current) = image.broker(request.broker_id) {
+        if has_live_session && current.incarnation_id != request.incarnation_id {
+            return Err(ReplicationError::DuplicateBrokerRegistration {
+                broker_id: request.broker_id,
+            });
+        }
+    }
+    let record = RegisterBrokerRecord {
+        broker_id: request.broker_id,
+        incarnation_id: request.incarnation_id,
+        broker_epoch: offset,
+        endpoints: request.endpoints.clone(),
+        rack: request.rack.clone().filter(|r| !r.is_empty()),
+        fenced: true,
+    };
+    check_broker(&BrokerImage {
+        broker_id: record.broker_id,
+        incarnation_id: record.incarnation_id,
+        broker_epoch: record.broker_epoch,
+        endpoints: record.endpoints.clone(),
+        rack: record.rack.clone(),
+        fenced: true,
+        in_controlled_shutdown: false,
+    })?;
+    // The new registration is fenced: leadership and ISR membership move off the broker as
+    // when fencing (nothing moves if the old registration was fenced already). These records
+    // come after the registration, which must take `offset`.
+    let mut records = vec![MetadataRecord::RegisterBroker(record)];
+    records.extend(leave_partitions(image, request.broker_id));
+    Ok(records)
+}
+
+/// The records that fence `broker_id` (its session expired): leadership and ISR changes for
+/// its partitions, then the FenceBrokerRecord (none if it is fenced already).
+pub fn fence_broker(
+    image: &ClusterImage,
+    broker_id: i32,
+) -> Result<Vec<MetadataRecord>, ReplicationError> {
+    let broker = registered(image, broker_id)?;
+    let mut records = leave_partitions(image, broker_id);
+    if !broker.fenced {
+        records.push(MetadataRecord::FenceBroker(FenceBrokerRecord {
+            id: broker_id,
+            epoch: broker.broker_epoch,
+        }));
+    }
+    Ok(records)
+}
+
+/// The records that remove `broker_id`'s registration: the same partition changes as
+/// fencing, then the UnregisterBrokerRecord.
+pub fn unregister_broker(
+    image: &ClusterImage,
+    broker_id: i32,
+) -> Result<Vec<MetadataRecord>, ReplicationError> {
+    let broker = registered(image, broker_id)?;
+    let mut records = leave_partitions(image, broker_id);
+    records.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+        broker_id,
+        broker_epoch: broker.broker_epoch,
+    }));
+    Ok(records)
+}
+
+/// The records that unfence `broker_id` (it caught up): the UnfenceBrokerRecord (none if it is
+/// unfenced already), then an election for every leaderless partition.
+pub fn unfence_broker(
+    image: &ClusterImage,
+    broker_id: i32,
+) -> Result<Vec<MetadataRecord>, ReplicationError> {
+    let broker = registered(image, broker_id)?;
+    let mut records = Vec::new();
+    if broker.fenced {
+        records.push(MetadataRecord::UnfenceBroker(UnfenceBrokerRecord {
+            id: broker_id,
+            epoch: broker.broker_epoch,
+        }));
+    }
+    let acceptable = |r: i32| r == broker_id || image.is_active_broker(r);
+    for (topic_id, partition_id, p) in partitions(image) {
+        if p.leader != -1 {
+            continue;
+        }
+        let mut isr = p.isr.clone();
+        let sole_replica = p.replicas == [broker_id];
+        if isr.is_empty() && p.eligible_leader_replicas.is_empty() && sole_replica {
+            isr.clone_from(&p.replicas);
+        }
+        records.extend(change(topic_id, partition_id, p, isr, &acceptable));
+    }
+    Ok(records)
+}
+
+/// The records that create topic `name` with `partitions` partitions of `replication_factor`
+/// replicas each, placed from position `start` (see [`placement`](super::placement)).
+pub fn create_topic(
+    image: &ClusterImage,
+    name: &str,
+    topic_id: TopicId,
+    partitions: i32,
+    replication_factor: i16,
+    start: usize,
+) -> Result<Vec<MetadataRecord>, ReplicationError> {
+    image.check_new_topic(name, topic_id)?;
+    let assignment = place_replicas(image, start, partitions, replication_factor)?;
+    let mut records = Vec::with_capacity(assignment.len() + 1);
+    records.push(MetadataRecord::Topic(TopicRecord {
+        name: name.to_string(),
+        topic_id,
+    }));
+    records.extend(new_partitions(topic_id, 0, assignment));
+    Ok(records)
+}
+
+/// The records that grow topic `topic_id` to `total` partitions, the new ones with the
+/// replication factor of its partition 0 (as Kafka's CreatePartitions), placed from `start`.
+pub fn create_partitions(
+    image: &ClusterImage,
+    topic_id: TopicId,
+    total: i32,
+    start: usize,
+) -> Result<Vec<MetadataRecord>, ReplicationError> {
+    let topic = image
+        .topic_by_id(&topic_id)
+        .ok_or(ReplicationError::UnknownTopicId { topic_id })?;
+    let current = topic.partitions.len() as i32;
+    let first = topic.partitions.first();
+    let rf = first.map_or(0, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX));
+    if total <= current || first.is_none() {
+        return Err(ReplicationError::InvalidPartitions { partitions: total });
+    }
+    let assignment = place_replicas(image, start, total - current, rf)?;
+    Ok(new_partitions(topic_id, current, assignment).collect())
+}
+
+fn registered(image: &ClusterImage, broker_id: i32) -> Result<&BrokerImage, ReplicationError> {
+    image
+        .broker(broker_id)
+        .ok_or(ReplicationError::UnknownBroker { broker_id })
+}
+
+/// PartitionRecords numbered from `first`, leader = first replica, ISR = replicas.
+fn new_partitions(
+    topic_id: TopicId,
+    first: i32,
+    assignment: Vec<Vec<i32>>,
+) -> impl Iterator<Item = MetadataRecord> {
+    assignment
+        .into_iter()
+        .zip(first..)
+        .map(move |(replicas, partition_id)| {
+            MetadataRecord::Partition(PartitionRecord {
+                topic_id,
+                partition_id,
+                state: PartitionImage {
+                    leader: replicas[0],
+                    isr: replicas.clone(),
+                    replicas,
+                    eligible_leader_replicas: Vec::new(),
+                    last_known_elr: Vec::new(),
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                },
+            })
+        })
+}
+
+/// Every partition of the image: (topic id, partition id, state), topics in name order.
+fn partitions(image: &ClusterImage) -> impl Iterator<Item = (TopicId, i32, &PartitionImage)> {
+    image.topics().flat_map(|t| {
+        let ids = 0..;
+        t.partitions.iter().zip(ids).map(move |(p, i)| (t.id, i, p))
+    })
+}
+
+/// Changes moving leadership and ISR membership off `removed`, for fencing or unregistering.
+fn leave_partitions(image: &ClusterImage, removed: i32) -> Vec<MetadataRecord> {
+    let acceptable = |r: i32| r != removed && image.is_active_broker(r);
+    let mut records = Vec::new();
+    for (topic_id, partition_id, p) in partitions(image) {
+        if !p.isr.contains(&removed) && p.leader != removed {
+            continue;
+        }
+        let isr: Vec<i32> = p.isr.iter().copied().filter(|&r| r != removed).collect();
+        records.extend(change(topic_id, partition_id, p, isr, &acceptable));
+    }
+    records
+}
+
+/// The change taking `p` to the target ISR `isr` with an election among `acceptable`
+/// brokers, or `None` if nothing would change. An empty target ISR is not written (the last
+/// member stays, KIP-841) unless an ELR member is elected, which becomes the ISR.
+fn change(
+    topic_id: TopicId,
+    partition_id: i32,
+    p: &PartitionImage,
+    mut isr: Vec<i32>,
+    acceptable: &dyn Fn(i32) -> bool,
+) -> Option<MetadataRecord> {
+    let mut elr = p.eligible_leader_replicas.clone();
+    let leader = elect(p, &isr, &elr, acceptable);
+    if isr.is_empty() && elr.contains(&leader) {
+        isr = vec![leader];
+        elr.retain(|&r| r != leader);
+    }
+    let record = PartitionChangeRecord {
+        topic_id,
+        partition_id,
+        leader: (leader != p.leader).then_some(leader),
+        isr: (!isr.is_empty() && isr != p.isr).then_some(isr),
+        replicas: None,
+        eligible_leader_replicas: (elr != p.eligible_leader_replicas).then_some(elr),
+        last_known_elr: None,
+    };
+    let changes = record.leader.is_some()
+        || record.isr.is_some()
+        || record.eligible_leader_replicas.is_some();
+    changes.then_some(MetadataRecord::PartitionChange(record))
+}
+
+/// The leader of `p` given the target ISR and ELR (the order in the module doc), or -1.
+fn elect(p: &PartitionImage, isr: &[i32], elr: &[i32], acceptable: &dyn Fn(i32) -> bool) -> i32 {
+    if p.leader != -1 && isr.contains(&p.leader) && acceptable(p.leader) {
+        return p.leader;
+    }
+    let first_in = |set: &[i32]| {
+        p.replicas
+            .iter()
+            .copied()
+            .find(|&r| set.contains(&r) && acceptable(r))
+    };
+    let from_isr = first_in(isr);
+    let from_elr = || isr.is_empty().then(|| first_in(elr)).flatten();
+    from_isr.or_else(from_elr).unwrap_or(-1)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,393 @@
+use super::*;
+use crate::metadata::record::security_protocol;
+use crate::metadata::sample::RecordSource;
+
+/// A controller's view in a test: the image and the log offset the next record takes.
+struct Cluster {
+    image: ClusterImage,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        Cluster {
+            image: ClusterImage::default(),
+        }
+    }
+
+    fn next_offset(&self) -> i64 {
+        self.image.last_applied_offset() + 1
+    }
+
+    /// Applies `records` at consecutive offsets, as one committed batch would be.
+    fn commit(&mut self, records: &[MetadataRecord]) {
+        for record in records {
+            let offset = self.next_offset();
+            self.image
+                .apply(record, offset)
+                .unwrap_or_else(|e| panic!("{record:?} refused: {e}"));
+        }
+    }
+
+    /// Registers `broker_id` (fresh process, no live session) and unfences it.
+    fn join(&mut self, broker_id: i32, rack: Option<&str>, incarnation: u8) {
+        let request = request(broker_id, rack, incarnation);
+        let records = register_broker(&self.image, &request, self.next_offset(), false).unwrap();
+        self.commit(&records);
+        let records = unfence_broker(&self.image, broker_id).unwrap();
+        self.commit(&records);
+    }
+
+    fn partition(&self, topic: &str, partition: usize) -> &PartitionImage {
+        &self.image.topic(topic).unwrap().partitions[partition]
+    }
+
+    fn topic(&self, name: &str) -> &[PartitionImage] {
+        &self.image.topic(name).unwrap().partitions
+    }
+}
+
+fn request(broker_id: i32, rack: Option<&str>, incarnation: u8) -> BrokerRegistrationRequest {
+    BrokerRegistrationRequest {
+        broker_id,
+        incarnation_id: [incarnation; 16],
+        endpoints: vec![BrokerEndpoint {
+            name: "PLAINTEXT".into(),
+            host: format!("b{broker_id}"),
+            port: 9092,
+            security_protocol: security_protocol::PLAINTEXT,
+        }],
+        rack: rack.map(str::to_string),
+    }
+}
+
+fn topic_id(n: u8) -> TopicId {
+    TopicId([n; 16])
+}
+
+fn changes(records: &[MetadataRecord]) -> Vec<&PartitionChangeRecord> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            MetadataRecord::PartitionChange(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn registration_takes_its_offset_as_epoch_and_starts_fenced() {
+    let mut c = Cluster::new();
+    c.commit(&[MetadataRecord::NoOp, MetadataRecord::NoOp]);
+    let records = register_broker(&c.image, &request(1, Some(""), 0xa), 2, false).unwrap();
+    let [MetadataRecord::RegisterBroker(r)] = records.as_slice() else {
+        panic!("{records:?}")
+    };
+    assert_eq!(
+        (r.broker_epoch, r.fenced, r.rack.as_deref()),
+        (2, true, None)
+    );
+    c.commit(&records);
+    assert_eq!(c.image.broker(1).unwrap().broker_epoch, 2);
+    assert!(c.image.broker(1).unwrap().fenced);
+    // An offset the log has passed cannot be an epoch.
+    assert!(matches!(
+        register_broker(&c.image, &request(2, None, 0xb), 2, false),
+        Err(ReplicationError::OffsetNotAfter { .. })
+    ));
+    let mut bad = request(2, None, 0xb);
+    bad.endpoints[0].security_protocol = 9;
+    assert!(matches!(
+        register_broker(&c.image, &bad, 3, false),
+        Err(ReplicationError::InvalidRecord { .. })
+    ));
+}
+
+#[test]
+fn another_process_cannot_take_a_live_registration() {
+    let mut c = Cluster::new();
+    c.join(1, None, 0xa);
+    let stranger = request(1, None, 0xb);
+    assert!(matches!(
+        register_broker(&c.image, &stranger, c.next_offset(), true),
+        Err(ReplicationError::DuplicateBrokerRegistration { broker_id: 1 })
+    ));
+    // The same process registering again (a retry) is fine, and so is a new process once the
+    // old session expired; either way a new epoch, fenced.
+    let again = register_broker(&c.image, &request(1, None, 0xa), c.next_offset(), true).unwrap();
+    c.commit(&again);
+    let epoch = c.image.broker(1).unwrap().broker_epoch;
+    let records = register_broker(&c.image, &stranger, c.next_offset(), false).unwrap();
+    c.commit(&records);
+    let b = c.image.broker(1).unwrap();
+    assert!(b.broker_epoch > epoch && b.fenced && b.incarnation_id == [0xb; 16]);
+}
+
+#[test]
+fn rf_1_partitions_go_offline_with_their_broker_and_come_back() {
+    let mut c = Cluster::new();
+    for id in 0..3 {
+        c.join(id, None, id as u8);
+    }
+    let records = create_topic(&c.image, "t", topic_id(1), 6, 1, 0).unwrap();
+    assert_eq!(records.len(), 7);
+    c.commit(&records);
+    let led_by_1: Vec<usize> = (0..6)
+        .filter(|&p| c.partition("t", p).leader == 1)
+        .collect();
+    assert_eq!(led_by_1.len(), 2);
+
+    let records = fence_broker(&c.image, 1).unwrap();
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(matches!(records.last(), Some(MetadataRecord::FenceBroker(f)) if f.id == 1));
+    for change in changes(&records) {
+        assert_eq!((change.leader, change.isr.as_ref()), (Some(-1), None));
+    }
+    let before = c.image.clone();
+    c.commit(&records);
+    assert!(c.image.broker(1).unwrap().fenced);
+    for p in 0..6 {
+        let (now, was) = (
+            c.partition("t", p),
+            &before.topic("t").unwrap().partitions[p],
+        );
+        if led_by_1.contains(&p) {
+            // Offline (NO_LEADER); the broker stays the last in-sync replica.
+            assert_eq!((now.leader, now.isr.as_slice()), (-1, &[1][..]));
+            assert_eq!((now.leader_epoch, now.partition_epoch), (1, 1));
+        } else {
+            assert_eq!(now, was);
+        }
+    }
+    // Fencing it again changes nothing.
+    assert!(fence_broker(&c.image, 1).unwrap().is_empty());
+
+    // The broker restarts: registers (fenced, new epoch), catches up, is unfenced.
+    let records = register_broker(&c.image, &request(1, None, 0x77), c.next_offset(), false);
+    c.commit(&records.unwrap());
+    let records = unfence_broker(&c.image, 1).unwrap();
+    assert!(
+        matches!(records.first(), Some(MetadataRecord::UnfenceBroker(u))
+        if u.id == 1 && u.epoch == c.image.broker(1).unwrap().broker_epoch)
+    );
+    assert_eq!(changes(&records).len(), 2);
+    c.commit(&records);
+    for &p in &led_by_1 {
+        let now = c.partition("t", p);
+        assert_eq!((now.leader, now.isr.as_slice()), (1, &[1][..]));
+        assert_eq!((now.leader_epoch, now.partition_epoch), (2, 2));
+    }
+    assert!(unfence_broker(&c.image, 1).unwrap().is_empty());
+}
+
+#[test]
+fn rf_3_leadership_moves_to_another_isr_member_and_the_isr_shrinks() {
+    let mut c = Cluster::new();
+    for id in 0..4 {
+        c.join(id, Some(["a", "b"][id as usize % 2]), id as u8);
+    }
+    c.commit(&create_topic(&c.image, "t", topic_id(1), 8, 3, 0).unwrap());
+    let before = c.image.clone();
+    let records = fence_broker(&c.image, 2).unwrap();
+    c.commit(&records);
+    let (mut moved, mut shrunk) = (0, 0);
+    for (p, was) in before.topic("t").unwrap().partitions.iter().enumerate() {
+        let now = c.partition("t", p);
+        if !was.replicas.contains(&2) {
+            assert_eq!(now, was);
+            continue;
+        }
+        let expected_isr: Vec<i32> = was.isr.iter().copied().filter(|&r| r != 2).collect();
+        assert_eq!(now.isr, expected_isr);
+        assert_eq!(now.partition_epoch, 1);
+        if was.leader == 2 {
+            // The first other replica in replica order leads, in a new leader epoch.
+            assert_eq!(now.leader, was.replicas[1]);
+            assert_eq!(now.leader_epoch, 1);
+            moved += 1;
+        } else {
+            assert_eq!((now.leader, now.leader_epoch), (was.leader, 0));
+            shrunk += 1;
+        }
+    }
+    assert_eq!((moved, shrunk), (2, 4));
+    // Fence two more: every partition with broker 3 as its last ISR member goes offline,
+    // keeping 3 in its ISR; the others are led by a live broker.
+    c.commit(&fence_broker(&c.image, 0).unwrap());
+    c.commit(&fence_broker(&c.image, 3).unwrap());
+    for p in c.topic("t") {
+        assert!(p.leader == -1 || p.leader == 1, "{p:?}");
+        assert!(!p.isr.is_empty());
+        if p.leader == -1 {
+            assert_eq!(p.isr.len(), 1);
+            assert!(c.image.broker(p.isr[0]).unwrap().fenced, "{p:?}");
+        }
+        if p.replicas.contains(&1) {
+            assert_eq!((p.leader, p.isr.as_slice()), (1, &[1][..]), "{p:?}");
+        }
+    }
+    // Broker 3 comes back: partitions it kept as last ISR member are led again.
+    let offline: Vec<usize> = (0..8)
+        .filter(|&p| c.partition("t", p).leader == -1)
+        .collect();
+    assert!(!offline.is_empty());
+    c.commit(&unfence_broker(&c.image, 3).unwrap());
+    for p in offline {
+        let now = c.partition("t", p);
+        assert_eq!((now.leader, now.isr.as_slice()), (3, &[3][..]));
+    }
+}
+
+#[test]
+fn registering_again_while_leading_moves_leadership_off_the_new_fenced_registration() {
+    let mut c = Cluster::new();
+    for id in 0..2 {
+        c.join(id, None, id as u8);
+    }
+    c.commit(&create_topic(&c.image, "t", topic_id(1), 2, 2, 0).unwrap());
+    assert_eq!(c.partition("t", 0).leader, 0);
+    let offset = c.next_offset();
+    let records = register_broker(&c.image, &request(0, None, 0), offset, true).unwrap();
+    assert!(matches!(&records[0], MetadataRecord::RegisterBroker(r) if r.broker_epoch == offset));
+    assert_eq!(changes(&records).len(), 2);
+    c.commit(&records);
+    for p in c.topic("t") {
+        assert_eq!((p.leader, p.isr.as_slice()), (1, &[1][..]), "{p:?}");
+    }
+}
+
+#[test]
+fn unregistering_moves_leadership_then_removes_the_broker() {
+    let mut c = Cluster::new();
+    for id in 0..3 {
+        c.join(id, None, id as u8);
+    }
+    c.commit(&create_topic(&c.image, "t", topic_id(1), 3, 2, 0).unwrap());
+    let records = unregister_broker(&c.image, 0).unwrap();
+    assert!(
+        matches!(records.last(), Some(MetadataRecord::UnregisterBroker(u)) if u.broker_id == 0)
+    );
+    c.commit(&records);
+    assert!(c.image.broker(0).is_none());
+    for p in c.topic("t") {
+        assert_ne!(p.leader, 0);
+        assert!(!p.isr.contains(&0));
+    }
+    assert!(matches!(
+        unregister_broker(&c.image, 0),
+        Err(ReplicationError::UnknownBroker { broker_id: 0 })
+    ));
+    assert!(fence_broker(&c.image, 9).is_err() && unfence_broker(&c.image, 9).is_err());
+}
+
+#[test]
+fn topics_and_partitions_are_placed_over_usable_brokers() {
+    let mut c = Cluster::new();
+    for id in 0..3 {
+        c.join(id, None, id as u8);
+    }
+    let records = create_topic(&c.image, "t", topic_id(1), 4, 2, 1).unwrap();
+    c.commit(&records);
+    let leaders: Vec<i32> = c.topic("t").iter().map(|p| p.leader).collect();
+    assert_eq!(leaders, [1, 2, 0, 1]);
+    for p in c.topic("t") {
+        assert_eq!(p.isr, p.replicas);
+        assert_eq!(p.leader, p.replicas[0]);
+        assert_eq!((p.leader_epoch, p.partition_epoch), (0, 0));
+    }
+    assert!(matches!(
+        create_topic(&c.image, "t", topic_id(2), 1, 1, 0),
+        Err(ReplicationError::TopicNameExists { .. })
+    ));
+    assert!(matches!(
+        create_topic(&c.image, "u", topic_id(2), 1, 4, 0),
+        Err(ReplicationError::InvalidReplicationFactor {
+            replication_factor: 4,
+            usable_brokers: 3
+        })
+    ));
+    let more = create_partitions(&c.image, topic_id(1), 7, 0).unwrap();
+    assert_eq!(more.len(), 3);
+    c.commit(&more);
+    assert!(c.topic("t").iter().all(|p| p.replicas.len() == 2));
+    assert!(matches!(
+        create_partitions(&c.image, topic_id(1), 7, 0),
+        Err(ReplicationError::InvalidPartitions { partitions: 7 })
+    ));
+    // With every broker fenced, nothing can be placed.
+    for id in 0..3 {
+        c.commit(&fence_broker(&c.image, id).unwrap());
+    }
+    assert!(matches!(
+        create_topic(&c.image, "u", topic_id(2), 1, 1, 0),
+        Err(ReplicationError::InvalidReplicationFactor {
+            usable_brokers: 0,
+            ..
+        })
+    ));
+    assert!(c.topic("t").iter().all(|p| p.leader == -1));
+}
+
+/// Random clusters under random fencing, unfencing, restarts and topic creation: every
+/// decision applies cleanly, a fenced broker leads nothing and is alone in any ISR it is in,
+/// and a leaderless partition has no active ISR member.
+#[test]
+fn random_lifecycles_keep_leaders_live() {
+    for seed in 0..200 {
+        let mut source = RecordSource::new(seed);
+        let mut c = Cluster::new();
+        let brokers = 2 + source.below(5) as i32;
+        for id in 0..brokers {
+            c.join(
+                id,
+                Some(["a", "b", "c"][source.below(3) as usize]),
+                id as u8,
+            );
+        }
+        let mut topics = 0u8;
+        for step in 0..40 {
+            let id = source.below(brokers as u64) as i32;
+            let records = match source.below(5) {
+                0 => fence_broker(&c.image, id).unwrap(),
+                1 => unfence_broker(&c.image, id).unwrap(),
+                2 => {
+                    let request = request(id, None, source.below(256) as u8);
+                    let offset = c.next_offset();
+                    register_broker(&c.image, &request, offset, false).unwrap()
+                }
+                _ => {
+                    topics += 1;
+                    let rf = 1 + source.below(3) as i16;
+                    let name = format!("t{topics}");
+                    let start = source.below(100) as usize;
+                    create_topic(&c.image, &name, topic_id(topics), 3, rf, start)
+                        .unwrap_or_default()
+                }
+            };
+            c.commit(&records);
+            check_leaders(&c.image, seed, step);
+        }
+    }
+}
+
+fn check_leaders(image: &ClusterImage, seed: u64, step: usize) {
+    for topic in image.topics() {
+        for p in &topic.partitions {
+            if p.leader == -1 {
+                assert!(
+                    !p.isr.iter().any(|&r| image.is_active_broker(r)),
+                    "seed {seed} step {step}: {p:?} leaderless with an active ISR member"
+                );
+            } else {
+                assert!(
+                    image.is_active_broker(p.leader),
+                    "seed {seed} step {step}: {p:?} led by an inactive broker"
+                );
+            }
+            for &r in &p.isr {
+                if !image.is_active_broker(r) {
+                    assert_eq!(p.isr, [r], "seed {seed} step {step}: {p:?}");
+                }
+            }
+        }
+    }
+}
