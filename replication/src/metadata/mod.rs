@@ -66,7 +66,7 @@
 //! Types here are plain values. The log and its image live on the controller's shard (today
 //! shard 0); images are cloned to other shards read-only.
 
-mod codec;
+pub(crate) mod codec;
 pub mod image;
 pub mod legacy;
 pub mod log;
@@ -77,7 +77,7 @@ mod snapshot;
 
 pub use image::{ClusterImage, Configs, PartitionImage, TopicImage};
 pub use legacy::{from_legacy, LegacyImage, LegacyMigration, LegacyTopic};
-pub use log::{LogEntry, LogStore, MetadataLog};
+pub use log::{LogBatch, LogEntry, LogStore, MetadataLog};
 pub use partition_store::PartitionStore;
 pub use record::{
     ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord,
