@@ -205,4 +205,44 @@ pub enum ReplicationError {
         /// The store's error.
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// A proposal reached a node that is not the quorum's leader.
+    #[error("not the quorum leader (leader hint {leader_hint:?})")]
+    NotLeader {
+        /// The leader this node knows of, if any: where the caller should go instead.
+        leader_hint: Option<u64>,
+    },
+    /// The leader refused a proposal (a leadership transfer is under way, or too many bytes
+    /// are proposed and not yet committed); retry later.
+    #[error("the quorum leader dropped the proposal")]
+    ProposalDropped,
+    /// An input reached the quorum while a Ready was out: the caller must finish the cycle
+    /// (persist, then [`crate::quorum::Quorum::on_persisted`]) first.
+    #[error("a quorum Ready is being persisted; finish the cycle first")]
+    QuorumBusy,
+    /// `on_persisted` without an outstanding Ready.
+    #[error("no quorum Ready is outstanding")]
+    NoReadyOutstanding,
+    /// A quorum configuration that cannot work.
+    #[error("quorum config: {reason}")]
+    QuorumConfig {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A Raft message or entry this node does not accept (a kind it never uses, a sender that
+    /// is not a voter, a bound exceeded).
+    #[error("quorum message refused: {reason}")]
+    QuorumMessage {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The metadata log or the hard state on disk contradicts Raft's rules or the quorum's
+    /// own table of entries: a damaged directory, or a store changed behind the quorum's back.
+    #[error("quorum log: {reason}")]
+    QuorumLog {
+        /// What does not hold.
+        reason: String,
+    },
+    /// raft-rs refused an operation.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
 }

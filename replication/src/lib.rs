@@ -17,6 +17,9 @@
 //! image changes; every decoder here takes untrusted bytes and returns [`ReplicationError`]
 //! rather than panicking or allocating from a declared length.
 //!
+//! [`quorum`] replicates that metadata log with Raft (raft-rs): a sans-I/O driver, the Raft log
+//! as the metadata log's batches, the hard-state file and a bounded codec for Raft messages.
+//!
 //! Types in this crate are plain values. Partition types live on the shard that owns the
 //! partition; the metadata log and image live on the controller's shard (today shard 0), and
 //! other shards hold read-only copies of the image.
@@ -24,6 +27,7 @@
 
 mod error;
 pub mod metadata;
+pub mod quorum;
 pub mod replica;
 
 pub use error::ReplicationError;

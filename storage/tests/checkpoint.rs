@@ -31,3 +31,39 @@ fn the_checkpoint_survives_reopen_and_crash_and_a_damaged_one_reads_as_missing()
     disk.put_file(&path, &bytes);
     assert_eq!(block_on(log.read_replication_checkpoint()).unwrap(), None);
 }
+
+#[test]
+fn a_sealed_file_survives_reopen_and_crash_and_a_damaged_one_is_an_error() {
+    let disk = SimDisk::new(4096);
+    let config = LogConfig::default();
+    let log = common::open(&disk, &config, 1 << 20, 0);
+    let read = |log: &millrace_storage::PartitionLog<SimDisk>| {
+        block_on(log.read_sealed_file("quorum-state", b"TEST", 1))
+    };
+    assert_eq!(read(&log).unwrap(), None);
+    block_on(log.write_sealed_file("quorum-state", b"TEST", 1, b"term=3")).unwrap();
+    drop(log);
+    disk.crash(3);
+    let log = common::open(&disk, &config, 1 << 20, 0);
+    assert_eq!(read(&log).unwrap(), Some(b"term=3".to_vec()));
+    assert!(
+        block_on(log.read_sealed_file("quorum-state", b"TEST", 2)).is_err(),
+        "another version is not this file"
+    );
+    let path = common::dir().join("quorum-state");
+    let mut bytes = disk.file_bytes(&path).expect("the file exists");
+    bytes[12] ^= 1;
+    disk.put_file(&path, &bytes);
+    assert!(matches!(
+        read(&log),
+        Err(millrace_storage::StorageError::Corrupt { .. })
+    ));
+}
+
+#[test]
+#[should_panic(expected = "not a name the replication layer may own")]
+fn a_sealed_file_may_not_take_a_name_storage_owns() {
+    let disk = SimDisk::new(4096);
+    let log = common::open(&disk, &LogConfig::default(), 1 << 20, 0);
+    let _ = block_on(log.write_sealed_file("leader-epoch-checkpoint", b"TEST", 1, b""));
+}

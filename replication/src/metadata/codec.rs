@@ -19,6 +19,15 @@ use crate::error::ReplicationError;
 pub(crate) struct Writer<'a>(pub(crate) &'a mut Vec<u8>);
 
 impl Writer<'_> {
+    pub(crate) fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    pub(crate) fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    pub(crate) fn raw(&mut self, v: &[u8]) {
+        self.0.extend_from_slice(v);
+    }
     pub(crate) fn i8(&mut self, v: i8) {
         self.0.push(v as u8);
     }
@@ -138,6 +147,20 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Byte position of the next read.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+    /// The next `n` bytes, as they are.
+    pub(crate) fn raw(&mut self, n: usize) -> Result<&'a [u8], ReplicationError> {
+        self.take(n)
+    }
+    pub(crate) fn u8(&mut self) -> Result<u8, ReplicationError> {
+        Ok(self.take(1)?[0])
+    }
+    pub(crate) fn u64(&mut self) -> Result<u64, ReplicationError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
     pub(crate) fn i8(&mut self) -> Result<i8, ReplicationError> {
         Ok(self.array::<1>()?[0] as i8)
     }

@@ -57,6 +57,14 @@ pub trait LogStore {
         offset: i64,
         max_bytes: usize,
     ) -> impl Future<Output = Result<Vec<u8>, Self::Error>>;
+    /// Removes every batch at and above `offset` (a batch holding `offset` goes whole),
+    /// crash-safely: after a crash the log ends at its old end or at the cut, never a mix.
+    /// Returns the new log end offset. `now_ms` stamps state rebuilt by the cut.
+    fn truncate_to(
+        &self,
+        offset: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<i64, Self::Error>>;
 }
 
 /// One record read back, with where it is in the log.
@@ -68,6 +76,20 @@ pub struct LogEntry {
     pub term: i32,
     /// The record.
     pub record: MetadataRecord,
+}
+
+/// One record batch read back: its records, where it starts and its term. Under Raft one batch
+/// is one Raft entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBatch {
+    /// Offset of its first record.
+    pub base_offset: i64,
+    /// The offset after its last record.
+    pub next_offset: i64,
+    /// Its partition leader epoch (the Raft term).
+    pub term: i32,
+    /// Its records, in order.
+    pub records: Vec<MetadataRecord>,
 }
 
 /// The metadata log over a [`LogStore`]. Lives on the controller's shard.
@@ -149,6 +171,36 @@ impl<S: LogStore> MetadataLog<S> {
         decode_batches(&bytes, from_offset)
     }
 
+    /// Removes every batch at and above `offset`; returns the new log end (see
+    /// [`LogStore::truncate_to`]).
+    pub async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<i64, ReplicationError> {
+        self.store
+            .truncate_to(offset, now_ms)
+            .await
+            .map_err(store_error("truncate"))
+    }
+
+    /// Every durable batch from the one at `from_offset` on, whole, in offset order: what
+    /// the controller quorum rebuilds its Raft log from at start-up. Batches must follow each
+    /// other without gaps (a metadata log is never compacted).
+    pub async fn replay_batches(&self, from_offset: i64) -> Result<Vec<LogBatch>, ReplicationError> {
+        let mut out: Vec<LogBatch> = Vec::new();
+        let mut next = from_offset;
+        loop {
+            let bytes = self
+                .store
+                .read(next, REPLAY_READ_BYTES)
+                .await
+                .map_err(store_error("read"))?;
+            let batches = decode_whole_batches(&bytes, next)?;
+            let Some(last) = batches.last() else {
+                return Ok(out);
+            };
+            next = last.next_offset;
+            out.extend(batches);
+        }
+    }
+
     /// Every committed record at `from_offset` and after, in offset order.
     pub async fn replay(&self, from_offset: i64) -> Result<Vec<LogEntry>, ReplicationError> {
         let mut out = Vec::new();
@@ -209,6 +261,58 @@ pub fn decode_batches(bytes: &[u8], from_offset: i64) -> Result<Vec<LogEntry>, R
                 record: MetadataRecord::decode(value)?,
             });
         }
+    }
+    Ok(out)
+}
+
+/// Whole batches in `bytes`, the first starting at `from_offset`, each following the one
+/// before without a gap; every record must decode.
+pub fn decode_whole_batches(
+    bytes: &[u8],
+    from_offset: i64,
+) -> Result<Vec<LogBatch>, ReplicationError> {
+    let mut out = Vec::new();
+    let mut expected = from_offset;
+    for step in BatchIter::new(bytes) {
+        let batch = match step {
+            BatchStep::Batch { bytes, .. } => bytes,
+            BatchStep::Tail { reason, .. } => return Err(reason.into()),
+        };
+        let header = validate_stored_batch(batch)?;
+        if header.base_offset != expected {
+            return Err(ReplicationError::OffsetGap {
+                offset: header.base_offset,
+                expected,
+            });
+        }
+        let mut records = Vec::new();
+        for record in decode_records(batch, BATCH_BYTES_MAX)? {
+            if record.offset != expected {
+                return Err(ReplicationError::OffsetGap {
+                    offset: record.offset,
+                    expected,
+                });
+            }
+            expected += 1;
+            let value = record
+                .value
+                .as_deref()
+                .ok_or(ReplicationError::InvalidRecord {
+                    reason: "metadata log record without a value",
+                })?;
+            records.push(MetadataRecord::decode(value)?);
+        }
+        if records.is_empty() || expected != header.next_offset() {
+            return Err(ReplicationError::InvalidRecord {
+                reason: "metadata log batch whose records do not fill its offsets",
+            });
+        }
+        out.push(LogBatch {
+            base_offset: header.base_offset,
+            next_offset: expected,
+            term: header.partition_leader_epoch,
+            records,
+        });
     }
     Ok(out)
 }

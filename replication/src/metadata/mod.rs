@@ -70,7 +70,7 @@
 //! Types here are plain values. The log and its image live on the controller's shard (today
 //! shard 0); images are cloned to other shards read-only.
 
-mod codec;
+pub(crate) mod codec;
 pub mod control;
 pub mod image;
 pub mod legacy;
@@ -83,7 +83,7 @@ mod snapshot;
 
 pub use image::{BrokerImage, ClusterImage, Configs, PartitionImage, TopicImage};
 pub use legacy::{from_legacy, LegacyImage, LegacyMigration, LegacyTopic};
-pub use log::{LogEntry, LogStore, MetadataLog};
+pub use log::{LogBatch, LogEntry, LogStore, MetadataLog};
 pub use partition_store::PartitionStore;
 pub use record::{
     BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord, ConfigResourceType,

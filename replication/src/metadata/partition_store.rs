@@ -6,6 +6,9 @@
 //! what is on disk is committed. Under Raft the bound becomes the commit index.
 
 use super::LogStore;
+use crate::quorum::{
+    QuorumStateStore, QUORUM_STATE_FILE, QUORUM_STATE_MAGIC, QUORUM_STATE_VERSION,
+};
 use crate::LeaderEpoch;
 use bytes::BytesMut;
 use millrace_storage::disk::{Disk, DiskFile};
@@ -20,6 +23,29 @@ impl<D: Disk> PartitionStore<D> {
     /// Wraps an opened (recovered) partition log.
     pub fn new(log: PartitionLog<D>) -> Self {
         PartitionStore { log }
+    }
+}
+
+/// The controller quorum's hard state lives beside the metadata log's segments, in the
+/// storage crate's framed envelope (magic "MRQS"), replaced atomically and durably.
+impl<D: Disk> QuorumStateStore for PartitionStore<D> {
+    type Error = StorageError;
+
+    async fn read_quorum_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.log
+            .read_sealed_file(QUORUM_STATE_FILE, QUORUM_STATE_MAGIC, QUORUM_STATE_VERSION)
+            .await
+    }
+
+    async fn write_quorum_state(&self, body: &[u8]) -> Result<(), StorageError> {
+        self.log
+            .write_sealed_file(
+                QUORUM_STATE_FILE,
+                QUORUM_STATE_MAGIC,
+                QUORUM_STATE_VERSION,
+                body,
+            )
+            .await
     }
 }
 
@@ -44,6 +70,10 @@ impl<D: Disk> LogStore for PartitionStore<D> {
 
     fn log_end_offset(&self) -> i64 {
         self.log.log_end_offset()
+    }
+
+    async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<i64, StorageError> {
+        self.log.truncate_to(offset, now_ms).await
     }
 
     /// A cold read returns ranges of segment files: they are read here through `DiskFile`.

@@ -53,6 +53,19 @@ impl LogStore for MemStore {
         self.end_of(self.batches.borrow().len())
     }
 
+    async fn truncate_to(&self, offset: i64, _now_ms: i64) -> Result<i64, MemError> {
+        let mut batches = self.batches.borrow_mut();
+        let keep = batches
+            .iter()
+            .take_while(|b| BatchHeader::parse(b).unwrap().next_offset() <= offset)
+            .count();
+        batches.truncate(keep);
+        let mut durable = self.durable.borrow_mut();
+        *durable = (*durable).min(keep);
+        drop(batches);
+        Ok(self.end_of(keep))
+    }
+
     async fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>, MemError> {
         let batches = self.batches.borrow();
         let mut out = Vec::new();

@@ -1,0 +1,421 @@
+//! [`Quorum`]: the sans-I/O driver around raft-rs's `RawNode`.
+
+use super::codec::check_entry;
+use super::entry::{decode_entry_data, encode_entry_data};
+use super::raft_log::RaftLog;
+use super::{QuorumConfig, QuorumRole, VoterProgress};
+use crate::error::ReplicationError;
+use crate::metadata::log::BATCH_BYTES_MAX;
+use crate::metadata::{LogEntry, MetadataRecord};
+use millrace_wire::records::{BatchBuilder, NewRecord};
+use raft::eraftpb::{Entry, HardState, Message};
+use raft::{RawNode, Ready, StateRole};
+
+/// One controller's Raft node over the metadata log. Lives on the controller's shard.
+///
+/// Inputs: [`Quorum::tick`], [`Quorum::step`], [`Quorum::propose`]. Outputs come from
+/// [`Quorum::ready`] (send these messages now, apply these batches, persist this) and, once the
+/// caller has persisted, from [`Quorum::on_persisted`] (send these, apply these). Between the
+/// two no input is accepted ([`ReplicationError::QuorumBusy`]): raft-rs forbids stepping while
+/// a Ready is out.
+pub struct Quorum {
+    node: RawNode<RaftLog>,
+    log: RaftLog,
+    id: u64,
+    voters: Vec<u64>,
+    pending: Option<Pending>,
+}
+
+/// A Ready handed out and not yet persisted.
+struct Pending {
+    ready: Ready,
+    entries: Vec<Entry>,
+    ends: Vec<i64>,
+    hard_state: Option<HardState>,
+}
+
+/// What [`Quorum::ready`] hands out.
+#[derive(Debug)]
+pub struct QuorumReady {
+    /// Send now, before persisting (a leader's appends and heartbeats: it replicates while its
+    /// own disk syncs).
+    pub messages: Vec<Message>,
+    /// Committed batches to apply, in order, before [`Quorum::on_persisted`].
+    pub committed: Vec<CommittedBatch>,
+    /// What to make durable before [`Quorum::on_persisted`] (possibly nothing).
+    pub persist: Persist,
+}
+
+/// What [`Quorum::on_persisted`] hands out.
+#[derive(Debug, Default)]
+pub struct QuorumAdvance {
+    /// Send now: votes and append responses, which promise what is now durable, and a
+    /// leader's messages made after its own append became durable.
+    pub messages: Vec<Message>,
+    /// More committed batches to apply, in order.
+    pub committed: Vec<CommittedBatch>,
+}
+
+/// Durable work of one Ready, in this order: cut the log, append the batches, flush, write
+/// the hard state. `persist::persist` does exactly that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Persist {
+    /// Remove every batch from this offset on first: a follower's entries that conflict with
+    /// the leader's (never committed ones).
+    pub truncate_to: Option<i64>,
+    /// Batches to append at the log end, in order.
+    pub batches: Vec<BatchToWrite>,
+    /// The hard state to write, if it changed.
+    pub hard_state: Option<QuorumHardState>,
+}
+
+impl Persist {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.truncate_to.is_none() && self.batches.is_empty() && self.hard_state.is_none()
+    }
+}
+
+/// One Raft entry as the metadata log batch that stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchToWrite {
+    /// Its Raft index.
+    pub index: u64,
+    /// Its term: the batch's partition leader epoch.
+    pub term: i32,
+    /// The offset its first record must get (the append is checked against it).
+    pub base_offset: i64,
+    /// Its records.
+    pub records: Vec<MetadataRecord>,
+}
+
+/// Raft's hard state: what a voter must never forget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuorumHardState {
+    /// The current term.
+    pub term: u64,
+    /// Who this node voted for in `term` (0: nobody).
+    pub vote: u64,
+    /// The commit index known when written (may lag: the commit index need not be durable).
+    pub commit: u64,
+}
+
+/// A committed batch: one Raft entry, its records at their offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedBatch {
+    /// Its Raft index.
+    pub index: u64,
+    /// Its term.
+    pub term: i32,
+    /// The offset of its first record.
+    pub base_offset: i64,
+    /// Its records (one `NoOp` for a leader's empty entry).
+    pub records: Vec<MetadataRecord>,
+}
+
+impl CommittedBatch {
+    /// Its records as log entries, at offsets `base_offset`, `base_offset + 1`, ...
+    pub fn log_entries(&self) -> impl Iterator<Item = LogEntry> + '_ {
+        self.records
+            .iter()
+            .enumerate()
+            .map(move |(i, record)| LogEntry {
+                offset: self.base_offset + i as i64,
+                term: self.term,
+                record: record.clone(),
+            })
+    }
+}
+
+impl Quorum {
+    /// A node over `log` (rebuilt from disk by `persist::open`, which is how callers get one).
+    pub(crate) fn new(config: &QuorumConfig, log: RaftLog) -> Result<Self, ReplicationError> {
+        let raft_config = config.raft_config()?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let node = RawNode::new(&raft_config, log.clone(), &logger)?;
+        Ok(Quorum {
+            node,
+            log,
+            id: config.node_id,
+            voters: config.voters.clone(),
+            pending: None,
+        })
+    }
+
+    /// One clock tick (`tick_ms` of the config, 100 ms in production).
+    pub fn tick(&mut self) -> Result<(), ReplicationError> {
+        self.check_idle()?;
+        self.node.tick();
+        Ok(())
+    }
+
+    /// A message from a peer (decoded by `codec::decode_message`). Refused: a message for
+    /// another node, from a node that is not a voter, or carrying entries this log never
+    /// holds (conf changes, contexts, data that is not a list of records).
+    pub fn step(&mut self, message: Message) -> Result<(), ReplicationError> {
+        self.check_idle()?;
+        if message.to != self.id {
+            return Err(refused("addressed to another node"));
+        }
+        if message.from == self.id || !self.voters.contains(&message.from) {
+            return Err(refused("sender is not another voter"));
+        }
+        for entry in message.entries.iter() {
+            check_entry(entry)?;
+            decode_entry_data(&entry.data)?;
+        }
+        self.node.step(message)?;
+        Ok(())
+    }
+
+    /// Proposes `records` as one batch (one Raft entry). Accepted only on the leader; the
+    /// batch is committed when a later Ready hands it out as committed (its index is then
+    /// the last index at the time of this call + 1, unless leadership changed). Returns that
+    /// expected index. [`ReplicationError::NotLeader`] elsewhere, with a leader hint.
+    pub fn propose(&mut self, records: &[MetadataRecord]) -> Result<u64, ReplicationError> {
+        self.check_idle()?;
+        if records.is_empty() {
+            return Err(ReplicationError::EmptyAppend);
+        }
+        // raft-rs 0.7 would forward a follower's proposal to the leader (it has no switch to
+        // turn that off); refusing here lets the caller redirect the client instead, as
+        // Kafka's NOT_CONTROLLER does, and keeps MsgPropose off the wire.
+        if self.node.raft.state != StateRole::Leader {
+            return Err(ReplicationError::NotLeader {
+                leader_hint: self.leader_id(),
+            });
+        }
+        check_batch_size(records)?;
+        let index = self.node.raft.raft_log.last_index() + 1;
+        match self.node.propose(Vec::new(), encode_entry_data(records)) {
+            Ok(()) => Ok(index),
+            Err(raft::Error::ProposalDropped) => Err(ReplicationError::ProposalDropped),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The work raft-rs has for the caller, if any. The caller sends `messages`, applies
+    /// `committed`, makes `persist` durable, then calls [`Quorum::on_persisted`].
+    pub fn ready(&mut self) -> Result<Option<QuorumReady>, ReplicationError> {
+        self.check_idle()?;
+        if !self.node.has_ready() {
+            return Ok(None);
+        }
+        let mut ready = self.node.ready();
+        assert!(
+            ready.snapshot() == &Default::default(),
+            "no snapshot is ever produced: the log is never compacted"
+        );
+        let messages = ready.take_messages();
+        let committed = self.committed(ready.take_committed_entries())?;
+        let entries = ready.take_entries();
+        let hard_state = ready.hs().cloned();
+        let (persist, ends) = self.plan(&entries, hard_state.as_ref())?;
+        self.pending = Some(Pending {
+            ready,
+            entries,
+            ends,
+            hard_state,
+        });
+        Ok(Some(QuorumReady {
+            messages,
+            committed,
+            persist,
+        }))
+    }
+
+    /// The last Ready's `persist` is durable (and its committed batches applied): raft-rs
+    /// advances, and hands out what may go only now.
+    pub fn on_persisted(&mut self) -> Result<QuorumAdvance, ReplicationError> {
+        let Pending {
+            mut ready,
+            entries,
+            ends,
+            hard_state,
+        } = self.pending.take().ok_or(ReplicationError::NoReadyOutstanding)?;
+        self.log.append(entries, ends);
+        if let Some(hs) = hard_state {
+            self.log.set_hard_state(hs);
+        }
+        let mut messages = ready.take_persisted_messages();
+        let mut light = self.node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.log.set_commit(commit);
+        }
+        messages.extend(light.take_messages());
+        let committed = self.committed(light.take_committed_entries())?;
+        self.node.advance_apply();
+        Ok(QuorumAdvance {
+            messages,
+            committed,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The static voters, sorted.
+    pub fn voters(&self) -> &[u64] {
+        &self.voters
+    }
+
+    /// The leader this node knows of.
+    pub fn leader_id(&self) -> Option<u64> {
+        Some(self.node.raft.leader_id).filter(|&id| id != raft::INVALID_ID)
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    /// The commit index: entries up to it are committed (as far as this node knows).
+    pub fn commit_index(&self) -> u64 {
+        self.node.raft.raft_log.committed
+    }
+
+    /// The offset after the last committed batch this node holds durably: observers may
+    /// read the metadata log below it.
+    pub fn committed_end_offset(&self) -> i64 {
+        let index = self.commit_index().min(self.log.last_index());
+        self.log.end_offset(index).expect("index within the log")
+    }
+
+    /// The last index in the durable log.
+    pub fn last_index(&self) -> u64 {
+        self.log.last_index()
+    }
+
+    /// This node's role.
+    pub fn role(&self) -> QuorumRole {
+        match self.node.raft.state {
+            StateRole::Leader => QuorumRole::Leader,
+            StateRole::Candidate => QuorumRole::Candidate,
+            StateRole::PreCandidate => QuorumRole::PreCandidate,
+            StateRole::Follower => QuorumRole::Follower,
+        }
+    }
+
+    /// Per voter, what the leader knows of its log, sorted by id; empty unless this node
+    /// leads (only the leader tracks progress, as only it answers DescribeQuorum).
+    pub fn voter_progress(&self) -> Vec<VoterProgress> {
+        if self.node.raft.state != StateRole::Leader {
+            return Vec::new();
+        }
+        let mut out: Vec<VoterProgress> = self
+            .node
+            .raft
+            .prs()
+            .iter()
+            .map(|(&id, p)| VoterProgress {
+                id,
+                match_index: p.matched,
+                next_index: p.next_idx,
+                recent_active: p.recent_active,
+            })
+            .collect();
+        out.sort_by_key(|p| p.id);
+        out
+    }
+
+    /// The in-memory Raft log (read-only use: offsets of indexes, entries).
+    pub fn raft_log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    fn check_idle(&self) -> Result<(), ReplicationError> {
+        match self.pending {
+            Some(_) => Err(ReplicationError::QuorumBusy),
+            None => Ok(()),
+        }
+    }
+
+    /// Where the new entries go on disk: a cut when they replace existing ones, then one
+    /// batch each from the resulting log end.
+    fn plan(
+        &self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+    ) -> Result<(Persist, Vec<i64>), ReplicationError> {
+        let mut persist = Persist {
+            hard_state: hard_state.map(|hs| QuorumHardState {
+                term: hs.term,
+                vote: hs.vote,
+                commit: hs.commit,
+            }),
+            ..Persist::default()
+        };
+        let mut ends = Vec::with_capacity(entries.len());
+        let Some(first) = entries.first() else {
+            return Ok((persist, ends));
+        };
+        let mut offset = self.log.base_offset(first.index).ok_or_else(|| {
+            quorum_log(format!("entry {} leaves a gap after the log", first.index))
+        })?;
+        if first.index <= self.log.last_index() {
+            persist.truncate_to = Some(offset);
+        }
+        for entry in entries {
+            let records = decode_entry_data(&entry.data)?;
+            let term = i32::try_from(entry.term)
+                .map_err(|_| quorum_log(format!("term {} beyond i32", entry.term)))?;
+            persist.batches.push(BatchToWrite {
+                index: entry.index,
+                term,
+                base_offset: offset,
+                records,
+            });
+            offset += persist.batches.last().expect("pushed").records.len() as i64;
+            ends.push(offset);
+        }
+        Ok((persist, ends))
+    }
+
+    fn committed(&self, entries: Vec<Entry>) -> Result<Vec<CommittedBatch>, ReplicationError> {
+        entries
+            .into_iter()
+            .map(|entry| {
+                let base_offset = self.log.base_offset(entry.index).ok_or_else(|| {
+                    quorum_log(format!("committed entry {} is not durable", entry.index))
+                })?;
+                Ok(CommittedBatch {
+                    index: entry.index,
+                    term: entry.term as i32,
+                    base_offset,
+                    records: decode_entry_data(&entry.data)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A proposal must fit one metadata log batch on every voter, or it could never be stored.
+fn check_batch_size(records: &[MetadataRecord]) -> Result<(), ReplicationError> {
+    let new: Vec<NewRecord> = records
+        .iter()
+        .map(|r| NewRecord {
+            timestamp: 0,
+            key: None,
+            value: Some(r.encode()),
+            headers: Vec::new(),
+        })
+        .collect();
+    let bytes = BatchBuilder::default().build(&new).len();
+    if bytes > BATCH_BYTES_MAX {
+        return Err(ReplicationError::BatchTooLarge {
+            bytes,
+            max: BATCH_BYTES_MAX,
+        });
+    }
+    Ok(())
+}
+
+fn refused(reason: &'static str) -> ReplicationError {
+    ReplicationError::QuorumMessage { reason }
+}
+
+pub(crate) fn quorum_log(reason: String) -> ReplicationError {
+    ReplicationError::QuorumLog { reason }
+}
