@@ -194,6 +194,11 @@ impl Quorum {
         }
     }
 
+    /// True when [`Quorum::ready`] would hand out work (and no Ready is out).
+    pub fn has_ready(&self) -> bool {
+        self.pending.is_none() && self.node.has_ready()
+    }
+
     /// The work raft-rs has for the caller, if any. The caller sends `messages`, applies
     /// `committed`, makes `persist` durable, then calls [`Quorum::on_persisted`].
     pub fn ready(&mut self) -> Result<Option<QuorumReady>, ReplicationError> {
@@ -232,7 +237,10 @@ impl Quorum {
             entries,
             ends,
             hard_state,
-        } = self.pending.take().ok_or(ReplicationError::NoReadyOutstanding)?;
+        } = self
+            .pending
+            .take()
+            .ok_or(ReplicationError::NoReadyOutstanding)?;
         self.log.append(entries, ends);
         if let Some(hs) = hard_state {
             self.log.set_hard_state(hs);
