@@ -94,7 +94,14 @@ impl<D: Disk> PartitionLog<D> {
 
 /// Names storage owns or cleans up: a sealed file must not collide with them.
 fn assert_owned_name(name: &str) {
-    const SUFFIXES: [&str; 6] = [".log", ".index", ".timeindex", ".snapshot", ".tmp", ".cleaned"];
+    const SUFFIXES: [&str; 6] = [
+        ".log",
+        ".index",
+        ".timeindex",
+        ".snapshot",
+        ".tmp",
+        ".cleaned",
+    ];
     const RESERVED: [&str; 4] = [
         "leader-epoch-checkpoint",
         "log-start-offset-checkpoint",

@@ -183,7 +183,10 @@ impl<S: LogStore> MetadataLog<S> {
     /// Every durable batch from the one at `from_offset` on, whole, in offset order: what
     /// the controller quorum rebuilds its Raft log from at start-up. Batches must follow each
     /// other without gaps (a metadata log is never compacted).
-    pub async fn replay_batches(&self, from_offset: i64) -> Result<Vec<LogBatch>, ReplicationError> {
+    pub async fn replay_batches(
+        &self,
+        from_offset: i64,
+    ) -> Result<Vec<LogBatch>, ReplicationError> {
         let mut out: Vec<LogBatch> = Vec::new();
         let mut next = from_offset;
         loop {

@@ -37,9 +37,11 @@
 //! batch timestamps (nor, therefore, CRCs).
 //!
 //! Hard state (term, vote, commit) lives in `quorum-state` beside the segments (layout in
-//! `persist.rs`). Order of a Ready's persistence: cut, append, flush (fsync), then the
-//! hard-state file: so a durable commit index never points past the durable log. The commit
-//! index raised by a light ready is kept in memory only (Raft does not need it durable); a
+//! `persist.rs`). Order of a Ready's persistence: the hard-state file first, then cut, append,
+//! flush (fsync). So at every crash point the durable term is at least the term of every
+//! durable entry; the commit index written is clamped to the entries durable before the Ready,
+//! so it never points past the durable log. The commit index is therefore durable with a lag,
+//! and the one a light ready raises is kept in memory only: Raft does not need it durable, a
 //! restarted node learns it again from the leader.
 //!
 //! Voters are static: given by config, handed to raft-rs as the `ConfState` at every start,

@@ -56,8 +56,11 @@ pub struct QuorumAdvance {
     pub committed: Vec<CommittedBatch>,
 }
 
-/// Durable work of one Ready, in this order: cut the log, append the batches, flush, write
-/// the hard state. `persist::persist` does exactly that.
+/// Durable work of one Ready, in this order: write the hard state, cut the log, append the
+/// batches, flush. `persist::persist` does exactly that. Hard state first, so that at every
+/// crash point the durable term is at least every durable entry's term (a node never holds
+/// entries of a term it could still vote in afresh), and its commit index is clamped to what
+/// was durable before this Ready, so it never points past the durable log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Persist {
     /// Remove every batch from this offset on first: a follower's entries that conflict with
@@ -65,7 +68,7 @@ pub struct Persist {
     pub truncate_to: Option<i64>,
     /// Batches to append at the log end, in order.
     pub batches: Vec<BatchToWrite>,
-    /// The hard state to write, if it changed.
+    /// The hard state to write, if it changed (commit clamped, see above).
     pub hard_state: Option<QuorumHardState>,
 }
 
@@ -194,6 +197,11 @@ impl Quorum {
         }
     }
 
+    /// True when [`Quorum::ready`] would hand out work (and no Ready is out).
+    pub fn has_ready(&self) -> bool {
+        self.pending.is_none() && self.node.has_ready()
+    }
+
     /// The work raft-rs has for the caller, if any. The caller sends `messages`, applies
     /// `committed`, makes `persist` durable, then calls [`Quorum::on_persisted`].
     pub fn ready(&mut self) -> Result<Option<QuorumReady>, ReplicationError> {
@@ -232,7 +240,10 @@ impl Quorum {
             entries,
             ends,
             hard_state,
-        } = self.pending.take().ok_or(ReplicationError::NoReadyOutstanding)?;
+        } = self
+            .pending
+            .take()
+            .ok_or(ReplicationError::NoReadyOutstanding)?;
         self.log.append(entries, ends);
         if let Some(hs) = hard_state {
             self.log.set_hard_state(hs);
@@ -339,11 +350,17 @@ impl Quorum {
         entries: &[Entry],
         hard_state: Option<&HardState>,
     ) -> Result<(Persist, Vec<i64>), ReplicationError> {
+        // The hard state is written first (see `Persist`), so its commit index may name only
+        // entries already durable: those below this Ready's first new entry. Committed
+        // entries are never cut, so the durable commit index never moves back.
+        let durable_last = entries
+            .first()
+            .map_or(self.log.last_index(), |e| e.index - 1);
         let mut persist = Persist {
             hard_state: hard_state.map(|hs| QuorumHardState {
                 term: hs.term,
                 vote: hs.vote,
-                commit: hs.commit,
+                commit: hs.commit.min(durable_last),
             }),
             ..Persist::default()
         };

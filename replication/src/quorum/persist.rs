@@ -111,8 +111,8 @@ pub async fn open<S: LogStore, H: QuorumStateStore>(
     Quorum::new(config, RaftLog::new(entries, hard_state, conf_state))
 }
 
-/// Makes `persist` durable in its order: cut, append (each batch must land at its planned
-/// offset), flush, hard state. Any error leaves the quorum unusable: drop it and
+/// Makes `persist` durable in its order: hard state, cut, append (each batch must land at its
+/// planned offset), flush. Any error leaves the quorum unusable: drop it and
 /// [`open`] again from the recovered store, which holds a consistent state.
 pub async fn persist<S: LogStore, H: QuorumStateStore>(
     log: &MetadataLog<S>,
@@ -120,6 +120,12 @@ pub async fn persist<S: LogStore, H: QuorumStateStore>(
     persist: &Persist,
     now_ms: i64,
 ) -> Result<(), ReplicationError> {
+    if let Some(hs) = &persist.hard_state {
+        state
+            .write_quorum_state(&encode_hard_state(hs))
+            .await
+            .map_err(store_error("write quorum-state"))?;
+    }
     if let Some(offset) = persist.truncate_to {
         let end = log.truncate_to(offset, now_ms).await?;
         if end != offset {
@@ -139,12 +145,6 @@ pub async fn persist<S: LogStore, H: QuorumStateStore>(
     }
     if persist.truncate_to.is_some() || !persist.batches.is_empty() {
         log.flush().await?;
-    }
-    if let Some(hs) = &persist.hard_state {
-        state
-            .write_quorum_state(&encode_hard_state(hs))
-            .await
-            .map_err(store_error("write quorum-state"))?;
     }
     Ok(())
 }

@@ -90,7 +90,11 @@ impl RaftLog {
             return;
         };
         let keep = first.index as usize - 1;
-        assert!(keep <= core.entries.len(), "a gap before index {}", first.index);
+        assert!(
+            keep <= core.entries.len(),
+            "a gap before index {}",
+            first.index
+        );
         core.entries.truncate(keep);
         core.ends.truncate(keep);
         core.entries.extend(entries);
@@ -197,7 +201,10 @@ mod tests {
         let ctx = GetEntriesContext::empty(false);
         assert_eq!(log.entries(2, 4, None, ctx).unwrap().len(), 2);
         let ctx = GetEntriesContext::empty(false);
-        assert!(log.entries(2, 5, None, ctx).is_err(), "past the end: an error");
+        assert!(
+            log.entries(2, 5, None, ctx).is_err(),
+            "past the end: an error"
+        );
         log.append(vec![entry(3, 3), entry(4, 3)], vec![6, 9]);
         assert_eq!(log.last_index(), 2 + 2);
         assert_eq!((log.term(3).unwrap(), log.end_offset(4)), (3, Some(9)));

@@ -33,7 +33,7 @@ fn samples() -> Vec<Message> {
             m.commit = 39;
             m.commit_term = 5;
             m.request_snapshot = i;
-            m.reject = i % 2 == 0;
+            m.reject = i & 1 == 0;
             m.reject_hint = 41;
             m.priority = -(i as i64);
             m.context = bytes::Bytes::from_static(b"CampaignTransfer");
@@ -126,7 +126,8 @@ fn declared_sizes_beyond_the_bytes_or_the_bounds_are_refused() {
     assert!(encode_message(&m).is_err());
     m.entries.truncate(ENTRIES_PER_MESSAGE_MAX);
     let mut bytes = encode_message(&m).unwrap();
-    bytes[count_at..count_at + 4].copy_from_slice(&(ENTRIES_PER_MESSAGE_MAX as u32 + 1).to_be_bytes());
+    bytes[count_at..count_at + 4]
+        .copy_from_slice(&(ENTRIES_PER_MESSAGE_MAX as u32 + 1).to_be_bytes());
     bytes.extend_from_slice(&[0; ENTRY_MIN_BYTES]);
     assert!(decode_message(&bytes).is_err());
 }
@@ -134,7 +135,10 @@ fn declared_sizes_beyond_the_bytes_or_the_bounds_are_refused() {
 #[test]
 fn seeded_mutations_never_panic_and_decoded_messages_reencode() {
     let mut rng = RecordSource::new(0x5eed);
-    let valid: Vec<Vec<u8>> = samples().iter().map(|m| encode_message(m).unwrap()).collect();
+    let valid: Vec<Vec<u8>> = samples()
+        .iter()
+        .map(|m| encode_message(m).unwrap())
+        .collect();
     let (mut accepted, mut refused) = (0u32, 0u32);
     for _ in 0..5_000 {
         let mut bytes = valid[rng.below(valid.len() as u64) as usize].clone();
@@ -166,5 +170,8 @@ fn seeded_mutations_never_panic_and_decoded_messages_reencode() {
             Err(_) => refused += 1,
         }
     }
-    assert!(accepted > 100 && refused > 100, "{accepted} accepted, {refused} refused");
+    assert!(
+        accepted > 100 && refused > 100,
+        "{accepted} accepted, {refused} refused"
+    );
 }
