@@ -90,7 +90,9 @@ pub use entry::{decode_entry_data, encode_entry_data};
 pub use node::{
     BatchToWrite, CommittedBatch, Persist, Quorum, QuorumAdvance, QuorumHardState, QuorumReady,
 };
-pub use persist::{decode_hard_state, encode_hard_state, open, persist, run_ready_cycle};
+pub use persist::{
+    decode_hard_state, encode_hard_state, open, persist, run_ready_cycle, PRE_RAFT_TERM,
+};
 pub use raft::eraftpb::Message;
 pub use raft_log::RaftLog;
 

@@ -197,6 +197,15 @@ impl Quorum {
         }
     }
 
+    /// Starts an election now instead of after the election timeout: a lone voter becomes
+    /// leader at once (its start-up then waits for no timer); with peers it is a normal
+    /// (pre-)campaign.
+    pub fn campaign(&mut self) -> Result<(), ReplicationError> {
+        self.check_idle()?;
+        self.node.campaign()?;
+        Ok(())
+    }
+
     /// True when [`Quorum::ready`] would hand out work (and no Ready is out).
     pub fn has_ready(&self) -> bool {
         self.pending.is_none() && self.node.has_ready()

@@ -43,6 +43,10 @@ pub fn decode_hard_state(body: &[u8]) -> Result<QuorumHardState, ReplicationErro
     Ok(hs)
 }
 
+/// The Raft term of the batches a single-voter controller wrote before the quorum existed
+/// (stored with leader epoch 0).
+pub const PRE_RAFT_TERM: u64 = 1;
+
 /// Opens the quorum from what is durable: replays the metadata log (one Raft entry per batch,
 /// term = the batch's leader epoch) and reads the hard state. Refuses a log or state that
 /// breaks Raft's rules (a batch under term 0, terms going down, a commit index past the log,
@@ -60,14 +64,22 @@ pub async fn open<S: LogStore, H: QuorumStateStore>(
     }
     let mut entries = Vec::new();
     let mut last_term = 0u64;
+    let mut pre_raft_only = true;
     for (i, batch) in log.replay_batches(0).await?.into_iter().enumerate() {
-        let term = u64::try_from(batch.term).unwrap_or(0);
+        // Term 0 is the single-voter controller's from before Raft: those batches form a
+        // prefix of the log and count as term 1 (raft-rs reserves term 0 for "no entry").
+        let term = match u64::try_from(batch.term) {
+            Ok(0) if last_term <= PRE_RAFT_TERM => PRE_RAFT_TERM,
+            Ok(t) => t,
+            Err(_) => 0,
+        };
         if term == 0 || term < last_term {
             return Err(quorum_log(format!(
                 "batch at offset {} has term {} after term {last_term}",
                 batch.base_offset, batch.term
             )));
         }
+        pre_raft_only &= batch.term == 0;
         last_term = term;
         let entry = Entry {
             term,
@@ -83,6 +95,13 @@ pub async fn open<S: LogStore, H: QuorumStateStore>(
         .map_err(store_error("read quorum-state"))?
     {
         Some(body) => decode_hard_state(&body)?,
+        // A log from before the quorum has no state file: its voter was alone and is in
+        // the term its batches count as, having voted for nobody and committed nothing yet
+        // as far as Raft knows (its first election commits the whole log again).
+        None if pre_raft_only && last_term == PRE_RAFT_TERM => QuorumHardState {
+            term: PRE_RAFT_TERM,
+            ..QuorumHardState::default()
+        },
         None => QuorumHardState::default(),
     };
     let last_index = entries.len() as u64;
