@@ -4,38 +4,42 @@
 //! 1. is worked out as records in a [`Draft`] (applied to a copy of the image as they are
 //!    made, so later checks of the same request see them); a `validate_only` request or one
 //!    that changes nothing stops here;
-//! 2. is appended to the metadata log as one batch and flushed (the commit point: on a single
-//!    voter, durable = committed); under Raft only who commits a record changes;
-//! 3. is applied: the draft's image and its placement (new partitions on the least loaded
-//!    shard) become the controller's view; the placement table is written if it changed;
+//! 2. is proposed to the controller quorum as one batch (`crate::quorum`, raft-rs over the
+//!    metadata log) and waits until Raft commits it: on a lone voter once it is durable
+//!    (appended and fsynced), with peers once a majority holds it;
+//! 3. is applied, like every committed batch, by [`Controller::apply`]: the records become
+//!    the controller's view, new partitions get a shard (the least loaded), the placement
+//!    table is written if it changed;
 //! 4. is published to every shard ([`ApplyMetadata`]); the request is answered once each
 //!    has opened or deleted its logs, so a client that sees success can use the topic at once.
 //!
-//! If step 2 fails the request gets an error and the view is unchanged. The log may then hold
-//! an unflushed tail the image never applied, and the device has just refused a write or a
-//! sync, after which what reached it is unknown: the controller **fences itself** and refuses
-//! every later change until the broker restarts (a later flush would otherwise make that tail
-//! durable behind the image's back). At restart, recovery keeps the whole batches that did
-//! reach the disk and replay applies them, so a change answered with this error may be there
-//! after a restart, as after a Kafka request timeout. If step 3's placement write or step 4
-//! fails, the records are committed: the view advances, the answer is an error saying so.
+//! The view changes only by applying committed batches, in log order, whoever proposed them.
+//! If persisting fails the metadata log is in an unknown state: the quorum's driver stops and
+//! every later change is refused until the broker restarts (a later flush would otherwise
+//! make an unapplied tail durable behind the view's back). At restart, recovery keeps the
+//! whole batches that reached the disk and the quorum commits them again, so a change
+//! answered with this error may be there after a restart, as after a Kafka request timeout.
+//! If step 3's placement write or step 4 fails, the records are committed: the view
+//! advances, the answer is an error saying so.
 //!
 //! Each operation is a typed [`Call`] ([`CreateTopics`], [`DeleteTopics`],
 //! [`CreatePartitions`], [`AlterConfigs`], [`AllocateProducerId`]) that handlers send to the
 //! controller's shard with [`Shard::call`].
 
-use crate::disk::BrokerDisk;
 use crate::errors::code;
 use crate::mesh::Call;
 use crate::metadata::boot;
+use crate::metadata::Placement;
 use crate::metadata::{
     config_records, partition_records, topic_id_of, topic_records, valid_topic_name, Draft,
     MetadataImage, PRODUCER_ID_BLOCK,
 };
+use crate::quorum::{raft_id, Driver};
 use crate::shard::{ApplyMetadata, Shard};
 use millrace_replication::metadata::{
-    MetadataLog, MetadataRecord, PartitionStore, ProducerIdsRecord, RemoveTopicRecord,
+    ClusterImage, MetadataRecord, ProducerIdsRecord, RemoveTopicRecord,
 };
+use millrace_replication::quorum::{CommittedBatch, QuorumConfig};
 use millrace_shard::sync::Turn;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -45,12 +49,11 @@ use std::sync::Arc;
 /// The writer's own state. Lives on the controller's shard.
 pub struct Controller {
     turn: Turn,
-    log: MetadataLog<PartitionStore<BrokerDisk>>,
-    /// The view as of the last committed change (shards get copies of it).
+    /// The Raft node that commits the records.
+    driver: Rc<Driver>,
+    /// The view as of the last applied batch (shards get copies of it).
     current: RefCell<Arc<MetadataImage>>,
     next_producer_id: Cell<i64>,
-    /// Why the controller stopped accepting changes (a failed append or flush), if it did.
-    fenced: RefCell<Option<String>>,
 }
 
 /// CreateTopics: one outcome per topic, in request order.
@@ -225,31 +228,64 @@ impl Controller {
         self.current.borrow().clone()
     }
 
-    /// Steps 2-4 of the module doc for `draft`; `placement_dirty` forces the placement
-    /// table to be written (start-up found it stale). Publishes even when the draft is empty.
-    async fn commit(
+    /// Step 2 of the module doc: proposes the draft's records and waits until they are
+    /// committed and applied ([`Controller::apply`] has then published them).
+    async fn commit(&self, draft: Draft) -> Result<(), String> {
+        self.driver
+            .propose(draft.records)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Steps 3-4 of the module doc for one committed batch: the records become the view,
+    /// new partitions get a shard, the placement table is written if it changed, every shard
+    /// opens or deletes its logs. A batch the view already holds (replayed at start) is
+    /// skipped. A committed record that does not apply is a damaged or foreign log: an error.
+    async fn apply(&self, shard: &Rc<Shard>, batch: &CommittedBatch) -> Result<(), String> {
+        let current = self.current();
+        if batch.base_offset <= current.cluster.last_applied_offset() {
+            return Ok(());
+        }
+        let mut cluster = (*current.cluster).clone();
+        let mut placement = (*current.placement).clone();
+        for entry in batch.log_entries() {
+            cluster.apply(&entry.record, entry.offset).map_err(|e| {
+                format!(
+                    "committed record at offset {} does not apply: {e}",
+                    entry.offset
+                )
+            })?;
+            placement.follow(&entry.record, shard.shards);
+        }
+        let placement_changed = placement != *current.placement;
+        self.next_producer_id.set(
+            self.next_producer_id
+                .get()
+                .max(current.cluster.next_producer_id()),
+        );
+        self.publish_view(shard, cluster, placement, placement_changed)
+            .await
+    }
+
+    /// Makes a new view current, writes the placement table when `write_placement`, and
+    /// publishes the view to every shard.
+    async fn publish_view(
         &self,
         shard: &Rc<Shard>,
-        draft: Draft,
-        placement_dirty: bool,
+        cluster: ClusterImage,
+        placement: Placement,
+        write_placement: bool,
     ) -> Result<(), String> {
-        if let Some(why) = self.fenced.borrow().as_ref() {
-            return Err(format!("the metadata log is fenced until restart: {why}"));
-        }
         let current = self.current();
-        if !draft.records.is_empty() {
-            self.append_and_flush(&draft.records, current.cluster.last_applied_offset() + 1)
-                .await?;
-        }
-        let placement_changed = placement_dirty || draft.placement != *current.placement;
         let image = Arc::new(MetadataImage::new(
             current.version + 1,
             current.cluster_id.clone(),
-            Arc::new(draft.cluster),
-            Arc::new(draft.placement),
+            Arc::new(cluster),
+            Arc::new(placement),
         ));
         *self.current.borrow_mut() = image.clone();
-        if placement_changed {
+        if write_placement {
             let path = boot::placement_path(&shard.config.data_dir);
             boot::write(&shard.disk, &path, &image.placement.encode())
                 .await
@@ -259,71 +295,94 @@ impl Controller {
             .await
             .map_err(|e| format!("committed, but {e}"))
     }
-
-    /// Appends `records` as one batch, expected at offset `expected`, and flushes. Fences the
-    /// controller if the log may now hold records the image does not.
-    async fn append_and_flush(
-        &self,
-        records: &[MetadataRecord],
-        expected: i64,
-    ) -> Result<(), String> {
-        let end_before = self.log.log_end_offset();
-        let now_ms = millrace_shard::time::now_ms();
-        let appended = self
-            .log
-            .append(records, crate::partition::SINGLE_VOTER_TERM, now_ms);
-        let failure = match appended {
-            Ok(base) if base == expected => match self.log.flush().await {
-                Ok(()) => return Ok(()),
-                Err(e) => format!("flushing the metadata log: {e}"),
-            },
-            Ok(base) => format!("metadata batch landed at offset {base}, expected {expected}"),
-            Err(e) if self.log.log_end_offset() == end_before => {
-                return Err(format!("appending to the metadata log: {e}"))
-            }
-            Err(e) => format!("appending to the metadata log: {e}"),
-        };
-        tracing::error!(error = %failure, "metadata log failed; refusing metadata changes until restart");
-        *self.fenced.borrow_mut() = Some(failure.clone());
-        Err(failure)
-    }
 }
 
-/// Start-up on the controller's shard: opens the metadata (upgrading an old data directory),
-/// creates `__consumer_offsets` if missing (as records), writes the placement if it changed,
-/// and publishes the first view to every shard, which opens their partitions.
+/// The quorum settings of this node: its voters from `controller.quorum.voters` (itself
+/// alone without `process.roles`), timeouts in 100 ms ticks.
+pub fn quorum_config(config: &crate::config::Config) -> QuorumConfig {
+    let c = &config.cluster;
+    let voters: Vec<u64> = c.voters.iter().map(|v| raft_id(v.id)).collect();
+    let mut q = QuorumConfig::new(raft_id(config.node_id), &voters);
+    let tick_ms = 100u64;
+    q.tick_ms = tick_ms;
+    // Kafka's fetch timeout is how long a follower waits for its leader before it stands for
+    // election; its election timeout bounds the random extra a candidate waits.
+    let ticks = |ms: i64| (u64::try_from(ms).unwrap_or(0) / tick_ms).max(1) as usize;
+    q.election_tick = ticks(c.fetch_timeout_ms).max(q.heartbeat_tick + 1);
+    q.max_election_tick = q.election_tick + ticks(c.election_timeout_ms);
+    q
+}
+
+/// Start-up on the controller's shard: opens the metadata and its quorum (upgrading an old
+/// data directory), starts the quorum's driver, creates `__consumer_offsets` if missing (as
+/// records), writes the placement if it changed, and publishes the first view to every
+/// shard, which opens their partitions.
 pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
     assert_eq!(shard.id, Shard::controller_shard());
     let config = &shard.config;
     let now_ms = millrace_shard::time::now_ms();
+    let quorum_config = quorum_config(config);
     let boot = boot::load(
         &shard.disk,
         &config.data_dir,
         config.node_id,
         shard.shards,
+        &quorum_config,
         now_ms,
     )
     .await?;
     let view = MetadataImage::new(
         0,
         boot.cluster_id,
-        Arc::new(boot.cluster),
-        Arc::new(boot.placement),
+        Arc::new(ClusterImage::default()),
+        Arc::new(Placement::default()),
     );
-    let mut draft = Draft::new(&view, shard.shards, config.node_id);
-    ensure_offsets_topic(&mut draft, config.offsets_topic_partitions)?;
+    let lone = quorum_config.voters == [quorum_config.node_id];
+    let driver = Driver::new(
+        boot.quorum,
+        Rc::new(boot.log),
+        std::time::Duration::from_millis(quorum_config.tick_ms),
+    );
     let controller = Controller {
         turn: Turn::new(),
-        log: boot.log,
-        next_producer_id: Cell::new(view.cluster.next_producer_id()),
+        driver: driver.clone(),
+        next_producer_id: Cell::new(boot.cluster.next_producer_id()),
         current: RefCell::new(Arc::new(view)),
-        fenced: RefCell::new(None),
     };
     let Ok(controller) = shard.subsystems.install(controller) else {
         return Err("the controller was started twice".into());
     };
     let _turn = controller.turn.lock().await;
-    controller.commit(shard, draft, boot.placement_dirty).await
+    controller
+        .publish_view(shard, boot.cluster, boot.placement, boot.placement_dirty)
+        .await?;
+    let stopping = {
+        let shard = shard.clone();
+        move || shard.stopping.get()
+    };
+    millrace_shard::spawn_detached(driver.clone().run_ticks(stopping.clone()));
+    {
+        let shard = shard.clone();
+        let controller = controller.clone();
+        let apply = async move |batch: &CommittedBatch| controller.apply(&shard, batch).await;
+        millrace_shard::spawn_detached(driver.clone().run(
+            |messages| {
+                // Only a lone voter runs so far (server.rs refuses more): it sends nothing.
+                tracing::warn!(count = messages.len(), "quorum messages with no transport");
+            },
+            apply,
+            stopping,
+        ));
+    }
+    if lone {
+        driver.campaign();
+    }
+    let mut draft = Draft::new(&controller.current(), shard.shards, config.node_id);
+    ensure_offsets_topic(&mut draft, config.offsets_topic_partitions)?;
+    if draft.records.is_empty() {
+        return Ok(());
+    }
+    controller.commit(draft).await
 }
 
 /// Creates the offsets topic if the image lacks it, and adds the internal configs an older
@@ -370,7 +429,7 @@ async fn change_metadata<R>(
     if draft.records.is_empty() {
         return reply;
     }
-    if let Err(e) = controller.commit(shard, draft, false).await {
+    if let Err(e) = controller.commit(draft).await {
         tracing::error!(error = %e, "committing metadata failed");
         return failed(reply, &e);
     }
@@ -660,70 +719,111 @@ fn alter_configs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_lite::future::block_on;
+    use crate::disk::BrokerDisk;
     use millrace_replication::metadata::TopicId;
+    use millrace_shard::Sim;
     use millrace_storage::sim::SimDisk;
     use std::path::Path;
 
-    fn controller(disk: &SimDisk) -> Controller {
+    /// A lone voter's quorum over the metadata log on `disk`, driven on `sim`; its committed
+    /// batches are applied to the returned image.
+    fn start(sim: &Sim, disk: &SimDisk) -> (Rc<Driver>, Rc<RefCell<ClusterImage>>) {
         let disk = BrokerDisk::Sim(disk.clone());
-        let boot = block_on(boot::load(&disk, Path::new("/data"), 0, 2, 0)).unwrap();
-        let view = MetadataImage::new(
-            1,
-            boot.cluster_id,
-            Arc::new(boot.cluster),
-            Arc::new(boot.placement),
+        let config = QuorumConfig::new(1, &[1]);
+        let boot = sim
+            .block_on(boot::load(&disk, Path::new("/data"), 0, 2, &config, 0))
+            .unwrap();
+        let image = Rc::new(RefCell::new(boot.cluster));
+        let driver = Driver::new(
+            boot.quorum,
+            Rc::new(boot.log),
+            std::time::Duration::from_millis(100),
         );
-        Controller {
-            turn: Turn::new(),
-            log: boot.log,
-            next_producer_id: Cell::new(0),
-            current: RefCell::new(Arc::new(view)),
-            fenced: RefCell::new(None),
-        }
+        let applied = image.clone();
+        let apply = async move |batch: &CommittedBatch| {
+            let mut image = applied.borrow_mut();
+            if batch.base_offset <= image.last_applied_offset() {
+                return Ok(());
+            }
+            for e in batch.log_entries() {
+                image
+                    .apply(&e.record, e.offset)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        };
+        sim.spawn(
+            driver
+                .clone()
+                .run(|_| panic!("a lone voter sends nothing"), apply, || false),
+        )
+        .detach();
+        driver.campaign();
+        (driver, image)
     }
 
-    fn new_topic(c: &Controller, name: &str, id: u8) -> Draft {
-        let mut draft = Draft::new(&c.current(), 2, 0);
-        let records = topic_records(name, TopicId([id; 16]), 3, &BTreeMap::new(), 0);
-        draft.push_all(records).unwrap();
-        draft
+    fn new_topic(name: &str, id: u8) -> Vec<MetadataRecord> {
+        topic_records(name, TopicId([id; 16]), 3, &BTreeMap::new(), 0)
     }
 
     #[test]
-    fn a_flushed_change_is_there_after_a_crash() {
+    fn a_committed_change_is_applied_and_there_after_a_crash() {
+        let sim = Sim::new(1);
         let disk = SimDisk::new(4096);
-        let c = controller(&disk);
-        let draft = new_topic(&c, "a", 1);
-        block_on(c.append_and_flush(&draft.records, 0)).unwrap();
-        assert!(c.fenced.borrow().is_none());
-        drop(c);
+        let (driver, image) = start(&sim, &disk);
+        let batch = sim.block_on(driver.propose(new_topic("a", 1))).unwrap();
+        assert_eq!(
+            batch.records.len(),
+            4,
+            "the topic record and three partitions"
+        );
+        assert!(
+            image.borrow().topic("a").is_some(),
+            "applied before the answer"
+        );
+        sim.crash();
         disk.crash(11);
-        let c = controller(&disk);
-        let a = c.current().topics["a"].clone();
-        assert_eq!((a.partitions, a.topic_id), (3, TopicId([1; 16])));
-        // The next change lands right after the replayed records.
-        let expected = c.current().cluster.last_applied_offset() + 1;
-        let draft = new_topic(&c, "b", 2);
-        block_on(c.append_and_flush(&draft.records, expected)).unwrap();
+        let sim = Sim::new(2);
+        let (driver, image) = start(&sim, &disk);
+        let a = image.borrow().topic("a").cloned().expect("replayed");
+        assert_eq!(a.id, TopicId([1; 16]));
+        // The next change lands after the replayed records and the new leader's entry.
+        let batch = sim.block_on(driver.propose(new_topic("b", 2))).unwrap();
+        assert!(batch.base_offset > 4, "{batch:?}");
+        assert!(image.borrow().topic("b").is_some());
     }
 
     #[test]
-    fn a_failed_flush_fences_the_controller_and_a_restart_sees_all_or_nothing() {
+    fn a_failed_flush_stops_the_quorum_and_a_restart_sees_all_or_nothing() {
         for seed in 0..8 {
+            let sim = Sim::new(seed);
             let disk = SimDisk::new(4096);
-            let c = controller(&disk);
-            let draft = new_topic(&c, "a", 1);
+            let (driver, image) = start(&sim, &disk);
+            sim.block_on(driver.propose(vec![MetadataRecord::NoOp]))
+                .unwrap();
             disk.fail_next_syncs(1);
-            assert!(block_on(c.append_and_flush(&draft.records, 0)).is_err());
-            assert!(c.fenced.borrow().is_some(), "seed {seed}");
-            assert!(c.current().topics.is_empty(), "the view did not change");
-            drop(c);
-            disk.crash(seed);
-            let c = controller(&disk);
-            let topics = &c.current().topics;
+            let failed = sim.block_on(driver.propose(new_topic("a", 1)));
             assert!(
-                topics.is_empty() || topics["a"].partitions == 3,
+                matches!(failed, Err(crate::quorum::ProposeError::Stopped(_))),
+                "seed {seed}: {failed:?}"
+            );
+            assert!(image.borrow().topic("a").is_none(), "not applied");
+            let later = sim.block_on(driver.propose(vec![MetadataRecord::NoOp]));
+            assert!(matches!(
+                later,
+                Err(crate::quorum::ProposeError::Stopped(_))
+            ));
+            sim.crash();
+            disk.crash(seed);
+            let sim = Sim::new(seed + 100);
+            let (driver, image) = start(&sim, &disk);
+            sim.block_on(driver.propose(vec![MetadataRecord::NoOp]))
+                .unwrap();
+            let image = image.borrow();
+            assert!(
+                image
+                    .topic("a")
+                    .is_none_or(|a| image.partition(&a.id, 2).is_some()),
                 "seed {seed}: a batch is never half applied"
             );
         }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! propose(records) ─┐
-//! step(message) ────┼─> inputs ─> loop: drain inputs into the quorum
+//! campaign ─────────┼─> inputs ─> loop: drain inputs into the quorum
 //! tick (timer) ─────┘                   run one Ready cycle (send, persist + fsync, advance)
 //!                                       apply each committed batch (the controller's image)
 //!                                       answer the proposals whose index committed
@@ -61,7 +61,9 @@ pub enum ProposeError {
 impl std::fmt::Display for ProposeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ProposeError::NotLeader(Some(id)) => write!(f, "not the active controller (node {id} is)"),
+            ProposeError::NotLeader(Some(id)) => {
+                write!(f, "not the active controller (node {id} is)")
+            }
             ProposeError::NotLeader(None) => write!(f, "no active controller is known"),
             ProposeError::Lost => write!(f, "the change was lost to a controller election"),
             ProposeError::Stopped(why) => write!(f, "the metadata log stopped: {why}"),
@@ -74,8 +76,8 @@ type Answer = Result<CommittedBatch, ProposeError>;
 
 enum Input {
     Propose(Vec<MetadataRecord>, OneshotSender<Answer>),
-    Step(Message),
     Tick,
+    Campaign,
 }
 
 /// The driver of one controller's quorum. Lives on the controller's shard.
@@ -118,20 +120,10 @@ impl Driver {
             .unwrap_or_else(|| Err(ProposeError::Stopped("the driver ended".into())))
     }
 
-    /// Hands a peer's message to the quorum.
-    pub fn step(&self, message: Message) {
-        self.inputs.borrow_mut().push_back(Input::Step(message));
+    /// Stands for election now (a lone voter at start: it leads at once).
+    pub fn campaign(&self) {
+        self.inputs.borrow_mut().push_back(Input::Campaign);
         self.wake.notify_all();
-    }
-
-    /// Read access to the quorum (status for DescribeQuorum; never across an await).
-    pub fn with_quorum<R>(&self, f: impl FnOnce(&Quorum) -> R) -> R {
-        f(&self.quorum.borrow())
-    }
-
-    /// True when this node leads the quorum.
-    pub fn is_leader(&self) -> bool {
-        self.quorum.borrow().role() == quorum::QuorumRole::Leader
     }
 
     /// Ticks the quorum every tick until `stop()` says so.
@@ -195,9 +187,9 @@ impl Driver {
                         tracing::warn!(error = %e, "quorum tick refused");
                     }
                 }
-                Input::Step(message) => {
-                    if let Err(e) = quorum.step(message) {
-                        tracing::debug!(error = %e, "quorum message refused");
+                Input::Campaign => {
+                    if let Err(e) = quorum.campaign() {
+                        tracing::warn!(error = %e, "campaign refused");
                     }
                 }
                 Input::Propose(records, answer) => {

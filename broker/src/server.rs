@@ -48,10 +48,12 @@ fn refuse_what_is_not_built(config: &Config) -> Result<(), String> {
     let c = &config.cluster;
     let alone = c.voters.len() == 1 && c.voters[0].id == config.node_id;
     if !alone {
-        return Err("controller.quorum.voters: a quorum of more than this node is not served \
+        return Err(
+            "controller.quorum.voters: a quorum of more than this node is not served \
                     by this build yet (the Raft controller is being built); list only this \
                     node.id"
-            .into());
+                .into(),
+        );
     }
     if c.roles.is_some_and(|r| !r.broker) {
         return Err("process.roles: a controller-only node is not served by this build yet".into());

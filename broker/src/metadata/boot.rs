@@ -31,6 +31,7 @@ use super::Placement;
 use millrace_replication::metadata::{
     from_legacy, ClusterImage, MetadataLog, MetadataRecord, PartitionStore,
 };
+use millrace_replication::quorum::{Quorum, QuorumConfig};
 use millrace_storage::disk::Disk;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +45,10 @@ const UPGRADE_BATCH_VALUE_BYTES: usize = 512 << 10;
 pub struct Boot<D: Disk> {
     /// The opened log.
     pub log: MetadataLog<PartitionStore<D>>,
-    /// The image replayed from it.
+    /// The Raft node over it, opened from the log and its `quorum-state`.
+    pub quorum: Quorum,
+    /// The image replayed from it: every committed batch (for a lone voter every durable
+    /// batch, all of which its next election commits).
     pub cluster: ClusterImage,
     /// The placement, reconciled with the image and the shard count.
     pub placement: Placement,
@@ -77,6 +81,7 @@ pub async fn load<D: Disk>(
     data_dir: &Path,
     node_id: i32,
     shards: usize,
+    quorum_config: &QuorumConfig,
     now_ms: i64,
 ) -> Result<Boot<D>, String> {
     let dir = data_dir.join(LOG_DIR);
@@ -88,7 +93,15 @@ pub async fn load<D: Disk>(
     if let Some(bytes) = read(disk, &legacy).await? {
         props = Some(upgrade(disk, data_dir, &bytes, &log, node_id, props, now_ms).await?);
     }
-    let cluster = replay(&log).await?;
+    let quorum = millrace_replication::quorum::open(quorum_config, &log, log.store())
+        .await
+        .map_err(|e| format!("opening the controller quorum on {}: {e}", dir.display()))?;
+    let replay_end = if quorum_config.voters == [quorum_config.node_id] {
+        log.durable_end()
+    } else {
+        quorum.committed_end_offset()
+    };
+    let cluster = replay(&log, replay_end).await?;
     let props = match props {
         Some(props) => props,
         None if cluster.last_applied_offset() >= 0 => {
@@ -122,6 +135,7 @@ pub async fn load<D: Disk>(
     placement.reconcile(&cluster, shards);
     Ok(Boot {
         log,
+        quorum,
         cluster,
         placement_dirty: stored.as_ref() != Some(&placement),
         placement,
@@ -129,14 +143,17 @@ pub async fn load<D: Disk>(
     })
 }
 
-/// The image the log's committed records build.
-pub async fn replay<D: Disk>(log: &MetadataLog<PartitionStore<D>>) -> Result<ClusterImage, String> {
+/// The image the log's records below offset `end` build.
+pub async fn replay<D: Disk>(
+    log: &MetadataLog<PartitionStore<D>>,
+    end: i64,
+) -> Result<ClusterImage, String> {
     let entries = log
         .replay(0)
         .await
         .map_err(|e| format!("replaying the metadata log: {e}"))?;
     let mut image = ClusterImage::default();
-    for entry in entries {
+    for entry in entries.into_iter().take_while(|e| e.offset < end) {
         image.apply(&entry.record, entry.offset).map_err(|e| {
             format!(
                 "metadata log record at offset {} does not apply: {e}",

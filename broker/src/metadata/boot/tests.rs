@@ -59,7 +59,15 @@ fn disk_with_old_file() -> SimDisk {
 }
 
 fn start(disk: &SimDisk, shards: usize) -> Result<Boot<SimDisk>, String> {
-    block_on(load(disk, Path::new(DATA), 0, shards, 1_700_000_000_000))
+    let quorum = millrace_replication::quorum::QuorumConfig::new(1, &[1]);
+    block_on(load(
+        disk,
+        Path::new(DATA),
+        0,
+        shards,
+        &quorum,
+        1_700_000_000_000,
+    ))
 }
 
 fn id(uuid: uuid::Uuid) -> TopicId {
@@ -184,7 +192,8 @@ fn a_fresh_directory_gets_a_cluster_id_that_stays() {
     assert_eq!(again.cluster.broker_configs("").unwrap()["k"], "v");
     drop(again);
     // Another node's directory, or a log whose cluster id was lost, is refused.
-    let other = block_on(load(&disk, Path::new(DATA), 5, 2, 0));
+    let quorum = millrace_replication::quorum::QuorumConfig::new(6, &[6]);
+    let other = block_on(load(&disk, Path::new(DATA), 5, 2, &quorum, 0));
     assert!(other.err().unwrap().contains("node.id=0"));
     block_on(disk.remove_file(&meta_properties_path(Path::new(DATA)))).unwrap();
     assert!(start(&disk, 2).err().unwrap().contains("missing"));
