@@ -2,7 +2,7 @@
 //! writer that sends responses strictly in request order. At most `queued.max.requests`
 //! requests are in flight per connection; past that the reader stops reading the socket.
 
-use crate::handlers::{RecordPiece, Response};
+use crate::handlers::{Listener, RecordPiece, Response};
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -20,7 +20,7 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 const COALESCE_BYTES_MAX: usize = 64 * 1024;
 
 /// Serves a connection until the peer closes it or sends something unusable.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -41,7 +41,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         queue.clone(),
         peer.clone(),
     ));
-    read_loop(&shard, reader, &queue, &peer).await;
+    read_loop(&shard, reader, &queue, &peer, listener).await;
     queue.close();
     writer_task.await;
 }
@@ -51,6 +51,7 @@ async fn read_loop(
     mut reader: TcpStream,
     queue: &LocalQueue<Task<Response>>,
     peer: &str,
+    listener: Listener,
 ) {
     // Kafka reports a client's host as "/address".
     let host: Rc<str> = match peer.rsplit_once(':') {
@@ -82,7 +83,10 @@ async fn read_loop(
             }
         };
         let body = frame.slice(body_at..);
-        let client = crate::handlers::Client { host: host.clone() };
+        let client = crate::handlers::Client {
+            host: host.clone(),
+            listener,
+        };
         let task = millrace_shard::spawn(handle(shard.clone(), header, body, client));
         if queue.push(task).await.is_err() {
             return;

@@ -86,6 +86,20 @@ pub struct AlterConfigs {
 /// A fresh producer id.
 pub struct AllocateProducerId;
 
+/// A Raft message from another controller, for this node's quorum. Ignored where no quorum
+/// runs (before start-up ends).
+pub struct StepRaft(pub millrace_replication::quorum::Message);
+
+impl Call<Shard> for StepRaft {
+    type Reply = ();
+
+    async fn run(self, shard: Rc<Shard>) {
+        if let Some(controller) = shard.subsystems.get::<Controller>() {
+            controller.driver.step(self.0);
+        }
+    }
+}
+
 impl Call<Shard> for CreateTopics {
     type Reply = Vec<TopicOutcome>;
 

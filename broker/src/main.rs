@@ -105,7 +105,17 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     let mut overrides = Vec::new();
     let mut push = |k: &str, v: String| overrides.push((k.to_string(), v, 0));
     if let Some(v) = &cli.listen {
-        push("listeners", v.clone());
+        // --listen replaces the client listener; the controller listeners the file names
+        // stay (a node's controller listener is its address in the voters).
+        let keys = &config.cluster_keys;
+        let mut listeners = vec![v.clone()];
+        listeners.extend(
+            keys.listeners
+                .iter()
+                .filter(|l| keys.controller_listener_names.contains(&l.name))
+                .map(|l| format!("{}://{}:{}", l.name, l.host, l.port)),
+        );
+        push("listeners", listeners.join(","));
     }
     if let Some(v) = &cli.advertise {
         push("advertised.listeners", v.clone());

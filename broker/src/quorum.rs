@@ -78,6 +78,7 @@ enum Input {
     Propose(Vec<MetadataRecord>, OneshotSender<Answer>),
     Tick,
     Campaign,
+    Step(Message),
 }
 
 /// The driver of one controller's quorum. Lives on the controller's shard.
@@ -118,6 +119,12 @@ impl Driver {
         self.wake.notify_all();
         rx.await
             .unwrap_or_else(|| Err(ProposeError::Stopped("the driver ended".into())))
+    }
+
+    /// Hands a peer's message to the quorum.
+    pub fn step(&self, message: Message) {
+        self.inputs.borrow_mut().push_back(Input::Step(message));
+        self.wake.notify_all();
     }
 
     /// Stands for election now (a lone voter at start: it leads at once).
@@ -185,6 +192,11 @@ impl Driver {
                 Input::Tick => {
                     if let Err(e) = quorum.tick() {
                         tracing::warn!(error = %e, "quorum tick refused");
+                    }
+                }
+                Input::Step(message) => {
+                    if let Err(e) = quorum.step(message) {
+                        tracing::debug!(error = %e, "quorum message refused");
                     }
                 }
                 Input::Campaign => {

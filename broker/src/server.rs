@@ -1,6 +1,7 @@
 //! Start-up and shutdown of the shards.
 
 use crate::config::Config;
+use crate::handlers::Listener;
 use crate::mesh::MeshMsg;
 use crate::metadata::MetadataImage;
 use crate::shard::Shard;
@@ -79,6 +80,12 @@ pub fn run(mut config: Config) -> Result<(), String> {
         std::net::TcpListener::bind(config.listen)
             .map_err(|e| format!("listening on {}: {e}", config.listen))?,
     );
+    if let Some(addr) = config.cluster.controller_listen {
+        drop(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("listening on the controller listener {addr}: {e}"))?,
+        );
+    }
     let mesh = MeshSpec::<MeshMsg<Shard>>::new(config.cores, config.mesh_channel_capacity);
     let config = Arc::new(config);
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), cores = config.cores,
@@ -124,6 +131,11 @@ async fn shard_main(
     while ready.load(Ordering::Acquire) < shard.shards && !STOP.load(Ordering::Relaxed) {
         millrace_shard::time::sleep(Duration::from_millis(1)).await;
     }
+    if shard.id == Shard::controller_shard() {
+        if let Some(addr) = config.cluster.controller_listen {
+            serve_controller_listener(shard.clone(), addr)?;
+        }
+    }
     let listener = millrace_shard::net::listen(config.listen)?;
     tracing::info!(
         shard = shard.id,
@@ -140,7 +152,7 @@ async fn shard_main(
             async move {
                 let slot = connections.acquire().await; // max.connections: wait for a close
                 millrace_shard::spawn_detached(async move {
-                    crate::connection::serve(shard, stream).await;
+                    crate::connection::serve(shard, stream, Listener::Client).await;
                     drop(slot);
                 });
             }
@@ -151,6 +163,33 @@ async fn shard_main(
     shard.data_arrived.notify_all();
     shard.close_partitions().await;
     tracing::info!(shard = shard.id, "shard stopped");
+    Ok(())
+}
+
+/// Accepts connections on the controller listener (on the controller's shard only) until the
+/// broker stops. They are few (the other controllers and brokers), so `max.connections`,
+/// which bounds clients, does not count them.
+fn serve_controller_listener(shard: Rc<Shard>, addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let listener = millrace_shard::net::listen(addr)?;
+    tracing::info!(%addr, "controller listener ready");
+    millrace_shard::spawn_detached(async move {
+        millrace_shard::net::accept_until(
+            listener,
+            Duration::from_millis(50),
+            || STOP.load(Ordering::Relaxed),
+            move |stream| {
+                let shard = shard.clone();
+                async move {
+                    millrace_shard::spawn_detached(crate::connection::serve(
+                        shard,
+                        stream,
+                        Listener::Controller,
+                    ));
+                }
+            },
+        )
+        .await;
+    });
     Ok(())
 }
 

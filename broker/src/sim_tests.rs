@@ -567,6 +567,7 @@ async fn request<Req: Encodable>(
     };
     let client = Client {
         host: Rc::from("/127.0.0.1"),
+        listener: crate::handlers::Listener::Client,
     };
     dispatch(shard, &header, body.freeze(), client).await
 }

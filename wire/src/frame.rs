@@ -77,15 +77,33 @@ pub fn response_header_version(api_key: ApiKey, version: i16) -> i16 {
     api_key.response_header_version(version)
 }
 
+/// Millrace's private API key for Raft messages between controllers. Served on the
+/// controller listener only and never advertised: the body is the quorum's own bounded codec
+/// (no Kafka schema), the request header is v1 and the response header v0.
+pub const RAFT_API_KEY: i16 = 1000;
+
+/// A response frame with header v0 and `body` as given (for [`RAFT_API_KEY`]).
+pub fn encode_raw_response(correlation_id: i32, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(SIZE_PREFIX_BYTES + 4 + body.len());
+    buf.put_i32((4 + body.len()) as i32);
+    buf.put_i32(correlation_id);
+    buf.put_slice(body);
+    buf.freeze()
+}
+
 /// Parses a request header from the frame (the bytes after the size prefix); returns the
 /// header and the position where the body starts.
 pub fn parse_request_header(frame: &[u8]) -> Result<(RequestHeader, usize), WireError> {
     let (api_key, api_version, correlation_id) = peek_fixed(frame)?;
-    let key = ApiKey::try_from(api_key).map_err(|_| WireError::UnsupportedApi {
-        api_key,
-        api_version,
-    })?;
-    let header_version = request_header_version(key, api_version);
+    let header_version = if api_key == RAFT_API_KEY {
+        1
+    } else {
+        let key = ApiKey::try_from(api_key).map_err(|_| WireError::UnsupportedApi {
+            api_key,
+            api_version,
+        })?;
+        request_header_version(key, api_version)
+    };
     let rest = &frame[REQUEST_HEADER_FIXED_BYTES..];
     if rest.len() < 2 {
         return Err(WireError::Truncated {
@@ -243,5 +261,16 @@ mod tests {
             Err(WireError::UnsupportedApi { api_key: 999, .. })
         ));
         assert_eq!(peek_fixed(&frame).unwrap(), (999, 0, 7));
+    }
+
+    #[test]
+    fn the_raft_key_parses_with_header_v1_and_answers_with_header_v0() {
+        let mut frame = header_v1(RAFT_API_KEY, 0, "millrace-controller-2");
+        frame.extend_from_slice(&[9, 9]);
+        let (h, body) = parse_request_header(&frame).unwrap();
+        assert_eq!((h.api_key, h.header_version), (RAFT_API_KEY, 1));
+        assert_eq!(&frame[body..], &[9, 9]);
+        let response = encode_raw_response(7, b"ok");
+        assert_eq!(&response[..], &[0, 0, 0, 6, 0, 0, 0, 7, b'o', b'k']);
     }
 }

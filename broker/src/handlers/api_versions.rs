@@ -2,15 +2,15 @@
 //! UNSUPPORTED_VERSION in the v0 format with the list, and the client retries with one it has.
 
 use super::Response;
-use super::{decode, respond, REGISTRY};
+use super::{decode, respond, ApiEntry};
 use crate::errors::code;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use millrace_wire::frame::RequestHeader;
 
-fn api_keys() -> Vec<ApiVersion> {
-    REGISTRY
+fn api_keys(registry: &[ApiEntry]) -> Vec<ApiVersion> {
+    registry
         .iter()
         .map(|e| {
             ApiVersion::default()
@@ -21,19 +21,19 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-pub async fn handle(_ctx: super::Context, header: RequestHeader, body: Bytes) -> Response {
+pub async fn handle(ctx: super::Context, header: RequestHeader, body: Bytes) -> Response {
     if let Err(close) = decode::<ApiVersionsRequest>(&header, &body) {
         return close;
     }
     respond(
         &header,
-        &ApiVersionsResponse::default().with_api_keys(api_keys()),
+        &ApiVersionsResponse::default().with_api_keys(api_keys(ctx.client().listener.registry())),
     )
 }
 
 /// The v0-format error response for an ApiVersions version the broker does not support.
-pub fn unsupported_version(header: &RequestHeader) -> Response {
-    let keys = api_keys();
+pub fn unsupported_version(header: &RequestHeader, registry: &[ApiEntry]) -> Response {
+    let keys = api_keys(registry);
     let mut buf = BytesMut::with_capacity(16 + keys.len() * 6);
     buf.put_i32(0);
     buf.put_i32(header.correlation_id);

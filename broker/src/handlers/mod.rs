@@ -32,6 +32,7 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
+mod raft;
 mod sync_group;
 
 use crate::shard::Shard;
@@ -93,6 +94,27 @@ type Handler = fn(Context, RequestHeader, Bytes) -> HandlerFuture;
 pub struct Client {
     /// The peer's address as Kafka reports it (`/127.0.0.1`).
     pub host: Rc<str>,
+    /// The listener the request came in on.
+    pub listener: Listener,
+}
+
+/// Which listener a connection came in on; each serves its own registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The client listener ([`REGISTRY`]).
+    Client,
+    /// The controller listener ([`CONTROLLER_REGISTRY`] and the private Raft key).
+    Controller,
+}
+
+impl Listener {
+    /// The APIs served on this listener.
+    pub fn registry(self) -> &'static [ApiEntry] {
+        match self {
+            Listener::Client => REGISTRY,
+            Listener::Controller => CONTROLLER_REGISTRY,
+        }
+    }
 }
 
 /// One API the broker serves, at the versions it implements.
@@ -154,6 +176,10 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(ConsumerGroupDescribe, 0, 1, consumer_group_describe),
 ];
 
+/// What the controller listener serves besides the private Raft key
+/// (`millrace_wire::frame::RAFT_API_KEY`, which no ApiVersions lists).
+pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[entry!(ApiVersions, 0, 3, api_versions)];
+
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection
 /// as Kafka does, except ApiVersions, which answers UNSUPPORTED_VERSION in the v0 format.
 pub async fn dispatch(
@@ -162,12 +188,18 @@ pub async fn dispatch(
     body: Bytes,
     client: Client,
 ) -> Response {
-    let Some(entry) = REGISTRY.iter().find(|e| e.key as i16 == header.api_key) else {
+    if header.api_key == millrace_wire::frame::RAFT_API_KEY
+        && client.listener == Listener::Controller
+    {
+        return raft::handle(Context::new(shard.clone(), client), header.clone(), body).await;
+    }
+    let registry = client.listener.registry();
+    let Some(entry) = registry.iter().find(|e| e.key as i16 == header.api_key) else {
         return Response::Close(format!("unsupported api key {}", header.api_key));
     };
     let version = header.api_version;
     if entry.key == ApiKey::ApiVersions && (version < entry.min || version > entry.max) {
-        return api_versions::unsupported_version(header);
+        return api_versions::unsupported_version(header, registry);
     }
     if version < entry.min_handled || version > entry.max {
         return Response::Close(format!("unsupported version {version} of {:?}", entry.key));

@@ -1,0 +1,88 @@
+"""A node configured with Kafka's KRaft keys (process.roles, controller.quorum.voters, a
+CONTROLLER listener): as a one-voter quorum it serves clients as the single node does, its
+controller listener serves the controller's APIs and the private Raft key only, and what this
+build cannot serve yet (more voters) is a start-up error naming the key, never ignored."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+import kwire as w
+from brokerproc import BrokerProcess, free_port
+
+pytestmark = pytest.mark.millrace_only
+
+RAFT_API_KEY = 1000
+
+
+def kraft_properties(controller_port: int, voters: str) -> str:
+    return (
+        "process.roles=broker,controller\n"
+        "node.id=1\n"
+        f"controller.quorum.voters={voters}\n"
+        f"listeners=PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:{controller_port}\n"
+        "controller.listener.names=CONTROLLER\n"
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+        "broker.rack=r1\n"
+    )
+
+
+def test_one_voter_kraft_node_serves_clients_and_a_controller_listener(tmp_path, topic):
+    controller_port = free_port()
+    cfg = tmp_path / "node1.properties"
+    cfg.write_text(kraft_properties(controller_port, f"1@127.0.0.1:{controller_port}"))
+    b = BrokerProcess(tmp_path / "b")
+    b.extra_args = ["--config", str(cfg)]  # --listen replaces the client listener only
+    b.start()
+    try:
+        # Clients work as on the single node.
+        p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
+        for i in range(5):
+            p.produce(topic, value=f"v{i}".encode())
+        assert p.flush(30) == 0
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-" + topic,
+                      "auto.offset.reset": "earliest"})
+        c.subscribe([topic])
+        got = []
+        for _ in range(60):
+            m = c.poll(1.0)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+            if len(got) == 5:
+                break
+        c.close()
+        assert got == [f"v{i}".encode() for i in range(5)]
+
+        # The client listener lists client APIs and refuses the private Raft key.
+        err, client_keys = w.api_versions_v0(b.port)
+        assert err == 0 and 0 in client_keys and RAFT_API_KEY not in client_keys
+        with w.connect(b.port) as s:
+            s.sendall(w.frame(w.header_v1(RAFT_API_KEY, 0, 1)))
+            assert w.closed_by_peer(s)
+
+        # The controller listener serves ApiVersions (its own list) and closes on a Raft
+        # message that does not decode.
+        err, controller_keys = w.api_versions_v0(controller_port)
+        assert err == 0 and set(controller_keys) == {18}
+        with w.connect(controller_port) as s:
+            s.sendall(w.frame(w.header_v1(RAFT_API_KEY, 0, 1) + b"\x01\x02\x03"))
+            assert w.closed_by_peer(s)
+        # and the node is still serving.
+        assert w.api_versions_v0(b.port)[0] == 0
+    finally:
+        b.stop()
+    assert "malformed raft message" in b.log_tail(200)
+
+
+def test_more_voters_than_this_build_serves_is_a_startup_error(tmp_path):
+    controller_port = free_port()
+    voters = f"1@127.0.0.1:{controller_port},2@127.0.0.1:{free_port()},3@127.0.0.1:{free_port()}"
+    cfg = tmp_path / "node1.properties"
+    cfg.write_text(kraft_properties(controller_port, voters))
+    cmd = BrokerProcess(tmp_path / "b").command() + ["--config", str(cfg)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "controller.quorum.voters" in done.stderr, done.stderr
