@@ -35,6 +35,7 @@ use crate::metadata::{
     MetadataImage, PRODUCER_ID_BLOCK,
 };
 use crate::quorum::{raft_id, Driver};
+use crate::raft_transport::{LinkTiming, RaftTransport};
 use crate::shard::{ApplyMetadata, Shard};
 use millrace_replication::metadata::{
     ClusterImage, MetadataRecord, ProducerIdsRecord, RemoveTopicRecord,
@@ -327,6 +328,32 @@ pub fn quorum_config(config: &crate::config::Config) -> QuorumConfig {
     q
 }
 
+fn ms(ms: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// The other voters' controller listeners by Raft id (host names resolved once, at start).
+fn voter_addresses(
+    config: &crate::config::Config,
+) -> Result<Vec<(u64, std::net::SocketAddr)>, String> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    for v in config
+        .cluster
+        .voters
+        .iter()
+        .filter(|v| v.id != config.node_id)
+    {
+        let addr = (v.host.as_str(), v.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("controller.quorum.voters: resolving {}: {e}", v.host))?
+            .next()
+            .ok_or_else(|| format!("controller.quorum.voters: {} has no address", v.host))?;
+        out.push((raft_id(v.id), addr));
+    }
+    Ok(out)
+}
+
 /// Start-up on the controller's shard: opens the metadata and its quorum (upgrading an old
 /// data directory), starts the quorum's driver, creates `__consumer_offsets` if missing (as
 /// records), writes the placement if it changed, and publishes the first view to every
@@ -379,11 +406,17 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         let shard = shard.clone();
         let controller = controller.clone();
         let apply = async move |batch: &CommittedBatch| controller.apply(&shard, batch).await;
-        millrace_shard::spawn_detached(driver.clone().run(
-            |messages| {
-                // Only a lone voter runs so far (server.rs refuses more): it sends nothing.
-                tracing::warn!(count = messages.len(), "quorum messages with no transport");
+        let transport = RaftTransport::start(
+            quorum_config.node_id,
+            &voter_addresses(config)?,
+            LinkTiming {
+                connect_timeout: ms(config.cluster.request_timeout_ms),
+                backoff: ms(config.cluster.retry_backoff_ms),
             },
+            stopping.clone(),
+        );
+        millrace_shard::spawn_detached(driver.clone().run(
+            move |messages| transport.send(messages),
             apply,
             stopping,
         ));

@@ -23,6 +23,7 @@ mod mesh;
 mod metadata;
 mod partition;
 mod quorum;
+mod raft_transport;
 mod server;
 mod shard;
 #[cfg(test)]

@@ -127,6 +127,12 @@ impl Driver {
         self.wake.notify_all();
     }
 
+    /// This node's role in the quorum.
+    #[cfg(test)]
+    pub fn role(&self) -> quorum::QuorumRole {
+        self.quorum.borrow().role()
+    }
+
     /// Stands for election now (a lone voter at start: it leads at once).
     pub fn campaign(&self) {
         self.inputs.borrow_mut().push_back(Input::Campaign);

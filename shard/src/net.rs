@@ -269,6 +269,23 @@ pub fn pread_exact(file: &std::fs::File, position: u64, len: usize) -> io::Resul
     Ok(buf)
 }
 
+/// Opens a connection to `addr`, giving up after `timeout`; TCP_NODELAY is set (the peers
+/// exchange small messages that must not wait for Nagle).
+pub async fn connect(
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> io::Result<TcpStream> {
+    let stream = crate::time::timeout(timeout, async {
+        TcpStream::connect(addr)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))
+    })
+    .await
+    .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr}")))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// Splits a connection into a reading and a writing half, each owning its own descriptor (the
 /// second is a dup of the first), so one task reads requests while another writes responses
 /// without any lock between them.
