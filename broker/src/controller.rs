@@ -87,6 +87,18 @@ pub struct AlterConfigs {
 /// A fresh producer id.
 pub struct AllocateProducerId;
 
+/// The quorum's state on this node, for DescribeQuorum; `None` before start-up ends.
+pub struct DescribeQuorum;
+
+impl Call<Shard> for DescribeQuorum {
+    type Reply = Option<crate::quorum::QuorumStatus>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let controller = shard.subsystems.get::<Controller>()?;
+        Some(controller.driver.status())
+    }
+}
+
 /// A Raft message from another controller, for this node's quorum. Ignored where no quorum
 /// runs (before start-up ends).
 pub struct StepRaft(pub millrace_replication::quorum::Message);

@@ -74,6 +74,21 @@ impl std::fmt::Display for ProposeError {
 
 type Answer = Result<CommittedBatch, ProposeError>;
 
+/// The quorum as one node sees it (Kafka's DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// The leader's `node.id`, if known.
+    pub leader: Option<i32>,
+    /// True when this node leads.
+    pub leading: bool,
+    /// The current term (Kafka's leader epoch of the metadata partition).
+    pub term: u64,
+    /// Offset after the last committed batch this node holds.
+    pub high_watermark: i64,
+    /// Leader only: each voter's `node.id` and the log end offset it is known to hold.
+    pub voters: Vec<(i32, i64)>,
+}
+
 enum Input {
     Propose(Vec<MetadataRecord>, OneshotSender<Answer>),
     Tick,
@@ -125,6 +140,24 @@ impl Driver {
     pub fn step(&self, message: Message) {
         self.inputs.borrow_mut().push_back(Input::Step(message));
         self.wake.notify_all();
+    }
+
+    /// What DescribeQuorum reports, as this node knows it.
+    pub fn status(&self) -> QuorumStatus {
+        let q = self.quorum.borrow();
+        let log = q.raft_log();
+        let end_of = |index: u64| log.end_offset(index).unwrap_or(-1);
+        QuorumStatus {
+            leader: q.leader_id().map(node_id_of),
+            leading: q.role() == quorum::QuorumRole::Leader,
+            term: q.term(),
+            high_watermark: q.committed_end_offset(),
+            voters: q
+                .voter_progress()
+                .into_iter()
+                .map(|p| (node_id_of(p.id), end_of(p.match_index)))
+                .collect(),
+        }
     }
 
     /// This node's role in the quorum.

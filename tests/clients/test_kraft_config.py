@@ -5,13 +5,16 @@ build cannot serve yet (more voters) is a start-up error naming the key, never i
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
 
 import kwire as w
-from brokerproc import BrokerProcess, free_port
+from brokerproc import REPO, BrokerProcess, free_port
 
 pytestmark = pytest.mark.millrace_only
 
@@ -66,7 +69,7 @@ def test_one_voter_kraft_node_serves_clients_and_a_controller_listener(tmp_path,
         # The controller listener serves ApiVersions (its own list) and closes on a Raft
         # message that does not decode.
         err, controller_keys = w.api_versions_v0(controller_port)
-        assert err == 0 and set(controller_keys) == {18}
+        assert err == 0 and set(controller_keys) == {18, 55, 60}
         with w.connect(controller_port) as s:
             s.sendall(w.frame(w.header_v1(RAFT_API_KEY, 0, 1) + b"\x01\x02\x03"))
             assert w.closed_by_peer(s)
@@ -86,3 +89,43 @@ def test_more_voters_than_this_build_serves_is_a_startup_error(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
     assert "controller.quorum.voters" in done.stderr, done.stderr
+
+
+DEPS = REPO / ".deps/java"
+
+
+@pytest.mark.skipif(shutil.which("javac") is None or not list(DEPS.glob("kafka-clients-*.jar")),
+                    reason="javac or .deps/java missing (scripts/install-test-deps.sh)")
+@pytest.mark.timeout(180)
+def test_java_admin_describes_the_metadata_quorum_through_either_listener(tmp_path):
+    out = tmp_path / "classes"
+    source = Path(__file__).parent / "java/DescribeQuorum.java"
+    subprocess.run(["javac", "-d", str(out), "-cp", f"{DEPS}/*", str(source)], check=True,
+                   timeout=120)
+    controller_port = free_port()
+    cfg = tmp_path / "node1.properties"
+    cfg.write_text(kraft_properties(controller_port, f"1@127.0.0.1:{controller_port}"))
+    b = BrokerProcess(tmp_path / "b")
+    b.extra_args = ["--config", str(cfg)]
+    b.start()
+    try:
+        lines = {}
+        for key, addr in [("bootstrap.servers", b.bootstrap),
+                          ("bootstrap.controllers", f"127.0.0.1:{controller_port}")]:
+            proc = subprocess.run(
+                ["java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp",
+                 f"{DEPS}/*:{out}", "DescribeQuorum", key, addr],
+                capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            lines[key] = proc.stdout.strip()
+        for key, line in lines.items():
+            m = re.fullmatch(r"leader=(\d+) epoch=(\d+) hw=(\d+) voters=(\d+):(\d+)", line)
+            assert m, f"{key}: {line}"
+            leader, epoch, hw, voter, end = map(int, m.groups())
+            # The lone voter leads after its first election, and its log holds at least the
+            # election's entry and __consumer_offsets' records, all committed.
+            assert (leader, voter) == (1, 1), line
+            assert epoch >= 1, line
+            assert hw > 0 and end == hw, line
+    finally:
+        b.stop()

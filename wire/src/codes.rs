@@ -22,6 +22,8 @@ pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const LEADER_NOT_AVAILABLE: i16 = 5;
 /// The request did not complete in time.
 pub const REQUEST_TIMED_OUT: i16 = 7;
+/// This node does not lead the partition (nor follow it, for follower fetches).
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 /// A record batch is larger than the topic allows.
 pub const MESSAGE_TOO_LARGE: i16 = 10;
 /// The committed offset's metadata string is too long.
@@ -99,6 +101,9 @@ pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 /// The member epoch is stale; retry with the epoch from the last heartbeat.
 pub const STALE_MEMBER_EPOCH: i16 = 113;
 
+/// A DescribeCluster asked a listener for endpoints of the other kind (KIP-919).
+pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
+
 /// Every code above with its name, for tests and for anything that prints a code's name.
 pub const ALL: &[(&str, i16)] = &[
     ("UNKNOWN_SERVER_ERROR", UNKNOWN_SERVER_ERROR),
@@ -107,6 +112,8 @@ pub const ALL: &[(&str, i16)] = &[
     ("CORRUPT_MESSAGE", CORRUPT_MESSAGE),
     ("UNKNOWN_TOPIC_OR_PARTITION", UNKNOWN_TOPIC_OR_PARTITION),
     ("LEADER_NOT_AVAILABLE", LEADER_NOT_AVAILABLE),
+    ("NOT_LEADER_OR_FOLLOWER", NOT_LEADER_OR_FOLLOWER),
+    ("MISMATCHED_ENDPOINT_TYPE", MISMATCHED_ENDPOINT_TYPE),
     ("REQUEST_TIMED_OUT", REQUEST_TIMED_OUT),
     ("MESSAGE_TOO_LARGE", MESSAGE_TOO_LARGE),
     ("OFFSET_METADATA_TOO_LARGE", OFFSET_METADATA_TOO_LARGE),

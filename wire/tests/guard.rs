@@ -575,6 +575,21 @@ fn sasl_handshake(_v: i16, _null: bool) -> SaslHandshakeRequest {
     SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512"))
 }
 
+fn describe_quorum(v: i16, _null: bool) -> DescribeQuorumRequest {
+    use kafka_protocol::messages::describe_quorum_request::*;
+    let part = |index: i32| {
+        PartitionData::default()
+            .with_partition_index(index)
+            .with_unknown_tagged_fields(tags(v, 0))
+    };
+    DescribeQuorumRequest::default()
+        .with_topics(vec![TopicData::default()
+            .with_topic_name(topic("__cluster_metadata"))
+            .with_partitions(vec![part(0), part(1)])
+            .with_unknown_tagged_fields(tags(v, 0))])
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
 /// Every covered API: key and the encodings of its sample requests at every version.
 fn corpus() -> Vec<ApiCorpus> {
     vec![
@@ -606,6 +621,7 @@ fn corpus() -> Vec<ApiCorpus> {
         cases(44, incremental_alter_configs),
         cases(21, delete_records),
         cases(17, sasl_handshake),
+        cases(55, describe_quorum),
     ]
 }
 

@@ -18,6 +18,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_quorum;
 pub mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -174,11 +175,16 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(DeleteRecords, 0, 2, delete_records),
     entry!(ConsumerGroupHeartbeat, 0, 1, consumer_group_heartbeat),
     entry!(ConsumerGroupDescribe, 0, 1, consumer_group_describe),
+    entry!(DescribeQuorum, 0, 2, describe_quorum),
 ];
 
 /// What the controller listener serves besides the private Raft key
 /// (`millrace_wire::frame::RAFT_API_KEY`, which no ApiVersions lists).
-pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[entry!(ApiVersions, 0, 3, api_versions)];
+pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
+    entry!(ApiVersions, 0, 3, api_versions),
+    entry!(DescribeCluster, 1, 1, describe_cluster),
+    entry!(DescribeQuorum, 0, 2, describe_quorum),
+];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection
 /// as Kafka does, except ApiVersions, which answers UNSUPPORTED_VERSION in the v0 format.

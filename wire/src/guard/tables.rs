@@ -39,6 +39,7 @@ pub(super) const APIS: &[Api] = &[
     incremental_alter_configs::API,
     delete_records::API,
     sasl_handshake::API,
+    describe_quorum::API,
 ];
 
 /// api_versions_request, api_key 18, versions 0-4, flexible 3+.
@@ -859,4 +860,32 @@ pub(super) mod sasl_handshake {
         body: SASL_HANDSHAKE_REQUEST,
     };
     const SASL_HANDSHAKE_REQUEST: &[Field] = &[Field::new("mechanism", Ty::String, 0, i16::MAX)];
+}
+
+/// describe_quorum_request, api_key 55, versions 0-2, flexible 0+.
+pub(super) mod describe_quorum {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 55,
+        min_version: 0,
+        max_version: 2,
+        flexible_min: 0,
+        body: DESCRIBE_QUORUM_REQUEST,
+    };
+    const DESCRIBE_QUORUM_REQUEST: &[Field] = &[Field::new(
+        "topics",
+        Ty::Array(&Ty::Struct(TOPIC_DATA)),
+        0,
+        i16::MAX,
+    )];
+    const TOPIC_DATA: &[Field] = &[
+        Field::new("topic_name", Ty::String, 0, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(PARTITION_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const PARTITION_DATA: &[Field] = &[Field::new("partition_index", Ty::Int32, 0, i16::MAX)];
 }

@@ -1,0 +1,94 @@
+//! DescribeQuorum (key 55): the metadata quorum's leader, epoch, high watermark and voters,
+//! as `kafka-metadata-quorum describe --status` and the Admin client's
+//! `describeMetadataQuorum` show them. Served on both listeners (Kafka's brokers answer it
+//! too); the answer comes from this node's controller. As in Kafka, a request that does not
+//! name exactly `__cluster_metadata` partition 0 gets UNKNOWN_TOPIC_OR_PARTITION at the top,
+//! and a node that does not lead answers NOT_LEADER_OR_FOLLOWER for the partition.
+
+use super::{decode, respond, str_bytes, Context, Response};
+use crate::controller::DescribeQuorum;
+use crate::errors::code;
+use bytes::Bytes;
+use kafka_protocol::messages::describe_quorum_response::{
+    Listener, Node, PartitionData, ReplicaState, TopicData,
+};
+use kafka_protocol::messages::{
+    BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+};
+use millrace_wire::frame::RequestHeader;
+
+/// The metadata log's topic, as Kafka names it.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
+    let req: DescribeQuorumRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let names_the_log = matches!(
+        req.topics.as_slice(),
+        [t] if t.topic_name.0.as_str() == METADATA_TOPIC
+            && matches!(t.partitions.as_slice(), [p] if p.partition_index == 0)
+    );
+    if !names_the_log {
+        return respond(
+            &header,
+            &DescribeQuorumResponse::default().with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION),
+        );
+    }
+    let status = match ctx.call(ctx.controller_shard(), DescribeQuorum).await {
+        Ok(Some(status)) => status,
+        _ => {
+            return respond(
+                &header,
+                &DescribeQuorumResponse::default().with_error_code(code::COORDINATOR_NOT_AVAILABLE),
+            )
+        }
+    };
+    let mut partition = PartitionData::default()
+        .with_partition_index(0)
+        .with_leader_id(BrokerId(status.leader.unwrap_or(-1)))
+        .with_leader_epoch(i32::try_from(status.term).unwrap_or(i32::MAX))
+        .with_high_watermark(status.high_watermark);
+    if status.leading {
+        partition = partition.with_current_voters(
+            status
+                .voters
+                .iter()
+                .map(|&(id, end)| {
+                    ReplicaState::default()
+                        .with_replica_id(BrokerId(id))
+                        .with_log_end_offset(end)
+                        .with_last_fetch_timestamp(-1)
+                        .with_last_caught_up_timestamp(-1)
+                })
+                .collect(),
+        );
+    } else {
+        partition = partition.with_error_code(code::NOT_LEADER_OR_FOLLOWER);
+    }
+    let cluster = &ctx.config().cluster;
+    let nodes = match &cluster.controller_listener_name {
+        Some(name) => cluster
+            .voters
+            .iter()
+            .map(|v| {
+                Node::default()
+                    .with_node_id(BrokerId(v.id))
+                    .with_listeners(vec![Listener::default()
+                        .with_name(str_bytes(name))
+                        .with_host(str_bytes(&v.host))
+                        .with_port(v.port)])
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    respond(
+        &header,
+        &DescribeQuorumResponse::default()
+            .with_topics(vec![TopicData::default()
+                .with_topic_name(TopicName(str_bytes(METADATA_TOPIC)))
+                .with_partitions(vec![partition])])
+            .with_nodes(nodes),
+    )
+}
