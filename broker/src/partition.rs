@@ -15,6 +15,7 @@
 //! Lives on the shard that owns the partition; `!Send`.
 
 use bytes::BytesMut;
+use millrace_replication::metadata::PartitionImage;
 use millrace_replication::metadata::{MetadataLog, PartitionStore};
 use millrace_replication::replica::{Action, Assignment, BrokerId, Event, Replica};
 use millrace_replication::LeaderEpoch;
@@ -57,15 +58,25 @@ pub enum Reader {
     Consumer,
 }
 
-/// The assignment a broker that is the only one in its cluster gives every partition: itself
-/// as leader, sole replica and sole ISR member, under the first leader epoch (it never changed
-/// leader). Metadata answers and [`Partition::open_sole_replica`] both read it from here.
+/// The assignment a broker that is the only one in its cluster gives a new partition: itself
+/// as leader, sole replica and sole ISR member, under the first leader epoch. The controller
+/// records it in the partition's record; everything else reads the image.
 pub fn sole_replica_assignment(local: BrokerId) -> Assignment {
     Assignment {
         leader_epoch: LeaderEpoch::INITIAL,
         leader: Some(local),
         replicas: vec![local],
         isr: vec![local],
+    }
+}
+
+/// A partition's assignment as the metadata image records it.
+pub fn assignment_of(state: &PartitionImage) -> Assignment {
+    Assignment {
+        leader_epoch: LeaderEpoch(state.leader_epoch),
+        leader: (state.leader >= 0).then_some(state.leader),
+        replicas: state.replicas.clone(),
+        isr: state.isr.clone(),
     }
 }
 
@@ -82,16 +93,14 @@ pub struct Partition<D: Disk> {
 }
 
 impl<D: Disk> Partition<D> {
-    /// Opens (and recovers) the partition's log in `dir`; `local` is its only replica, so it
-    /// leads with ISR = [itself] and, never having changed leader, under the first epoch. This
-    /// is the only assignment a single-node broker makes; the cluster's metadata image will
-    /// pass the assigned replicas and epoch instead.
-    pub async fn open_sole_replica(
+    /// Opens (and recovers) the partition's log in `dir` as replica `local` under
+    /// `assignment` (the metadata image's: leader, epoch, replicas, ISR).
+    pub async fn open(
         (topic, index): (String, i32),
         disk: D,
         dir: std::path::PathBuf,
         (config, cache): (LogConfig, Rc<BatchCache>),
-        local: BrokerId,
+        (local, assignment): (BrokerId, Assignment),
         advanced: Rc<Notify>,
     ) -> Result<Self, StorageError> {
         let now = millrace_shard::time::now_ms();
@@ -99,7 +108,6 @@ impl<D: Disk> Partition<D> {
         let durable = log.durable_end();
         let checkpoint = log.read_replication_checkpoint().await?;
         let checkpointed = checkpoint.as_deref().and_then(decode_high_watermark);
-        let assignment = sole_replica_assignment(local);
         // A sole replica commits whatever is durable; with followers, the checkpoint is the
         // last high watermark known to be committed.
         let hw = checkpointed.unwrap_or(durable).min(durable);
@@ -112,6 +120,18 @@ impl<D: Disk> Partition<D> {
             advanced,
             checkpointed: Cell::new(checkpointed),
         })
+    }
+
+    /// Takes a new assignment from the metadata image (an older epoch than the one in force
+    /// is ignored by the replica).
+    pub fn assign(&self, assignment: Assignment) {
+        self.feed(Event::Assigned(assignment));
+    }
+
+    /// True when this replica leads the partition (only a leader takes produce and serves
+    /// consumers).
+    pub fn is_leader(&self) -> bool {
+        self.replica.borrow().is_leader()
     }
 
     /// The topic's name.

@@ -274,8 +274,15 @@ impl Shard {
             }
         }
         for (key, topic) in wanted {
+            let Some(state) = image.cluster.partition(&topic.topic_id, key.1) else {
+                continue; // placed but not in the image: cannot happen, the placement follows it
+            };
             let open = self.partitions.borrow().get(&key).cloned();
             if let Some(partition) = open {
+                let before = previous.cluster.partition(&topic.topic_id, key.1);
+                if before != Some(state) {
+                    partition.assign(crate::partition::assignment_of(state));
+                }
                 // Configs changed: the log applies them at its next decision (roll,
                 // retention, clean); produce-time settings are read from the image anyway.
                 let changed = previous
@@ -289,26 +296,28 @@ impl Shard {
                 }
                 continue;
             }
-            let partition = self.open_partition(&key, &topic).await?;
+            let assignment = crate::partition::assignment_of(state);
+            let partition = self.open_partition(&key, &topic, assignment).await?;
             self.partitions.borrow_mut().insert(key, Rc::new(partition));
         }
         self.applied_version.set(image.version);
         Ok(())
     }
 
-    /// Opens a partition's log; this broker is its only replica, so it leads it.
+    /// Opens a partition's log as this broker's replica under `assignment`.
     async fn open_partition(
         &self,
         key: &PartitionKey,
         topic: &TopicMeta,
+        assignment: millrace_replication::replica::Assignment,
     ) -> std::io::Result<Partition> {
         let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
-        Partition::open_sole_replica(
+        Partition::open(
             key.clone(),
             self.disk.clone(),
             dir,
             (self.log_config(topic), self.cache.clone()),
-            self.config.node_id,
+            (self.config.node_id, assignment),
             self.data_arrived.clone(),
         )
         .await

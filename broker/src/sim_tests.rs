@@ -180,6 +180,124 @@ fn the_high_watermark_is_checkpointed_periodically_and_at_close() {
     sim.crash();
 }
 
+/// Partitions take leadership from the metadata image: with the leader taken away, produce,
+/// fetch and ListOffsets get NOT_LEADER_OR_FOLLOWER and Metadata reports LEADER_NOT_AVAILABLE
+/// with leader -1; given back under a newer epoch, writes resume under that epoch.
+#[test]
+fn partitions_follow_the_leadership_the_image_records() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    use millrace_replication::metadata::{MetadataRecord, PartitionChangeRecord};
+    let disk = SimDisk::new(4096);
+    let sim = Sim::new(5);
+    let shards = sim.block_on(boot(&disk));
+    let change = |leader: i32| {
+        let shards = shards.clone();
+        async move {
+            let current = shards[0].image();
+            let mut cluster = (*current.cluster).clone();
+            let topic_id = current.topics[TOPIC].topic_id;
+            let record = MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id,
+                partition_id: 0,
+                leader: Some(leader),
+                isr: None,
+                replicas: None,
+                eligible_leader_replicas: None,
+                last_known_elr: None,
+            });
+            cluster
+                .apply(&record, cluster.last_applied_offset() + 1)
+                .unwrap();
+            let image = Arc::new(MetadataImage::new(
+                current.version + 1,
+                current.cluster_id.clone(),
+                Arc::new(cluster),
+                current.placement.clone(),
+            ));
+            for shard in &shards {
+                let published =
+                    shards[0].call(shard.id, crate::shard::ApplyMetadata(image.clone()));
+                published.await.unwrap().unwrap();
+            }
+        }
+    };
+    let produce = |shard: Rc<Shard>| async move {
+        let batch = BatchBuilder::default().build(&[NewRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+        }]);
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(batch)))])]);
+        let resp: ProduceResponse = call(&shard, ApiKey::Produce, 9, &req).await;
+        resp.responses[0].partition_responses[0].error_code
+    };
+    let list = |shard: Rc<Shard>| async move {
+        let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+        let resp: ListOffsetsResponse = call(&shard, ApiKey::ListOffsets, 7, &req).await;
+        let p = &resp.topics[0].partitions[0];
+        (p.error_code, p.leader_epoch)
+    };
+    let metadata = |shard: Rc<Shard>| async move {
+        let req = kafka_protocol::messages::MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str(TOPIC)))),
+        ]));
+        let resp: kafka_protocol::messages::MetadataResponse =
+            call(&shard, ApiKey::Metadata, 9, &req).await;
+        let p = &resp.topics[0].partitions[0];
+        (p.error_code, p.leader_id.0, p.leader_epoch)
+    };
+    sim.block_on(async {
+        assert_eq!(produce(shards[1].clone()).await, 0);
+        assert_eq!(metadata(shards[1].clone()).await, (0, 0, 0));
+        change(-1).await;
+        assert_eq!(
+            produce(shards[1].clone()).await,
+            6,
+            "NOT_LEADER_OR_FOLLOWER"
+        );
+        assert_eq!(list(shards[0].clone()).await.0, 6);
+        assert_eq!(
+            metadata(shards[0].clone()).await,
+            (5, -1, 1),
+            "LEADER_NOT_AVAILABLE"
+        );
+        let fetch = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let fetched = call_fetch(&shards[1], &disk, &fetch).await;
+        assert_eq!(fetched.responses[0].partitions[0].error_code, 6);
+        change(0).await;
+        assert_eq!(metadata(shards[1].clone()).await, (0, 0, 2));
+        assert_eq!(produce(shards[0].clone()).await, 0);
+        assert_eq!(
+            list(shards[1].clone()).await,
+            (0, 2),
+            "the new epoch stamps the log"
+        );
+    });
+    drop(shards);
+    sim.crash();
+}
+
 /// Runs one seed through [`LIVES`] crashes; returns how many produces were acknowledged.
 fn run_seed(seed: u64) -> usize {
     let disk = SimDisk::new(4096);

@@ -48,6 +48,10 @@ pub enum Event {
     },
     /// The leader's high watermark, as a follower learns it from a fetch response.
     LeaderHighWatermark(i64),
+    /// The metadata image assigned the partition anew (leader, epoch, replicas, ISR). An
+    /// assignment under an older epoch than the one in force is ignored: images only move
+    /// forward, and a stale one must not undo a newer leadership.
+    Assigned(Assignment),
 }
 
 /// What the owner of the partition must do after an event.
@@ -188,6 +192,17 @@ impl Replica {
                 if self.is_leader() && self.assignment.replicas.contains(&replica) {
                     let known = self.followers.entry(replica).or_insert(durable_end);
                     *known = (*known).max(durable_end);
+                }
+            }
+            Event::Assigned(assignment) => {
+                if assignment.leader_epoch < self.assignment.leader_epoch {
+                    return Vec::new();
+                }
+                let was_leader = self.is_leader();
+                self.assignment = assignment;
+                if !self.is_leader() || !was_leader {
+                    // A new leader learns its followers' logs afresh.
+                    self.followers.clear();
                 }
             }
             Event::LeaderHighWatermark(hw) => {
@@ -338,5 +353,40 @@ mod tests {
             advanced(&r.handle(Event::LeaderHighWatermark(80))),
             Some(80)
         );
+    }
+
+    #[test]
+    fn a_new_assignment_changes_the_epoch_and_a_stale_one_is_ignored() {
+        let mut r = Replica::sole_replica(1, LeaderEpoch(0), 10, 10);
+        let newer = Assignment {
+            leader_epoch: LeaderEpoch(2),
+            leader: Some(1),
+            replicas: vec![1],
+            isr: vec![1],
+        };
+        assert!(r.handle(Event::Assigned(newer.clone())).is_empty());
+        assert_eq!(r.leader_epoch(), LeaderEpoch(2));
+        let stale = Assignment {
+            leader_epoch: LeaderEpoch(1),
+            leader: None,
+            ..newer.clone()
+        };
+        r.handle(Event::Assigned(stale));
+        assert_eq!(
+            r.assignment(),
+            &newer,
+            "an older epoch never undoes a newer one"
+        );
+        // Leadership taken away: no longer a leader, the high watermark stays where it was.
+        let offline = Assignment {
+            leader_epoch: LeaderEpoch(3),
+            leader: None,
+            ..newer
+        };
+        r.handle(Event::Assigned(offline));
+        assert!(!r.is_leader());
+        assert_eq!(r.high_watermark(), 10);
+        r.handle(Event::Durable(10));
+        assert_eq!(r.high_watermark(), 10);
     }
 }

@@ -180,8 +180,11 @@ impl Call<Shard> for ReadOnOwner {
     }
 }
 
-/// An owner's read of one partition, as a consumer.
+/// An owner's read of one partition, as a consumer (only from its leader).
 async fn read_one(partition: &Partition, (offset, max_bytes): (i64, usize)) -> FetchResult {
+    if !partition.is_leader() {
+        return FetchResult::error(code::NOT_LEADER_OR_FOLLOWER);
+    }
     let mut result = FetchResult {
         high_watermark: partition.high_watermark(),
         last_stable_offset: partition.last_stable_offset(),

@@ -104,10 +104,11 @@ impl Call<Shard> for ListOnOwner {
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
         let missing = || ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION);
         shard
-            .on_each_partition(
-                self.items,
-                missing,
-                async |partition, timestamp| match partition.list_offset(timestamp).await {
+            .on_each_partition(self.items, missing, async |partition, timestamp| {
+                if !partition.is_leader() {
+                    return ListOffsetsResult::error(code::NOT_LEADER_OR_FOLLOWER);
+                }
+                match partition.list_offset(timestamp).await {
                     Ok(Some((offset, timestamp))) => ListOffsetsResult {
                         error_code: code::NONE,
                         timestamp,
@@ -120,8 +121,8 @@ impl Call<Shard> for ListOnOwner {
                     },
                     Ok(None) => ListOffsetsResult::error(code::INVALID_REQUEST),
                     Err(e) => ListOffsetsResult::error(storage_code(&e)),
-                },
-            )
+                }
+            })
             .await
     }
 }

@@ -135,16 +135,29 @@ fn for_version(mut t: MetadataResponseTopic, version: i16) -> MetadataResponseTo
 }
 
 fn topic_entry(ctx: &Context, t: &TopicMeta) -> MetadataResponseTopic {
-    let assignment = crate::partition::sole_replica_assignment(ctx.config().node_id);
+    let image = ctx.image();
     let brokers = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..t.partitions)
         .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(BrokerId(assignment.leader.unwrap_or(-1)))
-                .with_leader_epoch(assignment.leader_epoch.0)
-                .with_replica_nodes(brokers(&assignment.replicas))
-                .with_isr_nodes(brokers(&assignment.isr))
+            let entry = MetadataResponsePartition::default().with_partition_index(p);
+            let Some(state) = image.cluster.partition(&t.topic_id, p) else {
+                return entry
+                    .with_error_code(code::LEADER_NOT_AVAILABLE)
+                    .with_leader_id(BrokerId(-1));
+            };
+            // A partition without a leader is reported as Kafka does: LEADER_NOT_AVAILABLE,
+            // leader -1, its replicas and ISR as recorded.
+            let error = if state.leader < 0 {
+                code::LEADER_NOT_AVAILABLE
+            } else {
+                code::NONE
+            };
+            entry
+                .with_error_code(error)
+                .with_leader_id(BrokerId(state.leader))
+                .with_leader_epoch(state.leader_epoch)
+                .with_replica_nodes(brokers(&state.replicas))
+                .with_isr_nodes(brokers(&state.isr))
         })
         .collect();
     MetadataResponseTopic::default()

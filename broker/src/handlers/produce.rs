@@ -136,6 +136,10 @@ impl Call<Shard> for AppendOnOwner {
                 results.push((slot, error(code::UNKNOWN_TOPIC_OR_PARTITION, None)));
                 continue;
             };
+            if !partition.is_leader() {
+                results.push((slot, error(code::NOT_LEADER_OR_FOLLOWER, None)));
+                continue;
+            }
             match append(&partition, &item, now).await {
                 Ok(o) => {
                     results.push((
