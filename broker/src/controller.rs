@@ -37,8 +37,9 @@ use crate::metadata::{
 use crate::quorum::{raft_id, Driver};
 use crate::raft_transport::{LinkTiming, RaftTransport};
 use crate::shard::{ApplyMetadata, Shard};
+use millrace_replication::metadata::control::{self, BrokerRegistrationRequest};
 use millrace_replication::metadata::{
-    ClusterImage, MetadataRecord, ProducerIdsRecord, RemoveTopicRecord,
+    BrokerEndpoint, ClusterImage, MetadataRecord, ProducerIdsRecord, RemoveTopicRecord,
 };
 use millrace_replication::quorum::{CommittedBatch, QuorumConfig};
 use millrace_shard::sync::Turn;
@@ -438,9 +439,48 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
     }
     let mut draft = Draft::new(&controller.current(), shard.shards, config.node_id);
     ensure_offsets_topic(&mut draft, config.offsets_topic_partitions)?;
-    if draft.records.is_empty() {
+    if !draft.records.is_empty() {
+        controller.commit(draft).await?;
+    }
+    register_local_broker(shard, &controller).await
+}
+
+/// Registers this node's broker with its own controller, then unfences it: on a lone voter,
+/// Kafka's BrokerRegistration and the first heartbeat that finds the broker caught up (its
+/// controller is itself). A registration starts fenced and moves leadership off the
+/// broker's partitions; unfencing gives it back under a newer epoch, as after a Kafka broker
+/// restart. The broker epoch is the offset of its registration record.
+async fn register_local_broker(shard: &Rc<Shard>, controller: &Controller) -> Result<(), String> {
+    let config = &shard.config;
+    let request = BrokerRegistrationRequest {
+        broker_id: config.node_id,
+        incarnation_id: *uuid::Uuid::new_v4().as_bytes(),
+        endpoints: vec![BrokerEndpoint {
+            name: config.cluster.client_listener_name.clone(),
+            host: config.advertise.0.clone(),
+            port: config.advertise.1,
+            security_protocol: 0, // PLAINTEXT, the only one served so far
+        }],
+        rack: config.cluster.rack.clone(),
+    };
+    let current = controller.current();
+    let offset = controller
+        .driver
+        .next_offset()
+        .max(current.cluster.last_applied_offset() + 1);
+    let records = control::register_broker(&current.cluster, &request, offset, false)
+        .map_err(|e| format!("registering broker {}: {e}", config.node_id))?;
+    let mut draft = Draft::new(&current, shard.shards, config.node_id);
+    draft.push_all(records).map_err(|e| e.to_string())?;
+    controller.commit(draft).await?;
+    let current = controller.current();
+    let records = control::unfence_broker(&current.cluster, config.node_id)
+        .map_err(|e| format!("unfencing broker {}: {e}", config.node_id))?;
+    if records.is_empty() {
         return Ok(());
     }
+    let mut draft = Draft::new(&current, shard.shards, config.node_id);
+    draft.push_all(records).map_err(|e| e.to_string())?;
     controller.commit(draft).await
 }
 

@@ -142,6 +142,13 @@ impl Driver {
         self.wake.notify_all();
     }
 
+    /// The offset the next proposed batch gets if nothing else is appended first (the end of
+    /// the log this node holds).
+    pub fn next_offset(&self) -> i64 {
+        let q = self.quorum.borrow();
+        q.raft_log().end_offset(q.last_index()).unwrap_or(0)
+    }
+
     /// What DescribeQuorum reports, as this node knows it.
     pub fn status(&self) -> QuorumStatus {
         let q = self.quorum.borrow();

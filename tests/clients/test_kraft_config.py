@@ -59,6 +59,16 @@ def test_one_voter_kraft_node_serves_clients_and_a_controller_listener(tmp_path,
         c.close()
         assert got == [f"v{i}".encode() for i in range(5)]
 
+        # The node registered itself: clients see it with its rack, and it coordinates.
+        from kafka.admin import KafkaAdminClient
+        admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+        try:
+            info = admin.describe_cluster()
+        finally:
+            admin.close()
+        assert [(x["broker_id"], x["host"], x["port"], x["rack"]) for x in info["brokers"]] == \
+            [(1, "127.0.0.1", b.port, "r1")]
+
         # The client listener lists client APIs and refuses the private Raft key.
         err, client_keys = w.api_versions_v0(b.port)
         assert err == 0 and 0 in client_keys and RAFT_API_KEY not in client_keys
@@ -75,6 +85,27 @@ def test_one_voter_kraft_node_serves_clients_and_a_controller_listener(tmp_path,
             assert w.closed_by_peer(s)
         # and the node is still serving.
         assert w.api_versions_v0(b.port)[0] == 0
+
+        # A restart registers the broker again (leadership moves off and back under newer
+        # epochs); the data and the group's offsets are all there.
+        b.stop()
+        b.start()
+        p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
+        for i in range(5, 8):
+            p.produce(topic, value=f"v{i}".encode())
+        assert p.flush(30) == 0
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-" + topic,
+                      "auto.offset.reset": "earliest"})
+        c.subscribe([topic])
+        after = []
+        for _ in range(60):
+            m = c.poll(1.0)
+            if m is not None and m.error() is None:
+                after.append(m.value())
+            if len(after) == 3:
+                break
+        c.close()
+        assert after == [f"v{i}".encode() for i in range(5, 8)], "resumed from the commit"
     finally:
         b.stop()
     assert "malformed raft message" in b.log_tail(200)

@@ -16,6 +16,19 @@ use crate::topic_config::TopicSettings;
 use std::rc::Rc;
 use std::sync::Arc;
 
+/// A broker as clients are told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    /// Its `node.id`.
+    pub id: i32,
+    /// Host of its client listener.
+    pub host: String,
+    /// Port of its client listener.
+    pub port: u16,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+}
+
 /// One request's view of the broker.
 #[derive(Clone)]
 pub struct Context {
@@ -57,6 +70,45 @@ impl Context {
     /// A topic's typed settings: its own configs over the broker's defaults.
     pub fn topic_settings(&self, topic: &TopicMeta) -> TopicSettings {
         self.shard.topic_settings(topic)
+    }
+
+    /// The brokers clients are told about: the registered, unfenced ones, at the endpoint of
+    /// this node's client listener name, in id order; this node alone while the image has no
+    /// registered broker (before its own registration commits).
+    pub fn brokers(&self) -> Vec<BrokerAddress> {
+        let image = self.image();
+        let listener = &self.config().cluster.client_listener_name;
+        let live: Vec<BrokerAddress> = image
+            .cluster
+            .live_brokers()
+            .filter_map(|b| {
+                let endpoint = b.endpoint(listener)?;
+                Some(BrokerAddress {
+                    id: b.broker_id,
+                    host: endpoint.host.clone(),
+                    port: endpoint.port,
+                    rack: b.rack.clone(),
+                })
+            })
+            .collect();
+        if !live.is_empty() {
+            return live;
+        }
+        let c = self.config();
+        vec![BrokerAddress {
+            id: c.node_id,
+            host: c.advertise.0.clone(),
+            port: c.advertise.1,
+            rack: c.cluster.rack.clone(),
+        }]
+    }
+
+    /// The broker a client should use for partition `partition` of `topic`: its leader, if
+    /// it has one and clients are told about it.
+    pub fn leader_of(&self, topic: &TopicMeta, partition: i32) -> Option<BrokerAddress> {
+        let image = self.image();
+        let leader = image.cluster.partition(&topic.topic_id, partition)?.leader;
+        self.brokers().into_iter().find(|b| b.id == leader)
     }
 
     /// Runs `call` on shard `target` and returns its reply.

@@ -41,14 +41,21 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         return controllers(&ctx, &header).await;
     }
     let c = ctx.config();
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(c.node_id))
-        .with_host(str_bytes(&c.advertise.0))
-        .with_port(i32::from(c.advertise.1));
+    let brokers = ctx
+        .brokers()
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
     let resp = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(&ctx.image().cluster_id))
         .with_controller_id(BrokerId(c.node_id))
-        .with_brokers(vec![broker])
+        .with_brokers(brokers)
         .with_endpoint_type(1)
         .with_cluster_authorized_operations(i32::MIN);
     respond(&header, &resp)

@@ -56,10 +56,21 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         }
     }
     let c = ctx.config();
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(c.node_id))
-        .with_host(str_bytes(&c.advertise.0))
-        .with_port(i32::from(c.advertise.1));
+    let brokers = ctx
+        .brokers()
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(
+                    (version >= 1)
+                        .then_some(b.rack.as_deref().map(str_bytes))
+                        .flatten(),
+                )
+        })
+        .collect();
     let cluster_id = (version >= 2).then(|| str_bytes(&ctx.image().cluster_id));
     let controller = if version >= 1 { c.node_id } else { -1 };
     let topics = topics
@@ -67,7 +78,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .map(|t| for_version(t, version))
         .collect();
     let resp = MetadataResponse::default()
-        .with_brokers(vec![broker])
+        .with_brokers(brokers)
         .with_cluster_id(cluster_id)
         .with_controller_id(BrokerId(controller))
         .with_topics(topics)

@@ -38,7 +38,7 @@ mod sync_group;
 
 use crate::shard::Shard;
 use bytes::Bytes;
-pub use context::Context;
+pub use context::{BrokerAddress, Context};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use millrace_wire::fetch::FetchChunk;
