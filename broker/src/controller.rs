@@ -38,8 +38,9 @@ use crate::quorum::{raft_id, Driver};
 use crate::raft_transport::{LinkTiming, RaftTransport};
 use crate::shard::{ApplyMetadata, Shard};
 use millrace_replication::metadata::control::{self, BrokerRegistrationRequest};
+use millrace_replication::metadata::placement;
 use millrace_replication::metadata::{
-    BrokerEndpoint, ClusterImage, MetadataRecord, ProducerIdsRecord, RemoveTopicRecord,
+    BrokerEndpoint, ClusterImage, MetadataRecord, ProducerIdsRecord, RemoveTopicRecord, TopicId,
 };
 use millrace_replication::quorum::{CommittedBatch, QuorumConfig};
 use millrace_shard::sync::Turn;
@@ -437,12 +438,13 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
     if lone {
         driver.campaign();
     }
+    register_local_broker(shard, &controller).await?;
     let mut draft = Draft::new(&controller.current(), shard.shards, config.node_id);
     ensure_offsets_topic(&mut draft, config.offsets_topic_partitions)?;
-    if !draft.records.is_empty() {
-        controller.commit(draft).await?;
+    if draft.records.is_empty() {
+        return Ok(());
     }
-    register_local_broker(shard, &controller).await
+    controller.commit(draft).await
 }
 
 /// Registers this node's broker with its own controller, then unfences it: on a lone voter,
@@ -492,7 +494,7 @@ fn ensure_offsets_topic(draft: &mut Draft, partitions: i32) -> Result<(), String
     let records = match draft.cluster.topic(name) {
         None => {
             let id = topic_id_of(&uuid::Uuid::new_v4());
-            topic_records(name, id, partitions, &wanted, draft.node_id)
+            new_topic_records(draft, name, id, partitions, &wanted)?
         }
         Some(t) => {
             let mut configs = t.configs.clone();
@@ -614,13 +616,21 @@ fn create_topic(
     } else {
         t.replication_factor
     };
-    if rf != 1 {
+    let usable = placement::usable_brokers(&draft.cluster).len().max(1);
+    if rf < 1 || rf as usize > usable {
         return outcome(
             &t.name,
             code::INVALID_REPLICATION_FACTOR,
             Some(format!(
-                "Replication factor: {rf} larger than available brokers: 1."
+                "Replication factor: {rf} larger than available brokers: {usable}."
             )),
+        );
+    }
+    if rf != 1 {
+        return outcome(
+            &t.name,
+            code::INVALID_REPLICATION_FACTOR,
+            Some("a replication factor above 1 needs partition replication, not built yet".into()),
         );
     }
     let configs = match crate::topic_config::validate(&t.configs) {
@@ -637,19 +647,55 @@ fn create_topic(
         configs: configs.clone(),
     };
     if !validate_only {
-        let records = topic_records(
-            &t.name,
-            topic_id_of(&id),
-            partitions,
-            &configs,
-            draft.node_id,
-        );
+        let records =
+            match new_topic_records(draft, &t.name, topic_id_of(&id), partitions, &configs) {
+                Ok(records) => records,
+                Err(e) => return outcome(&t.name, code::INVALID_REPLICATION_FACTOR, Some(e)),
+            };
         if let Err(e) = draft.push_all(records) {
             return outcome(&t.name, code::UNKNOWN_SERVER_ERROR, Some(e.to_string()));
         }
         tracing::info!(topic = %t.name, partitions, "created topic");
     }
     result
+}
+
+/// Where the striped placement of a new topic's partitions starts: taken from its random id,
+/// as Kafka starts from a random broker, so leaders of many topics spread.
+fn start_index(topic_id: &TopicId) -> usize {
+    usize::from(topic_id.0[0])
+}
+
+/// A new topic's records: its partitions placed over the usable (registered, unfenced)
+/// brokers with `control::create_topic`, or on this node alone while none is registered (the
+/// first start, before the broker's registration commits), then its configs.
+fn new_topic_records(
+    draft: &Draft,
+    name: &str,
+    topic_id: TopicId,
+    partitions: i32,
+    configs: &BTreeMap<String, String>,
+) -> Result<Vec<MetadataRecord>, String> {
+    if placement::usable_brokers(&draft.cluster).is_empty() {
+        return Ok(topic_records(
+            name,
+            topic_id,
+            partitions,
+            configs,
+            draft.node_id,
+        ));
+    }
+    let mut records = control::create_topic(
+        &draft.cluster,
+        name,
+        topic_id,
+        partitions,
+        1,
+        start_index(&topic_id),
+    )
+    .map_err(|e| e.to_string())?;
+    records.extend(config_records(name, &BTreeMap::new(), configs));
+    Ok(records)
 }
 
 fn delete_topic(draft: &mut Draft, name: &str) -> TopicOutcome {
@@ -704,7 +750,17 @@ fn create_partitions(
         );
     }
     if !validate_only {
-        let records = partition_records(topic_id, current..count, draft.node_id).collect();
+        let start = start_index(&topic_id);
+        let records = if placement::usable_brokers(&draft.cluster).is_empty() {
+            partition_records(topic_id, current..count, draft.node_id).collect()
+        } else {
+            match control::create_partitions(&draft.cluster, topic_id, count, start) {
+                Ok(records) => records,
+                Err(e) => {
+                    return outcome(name, code::INVALID_REPLICATION_FACTOR, Some(e.to_string()))
+                }
+            }
+        };
         if let Err(e) = draft.push_all(records) {
             return outcome(name, code::UNKNOWN_SERVER_ERROR, Some(e.to_string()));
         }
