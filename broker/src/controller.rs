@@ -337,8 +337,8 @@ pub fn quorum_config(config: &crate::config::Config) -> QuorumConfig {
     // Kafka's fetch timeout is how long a follower waits for its leader before it stands for
     // election; its election timeout bounds the random extra a candidate waits.
     let ticks = |ms: i64| (u64::try_from(ms).unwrap_or(0) / tick_ms).max(1) as usize;
-    q.election_tick = ticks(c.fetch_timeout_ms).max(q.heartbeat_tick + 1);
-    q.max_election_tick = q.election_tick + ticks(c.election_timeout_ms);
+    q.election_tick = ticks(c.timings.fetch_timeout_ms).max(q.heartbeat_tick + 1);
+    q.max_election_tick = q.election_tick + ticks(c.timings.election_timeout_ms);
     q
 }
 
@@ -424,8 +424,8 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
             quorum_config.node_id,
             &voter_addresses(config)?,
             LinkTiming {
-                connect_timeout: ms(config.cluster.request_timeout_ms),
-                backoff: ms(config.cluster.retry_backoff_ms),
+                connect_timeout: ms(config.cluster.timings.request_timeout_ms),
+                backoff: ms(config.cluster.timings.retry_backoff_ms),
             },
             stopping.clone(),
         );

@@ -41,6 +41,42 @@ pub struct Listener {
     pub port: u16,
 }
 
+/// Timings of the quorum and of broker sessions, and the offsets topic's replication
+/// factor: the same in the keys as given and once checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: i64,
+    /// `controller.quorum.fetch.timeout.ms`.
+    pub fetch_timeout_ms: i64,
+    /// `controller.quorum.request.timeout.ms`.
+    pub request_timeout_ms: i64,
+    /// `controller.quorum.retry.backoff.ms`.
+    pub retry_backoff_ms: i64,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: i64,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout_ms: i64,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            election_timeout_ms: 1_000,
+            fetch_timeout_ms: 2_000,
+            request_timeout_ms: 2_000,
+            retry_backoff_ms: 20,
+            heartbeat_interval_ms: 2_000,
+            session_timeout_ms: 9_000,
+            // Kafka's default is 3; partitions have one replica until replication is built,
+            // so the embedded default is the one value that works (see `resolve`).
+            offsets_topic_replication_factor: 1,
+        }
+    }
+}
+
 /// The cluster keys as given, before they are checked against each other.
 #[derive(Debug, Clone)]
 pub struct ClusterKeys {
@@ -62,20 +98,8 @@ pub struct ClusterKeys {
     pub inter_broker_protocol: Option<String>,
     /// `broker.rack`.
     pub rack: Option<String>,
-    /// `controller.quorum.election.timeout.ms`.
-    pub election_timeout_ms: i64,
-    /// `controller.quorum.fetch.timeout.ms`.
-    pub fetch_timeout_ms: i64,
-    /// `controller.quorum.request.timeout.ms`.
-    pub request_timeout_ms: i64,
-    /// `controller.quorum.retry.backoff.ms`.
-    pub retry_backoff_ms: i64,
-    /// `broker.heartbeat.interval.ms`.
-    pub heartbeat_interval_ms: i64,
-    /// `broker.session.timeout.ms`.
-    pub session_timeout_ms: i64,
-    /// `offsets.topic.replication.factor`.
-    pub offsets_topic_replication_factor: i16,
+    /// The quorum's and the brokers' timings.
+    pub timings: Timings,
 }
 
 impl Default for ClusterKeys {
@@ -94,15 +118,7 @@ impl Default for ClusterKeys {
             inter_broker_listener_name: None,
             inter_broker_protocol: None,
             rack: None,
-            election_timeout_ms: 1_000,
-            fetch_timeout_ms: 2_000,
-            request_timeout_ms: 2_000,
-            retry_backoff_ms: 20,
-            heartbeat_interval_ms: 2_000,
-            session_timeout_ms: 9_000,
-            // Kafka's default is 3; partitions have one replica until replication is built,
-            // so the embedded default is the one value that works (see validate).
-            offsets_topic_replication_factor: 1,
+            timings: Timings::default(),
         }
     }
 }
@@ -122,20 +138,8 @@ pub struct Cluster {
     pub client_listener_name: String,
     /// `broker.rack`.
     pub rack: Option<String>,
-    /// `controller.quorum.election.timeout.ms`.
-    pub election_timeout_ms: i64,
-    /// `controller.quorum.fetch.timeout.ms`.
-    pub fetch_timeout_ms: i64,
-    /// `controller.quorum.request.timeout.ms`.
-    pub request_timeout_ms: i64,
-    /// `controller.quorum.retry.backoff.ms`.
-    pub retry_backoff_ms: i64,
-    /// `broker.heartbeat.interval.ms`.
-    pub heartbeat_interval_ms: i64,
-    /// `broker.session.timeout.ms`.
-    pub session_timeout_ms: i64,
-    /// `offsets.topic.replication.factor`.
-    pub offsets_topic_replication_factor: i16,
+    /// The quorum's and the brokers' timings.
+    pub timings: Timings,
 }
 
 /// The cluster part of [`super::Config::describe`].
@@ -164,19 +168,28 @@ pub fn describe(keys: &ClusterKeys, out: &mut BTreeMap<&'static str, String>) {
     for (k, v) in [
         (
             "controller.quorum.election.timeout.ms",
-            keys.election_timeout_ms,
+            keys.timings.election_timeout_ms,
         ),
-        ("controller.quorum.fetch.timeout.ms", keys.fetch_timeout_ms),
+        (
+            "controller.quorum.fetch.timeout.ms",
+            keys.timings.fetch_timeout_ms,
+        ),
         (
             "controller.quorum.request.timeout.ms",
-            keys.request_timeout_ms,
+            keys.timings.request_timeout_ms,
         ),
-        ("controller.quorum.retry.backoff.ms", keys.retry_backoff_ms),
-        ("broker.heartbeat.interval.ms", keys.heartbeat_interval_ms),
-        ("broker.session.timeout.ms", keys.session_timeout_ms),
+        (
+            "controller.quorum.retry.backoff.ms",
+            keys.timings.retry_backoff_ms,
+        ),
+        (
+            "broker.heartbeat.interval.ms",
+            keys.timings.heartbeat_interval_ms,
+        ),
+        ("broker.session.timeout.ms", keys.timings.session_timeout_ms),
         (
             "offsets.topic.replication.factor",
-            i64::from(keys.offsets_topic_replication_factor),
+            i64::from(keys.timings.offsets_topic_replication_factor),
         ),
     ] {
         out.insert(k, v.to_string());
@@ -234,25 +247,25 @@ impl ClusterKeys {
                 self.rack = Some(rack.to_string());
             }
             "controller.quorum.election.timeout.ms" => {
-                self.election_timeout_ms = parse_num(key, value, 10, 3_600_000)?
+                self.timings.election_timeout_ms = parse_num(key, value, 10, 3_600_000)?
             }
             "controller.quorum.fetch.timeout.ms" => {
-                self.fetch_timeout_ms = parse_num(key, value, 10, 3_600_000)?
+                self.timings.fetch_timeout_ms = parse_num(key, value, 10, 3_600_000)?
             }
             "controller.quorum.request.timeout.ms" => {
-                self.request_timeout_ms = parse_num(key, value, 10, 3_600_000)?
+                self.timings.request_timeout_ms = parse_num(key, value, 10, 3_600_000)?
             }
             "controller.quorum.retry.backoff.ms" => {
-                self.retry_backoff_ms = parse_num(key, value, 1, 3_600_000)?
+                self.timings.retry_backoff_ms = parse_num(key, value, 1, 3_600_000)?
             }
             "broker.heartbeat.interval.ms" => {
-                self.heartbeat_interval_ms = parse_num(key, value, 10, 3_600_000)?
+                self.timings.heartbeat_interval_ms = parse_num(key, value, 10, 3_600_000)?
             }
             "broker.session.timeout.ms" => {
-                self.session_timeout_ms = parse_num(key, value, 10, 3_600_000)?
+                self.timings.session_timeout_ms = parse_num(key, value, 10, 3_600_000)?
             }
             "offsets.topic.replication.factor" => {
-                self.offsets_topic_replication_factor =
+                self.timings.offsets_topic_replication_factor =
                     parse_num(key, value, 1, i64::from(i16::MAX))? as i16
             }
             _ => return Ok(false),
@@ -288,17 +301,19 @@ impl ClusterKeys {
                 }
             }
         }
-        if self.election_timeout_ms < 1 || self.heartbeat_interval_ms >= self.session_timeout_ms {
+        if self.timings.election_timeout_ms < 1
+            || self.timings.heartbeat_interval_ms >= self.timings.session_timeout_ms
+        {
             return Err(err(
                 "broker.heartbeat.interval.ms",
-                self.heartbeat_interval_ms.to_string(),
+                self.timings.heartbeat_interval_ms.to_string(),
                 "must be less than broker.session.timeout.ms".into(),
             ));
         }
-        if self.offsets_topic_replication_factor != 1 {
+        if self.timings.offsets_topic_replication_factor != 1 {
             return Err(err(
                 "offsets.topic.replication.factor",
-                self.offsets_topic_replication_factor.to_string(),
+                self.timings.offsets_topic_replication_factor.to_string(),
                 "partitions have one replica until partition replication is built; use 1".into(),
             ));
         }
@@ -473,13 +488,7 @@ impl ClusterKeys {
             controller_listener_name: Some(controller_name),
             client_listener_name: client_name,
             rack: self.rack.clone(),
-            election_timeout_ms: self.election_timeout_ms,
-            fetch_timeout_ms: self.fetch_timeout_ms,
-            request_timeout_ms: self.request_timeout_ms,
-            retry_backoff_ms: self.retry_backoff_ms,
-            heartbeat_interval_ms: self.heartbeat_interval_ms,
-            session_timeout_ms: self.session_timeout_ms,
-            offsets_topic_replication_factor: self.offsets_topic_replication_factor,
+            timings: self.timings,
         })
     }
 
@@ -535,13 +544,7 @@ impl ClusterKeys {
             controller_listener_name: None,
             client_listener_name: one.name.clone(),
             rack: self.rack.clone(),
-            election_timeout_ms: self.election_timeout_ms,
-            fetch_timeout_ms: self.fetch_timeout_ms,
-            request_timeout_ms: self.request_timeout_ms,
-            retry_backoff_ms: self.retry_backoff_ms,
-            heartbeat_interval_ms: self.heartbeat_interval_ms,
-            session_timeout_ms: self.session_timeout_ms,
-            offsets_topic_replication_factor: self.offsets_topic_replication_factor,
+            timings: self.timings,
         })
     }
 
@@ -705,14 +708,7 @@ fn render_map(map: &BTreeMap<String, String>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parse_properties, Config, ConfigError};
-
-    fn load(text: &str) -> Result<Config, ConfigError> {
-        let mut c = Config::default();
-        c.apply(&parse_properties(text, "test")?)?;
-        c.validate()?;
-        Ok(c)
-    }
+    use super::super::tests::apply as load;
 
     const NODE1: &str = "process.roles=broker,controller\nnode.id=1\n\
         controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093\n\
@@ -762,15 +758,18 @@ mod tests {
         );
         let c = load(&text).unwrap();
         assert_eq!(
-            (c.cluster.election_timeout_ms, c.cluster.fetch_timeout_ms),
+            (
+                c.cluster.timings.election_timeout_ms,
+                c.cluster.timings.fetch_timeout_ms
+            ),
             (500, 800)
         );
-        assert_eq!(c.cluster.request_timeout_ms, 900);
-        assert_eq!(c.cluster.retry_backoff_ms, 15);
+        assert_eq!(c.cluster.timings.request_timeout_ms, 900);
+        assert_eq!(c.cluster.timings.retry_backoff_ms, 15);
         assert_eq!(
             (
-                c.cluster.heartbeat_interval_ms,
-                c.cluster.session_timeout_ms
+                c.cluster.timings.heartbeat_interval_ms,
+                c.cluster.timings.session_timeout_ms
             ),
             (300, 1500)
         );

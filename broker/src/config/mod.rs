@@ -707,10 +707,11 @@ fn parse_log_dir(key: &str, value: &str) -> Result<PathBuf, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn apply(text: &str) -> Result<Config, ConfigError> {
+    /// A configuration from properties text, applied and validated.
+    pub(in crate::config) fn apply(text: &str) -> Result<Config, ConfigError> {
         let mut c = Config::default();
         c.apply(&parse_properties(text, "test")?)?;
         c.validate()?;
