@@ -56,6 +56,10 @@ pub struct Controller {
     driver: Rc<Driver>,
     /// The view as of the last applied batch (shards get copies of it).
     current: RefCell<Arc<MetadataImage>>,
+    /// The next producer id this controller hands out, inside the block its last
+    /// ProducerIdsRecord reserved. Set from the image at start (the end of the last committed
+    /// block: an id is never handed out twice); a controller that gains leadership in a
+    /// quorum of several must take it from the image the same way.
     next_producer_id: Cell<i64>,
 }
 
@@ -288,11 +292,6 @@ impl Controller {
             placement.follow(&entry.record, shard.shards);
         }
         let placement_changed = placement != *current.placement;
-        self.next_producer_id.set(
-            self.next_producer_id
-                .get()
-                .max(current.cluster.next_producer_id()),
-        );
         self.publish_view(shard, cluster, placement, placement_changed)
             .await
     }
