@@ -22,6 +22,7 @@ mod maintenance;
 mod mesh;
 mod metadata;
 mod partition;
+mod peer;
 mod quorum;
 mod raft_transport;
 mod server;

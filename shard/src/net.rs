@@ -40,6 +40,38 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     Ok(unsafe { TcpListener::from_raw_fd(raw) })
 }
 
+/// Opens a TCP connection to `addr` from the current shard, giving up after `timeout` (on the
+/// shard's timer, [`crate::time`]), with TCP_NODELAY set: peers exchange small
+/// request/response frames whose latency matters more than packet count.
+///
+/// A timeout is `io::ErrorKind::TimedOut`. Glommio only: inside a simulation (which has no
+/// sockets) the answer is `io::ErrorKind::Unsupported`, never a hang.
+pub async fn connect(
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> io::Result<TcpStream> {
+    if crate::sim::is_current() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "sockets are not simulated",
+        ));
+    }
+    let stream = crate::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "connecting to {addr}: no answer within {} ms",
+                    timeout.as_millis()
+                ),
+            )
+        })?
+        .map_err(io::Error::from)?;
+    stream.set_nodelay(true).map_err(io::Error::from)?;
+    Ok(stream)
+}
+
 /// Accepts connections on `listener`, handing each to `serve`, until `stop()` returns true
 /// (checked every `check_every`); then stops accepting and returns.
 ///
@@ -269,23 +301,6 @@ pub fn pread_exact(file: &std::fs::File, position: u64, len: usize) -> io::Resul
     Ok(buf)
 }
 
-/// Opens a connection to `addr`, giving up after `timeout`; TCP_NODELAY is set (the peers
-/// exchange small messages that must not wait for Nagle).
-pub async fn connect(
-    addr: std::net::SocketAddr,
-    timeout: std::time::Duration,
-) -> io::Result<TcpStream> {
-    let stream = crate::time::timeout(timeout, async {
-        TcpStream::connect(addr)
-            .await
-            .map_err(|e| io::Error::other(e.to_string()))
-    })
-    .await
-    .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr}")))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
 /// Splits a connection into a reading and a writing half, each owning its own descriptor (the
 /// second is a dup of the first), so one task reads requests while another writes responses
 /// without any lock between them.
@@ -414,6 +429,40 @@ mod sendfile_cache_tests {
                 most_held <= 8,
                 "{most_held} wakers held after {CHECKS} stop checks"
             );
+            Ok(())
+        })
+        .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod connect_tests {
+    /// `connect` reaches a listener with TCP_NODELAY set, reports a refused port as an error,
+    /// and gives up on an address that never answers (a non-routable one) with `TimedOut`.
+    #[test]
+    fn connect_sets_nodelay_and_times_out() {
+        let config = crate::ShardRuntimeConfig {
+            shards: 1,
+            io_memory_bytes: 1 << 20,
+            ring_depth: 64,
+            pin: false,
+        };
+        crate::run_shards(&config, |_| async {
+            let listener = super::listen("127.0.0.1:0".parse().unwrap())?;
+            let addr = listener.local_addr()?;
+            let stream = super::connect(addr, std::time::Duration::from_secs(10)).await?;
+            assert!(stream.nodelay()?);
+            drop(listener);
+            let refused = super::connect(addr, std::time::Duration::from_secs(10)).await;
+            assert!(refused.is_err());
+            // TEST-NET-1 (RFC 5737) is never routed; the SYN goes unanswered or the route is
+            // refused at once. Either way connect returns, and a timeout says so.
+            let blackhole = "192.0.2.1:9".parse().unwrap();
+            match super::connect(blackhole, std::time::Duration::from_millis(200)).await {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => {} // no route on this host: also not a hang
+                Ok(_) => panic!("connected to a TEST-NET-1 address"),
+            }
             Ok(())
         })
         .unwrap();

@@ -594,3 +594,18 @@ fn a_livelock_is_reported_not_hung() {
     .detach();
     sim.run_for(Duration::from_millis(1));
 }
+
+/// A simulation has no sockets: `net::connect` says so instead of reaching for glommio's
+/// reactor (which is not there) or waiting forever.
+#[test]
+fn connect_under_a_simulation_is_unsupported() {
+    let sim = Sim::new(7);
+    let result = sim.block_on(millrace_shard::net::connect(
+        "127.0.0.1:9".parse().unwrap(),
+        Duration::from_secs(1),
+    ));
+    assert_eq!(
+        result.err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::Unsupported)
+    );
+}

@@ -583,10 +583,74 @@ fn describe_quorum(v: i16, _null: bool) -> DescribeQuorumRequest {
             .with_unknown_tagged_fields(tags(v, 0))
     };
     DescribeQuorumRequest::default()
-        .with_topics(vec![TopicData::default()
-            .with_topic_name(topic("__cluster_metadata"))
-            .with_partitions(vec![part(0), part(1)])
+        .with_topics(vec![
+            TopicData::default()
+                .with_topic_name(topic("__cluster_metadata"))
+                .with_partitions(vec![part(0), part(1)])
+                .with_unknown_tagged_fields(tags(v, 0)),
+            TopicData::default().with_topic_name(topic("empty")),
+        ])
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
+fn broker_registration(v: i16, null: bool) -> BrokerRegistrationRequest {
+    use kafka_protocol::messages::broker_registration_request::*;
+    let listener = |name: &str, port: u16| {
+        Listener::default()
+            .with_name(s(name))
+            .with_host(s("broker-1.example"))
+            .with_port(port)
+            .with_security_protocol(1)
+            .with_unknown_tagged_fields(tags(v, 0))
+    };
+    let mut req = BrokerRegistrationRequest::default()
+        .with_broker_id(BrokerId(3))
+        .with_cluster_id(s("MkU3OEVBNTcwNTJENDM2Qg"))
+        .with_incarnation_id(uuid(8))
+        // 65535 checks that the port is unsigned on both sides.
+        .with_listeners(vec![listener("PLAINTEXT", 9092), listener("SSL", 65535)])
+        .with_features(vec![Feature::default()
+            .with_name(s("metadata.version"))
+            .with_min_supported_version(7)
+            .with_max_supported_version(27)
             .with_unknown_tagged_fields(tags(v, 0))])
+        .with_rack(if null { None } else { Some(s("rack-a")) });
+    if v >= 1 {
+        req.is_migrating_zk_broker = true;
+    }
+    if v >= 2 {
+        req.log_dirs = vec![uuid(10), uuid(11)];
+    }
+    if v >= 3 {
+        req.previous_broker_epoch = 41;
+    }
+    req.with_unknown_tagged_fields(tags(v, 0))
+}
+
+fn broker_heartbeat(v: i16, null: bool) -> BrokerHeartbeatRequest {
+    let mut req = BrokerHeartbeatRequest::default()
+        .with_broker_id(BrokerId(3))
+        .with_broker_epoch(41)
+        .with_current_metadata_offset(1_234)
+        .with_want_fence(false)
+        .with_want_shut_down(true);
+    if v >= 1 && !null {
+        // Tag 0 (offline_log_dirs) is written only when not empty.
+        req.offline_log_dirs = vec![uuid(12), uuid(13)];
+    }
+    req.with_unknown_tagged_fields(tags(v, 0))
+}
+
+fn unregister_broker(v: i16, _null: bool) -> UnregisterBrokerRequest {
+    UnregisterBrokerRequest::default()
+        .with_broker_id(BrokerId(3))
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
+fn allocate_producer_ids(v: i16, _null: bool) -> AllocateProducerIdsRequest {
+    AllocateProducerIdsRequest::default()
+        .with_broker_id(BrokerId(3))
+        .with_broker_epoch(41)
         .with_unknown_tagged_fields(tags(v, 0))
 }
 
@@ -622,6 +686,10 @@ fn corpus() -> Vec<ApiCorpus> {
         cases(21, delete_records),
         cases(17, sasl_handshake),
         cases(55, describe_quorum),
+        cases(62, broker_registration),
+        cases(63, broker_heartbeat),
+        cases(64, unregister_broker),
+        cases(67, allocate_producer_ids),
     ]
 }
 
@@ -846,4 +914,38 @@ fn mutated_bodies_never_panic_and_accepted_ones_decode() {
         accepted_mutants > 100,
         "only {accepted_mutants} mutants accepted"
     );
+}
+
+#[test]
+fn controller_api_counts_and_tags_are_checked() {
+    // DescribeQuorum: compact topic count u32::MAX - 1, then a valid tagged section.
+    assert_refused_quickly(55, 0, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0], 0);
+    // BrokerRegistration v0: broker_id, cluster_id "c", incarnation_id, then a huge listener
+    // count.
+    let mut body = vec![0, 0, 0, 3, 2, b'c'];
+    body.extend_from_slice(&[7; 16]);
+    let listeners_at = body.len();
+    body.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08, 1, 1, 0, 0]);
+    assert_refused_quickly(62, 0, &body, listeners_at);
+    // BrokerHeartbeat: tag 0 (offline_log_dirs) exists from v1; v0 refuses it as
+    // kafka-protocol does ("Tag 0 is not valid for version 0").
+    let mut v1 = broker_heartbeat(1, false);
+    v1.unknown_tagged_fields.clear();
+    let body = encode(&v1, 1);
+    assert_eq!(check_request_body(63, 1, &body), Ok(()));
+    assert!(matches!(
+        check_request_body(63, 0, &body),
+        Err(GuardError::BadTaggedField { tag: 0, .. })
+    ));
+    // Its content must fill exactly the declared size. The body ends with: count=1, tag=0,
+    // size=33, compact array of two uuids (1 + 32 bytes).
+    let n = body.len();
+    assert_eq!(&body[n - 36..n - 33], &[1, 0, 33]);
+    let mut short = body.clone();
+    short[n - 34] = 34; // size says 34, content is 33
+    short.push(0);
+    assert!(matches!(
+        check_request_body(63, 1, &short),
+        Err(GuardError::BadTaggedField { tag: 0, .. })
+    ));
 }

@@ -10,10 +10,10 @@ pub(crate) enum Ty {
     Int16,
     Int32,
     Int64,
-    // No covered request has these yet; the interpreter handles them so that adding a table
-    // (e.g. BrokerRegistration, AlterClientQuotas) needs no code.
-    #[allow(dead_code)]
+    /// BrokerRegistration's listener port.
     Uint16,
+    // No covered request has this yet; the interpreter handles it so that adding a table
+    // (e.g. AlterClientQuotas) needs no code.
     #[allow(dead_code)]
     Float64,
     Uuid,

@@ -40,6 +40,10 @@ pub(super) const APIS: &[Api] = &[
     delete_records::API,
     sasl_handshake::API,
     describe_quorum::API,
+    broker_registration::API,
+    broker_heartbeat::API,
+    unregister_broker::API,
+    allocate_producer_ids::API,
 ];
 
 /// api_versions_request, api_key 18, versions 0-4, flexible 3+.
@@ -862,7 +866,12 @@ pub(super) mod sasl_handshake {
     const SASL_HANDSHAKE_REQUEST: &[Field] = &[Field::new("mechanism", Ty::String, 0, i16::MAX)];
 }
 
-/// describe_quorum_request, api_key 55, versions 0-2, flexible 0+.
+// The controller APIs below are served on the CONTROLLER listener, not in the client-facing
+// handler registry. All of them are flexible from v0 (compact lengths, tagged sections, request
+// header v2), as kafka-protocol decodes them.
+
+/// describe_quorum_request, api_key 55, versions 0-2, flexible 0+. v1 and v2 change only the
+/// response; the request is the same in every version.
 pub(super) mod describe_quorum {
     use super::*;
     pub(in super::super) const API: Api = Api {
@@ -888,4 +897,89 @@ pub(super) mod describe_quorum {
         ),
     ];
     const PARTITION_DATA: &[Field] = &[Field::new("partition_index", Ty::Int32, 0, i16::MAX)];
+}
+
+/// broker_registration_request, api_key 62, versions 0-4, flexible 0+. `rack` is nullable;
+/// a listener's `port` is an unsigned 16-bit integer; v4 adds no field.
+pub(super) mod broker_registration {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 62,
+        min_version: 0,
+        max_version: 4,
+        flexible_min: 0,
+        body: BROKER_REGISTRATION_REQUEST,
+    };
+    const BROKER_REGISTRATION_REQUEST: &[Field] = &[
+        Field::new("broker_id", Ty::Int32, 0, i16::MAX),
+        Field::new("cluster_id", Ty::String, 0, i16::MAX),
+        Field::new("incarnation_id", Ty::Uuid, 0, i16::MAX),
+        Field::new("listeners", Ty::Array(&Ty::Struct(LISTENER)), 0, i16::MAX),
+        Field::new("features", Ty::Array(&Ty::Struct(FEATURE)), 0, i16::MAX),
+        Field::new("rack", Ty::NullableString, 0, i16::MAX),
+        Field::new("is_migrating_zk_broker", Ty::Bool, 1, i16::MAX),
+        Field::new("log_dirs", Ty::Array(&Ty::Uuid), 2, i16::MAX),
+        Field::new("previous_broker_epoch", Ty::Int64, 3, i16::MAX),
+    ];
+    const LISTENER: &[Field] = &[
+        Field::new("name", Ty::String, 0, i16::MAX),
+        Field::new("host", Ty::String, 0, i16::MAX),
+        Field::new("port", Ty::Uint16, 0, i16::MAX),
+        Field::new("security_protocol", Ty::Int16, 0, i16::MAX),
+    ];
+    const FEATURE: &[Field] = &[
+        Field::new("name", Ty::String, 0, i16::MAX),
+        Field::new("min_supported_version", Ty::Int16, 0, i16::MAX),
+        Field::new("max_supported_version", Ty::Int16, 0, i16::MAX),
+    ];
+}
+
+/// broker_heartbeat_request, api_key 63, versions 0-1, flexible 0+. v1 adds the tagged field
+/// `offline_log_dirs` (tag 0); kafka-protocol refuses tag 0 in v0, as the guard does.
+pub(super) mod broker_heartbeat {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 63,
+        min_version: 0,
+        max_version: 1,
+        flexible_min: 0,
+        body: BROKER_HEARTBEAT_REQUEST,
+    };
+    const BROKER_HEARTBEAT_REQUEST: &[Field] = &[
+        Field::new("broker_id", Ty::Int32, 0, i16::MAX),
+        Field::new("broker_epoch", Ty::Int64, 0, i16::MAX),
+        Field::new("current_metadata_offset", Ty::Int64, 0, i16::MAX),
+        Field::new("want_fence", Ty::Bool, 0, i16::MAX),
+        Field::new("want_shut_down", Ty::Bool, 0, i16::MAX),
+        Field::tagged("offline_log_dirs", Ty::Array(&Ty::Uuid), 0, 1, i16::MAX),
+    ];
+}
+
+/// unregister_broker_request, api_key 64, versions 0-0, flexible 0+.
+pub(super) mod unregister_broker {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 64,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: UNREGISTER_BROKER_REQUEST,
+    };
+    const UNREGISTER_BROKER_REQUEST: &[Field] = &[Field::new("broker_id", Ty::Int32, 0, i16::MAX)];
+}
+
+/// allocate_producer_ids_request, api_key 67, versions 0-0, flexible 0+.
+pub(super) mod allocate_producer_ids {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 67,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: ALLOCATE_PRODUCER_IDS_REQUEST,
+    };
+    const ALLOCATE_PRODUCER_IDS_REQUEST: &[Field] = &[
+        Field::new("broker_id", Ty::Int32, 0, i16::MAX),
+        Field::new("broker_epoch", Ty::Int64, 0, i16::MAX),
+    ];
 }
