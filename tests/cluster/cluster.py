@@ -257,7 +257,7 @@ class Node:
         out = ""
         for path in self.log_files():
             tail = path.read_text(errors="replace").splitlines()[-lines:]
-            out += f"--- {path}\n" + "\n".join(tail) + "\n"
+            out += f"--- {path}\n" + "\n".join(t[:300] for t in tail) + "\n"
         return out
 
 
@@ -456,7 +456,7 @@ class Cluster:
                 shutil.copy(path, dest / f"node{x.node_id}-{path.name}")
         return dest
 
-    def log_tails(self, lines: int = 30) -> str:
+    def log_tails(self, lines: int = 15) -> str:
         return "".join(f"===== node {x.node_id} ({'running' if x.running() else 'down'})\n"
                        + x.log_tail(lines) for x in self.nodes)
 
