@@ -474,3 +474,30 @@ def offsets_partition(group: str, partitions: int = OFFSETS_PARTITIONS) -> int:
     where Utils.abs maps Integer.MIN_VALUE to 0."""
     h = java_hash(group)
     return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def create_until_ok(node: Node, prefix: str, timeout_s: float = 60.0,
+                    request_timeout_ms: int = 3000) -> tuple[float, list[str]]:
+    """Sends CreateTopics (one new RF=1 topic per attempt) to `node` until one succeeds.
+    Returns (seconds until the first success, the errors answered before it, in order, with
+    consecutive repeats collapsed). Raises TimeoutError after timeout_s."""
+    t0 = time.monotonic()
+    seen: list[str] = []
+    attempt = 0
+    while time.monotonic() - t0 < timeout_s:
+        attempt += 1
+        name = f"{prefix}-{attempt}"
+        try:
+            res = c.create_topics(node.port, {name: 1}, timeout_ms=request_timeout_ms,
+                                  socket_timeout_s=request_timeout_ms / 1000 + 10)
+            err = res[name][0]
+            what = c.error_name(err)
+        except (OSError, ConnectionError) as e:
+            err, what = None, f"socket: {type(e).__name__}"
+        if err == c.NONE:
+            return time.monotonic() - t0, seen
+        # A retry after a timeout may find the first attempt's topic done: a new name each time.
+        if not seen or seen[-1] != what:
+            seen.append(what)
+        time.sleep(0.05)
+    raise TimeoutError(f"CreateTopics via {node} failed for {timeout_s}s: {seen}")

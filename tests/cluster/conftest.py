@@ -6,6 +6,8 @@
 - ``cluster_factory``: a separate cluster with property overrides (e.g. RF=3 offsets on Kafka),
   killed at the end of the test.
 - ``topic``: a unique topic name per test.
+- ``observe(key, value)``: prints an observation and appends it, with the test's name, to
+  target/cluster-observations/<kind>.jsonl (the numbers tests/cluster/README.md quotes).
 - marker ``kafka_only``: skipped unless TEST_BROKER=kafka.
 
 When a test fails, the tails of every node's logs are added to the report and the full logs are
@@ -14,7 +16,9 @@ copied to target/cluster-logs/<test>/.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 
 import pytest
@@ -83,3 +87,17 @@ def cluster_factory(request, tmp_path):
 def topic(request):
     base = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name).strip("-")[:60]
     return f"{base}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def observe(request):
+    out = REPO / "target/cluster-observations" / f"{cluster_kind()}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(key: str, value) -> None:
+        print(f"OBSERVED {key}: {value}")
+        with open(out, "a") as f:
+            f.write(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                "test": request.node.nodeid, "key": key, "value": value},
+                               default=str) + "\n")
+    return record
