@@ -72,8 +72,13 @@ def cluster_kind() -> str:
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 characters).
+    Like Kafka's Uuid.randomUuid, never one starting with '-', which command-line parsers
+    (kafka-storage format --cluster-id) take for an option."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def wait_for(predicate, timeout_s: float, interval_s: float = 0.1, what: str = "condition"):
