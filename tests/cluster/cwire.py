@@ -266,7 +266,7 @@ def find_coordinator(port: int, group: str) -> tuple[int, int, str, int]:
 
 
 def init_producer_id(port: int) -> tuple[int, int, int]:
-    """(error_code, producer_id, producer_epoch) for a new idempotent (non-transactional) producer."""
+    """(error_code, producer_id, producer_epoch) for a new idempotent producer."""
     r = call(port, API_INIT_PRODUCER_ID, 1, string(None) + i32(60_000))
     r.i32()
     return r.i16(), r.i64(), r.i16()

@@ -47,7 +47,7 @@ def config_value(node, topic, key) -> str | None:
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("first", [1, 2, 3])
-def test_admin_requests_via_each_node_take_effect_everywhere(cluster, topic, first):
+def test_admin_requests_via_each_node_take_effect_everywhere(cluster, topic, first, observe):
     """CreateTopics via node `first`, IncrementalAlterConfigs via the next, CreatePartitions via
     the one after, DeleteTopics via `first` again; each seen by every node."""
     n = len(cluster.nodes)
@@ -55,7 +55,9 @@ def test_admin_requests_via_each_node_take_effect_everywhere(cluster, topic, fir
 
     res = c.create_topics(via[0].port, {topic: 3}, configs={"retention.ms": "3600000"})
     assert res == {topic: (c.NONE, None)}
-    everywhere(cluster, lambda x: partition_count(x, topic) == 3, f"{topic} created")
+    seen = {}
+    seen["create"] = everywhere(cluster, lambda x: partition_count(x, topic) == 3,
+                                f"{topic} created")
     assert all(config_value(x, topic, "retention.ms") == "3600000" for x in cluster.nodes)
     again = c.create_topics(via[1].port, {topic: 3})
     assert again[topic][0] == c.TOPIC_ALREADY_EXISTS, again
@@ -64,22 +66,26 @@ def test_admin_requests_via_each_node_take_effect_everywhere(cluster, topic, fir
                                                  {"retention.ms": "7200000",
                                                   "cleanup.policy": "compact"})
     assert err == c.NONE, (c.error_name(err), msg)
-    everywhere(cluster, lambda x: config_value(x, topic, "retention.ms") == "7200000"
-               and config_value(x, topic, "cleanup.policy") == "compact", "config altered")
+    seen["alter"] = everywhere(
+        cluster, lambda x: config_value(x, topic, "retention.ms") == "7200000"
+        and config_value(x, topic, "cleanup.policy") == "compact", "config altered")
 
     err, msg = c.create_partitions(via[2].port, topic, 5)
     assert err == c.NONE, (c.error_name(err), msg)
-    everywhere(cluster, lambda x: partition_count(x, topic) == 5, "partitions added")
+    seen["partitions"] = everywhere(cluster, lambda x: partition_count(x, topic) == 5,
+                                    "partitions added")
     err, _ = c.create_partitions(via[0].port, topic, 4)
     assert err == c.INVALID_PARTITIONS, c.error_name(err)
 
     assert c.delete_topics(via[0].port, [topic]) == {topic: c.NONE}
-    everywhere(cluster, lambda x: topic_absent(x, topic), "topic deleted")
+    seen["delete"] = everywhere(cluster, lambda x: topic_absent(x, topic), "topic deleted")
+    observe(f"answer -> visible on every node (s), first={first}",
+            {k: round(v, 2) for k, v in seen.items()})
     assert c.delete_topics(via[1].port, [topic]) == {topic: c.UNKNOWN_TOPIC_OR_PARTITION}
 
 
 @pytest.mark.timeout(180)
-def test_created_topic_takes_produce_on_every_partition_at_once(cluster, topic):
+def test_created_topic_takes_produce_on_every_partition_at_once(cluster, topic, observe):
     """For each node: CreateTopics through it, then at once an acks=all idempotent producer
     bootstrapped on it writes to every partition; every record is acknowledged and read back."""
     partitions = 9
@@ -102,7 +108,8 @@ def test_created_topic_takes_produce_on_every_partition_at_once(cluster, topic):
         took = time.monotonic() - t0
         assert errors == [], errors
         assert len(acked) == 3 * partitions
-        print(f"node {x.node_id}: all {partitions} partitions acked {took:.2f}s after create")
+        observe(f"via node {x.node_id}: all partitions acked after CreateTopics answer (s)",
+                round(took, 2))
 
         got = consume_all(cluster, name, partitions, 3 * partitions)
         assert sorted(got) == sorted((part, f"{part}-{k}".encode())

@@ -9,12 +9,12 @@ import cwire as c
 from cluster import OFFSETS_PARTITIONS, offsets_partition, wait_for
 
 
-def test_partitions_of_a_big_topic_are_spread_over_every_broker(cluster, topic):
+def test_partitions_of_a_big_topic_are_spread_over_every_broker(cluster, topic, observe):
     partitions = 30
     cluster.create_topic(topic, partitions)
     leaders = cluster.leaders(topic)
     per_broker = collections.Counter(leaders.values())
-    print(f"leaders per broker: {dict(per_broker)}")
+    observe("30 partitions, leaders per broker", dict(sorted(per_broker.items())))
     assert set(per_broker) == cluster.ids, per_broker
     # RF=1 over three brokers in three racks: Kafka's striped placer gives 10/10/10; allow
     # some unevenness but no broker may be starved.
