@@ -56,7 +56,12 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def _session_cluster(tmp_path_factory):
     cl = Cluster(cluster_kind(), n=3, tmp=tmp_path_factory.mktemp("cluster"))
-    cl.start()
+    try:
+        cl.start()
+    except BaseException:
+        cl.collect_logs(REPO / "target/cluster-logs/session-start")
+        cl.kill_all()  # no node left running when the session cluster cannot start
+        raise
     yield cl
     cl.stop()
 
