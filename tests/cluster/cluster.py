@@ -444,9 +444,18 @@ class Cluster:
                     return False
                 if any(pm.leader < 0 for pm in t.partitions.values()):
                     return False
+            # Kafka updates a broker's metadata cache a moment before its replica manager
+            # takes leadership: until then the leader answers NOT_LEADER_OR_FOLLOWER. Ready
+            # means each leader serves its partition too.
+            if topic.startswith("__"):
+                return True
+            for p, pm in t.partitions.items():
+                leader = self.node(pm.leader)
+                if leader.running() and c.list_offset(leader.port, topic, p)[0] != c.NONE:
+                    return False
             return True
-        wait_for(everywhere, timeout_s, what=f"{topic} with {partitions} led partitions "
-                                              "on every node")
+        wait_for(everywhere, timeout_s, what=f"{topic} with {partitions} led and served "
+                                              "partitions on every node")
         return time.monotonic() - t0
 
     def node_of_port(self, port: int) -> Node:
