@@ -114,7 +114,7 @@ impl BrokerImage {
         !self.fenced && !self.in_controlled_shutdown
     }
 
-    fn from_record(r: &RegisterBrokerRecord) -> Self {
+    pub(super) fn from_record(r: &RegisterBrokerRecord) -> Self {
         BrokerImage {
             broker_id: r.broker_id,
             incarnation_id: r.incarnation_id,
@@ -123,6 +123,18 @@ impl BrokerImage {
             rack: r.rack.clone(),
             fenced: r.fenced,
             in_controlled_shutdown: false,
+        }
+    }
+
+    /// The registration as the record that made it (controlled shutdown is not part of it).
+    pub(super) fn to_record(&self) -> RegisterBrokerRecord {
+        RegisterBrokerRecord {
+            broker_id: self.broker_id,
+            incarnation_id: self.incarnation_id,
+            broker_epoch: self.broker_epoch,
+            endpoints: self.endpoints.clone(),
+            rack: self.rack.clone(),
+            fenced: self.fenced,
         }
     }
 }

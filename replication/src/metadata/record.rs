@@ -543,7 +543,7 @@ fn decode_partition_change(r: &mut Reader<'_>) -> Result<PartitionChangeRecord, 
     })
 }
 
-fn encode_register_broker(w: &mut Writer<'_>, r: &RegisterBrokerRecord) {
+pub(super) fn encode_register_broker(w: &mut Writer<'_>, r: &RegisterBrokerRecord) {
     w.i32(r.broker_id);
     w.bytes16(&r.incarnation_id);
     w.i64(r.broker_epoch);
@@ -552,7 +552,9 @@ fn encode_register_broker(w: &mut Writer<'_>, r: &RegisterBrokerRecord) {
     w.bool(r.fenced);
 }
 
-fn decode_register_broker(r: &mut Reader<'_>) -> Result<RegisterBrokerRecord, ReplicationError> {
+pub(super) fn decode_register_broker(
+    r: &mut Reader<'_>,
+) -> Result<RegisterBrokerRecord, ReplicationError> {
     Ok(RegisterBrokerRecord {
         broker_id: r.i32()?,
         incarnation_id: r.bytes16()?,
@@ -565,7 +567,7 @@ fn decode_register_broker(r: &mut Reader<'_>) -> Result<RegisterBrokerRecord, Re
 
 /// A broker's endpoints, as a RegisterBrokerRecord carries them and an image snapshot stores
 /// them: count u32, then name, host, port, security protocol of each.
-pub(super) fn encode_endpoints(w: &mut Writer<'_>, endpoints: &[BrokerEndpoint]) {
+fn encode_endpoints(w: &mut Writer<'_>, endpoints: &[BrokerEndpoint]) {
     w.u32(u32::try_from(endpoints.len()).expect("more than u32::MAX endpoints"));
     for e in endpoints {
         w.string(&e.name);
@@ -576,7 +578,7 @@ pub(super) fn encode_endpoints(w: &mut Writer<'_>, endpoints: &[BrokerEndpoint])
 }
 
 /// Reads what [`encode_endpoints`] wrote; the count is checked against the bytes left first.
-pub(super) fn decode_endpoints(
+fn decode_endpoints(
     r: &mut Reader<'_>,
 ) -> Result<Vec<BrokerEndpoint>, ReplicationError> {
     let count = r.count(ENDPOINT_MIN_BYTES)?;

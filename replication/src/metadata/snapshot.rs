@@ -38,7 +38,8 @@ use super::image::{
     TopicImage,
 };
 use super::record::{
-    decode_endpoints, decode_partition_state, encode_endpoints, encode_partition_state, TopicId,
+    decode_partition_state, decode_register_broker, encode_partition_state, encode_register_broker,
+    TopicId,
 };
 use crate::error::ReplicationError;
 
@@ -203,26 +204,17 @@ fn decode_topic(r: &mut Reader<'_>) -> Result<TopicImage, ReplicationError> {
     })
 }
 
+/// A broker in a snapshot: its RegisterBrokerRecord's payload, then whether it is in
+/// controlled shutdown (the one part of its state no registration carries).
 fn encode_registration(w: &mut Writer<'_>, b: &BrokerImage) {
-    w.i32(b.broker_id);
-    w.bytes16(&b.incarnation_id);
-    w.i64(b.broker_epoch);
-    encode_endpoints(w, &b.endpoints);
-    w.nullable_string(b.rack.as_deref());
-    w.bool(b.fenced);
+    encode_register_broker(w, &b.to_record());
     w.bool(b.in_controlled_shutdown);
 }
 
 fn decode_registration(r: &mut Reader<'_>) -> Result<BrokerImage, ReplicationError> {
-    Ok(BrokerImage {
-        broker_id: r.i32()?,
-        incarnation_id: r.bytes16()?,
-        broker_epoch: r.i64()?,
-        endpoints: decode_endpoints(r)?,
-        rack: r.nullable_string()?,
-        fenced: r.bool()?,
-        in_controlled_shutdown: r.bool()?,
-    })
+    let mut broker = BrokerImage::from_record(&decode_register_broker(r)?);
+    broker.in_controlled_shutdown = r.bool()?;
+    Ok(broker)
 }
 
 fn encode_configs(w: &mut Writer<'_>, configs: &Configs) {
