@@ -219,7 +219,8 @@ impl<S: LogStore> MetadataLog<S> {
     }
 }
 
-fn store_error<E: std::error::Error + Send + Sync + 'static>(
+/// Wraps a store's error as [`ReplicationError::Store`] for operation `op`.
+pub(crate) fn store_error<E: std::error::Error + Send + Sync + 'static>(
     op: &'static str,
 ) -> impl FnOnce(E) -> ReplicationError {
     move |e| ReplicationError::Store {

@@ -578,9 +578,7 @@ fn encode_endpoints(w: &mut Writer<'_>, endpoints: &[BrokerEndpoint]) {
 }
 
 /// Reads what [`encode_endpoints`] wrote; the count is checked against the bytes left first.
-fn decode_endpoints(
-    r: &mut Reader<'_>,
-) -> Result<Vec<BrokerEndpoint>, ReplicationError> {
+fn decode_endpoints(r: &mut Reader<'_>) -> Result<Vec<BrokerEndpoint>, ReplicationError> {
     let count = r.count(ENDPOINT_MIN_BYTES)?;
     let mut endpoints = Vec::with_capacity(count);
     for _ in 0..count {

@@ -17,6 +17,7 @@ use super::raft_log::RaftLog;
 use super::{CommittedBatch, QuorumConfig, QuorumStateStore};
 use crate::error::ReplicationError;
 use crate::metadata::codec::{Reader, Writer};
+use crate::metadata::log::store_error;
 use crate::metadata::{LogStore, MetadataLog};
 use raft::eraftpb::{ConfState, Entry, HardState, Message};
 use std::cell::RefCell;
@@ -193,13 +194,4 @@ pub async fn run_ready_cycle<S: LogStore, H: QuorumStateStore>(
     }
     committed.extend(advance.committed);
     Ok(committed)
-}
-
-fn store_error<E: std::error::Error + Send + Sync + 'static>(
-    op: &'static str,
-) -> impl FnOnce(E) -> ReplicationError {
-    move |e| ReplicationError::Store {
-        op,
-        source: Box::new(e),
-    }
 }
