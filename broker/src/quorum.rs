@@ -149,6 +149,12 @@ impl Driver {
         q.raft_log().end_offset(q.last_index()).unwrap_or(0)
     }
 
+    /// The current term while this node leads it.
+    pub fn leading_term(&self) -> Option<u64> {
+        let q = self.quorum.borrow();
+        (q.role() == quorum::QuorumRole::Leader).then(|| q.term())
+    }
+
     /// What DescribeQuorum reports, as this node knows it.
     pub fn status(&self) -> QuorumStatus {
         let q = self.quorum.borrow();

@@ -47,17 +47,15 @@ fn size_write_behind(config: &mut Config) {
 /// start rather than ignored (a node told to join three voters must not run alone).
 fn refuse_what_is_not_built(config: &Config) -> Result<(), String> {
     let c = &config.cluster;
-    let alone = c.voters.len() == 1 && c.voters[0].id == config.node_id;
-    if !alone {
-        return Err(
-            "controller.quorum.voters: a quorum of more than this node is not served \
-                    by this build yet (the Raft controller is being built); list only this \
-                    node.id"
-                .into(),
-        );
-    }
     if c.roles.is_some_and(|r| !r.broker) {
         return Err("process.roles: a controller-only node is not served by this build yet".into());
+    }
+    if !c.voters.iter().any(|v| v.id == config.node_id) {
+        return Err(
+            "process.roles: a broker-only node (an observer of the metadata quorum) is not \
+             served by this build yet; run every node as broker,controller"
+                .into(),
+        );
     }
     Ok(())
 }

@@ -104,6 +104,21 @@ pub const STALE_MEMBER_EPOCH: i16 = 113;
 /// A DescribeCluster asked a listener for endpoints of the other kind (KIP-919).
 pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 
+/// This node is not the active controller (retriable: find it and ask again).
+pub const NOT_CONTROLLER: i16 = 41;
+
+/// A broker request carried a broker epoch that is not its current registration's.
+pub const STALE_BROKER_EPOCH: i16 = 77;
+
+/// Another process holds this broker id's live registration.
+pub const DUPLICATE_BROKER_REGISTRATION: i16 = 101;
+
+/// The broker id has no registration.
+pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
+
+/// The request's cluster id is not this cluster's.
+pub const INCONSISTENT_CLUSTER_ID: i16 = 104;
+
 /// Every code above with its name, for tests and for anything that prints a code's name.
 pub const ALL: &[(&str, i16)] = &[
     ("UNKNOWN_SERVER_ERROR", UNKNOWN_SERVER_ERROR),
@@ -156,6 +171,14 @@ pub const ALL: &[(&str, i16)] = &[
     ("UNRELEASED_INSTANCE_ID", UNRELEASED_INSTANCE_ID),
     ("UNSUPPORTED_ASSIGNOR", UNSUPPORTED_ASSIGNOR),
     ("STALE_MEMBER_EPOCH", STALE_MEMBER_EPOCH),
+    ("NOT_CONTROLLER", NOT_CONTROLLER),
+    ("STALE_BROKER_EPOCH", STALE_BROKER_EPOCH),
+    (
+        "DUPLICATE_BROKER_REGISTRATION",
+        DUPLICATE_BROKER_REGISTRATION,
+    ),
+    ("BROKER_ID_NOT_REGISTERED", BROKER_ID_NOT_REGISTERED),
+    ("INCONSISTENT_CLUSTER_ID", INCONSISTENT_CLUSTER_ID),
 ];
 
 #[cfg(test)]

@@ -5,8 +5,11 @@
 //! against the bytes received) before kafka-protocol decodes it, because kafka-protocol sizes
 //! arrays from the declared count.
 
+mod allocate_producer_ids;
 mod alter_configs;
 mod api_versions;
+mod broker_heartbeat;
+mod broker_registration;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod context;
@@ -21,6 +24,7 @@ mod describe_groups;
 mod describe_quorum;
 pub mod fetch;
 mod find_coordinator;
+mod forward;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
@@ -181,9 +185,17 @@ pub static REGISTRY: &[ApiEntry] = &[
 /// What the controller listener serves besides the private Raft key
 /// (`millrace_wire::frame::RAFT_API_KEY`, which no ApiVersions lists).
 pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
+    entry!(CreateTopics, 2, 7, create_topics),
+    entry!(DeleteTopics, 1, 6, delete_topics),
     entry!(ApiVersions, 0, 3, api_versions),
+    entry!(CreatePartitions, 0, 3, create_partitions),
     entry!(DescribeCluster, 1, 1, describe_cluster),
+    entry!(AlterConfigs, 0, 2, alter_configs),
+    entry!(IncrementalAlterConfigs, 0, 1, incremental_alter_configs),
     entry!(DescribeQuorum, 0, 2, describe_quorum),
+    entry!(BrokerRegistration, 0, 4, broker_registration),
+    entry!(BrokerHeartbeat, 0, 1, broker_heartbeat),
+    entry!(AllocateProducerIds, 0, 0, allocate_producer_ids),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection
@@ -210,7 +222,11 @@ pub async fn dispatch(
     if version < entry.min_handled || version > entry.max {
         return Response::Close(format!("unsupported version {version} of {:?}", entry.key));
     }
-    (entry.handler)(Context::new(shard.clone(), client), header.clone(), body).await
+    let ctx = Context::new(shard.clone(), client);
+    if let Some(answer) = forward::to_active_controller(&ctx, entry.key, header, &body).await {
+        return answer;
+    }
+    (entry.handler)(ctx, header.clone(), body).await
 }
 
 /// Checks the body against the wire guard, then decodes it.

@@ -75,7 +75,8 @@ pub fn meta_properties_path(data_dir: &Path) -> PathBuf {
 
 /// Opens the metadata in `data_dir` for node `node_id` with `shards` shards, upgrading an
 /// old data directory first. Refuses (with the reason) a log that does not replay, a
-/// `meta.properties` of another node, or a log without `meta.properties`.
+/// `meta.properties` of another node, or a log without `meta.properties`. An empty data
+/// directory takes `new_cluster_id` (see `controller::new_cluster_id`).
 pub async fn load<D: Disk>(
     disk: &D,
     data_dir: &Path,
@@ -83,6 +84,7 @@ pub async fn load<D: Disk>(
     shards: usize,
     quorum_config: &QuorumConfig,
     now_ms: i64,
+    new_cluster_id: String,
 ) -> Result<Boot<D>, String> {
     let dir = data_dir.join(LOG_DIR);
     let log = crate::partition::open_metadata_log(disk.clone(), dir.clone(), now_ms)
@@ -113,7 +115,7 @@ pub async fn load<D: Disk>(
         }
         None => {
             let props = MetaProperties {
-                cluster_id: uuid::Uuid::new_v4().simple().to_string(),
+                cluster_id: new_cluster_id,
                 node_id,
             };
             write(disk, &meta_properties_path(data_dir), &props.encode()).await?;

@@ -67,6 +67,7 @@ fn start(disk: &SimDisk, shards: usize) -> Result<Boot<SimDisk>, String> {
         shards,
         &quorum,
         1_700_000_000_000,
+        "c".into(),
     ))
 }
 
@@ -193,7 +194,7 @@ fn a_fresh_directory_gets_a_cluster_id_that_stays() {
     drop(again);
     // Another node's directory, or a log whose cluster id was lost, is refused.
     let quorum = millrace_replication::quorum::QuorumConfig::new(6, &[6]);
-    let other = block_on(load(&disk, Path::new(DATA), 5, 2, &quorum, 0));
+    let other = block_on(load(&disk, Path::new(DATA), 5, 2, &quorum, 0, "c".into()));
     assert!(other.err().unwrap().contains("node.id=0"));
     block_on(disk.remove_file(&meta_properties_path(Path::new(DATA)))).unwrap();
     assert!(start(&disk, 2).err().unwrap().contains("missing"));

@@ -23,8 +23,17 @@
 //! advances, the answer is an error saying so.
 //!
 //! Each operation is a typed [`Call`] ([`CreateTopics`], [`DeleteTopics`],
-//! [`CreatePartitions`], [`AlterConfigs`], [`AllocateProducerId`]) that handlers send to the
-//! controller's shard with [`Shard::call`].
+//! [`CreatePartitions`], [`AlterConfigs`]) that handlers send to the controller's shard with
+//! [`Shard::call`]. Only the active controller decides, and only once it has applied every
+//! batch committed before its term ([`Controller::ready_to_lead`]); any other node answers
+//! NOT_CONTROLLER (the client listener forwards changes to the active controller first,
+//! [`lifecycle::Forward`]). The broker side of the cluster (registration, heartbeats,
+//! producer-id blocks) is in [`lifecycle`], the controller's answers to it in [`brokers`].
+
+pub mod brokers;
+pub mod lifecycle;
+
+pub use lifecycle::AllocateProducerId;
 
 use crate::errors::code;
 use crate::mesh::Call;
@@ -32,16 +41,14 @@ use crate::metadata::boot;
 use crate::metadata::Placement;
 use crate::metadata::{
     config_records, partition_records, topic_id_of, topic_records, valid_topic_name, Draft,
-    MetadataImage, PRODUCER_ID_BLOCK,
+    MetadataImage,
 };
-use crate::quorum::{raft_id, Driver};
+use crate::quorum::{raft_id, Driver, ProposeError};
 use crate::raft_transport::{LinkTiming, RaftTransport};
 use crate::shard::{ApplyMetadata, Shard};
-use millrace_replication::metadata::control::{self, BrokerRegistrationRequest};
+use millrace_replication::metadata::control;
 use millrace_replication::metadata::placement;
-use millrace_replication::metadata::{
-    BrokerEndpoint, ClusterImage, MetadataRecord, ProducerIdsRecord, RemoveTopicRecord, TopicId,
-};
+use millrace_replication::metadata::{ClusterImage, MetadataRecord, RemoveTopicRecord, TopicId};
 use millrace_replication::quorum::{CommittedBatch, QuorumConfig};
 use millrace_shard::sync::Turn;
 use std::cell::{Cell, RefCell};
@@ -56,11 +63,12 @@ pub struct Controller {
     driver: Rc<Driver>,
     /// The view as of the last applied batch (shards get copies of it).
     current: RefCell<Arc<MetadataImage>>,
-    /// The next producer id this controller hands out, inside the block its last
-    /// ProducerIdsRecord reserved. Set from the image at start (the end of the last committed
-    /// block: an id is never handed out twice); a controller that gains leadership in a
-    /// quorum of several must take it from the image the same way.
-    next_producer_id: Cell<i64>,
+    /// The term of the last batch applied to `current`.
+    applied_term: Cell<i32>,
+    /// Broker sessions (meaningful while this node is the active controller).
+    sessions: brokers::Sessions,
+    /// This node is the only voter.
+    lone: bool,
 }
 
 /// CreateTopics: one outcome per topic, in request order.
@@ -89,9 +97,6 @@ pub struct AlterConfigs {
     /// Check only.
     pub validate_only: bool,
 }
-
-/// A fresh producer id.
-pub struct AllocateProducerId;
 
 /// The quorum's state on this node, for DescribeQuorum; `None` before start-up ends.
 pub struct DescribeQuorum;
@@ -123,7 +128,7 @@ impl Call<Shard> for CreateTopics {
     type Reply = Vec<TopicOutcome>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |draft: &mut Draft, _: &Cell<i64>| {
+        let change = |draft: &mut Draft| {
             let topics = self.topics.iter();
             topics
                 .map(|t| create_topic(&shard, draft, t, self.validate_only))
@@ -137,9 +142,7 @@ impl Call<Shard> for DeleteTopics {
     type Reply = Vec<TopicOutcome>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |draft: &mut Draft, _: &Cell<i64>| {
-            self.0.iter().map(|n| delete_topic(draft, n)).collect()
-        };
+        let change = |draft: &mut Draft| self.0.iter().map(|n| delete_topic(draft, n)).collect();
         change_metadata(&shard, change, failed_topics).await
     }
 }
@@ -148,7 +151,7 @@ impl Call<Shard> for CreatePartitions {
     type Reply = Vec<TopicOutcome>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |draft: &mut Draft, _: &Cell<i64>| {
+        let change = |draft: &mut Draft| {
             let topics = self.topics.iter();
             topics
                 .map(|(n, count)| create_partitions(&shard, draft, n, *count, self.validate_only))
@@ -162,7 +165,7 @@ impl Call<Shard> for AlterConfigs {
     type Reply = Vec<(i16, Option<String>)>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |draft: &mut Draft, _: &Cell<i64>| {
+        let change = |draft: &mut Draft| {
             let changes = self.changes.iter();
             changes
                 .map(|c| match alter_configs(draft, c, self.validate_only) {
@@ -171,37 +174,13 @@ impl Call<Shard> for AlterConfigs {
                 })
                 .collect()
         };
-        let failed = |mut results: Self::Reply, error: &str| {
+        let failed = |mut results: Self::Reply, error_code: i16, error: &str| {
             for r in results.iter_mut().filter(|r| r.0 == code::NONE) {
-                *r = (
-                    code::UNKNOWN_SERVER_ERROR,
-                    Some(format!("metadata could not be stored: {error}")),
-                );
+                *r = (error_code, Some(failure_message(error_code, error)));
             }
             results
         };
         change_metadata(&shard, change, failed).await
-    }
-}
-
-impl Call<Shard> for AllocateProducerId {
-    type Reply = Result<i64, String>;
-
-    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |draft: &mut Draft, next_producer_id: &Cell<i64>| {
-            let id = next_producer_id.get();
-            next_producer_id.set(id + 1);
-            if id >= draft.cluster.next_producer_id() {
-                let block = MetadataRecord::ProducerIds(ProducerIdsRecord {
-                    broker_id: draft.node_id,
-                    broker_epoch: -1, // no broker registration yet: no broker epoch
-                    next_producer_id: id + PRODUCER_ID_BLOCK,
-                });
-                draft.push_all(vec![block]).map_err(|e| e.to_string())?;
-            }
-            Ok(id)
-        };
-        change_metadata(&shard, change, |_, error| Err(error.to_string())).await
     }
 }
 
@@ -261,14 +240,20 @@ impl Controller {
         self.current.borrow().clone()
     }
 
+    /// True when this node is the active controller and has applied every batch committed
+    /// before its term (its term's first batch is applied): only then may it decide. A
+    /// decision over an older view could undo a committed change or hand out a producer-id
+    /// block twice.
+    pub fn ready_to_lead(&self) -> bool {
+        self.driver
+            .leading_term()
+            .is_some_and(|term| u64::try_from(self.applied_term.get()) == Ok(term))
+    }
+
     /// Step 2 of the module doc: proposes the draft's records and waits until they are
     /// committed and applied ([`Controller::apply`] has then published them).
-    async fn commit(&self, draft: Draft) -> Result<(), String> {
-        self.driver
-            .propose(draft.records)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    async fn commit(&self, draft: Draft) -> Result<(), ProposeError> {
+        self.driver.propose(draft.records).await.map(|_| ())
     }
 
     /// Steps 3-4 of the module doc for one committed batch: the records become the view,
@@ -276,6 +261,7 @@ impl Controller {
     /// opens or deletes its logs. A batch the view already holds (replayed at start) is
     /// skipped. A committed record that does not apply is a damaged or foreign log: an error.
     async fn apply(&self, shard: &Rc<Shard>, batch: &CommittedBatch) -> Result<(), String> {
+        self.applied_term.set(batch.term);
         let current = self.current();
         if batch.base_offset <= current.cluster.last_applied_offset() {
             return Ok(());
@@ -345,18 +331,43 @@ fn ms(ms: i64) -> std::time::Duration {
     std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-/// The other voters' controller listeners by Raft id (host names resolved once, at start).
+/// The cluster id an empty data directory takes. A lone voter makes one up. Several voters
+/// must agree without a format step, so theirs is derived from the quorum they were given
+/// (`controller.quorum.voters`, ids and addresses, sorted): every node of one cluster,
+/// and a node that rejoins with a wiped directory, gets the same id, and a data directory
+/// from a cluster with other voters is refused as another cluster's. Kafka's
+/// `kafka-storage format --cluster-id` has the same effect, by hand.
+fn new_cluster_id(config: &crate::config::Config) -> String {
+    let voters = &config.cluster.voters;
+    if voters.len() == 1 && voters[0].id == config.node_id {
+        return uuid::Uuid::new_v4().simple().to_string();
+    }
+    let mut sorted: Vec<String> = voters
+        .iter()
+        .map(|v| format!("{}@{}:{}", v.id, v.host, v.port))
+        .collect();
+    sorted.sort();
+    let name = format!("millrace-cluster:{}", sorted.join(","));
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes())
+        .simple()
+        .to_string()
+}
+
+/// Every voter's controller listener by Raft id, this node's included (host names resolved
+/// once, at start).
 fn voter_addresses(
     config: &crate::config::Config,
 ) -> Result<Vec<(u64, std::net::SocketAddr)>, String> {
     use std::net::ToSocketAddrs;
     let mut out = Vec::new();
-    for v in config
-        .cluster
-        .voters
-        .iter()
-        .filter(|v| v.id != config.node_id)
-    {
+    for v in &config.cluster.voters {
+        if v.id == config.node_id {
+            // This node's own listener: known without a lookup (a lone voter may have none).
+            if let Some(addr) = config.cluster.controller_listen {
+                out.push((raft_id(v.id), addr));
+            }
+            continue;
+        }
         let addr = (v.host.as_str(), v.port)
             .to_socket_addrs()
             .map_err(|e| format!("controller.quorum.voters: resolving {}: {e}", v.host))?
@@ -368,9 +379,12 @@ fn voter_addresses(
 }
 
 /// Start-up on the controller's shard: opens the metadata and its quorum (upgrading an old
-/// data directory), starts the quorum's driver, creates `__consumer_offsets` if missing (as
-/// records), writes the placement if it changed, and publishes the first view to every
-/// shard, which opens their partitions.
+/// data directory), starts the quorum's driver and publishes the first view to every shard,
+/// which opens their partitions. A lone voter then leads at once: it registers its broker in
+/// process and creates `__consumer_offsets` if missing (as records) before start-up ends.
+/// Among several voters the broker registers with whichever controller is elected
+/// ([`lifecycle::run`]), and the active controller creates the offsets topic
+/// ([`brokers::watch`]).
 pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
     assert_eq!(shard.id, Shard::controller_shard());
     let config = &shard.config;
@@ -383,6 +397,7 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         shard.shards,
         &quorum_config,
         now_ms,
+        new_cluster_id(config),
     )
     .await?;
     let view = MetadataImage::new(
@@ -400,13 +415,25 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
     let controller = Controller {
         turn: Turn::new(),
         driver: driver.clone(),
-        next_producer_id: Cell::new(boot.cluster.next_producer_id()),
         current: RefCell::new(Arc::new(view)),
+        applied_term: Cell::new(0),
+        sessions: brokers::Sessions::default(),
+        lone,
     };
     let Ok(controller) = shard.subsystems.install(controller) else {
         return Err("the controller was started twice".into());
     };
-    let _turn = controller.turn.lock().await;
+    let voters = voter_addresses(config)?;
+    let Ok(lifecycle) = shard.subsystems.install(lifecycle::Lifecycle::new(
+        shard,
+        voters
+            .iter()
+            .map(|(id, addr)| (crate::quorum::node_id_of(*id), *addr))
+            .collect(),
+    )) else {
+        return Err("the controller was started twice".into());
+    };
+    let turn = controller.turn.lock().await;
     controller
         .publish_view(shard, boot.cluster, boot.placement, boot.placement_dirty)
         .await?;
@@ -421,7 +448,7 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         let apply = async move |batch: &CommittedBatch| controller.apply(&shard, batch).await;
         let transport = RaftTransport::start(
             quorum_config.node_id,
-            &voter_addresses(config)?,
+            &voters,
             LinkTiming {
                 connect_timeout: ms(config.cluster.timings.request_timeout_ms),
                 backoff: ms(config.cluster.timings.retry_backoff_ms),
@@ -434,36 +461,36 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
             stopping,
         ));
     }
-    if lone {
-        driver.campaign();
-    }
-    register_local_broker(shard, &controller).await?;
-    let mut draft = Draft::new(&controller.current(), shard.shards, config.node_id);
-    ensure_offsets_topic(&mut draft, config.offsets_topic_partitions)?;
-    if draft.records.is_empty() {
+    if !lone {
+        drop(turn);
+        millrace_shard::spawn_detached(lifecycle::run(
+            shard.clone(),
+            controller.clone(),
+            lifecycle,
+        ));
+        millrace_shard::spawn_detached(brokers::watch(shard.clone(), controller.clone()));
         return Ok(());
     }
-    controller.commit(draft).await
+    driver.campaign();
+    let epoch = register_local_broker(shard, &controller, lifecycle.incarnation()).await?;
+    lifecycle.set_epoch(epoch);
+    commit_offsets_topic(shard, &controller, config.offsets_topic_partitions)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Registers this node's broker with its own controller, then unfences it: on a lone voter,
 /// Kafka's BrokerRegistration and the first heartbeat that finds the broker caught up (its
 /// controller is itself). A registration starts fenced and moves leadership off the
 /// broker's partitions; unfencing gives it back under a newer epoch, as after a Kafka broker
-/// restart. The broker epoch is the offset of its registration record.
-async fn register_local_broker(shard: &Rc<Shard>, controller: &Controller) -> Result<(), String> {
+/// restart. The broker epoch is the offset of its registration record; it is returned.
+async fn register_local_broker(
+    shard: &Rc<Shard>,
+    controller: &Controller,
+    incarnation: [u8; 16],
+) -> Result<i64, String> {
     let config = &shard.config;
-    let request = BrokerRegistrationRequest {
-        broker_id: config.node_id,
-        incarnation_id: *uuid::Uuid::new_v4().as_bytes(),
-        endpoints: vec![BrokerEndpoint {
-            name: config.cluster.client_listener_name.clone(),
-            host: config.advertise.0.clone(),
-            port: config.advertise.1,
-            security_protocol: 0, // PLAINTEXT, the only one served so far
-        }],
-        rack: config.cluster.rack.clone(),
-    };
+    let request = lifecycle::registration(shard, incarnation);
     let current = controller.current();
     let offset = controller
         .driver
@@ -473,16 +500,31 @@ async fn register_local_broker(shard: &Rc<Shard>, controller: &Controller) -> Re
         .map_err(|e| format!("registering broker {}: {e}", config.node_id))?;
     let mut draft = Draft::new(&current, shard.shards, config.node_id);
     draft.push_all(records).map_err(|e| e.to_string())?;
-    controller.commit(draft).await?;
+    controller.commit(draft).await.map_err(|e| e.to_string())?;
     let current = controller.current();
     let records = control::unfence_broker(&current.cluster, config.node_id)
         .map_err(|e| format!("unfencing broker {}: {e}", config.node_id))?;
-    if records.is_empty() {
+    if !records.is_empty() {
+        let mut draft = Draft::new(&current, shard.shards, config.node_id);
+        draft.push_all(records).map_err(|e| e.to_string())?;
+        controller.commit(draft).await.map_err(|e| e.to_string())?;
+    }
+    Ok(offset)
+}
+
+/// Creates `__consumer_offsets` if the view lacks it, or adds the internal configs an older
+/// view lacks, committing the records (none if nothing is missing). The caller holds the turn.
+async fn commit_offsets_topic(
+    shard: &Rc<Shard>,
+    controller: &Controller,
+    partitions: i32,
+) -> Result<(), String> {
+    let mut draft = Draft::new(&controller.current(), shard.shards, shard.config.node_id);
+    ensure_offsets_topic(&mut draft, partitions)?;
+    if draft.records.is_empty() {
         return Ok(());
     }
-    let mut draft = Draft::new(&current, shard.shards, config.node_id);
-    draft.push_all(records).map_err(|e| e.to_string())?;
-    controller.commit(draft).await
+    controller.commit(draft).await.map_err(|e| e.to_string())
 }
 
 /// Creates the offsets topic if the image lacks it, and adds the internal configs an older
@@ -508,38 +550,65 @@ fn ensure_offsets_topic(draft: &mut Draft, partitions: i32) -> Result<(), String
         .map_err(|e| format!("creating {name}: {e}"))
 }
 
+/// The error code and message a failed commit answers: NOT_CONTROLLER (retriable) when
+/// leadership moved, UNKNOWN_SERVER_ERROR when the log could not take the change.
+fn commit_error(e: ProposeError) -> brokers::Refusal {
+    let error_code = match e {
+        ProposeError::NotLeader(_) | ProposeError::Lost => code::NOT_CONTROLLER,
+        ProposeError::Stopped(_) | ProposeError::Refused(_) => code::UNKNOWN_SERVER_ERROR,
+    };
+    (error_code, e.to_string())
+}
+
+fn failure_message(error_code: i16, error: &str) -> String {
+    if error_code == code::NOT_CONTROLLER {
+        error.to_string()
+    } else {
+        format!("metadata could not be stored: {error}")
+    }
+}
+
 /// Runs one change on the writer: works `change` out as records over the current view and,
 /// if there are any, commits and publishes them before answering; if that fails, `failed`
-/// turns the answer into errors. Only the controller's shard has a writer; anywhere else
-/// (or before start-up) every answer fails.
+/// turns the answer into errors (with the error code). Only the active controller decides:
+/// anywhere else (or before start-up) every answer fails with NOT_CONTROLLER.
 async fn change_metadata<R>(
     shard: &Rc<Shard>,
-    change: impl FnOnce(&mut Draft, &Cell<i64>) -> R,
-    failed: impl FnOnce(R, &str) -> R,
+    change: impl FnOnce(&mut Draft) -> R,
+    failed: impl FnOnce(R, i16, &str) -> R,
 ) -> R {
     let node_id = shard.config.node_id;
-    let Some(controller) = shard.subsystems.get::<Controller>() else {
-        let mut draft = Draft::new(&shard.image(), shard.shards, node_id);
-        let reply = change(&mut draft, &Cell::new(0));
-        return failed(reply, "not the metadata writer");
+    let writer = shard.subsystems.get::<Controller>();
+    let _turn = match &writer {
+        Some(c) => Some(c.turn.lock().await),
+        None => None,
     };
-    let _turn = controller.turn.lock().await;
+    let Some(controller) = writer.as_ref().filter(|c| c.ready_to_lead()) else {
+        let mut draft = Draft::new(&shard.image(), shard.shards, node_id);
+        let reply = change(&mut draft);
+        return failed(
+            reply,
+            code::NOT_CONTROLLER,
+            "this node is not the active controller",
+        );
+    };
     let mut draft = Draft::new(&controller.current(), shard.shards, node_id);
-    let reply = change(&mut draft, &controller.next_producer_id);
+    let reply = change(&mut draft);
     if draft.records.is_empty() {
         return reply;
     }
     if let Err(e) = controller.commit(draft).await {
-        tracing::error!(error = %e, "committing metadata failed");
-        return failed(reply, &e);
+        tracing::warn!(error = %e, "committing metadata failed");
+        let (error_code, message) = commit_error(e);
+        return failed(reply, error_code, &message);
     }
     reply
 }
 
-fn failed_topics(mut topics: Vec<TopicOutcome>, error: &str) -> Vec<TopicOutcome> {
+fn failed_topics(mut topics: Vec<TopicOutcome>, error_code: i16, error: &str) -> Vec<TopicOutcome> {
     for t in topics.iter_mut().filter(|t| t.error_code == code::NONE) {
-        t.error_code = code::UNKNOWN_SERVER_ERROR;
-        t.error_message = Some(format!("metadata could not be stored: {error}"));
+        t.error_code = error_code;
+        t.error_message = Some(failure_message(error_code, error));
     }
     topics
 }
@@ -885,7 +954,15 @@ mod tests {
         let disk = BrokerDisk::Sim(disk.clone());
         let config = QuorumConfig::new(1, &[1]);
         let boot = sim
-            .block_on(boot::load(&disk, Path::new("/data"), 0, 2, &config, 0))
+            .block_on(boot::load(
+                &disk,
+                Path::new("/data"),
+                0,
+                2,
+                &config,
+                0,
+                "c".into(),
+            ))
             .unwrap();
         let image = Rc::new(RefCell::new(boot.cluster));
         let driver = Driver::new(

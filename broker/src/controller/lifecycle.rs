@@ -1,0 +1,343 @@
+//! This node's broker as the active controller sees it, Kafka's `BrokerLifecycleManager` and
+//! `RPCProducerIdManager`: registration and heartbeats, producer-id blocks, and forwarding of
+//! metadata changes that reach a node that is not the active controller.
+//!
+//! With several voters every request goes over the CONTROLLER listener to the active
+//! controller (the quorum leader this node knows of), itself included, so one path serves
+//! every node. A lone voter is its own active controller: it registers in process at start-up
+//! and takes its producer-id blocks in process; it has no peer to lose touch with, so it
+//! sends no heartbeats.
+//!
+//! The heartbeat loop, on the controller's shard:
+//!
+//! ```text
+//! no epoch  ── BrokerRegistration ──> epoch (fenced)
+//! epoch     ── BrokerHeartbeat(epoch, applied metadata offset) ──> caught up / fenced
+//!              STALE_BROKER_EPOCH, BROKER_ID_NOT_REGISTERED: register again
+//!              NOT_CONTROLLER, no answer: ask the controller learned of next
+//! ```
+//!
+//! A fenced broker heartbeats every `controller.quorum.retry.backoff.ms` so that it is
+//! unfenced as soon as it catches up; an unfenced one every `broker.heartbeat.interval.ms`.
+
+use super::brokers;
+use super::Controller;
+use crate::errors::code;
+use crate::mesh::Call;
+use crate::peer::{PeerClient, PeerConfig};
+use crate::shard::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::broker_registration_request::Listener;
+use kafka_protocol::messages::{
+    AllocateProducerIdsRequest, BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest,
+};
+use millrace_replication::metadata::control;
+use millrace_shard::sync::Turn;
+use millrace_shard::time::Instant;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// BrokerRegistration version this broker sends.
+const REGISTRATION_VERSION: i16 = 3;
+/// BrokerHeartbeat version this broker sends.
+const HEARTBEAT_VERSION: i16 = 1;
+
+/// The broker side's state. Lives on the controller's shard.
+pub struct Lifecycle {
+    /// This process's incarnation (new at every start).
+    incarnation: [u8; 16],
+    /// The broker epoch of this process's registration, once registered.
+    epoch: Cell<Option<i64>>,
+    /// The voters' controller listeners by `node.id`.
+    voters: HashMap<i32, SocketAddr>,
+    /// One client per voter, made on first use.
+    clients: RefCell<HashMap<i32, Rc<PeerClient>>>,
+    request_timeout: Duration,
+    backoff: Duration,
+    /// The producer ids left in this broker's block: [next, end).
+    block: Cell<(i64, i64)>,
+    /// One block request at a time.
+    block_turn: Turn,
+}
+
+impl Lifecycle {
+    /// The state for `shard`'s node, its voters at `voters`.
+    pub fn new(shard: &Shard, voters: HashMap<i32, SocketAddr>) -> Self {
+        let t = &shard.config.cluster.timings;
+        Lifecycle {
+            incarnation: *uuid::Uuid::new_v4().as_bytes(),
+            epoch: Cell::new(None),
+            voters,
+            clients: RefCell::new(HashMap::new()),
+            request_timeout: super::ms(t.request_timeout_ms),
+            backoff: super::ms(t.retry_backoff_ms).max(Duration::from_millis(10)),
+            block: Cell::new((0, 0)),
+            block_turn: Turn::new(),
+        }
+    }
+
+    /// This process's incarnation id.
+    pub fn incarnation(&self) -> [u8; 16] {
+        self.incarnation
+    }
+
+    /// Records the broker epoch of a registration made in process (a lone voter).
+    pub fn set_epoch(&self, epoch: i64) {
+        self.epoch.set(Some(epoch));
+    }
+
+    /// The client for voter `node_id`'s controller listener.
+    fn client(&self, node_id: i32) -> Option<Rc<PeerClient>> {
+        let addr = *self.voters.get(&node_id)?;
+        let mut clients = self.clients.borrow_mut();
+        let client = clients.entry(node_id).or_insert_with(|| {
+            Rc::new(PeerClient::new(
+                addr,
+                PeerConfig {
+                    client_id: "millrace-broker".into(),
+                    request_timeout: self.request_timeout,
+                    connect_timeout: self.request_timeout,
+                    reconnect_backoff: self.backoff,
+                    ..PeerConfig::default()
+                },
+            ))
+        });
+        Some(client.clone())
+    }
+}
+
+/// The client of the active controller, if one is known (and is not this lone voter).
+fn active(controller: &Controller, lifecycle: &Lifecycle) -> Option<Rc<PeerClient>> {
+    let leader = controller.driver.status().leader?;
+    lifecycle.client(leader)
+}
+
+/// The registration this node's broker sends.
+pub fn registration(shard: &Shard, incarnation: [u8; 16]) -> control::BrokerRegistrationRequest {
+    let config = &shard.config;
+    control::BrokerRegistrationRequest {
+        broker_id: config.node_id,
+        incarnation_id: incarnation,
+        endpoints: vec![millrace_replication::metadata::BrokerEndpoint {
+            name: config.cluster.client_listener_name.clone(),
+            host: config.advertise.0.clone(),
+            port: config.advertise.1,
+            security_protocol: 0, // PLAINTEXT, the only one served so far
+        }],
+        rack: config.cluster.rack.clone(),
+    }
+}
+
+/// The heartbeat loop of the module doc, for a node among several voters.
+pub async fn run(shard: Rc<Shard>, controller: Rc<Controller>, lifecycle: Rc<Lifecycle>) {
+    let interval = super::ms(shard.config.cluster.timings.heartbeat_interval_ms);
+    let mut fenced = true;
+    while !shard.stopping.get() {
+        let wait = match beat(&shard, &controller, &lifecycle).await {
+            Ok(is_fenced) => {
+                if is_fenced != fenced {
+                    tracing::info!(fenced = is_fenced, "broker state from the controller");
+                    fenced = is_fenced;
+                }
+                if is_fenced {
+                    lifecycle.backoff
+                } else {
+                    interval
+                }
+            }
+            Err(why) => {
+                tracing::debug!(error = %why, "broker heartbeat");
+                lifecycle.backoff
+            }
+        };
+        millrace_shard::time::sleep(wait).await;
+    }
+}
+
+/// One step of the loop: registers if needed, else heartbeats. Ok(fenced) on an answer.
+async fn beat(
+    shard: &Shard,
+    controller: &Controller,
+    lifecycle: &Lifecycle,
+) -> Result<bool, String> {
+    let client = active(controller, lifecycle).ok_or("no active controller is known")?;
+    let config = &shard.config;
+    let Some(epoch) = lifecycle.epoch.get() else {
+        let r = registration(shard, lifecycle.incarnation);
+        let request = BrokerRegistrationRequest::default()
+            .with_broker_id(BrokerId(r.broker_id))
+            .with_cluster_id(str_bytes(&controller.current().cluster_id))
+            .with_incarnation_id(uuid::Uuid::from_bytes(r.incarnation_id))
+            .with_listeners(
+                r.endpoints
+                    .iter()
+                    .map(|e| {
+                        Listener::default()
+                            .with_name(str_bytes(&e.name))
+                            .with_host(str_bytes(&e.host))
+                            .with_port(e.port)
+                            .with_security_protocol(e.security_protocol)
+                    })
+                    .collect(),
+            )
+            .with_rack(r.rack.as_deref().map(str_bytes))
+            .with_previous_broker_epoch(-1);
+        let resp = client
+            .request(REGISTRATION_VERSION, &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.error_code != code::NONE {
+            return Err(format!("registration refused: error {}", resp.error_code));
+        }
+        tracing::info!(
+            epoch = resp.broker_epoch,
+            "registered with the active controller"
+        );
+        lifecycle.epoch.set(Some(resp.broker_epoch));
+        return Ok(true);
+    };
+    let request = BrokerHeartbeatRequest::default()
+        .with_broker_id(BrokerId(config.node_id))
+        .with_broker_epoch(epoch)
+        .with_current_metadata_offset(controller.current().cluster.last_applied_offset());
+    let resp = client
+        .request(HEARTBEAT_VERSION, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    match resp.error_code {
+        code::NONE => Ok(resp.is_fenced),
+        code::STALE_BROKER_EPOCH | code::BROKER_ID_NOT_REGISTERED => {
+            tracing::warn!(
+                epoch,
+                "the controller no longer knows this registration: registering again"
+            );
+            lifecycle.epoch.set(None);
+            Err(format!("heartbeat refused: error {}", resp.error_code))
+        }
+        other => Err(format!("heartbeat refused: error {other}")),
+    }
+}
+
+/// A fresh producer id, unique in the cluster: the next of this broker's block, taking a new
+/// block from the active controller when it is used up.
+pub struct AllocateProducerId;
+
+impl Call<Shard> for AllocateProducerId {
+    type Reply = Result<i64, String>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let controller = shard
+            .subsystems
+            .get::<Controller>()
+            .ok_or("the controller has not started")?;
+        let lifecycle = shard
+            .subsystems
+            .get::<Lifecycle>()
+            .ok_or("the controller has not started")?;
+        let _turn = lifecycle.block_turn.lock().await;
+        let (next, end) = lifecycle.block.get();
+        if next < end {
+            lifecycle.block.set((next + 1, end));
+            return Ok(next);
+        }
+        let epoch = lifecycle
+            .epoch
+            .get()
+            .ok_or("this broker has not registered yet")?;
+        let (start, len) = if controller.lone {
+            let request = brokers::AllocateProducerIds {
+                broker_id: shard.config.node_id,
+                broker_epoch: epoch,
+            };
+            request.run(shard.clone()).await.map_err(|(_, e)| e)?
+        } else {
+            let client = active(&controller, &lifecycle).ok_or("no active controller is known")?;
+            let request = AllocateProducerIdsRequest::default()
+                .with_broker_id(BrokerId(shard.config.node_id))
+                .with_broker_epoch(epoch);
+            let resp = client
+                .request(0, &request)
+                .await
+                .map_err(|e| e.to_string())?;
+            if resp.error_code != code::NONE {
+                return Err(format!(
+                    "producer id block refused: error {}",
+                    resp.error_code
+                ));
+            }
+            (resp.producer_id_start.0, resp.producer_id_len)
+        };
+        if len < 1 {
+            return Err(format!(
+                "the controller sent an empty producer id block at {start}"
+            ));
+        }
+        lifecycle.block.set((start + 1, start + i64::from(len)));
+        Ok(start)
+    }
+}
+
+/// How a request that changes metadata reaches the active controller (see [`Forward`]).
+pub enum Forwarded {
+    /// This node is the active controller, or none could be reached in time: handle the
+    /// request here (a node that does not lead then answers NOT_CONTROLLER, which clients
+    /// retry).
+    HandleHere,
+    /// The active controller's response body.
+    Answered(Bytes),
+}
+
+/// Sends a client's request (its key, version and body as the client sent them) to the active
+/// controller's CONTROLLER listener and returns its answer, as Kafka's brokers forward
+/// metadata changes. Waits up to `controller.quorum.request.timeout.ms` for a controller to
+/// be known and to answer.
+pub struct Forward {
+    /// The request's API key.
+    pub api_key: i16,
+    /// Its version.
+    pub api_version: i16,
+    /// Its body.
+    pub body: Bytes,
+}
+
+impl Call<Shard> for Forward {
+    type Reply = Forwarded;
+
+    async fn run(self, shard: Rc<Shard>) -> Forwarded {
+        let (Some(controller), Some(lifecycle)) = (
+            shard.subsystems.get::<Controller>(),
+            shard.subsystems.get::<Lifecycle>(),
+        ) else {
+            return Forwarded::HandleHere;
+        };
+        if controller.lone {
+            return Forwarded::HandleHere;
+        }
+        let deadline = Instant::now() + lifecycle.request_timeout;
+        loop {
+            let status = controller.driver.status();
+            if status.leading {
+                return Forwarded::HandleHere;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some(client) = status.leader.and_then(|l| lifecycle.client(l)) {
+                let sent = client.send_raw_within(self.api_key, self.api_version, &self.body, left);
+                match sent.await {
+                    Ok(body) => return Forwarded::Answered(body),
+                    Err(e) => tracing::debug!(error = %e, "forwarding to the active controller"),
+                }
+            }
+            if Instant::now() + lifecycle.backoff >= deadline {
+                return Forwarded::HandleHere;
+            }
+            millrace_shard::time::sleep(lifecycle.backoff).await;
+        }
+    }
+}
+
+fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
+}
