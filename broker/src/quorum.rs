@@ -52,6 +52,10 @@ pub enum ProposeError {
     NotLeader(Option<i32>),
     /// Leadership changed and another batch took the proposal's place.
     Lost,
+    /// This node stopped leading the proposal's term before it committed (it lost touch with
+    /// a majority, or another node was elected). The batch may still be committed by a later
+    /// leader that holds it, as after a Kafka request timeout.
+    Abandoned,
     /// The driver stopped (a persistence failure); the text says why.
     Stopped(String),
     /// The quorum refused the records (too large, empty).
@@ -66,6 +70,11 @@ impl std::fmt::Display for ProposeError {
             }
             ProposeError::NotLeader(None) => write!(f, "no active controller is known"),
             ProposeError::Lost => write!(f, "the change was lost to a controller election"),
+            ProposeError::Abandoned => write!(
+                f,
+                "this node stopped being the active controller before the change committed; \
+                 it may still take effect"
+            ),
             ProposeError::Stopped(why) => write!(f, "the metadata log stopped: {why}"),
             ProposeError::Refused(why) => write!(f, "the metadata change was refused: {why}"),
         }
@@ -224,6 +233,7 @@ impl Driver {
                 }
                 self.answer(batch);
             }
+            self.abandon_if_not_leading();
             if committed.is_empty()
                 && self.inputs.borrow().is_empty()
                 && !self.quorum.borrow().has_ready()
@@ -286,6 +296,27 @@ impl Driver {
                 answer.send(Ok(batch.clone()));
             } else {
                 answer.send(Err(ProposeError::Lost));
+            }
+        }
+    }
+
+    /// Fails the waiting proposals of a term this node no longer leads: without a majority no
+    /// batch may commit at their index for as long as the majority is gone, and their callers
+    /// must not wait that long.
+    fn abandon_if_not_leading(&self) {
+        let leading = self.leading_term();
+        let mut waiting = self.waiting.borrow_mut();
+        if waiting.is_empty() {
+            return;
+        }
+        let lost: Vec<u64> = waiting
+            .iter()
+            .filter(|(_, (term, _))| leading != Some(*term))
+            .map(|(index, _)| *index)
+            .collect();
+        for index in lost {
+            if let Some((_, answer)) = waiting.remove(&index) {
+                answer.send(Err(ProposeError::Abandoned));
             }
         }
     }

@@ -194,71 +194,122 @@ struct Sim {
 }
 
 fn run(seed: u64) -> Outcome {
-    let mut rng = RecordSource::new(seed);
     let voters = if seed & 1 == 0 { 3 } else { 5 };
-    let nodes = (1..=voters)
-        .map(|id| {
-            let disk = SimDisk::new(512);
-            disk.set_yield(true);
-            Node {
-                id,
-                disk,
-                up: None,
-                restart_at_ms: 0,
-                next_tick_ms: rng.below(TICK_MS as u64) as i64,
-            }
-        })
-        .collect();
-    let mut sim = Sim {
-        records: RecordSource::new(seed ^ 0xabcd),
-        rng,
-        now_ms: 1_000,
-        nodes,
-        net: Vec::new(),
-        seq: 0,
-        cut: BTreeSet::new(),
-        faults: true,
-        oracle: BTreeMap::new(),
-        leaders: BTreeMap::new(),
-        next_producer_id: 1,
-        must_commit: BTreeSet::new(),
-        totals: Totals::default(),
-        trace: seed,
-    };
-    for i in 0..sim.nodes.len() {
-        sim.start(i);
-    }
+    let mut sim = Sim::new(seed, voters);
     for _ in 0..SAFETY_STEPS {
         sim.step();
     }
     sim.heal();
-    let mut converged = false;
-    for step in 0..LIVENESS_STEPS_MAX {
-        sim.step();
-        // Clients propose once a leader is established: a leader cut off before the heal may
-        // still believe it leads for a while, and what it accepts is legitimately lost.
-        if step < LIVENESS_STEPS_MAX / 4 && step % 10 == 0 && sim.stable_leader().is_some() {
-            sim.propose();
-        }
-        if step >= LIVENESS_STEPS_MAX / 4 && sim.converged() {
-            sim.totals.liveness_steps = u64::from(step);
-            converged = true;
-            break;
-        }
-    }
-    assert!(
-        converged,
-        "no convergence after the heal: {}",
-        sim.describe()
-    );
-    sim.check_converged_state();
+    sim.converge();
     Outcome {
         totals: sim.totals,
         trace: sim.trace,
     }
 }
 
+/// A voter whose data directory is wiped (an operator's rebuild: Raft's assumption of durable
+/// state broken) restarts empty. The leader still believes it holds what it had
+/// acknowledged: its heartbeats commit past the empty log (raft-rs would panic on that) and
+/// its appends start past the log end. The node must not crash, and the leader must
+/// replicate the whole log to it again.
+#[test]
+fn a_wiped_follower_rejoins_and_catches_up() {
+    for seed in 0..20 {
+        let mut sim = Sim::new(seed, 3);
+        sim.faults = false;
+        sim.converge();
+        for _ in 0..30 {
+            sim.propose();
+            for _ in 0..5 {
+                sim.step();
+            }
+        }
+        sim.converge();
+        let before = sim.oracle.len();
+        let leader = sim.stable_leader().expect("converged");
+        let i = sim
+            .nodes
+            .iter()
+            .position(|n| n.id != leader)
+            .expect("a follower");
+        drop(sim.nodes[i].up.take());
+        let disk = SimDisk::new(512);
+        disk.set_yield(true);
+        sim.nodes[i].disk = disk;
+        sim.start(i);
+        sim.converge();
+        let wiped = sim.nodes[i].up.as_ref().expect("up");
+        assert!(
+            wiped.applied.len() >= before,
+            "seed {seed}: the wiped node applied {} of {before} batches",
+            wiped.applied.len()
+        );
+    }
+}
+
 impl Sim {
+    fn new(seed: u64, voters: u64) -> Sim {
+        let mut rng = RecordSource::new(seed);
+        let nodes = (1..=voters)
+            .map(|id| {
+                let disk = SimDisk::new(512);
+                disk.set_yield(true);
+                Node {
+                    id,
+                    disk,
+                    up: None,
+                    restart_at_ms: 0,
+                    next_tick_ms: rng.below(TICK_MS as u64) as i64,
+                }
+            })
+            .collect();
+        let mut sim = Sim {
+            records: RecordSource::new(seed ^ 0xabcd),
+            rng,
+            now_ms: 1_000,
+            nodes,
+            net: Vec::new(),
+            seq: 0,
+            cut: BTreeSet::new(),
+            faults: true,
+            oracle: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            next_producer_id: 1,
+            must_commit: BTreeSet::new(),
+            totals: Totals::default(),
+            trace: seed,
+        };
+        for i in 0..sim.nodes.len() {
+            sim.start(i);
+        }
+        sim
+    }
+
+    /// The liveness phase: steps (with some proposals) until every node agrees, within the
+    /// bound, then checks the converged state.
+    fn converge(&mut self) {
+        let mut converged = false;
+        for step in 0..LIVENESS_STEPS_MAX {
+            self.step();
+            // Clients propose once a leader is established: a leader cut off before the heal
+            // may still believe it leads for a while, and what it accepts is legitimately lost.
+            if step < LIVENESS_STEPS_MAX / 4 && step % 10 == 0 && self.stable_leader().is_some() {
+                self.propose();
+            }
+            if step >= LIVENESS_STEPS_MAX / 4 && self.converged() {
+                self.totals.liveness_steps = u64::from(step);
+                converged = true;
+                break;
+            }
+        }
+        assert!(
+            converged,
+            "no convergence after the heal: {}",
+            self.describe()
+        );
+        self.check_converged_state();
+    }
+
     fn config(&self, id: u64) -> QuorumConfig {
         let voters: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
         QuorumConfig::new(id, &voters).deterministic()
@@ -663,6 +714,10 @@ impl Sim {
             && self.nodes.iter().filter_map(|n| n.up.as_ref()).all(|u| {
                 u.applied.len() == self.oracle.len()
                     && u.quorum.commit_index() == self.oracle.len() as u64
+                    && u.quorum
+                        .voter_progress()
+                        .iter()
+                        .all(|p| p.match_index == u.quorum.last_index())
             })
             && self.must_commit_done()
     }
@@ -699,9 +754,14 @@ impl Sim {
             let progress = u.quorum.voter_progress();
             if u.quorum.role() == QuorumRole::Leader {
                 assert_eq!(progress.len(), self.nodes.len());
-                assert!(progress
-                    .iter()
-                    .all(|p| p.match_index == u.quorum.last_index()));
+                assert!(
+                    progress
+                        .iter()
+                        .all(|p| p.match_index == u.quorum.last_index()),
+                    "leader {}'s progress {progress:?}: {}",
+                    u.quorum.id(),
+                    self.describe()
+                );
             } else {
                 assert!(progress.is_empty());
             }

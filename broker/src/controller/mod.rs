@@ -554,7 +554,9 @@ fn ensure_offsets_topic(draft: &mut Draft, partitions: i32) -> Result<(), String
 /// leadership moved, UNKNOWN_SERVER_ERROR when the log could not take the change.
 fn commit_error(e: ProposeError) -> brokers::Refusal {
     let error_code = match e {
-        ProposeError::NotLeader(_) | ProposeError::Lost => code::NOT_CONTROLLER,
+        ProposeError::NotLeader(_) | ProposeError::Lost | ProposeError::Abandoned => {
+            code::NOT_CONTROLLER
+        }
         ProposeError::Stopped(_) | ProposeError::Refused(_) => code::UNKNOWN_SERVER_ERROR,
     };
     (error_code, e.to_string())
@@ -991,6 +993,77 @@ mod tests {
         .detach();
         driver.campaign();
         (driver, image)
+    }
+
+    /// Three voters in one simulation, their messages routed in memory; a voter in `cut`
+    /// neither sends nor receives.
+    fn three_voters(sim: &Sim, cut: Rc<RefCell<Vec<u64>>>) -> Vec<Rc<Driver>> {
+        let drivers: Rc<RefCell<Vec<Rc<Driver>>>> = Rc::default();
+        for id in 1..=3u64 {
+            let disk = BrokerDisk::Sim(SimDisk::new(4096));
+            let config = QuorumConfig::new(id, &[1, 2, 3]).deterministic();
+            let boot = sim
+                .block_on(boot::load(
+                    &disk,
+                    Path::new("/data"),
+                    0,
+                    1,
+                    &config,
+                    0,
+                    "c".into(),
+                ))
+                .unwrap();
+            let driver = Driver::new(
+                boot.quorum,
+                Rc::new(boot.log),
+                std::time::Duration::from_millis(100),
+            );
+            let (net, cut) = (drivers.clone(), cut.clone());
+            let send = move |messages: Vec<millrace_replication::quorum::Message>| {
+                for m in messages {
+                    let cut = cut.borrow();
+                    if cut.contains(&m.from) || cut.contains(&m.to) {
+                        continue;
+                    }
+                    let target = net.borrow()[(m.to - 1) as usize].clone();
+                    target.step(m);
+                }
+            };
+            sim.spawn(
+                driver
+                    .clone()
+                    .run(send, async |_: &CommittedBatch| Ok(()), || false),
+            )
+            .detach();
+            sim.spawn(driver.clone().run_ticks(|| false)).detach();
+            drivers.borrow_mut().push(driver);
+        }
+        let out = drivers.borrow().clone();
+        out
+    }
+
+    #[test]
+    fn a_leader_that_loses_its_majority_answers_its_waiting_proposal() {
+        let sim = Sim::new(3);
+        let cut = Rc::new(RefCell::new(Vec::new()));
+        let drivers = three_voters(&sim, cut.clone());
+        drivers[0].campaign();
+        sim.run_for(std::time::Duration::from_secs(2));
+        assert!(drivers[0].leading_term().is_some(), "node 1 leads");
+        sim.block_on(drivers[0].propose(new_topic("a", 1))).unwrap();
+        // The two followers go away: the change cannot commit, and the leader, which checks
+        // that a majority still follows it, steps down and answers instead of waiting forever.
+        cut.borrow_mut().extend([2, 3]);
+        let answer = sim.block_on(millrace_shard::time::timeout(
+            std::time::Duration::from_secs(60),
+            drivers[0].propose(new_topic("b", 2)),
+        ));
+        assert_eq!(
+            answer,
+            Some(Err(crate::quorum::ProposeError::Abandoned)),
+            "answered (None: still waiting after a minute)"
+        );
+        assert!(drivers[0].leading_term().is_none());
     }
 
     fn new_topic(name: &str, id: u8) -> Vec<MetadataRecord> {

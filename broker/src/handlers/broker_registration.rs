@@ -38,7 +38,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let resp = match answer {
         Ok(Ok(epoch)) => BrokerRegistrationResponse::default().with_broker_epoch(epoch),
         Ok(Err((error_code, message))) => {
-            tracing::info!(broker = req.broker_id.0, error_code, %message, "registration refused");
+            // A restarted broker retries every few ms until its old session ends: not news.
+            tracing::debug!(broker = req.broker_id.0, error_code, %message, "registration refused");
             BrokerRegistrationResponse::default()
                 .with_error_code(error_code)
                 .with_broker_epoch(-1)

@@ -68,8 +68,9 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         partition = partition.with_error_code(code::NOT_LEADER_OR_FOLLOWER);
     }
     let cluster = &ctx.config().cluster;
+    // The voters' endpoints exist from v2 on (KIP-853).
     let nodes = match &cluster.controller_listener_name {
-        Some(name) => cluster
+        Some(name) if header.api_version >= 2 => cluster
             .voters
             .iter()
             .map(|v| {
@@ -81,7 +82,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                         .with_port(v.port)])
             })
             .collect(),
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     respond(
         &header,

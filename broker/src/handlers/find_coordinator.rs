@@ -1,6 +1,7 @@
-//! FindCoordinator (key 10): this node coordinates every consumer group (the group's
-//! `__consumer_offsets` partition decides which shard inside it). Transaction coordinators are
-//! not served yet: COORDINATOR_NOT_AVAILABLE, so clients retry rather than fail.
+//! FindCoordinator (key 10): a consumer group's coordinator is the broker leading the group's
+//! `__consumer_offsets` partition (and inside it, the shard holding that partition).
+//! Transaction coordinators are not served yet: COORDINATOR_NOT_AVAILABLE, so clients retry
+//! rather than fail.
 
 use super::Response;
 use super::{decode, respond, str_bytes};
@@ -27,60 +28,61 @@ fn lookup(key: &str, key_type: i8) -> (i16, Option<&'static str>) {
 }
 
 /// The broker leading the `__consumer_offsets` partition of `group_id` (Kafka's coordinator
-/// placement); this node while that topic or its leader is not known yet (the group call
-/// then answers COORDINATOR_NOT_AVAILABLE and the client asks again).
-fn coordinator_of(ctx: &Context, group_id: &str) -> BrokerAddress {
+/// placement); None while that topic does not exist yet or the partition has no live leader
+/// (its broker is fenced): the answer is then COORDINATOR_NOT_AVAILABLE and the client asks
+/// again, as Kafka answers.
+fn coordinator_of(ctx: &Context, group_id: &str) -> Option<BrokerAddress> {
     let image = ctx.image();
-    let leader = image
-        .topics
-        .get(crate::coordinator::OFFSETS_TOPIC)
-        .and_then(|t| {
-            let p = crate::coordinator::offsets_partition(group_id, t.partitions as usize);
-            ctx.leader_of(t, p)
-        });
-    leader.unwrap_or_else(|| {
-        let c = ctx.config();
-        BrokerAddress {
-            id: c.node_id,
-            host: c.advertise.0.clone(),
-            port: c.advertise.1,
-            rack: None,
-        }
-    })
+    let t = image.topics.get(crate::coordinator::OFFSETS_TOPIC)?;
+    let p = crate::coordinator::offsets_partition(group_id, t.partitions as usize);
+    ctx.leader_of(t, p)
 }
+
+const NO_COORDINATOR: &str =
+    "the group's coordinator is not available (its offsets partition has no leader)";
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: FindCoordinatorRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
-    let where_is = |key: &str| {
-        let b = coordinator_of(&ctx, key);
-        (str_bytes(&b.host), i32::from(b.port), BrokerId(b.id))
+    // (error, message, host, port, node) for one key.
+    let answer = |key: &str| {
+        let (error, message) = lookup(key, req.key_type);
+        if error != code::NONE {
+            return (error, message, StrBytes::default(), -1, BrokerId(-1));
+        }
+        match coordinator_of(&ctx, key) {
+            Some(b) => (
+                code::NONE,
+                None,
+                str_bytes(&b.host),
+                i32::from(b.port),
+                BrokerId(b.id),
+            ),
+            None => (
+                code::COORDINATOR_NOT_AVAILABLE,
+                Some(NO_COORDINATOR),
+                StrBytes::default(),
+                -1,
+                BrokerId(-1),
+            ),
+        }
     };
     let mut resp = FindCoordinatorResponse::default();
     if header.api_version < 4 {
-        let (error, message) = lookup(&req.key, req.key_type);
+        let (error, message, host, port, node) = answer(&req.key);
         resp.error_code = error;
         if header.api_version >= 1 {
             resp.error_message = message.map(str_bytes);
         }
-        if error == code::NONE {
-            (resp.host, resp.port, resp.node_id) = where_is(&req.key);
-        } else {
-            (resp.node_id, resp.port) = (BrokerId(-1), -1);
-        }
+        (resp.host, resp.port, resp.node_id) = (host, port, node);
     } else {
         resp.coordinators = req
             .coordinator_keys
             .iter()
             .map(|k| {
-                let (error, message) = lookup(k, req.key_type);
-                let (host, port, node) = if error == code::NONE {
-                    where_is(k)
-                } else {
-                    (StrBytes::default(), -1, BrokerId(-1))
-                };
+                let (error, message, host, port, node) = answer(k);
                 Coordinator::default()
                     .with_key(k.clone())
                     .with_node_id(node)

@@ -142,6 +142,11 @@ fn for_version(mut t: MetadataResponseTopic, version: i16) -> MetadataResponseTo
             p.leader_epoch = -1;
         }
     }
+    if version < 5 {
+        for p in t.partitions.iter_mut() {
+            p.offline_replicas.clear();
+        }
+    }
     t
 }
 
@@ -163,12 +168,23 @@ fn topic_entry(ctx: &Context, t: &TopicMeta) -> MetadataResponseTopic {
             } else {
                 code::NONE
             };
+            // Offline: replicas on brokers that are not live (fenced or unregistered), as
+            // Kafka's metadata cache reports them; none before any broker registered (a
+            // node's first start, when it answers as the only broker).
+            let registered = image.cluster.brokers().next().is_some();
+            let offline: Vec<i32> = state
+                .replicas
+                .iter()
+                .copied()
+                .filter(|&r| registered && !image.cluster.is_active_broker(r))
+                .collect();
             entry
                 .with_error_code(error)
                 .with_leader_id(BrokerId(state.leader))
                 .with_leader_epoch(state.leader_epoch)
                 .with_replica_nodes(brokers(&state.replicas))
                 .with_isr_nodes(brokers(&state.isr))
+                .with_offline_replicas(brokers(&offline))
         })
         .collect();
     MetadataResponseTopic::default()

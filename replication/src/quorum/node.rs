@@ -8,7 +8,7 @@ use crate::error::ReplicationError;
 use crate::metadata::log::BATCH_BYTES_MAX;
 use crate::metadata::{LogEntry, MetadataRecord};
 use millrace_wire::records::{BatchBuilder, NewRecord};
-use raft::eraftpb::{Entry, HardState, Message};
+use raft::eraftpb::{Entry, HardState, Message, MessageType};
 use raft::{RawNode, Ready, StateRole};
 
 /// One controller's Raft node over the metadata log. Lives on the controller's shard.
@@ -167,8 +167,43 @@ impl Quorum {
             check_entry(entry)?;
             decode_entry_data(&entry.data)?;
         }
+        let mut message = message;
+        self.forget_lost_entries(&mut message);
         self.node.step(message)?;
         Ok(())
+    }
+
+    /// Handles a voter that lost entries it had acknowledged (its data directory was wiped and
+    /// it restarted empty), which Raft itself assumes never happens:
+    ///
+    /// * on that voter, a heartbeat commits up to what the leader believes it holds, past its
+    ///   log end (raft-rs panics on that): the commit is cut to the log end;
+    /// * on the leader, the voter's refusal of the next append names its log end below what
+    ///   the leader recorded as matched (raft-rs ignores such a refusal as stale and would
+    ///   never send the missing entries): the leader forgets the match and probes from the
+    ///   voter's log end, so the whole log is replicated to it again.
+    ///
+    /// A wiped voter can still vote for a candidate that lacks committed entries; Kafka's
+    /// static quorums share that hazard (KIP-853 removes it with directory ids). Rebuild at
+    /// most one voter at a time, after the others are caught up.
+    fn forget_lost_entries(&mut self, message: &mut Message) {
+        match message.get_msg_type() {
+            MessageType::MsgHeartbeat => {
+                let last = self.node.raft.raft_log.last_index();
+                message.commit = message.commit.min(last);
+            }
+            MessageType::MsgAppendResponse
+                if message.reject && self.node.raft.state == StateRole::Leader =>
+            {
+                if let Some(pr) = self.node.raft.mut_prs().get_mut(message.from) {
+                    if message.reject_hint < pr.matched {
+                        pr.matched = message.reject_hint;
+                        pr.become_probe();
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Proposes `records` as one batch (one Raft entry). Accepted only on the leader; the
