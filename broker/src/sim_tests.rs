@@ -360,6 +360,117 @@ fn clients_rng(rng: &mut SmallRng) -> SmallRng {
     SmallRng::seed_from_u64(rng.random())
 }
 
+/// A cluster moves partitions to another broker (node 7): this node closes them, and
+/// requests for them are answered as Kafka's brokers answer for partitions they do not host:
+/// NOT_LEADER_OR_FOLLOWER for data, NOT_COORDINATOR for groups whose offsets partition moved.
+#[test]
+fn partitions_of_another_broker_are_not_served_here() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{
+        HeartbeatRequest, HeartbeatResponse, ListOffsetsRequest, ListOffsetsResponse,
+    };
+    use millrace_replication::metadata::{MetadataRecord, PartitionChangeRecord};
+    let disk = SimDisk::new(4096);
+    let sim = Sim::new(6);
+    let shards = sim.block_on(boot(&disk));
+    sim.block_on(async {
+        let current = shards[0].image();
+        let mut cluster = (*current.cluster).clone();
+        let mut placement = (*current.placement).clone();
+        let moved = |topic: &str, p: i32| {
+            MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: current.topics[topic].topic_id,
+                partition_id: p,
+                leader: Some(7),
+                isr: Some(vec![7]),
+                replicas: Some(vec![7]),
+                eligible_leader_replicas: None,
+                last_known_elr: None,
+            })
+        };
+        let offsets = crate::coordinator::OFFSETS_TOPIC;
+        let mut records = vec![moved(TOPIC, 0)];
+        records.extend((0..current.topics[offsets].partitions).map(|p| moved(offsets, p)));
+        for record in &records {
+            cluster
+                .apply(record, cluster.last_applied_offset() + 1)
+                .unwrap();
+            placement.follow(record, SHARDS, 0);
+        }
+        let image = Arc::new(MetadataImage::new(
+            current.version + 1,
+            current.cluster_id.clone(),
+            Arc::new(cluster),
+            Arc::new(placement),
+        ));
+        for shard in &shards {
+            let published = shards[0].call(shard.id, crate::shard::ApplyMetadata(image.clone()));
+            published.await.unwrap().unwrap();
+        }
+        assert!(
+            shards.iter().all(|s| s.partition(TOPIC, 0).is_none()),
+            "closed here"
+        );
+        let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![
+                ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1),
+                ListOffsetsPartition::default()
+                    .with_partition_index(999)
+                    .with_timestamp(-1),
+            ])]);
+        let resp: ListOffsetsResponse = call(&shards[1], ApiKey::ListOffsets, 7, &req).await;
+        let codes: Vec<i16> = resp.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(
+            codes,
+            [6, 3],
+            "NOT_LEADER_OR_FOLLOWER; UNKNOWN_TOPIC_OR_PARTITION"
+        );
+        let fetch = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let fetched = call_fetch(&shards[0], &disk, &fetch).await;
+        assert_eq!(fetched.responses[0].partitions[0].error_code, 6);
+        let batch = BatchBuilder::default().build(&[NewRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+        }]);
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(batch)))])]);
+        let resp: ProduceResponse = call(&shards[1], ApiKey::Produce, 9, &req).await;
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 6);
+        let req = HeartbeatRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(
+                StrBytes::from_static_str("g"),
+            ))
+            .with_generation_id(1)
+            .with_member_id(StrBytes::from_static_str("m"));
+        let resp: HeartbeatResponse = call(&shards[0], ApiKey::Heartbeat, 4, &req).await;
+        assert_eq!(resp.error_code, 16, "NOT_COORDINATOR");
+    });
+    drop(shards);
+    sim.crash();
+}
+
 fn config() -> Arc<Config> {
     Arc::new(Config {
         cores: SHARDS,

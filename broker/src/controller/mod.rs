@@ -275,7 +275,7 @@ impl Controller {
                     entry.offset
                 )
             })?;
-            placement.follow(&entry.record, shard.shards);
+            placement.follow(&entry.record, shard.shards, shard.config.node_id);
         }
         let placement_changed = placement != *current.placement;
         self.publish_view(shard, cluster, placement, placement_changed)

@@ -32,7 +32,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 results.push(ListOffsetsResult::error(code::INVALID_TOPIC_EXCEPTION));
                 continue;
             }
-            results.push(ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION));
+            let absent = image.not_here_code(&t.name.0, p.partition_index);
+            results.push(ListOffsetsResult::error(absent));
             if let Some(owner) = owner {
                 split.push(
                     owner,

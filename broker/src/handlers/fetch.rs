@@ -35,6 +35,8 @@ struct Wanted {
     offset: i64,
     max_bytes: usize,
     owner: Option<usize>,
+    /// The error when no shard here holds the partition.
+    absent: i16,
 }
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -75,6 +77,9 @@ fn resolve(ctx: &Context, req: &FetchRequest, version: i16) -> Vec<Wanted> {
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 owner: meta.and_then(|m| image.owner(&m.name, p.partition)),
+                absent: meta.map_or(code::UNKNOWN_TOPIC_OR_PARTITION, |m| {
+                    image.not_here_code(&m.name, p.partition)
+                }),
             });
         }
     }
@@ -268,7 +273,7 @@ fn encode(
     for (w, r) in wanted.iter().zip(results) {
         let mut data = PartitionData {
             partition_index: w.partition,
-            error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
+            error_code: w.absent,
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,

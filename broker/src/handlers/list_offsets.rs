@@ -26,7 +26,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     for t in &req.topics {
         for p in &t.partitions {
             let slot = results.len();
-            results.push(ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION));
+            let absent = image.not_here_code(&t.name.0, p.partition_index);
+            results.push(ListOffsetsResult::error(absent));
             if let Some(owner) = image.owner(&t.name.0, p.partition_index) {
                 let item = (t.name.0.to_string(), p.partition_index, p.timestamp);
                 split.push(owner, slot, item);

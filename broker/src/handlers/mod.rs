@@ -258,8 +258,9 @@ pub fn decode<T: Decodable>(header: &RequestHeader, body: &Bytes) -> Result<T, R
 }
 
 /// Runs a group operation on the group's coordinating shard. Err carries the error code for a
-/// group id that is empty or too long (INVALID_GROUP_ID) or a coordinator that is not
-/// available (no `__consumer_offsets`, or the shard is stopping).
+/// group id that is empty or too long (INVALID_GROUP_ID), a group another broker coordinates
+/// (NOT_COORDINATOR) or a coordinator that is not available (no `__consumer_offsets`, or the
+/// shard is stopping).
 pub async fn group_call<O: crate::coordinator::GroupOperation>(
     ctx: &Context,
     group_id: &str,
@@ -269,7 +270,12 @@ pub async fn group_call<O: crate::coordinator::GroupOperation>(
     if group_id.is_empty() || group_id.len() > crate::coordinator::GROUP_ID_BYTES_MAX {
         return Err(code::INVALID_GROUP_ID);
     }
-    let Some(target) = crate::coordinator::coordinator_shard(&ctx.image(), group_id) else {
+    let image = ctx.image();
+    let Some(target) = crate::coordinator::coordinator_shard(&image, group_id) else {
+        // Another broker leads the group's offsets partition: the client finds it again.
+        if image.topics.contains_key(crate::coordinator::OFFSETS_TOPIC) {
+            return Err(code::NOT_COORDINATOR);
+        }
         return Err(code::COORDINATOR_NOT_AVAILABLE);
     };
     ctx.call(target, crate::coordinator::OnCoordinator(op))

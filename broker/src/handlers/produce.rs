@@ -55,7 +55,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 ))
             } else if owner.is_none() {
                 Err((
-                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                    image.not_here_code(&t.name.0, p.index),
                     "This server does not host this topic-partition.".into(),
                 ))
             } else {

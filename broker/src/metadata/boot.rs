@@ -134,7 +134,7 @@ pub async fn load<D: Disk>(
         None => None,
     };
     let mut placement = stored.clone().unwrap_or_default();
-    placement.reconcile(&cluster, shards);
+    placement.reconcile(&cluster, shards, node_id);
     Ok(Boot {
         log,
         quorum,

@@ -139,7 +139,10 @@ impl LegacyMetadata {
     pub fn placement(&self) -> Placement {
         let mut placement = Placement::default();
         for t in self.topics.values() {
-            placement.set(TopicId(*t.id.as_bytes()), t.shards.clone());
+            placement.set(
+                TopicId(*t.id.as_bytes()),
+                t.shards.iter().copied().map(Some).collect(),
+            );
         }
         placement
     }

@@ -126,12 +126,32 @@ impl MetadataImage {
         self.placement.owner(&t.topic_id, partition)
     }
 
+    /// The error for a partition no shard of this node holds: NOT_LEADER_OR_FOLLOWER when the
+    /// image has it (other brokers hold it; the client refreshes its metadata and goes
+    /// there), UNKNOWN_TOPIC_OR_PARTITION when the topic or partition does not exist.
+    pub fn not_here_code(&self, topic: &str, partition: i32) -> i16 {
+        use millrace_wire::codes;
+        let exists = self
+            .topics
+            .get(topic)
+            .is_some_and(|t| (0..t.partitions).contains(&partition));
+        if exists {
+            codes::NOT_LEADER_OR_FOLLOWER
+        } else {
+            codes::UNKNOWN_TOPIC_OR_PARTITION
+        }
+    }
+
     /// The partitions placed on `shard`, with their topics.
     pub fn owned_by(&self, shard: usize) -> Vec<(PartitionKey, Arc<TopicMeta>)> {
         let mut owned = Vec::new();
         for t in self.topics.values() {
             let shards = self.placement.shards_of(&t.topic_id).unwrap_or(&[]);
-            for (p, _) in shards.iter().enumerate().filter(|(_, s)| **s == shard) {
+            for (p, _) in shards
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s == Some(shard))
+            {
                 if (p as i32) < t.partitions {
                     owned.push(((t.name.clone(), p as i32), t.clone()));
                 }
@@ -157,7 +177,7 @@ impl MetadataImage {
         for record in &records {
             let offset = cluster.last_applied_offset() + 1;
             cluster.apply(record, offset).expect("a valid new topic");
-            placement.follow(record, shards);
+            placement.follow(record, shards, 0);
         }
         *self = MetadataImage::new(
             self.version,
@@ -201,7 +221,7 @@ impl Draft {
         for record in &records {
             let offset = cluster.last_applied_offset() + 1;
             cluster.apply(record, offset)?;
-            placement.follow(record, self.shards);
+            placement.follow(record, self.shards, self.node_id);
         }
         self.cluster = cluster;
         self.placement = placement;
