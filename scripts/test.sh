@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh clone: installs what the tests need (kcat, a Python venv
 # with the Kafka clients, the Java client and Apache Kafka from Maven Central), then checks
 # formatting and lints, runs every Rust test (unit, model-based storage, guard and batch
-# fuzzing), builds the release broker and drives it with real Kafka clients.
+# fuzzing), builds the release broker and drives it with real Kafka clients, alone and as a
+# three-node cluster.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -25,3 +26,9 @@ cargo test --workspace --locked
 
 step "real-client integration suite against target/release/millrace"
 tests/clients/run.sh
+
+# Three millrace nodes on loopback (static controller quorum): bootstrap, admin through every
+# node, placement, producer ids, controller failover, minority and majority loss, fencing,
+# full restart, a wiped node rejoining, coordinator loss. About a minute.
+step "cluster suite: three nodes on loopback"
+tests/cluster/run.sh

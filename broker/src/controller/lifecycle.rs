@@ -57,6 +57,10 @@ pub struct Lifecycle {
     clients: RefCell<HashMap<i32, Rc<PeerClient>>>,
     request_timeout: Duration,
     backoff: Duration,
+    /// How long a forwarded request waits for an active controller: one election (the fetch
+    /// timeout that detects a lost leader, the election timeout that spreads candidates) plus
+    /// one request timeout.
+    forward_wait: Duration,
     /// The producer ids left in this broker's block: [next, end).
     block: Cell<(i64, i64)>,
     /// One block request at a time.
@@ -74,6 +78,9 @@ impl Lifecycle {
             clients: RefCell::new(HashMap::new()),
             request_timeout: super::ms(t.request_timeout_ms),
             backoff: super::ms(t.retry_backoff_ms).max(Duration::from_millis(10)),
+            forward_wait: super::ms(
+                t.fetch_timeout_ms + t.election_timeout_ms + t.request_timeout_ms,
+            ),
             block: Cell::new((0, 0)),
             block_turn: Turn::new(),
         }
@@ -292,8 +299,10 @@ pub enum Forwarded {
 
 /// Sends a client's request (its key, version and body as the client sent them) to the active
 /// controller's CONTROLLER listener and returns its answer, as Kafka's brokers forward
-/// metadata changes. Waits up to `controller.quorum.request.timeout.ms` for a controller to
-/// be known and to answer.
+/// metadata changes. Holds the request through an election: waits up to
+/// `controller.quorum.fetch.timeout.ms` + `election.timeout.ms` + `request.timeout.ms`
+/// (5 s by Kafka's defaults) for a controller to be known and to answer. Kafka's brokers hold
+/// it up to 60 s; a bounded answer lets a client with a short timeout see a retriable error.
 pub struct Forward {
     /// The request's API key.
     pub api_key: i16,
@@ -316,7 +325,7 @@ impl Call<Shard> for Forward {
         if controller.lone {
             return Forwarded::HandleHere;
         }
-        let deadline = Instant::now() + lifecycle.request_timeout;
+        let deadline = Instant::now() + lifecycle.forward_wait;
         loop {
             let status = controller.driver.status();
             if status.leading {
