@@ -222,24 +222,7 @@ fn partitions_follow_the_leadership_the_image_records() {
             }
         }
     };
-    let produce = |shard: Rc<Shard>| async move {
-        let batch = BatchBuilder::default().build(&[NewRecord {
-            timestamp: 1,
-            key: None,
-            value: Some(b"v".to_vec()),
-            headers: Vec::new(),
-        }]);
-        let req = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(Bytes::from(batch)))])]);
-        let resp: ProduceResponse = call(&shard, ApiKey::Produce, 9, &req).await;
-        resp.responses[0].partition_responses[0].error_code
-    };
+    let produce = produce_one;
     let list = |shard: Rc<Shard>| async move {
         let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
             .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
@@ -275,15 +258,7 @@ fn partitions_follow_the_leadership_the_image_records() {
             (5, -1, 1),
             "LEADER_NOT_AVAILABLE"
         );
-        let fetch = FetchRequest::default()
-            .with_max_wait_ms(0)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(0)
-                    .with_partition_max_bytes(1 << 20)])]);
-        let fetched = call_fetch(&shards[1], &disk, &fetch).await;
+        let fetched = call_fetch(&shards[1], &disk, &fetch_partition_0()).await;
         assert_eq!(fetched.responses[0].partitions[0].error_code, 6);
         change(0).await;
         assert_eq!(metadata(shards[1].clone()).await, (0, 0, 2));
@@ -432,32 +407,9 @@ fn partitions_of_another_broker_are_not_served_here() {
             [6, 3],
             "NOT_LEADER_OR_FOLLOWER; UNKNOWN_TOPIC_OR_PARTITION"
         );
-        let fetch = FetchRequest::default()
-            .with_max_wait_ms(0)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(0)
-                    .with_partition_max_bytes(1 << 20)])]);
-        let fetched = call_fetch(&shards[0], &disk, &fetch).await;
+        let fetched = call_fetch(&shards[0], &disk, &fetch_partition_0()).await;
         assert_eq!(fetched.responses[0].partitions[0].error_code, 6);
-        let batch = BatchBuilder::default().build(&[NewRecord {
-            timestamp: 1,
-            key: None,
-            value: Some(b"v".to_vec()),
-            headers: Vec::new(),
-        }]);
-        let req = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(Bytes::from(batch)))])]);
-        let resp: ProduceResponse = call(&shards[1], ApiKey::Produce, 9, &req).await;
-        assert_eq!(resp.responses[0].partition_responses[0].error_code, 6);
+        assert_eq!(produce_one(shards[1].clone()).await, 6);
         let req = HeartbeatRequest::default()
             .with_group_id(kafka_protocol::messages::GroupId(
                 StrBytes::from_static_str("g"),
@@ -469,6 +421,38 @@ fn partitions_of_another_broker_are_not_served_here() {
     });
     drop(shards);
     sim.crash();
+}
+
+/// Produces one record (acks=all) to partition 0 of the test topic; the partition's error code.
+async fn produce_one(shard: Rc<Shard>) -> i16 {
+    let batch = BatchBuilder::default().build(&[NewRecord {
+        timestamp: 1,
+        key: None,
+        value: Some(b"v".to_vec()),
+        headers: Vec::new(),
+    }]);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(batch)))])]);
+    let resp: ProduceResponse = call(&shard, ApiKey::Produce, 9, &req).await;
+    resp.responses[0].partition_responses[0].error_code
+}
+
+/// A Fetch of partition 0 of the test topic from offset 0 that does not wait.
+fn fetch_partition_0() -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])])
 }
 
 fn config() -> Arc<Config> {

@@ -31,6 +31,7 @@ use crate::shard::Shard;
 use millrace_replication::metadata::control::{self, BrokerRegistrationRequest};
 use millrace_replication::metadata::{ClusterImage, MetadataRecord, ProducerIdsRecord};
 use millrace_replication::ReplicationError;
+use millrace_shard::sync::TurnGuard;
 use millrace_shard::time::Instant;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -136,8 +137,8 @@ fn not_controller() -> Refusal {
     )
 }
 
-/// The controller, its turn held, once it is ready to lead; NOT_CONTROLLER otherwise.
-async fn leading(shard: &Rc<Shard>) -> Result<Rc<Controller>, Refusal> {
+/// The controller, if it is ready to lead; NOT_CONTROLLER otherwise.
+fn leading(shard: &Shard) -> Result<Rc<Controller>, Refusal> {
     let controller = shard
         .subsystems
         .get::<Controller>()
@@ -146,6 +147,15 @@ async fn leading(shard: &Rc<Shard>) -> Result<Rc<Controller>, Refusal> {
         return Err(not_controller());
     }
     Ok(controller)
+}
+
+/// The controller's turn, once it is free, if the controller still leads then.
+async fn take_turn(controller: &Controller) -> Result<TurnGuard<'_>, Refusal> {
+    let turn = controller.turn.lock().await;
+    if !controller.ready_to_lead() {
+        return Err(not_controller());
+    }
+    Ok(turn)
 }
 
 fn session_timeout(shard: &Shard) -> Duration {
@@ -196,11 +206,8 @@ impl Call<Shard> for RegisterBroker {
     type Reply = Result<i64, Refusal>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let controller = leading(&shard).await?;
-        let _turn = controller.turn.lock().await;
-        if !controller.ready_to_lead() {
-            return Err(not_controller());
-        }
+        let controller = leading(&shard)?;
+        let _turn = take_turn(&controller).await?;
         let current = controller.current();
         if self.cluster_id != current.cluster_id {
             return Err((
@@ -242,11 +249,8 @@ impl Call<Shard> for Heartbeat {
     type Reply = Result<HeartbeatReply, Refusal>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let controller = leading(&shard).await?;
-        let _turn = controller.turn.lock().await;
-        if !controller.ready_to_lead() {
-            return Err(not_controller());
-        }
+        let controller = leading(&shard)?;
+        let _turn = take_turn(&controller).await?;
         let current = controller.current();
         let broker = current_broker(&current.cluster, self.broker_id, self.broker_epoch)?;
         controller
@@ -282,11 +286,8 @@ impl Call<Shard> for AllocateProducerIds {
     type Reply = Result<(i64, i32), Refusal>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let controller = leading(&shard).await?;
-        let _turn = controller.turn.lock().await;
-        if !controller.ready_to_lead() {
-            return Err(not_controller());
-        }
+        let controller = leading(&shard)?;
+        let _turn = take_turn(&controller).await?;
         let current = controller.current();
         current_broker(&current.cluster, self.broker_id, self.broker_epoch)?;
         let start = current.cluster.next_producer_id();

@@ -950,11 +950,9 @@ mod tests {
     use millrace_storage::sim::SimDisk;
     use std::path::Path;
 
-    /// A lone voter's quorum over the metadata log on `disk`, driven on `sim`; its committed
-    /// batches are applied to the returned image.
-    fn start(sim: &Sim, disk: &SimDisk) -> (Rc<Driver>, Rc<RefCell<ClusterImage>>) {
+    /// A quorum node with `config` over the metadata log on `disk`, and the image it replayed.
+    fn open_driver(sim: &Sim, disk: &SimDisk, config: QuorumConfig) -> (Rc<Driver>, ClusterImage) {
         let disk = BrokerDisk::Sim(disk.clone());
-        let config = QuorumConfig::new(1, &[1]);
         let boot = sim
             .block_on(boot::load(
                 &disk,
@@ -966,12 +964,18 @@ mod tests {
                 "c".into(),
             ))
             .unwrap();
-        let image = Rc::new(RefCell::new(boot.cluster));
-        let driver = Driver::new(
-            boot.quorum,
-            Rc::new(boot.log),
-            std::time::Duration::from_millis(100),
-        );
+        let tick = std::time::Duration::from_millis(100);
+        (
+            Driver::new(boot.quorum, Rc::new(boot.log), tick),
+            boot.cluster,
+        )
+    }
+
+    /// A lone voter's quorum over the metadata log on `disk`, driven on `sim`; its committed
+    /// batches are applied to the returned image.
+    fn start(sim: &Sim, disk: &SimDisk) -> (Rc<Driver>, Rc<RefCell<ClusterImage>>) {
+        let (driver, image) = open_driver(sim, disk, QuorumConfig::new(1, &[1]));
+        let image = Rc::new(RefCell::new(image));
         let applied = image.clone();
         let apply = async move |batch: &CommittedBatch| {
             let mut image = applied.borrow_mut();
@@ -1000,24 +1004,8 @@ mod tests {
     fn three_voters(sim: &Sim, cut: Rc<RefCell<Vec<u64>>>) -> Vec<Rc<Driver>> {
         let drivers: Rc<RefCell<Vec<Rc<Driver>>>> = Rc::default();
         for id in 1..=3u64 {
-            let disk = BrokerDisk::Sim(SimDisk::new(4096));
             let config = QuorumConfig::new(id, &[1, 2, 3]).deterministic();
-            let boot = sim
-                .block_on(boot::load(
-                    &disk,
-                    Path::new("/data"),
-                    0,
-                    1,
-                    &config,
-                    0,
-                    "c".into(),
-                ))
-                .unwrap();
-            let driver = Driver::new(
-                boot.quorum,
-                Rc::new(boot.log),
-                std::time::Duration::from_millis(100),
-            );
+            let (driver, _) = open_driver(sim, &SimDisk::new(4096), config);
             let (net, cut) = (drivers.clone(), cut.clone());
             let send = move |messages: Vec<millrace_replication::quorum::Message>| {
                 for m in messages {
