@@ -108,6 +108,11 @@ impl Lifecycle {
                     request_timeout: self.request_timeout,
                     connect_timeout: self.request_timeout,
                     reconnect_backoff: self.backoff,
+                    // A dead controller's client doubles its wait up to this; Kafka's 1 s
+                    // default kept a forwarded request waiting out a whole second after a new
+                    // controller was elected (the wait sits inside the send).
+                    reconnect_backoff_max: (self.backoff * 10)
+                        .clamp(Duration::from_millis(50), Duration::from_secs(1)),
                     ..PeerConfig::default()
                 },
             ))
