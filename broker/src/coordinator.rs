@@ -135,7 +135,7 @@ pub struct FetchOffsets {
 }
 
 /// ListGroups on one shard: (group, protocol type, state, group type "classic" or
-/// "consumer").
+/// "consumer") of the groups it coordinates.
 pub struct ListGroups;
 
 /// DescribeGroups for one group: Err for a consumer-protocol group (GROUP_ID_NOT_FOUND, as
@@ -351,7 +351,13 @@ impl GroupOperation for ListGroups {
     type Answer = Vec<(String, String, &'static str, &'static str)>;
 
     async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
-        list(&shard)
+        // Only the groups this shard coordinates under its current image: a group whose
+        // offsets partition went to another broker may still have state here, but is that
+        // broker's to list (Kafka's ListGroups is per broker).
+        let image = shard.image();
+        let mut groups = list(&shard);
+        groups.retain(|(g, ..)| coordinator_shard(&image, g) == Some(shard.id));
+        groups
     }
 }
 

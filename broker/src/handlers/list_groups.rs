@@ -1,5 +1,7 @@
-//! ListGroups (key 16), versions 0-5: every shard's groups, filtered by state (v4+) and by
-//! type (v5+: "classic" or "consumer", case-insensitive as Kafka).
+//! ListGroups (key 16), versions 0-5: the groups this broker coordinates (every shard's, as
+//! Kafka lists per broker; a group whose offsets partition another broker holds is not
+//! listed), filtered by state (v4+) and by type (v5+: "classic" or "consumer",
+//! case-insensitive as Kafka).
 
 use super::Context;
 use super::Response;
