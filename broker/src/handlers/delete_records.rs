@@ -7,7 +7,7 @@ use super::Context;
 use super::{decode, respond, Response};
 use crate::errors::{code, storage_code};
 use crate::mesh::{Call, Split};
-use crate::shard::Shard;
+use crate::shard::{Partition, Shard};
 use bytes::Bytes;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -90,21 +90,26 @@ impl Call<Shard> for DeleteOnOwner {
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
         let missing = || ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION);
         shard
-            .on_each_partition(
-                self.items,
-                missing,
-                async |partition, offset| match partition.delete_records(offset).await {
-                    Ok(low) => {
-                        tracing::info!(topic = %partition.topic(), partition = partition.index(),
-                        log_start_offset = low, "records deleted");
-                        ListOffsetsResult {
-                            offset: low,
-                            ..ListOffsetsResult::error(code::NONE)
-                        }
-                    }
-                    Err(e) => ListOffsetsResult::error(storage_code(&e)),
-                },
-            )
+            .on_each_partition(self.items, missing, delete_on_leader)
             .await
+    }
+}
+
+/// Moves one partition's log start, on its leader only (as Kafka: a follower's log start
+/// follows the leader's).
+async fn delete_on_leader(partition: &Partition, offset: i64) -> ListOffsetsResult {
+    if !partition.is_leader() {
+        return ListOffsetsResult::error(code::NOT_LEADER_OR_FOLLOWER);
+    }
+    match partition.delete_records(offset).await {
+        Ok(low) => {
+            tracing::info!(topic = %partition.topic(), partition = partition.index(),
+            log_start_offset = low, "records deleted");
+            ListOffsetsResult {
+                offset: low,
+                ..ListOffsetsResult::error(code::NONE)
+            }
+        }
+        Err(e) => ListOffsetsResult::error(storage_code(&e)),
     }
 }
