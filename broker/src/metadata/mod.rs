@@ -408,6 +408,29 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_without_a_local_shard_is_not_here_only_if_it_exists() {
+        use millrace_wire::codes::{NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION};
+        let mut cluster = ClusterImage::default();
+        let mut placement = Placement::default();
+        let records = topic_records("theirs", TopicId([7; 16]), 2, &BTreeMap::new(), 7);
+        for (offset, r) in records.iter().enumerate() {
+            cluster.apply(r, offset as i64).unwrap();
+            placement.follow(r, 2, 0);
+        }
+        let image = MetadataImage::new(1, "c".into(), Arc::new(cluster), Arc::new(placement));
+        assert_eq!(
+            (image.owner("theirs", 0), image.owner("theirs", 1)),
+            (None, None)
+        );
+        assert!(image.owned_by(0).is_empty() && image.owned_by(1).is_empty());
+        assert_eq!(image.not_here_code("theirs", 1), NOT_LEADER_OR_FOLLOWER);
+        for (topic, partition) in [("theirs", 2), ("theirs", -1), ("none", 0)] {
+            let code = image.not_here_code(topic, partition);
+            assert_eq!(code, UNKNOWN_TOPIC_OR_PARTITION, "{topic}-{partition}");
+        }
+    }
+
+    #[test]
     fn config_records_diff_two_sets() {
         let old = BTreeMap::from([("a".to_string(), "1".to_string()), ("b".into(), "2".into())]);
         let new = BTreeMap::from([("b".to_string(), "3".to_string()), ("c".into(), "4".into())]);

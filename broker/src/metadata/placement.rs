@@ -251,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_file_is_read_and_has_no_unplaced_partitions() {
+    fn a_version_1_file_is_read_as_all_placed_then_reconciled() {
         let uuid = uuid::Uuid::from_bytes([1; 16]);
         let v1 = super::super::seal_text(format!("millrace-placement 1\ntopic {uuid} 1,0\n"));
         let placement = Placement::decode(&v1).unwrap();
@@ -261,6 +261,18 @@ mod tests {
         );
         let bad = super::super::seal_text(format!("millrace-placement 1\ntopic {uuid} 1,-\n"));
         assert!(Placement::decode(&bad).is_err(), "- is a version 2 token");
+        // On a node that is no replica of the topic, start-up unplaces what the file placed,
+        // and the table is then written as version 2.
+        let mut placement = placement;
+        assert!(placement.reconcile(&image(&[(1, 2)]), 2, 7));
+        assert_eq!(
+            placement.shards_of(&TopicId([1; 16])),
+            Some(&[None, None][..])
+        );
+        let bytes = placement.encode();
+        assert!(String::from_utf8_lossy(&bytes).starts_with("millrace-placement 2\n"));
+        assert!(String::from_utf8_lossy(&bytes).contains(" -,-\n"));
+        assert_eq!(Placement::decode(&bytes).unwrap(), placement);
     }
 
     #[test]
