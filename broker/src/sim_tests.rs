@@ -32,6 +32,7 @@ use kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use millrace_replication::metadata::MetadataRecord;
 use millrace_shard::Sim;
 use millrace_storage::sim::SimDisk;
 use millrace_wire::fetch::FetchChunk;
@@ -45,6 +46,8 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod other_brokers;
 
 const TOPIC: &str = "sim";
 const PARTITIONS: i32 = 3;
@@ -181,22 +184,21 @@ fn the_high_watermark_is_checkpointed_periodically_and_at_close() {
 }
 
 /// Partitions take leadership from the metadata image: with the leader taken away, produce,
-/// fetch and ListOffsets get NOT_LEADER_OR_FOLLOWER and Metadata reports LEADER_NOT_AVAILABLE
-/// with leader -1; given back under a newer epoch, writes resume under that epoch.
+/// fetch, ListOffsets and DeleteRecords get NOT_LEADER_OR_FOLLOWER and Metadata reports
+/// LEADER_NOT_AVAILABLE with leader -1; given back under a newer epoch, writes resume under
+/// that epoch.
 #[test]
 fn partitions_follow_the_leadership_the_image_records() {
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-    use millrace_replication::metadata::{MetadataRecord, PartitionChangeRecord};
+    use millrace_replication::metadata::PartitionChangeRecord;
     let disk = SimDisk::new(4096);
     let sim = Sim::new(5);
     let shards = sim.block_on(boot(&disk));
     let change = |leader: i32| {
         let shards = shards.clone();
         async move {
-            let current = shards[0].image();
-            let mut cluster = (*current.cluster).clone();
-            let topic_id = current.topics[TOPIC].topic_id;
+            let topic_id = shards[0].image().topics[TOPIC].topic_id;
             let record = MetadataRecord::PartitionChange(PartitionChangeRecord {
                 topic_id,
                 partition_id: 0,
@@ -206,20 +208,7 @@ fn partitions_follow_the_leadership_the_image_records() {
                 eligible_leader_replicas: None,
                 last_known_elr: None,
             });
-            cluster
-                .apply(&record, cluster.last_applied_offset() + 1)
-                .unwrap();
-            let image = Arc::new(MetadataImage::new(
-                current.version + 1,
-                current.cluster_id.clone(),
-                Arc::new(cluster),
-                current.placement.clone(),
-            ));
-            for shard in &shards {
-                let published =
-                    shards[0].call(shard.id, crate::shard::ApplyMetadata(image.clone()));
-                published.await.unwrap().unwrap();
-            }
+            publish(&shards, &[record]).await;
         }
     };
     let produce = produce_one;
@@ -253,6 +242,7 @@ fn partitions_follow_the_leadership_the_image_records() {
             "NOT_LEADER_OR_FOLLOWER"
         );
         assert_eq!(list(shards[0].clone()).await.0, 6);
+        assert_eq!(delete_records(&shards[1], TOPIC, &[0]).await, [6]);
         assert_eq!(
             metadata(shards[0].clone()).await,
             (5, -1, 1),
@@ -263,6 +253,7 @@ fn partitions_follow_the_leadership_the_image_records() {
         change(0).await;
         assert_eq!(metadata(shards[1].clone()).await, (0, 0, 2));
         assert_eq!(produce(shards[0].clone()).await, 0);
+        assert_eq!(delete_records(&shards[0], TOPIC, &[0]).await, [0]);
         assert_eq!(
             list(shards[1].clone()).await,
             (0, 2),
@@ -335,96 +326,36 @@ fn clients_rng(rng: &mut SmallRng) -> SmallRng {
     SmallRng::seed_from_u64(rng.random())
 }
 
-/// A cluster moves partitions to another broker (node 7): this node closes them, and
-/// requests for them are answered as Kafka's brokers answer for partitions they do not host:
-/// NOT_LEADER_OR_FOLLOWER for data, NOT_COORDINATOR for groups whose offsets partition moved.
-#[test]
-fn partitions_of_another_broker_are_not_served_here() {
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    use kafka_protocol::messages::{
-        HeartbeatRequest, HeartbeatResponse, ListOffsetsRequest, ListOffsetsResponse,
-    };
-    use millrace_replication::metadata::{MetadataRecord, PartitionChangeRecord};
-    let disk = SimDisk::new(4096);
-    let sim = Sim::new(6);
-    let shards = sim.block_on(boot(&disk));
-    sim.block_on(async {
-        let current = shards[0].image();
-        let mut cluster = (*current.cluster).clone();
-        let mut placement = (*current.placement).clone();
-        let moved = |topic: &str, p: i32| {
-            MetadataRecord::PartitionChange(PartitionChangeRecord {
-                topic_id: current.topics[topic].topic_id,
-                partition_id: p,
-                leader: Some(7),
-                isr: Some(vec![7]),
-                replicas: Some(vec![7]),
-                eligible_leader_replicas: None,
-                last_known_elr: None,
-            })
-        };
-        let offsets = crate::coordinator::OFFSETS_TOPIC;
-        let mut records = vec![moved(TOPIC, 0)];
-        records.extend((0..current.topics[offsets].partitions).map(|p| moved(offsets, p)));
-        for record in &records {
-            cluster
-                .apply(record, cluster.last_applied_offset() + 1)
-                .unwrap();
-            placement.follow(record, SHARDS, 0);
-        }
-        let image = Arc::new(MetadataImage::new(
-            current.version + 1,
-            current.cluster_id.clone(),
-            Arc::new(cluster),
-            Arc::new(placement),
-        ));
-        for shard in &shards {
-            let published = shards[0].call(shard.id, crate::shard::ApplyMetadata(image.clone()));
-            published.await.unwrap().unwrap();
-        }
-        assert!(
-            shards.iter().all(|s| s.partition(TOPIC, 0).is_none()),
-            "closed here"
-        );
-        let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
-            .with_partitions(vec![
-                ListOffsetsPartition::default()
-                    .with_partition_index(0)
-                    .with_timestamp(-1),
-                ListOffsetsPartition::default()
-                    .with_partition_index(999)
-                    .with_timestamp(-1),
-            ])]);
-        let resp: ListOffsetsResponse = call(&shards[1], ApiKey::ListOffsets, 7, &req).await;
-        let codes: Vec<i16> = resp.topics[0]
-            .partitions
-            .iter()
-            .map(|p| p.error_code)
-            .collect();
-        assert_eq!(
-            codes,
-            [6, 3],
-            "NOT_LEADER_OR_FOLLOWER; UNKNOWN_TOPIC_OR_PARTITION"
-        );
-        let fetched = call_fetch(&shards[0], &disk, &fetch_partition_0()).await;
-        assert_eq!(fetched.responses[0].partitions[0].error_code, 6);
-        assert_eq!(produce_one(shards[1].clone()).await, 6);
-        let req = HeartbeatRequest::default()
-            .with_group_id(kafka_protocol::messages::GroupId(
-                StrBytes::from_static_str("g"),
-            ))
-            .with_generation_id(1)
-            .with_member_id(StrBytes::from_static_str("m"));
-        let resp: HeartbeatResponse = call(&shards[0], ApiKey::Heartbeat, 4, &req).await;
-        assert_eq!(resp.error_code, 16, "NOT_COORDINATOR");
-    });
-    drop(shards);
-    sim.crash();
+/// Applies `records` to the current image, the placement following them as this broker
+/// (node 0) does, and publishes the result to every shard as the controller would.
+async fn publish(shards: &[Rc<Shard>], records: &[MetadataRecord]) {
+    let current = shards[0].image();
+    let mut cluster = (*current.cluster).clone();
+    let mut placement = (*current.placement).clone();
+    for record in records {
+        let offset = cluster.last_applied_offset() + 1;
+        cluster.apply(record, offset).expect("the record applies");
+        placement.follow(record, SHARDS, config().node_id);
+    }
+    let image = Arc::new(MetadataImage::new(
+        current.version + 1,
+        current.cluster_id.clone(),
+        Arc::new(cluster),
+        Arc::new(placement),
+    ));
+    for shard in shards {
+        let published = shards[0].call(shard.id, crate::shard::ApplyMetadata(image.clone()));
+        published.await.unwrap().unwrap();
+    }
 }
 
 /// Produces one record (acks=all) to partition 0 of the test topic; the partition's error code.
 async fn produce_one(shard: Rc<Shard>) -> i16 {
+    produce_to(&shard, TOPIC, 0).await
+}
+
+/// Produces one record (acks=all) to `topic`-`partition`; the partition's error code.
+async fn produce_to(shard: &Rc<Shard>, topic: &str, partition: i32) -> i16 {
     let batch = BatchBuilder::default().build(&[NewRecord {
         timestamp: 1,
         key: None,
@@ -435,22 +366,71 @@ async fn produce_one(shard: Rc<Shard>) -> i16 {
         .with_acks(-1)
         .with_timeout_ms(30_000)
         .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
+                .with_index(partition)
                 .with_records(Some(Bytes::from(batch)))])]);
-    let resp: ProduceResponse = call(&shard, ApiKey::Produce, 9, &req).await;
+    let resp: ProduceResponse = call(shard, ApiKey::Produce, 9, &req).await;
     resp.responses[0].partition_responses[0].error_code
+}
+
+/// ListOffsets (latest) for `partitions` of `topic`: their error codes.
+async fn list_offsets(shard: &Rc<Shard>, topic: &str, partitions: &[i32]) -> Vec<i16> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    let partitions = partitions.iter().map(|p| {
+        ListOffsetsPartition::default()
+            .with_partition_index(*p)
+            .with_timestamp(-1)
+    });
+    let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partitions(partitions.collect())]);
+    let resp: ListOffsetsResponse = call(shard, ApiKey::ListOffsets, 7, &req).await;
+    resp.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
+}
+
+/// DeleteRecords up to offset 0 for `partitions` of `topic`: their error codes.
+async fn delete_records(shard: &Rc<Shard>, topic: &str, partitions: &[i32]) -> Vec<i16> {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+    let partitions = partitions.iter().map(|p| {
+        DeleteRecordsPartition::default()
+            .with_partition_index(*p)
+            .with_offset(0)
+    });
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(partitions.collect())]);
+    let resp: DeleteRecordsResponse = call(shard, ApiKey::DeleteRecords, 2, &req).await;
+    resp.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
 }
 
 /// A Fetch of partition 0 of the test topic from offset 0 that does not wait.
 fn fetch_partition_0() -> FetchRequest {
+    fetch_from_start(TOPIC, 0)
+}
+
+/// A Fetch of `topic`-`partition` from offset 0 that does not wait.
+fn fetch_from_start(topic: &str, partition: i32) -> FetchRequest {
     FetchRequest::default()
         .with_max_wait_ms(0)
         .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
+                .with_partition(partition)
                 .with_fetch_offset(0)
                 .with_partition_max_bytes(1 << 20)])])
 }
