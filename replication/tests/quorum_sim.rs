@@ -1,6 +1,7 @@
-//! Deterministic simulation of the controller quorum: 3 or 5 voters, each on its own
-//! `SimDisk` with the real metadata log (storage's partition log), talking through a seeded
-//! network, driven by a virtual clock.
+//! Deterministic simulation of the controller quorum: 3 or 5 voters plus 2 observers
+//! (broker-only nodes fetching the committed log from the leader), each on its own `SimDisk`
+//! with the real metadata log (storage's partition log), talking through a seeded network,
+//! driven by a virtual clock.
 //!
 //! Each seed runs two phases:
 //!
@@ -21,7 +22,11 @@
 //! * each node applies batches 1, 2, 3, ... in order (a prefix of the committed log);
 //! * the commit index never goes backwards on a live node;
 //! * producer-id blocks are applied in order and disjoint (`next_producer_id` strictly
-//!   increases along the committed log).
+//!   increases along the committed log);
+//! * observers apply the same: batches 1, 2, 3, ... equal to the oracle's, also after a crash
+//!   and restart from their own log, and are never told their log diverges (they only ever
+//!   hold committed batches). After the heal they hold everything and their image equals
+//!   the voters'.
 //!
 //! `MILLRACE_QUORUM_SEEDS=n` runs n seeds (default 300); `MILLRACE_QUORUM_SEED=s` replays one.
 //! A failure names its seed. The same seed gives the same trace: checked by running one seed
@@ -32,7 +37,8 @@ use millrace_replication::metadata::{
     ClusterImage, MetadataLog, MetadataRecord, PartitionStore, ProducerIdsRecord,
 };
 use millrace_replication::quorum::{
-    self, decode_message, encode_message, CommittedBatch, Quorum, QuorumConfig, QuorumRole,
+    self, decode_message, encode_message, read_for_fetch, CommittedBatch, FetchPlan, FetchPosition,
+    Observer, Quorum, QuorumConfig, QuorumRole,
 };
 use millrace_replication::ReplicationError;
 use millrace_storage::sim::SimDisk;
@@ -54,6 +60,14 @@ const TICK_MS: i64 = 100;
 const SAFETY_STEPS: u32 = 2_000;
 /// Steps the cluster has to converge once faults stop.
 const LIVENESS_STEPS_MAX: u32 = 1_500;
+/// Observers per run; their ids follow the voters'.
+const OBSERVERS: u64 = 2;
+/// Virtual milliseconds between an observer's fetches when it has nothing outstanding.
+const FETCH_EVERY_MS: i64 = 50;
+/// An observer gives up on a fetch answer after this long (lost request or answer).
+const FETCH_TIMEOUT_MS: i64 = 500;
+/// Bytes one fetch answer carries at most (small: several rounds per catch-up).
+const FETCH_BYTES: usize = 400;
 
 #[test]
 fn quorum_is_safe_under_faults_and_converges_after_heal() {
@@ -90,7 +104,10 @@ fn quorum_is_safe_under_faults_and_converges_after_heal() {
             && totals.leader_changes > 0
             && totals.truncations > 0
             && totals.committed_batches > 0
-            && totals.not_leader > 0,
+            && totals.not_leader > 0
+            && totals.observer_batches > 0
+            && totals.observer_crashes > 0
+            && totals.observer_redirects > 0,
         "{totals:?}"
     );
 }
@@ -120,6 +137,9 @@ struct Totals {
     not_leader: u64,
     committed_batches: u64,
     liveness_steps: u64,
+    observer_batches: u64,
+    observer_crashes: u64,
+    observer_redirects: u64,
 }
 
 impl Totals {
@@ -134,6 +154,9 @@ impl Totals {
         self.proposals_accepted += o.proposals_accepted;
         self.not_leader += o.not_leader;
         self.committed_batches += o.committed_batches;
+        self.observer_batches += o.observer_batches;
+        self.observer_crashes += o.observer_crashes;
+        self.observer_redirects += o.observer_redirects;
         self.liveness_steps = self.liveness_steps.max(o.liveness_steps);
     }
 }
@@ -164,6 +187,45 @@ struct Up {
     last_commit: u64,
 }
 
+/// A broker-only node: fetches the committed log, never votes.
+struct ObserverNode {
+    id: u64,
+    disk: SimDisk,
+    up: Option<ObserverUp>,
+    restart_at_ms: i64,
+    next_fetch_ms: i64,
+    /// The voter it fetches from (the leader it last heard of).
+    target: u64,
+    /// The outstanding fetch's id and when it times out (None: none outstanding).
+    outstanding: Option<(u64, i64)>,
+}
+
+struct ObserverUp {
+    log: Log,
+    observer: Observer,
+    applied: Vec<CommittedBatch>,
+    image: ClusterImage,
+}
+
+/// A fetch or its answer on the wire.
+#[derive(Clone)]
+enum FetchMsg {
+    Request(FetchPosition),
+    Records { bytes: Vec<u8>, high_watermark: i64 },
+    Diverging,
+    NotLeader(Option<u64>),
+}
+
+struct FetchInFlight {
+    /// The fetch's id, which its answer carries (Kafka's correlation id).
+    id: u64,
+    deliver_at_ms: i64,
+    seq: u64,
+    from: u64,
+    to: u64,
+    msg: FetchMsg,
+}
+
 struct InFlight {
     deliver_at_ms: i64,
     seq: u64,
@@ -177,7 +239,9 @@ struct Sim {
     records: RecordSource,
     now_ms: i64,
     nodes: Vec<Node>,
+    observers: Vec<ObserverNode>,
     net: Vec<InFlight>,
+    fetches: Vec<FetchInFlight>,
     seq: u64,
     /// Pairs (from, to) that cannot talk.
     cut: BTreeSet<(u64, u64)>,
@@ -263,12 +327,29 @@ impl Sim {
                 }
             })
             .collect();
+        let observers = (voters + 1..=voters + OBSERVERS)
+            .map(|id| {
+                let disk = SimDisk::new(512);
+                disk.set_yield(true);
+                ObserverNode {
+                    id,
+                    disk,
+                    up: None,
+                    restart_at_ms: 0,
+                    next_fetch_ms: 0,
+                    target: 1 + rng.below(voters),
+                    outstanding: None,
+                }
+            })
+            .collect();
         let mut sim = Sim {
             records: RecordSource::new(seed ^ 0xabcd),
             rng,
             now_ms: 1_000,
             nodes,
+            observers,
             net: Vec::new(),
+            fetches: Vec::new(),
             seq: 0,
             cut: BTreeSet::new(),
             faults: true,
@@ -281,6 +362,9 @@ impl Sim {
         };
         for i in 0..sim.nodes.len() {
             sim.start(i);
+        }
+        for i in 0..sim.observers.len() {
+            sim.start_observer(i);
         }
         sim
     }
@@ -327,18 +411,7 @@ impl Sim {
     fn start(&mut self, i: usize) {
         let config = self.config(self.nodes[i].id);
         let node = &mut self.nodes[i];
-        let log = block_on(PartitionLog::open(
-            node.disk.clone(),
-            PathBuf::from("/data/__cluster_metadata-0"),
-            LogConfig {
-                segment_bytes: 2_000,
-                ..LogConfig::default()
-            },
-            BatchCache::new(1 << 20),
-            self.now_ms,
-        ))
-        .expect("the metadata log opens after any crash");
-        let log = MetadataLog::new(PartitionStore::new(log));
+        let log = open_log(&node.disk, self.now_ms);
         let quorum = block_on(quorum::open(&config, &log, log.store()))
             .unwrap_or_else(|e| panic!("node {} does not reopen: {e}", node.id));
         node.up = Some(Up {
@@ -370,6 +443,11 @@ impl Sim {
                 self.start(i);
             }
         }
+        for i in 0..self.observers.len() {
+            if self.observers[i].up.is_none() {
+                self.start_observer(i);
+            }
+        }
     }
 
     fn step(&mut self) {
@@ -396,6 +474,7 @@ impl Sim {
         for i in 0..self.nodes.len() {
             self.run_cycles(i);
         }
+        self.step_observers();
         self.check();
     }
 
@@ -438,6 +517,22 @@ impl Sim {
                 if self.nodes[i].up.is_some() {
                     self.crash(i);
                 }
+            }
+            42..=45 => {
+                let i = self.rng.below(OBSERVERS) as usize;
+                if self.observers[i].up.is_some() {
+                    self.crash_observer(i);
+                }
+            }
+            46..=49 => {
+                // Cut one observer off from every voter.
+                let victim = n + 1 + self.rng.below(OBSERVERS);
+                for voter in 1..=n {
+                    self.cut.insert((victim, voter));
+                    self.cut.insert((voter, victim));
+                }
+                self.totals.partitions += 1;
+                self.note(&[9, victim]);
             }
             _ => {}
         }
@@ -711,6 +806,10 @@ impl Sim {
 
     fn converged(&self) -> bool {
         self.stable_leader().is_some()
+            && self.observers.iter().all(|o| {
+                o.up.as_ref()
+                    .is_some_and(|u| u.applied.len() == self.oracle.len())
+            })
             && self.nodes.iter().filter_map(|n| n.up.as_ref()).all(|u| {
                 u.applied.len() == self.oracle.len()
                     && u.quorum.commit_index() == self.oracle.len() as u64
@@ -769,6 +868,15 @@ impl Sim {
             let records: i64 = u.applied.iter().map(|b| b.records.len() as i64).sum();
             assert_eq!(end, records, "the committed end offset counts every record");
         }
+        for o in &self.observers {
+            let u = o.up.as_ref().expect("every observer is up");
+            assert_eq!(
+                u.applied, ups[0].applied,
+                "observer {}: applied differs",
+                o.id
+            );
+            assert_eq!(u.image, ups[0].image, "observer {}: image differs", o.id);
+        }
     }
 
     fn describe(&self) -> String {
@@ -818,4 +926,246 @@ fn poll_within<F: Future>(future: F, budget: Option<u32>) -> Option<F::Output> {
 
 fn block_on<F: Future>(future: F) -> F::Output {
     poll_within(future, None).expect("no budget")
+}
+
+/// The observers: broker-only nodes that fetch the committed log from the leader.
+impl Sim {
+    /// Opens observer `i` from its disk and applies its whole log again, as a broker does at
+    /// start-up (everything it holds is committed).
+    fn start_observer(&mut self, i: usize) {
+        let node = &mut self.observers[i];
+        let log = open_log(&node.disk, self.now_ms);
+        let observer = block_on(Observer::open(&log)).expect("the observer's log opens");
+        let batches = block_on(log.replay_batches(0)).expect("replays");
+        node.up = Some(ObserverUp {
+            log,
+            observer,
+            applied: Vec::new(),
+            image: ClusterImage::default(),
+        });
+        node.outstanding = None;
+        let replayed = batches
+            .into_iter()
+            .enumerate()
+            .map(|(k, b)| CommittedBatch {
+                index: k as u64 + 1,
+                term: b.term,
+                base_offset: b.base_offset,
+                records: b.records,
+            })
+            .collect();
+        self.observer_apply(i, replayed);
+    }
+
+    fn crash_observer(&mut self, i: usize) {
+        let seed = self.rng.next_u64();
+        let node = &mut self.observers[i];
+        drop(node.up.take());
+        node.disk.crash(seed);
+        node.restart_at_ms = self.now_ms + 200 + self.rng.below(2_000) as i64;
+        self.totals.observer_crashes += 1;
+        let id = node.id;
+        self.note(&[10, id]);
+    }
+
+    /// Restarts, sends fetches that are due, delivers fetches and answers that arrived.
+    fn step_observers(&mut self) {
+        for i in 0..self.observers.len() {
+            let o = &self.observers[i];
+            if o.up.is_none() && self.now_ms >= o.restart_at_ms {
+                self.start_observer(i);
+            }
+            let o = &mut self.observers[i];
+            if o.outstanding.is_some_and(|(_, t)| self.now_ms >= t) {
+                // No answer: try another voter.
+                o.outstanding = None;
+                o.target = 1 + self.rng.below(self.nodes.len() as u64);
+            }
+            let o = &self.observers[i];
+            if let (Some(up), None, true) = (&o.up, o.outstanding, self.now_ms >= o.next_fetch_ms) {
+                let (from, to, at) = (o.id, o.target, up.observer.position());
+                self.seq += 1;
+                let id = self.seq;
+                self.observers[i].outstanding = Some((id, self.now_ms + FETCH_TIMEOUT_MS));
+                self.fetch_send(id, from, to, FetchMsg::Request(at));
+            }
+        }
+        let (mut due, rest): (Vec<FetchInFlight>, Vec<FetchInFlight>) =
+            std::mem::take(&mut self.fetches)
+                .into_iter()
+                .partition(|m| m.deliver_at_ms <= self.now_ms);
+        self.fetches = rest;
+        due.sort_by_key(|m| (m.deliver_at_ms, m.seq));
+        for m in due {
+            if self.cut.contains(&(m.from, m.to)) {
+                continue;
+            }
+            self.note(&[11, m.from, m.to, m.seq]);
+            match m.msg {
+                FetchMsg::Request(at) => self.serve_fetch(m.id, m.from, m.to, at),
+                answer => self.on_fetch_answer(m.id, m.to, answer),
+            }
+        }
+    }
+
+    /// Voter `to` answers observer `from`'s fetch at `at`.
+    fn serve_fetch(&mut self, id: u64, from: u64, to: u64, at: FetchPosition) {
+        let Some(up) = self.nodes[to as usize - 1].up.as_ref() else {
+            return;
+        };
+        let answer = match up.quorum.plan_fetch(at.fetch_offset, at.last_fetched_epoch) {
+            FetchPlan::Read { high_watermark } => FetchMsg::Records {
+                bytes: block_on(read_for_fetch(
+                    &up.log,
+                    at.fetch_offset,
+                    high_watermark,
+                    FETCH_BYTES,
+                ))
+                .expect("the leader reads its log"),
+                high_watermark,
+            },
+            FetchPlan::Diverging { .. } => FetchMsg::Diverging,
+            FetchPlan::NotLeader { leader, .. } => FetchMsg::NotLeader(leader),
+        };
+        self.fetch_send(id, to, from, answer);
+    }
+
+    fn on_fetch_answer(&mut self, fetch_id: u64, observer_id: u64, answer: FetchMsg) {
+        let i = self
+            .observers
+            .iter()
+            .position(|o| o.id == observer_id)
+            .expect("an observer");
+        let node = &mut self.observers[i];
+        if node.up.is_none() {
+            return;
+        }
+        // Only the answer to the outstanding fetch counts (duplicates and late ones do not).
+        if node.outstanding.map(|(id, _)| id) != Some(fetch_id) {
+            return;
+        }
+        node.outstanding = None;
+        node.next_fetch_ms = self.now_ms + FETCH_EVERY_MS;
+        match answer {
+            FetchMsg::Records {
+                bytes,
+                high_watermark,
+            } => {
+                let crash_budget =
+                    (self.faults && self.rng.below(100) < 5).then(|| self.rng.below(6) as u32);
+                let up = self.observers[i].up.as_mut().expect("up");
+                let done = poll_within(
+                    up.observer
+                        .on_records(&up.log, &bytes, high_watermark, self.now_ms),
+                    crash_budget,
+                );
+                match done {
+                    Some(applied) => {
+                        let up = self.observers[i].up.as_ref().expect("up");
+                        let applied = applied.unwrap_or_else(|e| {
+                            panic!(
+                                "observer {observer_id} at {:?}, log end {}: {e}",
+                                up.observer.position(),
+                                up.log.log_end_offset()
+                            )
+                        });
+                        if !applied.is_empty() {
+                            // More may be waiting: fetch again at once.
+                            self.observers[i].next_fetch_ms = self.now_ms;
+                        }
+                        self.observer_apply(i, applied);
+                    }
+                    None => self.crash_observer(i),
+                }
+            }
+            FetchMsg::Diverging => panic!(
+                "observer {observer_id} was told its log diverges, yet it holds only committed \
+                 batches: {}",
+                self.describe()
+            ),
+            FetchMsg::NotLeader(leader) => {
+                self.totals.observer_redirects += 1;
+                let voters = self.nodes.len() as u64;
+                let next = leader.unwrap_or_else(|| 1 + self.rng.below(voters));
+                self.observers[i].target = next;
+            }
+            FetchMsg::Request(_) => unreachable!("requests go to voters"),
+        }
+    }
+
+    /// Observer `i` applies batches: in order, equal to the oracle's.
+    fn observer_apply(&mut self, i: usize, batches: Vec<CommittedBatch>) {
+        let id = self.observers[i].id;
+        for batch in batches {
+            match self.oracle.get(&batch.index) {
+                Some(known) => assert_eq!(
+                    known, &batch,
+                    "observer {id}: committed index {} differs",
+                    batch.index
+                ),
+                None => {
+                    assert_eq!(
+                        batch.index,
+                        self.oracle.len() as u64 + 1,
+                        "observer {id} applies past the committed log"
+                    );
+                    self.oracle.insert(batch.index, batch.clone());
+                    self.totals.committed_batches += 1;
+                }
+            }
+            let up = self.observers[i].up.as_mut().expect("up");
+            assert_eq!(
+                batch.index,
+                up.applied.len() as u64 + 1,
+                "observer {id} applies out of order"
+            );
+            for entry in batch.log_entries() {
+                let _ = up.image.apply(&entry.record, entry.offset);
+            }
+            let index = batch.index;
+            up.applied.push(batch);
+            self.totals.observer_batches += 1;
+            self.note(&[12, id, index]);
+        }
+    }
+
+    fn fetch_send(&mut self, id: u64, from: u64, to: u64, msg: FetchMsg) {
+        let (copies, delay) = if self.faults {
+            let copies = match self.rng.below(100) {
+                0..=9 => 0,
+                10..=14 => 2,
+                _ => 1,
+            };
+            (copies, 1 + self.rng.below(80) as i64)
+        } else {
+            (1, 1 + self.rng.below(20) as i64)
+        };
+        for _ in 0..copies {
+            self.seq += 1;
+            let msg = msg.clone();
+            self.fetches.push(FetchInFlight {
+                id,
+                deliver_at_ms: self.now_ms + delay,
+                seq: self.seq,
+                from,
+                to,
+                msg,
+            });
+        }
+    }
+}
+
+fn open_log(disk: &SimDisk, now_ms: i64) -> Log {
+    let log = block_on(PartitionLog::open(
+        disk.clone(),
+        PathBuf::from("/data/__cluster_metadata-0"),
+        LogConfig {
+            segment_bytes: 2_000,
+            ..LogConfig::default()
+        },
+        BatchCache::new(1 << 20),
+        now_ms,
+    ))
+    .expect("the metadata log opens after any crash");
+    MetadataLog::new(PartitionStore::new(log))
 }

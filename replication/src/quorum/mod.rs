@@ -17,6 +17,8 @@
 //! * [`encode_message`] / [`decode_message`] (`codec.rs`): the bounded wire codec for Raft
 //!   messages; protobuf never parses network input.
 //! * `entry.rs`: entry data = the records of one batch.
+//! * [`Observer`], [`Quorum::plan_fetch`], [`read_for_fetch`] (`observer.rs`): nodes that
+//!   fetch the committed log from the leader and apply it without voting (broker-only nodes).
 //!
 //! # Raft log = metadata log
 //!
@@ -80,6 +82,7 @@
 mod codec;
 mod entry;
 mod node;
+mod observer;
 mod persist;
 mod raft_log;
 
@@ -90,6 +93,7 @@ pub use entry::{decode_entry_data, encode_entry_data};
 pub use node::{
     BatchToWrite, CommittedBatch, Persist, Quorum, QuorumAdvance, QuorumHardState, QuorumReady,
 };
+pub use observer::{read_for_fetch, Cut, FetchPlan, FetchPosition, Observer};
 pub use persist::{
     decode_hard_state, encode_hard_state, open, persist, run_ready_cycle, PRE_RAFT_TERM,
 };
