@@ -96,6 +96,9 @@ pub struct QuorumStatus {
     pub high_watermark: i64,
     /// Leader only: each voter's `node.id` and the log end offset it is known to hold.
     pub voters: Vec<(i32, i64)>,
+    /// Leader only: each observer that fetched from it (`node.id`, the offset it fetched
+    /// from last, when, in ms since the epoch), filled by the controller.
+    pub observers: Vec<(i32, i64, i64)>,
 }
 
 enum Input {
@@ -113,6 +116,8 @@ pub struct Driver {
     /// Proposals waiting for their index: index → (term proposed in, answer).
     waiting: RefCell<BTreeMap<u64, (u64, OneshotSender<Answer>)>>,
     wake: Notify,
+    /// Notified after committed batches are applied (observers' fetches wait on it).
+    committed: Notify,
     stopped: RefCell<Option<String>>,
     tick: Duration,
 }
@@ -126,6 +131,7 @@ impl Driver {
             inputs: RefCell::new(VecDeque::new()),
             waiting: RefCell::new(BTreeMap::new()),
             wake: Notify::new(),
+            committed: Notify::new(),
             stopped: RefCell::new(None),
             tick,
         })
@@ -179,7 +185,25 @@ impl Driver {
                 .into_iter()
                 .map(|p| (node_id_of(p.id), end_of(p.match_index)))
                 .collect(),
+            observers: Vec::new(),
         }
+    }
+
+    /// How this node answers an observer's fetch (see `quorum::Quorum::plan_fetch`).
+    pub fn plan_fetch(&self, fetch_offset: i64, last_fetched_epoch: i32) -> quorum::FetchPlan {
+        self.quorum
+            .borrow()
+            .plan_fetch(fetch_offset, last_fetched_epoch)
+    }
+
+    /// The metadata log this node holds.
+    pub fn log(&self) -> &Rc<MetaLog> {
+        &self.log
+    }
+
+    /// Notified each time committed batches have been applied.
+    pub fn committed(&self) -> &Notify {
+        &self.committed
     }
 
     /// This node's role in the quorum.
@@ -232,6 +256,9 @@ impl Driver {
                     return self.stop(format!("applying metadata batch {}: {e}", batch.index));
                 }
                 self.answer(batch);
+            }
+            if !committed.is_empty() {
+                self.committed.notify_all();
             }
             self.abandon_if_not_leading();
             if committed.is_empty()

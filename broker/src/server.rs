@@ -43,26 +43,8 @@ fn size_write_behind(config: &mut Config) {
     }
 }
 
-/// Cluster settings the configuration accepts but this build cannot serve yet: refused at
-/// start rather than ignored (a node told to join three voters must not run alone).
-fn refuse_what_is_not_built(config: &Config) -> Result<(), String> {
-    let c = &config.cluster;
-    if c.roles.is_some_and(|r| !r.broker) {
-        return Err("process.roles: a controller-only node is not served by this build yet".into());
-    }
-    if !c.voters.iter().any(|v| v.id == config.node_id) {
-        return Err(
-            "process.roles: a broker-only node (an observer of the metadata quorum) is not \
-             served by this build yet; run every node as broker,controller"
-                .into(),
-        );
-    }
-    Ok(())
-}
-
 /// Runs the broker until SIGINT/SIGTERM.
 pub fn run(mut config: Config) -> Result<(), String> {
-    refuse_what_is_not_built(&config)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("creating data dir {}: {e}", config.data_dir.display()))?;
     size_write_behind(&mut config);
@@ -74,10 +56,12 @@ pub fn run(mut config: Config) -> Result<(), String> {
     };
     runtime.check()?;
     // Fail early and clearly if the port is taken, before the shards start.
-    drop(
-        std::net::TcpListener::bind(config.listen)
-            .map_err(|e| format!("listening on {}: {e}", config.listen))?,
-    );
+    if config.cluster.is_broker() {
+        drop(
+            std::net::TcpListener::bind(config.listen)
+                .map_err(|e| format!("listening on {}: {e}", config.listen))?,
+        );
+    }
     if let Some(addr) = config.cluster.controller_listen {
         drop(
             std::net::TcpListener::bind(addr)
@@ -134,6 +118,15 @@ async fn shard_main(
             serve_controller_listener(shard.clone(), addr)?;
         }
     }
+    if !config.cluster.is_broker() {
+        // A controller-only node: no client listener, no partitions; its work is on the
+        // controller listener and the quorum's tasks.
+        tracing::info!(shard = shard.id, "shard ready (controller only)");
+        while !STOP.load(Ordering::Relaxed) {
+            millrace_shard::time::sleep(Duration::from_millis(50)).await;
+        }
+        return stop_shard(&shard).await;
+    }
     let listener = millrace_shard::net::listen(config.listen)?;
     tracing::info!(
         shard = shard.id,
@@ -157,6 +150,10 @@ async fn shard_main(
         },
     )
     .await;
+    stop_shard(&shard).await
+}
+
+async fn stop_shard(shard: &Rc<Shard>) -> std::io::Result<()> {
     shard.stopping.set(true);
     shard.data_arrived.notify_all();
     shard.close_partitions().await;

@@ -1,7 +1,7 @@
 """A node configured with Kafka's KRaft keys (process.roles, controller.quorum.voters, a
 CONTROLLER listener): as a one-voter quorum it serves clients as the single node does, its
 controller listener serves the controller's APIs and the private Raft key only, and what this
-build cannot serve yet (a broker-only node) is a start-up error naming the key, never ignored."""
+build cannot serve is a start-up error naming the key, never ignored."""
 
 from __future__ import annotations
 
@@ -82,8 +82,9 @@ def test_one_voter_kraft_node_serves_clients_and_a_controller_listener(tmp_path,
         err, controller_keys = w.api_versions_v0(controller_port)
         metadata_changes = {19, 20, 33, 37, 44}  # CreateTopics ... IncrementalAlterConfigs
         broker_lifecycle = {62, 63, 67}  # BrokerRegistration, BrokerHeartbeat, AllocateProducerIds
+        observers = {1}  # Fetch of the metadata log by broker-only nodes, as Kafka's controllers
         assert err == 0 and set(controller_keys) == \
-            {18, 55, 60} | metadata_changes | broker_lifecycle
+            {18, 55, 60} | metadata_changes | broker_lifecycle | observers
         with w.connect(controller_port) as s:
             s.sendall(w.frame(w.header_v1(RAFT_API_KEY, 0, 1) + b"\x01\x02\x03"))
             assert w.closed_by_peer(s)
@@ -115,24 +116,31 @@ def test_one_voter_kraft_node_serves_clients_and_a_controller_listener(tmp_path,
     assert "malformed raft message" in b.log_tail(200)
 
 
-def test_a_broker_only_node_is_a_startup_error_naming_the_key(tmp_path):
-    """A node that is not a voter would have to follow the metadata log as an observer,
-    which this build does not do yet: it must refuse to start rather than run alone."""
-    controller_port = free_port()
+@pytest.mark.parametrize("roles,node,listeners,key", [
+    # A broker-only node must not open a controller listener; a controller-only node has no
+    # client listener; a controller must be among the voters, a broker-only node not.
+    ("broker", 1, "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:{other}", "listeners"),
+    ("controller", 2, "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:{cport}", "listeners"),
+    ("controller", 1, "CONTROLLER://127.0.0.1:{other}", "controller.quorum.voters"),
+    ("broker", 2, "PLAINTEXT://127.0.0.1:1", "controller.quorum.voters"),
+])
+def test_inconsistent_roles_are_startup_errors_naming_the_key(tmp_path, roles, node, listeners,
+                                                              key):
+    controller_port, other = free_port(), free_port()
     voters = f"2@127.0.0.1:{controller_port}"
-    cfg = tmp_path / "node1.properties"
+    cfg = tmp_path / "node.properties"
     cfg.write_text(
-        "process.roles=broker\n"
-        "node.id=1\n"
+        f"process.roles={roles}\n"
+        f"node.id={node}\n"
         f"controller.quorum.voters={voters}\n"
-        "listeners=PLAINTEXT://127.0.0.1:1\n"
+        f"listeners={listeners.format(cport=controller_port, other=other)}\n"
         "controller.listener.names=CONTROLLER\n"
         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
     )
     cmd = BrokerProcess(tmp_path / "b").command() + ["--config", str(cfg)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
-    assert "process.roles" in done.stderr, done.stderr
+    assert key in done.stderr, done.stderr
 
 
 DEPS = REPO / ".deps/java"

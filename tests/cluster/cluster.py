@@ -99,10 +99,13 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.1, what: str = "
 
 
 class Node:
-    def __init__(self, cluster: "Cluster", node_id: int, port: int, controller_port: int):
+    def __init__(self, cluster: "Cluster", node_id: int, port: int | None,
+                 controller_port: int | None):
         self.cluster = cluster
         self.node_id = node_id
+        # None for a controller-only node (process.roles=controller: no client listener).
         self.port = port
+        # None for a broker-only node (process.roles=broker: an observer of the quorum).
         self.controller_port = controller_port
         self.rack = chr(ord("a") + node_id - 1)
         self.dir = cluster.tmp / f"node{node_id}"
@@ -120,6 +123,19 @@ class Node:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def is_voter(self) -> bool:
+        return self.controller_port is not None
+
+    @property
+    def is_broker(self) -> bool:
+        return self.port is not None
+
+    @property
+    def roles(self) -> str:
+        return ",".join(r for r, on in (("broker", self.is_broker),
+                                        ("controller", self.is_voter)) if on)
+
+    @property
     def log_dir(self) -> Path:
         """The node's data (log.dirs): what wipe() deletes."""
         return self.dir / ("kafka-logs" if self.cluster.kind == "kafka" else "data")
@@ -129,20 +145,25 @@ class Node:
     def properties(self) -> dict[str, str]:
         """The node's properties, the same keys for both kinds (Kafka's wrapper adds its own
         test defaults first; these override them)."""
+        listeners = []
+        if self.is_broker:
+            listeners.append(f"PLAINTEXT://127.0.0.1:{self.port}")
+        if self.is_voter:
+            listeners.append(f"CONTROLLER://127.0.0.1:{self.controller_port}")
         props = {
-            "process.roles": "broker,controller",
+            "process.roles": self.roles,
             "node.id": str(self.node_id),
             "controller.quorum.voters": self.cluster.voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": ",".join(listeners),
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.log_dir),
             "broker.rack": self.rack,
             **COMMON_PROPS,
         }
+        if self.is_broker:
+            props["advertised.listeners"] = f"PLAINTEXT://127.0.0.1:{self.port}"
+            props["inter.broker.listener.name"] = "PLAINTEXT"
         if self.cluster.kind == "millrace":
             props["millrace.cores"] = "1"
             props["millrace.pin.cores"] = "false"
@@ -154,7 +175,8 @@ class Node:
         if self.cluster.kind == "kafka":
             cmd = [str(REPO / "bench/peers/apache-kafka-cluster.sh"),
                    "--node-id", str(self.node_id), "--voters", self.cluster.voters,
-                   "--port", str(self.port), "--controller-port", str(self.controller_port),
+                   "--port", str(self.port or free_port()),
+                   "--controller-port", str(self.controller_port or free_port()),
                    "--data-dir", str(self.dir), "--cluster-id", self.cluster.cluster_id,
                    "--rack", self.rack]
             for k, v in props.items():
@@ -189,7 +211,7 @@ class Node:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self} exited with {self.proc.returncode} before listening;"
                                    f"\n{self.log_tail()}")
-            if port_accepts(self.port):
+            if port_accepts(self.port if self.is_broker else self.controller_port):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{self} not listening after {timeout_s}s\n{self.log_tail()}")
@@ -249,8 +271,9 @@ class Node:
 
     def _wait_ports_free(self) -> None:
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and (port_accepts(self.port)
-                                               or port_accepts(self.controller_port)):
+        while time.monotonic() < deadline and (
+                (self.port is not None and port_accepts(self.port))
+                or (self.controller_port is not None and port_accepts(self.controller_port))):
             time.sleep(0.05)
 
     # --- logs ------------------------------------------------------------------------------------
@@ -268,18 +291,25 @@ class Node:
 
 class Cluster:
     def __init__(self, kind: str, n: int = 3, tmp: Path | None = None,
-                 overrides: dict[str, str] | None = None):
+                 overrides: dict[str, str] | None = None, observers: int = 0,
+                 controller_only: bool = False):
+        """`n` voters (process.roles=broker,controller; =controller with controller_only)
+        with ids 1..n, then `observers` broker-only nodes (process.roles=broker) with the
+        next ids."""
         self.kind = kind
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.overrides = dict(overrides or {})
         self.cluster_id = new_cluster_id()
         ports = set()
-        while len(ports) < 2 * n:
+        while len(ports) < 2 * n + observers:
             ports.add(free_port())
         ports = sorted(ports)
-        self.nodes = [Node(self, i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(n)]
-        self.voters = ",".join(f"{x.node_id}@127.0.0.1:{x.controller_port}" for x in self.nodes)
+        self.nodes = [Node(self, i + 1, None if controller_only else ports[2 * i],
+                           ports[2 * i + 1]) for i in range(n)]
+        self.nodes += [Node(self, n + i + 1, ports[2 * n + i], None) for i in range(observers)]
+        self.voters = ",".join(f"{x.node_id}@127.0.0.1:{x.controller_port}"
+                               for x in self.nodes if x.is_voter)
         self._java_classes: Path | None = None
 
     def __repr__(self):
@@ -294,11 +324,18 @@ class Cluster:
     def ids(self) -> set[int]:
         return {x.node_id for x in self.nodes}
 
+    @property
+    def broker_ids(self) -> set[int]:
+        return {x.node_id for x in self.nodes if x.is_broker}
+
     def running(self) -> list[Node]:
         return [x for x in self.nodes if x.running()]
 
+    def running_brokers(self) -> list[Node]:
+        return [x for x in self.running() if x.is_broker]
+
     def bootstrap(self, nodes: list[Node] | None = None) -> str:
-        return ",".join(x.bootstrap for x in (nodes or self.running()))
+        return ",".join(x.bootstrap for x in (nodes or self.running_brokers()))
 
     def start(self, ready: bool = True) -> "Cluster":
         """Starts every node that is not running, all at once (a KRaft node needs a quorum
@@ -339,8 +376,8 @@ class Cluster:
         return set(c.metadata(node.port, topics=[]).brokers)
 
     def is_ready(self, expect: set[int] | None = None) -> bool:
-        expect = self.ids if expect is None else expect
-        live = self.running()
+        expect = self.broker_ids if expect is None else expect
+        live = self.running_brokers()
         if not live:
             return False
         for x in live:
@@ -354,7 +391,7 @@ class Cluster:
         nodes) and the quorum has a leader. Returns the seconds it took."""
         t0 = time.monotonic()
         wait_for(lambda: self.is_ready(expect), timeout_s,
-                 what=f"{self} ready with brokers {sorted(expect or self.ids)}")
+                 what=f"{self} ready with brokers {sorted(expect or self.broker_ids)}")
         return time.monotonic() - t0
 
     def quorum(self, via: list[Node] | None = None) -> c.QuorumInfo | None:
@@ -362,6 +399,8 @@ class Cluster:
         (Kafka answers NOT_LEADER_OR_FOLLOWER on a follower's controller listener; the leader
         answers). None when no running node knows a leader."""
         for x in via or self.running():
+            if not x.is_voter:
+                continue
             try:
                 q = c.describe_quorum(x.controller_port)
             except (OSError, ConnectionError, AssertionError):
@@ -388,7 +427,8 @@ class Cluster:
         """describeMetadataQuorum through the Java AdminClient (bootstrap.controllers):
         {"leader": id, "epoch": e, "hw": h, "voters": {id: leo}, "observers": {id: leo}}."""
         classes = self._compile_java()
-        controllers = ",".join(f"127.0.0.1:{x.controller_port}" for x in nodes or self.running())
+        controllers = ",".join(f"127.0.0.1:{x.controller_port}" for x in nodes or self.running()
+                               if x.is_voter)
         proc = subprocess.run(
             ["java", "-XX:TieredStopAtLevel=1", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
              "-cp", f"{JAVA_DEPS}/*:{classes}", "Quorum", controllers],
@@ -418,7 +458,7 @@ class Cluster:
 
     def leaders(self, topic: str, via: Node | None = None) -> dict[int, int]:
         """{partition: leader id} as `via` (default: the first running node) reports it."""
-        via = via or self.running()[0]
+        via = via or self.running_brokers()[0]
         t = c.metadata(via.port, [topic]).topics[topic]
         return {p: pm.leader for p, pm in t.partitions.items()}
 
@@ -427,7 +467,7 @@ class Cluster:
                      timeout_s: float = 30.0) -> None:
         """Creates a topic through `via` and waits until every running node reports a leader
         for every partition."""
-        via = via or self.running()[0]
+        via = via or self.running_brokers()[0]
         res = c.create_topics(via.port, {topic: partitions}, configs=configs,
                               replication_factor=replication_factor)
         assert res[topic][0] == c.NONE, f"CreateTopics {topic} via {via}: {res}"
@@ -438,7 +478,7 @@ class Cluster:
         t0 = time.monotonic()
 
         def everywhere():
-            for x in self.running():
+            for x in self.running_brokers():
                 t = c.metadata(x.port, [topic]).topics.get(topic)
                 if t is None or t.error != c.NONE or len(t.partitions) != partitions:
                     return False

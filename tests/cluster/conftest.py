@@ -77,9 +77,11 @@ def cluster_factory(request, tmp_path):
     made: list[Cluster] = []
     request.node._clusters_made = made
 
-    def make(overrides: dict[str, str] | None = None, n: int = 3) -> Cluster:
+    def make(overrides: dict[str, str] | None = None, n: int = 3, observers: int = 0,
+             controller_only: bool = False) -> Cluster:
         cl = Cluster(cluster_kind(), n=n, tmp=tmp_path / f"cluster{len(made)}",
-                     overrides=overrides)
+                     overrides=overrides, observers=observers,
+                     controller_only=controller_only)
         made.append(cl)
         return cl.start()
 

@@ -17,6 +17,7 @@ and millrace (broker/src/handlers/mod.rs REGISTRY) serve them:
 from __future__ import annotations
 
 import socket
+import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ ERRORS = {
     -1: "UNKNOWN_SERVER_ERROR", 44: "POLICY_VIOLATION", 74: "FENCED_LEADER_EPOCH",
     75: "UNKNOWN_LEADER_EPOCH", 100: "UNKNOWN_TOPIC_ID", 88: "INVALID_UPDATE_VERSION",
     101: "FEATURE_UPDATE_FAILED", 103: "OFFSET_NOT_AVAILABLE", 89: "THROTTLING_QUOTA_EXCEEDED",
+    42: "INVALID_REQUEST", 77: "STALE_BROKER_EPOCH", 104: "INCONSISTENT_CLUSTER_ID",
 }
 NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -65,6 +67,10 @@ INVALID_PARTITIONS = 37
 COORDINATOR_LOAD_IN_PROGRESS = 14
 NOT_COORDINATOR = 16
 NOT_CONTROLLER = 41
+INVALID_REQUEST = 42
+STALE_BROKER_EPOCH = 77
+UNKNOWN_TOPIC_ID = 100
+INCONSISTENT_CLUSTER_ID = 104
 
 
 def error_name(code: int) -> str:
@@ -395,3 +401,81 @@ def fetch_batches(port: int, topic: str, partition: int, offset: int = 0,
                         "producer_id": pid, "producer_epoch": pepoch, "base_sequence": seq})
         pos += 12 + length
     return err, hw, batches
+
+
+# --- Fetch v13 / v15 of the metadata log (what a broker-only node sends its controller) ---------
+
+METADATA_TOPIC_ID = (1).to_bytes(16, "big")  # Kafka's AAAAAAAAAAAAAAAAAAAAAQ
+
+
+@dataclass
+class MetaFetch:
+    error: int  # top level, else the partition's
+    high_watermark: int
+    records: bytes
+    diverging: tuple[int, int] | None  # (epoch, end_offset)
+    leader: tuple[int, int] | None  # (leader_id, leader_epoch)
+
+
+def _tagged(fields: dict[int, bytes]) -> bytes:
+    return uvarint(len(fields)) + b"".join(uvarint(t) + uvarint(len(v)) + v
+                                           for t, v in sorted(fields.items()))
+
+
+def fetch_metadata_log(port: int, replica_id: int, fetch_offset: int, last_fetched_epoch: int,
+                       version: int = 15, replica_epoch: int = -1, cluster_id: str | None = None,
+                       topic_id: bytes = METADATA_TOPIC_ID, max_wait_ms: int = 0,
+                       timeout_s: float = 10.0) -> MetaFetch:
+    """Fetch (v13: replica_id in the body; v15: in the replica_state tag) of
+    __cluster_metadata-0 from a controller listener, as KRaft observers send it."""
+    assert version in (13, 15)
+    partition = (i32(0) + i32(-1) + i64(fetch_offset) + i32(last_fetched_epoch) + i64(-1)
+                 + i32(1 << 20) + TAGS_NONE)
+    topics = compact_array([topic_id + compact_array([partition]) + TAGS_NONE])
+    body = i32(replica_id) if version < 15 else b""
+    body += (i32(max_wait_ms) + i32(1) + i32(1 << 20) + i8(0) + i32(0) + i32(-1) + topics
+             + compact_array([]) + compact_string(""))
+    tags = {}
+    if cluster_id is not None:
+        tags[0] = compact_string(cluster_id)
+    if version >= 15:
+        tags[1] = i32(replica_id) + i64(replica_epoch) + TAGS_NONE
+    body += _tagged(tags)
+    r = call_flexible(port, API_FETCH, version, body, timeout_s)
+    r.i32()  # throttle
+    top = r.i16()
+    r.i32()  # session id
+    err, hw, records, diverging, leader = top, -1, b"", None, None
+    for _ in range(r.compact_len()):
+        r.take(16)
+        for _ in range(r.compact_len()):
+            r.i32()
+            perr, hw = r.i16(), r.i64()
+            r.i64(), r.i64()  # last stable offset, log start offset
+            for _ in range(r.compact_len()):
+                r.i64(), r.i64()
+            r.i32()  # preferred read replica
+            n = r.uvarint()
+            records = r.take(n - 1) if n else b""
+            for _ in range(r.uvarint()):
+                tag, size = r.uvarint(), r.uvarint()
+                t = FlexReader(r.take(size))
+                if tag == 0:
+                    diverging = (t.i32(), t.i64())
+                elif tag == 1:
+                    leader = (t.i32(), t.i32())
+            err = top or perr
+        r.skip_tags()
+    return MetaFetch(err, hw, records, diverging, leader)
+
+
+def batch_offsets(records: bytes) -> list[tuple[int, int, int]]:
+    """(base_offset, record count, partition_leader_epoch) of each batch in a records blob."""
+    out, pos = [], 0
+    while pos + 61 <= len(records):
+        base, length = struct.unpack(">qi", records[pos:pos + 12])
+        epoch = struct.unpack(">i", records[pos + 12:pos + 16])[0]
+        last_delta = struct.unpack(">i", records[pos + 23:pos + 27])[0]
+        out.append((base, last_delta + 1, epoch))
+        pos += 12 + length
+    return out

@@ -142,6 +142,14 @@ pub struct Cluster {
     pub timings: Timings,
 }
 
+impl Cluster {
+    /// True when this node is a broker (serves clients, registers, holds partitions): the
+    /// single node and `process.roles` with `broker`. A controller-only node is not.
+    pub fn is_broker(&self) -> bool {
+        self.roles.is_none_or(|r| r.broker)
+    }
+}
+
 /// The cluster part of [`super::Config::describe`].
 pub fn describe(keys: &ClusterKeys, out: &mut BTreeMap<&'static str, String>) {
     let roles = match keys.roles {

@@ -91,6 +91,11 @@ impl Lifecycle {
         self.incarnation
     }
 
+    /// The broker epoch of this process's registration, once registered.
+    pub fn epoch(&self) -> Option<i64> {
+        self.epoch.get()
+    }
+
     /// Records the broker epoch of a registration made in process (a lone voter).
     pub fn set_epoch(&self, epoch: i64) {
         self.epoch.set(Some(epoch));

@@ -32,6 +32,7 @@
 
 pub mod brokers;
 pub mod lifecycle;
+pub mod observer;
 
 pub use lifecycle::AllocateProducerId;
 
@@ -51,6 +52,7 @@ use millrace_replication::metadata::placement;
 use millrace_replication::metadata::{ClusterImage, MetadataRecord, RemoveTopicRecord, TopicId};
 use millrace_replication::quorum::{CommittedBatch, QuorumConfig};
 use millrace_shard::sync::Turn;
+use observer::{Member, ObserverMember};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -59,8 +61,9 @@ use std::sync::Arc;
 /// The writer's own state. Lives on the controller's shard.
 pub struct Controller {
     turn: Turn,
-    /// The Raft node that commits the records.
-    driver: Rc<Driver>,
+    /// The Raft node that commits the records, or on a broker-only node the observer that
+    /// fetches them.
+    driver: Member,
     /// The view as of the last applied batch (shards get copies of it).
     current: RefCell<Arc<MetadataImage>>,
     /// The term of the last batch applied to `current`.
@@ -395,12 +398,13 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
     let config = &shard.config;
     let now_ms = millrace_shard::time::now_ms();
     let quorum_config = quorum_config(config);
+    let voter = quorum_config.voters.contains(&quorum_config.node_id);
     let boot = boot::load(
         &shard.disk,
         &config.data_dir,
         config.node_id,
         shard.shards,
-        &quorum_config,
+        voter.then_some(&quorum_config),
         now_ms,
         new_cluster_id(config),
     )
@@ -412,14 +416,27 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         Arc::new(Placement::default()),
     );
     let lone = quorum_config.voters == [quorum_config.node_id];
-    let driver = Driver::new(
-        boot.quorum,
-        Rc::new(boot.log),
-        std::time::Duration::from_millis(quorum_config.tick_ms),
-    );
+    let (member, driver) = match boot.quorum {
+        Some(quorum) => {
+            let driver = Driver::new(
+                quorum,
+                Rc::new(boot.log),
+                std::time::Duration::from_millis(quorum_config.tick_ms),
+            );
+            (Member::voter(driver.clone()), Some(driver))
+        }
+        None => (
+            Member::Observer(ObserverMember::open(boot.log).await?),
+            None,
+        ),
+    };
+    let observer = match &member {
+        Member::Observer(o) => Some(o.clone()),
+        Member::Voter(..) => None,
+    };
     let controller = Controller {
         turn: Turn::new(),
-        driver: driver.clone(),
+        driver: member,
         current: RefCell::new(Arc::new(view)),
         applied_term: Cell::new(0),
         sessions: brokers::Sessions::default(),
@@ -446,6 +463,26 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         let shard = shard.clone();
         move || shard.stopping.get()
     };
+    let Some(driver) = driver else {
+        // A broker-only node: fetch the metadata, register as a broker.
+        drop(turn);
+        let observer = observer.expect("no driver: an observer");
+        let voters = voters
+            .iter()
+            .map(|(id, a)| (crate::quorum::node_id_of(*id), *a));
+        millrace_shard::spawn_detached(observer::run(
+            shard.clone(),
+            controller.clone(),
+            observer,
+            voters.collect(),
+        ));
+        millrace_shard::spawn_detached(lifecycle::run(
+            shard.clone(),
+            controller.clone(),
+            lifecycle,
+        ));
+        return Ok(());
+    };
     millrace_shard::spawn_detached(driver.clone().run_ticks(stopping.clone()));
     {
         let shard = shard.clone();
@@ -466,14 +503,20 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
             stopping,
         ));
     }
-    if !lone {
+    if !lone || !config.cluster.is_broker() {
         drop(turn);
-        millrace_shard::spawn_detached(lifecycle::run(
-            shard.clone(),
-            controller.clone(),
-            lifecycle,
-        ));
+        if config.cluster.is_broker() {
+            millrace_shard::spawn_detached(lifecycle::run(
+                shard.clone(),
+                controller.clone(),
+                lifecycle,
+            ));
+        }
         millrace_shard::spawn_detached(brokers::watch(shard.clone(), controller.clone()));
+        if lone {
+            // A lone controller-only voter: it leads at once; brokers register with it.
+            driver.campaign();
+        }
         return Ok(());
     }
     driver.campaign();
@@ -964,14 +1007,14 @@ mod tests {
                 Path::new("/data"),
                 0,
                 2,
-                &config,
+                Some(&config),
                 0,
                 "c".into(),
             ))
             .unwrap();
         let tick = std::time::Duration::from_millis(100);
         (
-            Driver::new(boot.quorum, Rc::new(boot.log), tick),
+            Driver::new(boot.quorum.expect("a voter"), Rc::new(boot.log), tick),
             boot.cluster,
         )
     }

@@ -1,4 +1,5 @@
-//! DescribeQuorum (key 55): the metadata quorum's leader, epoch, high watermark and voters,
+//! DescribeQuorum (key 55): the metadata quorum's leader, epoch, high watermark, voters and
+//! observers (broker-only nodes that fetched from the leader since it took over),
 //! as `kafka-metadata-quorum describe --status` and the Admin client's
 //! `describeMetadataQuorum` show them. Served on both listeners (Kafka's brokers answer it
 //! too); the answer comes from this node's controller. As in Kafka, a request that does not
@@ -61,6 +62,25 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                         .with_log_end_offset(end)
                         .with_last_fetch_timestamp(-1)
                         .with_last_caught_up_timestamp(-1)
+                })
+                .collect(),
+        );
+        // Observers (broker-only nodes) as the leader saw their last fetch: the offset they
+        // fetched from is the end of their log.
+        partition = partition.with_observers(
+            status
+                .observers
+                .iter()
+                .map(|&(id, end, at)| {
+                    ReplicaState::default()
+                        .with_replica_id(BrokerId(id))
+                        .with_log_end_offset(end)
+                        .with_last_fetch_timestamp(at)
+                        .with_last_caught_up_timestamp(if end >= status.high_watermark {
+                            at
+                        } else {
+                            -1
+                        })
                 })
                 .collect(),
         );

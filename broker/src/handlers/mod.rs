@@ -33,6 +33,7 @@ mod leave_group;
 mod list_groups;
 pub mod list_offsets;
 mod metadata;
+mod metadata_fetch;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
@@ -183,7 +184,8 @@ pub static REGISTRY: &[ApiEntry] = &[
 ];
 
 /// What the controller listener serves besides the private Raft key
-/// (`millrace_wire::frame::RAFT_API_KEY`, which no ApiVersions lists).
+/// (`millrace_wire::frame::RAFT_API_KEY`, which no ApiVersions lists). Fetch here is the
+/// observers' fetch of the metadata log (`metadata_fetch`), not the client listener's.
 pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
     entry!(CreateTopics, 2, 7, create_topics),
     entry!(DeleteTopics, 1, 6, delete_topics),
@@ -196,6 +198,7 @@ pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
     entry!(BrokerRegistration, 0, 4, broker_registration),
     entry!(BrokerHeartbeat, 0, 1, broker_heartbeat),
     entry!(AllocateProducerIds, 0, 0, allocate_producer_ids),
+    entry!(Fetch, 12, 16, metadata_fetch),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection

@@ -45,10 +45,11 @@ const UPGRADE_BATCH_VALUE_BYTES: usize = 512 << 10;
 pub struct Boot<D: Disk> {
     /// The opened log.
     pub log: MetadataLog<PartitionStore<D>>,
-    /// The Raft node over it, opened from the log and its `quorum-state`.
-    pub quorum: Quorum,
+    /// The Raft node over it, opened from the log and its `quorum-state`; None on a
+    /// broker-only node (an observer: its log holds only committed batches).
+    pub quorum: Option<Quorum>,
     /// The image replayed from it: every committed batch (for a lone voter every durable
-    /// batch, all of which its next election commits).
+    /// batch, all of which its next election commits; for an observer every batch).
     pub cluster: ClusterImage,
     /// The placement, reconciled with the image and the shard count.
     pub placement: Placement,
@@ -76,13 +77,15 @@ pub fn meta_properties_path(data_dir: &Path) -> PathBuf {
 /// Opens the metadata in `data_dir` for node `node_id` with `shards` shards, upgrading an
 /// old data directory first. Refuses (with the reason) a log that does not replay, a
 /// `meta.properties` of another node, or a log without `meta.properties`. An empty data
-/// directory takes `new_cluster_id` (see `controller::new_cluster_id`).
+/// directory takes `new_cluster_id` (see `controller::new_cluster_id`). `quorum_config` is
+/// None on a broker-only node, which refuses a data directory a voter wrote (its log may
+/// hold batches that were never committed).
 pub async fn load<D: Disk>(
     disk: &D,
     data_dir: &Path,
     node_id: i32,
     shards: usize,
-    quorum_config: &QuorumConfig,
+    quorum_config: Option<&QuorumConfig>,
     now_ms: i64,
     new_cluster_id: String,
 ) -> Result<Boot<D>, String> {
@@ -95,13 +98,30 @@ pub async fn load<D: Disk>(
     if let Some(bytes) = read(disk, &legacy).await? {
         props = Some(upgrade(disk, data_dir, &bytes, &log, node_id, props, now_ms).await?);
     }
-    let quorum = millrace_replication::quorum::open(quorum_config, &log, log.store())
-        .await
-        .map_err(|e| format!("opening the controller quorum on {}: {e}", dir.display()))?;
-    let replay_end = if quorum_config.voters == [quorum_config.node_id] {
-        log.durable_end()
-    } else {
-        quorum.committed_end_offset()
+    let (quorum, replay_end) = match quorum_config {
+        Some(quorum_config) => {
+            let quorum = millrace_replication::quorum::open(quorum_config, &log, log.store())
+                .await
+                .map_err(|e| format!("opening the controller quorum on {}: {e}", dir.display()))?;
+            let end = if quorum_config.voters == [quorum_config.node_id] {
+                log.durable_end()
+            } else {
+                quorum.committed_end_offset()
+            };
+            (Some(quorum), end)
+        }
+        None => {
+            use millrace_replication::quorum::QuorumStateStore;
+            let state = log.store().read_quorum_state().await;
+            if !matches!(state, Ok(None)) {
+                return Err(format!(
+                    "{} was a controller's (it has quorum-state): a broker-only node \
+                     (process.roles=broker) cannot use it; give it an empty log.dirs",
+                    dir.display()
+                ));
+            }
+            (None, log.durable_end())
+        }
     };
     let cluster = replay(&log, replay_end).await?;
     let props = match props {

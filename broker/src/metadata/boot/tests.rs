@@ -65,7 +65,7 @@ fn start(disk: &SimDisk, shards: usize) -> Result<Boot<SimDisk>, String> {
         Path::new(DATA),
         0,
         shards,
-        &quorum,
+        Some(&quorum),
         1_700_000_000_000,
         "c".into(),
     ))
@@ -203,10 +203,47 @@ fn a_fresh_directory_gets_a_cluster_id_that_stays() {
     drop(again);
     // Another node's directory, or a log whose cluster id was lost, is refused.
     let quorum = millrace_replication::quorum::QuorumConfig::new(6, &[6]);
-    let other = block_on(load(&disk, Path::new(DATA), 5, 2, &quorum, 0, "c".into()));
+    let other = block_on(load(
+        &disk,
+        Path::new(DATA),
+        5,
+        2,
+        Some(&quorum),
+        0,
+        "c".into(),
+    ));
     assert!(other.err().unwrap().contains("node.id=0"));
     block_on(disk.remove_file(&meta_properties_path(Path::new(DATA)))).unwrap();
     assert!(start(&disk, 2).err().unwrap().contains("missing"));
+}
+
+#[test]
+fn a_broker_only_node_replays_every_batch_and_refuses_a_voters_directory() {
+    let observer =
+        |disk: &SimDisk| block_on(load(disk, Path::new(DATA), 4, 2, None, 0, "c".into()));
+    let disk = SimDisk::new(4096);
+    let first = observer(&disk).unwrap();
+    assert!(first.quorum.is_none());
+    let config = MetadataRecord::Config(ConfigRecord {
+        resource_type: ConfigResourceType::Broker,
+        resource_name: String::new(),
+        name: "k".into(),
+        value: Some("v".into()),
+    });
+    first.log.append(&[config], 3, 0).unwrap();
+    block_on(first.log.flush()).unwrap();
+    drop(first);
+    // Everything an observer holds is committed: all of it is applied at start.
+    let again = observer(&disk).unwrap();
+    assert_eq!(again.cluster.broker_configs("").unwrap()["k"], "v");
+    drop(again);
+    // A directory a voter wrote (it has quorum-state) may hold uncommitted batches.
+    let voter = SimDisk::new(4096);
+    let state = Path::new(DATA).join(LOG_DIR).join("quorum-state");
+    voter.create_dir_all(state.parent().unwrap()).unwrap();
+    voter.put_file(&state, b"not a valid state file");
+    let refused = observer(&voter).err().expect("refused");
+    assert!(refused.contains("quorum-state"), "{refused}");
 }
 
 #[test]
