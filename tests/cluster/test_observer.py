@@ -174,9 +174,14 @@ def test_controller_only_voters_with_broker_only_nodes(cluster_factory, topic, o
     assert set(q.voters) == {1, 2, 3}
     observe("DescribeQuorum, controller-only voters", {"voters": q.voters,
                                                        "observers": q.observers})
-    # __consumer_offsets is created once brokers registered, on brokers only.
-    wait_for(lambda: topic_on(brokers[0], "__consumer_offsets", 6), 30,
-             what="__consumer_offsets on the brokers")
+    # __consumer_offsets (Kafka creates it at the first FindCoordinator, millrace once brokers
+    # registered) is placed on brokers only, and a group finds its coordinator there.
+    def coordinator():
+        err, node, _, _ = c.find_coordinator(brokers[0].port, "controller-only-group")
+        return err == c.NONE and topic_on(brokers[0], "__consumer_offsets", 6) and node
+    assert wait_for(coordinator, 30, what="a group coordinator") in (4, 5)
+    offsets = cl.leaders("__consumer_offsets")
+    assert set(offsets.values()) <= {4, 5}, offsets
 
     res = c.create_topics(brokers[0].port, {topic: 6})
     assert res[topic][0] == c.NONE, res
