@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients"))
 from brokerproc import REPO, free_port, port_accepts  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in millrace's log lines
 JAVA_DEPS = REPO / ".deps/java"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
@@ -205,6 +207,19 @@ class Node:
         self.paused = False
         self.starts += 1
 
+    def unfenced_since_start(self) -> bool:
+        """True once this node's latest start logged its broker's first unfencing (millrace:
+        the lifecycle's "fenced=false" after this start's marker in stdout.log; Kafka: one
+        "Transition from STARTING to STARTED" per start in server.log, logged once the broker
+        was first unfenced)."""
+        if self.cluster.kind == "kafka":
+            log = self.dir / "server.log"
+            text = log.read_text(errors="replace") if log.exists() else ""
+            return text.count("Transition from STARTING to STARTED") >= self.starts
+        text = ANSI.sub("", self.stdout_path.read_text(errors="replace"))
+        at = text.rfind(f"=== start #{self.starts - 1} ")
+        return at >= 0 and "fenced=false" in text[at:]
+
     def wait_listening(self, timeout_s: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -349,6 +364,12 @@ class Cluster:
             x.resume()
         if ready:
             self.wait_ready()
+            # Metadata still lists a restarted broker under its old registration until the new
+            # one commits (which fences it for a moment): wait for this start's own unfencing.
+            for x in down:
+                if x.is_broker:
+                    wait_for(x.unfenced_since_start, READY_TIMEOUT_S,
+                             what=f"{x} registered and unfenced")
         return self
 
     def stop(self) -> None:
