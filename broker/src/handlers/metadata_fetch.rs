@@ -90,33 +90,29 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let mut data = PartitionData::default()
         .with_partition_index(0)
         .with_log_start_offset(0);
+    // What the leader says with every answer it serves: the high watermark and itself.
+    let served = |data: PartitionData, high_watermark: i64, term: u64| {
+        data.with_high_watermark(high_watermark)
+            .with_last_stable_offset(high_watermark)
+            .with_current_leader(leader(ctx.config().node_id, leader_epoch(term)))
+    };
     match answer {
         FetchAnswer::Records {
             bytes,
             high_watermark,
             term,
-        } => {
-            data = data
-                .with_high_watermark(high_watermark)
-                .with_last_stable_offset(high_watermark)
-                .with_current_leader(leader(ctx.config().node_id, leader_epoch(term)))
-                .with_records(Some(Bytes::from(bytes)));
-        }
+        } => data = served(data, high_watermark, term).with_records(Some(Bytes::from(bytes))),
         FetchAnswer::Diverging {
             epoch,
             end_offset,
             high_watermark,
             term,
         } => {
-            data = data
-                .with_high_watermark(high_watermark)
-                .with_last_stable_offset(high_watermark)
-                .with_current_leader(leader(ctx.config().node_id, leader_epoch(term)))
-                .with_diverging_epoch(
-                    EpochEndOffset::default()
-                        .with_epoch(epoch)
-                        .with_end_offset(end_offset),
-                );
+            data = served(data, high_watermark, term).with_diverging_epoch(
+                EpochEndOffset::default()
+                    .with_epoch(epoch)
+                    .with_end_offset(end_offset),
+            )
         }
         FetchAnswer::NotLeader { leader: l, term } => {
             data = data
