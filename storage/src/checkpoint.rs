@@ -92,6 +92,33 @@ impl<D: Disk> PartitionLog<D> {
     }
 }
 
+impl<D: Disk> PartitionLog<D> {
+    /// The names of the files in the log's directory that end with `suffix` (the replication
+    /// layer's own sealed files, such as metadata snapshots), sorted.
+    pub fn sealed_file_names(&self, suffix: &str) -> Result<Vec<String>, StorageError> {
+        let mut names: Vec<String> = self
+            .disk
+            .list_dir(&self.dir)
+            .map_err(io_err("list", &self.dir))?
+            .into_iter()
+            .filter(|n| n.ends_with(suffix) && !n.contains('/'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes the sealed file `name` (nothing when it is gone) and syncs the directory.
+    pub async fn remove_sealed_file(&self, name: &str) -> Result<(), StorageError> {
+        assert_owned_name(name);
+        let path = self.dir.join(name);
+        crate::retention::remove_if_present(&self.disk, &path).await?;
+        self.disk
+            .sync_dir(&self.dir)
+            .await
+            .map_err(io_err("sync", &self.dir))
+    }
+}
+
 /// Names storage owns or cleans up: a sealed file must not collide with them.
 fn assert_owned_name(name: &str) {
     const SUFFIXES: [&str; 6] = [

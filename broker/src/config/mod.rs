@@ -65,6 +65,12 @@ pub struct Config {
     pub pin_cores: bool,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` (fixed once created).
     pub offsets_topic_partitions: i32,
+    /// `metadata.log.max.record.bytes.between.snapshots`: record bytes applied since the last
+    /// metadata snapshot that make this node write a new one (Kafka's 20 MiB).
+    pub metadata_snapshot_bytes: i64,
+    /// `metadata.log.max.snapshot.interval.ms`: a snapshot at least this often while records
+    /// arrive; 0 turns the time trigger off (Kafka's 1 h).
+    pub metadata_snapshot_interval_ms: i64,
     /// `group.min.session.timeout.ms`.
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`.
@@ -146,6 +152,8 @@ impl Default for Config {
             max_inflight_per_connection: 64,
             pin_cores: true,
             offsets_topic_partitions: 50,
+            metadata_snapshot_bytes: 20 << 20,
+            metadata_snapshot_interval_ms: 3_600_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 3_000,
@@ -337,6 +345,12 @@ impl Config {
                 "millrace.pin.cores" => self.pin_cores = parse_bool(key, value)?,
                 "offsets.topic.num.partitions" => {
                     self.offsets_topic_partitions = parse_num(key, value, 1, 1_000)? as i32
+                }
+                "metadata.log.max.record.bytes.between.snapshots" => {
+                    self.metadata_snapshot_bytes = parse_num(key, value, 1, i64::MAX)?
+                }
+                "metadata.log.max.snapshot.interval.ms" => {
+                    self.metadata_snapshot_interval_ms = parse_num(key, value, 0, i64::MAX)?
                 }
                 "group.min.session.timeout.ms" => {
                     self.group_min_session_timeout_ms =
@@ -561,6 +575,14 @@ impl Config {
         m.insert(
             "offsets.topic.num.partitions",
             self.offsets_topic_partitions.to_string(),
+        );
+        m.insert(
+            "metadata.log.max.record.bytes.between.snapshots",
+            self.metadata_snapshot_bytes.to_string(),
+        );
+        m.insert(
+            "metadata.log.max.snapshot.interval.ms",
+            self.metadata_snapshot_interval_ms.to_string(),
         );
         m.insert(
             "group.min.session.timeout.ms",

@@ -33,6 +33,7 @@
 pub mod brokers;
 pub mod lifecycle;
 pub mod observer;
+mod snapshots;
 
 pub use lifecycle::AllocateProducerId;
 
@@ -72,6 +73,8 @@ pub struct Controller {
     sessions: brokers::Sessions,
     /// This node is the only voter.
     lone: bool,
+    /// When to write the next metadata snapshot.
+    snapshots: snapshots::Snapshots,
 }
 
 /// CreateTopics: one outcome per topic, in request order.
@@ -282,7 +285,12 @@ impl Controller {
         }
         let placement_changed = placement != *current.placement;
         self.publish_view(shard, cluster, placement, placement_changed)
-            .await
+            .await?;
+        let image = self.current().cluster.clone();
+        self.snapshots
+            .after_apply(&self.driver.log(), batch, &image)
+            .await;
+        Ok(())
     }
 
     /// Makes a new view current, writes the placement table when `write_placement`, and
@@ -441,6 +449,7 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         applied_term: Cell::new(0),
         sessions: brokers::Sessions::default(),
         lone,
+        snapshots: snapshots::Snapshots::new(config, boot.bytes_since_snapshot, now_ms),
     };
     let Ok(controller) = shard.subsystems.install(controller) else {
         return Err("the controller was started twice".into());

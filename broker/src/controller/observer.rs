@@ -31,7 +31,7 @@ use crate::quorum::{node_id_of, Driver, MetaLog, ProposeError, QuorumStatus};
 use crate::shard::Shard;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-use millrace_replication::metadata::MetadataRecord;
+use millrace_replication::metadata::{MetadataRecord, SnapshotStore};
 use millrace_replication::quorum::{self, CommittedBatch, Cut, FetchPlan, Message, Observer};
 use millrace_shard::time::Instant;
 use std::cell::{Cell, RefCell};
@@ -115,6 +115,14 @@ impl Member {
             Member::Observer(_) => {
                 tracing::debug!(from = message.from, "a raft message reached an observer")
             }
+        }
+    }
+
+    /// The metadata log this node holds.
+    pub fn log(&self) -> Rc<MetaLog> {
+        match self {
+            Member::Voter(driver, _) => driver.log().clone(),
+            Member::Observer(o) => o.log.clone(),
         }
     }
 
@@ -512,6 +520,17 @@ impl Controller {
     /// Rebuilds the view from the metadata log after an observer cut batches it had applied
     /// (a foreign log: see `quorum::Observer::on_diverging`).
     async fn rebuild_from_log(&self, shard: &Rc<Shard>, log: &MetaLog) -> Result<(), String> {
+        // Snapshots of what was cut would bring it back at the next start.
+        let ids = log.store().snapshot_ids().map_err(|e| e.to_string())?;
+        for id in ids
+            .into_iter()
+            .filter(|id| id.end_offset > log.durable_end())
+        {
+            log.store()
+                .remove_snapshot(id)
+                .await
+                .map_err(|e| format!("removing snapshot {}: {e}", id.file_name()))?;
+        }
         let cluster = crate::metadata::boot::replay(log, log.durable_end()).await?;
         let mut placement = (*self.current().placement).clone();
         placement.reconcile(&cluster, shard.shards, shard.config.node_id);

@@ -5,6 +5,7 @@
 //! Files in the data directory:
 //! ```text
 //! __cluster_metadata-0/          the metadata log (storage's partition log, record batches v2)
+//!   <end offset>-<epoch>.checkpoint   metadata snapshots (the image up to end offset)
 //! meta.properties                cluster.id=<id> / node.id=<n> / version=1   (Kafka's file)
 //! shard-placement                partition → shard (see placement.rs)
 //! __cluster_metadata/metadata    the pre-log image; renamed metadata.migrated once upgraded
@@ -29,7 +30,7 @@
 use super::legacy::LegacyMetadata;
 use super::Placement;
 use millrace_replication::metadata::{
-    from_legacy, ClusterImage, MetadataLog, MetadataRecord, PartitionStore,
+    from_legacy, snapshot_file, ClusterImage, MetadataLog, MetadataRecord, PartitionStore,
 };
 use millrace_replication::quorum::{Quorum, QuorumConfig};
 use millrace_storage::disk::Disk;
@@ -51,6 +52,9 @@ pub struct Boot<D: Disk> {
     /// The image replayed from it: every committed batch (for a lone voter every durable
     /// batch, all of which its next election commits; for an observer every batch).
     pub cluster: ClusterImage,
+    /// Bytes of records applied after the snapshot the image started from (all of them
+    /// without one): what counts towards the next snapshot.
+    pub bytes_since_snapshot: i64,
     /// The placement, reconciled with the image and the shard count.
     pub placement: Placement,
     /// True when `placement` differs from the stored table (it must be written).
@@ -123,7 +127,23 @@ pub async fn load<D: Disk>(
             (None, log.durable_end())
         }
     };
-    let cluster = replay(&log, replay_end).await?;
+    // A snapshot covers committed, applied batches; it is used when the log still holds
+    // them (a voter's durable commit index may lag it: what it covers is committed anyway).
+    let (start, skipped) = snapshot_file::load_latest(log.store(), log.durable_end())
+        .await
+        .map_err(|e| format!("reading metadata snapshots in {}: {e}", dir.display()))?;
+    for why in skipped {
+        tracing::warn!(reason = %why, "skipping a metadata snapshot");
+    }
+    if let Some(s) = &start {
+        tracing::info!(
+            end_offset = s.id().end_offset,
+            epoch = s.id().epoch,
+            "starting the metadata image from a snapshot"
+        );
+    }
+    let (cluster, bytes_since_snapshot) =
+        replay_from(&log, start.map(|s| s.image), replay_end).await?;
     let props = match props {
         Some(props) => props,
         None if cluster.last_applied_offset() >= 0 => {
@@ -159,6 +179,7 @@ pub async fn load<D: Disk>(
         log,
         quorum,
         cluster,
+        bytes_since_snapshot,
         placement_dirty: stored.as_ref() != Some(&placement),
         placement,
         cluster_id: props.cluster_id,
@@ -170,11 +191,22 @@ pub async fn replay<D: Disk>(
     log: &MetadataLog<PartitionStore<D>>,
     end: i64,
 ) -> Result<ClusterImage, String> {
+    Ok(replay_from(log, None, end).await?.0)
+}
+
+/// The image `start` (a snapshot's; empty when None) and the log's records after it and
+/// below `end` build, and the bytes of the records applied.
+pub async fn replay_from<D: Disk>(
+    log: &MetadataLog<PartitionStore<D>>,
+    start: Option<ClusterImage>,
+    end: i64,
+) -> Result<(ClusterImage, i64), String> {
+    let mut image = start.unwrap_or_default();
     let entries = log
-        .replay(0)
+        .replay(image.last_applied_offset() + 1)
         .await
         .map_err(|e| format!("replaying the metadata log: {e}"))?;
-    let mut image = ClusterImage::default();
+    let mut bytes = 0i64;
     for entry in entries.into_iter().take_while(|e| e.offset < end) {
         image.apply(&entry.record, entry.offset).map_err(|e| {
             format!(
@@ -182,8 +214,9 @@ pub async fn replay<D: Disk>(
                 entry.offset
             )
         })?;
+        bytes += entry.record.encode().len() as i64;
     }
-    Ok(image)
+    Ok((image, bytes))
 }
 
 /// Steps 1-5 of the module doc; returns the properties it wrote or checked.

@@ -80,6 +80,7 @@ pub mod placement;
 pub mod record;
 pub mod sample;
 mod snapshot;
+pub mod snapshot_file;
 
 pub use image::{BrokerImage, ClusterImage, Configs, PartitionImage, TopicImage};
 pub use legacy::{from_legacy, LegacyImage, LegacyMigration, LegacyTopic};
@@ -92,3 +93,4 @@ pub use record::{
     UnregisterBrokerRecord,
 };
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION_V1, SNAPSHOT_MAGIC};
+pub use snapshot_file::{MetadataSnapshot, SnapshotId, SnapshotStore};

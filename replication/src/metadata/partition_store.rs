@@ -24,6 +24,11 @@ impl<D: Disk> PartitionStore<D> {
     pub fn new(log: PartitionLog<D>) -> Self {
         PartitionStore { log }
     }
+
+    /// The partition log beneath (for the metadata snapshots beside its segments).
+    pub(crate) fn log(&self) -> &PartitionLog<D> {
+        &self.log
+    }
 }
 
 /// The controller quorum's hard state lives beside the metadata log's segments, in the

@@ -246,6 +246,87 @@ fn a_broker_only_node_replays_every_batch_and_refuses_a_voters_directory() {
     assert!(refused.contains("quorum-state"), "{refused}");
 }
 
+fn broker_config(name: &str) -> MetadataRecord {
+    MetadataRecord::Config(ConfigRecord {
+        resource_type: ConfigResourceType::Broker,
+        resource_name: String::new(),
+        name: name.into(),
+        value: Some("v".into()),
+    })
+}
+
+#[test]
+fn start_up_begins_at_the_newest_valid_snapshot_and_replays_only_after_it() {
+    use millrace_replication::metadata::snapshot_file::{self, MetadataSnapshot, SnapshotStore};
+    let disk = SimDisk::new(4096);
+    let first = start(&disk, 2).unwrap();
+    for name in ["a", "b", "c", "d"] {
+        first.log.append(&[broker_config(name)], 0, 0).unwrap();
+    }
+    block_on(first.log.flush()).unwrap();
+    // A snapshot after the second record whose image also holds a key the log never had:
+    // only an image that started from the snapshot has it.
+    let mut image = ClusterImage::default();
+    image.apply(&broker_config("a"), 0).unwrap();
+    image.apply(&broker_config("only-in-snapshot"), 1).unwrap();
+    let at_two = MetadataSnapshot {
+        index: 2,
+        term: 1,
+        image,
+    };
+    block_on(snapshot_file::write(first.log.store(), &at_two)).unwrap();
+    // A newer one whose file is damaged, and one past the log's end: both passed over.
+    let mut past = ClusterImage::default();
+    for i in 0..10 {
+        past.apply(&broker_config(&format!("x{i}")), i).unwrap();
+    }
+    let past = MetadataSnapshot {
+        index: 10,
+        term: 1,
+        image: past,
+    };
+    block_on(snapshot_file::write(first.log.store(), &past)).unwrap();
+    let mut three = ClusterImage::default();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        three.apply(&broker_config(name), i as i64).unwrap();
+    }
+    let damaged = MetadataSnapshot {
+        index: 3,
+        term: 1,
+        image: three,
+    };
+    let body = damaged.encode();
+    block_on(
+        first
+            .log
+            .store()
+            .write_snapshot(damaged.id(), &body[..body.len() - 3]),
+    )
+    .unwrap();
+    assert_eq!(first.log.store().snapshot_ids().unwrap().len(), 3);
+    drop(first);
+
+    let again = start(&disk, 2).unwrap();
+    let configs = again.cluster.broker_configs("").unwrap();
+    assert!(
+        configs.contains_key("only-in-snapshot"),
+        "started from the snapshot at 2"
+    );
+    assert!(
+        !configs.contains_key("b"),
+        "record 1 is the snapshot's, not the log's"
+    );
+    assert!(
+        configs.contains_key("c") && configs.contains_key("d"),
+        "the log after it"
+    );
+    assert_eq!(again.cluster.last_applied_offset(), 3);
+    assert_eq!(
+        again.bytes_since_snapshot,
+        (broker_config("c").encode().len() + broker_config("d").encode().len()) as i64
+    );
+}
+
 #[test]
 fn meta_properties_reads_kafkas_file() {
     let kafka = b"#\n#Thu Dec 03 10:00:00 UTC 2026\nnode.id=3\ndirectory.id=abc\nversion=1\ncluster.id=MkU3OEVBNTcwNTJENDM2Qk\n";
