@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod other_brokers;
+mod snapshots;
 
 const TOPIC: &str = "sim";
 const PARTITIONS: i32 = 3;
@@ -451,7 +452,11 @@ fn config() -> Arc<Config> {
 /// image, every shard opens (recovers) its partitions and rebuilds its group coordinators.
 /// Then the test topic is created through CreateTopics if the metadata log does not have it.
 async fn boot(disk: &SimDisk) -> Vec<Rc<Shard>> {
-    let config = config();
+    boot_with(disk, config()).await
+}
+
+/// [`boot`] with another configuration.
+async fn boot_with(disk: &SimDisk, config: Arc<Config>) -> Vec<Rc<Shard>> {
     let meshes = millrace_shard::mesh::Mesh::<MeshMsg<Shard>>::local_full(SHARDS, 64);
     let mut shards = Vec::new();
     for mut mesh in meshes {

@@ -246,6 +246,12 @@ impl Controller {
         self.current.borrow().clone()
     }
 
+    /// The metadata log this node holds (simulation tests read its snapshots).
+    #[cfg(test)]
+    pub fn log_for_tests(&self) -> Rc<crate::quorum::MetaLog> {
+        self.driver.log()
+    }
+
     /// True when this node is the active controller and has applied every batch committed
     /// before its term (its term's first batch is applied): only then may it decide. A
     /// decision over an older view could undo a committed change or hand out a producer-id
