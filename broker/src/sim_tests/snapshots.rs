@@ -119,3 +119,43 @@ fn a_crash_while_writing_metadata_snapshots_loses_no_metadata() {
          {inside_start}, after it {after_start}: the test must hit each"
     );
 }
+
+/// A CreateTopics for `name` (one partition).
+async fn create(shard: &Rc<Shard>, name: &'static str) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let resp: CreateTopicsResponse = call(shard, ApiKey::CreateTopics, 5, &req).await;
+    assert_eq!(resp.topics[0].error_code, 0, "CreateTopics {name}");
+}
+
+/// `metadata.log.max.snapshot.interval.ms`: with the byte trigger out of reach, a change
+/// applied once the interval has passed is snapshotted; with the interval 0 (off), never.
+#[test]
+fn the_time_trigger_snapshots_a_change_after_the_interval_and_zero_turns_it_off() {
+    for (interval_ms, expect) in [(1_000, true), (0, false)] {
+        let disk = SimDisk::new(4096);
+        let config = Arc::new(Config {
+            metadata_snapshot_bytes: i64::MAX,
+            metadata_snapshot_interval_ms: interval_ms,
+            ..(*config()).clone()
+        });
+        let sim = Sim::new(3);
+        let shards = sim.block_on(boot_with(&disk, config));
+        assert_eq!(snapshot_files(&disk), 0, "nothing due at start");
+        sim.block_on(create(&shards[0], "before-the-interval"));
+        assert_eq!(snapshot_files(&disk), 0, "the interval has not passed");
+        sim.run_for(Duration::from_millis(1_500));
+        sim.block_on(create(&shards[0], "after-the-interval"));
+        assert_eq!(
+            snapshot_files(&disk) > 0,
+            expect,
+            "interval {interval_ms} ms"
+        );
+        drop(shards);
+        sim.crash();
+    }
+}
