@@ -2,35 +2,18 @@
 //! own disk fetches from it. Each test drives both halves through the real metadata log over
 //! `SimDisk`.
 
-use millrace_replication::metadata::{
-    MetadataLog, MetadataRecord, PartitionStore, ProducerIdsRecord,
-};
+use millrace_replication::metadata::{MetadataRecord, ProducerIdsRecord};
 use millrace_replication::quorum::{
     self, read_for_fetch, CommittedBatch, Cut, FetchPlan, Observer, Quorum, QuorumConfig,
 };
 use millrace_storage::sim::SimDisk;
-use millrace_storage::{BatchCache, LogConfig, PartitionLog};
 use std::cell::RefCell;
-use std::future::Future;
-use std::path::PathBuf;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
-type Log = MetadataLog<PartitionStore<SimDisk>>;
+mod common;
+use common::{block_on, Log};
 
 fn open_log(disk: &SimDisk) -> Log {
-    let log = block_on(PartitionLog::open(
-        disk.clone(),
-        PathBuf::from("/data/__cluster_metadata-0"),
-        LogConfig {
-            segment_bytes: 2_000,
-            ..LogConfig::default()
-        },
-        BatchCache::new(1 << 20),
-        0,
-    ))
-    .expect("opens");
-    MetadataLog::new(PartitionStore::new(log))
+    common::open_log(disk, 0)
 }
 
 struct Leader {
@@ -269,15 +252,4 @@ fn a_follower_sends_observers_to_the_leader_and_fetch_positions_are_checked() {
         follower.plan_fetch(0, 0),
         FetchPlan::NotLeader { leader: None, .. }
     ));
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..100_000 {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-    panic!("a SimDisk future never completes")
 }

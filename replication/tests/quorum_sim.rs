@@ -33,24 +33,18 @@
 //! twice and comparing trace hashes.
 
 use millrace_replication::metadata::sample::RecordSource;
-use millrace_replication::metadata::{
-    ClusterImage, MetadataLog, MetadataRecord, PartitionStore, ProducerIdsRecord,
-};
+use millrace_replication::metadata::{ClusterImage, MetadataRecord, ProducerIdsRecord};
 use millrace_replication::quorum::{
     self, decode_message, encode_message, read_for_fetch, CommittedBatch, FetchPlan, FetchPosition,
     Observer, Quorum, QuorumConfig, QuorumRole,
 };
 use millrace_replication::ReplicationError;
 use millrace_storage::sim::SimDisk;
-use millrace_storage::{BatchCache, LogConfig, PartitionLog};
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
-type Log = MetadataLog<PartitionStore<SimDisk>>;
+mod common;
+use common::{block_on, open_log, poll_within, Log};
 
 /// Virtual milliseconds per step.
 const STEP_MS: i64 = 10;
@@ -906,28 +900,6 @@ impl Sim {
     }
 }
 
-/// Polls `future` to completion (SimDisk completes when polled), or gives up after `budget`
-/// polls: the process died at that await point.
-fn poll_within<F: Future>(future: F, budget: Option<u32>) -> Option<F::Output> {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut polls = 0u32;
-    loop {
-        if budget.is_some_and(|b| polls >= b) {
-            return None;
-        }
-        polls += 1;
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return Some(out);
-        }
-        assert!(polls < 100_000, "a SimDisk future never completes");
-    }
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    poll_within(future, None).expect("no budget")
-}
-
 /// The observers: broker-only nodes that fetch the committed log from the leader.
 impl Sim {
     /// Opens observer `i` from its disk and applies its whole log again, as a broker does at
@@ -1153,19 +1125,4 @@ impl Sim {
             });
         }
     }
-}
-
-fn open_log(disk: &SimDisk, now_ms: i64) -> Log {
-    let log = block_on(PartitionLog::open(
-        disk.clone(),
-        PathBuf::from("/data/__cluster_metadata-0"),
-        LogConfig {
-            segment_bytes: 2_000,
-            ..LogConfig::default()
-        },
-        BatchCache::new(1 << 20),
-        now_ms,
-    ))
-    .expect("the metadata log opens after any crash");
-    MetadataLog::new(PartitionStore::new(log))
 }
