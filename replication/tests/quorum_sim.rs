@@ -704,22 +704,8 @@ impl Sim {
                 up.applied.len() as u64 + 1,
                 "node {id} applies out of order"
             );
-            match self.oracle.get(&batch.index) {
-                Some(known) => assert_eq!(
-                    known, &batch,
-                    "node {id}: committed index {} changed",
-                    batch.index
-                ),
-                None => {
-                    assert_eq!(
-                        batch.index,
-                        self.oracle.len() as u64 + 1,
-                        "the oracle has a gap"
-                    );
-                    self.oracle.insert(batch.index, batch.clone());
-                    self.totals.committed_batches += 1;
-                }
-            }
+            self.check_committed(&format!("node {id}"), &batch);
+            let up = self.nodes[i].up.as_mut().expect("up");
             for entry in batch.log_entries() {
                 if let MetadataRecord::ProducerIds(r) = &entry.record {
                     assert!(
@@ -1065,26 +1051,32 @@ impl Sim {
         }
     }
 
+    /// A batch `who` applies as committed: equal to what the oracle holds at its index, or
+    /// the oracle's next index (then recorded).
+    fn check_committed(&mut self, who: &str, batch: &CommittedBatch) {
+        match self.oracle.get(&batch.index) {
+            Some(known) => assert_eq!(
+                known, batch,
+                "{who}: committed index {} changed",
+                batch.index
+            ),
+            None => {
+                assert_eq!(
+                    batch.index,
+                    self.oracle.len() as u64 + 1,
+                    "{who} applies past the committed log (the oracle would have a gap)"
+                );
+                self.oracle.insert(batch.index, batch.clone());
+                self.totals.committed_batches += 1;
+            }
+        }
+    }
+
     /// Observer `i` applies batches: in order, equal to the oracle's.
     fn observer_apply(&mut self, i: usize, batches: Vec<CommittedBatch>) {
         let id = self.observers[i].id;
         for batch in batches {
-            match self.oracle.get(&batch.index) {
-                Some(known) => assert_eq!(
-                    known, &batch,
-                    "observer {id}: committed index {} differs",
-                    batch.index
-                ),
-                None => {
-                    assert_eq!(
-                        batch.index,
-                        self.oracle.len() as u64 + 1,
-                        "observer {id} applies past the committed log"
-                    );
-                    self.oracle.insert(batch.index, batch.clone());
-                    self.totals.committed_batches += 1;
-                }
-            }
+            self.check_committed(&format!("observer {id}"), &batch);
             let up = self.observers[i].up.as_mut().expect("up");
             assert_eq!(
                 batch.index,

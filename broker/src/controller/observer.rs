@@ -460,7 +460,8 @@ impl Call<Shard> for MetadataFetch {
         let deadline = Instant::now() + self.max_wait;
         loop {
             let seen = driver.committed().generation();
-            let term = driver.status().term;
+            // Read only when leading (plan_fetch answers NotLeader with its own term else).
+            let term = driver.leading_term().unwrap_or(0);
             match driver.plan_fetch(self.fetch_offset, self.last_fetched_epoch) {
                 FetchPlan::NotLeader { leader, term } => {
                     return FetchAnswer::NotLeader {

@@ -188,12 +188,7 @@ fn a_fresh_directory_gets_a_cluster_id_that_stays() {
     assert_eq!(first.cluster.topic_count(), 0);
     assert!(!first.cluster_id.is_empty());
     let cluster_id = first.cluster_id.clone();
-    let config = MetadataRecord::Config(ConfigRecord {
-        resource_type: ConfigResourceType::Broker,
-        resource_name: String::new(),
-        name: "k".into(),
-        value: Some("v".into()),
-    });
+    let config = broker_config("k");
     first.log.append(&[config], 0, 0).unwrap();
     block_on(first.log.flush()).unwrap();
     drop(first);
@@ -224,12 +219,7 @@ fn a_broker_only_node_replays_every_batch_and_refuses_a_voters_directory() {
     let disk = SimDisk::new(4096);
     let first = observer(&disk).unwrap();
     assert!(first.quorum.is_none());
-    let config = MetadataRecord::Config(ConfigRecord {
-        resource_type: ConfigResourceType::Broker,
-        resource_name: String::new(),
-        name: "k".into(),
-        value: Some("v".into()),
-    });
+    let config = broker_config("k");
     first.log.append(&[config], 3, 0).unwrap();
     block_on(first.log.flush()).unwrap();
     drop(first);
