@@ -129,10 +129,11 @@ fn assert_owned_name(name: &str) {
         ".tmp",
         ".cleaned",
     ];
-    const RESERVED: [&str; 4] = [
+    const RESERVED: [&str; 5] = [
         "leader-epoch-checkpoint",
         "log-start-offset-checkpoint",
         "truncation-pending",
+        "reset-pending",
         "clean-shutdown",
     ];
     assert!(

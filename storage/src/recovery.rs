@@ -53,18 +53,26 @@ impl<D: Disk> PartitionLog<D> {
             cleaning: AsyncLock::default(),
             truncating: Cell::new(false),
         };
-        log.finish_recovery(recovered.truncated_to).await?;
+        log.finish_recovery(recovered.truncated_to, recovered.reset_to)
+            .await?;
         Ok(log)
     }
 
     /// Writes what recovery rebuilt. After a truncation the leader-epoch checkpoint must be
     /// current before the truncation marker goes: once it is gone, appends may bring epochs
-    /// that a stale checkpoint entry above the cut would hide at the next open.
+    /// that a stale checkpoint entry above the cut would hide at the next open. After a reset
+    /// likewise (its checkpoint is empty), then the reset marker goes.
     pub(crate) async fn finish_recovery(
         &self,
         truncated_to: Option<i64>,
+        reset_to: Option<i64>,
     ) -> Result<(), StorageError> {
         let written = self.write_metadata().await;
+        if reset_to.is_some() {
+            written?;
+            crate::truncate::remove_marker(&self.disk, &self.dir).await?;
+            return crate::truncate::remove_reset_marker(&self.disk, &self.dir).await;
+        }
         match (truncated_to, written) {
             (None, Err(e)) => {
                 // Rebuilt indexes and the checkpoint are an optimisation of the next open.
@@ -85,6 +93,8 @@ impl<D: Disk> PartitionLog<D> {
 pub(crate) struct Recovered<F> {
     pub state: State<F>,
     pub truncated_to: Option<i64>,
+    /// A reset (`PartitionLog::reset_to`) that was completed: its marker is still on disk.
+    pub reset_to: Option<i64>,
 }
 
 /// Rebuilds a log's state from its files: at open, and by `truncate_to` once its marker is
@@ -106,7 +116,15 @@ pub(crate) async fn recover_state<D: Disk>(
     {
         remove_if_present(disk, &dir.join(stray)).await?;
     }
-    let truncated_to = crate::truncate::load_marker(disk, dir).await;
+    let reset_to = crate::truncate::load_reset_marker(disk, dir).await;
+    let names = match reset_to {
+        Some(offset) => empty_for_reset(disk, dir, &names, offset).await?,
+        None => names,
+    };
+    let truncated_to = match reset_to {
+        Some(_) => None,
+        None => crate::truncate::load_marker(disk, dir).await,
+    };
     // A pending truncation changes the last segment: its index cannot be trusted.
     let clean = shut_down_cleanly && truncated_to.is_none();
     let checkpoint = load_log_start(disk, dir).await;
@@ -169,7 +187,37 @@ pub(crate) async fn recover_state<D: Disk>(
     Ok(Recovered {
         state,
         truncated_to,
+        reset_to,
     })
+}
+
+/// A committed reset to `offset`: removes every file of the log's own (segments, indexes,
+/// producer snapshots, the leader-epoch checkpoint, a truncation marker), then makes the log
+/// start checkpoint `offset`, durably. Files it does not know (sealed files of the layer
+/// above) stay. Returns the directory's names afterwards. Idempotent: a crash anywhere in it
+/// leaves the marker, and the next open runs it again.
+async fn empty_for_reset<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    names: &[String],
+    offset: i64,
+) -> Result<Vec<String>, StorageError> {
+    for name in names {
+        let owned = [".log", ".index", ".timeindex", ".snapshot"]
+            .iter()
+            .any(|suffix| parse_name(name, suffix).is_some())
+            || name == epoch::FILE_NAME
+            || name == crate::truncate::FILE_NAME;
+        if owned {
+            remove_if_present(disk, &dir.join(name)).await?;
+        }
+    }
+    let path = dir.join(LOG_START_FILE);
+    disk.write_file_atomic(&path, &retention::encode(offset))
+        .await
+        .map_err(io_err("write", &path))?;
+    disk.sync_dir(dir).await.map_err(io_err("sync dir", dir))?;
+    disk.list_dir(dir).map_err(io_err("list", dir))
 }
 
 /// How [`recover_segments`] treats segments: whether the last run closed the log cleanly (its

@@ -24,6 +24,17 @@
 //! A crash anywhere after step 3 leaves the marker, and opening the log runs step 4 and 5:
 //! the same code, so the log ends at the cut, never at a mix of the two ends. A failure after
 //! step 3 closes the log: reopening it completes the truncation.
+//!
+//! # Reset
+//!
+//! [`PartitionLog::reset_to`] empties the log and starts it at any offset (Kafka's
+//! `truncateFullyAndStartAt`: a follower that installs its leader's snapshot, or finds its log
+//! wholly below the leader's start). The same shape, with its own marker
+//! `reset-pending` (`magic "MLRS" v1: offset i64`) as the commit point: once it is written,
+//! recovery removes every file of the log's own (segments, indexes, producer snapshots, the
+//! leader-epoch checkpoint, a truncation marker; sealed files of the layer above stay), writes
+//! the log-start checkpoint `offset`, and the marker goes last. A crash before the marker
+//! leaves the old log whole; after it, every open finishes the reset.
 
 use crate::disk::{Disk, DiskFile};
 use crate::error::io_err;
@@ -39,6 +50,9 @@ use std::path::Path;
 pub(crate) const FILE_NAME: &str = "truncation-pending";
 const MAGIC: &[u8; 4] = b"MLTR";
 const VERSION: u16 = 1;
+/// The reset's marker.
+pub(crate) const RESET_FILE_NAME: &str = "reset-pending";
+const RESET_MAGIC: &[u8; 4] = b"MLRS";
 
 impl<D: Disk> PartitionLog<D> {
     /// Removes everything at and above `offset`: later segments, the tail of the segment
@@ -111,6 +125,75 @@ impl<D: Disk> PartitionLog<D> {
         Ok(end)
     }
 
+    /// Empties the log and starts it at `offset` (below, at or past its end; not negative):
+    /// afterwards its start, end and durable end are `offset` and the next append gets it.
+    /// Every batch, index, producer state and leader epoch goes; cached batches too. Sealed
+    /// files of the layer above stay. Crash-safe (module doc): after a crash the log is the
+    /// old one whole or the empty one at `offset`. An I/O error after the commit point closes
+    /// the log; reopening it completes the reset.
+    pub async fn reset_to(&self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
+        let _maintenance = self.maintenance.lock().await;
+        let _cleaning = self.cleaning.lock().await;
+        let _round = self.gate.hold().await;
+        let _truncating = Flag::raise(&self.truncating);
+        let (log_start_offset, log_end_offset, closed) = {
+            let st = self.state.borrow();
+            (st.log_start_offset, st.log_end_offset(), st.closed)
+        };
+        if closed {
+            return Err(StorageError::Closed);
+        }
+        if offset < 0 {
+            return Err(StorageError::TruncateOutOfRange {
+                offset,
+                log_start_offset,
+                log_end_offset,
+            });
+        }
+        self.write_small(
+            &self.dir.join(RESET_FILE_NAME),
+            &framed::seal(RESET_MAGIC, VERSION, &offset.to_be_bytes()),
+        )
+        .await?;
+        tracing::info!(dir = %self.dir.display(), offset, old_start = log_start_offset,
+            old_end = log_end_offset, "resetting the log");
+        let mut committed = ClosesUnlessDone {
+            closed: &self.state,
+            done: false,
+        };
+        if let Err(e) = self.apply_reset(offset, now_ms).await {
+            tracing::error!(dir = %self.dir.display(), error = %e, offset,
+                "reset failed after its commit point: the log is closed; reopening it completes the reset");
+            return Err(e);
+        }
+        committed.done = true;
+        Ok(())
+    }
+
+    async fn apply_reset(&self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
+        {
+            // Nothing reads the old segments from here on: their files go.
+            let mut st = self.state.borrow_mut();
+            let first = st.segments.first().map_or(0, |s| s.base_offset);
+            st.trim_for_truncation(&Cut {
+                offset: first,
+                position: 0,
+                new_end: first,
+            });
+        }
+        let config = self.config();
+        let recovered = recover_state(&self.disk, &self.dir, &config, now_ms).await?;
+        assert_eq!(
+            recovered.reset_to,
+            Some(offset),
+            "the marker was just written"
+        );
+        assert_eq!(recovered.state.log_end_offset(), offset);
+        *self.state.borrow_mut() = recovered.state;
+        self.cache.forget_from(self.cache_id, i64::MIN);
+        self.finish_recovery(None, Some(offset)).await
+    }
+
     /// Where a truncation to `offset` cuts: the first batch ending at or after it. Needs the
     /// log flushed.
     async fn cut_point(&self, offset: i64) -> Result<Cut, StorageError> {
@@ -171,7 +254,7 @@ impl<D: Disk> PartitionLog<D> {
             *st = state;
         }
         self.cache.forget_from(self.cache_id, cut.new_end);
-        self.finish_recovery(marker).await
+        self.finish_recovery(marker, None).await
     }
 }
 
@@ -228,6 +311,27 @@ pub(crate) async fn load_marker<D: Disk>(disk: &D, dir: &Path) -> Option<i64> {
     }
 }
 
+/// The pending reset's offset, if its marker is there (a damaged one is ignored, as the
+/// truncation marker is).
+pub(crate) async fn load_reset_marker<D: Disk>(disk: &D, dir: &Path) -> Option<i64> {
+    let path = dir.join(RESET_FILE_NAME);
+    match disk.read_file(&path).await {
+        Ok(Some(bytes)) => decode_with(RESET_MAGIC, &bytes)
+            .map_err(|reason| {
+                tracing::warn!(path = %path.display(), %reason, "reset marker invalid: ignoring it");
+            })
+            .ok(),
+        _ => None,
+    }
+}
+
+/// Removes the reset marker durably, last: once appends follow the reset, a marker coming
+/// back would empty the log again.
+pub(crate) async fn remove_reset_marker<D: Disk>(disk: &D, dir: &Path) -> Result<(), StorageError> {
+    remove_if_present(disk, &dir.join(RESET_FILE_NAME)).await?;
+    disk.sync_dir(dir).await.map_err(io_err("sync dir", dir))
+}
+
 /// Removes the marker durably: once appends follow the cut, a marker coming back would cut
 /// them too.
 pub(crate) async fn remove_marker<D: Disk>(disk: &D, dir: &Path) -> Result<(), StorageError> {
@@ -240,7 +344,11 @@ fn encode(end_offset: i64) -> Vec<u8> {
 }
 
 fn decode(file: &[u8]) -> Result<i64, String> {
-    let mut r = framed::Reader::new(framed::open(MAGIC, VERSION, file)?);
+    decode_with(MAGIC, file)
+}
+
+fn decode_with(magic: &[u8; 4], file: &[u8]) -> Result<i64, String> {
+    let mut r = framed::Reader::new(framed::open(magic, VERSION, file)?);
     let offset = r.i64()?;
     r.finish()?;
     if offset < 0 {
@@ -293,5 +401,13 @@ mod tests {
             assert!(decode(&bad).is_err(), "flip at {i}");
         }
         assert!(decode(&encode(-1)).is_err());
+        let reset = framed::seal(RESET_MAGIC, VERSION, &77i64.to_be_bytes());
+        assert_eq!(decode_with(RESET_MAGIC, &reset), Ok(77));
+        assert!(decode(&reset).is_err(), "one marker is not the other");
+        for i in 0..reset.len() {
+            let mut bad = reset.clone();
+            bad[i] ^= 0x10;
+            assert!(decode_with(RESET_MAGIC, &bad).is_err(), "flip at {i}");
+        }
     }
 }

@@ -317,3 +317,116 @@ fn a_crash_at_any_point_of_a_truncation_leaves_the_old_log_or_the_cut() {
         "both outcomes seen: {outcomes:?}"
     );
 }
+
+#[test]
+fn a_reset_empties_the_log_and_starts_it_anywhere_keeping_sealed_files() {
+    for (target, what) in [
+        (50, "past the end"),
+        (36, "at the end"),
+        (7, "below the end"),
+    ] {
+        let disk = SimDisk::new(512);
+        let log = open(&disk, &small_config(), 1 << 20, 0);
+        follow(&log, &[(3, 0), (3, 1), (3, 1), (3, 2)]);
+        follow(&log, &[(3, 3); 8]);
+        block_on(log.flush()).unwrap();
+        block_on(log.write_sealed_file("1-1.checkpoint", b"SNAP", 1, b"image")).unwrap();
+        block_on(log.write_sealed_file("quorum-state", b"QSTA", 1, b"vote")).unwrap();
+        assert_eq!(block_on(log.delete_records(6, 36)).unwrap(), 6);
+        block_on(log.reset_to(target, 0)).unwrap();
+        let ends = (
+            log.log_start_offset(),
+            log.log_end_offset(),
+            log.durable_end(),
+        );
+        assert_eq!(ends, (target, target, target), "{what}");
+        assert!(log.epoch_entries().is_empty(), "{what}: epochs cleared");
+        let r = block_on(log.read(target, 1 << 20, true, target)).unwrap();
+        assert_eq!(r.bytes, 0, "{what}: nothing to read");
+        // Appends go on from there, and a restart keeps all of it.
+        let after = follow(&log, &[(2, 5), (2, 5)]);
+        block_on(log.flush()).unwrap();
+        block_on(log.close()).unwrap();
+        drop(log);
+        let log = open(&disk, &small_config(), 1 << 20, 0);
+        assert_eq!(
+            (log.log_start_offset(), log.log_end_offset()),
+            (target, target + 4),
+            "{what}: after a restart"
+        );
+        assert_eq!(read_all(&log), after, "{what}");
+        let sealed = |name, magic| block_on(log.read_sealed_file(name, magic, 1)).unwrap();
+        assert_eq!(
+            sealed("1-1.checkpoint", b"SNAP").as_deref(),
+            Some(&b"image"[..])
+        );
+        assert_eq!(
+            sealed("quorum-state", b"QSTA").as_deref(),
+            Some(&b"vote"[..])
+        );
+    }
+    let disk = SimDisk::new(512);
+    let log = open(&disk, &small_config(), 1 << 20, 0);
+    assert!(matches!(
+        block_on(log.reset_to(-1, 0)),
+        Err(StorageError::TruncateOutOfRange { .. })
+    ));
+    // An empty log reset and reopened before any append still starts there.
+    block_on(log.reset_to(9, 0)).unwrap();
+    drop(log);
+    let log = open(&disk, &small_config(), 1 << 20, 0);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (9, 9));
+    follow(&log, &[(1, 1)]);
+    assert_eq!(log.log_end_offset(), 10);
+}
+
+#[test]
+fn a_crash_at_any_point_of_a_reset_leaves_the_old_log_or_the_empty_one() {
+    let mut outcomes = [0usize; 2];
+    for polls in 1..120 {
+        for seed in 0..3 {
+            let disk = SimDisk::new(512);
+            disk.set_yield(true);
+            let log = open(&disk, &small_config(), 1 << 20, 0);
+            let stored = follow(&log, &[(3, 0), (3, 1), (3, 1), (3, 2), (3, 2), (3, 3)]);
+            block_on(log.flush()).unwrap();
+            let finished = {
+                let fut = log.reset_to(40, 0);
+                let mut fut = std::pin::pin!(fut);
+                let mut cx = Context::from_waker(Waker::noop());
+                (0..polls).any(|_| matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(()))))
+            };
+            drop(log);
+            disk.crash(seed);
+            disk.set_yield(false);
+            let log = open(&disk, &small_config(), 1 << 20, 0);
+            let (start, end) = (log.log_start_offset(), log.log_end_offset());
+            let reset = (start, end) == (40, 40);
+            assert!(
+                reset || (start, end) == (0, 18),
+                "polls {polls} seed {seed}: start {start} end {end}"
+            );
+            assert!(!finished || reset, "a finished reset came back");
+            outcomes[usize::from(reset)] += 1;
+            if reset {
+                assert!(read_all(&log).is_empty());
+                assert!(log.epoch_entries().is_empty());
+            } else {
+                assert_eq!(read_all(&log), stored, "polls {polls} seed {seed}");
+            }
+            let more = follow(&log, &[(1, 4)]);
+            block_on(log.flush()).unwrap();
+            drop(log);
+            let log = open(&disk, &small_config(), 1 << 20, 0);
+            assert_eq!(
+                read_all(&log).last(),
+                more.last(),
+                "polls {polls} seed {seed}"
+            );
+        }
+    }
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "both outcomes seen: {outcomes:?}"
+    );
+}
