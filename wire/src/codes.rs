@@ -119,6 +119,12 @@ pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
 /// The request's cluster id is not this cluster's.
 pub const INCONSISTENT_CLUSTER_ID: i16 = 104;
 
+/// FetchSnapshot named a snapshot the leader no longer (or never) had.
+pub const SNAPSHOT_NOT_FOUND: i16 = 98;
+
+/// FetchSnapshot asked for a position past the snapshot's end.
+pub const POSITION_OUT_OF_RANGE: i16 = 99;
+
 /// Every code above with its name, for tests and for anything that prints a code's name.
 pub const ALL: &[(&str, i16)] = &[
     ("UNKNOWN_SERVER_ERROR", UNKNOWN_SERVER_ERROR),
@@ -179,6 +185,8 @@ pub const ALL: &[(&str, i16)] = &[
     ),
     ("BROKER_ID_NOT_REGISTERED", BROKER_ID_NOT_REGISTERED),
     ("INCONSISTENT_CLUSTER_ID", INCONSISTENT_CLUSTER_ID),
+    ("SNAPSHOT_NOT_FOUND", SNAPSHOT_NOT_FOUND),
+    ("POSITION_OUT_OF_RANGE", POSITION_OUT_OF_RANGE),
 ];
 
 #[cfg(test)]

@@ -593,6 +593,34 @@ fn describe_quorum(v: i16, _null: bool) -> DescribeQuorumRequest {
         .with_unknown_tagged_fields(tags(v, 0))
 }
 
+fn fetch_snapshot(v: i16, null: bool) -> FetchSnapshotRequest {
+    use kafka_protocol::messages::fetch_snapshot_request::*;
+    let part = |index: i32| {
+        let mut p = PartitionSnapshot::default()
+            .with_partition(index)
+            .with_current_leader_epoch(7)
+            .with_snapshot_id(SnapshotId::default().with_end_offset(1234).with_epoch(6))
+            .with_position(4096)
+            .with_unknown_tagged_fields(tags(v, 0));
+        if v >= 1 {
+            p = p.with_replica_directory_id(uuid(0x5678));
+        }
+        p
+    };
+    FetchSnapshotRequest::default()
+        .with_cluster_id((!null).then(|| s("cluster-a")))
+        .with_replica_id(BrokerId(3))
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            TopicSnapshot::default()
+                .with_name(topic("__cluster_metadata"))
+                .with_partitions(vec![part(0), part(1)])
+                .with_unknown_tagged_fields(tags(v, 0)),
+            TopicSnapshot::default().with_name(topic("empty")),
+        ])
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
 fn broker_registration(v: i16, null: bool) -> BrokerRegistrationRequest {
     use kafka_protocol::messages::broker_registration_request::*;
     let listener = |name: &str, port: u16| {
@@ -686,6 +714,7 @@ fn corpus() -> Vec<ApiCorpus> {
         cases(21, delete_records),
         cases(17, sasl_handshake),
         cases(55, describe_quorum),
+        cases(59, fetch_snapshot),
         cases(62, broker_registration),
         cases(63, broker_heartbeat),
         cases(64, unregister_broker),

@@ -40,6 +40,7 @@ pub(super) const APIS: &[Api] = &[
     delete_records::API,
     sasl_handshake::API,
     describe_quorum::API,
+    fetch_snapshot::API,
     broker_registration::API,
     broker_heartbeat::API,
     unregister_broker::API,
@@ -897,6 +898,50 @@ pub(super) mod describe_quorum {
         ),
     ];
     const PARTITION_DATA: &[Field] = &[Field::new("partition_index", Ty::Int32, 0, i16::MAX)];
+}
+
+/// fetch_snapshot_request, api_key 59, versions 0-1, flexible 0+. `cluster_id` is tagged
+/// (tag 0) in the request; v1 adds the tagged `replica_directory_id` (tag 0) of a partition.
+pub(super) mod fetch_snapshot {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 59,
+        min_version: 0,
+        max_version: 1,
+        flexible_min: 0,
+        body: FETCH_SNAPSHOT_REQUEST,
+    };
+    const FETCH_SNAPSHOT_REQUEST: &[Field] = &[
+        Field::tagged("cluster_id", Ty::NullableString, 0, 0, i16::MAX),
+        Field::new("replica_id", Ty::Int32, 0, i16::MAX),
+        Field::new("max_bytes", Ty::Int32, 0, i16::MAX),
+        Field::new(
+            "topics",
+            Ty::Array(&Ty::Struct(TOPIC_SNAPSHOT)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const TOPIC_SNAPSHOT: &[Field] = &[
+        Field::new("name", Ty::String, 0, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(PARTITION_SNAPSHOT)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const PARTITION_SNAPSHOT: &[Field] = &[
+        Field::new("partition", Ty::Int32, 0, i16::MAX),
+        Field::new("current_leader_epoch", Ty::Int32, 0, i16::MAX),
+        Field::new("snapshot_id", Ty::Struct(SNAPSHOT_ID), 0, i16::MAX),
+        Field::new("position", Ty::Int64, 0, i16::MAX),
+        Field::tagged("replica_directory_id", Ty::Uuid, 0, 1, i16::MAX),
+    ];
+    const SNAPSHOT_ID: &[Field] = &[
+        Field::new("end_offset", Ty::Int64, 0, i16::MAX),
+        Field::new("epoch", Ty::Int32, 0, i16::MAX),
+    ];
 }
 
 /// broker_registration_request, api_key 62, versions 0-4, flexible 0+. `rack` is nullable;
