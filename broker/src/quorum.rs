@@ -23,7 +23,9 @@
 //! `node.id + 1` ([`raft_id`]).
 
 use crate::disk::BrokerDisk;
-use millrace_replication::metadata::{MetadataLog, MetadataRecord, PartitionStore};
+use millrace_replication::metadata::{
+    MetadataLog, MetadataRecord, MetadataSnapshot, PartitionStore,
+};
 use millrace_replication::quorum::{self, CommittedBatch, Message, Quorum};
 use millrace_replication::ReplicationError;
 use millrace_shard::sync::{oneshot, Notify, OneshotSender};
@@ -164,6 +166,24 @@ impl Driver {
         q.raft_log().end_offset(q.last_index()).unwrap_or(0)
     }
 
+    /// Offers a snapshot just written (the batch it ends after, the file's body) to
+    /// followers behind the log start.
+    pub fn offer_snapshot(&self, point: quorum::LogBase, body: bytes::Bytes) {
+        self.quorum.borrow().offer_snapshot(point, body);
+    }
+
+    /// The snapshot held for followers: the batch it ends after, and its file body.
+    pub fn snapshot_file(&self) -> Option<(quorum::LogBase, bytes::Bytes)> {
+        self.quorum.borrow().raft_log().snapshot_file()
+    }
+
+    /// The log on disk was cut below the batch after `index`: raft-rs's table forgets it.
+    pub fn compact_to(&self, index: u64) {
+        if let Err(e) = self.quorum.borrow().compact_to(index) {
+            tracing::warn!(error = %e, "compacting the quorum's log table");
+        }
+    }
+
     /// The current term while this node leads it.
     pub fn leading_term(&self) -> Option<u64> {
         let q = self.quorum.borrow();
@@ -228,10 +248,13 @@ impl Driver {
     }
 
     /// The loop of the module doc. `send` gets the messages for peers (grouped by nothing:
-    /// each message names its target); `apply` applies one committed batch, in order.
+    /// each message names its target); `install` replaces the applied state with a leader's
+    /// snapshot this node installed in place of its log; `apply` applies one committed
+    /// batch, in order.
     pub async fn run(
         self: Rc<Self>,
         mut send: impl FnMut(Vec<Message>),
+        install: impl AsyncFn(MetadataSnapshot) -> Result<(), String>,
         apply: impl AsyncFn(&CommittedBatch) -> Result<(), String>,
         stop: impl Fn() -> bool,
     ) {
@@ -247,10 +270,20 @@ impl Driver {
                 &mut send,
             )
             .await;
-            let committed = match cycle {
-                Ok(committed) => committed,
+            let quorum::ReadyCycle {
+                installed,
+                committed,
+            } = match cycle {
+                Ok(cycle) => cycle,
                 Err(e) => return self.stop(format!("persisting the metadata log: {e}")),
             };
+            if let Some(snapshot) = installed {
+                let index = snapshot.index;
+                if let Err(e) = install(snapshot).await {
+                    return self.stop(format!("installing the leader's snapshot at {index}: {e}"));
+                }
+                self.committed.notify_all();
+            }
             for batch in &committed {
                 if let Err(e) = apply(batch).await {
                     return self.stop(format!("applying metadata batch {}: {e}", batch.index));

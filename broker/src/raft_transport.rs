@@ -7,7 +7,8 @@
 //! `controller.quorum.retry.backoff.ms`, doubling up to one second) and connects again.
 //! Raft tolerates lost messages (it resends what matters), so a link whose peer is down keeps
 //! only the newest [`QUEUE_BYTES_MAX`] bytes and drops the oldest: a dead voter costs bounded
-//! memory, and a returning one gets fresh heartbeats rather than a backlog.
+//! memory, and a returning one gets fresh heartbeats rather than a backlog. The newest frame
+//! is always kept, so one snapshot message (up to `SNAPSHOT_BYTES_MAX`) fits whatever its size.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -111,7 +112,8 @@ impl Link {
         let mut queue = self.queue.borrow_mut();
         self.queued_bytes.set(self.queued_bytes.get() + frame.len());
         queue.push_back(frame);
-        while self.queued_bytes.get() > QUEUE_BYTES_MAX {
+        // The newest frame always stays, so a snapshot larger than the bound still goes.
+        while self.queued_bytes.get() > QUEUE_BYTES_MAX && queue.len() > 1 {
             let Some(old) = queue.pop_front() else { break };
             self.queued_bytes.set(self.queued_bytes.get() - old.len());
         }
@@ -278,7 +280,7 @@ mod tests {
             .await
             .map_err(std::io::Error::other)?;
         let config = QuorumConfig::new(me, &[1, 2, 3]);
-        let quorum = quorum::open(&config, &log, log.store())
+        let quorum = quorum::open(&config, &log, log.store(), 0)
             .await
             .map_err(std::io::Error::other)?;
         let driver = Driver::new(quorum, Rc::new(log), Duration::from_millis(20));
@@ -322,6 +324,7 @@ mod tests {
         };
         millrace_shard::spawn_detached(driver.clone().run(
             move |m| transport.send(m),
+            async |_| Err("this test cuts no log: no snapshot to install".to_string()),
             applied,
             dead.clone(),
         ));

@@ -26,7 +26,7 @@ impl Leader {
         let disk = SimDisk::new(512);
         let log = open_log(&disk);
         let config = QuorumConfig::new(1, &[1]).deterministic();
-        let quorum = block_on(quorum::open(&config, &log, log.store())).expect("opens");
+        let quorum = block_on(quorum::open(&config, &log, log.store(), 0)).expect("opens");
         let leader = Leader {
             log,
             quorum: RefCell::new(quorum),
@@ -48,15 +48,22 @@ impl Leader {
                     0,
                     &mut send,
                 ))
-                .expect("cycle"),
+                .expect("cycle")
+                .committed,
             );
         }
         out
     }
 
     fn commit(&self, records: Vec<MetadataRecord>) {
+        self.commit_batches(records);
+    }
+
+    fn commit_batches(&self, records: Vec<MetadataRecord>) -> Vec<CommittedBatch> {
         self.quorum.borrow_mut().propose(&records).expect("leads");
-        assert!(!self.cycles().is_empty(), "a lone voter commits at once");
+        let committed = self.cycles();
+        assert!(!committed.is_empty(), "a lone voter commits at once");
+        committed
     }
 
     /// One fetch round of `observer`: what the leader answers, applied. Returns the batches
@@ -84,6 +91,14 @@ impl Leader {
                 let cut = block_on(observer.on_diverging(log, end_offset, 0)).expect("cut");
                 (Vec::new(), Some(cut))
             }
+            FetchPlan::Snapshot { id, .. } => {
+                use millrace_replication::metadata::SnapshotStore;
+                let body = block_on(self.log.store().read_snapshot(id))
+                    .expect("reads")
+                    .expect("the snapshot the leader names is there");
+                block_on(observer.on_snapshot(log, id, &body, 0)).expect("installs");
+                (Vec::new(), None)
+            }
             FetchPlan::NotLeader { .. } => panic!("a lone voter leads"),
         }
     }
@@ -105,7 +120,7 @@ fn an_observer_fetches_the_committed_log_in_small_steps_and_resumes_after_restar
     }
     let disk = SimDisk::new(512);
     let log = open_log(&disk);
-    let mut observer = block_on(Observer::open(&log)).unwrap();
+    let mut observer = block_on(Observer::open(&log, 0)).unwrap();
     let mut applied = Vec::new();
     for _ in 0..200 {
         let (batches, cut) = leader.serve(&mut observer, &log);
@@ -134,7 +149,7 @@ fn an_observer_fetches_the_committed_log_in_small_steps_and_resumes_after_restar
     // A restart resumes where the durable log ends; more commits arrive.
     drop(log);
     let log = open_log(&disk);
-    let mut observer = block_on(Observer::open(&log)).unwrap();
+    let mut observer = block_on(Observer::open(&log, 0)).unwrap();
     assert_eq!(observer.position().fetch_offset, end);
     leader.commit(vec![pid(1_000)]);
     let (batches, _) = leader.serve(&mut observer, &log);
@@ -156,7 +171,7 @@ fn a_foreign_log_is_cut_back_to_where_it_agrees_then_refetched() {
         log.append(&[pid(100 + n)], 7, 0).unwrap();
     }
     block_on(log.flush()).unwrap();
-    let mut observer = block_on(Observer::open(&log)).unwrap();
+    let mut observer = block_on(Observer::open(&log, 0)).unwrap();
     assert_eq!(observer.position().last_fetched_epoch, 7);
     let mut rounds = 0;
     let mut rebuilt = false;
@@ -188,7 +203,7 @@ fn bad_fetch_answers_are_refused_and_leave_the_log_as_it_was() {
     leader.commit(vec![pid(2)]);
     let disk = SimDisk::new(512);
     let log = open_log(&disk);
-    let mut observer = block_on(Observer::open(&log)).unwrap();
+    let mut observer = block_on(Observer::open(&log, 0)).unwrap();
     let hw = leader.quorum.borrow().committed_end_offset();
     let bytes = block_on(read_for_fetch(&leader.log, 0, hw, 1 << 20)).unwrap();
     // A flipped byte: the CRC refuses it.
@@ -246,10 +261,97 @@ fn a_follower_sends_observers_to_the_leader_and_fetch_positions_are_checked() {
         &QuorumConfig::new(2, &[1, 2, 3]),
         &log,
         log.store(),
+        0,
     ))
     .unwrap();
     assert!(matches!(
         follower.plan_fetch(0, 0),
         FetchPlan::NotLeader { leader: None, .. }
     ));
+}
+
+/// A leader that cut its log below a snapshot sends an observer behind the cut to the
+/// snapshot; the observer installs it (its log then starts at the snapshot's end, also after
+/// a restart) and fetches the batches after it.
+#[test]
+fn an_observer_behind_the_leaders_log_start_installs_its_snapshot_and_goes_on() {
+    use millrace_replication::metadata::snapshot_file;
+    use millrace_replication::metadata::{ClusterImage, MetadataSnapshot};
+    let leader = Leader::new();
+    let mut image = ClusterImage::default();
+    let mut last = None;
+    for n in 1..=12 {
+        for b in leader.commit_batches(vec![pid(n * 10)]) {
+            for e in b.log_entries() {
+                image.apply(&e.record, e.offset).unwrap();
+            }
+            last = Some(b);
+        }
+    }
+    let last = last.expect("committed");
+    let snapshot = MetadataSnapshot {
+        index: last.index,
+        term: last.term as u64,
+        image: image.clone(),
+    };
+    let (id, body) =
+        block_on(snapshot_file::write(leader.log.store(), &snapshot, 0)).expect("written");
+    let point = quorum::LogBase {
+        index: last.index,
+        term: last.term as u64,
+        offset: id.end_offset,
+    };
+    leader.quorum.borrow().offer_snapshot(point, body);
+    assert_eq!(
+        block_on(leader.log.delete_before(id.end_offset)).unwrap(),
+        id.end_offset
+    );
+    leader
+        .quorum
+        .borrow()
+        .compact_to(last.index)
+        .expect("compacts");
+    assert!(matches!(
+        leader.quorum.borrow().plan_fetch(0, 0),
+        FetchPlan::Snapshot { id: named, .. } if named == id
+    ));
+    // Two more batches after the cut.
+    leader.commit(vec![pid(500)]);
+    leader.commit(vec![pid(600)]);
+
+    let disk = SimDisk::new(512);
+    let log = open_log(&disk);
+    let mut observer = block_on(Observer::open(&log, 0)).unwrap();
+    let (applied, cut) = leader.serve(&mut observer, &log);
+    assert_eq!(
+        (applied.len(), cut),
+        (0, None),
+        "the first answer is the snapshot"
+    );
+    assert_eq!(observer.position().fetch_offset, id.end_offset);
+    assert_eq!(observer.last_index(), last.index);
+    assert_eq!(log.log_start_offset(), id.end_offset);
+    let (after, _) = leader.serve(&mut observer, &log);
+    let indexes: Vec<u64> = after.iter().map(|b| b.index).collect();
+    assert_eq!(indexes, [last.index + 1, last.index + 2]);
+    // A restart starts after the snapshot and holds the batches after it.
+    drop(log);
+    let log = open_log(&disk);
+    let reopened = block_on(Observer::open(&log, 0)).unwrap();
+    assert_eq!(reopened.position(), observer.position());
+    assert_eq!(reopened.last_index(), last.index + 2);
+    // A snapshot that does not match the name it was fetched under is refused.
+    let other = millrace_replication::metadata::SnapshotId {
+        end_offset: id.end_offset + 1,
+        epoch: id.epoch,
+    };
+    let body = snapshot.encode();
+    let fresh_log = open_log(&SimDisk::new(512));
+    let mut fresh = block_on(Observer::open(&fresh_log, 0)).unwrap();
+    assert!(block_on(fresh.on_snapshot(&fresh_log, other, &body, 0)).is_err());
+    assert_eq!(
+        fresh_log.log_start_offset(),
+        0,
+        "nothing of it was installed"
+    );
 }

@@ -27,16 +27,25 @@
 //!   and restart from their own log, and are never told their log diverges (they only ever
 //!   hold committed batches). After the heal they hold everything and their image equals
 //!   the voters'.
+//! * snapshots and compaction: every node now and then writes a snapshot of its image after
+//!   the batch it just applied and may cut its log below it, so followers and observers that
+//!   fall behind a leader's log start are sent its snapshot (raft-rs's MsgSnapshot; the
+//!   observers' FetchSnapshot). An installed snapshot's image must equal the image the
+//!   oracle's batches up to its index build, and a restarted node starts from its newest
+//!   snapshot and goes on from there.
 //!
 //! `MILLRACE_QUORUM_SEEDS=n` runs n seeds (default 300); `MILLRACE_QUORUM_SEED=s` replays one.
 //! A failure names its seed. The same seed gives the same trace: checked by running one seed
 //! twice and comparing trace hashes.
 
 use millrace_replication::metadata::sample::RecordSource;
-use millrace_replication::metadata::{ClusterImage, MetadataRecord, ProducerIdsRecord};
+use millrace_replication::metadata::snapshot_file::{self, SnapshotStore};
+use millrace_replication::metadata::{
+    ClusterImage, MetadataRecord, MetadataSnapshot, ProducerIdsRecord, SnapshotId,
+};
 use millrace_replication::quorum::{
     self, decode_message, encode_message, read_for_fetch, CommittedBatch, FetchPlan, FetchPosition,
-    Observer, Quorum, QuorumConfig, QuorumRole,
+    LogBase, Observer, Quorum, QuorumConfig, QuorumRole,
 };
 use millrace_replication::ReplicationError;
 use millrace_storage::sim::SimDisk;
@@ -134,6 +143,10 @@ struct Totals {
     observer_batches: u64,
     observer_crashes: u64,
     observer_redirects: u64,
+    snapshots: u64,
+    compactions: u64,
+    installs: u64,
+    observer_installs: u64,
 }
 
 impl Totals {
@@ -151,6 +164,10 @@ impl Totals {
         self.observer_batches += o.observer_batches;
         self.observer_crashes += o.observer_crashes;
         self.observer_redirects += o.observer_redirects;
+        self.snapshots += o.snapshots;
+        self.compactions += o.compactions;
+        self.installs += o.installs;
+        self.observer_installs += o.observer_installs;
         self.liveness_steps = self.liveness_steps.max(o.liveness_steps);
     }
 }
@@ -174,8 +191,8 @@ struct Node {
 struct Up {
     log: Log,
     quorum: Quorum,
-    /// Batches applied since the (re)start: indexes 1, 2, ...
-    applied: Vec<CommittedBatch>,
+    /// The index of the last batch the image holds (from a snapshot or applied).
+    applied_index: u64,
     image: ClusterImage,
     last_producer_id: i64,
     last_commit: u64,
@@ -197,7 +214,7 @@ struct ObserverNode {
 struct ObserverUp {
     log: Log,
     observer: Observer,
-    applied: Vec<CommittedBatch>,
+    applied_index: u64,
     image: ClusterImage,
 }
 
@@ -205,7 +222,17 @@ struct ObserverUp {
 #[derive(Clone)]
 enum FetchMsg {
     Request(FetchPosition),
-    Records { bytes: Vec<u8>, high_watermark: i64 },
+    Records {
+        bytes: Vec<u8>,
+        high_watermark: i64,
+    },
+    /// The leader's snapshot file, whole (FetchSnapshot in one chunk).
+    Snapshot {
+        id: SnapshotId,
+        body: Vec<u8>,
+    },
+    /// The snapshot the leader named is gone (a newer one replaced it): fetch again.
+    SnapshotGone,
     Diverging,
     NotLeader(Option<u64>),
 }
@@ -298,9 +325,9 @@ fn a_wiped_follower_rejoins_and_catches_up() {
         sim.converge();
         let wiped = sim.nodes[i].up.as_ref().expect("up");
         assert!(
-            wiped.applied.len() >= before,
+            wiped.applied_index >= before as u64,
             "seed {seed}: the wiped node applied {} of {before} batches",
-            wiped.applied.len()
+            wiped.applied_index
         );
     }
 }
@@ -406,13 +433,14 @@ impl Sim {
         let config = self.config(self.nodes[i].id);
         let node = &mut self.nodes[i];
         let log = open_log(&node.disk, self.now_ms);
-        let quorum = block_on(quorum::open(&config, &log, log.store()))
+        let quorum = block_on(quorum::open(&config, &log, log.store(), self.now_ms))
             .unwrap_or_else(|e| panic!("node {} does not reopen: {e}", node.id));
+        let (image, applied_index) = start_image(&log);
         node.up = Some(Up {
             log,
             quorum,
-            applied: Vec::new(),
-            image: ClusterImage::default(),
+            applied_index,
+            image,
             last_producer_id: 0,
             last_commit: 0,
         });
@@ -666,6 +694,7 @@ impl Sim {
             if ready.persist.truncate_to.is_some() {
                 self.totals.truncations += 1;
             }
+            let install = ready.persist.install.clone();
             let crash_budget =
                 (self.faults && self.rng.below(1_000) < 15).then(|| self.rng.below(8) as u32);
             let up = self.nodes[i].up.as_mut().expect("up");
@@ -685,6 +714,16 @@ impl Sim {
             }
             let up = self.nodes[i].up.as_mut().expect("up");
             let advance = up.quorum.on_persisted().expect("on_persisted");
+            if let Some(install) = install {
+                let id = self.nodes[i].id;
+                self.check_snapshot(&format!("node {id}"), &install.snapshot);
+                let up = self.nodes[i].up.as_mut().expect("up");
+                let index = install.snapshot.index;
+                up.image = install.snapshot.image;
+                up.applied_index = index;
+                self.totals.installs += 1;
+                self.note(&[13, id, index]);
+            }
             self.send(advance.messages);
             self.apply(i, advance.committed);
             if crash_budget.is_some() {
@@ -694,18 +733,21 @@ impl Sim {
         }
     }
 
-    /// Node `i` applies committed batches: in order, equal to the oracle's.
+    /// Node `i` applies committed batches: in order, equal to the oracle's (those its image
+    /// already holds, replayed after a restart from a snapshot, are only checked).
     fn apply(&mut self, i: usize, batches: Vec<CommittedBatch>) {
         let id = self.nodes[i].id;
         for batch in batches {
-            let up = self.nodes[i].up.as_mut().expect("up");
-            assert_eq!(
-                batch.index,
-                up.applied.len() as u64 + 1,
-                "node {id} applies out of order"
-            );
             self.check_committed(&format!("node {id}"), &batch);
             let up = self.nodes[i].up.as_mut().expect("up");
+            if batch.index <= up.applied_index {
+                continue;
+            }
+            assert_eq!(
+                batch.index,
+                up.applied_index + 1,
+                "node {id} applies out of order"
+            );
             for entry in batch.log_entries() {
                 if let MetadataRecord::ProducerIds(r) = &entry.record {
                     assert!(
@@ -716,14 +758,66 @@ impl Sim {
                     );
                     up.last_producer_id = r.next_producer_id;
                 }
-                // Refusals are fine (records were not validated against the image) but must
-                // be the same everywhere: the final image check compares.
-                let _ = up.image.apply(&entry.record, entry.offset);
+                apply_record(&mut up.image, &entry.record, entry.offset);
             }
-            let index = batch.index;
-            up.applied.push(batch);
-            self.note(&[7, id, index]);
+            up.applied_index = batch.index;
+            self.note(&[7, id, batch.index]);
+            self.maybe_snapshot(i, &batch);
         }
+    }
+
+    /// Now and then node `i` writes a snapshot after `batch` (just applied), offers it to
+    /// raft-rs, and may cut its log below it when its log holds the batch durably.
+    fn maybe_snapshot(&mut self, i: usize, batch: &CommittedBatch) {
+        if self.rng.below(100) >= 6 {
+            return;
+        }
+        let compact = self.rng.below(2) == 0;
+        let up = self.nodes[i].up.as_mut().expect("up");
+        let snapshot = MetadataSnapshot {
+            index: batch.index,
+            term: batch.term as u64,
+            image: up.image.clone(),
+        };
+        let start = up.log.log_start_offset();
+        let (id, body) = block_on(snapshot_file::write(up.log.store(), &snapshot, start))
+            .expect("a snapshot is written");
+        let point = LogBase {
+            index: batch.index,
+            term: batch.term as u64,
+            offset: id.end_offset,
+        };
+        up.quorum.offer_snapshot(point, body);
+        self.totals.snapshots += 1;
+        let durable = id.end_offset <= up.log.durable_end()
+            && batch.index <= up.quorum.raft_log().last_index();
+        if compact && durable {
+            block_on(up.log.delete_before(id.end_offset)).expect("the log is cut");
+            up.quorum.compact_to(batch.index).expect("compacts");
+            self.totals.compactions += 1;
+        }
+        let node = self.nodes[i].id;
+        self.note(&[14, node, batch.index, u64::from(compact && durable)]);
+    }
+
+    /// An installed snapshot must hold what the oracle's batches up to its index build.
+    fn check_snapshot(&self, who: &str, snapshot: &MetadataSnapshot) {
+        assert!(
+            snapshot.index <= self.oracle.len() as u64,
+            "{who} installed a snapshot at {} past the committed log",
+            snapshot.index
+        );
+        let mut image = ClusterImage::default();
+        for batch in self.oracle.values().take(snapshot.index as usize) {
+            for entry in batch.log_entries() {
+                apply_record(&mut image, &entry.record, entry.offset);
+            }
+        }
+        assert!(
+            image == snapshot.image,
+            "{who}: the snapshot at {} differs from the committed log",
+            snapshot.index
+        );
     }
 
     fn check(&mut self) {
@@ -741,7 +835,8 @@ impl Sim {
             );
             up.last_commit = commit;
             let durable_committed = commit.min(up.quorum.last_index());
-            for index in 1..=durable_committed {
+            let first = up.quorum.raft_log().base().index + 1;
+            for index in first..=durable_committed {
                 if let Some(known) = self.oracle.get(&index) {
                     let entry = up.quorum.raft_log().entry(index).expect("in the log");
                     assert_eq!(
@@ -788,10 +883,10 @@ impl Sim {
         self.stable_leader().is_some()
             && self.observers.iter().all(|o| {
                 o.up.as_ref()
-                    .is_some_and(|u| u.applied.len() == self.oracle.len())
+                    .is_some_and(|u| u.applied_index == self.oracle.len() as u64)
             })
             && self.nodes.iter().filter_map(|n| n.up.as_ref()).all(|u| {
-                u.applied.len() == self.oracle.len()
+                u.applied_index == self.oracle.len() as u64
                     && u.quorum.commit_index() == self.oracle.len() as u64
                     && u.quorum
                         .voter_progress()
@@ -819,8 +914,8 @@ impl Sim {
         assert_eq!(ups.len(), self.nodes.len(), "every node is up");
         for u in &ups {
             assert_eq!(
-                u.applied,
-                ups[0].applied,
+                u.applied_index,
+                ups[0].applied_index,
                 "node {}: applied differs",
                 u.quorum.id()
             );
@@ -845,13 +940,13 @@ impl Sim {
                 assert!(progress.is_empty());
             }
             let end = u.quorum.committed_end_offset();
-            let records: i64 = u.applied.iter().map(|b| b.records.len() as i64).sum();
+            let records: i64 = self.oracle.values().map(|b| b.records.len() as i64).sum();
             assert_eq!(end, records, "the committed end offset counts every record");
         }
         for o in &self.observers {
             let u = o.up.as_ref().expect("every observer is up");
             assert_eq!(
-                u.applied, ups[0].applied,
+                u.applied_index, ups[0].applied_index,
                 "observer {}: applied differs",
                 o.id
             );
@@ -872,7 +967,7 @@ impl Sim {
                     u.quorum.leader_id(),
                     u.quorum.commit_index(),
                     u.quorum.last_index(),
-                    u.applied.len()
+                    u.applied_index
                 ),
                 None => format!("{}:down", n.id),
             })
@@ -893,20 +988,23 @@ impl Sim {
     fn start_observer(&mut self, i: usize) {
         let node = &mut self.observers[i];
         let log = open_log(&node.disk, self.now_ms);
-        let observer = block_on(Observer::open(&log)).expect("the observer's log opens");
-        let batches = block_on(log.replay_batches(0)).expect("replays");
+        let observer =
+            block_on(Observer::open(&log, self.now_ms)).expect("the observer's log opens");
+        let batches = block_on(log.replay_batches(log.log_start_offset())).expect("replays");
+        let (image, applied_index) = start_image(&log);
+        let first = 1 + observer.last_index() - batches.len() as u64;
         node.up = Some(ObserverUp {
             log,
             observer,
-            applied: Vec::new(),
-            image: ClusterImage::default(),
+            applied_index,
+            image,
         });
         node.outstanding = None;
         let replayed = batches
             .into_iter()
             .enumerate()
             .map(|(k, b)| CommittedBatch {
-                index: k as u64 + 1,
+                index: first + k as u64,
                 term: b.term,
                 base_offset: b.base_offset,
                 records: b.records,
@@ -982,6 +1080,12 @@ impl Sim {
                 .expect("the leader reads its log"),
                 high_watermark,
             },
+            FetchPlan::Snapshot { id, .. } => {
+                match block_on(up.log.store().read_snapshot(id)).expect("reads snapshots") {
+                    Some(body) => FetchMsg::Snapshot { id, body },
+                    None => FetchMsg::SnapshotGone,
+                }
+            }
             FetchPlan::Diverging { .. } => FetchMsg::Diverging,
             FetchPlan::NotLeader { leader, .. } => FetchMsg::NotLeader(leader),
         };
@@ -1036,6 +1140,31 @@ impl Sim {
                     None => self.crash_observer(i),
                 }
             }
+            FetchMsg::Snapshot { id, body } => {
+                let crash_budget =
+                    (self.faults && self.rng.below(100) < 5).then(|| self.rng.below(8) as u32);
+                let up = self.observers[i].up.as_mut().expect("up");
+                let done = poll_within(
+                    up.observer.on_snapshot(&up.log, id, &body, self.now_ms),
+                    crash_budget,
+                );
+                match done {
+                    Some(installed) => {
+                        let snapshot = installed.unwrap_or_else(|e| {
+                            panic!("observer {observer_id} installs snapshot {id:?}: {e}")
+                        });
+                        self.check_snapshot(&format!("observer {observer_id}"), &snapshot);
+                        let up = self.observers[i].up.as_mut().expect("up");
+                        up.applied_index = snapshot.index;
+                        up.image = snapshot.image;
+                        self.observers[i].next_fetch_ms = self.now_ms;
+                        self.totals.observer_installs += 1;
+                        self.note(&[15, observer_id, id.end_offset as u64]);
+                    }
+                    None => self.crash_observer(i),
+                }
+            }
+            FetchMsg::SnapshotGone => self.observers[i].next_fetch_ms = self.now_ms,
             FetchMsg::Diverging => panic!(
                 "observer {observer_id} was told its log diverges, yet it holds only committed \
                  batches: {}",
@@ -1072,25 +1201,48 @@ impl Sim {
         }
     }
 
-    /// Observer `i` applies batches: in order, equal to the oracle's.
+    /// Observer `i` applies batches: in order, equal to the oracle's (those its image
+    /// already holds are only checked).
     fn observer_apply(&mut self, i: usize, batches: Vec<CommittedBatch>) {
         let id = self.observers[i].id;
         for batch in batches {
             self.check_committed(&format!("observer {id}"), &batch);
             let up = self.observers[i].up.as_mut().expect("up");
+            if batch.index <= up.applied_index {
+                continue;
+            }
             assert_eq!(
                 batch.index,
-                up.applied.len() as u64 + 1,
+                up.applied_index + 1,
                 "observer {id} applies out of order"
             );
             for entry in batch.log_entries() {
-                let _ = up.image.apply(&entry.record, entry.offset);
+                apply_record(&mut up.image, &entry.record, entry.offset);
             }
-            let index = batch.index;
-            up.applied.push(batch);
+            up.applied_index = batch.index;
             self.totals.observer_batches += 1;
-            self.note(&[12, id, index]);
+            self.note(&[12, id, batch.index]);
+            if self.rng.below(100) < 4 {
+                self.observer_snapshot(i, &batch);
+            }
         }
+    }
+
+    /// Observer `i` writes a snapshot after `batch`, as a broker does, and may cut its log.
+    fn observer_snapshot(&mut self, i: usize, batch: &CommittedBatch) {
+        let up = self.observers[i].up.as_mut().expect("up");
+        let snapshot = MetadataSnapshot {
+            index: batch.index,
+            term: batch.term as u64,
+            image: up.image.clone(),
+        };
+        let start = up.log.log_start_offset();
+        let (id, _) = block_on(snapshot_file::write(up.log.store(), &snapshot, start))
+            .expect("a snapshot is written");
+        if self.rng.below(2) == 0 && id.end_offset <= up.log.durable_end() {
+            block_on(up.log.delete_before(id.end_offset)).expect("the log is cut");
+        }
+        self.totals.snapshots += 1;
     }
 
     fn fetch_send(&mut self, id: u64, from: u64, to: u64, msg: FetchMsg) {
@@ -1116,5 +1268,27 @@ impl Sim {
                 msg,
             });
         }
+    }
+}
+
+/// Applies `record` to `image`; a record the image refuses (the simulation proposes records
+/// without checking them against the image) counts as a NoOp at its offset, the same on every
+/// node, so that images of one index are equal and snapshots end where their batch does.
+fn apply_record(image: &mut ClusterImage, record: &MetadataRecord, offset: i64) {
+    if image.apply(record, offset).is_err() {
+        image
+            .apply(&MetadataRecord::NoOp, offset)
+            .expect("a NoOp applies after the last applied offset");
+    }
+}
+
+/// The image a (re)started node begins with: its newest snapshot within its log, and the
+/// snapshot's index (empty and 0 without one).
+fn start_image(log: &Log) -> (ClusterImage, u64) {
+    let (snapshot, _) = block_on(snapshot_file::load_latest(log.store(), log.durable_end()))
+        .expect("snapshots list");
+    match snapshot {
+        Some(s) => (s.image, s.index),
+        None => (ClusterImage::default(), 0),
     }
 }

@@ -42,7 +42,7 @@ fn a_pre_raft_log_is_committed_again_by_a_lone_voter() {
     }
     let log = open_log(&disk);
     let config = QuorumConfig::new(1, &[1]);
-    let quorum = futures_lite::future::block_on(quorum::open(&config, &log, log.store()))
+    let quorum = futures_lite::future::block_on(quorum::open(&config, &log, log.store(), 0))
         .expect("a term-0 prefix opens");
     assert_eq!(quorum.last_index(), 2);
     assert_eq!(
@@ -56,7 +56,7 @@ fn a_pre_raft_log_is_committed_again_by_a_lone_voter() {
     let mut send = |m: Vec<quorum::Message>| panic!("a lone voter sends nothing: {m:?}");
     for _ in 0..10 {
         let cycle = quorum::run_ready_cycle(&quorum, &log, log.store(), 3, &mut send);
-        committed.extend(futures_lite::future::block_on(cycle).unwrap());
+        committed.extend(futures_lite::future::block_on(cycle).unwrap().committed);
     }
     assert_eq!(quorum.borrow().role(), QuorumRole::Leader);
     let summary: Vec<(u64, i32, i64, usize)> = committed
@@ -72,7 +72,7 @@ fn a_pre_raft_log_is_committed_again_by_a_lone_voter() {
     let mut more = Vec::new();
     for _ in 0..3 {
         let cycle = quorum::run_ready_cycle(&quorum, &log, log.store(), 4, &mut send);
-        more.extend(futures_lite::future::block_on(cycle).unwrap());
+        more.extend(futures_lite::future::block_on(cycle).unwrap().committed);
     }
     assert_eq!(more.len(), 1);
     assert_eq!((more[0].index, more[0].base_offset), (4, 4));
@@ -89,6 +89,6 @@ fn epoch_zero_after_a_raft_term_is_refused() {
     }
     let log = open_log(&disk);
     let config = QuorumConfig::new(1, &[1]);
-    let opened = futures_lite::future::block_on(quorum::open(&config, &log, log.store()));
+    let opened = futures_lite::future::block_on(quorum::open(&config, &log, log.store(), 0));
     assert!(opened.is_err(), "terms may not go down");
 }

@@ -312,6 +312,17 @@ impl<D: Disk> PartitionLog<D> {
         self.state.borrow().durable_end
     }
 
+    /// The bytes of batches the log holds (Kafka's `Log.size`): what retention by size
+    /// counts.
+    pub fn size_in_bytes(&self) -> u64 {
+        self.state
+            .borrow()
+            .segments
+            .iter()
+            .map(|s| s.index.size)
+            .sum()
+    }
+
     /// The largest batch timestamp below the durable end and its batch's last offset
     /// (ListOffsets MAX_TIMESTAMP, at batch granularity).
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {

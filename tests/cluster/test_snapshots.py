@@ -56,3 +56,58 @@ def test_every_node_snapshots_its_image_and_restarts_from_it(cluster_factory, to
     assert c.create_topics(cl.node(4).port, {after: 1})[after][0] == c.NONE
     wait_for(lambda: all(has_topics(x, [after], 1) for x in cl.running_brokers()), 20,
              what="the new topic everywhere")
+
+
+def log_since_start(node) -> str:
+    log = ANSI.sub("", node.stdout_path.read_text(errors="replace"))
+    return log[log.rfind(f"=== start #{node.starts - 1} "):]
+
+
+@pytest.mark.timeout(300)
+def test_nodes_behind_the_log_start_catch_up_from_the_leaders_snapshot(cluster_factory, topic,
+                                                                       observe):
+    """With `metadata.max.retention.bytes=0` every snapshot cuts the log below it. A voter and
+    the broker-only node that were down meanwhile find their log behind the leader's start:
+    the voter is sent raft's snapshot, the observer fetches it with FetchSnapshot, and both
+    then hold every topic. A voter whose data directory is wiped rejoins the same way. (Kafka
+    cuts only whole metadata segments of at least 8 MiB, so the reference cluster catches up
+    from its log instead; the Millrace-only checks say which path was taken.)"""
+    cl = cluster_factory({"metadata.log.max.record.bytes.between.snapshots": "2048",
+                          "metadata.max.retention.bytes": "0"}, observers=1)
+    leader = cl.wait_active_controller()
+    follower = next(x for x in cl.nodes if x.is_voter and x.node_id != leader)
+    observer = cl.node(4)
+    for x in (follower, observer):
+        x.stop()
+    topics = [f"{topic}-{i}" for i in range(15)]
+    for t in topics:
+        assert c.create_topics(cl.node(leader).port, {t: 3})[t][0] == c.NONE, t
+    millrace = cl.kind == "millrace"
+    if millrace:
+        wait_for(lambda: "cut the metadata log below the snapshot" in
+                 log_since_start(cl.node(leader)), 30, what="the leader cuts its metadata log")
+    # The leader's links still queue the appends it sent the stopped follower before the cut;
+    # a restart drops them, so the follower finds only the cut log when it returns.
+    cl.node(leader).restart()
+    cl.wait_active_controller()
+    for x in (follower, observer):
+        x.start()
+    cl.wait_ready()
+    for x in (follower, observer):
+        wait_for(lambda: has_topics(x, topics, 3), 60, what=f"every topic on {x}")
+        if millrace:
+            assert "installed the active controller's metadata snapshot" in log_since_start(x), x
+    observe("caught up from a snapshot", [follower.node_id, observer.node_id])
+
+    follower.stop()
+    follower.wipe()
+    follower.start()
+    cl.wait_ready()
+    wait_for(lambda: has_topics(follower, topics, 3), 60, what=f"every topic on wiped {follower}")
+    if millrace:
+        assert "installed the active controller's metadata snapshot" in log_since_start(follower)
+    # The cluster still takes changes, and every node sees them.
+    after = f"{topic}-after"
+    assert c.create_topics(observer.port, {after: 1})[after][0] == c.NONE
+    wait_for(lambda: all(has_topics(x, [after], 1) for x in cl.running_brokers()), 20,
+             what="the new topic everywhere")

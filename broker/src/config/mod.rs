@@ -71,6 +71,12 @@ pub struct Config {
     /// `metadata.log.max.snapshot.interval.ms`: a snapshot at least this often while records
     /// arrive; 0 turns the time trigger off (Kafka's 1 h).
     pub metadata_snapshot_interval_ms: i64,
+    /// `metadata.max.retention.bytes`: once the metadata log holds more bytes than this, it
+    /// is cut below the newest snapshot (Kafka's 100 MiB; -1: no limit by size).
+    pub metadata_retention_bytes: i64,
+    /// `metadata.max.retention.ms`: the metadata log is cut below the newest snapshot once
+    /// its last cut (or the start) is this old (Kafka's 7 days; -1: no limit by time).
+    pub metadata_retention_ms: i64,
     /// `group.min.session.timeout.ms`.
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`.
@@ -154,6 +160,8 @@ impl Default for Config {
             offsets_topic_partitions: 50,
             metadata_snapshot_bytes: 20 << 20,
             metadata_snapshot_interval_ms: 3_600_000,
+            metadata_retention_bytes: 100 << 20,
+            metadata_retention_ms: 604_800_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 3_000,
@@ -351,6 +359,12 @@ impl Config {
                 }
                 "metadata.log.max.snapshot.interval.ms" => {
                     self.metadata_snapshot_interval_ms = parse_num(key, value, 0, i64::MAX)?
+                }
+                "metadata.max.retention.bytes" => {
+                    self.metadata_retention_bytes = parse_num(key, value, -1, i64::MAX)?
+                }
+                "metadata.max.retention.ms" => {
+                    self.metadata_retention_ms = parse_num(key, value, -1, i64::MAX)?
                 }
                 "group.min.session.timeout.ms" => {
                     self.group_min_session_timeout_ms =
@@ -583,6 +597,14 @@ impl Config {
         m.insert(
             "metadata.log.max.snapshot.interval.ms",
             self.metadata_snapshot_interval_ms.to_string(),
+        );
+        m.insert(
+            "metadata.max.retention.bytes",
+            self.metadata_retention_bytes.to_string(),
+        );
+        m.insert(
+            "metadata.max.retention.ms",
+            self.metadata_retention_ms.to_string(),
         );
         m.insert(
             "group.min.session.timeout.ms",

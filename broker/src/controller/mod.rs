@@ -50,7 +50,9 @@ use crate::raft_transport::{LinkTiming, RaftTransport};
 use crate::shard::{ApplyMetadata, Shard};
 use millrace_replication::metadata::control;
 use millrace_replication::metadata::placement;
-use millrace_replication::metadata::{ClusterImage, MetadataRecord, RemoveTopicRecord, TopicId};
+use millrace_replication::metadata::{
+    ClusterImage, MetadataRecord, MetadataSnapshot, RemoveTopicRecord, TopicId,
+};
 use millrace_replication::quorum::{CommittedBatch, QuorumConfig};
 use millrace_shard::sync::Turn;
 use observer::{Member, ObserverMember};
@@ -293,10 +295,31 @@ impl Controller {
         self.publish_view(shard, cluster, placement, placement_changed)
             .await?;
         let image = self.current().cluster.clone();
-        self.snapshots
-            .after_apply(&self.driver.log(), batch, &image)
-            .await;
+        let log = self.driver.log();
+        if let Some(written) = self.snapshots.after_apply(&log, batch, &image).await {
+            self.driver.after_snapshot(written).await;
+        }
         Ok(())
+    }
+
+    /// A leader's snapshot replaced this node's metadata log (it was behind the leader's log
+    /// start): its image becomes the view, as a rebuild from the log would.
+    pub(crate) async fn install_snapshot(
+        &self,
+        shard: &Rc<Shard>,
+        snapshot: MetadataSnapshot,
+    ) -> Result<(), String> {
+        tracing::info!(
+            end_offset = snapshot.id().end_offset,
+            index = snapshot.index,
+            "installed the active controller's metadata snapshot"
+        );
+        self.applied_term
+            .set(i32::try_from(snapshot.term).unwrap_or(i32::MAX));
+        let mut placement = (*self.current().placement).clone();
+        placement.reconcile(&snapshot.image, shard.shards, shard.config.node_id);
+        self.publish_view(shard, snapshot.image, placement, true)
+            .await
     }
 
     /// Makes a new view current, writes the placement table when `write_placement`, and
@@ -440,7 +463,7 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
             (Member::voter(driver.clone()), Some(driver))
         }
         None => (
-            Member::Observer(ObserverMember::open(boot.log).await?),
+            Member::Observer(ObserverMember::open(boot.log, now_ms).await?),
             None,
         ),
     };
@@ -502,6 +525,10 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
     {
         let shard = shard.clone();
         let controller = controller.clone();
+        let (shard2, controller2) = (shard.clone(), controller.clone());
+        let install = async move |snapshot: MetadataSnapshot| {
+            controller2.install_snapshot(&shard2, snapshot).await
+        };
         let apply = async move |batch: &CommittedBatch| controller.apply(&shard, batch).await;
         let transport = RaftTransport::start(
             quorum_config.node_id,
@@ -514,6 +541,7 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
         );
         millrace_shard::spawn_detached(driver.clone().run(
             move |messages| transport.send(messages),
+            install,
             apply,
             stopping,
         ));
@@ -1052,11 +1080,12 @@ mod tests {
             }
             Ok(())
         };
-        sim.spawn(
-            driver
-                .clone()
-                .run(|_| panic!("a lone voter sends nothing"), apply, || false),
-        )
+        sim.spawn(driver.clone().run(
+            |_| panic!("a lone voter sends nothing"),
+            async |_| Err("a lone voter installs no snapshot".to_string()),
+            apply,
+            || false,
+        ))
         .detach();
         driver.campaign();
         (driver, image)
@@ -1080,11 +1109,12 @@ mod tests {
                     target.step(m);
                 }
             };
-            sim.spawn(
-                driver
-                    .clone()
-                    .run(send, async |_: &CommittedBatch| Ok(()), || false),
-            )
+            sim.spawn(driver.clone().run(
+                send,
+                async |_| Ok(()),
+                async |_: &CommittedBatch| Ok(()),
+                || false,
+            ))
             .detach();
             sim.spawn(driver.clone().run_ticks(|| false)).detach();
             drivers.borrow_mut().push(driver);

@@ -29,9 +29,14 @@ use crate::mesh::Call;
 use crate::peer::{PeerClient, PeerConfig};
 use crate::quorum::{node_id_of, Driver, MetaLog, ProposeError, QuorumStatus};
 use crate::shard::Shard;
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-use millrace_replication::metadata::{MetadataRecord, SnapshotStore};
+use kafka_protocol::messages::fetch_snapshot_request::{self, PartitionSnapshot, TopicSnapshot};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, FetchSnapshotRequest, TopicName,
+};
+use millrace_replication::metadata::snapshot_file;
+use millrace_replication::metadata::{MetadataRecord, SnapshotId, SnapshotStore};
 use millrace_replication::quorum::{self, CommittedBatch, Cut, FetchPlan, Message, Observer};
 use millrace_shard::time::Instant;
 use std::cell::{Cell, RefCell};
@@ -42,11 +47,16 @@ use std::time::Duration;
 
 /// The Fetch version observers send (KIP-903's replica state, KIP-951's leader endpoints).
 pub const FETCH_VERSION: i16 = 16;
+/// The metadata log's topic, as Kafka names it.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// The metadata log's topic id (Kafka's fixed `AAAAAAAAAAAAAAAAAAAAAQ`).
 pub const METADATA_TOPIC_ID: uuid::Uuid = uuid::Uuid::from_u128(1);
 /// Bytes of batches one fetch answer carries at most (Kafka's raft fetch uses 8 MiB; a
 /// metadata batch is at most 1 MiB, and one is always sent whole).
 pub const FETCH_MAX_BYTES: usize = 1 << 20;
+
+/// The FetchSnapshot version sent (v1 only adds a directory id this node does not have).
+const FETCH_SNAPSHOT_VERSION: i16 = 0;
 
 /// This node's part in the metadata quorum.
 pub enum Member {
@@ -126,6 +136,25 @@ impl Member {
         }
     }
 
+    /// A snapshot was written: a voter offers it to followers behind its log start; either
+    /// cuts its log below it when the retention limits say so.
+    pub async fn after_snapshot(&self, written: super::snapshots::Written) {
+        let log = self.log();
+        match self {
+            Member::Voter(driver, _) => {
+                driver.offer_snapshot(written.point, written.body);
+                if written.cut && super::snapshots::cut_log(&log, written.point).await {
+                    driver.compact_to(written.point.index);
+                }
+            }
+            Member::Observer(_) => {
+                if written.cut {
+                    super::snapshots::cut_log(&log, written.point).await;
+                }
+            }
+        }
+    }
+
     /// The offset the next batch gets, as far as this node knows.
     pub fn next_offset(&self) -> i64 {
         match self {
@@ -147,8 +176,8 @@ pub struct ObserverMember {
 
 impl ObserverMember {
     /// The observer over its opened log.
-    pub async fn open(log: MetaLog) -> Result<Rc<Self>, String> {
-        let state = Observer::open(&log)
+    pub async fn open(log: MetaLog, now_ms: i64) -> Result<Rc<Self>, String> {
+        let state = Observer::open(&log, now_ms)
             .await
             .map_err(|e| format!("opening the metadata log as an observer: {e}"))?;
         Ok(Rc::new(ObserverMember {
@@ -202,7 +231,8 @@ pub async fn run(
         let answer = clients[&target].request(FETCH_VERSION, &request).await;
         let pause = match answer {
             Ok(response) => {
-                match on_answer(&shard, &controller, &member, target, response).await {
+                let client = &clients[&target];
+                match on_answer(&shard, &controller, &member, client, target, response).await {
                     Ok(applied) => {
                         if applied > 0 && !caught_up_logged {
                             tracing::info!(
@@ -293,6 +323,7 @@ async fn on_answer(
     shard: &Rc<Shard>,
     controller: &Controller,
     member: &ObserverMember,
+    client: &PeerClient,
     target: i32,
     response: FetchResponse,
 ) -> Result<usize, Failure> {
@@ -332,6 +363,28 @@ async fn on_answer(
             member.leader.set(None);
             return Err(format!("partition error {other}").into());
         }
+    }
+    if partition.snapshot_id.end_offset >= 0 {
+        let id = SnapshotId {
+            end_offset: partition.snapshot_id.end_offset,
+            epoch: partition.snapshot_id.epoch,
+        };
+        let body = fetch_snapshot(shard, controller, client, id).await?;
+        let now_ms = millrace_shard::time::now_ms();
+        let snapshot = {
+            let mut state = member.state.borrow().clone();
+            let snapshot = state
+                .on_snapshot(&member.log, id, &body, now_ms)
+                .await
+                .map_err(|e| format!("installing metadata snapshot {}: {e}", id.file_name()))?;
+            *member.state.borrow_mut() = state;
+            snapshot
+        };
+        controller
+            .install_snapshot(shard, snapshot)
+            .await
+            .map_err(Failure::Stop)?;
+        return Ok(1);
     }
     let now_ms = millrace_shard::time::now_ms();
     if partition.diverging_epoch.epoch >= 0 || partition.diverging_epoch.end_offset >= 0 {
@@ -415,6 +468,17 @@ pub enum FetchAnswer {
         /// The leader's term.
         term: u64,
     },
+    /// The fetch offset is below the log start: fetch snapshot `id` (FetchSnapshot).
+    Snapshot {
+        /// The snapshot to fetch.
+        id: SnapshotId,
+        /// The log start offset.
+        log_start_offset: i64,
+        /// The committed end offset.
+        high_watermark: i64,
+        /// The leader's term.
+        term: u64,
+    },
     /// Not the active controller; who is, if known.
     NotLeader {
         /// The leader's `node.id`.
@@ -469,6 +533,18 @@ impl Call<Shard> for MetadataFetch {
                         term,
                     }
                 }
+                FetchPlan::Snapshot { id, high_watermark } => {
+                    observers.borrow_mut().insert(
+                        self.replica_id,
+                        (self.fetch_offset, millrace_shard::time::now_ms(), term),
+                    );
+                    return FetchAnswer::Snapshot {
+                        id,
+                        log_start_offset: driver.log().log_start_offset(),
+                        high_watermark,
+                        term,
+                    };
+                }
                 FetchPlan::Diverging {
                     epoch,
                     end_offset,
@@ -517,6 +593,162 @@ impl Call<Shard> for MetadataFetch {
     }
 }
 
+/// The active controller's side of FetchSnapshot: a chunk of one snapshot file.
+pub struct ReadSnapshot {
+    /// The snapshot the observer was told to fetch.
+    pub id: SnapshotId,
+    /// Where in its file body to start.
+    pub position: i64,
+    /// Bytes to send at most.
+    pub max_bytes: usize,
+}
+
+/// What [`ReadSnapshot`] answers.
+pub enum SnapshotChunk {
+    /// `bytes` from the position on, of a body of `size` bytes.
+    Chunk {
+        /// The whole body's size.
+        size: i64,
+        /// The chunk.
+        bytes: Bytes,
+        /// The leader's term.
+        term: u64,
+    },
+    /// Not the active controller; who is, if known.
+    NotLeader {
+        /// The leader's `node.id`.
+        leader: Option<i32>,
+        /// Its term.
+        term: u64,
+    },
+    /// No such snapshot (any more): fetch again to learn the current one.
+    NotFound,
+    /// The position is past the body's end.
+    PositionOutOfRange,
+    /// Reading it failed.
+    Failed(String),
+}
+
+impl Call<Shard> for ReadSnapshot {
+    type Reply = SnapshotChunk;
+
+    async fn run(self, shard: Rc<Shard>) -> SnapshotChunk {
+        let driver = match shard
+            .subsystems
+            .get::<Controller>()
+            .map(|c| c.driver.clone_voter())
+        {
+            Some(Ok(driver)) => driver,
+            Some(Err((leader, term))) => return SnapshotChunk::NotLeader { leader, term },
+            None => {
+                return SnapshotChunk::NotLeader {
+                    leader: None,
+                    term: 0,
+                }
+            }
+        };
+        let Some(term) = driver.leading_term() else {
+            let status = driver.status();
+            return SnapshotChunk::NotLeader {
+                leader: status.leader,
+                term: status.term,
+            };
+        };
+        // The snapshot raft-rs holds is in memory; an older one is read from its file.
+        let held = driver
+            .snapshot_file()
+            .filter(|(point, _)| point.offset == self.id.end_offset)
+            .map(|(_, body)| body);
+        let body = match held {
+            Some(body) => body,
+            None => match driver.log().store().read_snapshot(self.id).await {
+                Ok(Some(body)) => Bytes::from(body),
+                Ok(None) => return SnapshotChunk::NotFound,
+                Err(e) => return SnapshotChunk::Failed(e.to_string()),
+            },
+        };
+        let size = body.len() as i64;
+        if self.position < 0 || self.position > size {
+            return SnapshotChunk::PositionOutOfRange;
+        }
+        let from = self.position as usize;
+        let to = (from + self.max_bytes).min(body.len());
+        SnapshotChunk::Chunk {
+            size,
+            bytes: body.slice(from..to),
+            term,
+        }
+    }
+}
+
+impl Member {
+    /// The voter's driver, or (an observer) the leader it knows and its term.
+    fn clone_voter(&self) -> Result<Rc<Driver>, (Option<i32>, u64)> {
+        match self {
+            Member::Voter(driver, _) => Ok(driver.clone()),
+            Member::Observer(o) => Err((o.leader.get(), o.term.get())),
+        }
+    }
+}
+
+/// Reads snapshot `id` whole from the active controller with FetchSnapshot, chunk by chunk.
+/// Refuses a snapshot larger than a Raft message may carry (the same bound for voters and
+/// observers) or chunks that do not follow each other.
+async fn fetch_snapshot(
+    shard: &Shard,
+    controller: &Controller,
+    client: &PeerClient,
+    id: SnapshotId,
+) -> Result<Vec<u8>, Failure> {
+    let mut body = Vec::new();
+    loop {
+        let request = FetchSnapshotRequest::default()
+            .with_cluster_id(Some(str_bytes(&controller.current().cluster_id)))
+            .with_replica_id(BrokerId(shard.config.node_id))
+            .with_max_bytes(FETCH_MAX_BYTES as i32)
+            .with_topics(vec![TopicSnapshot::default()
+                .with_name(TopicName(str_bytes(METADATA_TOPIC)))
+                .with_partitions(vec![PartitionSnapshot::default()
+                    .with_partition(0)
+                    .with_snapshot_id(
+                        fetch_snapshot_request::SnapshotId::default()
+                            .with_end_offset(id.end_offset)
+                            .with_epoch(id.epoch),
+                    )
+                    .with_position(body.len() as i64)])]);
+        let response = client
+            .request(FETCH_SNAPSHOT_VERSION, &request)
+            .await
+            .map_err(|e| format!("FetchSnapshot: {e}"))?;
+        if response.error_code != code::NONE {
+            return Err(format!("FetchSnapshot error {}", response.error_code).into());
+        }
+        let part = response
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.index == 0)
+            .ok_or("the FetchSnapshot answer lacks partition 0")?;
+        if part.error_code != code::NONE {
+            return Err(format!("FetchSnapshot partition error {}", part.error_code).into());
+        }
+        let size = usize::try_from(part.size).unwrap_or(usize::MAX);
+        if size > quorum::SNAPSHOT_BYTES_MAX {
+            return Err(format!("snapshot of {} bytes is over the bound", part.size).into());
+        }
+        if part.position != body.len() as i64
+            || body.len() + part.unaligned_records.len() > size
+            || (part.unaligned_records.is_empty() && body.len() < size)
+        {
+            return Err("FetchSnapshot chunks do not follow each other".into());
+        }
+        body.extend_from_slice(&part.unaligned_records);
+        if body.len() == size {
+            return Ok(body);
+        }
+    }
+}
+
 impl Controller {
     /// Rebuilds the view from the metadata log after an observer cut batches it had applied
     /// (a foreign log: see `quorum::Observer::on_diverging`).
@@ -532,7 +764,12 @@ impl Controller {
                 .await
                 .map_err(|e| format!("removing snapshot {}: {e}", id.file_name()))?;
         }
-        let cluster = crate::metadata::boot::replay(log, log.durable_end()).await?;
+        let (start, _) = snapshot_file::load_latest(log.store(), log.durable_end())
+            .await
+            .map_err(|e| e.to_string())?;
+        let (cluster, _) =
+            crate::metadata::boot::replay_from(log, start.map(|s| s.image), log.durable_end())
+                .await?;
         let mut placement = (*self.current().placement).clone();
         placement.reconcile(&cluster, shard.shards, shard.config.node_id);
         self.publish_view(shard, cluster, placement, true).await

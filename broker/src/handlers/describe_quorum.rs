@@ -18,8 +18,7 @@ use kafka_protocol::messages::{
 };
 use millrace_wire::frame::RequestHeader;
 
-/// The metadata log's topic, as Kafka names it.
-pub const METADATA_TOPIC: &str = "__cluster_metadata";
+pub use crate::controller::observer::METADATA_TOPIC;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: DescribeQuorumRequest = match decode(&header, &body) {

@@ -1,7 +1,8 @@
 //! Fetch (key 1) on the CONTROLLER listener: observers (broker-only nodes) fetching the
 //! metadata log `__cluster_metadata-0` from the active controller, Kafka's KRaft shape
 //! (KIP-595): fetch offset and last fetched epoch in, committed batches, the high watermark,
-//! a diverging epoch or the current leader out. See `crate::controller::observer`.
+//! a diverging epoch, the snapshot to fetch (below the leader's log start) or the current
+//! leader out. See `crate::controller::observer`.
 //!
 //! Checked, as Kafka's raft client checks them: the request names exactly the metadata
 //! partition (by topic id from v13, by name before), else UNKNOWN_TOPIC_ID /
@@ -16,7 +17,7 @@ use crate::errors::code;
 use crate::handlers::describe_quorum::METADATA_TOPIC;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData, SnapshotId,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use millrace_wire::frame::RequestHeader;
@@ -113,6 +114,20 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                     .with_epoch(epoch)
                     .with_end_offset(end_offset),
             )
+        }
+        FetchAnswer::Snapshot {
+            id,
+            log_start_offset,
+            high_watermark,
+            term,
+        } => {
+            data = served(data, high_watermark, term)
+                .with_log_start_offset(log_start_offset)
+                .with_snapshot_id(
+                    SnapshotId::default()
+                        .with_end_offset(id.end_offset)
+                        .with_epoch(id.epoch),
+                )
         }
         FetchAnswer::NotLeader { leader: l, term } => {
             data = data

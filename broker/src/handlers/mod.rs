@@ -23,6 +23,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_quorum;
 pub mod fetch;
+mod fetch_snapshot;
 mod find_coordinator;
 mod forward;
 mod heartbeat;
@@ -199,6 +200,7 @@ pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
     entry!(BrokerHeartbeat, 0, 1, broker_heartbeat),
     entry!(AllocateProducerIds, 0, 0, allocate_producer_ids),
     entry!(Fetch, 12, 16, metadata_fetch),
+    entry!(FetchSnapshot, 0, 1, fetch_snapshot),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection

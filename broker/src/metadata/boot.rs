@@ -104,9 +104,12 @@ pub async fn load<D: Disk>(
     }
     let (quorum, replay_end) = match quorum_config {
         Some(quorum_config) => {
-            let quorum = millrace_replication::quorum::open(quorum_config, &log, log.store())
-                .await
-                .map_err(|e| format!("opening the controller quorum on {}: {e}", dir.display()))?;
+            let quorum =
+                millrace_replication::quorum::open(quorum_config, &log, log.store(), now_ms)
+                    .await
+                    .map_err(|e| {
+                        format!("opening the controller quorum on {}: {e}", dir.display())
+                    })?;
             let end = if quorum_config.voters == [quorum_config.node_id] {
                 log.durable_end()
             } else {
@@ -124,6 +127,11 @@ pub async fn load<D: Disk>(
                     dir.display()
                 ));
             }
+            // Finishes a leader's snapshot install a crash interrupted, before the image is
+            // loaded from the log.
+            millrace_replication::quorum::Observer::open(&log, now_ms)
+                .await
+                .map_err(|e| format!("opening the metadata log {}: {e}", dir.display()))?;
             (None, log.durable_end())
         }
     };
@@ -134,6 +142,15 @@ pub async fn load<D: Disk>(
         .map_err(|e| format!("reading metadata snapshots in {}: {e}", dir.display()))?;
     for why in skipped {
         tracing::warn!(reason = %why, "skipping a metadata snapshot");
+    }
+    let log_start = log.log_start_offset();
+    if log_start > 0 && start.as_ref().is_none_or(|s| s.id().end_offset < log_start) {
+        return Err(format!(
+            "{} starts at offset {log_start} (cut below a snapshot) but no readable snapshot \
+             covers what was cut: wipe the directory to have this node fetch the active \
+             controller's snapshot",
+            dir.display()
+        ));
     }
     if let Some(s) = &start {
         tracing::info!(
@@ -184,14 +201,6 @@ pub async fn load<D: Disk>(
         placement,
         cluster_id: props.cluster_id,
     })
-}
-
-/// The image the log's records below offset `end` build.
-pub async fn replay<D: Disk>(
-    log: &MetadataLog<PartitionStore<D>>,
-    end: i64,
-) -> Result<ClusterImage, String> {
-    Ok(replay_from(log, None, end).await?.0)
 }
 
 /// The image `start` (a snapshot's; empty when None) and the log's records after it and

@@ -65,6 +65,15 @@ pub trait LogStore {
         offset: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<i64, Self::Error>>;
+    /// The first offset the log holds: 0 until [`LogStore::delete_before`] or
+    /// [`LogStore::reset_to`] moved it.
+    fn log_start_offset(&self) -> i64;
+    /// Moves the log start to `offset` (at most the durable end) durably and deletes what
+    /// lies wholly below it; returns the new start.
+    fn delete_before(&self, offset: i64) -> impl Future<Output = Result<i64, Self::Error>>;
+    /// Empties the log and starts it at `offset` (below, at or past its end), crash-safely:
+    /// after a crash the log is the old one whole or the empty one at `offset`.
+    fn reset_to(&self, offset: i64, now_ms: i64) -> impl Future<Output = Result<(), Self::Error>>;
 }
 
 /// One record read back, with where it is in the log.
@@ -180,9 +189,30 @@ impl<S: LogStore> MetadataLog<S> {
             .map_err(store_error("truncate"))
     }
 
+    /// The first offset the log holds.
+    pub fn log_start_offset(&self) -> i64 {
+        self.store.log_start_offset()
+    }
+
+    /// Deletes the log below `offset` (see [`LogStore::delete_before`]); returns the start.
+    pub async fn delete_before(&self, offset: i64) -> Result<i64, ReplicationError> {
+        self.store
+            .delete_before(offset)
+            .await
+            .map_err(store_error("delete before"))
+    }
+
+    /// Empties the log and starts it at `offset` (see [`LogStore::reset_to`]).
+    pub async fn reset_to(&self, offset: i64, now_ms: i64) -> Result<(), ReplicationError> {
+        self.store
+            .reset_to(offset, now_ms)
+            .await
+            .map_err(store_error("reset"))
+    }
+
     /// Every durable batch from the one at `from_offset` on, whole, in offset order: what
     /// the controller quorum rebuilds its Raft log from at start-up. Batches must follow each
-    /// other without gaps (a metadata log is never compacted).
+    /// other without gaps (a metadata log is never compacted, only cut below a snapshot).
     pub async fn replay_batches(
         &self,
         from_offset: i64,

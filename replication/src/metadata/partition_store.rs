@@ -25,6 +25,11 @@ impl<D: Disk> PartitionStore<D> {
         PartitionStore { log }
     }
 
+    /// The bytes of batches the log holds.
+    pub fn size_in_bytes(&self) -> u64 {
+        self.log.size_in_bytes()
+    }
+
     /// The partition log beneath (for the metadata snapshots beside its segments).
     pub(crate) fn log(&self) -> &PartitionLog<D> {
         &self.log
@@ -79,6 +84,19 @@ impl<D: Disk> LogStore for PartitionStore<D> {
 
     async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<i64, StorageError> {
         self.log.truncate_to(offset, now_ms).await
+    }
+
+    fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    async fn delete_before(&self, offset: i64) -> Result<i64, StorageError> {
+        let durable = self.log.durable_end();
+        self.log.delete_records(offset.min(durable), durable).await
+    }
+
+    async fn reset_to(&self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
+        self.log.reset_to(offset, now_ms).await
     }
 
     /// A cold read returns ranges of segment files: they are read here through `DiskFile`.

@@ -102,6 +102,24 @@ impl MetadataSnapshot {
 
     /// Decodes a body read from the file named `id`; refuses one that does not match it.
     pub fn decode(id: SnapshotId, body: &[u8]) -> Result<MetadataSnapshot, ReplicationError> {
+        let snapshot = MetadataSnapshot::decode_body(body)?;
+        if snapshot.id() != id {
+            return Err(ReplicationError::BadSnapshot {
+                reason: format!(
+                    "file {} holds index {} term {}, an image ending at {}",
+                    id.file_name(),
+                    snapshot.index,
+                    snapshot.term,
+                    snapshot.id().end_offset
+                ),
+            });
+        }
+        Ok(snapshot)
+    }
+
+    /// Decodes a body from anywhere (a file, or a leader's message): the image's checks, an
+    /// end offset matching the image's, a non-zero index.
+    pub fn decode_body(body: &[u8]) -> Result<MetadataSnapshot, ReplicationError> {
         let bad = |reason: String| ReplicationError::BadSnapshot { reason };
         if body.len() < 24 {
             return Err(bad(format!(
@@ -113,12 +131,10 @@ impl MetadataSnapshot {
         let (index, term, end_offset) = (u64_at(0), u64_at(8), u64_at(16) as i64);
         let image = ClusterImage::decode_snapshot(&body[24..])?;
         let snapshot = MetadataSnapshot { index, term, image };
-        if end_offset != snapshot.id().end_offset || snapshot.id() != id || index == 0 {
+        if end_offset != snapshot.id().end_offset || index == 0 {
             return Err(bad(format!(
-                "file {} holds index {index} term {term} end offset {end_offset}, an image \
-                 ending at {}",
-                id.file_name(),
-                snapshot.image.last_applied_offset() + 1
+                "index {index} term {term} end offset {end_offset}, an image ending at {}",
+                snapshot.id().end_offset
             )));
         }
         Ok(snapshot)
@@ -183,6 +199,15 @@ impl<D: Disk> SnapshotStore for PartitionStore<D> {
     }
 }
 
+/// A snapshot read back, with the body it was decoded from (what a leader sends).
+#[derive(Debug, Clone)]
+pub struct LoadedSnapshot {
+    /// The decoded snapshot.
+    pub snapshot: MetadataSnapshot,
+    /// The file's body.
+    pub body: bytes::Bytes,
+}
+
 /// The newest snapshot that passes every check and ends at or below `log_end` (the log must
 /// still hold what it covers), and what was wrong with newer ones (each skipped file's name
 /// and reason, for the caller to report).
@@ -190,15 +215,21 @@ pub async fn load_latest<S: SnapshotStore>(
     store: &S,
     log_end: i64,
 ) -> Result<(Option<MetadataSnapshot>, Vec<String>), ReplicationError> {
+    let (found, skipped) = load_newest(store, |id| id.end_offset <= log_end).await?;
+    Ok((found.map(|l| l.snapshot), skipped))
+}
+
+/// The newest snapshot among the ids `wanted` accepts that passes every check, with its
+/// body, and what was wrong with newer wanted ones.
+pub async fn load_newest<S: SnapshotStore>(
+    store: &S,
+    wanted: impl Fn(SnapshotId) -> bool,
+) -> Result<(Option<LoadedSnapshot>, Vec<String>), ReplicationError> {
     let mut skipped = Vec::new();
     let ids = store
         .snapshot_ids()
         .map_err(store_error("list snapshots"))?;
-    for id in ids.into_iter().rev() {
-        if id.end_offset > log_end {
-            skipped.push(format!("{}: past the log end {log_end}", id.file_name()));
-            continue;
-        }
+    for id in ids.into_iter().rev().filter(|&id| wanted(id)) {
         let body = match store.read_snapshot(id).await {
             Ok(Some(body)) => body,
             Ok(None) => continue,
@@ -208,34 +239,56 @@ pub async fn load_latest<S: SnapshotStore>(
             }
         };
         match MetadataSnapshot::decode(id, &body) {
-            Ok(snapshot) => return Ok((Some(snapshot), skipped)),
+            Ok(snapshot) => {
+                let body = body.into();
+                return Ok((Some(LoadedSnapshot { snapshot, body }), skipped));
+            }
             Err(e) => skipped.push(format!("{}: {e}", id.file_name())),
         }
     }
     Ok((None, skipped))
 }
 
-/// Writes `snapshot`, then removes all but the newest [`SNAPSHOTS_KEPT`] snapshots.
+/// Writes `snapshot`, then removes all but the newest [`SNAPSHOTS_KEPT`] snapshots, except
+/// one ending at `log_start` (the log's start, 0 when the log was never cut): the quorum's
+/// base needs it (the term and index where the log begins). Returns the id and the body.
 pub async fn write<S: SnapshotStore>(
     store: &S,
     snapshot: &MetadataSnapshot,
-) -> Result<SnapshotId, ReplicationError> {
+    log_start: i64,
+) -> Result<(SnapshotId, bytes::Bytes), ReplicationError> {
     let id = snapshot.id();
+    let body = snapshot.encode();
+    write_body(store, id, &body, log_start).await?;
+    Ok((id, body.into()))
+}
+
+/// [`write`] for a body already encoded (a leader's, being installed).
+pub async fn write_body<S: SnapshotStore>(
+    store: &S,
+    id: SnapshotId,
+    body: &[u8],
+    log_start: i64,
+) -> Result<(), ReplicationError> {
     store
-        .write_snapshot(id, &snapshot.encode())
+        .write_snapshot(id, body)
         .await
         .map_err(store_error("write snapshot"))?;
     let ids = store
         .snapshot_ids()
         .map_err(store_error("list snapshots"))?;
     let old = ids.len().saturating_sub(SNAPSHOTS_KEPT);
-    for stale in ids.into_iter().take(old).filter(|s| *s != id) {
+    for stale in ids
+        .into_iter()
+        .take(old)
+        .filter(|s| *s != id && (log_start == 0 || s.end_offset != log_start))
+    {
         store
             .remove_snapshot(stale)
             .await
             .map_err(store_error("remove snapshot"))?;
     }
-    Ok(id)
+    Ok(())
 }
 
 fn store_error<E: std::error::Error + Send + Sync + 'static>(

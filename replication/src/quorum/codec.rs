@@ -9,21 +9,27 @@
 //!   request_snapshot u64 | reject u8 (0|1) | reject_hint u64 | priority i64
 //!   context: len u32 | bytes                         (len <= CONTEXT_BYTES_MAX)
 //!   entries: count u32 | entry * count               (count <= ENTRIES_PER_MESSAGE_MAX)
+//!   snapshot (MsgSnapshot only):
+//!     index u64 | term u64 | voters: count u32 | u64 * count   (count <= VOTERS_MAX)
+//!     data: len u32 | bytes                          (len <= SNAPSHOT_BYTES_MAX)
 //! entry:
 //!   term u64 | index u64 | data: len u32 | bytes     (len <= BATCH_BYTES_MAX)
 //! ```
 //!
-//! Everything is bounded: a whole message by [`MESSAGE_BYTES_MAX`] (checked before anything
-//! is read), every count and length against the bytes present and its own bound, so nothing
-//! is allocated from a declared size. Only what this quorum uses travels: the message types
-//! peers exchange (no local types, no snapshots, no read-index), `EntryNormal` entries without
-//! a context, no deprecated priority. [`encode_message`] refuses anything else with an error,
-//! and [`decode_message`] refuses it too: garbage returns an error, never a panic.
+//! Everything is bounded: a whole message by [`MESSAGE_BYTES_MAX`] (a snapshot message by
+//! that plus [`SNAPSHOT_BYTES_MAX`]; checked before anything is read), every count and
+//! length against the bytes present and its own bound, so nothing is allocated from a
+//! declared size. Only what this quorum uses travels: the message types peers exchange (no
+//! local types, no read-index), `EntryNormal` entries without a context, snapshots as whole
+//! metadata snapshot files (their image is checked by the quorum before raft-rs sees it), no
+//! deprecated priority. [`encode_message`] refuses anything else with an error, and
+//! [`decode_message`] refuses it too: garbage returns an error, never a panic.
 
 use crate::error::ReplicationError;
 use crate::metadata::codec::{Reader, Writer};
 use crate::metadata::log::BATCH_BYTES_MAX;
-use raft::eraftpb::{Entry, EntryType, Message, MessageType};
+use raft::eraftpb::SnapshotMetadata;
+use raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType, Snapshot};
 
 /// The largest encoded message. raft-rs packs appends up to `max_size_per_msg` bytes of
 /// entries, plus one entry that may be a whole batch (1 MiB): 4 MiB is far above both.
@@ -31,6 +37,13 @@ pub const MESSAGE_BYTES_MAX: usize = 4 << 20;
 
 /// The most entries one message may carry.
 pub const ENTRIES_PER_MESSAGE_MAX: usize = 65_536;
+
+/// The largest snapshot a message carries: a metadata image of well over a hundred thousand
+/// partitions. A larger one is not sent (the follower stays behind, and says so in the log).
+pub const SNAPSHOT_BYTES_MAX: usize = 16 << 20;
+
+/// The most voters a snapshot's configuration names.
+pub const VOTERS_MAX: usize = 64;
 
 /// The largest message context (raft-rs puts a 16-byte marker in leader-transfer votes).
 pub const CONTEXT_BYTES_MAX: usize = 256;
@@ -42,8 +55,12 @@ const ENTRY_MIN_BYTES: usize = 8 + 8 + 4;
 /// Encodes `message`; refuses a message this codec does not carry (see the module docs).
 pub fn encode_message(message: &Message) -> Result<Vec<u8>, ReplicationError> {
     let msg_type = wire_type(message.get_msg_type())?;
-    if message.snapshot.is_some() && message.get_snapshot() != &Default::default() {
-        return Err(refused("snapshots are not carried"));
+    let is_snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
+    if !is_snapshot && message.snapshot.is_some() && message.get_snapshot() != &Default::default() {
+        return Err(refused("a snapshot outside a snapshot message"));
+    }
+    if is_snapshot {
+        check_snapshot(message.get_snapshot())?;
     }
     if message.deprecated_priority != 0 {
         return Err(refused("deprecated priority is not carried"));
@@ -84,15 +101,56 @@ pub fn encode_message(message: &Message) -> Result<Vec<u8>, ReplicationError> {
         w.u32(entry.data.len() as u32);
         w.raw(&entry.data);
     }
-    if out.len() > MESSAGE_BYTES_MAX {
+    if is_snapshot {
+        let snapshot = message.get_snapshot();
+        let metadata = snapshot.get_metadata();
+        w.u64(metadata.index);
+        w.u64(metadata.term);
+        let voters = &metadata.get_conf_state().voters;
+        w.u32(voters.len() as u32);
+        for &v in voters {
+            w.u64(v);
+        }
+        w.u32(snapshot.data.len() as u32);
+        w.raw(&snapshot.data);
+    }
+    if out.len() > message_bytes_max(is_snapshot) {
         return Err(refused("message too large"));
     }
     Ok(out)
 }
 
+fn message_bytes_max(is_snapshot: bool) -> usize {
+    match is_snapshot {
+        true => MESSAGE_BYTES_MAX + SNAPSHOT_BYTES_MAX,
+        false => MESSAGE_BYTES_MAX,
+    }
+}
+
+/// Refuses a snapshot this quorum never sends: one with learners or joint configurations
+/// (voters are static), too many voters, data over [`SNAPSHOT_BYTES_MAX`].
+fn check_snapshot(snapshot: &Snapshot) -> Result<(), ReplicationError> {
+    let conf = snapshot.get_metadata().get_conf_state();
+    if !conf.learners.is_empty()
+        || !conf.voters_outgoing.is_empty()
+        || !conf.learners_next.is_empty()
+        || conf.auto_leave
+    {
+        return Err(refused("snapshot configuration beyond static voters"));
+    }
+    if conf.voters.len() > VOTERS_MAX {
+        return Err(refused("snapshot names too many voters"));
+    }
+    if snapshot.data.len() > SNAPSHOT_BYTES_MAX {
+        return Err(refused("snapshot larger than SNAPSHOT_BYTES_MAX"));
+    }
+    Ok(())
+}
+
 /// Decodes one message from all of `bytes` (untrusted).
 pub fn decode_message(bytes: &[u8]) -> Result<Message, ReplicationError> {
-    if bytes.len() > MESSAGE_BYTES_MAX {
+    let is_snapshot = bytes.get(1) == Some(&(MessageType::MsgSnapshot as u8));
+    if bytes.len() > message_bytes_max(is_snapshot) {
         return Err(refused("message too large"));
     }
     let mut r = Reader::new(bytes, "raft message");
@@ -143,6 +201,33 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, ReplicationError> {
         entries.push(e);
     }
     m.entries = entries.into();
+    if msg_type == MessageType::MsgSnapshot {
+        let index = r.u64()?;
+        let term = r.u64()?;
+        let at = r.pos();
+        let count = r.count(8)?;
+        if count > VOTERS_MAX {
+            return Err(malformed(at, "too many voters"));
+        }
+        let voters = (0..count).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
+        let data = bounded_bytes(&mut r, SNAPSHOT_BYTES_MAX)?;
+        let metadata = SnapshotMetadata {
+            conf_state: Some(ConfState {
+                voters,
+                ..Default::default()
+            })
+            .into(),
+            index,
+            term,
+            ..Default::default()
+        };
+        m.snapshot = Some(Snapshot {
+            data: bytes::Bytes::copy_from_slice(data),
+            metadata: Some(metadata).into(),
+            ..Default::default()
+        })
+        .into();
+    }
     r.finish()?;
     Ok(m)
 }
@@ -179,6 +264,7 @@ fn message_type(n: u8) -> Option<MessageType> {
         4 => MsgAppendResponse,
         5 => MsgRequestVote,
         6 => MsgRequestVoteResponse,
+        7 => MsgSnapshot,
         8 => MsgHeartbeat,
         9 => MsgHeartbeatResponse,
         13 => MsgTransferLeader,

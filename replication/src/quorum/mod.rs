@@ -13,7 +13,8 @@
 //!   functions over a [`LogStore`](crate::metadata::LogStore) and a [`QuorumStateStore`] (both
 //!   implemented by [`PartitionStore`](crate::metadata::PartitionStore)), for the controller's
 //!   task to run on its executor; over `SimDisk` they complete when polled.
-//! * [`RaftLog`] (`raft_log.rs`): raft-rs's `Storage`, served from memory.
+//! * [`RaftLog`] (`raft_log.rs`): raft-rs's `Storage`, served from memory, starting after a
+//!   snapshot once the log was cut.
 //! * [`encode_message`] / [`decode_message`] (`codec.rs`): the bounded wire codec for Raft
 //!   messages; protobuf never parses network input.
 //! * `entry.rs`: entry data = the records of one batch.
@@ -49,9 +50,20 @@
 //! Voters are static: given by config, handed to raft-rs as the `ConfState` at every start,
 //! never changed by a conf-change entry (the codec and [`Quorum::step`] refuse those).
 //!
-//! **No compaction or snapshots yet**: `first_index` is always 1, the whole log is replayed
-//! into memory at start (metadata logs are small), and `Storage::snapshot` answers raft-rs's
-//! "temporarily unavailable"; since no entry is ever reported compacted, raft-rs never asks.
+//! # Snapshots and compaction
+//!
+//! The caller writes snapshots of its applied image (`metadata::snapshot_file`), offers each
+//! to the quorum ([`Quorum::offer_snapshot`]) and may cut its log below one
+//! (`MetadataLog::delete_before`, then [`Quorum::compact_to`]): the table then starts after
+//! that snapshot's batch (its [`LogBase`]). raft-rs sends a follower that needs compacted
+//! entries the offered snapshot (MsgSnapshot, whose data is the snapshot file body, checked by
+//! [`Quorum::step`]); the follower's Ready then carries an [`Install`], persisted in this
+//! order: hard state (commit clamped to the durable one), snapshot file, the log emptied to
+//! start at the snapshot's end (storage's crash-safe `reset_to`), later batches, flush. The
+//! caller replaces its image with the installed one ([`ReadyCycle::installed`]). [`open`]
+//! finishes an install a crash interrupted (a newest snapshot the log does not end a batch at
+//! with its index and term) and starts the table after the snapshot where the log starts. A
+//! snapshot whose MsgSnapshot got lost is retried after two election timeouts.
 //!
 //! # Determinism
 //!
@@ -88,17 +100,19 @@ mod raft_log;
 
 pub use codec::{
     decode_message, encode_message, CONTEXT_BYTES_MAX, ENTRIES_PER_MESSAGE_MAX, MESSAGE_BYTES_MAX,
+    SNAPSHOT_BYTES_MAX, VOTERS_MAX,
 };
 pub use entry::{decode_entry_data, encode_entry_data};
 pub use node::{
-    BatchToWrite, CommittedBatch, Persist, Quorum, QuorumAdvance, QuorumHardState, QuorumReady,
+    BatchToWrite, CommittedBatch, Install, Persist, Quorum, QuorumAdvance, QuorumHardState,
+    QuorumReady,
 };
 pub use observer::{read_for_fetch, Cut, FetchPlan, FetchPosition, Observer};
 pub use persist::{
-    decode_hard_state, encode_hard_state, open, persist, run_ready_cycle, PRE_RAFT_TERM,
+    decode_hard_state, encode_hard_state, open, persist, run_ready_cycle, ReadyCycle, PRE_RAFT_TERM,
 };
 pub use raft::eraftpb::Message;
-pub use raft_log::RaftLog;
+pub use raft_log::{LogBase, RaftLog};
 
 use crate::error::ReplicationError;
 use std::future::Future;

@@ -2,14 +2,15 @@
 
 use super::codec::check_entry;
 use super::entry::{decode_entry_data, encode_entry_data};
-use super::raft_log::RaftLog;
+use super::raft_log::{LogBase, RaftLog};
 use super::{QuorumConfig, QuorumRole, VoterProgress};
 use crate::error::ReplicationError;
 use crate::metadata::log::BATCH_BYTES_MAX;
-use crate::metadata::{LogEntry, MetadataRecord};
+use crate::metadata::{LogEntry, MetadataRecord, MetadataSnapshot};
 use millrace_wire::records::{BatchBuilder, NewRecord};
 use raft::eraftpb::{Entry, HardState, Message, MessageType};
-use raft::{RawNode, Ready, StateRole};
+use raft::{ProgressState, RawNode, Ready, SnapshotStatus, StateRole};
+use std::collections::BTreeMap;
 
 /// One controller's Raft node over the metadata log. Lives on the controller's shard.
 ///
@@ -24,6 +25,15 @@ pub struct Quorum {
     id: u64,
     voters: Vec<u64>,
     pending: Option<Pending>,
+    /// The snapshot of the last MsgSnapshot stepped, decoded (checked there, used by the
+    /// Ready that installs it).
+    received: Option<MetadataSnapshot>,
+    /// Leader: ticks each follower has spent waiting for a snapshot it was sent.
+    snapshot_ticks: BTreeMap<u64, usize>,
+    /// The last index handed out as committed (or installed): raft-rs never reads entries
+    /// up to it again, so the log may be compacted up to it.
+    handed_out: u64,
+    election_tick: usize,
 }
 
 /// A Ready handed out and not yet persisted.
@@ -32,6 +42,7 @@ struct Pending {
     entries: Vec<Entry>,
     ends: Vec<i64>,
     hard_state: Option<HardState>,
+    install: Option<Install>,
 }
 
 /// What [`Quorum::ready`] hands out.
@@ -56,13 +67,19 @@ pub struct QuorumAdvance {
     pub committed: Vec<CommittedBatch>,
 }
 
-/// Durable work of one Ready, in this order: write the hard state, cut the log, append the
-/// batches, flush. `persist::persist` does exactly that. Hard state first, so that at every
-/// crash point the durable term is at least every durable entry's term (a node never holds
-/// entries of a term it could still vote in afresh), and its commit index is clamped to what
-/// was durable before this Ready, so it never points past the durable log.
+/// Durable work of one Ready, in this order: write the hard state, install the snapshot
+/// (write its file, then empty the log and start it at the snapshot's end), cut the log,
+/// append the batches, flush. `persist::persist` does exactly that. Hard state first, so that
+/// at every crash point the durable term is at least every durable entry's term (a node never
+/// holds entries of a term it could still vote in afresh), and its commit index is clamped to
+/// what was durable before this Ready, so it never points past the durable log (with a
+/// snapshot to install, to the commit index already durable: the old log may disagree with
+/// the snapshot below it). A crash after the snapshot file and before the log is emptied is
+/// finished at the next open (`persist::open`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Persist {
+    /// A leader's snapshot to install in place of the whole log.
+    pub install: Option<Install>,
     /// Remove every batch from this offset on first: a follower's entries that conflict with
     /// the leader's (never committed ones).
     pub truncate_to: Option<i64>,
@@ -75,8 +92,22 @@ pub struct Persist {
 impl Persist {
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.truncate_to.is_none() && self.batches.is_empty() && self.hard_state.is_none()
+        self.install.is_none()
+            && self.truncate_to.is_none()
+            && self.batches.is_empty()
+            && self.hard_state.is_none()
     }
+}
+
+/// A snapshot received from the leader, to install: the log afterwards starts after `base`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Install {
+    /// The snapshot (its image replaces the caller's once persisted).
+    pub snapshot: MetadataSnapshot,
+    /// Its file body, as the leader sent it.
+    pub body: bytes::Bytes,
+    /// Where the log starts afterwards.
+    pub base: LogBase,
 }
 
 /// One Raft entry as the metadata log batch that stores it.
@@ -142,6 +173,10 @@ impl Quorum {
             id: config.node_id,
             voters: config.voters.clone(),
             pending: None,
+            received: None,
+            snapshot_ticks: BTreeMap::new(),
+            handed_out: 0,
+            election_tick: config.election_tick,
         })
     }
 
@@ -149,7 +184,36 @@ impl Quorum {
     pub fn tick(&mut self) -> Result<(), ReplicationError> {
         self.check_idle()?;
         self.node.tick();
+        self.expire_snapshots();
         Ok(())
+    }
+
+    /// raft-rs stops sending to a follower it sent a snapshot until the follower answers or
+    /// the snapshot is reported failed; a lost snapshot message would stall it for good.
+    /// After two election timeouts without an answer the snapshot counts as failed, and
+    /// raft-rs probes the follower again (sending a fresh snapshot if it still needs one).
+    fn expire_snapshots(&mut self) {
+        if self.node.raft.state != StateRole::Leader {
+            self.snapshot_ticks.clear();
+            return;
+        }
+        let waiting: Vec<u64> = self
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, pr)| pr.state == ProgressState::Snapshot)
+            .map(|(&id, _)| id)
+            .collect();
+        self.snapshot_ticks.retain(|id, _| waiting.contains(id));
+        for id in waiting {
+            let ticks = self.snapshot_ticks.entry(id).or_default();
+            *ticks += 1;
+            if *ticks > 2 * self.election_tick {
+                self.snapshot_ticks.remove(&id);
+                self.node.report_snapshot(id, SnapshotStatus::Failure);
+            }
+        }
     }
 
     /// A message from a peer (decoded by `codec::decode_message`). Refused: a message for
@@ -167,10 +231,28 @@ impl Quorum {
             check_entry(entry)?;
             decode_entry_data(&entry.data)?;
         }
+        if message.get_msg_type() == MessageType::MsgSnapshot {
+            self.received = Some(self.check_snapshot(&message)?);
+        }
         let mut message = message;
         self.forget_lost_entries(&mut message);
         self.node.step(message)?;
         Ok(())
+    }
+
+    /// A leader's snapshot must hold a metadata image whose index and term are the
+    /// message's, for these voters.
+    fn check_snapshot(&self, message: &Message) -> Result<MetadataSnapshot, ReplicationError> {
+        let snapshot = message.get_snapshot();
+        let metadata = snapshot.get_metadata();
+        if metadata.get_conf_state().voters != self.voters {
+            return Err(refused("snapshot for other voters"));
+        }
+        let decoded = MetadataSnapshot::decode_body(&snapshot.data)?;
+        if decoded.index != metadata.index || decoded.term != metadata.term {
+            return Err(refused("snapshot image at another index or term"));
+        }
+        Ok(decoded)
     }
 
     /// Handles a voter that lost entries it had acknowledged (its data directory was wiped and
@@ -254,20 +336,18 @@ impl Quorum {
             return Ok(None);
         }
         let mut ready = self.node.ready();
-        assert!(
-            ready.snapshot() == &Default::default(),
-            "no snapshot is ever produced: the log is never compacted"
-        );
+        let install = self.install(&ready)?;
         let messages = ready.take_messages();
         let committed = self.committed(ready.take_committed_entries())?;
         let entries = ready.take_entries();
         let hard_state = ready.hs().cloned();
-        let (persist, ends) = self.plan(&entries, hard_state.as_ref())?;
+        let (persist, ends) = self.plan(&entries, hard_state.as_ref(), install.clone())?;
         self.pending = Some(Pending {
             ready,
             entries,
             ends,
             hard_state,
+            install,
         });
         Ok(Some(QuorumReady {
             messages,
@@ -284,10 +364,15 @@ impl Quorum {
             entries,
             ends,
             hard_state,
+            install,
         } = self
             .pending
             .take()
             .ok_or(ReplicationError::NoReadyOutstanding)?;
+        if let Some(install) = install {
+            self.log.reset(install.base);
+            self.log.set_snapshot(install.base, install.body);
+        }
         self.log.append(entries, ends);
         if let Some(hs) = hard_state {
             self.log.set_hard_state(hs);
@@ -380,6 +465,28 @@ impl Quorum {
         &self.log
     }
 
+    /// A snapshot of the image after the batch `point` was written, as the file `body`:
+    /// offered to followers (and observers) that need entries the log no longer holds.
+    pub fn offer_snapshot(&self, point: LogBase, body: bytes::Bytes) {
+        self.log.set_snapshot(point, body);
+    }
+
+    /// The log on disk was cut below the batch after `index` (a snapshot covers it): the
+    /// table forgets those entries. `index` must have been handed out as committed (so
+    /// raft-rs will not read it again) and be in the durable log.
+    pub fn compact_to(&self, index: u64) -> Result<(), ReplicationError> {
+        if index > self.handed_out || index > self.log.last_index() {
+            return Err(quorum_log(format!(
+                "compaction to {index} past the committed index handed out {} or the log's \
+                 last {}",
+                self.handed_out,
+                self.log.last_index()
+            )));
+        }
+        self.log.compact_to(index);
+        Ok(())
+    }
+
     fn check_idle(&self) -> Result<(), ReplicationError> {
         match self.pending {
             Some(_) => Err(ReplicationError::QuorumBusy),
@@ -387,35 +494,70 @@ impl Quorum {
         }
     }
 
+    /// The snapshot a Ready asks to install, checked when its message was stepped.
+    fn install(&mut self, ready: &Ready) -> Result<Option<Install>, ReplicationError> {
+        if ready.snapshot().get_metadata().index == 0 {
+            return Ok(None);
+        }
+        let raw = ready.snapshot();
+        let metadata = raw.get_metadata();
+        let snapshot = match self.received.take() {
+            Some(s) if s.index == metadata.index && s.term == metadata.term => s,
+            _ => MetadataSnapshot::decode_body(&raw.data)?,
+        };
+        self.handed_out = self.handed_out.max(snapshot.index);
+        let base = LogBase {
+            index: snapshot.index,
+            term: snapshot.term,
+            offset: snapshot.id().end_offset,
+        };
+        Ok(Some(Install {
+            snapshot,
+            body: raw.data.clone(),
+            base,
+        }))
+    }
+
     /// Where the new entries go on disk: a cut when they replace existing ones, then one
-    /// batch each from the resulting log end.
+    /// batch each from the resulting log end (the installed snapshot's end, with one).
     fn plan(
         &self,
         entries: &[Entry],
         hard_state: Option<&HardState>,
+        install: Option<Install>,
     ) -> Result<(Persist, Vec<i64>), ReplicationError> {
         // The hard state is written first (see `Persist`), so its commit index may name only
         // entries already durable: those below this Ready's first new entry. Committed
-        // entries are never cut, so the durable commit index never moves back.
-        let durable_last = entries
-            .first()
-            .map_or(self.log.last_index(), |e| e.index - 1);
+        // entries are never cut, so the durable commit index never moves back. Before an
+        // install only the commit already durable is safe: the old log's entries up to the
+        // snapshot's index may not be the committed ones.
+        let durable_last = match &install {
+            Some(_) => self.log.hard_state().commit,
+            None => entries
+                .first()
+                .map_or(self.log.last_index(), |e| e.index - 1),
+        };
+        let base = install.as_ref().map(|i| i.base);
         let mut persist = Persist {
             hard_state: hard_state.map(|hs| QuorumHardState {
                 term: hs.term,
                 vote: hs.vote,
                 commit: hs.commit.min(durable_last),
             }),
+            install,
             ..Persist::default()
         };
         let mut ends = Vec::with_capacity(entries.len());
         let Some(first) = entries.first() else {
             return Ok((persist, ends));
         };
-        let mut offset = self.log.base_offset(first.index).ok_or_else(|| {
-            quorum_log(format!("entry {} leaves a gap after the log", first.index))
-        })?;
-        if first.index <= self.log.last_index() {
+        let mut offset = match base {
+            Some(base) if first.index == base.index + 1 => Some(base.offset),
+            Some(_) => None,
+            None => self.log.base_offset(first.index),
+        }
+        .ok_or_else(|| quorum_log(format!("entry {} leaves a gap after the log", first.index)))?;
+        if base.is_none() && first.index <= self.log.last_index() {
             persist.truncate_to = Some(offset);
         }
         for entry in entries {
@@ -434,7 +576,10 @@ impl Quorum {
         Ok((persist, ends))
     }
 
-    fn committed(&self, entries: Vec<Entry>) -> Result<Vec<CommittedBatch>, ReplicationError> {
+    fn committed(&mut self, entries: Vec<Entry>) -> Result<Vec<CommittedBatch>, ReplicationError> {
+        if let Some(last) = entries.last() {
+            self.handed_out = self.handed_out.max(last.index);
+        }
         entries
             .into_iter()
             .map(|entry| {

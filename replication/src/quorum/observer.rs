@@ -16,8 +16,12 @@
 //!                                                       last batch boundary <= fetch_offset
 //!                                                       whose term <= last_fetched_epoch
 //!                                                not leading: NOT_LEADER (leader hint)
+//!                                                fetch_offset below the leader's log
+//!                                                start (or its epoch older than the
+//!                                                start's): SNAPSHOT (its id)
 //!   append + flush, apply (Observer::on_records)
 //!   or truncate to end_offset (Observer::on_diverging)
+//!   or FetchSnapshot the id, install it (Observer::on_snapshot), fetch from its end
 //! ```
 //!
 //! Kafka's leader also sends uncommitted batches, which its observers then hold without
@@ -32,12 +36,13 @@
 //! log that remains.
 
 use super::node::{quorum_log, CommittedBatch, Quorum};
-use super::persist::PRE_RAFT_TERM;
+use super::persist::{log_base, snapshot_base, PRE_RAFT_TERM};
+use super::raft_log::LogBase;
 use crate::error::ReplicationError;
 use crate::metadata::log::{decode_whole_batches, store_error, LogBatch};
-use crate::metadata::{LogStore, MetadataLog};
+use crate::metadata::snapshot_file::{self, SnapshotStore};
+use crate::metadata::{LogStore, MetadataLog, MetadataSnapshot, SnapshotId};
 use millrace_wire::records::{BatchIter, BatchStep};
-use raft::Storage;
 
 /// What the leader does with an observer's fetch ([`Quorum::plan_fetch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +61,14 @@ pub enum FetchPlan {
         epoch: i32,
         /// Where the observer's log agrees with the leader's at most.
         end_offset: i64,
+        /// The committed end offset.
+        high_watermark: i64,
+    },
+    /// The observer needs batches the leader's log no longer holds: it must fetch the
+    /// snapshot `id` (FetchSnapshot) and go on from its end.
+    Snapshot {
+        /// The snapshot to fetch.
+        id: SnapshotId,
         /// The committed end offset.
         high_watermark: i64,
     },
@@ -87,7 +100,7 @@ impl Quorum {
         } else {
             epoch
         };
-        let term_of = |index: u64| log.term(index).unwrap_or(0);
+        let term_of = |index: u64| log.term_of(index).unwrap_or(0);
         // The largest index whose batch ends at or before `fetch_offset` with a term at most
         // the observer's epoch. Ends increase and terms do not decrease along the log, so the
         // condition holds on a prefix of the indexes: binary search.
@@ -96,7 +109,19 @@ impl Quorum {
                 || (log.end_offset(index).is_some_and(|end| end <= fetch_offset)
                     && term_of(index) <= epoch)
         };
-        let (mut lo, mut hi) = (0u64, log.last_index());
+        let base = log.base();
+        if !fits(base.index) {
+            // Below the log start: only a snapshot can bring the observer on.
+            let point = log.snapshot_point().unwrap_or(base);
+            return FetchPlan::Snapshot {
+                id: SnapshotId {
+                    end_offset: point.offset,
+                    epoch: i32::try_from(point.term).unwrap_or(i32::MAX),
+                },
+                high_watermark,
+            };
+        }
+        let (mut lo, mut hi) = (base.index, log.last_index());
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
             if fits(mid) {
@@ -106,7 +131,7 @@ impl Quorum {
             }
         }
         let end = log.end_offset(lo).unwrap_or(0);
-        let term = if lo == 0 { 0 } else { term_of(lo) };
+        let term = term_of(lo);
         if end == fetch_offset && (fetch_offset == 0 || term == epoch) {
             return FetchPlan::Read { high_watermark };
         }
@@ -177,13 +202,59 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// The position at the end of `log` (recovered from disk, every batch committed).
-    pub async fn open<S: LogStore>(log: &MetadataLog<S>) -> Result<Self, ReplicationError> {
-        let batches = log.replay_batches(0).await?;
+    /// The position at the end of `log` (recovered from disk, every batch committed). A
+    /// log cut below a snapshot starts after it; a snapshot install a crash interrupted
+    /// (its file is there, past the log end) is finished: the log is emptied and starts at
+    /// the snapshot's end. `now_ms` stamps what that rebuilds.
+    pub async fn open<S: LogStore + SnapshotStore>(
+        log: &MetadataLog<S>,
+        now_ms: i64,
+    ) -> Result<Self, ReplicationError> {
+        let durable = log.durable_end();
+        let (newest, _) =
+            snapshot_file::load_newest(log.store(), |id| id.end_offset > durable).await?;
+        if let Some(newest) = newest {
+            let end = newest.snapshot.id().end_offset;
+            log.reset_to(end, now_ms).await?;
+        }
+        let base = log_base(log, None).await?;
+        let batches = log.replay_batches(base.offset).await?;
         Ok(Observer {
-            position: position_after(batches.last()),
-            last_index: batches.len() as u64,
+            position: position_after(batches.last(), base),
+            last_index: base.index + batches.len() as u64,
         })
+    }
+
+    /// The leader's snapshot `body` (fetched whole with FetchSnapshot, untrusted) of the
+    /// snapshot `id` the leader named: checked, written, and the log emptied to start at its
+    /// end, crash-safely (the file first; [`Observer::open`] finishes what a crash
+    /// interrupts). Returns it: its image replaces the caller's.
+    pub async fn on_snapshot<S: LogStore + SnapshotStore>(
+        &mut self,
+        log: &MetadataLog<S>,
+        id: SnapshotId,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<MetadataSnapshot, ReplicationError> {
+        let snapshot = MetadataSnapshot::decode(id, body)?;
+        let base = snapshot_base(&snapshot);
+        if base.offset <= self.position.fetch_offset && base.index <= self.last_index {
+            return Err(quorum_log(format!(
+                "snapshot ending at {} is not past the observer's log end {}",
+                base.offset, self.position.fetch_offset
+            )));
+        }
+        snapshot_file::write_body(log.store(), id, body, base.offset).await?;
+        log.reset_to(base.offset, now_ms).await?;
+        self.position = position_after(None, base);
+        self.last_index = base.index;
+        Ok(snapshot)
+    }
+
+    /// The Raft index of the last batch its log holds (of the snapshot it starts after,
+    /// when it holds none).
+    pub fn last_index(&self) -> u64 {
+        self.last_index
     }
 
     /// What to fetch next.
@@ -223,7 +294,7 @@ impl Observer {
             log.truncate_to(from, now_ms).await?;
             return Err(e);
         }
-        self.position = position_after(batches.last());
+        self.position = position_after(batches.last(), LogBase::default());
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {
             self.last_index += 1;
@@ -258,7 +329,7 @@ impl Observer {
     /// A leader's diverging answer: cuts the log to `end_offset` (or leaves it, when it ends
     /// there or before) and moves the position to the new end. Says whether applied batches
     /// went (every batch in the log has been applied).
-    pub async fn on_diverging<S: LogStore>(
+    pub async fn on_diverging<S: LogStore + SnapshotStore>(
         &mut self,
         log: &MetadataLog<S>,
         end_offset: i64,
@@ -278,11 +349,12 @@ impl Observer {
         &self,
         log: &MetadataLog<S>,
     ) -> Result<i64, ReplicationError> {
-        let batches = log.replay_batches(0).await?;
-        Ok(batches.last().map_or(0, |b| b.base_offset))
+        let start = log.log_start_offset();
+        let batches = log.replay_batches(start).await?;
+        Ok(batches.last().map_or(start, |b| b.base_offset))
     }
 
-    async fn cut_to<S: LogStore>(
+    async fn cut_to<S: LogStore + SnapshotStore>(
         &mut self,
         log: &MetadataLog<S>,
         offset: i64,
@@ -291,8 +363,14 @@ impl Observer {
         if offset >= self.position.fetch_offset {
             return Ok(Cut::Kept);
         }
-        log.truncate_to(offset, now_ms).await?;
-        *self = Observer::open(log).await?;
+        let start = log.log_start_offset();
+        if offset < start {
+            // Below what the log holds: start over empty, to be sent a snapshot.
+            log.reset_to(0, now_ms).await?;
+        } else {
+            log.truncate_to(offset, now_ms).await?;
+        }
+        *self = Observer::open(log, now_ms).await?;
         Ok(Cut::Rebuild)
     }
 }
@@ -306,15 +384,16 @@ fn raft_term(epoch: i32) -> i32 {
     }
 }
 
-fn position_after(last: Option<&LogBatch>) -> FetchPosition {
+/// The position after `last`, or after `base` when the log holds no batch.
+fn position_after(last: Option<&LogBatch>, base: LogBase) -> FetchPosition {
     match last {
         Some(b) => FetchPosition {
             fetch_offset: b.next_offset,
             last_fetched_epoch: raft_term(b.term),
         },
         None => FetchPosition {
-            fetch_offset: 0,
-            last_fetched_epoch: 0,
+            fetch_offset: base.offset,
+            last_fetched_epoch: i32::try_from(base.term).unwrap_or(i32::MAX),
         },
     }
 }

@@ -264,18 +264,8 @@ fn start_up_begins_at_the_newest_valid_snapshot_and_replays_only_after_it() {
         term: 1,
         image,
     };
-    block_on(snapshot_file::write(first.log.store(), &at_two)).unwrap();
-    // A newer one whose file is damaged, and one past the log's end: both passed over.
-    let mut past = ClusterImage::default();
-    for i in 0..10 {
-        past.apply(&broker_config(&format!("x{i}")), i).unwrap();
-    }
-    let past = MetadataSnapshot {
-        index: 10,
-        term: 1,
-        image: past,
-    };
-    block_on(snapshot_file::write(first.log.store(), &past)).unwrap();
+    block_on(snapshot_file::write(first.log.store(), &at_two, 0)).unwrap();
+    // A newer one whose file is damaged: passed over.
     let mut three = ClusterImage::default();
     for (i, name) in ["a", "b", "c"].iter().enumerate() {
         three.apply(&broker_config(name), i as i64).unwrap();
@@ -293,7 +283,7 @@ fn start_up_begins_at_the_newest_valid_snapshot_and_replays_only_after_it() {
             .write_snapshot(damaged.id(), &body[..body.len() - 3]),
     )
     .unwrap();
-    assert_eq!(first.log.store().snapshot_ids().unwrap().len(), 3);
+    assert_eq!(first.log.store().snapshot_ids().unwrap().len(), 2);
     drop(first);
 
     let again = start(&disk, 2).unwrap();
@@ -315,6 +305,65 @@ fn start_up_begins_at_the_newest_valid_snapshot_and_replays_only_after_it() {
         again.bytes_since_snapshot,
         (broker_config("c").encode().len() + broker_config("d").encode().len()) as i64
     );
+    // A snapshot past the log's end is a leader's whose install a crash interrupted (its
+    // file is written first): start-up finishes the install, and the image is its.
+    let mut past = ClusterImage::default();
+    for i in 0..10 {
+        past.apply(&broker_config(&format!("x{i}")), i).unwrap();
+    }
+    let past = MetadataSnapshot {
+        index: 10,
+        term: 1,
+        image: past,
+    };
+    block_on(snapshot_file::write(again.log.store(), &past, 0)).unwrap();
+    drop(again);
+    let installed = start(&disk, 2).unwrap();
+    let log = &installed.log;
+    assert_eq!((log.log_start_offset(), log.durable_end()), (10, 10));
+    assert_eq!(installed.cluster.last_applied_offset(), 9);
+    let configs = installed.cluster.broker_configs("").unwrap();
+    assert!(configs.contains_key("x9") && !configs.contains_key("d"));
+    // The node goes on from there: the log takes batches at the snapshot's end.
+    installed.log.append(&[broker_config("y")], 0, 0).unwrap();
+    block_on(installed.log.flush()).unwrap();
+    drop(installed);
+    let later = start(&disk, 2).unwrap();
+    assert_eq!(later.cluster.last_applied_offset(), 10);
+    assert!(later.cluster.broker_configs("").unwrap().contains_key("y"));
+}
+
+#[test]
+fn a_log_cut_below_a_snapshot_that_is_gone_is_refused_with_the_way_out() {
+    use millrace_replication::metadata::snapshot_file::{self, MetadataSnapshot, SnapshotStore};
+    let disk = SimDisk::new(4096);
+    let first = start(&disk, 2).unwrap();
+    for name in ["a", "b", "c"] {
+        first.log.append(&[broker_config(name)], 0, 0).unwrap();
+    }
+    block_on(first.log.flush()).unwrap();
+    let mut image = ClusterImage::default();
+    for (i, name) in ["a", "b"].iter().enumerate() {
+        image.apply(&broker_config(name), i as i64).unwrap();
+    }
+    let two = MetadataSnapshot {
+        index: 2,
+        term: 1,
+        image,
+    };
+    let (id, _) = block_on(snapshot_file::write(first.log.store(), &two, 0)).unwrap();
+    assert_eq!(block_on(first.log.delete_before(2)).unwrap(), 2);
+    drop(first);
+    // Cut below the snapshot: the node starts from it and replays the rest.
+    let again = start(&disk, 2).unwrap();
+    assert_eq!(again.cluster.last_applied_offset(), 2);
+    assert!(again.cluster.broker_configs("").unwrap().contains_key("c"));
+    block_on(again.log.store().remove_snapshot(id)).unwrap();
+    drop(again);
+    let refused = start(&disk, 2)
+        .err()
+        .expect("no snapshot where the log starts");
+    assert!(refused.contains("no readable snapshot"), "{refused}");
 }
 
 #[test]

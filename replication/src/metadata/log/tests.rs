@@ -14,6 +14,7 @@ use std::cell::RefCell;
 struct MemStore {
     batches: RefCell<Vec<Vec<u8>>>,
     durable: RefCell<usize>,
+    start: std::cell::Cell<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,9 +24,9 @@ struct MemError;
 impl MemStore {
     fn end_of(&self, count: usize) -> i64 {
         let batches = self.batches.borrow();
-        batches[..count]
-            .last()
-            .map_or(0, |b| BatchHeader::parse(b).unwrap().next_offset())
+        batches[..count].last().map_or(self.start.get(), |b| {
+            BatchHeader::parse(b).unwrap().next_offset()
+        })
     }
 }
 
@@ -64,6 +65,30 @@ impl LogStore for MemStore {
         *durable = (*durable).min(keep);
         drop(batches);
         Ok(self.end_of(keep))
+    }
+
+    fn log_start_offset(&self) -> i64 {
+        self.start.get()
+    }
+
+    async fn delete_before(&self, offset: i64) -> Result<i64, MemError> {
+        let offset = offset.min(self.durable_end());
+        let mut batches = self.batches.borrow_mut();
+        let gone = batches
+            .iter()
+            .take_while(|b| BatchHeader::parse(b).unwrap().next_offset() <= offset)
+            .count();
+        batches.drain(..gone);
+        *self.durable.borrow_mut() -= gone;
+        self.start.set(self.start.get().max(offset));
+        Ok(self.start.get())
+    }
+
+    async fn reset_to(&self, offset: i64, _now_ms: i64) -> Result<(), MemError> {
+        self.batches.borrow_mut().clear();
+        *self.durable.borrow_mut() = 0;
+        self.start.set(offset);
+        Ok(())
     }
 
     async fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>, MemError> {

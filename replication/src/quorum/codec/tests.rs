@@ -13,7 +13,7 @@ fn entry(term: u64, index: u64, data: &[u8]) -> Entry {
 
 /// One message of every type peers exchange, with every carried field set.
 fn samples() -> Vec<Message> {
-    let types = [3u8, 4, 5, 6, 8, 9, 13, 14, 17, 18];
+    let types = [3u8, 4, 5, 6, 7, 8, 9, 13, 14, 17, 18];
     let data = encode_entry_data(&[
         crate::metadata::MetadataRecord::NoOp,
         crate::metadata::MetadataRecord::NoOp,
@@ -39,6 +39,14 @@ fn samples() -> Vec<Message> {
             m.context = bytes::Bytes::from_static(b"CampaignTransfer");
             if t == 3 {
                 m.entries = vec![entry(6, 41, &[]), entry(7, 42, &data)].into();
+            }
+            if t == 7 {
+                let snapshot = m.mut_snapshot();
+                snapshot.data = bytes::Bytes::from_static(b"a metadata snapshot file body");
+                let metadata = snapshot.mut_metadata();
+                metadata.index = 38;
+                metadata.term = 5;
+                metadata.mut_conf_state().voters = vec![1, 2, 3];
             }
             m
         })
@@ -72,7 +80,6 @@ fn what_the_quorum_never_sends_is_refused_both_ways() {
         MessageType::MsgHup,
         MessageType::MsgBeat,
         MessageType::MsgPropose,
-        MessageType::MsgSnapshot,
         MessageType::MsgReadIndex,
         MessageType::MsgCheckQuorum,
     ] {
@@ -91,7 +98,32 @@ fn what_the_quorum_never_sends_is_refused_both_ways() {
     assert!(encode_message(&m).is_err(), "entry context");
     let mut m = samples()[0].clone();
     m.mut_snapshot().mut_metadata().index = 3;
-    assert!(encode_message(&m).is_err(), "snapshot");
+    assert!(
+        encode_message(&m).is_err(),
+        "a snapshot outside MsgSnapshot"
+    );
+    let snapshot = samples()[4].clone();
+    assert_eq!(snapshot.get_msg_type(), MessageType::MsgSnapshot);
+    let mut m = snapshot.clone();
+    m.mut_snapshot().mut_metadata().mut_conf_state().learners = vec![4];
+    assert!(encode_message(&m).is_err(), "learners");
+    let mut m = snapshot.clone();
+    m.mut_snapshot().mut_metadata().mut_conf_state().voters = (1..=VOTERS_MAX as u64 + 1).collect();
+    assert!(encode_message(&m).is_err(), "too many voters");
+    let mut m = snapshot.clone();
+    m.mut_snapshot().data = vec![0; SNAPSHOT_BYTES_MAX + 1].into();
+    assert!(encode_message(&m).is_err(), "snapshot too large");
+    // A snapshot message that declares more data than its bound, with the bytes present.
+    let mut m = snapshot;
+    m.mut_snapshot().data = vec![7; SNAPSHOT_BYTES_MAX].into();
+    let mut bytes = encode_message(&m).unwrap();
+    let len_at = bytes.len() - SNAPSHOT_BYTES_MAX - 4;
+    bytes[len_at..len_at + 4].copy_from_slice(&(SNAPSHOT_BYTES_MAX as u32 + 1).to_be_bytes());
+    bytes.push(7);
+    assert!(
+        decode_message(&bytes).is_err(),
+        "declared snapshot size over the bound"
+    );
     let mut m = samples()[0].clone();
     m.context = vec![0; CONTEXT_BYTES_MAX + 1].into();
     assert!(encode_message(&m).is_err(), "context bound");
