@@ -64,6 +64,7 @@ pub enum Reader {
 pub fn sole_replica_assignment(local: BrokerId) -> Assignment {
     Assignment {
         leader_epoch: LeaderEpoch::INITIAL,
+        partition_epoch: 0,
         leader: Some(local),
         replicas: vec![local],
         isr: vec![local],
@@ -74,6 +75,7 @@ pub fn sole_replica_assignment(local: BrokerId) -> Assignment {
 pub fn assignment_of(state: &PartitionImage) -> Assignment {
     Assignment {
         leader_epoch: LeaderEpoch(state.leader_epoch),
+        partition_epoch: state.partition_epoch,
         leader: (state.leader >= 0).then_some(state.leader),
         replicas: state.replicas.clone(),
         isr: state.isr.clone(),
@@ -314,6 +316,12 @@ impl<D: Disk> Partition<D> {
         for action in actions {
             match action {
                 Action::HighWatermarkAdvanced { .. } => self.advanced.notify_all(),
+                // Only a leader with followers proposes ISR changes; partitions here have one
+                // replica until the fetch path and AlterPartition land (issue 17).
+                Action::AlterIsr { isr, .. } => {
+                    tracing::warn!(topic = %self.topic, partition = self.index, ?isr,
+                        "an ISR change was proposed but partition replication is not wired yet")
+                }
             }
         }
     }
