@@ -33,6 +33,17 @@
 //!   [`placement`](super::placement), ISR = replicas (all usable), leader = the first replica,
 //!   epochs 0.
 //!
+//! * **ISR changes from leaders** ([`alter_partition`], Kafka's AlterPartition): the
+//!   request's broker epoch must be the leader's registration's (else STALE_BROKER_EPOCH for
+//!   the whole request); per partition, in Kafka's order: the topic and partition exist, the
+//!   leader epoch is the current one (FENCED_LEADER_EPOCH), the sender leads
+//!   (NOT_LEADER_OR_FOLLOWER), the partition epoch is the current one (INVALID_UPDATE_VERSION:
+//!   the leader's view is stale), the new ISR holds the leader, only replicas, no duplicates
+//!   (INVALID_REQUEST), and every member it adds is an active broker whose epoch, when given
+//!   (v3), is its registration's (INELIGIBLE_REPLICA). An accepted change is one
+//!   PartitionChangeRecord (none when the ISR is already that); the answer is the state after
+//!   it.
+//!
 //! Not here yet: ELR maintenance with `min.insync.replicas` (fencing leaves the ELR as it is),
 //! controlled shutdown, reassignment, preferred-leader election.
 
@@ -205,6 +216,160 @@ pub fn create_partitions(
     }
     let assignment = place_replicas(image, start, total - current, rf)?;
     Ok(new_partitions(topic_id, current, assignment).collect())
+}
+
+/// One partition of an AlterPartition request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    /// The topic.
+    pub topic_id: TopicId,
+    /// The partition.
+    pub partition_id: i32,
+    /// The leader epoch the leader holds.
+    pub leader_epoch: i32,
+    /// The partition epoch its proposal is based on.
+    pub partition_epoch: i32,
+    /// The proposed ISR: each member with its broker epoch when the request names it (v3).
+    pub new_isr: Vec<(i32, Option<i64>)>,
+}
+
+/// Why one partition's ISR change was refused (each maps to a Kafka error code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsrRefusal {
+    /// UNKNOWN_TOPIC_ID.
+    UnknownTopicId,
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    UnknownTopicOrPartition,
+    /// FENCED_LEADER_EPOCH: the sender's leader epoch is not the current one.
+    FencedLeaderEpoch,
+    /// NOT_LEADER_OR_FOLLOWER: the sender does not lead the partition.
+    NotLeaderOrFollower,
+    /// INVALID_UPDATE_VERSION: the change is based on an older partition epoch.
+    InvalidUpdateVersion,
+    /// INVALID_REQUEST: the ISR lacks the leader, names a non-replica or a replica twice.
+    InvalidRequest,
+    /// INELIGIBLE_REPLICA: an added member is fenced, shutting down or of a stale epoch.
+    IneligibleReplica,
+}
+
+/// A partition's state after an accepted ISR change, as AlterPartition answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrState {
+    /// The leader.
+    pub leader: i32,
+    /// The leader epoch.
+    pub leader_epoch: i32,
+    /// The ISR.
+    pub isr: Vec<i32>,
+    /// The partition epoch.
+    pub partition_epoch: i32,
+}
+
+/// What an AlterPartition request decides: the records to commit, and one outcome per change
+/// in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrDecision {
+    /// The PartitionChangeRecords of the accepted changes.
+    pub records: Vec<MetadataRecord>,
+    /// Per change: the state after it, or why it was refused.
+    pub outcomes: Vec<Result<IsrState, IsrRefusal>>,
+}
+
+/// The records for an AlterPartition request from `broker_id` under `broker_epoch`, and one
+/// outcome per change in request order (see the module doc). The whole request is refused
+/// with [`ReplicationError::StaleBrokerEpoch`] when the epoch is not the broker's current
+/// registration's, or when it is not registered.
+pub fn alter_partition(
+    image: &ClusterImage,
+    broker_id: i32,
+    broker_epoch: i64,
+    changes: &[IsrChange],
+) -> Result<IsrDecision, ReplicationError> {
+    match image.broker(broker_id) {
+        Some(b) if b.broker_epoch == broker_epoch => {}
+        b => {
+            return Err(ReplicationError::StaleBrokerEpoch {
+                broker_id,
+                epoch: broker_epoch,
+                current: b.map_or(-1, |b| b.broker_epoch),
+            })
+        }
+    }
+    let mut records = Vec::new();
+    let mut outcomes = Vec::with_capacity(changes.len());
+    for change in changes {
+        let outcome = check_isr_change(image, broker_id, change);
+        if let Ok(state) = &outcome {
+            let p = &image
+                .topic_by_id(&change.topic_id)
+                .expect("checked")
+                .partitions[change.partition_id as usize];
+            if state.isr != p.isr {
+                records.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+                    topic_id: change.topic_id,
+                    partition_id: change.partition_id,
+                    leader: None,
+                    isr: Some(state.isr.clone()),
+                    replicas: None,
+                    eligible_leader_replicas: None,
+                    last_known_elr: None,
+                }));
+            }
+        }
+        outcomes.push(outcome);
+    }
+    Ok(IsrDecision { records, outcomes })
+}
+
+fn check_isr_change(
+    image: &ClusterImage,
+    broker_id: i32,
+    change: &IsrChange,
+) -> Result<IsrState, IsrRefusal> {
+    let topic = image
+        .topic_by_id(&change.topic_id)
+        .ok_or(IsrRefusal::UnknownTopicId)?;
+    let p = usize::try_from(change.partition_id)
+        .ok()
+        .and_then(|i| topic.partitions.get(i))
+        .ok_or(IsrRefusal::UnknownTopicOrPartition)?;
+    if change.leader_epoch != p.leader_epoch {
+        return Err(IsrRefusal::FencedLeaderEpoch);
+    }
+    if p.leader != broker_id {
+        return Err(IsrRefusal::NotLeaderOrFollower);
+    }
+    if change.partition_epoch != p.partition_epoch {
+        return Err(IsrRefusal::InvalidUpdateVersion);
+    }
+    let isr: Vec<i32> = change.new_isr.iter().map(|&(id, _)| id).collect();
+    let mut sorted = isr.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if !isr.contains(&broker_id)
+        || sorted.len() != isr.len()
+        || !isr.iter().all(|r| p.replicas.contains(r))
+    {
+        return Err(IsrRefusal::InvalidRequest);
+    }
+    for &(member, epoch) in &change.new_isr {
+        if p.isr.contains(&member) {
+            continue;
+        }
+        let eligible = image
+            .broker(member)
+            .is_some_and(|b| b.is_active() && epoch.is_none_or(|e| e == b.broker_epoch));
+        if !eligible {
+            return Err(IsrRefusal::IneligibleReplica);
+        }
+    }
+    let changed = isr != p.isr;
+    Ok(IsrState {
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch + i32::from(changed),
+        isr,
+    })
 }
 
 fn registered(image: &ClusterImage, broker_id: i32) -> Result<&BrokerImage, ReplicationError> {

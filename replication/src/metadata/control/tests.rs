@@ -391,3 +391,134 @@ fn check_leaders(image: &ClusterImage, seed: u64, step: usize) {
         }
     }
 }
+
+#[test]
+fn alter_partition_changes_the_isr_of_a_leader_with_current_epochs_only() {
+    let mut c = Cluster::new();
+    for id in 0..4 {
+        c.join(id, None, id as u8);
+    }
+    c.commit(&create_topic(&c.image, "t", topic_id(1), 1, 3, 0).unwrap());
+    let p = c.partition("t", 0).clone();
+    let (leader, follower) = (p.leader, p.replicas[1]);
+    let epoch_of = |c: &Cluster, b: i32| c.image.broker(b).unwrap().broker_epoch;
+    let shrink: Vec<(i32, Option<i64>)> = p
+        .isr
+        .iter()
+        .filter(|&&r| r != follower)
+        .map(|&r| (r, None))
+        .collect();
+    let change = |isr: Vec<(i32, Option<i64>)>, le: i32, pe: i32| IsrChange {
+        topic_id: topic_id(1),
+        partition_id: 0,
+        leader_epoch: le,
+        partition_epoch: pe,
+        new_isr: isr,
+    };
+    // A stale broker epoch refuses the whole request.
+    let stale = epoch_of(&c, leader) - 1;
+    assert!(matches!(
+        alter_partition(&c.image, leader, stale, &[change(shrink.clone(), 0, 0)]),
+        Err(ReplicationError::StaleBrokerEpoch { .. })
+    ));
+    let epoch = epoch_of(&c, leader);
+    let unknown_partition = IsrChange {
+        partition_id: 5,
+        ..change(shrink.clone(), 0, 0)
+    };
+    let unknown_topic = IsrChange {
+        topic_id: topic_id(9),
+        ..change(shrink.clone(), 0, 0)
+    };
+    let with_dup = vec![(leader, None), (leader, None)];
+    let without_leader: Vec<_> = p
+        .isr
+        .iter()
+        .filter(|&&r| r != leader)
+        .map(|&r| (r, None))
+        .collect();
+    let outsider = *[0, 1, 2, 3]
+        .iter()
+        .find(|b| !p.replicas.contains(b))
+        .unwrap();
+    let requests = [
+        change(shrink.clone(), 1, 0),
+        change(shrink.clone(), 0, 1),
+        change(with_dup, 0, 0),
+        change(without_leader, 0, 0),
+        change(vec![(leader, None), (outsider, None)], 0, 0),
+        unknown_partition,
+        unknown_topic,
+    ];
+    let IsrDecision { records, outcomes } =
+        alter_partition(&c.image, leader, epoch, &requests).unwrap();
+    assert!(records.is_empty());
+    assert_eq!(
+        outcomes
+            .iter()
+            .map(|o| o.clone().unwrap_err())
+            .collect::<Vec<_>>(),
+        [
+            IsrRefusal::FencedLeaderEpoch,
+            IsrRefusal::InvalidUpdateVersion,
+            IsrRefusal::InvalidRequest,
+            IsrRefusal::InvalidRequest,
+            IsrRefusal::InvalidRequest,
+            IsrRefusal::UnknownTopicOrPartition,
+            IsrRefusal::UnknownTopicId,
+        ]
+    );
+    // Only the leader may change it.
+    let IsrDecision { outcomes, .. } = alter_partition(
+        &c.image,
+        follower,
+        epoch_of(&c, follower),
+        &[change(shrink.clone(), 0, 0)],
+    )
+    .unwrap();
+    assert_eq!(outcomes, [Err(IsrRefusal::NotLeaderOrFollower)]);
+    // The shrink is accepted: one record, the answer is the state after it.
+    let IsrDecision { records, outcomes } =
+        alter_partition(&c.image, leader, epoch, &[change(shrink.clone(), 0, 0)]).unwrap();
+    c.commit(&records);
+    let now = c.partition("t", 0).clone();
+    let expected = IsrState {
+        leader,
+        leader_epoch: 0,
+        isr: shrink.iter().map(|&(r, _)| r).collect(),
+        partition_epoch: 1,
+    };
+    assert_eq!(outcomes, [Ok(expected.clone())]);
+    assert_eq!((now.isr.clone(), now.partition_epoch), (expected.isr, 1));
+    // Proposing the ISR in force again changes nothing and answers it.
+    let IsrDecision { records, outcomes } =
+        alter_partition(&c.image, leader, epoch, &[change(shrink.clone(), 0, 1)]).unwrap();
+    assert!(records.is_empty());
+    assert_eq!(outcomes[0].as_ref().unwrap().partition_epoch, 1);
+    // Adding the follower back: refused while it is fenced or with a stale epoch, accepted
+    // with its current one.
+    let mut grow = shrink.clone();
+    grow.push((follower, Some(epoch_of(&c, follower))));
+    c.commit(&fence_broker(&c.image, follower).unwrap());
+    let pe = c.partition("t", 0).partition_epoch;
+    let IsrDecision {
+        records: _,
+        outcomes,
+    } = alter_partition(&c.image, leader, epoch, &[change(grow.clone(), 0, pe)]).unwrap();
+    assert_eq!(outcomes, [Err(IsrRefusal::IneligibleReplica)]);
+    c.commit(&unfence_broker(&c.image, follower).unwrap());
+    let mut stale_member = shrink.clone();
+    stale_member.push((follower, Some(epoch_of(&c, follower) - 1)));
+    let IsrDecision {
+        records: _,
+        outcomes,
+    } = alter_partition(&c.image, leader, epoch, &[change(stale_member, 0, pe)]).unwrap();
+    assert_eq!(outcomes, [Err(IsrRefusal::IneligibleReplica)]);
+    let IsrDecision { records, outcomes } =
+        alter_partition(&c.image, leader, epoch, &[change(grow.clone(), 0, pe)]).unwrap();
+    c.commit(&records);
+    assert!(outcomes[0].is_ok());
+    let isr: Vec<i32> = grow.iter().map(|&(r, _)| r).collect();
+    assert_eq!(c.partition("t", 0).isr, isr);
+    assert_eq!(c.partition("t", 0).partition_epoch, pe + 1);
+}
