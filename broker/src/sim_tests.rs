@@ -47,6 +47,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod alter_partition;
 mod other_brokers;
 mod snapshots;
 

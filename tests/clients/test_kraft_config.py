@@ -82,9 +82,11 @@ def test_one_voter_kraft_node_serves_clients_and_a_controller_listener(tmp_path,
         err, controller_keys = w.api_versions_v0(controller_port)
         metadata_changes = {19, 20, 33, 37, 44}  # CreateTopics ... IncrementalAlterConfigs
         broker_lifecycle = {62, 63, 67}  # BrokerRegistration, BrokerHeartbeat, AllocateProducerIds
-        observers = {1}  # Fetch of the metadata log by broker-only nodes, as Kafka's controllers
+        # Fetch and FetchSnapshot of the metadata log by broker-only nodes, as Kafka's controllers
+        observers = {1, 59}
+        isr_changes = {56}  # AlterPartition from partition leaders
         assert err == 0 and set(controller_keys) == \
-            {18, 55, 60} | metadata_changes | broker_lifecycle | observers
+            {18, 55, 60} | metadata_changes | broker_lifecycle | observers | isr_changes
         with w.connect(controller_port) as s:
             s.sendall(w.frame(w.header_v1(RAFT_API_KEY, 0, 1) + b"\x01\x02\x03"))
             assert w.closed_by_peer(s)

@@ -119,6 +119,15 @@ pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
 /// The request's cluster id is not this cluster's.
 pub const INCONSISTENT_CLUSTER_ID: i16 = 104;
 
+/// The request's leader epoch is not the current one.
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+
+/// AlterPartition was based on an older partition epoch.
+pub const INVALID_UPDATE_VERSION: i16 = 95;
+
+/// A proposed ISR member is fenced, shutting down, or of a stale broker epoch.
+pub const INELIGIBLE_REPLICA: i16 = 107;
+
 /// FetchSnapshot named a snapshot the leader no longer (or never) had.
 pub const SNAPSHOT_NOT_FOUND: i16 = 98;
 
@@ -185,6 +194,9 @@ pub const ALL: &[(&str, i16)] = &[
     ),
     ("BROKER_ID_NOT_REGISTERED", BROKER_ID_NOT_REGISTERED),
     ("INCONSISTENT_CLUSTER_ID", INCONSISTENT_CLUSTER_ID),
+    ("FENCED_LEADER_EPOCH", FENCED_LEADER_EPOCH),
+    ("INVALID_UPDATE_VERSION", INVALID_UPDATE_VERSION),
+    ("INELIGIBLE_REPLICA", INELIGIBLE_REPLICA),
     ("SNAPSHOT_NOT_FOUND", SNAPSHOT_NOT_FOUND),
     ("POSITION_OUT_OF_RANGE", POSITION_OUT_OF_RANGE),
 ];

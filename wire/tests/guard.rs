@@ -621,6 +621,43 @@ fn fetch_snapshot(v: i16, null: bool) -> FetchSnapshotRequest {
         .with_unknown_tagged_fields(tags(v, 0))
 }
 
+fn alter_partition(v: i16, _null: bool) -> AlterPartitionRequest {
+    use kafka_protocol::messages::alter_partition_request::*;
+    let part = |index: i32| {
+        let mut p = PartitionData::default()
+            .with_partition_index(index)
+            .with_leader_epoch(4)
+            .with_leader_recovery_state(0)
+            .with_partition_epoch(9)
+            .with_unknown_tagged_fields(tags(v, 0));
+        if v >= 3 {
+            p = p.with_new_isr_with_epochs(vec![
+                BrokerState::default()
+                    .with_broker_id(BrokerId(1))
+                    .with_broker_epoch(77),
+                BrokerState::default()
+                    .with_broker_id(BrokerId(2))
+                    .with_broker_epoch(78)
+                    .with_unknown_tagged_fields(tags(v, 0)),
+            ]);
+        } else {
+            p = p.with_new_isr(vec![BrokerId(1), BrokerId(2)]);
+        }
+        p
+    };
+    AlterPartitionRequest::default()
+        .with_broker_id(BrokerId(1))
+        .with_broker_epoch(77)
+        .with_topics(vec![
+            TopicData::default()
+                .with_topic_id(uuid(0x42))
+                .with_partitions(vec![part(0), part(3)])
+                .with_unknown_tagged_fields(tags(v, 0)),
+            TopicData::default().with_topic_id(uuid(0x43)),
+        ])
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
 fn broker_registration(v: i16, null: bool) -> BrokerRegistrationRequest {
     use kafka_protocol::messages::broker_registration_request::*;
     let listener = |name: &str, port: u16| {
@@ -715,6 +752,7 @@ fn corpus() -> Vec<ApiCorpus> {
         cases(17, sasl_handshake),
         cases(55, describe_quorum),
         cases(59, fetch_snapshot),
+        cases(56, alter_partition),
         cases(62, broker_registration),
         cases(63, broker_heartbeat),
         cases(64, unregister_broker),

@@ -302,6 +302,45 @@ impl Call<Shard> for AllocateProducerIds {
     }
 }
 
+/// AlterPartition from a partition leader: ISR changes, decided by
+/// `control::alter_partition` and committed as one batch. Answers the whole request's
+/// refusal, or one outcome per change in request order.
+pub struct AlterPartition {
+    /// The leader's broker id.
+    pub broker_id: i32,
+    /// Its registration's epoch, as it knows it.
+    pub broker_epoch: i64,
+    /// The changes.
+    pub changes: Vec<control::IsrChange>,
+}
+
+impl Call<Shard> for AlterPartition {
+    type Reply = Result<Vec<Result<control::IsrState, control::IsrRefusal>>, Refusal>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let controller = leading(&shard)?;
+        let _turn = take_turn(&controller).await?;
+        let current = controller.current();
+        current_broker(&current.cluster, self.broker_id, self.broker_epoch)?;
+        let decision = control::alter_partition(
+            &current.cluster,
+            self.broker_id,
+            self.broker_epoch,
+            &self.changes,
+        )
+        .map_err(|e| (code::STALE_BROKER_EPOCH, e.to_string()))?;
+        if !decision.records.is_empty() {
+            tracing::info!(
+                broker = self.broker_id,
+                changes = decision.records.len(),
+                "ISR changed at the leader's request"
+            );
+        }
+        commit(&shard, &controller, decision.records).await?;
+        Ok(decision.outcomes)
+    }
+}
+
 /// The active controller's watch, every tick while the broker runs: starts a term's sessions,
 /// fences the brokers whose session ended, and creates `__consumer_offsets` once the brokers
 /// have registered (all voters' brokers, or any after one session timeout of leading, so a

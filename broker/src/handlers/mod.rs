@@ -7,6 +7,7 @@
 
 mod allocate_producer_ids;
 mod alter_configs;
+mod alter_partition;
 mod api_versions;
 mod broker_heartbeat;
 mod broker_registration;
@@ -201,6 +202,7 @@ pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
     entry!(AllocateProducerIds, 0, 0, allocate_producer_ids),
     entry!(Fetch, 12, 16, metadata_fetch),
     entry!(FetchSnapshot, 0, 1, fetch_snapshot),
+    entry!(AlterPartition, 2, 3, alter_partition),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection

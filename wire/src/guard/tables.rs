@@ -41,6 +41,7 @@ pub(super) const APIS: &[Api] = &[
     sasl_handshake::API,
     describe_quorum::API,
     fetch_snapshot::API,
+    alter_partition::API,
     broker_registration::API,
     broker_heartbeat::API,
     unregister_broker::API,
@@ -941,6 +942,50 @@ pub(super) mod fetch_snapshot {
     const SNAPSHOT_ID: &[Field] = &[
         Field::new("end_offset", Ty::Int64, 0, i16::MAX),
         Field::new("epoch", Ty::Int32, 0, i16::MAX),
+    ];
+}
+
+/// alter_partition_request, api_key 56, versions 2-3 (kafka-protocol decodes no older one),
+/// flexible 0+. v2 names the new ISR by broker id, v3 with each member's broker epoch.
+pub(super) mod alter_partition {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 56,
+        min_version: 2,
+        max_version: 3,
+        flexible_min: 0,
+        body: ALTER_PARTITION_REQUEST,
+    };
+    const ALTER_PARTITION_REQUEST: &[Field] = &[
+        Field::new("broker_id", Ty::Int32, 0, i16::MAX),
+        Field::new("broker_epoch", Ty::Int64, 0, i16::MAX),
+        Field::new("topics", Ty::Array(&Ty::Struct(TOPIC_DATA)), 0, i16::MAX),
+    ];
+    const TOPIC_DATA: &[Field] = &[
+        Field::new("topic_id", Ty::Uuid, 2, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(PARTITION_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const PARTITION_DATA: &[Field] = &[
+        Field::new("partition_index", Ty::Int32, 0, i16::MAX),
+        Field::new("leader_epoch", Ty::Int32, 0, i16::MAX),
+        Field::new("new_isr", Ty::Array(&Ty::Int32), 0, 2),
+        Field::new(
+            "new_isr_with_epochs",
+            Ty::Array(&Ty::Struct(BROKER_STATE)),
+            3,
+            i16::MAX,
+        ),
+        Field::new("leader_recovery_state", Ty::Int8, 1, i16::MAX),
+        Field::new("partition_epoch", Ty::Int32, 0, i16::MAX),
+    ];
+    const BROKER_STATE: &[Field] = &[
+        Field::new("broker_id", Ty::Int32, 3, i16::MAX),
+        Field::new("broker_epoch", Ty::Int64, 3, i16::MAX),
     ];
 }
 
