@@ -755,6 +755,17 @@ async fn request<Req: Encodable>(
     version: i16,
     req: &Req,
 ) -> Response {
+    request_on(shard, crate::handlers::Listener::Client, key, version, req).await
+}
+
+/// A request as it arrives on `listener`.
+async fn request_on<Req: Encodable>(
+    shard: &Rc<Shard>,
+    listener: crate::handlers::Listener,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> Response {
     let mut body = BytesMut::new();
     req.encode(&mut body, version).expect("request encodes");
     let header = RequestHeader {
@@ -766,7 +777,7 @@ async fn request<Req: Encodable>(
     };
     let client = Client {
         host: Rc::from("/127.0.0.1"),
-        listener: crate::handlers::Listener::Client,
+        listener,
     };
     dispatch(shard, &header, body.freeze(), client).await
 }

@@ -774,14 +774,7 @@ impl Sim {
         }
         let compact = self.rng.below(2) == 0;
         let up = self.nodes[i].up.as_mut().expect("up");
-        let snapshot = MetadataSnapshot {
-            index: batch.index,
-            term: batch.term as u64,
-            image: up.image.clone(),
-        };
-        let start = up.log.log_start_offset();
-        let (id, body) = block_on(snapshot_file::write(up.log.store(), &snapshot, start))
-            .expect("a snapshot is written");
+        let (id, body) = write_snapshot(&up.log, batch, &up.image);
         let point = LogBase {
             index: batch.index,
             term: batch.term as u64,
@@ -1231,14 +1224,7 @@ impl Sim {
     /// Observer `i` writes a snapshot after `batch`, as a broker does, and may cut its log.
     fn observer_snapshot(&mut self, i: usize, batch: &CommittedBatch) {
         let up = self.observers[i].up.as_mut().expect("up");
-        let snapshot = MetadataSnapshot {
-            index: batch.index,
-            term: batch.term as u64,
-            image: up.image.clone(),
-        };
-        let start = up.log.log_start_offset();
-        let (id, _) = block_on(snapshot_file::write(up.log.store(), &snapshot, start))
-            .expect("a snapshot is written");
+        let (id, _) = write_snapshot(&up.log, batch, &up.image);
         if self.rng.below(2) == 0 && id.end_offset <= up.log.durable_end() {
             block_on(up.log.delete_before(id.end_offset)).expect("the log is cut");
         }
@@ -1291,4 +1277,23 @@ fn start_image(log: &Log) -> (ClusterImage, u64) {
         Some(s) => (s.image, s.index),
         None => (ClusterImage::default(), 0),
     }
+}
+
+/// Writes `image` (the state after `batch`) as a snapshot in `log`'s directory.
+fn write_snapshot(
+    log: &Log,
+    batch: &CommittedBatch,
+    image: &ClusterImage,
+) -> (SnapshotId, bytes::Bytes) {
+    let snapshot = MetadataSnapshot {
+        index: batch.index,
+        term: batch.term as u64,
+        image: image.clone(),
+    };
+    block_on(snapshot_file::write(
+        log.store(),
+        &snapshot,
+        log.log_start_offset(),
+    ))
+    .expect("a snapshot is written")
 }

@@ -73,17 +73,7 @@ impl<D: Disk> PartitionLog<D> {
     /// after the commit point closes the log ([`StorageError::Closed`] afterwards); reopening
     /// it completes the truncation.
     pub async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<i64, StorageError> {
-        let _maintenance = self.maintenance.lock().await;
-        let _cleaning = self.cleaning.lock().await;
-        let _round = self.gate.hold().await;
-        let _truncating = Flag::raise(&self.truncating);
-        let (log_start_offset, log_end_offset, closed) = {
-            let st = self.state.borrow();
-            (st.log_start_offset, st.log_end_offset(), st.closed)
-        };
-        if closed {
-            return Err(StorageError::Closed);
-        }
+        let (_alone, log_start_offset, log_end_offset) = self.alone().await?;
         let out_of_range = StorageError::TruncateOutOfRange {
             offset,
             log_start_offset,
@@ -132,17 +122,7 @@ impl<D: Disk> PartitionLog<D> {
     /// old one whole or the empty one at `offset`. An I/O error after the commit point closes
     /// the log; reopening it completes the reset.
     pub async fn reset_to(&self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
-        let _maintenance = self.maintenance.lock().await;
-        let _cleaning = self.cleaning.lock().await;
-        let _round = self.gate.hold().await;
-        let _truncating = Flag::raise(&self.truncating);
-        let (log_start_offset, log_end_offset, closed) = {
-            let st = self.state.borrow();
-            (st.log_start_offset, st.log_end_offset(), st.closed)
-        };
-        if closed {
-            return Err(StorageError::Closed);
-        }
+        let (_alone, log_start_offset, log_end_offset) = self.alone().await?;
         if offset < 0 {
             return Err(StorageError::TruncateOutOfRange {
                 offset,
@@ -168,6 +148,22 @@ impl<D: Disk> PartitionLog<D> {
         }
         committed.done = true;
         Ok(())
+    }
+
+    /// Holds off flush rounds, appends, retention, DeleteRecords and compaction for as long as
+    /// the guard lives; with the log's start and end then. A closed log is an error.
+    async fn alone(&self) -> Result<(Alone<'_>, i64, i64), StorageError> {
+        let alone = Alone {
+            _maintenance: self.maintenance.lock().await,
+            _cleaning: self.cleaning.lock().await,
+            _round: self.gate.hold().await,
+            _truncating: Flag::raise(&self.truncating),
+        };
+        let st = self.state.borrow();
+        if st.closed {
+            return Err(StorageError::Closed);
+        }
+        Ok((alone, st.log_start_offset, st.log_end_offset()))
     }
 
     async fn apply_reset(&self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
@@ -369,6 +365,14 @@ impl<F> Drop for ClosesUnlessDone<'_, F> {
             self.closed.borrow_mut().closed = true;
         }
     }
+}
+
+/// What [`PartitionLog::truncate_to`] and [`PartitionLog::reset_to`] hold while they run.
+struct Alone<'a> {
+    _maintenance: crate::log::AsyncLockGuard<'a>,
+    _cleaning: crate::log::AsyncLockGuard<'a>,
+    _round: crate::log::RoundGuard<'a>,
+    _truncating: Flag<'a>,
 }
 
 /// Raises a flag for as long as it lives (also when its future is dropped).

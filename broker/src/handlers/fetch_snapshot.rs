@@ -10,7 +10,7 @@
 //! Answered per partition: NOT_LEADER_OR_FOLLOWER with the leader this node knows,
 //! SNAPSHOT_NOT_FOUND (a newer snapshot replaced it: fetch again), POSITION_OUT_OF_RANGE.
 
-use super::{decode, respond, str_bytes, Context, Response};
+use super::{decode, foreign_cluster, respond, str_bytes, Context, Response};
 use crate::controller::observer::{ReadSnapshot, SnapshotChunk, FETCH_MAX_BYTES};
 use crate::errors::code;
 use crate::handlers::describe_quorum::METADATA_TOPIC;
@@ -33,12 +33,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             &FetchSnapshotResponse::default().with_error_code(error_code),
         )
     };
-    let current = ctx.image();
-    if req
-        .cluster_id
-        .as_ref()
-        .is_some_and(|id| id.as_str() != current.cluster_id)
-    {
+    if foreign_cluster(&ctx, req.cluster_id.as_ref()) {
         return top(code::INCONSISTENT_CLUSTER_ID);
     }
     if req.replica_id.0 < 0 {

@@ -11,7 +11,7 @@
 //! (a consumer's -1 is INVALID_REQUEST here); a broker epoch older than the
 //! broker's registration is STALE_BROKER_EPOCH.
 
-use super::{decode, respond, str_bytes, Context, Response};
+use super::{decode, foreign_cluster, respond, str_bytes, Context, Response};
 use crate::controller::observer::{FetchAnswer, MetadataFetch, FETCH_MAX_BYTES, METADATA_TOPIC_ID};
 use crate::errors::code;
 use crate::handlers::describe_quorum::METADATA_TOPIC;
@@ -38,12 +38,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             &FetchResponse::default().with_error_code(error_code),
         )
     };
-    let current = ctx.image();
-    if req
-        .cluster_id
-        .as_ref()
-        .is_some_and(|id| id.as_str() != current.cluster_id)
-    {
+    if foreign_cluster(&ctx, req.cluster_id.as_ref()) {
         return top(code::INCONSISTENT_CLUSTER_ID);
     }
     let (replica_id, replica_epoch) = if version >= 15 {

@@ -236,6 +236,12 @@ pub async fn dispatch(
     (entry.handler)(ctx, header.clone(), body).await
 }
 
+/// True when a controller-listener request names a cluster id that is not this cluster's
+/// (INCONSISTENT_CLUSTER_ID); a request without one is not checked.
+fn foreign_cluster(ctx: &Context, cluster_id: Option<&kafka_protocol::protocol::StrBytes>) -> bool {
+    cluster_id.is_some_and(|id| id.as_str() != ctx.image().cluster_id)
+}
+
 /// Checks the body against the wire guard, then decodes it.
 ///
 /// Bytes after a complete body are tolerated, as Kafka's own parser does: librdkafka 2.16 sends

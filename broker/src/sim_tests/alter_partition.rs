@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::errors::code;
-use crate::handlers::{dispatch, Listener};
+use crate::handlers::Listener;
 use kafka_protocol::messages::alter_partition_request::{BrokerState, PartitionData, TopicData};
 use kafka_protocol::messages::{AlterPartitionRequest, AlterPartitionResponse, BrokerId};
 
@@ -15,21 +15,8 @@ async fn alter(
     version: i16,
     req: &AlterPartitionRequest,
 ) -> AlterPartitionResponse {
-    let mut body = BytesMut::new();
-    req.encode(&mut body, version).expect("request encodes");
     let key = ApiKey::AlterPartition;
-    let header = RequestHeader {
-        api_key: key as i16,
-        api_version: version,
-        correlation_id: 1,
-        client_id: Some("sim".into()),
-        header_version: key.request_header_version(version),
-    };
-    let client = Client {
-        host: Rc::from("/127.0.0.1"),
-        listener: Listener::Controller,
-    };
-    match dispatch(shard, &header, body.freeze(), client).await {
+    match request_on(shard, Listener::Controller, key, version, req).await {
         Response::Frame(frame) => decode_frame(key, version, frame),
         _ => panic!("AlterPartition answered without a frame"),
     }
