@@ -355,3 +355,55 @@ fn an_observer_behind_the_leaders_log_start_installs_its_snapshot_and_goes_on() 
         "nothing of it was installed"
     );
 }
+
+/// An observer whose log was cut below a snapshot of a foreign history (a cluster rebuilt
+/// under the same voters) and is told it diverges below its log start starts over empty:
+/// its snapshots go too, so a restart does not bring the foreign state back.
+#[test]
+fn a_divergence_below_the_log_start_empties_the_log_and_its_snapshots() {
+    use millrace_replication::metadata::snapshot_file;
+    use millrace_replication::metadata::{ClusterImage, MetadataSnapshot, SnapshotStore};
+    let foreign = Leader::new();
+    let mut image = ClusterImage::default();
+    let mut last = None;
+    for n in 1..=4 {
+        for b in foreign.commit_batches(vec![pid(n)]) {
+            for e in b.log_entries() {
+                image.apply(&e.record, e.offset).unwrap();
+            }
+            last = Some(b);
+        }
+    }
+    let last = last.expect("committed");
+    let disk = SimDisk::new(512);
+    let log = open_log(&disk);
+    let mut observer = block_on(Observer::open(&log, 0)).unwrap();
+    for _ in 0..20 {
+        let (batches, _) = foreign.serve(&mut observer, &log);
+        if batches.is_empty() {
+            break;
+        }
+    }
+    let snapshot = MetadataSnapshot {
+        index: last.index,
+        term: last.term as u64,
+        image,
+    };
+    let (id, _) = block_on(snapshot_file::write(log.store(), &snapshot, 0)).unwrap();
+    block_on(log.delete_before(id.end_offset)).unwrap();
+    let mut observer = block_on(Observer::open(&log, 0)).unwrap();
+    assert_eq!(observer.position().fetch_offset, id.end_offset);
+    let cut = block_on(observer.on_diverging(&log, 0, 0)).unwrap();
+    assert_eq!(cut, Cut::Rebuild);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    assert!(log.store().snapshot_ids().unwrap().is_empty());
+    assert_eq!(observer.position().fetch_offset, 0);
+    drop(log);
+    let log = open_log(&disk);
+    let reopened = block_on(Observer::open(&log, 0)).unwrap();
+    assert_eq!(
+        reopened.position().fetch_offset,
+        0,
+        "nothing foreign comes back"
+    );
+}

@@ -365,7 +365,19 @@ impl Observer {
         }
         let start = log.log_start_offset();
         if offset < start {
-            // Below what the log holds: start over empty, to be sent a snapshot.
+            // Below what the log holds: the snapshots are of the same foreign history. Start
+            // over empty (snapshots first, or the next open would install one again), to be
+            // sent the leader's snapshot.
+            let ids = log
+                .store()
+                .snapshot_ids()
+                .map_err(store_error("list snapshots"))?;
+            for id in ids {
+                log.store()
+                    .remove_snapshot(id)
+                    .await
+                    .map_err(store_error("remove snapshot"))?;
+            }
             log.reset_to(0, now_ms).await?;
         } else {
             log.truncate_to(offset, now_ms).await?;
