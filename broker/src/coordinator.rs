@@ -608,8 +608,9 @@ async fn append_durably(
     let appended = offsets
         .append(BytesMut::from(&batch[..]), now, false)
         .map_err(|e| e.to_string())?;
+    let epoch = offsets.leader_epoch();
     offsets
-        .committed(appended.last_offset, Acks::All)
+        .committed(appended.last_offset, epoch, Acks::All)
         .await
         .map_err(|e| e.to_string())
 }

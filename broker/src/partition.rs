@@ -17,7 +17,9 @@
 use bytes::BytesMut;
 use millrace_replication::metadata::PartitionImage;
 use millrace_replication::metadata::{MetadataLog, PartitionStore};
-use millrace_replication::replica::{Action, Assignment, BrokerId, Event, Replica};
+use millrace_replication::replica::{
+    AcksRefusal, AcksState, Action, Assignment, BrokerId, Event, Replica, ReplicaConfig,
+};
 use millrace_replication::LeaderEpoch;
 use millrace_shard::sync::Notify;
 use millrace_storage::disk::Disk;
@@ -188,18 +190,43 @@ impl<D: Disk> Partition<D> {
 
     /// Stage two: waits until everything up to `last_offset` is covered by `acks`. Flushes the
     /// log (one group commit covers every append made before it, from any request).
-    pub async fn committed(&self, last_offset: i64, acks: Acks) -> Result<(), StorageError> {
-        self.flush().await?;
+    pub async fn committed(
+        &self,
+        last_offset: i64,
+        leader_epoch: LeaderEpoch,
+        acks: Acks,
+    ) -> Result<(), CommitError> {
+        self.flush().await.map_err(CommitError::Storage)?;
         if acks != Acks::All {
             return Ok(());
         }
         loop {
             let seen = self.advanced.generation();
-            if self.high_watermark() > last_offset {
-                return Ok(());
+            let state = self
+                .replica
+                .borrow()
+                .acks_all_state(last_offset + 1, leader_epoch);
+            match state {
+                AcksState::Done => return Ok(()),
+                AcksState::Failed(refusal) => return Err(CommitError::Refused(refusal)),
+                AcksState::Waiting => self.advanced.changed_since(seen).await,
             }
-            self.advanced.changed_since(seen).await;
         }
+    }
+
+    /// Whether an acks=all write may be appended now (`min.insync.replicas` in sync).
+    pub fn check_acks_all(&self) -> Result<(), AcksRefusal> {
+        self.replica.borrow().check_acks_all()
+    }
+
+    /// Applies the replication settings of the topic's configs.
+    pub fn set_replica_config(&self, min_insync_replicas: usize) {
+        let config = ReplicaConfig {
+            min_insync_replicas,
+            ..ReplicaConfig::default()
+        };
+        let actions = self.replica.borrow_mut().set_config(config);
+        self.act(actions);
     }
 
     /// Makes everything appended so far durable and advances the high watermark with it.
@@ -313,6 +340,10 @@ impl<D: Disk> Partition<D> {
 
     fn feed(&self, event: Event) {
         let actions = self.replica.borrow_mut().handle(event);
+        self.act(actions);
+    }
+
+    fn act(&self, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::HighWatermarkAdvanced { .. } => self.advanced.notify_all(),
@@ -322,6 +353,30 @@ impl<D: Disk> Partition<D> {
                     tracing::warn!(topic = %self.topic, partition = self.index, ?isr,
                         "an ISR change was proposed but partition replication is not wired yet")
                 }
+            }
+        }
+    }
+}
+
+/// Why an append was not acknowledged.
+#[derive(Debug)]
+pub enum CommitError {
+    /// The log could not make it durable.
+    Storage(StorageError),
+    /// The replication rules refused it (acks=all: the ISR fell below
+    /// `min.insync.replicas`, or leadership moved).
+    Refused(AcksRefusal),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitError::Storage(e) => write!(f, "{e}"),
+            CommitError::Refused(AcksRefusal::NotLeader) => {
+                write!(f, "leadership moved before the write committed")
+            }
+            CommitError::Refused(_) => {
+                write!(f, "the in-sync replicas fell below min.insync.replicas")
             }
         }
     }

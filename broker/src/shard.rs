@@ -293,11 +293,13 @@ impl Shard {
                     if let Err(e) = partition.set_config(self.log_config(&topic)) {
                         tracing::error!(topic = %key.0, partition = key.1, error = %e, "applying topic configs");
                     }
+                    partition.set_replica_config(self.topic_settings(&topic).min_insync_replicas);
                 }
                 continue;
             }
             let assignment = crate::partition::assignment_of(state);
             let partition = self.open_partition(&key, &topic, assignment).await?;
+            partition.set_replica_config(self.topic_settings(&topic).min_insync_replicas);
             self.partitions.borrow_mut().insert(key, Rc::new(partition));
         }
         self.applied_version.set(image.version);

@@ -177,6 +177,14 @@ pub const DEFS: &[Def] = &[
         doc: "the largest record batch accepted",
     },
     Def {
+        name: "min.insync.replicas",
+        broker_key: "min.insync.replicas",
+        default: "1",
+        kind: Kind::Int,
+        check: |v| int_at_least(v, 1),
+        doc: "in-sync replicas an acks=all write needs (NOT_ENOUGH_REPLICAS below), and that the high watermark needs to advance",
+    },
+    Def {
         name: "message.timestamp.type",
         broker_key: "log.message.timestamp.type",
         default: "CreateTime",
@@ -313,6 +321,7 @@ impl BrokerDefaults {
                 .parse()
                 .unwrap_or(0.5),
             max_message_bytes: long("max.message.bytes").max(0) as usize,
+            min_insync_replicas: long("min.insync.replicas").max(1) as usize,
             log_append_time: self.effective(overrides, "message.timestamp.type") == "LogAppendTime",
             timestamp_before_max_ms: long("message.timestamp.before.max.ms").max(0),
             timestamp_after_max_ms: long("message.timestamp.after.max.ms").max(0),
@@ -350,6 +359,8 @@ pub struct TopicSettings {
     pub min_cleanable_dirty_ratio: f64,
     /// `max.message.bytes`.
     pub max_message_bytes: usize,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: usize,
     /// `message.timestamp.type=LogAppendTime`.
     pub log_append_time: bool,
     /// `message.timestamp.before.max.ms`.

@@ -24,7 +24,8 @@
 //!   by the controller against the partition epoch); the next metadata image, or
 //!   [`Event::AlterIsrFailed`], ends it.
 //! * **acks=all** ([`Replica::check_acks_all`], [`Replica::acks_all_state`]): refused before
-//!   the append while the ISR is smaller than `min.insync.replicas` (NOT_ENOUGH_REPLICAS);
+//!   the append while the ISR is smaller than `min.insync.replicas`, capped at the replica
+//!   count as Kafka's effective minimum is (NOT_ENOUGH_REPLICAS);
 //!   waiting for the high watermark to pass the batch afterwards, failed if the ISR shrinks
 //!   below the minimum meanwhile (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
 //!
@@ -299,7 +300,7 @@ impl Replica {
         if !self.is_leader() {
             return Err(AcksRefusal::NotLeader);
         }
-        if self.assignment.isr.len() < self.config.min_insync_replicas {
+        if self.assignment.isr.len() < self.min_isr() {
             return Err(AcksRefusal::NotEnoughReplicas);
         }
         Ok(())
@@ -315,10 +316,19 @@ impl Replica {
         if self.high_watermark.0 >= end {
             return AcksState::Done;
         }
-        if self.assignment.isr.len() < self.config.min_insync_replicas {
+        if self.assignment.isr.len() < self.min_isr() {
             return AcksState::Failed(AcksRefusal::NotEnoughReplicasAfterAppend);
         }
         AcksState::Waiting
+    }
+
+    /// `min.insync.replicas` as it applies: never more than the replicas there are (Kafka's
+    /// effective minimum ISR), so a partition with fewer replicas than the setting still
+    /// takes acks=all writes once every replica is in sync.
+    fn min_isr(&self) -> usize {
+        self.config
+            .min_insync_replicas
+            .min(self.assignment.replicas.len().max(1))
     }
 
     /// Feeds one event and returns what the owner must do.
@@ -457,7 +467,7 @@ impl Replica {
     /// On a leader: the high watermark becomes the smallest durable end in the maximal ISR
     /// (never smaller than it was), if the ISR holds `min.insync.replicas`. True if it moved.
     fn recompute(&mut self) -> bool {
-        if !self.is_leader() || self.assignment.isr.len() < self.config.min_insync_replicas {
+        if !self.is_leader() || self.assignment.isr.len() < self.min_isr() {
             return false;
         }
         let mut candidate = self.durable_end;
@@ -837,6 +847,19 @@ mod tests {
             alter(&r.handle(Event::Tick(50 * 400 + 1_000))),
             Some(vec![1])
         );
+    }
+
+    #[test]
+    fn min_insync_is_capped_at_the_replica_count() {
+        let mut r = Replica::sole_replica(1, LeaderEpoch(0), 5, 5);
+        r.set_config(MIN2);
+        assert_eq!(
+            r.check_acks_all(),
+            Ok(()),
+            "one replica: one in sync is enough"
+        );
+        r.handle(Event::LogEnd(9));
+        assert_eq!(advanced(&r.handle(Event::Durable(9))), Some(9));
     }
 
     /// Random events against one leader: the watermark never goes back, never passes what

@@ -133,6 +133,7 @@ def test_legacy_alter_configs_replaces_the_whole_set(broker, topic):
     ("min.cleanable.dirty.ratio", "1.5"),
     ("message.timestamp.type", "WallClock"),
     ("compression.type", "brotli"),
+    ("min.insync.replicas", "0"),
     ("no.such.config", "1"),
 ])
 def test_bad_values_are_refused_and_change_nothing(broker, topic, name, value):
@@ -185,6 +186,26 @@ def test_max_message_bytes_applies_without_restart(broker, topic):
         err, _ = _produce(broker, topic, b"y" * 200_000)
         assert err is not None and err.name() == "MSG_SIZE_TOO_LARGE", err
     eventually(refused)
+
+
+def test_min_insync_replicas_is_capped_at_the_replication_factor(broker, topic):
+    """min.insync.replicas=2 on a single-replica topic is read back as set, and acks=all is
+    still taken: the minimum applies capped at the replica count, as Kafka's effective minimum
+    ISR is (with more replicas it refuses acks=all with NOT_ENOUGH_REPLICAS: the replica
+    state machine's tests, and the cluster suite once partitions replicate)."""
+    a = admin(broker)
+    a.create_topics([NewTopic(topic, 1, 1, config={"min.insync.replicas": "2"})])[
+        topic].result(OP_TIMEOUT_S)
+    assert describe(a, topic)["min.insync.replicas"].value == "2"
+    err, msg = _produce(broker, topic, b"all")
+    assert err is None and msg.offset() == 0, err
+    incremental(a, topic, [op("min.insync.replicas", "3", AlterConfigOpType.SET)])
+
+    def raised():
+        assert describe(a, topic)["min.insync.replicas"].value == "3"
+    eventually(raised)
+    err, msg = _produce(broker, topic, b"all again")
+    assert err is None and msg.offset() == 1, err
 
 
 def test_log_append_time_applies_without_restart(broker, topic):

@@ -119,6 +119,12 @@ pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
 /// The request's cluster id is not this cluster's.
 pub const INCONSISTENT_CLUSTER_ID: i16 = 104;
 
+/// acks=all refused before the append: the ISR is smaller than `min.insync.replicas`.
+pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+
+/// acks=all written but not acknowledged: the ISR fell below `min.insync.replicas`.
+pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
+
 /// The request's leader epoch is not the current one.
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 
@@ -194,6 +200,11 @@ pub const ALL: &[(&str, i16)] = &[
     ),
     ("BROKER_ID_NOT_REGISTERED", BROKER_ID_NOT_REGISTERED),
     ("INCONSISTENT_CLUSTER_ID", INCONSISTENT_CLUSTER_ID),
+    ("NOT_ENOUGH_REPLICAS", NOT_ENOUGH_REPLICAS),
+    (
+        "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+        NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    ),
     ("FENCED_LEADER_EPOCH", FENCED_LEADER_EPOCH),
     ("INVALID_UPDATE_VERSION", INVALID_UPDATE_VERSION),
     ("INELIGIBLE_REPLICA", INELIGIBLE_REPLICA),

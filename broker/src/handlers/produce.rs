@@ -7,12 +7,13 @@ use super::Context;
 use super::{decode, respond, str_bytes, Response};
 use crate::errors::{code, storage_code, wire_code};
 use crate::mesh::{join_all, Call, Split};
-use crate::partition::Acks;
+use crate::partition::{Acks, CommitError};
 use crate::shard::Shard;
 use crate::topic_config::TopicSettings;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use millrace_replication::replica::AcksRefusal;
 use millrace_storage::StorageError;
 use millrace_wire::frame::RequestHeader;
 use millrace_wire::records::{
@@ -140,8 +141,15 @@ impl Call<Shard> for AppendOnOwner {
                 results.push((slot, error(code::NOT_LEADER_OR_FOLLOWER, None)));
                 continue;
             }
+            if self.acks == Acks::All {
+                if let Err(refusal) = partition.check_acks_all() {
+                    results.push((slot, refused(refusal)));
+                    continue;
+                }
+            }
             match append(&partition, &item, now).await {
                 Ok(o) => {
+                    let epoch = partition.leader_epoch();
                     results.push((
                         slot,
                         ProduceResult {
@@ -153,7 +161,7 @@ impl Call<Shard> for AppendOnOwner {
                         },
                     ));
                     if !o.duplicate || !partition.is_committed(o.last_offset) {
-                        waits.push((results.len() - 1, partition, o.last_offset));
+                        waits.push((results.len() - 1, partition, o.last_offset, epoch));
                     }
                 }
                 Err(e) => {
@@ -167,20 +175,46 @@ impl Call<Shard> for AppendOnOwner {
         let acks = self.acks;
         let waits = waits
             .into_iter()
-            .map(|(i, partition, last)| async move { (i, partition.committed(last, acks).await) });
+            .map(|(i, partition, last, epoch)| async move {
+                (i, partition.committed(last, epoch, acks).await)
+            });
         for (i, outcome) in join_all(waits.collect()).await {
-            if let Err(e) = outcome {
-                tracing::error!(error = %e, "group commit failed");
-                if acks != Acks::None {
-                    let r = &mut results[i].1;
-                    r.error_code = storage_code(&e);
-                    r.error_message = Some(e.to_string());
-                    r.base_offset = -1;
+            let Err(e) = outcome else { continue };
+            let error_code = match &e {
+                CommitError::Storage(s) => {
+                    tracing::error!(error = %e, "group commit failed");
+                    storage_code(s)
                 }
+                CommitError::Refused(refusal) => refused(*refusal).error_code,
+            };
+            if acks != Acks::None {
+                let r = &mut results[i].1;
+                r.error_code = error_code;
+                r.error_message = Some(e.to_string());
+                r.base_offset = -1;
             }
         }
         results
     }
+}
+
+/// The answer to an acks=all write the replication rules refused.
+fn refused(refusal: AcksRefusal) -> ProduceResult {
+    let (code, message) = match refusal {
+        AcksRefusal::NotEnoughReplicas => (
+            code::NOT_ENOUGH_REPLICAS,
+            "fewer in-sync replicas than min.insync.replicas",
+        ),
+        AcksRefusal::NotEnoughReplicasAfterAppend => (
+            code::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            "the in-sync replicas fell below min.insync.replicas after the append",
+        ),
+        AcksRefusal::NotLeader => (
+            code::NOT_LEADER_OR_FOLLOWER,
+            "leadership moved before the write committed",
+        ),
+    };
+    error(code, Some(message.to_string()))
 }
 
 /// Stage one for one partition; when too much waits for the disk, waits for the group commit
