@@ -42,12 +42,13 @@ pub enum StorageError {
     /// An append arrived while `truncate_to` runs. Nothing was appended.
     #[error("the log is being truncated")]
     TruncationInProgress,
-    /// `truncate_to` removed data a flush was waiting for: it is not durable, it is gone.
-    #[error("flush to {offset}: the log was truncated to {log_end_offset}")]
+    /// `truncate_to` removed data a flush was waiting for, or `reset_to` ran while it waited:
+    /// the data is not durable, it is gone.
+    #[error("flush to {offset}: the log was truncated or reset, it ends at {log_end_offset}")]
     Truncated {
         /// The log end the flush was called at.
         offset: i64,
-        /// The log end after the truncation.
+        /// The log end after the truncation or reset (above `offset` after a reset past it).
         log_end_offset: i64,
     },
     /// An idempotent producer's sequence number is not the next one expected.

@@ -177,10 +177,13 @@ pub struct PartitionLog<D: Disk> {
     pub(crate) gate: FlushGate,
     /// Serialises retention and DeleteRecords (each changes the log start and deletes files).
     pub(crate) maintenance: AsyncLock,
-    /// Held while a clean runs (a second one returns at once) and by `truncate_to`.
+    /// Held while a clean runs (a second one returns at once) and by `truncate_to` and
+    /// `reset_to`.
     pub(crate) cleaning: AsyncLock,
-    /// True while `truncate_to` runs: appends are refused.
+    /// True while `truncate_to` or `reset_to` runs: appends are refused.
     pub(crate) truncating: Cell<bool>,
+    /// Resets committed since the log was opened: a flush that waited across one fails.
+    pub(crate) resets: Cell<u64>,
 }
 
 pub(crate) struct State<F> {
@@ -541,14 +544,22 @@ impl<D: Disk> PartitionLog<D> {
     /// Group commit: writes everything appended before the call (and whatever else is pending)
     /// and, with `fsync`, syncs it; then advances the durable end. Concurrent callers share
     /// rounds: one write and one sync per file per round. [`StorageError::Truncated`] when
-    /// `truncate_to` removed some of what the call was waiting for.
+    /// `truncate_to` removed some of what the call was waiting for, or `reset_to` ran while
+    /// it waited (the reset removed all of it, whatever offset the log starts at now).
     pub async fn flush(&self) -> Result<(), StorageError> {
         let target = self.log_end_offset();
+        let resets = self.resets.get();
         loop {
             let (durable_end, log_end_offset) = {
                 let st = self.state.borrow();
                 (st.durable_end, st.log_end_offset())
             };
+            if self.resets.get() != resets {
+                return Err(StorageError::Truncated {
+                    offset: target,
+                    log_end_offset,
+                });
+            }
             if durable_end >= target {
                 return Ok(());
             }
