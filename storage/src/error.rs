@@ -20,7 +20,8 @@ pub enum StorageError {
         upper_bound: i64,
     },
     /// `truncate_to` was asked for an offset outside `[log_start_offset, log_end_offset]`, or
-    /// the log would end below its start. Nothing changed.
+    /// the log would end below its start; or `reset_to` for a negative offset. Nothing
+    /// changed.
     #[error("cannot truncate to {offset}: log is [{log_start_offset}, {log_end_offset}]")]
     TruncateOutOfRange {
         /// The offset asked for.
@@ -39,7 +40,7 @@ pub enum StorageError {
         /// The batch's base offset.
         received: i64,
     },
-    /// An append arrived while `truncate_to` runs. Nothing was appended.
+    /// An append arrived while `truncate_to` or `reset_to` runs. Nothing was appended.
     #[error("the log is being truncated")]
     TruncationInProgress,
     /// `truncate_to` removed data a flush was waiting for, or `reset_to` ran while it waited:

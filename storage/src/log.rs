@@ -190,7 +190,8 @@ pub(crate) struct State<F> {
     /// Sorted by base offset, contiguous; the last one is active.
     pub segments: Vec<Segment<F>>,
     pub log_start_offset: i64,
-    /// The log end of the last completed flush round; never decreases, never above the log end.
+    /// The log end of the last completed flush round; never above the log end, never
+    /// decreasing but by `truncate_to` and `reset_to`.
     pub durable_end: i64,
     pub producers: ProducerState,
     pub epochs: EpochCache,
@@ -309,7 +310,8 @@ impl<D: Disk> PartitionLog<D> {
 
     /// The log end offset of the last completed flush: with `fsync`, everything below it is
     /// on disk (without, written to the OS). Never above the log end; it moves back only when
-    /// [`PartitionLog::truncate_to`] cuts below it. On a single node it is also the high
+    /// [`PartitionLog::truncate_to`] cuts below it or [`PartitionLog::reset_to`] starts the
+    /// log below it. On a single node it is also the high
     /// watermark, which storage does not know: callers bound reads and deletions with it.
     pub fn durable_end(&self) -> i64 {
         self.state.borrow().durable_end

@@ -14,7 +14,11 @@
 //! 2. Find the cut: the first batch ending at or after the requested offset (a batch is never
 //!    split, so the log may end below the offset asked for).
 //! 3. Write the marker, atomically and durably. This is the commit point: before it the log
-//!    keeps its old end, after it the log ends at the cut, whatever happens next.
+//!    keeps its old end, after it the log ends at the cut, whatever happens next. A write
+//!    that fails may have left the marker in place (renamed, the directory not synced): it is
+//!    removed again, durably, and the call fails with the log unchanged; if that fails too, or
+//!    the call is dropped while writing the marker, the log closes and the next open follows
+//!    whatever marker is there.
 //! 4. Run recovery ([`crate::recovery`]) on the directory: with a marker it removes the
 //!    segments above the cut, scans the segment holding it up to the cut, truncates and syncs
 //!    that file, and rebuilds indexes, leader epochs and producer state as of the cut. The
@@ -29,12 +33,28 @@
 //!
 //! [`PartitionLog::reset_to`] empties the log and starts it at any offset (Kafka's
 //! `truncateFullyAndStartAt`: a follower that installs its leader's snapshot, or finds its log
-//! wholly below the leader's start). The same shape, with its own marker
-//! `reset-pending` (`magic "MLRS" v1: offset i64`) as the commit point: once it is written,
-//! recovery removes every file of the log's own (segments, indexes, producer snapshots, the
-//! leader-epoch checkpoint, a truncation marker; sealed files of the layer above stay), writes
-//! the log-start checkpoint `offset`, and the marker goes last. A crash before the marker
-//! leaves the old log whole; after it, every open finishes the reset.
+//! wholly below the leader's start). The same shape and the same guards, with its own marker:
+//!
+//! ```text
+//! reset-pending   magic "MLRS" v1: offset i64
+//! ```
+//!
+//! 1. Write the marker (step 3 above, failures handled the same way): the commit point. No
+//!    flush first: what was not written goes with the rest, and flushes waiting for it fail
+//!    with [`crate::StorageError::Truncated`], whatever offset the log starts at now.
+//! 2. Make the in-memory state the empty log at `offset` and forget the cached batches, so
+//!    that reads from here on see the log as the reset leaves it.
+//! 3. Run recovery: with the marker it removes every file of the log's own (`.log`, `.index`,
+//!    `.timeindex`, `.snapshot`, `leader-epoch-checkpoint`, `truncation-pending`; a name it
+//!    does not know, such as a sealed file of the layer above, stays), writes the log-start
+//!    checkpoint `offset`, syncs the directory, and rebuilds the empty log there. The rebuilt
+//!    state replaces the log's.
+//! 4. Write the (empty) leader-epoch checkpoint, then remove the marker and sync the
+//!    directory.
+//!
+//! A crash before step 1 leaves the old log whole; after it, every open runs steps 3 and 4
+//! until the marker is gone. Once it is, the log-start checkpoint keeps the start at `offset`
+//! across restarts until the first append brings a segment there.
 
 use crate::disk::{Disk, DiskFile};
 use crate::error::io_err;

@@ -1,6 +1,7 @@
 //! The calls a follower and a replica layer need, through the public API on the in-memory disk:
 //! reads bounded by the caller, deletions bounded by the caller, `append_as_follower`,
-//! `truncate_to` (including a power loss at every point of one) and `last_offset_for_epoch`.
+//! `truncate_to` and `reset_to` (including a power loss at every point of each, and a marker
+//! write that fails or is dropped) and `last_offset_for_epoch`.
 
 mod common;
 
