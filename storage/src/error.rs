@@ -20,7 +20,8 @@ pub enum StorageError {
         upper_bound: i64,
     },
     /// `truncate_to` was asked for an offset outside `[log_start_offset, log_end_offset]`, or
-    /// the log would end below its start. Nothing changed.
+    /// the log would end below its start; or `reset_to` for a negative offset. Nothing
+    /// changed.
     #[error("cannot truncate to {offset}: log is [{log_start_offset}, {log_end_offset}]")]
     TruncateOutOfRange {
         /// The offset asked for.
@@ -39,15 +40,16 @@ pub enum StorageError {
         /// The batch's base offset.
         received: i64,
     },
-    /// An append arrived while `truncate_to` runs. Nothing was appended.
+    /// An append arrived while `truncate_to` or `reset_to` runs. Nothing was appended.
     #[error("the log is being truncated")]
     TruncationInProgress,
-    /// `truncate_to` removed data a flush was waiting for: it is not durable, it is gone.
-    #[error("flush to {offset}: the log was truncated to {log_end_offset}")]
+    /// `truncate_to` removed data a flush was waiting for, or `reset_to` ran while it waited:
+    /// the data is not durable, it is gone.
+    #[error("flush to {offset}: the log was truncated or reset, it ends at {log_end_offset}")]
     Truncated {
         /// The log end the flush was called at.
         offset: i64,
-        /// The log end after the truncation.
+        /// The log end after the truncation or reset (above `offset` after a reset past it).
         log_end_offset: i64,
     },
     /// An idempotent producer's sequence number is not the next one expected.

@@ -1,7 +1,8 @@
 //! Millrace's partition log: segments, sparse offset and time indexes, group commit over direct
 //! I/O, crash recovery, leader-epoch checkpoint, idempotent-producer state, retention,
 //! DeleteRecords, log compaction, and what a follower needs: appends that keep the leader's
-//! offsets and epochs, tail truncation, and the OffsetForLeaderEpoch lookup.
+//! offsets and epochs, tail truncation, a reset that empties the log and starts it at any
+//! offset (installing a snapshot), and the OffsetForLeaderEpoch lookup.
 //!
 //! Storage knows two ends of a log: the *log end* (the offset the next append gets) and the
 //! *durable end* (the log end of the last completed flush). It never knows the high
@@ -29,6 +30,7 @@
 //!   leader-epoch-checkpoint         epoch -> first offset
 //!   log-start-offset-checkpoint     the log start DeleteRecords set (may be inside a segment)
 //!   truncation-pending              the end a committed truncation cuts the log to
+//!   reset-pending                   the offset a committed reset starts the empty log at
 //!   clean-shutdown                  present only between close and the next open
 //! ```
 //!
@@ -36,9 +38,11 @@
 //! `magic | version | length | body | CRC-32C` (see `framed.rs`); a bad one is rebuilt from
 //! the log. Body layouts are drawn where they are encoded: indexes in `segment.rs`, producer
 //! snapshots in `producer.rs`, the leader-epoch checkpoint in `epoch.rs`, the log-start
-//! checkpoint in `retention.rs`, the truncation marker in `truncate.rs`. Retention and
-//! DeleteRecords are in `retention.rs`, log compaction and its crash-safe swap in
-//! `compaction.rs`, tail truncation in `truncate.rs`.
+//! checkpoint in `retention.rs`, the truncation and reset markers in `truncate.rs`. Retention
+//! and DeleteRecords are in `retention.rs`, log compaction and its crash-safe swap in
+//! `compaction.rs`, tail truncation and the reset in `truncate.rs`. Any other name in the
+//! directory belongs to the layer above (sealed files, `checkpoint.rs`): storage never
+//! removes it.
 //!
 //! # Use
 //!
@@ -80,6 +84,10 @@
 //! assert_eq!(log.last_offset_for_epoch(LeaderEpoch(3)), Some((LeaderEpoch(3), 3)));
 //! assert_eq!(block_on(log.truncate_to(2, 0)).unwrap(), 2); // the leader's epoch 1 ended at 2
 //! assert_eq!(log.last_offset_for_epoch(LeaderEpoch(3)), None);
+//! // Installing the leader's snapshot, which ends at 100: the log starts over there.
+//! block_on(log.reset_to(100, 0)).unwrap();
+//! assert_eq!((log.log_start_offset(), log.durable_end(), log.log_end_offset()), (100, 100, 100));
+//! assert!(log.epoch_entries().is_empty());
 //! ```
 //!
 //! Retention, DeleteRecords and compaction are called by the broker's per-shard task:
@@ -118,21 +126,24 @@
 //!   batch may hold fewer records than its offset span, or none. Every lookup (read, offset
 //!   index, time index, recovery scan) takes the first batch ending at or after the offset.
 //! * The log start offset is max(first segment's base, `log-start-offset-checkpoint`); it
-//!   never moves back, also across restarts: DeleteRecords persists it before answering and
-//!   before deleting, retention deletes segments only after the segment at the log end has
-//!   a file.
+//!   never moves back, also across restarts, except by a reset below it: DeleteRecords
+//!   persists it before answering and before deleting, retention deletes segments only after
+//!   the segment at the log end has a file, a reset writes it before its marker goes.
 //! * Writes are block-aligned: the log keeps the partial last block of each segment in memory
 //!   and rewrites it whole, zero-padded. A segment's logical size is tracked by the log (and
 //!   recorded in its `.index`), never taken from the file length.
 //! * Storage knows the log end and the durable end, never the high watermark. The durable end
 //!   is the log end of the last completed flush (with `fsync`, everything below it is on
-//!   disk); it never exceeds the log end and never moves back except by `truncate_to`. Reads
+//!   disk); it never exceeds the log end and never moves back except by `truncate_to` and
+//!   `reset_to` (a flush waiting for data they removed fails). Reads
 //!   stop below the caller's bound; file reads also stop at the durable end (above it only
 //!   the batch cache serves). Retention, DeleteRecords and compaction never delete or rewrite
 //!   above the durable end, and retention and DeleteRecords not above the caller's limit.
-//! * A truncation is committed by its marker file: recovery completes it, so a crash leaves the
-//!   log at its old end or at the cut, never a mix. Follower appends must continue the log
-//!   exactly at its end.
+//! * A truncation or a reset is committed by its marker file: recovery completes it, so a
+//!   crash leaves the old log (at least its durable part) or the cut, or the empty log at the
+//!   reset's offset, never a mix. The log never goes on while a marker it has not acted on is
+//!   in its directory: a failed marker write is taken back, or the log closes. Follower
+//!   appends must continue the log exactly at its end.
 //! * A segment's indexes and the producer snapshot taken at its roll are written only after its
 //!   data is synced, so a valid index never describes data that may be lost.
 //! * Recovery trusts closed segments with a valid index, scans the rest (CRC included), cuts

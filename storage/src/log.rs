@@ -177,17 +177,21 @@ pub struct PartitionLog<D: Disk> {
     pub(crate) gate: FlushGate,
     /// Serialises retention and DeleteRecords (each changes the log start and deletes files).
     pub(crate) maintenance: AsyncLock,
-    /// Held while a clean runs (a second one returns at once) and by `truncate_to`.
+    /// Held while a clean runs (a second one returns at once) and by `truncate_to` and
+    /// `reset_to`.
     pub(crate) cleaning: AsyncLock,
-    /// True while `truncate_to` runs: appends are refused.
+    /// True while `truncate_to` or `reset_to` runs: appends are refused.
     pub(crate) truncating: Cell<bool>,
+    /// Resets committed since the log was opened: a flush that waited across one fails.
+    pub(crate) resets: Cell<u64>,
 }
 
 pub(crate) struct State<F> {
     /// Sorted by base offset, contiguous; the last one is active.
     pub segments: Vec<Segment<F>>,
     pub log_start_offset: i64,
-    /// The log end of the last completed flush round; never decreases, never above the log end.
+    /// The log end of the last completed flush round; never above the log end, never
+    /// decreasing but by `truncate_to` and `reset_to`.
     pub durable_end: i64,
     pub producers: ProducerState,
     pub epochs: EpochCache,
@@ -306,7 +310,8 @@ impl<D: Disk> PartitionLog<D> {
 
     /// The log end offset of the last completed flush: with `fsync`, everything below it is
     /// on disk (without, written to the OS). Never above the log end; it moves back only when
-    /// [`PartitionLog::truncate_to`] cuts below it. On a single node it is also the high
+    /// [`PartitionLog::truncate_to`] cuts below it or [`PartitionLog::reset_to`] starts the
+    /// log below it. On a single node it is also the high
     /// watermark, which storage does not know: callers bound reads and deletions with it.
     pub fn durable_end(&self) -> i64 {
         self.state.borrow().durable_end
@@ -541,14 +546,22 @@ impl<D: Disk> PartitionLog<D> {
     /// Group commit: writes everything appended before the call (and whatever else is pending)
     /// and, with `fsync`, syncs it; then advances the durable end. Concurrent callers share
     /// rounds: one write and one sync per file per round. [`StorageError::Truncated`] when
-    /// `truncate_to` removed some of what the call was waiting for.
+    /// `truncate_to` removed some of what the call was waiting for, or `reset_to` ran while
+    /// it waited (the reset removed all of it, whatever offset the log starts at now).
     pub async fn flush(&self) -> Result<(), StorageError> {
         let target = self.log_end_offset();
+        let resets = self.resets.get();
         loop {
             let (durable_end, log_end_offset) = {
                 let st = self.state.borrow();
                 (st.durable_end, st.log_end_offset())
             };
+            if self.resets.get() != resets {
+                return Err(StorageError::Truncated {
+                    offset: target,
+                    log_end_offset,
+                });
+            }
             if durable_end >= target {
                 return Ok(());
             }

@@ -12,6 +12,7 @@ use crate::log::{
 use crate::producer::ProducerState;
 use crate::retention::{self, LOG_START_FILE};
 use crate::segment::{file_name, scan, Segment, SegmentIndex};
+use crate::truncate::remove_marker;
 use crate::StorageError;
 use millrace_wire::epoch::LeaderEpoch;
 use millrace_wire::records::validate_stored_batch;
@@ -52,6 +53,7 @@ impl<D: Disk> PartitionLog<D> {
             maintenance: AsyncLock::default(),
             cleaning: AsyncLock::default(),
             truncating: Cell::new(false),
+            resets: Cell::new(0),
         };
         log.finish_recovery(recovered.truncated_to, recovered.reset_to)
             .await?;
@@ -70,8 +72,8 @@ impl<D: Disk> PartitionLog<D> {
         let written = self.write_metadata().await;
         if reset_to.is_some() {
             written?;
-            crate::truncate::remove_marker(&self.disk, &self.dir).await?;
-            return crate::truncate::remove_reset_marker(&self.disk, &self.dir).await;
+            remove_marker(&self.disk, &self.dir, crate::truncate::FILE_NAME).await?;
+            return remove_marker(&self.disk, &self.dir, crate::truncate::RESET_FILE_NAME).await;
         }
         match (truncated_to, written) {
             (None, Err(e)) => {
@@ -82,7 +84,7 @@ impl<D: Disk> PartitionLog<D> {
             (None, Ok(())) => Ok(()),
             (Some(_), written) => {
                 written?;
-                crate::truncate::remove_marker(&self.disk, &self.dir).await
+                remove_marker(&self.disk, &self.dir, crate::truncate::FILE_NAME).await
             }
         }
     }

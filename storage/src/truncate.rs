@@ -14,7 +14,11 @@
 //! 2. Find the cut: the first batch ending at or after the requested offset (a batch is never
 //!    split, so the log may end below the offset asked for).
 //! 3. Write the marker, atomically and durably. This is the commit point: before it the log
-//!    keeps its old end, after it the log ends at the cut, whatever happens next.
+//!    keeps its old end, after it the log ends at the cut, whatever happens next. A write
+//!    that fails may have left the marker in place (renamed, the directory not synced): it is
+//!    removed again, durably, and the call fails with the log unchanged; if that fails too, or
+//!    the call is dropped while writing the marker, the log closes and the next open follows
+//!    whatever marker is there.
 //! 4. Run recovery ([`crate::recovery`]) on the directory: with a marker it removes the
 //!    segments above the cut, scans the segment holding it up to the cut, truncates and syncs
 //!    that file, and rebuilds indexes, leader epochs and producer state as of the cut. The
@@ -29,12 +33,28 @@
 //!
 //! [`PartitionLog::reset_to`] empties the log and starts it at any offset (Kafka's
 //! `truncateFullyAndStartAt`: a follower that installs its leader's snapshot, or finds its log
-//! wholly below the leader's start). The same shape, with its own marker
-//! `reset-pending` (`magic "MLRS" v1: offset i64`) as the commit point: once it is written,
-//! recovery removes every file of the log's own (segments, indexes, producer snapshots, the
-//! leader-epoch checkpoint, a truncation marker; sealed files of the layer above stay), writes
-//! the log-start checkpoint `offset`, and the marker goes last. A crash before the marker
-//! leaves the old log whole; after it, every open finishes the reset.
+//! wholly below the leader's start). The same shape and the same guards, with its own marker:
+//!
+//! ```text
+//! reset-pending   magic "MLRS" v1: offset i64
+//! ```
+//!
+//! 1. Write the marker (step 3 above, failures handled the same way): the commit point. No
+//!    flush first: what was not written goes with the rest, and flushes waiting for it fail
+//!    with [`crate::StorageError::Truncated`], whatever offset the log starts at now.
+//! 2. Make the in-memory state the empty log at `offset` and forget the cached batches, so
+//!    that reads from here on see the log as the reset leaves it.
+//! 3. Run recovery: with the marker it removes every file of the log's own (`.log`, `.index`,
+//!    `.timeindex`, `.snapshot`, `leader-epoch-checkpoint`, `truncation-pending`; a name it
+//!    does not know, such as a sealed file of the layer above, stays), writes the log-start
+//!    checkpoint `offset`, syncs the directory, and rebuilds the empty log there. The rebuilt
+//!    state replaces the log's.
+//! 4. Write the (empty) leader-epoch checkpoint, then remove the marker and sync the
+//!    directory.
+//!
+//! A crash before step 1 leaves the old log whole; after it, every open runs steps 3 and 4
+//! until the marker is gone. Once it is, the log-start checkpoint keeps the start at `offset`
+//! across restarts until the first append brings a segment there.
 
 use crate::disk::{Disk, DiskFile};
 use crate::error::io_err;
@@ -70,8 +90,8 @@ impl<D: Disk> PartitionLog<D> {
     /// Refused with [`StorageError::TruncateOutOfRange`] when `offset` is below the log start
     /// or above the log end, or when the log would end below its start (DeleteRecords moved
     /// the start inside the batch holding `offset`, or inside a gap before it). An I/O error
-    /// after the commit point closes the log ([`StorageError::Closed`] afterwards); reopening
-    /// it completes the truncation.
+    /// after the commit point, or the call dropped from its marker write on, closes the log
+    /// ([`StorageError::Closed`] afterwards); reopening it completes the truncation.
     pub async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<i64, StorageError> {
         let (_alone, log_start_offset, log_end_offset) = self.alone().await?;
         let out_of_range = StorageError::TruncateOutOfRange {
@@ -94,16 +114,9 @@ impl<D: Disk> PartitionLog<D> {
         if cut.new_end < log_start_offset {
             return Err(out_of_range);
         }
-        self.write_small(&self.dir.join(FILE_NAME), &encode(cut.offset))
-            .await?;
+        let mut committed = self.commit(FILE_NAME, &encode(cut.offset)).await?;
         tracing::info!(dir = %self.dir.display(), offset, cut = cut.offset,
             new_end = cut.new_end, old_end = log_end_offset, "truncating the log");
-        // Past the commit point: failing (or being dropped) now leaves the log closed, or
-        // appends would follow a cut that the marker still asks the next open to make.
-        let mut committed = ClosesUnlessDone {
-            closed: &self.state,
-            done: false,
-        };
         if let Err(e) = self.apply_truncation(&cut, now_ms).await {
             tracing::error!(dir = %self.dir.display(), error = %e, cut = cut.offset,
                 "truncation failed after its commit point: the log is closed; reopening it completes the truncation");
@@ -118,9 +131,17 @@ impl<D: Disk> PartitionLog<D> {
     /// Empties the log and starts it at `offset` (below, at or past its end; not negative):
     /// afterwards its start, end and durable end are `offset` and the next append gets it.
     /// Every batch, index, producer state and leader epoch goes; cached batches too. Sealed
-    /// files of the layer above stay. Crash-safe (module doc): after a crash the log is the
-    /// old one whole or the empty one at `offset`. An I/O error after the commit point closes
-    /// the log; reopening it completes the reset.
+    /// files of the layer above stay.
+    ///
+    /// Crash-safe (module doc): after a crash at any point the log is the old one whole or
+    /// the empty one at `offset`. Appends made while it runs fail with
+    /// [`StorageError::TruncationInProgress`], flushes waiting behind it with
+    /// [`StorageError::Truncated`]; reads see the old log before the commit point and the
+    /// empty one from then on.
+    ///
+    /// Refused with [`StorageError::TruncateOutOfRange`] when `offset` is negative. An I/O
+    /// error after the commit point, or the call dropped from its marker write on, closes the
+    /// log ([`StorageError::Closed`] afterwards); reopening it completes the reset.
     pub async fn reset_to(&self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
         let (_alone, log_start_offset, log_end_offset) = self.alone().await?;
         if offset < 0 {
@@ -130,17 +151,10 @@ impl<D: Disk> PartitionLog<D> {
                 log_end_offset,
             });
         }
-        self.write_small(
-            &self.dir.join(RESET_FILE_NAME),
-            &framed::seal(RESET_MAGIC, VERSION, &offset.to_be_bytes()),
-        )
-        .await?;
+        let marker = framed::seal(RESET_MAGIC, VERSION, &offset.to_be_bytes());
+        let mut committed = self.commit(RESET_FILE_NAME, &marker).await?;
         tracing::info!(dir = %self.dir.display(), offset, old_start = log_start_offset,
             old_end = log_end_offset, "resetting the log");
-        let mut committed = ClosesUnlessDone {
-            closed: &self.state,
-            done: false,
-        };
         if let Err(e) = self.apply_reset(offset, now_ms).await {
             tracing::error!(dir = %self.dir.display(), error = %e, offset,
                 "reset failed after its commit point: the log is closed; reopening it completes the reset");
@@ -166,17 +180,42 @@ impl<D: Disk> PartitionLog<D> {
         Ok((alone, st.log_start_offset, st.log_end_offset()))
     }
 
-    async fn apply_reset(&self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
-        {
-            // Nothing reads the old segments from here on: their files go.
-            let mut st = self.state.borrow_mut();
-            let first = st.segments.first().map_or(0, |s| s.base_offset);
-            st.trim_for_truncation(&Cut {
-                offset: first,
-                position: 0,
-                new_end: first,
-            });
+    /// Writes the marker `name`, the commit point, and returns a guard that closes the log
+    /// unless marked done: past this point a failure, or the caller's future being dropped,
+    /// must not let the log go on while the marker asks the next open to finish the work.
+    /// A write that fails may have put the marker in place all the same (renamed, the
+    /// directory not synced): it is taken back, durably, and the log goes on unchanged; when
+    /// that fails too, the log closes and the next open does what the marker says. Dropped
+    /// while writing or taking it back, the log closes as well (where the marker is, is
+    /// unknown).
+    async fn commit(
+        &self,
+        name: &str,
+        marker: &[u8],
+    ) -> Result<ClosesUnlessDone<'_, D::File>, StorageError> {
+        let mut closes = ClosesUnlessDone {
+            closed: &self.state,
+            done: false,
+        };
+        let Err(e) = self.write_small(&self.dir.join(name), marker).await else {
+            return Ok(closes);
+        };
+        match remove_marker(&self.disk, &self.dir, name).await {
+            Ok(()) => closes.done = true,
+            Err(undo) => {
+                tracing::error!(dir = %self.dir.display(), marker = name, error = %undo,
+                    "a failed marker write could not be taken back: the log is closed; reopening it does what the marker says");
+            }
         }
+        Err(e)
+    }
+
+    async fn apply_reset(&self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
+        self.state.borrow_mut().empty_for_reset(offset);
+        self.cache.forget_from(self.cache_id, i64::MIN);
+        // Flushes waiting behind the reset lose what they waited for, even when the log now
+        // starts above it.
+        self.resets.set(self.resets.get() + 1);
         let config = self.config();
         let recovered = recover_state(&self.disk, &self.dir, &config, now_ms).await?;
         assert_eq!(
@@ -184,9 +223,9 @@ impl<D: Disk> PartitionLog<D> {
             Some(offset),
             "the marker was just written"
         );
+        assert_eq!(recovered.state.log_start_offset, offset);
         assert_eq!(recovered.state.log_end_offset(), offset);
         *self.state.borrow_mut() = recovered.state;
-        self.cache.forget_from(self.cache_id, i64::MIN);
         self.finish_recovery(None, Some(offset)).await
     }
 
@@ -280,6 +319,22 @@ impl<F> crate::log::State<F> {
         self.durable_max_timestamp = below(self.durable_max_timestamp);
         self.pending_snapshots.retain(|s| s.0 <= new_end);
     }
+
+    /// Makes the in-memory state the empty log at `offset` before the files go, so that reads
+    /// and lookups running meanwhile see what the reset leaves: never bytes being removed,
+    /// never a start above the end. Recovery then replaces it with the same, rebuilt.
+    fn empty_for_reset(&mut self, offset: i64) {
+        self.segments = vec![crate::segment::Segment::new(offset)];
+        self.log_start_offset = offset;
+        self.durable_end = offset;
+        self.producers = crate::producer::ProducerState::default();
+        self.epochs = crate::epoch::EpochCache::default();
+        self.pending_snapshots.clear();
+        self.appended_max_timestamp = None;
+        self.durable_max_timestamp = None;
+        self.unwritten_bytes = 0;
+        self.first_dirty_offset = offset;
+    }
 }
 
 /// Where a truncation cuts the log.
@@ -321,17 +376,15 @@ pub(crate) async fn load_reset_marker<D: Disk>(disk: &D, dir: &Path) -> Option<i
     }
 }
 
-/// Removes the reset marker durably, last: once appends follow the reset, a marker coming
-/// back would empty the log again.
-pub(crate) async fn remove_reset_marker<D: Disk>(disk: &D, dir: &Path) -> Result<(), StorageError> {
-    remove_if_present(disk, &dir.join(RESET_FILE_NAME)).await?;
-    disk.sync_dir(dir).await.map_err(io_err("sync dir", dir))
-}
-
-/// Removes the marker durably: once appends follow the cut, a marker coming back would cut
-/// them too.
-pub(crate) async fn remove_marker<D: Disk>(disk: &D, dir: &Path) -> Result<(), StorageError> {
-    remove_if_present(disk, &dir.join(FILE_NAME)).await?;
+/// Removes the marker `name` ([`FILE_NAME`] or [`RESET_FILE_NAME`]) durably: once appends
+/// follow the cut or the reset, a marker coming back would cut them too, or empty the log
+/// again.
+pub(crate) async fn remove_marker<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    name: &str,
+) -> Result<(), StorageError> {
+    remove_if_present(disk, &dir.join(name)).await?;
     disk.sync_dir(dir).await.map_err(io_err("sync dir", dir))
 }
 

@@ -4,6 +4,7 @@
 //! a wrong offset), flush, reads at random offsets and sizes below the durable end or a bound
 //! up to the log end, producer retries, time lookups, truncations (at batch boundaries, inside
 //! batches, out of range; some interrupted at a random poll and followed by a power loss),
+//! resets to an offset below, at or past the log end (some interrupted the same way),
 //! disk-full periods, crashes with torn writes (sometimes with a damaged index file), and clean
 //! restarts, on segments small enough to roll often. The model is the list of batches
 //! appended, and how many of them a flush acknowledged.
@@ -19,6 +20,9 @@
 //! * a truncation ends the log at the first offset of the batch holding the offset asked for,
 //!   and a crash at any point of one leaves the old log (its acknowledged part at least) or
 //!   exactly the truncated one;
+//! * a reset leaves the empty log at its offset (start, end and durable end; no epochs, no
+//!   timestamps, the idempotent producer unknown again), and a crash at any point of one
+//!   leaves the old log (its acknowledged part at least) or exactly the empty one;
 //! * after a crash the log holds every acknowledged batch byte for byte, then possibly a
 //!   prefix of the unacknowledged ones, offsets dense;
 //! * a retried idempotent batch is answered with its original offsets and appends nothing,
@@ -112,7 +116,7 @@ fn run(seed: u64) {
     let steps = h.rng.random_range(40..160);
     for _ in 0..steps {
         h.now_ms += h.rng.random_range(0..40);
-        let op = h.rng.random_range(0..112);
+        let op = h.rng.random_range(0..118);
         if std::env::var_os("MODEL_TRACE").is_some() {
             let log = h.log();
             eprintln!(
@@ -135,7 +139,9 @@ fn run(seed: u64) {
             92..100 => h.toggle_disk_full(),
             100..105 => h.follower_append(),
             105..109 => h.truncate(),
-            _ => h.crash_during_truncate(),
+            109..112 => h.crash_during_truncate(),
+            112..115 => h.reset(),
+            _ => h.crash_during_reset(),
         }
         h.check_watermarks();
         h.check_epochs();
@@ -535,6 +541,81 @@ impl Harness {
         self.crash();
     }
 
+    /// Where a reset goes: past the end, at it, below it, sometimes below the start.
+    fn reset_offset(&mut self) -> i64 {
+        let (start, end) = (self.log().log_start_offset(), self.log().log_end_offset());
+        self.rng.random_range((start - 10).max(0)..=end + 20)
+    }
+
+    /// A reset with unflushed appends pending perhaps: they go with the rest.
+    fn reset(&mut self) {
+        let offset = self.reset_offset();
+        let result = block_on(self.log().reset_to(offset, self.now_ms));
+        let log = self.log();
+        let ends = (log.log_start_offset(), log.log_end_offset());
+        match result {
+            Ok(()) => {
+                assert_eq!(ends, (offset, offset), "reset_to({offset})");
+                self.batches.clear();
+                self.acked = 0;
+            }
+            Err(e) => {
+                assert!(self.disk_full && e.is_disk_full(), "reset error {e}");
+                if ends == (offset, offset) {
+                    // Failed after its commit point: the log is closed, reopening completes
+                    // it (or it never started, on a log already empty at the offset).
+                    self.batches.clear();
+                    self.acked = 0;
+                    self.crash();
+                }
+            }
+        }
+    }
+
+    /// A reset dropped after a random number of polls (every disk operation yields once),
+    /// then a power loss: the log comes back whole (at least its acknowledged part) or empty
+    /// at the offset, nothing in between.
+    fn crash_during_reset(&mut self) {
+        let offset = self.reset_offset();
+        let polls = self.rng.random_range(1..40);
+        self.disk.set_yield(true);
+        let finished = {
+            let fut = self.log().reset_to(offset, self.now_ms);
+            let mut fut = std::pin::pin!(fut);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            (0..polls).find_map(|_| match fut.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(r) => Some(r),
+                std::task::Poll::Pending => None,
+            })
+        };
+        self.disk.set_yield(false);
+        if let Some(Err(e)) = &finished {
+            assert!(self.disk_full && e.is_disk_full(), "reset error {e}");
+        }
+        self.log = None;
+        if self.config.fsync {
+            self.disk.crash(self.rng.random());
+        }
+        self.disk_full = false;
+        self.disk.set_disk_full(false);
+        // Which side of the commit point: the reopened log says, and `reopen` checks the rest.
+        let log = open(&self.disk, &self.config, self.cache_bytes, self.now_ms);
+        let reset = (log.log_start_offset(), log.log_end_offset()) == (offset, offset);
+        drop(log);
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            eprintln!("  reset_to({offset}): {finished:?}, reset {reset}");
+        }
+        assert!(
+            reset || !matches!(finished, Some(Ok(()))),
+            "a finished reset came back"
+        );
+        if reset {
+            self.batches.clear();
+            self.acked = 0;
+        }
+        self.reopen(false);
+    }
+
     fn acked_by_durable_end(&self) -> usize {
         let durable_end = self.log().durable_end();
         self.batches
@@ -774,7 +855,10 @@ impl Harness {
 // * an idempotent producer's next sequence is accepted after every crash and restart;
 // * a truncation (anywhere from just below the log start to just above the log end) ends the
 //   log after the last batch below the offset asked for, as the log's batches (gaps included)
-//   say, is refused only when that end would be below the log start, and keeps the start.
+//   say, is refused only when that end would be below the log start, and keeps the start;
+// * a reset (from the log start to past the log end) leaves the empty log there, which
+//   keeps that start across crashes and restarts before any record is appended, and takes
+//   the idempotent producer's first sequence again.
 
 use millrace_storage::{NoThrottle, RetentionOutcome};
 use std::collections::BTreeMap;
@@ -862,7 +946,7 @@ fn run_model(seed: u64) {
     let steps = m.rng.random_range(60..200);
     for _ in 0..steps {
         m.now_ms += m.rng.random_range(0..30);
-        let op = m.rng.random_range(0..105);
+        let op = m.rng.random_range(0..109);
         if std::env::var_os("MODEL_TRACE").is_some() {
             let log = m.log();
             eprintln!(
@@ -884,7 +968,8 @@ fn run_model(seed: u64) {
             86..92 => m.crash(),
             92..96 => m.clean_racing_deletion(),
             96..100 => m.restart(),
-            _ => m.truncate(),
+            100..105 => m.truncate(),
+            _ => m.reset(),
         }
         m.check();
     }
@@ -1110,6 +1195,27 @@ impl Model {
         // its epoch.
         self.idempotent.clear();
         self.producer_epoch += 1;
+    }
+
+    /// A reset on a log that retention, DeleteRecords and compaction shaped, unflushed
+    /// appends perhaps pending.
+    fn reset(&mut self) {
+        let offset = self.rng.random_range(self.start..=self.end + 10);
+        block_on(self.log().reset_to(offset, self.now_ms)).expect("reset");
+        let log = self.log();
+        let ends = (
+            log.log_start_offset(),
+            log.durable_end(),
+            log.log_end_offset(),
+        );
+        assert_eq!(ends, (offset, offset, offset), "reset_to({offset})");
+        assert!(log.epoch_entries().is_empty(), "epochs after a reset");
+        assert_eq!(log.size_in_bytes(), 0, "bytes after a reset");
+        self.recs.clear();
+        self.dropped_before_truncation.clear();
+        // The producer is unknown again: its next batch must start at sequence 0.
+        self.idempotent.clear();
+        (self.start, self.acked, self.end) = (offset, offset, offset);
     }
 
     /// The record was already compacted away (legally, `check` said so then) when a

@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::future::block_on;
-use millrace_storage::disk::DiskFile;
+use millrace_storage::disk::{Disk, DiskFile};
 use millrace_storage::sim::{SimDisk, SimFile};
 use millrace_storage::{BatchCache, LogConfig, PartitionLog, ReadChunk, ReadResult};
 use millrace_wire::records::{BatchBuilder, BatchIter, BatchStep, NewRecord};
@@ -100,8 +100,9 @@ pub fn split_batches(bytes: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Every batch from the log start to the high watermark.
-pub fn read_all(log: &Log) -> Vec<Vec<u8>> {
+/// Every batch from the log start to the high watermark (on the in-memory disk, or a wrapper
+/// of it).
+pub fn read_all<D: Disk<File = SimFile>>(log: &PartitionLog<D>) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.durable_end() {
