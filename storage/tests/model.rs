@@ -510,15 +510,7 @@ impl Harness {
         let (keep, cut) = self.cut_for(offset);
         let polls = self.rng.random_range(1..60);
         self.disk.set_yield(true);
-        let finished = {
-            let fut = self.log().truncate_to(offset, self.now_ms);
-            let mut fut = std::pin::pin!(fut);
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            (0..polls).find_map(|_| match fut.as_mut().poll(&mut cx) {
-                std::task::Poll::Ready(r) => Some(r),
-                std::task::Poll::Pending => None,
-            })
-        };
+        let finished = poll_up_to(self.log().truncate_to(offset, self.now_ms), polls);
         self.disk.set_yield(false);
         if std::env::var_os("MODEL_TRACE").is_some() {
             let log = self.log();
@@ -579,15 +571,7 @@ impl Harness {
         let offset = self.reset_offset();
         let polls = self.rng.random_range(1..40);
         self.disk.set_yield(true);
-        let finished = {
-            let fut = self.log().reset_to(offset, self.now_ms);
-            let mut fut = std::pin::pin!(fut);
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            (0..polls).find_map(|_| match fut.as_mut().poll(&mut cx) {
-                std::task::Poll::Ready(r) => Some(r),
-                std::task::Poll::Pending => None,
-            })
-        };
+        let finished = poll_up_to(self.log().reset_to(offset, self.now_ms), polls);
         self.disk.set_yield(false);
         if let Some(Err(e)) = &finished {
             assert!(self.disk_full && e.is_disk_full(), "reset error {e}");
@@ -1401,4 +1385,15 @@ impl Model {
             );
         }
     }
+}
+
+/// Polls `fut` at most `polls` times: its output if it finished, None if it was still pending
+/// (the caller then drops it, as a process dies at that await point).
+fn poll_up_to<F: std::future::Future>(fut: F, polls: u32) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    (0..polls).find_map(|_| match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(r) => Some(r),
+        std::task::Poll::Pending => None,
+    })
 }
