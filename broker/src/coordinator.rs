@@ -603,6 +603,12 @@ async fn append_durably(
     let offsets = shard
         .partition(OFFSETS_TOPIC, partition)
         .ok_or_else(|| format!("{OFFSETS_TOPIC}-{partition} is not on shard {}", shard.id))?;
+    if !offsets.is_leader() {
+        // A follower's log is the leader's copy: only the leader writes it.
+        return Err(format!(
+            "{OFFSETS_TOPIC}-{partition} is not led by this broker"
+        ));
+    }
     let batch = BatchBuilder::default().build(records);
     let now = millrace_shard::time::now_ms();
     let appended = offsets

@@ -48,3 +48,17 @@ pub fn wire_code(e: &WireError) -> i16 {
         WireError::UnsupportedApi { .. } => code::UNSUPPORTED_VERSION,
     }
 }
+
+/// The Kafka error code of an ISR change the controller refused.
+pub fn isr_refusal_code(refusal: millrace_replication::metadata::control::IsrRefusal) -> i16 {
+    use millrace_replication::metadata::control::IsrRefusal;
+    match refusal {
+        IsrRefusal::UnknownTopicId => code::UNKNOWN_TOPIC_ID,
+        IsrRefusal::UnknownTopicOrPartition => code::UNKNOWN_TOPIC_OR_PARTITION,
+        IsrRefusal::FencedLeaderEpoch => code::FENCED_LEADER_EPOCH,
+        IsrRefusal::NotLeaderOrFollower => code::NOT_LEADER_OR_FOLLOWER,
+        IsrRefusal::InvalidUpdateVersion => code::INVALID_UPDATE_VERSION,
+        IsrRefusal::InvalidRequest => code::INVALID_REQUEST,
+        IsrRefusal::IneligibleReplica => code::INELIGIBLE_REPLICA,
+    }
+}

@@ -18,7 +18,7 @@ use bytes::BytesMut;
 use millrace_replication::metadata::PartitionImage;
 use millrace_replication::metadata::{MetadataLog, PartitionStore};
 use millrace_replication::replica::{
-    AcksRefusal, AcksState, Action, Assignment, BrokerId, Event, Replica, ReplicaConfig,
+    AcksRefusal, AcksState, Action, Assignment, BrokerId, Event, Replica, ReplicaConfig, Role,
 };
 use millrace_replication::LeaderEpoch;
 use millrace_shard::sync::Notify;
@@ -58,6 +58,37 @@ impl Acks {
 pub enum Reader {
     /// A consumer (or an internal reader): committed data only, up to the high watermark.
     Consumer,
+    /// A follower replica: everything appended, up to the log end (flushed or not: its own
+    /// fsync then runs alongside the leader's).
+    Replica,
+}
+
+/// Where a follower's fetch stands against the leader's log ([`Partition::check_follower`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowerPosition {
+    /// Its log matches up to its fetch offset: serve from there.
+    Matches,
+    /// Its log diverges: it must truncate using this epoch and end offset (Kafka's
+    /// `diverging_epoch`), and nothing is served.
+    Diverging {
+        /// The largest epoch here at or below its last fetched epoch.
+        epoch: i32,
+        /// Where that epoch ends here.
+        end_offset: i64,
+    },
+    /// Its fetch offset is below this log's start or past its end (OFFSET_OUT_OF_RANGE).
+    OutOfRange,
+}
+
+/// An ISR change this leader proposed and the controller has not answered yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    /// The proposed ISR, each member with the broker epoch its fetches carried (-1: none).
+    pub isr: Vec<(BrokerId, i64)>,
+    /// The leader epoch it is based on.
+    pub leader_epoch: LeaderEpoch,
+    /// The partition epoch it is based on.
+    pub partition_epoch: i32,
 }
 
 /// The assignment a broker that is the only one in its cluster gives a new partition: itself
@@ -94,6 +125,12 @@ pub struct Partition<D: Disk> {
     advanced: Rc<Notify>,
     /// The high watermark in the partition's replication checkpoint.
     checkpointed: Cell<Option<i64>>,
+    /// Leader: the broker epoch each follower's last fetch carried.
+    follower_epochs: RefCell<std::collections::BTreeMap<BrokerId, i64>>,
+    /// Leader: an ISR change waiting to be sent to the controller (taken by the sender).
+    isr_proposal: RefCell<Option<IsrProposal>>,
+    /// The owning shard's "an ISR change was proposed" signal.
+    isr_proposed: Rc<Notify>,
 }
 
 impl<D: Disk> Partition<D> {
@@ -105,7 +142,7 @@ impl<D: Disk> Partition<D> {
         dir: std::path::PathBuf,
         (config, cache): (LogConfig, Rc<BatchCache>),
         (local, assignment): (BrokerId, Assignment),
-        advanced: Rc<Notify>,
+        (advanced, isr_proposed): (Rc<Notify>, Rc<Notify>),
     ) -> Result<Self, StorageError> {
         let now = millrace_shard::time::now_ms();
         let log = PartitionLog::open(disk, dir, config, cache, now).await?;
@@ -115,7 +152,8 @@ impl<D: Disk> Partition<D> {
         // A sole replica commits whatever is durable; with followers, the checkpoint is the
         // last high watermark known to be committed.
         let hw = checkpointed.unwrap_or(durable).min(durable);
-        let replica = Replica::new(local, assignment, log.log_end_offset(), durable, hw);
+        let replica =
+            Replica::new(local, assignment, log.log_end_offset(), durable, hw).started_at(now);
         Ok(Partition {
             topic,
             index,
@@ -123,6 +161,9 @@ impl<D: Disk> Partition<D> {
             replica: RefCell::new(replica),
             advanced,
             checkpointed: Cell::new(checkpointed),
+            follower_epochs: RefCell::new(std::collections::BTreeMap::new()),
+            isr_proposal: RefCell::new(None),
+            isr_proposed,
         })
     }
 
@@ -130,12 +171,146 @@ impl<D: Disk> Partition<D> {
     /// is ignored by the replica).
     pub fn assign(&self, assignment: Assignment) {
         self.feed(Event::Assigned(assignment));
+        // Long polls re-check: one that waits on a replica that stopped leading answers now.
+        self.advanced.notify_all();
     }
 
     /// True when this replica leads the partition (only a leader takes produce and serves
     /// consumers).
     pub fn is_leader(&self) -> bool {
         self.replica.borrow().is_leader()
+    }
+
+    /// The leader this replica follows, when it is a follower of a live leader.
+    pub fn following(&self) -> Option<BrokerId> {
+        match self.replica.borrow().role() {
+            Role::Follower { leader } if leader >= 0 => Some(leader),
+            _ => None,
+        }
+    }
+
+    /// The assignment in force (leader, epochs, replicas, ISR).
+    pub fn assignment(&self) -> Assignment {
+        self.replica.borrow().assignment().clone()
+    }
+
+    /// True when other replicas copy this one's log (its appends wake their fetches).
+    fn has_followers(&self) -> bool {
+        self.replica.borrow().assignment().replicas.len() > 1
+    }
+
+    /// The offset the next append gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    /// The epoch of the last batch in the log (a follower's `last_fetched_epoch`), -1 for
+    /// an empty log.
+    pub fn last_epoch(&self) -> i32 {
+        self.log.epoch_entries().last().map_or(-1, |e| e.epoch.0)
+    }
+
+    /// Leader: where a follower's log stands, from its fetch offset and the epoch of its last
+    /// batch (-1 when it has none, or an old Fetch version without the field). Kafka's rules:
+    /// the largest epoch here at or below `last_fetched_epoch` and where it ends; diverging
+    /// when that epoch is older or ends before the fetch offset. An epoch newer than the
+    /// last one here is answered with the last one and the log end (Kafka gets the same by
+    /// writing a new leader's epoch into its cache at election).
+    pub fn check_follower(&self, fetch_offset: i64, last_fetched_epoch: i32) -> FollowerPosition {
+        let has_epochs = !self.log.epoch_entries().is_empty();
+        if last_fetched_epoch >= 0 && has_epochs {
+            let (epoch, end_offset) = self
+                .log
+                .last_offset_for_epoch(LeaderEpoch(last_fetched_epoch))
+                .map(|(e, end)| (e.0, end))
+                .unwrap_or_else(|| (self.last_epoch(), self.log.log_end_offset()));
+            if epoch < last_fetched_epoch || end_offset < fetch_offset {
+                return FollowerPosition::Diverging { epoch, end_offset };
+            }
+        }
+        if fetch_offset < self.log_start_offset() || fetch_offset > self.log.log_end_offset() {
+            return FollowerPosition::OutOfRange;
+        }
+        FollowerPosition::Matches
+    }
+
+    /// Leader: a follower fetched at `fetch_offset` (which, as followers here fetch only
+    /// after syncing, is its durable end) carrying `broker_epoch`.
+    pub fn follower_fetched(&self, replica: BrokerId, broker_epoch: i64, fetch_offset: i64) {
+        self.follower_epochs
+            .borrow_mut()
+            .insert(replica, broker_epoch);
+        self.feed(Event::FollowerFetch {
+            replica,
+            durable_end: fetch_offset,
+            now_ms: millrace_shard::time::now_ms(),
+        });
+    }
+
+    /// Leader: the clock moved (an ISR member may have fallen behind for too long).
+    pub fn tick(&self, now_ms: i64) {
+        if self.is_leader() && self.has_followers() {
+            self.feed(Event::Tick(now_ms));
+        }
+    }
+
+    /// Leader: takes the ISR change waiting to be sent, if any.
+    pub fn take_isr_proposal(&self) -> Option<IsrProposal> {
+        self.isr_proposal.borrow_mut().take()
+    }
+
+    /// Leader: the controller refused the ISR change (or did not answer): it may be proposed
+    /// again.
+    pub fn isr_change_failed(&self) {
+        self.feed(Event::AlterIsrFailed);
+    }
+
+    /// Follower: appends batches the leader sent, as they are.
+    pub fn append_as_follower(
+        &self,
+        records: BytesMut,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, StorageError> {
+        let outcome = self.log.append_as_follower(records, now_ms)?;
+        self.feed(Event::LogEnd(self.log.log_end_offset()));
+        Ok(outcome)
+    }
+
+    /// Follower: where to cut a log that diverges from the leader's, which answered that its
+    /// `epoch` ends at `end_offset`: this log's end of that epoch (or of the largest one
+    /// below it), or the leader's, whichever is lower.
+    pub fn divergence_point(&self, epoch: i32, end_offset: i64) -> i64 {
+        let end = self.log.log_end_offset();
+        let local = self
+            .log
+            .last_offset_for_epoch(LeaderEpoch(epoch))
+            .map_or(end, |(_, local_end)| local_end);
+        local.min(end_offset).min(end)
+    }
+
+    /// Follower: removes everything from `offset` on (a log that diverged from the
+    /// leader's). Returns the new log end.
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64, StorageError> {
+        let now = millrace_shard::time::now_ms();
+        let end = self.log.truncate_to(offset, now).await?;
+        self.feed(Event::LogEnd(end));
+        self.feed(Event::Durable(self.log.durable_end()));
+        Ok(end)
+    }
+
+    /// Follower: empties the log and starts it at `offset` (the leader's log start is past
+    /// this log's end).
+    pub async fn reset_to(&self, offset: i64) -> Result<(), StorageError> {
+        let now = millrace_shard::time::now_ms();
+        self.log.reset_to(offset, now).await?;
+        self.feed(Event::LogEnd(self.log.log_end_offset()));
+        self.feed(Event::Durable(self.log.durable_end()));
+        Ok(())
+    }
+
+    /// Follower: the leader's high watermark from a fetch answer.
+    pub fn leader_high_watermark(&self, high_watermark: i64) {
+        self.feed(Event::LeaderHighWatermark(high_watermark));
     }
 
     /// The topic's name.
@@ -171,7 +346,17 @@ impl<D: Disk> Partition<D> {
     /// True when a long poll waiting past `offset` should wake: committed data beyond it, or
     /// the log start moved past it (the next read answers OFFSET_OUT_OF_RANGE).
     pub fn has_data_past(&self, offset: i64) -> bool {
-        self.high_watermark() > offset || self.log_start_offset() > offset
+        self.high_watermark() > offset || self.log_start_offset() > offset || !self.is_leader()
+    }
+
+    /// True when a follower's long poll waiting past `offset` should wake: records past it
+    /// (committed or not), a high watermark past the one it was last sent (`sent_hw`), the
+    /// log start past it, or this replica no longer leading.
+    pub fn has_replica_data_past(&self, offset: i64, sent_hw: i64) -> bool {
+        self.log.log_end_offset() > offset
+            || self.high_watermark() > sent_hw
+            || self.log_start_offset() > offset
+            || !self.is_leader()
     }
 
     /// Stage one of a produce: checks producer sequences, assigns offsets and stamps the
@@ -185,6 +370,10 @@ impl<D: Disk> Partition<D> {
         let epoch = self.leader_epoch();
         let outcome = self.log.append(records, epoch, now_ms, log_append_time)?;
         self.feed(Event::LogEnd(self.log.log_end_offset()));
+        if self.has_followers() {
+            // Followers long-polling for data past their offset wake up.
+            self.advanced.notify_all();
+        }
         Ok(outcome)
     }
 
@@ -219,12 +408,8 @@ impl<D: Disk> Partition<D> {
         self.replica.borrow().check_acks_all()
     }
 
-    /// Applies the replication settings of the topic's configs.
-    pub fn set_replica_config(&self, min_insync_replicas: usize) {
-        let config = ReplicaConfig {
-            min_insync_replicas,
-            ..ReplicaConfig::default()
-        };
+    /// Applies the replication settings (`min.insync.replicas`, `replica.lag.time.max.ms`).
+    pub fn set_replica_config(&self, config: ReplicaConfig) {
         let actions = self.replica.borrow_mut().set_config(config);
         self.act(actions);
     }
@@ -254,6 +439,7 @@ impl<D: Disk> Partition<D> {
     ) -> Result<(ReadResult<D::File>, i64), StorageError> {
         let bound = match reader {
             Reader::Consumer => self.high_watermark(),
+            Reader::Replica => self.log.log_end_offset(),
         };
         let read = self.log.read(offset, max_bytes, min_one_batch, bound);
         Ok((read.await?, bound))
@@ -347,11 +533,24 @@ impl<D: Disk> Partition<D> {
         for action in actions {
             match action {
                 Action::HighWatermarkAdvanced { .. } => self.advanced.notify_all(),
-                // Only a leader with followers proposes ISR changes; partitions here have one
-                // replica until the fetch path and AlterPartition land (issue 17).
-                Action::AlterIsr { isr, .. } => {
-                    tracing::warn!(topic = %self.topic, partition = self.index, ?isr,
-                        "an ISR change was proposed but partition replication is not wired yet")
+                Action::AlterIsr {
+                    isr,
+                    leader_epoch,
+                    partition_epoch,
+                } => {
+                    tracing::info!(topic = %self.topic, partition = self.index, ?isr,
+                        leader_epoch = leader_epoch.0, partition_epoch, "proposing an ISR change");
+                    let epochs = self.follower_epochs.borrow();
+                    let isr = isr
+                        .into_iter()
+                        .map(|m| (m, epochs.get(&m).copied().unwrap_or(-1)))
+                        .collect();
+                    *self.isr_proposal.borrow_mut() = Some(IsrProposal {
+                        isr,
+                        leader_epoch,
+                        partition_epoch,
+                    });
+                    self.isr_proposed.notify_all();
                 }
             }
         }

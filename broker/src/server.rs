@@ -105,6 +105,10 @@ async fn shard_main(
         return Err(e);
     }
     millrace_shard::spawn_detached(crate::coordinator::tick_loop(shard.clone()));
+    if config.cluster.is_broker() {
+        millrace_shard::spawn_detached(crate::follower::run(shard.clone()));
+        millrace_shard::spawn_detached(crate::isr::run(shard.clone()));
+    }
     if let Err(e) = crate::maintenance::start(&shard) {
         STOP.store(true, Ordering::Relaxed);
         return Err(std::io::Error::other(e));

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::disk::BrokerDisk;
 use crate::mesh::{Call, Calls, MeshMsg, Node, Unavailable};
 use crate::metadata::{MetadataImage, TopicMeta};
+use millrace_replication::replica::ReplicaConfig;
 use millrace_shard::mesh::Mesh;
 use millrace_shard::net::SendFileCache;
 use millrace_shard::sync::{Notify, Turn};
@@ -105,8 +106,13 @@ pub struct Shard {
     pub cache: Rc<BatchCache>,
     /// Buffered descriptors for sendfile.
     pub sendfile: SendFileCache,
-    /// Fires whenever a local high watermark advances (long-poll fetches wait on it).
+    /// Fires whenever a local high watermark advances, a leader with followers appends, or
+    /// an assignment changes (long-poll fetches wait on it).
     pub data_arrived: Rc<Notify>,
+    /// Fires when a leader here proposes an ISR change (the ISR sender waits on it).
+    pub isr_proposed: Rc<Notify>,
+    /// Fires when this shard applied a new metadata image (the follower fetchers wait on it).
+    pub metadata_applied: Rc<Notify>,
     /// Calls in flight to and from other shards.
     calls: Calls,
     /// Set when the broker is stopping.
@@ -153,6 +159,8 @@ impl Shard {
             partitions: RefCell::new(HashMap::new()),
             sendfile: SendFileCache::new(config.sendfile_descriptors_max),
             data_arrived: Rc::new(Notify::new()),
+            isr_proposed: Rc::new(Notify::new()),
+            metadata_applied: Rc::new(Notify::new()),
             calls: Calls::default(),
             stopping: Cell::new(false),
             subsystems: Subsystems::default(),
@@ -293,17 +301,27 @@ impl Shard {
                     if let Err(e) = partition.set_config(self.log_config(&topic)) {
                         tracing::error!(topic = %key.0, partition = key.1, error = %e, "applying topic configs");
                     }
-                    partition.set_replica_config(self.topic_settings(&topic).min_insync_replicas);
+                    partition.set_replica_config(self.replica_config(&topic));
                 }
                 continue;
             }
             let assignment = crate::partition::assignment_of(state);
             let partition = self.open_partition(&key, &topic, assignment).await?;
-            partition.set_replica_config(self.topic_settings(&topic).min_insync_replicas);
+            partition.set_replica_config(self.replica_config(&topic));
             self.partitions.borrow_mut().insert(key, Rc::new(partition));
         }
         self.applied_version.set(image.version);
+        self.metadata_applied.notify_all();
         Ok(())
+    }
+
+    /// A topic's replication settings: its `min.insync.replicas` over the broker's, and the
+    /// broker's `replica.lag.time.max.ms`.
+    pub fn replica_config(&self, topic: &TopicMeta) -> ReplicaConfig {
+        ReplicaConfig {
+            min_insync_replicas: self.topic_settings(topic).min_insync_replicas,
+            replica_lag_time_max_ms: self.config.replica.lag_time_max_ms,
+        }
     }
 
     /// Opens a partition's log as this broker's replica under `assignment`.
@@ -320,7 +338,7 @@ impl Shard {
             dir,
             (self.log_config(topic), self.cache.clone()),
             (self.config.node_id, assignment),
-            self.data_arrived.clone(),
+            (self.data_arrived.clone(), self.isr_proposed.clone()),
         )
         .await
         .map_err(|e| std::io::Error::other(format!("opening {}-{}: {e}", key.0, key.1)))

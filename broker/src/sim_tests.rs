@@ -111,7 +111,12 @@ fn an_abandoned_long_poll_is_cancelled_on_its_owner() {
         .map(|p| (TOPIC.to_string(), p))
         .expect("a partition on the second shard");
     let wait = crate::handlers::fetch::WaitOnOwner {
-        items: vec![(topic, partition, 0)],
+        items: vec![crate::handlers::fetch::WaitItem {
+            topic,
+            partition,
+            offset: 0,
+            sent_hw: None,
+        }],
         max_wait_ms: 30_000,
     };
     let started = sim.now_ms();

@@ -179,7 +179,9 @@ pub const DEFS: &[Def] = &[
     Def {
         name: "min.insync.replicas",
         broker_key: "min.insync.replicas",
-        default: "1",
+        // Kafka's is 1; 2 means acks=all survives one broker loss by default. The replica
+        // caps it at the replica count, so it acts as min(2, RF).
+        default: "2",
         kind: Kind::Int,
         check: |v| int_at_least(v, 1),
         doc: "in-sync replicas an acks=all write needs (NOT_ENOUGH_REPLICAS below), and that the high watermark needs to advance",

@@ -231,6 +231,17 @@ impl Replica {
         replica
     }
 
+    /// The replica with its clock set to `now_ms` (the owner's first reading): ISR members
+    /// a new leader starts with count as caught up from then, not from time zero.
+    pub fn started_at(mut self, now_ms: i64) -> Self {
+        self.now_ms = self.now_ms.max(now_ms);
+        for f in self.followers.values_mut() {
+            f.last_caught_up_ms = f.last_caught_up_ms.max(self.now_ms);
+            f.last_fetch_ms = f.last_fetch_ms.max(self.now_ms);
+        }
+        self
+    }
+
     /// A partition whose only replica is `local`: it leads with ISR = [itself].
     pub fn sole_replica(
         local: BrokerId,
@@ -429,7 +440,9 @@ impl Replica {
                 self.followers.insert(
                     member,
                     Follower {
-                        durable_end: 0,
+                        // Unknown until it fetches: it holds the watermark where it is and
+                        // cannot be proposed back in on this alone.
+                        durable_end: -1,
                         last_caught_up_ms: self.now_ms,
                         last_fetch_ms: self.now_ms,
                         last_fetch_leader_end: i64::MAX,
@@ -846,6 +859,30 @@ mod tests {
         assert_eq!(
             alter(&r.handle(Event::Tick(50 * 400 + 1_000))),
             Some(vec![1])
+        );
+    }
+
+    #[test]
+    fn a_new_leaders_isr_is_caught_up_from_its_first_clock_reading_and_silence_never_readmits() {
+        let now = 1_700_000_000_000;
+        let mut r = Replica::new(1, three(vec![1, 2, 3], 0), 0, 0, 0).started_at(now);
+        r.set_config(MIN2);
+        assert_eq!(
+            alter(&r.handle(Event::Tick(now + 500))),
+            None,
+            "within the lag time of the leader's start, not of time zero"
+        );
+        r.handle(fetch(2, 0, now + 900));
+        assert_eq!(alter(&r.handle(Event::Tick(now + 1_001))), Some(vec![1, 2]));
+        r.handle(Event::Assigned(three(vec![1, 2], 1)));
+        assert_eq!(
+            alter(&r.handle(Event::Tick(now + 1_100))),
+            None,
+            "3 never fetched: nothing says it reached the watermark"
+        );
+        assert_eq!(
+            alter(&r.handle(fetch(3, 0, now + 1_200))),
+            Some(vec![1, 2, 3])
         );
     }
 

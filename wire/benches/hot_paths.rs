@@ -116,6 +116,8 @@ fn fetch_encode(c: &mut Criterion) {
                                 last_stable_offset: 1_000_000,
                                 log_start_offset: 0,
                                 records: vec![records.clone()],
+                                diverging_epoch: None,
+                                current_leader: None,
                             })
                             .collect(),
                     }]

@@ -128,6 +128,9 @@ pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
 /// The request's leader epoch is not the current one.
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 
+/// The request's leader epoch is newer than the one this broker knows (its metadata lags).
+pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
+
 /// AlterPartition was based on an older partition epoch.
 pub const INVALID_UPDATE_VERSION: i16 = 95;
 
@@ -206,6 +209,7 @@ pub const ALL: &[(&str, i16)] = &[
         NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     ),
     ("FENCED_LEADER_EPOCH", FENCED_LEADER_EPOCH),
+    ("UNKNOWN_LEADER_EPOCH", UNKNOWN_LEADER_EPOCH),
     ("INVALID_UPDATE_VERSION", INVALID_UPDATE_VERSION),
     ("INELIGIBLE_REPLICA", INELIGIBLE_REPLICA),
     ("SNAPSHOT_NOT_FOUND", SNAPSHOT_NOT_FOUND),

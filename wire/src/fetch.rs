@@ -70,6 +70,30 @@ pub struct PartitionData<R> {
     pub log_start_offset: i64,
     /// Record sources, concatenated in order.
     pub records: Vec<R>,
+    /// To a follower whose log diverges from the leader's (v12+, tag 0): the largest epoch
+    /// at or below its last fetched epoch and the offset where that epoch ends here.
+    pub diverging_epoch: Option<EpochEnd>,
+    /// The leader as this broker knows it, for a NOT_LEADER_OR_FOLLOWER or
+    /// FENCED_LEADER_EPOCH answer (v12+, tag 1, KIP-951's hint).
+    pub current_leader: Option<LeaderHint>,
+}
+
+/// An epoch and the offset where it ends (Kafka's EpochEndOffset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochEnd {
+    /// The epoch.
+    pub epoch: i32,
+    /// The first offset after it.
+    pub end_offset: i64,
+}
+
+/// A partition's leader and leader epoch (Kafka's LeaderIdAndEpoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderHint {
+    /// The leader's broker id, -1 for none.
+    pub leader_id: i32,
+    /// Its leader epoch.
+    pub leader_epoch: i32,
 }
 
 /// One topic's answer.
@@ -157,8 +181,31 @@ impl<R: RecordSource> Writer<R> {
             }
         }
         if flexible {
-            self.buf.put_u8(0);
+            self.partition_tags(p.diverging_epoch, p.current_leader);
         }
+    }
+
+    /// The tagged fields of a partition, in tag order: 0 diverging epoch, 1 current leader.
+    fn partition_tags(&mut self, diverging: Option<EpochEnd>, leader: Option<LeaderHint>) {
+        let count = u64::from(diverging.is_some()) + u64::from(leader.is_some());
+        let mut tags = Vec::with_capacity(32);
+        put_uvarint(&mut tags, count);
+        if let Some(d) = diverging {
+            // tag, size (epoch i32 + end_offset i64 + empty tag section), body
+            put_uvarint(&mut tags, 0);
+            put_uvarint(&mut tags, 13);
+            tags.extend_from_slice(&d.epoch.to_be_bytes());
+            tags.extend_from_slice(&d.end_offset.to_be_bytes());
+            tags.push(0);
+        }
+        if let Some(l) = leader {
+            put_uvarint(&mut tags, 1);
+            put_uvarint(&mut tags, 9);
+            tags.extend_from_slice(&l.leader_id.to_be_bytes());
+            tags.extend_from_slice(&l.leader_epoch.to_be_bytes());
+            tags.push(0);
+        }
+        self.buf.put_slice(&tags);
     }
 
     fn flush(&mut self) {
@@ -242,6 +289,8 @@ mod tests {
                     last_stable_offset: 10,
                     log_start_offset: 2,
                     records,
+                    diverging_epoch: None,
+                    current_leader: None,
                 },
                 PartitionData {
                     partition_index: 4,
@@ -250,6 +299,14 @@ mod tests {
                     last_stable_offset: -1,
                     log_start_offset: -1,
                     records: vec![],
+                    diverging_epoch: Some(EpochEnd {
+                        epoch: 7,
+                        end_offset: 1234,
+                    }),
+                    current_leader: Some(LeaderHint {
+                        leader_id: 2,
+                        leader_epoch: 8,
+                    }),
                 },
             ];
             let (chunks, total) =
@@ -277,7 +334,18 @@ mod tests {
                 assert_eq!(p.log_start_offset, 2);
             }
             assert_eq!(p.records.as_deref(), Some(&b"abcdefg"[..]));
-            assert_eq!(t.partitions[1].error_code, 1);
+            let refused = &t.partitions[1];
+            assert_eq!(refused.error_code, 1);
+            if version >= 12 {
+                let d = &refused.diverging_epoch;
+                assert_eq!((d.epoch, d.end_offset), (7, 1234), "v{version}");
+                let l = &refused.current_leader;
+                assert_eq!((l.leader_id.0, l.leader_epoch), (2, 8), "v{version}");
+                assert_eq!(
+                    p.diverging_epoch.epoch, -1,
+                    "absent tags decode as defaults"
+                );
+            }
         }
     }
 }

@@ -122,6 +122,43 @@ pub struct Config {
     /// `max.connections`: client connections the whole broker (all shards) holds at once; at
     /// the bound it stops accepting until one closes.
     pub max_connections: usize,
+    /// The follower fetch and ISR keys (`replica.*`).
+    pub replica: ReplicaKeys,
+}
+
+/// Partition replication settings, Kafka's keys and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaKeys {
+    /// `replica.lag.time.max.ms`: an ISR member not caught up for this long leaves the ISR.
+    pub lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`: a follower's fetch long-polls this long at most.
+    pub fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes`: bytes a follower's fetch waits for.
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes`: bytes per partition of one follower fetch (a larger first
+    /// batch is still sent whole).
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: bytes of one follower fetch answer.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: pause after a failed follower fetch.
+    pub fetch_backoff_ms: i64,
+    /// `replica.socket.timeout.ms`: a follower fetch with no answer this long past its
+    /// long-poll fails and its connection is closed.
+    pub socket_timeout_ms: i64,
+}
+
+impl Default for ReplicaKeys {
+    fn default() -> Self {
+        ReplicaKeys {
+            lag_time_max_ms: 30_000,
+            fetch_wait_max_ms: 500,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 1 << 20,
+            fetch_response_max_bytes: 10 << 20,
+            fetch_backoff_ms: 1_000,
+            socket_timeout_ms: 30_000,
+        }
+    }
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
@@ -181,6 +218,7 @@ impl Default for Config {
             sendfile_descriptors_max: 256,
             fetch_wait_max_ms: 30_000,
             max_connections: 4_096,
+            replica: ReplicaKeys::default(),
         }
     }
 }
@@ -404,6 +442,28 @@ impl Config {
                 "max.connections" => {
                     self.max_connections = parse_num(key, value, 1, 1_000_000)? as usize
                 }
+                "replica.lag.time.max.ms" => {
+                    self.replica.lag_time_max_ms = parse_num(key, value, 1, i64::MAX / 2)?
+                }
+                "replica.fetch.wait.max.ms" => {
+                    self.replica.fetch_wait_max_ms = parse_num(key, value, 0, 600_000)? as i32
+                }
+                "replica.fetch.min.bytes" => {
+                    self.replica.fetch_min_bytes = parse_num(key, value, 1, i32::MAX as i64)? as i32
+                }
+                "replica.fetch.max.bytes" => {
+                    self.replica.fetch_max_bytes = parse_num(key, value, 0, i32::MAX as i64)? as i32
+                }
+                "replica.fetch.response.max.bytes" => {
+                    self.replica.fetch_response_max_bytes =
+                        parse_num(key, value, 0, i32::MAX as i64)? as i32
+                }
+                "replica.fetch.backoff.ms" => {
+                    self.replica.fetch_backoff_ms = parse_num(key, value, 0, 3_600_000)?
+                }
+                "replica.socket.timeout.ms" => {
+                    self.replica.socket_timeout_ms = parse_num(key, value, 1, 3_600_000)?
+                }
                 _ => {
                     return Err(ConfigError::UnknownKey {
                         key: key.clone(),
@@ -586,6 +646,17 @@ impl Config {
             self.fetch_wait_max_ms.to_string(),
         );
         m.insert("max.connections", self.max_connections.to_string());
+        let r = &self.replica;
+        m.insert("replica.lag.time.max.ms", r.lag_time_max_ms.to_string());
+        m.insert("replica.fetch.wait.max.ms", r.fetch_wait_max_ms.to_string());
+        m.insert("replica.fetch.min.bytes", r.fetch_min_bytes.to_string());
+        m.insert("replica.fetch.max.bytes", r.fetch_max_bytes.to_string());
+        m.insert(
+            "replica.fetch.response.max.bytes",
+            r.fetch_response_max_bytes.to_string(),
+        );
+        m.insert("replica.fetch.backoff.ms", r.fetch_backoff_ms.to_string());
+        m.insert("replica.socket.timeout.ms", r.socket_timeout_ms.to_string());
         m.insert(
             "offsets.topic.num.partitions",
             self.offsets_topic_partitions.to_string(),

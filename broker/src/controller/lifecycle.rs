@@ -27,15 +27,17 @@ use crate::mesh::Call;
 use crate::peer::{PeerClient, PeerConfig};
 use crate::shard::Shard;
 use bytes::Bytes;
+use kafka_protocol::messages::alter_partition_request;
 use kafka_protocol::messages::broker_registration_request::Listener;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest,
+    AllocateProducerIdsRequest, AlterPartitionRequest, BrokerHeartbeatRequest, BrokerId,
+    BrokerRegistrationRequest,
 };
 use millrace_replication::metadata::control;
 use millrace_shard::sync::Turn;
 use millrace_shard::time::Instant;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -295,6 +297,135 @@ impl Call<Shard> for AllocateProducerId {
         lifecycle.block.set((start + 1, start + i64::from(len)));
         Ok(start)
     }
+}
+
+/// This broker's registration epoch, once registered (replica fetches carry it, KIP-903).
+pub struct LocalBrokerEpoch;
+
+impl Call<Shard> for LocalBrokerEpoch {
+    type Reply = Option<i64>;
+
+    async fn run(self, shard: Rc<Shard>) -> Option<i64> {
+        shard.subsystems.get::<Lifecycle>()?.epoch()
+    }
+}
+
+/// Sends partition leaders' ISR changes to the active controller as one AlterPartition
+/// (v3, with the broker epochs followers' fetches carried; -1 where none is known), or
+/// decides them in process on a lone voter. Answers one outcome per change, in order: the
+/// state after it, or the error code; Err for the whole request.
+pub struct ProposeIsr {
+    /// The changes.
+    pub changes: Vec<control::IsrChange>,
+}
+
+/// The AlterPartition version leaders send (v3: broker epochs of the new ISR's members).
+const ALTER_PARTITION_VERSION: i16 = 3;
+
+impl Call<Shard> for ProposeIsr {
+    type Reply = Result<Vec<Result<control::IsrState, i16>>, String>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        let controller = shard
+            .subsystems
+            .get::<Controller>()
+            .ok_or("the controller has not started")?;
+        let lifecycle = shard
+            .subsystems
+            .get::<Lifecycle>()
+            .ok_or("the controller has not started")?;
+        let epoch = lifecycle
+            .epoch
+            .get()
+            .ok_or("this broker has not registered yet")?;
+        let broker_id = shard.config.node_id;
+        if controller.lone {
+            let call = brokers::AlterPartition {
+                broker_id,
+                broker_epoch: epoch,
+                changes: self.changes,
+            };
+            let outcomes = call
+                .run(shard.clone())
+                .await
+                .map_err(|(c, e)| format!("error {c}: {e}"))?;
+            return Ok(outcomes
+                .into_iter()
+                .map(|o| o.map_err(crate::errors::isr_refusal_code))
+                .collect());
+        }
+        let client = active(&controller, &lifecycle).ok_or("no active controller is known")?;
+        let request = alter_partition_request(broker_id, epoch, &self.changes);
+        let resp = client
+            .request(ALTER_PARTITION_VERSION, &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.error_code != code::NONE {
+            return Err(format!("AlterPartition refused: error {}", resp.error_code));
+        }
+        let mut answers = BTreeMap::new();
+        for t in &resp.topics {
+            for p in &t.partitions {
+                let outcome = if p.error_code == code::NONE {
+                    Ok(control::IsrState {
+                        leader: p.leader_id.0,
+                        leader_epoch: p.leader_epoch,
+                        isr: p.isr.iter().map(|b| b.0).collect(),
+                        partition_epoch: p.partition_epoch,
+                    })
+                } else {
+                    Err(p.error_code)
+                };
+                answers.insert((*t.topic_id.as_bytes(), p.partition_index), outcome);
+            }
+        }
+        Ok(self
+            .changes
+            .iter()
+            .map(|c| {
+                answers
+                    .remove(&(c.topic_id.0, c.partition_id))
+                    .unwrap_or(Err(code::UNKNOWN_SERVER_ERROR))
+            })
+            .collect())
+    }
+}
+
+fn alter_partition_request(
+    broker_id: i32,
+    broker_epoch: i64,
+    changes: &[control::IsrChange],
+) -> AlterPartitionRequest {
+    let mut topics: Vec<alter_partition_request::TopicData> = Vec::new();
+    for c in changes {
+        let topic_id = uuid::Uuid::from_bytes(c.topic_id.0);
+        let partition = alter_partition_request::PartitionData::default()
+            .with_partition_index(c.partition_id)
+            .with_leader_epoch(c.leader_epoch)
+            .with_partition_epoch(c.partition_epoch)
+            .with_new_isr_with_epochs(
+                c.new_isr
+                    .iter()
+                    .map(|&(id, epoch)| {
+                        alter_partition_request::BrokerState::default()
+                            .with_broker_id(BrokerId(id))
+                            .with_broker_epoch(epoch.unwrap_or(-1))
+                    })
+                    .collect(),
+            );
+        match topics.iter_mut().find(|t| t.topic_id == topic_id) {
+            Some(t) => t.partitions.push(partition),
+            None => topics.push(
+                alter_partition_request::TopicData::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
+    AlterPartitionRequest::default()
+        .with_broker_id(BrokerId(broker_id))
+        .with_broker_epoch(broker_epoch)
+        .with_topics(topics)
 }
 
 /// How a request that changes metadata reaches the active controller (see [`Forward`]).

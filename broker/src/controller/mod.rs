@@ -626,7 +626,7 @@ fn ensure_offsets_topic(draft: &mut Draft, partitions: i32) -> Result<(), String
     let records = match draft.cluster.topic(name) {
         None => {
             let id = topic_id_of(&uuid::Uuid::new_v4());
-            new_topic_records(draft, name, id, partitions, &wanted)?
+            new_topic_records(draft, name, id, (partitions, 1), &wanted)?
         }
         Some(t) => {
             let mut configs = t.configs.clone();
@@ -787,13 +787,6 @@ fn create_topic(
             )),
         );
     }
-    if rf != 1 {
-        return outcome(
-            &t.name,
-            code::INVALID_REPLICATION_FACTOR,
-            Some("a replication factor above 1 needs partition replication, not built yet".into()),
-        );
-    }
     let configs = match crate::topic_config::validate(&t.configs) {
         Ok(c) => c,
         Err(msg) => return outcome(&t.name, code::INVALID_CONFIG, Some(msg)),
@@ -804,15 +797,15 @@ fn create_topic(
         error_code: code::NONE,
         error_message: None,
         partitions,
-        replication_factor: 1,
+        replication_factor: rf,
         configs: configs.clone(),
     };
     if !validate_only {
-        let records =
-            match new_topic_records(draft, &t.name, topic_id_of(&id), partitions, &configs) {
-                Ok(records) => records,
-                Err(e) => return outcome(&t.name, code::INVALID_REPLICATION_FACTOR, Some(e)),
-            };
+        let placed = (partitions, rf);
+        let records = match new_topic_records(draft, &t.name, topic_id_of(&id), placed, &configs) {
+            Ok(records) => records,
+            Err(e) => return outcome(&t.name, code::INVALID_REPLICATION_FACTOR, Some(e)),
+        };
         if let Err(e) = draft.push_all(records) {
             return outcome(&t.name, code::UNKNOWN_SERVER_ERROR, Some(e.to_string()));
         }
@@ -834,7 +827,7 @@ fn new_topic_records(
     draft: &Draft,
     name: &str,
     topic_id: TopicId,
-    partitions: i32,
+    (partitions, replication_factor): (i32, i16),
     configs: &BTreeMap<String, String>,
 ) -> Result<Vec<MetadataRecord>, String> {
     if placement::usable_brokers(&draft.cluster).is_empty() {
@@ -851,7 +844,7 @@ fn new_topic_records(
         name,
         topic_id,
         partitions,
-        1,
+        replication_factor,
         start_index(&topic_id),
     )
     .map_err(|e| e.to_string())?;

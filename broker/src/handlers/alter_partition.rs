@@ -8,11 +8,11 @@
 
 use super::{decode, respond, Context, Response};
 use crate::controller::brokers::AlterPartition;
-use crate::errors::code;
+use crate::errors::{code, isr_refusal_code};
 use bytes::Bytes;
 use kafka_protocol::messages::alter_partition_response::{PartitionData, TopicData};
 use kafka_protocol::messages::{AlterPartitionRequest, AlterPartitionResponse, BrokerId};
-use millrace_replication::metadata::control::{IsrChange, IsrRefusal};
+use millrace_replication::metadata::control::IsrChange;
 use millrace_replication::metadata::TopicId;
 use millrace_wire::frame::RequestHeader;
 
@@ -28,7 +28,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             let new_isr = if v3 {
                 p.new_isr_with_epochs
                     .iter()
-                    .map(|b| (b.broker_id.0, Some(b.broker_epoch)))
+                    // -1: the leader knows no epoch for the member (not checked).
+                    .map(|b| {
+                        (
+                            b.broker_id.0,
+                            (b.broker_epoch >= 0).then_some(b.broker_epoch),
+                        )
+                    })
                     .collect()
             } else {
                 p.new_isr.iter().map(|b| (b.0, None)).collect()
@@ -68,7 +74,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                             .with_leader_epoch(state.leader_epoch)
                             .with_isr(state.isr.into_iter().map(BrokerId).collect())
                             .with_partition_epoch(state.partition_epoch),
-                        Err(refusal) => data.with_error_code(error_code(refusal)),
+                        Err(refusal) => data.with_error_code(isr_refusal_code(refusal)),
                     }
                 })
                 .collect();
@@ -88,16 +94,4 @@ fn top(header: &RequestHeader, error_code: i16) -> Response {
         header,
         &AlterPartitionResponse::default().with_error_code(error_code),
     )
-}
-
-fn error_code(refusal: IsrRefusal) -> i16 {
-    match refusal {
-        IsrRefusal::UnknownTopicId => code::UNKNOWN_TOPIC_ID,
-        IsrRefusal::UnknownTopicOrPartition => code::UNKNOWN_TOPIC_OR_PARTITION,
-        IsrRefusal::FencedLeaderEpoch => code::FENCED_LEADER_EPOCH,
-        IsrRefusal::NotLeaderOrFollower => code::NOT_LEADER_OR_FOLLOWER,
-        IsrRefusal::InvalidUpdateVersion => code::INVALID_UPDATE_VERSION,
-        IsrRefusal::InvalidRequest => code::INVALID_REQUEST,
-        IsrRefusal::IneligibleReplica => code::INELIGIBLE_REPLICA,
-    }
 }

@@ -5,9 +5,27 @@
 //! ones are left out once the total would. No fetch sessions: `session_id` 0 tells clients to
 //! keep sending full requests.
 //!
-//! The owner's side is here too: [`ReadOnOwner`] reads through each [`Partition`] (up to the
-//! high watermark, as a consumer), [`WaitOnOwner`] waits for a high watermark to pass the
-//! fetch offset and is cancelled as soon as another owner has answered.
+//! Two kinds of fetcher, told apart by the replica id (`replica_id` up to v14,
+//! `replica_state` from v15; -1 for consumers):
+//!
+//! * **Consumers** read committed data, up to the high watermark, from the leader only.
+//! * **Followers** (another broker's replica of the partition) read everything appended, up
+//!   to the log end. First their position is checked (Kafka's rules, with the epoch of their
+//!   last batch from v12): a log that diverges gets `diverging_epoch` and no records; an offset
+//!   outside the log gets OFFSET_OUT_OF_RANGE with the log start. A matching fetch counts as
+//!   the follower's report that everything below its fetch offset is on its disk (followers
+//!   here fetch only after syncing), which moves the high watermark and the ISR. A follower's
+//!   long poll also wakes when the high watermark passes the one it was sent, so followers
+//!   learn it without waiting for new records.
+//!
+//! Both check `current_leader_epoch` when given: older than the leader's is
+//! FENCED_LEADER_EPOCH, newer is UNKNOWN_LEADER_EPOCH (this broker's metadata lags). Those
+//! and NOT_LEADER_OR_FOLLOWER carry the leader this broker knows in `current_leader` (v12+,
+//! KIP-951).
+//!
+//! The owner's side is here too: [`ReadOnOwner`] reads through each [`Partition`],
+//! [`WaitOnOwner`] waits for data past the fetch offsets and is cancelled as soon as another
+//! owner has answered.
 //!
 //! [`Partition`]: crate::partition::Partition
 
@@ -15,13 +33,16 @@ use super::Context;
 use super::{decode, RecordPiece, Response};
 use crate::errors::{code, storage_code};
 use crate::mesh::{Call, Split};
-use crate::partition::Reader;
+use crate::partition::{FollowerPosition, Reader};
 use crate::shard::{Partition, Shard};
 use bytes::Bytes;
 use kafka_protocol::messages::FetchRequest;
+use millrace_replication::replica::BrokerId;
 use millrace_storage::disk::DiskFile;
 use millrace_storage::ReadChunk;
-use millrace_wire::fetch::{encode_fetch_response, PartitionData, TopicData, TopicKey};
+use millrace_wire::fetch::{
+    encode_fetch_response, EpochEnd, LeaderHint, PartitionData, TopicData, TopicKey,
+};
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,11 +53,27 @@ struct Wanted {
     key: TopicKey,
     topic: Option<String>,
     partition: i32,
-    offset: i64,
-    max_bytes: usize,
+    spec: ReadSpec,
     owner: Option<usize>,
     /// The error when no shard here holds the partition.
     absent: i16,
+    /// The leader the image names, for an answer that sends the client elsewhere.
+    hint: Option<LeaderHint>,
+}
+
+/// What one partition's read asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadSpec {
+    /// The fetch offset.
+    offset: i64,
+    /// The partition's byte limit.
+    max_bytes: usize,
+    /// The leader epoch the fetcher knows (-1: not checked).
+    current_leader_epoch: i32,
+    /// A follower's epoch of its last batch (-1: none or not sent).
+    last_fetched_epoch: i32,
+    /// A follower's broker id and broker epoch; None for a consumer.
+    replica: Option<(BrokerId, i64)>,
 }
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -48,8 +85,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let mut results = read_all(&ctx, &wanted).await;
     let total: usize = results.iter().flatten().map(|r| r.bytes).sum();
     let max_wait = req.max_wait_ms.clamp(0, ctx.config().fetch_wait_max_ms) as u64;
-    if total < req.min_bytes.max(1) as usize && max_wait > 0 && !wanted.is_empty() {
-        wait_for_any(&ctx, &wanted, max_wait).await;
+    // A diverging log or an error is worth answering at once.
+    let urgent = results
+        .iter()
+        .flatten()
+        .any(|r| r.diverging_epoch.is_some() || r.error_code != code::NONE);
+    if total < req.min_bytes.max(1) as usize && max_wait > 0 && !wanted.is_empty() && !urgent {
+        wait_for_any(&ctx, &wanted, &results, max_wait).await;
         results = read_all(&ctx, &wanted).await;
     }
     encode(&header, &wanted, results, req.max_bytes.max(0) as usize)
@@ -57,6 +99,15 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
 
 fn resolve(ctx: &Context, req: &FetchRequest, version: i16) -> Vec<Wanted> {
     let image = ctx.image();
+    let replica = if version >= 15 {
+        (
+            req.replica_state.replica_id.0,
+            req.replica_state.replica_epoch,
+        )
+    } else {
+        (req.replica_id.0, -1)
+    };
+    let replica = (replica.0 >= 0).then_some(replica);
     let mut out = Vec::new();
     for t in &req.topics {
         let meta = if version >= 13 {
@@ -70,15 +121,33 @@ fn resolve(ctx: &Context, req: &FetchRequest, version: i16) -> Vec<Wanted> {
             TopicKey::Name(t.topic.0.to_string())
         };
         for p in &t.partitions {
+            let state = meta.and_then(|m| image.cluster.partition(&m.topic_id, p.partition));
             out.push(Wanted {
                 key: key.clone(),
                 topic: meta.map(|m| m.name.clone()),
                 partition: p.partition,
-                offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes.max(0) as usize,
+                spec: ReadSpec {
+                    offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes.max(0) as usize,
+                    current_leader_epoch: if version >= 9 {
+                        p.current_leader_epoch
+                    } else {
+                        -1
+                    },
+                    last_fetched_epoch: if version >= 12 {
+                        p.last_fetched_epoch
+                    } else {
+                        -1
+                    },
+                    replica,
+                },
                 owner: meta.and_then(|m| image.owner(&m.name, p.partition)),
                 absent: meta.map_or(code::UNKNOWN_TOPIC_OR_PARTITION, |m| {
                     image.not_here_code(&m.name, p.partition)
+                }),
+                hint: state.map(|s| LeaderHint {
+                    leader_id: s.leader,
+                    leader_epoch: s.leader_epoch,
                 }),
             });
         }
@@ -90,7 +159,7 @@ async fn read_all(ctx: &Context, wanted: &[Wanted]) -> Vec<Option<FetchResult>> 
     let mut split: Split<FetchItem> = Split::default();
     for (slot, w) in wanted.iter().enumerate() {
         if let (Some(owner), Some(topic)) = (w.owner, &w.topic) {
-            let item = (topic.clone(), w.partition, (w.offset, w.max_bytes));
+            let item = (topic.clone(), w.partition, w.spec);
             split.push(owner, slot, item);
         }
     }
@@ -100,16 +169,28 @@ async fn read_all(ctx: &Context, wanted: &[Wanted]) -> Vec<Option<FetchResult>> 
     results
 }
 
-/// Waits until any owner reports data past a fetch offset, or `max_wait_ms` passes. The
-/// owners that did not answer first are cancelled.
-async fn wait_for_any(ctx: &Context, wanted: &[Wanted], max_wait_ms: u64) {
-    let mut per_shard: BTreeMap<usize, Vec<(String, i32, i64)>> = BTreeMap::new();
-    for w in wanted {
+/// Waits until any owner reports data past a fetch offset (for a follower, also a high
+/// watermark past the one of its first read), or `max_wait_ms` passes. The owners that did
+/// not answer first are cancelled.
+async fn wait_for_any(
+    ctx: &Context,
+    wanted: &[Wanted],
+    first: &[Option<FetchResult>],
+    max_wait_ms: u64,
+) {
+    let mut per_shard: BTreeMap<usize, Vec<WaitItem>> = BTreeMap::new();
+    for (w, r) in wanted.iter().zip(first) {
         if let (Some(owner), Some(topic)) = (w.owner, &w.topic) {
-            per_shard
-                .entry(owner)
-                .or_default()
-                .push((topic.clone(), w.partition, w.offset));
+            let sent_hw = w
+                .spec
+                .replica
+                .map(|_| r.as_ref().map_or(-1, |r| r.high_watermark));
+            per_shard.entry(owner).or_default().push(WaitItem {
+                topic: topic.clone(),
+                partition: w.partition,
+                offset: w.spec.offset,
+                sent_hw,
+            });
         }
     }
     if per_shard.is_empty() {
@@ -136,8 +217,8 @@ async fn wait_for_any(ctx: &Context, wanted: &[Wanted], max_wait_ms: u64) {
     .await;
 }
 
-/// One partition to read: (topic, partition, (fetch offset, partition byte limit)).
-type FetchItem = (String, i32, (i64, usize));
+/// One partition to read: (topic, partition, what to read).
+type FetchItem = (String, i32, ReadSpec);
 
 /// One partition's read.
 #[derive(Debug)]
@@ -154,6 +235,10 @@ pub struct FetchResult {
     records: Vec<RecordPiece>,
     /// Their total length.
     bytes: usize,
+    /// For a follower whose log diverges.
+    diverging_epoch: Option<EpochEnd>,
+    /// The leader as the owner knows it, with an error that sends the fetcher there.
+    current_leader: Option<LeaderHint>,
 }
 
 impl FetchResult {
@@ -166,6 +251,20 @@ impl FetchResult {
             log_start_offset: -1,
             records: Vec::new(),
             bytes: 0,
+            diverging_epoch: None,
+            current_leader: None,
+        }
+    }
+
+    /// No data, with an error code and the leader this replica knows of.
+    fn redirect(error_code: i16, partition: &Partition) -> Self {
+        let assignment = partition.assignment();
+        FetchResult {
+            current_leader: Some(LeaderHint {
+                leader_id: assignment.leader.unwrap_or(-1),
+                leader_epoch: assignment.leader_epoch.0,
+            }),
+            ..FetchResult::error(error_code)
         }
     }
 }
@@ -185,10 +284,20 @@ impl Call<Shard> for ReadOnOwner {
     }
 }
 
-/// An owner's read of one partition, as a consumer (only from its leader).
-async fn read_one(partition: &Partition, (offset, max_bytes): (i64, usize)) -> FetchResult {
+/// An owner's read of one partition, from its leader only: as a consumer, or as a
+/// follower after its position is checked (module doc).
+async fn read_one(partition: &Partition, spec: ReadSpec) -> FetchResult {
     if !partition.is_leader() {
-        return FetchResult::error(code::NOT_LEADER_OR_FOLLOWER);
+        return FetchResult::redirect(code::NOT_LEADER_OR_FOLLOWER, partition);
+    }
+    let epoch = partition.leader_epoch().0;
+    if spec.current_leader_epoch >= 0 && spec.current_leader_epoch != epoch {
+        let error = if spec.current_leader_epoch < epoch {
+            code::FENCED_LEADER_EPOCH
+        } else {
+            code::UNKNOWN_LEADER_EPOCH
+        };
+        return FetchResult::redirect(error, partition);
     }
     let mut result = FetchResult {
         high_watermark: partition.high_watermark(),
@@ -196,13 +305,39 @@ async fn read_one(partition: &Partition, (offset, max_bytes): (i64, usize)) -> F
         log_start_offset: partition.log_start_offset(),
         ..FetchResult::error(code::NONE)
     };
+    let reader = match spec.replica {
+        None => Reader::Consumer,
+        Some((replica, _)) if !partition.assignment().replicas.contains(&replica) => {
+            return FetchResult::redirect(code::NOT_LEADER_OR_FOLLOWER, partition);
+        }
+        Some((replica, broker_epoch)) => {
+            match partition.check_follower(spec.offset, spec.last_fetched_epoch) {
+                FollowerPosition::Diverging { epoch, end_offset } => {
+                    result.diverging_epoch = Some(EpochEnd { epoch, end_offset });
+                    return result;
+                }
+                FollowerPosition::OutOfRange => {
+                    result.error_code = code::OFFSET_OUT_OF_RANGE;
+                    return result;
+                }
+                FollowerPosition::Matches => {
+                    partition.follower_fetched(replica, broker_epoch, spec.offset);
+                    result.high_watermark = partition.high_watermark();
+                    result.last_stable_offset = partition.last_stable_offset();
+                    Reader::Replica
+                }
+            }
+        }
+    };
     match partition
-        .read(offset, max_bytes, true, Reader::Consumer)
+        .read(spec.offset, spec.max_bytes, true, reader)
         .await
     {
-        Ok((read, high_watermark)) => {
-            result.high_watermark = high_watermark;
-            result.last_stable_offset = partition.last_stable_offset();
+        Ok((read, bound)) => {
+            if reader == Reader::Consumer {
+                result.high_watermark = bound;
+                result.last_stable_offset = partition.last_stable_offset();
+            }
             result.log_start_offset = read.log_start_offset;
             result.bytes = read.bytes;
             result.records = read.chunks.into_iter().map(record_piece).collect();
@@ -230,10 +365,23 @@ fn record_piece<F: DiskFile>(chunk: ReadChunk<F>) -> RecordPiece {
     }
 }
 
-/// Completes when any of these partitions (topic, partition, fetch offset) on the target shard
-/// has data past its offset, or after `max_wait_ms`. Cancelled when the fetch stops waiting.
+/// One partition a long poll waits on.
+#[derive(Debug, Clone)]
+pub struct WaitItem {
+    /// The topic.
+    pub(crate) topic: String,
+    /// The partition.
+    pub(crate) partition: i32,
+    /// The fetch offset.
+    pub(crate) offset: i64,
+    /// For a follower: the high watermark its first read was given.
+    pub(crate) sent_hw: Option<i64>,
+}
+
+/// Completes when any of these partitions on the target shard has data past its offset, or
+/// after `max_wait_ms`. Cancelled when the fetch stops waiting.
 pub struct WaitOnOwner {
-    pub(crate) items: Vec<(String, i32, i64)>,
+    pub(crate) items: Vec<WaitItem>,
     pub(crate) max_wait_ms: u64,
 }
 
@@ -245,10 +393,13 @@ impl Call<Shard> for WaitOnOwner {
         let wait = async {
             loop {
                 let seen = shard.data_arrived.generation();
-                let ready = self.items.iter().any(|(t, p, offset)| {
+                let ready = self.items.iter().any(|w| {
                     shard
-                        .partition(t, *p)
-                        .is_none_or(|partition| partition.has_data_past(*offset))
+                        .partition(&w.topic, w.partition)
+                        .is_none_or(|partition| match w.sent_hw {
+                            None => partition.has_data_past(w.offset),
+                            Some(hw) => partition.has_replica_data_past(w.offset, hw),
+                        })
                 });
                 if ready || shard.stopping.get() {
                     return;
@@ -278,6 +429,10 @@ fn encode(
             last_stable_offset: -1,
             log_start_offset: -1,
             records: Vec::new(),
+            diverging_epoch: None,
+            current_leader: (w.absent == code::NOT_LEADER_OR_FOLLOWER)
+                .then_some(w.hint)
+                .flatten(),
         };
         if w.topic.is_none() && header.api_version >= 13 {
             data.error_code = code::UNKNOWN_TOPIC_ID;
@@ -287,6 +442,8 @@ fn encode(
             data.high_watermark = r.high_watermark;
             data.last_stable_offset = r.last_stable_offset;
             data.log_start_offset = r.log_start_offset;
+            data.diverging_epoch = r.diverging_epoch;
+            data.current_leader = r.current_leader;
             if total == 0 || total + r.bytes <= max_bytes {
                 total += r.bytes;
                 data.records = r.records;

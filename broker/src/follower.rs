@@ -1,0 +1,424 @@
+//! Follower replicas: copying the leaders' logs (Kafka's replica fetcher threads).
+//!
+//! Each shard runs one fetch loop per leader broker its partitions follow, so a broker has
+//! one fetch stream per (leader broker, destination shard), carrying every partition of that
+//! pair, never one per partition. A loop stops when no partition on its shard follows its
+//! leader any more; [`run`] starts loops as metadata images make partitions follow new
+//! leaders.
+//!
+//! One round of a loop:
+//!
+//! ```text
+//! Fetch v16 to the leader's broker listener
+//!   replica_state = (node.id, broker epoch)
+//!   per partition: fetch_offset = log end (= durable end: see below),
+//!                  last_fetched_epoch = epoch of the last local batch,
+//!                  current_leader_epoch = the assignment's
+//! per partition of the answer:
+//!   diverging_epoch      -> truncate to min(local end of that epoch, leader's end of it)
+//!   OFFSET_OUT_OF_RANGE  -> below the leader's log start: reset the log to start there
+//!   records              -> append them as they are (offsets, epochs, timestamps)
+//!   leader-side errors   -> leave the partition out for replica.fetch.backoff.ms, or until
+//!                           its leader epoch changes
+//! flush every log that grew (one fsync each), then take the leader's high watermark
+//! ```
+//!
+//! Syncing before the next fetch is what makes a fetch offset a *durable* end: the leader
+//! counts a follower in the high watermark only for what the follower has on disk (the
+//! deliberate strengthening over Kafka; see `millrace_replication::replica`). The cost is one
+//! fsync per round on the follower, overlapping the leader's own.
+
+use crate::controller::lifecycle::LocalBrokerEpoch;
+use crate::errors::code;
+use crate::peer::{PeerClient, PeerConfig};
+use crate::shard::{Partition, PartitionKey, Shard};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use millrace_replication::replica::BrokerId as ReplicaId;
+use millrace_shard::time::Instant;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The Fetch version followers send (replica state with the broker epoch, topic ids).
+const FETCH_VERSION: i16 = 16;
+/// How often a fetch loop asks for this broker's registration epoch again.
+const BROKER_EPOCH_REFRESH: Duration = Duration::from_secs(1);
+
+/// Starts a fetch loop for every leader this shard's partitions follow, as images arrive,
+/// until the broker stops.
+pub async fn run(shard: Rc<Shard>) {
+    let running: Rc<RefCell<BTreeSet<ReplicaId>>> = Rc::default();
+    while !shard.stopping.get() {
+        let seen = shard.metadata_applied.generation();
+        let leaders: BTreeSet<ReplicaId> = shard
+            .partitions()
+            .iter()
+            .filter_map(|p| p.following())
+            .collect();
+        for leader in leaders {
+            if running.borrow_mut().insert(leader) {
+                tracing::info!(shard = shard.id, leader, "following partitions of a leader");
+                millrace_shard::spawn_detached(fetch_loop(shard.clone(), leader, running.clone()));
+            }
+        }
+        let changed = shard.metadata_applied.changed_since(seen);
+        let _ = millrace_shard::time::timeout(Duration::from_millis(500), changed).await;
+    }
+}
+
+/// Per-loop state that outlives one round.
+struct Loop {
+    shard: Rc<Shard>,
+    leader: ReplicaId,
+    client: Option<(SocketAddr, Rc<PeerClient>)>,
+    /// Partitions left out after an error: until when, and under which leader epoch.
+    resting: HashMap<PartitionKey, (i32, Instant)>,
+    /// This broker's registration epoch and when it was last asked for.
+    broker_epoch: (i64, Option<Instant>),
+}
+
+/// One partition of a request, as sent.
+struct Sent {
+    partition: Rc<Partition>,
+    fetch_offset: i64,
+    leader_epoch: i32,
+}
+
+async fn fetch_loop(shard: Rc<Shard>, leader: ReplicaId, running: Rc<RefCell<BTreeSet<i32>>>) {
+    let mut state = Loop {
+        shard: shard.clone(),
+        leader,
+        client: None,
+        resting: HashMap::new(),
+        broker_epoch: (-1, None),
+    };
+    let backoff = Duration::from_millis(shard.config.replica.fetch_backoff_ms as u64);
+    while !shard.stopping.get() {
+        let following: Vec<Rc<Partition>> = shard
+            .partitions()
+            .into_iter()
+            .filter(|p| p.following() == Some(leader))
+            .collect();
+        if following.is_empty() {
+            break;
+        }
+        let now = Instant::now();
+        state.resting.retain(|key, (epoch, until)| {
+            *until > now
+                && following.iter().any(|p| {
+                    (p.topic(), p.index()) == (key.0.as_str(), key.1)
+                        && p.leader_epoch().0 == *epoch
+                })
+        });
+        let eligible: Vec<Rc<Partition>> = following
+            .into_iter()
+            .filter(|p| {
+                !state
+                    .resting
+                    .contains_key(&(p.topic().to_string(), p.index()))
+            })
+            .collect();
+        if eligible.is_empty() {
+            millrace_shard::time::sleep(Duration::from_millis(50).min(backoff)).await;
+            continue;
+        }
+        if let Err(why) = state.round(eligible).await {
+            tracing::debug!(shard = shard.id, leader, error = %why, "replica fetch");
+            millrace_shard::time::sleep(backoff).await;
+        }
+    }
+    running.borrow_mut().remove(&leader);
+    tracing::info!(
+        shard = shard.id,
+        leader,
+        "no partition here follows the leader any more"
+    );
+}
+
+impl Loop {
+    /// One fetch and what follows from its answer.
+    async fn round(&mut self, partitions: Vec<Rc<Partition>>) -> Result<(), String> {
+        let client = self.client()?;
+        let broker_epoch = self.broker_epoch().await;
+        let image = self.shard.image();
+        let replica = &self.shard.config.replica;
+        let mut sent = Vec::new();
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for partition in partitions {
+            let Some(meta) = image.topics.get(partition.topic()) else {
+                continue;
+            };
+            let fetch_offset = partition.log_end_offset();
+            let leader_epoch = partition.leader_epoch().0;
+            let request = FetchPartition::default()
+                .with_partition(partition.index())
+                .with_current_leader_epoch(leader_epoch)
+                .with_fetch_offset(fetch_offset)
+                .with_last_fetched_epoch(partition.last_epoch())
+                .with_log_start_offset(partition.log_start_offset())
+                .with_partition_max_bytes(replica.fetch_max_bytes);
+            match topics.iter_mut().find(|t| t.topic_id == meta.id) {
+                Some(t) => t.partitions.push(request),
+                None => topics.push(
+                    FetchTopic::default()
+                        .with_topic_id(meta.id)
+                        .with_partitions(vec![request]),
+                ),
+            }
+            sent.push(Sent {
+                partition,
+                fetch_offset,
+                leader_epoch,
+            });
+        }
+        if sent.is_empty() {
+            return Err("no partition of the image to fetch".into());
+        }
+        let request = FetchRequest::default()
+            .with_replica_state(
+                ReplicaState::default()
+                    .with_replica_id(BrokerId(self.shard.config.node_id))
+                    .with_replica_epoch(broker_epoch),
+            )
+            .with_max_wait_ms(replica.fetch_wait_max_ms)
+            .with_min_bytes(replica.fetch_min_bytes)
+            .with_max_bytes(replica.fetch_response_max_bytes)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(topics);
+        let timeout = Duration::from_millis(
+            replica.socket_timeout_ms as u64 + replica.fetch_wait_max_ms as u64,
+        );
+        let response: FetchResponse = client
+            .send_within(1, FETCH_VERSION, &request, timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.error_code != code::NONE {
+            return Err(format!("fetch refused: error {}", response.error_code));
+        }
+        let mut answers: HashMap<(uuid::Uuid, i32), PartitionData> = HashMap::new();
+        for t in response.responses {
+            for p in t.partitions {
+                answers.insert((t.topic_id, p.partition_index), p);
+            }
+        }
+        let mut grown = Vec::new();
+        for s in sent {
+            let Some(meta) = image.topics.get(s.partition.topic()) else {
+                continue;
+            };
+            let Some(answer) = answers.remove(&(meta.id, s.partition.index())) else {
+                continue;
+            };
+            // The image may have moved the partition while the fetch was out.
+            if s.partition.following() != Some(self.leader)
+                || s.partition.leader_epoch().0 != s.leader_epoch
+            {
+                continue;
+            }
+            match self.take(&s, answer).await {
+                Ok(Some(high_watermark)) => grown.push((s.partition, high_watermark)),
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::debug!(topic = s.partition.topic(), partition = s.partition.index(),
+                        leader = self.leader, error = %why, "replica fetch: partition rests");
+                    self.rest(&s);
+                }
+            }
+        }
+        for (partition, high_watermark) in grown {
+            if let Err(e) = partition.flush().await {
+                tracing::warn!(topic = partition.topic(), partition = partition.index(),
+                    error = %e, "follower flush");
+                continue;
+            }
+            partition.leader_high_watermark(high_watermark);
+        }
+        Ok(())
+    }
+
+    /// Applies one partition's answer. Ok(Some(leader's high watermark)) when the log is to
+    /// be flushed and the watermark taken; Ok(None) when nothing more is to be done this
+    /// round; Err when the partition should rest.
+    async fn take(&self, s: &Sent, answer: PartitionData) -> Result<Option<i64>, String> {
+        let p = &s.partition;
+        match answer.error_code {
+            code::NONE => {}
+            code::OFFSET_OUT_OF_RANGE if s.fetch_offset < answer.log_start_offset => {
+                tracing::info!(
+                    topic = p.topic(),
+                    partition = p.index(),
+                    leader = self.leader,
+                    offset = s.fetch_offset,
+                    leader_log_start = answer.log_start_offset,
+                    "behind the leader's log start: starting the log there"
+                );
+                p.reset_to(answer.log_start_offset)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(None);
+            }
+            code::OFFSET_OUT_OF_RANGE => {
+                let target = answer.high_watermark.min(p.log_end_offset());
+                if target < 0 || target >= s.fetch_offset {
+                    return Err(format!(
+                        "offset {} out of range at the leader (high watermark {})",
+                        s.fetch_offset, answer.high_watermark
+                    ));
+                }
+                p.truncate_to(target).await.map_err(|e| e.to_string())?;
+                return Ok(None);
+            }
+            other => return Err(format!("error {other}")),
+        }
+        let diverging = &answer.diverging_epoch;
+        if diverging.epoch >= 0 {
+            let target = p.divergence_point(diverging.epoch, diverging.end_offset);
+            tracing::info!(
+                topic = p.topic(),
+                partition = p.index(),
+                leader = self.leader,
+                epoch = diverging.epoch,
+                leader_end = diverging.end_offset,
+                target,
+                "the log diverges from the leader's: truncating"
+            );
+            if target < p.log_end_offset() {
+                p.truncate_to(target).await.map_err(|e| e.to_string())?;
+            }
+            return Ok(None);
+        }
+        let records = answer.records.unwrap_or_default();
+        let records = skip_held_batches(records, p.log_end_offset())?;
+        if !records.is_empty() {
+            let now = millrace_shard::time::now_ms();
+            p.append_as_follower(BytesMut::from(&records[..]), now)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Some(answer.high_watermark))
+    }
+
+    fn rest(&mut self, s: &Sent) {
+        let backoff = Duration::from_millis(self.shard.config.replica.fetch_backoff_ms as u64);
+        let key = (s.partition.topic().to_string(), s.partition.index());
+        self.resting
+            .insert(key, (s.leader_epoch, Instant::now() + backoff));
+    }
+
+    /// The client of the leader's broker listener, made anew when its address changed.
+    fn client(&mut self) -> Result<Rc<PeerClient>, String> {
+        let addr = leader_address(&self.shard, self.leader)?;
+        match &self.client {
+            Some((known, client)) if *known == addr => return Ok(client.clone()),
+            _ => {}
+        }
+        let replica = &self.shard.config.replica;
+        let timeout = Duration::from_millis(replica.socket_timeout_ms as u64);
+        let backoff = Duration::from_millis(replica.fetch_backoff_ms as u64);
+        let client = Rc::new(PeerClient::new(
+            addr,
+            PeerConfig {
+                client_id: format!("millrace-replica-{}", self.shard.config.node_id),
+                request_timeout: timeout,
+                connect_timeout: timeout,
+                reconnect_backoff: backoff.min(Duration::from_millis(50)),
+                reconnect_backoff_max: backoff,
+                ..PeerConfig::default()
+            },
+        ));
+        self.client = Some((addr, client.clone()));
+        Ok(client)
+    }
+
+    /// This broker's registration epoch (-1 until registered), asked for again each second.
+    async fn broker_epoch(&mut self) -> i64 {
+        let (epoch, asked) = self.broker_epoch;
+        if asked.is_some_and(|at| at.elapsed() < BROKER_EPOCH_REFRESH) && epoch >= 0 {
+            return epoch;
+        }
+        let target = Shard::controller_shard();
+        let known = self
+            .shard
+            .call(target, LocalBrokerEpoch)
+            .await
+            .ok()
+            .flatten();
+        self.broker_epoch = (known.unwrap_or(-1), Some(Instant::now()));
+        self.broker_epoch.0
+    }
+}
+
+/// Where broker `leader` listens for clients (and replicas), from its registration.
+fn leader_address(shard: &Shard, leader: ReplicaId) -> Result<SocketAddr, String> {
+    let image = shard.image();
+    let broker = image
+        .cluster
+        .broker(leader)
+        .ok_or_else(|| format!("broker {leader} is not registered"))?;
+    let listener = &shard.config.cluster.client_listener_name;
+    let endpoint = broker
+        .endpoint(listener)
+        .or_else(|| broker.endpoints.first())
+        .ok_or_else(|| format!("broker {leader} has no endpoint"))?;
+    (endpoint.host.as_str(), endpoint.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("resolving {}:{}: {e}", endpoint.host, endpoint.port))?
+        .next()
+        .ok_or_else(|| format!("{}:{} resolves to nothing", endpoint.host, endpoint.port))
+}
+
+/// The answer's batches from the first one ending at or after `log_end` (the leader sends
+/// the batch holding the fetch offset, which starts there when both logs agree). A batch
+/// that starts below `log_end` and ends past it means the logs disagree on batch bounds.
+fn skip_held_batches(records: Bytes, log_end: i64) -> Result<Bytes, String> {
+    let mut at = 0usize;
+    while records.len() >= at + 61 {
+        let base = i64::from_be_bytes(records[at..at + 8].try_into().expect("8 bytes"));
+        let len = i32::from_be_bytes(records[at + 8..at + 12].try_into().expect("4 bytes"));
+        let delta = i32::from_be_bytes(records[at + 23..at + 27].try_into().expect("4 bytes"));
+        let total = 12 + usize::try_from(len).map_err(|_| "negative batch length")?;
+        let last = base + i64::from(delta);
+        if last >= log_end {
+            if base < log_end {
+                return Err(format!(
+                    "the leader's batch {base}..={last} straddles this log's end {log_end}"
+                ));
+            }
+            return Ok(records.slice(at..));
+        }
+        at += total;
+    }
+    Ok(records.slice(records.len().min(at)..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(base: i64, records: i32) -> Vec<u8> {
+        let mut b = vec![0u8; 61];
+        b[0..8].copy_from_slice(&base.to_be_bytes());
+        b[8..12].copy_from_slice(&49i32.to_be_bytes());
+        b[23..27].copy_from_slice(&(records - 1).to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn batches_the_log_holds_already_are_skipped_and_a_straddling_one_is_refused() {
+        let all = [batch(0, 5), batch(5, 3), batch(8, 2)].concat();
+        let all = Bytes::from(all);
+        assert_eq!(skip_held_batches(all.clone(), 0).unwrap().len(), 183);
+        assert_eq!(skip_held_batches(all.clone(), 5).unwrap().len(), 122);
+        assert_eq!(
+            skip_held_batches(all.clone(), 8).unwrap()[..8],
+            8i64.to_be_bytes()
+        );
+        assert!(skip_held_batches(all.clone(), 10).unwrap().is_empty());
+        assert!(skip_held_batches(all, 6).is_err());
+    }
+}
