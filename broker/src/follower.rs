@@ -32,10 +32,11 @@ use crate::controller::lifecycle::LocalBrokerEpoch;
 use crate::errors::code;
 use crate::peer::{PeerClient, PeerConfig};
 use crate::shard::{Partition, PartitionKey, Shard};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use millrace_replication::follow::{FetchAnswer, FollowerStep};
 use millrace_replication::replica::BrokerId as ReplicaId;
 use millrace_shard::time::Instant;
 use std::cell::RefCell;
@@ -242,65 +243,56 @@ impl Loop {
         Ok(())
     }
 
-    /// Applies one partition's answer. Ok(Some(leader's high watermark)) when the log is to
-    /// be flushed and the watermark taken; Ok(None) when nothing more is to be done this
-    /// round; Err when the partition should rest.
+    /// Applies one partition's answer (`millrace_replication::follow`). Ok(Some(leader's
+    /// high watermark)) when the log is to be synced and the watermark taken; Ok(None) when
+    /// nothing more is to be done this round; Err when the partition should rest.
     async fn take(&self, s: &Sent, answer: PartitionData) -> Result<Option<i64>, String> {
         let p = &s.partition;
-        match answer.error_code {
-            code::NONE => {}
-            code::OFFSET_OUT_OF_RANGE if s.fetch_offset < answer.log_start_offset => {
+        let diverging = &answer.diverging_epoch;
+        let answer = FetchAnswer {
+            error_code: answer.error_code,
+            high_watermark: answer.high_watermark,
+            log_start_offset: answer.log_start_offset,
+            diverging: (diverging.epoch >= 0).then_some((diverging.epoch, diverging.end_offset)),
+            records: answer.records.unwrap_or_default(),
+        };
+        match p.follower_step(s.fetch_offset, answer) {
+            FollowerStep::Truncate(offset) => {
                 tracing::info!(
                     topic = p.topic(),
                     partition = p.index(),
                     leader = self.leader,
-                    offset = s.fetch_offset,
-                    leader_log_start = answer.log_start_offset,
+                    from = p.log_end_offset(),
+                    to = offset,
+                    "the log diverges from the leader's: truncating"
+                );
+                p.truncate_to(offset).await.map_err(|e| e.to_string())?;
+                Ok(None)
+            }
+            FollowerStep::Reset(offset) => {
+                tracing::info!(
+                    topic = p.topic(),
+                    partition = p.index(),
+                    leader = self.leader,
+                    offset,
                     "behind the leader's log start: starting the log there"
                 );
-                p.reset_to(answer.log_start_offset)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return Ok(None);
+                p.reset_to(offset).await.map_err(|e| e.to_string())?;
+                Ok(None)
             }
-            code::OFFSET_OUT_OF_RANGE => {
-                let target = answer.high_watermark.min(p.log_end_offset());
-                if target < 0 || target >= s.fetch_offset {
-                    return Err(format!(
-                        "offset {} out of range at the leader (high watermark {})",
-                        s.fetch_offset, answer.high_watermark
-                    ));
+            FollowerStep::Append {
+                records,
+                high_watermark,
+            } => {
+                if !records.is_empty() {
+                    let now = millrace_shard::time::now_ms();
+                    p.append_as_follower(BytesMut::from(&records[..]), now)
+                        .map_err(|e| e.to_string())?;
                 }
-                p.truncate_to(target).await.map_err(|e| e.to_string())?;
-                return Ok(None);
+                Ok(Some(high_watermark))
             }
-            other => return Err(format!("error {other}")),
+            FollowerStep::Rest(why) => Err(why),
         }
-        let diverging = &answer.diverging_epoch;
-        if diverging.epoch >= 0 {
-            let target = p.divergence_point(diverging.epoch, diverging.end_offset);
-            tracing::info!(
-                topic = p.topic(),
-                partition = p.index(),
-                leader = self.leader,
-                epoch = diverging.epoch,
-                leader_end = diverging.end_offset,
-                target,
-                "the log diverges from the leader's: truncating"
-            );
-            if target < p.log_end_offset() {
-                p.truncate_to(target).await.map_err(|e| e.to_string())?;
-            }
-            return Ok(None);
-        }
-        let records = answer.records.unwrap_or_default();
-        let records = skip_held_batches(records, p.log_end_offset())?;
-        if !records.is_empty() {
-            let now = millrace_shard::time::now_ms();
-            p.append_as_follower(BytesMut::from(&records[..]), now)
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(Some(answer.high_watermark))
     }
 
     fn rest(&mut self, s: &Sent) {
@@ -370,55 +362,4 @@ fn leader_address(shard: &Shard, leader: ReplicaId) -> Result<SocketAddr, String
         .map_err(|e| format!("resolving {}:{}: {e}", endpoint.host, endpoint.port))?
         .next()
         .ok_or_else(|| format!("{}:{} resolves to nothing", endpoint.host, endpoint.port))
-}
-
-/// The answer's batches from the first one ending at or after `log_end` (the leader sends
-/// the batch holding the fetch offset, which starts there when both logs agree). A batch
-/// that starts below `log_end` and ends past it means the logs disagree on batch bounds.
-fn skip_held_batches(records: Bytes, log_end: i64) -> Result<Bytes, String> {
-    let mut at = 0usize;
-    while records.len() >= at + 61 {
-        let base = i64::from_be_bytes(records[at..at + 8].try_into().expect("8 bytes"));
-        let len = i32::from_be_bytes(records[at + 8..at + 12].try_into().expect("4 bytes"));
-        let delta = i32::from_be_bytes(records[at + 23..at + 27].try_into().expect("4 bytes"));
-        let total = 12 + usize::try_from(len).map_err(|_| "negative batch length")?;
-        let last = base + i64::from(delta);
-        if last >= log_end {
-            if base < log_end {
-                return Err(format!(
-                    "the leader's batch {base}..={last} straddles this log's end {log_end}"
-                ));
-            }
-            return Ok(records.slice(at..));
-        }
-        at += total;
-    }
-    Ok(records.slice(records.len().min(at)..))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn batch(base: i64, records: i32) -> Vec<u8> {
-        let mut b = vec![0u8; 61];
-        b[0..8].copy_from_slice(&base.to_be_bytes());
-        b[8..12].copy_from_slice(&49i32.to_be_bytes());
-        b[23..27].copy_from_slice(&(records - 1).to_be_bytes());
-        b
-    }
-
-    #[test]
-    fn batches_the_log_holds_already_are_skipped_and_a_straddling_one_is_refused() {
-        let all = [batch(0, 5), batch(5, 3), batch(8, 2)].concat();
-        let all = Bytes::from(all);
-        assert_eq!(skip_held_batches(all.clone(), 0).unwrap().len(), 183);
-        assert_eq!(skip_held_batches(all.clone(), 5).unwrap().len(), 122);
-        assert_eq!(
-            skip_held_batches(all.clone(), 8).unwrap()[..8],
-            8i64.to_be_bytes()
-        );
-        assert!(skip_held_batches(all.clone(), 10).unwrap().is_empty());
-        assert!(skip_held_batches(all, 6).is_err());
-    }
 }

@@ -15,6 +15,7 @@
 //! Lives on the shard that owns the partition; `!Send`.
 
 use bytes::BytesMut;
+use millrace_replication::follow::{self, FetchAnswer, FollowerPosition, FollowerStep};
 use millrace_replication::metadata::PartitionImage;
 use millrace_replication::metadata::{MetadataLog, PartitionStore};
 use millrace_replication::replica::{
@@ -61,23 +62,6 @@ pub enum Reader {
     /// A follower replica: everything appended, up to the log end (flushed or not: its own
     /// fsync then runs alongside the leader's).
     Replica,
-}
-
-/// Where a follower's fetch stands against the leader's log ([`Partition::check_follower`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FollowerPosition {
-    /// Its log matches up to its fetch offset: serve from there.
-    Matches,
-    /// Its log diverges: it must truncate using this epoch and end offset (Kafka's
-    /// `diverging_epoch`), and nothing is served.
-    Diverging {
-        /// The largest epoch here at or below its last fetched epoch.
-        epoch: i32,
-        /// Where that epoch ends here.
-        end_offset: i64,
-    },
-    /// Its fetch offset is below this log's start or past its end (OFFSET_OUT_OF_RANGE).
-    OutOfRange,
 }
 
 /// An ISR change this leader proposed and the controller has not answered yet.
@@ -207,31 +191,18 @@ impl<D: Disk> Partition<D> {
     /// The epoch of the last batch in the log (a follower's `last_fetched_epoch`), -1 for
     /// an empty log.
     pub fn last_epoch(&self) -> i32 {
-        self.log.epoch_entries().last().map_or(-1, |e| e.epoch.0)
+        follow::last_epoch(&self.log)
     }
 
-    /// Leader: where a follower's log stands, from its fetch offset and the epoch of its last
-    /// batch (-1 when it has none, or an old Fetch version without the field). Kafka's rules:
-    /// the largest epoch here at or below `last_fetched_epoch` and where it ends; diverging
-    /// when that epoch is older or ends before the fetch offset. An epoch newer than the
-    /// last one here is answered with the last one and the log end (Kafka gets the same by
-    /// writing a new leader's epoch into its cache at election).
+    /// Leader: where a follower fetching at `fetch_offset` stands against this log
+    /// (`millrace_replication::follow`).
     pub fn check_follower(&self, fetch_offset: i64, last_fetched_epoch: i32) -> FollowerPosition {
-        let has_epochs = !self.log.epoch_entries().is_empty();
-        if last_fetched_epoch >= 0 && has_epochs {
-            let (epoch, end_offset) = self
-                .log
-                .last_offset_for_epoch(LeaderEpoch(last_fetched_epoch))
-                .map(|(e, end)| (e.0, end))
-                .unwrap_or_else(|| (self.last_epoch(), self.log.log_end_offset()));
-            if epoch < last_fetched_epoch || end_offset < fetch_offset {
-                return FollowerPosition::Diverging { epoch, end_offset };
-            }
-        }
-        if fetch_offset < self.log_start_offset() || fetch_offset > self.log.log_end_offset() {
-            return FollowerPosition::OutOfRange;
-        }
-        FollowerPosition::Matches
+        follow::follower_position(&self.log, fetch_offset, last_fetched_epoch)
+    }
+
+    /// Follower: what to do with the leader's answer to a fetch sent at `fetch_offset`.
+    pub fn follower_step(&self, fetch_offset: i64, answer: FetchAnswer) -> FollowerStep {
+        follow::follower_step(&self.log, fetch_offset, answer)
     }
 
     /// Leader: a follower fetched at `fetch_offset` (which, as followers here fetch only
@@ -274,18 +245,6 @@ impl<D: Disk> Partition<D> {
         let outcome = self.log.append_as_follower(records, now_ms)?;
         self.feed(Event::LogEnd(self.log.log_end_offset()));
         Ok(outcome)
-    }
-
-    /// Follower: where to cut a log that diverges from the leader's, which answered that its
-    /// `epoch` ends at `end_offset`: this log's end of that epoch (or of the largest one
-    /// below it), or the leader's, whichever is lower.
-    pub fn divergence_point(&self, epoch: i32, end_offset: i64) -> i64 {
-        let end = self.log.log_end_offset();
-        let local = self
-            .log
-            .last_offset_for_epoch(LeaderEpoch(epoch))
-            .map_or(end, |(_, local_end)| local_end);
-        local.min(end_offset).min(end)
     }
 
     /// Follower: removes everything from `offset` on (a log that diverged from the

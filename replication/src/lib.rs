@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod follow;
 pub mod metadata;
 pub mod quorum;
 pub mod replica;
