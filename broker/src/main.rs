@@ -87,7 +87,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    install_signal_handler();
+    // As long as the controller would take to fence a broker that stopped heartbeating.
+    let shutdown_wait =
+        std::time::Duration::from_millis(config.cluster.timings.session_timeout_ms as u64);
+    install_signal_handler(shutdown_wait);
     if let Err(e) = server::run(config) {
         eprintln!("millrace: {e}");
         std::process::exit(1);
@@ -138,12 +141,14 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     Ok(config)
 }
 
-/// SIGINT/SIGTERM set the stop flag; shards notice it, stop accepting, flush and close their
-/// logs. A second signal exits at once (acknowledged data is already on disk).
-fn install_signal_handler() {
+/// SIGINT/SIGTERM stop the broker: a broker of a cluster first asks the controller to move
+/// its leaderships away (controlled shutdown, waiting at most `shutdown_wait`), then shards
+/// stop accepting, flush and close their logs. A second signal exits at once (acknowledged
+/// data is already on disk).
+fn install_signal_handler(shutdown_wait: std::time::Duration) {
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(|| {
+        .spawn(move || {
             let mut signals = match signal_hook::iterator::Signals::new([
                 signal_hook::consts::SIGINT,
                 signal_hook::consts::SIGTERM,
@@ -158,10 +163,12 @@ fn install_signal_handler() {
             for signal in signals.forever() {
                 seen += 1;
                 tracing::info!(signal, "stopping");
-                server::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
                 if seen > 1 {
                     std::process::exit(130);
                 }
+                // The next signal still arrives while this waits: a second one exits.
+                let wait = shutdown_wait;
+                std::thread::spawn(move || server::stop_after_controlled_shutdown(wait));
             }
         })
         .expect("spawning the signal thread");

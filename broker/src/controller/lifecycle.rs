@@ -150,11 +150,38 @@ pub fn registration(shard: &Shard, incarnation: [u8; 16]) -> control::BrokerRegi
     }
 }
 
-/// The heartbeat loop of the module doc, for a node among several voters.
+/// The heartbeat loop of the module doc, for a node among several voters. Once a stop is
+/// requested (SIGTERM), heartbeats carry `want_shut_down`: the controller fences the broker,
+/// which moves its leaderships to other in-sync replicas, and answers `should_shut_down`;
+/// then the broker stops (controlled shutdown).
 pub async fn run(shard: Rc<Shard>, controller: Rc<Controller>, lifecycle: Rc<Lifecycle>) {
+    use crate::server::{CONTROLLED_SHUTDOWN, SHUTDOWN_ALLOWED, SHUTDOWN_REQUESTED};
+    use std::sync::atomic::Ordering;
     let interval = super::ms(shard.config.cluster.timings.heartbeat_interval_ms);
     let mut fenced = true;
+    CONTROLLED_SHUTDOWN.store(true, Ordering::Relaxed);
     while !shard.stopping.get() {
+        let leaving = SHUTDOWN_REQUESTED.load(Ordering::Relaxed);
+        if leaving && lifecycle.epoch.get().is_none() {
+            // Never registered: nothing leads here.
+            SHUTDOWN_ALLOWED.store(true, Ordering::Relaxed);
+            return;
+        }
+        if leaving {
+            match shut_down_beat(&shard, &controller, &lifecycle).await {
+                Ok(true) => {
+                    tracing::info!(
+                        "controlled shutdown: the controller moved this broker's leaderships"
+                    );
+                    SHUTDOWN_ALLOWED.store(true, Ordering::Relaxed);
+                    return;
+                }
+                Ok(false) => {}
+                Err(why) => tracing::debug!(error = %why, "controlled shutdown heartbeat"),
+            }
+            millrace_shard::time::sleep(lifecycle.backoff).await;
+            continue;
+        }
         let wait = match beat(&shard, &controller, &lifecycle).await {
             Ok(is_fenced) => {
                 if is_fenced != fenced {
@@ -236,6 +263,31 @@ async fn beat(
             lifecycle.epoch.set(None);
             Err(format!("heartbeat refused: error {}", resp.error_code))
         }
+        other => Err(format!("heartbeat refused: error {other}")),
+    }
+}
+
+/// A heartbeat asking to shut down; Ok(true) when the controller allows it.
+async fn shut_down_beat(
+    shard: &Shard,
+    controller: &Controller,
+    lifecycle: &Lifecycle,
+) -> Result<bool, String> {
+    let client = active(controller, lifecycle).ok_or("no active controller is known")?;
+    let epoch = lifecycle.epoch.get().ok_or("not registered")?;
+    let request = BrokerHeartbeatRequest::default()
+        .with_broker_id(BrokerId(shard.config.node_id))
+        .with_broker_epoch(epoch)
+        .with_current_metadata_offset(controller.current().cluster.last_applied_offset())
+        .with_want_shut_down(true);
+    let resp = client
+        .request(HEARTBEAT_VERSION, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    match resp.error_code {
+        code::NONE => Ok(resp.should_shut_down),
+        // The controller no longer knows this registration: nothing leads here for it.
+        code::STALE_BROKER_EPOCH | code::BROKER_ID_NOT_REGISTERED => Ok(true),
         other => Err(format!("heartbeat refused: error {other}")),
     }
 }
