@@ -75,9 +75,13 @@ pub enum TopicsCommand {
         conn: Connection,
     },
     /// Describe a topic: partitions, leaders, replicas, configs, log start and end offsets.
+    /// With a filter, list only the matching partitions (of the topic, or of every topic
+    /// when no name is given), as kafka-topics does.
     Describe {
-        /// Topic name.
-        name: String,
+        /// Topic name (optional with a filter).
+        name: Option<String>,
+        #[command(flatten)]
+        filter: PartitionFilter,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
@@ -141,6 +145,47 @@ pub enum ClusterCommand {
     },
 }
 
+/// Partition filters of `topics describe`.
+#[derive(Args, Clone, Debug, Default)]
+#[group(multiple = false)]
+pub struct PartitionFilter {
+    /// Only partitions whose ISR is smaller than their replica set.
+    #[arg(long)]
+    under_replicated_partitions: bool,
+    /// Only partitions whose ISR is smaller than min.insync.replicas (capped at the replica
+    /// count, as the broker applies it).
+    #[arg(long)]
+    under_min_isr_partitions: bool,
+    /// Only partitions whose ISR is exactly min.insync.replicas (capped likewise).
+    #[arg(long)]
+    at_min_isr_partitions: bool,
+    /// Only partitions with no leader, or a leader the cluster does not list as live.
+    #[arg(long)]
+    unavailable_partitions: bool,
+}
+
+impl PartitionFilter {
+    fn any(&self) -> bool {
+        self.under_replicated_partitions
+            || self.under_min_isr_partitions
+            || self.at_min_isr_partitions
+            || self.unavailable_partitions
+    }
+
+    fn needs_min_isr(&self) -> bool {
+        self.under_min_isr_partitions || self.at_min_isr_partitions
+    }
+
+    /// Whether a partition matches, given the live brokers and the topic's min ISR.
+    fn matches(&self, r: &PartitionRow, live: &[i32], min_isr: usize) -> bool {
+        let min_isr = min_isr.min(r.replicas.len()).max(1);
+        (self.under_replicated_partitions && r.isr.len() < r.replicas.len())
+            || (self.under_min_isr_partitions && r.isr.len() < min_isr)
+            || (self.at_min_isr_partitions && r.isr.len() == min_isr)
+            || (self.unavailable_partitions && (r.leader < 0 || !live.contains(&r.leader)))
+    }
+}
+
 /// `--json`
 #[derive(Args, Clone, Debug)]
 pub struct Output {
@@ -191,9 +236,20 @@ pub fn topics(cmd: TopicsCommand) -> Result<(), ToolError> {
             let mut client = Client::connect(&conn.bootstrap_server)?;
             list_topics(&mut client, out.json)
         }
-        TopicsCommand::Describe { name, out, conn } => {
+        TopicsCommand::Describe {
+            name,
+            filter,
+            out,
+            conn,
+        } => {
             let mut client = Client::connect(&conn.bootstrap_server)?;
-            describe_topic(&mut client, &name, out.json)
+            match name {
+                _ if filter.any() => describe_filtered(&mut client, name, &filter, out.json),
+                Some(name) => describe_topic(&mut client, &name, out.json),
+                None => Err(ToolError::Usage(
+                    "topics describe needs a topic name, or a partition filter".into(),
+                )),
+            }
         }
         TopicsCommand::Delete { name, conn } => {
             let mut client = Client::connect(&conn.bootstrap_server)?;
@@ -519,6 +575,80 @@ fn describe_topic(client: &mut Client, name: &str, json: bool) -> Result<(), Too
     outln!();
     outln!("Configs:");
     out!("{}", configs_table(&configs).render());
+    Ok(())
+}
+
+/// `topics describe --<filter> [name]`: the matching partitions of one topic or of all.
+fn describe_filtered(
+    client: &mut Client,
+    name: Option<String>,
+    filter: &PartitionFilter,
+    json: bool,
+) -> Result<(), ToolError> {
+    let topics = name.map(|n| vec![n]);
+    let response = metadata(client, topics.as_deref(), false)?;
+    let live: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+    let mut matching: Vec<(String, PartitionRow)> = Vec::new();
+    let mut named: Vec<_> = response
+        .topics
+        .iter()
+        .filter(|t| t.error_code == NONE)
+        .collect();
+    named.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in named {
+        let topic = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+        let min_isr = if filter.needs_min_isr() {
+            describe_configs(client, RESOURCE_TOPIC, &topic)?
+                .iter()
+                .find(|c| c.name.as_str() == "min.insync.replicas")
+                .and_then(|c| c.value.as_ref().and_then(|v| v.as_str().parse().ok()))
+                .unwrap_or(1)
+        } else {
+            1
+        };
+        for p in &t.partitions {
+            let row = PartitionRow {
+                partition: p.partition_index,
+                leader: p.leader_id.0,
+                replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                log_start_offset: -1,
+                log_end_offset: -1,
+            };
+            if filter.matches(&row, &live, min_isr) {
+                matching.push((topic.clone(), row));
+            }
+        }
+    }
+    matching.sort_by(|a, b| (&a.0, a.1.partition).cmp(&(&b.0, b.1.partition)));
+    if json {
+        let ids = |v: &[i32]| Json::Array(v.iter().map(|&i| Json::Int(i64::from(i))).collect());
+        let items = matching
+            .iter()
+            .map(|(topic, r)| {
+                Json::object(vec![
+                    ("topic", Json::Str(topic.clone())),
+                    ("partition", Json::Int(i64::from(r.partition))),
+                    ("leader", Json::Int(i64::from(r.leader))),
+                    ("replicas", ids(&r.replicas)),
+                    ("isr", ids(&r.isr)),
+                ])
+            })
+            .collect();
+        outln!("{}", Json::Array(items).render());
+        return Ok(());
+    }
+    let mut table = Table::new(&["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR"]);
+    for (topic, r) in &matching {
+        table.row(vec![
+            topic.clone(),
+            r.partition.to_string(),
+            r.leader.to_string(),
+            join_ids(&r.replicas),
+            join_ids(&r.isr),
+        ]);
+    }
+    out!("{}", table.render());
     Ok(())
 }
 

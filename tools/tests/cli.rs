@@ -289,6 +289,30 @@ fn topics_create_list_describe_add_partitions_delete() {
         "{json}"
     );
 
+    // Partition filters (kafka-topics' flags): a single broker's RF=1 partitions are fully
+    // replicated and available, and at their (capped) min.insync.replicas.
+    for flag in [
+        "--under-replicated-partitions",
+        "--unavailable-partitions",
+        "--under-min-isr-partitions",
+    ] {
+        let listed = ok(broker.tools(&["topics", "describe", flag, "--json"], None));
+        assert_eq!(listed.trim(), "[]", "{flag}: {listed}");
+    }
+    let at_min = ok(broker.tools(
+        &["topics", "describe", "orders", "--at-min-isr-partitions"],
+        None,
+    ));
+    let rows: Vec<&str> = at_min
+        .lines()
+        .filter(|l| l.starts_with("orders "))
+        .collect();
+    assert_eq!(rows.len(), 3, "{at_min}");
+    fails_with(
+        broker.tools(&["topics", "describe"], None),
+        "needs a topic name",
+    );
+
     ok(broker.tools(
         &["topics", "add-partitions", "orders", "--partitions", "5"],
         None,
