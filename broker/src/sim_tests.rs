@@ -363,6 +363,16 @@ async fn produce_one(shard: Rc<Shard>) -> i16 {
 
 /// Produces one record (acks=all) to `topic`-`partition`; the partition's error code.
 async fn produce_to(shard: &Rc<Shard>, topic: &str, partition: i32) -> i16 {
+    produce_v(shard, topic, partition, 9).await.responses[0].partition_responses[0].error_code
+}
+
+/// One acks=all record to `partition` of `topic` with Produce `version`: the response.
+async fn produce_v(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: i32,
+    version: i16,
+) -> ProduceResponse {
     let batch = BatchBuilder::default().build(&[NewRecord {
         timestamp: 1,
         key: None,
@@ -377,8 +387,7 @@ async fn produce_to(shard: &Rc<Shard>, topic: &str, partition: i32) -> i16 {
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
                 .with_records(Some(Bytes::from(batch)))])]);
-    let resp: ProduceResponse = call(shard, ApiKey::Produce, 9, &req).await;
-    resp.responses[0].partition_responses[0].error_code
+    call(shard, ApiKey::Produce, version, &req).await
 }
 
 /// ListOffsets (latest) for `partitions` of `topic`: their error codes.

@@ -11,7 +11,10 @@ use crate::partition::{Acks, CommitError};
 use crate::shard::Shard;
 use crate::topic_config::TopicSettings;
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use millrace_replication::replica::AcksRefusal;
 use millrace_storage::StorageError;
@@ -87,7 +90,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     if req.acks == 0 {
         return Response::Nothing;
     }
-    respond(&header, &build_response(&req, results, header.api_version))
+    respond(
+        &header,
+        &build_response(&ctx, &req, results, header.api_version),
+    )
 }
 
 /// One partition's validated batches, for its owning shard.
@@ -339,11 +345,29 @@ fn check_timestamps(
     }
 }
 
+/// The response; from v10, a partition answered NOT_LEADER_OR_FOLLOWER names the leader
+/// this broker knows (`current_leader`) and the response carries that leader's endpoint
+/// (`node_endpoints`), so a client retries there without a metadata round trip (KIP-951).
 fn build_response(
+    ctx: &Context,
     req: &ProduceRequest,
     results: Vec<ProduceResult>,
     version: i16,
 ) -> ProduceResponse {
+    let image = ctx.image();
+    let mut hinted: Vec<i32> = Vec::new();
+    let mut hint = |topic: &str, partition: i32| -> Option<LeaderIdAndEpoch> {
+        let meta = image.topics.get(topic)?;
+        let state = image.cluster.partition(&meta.topic_id, partition)?;
+        if state.leader >= 0 && !hinted.contains(&state.leader) {
+            hinted.push(state.leader);
+        }
+        Some(
+            LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(state.leader))
+                .with_leader_epoch(state.leader_epoch),
+        )
+    };
     let mut results = results.into_iter();
     let responses = req
         .topic_data
@@ -354,7 +378,12 @@ fn build_response(
                 .iter()
                 .map(|p| {
                     let r = results.next().expect("one result per partition");
+                    let leader = (version >= 10 && r.error_code == code::NOT_LEADER_OR_FOLLOWER)
+                        .then(|| hint(t.name.as_str(), p.index))
+                        .flatten()
+                        .unwrap_or_default();
                     PartitionProduceResponse::default()
+                        .with_current_leader(leader)
                         .with_index(p.index)
                         .with_error_code(r.error_code)
                         .with_error_message(
@@ -373,7 +402,21 @@ fn build_response(
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    ProduceResponse::default().with_responses(responses)
+    let node_endpoints = ctx
+        .brokers()
+        .into_iter()
+        .filter(|b| hinted.contains(&b.id))
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
+    ProduceResponse::default()
+        .with_responses(responses)
+        .with_node_endpoints(node_endpoints)
 }
 
 #[cfg(test)]

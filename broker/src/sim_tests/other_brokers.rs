@@ -62,6 +62,10 @@ fn a_partition_whose_only_replica_is_another_broker_is_never_opened_here() {
         for shard in &shards {
             let produced = produce_to(shard, "elsewhere", 1).await;
             assert_eq!(produced, code::NOT_LEADER_OR_FOLLOWER);
+            // From v10 the answer names the leader (KIP-951).
+            let answer = produce_v(shard, "elsewhere", 1, 11).await;
+            let hint = &answer.responses[0].partition_responses[0].current_leader;
+            assert_eq!((hint.leader_id.0, hint.leader_epoch), (OTHER, 0));
             let fetched = call_fetch(shard, &disk, &fetch_from_start("elsewhere", 0)).await;
             let fetched = fetched.responses[0].partitions[0].error_code;
             assert_eq!(fetched, code::NOT_LEADER_OR_FOLLOWER);
