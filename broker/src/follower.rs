@@ -45,6 +45,12 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
 
+/// How a leader-side refusal (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
+/// UNKNOWN_LEADER_EPOCH) is reported by [`Loop::take`].
+const LEADERSHIP_ERROR: &str = "leadership";
+/// How soon a partition refused for leadership is fetched again.
+const LEADERSHIP_RETRY: Duration = Duration::from_millis(50);
+
 /// The Fetch version followers send (replica state with the broker epoch, topic ids).
 const FETCH_VERSION: i16 = 16;
 /// How often a fetch loop asks for this broker's registration epoch again.
@@ -154,6 +160,20 @@ impl Loop {
             let Some(meta) = image.topics.get(partition.topic()) else {
                 continue;
             };
+            // The fetch offset is the durable end: anything appended and not yet synced (a
+            // sync that failed) is synced first, or the partition rests.
+            if partition.durable_end() < partition.log_end_offset() {
+                if let Err(e) = partition.flush().await {
+                    tracing::warn!(topic = partition.topic(), partition = partition.index(),
+                        error = %e, "follower sync failed: the partition rests");
+                    let key = (partition.topic().to_string(), partition.index());
+                    let until =
+                        Instant::now() + Duration::from_millis(replica.fetch_backoff_ms as u64);
+                    self.resting
+                        .insert(key, (partition.leader_epoch().0, until));
+                    continue;
+                }
+            }
             let fetch_offset = partition.log_end_offset();
             let leader_epoch = partition.leader_epoch().0;
             let request = FetchPartition::default()
@@ -222,23 +242,33 @@ impl Loop {
             {
                 continue;
             }
+            let leader_start = answer.log_start_offset;
             match self.take(&s, answer).await {
-                Ok(Some(high_watermark)) => grown.push((s.partition, high_watermark)),
+                Ok(Some(high_watermark)) => grown.push((s.partition, high_watermark, leader_start)),
                 Ok(None) => {}
                 Err(why) => {
                     tracing::debug!(topic = s.partition.topic(), partition = s.partition.index(),
                         leader = self.leader, error = %why, "replica fetch: partition rests");
-                    self.rest(&s);
+                    self.rest(&s, &why);
                 }
             }
         }
-        for (partition, high_watermark) in grown {
+        for (partition, high_watermark, leader_start) in grown {
             if let Err(e) = partition.flush().await {
                 tracing::warn!(topic = partition.topic(), partition = partition.index(),
                     error = %e, "follower flush");
                 continue;
             }
             partition.leader_high_watermark(high_watermark);
+            // The leader's log start moved (retention, DeleteRecords): so does this copy's,
+            // within what is committed here, so a later leader exposes no deleted record.
+            let start = leader_start.min(partition.high_watermark());
+            if start > partition.log_start_offset() {
+                if let Err(e) = partition.delete_records(start).await {
+                    tracing::warn!(topic = partition.topic(), partition = partition.index(),
+                        error = %e, "following the leader's log start");
+                }
+            }
         }
         Ok(())
     }
@@ -248,6 +278,7 @@ impl Loop {
     /// nothing more is to be done this round; Err when the partition should rest.
     async fn take(&self, s: &Sent, answer: PartitionData) -> Result<Option<i64>, String> {
         let p = &s.partition;
+        let error_code = answer.error_code;
         let diverging = &answer.diverging_epoch;
         let answer = FetchAnswer {
             error_code: answer.error_code,
@@ -291,12 +322,22 @@ impl Loop {
                 }
                 Ok(Some(high_watermark))
             }
+            FollowerStep::Rest(why) if leadership_refusal(error_code) => {
+                Err(format!("{LEADERSHIP_ERROR}: {why}"))
+            }
             FollowerStep::Rest(why) => Err(why),
         }
     }
 
-    fn rest(&mut self, s: &Sent) {
-        let backoff = Duration::from_millis(self.shard.config.replica.fetch_backoff_ms as u64);
+    fn rest(&mut self, s: &Sent, why: &str) {
+        // The leader's metadata and this broker's converge within milliseconds: a leadership
+        // or epoch disagreement is asked again soon; other errors wait the full backoff.
+        let configured = Duration::from_millis(self.shard.config.replica.fetch_backoff_ms as u64);
+        let backoff = if why.starts_with(LEADERSHIP_ERROR) {
+            configured.min(LEADERSHIP_RETRY)
+        } else {
+            configured
+        };
         let key = (s.partition.topic().to_string(), s.partition.index());
         self.resting
             .insert(key, (s.leader_epoch, Instant::now() + backoff));
@@ -362,4 +403,11 @@ fn leader_address(shard: &Shard, leader: ReplicaId) -> Result<SocketAddr, String
         .map_err(|e| format!("resolving {}:{}: {e}", endpoint.host, endpoint.port))?
         .next()
         .ok_or_else(|| format!("{}:{} resolves to nothing", endpoint.host, endpoint.port))
+}
+
+fn leadership_refusal(error_code: i16) -> bool {
+    matches!(
+        error_code,
+        code::NOT_LEADER_OR_FOLLOWER | code::FENCED_LEADER_EPOCH | code::UNKNOWN_LEADER_EPOCH
+    )
 }

@@ -188,6 +188,11 @@ impl<D: Disk> Partition<D> {
         self.log.log_end_offset()
     }
 
+    /// Everything below this offset is on the local disk.
+    pub fn durable_end(&self) -> i64 {
+        self.log.durable_end()
+    }
+
     /// The epoch of the last batch in the log (a follower's `last_fetched_epoch`), -1 for
     /// an empty log.
     pub fn last_epoch(&self) -> i32 {
@@ -223,6 +228,12 @@ impl<D: Disk> Partition<D> {
         if self.is_leader() && self.has_followers() {
             self.feed(Event::Tick(now_ms));
         }
+    }
+
+    /// The brokers that may not join an ISR now (fenced, shutting down, unregistered).
+    pub fn set_ineligible(&self, brokers: Vec<BrokerId>) {
+        let actions = self.replica.borrow_mut().set_ineligible(brokers);
+        self.act(actions);
     }
 
     /// Leader: takes the ISR change waiting to be sent, if any.

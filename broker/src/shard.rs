@@ -310,6 +310,10 @@ impl Shard {
             partition.set_replica_config(self.replica_config(&topic));
             self.partitions.borrow_mut().insert(key, Rc::new(partition));
         }
+        let ineligible = ineligible_brokers(&image);
+        for partition in self.partitions.borrow().values() {
+            partition.set_ineligible(ineligible.clone());
+        }
         self.applied_version.set(image.version);
         self.metadata_applied.notify_all();
         Ok(())
@@ -374,4 +378,25 @@ impl Shard {
             }
         }
     }
+}
+
+/// Brokers of the image's replica sets that may not join an ISR: fenced, in controlled
+/// shutdown, or not registered (the controller refuses them with INELIGIBLE_REPLICA).
+fn ineligible_brokers(image: &MetadataImage) -> Vec<i32> {
+    let mut out: Vec<i32> = image
+        .cluster
+        .brokers()
+        .filter(|b| !b.is_active())
+        .map(|b| b.broker_id)
+        .collect();
+    for t in image.cluster.topics() {
+        for p in &t.partitions {
+            for &r in &p.replicas {
+                if image.cluster.broker(r).is_none() && !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+    }
+    out
 }

@@ -191,6 +191,9 @@ pub struct Replica {
     epoch_start_offset: i64,
     /// Leader only: the ISR change in flight.
     pending_isr: Option<Vec<BrokerId>>,
+    /// Brokers that may not join an ISR now (fenced, shutting down, unregistered), as the
+    /// owner learns them from the metadata image.
+    ineligible: Vec<BrokerId>,
     /// The last clock reading seen.
     now_ms: i64,
 }
@@ -224,6 +227,7 @@ impl Replica {
             followers: BTreeMap::new(),
             epoch_start_offset: log_end,
             pending_isr: None,
+            ineligible: Vec::new(),
             now_ms: 0,
         };
         replica.take_assignment(assignment);
@@ -240,6 +244,14 @@ impl Replica {
             f.last_fetch_ms = f.last_fetch_ms.max(self.now_ms);
         }
         self
+    }
+
+    /// Sets the brokers that may not join an ISR now (fenced, in controlled shutdown, or
+    /// unregistered): a leader does not propose them (the controller would refuse with
+    /// INELIGIBLE_REPLICA).
+    pub fn set_ineligible(&mut self, brokers: Vec<BrokerId>) -> Vec<Action> {
+        self.ineligible = brokers;
+        self.propose_isr_change().into_iter().collect()
     }
 
     /// A partition whose only replica is `local`: it leads with ISR = [itself].
@@ -519,10 +531,15 @@ impl Replica {
             .replicas
             .iter()
             .copied()
-            .filter(|m| !isr.contains(m) && *m != self.local)
+            .filter(|m| !isr.contains(m) && *m != self.local && !self.ineligible.contains(m))
             .filter(|m| {
                 self.followers.get(m).is_some_and(|f| {
-                    f.durable_end >= self.high_watermark.0
+                    // Fetching now: a follower that stopped fetching (dead, paused) is not
+                    // taken back in on its old reports once the shrink rule dropped it.
+                    let recent = self.now_ms.saturating_sub(f.last_fetch_ms)
+                        <= self.config.replica_lag_time_max_ms;
+                    recent
+                        && f.durable_end >= self.high_watermark.0
                         && f.durable_end >= self.epoch_start_offset
                 })
             })
@@ -884,6 +901,31 @@ mod tests {
             alter(&r.handle(fetch(3, 0, now + 1_200))),
             Some(vec![1, 2, 3])
         );
+    }
+
+    #[test]
+    fn a_follower_that_stopped_fetching_is_not_taken_back_in_and_ineligible_ones_never() {
+        let mut r = Replica::new(1, three(vec![1, 2, 3], 0), 10, 10, 10);
+        r.set_config(MIN2);
+        r.handle(fetch(2, 10, 100));
+        r.handle(fetch(3, 10, 100));
+        // 3 dies caught up; 2 keeps fetching. No new records: the watermark stays at 10,
+        // which 3's last report reaches.
+        for t in (200..=1_100).step_by(100) {
+            r.handle(fetch(2, 10, t));
+        }
+        assert_eq!(alter(&r.handle(Event::Tick(1_101))), Some(vec![1, 2]));
+        let actions = r.handle(Event::Assigned(three(vec![1, 2], 1)));
+        assert_eq!(
+            alter(&actions),
+            None,
+            "3 reached the watermark, but long ago"
+        );
+        assert_eq!(alter(&r.handle(Event::Tick(1_200))), None);
+        // Back, but fenced in the image: not proposed until it is eligible again.
+        r.set_ineligible(vec![3]);
+        assert_eq!(alter(&r.handle(fetch(3, 10, 1_300))), None);
+        assert_eq!(alter(&r.set_ineligible(Vec::new())), Some(vec![1, 2, 3]));
     }
 
     #[test]

@@ -566,6 +566,24 @@ impl Sim {
             }
             if self.node(id).is_some() {
                 self.feed(id, Event::Assigned(assignment));
+                // As a broker applying an image: fenced brokers may not join an ISR.
+                let fenced: Vec<i32> = self
+                    .image
+                    .brokers()
+                    .filter(|b| !b.is_active())
+                    .map(|b| b.broker_id)
+                    .collect();
+                let node = self.node_mut(id).expect("running");
+                for action in node.replica.set_ineligible(fenced) {
+                    if let Action::AlterIsr {
+                        isr,
+                        leader_epoch,
+                        partition_epoch,
+                    } = action
+                    {
+                        node.proposal = Some((isr, leader_epoch, partition_epoch));
+                    }
+                }
             }
         }
     }
