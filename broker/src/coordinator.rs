@@ -53,6 +53,9 @@ const KIND_OFFSET: u8 = 0;
 const KIND_GROUP: u8 = 1;
 const KIND_CONSUMER_GROUP: u8 = 2;
 const LOAD_READ_BYTES: usize = 1 << 20;
+/// How long a commit waits for its records to be replicated (Kafka's
+/// `offsets.commit.timeout.ms` default) before it fails.
+const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Kafka's `String.hashCode` over UTF-16 code units, wrapping.
 pub fn java_hash(s: &str) -> i32 {
@@ -616,7 +619,12 @@ async fn append_durably(
         .map_err(|e| e.to_string())?;
     let epoch = offsets.leader_epoch();
     offsets
-        .committed(appended.last_offset, epoch, Acks::All)
+        .committed(
+            appended.last_offset,
+            epoch,
+            Acks::All,
+            OFFSETS_COMMIT_TIMEOUT,
+        )
         .await
         .map_err(|e| e.to_string())
 }

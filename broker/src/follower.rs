@@ -215,10 +215,37 @@ impl Loop {
         let timeout = Duration::from_millis(
             replica.socket_timeout_ms as u64 + replica.fetch_wait_max_ms as u64,
         );
-        let response: FetchResponse = client
-            .send_within(1, FETCH_VERSION, &request, timeout)
-            .await
-            .map_err(|e| e.to_string())?;
+        // A partition that starts following this leader while the fetch long-polls would wait
+        // for the poll to end (up to replica.fetch.wait.max.ms) and could be dropped from a
+        // new leader's ISR meanwhile: the fetch is abandoned and the next round includes it.
+        let sent_keys: Vec<(String, i32)> = sent
+            .iter()
+            .map(|s| (s.partition.topic().to_string(), s.partition.index()))
+            .collect();
+        let fetch = async {
+            Some(
+                client
+                    .send_within::<_, FetchResponse>(1, FETCH_VERSION, &request, timeout)
+                    .await,
+            )
+        };
+        let joined = async {
+            loop {
+                let seen = self.shard.metadata_applied.generation();
+                self.shard.metadata_applied.changed_since(seen).await;
+                let new = self.shard.partitions().iter().any(|p| {
+                    p.following() == Some(self.leader)
+                        && !sent_keys.contains(&(p.topic().to_string(), p.index()))
+                });
+                if new {
+                    return None;
+                }
+            }
+        };
+        let Some(response) = futures_lite::future::or(fetch, joined).await else {
+            return Ok(());
+        };
+        let response = response.map_err(|e| e.to_string())?;
         if response.error_code != code::NONE {
             return Err(format!("fetch refused: error {}", response.error_code));
         }

@@ -31,6 +31,7 @@ mod server;
 mod shard;
 #[cfg(test)]
 mod sim_tests;
+mod stop;
 mod topic_config;
 
 use clap::Parser;
@@ -168,7 +169,7 @@ fn install_signal_handler(shutdown_wait: std::time::Duration) {
                 }
                 // The next signal still arrives while this waits: a second one exits.
                 let wait = shutdown_wait;
-                std::thread::spawn(move || server::stop_after_controlled_shutdown(wait));
+                std::thread::spawn(move || stop::stop_after_controlled_shutdown(wait));
             }
         })
         .expect("spawning the signal thread");

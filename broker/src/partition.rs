@@ -154,6 +154,9 @@ impl<D: Disk> Partition<D> {
     /// Takes a new assignment from the metadata image (an older epoch than the one in force
     /// is ignored by the replica).
     pub fn assign(&self, assignment: Assignment) {
+        // The replica's clock first: a follower taking over leadership counts its ISR as
+        // caught up from now, not from the last time it ticked.
+        self.feed(Event::Tick(millrace_shard::time::now_ms()));
         self.feed(Event::Assigned(assignment));
         // Long polls re-check: one that waits on a replica that stopped leading answers now.
         self.advanced.notify_all();
@@ -223,11 +226,9 @@ impl<D: Disk> Partition<D> {
         });
     }
 
-    /// Leader: the clock moved (an ISR member may have fallen behind for too long).
+    /// The clock moved: on a leader, an ISR member may have fallen behind for too long.
     pub fn tick(&self, now_ms: i64) {
-        if self.is_leader() && self.has_followers() {
-            self.feed(Event::Tick(now_ms));
-        }
+        self.feed(Event::Tick(now_ms));
     }
 
     /// The brokers that may not join an ISR now (fenced, shutting down, unregistered).
@@ -349,28 +350,36 @@ impl<D: Disk> Partition<D> {
 
     /// Stage two: waits until everything up to `last_offset` is covered by `acks`. Flushes the
     /// log (one group commit covers every append made before it, from any request).
+    /// With acks=all, the wait for the high watermark after the local flush lasts at most
+    /// `timeout` ([`CommitError::TimedOut`]; the write stays in the log and may still commit).
     pub async fn committed(
         &self,
         last_offset: i64,
         leader_epoch: LeaderEpoch,
         acks: Acks,
+        timeout: std::time::Duration,
     ) -> Result<(), CommitError> {
         self.flush().await.map_err(CommitError::Storage)?;
         if acks != Acks::All {
             return Ok(());
         }
-        loop {
-            let seen = self.advanced.generation();
-            let state = self
-                .replica
-                .borrow()
-                .acks_all_state(last_offset + 1, leader_epoch);
-            match state {
-                AcksState::Done => return Ok(()),
-                AcksState::Failed(refusal) => return Err(CommitError::Refused(refusal)),
-                AcksState::Waiting => self.advanced.changed_since(seen).await,
+        let replicated = async {
+            loop {
+                let seen = self.advanced.generation();
+                let state = self
+                    .replica
+                    .borrow()
+                    .acks_all_state(last_offset + 1, leader_epoch);
+                match state {
+                    AcksState::Done => return Ok(()),
+                    AcksState::Failed(refusal) => return Err(CommitError::Refused(refusal)),
+                    AcksState::Waiting => self.advanced.changed_since(seen).await,
+                }
             }
-        }
+        };
+        millrace_shard::time::timeout(timeout, replicated)
+            .await
+            .unwrap_or(Err(CommitError::TimedOut))
     }
 
     /// Whether an acks=all write may be appended now (`min.insync.replicas` in sync).
@@ -535,6 +544,8 @@ pub enum CommitError {
     /// The replication rules refused it (acks=all: the ISR fell below
     /// `min.insync.replicas`, or leadership moved).
     Refused(AcksRefusal),
+    /// acks=all: not replicated within the request's timeout.
+    TimedOut,
 }
 
 impl std::fmt::Display for CommitError {
@@ -546,6 +557,12 @@ impl std::fmt::Display for CommitError {
             }
             CommitError::Refused(_) => {
                 write!(f, "the in-sync replicas fell below min.insync.replicas")
+            }
+            CommitError::TimedOut => {
+                write!(
+                    f,
+                    "not replicated to the in-sync replicas within timeout_ms"
+                )
             }
         }
     }

@@ -9,41 +9,11 @@ use millrace_shard::disk::DmaDisk;
 use millrace_shard::mesh::MeshSpec;
 use millrace_shard::{run_shards, ShardRuntimeConfig};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Set by the signal thread; every shard polls it.
-pub static STOP: AtomicBool = AtomicBool::new(false);
-
-/// Set by the first SIGTERM/SIGINT: a broker that heartbeats to a controller asks it to move
-/// its leaderships away first (controlled shutdown), then stops.
-pub static SHUTDOWN_REQUESTED: AtomicBool = AtomicBool::new(false);
-
-/// Set once a broker heartbeats to a controller (its shutdown is a controlled one).
-pub static CONTROLLED_SHUTDOWN: AtomicBool = AtomicBool::new(false);
-
-/// Set when the controller allowed the shutdown (or the broker gave up asking).
-pub static SHUTDOWN_ALLOWED: AtomicBool = AtomicBool::new(false);
-
-/// The signal thread's part of a stop: with a controlled shutdown, waits until the
-/// controller allowed it, at most `wait`; then stops every shard.
-pub fn stop_after_controlled_shutdown(wait: Duration) {
-    SHUTDOWN_REQUESTED.store(true, Ordering::Relaxed);
-    if CONTROLLED_SHUTDOWN.load(Ordering::Relaxed) {
-        let deadline = std::time::Instant::now() + wait;
-        while !SHUTDOWN_ALLOWED.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if !SHUTDOWN_ALLOWED.load(Ordering::Relaxed) {
-            tracing::warn!(
-                waited_ms = wait.as_millis() as u64,
-                "controlled shutdown: no answer from the controller; stopping anyway"
-            );
-        }
-    }
-    STOP.store(true, Ordering::Relaxed);
-}
+pub use crate::stop::STOP;
 
 /// `millrace-tune probe DATA_DIR` writes this; the broker reads it at start.
 const PROBE_PROFILE_FILE: &str = ".millrace-probe.properties";

@@ -316,6 +316,7 @@ impl Shard {
         }
         self.applied_version.set(image.version);
         self.metadata_applied.notify_all();
+        self.data_arrived.notify_all();
         Ok(())
     }
 

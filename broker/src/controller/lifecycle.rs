@@ -155,7 +155,7 @@ pub fn registration(shard: &Shard, incarnation: [u8; 16]) -> control::BrokerRegi
 /// which moves its leaderships to other in-sync replicas, and answers `should_shut_down`;
 /// then the broker stops (controlled shutdown).
 pub async fn run(shard: Rc<Shard>, controller: Rc<Controller>, lifecycle: Rc<Lifecycle>) {
-    use crate::server::{CONTROLLED_SHUTDOWN, SHUTDOWN_ALLOWED, SHUTDOWN_REQUESTED};
+    use crate::stop::{CONTROLLED_SHUTDOWN, SHUTDOWN_ALLOWED, SHUTDOWN_REQUESTED};
     use std::sync::atomic::Ordering;
     let interval = super::ms(shard.config.cluster.timings.heartbeat_interval_ms);
     let mut fenced = true;

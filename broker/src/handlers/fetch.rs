@@ -391,9 +391,16 @@ impl Call<Shard> for WaitOnOwner {
     const CANCELLABLE: bool = true;
 
     async fn run(self, shard: Rc<Shard>) {
+        // A follower's poll also ends when a new image is applied here: it may make the
+        // follower follow more partitions of this leader, which its next fetch then carries.
+        let follower = self.items.iter().any(|w| w.sent_hw.is_some());
+        let version = shard.applied_version();
         let wait = async {
             loop {
                 let seen = shard.data_arrived.generation();
+                if follower && shard.applied_version() != version {
+                    return;
+                }
                 let ready = self.items.iter().any(|w| {
                     shard
                         .partition(&w.topic, w.partition)

@@ -83,7 +83,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         }
     }
     if let Some(acks) = acks {
-        let make = |items| AppendOnOwner { acks, items };
+        // acks=all waits at most the request's timeout_ms for replication, then answers
+        // REQUEST_TIMED_OUT (the write may still commit later), as Kafka does.
+        let timeout_ms = req.timeout_ms.max(0) as u64;
+        let make = |items| AppendOnOwner {
+            acks,
+            timeout_ms,
+            items,
+        };
         let unavailable = || error(code::LEADER_NOT_AVAILABLE, Some("shard stopping".into()));
         ctx.fan_out(split, &mut results, make, unavailable).await;
     }
@@ -127,6 +134,8 @@ pub struct ProduceResult {
 /// Appends to partitions the target shard owns and answers once `acks` is met for each.
 pub struct AppendOnOwner {
     acks: Acks,
+    /// The request's `timeout_ms`: the longest an acks=all write waits for replication.
+    timeout_ms: u64,
     items: Vec<(usize, ProduceItem)>,
 }
 
@@ -179,10 +188,11 @@ impl Call<Shard> for AppendOnOwner {
         // Stage two: every partition touched commits concurrently; one group commit per log
         // covers every append made before it, from this request and any other.
         let acks = self.acks;
+        let timeout = std::time::Duration::from_millis(self.timeout_ms);
         let waits = waits
             .into_iter()
             .map(|(i, partition, last, epoch)| async move {
-                (i, partition.committed(last, epoch, acks).await)
+                (i, partition.committed(last, epoch, acks, timeout).await)
             });
         for (i, outcome) in join_all(waits.collect()).await {
             let Err(e) = outcome else { continue };
@@ -192,6 +202,7 @@ impl Call<Shard> for AppendOnOwner {
                     storage_code(s)
                 }
                 CommitError::Refused(refusal) => refused(*refusal).error_code,
+                CommitError::TimedOut => code::REQUEST_TIMED_OUT,
             };
             if acks != Acks::None {
                 let r = &mut results[i].1;

@@ -1,0 +1,40 @@
+//! How a broker stops: the flags its shards and the signal thread share.
+//!
+//! The first SIGTERM/SIGINT requests a stop; a broker that heartbeats to a controller first
+//! runs a controlled shutdown (the controller moves its leaderships away, see
+//! `controller::lifecycle::run`), then [`STOP`] is set and every shard closes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Set when the shards are to stop; every shard polls it.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Set by the first SIGTERM/SIGINT: a broker that heartbeats to a controller asks it to move
+/// its leaderships away first (controlled shutdown), then stops.
+pub static SHUTDOWN_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Set once a broker heartbeats to a controller (its shutdown is a controlled one).
+pub static CONTROLLED_SHUTDOWN: AtomicBool = AtomicBool::new(false);
+
+/// Set when the controller allowed the shutdown (or the broker gave up asking).
+pub static SHUTDOWN_ALLOWED: AtomicBool = AtomicBool::new(false);
+
+/// The signal thread's part of a stop: with a controlled shutdown, waits until the
+/// controller allowed it, at most `wait`; then stops every shard.
+pub fn stop_after_controlled_shutdown(wait: Duration) {
+    SHUTDOWN_REQUESTED.store(true, Ordering::Relaxed);
+    if CONTROLLED_SHUTDOWN.load(Ordering::Relaxed) {
+        let deadline = std::time::Instant::now() + wait;
+        while !SHUTDOWN_ALLOWED.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !SHUTDOWN_ALLOWED.load(Ordering::Relaxed) {
+            tracing::warn!(
+                waited_ms = wait.as_millis() as u64,
+                "controlled shutdown: no answer from the controller; stopping anyway"
+            );
+        }
+    }
+    STOP.store(true, Ordering::Relaxed);
+}
