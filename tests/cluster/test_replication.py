@@ -19,7 +19,8 @@ import pytest
 from confluent_kafka import Producer
 
 import cwire as c
-from cluster import REPLICA_LAG_TIME_MAX_MS, SESSION_TIMEOUT_MS, rf3_enabled, wait_for
+from cluster import (REPLICA_LAG_TIME_MAX_MS, REPO, SESSION_TIMEOUT_MS, cluster_kind,
+                     rf3_enabled, wait_for)
 from history import (NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, HistoryRecorder,
                      ReaderThread, TrackedProducer, check_history, compare_replicas, final_read,
                      kafka_error_name, raw_produce, replica_batches, tools_log_check)
@@ -37,6 +38,15 @@ ALL = {1, 2, 3}
 # has run (both 3 s here); restarts and catching up are given generous room on two cores.
 OUT_OF_ISR_S = max(SESSION_TIMEOUT_MS, REPLICA_LAG_TIME_MAX_MS) / 1000 + 12
 BACK_IN_ISR_S = 45.0
+
+
+@pytest.fixture
+def history_path(request):
+    """Where the test's history goes: kept after the run (target/cluster-histories/), so a
+    failed run can be checked again with `millrace-tools history check FILE`."""
+    out = REPO / "target/cluster-histories" / f"{cluster_kind()}-{request.node.name}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def partitions(node, topic) -> dict[int, c.PartitionMeta]:
@@ -145,13 +155,13 @@ def test_rf3_topic_metadata_shows_three_replicas_all_in_sync_and_a_leader(cluste
 
 @pytest.mark.timeout(150)
 def test_acked_writes_survive_a_leader_kill_and_a_stalled_follower(cluster, topic, observe,
-                                                                   tmp_path):
+                                                                   history_path):
     """An idempotent acks=all producer writes unique values to 3 partitions for ~25 s while
     the leader of one partition is killed (-9) and restarted, then a follower is SIGSTOPped
     past replica.lag.time.max.ms and resumed. The ISR shrinks and regrows each time; the
     history has nothing lost, duplicated or reordered; the replicas end identical."""
     create_rf3(cluster, topic)
-    rec = HistoryRecorder(tmp_path / "history.jsonl")
+    rec = HistoryRecorder(history_path)
     producer = TrackedProducer(cluster.bootstrap(), topic, PARTITIONS, rec, name="p1")
     reader = ReaderThread(cluster.bootstrap(), topic, PARTITIONS, rec, name="c1")
     t_start = time.monotonic()
@@ -232,13 +242,14 @@ def stall_a_follower(cluster, topic, rec, observe) -> None:
         out_s = time.monotonic() - t0
         registered = follower.node_id in c.metadata(watcher.port, []).brokers
         observe("SIGSTOP follower: out of every ISR after (s)", round(out_s, 2))
-        # Still registered: its leaders dropped it for lagging (replica.lag.time.max.ms), not
-        # the controller for missing heartbeats (fencing takes it out of every ISR too).
         observe("SIGSTOP follower: still registered (not fenced) when out of the ISR",
                 registered)
         observe("SIGSTOP follower: ISR while it is stopped", isr_view(watcher, topic))
-        # Not dropped at the first missed fetch: half the lag time / session timeout at least.
-        assert out_s >= min(REPLICA_LAG_TIME_MAX_MS, SESSION_TIMEOUT_MS) / 1000 / 2, out_s
+        # Not dropped at the first missed fetch, and dropped by its leaders for lagging
+        # (replica.lag.time.max.ms) while still registered, not only when the controller
+        # fences it for missing heartbeats (which takes it out of every ISR too).
+        assert out_s >= REPLICA_LAG_TIME_MAX_MS / 1000 / 2, out_s
+        assert registered, f"out of the ISR only once fenced ({out_s:.2f} s)"
         # Stay stopped past the session timeout too: fenced, then back.
         stop_s = max(REPLICA_LAG_TIME_MAX_MS, SESSION_TIMEOUT_MS) / 1000 + 1
         time.sleep(max(0.0, stop_s - (time.monotonic() - t0)))
@@ -253,7 +264,7 @@ def stall_a_follower(cluster, topic, rec, observe) -> None:
 
 @pytest.mark.timeout(150)
 def test_two_of_three_down_acks_all_fails_and_nothing_refused_is_read(cluster, topic, observe,
-                                                                     tmp_path):
+                                                                     history_path):
     """One broker down: acks=all still succeeds with min.insync.replicas=2 and is refused with
     NOT_ENOUGH_REPLICAS on a topic with min.insync.replicas=3. Two down: no acks=all write
     succeeds (NOT_ENOUGH_REPLICAS or a timeout, one attempt each, and through librdkafka).
@@ -262,7 +273,7 @@ def test_two_of_three_down_acks_all_fails_and_nothing_refused_is_read(cluster, t
     strict = f"{topic}-min3"
     create_rf3(cluster, topic)
     create_rf3(cluster, strict, n=1, min_isr=3)
-    rec = HistoryRecorder(tmp_path / "history.jsonl")
+    rec = HistoryRecorder(history_path)
     seq = itertools.count()
 
     def raw(node, t, p, phase, timeout_ms=3000):
@@ -289,17 +300,24 @@ def test_two_of_three_down_acks_all_fails_and_nothing_refused_is_read(cluster, t
     t0 = time.monotonic()
     first.kill9()
     for t in (topic, strict):
-        wait_for(lambda: isr_is([survivor], t, ALL - {first.node_id}), OUT_OF_ISR_S,
-                 interval_s=0.1, what=f"{t}: node {first.node_id} out of every ISR")
+        wait_for(lambda: isr_is(cluster.running_brokers(), t, ALL - {first.node_id}),
+                 OUT_OF_ISR_S, interval_s=0.1, what=f"{t}: node {first.node_id} out of every ISR")
     observe("one down: out of every ISR after (s)", round(time.monotonic() - t0, 2))
     got = via_leaders(topic, PARTITIONS, "one-down", survivor)
     observe("one down, min.insync.replicas=2: acks=all answers",
             {p: (c.error_name(e), s) for p, (e, s) in got.items()})
     assert all(err == c.NONE for err, _ in got.values()), got
-    got = via_leaders(strict, 1, "one-down-min3", survivor)
-    observe("one down, min.insync.replicas=3: acks=all answers",
-            {p: (c.error_name(e), s) for p, (e, s) in got.items()})
-    assert all(err == NOT_ENOUGH_REPLICAS for err, _ in got.values()), got
+    # The leader may apply the smaller ISR a moment after Metadata shows it: a few attempts.
+    answers = []
+    for _ in range(5):
+        err, took = via_leaders(strict, 1, "one-down-min3", survivor)[0]
+        answers.append((kafka_error_name(err), took))
+        assert err != c.NONE, f"min.insync.replicas=3 acknowledged with two in sync: {answers}"
+        if err == NOT_ENOUGH_REPLICAS:
+            break
+        time.sleep(0.3)
+    observe("one down, min.insync.replicas=3: acks=all answers (error, s)", answers)
+    assert answers[-1][0] == "NOT_ENOUGH_REPLICAS", answers
 
     # Two down: the survivor alone (and no controller quorum).
     rec.note(f"kill -9 node {second.node_id} (the active controller); survivor "
