@@ -229,7 +229,9 @@ def raw_produce(port: int, topic: str, partition: int, value: str, rec: HistoryR
             + w.array([w.string(topic) + w.array([w.i32(partition) + w.i32(len(batch))
                                                    + batch])]))
     try:
-        r = c.call(port, c.API_PRODUCE, 7, body, timeout_s=timeout_ms / 1000 + 10)
+        # A broker should answer by timeout_ms (Kafka: REQUEST_TIMED_OUT right then); one that
+        # holds the request longer counts as no answer.
+        r = c.call(port, c.API_PRODUCE, 7, body, timeout_s=timeout_ms / 1000 + 5)
         [(_, _, err, base)] = w.parse_produce_v7(r)
     except (OSError, ConnectionError):
         rec.produce(topic, partition, producer, seq, value, "unknown")

@@ -6,14 +6,15 @@ lost or moved, none duplicated or reordered, no consumer read of something the f
 not hold, and no value the broker refused before appending ever read. After the scenario the
 three replicas of every partition must hold the same batches, byte for byte.
 
-Skipped on millrace unless MILLRACE_RF3=1: millrace refuses RF>1 topics (and the
-replica.lag.time.max.ms key) until the replication core lands.
+Skipped on millrace unless MILLRACE_RF3=1, until its replication core is in CI (before the
+core it refused RF>1 topics and the replica.lag.time.max.ms key).
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from confluent_kafka import Producer
@@ -27,8 +28,7 @@ from history import (NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, Hist
 
 pytestmark = pytest.mark.skipif(
     not rf3_enabled(),
-    reason="millrace refuses replication factor > 1 until issue 17's core lands "
-           "(MILLRACE_RF3=1 runs these)")
+    reason="RF=3 on millrace until issue 17's core is in CI: MILLRACE_RF3=1 runs these")
 
 PARTITIONS = 3
 RF = 3
@@ -327,10 +327,12 @@ def test_two_of_three_down_acks_all_fails_and_nothing_refused_is_read(cluster, t
     observe("two down: survivor's Metadata {partition: (leader, isr)}",
             {p: (pm.leader, sorted(pm.isr)) for p, pm in partitions(survivor, topic).items()})
     lib = TwoDownLibrdkafka(survivor.bootstrap, topic, rec)
-    answers = {}
-    for p in range(PARTITIONS):
-        answers[p] = raw(survivor, topic, p, "two-down")
-    answers["min3"] = raw(survivor, strict, 0, "two-down-min3")
+    # At once: a request may be held until its timeout.
+    with ThreadPoolExecutor(PARTITIONS + 1) as pool:
+        futures = {p: pool.submit(raw, survivor, topic, p, "two-down")
+                   for p in range(PARTITIONS)}
+        futures["min3"] = pool.submit(raw, survivor, strict, 0, "two-down-min3")
+        answers = {p: f.result() for p, f in futures.items()}
     lib_outcomes = lib.finish()
     observe("two down: raw acks=all answers via the survivor {partition: (error, s)}",
             {p: (kafka_error_name(e), s) for p, (e, s) in answers.items()})
