@@ -27,6 +27,7 @@
 
 mod error;
 pub mod follow;
+pub mod history;
 pub mod metadata;
 pub mod quorum;
 pub mod replica;

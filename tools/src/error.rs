@@ -61,6 +61,9 @@ pub enum ToolError {
     /// Offline check found corruption (already reported line by line).
     #[error("{0}")]
     Corrupt(String),
+    /// A history check found anomalies (already printed).
+    #[error("history anomalies: {0}")]
+    Anomalies(String),
 }
 
 /// Kafka's spelling of an error code, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.

@@ -7,6 +7,8 @@
 //! * `groups list | describe | reset-offsets | delete`: consumer groups as
 //!   `kafka-consumer-groups.sh` shows them (`groups.rs`).
 //! * `log dump`, `log check`: read partition directories on disk, no broker needed (`log.rs`).
+//! * `history check`: the replication history checker over a history a test recorded, no
+//!   broker needed (`history.rs`).
 //!
 //! Flags are spelled as in Kafka's shell tools. Every protocol command takes
 //! `--bootstrap-server HOST:PORT`. The client (`client.rs`) is blocking, one connection, one
@@ -38,6 +40,7 @@ mod consume;
 mod error;
 mod group;
 mod groups;
+mod history;
 mod log;
 mod murmur2;
 mod output;
@@ -48,7 +51,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::ToolError;
 
-/// Millrace admin CLI: topics, configs, cluster, produce/consume, groups, offline log tools.
+/// Millrace admin CLI: topics, configs, cluster, produce/consume, groups, offline log tools,
+/// history checks.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -77,6 +81,9 @@ enum Command {
     /// Offline tools for partition directories: dump and check segments.
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Check a recorded client history (JSON lines) for lost, duplicated or reordered values.
+    #[command(subcommand)]
+    History(history::HistoryCommand),
 }
 
 /// The connection flag every protocol command takes.
@@ -101,6 +108,7 @@ fn main() {
         Command::Consume(args) => consume::run(args),
         Command::Groups(cmd) => groups::run(cmd),
         Command::Log(cmd) => log::run(cmd),
+        Command::History(cmd) => history::run(cmd),
     };
     if let Err(e) = result {
         exit_with(&e);
