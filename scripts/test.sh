@@ -19,7 +19,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # The release broker first: the tools' CLI tests and the client suite both drive it.
 step "release build"
-cargo build --release --locked -p millrace
+cargo build --release --locked -p millrace -p millrace-tools
 
 step "Rust tests (unit, doc, model-based storage, fuzzing, CLI against the broker)"
 cargo test --workspace --locked

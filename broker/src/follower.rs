@@ -45,8 +45,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
 
-/// How a leader-side refusal (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
-/// UNKNOWN_LEADER_EPOCH) is reported by [`Loop::take`].
+/// How a leader-side refusal ([`leadership_refusal`]) is reported by [`Loop::take`].
 const LEADERSHIP_ERROR: &str = "leadership";
 /// How soon a partition refused for leadership is fetched again.
 const LEADERSHIP_RETRY: Duration = Duration::from_millis(50);
@@ -432,9 +431,15 @@ fn leader_address(shard: &Shard, leader: ReplicaId) -> Result<SocketAddr, String
         .ok_or_else(|| format!("{}:{} resolves to nothing", endpoint.host, endpoint.port))
 }
 
+/// Refusals that mean the leader's metadata and this broker's disagree for the moment
+/// (leadership, epochs, or a partition the leader has not opened yet).
 fn leadership_refusal(error_code: i16) -> bool {
     matches!(
         error_code,
-        code::NOT_LEADER_OR_FOLLOWER | code::FENCED_LEADER_EPOCH | code::UNKNOWN_LEADER_EPOCH
+        code::NOT_LEADER_OR_FOLLOWER
+            | code::FENCED_LEADER_EPOCH
+            | code::UNKNOWN_LEADER_EPOCH
+            | code::UNKNOWN_TOPIC_OR_PARTITION
+            | code::UNKNOWN_TOPIC_ID
     )
 }

@@ -78,13 +78,6 @@ def cluster_kind() -> str:
     return kind
 
 
-def rf3_enabled() -> bool:
-    """Replication factor 3 (issue 17): Kafka always; millrace only with MILLRACE_RF3=1 (which
-    also runs test_replication.py) until its replication core is in CI: before the core it
-    refused RF>1 topics and, at start-up, the replica.lag.time.max.ms key."""
-    return cluster_kind() == "kafka" or os.environ.get("MILLRACE_RF3") == "1"
-
-
 def new_cluster_id() -> str:
     """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 characters).
     Like Kafka's Uuid.randomUuid, never one starting with '-', which command-line parsers
@@ -178,8 +171,7 @@ class Node:
         if self.is_broker:
             props["advertised.listeners"] = f"PLAINTEXT://127.0.0.1:{self.port}"
             props["inter.broker.listener.name"] = "PLAINTEXT"
-        if rf3_enabled():
-            props["replica.lag.time.max.ms"] = str(REPLICA_LAG_TIME_MAX_MS)
+        props["replica.lag.time.max.ms"] = str(REPLICA_LAG_TIME_MAX_MS)
         if self.cluster.kind == "millrace":
             props["millrace.cores"] = "1"
             props["millrace.pin.cores"] = "false"

@@ -6,8 +6,7 @@ lost or moved, none duplicated or reordered, no consumer read of something the f
 not hold, and no value the broker refused before appending ever read. After the scenario the
 three replicas of every partition must hold the same batches, byte for byte.
 
-Skipped on millrace unless MILLRACE_RF3=1, until its replication core is in CI (before the
-core it refused RF>1 topics and the replica.lag.time.max.ms key).
+Runs against millrace (in CI) and Apache Kafka 4.4 (the reference).
 """
 
 from __future__ import annotations
@@ -21,14 +20,10 @@ from confluent_kafka import Producer
 
 import cwire as c
 from cluster import (REPLICA_LAG_TIME_MAX_MS, REPO, SESSION_TIMEOUT_MS, cluster_kind,
-                     rf3_enabled, wait_for)
+                     wait_for)
 from history import (NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, HistoryRecorder,
                      ReaderThread, TrackedProducer, check_history, compare_replicas, final_read,
                      kafka_error_name, raw_produce, replica_batches, tools_log_check)
-
-pytestmark = pytest.mark.skipif(
-    not rf3_enabled(),
-    reason="RF=3 on millrace until issue 17's core is in CI: MILLRACE_RF3=1 runs these")
 
 PARTITIONS = 3
 RF = 3
