@@ -129,7 +129,7 @@ pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 
 /// The request's leader epoch is newer than the one this broker knows (its metadata lags).
-pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 
 /// AlterPartition was based on an older partition epoch.
 pub const INVALID_UPDATE_VERSION: i16 = 95;
