@@ -693,22 +693,7 @@ impl Sim {
         let node = self.node(leader).expect("up");
         answer.high_watermark = node.replica.high_watermark();
         let end = node.log.log_end_offset();
-        let read = block_on(node.log.read(fetch_offset, max_bytes, true, end)).expect("read");
-        let mut bytes = Vec::new();
-        for chunk in read.chunks {
-            match chunk {
-                ReadChunk::Memory(b) => bytes.extend_from_slice(&b),
-                ReadChunk::File {
-                    file,
-                    position,
-                    len,
-                } => {
-                    let b = block_on(file.read_at(position, len as usize)).expect("pread");
-                    bytes.extend_from_slice(&b);
-                }
-            }
-        }
-        answer.records = Bytes::from(bytes);
+        answer.records = Bytes::from(read_bytes(&node.log, fetch_offset, max_bytes, end));
         answer
     }
 
@@ -943,25 +928,31 @@ impl Sim {
     }
 }
 
+/// The bytes of one read of `log` (whole batches from the one holding `offset`, within
+/// `max_bytes`, below `bound`), from the cache or the files.
+fn read_bytes(log: &PartitionLog<SimDisk>, offset: i64, max_bytes: usize, bound: i64) -> Vec<u8> {
+    let read = block_on(log.read(offset, max_bytes, true, bound)).expect("read");
+    let mut bytes = Vec::new();
+    for chunk in read.chunks {
+        match chunk {
+            ReadChunk::Memory(b) => bytes.extend_from_slice(&b),
+            ReadChunk::File {
+                file,
+                position,
+                len,
+            } => bytes
+                .extend_from_slice(&block_on(file.read_at(position, len as usize)).expect("pread")),
+        }
+    }
+    bytes
+}
+
 /// Every batch of `log` that starts below `bound`, as bytes (reads the files).
 fn batches(log: &PartitionLog<SimDisk>, bound: i64) -> Vec<Bytes> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < bound {
-        let read = block_on(log.read(offset, 1 << 20, true, bound)).expect("read");
-        let mut bytes = Vec::new();
-        for chunk in read.chunks {
-            match chunk {
-                ReadChunk::Memory(b) => bytes.extend_from_slice(&b),
-                ReadChunk::File {
-                    file,
-                    position,
-                    len,
-                } => bytes.extend_from_slice(
-                    &block_on(file.read_at(position, len as usize)).expect("pread"),
-                ),
-            }
-        }
+        let bytes = read_bytes(log, offset, 1 << 20, bound);
         if bytes.is_empty() {
             break;
         }

@@ -210,7 +210,6 @@ async fn beat(
     lifecycle: &Lifecycle,
 ) -> Result<bool, String> {
     let client = active(controller, lifecycle).ok_or("no active controller is known")?;
-    let config = &shard.config;
     let Some(epoch) = lifecycle.epoch.get() else {
         let r = registration(shard, lifecycle.incarnation);
         let request = BrokerRegistrationRequest::default()
@@ -245,10 +244,7 @@ async fn beat(
         lifecycle.epoch.set(Some(resp.broker_epoch));
         return Ok(true);
     };
-    let request = BrokerHeartbeatRequest::default()
-        .with_broker_id(BrokerId(config.node_id))
-        .with_broker_epoch(epoch)
-        .with_current_metadata_offset(controller.current().cluster.last_applied_offset());
+    let request = heartbeat(shard, controller, epoch, false);
     let resp = client
         .request(HEARTBEAT_VERSION, &request)
         .await
@@ -267,6 +263,20 @@ async fn beat(
     }
 }
 
+/// This broker's heartbeat under registration `epoch`.
+fn heartbeat(
+    shard: &Shard,
+    controller: &Controller,
+    epoch: i64,
+    want_shut_down: bool,
+) -> BrokerHeartbeatRequest {
+    BrokerHeartbeatRequest::default()
+        .with_broker_id(BrokerId(shard.config.node_id))
+        .with_broker_epoch(epoch)
+        .with_current_metadata_offset(controller.current().cluster.last_applied_offset())
+        .with_want_shut_down(want_shut_down)
+}
+
 /// A heartbeat asking to shut down; Ok(true) when the controller allows it.
 async fn shut_down_beat(
     shard: &Shard,
@@ -275,11 +285,7 @@ async fn shut_down_beat(
 ) -> Result<bool, String> {
     let client = active(controller, lifecycle).ok_or("no active controller is known")?;
     let epoch = lifecycle.epoch.get().ok_or("not registered")?;
-    let request = BrokerHeartbeatRequest::default()
-        .with_broker_id(BrokerId(shard.config.node_id))
-        .with_broker_epoch(epoch)
-        .with_current_metadata_offset(controller.current().cluster.last_applied_offset())
-        .with_want_shut_down(true);
+    let request = heartbeat(shard, controller, epoch, true);
     let resp = client
         .request(HEARTBEAT_VERSION, &request)
         .await
@@ -300,14 +306,7 @@ impl Call<Shard> for AllocateProducerId {
     type Reply = Result<i64, String>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let controller = shard
-            .subsystems
-            .get::<Controller>()
-            .ok_or("the controller has not started")?;
-        let lifecycle = shard
-            .subsystems
-            .get::<Lifecycle>()
-            .ok_or("the controller has not started")?;
+        let (controller, lifecycle) = started(&shard)?;
         let _turn = lifecycle.block_turn.lock().await;
         let (next, end) = lifecycle.block.get();
         if next < end {
@@ -351,6 +350,14 @@ impl Call<Shard> for AllocateProducerId {
     }
 }
 
+/// The controller and this node's broker side, once the controller started.
+fn started(shard: &Shard) -> Result<(Rc<Controller>, Rc<Lifecycle>), String> {
+    let missing = || "the controller has not started".to_string();
+    let controller = shard.subsystems.get::<Controller>().ok_or_else(missing)?;
+    let lifecycle = shard.subsystems.get::<Lifecycle>().ok_or_else(missing)?;
+    Ok((controller, lifecycle))
+}
+
 /// This broker's registration epoch, once registered (replica fetches carry it, KIP-903).
 pub struct LocalBrokerEpoch;
 
@@ -378,14 +385,7 @@ impl Call<Shard> for ProposeIsr {
     type Reply = Result<Vec<Result<control::IsrState, i16>>, String>;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let controller = shard
-            .subsystems
-            .get::<Controller>()
-            .ok_or("the controller has not started")?;
-        let lifecycle = shard
-            .subsystems
-            .get::<Lifecycle>()
-            .ok_or("the controller has not started")?;
+        let (controller, lifecycle) = started(&shard)?;
         let epoch = lifecycle
             .epoch
             .get()
