@@ -45,9 +45,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
 
-/// How a leader-side refusal ([`leadership_refusal`]) is reported by [`Loop::take`].
-const LEADERSHIP_ERROR: &str = "leadership";
-/// How soon a partition refused for leadership is fetched again.
+/// How soon a partition refused for a metadata disagreement ([`leadership_refusal`]) is
+/// fetched again.
 const LEADERSHIP_RETRY: Duration = Duration::from_millis(50);
 
 /// The Fetch version followers send (replica state with the broker epoch, topic ids).
@@ -86,6 +85,23 @@ struct Loop {
     resting: HashMap<PartitionKey, (i32, Instant)>,
     /// This broker's registration epoch and when it was last asked for.
     broker_epoch: (i64, Option<Instant>),
+}
+
+/// Why a partition is left out of the next fetches.
+struct Resting {
+    why: String,
+    /// Only briefly: a metadata disagreement, not a failure.
+    soon: bool,
+}
+
+impl Resting {
+    /// After a local failure (storage): the full backoff.
+    fn after(e: impl std::fmt::Display) -> Self {
+        Resting {
+            why: e.to_string(),
+            soon: false,
+        }
+    }
 }
 
 /// One partition of a request, as sent.
@@ -152,7 +168,8 @@ impl Loop {
         let client = self.client()?;
         let broker_epoch = self.broker_epoch().await;
         let image = self.shard.image();
-        let replica = &self.shard.config.replica;
+        let shard = self.shard.clone();
+        let replica = &shard.config.replica;
         let mut sent = Vec::new();
         let mut topics: Vec<FetchTopic> = Vec::new();
         for partition in partitions {
@@ -165,11 +182,7 @@ impl Loop {
                 if let Err(e) = partition.flush().await {
                     tracing::warn!(topic = partition.topic(), partition = partition.index(),
                         error = %e, "follower sync failed: the partition rests");
-                    let key = (partition.topic().to_string(), partition.index());
-                    let until =
-                        Instant::now() + Duration::from_millis(replica.fetch_backoff_ms as u64);
-                    self.resting
-                        .insert(key, (partition.leader_epoch().0, until));
+                    self.rest(&partition, false);
                     continue;
                 }
             }
@@ -272,10 +285,10 @@ impl Loop {
             match self.take(&s, answer).await {
                 Ok(Some(high_watermark)) => grown.push((s.partition, high_watermark, leader_start)),
                 Ok(None) => {}
-                Err(why) => {
+                Err(Resting { why, soon }) => {
                     tracing::debug!(topic = s.partition.topic(), partition = s.partition.index(),
                         leader = self.leader, error = %why, "replica fetch: partition rests");
-                    self.rest(&s, &why);
+                    self.rest(&s.partition, soon);
                 }
             }
         }
@@ -302,7 +315,7 @@ impl Loop {
     /// Applies one partition's answer (`millrace_replication::follow`). Ok(Some(leader's
     /// high watermark)) when the log is to be synced and the watermark taken; Ok(None) when
     /// nothing more is to be done this round; Err when the partition should rest.
-    async fn take(&self, s: &Sent, answer: PartitionData) -> Result<Option<i64>, String> {
+    async fn take(&self, s: &Sent, answer: PartitionData) -> Result<Option<i64>, Resting> {
         let p = &s.partition;
         let error_code = answer.error_code;
         let diverging = &answer.diverging_epoch;
@@ -323,7 +336,7 @@ impl Loop {
                     to = offset,
                     "the log diverges from the leader's: truncating"
                 );
-                p.truncate_to(offset).await.map_err(|e| e.to_string())?;
+                p.truncate_to(offset).await.map_err(Resting::after)?;
                 Ok(None)
             }
             FollowerStep::Reset(offset) => {
@@ -334,7 +347,7 @@ impl Loop {
                     offset,
                     "behind the leader's log start: starting the log there"
                 );
-                p.reset_to(offset).await.map_err(|e| e.to_string())?;
+                p.reset_to(offset).await.map_err(Resting::after)?;
                 Ok(None)
             }
             FollowerStep::Append {
@@ -344,29 +357,31 @@ impl Loop {
                 if !records.is_empty() {
                     let now = millrace_shard::time::now_ms();
                     p.append_as_follower(BytesMut::from(&records[..]), now)
-                        .map_err(|e| e.to_string())?;
+                        .map_err(Resting::after)?;
                 }
                 Ok(Some(high_watermark))
             }
-            FollowerStep::Rest(why) if leadership_refusal(error_code) => {
-                Err(format!("{LEADERSHIP_ERROR}: {why}"))
-            }
-            FollowerStep::Rest(why) => Err(why),
+            FollowerStep::Rest(why) => Err(Resting {
+                why,
+                soon: leadership_refusal(error_code),
+            }),
         }
     }
 
-    fn rest(&mut self, s: &Sent, why: &str) {
-        // The leader's metadata and this broker's converge within milliseconds: a leadership
-        // or epoch disagreement is asked again soon; other errors wait the full backoff.
+    /// Leaves `partition` out of the fetches for `replica.fetch.backoff.ms`, or only
+    /// [`LEADERSHIP_RETRY`] when `soon` (the leader's metadata and this broker's disagree for
+    /// the moment; they converge within milliseconds), or until its leader epoch changes.
+    fn rest(&mut self, partition: &Partition, soon: bool) {
         let configured = Duration::from_millis(self.shard.config.replica.fetch_backoff_ms as u64);
-        let backoff = if why.starts_with(LEADERSHIP_ERROR) {
+        let backoff = if soon {
             configured.min(LEADERSHIP_RETRY)
         } else {
             configured
         };
-        let key = (s.partition.topic().to_string(), s.partition.index());
+        let key = (partition.topic().to_string(), partition.index());
+        let until = Instant::now() + backoff;
         self.resting
-            .insert(key, (s.leader_epoch, Instant::now() + backoff));
+            .insert(key, (partition.leader_epoch().0, until));
     }
 
     /// The client of the leader's broker listener, made anew when its address changed.

@@ -45,7 +45,7 @@ pub enum FollowerPosition {
 
 /// The epoch of the last batch in `log` (a follower's `last_fetched_epoch`), -1 when empty.
 pub fn last_epoch<D: Disk>(log: &PartitionLog<D>) -> i32 {
-    log.epoch_entries().last().map_or(-1, |e| e.epoch.0)
+    log.last_epoch_entry().map_or(-1, |e| e.epoch.0)
 }
 
 /// Leader: where a follower fetching at `fetch_offset`, whose last batch has

@@ -130,6 +130,22 @@ struct Node {
     inflight: Option<(LeaderEpoch, i64, FetchAnswer)>,
 }
 
+impl Node {
+    /// Keeps the ISR change among `actions` for the sender (the broker's `isr.rs`).
+    fn take_proposals(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            if let Action::AlterIsr {
+                isr,
+                leader_epoch,
+                partition_epoch,
+            } = action
+            {
+                self.proposal = Some((isr, leader_epoch, partition_epoch));
+            }
+        }
+    }
+}
+
 struct Broker {
     disk: SimDisk,
     node: Option<Node>,
@@ -378,16 +394,7 @@ impl Sim {
             return;
         };
         let actions = node.replica.handle(event);
-        for action in actions {
-            if let Action::AlterIsr {
-                isr,
-                leader_epoch,
-                partition_epoch,
-            } = action
-            {
-                node.proposal = Some((isr, leader_epoch, partition_epoch));
-            }
-        }
+        node.take_proposals(actions);
         self.observe_leader(id);
     }
 
@@ -574,16 +581,8 @@ impl Sim {
                     .map(|b| b.broker_id)
                     .collect();
                 let node = self.node_mut(id).expect("running");
-                for action in node.replica.set_ineligible(fenced) {
-                    if let Action::AlterIsr {
-                        isr,
-                        leader_epoch,
-                        partition_epoch,
-                    } = action
-                    {
-                        node.proposal = Some((isr, leader_epoch, partition_epoch));
-                    }
-                }
+                let actions = node.replica.set_ineligible(fenced);
+                node.take_proposals(actions);
             }
         }
     }

@@ -339,6 +339,12 @@ impl<D: Disk> PartitionLog<D> {
         self.state.borrow().epochs.entries.clone()
     }
 
+    /// The latest leader-epoch entry (the epoch of the last batch and where it began), if
+    /// any: what a follower fetch reads on every round, without copying the whole cache.
+    pub fn last_epoch_entry(&self) -> Option<EpochEntry> {
+        self.state.borrow().epochs.entries.last().copied()
+    }
+
     /// Kafka's OffsetForLeaderEpoch answer from the leader-epoch cache: the largest epoch at
     /// or below `epoch` with the offset where it ends (the first offset of the next epoch, or
     /// the log end offset for the latest one). As in Kafka, an epoch older than every entry
