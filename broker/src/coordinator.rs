@@ -27,10 +27,11 @@ use crate::group::{
     GroupConfig, GroupCoordinator, GroupDescription, GroupRecord, HeartbeatRequest, JoinRequest,
     JoinResponse, LeaveMember, Outputs, SyncRequest, SyncResponse, Token,
 };
-use crate::partition::{Acks, Reader};
+use crate::partition::{Acks, CommitError, Reader};
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
-use millrace_shard::sync::{oneshot, OneshotSender};
+use millrace_replication::replica::AcksRefusal;
+use millrace_shard::sync::{oneshot, OneshotSender, Turn};
 use millrace_storage::disk::DiskFile;
 use millrace_storage::ReadChunk;
 use millrace_wire::records::{decode_records, BatchBuilder, BatchIter, BatchStep, NewRecord};
@@ -92,8 +93,28 @@ pub trait GroupOperation: Send + 'static {
         -> impl std::future::Future<Output = Self::Answer>;
 }
 
-/// Carries a [`GroupOperation`] to the coordinating shard over the mesh.
+/// Carries a [`GroupOperation`] to a shard over the mesh (ListGroups: to every shard).
 pub struct OnCoordinator<O>(pub O);
+
+/// Carries a [`GroupOperation`] on one group to the shard holding its offsets partition,
+/// which runs it only while it coordinates that partition: Err(NOT_COORDINATOR) when this
+/// broker does not lead it, Err(COORDINATOR_LOAD_IN_PROGRESS) while its groups are being read
+/// back from the log.
+pub struct ForGroup<O> {
+    /// The group the operation is about.
+    pub group_id: String,
+    /// The operation.
+    pub op: O,
+}
+
+impl<O: GroupOperation> crate::mesh::Call<Shard> for ForGroup<O> {
+    type Reply = Result<O::Answer, i16>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        coordinating(&shard, &self.group_id)?;
+        Ok(self.op.execute(shard, millrace_shard::time::now_ms()).await)
+    }
+}
 
 impl<O: GroupOperation> crate::mesh::Call<Shard> for OnCoordinator<O> {
     type Reply = O::Answer;
@@ -195,10 +216,25 @@ pub fn groups_of(shard: &Shard) -> Rc<ShardGroups> {
 pub struct ShardGroups {
     machine: RefCell<GroupCoordinator>,
     consumer: RefCell<ConsumerGroups>,
-    waiting_joins: RefCell<HashMap<Token, OneshotSender<JoinResponse>>>,
-    waiting_syncs: RefCell<HashMap<Token, OneshotSender<SyncResponse>>>,
+    /// Joins and syncs waiting for their answer, with their group.
+    waiting_joins: RefCell<HashMap<Token, (String, OneshotSender<JoinResponse>)>>,
+    waiting_syncs: RefCell<HashMap<Token, (String, OneshotSender<SyncResponse>)>>,
     next_token: Cell<Token>,
     offsets: RefCell<HashMap<String, GroupOffsets>>,
+    /// The offsets partitions of this shard this broker coordinates, by partition index.
+    coordinated: RefCell<BTreeMap<i32, Coordination>>,
+    /// One [`load`] at a time.
+    loading: Turn,
+}
+
+/// Where a shard stands with one of its `__consumer_offsets` partitions while leading it
+/// (a partition it does not lead has no entry, and none of its groups are in memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coordination {
+    /// Its groups are being read back from the log (COORDINATOR_LOAD_IN_PROGRESS).
+    Loading,
+    /// Its groups are in memory, read under this leader epoch.
+    Active(i32),
 }
 
 impl ShardGroups {
@@ -211,6 +247,8 @@ impl ShardGroups {
             waiting_syncs: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
             offsets: RefCell::new(HashMap::new()),
+            coordinated: RefCell::new(BTreeMap::new()),
+            loading: Turn::new(),
         }
     }
 
@@ -254,11 +292,15 @@ impl GroupOperation for JoinRequest {
         }
         let token = groups.token();
         let (tx, rx) = oneshot();
-        groups.waiting_joins.borrow_mut().insert(token, tx);
         let group_id = req.group_id.clone();
+        groups
+            .waiting_joins
+            .borrow_mut()
+            .insert(token, (group_id.clone(), tx));
         let out = groups.machine.borrow_mut().join(now, req, token);
         deliver(&shard, out).await;
-        rx.await.unwrap_or_else(|| join_error(&group_id))
+        rx.await
+            .unwrap_or_else(|| join_error(&group_id, code::UNKNOWN_SERVER_ERROR))
     }
 }
 
@@ -269,10 +311,14 @@ impl GroupOperation for SyncRequest {
         let groups = groups_of(&shard);
         let token = groups.token();
         let (tx, rx) = oneshot();
-        groups.waiting_syncs.borrow_mut().insert(token, tx);
+        groups
+            .waiting_syncs
+            .borrow_mut()
+            .insert(token, (self.group_id.clone(), tx));
         let out = groups.machine.borrow_mut().sync(now, self, token);
         deliver(&shard, out).await;
-        rx.await.unwrap_or_else(sync_error)
+        rx.await
+            .unwrap_or_else(|| sync_error(code::UNKNOWN_SERVER_ERROR))
     }
 }
 
@@ -354,12 +400,10 @@ impl GroupOperation for ListGroups {
     type Answer = Vec<(String, String, &'static str, &'static str)>;
 
     async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
-        // Only the groups this shard coordinates under its current image: a group whose
-        // offsets partition went to another broker may still have state here, but is that
-        // broker's to list (Kafka's ListGroups is per broker).
-        let image = shard.image();
+        // Only the groups of the offsets partitions this shard coordinates now (Kafka's
+        // ListGroups is per broker).
         let mut groups = list(&shard);
-        groups.retain(|(g, ..)| coordinator_shard(&image, g) == Some(shard.id));
+        groups.retain(|(g, ..)| coordinating(&shard, g).is_ok());
         groups
     }
 }
@@ -492,9 +536,9 @@ async fn persist_consumer_groups(shard: &Rc<Shard>, group_ids: &[String]) {
             });
     }
     for (partition, records) in per_partition {
-        if let Err(e) = append_durably(shard, partition, &records).await {
-            tracing::error!(partition, error = %e, "persisting consumer group state failed");
-        }
+        // A failure is logged there; the group's members learn it at their next request,
+        // answered by whoever coordinates the group then.
+        let _ = append_durably(shard, partition, &records).await;
     }
 }
 
@@ -521,10 +565,12 @@ fn describe(shard: &Shard, group_id: &str) -> Option<GroupDescription> {
     })
 }
 
-fn join_error(group_id: &str) -> JoinResponse {
-    tracing::warn!(group = %group_id, "join request dropped by the coordinator");
+fn join_error(group_id: &str, error_code: i16) -> JoinResponse {
+    if error_code == code::UNKNOWN_SERVER_ERROR {
+        tracing::warn!(group = %group_id, "join request dropped by the coordinator");
+    }
     JoinResponse {
-        error_code: code::UNKNOWN_SERVER_ERROR,
+        error_code,
         generation_id: -1,
         protocol_type: None,
         protocol_name: None,
@@ -535,9 +581,9 @@ fn join_error(group_id: &str) -> JoinResponse {
     }
 }
 
-fn sync_error() -> SyncResponse {
+fn sync_error(error_code: i16) -> SyncResponse {
     SyncResponse {
-        error_code: code::UNKNOWN_SERVER_ERROR,
+        error_code,
         protocol_type: None,
         protocol_name: None,
         assignment: Bytes::new(),
@@ -553,12 +599,12 @@ async fn deliver(shard: &Rc<Shard>, out: Outputs) {
     }
     let groups = groups_of(shard);
     for (token, resp) in out.joins {
-        if let Some(tx) = groups.waiting_joins.borrow_mut().remove(&token) {
+        if let Some((_, tx)) = groups.waiting_joins.borrow_mut().remove(&token) {
             tx.send(resp);
         }
     }
     for (token, resp) in out.syncs {
-        if let Some(tx) = groups.waiting_syncs.borrow_mut().remove(&token) {
+        if let Some((_, tx)) = groups.waiting_syncs.borrow_mut().remove(&token) {
             tx.send(resp);
         }
     }
@@ -581,9 +627,7 @@ async fn persist_groups(shard: &Rc<Shard>, group_ids: &[String]) {
         });
     }
     for (partition, records) in per_partition {
-        if let Err(e) = append_durably(shard, partition, &records).await {
-            tracing::error!(partition, error = %e, "persisting group state failed");
-        }
+        let _ = append_durably(shard, partition, &records).await;
     }
 }
 
@@ -597,36 +641,60 @@ fn offsets_partition_of(shard: &Shard, group_id: &str) -> i32 {
 }
 
 /// Appends records to this shard's `__consumer_offsets` partition and waits until they are
-/// committed (covered by the high watermark), as a produce with acks=all would.
+/// committed (covered by the high watermark), as a produce with acks=all would. Err is the
+/// code the group API answers, as Kafka maps its append errors: NOT_COORDINATOR when the
+/// partition's leadership moved, COORDINATOR_NOT_AVAILABLE when too few replicas are in sync
+/// or the write did not commit in time, UNKNOWN_SERVER_ERROR for a storage failure.
 async fn append_durably(
     shard: &Rc<Shard>,
     partition: i32,
     records: &[NewRecord],
-) -> Result<(), String> {
-    let offsets = shard
-        .partition(OFFSETS_TOPIC, partition)
-        .ok_or_else(|| format!("{OFFSETS_TOPIC}-{partition} is not on shard {}", shard.id))?;
+) -> Result<(), i16> {
+    let fail = |error: i16, why: &dyn std::fmt::Display| {
+        tracing::warn!(
+            partition,
+            error,
+            "writing {OFFSETS_TOPIC}-{partition}: {why}"
+        );
+        error
+    };
+    let Some(offsets) = shard.partition(OFFSETS_TOPIC, partition) else {
+        return Err(fail(code::NOT_COORDINATOR, &"not on this shard"));
+    };
     if !offsets.is_leader() {
         // A follower's log is the leader's copy: only the leader writes it.
-        return Err(format!(
-            "{OFFSETS_TOPIC}-{partition} is not led by this broker"
+        return Err(fail(code::NOT_COORDINATOR, &"not led by this broker"));
+    }
+    if offsets.check_acks_all().is_err() {
+        // Nothing is written that could not be acknowledged (Kafka checks the same before
+        // appending group records).
+        return Err(fail(
+            code::COORDINATOR_NOT_AVAILABLE,
+            &"fewer in-sync replicas than min.insync.replicas",
         ));
     }
     let batch = BatchBuilder::default().build(records);
     let now = millrace_shard::time::now_ms();
     let appended = offsets
         .append(BytesMut::from(&batch[..]), now, false)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| fail(code::UNKNOWN_SERVER_ERROR, &e))?;
     let epoch = offsets.leader_epoch();
-    offsets
+    let committed = offsets
         .committed(
             appended.last_offset,
             epoch,
             Acks::All,
             OFFSETS_COMMIT_TIMEOUT,
         )
-        .await
-        .map_err(|e| e.to_string())
+        .await;
+    committed.map_err(|e| {
+        let error = match &e {
+            CommitError::Refused(AcksRefusal::NotLeader) => code::NOT_COORDINATOR,
+            CommitError::Storage(_) => code::UNKNOWN_SERVER_ERROR,
+            CommitError::Refused(_) | CommitError::TimedOut => code::COORDINATOR_NOT_AVAILABLE,
+        };
+        fail(error, &e)
+    })
 }
 
 async fn commit(
@@ -665,10 +733,10 @@ async fn commit(
     if records.is_empty() {
         return codes;
     }
-    if let Err(e) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await {
-        tracing::error!(group = %group_id, error = %e, "persisting offsets failed");
+    if let Err(error) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await
+    {
         for (i, ..) in &accepted {
-            codes[*i] = code::COORDINATOR_NOT_AVAILABLE;
+            codes[*i] = error;
         }
         return codes;
     }
@@ -745,9 +813,9 @@ async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
     if was_consumer {
         records.push(tombstone(consumer_group_key(group_id)));
     }
-    if let Err(e) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await {
-        tracing::error!(group = %group_id, error = %e, "persisting group deletion failed");
-        return code::COORDINATOR_NOT_AVAILABLE;
+    if let Err(error) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await
+    {
+        return error;
     }
     groups_of(shard).offsets.borrow_mut().remove(group_id);
     code::NONE
@@ -783,10 +851,9 @@ async fn offset_delete(
         .map(|(t, p)| tombstone(offset_key(group_id, t, *p)))
         .collect();
     if !records.is_empty() {
-        if let Err(e) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await
-        {
-            tracing::error!(group = %group_id, error = %e, "persisting offset deletion failed");
-            return (code::COORDINATOR_NOT_AVAILABLE, Vec::new());
+        let partition = offsets_partition_of(shard, group_id);
+        if let Err(error) = append_durably(shard, partition, &records).await {
+            return (error, Vec::new());
         }
     }
     if let Some(g) = groups_of(shard).offsets.borrow_mut().get_mut(group_id) {
@@ -916,67 +983,211 @@ fn decode_offset_value(bytes: &[u8]) -> Option<CommittedOffset> {
     })
 }
 
-/// Rebuilds offsets and group state from this shard's `__consumer_offsets` partitions.
+/// Brings the groups in memory in line with the `__consumer_offsets` partitions this shard
+/// leads, as Kafka's coordinator loads and unloads with partition leadership: the groups of a
+/// partition it now leads (or leads under a new leader epoch: its log may have changed
+/// meanwhile) are read back from the log, those of a partition it no longer leads are
+/// forgotten. Runs at start-up before clients are served, then after every image
+/// ([`watch`]); one run at a time per shard.
 pub async fn load(shard: &Rc<Shard>) -> std::io::Result<()> {
-    let partitions: Vec<Rc<crate::shard::Partition>> = shard
-        .partitions()
-        .into_iter()
-        .filter(|p| p.topic() == OFFSETS_TOPIC)
-        .collect();
-    let now = millrace_shard::time::now_ms();
-    let (mut offsets_loaded, mut groups_loaded) = (0usize, 0usize);
-    for offsets in partitions {
-        let partition = offsets.index();
-        let mut next = offsets.log_start_offset();
-        while next < offsets.high_watermark() {
-            let read = offsets.read(next, LOAD_READ_BYTES, true, Reader::Consumer);
-            let (read, _) = read.await.map_err(|e| {
-                std::io::Error::other(format!("reading {OFFSETS_TOPIC}-{partition}: {e}"))
-            })?;
-            if read.bytes == 0 {
-                break;
+    let groups = groups_of(shard);
+    let _turn = groups.loading.lock().await;
+    loop {
+        let leading: BTreeMap<i32, (Rc<crate::shard::Partition>, i32)> = shard
+            .partitions()
+            .into_iter()
+            .filter(|p| p.topic() == OFFSETS_TOPIC && p.is_leader())
+            .map(|p| (p.index(), (p.clone(), p.leader_epoch().0)))
+            .collect();
+        let stale: Vec<i32> = groups
+            .coordinated
+            .borrow()
+            .iter()
+            .filter(|(p, c)| leading.get(p).map(|(_, e)| Coordination::Active(*e)) != Some(**c))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in stale {
+            unload(shard, p);
+        }
+        let todo: Vec<(i32, Rc<crate::shard::Partition>, i32)> = leading
+            .into_iter()
+            .filter(|(p, _)| !groups.coordinated.borrow().contains_key(p))
+            .map(|(p, (partition, epoch))| (p, partition, epoch))
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        for (p, partition, epoch) in todo {
+            groups
+                .coordinated
+                .borrow_mut()
+                .insert(p, Coordination::Loading);
+            if let Err(e) = load_partition(shard, &partition).await {
+                unload(shard, p);
+                return Err(e);
             }
-            for chunk in read.chunks {
-                let bytes = match chunk {
-                    ReadChunk::Memory(b) => b,
-                    ReadChunk::File {
-                        file,
-                        position,
-                        len,
-                    } => file.read_at(position, len as usize).await?,
+            if partition.is_leader() && partition.leader_epoch().0 == epoch {
+                groups
+                    .coordinated
+                    .borrow_mut()
+                    .insert(p, Coordination::Active(epoch));
+            } else {
+                // Leadership moved while reading: the next round forgets or reloads it.
+                unload(shard, p);
+            }
+        }
+    }
+}
+
+/// Re-runs [`load`] after every image this shard applies, until the broker stops.
+pub async fn watch(shard: Rc<Shard>) {
+    while !shard.stopping.get() {
+        let seen = shard.metadata_applied.generation();
+        if let Err(e) = load(&shard).await {
+            tracing::error!(shard = shard.id, error = %e, "loading consumer groups; retrying");
+            millrace_shard::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        let changed = shard.metadata_applied.changed_since(seen);
+        let _ = millrace_shard::time::timeout(Duration::from_millis(500), changed).await;
+    }
+}
+
+/// Whether this shard serves `group_id` now: Err(NOT_COORDINATOR) when this broker does not
+/// lead its offsets partition, Err(COORDINATOR_LOAD_IN_PROGRESS) while it leads it but has not
+/// read its groups back under the current leader epoch.
+fn coordinating(shard: &Shard, group_id: &str) -> Result<(), i16> {
+    let p = offsets_partition_of(shard, group_id);
+    let Some(partition) = shard
+        .partition(OFFSETS_TOPIC, p)
+        .filter(|partition| partition.is_leader())
+    else {
+        return Err(code::NOT_COORDINATOR);
+    };
+    let epoch = partition.leader_epoch().0;
+    match groups_of(shard).coordinated.borrow().get(&p) {
+        Some(Coordination::Active(e)) if *e == epoch => Ok(()),
+        _ => Err(code::COORDINATOR_LOAD_IN_PROGRESS),
+    }
+}
+
+/// Forgets the groups of offsets partition `p` (their state is the new leader's now) and
+/// answers their waiting joins and syncs with NOT_COORDINATOR, so their members find the new
+/// coordinator.
+fn unload(shard: &Shard, p: i32) {
+    let groups = groups_of(shard);
+    let was = groups.coordinated.borrow_mut().remove(&p);
+    let n = shard
+        .image()
+        .topics
+        .get(OFFSETS_TOPIC)
+        .map_or(1, |t| t.partitions as usize);
+    let theirs = |g: &str| offsets_partition(g, n) == p;
+    let classic = groups.machine.borrow_mut().unload(&theirs);
+    let consumer = groups.consumer.borrow_mut().unload(&theirs);
+    groups.offsets.borrow_mut().retain(|g, _| !theirs(g));
+    let joins: Vec<(String, OneshotSender<JoinResponse>)> = {
+        let mut waiting = groups.waiting_joins.borrow_mut();
+        let tokens: Vec<Token> = waiting
+            .iter()
+            .filter(|(_, (g, _))| theirs(g))
+            .map(|(t, _)| *t)
+            .collect();
+        tokens.iter().filter_map(|t| waiting.remove(t)).collect()
+    };
+    for (g, tx) in joins {
+        tx.send(join_error(&g, code::NOT_COORDINATOR));
+    }
+    let syncs: Vec<OneshotSender<SyncResponse>> = {
+        let mut waiting = groups.waiting_syncs.borrow_mut();
+        let tokens: Vec<Token> = waiting
+            .iter()
+            .filter(|(_, (g, _))| theirs(g))
+            .map(|(t, _)| *t)
+            .collect();
+        tokens
+            .iter()
+            .filter_map(|t| waiting.remove(t))
+            .map(|(_, tx)| tx)
+            .collect()
+    };
+    for tx in syncs {
+        tx.send(sync_error(code::NOT_COORDINATOR));
+    }
+    if was.is_some() {
+        tracing::info!(
+            shard = shard.id,
+            partition = p,
+            classic,
+            consumer,
+            "no longer coordinating the groups of {OFFSETS_TOPIC}-{p}"
+        );
+    }
+}
+
+/// Reads the groups of one offsets partition back from its log, to its log end: everything
+/// a new leader holds becomes committed once its followers catch up (they truncate to it),
+/// as Kafka's coordinator loads to the log end.
+async fn load_partition(
+    shard: &Rc<Shard>,
+    offsets: &Rc<crate::shard::Partition>,
+) -> std::io::Result<()> {
+    let now = millrace_shard::time::now_ms();
+    let partition = offsets.index();
+    let (mut offsets_loaded, mut groups_loaded) = (0usize, 0usize);
+    let mut next = offsets.log_start_offset();
+    let end = offsets.log_end_offset();
+    while next < end {
+        let read = offsets.read(next, LOAD_READ_BYTES, true, Reader::Replica);
+        let (read, _) = read.await.map_err(|e| {
+            std::io::Error::other(format!("reading {OFFSETS_TOPIC}-{partition}: {e}"))
+        })?;
+        if read.bytes == 0 {
+            break;
+        }
+        for chunk in read.chunks {
+            let bytes = match chunk {
+                ReadChunk::Memory(b) => b,
+                ReadChunk::File {
+                    file,
+                    position,
+                    len,
+                } => file.read_at(position, len as usize).await?,
+            };
+            for step in BatchIter::new(&bytes) {
+                let BatchStep::Batch { header, bytes, .. } = step else {
+                    break;
                 };
-                for step in BatchIter::new(&bytes) {
-                    let BatchStep::Batch { header, bytes, .. } = step else {
-                        break;
-                    };
-                    next = next.max(header.next_offset());
-                    let Ok(records) = decode_records(bytes, LOAD_READ_BYTES * 64) else {
-                        tracing::warn!(
-                            partition,
-                            offset = header.base_offset,
-                            "undecodable batch in {OFFSETS_TOPIC}"
-                        );
-                        continue;
-                    };
-                    for r in records {
-                        match apply_record(shard, now, r.key.as_deref(), r.value.as_deref()) {
-                            Some(Key::Offset(..)) => offsets_loaded += 1,
-                            Some(Key::Group(_) | Key::ConsumerGroup(_)) => groups_loaded += 1,
-                            None => {}
-                        }
+                if header.next_offset() > end {
+                    break;
+                }
+                next = next.max(header.next_offset());
+                let Ok(records) = decode_records(bytes, LOAD_READ_BYTES * 64) else {
+                    tracing::warn!(
+                        partition,
+                        offset = header.base_offset,
+                        "undecodable batch in {OFFSETS_TOPIC}"
+                    );
+                    continue;
+                };
+                for r in records {
+                    match apply_record(shard, now, r.key.as_deref(), r.value.as_deref()) {
+                        Some(Key::Offset(..)) => offsets_loaded += 1,
+                        Some(Key::Group(_) | Key::ConsumerGroup(_)) => groups_loaded += 1,
+                        None => {}
                     }
                 }
             }
         }
     }
-    if offsets_loaded + groups_loaded > 0 {
-        tracing::info!(
-            shard = shard.id,
-            offsets_loaded,
-            groups_loaded,
-            "loaded consumer groups"
-        );
-    }
+    tracing::info!(
+        shard = shard.id,
+        partition,
+        epoch = offsets.leader_epoch().0,
+        offsets_loaded,
+        groups_loaded,
+        "coordinating the groups of {OFFSETS_TOPIC}-{partition}"
+    );
     Ok(())
 }
 

@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod alter_partition;
+mod coordinator_moves;
 mod other_brokers;
 mod snapshots;
 
@@ -497,6 +498,7 @@ async fn boot_with(disk: &SimDisk, config: Arc<Config>) -> Vec<Rc<Shard>> {
             .await
             .expect("group state replays after a crash");
         millrace_shard::spawn_detached(crate::coordinator::tick_loop(shard.clone()));
+        millrace_shard::spawn_detached(crate::coordinator::watch(shard.clone()));
         crate::maintenance::start(shard).expect("maintenance starts");
     }
     create_topic(&shards[0]).await;

@@ -1,10 +1,11 @@
 """A consumer group whose coordinator node dies.
 
-With offsets.topic.replication.factor=1 (the default here, what millrace serves) the group's
+With offsets.topic.replication.factor=1 (what the shared rig sets) the group's
 __consumer_offsets partition has no other replica: the coordinator cannot move, FindCoordinator
 reports it unavailable once the broker is fenced, commits fail, and everything (including the
-committed offsets) is back when the node returns. With RF=3 (Apache Kafka only in this issue)
-the partition gets a new leader and the coordinator moves to it.
+committed offsets) is back when the node returns. With RF=3 (both brokers' default) the
+partition gets a new leader, the coordinator moves to it, and the committed offsets are
+served there.
 """
 
 from __future__ import annotations
@@ -140,7 +141,6 @@ def test_coordinator_node_dies_with_offsets_rf1(cluster, topic, observe):
         gc.close()
 
 
-@pytest.mark.kafka_only
 @pytest.mark.timeout(240)
 def test_coordinator_moves_with_offsets_rf3(cluster_factory, topic, observe):
     cl = cluster_factory({"offsets.topic.replication.factor": "3"})

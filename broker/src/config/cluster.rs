@@ -70,9 +70,9 @@ impl Default for Timings {
             retry_backoff_ms: 20,
             heartbeat_interval_ms: 2_000,
             session_timeout_ms: 9_000,
-            // Kafka's default is 3; partitions have one replica until replication is built,
-            // so the embedded default is the one value that works (see `resolve`).
-            offsets_topic_replication_factor: 1,
+            // Kafka's default; the controller caps it at the live brokers when it creates the
+            // topic (a single node gets one replica).
+            offsets_topic_replication_factor: 3,
         }
     }
 }
@@ -316,13 +316,6 @@ impl ClusterKeys {
                 "broker.heartbeat.interval.ms",
                 self.timings.heartbeat_interval_ms.to_string(),
                 "must be less than broker.session.timeout.ms".into(),
-            ));
-        }
-        if self.timings.offsets_topic_replication_factor != 1 {
-            return Err(err(
-                "offsets.topic.replication.factor",
-                self.timings.offsets_topic_replication_factor.to_string(),
-                "partitions have one replica until partition replication is built; use 1".into(),
             ));
         }
         let Some(roles) = self.roles else {
@@ -864,7 +857,7 @@ mod tests {
             ),
             (
                 "broker.rack=a",
-                "offsets.topic.replication.factor=3",
+                "offsets.topic.replication.factor=0",
                 "offsets.topic.replication.factor",
             ),
         ];

@@ -321,6 +321,14 @@ impl ConsumerGroups {
         self.groups.remove(group_id);
     }
 
+    /// Forgets every group `doomed` names, members or not (their offsets partition moved to
+    /// another coordinator). Returns how many went.
+    pub fn unload(&mut self, doomed: &dyn Fn(&str) -> bool) -> usize {
+        let before = self.groups.len();
+        self.groups.retain(|id, _| !doomed(id));
+        before - self.groups.len()
+    }
+
     /// Members whose session or revocation deadline has passed are removed and the group's
     /// epoch bumped; their partitions become free for the next owners. Returns the groups
     /// that changed.

@@ -404,8 +404,7 @@ pub async fn watch(shard: Rc<Shard>, controller: Rc<Controller>) {
         if live > 0 && (live >= voters || waited) {
             let _turn = controller.turn.lock().await;
             if controller.ready_to_lead() {
-                let offsets = shard.config.offsets_topic_partitions;
-                if let Err(e) = super::commit_offsets_topic(&shard, &controller, offsets).await {
+                if let Err(e) = super::commit_offsets_topic(&shard, &controller).await {
                     tracing::warn!(error = %e, "creating the offsets topic");
                 }
             }

@@ -565,9 +565,7 @@ pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
     driver.campaign();
     let epoch = register_local_broker(shard, &controller, lifecycle.incarnation()).await?;
     lifecycle.set_epoch(epoch);
-    commit_offsets_topic(shard, &controller, config.offsets_topic_partitions)
-        .await
-        .map_err(|e| e.to_string())
+    commit_offsets_topic(shard, &controller).await
 }
 
 /// Registers this node's broker with its own controller, then unfences it: on a lone voter,
@@ -605,13 +603,17 @@ async fn register_local_broker(
 
 /// Creates `__consumer_offsets` if the view lacks it, or adds the internal configs an older
 /// view lacks, committing the records (none if nothing is missing). The caller holds the turn.
-async fn commit_offsets_topic(
-    shard: &Rc<Shard>,
-    controller: &Controller,
-    partitions: i32,
-) -> Result<(), String> {
+async fn commit_offsets_topic(shard: &Rc<Shard>, controller: &Controller) -> Result<(), String> {
     let mut draft = Draft::new(&controller.current(), shard.shards, shard.config.node_id);
-    ensure_offsets_topic(&mut draft, partitions)?;
+    let shape = (
+        shard.config.offsets_topic_partitions,
+        shard
+            .config
+            .cluster
+            .timings
+            .offsets_topic_replication_factor,
+    );
+    ensure_offsets_topic(&mut draft, shape)?;
     if draft.records.is_empty() {
         return Ok(());
     }
@@ -619,14 +621,22 @@ async fn commit_offsets_topic(
 }
 
 /// Creates the offsets topic if the image lacks it, and adds the internal configs an older
-/// image lacks (settings an operator altered since are kept).
-fn ensure_offsets_topic(draft: &mut Draft, partitions: i32) -> Result<(), String> {
+/// image lacks (settings an operator altered since are kept). Its replication factor is
+/// `offsets.topic.replication.factor` capped at the brokers able to take a replica, so a
+/// cluster started with fewer brokers still gets its group coordinators (Kafka refuses to
+/// create it until enough brokers registered; the issue asks for min(factor, brokers)).
+fn ensure_offsets_topic(
+    draft: &mut Draft,
+    (partitions, replication_factor): (i32, i16),
+) -> Result<(), String> {
     let name = crate::coordinator::OFFSETS_TOPIC;
     let wanted = crate::metadata::internal_topic_configs();
     let records = match draft.cluster.topic(name) {
         None => {
             let id = topic_id_of(&uuid::Uuid::new_v4());
-            new_topic_records(draft, name, id, (partitions, 1), &wanted)?
+            let usable = placement::usable_brokers(&draft.cluster).len();
+            let rf = usable.clamp(1, usize::from(replication_factor.max(1) as u16)) as i16;
+            new_topic_records(draft, name, id, (partitions, rf), &wanted)?
         }
         Some(t) => {
             let mut configs = t.configs.clone();

@@ -331,6 +331,15 @@ impl GroupCoordinator {
         NONE
     }
 
+    /// Forgets every group `doomed` names, members or not (their offsets partition moved to
+    /// another coordinator; pending joins and syncs are the caller's to answer). Returns how
+    /// many went.
+    pub fn unload(&mut self, doomed: &dyn Fn(&str) -> bool) -> usize {
+        let before = self.groups.len();
+        self.groups.retain(|id, _| !doomed(id));
+        before - self.groups.len()
+    }
+
     /// Runs timers due at `now_ms`: session expiry, pending-member expiry, rebalance and
     /// initial-delay completion, sync timeout.
     pub fn tick(&mut self, now_ms: i64) -> Outputs {

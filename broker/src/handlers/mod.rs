@@ -272,8 +272,9 @@ pub fn decode<T: Decodable>(header: &RequestHeader, body: &Bytes) -> Result<T, R
 
 /// Runs a group operation on the group's coordinating shard. Err carries the error code for a
 /// group id that is empty or too long (INVALID_GROUP_ID), a group another broker coordinates
-/// (NOT_COORDINATOR) or a coordinator that is not available (no `__consumer_offsets`, or the
-/// shard is stopping).
+/// (NOT_COORDINATOR), a coordinator still reading its groups back
+/// (COORDINATOR_LOAD_IN_PROGRESS) or one that is not available (no `__consumer_offsets`, or
+/// the shard is stopping).
 pub async fn group_call<O: crate::coordinator::GroupOperation>(
     ctx: &Context,
     group_id: &str,
@@ -291,9 +292,13 @@ pub async fn group_call<O: crate::coordinator::GroupOperation>(
         }
         return Err(code::COORDINATOR_NOT_AVAILABLE);
     };
-    ctx.call(target, crate::coordinator::OnCoordinator(op))
+    let call = crate::coordinator::ForGroup {
+        group_id: group_id.to_string(),
+        op,
+    };
+    ctx.call(target, call)
         .await
-        .map_err(|_| code::COORDINATOR_NOT_AVAILABLE)
+        .map_err(|_| code::COORDINATOR_NOT_AVAILABLE)?
 }
 
 /// Encodes a response frame for the request `header` answers.
