@@ -49,6 +49,7 @@ use std::time::Duration;
 
 mod alter_partition;
 mod coordinator_moves;
+mod elections;
 mod other_brokers;
 mod snapshots;
 

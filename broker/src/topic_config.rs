@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 /// A config's type, numbered as DescribeConfigs v3+ reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// true or false.
+    Boolean = 1,
     /// A string from a fixed set.
     String = 2,
     /// A 32-bit integer.
@@ -218,6 +220,14 @@ pub const DEFS: &[Def] = &[
         check: |v| one_of(v, &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
         doc: "producer keeps each batch's codec; a codec name recompresses batches on append",
     },
+    Def {
+        name: "unclean.leader.election.enable",
+        broker_key: "unclean.leader.election.enable",
+        default: "false",
+        kind: Kind::Boolean,
+        check: |v| one_of(&v.trim().to_ascii_lowercase(), &["true", "false"]),
+        doc: "lets the controller make a replica that was not in sync the leader of a partition with none (acknowledged records may be lost)",
+    },
 ];
 
 /// The definition of a topic config.
@@ -324,6 +334,8 @@ impl BrokerDefaults {
                 .unwrap_or(0.5),
             max_message_bytes: long("max.message.bytes").max(0) as usize,
             min_insync_replicas: long("min.insync.replicas").max(1) as usize,
+            unclean_leader_election: self.effective(overrides, "unclean.leader.election.enable")
+                == "true",
             log_append_time: self.effective(overrides, "message.timestamp.type") == "LogAppendTime",
             timestamp_before_max_ms: long("message.timestamp.before.max.ms").max(0),
             timestamp_after_max_ms: long("message.timestamp.after.max.ms").max(0),
@@ -363,6 +375,8 @@ pub struct TopicSettings {
     pub max_message_bytes: usize,
     /// `min.insync.replicas`.
     pub min_insync_replicas: usize,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election: bool,
     /// `message.timestamp.type=LogAppendTime`.
     pub log_append_time: bool,
     /// `message.timestamp.before.max.ms`.

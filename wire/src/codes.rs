@@ -137,6 +137,15 @@ pub const INVALID_UPDATE_VERSION: i16 = 95;
 /// A proposed ISR member is fenced, shutting down, or of a stale broker epoch.
 pub const INELIGIBLE_REPLICA: i16 = 107;
 
+/// ElectLeaders: the preferred replica cannot lead (not in the ISR, or not active).
+pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+
+/// ElectLeaders (unclean): no replica of the partition is on an active broker.
+pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
+
+/// ElectLeaders: the partition already has the leader the election would give it.
+pub const ELECTION_NOT_NEEDED: i16 = 84;
+
 /// FetchSnapshot named a snapshot the leader no longer (or never) had.
 pub const SNAPSHOT_NOT_FOUND: i16 = 98;
 
@@ -212,6 +221,15 @@ pub const ALL: &[(&str, i16)] = &[
     ("UNKNOWN_LEADER_EPOCH", UNKNOWN_LEADER_EPOCH),
     ("INVALID_UPDATE_VERSION", INVALID_UPDATE_VERSION),
     ("INELIGIBLE_REPLICA", INELIGIBLE_REPLICA),
+    (
+        "PREFERRED_LEADER_NOT_AVAILABLE",
+        PREFERRED_LEADER_NOT_AVAILABLE,
+    ),
+    (
+        "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+        ELIGIBLE_LEADERS_NOT_AVAILABLE,
+    ),
+    ("ELECTION_NOT_NEEDED", ELECTION_NOT_NEEDED),
     ("SNAPSHOT_NOT_FOUND", SNAPSHOT_NOT_FOUND),
     ("POSITION_OUT_OF_RANGE", POSITION_OUT_OF_RANGE),
 ];

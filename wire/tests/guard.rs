@@ -719,6 +719,26 @@ fn allocate_producer_ids(v: i16, _null: bool) -> AllocateProducerIdsRequest {
         .with_unknown_tagged_fields(tags(v, 0))
 }
 
+fn elect_leaders(v: i16, null: bool) -> ElectLeadersRequest {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    let mut r = ElectLeadersRequest::default()
+        .with_topic_partitions((!null).then(|| {
+            vec![
+                TopicPartitions::default()
+                    .with_topic(topic("orders"))
+                    .with_partitions(vec![0, 2, 5])
+                    .with_unknown_tagged_fields(tags(v, 2)),
+                TopicPartitions::default().with_topic(topic("empty")),
+            ]
+        }))
+        .with_timeout_ms(30_000)
+        .with_unknown_tagged_fields(tags(v, 2));
+    if v >= 1 {
+        r = r.with_election_type(1);
+    }
+    r
+}
+
 /// Every covered API: key and the encodings of its sample requests at every version.
 fn corpus() -> Vec<ApiCorpus> {
     vec![
@@ -757,6 +777,7 @@ fn corpus() -> Vec<ApiCorpus> {
         cases(63, broker_heartbeat),
         cases(64, unregister_broker),
         cases(67, allocate_producer_ids),
+        cases(43, elect_leaders),
     ]
 }
 

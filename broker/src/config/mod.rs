@@ -124,6 +124,11 @@ pub struct Config {
     pub max_connections: usize,
     /// The follower fetch and ISR keys (`replica.*`).
     pub replica: ReplicaKeys,
+    /// `auto.leader.rebalance.enable`: the active controller moves leadership back to
+    /// preferred replicas that are in sync.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often it looks.
+    pub leader_imbalance_check_interval_s: i64,
 }
 
 /// Partition replication settings, Kafka's keys and defaults.
@@ -207,6 +212,8 @@ impl Default for Config {
             log_retention_check_interval_ms: 300_000,
             replica_high_watermark_checkpoint_interval_ms: 5_000,
             log_cleaner_enable: true,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_s: 300,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
             log_cleaner_io_busy_max_bytes_per_second: 10.0 * 1024.0 * 1024.0,
@@ -336,6 +343,12 @@ impl Config {
                         parse_num(key, value, 1, i64::MAX)?
                 }
                 "log.cleaner.enable" => self.log_cleaner_enable = parse_bool(key, value)?,
+                "auto.leader.rebalance.enable" => {
+                    self.auto_leader_rebalance_enable = parse_bool(key, value)?
+                }
+                "leader.imbalance.check.interval.seconds" => {
+                    self.leader_imbalance_check_interval_s = parse_num(key, value, 1, 86_400 * 365)?
+                }
                 "log.cleaner.dedupe.buffer.size" => {
                     self.log_cleaner_dedupe_buffer_bytes =
                         parse_num(key, value, 1 << 20, 1 << 40)? as usize
@@ -703,6 +716,14 @@ impl Config {
                 .to_string(),
         );
         m.insert("log.cleaner.enable", self.log_cleaner_enable.to_string());
+        m.insert(
+            "auto.leader.rebalance.enable",
+            self.auto_leader_rebalance_enable.to_string(),
+        );
+        m.insert(
+            "leader.imbalance.check.interval.seconds",
+            self.leader_imbalance_check_interval_s.to_string(),
+        );
         m.insert(
             "log.cleaner.dedupe.buffer.size",
             self.log_cleaner_dedupe_buffer_bytes.to_string(),

@@ -163,7 +163,7 @@ fn session_timeout(shard: &Shard) -> Duration {
 }
 
 /// Commits `records` as one change of `controller`'s view.
-async fn commit(
+pub(super) async fn commit(
     shard: &Rc<Shard>,
     controller: &Controller,
     records: Vec<MetadataRecord>,
@@ -342,7 +342,8 @@ impl Call<Shard> for AlterPartition {
 }
 
 /// The active controller's watch, every tick while the broker runs: starts a term's sessions,
-/// fences the brokers whose session ended, and creates `__consumer_offsets` once the brokers
+/// fences the brokers whose session ended, runs the periodic leader elections
+/// ([`super::elections::Rounds`]), and creates `__consumer_offsets` once the brokers
 /// have registered (all voters' brokers, or any after one session timeout of leading, so a
 /// cluster started with a node down still gets its group coordinators).
 pub async fn watch(shard: Rc<Shard>, controller: Rc<Controller>) {
@@ -356,10 +357,12 @@ pub async fn watch(shard: Rc<Shard>, controller: Rc<Controller>) {
     );
     let voters = shard.config.cluster.voters.len();
     let mut leading_since: Option<(u64, Instant)> = None;
+    let mut elections = super::elections::Rounds::new();
     while !shard.stopping.get() {
         millrace_shard::time::sleep(tick).await;
         if !controller.ready_to_lead() {
             leading_since = None;
+            elections.reset();
             continue;
         }
         let now = Instant::now();
@@ -397,6 +400,12 @@ pub async fn watch(shard: Rc<Shard>, controller: Rc<Controller>) {
             };
             if let Err((_, e)) = commit(&shard, &controller, records).await {
                 tracing::warn!(broker = broker_id, error = %e, "fencing not committed");
+            }
+        }
+        {
+            let _turn = controller.turn.lock().await;
+            if controller.ready_to_lead() {
+                elections.run(&shard, &controller, Instant::now()).await;
             }
         }
         let live = current.cluster.live_brokers().count();

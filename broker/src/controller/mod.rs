@@ -31,6 +31,7 @@
 //! producer-id blocks) is in [`lifecycle`], the controller's answers to it in [`brokers`].
 
 pub mod brokers;
+pub mod elections;
 pub mod lifecycle;
 pub mod observer;
 mod snapshots;

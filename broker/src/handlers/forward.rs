@@ -19,6 +19,7 @@ const FORWARDED: &[ApiKey] = &[
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeQuorum,
+    ApiKey::ElectLeaders,
 ];
 
 /// The active controller's response to a forwarded request, or None to handle it here (this

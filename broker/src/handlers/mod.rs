@@ -23,6 +23,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_quorum;
+mod elect_leaders;
 pub mod fetch;
 mod fetch_snapshot;
 mod find_coordinator;
@@ -183,6 +184,7 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(ConsumerGroupHeartbeat, 0, 1, consumer_group_heartbeat),
     entry!(ConsumerGroupDescribe, 0, 1, consumer_group_describe),
     entry!(DescribeQuorum, 0, 2, describe_quorum),
+    entry!(ElectLeaders, 0, 2, elect_leaders),
 ];
 
 /// What the controller listener serves besides the private Raft key
@@ -203,6 +205,7 @@ pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
     entry!(Fetch, 12, 16, metadata_fetch),
     entry!(FetchSnapshot, 0, 1, fetch_snapshot),
     entry!(AlterPartition, 2, 3, alter_partition),
+    entry!(ElectLeaders, 0, 2, elect_leaders),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection

@@ -44,8 +44,16 @@
 //!   PartitionChangeRecord (none when the ISR is already that); the answer is the state after
 //!   it.
 //!
+//! * **Elections on request** ([`elect_leader`], Kafka's ElectLeaders; [`balance_leaders`],
+//!   `auto.leader.rebalance.enable`; [`elect_unclean_leaders`],
+//!   `unclean.leader.election.enable`): a preferred election moves leadership to the first
+//!   replica when it is in the ISR and active (ELECTION_NOT_NEEDED when it leads already,
+//!   PREFERRED_LEADER_NOT_AVAILABLE otherwise); an unclean one applies only to a leaderless
+//!   partition, tries the clean candidates first, then takes the first active replica in
+//!   replica order as leader and sole ISR member and clears the ELR (KIP-966).
+//!
 //! Not here yet: ELR maintenance with `min.insync.replicas` (fencing leaves the ELR as it is),
-//! controlled shutdown, reassignment, preferred-leader election.
+//! reassignment.
 
 use super::image::{check_broker, BrokerImage, ClusterImage, PartitionImage};
 use super::placement::place_replicas;
@@ -402,6 +410,138 @@ fn new_partitions(
                 },
             })
         })
+}
+
+/// The kinds of election ElectLeaders asks for (its `election_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionType {
+    /// Move leadership to the first replica (the preferred leader) when it is in the ISR and
+    /// active (0).
+    Preferred,
+    /// Give a leaderless partition a leader: from the ISR or the ELR if one is active, else
+    /// any active replica, which may lose committed records (1).
+    Unclean,
+}
+
+impl ElectionType {
+    /// From the wire value; None for an unknown type.
+    pub fn from_wire(value: i8) -> Option<Self> {
+        match value {
+            0 => Some(ElectionType::Preferred),
+            1 => Some(ElectionType::Unclean),
+            _ => None,
+        }
+    }
+}
+
+/// What an election decided for one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElectionOutcome {
+    /// This change elects the new leader.
+    Elected(MetadataRecord),
+    /// Preferred: the preferred replica leads already; unclean: the partition has a leader
+    /// (ELECTION_NOT_NEEDED).
+    NotNeeded,
+    /// No replica may lead (PREFERRED_LEADER_NOT_AVAILABLE for a preferred election,
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE for an unclean one).
+    NotAvailable,
+    /// No such topic or partition.
+    Unknown,
+}
+
+/// One election on partition `partition_id` of `topic_id`, as Kafka's controller decides
+/// an ElectLeaders request (see the module doc for the order of candidates).
+pub fn elect_leader(
+    image: &ClusterImage,
+    topic_id: TopicId,
+    partition_id: i32,
+    election: ElectionType,
+) -> ElectionOutcome {
+    let Some(p) = image.partition(&topic_id, partition_id) else {
+        return ElectionOutcome::Unknown;
+    };
+    let active = |r: i32| image.is_active_broker(r);
+    match election {
+        ElectionType::Preferred => {
+            let Some(&preferred) = p.replicas.first() else {
+                return ElectionOutcome::NotAvailable;
+            };
+            if p.leader == preferred {
+                return ElectionOutcome::NotNeeded;
+            }
+            if !p.isr.contains(&preferred) || !active(preferred) {
+                return ElectionOutcome::NotAvailable;
+            }
+            ElectionOutcome::Elected(MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id,
+                partition_id,
+                leader: Some(preferred),
+                isr: None,
+                replicas: None,
+                eligible_leader_replicas: None,
+                last_known_elr: None,
+            }))
+        }
+        ElectionType::Unclean => {
+            if p.leader != -1 {
+                return ElectionOutcome::NotNeeded;
+            }
+            // A clean election first (an ISR or ELR member that came back).
+            if let Some(record) = change(topic_id, partition_id, p, p.isr.clone(), &active) {
+                if matches!(&record, MetadataRecord::PartitionChange(c) if c.leader.is_some()) {
+                    return ElectionOutcome::Elected(record);
+                }
+            }
+            match p.replicas.iter().copied().find(|&r| active(r)) {
+                None => ElectionOutcome::NotAvailable,
+                Some(leader) => {
+                    // The unclean leader is the whole ISR, and the ELR is void (KIP-966).
+                    let clear = |set: &Vec<i32>| (!set.is_empty()).then(Vec::new);
+                    let record = PartitionChangeRecord {
+                        topic_id,
+                        partition_id,
+                        leader: Some(leader),
+                        isr: Some(vec![leader]),
+                        replicas: None,
+                        eligible_leader_replicas: clear(&p.eligible_leader_replicas),
+                        last_known_elr: clear(&p.last_known_elr),
+                    };
+                    ElectionOutcome::Elected(MetadataRecord::PartitionChange(record))
+                }
+            }
+        }
+    }
+}
+
+/// Preferred-leader elections for every partition whose preferred replica is in the ISR and
+/// active but does not lead (Kafka's `auto.leader.rebalance.enable` round), at most `max`.
+pub fn balance_leaders(image: &ClusterImage, max: usize) -> Vec<MetadataRecord> {
+    partitions(image)
+        .filter_map(|(topic_id, partition_id, _)| {
+            match elect_leader(image, topic_id, partition_id, ElectionType::Preferred) {
+                ElectionOutcome::Elected(record) => Some(record),
+                _ => None,
+            }
+        })
+        .take(max)
+        .collect()
+}
+
+/// Unclean elections for the leaderless partitions of the topics `allowed` names (those with
+/// `unclean.leader.election.enable=true`) that have no ISR or ELR member to elect.
+pub fn elect_unclean_leaders(
+    image: &ClusterImage,
+    allowed: &dyn Fn(&TopicId) -> bool,
+) -> Vec<MetadataRecord> {
+    partitions(image)
+        .filter(|(topic_id, _, p)| p.leader == -1 && allowed(topic_id))
+        .filter_map(|(topic_id, partition_id, _)| {
+            match elect_leader(image, topic_id, partition_id, ElectionType::Unclean) {
+                ElectionOutcome::Elected(record) => Some(record),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Every partition of the image: (topic id, partition id, state), topics in name order.

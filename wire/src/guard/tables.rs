@@ -46,6 +46,7 @@ pub(super) const APIS: &[Api] = &[
     broker_heartbeat::API,
     unregister_broker::API,
     allocate_producer_ids::API,
+    elect_leaders::API,
 ];
 
 /// api_versions_request, api_key 18, versions 0-4, flexible 3+.
@@ -1071,5 +1072,31 @@ pub(super) mod allocate_producer_ids {
     const ALLOCATE_PRODUCER_IDS_REQUEST: &[Field] = &[
         Field::new("broker_id", Ty::Int32, 0, i16::MAX),
         Field::new("broker_epoch", Ty::Int64, 0, i16::MAX),
+    ];
+}
+
+/// elect_leaders_request, api_key 43, versions 0-2, flexible 2+.
+pub(super) mod elect_leaders {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 43,
+        min_version: 0,
+        max_version: 2,
+        flexible_min: 2,
+        body: ELECT_LEADERS_REQUEST,
+    };
+    const ELECT_LEADERS_REQUEST: &[Field] = &[
+        Field::new("election_type", Ty::Int8, 1, i16::MAX),
+        Field::new(
+            "topic_partitions",
+            Ty::NullableArray(&Ty::Struct(TOPIC_PARTITIONS)),
+            0,
+            i16::MAX,
+        ),
+        Field::new("timeout_ms", Ty::Int32, 0, i16::MAX),
+    ];
+    const TOPIC_PARTITIONS: &[Field] = &[
+        Field::new("topic", Ty::String, 0, i16::MAX),
+        Field::new("partitions", Ty::Array(&Ty::Int32), 0, i16::MAX),
     ];
 }

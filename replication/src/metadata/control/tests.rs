@@ -522,3 +522,123 @@ fn alter_partition_changes_the_isr_of_a_leader_with_current_epochs_only() {
     assert_eq!(c.partition("t", 0).isr, isr);
     assert_eq!(c.partition("t", 0).partition_epoch, pe + 1);
 }
+
+#[test]
+fn preferred_elections_move_leadership_back_to_the_first_replica_once_it_is_in_sync() {
+    let mut c = Cluster::new();
+    for id in 0..3 {
+        c.join(id, None, id as u8);
+    }
+    let t = topic_id(4);
+    c.commit(&create_topic(&c.image, "t", t, 3, 3, 0).unwrap());
+    let preferred = c.partition("t", 0).replicas[0];
+    assert_eq!(c.partition("t", 0).leader, preferred);
+    let preferred_of = |c: &Cluster, p: i32| elect_leader(&c.image, t, p, ElectionType::Preferred);
+    assert_eq!(preferred_of(&c, 0), ElectionOutcome::NotNeeded);
+    assert_eq!(preferred_of(&c, 3), ElectionOutcome::Unknown);
+    assert_eq!(
+        elect_leader(&c.image, topic_id(9), 0, ElectionType::Preferred),
+        ElectionOutcome::Unknown
+    );
+
+    // The preferred replica's broker is fenced: leadership moves away; it cannot come back
+    // while fenced, nor once unfenced until it is in the ISR again.
+    c.commit(&fence_broker(&c.image, preferred).unwrap());
+    assert_ne!(c.partition("t", 0).leader, preferred);
+    assert_eq!(preferred_of(&c, 0), ElectionOutcome::NotAvailable);
+    c.commit(&unfence_broker(&c.image, preferred).unwrap());
+    assert_eq!(preferred_of(&c, 0), ElectionOutcome::NotAvailable);
+    assert!(balance_leaders(&c.image, 100).is_empty());
+    let rejoin = |c: &Cluster, p: usize| {
+        let now = c.partition("t", p);
+        let mut isr = now.isr.clone();
+        isr.push(preferred);
+        MetadataRecord::PartitionChange(PartitionChangeRecord {
+            topic_id: t,
+            partition_id: p as i32,
+            leader: None,
+            isr: Some(isr),
+            replicas: None,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
+        })
+    };
+    let moved: Vec<usize> = (0..3)
+        .filter(|&p| !c.partition("t", p).isr.contains(&preferred))
+        .collect();
+    for &p in &moved {
+        let record = rejoin(&c, p);
+        c.commit(&[record]);
+    }
+    let before = c.partition("t", 0).leader_epoch;
+    let ElectionOutcome::Elected(record) = preferred_of(&c, 0) else {
+        panic!("the preferred replica is in sync and active");
+    };
+    c.commit(&[record]);
+    let now = c.partition("t", 0);
+    assert_eq!(now.leader, preferred);
+    assert_eq!(now.leader_epoch, before + 1);
+    assert_eq!(preferred_of(&c, 0), ElectionOutcome::NotNeeded);
+
+    // The automatic round elects every other imbalanced partition, bounded by `max`.
+    let imbalanced = (0..3)
+        .filter(|&p| c.partition("t", p).leader != c.partition("t", p).replicas[0])
+        .count();
+    assert_eq!(balance_leaders(&c.image, 0).len(), 0);
+    let records = balance_leaders(&c.image, 100);
+    assert_eq!(records.len(), imbalanced);
+    c.commit(&records);
+    for p in c.topic("t") {
+        assert_eq!(p.leader, p.replicas[0], "{p:?}");
+    }
+    assert!(balance_leaders(&c.image, 100).is_empty());
+}
+
+#[test]
+fn unclean_elections_take_any_active_replica_of_a_leaderless_partition_only() {
+    let mut c = Cluster::new();
+    for id in 0..3 {
+        c.join(id, None, id as u8);
+    }
+    let t = topic_id(5);
+    c.commit(&create_topic(&c.image, "t", t, 1, 3, 0).unwrap());
+    let unclean = |c: &Cluster| elect_leader(&c.image, t, 0, ElectionType::Unclean);
+    assert_eq!(unclean(&c), ElectionOutcome::NotNeeded, "it has a leader");
+    let replicas = c.partition("t", 0).replicas.clone();
+    // Fence the replicas in order: the last ISR member stays in the ISR, fenced.
+    for &r in &replicas {
+        c.commit(&fence_broker(&c.image, r).unwrap());
+    }
+    let p = c.partition("t", 0);
+    assert_eq!((p.leader, p.isr.as_slice()), (-1, &[replicas[2]][..]));
+    assert_eq!(
+        unclean(&c),
+        ElectionOutcome::NotAvailable,
+        "no active replica"
+    );
+    assert!(elect_unclean_leaders(&c.image, &|_| true).is_empty());
+    // A replica that was not in sync comes back: only an unclean election gives it the lead.
+    c.commit(&unfence_broker(&c.image, replicas[0]).unwrap());
+    assert_eq!(c.partition("t", 0).leader, -1, "no clean leader");
+    assert!(elect_unclean_leaders(&c.image, &|_| false).is_empty());
+    let records = elect_unclean_leaders(&c.image, &|id| *id == t);
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records,
+        vec![match unclean(&c) {
+            ElectionOutcome::Elected(r) => r,
+            other => panic!("{other:?}"),
+        }]
+    );
+    c.commit(&records);
+    let p = c.partition("t", 0);
+    assert_eq!(
+        (p.leader, p.isr.as_slice()),
+        (replicas[0], &[replicas[0]][..])
+    );
+    assert!(p.eligible_leader_replicas.is_empty());
+    assert_eq!(unclean(&c), ElectionOutcome::NotNeeded);
+    assert_eq!(ElectionType::from_wire(0), Some(ElectionType::Preferred));
+    assert_eq!(ElectionType::from_wire(1), Some(ElectionType::Unclean));
+    assert_eq!(ElectionType::from_wire(2), None);
+}
