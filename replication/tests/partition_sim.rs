@@ -44,6 +44,8 @@ const TOPIC: TopicId = TopicId([9; 16]);
 const LAG_MS: i64 = 1_000;
 const SESSION_MS: i64 = 1_500;
 const MIN_ISR: usize = 2;
+/// The controller keeps the ELR with the brokers' `min.insync.replicas`.
+const ELR_MIN_ISR: control::MinIsr = control::MinIsr { default: MIN_ISR };
 
 #[test]
 fn acknowledged_writes_survive_crashes_pauses_and_cuts() {
@@ -235,7 +237,7 @@ impl Sim {
         };
         for id in BROKERS {
             sim.register(id);
-            sim.commit(control::unfence_broker(&sim.image, id).expect("unfence"));
+            sim.commit(control::unfence_broker(&sim.image, id, ELR_MIN_ISR).expect("unfence"));
         }
         let start = sim.rng.below(3) as usize;
         let records = control::create_topic(&sim.image, "t", TOPIC, 1, 3, start).expect("topic");
@@ -308,8 +310,8 @@ impl Sim {
             rack: None,
         };
         let offset = self.image.last_applied_offset() + 1;
-        let records =
-            control::register_broker(&self.image, &request, offset, false).expect("registration");
+        let records = control::register_broker(&self.image, &request, offset, false, ELR_MIN_ISR)
+            .expect("registration");
         self.commit(records);
         self.heard.insert(id, self.now);
         offset
@@ -336,13 +338,15 @@ impl Sim {
                 if registered {
                     self.heard.insert(id, self.now);
                     if self.image.broker(id).is_some_and(|b| b.fenced) {
-                        self.commit(control::unfence_broker(&self.image, id).expect("unfence"));
+                        self.commit(
+                            control::unfence_broker(&self.image, id, ELR_MIN_ISR).expect("unfence"),
+                        );
                     }
                 }
             }
             let silent = self.now - self.heard.get(&id).copied().unwrap_or(0) > SESSION_MS;
             if silent && self.image.broker(id).is_some_and(|b| !b.fenced) {
-                self.commit(control::fence_broker(&self.image, id).expect("fence"));
+                self.commit(control::fence_broker(&self.image, id, ELR_MIN_ISR).expect("fence"));
             }
         }
     }
@@ -606,7 +610,7 @@ impl Sim {
             partition_epoch,
             new_isr: isr.iter().map(|&m| (m, None)).collect(),
         };
-        match control::alter_partition(&self.image, id, broker_epoch, &[change]) {
+        match control::alter_partition(&self.image, id, broker_epoch, &[change], ELR_MIN_ISR) {
             Ok(decision) => {
                 let accepted = decision.outcomes[0].is_ok() && !decision.records.is_empty();
                 self.commit(decision.records);

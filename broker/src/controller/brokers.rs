@@ -225,17 +225,23 @@ impl Call<Shard> for RegisterBroker {
             .driver
             .next_offset()
             .max(current.cluster.last_applied_offset() + 1);
-        let records = control::register_broker(&current.cluster, &self.request, offset, live)
-            .map_err(|e| match e {
-                ReplicationError::DuplicateBrokerRegistration { .. } => (
-                    code::DUPLICATE_BROKER_REGISTRATION,
-                    format!(
-                        "another process holds broker {broker_id}'s registration; \
+        let records = control::register_broker(
+            &current.cluster,
+            &self.request,
+            offset,
+            live,
+            super::min_isr(&shard),
+        )
+        .map_err(|e| match e {
+            ReplicationError::DuplicateBrokerRegistration { .. } => (
+                code::DUPLICATE_BROKER_REGISTRATION,
+                format!(
+                    "another process holds broker {broker_id}'s registration; \
                          retry after its session ends"
-                    ),
                 ),
-                other => (code::INVALID_REQUEST, other.to_string()),
-            })?;
+            ),
+            other => (code::INVALID_REQUEST, other.to_string()),
+        })?;
         commit(&shard, &controller, records).await?;
         controller
             .sessions
@@ -260,10 +266,10 @@ impl Call<Shard> for Heartbeat {
         let fence = self.want_fence || self.want_shut_down;
         let records = if broker.fenced && is_caught_up && !fence {
             tracing::info!(broker = self.broker_id, "broker caught up: unfencing");
-            control::unfence_broker(&current.cluster, self.broker_id)
+            control::unfence_broker(&current.cluster, self.broker_id, super::min_isr(&shard))
         } else if !broker.fenced && fence {
             tracing::info!(broker = self.broker_id, "broker asked to be fenced");
-            control::fence_broker(&current.cluster, self.broker_id)
+            control::fence_broker(&current.cluster, self.broker_id, super::min_isr(&shard))
         } else {
             Ok(Vec::new())
         }
@@ -327,6 +333,7 @@ impl Call<Shard> for AlterPartition {
             self.broker_id,
             self.broker_epoch,
             &self.changes,
+            super::min_isr(&shard),
         )
         .map_err(|e| (code::STALE_BROKER_EPOCH, e.to_string()))?;
         if !decision.records.is_empty() {
@@ -391,13 +398,14 @@ pub async fn watch(shard: Rc<Shard>, controller: Rc<Controller>) {
                 continue;
             }
             tracing::warn!(broker = broker_id, "broker session expired: fencing");
-            let records = match control::fence_broker(&current.cluster, broker_id) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(broker = broker_id, error = %e, "fencing");
-                    continue;
-                }
-            };
+            let records =
+                match control::fence_broker(&current.cluster, broker_id, super::min_isr(&shard)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(broker = broker_id, error = %e, "fencing");
+                        continue;
+                    }
+                };
             if let Err((_, e)) = commit(&shard, &controller, records).await {
                 tracing::warn!(broker = broker_id, error = %e, "fencing not committed");
             }

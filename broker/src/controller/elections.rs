@@ -35,7 +35,8 @@ impl Call<Shard> for ElectLeaders {
     type Reply = ElectionResults;
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
-        let change = |draft: &mut Draft| elect(draft, self.election, self.partitions.as_deref());
+        let rules = (self.election, super::min_isr(&shard));
+        let change = |draft: &mut Draft| elect(draft, rules, self.partitions.as_deref());
         let failed = |mut results: ElectionResults, error_code: i16, error: &str| {
             for (_, partitions) in results.iter_mut() {
                 for r in partitions.iter_mut().filter(|r| r.1 == code::NONE) {
@@ -51,7 +52,7 @@ impl Call<Shard> for ElectLeaders {
 /// Works out the elections over `draft`, pushing the records of those that elect.
 fn elect(
     draft: &mut Draft,
-    election: ElectionType,
+    (election, min_isr): (ElectionType, control::MinIsr),
     asked: Option<&[(String, Vec<i32>)]>,
 ) -> ElectionResults {
     let every: Vec<(String, Vec<i32>)>;
@@ -72,7 +73,7 @@ fn elect(
         let mut results = Vec::with_capacity(partitions.len());
         for &p in partitions {
             let outcome = match id {
-                Some(id) => control::elect_leader(&draft.cluster, id, p, election),
+                Some(id) => control::elect_leader(&draft.cluster, id, p, election, min_isr),
                 None => ElectionOutcome::Unknown,
             };
             let result = match outcome {
@@ -136,7 +137,11 @@ impl Rounds {
                 .and_then(|t| current.topics.get(&t.name))
                 .is_some_and(|t| shard.topic_settings(t).unclean_leader_election)
         };
-        let mut records = control::elect_unclean_leaders(&current.cluster, &unclean_allowed);
+        let mut records = control::elect_unclean_leaders(
+            &current.cluster,
+            &unclean_allowed,
+            super::min_isr(shard),
+        );
         if !records.is_empty() {
             tracing::warn!(
                 partitions = records.len(),

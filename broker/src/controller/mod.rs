@@ -586,13 +586,14 @@ async fn register_local_broker(
         .driver
         .next_offset()
         .max(current.cluster.last_applied_offset() + 1);
-    let records = control::register_broker(&current.cluster, &request, offset, false)
-        .map_err(|e| format!("registering broker {}: {e}", config.node_id))?;
+    let records =
+        control::register_broker(&current.cluster, &request, offset, false, min_isr(shard))
+            .map_err(|e| format!("registering broker {}: {e}", config.node_id))?;
     let mut draft = Draft::new(&current, shard.shards, config.node_id);
     draft.push_all(records).map_err(|e| e.to_string())?;
     controller.commit(draft).await.map_err(|e| e.to_string())?;
     let current = controller.current();
-    let records = control::unfence_broker(&current.cluster, config.node_id)
+    let records = control::unfence_broker(&current.cluster, config.node_id, min_isr(shard))
         .map_err(|e| format!("unfencing broker {}: {e}", config.node_id))?;
     if !records.is_empty() {
         let mut draft = Draft::new(&current, shard.shards, config.node_id);
@@ -600,6 +601,15 @@ async fn register_local_broker(
         controller.commit(draft).await.map_err(|e| e.to_string())?;
     }
     Ok(offset)
+}
+
+/// The `min.insync.replicas` this controller keeps ELRs with: the broker default of its
+/// server.properties, overridden by a topic's or the cluster-level setting (KIP-966).
+pub(crate) fn min_isr(shard: &Shard) -> control::MinIsr {
+    let defaults = shard.config.topic_defaults.settings(&BTreeMap::new());
+    control::MinIsr {
+        default: defaults.min_insync_replicas,
+    }
 }
 
 /// Creates `__consumer_offsets` if the view lacks it, or adds the internal configs an older

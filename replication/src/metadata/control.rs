@@ -14,12 +14,17 @@
 //!   led them before it ever registered (a single node joining a cluster).
 //! * **Fencing** ([`fence_broker`], after a session expired) and **unregistration**
 //!   ([`unregister_broker`]): for every partition whose ISR holds the broker, the broker leaves
-//!   the ISR unless it is its last member (the ISR never becomes empty, KIP-841; the broker
-//!   stays as the last known in-sync replica). If it led the partition, the first replica in
-//!   replica order that is in the remaining ISR and active (registered, unfenced, not in
-//!   controlled shutdown) leads; with none, the leader is -1 and the partition is offline (RF=1
-//!   always goes this way). The PartitionChangeRecords come first, then the FenceBrokerRecord
-//!   (or UnregisterBrokerRecord), in Kafka's order.
+//!   the ISR. If it led the partition, the first replica in replica order that is in the
+//!   remaining ISR and active (registered, unfenced, not in controlled shutdown) leads; with
+//!   none, the leader is -1 and the partition is offline (RF=1 always goes this way). The
+//!   PartitionChangeRecords come first, then the FenceBrokerRecord (or
+//!   UnregisterBrokerRecord), in Kafka's order.
+//! * **Eligible leader replicas** (KIP-966, as Kafka 4.1+ keeps them on new clusters): every
+//!   change of the ISR recomputes the ELR: empty while the ISR holds at least the topic's
+//!   `min.insync.replicas` ([`MinIsr`]); below it, the replicas leaving the ISR join the ELR
+//!   (the high watermark needs that many in-sync replicas to move, so they hold every
+//!   committed record), and one back in the ISR leaves it. The ISR may become empty: its last
+//!   members are then the ELR (this replaces KIP-841's "the last member stays in the ISR").
 //! * **Unfencing** ([`unfence_broker`], once it caught up): the UnfenceBrokerRecord, then an
 //!   election for every leaderless partition, with the unfenced broker acceptable: an RF=1
 //!   partition kept its broker in the ISR, so it gets its leader back.
@@ -52,8 +57,11 @@
 //!   partition, tries the clean candidates first, then takes the first active replica in
 //!   replica order as leader and sole ISR member and clears the ELR (KIP-966).
 //!
-//! Not here yet: ELR maintenance with `min.insync.replicas` (fencing leaves the ELR as it is),
-//! reassignment.
+//! Not here: reassignment; KIP-966's unclean-shutdown detection (a broker that lost its
+//! unsynced data leaves the ELR): with `millrace.fsync=true` every offset a follower reports
+//! was synced, so a crash does not take committed records from an ELR member; with
+//! `millrace.fsync=false` (Kafka's behaviour) a power loss can, and a broker whose disk was
+//! wiped can lead from the ELR as the last ISR member could before ELR.
 
 use super::image::{check_broker, BrokerImage, ClusterImage, PartitionImage};
 use super::placement::place_replicas;
@@ -76,6 +84,31 @@ pub struct BrokerRegistrationRequest {
     pub rack: Option<String>,
 }
 
+/// The `min.insync.replicas` the controller keeps the ELR with (KIP-966): a topic's own
+/// setting, else the cluster-level one (broker config resource ""), else `default` (the
+/// controller's `min.insync.replicas`), capped at the partition's replica count as brokers
+/// cap it. It must not exceed what the brokers enforce: a replica leaves the ISR into the ELR
+/// only when the high watermark could not pass it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinIsr {
+    /// The default for topics that do not set it.
+    pub default: usize,
+}
+
+impl MinIsr {
+    /// The effective value for a partition of `topic_id` with `replicas` replicas.
+    pub fn of(&self, image: &ClusterImage, topic_id: &TopicId, replicas: usize) -> usize {
+        const KEY: &str = "min.insync.replicas";
+        let parse = |v: Option<&String>| v.and_then(|v| v.trim().parse::<usize>().ok());
+        let topic = image.topic_by_id(topic_id).and_then(|t| t.configs.get(KEY));
+        let cluster = image.broker_configs("").and_then(|c| c.get(KEY));
+        parse(topic)
+            .or_else(|| parse(cluster))
+            .unwrap_or(self.default)
+            .clamp(1, replicas.max(1))
+    }
+}
+
 /// The records that register `request`'s broker, the RegisterBrokerRecord going to `offset`
 /// (which becomes the broker epoch). `has_live_session` says whether the controller's
 /// heartbeat tracker holds an unexpired session for the broker's current registration.
@@ -84,6 +117,7 @@ pub fn register_broker(
     request: &BrokerRegistrationRequest,
     offset: i64,
     has_live_session: bool,
+    min_isr: MinIsr,
 ) -> Result<Vec<MetadataRecord>, ReplicationError> {
     if offset <= image.last_applied_offset() {
         return Err(ReplicationError::OffsetNotAfter {
@@ -119,7 +153,7 @@ pub fn register_broker(
     // when fencing (nothing moves if the old registration was fenced already). These records
     // come after the registration, which must take `offset`.
     let mut records = vec![MetadataRecord::RegisterBroker(record)];
-    records.extend(leave_partitions(image, request.broker_id));
+    records.extend(leave_partitions(image, request.broker_id, min_isr));
     Ok(records)
 }
 
@@ -128,9 +162,10 @@ pub fn register_broker(
 pub fn fence_broker(
     image: &ClusterImage,
     broker_id: i32,
+    min_isr: MinIsr,
 ) -> Result<Vec<MetadataRecord>, ReplicationError> {
     let broker = registered(image, broker_id)?;
-    let mut records = leave_partitions(image, broker_id);
+    let mut records = leave_partitions(image, broker_id, min_isr);
     if !broker.fenced {
         records.push(MetadataRecord::FenceBroker(FenceBrokerRecord {
             id: broker_id,
@@ -145,9 +180,10 @@ pub fn fence_broker(
 pub fn unregister_broker(
     image: &ClusterImage,
     broker_id: i32,
+    min_isr: MinIsr,
 ) -> Result<Vec<MetadataRecord>, ReplicationError> {
     let broker = registered(image, broker_id)?;
-    let mut records = leave_partitions(image, broker_id);
+    let mut records = leave_partitions(image, broker_id, min_isr);
     records.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
         broker_id,
         broker_epoch: broker.broker_epoch,
@@ -160,6 +196,7 @@ pub fn unregister_broker(
 pub fn unfence_broker(
     image: &ClusterImage,
     broker_id: i32,
+    min_isr: MinIsr,
 ) -> Result<Vec<MetadataRecord>, ReplicationError> {
     let broker = registered(image, broker_id)?;
     let mut records = Vec::new();
@@ -179,7 +216,11 @@ pub fn unfence_broker(
         if isr.is_empty() && p.eligible_leader_replicas.is_empty() && sole_replica {
             isr.clone_from(&p.replicas);
         }
-        records.extend(change(topic_id, partition_id, p, isr, &acceptable));
+        let target = Target {
+            isr,
+            acceptable: &acceptable,
+        };
+        records.extend(change(image, min_isr, (topic_id, partition_id, p), target));
     }
     Ok(records)
 }
@@ -292,6 +333,7 @@ pub fn alter_partition(
     broker_id: i32,
     broker_epoch: i64,
     changes: &[IsrChange],
+    min_isr: MinIsr,
 ) -> Result<IsrDecision, ReplicationError> {
     match image.broker(broker_id) {
         Some(b) if b.broker_epoch == broker_epoch => {}
@@ -313,13 +355,15 @@ pub fn alter_partition(
                 .expect("checked")
                 .partitions[change.partition_id as usize];
             if state.isr != p.isr {
+                let min = min_isr.of(image, &change.topic_id, p.replicas.len());
+                let elr = eligible_leaders(p, &state.isr, min);
                 records.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
                     topic_id: change.topic_id,
                     partition_id: change.partition_id,
                     leader: None,
                     isr: Some(state.isr.clone()),
                     replicas: None,
-                    eligible_leader_replicas: None,
+                    eligible_leader_replicas: (elr != p.eligible_leader_replicas).then_some(elr),
                     last_known_elr: None,
                 }));
             }
@@ -456,6 +500,7 @@ pub fn elect_leader(
     topic_id: TopicId,
     partition_id: i32,
     election: ElectionType,
+    min_isr: MinIsr,
 ) -> ElectionOutcome {
     let Some(p) = image.partition(&topic_id, partition_id) else {
         return ElectionOutcome::Unknown;
@@ -487,7 +532,11 @@ pub fn elect_leader(
                 return ElectionOutcome::NotNeeded;
             }
             // A clean election first (an ISR or ELR member that came back).
-            if let Some(record) = change(topic_id, partition_id, p, p.isr.clone(), &active) {
+            let target = Target {
+                isr: p.isr.clone(),
+                acceptable: &active,
+            };
+            if let Some(record) = change(image, min_isr, (topic_id, partition_id, p), target) {
                 if matches!(&record, MetadataRecord::PartitionChange(c) if c.leader.is_some()) {
                     return ElectionOutcome::Elected(record);
                 }
@@ -516,9 +565,17 @@ pub fn elect_leader(
 /// Preferred-leader elections for every partition whose preferred replica is in the ISR and
 /// active but does not lead (Kafka's `auto.leader.rebalance.enable` round), at most `max`.
 pub fn balance_leaders(image: &ClusterImage, max: usize) -> Vec<MetadataRecord> {
+    // A preferred election changes only the leader: the ELR is not consulted.
+    let unused = MinIsr { default: 1 };
     partitions(image)
         .filter_map(|(topic_id, partition_id, _)| {
-            match elect_leader(image, topic_id, partition_id, ElectionType::Preferred) {
+            match elect_leader(
+                image,
+                topic_id,
+                partition_id,
+                ElectionType::Preferred,
+                unused,
+            ) {
                 ElectionOutcome::Elected(record) => Some(record),
                 _ => None,
             }
@@ -532,11 +589,18 @@ pub fn balance_leaders(image: &ClusterImage, max: usize) -> Vec<MetadataRecord> 
 pub fn elect_unclean_leaders(
     image: &ClusterImage,
     allowed: &dyn Fn(&TopicId) -> bool,
+    min_isr: MinIsr,
 ) -> Vec<MetadataRecord> {
     partitions(image)
         .filter(|(topic_id, _, p)| p.leader == -1 && allowed(topic_id))
         .filter_map(|(topic_id, partition_id, _)| {
-            match elect_leader(image, topic_id, partition_id, ElectionType::Unclean) {
+            match elect_leader(
+                image,
+                topic_id,
+                partition_id,
+                ElectionType::Unclean,
+                min_isr,
+            ) {
                 ElectionOutcome::Elected(record) => Some(record),
                 _ => None,
             }
@@ -553,7 +617,7 @@ fn partitions(image: &ClusterImage) -> impl Iterator<Item = (TopicId, i32, &Part
 }
 
 /// Changes moving leadership and ISR membership off `removed`, for fencing or unregistering.
-fn leave_partitions(image: &ClusterImage, removed: i32) -> Vec<MetadataRecord> {
+fn leave_partitions(image: &ClusterImage, removed: i32, min_isr: MinIsr) -> Vec<MetadataRecord> {
     let acceptable = |r: i32| r != removed && image.is_active_broker(r);
     let mut records = Vec::new();
     for (topic_id, partition_id, p) in partitions(image) {
@@ -561,22 +625,53 @@ fn leave_partitions(image: &ClusterImage, removed: i32) -> Vec<MetadataRecord> {
             continue;
         }
         let isr: Vec<i32> = p.isr.iter().copied().filter(|&r| r != removed).collect();
-        records.extend(change(topic_id, partition_id, p, isr, &acceptable));
+        let target = Target {
+            isr,
+            acceptable: &acceptable,
+        };
+        records.extend(change(image, min_isr, (topic_id, partition_id, p), target));
     }
     records
 }
 
-/// The change taking `p` to the target ISR `isr` with an election among `acceptable`
-/// brokers, or `None` if nothing would change. An empty target ISR is not written (the last
-/// member stays, KIP-841) unless an ELR member is elected, which becomes the ISR.
+/// Where a change takes a partition: its target ISR, and who may lead.
+struct Target<'a> {
+    isr: Vec<i32>,
+    acceptable: &'a dyn Fn(i32) -> bool,
+}
+
+/// The ELR of `p` once its ISR becomes `isr` (KIP-966): empty while the ISR holds at least
+/// `min` members; below that, the members leaving the ISR join the ELR (the high watermark
+/// cannot have passed them: it needs `min` in-sync replicas to move), and a replica back in
+/// the ISR leaves it. Replica order.
+fn eligible_leaders(p: &PartitionImage, isr: &[i32], min: usize) -> Vec<i32> {
+    if isr.len() >= min {
+        return Vec::new();
+    }
+    p.replicas
+        .iter()
+        .copied()
+        .filter(|r| !isr.contains(r))
+        .filter(|r| p.eligible_leader_replicas.contains(r) || p.isr.contains(r))
+        .collect()
+}
+
+/// The change taking `p` to `target` with an election among its acceptable brokers, the ELR
+/// kept as [`eligible_leaders`] says, or `None` if nothing would change. The ISR may become
+/// empty (KIP-966; its last members are in the ELR then); an ELR member elected becomes the
+/// ISR.
 fn change(
-    topic_id: TopicId,
-    partition_id: i32,
-    p: &PartitionImage,
-    mut isr: Vec<i32>,
-    acceptable: &dyn Fn(i32) -> bool,
+    image: &ClusterImage,
+    min_isr: MinIsr,
+    (topic_id, partition_id, p): (TopicId, i32, &PartitionImage),
+    target: Target<'_>,
 ) -> Option<MetadataRecord> {
-    let mut elr = p.eligible_leader_replicas.clone();
+    let Target {
+        mut isr,
+        acceptable,
+    } = target;
+    let min = min_isr.of(image, &topic_id, p.replicas.len());
+    let mut elr = eligible_leaders(p, &isr, min);
     let leader = elect(p, &isr, &elr, acceptable);
     if isr.is_empty() && elr.contains(&leader) {
         isr = vec![leader];
@@ -586,7 +681,7 @@ fn change(
         topic_id,
         partition_id,
         leader: (leader != p.leader).then_some(leader),
-        isr: (!isr.is_empty() && isr != p.isr).then_some(isr),
+        isr: (isr != p.isr).then_some(isr),
         replicas: None,
         eligible_leader_replicas: (elr != p.eligible_leader_replicas).then_some(elr),
         last_known_elr: None,
