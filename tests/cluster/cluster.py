@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -126,8 +127,14 @@ class Node:
         return f"Node({self.node_id}, port {self.port})"
 
     @property
+    def host(self) -> str:
+        """Where the node listens: 127.0.0.1, or its address in its own network namespace."""
+        net = self.cluster.netns
+        return net.host(self.node_id) if net else "127.0.0.1"
+
+    @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def is_voter(self) -> bool:
@@ -154,9 +161,9 @@ class Node:
         test defaults first; these override them)."""
         listeners = []
         if self.is_broker:
-            listeners.append(f"PLAINTEXT://127.0.0.1:{self.port}")
+            listeners.append(f"PLAINTEXT://{self.host}:{self.port}")
         if self.is_voter:
-            listeners.append(f"CONTROLLER://127.0.0.1:{self.controller_port}")
+            listeners.append(f"CONTROLLER://{self.host}:{self.controller_port}")
         props = {
             "process.roles": self.roles,
             "node.id": str(self.node_id),
@@ -169,7 +176,7 @@ class Node:
             **COMMON_PROPS,
         }
         if self.is_broker:
-            props["advertised.listeners"] = f"PLAINTEXT://127.0.0.1:{self.port}"
+            props["advertised.listeners"] = f"PLAINTEXT://{self.host}:{self.port}"
             props["inter.broker.listener.name"] = "PLAINTEXT"
         props["replica.lag.time.max.ms"] = str(REPLICA_LAG_TIME_MAX_MS)
         if self.cluster.kind == "millrace":
@@ -198,12 +205,26 @@ class Node:
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return [binary, "--config", str(path)]
 
+    def accepts(self, port: int) -> bool:
+        if self.host == "127.0.0.1":
+            return port_accepts(port)
+        try:
+            with socket.create_connection((self.host, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def launch_command(self) -> list[str]:
+        cmd = self.command()
+        net = self.cluster.netns
+        return net.command(self.node_id, cmd) if net else cmd
+
     # --- process control -------------------------------------------------------------------------
 
     def launch(self) -> None:
         """Starts the process without waiting for it to listen."""
         assert not self.alive(), f"{self} already running"
-        cmd = self.command()
+        cmd = self.launch_command()
         with open(self.stdout_path, "ab") as log:
             log.write(f"\n=== start #{self.starts} at {time.time():.3f}: {' '.join(cmd)}\n"
                       .encode())
@@ -232,7 +253,7 @@ class Node:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self} exited with {self.proc.returncode} before listening;"
                                    f"\n{self.log_tail()}")
-            if port_accepts(self.port if self.is_broker else self.controller_port):
+            if self.accepts(self.port if self.is_broker else self.controller_port):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{self} not listening after {timeout_s}s\n{self.log_tail()}")
@@ -293,8 +314,8 @@ class Node:
     def _wait_ports_free(self) -> None:
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while time.monotonic() < deadline and (
-                (self.port is not None and port_accepts(self.port))
-                or (self.controller_port is not None and port_accepts(self.controller_port))):
+                (self.port is not None and self.accepts(self.port))
+                or (self.controller_port is not None and self.accepts(self.controller_port))):
             time.sleep(0.05)
 
     # --- logs ------------------------------------------------------------------------------------
@@ -313,11 +334,13 @@ class Node:
 class Cluster:
     def __init__(self, kind: str, n: int = 3, tmp: Path | None = None,
                  overrides: dict[str, str] | None = None, observers: int = 0,
-                 controller_only: bool = False):
+                 controller_only: bool = False, netns=None):
         """`n` voters (process.roles=broker,controller; =controller with controller_only)
         with ids 1..n, then `observers` broker-only nodes (process.roles=broker) with the
         next ids."""
         self.kind = kind
+        # A netns.Netns: every node in its own network namespace (cut with netns.cut).
+        self.netns = netns
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.overrides = dict(overrides or {})
@@ -329,8 +352,12 @@ class Cluster:
         self.nodes = [Node(self, i + 1, None if controller_only else ports[2 * i],
                            ports[2 * i + 1]) for i in range(n)]
         self.nodes += [Node(self, n + i + 1, ports[2 * n + i], None) for i in range(observers)]
-        self.voters = ",".join(f"{x.node_id}@127.0.0.1:{x.controller_port}"
+        self.voters = ",".join(f"{x.node_id}@{x.host}:{x.controller_port}"
                                for x in self.nodes if x.is_voter)
+        for x in self.nodes:
+            for port in (x.port, x.controller_port):
+                if port is not None and x.host != "127.0.0.1":
+                    c.HOSTS[port] = x.host
         self._java_classes: Path | None = None
 
     def __repr__(self):
@@ -454,7 +481,7 @@ class Cluster:
         """describeMetadataQuorum through the Java AdminClient (bootstrap.controllers):
         {"leader": id, "epoch": e, "hw": h, "voters": {id: leo}, "observers": {id: leo}}."""
         classes = self._compile_java()
-        controllers = ",".join(f"127.0.0.1:{x.controller_port}" for x in nodes or self.running()
+        controllers = ",".join(f"{x.host}:{x.controller_port}" for x in nodes or self.running()
                                if x.is_voter)
         proc = subprocess.run(
             ["java", "-XX:TieredStopAtLevel=1", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 import uuid
 
 import pytest
 
+import netns
 from cluster import REPO, Cluster, cluster_kind
 
 
@@ -77,17 +79,36 @@ def cluster_factory(request, tmp_path):
     made: list[Cluster] = []
     request.node._clusters_made = made
 
+    nets: list[netns.Netns] = []
+
     def make(overrides: dict[str, str] | None = None, n: int = 3, observers: int = 0,
-             controller_only: bool = False) -> Cluster:
+             controller_only: bool = False, isolated: bool = False) -> Cluster:
+        """`isolated`: every node in its own network namespace, so a test can cut one off
+        (skipped where namespaces cannot be made: not root, no iproute2, a kernel that
+        refuses)."""
+        net = None
+        if isolated:
+            why = netns.available()
+            if why:
+                pytest.skip(why)
+            net = netns.Netns(list(range(1, n + observers + 1)))
+            try:
+                net.setup()
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+                detail = getattr(e, "stderr", b"") or b""
+                pytest.skip(f"network namespaces refused here: {e} {detail.decode(errors='replace')}")
+            nets.append(net)
         cl = Cluster(cluster_kind(), n=n, tmp=tmp_path / f"cluster{len(made)}",
                      overrides=overrides, observers=observers,
-                     controller_only=controller_only)
+                     controller_only=controller_only, netns=net)
         made.append(cl)
         return cl.start()
 
     yield make
     for cl in made:
         cl.kill_all()
+    for net in nets:
+        net.teardown()
 
 
 @pytest.fixture

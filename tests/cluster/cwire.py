@@ -109,9 +109,14 @@ class FlexReader(Reader):
             self.take(self.uvarint())
 
 
+# The host of a port that is not on 127.0.0.1 (a node in its own network namespace).
+HOSTS: dict[int, str] = {}
+
+
 def _exchange(port: int, header: bytes, body: bytes, correlation_id: int, timeout_s: float,
               flexible_response: bool) -> FlexReader:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+    host = HOSTS.get(port, "127.0.0.1")
+    with socket.create_connection((host, port), timeout=timeout_s) as s:
         s.settimeout(timeout_s)
         s.sendall(w.frame(header + body))
         payload = w.recv_frame(s)

@@ -12,6 +12,7 @@ Runs against millrace (in CI) and Apache Kafka 4.4 (the reference).
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -463,4 +464,93 @@ def test_acked_writes_survive_a_controller_bounce_and_a_rolling_restart(cluster,
     assert stats["acked"] >= 500, stats
     assert stats["acked"] + stats["unknown"] == producer.sent, (stats, producer.sent)
     assert_replicas_identical(cluster, topic, PARTITIONS,
+                              {p: hw for p, (_, hw, _) in ranges.items()}, observe)
+
+
+# --- network cut -------------------------------------------------------------------------------
+
+@pytest.mark.timeout(300)
+def test_a_leader_cut_off_the_network_acknowledges_nothing_and_loses_nothing(
+        cluster_factory, topic, observe, history_path):
+    """Every node in its own network namespace (root only; skipped elsewhere). Under the
+    tracked producer, the leader of one partition (not the active controller) is cut off the
+    network while its process runs on, and a writer on its side of the cut keeps sending it
+    acks=all writes for that partition. The others fence it and elect a new leader; the
+    cut-off leader, still believing it leads, acknowledges none of those writes (its
+    followers no longer fetch and it cannot reach the controller to shrink its ISR). Healed,
+    it truncates what it took and catches up: the history checker finds nothing lost,
+    duplicated or reordered and the replicas end identical."""
+    cl = cluster_factory(isolated=True)
+    net = cl.netns
+    create_rf3(cl, topic)
+    rec = HistoryRecorder(history_path)
+    producer = TrackedProducer(cl.bootstrap(), topic, PARTITIONS, rec, name="p1")
+    reader = ReaderThread(cl.bootstrap(), topic, PARTITIONS, rec, name="c1")
+    producer.start()
+    reader.start()
+    cut_side = {"sent": 0, "acked": 0, "errors": {}}
+    stop_cut_writer = threading.Event()
+    try:
+        time.sleep(3)
+        controller = cl.active_controller()
+        leaders = cl.leaders(topic)
+        p, victim_id = next((p, n) for p, n in sorted(leaders.items()) if n != controller)
+        victim = cl.node(victim_id)
+        others = [x for x in cl.nodes if x is not victim]
+
+        def cut_writer():
+            net.enter(victim_id)
+            n = 0
+            while not stop_cut_writer.is_set():
+                err = raw_produce(victim.port, topic, p, f"cut-{n}", rec, seq=n,
+                                  producer="cut-side", timeout_ms=2000)
+                cut_side["sent"] += 1
+                if err == c.NONE:
+                    cut_side["acked"] += 1
+                else:
+                    name = "no answer" if err is None else c.error_name(err)
+                    cut_side["errors"][name] = cut_side["errors"].get(name, 0) + 1
+                n += 1
+                time.sleep(0.05)
+
+        rec.note(f"cut node {victim_id} (leader of {p}) off the network")
+        t0 = time.monotonic()
+        net.cut(victim_id)
+        writer = threading.Thread(target=cut_writer, name="cut-side", daemon=True)
+        writer.start()
+
+        def new_leader():
+            pm = partitions(others[0], topic)[p]
+            return pm.leader if pm.leader not in (victim_id, -1) else None
+        leader = wait_for(new_leader, OUT_OF_ISR_S, interval_s=0.1, what=f"new leader of {p}")
+        observe("network cut: new leader in Metadata after (s)", round(time.monotonic() - t0, 2))
+        wait_for(lambda: isr_is(others, topic, ALL - {victim_id}), OUT_OF_ISR_S,
+                 interval_s=0.1, what=f"node {victim_id} out of every ISR")
+        rec.note(f"partition {p} led by {leader}; node {victim_id} still cut off")
+        time.sleep(3)
+        t1 = time.monotonic()
+        net.heal(victim_id)
+        rec.note(f"node {victim_id} back on the network")
+        stop_cut_writer.set()
+        writer.join(30)
+        observe("network cut: writes sent to the cut-off leader / acknowledged / answers",
+                (cut_side["sent"], cut_side["acked"], cut_side["errors"]))
+        wait_full_isr(cl, topic, observe, "network cut healed: back in every ISR after", t1)
+        time.sleep(2)
+    finally:
+        stop_cut_writer.set()
+        producer.stop(flush_timeout_s=30)
+        observe("producer: sent / acked / unknown / error_cb",
+                (producer.sent, producer.acked, producer.unknown, sorted(set(producer.errors))))
+        time.sleep(1)
+        reader.stop()
+    ranges = final_read(cl.bootstrap(), topic, PARTITIONS, rec)
+    rec.close()
+    assert producer.fatal is None, producer.fatal
+    assert cut_side["sent"] > 0
+    assert cut_side["acked"] == 0, cut_side
+    report = check_and_report(rec.path, observe, "network cut of a leader")
+    stats = report["stats"]
+    assert stats["acked"] >= 300, stats
+    assert_replicas_identical(cl, topic, PARTITIONS,
                               {p: hw for p, (_, hw, _) in ranges.items()}, observe)
