@@ -122,7 +122,7 @@ fn fetch_encode(c: &mut Criterion) {
                             .collect(),
                     }]
                 },
-                |topics| encode_fetch_response(7, version, 0, 0, 0, topics),
+                |topics| encode_fetch_response(7, version, (0, 0, 0), topics, &[]),
                 BatchSize::SmallInput,
             )
         });

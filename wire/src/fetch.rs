@@ -96,6 +96,20 @@ pub struct LeaderHint {
     pub leader_epoch: i32,
 }
 
+/// A broker's client endpoint, sent with leader hints (v16+, response tag 0, KIP-951), so a
+/// client can go to a new leader it has no metadata for yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEndpoint {
+    /// Broker id.
+    pub node_id: i32,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: i32,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+}
+
 /// One topic's answer.
 #[derive(Debug)]
 pub struct TopicData<R> {
@@ -105,14 +119,14 @@ pub struct TopicData<R> {
     pub partitions: Vec<PartitionData<R>>,
 }
 
-/// Encodes a whole Fetch response frame (size prefix included) at `version`.
+/// Encodes a whole Fetch response frame (size prefix included) at `version`; the endpoints
+/// of hinted leaders go out from v16 (none: no tag).
 pub fn encode_fetch_response<R: RecordSource>(
     correlation_id: i32,
     version: i16,
-    throttle_time_ms: i32,
-    error_code: i16,
-    session_id: i32,
+    (throttle_time_ms, error_code, session_id): (i32, i16, i32),
     topics: Vec<TopicData<R>>,
+    node_endpoints: &[NodeEndpoint],
 ) -> (Vec<FetchChunk<R>>, usize) {
     assert!((FETCH_VERSION_MIN..=FETCH_VERSION_MAX).contains(&version));
     let flexible = version >= 12;
@@ -146,7 +160,28 @@ pub fn encode_fetch_response<R: RecordSource>(
         }
     }
     if flexible {
-        out.buf.put_u8(0);
+        if version >= 16 && !node_endpoints.is_empty() {
+            let mut body = BytesMut::new();
+            put_len(&mut body, true, node_endpoints.len());
+            for e in node_endpoints {
+                body.put_i32(e.node_id);
+                put_string(&mut body, true, &e.host);
+                body.put_i32(e.port);
+                match &e.rack {
+                    Some(rack) => put_string(&mut body, true, rack),
+                    None => body.put_u8(0), // compact null
+                }
+                body.put_u8(0);
+            }
+            let mut tags = Vec::with_capacity(8);
+            put_uvarint(&mut tags, 1);
+            put_uvarint(&mut tags, 0);
+            put_uvarint(&mut tags, body.len() as u64);
+            out.buf.put_slice(&tags);
+            out.buf.put_slice(&body);
+        } else {
+            out.buf.put_u8(0);
+        }
     }
     let total = out.finish();
     (out.chunks, total)
@@ -309,8 +344,19 @@ mod tests {
                     }),
                 },
             ];
-            let (chunks, total) =
-                encode_fetch_response(99, version, 0, 0, 0, vec![TopicData { topic, partitions }]);
+            let endpoints = [NodeEndpoint {
+                node_id: 2,
+                host: "b2.example".into(),
+                port: 9093,
+                rack: Some("r2".into()),
+            }];
+            let (chunks, total) = encode_fetch_response(
+                99,
+                version,
+                (0, 0, 0),
+                vec![TopicData { topic, partitions }],
+                &endpoints,
+            );
             let bytes = flatten(chunks);
             assert_eq!(bytes.len(), total);
             assert_eq!(
@@ -345,6 +391,17 @@ mod tests {
                     p.diverging_epoch.epoch, -1,
                     "absent tags decode as defaults"
                 );
+            }
+            if version >= 16 {
+                let e = &decoded.node_endpoints[0];
+                assert_eq!(decoded.node_endpoints.len(), 1);
+                assert_eq!(
+                    (e.node_id.0, e.host.as_str(), e.port),
+                    (2, "b2.example", 9093)
+                );
+                assert_eq!(e.rack.as_deref(), Some("r2"));
+            } else {
+                assert!(decoded.node_endpoints.is_empty());
             }
         }
     }

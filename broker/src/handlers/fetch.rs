@@ -42,7 +42,7 @@ use millrace_replication::replica::BrokerId;
 use millrace_storage::disk::DiskFile;
 use millrace_storage::ReadChunk;
 use millrace_wire::fetch::{
-    encode_fetch_response, EpochEnd, LeaderHint, PartitionData, TopicData, TopicKey,
+    encode_fetch_response, EpochEnd, LeaderHint, NodeEndpoint, PartitionData, TopicData, TopicKey,
 };
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
@@ -95,7 +95,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         wait_for_any(&ctx, &wanted, &results, max_wait).await;
         results = read_all(&ctx, &wanted).await;
     }
-    encode(&header, &wanted, results, req.max_bytes.max(0) as usize)
+    encode(
+        &ctx,
+        &header,
+        &wanted,
+        results,
+        req.max_bytes.max(0) as usize,
+    )
 }
 
 fn resolve(ctx: &Context, req: &FetchRequest, version: i16) -> Vec<Wanted> {
@@ -422,6 +428,7 @@ impl Call<Shard> for WaitOnOwner {
 }
 
 fn encode(
+    ctx: &Context,
     header: &RequestHeader,
     wanted: &[Wanted],
     results: Vec<Option<FetchResult>>,
@@ -472,13 +479,33 @@ fn encode(
             .partitions
             .push(data);
     }
+    // KIP-951: the endpoints of the leaders hinted above.
+    let hinted: Vec<i32> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.current_leader.map(|l| l.leader_id))
+        .filter(|&id| id >= 0)
+        .collect();
+    let node_endpoints: Vec<NodeEndpoint> = if hinted.is_empty() {
+        Vec::new()
+    } else {
+        ctx.brokers()
+            .into_iter()
+            .filter(|b| hinted.contains(&b.id))
+            .map(|b| NodeEndpoint {
+                node_id: b.id,
+                host: b.host.clone(),
+                port: i32::from(b.port),
+                rack: b.rack.clone(),
+            })
+            .collect()
+    };
     let (chunks, _) = encode_fetch_response(
         header.correlation_id,
         header.api_version,
-        0,
-        code::NONE,
-        0,
+        (0, code::NONE, 0),
         topics,
+        &node_endpoints,
     );
     Response::Fetch(chunks)
 }
