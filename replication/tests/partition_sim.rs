@@ -91,6 +91,8 @@ struct Totals {
     crashes: u64,
     isr_shrinks: u64,
     isr_expands: u64,
+    /// Leaders elected from the ELR (KIP-966) after the ISR emptied.
+    elr_elections: u64,
 }
 
 impl Totals {
@@ -103,6 +105,7 @@ impl Totals {
         self.crashes += o.crashes;
         self.isr_shrinks += o.isr_shrinks;
         self.isr_expands += o.isr_expands;
+        self.elr_elections += o.elr_elections;
     }
 }
 
@@ -269,6 +272,10 @@ impl Sim {
             .image
             .partition(&TOPIC, 0)
             .map(|p| (p.leader, p.leader_epoch, p.isr.clone()));
+        let elr_before = self
+            .image
+            .partition(&TOPIC, 0)
+            .map(|p| (p.leader, p.eligible_leader_replicas.clone()));
         for record in records {
             let offset = self.image.last_applied_offset() + 1;
             self.image
@@ -281,6 +288,11 @@ impl Sim {
         if let Some((leader, epoch, isr)) = before {
             if epoch != p.leader_epoch && leader >= 0 && p.leader >= 0 && leader != p.leader {
                 self.totals.failovers += 1;
+            }
+            if let Some((-1, elr)) = &elr_before {
+                if p.leader >= 0 && elr.contains(&p.leader) {
+                    self.totals.elr_elections += 1;
+                }
             }
             if p.isr.len() < isr.len() {
                 self.totals.isr_shrinks += 1;
