@@ -522,22 +522,40 @@ async fn consumer_heartbeat(
 /// for the fsync. The record is read just before the append, so the log's last record of a
 /// group is always its latest state even when heartbeats interleave.
 async fn persist_consumer_groups(shard: &Rc<Shard>, group_ids: &[String]) {
-    let mut per_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
+    let value = |g: &str| groups_of(shard).consumer.borrow().record(g);
+    persist_records(shard, group_ids, consumer_group_key, &value).await;
+}
+
+/// Appends the current record of each group (`value`, None: a tombstone for a group that is
+/// gone) under `key`, one append per offsets partition, and waits for each to commit. A
+/// partition's records are read from memory right before its append, with no wait between,
+/// so the log's last record of a group is always its latest state, and nothing read from a
+/// state that was unloaded meanwhile is written (the append checks the coordination).
+/// Failures are logged by the append; members learn them at their next request, answered
+/// by whoever coordinates the group then.
+async fn persist_records(
+    shard: &Rc<Shard>,
+    group_ids: &[String],
+    key: fn(&str) -> Vec<u8>,
+    value: &dyn Fn(&str) -> Option<Vec<u8>>,
+) {
+    let mut per_partition: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
     for group_id in group_ids {
-        let value = groups_of(shard).consumer.borrow().record(group_id);
         per_partition
             .entry(offsets_partition_of(shard, group_id))
             .or_default()
-            .push(NewRecord {
-                timestamp: millrace_shard::time::now_ms(),
-                key: Some(consumer_group_key(group_id)),
-                value,
-                headers: Vec::new(),
-            });
+            .push(group_id);
     }
-    for (partition, records) in per_partition {
-        // A failure is logged there; the group's members learn it at their next request,
-        // answered by whoever coordinates the group then.
+    for (partition, ids) in per_partition {
+        let records: Vec<NewRecord> = ids
+            .iter()
+            .map(|g| NewRecord {
+                timestamp: millrace_shard::time::now_ms(),
+                key: Some(key(g)),
+                value: value(g),
+                headers: Vec::new(),
+            })
+            .collect();
         let _ = append_durably(shard, partition, &records).await;
     }
 }
@@ -611,24 +629,11 @@ async fn deliver(shard: &Rc<Shard>, out: Outputs) {
 }
 
 async fn persist_groups(shard: &Rc<Shard>, group_ids: &[String]) {
-    let mut per_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
-    for group_id in group_ids {
-        let value = groups_of(shard)
-            .machine
-            .borrow()
-            .record(group_id)
-            .map(|r| r.encode());
-        let partition = offsets_partition_of(shard, group_id);
-        per_partition.entry(partition).or_default().push(NewRecord {
-            timestamp: millrace_shard::time::now_ms(),
-            key: Some(group_key(group_id)),
-            value,
-            headers: Vec::new(),
-        });
-    }
-    for (partition, records) in per_partition {
-        let _ = append_durably(shard, partition, &records).await;
-    }
+    let value = |g: &str| {
+        let record = groups_of(shard).machine.borrow().record(g);
+        record.map(|r| r.encode())
+    };
+    persist_records(shard, group_ids, group_key, &value).await;
 }
 
 fn offsets_partition_of(shard: &Shard, group_id: &str) -> i32 {
@@ -665,6 +670,20 @@ async fn append_durably(
         // A follower's log is the leader's copy: only the leader writes it.
         return Err(fail(code::NOT_COORDINATOR, &"not led by this broker"));
     }
+    let epoch = offsets.leader_epoch();
+    let loaded = groups_of(shard)
+        .coordinated
+        .borrow()
+        .get(&partition)
+        .copied();
+    if loaded != Some(Coordination::Active(epoch.0)) {
+        // Records computed from groups that were unloaded (or not yet read back) under this
+        // epoch must not reach the log.
+        return Err(fail(
+            code::NOT_COORDINATOR,
+            &"its groups are not loaded under the current leader epoch",
+        ));
+    }
     if offsets.check_acks_all().is_err() {
         // Nothing is written that could not be acknowledged (Kafka checks the same before
         // appending group records).
@@ -678,7 +697,6 @@ async fn append_durably(
     let appended = offsets
         .append(BytesMut::from(&batch[..]), now, false)
         .map_err(|e| fail(code::UNKNOWN_SERVER_ERROR, &e))?;
-    let epoch = offsets.leader_epoch();
     let committed = offsets
         .committed(
             appended.last_offset,
@@ -1018,6 +1036,9 @@ pub async fn load(shard: &Rc<Shard>) -> std::io::Result<()> {
             return Ok(());
         }
         for (p, partition, epoch) in todo {
+            // Whatever an operation that was in flight at the last unload left in memory goes
+            // before the log is read back.
+            unload(shard, p);
             groups
                 .coordinated
                 .borrow_mut()
