@@ -122,8 +122,13 @@ def test_time_retention_drops_old_segments_and_consumers_reset(fast_broker, topi
         ConfigEntry("retention.ms", "500", incremental_operation=AlterConfigOpType.SET)])
     a.incremental_alter_configs([res])[res].result(OP_TIMEOUT_S)
     wait_for(lambda: watermarks(b, topic)[0] == 30, 20, "retention to empty the log")
-    files = sorted(p.name for p in (b.data_dir / "millrace-data" / f"{topic}-0").iterdir()
-                   if p.name.endswith(".log"))
+
+    def segment_files():
+        return sorted(p.name for p in (b.data_dir / "millrace-data" / f"{topic}-0").iterdir()
+                      if p.name.endswith(".log"))
+    # The log start moves (durably) before the deleted segments' files are unlinked.
+    wait_for(lambda: len(segment_files()) == 1, 10, "the old segment files to go")
+    files = segment_files()
     assert len(files) == 1, files
     # A consumer at offset 0 is out of range: with auto.offset.reset=error it is told so ...
     c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": topic, "auto.offset.reset": "error"})
