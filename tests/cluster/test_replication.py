@@ -11,6 +11,7 @@ Runs against millrace (in CI) and Apache Kafka 4.4 (the reference).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -112,6 +113,45 @@ def assert_replicas_identical(cluster, topic, n, high_watermarks: dict[int, int]
     observe(f"{topic}: replicas identical on disk after (s)", round(time.monotonic() - t0, 2))
 
 
+@contextlib.contextmanager
+def tracked_load(cluster, topic, history_path, observe, label: str, min_acked: int = 500,
+                 only_tracked_writers: bool = True):
+    """Runs the tracked acks=all producer and a reader around the with-block's faults (it
+    gets the HistoryRecorder), then the final read, the history checker (nothing lost,
+    duplicated, reordered or read uncommitted; at least `min_acked` acknowledged; with
+    `only_tracked_writers`, every value the producer sent acknowledged or unknown) and the
+    byte-for-byte comparison of the replicas."""
+    rec = HistoryRecorder(history_path)
+    producer = TrackedProducer(cluster.bootstrap(), topic, PARTITIONS, rec, name="p1")
+    reader = ReaderThread(cluster.bootstrap(), topic, PARTITIONS, rec, name="c1")
+    t_start = time.monotonic()
+    producer.start()
+    reader.start()
+    try:
+        yield rec
+    finally:
+        producer.stop(flush_timeout_s=30)
+        observe("producer: sent / acked / unknown / error_cb",
+                (producer.sent, producer.acked, producer.unknown, sorted(set(producer.errors))))
+        time.sleep(1)
+        reader.stop()
+    observe(f"{label}: scenario took (s)", round(time.monotonic() - t_start, 2))
+    ranges = final_read(cluster.bootstrap(), topic, PARTITIONS, rec)
+    rec.close()
+    observe("final read {partition: (log_start, hw, records)}",
+            {p: (low, hw, len(records)) for p, (low, hw, records) in ranges.items()})
+    assert producer.fatal is None, producer.fatal
+    assert reader.count > 0, reader.errors
+    report = check_and_report(rec.path, observe, label)
+    stats = report["stats"]
+    assert stats["acked"] >= min_acked, stats
+    if only_tracked_writers:
+        assert stats["acked"] + stats["unknown"] == producer.sent, (stats, producer.sent)
+    assert stats["final_records"] >= stats["acked"], stats
+    assert_replicas_identical(cluster, topic, PARTITIONS,
+                              {p: hw for p, (_, hw, _) in ranges.items()}, observe)
+
+
 # --- (a) ---------------------------------------------------------------------------------------
 
 @pytest.mark.timeout(90)
@@ -157,39 +197,13 @@ def test_acked_writes_survive_a_leader_kill_and_a_stalled_follower(cluster, topi
     past replica.lag.time.max.ms and resumed. The ISR shrinks and regrows each time; the
     history has nothing lost, duplicated or reordered; the replicas end identical."""
     create_rf3(cluster, topic)
-    rec = HistoryRecorder(history_path)
-    producer = TrackedProducer(cluster.bootstrap(), topic, PARTITIONS, rec, name="p1")
-    reader = ReaderThread(cluster.bootstrap(), topic, PARTITIONS, rec, name="c1")
-    t_start = time.monotonic()
-    producer.start()
-    reader.start()
-    try:
+    with tracked_load(cluster, topic, history_path, observe,
+                      "leader kill + follower stall") as rec:
         time.sleep(3)
         kill_a_leader_and_restart_it(cluster, topic, rec, observe)
         time.sleep(2)
         stall_a_follower(cluster, topic, rec, observe)
         time.sleep(3)
-    finally:
-        producer.stop(flush_timeout_s=30)
-        observe("producer: sent / acked / unknown / error_cb",
-                (producer.sent, producer.acked, producer.unknown, sorted(set(producer.errors))))
-        time.sleep(1)
-        reader.stop()
-    observe("scenario with faults took (s)", round(time.monotonic() - t_start, 2))
-    ranges = final_read(cluster.bootstrap(), topic, PARTITIONS, rec)
-    rec.close()
-    observe("final read {partition: (log_start, hw, records)}",
-            {p: (low, hw, len(records)) for p, (low, hw, records) in ranges.items()})
-    assert producer.fatal is None, producer.fatal
-    assert reader.count > 0, reader.errors
-
-    report = check_and_report(rec.path, observe, "leader kill + follower stall")
-    stats = report["stats"]
-    assert stats["acked"] >= 500, stats
-    assert stats["acked"] + stats["unknown"] == producer.sent, (stats, producer.sent)
-    assert stats["final_records"] >= stats["acked"], stats
-    assert_replicas_identical(cluster, topic, PARTITIONS,
-                              {p: hw for p, (_, hw, _) in ranges.items()}, observe)
 
 
 def kill_a_leader_and_restart_it(cluster, topic, rec, observe) -> None:
@@ -411,13 +425,8 @@ def test_acked_writes_survive_a_controller_bounce_and_a_rolling_restart(cluster,
     the full ISR between them. The producer sees only retriable errors; the history checker
     finds nothing lost, duplicated or reordered; the replicas end identical."""
     create_rf3(cluster, topic)
-    rec = HistoryRecorder(history_path)
-    producer = TrackedProducer(cluster.bootstrap(), topic, PARTITIONS, rec, name="p1")
-    reader = ReaderThread(cluster.bootstrap(), topic, PARTITIONS, rec, name="c1")
-    t_start = time.monotonic()
-    producer.start()
-    reader.start()
-    try:
+    with tracked_load(cluster, topic, history_path, observe,
+                      "controller bounce + rolling restart") as rec:
         time.sleep(3)
         controller = cluster.active_controller()
         bounced = cluster.node(controller)
@@ -448,23 +457,6 @@ def test_acked_writes_survive_a_controller_bounce_and_a_rolling_restart(cluster,
                           f"rolling restart: node {x.node_id} back in every ISR after", t2)
             rec.note(f"node {x.node_id} back in every ISR")
         time.sleep(2)
-    finally:
-        producer.stop(flush_timeout_s=30)
-        observe("producer: sent / acked / unknown / error_cb",
-                (producer.sent, producer.acked, producer.unknown, sorted(set(producer.errors))))
-        time.sleep(1)
-        reader.stop()
-    observe("controller bounce + rolling restart took (s)", round(time.monotonic() - t_start, 2))
-    ranges = final_read(cluster.bootstrap(), topic, PARTITIONS, rec)
-    rec.close()
-    assert producer.fatal is None, producer.fatal
-    assert reader.count > 0, reader.errors
-    report = check_and_report(rec.path, observe, "controller bounce + rolling restart")
-    stats = report["stats"]
-    assert stats["acked"] >= 500, stats
-    assert stats["acked"] + stats["unknown"] == producer.sent, (stats, producer.sent)
-    assert_replicas_identical(cluster, topic, PARTITIONS,
-                              {p: hw for p, (_, hw, _) in ranges.items()}, observe)
 
 
 # --- network cut -------------------------------------------------------------------------------
@@ -481,76 +473,64 @@ def test_a_leader_cut_off_the_network_acknowledges_nothing_and_loses_nothing(
     it truncates what it took and catches up: the history checker finds nothing lost,
     duplicated or reordered and the replicas end identical."""
     cl = cluster_factory(isolated=True)
-    net = cl.netns
     create_rf3(cl, topic)
-    rec = HistoryRecorder(history_path)
-    producer = TrackedProducer(cl.bootstrap(), topic, PARTITIONS, rec, name="p1")
-    reader = ReaderThread(cl.bootstrap(), topic, PARTITIONS, rec, name="c1")
-    producer.start()
-    reader.start()
     cut_side = {"sent": 0, "acked": 0, "errors": {}}
     stop_cut_writer = threading.Event()
-    try:
-        time.sleep(3)
-        controller = cl.active_controller()
-        leaders = cl.leaders(topic)
-        p, victim_id = next((p, n) for p, n in sorted(leaders.items()) if n != controller)
-        victim = cl.node(victim_id)
-        others = [x for x in cl.nodes if x is not victim]
-
-        def cut_writer():
-            net.enter(victim_id)
-            n = 0
-            while not stop_cut_writer.is_set():
-                err = raw_produce(victim.port, topic, p, f"cut-{n}", rec, seq=n,
-                                  producer="cut-side", timeout_ms=2000)
-                cut_side["sent"] += 1
-                if err == c.NONE:
-                    cut_side["acked"] += 1
-                else:
-                    name = "no answer" if err is None else c.error_name(err)
-                    cut_side["errors"][name] = cut_side["errors"].get(name, 0) + 1
-                n += 1
-                time.sleep(0.05)
-
-        rec.note(f"cut node {victim_id} (leader of {p}) off the network")
-        t0 = time.monotonic()
-        net.cut(victim_id)
-        writer = threading.Thread(target=cut_writer, name="cut-side", daemon=True)
-        writer.start()
-
-        def new_leader():
-            pm = partitions(others[0], topic)[p]
-            return pm.leader if pm.leader not in (victim_id, -1) else None
-        leader = wait_for(new_leader, OUT_OF_ISR_S, interval_s=0.1, what=f"new leader of {p}")
-        observe("network cut: new leader in Metadata after (s)", round(time.monotonic() - t0, 2))
-        wait_for(lambda: isr_is(others, topic, ALL - {victim_id}), OUT_OF_ISR_S,
-                 interval_s=0.1, what=f"node {victim_id} out of every ISR")
-        rec.note(f"partition {p} led by {leader}; node {victim_id} still cut off")
-        time.sleep(3)
-        t1 = time.monotonic()
-        net.heal(victim_id)
-        rec.note(f"node {victim_id} back on the network")
-        stop_cut_writer.set()
-        writer.join(30)
-        observe("network cut: writes sent to the cut-off leader / acknowledged / answers",
-                (cut_side["sent"], cut_side["acked"], cut_side["errors"]))
-        wait_full_isr(cl, topic, observe, "network cut healed: back in every ISR after", t1)
-        time.sleep(2)
-    finally:
-        stop_cut_writer.set()
-        producer.stop(flush_timeout_s=30)
-        observe("producer: sent / acked / unknown / error_cb",
-                (producer.sent, producer.acked, producer.unknown, sorted(set(producer.errors))))
-        time.sleep(1)
-        reader.stop()
-    ranges = final_read(cl.bootstrap(), topic, PARTITIONS, rec)
-    rec.close()
-    assert producer.fatal is None, producer.fatal
+    with tracked_load(cl, topic, history_path, observe, "network cut of a leader",
+                      min_acked=300, only_tracked_writers=False) as rec:
+        try:
+            cut_a_leader_off(cl, topic, rec, observe, cut_side, stop_cut_writer)
+        finally:
+            stop_cut_writer.set()
     assert cut_side["sent"] > 0
     assert cut_side["acked"] == 0, cut_side
-    report = check_and_report(rec.path, observe, "network cut of a leader")
-    stats = report["stats"]
-    assert stats["acked"] >= 300, stats
-    assert_replicas_identical(cl, topic, PARTITIONS,
-                              {p: hw for p, (_, hw, _) in ranges.items()}, observe)
+
+
+def cut_a_leader_off(cl, topic, rec, observe, cut_side, stop_cut_writer) -> None:
+    net = cl.netns
+    time.sleep(3)
+    controller = cl.active_controller()
+    leaders = cl.leaders(topic)
+    p, victim_id = next((p, n) for p, n in sorted(leaders.items()) if n != controller)
+    victim = cl.node(victim_id)
+    others = [x for x in cl.nodes if x is not victim]
+
+    def cut_writer():
+        net.enter(victim_id)
+        n = 0
+        while not stop_cut_writer.is_set():
+            err = raw_produce(victim.port, topic, p, f"cut-{n}", rec, seq=n,
+                              producer="cut-side", timeout_ms=2000)
+            cut_side["sent"] += 1
+            if err == c.NONE:
+                cut_side["acked"] += 1
+            else:
+                name = "no answer" if err is None else c.error_name(err)
+                cut_side["errors"][name] = cut_side["errors"].get(name, 0) + 1
+            n += 1
+            time.sleep(0.05)
+
+    rec.note(f"cut node {victim_id} (leader of {p}) off the network")
+    t0 = time.monotonic()
+    net.cut(victim_id)
+    writer = threading.Thread(target=cut_writer, name="cut-side", daemon=True)
+    writer.start()
+
+    def new_leader():
+        pm = partitions(others[0], topic)[p]
+        return pm.leader if pm.leader not in (victim_id, -1) else None
+    leader = wait_for(new_leader, OUT_OF_ISR_S, interval_s=0.1, what=f"new leader of {p}")
+    observe("network cut: new leader in Metadata after (s)", round(time.monotonic() - t0, 2))
+    wait_for(lambda: isr_is(others, topic, ALL - {victim_id}), OUT_OF_ISR_S,
+             interval_s=0.1, what=f"node {victim_id} out of every ISR")
+    rec.note(f"partition {p} led by {leader}; node {victim_id} still cut off")
+    time.sleep(3)
+    t1 = time.monotonic()
+    net.heal(victim_id)
+    rec.note(f"node {victim_id} back on the network")
+    stop_cut_writer.set()
+    writer.join(30)
+    observe("network cut: writes sent to the cut-off leader / acknowledged / answers",
+            (cut_side["sent"], cut_side["acked"], cut_side["errors"]))
+    wait_full_isr(cl, topic, observe, "network cut healed: back in every ISR after", t1)
+    time.sleep(2)

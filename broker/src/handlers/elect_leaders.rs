@@ -31,16 +31,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     });
     let Some(election) = election else {
         let message = format!("unknown election type {}", req.election_type);
-        let results = asked
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(topic, partitions)| {
-                let failed = partitions
-                    .into_iter()
-                    .map(|p| (p, code::INVALID_REQUEST, None));
-                (topic, failed.collect())
-            })
-            .collect();
+        let results = every_partition(asked, code::INVALID_REQUEST);
         return answer(&header, code::INVALID_REQUEST, Some(message), results);
     };
     if asked.as_ref().is_some_and(Vec::is_empty) {
@@ -52,20 +43,30 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     };
     match ctx.call(ctx.controller_shard(), request).await {
         Ok(results) => answer(&header, code::NONE, None, results),
-        Err(_) => {
-            let results = asked
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    let failed = partitions
-                        .into_iter()
-                        .map(|p| (p, code::NOT_CONTROLLER, None));
-                    (topic, failed.collect())
-                })
-                .collect();
-            answer(&header, code::NONE, None, results)
-        }
+        Err(_) => answer(
+            &header,
+            code::NONE,
+            None,
+            every_partition(asked, code::NOT_CONTROLLER),
+        ),
     }
+}
+
+/// `error` for every partition asked for.
+fn every_partition(
+    asked: Option<Vec<(String, Vec<i32>)>>,
+    error: i16,
+) -> crate::controller::elections::ElectionResults {
+    asked
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(topic, partitions)| {
+            (
+                topic,
+                partitions.into_iter().map(|p| (p, error, None)).collect(),
+            )
+        })
+        .collect()
 }
 
 fn answer(
