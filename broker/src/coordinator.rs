@@ -5,7 +5,8 @@
 //! state machine ([`crate::group::GroupCoordinator`]), its committed offsets and their log are
 //! all touched only there. Committed offsets and completed rebalances are appended to that
 //! partition through the normal storage path and flushed (fsync) before the request is
-//! answered; at start-up each shard replays its partitions to rebuild both.
+//! answered. The partitions are served by `crate::state_log`: a shard reads a partition's
+//! groups back when it starts leading it and forgets them when it stops.
 //!
 //! Records in `__consumer_offsets` (our own versioned layout, key and value as record bytes):
 //! ```text
@@ -27,14 +28,10 @@ use crate::group::{
     GroupConfig, GroupCoordinator, GroupDescription, GroupRecord, HeartbeatRequest, JoinRequest,
     JoinResponse, LeaveMember, Outputs, SyncRequest, SyncResponse, Token,
 };
-use crate::partition::{Acks, CommitError, Reader};
 use crate::shard::Shard;
-use bytes::{Bytes, BytesMut};
-use millrace_replication::replica::AcksRefusal;
-use millrace_shard::sync::{oneshot, OneshotSender, Turn};
-use millrace_storage::disk::DiskFile;
-use millrace_storage::ReadChunk;
-use millrace_wire::records::{decode_records, BatchBuilder, BatchIter, BatchStep, NewRecord};
+use bytes::Bytes;
+use millrace_shard::sync::{oneshot, OneshotSender};
+use millrace_wire::records::NewRecord;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -53,7 +50,6 @@ const VALUE_VERSION: u8 = 1;
 const KIND_OFFSET: u8 = 0;
 const KIND_GROUP: u8 = 1;
 const KIND_CONSUMER_GROUP: u8 = 2;
-const LOAD_READ_BYTES: usize = 1 << 20;
 /// How long a commit waits for its records to be replicated (Kafka's
 /// `offsets.commit.timeout.ms` default) before it fails.
 const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -221,20 +217,8 @@ pub struct ShardGroups {
     waiting_syncs: RefCell<HashMap<Token, (String, OneshotSender<SyncResponse>)>>,
     next_token: Cell<Token>,
     offsets: RefCell<HashMap<String, GroupOffsets>>,
-    /// The offsets partitions of this shard this broker coordinates, by partition index.
-    coordinated: RefCell<BTreeMap<i32, Coordination>>,
-    /// One [`load`] at a time.
-    loading: Turn,
-}
-
-/// Where a shard stands with one of its `__consumer_offsets` partitions while leading it
-/// (a partition it does not lead has no entry, and none of its groups are in memory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Coordination {
-    /// Its groups are being read back from the log (COORDINATOR_LOAD_IN_PROGRESS).
-    Loading,
-    /// Its groups are in memory, read under this leader epoch.
-    Active(i32),
+    /// Which offsets partitions of this shard are loaded, under which leader epoch.
+    host: crate::state_log::Host,
 }
 
 impl ShardGroups {
@@ -247,8 +231,7 @@ impl ShardGroups {
             waiting_syncs: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
             offsets: RefCell::new(HashMap::new()),
-            coordinated: RefCell::new(BTreeMap::new()),
-            loading: Turn::new(),
+            host: crate::state_log::Host::default(),
         }
     }
 
@@ -646,73 +629,19 @@ fn offsets_partition_of(shard: &Shard, group_id: &str) -> i32 {
 }
 
 /// Appends records to this shard's `__consumer_offsets` partition and waits until they are
-/// committed (covered by the high watermark), as a produce with acks=all would. Err is the
-/// code the group API answers, as Kafka maps its append errors: NOT_COORDINATOR when the
-/// partition's leadership moved, COORDINATOR_NOT_AVAILABLE when too few replicas are in sync
-/// or the write did not commit in time, UNKNOWN_SERVER_ERROR for a storage failure.
+/// committed, as [`crate::state_log::Host::append`] does (Err: the code the group API
+/// answers).
 async fn append_durably(
     shard: &Rc<Shard>,
     partition: i32,
     records: &[NewRecord],
 ) -> Result<(), i16> {
-    let fail = |error: i16, why: &dyn std::fmt::Display| {
-        tracing::warn!(
-            partition,
-            error,
-            "writing {OFFSETS_TOPIC}-{partition}: {why}"
-        );
-        error
-    };
-    let Some(offsets) = shard.partition(OFFSETS_TOPIC, partition) else {
-        return Err(fail(code::NOT_COORDINATOR, &"not on this shard"));
-    };
-    if !offsets.is_leader() {
-        // A follower's log is the leader's copy: only the leader writes it.
-        return Err(fail(code::NOT_COORDINATOR, &"not led by this broker"));
-    }
-    let epoch = offsets.leader_epoch();
-    let loaded = groups_of(shard)
-        .coordinated
-        .borrow()
-        .get(&partition)
-        .copied();
-    if loaded != Some(Coordination::Active(epoch.0)) {
-        // Records computed from groups that were unloaded (or not yet read back) under this
-        // epoch must not reach the log.
-        return Err(fail(
-            code::NOT_COORDINATOR,
-            &"its groups are not loaded under the current leader epoch",
-        ));
-    }
-    if offsets.check_acks_all().is_err() {
-        // Nothing is written that could not be acknowledged (Kafka checks the same before
-        // appending group records).
-        return Err(fail(
-            code::COORDINATOR_NOT_AVAILABLE,
-            &"fewer in-sync replicas than min.insync.replicas",
-        ));
-    }
-    let batch = BatchBuilder::default().build(records);
-    let now = millrace_shard::time::now_ms();
-    let appended = offsets
-        .append(BytesMut::from(&batch[..]), now, false)
-        .map_err(|e| fail(code::UNKNOWN_SERVER_ERROR, &e))?;
-    let committed = offsets
-        .committed(
-            appended.last_offset,
-            epoch,
-            Acks::All,
-            OFFSETS_COMMIT_TIMEOUT,
-        )
-        .await;
-    committed.map_err(|e| {
-        let error = match &e {
-            CommitError::Refused(AcksRefusal::NotLeader) => code::NOT_COORDINATOR,
-            CommitError::Storage(_) => code::UNKNOWN_SERVER_ERROR,
-            CommitError::Refused(_) | CommitError::TimedOut => code::COORDINATOR_NOT_AVAILABLE,
-        };
-        fail(error, &e)
-    })
+    let place = (OFFSETS_TOPIC, partition);
+    let groups = groups_of(shard);
+    groups
+        .host
+        .append(shard, place, records, OFFSETS_COMMIT_TIMEOUT)
+        .await
 }
 
 async fn commit(
@@ -1002,76 +931,17 @@ fn decode_offset_value(bytes: &[u8]) -> Option<CommittedOffset> {
 }
 
 /// Brings the groups in memory in line with the `__consumer_offsets` partitions this shard
-/// leads, as Kafka's coordinator loads and unloads with partition leadership: the groups of a
-/// partition it now leads (or leads under a new leader epoch: its log may have changed
-/// meanwhile) are read back from the log, those of a partition it no longer leads are
-/// forgotten. Runs at start-up before clients are served, then after every image
-/// ([`watch`]); one run at a time per shard.
+/// leads ([`crate::state_log::Host::load`]): runs at start-up before clients are served, then
+/// after every image ([`watch`]).
 pub async fn load(shard: &Rc<Shard>) -> std::io::Result<()> {
     let groups = groups_of(shard);
-    let _turn = groups.loading.lock().await;
-    loop {
-        let leading: BTreeMap<i32, (Rc<crate::shard::Partition>, i32)> = shard
-            .partitions()
-            .into_iter()
-            .filter(|p| p.topic() == OFFSETS_TOPIC && p.is_leader())
-            .map(|p| (p.index(), (p.clone(), p.leader_epoch().0)))
-            .collect();
-        let stale: Vec<i32> = groups
-            .coordinated
-            .borrow()
-            .iter()
-            .filter(|(p, c)| leading.get(p).map(|(_, e)| Coordination::Active(*e)) != Some(**c))
-            .map(|(p, _)| *p)
-            .collect();
-        for p in stale {
-            unload(shard, p);
-        }
-        let todo: Vec<(i32, Rc<crate::shard::Partition>, i32)> = leading
-            .into_iter()
-            .filter(|(p, _)| !groups.coordinated.borrow().contains_key(p))
-            .map(|(p, (partition, epoch))| (p, partition, epoch))
-            .collect();
-        if todo.is_empty() {
-            return Ok(());
-        }
-        for (p, partition, epoch) in todo {
-            // Whatever an operation that was in flight at the last unload left in memory goes
-            // before the log is read back.
-            unload(shard, p);
-            groups
-                .coordinated
-                .borrow_mut()
-                .insert(p, Coordination::Loading);
-            if let Err(e) = load_partition(shard, &partition).await {
-                unload(shard, p);
-                return Err(e);
-            }
-            if partition.is_leader() && partition.leader_epoch().0 == epoch {
-                groups
-                    .coordinated
-                    .borrow_mut()
-                    .insert(p, Coordination::Active(epoch));
-            } else {
-                // Leadership moved while reading: the next round forgets or reloads it.
-                unload(shard, p);
-            }
-        }
-    }
+    groups.host.load(shard, &*groups).await
 }
 
 /// Re-runs [`load`] after every image this shard applies, until the broker stops.
 pub async fn watch(shard: Rc<Shard>) {
-    while !shard.stopping.get() {
-        let seen = shard.metadata_applied.generation();
-        if let Err(e) = load(&shard).await {
-            tracing::error!(shard = shard.id, error = %e, "loading consumer groups; retrying");
-            millrace_shard::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        let changed = shard.metadata_applied.changed_since(seen);
-        let _ = millrace_shard::time::timeout(Duration::from_millis(500), changed).await;
-    }
+    let again = shard.clone();
+    crate::state_log::watch(shard, "consumer groups", async || load(&again).await).await;
 }
 
 /// Whether this shard serves `group_id` now: Err(NOT_COORDINATOR) when this broker does not
@@ -1079,173 +949,98 @@ pub async fn watch(shard: Rc<Shard>) {
 /// read its groups back under the current leader epoch.
 fn coordinating(shard: &Shard, group_id: &str) -> Result<(), i16> {
     let p = offsets_partition_of(shard, group_id);
-    let Some(partition) = shard
-        .partition(OFFSETS_TOPIC, p)
-        .filter(|partition| partition.is_leader())
-    else {
-        return Err(code::NOT_COORDINATOR);
-    };
-    let epoch = partition.leader_epoch().0;
-    match groups_of(shard).coordinated.borrow().get(&p) {
-        Some(Coordination::Active(e)) if *e == epoch => Ok(()),
-        _ => Err(code::COORDINATOR_LOAD_IN_PROGRESS),
-    }
+    groups_of(shard).host.serving(shard, OFFSETS_TOPIC, p)
 }
 
-/// Forgets the groups of offsets partition `p` (their state is the new leader's now) and
-/// answers their waiting joins and syncs with NOT_COORDINATOR, so their members find the new
-/// coordinator.
-fn unload(shard: &Shard, p: i32) {
-    let groups = groups_of(shard);
-    let was = groups.coordinated.borrow_mut().remove(&p);
-    let n = shard
-        .image()
-        .topics
-        .get(OFFSETS_TOPIC)
-        .map_or(1, |t| t.partitions as usize);
-    let theirs = |g: &str| offsets_partition(g, n) == p;
-    let classic = groups.machine.borrow_mut().unload(&theirs);
-    let consumer = groups.consumer.borrow_mut().unload(&theirs);
-    groups.offsets.borrow_mut().retain(|g, _| !theirs(g));
-    let joins: Vec<(String, OneshotSender<JoinResponse>)> = {
-        let mut waiting = groups.waiting_joins.borrow_mut();
-        let tokens: Vec<Token> = waiting
-            .iter()
-            .filter(|(_, (g, _))| theirs(g))
-            .map(|(t, _)| *t)
-            .collect();
-        tokens.iter().filter_map(|t| waiting.remove(t)).collect()
-    };
-    for (g, tx) in joins {
-        tx.send(join_error(&g, code::NOT_COORDINATOR));
+impl crate::state_log::StateMachine for ShardGroups {
+    fn topic(&self) -> &'static str {
+        OFFSETS_TOPIC
     }
-    let syncs: Vec<OneshotSender<SyncResponse>> = {
-        let mut waiting = groups.waiting_syncs.borrow_mut();
-        let tokens: Vec<Token> = waiting
-            .iter()
-            .filter(|(_, (g, _))| theirs(g))
-            .map(|(t, _)| *t)
-            .collect();
-        tokens
-            .iter()
-            .filter_map(|t| waiting.remove(t))
-            .map(|(_, tx)| tx)
-            .collect()
-    };
-    for tx in syncs {
-        tx.send(sync_error(code::NOT_COORDINATOR));
-    }
-    if was.is_some() {
-        tracing::info!(
-            shard = shard.id,
-            partition = p,
-            classic,
-            consumer,
-            "no longer coordinating the groups of {OFFSETS_TOPIC}-{p}"
-        );
-    }
-}
 
-/// Reads the groups of one offsets partition back from its log, to its log end: everything
-/// a new leader holds becomes committed once its followers catch up (they truncate to it),
-/// as Kafka's coordinator loads to the log end.
-async fn load_partition(
-    shard: &Rc<Shard>,
-    offsets: &Rc<crate::shard::Partition>,
-) -> std::io::Result<()> {
-    let now = millrace_shard::time::now_ms();
-    let partition = offsets.index();
-    let (mut offsets_loaded, mut groups_loaded) = (0usize, 0usize);
-    let mut next = offsets.log_start_offset();
-    let end = offsets.log_end_offset();
-    while next < end {
-        let read = offsets.read(next, LOAD_READ_BYTES, true, Reader::Replica);
-        let (read, _) = read.await.map_err(|e| {
-            std::io::Error::other(format!("reading {OFFSETS_TOPIC}-{partition}: {e}"))
-        })?;
-        if read.bytes == 0 {
-            break;
+    fn what(&self) -> &'static str {
+        "groups"
+    }
+
+    fn replay(&self, _partition: i32, now: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> bool {
+        self.apply_record(now, key, value).is_some()
+    }
+
+    /// Forgets the groups of offsets partition `p` (their state is the new leader's now) and
+    /// answers their waiting joins and syncs with NOT_COORDINATOR, so their members find the
+    /// new coordinator.
+    fn unload(&self, p: i32, partitions: usize) -> usize {
+        let theirs = |g: &str| offsets_partition(g, partitions) == p;
+        let classic = self.machine.borrow_mut().unload(&theirs);
+        let consumer = self.consumer.borrow_mut().unload(&theirs);
+        self.offsets.borrow_mut().retain(|g, _| !theirs(g));
+        let joins: Vec<(String, OneshotSender<JoinResponse>)> = {
+            let mut waiting = self.waiting_joins.borrow_mut();
+            let tokens: Vec<Token> = waiting
+                .iter()
+                .filter(|(_, (g, _))| theirs(g))
+                .map(|(t, _)| *t)
+                .collect();
+            tokens.iter().filter_map(|t| waiting.remove(t)).collect()
+        };
+        for (g, tx) in joins {
+            tx.send(join_error(&g, code::NOT_COORDINATOR));
         }
-        for chunk in read.chunks {
-            let bytes = match chunk {
-                ReadChunk::Memory(b) => b,
-                ReadChunk::File {
-                    file,
-                    position,
-                    len,
-                } => file.read_at(position, len as usize).await?,
-            };
-            for step in BatchIter::new(&bytes) {
-                let BatchStep::Batch { header, bytes, .. } = step else {
-                    break;
-                };
-                if header.next_offset() > end {
-                    break;
-                }
-                next = next.max(header.next_offset());
-                let Ok(records) = decode_records(bytes, LOAD_READ_BYTES * 64) else {
-                    tracing::warn!(
-                        partition,
-                        offset = header.base_offset,
-                        "undecodable batch in {OFFSETS_TOPIC}"
-                    );
-                    continue;
-                };
-                for r in records {
-                    match apply_record(shard, now, r.key.as_deref(), r.value.as_deref()) {
-                        Some(Key::Offset(..)) => offsets_loaded += 1,
-                        Some(Key::Group(_) | Key::ConsumerGroup(_)) => groups_loaded += 1,
-                        None => {}
-                    }
+        let syncs: Vec<OneshotSender<SyncResponse>> = {
+            let mut waiting = self.waiting_syncs.borrow_mut();
+            let tokens: Vec<Token> = waiting
+                .iter()
+                .filter(|(_, (g, _))| theirs(g))
+                .map(|(t, _)| *t)
+                .collect();
+            tokens
+                .iter()
+                .filter_map(|t| waiting.remove(t))
+                .map(|(_, tx)| tx)
+                .collect()
+        };
+        for tx in syncs {
+            tx.send(sync_error(code::NOT_COORDINATOR));
+        }
+        classic + consumer
+    }
+}
+
+impl ShardGroups {
+    /// Applies one record of `__consumer_offsets` read back from the log.
+    fn apply_record(&self, now: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Option<Key> {
+        let key = decode_key(key?)?;
+        match (&key, value) {
+            (Key::Offset(g, t, p), Some(v)) => {
+                let o = decode_offset_value(v)?;
+                self.offsets
+                    .borrow_mut()
+                    .entry(g.clone())
+                    .or_default()
+                    .insert((t.clone(), *p), o);
+            }
+            (Key::Offset(g, t, p), None) => {
+                if let Some(group) = self.offsets.borrow_mut().get_mut(g) {
+                    group.remove(&(t.clone(), *p));
                 }
             }
-        }
-    }
-    tracing::info!(
-        shard = shard.id,
-        partition,
-        epoch = offsets.leader_epoch().0,
-        offsets_loaded,
-        groups_loaded,
-        "coordinating the groups of {OFFSETS_TOPIC}-{partition}"
-    );
-    Ok(())
-}
-
-fn apply_record(shard: &Shard, now: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Option<Key> {
-    let key = decode_key(key?)?;
-    match (&key, value) {
-        (Key::Offset(g, t, p), Some(v)) => {
-            let o = decode_offset_value(v)?;
-            groups_of(shard)
-                .offsets
-                .borrow_mut()
-                .entry(g.clone())
-                .or_default()
-                .insert((t.clone(), *p), o);
-        }
-        (Key::Offset(g, t, p), None) => {
-            if let Some(group) = groups_of(shard).offsets.borrow_mut().get_mut(g) {
-                group.remove(&(t.clone(), *p));
+            (Key::Group(_), Some(v)) => {
+                let record = GroupRecord::decode(v)?;
+                self.machine.borrow_mut().restore(now, record);
             }
-        }
-        (Key::Group(_), Some(v)) => {
-            let record = GroupRecord::decode(v)?;
-            groups_of(shard).machine.borrow_mut().restore(now, record);
-        }
-        (Key::Group(g), None) => {
-            groups_of(shard).machine.borrow_mut().delete(g);
-            groups_of(shard).offsets.borrow_mut().remove(g);
-        }
-        (Key::ConsumerGroup(g), Some(v)) => {
-            if !groups_of(shard).consumer.borrow_mut().restore(now, v) {
-                tracing::warn!(group = %g, "undecodable consumer group record in {OFFSETS_TOPIC}");
-                return None;
+            (Key::Group(g), None) => {
+                self.machine.borrow_mut().delete(g);
+                self.offsets.borrow_mut().remove(g);
             }
+            (Key::ConsumerGroup(g), Some(v)) => {
+                if !self.consumer.borrow_mut().restore(now, v) {
+                    tracing::warn!(group = %g, "undecodable consumer group record in {OFFSETS_TOPIC}");
+                    return None;
+                }
+            }
+            (Key::ConsumerGroup(g), None) => self.consumer.borrow_mut().forget(g),
         }
-        (Key::ConsumerGroup(g), None) => groups_of(shard).consumer.borrow_mut().forget(g),
+        Some(key)
     }
-    Some(key)
 }
 
 /// Checks session timeouts and rebalance deadlines until the broker stops.

@@ -31,6 +31,7 @@ mod server;
 mod shard;
 #[cfg(test)]
 mod sim_tests;
+mod state_log;
 mod stop;
 mod topic_config;
 

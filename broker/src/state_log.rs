@@ -1,0 +1,301 @@
+//! A state machine kept in an internal topic and served by the leaders of its partitions: the
+//! host the group coordinator runs on (`__consumer_offsets`), shared with the transaction
+//! coordinator to come (`__transaction_state`).
+//!
+//! Per shard, the host tracks which partitions of its topic this broker leads and under which
+//! leader epoch their state was read back ([`Host::load`], after every image: [`watch`]). A
+//! partition it stops leading is unloaded (the machine forgets its state and answers what
+//! waits on it); one it starts leading, or leads under a new epoch (its log may have been
+//! truncated or extended while it followed), is read back to its log end, as Kafka's
+//! coordinators load. Requests are served only for partitions loaded under the current epoch
+//! ([`Host::serving`]); records are appended only then ([`Host::append`]), so nothing computed
+//! from state that was unloaded meanwhile reaches the log.
+
+use crate::errors::code;
+use crate::partition::{Acks, CommitError, Reader};
+use crate::shard::{Partition, Shard};
+use bytes::BytesMut;
+use millrace_replication::replica::AcksRefusal;
+use millrace_shard::sync::Turn;
+use millrace_storage::disk::DiskFile;
+use millrace_storage::ReadChunk;
+use millrace_wire::records::{decode_records, BatchBuilder, BatchIter, BatchStep, NewRecord};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+const LOAD_READ_BYTES: usize = 1 << 20;
+
+/// What the host needs from the state machine it serves.
+pub trait StateMachine {
+    /// The internal topic.
+    fn topic(&self) -> &'static str;
+    /// What its state is called in logs ("groups", "transactions").
+    fn what(&self) -> &'static str;
+    /// Applies one record read back from partition `partition` at `now` (ms); false when the
+    /// record was not understood (counted apart in the load's log line).
+    fn replay(&self, partition: i32, now: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> bool;
+    /// Forgets the state of partition `partition` (of `partitions`) and answers what waits on
+    /// it (NOT_COORDINATOR). Returns how many entries went, for the log.
+    fn unload(&self, partition: i32, partitions: usize) -> usize;
+}
+
+/// Where a shard stands with one partition of the topic while leading it (a partition it does
+/// not lead has no entry, and none of its state is in memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coordination {
+    /// Its state is being read back from the log (COORDINATOR_LOAD_IN_PROGRESS).
+    Loading,
+    /// Its state is in memory, read under this leader epoch.
+    Active(i32),
+}
+
+/// One shard's view of the partitions of one internal topic.
+pub struct Host {
+    coordinated: RefCell<BTreeMap<i32, Coordination>>,
+    /// One [`Host::load`] at a time.
+    loading: Turn,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host {
+            coordinated: RefCell::new(BTreeMap::new()),
+            loading: Turn::new(),
+        }
+    }
+}
+
+impl Host {
+    /// Brings `machine`'s state in line with the partitions of its topic this shard leads (see
+    /// the module doc). Runs at start-up before clients are served, then after every image.
+    pub async fn load(&self, shard: &Rc<Shard>, machine: &dyn StateMachine) -> std::io::Result<()> {
+        let _turn = self.loading.lock().await;
+        let topic = machine.topic();
+        loop {
+            let leading: BTreeMap<i32, (Rc<Partition>, i32)> = shard
+                .partitions()
+                .into_iter()
+                .filter(|p| p.topic() == topic && p.is_leader())
+                .map(|p| (p.index(), (p.clone(), p.leader_epoch().0)))
+                .collect();
+            let stale: Vec<i32> = self
+                .coordinated
+                .borrow()
+                .iter()
+                .filter(|(p, c)| leading.get(p).map(|(_, e)| Coordination::Active(*e)) != Some(**c))
+                .map(|(p, _)| *p)
+                .collect();
+            for p in stale {
+                self.unload(shard, machine, p);
+            }
+            let todo: Vec<(i32, Rc<Partition>, i32)> = leading
+                .into_iter()
+                .filter(|(p, _)| !self.coordinated.borrow().contains_key(p))
+                .map(|(p, (partition, epoch))| (p, partition, epoch))
+                .collect();
+            if todo.is_empty() {
+                return Ok(());
+            }
+            for (p, partition, epoch) in todo {
+                // Whatever an operation in flight at the last unload left in memory goes
+                // before the log is read back.
+                self.unload(shard, machine, p);
+                self.coordinated
+                    .borrow_mut()
+                    .insert(p, Coordination::Loading);
+                if let Err(e) = read_back(shard, machine, &partition).await {
+                    self.unload(shard, machine, p);
+                    return Err(e);
+                }
+                if partition.is_leader() && partition.leader_epoch().0 == epoch {
+                    self.coordinated
+                        .borrow_mut()
+                        .insert(p, Coordination::Active(epoch));
+                } else {
+                    // Leadership moved while reading: the next round forgets or reloads it.
+                    self.unload(shard, machine, p);
+                }
+            }
+        }
+    }
+
+    /// Whether this shard serves partition `p` now: Err(NOT_COORDINATOR) when this broker does
+    /// not lead it, Err(COORDINATOR_LOAD_IN_PROGRESS) while it leads it but has not read its
+    /// state back under the current leader epoch.
+    pub fn serving(&self, shard: &Shard, topic: &str, p: i32) -> Result<(), i16> {
+        let Some(partition) = shard
+            .partition(topic, p)
+            .filter(|partition| partition.is_leader())
+        else {
+            return Err(code::NOT_COORDINATOR);
+        };
+        let epoch = partition.leader_epoch().0;
+        match self.coordinated.borrow().get(&p) {
+            Some(Coordination::Active(e)) if *e == epoch => Ok(()),
+            _ => Err(code::COORDINATOR_LOAD_IN_PROGRESS),
+        }
+    }
+
+    fn unload(&self, shard: &Shard, machine: &dyn StateMachine, p: i32) {
+        let was = self.coordinated.borrow_mut().remove(&p);
+        let topic = machine.topic();
+        let partitions = shard
+            .image()
+            .topics
+            .get(topic)
+            .map_or(1, |t| t.partitions as usize);
+        let gone = machine.unload(p, partitions);
+        if was.is_some() {
+            tracing::info!(
+                shard = shard.id,
+                partition = p,
+                gone,
+                "no longer coordinating the {} of {topic}-{p}",
+                machine.what()
+            );
+        }
+    }
+
+    /// Appends `records` to partition `p` of `topic` on this shard and waits until they are
+    /// committed (covered by the high watermark), as a produce with acks=all would. Err is
+    /// the code the request answers, as Kafka maps its coordinators' append errors:
+    /// NOT_COORDINATOR when the partition is not led here or its state is not loaded under the
+    /// current leader epoch, or leadership moved before the records committed;
+    /// COORDINATOR_NOT_AVAILABLE when too few replicas are in sync (checked before the
+    /// append) or the write did not commit in `timeout`; UNKNOWN_SERVER_ERROR for a storage
+    /// failure.
+    pub async fn append(
+        &self,
+        shard: &Shard,
+        (topic, p): (&str, i32),
+        records: &[NewRecord],
+        timeout: Duration,
+    ) -> Result<(), i16> {
+        let fail = |error: i16, why: &dyn std::fmt::Display| {
+            tracing::warn!(partition = p, error, "writing {topic}-{p}: {why}");
+            error
+        };
+        let Some(log) = shard.partition(topic, p) else {
+            return Err(fail(code::NOT_COORDINATOR, &"not on this shard"));
+        };
+        if !log.is_leader() {
+            // A follower's log is the leader's copy: only the leader writes it.
+            return Err(fail(code::NOT_COORDINATOR, &"not led by this broker"));
+        }
+        let epoch = log.leader_epoch();
+        if self.coordinated.borrow().get(&p).copied() != Some(Coordination::Active(epoch.0)) {
+            return Err(fail(
+                code::NOT_COORDINATOR,
+                &"its state is not loaded under the current leader epoch",
+            ));
+        }
+        if log.check_acks_all().is_err() {
+            return Err(fail(
+                code::COORDINATOR_NOT_AVAILABLE,
+                &"fewer in-sync replicas than min.insync.replicas",
+            ));
+        }
+        let batch = BatchBuilder::default().build(records);
+        let now = millrace_shard::time::now_ms();
+        let appended = log
+            .append(BytesMut::from(&batch[..]), now, false)
+            .map_err(|e| fail(code::UNKNOWN_SERVER_ERROR, &e))?;
+        let committed = log
+            .committed(appended.last_offset, epoch, Acks::All, timeout)
+            .await;
+        committed.map_err(|e| {
+            let error = match &e {
+                CommitError::Refused(AcksRefusal::NotLeader) => code::NOT_COORDINATOR,
+                CommitError::Storage(_) => code::UNKNOWN_SERVER_ERROR,
+                CommitError::Refused(_) | CommitError::TimedOut => code::COORDINATOR_NOT_AVAILABLE,
+            };
+            fail(error, &e)
+        })
+    }
+}
+
+/// Re-runs `load` after every image this shard applies, until the broker stops.
+pub async fn watch(
+    shard: Rc<Shard>,
+    what: &'static str,
+    load: impl AsyncFn() -> std::io::Result<()>,
+) {
+    while !shard.stopping.get() {
+        let seen = shard.metadata_applied.generation();
+        if let Err(e) = load().await {
+            tracing::error!(shard = shard.id, error = %e, "loading {what}; retrying");
+            millrace_shard::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        let changed = shard.metadata_applied.changed_since(seen);
+        let _ = millrace_shard::time::timeout(Duration::from_millis(500), changed).await;
+    }
+}
+
+/// Reads one partition back from its log start to its log end into `machine`.
+async fn read_back(
+    shard: &Rc<Shard>,
+    machine: &dyn StateMachine,
+    log: &Rc<Partition>,
+) -> std::io::Result<()> {
+    let now = millrace_shard::time::now_ms();
+    let (topic, partition) = (machine.topic(), log.index());
+    let (mut applied, mut skipped) = (0usize, 0usize);
+    let mut next = log.log_start_offset();
+    let end = log.log_end_offset();
+    while next < end {
+        let read = log.read(next, LOAD_READ_BYTES, true, Reader::Replica);
+        let (read, _) = read
+            .await
+            .map_err(|e| std::io::Error::other(format!("reading {topic}-{partition}: {e}")))?;
+        if read.bytes == 0 {
+            break;
+        }
+        for chunk in read.chunks {
+            let bytes = match chunk {
+                ReadChunk::Memory(b) => b,
+                ReadChunk::File {
+                    file,
+                    position,
+                    len,
+                } => file.read_at(position, len as usize).await?,
+            };
+            for step in BatchIter::new(&bytes) {
+                let BatchStep::Batch { header, bytes, .. } = step else {
+                    break;
+                };
+                if header.next_offset() > end {
+                    break;
+                }
+                next = next.max(header.next_offset());
+                let Ok(records) = decode_records(bytes, LOAD_READ_BYTES * 64) else {
+                    tracing::warn!(
+                        partition,
+                        offset = header.base_offset,
+                        "undecodable batch in {topic}"
+                    );
+                    continue;
+                };
+                for r in records {
+                    if machine.replay(partition, now, r.key.as_deref(), r.value.as_deref()) {
+                        applied += 1;
+                    } else {
+                        skipped += 1;
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!(
+        shard = shard.id,
+        partition,
+        epoch = log.leader_epoch().0,
+        applied,
+        skipped,
+        "coordinating the {} of {topic}-{partition}",
+        machine.what()
+    );
+    Ok(())
+}
