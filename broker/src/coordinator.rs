@@ -952,6 +952,20 @@ fn coordinating(shard: &Shard, group_id: &str) -> Result<(), i16> {
     groups_of(shard).host.serving(shard, OFFSETS_TOPIC, p)
 }
 
+/// Removes and returns the waiting requests of the groups `theirs` names.
+fn drain_where<T>(
+    waiting: &RefCell<HashMap<Token, (String, T)>>,
+    theirs: &dyn Fn(&str) -> bool,
+) -> Vec<(String, T)> {
+    let mut waiting = waiting.borrow_mut();
+    let tokens: Vec<Token> = waiting
+        .iter()
+        .filter(|(_, (g, _))| theirs(g))
+        .map(|(t, _)| *t)
+        .collect();
+    tokens.iter().filter_map(|t| waiting.remove(t)).collect()
+}
+
 impl crate::state_log::StateMachine for ShardGroups {
     fn topic(&self) -> &'static str {
         OFFSETS_TOPIC
@@ -973,32 +987,11 @@ impl crate::state_log::StateMachine for ShardGroups {
         let classic = self.machine.borrow_mut().unload(&theirs);
         let consumer = self.consumer.borrow_mut().unload(&theirs);
         self.offsets.borrow_mut().retain(|g, _| !theirs(g));
-        let joins: Vec<(String, OneshotSender<JoinResponse>)> = {
-            let mut waiting = self.waiting_joins.borrow_mut();
-            let tokens: Vec<Token> = waiting
-                .iter()
-                .filter(|(_, (g, _))| theirs(g))
-                .map(|(t, _)| *t)
-                .collect();
-            tokens.iter().filter_map(|t| waiting.remove(t)).collect()
-        };
-        for (g, tx) in joins {
+        for (g, tx) in drain_where(&self.waiting_joins, &theirs) {
             tx.send(join_error(&g, code::NOT_COORDINATOR));
         }
-        let syncs: Vec<OneshotSender<SyncResponse>> = {
-            let mut waiting = self.waiting_syncs.borrow_mut();
-            let tokens: Vec<Token> = waiting
-                .iter()
-                .filter(|(_, (g, _))| theirs(g))
-                .map(|(t, _)| *t)
-                .collect();
-            tokens
-                .iter()
-                .filter_map(|t| waiting.remove(t))
-                .map(|(_, tx)| tx)
-                .collect()
-        };
-        for tx in syncs {
+        let syncs = drain_where(&self.waiting_syncs, &theirs);
+        for (_, tx) in syncs {
             tx.send(sync_error(code::NOT_COORDINATOR));
         }
         classic + consumer

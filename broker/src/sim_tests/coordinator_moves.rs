@@ -5,6 +5,7 @@
 //! again under a new leader epoch, the groups are read back from the log (what the follower
 //! copied meanwhile included), and committed offsets are served and taken again.
 
+use super::other_brokers::list_groups;
 use super::*;
 use crate::errors::code;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -132,15 +133,4 @@ async fn join(shard: &Rc<Shard>, group: &str, member_id: &str) -> JoinGroupRespo
             .with_name(StrBytes::from_static_str("range"))
             .with_metadata(Bytes::from_static(b"\0"))]);
     call(shard, ApiKey::JoinGroup, 9, &req).await
-}
-
-/// ListGroups: the ids of the groups listed.
-async fn list_groups(shard: &Rc<Shard>) -> Vec<String> {
-    let req = kafka_protocol::messages::ListGroupsRequest::default();
-    let resp: kafka_protocol::messages::ListGroupsResponse =
-        call(shard, ApiKey::ListGroups, 4, &req).await;
-    resp.groups
-        .iter()
-        .map(|g| g.group_id.0.to_string())
-        .collect()
 }

@@ -177,7 +177,7 @@ fn commit(group: &str) -> OffsetCommitRequest {
 }
 
 /// ListGroups: the ids of the groups listed.
-async fn list_groups(shard: &Rc<Shard>) -> Vec<String> {
+pub(super) async fn list_groups(shard: &Rc<Shard>) -> Vec<String> {
     let req = ListGroupsRequest::default();
     let resp: ListGroupsResponse = call(shard, ApiKey::ListGroups, 4, &req).await;
     assert_eq!(resp.error_code, code::NONE);
