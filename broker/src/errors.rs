@@ -17,6 +17,8 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
         StorageError::OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
         StorageError::InvalidProducerEpoch { .. } => code::INVALID_PRODUCER_EPOCH,
+        StorageError::InvalidTxnState { .. } => code::INVALID_TXN_STATE,
+        StorageError::CoordinatorFenced { .. } => code::TRANSACTION_COORDINATOR_FENCED,
         StorageError::InvalidRecords { reason, .. } => wire_code(reason),
         StorageError::InvalidRecord { .. } => code::INVALID_RECORD,
         StorageError::BufferFull { .. } => code::REQUEST_TIMED_OUT,

@@ -121,10 +121,11 @@ impl<D: Disk> PartitionLog<D> {
 
 /// Names storage owns or cleans up: a sealed file must not collide with them.
 fn assert_owned_name(name: &str) {
-    const SUFFIXES: [&str; 6] = [
+    const SUFFIXES: [&str; 7] = [
         ".log",
         ".index",
         ".timeindex",
+        ".txnindex",
         ".snapshot",
         ".tmp",
         ".cleaned",

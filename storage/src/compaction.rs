@@ -18,7 +18,14 @@
 //!    left empty is dropped, except when it is the last batch of the segment (so a segment
 //!    still ends where the next begins, which recovery checks) or the last batch of a known
 //!    idempotent producer (so its sequence survives a restart, as in Kafka). Control batches
-//!    are kept as they are.
+//!    (transaction markers) are kept as they are.
+//!
+//! Transactions: a clean never reaches a segment holding the start of an open transaction
+//! (the cleanable segments end at or below the first open offset, as Kafka's end at the last
+//! stable offset), so every transactional batch it sees is committed or aborted. Records of
+//! aborted transactions take no part in the key map (they never supersede a committed record)
+//! and are all dropped. Markers stay (Kafka removes them once their transaction's data is
+//! gone and `delete.retention.ms` has passed; keeping them costs a few bytes each).
 //!
 //! Offsets are therefore no longer dense inside a cleaned segment; reads, index lookups and
 //! recovery accept gaps (a fetch inside a gap gets the next batch).
@@ -164,6 +171,7 @@ impl<D: Disk> PartitionLog<D> {
             return Ok(outcome);
         };
         let (mut sources, first_dirty) = self.cleanable(Some((now_ms, &config)));
+        let aborted = self.aborted_ranges();
         let forced = sources.iter().any(|s| {
             s.next_offset > first_dirty
                 && s.first_timestamp >= 0
@@ -174,7 +182,7 @@ impl<D: Disk> PartitionLog<D> {
         {
             return Ok(outcome);
         }
-        let map = build_key_map(&mut sources, &config, throttle, &mut outcome).await?;
+        let map = build_key_map(&mut sources, &config, &aborted, throttle, &mut outcome).await?;
         if sources.is_empty() {
             tracing::warn!(dir = %self.dir.display(), "cleaner: the first segment's keys do not fit the dedupe buffer");
             return Ok(outcome);
@@ -188,6 +196,7 @@ impl<D: Disk> PartitionLog<D> {
         };
         let rules = Rules {
             map: &map,
+            aborted: &aborted,
             keep_batches: &keep_batches,
             now_ms,
             config: &config,
@@ -208,11 +217,25 @@ impl<D: Disk> PartitionLog<D> {
         Ok(outcome)
     }
 
+    /// Each producer's aborted transactions: (first offset, marker offset).
+    fn aborted_ranges(&self) -> AbortedRanges {
+        let mut out = AbortedRanges::new();
+        for e in &self.state.borrow().aborted {
+            out.entry(e.producer_id)
+                .or_default()
+                .push((e.first_offset, e.last_offset));
+        }
+        out
+    }
+
     /// The cleanable segments (with `Some((now, config))`, only those past the minimum
     /// compaction lag) and the first dirty offset.
     fn cleanable(&self, lag: Option<(i64, &LogConfig)>) -> (Vec<Source<D::File>>, i64) {
         let st = self.state.borrow();
-        let durable_end = st.durable_end;
+        // Never into an open transaction: whether its records count is not known yet.
+        let bound = st
+            .durable_end
+            .min(st.producers.first_open_offset().unwrap_or(i64::MAX));
         let closed = &st.segments[..st.segments.len() - 1];
         let mut out = Vec::new();
         for seg in closed {
@@ -220,7 +243,7 @@ impl<D: Disk> PartitionLog<D> {
                 && seg.index_written
                 && seg.data_synced()
                 && seg.flushed_size == seg.index.size
-                && seg.index.next_offset <= durable_end;
+                && seg.index.next_offset <= bound;
             let young = lag.is_some_and(|(now_ms, c)| {
                 c.min_compaction_lag_ms > 0
                     && seg.index.max_timestamp > now_ms.saturating_sub(c.min_compaction_lag_ms)
@@ -359,9 +382,24 @@ impl<D: Disk> PartitionLog<D> {
     }
 }
 
+/// Each producer's aborted transactions: (first offset, marker offset).
+type AbortedRanges = HashMap<i64, Vec<(i64, i64)>>;
+
+/// True for a data batch of an aborted transaction.
+fn in_aborted_txn(aborted: &AbortedRanges, h: &BatchHeader) -> bool {
+    h.is_transactional()
+        && !h.is_control()
+        && aborted.get(&h.producer_id).is_some_and(|ranges| {
+            ranges
+                .iter()
+                .any(|&(first, marker)| first <= h.base_offset && h.base_offset < marker)
+        })
+}
+
 /// What decides a record's and a batch's fate.
 struct Rules<'a> {
     map: &'a HashMap<Vec<u8>, i64>,
+    aborted: &'a AbortedRanges,
     keep_batches: &'a HashSet<i64>,
     now_ms: i64,
     config: &'a LogConfig,
@@ -382,9 +420,10 @@ impl Rules<'_> {
         }
         let horizon_passed = src.max_timestamp >= 0
             && self.now_ms.saturating_sub(src.max_timestamp) > self.config.delete_retention_ms;
+        let aborted = in_aborted_txn(self.aborted, &h);
         let mut dropped = 0u64;
         let filtered = filter_records(batch, self.config.decode_bytes_max, |r| {
-            let keep = self.keep(r, horizon_passed);
+            let keep = !aborted && self.keep(r, horizon_passed);
             dropped += u64::from(!keep);
             keep
         })
@@ -421,6 +460,7 @@ impl Rules<'_> {
 async fn build_key_map<F: DiskFile, T: Throttle>(
     sources: &mut Vec<Source<F>>,
     config: &LogConfig,
+    aborted: &AbortedRanges,
     throttle: &T,
     outcome: &mut CleanOutcome,
 ) -> Result<HashMap<Vec<u8>, i64>, StorageError> {
@@ -434,7 +474,7 @@ async fn build_key_map<F: DiskFile, T: Throttle>(
                 slices.decoded(batch.len(), throttle).await;
                 let h = BatchHeader::parse(&batch)
                     .map_err(|e| corrupt(src.file.path(), 0, &e.to_string()))?;
-                if h.is_control() {
+                if h.is_control() || in_aborted_txn(aborted, &h) {
                     continue;
                 }
                 let records = decode_records(&batch, config.decode_bytes_max)

@@ -72,6 +72,27 @@ pub enum StorageError {
         /// The batch's epoch.
         received: i16,
     },
+    /// A producer's batch breaks its transaction's rules: a non-transactional batch while
+    /// its transaction is open here, or a transactional one from a producer the log does not
+    /// know to be in a transaction where one is required. Kafka's INVALID_TXN_STATE.
+    #[error("producer {producer_id}: {reason}")]
+    InvalidTxnState {
+        /// The producer.
+        producer_id: i64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A transaction marker from an older coordinator epoch than the last one seen for its
+    /// producer. Kafka's TRANSACTION_COORDINATOR_FENCED.
+    #[error("producer {producer_id}: marker of coordinator epoch {received}, {current} seen")]
+    CoordinatorFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The newest coordinator epoch seen.
+        current: i32,
+        /// The marker's.
+        received: i32,
+    },
     /// The bytes handed to `append` are not a sequence of whole v2 batches.
     #[error("invalid records at byte {position}: {reason}")]
     InvalidRecords {

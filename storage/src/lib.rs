@@ -25,6 +25,8 @@
 //!   00000000000000000000.index      leader epoch stamped in place); block-padded with zeros
 //!   00000000000000000000.timeindex  sparse indexes + segment summary, written at roll and close
 //!   00000000000000004211.log        the active segment: its indexes live in memory only
+//!   00000000000000000000.txnindex   aborted transactions whose marker is in the segment
+//!                                   (only when there are some; written with the indexes)
 //!   00000000000000004211.snapshot   producer state below offset 4211 (at roll and close)
 //!   00000000000000000000.log.cleaned  a compacted segment before its swap (removed at open)
 //!   leader-epoch-checkpoint         epoch -> first offset
@@ -37,7 +39,8 @@
 //! Every file but `.log` is small, written atomically, and framed as
 //! `magic | version | length | body | CRC-32C` (see `framed.rs`); a bad one is rebuilt from
 //! the log. Body layouts are drawn where they are encoded: indexes in `segment.rs`, producer
-//! snapshots in `producer.rs`, the leader-epoch checkpoint in `epoch.rs`, the log-start
+//! snapshots in `producer.rs`, the aborted-transaction index in `txn_index.rs`, the
+//! leader-epoch checkpoint in `epoch.rs`, the log-start
 //! checkpoint in `retention.rs`, the truncation and reset markers in `truncate.rs`. Retention
 //! and DeleteRecords are in `retention.rs`, log compaction and its crash-safe swap in
 //! `compaction.rs`, tail truncation and the reset in `truncate.rs`. Any other name in the
@@ -171,11 +174,13 @@ mod retention;
 mod segment;
 pub mod sim;
 mod truncate;
+mod txn_index;
 
 pub use cache::BatchCache;
 pub use checkpoint::REPLICATION_CHECKPOINT;
 pub use compaction::{CleanOutcome, NoThrottle, Throttle, IO_BYTES, MAP_ENTRY_BYTES};
 pub use error::StorageError;
 pub use foreground::foreground_io_started;
-pub use log::{AppendOutcome, LogConfig, PartitionLog, ReadChunk, ReadResult};
+pub use log::{AppendOutcome, LogConfig, PartitionLog, ProducerInfo, ReadChunk, ReadResult};
 pub use retention::RetentionOutcome;
+pub use txn_index::AbortedTxn;

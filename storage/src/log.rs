@@ -7,12 +7,14 @@ use crate::epoch::{self, EpochCache};
 use crate::error::io_err;
 use crate::producer::{Check, ProducerState};
 use crate::segment::{file_name, Segment};
+use crate::txn_index::{self, AbortedTxn};
 use crate::StorageError;
 use bytes::{Bytes, BytesMut};
 use millrace_wire::epoch::{EpochEntry, LeaderEpoch};
 use millrace_wire::records::{
-    decode_records, set_base_offset, set_partition_leader_epoch, stamp_log_append_time,
-    validate_stored_batch, BatchHeader, BatchIter, BatchStep, BATCH_HEADER_BYTES,
+    build_txn_marker, decode_records, set_base_offset, set_partition_leader_epoch,
+    stamp_log_append_time, txn_marker, validate_stored_batch, BatchHeader, BatchIter, BatchStep,
+    TxnMarker, BATCH_HEADER_BYTES,
 };
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -165,6 +167,26 @@ pub struct ReadResult<F> {
     pub log_start_offset: i64,
 }
 
+/// A segment's index files: base offset, `.index`, `.timeindex`, `.txnindex` (None: none).
+type IndexFiles = (i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
+/// One producer's state on a partition, as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its newest epoch.
+    pub producer_epoch: i16,
+    /// The last sequence appended, -1 when none.
+    pub last_sequence: i32,
+    /// Max timestamp of its last batch, -1 when unknown.
+    pub last_timestamp: i64,
+    /// Coordinator epoch of its last marker, -1 before any.
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction here, -1 when none.
+    pub current_txn_start_offset: i64,
+}
+
 /// One partition's log on one shard. Methods take `&self`: the broker holds it in an `Rc` and
 /// calls it from several tasks; no `RefCell` borrow is held across an `.await`.
 pub struct PartitionLog<D: Disk> {
@@ -194,6 +216,8 @@ pub(crate) struct State<F> {
     /// decreasing but by `truncate_to` and `reset_to`.
     pub durable_end: i64,
     pub producers: ProducerState,
+    /// Every aborted transaction whose marker is in the log, by marker offset (`txn_index.rs`).
+    pub aborted: Vec<AbortedTxn>,
     pub epochs: EpochCache,
     /// Bumped at every epoch change; the checkpoint is current when it equals `epochs_written`.
     pub epochs_version: u64,
@@ -389,6 +413,11 @@ impl<D: Disk> PartitionLog<D> {
         let mut st = self.state.borrow_mut();
         self.check_appendable(&st)?;
         let mut headers = parse_batches(&records)?;
+        if headers.iter().any(|(_, h)| h.is_control()) {
+            return Err(StorageError::InvalidRecord {
+                reason: "control batches are written by the broker only".into(),
+            });
+        }
         let (compact, decode_bytes_max) = {
             let c = self.config.borrow();
             (c.cleanup_compact, c.decode_bytes_max)
@@ -472,6 +501,78 @@ impl<D: Disk> PartitionLog<D> {
         })
     }
 
+    /// Appends a transaction marker (a control batch) for `producer_id`, as the partition
+    /// leader does for WriteTxnMarkers: refused when the producer's epoch or the marker's
+    /// coordinator epoch is older than the log has seen
+    /// ([`StorageError::InvalidProducerEpoch`], [`StorageError::CoordinatorFenced`]). A marker
+    /// for a producer with nothing open here is written all the same (an empty transaction).
+    /// An abort adds an entry to the aborted-transaction index.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: TxnMarker,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, StorageError> {
+        let mut st = self.state.borrow_mut();
+        self.check_appendable(&st)?;
+        let mut batch = build_txn_marker(producer_id, producer_epoch, marker, now_ms);
+        self.check_pending(&st, batch.len())?;
+        let mut h = BatchHeader::parse(&batch).map_err(|reason| StorageError::InvalidRecords {
+            position: 0,
+            reason,
+        })?;
+        st.producers.check(&h, Some(marker))?;
+        h.base_offset = st.log_end_offset();
+        h.partition_leader_epoch = leader_epoch.0;
+        set_base_offset(&mut batch, h.base_offset);
+        set_partition_leader_epoch(&mut batch, leader_epoch.0);
+        self.append_one(&mut st, &h, Bytes::from(batch), leader_epoch, now_ms);
+        Ok(AppendOutcome {
+            base_offset: h.base_offset,
+            last_offset: h.base_offset,
+            log_append_time_ms: -1,
+            duplicate: false,
+        })
+    }
+
+    /// The last stable offset under `high_watermark` (Kafka's LSO): the first offset of the
+    /// oldest transaction still open here, or of a completed one whose marker the high
+    /// watermark has not yet passed, when below `high_watermark`; else `high_watermark`
+    /// (at most the log end). read_committed consumers read below it.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        let mut st = self.state.borrow_mut();
+        let bound = high_watermark.min(st.log_end_offset());
+        st.producers.last_stable_offset(bound)
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, upper)` reports: those whose
+    /// abort marker is at or after `from` and whose first offset is below `upper`.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        txn_index::collect(&self.state.borrow().aborted, from, upper)
+    }
+
+    /// The producers this partition has state for (DescribeProducers), by producer id.
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        let st = self.state.borrow();
+        let mut out: Vec<ProducerInfo> = st
+            .producers
+            .producers
+            .iter()
+            .map(|(&producer_id, p)| ProducerInfo {
+                producer_id,
+                producer_epoch: p.epoch,
+                last_sequence: p.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: p.last_timestamp,
+                coordinator_epoch: p.coordinator_epoch,
+                current_txn_start_offset: p.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_unstable_by_key(|p| p.producer_id);
+        out
+    }
+
     fn check_appendable(&self, st: &State<D::File>) -> Result<(), StorageError> {
         if st.closed {
             return Err(StorageError::Closed);
@@ -508,7 +609,21 @@ impl<D: Disk> PartitionLog<D> {
         let active = st.segments.last_mut().expect("a log has a segment");
         active.append_batch(h, &bytes, interval, now_ms);
         st.unwritten_bytes += bytes.len();
-        st.producers.record(h, now_ms);
+        let marker = match h.is_control() {
+            true => txn_marker(&bytes).ok().flatten(),
+            false => None,
+        };
+        if let Some(done) = st.producers.record(h, marker, now_ms) {
+            if !done.commit {
+                let stable = st.producers.first_open_offset();
+                st.aborted.push(AbortedTxn {
+                    producer_id: done.producer_id,
+                    first_offset: done.first_offset,
+                    last_offset: done.last_offset,
+                    last_stable_offset: stable.unwrap_or(done.last_offset + 1),
+                });
+            }
+        }
         if st.epochs.assign(epoch, h.base_offset) {
             st.epochs_version += 1;
         }
@@ -751,7 +866,7 @@ impl<D: Disk> PartitionLog<D> {
                 .await?;
             self.state.borrow_mut().epochs_written = version;
         }
-        let jobs: Vec<(i64, Vec<u8>, Vec<u8>)> = {
+        let jobs: Vec<IndexFiles> = {
             let st = self.state.borrow();
             st.segments
                 .iter()
@@ -761,11 +876,14 @@ impl<D: Disk> PartitionLog<D> {
                         s.base_offset,
                         s.index.encode_offset_index(s.base_offset),
                         s.index.encode_time_index(s.base_offset),
+                        st.encode_txn_index(s),
                     )
                 })
                 .collect()
         };
-        for (base, offsets, times) in jobs {
+        for (base, offsets, times, aborted) in jobs {
+            // Before the `.index`: a trusted `.index` without a `.txnindex` means no abort.
+            self.write_txn_index(base, aborted).await?;
             self.write_small(&file_name(&self.dir, base, ".index"), &offsets)
                 .await?;
             self.write_small(&file_name(&self.dir, base, ".timeindex"), &times)
@@ -782,7 +900,7 @@ impl<D: Disk> PartitionLog<D> {
             };
             if gone {
                 // Deleted while its indexes were being written: do not leave them behind.
-                for suffix in [".index", ".timeindex"] {
+                for suffix in [".index", ".timeindex", ".txnindex"] {
                     crate::retention::remove_if_present(
                         &self.disk,
                         &file_name(&self.dir, base, suffix),
@@ -809,6 +927,15 @@ impl<D: Disk> PartitionLog<D> {
             self.remove_old_snapshots(offset).await?;
         }
         Ok(())
+    }
+
+    /// Writes a segment's aborted-transaction index, or removes a stale one when it has none.
+    async fn write_txn_index(&self, base: i64, file: Option<Vec<u8>>) -> Result<(), StorageError> {
+        let path = file_name(&self.dir, base, ".txnindex");
+        match file {
+            Some(bytes) => self.write_small(&path, &bytes).await,
+            None => crate::retention::remove_if_present(&self.disk, &path).await,
+        }
     }
 
     pub(crate) async fn write_small(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
@@ -1048,11 +1175,13 @@ impl<D: Disk> PartitionLog<D> {
                     seg.base_offset,
                     seg.index.encode_offset_index(seg.base_offset),
                     seg.index.encode_time_index(seg.base_offset),
+                    st.encode_txn_index(seg),
                 )
             });
             (end, st.producers.encode_snapshot(end), indexes)
         };
-        if let Some((base, offsets, times)) = active {
+        if let Some((base, offsets, times, aborted)) = active {
+            self.write_txn_index(base, aborted).await?;
             self.write_small(&file_name(&self.dir, base, ".index"), &offsets)
                 .await?;
             self.write_small(&file_name(&self.dir, base, ".timeindex"), &times)
@@ -1082,6 +1211,14 @@ impl<D: Disk> Drop for PartitionLog<D> {
 }
 
 impl<F> State<F> {
+    /// The `.txnindex` file of `seg`: the aborts whose marker lies in it, None when none.
+    pub(crate) fn encode_txn_index(&self, seg: &Segment<F>) -> Option<Vec<u8>> {
+        let (base, next) = (seg.base_offset, seg.index.next_offset);
+        let from = self.aborted.partition_point(|e| e.last_offset < base);
+        let to = self.aborted.partition_point(|e| e.last_offset < next);
+        (from < to).then(|| txn_index::encode(base, &self.aborted[from..to]))
+    }
+
     pub(crate) fn log_end_offset(&self) -> i64 {
         self.segments
             .last()
@@ -1206,11 +1343,11 @@ fn check_producers(
     }
     let mut duplicates = Vec::new();
     for (_, h) in headers.iter_mut() {
-        match scratch.check(h)? {
+        match scratch.check(h, None)? {
             Check::Append => {
                 h.base_offset = next_offset;
                 next_offset = h.next_offset();
-                scratch.record(h, 0);
+                scratch.record(h, None, 0);
             }
             Check::Duplicate {
                 base_offset,

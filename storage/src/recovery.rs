@@ -13,9 +13,10 @@ use crate::producer::ProducerState;
 use crate::retention::{self, LOG_START_FILE};
 use crate::segment::{file_name, scan, Segment, SegmentIndex};
 use crate::truncate::remove_marker;
+use crate::txn_index::{self, AbortedTxn};
 use crate::StorageError;
 use millrace_wire::epoch::LeaderEpoch;
-use millrace_wire::records::validate_stored_batch;
+use millrace_wire::records::{txn_marker, validate_stored_batch};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -144,6 +145,9 @@ pub(crate) async fn recover_state<D: Disk>(
     if segments.is_empty() {
         segments.push(Segment::new(checkpoint.or(truncated_to).unwrap_or(0)));
     }
+    // Whether the active segment's index was trusted (a clean shutdown): its aborted
+    // transactions can be too. prepare_active forgets it.
+    let active_trusted = segments.last().is_some_and(|s| s.index_written);
     prepare_active(
         segments.last_mut().expect("one segment at least"),
         clean,
@@ -157,11 +161,13 @@ pub(crate) async fn recover_state<D: Disk>(
         .max(checkpoint.unwrap_or(0))
         .min(log_end_offset);
     remove_below_start(disk, dir, &mut segments, log_start_offset).await?;
+    let mut aborted = load_aborted(disk, dir, &segments, active_trusted).await;
     remove_stale_indexes(disk, dir, &names, &segments).await?;
     let (mut epochs, mut epochs_changed) =
         load_epochs(disk, dir, log_end_offset, &seen_epochs).await;
     epochs_changed |= epochs.truncate_before(log_start_offset);
-    let producers = load_producers(disk, dir, &names, &segments, now_ms).await?;
+    let producers = load_producers(disk, dir, &names, &segments, &mut aborted, now_ms).await?;
+    let aborted = aborted.into_iter().flatten().flatten().collect();
     if shut_down_cleanly || truncated_to.is_some() {
         remove_if_present(disk, &dir.join(CLEAN_SHUTDOWN)).await?;
         disk.sync_dir(dir).await.map_err(io_err("sync dir", dir))?;
@@ -176,6 +182,7 @@ pub(crate) async fn recover_state<D: Disk>(
         log_start_offset,
         durable_end: log_end_offset,
         producers,
+        aborted,
         epochs,
         epochs_version: u64::from(epochs_changed),
         epochs_written: 0,
@@ -205,7 +212,7 @@ async fn empty_for_reset<D: Disk>(
     offset: i64,
 ) -> Result<Vec<String>, StorageError> {
     for name in names {
-        let owned = [".log", ".index", ".timeindex", ".snapshot"]
+        let owned = [".log", ".index", ".timeindex", ".txnindex", ".snapshot"]
             .iter()
             .any(|suffix| parse_name(name, suffix).is_some())
             || name == epoch::FILE_NAME
@@ -240,7 +247,7 @@ async fn cut_segment_files<D: Disk>(
 ) -> Result<(), StorageError> {
     let keep = bases.partition_point(|&b| b <= cut).max(1).min(bases.len());
     for &base in bases[keep..].iter().rev() {
-        for suffix in [".log", ".index", ".timeindex"] {
+        for suffix in [".log", ".index", ".timeindex", ".txnindex"] {
             remove_if_present(disk, &file_name(dir, base, suffix)).await?;
         }
     }
@@ -296,7 +303,7 @@ async fn recover_segments<D: Disk>(
             tracing::warn!(dir = %dir.display(), base, next_offset, ?dropped,
                 "segment ends before the next one starts: truncating the log here");
             for &later in dropped {
-                for suffix in [".log", ".index", ".timeindex"] {
+                for suffix in [".log", ".index", ".timeindex", ".txnindex"] {
                     remove_if_present(disk, &file_name(dir, later, suffix)).await?;
                 }
             }
@@ -444,7 +451,9 @@ async fn remove_stale_indexes<D: Disk, F>(
 ) -> Result<(), StorageError> {
     let active = segments.last().expect("one segment").base_offset;
     for name in names {
-        let Some(base) = parse_name(name, ".index").or_else(|| parse_name(name, ".timeindex"))
+        let Some(base) = [".index", ".timeindex", ".txnindex"]
+            .iter()
+            .find_map(|suffix| parse_name(name, suffix))
         else {
             continue;
         };
@@ -484,16 +493,59 @@ async fn load_epochs<D: Disk>(
     (cache, changed)
 }
 
+/// Each segment's aborted transactions from its `.txnindex` (see `txn_index.rs`), or None
+/// where they must be rebuilt by replaying the producer state over it.
+async fn load_aborted<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    segments: &[Segment<D::File>],
+    active_trusted: bool,
+) -> Vec<Option<Vec<AbortedTxn>>> {
+    let mut out = Vec::with_capacity(segments.len());
+    for (i, seg) in segments.iter().enumerate() {
+        let active = i + 1 == segments.len();
+        let index_trusted = if active {
+            active_trusted
+        } else {
+            seg.index_written
+        };
+        if active && !active_trusted {
+            out.push(None);
+            continue;
+        }
+        let path = file_name(dir, seg.base_offset, ".txnindex");
+        let loaded = match disk.read_file(&path).await {
+            Ok(Some(bytes)) => {
+                txn_index::decode(seg.base_offset, seg.index.next_offset, &bytes).map_err(
+                    |reason| tracing::warn!(path = %path.display(), %reason, "aborted-transaction index invalid: rebuilding it"),
+                ).ok()
+            }
+            Ok(None) if index_trusted => Some(Vec::new()),
+            _ => None,
+        };
+        out.push(loaded);
+    }
+    out
+}
+
 /// The newest valid snapshot at or below the log end, then every batch after it replayed.
-/// Snapshots beyond the log end (the log was truncated) are removed.
+/// When a segment's aborted transactions must be rebuilt (`aborted[i]` is None), the snapshot
+/// is the newest at or below that segment's base, and the replay fills them in. Snapshots
+/// beyond the log end (the log was truncated) are removed.
 async fn load_producers<D: Disk>(
     disk: &D,
     dir: &Path,
     names: &[String],
     segments: &[Segment<D::File>],
+    aborted: &mut [Option<Vec<AbortedTxn>>],
     now_ms: i64,
 ) -> Result<ProducerState, StorageError> {
     let log_end_offset = segments.last().expect("one segment").index.next_offset;
+    let rebuild_from = segments
+        .iter()
+        .zip(aborted.iter())
+        .find(|(_, a)| a.is_none())
+        .map_or(log_end_offset, |(s, _)| s.base_offset);
     let mut offsets: Vec<i64> = names
         .iter()
         .filter_map(|n| parse_name(n, ".snapshot"))
@@ -507,7 +559,7 @@ async fn load_producers<D: Disk>(
             remove_if_present(disk, &path).await?;
             continue;
         }
-        if loaded.is_some() {
+        if loaded.is_some() || offset > rebuild_from {
             continue;
         }
         let bytes = disk.read_file(&path).await.map_err(io_err("read", &path))?;
@@ -523,19 +575,51 @@ async fn load_producers<D: Disk>(
     // that DeleteRecords moved inside the first segment: producers outlive their records.
     let first_base = segments[0].base_offset;
     let (from, mut state) = loaded.unwrap_or((first_base, ProducerState::default()));
-    for seg in segments
-        .iter()
-        .filter(|s| s.index.next_offset > from && s.index.size > 0)
-    {
+    for (seg, aborted) in segments.iter().zip(aborted.iter_mut()) {
+        let mut rebuilt = aborted.is_none().then(Vec::new);
+        if seg.index.next_offset <= from || seg.index.size == 0 {
+            *aborted = aborted.take().or(rebuilt);
+            continue;
+        }
         let file = seg.file.as_ref().expect("a segment with data has a file");
-        let start = seg.index.position_for_offset(seg.base_offset, from);
-        walk_headers(&**file, start, seg.index.size, |_, h| {
-            if h.base_offset >= from {
-                state.record(h, now_ms);
+        let mut pos = seg.index.position_for_offset(seg.base_offset, from);
+        // Data batches are replayed from their headers; the walk stops at each control batch,
+        // whose record says commit or abort.
+        loop {
+            let stop = walk_headers(&**file, pos, seg.index.size, |_, h| {
+                if h.base_offset < from {
+                    return false;
+                }
+                if h.is_control() {
+                    return true;
+                }
+                state.record(h, None, now_ms);
+                false
+            })
+            .await?;
+            let Some((at, h)) = stop else { break };
+            let bytes = file
+                .read_at(at, h.total_bytes())
+                .await
+                .map_err(io_err("read", file.path()))?;
+            let marker = txn_marker(&bytes).ok().flatten();
+            let done = state.record(&h, marker, now_ms);
+            if let (Some(done), Some(list)) = (done, rebuilt.as_mut()) {
+                if !done.commit {
+                    let stable = state.first_open_offset();
+                    list.push(AbortedTxn {
+                        producer_id: done.producer_id,
+                        first_offset: done.first_offset,
+                        last_offset: done.last_offset,
+                        last_stable_offset: stable.unwrap_or(done.last_offset + 1),
+                    });
+                }
             }
-            false
-        })
-        .await?;
+            pos = at + h.total_bytes() as u64;
+        }
+        if rebuilt.is_some() {
+            *aborted = rebuilt;
+        }
     }
     Ok(state)
 }
@@ -567,7 +651,7 @@ async fn remove_below_start<D: Disk>(
 ) -> Result<(), StorageError> {
     while segments.len() > 1 && segments[0].index.next_offset <= log_start_offset {
         let seg = segments.remove(0);
-        for suffix in [".log", ".index", ".timeindex"] {
+        for suffix in [".log", ".index", ".timeindex", ".txnindex"] {
             remove_if_present(disk, &file_name(dir, seg.base_offset, suffix)).await?;
         }
     }

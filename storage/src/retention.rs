@@ -209,6 +209,7 @@ impl<D: Disk> PartitionLog<D> {
         let gone: Vec<Segment<D::File>> = st.segments.drain(..n).collect();
         let first = st.segments[0].base_offset;
         st.advance_log_start(first);
+        st.aborted.retain(|e| e.last_offset >= first);
         st.recompute_max_timestamps();
         self.cache.forget_below(self.cache_id, first);
         let bytes = gone.iter().map(|s| s.index.size).sum();
@@ -221,7 +222,7 @@ impl<D: Disk> PartitionLog<D> {
     pub(crate) async fn remove_segment_files(&self, bases: &[i64]) -> Result<(), StorageError> {
         for &base in bases {
             tracing::debug!(dir = %self.dir.display(), base_offset = base, "segment deleted");
-            for suffix in [".log", ".index", ".timeindex"] {
+            for suffix in [".log", ".index", ".timeindex", ".txnindex"] {
                 remove_if_present(&self.disk, &file_name(&self.dir, base, suffix)).await?;
             }
         }

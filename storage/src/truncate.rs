@@ -318,6 +318,7 @@ impl<F> crate::log::State<F> {
         self.appended_max_timestamp = below(self.appended_max_timestamp);
         self.durable_max_timestamp = below(self.durable_max_timestamp);
         self.pending_snapshots.retain(|s| s.0 <= new_end);
+        self.aborted.retain(|e| e.last_offset < new_end);
     }
 
     /// Makes the in-memory state the empty log at `offset` before the files go, so that reads
@@ -328,6 +329,7 @@ impl<F> crate::log::State<F> {
         self.log_start_offset = offset;
         self.durable_end = offset;
         self.producers = crate::producer::ProducerState::default();
+        self.aborted.clear();
         self.epochs = crate::epoch::EpochCache::default();
         self.pending_snapshots.clear();
         self.appended_max_timestamp = None;

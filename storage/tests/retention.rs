@@ -9,7 +9,9 @@ use millrace_storage::sim::SimDisk;
 use millrace_storage::{LogConfig, NoThrottle, StorageError, Throttle, IO_BYTES};
 use millrace_wire::compression::Compression;
 use millrace_wire::epoch::LeaderEpoch;
-use millrace_wire::records::{decode_records, BatchBuilder, BatchHeader, NewRecord, Record};
+use millrace_wire::records::{
+    decode_records, BatchBuilder, BatchHeader, NewRecord, Record, TxnMarker,
+};
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
@@ -1038,4 +1040,82 @@ fn retention_frees_a_full_disk() {
     disk.set_disk_full(false);
     block_on(log.flush()).unwrap();
     assert_eq!(records(&log).len(), 1);
+}
+
+/// Records of aborted transactions never supersede a committed record and are dropped; the
+/// clean stops before an open transaction, and reaches it once it commits.
+#[test]
+fn compaction_drops_aborted_records_and_stops_at_an_open_transaction() {
+    let disk = SimDisk::default();
+    let log = compacted_log(&disk, 100);
+    let txn = |pid| BatchBuilder {
+        producer_id: pid,
+        producer_epoch: 0,
+        base_sequence: 0,
+        transactional: true,
+        ..Default::default()
+    };
+    let marker = |commit| TxnMarker {
+        commit,
+        coordinator_epoch: 0,
+    };
+    let mark = |pid, commit| {
+        log.append_marker(pid, 0, marker(commit), LeaderEpoch(0), 10)
+            .unwrap()
+            .base_offset
+    };
+    assert_eq!(append(&log, &keyed(&[("k", Some("a"))], 1), 1), 0);
+    assert_eq!(
+        append(&log, &keyed_with(txn(1), &[("k", Some("b"))], 2), 2),
+        1
+    );
+    assert_eq!(mark(1, true), 2);
+    let aborted = keyed_with(txn(2), &[("k", Some("c")), ("j", Some("c"))], 3);
+    assert_eq!(append(&log, &aborted, 3), 3);
+    assert_eq!(mark(2, false), 5);
+    assert_eq!(append(&log, &keyed(&[("j", Some("x"))], 4), 4), 6);
+    assert_eq!(
+        append(&log, &keyed_with(txn(3), &[("k", Some("d"))], 5), 5),
+        7
+    );
+    fill(&log, 4, 100);
+    let data = |log: &Log| {
+        let all = read_all(log);
+        let data: Vec<Vec<u8>> = all
+            .into_iter()
+            .filter(|b| !BatchHeader::parse(b).unwrap().is_control())
+            .collect();
+        let recs: Vec<Record> = data
+            .iter()
+            .flat_map(|b| decode_records(b, 1 << 20).unwrap())
+            .collect();
+        kv(&recs)
+            .into_iter()
+            .map(|(o, k, v)| (o, k, v.unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let before = data(&log);
+    let out = block_on(log.clean(1000, &NoThrottle)).unwrap();
+    assert_eq!(out.cleaned_end_offset, 7, "stops at the open transaction");
+    let after = data(&log);
+    let kept: Vec<i64> = after.iter().map(|r| r.0).filter(|&o| o < 7).collect();
+    // k@0 lost to the committed k@1; the aborted k@3 and j@4 superseded nothing and went.
+    assert_eq!(kept, vec![1, 6]);
+    let tail =
+        |v: &[(i64, String, String)]| v.iter().filter(|r| r.0 >= 7).cloned().collect::<Vec<_>>();
+    assert_eq!(tail(&after), tail(&before));
+    assert_eq!(
+        log.aborted_transactions(0, 100).len(),
+        1,
+        "the abort stays indexed"
+    );
+    // Once the transaction commits the clean goes on, and k@7 supersedes k@1.
+    let commit = mark(3, true);
+    block_on(log.flush()).unwrap();
+    fill(&log, 2, 200);
+    let out = block_on(log.clean(2000, &NoThrottle)).unwrap();
+    assert!(out.cleaned_end_offset > commit, "{out:?}");
+    let after = data(&log);
+    assert!(!after.iter().any(|r| r.0 == 1));
+    assert!(after.iter().any(|r| r.0 == 7));
 }

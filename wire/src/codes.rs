@@ -152,6 +152,39 @@ pub const SNAPSHOT_NOT_FOUND: i16 = 98;
 /// FetchSnapshot asked for a position past the snapshot's end.
 pub const POSITION_OUT_OF_RANGE: i16 = 99;
 
+/// The producer attempted a transactional operation in an invalid state.
+pub const INVALID_TXN_STATE: i16 = 48;
+
+/// The producer id is not the one the transactional id is mapped to.
+pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+
+/// `transaction.timeout.ms` is above the broker's `transaction.max.timeout.ms`.
+pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+
+/// The previous transaction of this producer is still completing (retriable).
+pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+
+/// A marker came from an older transaction coordinator epoch.
+pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+
+/// The partition has no state for this producer id.
+pub const UNKNOWN_PRODUCER_ID: i16 = 59;
+
+/// The group has transactional offsets pending a marker (retriable).
+pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+/// A newer producer with the same transactional id exists (v2+ of the txn APIs).
+pub const PRODUCER_FENCED: i16 = 90;
+
+/// The transactional id is not known to its coordinator.
+pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+
+/// The transaction must be aborted; the producer may go on (only at the versions that know it).
+pub const TRANSACTION_ABORTABLE: i16 = 120;
+
+/// A batch's sequence was already written.
+pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+
 /// Every code above with its name, for tests and for anything that prints a code's name.
 pub const ALL: &[(&str, i16)] = &[
     ("UNKNOWN_SERVER_ERROR", UNKNOWN_SERVER_ERROR),
@@ -232,6 +265,20 @@ pub const ALL: &[(&str, i16)] = &[
     ("ELECTION_NOT_NEEDED", ELECTION_NOT_NEEDED),
     ("SNAPSHOT_NOT_FOUND", SNAPSHOT_NOT_FOUND),
     ("POSITION_OUT_OF_RANGE", POSITION_OUT_OF_RANGE),
+    ("INVALID_TXN_STATE", INVALID_TXN_STATE),
+    ("INVALID_PRODUCER_ID_MAPPING", INVALID_PRODUCER_ID_MAPPING),
+    ("INVALID_TRANSACTION_TIMEOUT", INVALID_TRANSACTION_TIMEOUT),
+    ("CONCURRENT_TRANSACTIONS", CONCURRENT_TRANSACTIONS),
+    (
+        "TRANSACTION_COORDINATOR_FENCED",
+        TRANSACTION_COORDINATOR_FENCED,
+    ),
+    ("UNKNOWN_PRODUCER_ID", UNKNOWN_PRODUCER_ID),
+    ("UNSTABLE_OFFSET_COMMIT", UNSTABLE_OFFSET_COMMIT),
+    ("PRODUCER_FENCED", PRODUCER_FENCED),
+    ("TRANSACTIONAL_ID_NOT_FOUND", TRANSACTIONAL_ID_NOT_FOUND),
+    ("TRANSACTION_ABORTABLE", TRANSACTION_ABORTABLE),
+    ("DUPLICATE_SEQUENCE_NUMBER", DUPLICATE_SEQUENCE_NUMBER),
 ];
 
 #[cfg(test)]

@@ -620,6 +620,78 @@ pub(crate) fn be_i16(buf: &[u8], at: usize) -> i16 {
     i16::from_be_bytes(buf[at..at + 2].try_into().expect("2 bytes"))
 }
 
+/// What a transaction marker says (the only control record Kafka writes besides KRaft's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    /// True for COMMIT (control type 1), false for ABORT (type 0).
+    pub commit: bool,
+    /// The transaction coordinator's epoch that wrote it.
+    pub coordinator_epoch: i32,
+}
+
+/// Reads the marker of a control batch (`batch` holds exactly its bytes, already validated):
+/// its one record's key is `version i16, type i16` (0 abort, 1 commit), its value
+/// `version i16, coordinator_epoch i32`. Other control types (KRaft's, above 1) are `None`.
+pub fn txn_marker(batch: &[u8]) -> Result<Option<TxnMarker>, WireError> {
+    let header = BatchHeader::parse(batch)?;
+    if !header.is_control() {
+        return Ok(None);
+    }
+    let bad = |reason| WireError::InvalidBatch { reason };
+    if header.compression()? != Compression::None || header.record_count != 1 {
+        return Err(bad("a control batch holds one uncompressed record"));
+    }
+    let data = Bytes::copy_from_slice(&batch[BATCH_HEADER_BYTES.min(batch.len())..]);
+    let record = decode_record(&mut varint::Cursor::new(&data), &data, &header)?;
+    let key = record.key.ok_or(bad("a control record has a key"))?;
+    if key.len() < 4 {
+        return Err(bad("control record key too short"));
+    }
+    let kind = i16::from_be_bytes([key[2], key[3]]);
+    if kind > 1 {
+        return Ok(None);
+    }
+    let coordinator_epoch = match record.value.as_deref() {
+        Some(v) if v.len() >= 6 => i32::from_be_bytes([v[2], v[3], v[4], v[5]]),
+        _ => return Err(bad("transaction marker value too short")),
+    };
+    Ok(Some(TxnMarker {
+        commit: kind == 1,
+        coordinator_epoch,
+    }))
+}
+
+/// Builds the control batch of a transaction marker the way a partition leader writes it:
+/// transactional and control bits, sequence -1, one record at offset delta 0.
+pub fn build_txn_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: TxnMarker,
+    timestamp: i64,
+) -> Vec<u8> {
+    let mut key = 0i16.to_be_bytes().to_vec();
+    key.extend_from_slice(&i16::from(marker.commit).to_be_bytes());
+    let mut value = 0i16.to_be_bytes().to_vec();
+    value.extend_from_slice(&marker.coordinator_epoch.to_be_bytes());
+    let builder = BatchBuilder {
+        producer_id,
+        producer_epoch,
+        transactional: true,
+        ..Default::default()
+    };
+    let mut batch = builder.build(&[NewRecord {
+        timestamp,
+        key: Some(key),
+        value: Some(value),
+        headers: Vec::new(),
+    }]);
+    let attributes = i16::from_be_bytes([batch[21], batch[22]]) | 0x20;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,6 +709,38 @@ mod tests {
                 headers: vec![("h".into(), Some(b"v".to_vec())), ("n".into(), None)],
             })
             .collect()
+    }
+
+    #[test]
+    fn txn_markers_round_trip_and_data_batches_are_not_markers() {
+        for (commit, epoch) in [(true, 7), (false, 0)] {
+            let marker = TxnMarker {
+                commit,
+                coordinator_epoch: epoch,
+            };
+            let batch = build_txn_marker(42, 3, marker, 1_000);
+            let h = validate_batch(&batch).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.base_sequence),
+                (42, 3, -1)
+            );
+            assert_eq!(txn_marker(&batch).unwrap(), Some(marker));
+        }
+        let data = BatchBuilder::default().build(&[NewRecord::default()]);
+        assert_eq!(txn_marker(&data).unwrap(), None);
+        let mut short = build_txn_marker(
+            1,
+            0,
+            TxnMarker {
+                commit: true,
+                coordinator_epoch: 0,
+            },
+            0,
+        );
+        let n = short.len();
+        short.truncate(n - 3);
+        assert!(txn_marker(&short).is_err());
     }
 
     #[test]
