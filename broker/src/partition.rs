@@ -59,6 +59,8 @@ impl Acks {
 pub enum Reader {
     /// A consumer (or an internal reader): committed data only, up to the high watermark.
     Consumer,
+    /// A read_committed consumer: up to the last stable offset (no open transaction's data).
+    Committed,
     /// A follower replica: everything appended, up to the log end (flushed or not: its own
     /// fsync then runs alongside the leader's).
     Replica,
@@ -299,9 +301,21 @@ impl<D: Disk> Partition<D> {
         self.replica.borrow().high_watermark()
     }
 
-    /// Consumers reading committed transactions stop here.
+    /// Consumers reading committed transactions stop here: the high watermark, or the first
+    /// offset of an open transaction (or of one whose marker is not yet below the high
+    /// watermark) when lower.
     pub fn last_stable_offset(&self) -> i64 {
-        self.replica.borrow().last_stable_offset()
+        self.log.last_stable_offset(self.high_watermark())
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, upper)` reports:
+    /// `(producer_id, first_offset)`.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
+        self.log
+            .aborted_transactions(from, upper)
+            .into_iter()
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect()
     }
 
     /// The first offset of the log.
@@ -318,6 +332,11 @@ impl<D: Disk> Partition<D> {
     /// the log start moved past it (the next read answers OFFSET_OUT_OF_RANGE).
     pub fn has_data_past(&self, offset: i64) -> bool {
         self.high_watermark() > offset || self.log_start_offset() > offset || !self.is_leader()
+    }
+
+    /// [`Partition::has_data_past`] for a read_committed consumer: stable data past it.
+    pub fn has_stable_data_past(&self, offset: i64) -> bool {
+        self.last_stable_offset() > offset || self.log_start_offset() > offset || !self.is_leader()
     }
 
     /// True when a follower's long poll waiting past `offset` should wake: records past it
@@ -418,6 +437,7 @@ impl<D: Disk> Partition<D> {
     ) -> Result<(ReadResult<D::File>, i64), StorageError> {
         let bound = match reader {
             Reader::Consumer => self.high_watermark(),
+            Reader::Committed => self.last_stable_offset(),
             Reader::Replica => self.log.log_end_offset(),
         };
         let read = self.log.read(offset, max_bytes, min_one_batch, bound);
@@ -425,9 +445,17 @@ impl<D: Disk> Partition<D> {
     }
 
     /// ListOffsets: `(offset, timestamp)` for LATEST (-1), EARLIEST (-2, -4), MAX_TIMESTAMP
-    /// (-3) or the first record at or after a timestamp; `(-1, -1)` when there is none.
-    pub async fn list_offset(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        let hw = self.high_watermark();
+    /// (-3) or the first record at or after a timestamp; `(-1, -1)` when there is none. A
+    /// read_committed asker (`committed`) sees the last stable offset as the end.
+    pub async fn list_offset(
+        &self,
+        timestamp: i64,
+        committed: bool,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        let hw = match committed {
+            true => self.last_stable_offset(),
+            false => self.high_watermark(),
+        };
         Ok(match timestamp {
             -1 => Some((hw, -1)),
             -2 | -4 => Some((self.log_start_offset(), -1)),

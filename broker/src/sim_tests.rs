@@ -118,6 +118,7 @@ fn an_abandoned_long_poll_is_cancelled_on_its_owner() {
             partition,
             offset: 0,
             sent_hw: None,
+            read_committed: false,
         }],
         max_wait_ms: 30_000,
     };

@@ -312,12 +312,6 @@ impl Replica {
         self.high_watermark.0
     }
 
-    /// The last stable offset: consumers reading committed transactions stop here. Without
-    /// transactions in the log it is the high watermark.
-    pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark.0
-    }
-
     /// Whether an acks=all produce may append now (before the append).
     pub fn check_acks_all(&self) -> Result<(), AcksRefusal> {
         if !self.is_leader() {
@@ -594,7 +588,6 @@ mod tests {
         );
         assert_eq!(r.high_watermark(), 13);
         assert_eq!(advanced(&r.handle(Event::Durable(15))), Some(15));
-        assert_eq!(r.last_stable_offset(), 15);
     }
 
     #[test]

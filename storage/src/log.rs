@@ -165,7 +165,14 @@ pub struct ReadResult<F> {
     pub durable_end: i64,
     /// The log start offset when the read was made.
     pub log_start_offset: i64,
+    /// The offset after the last batch returned (the offset asked for when none): with the
+    /// offset asked for, the range a read_committed fetch reports aborted transactions for.
+    pub next_offset: i64,
 }
+
+/// A read of one segment: the chunk, its length, whether it reaches the segment's durable end,
+/// the offset after its last batch.
+type SegmentRead<F> = (ReadChunk<F>, usize, bool, i64);
 
 /// A segment's index files: base offset, `.index`, `.timeindex`, `.txnindex` (None: none).
 type IndexFiles = (i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
@@ -995,6 +1002,7 @@ impl<D: Disk> PartitionLog<D> {
             bytes: 0,
             durable_end,
             log_start_offset,
+            next_offset: offset,
         };
         if offset < log_start_offset || offset > upper_bound {
             return Err(StorageError::OffsetOutOfRange {
@@ -1011,6 +1019,10 @@ impl<D: Disk> PartitionLog<D> {
                 .read(self.cache_id, offset, upper_bound, max_bytes, min_one_batch)
         {
             result.bytes = hit.bytes;
+            if let Some(last) = hit.batches.last() {
+                let h = BatchHeader::parse(last).expect("cached batches are whole");
+                result.next_offset = h.next_offset();
+            }
             result.chunks = hit.batches.into_iter().map(ReadChunk::Memory).collect();
             return Ok(result);
         }
@@ -1035,9 +1047,10 @@ impl<D: Disk> PartitionLog<D> {
             let read = self
                 .read_segment(offset, budget, first_segment && min_one_batch, file_bound)
                 .await?;
-            let Some((chunk, len, reached_end)) = read else {
+            let Some((chunk, len, reached_end, next_offset)) = read else {
                 break;
             };
+            result.next_offset = next_offset;
             result.bytes += len;
             result.chunks.push(chunk);
             first_segment = false;
@@ -1053,16 +1066,16 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Whole batches of the segment holding `offset`, from the batch holding it, within
     /// `max_bytes` (or the first batch whole when `min_one_batch`), none starting at or above
-    /// `upper_bound` (at most the durable end): the chunk, its length and whether it reaches
-    /// the segment's durable end. None when nothing fits.
+    /// `upper_bound` (at most the durable end): the chunk, its length, whether it reaches
+    /// the segment's durable end, and the offset after its last batch. None when nothing fits.
     async fn read_segment(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
         upper_bound: i64,
-    ) -> Result<Option<(ReadChunk<D::File>, usize, bool)>, StorageError> {
-        let (file, base, from, end, bound_from) = {
+    ) -> Result<Option<SegmentRead<D::File>>, StorageError> {
+        let (file, base, from, end, bound_from, end_offset) = {
             let st = self.state.borrow();
             let seg = &st.segments[st.segment_for_offset(offset)];
             let file = seg.file.clone().expect("durable data has a file");
@@ -1073,6 +1086,7 @@ impl<D: Disk> PartitionLog<D> {
                 seg.flushed_size,
                 // At or before the first batch reaching the bound, so the walk below sees it.
                 seg.index.position_for_offset(seg.base_offset, upper_bound),
+                seg.flushed_next_offset,
             )
         };
         let Some((start, first)) =
@@ -1100,14 +1114,14 @@ impl<D: Disk> PartitionLog<D> {
             p + h.total_bytes() as u64 > limit || h.base_offset >= upper_bound
         })
         .await?;
-        let stop = stop.map_or(end, |(p, _)| p);
+        let (stop, next_offset) = stop.map_or((end, end_offset), |(p, h)| (p, h.base_offset));
         let len = (stop - start) as usize;
         let chunk = ReadChunk::File {
             file,
             position: start,
             len: len as u32,
         };
-        Ok(Some((chunk, len, stop >= end)))
+        Ok(Some((chunk, len, stop >= end, next_offset)))
     }
 
     /// The first record at or after `timestamp_ms`, at or above the log start offset and below

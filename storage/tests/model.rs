@@ -341,6 +341,7 @@ impl Harness {
             .position(|b| b.next_offset > offset)
             .expect("offset below the log end");
         if got.is_empty() {
+            assert_eq!(result.next_offset, offset, "an empty read's next offset");
             // Above the durable end only the batch cache serves, if it still holds the batch.
             assert!(
                 (!min_one && self.batches[first].stored.len() > max_bytes) || offset >= durable_end,
@@ -364,6 +365,11 @@ impl Harness {
         assert!(
             result.bytes <= max_bytes || (got.len() == 1 && min_one),
             "read over max_bytes"
+        );
+        assert_eq!(
+            result.next_offset,
+            self.batches[first + got.len() - 1].next_offset,
+            "next offset after the read"
         );
     }
 

@@ -68,6 +68,9 @@ pub struct PartitionData<R> {
     pub last_stable_offset: i64,
     /// Log start offset.
     pub log_start_offset: i64,
+    /// For a read_committed fetch: the aborted transactions overlapping the records,
+    /// `(producer_id, first_offset)`; None (null on the wire) for read_uncommitted.
+    pub aborted_transactions: Option<Vec<(i64, i64)>>,
     /// Record sources, concatenated in order.
     pub records: Vec<R>,
     /// To a follower whose log diverges from the leader's (v12+, tag 0): the largest epoch
@@ -202,7 +205,20 @@ impl<R: RecordSource> Writer<R> {
         if version >= 5 {
             self.buf.put_i64(p.log_start_offset);
         }
-        put_len(&mut self.buf, flexible, 0); // aborted_transactions: empty
+        match &p.aborted_transactions {
+            None if flexible => self.buf.put_u8(0),
+            None => self.buf.put_i32(-1),
+            Some(list) => {
+                put_len(&mut self.buf, flexible, list.len());
+                for &(producer_id, first_offset) in list {
+                    self.buf.put_i64(producer_id);
+                    self.buf.put_i64(first_offset);
+                    if flexible {
+                        self.buf.put_u8(0); // no tagged fields
+                    }
+                }
+            }
+        }
         if version >= 11 {
             self.buf.put_i32(-1);
         }
@@ -323,6 +339,7 @@ mod tests {
                     high_watermark: 10,
                     last_stable_offset: 10,
                     log_start_offset: 2,
+                    aborted_transactions: Some(vec![(7, 3), (9, 5)]),
                     records,
                     diverging_epoch: None,
                     current_leader: None,
@@ -333,6 +350,7 @@ mod tests {
                     high_watermark: -1,
                     last_stable_offset: -1,
                     log_start_offset: -1,
+                    aborted_transactions: None,
                     records: vec![],
                     diverging_epoch: Some(EpochEnd {
                         epoch: 7,
@@ -380,6 +398,17 @@ mod tests {
                 assert_eq!(p.log_start_offset, 2);
             }
             assert_eq!(p.records.as_deref(), Some(&b"abcdefg"[..]));
+            let aborted: Vec<(i64, i64)> = p
+                .aborted_transactions
+                .iter()
+                .flatten()
+                .map(|a| (a.producer_id.0, a.first_offset))
+                .collect();
+            assert_eq!(aborted, vec![(7, 3), (9, 5)], "v{version}");
+            assert!(
+                t.partitions[1].aborted_transactions.is_none(),
+                "null, not empty"
+            );
             let refused = &t.partitions[1];
             assert_eq!(refused.error_code, 1);
             if version >= 12 {

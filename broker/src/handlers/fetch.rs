@@ -75,6 +75,8 @@ pub struct ReadSpec {
     last_fetched_epoch: i32,
     /// A follower's broker id and broker epoch; None for a consumer.
     replica: Option<(BrokerId, i64)>,
+    /// A consumer's isolation level is read_committed (v4+ `isolation_level` 1).
+    read_committed: bool,
 }
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -147,6 +149,7 @@ fn resolve(ctx: &Context, req: &FetchRequest, version: i16) -> Vec<Wanted> {
                         -1
                     },
                     replica,
+                    read_committed: replica.is_none() && req.isolation_level == 1,
                 },
                 owner: meta.and_then(|m| image.owner(&m.name, p.partition)),
                 absent: meta.map_or(code::UNKNOWN_TOPIC_OR_PARTITION, |m| {
@@ -197,6 +200,7 @@ async fn wait_for_any(
                 partition: w.partition,
                 offset: w.spec.offset,
                 sent_hw,
+                read_committed: w.spec.read_committed,
             });
         }
     }
@@ -238,6 +242,8 @@ pub struct FetchResult {
     last_stable_offset: i64,
     /// Log start offset.
     log_start_offset: i64,
+    /// read_committed: the aborted transactions overlapping the records.
+    aborted_transactions: Option<Vec<(i64, i64)>>,
     /// Record pieces in order.
     records: Vec<RecordPiece>,
     /// Their total length.
@@ -256,6 +262,7 @@ impl FetchResult {
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
+            aborted_transactions: None,
             records: Vec::new(),
             bytes: 0,
             diverging_epoch: None,
@@ -313,6 +320,7 @@ async fn read_one(partition: &Partition, spec: ReadSpec) -> FetchResult {
         ..FetchResult::error(code::NONE)
     };
     let reader = match spec.replica {
+        None if spec.read_committed => Reader::Committed,
         None => Reader::Consumer,
         Some((replica, _)) if !partition.assignment().replicas.contains(&replica) => {
             return FetchResult::redirect(code::NOT_LEADER_OR_FOLLOWER, partition);
@@ -341,9 +349,18 @@ async fn read_one(partition: &Partition, spec: ReadSpec) -> FetchResult {
         .await
     {
         Ok((read, bound)) => {
-            if reader == Reader::Consumer {
-                result.high_watermark = bound;
-                result.last_stable_offset = partition.last_stable_offset();
+            match reader {
+                Reader::Consumer => {
+                    result.high_watermark = bound;
+                    result.last_stable_offset = partition.last_stable_offset();
+                }
+                Reader::Committed => {
+                    result.high_watermark = partition.high_watermark();
+                    result.last_stable_offset = bound;
+                    let aborted = partition.aborted_transactions(spec.offset, read.next_offset);
+                    result.aborted_transactions = Some(aborted);
+                }
+                Reader::Replica => {}
             }
             result.log_start_offset = read.log_start_offset;
             result.bytes = read.bytes;
@@ -383,6 +400,8 @@ pub struct WaitItem {
     pub(crate) offset: i64,
     /// For a follower: the high watermark its first read was given.
     pub(crate) sent_hw: Option<i64>,
+    /// A read_committed consumer: waits for stable data.
+    pub(crate) read_committed: bool,
 }
 
 /// Completes when any of these partitions on the target shard has data past its offset, or
@@ -411,6 +430,7 @@ impl Call<Shard> for WaitOnOwner {
                     shard
                         .partition(&w.topic, w.partition)
                         .is_none_or(|partition| match w.sent_hw {
+                            None if w.read_committed => partition.has_stable_data_past(w.offset),
                             None => partition.has_data_past(w.offset),
                             Some(hw) => partition.has_replica_data_past(w.offset, hw),
                         })
@@ -443,6 +463,7 @@ fn encode(
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
+            aborted_transactions: None,
             records: Vec::new(),
             diverging_epoch: None,
             current_leader: (w.absent == code::NOT_LEADER_OR_FOLLOWER)
@@ -457,6 +478,7 @@ fn encode(
             data.high_watermark = r.high_watermark;
             data.last_stable_offset = r.last_stable_offset;
             data.log_start_offset = r.log_start_offset;
+            data.aborted_transactions = r.aborted_transactions;
             data.diverging_epoch = r.diverging_epoch;
             data.current_leader = r.current_leader;
             if total == 0 || total + r.bytes <= max_bytes {

@@ -1,5 +1,6 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), or the first offset
 //! whose timestamp is at or after a given time (through the time index), grouped by shard.
+//! With `isolation_level` 1 (read_committed, v2+) the end is the last stable offset.
 
 use super::Context;
 use super::{decode, respond, Response};
@@ -22,14 +23,19 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let version = header.api_version;
     let image = ctx.image();
     let mut results: Vec<ListOffsetsResult> = Vec::new();
-    let mut split: Split<(String, i32, i64)> = Split::default();
+    let mut split: Split<ListItem> = Split::default();
+    let committed = version >= 2 && req.isolation_level == 1;
     for t in &req.topics {
         for p in &t.partitions {
             let slot = results.len();
             let absent = image.not_here_code(&t.name.0, p.partition_index);
             results.push(ListOffsetsResult::error(absent));
             if let Some(owner) = image.owner(&t.name.0, p.partition_index) {
-                let item = (t.name.0.to_string(), p.partition_index, p.timestamp);
+                let item = (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    (p.timestamp, committed),
+                );
                 split.push(owner, slot, item);
             }
         }
@@ -93,11 +99,14 @@ impl ListOffsetsResult {
     }
 }
 
-/// Looks offsets up in partitions the target shard owns: (topic, partition, timestamp) with
-/// -1 latest, -2 earliest, -3 max timestamp, or a time.
+/// Looks offsets up in partitions the target shard owns: (topic, partition, (timestamp,
+/// read_committed)) with -1 latest, -2 earliest, -3 max timestamp, or a time.
 pub struct ListOnOwner {
-    items: Vec<(usize, (String, i32, i64))>,
+    items: Vec<(usize, ListItem)>,
 }
+
+/// One partition to look up: (topic, partition, (timestamp, read_committed)).
+type ListItem = (String, i32, (i64, bool));
 
 impl Call<Shard> for ListOnOwner {
     type Reply = Vec<(usize, ListOffsetsResult)>;
@@ -105,25 +114,29 @@ impl Call<Shard> for ListOnOwner {
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
         let missing = || ListOffsetsResult::error(code::UNKNOWN_TOPIC_OR_PARTITION);
         shard
-            .on_each_partition(self.items, missing, async |partition, timestamp| {
-                if !partition.is_leader() {
-                    return ListOffsetsResult::error(code::NOT_LEADER_OR_FOLLOWER);
-                }
-                match partition.list_offset(timestamp).await {
-                    Ok(Some((offset, timestamp))) => ListOffsetsResult {
-                        error_code: code::NONE,
-                        timestamp,
-                        offset,
-                        leader_epoch: if offset >= 0 {
-                            partition.leader_epoch().0
-                        } else {
-                            -1
+            .on_each_partition(
+                self.items,
+                missing,
+                async |partition, (timestamp, committed)| {
+                    if !partition.is_leader() {
+                        return ListOffsetsResult::error(code::NOT_LEADER_OR_FOLLOWER);
+                    }
+                    match partition.list_offset(timestamp, committed).await {
+                        Ok(Some((offset, timestamp))) => ListOffsetsResult {
+                            error_code: code::NONE,
+                            timestamp,
+                            offset,
+                            leader_epoch: if offset >= 0 {
+                                partition.leader_epoch().0
+                            } else {
+                                -1
+                            },
                         },
-                    },
-                    Ok(None) => ListOffsetsResult::error(code::INVALID_REQUEST),
-                    Err(e) => ListOffsetsResult::error(storage_code(&e)),
-                }
-            })
+                        Ok(None) => ListOffsetsResult::error(code::INVALID_REQUEST),
+                        Err(e) => ListOffsetsResult::error(storage_code(&e)),
+                    }
+                },
+            )
             .await
     }
 }
