@@ -428,7 +428,7 @@ impl Loop {
 }
 
 /// Where broker `leader` listens for clients (and replicas), from its registration.
-fn leader_address(shard: &Shard, leader: ReplicaId) -> Result<SocketAddr, String> {
+pub(crate) fn leader_address(shard: &Shard, leader: ReplicaId) -> Result<SocketAddr, String> {
     let image = shard.image();
     let broker = image
         .cluster

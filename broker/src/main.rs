@@ -34,6 +34,7 @@ mod sim_tests;
 mod state_log;
 mod stop;
 mod topic_config;
+mod txn;
 
 use clap::Parser;
 use config::{parse_properties, Config};

@@ -367,6 +367,32 @@ impl<D: Disk> Partition<D> {
         Ok(outcome)
     }
 
+    /// Whether `producer_id` has a transaction open on this partition under `producer_epoch`
+    /// (its transactional batches need no verification with the coordinator).
+    pub fn has_open_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.log.has_open_transaction(producer_id, producer_epoch)
+    }
+
+    /// Leader: appends a transaction marker for `producer_id` (WriteTxnMarkers), under the
+    /// current leader epoch; commit it with [`Partition::committed`].
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: millrace_wire::records::TxnMarker,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, StorageError> {
+        let epoch = self.leader_epoch();
+        let outcome = self
+            .log
+            .append_marker(producer_id, producer_epoch, marker, epoch, now_ms)?;
+        self.feed(Event::LogEnd(self.log.log_end_offset()));
+        if self.has_followers() {
+            self.advanced.notify_all();
+        }
+        Ok(outcome)
+    }
+
     /// Stage two: waits until everything up to `last_offset` is covered by `acks`. Flushes the
     /// log (one group commit covers every append made before it, from any request).
     /// With acks=all, the wait for the high watermark after the local flush lasts at most

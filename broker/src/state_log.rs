@@ -288,14 +288,26 @@ async fn read_back(
             }
         }
     }
-    tracing::info!(
-        shard = shard.id,
-        partition,
-        epoch = log.leader_epoch().0,
-        applied,
-        skipped,
-        "coordinating the {} of {topic}-{partition}",
-        machine.what()
-    );
+    // One line per partition with state; empty partitions (most of 50 at first start) at
+    // debug level, so they do not bury the rest of the log.
+    if applied + skipped > 0 {
+        tracing::info!(
+            shard = shard.id,
+            partition,
+            epoch = log.leader_epoch().0,
+            applied,
+            skipped,
+            "coordinating the {} of {topic}-{partition}",
+            machine.what()
+        );
+    } else {
+        tracing::debug!(
+            shard = shard.id,
+            partition,
+            epoch = log.leader_epoch().0,
+            "coordinating the {} of {topic}-{partition} (empty)",
+            machine.what()
+        );
+    }
     Ok(())
 }

@@ -560,6 +560,16 @@ impl<D: Disk> PartitionLog<D> {
         txn_index::collect(&self.state.borrow().aborted, from, upper)
     }
 
+    /// Whether `producer_id` has a transaction open here under `producer_epoch`.
+    pub fn has_open_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.state
+            .borrow()
+            .producers
+            .producers
+            .get(&producer_id)
+            .is_some_and(|p| p.epoch == producer_epoch && p.txn_first_offset.is_some())
+    }
+
     /// The producers this partition has state for (DescribeProducers), by producer id.
     pub fn producers(&self) -> Vec<ProducerInfo> {
         let st = self.state.borrow();

@@ -192,10 +192,11 @@ def record(offset_delta: int, key: bytes | None, value: bytes) -> bytes:
 
 
 def record_batch(values: list[bytes], timestamp_ms: int, corrupt_crc: bool = False,
-                 producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
+                 producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1,
+                 transactional: bool = False) -> bytes:
     """An uncompressed magic-2 batch with base offset 0; idempotent when producer_id >= 0."""
     records = b"".join(record(i, f"k{i}".encode(), v) for i, v in enumerate(values))
-    after_crc = (i16(0) + i32(len(values) - 1) + i64(timestamp_ms) + i64(timestamp_ms)
+    after_crc = (i16(0x10 if transactional else 0) + i32(len(values) - 1) + i64(timestamp_ms) + i64(timestamp_ms)
                  + i64(producer_id) + i16(producer_epoch) + i32(base_sequence)
                  + i32(len(values)) + records)
     crc = crc32c(after_crc)
@@ -207,8 +208,9 @@ def record_batch(values: list[bytes], timestamp_ms: int, corrupt_crc: bool = Fal
 
 # --- requests used by the tests (non-flexible versions, header v1) -------------------------------
 
-def produce_v7_body(topic: str, partition: int, batch: bytes, acks: int = -1) -> bytes:
-    return (string(None) + i16(acks) + i32(10_000)
+def produce_v7_body(topic: str, partition: int, batch: bytes, acks: int = -1,
+                    transactional_id: str | None = None) -> bytes:
+    return (string(transactional_id) + i16(acks) + i32(10_000)
             + array([string(topic) + array([i32(partition) + i32(len(batch)) + batch])]))
 
 

@@ -65,6 +65,20 @@ pub struct Config {
     pub pin_cores: bool,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` (fixed once created).
     pub offsets_topic_partitions: i32,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state` (fixed once
+    /// created).
+    pub txn_topic_partitions: i32,
+    /// `transaction.state.log.replication.factor`: its replication factor, capped at the
+    /// brokers registered when it is created.
+    pub txn_topic_replication_factor: i16,
+    /// `transaction.state.log.min.isr`: its `min.insync.replicas`, capped at its replication
+    /// factor.
+    pub txn_topic_min_isr: i32,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask.
+    pub txn_max_timeout_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often coordinators
+    /// abort transactions open past their timeout.
+    pub txn_abort_interval_ms: i64,
     /// `metadata.log.max.record.bytes.between.snapshots`: record bytes applied since the last
     /// metadata snapshot that make this node write a new one (Kafka's 20 MiB).
     pub metadata_snapshot_bytes: i64,
@@ -200,6 +214,11 @@ impl Default for Config {
             max_inflight_per_connection: 64,
             pin_cores: true,
             offsets_topic_partitions: 50,
+            txn_topic_partitions: 50,
+            txn_topic_replication_factor: 3,
+            txn_topic_min_isr: 2,
+            txn_max_timeout_ms: 900_000,
+            txn_abort_interval_ms: 10_000,
             metadata_snapshot_bytes: 20 << 20,
             metadata_snapshot_interval_ms: 3_600_000,
             metadata_retention_bytes: 100 << 20,
@@ -405,6 +424,21 @@ impl Config {
                 "offsets.topic.num.partitions" => {
                     self.offsets_topic_partitions = parse_num(key, value, 1, 1_000)? as i32
                 }
+                "transaction.state.log.num.partitions" => {
+                    self.txn_topic_partitions = parse_num(key, value, 1, 1_000)? as i32
+                }
+                "transaction.state.log.replication.factor" => {
+                    self.txn_topic_replication_factor = parse_num(key, value, 1, 32_767)? as i16
+                }
+                "transaction.state.log.min.isr" => {
+                    self.txn_topic_min_isr = parse_num(key, value, 1, 32_767)? as i32
+                }
+                "transaction.max.timeout.ms" => {
+                    self.txn_max_timeout_ms = parse_num(key, value, 1, i64::from(i32::MAX))?
+                }
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                    self.txn_abort_interval_ms = parse_num(key, value, 1, i64::from(i32::MAX))?
+                }
                 "metadata.log.max.record.bytes.between.snapshots" => {
                     self.metadata_snapshot_bytes = parse_num(key, value, 1, i64::MAX)?
                 }
@@ -575,6 +609,13 @@ impl Config {
                 reason: "must not exceed millrace.topic.partitions.max".into(),
             });
         }
+        if self.txn_topic_partitions > self.partitions_per_topic_max {
+            return Err(ConfigError::Invalid {
+                key: "transaction.state.log.num.partitions".into(),
+                value: self.txn_topic_partitions.to_string(),
+                reason: "must not exceed millrace.topic.partitions.max".into(),
+            });
+        }
         if self.advertise.0 == "0.0.0.0" || self.advertise.0 == "::" {
             return Err(ConfigError::Invalid {
                 key: "advertised.listeners".into(),
@@ -673,6 +714,26 @@ impl Config {
         m.insert(
             "offsets.topic.num.partitions",
             self.offsets_topic_partitions.to_string(),
+        );
+        m.insert(
+            "transaction.state.log.num.partitions",
+            self.txn_topic_partitions.to_string(),
+        );
+        m.insert(
+            "transaction.state.log.replication.factor",
+            self.txn_topic_replication_factor.to_string(),
+        );
+        m.insert(
+            "transaction.state.log.min.isr",
+            self.txn_topic_min_isr.to_string(),
+        );
+        m.insert(
+            "transaction.max.timeout.ms",
+            self.txn_max_timeout_ms.to_string(),
+        );
+        m.insert(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            self.txn_abort_interval_ms.to_string(),
         );
         m.insert(
             "metadata.log.max.record.bytes.between.snapshots",

@@ -625,6 +625,9 @@ async fn commit_offsets_topic(shard: &Rc<Shard>, controller: &Controller) -> Res
             .offsets_topic_replication_factor,
     );
     ensure_offsets_topic(&mut draft, shape)?;
+    let c = &shard.config;
+    let txn_shape = (c.txn_topic_partitions, c.txn_topic_replication_factor);
+    ensure_txn_topic(&mut draft, txn_shape, c.txn_topic_min_isr)?;
     if draft.records.is_empty() {
         return Ok(());
     }
@@ -657,6 +660,35 @@ fn ensure_offsets_topic(
             config_records(name, &t.configs, &configs)
         }
     };
+    draft
+        .push_all(records)
+        .map_err(|e| format!("creating {name}: {e}"))
+}
+
+/// Creates `__transaction_state` if the view lacks it, as the offsets topic (its replication
+/// factor capped at the usable brokers), with `min.insync.replicas` set to
+/// `transaction.state.log.min.isr` capped at that factor: Kafka keeps 2 and refuses
+/// transactions on a single broker until an operator lowers it; here one broker works as is.
+/// Kafka creates the topic at the first transactional FindCoordinator; here it is created
+/// with the offsets topic, so no client waits for it.
+fn ensure_txn_topic(
+    draft: &mut Draft,
+    (partitions, replication_factor): (i32, i16),
+    min_isr: i32,
+) -> Result<(), String> {
+    let name = crate::metadata::TXN_TOPIC;
+    if draft.cluster.topic(name).is_some() {
+        return Ok(());
+    }
+    let id = topic_id_of(&uuid::Uuid::new_v4());
+    let usable = placement::usable_brokers(&draft.cluster).len();
+    let rf = usable.clamp(1, usize::from(replication_factor.max(1) as u16)) as i16;
+    let mut configs = crate::metadata::internal_topic_configs();
+    configs.insert(
+        "min.insync.replicas".into(),
+        min_isr.clamp(1, i32::from(rf)).to_string(),
+    );
+    let records = new_topic_records(draft, name, id, (partitions, rf), &configs)?;
     draft
         .push_all(records)
         .map_err(|e| format!("creating {name}: {e}"))

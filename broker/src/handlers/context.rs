@@ -57,6 +57,15 @@ impl Context {
         &self.shard.config
     }
 
+    /// Runs a transactional request on its coordinating shard (`crate::txn`).
+    pub async fn txn(
+        &self,
+        txn_id: &str,
+        op: crate::txn::TxnOp,
+    ) -> Result<(i64, i16), crate::txn::TxnError> {
+        crate::txn::on_coordinator(&self.shard, txn_id, op).await
+    }
+
     /// Number of shards.
     pub fn shards(&self) -> usize {
         self.shard.shards

@@ -1,7 +1,7 @@
 //! FindCoordinator (key 10): a consumer group's coordinator is the broker leading the group's
-//! `__consumer_offsets` partition (and inside it, the shard holding that partition).
-//! Transaction coordinators are not served yet: COORDINATOR_NOT_AVAILABLE, so clients retry
-//! rather than fail.
+//! `__consumer_offsets` partition, a transactional id's (key type 1) the broker leading its
+//! `__transaction_state` partition (and inside it, the shard holding that partition). Other key
+//! types are INVALID_REQUEST, as in Kafka.
 
 use super::Response;
 use super::{decode, respond, str_bytes};
@@ -14,32 +14,39 @@ use kafka_protocol::protocol::StrBytes;
 use millrace_wire::frame::RequestHeader;
 
 const KEY_TYPE_GROUP: i8 = 0;
-const NO_TRANSACTIONS: &str = "the transaction coordinator is not available on this broker yet";
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// (error code, message) for one key.
 fn lookup(key: &str, key_type: i8) -> (i16, Option<&'static str>) {
-    if key_type != KEY_TYPE_GROUP {
-        return (code::COORDINATOR_NOT_AVAILABLE, Some(NO_TRANSACTIONS));
+    match key_type {
+        KEY_TYPE_GROUP if key.is_empty() || key.len() > crate::coordinator::GROUP_ID_BYTES_MAX => {
+            (code::INVALID_GROUP_ID, Some("invalid group id"))
+        }
+        KEY_TYPE_TRANSACTION if key.is_empty() || key.len() > crate::txn::TXN_ID_BYTES_MAX => {
+            (code::INVALID_REQUEST, Some("invalid transactional id"))
+        }
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => (code::NONE, None),
+        _ => (code::INVALID_REQUEST, Some("unknown coordinator key type")),
     }
-    if key.is_empty() || key.len() > crate::coordinator::GROUP_ID_BYTES_MAX {
-        return (code::INVALID_GROUP_ID, Some("invalid group id"));
-    }
-    (code::NONE, None)
 }
 
-/// The broker leading the `__consumer_offsets` partition of `group_id` (Kafka's coordinator
-/// placement); None while that topic does not exist yet or the partition has no live leader
-/// (its broker is fenced): the answer is then COORDINATOR_NOT_AVAILABLE and the client asks
-/// again, as Kafka answers.
-fn coordinator_of(ctx: &Context, group_id: &str) -> Option<BrokerAddress> {
+/// The broker leading the key's partition of `__consumer_offsets` (groups) or
+/// `__transaction_state` (transactional ids), Kafka's coordinator placement; None while that
+/// topic does not exist yet or the partition has no live leader (its broker is fenced): the
+/// answer is then COORDINATOR_NOT_AVAILABLE and the client asks again, as Kafka answers.
+fn coordinator_of(ctx: &Context, key: &str, key_type: i8) -> Option<BrokerAddress> {
     let image = ctx.image();
-    let t = image.topics.get(crate::coordinator::OFFSETS_TOPIC)?;
-    let p = crate::coordinator::offsets_partition(group_id, t.partitions as usize);
+    let topic = match key_type {
+        KEY_TYPE_TRANSACTION => crate::txn::TXN_TOPIC,
+        _ => crate::coordinator::OFFSETS_TOPIC,
+    };
+    let t = image.topics.get(topic)?;
+    let p = crate::coordinator::offsets_partition(key, t.partitions as usize);
     ctx.leader_of(t, p)
 }
 
 const NO_COORDINATOR: &str =
-    "the group's coordinator is not available (its offsets partition has no leader)";
+    "the coordinator is not available (its internal topic partition has no leader)";
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: FindCoordinatorRequest = match decode(&header, &body) {
@@ -52,7 +59,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         if error != code::NONE {
             return (error, message, StrBytes::default(), -1, BrokerId(-1));
         }
-        match coordinator_of(&ctx, key) {
+        match coordinator_of(&ctx, key, req.key_type) {
             Some(b) => (
                 code::NONE,
                 None,

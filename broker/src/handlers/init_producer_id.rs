@@ -1,7 +1,9 @@
-//! InitProducerId (key 22) for idempotent producers: a fresh producer id from the metadata
+//! InitProducerId (key 22). Idempotent producers get a fresh producer id from the metadata
 //! writer (ids are handed out in persisted blocks, never twice), or, when the producer sends
-//! its current id and epoch (KIP-360, v3+), the same id with the epoch bumped. Transactional
-//! ids need the transaction coordinator, which is not served yet.
+//! its current id and epoch (KIP-360, v3+), the same id with the epoch bumped. A
+//! transactional id goes to its coordinator (`crate::txn`), which checks
+//! `transaction.timeout.ms` against `transaction.max.timeout.ms`, bumps the epoch (fencing the
+//! previous producer, PRODUCER_FENCED from v4) and aborts a transaction left open.
 
 use super::Context;
 use super::Response;
@@ -20,11 +22,30 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        return respond(
-            &header,
-            &resp.with_error_code(code::COORDINATOR_NOT_AVAILABLE),
-        );
+    if let Some(txn_id) = &req.transactional_id {
+        if txn_id.0.is_empty() {
+            return respond(&header, &resp.with_error_code(code::INVALID_REQUEST));
+        }
+        let op = crate::txn::TxnOp::Init {
+            timeout_ms: req.transaction_timeout_ms,
+            producer_id: if header.api_version >= 3 {
+                req.producer_id.0
+            } else {
+                -1
+            },
+            producer_epoch: if header.api_version >= 3 {
+                req.producer_epoch
+            } else {
+                -1
+            },
+        };
+        let resp = match ctx.txn(txn_id.0.as_str(), op).await {
+            Ok((id, epoch)) => resp
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(e) => resp.with_error_code(e.code(header.api_version, 4)),
+        };
+        return respond(&header, &resp);
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         let bumped = resp

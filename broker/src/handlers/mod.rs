@@ -5,6 +5,8 @@
 //! against the bytes received) before kafka-protocol decodes it, because kafka-protocol sizes
 //! arrays from the declared count.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod allocate_producer_ids;
 mod alter_configs;
 mod alter_partition;
@@ -24,6 +26,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_quorum;
 mod elect_leaders;
+mod end_txn;
 pub mod fetch;
 mod fetch_snapshot;
 mod find_coordinator;
@@ -43,6 +46,7 @@ mod offset_fetch;
 mod produce;
 mod raft;
 mod sync_group;
+mod write_txn_markers;
 
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -185,6 +189,10 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(ConsumerGroupDescribe, 0, 1, consumer_group_describe),
     entry!(DescribeQuorum, 0, 2, describe_quorum),
     entry!(ElectLeaders, 0, 2, elect_leaders),
+    entry!(AddPartitionsToTxn, 0, 5, add_partitions_to_txn),
+    entry!(AddOffsetsToTxn, 0, 4, add_offsets_to_txn),
+    entry!(EndTxn, 0, 4, end_txn),
+    entry!(WriteTxnMarkers, 1, 1, write_txn_markers),
 ];
 
 /// What the controller listener serves besides the private Raft key

@@ -47,11 +47,6 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                     code::INVALID_TOPIC_EXCEPTION,
                     "clients cannot write to internal topics".to_string(),
                 ))
-            } else if req.transactional_id.is_some() {
-                Err((
-                    code::INVALID_REQUEST,
-                    "transactions are not supported yet".to_string(),
-                ))
             } else if acks.is_none() {
                 Err((
                     code::INVALID_REQUIRED_ACKS,
@@ -67,16 +62,21 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 validate_records(p.records.as_ref(), settings, now)
             };
             match (check, owner) {
-                (Ok(rebuilt), Some(owner)) => split.push(
-                    owner,
-                    slot,
-                    ProduceItem {
-                        topic: t.name.0.to_string(),
-                        partition: p.index,
-                        records: rebuilt.unwrap_or_else(|| p.records.clone().unwrap_or_default()),
-                        log_append_time: settings.as_ref().is_some_and(|s| s.log_append_time),
-                    },
-                ),
+                (Ok(rebuilt), Some(owner)) => {
+                    let records = rebuilt.unwrap_or_else(|| p.records.clone().unwrap_or_default());
+                    let txn = transactional(req.transactional_id.as_ref(), &records);
+                    split.push(
+                        owner,
+                        slot,
+                        ProduceItem {
+                            topic: t.name.0.to_string(),
+                            partition: p.index,
+                            records,
+                            log_append_time: settings.as_ref().is_some_and(|s| s.log_append_time),
+                            txn,
+                        },
+                    )
+                }
                 (Err((error_code, message)), _) => results[slot] = error(error_code, Some(message)),
                 (Ok(_), None) => unreachable!("owner checked above"),
             }
@@ -86,9 +86,11 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         // acks=all waits at most the request's timeout_ms for replication, then answers
         // REQUEST_TIMED_OUT (the write may still commit later), as Kafka does.
         let timeout_ms = req.timeout_ms.max(0) as u64;
+        let version = header.api_version;
         let make = |items| AppendOnOwner {
             acks,
             timeout_ms,
+            version,
             items,
         };
         let unavailable = || error(code::LEADER_NOT_AVAILABLE, Some("shard stopping".into()));
@@ -114,6 +116,40 @@ pub struct ProduceItem {
     /// The topic's `message.timestamp.type` is LogAppendTime (decided by the validating
     /// shard, from the same settings it validated with).
     pub log_append_time: bool,
+    /// Transactional batches: (transactional id, producer id, epoch), verified with the
+    /// coordinator before the producer's first append in a transaction here (KIP-890).
+    pub txn: Option<(String, i64, i16)>,
+}
+
+/// The transaction a partition's batches belong to: the request's transactional id and the
+/// first batch's producer, when that batch is transactional.
+fn transactional(
+    txn_id: Option<&kafka_protocol::messages::TransactionalId>,
+    records: &Bytes,
+) -> Option<(String, i64, i16)> {
+    let txn_id = txn_id?;
+    let h = BatchHeader::parse(records).ok()?;
+    (h.is_transactional() && h.producer_id >= 0)
+        .then(|| (txn_id.0.to_string(), h.producer_id, h.producer_epoch))
+}
+
+/// A failed KIP-890 verification as Produce answers it (Kafka's mapping): a fenced producer
+/// is INVALID_PRODUCER_EPOCH; a partition not in the transaction TRANSACTION_ABORTABLE from
+/// v11, INVALID_TXN_STATE before; a coordinator busy or out of reach NOT_ENOUGH_REPLICAS, so
+/// old clients retry without refreshing metadata.
+fn verification_code(e: crate::txn::TxnError, version: i16) -> i16 {
+    use crate::txn::TxnError;
+    match e {
+        TxnError::Fenced => code::INVALID_PRODUCER_EPOCH,
+        TxnError::Code(code::TRANSACTION_ABORTABLE) if version < 11 => code::INVALID_TXN_STATE,
+        TxnError::Code(
+            code::CONCURRENT_TRANSACTIONS
+            | code::NOT_COORDINATOR
+            | code::COORDINATOR_NOT_AVAILABLE
+            | code::COORDINATOR_LOAD_IN_PROGRESS,
+        ) => code::NOT_ENOUGH_REPLICAS,
+        TxnError::Code(c) => c,
+    }
 }
 
 /// One partition's produce outcome.
@@ -136,6 +172,8 @@ pub struct AppendOnOwner {
     acks: Acks,
     /// The request's `timeout_ms`: the longest an acks=all write waits for replication.
     timeout_ms: u64,
+    /// The request's version (which transaction error codes it knows).
+    version: i16,
     items: Vec<(usize, ProduceItem)>,
 }
 
@@ -160,6 +198,22 @@ impl Call<Shard> for AppendOnOwner {
                 if let Err(refusal) = partition.check_acks_all() {
                     results.push((slot, refused(refusal)));
                     continue;
+                }
+            }
+            if let Some((txn_id, pid, epoch)) = &item.txn {
+                if !partition.has_open_transaction(*pid, *epoch) {
+                    let at = (item.topic.clone(), item.partition);
+                    let verified = crate::txn::verify(&shard, txn_id, (*pid, *epoch), at).await;
+                    if let Err(e) = verified {
+                        let message = "the partition is not in the producer's transaction";
+                        let code = verification_code(e, self.version);
+                        results.push((slot, error(code, Some(message.into()))));
+                        continue;
+                    }
+                    if !partition.is_leader() {
+                        results.push((slot, error(code::NOT_LEADER_OR_FOLLOWER, None)));
+                        continue;
+                    }
                 }
             }
             match append(&partition, &item, now).await {

@@ -328,8 +328,11 @@ pub fn internal_topic_configs() -> BTreeMap<String, String> {
 
 /// Internal topics: clients may read them but not write or delete them.
 pub fn is_internal(name: &str) -> bool {
-    name == "__consumer_offsets" || name == "__transaction_state"
+    name == "__consumer_offsets" || name == TXN_TOPIC
 }
+
+/// The internal topic holding transaction coordinators' state (`crate::txn`).
+pub const TXN_TOPIC: &str = "__transaction_state";
 
 /// Names no topic may take: the metadata log's directory is `__cluster_metadata-0`, where a
 /// topic of that name would keep its partition 0.

@@ -47,6 +47,10 @@ pub(super) const APIS: &[Api] = &[
     unregister_broker::API,
     allocate_producer_ids::API,
     elect_leaders::API,
+    add_partitions_to_txn::API,
+    add_offsets_to_txn::API,
+    end_txn::API,
+    write_txn_markers::API,
 ];
 
 /// api_versions_request, api_key 18, versions 0-4, flexible 3+.
@@ -1098,5 +1102,107 @@ pub(super) mod elect_leaders {
     const TOPIC_PARTITIONS: &[Field] = &[
         Field::new("topic", Ty::String, 0, i16::MAX),
         Field::new("partitions", Ty::Array(&Ty::Int32), 0, i16::MAX),
+    ];
+}
+
+/// add_partitions_to_txn_request, api_key 24, versions 0-5, flexible 3+ (v4+: the brokers'
+/// batched form with `verify_only`).
+pub(super) mod add_partitions_to_txn {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 24,
+        min_version: 0,
+        max_version: 5,
+        flexible_min: 3,
+        body: ADD_PARTITIONS_TO_TXN_REQUEST,
+    };
+    const ADD_PARTITIONS_TO_TXN_REQUEST: &[Field] = &[
+        Field::new(
+            "transactions",
+            Ty::Array(&Ty::Struct(TRANSACTION)),
+            4,
+            i16::MAX,
+        ),
+        Field::new("v3_and_below_transactional_id", Ty::String, 0, 3),
+        Field::new("v3_and_below_producer_id", Ty::Int64, 0, 3),
+        Field::new("v3_and_below_producer_epoch", Ty::Int16, 0, 3),
+        Field::new("v3_and_below_topics", Ty::Array(&Ty::Struct(TOPIC)), 0, 3),
+    ];
+    const TRANSACTION: &[Field] = &[
+        Field::new("transactional_id", Ty::String, 4, i16::MAX),
+        Field::new("producer_id", Ty::Int64, 4, i16::MAX),
+        Field::new("producer_epoch", Ty::Int16, 4, i16::MAX),
+        Field::new("verify_only", Ty::Bool, 4, i16::MAX),
+        Field::new("topics", Ty::Array(&Ty::Struct(TOPIC)), 4, i16::MAX),
+    ];
+    const TOPIC: &[Field] = &[
+        Field::new("name", Ty::String, 0, i16::MAX),
+        Field::new("partitions", Ty::Array(&Ty::Int32), 0, i16::MAX),
+    ];
+}
+
+/// add_offsets_to_txn_request, api_key 25, versions 0-4, flexible 3+.
+pub(super) mod add_offsets_to_txn {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 25,
+        min_version: 0,
+        max_version: 4,
+        flexible_min: 3,
+        body: ADD_OFFSETS_TO_TXN_REQUEST,
+    };
+    const ADD_OFFSETS_TO_TXN_REQUEST: &[Field] = &[
+        Field::new("transactional_id", Ty::String, 0, i16::MAX),
+        Field::new("producer_id", Ty::Int64, 0, i16::MAX),
+        Field::new("producer_epoch", Ty::Int16, 0, i16::MAX),
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+    ];
+}
+
+/// end_txn_request, api_key 26, versions 0-5, flexible 3+.
+pub(super) mod end_txn {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 26,
+        min_version: 0,
+        max_version: 5,
+        flexible_min: 3,
+        body: END_TXN_REQUEST,
+    };
+    const END_TXN_REQUEST: &[Field] = &[
+        Field::new("transactional_id", Ty::String, 0, i16::MAX),
+        Field::new("producer_id", Ty::Int64, 0, i16::MAX),
+        Field::new("producer_epoch", Ty::Int16, 0, i16::MAX),
+        Field::new("committed", Ty::Bool, 0, i16::MAX),
+    ];
+}
+
+/// write_txn_markers_request, api_key 27, version 1 only (kafka-protocol 0.18 decodes no
+/// other), flexible 1+.
+pub(super) mod write_txn_markers {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 27,
+        min_version: 1,
+        max_version: 1,
+        flexible_min: 1,
+        body: WRITE_TXN_MARKERS_REQUEST,
+    };
+    const WRITE_TXN_MARKERS_REQUEST: &[Field] = &[Field::new(
+        "markers",
+        Ty::Array(&Ty::Struct(MARKER)),
+        0,
+        i16::MAX,
+    )];
+    const MARKER: &[Field] = &[
+        Field::new("producer_id", Ty::Int64, 0, i16::MAX),
+        Field::new("producer_epoch", Ty::Int16, 0, i16::MAX),
+        Field::new("transaction_result", Ty::Bool, 0, i16::MAX),
+        Field::new("topics", Ty::Array(&Ty::Struct(TOPIC)), 0, i16::MAX),
+        Field::new("coordinator_epoch", Ty::Int32, 0, i16::MAX),
+    ];
+    const TOPIC: &[Field] = &[
+        Field::new("name", Ty::String, 0, i16::MAX),
+        Field::new("partition_indexes", Ty::Array(&Ty::Int32), 0, i16::MAX),
     ];
 }
