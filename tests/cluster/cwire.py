@@ -267,9 +267,10 @@ def describe_quorum(port: int, timeout_s: float = 5.0) -> QuorumInfo:
 
 # --- FindCoordinator v1, InitProducerId v1 --------------------------------------------------------
 
-def find_coordinator(port: int, group: str) -> tuple[int, int, str, int]:
-    """(error_code, node_id, host, port) for a consumer group."""
-    r = call(port, API_FIND_COORDINATOR, 1, string(group) + i8(0))
+def find_coordinator(port: int, group: str, key_type: int = 0) -> tuple[int, int, str, int]:
+    """(error_code, node_id, host, port) for a consumer group (key type 1: a transactional
+    id)."""
+    r = call(port, API_FIND_COORDINATOR, 1, string(group) + i8(key_type))
     r.i32()
     err = r.i16()
     r.string()
