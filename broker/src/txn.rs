@@ -547,12 +547,16 @@ pub async fn verify(
     let (topic_name, index) = partition;
     let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
         AddPartitionsToTxnTransaction::default()
-            .with_transactional_id(TransactionalId(crate::handlers::str_bytes(txn_id)))
+            .with_transactional_id(TransactionalId(
+                kafka_protocol::protocol::StrBytes::from_string(txn_id.to_string()),
+            ))
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(producer_epoch)
             .with_verify_only(true)
             .with_topics(vec![AddPartitionsToTxnTopic::default()
-                .with_name(TopicName(crate::handlers::str_bytes(&topic_name)))
+                .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                    topic_name,
+                )))
                 .with_partitions(vec![index])]),
     ]);
     let resp = client.request(4, &req).await.map_err(|_| unavailable)?;
@@ -1051,7 +1055,9 @@ async fn send_markers(
                 .into_iter()
                 .map(|(t, ps)| {
                     WritableTxnMarkerTopic::default()
-                        .with_name(TopicName(crate::handlers::str_bytes(t)))
+                        .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                            t.to_string(),
+                        )))
                         .with_partition_indexes(ps)
                 })
                 .collect(),
