@@ -648,26 +648,17 @@ async fn persist(
         .host
         .append(shard, (TXN_TOPIC, partition), &[record], WRITE_TIMEOUT)
         .await;
-    let mut map = txns.txns.borrow_mut();
-    match written {
-        Ok(()) => {
-            map.insert(
-                txn_id.to_string(),
-                Entry {
-                    partition,
-                    meta,
-                    busy: keep_busy,
-                },
-            );
-            Ok(())
-        }
-        Err(error) => {
-            if let Some(e) = map.get_mut(txn_id) {
-                e.busy = false;
-            }
-            Err(TxnError::Code(error))
-        }
-    }
+    let Err(error) = written else {
+        let entry = Entry {
+            partition,
+            meta,
+            busy: keep_busy,
+        };
+        txns.txns.borrow_mut().insert(txn_id.to_string(), entry);
+        return Ok(());
+    };
+    release(txns, txn_id);
+    Err(TxnError::Code(error))
 }
 
 async fn init(
@@ -691,15 +682,7 @@ async fn init(
         }
     };
     let Some(m) = current else {
-        let allocated = shard
-            .call(
-                Shard::controller_shard(),
-                crate::controller::AllocateProducerId,
-            )
-            .await;
-        let Ok(Ok(producer_id)) = allocated else {
-            return Err(TxnError::Code(code::COORDINATOR_NOT_AVAILABLE));
-        };
+        let producer_id = new_producer_id(shard).await?;
         let meta = TxnMeta {
             producer_id,
             last_producer_id: -1,
@@ -737,16 +720,7 @@ async fn init(
         }
         TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
             let (producer_id, producer_epoch) = if m.producer_epoch >= i16::MAX - 1 {
-                let allocated = shard
-                    .call(
-                        Shard::controller_shard(),
-                        crate::controller::AllocateProducerId,
-                    )
-                    .await;
-                let Ok(Ok(id)) = allocated else {
-                    return Err(TxnError::Code(code::COORDINATOR_NOT_AVAILABLE));
-                };
-                (id, 0)
+                (new_producer_id(shard).await?, 0)
             } else {
                 (m.producer_id, m.producer_epoch + 1)
             };
@@ -764,6 +738,18 @@ async fn init(
             persist(shard, txns, txn_id, partition, meta, false).await?;
             Ok((producer_id, producer_epoch))
         }
+    }
+}
+
+/// A producer id no one has had, from this broker's block (the controller hands blocks out).
+async fn new_producer_id(shard: &Rc<Shard>) -> Result<i64, TxnError> {
+    let controller = Shard::controller_shard();
+    match shard
+        .call(controller, crate::controller::AllocateProducerId)
+        .await
+    {
+        Ok(Ok(id)) => Ok(id),
+        _ => Err(TxnError::Code(code::COORDINATOR_NOT_AVAILABLE)),
     }
 }
 
@@ -824,13 +810,9 @@ async fn end(
     producer: (i64, i16),
     commit: bool,
 ) -> Result<(i64, i16), TxnError> {
-    let (partition, m) = match checked(txns, txn_id, producer) {
-        // A retried EndTxn whose markers are being written.
-        Err(TxnError::Code(code::CONCURRENT_TRANSACTIONS)) => {
-            return Err(TxnError::Code(code::CONCURRENT_TRANSACTIONS))
-        }
-        other => other?,
-    };
+    // A retried EndTxn whose markers are being written finds the entry busy:
+    // CONCURRENT_TRANSACTIONS, and the client retries.
+    let (partition, m) = checked(txns, txn_id, producer)?;
     match (m.state, commit) {
         (TxnState::Ongoing, _) => {
             let meta = TxnMeta {

@@ -529,9 +529,12 @@ async fn load_aborted<D: Disk>(
 }
 
 /// The newest valid snapshot at or below the log end, then every batch after it replayed.
-/// When a segment's aborted transactions must be rebuilt (`aborted[i]` is None), the snapshot
-/// is the newest at or below that segment's base, and the replay fills them in. Snapshots
-/// beyond the log end (the log was truncated) are removed.
+/// Segments whose aborted transactions must be rebuilt (`aborted[i]` is None) get them from
+/// that replay when they lie after the snapshot; those before it from a second replay, from
+/// the newest snapshot at or below the first of them (or from the first segment), whose
+/// producer state is thrown away: the newest snapshot's is the better one (it still holds the
+/// producers of segments retention deleted or compaction emptied). Snapshots beyond the log
+/// end (the log was truncated) are removed; invalid ones too.
 async fn load_producers<D: Disk>(
     disk: &D,
     dir: &Path,
@@ -541,17 +544,13 @@ async fn load_producers<D: Disk>(
     now_ms: i64,
 ) -> Result<ProducerState, StorageError> {
     let log_end_offset = segments.last().expect("one segment").index.next_offset;
-    let rebuild_from = segments
-        .iter()
-        .zip(aborted.iter())
-        .find(|(_, a)| a.is_none())
-        .map_or(log_end_offset, |(s, _)| s.base_offset);
     let mut offsets: Vec<i64> = names
         .iter()
         .filter_map(|n| parse_name(n, ".snapshot"))
         .collect();
     offsets.sort_unstable_by(|a, b| b.cmp(a));
-    let mut loaded = None;
+    // Valid snapshots, newest first.
+    let mut snapshots: Vec<(i64, ProducerState)> = Vec::new();
     for offset in offsets {
         let path = file_name(dir, offset, ".snapshot");
         // A snapshot below the log start still holds the producers of deleted segments.
@@ -559,12 +558,9 @@ async fn load_producers<D: Disk>(
             remove_if_present(disk, &path).await?;
             continue;
         }
-        if loaded.is_some() || offset > rebuild_from {
-            continue;
-        }
         let bytes = disk.read_file(&path).await.map_err(io_err("read", &path))?;
         match bytes.map(|b| ProducerState::decode_snapshot(&b)) {
-            Some(Ok((at, state))) if at == offset => loaded = Some((offset, state)),
+            Some(Ok((at, state))) if at == offset => snapshots.push((offset, state)),
             Some(Ok(_)) | Some(Err(_)) | None => {
                 tracing::warn!(path = %path.display(), "producer snapshot invalid: ignoring it");
                 remove_if_present(disk, &path).await?;
@@ -574,11 +570,44 @@ async fn load_producers<D: Disk>(
     // Without a snapshot, replay every batch still on disk, also those below a log start
     // that DeleteRecords moved inside the first segment: producers outlive their records.
     let first_base = segments[0].base_offset;
-    let (from, mut state) = loaded.unwrap_or((first_base, ProducerState::default()));
+    let starting_at = |limit: i64, snapshots: &[(i64, ProducerState)]| {
+        snapshots
+            .iter()
+            .find(|(at, _)| *at <= limit)
+            .cloned()
+            .unwrap_or((first_base, ProducerState::default()))
+    };
+    let (from, mut state) = starting_at(log_end_offset, &snapshots);
+    replay(segments, aborted, from, &mut state, now_ms).await?;
+    let unbuilt = segments
+        .iter()
+        .zip(aborted.iter())
+        .find(|(_, a)| a.is_none())
+        .map(|(s, _)| s.base_offset);
+    if let Some(base) = unbuilt {
+        let (from, mut scratch) = starting_at(base, &snapshots);
+        replay(segments, aborted, from, &mut scratch, now_ms).await?;
+    }
+    Ok(state)
+}
+
+/// Replays every batch from offset `from` into `state`, and fills in the aborted transactions
+/// of each segment whose list is None and which the replay covers whole (starts at or after
+/// `from`).
+async fn replay<F: DiskFile>(
+    segments: &[Segment<F>],
+    aborted: &mut [Option<Vec<AbortedTxn>>],
+    from: i64,
+    state: &mut ProducerState,
+    now_ms: i64,
+) -> Result<(), StorageError> {
     for (seg, aborted) in segments.iter().zip(aborted.iter_mut()) {
-        let mut rebuilt = aborted.is_none().then(Vec::new);
+        let covered = seg.base_offset >= from;
+        let mut rebuilt = (aborted.is_none() && covered).then(Vec::new);
         if seg.index.next_offset <= from || seg.index.size == 0 {
-            *aborted = aborted.take().or(rebuilt);
+            if rebuilt.is_some() {
+                *aborted = rebuilt;
+            }
             continue;
         }
         let file = seg.file.as_ref().expect("a segment with data has a file");
@@ -621,7 +650,7 @@ async fn load_producers<D: Disk>(
             *aborted = rebuilt;
         }
     }
-    Ok(state)
+    Ok(())
 }
 
 use retention::remove_if_present;
