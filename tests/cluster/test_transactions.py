@@ -74,7 +74,9 @@ def test_transactions_commit_and_abort_across_brokers(cluster, topic, observe):
 @pytest.mark.timeout(300)
 def test_a_transaction_open_when_its_coordinator_dies_is_aborted_by_the_next(cluster_factory,
                                                                               topic, observe):
-    cluster = cluster_factory()
+    # The transaction log replicated on every node (the shared rig's Kafka keeps it at RF=1).
+    cluster = cluster_factory({"transaction.state.log.replication.factor": "3",
+                               "transaction.state.log.min.isr": "2"})
     create_rf3(cluster, topic)
     bootstrap = cluster.bootstrap()
     txn_id = f"tx-{topic}"
