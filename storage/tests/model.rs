@@ -44,7 +44,6 @@ use millrace_wire::records::{
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 const PRODUCER_ID: i64 = 77;
 
@@ -75,17 +74,7 @@ struct Harness {
 
 #[test]
 fn model_based_random_operations() {
-    if let Ok(seed) = std::env::var("MODEL_SEED") {
-        run(seed.parse().expect("MODEL_SEED is a number"));
-        return;
-    }
-    let seeds: u64 = std::env::var("MODEL_SEEDS").map_or(300, |n| n.parse().expect("a number"));
-    for seed in 0..seeds {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(seed))) {
-            eprintln!("model test failed with seed {seed}; rerun with MODEL_SEED={seed}");
-            std::panic::resume_unwind(panic);
-        }
-    }
+    run_seeds("MODEL", "model test", 300, run);
 }
 
 fn run(seed: u64) {
@@ -883,19 +872,7 @@ struct Model {
 
 #[test]
 fn model_retention_delete_records_and_compaction_with_crashes() {
-    if let Ok(seed) = std::env::var("MODEL_SEED") {
-        run_model(seed.parse().expect("MODEL_SEED is a number"));
-        return;
-    }
-    let seeds: u64 = std::env::var("MODEL_SEEDS").map_or(300, |n| n.parse().expect("a number"));
-    for seed in 0..seeds {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run_model(seed))) {
-            eprintln!(
-                "retention/compaction model failed with seed {seed}; rerun with MODEL_SEED={seed}"
-            );
-            std::panic::resume_unwind(panic);
-        }
-    }
+    run_seeds("MODEL", "retention/compaction model", 300, run_model);
 }
 
 fn run_model(seed: u64) {

@@ -28,7 +28,6 @@ use millrace_wire::records::{BatchBuilder, NewRecord, TxnMarker};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 const PRODUCERS: i64 = 4;
 
@@ -69,17 +68,7 @@ struct Harness {
 
 #[test]
 fn transactions_model() {
-    if let Ok(seed) = std::env::var("TXN_MODEL_SEED") {
-        run(seed.parse().expect("TXN_MODEL_SEED is a number"));
-        return;
-    }
-    let seeds: u64 = std::env::var("TXN_MODEL_SEEDS").map_or(200, |n| n.parse().expect("a number"));
-    for seed in 0..seeds {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(seed))) {
-            eprintln!("txn model failed with seed {seed}; rerun with TXN_MODEL_SEED={seed}");
-            std::panic::resume_unwind(panic);
-        }
-    }
+    run_seeds("TXN_MODEL", "txn model", 200, run);
 }
 
 fn run(seed: u64) {

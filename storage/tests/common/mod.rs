@@ -120,3 +120,22 @@ pub fn read_all<D: Disk<File = SimFile>>(log: &PartitionLog<D>) -> Vec<Vec<u8>> 
     }
     out
 }
+
+/// Runs a seeded model: the one seed `$<prefix>_SEED` names, else seeds 0..`$<prefix>_SEEDS`
+/// (default `default_seeds`), naming the failing seed and how to rerun it.
+pub fn run_seeds(prefix: &str, what: &str, default_seeds: u64, run: impl Fn(u64)) {
+    let one = format!("{prefix}_SEED");
+    if let Ok(seed) = std::env::var(&one) {
+        run(seed.parse().unwrap_or_else(|_| panic!("{one} is a number")));
+        return;
+    }
+    let seeds: u64 = std::env::var(format!("{prefix}_SEEDS"))
+        .map_or(default_seeds, |n| n.parse().expect("a number"));
+    for seed in 0..seeds {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(seed)));
+        if let Err(panic) = ran {
+            eprintln!("{what} failed with seed {seed}; rerun with {one}={seed}");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
