@@ -1,6 +1,6 @@
 //! A state machine kept in an internal topic and served by the leaders of its partitions: the
 //! host the group coordinator runs on (`__consumer_offsets`), shared with the transaction
-//! coordinator to come (`__transaction_state`).
+//! coordinator (`__transaction_state`).
 //!
 //! Per shard, the host tracks which partitions of its topic this broker leads and under which
 //! leader epoch their state was read back ([`Host::load`], after every image: [`watch`]). A
@@ -19,13 +19,31 @@ use millrace_replication::replica::AcksRefusal;
 use millrace_shard::sync::Turn;
 use millrace_storage::disk::DiskFile;
 use millrace_storage::ReadChunk;
-use millrace_wire::records::{decode_records, BatchBuilder, BatchIter, BatchStep, NewRecord};
+use millrace_wire::records::{
+    decode_records, txn_marker, BatchBuilder, BatchIter, BatchStep, NewRecord,
+};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 const LOAD_READ_BYTES: usize = 1 << 20;
+
+/// One record read back from the log, with what its batch says about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Replayed<'a> {
+    /// The record's offset.
+    pub offset: i64,
+    /// The batch's producer id (-1 for the coordinator's own, non-transactional writes).
+    pub producer_id: i64,
+    /// Whether the batch belongs to a transaction (it counts only once a COMMIT marker for
+    /// its producer follows).
+    pub transactional: bool,
+    /// The record's key.
+    pub key: Option<&'a [u8]>,
+    /// The record's value (None: a tombstone).
+    pub value: Option<&'a [u8]>,
+}
 
 /// What the host needs from the state machine it serves.
 pub trait StateMachine {
@@ -35,7 +53,13 @@ pub trait StateMachine {
     fn what(&self) -> &'static str;
     /// Applies one record read back from partition `partition` at `now` (ms); false when the
     /// record was not understood (counted apart in the load's log line).
-    fn replay(&self, partition: i32, now: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> bool;
+    fn replay(&self, partition: i32, now: i64, record: Replayed<'_>) -> bool;
+    /// Applies a transaction marker read back from partition `partition`: `producer_id`'s
+    /// transactional records before it are committed (`commit`) or aborted. Machines that never
+    /// write transactional records ignore markers.
+    fn replay_marker(&self, partition: i32, producer_id: i64, commit: bool) {
+        let _ = (partition, producer_id, commit);
+    }
     /// Forgets the state of partition `partition` (of `partitions`) and answers what waits on
     /// it (NOT_COORDINATOR). Returns how many entries went, for the log.
     fn unload(&self, partition: i32, partitions: usize) -> usize;
@@ -165,14 +189,45 @@ impl Host {
     /// current leader epoch, or leadership moved before the records committed;
     /// COORDINATOR_NOT_AVAILABLE when too few replicas are in sync (checked before the
     /// append) or the write did not commit in `timeout`; UNKNOWN_SERVER_ERROR for a storage
-    /// failure.
+    /// failure. Ok is the offset of the first record.
     pub async fn append(
+        &self,
+        shard: &Shard,
+        place: (&str, i32),
+        records: &[NewRecord],
+        timeout: Duration,
+    ) -> Result<i64, i16> {
+        self.write(shard, place, records, None, timeout, |_| {})
+            .await
+    }
+
+    /// As [`Host::append`], for records in the transaction of `producer` (id, epoch): a
+    /// transactional batch whose COMMIT or ABORT marker comes later (a producer with an older
+    /// epoch than the partition knows: INVALID_PRODUCER_EPOCH). `appended` runs with the first
+    /// record's offset as soon as the batch is in the local log, before the wait for its
+    /// commit: the marker may be written, and answered, before that wait ends.
+    pub async fn append_transactional(
+        &self,
+        shard: &Shard,
+        place: (&str, i32),
+        records: &[NewRecord],
+        producer: (i64, i16),
+        timeout: Duration,
+        appended: impl FnOnce(i64),
+    ) -> Result<i64, i16> {
+        self.write(shard, place, records, Some(producer), timeout, appended)
+            .await
+    }
+
+    async fn write(
         &self,
         shard: &Shard,
         (topic, p): (&str, i32),
         records: &[NewRecord],
+        producer: Option<(i64, i16)>,
         timeout: Duration,
-    ) -> Result<(), i16> {
+        on_appended: impl FnOnce(i64),
+    ) -> Result<i64, i16> {
         let fail = |error: i16, why: &dyn std::fmt::Display| {
             tracing::warn!(partition = p, error, "writing {topic}-{p}: {why}");
             error
@@ -197,11 +252,31 @@ impl Host {
                 &"fewer in-sync replicas than min.insync.replicas",
             ));
         }
-        let batch = BatchBuilder::default().build(records);
+        let builder = match producer {
+            Some((producer_id, producer_epoch)) => BatchBuilder {
+                producer_id,
+                producer_epoch,
+                transactional: true,
+                ..BatchBuilder::default()
+            },
+            None => BatchBuilder::default(),
+        };
+        let batch = builder.build(records);
         let now = millrace_shard::time::now_ms();
         let appended = log
             .append(BytesMut::from(&batch[..]), now, false)
-            .map_err(|e| fail(code::UNKNOWN_SERVER_ERROR, &e))?;
+            .map_err(|e| match e {
+                // A fenced producer is answered as Kafka's coordinators answer it.
+                millrace_storage::StorageError::InvalidProducerEpoch { .. } => {
+                    fail(code::INVALID_PRODUCER_EPOCH, &e)
+                }
+                millrace_storage::StorageError::InvalidTxnState { .. } => {
+                    fail(code::INVALID_TXN_STATE, &e)
+                }
+                _ => fail(code::UNKNOWN_SERVER_ERROR, &e),
+            })?;
+        let first = appended.last_offset + 1 - records.len() as i64;
+        on_appended(first);
         let committed = log
             .committed(appended.last_offset, epoch, Acks::All, timeout)
             .await;
@@ -212,7 +287,8 @@ impl Host {
                 CommitError::Refused(_) | CommitError::TimedOut => code::COORDINATOR_NOT_AVAILABLE,
             };
             fail(error, &e)
-        })
+        })?;
+        Ok(first)
     }
 }
 
@@ -234,7 +310,10 @@ pub async fn watch(
     }
 }
 
-/// Reads one partition back from its log start to its log end into `machine`.
+/// Reads one partition back from its log start to its log end into `machine`. The end is
+/// looked up again after each read, so a marker appended while the partition loads is
+/// replayed here whenever it lands before the load completes (after that, the live path
+/// applies it).
 async fn read_back(
     shard: &Rc<Shard>,
     machine: &dyn StateMachine,
@@ -244,8 +323,11 @@ async fn read_back(
     let (topic, partition) = (machine.topic(), log.index());
     let (mut applied, mut skipped) = (0usize, 0usize);
     let mut next = log.log_start_offset();
-    let end = log.log_end_offset();
-    while next < end {
+    loop {
+        let end = log.log_end_offset();
+        if next >= end {
+            break;
+        }
         let read = log.read(next, LOAD_READ_BYTES, true, Reader::Replica);
         let (read, _) = read
             .await
@@ -270,6 +352,16 @@ async fn read_back(
                     break;
                 }
                 next = next.max(header.next_offset());
+                if header.is_control() {
+                    match txn_marker(bytes) {
+                        Ok(Some(marker)) => {
+                            machine.replay_marker(partition, header.producer_id, marker.commit);
+                            applied += 1;
+                        }
+                        _ => skipped += 1,
+                    }
+                    continue;
+                }
                 let Ok(records) = decode_records(bytes, LOAD_READ_BYTES * 64) else {
                     tracing::warn!(
                         partition,
@@ -279,7 +371,14 @@ async fn read_back(
                     continue;
                 };
                 for r in records {
-                    if machine.replay(partition, now, r.key.as_deref(), r.value.as_deref()) {
+                    let record = Replayed {
+                        offset: r.offset,
+                        producer_id: header.producer_id,
+                        transactional: header.is_transactional(),
+                        key: r.key.as_deref(),
+                        value: r.value.as_deref(),
+                    };
+                    if machine.replay(partition, now, record) {
                         applied += 1;
                     } else {
                         skipped += 1;

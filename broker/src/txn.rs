@@ -39,7 +39,7 @@ use crate::mesh::Call;
 use crate::partition::{Acks, CommitError};
 use crate::peer::{PeerClient, PeerConfig};
 use crate::shard::Shard;
-use crate::state_log::{Host, StateMachine};
+use crate::state_log::{Host, Replayed, StateMachine};
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
@@ -246,12 +246,12 @@ impl StateMachine for ShardTxns {
         "transactions"
     }
 
-    fn replay(&self, partition: i32, _now: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> bool {
-        let Some(id) = key.and_then(decode_key) else {
+    fn replay(&self, partition: i32, _now: i64, record: Replayed<'_>) -> bool {
+        let Some(id) = record.key.and_then(decode_key) else {
             return false;
         };
         let mut txns = self.txns.borrow_mut();
-        match value {
+        match record.value {
             None => {
                 txns.remove(&id);
                 true
@@ -1127,16 +1127,23 @@ impl Call<Shard> for MarkersOnOwner {
             }
             let epoch = partition.leader_epoch();
             match partition.append_marker(m.producer_id, m.producer_epoch, m.marker, now) {
-                Ok(appended) => waits.push((slot, partition, appended.last_offset, epoch)),
+                Ok(appended) => waits.push((slot, partition, appended.last_offset, epoch, m)),
                 Err(e) => out.push((slot, storage_code(&e))),
             }
         }
-        for (slot, partition, last, epoch) in waits {
+        for (slot, partition, last, epoch, m) in waits {
             let committed = partition
                 .committed(last, epoch, Acks::All, MARKER_TIMEOUT)
                 .await;
             let error = match committed {
-                Ok(()) => code::NONE,
+                Ok(()) => {
+                    if m.topic == crate::coordinator::OFFSETS_TOPIC {
+                        // The group coordinator's transactional offsets settle with it.
+                        let commit = m.marker.commit;
+                        crate::coordinator::on_marker(&shard, m.partition, m.producer_id, commit);
+                    }
+                    code::NONE
+                }
                 Err(CommitError::Refused(r)) => refusal_code(r),
                 Err(CommitError::TimedOut) => code::REQUEST_TIMED_OUT,
                 Err(CommitError::Storage(e)) => storage_code(&e),

@@ -251,3 +251,188 @@ def test_a_transactional_produce_to_a_partition_not_in_the_transaction_is_refuse
     assert late == (48 if broker.kind == "millrace" else 0)
     if broker.kind == "millrace":
         assert values(read_all(broker.bootstrap, [(topic, 0)], "read_committed")) == [b"v"]
+
+
+def _consume(c: Consumer, n: int) -> list:
+    """The next ``n`` records ``c`` polls (fails after TIMEOUT_S)."""
+    got = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(got) < n:
+        assert time.monotonic() < deadline, f"consumed {len(got)} of {n}"
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            raise KafkaException(m.error())
+        got.append(m)
+    return got
+
+
+def _committed(bootstrap: str, group: str, tp: TopicPartition, isolation: str,
+               timeout_s: float = 10) -> int:
+    """The group's committed offset for ``tp`` as a consumer outside the group reads it.
+    librdkafka asks for stable offsets (OffsetFetch require_stable) under read_committed and
+    retries UNSTABLE_OFFSET_COMMIT until ``timeout_s``."""
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                      "isolation.level": isolation, "enable.auto.commit": False})
+    try:
+        return probe.committed([TopicPartition(tp.topic, tp.partition)], timeout_s)[0].offset
+    finally:
+        probe.close()
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_send_offsets_to_transaction_commits_and_aborts_with_it(broker, topic, protocol):
+    """Consume-transform-produce: the input offsets committed inside the transaction
+    (AddOffsetsToTxn + TxnOffsetCommit v3 with the group's metadata, KIP-447) become the group's
+    offsets at COMMIT, never at ABORT, and a stable read waits while they are pending; with a
+    classic group and with a KIP-848 group."""
+    src, out = f"{topic}-in", f"{topic}-out"
+    create_topic(broker, src, 1)
+    create_topic(broker, out, 1)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(30):
+        plain.produce(src, f"in{i}".encode(), partition=0)
+    plain.flush(TIMEOUT_S)
+    group = f"g-{topic}"
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "group.protocol": protocol, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    c.subscribe([src])
+    tp = TopicPartition(src, 0)
+    p = txn_producer(broker.bootstrap, f"tx-{topic}")
+    p.init_transactions(TIMEOUT_S)
+
+    first = _consume(c, 10)
+    p.begin_transaction()
+    for m in first:
+        p.produce(out, m.value().replace(b"in", b"out"), partition=0)
+    p.send_offsets_to_transaction([TopicPartition(src, 0, first[-1].offset() + 1)],
+                                  c.consumer_group_metadata(), TIMEOUT_S)
+    # Pending: not the group's offset yet, and a stable read cannot get past it.
+    assert _committed(broker.bootstrap, group, tp, "read_uncommitted") < 0
+    with pytest.raises(KafkaException):
+        _committed(broker.bootstrap, group, tp, "read_committed", timeout_s=3)
+    p.commit_transaction(TIMEOUT_S)
+    assert _committed(broker.bootstrap, group, tp, "read_committed") == 10
+
+    second = _consume(c, 10)
+    p.begin_transaction()
+    for m in second:
+        p.produce(out, m.value().replace(b"in", b"out"), partition=0)
+    p.send_offsets_to_transaction([TopicPartition(src, 0, second[-1].offset() + 1)],
+                                  c.consumer_group_metadata(), TIMEOUT_S)
+    p.abort_transaction(TIMEOUT_S)
+    assert _committed(broker.bootstrap, group, tp, "read_committed") == 10
+    c.close()
+
+    got = values(read_all(broker.bootstrap, [(out, 0)], "read_committed"))
+    assert got == sorted(f"out{i}".encode() for i in range(10))
+    # A consumer restarting in the group resumes where the committed transaction left off.
+    again = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                      "group.protocol": protocol, "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest"})
+    again.subscribe([src])
+    assert _consume(again, 1)[0].offset() == 10
+    again.close()
+
+
+def test_offsets_from_a_fenced_generation_are_refused(broker, topic):
+    """KIP-447: group metadata taken before a rebalance carries the old generation; the
+    transaction's offset commit with it is refused (the transaction can only abort) and the
+    group's offsets stay as they were."""
+    create_topic(broker, topic, 2)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        plain.produce(topic, f"v{i}".encode(), partition=i % 2)
+    plain.flush(TIMEOUT_S)
+    group = f"g-{topic}"
+    conf = {"bootstrap.servers": broker.bootstrap, "group.id": group,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10_000}
+    c1 = Consumer(conf)
+    c1.subscribe([topic])
+    _consume(c1, 1)
+    stale = c1.consumer_group_metadata()
+    # A second member joins: the generation moves on, c1 rejoins with its share.
+    c2 = Consumer(conf)
+    c2.subscribe([topic])
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(c2.assignment()) == 0 or len(c1.assignment()) == 2:
+        assert time.monotonic() < deadline, "no rebalance"
+        c1.poll(0.1)
+        c2.poll(0.1)
+    p = txn_producer(broker.bootstrap, f"tx-{topic}")
+    p.init_transactions(TIMEOUT_S)
+    p.begin_transaction()
+    p.produce(topic, b"x", partition=0)
+    with pytest.raises(KafkaException):
+        p.send_offsets_to_transaction([TopicPartition(topic, 0, 5)], stale, TIMEOUT_S)
+    p.abort_transaction(TIMEOUT_S)
+    assert _committed(broker.bootstrap, group, TopicPartition(topic, 0), "read_committed") < 0
+    # The current metadata commits.
+    p.begin_transaction()
+    p.produce(topic, b"y", partition=0)
+    fresh = c1 if any(a.partition == 0 for a in c1.assignment()) else c2
+    p.send_offsets_to_transaction([TopicPartition(topic, 0, 3)],
+                                  fresh.consumer_group_metadata(), TIMEOUT_S)
+    p.commit_transaction(TIMEOUT_S)
+    assert _committed(broker.bootstrap, group, TopicPartition(topic, 0), "read_committed") == 3
+    c1.close()
+    c2.close()
+
+
+def test_a_txn_offset_commit_outside_the_transaction_is_refused(broker, topic):
+    """The raw wire (TxnOffsetCommit v2): offsets for a group whose offsets partition the
+    transaction does not hold (no AddOffsetsToTxn) are refused, so nothing waits for a marker
+    that never comes; after AddOffsetsToTxn they are taken."""
+    import kwire as w
+    create_topic(broker, topic, 1)
+    port = int(broker.bootstrap.rsplit(":", 1)[1])
+    txn_id, group = f"tx-{topic}", f"g-{topic}"
+
+    def find_coordinator():
+        r = w.request(port, 10, 1, w.string(txn_id) + w.i8(1))
+        r.i32()
+        return (r.i16(),)
+
+    assert _retrying(find_coordinator)[0] == 0
+
+    def init():
+        r = w.request(port, 22, 1, w.string(txn_id) + w.i32(60_000))
+        r.i32()
+        return r.i16(), r.i64(), r.i16()
+
+    err, pid, epoch = _retrying(init)
+    assert err == 0, err
+
+    def txn_offset_commit():
+        part = w.i32(0) + w.i64(4) + w.i32(-1) + w.string(None)
+        body = (w.string(txn_id) + w.string(group) + w.i64(pid) + w.i16(epoch)
+                + w.array([w.string(topic) + w.array([part])]))
+        r = w.request(port, 28, 2, body)
+        r.i32()
+        assert r.i32() == 1 and r.string() == topic and r.i32() == 1
+        assert r.i32() == 0
+        return (r.i16(),)
+
+    # Kafka's group coordinator finds the group's coordinator first: retriable codes until then.
+    assert _retrying(txn_offset_commit)[0] == 48  # INVALID_TXN_STATE
+
+    def add_offsets():
+        body = w.string(txn_id) + w.i64(pid) + w.i16(epoch) + w.string(group)
+        r = w.request(port, 25, 1, body)
+        r.i32()
+        return (r.i16(),)
+
+    assert _retrying(add_offsets)[0] == 0
+    assert _retrying(txn_offset_commit)[0] == 0
+
+    def end_txn():
+        r = w.request(port, 26, 1, w.string(txn_id) + w.i64(pid) + w.i16(epoch) + w.i8(1))
+        r.i32()
+        return (r.i16(),)
+
+    assert _retrying(end_txn)[0] == 0
+    tp = TopicPartition(topic, 0)
+    w.wait_until(lambda: _committed(broker.bootstrap, group, tp, "read_uncommitted") == 4)

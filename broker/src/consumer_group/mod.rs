@@ -417,6 +417,34 @@ impl ConsumerGroups {
         member_id: &str,
         member_epoch: i32,
     ) -> OffsetCheck {
+        self.validate_offset_commit(group_id, Some(version), member_id, member_epoch)
+    }
+
+    /// TxnOffsetCommit (KIP-447) against a consumer group: as an OffsetCommit, with any
+    /// request version, and a stale member epoch answered ILLEGAL_GENERATION (what Kafka's
+    /// transactional producers understand).
+    pub fn validate_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+    ) -> OffsetCheck {
+        match self.validate_offset_commit(group_id, None, member_id, member_epoch) {
+            OffsetCheck::Refused(code::STALE_MEMBER_EPOCH) => {
+                OffsetCheck::Refused(code::ILLEGAL_GENERATION)
+            }
+            other => other,
+        }
+    }
+
+    /// `version` is the OffsetCommit version (None: transactional).
+    fn validate_offset_commit(
+        &self,
+        group_id: &str,
+        version: Option<i16>,
+        member_id: &str,
+        member_epoch: i32,
+    ) -> OffsetCheck {
         let Some(g) = self.groups.get(group_id) else {
             return OffsetCheck::NotConsumerGroup;
         };
@@ -426,7 +454,7 @@ impl ConsumerGroups {
         let Some(m) = g.members.get(member_id) else {
             return OffsetCheck::Refused(code::UNKNOWN_MEMBER_ID);
         };
-        if version < 9 {
+        if version.is_some_and(|v| v < 9) {
             return OffsetCheck::Refused(code::UNSUPPORTED_VERSION);
         }
         if member_epoch != m.member_epoch {

@@ -250,6 +250,33 @@ impl GroupCoordinator {
         member_id: &str,
         group_instance_id: Option<&str>,
     ) -> i16 {
+        let member = (generation_id, member_id, group_instance_id);
+        self.validate_offset_commit(now_ms, group_id, member, false)
+    }
+
+    /// Checks a TxnOffsetCommit (KIP-447) against the group, as Kafka does: like an
+    /// OffsetCommit, except that a request without member and generation (TxnOffsetCommit
+    /// before v3) is accepted whatever the group's state, and a group completing a rebalance
+    /// is not refused (the transaction is fenced by the generation instead).
+    pub fn validate_txn_commit(
+        &mut self,
+        now_ms: i64,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+    ) -> i16 {
+        let member = (generation_id, member_id, group_instance_id);
+        self.validate_offset_commit(now_ms, group_id, member, true)
+    }
+
+    fn validate_offset_commit(
+        &mut self,
+        now_ms: i64,
+        group_id: &str,
+        (generation_id, member_id, group_instance_id): (i32, &str, Option<&str>),
+        transactional: bool,
+    ) -> i16 {
         let Some(group) = self.groups.get_mut(group_id) else {
             return if generation_id < 0 {
                 NONE
@@ -263,7 +290,7 @@ impl GroupCoordinator {
         let group_managed =
             generation_id >= 0 || !member_id.is_empty() || group_instance_id.is_some();
         if !group_managed {
-            return if group.state == GroupState::Empty {
+            return if group.state == GroupState::Empty || transactional {
                 NONE
             } else {
                 UNKNOWN_MEMBER_ID
@@ -276,7 +303,7 @@ impl GroupCoordinator {
         if generation_id != group.generation_id {
             return ILLEGAL_GENERATION;
         }
-        if group.state == GroupState::CompletingRebalance {
+        if group.state == GroupState::CompletingRebalance && !transactional {
             return REBALANCE_IN_PROGRESS;
         }
         group.members[idx].touch(now_ms);

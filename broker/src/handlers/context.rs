@@ -66,6 +66,17 @@ impl Context {
         crate::txn::on_coordinator(&self.shard, txn_id, op).await
     }
 
+    /// KIP-890: asks the coordinator of `txn_id` whether `partition` is in the producer's
+    /// ongoing transaction (`crate::txn::verify`).
+    pub async fn verify_txn(
+        &self,
+        txn_id: &str,
+        producer: (i64, i16),
+        partition: (String, i32),
+    ) -> Result<(), crate::txn::TxnError> {
+        crate::txn::verify(&self.shard, txn_id, producer, partition).await
+    }
+
     /// Number of shards.
     pub fn shards(&self) -> usize {
         self.shard.shards

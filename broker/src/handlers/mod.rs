@@ -46,6 +46,7 @@ mod offset_fetch;
 mod produce;
 mod raft;
 mod sync_group;
+mod txn_offset_commit;
 mod write_txn_markers;
 
 use crate::shard::Shard;
@@ -193,6 +194,7 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(AddOffsetsToTxn, 0, 4, add_offsets_to_txn),
     entry!(EndTxn, 0, 4, end_txn),
     entry!(WriteTxnMarkers, 1, 1, write_txn_markers),
+    entry!(TxnOffsetCommit, 0, 4, txn_offset_commit),
 ];
 
 /// What the controller listener serves besides the private Raft key

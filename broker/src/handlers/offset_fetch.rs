@@ -1,4 +1,5 @@
-//! OffsetFetch (key 9), versions 1-9 (one group before v8, several from v8; v9 carries the
+//! OffsetFetch (key 9), versions 1-9 (one group before v8, several from v8; v7+ may ask for
+//! stable offsets: UNSTABLE_OFFSET_COMMIT while a transactional commit is pending; v9 carries the
 //! member id and epoch, checked against a KIP-848 consumer group). A partition with
 //! no committed offset answers offset -1, as Kafka does.
 
@@ -24,11 +25,13 @@ async fn fetch_group(
     group_id: &str,
     partitions: Option<Vec<(String, i32)>>,
     member: Option<(String, i32)>,
+    require_stable: bool,
 ) -> (i16, Rows) {
     let op = FetchOffsets {
         group_id: group_id.to_string(),
         partitions: partitions.clone(),
         member,
+        require_stable,
     };
     match group_call(ctx, group_id, op).await {
         Ok(answer) => answer,
@@ -82,7 +85,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 .as_ref()
                 .filter(|_| v >= 9)
                 .map(|m| (m.to_string(), g.member_epoch));
-            let (error, rows) = fetch_group(&ctx, &g.group_id.0, wanted, member).await;
+            let (error, rows) =
+                fetch_group(&ctx, &g.group_id.0, wanted, member, req.require_stable).await;
             let topics = by_topic(rows)
                 .into_iter()
                 .map(|(t, parts)| {
@@ -118,7 +122,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 .map(|t| (t.name.0.as_str(), &t.partition_indexes[..])),
         )
     });
-    let (error, rows) = fetch_group(&ctx, &req.group_id.0, wanted, None).await;
+    let stable = v >= 7 && req.require_stable;
+    let (error, rows) = fetch_group(&ctx, &req.group_id.0, wanted, None, stable).await;
     let topics = by_topic(rows)
         .into_iter()
         .map(|(t, parts)| {

@@ -51,6 +51,7 @@ pub(super) const APIS: &[Api] = &[
     add_offsets_to_txn::API,
     end_txn::API,
     write_txn_markers::API,
+    txn_offset_commit::API,
 ];
 
 /// api_versions_request, api_key 18, versions 0-4, flexible 3+.
@@ -1156,6 +1157,48 @@ pub(super) mod add_offsets_to_txn {
         Field::new("producer_id", Ty::Int64, 0, i16::MAX),
         Field::new("producer_epoch", Ty::Int16, 0, i16::MAX),
         Field::new("group_id", Ty::String, 0, i16::MAX),
+    ];
+}
+
+/// txn_offset_commit_request, api_key 28, versions 0-5, flexible 3+.
+pub(super) mod txn_offset_commit {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 28,
+        min_version: 0,
+        max_version: 5,
+        flexible_min: 3,
+        body: TXN_OFFSET_COMMIT_REQUEST,
+    };
+    const TXN_OFFSET_COMMIT_REQUEST: &[Field] = &[
+        Field::new("transactional_id", Ty::String, 0, i16::MAX),
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+        Field::new("producer_id", Ty::Int64, 0, i16::MAX),
+        Field::new("producer_epoch", Ty::Int16, 0, i16::MAX),
+        Field::new("generation_id", Ty::Int32, 3, i16::MAX),
+        Field::new("member_id", Ty::String, 3, i16::MAX),
+        Field::new("group_instance_id", Ty::NullableString, 3, i16::MAX),
+        Field::new(
+            "topics",
+            Ty::Array(&Ty::Struct(TXN_OFFSET_COMMIT_REQUEST_TOPIC)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const TXN_OFFSET_COMMIT_REQUEST_PARTITION: &[Field] = &[
+        Field::new("partition_index", Ty::Int32, 0, i16::MAX),
+        Field::new("committed_offset", Ty::Int64, 0, i16::MAX),
+        Field::new("committed_leader_epoch", Ty::Int32, 2, i16::MAX),
+        Field::new("committed_metadata", Ty::NullableString, 0, i16::MAX),
+    ];
+    const TXN_OFFSET_COMMIT_REQUEST_TOPIC: &[Field] = &[
+        Field::new("name", Ty::String, 0, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(TXN_OFFSET_COMMIT_REQUEST_PARTITION)),
+            0,
+            i16::MAX,
+        ),
     ];
 }
 

@@ -19,6 +19,8 @@
 //! consumer group = ConsumerGroups::record()     (KIP-848 group: epochs, members, target)
 //! a null value deletes the key (offset deleted, group deleted)
 //! ```
+//! Offsets a transaction commits (TxnOffsetCommit) are the same records in a transactional
+//! batch of the producer, settled by its marker: see [`txn_offsets`].
 
 use crate::consumer_group::{
     ConsumerGroupConfig, ConsumerGroups, GroupView, OffsetCheck, TopicInfo,
@@ -36,6 +38,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
+
+mod txn_offsets;
+pub use txn_offsets::{on_marker, TxnCommit};
 
 /// The internal topic holding offsets and group state.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -152,6 +157,9 @@ pub struct FetchOffsets {
     pub partitions: Option<Vec<(String, i32)>>,
     /// v9+: the asking member's id and epoch, checked against a consumer group.
     pub member: Option<(String, i32)>,
+    /// v7+: a partition with a transactional commit pending answers UNSTABLE_OFFSET_COMMIT
+    /// instead of its last committed offset.
+    pub require_stable: bool,
 }
 
 /// ListGroups on one shard: (group, protocol type, state, group type "classic" or
@@ -184,8 +192,16 @@ pub struct OffsetDelete {
     pub partitions: Vec<(String, i32)>,
 }
 
+/// A committed offset with the log offset of the record that carries it (when a transaction
+/// commits, its offsets replace only those written before them: Kafka's rule).
+#[derive(Debug, Clone)]
+struct Held {
+    offset: CommittedOffset,
+    record: i64,
+}
+
 /// One group's committed offsets by (topic, partition).
-type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
+type GroupOffsets = BTreeMap<(String, i32), Held>;
 
 /// Per-shard group state: the state machine, waiting requests, committed offsets.
 /// The groups coordinated on `shard` (created with the configured limits on first use).
@@ -217,6 +233,8 @@ pub struct ShardGroups {
     waiting_syncs: RefCell<HashMap<Token, (String, OneshotSender<SyncResponse>)>>,
     next_token: Cell<Token>,
     offsets: RefCell<HashMap<String, GroupOffsets>>,
+    /// Transactional offset commits waiting for their producer's marker.
+    pending: RefCell<txn_offsets::Pending>,
     /// Which offsets partitions of this shard are loaded, under which leader epoch.
     host: crate::state_log::Host,
 }
@@ -231,6 +249,7 @@ impl ShardGroups {
             waiting_syncs: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
             offsets: RefCell::new(HashMap::new()),
+            pending: RefCell::new(txn_offsets::Pending::default()),
             host: crate::state_log::Host::default(),
         }
     }
@@ -373,7 +392,14 @@ impl GroupOperation for FetchOffsets {
         match check {
             OffsetCheck::Refused(c) => (c, Vec::new()),
             OffsetCheck::Ok | OffsetCheck::NotConsumerGroup => {
-                (code::NONE, fetch(&shard, &self.group_id, self.partitions))
+                let groups = groups_of(&shard);
+                let rows = fetch_rows(
+                    &groups,
+                    &self.group_id,
+                    self.partitions,
+                    self.require_stable,
+                );
+                (code::NONE, rows)
             }
         }
     }
@@ -635,7 +661,7 @@ async fn append_durably(
     shard: &Rc<Shard>,
     partition: i32,
     records: &[NewRecord],
-) -> Result<(), i16> {
+) -> Result<i64, i16> {
     let place = (OFFSETS_TOPIC, partition);
     let groups = groups_of(shard);
     groups
@@ -680,46 +706,60 @@ async fn commit(
     if records.is_empty() {
         return codes;
     }
-    if let Err(error) = append_durably(shard, offsets_partition_of(shard, group_id), &records).await
-    {
-        for (i, ..) in &accepted {
-            codes[*i] = error;
+    let first = match append_durably(shard, offsets_partition_of(shard, group_id), &records).await {
+        Ok(first) => first,
+        Err(error) => {
+            for (i, ..) in &accepted {
+                codes[*i] = error;
+            }
+            return codes;
         }
-        return codes;
-    }
+    };
     let groups = groups_of(shard);
     let mut all = groups.offsets.borrow_mut();
     let group = all.entry(group_id.to_string()).or_default();
-    for (_, topic, partition, committed) in accepted {
-        group.insert((topic, partition), committed);
+    for (record, (_, topic, partition, offset)) in (first..).zip(accepted) {
+        group.insert((topic, partition), Held { offset, record });
     }
     codes
 }
 
-fn fetch(
-    shard: &Shard,
+/// OffsetFetch rows for `group_id` (`require_stable`: a partition with a transactional commit
+/// pending answers UNSTABLE_OFFSET_COMMIT and no offset).
+fn fetch_rows(
+    groups: &ShardGroups,
     group_id: &str,
     partitions: Option<Vec<(String, i32)>>,
+    require_stable: bool,
 ) -> Vec<(String, i32, Option<CommittedOffset>, i16)> {
-    let groups = groups_of(shard);
     let all = groups.offsets.borrow();
     let group = all.get(group_id);
-    match partitions {
+    let mut rows: Vec<_> = match partitions {
         Some(list) => list
             .into_iter()
             .map(|(t, p)| {
-                let found = group.and_then(|g| g.get(&(t.clone(), p)).cloned());
+                let found = group.and_then(|g| g.get(&(t.clone(), p)).map(|h| h.offset.clone()));
                 (t, p, found, code::NONE)
             })
             .collect(),
         None => group
             .map(|g| {
                 g.iter()
-                    .map(|((t, p), o)| (t.clone(), *p, Some(o.clone()), code::NONE))
+                    .map(|((t, p), h)| (t.clone(), *p, Some(h.offset.clone()), code::NONE))
                     .collect()
             })
             .unwrap_or_default(),
+    };
+    if require_stable {
+        let pending = groups.pending.borrow();
+        for (topic, partition, offset, error) in &mut rows {
+            if pending.holds(group_id, topic, *partition) {
+                *offset = None;
+                *error = code::UNSTABLE_OFFSET_COMMIT;
+            }
+        }
     }
+    rows
 }
 
 async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
@@ -765,6 +805,7 @@ async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
         return error;
     }
     groups_of(shard).offsets.borrow_mut().remove(group_id);
+    groups_of(shard).pending.borrow_mut().forget_group(group_id);
     code::NONE
 }
 
@@ -807,6 +848,11 @@ async fn offset_delete(
         for key in &partitions {
             g.remove(key);
         }
+    }
+    let groups = groups_of(shard);
+    let mut pending = groups.pending.borrow_mut();
+    for (topic, partition) in &partitions {
+        pending.forget(group_id, topic, *partition);
     }
     (code::NONE, vec![code::NONE; partitions.len()])
 }
@@ -975,8 +1021,16 @@ impl crate::state_log::StateMachine for ShardGroups {
         "groups"
     }
 
-    fn replay(&self, _partition: i32, now: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> bool {
-        self.apply_record(now, key, value).is_some()
+    fn replay(&self, partition: i32, now: i64, record: crate::state_log::Replayed<'_>) -> bool {
+        if record.transactional {
+            return self.hold_record(partition, &record);
+        }
+        self.apply_record(now, record.offset, record.key, record.value)
+            .is_some()
+    }
+
+    fn replay_marker(&self, partition: i32, producer_id: i64, commit: bool) {
+        self.complete_txn(partition, producer_id, commit);
     }
 
     /// Forgets the groups of offsets partition `p` (their state is the new leader's now) and
@@ -987,6 +1041,7 @@ impl crate::state_log::StateMachine for ShardGroups {
         let classic = self.machine.borrow_mut().unload(&theirs);
         let consumer = self.consumer.borrow_mut().unload(&theirs);
         self.offsets.borrow_mut().retain(|g, _| !theirs(g));
+        self.pending.borrow_mut().unload(p);
         for (g, tx) in drain_where(&self.waiting_joins, &theirs) {
             tx.send(join_error(&g, code::NOT_COORDINATOR));
         }
@@ -999,22 +1054,31 @@ impl crate::state_log::StateMachine for ShardGroups {
 }
 
 impl ShardGroups {
-    /// Applies one record of `__consumer_offsets` read back from the log.
-    fn apply_record(&self, now: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Option<Key> {
+    /// Applies one record of `__consumer_offsets` read back from the log (at offset
+    /// `record`), outside any transaction.
+    fn apply_record(
+        &self,
+        now: i64,
+        record: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Option<Key> {
         let key = decode_key(key?)?;
         match (&key, value) {
             (Key::Offset(g, t, p), Some(v)) => {
-                let o = decode_offset_value(v)?;
+                let offset = decode_offset_value(v)?;
                 self.offsets
                     .borrow_mut()
                     .entry(g.clone())
                     .or_default()
-                    .insert((t.clone(), *p), o);
+                    .insert((t.clone(), *p), Held { offset, record });
             }
             (Key::Offset(g, t, p), None) => {
                 if let Some(group) = self.offsets.borrow_mut().get_mut(g) {
                     group.remove(&(t.clone(), *p));
                 }
+                // A deleted offset takes any transactional commit pending for it along.
+                self.pending.borrow_mut().forget(g, t, *p);
             }
             (Key::Group(_), Some(v)) => {
                 let record = GroupRecord::decode(v)?;
@@ -1023,6 +1087,7 @@ impl ShardGroups {
             (Key::Group(g), None) => {
                 self.machine.borrow_mut().delete(g);
                 self.offsets.borrow_mut().remove(g);
+                self.pending.borrow_mut().forget_group(g);
             }
             (Key::ConsumerGroup(g), Some(v)) => {
                 if !self.consumer.borrow_mut().restore(now, v) {

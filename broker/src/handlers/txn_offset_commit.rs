@@ -1,0 +1,120 @@
+//! TxnOffsetCommit (key 28), versions 0-4: a transactional producer commits its consumer's
+//! offsets inside its transaction (`crate::coordinator`'s transactional offsets). Before the
+//! group's coordinator appends them, the transaction's coordinator confirms that the group's
+//! offsets partition is in the transaction (KIP-890: AddOffsetsToTxn came first), so no
+//! offsets wait for a marker that will never come. v3+ carries the consumer's generation (or
+//! KIP-848 member epoch), member id and static id (KIP-447): a consumer fenced by a rebalance
+//! cannot commit.
+
+use super::Context;
+use super::Response;
+use super::{decode, group_call, respond};
+use crate::coordinator::{CommittedOffset, TxnCommit, OFFSETS_TOPIC};
+use crate::errors::code;
+use crate::txn::TxnError;
+use bytes::Bytes;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use millrace_wire::frame::RequestHeader;
+
+pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
+    let req: TxnOffsetCommitRequest = match decode(&header, &body) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let now = millrace_shard::time::now_ms();
+    let offsets: Vec<(String, i32, CommittedOffset)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                let committed = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    commit_timestamp: now,
+                };
+                (t.name.0.to_string(), p.partition_index, committed)
+            })
+        })
+        .collect();
+    let count = offsets.len();
+    let group_id = req.group_id.0.to_string();
+    let codes = match verified(&ctx, &req, &group_id).await {
+        Err(error) => vec![error; count],
+        Ok(()) => {
+            let op = TxnCommit {
+                group_id: group_id.clone(),
+                producer_id: req.producer_id.0,
+                producer_epoch: req.producer_epoch,
+                generation_id: req.generation_id,
+                member_id: req.member_id.to_string(),
+                group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+                offsets,
+            };
+            match group_call(&ctx, &group_id, op).await {
+                Ok(codes) => codes,
+                Err(error) => vec![error; count],
+            }
+        }
+    };
+    let mut codes = codes.into_iter();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let error = codes.next().unwrap_or(code::UNKNOWN_SERVER_ERROR);
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error)
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    respond(
+        &header,
+        &TxnOffsetCommitResponse::default().with_topics(topics),
+    )
+}
+
+/// Asks the transaction's coordinator whether the group's offsets partition is in the
+/// producer's transaction. Err is the code every offset answers, as Kafka's group coordinator
+/// maps a failed verification: INVALID_PRODUCER_EPOCH for a fenced producer,
+/// INVALID_TXN_STATE for a partition not in the transaction (AddOffsetsToTxn not sent),
+/// COORDINATOR_NOT_AVAILABLE for a transaction coordinator busy or out of reach (retried).
+async fn verified(ctx: &Context, req: &TxnOffsetCommitRequest, group_id: &str) -> Result<(), i16> {
+    if group_id.is_empty() || group_id.len() > crate::coordinator::GROUP_ID_BYTES_MAX {
+        return Err(code::INVALID_GROUP_ID);
+    }
+    let image = ctx.image();
+    let Some(offsets) = image.topics.get(OFFSETS_TOPIC) else {
+        return Err(code::COORDINATOR_NOT_AVAILABLE);
+    };
+    let p = crate::coordinator::offsets_partition(group_id, offsets.partitions as usize);
+    let producer = (req.producer_id.0, req.producer_epoch);
+    let txn_id = req.transactional_id.0.as_str();
+    let verified = ctx
+        .verify_txn(txn_id, producer, (OFFSETS_TOPIC.to_string(), p))
+        .await;
+    verified.map_err(|e| match e {
+        TxnError::Fenced => code::INVALID_PRODUCER_EPOCH,
+        TxnError::Code(code::TRANSACTION_ABORTABLE) => code::INVALID_TXN_STATE,
+        TxnError::Code(
+            code::CONCURRENT_TRANSACTIONS
+            | code::NOT_COORDINATOR
+            | code::COORDINATOR_LOAD_IN_PROGRESS
+            | code::NOT_ENOUGH_REPLICAS
+            | code::REQUEST_TIMED_OUT,
+        ) => code::COORDINATOR_NOT_AVAILABLE,
+        TxnError::Code(c) => c,
+    })
+}
