@@ -367,6 +367,11 @@ impl<D: Disk> Partition<D> {
         Ok(outcome)
     }
 
+    /// The producers this partition has state for (DescribeProducers).
+    pub fn producers(&self) -> Vec<millrace_storage::ProducerInfo> {
+        self.log.producers()
+    }
+
     /// Whether `producer_id` has a transaction open on this partition under `producer_epoch`
     /// (its transactional batches need no verification with the coordinator).
     pub fn has_open_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {

@@ -24,7 +24,9 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_producers;
 mod describe_quorum;
+mod describe_transactions;
 mod elect_leaders;
 mod end_txn;
 pub mod fetch;
@@ -38,6 +40,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 pub mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod metadata_fetch;
 mod offset_commit;
@@ -195,6 +198,9 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(EndTxn, 0, 4, end_txn),
     entry!(WriteTxnMarkers, 1, 1, write_txn_markers),
     entry!(TxnOffsetCommit, 0, 4, txn_offset_commit),
+    entry!(DescribeProducers, 0, 0, describe_producers),
+    entry!(DescribeTransactions, 0, 0, describe_transactions),
+    entry!(ListTransactions, 0, 2, list_transactions),
 ];
 
 /// What the controller listener serves besides the private Raft key

@@ -52,6 +52,9 @@ pub(super) const APIS: &[Api] = &[
     end_txn::API,
     write_txn_markers::API,
     txn_offset_commit::API,
+    describe_producers::API,
+    describe_transactions::API,
+    list_transactions::API,
 ];
 
 /// api_versions_request, api_key 18, versions 0-4, flexible 3+.
@@ -1199,6 +1202,64 @@ pub(super) mod txn_offset_commit {
             0,
             i16::MAX,
         ),
+    ];
+}
+
+/// describe_producers_request, api_key 61, version 0, flexible 0+.
+pub(super) mod describe_producers {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 61,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: DESCRIBE_PRODUCERS_REQUEST,
+    };
+    const DESCRIBE_PRODUCERS_REQUEST: &[Field] = &[Field::new(
+        "topics",
+        Ty::Array(&Ty::Struct(TOPIC_REQUEST)),
+        0,
+        i16::MAX,
+    )];
+    const TOPIC_REQUEST: &[Field] = &[
+        Field::new("name", Ty::String, 0, i16::MAX),
+        Field::new("partition_indexes", Ty::Array(&Ty::Int32), 0, i16::MAX),
+    ];
+}
+
+/// describe_transactions_request, api_key 65, version 0, flexible 0+.
+pub(super) mod describe_transactions {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 65,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: DESCRIBE_TRANSACTIONS_REQUEST,
+    };
+    const DESCRIBE_TRANSACTIONS_REQUEST: &[Field] = &[Field::new(
+        "transactional_ids",
+        Ty::Array(&Ty::String),
+        0,
+        i16::MAX,
+    )];
+}
+
+/// list_transactions_request, api_key 66, versions 0-2, flexible 0+.
+pub(super) mod list_transactions {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 66,
+        min_version: 0,
+        max_version: 2,
+        flexible_min: 0,
+        body: LIST_TRANSACTIONS_REQUEST,
+    };
+    const LIST_TRANSACTIONS_REQUEST: &[Field] = &[
+        Field::new("state_filters", Ty::Array(&Ty::String), 0, i16::MAX),
+        Field::new("producer_id_filters", Ty::Array(&Ty::Int64), 0, i16::MAX),
+        Field::new("duration_filter", Ty::Int64, 1, i16::MAX),
+        Field::new("transactional_id_pattern", Ty::NullableString, 2, i16::MAX),
     ];
 }
 

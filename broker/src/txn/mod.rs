@@ -54,6 +54,9 @@ use std::time::Duration;
 
 pub use crate::metadata::TXN_TOPIC;
 
+mod admin;
+pub use admin::{DescribeTxns, ListTxns, TxnFilter};
+
 const KEY_VERSION: u8 = 1;
 const VALUE_VERSION: u8 = 1;
 /// How long a state change waits for its record to be replicated.
