@@ -436,3 +436,42 @@ def test_a_txn_offset_commit_outside_the_transaction_is_refused(broker, topic):
     assert _retrying(end_txn)[0] == 0
     tp = TopicPartition(topic, 0)
     w.wait_until(lambda: _committed(broker.bootstrap, group, tp, "read_uncommitted") == 4)
+
+
+@pytest.mark.millrace_only  # the Kafka rig takes no broker configs
+def test_an_idle_transactional_id_expires(broker_factory, topic):
+    """transactional.id.expiration.ms: an id with no transaction open and no request for that
+    long is forgotten (tombstoned in __transaction_state): InitProducerId then starts it over
+    with a new producer id instead of bumping the old one's epoch; before expiry, and after a
+    restart that reads the log back, the id is still known."""
+    import kwire as w
+    b = broker_factory()
+    cfg = b.data_dir / "txn.properties"
+    cfg.write_text("transactional.id.expiration.ms=1500\n"
+                   "transaction.remove.expired.transaction.cleanup.interval.ms=200\n")
+    b.extra_args = ["--config", str(cfg)]
+    b.start()
+    txn_id = f"tx-{topic}"
+
+    def init():
+        port = int(b.bootstrap.rsplit(":", 1)[1])
+        r = w.request(port, 22, 1, w.string(txn_id) + w.i32(60_000))
+        r.i32()
+        return r.i16(), r.i64(), r.i16()
+
+    err, pid, epoch = _retrying(init)
+    assert err == 0
+    err, pid2, epoch2 = _retrying(init)
+    assert (err, pid2, epoch2) == (0, pid, epoch + 1), "known: the epoch is bumped"
+    b.stop()
+    b.start()
+    err, pid3, epoch3 = _retrying(init)
+    assert (err, pid3, epoch3) == (0, pid, epoch + 2), "known after a restart"
+    time.sleep(4)
+    err, pid4, epoch4 = _retrying(init)
+    assert err == 0 and pid4 != pid and epoch4 == 0, (pid4, epoch4)
+    # The expiry is durable: after another restart the id is the new producer's.
+    b.stop()
+    b.start()
+    err, pid5, epoch5 = _retrying(init)
+    assert (err, pid5, epoch5) == (0, pid4, 1)

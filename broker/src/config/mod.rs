@@ -79,6 +79,13 @@ pub struct Config {
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often coordinators
     /// abort transactions open past their timeout.
     pub txn_abort_interval_ms: i64,
+    /// `transactional.id.expiration.ms`: a transactional id with no transaction open and no
+    /// request for this long is forgotten by its coordinator (a later producer with it starts
+    /// over with a new producer id).
+    pub txn_id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often coordinators
+    /// look for such ids.
+    pub txn_expire_interval_ms: i64,
     /// `metadata.log.max.record.bytes.between.snapshots`: record bytes applied since the last
     /// metadata snapshot that make this node write a new one (Kafka's 20 MiB).
     pub metadata_snapshot_bytes: i64,
@@ -219,6 +226,8 @@ impl Default for Config {
             txn_topic_min_isr: 2,
             txn_max_timeout_ms: 900_000,
             txn_abort_interval_ms: 10_000,
+            txn_id_expiration_ms: 604_800_000,
+            txn_expire_interval_ms: 3_600_000,
             metadata_snapshot_bytes: 20 << 20,
             metadata_snapshot_interval_ms: 3_600_000,
             metadata_retention_bytes: 100 << 20,
@@ -438,6 +447,12 @@ impl Config {
                 }
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
                     self.txn_abort_interval_ms = parse_num(key, value, 1, i64::from(i32::MAX))?
+                }
+                "transactional.id.expiration.ms" => {
+                    self.txn_id_expiration_ms = parse_num(key, value, 1, i64::from(i32::MAX))?
+                }
+                "transaction.remove.expired.transaction.cleanup.interval.ms" => {
+                    self.txn_expire_interval_ms = parse_num(key, value, 1, i64::from(i32::MAX))?
                 }
                 "metadata.log.max.record.bytes.between.snapshots" => {
                     self.metadata_snapshot_bytes = parse_num(key, value, 1, i64::MAX)?
@@ -734,6 +749,14 @@ impl Config {
         m.insert(
             "transaction.abort.timed.out.transaction.cleanup.interval.ms",
             self.txn_abort_interval_ms.to_string(),
+        );
+        m.insert(
+            "transactional.id.expiration.ms",
+            self.txn_id_expiration_ms.to_string(),
+        );
+        m.insert(
+            "transaction.remove.expired.transaction.cleanup.interval.ms",
+            self.txn_expire_interval_ms.to_string(),
         );
         m.insert(
             "metadata.log.max.record.bytes.between.snapshots",

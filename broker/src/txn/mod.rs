@@ -310,8 +310,8 @@ pub async fn load(shard: &Rc<Shard>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Re-loads after every image, and aborts transactions open past their timeout, until the
-/// broker stops.
+/// Re-loads after every image, aborts transactions open past their timeout and forgets ids
+/// idle past `transactional.id.expiration.ms`, until the broker stops.
 pub async fn watch(shard: Rc<Shard>) {
     let sweeper = shard.clone();
     millrace_shard::spawn_detached(async move {
@@ -319,6 +319,14 @@ pub async fn watch(shard: Rc<Shard>) {
         while !sweeper.stopping.get() {
             millrace_shard::time::sleep(interval).await;
             abort_timed_out(&sweeper).await;
+        }
+    });
+    let expirer = shard.clone();
+    millrace_shard::spawn_detached(async move {
+        let interval = Duration::from_millis(expirer.config.txn_expire_interval_ms as u64);
+        while !expirer.stopping.get() {
+            millrace_shard::time::sleep(interval).await;
+            expire_idle(&expirer).await;
         }
     });
     let again = shard.clone();
@@ -1088,6 +1096,70 @@ async fn abort_timed_out(shard: &Rc<Shard>) {
         );
         if let Err(e) = fence_and_abort(shard, &txns, &id, partition, meta, now).await {
             tracing::warn!(txn_id = id, ?e, "aborting a timed-out transaction");
+        }
+    }
+}
+
+/// Whether an id may be forgotten at `now`: no transaction open or completing, nothing in
+/// flight, no request for longer than `expiration_ms` (Kafka's rule).
+fn expirable(e: &Entry, now: i64, expiration_ms: i64) -> bool {
+    let settled = matches!(
+        e.meta.state,
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+    );
+    settled && !e.busy && now - e.meta.update_ms > expiration_ms
+}
+
+/// Forgets the ids of this shard idle past `transactional.id.expiration.ms`: a tombstone in
+/// `__transaction_state` (durable before the id leaves memory, so a reload agrees), as Kafka's
+/// coordinator expires them.
+async fn expire_idle(shard: &Rc<Shard>) {
+    let txns = txns_of(shard);
+    let now = millrace_shard::time::now_ms();
+    let expiration = shard.config.txn_id_expiration_ms;
+    let idle: Vec<(String, i32, i64)> = txns
+        .txns
+        .borrow()
+        .iter()
+        .filter(|(_, e)| expirable(e, now, expiration))
+        .map(|(id, e)| (id.clone(), e.partition, e.meta.update_ms))
+        .collect();
+    for (id, partition, updated) in idle {
+        if txns.host.serving(shard, TXN_TOPIC, partition).is_err() {
+            continue;
+        }
+        {
+            let mut map = txns.txns.borrow_mut();
+            // Rechecked: a request may have come in while earlier ids were written.
+            match map.get_mut(&id) {
+                Some(e) if expirable(e, now, expiration) => e.busy = true,
+                _ => continue,
+            }
+        }
+        let tombstone = NewRecord {
+            timestamp: now,
+            key: Some(key_of(&id)),
+            value: None,
+            headers: Vec::new(),
+        };
+        let place = (TXN_TOPIC, partition);
+        match txns
+            .host
+            .append(shard, place, &[tombstone], WRITE_TIMEOUT)
+            .await
+        {
+            Ok(_) => {
+                let mut map = txns.txns.borrow_mut();
+                // A state written meanwhile (after the tombstone) stays.
+                if map.get(&id).is_some_and(|e| e.meta.update_ms == updated) {
+                    map.remove(&id);
+                    tracing::info!(txn_id = id, "transactional id expired");
+                }
+            }
+            Err(error) => {
+                release(&txns, &id);
+                tracing::warn!(txn_id = id, error, "expiring a transactional id");
+            }
         }
     }
 }
