@@ -52,6 +52,7 @@ mod coordinator_moves;
 mod elections;
 mod other_brokers;
 mod snapshots;
+mod transactions;
 
 const TOPIC: &str = "sim";
 const PARTITIONS: i32 = 3;

@@ -6,6 +6,9 @@
 //!   (`produce.rs`, `consume.rs`).
 //! * `groups list | describe | reset-offsets | delete`: consumer groups as
 //!   `kafka-consumer-groups.sh` shows them (`groups.rs`).
+//! * `transactions list | describe | describe-producers | abort`: transactions and the
+//!   producers of a partition as `kafka-transactions.sh` shows them, and the abort of a hanging
+//!   transaction (`transactions.rs`).
 //! * `log dump`, `log check`: read partition directories on disk, no broker needed (`log.rs`).
 //! * `history check`: the replication history checker over a history a test recorded, no
 //!   broker needed (`history.rs`).
@@ -46,13 +49,14 @@ mod murmur2;
 mod output;
 mod produce;
 mod route;
+mod transactions;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::ToolError;
 
-/// Millrace admin CLI: topics, configs, cluster, produce/consume, groups, offline log tools,
-/// history checks.
+/// Millrace admin CLI: topics, configs, cluster, produce/consume, groups, transactions, offline
+/// log tools, history checks.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -78,6 +82,9 @@ enum Command {
     /// Consumer groups: list, describe (offsets, lag, members), reset offsets, delete.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// Transactions: list, describe, a partition's producers, abort a hanging one.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
     /// Offline tools for partition directories: dump and check segments.
     #[command(subcommand)]
     Log(log::LogCommand),
@@ -107,6 +114,7 @@ fn main() {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Groups(cmd) => groups::run(cmd),
+        Command::Transactions(cmd) => transactions::run(cmd),
         Command::Log(cmd) => log::run(cmd),
         Command::History(cmd) => history::run(cmd),
     };

@@ -104,6 +104,11 @@ impl Route {
         self.leaders.get(&partition).copied().unwrap_or(-1)
     }
 
+    /// True when broker `id` is in the cluster metadata.
+    pub fn has_broker(&self, id: i32) -> bool {
+        self.addresses.contains_key(&id)
+    }
+
     /// The connection to broker `id`, opened on first use.
     pub fn client(&mut self, id: i32) -> Result<&mut Client, ToolError> {
         if !self.clients.contains_key(&id) {

@@ -1098,3 +1098,12 @@ fn groups_with_an_active_member_refuse_reset_and_delete() {
     );
     let _ = child.0.kill();
 }
+
+/// Transactions left open by a transactional producer (raw protocol, `support::txn`) are listed,
+/// described with their partitions, shown by describe-producers with their start offsets, and
+/// aborted by either form of `transactions abort`, which moves the last stable offset past them.
+#[test]
+fn transactions_list_describe_producers_and_abort_a_hanging_transaction() {
+    let broker = Broker::start("transactions");
+    support::txn::check_transactions_commands(&broker.bootstrap(), "tx");
+}

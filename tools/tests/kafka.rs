@@ -1,5 +1,6 @@
 //! The same commands against Apache Kafka, where millrace lacks an API
-//! (IncrementalAlterConfigs): the tools must work with any Kafka-protocol broker.
+//! (IncrementalAlterConfigs): the tools must work with any Kafka-protocol broker. The
+//! `transactions` checks are the ones cli.rs runs against millrace (`support::txn`).
 //!
 //! Kafka runs through `bench/peers/apache-kafka.sh` from the jars that
 //! `scripts/install-test-deps.sh` puts in `.deps/kafka` (or `$KAFKA_DEPS_DIR`). Without them the
@@ -273,4 +274,18 @@ fn configs_alter_and_the_data_path_work_against_apache_kafka() {
         "{cluster}"
     );
     ok(run(&["topics", "delete", "kt"], ""));
+}
+
+/// The `transactions` commands against Kafka's own transaction coordinator and partition
+/// leader: the same checks as the millrace test in cli.rs.
+#[test]
+fn transactions_commands_work_against_apache_kafka() {
+    let Some(jars) = kafka_jars() else {
+        eprintln!(
+            "SKIPPED: no Apache Kafka jars (run scripts/install-test-deps.sh or set KAFKA_DEPS_DIR)"
+        );
+        return;
+    };
+    let kafka = start_kafka(&jars);
+    support::txn::check_transactions_commands(&kafka.bootstrap, "tx");
 }

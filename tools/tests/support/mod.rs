@@ -1,5 +1,7 @@
 //! Helpers shared by the CLI test binaries.
 
+pub mod txn;
+
 use std::net::TcpListener;
 
 /// A free port below the kernel's ephemeral range (32768 and up). A port inside it can be taken
