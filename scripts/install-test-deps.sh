@@ -6,8 +6,11 @@
 #   - <repo>/.venv with the pinned Python clients of tests/clients/requirements.txt
 #   - <repo>/.deps/java: org.apache.kafka:kafka-clients and its runtime jars (Maven Central)
 #   - <repo>/.deps/kafka: org.apache.kafka:kafka_2.13 (the broker) and its runtime jars
+#   - <repo>/.deps/librdkafka: librdkafka 2.12 and its own test-runner, built from the rdkafka-sys
+#     crate's source (crates.io) by scripts/librdkafka-tests.sh (about 3 minutes on 2 cores, once)
 #
-# Needs: python3 (with venv), java 17 + javac, mvn. Run as root (or with sudo available) for apt.
+# Needs: python3 (with venv), java 17 + javac, mvn, gcc + g++ + make, curl. Run as root (or with
+# sudo available) for apt.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,7 +70,7 @@ copy_deps() {
 
 check_tools() {
   local missing=()
-  for t in python3 java javac mvn; do
+  for t in python3 java javac mvn gcc g++ make curl perl flock; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -81,4 +84,7 @@ install_kcat
 install_venv
 copy_deps "$repo/tests/clients/java/pom.xml" "$repo/.deps/java"
 copy_deps "$repo/bench/peers/apache-kafka/pom.xml" "$repo/.deps/kafka"
-log "ok: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), .venv, .deps/java, .deps/kafka"
+# Cached: rebuilt only when the pinned version, flags or harness patch change; fails loudly.
+bash "$repo/scripts/librdkafka-tests.sh" --build-only
+log "ok: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), .venv, .deps/java," \
+  ".deps/kafka, .deps/librdkafka"
