@@ -117,6 +117,86 @@ pub struct Partition<D: Disk> {
     isr_proposal: RefCell<Option<IsrProposal>>,
     /// The owning shard's "an ISR change was proposed" signal.
     isr_proposed: Rc<Notify>,
+    /// Transactional batches waiting for a producer's first batch here to be verified.
+    txn_order: Rc<TxnOrder>,
+}
+
+/// Batches waiting their turn to append, per key in arrival order: a ticket is taken before
+/// any wait and appends go in ticket order, each once the one before it is in the log (or gave
+/// up). A producer with several requests in flight sends its next batches before the first is
+/// appended; appending a later one first would break its sequence
+/// (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to a transaction). Two places wait before an append:
+/// KIP-890 verification of a transaction's first batches (keyed by producer id) and a full
+/// pending buffer waiting for its flush (one queue, [`SPACE`]).
+#[derive(Default)]
+pub struct TxnOrder {
+    queues: RefCell<std::collections::HashMap<i64, std::collections::VecDeque<u64>>>,
+    next: Cell<u64>,
+    moved: Notify,
+}
+
+/// The key of the queue of batches waiting for buffer space.
+const SPACE: i64 = i64::MIN;
+
+impl TxnOrder {
+    fn ticket(self: &Rc<Self>, key: i64) -> TxnTicket {
+        let id = self.next.get();
+        self.next.set(id + 1);
+        self.queues
+            .borrow_mut()
+            .entry(key)
+            .or_default()
+            .push_back(id);
+        TxnTicket {
+            order: self.clone(),
+            producer_id: key,
+            id,
+        }
+    }
+
+    fn waiting(&self, key: i64) -> bool {
+        self.queues.borrow().contains_key(&key)
+    }
+}
+
+/// A batch's place in a queue on a partition; leaving it (drop) lets the next go.
+pub struct TxnTicket {
+    order: Rc<TxnOrder>,
+    producer_id: i64,
+    id: u64,
+}
+
+impl TxnTicket {
+    /// Waits until every batch queued before this one has left the queue.
+    pub async fn turn(&self) {
+        loop {
+            let seen = self.order.moved.generation();
+            let first = self
+                .order
+                .queues
+                .borrow()
+                .get(&self.producer_id)
+                .and_then(|q| q.front().copied());
+            if first == Some(self.id) {
+                return;
+            }
+            self.order.moved.changed_since(seen).await;
+        }
+    }
+}
+
+impl Drop for TxnTicket {
+    fn drop(&mut self) {
+        let mut queues = self.order.queues.borrow_mut();
+        if let Some(q) = queues.get_mut(&self.producer_id) {
+            q.retain(|id| *id != self.id);
+            if q.is_empty() {
+                queues.remove(&self.producer_id);
+            }
+        }
+        drop(queues);
+        self.order.moved.notify_all();
+    }
 }
 
 impl<D: Disk> Partition<D> {
@@ -150,6 +230,7 @@ impl<D: Disk> Partition<D> {
             follower_epochs: RefCell::new(std::collections::BTreeMap::new()),
             isr_proposal: RefCell::new(None),
             isr_proposed,
+            txn_order: Rc::default(),
         })
     }
 
@@ -365,6 +446,38 @@ impl<D: Disk> Partition<D> {
             self.advanced.notify_all();
         }
         Ok(outcome)
+    }
+
+    /// A place in `producer_id`'s queue of batches awaiting verification here ([`TxnOrder`]);
+    /// take it before any wait, in the order the batches arrived.
+    pub fn txn_ticket(&self, producer_id: i64) -> TxnTicket {
+        self.txn_order.ticket(producer_id)
+    }
+
+    /// Appends a client's batch as [`Partition::append`] does, but when the pending buffer is
+    /// full, flushes and waits in arrival order with the other batches waiting for space (a
+    /// batch arriving while some wait queues behind them), so that no batch overtakes an
+    /// earlier one of the same producer ([`TxnOrder`]).
+    pub async fn append_in_order(
+        &self,
+        records: impl Fn() -> BytesMut,
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> Result<AppendOutcome, StorageError> {
+        if !self.txn_order.waiting(SPACE) {
+            match self.append(records(), now_ms, log_append_time) {
+                Err(StorageError::BufferFull { .. }) => {}
+                other => return other,
+            }
+        }
+        let ticket = self.txn_order.ticket(SPACE);
+        ticket.turn().await;
+        loop {
+            match self.append(records(), now_ms, log_append_time) {
+                Err(StorageError::BufferFull { .. }) => self.flush().await?,
+                other => return other,
+            }
+        }
     }
 
     /// The producers this partition has state for (DescribeProducers).

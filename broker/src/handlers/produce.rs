@@ -184,8 +184,20 @@ impl Call<Shard> for AppendOnOwner {
         let now = millrace_shard::time::now_ms();
         let mut results = Vec::with_capacity(self.items.len());
         let mut waits = Vec::new();
+        // Stage zero, before any wait: transactional batches that may need verification take
+        // their place in their producer's queue on the partition, in arrival order.
+        let tickets: Vec<_> = self
+            .items
+            .iter()
+            .map(|(_, item)| {
+                let (_, pid, epoch) = item.txn.as_ref()?;
+                let partition = shard.partition(&item.topic, item.partition)?;
+                let open = partition.has_open_transaction(*pid, *epoch);
+                (!open).then(|| partition.txn_ticket(*pid))
+            })
+            .collect();
         // Stage one, in request order: offsets are assigned and the batches are in the logs.
-        for (slot, item) in self.items {
+        for ((slot, item), ticket) in self.items.into_iter().zip(tickets) {
             let Some(partition) = shard.partition(&item.topic, item.partition) else {
                 results.push((slot, error(code::UNKNOWN_TOPIC_OR_PARTITION, None)));
                 continue;
@@ -201,6 +213,10 @@ impl Call<Shard> for AppendOnOwner {
                 }
             }
             if let Some((txn_id, pid, epoch)) = &item.txn {
+                if let Some(ticket) = &ticket {
+                    // Held until this batch is in the log (end of this iteration).
+                    ticket.turn().await;
+                }
                 if !partition.has_open_transaction(*pid, *epoch) {
                     let at = (item.topic.clone(), item.partition);
                     let verified = crate::txn::verify(&shard, txn_id, (*pid, *epoch), at).await;
@@ -296,13 +312,9 @@ async fn append(
     now: i64,
 ) -> Result<millrace_storage::AppendOutcome, StorageError> {
     let records = || BytesMut::from(&item.records[..]);
-    match partition.append(records(), now, item.log_append_time) {
-        Err(StorageError::BufferFull { .. }) => {
-            partition.flush().await?;
-            partition.append(records(), now, item.log_append_time)
-        }
-        other => other,
-    }
+    partition
+        .append_in_order(records, now, item.log_append_time)
+        .await
 }
 
 fn error(error_code: i16, message: Option<String>) -> ProduceResult {
