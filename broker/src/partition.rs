@@ -125,9 +125,10 @@ pub struct Partition<D: Disk> {
 /// any wait and appends go in ticket order, each once the one before it is in the log (or gave
 /// up). A producer with several requests in flight sends its next batches before the first is
 /// appended; appending a later one first would break its sequence
-/// (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to a transaction). Two places wait before an append:
-/// KIP-890 verification of a transaction's first batches (keyed by producer id) and a full
-/// pending buffer waiting for its flush (one queue, [`SPACE`]).
+/// (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to a transaction). A produce request takes a ticket per
+/// batch of an idempotent producer (keyed by producer id) before it waits for anything (KIP-890
+/// verification, a full pending buffer, its own earlier items); batches waiting for buffer
+/// space also queue among themselves (one queue, [`SPACE`]).
 #[derive(Default)]
 pub struct TxnOrder {
     queues: RefCell<std::collections::HashMap<i64, std::collections::VecDeque<u64>>>,
@@ -448,8 +449,8 @@ impl<D: Disk> Partition<D> {
         Ok(outcome)
     }
 
-    /// A place in `producer_id`'s queue of batches awaiting verification here ([`TxnOrder`]);
-    /// take it before any wait, in the order the batches arrived.
+    /// A place in `producer_id`'s queue of batches to append here ([`TxnOrder`]); take it
+    /// before any wait, in the order the batches arrived.
     pub fn txn_ticket(&self, producer_id: i64) -> TxnTicket {
         self.txn_order.ticket(producer_id)
     }

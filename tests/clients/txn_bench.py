@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,8 @@ def main() -> None:
                           f"{r['mb_per_s']:>7.1f} MB/s {r['txn_per_s']:>8.1f} txn/s", flush=True)
             finally:
                 b.stop()
+                shutil.rmtree(b.data_dir, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"kafka_fsync": args.kafka_fsync, "results": results}))
 
 

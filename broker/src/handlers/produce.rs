@@ -184,16 +184,18 @@ impl Call<Shard> for AppendOnOwner {
         let now = millrace_shard::time::now_ms();
         let mut results = Vec::with_capacity(self.items.len());
         let mut waits = Vec::new();
-        // Stage zero, before any wait: transactional batches that may need verification take
-        // their place in their producer's queue on the partition, in arrival order.
+        // Stage zero, before any wait: every idempotent or transactional batch takes its place
+        // in its producer's queue on its partition, in arrival order. Stage one may wait
+        // before an append (verification, a full buffer, an earlier item of this request on
+        // another partition); the tickets keep a later request's batch of the same producer
+        // from overtaking this one meanwhile.
         let tickets: Vec<_> = self
             .items
             .iter()
             .map(|(_, item)| {
-                let (_, pid, epoch) = item.txn.as_ref()?;
+                let header = millrace_wire::records::BatchHeader::parse(&item.records).ok()?;
                 let partition = shard.partition(&item.topic, item.partition)?;
-                let open = partition.has_open_transaction(*pid, *epoch);
-                (!open).then(|| partition.txn_ticket(*pid))
+                (header.producer_id >= 0).then(|| partition.txn_ticket(header.producer_id))
             })
             .collect();
         // Stage one, in request order: offsets are assigned and the batches are in the logs.
@@ -212,11 +214,15 @@ impl Call<Shard> for AppendOnOwner {
                     continue;
                 }
             }
-            if let Some((txn_id, pid, epoch)) = &item.txn {
-                if let Some(ticket) = &ticket {
-                    // Held until this batch is in the log (end of this iteration).
-                    ticket.turn().await;
+            if let Some(ticket) = &ticket {
+                // Held until this batch is in the log (the end of this iteration).
+                ticket.turn().await;
+                if !partition.is_leader() {
+                    results.push((slot, error(code::NOT_LEADER_OR_FOLLOWER, None)));
+                    continue;
                 }
+            }
+            if let Some((txn_id, pid, epoch)) = &item.txn {
                 if !partition.has_open_transaction(*pid, *epoch) {
                     let at = (item.topic.clone(), item.partition);
                     let verified = crate::txn::verify(&shard, txn_id, (*pid, *epoch), at).await;

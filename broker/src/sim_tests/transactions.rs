@@ -570,3 +570,115 @@ async fn committed_end(shard: &Rc<Shard>, partition: i32) -> i64 {
     assert_eq!(p.error_code, 0, "ListOffsets of {TOPIC}-{partition}");
     p.offset
 }
+
+/// A producer's batches keep their order on a partition while an earlier one waits: request A
+/// carries the first transactional batches for two partitions, each waiting for KIP-890
+/// verification over the mesh in turn; request B, sent right after, carries the next batch for
+/// the second partition. B must not be appended before A's batch there (its sequence would be
+/// out of order, which fails the transaction).
+#[test]
+fn a_later_batch_does_not_overtake_one_waiting_for_verification() {
+    let disk = SimDisk::new(4096);
+    let sim = Sim::new(5);
+    let shards = sim.block_on(boot_txn(&disk));
+    sim.block_on(async {
+        let topic = "order";
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str(topic)))
+                .with_num_partitions(8)
+                .with_replication_factor(1)]);
+        let resp: CreateTopicsResponse = call(&shards[0], ApiKey::CreateTopics, 5, &req).await;
+        assert_eq!(resp.topics[0].error_code, code::NONE);
+        let image = shards[0].image();
+        let (coordinator, _) =
+            crate::txn::coordinator_shard(&image, &txn_id(0)).expect("a coordinator");
+        let other = (coordinator + 1) % SHARDS;
+        // Two partitions whose leader is the shard the coordinator is not on.
+        let far: Vec<i32> = (0..8)
+            .filter(|p| image.owner(topic, *p) == Some(other))
+            .take(2)
+            .collect();
+        assert_eq!(far.len(), 2, "partitions on shard {other}");
+        let ids = init(&shards[0], 0).await;
+        let req = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_string(txn_id(0))))
+            .with_v3_and_below_producer_id(ProducerId(ids.0))
+            .with_v3_and_below_producer_epoch(ids.1)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str(topic)))
+                .with_partitions(far.clone())]);
+        let added: AddPartitionsToTxnResponse =
+            call(&shards[0], ApiKey::AddPartitionsToTxn, 3, &req).await;
+        assert!(added
+            .results_by_topic_v3_and_below
+            .iter()
+            .flat_map(|t| &t.results_by_partition)
+            .all(|p| p.partition_error_code == code::NONE));
+        let batch = |seq: i32| {
+            let record = NewRecord {
+                timestamp: 0,
+                key: None,
+                value: Some(format!("s{seq}").into_bytes()),
+                headers: Vec::new(),
+            };
+            let builder = BatchBuilder {
+                producer_id: ids.0,
+                producer_epoch: ids.1,
+                base_sequence: seq,
+                transactional: true,
+                ..BatchBuilder::default()
+            };
+            Bytes::from(builder.build(&[record]))
+        };
+        let produce = |parts: Vec<(i32, i32)>| {
+            let data = parts
+                .into_iter()
+                .map(|(p, seq)| {
+                    PartitionProduceData::default()
+                        .with_index(p)
+                        .with_records(Some(batch(seq)))
+                })
+                .collect();
+            ProduceRequest::default()
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_string(txn_id(0)))))
+                .with_acks(-1)
+                .with_timeout_ms(30_000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str(topic)))
+                    .with_partition_data(data)])
+        };
+        let (a, b) = (
+            produce(vec![(far[0], 0), (far[1], 0)]),
+            produce(vec![(far[1], 1)]),
+        );
+        let shard = shards[other].clone();
+        let first = millrace_shard::spawn({
+            let shard = shard.clone();
+            async move {
+                let resp: ProduceResponse = call(&shard, ApiKey::Produce, 9, &a).await;
+                resp
+            }
+        });
+        let second = millrace_shard::spawn(async move {
+            let resp: ProduceResponse = call(&shard, ApiKey::Produce, 9, &b).await;
+            resp
+        });
+        let (a, b) = (first.await, second.await);
+        let codes = |r: &ProduceResponse| -> Vec<i16> {
+            r.responses[0]
+                .partition_responses
+                .iter()
+                .map(|p| p.error_code)
+                .collect()
+        };
+        assert_eq!(codes(&a), vec![code::NONE, code::NONE], "request A");
+        assert_eq!(codes(&b), vec![code::NONE], "request B");
+        let second_base = b.responses[0].partition_responses[0].base_offset;
+        let first_base = a.responses[0].partition_responses[1].base_offset;
+        assert!(first_base < second_base, "A's batch is before B's");
+    });
+    drop(shards);
+    sim.crash();
+}
