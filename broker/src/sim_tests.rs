@@ -76,6 +76,13 @@ struct Acknowledged {
 
 #[test]
 fn acknowledged_writes_survive_crashes_at_any_point() {
+    let answered = over_seeds(run_seed);
+    assert!(answered > 0, "no produce was acknowledged in any seed");
+}
+
+/// Runs `run` for each seed (`MILLRACE_SIM_SEED=S` for one, else `MILLRACE_SIM_SEEDS=N`,
+/// default 100), naming the failing seed and how to replay it; sums what the runs return.
+fn over_seeds(run: fn(u64) -> usize) -> usize {
     let seeds: Vec<u64> = match std::env::var("MILLRACE_SIM_SEED") {
         Ok(s) => vec![s.parse().expect("MILLRACE_SIM_SEED is a number")],
         Err(_) => {
@@ -84,10 +91,10 @@ fn acknowledged_writes_survive_crashes_at_any_point() {
             (0..n).collect()
         }
     };
-    let mut answered = 0;
+    let mut total = 0;
     for seed in seeds {
-        match std::panic::catch_unwind(|| run_seed(seed)) {
-            Ok(n) => answered += n,
+        match std::panic::catch_unwind(|| run(seed)) {
+            Ok(n) => total += n,
             Err(e) => {
                 let why = e
                     .downcast_ref::<String>()
@@ -98,7 +105,7 @@ fn acknowledged_writes_survive_crashes_at_any_point() {
             }
         }
     }
-    assert!(answered > 0, "no produce was acknowledged in any seed");
+    total
 }
 
 /// A long poll on another shard stops as soon as its caller stops waiting, not at its deadline

@@ -190,6 +190,30 @@ def _retrying(call, retriable=(14, 15, 16, 51), timeout_s: float = TIMEOUT_S):
         time.sleep(0.2)
 
 
+def _raw_find_coordinator(port: int, txn_id: str) -> tuple:
+    """FindCoordinator v1 for a transactional id: (error,)."""
+    import kwire as w
+    r = w.request(port, 10, 1, w.string(txn_id) + w.i8(1))
+    r.i32()
+    return (r.i16(),)
+
+
+def _raw_init(port: int, txn_id: str) -> tuple:
+    """InitProducerId v1 with a transactional id: (error, producer id, epoch)."""
+    import kwire as w
+    r = w.request(port, 22, 1, w.string(txn_id) + w.i32(60_000))
+    r.i32()
+    return r.i16(), r.i64(), r.i16()
+
+
+def _raw_end_txn(port: int, txn_id: str, pid: int, epoch: int, commit: bool) -> tuple:
+    """EndTxn v1: (error,)."""
+    import kwire as w
+    r = w.request(port, 26, 1, w.string(txn_id) + w.i64(pid) + w.i16(epoch) + w.i8(int(commit)))
+    r.i32()
+    return (r.i16(),)
+
+
 def test_a_transactional_produce_to_a_partition_not_in_the_transaction_is_refused(broker, topic):
     """KIP-890 part 1 on the raw wire (v1 transactional APIs, Produce v7): the leader checks
     with the coordinator before a producer's first transactional append to a partition."""
@@ -198,20 +222,10 @@ def test_a_transactional_produce_to_a_partition_not_in_the_transaction_is_refuse
     port = int(broker.bootstrap.rsplit(":", 1)[1])
     txn_id = f"tx-{topic}"
 
-    def find_coordinator():
-        r = w.request(port, 10, 1, w.string(txn_id) + w.i8(1))
-        r.i32()
-        return (r.i16(),)
-
     # Kafka creates __transaction_state at the first transactional FindCoordinator.
-    assert _retrying(find_coordinator)[0] == 0
+    assert _retrying(lambda: _raw_find_coordinator(port, txn_id))[0] == 0
 
-    def init():
-        r = w.request(port, 22, 1, w.string(txn_id) + w.i32(60_000))
-        r.i32()
-        return r.i16(), r.i64(), r.i16()
-
-    err, pid, epoch = _retrying(init)
+    err, pid, epoch = _retrying(lambda: _raw_init(port, txn_id))
     assert err == 0, err
 
     def produce(seq):
@@ -236,12 +250,7 @@ def test_a_transactional_produce_to_a_partition_not_in_the_transaction_is_refuse
     assert _retrying(add_partitions)[0] == 0
     assert produce(0) == 0
 
-    def end_txn():
-        r = w.request(port, 26, 1, w.string(txn_id) + w.i64(pid) + w.i16(epoch) + w.i8(1))
-        r.i32()
-        return (r.i16(),)
-
-    assert _retrying(end_txn)[0] == 0
+    assert _retrying(lambda: _raw_end_txn(port, txn_id, pid, epoch, True))[0] == 0
     # The transaction is over: the same producer's next batch is refused again (once the
     # markers are written; meanwhile NOT_ENOUGH_REPLICAS, retriable, as Kafka answers).
     # Kafka 4.4 accepts it: its verification state outlives the transaction for a higher
@@ -391,19 +400,9 @@ def test_a_txn_offset_commit_outside_the_transaction_is_refused(broker, topic):
     port = int(broker.bootstrap.rsplit(":", 1)[1])
     txn_id, group = f"tx-{topic}", f"g-{topic}"
 
-    def find_coordinator():
-        r = w.request(port, 10, 1, w.string(txn_id) + w.i8(1))
-        r.i32()
-        return (r.i16(),)
+    assert _retrying(lambda: _raw_find_coordinator(port, txn_id))[0] == 0
 
-    assert _retrying(find_coordinator)[0] == 0
-
-    def init():
-        r = w.request(port, 22, 1, w.string(txn_id) + w.i32(60_000))
-        r.i32()
-        return r.i16(), r.i64(), r.i16()
-
-    err, pid, epoch = _retrying(init)
+    err, pid, epoch = _retrying(lambda: _raw_init(port, txn_id))
     assert err == 0, err
 
     def txn_offset_commit():
@@ -428,12 +427,7 @@ def test_a_txn_offset_commit_outside_the_transaction_is_refused(broker, topic):
     assert _retrying(add_offsets)[0] == 0
     assert _retrying(txn_offset_commit)[0] == 0
 
-    def end_txn():
-        r = w.request(port, 26, 1, w.string(txn_id) + w.i64(pid) + w.i16(epoch) + w.i8(1))
-        r.i32()
-        return (r.i16(),)
-
-    assert _retrying(end_txn)[0] == 0
+    assert _retrying(lambda: _raw_end_txn(port, txn_id, pid, epoch, True))[0] == 0
     tp = TopicPartition(topic, 0)
     w.wait_until(lambda: _committed(broker.bootstrap, group, tp, "read_uncommitted") == 4)
 
@@ -454,10 +448,7 @@ def test_an_idle_transactional_id_expires(broker_factory, topic):
     txn_id = f"tx-{topic}"
 
     def init():
-        port = int(b.bootstrap.rsplit(":", 1)[1])
-        r = w.request(port, 22, 1, w.string(txn_id) + w.i32(60_000))
-        r.i32()
-        return r.i16(), r.i64(), r.i16()
+        return _raw_init(int(b.bootstrap.rsplit(":", 1)[1]), txn_id)
 
     err, pid, epoch = _retrying(init)
     assert err == 0

@@ -670,15 +670,26 @@ async fn append_durably(
         .await
 }
 
-async fn commit(
-    shard: &Rc<Shard>,
+/// Offsets of a commit sorted into the answer's codes (UNKNOWN_TOPIC_OR_PARTITION,
+/// OFFSET_METADATA_TOO_LARGE, or NONE for those to write), the records to write, and the
+/// accepted ones with their place in `codes`.
+struct Checked {
+    codes: Vec<i16>,
+    records: Vec<NewRecord>,
+    accepted: Vec<(usize, String, i32, CommittedOffset)>,
+}
+
+fn check_offsets(
+    shard: &Shard,
     group_id: &str,
     offsets: Vec<(String, i32, CommittedOffset)>,
-) -> Vec<i16> {
+) -> Checked {
     let image = shard.image();
-    let mut codes = Vec::with_capacity(offsets.len());
-    let mut records = Vec::new();
-    let mut accepted = Vec::new();
+    let mut out = Checked {
+        codes: Vec::with_capacity(offsets.len()),
+        records: Vec::new(),
+        accepted: Vec::new(),
+    };
     for (topic, partition, committed) in offsets {
         let exists = image
             .topics
@@ -688,21 +699,35 @@ async fn commit(
             .metadata
             .as_ref()
             .is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX);
-        codes.push(if !exists {
+        out.codes.push(if !exists {
             code::UNKNOWN_TOPIC_OR_PARTITION
         } else if too_big {
             code::OFFSET_METADATA_TOO_LARGE
         } else {
-            records.push(NewRecord {
+            out.records.push(NewRecord {
                 timestamp: committed.commit_timestamp,
                 key: Some(offset_key(group_id, &topic, partition)),
                 value: Some(offset_value(&committed)),
                 headers: Vec::new(),
             });
-            accepted.push((codes.len(), topic, partition, committed));
+            out.accepted
+                .push((out.codes.len(), topic, partition, committed));
             code::NONE
         });
     }
+    out
+}
+
+async fn commit(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    offsets: Vec<(String, i32, CommittedOffset)>,
+) -> Vec<i16> {
+    let Checked {
+        mut codes,
+        records,
+        accepted,
+    } = check_offsets(shard, group_id, offsets);
     if records.is_empty() {
         return codes;
     }

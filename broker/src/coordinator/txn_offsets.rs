@@ -18,14 +18,12 @@
 //! offset the transaction is about to move.
 
 use super::{
-    decode_key, decode_offset_value, groups_of, offset_key, offset_value, CommittedOffset,
-    GroupOperation, Held, Key, ShardGroups, OFFSETS_COMMIT_TIMEOUT, OFFSETS_TOPIC,
-    OFFSET_METADATA_BYTES_MAX,
+    decode_key, decode_offset_value, groups_of, CommittedOffset, GroupOperation, Held, Key,
+    ShardGroups, OFFSETS_COMMIT_TIMEOUT, OFFSETS_TOPIC,
 };
 use crate::consumer_group::OffsetCheck;
 use crate::errors::code;
 use crate::shard::Shard;
-use millrace_wire::records::NewRecord;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
@@ -193,34 +191,11 @@ impl GroupOperation for TxnCommit {
 }
 
 async fn commit(shard: &Rc<Shard>, op: TxnCommit) -> Vec<i16> {
-    let image = shard.image();
-    let mut codes = Vec::with_capacity(op.offsets.len());
-    let mut records = Vec::new();
-    let mut accepted = Vec::new();
-    for (topic, partition, committed) in op.offsets {
-        let exists = image
-            .topics
-            .get(&topic)
-            .is_some_and(|t| partition >= 0 && partition < t.partitions);
-        let too_big = committed
-            .metadata
-            .as_ref()
-            .is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX);
-        codes.push(if !exists {
-            code::UNKNOWN_TOPIC_OR_PARTITION
-        } else if too_big {
-            code::OFFSET_METADATA_TOO_LARGE
-        } else {
-            records.push(NewRecord {
-                timestamp: committed.commit_timestamp,
-                key: Some(offset_key(&op.group_id, &topic, partition)),
-                value: Some(offset_value(&committed)),
-                headers: Vec::new(),
-            });
-            accepted.push((codes.len(), topic, partition, committed));
-            code::NONE
-        });
-    }
+    let super::Checked {
+        mut codes,
+        records,
+        accepted,
+    } = super::check_offsets(shard, &op.group_id, op.offsets);
     if records.is_empty() {
         return codes;
     }
@@ -263,7 +238,7 @@ async fn commit(shard: &Rc<Shard>, op: TxnCommit) -> Vec<i16> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{fetch_rows, tombstone};
+    use super::super::{fetch_rows, offset_key, offset_value, tombstone};
     use super::*;
     use crate::state_log::{Replayed, StateMachine};
 

@@ -88,28 +88,7 @@ fn sending(history: &Rc<RefCell<History>>) {
 
 #[test]
 fn every_transaction_has_one_fate_through_crashes() {
-    let seeds: Vec<u64> = match std::env::var("MILLRACE_SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("MILLRACE_SIM_SEED is a number")],
-        Err(_) => {
-            let n = std::env::var("MILLRACE_SIM_SEEDS")
-                .map_or(100, |s| s.parse().expect("MILLRACE_SIM_SEEDS is a number"));
-            (0..n).collect()
-        }
-    };
-    let mut committed = 0;
-    for seed in seeds {
-        match std::panic::catch_unwind(|| run_txn_seed(seed)) {
-            Ok(n) => committed += n,
-            Err(e) => {
-                let why = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                panic!("seed {seed} failed (replay: MILLRACE_SIM_SEED={seed}): {why}");
-            }
-        }
-    }
+    let committed = over_seeds(run_txn_seed);
     assert!(committed > 0, "no transaction committed in any seed");
 }
 
