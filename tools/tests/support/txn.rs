@@ -30,8 +30,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use millrace_wire::codes::{
-    CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NONE,
-    NOT_COORDINATOR,
+    CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+    LEADER_NOT_AVAILABLE, NONE, NOT_COORDINATOR, NOT_LEADER_OR_FOLLOWER,
+    UNKNOWN_TOPIC_OR_PARTITION,
 };
 use millrace_wire::records::{
     txn_marker, BatchBuilder, BatchIter, BatchStep, NewRecord, TxnMarker,
@@ -568,14 +569,16 @@ fn produce(
     request.acks = -1;
     request.timeout_ms = 30_000;
     request.topic_data = vec![t];
-    let response = Conn::connect(bootstrap).call(&request, 9);
-    let p = &response.responses[0].partition_responses[0];
-    assert_eq!(
-        p.error_code, NONE,
-        "Produce to {topic}-{partition}: {:?}",
-        p.error_message
-    );
-    p.base_offset
+    let mut conn = Conn::connect(bootstrap);
+    // Kafka answers NOT_LEADER_OR_FOLLOWER for a moment after CreateTopics returned, until the
+    // new partition's leadership reaches the broker; nothing was written then, so the same
+    // batch (same sequence) may go again.
+    let answer = retry(&format!("Produce to {topic}-{partition}"), || {
+        let response = conn.call(&request, 9);
+        let p = response.responses[0].partition_responses[0].clone();
+        (p.error_code, p)
+    });
+    answer.base_offset
 }
 
 /// Calls `f` until its error code is 0, retrying the codes that mean "not yet".
@@ -595,6 +598,9 @@ fn retry<T>(what: &str, mut f: impl FnMut() -> (i16, T)) -> T {
                 | COORDINATOR_NOT_AVAILABLE
                 | NOT_COORDINATOR
                 | CONCURRENT_TRANSACTIONS
+                | NOT_LEADER_OR_FOLLOWER
+                | LEADER_NOT_AVAILABLE
+                | UNKNOWN_TOPIC_OR_PARTITION
         );
         assert!(
             not_yet && Instant::now() < deadline,
