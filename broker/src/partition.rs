@@ -492,6 +492,11 @@ impl<D: Disk> Partition<D> {
         self.log.has_open_transaction(producer_id, producer_epoch)
     }
 
+    /// The epoch this partition last saw from `producer_id` (a marker's included), if any.
+    pub fn producer_epoch(&self, producer_id: i64) -> Option<i16> {
+        self.log.producer_epoch(producer_id)
+    }
+
     /// Leader: appends a transaction marker for `producer_id` (WriteTxnMarkers), under the
     /// current leader epoch; commit it with [`Partition::committed`].
     pub fn append_marker(

@@ -570,6 +570,16 @@ impl<D: Disk> PartitionLog<D> {
             .is_some_and(|p| p.epoch == producer_epoch && p.txn_first_offset.is_some())
     }
 
+    /// The epoch this partition last saw from `producer_id`, if it has state for it.
+    pub fn producer_epoch(&self, producer_id: i64) -> Option<i16> {
+        self.state
+            .borrow()
+            .producers
+            .producers
+            .get(&producer_id)
+            .map(|p| p.epoch)
+    }
+
     /// The producers this partition has state for (DescribeProducers), by producer id.
     pub fn producers(&self) -> Vec<ProducerInfo> {
         let st = self.state.borrow();

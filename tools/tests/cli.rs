@@ -1107,3 +1107,13 @@ fn transactions_list_describe_producers_and_abort_a_hanging_transaction() {
     let broker = Broker::start("transactions");
     support::txn::check_transactions_commands(&broker.bootstrap(), "tx");
 }
+
+/// Transactions V2 (KIP-890 part 2) on the raw protocol: the feature finalized, partitions
+/// added by Produce v12 and TxnOffsetCommit v5, an epoch bump per EndTxn v5 (an empty abort
+/// too), a retried EndTxn answered the same, a delayed Produce fenced. kafka.rs runs the same
+/// check against Apache Kafka.
+#[test]
+fn transactions_v2_on_the_raw_protocol() {
+    let broker = Broker::start("transactions-v2");
+    support::txn::check_transactions_v2(&broker.bootstrap(), "tx2");
+}

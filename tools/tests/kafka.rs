@@ -288,4 +288,6 @@ fn transactions_commands_work_against_apache_kafka() {
     };
     let kafka = start_kafka(&jars);
     support::txn::check_transactions_commands(&kafka.bootstrap, "tx");
+    // And Transactions V2 on the raw protocol, the same check as cli.rs's.
+    support::txn::check_transactions_v2(&kafka.bootstrap, "tx2");
 }

@@ -86,6 +86,14 @@ pub struct Config {
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often coordinators
     /// look for such ids.
     pub txn_expire_interval_ms: i64,
+    /// `millrace.transaction.version`: the level of Kafka's `transaction.version` feature this
+    /// broker finalizes in ApiVersions (0-2; 2, Transactions V2, as a new Kafka 4 cluster).
+    /// Clients choose their protocol from it; Kafka sets it with `kafka-features`.
+    pub txn_version: i16,
+    /// `add.partitions.to.txn.retry.backoff.max.ms`: how long a partition leader's implicit
+    /// add (Transactions V2) waits for the producer's previous transaction to complete before
+    /// answering it to retry.
+    pub txn_add_wait_max_ms: i64,
     /// `metadata.log.max.record.bytes.between.snapshots`: record bytes applied since the last
     /// metadata snapshot that make this node write a new one (Kafka's 20 MiB).
     pub metadata_snapshot_bytes: i64,
@@ -228,6 +236,8 @@ impl Default for Config {
             txn_abort_interval_ms: 10_000,
             txn_id_expiration_ms: 604_800_000,
             txn_expire_interval_ms: 3_600_000,
+            txn_version: 2,
+            txn_add_wait_max_ms: 100,
             metadata_snapshot_bytes: 20 << 20,
             metadata_snapshot_interval_ms: 3_600_000,
             metadata_retention_bytes: 100 << 20,
@@ -453,6 +463,12 @@ impl Config {
                 }
                 "transaction.remove.expired.transaction.cleanup.interval.ms" => {
                     self.txn_expire_interval_ms = parse_num(key, value, 1, i64::from(i32::MAX))?
+                }
+                "millrace.transaction.version" => {
+                    self.txn_version = parse_num(key, value, 0, 2)? as i16
+                }
+                "add.partitions.to.txn.retry.backoff.max.ms" => {
+                    self.txn_add_wait_max_ms = parse_num(key, value, 0, i64::from(i32::MAX))?
                 }
                 "metadata.log.max.record.bytes.between.snapshots" => {
                     self.metadata_snapshot_bytes = parse_num(key, value, 1, i64::MAX)?
@@ -757,6 +773,11 @@ impl Config {
         m.insert(
             "transaction.remove.expired.transaction.cleanup.interval.ms",
             self.txn_expire_interval_ms.to_string(),
+        );
+        m.insert("millrace.transaction.version", self.txn_version.to_string());
+        m.insert(
+            "add.partitions.to.txn.retry.backoff.max.ms",
+            self.txn_add_wait_max_ms.to_string(),
         );
         m.insert(
             "metadata.log.max.record.bytes.between.snapshots",

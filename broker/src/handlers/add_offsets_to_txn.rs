@@ -23,6 +23,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Some(t) => {
             let p = crate::coordinator::offsets_partition(group, t.partitions as usize);
             let op = crate::txn::TxnOp::Add {
+                implicit: false,
                 producer_id: req.producer_id.0,
                 producer_epoch: req.producer_epoch,
                 partitions: vec![(crate::coordinator::OFFSETS_TOPIC.to_string(), p)],

@@ -3,7 +3,8 @@
 //! partition of a topic this cluster does not have is UNKNOWN_TOPIC_OR_PARTITION and the rest
 //! OPERATION_NOT_ATTEMPTED, as Kafka answers. The brokers' batched form (v4-5) carries
 //! KIP-890's verification: with `verify_only` each partition is answered whether it is in the
-//! transaction (a partition leader asks before a producer's first transactional append).
+//! transaction (a partition leader asks before a producer's first transactional append);
+//! without it the leader adds its partition to the transaction (Transactions V2).
 
 use super::Context;
 use super::{decode, respond, Response};
@@ -56,7 +57,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                     .iter()
                     .flat_map(|x| x.partitions.iter().map(|p| (x.name.0.to_string(), *p)))
                     .collect();
+                // A partition leader adding its partition for the producer (Transactions
+                // V2): it waits a moment for a previous transaction to complete.
                 let op = crate::txn::TxnOp::Add {
+                    implicit: true,
                     producer_id: producer.0,
                     producer_epoch: producer.1,
                     partitions,
@@ -100,6 +104,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
             .collect();
         let op = crate::txn::TxnOp::Add {
+            implicit: false,
             producer_id: req.v3_and_below_producer_id.0,
             producer_epoch: req.v3_and_below_producer_epoch,
             partitions,

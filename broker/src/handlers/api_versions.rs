@@ -1,11 +1,16 @@
 //! ApiVersions (key 18): the versions in the registry. A version the broker does not know gets
 //! UNSUPPORTED_VERSION in the v0 format with the list, and the client retries with one it has.
+//! From v3 the answer also carries Kafka's feature levels: `transaction.version` supported
+//! 0-2 and finalized at `millrace.transaction.version`, from which the Java 4.x producer
+//! decides whether to speak Transactions V2 (KIP-890 part 2).
 
 use super::Response;
 use super::{decode, respond, ApiEntry};
 use crate::errors::code;
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use millrace_wire::frame::RequestHeader;
 
@@ -25,10 +30,39 @@ pub async fn handle(ctx: super::Context, header: RequestHeader, body: Bytes) -> 
     if let Err(close) = decode::<ApiVersionsRequest>(&header, &body) {
         return close;
     }
+    let level = ctx.config().txn_version;
+    let name = || super::str_bytes(TRANSACTION_VERSION);
     respond(
         &header,
-        &ApiVersionsResponse::default().with_api_keys(api_keys(ctx.client().listener.registry())),
+        &ApiVersionsResponse::default()
+            .with_api_keys(api_keys(ctx.client().listener.registry()))
+            .with_supported_features(vec![SupportedFeatureKey::default()
+                .with_name(name())
+                .with_min_version(0)
+                .with_max_version(MAX_TRANSACTION_VERSION)])
+            .with_finalized_features_epoch(features_epoch())
+            .with_finalized_features(vec![FinalizedFeatureKey::default()
+                .with_name(name())
+                .with_min_version_level(level)
+                .with_max_version_level(level)]),
     )
+}
+
+/// Kafka's feature for the transaction protocol.
+const TRANSACTION_VERSION: &str = "transaction.version";
+/// Transactions V2: an epoch bump per transaction, partitions added by their leaders.
+const MAX_TRANSACTION_VERSION: i16 = 2;
+
+/// The epoch of the finalized features: they come from the configuration, fixed for the life
+/// of the process, so the moment it started (a restart with other levels shows a later epoch,
+/// which is what makes a client read them again).
+fn features_epoch() -> i64 {
+    static STARTED: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    })
 }
 
 /// The v0-format error response for an ApiVersions version the broker does not support.

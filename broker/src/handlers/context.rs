@@ -67,14 +67,15 @@ impl Context {
     }
 
     /// KIP-890: asks the coordinator of `txn_id` whether `partition` is in the producer's
-    /// ongoing transaction (`crate::txn::verify`).
+    /// ongoing transaction, or (`add`, Transactions V2) has it added (`crate::txn::verify`).
     pub async fn verify_txn(
         &self,
         txn_id: &str,
         producer: (i64, i16),
         partition: (String, i32),
+        add: bool,
     ) -> Result<(), crate::txn::TxnError> {
-        crate::txn::verify(&self.shard, txn_id, producer, partition).await
+        crate::txn::verify(&self.shard, txn_id, producer, partition, add).await
     }
 
     /// Number of shards.

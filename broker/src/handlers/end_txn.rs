@@ -1,6 +1,7 @@
 //! EndTxn (key 26): commits or aborts the producer's transaction on its coordinator
 //! (`crate::txn`), which answers once PrepareCommit/PrepareAbort is durable and then writes
-//! the markers.
+//! the markers. v5 is Transactions V2: the epoch is bumped and the answer carries the producer
+//! id and epoch to go on with.
 
 use super::Context;
 use super::{decode, respond, Response};
@@ -17,6 +18,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         producer_id: req.producer_id.0,
         producer_epoch: req.producer_epoch,
         commit: req.committed,
+        v2: header.api_version >= 5,
     };
     let mut resp = EndTxnResponse::default();
     match ctx.txn(req.transactional_id.0.as_str(), op).await {

@@ -164,7 +164,7 @@ macro_rules! entry {
 
 /// Every API served. Versions are those the handlers implement and the guard has schemas for.
 pub static REGISTRY: &[ApiEntry] = &[
-    entry!(Produce, 0, 3, 11, produce),
+    entry!(Produce, 0, 3, 12, produce),
     entry!(Fetch, 4, 16, fetch),
     entry!(ListOffsets, 1, 8, list_offsets),
     entry!(Metadata, 0, 12, metadata),
@@ -195,9 +195,9 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(ElectLeaders, 0, 2, elect_leaders),
     entry!(AddPartitionsToTxn, 0, 5, add_partitions_to_txn),
     entry!(AddOffsetsToTxn, 0, 4, add_offsets_to_txn),
-    entry!(EndTxn, 0, 4, end_txn),
+    entry!(EndTxn, 0, 5, end_txn),
     entry!(WriteTxnMarkers, 1, 1, write_txn_markers),
-    entry!(TxnOffsetCommit, 0, 4, txn_offset_commit),
+    entry!(TxnOffsetCommit, 0, 5, txn_offset_commit),
     entry!(DescribeProducers, 0, 0, describe_producers),
     entry!(DescribeTransactions, 0, 0, describe_transactions),
     entry!(ListTransactions, 0, 2, list_transactions),

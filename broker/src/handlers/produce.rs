@@ -223,9 +223,24 @@ impl Call<Shard> for AppendOnOwner {
                 }
             }
             if let Some((txn_id, pid, epoch)) = &item.txn {
+                if partition
+                    .producer_epoch(*pid)
+                    .is_some_and(|seen| seen > *epoch)
+                {
+                    // A batch of a producer this partition has seen fenced (by a newer epoch
+                    // or, under Transactions V2, the marker of the transaction it belongs
+                    // to): no need to ask the coordinator.
+                    let message = "the producer's epoch is older than this partition's";
+                    let code = code::INVALID_PRODUCER_EPOCH;
+                    results.push((slot, error(code, Some(message.into()))));
+                    continue;
+                }
                 if !partition.has_open_transaction(*pid, *epoch) {
                     let at = (item.topic.clone(), item.partition);
-                    let verified = crate::txn::verify(&shard, txn_id, (*pid, *epoch), at).await;
+                    // From v12 (Transactions V2) the leader adds the partition itself.
+                    let add = self.version >= 12;
+                    let producer = (*pid, *epoch);
+                    let verified = crate::txn::verify(&shard, txn_id, producer, at, add).await;
                     if let Err(e) = verified {
                         let message = "the partition is not in the producer's transaction";
                         let code = verification_code(e, self.version);

@@ -1,10 +1,11 @@
-//! TxnOffsetCommit (key 28), versions 0-4: a transactional producer commits its consumer's
+//! TxnOffsetCommit (key 28), versions 0-5: a transactional producer commits its consumer's
 //! offsets inside its transaction (`crate::coordinator`'s transactional offsets). Before the
 //! group's coordinator appends them, the transaction's coordinator confirms that the group's
 //! offsets partition is in the transaction (KIP-890: AddOffsetsToTxn came first), so no
-//! offsets wait for a marker that will never come. v3+ carries the consumer's generation (or
-//! KIP-848 member epoch), member id and static id (KIP-447): a consumer fenced by a rebalance
-//! cannot commit.
+//! offsets wait for a marker that will never come; from v5 (Transactions V2, the client sends
+//! no AddOffsetsToTxn) it adds the partition instead. v3+ carries the consumer's generation
+//! (or KIP-848 member epoch), member id and static id (KIP-447): a consumer fenced by a
+//! rebalance cannot commit.
 
 use super::Context;
 use super::Response;
@@ -42,7 +43,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .collect();
     let count = offsets.len();
     let group_id = req.group_id.0.to_string();
-    let codes = match verified(&ctx, &req, &group_id).await {
+    let codes = match verified(&ctx, &req, &group_id, header.api_version).await {
         Err(error) => vec![error; count],
         Ok(()) => {
             let op = TxnCommit {
@@ -87,11 +88,17 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
 }
 
 /// Asks the transaction's coordinator whether the group's offsets partition is in the
-/// producer's transaction. Err is the code every offset answers, as Kafka's group coordinator
-/// maps a failed verification: INVALID_PRODUCER_EPOCH for a fenced producer,
-/// INVALID_TXN_STATE for a partition not in the transaction (AddOffsetsToTxn not sent),
-/// COORDINATOR_NOT_AVAILABLE for a transaction coordinator busy or out of reach (retried).
-async fn verified(ctx: &Context, req: &TxnOffsetCommitRequest, group_id: &str) -> Result<(), i16> {
+/// producer's transaction, or from v5 has it added. Err is the code every offset answers, as
+/// Kafka's group coordinator maps a failed verification: INVALID_PRODUCER_EPOCH for a fenced
+/// producer; for a partition not in the transaction (AddOffsetsToTxn not sent)
+/// TRANSACTION_ABORTABLE from v4, INVALID_TXN_STATE before; COORDINATOR_NOT_AVAILABLE for a
+/// transaction coordinator busy or out of reach (retried).
+async fn verified(
+    ctx: &Context,
+    req: &TxnOffsetCommitRequest,
+    group_id: &str,
+    version: i16,
+) -> Result<(), i16> {
     if group_id.is_empty() || group_id.len() > crate::coordinator::GROUP_ID_BYTES_MAX {
         return Err(code::INVALID_GROUP_ID);
     }
@@ -102,12 +109,13 @@ async fn verified(ctx: &Context, req: &TxnOffsetCommitRequest, group_id: &str) -
     let p = crate::coordinator::offsets_partition(group_id, offsets.partitions as usize);
     let producer = (req.producer_id.0, req.producer_epoch);
     let txn_id = req.transactional_id.0.as_str();
+    let add = version >= 5;
     let verified = ctx
-        .verify_txn(txn_id, producer, (OFFSETS_TOPIC.to_string(), p))
+        .verify_txn(txn_id, producer, (OFFSETS_TOPIC.to_string(), p), add)
         .await;
     verified.map_err(|e| match e {
         TxnError::Fenced => code::INVALID_PRODUCER_EPOCH,
-        TxnError::Code(code::TRANSACTION_ABORTABLE) => code::INVALID_TXN_STATE,
+        TxnError::Code(code::TRANSACTION_ABORTABLE) if version < 4 => code::INVALID_TXN_STATE,
         TxnError::Code(
             code::CONCURRENT_TRANSACTIONS
             | code::NOT_COORDINATOR

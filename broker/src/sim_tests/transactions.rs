@@ -8,6 +8,10 @@
 //! commit was in flight at the crash. And no transaction stays open: the last stable offset of
 //! every partition reaches its high watermark.
 //!
+//! Each producer speaks, per life, Transactions V1 (AddPartitionsToTxn, EndTxn v3, one epoch)
+//! or V2 (partitions added by Produce v12 at the leader, EndTxn v5 bumping the epoch every
+//! transaction, retried EndTxns recognised by their old epoch).
+//!
 //! `MILLRACE_SIM_SEEDS=N` runs N seeds (default 100, shared with the other seeded simulation);
 //! `MILLRACE_SIM_SEED=S` replays one.
 
@@ -52,6 +56,8 @@ struct History {
     written: BTreeMap<String, Vec<(i32, i64)>>,
     /// Requests the producers sent, over all lives.
     sent: usize,
+    /// Commits acknowledged to V2 producers (whose epoch moved with each).
+    v2_commits: usize,
     /// When the current life ends.
     crash: Option<Rc<TxnCrash>>,
 }
@@ -152,9 +158,10 @@ fn run_txn_seed(seed: u64) -> usize {
     if std::env::var("MILLRACE_SIM_TRACE").is_ok() {
         let records: usize = h.written.values().map(Vec::len).sum();
         eprintln!(
-            "seed {seed}: {} committed, {} not committed, {} commits in flight at a crash, \
-             {records} records acknowledged",
+            "seed {seed}: {} committed ({} by V2 producers), {} not committed, {} commits in \
+             flight at a crash, {records} records acknowledged",
             count(Asked::Committed),
+            h.v2_commits,
             count(Asked::NotCommitted),
             count(Asked::CommitInFlight)
         );
@@ -221,28 +228,38 @@ async fn add_partitions(
     }
 }
 
+/// EndTxn until answered without a retriable error: the code, and under V2 the producer id
+/// and epoch to go on with.
 async fn end_txn(
     shard: &Rc<Shard>,
     producer: usize,
     (pid, epoch): (i64, i16),
     commit: bool,
-) -> i16 {
+    v2: bool,
+) -> (i16, (i64, i16)) {
     let req = EndTxnRequest::default()
         .with_transactional_id(TransactionalId(StrBytes::from_string(txn_id(producer))))
         .with_producer_id(ProducerId(pid))
         .with_producer_epoch(epoch)
         .with_committed(commit);
+    let version = if v2 { 5 } else { 3 };
     loop {
-        let resp: EndTxnResponse = call(shard, ApiKey::EndTxn, 3, &req).await;
+        let resp: EndTxnResponse = call(shard, ApiKey::EndTxn, version, &req).await;
         if !RETRIABLE.contains(&resp.error_code) {
-            return resp.error_code;
+            let next = if v2 {
+                (resp.producer_id.0, resp.producer_epoch)
+            } else {
+                (pid, epoch)
+            };
+            return (resp.error_code, next);
         }
         millrace_shard::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
 /// One transactional producer for one life: transactions of one to three batches over one or
-/// two partitions, committed or (30%) aborted, until the process dies.
+/// two partitions, committed or (30%) aborted, until the process dies; V1 or V2 (half the
+/// lives each).
 async fn txn_producer(
     shards: Vec<Rc<Shard>>,
     history: Rc<RefCell<History>>,
@@ -251,6 +268,7 @@ async fn txn_producer(
     mut rng: SmallRng,
 ) {
     let pick = |rng: &mut SmallRng| shards[rng.random_range(0..shards.len())].clone();
+    let v2 = rng.random_bool(0.5);
     sending(&history);
     let mut ids = init(&pick(&mut rng), producer).await;
     let mut sequences: HashMap<i32, i32> = HashMap::new();
@@ -266,9 +284,10 @@ async fn txn_producer(
         } else {
             vec![first, (first + 1) % PARTITIONS]
         };
-        sending(&history);
-        let mut ok =
-            add_partitions(&pick(&mut rng), producer, ids, &partitions).await == code::NONE;
+        let mut ok = v2 || {
+            sending(&history);
+            add_partitions(&pick(&mut rng), producer, ids, &partitions).await == code::NONE
+        };
         let batches = if ok { rng.random_range(1..4) } else { 0 };
         for b in 0..batches {
             let partition = partitions[b % partitions.len()];
@@ -277,7 +296,9 @@ async fn txn_producer(
                 .map(|i| format!("{name}-b{b}-r{i}").into_bytes())
                 .collect();
             sending(&history);
-            let error = produce_txn(&pick(&mut rng), producer, ids, partition, *seq, &values).await;
+            let version = if v2 { 12 } else { 9 };
+            let shard = pick(&mut rng);
+            let error = produce_txn(&shard, producer, ids, partition, *seq, &values, version).await;
             match error {
                 Ok(base) => {
                     *seq += values.len() as i32;
@@ -299,10 +320,22 @@ async fn txn_producer(
                 .insert(name.clone(), Asked::CommitInFlight);
         }
         sending(&history);
-        let ended = end_txn(&pick(&mut rng), producer, ids, commit).await;
+        let (ended, next) = end_txn(&pick(&mut rng), producer, ids, commit, v2).await;
+        if ended == code::NONE && next != ids {
+            // V2: a new epoch (or producer id) per transaction, its sequences from 0.
+            assert!(v2, "EndTxn v3 changed the producer: {ids:?} -> {next:?}");
+            assert!(
+                next.0 != ids.0 || next.1 == ids.1 + 1,
+                "EndTxn v5 moved {ids:?} to {next:?}"
+            );
+            ids = next;
+            sequences.clear();
+        }
         match (ended, commit) {
             (code::NONE, true) => {
-                history.borrow_mut().txns.insert(name, Asked::Committed);
+                let mut h = history.borrow_mut();
+                h.txns.insert(name, Asked::Committed);
+                h.v2_commits += usize::from(v2);
             }
             (code::NONE, false) => {}
             (_, _) => {
@@ -325,7 +358,8 @@ async fn txn_producer(
     }
 }
 
-/// A transactional Produce of `values` to `partition`: Ok(base offset) or Err(code).
+/// A transactional Produce of `values` to `partition` at `version` (12: the leader adds the
+/// partition to the transaction): Ok(base offset) or Err(code).
 async fn produce_txn(
     shard: &Rc<Shard>,
     producer: usize,
@@ -333,6 +367,7 @@ async fn produce_txn(
     partition: i32,
     sequence: i32,
     values: &[Vec<u8>],
+    version: i16,
 ) -> Result<i64, i16> {
     let records: Vec<NewRecord> = values
         .iter()
@@ -362,7 +397,7 @@ async fn produce_txn(
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
                 .with_records(Some(Bytes::from(batch)))])]);
-    let resp: ProduceResponse = call(shard, ApiKey::Produce, 9, &req).await;
+    let resp: ProduceResponse = call(shard, ApiKey::Produce, version, &req).await;
     let p = &resp.responses[0].partition_responses[0];
     if p.error_code == code::NONE {
         Ok(p.base_offset)
@@ -395,6 +430,7 @@ async fn settle_and_check(shards: &[Rc<Shard>], disk: &SimDisk, history: &Histor
                 Read::Marker {
                     producer_id,
                     commit,
+                    ..
                 } => {
                     for offset in open.remove(&producer_id).unwrap_or_default() {
                         fate.insert((partition, offset), commit);
@@ -469,6 +505,7 @@ async fn settle_and_check(shards: &[Rc<Shard>], disk: &SimDisk, history: &Histor
 enum Read {
     Marker {
         producer_id: i64,
+        epoch: i16,
         commit: bool,
     },
     Records {
@@ -512,6 +549,7 @@ async fn read_batches(shard: &Rc<Shard>, disk: &SimDisk, partition: i32) -> (Vec
                 if let Ok(Some(m)) = txn_marker(bytes) {
                     out.push(Read::Marker {
                         producer_id: header.producer_id,
+                        epoch: header.producer_epoch,
                         commit: m.commit,
                     });
                 }
@@ -657,6 +695,121 @@ fn a_later_batch_does_not_overtake_one_waiting_for_verification() {
         let second_base = b.responses[0].partition_responses[0].base_offset;
         let first_base = a.responses[0].partition_responses[1].base_offset;
         assert!(first_base < second_base, "A's batch is before B's");
+    });
+    drop(shards);
+    sim.crash();
+}
+
+/// Transactions V2 at the end of the epoch range: EndTxn v5 bumps the epoch per transaction
+/// (the markers carry the bumped one), moves the producer to a new id once 32766 is used
+/// (markers of that last transaction at 32767 under the old id), answers a retry of that
+/// EndTxn with the new id, fences a delayed Produce of an ended transaction, and lets a
+/// producer abort a transaction in which nothing was added.
+#[test]
+fn transactions_v2_bump_the_epoch_and_move_to_a_new_id_at_its_end() {
+    let disk = SimDisk::new(4096);
+    let sim = Sim::new(11);
+    let shards = sim.block_on(boot_txn(&disk));
+    sim.block_on(async {
+        let shard = &shards[0];
+        let image = shard.image();
+        let (coordinator, _) =
+            crate::txn::coordinator_shard(&image, &txn_id(0)).expect("a coordinator");
+        let (pid, _) = init(shard, 0).await;
+        crate::txn::force_epoch(&shards[coordinator], &txn_id(0), i16::MAX - 2).await;
+        let mut ids = (pid, i16::MAX - 2);
+        let produce = |ids: (i64, i16), seq: i32, value: &'static str| {
+            let values = vec![value.as_bytes().to_vec()];
+            async move { produce_txn(shard, 0, ids, 0, seq, &values, 12).await }
+        };
+        let end = |ids: (i64, i16), commit: bool| async move {
+            let req = EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(txn_id(0))))
+                .with_producer_id(ProducerId(ids.0))
+                .with_producer_epoch(ids.1)
+                .with_committed(commit);
+            let resp: EndTxnResponse = call(shard, ApiKey::EndTxn, 5, &req).await;
+            (resp.error_code, (resp.producer_id.0, resp.producer_epoch))
+        };
+        let settled_end = |ids: (i64, i16), commit: bool| async move {
+            loop {
+                let (error, next) = end(ids, commit).await;
+                if error != code::CONCURRENT_TRANSACTIONS {
+                    return (error, next);
+                }
+                millrace_shard::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+
+        // A: the last ordinary bump.
+        assert_eq!(produce(ids, 0, "a").await.map(|_| ()), Ok(()));
+        let (error, next) = end(ids, true).await;
+        assert_eq!(
+            (error, next),
+            (code::NONE, (pid, i16::MAX - 1)),
+            "EndTxn of A"
+        );
+        ids = next;
+
+        // B, at 32766: the bump moves to a new producer id.
+        assert_eq!(produce(ids, 0, "b0").await.map(|_| ()), Ok(()));
+        assert_eq!(produce(ids, 1, "b1").await.map(|_| ()), Ok(()));
+        let (error, next) = end(ids, true).await;
+        assert_eq!(error, code::NONE, "EndTxn of B");
+        assert!(next.0 != pid && next.0 >= 0, "a new producer id: {next:?}");
+        assert_eq!(next.1, 0);
+        // A retry of B's EndTxn (the answer was lost) gets the same answer once complete; an
+        // abort in its place is refused.
+        assert_eq!(
+            settled_end(ids, true).await,
+            (code::NONE, next),
+            "retried EndTxn"
+        );
+        assert_eq!(end(ids, false).await.0, code::INVALID_TXN_STATE);
+        let old = ids;
+        ids = next;
+
+        // C under the new id, aborted.
+        assert_eq!(produce(ids, 0, "c").await.map(|_| ()), Ok(()));
+        assert_eq!(
+            settled_end(ids, false).await,
+            (code::NONE, (ids.0, 1)),
+            "abort of C"
+        );
+        ids = (ids.0, 1);
+
+        // B's second batch again, as if delayed in the network: fenced by B's marker.
+        assert_eq!(
+            produce(old, 1, "b1").await,
+            Err(code::INVALID_PRODUCER_EPOCH),
+            "a delayed Produce of B"
+        );
+        // An abort with nothing added only bumps the epoch; a commit with nothing added is
+        // refused.
+        assert_eq!(end(ids, true).await.0, code::INVALID_TXN_STATE);
+        assert_eq!(end(ids, false).await, (code::NONE, (ids.0, 2)));
+
+        let (batches, hw) = read_batches(shard, &disk, 0).await;
+        let markers: Vec<(i64, i16, bool)> = batches
+            .iter()
+            .filter_map(|b| match b {
+                Read::Marker {
+                    producer_id,
+                    epoch,
+                    commit,
+                } => Some((*producer_id, *epoch, *commit)),
+                Read::Records { .. } => None,
+            })
+            .collect();
+        assert_eq!(
+            markers,
+            vec![
+                (pid, i16::MAX - 1, true),
+                (pid, i16::MAX, true),
+                (ids.0, 1, false)
+            ]
+        );
+        assert_eq!(committed_end(shard, 0).await, hw, "nothing left open");
     });
     drop(shards);
     sim.crash();

@@ -20,6 +20,18 @@
 //! an Ongoing transaction past its timeout: the same fencing abort, by the coordinator
 //! ```
 //!
+//! Transactions V2 (KIP-890 part 2; EndTxn v5, what the Java 4.x producer speaks when the
+//! broker finalizes `transaction.version` 2): every EndTxn bumps the producer epoch. Prepare*
+//! carries epoch + 1, the markers are written with it (so a delayed request of the ended
+//! transaction is fenced at every partition and here), and the answer gives the producer its
+//! new epoch; from epoch 32766 the bump moves to a new producer id instead (the markers still
+//! carry the old id at 32767). A retried EndTxn is recognised by the epoch it ended with
+//! (`last_producer_*` with `ended_v2`), and an abort with nothing added (a producer that sent
+//! but whose partitions were never added) just bumps the epoch. Partition leaders add their
+//! partition to the transaction themselves (Produce v12, TxnOffsetCommit v5: an implicit
+//! [`TxnOp::Add`]) instead of only verifying it; such an add waits for the producer's
+//! previous transaction to complete, up to `add.partitions.to.txn.retry.backoff.max.ms`.
+//!
 //! Markers go to each partition's leader: through the mesh to the owning shard when this
 //! broker leads it, else as WriteTxnMarkers v1 to the leader's client listener, retried until
 //! written. A coordinator that starts leading a partition completes the Prepare* transactions
@@ -28,10 +40,12 @@
 //! Records in `__transaction_state` (our own versioned layout):
 //! ```text
 //! key   = version:u8 (1) | transactional_id: u16 len + bytes
-//! value = version:u8 (1) | producer_id:i64 | last_producer_id:i64 | producer_epoch:i16
+//! value = version:u8 (2) | producer_id:i64 | last_producer_id:i64 | producer_epoch:i16
 //!         | last_producer_epoch:i16 | timeout_ms:i32 | state:u8 | start_ms:i64
 //!         | update_ms:i64 | partitions: u32 count × (topic: u16 len + bytes, partition:i32)
+//!         | next_producer_id:i64 | flags:u8 (bit 0: ended_v2)
 //! ```
+//! Version 1 (written before Transactions V2) ends after the partitions and still loads.
 
 use crate::coordinator::offsets_partition;
 use crate::errors::{code, storage_code};
@@ -58,7 +72,11 @@ mod admin;
 pub use admin::{DescribeTxns, ListTxns, TxnFilter};
 
 const KEY_VERSION: u8 = 1;
-const VALUE_VERSION: u8 = 1;
+const VALUE_VERSION: u8 = 2;
+/// The value layout before Transactions V2 (no next producer id, no flags).
+const VALUE_VERSION_V1: u8 = 1;
+/// `flags` bit: the last EndTxn spoke Transactions V2.
+const ENDED_V2: u8 = 1;
 /// How long a state change waits for its record to be replicated.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a marker waits for replication before the coordinator retries it.
@@ -108,6 +126,31 @@ pub struct TxnMeta {
     pub start_ms: i64,
     pub update_ms: i64,
     pub partitions: BTreeSet<(String, i32)>,
+    /// Transactions V2: the producer id the producer moves to once this transaction completes
+    /// (its epoch ran out), -1 when none.
+    pub next_producer_id: i64,
+    /// The last EndTxn spoke Transactions V2: it bumped the epoch from `last_producer_epoch`
+    /// (of `last_producer_id`), which is what a retry of it carries.
+    pub ended_v2: bool,
+}
+
+impl TxnMeta {
+    /// A transactional id's state before its first transaction.
+    fn new(producer_id: i64, producer_epoch: i16, timeout_ms: i32, now: i64) -> Self {
+        TxnMeta {
+            producer_id,
+            last_producer_id: -1,
+            producer_epoch,
+            last_producer_epoch: -1,
+            timeout_ms,
+            state: TxnState::Empty,
+            start_ms: -1,
+            update_ms: now,
+            partitions: BTreeSet::new(),
+            next_producer_id: -1,
+            ended_v2: false,
+        }
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -136,6 +179,8 @@ fn encode_value(m: &TxnMeta) -> Vec<u8> {
         put_str(&mut v, topic);
         v.extend_from_slice(&p.to_be_bytes());
     }
+    v.extend_from_slice(&m.next_producer_id.to_be_bytes());
+    v.push(if m.ended_v2 { ENDED_V2 } else { 0 });
     v
 }
 
@@ -179,7 +224,8 @@ fn decode_key(key: &[u8]) -> Option<String> {
 
 fn decode_value(value: &[u8]) -> Option<TxnMeta> {
     let mut c = Cursor(value);
-    (c.u8()? == VALUE_VERSION).then_some(())?;
+    let version = c.u8()?;
+    matches!(version, VALUE_VERSION | VALUE_VERSION_V1).then_some(())?;
     let mut m = TxnMeta {
         producer_id: c.i64()?,
         last_producer_id: c.i64()?,
@@ -190,6 +236,8 @@ fn decode_value(value: &[u8]) -> Option<TxnMeta> {
         start_ms: c.i64()?,
         update_ms: c.i64()?,
         partitions: BTreeSet::new(),
+        next_producer_id: -1,
+        ended_v2: false,
     };
     let n = c.i32()? as u32 as usize;
     if n > c.0.len() / 6 {
@@ -197,6 +245,12 @@ fn decode_value(value: &[u8]) -> Option<TxnMeta> {
     }
     for _ in 0..n {
         m.partitions.insert((c.str()?, c.i32()?));
+    }
+    if version == VALUE_VERSION {
+        m.next_producer_id = c.i64()?;
+        let flags = c.u8()?;
+        (flags & !ENDED_V2 == 0).then_some(())?;
+        m.ended_v2 = flags & ENDED_V2 != 0;
     }
     c.0.is_empty().then_some(m)
 }
@@ -229,6 +283,9 @@ pub struct ShardTxns {
     txns: RefCell<HashMap<String, Entry>>,
     /// Clients of other brokers' listeners, for markers: broker -> (address, client).
     peers: RefCell<HashMap<i32, (SocketAddr, Rc<PeerClient>)>>,
+    /// Notified whenever an entry's state is written or it stops being busy: what an
+    /// implicit add waiting for a transaction to complete waits on.
+    settled: millrace_shard::sync::Notify,
 }
 
 /// The transaction state of `shard` (installed on first use).
@@ -237,6 +294,7 @@ pub fn txns_of(shard: &Shard) -> Rc<ShardTxns> {
         host: Host::default(),
         txns: RefCell::new(HashMap::new()),
         peers: RefCell::new(HashMap::new()),
+        settled: millrace_shard::sync::Notify::new(),
     })
 }
 
@@ -364,17 +422,21 @@ pub enum TxnOp {
         producer_id: i64,
         producer_epoch: i16,
     },
-    /// AddPartitionsToTxn, and AddOffsetsToTxn (the group's offsets partition).
+    /// AddPartitionsToTxn, and AddOffsetsToTxn (the group's offsets partition). `implicit`:
+    /// a partition leader adds it for the producer (Transactions V2: Produce v12,
+    /// TxnOffsetCommit v5), and waits a moment for a previous transaction to complete.
     Add {
         producer_id: i64,
         producer_epoch: i16,
         partitions: Vec<(String, i32)>,
+        implicit: bool,
     },
-    /// EndTxn.
+    /// EndTxn; `v2` from v5 (Transactions V2: the epoch is bumped).
     End {
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
+        v2: bool,
     },
     /// KIP-890: is this partition in the producer's ongoing transaction? (A partition leader
     /// asks before the first transactional append of a producer there.)
@@ -428,14 +490,20 @@ impl Call<Shard> for ForTxn {
                 producer_id,
                 producer_epoch,
                 partitions,
+                implicit,
             } => {
+                let wait_ms = if implicit {
+                    shard.config.txn_add_wait_max_ms as u64
+                } else {
+                    0
+                };
                 add(
                     &shard,
                     &txns,
                     &self.txn_id,
-                    now,
                     (producer_id, producer_epoch),
                     partitions,
+                    Duration::from_millis(wait_ms),
                 )
                 .await
             }
@@ -443,6 +511,7 @@ impl Call<Shard> for ForTxn {
                 producer_id,
                 producer_epoch,
                 commit,
+                v2,
             } => {
                 end(
                     &shard,
@@ -451,6 +520,7 @@ impl Call<Shard> for ForTxn {
                     now,
                     (producer_id, producer_epoch),
                     commit,
+                    v2,
                 )
                 .await
             }
@@ -520,15 +590,18 @@ pub async fn on_coordinator(
         .unwrap_or(Err(TxnError::Code(code::COORDINATOR_NOT_AVAILABLE)))
 }
 
-/// KIP-890 part 1, on a partition's leader: asks the coordinator of `txn_id` whether
-/// `partition` is in the producer's ongoing transaction, on this broker over the mesh or on
-/// the coordinator's broker with AddPartitionsToTxn v4 `verify_only`. The error is the
-/// coordinator's; a coordinator out of reach is COORDINATOR_NOT_AVAILABLE.
+/// KIP-890 on a partition's leader, before a producer's first transactional write there:
+/// asks the coordinator of `txn_id` whether `partition` is in the producer's ongoing
+/// transaction (part 1, `add` false), or has it added (Transactions V2, `add` true), on this
+/// broker over the mesh or on the coordinator's broker with AddPartitionsToTxn v5 (its
+/// `verify_only` form for part 1). The error is the coordinator's; a coordinator out of reach
+/// is COORDINATOR_NOT_AVAILABLE.
 pub async fn verify(
     shard: &Rc<Shard>,
     txn_id: &str,
     (producer_id, producer_epoch): (i64, i16),
     partition: (String, i32),
+    add: bool,
 ) -> Result<(), TxnError> {
     let image = shard.image();
     let unavailable = TxnError::Code(code::COORDINATOR_NOT_AVAILABLE);
@@ -539,10 +612,19 @@ pub async fn verify(
         .partition(&topic.topic_id, p)
         .map_or(-1, |s| s.leader);
     if leader == shard.config.node_id {
-        let op = TxnOp::Verify {
-            producer_id,
-            producer_epoch,
-            partition,
+        let op = if add {
+            TxnOp::Add {
+                producer_id,
+                producer_epoch,
+                partitions: vec![partition],
+                implicit: true,
+            }
+        } else {
+            TxnOp::Verify {
+                producer_id,
+                producer_epoch,
+                partition,
+            }
         };
         return on_coordinator(shard, txn_id, op).await.map(|_| ());
     }
@@ -563,14 +645,14 @@ pub async fn verify(
             ))
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(producer_epoch)
-            .with_verify_only(true)
+            .with_verify_only(!add)
             .with_topics(vec![AddPartitionsToTxnTopic::default()
                 .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
                     topic_name,
                 )))
                 .with_partitions(vec![index])]),
     ]);
-    let resp = client.request(4, &req).await.map_err(|_| unavailable)?;
+    let resp = client.request(5, &req).await.map_err(|_| unavailable)?;
     if resp.error_code != code::NONE {
         return Err(TxnError::Code(resp.error_code));
     }
@@ -666,6 +748,7 @@ async fn persist(
             busy: keep_busy,
         };
         txns.txns.borrow_mut().insert(txn_id.to_string(), entry);
+        txns.settled.notify_all();
         return Ok(());
     };
     release(txns, txn_id);
@@ -694,17 +777,7 @@ async fn init(
     };
     let Some(m) = current else {
         let producer_id = new_producer_id(shard).await?;
-        let meta = TxnMeta {
-            producer_id,
-            last_producer_id: -1,
-            producer_epoch: 0,
-            last_producer_epoch: -1,
-            timeout_ms,
-            state: TxnState::Empty,
-            start_ms: -1,
-            update_ms: now,
-            partitions: BTreeSet::new(),
-        };
+        let meta = TxnMeta::new(producer_id, 0, timeout_ms, now);
         persist(shard, txns, txn_id, partition, meta, false).await?;
         return Ok((producer_id, 0));
     };
@@ -736,15 +809,9 @@ async fn init(
                 (m.producer_id, m.producer_epoch + 1)
             };
             let meta = TxnMeta {
-                producer_id,
                 last_producer_id: m.producer_id,
-                producer_epoch,
                 last_producer_epoch: m.producer_epoch,
-                timeout_ms,
-                state: TxnState::Empty,
-                start_ms: -1,
-                update_ms: now,
-                partitions: BTreeSet::new(),
+                ..TxnMeta::new(producer_id, producer_epoch, timeout_ms, now)
             };
             persist(shard, txns, txn_id, partition, meta, false).await?;
             Ok((producer_id, producer_epoch))
@@ -773,12 +840,14 @@ async fn fence_and_abort(
     m: TxnMeta,
     now: i64,
 ) -> Result<(), TxnError> {
+    // Not an EndTxn of the producer: a retry of its own EndTxn must not match this bump.
     let meta = TxnMeta {
         last_producer_id: m.producer_id,
         last_producer_epoch: m.producer_epoch,
         producer_epoch: m.producer_epoch.saturating_add(1),
         state: TxnState::PrepareAbort,
         update_ms: now,
+        ended_v2: false,
         ..m
     };
     persist(shard, txns, txn_id, partition, meta, true).await?;
@@ -786,13 +855,42 @@ async fn fence_and_abort(
     Ok(())
 }
 
+/// AddPartitionsToTxn on the coordinator. An implicit add (`wait` > 0) that finds the
+/// producer's previous transaction still completing waits for it, up to `wait`, instead of
+/// answering CONCURRENT_TRANSACTIONS at once: under Transactions V2 the producer starts its
+/// next transaction as soon as EndTxn answers, while the markers are still being written.
 async fn add(
+    shard: &Rc<Shard>,
+    txns: &Rc<ShardTxns>,
+    txn_id: &str,
+    producer: (i64, i16),
+    partitions: Vec<(String, i32)>,
+    wait: Duration,
+) -> Result<(i64, i16), TxnError> {
+    let deadline = millrace_shard::time::Instant::now() + wait;
+    loop {
+        let seen = txns.settled.generation();
+        let now = millrace_shard::time::now_ms();
+        match add_once(shard, txns, txn_id, now, producer, &partitions).await {
+            Err(TxnError::Code(code::CONCURRENT_TRANSACTIONS)) => {
+                let left = deadline.saturating_duration_since(millrace_shard::time::Instant::now());
+                if left.is_zero() {
+                    return Err(TxnError::Code(code::CONCURRENT_TRANSACTIONS));
+                }
+                millrace_shard::time::timeout(left, txns.settled.changed_since(seen)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn add_once(
     shard: &Rc<Shard>,
     txns: &Rc<ShardTxns>,
     txn_id: &str,
     now: i64,
     producer: (i64, i16),
-    partitions: Vec<(String, i32)>,
+    partitions: &[(String, i32)],
 ) -> Result<(i64, i16), TxnError> {
     let (partition, m) = checked(txns, txn_id, producer)?;
     if matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
@@ -803,49 +901,145 @@ async fn add(
         return Ok(producer);
     }
     let mut meta = m;
-    meta.partitions.extend(partitions);
+    meta.partitions.extend(partitions.iter().cloned());
     if !ongoing {
         meta.start_ms = now;
     }
     meta.state = TxnState::Ongoing;
     meta.update_ms = now;
+    meta.ended_v2 = false;
     persist(shard, txns, txn_id, partition, meta, false).await?;
     Ok(producer)
 }
 
+/// EndTxn on the coordinator: the producer id and epoch the producer goes on with (under
+/// Transactions V1 the ones it sent).
 async fn end(
     shard: &Rc<Shard>,
     txns: &Rc<ShardTxns>,
     txn_id: &str,
     now: i64,
-    producer: (i64, i16),
+    (pid, epoch): (i64, i16),
     commit: bool,
+    v2: bool,
 ) -> Result<(i64, i16), TxnError> {
-    // A retried EndTxn whose markers are being written finds the entry busy:
+    let (partition, m, busy) = {
+        let map = txns.txns.borrow();
+        let e = map
+            .get(txn_id)
+            .ok_or(TxnError::Code(code::INVALID_PRODUCER_ID_MAPPING))?;
+        (e.partition, e.meta.clone(), e.busy)
+    };
+    let ending = matches!(
+        m.state,
+        TxnState::PrepareCommit
+            | TxnState::PrepareAbort
+            | TxnState::CompleteCommit
+            | TxnState::CompleteAbort
+    );
+    // Under V2 a retry carries the epoch the ended transaction had, one below the current
+    // one (or the old id, when the bump moved to a new one).
+    if m.ended_v2 && ending && (m.last_producer_id, m.last_producer_epoch) == (pid, epoch) {
+        return match (m.state, commit) {
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+                Ok((m.producer_id, m.producer_epoch))
+            }
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                Err(TxnError::Code(code::CONCURRENT_TRANSACTIONS))
+            }
+            _ => Err(TxnError::Code(code::INVALID_TXN_STATE)),
+        };
+    }
+    if m.producer_id != pid {
+        return Err(TxnError::Code(code::INVALID_PRODUCER_ID_MAPPING));
+    }
+    if m.producer_epoch != epoch {
+        return Err(TxnError::Fenced);
+    }
+    // A V1 EndTxn retried while its markers are being written finds the entry busy:
     // CONCURRENT_TRANSACTIONS, and the client retries.
-    let (partition, m) = checked(txns, txn_id, producer)?;
+    if busy {
+        return Err(TxnError::Code(code::CONCURRENT_TRANSACTIONS));
+    }
     match (m.state, commit) {
         (TxnState::Ongoing, _) => {
-            let meta = TxnMeta {
+            let mut meta = TxnMeta {
                 state: if commit {
                     TxnState::PrepareCommit
                 } else {
                     TxnState::PrepareAbort
                 },
                 update_ms: now,
+                ended_v2: v2,
                 ..m
             };
+            if v2 {
+                bump_for_end(shard, &mut meta).await?;
+            }
+            let answer = next_producer(&meta);
             persist(shard, txns, txn_id, partition, meta, true).await?;
             millrace_shard::spawn_detached(complete(shard.clone(), txn_id.to_string()));
-            Ok(producer)
+            Ok(answer)
         }
-        // The retry of an EndTxn that completed.
-        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(producer),
+        // An abort with nothing added: under V2 the producer may have sent records whose
+        // partitions were never added (their Produce failed), and it aborts to go on. The
+        // epoch is bumped all the same, so that a delayed request of it is fenced; there is
+        // nothing to mark.
+        (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false) if v2 => {
+            let mut meta = TxnMeta {
+                state: TxnState::CompleteAbort,
+                partitions: BTreeSet::new(),
+                start_ms: -1,
+                update_ms: now,
+                ended_v2: true,
+                ..m
+            };
+            bump_for_end(shard, &mut meta).await?;
+            rotate(&mut meta);
+            let answer = (meta.producer_id, meta.producer_epoch);
+            persist(shard, txns, txn_id, partition, meta, false).await?;
+            Ok(answer)
+        }
+        // The V1 retry of an EndTxn that completed.
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if !v2 => {
+            Ok((pid, epoch))
+        }
         (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
             Err(TxnError::Code(code::CONCURRENT_TRANSACTIONS))
         }
         _ => Err(TxnError::Code(code::INVALID_TXN_STATE)),
     }
+}
+
+/// The V2 epoch bump of an EndTxn, on `meta` (which still has the producer's id and epoch):
+/// epoch + 1, and from epoch 32766 a new producer id to move to once the markers are
+/// written (they carry the old id at 32767).
+async fn bump_for_end(shard: &Rc<Shard>, meta: &mut TxnMeta) -> Result<(), TxnError> {
+    meta.last_producer_id = meta.producer_id;
+    meta.last_producer_epoch = meta.producer_epoch;
+    if meta.producer_epoch >= i16::MAX - 1 {
+        meta.next_producer_id = new_producer_id(shard).await?;
+    }
+    meta.producer_epoch = meta
+        .producer_epoch
+        .checked_add(1)
+        .ok_or(TxnError::Code(code::INVALID_TXN_STATE))?;
+    Ok(())
+}
+
+/// Where the producer goes on once `meta`'s transaction completes.
+fn next_producer(meta: &TxnMeta) -> (i64, i16) {
+    if meta.next_producer_id >= 0 {
+        (meta.next_producer_id, 0)
+    } else {
+        (meta.producer_id, meta.producer_epoch)
+    }
+}
+
+/// Moves a completing transaction's producer to its next id, if it has one.
+fn rotate(meta: &mut TxnMeta) {
+    (meta.producer_id, meta.producer_epoch) = next_producer(meta);
+    meta.next_producer_id = -1;
 }
 
 /// Writes the markers of a prepared transaction to every partition in it, then records it
@@ -903,7 +1097,7 @@ async fn complete(shard: Rc<Shard>, txn_id: String) {
             }
         }
         let now = millrace_shard::time::now_ms();
-        let meta = TxnMeta {
+        let mut meta = TxnMeta {
             state: if commit {
                 TxnState::CompleteCommit
             } else {
@@ -914,6 +1108,7 @@ async fn complete(shard: Rc<Shard>, txn_id: String) {
             update_ms: now,
             ..m
         };
+        rotate(&mut meta);
         match persist(&shard, &txns, &txn_id, partition, meta, false).await {
             Ok(()) => {
                 tracing::debug!(txn_id, commit, "transaction complete");
@@ -934,6 +1129,7 @@ fn release(txns: &ShardTxns, txn_id: &str) {
     if let Some(e) = txns.txns.borrow_mut().get_mut(txn_id) {
         e.busy = false;
     }
+    txns.settled.notify_all();
 }
 
 /// One round of markers: returns the partitions whose marker did not land (a deleted topic
@@ -1067,6 +1263,22 @@ async fn send_markers(
         }
     }
     Ok(failed)
+}
+
+/// Sets the producer epoch of `txn_id` (coordinated on `shard`), durably: lets a test reach the
+/// end of the epoch range without 32,000 InitProducerIds.
+#[cfg(test)]
+pub async fn force_epoch(shard: &Rc<Shard>, txn_id: &str, epoch: i16) {
+    let txns = txns_of(shard);
+    let (partition, mut meta) = {
+        let map = txns.txns.borrow();
+        let e = map.get(txn_id).expect("an initialized transactional id");
+        (e.partition, e.meta.clone())
+    };
+    meta.producer_epoch = epoch;
+    persist(shard, &txns, txn_id, partition, meta, false)
+        .await
+        .expect("written");
 }
 
 /// Aborts, under a bumped epoch, every transaction of this shard open past its timeout.
@@ -1253,13 +1465,27 @@ mod tests {
             start_ms: 10,
             update_ms: 20,
             partitions: [("a".to_string(), 0), ("b".to_string(), 3)].into(),
+            next_producer_id: 9,
+            ended_v2: true,
         };
         let v = encode_value(&meta);
-        assert_eq!(decode_value(&v), Some(meta));
+        assert_eq!(decode_value(&v), Some(meta.clone()));
         assert_eq!(decode_key(&key_of("tx-1")).as_deref(), Some("tx-1"));
         for cut in 0..v.len() {
             assert_eq!(decode_value(&v[..cut]), None, "cut at {cut}");
         }
+        // The layout before Transactions V2 still loads: no next producer id, not ended by V2.
+        let mut v1 = v[..v.len() - 9].to_vec();
+        v1[0] = VALUE_VERSION_V1;
+        let old = TxnMeta {
+            next_producer_id: -1,
+            ended_v2: false,
+            ..meta.clone()
+        };
+        assert_eq!(decode_value(&v1), Some(old));
+        let mut bad_flags = v.clone();
+        *bad_flags.last_mut().unwrap() = 2;
+        assert_eq!(decode_value(&bad_flags), None);
         let mut bad_state = v.clone();
         bad_state[1 + 8 + 8 + 2 + 2 + 4] = 9;
         assert_eq!(decode_value(&bad_state), None);

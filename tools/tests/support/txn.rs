@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Fixed versions that millrace and Kafka 4 both serve (Produce v9, the last before topic ids;
-//! AddPartitionsToTxn v3, the last a client sends; Fetch v11; ListOffsets v5). Single-node
+//! AddPartitionsToTxn v3, the last a client sends; Fetch v11; ListOffsets v5), and for the
+//! Transactions V2 check Produce v12, EndTxn v5 and TxnOffsetCommit v4/v5. Single-node
 //! clusters only: the partition's leader is the bootstrap broker. Any unexpected answer panics:
 //! this is test code.
 
@@ -24,15 +25,16 @@ use kafka_protocol::messages::{
     fetch_request::{FetchPartition, FetchTopic},
     list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
     produce_request::{PartitionProduceData, TopicProduceData},
-    AddPartitionsToTxnRequest, ApiKey, BrokerId, FetchRequest, FindCoordinatorRequest,
-    InitProducerIdRequest, ListOffsetsRequest, ProduceRequest, ProducerId, RequestHeader,
-    ResponseHeader, TopicName, TransactionalId,
+    txn_offset_commit_request::{TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic},
+    AddPartitionsToTxnRequest, ApiKey, ApiVersionsRequest, BrokerId, EndTxnRequest, FetchRequest,
+    FindCoordinatorRequest, GroupId, InitProducerIdRequest, ListOffsetsRequest, ProduceRequest,
+    ProducerId, RequestHeader, ResponseHeader, TopicName, TransactionalId, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use millrace_wire::codes::{
     CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
-    LEADER_NOT_AVAILABLE, NONE, NOT_COORDINATOR, NOT_LEADER_OR_FOLLOWER,
-    UNKNOWN_TOPIC_OR_PARTITION,
+    INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, LEADER_NOT_AVAILABLE, NONE, NOT_COORDINATOR,
+    NOT_ENOUGH_REPLICAS, NOT_LEADER_OR_FOLLOWER, TRANSACTION_ABORTABLE, UNKNOWN_TOPIC_OR_PARTITION,
 };
 use millrace_wire::records::{
     txn_marker, BatchBuilder, BatchIter, BatchStep, NewRecord, TxnMarker,
@@ -359,16 +361,7 @@ pub fn open_transaction(
 ) -> OpenTransaction {
     let id = TransactionalId(StrBytes::from_string(transactional_id.to_string()));
     let mut coordinator = Conn::connect(&find_coordinator(bootstrap, transactional_id));
-    let mut init = InitProducerIdRequest::default();
-    init.transactional_id = Some(id.clone());
-    init.transaction_timeout_ms = TRANSACTION_TIMEOUT_MS;
-    init.producer_id = ProducerId(-1);
-    init.producer_epoch = -1;
-    let init = retry("InitProducerId", || {
-        let r = coordinator.call(&init, 3);
-        (r.error_code, r)
-    });
-    let (producer_id, producer_epoch) = (init.producer_id.0, init.producer_epoch);
+    let (producer_id, producer_epoch) = init_producer(&mut coordinator, &id);
 
     let mut t = AddPartitionsToTxnTopic::default();
     t.name = TopicName(StrBytes::from_string(topic.to_string()));
@@ -407,6 +400,164 @@ pub fn open_transaction(
         producer_epoch,
         start_offset,
     }
+}
+
+/// InitProducerId for a new producer of `id` on its coordinator: its id and epoch.
+fn init_producer(coordinator: &mut Conn, id: &TransactionalId) -> (i64, i16) {
+    let mut init = InitProducerIdRequest::default();
+    init.transactional_id = Some(id.clone());
+    init.transaction_timeout_ms = TRANSACTION_TIMEOUT_MS;
+    init.producer_id = ProducerId(-1);
+    init.producer_epoch = -1;
+    let init = retry("InitProducerId", || {
+        let r = coordinator.call(&init, 3);
+        (r.error_code, r)
+    });
+    (init.producer_id.0, init.producer_epoch)
+}
+
+/// Transactions V2 (KIP-890 part 2) on the raw protocol, on a new single-partition topic: the
+/// broker finalizes `transaction.version` 2; EndTxn v5 with nothing added refuses a commit and
+/// answers an abort with the epoch bumped; Produce v12 and TxnOffsetCommit v5 add their
+/// partitions without AddPartitionsToTxn/AddOffsetsToTxn (v4 without it is
+/// TRANSACTION_ABORTABLE); the commit bumps the epoch again, its retry gets the same answer,
+/// and a delayed Produce of the ended transaction is fenced.
+pub fn check_transactions_v2(bootstrap: &str, topic: &str) {
+    // Kafka refuses an ApiVersions v3 without a valid client software name and version.
+    let mut request = ApiVersionsRequest::default();
+    request.client_software_name = StrBytes::from_static_str("millrace-tools-test");
+    request.client_software_version = StrBytes::from_static_str("1");
+    let versions = Conn::connect(bootstrap).call(&request, 3);
+    assert_eq!(versions.error_code, NONE);
+    let level = versions
+        .finalized_features
+        .iter()
+        .find(|f| f.name.as_str() == "transaction.version")
+        .map(|f| f.max_version_level);
+    assert_eq!(
+        level,
+        Some(2),
+        "finalized features: {:?}",
+        versions.finalized_features
+    );
+    assert!(versions.finalized_features_epoch >= 0);
+    let max = |key: ApiKey| {
+        versions
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == key as i16)
+            .map_or(-1, |k| k.max_version)
+    };
+    assert!(max(ApiKey::Produce) >= 12);
+    assert!(max(ApiKey::EndTxn) >= 5);
+    assert!(max(ApiKey::TxnOffsetCommit) >= 5);
+
+    let created = Command::new(TOOLS)
+        .args(["topics", "create", topic, "--partitions", "1"])
+        .args(["--bootstrap-server", bootstrap])
+        .output()
+        .unwrap();
+    ok(created);
+    let txn_id = format!("{topic}-v2");
+    let id = TransactionalId(StrBytes::from_string(txn_id.clone()));
+    let mut coordinator = Conn::connect(&find_coordinator(bootstrap, &txn_id));
+    let (pid, epoch) = init_producer(&mut coordinator, &id);
+    let mut end = |ids: (i64, i16), commit: bool| {
+        let mut request = EndTxnRequest::default();
+        request.transactional_id = id.clone();
+        request.producer_id = ProducerId(ids.0);
+        request.producer_epoch = ids.1;
+        request.committed = commit;
+        let r = coordinator.call(&request, 5);
+        (r.error_code, (r.producer_id.0, r.producer_epoch))
+    };
+
+    // Nothing added: a commit is refused, an abort bumps the epoch (a V2 producer that sent
+    // records whose partitions were never added aborts to go on).
+    assert_eq!(end((pid, epoch), true).0, INVALID_TXN_STATE);
+    let first = retry("EndTxn abort", || end((pid, epoch), false));
+    assert_eq!(first, (pid, epoch + 1), "the abort bumps the epoch");
+
+    // Produce v12: the leader adds the partition.
+    let batch = |ids: (i64, i16), seq: i32, values: &[&str]| {
+        let builder = BatchBuilder {
+            producer_id: ids.0,
+            producer_epoch: ids.1,
+            base_sequence: seq,
+            transactional: true,
+            ..BatchBuilder::default()
+        };
+        builder.build(&values.iter().map(|v| record(v)).collect::<Vec<_>>())
+    };
+    let produced = produce_at(
+        bootstrap,
+        Some(id.clone()),
+        topic,
+        0,
+        batch(first, 0, &["v0", "v1"]),
+        12,
+    );
+    assert_eq!(produced, 0);
+
+    // TxnOffsetCommit: v4 needs AddOffsetsToTxn first (v4 knows TRANSACTION_ABORTABLE), v5
+    // adds the group's offsets partition itself.
+    let group = format!("{topic}-group");
+    let commit_offsets = |version: i16| {
+        let mut p = TxnOffsetCommitRequestPartition::default();
+        p.partition_index = 0;
+        p.committed_offset = 2;
+        p.committed_leader_epoch = -1;
+        let mut t = TxnOffsetCommitRequestTopic::default();
+        t.name = TopicName(StrBytes::from_string(topic.to_string()));
+        t.partitions = vec![p];
+        let mut request = TxnOffsetCommitRequest::default();
+        request.transactional_id = id.clone();
+        request.group_id = GroupId(StrBytes::from_string(group.clone()));
+        request.producer_id = ProducerId(first.0);
+        request.producer_epoch = first.1;
+        request.generation_id = -1;
+        request.topics = vec![t];
+        let group_coordinator = find_group_coordinator(bootstrap, &group);
+        retry(&format!("TxnOffsetCommit v{version}"), || {
+            let r = Conn::connect(&group_coordinator).call(&request, version);
+            let code = r.topics[0].partitions[0].error_code;
+            // The refusal is the answer this step wants: end the retries with it.
+            (
+                if code == TRANSACTION_ABORTABLE {
+                    NONE
+                } else {
+                    code
+                },
+                code,
+            )
+        })
+    };
+    assert_eq!(commit_offsets(4), TRANSACTION_ABORTABLE);
+    assert_eq!(commit_offsets(5), NONE);
+
+    // The commit bumps the epoch again; its retry (the answer lost) is answered the same.
+    let second = retry("EndTxn commit", || end(first, true));
+    assert_eq!(second, (pid, epoch + 2));
+    assert_eq!(retry("EndTxn commit again", || end(first, true)), second);
+
+    // A delayed Produce of the committed transaction is fenced, wherever it would land.
+    let late = produce_answer(
+        bootstrap,
+        Some(id.clone()),
+        topic,
+        0,
+        batch(first, 2, &["late"]),
+        12,
+    );
+    assert_eq!(late, INVALID_PRODUCER_EPOCH);
+
+    // Committed whole, nothing left open: two records and the marker.
+    let view = committed_view(bootstrap, topic, 0);
+    assert_eq!(view.markers.len(), 1, "{view:?}");
+    assert!(view.markers[0].1.commit, "{view:?}");
+    assert!(view.aborted.is_empty(), "{view:?}");
+    assert_eq!(high_watermark(bootstrap, topic, 0), 3);
+    assert_eq!(last_stable_offset(bootstrap, topic, 0), 3);
 }
 
 /// The last stable offset: where a read_committed consumer stops.
@@ -537,6 +688,19 @@ impl Conn {
     }
 }
 
+/// The coordinator of a group, HOST:PORT.
+fn find_group_coordinator(bootstrap: &str, group: &str) -> String {
+    let mut conn = Conn::connect(bootstrap);
+    let mut request = FindCoordinatorRequest::default();
+    request.key = StrBytes::from_string(group.to_string());
+    request.key_type = 0;
+    let r = retry("FindCoordinator", || {
+        let r = conn.call(&request, 3);
+        (r.error_code, r)
+    });
+    format!("{}:{}", r.host.as_str(), r.port)
+}
+
 /// The coordinator of a transactional id, HOST:PORT.
 fn find_coordinator(bootstrap: &str, transactional_id: &str) -> String {
     let mut conn = Conn::connect(bootstrap);
@@ -558,6 +722,29 @@ fn produce(
     partition: i32,
     batch: Vec<u8>,
 ) -> i64 {
+    produce_at(bootstrap, transactional_id, topic, partition, batch, 9)
+}
+
+/// One Produce at `version` and acks=all, not retried: the partition's error code.
+fn produce_answer(
+    bootstrap: &str,
+    transactional_id: Option<TransactionalId>,
+    topic: &str,
+    partition: i32,
+    batch: Vec<u8>,
+    version: i16,
+) -> i16 {
+    let request = produce_request(transactional_id, topic, partition, batch);
+    let response = Conn::connect(bootstrap).call(&request, version);
+    response.responses[0].partition_responses[0].error_code
+}
+
+fn produce_request(
+    transactional_id: Option<TransactionalId>,
+    topic: &str,
+    partition: i32,
+    batch: Vec<u8>,
+) -> ProduceRequest {
     let mut p = PartitionProduceData::default();
     p.index = partition;
     p.records = Some(Bytes::from(batch));
@@ -569,12 +756,26 @@ fn produce(
     request.acks = -1;
     request.timeout_ms = 30_000;
     request.topic_data = vec![t];
+    request
+}
+
+/// Produce at `version` and acks=all, retried while the answer means "not yet"; returns the
+/// batch's base offset.
+fn produce_at(
+    bootstrap: &str,
+    transactional_id: Option<TransactionalId>,
+    topic: &str,
+    partition: i32,
+    batch: Vec<u8>,
+    version: i16,
+) -> i64 {
+    let request = produce_request(transactional_id, topic, partition, batch);
     let mut conn = Conn::connect(bootstrap);
     // Kafka answers NOT_LEADER_OR_FOLLOWER for a moment after CreateTopics returned, until the
     // new partition's leadership reaches the broker; nothing was written then, so the same
     // batch (same sequence) may go again.
     let answer = retry(&format!("Produce to {topic}-{partition}"), || {
-        let response = conn.call(&request, 9);
+        let response = conn.call(&request, version);
         let p = response.responses[0].partition_responses[0].clone();
         (p.error_code, p)
     });
@@ -601,6 +802,10 @@ fn retry<T>(what: &str, mut f: impl FnMut() -> (i16, T)) -> T {
                 | NOT_LEADER_OR_FOLLOWER
                 | LEADER_NOT_AVAILABLE
                 | UNKNOWN_TOPIC_OR_PARTITION
+                // A transactional batch whose partition could not be verified or added yet
+                // (the coordinator busy completing the previous transaction), as Kafka
+                // answers it: nothing was written.
+                | NOT_ENOUGH_REPLICAS
         );
         assert!(
             not_yet && Instant::now() < deadline,
