@@ -4,10 +4,14 @@
 # so that a caller can stop it with SIGTERM or kill -9 it exactly like the millrace binary.
 #
 #   bench/peers/apache-kafka.sh [--port PORT] [--data-dir DIR] [--controller-port PORT]
+#                               [--advertised-port APORT]
 #
 # PORT defaults to 9092, DIR to a new temporary directory. The first run on DIR writes
 # DIR/server.properties and formats DIR/kafka-logs; a later run on the same DIR reuses both (and
 # the controller port recorded there), which is what a restart-after-crash test needs.
+# APORT (default PORT) is the port the broker gives clients in Metadata (advertised.listeners,
+# host 127.0.0.1): a test with a proxy in front of the broker advertises the proxy's port, so that
+# clients stay behind it after bootstrap.
 # The broker's log goes to DIR/server.log; this script prints "kafka: ..." lines on stderr.
 #
 # Durability setting: by default Kafka does NOT fsync per write (log.flush.interval.messages is
@@ -15,6 +19,10 @@
 # KAFKA_FSYNC=1 to set log.flush.interval.messages=1 (an fsync after every appended batch
 # set), which is the setting to use when comparing with a broker that answers acks=all only after
 # fdatasync. Say which one a measurement used.
+#
+# Feature levels: KAFKA_FORMAT_FEATURES, a space-separated list of FEATURE=LEVEL (e.g.
+# "transaction.version=1"), each passed as --feature to the storage format step, so it only takes
+# effect on the first run on DIR (a restart keeps the levels the directory was formatted with).
 #
 # Other knobs: KAFKA_HEAP_OPTS (default "-Xms1g -Xmx1g"), JAVA (default "java").
 set -euo pipefail
@@ -24,13 +32,15 @@ deps="${KAFKA_DEPS_DIR:-$repo/.deps/kafka}"
 port=9092
 data_dir=""
 controller_port=""
+advertised_port=""
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --port) port="$2"; shift 2 ;;
     --data-dir) data_dir="$2"; shift 2 ;;
     --controller-port) controller_port="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --advertised-port) advertised_port="$2"; shift 2 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "kafka: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -64,7 +74,7 @@ echo "$controller_port" >"$data_dir/controller.port"
   echo "node.id=1"
   echo "controller.quorum.voters=1@127.0.0.1:$controller_port"
   echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port"
-  echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+  echo "advertised.listeners=PLAINTEXT://127.0.0.1:${advertised_port:-$port}"
   echo "controller.listener.names=CONTROLLER"
   echo "inter.broker.listener.name=PLAINTEXT"
   echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
@@ -104,9 +114,15 @@ jvm_opts=(${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g} -XX:+UseG1GC -XX:MaxGCPauseMillis=20
 if [ ! -f "$data_dir/kafka-logs/meta.properties" ]; then
   cluster_id="$("$java" -cp "$cp" "-Dlog4j2.configurationFile=$data_dir/log4j2.properties" \
     kafka.tools.StorageTool random-uuid)"
-  echo "kafka: formatting $data_dir/kafka-logs (cluster $cluster_id)" >&2
+  features=()
+  for feature in ${KAFKA_FORMAT_FEATURES:-}; do
+    features+=(--feature "$feature")
+  done
+  with_features="${KAFKA_FORMAT_FEATURES:+, features $KAFKA_FORMAT_FEATURES}"
+  echo "kafka: formatting $data_dir/kafka-logs (cluster $cluster_id)$with_features" >&2
   "$java" -cp "$cp" "-Dlog4j2.configurationFile=$data_dir/log4j2.properties" \
-    kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >"$data_dir/format.log" 2>&1 \
+    kafka.tools.StorageTool format -t "$cluster_id" -c "$props" ${features[@]+"${features[@]}"} \
+    >"$data_dir/format.log" 2>&1 \
     || { cat "$data_dir/format.log" >&2; exit 1; }
 fi
 

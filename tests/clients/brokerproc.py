@@ -64,6 +64,9 @@ class BrokerProcess:
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self.extra_args: list[str] = []  # appended to millrace's command line
+        # The "127.0.0.1:PORT" given to clients in Metadata, when it is not the broker's own (a
+        # proxy in front of it); None: the listen address.
+        self.advertise: str | None = None
         self.log_path = self.data_dir / f"{self.kind}-stdout.log"
         self.starts = 0
 
@@ -73,15 +76,21 @@ class BrokerProcess:
 
     def command(self) -> list[str]:
         if self.kind == "kafka":
-            return [str(REPO / "bench/peers/apache-kafka.sh"), "--port", str(self.port),
-                    "--data-dir", str(self.data_dir)]
+            cmd = [str(REPO / "bench/peers/apache-kafka.sh"), "--port", str(self.port),
+                   "--data-dir", str(self.data_dir)]
+            if self.advertise is not None:
+                host, _, port = self.advertise.rpartition(":")
+                if host != "127.0.0.1":
+                    raise ValueError(f"Kafka is advertised on 127.0.0.1 only, not {host!r}")
+                cmd += ["--advertised-port", port]
+            return cmd
         binary = os.environ.get("MILLRACE_BIN", str(REPO / "target/release/millrace"))
         if not os.access(binary, os.X_OK):
             raise RuntimeError(
                 f"millrace binary {binary} not found: build it (cargo build --release), set "
                 "MILLRACE_BIN, or run against Apache Kafka with TEST_BROKER=kafka")
         addr = self.bootstrap
-        return [binary, "--listen", addr, "--advertise", addr,
+        return [binary, "--listen", addr, "--advertise", self.advertise or addr,
                 "--data-dir", str(self.data_dir / "millrace-data"), "--cores", "2",
                 *self.extra_args]
 
