@@ -117,8 +117,9 @@ pub struct Partition<D: Disk> {
     isr_proposal: RefCell<Option<IsrProposal>>,
     /// The owning shard's "an ISR change was proposed" signal.
     isr_proposed: Rc<Notify>,
-    /// Transactional batches waiting for a producer's first batch here to be verified.
-    txn_order: Rc<TxnOrder>,
+    /// Batches of idempotent producers waiting their turn to append (and batches waiting for
+    /// buffer space).
+    append_order: Rc<AppendOrder>,
 }
 
 /// Batches waiting their turn to append, per key in arrival order: a ticket is taken before
@@ -130,7 +131,7 @@ pub struct Partition<D: Disk> {
 /// verification, a full pending buffer, its own earlier items); batches waiting for buffer
 /// space also queue among themselves (one queue, [`SPACE`]).
 #[derive(Default)]
-pub struct TxnOrder {
+pub struct AppendOrder {
     queues: RefCell<std::collections::HashMap<i64, std::collections::VecDeque<u64>>>,
     next: Cell<u64>,
     moved: Notify,
@@ -139,8 +140,8 @@ pub struct TxnOrder {
 /// The key of the queue of batches waiting for buffer space.
 const SPACE: i64 = i64::MIN;
 
-impl TxnOrder {
-    fn ticket(self: &Rc<Self>, key: i64) -> TxnTicket {
+impl AppendOrder {
+    fn ticket(self: &Rc<Self>, key: i64) -> AppendTicket {
         let id = self.next.get();
         self.next.set(id + 1);
         self.queues
@@ -148,7 +149,7 @@ impl TxnOrder {
             .entry(key)
             .or_default()
             .push_back(id);
-        TxnTicket {
+        AppendTicket {
             order: self.clone(),
             producer_id: key,
             id,
@@ -161,13 +162,13 @@ impl TxnOrder {
 }
 
 /// A batch's place in a queue on a partition; leaving it (drop) lets the next go.
-pub struct TxnTicket {
-    order: Rc<TxnOrder>,
+pub struct AppendTicket {
+    order: Rc<AppendOrder>,
     producer_id: i64,
     id: u64,
 }
 
-impl TxnTicket {
+impl AppendTicket {
     /// Waits until every batch queued before this one has left the queue.
     pub async fn turn(&self) {
         loop {
@@ -186,7 +187,7 @@ impl TxnTicket {
     }
 }
 
-impl Drop for TxnTicket {
+impl Drop for AppendTicket {
     fn drop(&mut self) {
         let mut queues = self.order.queues.borrow_mut();
         if let Some(q) = queues.get_mut(&self.producer_id) {
@@ -231,7 +232,7 @@ impl<D: Disk> Partition<D> {
             follower_epochs: RefCell::new(std::collections::BTreeMap::new()),
             isr_proposal: RefCell::new(None),
             isr_proposed,
-            txn_order: Rc::default(),
+            append_order: Rc::default(),
         })
     }
 
@@ -449,29 +450,29 @@ impl<D: Disk> Partition<D> {
         Ok(outcome)
     }
 
-    /// A place in `producer_id`'s queue of batches to append here ([`TxnOrder`]); take it
+    /// A place in `producer_id`'s queue of batches to append here ([`AppendOrder`]); take it
     /// before any wait, in the order the batches arrived.
-    pub fn txn_ticket(&self, producer_id: i64) -> TxnTicket {
-        self.txn_order.ticket(producer_id)
+    pub fn append_ticket(&self, producer_id: i64) -> AppendTicket {
+        self.append_order.ticket(producer_id)
     }
 
     /// Appends a client's batch as [`Partition::append`] does, but when the pending buffer is
     /// full, flushes and waits in arrival order with the other batches waiting for space (a
     /// batch arriving while some wait queues behind them), so that no batch overtakes an
-    /// earlier one of the same producer ([`TxnOrder`]).
+    /// earlier one of the same producer ([`AppendOrder`]).
     pub async fn append_in_order(
         &self,
         records: impl Fn() -> BytesMut,
         now_ms: i64,
         log_append_time: bool,
     ) -> Result<AppendOutcome, StorageError> {
-        if !self.txn_order.waiting(SPACE) {
+        if !self.append_order.waiting(SPACE) {
             match self.append(records(), now_ms, log_append_time) {
                 Err(StorageError::BufferFull { .. }) => {}
                 other => return other,
             }
         }
-        let ticket = self.txn_order.ticket(SPACE);
+        let ticket = self.append_order.ticket(SPACE);
         ticket.turn().await;
         loop {
             match self.append(records(), now_ms, log_append_time) {

@@ -42,7 +42,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                         };
                         codes.push(match ctx.txn(txn_id, op).await {
                             Ok(_) => code::NONE,
-                            Err(e) => e.code(version, 2),
+                            // v5 is the first to know TRANSACTION_ABORTABLE.
+                            Err(e) => match e.code(version, 2) {
+                                code::TRANSACTION_ABORTABLE if version < 5 => {
+                                    code::INVALID_TXN_STATE
+                                }
+                                c => c,
+                            },
                         });
                     }
                     let mut codes = codes.into_iter();

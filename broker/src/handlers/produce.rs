@@ -195,7 +195,7 @@ impl Call<Shard> for AppendOnOwner {
             .map(|(_, item)| {
                 let header = millrace_wire::records::BatchHeader::parse(&item.records).ok()?;
                 let partition = shard.partition(&item.topic, item.partition)?;
-                (header.producer_id >= 0).then(|| partition.txn_ticket(header.producer_id))
+                (header.producer_id >= 0).then(|| partition.append_ticket(header.producer_id))
             })
             .collect();
         // Stage one, in request order: offsets are assigned and the batches are in the logs.

@@ -551,6 +551,23 @@ pub fn check_transactions_v2(bootstrap: &str, topic: &str) {
     );
     assert_eq!(late, INVALID_PRODUCER_EPOCH);
 
+    // The offsets committed with it made the group: an empty group holding them, as a plain
+    // commit by a consumer without group management does.
+    let deadline = Instant::now() + RETRY_FOR;
+    let listed = format!(r#"{{"group":"{group}","protocol_type":"","state":"Empty"}}"#);
+    loop {
+        let list = Command::new(TOOLS)
+            .args(["groups", "list", "--json", "--bootstrap-server", bootstrap])
+            .output()
+            .unwrap();
+        let list = ok(list);
+        if list.contains(&listed) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{group} not listed: {list}");
+        std::thread::sleep(RETRY_BACKOFF);
+    }
+
     // Committed whole, nothing left open: two records and the marker.
     let view = committed_view(bootstrap, topic, 0);
     assert_eq!(view.markers.len(), 1, "{view:?}");
