@@ -64,7 +64,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             match (check, owner) {
                 (Ok(rebuilt), Some(owner)) => {
                     let records = rebuilt.unwrap_or_else(|| p.records.clone().unwrap_or_default());
-                    let txn = transactional(req.transactional_id.as_ref(), &records);
+                    let (producer_id, txn) = producer_of(req.transactional_id.as_ref(), &records);
                     split.push(
                         owner,
                         slot,
@@ -73,6 +73,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                             partition: p.index,
                             records,
                             log_append_time: settings.as_ref().is_some_and(|s| s.log_append_time),
+                            producer_id,
                             txn,
                         },
                     )
@@ -116,21 +117,27 @@ pub struct ProduceItem {
     /// The topic's `message.timestamp.type` is LogAppendTime (decided by the validating
     /// shard, from the same settings it validated with).
     pub log_append_time: bool,
+    /// The first batch's producer id, -1 when it has none (not idempotent).
+    pub producer_id: i64,
     /// Transactional batches: (transactional id, producer id, epoch), verified with the
     /// coordinator before the producer's first append in a transaction here (KIP-890).
     pub txn: Option<(String, i64, i16)>,
 }
 
-/// The transaction a partition's batches belong to: the request's transactional id and the
-/// first batch's producer, when that batch is transactional.
-fn transactional(
+/// The producer of a partition's batches (the first batch's), and the transaction they belong
+/// to: the request's transactional id with that producer, when the batch is transactional.
+/// One header parse per item on the produce path.
+fn producer_of(
     txn_id: Option<&kafka_protocol::messages::TransactionalId>,
     records: &Bytes,
-) -> Option<(String, i64, i16)> {
-    let txn_id = txn_id?;
-    let h = BatchHeader::parse(records).ok()?;
-    (h.is_transactional() && h.producer_id >= 0)
-        .then(|| (txn_id.0.to_string(), h.producer_id, h.producer_epoch))
+) -> (i64, Option<(String, i64, i16)>) {
+    let Ok(h) = BatchHeader::parse(records) else {
+        return (-1, None);
+    };
+    let txn = txn_id
+        .filter(|_| h.is_transactional() && h.producer_id >= 0)
+        .map(|id| (id.0.to_string(), h.producer_id, h.producer_epoch));
+    (h.producer_id.max(-1), txn)
 }
 
 /// A failed KIP-890 verification as Produce answers it (Kafka's mapping): a fenced producer
@@ -193,9 +200,8 @@ impl Call<Shard> for AppendOnOwner {
             .items
             .iter()
             .map(|(_, item)| {
-                let header = millrace_wire::records::BatchHeader::parse(&item.records).ok()?;
                 let partition = shard.partition(&item.topic, item.partition)?;
-                (header.producer_id >= 0).then(|| partition.append_ticket(header.producer_id))
+                (item.producer_id >= 0).then(|| partition.append_ticket(item.producer_id))
             })
             .collect();
         // Stage one, in request order: offsets are assigned and the batches are in the logs.
