@@ -281,6 +281,13 @@ pub const ALL: &[(&str, i16)] = &[
     ("DUPLICATE_SEQUENCE_NUMBER", DUPLICATE_SEQUENCE_NUMBER),
 ];
 
+/// The name of `code` as Kafka spells it, or "UNKNOWN" for a code not in [`ALL`].
+pub fn name(code: i16) -> &'static str {
+    ALL.iter()
+        .find(|(_, v)| *v == code)
+        .map_or("UNKNOWN", |(n, _)| n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,15 +140,19 @@ fn producer_of(
     (h.producer_id.max(-1), txn)
 }
 
-/// A failed KIP-890 verification as Produce answers it (Kafka's mapping): a fenced producer
-/// is INVALID_PRODUCER_EPOCH; a partition not in the transaction TRANSACTION_ABORTABLE from
-/// v11, INVALID_TXN_STATE before; a coordinator busy or out of reach NOT_ENOUGH_REPLICAS, so
-/// old clients retry without refreshing metadata.
+/// A failed KIP-890 verification (or implicit add, from v12) as Produce answers it (Kafka's
+/// mapping): a fenced producer is INVALID_PRODUCER_EPOCH; a partition not in the transaction
+/// TRANSACTION_ABORTABLE from v11, INVALID_TXN_STATE before; a coordinator busy
+/// (CONCURRENT_TRANSACTIONS, which v12 clients get as it is) or out of reach
+/// NOT_ENOUGH_REPLICAS, so old clients retry without refreshing metadata.
 fn verification_code(e: crate::txn::TxnError, version: i16) -> i16 {
     use crate::txn::TxnError;
     match e {
         TxnError::Fenced => code::INVALID_PRODUCER_EPOCH,
         TxnError::Code(code::TRANSACTION_ABORTABLE) if version < 11 => code::INVALID_TXN_STATE,
+        TxnError::Code(code::CONCURRENT_TRANSACTIONS) if version >= 12 => {
+            code::CONCURRENT_TRANSACTIONS
+        }
         TxnError::Code(
             code::CONCURRENT_TRANSACTIONS
             | code::NOT_COORDINATOR
@@ -156,6 +160,21 @@ fn verification_code(e: crate::txn::TxnError, version: i16) -> i16 {
             | code::COORDINATOR_LOAD_IN_PROGRESS,
         ) => code::NOT_ENOUGH_REPLICAS,
         TxnError::Code(c) => c,
+    }
+}
+
+/// The message of a failed verification or implicit add.
+fn verification_message(e: crate::txn::TxnError) -> String {
+    use crate::txn::TxnError;
+    match e {
+        TxnError::Fenced => "the producer was fenced by a newer epoch".into(),
+        TxnError::Code(code::TRANSACTION_ABORTABLE | code::INVALID_TXN_STATE) => {
+            "the partition is not in the producer's transaction".into()
+        }
+        TxnError::Code(c) => format!(
+            "the transaction's coordinator could not take the partition yet: {}",
+            millrace_wire::codes::name(c)
+        ),
     }
 }
 
@@ -248,9 +267,8 @@ impl Call<Shard> for AppendOnOwner {
                     let producer = (*pid, *epoch);
                     let verified = crate::txn::verify(&shard, txn_id, producer, at, add).await;
                     if let Err(e) = verified {
-                        let message = "the partition is not in the producer's transaction";
                         let code = verification_code(e, self.version);
-                        results.push((slot, error(code, Some(message.into()))));
+                        results.push((slot, error(code, Some(verification_message(e)))));
                         continue;
                     }
                     if !partition.is_leader() {

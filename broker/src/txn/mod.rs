@@ -122,7 +122,8 @@ pub struct TxnMeta {
     pub last_producer_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
-    /// When the open transaction began (its first AddPartitions), -1 when none.
+    /// When the last transaction began (its first AddPartitions), kept once it completed (as
+    /// Kafka shows it), -1 after InitProducerId.
     pub start_ms: i64,
     pub update_ms: i64,
     pub partitions: BTreeSet<(String, i32)>,
@@ -989,7 +990,6 @@ async fn end(
             let mut meta = TxnMeta {
                 state: TxnState::CompleteAbort,
                 partitions: BTreeSet::new(),
-                start_ms: -1,
                 update_ms: now,
                 ended_v2: true,
                 ..m
@@ -1104,7 +1104,6 @@ async fn complete(shard: Rc<Shard>, txn_id: String) {
                 TxnState::CompleteAbort
             },
             partitions: BTreeSet::new(),
-            start_ms: -1,
             update_ms: now,
             ..m
         };
