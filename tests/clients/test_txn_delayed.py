@@ -25,14 +25,10 @@ protocol's known hole, expected to fail (CLASSIC_STALE_END_TXN) on either broker
 
 from __future__ import annotations
 
-import queue
 import shutil
 import struct
-import subprocess
-import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, \
@@ -41,10 +37,10 @@ from confluent_kafka.admin import OffsetSpec
 
 from brokerproc import REPO
 from test_confluent_kafka import admin, create_topic
+from txn_driver import TxnDriver, compile_txn_driver
 from txn_proxy import Held, TxnProxy
 
 DEPS = REPO / ".deps/java"
-SOURCE = Path(__file__).parent / "java/TxnDelay.java"
 CLIENT_ID = "txn-delay"
 PARTITIONS = 2  # the records go to partition 0; the whole topic is read back
 MODES = ["v1", "v2"]  # transaction.version 1 and 2
@@ -78,16 +74,13 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def classes(tmp_path_factory):
-    out = tmp_path_factory.mktemp("java-txn-delay-classes")
-    subprocess.run(["javac", "-d", str(out), "-cp", f"{DEPS}/*", str(SOURCE)], check=True,
-                   timeout=120)
-    return out
+    return compile_txn_driver(tmp_path_factory.mktemp("java-txn-delay-classes"))
 
 
 class Rig:
     """A fresh broker at one transaction.version, the proxy it advertises, and the driver."""
 
-    def __init__(self, broker, proxy: TxnProxy, driver: "Driver", mode: str):
+    def __init__(self, broker, proxy: TxnProxy, driver: TxnDriver, mode: str):
         self.broker = broker
         self.proxy = proxy
         self.driver = driver
@@ -116,69 +109,12 @@ def rig(request, broker_factory, classes, topic, tmp_path, monkeypatch):
         b.extra_args = ["--config", str(cfg)]
     b.start()
     create_topic(b, topic, PARTITIONS)
-    driver = Driver(classes, proxy.address, f"tx-{topic}", tmp_path / "driver.log")
+    driver = TxnDriver(classes, proxy.address, f"tx-{topic}", CLIENT_ID,
+                       tmp_path / "driver.log", COMMAND_TIMEOUT_S)
     request.addfinalizer(driver.close)
     rig = Rig(b, proxy, driver, mode)
     rig.driver.ok("init")
     return rig
-
-
-class Driver:
-    """A TxnDelay JVM: ``call`` writes one command and returns its answer line."""
-
-    def __init__(self, classes, bootstrap: str, txn_id: str, log_path: Path):
-        self.log_path = log_path
-        self.stderr = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            ["java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp",
-             f"{DEPS}/*:{classes}", "TxnDelay", bootstrap, txn_id, CLIENT_ID],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
-        self.answers: queue.Queue[str | None] = queue.Queue()
-        self.transcript: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.answers.put(line.rstrip("\n"))
-        self.answers.put(None)
-
-    def call(self, command: str, timeout_s: float = COMMAND_TIMEOUT_S) -> str:
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        try:
-            answer = self.answers.get(timeout=timeout_s)
-        except queue.Empty:
-            answer = f"(no answer after {timeout_s}s)"
-        if answer is None:
-            answer = f"(driver exited with {self.proc.wait(5)})"
-        self.transcript.append(f"{command} -> {answer}")
-        return answer
-
-    def ok(self, command: str) -> str:
-        answer = self.call(command)
-        assert answer.startswith("ok "), f"{command}: {answer}\n{self.report()}"
-        return answer
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.call("quit", timeout_s=10)
-            except OSError:
-                pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.reader.join(5)
-        self.proc.stdin.close()
-        self.stderr.close()
-
-    def report(self) -> str:
-        log = self.log_path.read_text(errors="replace").splitlines()[-30:]
-        return ("driver:\n" + "\n".join(self.transcript) + "\ndriver stderr:\n"
-                + "\n".join(log))
 
 
 # --- the scenarios ----------------------------------------------------------------------------

@@ -18,24 +18,20 @@ Runs against millrace (in CI) and Apache Kafka 4.4 (the reference).
 from __future__ import annotations
 
 import json
-import queue
-import re
 import shutil
 import subprocess
-import threading
 import time
 import uuid
-from collections import Counter
-from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 import cwire as c
 import kwire as w
-from cluster import JAVA_DEPS, REPO, wait_for
+from cluster import JAVA_DEPS, wait_for
 from history import tools_binary
 from test_replication import PARTITIONS, create_rf3
+from txn_driver import TxnDriver, compile_txn_driver
 
 TIMEOUT_S = 60
 
@@ -129,7 +125,6 @@ def test_a_transaction_open_when_its_coordinator_dies_is_aborted_by_the_next(clu
 
 # --- Transactions V2: the Java client ---------------------------------------------------------
 
-TXN_DRIVER = REPO / "tests/clients/java/TxnDelay.java"
 V2_TRANSACTIONS = 6  # the even ones committed, the odd ones aborted
 V2_RECORDS = 3  # per partition and transaction
 V2_KILL_BEFORE = 3  # a partition leader is killed after transactions 0-2, before 3-5
@@ -160,7 +155,8 @@ def test_transactions_v2_java_client_across_brokers_through_a_leader_kill(cluste
     assert set(leaders.values()) == cluster.broker_ids, f"leaders not spread: {leaders}"
     txn_id = f"tx2-{topic}"
     classes = compile_txn_driver(tmp_path / "classes")
-    driver = TxnDriver(classes, cluster.bootstrap(), txn_id, tmp_path / "driver.log")
+    driver = TxnDriver(classes, cluster.bootstrap(), txn_id, "txn-v2-cluster",
+                       tmp_path / "driver.log", DRIVER_COMMAND_TIMEOUT_S)
     try:
         driver.ok("init")
         coordinator = txn_coordinator(cluster, txn_id)
@@ -208,85 +204,6 @@ def test_transactions_v2_java_client_across_brokers_through_a_leader_kill(cluste
     assert_nothing_left_open(cluster, topic)
     markers = check_batch_epochs(cluster, topic, sent, pid, epoch0)
     observe("markers per partition (one per transaction expected)", markers)
-
-
-class TxnDriver:
-    """tests/clients/java/TxnDelay.java in a JVM: `call` writes one command to its stdin and
-    returns the answer line ("ok ..." or "error CLASS MESSAGE"); the client logs its warnings
-    to `log_path`."""
-
-    def __init__(self, classes: Path, bootstrap: str, txn_id: str, log_path: Path):
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            ["java", "-XX:TieredStopAtLevel=1", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-             "-cp", f"{JAVA_DEPS}/*:{classes}", "TxnDelay", bootstrap, txn_id, "txn-v2-cluster"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True)
-        self._answers: queue.Queue[str | None] = queue.Queue()
-        self.transcript: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self._answers.put(line.rstrip("\n"))
-        self._answers.put(None)
-
-    def call(self, command: str, timeout_s: float = DRIVER_COMMAND_TIMEOUT_S) -> str:
-        t0 = time.monotonic()
-        try:
-            self.proc.stdin.write(command + "\n")
-            self.proc.stdin.flush()
-            answer = self._answers.get(timeout=timeout_s)
-        except OSError as e:
-            answer = f"(driver gone: {e})"
-        except queue.Empty:
-            answer = f"(no answer in {timeout_s}s)"
-        if answer is None:
-            answer = f"(driver exited with {self.proc.wait(5)})"
-        self.transcript.append(f"{command} -> {answer} ({time.monotonic() - t0:.2f} s)")
-        return answer
-
-    def ok(self, command: str) -> str:
-        answer = self.call(command)
-        assert answer.startswith("ok "), f"{command}: {answer}\n{self.report()}"
-        return answer
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.call("quit", timeout_s=10)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(5)
-        self.proc.stdin.close()
-        self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def warnings(self) -> dict[str, int]:
-        """How often the client's log names each Kafka error (NOT_LEADER_OR_FOLLOWER, ...),
-        and how many connections it could not establish."""
-        text = self.log()
-        seen = Counter(re.findall(r"\b[A-Z]{2,}(?:_[A-Z]+)+\b", text))
-        refused = text.count("could not be established")
-        if refused:
-            seen["connection could not be established"] = refused
-        return dict(seen)
-
-    def report(self) -> str:
-        return ("driver:\n" + "\n".join(self.transcript[-40:]) + "\ndriver stderr:\n"
-                + "\n".join(self.log().splitlines()[-40:]))
-
-
-def compile_txn_driver(out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["javac", "-d", str(out), "-cp", f"{JAVA_DEPS}/*", str(TXN_DRIVER)],
-                   check=True, timeout=120)
-    return out
 
 
 def txn_value(i: int, p: int, j: int) -> str:
