@@ -707,23 +707,21 @@ impl Conn {
 
 /// The coordinator of a group, HOST:PORT.
 fn find_group_coordinator(bootstrap: &str, group: &str) -> String {
-    let mut conn = Conn::connect(bootstrap);
-    let mut request = FindCoordinatorRequest::default();
-    request.key = StrBytes::from_string(group.to_string());
-    request.key_type = 0;
-    let r = retry("FindCoordinator", || {
-        let r = conn.call(&request, 3);
-        (r.error_code, r)
-    });
-    format!("{}:{}", r.host.as_str(), r.port)
+    coordinator_of(bootstrap, group, 0)
 }
 
 /// The coordinator of a transactional id, HOST:PORT.
 fn find_coordinator(bootstrap: &str, transactional_id: &str) -> String {
+    coordinator_of(bootstrap, transactional_id, 1)
+}
+
+/// FindCoordinator v3 for `key` of `key_type` (0 group, 1 transactional id), retried while
+/// the coordinator is not ready.
+fn coordinator_of(bootstrap: &str, key: &str, key_type: i8) -> String {
     let mut conn = Conn::connect(bootstrap);
     let mut request = FindCoordinatorRequest::default();
-    request.key = StrBytes::from_string(transactional_id.to_string());
-    request.key_type = 1;
+    request.key = StrBytes::from_string(key.to_string());
+    request.key_type = key_type;
     let r = retry("FindCoordinator", || {
         let r = conn.call(&request, 3);
         (r.error_code, r)
