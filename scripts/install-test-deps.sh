@@ -8,9 +8,12 @@
 #   - <repo>/.deps/kafka: org.apache.kafka:kafka_2.13 (the broker) and its runtime jars
 #   - <repo>/.deps/librdkafka: librdkafka 2.12 and its own test-runner, built from the rdkafka-sys
 #     crate's source (crates.io) by scripts/librdkafka-tests.sh (about 3 minutes on 2 cores, once)
+#   - the Go module cache: tests/clients/go's dependencies (franz-go, pinned by its go.sum) from
+#     the Go module proxy, and a first build of it (about 30 s on 2 cores, once); skipped without
+#     go 1.26+, and test_franz_go.py then skips
 #
-# Needs: python3 (with venv), java 17 + javac, mvn, gcc + g++ + make, curl. Run as root (or with
-# sudo available) for apt.
+# Needs: python3 (with venv), java 17 + javac, mvn, gcc + g++ + make, curl; go is optional. Run
+# as root (or with sudo available) for apt.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,6 +71,41 @@ copy_deps() {
   echo "$want" >"$stamp"
 }
 
+# The Go module of tests/clients/go: its go.sum pins every module. Present when an offline
+# `go mod download` (GOPROXY=off) finds them all in the module cache; otherwise they are fetched
+# from the proxy and the program is built once, so that test_franz_go.py's offline build finds
+# the build cache warm too.
+go_modules="Go modules"
+install_go_modules() {
+  local go
+  go="$(command -v go || echo /usr/local/go/bin/go)"
+  if [ ! -x "$go" ]; then
+    log "no go toolchain: skipping tests/clients/go (test_franz_go.py will skip)"
+    go_modules="no Go"
+    return
+  fi
+  local need have
+  need="$(sed -n 's/^go //p' "$repo/tests/clients/go/go.mod")"
+  have="$(GOTOOLCHAIN=local "$go" env GOVERSION)"
+  have="${have#go}"
+  if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" != "$need" ]; then
+    log "go $have is older than the $need tests/clients/go needs: skipping it" \
+      "(test_franz_go.py will skip)"
+    go_modules="no Go"
+    return
+  fi
+  (
+    cd "$repo/tests/clients/go"
+    export GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN=local GOWORK=off
+    if GOPROXY=off "$go" mod download >/dev/null 2>&1; then
+      exit 0
+    fi
+    log "downloading tests/clients/go's modules (Go module proxy) and building it"
+    "$go" mod download
+    "$go" build -o /dev/null ./...
+  )
+}
+
 check_tools() {
   local missing=()
   for t in python3 java javac mvn gcc g++ make curl perl flock; do
@@ -86,5 +124,6 @@ copy_deps "$repo/tests/clients/java/pom.xml" "$repo/.deps/java"
 copy_deps "$repo/bench/peers/apache-kafka/pom.xml" "$repo/.deps/kafka"
 # Cached: rebuilt only when the pinned version, flags or harness patch change; fails loudly.
 bash "$repo/scripts/librdkafka-tests.sh" --build-only
+install_go_modules
 log "ok: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), .venv, .deps/java," \
-  ".deps/kafka, .deps/librdkafka"
+  ".deps/kafka, .deps/librdkafka, $go_modules"

@@ -11,7 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
 };
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use millrace_wire::frame::RequestHeader;
 
 fn api_keys(registry: &[ApiEntry]) -> Vec<ApiVersion> {
@@ -65,9 +65,17 @@ fn features_epoch() -> i64 {
     })
 }
 
-/// The v0-format error response for an ApiVersions version the broker does not support.
+/// The v0-format error response for an ApiVersions version the broker does not support. It
+/// lists ApiVersions' own range only, as Kafka does: the client asks again at a version it
+/// shares and learns everything (the feature levels included) from that answer. A client
+/// given the whole list here may take it as the final answer and never see the features
+/// (franz-go 1.22, which opens with v5, did: its first transaction ran on the classic
+/// protocol).
 pub fn unsupported_version(header: &RequestHeader, registry: &[ApiEntry]) -> Response {
-    let keys = api_keys(registry);
+    let keys: Vec<ApiVersion> = api_keys(registry)
+        .into_iter()
+        .filter(|k| k.api_key == ApiKey::ApiVersions as i16)
+        .collect();
     let mut buf = BytesMut::with_capacity(16 + keys.len() * 6);
     buf.put_i32(0);
     buf.put_i32(header.correlation_id);
