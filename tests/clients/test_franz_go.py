@@ -28,15 +28,14 @@ import json
 import os
 import shutil
 import subprocess
-import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from test_confluent_kafka import create_topic
+from test_transactions import read_quiet
 
 MODULE = Path(__file__).parent / "go"
 PARTITIONS = 3
@@ -101,24 +100,9 @@ def read_records(bootstrap: str, topic: str, isolation: str,
                  quiet_s: float = 2.0) -> list[tuple[int, int, str | None, str]]:
     """Every record of ``topic`` from the start, until nothing new arrives for ``quiet_s``:
     (partition, offset, key, value)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex}",
-                  "isolation.level": isolation, "enable.auto.commit": False,
-                  "enable.partition.eof": False})
-    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
-    out = []
-    last = time.monotonic()
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() - last < quiet_s and time.monotonic() < deadline:
-        m = c.poll(0.2)
-        if m is None:
-            continue
-        if m.error():
-            raise KafkaException(m.error())
-        key = None if m.key() is None else m.key().decode()
-        out.append((m.partition(), m.offset(), key, m.value().decode()))
-        last = time.monotonic()
-    c.close()
-    return out
+    parts = [(topic, p) for p in range(PARTITIONS)]
+    return [(p, o, None if k is None else k.decode(), v.decode())
+            for _, p, o, k, v in read_quiet(bootstrap, parts, isolation, quiet_s)]
 
 
 def positions(records: list[dict]) -> list[tuple[int, int, str]]:

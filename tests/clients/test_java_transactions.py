@@ -13,16 +13,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from brokerproc import REPO
 from test_confluent_kafka import create_topic
+from test_transactions import read_quiet
 
 DEPS = REPO / ".deps/java"
 SOURCE = Path(__file__).parent / "java/TxnCopier.java"
@@ -137,23 +136,8 @@ def read_keyed(bootstrap: str, topic: str, isolation: str,
                quiet_s: float = 2.0) -> list[tuple[bytes, bytes]]:
     """Every record of ``topic`` from the start, until nothing new arrives for ``quiet_s``:
     (key, value)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex}",
-                  "isolation.level": isolation, "enable.auto.commit": False,
-                  "enable.partition.eof": False})
-    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
-    out = []
-    last = time.monotonic()
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() - last < quiet_s and time.monotonic() < deadline:
-        m = c.poll(0.2)
-        if m is None:
-            continue
-        if m.error():
-            raise KafkaException(m.error())
-        out.append((m.key(), m.value()))
-        last = time.monotonic()
-    c.close()
-    return out
+    parts = [(topic, p) for p in range(PARTITIONS)]
+    return [(k, v) for _, _, _, k, v in read_quiet(bootstrap, parts, isolation, quiet_s)]
 
 
 @pytest.mark.timeout(240)

@@ -26,10 +26,11 @@ def txn_producer(bootstrap: str, txn_id: str, **extra) -> Producer:
     return Producer(conf)
 
 
-def read_all(bootstrap: str, partitions: list[tuple[str, int]], isolation: str,
-             quiet_s: float = 2.0) -> list[tuple[str, int, bytes]]:
+def read_quiet(bootstrap: str, partitions: list[tuple[str, int]], isolation: str,
+               quiet_s: float = 2.0) -> list[tuple[str, int, int, bytes | None, bytes]]:
     """Every record from the start of each partition, until nothing new arrives for
-    ``quiet_s``: (topic, partition, value)."""
+    ``quiet_s`` (at most TIMEOUT_S): (topic, partition, offset, key, value). The other
+    transaction modules read their topics back with it too."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex}",
                   "isolation.level": isolation, "enable.auto.commit": False,
                   "enable.partition.eof": False})
@@ -43,10 +44,16 @@ def read_all(bootstrap: str, partitions: list[tuple[str, int]], isolation: str,
             continue
         if m.error():
             raise KafkaException(m.error())
-        out.append((m.topic(), m.partition(), m.value()))
+        out.append((m.topic(), m.partition(), m.offset(), m.key(), m.value()))
         last = time.monotonic()
     c.close()
     return out
+
+
+def read_all(bootstrap: str, partitions: list[tuple[str, int]], isolation: str,
+             quiet_s: float = 2.0) -> list[tuple[str, int, bytes]]:
+    """``read_quiet`` as (topic, partition, value)."""
+    return [(t, p, v) for t, p, _, _, v in read_quiet(bootstrap, partitions, isolation, quiet_s)]
 
 
 def values(records) -> list[bytes]:
@@ -438,7 +445,6 @@ def test_an_idle_transactional_id_expires(broker_factory, topic):
     long is forgotten (tombstoned in __transaction_state): InitProducerId then starts it over
     with a new producer id instead of bumping the old one's epoch; before expiry, and after a
     restart that reads the log back, the id is still known."""
-    import kwire as w
     b = broker_factory()
     cfg = b.data_dir / "txn.properties"
     cfg.write_text("transactional.id.expiration.ms=1500\n"
