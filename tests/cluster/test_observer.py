@@ -114,8 +114,12 @@ def test_the_metadata_fetch_checks_who_asks_and_where_their_log_is(cluster_facto
     f13 = c.fetch_metadata_log(leader.controller_port, 9, 0, 0, version=13)
     assert f13.error == c.NONE and c.batch_offsets(f13.records)[0][0] == 0
 
-    # Fetch on until up to date (the cluster may still be committing its start-up records):
-    # each answer continues where the last ended; at the end a long poll that waited.
+    # Fetch on until up to date: each answer continues where the last ended; at the end a long
+    # poll that waited. Once every broker is up, the active controller creates the internal
+    # topics at its next session check (about 60 records): wait for them first, or the log
+    # grows under the checks below.
+    wait_for(lambda: {"__consumer_offsets", "__transaction_state"}
+             <= set(c.metadata(leader.port, None).topics), 30, what="internal topics created")
     at, epoch, waited = 0, 0, 0.0
     for _ in range(200):
         t0 = time.monotonic()
