@@ -19,13 +19,25 @@ port=29500
 work=$(mktemp -d /tmp/bench-ab.XXXXXX)
 trap 'pkill -f "millrace --listen 127.0.0.1:$port" 2>/dev/null || true; rm -rf "$work"' EXIT
 
+# no_metrics BROKER: sets `off` to the arguments that turn BROKER's HTTP metrics listener off
+# (millrace.metrics.listen, by default 127.0.0.1:9644: one port for the whole host, which another
+# broker here may hold); empty for a build older than the listener (no --override flag).
+no_metrics() {
+  off=()
+  case "$("$1" --help 2>/dev/null || true)" in
+    *--override*) off=(--override millrace.metrics.listen=) ;;
+  esac
+}
+
 mbps() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; \
 print('%.1f' % r[sys.argv[2]]['mb_per_sec'])" "$1" "$2"; }
 
 one() {
   local label=$1 broker=$2 round=$3 dir="$work/data"
   rm -rf "$dir"
-  "$broker" --listen 127.0.0.1:$port --data-dir "$dir" >"$work/broker.log" 2>&1 &
+  no_metrics "$broker"
+  "$broker" --listen 127.0.0.1:$port --data-dir "$dir" ${off[@]+"${off[@]}"} \
+    >"$work/broker.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do
     (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break

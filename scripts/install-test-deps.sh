@@ -4,6 +4,8 @@
 #
 #   - kcat from Debian (apt-get; runs `apt-get update` only if kcat is not installable yet)
 #   - <repo>/.venv with the pinned Python clients of tests/clients/requirements.txt
+#   - <repo>/.venv/bin/promtool: only that binary out of Debian's prometheus package (apt-get
+#     download, not installed: the package would set up a service)
 #   - <repo>/.deps/java: org.apache.kafka:kafka-clients and its runtime jars (Maven Central)
 #   - <repo>/.deps/kafka: org.apache.kafka:kafka_2.13 (the broker) and its runtime jars
 #   - <repo>/.deps/librdkafka: librdkafka 2.12 and its own test-runner, built from the rdkafka-sys
@@ -49,6 +51,28 @@ install_venv() {
   [ -x "$repo/.venv/bin/python" ] || python3 -m venv "$repo/.venv"
   "$repo/.venv/bin/pip" install -q --disable-pip-version-check -r "$req"
   echo "$want" >"$stamp"
+}
+
+# promtool (`promtool check metrics` for the broker's /metrics) from Debian's prometheus
+# package, unpacked in a temporary directory; runs `apt-get update` only if the download fails.
+install_promtool() {
+  local dest="$repo/.venv/bin/promtool"
+  if [ -x "$dest" ] && "$dest" --version >/dev/null 2>&1; then
+    return
+  fi
+  log "installing promtool into $dest (Debian's prometheus package, the binary only)"
+  (
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    cd "$tmp"
+    if ! apt-get download -q prometheus >/dev/null 2>&1; then
+      as_root apt-get update -q >/dev/null
+      apt-get download -q prometheus >/dev/null
+    fi
+    dpkg-deb -x prometheus_*.deb root
+    install -m 0755 root/usr/bin/promtool "$dest"
+  )
+  "$dest" --version >/dev/null
 }
 
 # copy_deps POM DEST: resolve POM's runtime dependencies into DEST, unless DEST already holds
@@ -120,10 +144,12 @@ check_tools() {
 check_tools
 install_kcat
 install_venv
+install_promtool
 copy_deps "$repo/tests/clients/java/pom.xml" "$repo/.deps/java"
 copy_deps "$repo/bench/peers/apache-kafka/pom.xml" "$repo/.deps/kafka"
 # Cached: rebuilt only when the pinned version, flags or harness patch change; fails loudly.
 bash "$repo/scripts/librdkafka-tests.sh" --build-only
 install_go_modules
-log "ok: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), .venv, .deps/java," \
-  ".deps/kafka, .deps/librdkafka, $go_modules"
+log "ok: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), .venv, promtool" \
+  "$("$repo/.venv/bin/promtool" --version 2>&1 | sed -n 's/^promtool, version \([^ ]*\).*/\1/p')," \
+  ".deps/java, .deps/kafka, .deps/librdkafka, $go_modules"

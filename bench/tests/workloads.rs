@@ -70,6 +70,9 @@ impl Broker {
             .args(["--listen", &addr, "--advertise", &addr, "--data-dir"])
             .arg(dir.join("data"))
             .args(["--cores", "2"])
+            // No metrics listener: its default port (127.0.0.1:9644) is one for the whole
+            // host, where other test brokers may be running.
+            .args(["--override", "millrace.metrics.listen="])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -4,10 +4,12 @@
 
 use crate::handlers::{Listener, RecordPiece, Response};
 use crate::shard::Shard;
+use crate::stats::RequestClock;
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use millrace_shard::net::{pread_exact, sendfile_some, split, TcpStream};
 use millrace_shard::sync::LocalQueue;
+use millrace_shard::time::Instant;
 use millrace_shard::Task;
 use millrace_wire::fetch::FetchChunk;
 use millrace_wire::frame::{frame_size, parse_request_header, peek_fixed, RequestHeader};
@@ -33,7 +35,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener) {
             return;
         }
     };
-    let queue: Rc<LocalQueue<Task<Response>>> =
+    let queue: Rc<LocalQueue<Task<Answer>>> =
         Rc::new(LocalQueue::new(shard.config.max_inflight_per_connection));
     let writer_task = millrace_shard::spawn(write_loop(
         shard.clone(),
@@ -49,7 +51,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener) {
 async fn read_loop(
     shard: &Rc<Shard>,
     mut reader: TcpStream,
-    queue: &LocalQueue<Task<Response>>,
+    queue: &LocalQueue<Task<Answer>>,
     peer: &str,
     listener: Listener,
 ) {
@@ -74,6 +76,7 @@ async fn read_loop(
             tracing::debug!(%peer, "connection closed mid-request");
             return;
         };
+        let clock = Rc::new(RequestClock::new());
         let (header, body_at) = match parse_request_header(&frame) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -86,6 +89,7 @@ async fn read_loop(
         let client = crate::handlers::Client {
             host: host.clone(),
             listener,
+            clock,
         };
         let task = millrace_shard::spawn(handle(shard.clone(), header, body, client));
         if queue.push(task).await.is_err() {
@@ -111,31 +115,59 @@ async fn read_frame(reader: &mut TcpStream, size: usize) -> Option<Bytes> {
     Some(frame.freeze())
 }
 
+/// A handler's response with what its clock needs once it is written.
+struct Answer {
+    response: Response,
+    api_key: i16,
+    clock: Rc<RequestClock>,
+    started: Instant,
+    answered: Instant,
+}
+
 async fn handle(
     shard: Rc<Shard>,
     header: RequestHeader,
     body: Bytes,
     client: crate::handlers::Client,
-) -> Response {
-    crate::handlers::dispatch(&shard, &header, body, client).await
+) -> Answer {
+    let started = Instant::now();
+    let clock = client.clock.clone();
+    let response = crate::handlers::dispatch(&shard, &header, body, client).await;
+    Answer {
+        response,
+        api_key: header.api_key,
+        clock,
+        started,
+        answered: Instant::now(),
+    }
 }
 
 async fn write_loop(
     shard: Rc<Shard>,
     mut writer: TcpStream,
-    queue: Rc<LocalQueue<Task<Response>>>,
+    queue: Rc<LocalQueue<Task<Answer>>>,
     peer: String,
 ) {
     while let Some(task) = queue.pop().await {
-        let result = match task.await {
+        let Answer {
+            response,
+            api_key,
+            clock,
+            started,
+            answered,
+        } = task.await;
+        let done = |closed| clock.done(api_key, started, answered, closed);
+        let result = match response {
             Response::Frame(bytes) => writer.write_all(&bytes).await,
             Response::Fetch(chunks) => write_fetch(&shard, &mut writer, chunks).await,
             Response::Nothing => Ok(()),
             Response::Close(reason) => {
                 tracing::warn!(%peer, %reason, "closing connection");
+                done(true);
                 break;
             }
         };
+        done(false);
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "write failed; closing");
             break;

@@ -106,7 +106,15 @@ impl DiskFile for BrokerFile {
     }
 
     async fn sync_data(&self) -> io::Result<()> {
-        both_files!(self, f => f.sync_data().await)
+        match self {
+            BrokerFile::Device(f) => {
+                let t0 = millrace_shard::time::Instant::now();
+                let synced = f.sync_data().await;
+                crate::stats::fsync(t0.elapsed());
+                synced
+            }
+            BrokerFile::Sim(f) => f.sync_data().await,
+        }
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {

@@ -358,6 +358,7 @@ impl Loop {
                     let now = millrace_shard::time::now_ms();
                     p.append_as_follower(BytesMut::from(&records[..]), now)
                         .map_err(Resting::after)?;
+                    crate::stats::replicated_in(p.topic(), records.len());
                 }
                 Ok(Some(high_watermark))
             }

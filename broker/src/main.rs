@@ -19,10 +19,12 @@ mod errors;
 mod follower;
 mod group;
 mod handlers;
+mod http;
 mod isr;
 mod maintenance;
 mod mesh;
 mod metadata;
+mod metrics;
 mod partition;
 mod peer;
 mod quorum;
@@ -32,6 +34,7 @@ mod shard;
 #[cfg(test)]
 mod sim_tests;
 mod state_log;
+mod stats;
 mod stop;
 mod topic_config;
 mod txn;
@@ -65,6 +68,10 @@ struct Cli {
     /// A server.properties file.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Sets a server.properties key, over the file and the other flags (repeatable), as
+    /// Kafka's `--override`: `--override millrace.metrics.listen=` turns the metrics off.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Print the protocol-support table (Markdown) generated from the handler registry and exit.
     #[arg(long, hide = true)]
     print_protocol_table: bool,
@@ -138,6 +145,12 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     }
     if let Some(v) = cli.node_id {
         push("node.id", v.to_string());
+    }
+    for pair in &cli.overrides {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--override {pair}: expected KEY=VALUE"))?;
+        push(k.trim(), v.trim().to_string());
     }
     config.apply(&overrides).map_err(|e| e.to_string())?;
     config.validate().map_err(|e| e.to_string())?;

@@ -271,6 +271,11 @@ impl<D: Disk> Partition<D> {
         self.replica.borrow().assignment().replicas.len() > 1
     }
 
+    /// Bytes of the log's segments.
+    pub fn size_in_bytes(&self) -> u64 {
+        self.log.size_in_bytes()
+    }
+
     /// The offset the next append gets.
     pub fn log_end_offset(&self) -> i64 {
         self.log.log_end_offset()

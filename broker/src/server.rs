@@ -67,6 +67,12 @@ pub fn run(mut config: Config) -> Result<(), String> {
                 .map_err(|e| format!("listening on the controller listener {addr}: {e}"))?,
         );
     }
+    if let Some(addr) = config.metrics_listen {
+        drop(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("listening on millrace.metrics.listen {addr}: {e}"))?,
+        );
+    }
     let mesh = MeshSpec::<MeshMsg<Shard>>::new(config.cores, config.mesh_channel_capacity);
     let config = Arc::new(config);
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), cores = config.cores,
@@ -121,6 +127,12 @@ async fn shard_main(
     if shard.id == Shard::controller_shard() {
         if let Some(addr) = config.cluster.controller_listen {
             serve_controller_listener(shard.clone(), addr)?;
+        }
+        if let Some(addr) = config.metrics_listen {
+            let serving = shard.clone();
+            let handler: crate::http::Handler =
+                Rc::new(move |req| Box::pin(crate::metrics::handle(serving.clone(), req)));
+            crate::http::serve("metrics", addr, handler, || STOP.load(Ordering::Relaxed))?;
         }
     }
     if !config.cluster.is_broker() {

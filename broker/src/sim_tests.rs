@@ -804,6 +804,7 @@ async fn request_on<Req: Encodable>(
     let client = Client {
         host: Rc::from("/127.0.0.1"),
         listener,
+        clock: Rc::new(crate::stats::RequestClock::new()),
     };
     dispatch(shard, &header, body.freeze(), client).await
 }

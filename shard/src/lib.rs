@@ -35,6 +35,7 @@
 pub mod disk;
 pub mod mesh;
 pub mod net;
+pub mod process;
 pub mod reap;
 pub mod runtime;
 pub mod sim;

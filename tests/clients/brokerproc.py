@@ -2,7 +2,9 @@
 
 TEST_BROKER selects which (``millrace``, the default, or ``kafka``). Both run in the foreground as
 one child process on a free loopback port with their own data directory, so a test can SIGTERM,
-SIGKILL and restart them on the same data directory and port.
+SIGKILL and restart them on the same data directory and port. millrace also gets a free loopback
+port of its own for its HTTP metrics listener (``millrace.metrics.listen``, by default the fixed
+127.0.0.1:9644, on which a second broker on this host would fail to bind).
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ class BrokerProcess:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        # millrace's metrics listener (millrace.metrics.listen), kept across restarts like the
+        # port; None for Kafka, which has no such key.
+        self.metrics_port: int | None = None
+        if self.kind == "millrace":
+            self.metrics_port = free_port()
+            while self.metrics_port == self.port:
+                self.metrics_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.extra_args: list[str] = []  # appended to millrace's command line
         # The "127.0.0.1:PORT" given to clients in Metadata, when it is not the broker's own (a
@@ -73,6 +82,13 @@ class BrokerProcess:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str | None:
+        """millrace's Prometheus endpoint; None for Kafka."""
+        if self.metrics_port is None:
+            return None
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def command(self) -> list[str]:
         if self.kind == "kafka":
@@ -92,6 +108,7 @@ class BrokerProcess:
         addr = self.bootstrap
         return [binary, "--listen", addr, "--advertise", self.advertise or addr,
                 "--data-dir", str(self.data_dir / "millrace-data"), "--cores", "2",
+                "--override", f"millrace.metrics.listen=127.0.0.1:{self.metrics_port}",
                 *self.extra_args]
 
     def start(self) -> "BrokerProcess":
@@ -139,8 +156,9 @@ class BrokerProcess:
         self._wait_port_free()
 
     def _wait_port_free(self) -> None:
+        ports = [p for p in (self.port, self.metrics_port) if p is not None]
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and port_accepts(self.port):
+        while time.monotonic() < deadline and any(port_accepts(p) for p in ports):
             time.sleep(0.05)
 
     def log_tail(self, lines: int = 40) -> str:

@@ -1,9 +1,10 @@
 """A cluster of broker processes on loopback: millrace nodes or Apache Kafka KRaft nodes.
 
 ``Cluster(kind, n=3, tmp)`` gives every node a broker port and a controller port (free, below
-the ephemeral range), a data directory and a rack (``a``, ``b``, ``c``...), writes each node's
-properties with Kafka's KRaft keys and a static voter set, and starts, stops (SIGTERM), kills
-(SIGKILL), pauses (SIGSTOP), resumes, restarts and wipes single nodes.
+the ephemeral range; millrace nodes also one for their HTTP metrics listener,
+``millrace.metrics.listen``), a data directory and a rack (``a``, ``b``, ``c``...), writes each
+node's properties with Kafka's KRaft keys and a static voter set, and starts, stops (SIGTERM),
+kills (SIGKILL), pauses (SIGSTOP), resumes, restarts and wipes single nodes.
 
 millrace nodes run as ``millrace --config nodeN.properties``. Kafka nodes run through
 bench/peers/apache-kafka-cluster.sh, which formats a node's log directory with the cluster's id
@@ -108,13 +109,19 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.1, what: str = "
 
 class Node:
     def __init__(self, cluster: "Cluster", node_id: int, port: int | None,
-                 controller_port: int | None):
+                 controller_port: int | None, metrics_port: int | None = None):
         self.cluster = cluster
         self.node_id = node_id
         # None for a controller-only node (process.roles=controller: no client listener).
         self.port = port
         # None for a broker-only node (process.roles=broker: an observer of the quorum).
         self.controller_port = controller_port
+        # millrace's HTTP metrics listener (millrace.metrics.listen; its default 127.0.0.1:9644
+        # would collide between nodes), chosen once so that it stays across restarts. None for
+        # Kafka, which has no such key.
+        self.metrics_port: int | None = None
+        if cluster.kind == "millrace":
+            self.metrics_port = metrics_port or free_port()
         self.rack = chr(ord("a") + node_id - 1)
         self.dir = cluster.tmp / f"node{node_id}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +142,13 @@ class Node:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str | None:
+        """millrace's Prometheus endpoint on this node; None for Kafka."""
+        if self.metrics_port is None:
+            return None
+        return f"http://{self.host}:{self.metrics_port}/metrics"
 
     @property
     def is_voter(self) -> bool:
@@ -182,6 +196,7 @@ class Node:
         if self.cluster.kind == "millrace":
             props["millrace.cores"] = "1"
             props["millrace.pin.cores"] = "false"
+            props["millrace.metrics.listen"] = f"{self.host}:{self.metrics_port}"
         props.update(self.cluster.overrides)
         return props
 
@@ -312,10 +327,10 @@ class Node:
         shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def _wait_ports_free(self) -> None:
+        ports = [p for p in (self.port, self.controller_port, self.metrics_port)
+                 if p is not None]
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and (
-                (self.port is not None and self.accepts(self.port))
-                or (self.controller_port is not None and self.accepts(self.controller_port))):
+        while time.monotonic() < deadline and any(self.accepts(p) for p in ports):
             time.sleep(0.05)
 
     # --- logs ------------------------------------------------------------------------------------
@@ -348,10 +363,17 @@ class Cluster:
         ports = set()
         while len(ports) < 2 * n + observers:
             ports.add(free_port())
+        # One metrics port per node (used by millrace nodes only), distinct from the others.
+        metrics_ports: list[int] = []
+        while len(metrics_ports) < n + observers:
+            port = free_port()
+            if port not in ports and port not in metrics_ports:
+                metrics_ports.append(port)
         ports = sorted(ports)
         self.nodes = [Node(self, i + 1, None if controller_only else ports[2 * i],
-                           ports[2 * i + 1]) for i in range(n)]
-        self.nodes += [Node(self, n + i + 1, ports[2 * n + i], None) for i in range(observers)]
+                           ports[2 * i + 1], metrics_ports[i]) for i in range(n)]
+        self.nodes += [Node(self, n + i + 1, ports[2 * n + i], None, metrics_ports[n + i])
+                       for i in range(observers)]
         self.voters = ",".join(f"{x.node_id}@{x.host}:{x.controller_port}"
                                for x in self.nodes if x.is_voter)
         for x in self.nodes:

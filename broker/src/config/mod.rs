@@ -151,6 +151,8 @@ pub struct Config {
     /// `max.connections`: client connections the whole broker (all shards) holds at once; at
     /// the bound it stops accepting until one closes.
     pub max_connections: usize,
+    /// `millrace.metrics.listen`: where `GET /metrics` is served (None: an empty value, off).
+    pub metrics_listen: Option<SocketAddr>,
     /// The follower fetch and ISR keys (`replica.*`).
     pub replica: ReplicaKeys,
     /// `auto.leader.rebalance.enable`: the active controller moves leadership back to
@@ -263,6 +265,7 @@ impl Default for Config {
             sendfile_descriptors_max: 256,
             fetch_wait_max_ms: 30_000,
             max_connections: 4_096,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             replica: ReplicaKeys::default(),
         }
     }
@@ -520,6 +523,7 @@ impl Config {
                 "max.connections" => {
                     self.max_connections = parse_num(key, value, 1, 1_000_000)? as usize
                 }
+                "millrace.metrics.listen" => self.metrics_listen = http_listen(key, value)?,
                 "replica.lag.time.max.ms" => {
                     self.replica.lag_time_max_ms = parse_num(key, value, 1, i64::MAX / 2)?
                 }
@@ -731,6 +735,12 @@ impl Config {
             self.fetch_wait_max_ms.to_string(),
         );
         m.insert("max.connections", self.max_connections.to_string());
+        m.insert(
+            "millrace.metrics.listen",
+            self.metrics_listen
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        );
         let r = &self.replica;
         m.insert("replica.lag.time.max.ms", r.lag_time_max_ms.to_string());
         m.insert("replica.fetch.wait.max.ms", r.fetch_wait_max_ms.to_string());
@@ -930,6 +940,21 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// An HTTP listener's `host:port` (an IP address or `localhost`; an empty host binds every
+/// interface); an empty value turns the listener off.
+fn http_listen(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, value, "expected host:port, or empty to turn it off"))?;
+    let port: u16 = port.parse().map_err(|_| invalid(key, value, "bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    cluster::socket_addr(key, host, port).map(Some)
+}
+
 fn parse_log_dir(key: &str, value: &str) -> Result<PathBuf, ConfigError> {
     let dirs: Vec<&str> = value
         .split(',')
@@ -989,6 +1014,30 @@ pub(super) mod tests {
             text.contains("log.retention.nonsense") && text.contains("line 2"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn http_listeners_parse_or_turn_off() {
+        let c = apply("").unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9644".parse().unwrap()));
+        let c = apply("millrace.metrics.listen=\n").unwrap();
+        assert_eq!(c.metrics_listen, None);
+        let c = apply("millrace.metrics.listen=:19644\n").unwrap();
+        assert_eq!(c.metrics_listen, Some("0.0.0.0:19644".parse().unwrap()));
+        let c = apply("millrace.metrics.listen=localhost:1\n").unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:1".parse().unwrap()));
+        for bad in [
+            "9644",
+            "127.0.0.1:x",
+            "127.0.0.1:70000",
+            "metrics.example:9644",
+        ] {
+            let err = apply(&format!("millrace.metrics.listen={bad}\n")).unwrap_err();
+            assert!(
+                err.to_string().contains("millrace.metrics.listen"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -259,6 +259,11 @@ impl ConsumerGroups {
         self.groups.contains_key(group_id)
     }
 
+    /// Members of consumer group `group_id` (alive or static-left); 0 if it is not one.
+    pub fn member_count(&self, group_id: &str) -> usize {
+        self.groups.get(group_id).map_or(0, |g| g.members.len())
+    }
+
     /// Whether `group_id` is a consumer group with members (alive or static-left).
     pub fn has_members(&self, group_id: &str) -> bool {
         self.groups

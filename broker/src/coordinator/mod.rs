@@ -484,6 +484,60 @@ fn list(shard: &Shard) -> Vec<(String, String, &'static str, &'static str)> {
     out
 }
 
+/// One group this shard coordinates, for the metrics: its state, members and committed
+/// offsets.
+#[derive(Debug, Clone)]
+pub struct GroupStat {
+    /// Group id.
+    pub group_id: String,
+    /// State as ListGroups names it.
+    pub state: &'static str,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
+    /// Members now.
+    pub members: usize,
+    /// Committed offsets: (topic, partition, offset).
+    pub offsets: Vec<(String, i32, i64)>,
+}
+
+/// The groups this shard coordinates now (those of offsets partitions it serves).
+pub fn group_stats(shard: &Shard) -> Vec<GroupStat> {
+    let groups = groups_of(shard);
+    let mut out = Vec::new();
+    for (group_id, _, state, group_type) in list(shard) {
+        if coordinating(shard, &group_id).is_err() {
+            continue;
+        }
+        let members = if group_type == "consumer" {
+            groups.consumer.borrow().member_count(&group_id)
+        } else {
+            groups
+                .machine
+                .borrow()
+                .describe(&group_id)
+                .map_or(0, |d| d.members.len())
+        };
+        let offsets = groups
+            .offsets
+            .borrow()
+            .get(&group_id)
+            .map(|held| {
+                held.iter()
+                    .map(|((t, p), h)| (t.clone(), *p, h.offset.offset))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(GroupStat {
+            group_id,
+            state,
+            group_type,
+            members,
+            offsets,
+        });
+    }
+    out
+}
+
 /// A KIP-848 heartbeat. A classic group with members keeps its id (GROUP_ID_NOT_FOUND, as
 /// Kafka answers "not a consumer group"); an empty classic group is converted: its record is
 /// deleted (durably) and the id becomes a consumer group.

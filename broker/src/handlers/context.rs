@@ -47,6 +47,11 @@ impl Context {
         &self.client
     }
 
+    /// The request's clock: waits on others are counted as its remote time.
+    pub fn clock(&self) -> &Rc<crate::stats::RequestClock> {
+        &self.client.clock
+    }
+
     /// The current metadata image.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.shard.image()

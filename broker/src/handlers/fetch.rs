@@ -36,7 +36,7 @@ use crate::mesh::{Call, Split};
 use crate::partition::Reader;
 use crate::shard::{Partition, Shard};
 use bytes::Bytes;
-use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::messages::{ApiKey, FetchRequest};
 use millrace_replication::follow::FollowerPosition;
 use millrace_replication::replica::BrokerId;
 use millrace_storage::disk::DiskFile;
@@ -85,6 +85,9 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Err(close) => return close,
     };
     let wanted = resolve(&ctx, &req, header.api_version);
+    if wanted.iter().any(|w| w.spec.replica.is_some()) {
+        ctx.clock().set_follower();
+    }
     let mut results = read_all(&ctx, &wanted).await;
     let total: usize = results.iter().flatten().map(|r| r.bytes).sum();
     let max_wait = req.max_wait_ms.clamp(0, ctx.config().fetch_wait_max_ms) as u64;
@@ -94,7 +97,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .flatten()
         .any(|r| r.diverging_epoch.is_some() || r.error_code != code::NONE);
     if total < req.min_bytes.max(1) as usize && max_wait > 0 && !wanted.is_empty() && !urgent {
-        wait_for_any(&ctx, &wanted, &results, max_wait).await;
+        ctx.clock()
+            .clone()
+            .remote(wait_for_any(&ctx, &wanted, &results, max_wait))
+            .await;
         results = read_all(&ctx, &wanted).await;
     }
     encode(
@@ -447,6 +453,30 @@ impl Call<Shard> for WaitOnOwner {
     }
 }
 
+/// One partition's answer in the broker's counters: its error, its bytes by topic and by
+/// where they came from.
+fn count_partition(w: &Wanted, data: &PartitionData<RecordPiece>) {
+    let follower = w.spec.replica.is_some();
+    let key = if follower {
+        crate::stats::FETCH_FOLLOWER
+    } else {
+        ApiKey::Fetch as i16
+    };
+    crate::stats::error(key, data.error_code);
+    let Some(topic) = &w.topic else { return };
+    let (mut bytes, mut cached) = (0, 0);
+    for piece in &data.records {
+        match piece {
+            RecordPiece::Memory(b) => {
+                bytes += b.len();
+                cached += b.len();
+            }
+            RecordPiece::File { len, .. } => bytes += *len as usize,
+        }
+    }
+    crate::stats::fetched(topic, follower, bytes, cached);
+}
+
 fn encode(
     ctx: &Context,
     header: &RequestHeader,
@@ -486,6 +516,7 @@ fn encode(
                 data.records = r.records;
             }
         }
+        count_partition(w, &data);
         let same_topic = topics
             .last()
             .is_some_and(|t: &TopicData<_>| same_key(&t.topic, &w.key));

@@ -113,6 +113,8 @@ pub struct Client {
     pub host: Rc<str>,
     /// The listener the request came in on.
     pub listener: Listener,
+    /// The request's clock (its stages are recorded when its answer is written).
+    pub clock: Rc<crate::stats::RequestClock>,
 }
 
 /// Which listener a connection came in on; each serves its own registry.
@@ -249,7 +251,14 @@ pub async fn dispatch(
         return Response::Close(format!("unsupported version {version} of {:?}", entry.key));
     }
     let ctx = Context::new(shard.clone(), client);
-    if let Some(answer) = forward::to_active_controller(&ctx, entry.key, header, &body).await {
+    let forwarded = ctx
+        .clock()
+        .clone()
+        .remote(forward::to_active_controller(
+            &ctx, entry.key, header, &body,
+        ))
+        .await;
+    if let Some(answer) = forwarded {
         return answer;
     }
     (entry.handler)(ctx, header.clone(), body).await
@@ -321,8 +330,11 @@ pub async fn group_call<O: crate::coordinator::GroupOperation>(
 }
 
 /// Encodes a response frame for the request `header` answers.
-pub fn respond<T: Encodable>(header: &RequestHeader, body: &T) -> Response {
+pub fn respond<T: Encodable + 'static>(header: &RequestHeader, body: &T) -> Response {
     let key = ApiKey::try_from(header.api_key).expect("dispatched keys are known");
+    crate::stats::errors::tally(header.api_key, body, &mut |code| {
+        crate::stats::error(header.api_key, code)
+    });
     let header_version = key.response_header_version(header.api_version);
     match encode_response(
         header.correlation_id,

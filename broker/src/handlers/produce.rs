@@ -96,6 +96,9 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         };
         let unavailable = || error(code::LEADER_NOT_AVAILABLE, Some("shard stopping".into()));
         ctx.fan_out(split, &mut results, make, unavailable).await;
+        // The partitions committed concurrently: the request waited as long as the slowest.
+        let waited = results.iter().map(|r| r.waited).max().unwrap_or_default();
+        ctx.clock().add_remote(waited);
     }
     if req.acks == 0 {
         return Response::Nothing;
@@ -191,6 +194,8 @@ pub struct ProduceResult {
     pub log_append_time_ms: i64,
     /// Log start offset.
     pub log_start_offset: i64,
+    /// How long the owner waited for the write to commit (replication and the group commit).
+    pub waited: std::time::Duration,
 }
 
 /// Appends to partitions the target shard owns and answers once `acks` is met for each.
@@ -288,8 +293,13 @@ impl Call<Shard> for AppendOnOwner {
                             base_offset: o.base_offset,
                             log_append_time_ms: o.log_append_time_ms,
                             log_start_offset: partition.log_start_offset(),
+                            waited: std::time::Duration::ZERO,
                         },
                     ));
+                    if !o.duplicate {
+                        let records = o.last_offset - o.base_offset + 1;
+                        crate::stats::produced(&item.topic, item.records.len(), records as u64);
+                    }
                     if !o.duplicate || !partition.is_committed(o.last_offset) {
                         waits.push((results.len() - 1, partition, o.last_offset, epoch));
                     }
@@ -307,9 +317,12 @@ impl Call<Shard> for AppendOnOwner {
         let waits = waits
             .into_iter()
             .map(|(i, partition, last, epoch)| async move {
-                (i, partition.committed(last, epoch, acks, timeout).await)
+                let t0 = millrace_shard::time::Instant::now();
+                let outcome = partition.committed(last, epoch, acks, timeout).await;
+                (i, outcome, t0.elapsed())
             });
-        for (i, outcome) in join_all(waits.collect()).await {
+        for (i, outcome, waited) in join_all(waits.collect()).await {
+            results[i].1.waited = waited;
             let Err(e) = outcome else { continue };
             let error_code = match &e {
                 CommitError::Storage(s) => {
@@ -369,6 +382,7 @@ fn error(error_code: i16, message: Option<String>) -> ProduceResult {
         base_offset: -1,
         log_append_time_ms: -1,
         log_start_offset: -1,
+        waited: std::time::Duration::ZERO,
     }
 }
 
