@@ -82,14 +82,7 @@ async fn send(shard: &Rc<Shard>, proposals: Vec<(Rc<Partition>, IsrProposal)>) {
         .await;
     match answer {
         Ok(Ok(outcomes)) => {
-            for ((partition, proposal), outcome) in sent.iter().zip(outcomes) {
-                if outcome.is_ok() {
-                    // Counted when the controller accepts (the new ISR is not applied here yet).
-                    let before = partition.assignment().isr.len();
-                    if proposal.isr.len() != before {
-                        crate::stats::isr_changed(proposal.isr.len() < before);
-                    }
-                }
+            for ((partition, _), outcome) in sent.iter().zip(outcomes) {
                 if let Err(error_code) = outcome {
                     tracing::info!(
                         topic = partition.topic(),

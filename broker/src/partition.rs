@@ -239,10 +239,21 @@ impl<D: Disk> Partition<D> {
     /// Takes a new assignment from the metadata image (an older epoch than the one in force
     /// is ignored by the replica).
     pub fn assign(&self, assignment: Assignment) {
+        let (was_leader, before) = (self.is_leader(), self.assignment());
         // The replica's clock first: a follower taking over leadership counts its ISR as
         // caught up from now, not from the last time it ticked.
         self.feed(Event::Tick(millrace_shard::time::now_ms()));
+        let (epoch, isr) = (assignment.leader_epoch, assignment.isr.len());
         self.feed(Event::Assigned(assignment));
+        // An ISR change under the same leadership, whoever decided it (this leader's
+        // AlterPartition or the controller fencing a member), as Kafka's leader counts it.
+        if was_leader && self.is_leader() && before.leader_epoch == epoch {
+            if isr < before.isr.len() {
+                crate::stats::isr_changed(true);
+            } else if isr > before.isr.len() {
+                crate::stats::isr_changed(false);
+            }
+        }
         // Long polls re-check: one that waits on a replica that stopped leading answers now.
         self.advanced.notify_all();
     }

@@ -368,12 +368,12 @@ fn replicas(t: &mut Text, stats: &ShardMetrics, partitions: &[&PartitionReport])
     for (name, help, n) in [
         (
             "kafka_server_replicamanager_isrshrinks_total",
-            "Times a leader here dropped a replica from an ISR.",
+            "ISR shrinks of partitions led here.",
             stats.isr_shrinks,
         ),
         (
             "kafka_server_replicamanager_isrexpands_total",
-            "Times a leader here took a replica back into an ISR.",
+            "ISR expansions of partitions led here.",
             stats.isr_expands,
         ),
     ] {

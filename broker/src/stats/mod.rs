@@ -98,9 +98,9 @@ pub struct ShardMetrics {
     pub topics: HashMap<String, TopicStats>,
     /// Time of each fsync (`fdatasync`) of a log segment or index.
     pub fsync: Histogram,
-    /// Leaders here that dropped a follower from the ISR.
+    /// ISR shrinks of partitions led here (under one leader epoch).
     pub isr_shrinks: u64,
-    /// Leaders here that took a follower back into the ISR.
+    /// ISR expansions of partitions led here.
     pub isr_expands: u64,
     /// Fetched record bytes served from the batch cache.
     pub fetch_cache_bytes: u64,
