@@ -25,7 +25,7 @@ trap 'pkill -f "millrace --listen 127.0.0.1:$port" 2>/dev/null || true; rm -rf "
 no_metrics() {
   off=()
   case "$("$1" --help 2>/dev/null || true)" in
-    *--override*) off=(--override millrace.metrics.listen=) ;;
+    *--override*) off=(--override millrace.metrics.listen= --override millrace.rest.listen=) ;;
   esac
 }
 

@@ -106,36 +106,9 @@ pub fn key_bytes(rank: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(rank.to_string().as_bytes());
 }
 
-/// Kafka's default partitioner for keyed records: murmur2 of the key, sign bit cleared,
-/// modulo the partition count.
-pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
-    ((murmur2(key) & 0x7fff_ffff) % partitions as u32) as i32
-}
-
-/// MurmurHash2 (32-bit) with Kafka's seed, as its clients hash keys.
-pub fn murmur2(data: &[u8]) -> u32 {
-    const M: u32 = 0x5bd1_e995;
-    const SEED: u32 = 0x9747_b28c;
-    let mut h = SEED ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M) ^ k;
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        for (i, &b) in tail.iter().enumerate().rev() {
-            h ^= u32::from(b) << (8 * i);
-        }
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^ (h >> 15)
-}
+/// Kafka's default partitioner for keyed records (murmur2 of the key, sign bit cleared, modulo
+/// the partition count).
+pub use millrace_wire::murmur2::partition_for_key;
 
 #[cfg(test)]
 mod tests {
@@ -197,19 +170,5 @@ mod tests {
         // H(1000) ~ 7.485, so the top key gets ~13.4% of all records.
         let top = f64::from(counts[0]) / 200_000.0;
         assert!((0.12..0.15).contains(&top), "{top}");
-    }
-
-    #[test]
-    fn murmur2_matches_kafkas_partitioner() {
-        // Values from Kafka's own UtilsTest (murmur2 of these strings).
-        assert_eq!(murmur2(b"21") as i32, -973932308);
-        assert_eq!(murmur2(b"foobar") as i32, -790332482);
-        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
-        assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
-        assert_eq!(
-            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
-            -58897971
-        );
-        assert_eq!(murmur2(b"abc") as i32, 479470107);
     }
 }

@@ -67,11 +67,16 @@ pub fn run(mut config: Config) -> Result<(), String> {
                 .map_err(|e| format!("listening on the controller listener {addr}: {e}"))?,
         );
     }
-    if let Some(addr) = config.metrics_listen {
-        drop(
-            std::net::TcpListener::bind(addr)
-                .map_err(|e| format!("listening on millrace.metrics.listen {addr}: {e}"))?,
-        );
+    for (key, addr) in [
+        ("millrace.metrics.listen", config.metrics_listen),
+        ("millrace.rest.listen", config.rest_listen),
+    ] {
+        if let Some(addr) = addr {
+            drop(
+                std::net::TcpListener::bind(addr)
+                    .map_err(|e| format!("listening on {key} {addr}: {e}"))?,
+            );
+        }
     }
     let mesh = MeshSpec::<MeshMsg<Shard>>::new(config.cores, config.mesh_channel_capacity);
     let config = Arc::new(config);
@@ -133,6 +138,22 @@ async fn shard_main(
             let handler: crate::http::Handler =
                 Rc::new(move |req| Box::pin(crate::metrics::handle(serving.clone(), req)));
             crate::http::serve("metrics", addr, handler, || STOP.load(Ordering::Relaxed))?;
+        }
+        if let Some(addr) = config.rest_listen {
+            // A client of this broker's own listener unless told another cluster.
+            let bootstrap = if config.rest_bootstrap.is_empty() {
+                vec![config.advertise.clone()]
+            } else {
+                config.rest_bootstrap.clone()
+            };
+            let rest = Rc::new(crate::rest::Rest::new(
+                bootstrap,
+                format!("millrace-rest-{}", config.node_id),
+                config.socket_request_max_bytes,
+            ));
+            let handler: crate::http::Handler =
+                Rc::new(move |req| Box::pin(crate::rest::handle(rest.clone(), req)));
+            crate::http::serve("rest", addr, handler, || STOP.load(Ordering::Relaxed))?;
         }
     }
     if !config.cluster.is_broker() {

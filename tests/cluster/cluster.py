@@ -197,6 +197,8 @@ class Node:
             props["millrace.cores"] = "1"
             props["millrace.pin.cores"] = "false"
             props["millrace.metrics.listen"] = f"{self.host}:{self.metrics_port}"
+            # No REST proxy (its fixed default port would collide); a test may set one.
+            props["millrace.rest.listen"] = ""
         props.update(self.cluster.overrides)
         return props
 

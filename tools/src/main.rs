@@ -45,7 +45,6 @@ mod group;
 mod groups;
 mod history;
 mod log;
-mod murmur2;
 mod output;
 mod produce;
 mod route;

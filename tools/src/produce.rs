@@ -23,9 +23,9 @@ use millrace_wire::Compression;
 use crate::admin::{parse_pairs, topic_name};
 use crate::client::Client;
 use crate::error::{check, ToolError};
-use crate::murmur2::partition_for_key;
 use crate::route::Route;
 use crate::Connection;
+use millrace_wire::murmur2::partition_for_key;
 
 const PRODUCE_VERSIONS: std::ops::RangeInclusive<i16> = 3..=11;
 /// Open batches are sent once their records add up to this many bytes.

@@ -84,6 +84,7 @@ impl Broker {
             // No metrics listener: its default port (127.0.0.1:9644) is one for the whole
             // host, and these tests run brokers in parallel.
             .args(["--override", "millrace.metrics.listen="])
+            .args(["--override", "millrace.rest.listen="])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -17,6 +17,7 @@ pub mod codes;
 pub mod compression;
 pub mod epoch;
 mod error;
+pub mod murmur2;
 pub mod records;
 pub mod varint;
 

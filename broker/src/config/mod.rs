@@ -153,6 +153,11 @@ pub struct Config {
     pub max_connections: usize,
     /// `millrace.metrics.listen`: where `GET /metrics` is served (None: an empty value, off).
     pub metrics_listen: Option<SocketAddr>,
+    /// `millrace.rest.listen`: where the REST proxy is served (None: an empty value, off).
+    pub rest_listen: Option<SocketAddr>,
+    /// `millrace.rest.bootstrap.servers`: the cluster the REST proxy is a client of, as
+    /// `host:port[,host:port...]`; empty: this broker's own client listener.
+    pub rest_bootstrap: Vec<(String, u16)>,
     /// The follower fetch and ISR keys (`replica.*`).
     pub replica: ReplicaKeys,
     /// `auto.leader.rebalance.enable`: the active controller moves leadership back to
@@ -266,6 +271,8 @@ impl Default for Config {
             fetch_wait_max_ms: 30_000,
             max_connections: 4_096,
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
+            rest_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8082))),
+            rest_bootstrap: Vec::new(),
             replica: ReplicaKeys::default(),
         }
     }
@@ -524,6 +531,10 @@ impl Config {
                     self.max_connections = parse_num(key, value, 1, 1_000_000)? as usize
                 }
                 "millrace.metrics.listen" => self.metrics_listen = http_listen(key, value)?,
+                "millrace.rest.listen" => self.rest_listen = http_listen(key, value)?,
+                "millrace.rest.bootstrap.servers" => {
+                    self.rest_bootstrap = bootstrap_servers(key, value)?
+                }
                 "replica.lag.time.max.ms" => {
                     self.replica.lag_time_max_ms = parse_num(key, value, 1, i64::MAX / 2)?
                 }
@@ -741,6 +752,18 @@ impl Config {
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
         );
+        m.insert(
+            "millrace.rest.listen",
+            self.rest_listen.map(|a| a.to_string()).unwrap_or_default(),
+        );
+        m.insert(
+            "millrace.rest.bootstrap.servers",
+            self.rest_bootstrap
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         let r = &self.replica;
         m.insert("replica.lag.time.max.ms", r.lag_time_max_ms.to_string());
         m.insert("replica.fetch.wait.max.ms", r.fetch_wait_max_ms.to_string());
@@ -955,6 +978,27 @@ fn http_listen(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError
     cluster::socket_addr(key, host, port).map(Some)
 }
 
+/// `host:port[,host:port...]` (a host name is resolved when used); empty: none.
+fn bootstrap_servers(key: &str, value: &str) -> Result<Vec<(String, u16)>, ConfigError> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (host, port) = item
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, "expected host:port[,host:port...]"))?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| invalid(key, value, "bad port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(invalid(key, value, "a host is needed"));
+        }
+        out.push((host.to_string(), port));
+    }
+    Ok(out)
+}
+
 fn parse_log_dir(key: &str, value: &str) -> Result<PathBuf, ConfigError> {
     let dirs: Vec<&str> = value
         .split(',')
@@ -1035,6 +1079,18 @@ pub(super) mod tests {
             let err = apply(&format!("millrace.metrics.listen={bad}\n")).unwrap_err();
             assert!(
                 err.to_string().contains("millrace.metrics.listen"),
+                "{bad}: {err}"
+            );
+        }
+        let c = apply("millrace.rest.listen=\nmillrace.rest.bootstrap.servers=a:1, b:2\n").unwrap();
+        assert_eq!(c.rest_listen, None);
+        assert_eq!(c.rest_bootstrap, vec![("a".into(), 1), ("b".into(), 2)]);
+        let c = apply("").unwrap();
+        assert_eq!(c.rest_listen, Some("127.0.0.1:8082".parse().unwrap()));
+        for bad in ["a", "a:0", ":9092", "a:x"] {
+            let err = apply(&format!("millrace.rest.bootstrap.servers={bad}\n")).unwrap_err();
+            assert!(
+                err.to_string().contains("bootstrap.servers"),
                 "{bad}: {err}"
             );
         }

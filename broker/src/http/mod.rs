@@ -6,13 +6,13 @@
 //! header-read timeout is off, and this module keeps the deadlines itself. A connection that
 //! neither reads nor writes for [`IDLE`] is dropped (a client that opens a socket and sends
 //! half a header holds it no longer); at most [`CONNECTIONS_MAX`] are open per listener (more
-//! wait to be accepted).
+//! wait to be accepted). Request bodies are read through [`read_body`], bounded.
 //!
 //! This module knows nothing of what it serves: a listener gets a [`Handler`].
 
 use bytes::Bytes;
 use futures_lite::{AsyncRead, AsyncWrite};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use millrace_shard::net::TcpStream;
 use millrace_shard::time::Instant;
 use std::cell::Cell;
@@ -47,6 +47,15 @@ pub fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Respons
         resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     resp
+}
+
+/// The whole body of `req`, refused past `max` bytes (Err: too large, or the connection
+/// failed while sending it).
+pub async fn read_body(req: Request, max: usize) -> Result<Bytes, String> {
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Accepts connections on `addr` until `stop()` and serves each with `handler`, on this shard.
