@@ -130,10 +130,10 @@ def test_lag_on_the_coordinator_covers_partitions_other_brokers_lead(cluster, to
         assert value(found, "kafka_consumergroup_lag", **labels) == ends[p] - committed[p], \
             (p, leaders[p], coordinator)
     want_sum = sum(ends[p] - committed[p] for p in range(partitions))
-    assert value(found, "kafka_consumergroup_lag_sum", consumergroup=group, topic=topic) \
+    assert value(found, "millrace_consumergroup_topic_lag", consumergroup=group, topic=topic) \
         == want_sum
     # Only the coordinator reports the group, so a sum over brokers counts it once.
     for node_id, x in by_id.items():
         if node_id != coordinator:
-            assert value(scrape(x), "kafka_consumergroup_lag_sum", consumergroup=group,
+            assert value(scrape(x), "millrace_consumergroup_topic_lag", consumergroup=group,
                          topic=topic) is None

@@ -569,7 +569,7 @@ fn consumer_groups(t: &mut Text, groups: &[&GroupStat], ends: &HashMap<(String, 
         let m = max.entry(group).or_default();
         *m = (*m).max(*lag);
     }
-    let name = "kafka_consumergroup_lag_sum";
+    let name = "millrace_consumergroup_topic_lag";
     t.family(
         name,
         Kind::Gauge,
