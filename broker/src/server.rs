@@ -69,7 +69,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     }
     for (key, addr) in [
         ("millrace.metrics.listen", config.metrics_listen),
-        ("millrace.rest.listen", config.rest_listen),
+        ("millrace.rest.listen", rest_listen(&config)),
     ] {
         if let Some(addr) = addr {
             drop(
@@ -139,7 +139,7 @@ async fn shard_main(
                 Rc::new(move |req| Box::pin(crate::metrics::handle(serving.clone(), req)));
             crate::http::serve("metrics", addr, handler, || STOP.load(Ordering::Relaxed))?;
         }
-        if let Some(addr) = config.rest_listen {
+        if let Some(addr) = rest_listen(&config) {
             // A client of this broker's own listener unless told another cluster.
             let bootstrap = if config.rest_bootstrap.is_empty() {
                 vec![config.advertise.clone()]
@@ -189,6 +189,14 @@ async fn shard_main(
     )
     .await;
     stop_shard(&shard).await
+}
+
+/// Where the REST proxy listens: a controller-only node has no client listener to front, so
+/// it serves one only when told another cluster (`millrace.rest.bootstrap.servers`).
+fn rest_listen(config: &Config) -> Option<std::net::SocketAddr> {
+    config
+        .rest_listen
+        .filter(|_| config.cluster.is_broker() || !config.rest_bootstrap.is_empty())
 }
 
 async fn stop_shard(shard: &Rc<Shard>) -> std::io::Result<()> {

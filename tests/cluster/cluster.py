@@ -109,7 +109,8 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.1, what: str = "
 
 class Node:
     def __init__(self, cluster: "Cluster", node_id: int, port: int | None,
-                 controller_port: int | None, metrics_port: int | None = None):
+                 controller_port: int | None, metrics_port: int | None = None,
+                 rest_port: int | None = None):
         self.cluster = cluster
         self.node_id = node_id
         # None for a controller-only node (process.roles=controller: no client listener).
@@ -120,8 +121,11 @@ class Node:
         # would collide between nodes), chosen once so that it stays across restarts. None for
         # Kafka, which has no such key.
         self.metrics_port: int | None = None
+        # Its REST proxy (millrace.rest.listen), the same way.
+        self.rest_port: int | None = None
         if cluster.kind == "millrace":
             self.metrics_port = metrics_port or free_port()
+            self.rest_port = rest_port or free_port()
         self.rack = chr(ord("a") + node_id - 1)
         self.dir = cluster.tmp / f"node{node_id}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -197,8 +201,10 @@ class Node:
             props["millrace.cores"] = "1"
             props["millrace.pin.cores"] = "false"
             props["millrace.metrics.listen"] = f"{self.host}:{self.metrics_port}"
-            # No REST proxy (its fixed default port would collide); a test may set one.
-            props["millrace.rest.listen"] = ""
+            if self.is_broker:
+                props["millrace.rest.listen"] = f"{self.host}:{self.rest_port}"
+            else:
+                props["millrace.rest.listen"] = ""
         props.update(self.cluster.overrides)
         return props
 
@@ -329,7 +335,7 @@ class Node:
         shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def _wait_ports_free(self) -> None:
-        ports = [p for p in (self.port, self.controller_port, self.metrics_port)
+        ports = [p for p in (self.port, self.controller_port, self.metrics_port, self.rest_port)
                  if p is not None]
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while time.monotonic() < deadline and any(self.accepts(p) for p in ports):
@@ -365,17 +371,19 @@ class Cluster:
         ports = set()
         while len(ports) < 2 * n + observers:
             ports.add(free_port())
-        # One metrics port per node (used by millrace nodes only), distinct from the others.
-        metrics_ports: list[int] = []
-        while len(metrics_ports) < n + observers:
+        # Two HTTP ports per node (metrics and REST proxy; millrace nodes only), distinct from
+        # the others.
+        http_ports: list[int] = []
+        while len(http_ports) < 2 * (n + observers):
             port = free_port()
-            if port not in ports and port not in metrics_ports:
-                metrics_ports.append(port)
+            if port not in ports and port not in http_ports:
+                http_ports.append(port)
         ports = sorted(ports)
         self.nodes = [Node(self, i + 1, None if controller_only else ports[2 * i],
-                           ports[2 * i + 1], metrics_ports[i]) for i in range(n)]
-        self.nodes += [Node(self, n + i + 1, ports[2 * n + i], None, metrics_ports[n + i])
-                       for i in range(observers)]
+                           ports[2 * i + 1], http_ports[2 * i], http_ports[2 * i + 1])
+                      for i in range(n)]
+        self.nodes += [Node(self, n + i + 1, ports[2 * n + i], None, http_ports[2 * (n + i)],
+                            http_ports[2 * (n + i) + 1]) for i in range(observers)]
         self.voters = ",".join(f"{x.node_id}@{x.host}:{x.controller_port}"
                                for x in self.nodes if x.is_voter)
         for x in self.nodes:

@@ -38,6 +38,9 @@ use std::time::Duration;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Between retries.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a topic's metadata is used before it is asked again (any error that may mean a
+/// moved leader forgets it at once).
+const METADATA_MAX_AGE: Duration = Duration::from_secs(10);
 /// How long a request naming a topic waits for it to show in the metadata.
 const TOPIC_WAIT: Duration = Duration::from_secs(3);
 /// The largest fetch response accepted.
@@ -139,6 +142,9 @@ pub struct KafkaClient {
     turns: RefCell<HashMap<(String, i32), Rc<Turn>>>,
     /// Round-robin of the partition for records without key or partition.
     sticky: Cell<usize>,
+    /// Topics' metadata with when it was asked, and the cluster id.
+    cache: RefCell<HashMap<String, (Instant, TopicInfo)>>,
+    cluster_id: RefCell<String>,
 }
 
 impl KafkaClient {
@@ -154,6 +160,8 @@ impl KafkaClient {
             sequences: RefCell::new(HashMap::new()),
             turns: RefCell::new(HashMap::new()),
             sticky: Cell::new(0),
+            cache: RefCell::new(HashMap::new()),
+            cluster_id: RefCell::new(String::new()),
         }
     }
 
@@ -224,6 +232,13 @@ impl KafkaClient {
     /// or a partition has no leader: a topic created a moment ago reaches every broker's
     /// metadata a little later (Kafka's producer likewise waits for it, up to `max.block.ms`).
     pub async fn topic_metadata(&self, topic: &str, create: bool) -> Result<Metadata, ClientError> {
+        let cached = self.cache.borrow().get(topic).cloned();
+        if let Some((_, info)) = cached.filter(|(at, _)| at.elapsed() < METADATA_MAX_AGE) {
+            return Ok(Metadata {
+                cluster_id: self.cluster_id.borrow().clone(),
+                topics: BTreeMap::from([(topic.to_string(), info)]),
+            });
+        }
         let deadline = Instant::now() + TOPIC_WAIT;
         loop {
             let meta = self.metadata(Some(&[topic]), create).await?;
@@ -231,11 +246,22 @@ impl KafkaClient {
                 .topics
                 .get(topic)
                 .is_some_and(|t| t.partitions.iter().all(|p| p.leader >= 0));
+            if ready {
+                let info = meta.topics.get(topic).cloned().expect("ready");
+                self.cache
+                    .borrow_mut()
+                    .insert(topic.to_string(), (Instant::now(), info));
+            }
             if ready || Instant::now() >= deadline {
                 return Ok(meta);
             }
             millrace_shard::time::sleep(RETRY_BACKOFF).await;
         }
+    }
+
+    /// Drops what is cached of `topic` (its leader may have moved).
+    pub fn forget(&self, topic: &str) {
+        self.cache.borrow_mut().remove(topic);
     }
 
     fn learn(&self, resp: MetadataResponse) -> Metadata {
@@ -270,10 +296,9 @@ impl KafkaClient {
                 },
             );
         }
-        Metadata {
-            cluster_id: resp.cluster_id.map(|c| c.to_string()).unwrap_or_default(),
-            topics,
-        }
+        let cluster_id = resp.cluster_id.map(|c| c.to_string()).unwrap_or_default();
+        *self.cluster_id.borrow_mut() = cluster_id.clone();
+        Metadata { cluster_id, topics }
     }
 
     /// Produces `records` to `topic` with acks=all; one delivery per record, in order.
@@ -397,7 +422,7 @@ impl KafkaClient {
             }
             millrace_shard::time::sleep(RETRY_BACKOFF).await;
             // A moved leader: learn the new one before the retry.
-            let _ = self.metadata(Some(&[topic]), false).await;
+            self.forget(topic);
         }
     }
 
@@ -408,7 +433,7 @@ impl KafkaClient {
         batch: Bytes,
     ) -> Result<i64, SendError> {
         let meta = self
-            .metadata(Some(&[topic]), false)
+            .topic_metadata(topic, false)
             .await
             .map_err(|e| SendError::Network(e.to_string()))?;
         let leader = meta
@@ -561,6 +586,7 @@ impl KafkaClient {
             .find(|p| p.partition_index == partition)
             .ok_or_else(|| ClientError::Unreachable("no partition in the answer".into()))?;
         if p.error_code != code::NONE {
+            self.forget(topic);
             return Err(ClientError::Kafka(
                 p.error_code,
                 code::name(p.error_code).into(),
