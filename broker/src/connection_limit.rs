@@ -45,6 +45,11 @@ impl ConnectionLimit {
         }
     }
 
+    /// Client connections open now (on every shard).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// A slot if fewer than `max` connections are open.
     pub fn try_acquire(&self) -> Option<Slot> {
         self.open

@@ -134,9 +134,11 @@ async fn shard_main(
             serve_controller_listener(shard.clone(), addr)?;
         }
         if let Some(addr) = config.metrics_listen {
-            let serving = shard.clone();
-            let handler: crate::http::Handler =
-                Rc::new(move |req| Box::pin(crate::metrics::handle(serving.clone(), req)));
+            let (serving, open) = (shard.clone(), connections.clone());
+            let handler: crate::http::Handler = Rc::new(move |req| {
+                let connections = open.open();
+                Box::pin(crate::metrics::handle(serving.clone(), req, connections))
+            });
             crate::http::serve("metrics", addr, handler, || STOP.load(Ordering::Relaxed))?;
         }
         if let Some(addr) = rest_listen(&config) {

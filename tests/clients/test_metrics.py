@@ -148,6 +148,25 @@ def test_bytes_records_and_requests_follow_the_clients(broker, topic):
     assert value(after, "kafka_log_log_size", topic=topic, partition="0") >= bytes_in
 
 
+def test_open_connections_are_counted(broker):
+    def count():
+        found = samples(scrape_text(broker))
+        [n] = [v for (name, _), v in found.items()
+               if name == "millrace_kafka_connections"]
+        return n
+    before = count()
+    socks = [kwire.connect(broker.port) for _ in range(3)]
+    try:
+        for s in socks:  # served, so accepted and counted
+            s.sendall(kwire.frame(kwire.header_v1(18, 0, 1)))
+            assert kwire.recv_frame(s) is not None
+        assert count() >= before + 3
+    finally:
+        for s in socks:
+            s.close()
+    assert kwire.wait_until(lambda: count() <= before, 10), (before, count())
+
+
 def test_error_codes_are_counted_by_request_and_name(broker, topic):
     def errors(s):
         return value(s, "millrace_kafka_request_errors_total", request="ListOffsets",

@@ -127,7 +127,12 @@ impl Call<Shard> for Gather {
 struct Peers(RefCell<HashMap<i32, (SocketAddr, Rc<PeerClient>)>>);
 
 /// Answers one HTTP request to the metrics listener.
-pub async fn handle(shard: Rc<Shard>, req: crate::http::Request) -> crate::http::Response {
+/// `connections`: client connections open now (on every shard).
+pub async fn handle(
+    shard: Rc<Shard>,
+    req: crate::http::Request,
+    connections: usize,
+) -> crate::http::Response {
     let path = req.uri().path();
     if path != "/metrics" {
         return crate::http::reply(
@@ -145,7 +150,7 @@ pub async fn handle(shard: Rc<Shard>, req: crate::http::Request) -> crate::http:
         );
         return resp;
     }
-    let body = scrape(&shard).await;
+    let body = scrape(&shard, connections).await;
     crate::http::reply(
         200,
         text::CONTENT_TYPE,
@@ -154,7 +159,7 @@ pub async fn handle(shard: Rc<Shard>, req: crate::http::Request) -> crate::http:
 }
 
 /// Gathers every shard's report and writes the text.
-pub async fn scrape(shard: &Rc<Shard>) -> String {
+pub async fn scrape(shard: &Rc<Shard>, connections: usize) -> String {
     let started = Instant::now();
     let mut reports = Vec::with_capacity(shard.shards);
     for target in 0..shard.shards {
@@ -179,6 +184,10 @@ pub async fn scrape(shard: &Rc<Shard>) -> String {
     let gathered = started.elapsed();
 
     let mut t = Text::default();
+    let name = "millrace_kafka_connections";
+    t.family(name, Kind::Gauge, "Client connections open now.");
+    let listener = shard.config.cluster.client_listener_name.as_str();
+    t.sample(name, &[("listener", listener)], connections as f64);
     requests(&mut t, &stats);
     topics(&mut t, &stats);
     replicas(&mut t, &stats, &partitions);
