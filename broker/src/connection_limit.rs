@@ -78,12 +78,6 @@ impl ConnectionLimit {
             }
         }
     }
-
-    /// Connections open now.
-    #[cfg(test)]
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
 }
 
 impl Drop for Slot {
