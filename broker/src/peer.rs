@@ -95,6 +95,36 @@ impl Default for PeerConfig {
     }
 }
 
+/// Clients of other brokers by broker id, each made anew (with `config`) when the broker's
+/// address changed. Lives on one shard.
+pub struct PeerPool {
+    config: PeerConfig,
+    peers: RefCell<HashMap<i32, (SocketAddr, Rc<PeerClient>)>>,
+}
+
+impl PeerPool {
+    /// An empty pool whose clients get `config`.
+    pub fn new(config: PeerConfig) -> Self {
+        PeerPool {
+            config,
+            peers: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The client of broker `broker` at `addr`.
+    pub fn get(&self, broker: i32, addr: SocketAddr) -> Rc<PeerClient> {
+        let mut peers = self.peers.borrow_mut();
+        if let Some((known, client)) = peers.get(&broker) {
+            if *known == addr {
+                return client.clone();
+            }
+        }
+        let client = Rc::new(PeerClient::new(addr, self.config.clone()));
+        peers.insert(broker, (addr, client.clone()));
+        client
+    }
+}
+
 /// Why a request to a peer failed. Cloneable: one connection failure fails every request in
 /// flight on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

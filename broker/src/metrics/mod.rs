@@ -21,15 +21,13 @@ pub mod text;
 
 use crate::coordinator::GroupStat;
 use crate::mesh::Call;
-use crate::peer::{PeerClient, PeerConfig};
+use crate::peer::{PeerClient, PeerConfig, PeerPool};
 use crate::shard::Shard;
 use crate::stats::{ShardMetrics, Stage};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse, TopicName};
 use millrace_shard::time::Instant;
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 use text::{Kind, Text};
@@ -122,9 +120,8 @@ impl Call<Shard> for Gather {
     }
 }
 
-/// The serving shard's clients of other brokers (for their end offsets), by broker id.
-#[derive(Default)]
-struct Peers(RefCell<HashMap<i32, (SocketAddr, Rc<PeerClient>)>>);
+/// The serving shard's clients of other brokers (for their end offsets).
+struct Peers(PeerPool);
 
 /// Answers one HTTP request to the metrics listener.
 /// `connections`: client connections open now (on every shard).
@@ -775,24 +772,15 @@ async fn ask_leader(
     out
 }
 
-/// The client of broker `broker`'s client listener, made anew when its address changed.
+/// The client of broker `broker`'s client listener.
 fn peer(shard: &Shard, broker: i32) -> Result<Rc<PeerClient>, String> {
     let addr = crate::follower::leader_address(shard, broker)?;
-    let peers = shard.subsystems.get_or_install(Peers::default);
-    let mut peers = peers.0.borrow_mut();
-    if let Some((known, client)) = peers.get(&broker) {
-        if *known == addr {
-            return Ok(client.clone());
-        }
-    }
-    let client = Rc::new(PeerClient::new(
-        addr,
-        PeerConfig {
+    let pool = shard.subsystems.get_or_install(|| {
+        Peers(PeerPool::new(PeerConfig {
             client_id: format!("millrace-metrics-{}", shard.config.node_id),
             request_timeout: REMOTE_END_OFFSETS_TIMEOUT,
             ..PeerConfig::default()
-        },
-    ));
-    peers.insert(broker, (addr, client.clone()));
-    Ok(client)
+        }))
+    });
+    Ok(pool.0.get(broker, addr))
 }

@@ -51,7 +51,7 @@ use crate::coordinator::offsets_partition;
 use crate::errors::{code, storage_code};
 use crate::mesh::Call;
 use crate::partition::{Acks, CommitError};
-use crate::peer::{PeerClient, PeerConfig};
+use crate::peer::{PeerClient, PeerConfig, PeerPool};
 use crate::shard::Shard;
 use crate::state_log::{Host, Replayed, StateMachine};
 use kafka_protocol::messages::write_txn_markers_request::{
@@ -62,7 +62,6 @@ use millrace_replication::replica::AcksRefusal;
 use millrace_wire::records::{NewRecord, TxnMarker};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -282,8 +281,8 @@ struct Entry {
 pub struct ShardTxns {
     host: Host,
     txns: RefCell<HashMap<String, Entry>>,
-    /// Clients of other brokers' listeners, for markers: broker -> (address, client).
-    peers: RefCell<HashMap<i32, (SocketAddr, Rc<PeerClient>)>>,
+    /// Clients of other brokers' listeners, for markers.
+    peers: PeerPool,
     /// Notified whenever an entry's state is written or it stops being busy: what an
     /// implicit add waiting for a transaction to complete waits on.
     settled: millrace_shard::sync::Notify,
@@ -294,7 +293,11 @@ pub fn txns_of(shard: &Shard) -> Rc<ShardTxns> {
     shard.subsystems.get_or_install(|| ShardTxns {
         host: Host::default(),
         txns: RefCell::new(HashMap::new()),
-        peers: RefCell::new(HashMap::new()),
+        peers: PeerPool::new(PeerConfig {
+            client_id: format!("millrace-txn-{}", shard.config.node_id),
+            request_timeout: MARKER_TIMEOUT + Duration::from_secs(1),
+            ..PeerConfig::default()
+        }),
         settled: millrace_shard::sync::Notify::new(),
     })
 }
@@ -671,25 +674,10 @@ pub async fn verify(
     }
 }
 
-/// The client of broker `broker`'s client listener, made anew when its address changed.
+/// The client of broker `broker`'s client listener.
 fn peer(shard: &Shard, txns: &ShardTxns, broker: i32) -> Result<Rc<PeerClient>, String> {
     let addr = crate::follower::leader_address(shard, broker)?;
-    let mut peers = txns.peers.borrow_mut();
-    if let Some((known, client)) = peers.get(&broker) {
-        if *known == addr {
-            return Ok(client.clone());
-        }
-    }
-    let client = Rc::new(PeerClient::new(
-        addr,
-        PeerConfig {
-            client_id: format!("millrace-txn-{}", shard.config.node_id),
-            request_timeout: MARKER_TIMEOUT + Duration::from_secs(1),
-            ..PeerConfig::default()
-        },
-    ));
-    peers.insert(broker, (addr, client.clone()));
-    Ok(client)
+    Ok(txns.peers.get(broker, addr))
 }
 
 /// The entry of `txn_id`, checked against the producer a request names: no entry or another
