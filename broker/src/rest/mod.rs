@@ -193,6 +193,31 @@ fn parse_json(body: &[u8]) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|e| error(400, 400, format!("Bad Request: {e}")))
 }
 
+/// The non-empty array `field` of the JSON object in `body` (of `items`, for the message).
+fn json_list(body: &[u8], field: &str, items: &str) -> Result<Vec<Value>, Response> {
+    let doc = parse_json(body)?;
+    match doc.get(field) {
+        Some(Value::Array(list)) if !list.is_empty() => Ok(list.clone()),
+        Some(Value::Array(_)) => Err(unprocessable(format!("The \"{field}\" array is empty."))),
+        _ => Err(unprocessable(format!(
+            "The body needs a \"{field}\" array of {items}."
+        ))),
+    }
+}
+
+/// An optional partition field: absent or null is None, an integer in range is Some, anything
+/// else is Err.
+fn optional_partition(v: Option<&Value>) -> Result<Option<i32>, ()> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .and_then(|p| i32::try_from(p).ok())
+            .map(Some)
+            .ok_or(()),
+    }
+}
+
 fn unprocessable(message: impl Into<String>) -> Response {
     error(422, 422, message)
 }
@@ -321,16 +346,10 @@ async fn produce_v2(
         Ok(f) => f,
         Err(e) => return e,
     };
-    let doc = match parse_json(body) {
-        Ok(v) => v,
+    let records = match json_list(body, "records", "{key, value, partition}") {
+        Ok(r) => r,
         Err(e) => return e,
     };
-    let Some(records) = doc.get("records").and_then(Value::as_array) else {
-        return unprocessable("The request needs a \"records\" array.");
-    };
-    if records.is_empty() {
-        return unprocessable("The \"records\" array is empty.");
-    }
     let mut out = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         let Some(obj) = r.as_object() else {
@@ -342,12 +361,8 @@ async fn produce_v2(
         {
             return unprocessable(format!("Unrecognized field: {bad}"));
         }
-        let record_partition = match obj.get("partition") {
-            None | Some(Value::Null) => None,
-            Some(v) => match v.as_i64().and_then(|p| i32::try_from(p).ok()) {
-                Some(p) => Some(p),
-                None => return unprocessable(format!("records[{i}].partition is not an integer")),
-            },
+        let Ok(record_partition) = optional_partition(obj.get("partition")) else {
+            return unprocessable(format!("records[{i}].partition is not an integer"));
         };
         let key = embedded_bytes(obj.get("key"), format, &format!("records[{i}].key"));
         let value = embedded_bytes(obj.get("value"), format, &format!("records[{i}].value"));
@@ -546,12 +561,8 @@ async fn produce_v3_one(rest: &Rest, cluster: &str, topic: &str, doc: &Value) ->
     let Some(obj) = doc.as_object() else {
         return fail(400, "a record must be a JSON object".into());
     };
-    let partition = match obj.get("partition_id") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_i64().and_then(|p| i32::try_from(p).ok()) {
-            Some(p) => Some(p),
-            None => return fail(400, "partition_id must be an integer".into()),
-        },
+    let Ok(partition) = optional_partition(obj.get("partition_id")) else {
+        return fail(400, "partition_id must be an integer".into());
     };
     let key = v3_data(obj.get("key"), "key");
     let value = v3_data(obj.get("value"), "value");
@@ -641,12 +652,8 @@ async fn produce_simple(rest: &Rest, topic: &str, body: &[u8]) -> Response {
         }
         Some(_) => return unprocessable("headers must be an object of name: value"),
     }
-    let partition = match obj.get("partition") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_i64().and_then(|p| i32::try_from(p).ok()) {
-            Some(p) => Some(p),
-            None => return unprocessable("partition must be an integer"),
-        },
+    let Ok(partition) = optional_partition(obj.get("partition")) else {
+        return unprocessable("partition must be an integer");
     };
     let record = OutRecord {
         partition,
@@ -743,16 +750,10 @@ async fn read_simple(rest: &Rest, topic: &str, partition: i32, query: &str) -> R
 }
 
 async fn commit_simple(rest: &Rest, group: &str, body: &[u8]) -> Response {
-    let doc = match parse_json(body) {
-        Ok(v) => v,
+    let list = match json_list(body, "offsets", "{topic, partition, offset}") {
+        Ok(l) => l,
         Err(e) => return e,
     };
-    let Some(list) = doc.get("offsets").and_then(Value::as_array) else {
-        return unprocessable("The body needs an \"offsets\" array of {topic, partition, offset}.");
-    };
-    if list.is_empty() {
-        return unprocessable("The \"offsets\" array is empty.");
-    }
     let mut offsets = Vec::with_capacity(list.len());
     for (i, o) in list.iter().enumerate() {
         let topic = o.get("topic").and_then(Value::as_str);
