@@ -152,6 +152,7 @@ async fn shard_main(
                 bootstrap,
                 format!("millrace-rest-{}", config.node_id),
                 config.socket_request_max_bytes,
+                config.rest_consumer.clone(),
             ));
             let handler: crate::http::Handler =
                 Rc::new(move |req| Box::pin(crate::rest::handle(rest.clone(), req)));

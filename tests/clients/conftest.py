@@ -70,3 +70,14 @@ def broker_factory(tmp_path):
 def topic(request):
     base = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name).strip("-")[:80]
     return f"{base}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def proxy(broker, tmp_path_factory):
+    """A millrace process whose REST proxy is a client of the session broker (millrace or
+    Kafka), with a small body bound for the 413 test."""
+    from resthelp import start_proxy
+
+    p = start_proxy(broker, tmp_path_factory.mktemp("rest-proxy"))
+    yield f"http://127.0.0.1:{p.rest_port}"
+    p.stop()

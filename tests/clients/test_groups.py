@@ -8,7 +8,6 @@ SIGKILL one.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -12,55 +12,14 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
-import urllib.request
 
 import pytest
-from brokerproc import BrokerProcess, broker_kind
+from brokerproc import broker_kind
+from resthelp import BODY_MAX, call, create
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 V2_JSON = "application/vnd.kafka.json.v2+json"
 V2_BINARY = "application/vnd.kafka.binary.v2+json"
-BODY_MAX = 2 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def proxy(broker, tmp_path_factory):
-    """A millrace process whose REST proxy is a client of the session broker (millrace or
-    Kafka), with a small body bound for the 413 test."""
-    p = BrokerProcess(tmp_path_factory.mktemp("rest-proxy"), kind="millrace")
-    p.extra_args = ["--override", f"millrace.rest.bootstrap.servers={broker.bootstrap}",
-                    "--override", f"socket.request.max.bytes={BODY_MAX}"]
-    p.start()
-    yield f"http://127.0.0.1:{p.rest_port}"
-    p.stop()
-
-
-def call(url: str, method: str = "GET", body=None, content_type: str | None = None,
-         accept: str | None = None) -> tuple[int, object, str]:
-    """(status, parsed JSON body or the text, content type)."""
-    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if content_type:
-        req.add_header("Content-Type", content_type)
-    if accept:
-        req.add_header("Accept", accept)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            status, raw, ctype = resp.status, resp.read(), resp.headers["Content-Type"]
-    except urllib.error.HTTPError as e:
-        status, raw, ctype = e.code, e.read(), e.headers["Content-Type"]
-    text = raw.decode()
-    try:
-        return status, json.loads(text), ctype
-    except json.JSONDecodeError:
-        return status, text, ctype
-
-
-def create(broker, topic: str, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
 
 
 def read_all(broker, topic: str, partitions: int, count: int) -> list:

@@ -158,6 +158,8 @@ pub struct Config {
     /// `millrace.rest.bootstrap.servers`: the cluster the REST proxy is a client of, as
     /// `host:port[,host:port...]`; empty: this broker's own client listener.
     pub rest_bootstrap: Vec<(String, u16)>,
+    /// The REST proxy's consumer instance keys (`millrace.rest.consumer.*`).
+    pub rest_consumer: RestConsumerKeys,
     /// The follower fetch and ISR keys (`replica.*`).
     pub replica: ReplicaKeys,
     /// `auto.leader.rebalance.enable`: the active controller moves leadership back to
@@ -165,6 +167,30 @@ pub struct Config {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`: how often it looks.
     pub leader_imbalance_check_interval_s: i64,
+}
+
+/// The REST proxy's consumer instances: Confluent REST Proxy's keys, prefixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestConsumerKeys {
+    /// `millrace.rest.consumer.instance.timeout.ms`: an instance no request touched for this
+    /// long leaves its group and is removed (Confluent's `consumer.instance.timeout.ms`).
+    pub instance_timeout_ms: i64,
+    /// `millrace.rest.consumer.max.instances`: instances the proxy holds at once; past it a
+    /// create is refused with 429.
+    pub max_instances: usize,
+    /// `millrace.rest.consumer.request.max.bytes`: the most record bytes one records request
+    /// returns (Confluent's `consumer.request.max.bytes`); a request's `max_bytes` may lower it.
+    pub request_max_bytes: i32,
+}
+
+impl Default for RestConsumerKeys {
+    fn default() -> Self {
+        RestConsumerKeys {
+            instance_timeout_ms: 300_000,
+            max_instances: 1000,
+            request_max_bytes: 64 << 20,
+        }
+    }
 }
 
 /// Partition replication settings, Kafka's keys and defaults.
@@ -273,6 +299,7 @@ impl Default for Config {
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             rest_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8082))),
             rest_bootstrap: Vec::new(),
+            rest_consumer: RestConsumerKeys::default(),
             replica: ReplicaKeys::default(),
         }
     }
@@ -535,6 +562,17 @@ impl Config {
                 "millrace.rest.bootstrap.servers" => {
                     self.rest_bootstrap = bootstrap_servers(key, value)?
                 }
+                "millrace.rest.consumer.instance.timeout.ms" => {
+                    self.rest_consumer.instance_timeout_ms =
+                        parse_num(key, value, 1000, i64::MAX / 2)?
+                }
+                "millrace.rest.consumer.max.instances" => {
+                    self.rest_consumer.max_instances = parse_num(key, value, 1, 1_000_000)? as usize
+                }
+                "millrace.rest.consumer.request.max.bytes" => {
+                    self.rest_consumer.request_max_bytes =
+                        parse_num(key, value, 1, i32::MAX as i64)? as i32
+                }
                 "replica.lag.time.max.ms" => {
                     self.replica.lag_time_max_ms = parse_num(key, value, 1, i64::MAX / 2)?
                 }
@@ -763,6 +801,19 @@ impl Config {
                 .map(|(h, p)| format!("{h}:{p}"))
                 .collect::<Vec<_>>()
                 .join(","),
+        );
+        let rc = &self.rest_consumer;
+        m.insert(
+            "millrace.rest.consumer.instance.timeout.ms",
+            rc.instance_timeout_ms.to_string(),
+        );
+        m.insert(
+            "millrace.rest.consumer.max.instances",
+            rc.max_instances.to_string(),
+        );
+        m.insert(
+            "millrace.rest.consumer.request.max.bytes",
+            rc.request_max_bytes.to_string(),
         );
         let r = &self.replica;
         m.insert("replica.lag.time.max.ms", r.lag_time_max_ms.to_string());

@@ -8,6 +8,7 @@
 //! `socket.request.max.bytes`, as Kafka requests are.
 
 pub mod client;
+mod consumers;
 
 use crate::http::{reply, Request, Response};
 use base64::Engine;
@@ -27,14 +28,23 @@ const READ_LIMIT_MAX: usize = 10_000;
 /// The proxy's state on its shard.
 pub struct Rest {
     client: Rc<KafkaClient>,
+    consumers: Rc<consumers::Consumers>,
     body_max: usize,
 }
 
 impl Rest {
-    /// A proxy for the cluster at `bootstrap`, refusing bodies past `body_max` bytes.
-    pub fn new(bootstrap: Vec<(String, u16)>, client_id: String, body_max: usize) -> Self {
+    /// A proxy for the cluster at `bootstrap`, refusing bodies past `body_max` bytes, with
+    /// consumer instances bounded by `keys`.
+    pub fn new(
+        bootstrap: Vec<(String, u16)>,
+        client_id: String,
+        body_max: usize,
+        keys: crate::config::RestConsumerKeys,
+    ) -> Self {
+        let client = Rc::new(KafkaClient::new(bootstrap, client_id));
         Rest {
-            client: Rc::new(KafkaClient::new(bootstrap, client_id)),
+            consumers: Rc::new(consumers::Consumers::new(client.clone(), keys)),
+            client,
             body_max,
         }
     }
@@ -135,6 +145,60 @@ pub async fn handle(rest: Rc<Rest>, req: Request) -> Response {
                 Err(_) => error(404, 40402, "Partition not found."),
             }
         }
+        ["consumers", group] if post => {
+            let host = header(&req, hyper::header::HOST);
+            let body = match body(&rest, req).await {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            let host = if host.is_empty() {
+                "localhost".to_string()
+            } else {
+                host
+            };
+            rest.consumers.create(group, &body, &host)
+        }
+        ["consumers", group, "instances", name] if method == hyper::Method::DELETE => {
+            rest.consumers.delete(group, name).await
+        }
+        ["consumers", group, "instances", name, "subscription"] if get => {
+            rest.consumers.subscription(group, name)
+        }
+        ["consumers", group, "instances", name, "subscription"]
+            if method == hyper::Method::DELETE =>
+        {
+            rest.consumers.unsubscribe(group, name).await
+        }
+        ["consumers", group, "instances", name, "assignments"] if get => {
+            rest.consumers.assignments(group, name)
+        }
+        ["consumers", group, "instances", name, "records"] if get => {
+            rest.consumers.records(group, name, &query, &accept).await
+        }
+        ["consumers", group, "instances", name, what @ ..] if post || get => {
+            let body = match body(&rest, req).await {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            let c = &rest.consumers;
+            match (what, post) {
+                (["subscription"], true) => c.subscribe(group, name, &body).await,
+                (["assignments"], true) => c.assign(group, name, &body).await,
+                (["offsets"], true) => c.commit(group, name, &body).await,
+                (["offsets"], false) => c.committed(group, name, &body).await,
+                (["positions"], true) => c.seek(group, name, consumers::Seek::Offsets, &body).await,
+                (["positions", "beginning"], true) => {
+                    c.seek(group, name, consumers::Seek::Beginning, &body).await
+                }
+                (["positions", "end"], true) => {
+                    c.seek(group, name, consumers::Seek::End, &body).await
+                }
+                _ if known_path(&segments) => {
+                    error(405, 405, format!("HTTP 405 Method {method} Not Allowed"))
+                }
+                _ => error(404, 404, "HTTP 404 Not Found"),
+            }
+        }
         ["api", "v1", "consumer-groups", group, "offsets"] if post => {
             let body = match body(&rest, req).await {
                 Ok(b) => b,
@@ -163,6 +227,21 @@ fn known_path(segments: &[&str]) -> bool {
             | ["api", "v1", "topics", _, "messages"]
             | ["api", "v1", "topics", _, "partitions", _, "messages"]
             | ["api", "v1", "consumer-groups", _, "offsets"]
+            | ["consumers", _]
+            | ["consumers", _, "instances", _]
+            | ["consumers", _, "instances", _, "subscription"]
+            | ["consumers", _, "instances", _, "assignments"]
+            | ["consumers", _, "instances", _, "records"]
+            | ["consumers", _, "instances", _, "offsets"]
+            | ["consumers", _, "instances", _, "positions"]
+            | [
+                "consumers",
+                _,
+                "instances",
+                _,
+                "positions",
+                "beginning" | "end"
+            ]
     )
 }
 
@@ -800,6 +879,19 @@ fn query_pairs(query: &str) -> std::collections::HashMap<String, String> {
             (percent_decode(k), percent_decode(v))
         })
         .collect()
+}
+
+/// `s` as a URL path segment: unreserved characters as they are, the rest `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `%XX` and `+` decoded (invalid escapes kept as they are).

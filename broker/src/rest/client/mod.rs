@@ -7,20 +7,19 @@
 //! REST request, acks=all) that retries what Kafka's producer retries with the same sequence,
 //! so a retry is never written twice.
 
+pub mod group;
+
 use crate::peer::{PeerClient, PeerConfig, PeerError};
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     BrokerId, DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest, FetchResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, InitProducerIdRequest,
-    InitProducerIdResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, ProduceRequest, ProduceResponse, TopicName,
+    InitProducerIdRequest, InitProducerIdResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use millrace_shard::sync::Turn;
@@ -86,6 +85,8 @@ pub struct PartitionInfo {
 /// One topic as Metadata describes it.
 #[derive(Debug, Clone)]
 pub struct TopicInfo {
+    /// The topic's id.
+    pub id: uuid::Uuid,
     /// Internal (`__consumer_offsets`, ...).
     pub internal: bool,
     /// Its partitions, by id.
@@ -128,6 +129,8 @@ pub struct Fetched {
 
 /// The client. Lives on one shard.
 pub struct KafkaClient {
+    /// Group coordinators by group id, until an answer says one moved.
+    coordinators: RefCell<HashMap<String, Rc<PeerClient>>>,
     bootstrap: Vec<(String, u16)>,
     client_id: String,
     brokers: RefCell<BTreeMap<i32, (String, u16)>>,
@@ -151,6 +154,7 @@ impl KafkaClient {
     /// A client of the cluster at `bootstrap`.
     pub fn new(bootstrap: Vec<(String, u16)>, client_id: String) -> Self {
         KafkaClient {
+            coordinators: RefCell::new(HashMap::new()),
             bootstrap,
             client_id,
             brokers: RefCell::new(BTreeMap::new()),
@@ -291,6 +295,7 @@ impl KafkaClient {
             topics.insert(
                 name.0.to_string(),
                 TopicInfo {
+                    id: t.topic_id,
                     internal: t.is_internal,
                     partitions,
                 },
@@ -587,114 +592,8 @@ impl KafkaClient {
             .ok_or_else(|| ClientError::Unreachable("no partition in the answer".into()))?;
         if p.error_code != code::NONE {
             self.forget(topic);
-            return Err(ClientError::Kafka(
-                p.error_code,
-                code::name(p.error_code).into(),
-            ));
         }
-        let mut records = Vec::new();
-        if let Some(bytes) = &p.records {
-            for step in BatchIter::new(bytes) {
-                let BatchStep::Batch { bytes, header, .. } = step else {
-                    break; // a partial last batch: the next fetch gets it whole
-                };
-                if header.is_control() {
-                    continue;
-                }
-                let decoded = millrace_wire::records::decode_records(bytes, FETCH_RESPONSE_MAX)
-                    .map_err(|e| ClientError::Unreachable(format!("undecodable batch: {e}")))?;
-                records.extend(decoded.into_iter().filter(|r| r.offset >= offset));
-            }
-        }
-        Ok(Fetched {
-            high_watermark: p.high_watermark,
-            records,
-        })
-    }
-
-    /// Commits `offsets` (topic, partition, offset) for `group` as an admin does (no member,
-    /// generation -1: accepted while the group has no active members). Per-partition codes.
-    pub async fn commit(
-        &self,
-        group: &str,
-        offsets: &[(String, i32, i64)],
-    ) -> Result<Vec<(String, i32, i16)>, ClientError> {
-        let deadline = Instant::now() + DELIVERY_TIMEOUT;
-        loop {
-            let outcome = self.commit_once(group, offsets).await;
-            let retry = match &outcome {
-                Ok(codes) => codes.iter().any(|(_, _, c)| coordinator_moved(*c)),
-                Err(ClientError::Kafka(c, _)) => coordinator_moved(*c),
-                Err(ClientError::Unreachable(_)) => true,
-                Err(_) => false,
-            };
-            if !retry || Instant::now() >= deadline {
-                return outcome;
-            }
-            millrace_shard::time::sleep(RETRY_BACKOFF).await;
-        }
-    }
-
-    async fn commit_once(
-        &self,
-        group: &str,
-        offsets: &[(String, i32, i64)],
-    ) -> Result<Vec<(String, i32, i16)>, ClientError> {
-        let _ = self.metadata(Some(&[]), false).await?;
-        let find = FindCoordinatorRequest::default()
-            .with_key_type(0)
-            .with_coordinator_keys(vec![StrBytes::from_string(group.to_string())]);
-        let found: FindCoordinatorResponse = self
-            .any_broker()?
-            .send(10, 4, &find)
-            .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        let c = found
-            .coordinators
-            .first()
-            .ok_or_else(|| ClientError::Unreachable("no coordinator in the answer".into()))?;
-        if c.error_code != code::NONE {
-            return Err(ClientError::Kafka(c.error_code, "FindCoordinator".into()));
-        }
-        let peer = self
-            .peer(&c.host, c.port as u16)
-            .map_err(ClientError::Unreachable)?;
-        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for (t, p, o) in offsets {
-            topics.entry(t).or_default().push(
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(*p)
-                    .with_committed_offset(*o)
-                    .with_committed_leader_epoch(-1),
-            );
-        }
-        let req = OffsetCommitRequest::default()
-            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-            .with_generation_id_or_member_epoch(-1)
-            .with_retention_time_ms(-1)
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(t, parts)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(topic_name(t))
-                            .with_partitions(parts)
-                    })
-                    .collect(),
-            );
-        let resp: OffsetCommitResponse = peer
-            .send(8, 8, &req)
-            .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        Ok(resp
-            .topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(move |p| (t.name.0.to_string(), p.partition_index, p.error_code))
-            })
-            .collect())
+        fetched(p, offset)
     }
 }
 
@@ -734,6 +633,35 @@ impl KafkaClient {
     }
 }
 
+/// One partition of a Fetch answer: its records at or after `offset`, control batches and a
+/// partial last batch left out, or its error.
+fn fetched(p: &PartitionData, offset: i64) -> Result<Fetched, ClientError> {
+    if p.error_code != code::NONE {
+        return Err(ClientError::Kafka(
+            p.error_code,
+            code::name(p.error_code).into(),
+        ));
+    }
+    let mut records = Vec::new();
+    if let Some(bytes) = &p.records {
+        for step in BatchIter::new(bytes) {
+            let BatchStep::Batch { bytes, header, .. } = step else {
+                break; // a partial last batch: the next fetch gets it whole
+            };
+            if header.is_control() {
+                continue;
+            }
+            let decoded = millrace_wire::records::decode_records(bytes, FETCH_RESPONSE_MAX)
+                .map_err(|e| ClientError::Unreachable(format!("undecodable batch: {e}")))?;
+            records.extend(decoded.into_iter().filter(|r| r.offset >= offset));
+        }
+    }
+    Ok(Fetched {
+        high_watermark: p.high_watermark,
+        records,
+    })
+}
+
 enum SendError {
     Code(i16, String),
     Network(String),
@@ -766,7 +694,7 @@ fn retriable_code(c: i16) -> bool {
     )
 }
 
-fn coordinator_moved(c: i16) -> bool {
+pub(crate) fn coordinator_moved(c: i16) -> bool {
     matches!(
         c,
         code::COORDINATOR_LOAD_IN_PROGRESS
