@@ -27,6 +27,9 @@ no_metrics() {
   case "$("$1" --help 2>/dev/null || true)" in
     *--override*) off=(--override millrace.metrics.listen= --override millrace.rest.listen=) ;;
   esac
+  if grep -qa millrace.schema.registry.listen "$1"; then
+    off+=(--override millrace.schema.registry.listen=)
+  fi
 }
 
 mbps() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; \

@@ -74,6 +74,7 @@ impl Broker {
             // host, where other test brokers may be running.
             .args(["--override", "millrace.metrics.listen="])
             .args(["--override", "millrace.rest.listen="])
+            .args(["--override", "millrace.schema.registry.listen="])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

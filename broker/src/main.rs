@@ -29,6 +29,7 @@ mod partition;
 mod peer;
 mod quorum;
 mod raft_transport;
+mod registry;
 mod rest;
 mod server;
 mod shard;

@@ -70,6 +70,10 @@ pub fn run(mut config: Config) -> Result<(), String> {
     for (key, addr) in [
         ("millrace.metrics.listen", config.metrics_listen),
         ("millrace.rest.listen", rest_listen(&config)),
+        (
+            "millrace.schema.registry.listen",
+            schema_registry_listen(&config),
+        ),
     ] {
         if let Some(addr) = addr {
             drop(
@@ -158,6 +162,23 @@ async fn shard_main(
                 Rc::new(move |req| Box::pin(crate::rest::handle(rest.clone(), req)));
             crate::http::serve("rest", addr, handler, || STOP.load(Ordering::Relaxed))?;
         }
+        if let Some(addr) = schema_registry_listen(&config) {
+            let bootstrap = if config.schema_registry_bootstrap.is_empty() {
+                vec![config.advertise.clone()]
+            } else {
+                config.schema_registry_bootstrap.clone()
+            };
+            let registry = Rc::new(crate::registry::Registry::new(
+                bootstrap,
+                format!("millrace-schema-registry-{}", config.node_id),
+                config.socket_request_max_bytes,
+            ));
+            let handler: crate::http::Handler =
+                Rc::new(move |req| Box::pin(crate::registry::handle(registry.clone(), req)));
+            crate::http::serve("schema registry", addr, handler, || {
+                STOP.load(Ordering::Relaxed)
+            })?;
+        }
     }
     if !config.cluster.is_broker() {
         // A controller-only node: no client listener, no partitions; its work is on the
@@ -200,6 +221,14 @@ fn rest_listen(config: &Config) -> Option<std::net::SocketAddr> {
     config
         .rest_listen
         .filter(|_| config.cluster.is_broker() || !config.rest_bootstrap.is_empty())
+}
+
+/// Where the schema registry listens: like the REST proxy, on a broker node, or on a
+/// controller-only node told another cluster.
+fn schema_registry_listen(config: &Config) -> Option<std::net::SocketAddr> {
+    config
+        .schema_registry_listen
+        .filter(|_| config.cluster.is_broker() || !config.schema_registry_bootstrap.is_empty())
 }
 
 async fn stop_shard(shard: &Rc<Shard>) -> std::io::Result<()> {

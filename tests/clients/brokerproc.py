@@ -69,6 +69,8 @@ class BrokerProcess:
         self.metrics_port: int | None = None
         # Its REST proxy (millrace.rest.listen, default 127.0.0.1:8082) likewise.
         self.rest_port: int | None = None
+        # Its schema registry (millrace.schema.registry.listen, default 127.0.0.1:8081) too.
+        self.registry_port: int | None = None
         if self.kind == "millrace":
             self.metrics_port = free_port()
             while self.metrics_port == self.port:
@@ -76,6 +78,9 @@ class BrokerProcess:
             self.rest_port = free_port()
             while self.rest_port in (self.port, self.metrics_port):
                 self.rest_port = free_port()
+            self.registry_port = free_port()
+            while self.registry_port in (self.port, self.metrics_port, self.rest_port):
+                self.registry_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.extra_args: list[str] = []  # appended to millrace's command line
         # The "127.0.0.1:PORT" given to clients in Metadata, when it is not the broker's own (a
@@ -115,6 +120,7 @@ class BrokerProcess:
                 "--data-dir", str(self.data_dir / "millrace-data"), "--cores", "2",
                 "--override", f"millrace.metrics.listen=127.0.0.1:{self.metrics_port}",
                 "--override", f"millrace.rest.listen=127.0.0.1:{self.rest_port}",
+                "--override", f"millrace.schema.registry.listen=127.0.0.1:{self.registry_port}",
                 *self.extra_args]
 
     def start(self) -> "BrokerProcess":
@@ -162,7 +168,8 @@ class BrokerProcess:
         self._wait_port_free()
 
     def _wait_port_free(self) -> None:
-        ports = [p for p in (self.port, self.metrics_port, self.rest_port) if p is not None]
+        ports = [p for p in (self.port, self.metrics_port, self.rest_port, self.registry_port)
+                 if p is not None]
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while time.monotonic() < deadline and any(port_accepts(p) for p in ports):
             time.sleep(0.05)

@@ -110,7 +110,7 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.1, what: str = "
 class Node:
     def __init__(self, cluster: "Cluster", node_id: int, port: int | None,
                  controller_port: int | None, metrics_port: int | None = None,
-                 rest_port: int | None = None):
+                 rest_port: int | None = None, registry_port: int | None = None):
         self.cluster = cluster
         self.node_id = node_id
         # None for a controller-only node (process.roles=controller: no client listener).
@@ -121,11 +121,14 @@ class Node:
         # would collide between nodes), chosen once so that it stays across restarts. None for
         # Kafka, which has no such key.
         self.metrics_port: int | None = None
-        # Its REST proxy (millrace.rest.listen), the same way.
+        # Its REST proxy (millrace.rest.listen) and schema registry
+        # (millrace.schema.registry.listen), the same way.
         self.rest_port: int | None = None
+        self.registry_port: int | None = None
         if cluster.kind == "millrace":
             self.metrics_port = metrics_port or free_port()
             self.rest_port = rest_port or free_port()
+            self.registry_port = registry_port or free_port()
         self.rack = chr(ord("a") + node_id - 1)
         self.dir = cluster.tmp / f"node{node_id}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -203,8 +206,10 @@ class Node:
             props["millrace.metrics.listen"] = f"{self.host}:{self.metrics_port}"
             if self.is_broker:
                 props["millrace.rest.listen"] = f"{self.host}:{self.rest_port}"
+                props["millrace.schema.registry.listen"] = f"{self.host}:{self.registry_port}"
             else:
                 props["millrace.rest.listen"] = ""
+                props["millrace.schema.registry.listen"] = ""
         props.update(self.cluster.overrides)
         return props
 
@@ -335,8 +340,8 @@ class Node:
         shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def _wait_ports_free(self) -> None:
-        ports = [p for p in (self.port, self.controller_port, self.metrics_port, self.rest_port)
-                 if p is not None]
+        ports = [p for p in (self.port, self.controller_port, self.metrics_port, self.rest_port,
+                             self.registry_port) if p is not None]
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while time.monotonic() < deadline and any(self.accepts(p) for p in ports):
             time.sleep(0.05)

@@ -85,6 +85,7 @@ impl Broker {
             // host, and these tests run brokers in parallel.
             .args(["--override", "millrace.metrics.listen="])
             .args(["--override", "millrace.rest.listen="])
+            .args(["--override", "millrace.schema.registry.listen="])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

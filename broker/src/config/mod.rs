@@ -158,6 +158,11 @@ pub struct Config {
     /// `millrace.rest.bootstrap.servers`: the cluster the REST proxy is a client of, as
     /// `host:port[,host:port...]`; empty: this broker's own client listener.
     pub rest_bootstrap: Vec<(String, u16)>,
+    /// `millrace.schema.registry.listen`: where the schema registry is served (None: off).
+    pub schema_registry_listen: Option<SocketAddr>,
+    /// `millrace.schema.registry.bootstrap.servers`: the cluster whose `_schemas` topic the
+    /// registry keeps its schemas in; empty: this broker's own client listener.
+    pub schema_registry_bootstrap: Vec<(String, u16)>,
     /// The REST proxy's consumer instance keys (`millrace.rest.consumer.*`).
     pub rest_consumer: RestConsumerKeys,
     /// The follower fetch and ISR keys (`replica.*`).
@@ -298,6 +303,8 @@ impl Default for Config {
             max_connections: 4_096,
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             rest_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8082))),
+            schema_registry_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8081))),
+            schema_registry_bootstrap: Vec::new(),
             rest_bootstrap: Vec::new(),
             rest_consumer: RestConsumerKeys::default(),
             replica: ReplicaKeys::default(),
@@ -559,6 +566,12 @@ impl Config {
                 }
                 "millrace.metrics.listen" => self.metrics_listen = http_listen(key, value)?,
                 "millrace.rest.listen" => self.rest_listen = http_listen(key, value)?,
+                "millrace.schema.registry.listen" => {
+                    self.schema_registry_listen = http_listen(key, value)?
+                }
+                "millrace.schema.registry.bootstrap.servers" => {
+                    self.schema_registry_bootstrap = bootstrap_servers(key, value)?
+                }
                 "millrace.rest.bootstrap.servers" => {
                     self.rest_bootstrap = bootstrap_servers(key, value)?
                 }
@@ -797,6 +810,20 @@ impl Config {
         m.insert(
             "millrace.rest.bootstrap.servers",
             self.rest_bootstrap
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        m.insert(
+            "millrace.schema.registry.listen",
+            self.schema_registry_listen
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        );
+        m.insert(
+            "millrace.schema.registry.bootstrap.servers",
+            self.schema_registry_bootstrap
                 .iter()
                 .map(|(h, p)| format!("{h}:{p}"))
                 .collect::<Vec<_>>()

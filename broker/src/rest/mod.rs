@@ -895,7 +895,7 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// `%XX` and `+` decoded (invalid escapes kept as they are).
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

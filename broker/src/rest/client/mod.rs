@@ -7,6 +7,7 @@
 //! REST request, acks=all) that retries what Kafka's producer retries with the same sequence,
 //! so a retry is never written twice.
 
+mod admin;
 pub mod group;
 
 use crate::peer::{PeerClient, PeerConfig, PeerError};
@@ -125,6 +126,9 @@ pub struct Fetched {
     pub high_watermark: i64,
     /// Records at or after the fetch offset.
     pub records: Vec<Record>,
+    /// Where the next fetch starts: past the last whole batch returned (compaction leaves
+    /// gaps, and a batch may hold only control records), or the fetch offset when none was.
+    pub next_offset: i64,
 }
 
 /// The client. Lives on one shard.
@@ -643,11 +647,14 @@ fn fetched(p: &PartitionData, offset: i64) -> Result<Fetched, ClientError> {
         ));
     }
     let mut records = Vec::new();
+    let mut next_offset = offset;
     if let Some(bytes) = &p.records {
         for step in BatchIter::new(bytes) {
             let BatchStep::Batch { bytes, header, .. } = step else {
                 break; // a partial last batch: the next fetch gets it whole
             };
+            let end = header.base_offset + header.last_offset_delta as i64 + 1;
+            next_offset = next_offset.max(end);
             if header.is_control() {
                 continue;
             }
@@ -659,6 +666,7 @@ fn fetched(p: &PartitionData, offset: i64) -> Result<Fetched, ClientError> {
     Ok(Fetched {
         high_watermark: p.high_watermark,
         records,
+        next_offset,
     })
 }
 
