@@ -162,7 +162,10 @@ async fn shard_main(
                 Rc::new(move |req| Box::pin(crate::rest::handle(rest.clone(), req)));
             crate::http::serve("rest", addr, handler, || STOP.load(Ordering::Relaxed))?;
         }
-        if let Some(addr) = schema_registry_listen(&config) {
+        // The registry exists on every broker (produce validation asks it), its HTTP listener
+        // where configured.
+        let listen = schema_registry_listen(&config);
+        if config.cluster.is_broker() || listen.is_some() {
             let bootstrap = if config.schema_registry_bootstrap.is_empty() {
                 vec![config.advertise.clone()]
             } else {
@@ -173,11 +176,14 @@ async fn shard_main(
                 format!("millrace-schema-registry-{}", config.node_id),
                 config.socket_request_max_bytes,
             ));
-            let handler: crate::http::Handler =
-                Rc::new(move |req| Box::pin(crate::registry::handle(registry.clone(), req)));
-            crate::http::serve("schema registry", addr, handler, || {
-                STOP.load(Ordering::Relaxed)
-            })?;
+            crate::registry::install(registry.clone());
+            if let Some(addr) = listen {
+                let handler: crate::http::Handler =
+                    Rc::new(move |req| Box::pin(crate::registry::handle(registry.clone(), req)));
+                crate::http::serve("schema registry", addr, handler, || {
+                    STOP.load(Ordering::Relaxed)
+                })?;
+            }
         }
     }
     if !config.cluster.is_broker() {

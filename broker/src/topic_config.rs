@@ -92,6 +92,49 @@ fn ratio(v: &str) -> Result<String, String> {
     }
 }
 
+/// Confluent's subject name strategies, by class name (the short name is accepted too).
+fn subject_strategy(v: &str) -> Result<String, String> {
+    SubjectStrategy::parse(v)
+        .map(|s| s.class_name().to_string())
+        .ok_or_else(|| "must be TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy (io.confluent.kafka.serializers.subject.*)".into())
+}
+
+/// Which subject a record's schema must be registered under (Confluent's
+/// `*.subject.name.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectStrategy {
+    /// `<topic>-key` / `<topic>-value`.
+    Topic,
+    /// The schema's record name.
+    Record,
+    /// `<topic>-<record name>`.
+    TopicRecord,
+}
+
+impl SubjectStrategy {
+    /// From a class name or its last part.
+    pub fn parse(v: &str) -> Option<SubjectStrategy> {
+        let short = v.trim().rsplit('.').next().unwrap_or("");
+        match short {
+            "TopicNameStrategy" => Some(SubjectStrategy::Topic),
+            "RecordNameStrategy" => Some(SubjectStrategy::Record),
+            "TopicRecordNameStrategy" => Some(SubjectStrategy::TopicRecord),
+            _ => None,
+        }
+    }
+
+    /// Confluent's class name.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            SubjectStrategy::Topic => "io.confluent.kafka.serializers.subject.TopicNameStrategy",
+            SubjectStrategy::Record => "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+            SubjectStrategy::TopicRecord => {
+                "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy"
+            }
+        }
+    }
+}
+
 /// The smallest `segment.bytes` accepted. Kafka 4 raised its own floor to 1 MiB; 1 KiB is
 /// kept here so that tests and small deployments can roll segments quickly.
 pub const SEGMENT_BYTES_MIN: i32 = 1024;
@@ -228,6 +271,38 @@ pub const DEFS: &[Def] = &[
         check: |v| one_of(&v.trim().to_ascii_lowercase(), &["true", "false"]),
         doc: "lets the controller make a replica that was not in sync the leader of a partition with none (acknowledged records may be lost)",
     },
+    Def {
+        name: "confluent.key.schema.validation",
+        broker_key: "confluent.key.schema.validation",
+        default: "false",
+        kind: Kind::Boolean,
+        check: |v| one_of(&v.trim().to_ascii_lowercase(), &["true", "false"]),
+        doc: "produce checks every record's key carries the id of a schema registered (in this cluster's schema registry) under the subject confluent.key.subject.name.strategy names; other records are refused with INVALID_RECORD",
+    },
+    Def {
+        name: "confluent.key.subject.name.strategy",
+        broker_key: "confluent.key.subject.name.strategy",
+        default: "io.confluent.kafka.serializers.subject.TopicNameStrategy",
+        kind: Kind::String,
+        check: subject_strategy,
+        doc: "the subject a key's schema must be registered under: TopicNameStrategy <topic>-key, RecordNameStrategy <record name>, TopicRecordNameStrategy <topic>-<record name>",
+    },
+    Def {
+        name: "confluent.value.schema.validation",
+        broker_key: "confluent.value.schema.validation",
+        default: "false",
+        kind: Kind::Boolean,
+        check: |v| one_of(&v.trim().to_ascii_lowercase(), &["true", "false"]),
+        doc: "produce checks every record's value carries the id of a schema registered (in this cluster's schema registry) under the subject confluent.value.subject.name.strategy names; other records are refused with INVALID_RECORD",
+    },
+    Def {
+        name: "confluent.value.subject.name.strategy",
+        broker_key: "confluent.value.subject.name.strategy",
+        default: "io.confluent.kafka.serializers.subject.TopicNameStrategy",
+        kind: Kind::String,
+        check: subject_strategy,
+        doc: "the subject a value's schema must be registered under: TopicNameStrategy <topic>-value, RecordNameStrategy <record name>, TopicRecordNameStrategy <topic>-<record name>",
+    },
 ];
 
 /// The definition of a topic config.
@@ -344,6 +419,21 @@ impl BrokerDefaults {
                 "uncompressed" => Some(millrace_wire::compression::Compression::None),
                 other => millrace_wire::compression::Compression::from_name(other),
             },
+            key_schema: (self.effective(overrides, "confluent.key.schema.validation") == "true")
+                .then(|| {
+                    SubjectStrategy::parse(
+                        self.effective(overrides, "confluent.key.subject.name.strategy"),
+                    )
+                    .unwrap_or(SubjectStrategy::Topic)
+                }),
+            value_schema: (self.effective(overrides, "confluent.value.schema.validation")
+                == "true")
+                .then(|| {
+                    SubjectStrategy::parse(
+                        self.effective(overrides, "confluent.value.subject.name.strategy"),
+                    )
+                    .unwrap_or(SubjectStrategy::Topic)
+                }),
         }
     }
 }
@@ -385,6 +475,10 @@ pub struct TopicSettings {
     pub timestamp_after_max_ms: i64,
     /// `compression.type`: None keeps the producer's codec.
     pub compression: Option<millrace_wire::compression::Compression>,
+    /// `confluent.key.schema.validation` on: the strategy naming the keys' subject.
+    pub key_schema: Option<SubjectStrategy>,
+    /// `confluent.value.schema.validation` on: the strategy naming the values' subject.
+    pub value_schema: Option<SubjectStrategy>,
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! maps Confluent's compatibility levels onto [`can_read`]:
 //! BACKWARD is `can_read(new, old)`, FORWARD `can_read(old, new)`, FULL both; the _TRANSITIVE
 //! forms check against every earlier version rather than only the latest.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod avro;
 pub mod json;
@@ -87,6 +87,36 @@ impl Schema {
         }
     }
 
+    /// The name Confluent's RecordNameStrategy files the schema under: an Avro named type's
+    /// full name, a JSON Schema's `title`, a Protobuf file's first message's full name. None
+    /// when the schema has no such name (an Avro primitive, a JSON Schema without a title).
+    pub fn record_name(&self) -> Option<String> {
+        match self {
+            Schema::Avro(s) => {
+                let doc: serde_json::Value = serde_json::from_str(&s.canonical(true)).ok()?;
+                let name = doc.get("name")?.as_str()?;
+                match doc.get("namespace").and_then(|n| n.as_str()) {
+                    Some(ns) if !ns.is_empty() && !name.contains('.') => {
+                        Some(format!("{ns}.{name}"))
+                    }
+                    _ => Some(name.to_string()),
+                }
+            }
+            Schema::Json(s) => {
+                let doc: serde_json::Value = serde_json::from_str(&s.canonical(false)).ok()?;
+                Some(doc.get("title")?.as_str()?.to_string())
+            }
+            Schema::Protobuf(s) => {
+                let file = s.file_descriptor();
+                let message = file.message_type.first()?.name.clone()?;
+                match file.package.as_deref() {
+                    Some(p) if !p.is_empty() => Some(format!("{p}.{message}")),
+                    _ => Some(message),
+                }
+            }
+        }
+    }
+
     /// The text stored and compared: the schema as its type prints it, so registrations that
     /// differ only in layout are the same schema. `normalize` (the API's `?normalize=true`)
     /// also puts what the type leaves unordered into one order.
@@ -112,5 +142,32 @@ pub fn can_read(reader: &Schema, writer: &Schema) -> Vec<String> {
             reader.kind(),
             writer.kind()
         )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_names_as_confluents_record_name_strategy_takes_them() {
+        let avro = parse(
+            SchemaType::Avro,
+            r#"{"type":"record","name":"User","namespace":"acme","fields":[]}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(avro.record_name().as_deref(), Some("acme.User"));
+        let prim = parse(SchemaType::Avro, r#""int""#, &[]).unwrap();
+        assert_eq!(prim.record_name(), None);
+        let json = parse(SchemaType::Json, r#"{"title":"Item","type":"object"}"#, &[]).unwrap();
+        assert_eq!(json.record_name().as_deref(), Some("Item"));
+        let proto = parse(
+            SchemaType::Protobuf,
+            "syntax = \"proto3\";\npackage acme;\nmessage Order { string id = 1; }\nmessage B {}\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(proto.record_name().as_deref(), Some("acme.Order"));
     }
 }

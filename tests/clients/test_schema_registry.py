@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from brokerproc import BrokerProcess
+from brokerproc import BrokerProcess, broker_kind
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
@@ -370,3 +370,56 @@ def test_the_registry_state_survives_a_restart(broker, tmp_path, subject):
         assert new > max(ids)
     finally:
         p.stop()
+
+
+@pytest.mark.skipif(broker_kind() != "millrace", reason="millrace's topic configs")
+def test_produce_checks_schema_ids_on_topics_that_ask(broker, topic):
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={
+        "confluent.value.schema.validation": "true"})])[topic].result(30)
+    sr = SchemaRegistryClient({"url": f"http://127.0.0.1:{broker.registry_port}"})
+    user = avro_record(("name", "string"))
+    ser = AvroSerializer(sr, user)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    other_id = sr.register_schema(f"{topic}-elsewhere", Schema(avro_record(("x", "long")), "AVRO"))
+
+    def send(value, key=b"k") -> KafkaError | None:
+        p = Producer({"bootstrap.servers": broker.bootstrap, "retries": 0})
+        outcome = []
+        p.produce(topic, key=key, value=value, on_delivery=lambda err, _m: outcome.append(err))
+        p.flush(30)
+        return outcome[0]
+
+    assert send(ser({"name": "a"}, ctx)) is None  # registers under <topic>-value, then passes
+    for bad in (b"plain bytes", b"\x00\x00\x01\x86\xa0rest",  # no framing; unknown id 100000
+                b"\x00" + other_id.to_bytes(4, "big") + b"x"):  # registered, other subject
+        err = send(bad)
+        assert err is not None and err.code() == KafkaError.INVALID_RECORD, (bad, err)
+    assert send(None) is None  # a tombstone carries no schema
+    # RecordNameStrategy: the subject is the record's full name.
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={
+        "confluent.value.schema.validation": "true",
+        "confluent.value.subject.name.strategy": "io.confluent.kafka.serializers.subject.RecordNameStrategy"})
+    admin.alter_configs([res])[res].result(30)
+    framed = ser({"name": "b"}, ctx)
+    assert send(framed).code() == KafkaError.INVALID_RECORD  # not under "acme.User" yet
+    sr.register_schema("acme.User", Schema(user, "AVRO"))
+    assert send(framed) is None
+    bad = ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={
+        "confluent.value.subject.name.strategy": "SomeOtherStrategy"})
+    with pytest.raises(Exception):
+        admin.alter_configs([bad])[bad].result(30)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"{topic}-r",
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    for _ in range(60):
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+        if len(got) >= 3:
+            break
+    c.close()
+    assert len(got) == 3 and got[1] is None  # the two valid records and the tombstone

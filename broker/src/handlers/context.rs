@@ -84,6 +84,14 @@ impl Context {
     }
 
     /// Number of shards.
+    /// Checks records' schema ids with this broker's schema registry (produce validation).
+    pub async fn check_schema_ids(
+        &self,
+        checks: Vec<crate::registry::IdCheck>,
+    ) -> Vec<Result<(), String>> {
+        crate::registry::check_ids(&self.shard, checks).await
+    }
+
     pub fn shards(&self) -> usize {
         self.shard.shards
     }

@@ -8,6 +8,7 @@ use super::{decode, respond, str_bytes, Response};
 use crate::errors::{code, storage_code, wire_code};
 use crate::mesh::{join_all, Call, Split};
 use crate::partition::{Acks, CommitError};
+use crate::registry::IdCheck;
 use crate::shard::Shard;
 use crate::topic_config::TopicSettings;
 use bytes::{Bytes, BytesMut};
@@ -31,6 +32,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     };
     let mut results: Vec<ProduceResult> = Vec::new();
     let mut split: Split<ProduceItem> = Split::default();
+    // Partitions of topics with schema validation: held until the registry has answered.
+    let mut held: Vec<(usize, usize, ProduceItem, Vec<IdCheck>)> = Vec::new();
     let acks = Acks::from_request(req.acks);
     let image = ctx.image();
     let now = millrace_shard::time::now_ms();
@@ -65,21 +68,47 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 (Ok(rebuilt), Some(owner)) => {
                     let records = rebuilt.unwrap_or_else(|| p.records.clone().unwrap_or_default());
                     let (producer_id, txn) = producer_of(req.transactional_id.as_ref(), &records);
-                    split.push(
-                        owner,
-                        slot,
-                        ProduceItem {
-                            topic: t.name.0.to_string(),
-                            partition: p.index,
-                            records,
-                            log_append_time: settings.as_ref().is_some_and(|s| s.log_append_time),
-                            producer_id,
-                            txn,
-                        },
-                    )
+                    let checks = settings
+                        .as_ref()
+                        .map(|s| schema_checks(&t.name.0, &records, s))
+                        .unwrap_or_default();
+                    let item = ProduceItem {
+                        topic: t.name.0.to_string(),
+                        partition: p.index,
+                        records,
+                        log_append_time: settings.as_ref().is_some_and(|s| s.log_append_time),
+                        producer_id,
+                        txn,
+                    };
+                    if checks.is_empty() {
+                        split.push(owner, slot, item)
+                    } else {
+                        held.push((owner, slot, item, checks))
+                    }
                 }
                 (Err((error_code, message)), _) => results[slot] = error(error_code, Some(message)),
                 (Ok(_), None) => unreachable!("owner checked above"),
+            }
+        }
+    }
+    if !held.is_empty() {
+        let all: Vec<IdCheck> = held.iter().flat_map(|(_, _, _, c)| c.clone()).collect();
+        let mut answers = ctx.check_schema_ids(all).await.into_iter();
+        for (owner, slot, item, checks) in held {
+            let mine: Vec<Result<(), String>> = answers.by_ref().take(checks.len()).collect();
+            match mine
+                .into_iter()
+                .enumerate()
+                .find_map(|(i, r)| r.err().map(|e| (i, e)))
+            {
+                None => split.push(owner, slot, item),
+                Some((i, why)) => results[slot] = error(
+                    code::INVALID_RECORD,
+                    Some(format!(
+                        "Record {} of the request failed schema validation on the broker: {why}",
+                        checks[i].index
+                    )),
+                ),
             }
         }
     }
@@ -439,6 +468,53 @@ fn validate_records(
         }
     }
     Ok(Some(Bytes::from(out)))
+}
+
+/// The schema-id checks a topic with `confluent.{key,value}.schema.validation` asks of its
+/// records (null keys and values are not checked: a tombstone carries no schema).
+fn schema_checks(topic: &str, records: &Bytes, settings: &TopicSettings) -> Vec<IdCheck> {
+    if settings.key_schema.is_none() && settings.value_schema.is_none() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut index = 0;
+    for step in BatchIter::new(records) {
+        let BatchStep::Batch { bytes, .. } = step else {
+            break;
+        };
+        let Ok(decoded) = decode_records(bytes, DECOMPRESSED_BYTES_MAX) else {
+            // Validated already; a batch that cannot be decoded carries no valid id.
+            out.push(IdCheck {
+                topic: topic.to_string(),
+                key: false,
+                strategy: settings
+                    .value_schema
+                    .or(settings.key_schema)
+                    .expect("one is set"),
+                id: None,
+                index,
+            });
+            continue;
+        };
+        for r in decoded {
+            for (key, strategy, data) in [
+                (true, settings.key_schema, &r.key),
+                (false, settings.value_schema, &r.value),
+            ] {
+                if let (Some(strategy), Some(data)) = (strategy, data) {
+                    out.push(IdCheck {
+                        topic: topic.to_string(),
+                        key,
+                        strategy,
+                        id: crate::registry::schema_id(data),
+                        index,
+                    });
+                }
+            }
+            index += 1;
+        }
+    }
+    out
 }
 
 /// Bound on a batch's decompressed size when the broker decodes it (timestamps, recompression).

@@ -14,8 +14,11 @@
 mod store;
 
 use crate::http::{reply, Request, Response};
+use crate::mesh::Call;
 use crate::rest::client::{ClientError, KafkaClient, OutRecord};
 use crate::rest::percent_decode;
+use crate::shard::Shard;
+use crate::topic_config::SubjectStrategy;
 use bytes::Bytes;
 use millrace_schema::{Dependency, Schema, SchemaType};
 use millrace_shard::sync::Turn;
@@ -968,5 +971,113 @@ async fn delete_mode(reg: &Registry, subject: &str) -> Response {
     match append(reg, vec![store::mode_entry(Some(subject), None)]).await {
         Ok(()) => ok(json!({"mode": previous.as_str()})),
         Err(e) => e,
+    }
+}
+
+thread_local! {
+    /// This broker's registry, on the shard it lives on (see [`install`]).
+    static LOCAL: RefCell<Option<Rc<Registry>>> = const { RefCell::new(None) };
+}
+
+/// Makes `reg` the one produce validation asks (on the controller's shard).
+pub fn install(reg: Rc<Registry>) {
+    LOCAL.with(|l| *l.borrow_mut() = Some(reg));
+}
+
+/// One record's schema id to check: the topic, key (true) or value, the subject strategy and
+/// the id the record carries (None: it does not start with Confluent's magic byte and an id).
+#[derive(Debug, Clone)]
+pub struct IdCheck {
+    pub topic: String,
+    pub key: bool,
+    pub strategy: SubjectStrategy,
+    pub id: Option<i32>,
+    /// The record's index in its partition's data (for the error message).
+    pub index: usize,
+}
+
+/// Checks schema ids for produce on the registry's shard: one answer per check, Err with why
+/// the record is refused.
+pub struct CheckIds(pub Vec<IdCheck>);
+
+impl Call<Shard> for CheckIds {
+    type Reply = Vec<Result<(), String>>;
+
+    async fn run(self, _shard: Rc<Shard>) -> Self::Reply {
+        let Some(reg) = LOCAL.with(|l| l.borrow().clone()) else {
+            return self
+                .0
+                .iter()
+                .map(|_| Err("this broker has no schema registry".to_string()))
+                .collect();
+        };
+        if catch_up(&reg).await.is_err() {
+            return self
+                .0
+                .iter()
+                .map(|_| Err(format!("the schema registry could not read {TOPIC}")))
+                .collect();
+        }
+        let store = reg.store.borrow();
+        self.0.iter().map(|c| check_id(&store, c)).collect()
+    }
+}
+
+/// Whether the id a record carries is registered under the subject its strategy names.
+fn check_id(store: &Store, c: &IdCheck) -> Result<(), String> {
+    let which = if c.key { "key" } else { "value" };
+    let Some(id) = c.id else {
+        return Err(format!(
+            "the record's {which} does not start with a schema id (magic byte 0 and 4 bytes)"
+        ));
+    };
+    let Some(stored) = store.schemas.get(&id) else {
+        return Err(format!("the record's {which} schema id {id} is unknown"));
+    };
+    let subject = match c.strategy {
+        SubjectStrategy::Topic => format!("{}-{which}", c.topic),
+        SubjectStrategy::Record | SubjectStrategy::TopicRecord => {
+            let name = parse(store, stored.kind, &stored.text, &stored.references)
+                .ok()
+                .and_then(|s| s.record_name())
+                .ok_or_else(|| format!("the record's {which} schema id {id} has no record name"))?;
+            if c.strategy == SubjectStrategy::Record {
+                name
+            } else {
+                format!("{}-{name}", c.topic)
+            }
+        }
+    };
+    let registered = store
+        .versions(&subject, false)
+        .iter()
+        .any(|(_, v)| v.id == id);
+    if registered {
+        Ok(())
+    } else {
+        Err(format!(
+            "the record's {which} schema id {id} is not registered under subject {subject}"
+        ))
+    }
+}
+
+/// The schema id a serialized key or value carries (Confluent's wire format: magic byte 0,
+/// then the id as a big-endian 32-bit integer).
+pub fn schema_id(bytes: &[u8]) -> Option<i32> {
+    match bytes {
+        [0, a, b, c, d, ..] => Some(i32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
+/// Checks `checks` with this broker's registry (on the controller's shard).
+pub async fn check_ids(shard: &Rc<Shard>, checks: Vec<IdCheck>) -> Vec<Result<(), String>> {
+    let n = checks.len();
+    match shard
+        .call(Shard::controller_shard(), CheckIds(checks))
+        .await
+    {
+        Ok(answers) => answers,
+        Err(_) => vec![Err("the schema registry's shard is stopping".to_string()); n],
     }
 }
