@@ -54,15 +54,18 @@ pub fn run(mut config: Config) -> Result<(), String> {
         pin: config.pin_cores,
     };
     runtime.check()?;
-    // Fail early and clearly if the port is taken, before the shards start.
+    // Fail early and clearly if a port is taken, before the shards start: every listener is
+    // bound at once (and then let go), so two keys naming one address are caught too (the
+    // shards' own sockets share ports with SO_REUSEPORT, which would hide it).
+    let mut held = Vec::new();
     if config.cluster.is_broker() {
-        drop(
+        held.push(
             std::net::TcpListener::bind(config.listen)
                 .map_err(|e| format!("listening on {}: {e}", config.listen))?,
         );
     }
     if let Some(addr) = config.cluster.controller_listen {
-        drop(
+        held.push(
             std::net::TcpListener::bind(addr)
                 .map_err(|e| format!("listening on the controller listener {addr}: {e}"))?,
         );
@@ -76,12 +79,13 @@ pub fn run(mut config: Config) -> Result<(), String> {
         ),
     ] {
         if let Some(addr) = addr {
-            drop(
+            held.push(
                 std::net::TcpListener::bind(addr)
                     .map_err(|e| format!("listening on {key} {addr}: {e}"))?,
             );
         }
     }
+    drop(held);
     let mesh = MeshSpec::<MeshMsg<Shard>>::new(config.cores, config.mesh_channel_capacity);
     let config = Arc::new(config);
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), cores = config.cores,

@@ -376,19 +376,19 @@ class Cluster:
         ports = set()
         while len(ports) < 2 * n + observers:
             ports.add(free_port())
-        # Two HTTP ports per node (metrics and REST proxy; millrace nodes only), distinct from
-        # the others.
+        # Three HTTP ports per node (metrics, REST proxy, schema registry; millrace nodes
+        # only), distinct from the others.
         http_ports: list[int] = []
-        while len(http_ports) < 2 * (n + observers):
+        while len(http_ports) < 3 * (n + observers):
             port = free_port()
             if port not in ports and port not in http_ports:
                 http_ports.append(port)
         ports = sorted(ports)
         self.nodes = [Node(self, i + 1, None if controller_only else ports[2 * i],
-                           ports[2 * i + 1], http_ports[2 * i], http_ports[2 * i + 1])
+                           ports[2 * i + 1], *http_ports[3 * i:3 * i + 3])
                       for i in range(n)]
-        self.nodes += [Node(self, n + i + 1, ports[2 * n + i], None, http_ports[2 * (n + i)],
-                            http_ports[2 * (n + i) + 1]) for i in range(observers)]
+        self.nodes += [Node(self, n + i + 1, ports[2 * n + i], None,
+                            *http_ports[3 * (n + i):3 * (n + i) + 3]) for i in range(observers)]
         self.voters = ",".join(f"{x.node_id}@{x.host}:{x.controller_port}"
                                for x in self.nodes if x.is_voter)
         for x in self.nodes:

@@ -102,13 +102,15 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 .find_map(|(i, r)| r.err().map(|e| (i, e)))
             {
                 None => split.push(owner, slot, item),
-                Some((i, why)) => results[slot] = error(
-                    code::INVALID_RECORD,
-                    Some(format!(
+                Some((i, why)) => {
+                    results[slot] = error(
+                        code::INVALID_RECORD,
+                        Some(format!(
                         "Record {} of the request failed schema validation on the broker: {why}",
                         checks[i].index
                     )),
-                ),
+                    )
+                }
             }
         }
     }

@@ -32,8 +32,12 @@ use store::{Entry, Level, Mode, Reference, Store, Stored};
 pub const TOPIC: &str = "_schemas";
 /// The registry's content type.
 const CT: &str = "application/vnd.schemaregistry.v1+json";
-/// How many times a write that lost a race is tried again.
-const WRITE_TRIES: usize = 8;
+/// How many times a write that lost a race is tried again (each after a random pause that
+/// grows with the tries, so racing writers spread out rather than collide again).
+const WRITE_TRIES: u32 = 24;
+/// How long reading `_schemas` retries errors that mean its leader is moving or not known yet
+/// (a topic created a moment ago, a broker killed).
+const READ_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
 /// The most bytes one read of `_schemas` asks for.
 const READ_BYTES: i32 = 8 << 20;
 
@@ -220,13 +224,17 @@ async fn ensure_topic(reg: &Registry) -> Result<(), Response> {
 async fn catch_up(reg: &Registry) -> Result<(), Response> {
     let _turn = reg.reading.lock().await;
     ensure_topic(reg).await?;
+    let deadline = millrace_shard::time::Instant::now() + READ_RETRY;
     loop {
         let from = reg.store.borrow().next_offset;
-        let fetched = reg
-            .client
-            .fetch(TOPIC, 0, from, READ_BYTES, 0)
-            .await
-            .map_err(backend)?;
+        let fetched = match reg.client.fetch(TOPIC, 0, from, READ_BYTES, 0).await {
+            Ok(f) => f,
+            Err(e) if moving(&e) && millrace_shard::time::Instant::now() < deadline => {
+                millrace_shard::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(backend(e)),
+        };
         let mut store = reg.store.borrow_mut();
         for r in &fetched.records {
             store.apply(r.offset, r.key.as_deref(), r.value.as_deref());
@@ -236,6 +244,32 @@ async fn catch_up(reg: &Registry) -> Result<(), Response> {
             return Ok(());
         }
     }
+}
+
+/// Errors that mean `_schemas`' leader is moving or not known yet: the read is tried again.
+fn moving(e: &ClientError) -> bool {
+    use millrace_wire::codes as code;
+    match e {
+        ClientError::Unreachable(_) | ClientError::UnknownTopic | ClientError::UnknownPartition => {
+            true
+        }
+        ClientError::Kafka(c, _) => matches!(
+            *c,
+            code::NOT_LEADER_OR_FOLLOWER
+                | code::UNKNOWN_TOPIC_OR_PARTITION
+                | code::LEADER_NOT_AVAILABLE
+                | code::FENCED_LEADER_EPOCH
+                | code::UNKNOWN_LEADER_EPOCH
+                | code::REQUEST_TIMED_OUT
+                | code::KAFKA_STORAGE_ERROR
+        ),
+    }
+}
+
+/// A random number below `n` (a writer's pause after losing a race).
+fn rand_below(n: u64) -> u64 {
+    let x = uuid::Uuid::new_v4().as_u128() as u64;
+    x % n.max(1)
 }
 
 /// Appends `entries` (acks=all) and folds the log past them.
@@ -457,7 +491,12 @@ async fn register(reg: &Registry, subject: &str, body: &[u8], query: &str) -> Re
         Err(e) => return e,
     };
     let _turn = reg.writing.lock().await;
-    for _ in 0..WRITE_TRIES {
+    for attempt in 0..WRITE_TRIES {
+        if attempt > 0 {
+            let cap_ms = (5u64 << attempt.min(6)).min(250);
+            let pause = rand_below(cap_ms + 1);
+            millrace_shard::time::sleep(std::time::Duration::from_millis(pause)).await;
+        }
         if let Err(e) = catch_up(reg).await {
             return e;
         }
