@@ -287,6 +287,11 @@ impl<D: Disk> Partition<D> {
         self.log.size_in_bytes()
     }
 
+    /// The cleaner's backlog of a compacted log: (dirty bytes, closed segment bytes).
+    pub fn cleaner_backlog(&self) -> Option<(u64, u64)> {
+        self.log.cleaner_backlog()
+    }
+
     /// The offset the next append gets.
     pub fn log_end_offset(&self) -> i64 {
         self.log.log_end_offset()

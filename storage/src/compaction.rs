@@ -147,6 +147,22 @@ impl<D: Disk> PartitionLog<D> {
         ratio(&sources, first_dirty)
     }
 
+    /// The cleaner's backlog for the metrics: (dirty bytes, bytes of the closed durable
+    /// segments), None when the log is not compacted.
+    pub fn cleaner_backlog(&self) -> Option<(u64, u64)> {
+        if !self.config().cleanup_compact {
+            return None;
+        }
+        let (sources, first_dirty) = self.cleanable(None);
+        let total = sources.iter().map(|s| s.size).sum();
+        let dirty = sources
+            .iter()
+            .filter(|s| s.next_offset > first_dirty)
+            .map(|s| s.size)
+            .sum();
+        Some((dirty, total))
+    }
+
     /// Compacts the cleanable segments (only with `cleanup_compact`), unless the dirty ratio is
     /// below `min_cleanable_dirty_ratio` and no dirty segment is older than
     /// `max_compaction_lag_ms`. See the module documentation for the rules. A second call

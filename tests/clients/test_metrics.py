@@ -349,3 +349,41 @@ def test_the_grafana_dashboard_queries_only_served_families(broker):
     named = {m for q in queries for m in re.findall(r"\b((?:millrace|kafka|process)_[a-z0-9_]+)", q)}
     assert len(named) >= 20, named
     assert not named - served, f"queried but not served: {sorted(named - served)}"
+
+
+def test_the_cleaner_backlog_grows_and_drains(broker_factory, topic):
+    from confluent_kafka.admin import ConfigResource
+    b = broker_factory()
+    b.extra_args = ["--override", "log.cleaner.backoff.ms=200"]
+    b.start()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    # Records stay uncompacted for an hour: the closed segments pile up dirty.
+    admin.create_topics([NewTopic(topic, 1, 1, config={
+        "cleanup.policy": "compact", "segment.bytes": "1024",
+        "min.compaction.lag.ms": "3600000"})])[topic].result(30)
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, "acks": "all"})
+    for i in range(80):  # one small batch each: a segment holds a few
+        p.produce(topic, key=f"k{i % 10}".encode(), value=b"v" * 100)
+        assert p.flush(30) == 0
+
+    def backlog() -> tuple[float | None, float | None]:
+        found = samples(scrape_text(b))
+        return (value(found, "millrace_log_cleaner_dirty_bytes", topic=topic, partition="0"),
+                value(found, "kafka_log_logcleanermanager_max_dirty_percent"))
+
+    # Closed segments count once their index is written and their data synced.
+    deadline = time.time() + 30
+    while time.time() < deadline and not (backlog()[0] or 0) > 4096:
+        time.sleep(0.2)
+    dirty, percent = backlog()
+    assert dirty is not None and dirty > 4096, dirty  # several closed segments
+    assert percent == 100
+    # Compactable now: the cleaner takes the backlog down to nothing.
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic,
+                         set_config={"cleanup.policy": "compact", "segment.bytes": "1024",
+                                     "min.compaction.lag.ms": "0"})
+    admin.alter_configs([res])[res].result(30)
+    deadline = time.time() + 30
+    while time.time() < deadline and backlog() != (0, 0):
+        time.sleep(0.2)
+    assert backlog() == (0, 0)

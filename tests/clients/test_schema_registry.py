@@ -322,22 +322,25 @@ def test_the_compatibility_tables_through_the_api(registry, kind, table):
         checker = avro.compatibility.ReaderWriterCompatibilityChecker()
     disagreements = []
     for pair in pairs:
-        subj = f"pair-{uuid.uuid4().hex[:10]}"
         writer = {"schema": as_text(pair["writer"], kind), "schemaType": kind,
                   "references": register_references(registry, pair.get("writerReferences"), kind)}
-        status, body, _ = call(f"{registry}/config/{subj}", "PUT", {"compatibility": "BACKWARD"},
-                               CT)
-        assert status == 200, body
-        status, body = post(f"{registry}/subjects/{subj}/versions", writer)
-        assert status == 200, (pair["name"], body)
         reader = {"schema": as_text(pair["reader"], kind), "schemaType": kind,
                   "references": register_references(registry, pair.get("readerReferences"), kind)}
-        status, body = post(f"{registry}/compatibility/subjects/{subj}/versions/latest"
-                            "?verbose=true", reader)
-        assert status == 200, (pair["name"], body)
-        assert body["is_compatible"] == pair["compatible"], (pair["name"], body)
-        if not pair["compatible"] and pair.get("errorType"):
-            assert any(pair["errorType"] in m for m in body["messages"]), (pair["name"], body)
+        # BACKWARD: the new schema (the reader) reads what the old one wrote. FORWARD, the
+        # roles swapped: the old schema (the reader) reads what the new one writes. Same verdict.
+        for level, old, new in (("BACKWARD", writer, reader), ("FORWARD", reader, writer)):
+            subj = f"pair-{uuid.uuid4().hex[:10]}"
+            status, body, _ = call(f"{registry}/config/{subj}", "PUT", {"compatibility": level},
+                                   CT)
+            assert status == 200, body
+            status, body = post(f"{registry}/subjects/{subj}/versions", old)
+            assert status == 200, (pair["name"], body)
+            status, body = post(f"{registry}/compatibility/subjects/{subj}/versions/latest"
+                                "?verbose=true", new)
+            assert status == 200, (pair["name"], body)
+            assert body["is_compatible"] == pair["compatible"], (pair["name"], level, body)
+            if not pair["compatible"] and pair.get("errorType"):
+                assert any(pair["errorType"] in m for m in body["messages"]), (pair["name"], body)
         if checker is not None and "note" not in pair:
             # Python's avro decides the same.
             r = avro.schema.parse(as_text(pair["reader"], kind))

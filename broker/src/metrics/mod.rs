@@ -59,6 +59,8 @@ pub struct PartitionReport {
     pub log_end: i64,
     /// High watermark.
     pub high_watermark: i64,
+    /// A compacted log's cleaner backlog: (dirty bytes, closed segment bytes).
+    pub cleaner_backlog: Option<(u64, u64)>,
 }
 
 /// What one shard tells a scrape.
@@ -104,6 +106,7 @@ impl Call<Shard> for Gather {
                     log_start: p.log_start_offset(),
                     log_end: p.log_end_offset(),
                     high_watermark: p.high_watermark(),
+                    cleaner_backlog: p.cleaner_backlog(),
                 }
             })
             .collect();
@@ -422,6 +425,35 @@ fn replicas(t: &mut Text, stats: &ShardMetrics, partitions: &[&PartitionReport])
             let labels = [("topic", p.topic.as_str()), ("partition", part.as_str())];
             t.sample(name, &labels, field(p));
         }
+    }
+    // The log cleaner's backlog: Kafka's LogCleanerManager max-dirty-percent, and the dirty
+    // bytes of each compacted log.
+    let compacted: Vec<(&PartitionReport, (u64, u64))> = partitions
+        .iter()
+        .filter_map(|p| Some((*p, p.cleaner_backlog?)))
+        .collect();
+    let name = "kafka_log_logcleanermanager_max_dirty_percent";
+    t.family(
+        name,
+        Kind::Gauge,
+        "The largest share (percent) of a compacted log's closed segments not yet cleaned.",
+    );
+    let max_dirty = compacted
+        .iter()
+        .filter(|(_, (_, total))| *total > 0)
+        .map(|(_, (dirty, total))| *dirty as f64 * 100.0 / *total as f64)
+        .fold(0.0, f64::max);
+    t.sample(name, &[], max_dirty.round());
+    let name = "millrace_log_cleaner_dirty_bytes";
+    t.family(
+        name,
+        Kind::Gauge,
+        "Bytes of a compacted log's closed segments the cleaner has not cleaned yet.",
+    );
+    for (p, (dirty, _)) in &compacted {
+        let part = p.partition.to_string();
+        let labels = [("topic", p.topic.as_str()), ("partition", part.as_str())];
+        t.sample(name, &labels, *dirty as f64);
     }
     // kafka_exporter's per-partition offsets, from the leaders.
     for (name, help, field) in [
