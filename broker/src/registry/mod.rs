@@ -16,7 +16,7 @@ mod store;
 use crate::http::{reply, Request, Response};
 use crate::mesh::Call;
 use crate::rest::client::{ClientError, KafkaClient, OutRecord};
-use crate::rest::percent_decode;
+use crate::rest::{path_segments, query_pairs};
 use crate::shard::Shard;
 use crate::topic_config::SubjectStrategy;
 use bytes::Bytes;
@@ -104,22 +104,13 @@ fn query_flag(query: &str, name: &str) -> bool {
 }
 
 fn query_value(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == name).then(|| percent_decode(v))
-    })
+    query_pairs(query).remove(name)
 }
 
 /// Answers one request.
 pub async fn handle(reg: Rc<Registry>, req: Request) -> Response {
     let method = req.method().clone();
-    let path: Vec<String> = req
-        .uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+    let path = path_segments(&req);
     let query = req.uri().query().unwrap_or("").to_string();
     let body = if method == hyper::Method::POST || method == hyper::Method::PUT {
         match crate::http::read_body(req, reg.body_max).await {

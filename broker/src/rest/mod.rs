@@ -82,13 +82,7 @@ fn client_error(e: ClientError, topic: &str) -> Response {
 /// Answers one request.
 pub async fn handle(rest: Rc<Rest>, req: Request) -> Response {
     let method = req.method().clone();
-    let path: Vec<String> = req
-        .uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+    let path = path_segments(&req);
     let query = req.uri().query().unwrap_or("").to_string();
     let content_type = header(&req, hyper::header::CONTENT_TYPE);
     let accept = header(&req, hyper::header::ACCEPT);
@@ -870,7 +864,17 @@ async fn commit_simple(rest: &Rest, group: &str, body: &[u8]) -> Response {
     }
 }
 
-fn query_pairs(query: &str) -> std::collections::HashMap<String, String> {
+/// A request path's non-empty segments, percent-decoded.
+pub(crate) fn path_segments(req: &Request) -> Vec<String> {
+    req.uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect()
+}
+
+pub(crate) fn query_pairs(query: &str) -> std::collections::HashMap<String, String> {
     query
         .split('&')
         .filter(|s| !s.is_empty())
