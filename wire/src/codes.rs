@@ -100,6 +100,18 @@ pub const UNRELEASED_INSTANCE_ID: i16 = 111;
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 /// The member epoch is stale; retry with the epoch from the last heartbeat.
 pub const STALE_MEMBER_EPOCH: i16 = 113;
+/// A share acknowledgement named records not acquired by the member (or whose lock expired).
+pub const INVALID_RECORD_STATE: i16 = 121;
+/// The share session named by a ShareFetch/ShareAcknowledge is not in this broker's cache.
+pub const SHARE_SESSION_NOT_FOUND: i16 = 122;
+/// The share session epoch is not the one the broker expects next.
+pub const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
+/// A share-group state write carried an older state epoch than the stored one.
+pub const FENCED_STATE_EPOCH: i16 = 124;
+/// A subscription's regular expression does not compile.
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
+/// The broker's share-session cache is full.
+pub const SHARE_SESSION_LIMIT_REACHED: i16 = 133;
 
 /// A DescribeCluster asked a listener for endpoints of the other kind (KIP-919).
 pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
@@ -237,6 +249,12 @@ pub const ALL: &[(&str, i16)] = &[
     ("UNRELEASED_INSTANCE_ID", UNRELEASED_INSTANCE_ID),
     ("UNSUPPORTED_ASSIGNOR", UNSUPPORTED_ASSIGNOR),
     ("STALE_MEMBER_EPOCH", STALE_MEMBER_EPOCH),
+    ("INVALID_RECORD_STATE", INVALID_RECORD_STATE),
+    ("SHARE_SESSION_NOT_FOUND", SHARE_SESSION_NOT_FOUND),
+    ("INVALID_SHARE_SESSION_EPOCH", INVALID_SHARE_SESSION_EPOCH),
+    ("FENCED_STATE_EPOCH", FENCED_STATE_EPOCH),
+    ("INVALID_REGULAR_EXPRESSION", INVALID_REGULAR_EXPRESSION),
+    ("SHARE_SESSION_LIMIT_REACHED", SHARE_SESSION_LIMIT_REACHED),
     ("NOT_CONTROLLER", NOT_CONTROLLER),
     ("STALE_BROKER_EPOCH", STALE_BROKER_EPOCH),
     (
