@@ -1,5 +1,7 @@
 """librdkafka's own tests, run by its own test-runner against the broker under test:
 
+- 0011 (produce_batch): batch produce by partition, partitioner and per-message partition, and
+  per-record errors (KIP-467) from a compacted topic refusing keyless messages.
 - 0103 (transactions): 0103_transactions_local (no broker) and the 13 sub-tests of
   0103_transactions: API misuse, commit/abort with sync, async and batch producing (with and
   without lz4), a consume-transform-produce chain with offsets sent to the transaction and
@@ -49,7 +51,20 @@ SUBTESTS_0103 = [
     "do_test_txn_abort_control_message_leader_epoch",
 ]
 
+# 0011 (produce_batch): rd_kafka_produce_batch() to one partition, by partitioner and with the
+# per-message partition flag; then KIP-467: 100 messages to a compacted topic, every tenth
+# without a key, in one batch (10 fail INVALID_RECORD, 90 _INVALID_DIFFERENT_RECORD) and one
+# message per batch (10 fail, 90 delivered).
+SUBTESTS_0011 = [
+    "test_message_partitioner_wo_per_message_flag",
+    "test_single_partition",
+    "test_partitioner",
+    "test_per_message_partition_flag",
+    "test_message_single_partition_record_fail",
+]
+
 CASES = {
+    "0011": (["0011_produce_batch"], SUBTESTS_0011),
     "0103": (["0103_transactions_local", "0103_transactions"], SUBTESTS_0103),
     "0129": (["0129_fetch_aborted_msgs"], []),
 }

@@ -5,7 +5,7 @@
 
 use super::Context;
 use super::{decode, respond, str_bytes, Response};
-use crate::errors::{code, storage_code, wire_code};
+use crate::errors::{code, storage_code};
 use crate::mesh::{join_all, Call, Split};
 use crate::partition::{Acks, CommitError};
 use crate::registry::IdCheck;
@@ -13,17 +13,19 @@ use crate::shard::Shard;
 use crate::topic_config::TopicSettings;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use millrace_replication::replica::AcksRefusal;
 use millrace_storage::StorageError;
 use millrace_wire::frame::RequestHeader;
-use millrace_wire::records::{
-    decode_records, recompress, validate_batch, BatchHeader, BatchIter, BatchStep,
-};
+use millrace_wire::records::{decode_records, BatchHeader, BatchIter, BatchStep};
 use std::rc::Rc;
+use validate::{validate_records, Refused, Target, DECOMPRESSED_BYTES_MAX};
+
+mod validate;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: ProduceRequest = match decode(&header, &body) {
@@ -46,23 +48,28 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             results.push(error(code::NONE, None));
             let owner = image.owner(&t.name.0, p.index);
             let check = if crate::metadata::is_internal(&t.name.0) {
-                Err((
+                Err(Refused::whole(
                     code::INVALID_TOPIC_EXCEPTION,
-                    "clients cannot write to internal topics".to_string(),
+                    "clients cannot write to internal topics",
                 ))
             } else if acks.is_none() {
-                Err((
+                Err(Refused::whole(
                     code::INVALID_REQUIRED_ACKS,
                     format!("acks must be -1, 0 or 1, not {}", req.acks),
                 ))
             } else if owner.is_none() {
-                Err((
+                Err(Refused::whole(
                     image.not_here_code(&t.name.0, p.index),
-                    "This server does not host this topic-partition.".into(),
+                    "This server does not host this topic-partition.",
                 ))
             } else {
                 let settings = settings.as_ref().expect("owner implies topic");
-                validate_records(p.records.as_ref(), settings, now)
+                let target = Target {
+                    topic: &t.name.0,
+                    partition: p.index,
+                    now_ms: now,
+                };
+                validate_records(p.records.as_ref(), settings, &target)
             };
             match (check, owner) {
                 (Ok(rebuilt), Some(owner)) => {
@@ -86,7 +93,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                         held.push((owner, slot, item, checks))
                     }
                 }
-                (Err((error_code, message)), _) => results[slot] = error(error_code, Some(message)),
+                (Err(refused), _) => results[slot] = refused.into(),
                 (Ok(_), None) => unreachable!("owner checked above"),
             }
         }
@@ -96,21 +103,32 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         let mut answers = ctx.check_schema_ids(all).await.into_iter();
         for (owner, slot, item, checks) in held {
             let mine: Vec<Result<(), String>> = answers.by_ref().take(checks.len()).collect();
-            match mine
-                .into_iter()
-                .enumerate()
-                .find_map(|(i, r)| r.err().map(|e| (i, e)))
-            {
-                None => split.push(owner, slot, item),
-                Some((i, why)) => {
-                    results[slot] = error(
-                        code::INVALID_RECORD,
-                        Some(format!(
-                        "Record {} of the request failed schema validation on the broker: {why}",
-                        checks[i].index
-                    )),
-                    )
+            // Every record at fault is named (KIP-467); a record whose key and value both
+            // fail is named once, for the first.
+            let mut record_errors: Vec<(i32, String)> = Vec::new();
+            for (check, answer) in checks.iter().zip(mine) {
+                if let Err(why) = answer {
+                    if record_errors.last().map(|(i, _)| *i) != Some(check.index as i32) {
+                        let why = format!("schema validation failed on the broker: {why}");
+                        record_errors.push((check.index as i32, why));
+                    }
                 }
+            }
+            if record_errors.is_empty() {
+                split.push(owner, slot, item);
+            } else {
+                let message = format!(
+                    "{} records failed schema validation on the broker (record {}: {})",
+                    record_errors.len(),
+                    record_errors[0].0,
+                    record_errors[0].1
+                );
+                results[slot] = Refused {
+                    code: code::INVALID_RECORD,
+                    message,
+                    record_errors,
+                }
+                .into();
             }
         }
     }
@@ -227,6 +245,17 @@ pub struct ProduceResult {
     pub log_start_offset: i64,
     /// How long the owner waited for the write to commit (replication and the group commit).
     pub waited: std::time::Duration,
+    /// KIP-467: the records at fault (index among the partition's records, why).
+    pub record_errors: Vec<(i32, String)>,
+}
+
+impl From<Refused> for ProduceResult {
+    fn from(r: Refused) -> ProduceResult {
+        ProduceResult {
+            record_errors: r.record_errors,
+            ..error(r.code, Some(r.message))
+        }
+    }
 }
 
 /// Appends to partitions the target shard owns and answers once `acks` is met for each.
@@ -325,6 +354,7 @@ impl Call<Shard> for AppendOnOwner {
                             log_append_time_ms: o.log_append_time_ms,
                             log_start_offset: partition.log_start_offset(),
                             waited: std::time::Duration::ZERO,
+                            record_errors: Vec::new(),
                         },
                     ));
                     if !o.duplicate {
@@ -414,62 +444,8 @@ fn error(error_code: i16, message: Option<String>) -> ProduceResult {
         log_append_time_ms: -1,
         log_start_offset: -1,
         waited: std::time::Duration::ZERO,
+        record_errors: Vec::new(),
     }
-}
-
-fn validate_records(
-    records: Option<&Bytes>,
-    settings: &TopicSettings,
-    now: i64,
-) -> Result<Option<Bytes>, (i16, String)> {
-    let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return Err((
-            code::CORRUPT_MESSAGE,
-            "no record batch in the request".into(),
-        ));
-    };
-    let max_batch_bytes = settings.max_message_bytes;
-    let too_large = |len: usize| {
-        (
-            code::MESSAGE_TOO_LARGE,
-            format!("record batch of {len} bytes exceeds the limit of {max_batch_bytes}"),
-        )
-    };
-    let mut recompress_to = None;
-    for step in BatchIter::new(records) {
-        match step {
-            BatchStep::Batch { bytes, .. } => {
-                if bytes.len() > max_batch_bytes {
-                    return Err(too_large(bytes.len()));
-                }
-                let header = validate_batch(bytes).map_err(|e| (wire_code(&e), e.to_string()))?;
-                if !settings.log_append_time {
-                    check_timestamps(bytes, &header, settings, now)?;
-                }
-                if let Some(codec) = settings.compression {
-                    if header.compression().ok() != Some(codec) {
-                        recompress_to = Some(codec);
-                    }
-                }
-            }
-            BatchStep::Tail { reason, .. } => return Err((wire_code(&reason), reason.to_string())),
-        }
-    }
-    let Some(codec) = recompress_to else {
-        return Ok(None);
-    };
-    let mut out = Vec::with_capacity(records.len());
-    for step in BatchIter::new(records) {
-        if let BatchStep::Batch { bytes, .. } = step {
-            let batch = recompress(bytes, codec, DECOMPRESSED_BYTES_MAX)
-                .map_err(|e| (wire_code(&e), e.to_string()))?;
-            if batch.len() > max_batch_bytes {
-                return Err(too_large(batch.len()));
-            }
-            out.extend_from_slice(&batch);
-        }
-    }
-    Ok(Some(Bytes::from(out)))
 }
 
 /// The schema-id checks a topic with `confluent.{key,value}.schema.validation` asks of its
@@ -517,46 +493,6 @@ fn schema_checks(topic: &str, records: &Bytes, settings: &TopicSettings) -> Vec<
         }
     }
     out
-}
-
-/// Bound on a batch's decompressed size when the broker decodes it (timestamps, recompression).
-const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
-
-/// Kafka's INVALID_TIMESTAMP check for CreateTime topics. The batch's max timestamp bounds
-/// the newest record; the oldest needs the records decoded, which happens only when
-/// `message.timestamp.before.max.ms` is set below its unlimited default.
-fn check_timestamps(
-    batch: &[u8],
-    header: &BatchHeader,
-    settings: &TopicSettings,
-    now: i64,
-) -> Result<(), (i16, String)> {
-    let earliest = now.saturating_sub(settings.timestamp_before_max_ms);
-    let latest = now.saturating_add(settings.timestamp_after_max_ms);
-    let refuse = |ts: i64| {
-        Err((
-            code::INVALID_TIMESTAMP,
-            format!(
-                "Timestamp {ts} of a record is out of range. The timestamp should be within [{earliest}, {latest}]"
-            ),
-        ))
-    };
-    if header.max_timestamp > latest {
-        return refuse(header.max_timestamp);
-    }
-    if settings.timestamp_before_max_ms == i64::MAX {
-        return Ok(());
-    }
-    let records = decode_records(batch, DECOMPRESSED_BYTES_MAX)
-        .map_err(|e| (wire_code(&e), e.to_string()))?;
-    match records
-        .iter()
-        .map(|r| r.timestamp)
-        .find(|&ts| ts < earliest || ts > latest)
-    {
-        Some(ts) => refuse(ts),
-        None => Ok(()),
-    }
 }
 
 /// The response; from v10, a partition answered NOT_LEADER_OR_FOLLOWER names the leader
@@ -609,6 +545,11 @@ fn build_response(
                         .with_base_offset(r.base_offset)
                         .with_log_append_time_ms(r.log_append_time_ms)
                         .with_log_start_offset(if version >= 5 { r.log_start_offset } else { -1 })
+                        .with_record_errors(if version >= 8 {
+                            record_errors(r.record_errors)
+                        } else {
+                            Vec::new()
+                        })
                 })
                 .collect();
             TopicProduceResponse::default()
@@ -633,99 +574,14 @@ fn build_response(
         .with_node_endpoints(node_endpoints)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use millrace_wire::records::{BatchBuilder, NewRecord};
-
-    fn batch(n: usize) -> Vec<u8> {
-        let records: Vec<NewRecord> = (0..n)
-            .map(|i| NewRecord {
-                timestamp: i as i64,
-                value: Some(vec![1; 100]),
-                ..Default::default()
-            })
-            .collect();
-        BatchBuilder::default().build(&records)
-    }
-
-    fn settings(limit: usize) -> TopicSettings {
-        let mut s = crate::topic_config::BrokerDefaults::default().settings(&Default::default());
-        s.max_message_bytes = limit;
-        s
-    }
-
-    fn check(records: Option<&Bytes>, limit: usize) -> Result<Option<Bytes>, (i16, String)> {
-        validate_records(records, &settings(limit), 1_000)
-    }
-
-    #[test]
-    fn corrupt_oversized_and_torn_records_are_refused() {
-        let good = batch(3);
-        assert_eq!(check(Some(&Bytes::from(good.clone())), 1 << 20), Ok(None));
-        let mut bad = good.clone();
-        *bad.last_mut().unwrap() ^= 1;
-        assert_eq!(
-            check(Some(&Bytes::from(bad)), 1 << 20).unwrap_err().0,
-            code::CORRUPT_MESSAGE
-        );
-        assert_eq!(
-            check(Some(&Bytes::from(good.clone())), 100).unwrap_err().0,
-            code::MESSAGE_TOO_LARGE
-        );
-        let torn = Bytes::from(good[..good.len() - 1].to_vec());
-        assert_eq!(
-            check(Some(&torn), 1 << 20).unwrap_err().0,
-            code::CORRUPT_MESSAGE
-        );
-        assert!(check(None, 1 << 20).is_err());
-    }
-
-    #[test]
-    fn create_time_outside_the_window_is_invalid_timestamp() {
-        // Records carry timestamps 0, 1, 2.
-        let records = Bytes::from(batch(3));
-        let mut s = settings(1 << 20);
-        s.timestamp_after_max_ms = 0;
-        assert_eq!(validate_records(Some(&records), &s, 2), Ok(None));
-        assert_eq!(
-            validate_records(Some(&records), &s, 1).unwrap_err().0,
-            code::INVALID_TIMESTAMP
-        );
-        s.timestamp_after_max_ms = i64::MAX;
-        s.timestamp_before_max_ms = 10;
-        assert_eq!(validate_records(Some(&records), &s, 10), Ok(None));
-        assert_eq!(
-            validate_records(Some(&records), &s, 11).unwrap_err().0,
-            code::INVALID_TIMESTAMP
-        );
-        // LogAppendTime topics take any producer timestamp.
-        s.log_append_time = true;
-        assert_eq!(validate_records(Some(&records), &s, 1_000_000), Ok(None));
-    }
-
-    #[test]
-    fn a_topic_codec_recompresses_other_batches() {
-        let two = [batch(3), batch(2)].concat();
-        let mut s = settings(1 << 20);
-        s.compression = Some(millrace_wire::Compression::Zstd);
-        let out = validate_records(Some(&Bytes::from(two.clone())), &s, 1_000)
-            .unwrap()
-            .expect("recompressed");
-        let mut seen = 0;
-        for step in BatchIter::new(&out) {
-            let BatchStep::Batch { bytes, .. } = step else {
-                panic!("torn output")
-            };
-            let h = validate_batch(bytes).unwrap();
-            assert_eq!(h.compression().unwrap(), millrace_wire::Compression::Zstd);
-            seen += h.record_count;
-        }
-        assert_eq!(seen, 5);
-        s.compression = Some(millrace_wire::Compression::None);
-        assert_eq!(
-            validate_records(Some(&Bytes::from(two)), &s, 1_000),
-            Ok(None)
-        );
-    }
+/// KIP-467's list of the records at fault, as Produce v8+ carries it.
+fn record_errors(errors: Vec<(i32, String)>) -> Vec<BatchIndexAndErrorMessage> {
+    errors
+        .into_iter()
+        .map(|(index, why)| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(index)
+                .with_batch_index_error_message(Some(str_bytes(&why)))
+        })
+        .collect()
 }
