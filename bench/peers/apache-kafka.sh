@@ -24,6 +24,9 @@
 # "transaction.version=1"), each passed as --feature to the storage format step, so it only takes
 # effect on the first run on DIR (a restart keeps the levels the directory was formatted with).
 #
+# KAFKA_EXTRA_PROPERTIES: more server.properties lines (KEY=VALUE, separated by spaces or
+# newlines), written after the ones above, so a later line overrides an earlier one.
+#
 # Other knobs: KAFKA_HEAP_OPTS (default "-Xms1g -Xmx1g"), JAVA (default "java").
 set -euo pipefail
 
@@ -92,6 +95,9 @@ echo "$controller_port" >"$data_dir/controller.port"
   if [ "${KAFKA_FSYNC:-0}" = "1" ]; then
     echo "log.flush.interval.messages=1"
   fi
+  for line in ${KAFKA_EXTRA_PROPERTIES:-}; do
+    echo "$line"
+  done
 } >"$props"
 
 cat >"$data_dir/log4j2.properties" <<EOF

@@ -83,6 +83,9 @@ class BrokerProcess:
                 self.registry_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.extra_args: list[str] = []  # appended to millrace's command line
+        # Broker settings both kinds take: millrace as --override, Kafka in server.properties
+        # (through bench/peers/apache-kafka.sh's KAFKA_EXTRA_PROPERTIES).
+        self.properties: dict[str, str] = {}
         # The "127.0.0.1:PORT" given to clients in Metadata, when it is not the broker's own (a
         # proxy in front of it); None: the listen address.
         self.advertise: str | None = None
@@ -121,6 +124,7 @@ class BrokerProcess:
                 "--override", f"millrace.metrics.listen=127.0.0.1:{self.metrics_port}",
                 "--override", f"millrace.rest.listen=127.0.0.1:{self.rest_port}",
                 "--override", f"millrace.schema.registry.listen=127.0.0.1:{self.registry_port}",
+                *[a for k, v in self.properties.items() for a in ("--override", f"{k}={v}")],
                 *self.extra_args]
 
     def start(self) -> "BrokerProcess":
@@ -130,8 +134,11 @@ class BrokerProcess:
         log.write(f"\n=== start #{self.starts}: {' '.join(cmd)}\n".encode())
         log.flush()
         # A new session, so that kill9 reaches the JVM even through the Kafka wrapper's exec.
+        env = dict(os.environ)
+        if self.kind == "kafka" and self.properties:
+            env["KAFKA_EXTRA_PROPERTIES"] = "\n".join(f"{k}={v}" for k, v in self.properties.items())
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         log.close()
         self.starts += 1
         deadline = time.monotonic() + READY_TIMEOUT_S
