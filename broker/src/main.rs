@@ -33,6 +33,9 @@ mod registry;
 mod rest;
 mod server;
 mod shard;
+// Share-group membership (KIP-932); wired to ShareGroupHeartbeat with the rest of the share path.
+#[allow(dead_code)]
+mod share_group;
 #[cfg(test)]
 mod sim_tests;
 mod state_log;

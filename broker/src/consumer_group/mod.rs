@@ -34,7 +34,7 @@
 //! each change and fed back with [`ConsumerGroups::restore`] at start-up.
 
 mod assignor;
-mod record;
+pub(crate) mod record;
 #[cfg(test)]
 mod tests;
 

@@ -157,19 +157,19 @@ fn member(r: &mut Reader, now_ms: i64, session_timeout_ms: i32) -> Option<(Membe
     Some((m, target))
 }
 
-fn put_u32(b: &mut Vec<u8>, n: usize) {
+pub(crate) fn put_u32(b: &mut Vec<u8>, n: usize) {
     let n = u32::try_from(n).expect("counts fit u32");
     b.extend_from_slice(&n.to_be_bytes());
 }
 
-fn put_str(b: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(b: &mut Vec<u8>, s: &str) {
     // Ids and names are bounded far below u16::MAX by the heartbeat checks.
     let n = u16::try_from(s.len()).expect("strings in a group record fit u16");
     b.extend_from_slice(&n.to_be_bytes());
     b.extend_from_slice(s.as_bytes());
 }
 
-fn put_opt_str(b: &mut Vec<u8>, s: Option<&str>) {
+pub(crate) fn put_opt_str(b: &mut Vec<u8>, s: Option<&str>) {
     match s {
         None => b.push(0),
         Some(s) => {
@@ -179,7 +179,7 @@ fn put_opt_str(b: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-fn put_assignment(b: &mut Vec<u8>, a: &Assignment) {
+pub(crate) fn put_assignment(b: &mut Vec<u8>, a: &Assignment) {
     put_u32(b, a.len());
     for (id, ps) in a {
         b.extend_from_slice(id.as_bytes());
@@ -190,10 +190,11 @@ fn put_assignment(b: &mut Vec<u8>, a: &Assignment) {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Reads what the `put_*` functions wrote; every read checks the bytes left (None when short).
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&[u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -201,29 +202,29 @@ impl Reader<'_> {
         self.0 = rest;
         Some(head)
     }
-    fn u8(&mut self) -> Option<u8> {
+    pub(crate) fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(crate) fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
     }
     /// A u32 count whose elements (at least `min_bytes` each) fit in what is left.
-    fn count(&mut self, min_bytes: usize) -> Option<usize> {
+    pub(crate) fn count(&mut self, min_bytes: usize) -> Option<usize> {
         let n = u32::from_be_bytes(self.take(4)?.try_into().ok()?) as usize;
         (n.checked_mul(min_bytes)? <= self.0.len()).then_some(n)
     }
-    fn str(&mut self) -> Option<String> {
+    pub(crate) fn str(&mut self) -> Option<String> {
         let n = u16::from_be_bytes(self.take(2)?.try_into().ok()?) as usize;
         String::from_utf8(self.take(n)?.to_vec()).ok()
     }
-    fn opt_str(&mut self) -> Option<Option<String>> {
+    pub(crate) fn opt_str(&mut self) -> Option<Option<String>> {
         match self.u8()? {
             0 => Some(None),
             1 => Some(Some(self.str()?)),
             _ => None,
         }
     }
-    fn assignment(&mut self) -> Option<Assignment> {
+    pub(crate) fn assignment(&mut self) -> Option<Assignment> {
         let mut a = BTreeMap::new();
         for _ in 0..self.count(16 + 4)? {
             let id = uuid::Uuid::from_slice(self.take(16)?).ok()?;
