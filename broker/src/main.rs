@@ -33,6 +33,9 @@ mod registry;
 mod rest;
 mod server;
 mod shard;
+// Not wired into the handlers yet (ShareFetch, ShareAcknowledge come next).
+#[allow(dead_code)]
+mod share;
 #[cfg(test)]
 mod sim_tests;
 mod state_log;
