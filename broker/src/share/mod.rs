@@ -58,9 +58,12 @@
 //! [`start_offset`]: partition::SharePartition::start_offset
 //! [`end_offset`]: partition::SharePartition::end_offset
 
+pub mod partition;
 pub mod record;
 #[cfg(test)]
 mod record_tests;
+#[cfg(test)]
+mod tests;
 
 use millrace_wire::codes as code;
 
