@@ -58,6 +58,8 @@
 //! [`start_offset`]: partition::SharePartition::start_offset
 //! [`end_offset`]: partition::SharePartition::end_offset
 
+#[cfg(test)]
+mod model_tests;
 pub mod partition;
 pub mod record;
 #[cfg(test)]
