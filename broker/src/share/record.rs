@@ -24,9 +24,11 @@
 //! DeliveryState is 0 Available, 2 Acknowledged, 4 Archived; Acquired (1) is never written.
 //! SnapshotEpoch is an int32 since Kafka 4.1 (it was a uint16 while KIP-932 was in early
 //! access); CreateTimestamp and WriteTimestamp came with KAFKA-18170. Kafka 4.2 (KIP-1226) adds
-//! DeliveryCompleteCount; its encoding is not verified here, so it is not written, and unknown
-//! tagged fields of a value are kept and written back unchanged (those of a state batch are
-//! skipped). Decoding never panics: every prefix of a valid record is an error.
+//! DeliveryCompleteCount as tagged field 0 (int32, default -1) of both values; it is not
+//! written here (readers take the default), and unknown tagged fields of a value are kept and
+//! written back unchanged (those of a state batch are skipped). The layout above was checked
+//! against the schemas shipped in Kafka 4.4's `kafka-share-coordinator` jar
+//! (`common/message/Share{Snapshot,Update}{Key,Value}.json`). Decoding never panics: every prefix of a valid record is an error.
 
 use super::WriteSeq;
 
