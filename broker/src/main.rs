@@ -36,8 +36,6 @@ mod shard;
 // Not wired into the handlers yet (ShareFetch, ShareAcknowledge come next).
 #[allow(dead_code)]
 mod share;
-// Share-group membership (KIP-932); wired to ShareGroupHeartbeat with the rest of the share path.
-#[allow(dead_code)]
 mod share_group;
 #[cfg(test)]
 mod sim_tests;

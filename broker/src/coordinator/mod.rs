@@ -10,13 +10,15 @@
 //!
 //! Records in `__consumer_offsets` (our own versioned layout, key and value as record bytes):
 //! ```text
-//! key    = version:u8 (1) | kind:u8 (0 offset, 1 group, 2 consumer group) | group: u16 len
+//! key    = version:u8 (1) | kind:u8 (0 offset, 1 group, 2 consumer group, 3 share group)
+//!          | group: u16 len
 //!          + bytes
 //!          | [offset] topic: u16 len + bytes | partition: i32
 //! offset = version:u8 (1) | offset:i64 | leader_epoch:i32 | commit_timestamp:i64
 //!          | metadata: i32 len (-1 null) + bytes
 //! group  = GroupRecord::encode()                (classic group)
 //! consumer group = ConsumerGroups::record()     (KIP-848 group: epochs, members, target)
+//! share group = ShareGroups::record()           (KIP-932 group: epochs, members, target)
 //! a null value deletes the key (offset deleted, group deleted)
 //! ```
 //! Offsets a transaction commits (TxnOffsetCommit) are the same records in a transactional
@@ -31,6 +33,7 @@ use crate::group::{
     JoinResponse, LeaveMember, Outputs, SyncRequest, SyncResponse, Token,
 };
 use crate::shard::Shard;
+use crate::share_group::ShareGroups;
 use bytes::Bytes;
 use millrace_shard::sync::{oneshot, OneshotSender};
 use millrace_wire::records::NewRecord;
@@ -39,7 +42,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
+mod share_groups;
 mod txn_offsets;
+pub use share_groups::{ShareDescribe, ShareHeartbeatOp};
 pub use txn_offsets::{on_marker, TxnCommit};
 
 /// The internal topic holding offsets and group state.
@@ -55,6 +60,7 @@ const VALUE_VERSION: u8 = 1;
 const KIND_OFFSET: u8 = 0;
 const KIND_GROUP: u8 = 1;
 const KIND_CONSUMER_GROUP: u8 = 2;
+const KIND_SHARE_GROUP: u8 = 3;
 /// How long a commit waits for its records to be replicated (Kafka's
 /// `offsets.commit.timeout.ms` default) before it fails.
 const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -221,6 +227,7 @@ pub fn groups_of(shard: &Shard) -> Rc<ShardGroups> {
                 heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
                 max_size: c.group_consumer_max_size,
             },
+            crate::share_group::ShareGroupConfig::default(),
         )
     })
 }
@@ -228,6 +235,7 @@ pub fn groups_of(shard: &Shard) -> Rc<ShardGroups> {
 pub struct ShardGroups {
     machine: RefCell<GroupCoordinator>,
     consumer: RefCell<ConsumerGroups>,
+    share: RefCell<ShareGroups>,
     /// Joins and syncs waiting for their answer, with their group.
     waiting_joins: RefCell<HashMap<Token, (String, OneshotSender<JoinResponse>)>>,
     waiting_syncs: RefCell<HashMap<Token, (String, OneshotSender<SyncResponse>)>>,
@@ -241,10 +249,15 @@ pub struct ShardGroups {
 
 impl ShardGroups {
     /// Empty state with the configured limits.
-    pub fn new(config: GroupConfig, consumer: ConsumerGroupConfig) -> Self {
+    pub fn new(
+        config: GroupConfig,
+        consumer: ConsumerGroupConfig,
+        share: crate::share_group::ShareGroupConfig,
+    ) -> Self {
         ShardGroups {
             machine: RefCell::new(GroupCoordinator::new(config)),
             consumer: RefCell::new(ConsumerGroups::new(consumer)),
+            share: RefCell::new(ShareGroups::new(share)),
             waiting_joins: RefCell::new(HashMap::new()),
             waiting_syncs: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
@@ -275,7 +288,8 @@ impl GroupOperation for JoinRequest {
         let groups = groups_of(&shard);
         let req = self;
         let was_consumer = groups.consumer.borrow().contains(&req.group_id);
-        if !groups.consumer.borrow_mut().remove_if_empty(&req.group_id) {
+        let is_share = groups.share.borrow().contains(&req.group_id);
+        if is_share || !groups.consumer.borrow_mut().remove_if_empty(&req.group_id) {
             // Kafka: a classic member cannot join a live consumer-protocol group.
             return JoinResponse {
                 error_code: code::INCONSISTENT_GROUP_PROTOCOL,
@@ -421,7 +435,8 @@ impl GroupOperation for DescribeGroup {
     type Answer = Result<Option<GroupDescription>, i16>;
 
     async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
-        if groups_of(&shard).consumer.borrow().contains(&self.0) {
+        let groups = groups_of(&shard);
+        if groups.consumer.borrow().contains(&self.0) || groups.share.borrow().contains(&self.0) {
             return Err(code::GROUP_ID_NOT_FOUND);
         }
         Ok(describe(&shard, &self.0))
@@ -471,6 +486,12 @@ fn list(shard: &Shard) -> Vec<(String, String, &'static str, &'static str)> {
         .into_iter()
         .map(|(g, state)| (g, "consumer".to_string(), state, "consumer"))
         .collect();
+    let share = groups_of(shard).share.borrow().list();
+    out.extend(
+        share
+            .into_iter()
+            .map(|(g, state)| (g, "share".to_string(), state, "share")),
+    );
     for (g, protocol_type, state) in groups_of(shard).machine.borrow().list() {
         if !out.iter().any(|(o, ..)| *o == g) {
             out.push((g, protocol_type, state, "classic"));
@@ -492,7 +513,7 @@ pub struct GroupStat {
     pub group_id: String,
     /// State as ListGroups names it.
     pub state: &'static str,
-    /// "classic" or "consumer".
+    /// "classic", "consumer" or "share".
     pub group_type: &'static str,
     /// Members now.
     pub members: usize,
@@ -510,6 +531,12 @@ pub fn group_stats(shard: &Shard) -> Vec<GroupStat> {
         }
         let members = if group_type == "consumer" {
             groups.consumer.borrow().member_count(&group_id)
+        } else if group_type == "share" {
+            groups
+                .share
+                .borrow()
+                .describe(&group_id)
+                .map_or(0, |d| d.members.len())
         } else {
             groups
                 .machine
@@ -548,6 +575,16 @@ async fn consumer_heartbeat(
     request: crate::consumer_group::Heartbeat,
 ) -> crate::consumer_group::HeartbeatResponse {
     let group_id = request.group_id.clone();
+    if groups_of(shard).share.borrow().contains(&group_id) {
+        return crate::consumer_group::HeartbeatResponse {
+            error_code: code::GROUP_ID_NOT_FOUND,
+            error_message: Some(format!("Group {group_id} is not a consumer group.")),
+            member_id: None,
+            member_epoch: -1,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        };
+    }
     let classic = groups_of(shard).machine.borrow().describe(&group_id);
     if let Some(d) = classic {
         if !d.members.is_empty() {
@@ -842,6 +879,9 @@ fn fetch_rows(
 }
 
 async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
+    if groups_of(shard).share.borrow().contains(group_id) {
+        return share_groups::delete(shard, group_id).await;
+    }
     let was_consumer = groups_of(shard).consumer.borrow().contains(group_id);
     if was_consumer {
         if !groups_of(shard)
@@ -962,6 +1002,12 @@ fn consumer_group_key(group_id: &str) -> Vec<u8> {
     k
 }
 
+fn share_group_key(group_id: &str) -> Vec<u8> {
+    let mut k = vec![KEY_VERSION, KIND_SHARE_GROUP];
+    put_str(&mut k, group_id);
+    k
+}
+
 fn offset_key(group_id: &str, topic: &str, partition: i32) -> Vec<u8> {
     let mut k = vec![KEY_VERSION, KIND_OFFSET];
     put_str(&mut k, group_id);
@@ -991,6 +1037,7 @@ enum Key {
     Offset(String, String, i32),
     Group(String),
     ConsumerGroup(String),
+    ShareGroup(String),
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -1028,6 +1075,7 @@ fn decode_key(bytes: &[u8]) -> Option<Key> {
         KIND_OFFSET => Key::Offset(c.str()?, c.str()?, c.i32()?),
         KIND_GROUP => Key::Group(c.str()?),
         KIND_CONSUMER_GROUP => Key::ConsumerGroup(c.str()?),
+        KIND_SHARE_GROUP => Key::ShareGroup(c.str()?),
         _ => return None,
     };
     c.0.is_empty().then_some(key)
@@ -1119,6 +1167,7 @@ impl crate::state_log::StateMachine for ShardGroups {
         let theirs = |g: &str| offsets_partition(g, partitions) == p;
         let classic = self.machine.borrow_mut().unload(&theirs);
         let consumer = self.consumer.borrow_mut().unload(&theirs);
+        let share = self.share.borrow_mut().unload(&theirs);
         self.offsets.borrow_mut().retain(|g, _| !theirs(g));
         self.pending.borrow_mut().unload(p);
         for (g, tx) in drain_where(&self.waiting_joins, &theirs) {
@@ -1128,7 +1177,7 @@ impl crate::state_log::StateMachine for ShardGroups {
         for (_, tx) in syncs {
             tx.send(sync_error(code::NOT_COORDINATOR));
         }
-        classic + consumer
+        classic + consumer + share
     }
 }
 
@@ -1175,6 +1224,13 @@ impl ShardGroups {
                 }
             }
             (Key::ConsumerGroup(g), None) => self.consumer.borrow_mut().forget(g),
+            (Key::ShareGroup(g), Some(v)) => {
+                if !self.share.borrow_mut().restore(now, v) {
+                    tracing::warn!(group = %g, "undecodable share group record in {OFFSETS_TOPIC}");
+                    return None;
+                }
+            }
+            (Key::ShareGroup(g), None) => self.share.borrow_mut().forget(g),
         }
         Some(key)
     }
@@ -1205,6 +1261,7 @@ pub async fn tick_loop(shard: Rc<Shard>) {
             let changed = groups_of(&shard).consumer.borrow_mut().tick(now, &lookup);
             persist_consumer_groups(&shard, &changed).await;
         }
+        share_groups::tick(&shard, now).await;
     }
 }
 
@@ -1233,6 +1290,10 @@ mod tests {
         assert_eq!(
             decode_key(&consumer_group_key("g")),
             Some(Key::ConsumerGroup("g".into()))
+        );
+        assert_eq!(
+            decode_key(&share_group_key("g")),
+            Some(Key::ShareGroup("g".into()))
         );
         let o = CommittedOffset {
             offset: 42,

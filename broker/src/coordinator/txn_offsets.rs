@@ -271,7 +271,7 @@ mod tests {
     }
 
     fn groups() -> ShardGroups {
-        ShardGroups::new(Default::default(), Default::default())
+        ShardGroups::new(Default::default(), Default::default(), Default::default())
     }
 
     #[test]

@@ -48,6 +48,8 @@ mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod raft;
+mod share_group_describe;
+mod share_group_heartbeat;
 mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
@@ -193,6 +195,8 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(DeleteRecords, 0, 2, delete_records),
     entry!(ConsumerGroupHeartbeat, 0, 1, consumer_group_heartbeat),
     entry!(ConsumerGroupDescribe, 0, 1, consumer_group_describe),
+    entry!(ShareGroupHeartbeat, 1, 1, share_group_heartbeat),
+    entry!(ShareGroupDescribe, 1, 1, share_group_describe),
     entry!(DescribeQuorum, 0, 2, describe_quorum),
     entry!(ElectLeaders, 0, 2, elect_leaders),
     entry!(AddPartitionsToTxn, 0, 5, add_partitions_to_txn),

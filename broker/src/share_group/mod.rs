@@ -424,14 +424,6 @@ impl ShareGroups {
             .map(|(id, g)| (id.clone(), group_state(g)))
             .collect()
     }
-
-    /// Whether `member_id` is a member of share group `group_id` now (ShareFetch and
-    /// ShareAcknowledge come from members only).
-    pub fn is_member(&self, group_id: &str, member_id: &str) -> bool {
-        self.groups
-            .get(group_id)
-            .is_some_and(|g| g.members.contains_key(member_id))
-    }
 }
 
 /// Kafka's checks of a ShareGroupHeartbeat, before any state is touched.

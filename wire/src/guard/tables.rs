@@ -35,6 +35,8 @@ pub(super) const APIS: &[Api] = &[
     offset_delete::API,
     consumer_group_heartbeat::API,
     consumer_group_describe::API,
+    share_group_heartbeat::API,
+    share_group_describe::API,
     alter_configs::API,
     incremental_alter_configs::API,
     delete_records::API,
@@ -754,6 +756,46 @@ pub(super) mod consumer_group_describe {
         body: CONSUMER_GROUP_DESCRIBE_REQUEST,
     };
     const CONSUMER_GROUP_DESCRIBE_REQUEST: &[Field] = &[
+        Field::new("group_ids", Ty::Array(&Ty::String), 0, i16::MAX),
+        Field::new("include_authorized_operations", Ty::Bool, 0, i16::MAX),
+    ];
+}
+
+/// share_group_heartbeat_request, api_key 76, versions 1-1, flexible 0+.
+pub(super) mod share_group_heartbeat {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 76,
+        min_version: 1,
+        max_version: 1,
+        flexible_min: 0,
+        body: SHARE_GROUP_HEARTBEAT_REQUEST,
+    };
+    const SHARE_GROUP_HEARTBEAT_REQUEST: &[Field] = &[
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+        Field::new("member_id", Ty::String, 0, i16::MAX),
+        Field::new("member_epoch", Ty::Int32, 0, i16::MAX),
+        Field::new("rack_id", Ty::NullableString, 0, i16::MAX),
+        Field::new(
+            "subscribed_topic_names",
+            Ty::NullableArray(&Ty::String),
+            0,
+            i16::MAX,
+        ),
+    ];
+}
+
+/// share_group_describe_request, api_key 77, versions 1-1, flexible 0+.
+pub(super) mod share_group_describe {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 77,
+        min_version: 1,
+        max_version: 1,
+        flexible_min: 0,
+        body: SHARE_GROUP_DESCRIBE_REQUEST,
+    };
+    const SHARE_GROUP_DESCRIBE_REQUEST: &[Field] = &[
         Field::new("group_ids", Ty::Array(&Ty::String), 0, i16::MAX),
         Field::new("include_authorized_operations", Ty::Bool, 0, i16::MAX),
     ];
