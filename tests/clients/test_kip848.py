@@ -430,11 +430,20 @@ def test_raw_heartbeat_errors(broker_factory, tmp_path):
     r = heartbeat(b.port, heartbeat_body(g, "nobody", 3, topics=None, owned=None,
                                          rebalance_ms=-1))
     assert r["error"] == 25, r
-    # Unknown assignor: UNSUPPORTED_ASSIGNOR (112); a regex: refused (INVALID_REQUEST, 42).
+    # Unknown assignor: UNSUPPORTED_ASSIGNOR (112); a regex that does not compile:
+    # INVALID_REGULAR_EXPRESSION (128), with the reason.
     r = heartbeat(b.port, heartbeat_body(g, "m2", 0, topics=["raw848"], assignor="sticky"))
     assert r["error"] == 112, r
-    r = heartbeat(b.port, heartbeat_body(g, "m2", 0, topics=[], regex="raw.*"))
-    assert r["error"] == 42 and "regex" in (r["message"] or ""), r
+    r = heartbeat(b.port, heartbeat_body(g, "m2", 0, topics=[], regex="raw(848"))
+    assert r["error"] == 128 and "raw(848" in (r["message"] or ""), r
+    # A regex (and null names, as the Java client joins) resolves to whole topic names.
+    r = heartbeat(b.port, heartbeat_body("raw-regex", "r1", 0, topics=None, regex="raw8.8"))
+    assert r["error"] == 0 and sum(len(p) for p in r["assignment"].values()) == PARTITIONS, r
+    r = heartbeat(b.port, heartbeat_body("raw-regex-part", "r1", 0, topics=None, regex="raw8"))
+    assert r["error"] == 0 and r["assignment"] == {}, r
+    # Neither names nor a regex on a join: INVALID_REQUEST.
+    r = heartbeat(b.port, heartbeat_body("raw-regex", "r2", 0, topics=None))
+    assert r["error"] == 42, r
     # v1 requires the client's own member id; a join must not claim to own partitions.
     assert heartbeat(b.port, heartbeat_body(g, "", 0, topics=["raw848"]))["error"] == 42
     assert heartbeat(b.port, heartbeat_body(g, "m2", 0, topics=["raw848"], owned=owned))[

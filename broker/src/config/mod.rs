@@ -139,6 +139,10 @@ pub struct Config {
     pub group_consumer_heartbeat_interval_ms: i32,
     /// `group.consumer.max.size`: members per KIP-848 group.
     pub group_consumer_max_size: usize,
+    /// `millrace.group.consumer.regex.refresh.min.interval.ms`: the least time between two
+    /// resolutions of a KIP-848 group's subscription regexes after topics changed (Kafka's
+    /// fixed 10 s).
+    pub group_consumer_regex_refresh_min_interval_ms: i64,
     /// `millrace.topic.partitions.max`: partitions one topic may have (a bound on what one
     /// CreateTopics or CreatePartitions request can make the broker open).
     pub partitions_per_topic_max: i32,
@@ -297,6 +301,7 @@ impl Default for Config {
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
             group_consumer_max_size: 1_000,
+            group_consumer_regex_refresh_min_interval_ms: 10_000,
             partitions_per_topic_max: 10_000,
             sendfile_descriptors_max: 256,
             fetch_wait_max_ms: 30_000,
@@ -551,6 +556,10 @@ impl Config {
                 }
                 "group.consumer.max.size" => {
                     self.group_consumer_max_size = parse_num(key, value, 1, 1_000_000)? as usize
+                }
+                "millrace.group.consumer.regex.refresh.min.interval.ms" => {
+                    self.group_consumer_regex_refresh_min_interval_ms =
+                        parse_num(key, value, 0, 3_600_000)?
                 }
                 "millrace.topic.partitions.max" => {
                     self.partitions_per_topic_max = parse_num(key, value, 1, 1_000_000)? as i32
@@ -968,6 +977,11 @@ impl Config {
             "group.consumer.max.size",
             self.group_consumer_max_size.to_string(),
         );
+        m.insert(
+            "millrace.group.consumer.regex.refresh.min.interval.ms",
+            self.group_consumer_regex_refresh_min_interval_ms
+                .to_string(),
+        );
         m
     }
 }
@@ -1120,12 +1134,13 @@ pub(super) mod tests {
         assert!(!c.auto_create_topics && !c.fsync);
         let c = apply(
             "group.consumer.session.timeout.ms=3000\ngroup.consumer.heartbeat.interval.ms=500\n\
-             group.consumer.max.size=7\n",
+             group.consumer.max.size=7\nmillrace.group.consumer.regex.refresh.min.interval.ms=250\n",
         )
         .unwrap();
         assert_eq!(c.group_consumer_session_timeout_ms, 3000);
         assert_eq!(c.group_consumer_heartbeat_interval_ms, 500);
         assert_eq!(c.group_consumer_max_size, 7);
+        assert_eq!(c.group_consumer_regex_refresh_min_interval_ms, 250);
     }
 
     #[test]

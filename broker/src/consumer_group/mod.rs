@@ -27,16 +27,22 @@
 //! A partition is never in two members' (assigned ∪ pending revocation) sets at once, so it is
 //! never handed to a new owner before the old owner has revoked it.
 //!
+//! A member subscribes by topic names, by a regular expression (`SubscribedTopicRegex`, v1), or
+//! both: its topics are the names plus what the expression matched. The broker resolves the
+//! expressions itself, against the metadata view each heartbeat brings (whole names, internal
+//! topics included, re-resolved when topics come and go): see [`topic_regex`].
+//!
 //! Choices (see docs/ARCHITECTURE.md): a heartbeat with a non-zero epoch for a group this shard
 //! does not know answers UNKNOWN_MEMBER_ID (the client rejoins with epoch 0 instead of failing);
-//! subscription by regular expression is refused with INVALID_REQUEST; rack ids are recorded
-//! and ignored by the assignors. Group state is exported with [`ConsumerGroups::record`] after
-//! each change and fed back with [`ConsumerGroups::restore`] at start-up.
+//! rack ids are recorded and ignored by the assignors. Group state is exported with
+//! [`ConsumerGroups::record`] after each change and fed back with [`ConsumerGroups::restore`] at
+//! start-up.
 
 mod assignor;
 pub(crate) mod record;
 #[cfg(test)]
 mod tests;
+mod topic_regex;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,6 +61,8 @@ pub const STATIC_LEAVE_EPOCH: i32 = -2;
 pub const MEMBER_ID_BYTES_MAX: usize = 1024;
 /// Most subscribed topic names accepted from one member.
 pub const SUBSCRIBED_TOPICS_MAX: usize = 10_000;
+/// Longest subscription regex accepted (it is stored in the group's record with a u16 length).
+pub const SUBSCRIBED_TOPIC_REGEX_BYTES_MAX: usize = 32 * 1024;
 
 /// Limits and timers, from the broker configuration (Kafka's names).
 #[derive(Debug, Clone)]
@@ -65,6 +73,10 @@ pub struct ConsumerGroupConfig {
     pub heartbeat_interval_ms: i32,
     /// `group.consumer.max.size` (members per group).
     pub max_size: usize,
+    /// `millrace.group.consumer.regex.refresh.min.interval.ms` (default 10000, Kafka's fixed
+    /// interval): the least time between two resolutions of a group's regexes after the
+    /// metadata changed.
+    pub regex_refresh_min_interval_ms: i64,
 }
 
 impl Default for ConsumerGroupConfig {
@@ -73,8 +85,19 @@ impl Default for ConsumerGroupConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 5_000,
             max_size: 1_000,
+            regex_refresh_min_interval_ms: 10_000,
         }
     }
+}
+
+/// The topic metadata a heartbeat sees (the broker's current metadata image).
+pub trait TopicView {
+    /// The topic named `name`, if it exists.
+    fn topic(&self, name: &str) -> Option<TopicInfo>;
+    /// Calls `f` with every topic name, internal ones included (regex subscriptions).
+    fn for_each_name(&self, f: &mut dyn FnMut(&str));
+    /// Changes whenever the set of topics may have changed.
+    fn version(&self) -> u64;
 }
 
 /// One topic as the metadata image describes it.
@@ -103,7 +126,7 @@ pub struct Heartbeat {
     pub rebalance_timeout_ms: i32,
     /// Subscribed topics.
     pub subscribed_topic_names: Option<Vec<String>>,
-    /// Subscription regex (v1+): refused.
+    /// Subscription regex (v1+); empty means no regex (librdkafka sends one with its names).
     pub subscribed_topic_regex: Option<String>,
     /// Preferred server assignor.
     pub server_assignor: Option<String>,
@@ -162,6 +185,8 @@ pub struct MemberView {
     pub client_host: String,
     /// Subscribed topics.
     pub subscribed_topic_names: Vec<String>,
+    /// Subscription regex, if any.
+    pub subscribed_topic_regex: Option<String>,
     /// Current assignment.
     pub assignment: Assignment,
     /// Target assignment.
@@ -209,6 +234,8 @@ struct Member {
     client_id: String,
     client_host: String,
     subscribed: BTreeSet<String>,
+    /// Never empty (an empty regex from the client means none).
+    subscribed_regex: Option<String>,
     server_assignor: Option<String>,
     rebalance_timeout_ms: i32,
     state: MemberState,
@@ -234,6 +261,8 @@ struct Group {
     assignor: String,
     /// Membership or subscriptions changed: the next refresh bumps the group epoch (once).
     dirty: bool,
+    /// The members' regexes with the topics each matched.
+    regexes: topic_regex::Resolutions,
 }
 
 /// One shard's consumer-protocol groups. See the module docs.
@@ -281,22 +310,22 @@ impl ConsumerGroups {
         true
     }
 
-    /// Handles one ConsumerGroupHeartbeat. `topic` resolves a topic name in the current
-    /// metadata; `version` is the request version (v0 lets the coordinator make member ids).
+    /// Handles one ConsumerGroupHeartbeat against the current metadata `view`; `version` is the
+    /// request version (v0 lets the coordinator make member ids).
     pub fn heartbeat(
         &mut self,
         now_ms: i64,
         version: i16,
         req: Heartbeat,
-        topic: &dyn Fn(&str) -> Option<TopicInfo>,
+        view: &dyn TopicView,
     ) -> HeartbeatResponse {
         if let Err((code, message)) = self.validate(version, &req) {
             return HeartbeatResponse::error(code, message);
         }
         match req.member_epoch {
-            LEAVE_EPOCH | STATIC_LEAVE_EPOCH => self.leave(now_ms, req, topic),
-            0 => self.join(now_ms, req, topic),
-            _ => self.beat(now_ms, req, topic),
+            LEAVE_EPOCH | STATIC_LEAVE_EPOCH => self.leave(now_ms, req, view),
+            0 => self.join(now_ms, req, view),
+            _ => self.beat(now_ms, req, view),
         }
     }
 
@@ -337,7 +366,7 @@ impl ConsumerGroups {
     /// Members whose session or revocation deadline has passed are removed and the group's
     /// epoch bumped; their partitions become free for the next owners. Returns the groups
     /// that changed.
-    pub fn tick(&mut self, now_ms: i64, topic: &dyn Fn(&str) -> Option<TopicInfo>) -> Vec<String> {
+    pub fn tick(&mut self, now_ms: i64, view: &dyn TopicView) -> Vec<String> {
         let mut changed = Vec::new();
         let ids: Vec<String> = self.groups.keys().cloned().collect();
         for group_id in ids {
@@ -362,7 +391,7 @@ impl ConsumerGroups {
                 group.target.remove(id);
             }
             group.dirty = true;
-            refresh_target(group, topic);
+            refresh_target(group, view);
             changed.push(group_id);
         }
         changed
@@ -392,6 +421,7 @@ impl ConsumerGroups {
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
                 subscribed_topic_names: m.subscribed.iter().cloned().collect(),
+                subscribed_topic_regex: m.subscribed_regex.clone(),
                 assignment: m.assigned.clone(),
                 target_assignment: g.target.get(&m.member_id).cloned().unwrap_or_default(),
             })
@@ -513,13 +543,12 @@ impl ConsumerGroups {
                 return invalid("a subscribed topic name is too long");
             }
         }
-        // librdkafka sends an empty regex alongside topic names; only a real one is refused.
         if req
             .subscribed_topic_regex
             .as_ref()
-            .is_some_and(|r| !r.is_empty())
+            .is_some_and(|r| r.len() > SUBSCRIBED_TOPIC_REGEX_BYTES_MAX)
         {
-            return invalid("subscribed_topic_regex is not supported by this broker");
+            return invalid("SubscribedTopicRegex is too long");
         }
         if req.member_id.is_empty() && (version >= 1 || req.member_epoch != 0) {
             return invalid("MemberId can't be empty.");
@@ -538,8 +567,12 @@ impl ConsumerGroups {
             if req.owned.as_ref().is_some_and(|o| !o.is_empty()) {
                 return invalid("TopicPartitions must be empty when (re-)joining.");
             }
-            if req.subscribed_topic_names.is_none() {
-                return invalid("SubscribedTopicNames must be set in first request.");
+            // Kafka 4.x: either may be empty (subscribed to nothing), not both null.
+            if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
+                return invalid(
+                    "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when \
+                     (re-)joining.",
+                );
             }
         }
         if let Some(name) = &req.server_assignor {
@@ -553,12 +586,11 @@ impl ConsumerGroups {
         Ok(())
     }
 
-    fn join(
-        &mut self,
-        now_ms: i64,
-        mut req: Heartbeat,
-        topic: &dyn Fn(&str) -> Option<TopicInfo>,
-    ) -> HeartbeatResponse {
+    fn join(&mut self, now_ms: i64, mut req: Heartbeat, view: &dyn TopicView) -> HeartbeatResponse {
+        let fresh = match new_pattern(self.groups.get(&req.group_id), &req) {
+            Ok(fresh) => fresh,
+            Err(resp) => return resp,
+        };
         if req.member_id.is_empty() {
             self.member_seq += 1;
             req.member_id = format!("{}-{}", uuid::Uuid::new_v4().simple(), self.member_seq);
@@ -611,6 +643,7 @@ impl ConsumerGroups {
             client_id: String::new(),
             client_host: String::new(),
             subscribed: BTreeSet::new(),
+            subscribed_regex: None,
             server_assignor: None,
             rebalance_timeout_ms: 0,
             state: MemberState::Stable,
@@ -631,20 +664,15 @@ impl ConsumerGroups {
         }
         group.members.insert(member.member_id.clone(), member);
         let epoch_before = -1;
-        self.finish(now_ms, req, epoch_before, topic, true)
+        self.finish(now_ms, req, epoch_before, fresh, view, true)
     }
 
-    fn beat(
-        &mut self,
-        now_ms: i64,
-        req: Heartbeat,
-        topic: &dyn Fn(&str) -> Option<TopicInfo>,
-    ) -> HeartbeatResponse {
+    fn beat(&mut self, now_ms: i64, req: Heartbeat, view: &dyn TopicView) -> HeartbeatResponse {
         let session_ms = i64::from(self.config.session_timeout_ms);
         let Some(group) = self.groups.get_mut(&req.group_id) else {
             return unknown_member(&req);
         };
-        let Some(member) = group.members.get_mut(&req.member_id) else {
+        let Some(member) = group.members.get(&req.member_id) else {
             return unknown_member(&req);
         };
         if member.left_static {
@@ -659,29 +687,46 @@ impl ConsumerGroups {
         if let Err(message) = check_epoch(member, &req) {
             return HeartbeatResponse::error(code::FENCED_MEMBER_EPOCH, message);
         }
+        let fresh = match new_pattern(Some(&*group), &req) {
+            Ok(fresh) => fresh,
+            Err(resp) => return resp,
+        };
+        let member = group
+            .members
+            .get_mut(&req.member_id)
+            .expect("checked above");
         member.session_deadline_ms = now_ms.saturating_add(session_ms);
         let epoch_before = member.member_epoch;
         if update_member(member, &req) {
             group.dirty = true;
         }
-        self.finish(now_ms, req, epoch_before, topic, false)
+        self.finish(now_ms, req, epoch_before, fresh, view, false)
     }
 
-    /// Refreshes the group's metadata and target, reconciles the member, builds the answer.
+    /// Resolves the group's regexes (`fresh`: one the member brought, new to the group),
+    /// refreshes its metadata and target, reconciles the member, builds the answer.
     fn finish(
         &mut self,
         now_ms: i64,
         req: Heartbeat,
         epoch_before: i32,
-        topic: &dyn Fn(&str) -> Option<TopicInfo>,
+        fresh: Option<(String, topic_regex::Pattern)>,
+        view: &dyn TopicView,
         joining: bool,
     ) -> HeartbeatResponse {
         let interval = self.config.heartbeat_interval_ms;
+        let refresh_ms = self.config.regex_refresh_min_interval_ms;
         let group = self
             .groups
             .get_mut(&req.group_id)
             .expect("the member's group exists");
-        refresh_target(group, topic);
+        if let Some((re, pattern)) = fresh {
+            group.regexes.insert(re, pattern, view, now_ms);
+        }
+        if group.regexes.refresh(view, now_ms, refresh_ms) {
+            group.dirty = true;
+        }
+        refresh_target(group, view);
         let before = group.members[&req.member_id].assigned.clone();
         reconcile(group, &req.member_id, req.owned.as_ref(), now_ms);
         let member = &group.members[&req.member_id];
@@ -697,12 +742,7 @@ impl ConsumerGroups {
         }
     }
 
-    fn leave(
-        &mut self,
-        now_ms: i64,
-        req: Heartbeat,
-        topic: &dyn Fn(&str) -> Option<TopicInfo>,
-    ) -> HeartbeatResponse {
+    fn leave(&mut self, now_ms: i64, req: Heartbeat, view: &dyn TopicView) -> HeartbeatResponse {
         let Some(group) = self.groups.get_mut(&req.group_id) else {
             return unknown_member(&req);
         };
@@ -737,7 +777,7 @@ impl ConsumerGroups {
             group.members.remove(&member_id);
             group.target.remove(&member_id);
             group.dirty = true;
-            refresh_target(group, topic);
+            refresh_target(group, view);
         }
         HeartbeatResponse {
             error_code: code::NONE,
@@ -805,6 +845,13 @@ fn update_member(member: &mut Member, req: &Heartbeat) -> bool {
             changed = true;
         }
     }
+    if let Some(re) = &req.subscribed_topic_regex {
+        let re = Some(re).filter(|r| !r.is_empty());
+        if re != member.subscribed_regex.as_ref() {
+            member.subscribed_regex = re.cloned();
+            changed = true;
+        }
+    }
     if req.server_assignor.is_some() && req.server_assignor != member.server_assignor {
         member.server_assignor = req.server_assignor.clone();
         changed = true;
@@ -835,12 +882,24 @@ fn group_state(g: &Group) -> &'static str {
 }
 
 /// Bumps the group epoch if the subscribed topics' metadata changed, and recomputes the
-/// target assignment if it lags the group epoch.
-fn refresh_target(group: &mut Group, topic: &dyn Fn(&str) -> Option<TopicInfo>) {
-    let names: BTreeSet<&String> = group.members.values().flat_map(|m| &m.subscribed).collect();
+/// target assignment if it lags the group epoch. A member's topics are its names and what its
+/// regex matched (Kafka's union); regexes no member uses any more are dropped.
+fn refresh_target(group: &mut Group, view: &dyn TopicView) {
+    let used: BTreeSet<&str> = group
+        .members
+        .values()
+        .filter_map(|m| m.subscribed_regex.as_deref())
+        .collect();
+    group.regexes.retain(&used);
+    let subscriptions: BTreeMap<String, BTreeSet<String>> = group
+        .members
+        .iter()
+        .map(|(id, m)| (id.clone(), subscription(&group.regexes, m)))
+        .collect();
+    let names: BTreeSet<&String> = subscriptions.values().flatten().collect();
     let topics: BTreeMap<String, TopicInfo> = names
         .into_iter()
-        .filter_map(|n| topic(n).map(|info| (n.clone(), info)))
+        .filter_map(|n| view.topic(n).map(|info| (n.clone(), info)))
         .collect();
     if topics != group.topics || group.dirty {
         group.topics = topics;
@@ -851,11 +910,6 @@ fn refresh_target(group: &mut Group, topic: &dyn Fn(&str) -> Option<TopicInfo>) 
         return;
     }
     group.assignor = choose_assignor(group);
-    let subscriptions: BTreeMap<String, BTreeSet<String>> = group
-        .members
-        .iter()
-        .map(|(id, m)| (id.clone(), m.subscribed.clone()))
-        .collect();
     group.target = assignor::assign(
         &group.assignor,
         &subscriptions,
@@ -863,6 +917,44 @@ fn refresh_target(group: &mut Group, topic: &dyn Fn(&str) -> Option<TopicInfo>) 
         &group.target,
     );
     group.assignment_epoch = group.group_epoch;
+}
+
+/// The member's topic names and the topics its regex matched.
+fn subscription(regexes: &topic_regex::Resolutions, m: &Member) -> BTreeSet<String> {
+    let mut topics = m.subscribed.clone();
+    if let Some(matched) = m
+        .subscribed_regex
+        .as_deref()
+        .and_then(|re| regexes.topics(re))
+    {
+        topics.extend(matched.iter().cloned());
+    }
+    topics
+}
+
+/// A regex the member brings that its group does not hold yet, compiled (Kafka checks it only
+/// then too); None if there is none. Err: INVALID_REGULAR_EXPRESSION.
+fn new_pattern(
+    group: Option<&Group>,
+    req: &Heartbeat,
+) -> Result<Option<(String, topic_regex::Pattern)>, HeartbeatResponse> {
+    let Some(re) = req
+        .subscribed_topic_regex
+        .as_ref()
+        .filter(|r| !r.is_empty())
+    else {
+        return Ok(None);
+    };
+    if group.is_some_and(|g| g.regexes.contains(re)) {
+        return Ok(None);
+    }
+    match topic_regex::Pattern::compile(re) {
+        Ok(pattern) => Ok(Some((re.clone(), pattern))),
+        Err(message) => Err(HeartbeatResponse::error(
+            code::INVALID_REGULAR_EXPRESSION,
+            message,
+        )),
+    }
 }
 
 /// The assignor most members ask for (ties: by name), `uniform` if none asks.

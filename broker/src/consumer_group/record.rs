@@ -3,18 +3,26 @@
 //! a fresh session (and a fresh rebalance timeout for a pending revocation), so a member that
 //! is still running keeps its epoch and partitions without a rebalance.
 //!
-//! Layout, version 0 (integers big-endian; `str` = u16 length + UTF-8; `opt` = u8 0/1 then the
+//! Layout, version 1 (integers big-endian; `str` = u16 length + UTF-8; `opt` = u8 0/1 then the
 //! value; `uuid` = 16 bytes; `assignment` = u32 topics x (uuid | u32 n | n x i32)):
 //!
 //! ```text
-//! u8 version=0 | str group_id | i32 group_epoch | i32 assignment_epoch | str assignor
+//! u8 version=1 | str group_id | i32 group_epoch | i32 assignment_epoch | str assignor
 //! | u32 topics x (str name | uuid id | i32 partitions)
 //! | u32 members x ( str member_id | opt str instance_id | opt str rack_id | str client_id
-//!     | str client_host | u32 n x str subscribed | opt str server_assignor
+//!     | str client_host | u32 n x str subscribed | opt str subscribed_regex (v1)
+//!     | opt str server_assignor
 //!     | i32 rebalance_timeout_ms | u8 state (0 stable, 1 unrevoked, 2 unreleased)
 //!     | i32 member_epoch | i32 previous_member_epoch | u8 left_static
 //!     | assignment assigned | assignment pending_revocation | assignment target )
+//! | u32 regexes x (str regex | u32 n x str topic)                                  (v1)
 //! ```
+//!
+//! Version 0 (written before regex subscriptions) lacks the two fields marked v1 and is still
+//! read: its members have no regex. (A broker from before reads no version 1 record: after a
+//! downgrade such a group's members rejoin, their offsets kept.) Kafka keeps the member's `SubscribedTopicRegex` in its
+//! member record (a plain nullable field of ConsumerGroupMemberMetadataValue) and each regex's
+//! resolved topics in a ConsumerGroupRegularExpression record; ours are the two v1 fields.
 //!
 //! Like the classic record it travels inside a `__consumer_offsets` batch whose CRC-32C covers
 //! it; decoding checks every count against the bytes left and never panics.
@@ -22,7 +30,9 @@
 use super::{Assignment, Group, Member, MemberState, TopicInfo};
 use std::collections::{BTreeMap, BTreeSet};
 
-const VERSION: u8 = 0;
+const VERSION: u8 = 1;
+/// The layout before regex subscriptions.
+const VERSION_0: u8 = 0;
 
 pub(super) fn encode(group_id: &str, g: &Group) -> Vec<u8> {
     let mut b = vec![VERSION];
@@ -47,6 +57,7 @@ pub(super) fn encode(group_id: &str, g: &Group) -> Vec<u8> {
         for t in &m.subscribed {
             put_str(&mut b, t);
         }
+        put_opt_str(&mut b, m.subscribed_regex.as_deref());
         put_opt_str(&mut b, m.server_assignor.as_deref());
         b.extend_from_slice(&m.rebalance_timeout_ms.to_be_bytes());
         b.push(match m.state {
@@ -64,6 +75,14 @@ pub(super) fn encode(group_id: &str, g: &Group) -> Vec<u8> {
             g.target.get(&m.member_id).unwrap_or(&Assignment::new()),
         );
     }
+    put_u32(&mut b, g.regexes.len());
+    for (re, topics) in g.regexes.iter() {
+        put_str(&mut b, re);
+        put_u32(&mut b, topics.len());
+        for t in topics {
+            put_str(&mut b, t);
+        }
+    }
     b
 }
 
@@ -74,7 +93,8 @@ pub(super) fn decode(
     session_timeout_ms: i32,
 ) -> Option<(String, Group)> {
     let mut r = Reader(bytes);
-    if r.u8()? != VERSION {
+    let version = r.u8()?;
+    if version != VERSION && version != VERSION_0 {
         return None;
     }
     let group_id = r.str()?;
@@ -96,17 +116,37 @@ pub(super) fn decode(
         );
     }
     for _ in 0..r.count(MEMBER_BYTES_MIN)? {
-        let (m, target) = member(&mut r, now_ms, session_timeout_ms)?;
+        let (m, target) = member(&mut r, version, now_ms, session_timeout_ms)?;
         g.target.insert(m.member_id.clone(), target);
         g.members.insert(m.member_id.clone(), m);
+    }
+    if version != VERSION_0 {
+        for _ in 0..r.count(2 + 4)? {
+            let re = r.str()?;
+            let mut topics = BTreeSet::new();
+            for _ in 0..r.count(2)? {
+                topics.insert(r.str()?);
+            }
+            if !g.regexes.restore(re, topics) {
+                // Validated before it was written: only another regex engine could refuse it.
+                // The member keeps the string and matches nothing until it sends it again.
+                tracing::warn!(group = %group_id, "a stored subscription regex no longer compiles");
+            }
+        }
     }
     r.0.is_empty().then_some((group_id, g))
 }
 
-/// Smallest member: five strings/optionals, empty lists, the fixed fields.
+/// Smallest member (version 0; version 1 adds a byte): five strings/optionals, empty lists, the
+/// fixed fields.
 const MEMBER_BYTES_MIN: usize = 2 + 1 + 1 + 2 + 2 + 4 + 1 + 4 + 1 + 4 + 4 + 1 + 4 + 4 + 4;
 
-fn member(r: &mut Reader, now_ms: i64, session_timeout_ms: i32) -> Option<(Member, Assignment)> {
+fn member(
+    r: &mut Reader,
+    version: u8,
+    now_ms: i64,
+    session_timeout_ms: i32,
+) -> Option<(Member, Assignment)> {
     let member_id = r.str()?;
     let instance_id = r.opt_str()?;
     let rack_id = r.opt_str()?;
@@ -115,6 +155,13 @@ fn member(r: &mut Reader, now_ms: i64, session_timeout_ms: i32) -> Option<(Membe
     let mut subscribed = BTreeSet::new();
     for _ in 0..r.count(2)? {
         subscribed.insert(r.str()?);
+    }
+    let subscribed_regex = match version {
+        VERSION_0 => None,
+        _ => r.opt_str()?,
+    };
+    if subscribed_regex.as_ref().is_some_and(|re| re.is_empty()) {
+        return None;
     }
     let server_assignor = r.opt_str()?;
     let rebalance_timeout_ms = r.i32()?;
@@ -143,6 +190,7 @@ fn member(r: &mut Reader, now_ms: i64, session_timeout_ms: i32) -> Option<(Membe
         client_id,
         client_host,
         subscribed,
+        subscribed_regex,
         server_assignor,
         rebalance_timeout_ms,
         state,

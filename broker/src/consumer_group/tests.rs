@@ -1,9 +1,26 @@
 //! The consumer-group state machine on virtual time.
 
 use super::*;
+use std::cell::Cell;
 
 const T: uuid::Uuid = uuid::Uuid::from_u128(7);
 const U: uuid::Uuid = uuid::Uuid::from_u128(8);
+
+/// Topics `t` (6 partitions) and `u` (2), at metadata version 1.
+struct Topics;
+
+impl TopicView for Topics {
+    fn topic(&self, name: &str) -> Option<TopicInfo> {
+        topics(name)
+    }
+    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+        f("t");
+        f("u");
+    }
+    fn version(&self) -> u64 {
+        1
+    }
+}
 
 fn topics(name: &str) -> Option<TopicInfo> {
     match name {
@@ -24,6 +41,7 @@ fn config() -> ConsumerGroupConfig {
         session_timeout_ms: 10_000,
         heartbeat_interval_ms: 1_000,
         max_size: 4,
+        regex_refresh_min_interval_ms: 1_000,
     }
 }
 
@@ -65,7 +83,7 @@ struct Client {
 
 impl Client {
     fn join(c: &mut ConsumerGroups, now: i64, id: &str, subs: &[&str]) -> Client {
-        let r = c.heartbeat(now, 1, join_req(id, subs), &topics);
+        let r = c.heartbeat(now, 1, join_req(id, subs), &Topics);
         assert_eq!(r.error_code, code::NONE, "{r:?}");
         let mut me = Client {
             id: id.into(),
@@ -81,7 +99,7 @@ impl Client {
             now,
             1,
             beat_req(&self.id, self.epoch, Some(self.owned.clone())),
-            &topics,
+            &Topics,
         );
         if r.error_code == code::NONE {
             self.epoch = r.member_epoch;
@@ -159,7 +177,7 @@ fn a_leaving_member_frees_its_partitions() {
         b.beat(&mut c, now);
     }
     assert_eq!(parts(&b.owned, T).len(), 3);
-    let r = c.heartbeat(10, 1, beat_req("b", -1, None), &topics);
+    let r = c.heartbeat(10, 1, beat_req("b", -1, None), &Topics);
     assert_eq!((r.error_code, r.member_epoch), (code::NONE, -1));
     let r = a.beat(&mut c, 11);
     assert!(r.member_epoch > 2);
@@ -174,7 +192,7 @@ fn an_expired_member_is_removed_and_a_slow_revoker_is_fenced() {
     // b never heartbeats again; a keeps going.
     for now in (1_000..12_000).step_by(1_000) {
         a.beat(&mut c, now);
-        c.tick(now, &topics);
+        c.tick(now, &Topics);
     }
     assert_eq!(c.describe("g").unwrap().members.len(), 1);
     a.beat(&mut c, 12_500);
@@ -184,11 +202,11 @@ fn an_expired_member_is_removed_and_a_slow_revoker_is_fenced() {
     let mut c = ConsumerGroups::new(config());
     let mut a = Client::join(&mut c, 0, "a", &["t"]);
     let mut b = Client::join(&mut c, 0, "b", &["t"]);
-    let r = c.heartbeat(1, 1, beat_req("a", 1, None), &topics);
+    let r = c.heartbeat(1, 1, beat_req("a", 1, None), &Topics);
     assert_eq!(r.error_code, code::NONE);
     assert_eq!(c.next_deadline_ms(), Some(5_001));
     b.beat(&mut c, 2_000);
-    c.tick(5_001, &topics);
+    c.tick(5_001, &Topics);
     assert_eq!(a.beat(&mut c, 5_002).error_code, code::UNKNOWN_MEMBER_ID);
     b.beat(&mut c, 5_003);
     assert_eq!(parts(&b.owned, T).len(), 6);
@@ -198,14 +216,14 @@ fn an_expired_member_is_removed_and_a_slow_revoker_is_fenced() {
 fn epochs_are_checked_as_kafka_does() {
     let mut c = ConsumerGroups::new(config());
     let mut a = Client::join(&mut c, 0, "a", &["t"]);
-    let r = c.heartbeat(1, 1, beat_req("a", 5, Some(a.owned.clone())), &topics);
+    let r = c.heartbeat(1, 1, beat_req("a", 5, Some(a.owned.clone())), &Topics);
     assert_eq!(r.error_code, code::FENCED_MEMBER_EPOCH);
-    let r = c.heartbeat(1, 1, beat_req("zzz", 1, None), &topics);
+    let r = c.heartbeat(1, 1, beat_req("zzz", 1, None), &Topics);
     assert_eq!(r.error_code, code::UNKNOWN_MEMBER_ID);
     let mut other = beat_req("a", 1, None);
     other.group_id = "nope".into();
     assert_eq!(
-        c.heartbeat(1, 1, other, &topics).error_code,
+        c.heartbeat(1, 1, other, &Topics).error_code,
         code::UNKNOWN_MEMBER_ID
     );
     // A lost answer: the member retries with its previous epoch and a subset of its partitions.
@@ -213,10 +231,10 @@ fn epochs_are_checked_as_kafka_does() {
     a.beat(&mut c, 3);
     let confirmed = a.beat(&mut c, 4);
     assert_eq!(confirmed.member_epoch, 2);
-    let retry = c.heartbeat(5, 1, beat_req("a", 1, Some(a.owned.clone())), &topics);
+    let retry = c.heartbeat(5, 1, beat_req("a", 1, Some(a.owned.clone())), &Topics);
     assert_eq!(retry.error_code, code::NONE);
     assert_eq!(retry.member_epoch, 2);
-    let stale = c.heartbeat(6, 1, beat_req("a", 1, None), &topics);
+    let stale = c.heartbeat(6, 1, beat_req("a", 1, None), &Topics);
     assert_eq!(stale.error_code, code::FENCED_MEMBER_EPOCH);
 }
 
@@ -226,59 +244,63 @@ fn invalid_requests_are_refused_with_kafka_codes() {
     let mut r = join_req("a", &["t"]);
     r.server_assignor = Some("sticky".into());
     assert_eq!(
-        c.heartbeat(0, 1, r, &topics).error_code,
+        c.heartbeat(0, 1, r, &Topics).error_code,
         code::UNSUPPORTED_ASSIGNOR
     );
-    let mut r = join_req("a", &["t"]);
-    r.subscribed_topic_regex = Some(String::new());
-    assert_eq!(c.heartbeat(0, 1, r, &topics).error_code, code::NONE);
+    // Neither names nor a regex on a join (Kafka 4.x takes either, even empty).
+    let mut r = join_req("a", &[]);
+    r.subscribed_topic_names = None;
     assert_eq!(
-        c.heartbeat(0, 1, beat_req("a", -1, None), &topics)
-            .error_code,
-        code::NONE
-    );
-    assert!(c.remove_if_empty("g"));
-    let mut r = join_req("a", &["t"]);
-    r.subscribed_topic_regex = Some("t.*".into());
-    assert_eq!(
-        c.heartbeat(0, 1, r, &topics).error_code,
+        c.heartbeat(0, 1, r, &Topics).error_code,
         code::INVALID_REQUEST
     );
+    let mut r = join_req("a", &["t"]);
+    r.subscribed_topic_regex = Some("t".repeat(SUBSCRIBED_TOPIC_REGEX_BYTES_MAX + 1));
     assert_eq!(
-        c.heartbeat(0, 1, join_req("", &["t"]), &topics).error_code,
+        c.heartbeat(0, 1, r, &Topics).error_code,
+        code::INVALID_REQUEST
+    );
+    let mut r = join_req("a", &["t"]);
+    r.subscribed_topic_regex = Some("t(".into());
+    assert_eq!(
+        c.heartbeat(0, 1, r, &Topics).error_code,
+        code::INVALID_REGULAR_EXPRESSION
+    );
+    assert_eq!(
+        c.heartbeat(0, 1, join_req("", &["t"]), &Topics).error_code,
         code::INVALID_REQUEST
     );
     let mut r = join_req("a", &["t"]);
     r.owned = Some(Assignment::from([(T, BTreeSet::from([1]))]));
     assert_eq!(
-        c.heartbeat(0, 1, r, &topics).error_code,
+        c.heartbeat(0, 1, r, &Topics).error_code,
         code::INVALID_REQUEST
     );
     let mut r = join_req("a", &["t"]);
     r.rebalance_timeout_ms = -1;
     assert_eq!(
-        c.heartbeat(0, 1, r, &topics).error_code,
+        c.heartbeat(0, 1, r, &Topics).error_code,
         code::INVALID_REQUEST
     );
     assert_eq!(
-        c.heartbeat(0, 1, beat_req("a", -3, None), &topics)
+        c.heartbeat(0, 1, beat_req("a", -3, None), &Topics)
             .error_code,
         code::INVALID_REQUEST
     );
     assert_eq!(
-        c.heartbeat(0, 1, beat_req("a", -2, None), &topics)
+        c.heartbeat(0, 1, beat_req("a", -2, None), &Topics)
             .error_code,
         code::INVALID_REQUEST
     );
     let mut r = join_req("a", &["t"]);
     r.member_id = "x".repeat(MEMBER_ID_BYTES_MAX + 1);
     assert_eq!(
-        c.heartbeat(0, 1, r, &topics).error_code,
+        c.heartbeat(0, 1, r, &Topics).error_code,
         code::INVALID_REQUEST
     );
     assert!(!c.contains("g"), "refused requests create nothing");
     // v0: the coordinator makes the member id.
-    let r = c.heartbeat(0, 0, join_req("", &["t"]), &topics);
+    let r = c.heartbeat(0, 0, join_req("", &["t"]), &Topics);
     assert_eq!(r.error_code, code::NONE);
     assert!(!r.member_id.unwrap().is_empty());
 }
@@ -289,7 +311,7 @@ fn group_size_is_bounded() {
     for i in 0..4 {
         Client::join(&mut c, 0, &format!("m{i}"), &["t"]);
     }
-    let r = c.heartbeat(0, 1, join_req("m4", &["t"]), &topics);
+    let r = c.heartbeat(0, 1, join_req("m4", &["t"]), &Topics);
     assert_eq!(r.error_code, code::GROUP_MAX_SIZE_REACHED);
     assert_eq!(c.describe("g").unwrap().members.len(), 4);
 }
@@ -302,23 +324,23 @@ fn static_members_leave_temporarily_and_come_back_to_their_partitions() {
         r.instance_id = Some("i1".into());
         r
     };
-    let r = c.heartbeat(0, 1, static_join("a"), &topics);
+    let r = c.heartbeat(0, 1, static_join("a"), &Topics);
     let owned = r.assignment.unwrap();
     assert_eq!(
-        c.heartbeat(1, 1, static_join("a2"), &topics).error_code,
+        c.heartbeat(1, 1, static_join("a2"), &Topics).error_code,
         code::UNRELEASED_INSTANCE_ID
     );
     let mut leave = beat_req("a", -2, None);
     leave.instance_id = Some("i1".into());
-    let r = c.heartbeat(2, 1, leave, &topics);
+    let r = c.heartbeat(2, 1, leave, &Topics);
     assert_eq!((r.error_code, r.member_epoch), (code::NONE, -2));
-    let r = c.heartbeat(3, 1, static_join("a2"), &topics);
+    let r = c.heartbeat(3, 1, static_join("a2"), &Topics);
     assert_eq!(r.error_code, code::NONE);
     assert_eq!(r.assignment.unwrap(), owned);
     assert_eq!(r.member_epoch, 1, "no rebalance for the returning instance");
     // The old member id is gone.
     assert_eq!(
-        c.heartbeat(4, 1, beat_req("a", 1, None), &topics)
+        c.heartbeat(4, 1, beat_req("a", 1, None), &Topics)
             .error_code,
         code::UNKNOWN_MEMBER_ID
     );
@@ -329,10 +351,10 @@ fn range_assignor_gives_contiguous_ranges() {
     let mut c = ConsumerGroups::new(config());
     let mut r = join_req("a", &["t"]);
     r.server_assignor = Some("range".into());
-    c.heartbeat(0, 1, r, &topics);
+    c.heartbeat(0, 1, r, &Topics);
     let mut r = join_req("b", &["t"]);
     r.server_assignor = Some("range".into());
-    c.heartbeat(0, 1, r, &topics);
+    c.heartbeat(0, 1, r, &Topics);
     let d = c.describe("g").unwrap();
     assert_eq!(d.assignor_name, "range");
     assert_eq!(parts(&d.members[0].target_assignment, T), vec![0, 1, 2]);
@@ -345,16 +367,13 @@ fn metadata_and_subscription_changes_bump_the_group_epoch() {
     let mut a = Client::join(&mut c, 0, "a", &["t"]);
     let mut change = beat_req("a", 1, Some(a.owned.clone()));
     change.subscribed_topic_names = Some(vec!["t".into(), "u".into()]);
-    let r = c.heartbeat(1, 1, change, &topics);
+    let r = c.heartbeat(1, 1, change, &Topics);
     assert_eq!(r.member_epoch, 2);
     a.owned = r.assignment.unwrap();
     assert_eq!(parts(&a.owned, U), vec![0, 1]);
-    let grown = |n: &str| {
-        topics(n).map(|mut t| {
-            t.partitions += 1;
-            t
-        })
-    };
+    let mut grown = Catalog::default();
+    grown.create_with_id("t", T, 7);
+    grown.create_with_id("u", U, 2);
     let r = c.heartbeat(2, 1, beat_req("a", 2, Some(a.owned.clone())), &grown);
     assert_eq!(r.member_epoch, 3);
     assert_eq!(parts(r.assignment.as_ref().unwrap(), T).len(), 7);
@@ -391,7 +410,7 @@ fn offset_commits_and_fetches_check_the_member_epoch() {
         c.validate_fetch("g", Some("a"), 3),
         OffsetCheck::Refused(code::STALE_MEMBER_EPOCH)
     );
-    c.heartbeat(1, 1, beat_req("a", -1, None), &topics);
+    c.heartbeat(1, 1, beat_req("a", -1, None), &Topics);
     assert_eq!(c.validate_commit("g", 9, "", -1), OffsetCheck::Ok);
     assert_eq!(c.describe("g").unwrap().state, "Empty");
     assert!(c.remove_if_empty("g"));
@@ -425,7 +444,7 @@ fn random_operations_keep_partitions_exclusive_and_converge() {
                 }
                 1 if !clients.is_empty() => {
                     let gone = clients.remove(next(clients.len() as u64) as usize);
-                    c.heartbeat(now, 1, beat_req(&gone.id, -1, None), &topics);
+                    c.heartbeat(now, 1, beat_req(&gone.id, -1, None), &Topics);
                 }
                 _ => {
                     for cl in clients.iter_mut() {
@@ -438,7 +457,7 @@ fn random_operations_keep_partitions_exclusive_and_converge() {
                     }
                 }
             }
-            c.tick(now, &topics);
+            c.tick(now, &Topics);
             if c.contains("g") {
                 assert_exclusive(&c);
                 let bytes = c.record("g").unwrap();
@@ -455,7 +474,7 @@ fn random_operations_keep_partitions_exclusive_and_converge() {
                     *cl = Client::join(&mut c, now, &cl.id.clone(), &["t", "u"]);
                 }
             }
-            c.tick(now, &topics);
+            c.tick(now, &Topics);
             assert_exclusive(&c);
         }
         if clients.is_empty() {
@@ -487,7 +506,7 @@ fn records_round_trip_and_reject_every_prefix() {
     static_b.instance_id = Some("inst".into());
     static_b.rack_id = Some("rack-1".into());
     static_b.server_assignor = Some("range".into());
-    c.heartbeat(1, 1, static_b, &topics);
+    c.heartbeat(1, 1, static_b, &Topics);
     a.beat(&mut c, 2); // a is now revoking: pending partitions and a revocation deadline
     let bytes = c.record("g").unwrap();
     let mut restored = ConsumerGroups::new(config());
@@ -514,9 +533,440 @@ fn records_round_trip_and_reject_every_prefix() {
         200,
         1,
         beat_req("a", a.epoch, Some(a.owned.clone())),
-        &topics,
+        &Topics,
     );
     assert_eq!(r.error_code, code::NONE);
     restored.forget("g");
     assert!(restored.record("g").is_none());
+}
+
+/// A metadata view a test changes: topics by name, the version moving with every change, and
+/// a count of the full scans regex resolution made.
+#[derive(Default)]
+struct Catalog {
+    topics: BTreeMap<String, TopicInfo>,
+    version: u64,
+    scans: Cell<usize>,
+}
+
+impl Catalog {
+    fn with(names: &[(&str, i32)]) -> Catalog {
+        let mut c = Catalog::default();
+        for (name, partitions) in names {
+            c.create(name, *partitions);
+        }
+        c
+    }
+
+    fn create(&mut self, name: &str, partitions: i32) -> uuid::Uuid {
+        let id = uuid::Uuid::from_u128(1_000 + u128::from(self.version));
+        self.create_with_id(name, id, partitions);
+        id
+    }
+
+    fn create_with_id(&mut self, name: &str, id: uuid::Uuid, partitions: i32) {
+        self.topics
+            .insert(name.to_string(), TopicInfo { id, partitions });
+        self.version += 1;
+    }
+
+    fn delete(&mut self, name: &str) {
+        self.topics.remove(name).expect("the topic exists");
+        self.version += 1;
+    }
+
+    fn id(&self, name: &str) -> uuid::Uuid {
+        self.topics[name].id
+    }
+
+    /// Topic names in an assignment.
+    fn names(&self, a: &Assignment) -> BTreeSet<String> {
+        a.iter()
+            .filter(|(_, ps)| !ps.is_empty())
+            .map(|(id, _)| {
+                let (name, _) = self.topics.iter().find(|(_, t)| t.id == *id).unwrap();
+                name.clone()
+            })
+            .collect()
+    }
+}
+
+impl TopicView for Catalog {
+    fn topic(&self, name: &str) -> Option<TopicInfo> {
+        self.topics.get(name).copied()
+    }
+    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+        self.scans.set(self.scans.get() + 1);
+        for name in self.topics.keys() {
+            f(name);
+        }
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// A Kafka 4.x Java client's join with a SubscriptionPattern: a regex and no names.
+fn regex_join(member: &str, re: &str) -> Heartbeat {
+    Heartbeat {
+        subscribed_topic_names: None,
+        subscribed_topic_regex: Some(re.into()),
+        ..join_req(member, &[])
+    }
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn internal_and_orders() -> Catalog {
+    Catalog::with(&[
+        ("orders", 2),
+        ("orders-v2", 1),
+        ("xorders", 1),
+        ("order", 1),
+        ("__consumer_offsets", 3),
+        ("__transaction_state", 2),
+        ("_schemas", 1),
+        ("t", 6),
+    ])
+}
+
+#[test]
+fn a_regex_resolves_to_whole_topic_names_internal_ones_included() {
+    let view = internal_and_orders();
+    let mut c = ConsumerGroups::new(config());
+    let r = c.heartbeat(0, 1, regex_join("a", "orders.*"), &view);
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    // Whole names: not xorders (a search would match it), not order.
+    assert_eq!(
+        view.names(r.assignment.as_ref().unwrap()),
+        set(&["orders", "orders-v2"])
+    );
+    assert_eq!(
+        parts(r.assignment.as_ref().unwrap(), view.id("orders")),
+        vec![0, 1]
+    );
+    let d = c.describe("g").unwrap();
+    assert_eq!(
+        d.members[0].subscribed_topic_regex.as_deref(),
+        Some("orders.*")
+    );
+    assert!(d.members[0].subscribed_topic_names.is_empty());
+
+    let mut c = ConsumerGroups::new(config());
+    let r = c.heartbeat(0, 1, regex_join("a", "_.*"), &view);
+    assert_eq!(
+        view.names(r.assignment.as_ref().unwrap()),
+        set(&["__consumer_offsets", "__transaction_state", "_schemas"])
+    );
+    // A literal name matches only itself; `^`/`$` inside are harmless.
+    let mut c = ConsumerGroups::new(config());
+    let r = c.heartbeat(0, 1, regex_join("a", "^order$"), &view);
+    assert_eq!(view.names(r.assignment.as_ref().unwrap()), set(&["order"]));
+}
+
+#[test]
+fn names_and_a_regex_in_one_heartbeat_combine() {
+    let view = internal_and_orders();
+    let mut c = ConsumerGroups::new(config());
+    // The union of the names and what the regex matched (Kafka's TargetAssignmentBuilder).
+    let mut r = join_req("a", &["t"]);
+    r.subscribed_topic_regex = Some("_schemas|xorders".into());
+    let r = c.heartbeat(0, 1, r, &view);
+    assert_eq!(
+        view.names(r.assignment.as_ref().unwrap()),
+        set(&["t", "_schemas", "xorders"])
+    );
+    // librdkafka sends an empty regex with its names: no regex.
+    let mut r = join_req("b", &["orders"]);
+    r.subscribed_topic_regex = Some(String::new());
+    assert_eq!(c.heartbeat(0, 1, r, &view).error_code, code::NONE);
+    let d = c.describe("g").unwrap();
+    assert_eq!(d.members[1].subscribed_topic_regex, None);
+    assert_eq!(
+        view.names(&d.members[1].target_assignment),
+        set(&["orders"])
+    );
+    // Omitted (null) fields keep their value: a's next heartbeats still have names and regex.
+    let epoch = d.group_epoch;
+    let a = c.heartbeat(1, 1, beat_req("a", d.members[0].member_epoch, None), &view);
+    assert_eq!(a.error_code, code::NONE);
+    let d = c.describe("g").unwrap();
+    assert_eq!(d.group_epoch, epoch, "nothing changed");
+    assert_eq!(
+        view.names(&d.members[0].target_assignment),
+        set(&["t", "_schemas", "xorders"])
+    );
+    // An empty regex later drops the regex (and bumps the epoch); the names stay.
+    let mut drop_regex = beat_req("a", d.members[0].member_epoch, None);
+    drop_regex.subscribed_topic_regex = Some(String::new());
+    assert_eq!(c.heartbeat(2, 1, drop_regex, &view).error_code, code::NONE);
+    let d = c.describe("g").unwrap();
+    assert_eq!(d.group_epoch, epoch + 1);
+    assert_eq!(d.members[0].subscribed_topic_regex, None);
+    assert_eq!(view.names(&d.members[0].target_assignment), set(&["t"]));
+    assert_eq!(c.groups["g"].regexes.len(), 0, "an unused regex is dropped");
+}
+
+#[test]
+fn an_invalid_regex_is_invalid_regular_expression() {
+    let view = internal_and_orders();
+    let mut c = ConsumerGroups::new(config());
+    // `a)|(b` would parse once wrapped as ^(?:...)$; a trailing (?x) comment would swallow it.
+    for bad in [
+        "orders(",
+        "[a-",
+        "a)|(b",
+        "(?x)orders # comment",
+        "(a{1000}){1000}",
+    ] {
+        let r = c.heartbeat(0, 1, regex_join("a", bad), &view);
+        assert_eq!(
+            r.error_code,
+            code::INVALID_REGULAR_EXPRESSION,
+            "{bad}: {r:?}"
+        );
+        let message = r.error_message.unwrap();
+        assert!(
+            message.contains(bad) && message.contains("not a valid regular expression"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "{message}");
+        assert!(!c.contains("g"), "refused joins create nothing");
+    }
+    // A member changing to a bad regex is refused and keeps its old one.
+    let r = c.heartbeat(0, 1, regex_join("a", "orders"), &view);
+    let mut change = beat_req("a", r.member_epoch, None);
+    change.subscribed_topic_regex = Some("orders(".into());
+    let bad = c.heartbeat(1, 1, change, &view);
+    assert_eq!(bad.error_code, code::INVALID_REGULAR_EXPRESSION);
+    let d = c.describe("g").unwrap();
+    assert_eq!(
+        d.members[0].subscribed_topic_regex.as_deref(),
+        Some("orders")
+    );
+    assert_eq!((d.group_epoch, d.members[0].member_epoch), (1, 1));
+    // An unknown member is told so before its regex is looked at (Kafka's order).
+    let mut stranger = beat_req("zz", 1, None);
+    stranger.subscribed_topic_regex = Some("orders(".into());
+    assert_eq!(
+        c.heartbeat(1, 1, stranger, &view).error_code,
+        code::UNKNOWN_MEMBER_ID
+    );
+}
+
+#[test]
+fn a_created_matching_topic_bumps_the_epoch_and_is_assigned_a_deleted_one_leaves() {
+    let mut view = internal_and_orders();
+    let mut c = ConsumerGroups::new(config());
+    let mut a = Client {
+        id: "a".into(),
+        epoch: 0,
+        owned: Assignment::new(),
+    };
+    let r = c.heartbeat(0, 1, regex_join("a", "orders.*"), &view);
+    a.epoch = r.member_epoch;
+    a.owned = r.assignment.unwrap();
+    assert_eq!(a.epoch, 1);
+    let beat = |c: &mut ConsumerGroups, a: &mut Client, now: i64, view: &Catalog| {
+        let r = c.heartbeat(now, 1, beat_req("a", a.epoch, Some(a.owned.clone())), view);
+        assert_eq!(r.error_code, code::NONE, "{r:?}");
+        a.epoch = r.member_epoch;
+        if let Some(owned) = r.assignment {
+            a.owned = owned;
+        }
+    };
+    let fresh = view.create("orders-eu", 3);
+    view.create("shipments", 1);
+    // Within the refresh interval of the join's resolution: not yet.
+    beat(&mut c, &mut a, 999, &view);
+    assert_eq!(a.epoch, 1);
+    beat(&mut c, &mut a, 1_000, &view);
+    assert_eq!(a.epoch, 2, "the new topic bumps the group epoch");
+    assert_eq!(parts(&a.owned, fresh), vec![0, 1, 2]);
+    assert_eq!(
+        view.names(&a.owned),
+        set(&["orders", "orders-eu", "orders-v2"])
+    );
+    // A second member with the same regex shares the partitions of all three topics.
+    let r = c.heartbeat(1_001, 1, regex_join("b", "orders.*"), &view);
+    assert_eq!(r.error_code, code::NONE);
+    let d = c.describe("g").unwrap();
+    let all: BTreeSet<String> = d
+        .members
+        .iter()
+        .flat_map(|m| view.names(&m.target_assignment))
+        .collect();
+    assert_eq!(all, set(&["orders", "orders-eu", "orders-v2"]));
+    // A deleted topic leaves the assignment (and the resolution) at the next refresh.
+    view.delete("orders-v2");
+    beat(&mut c, &mut a, 2_500, &view);
+    let d = c.describe("g").unwrap();
+    assert_eq!(d.group_epoch, 4);
+    for m in &d.members {
+        assert!(!view.names(&m.target_assignment).contains("orders-v2"));
+    }
+    assert_eq!(
+        c.groups["g"].regexes.topics("orders.*"),
+        Some(&set(&["orders", "orders-eu"]))
+    );
+}
+
+#[test]
+fn regexes_are_resolved_once_per_distinct_regex_not_per_heartbeat() {
+    let mut view = internal_and_orders();
+    let mut c = ConsumerGroups::new(config());
+    let mut epochs = BTreeMap::new();
+    for m in ["a", "b", "c"] {
+        let r = c.heartbeat(0, 1, regex_join(m, "orders.*"), &view);
+        epochs.insert(m, r.member_epoch);
+    }
+    assert_eq!(view.scans.get(), 1, "one resolution for the three members");
+    assert_eq!(c.groups["g"].regexes.len(), 1);
+    for now in 1..50 {
+        for (m, epoch) in epochs.iter_mut() {
+            let r = c.heartbeat(now * 100, 1, beat_req(m, *epoch, None), &view);
+            assert_eq!(r.error_code, code::NONE, "{r:?}");
+            *epoch = r.member_epoch;
+        }
+    }
+    assert_eq!(view.scans.get(), 1, "no metadata change, no resolution");
+    // A metadata change: one resolution per refresh interval, however many heartbeats.
+    view.create("unrelated", 1);
+    for now in 50..80 {
+        for (m, epoch) in epochs.iter_mut() {
+            let r = c.heartbeat(now * 100, 1, beat_req(m, *epoch, None), &view);
+            assert_eq!(r.error_code, code::NONE, "{r:?}");
+            *epoch = r.member_epoch;
+        }
+    }
+    assert_eq!(view.scans.get(), 2);
+    // A new regex is resolved alone, at once.
+    c.heartbeat(8_000, 1, regex_join("d", "_.*"), &view);
+    assert_eq!(view.scans.get(), 3);
+    assert_eq!(c.groups["g"].regexes.len(), 2);
+    for m in ["a", "b", "c", "d"] {
+        c.heartbeat(8_001, 1, beat_req(m, -1, None), &view);
+    }
+    assert_eq!(
+        c.groups["g"].regexes.len(),
+        0,
+        "gone with their last members"
+    );
+}
+
+#[test]
+fn a_restored_group_keeps_regexes_and_resolutions() {
+    let mut view = internal_and_orders();
+    let mut c = ConsumerGroups::new(config());
+    let mut r = regex_join("a", "orders.*");
+    r.subscribed_topic_names = Some(vec!["t".into()]);
+    let a = c.heartbeat(0, 1, r, &view);
+    c.heartbeat(1, 1, regex_join("b", "_.*"), &view);
+    // a catches up with the epoch b's join made (its partitions do not change).
+    let owned = a.assignment.unwrap();
+    let a = c.heartbeat(
+        2,
+        1,
+        beat_req("a", a.member_epoch, Some(owned.clone())),
+        &view,
+    );
+    assert_eq!((a.error_code, a.member_epoch), (code::NONE, 2));
+    let bytes = c.record("g").unwrap();
+    assert_eq!(bytes[0], 1, "record version 1");
+    let mut restored = ConsumerGroups::new(config());
+    assert!(restored.restore(100, &bytes));
+    assert_eq!(restored.record("g").unwrap(), bytes);
+    assert_eq!(restored.describe("g"), c.describe("g"));
+    let before = restored.describe("g").unwrap();
+    assert_eq!(
+        before.members[0].subscribed_topic_regex.as_deref(),
+        Some("orders.*")
+    );
+    assert_eq!(before.members[0].assignment, owned);
+    // The member carries on without resending its regex: same epoch, same partitions (the
+    // restored group resolves its regexes again at once, to the same topics).
+    let r = restored.heartbeat(200, 1, beat_req("a", 2, Some(owned)), &view);
+    assert_eq!(
+        (r.error_code, r.member_epoch, r.assignment),
+        (code::NONE, 2, None)
+    );
+    assert_eq!(
+        restored.describe("g").unwrap().group_epoch,
+        before.group_epoch
+    );
+    // The restored regex still follows topic creation.
+    view.create("orders-new", 1);
+    restored.heartbeat(1_200, 1, beat_req("a", 2, None), &view);
+    let d = restored.describe("g").unwrap();
+    assert_eq!(d.group_epoch, before.group_epoch + 1);
+    assert!(view
+        .names(&d.members[0].target_assignment)
+        .contains("orders-new"));
+    for cut in 0..bytes.len() {
+        assert!(
+            !ConsumerGroups::new(config()).restore(0, &bytes[..cut]),
+            "prefix {cut}"
+        );
+    }
+}
+
+/// A version 0 record (before regex subscriptions), laid out by hand: still read, its member
+/// has no regex.
+#[test]
+fn version_0_records_are_still_read() {
+    fn s(b: &mut Vec<u8>, v: &str) {
+        b.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        b.extend_from_slice(v.as_bytes());
+    }
+    let mut b = vec![0u8];
+    s(&mut b, "g");
+    b.extend_from_slice(&3i32.to_be_bytes()); // group epoch
+    b.extend_from_slice(&3i32.to_be_bytes()); // assignment epoch
+    s(&mut b, "uniform");
+    b.extend_from_slice(&1u32.to_be_bytes());
+    s(&mut b, "t");
+    b.extend_from_slice(T.as_bytes());
+    b.extend_from_slice(&6i32.to_be_bytes());
+    b.extend_from_slice(&1u32.to_be_bytes()); // one member
+    s(&mut b, "a");
+    b.push(0); // instance id
+    b.push(0); // rack id
+    s(&mut b, "client");
+    s(&mut b, "/127.0.0.1");
+    b.extend_from_slice(&1u32.to_be_bytes());
+    s(&mut b, "t");
+    b.push(0); // server assignor
+    b.extend_from_slice(&30_000i32.to_be_bytes());
+    b.push(0); // stable
+    b.extend_from_slice(&3i32.to_be_bytes());
+    b.extend_from_slice(&2i32.to_be_bytes());
+    b.push(0); // not left
+    let all = |b: &mut Vec<u8>| {
+        b.extend_from_slice(&1u32.to_be_bytes());
+        b.extend_from_slice(T.as_bytes());
+        b.extend_from_slice(&6u32.to_be_bytes());
+        for p in 0..6i32 {
+            b.extend_from_slice(&p.to_be_bytes());
+        }
+    };
+    all(&mut b); // assigned
+    b.extend_from_slice(&0u32.to_be_bytes()); // pending revocation
+    all(&mut b); // target
+    let mut c = ConsumerGroups::new(config());
+    assert!(c.restore(0, &b));
+    let d = c.describe("g").unwrap();
+    assert_eq!((d.state, d.group_epoch), ("Stable", 3));
+    assert_eq!(d.members[0].subscribed_topic_regex, None);
+    assert_eq!(parts(&d.members[0].assignment, T), vec![0, 1, 2, 3, 4, 5]);
+    // Written back as version 1; the member carries on at its epoch.
+    assert_eq!(c.record("g").unwrap()[0], 1);
+    let r = c.heartbeat(
+        1,
+        1,
+        beat_req("a", 3, Some(d.members[0].assignment.clone())),
+        &Topics,
+    );
+    assert_eq!((r.error_code, r.member_epoch), (code::NONE, 3));
 }

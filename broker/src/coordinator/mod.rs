@@ -25,7 +25,7 @@
 //! batch of the producer, settled by its marker: see [`txn_offsets`].
 
 use crate::consumer_group::{
-    ConsumerGroupConfig, ConsumerGroups, GroupView, OffsetCheck, TopicInfo,
+    ConsumerGroupConfig, ConsumerGroups, GroupView, OffsetCheck, TopicInfo, TopicView,
 };
 use crate::errors::code;
 use crate::group::{
@@ -226,6 +226,7 @@ pub fn groups_of(shard: &Shard) -> Rc<ShardGroups> {
                 session_timeout_ms: c.group_consumer_session_timeout_ms,
                 heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
                 max_size: c.group_consumer_max_size,
+                regex_refresh_min_interval_ms: c.group_consumer_regex_refresh_min_interval_ms,
             },
             crate::share_group::ShareGroupConfig::default(),
         )
@@ -601,12 +602,13 @@ async fn consumer_heartbeat(
         persist_groups(shard, std::slice::from_ref(&group_id)).await;
     }
     let image = shard.image();
-    let lookup = |name: &str| topic_info(&image, name);
     let before = groups_of(shard).consumer.borrow().record(&group_id);
-    let resp = groups_of(shard)
-        .consumer
-        .borrow_mut()
-        .heartbeat(now, version, request, &lookup);
+    let resp = groups_of(shard).consumer.borrow_mut().heartbeat(
+        now,
+        version,
+        request,
+        &ImageTopics(&image),
+    );
     if resp.error_code != code::NONE {
         tracing::debug!(group = %group_id, error = resp.error_code, message = ?resp.error_message,
             "consumer group heartbeat refused");
@@ -660,11 +662,26 @@ async fn persist_records(
     }
 }
 
-fn topic_info(image: &crate::metadata::MetadataImage, name: &str) -> Option<TopicInfo> {
-    image.topics.get(name).map(|t| TopicInfo {
-        id: t.id,
-        partitions: t.partitions,
-    })
+/// The metadata image as the consumer groups see it.
+struct ImageTopics<'a>(&'a crate::metadata::MetadataImage);
+
+impl TopicView for ImageTopics<'_> {
+    fn topic(&self, name: &str) -> Option<TopicInfo> {
+        self.0.topics.get(name).map(|t| TopicInfo {
+            id: t.id,
+            partitions: t.partitions,
+        })
+    }
+
+    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+        for name in self.0.topics.keys() {
+            f(name);
+        }
+    }
+
+    fn version(&self) -> u64 {
+        self.0.version
+    }
 }
 
 fn describe(shard: &Shard, group_id: &str) -> Option<GroupDescription> {
@@ -1257,8 +1274,10 @@ pub async fn tick_loop(shard: Rc<Shard>) {
             .is_some_and(|d| d <= now);
         if consumer_due {
             let image = shard.image();
-            let lookup = |name: &str| topic_info(&image, name);
-            let changed = groups_of(&shard).consumer.borrow_mut().tick(now, &lookup);
+            let changed = groups_of(&shard)
+                .consumer
+                .borrow_mut()
+                .tick(now, &ImageTopics(&image));
             persist_consumer_groups(&shard, &changed).await;
         }
         share_groups::tick(&shard, now).await;

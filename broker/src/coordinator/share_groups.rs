@@ -7,8 +7,9 @@
 
 use super::{
     append_durably, groups_of, offsets_partition_of, persist_records, share_group_key, tombstone,
-    topic_info, GroupOperation,
+    GroupOperation, ImageTopics,
 };
+use crate::consumer_group::TopicView;
 use crate::errors::code;
 use crate::shard::Shard;
 use crate::share_group::{ShareGroupView, ShareHeartbeat, ShareHeartbeatResponse};
@@ -54,7 +55,8 @@ async fn heartbeat(shard: &Rc<Shard>, now: i64, req: ShareHeartbeat) -> ShareHea
         };
     }
     let image = shard.image();
-    let lookup = |name: &str| topic_info(&image, name);
+    let view = ImageTopics(&image);
+    let lookup = |name: &str| view.topic(name);
     let before = groups.share.borrow().record(&group_id);
     let resp = groups.share.borrow_mut().heartbeat(now, req, &lookup);
     if resp.error_code != code::NONE {
@@ -80,7 +82,8 @@ pub(super) async fn tick(shard: &Rc<Shard>, now: i64) {
         return;
     }
     let image = shard.image();
-    let lookup = |name: &str| topic_info(&image, name);
+    let view = ImageTopics(&image);
+    let lookup = |name: &str| view.topic(name);
     let changed: Vec<String> = groups
         .share
         .borrow_mut()

@@ -53,6 +53,9 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                                     .map(|t| TopicName(str_bytes(t)))
                                     .collect(),
                             )
+                            .with_subscribed_topic_regex(
+                                m.subscribed_topic_regex.as_deref().map(str_bytes),
+                            )
                             .with_assignment(wire_assignment(&image, &m.assignment))
                             .with_target_assignment(wire_assignment(&image, &m.target_assignment))
                             .with_member_type(if header.api_version >= 1 {

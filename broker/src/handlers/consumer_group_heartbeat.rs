@@ -1,6 +1,7 @@
 //! ConsumerGroupHeartbeat (key 68), versions 0-1: the KIP-848 consumer group protocol. The
 //! group's coordinating shard answers at once (see `crate::consumer_group`); v0 members may
-//! leave their id empty to have one made, v1 members (Kafka 4.x clients) bring their own.
+//! leave their id empty to have one made, v1 members (Kafka 4.x clients) bring their own and may
+//! subscribe by regular expression (resolved by the coordinator against the metadata image).
 
 use super::Context;
 use super::Response;

@@ -40,14 +40,18 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Some(list) => {
             for wanted in list {
                 let image = ctx.image();
+                // A topic id, when given, wins over the name, as in Kafka: the Java client asks
+                // for the topics of a KIP-848 assignment by id with the name left at its
+                // default, "" (librdkafka sends null).
+                let by_id = !wanted.topic_id.is_nil();
                 let found = match &wanted.name {
-                    Some(name) => image.topics.get(name.0.as_str()).cloned(),
-                    None => image.topic_by_id(&wanted.topic_id).cloned(),
+                    Some(name) if !by_id => image.topics.get(name.0.as_str()).cloned(),
+                    _ => image.topic_by_id(&wanted.topic_id).cloned(),
                 };
                 let entry = match (found, wanted.name) {
                     (Some(t), _) => topic_entry(&ctx, &t),
-                    (None, Some(name)) => missing_topic(&ctx, name, allow_create).await,
-                    (None, None) => MetadataResponseTopic::default()
+                    (None, Some(name)) if !by_id => missing_topic(&ctx, name, allow_create).await,
+                    (None, _) => MetadataResponseTopic::default()
                         .with_error_code(code::UNKNOWN_TOPIC_ID)
                         .with_topic_id(wanted.topic_id),
                 };
