@@ -64,6 +64,7 @@ pub mod partition;
 pub mod record;
 #[cfg(test)]
 mod record_tests;
+pub mod session;
 #[cfg(test)]
 mod tests;
 
