@@ -156,7 +156,8 @@ pub struct HeartbeatResponse {
 }
 
 impl HeartbeatResponse {
-    fn error(error_code: i16, message: impl Into<String>) -> Self {
+    /// A refusal: no member, epoch -1.
+    pub(crate) fn error(error_code: i16, message: impl Into<String>) -> Self {
         HeartbeatResponse {
             error_code,
             error_message: Some(message.into()),

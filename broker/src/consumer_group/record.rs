@@ -40,12 +40,7 @@ pub(super) fn encode(group_id: &str, g: &Group) -> Vec<u8> {
     b.extend_from_slice(&g.group_epoch.to_be_bytes());
     b.extend_from_slice(&g.assignment_epoch.to_be_bytes());
     put_str(&mut b, &g.assignor);
-    put_u32(&mut b, g.topics.len());
-    for (name, info) in &g.topics {
-        put_str(&mut b, name);
-        b.extend_from_slice(info.id.as_bytes());
-        b.extend_from_slice(&info.partitions.to_be_bytes());
-    }
+    put_topics(&mut b, &g.topics);
     put_u32(&mut b, g.members.len());
     for m in g.members.values() {
         put_str(&mut b, &m.member_id);
@@ -104,17 +99,7 @@ pub(super) fn decode(
         assignor: r.str()?,
         ..Group::default()
     };
-    for _ in 0..r.count(2 + 16 + 4)? {
-        let name = r.str()?;
-        let id = uuid::Uuid::from_slice(r.take(16)?).ok()?;
-        g.topics.insert(
-            name,
-            TopicInfo {
-                id,
-                partitions: r.i32()?,
-            },
-        );
-    }
+    g.topics = r.topics()?;
     for _ in 0..r.count(MEMBER_BYTES_MIN)? {
         let (m, target) = member(&mut r, version, now_ms, session_timeout_ms)?;
         g.target.insert(m.member_id.clone(), target);
@@ -227,6 +212,16 @@ pub(crate) fn put_opt_str(b: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
+/// `u32 n x (str name | uuid id | i32 partitions)`: a group's subscribed topics' metadata.
+pub(crate) fn put_topics(b: &mut Vec<u8>, topics: &BTreeMap<String, TopicInfo>) {
+    put_u32(b, topics.len());
+    for (name, info) in topics {
+        put_str(b, name);
+        b.extend_from_slice(info.id.as_bytes());
+        b.extend_from_slice(&info.partitions.to_be_bytes());
+    }
+}
+
 pub(crate) fn put_assignment(b: &mut Vec<u8>, a: &Assignment) {
     put_u32(b, a.len());
     for (id, ps) in a {
@@ -271,6 +266,17 @@ impl Reader<'_> {
             1 => Some(Some(self.str()?)),
             _ => None,
         }
+    }
+    /// What [`put_topics`] wrote.
+    pub(crate) fn topics(&mut self) -> Option<BTreeMap<String, TopicInfo>> {
+        let mut topics = BTreeMap::new();
+        for _ in 0..self.count(2 + 16 + 4)? {
+            let name = self.str()?;
+            let id = uuid::Uuid::from_slice(self.take(16)?).ok()?;
+            let partitions = self.i32()?;
+            topics.insert(name, TopicInfo { id, partitions });
+        }
+        Some(topics)
     }
     pub(crate) fn assignment(&mut self) -> Option<Assignment> {
         let mut a = BTreeMap::new();

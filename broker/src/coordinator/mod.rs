@@ -576,27 +576,19 @@ async fn consumer_heartbeat(
     request: crate::consumer_group::Heartbeat,
 ) -> crate::consumer_group::HeartbeatResponse {
     let group_id = request.group_id.clone();
+    let not_ours = || {
+        crate::consumer_group::HeartbeatResponse::error(
+            code::GROUP_ID_NOT_FOUND,
+            format!("Group {group_id} is not a consumer group."),
+        )
+    };
     if groups_of(shard).share.borrow().contains(&group_id) {
-        return crate::consumer_group::HeartbeatResponse {
-            error_code: code::GROUP_ID_NOT_FOUND,
-            error_message: Some(format!("Group {group_id} is not a consumer group.")),
-            member_id: None,
-            member_epoch: -1,
-            heartbeat_interval_ms: 0,
-            assignment: None,
-        };
+        return not_ours();
     }
     let classic = groups_of(shard).machine.borrow().describe(&group_id);
     if let Some(d) = classic {
         if !d.members.is_empty() {
-            return crate::consumer_group::HeartbeatResponse {
-                error_code: code::GROUP_ID_NOT_FOUND,
-                error_message: Some(format!("Group {group_id} is not a consumer group.")),
-                member_id: None,
-                member_epoch: -1,
-                heartbeat_interval_ms: 0,
-                assignment: None,
-            };
+            return not_ours();
         }
         groups_of(shard).machine.borrow_mut().delete(&group_id);
         persist_groups(shard, std::slice::from_ref(&group_id)).await;

@@ -45,14 +45,10 @@ async fn heartbeat(shard: &Rc<Shard>, now: i64, req: ShareHeartbeat) -> ShareHea
         || groups.machine.borrow().describe(&group_id).is_some()
         || groups.offsets.borrow().contains_key(&group_id);
     if other_kind && !groups.share.borrow().contains(&group_id) {
-        return ShareHeartbeatResponse {
-            error_code: code::GROUP_ID_NOT_FOUND,
-            error_message: Some(format!("Group {group_id} is not a share group.")),
-            member_id: None,
-            member_epoch: -1,
-            heartbeat_interval_ms: 0,
-            assignment: None,
-        };
+        return ShareHeartbeatResponse::error(
+            code::GROUP_ID_NOT_FOUND,
+            format!("Group {group_id} is not a share group."),
+        );
     }
     let image = shard.image();
     let view = ImageTopics(&image);

@@ -81,35 +81,8 @@ pub struct ShareHeartbeat {
     pub client_host: String,
 }
 
-/// A ShareGroupHeartbeat answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShareHeartbeatResponse {
-    /// Kafka error code.
-    pub error_code: i16,
-    /// Message for errors.
-    pub error_message: Option<String>,
-    /// The member's id.
-    pub member_id: Option<String>,
-    /// The member's epoch after this heartbeat.
-    pub member_epoch: i32,
-    /// How often the member should heartbeat.
-    pub heartbeat_interval_ms: i32,
-    /// The member's assignment, when it joined or its assignment changed.
-    pub assignment: Option<Assignment>,
-}
-
-impl ShareHeartbeatResponse {
-    fn error(error_code: i16, message: impl Into<String>) -> Self {
-        ShareHeartbeatResponse {
-            error_code,
-            error_message: Some(message.into()),
-            member_id: None,
-            member_epoch: -1,
-            heartbeat_interval_ms: 0,
-            assignment: None,
-        }
-    }
-}
+/// A ShareGroupHeartbeat answer has a ConsumerGroupHeartbeat answer's fields.
+pub type ShareHeartbeatResponse = crate::consumer_group::HeartbeatResponse;
 
 /// One member as ShareGroupDescribe reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

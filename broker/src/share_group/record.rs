@@ -16,8 +16,10 @@
 //! It travels inside a `__consumer_offsets` batch whose CRC-32C covers it; decoding checks
 //! every count against the bytes left and never panics.
 
-use super::{Group, Member, TopicInfo};
-use crate::consumer_group::record::{put_assignment, put_opt_str, put_str, put_u32, Reader};
+use super::{Group, Member};
+use crate::consumer_group::record::{
+    put_assignment, put_opt_str, put_str, put_topics, put_u32, Reader,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 const VERSION: u8 = 0;
@@ -27,12 +29,7 @@ pub(super) fn encode(group_id: &str, g: &Group) -> Vec<u8> {
     put_str(&mut b, group_id);
     b.extend_from_slice(&g.group_epoch.to_be_bytes());
     b.extend_from_slice(&g.assignment_epoch.to_be_bytes());
-    put_u32(&mut b, g.topics.len());
-    for (name, info) in &g.topics {
-        put_str(&mut b, name);
-        b.extend_from_slice(info.id.as_bytes());
-        b.extend_from_slice(&info.partitions.to_be_bytes());
-    }
+    put_topics(&mut b, &g.topics);
     put_u32(&mut b, g.members.len());
     for m in g.members.values() {
         put_str(&mut b, &m.member_id);
@@ -70,12 +67,7 @@ pub(super) fn decode(
         assignment_epoch: r.i32()?,
         ..Group::default()
     };
-    for _ in 0..r.count(2 + 16 + 4)? {
-        let name = r.str()?;
-        let id = uuid::Uuid::from_slice(r.take(16)?).ok()?;
-        let partitions = r.i32()?;
-        g.topics.insert(name, TopicInfo { id, partitions });
-    }
+    g.topics = r.topics()?;
     for _ in 0..r.count(2 + 4 + 1 + 2 + 2 + 4 + 4 + 4)? {
         let member_id = r.str()?;
         let member_epoch = r.i32()?;
