@@ -12,7 +12,7 @@
 #     crate's source (crates.io) by scripts/librdkafka-tests.sh (about 3 minutes on 2 cores, once)
 #   - the Go module cache: tests/clients/go's dependencies (franz-go, pinned by its go.sum) from
 #     the Go module proxy, and a first build of it (about 30 s on 2 cores, once); skipped without
-#     go 1.26+, and test_franz_go.py then skips
+#     go 1.26+, and test_franz_go.py and test_franz_go_suite.py then skip
 #
 # Needs: python3 (with venv), java 17 + javac, mvn, gcc + g++ + make, curl; go is optional. Run
 # as root (or with sudo available) for apt.
@@ -104,7 +104,7 @@ install_go_modules() {
   local go
   go="$(command -v go || echo /usr/local/go/bin/go)"
   if [ ! -x "$go" ]; then
-    log "no go toolchain: skipping tests/clients/go (test_franz_go.py will skip)"
+    log "no go toolchain: skipping tests/clients/go (test_franz_go.py and test_franz_go_suite.py will skip)"
     go_modules="no Go"
     return
   fi
@@ -114,7 +114,7 @@ install_go_modules() {
   have="${have#go}"
   if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" != "$need" ]; then
     log "go $have is older than the $need tests/clients/go needs: skipping it" \
-      "(test_franz_go.py will skip)"
+      "(test_franz_go.py and test_franz_go_suite.py will skip)"
     go_modules="no Go"
     return
   fi
