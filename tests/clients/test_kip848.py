@@ -44,7 +44,9 @@ def kip848_broker(broker_factory, tmp_path, data_dir_broker=None):
     cfg = tmp_path / "kip848.properties"
     cfg.write_text(f"group.initial.rebalance.delay.ms=0\n"
                    f"group.consumer.session.timeout.ms={CONSUMER_SESSION_MS}\n"
-                   f"group.consumer.heartbeat.interval.ms=500\n")
+                   f"group.consumer.min.session.timeout.ms={CONSUMER_SESSION_MS}\n"
+                   f"group.consumer.heartbeat.interval.ms=500\n"
+                   f"group.consumer.min.heartbeat.interval.ms=500\n")
     b.extra_args = ["--config", str(cfg)]
     b.start()
     return b

@@ -217,8 +217,8 @@ pub fn groups_of(shard: &Shard) -> Rc<ShardGroups> {
                 ..crate::group::GroupConfig::default()
             },
             ConsumerGroupConfig {
-                session_timeout_ms: c.group_consumer_session_timeout_ms,
-                heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
+                session_timeout_ms: c.group.consumer_session_timeout_ms,
+                heartbeat_interval_ms: c.group.consumer_heartbeat_interval_ms,
                 max_size: c.group_consumer_max_size,
             },
         )
