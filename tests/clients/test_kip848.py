@@ -6,7 +6,8 @@ timeout; every record is consumed at least once with commits after processing; c
 offsets survive a broker kill -9 and the members of the restarted broker resume from them.
 Raw frames (ConsumerGroupHeartbeat/Describe) check the error codes and bad input.
 
-The broker runs with group.consumer.session.timeout.ms=6000 and a 500 ms heartbeat interval.
+The broker runs with group.consumer.session.timeout.ms=6000 and a 500 ms heartbeat interval (the
+group.consumer.min.* keys lowered to match, as Kafka requires).
 """
 
 from __future__ import annotations
