@@ -28,7 +28,10 @@ pub struct IntKey {
 }
 
 macro_rules! group_keys {
-    ($( $(#[$meta:meta])* $field:ident : $key:literal = $default:expr, $min:expr, $max:expr; )*) => {
+    ($(
+        $(#[$meta:meta])*
+        $field:ident : $key:literal = $default:expr, $min:expr, $max:expr;
+    )*) => {
         /// The keys, checked ([`GroupKeys::validate`]). Lives in the immutable [`super::Config`].
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct GroupKeys {
@@ -66,9 +69,11 @@ group_keys! {
     /// `group.consumer.heartbeat.interval.ms`: how often KIP-848 members heartbeat.
     consumer_heartbeat_interval_ms: "group.consumer.heartbeat.interval.ms" = 5_000, 1, I32_MAX;
     /// `group.consumer.min.heartbeat.interval.ms`: the least a group may set.
-    consumer_min_heartbeat_interval_ms: "group.consumer.min.heartbeat.interval.ms" = 5_000, 1, I32_MAX;
+    consumer_min_heartbeat_interval_ms:
+        "group.consumer.min.heartbeat.interval.ms" = 5_000, 1, I32_MAX;
     /// `group.consumer.max.heartbeat.interval.ms`: the most a group may set.
-    consumer_max_heartbeat_interval_ms: "group.consumer.max.heartbeat.interval.ms" = 15_000, 1, I32_MAX;
+    consumer_max_heartbeat_interval_ms:
+        "group.consumer.max.heartbeat.interval.ms" = 15_000, 1, I32_MAX;
     /// `group.share.session.timeout.ms`: share-group members silent this long are removed.
     share_session_timeout_ms: "group.share.session.timeout.ms" = 45_000, 1, I32_MAX;
     /// `group.share.min.session.timeout.ms`: the least a group may set.
@@ -87,9 +92,11 @@ group_keys! {
     /// its consumer before it is released for another delivery.
     share_record_lock_duration_ms: "group.share.record.lock.duration.ms" = 30_000, 1_000, 3_600_000;
     /// `group.share.min.record.lock.duration.ms`: the least a group may set.
-    share_min_record_lock_duration_ms: "group.share.min.record.lock.duration.ms" = 15_000, 1_000, 30_000;
+    share_min_record_lock_duration_ms:
+        "group.share.min.record.lock.duration.ms" = 15_000, 1_000, 30_000;
     /// `group.share.max.record.lock.duration.ms`: the most a group may set.
-    share_max_record_lock_duration_ms: "group.share.max.record.lock.duration.ms" = 60_000, 30_000, 3_600_000;
+    share_max_record_lock_duration_ms:
+        "group.share.max.record.lock.duration.ms" = 60_000, 30_000, 3_600_000;
     /// `group.share.delivery.count.limit`: deliveries of a record before it is archived.
     share_delivery_count_limit: "group.share.delivery.count.limit" = 5, 2, 10;
     /// `group.share.min.delivery.count.limit`: the least a group may set.
@@ -100,22 +107,27 @@ group_keys! {
     /// once (the in-flight window).
     share_partition_max_record_locks: "group.share.partition.max.record.locks" = 2_000, 100, 10_000;
     /// `group.share.min.partition.max.record.locks`: the least a group may set.
-    share_min_partition_max_record_locks: "group.share.min.partition.max.record.locks" = 100, 100, 2_000;
+    share_min_partition_max_record_locks:
+        "group.share.min.partition.max.record.locks" = 100, 100, 2_000;
     /// `group.share.max.partition.max.record.locks`: the most a group may set.
-    share_max_partition_max_record_locks: "group.share.max.partition.max.record.locks" = 4_000, 2_000, 10_000;
+    share_max_partition_max_record_locks:
+        "group.share.max.partition.max.record.locks" = 4_000, 2_000, 10_000;
     /// `group.share.max.share.sessions`: share sessions (KIP-932 fetch sessions) the broker
     /// keeps at once.
     share_max_share_sessions: "group.share.max.share.sessions" = 2_000, 1, I32_MAX;
     /// `share.coordinator.state.topic.num.partitions`: partitions of `__share_group_state`
     /// (fixed once created).
-    share_state_topic_num_partitions: "share.coordinator.state.topic.num.partitions" = 50, 1, I32_MAX;
+    share_state_topic_num_partitions:
+        "share.coordinator.state.topic.num.partitions" = 50, 1, I32_MAX;
     /// `share.coordinator.state.topic.replication.factor`: its replication factor.
-    share_state_topic_replication_factor: "share.coordinator.state.topic.replication.factor" = 3, 1, I16_MAX;
+    share_state_topic_replication_factor:
+        "share.coordinator.state.topic.replication.factor" = 3, 1, I16_MAX;
     /// `share.coordinator.state.topic.min.isr`: its `min.insync.replicas`.
     share_state_topic_min_isr: "share.coordinator.state.topic.min.isr" = 2, 1, I16_MAX;
     /// `share.coordinator.snapshot.update.records.per.snapshot`: share-state update records
     /// written after a snapshot before the next write is a snapshot again.
-    share_snapshot_update_records_per_snapshot: "share.coordinator.snapshot.update.records.per.snapshot" = 500, 0, 500;
+    share_snapshot_update_records_per_snapshot:
+        "share.coordinator.snapshot.update.records.per.snapshot" = 500, 0, 500;
 }
 
 /// `min <= value <= max` triples checked at start-up: (value key, min key, max key). Kafka
@@ -385,7 +397,8 @@ mod tests {
     fn cross_key_rules_are_kafkas() {
         for (text, key, reason) in [
             (
-                "group.share.heartbeat.interval.ms=45000\ngroup.share.max.heartbeat.interval.ms=50000",
+                "group.share.heartbeat.interval.ms=45000\n\
+                 group.share.max.heartbeat.interval.ms=50000",
                 "group.share.heartbeat.interval.ms",
                 "less than group.share.session.timeout.ms",
             ),
@@ -445,9 +458,11 @@ mod tests {
         }
         // Lowering the bounds lets the same values in, as on Kafka.
         let c = apply(
-            "group.share.record.lock.duration.ms=5000\ngroup.share.min.record.lock.duration.ms=1000\n\
+            "group.share.record.lock.duration.ms=5000\n\
+             group.share.min.record.lock.duration.ms=1000\n\
              group.consumer.session.timeout.ms=6000\ngroup.consumer.min.session.timeout.ms=6000\n\
-             group.consumer.heartbeat.interval.ms=500\ngroup.consumer.min.heartbeat.interval.ms=500\n",
+             group.consumer.heartbeat.interval.ms=500\n\
+             group.consumer.min.heartbeat.interval.ms=500\n",
         )
         .unwrap();
         assert_eq!(c.group.share_record_lock_duration_ms, 5_000);

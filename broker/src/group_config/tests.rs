@@ -221,7 +221,8 @@ fn integers_must_lie_within_the_brokers_bounds() {
 #[test]
 fn session_timeout_must_exceed_heartbeat_counting_broker_values() {
     let c = config(
-        "group.share.max.heartbeat.interval.ms=50000\ngroup.consumer.max.heartbeat.interval.ms=50000\n",
+        "group.share.max.heartbeat.interval.ms=50000\n\
+         group.consumer.max.heartbeat.interval.ms=50000\n",
     );
     let err = check(&[("share.heartbeat.interval.ms", "45000")], &c).unwrap_err();
     assert_eq!(
