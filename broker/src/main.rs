@@ -18,6 +18,7 @@ mod disk;
 mod errors;
 mod follower;
 mod group;
+mod group_config;
 mod handlers;
 mod http;
 mod isr;

@@ -20,7 +20,8 @@ broker's group.initial.rebalance.delay.ms (Kafka's default 3000): start the brok
 
 With --protocol consumer (KIP-848) the members use group.protocol=consumer and the broker's
 server assignor; assignments arrive incrementally (revoke before assign), the heartbeat interval
-is the broker's group.consumer.heartbeat.interval.ms (start it with 500 to compare with the
+is the broker's group.consumer.heartbeat.interval.ms (start it with 500, and
+group.consumer.min.heartbeat.interval.ms=500, to compare with the
 classic runs) and --heartbeat-ms/--session-ms do not apply. The initial rebalance delay does not
 exist in this protocol.
 

@@ -6,7 +6,8 @@ timeout; every record is consumed at least once with commits after processing; c
 offsets survive a broker kill -9 and the members of the restarted broker resume from them.
 Raw frames (ConsumerGroupHeartbeat/Describe) check the error codes and bad input.
 
-The broker runs with group.consumer.session.timeout.ms=6000 and a 500 ms heartbeat interval.
+The broker runs with group.consumer.session.timeout.ms=6000 and a 500 ms heartbeat interval (the
+group.consumer.min.* keys lowered to match, as Kafka requires).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def kip848_broker(broker_factory, tmp_path, data_dir_broker=None):
     cfg = tmp_path / "kip848.properties"
     cfg.write_text(f"group.initial.rebalance.delay.ms=0\n"
                    f"group.consumer.session.timeout.ms={CONSUMER_SESSION_MS}\n"
-                   f"group.consumer.heartbeat.interval.ms=500\n")
+                   f"group.consumer.min.session.timeout.ms={CONSUMER_SESSION_MS}\n"
+                   f"group.consumer.heartbeat.interval.ms=500\n"
+                   f"group.consumer.min.heartbeat.interval.ms=500\n")
     b.extra_args = ["--config", str(cfg)]
     b.start()
     return b

@@ -4,6 +4,7 @@
 //! `millrace.`. An unknown key or an invalid value is a start-up error naming the key.
 
 pub mod cluster;
+pub mod groups;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -133,10 +134,9 @@ pub struct Config {
     /// `log.cleaner.dedupe.buffer.size`: bound on one clean's key map (one clean at a time per
     /// shard).
     pub log_cleaner_dedupe_buffer_bytes: usize,
-    /// `group.consumer.session.timeout.ms`: KIP-848 members silent this long are removed.
-    pub group_consumer_session_timeout_ms: i32,
-    /// `group.consumer.heartbeat.interval.ms`: how often KIP-848 members heartbeat.
-    pub group_consumer_heartbeat_interval_ms: i32,
+    /// The KIP-848 and KIP-932 group coordinator keys and the share coordinator's
+    /// (`group.consumer.*session*`/`*heartbeat*`, `group.share.*`, `share.coordinator.*`).
+    pub group: groups::GroupKeys,
     /// `group.consumer.max.size`: members per KIP-848 group.
     pub group_consumer_max_size: usize,
     /// `millrace.group.consumer.regex.refresh.min.interval.ms`: the least time between two
@@ -298,8 +298,7 @@ impl Default for Config {
             log_cleaner_io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
             log_cleaner_io_busy_max_bytes_per_second: 10.0 * 1024.0 * 1024.0,
             log_cleaner_dedupe_buffer_bytes: 128 << 20,
-            group_consumer_session_timeout_ms: 45_000,
-            group_consumer_heartbeat_interval_ms: 5_000,
+            group: groups::GroupKeys::default(),
             group_consumer_max_size: 1_000,
             group_consumer_regex_refresh_min_interval_ms: 10_000,
             partitions_per_topic_max: 10_000,
@@ -378,7 +377,7 @@ impl Config {
         let mut retention_rank = 0u8;
         let mut roll_rank = 0u8;
         for (key, value, line) in pairs {
-            if self.cluster_keys.apply(key, value)? {
+            if self.cluster_keys.apply(key, value)? || self.group.apply(key, value)? {
                 continue;
             }
             match key.as_str() {
@@ -546,14 +545,6 @@ impl Config {
                 "group.max.size" => {
                     self.group_max_size = parse_num(key, value, 1, 1_000_000)? as usize
                 }
-                "group.consumer.session.timeout.ms" => {
-                    self.group_consumer_session_timeout_ms =
-                        parse_num(key, value, 1, i32::MAX as i64)? as i32
-                }
-                "group.consumer.heartbeat.interval.ms" => {
-                    self.group_consumer_heartbeat_interval_ms =
-                        parse_num(key, value, 1, i32::MAX as i64)? as i32
-                }
                 "group.consumer.max.size" => {
                     self.group_consumer_max_size = parse_num(key, value, 1, 1_000_000)? as usize
                 }
@@ -694,13 +685,7 @@ impl Config {
                 reason: "must not exceed group.max.session.timeout.ms".into(),
             });
         }
-        if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms {
-            return Err(ConfigError::Invalid {
-                key: "group.consumer.heartbeat.interval.ms".into(),
-                value: self.group_consumer_heartbeat_interval_ms.to_string(),
-                reason: "must be less than group.consumer.session.timeout.ms".into(),
-            });
-        }
+        self.group.validate()?;
         if self.num_partitions > self.partitions_per_topic_max {
             return Err(ConfigError::Invalid {
                 key: "num.partitions".into(),
@@ -719,6 +704,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "transaction.state.log.num.partitions".into(),
                 value: self.txn_topic_partitions.to_string(),
+                reason: "must not exceed millrace.topic.partitions.max".into(),
+            });
+        }
+        if self.group.share_state_topic_num_partitions > self.partitions_per_topic_max {
+            return Err(ConfigError::Invalid {
+                key: "share.coordinator.state.topic.num.partitions".into(),
+                value: self.group.share_state_topic_num_partitions.to_string(),
                 reason: "must not exceed millrace.topic.partitions.max".into(),
             });
         }
@@ -965,14 +957,7 @@ impl Config {
             "millrace.log.cleaner.io.busy.max.bytes.per.second",
             self.log_cleaner_io_busy_max_bytes_per_second.to_string(),
         );
-        m.insert(
-            "group.consumer.session.timeout.ms",
-            self.group_consumer_session_timeout_ms.to_string(),
-        );
-        m.insert(
-            "group.consumer.heartbeat.interval.ms",
-            self.group_consumer_heartbeat_interval_ms.to_string(),
-        );
+        self.group.describe(&mut m);
         m.insert(
             "group.consumer.max.size",
             self.group_consumer_max_size.to_string(),
@@ -1109,11 +1094,11 @@ fn parse_log_dir(key: &str, value: &str) -> Result<PathBuf, ConfigError> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A configuration from properties text, applied and validated.
-    pub(in crate::config) fn apply(text: &str) -> Result<Config, ConfigError> {
+    pub(crate) fn apply(text: &str) -> Result<Config, ConfigError> {
         let mut c = Config::default();
         c.apply(&parse_properties(text, "test")?)?;
         c.validate()?;
@@ -1132,13 +1117,16 @@ pub(super) mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!((c.num_partitions, c.log_segment_bytes), (3, 1 << 20));
         assert!(!c.auto_create_topics && !c.fsync);
+        // Below Kafka's default minimums, so the minimums are lowered too, as on Kafka.
         let c = apply(
             "group.consumer.session.timeout.ms=3000\ngroup.consumer.heartbeat.interval.ms=500\n\
-             group.consumer.max.size=7\nmillrace.group.consumer.regex.refresh.min.interval.ms=250\n",
+             group.consumer.min.session.timeout.ms=3000\n\
+             group.consumer.min.heartbeat.interval.ms=500\ngroup.consumer.max.size=7\n\
+             millrace.group.consumer.regex.refresh.min.interval.ms=250\n",
         )
         .unwrap();
-        assert_eq!(c.group_consumer_session_timeout_ms, 3000);
-        assert_eq!(c.group_consumer_heartbeat_interval_ms, 500);
+        assert_eq!(c.group.consumer_session_timeout_ms, 3000);
+        assert_eq!(c.group.consumer_heartbeat_interval_ms, 500);
         assert_eq!(c.group_consumer_max_size, 7);
         assert_eq!(c.group_consumer_regex_refresh_min_interval_ms, 250);
     }

@@ -52,7 +52,7 @@ use crate::shard::{ApplyMetadata, Shard};
 use millrace_replication::metadata::control;
 use millrace_replication::metadata::placement;
 use millrace_replication::metadata::{
-    ClusterImage, MetadataRecord, MetadataSnapshot, RemoveTopicRecord, TopicId,
+    ClusterImage, ConfigResourceType, MetadataRecord, MetadataSnapshot, RemoveTopicRecord, TopicId,
 };
 use millrace_replication::quorum::{CommittedBatch, QuorumConfig};
 use millrace_shard::sync::Turn;
@@ -101,8 +101,8 @@ pub struct CreatePartitions {
 
 /// AlterConfigs and IncrementalAlterConfigs: one (error code, message) per change, in order.
 pub struct AlterConfigs {
-    /// One change per topic.
-    pub changes: Vec<TopicConfigChange>,
+    /// One change per topic or group.
+    pub changes: Vec<ConfigChange>,
     /// Check only.
     pub validate_only: bool,
 }
@@ -177,10 +177,12 @@ impl Call<Shard> for AlterConfigs {
         let change = |draft: &mut Draft| {
             let changes = self.changes.iter();
             changes
-                .map(|c| match alter_configs(draft, c, self.validate_only) {
-                    Ok(()) => (code::NONE, None),
-                    Err((code, message)) => (code, Some(message)),
-                })
+                .map(
+                    |c| match alter_configs(draft, &shard.config, c, self.validate_only) {
+                        Ok(()) => (code::NONE, None),
+                        Err((code, message)) => (code, Some(message)),
+                    },
+                )
                 .collect()
         };
         let failed = |mut results: Self::Reply, error_code: i16, error: &str| {
@@ -193,16 +195,25 @@ impl Call<Shard> for AlterConfigs {
     }
 }
 
-/// The config changes of one topic.
+/// The config changes of one resource.
 #[derive(Debug, Clone)]
-pub struct TopicConfigChange {
-    /// The topic.
-    pub topic: String,
+pub struct ConfigChange {
+    /// Whose configs.
+    pub resource: ConfigResource,
     /// What to do.
     pub ops: ConfigOps,
 }
 
-/// AlterConfigs replaces a topic's whole set of overrides; IncrementalAlterConfigs edits it.
+/// A resource whose configs clients change (the broker's own are static).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    /// A topic, by name; it must exist.
+    Topic(String),
+    /// A consumer, share or streams group, by id; it need not exist (Kafka's GROUP).
+    Group(String),
+}
+
+/// AlterConfigs replaces a resource's whole set of overrides; IncrementalAlterConfigs edits it.
 #[derive(Debug, Clone)]
 pub enum ConfigOps {
     /// The new overrides; every key not named returns to its default.
@@ -657,7 +668,7 @@ fn ensure_offsets_topic(
             for (k, v) in wanted {
                 configs.entry(k).or_insert(v);
             }
-            config_records(name, &t.configs, &configs)
+            config_records(ConfigResourceType::Topic, name, &t.configs, &configs)
         }
     };
     draft
@@ -901,7 +912,12 @@ fn new_topic_records(
         start_index(&topic_id),
     )
     .map_err(|e| e.to_string())?;
-    records.extend(config_records(name, &BTreeMap::new(), configs));
+    records.extend(config_records(
+        ConfigResourceType::Topic,
+        name,
+        &BTreeMap::new(),
+        configs,
+    ));
     Ok(records)
 }
 
@@ -983,21 +999,14 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// Adds one topic's config change to `draft` (unless `validate_only`). All or nothing: the
-/// topic's overrides change only if every operation and the result are valid.
+/// Adds one resource's config change to `draft` (unless `validate_only`). All or nothing:
+/// the overrides change only if every operation and the result are valid.
 fn alter_configs(
     draft: &mut Draft,
-    change: &TopicConfigChange,
+    config: &crate::config::Config,
+    change: &ConfigChange,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
-    use crate::topic_config::{check_combination, check_value, def, Kind};
-    let invalid = |m: String| (code::INVALID_CONFIG, m);
-    let Some(topic) = draft.cluster.topic(&change.topic) else {
-        return Err((
-            code::UNKNOWN_TOPIC_OR_PARTITION,
-            format!("Topic {} does not exist.", change.topic),
-        ));
-    };
     let mut names: Vec<&str> = match &change.ops {
         ConfigOps::Replace(c) => c.iter().map(|(k, _)| k.as_str()).collect(),
         ConfigOps::Incremental(c) => c.iter().map(|(k, _, _)| k.as_str()).collect(),
@@ -1009,10 +1018,109 @@ fn alter_configs(
             "Error due to duplicate config keys".into(),
         ));
     }
-    let configs = match &change.ops {
+    let (resource_type, name, old, new) = match &change.resource {
+        ConfigResource::Topic(topic) => {
+            let Some(image) = draft.cluster.topic(topic) else {
+                return Err((
+                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("Topic {topic} does not exist."),
+                ));
+            };
+            let new = topic_configs(&image.configs, &change.ops)?;
+            (ConfigResourceType::Topic, topic, image.configs.clone(), new)
+        }
+        ConfigResource::Group(group) => {
+            let old = draft.cluster.group_configs(group).cloned();
+            let old = old.unwrap_or_default();
+            let new = group_configs(group, &old, &change.ops, config)?;
+            (ConfigResourceType::Group, group, old, new)
+        }
+    };
+    let records = config_records(resource_type, name, &old, &new);
+    if !validate_only && !records.is_empty() {
+        draft
+            .push_all(records)
+            .map_err(|e| (code::UNKNOWN_SERVER_ERROR, e.to_string()))?;
+        tracing::info!(resource = ?change.resource, "configs changed");
+    }
+    Ok(())
+}
+
+/// A group's overrides after `ops` (Kafka's GROUP resource): checked as a whole against the
+/// broker's bounds (`crate::group_config::validate`). None of the group keys is a list, so
+/// APPEND and SUBTRACT are refused, as Kafka refuses them.
+fn group_configs(
+    group: &str,
+    old: &BTreeMap<String, String>,
+    ops: &ConfigOps,
+    config: &crate::config::Config,
+) -> Result<BTreeMap<String, String>, (i16, String)> {
+    if group.is_empty() {
+        return Err((
+            code::INVALID_REQUEST,
+            "Default group resources are not allowed.".into(),
+        ));
+    }
+    let null = |key: &str| {
+        (
+            code::INVALID_CONFIG,
+            format!("Null value not supported for group config: {key}"),
+        )
+    };
+    let mut configs = BTreeMap::new();
+    match ops {
+        ConfigOps::Replace(new) => {
+            for (key, value) in new {
+                let value = value.as_ref().ok_or_else(|| null(key))?;
+                configs.insert(key.clone(), value.clone());
+            }
+        }
+        ConfigOps::Incremental(ops) => {
+            configs.clone_from(old);
+            for (key, op, value) in ops {
+                match *op {
+                    OP_SET => {
+                        let value = value.as_ref().ok_or_else(|| null(key))?;
+                        configs.insert(key.clone(), value.clone());
+                    }
+                    OP_DELETE => {
+                        configs.remove(key);
+                    }
+                    OP_APPEND | OP_SUBTRACT => {
+                        let verb = if *op == OP_APPEND {
+                            "APPEND"
+                        } else {
+                            "SUBTRACT"
+                        };
+                        return Err((
+                            code::INVALID_CONFIG,
+                            format!("Can't {verb} to key {key} because its type is not LIST."),
+                        ));
+                    }
+                    other => {
+                        return Err((
+                            code::INVALID_REQUEST,
+                            format!("unknown config operation {other} for {key}"),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    crate::group_config::validate(&configs, config).map_err(|m| (code::INVALID_CONFIG, m))
+}
+
+/// A topic's overrides after `ops`, checked.
+fn topic_configs(
+    current: &BTreeMap<String, String>,
+    ops: &ConfigOps,
+) -> Result<BTreeMap<String, String>, (i16, String)> {
+    use crate::topic_config::{check_combination, check_value, def, Kind};
+    let invalid = |m: String| (code::INVALID_CONFIG, m);
+    let configs = match ops {
         ConfigOps::Replace(new) => crate::topic_config::validate(new).map_err(invalid)?,
         ConfigOps::Incremental(ops) => {
-            let mut configs = topic.configs.clone();
+            let mut configs = current.clone();
             for (key, op, value) in ops {
                 let Some(d) = def(key) else {
                     return Err(invalid(format!(
@@ -1068,14 +1176,7 @@ fn alter_configs(
             configs
         }
     };
-    let records = config_records(&change.topic, &topic.configs, &configs);
-    if !validate_only && !records.is_empty() {
-        draft
-            .push_all(records)
-            .map_err(|e| (code::UNKNOWN_SERVER_ERROR, e.to_string()))?;
-        tracing::info!(topic = %change.topic, "topic configs changed");
-    }
-    Ok(())
+    Ok(configs)
 }
 
 #[cfg(test)]
@@ -1258,5 +1359,62 @@ mod tests {
                 "seed {seed}: a batch is never half applied"
             );
         }
+    }
+
+    #[test]
+    fn group_config_operations_are_kafkas() {
+        let config = crate::config::Config::default();
+        let set = |k: &str, v: &str| (k.to_string(), OP_SET, Some(v.to_string()));
+        let old = BTreeMap::from([(
+            "share.auto.offset.reset".to_string(),
+            "earliest".to_string(),
+        )]);
+        let ops = ConfigOps::Incremental(vec![
+            set("share.record.lock.duration.ms", "20000"),
+            ("share.auto.offset.reset".into(), OP_DELETE, None),
+            // Deleting a key Kafka does not know is accepted, as on Kafka.
+            ("no.such.key".into(), OP_DELETE, None),
+        ]);
+        let new = group_configs("g", &old, &ops, &config).unwrap();
+        assert_eq!(
+            new,
+            BTreeMap::from([(
+                "share.record.lock.duration.ms".to_string(),
+                "20000".to_string()
+            )])
+        );
+        for op in [OP_APPEND, OP_SUBTRACT] {
+            let ops = ConfigOps::Incremental(vec![(
+                "share.auto.offset.reset".into(),
+                op,
+                Some("earliest".into()),
+            )]);
+            let (code, message) = group_configs("g", &old, &ops, &config).unwrap_err();
+            assert_eq!(code, code::INVALID_CONFIG);
+            assert!(message.contains("its type is not LIST"), "{message}");
+        }
+        let unknown = ConfigOps::Incremental(vec![set("no.such.key", "1")]);
+        let (code, message) = group_configs("g", &old, &unknown, &config).unwrap_err();
+        assert_eq!(
+            (code, message.as_str()),
+            (
+                code::INVALID_CONFIG,
+                "Unknown group config name: no.such.key"
+            )
+        );
+        let null = ConfigOps::Incremental(vec![("share.isolation.level".into(), OP_SET, None)]);
+        assert_eq!(
+            group_configs("g", &old, &null, &config).unwrap_err().0,
+            code::INVALID_CONFIG
+        );
+        let empty = group_configs("", &old, &ConfigOps::Replace(vec![]), &config);
+        assert_eq!(empty.unwrap_err().0, code::INVALID_REQUEST);
+        // AlterConfigs replaces the whole set: keys not named go back to their defaults.
+        let replace = ConfigOps::Replace(vec![(
+            "share.isolation.level".into(),
+            Some("read_committed".into()),
+        )]);
+        let new = group_configs("g", &old, &replace, &config).unwrap();
+        assert_eq!(new.keys().collect::<Vec<_>>(), ["share.isolation.level"]);
     }
 }

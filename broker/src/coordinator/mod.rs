@@ -223,12 +223,16 @@ pub fn groups_of(shard: &Shard) -> Rc<ShardGroups> {
                 ..crate::group::GroupConfig::default()
             },
             ConsumerGroupConfig {
-                session_timeout_ms: c.group_consumer_session_timeout_ms,
-                heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
+                session_timeout_ms: c.group.consumer_session_timeout_ms,
+                heartbeat_interval_ms: c.group.consumer_heartbeat_interval_ms,
                 max_size: c.group_consumer_max_size,
                 regex_refresh_min_interval_ms: c.group_consumer_regex_refresh_min_interval_ms,
             },
-            crate::share_group::ShareGroupConfig::default(),
+            crate::share_group::ShareGroupConfig {
+                session_timeout_ms: c.group.share_session_timeout_ms,
+                heartbeat_interval_ms: c.group.share_heartbeat_interval_ms,
+                max_size: c.group.share_max_size as usize,
+            },
         )
     })
 }

@@ -1,13 +1,13 @@
-//! AlterConfigs (key 33): replaces a topic's whole set of config overrides (keys not named
-//! return to their defaults), through the metadata writer, so the change is persisted and
-//! applied on every shard before the answer. The shared resource handling serves
-//! IncrementalAlterConfigs too.
+//! AlterConfigs (key 33): replaces a topic's or a group's whole set of config overrides (keys
+//! not named return to their defaults), through the metadata writer, so the change is
+//! persisted and applied on every shard before the answer. The shared resource handling
+//! serves IncrementalAlterConfigs too.
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::Context;
 use super::Response;
 use super::{decode, respond, str_bytes};
-use crate::controller::{AlterConfigs, ConfigOps, TopicConfigChange};
+use crate::controller::{AlterConfigs, ConfigChange, ConfigOps, ConfigResource};
 use crate::errors::code;
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -55,8 +55,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
 }
 
 /// Applies config changes to resources and returns one (error code, message) per resource,
-/// in order. Topic changes go to the metadata writer in one request; the broker's own
-/// settings are static (server.properties), so changing them is refused.
+/// in order. Topic and group changes go to the metadata writer in one request; the broker's
+/// own settings are static (server.properties), so changing them is refused.
 pub async fn alter(
     ctx: &Context,
     resources: Vec<(i8, String, ConfigOps)>,
@@ -66,12 +66,18 @@ pub async fn alter(
     let mut changes = Vec::new();
     let mut slots = Vec::new();
     for (kind, name, ops) in resources {
+        let resource = match kind {
+            RESOURCE_TOPIC => Some(ConfigResource::Topic(name)),
+            RESOURCE_GROUP => Some(ConfigResource::Group(name)),
+            _ => None,
+        };
+        if let Some(resource) = resource {
+            slots.push(out.len());
+            out.push((code::NONE, None));
+            changes.push(ConfigChange { resource, ops });
+            continue;
+        }
         match kind {
-            RESOURCE_TOPIC => {
-                slots.push(out.len());
-                out.push((code::NONE, None));
-                changes.push(TopicConfigChange { topic: name, ops });
-            }
             RESOURCE_BROKER => out.push((
                 code::INVALID_REQUEST,
                 Some(

@@ -1,6 +1,8 @@
 //! DescribeConfigs (key 32): every topic config with its effective value and where it comes
 //! from (the topic, a server.properties key, or the built-in default), with synonyms,
-//! types and documentation when asked; and the broker's own settings.
+//! types and documentation when asked; likewise every group config of a group (the group's
+//! override, the broker key that is its synonym, or Kafka's default; any group id, existing
+//! or not); and the broker's own settings.
 
 use super::Context;
 use super::Response;
@@ -18,8 +20,12 @@ use std::collections::BTreeMap;
 pub const RESOURCE_TOPIC: i8 = 2;
 /// The broker resource.
 pub const RESOURCE_BROKER: i8 = 4;
+/// A consumer, share or streams group (Kafka's ConfigResource.Type.GROUP).
+pub const RESOURCE_GROUP: i8 = 32;
 /// Config sources as Kafka numbers them.
 pub const SOURCE_TOPIC: i8 = 1;
+/// A group's own setting (DYNAMIC_GROUP_CONFIG).
+const SOURCE_GROUP: i8 = 8;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 /// DescribeConfigs' type for a string (broker settings are reported as strings).
@@ -77,6 +83,36 @@ pub fn topic_entries(ctx: &Context, overrides: &BTreeMap<String, String>) -> Vec
         .collect()
 }
 
+/// Every described group config of a group with `overrides` (Kafka's internal group keys are
+/// accepted by AlterConfigs but not listed, as on Kafka).
+pub fn group_entries(ctx: &Context, overrides: Option<&BTreeMap<String, String>>) -> Vec<Entry> {
+    crate::group_config::DEFS
+        .iter()
+        .filter(|d| !d.internal)
+        .map(|d| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.and_then(|o| o.get(d.name)) {
+                synonyms.push((d.name.to_string(), v.clone(), SOURCE_GROUP));
+            }
+            let (broker_value, set) = crate::group_config::broker_value(d, ctx.config());
+            let synonym = d.broker_key.unwrap_or(d.name).to_string();
+            if set {
+                synonyms.push((synonym.clone(), broker_value, SOURCE_STATIC_BROKER));
+            }
+            synonyms.push((synonym, d.default.to_string(), SOURCE_DEFAULT));
+            let (value, source) = (synonyms[0].1.clone(), synonyms[0].2);
+            Entry {
+                name: d.name.to_string(),
+                value,
+                source,
+                synonyms,
+                kind: d.kind as i8,
+                doc: d.doc,
+            }
+        })
+        .collect()
+}
+
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: DescribeConfigsRequest = match decode(&header, &body) {
         Ok(r) => r,
@@ -117,13 +153,21 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                         .with_error_code(code::INVALID_REQUEST)
                         .with_error_message(Some(str_bytes("unknown broker id")))
                 }
+                RESOURCE_GROUP if r.resource_name.is_empty() => {
+                    return result
+                        .with_error_code(code::INVALID_REQUEST)
+                        .with_error_message(Some(str_bytes("Group name must not be empty")))
+                }
+                RESOURCE_GROUP => {
+                    group_entries(&ctx, image.cluster.group_configs(&r.resource_name))
+                }
                 _ => {
                     return result
                         .with_error_code(code::INVALID_REQUEST)
                         .with_error_message(Some(str_bytes("unsupported resource type")))
                 }
             };
-            let read_only = r.resource_type != RESOURCE_TOPIC;
+            let read_only = r.resource_type == RESOURCE_BROKER;
             let configs = entries
                 .into_iter()
                 .filter(|e| keys.as_ref().is_none_or(|keys| keys.contains(&e.name)))

@@ -279,16 +279,18 @@ pub fn partition_records(
     })
 }
 
-/// Config records that turn `old` into `new` for a topic (`None`: the key is deleted).
+/// Config records that turn `old` into `new` for a topic or a group (`None`: the key is
+/// deleted).
 pub fn config_records(
-    topic: &str,
+    resource_type: ConfigResourceType,
+    resource_name: &str,
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
 ) -> Vec<MetadataRecord> {
     let record = |name: &str, value: Option<&String>| {
         MetadataRecord::Config(ConfigRecord {
-            resource_type: ConfigResourceType::Topic,
-            resource_name: topic.to_string(),
+            resource_type,
+            resource_name: resource_name.to_string(),
             name: name.to_string(),
             value: value.cloned(),
         })
@@ -442,7 +444,7 @@ mod tests {
         for (offset, r) in topic_records("t", id, 1, &old, 0).iter().enumerate() {
             cluster.apply(r, offset as i64).unwrap();
         }
-        let records = config_records("t", &old, &new);
+        let records = config_records(ConfigResourceType::Topic, "t", &old, &new);
         assert_eq!(records.len(), 3);
         for r in &records {
             let offset = cluster.last_applied_offset() + 1;

@@ -15,7 +15,10 @@
 //!   non-negative;
 //! * `last_applied_offset` only grows; `next_producer_id` only grows;
 //! * each registered broker has a non-negative id and epoch, distinct non-empty listener names
-//!   with known security protocols, and no empty rack; a broker's epoch only grows.
+//!   with known security protocols, and no empty rack; a broker's epoch only grows;
+//! * broker and group config entries are never empty (deleting a resource's last key removes
+//!   the entry); a group config's group id is not empty. A group's configs may exist before
+//!   and after the group: the image does not track groups themselves.
 //!
 //! # Broker records
 //!
@@ -146,6 +149,7 @@ pub struct ClusterImage {
     pub(super) topics: BTreeMap<TopicId, TopicImage>,
     pub(super) topic_ids: BTreeMap<String, TopicId>,
     pub(super) broker_configs: BTreeMap<String, Configs>,
+    pub(super) group_configs: BTreeMap<String, Configs>,
     pub(super) brokers: BTreeMap<i32, BrokerImage>,
     pub(super) next_producer_id: i64,
     pub(super) last_applied_offset: i64,
@@ -158,6 +162,7 @@ impl Default for ClusterImage {
             topics: BTreeMap::new(),
             topic_ids: BTreeMap::new(),
             broker_configs: BTreeMap::new(),
+            group_configs: BTreeMap::new(),
             brokers: BTreeMap::new(),
             next_producer_id: 0,
             last_applied_offset: -1,
@@ -195,6 +200,17 @@ impl ClusterImage {
     /// Broker configs of `resource_name` (a broker id, or "" for the cluster default).
     pub fn broker_configs(&self, resource_name: &str) -> Option<&Configs> {
         self.broker_configs.get(resource_name)
+    }
+
+    /// Config overrides of the group `group_id` (a consumer, share or streams group, which
+    /// need not exist: Kafka lets a group's configs be set before its first member joins).
+    pub fn group_configs(&self, group_id: &str) -> Option<&Configs> {
+        self.group_configs.get(group_id)
+    }
+
+    /// Every group with config overrides, in group-id order.
+    pub fn groups_with_configs(&self) -> impl Iterator<Item = (&str, &Configs)> {
+        self.group_configs.iter().map(|(g, c)| (g.as_str(), c))
     }
 
     /// The registered broker with this id.
@@ -376,6 +392,12 @@ impl ClusterImage {
                     .entry(r.resource_name.clone())
                     .or_default()
             }
+            ConfigResourceType::Group => {
+                check_group_resource(&r.resource_name)?;
+                self.group_configs
+                    .entry(r.resource_name.clone())
+                    .or_default()
+            }
         };
         match &r.value {
             Some(value) => {
@@ -385,9 +407,13 @@ impl ClusterImage {
                 configs.remove(&r.name);
             }
         }
-        if r.resource_type == ConfigResourceType::Broker && configs.is_empty() {
-            // An empty entry and no entry are the same image.
-            self.broker_configs.remove(&r.resource_name);
+        if configs.is_empty() {
+            // An empty entry and no entry are the same image (a topic keeps its entry).
+            match r.resource_type {
+                ConfigResourceType::Broker => self.broker_configs.remove(&r.resource_name),
+                ConfigResourceType::Group => self.group_configs.remove(&r.resource_name),
+                ConfigResourceType::Topic => None,
+            };
         }
         Ok(())
     }
@@ -529,6 +555,16 @@ pub(super) fn check_broker_resource(name: &str) -> Result<(), ReplicationError> 
         Err(invalid(
             "broker config resource is neither \"\" nor a broker id",
         ))
+    }
+}
+
+/// A group config belongs to a group id, which is never empty (Kafka refuses the "default
+/// group" resource).
+pub(super) fn check_group_resource(name: &str) -> Result<(), ReplicationError> {
+    if name.is_empty() {
+        Err(invalid("group config resource has an empty group id"))
+    } else {
+        Ok(())
     }
 }
 

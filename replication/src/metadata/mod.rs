@@ -92,5 +92,7 @@ pub use record::{
     RegisterBrokerRecord, RemoveTopicRecord, TopicId, TopicRecord, UnfenceBrokerRecord,
     UnregisterBrokerRecord,
 };
-pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION_V1, SNAPSHOT_MAGIC};
+pub use snapshot::{
+    SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION_V1, SNAPSHOT_FORMAT_VERSION_V2, SNAPSHOT_MAGIC,
+};
 pub use snapshot_file::{MetadataSnapshot, SnapshotId, SnapshotStore};

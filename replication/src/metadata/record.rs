@@ -87,6 +87,9 @@ pub enum ConfigResourceType {
     Topic,
     /// A broker's config; the resource name is the broker id, or empty for the cluster default.
     Broker,
+    /// A consumer, share or streams group's config (KIP-848, KIP-932); the resource name is
+    /// the group id, which need not name an existing group.
+    Group,
 }
 
 impl ConfigResourceType {
@@ -95,6 +98,7 @@ impl ConfigResourceType {
         match self {
             ConfigResourceType::Topic => 2,
             ConfigResourceType::Broker => 4,
+            ConfigResourceType::Group => 32,
         }
     }
 
@@ -103,6 +107,7 @@ impl ConfigResourceType {
         match code {
             2 => Ok(ConfigResourceType::Topic),
             4 => Ok(ConfigResourceType::Broker),
+            32 => Ok(ConfigResourceType::Group),
             resource_type => Err(ReplicationError::UnknownConfigResourceType { resource_type }),
         }
     }
@@ -156,7 +161,7 @@ pub struct PartitionChangeRecord {
 pub struct ConfigRecord {
     /// What the config belongs to.
     pub resource_type: ConfigResourceType,
-    /// The topic name, or the broker id ("" for the cluster-wide broker default).
+    /// The topic name, the broker id ("" for the cluster-wide broker default), or the group id.
     pub resource_name: String,
     /// Config key.
     pub name: String,

@@ -111,6 +111,12 @@ impl RecordSource {
                 eligible_leader_replicas: None,
                 last_known_elr: None,
             }),
+            (6, _) if self.below(2) == 0 => MetadataRecord::Config(ConfigRecord {
+                resource_type: ConfigResourceType::Group,
+                resource_name: String::new(),
+                name: "share.auto.offset.reset".into(),
+                value: Some("earliest".into()),
+            }),
             (6, _) => MetadataRecord::Config(ConfigRecord {
                 resource_type: ConfigResourceType::Topic,
                 resource_name: self.fresh_name(image),
@@ -293,10 +299,16 @@ impl RecordSource {
         let keys = ["retention.ms", "cleanup.policy", "segment.bytes"];
         let name = keys[self.below(keys.len() as u64) as usize].to_string();
         let value = (self.below(3) != 0).then(|| self.below(1_000_000).to_string());
-        let (resource_type, resource_name) = if self.below(4) == 0 {
+        let kind = self.below(6);
+        let (resource_type, resource_name) = if kind == 0 {
             let names = ["", "1", "3"];
             let broker = names[self.below(names.len() as u64) as usize];
             (ConfigResourceType::Broker, broker.to_string())
+        } else if kind == 1 {
+            // Group configs need no group: any non-empty id will do.
+            let names = ["g", "share-a", "orders.consumers"];
+            let group = names[self.below(names.len() as u64) as usize];
+            (ConfigResourceType::Group, group.to_string())
         } else {
             let id = self.pick_topic(image)?;
             (

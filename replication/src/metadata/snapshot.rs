@@ -2,13 +2,15 @@
 //! start from a snapshot and replay only the log after it.
 //!
 //! ```text
-//! magic "MRCI" | format_version u16 (2) | body_length u32 | body | crc32c u32
+//! magic "MRCI" | format_version u16 (1-3) | body_length u32 | body | crc32c u32
 //!                                                           (CRC-32C of everything before it)
 //! body      = last_applied_offset i64 | next_producer_id i64
 //!           | topic_count u32 | topic × topic_count                      (in topic-id order)
 //!           | broker_count u32 | (resource_name string | configs) × broker_count
 //!           | registration_count u32 | registration × registration_count (in broker-id order;
-//!                                                              format 2 only, absent in 1)
+//!                                                              format 2 and 3, absent in 1)
+//!           | group_count u32 | (group_id string | configs) × group_count (in group-id order;
+//!                                                              format 3 only)
 //! registration = broker_id i32 | incarnation_id uuid | broker_epoch i64
 //!           | endpoint_count u32 | (name string | host string | port u16
 //!           | security_protocol i16) × endpoint_count | rack nullable string
@@ -29,13 +31,16 @@
 //! clusters) and is decoded once at start-up, so zero-copy access buys nothing, and the format
 //! stays independent of a dependency's version. The CRC is checked before anything is parsed.
 //!
-//! Format 1 (before broker registrations) is still read, as an image without brokers: a node
-//! upgraded in place starts from its last snapshot and writes format 2 from then on.
+//! Older formats are still read: format 1 (before broker registrations) as an image without
+//! brokers, format 2 (before group configs) as one without group configs, so a node upgraded
+//! in place starts from its last snapshot. The encoder writes the oldest format that holds the
+//! image: format 2 until some group has a config, so a cluster that does not use group configs
+//! keeps snapshots an older node can still install.
 
 use super::codec::{Reader, Writer};
 use super::image::{
-    check_broker, check_broker_resource, check_partition, BrokerImage, ClusterImage, Configs,
-    TopicImage,
+    check_broker, check_broker_resource, check_group_resource, check_partition, BrokerImage,
+    ClusterImage, Configs, TopicImage,
 };
 use super::record::{
     decode_partition_state, decode_register_broker, encode_partition_state, encode_register_broker,
@@ -45,8 +50,11 @@ use crate::error::ReplicationError;
 
 /// The first four bytes of a snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"MRCI";
-/// The format this build writes; it also reads [`SNAPSHOT_FORMAT_VERSION_V1`].
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+/// The newest format this build writes (when the image has group configs); it also reads
+/// [`SNAPSHOT_FORMAT_VERSION_V2`] and [`SNAPSHOT_FORMAT_VERSION_V1`].
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
+/// The format before group configs: still written for an image without them, and read.
+pub const SNAPSHOT_FORMAT_VERSION_V2: u16 = 2;
 /// The format before broker registrations, still read.
 pub const SNAPSHOT_FORMAT_VERSION_V1: u16 = 1;
 /// magic + version + body length.
@@ -59,7 +67,12 @@ impl ClusterImage {
         let mut out = Vec::with_capacity(4096);
         out.extend_from_slice(&SNAPSHOT_MAGIC);
         let mut w = Writer(&mut out);
-        w.u16(SNAPSHOT_FORMAT_VERSION);
+        let version = if self.group_configs.is_empty() {
+            SNAPSHOT_FORMAT_VERSION_V2
+        } else {
+            SNAPSHOT_FORMAT_VERSION
+        };
+        w.u16(version);
         w.u32(0); // body length, patched below
         w.i64(self.last_applied_offset);
         w.i64(self.next_producer_id);
@@ -75,6 +88,13 @@ impl ClusterImage {
         w.u32(self.brokers.len() as u32);
         for broker in self.brokers.values() {
             encode_registration(&mut w, broker);
+        }
+        if version >= 3 {
+            w.u32(self.group_configs.len() as u32);
+            for (group_id, configs) in &self.group_configs {
+                w.string(group_id);
+                encode_configs(&mut w, configs);
+            }
         }
         let body_len = u32::try_from(out.len() - HEAD_BYTES).expect("snapshot over 4 GiB");
         out[6..HEAD_BYTES].copy_from_slice(&body_len.to_be_bytes());
@@ -127,14 +147,42 @@ impl ClusterImage {
                 image.brokers.insert(id, broker);
             }
         }
+        if version >= 3 {
+            decode_group_configs(&mut r, &mut image)?;
+        }
         r.finish()?;
         Ok(image)
     }
 }
 
+/// Format 3's group configs: non-empty group ids in ascending order, each with at least one
+/// key (the image never holds an empty entry).
+fn decode_group_configs(
+    r: &mut Reader<'_>,
+    image: &mut ClusterImage,
+) -> Result<(), ReplicationError> {
+    for _ in 0..r.count(GROUP_MIN_BYTES)? {
+        let group_id = r.string()?;
+        check_group_resource(&group_id)?;
+        let configs = decode_configs(r)?;
+        let ordered = image
+            .group_configs
+            .last_key_value()
+            .is_none_or(|(last, _)| *last < group_id);
+        if configs.is_empty() || !ordered {
+            return Err(bad(format!(
+                "group configs of {group_id:?} empty, repeated or out of order"
+            )));
+        }
+        image.group_configs.insert(group_id, configs);
+    }
+    Ok(())
+}
+
 const TOPIC_MIN_BYTES: usize = 16 + 4 + 4 + 4;
 const PARTITION_MIN_BYTES: usize = 4 * 4 + 3 * 4;
 const BROKER_MIN_BYTES: usize = 4 + 4;
+const GROUP_MIN_BYTES: usize = 4 + 4;
 const CONFIG_MIN_BYTES: usize = 4 + 4;
 const REGISTRATION_MIN_BYTES: usize = 4 + 16 + 8 + 4 + 4 + 1 + 1;
 
@@ -154,7 +202,7 @@ fn check_frame(bytes: &[u8]) -> Result<(u16, &[u8]), ReplicationError> {
         return Err(bad("bad magic".into()));
     }
     let version = u16::from_be_bytes([bytes[4], bytes[5]]);
-    if version != SNAPSHOT_FORMAT_VERSION && version != SNAPSHOT_FORMAT_VERSION_V1 {
+    if !(SNAPSHOT_FORMAT_VERSION_V1..=SNAPSHOT_FORMAT_VERSION).contains(&version) {
         return Err(bad(format!("unsupported format version {version}")));
     }
     let body_len = u32::from_be_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]) as usize;

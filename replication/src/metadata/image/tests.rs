@@ -210,6 +210,160 @@ fn broker_configs_set_and_delete() {
     image.apply(&set(Some("1"), "3"), 2).unwrap();
 }
 
+fn group_config(group: &str, name: &str, value: Option<&str>) -> MetadataRecord {
+    MetadataRecord::Config(ConfigRecord {
+        resource_type: ConfigResourceType::Group,
+        resource_name: group.into(),
+        name: name.into(),
+        value: value.map(str::to_string),
+    })
+}
+
+#[test]
+fn group_configs_set_and_delete_without_a_group() {
+    let mut image = ClusterImage::default();
+    let lock = "share.record.lock.duration.ms";
+    image
+        .apply(&group_config("g", lock, Some("20000")), 0)
+        .unwrap();
+    image
+        .apply(
+            &group_config("g", "share.auto.offset.reset", Some("earliest")),
+            1,
+        )
+        .unwrap();
+    image
+        .apply(&group_config("h", lock, Some("40000")), 2)
+        .unwrap();
+    assert_eq!(image.group_configs("g").unwrap()[lock], "20000");
+    assert_eq!(image.group_configs("h").unwrap()[lock], "40000");
+    // A later set replaces the value; a delete removes only that key.
+    image
+        .apply(&group_config("g", lock, Some("25000")), 3)
+        .unwrap();
+    image.apply(&group_config("g", lock, None), 4).unwrap();
+    let g = image.group_configs("g").unwrap();
+    assert_eq!(g.len(), 1);
+    assert_eq!(g["share.auto.offset.reset"], "earliest");
+    let ids: Vec<&str> = image.groups_with_configs().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["g", "h"]);
+    // Deleting the last key removes the entry: the image equals one that never had it.
+    image
+        .apply(&group_config("g", "share.auto.offset.reset", None), 5)
+        .unwrap();
+    image.apply(&group_config("h", lock, None), 6).unwrap();
+    assert!(image.group_configs("g").is_none());
+    assert_eq!(image.groups_with_configs().count(), 0);
+    let mut fresh = ClusterImage::default();
+    fresh.apply(&MetadataRecord::NoOp, 6).unwrap();
+    assert_eq!(image, fresh);
+    // Group configs are not topic or broker configs.
+    image.apply(&group_config("3", lock, Some("1")), 7).unwrap();
+    assert!(image.broker_configs("3").is_none());
+    assert!(image.topic("3").is_none());
+}
+
+#[test]
+fn group_config_with_an_empty_group_id_is_refused() {
+    let mut image = ClusterImage::default();
+    let before = image.clone();
+    assert!(matches!(
+        image.apply(
+            &group_config("", "share.isolation.level", Some("read_committed")),
+            0
+        ),
+        Err(ReplicationError::InvalidRecord { .. })
+    ));
+    assert_eq!(image, before);
+}
+
+#[test]
+fn snapshot_round_trips_group_configs_in_format_3() {
+    let mut image = small_image();
+    image
+        .apply(
+            &group_config(
+                "share-b",
+                "share.auto.offset.reset",
+                Some("by_duration:PT1H"),
+            ),
+            5,
+        )
+        .unwrap();
+    image
+        .apply(
+            &group_config("share-a", "share.record.lock.duration.ms", Some("20000")),
+            6,
+        )
+        .unwrap();
+    image
+        .apply(
+            &group_config("share-a", "consumer.session.timeout.ms", Some("50000")),
+            7,
+        )
+        .unwrap();
+    let bytes = image.encode_snapshot();
+    assert_eq!(&bytes[4..6], &[0, 3]);
+    let back = ClusterImage::decode_snapshot(&bytes).unwrap();
+    assert_eq!(back, image);
+    assert_eq!(
+        back.group_configs("share-a").unwrap()["consumer.session.timeout.ms"],
+        "50000"
+    );
+    assert_eq!(
+        back.group_configs("share-b").unwrap()["share.auto.offset.reset"],
+        "by_duration:PT1H"
+    );
+    for n in 0..bytes.len() {
+        assert!(
+            ClusterImage::decode_snapshot(&bytes[..n]).is_err(),
+            "{n}-byte prefix"
+        );
+    }
+    // Deleting the last group config goes back to format 2, which older nodes read.
+    for (offset, (group, key)) in [
+        ("share-b", "share.auto.offset.reset"),
+        ("share-a", "share.record.lock.duration.ms"),
+        ("share-a", "consumer.session.timeout.ms"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        image
+            .apply(&group_config(group, key, None), 8 + offset as i64)
+            .unwrap();
+    }
+    let v2 = image.encode_snapshot();
+    assert_eq!(&v2[4..6], &[0, 2]);
+    assert_eq!(ClusterImage::decode_snapshot(&v2).unwrap(), image);
+}
+
+#[test]
+fn snapshot_with_a_valid_crc_still_checks_group_configs() {
+    // Two groups whose ids are made equal, with the CRC recomputed: refused as repeated.
+    let mut image = ClusterImage::default();
+    image.apply(&group_config("ga", "k", Some("v")), 0).unwrap();
+    image.apply(&group_config("gb", "k", Some("v")), 1).unwrap();
+    let mut bytes = image.encode_snapshot();
+    let at = bytes.windows(2).rposition(|w| w == b"gb").unwrap();
+    bytes[at + 1] = b'a';
+    let crc_at = bytes.len() - 4;
+    let crc = crc32c::crc32c(&bytes[..crc_at]);
+    bytes[crc_at..].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(
+        ClusterImage::decode_snapshot(&bytes),
+        Err(ReplicationError::BadSnapshot { .. })
+    ));
+}
+
+#[test]
+fn generated_histories_exercise_group_configs() {
+    let with_groups = (0..SEEDS)
+        .filter(|&seed| history(seed).1.groups_with_configs().count() > 0)
+        .count();
+    assert!(with_groups > 0, "no generated history set a group config");
+}
+
 #[test]
 fn snapshot_every_prefix_and_every_flipped_bit_is_refused() {
     let (_, image) = history(7);
@@ -266,7 +420,7 @@ fn snapshot_header_is_checked() {
     };
     assert!(ClusterImage::decode_snapshot(&negative.encode_snapshot()).is_err());
     let mut newer = bytes.clone();
-    newer[5] = 3;
+    newer[5] = 4;
     assert!(matches!(
         ClusterImage::decode_snapshot(&newer),
         Err(ReplicationError::BadSnapshot { .. })

@@ -80,6 +80,16 @@ fn golden() -> Vec<(MetadataRecord, Vec<u8>)> {
             hex("0004 0000 | 04 | 00000000 | 00000001 6b | ffffffff"),
         ),
         (
+            // A group config: Kafka's ConfigResource.Type.GROUP is 32 (0x20).
+            MetadataRecord::Config(ConfigRecord {
+                resource_type: ConfigResourceType::Group,
+                resource_name: "g".into(),
+                name: "k".into(),
+                value: Some("v".into()),
+            }),
+            hex("0004 0000 | 20 | 00000001 67 | 00000001 6b | 00000001 76"),
+        ),
+        (
             MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: id() }),
             hex(&format!("0009 0000 | {ID}")),
         ),
