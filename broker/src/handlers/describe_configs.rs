@@ -70,17 +70,27 @@ pub fn topic_entries(ctx: &Context, overrides: &BTreeMap<String, String>) -> Vec
                 d.default.to_string(),
                 SOURCE_DEFAULT,
             ));
-            let (value, source) = (synonyms[0].1.clone(), synonyms[0].2);
-            Entry {
-                name: d.name.to_string(),
-                value,
-                source,
-                synonyms,
-                kind: d.kind as i8,
-                doc: d.doc,
-            }
+            from_synonyms(d.name, synonyms, d.kind as i8, d.doc)
         })
         .collect()
+}
+
+/// An entry whose value and source are its first (most specific) synonym's.
+fn from_synonyms(
+    name: &str,
+    synonyms: Vec<(String, String, i8)>,
+    kind: i8,
+    doc: &'static str,
+) -> Entry {
+    let (value, source) = (synonyms[0].1.clone(), synonyms[0].2);
+    Entry {
+        name: name.to_string(),
+        value,
+        source,
+        synonyms,
+        kind,
+        doc,
+    }
 }
 
 /// Every described group config of a group with `overrides` (Kafka's internal group keys are
@@ -100,15 +110,7 @@ pub fn group_entries(ctx: &Context, overrides: Option<&BTreeMap<String, String>>
                 synonyms.push((synonym.clone(), broker_value, SOURCE_STATIC_BROKER));
             }
             synonyms.push((synonym, d.default.to_string(), SOURCE_DEFAULT));
-            let (value, source) = (synonyms[0].1.clone(), synonyms[0].2);
-            Entry {
-                name: d.name.to_string(),
-                value,
-                source,
-                synonyms,
-                kind: d.kind as i8,
-                doc: d.doc,
-            }
+            from_synonyms(d.name, synonyms, d.kind as i8, d.doc)
         })
         .collect()
 }
