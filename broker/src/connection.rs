@@ -4,6 +4,7 @@
 
 use crate::handlers::{Listener, RecordPiece, Response};
 use crate::shard::Shard;
+use crate::share::session::ShareSessions;
 use crate::stats::RequestClock;
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -13,6 +14,7 @@ use millrace_shard::time::Instant;
 use millrace_shard::Task;
 use millrace_wire::fetch::FetchChunk;
 use millrace_wire::frame::{frame_size, parse_request_header, peek_fixed, RequestHeader};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// Frame bytes allocated ahead of what has arrived; the buffer at most doubles per read.
@@ -43,9 +45,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener) {
         queue.clone(),
         peer.clone(),
     ));
-    read_loop(&shard, reader, &queue, &peer, listener).await;
+    let share_sessions = Rc::default();
+    read_loop(&shard, reader, &queue, &peer, (listener, &share_sessions)).await;
     queue.close();
     writer_task.await;
+    // Kafka ends a member's share sessions with its connection and releases its records.
+    crate::handlers::share_fetch::connection_closed(&shard, &share_sessions).await;
 }
 
 async fn read_loop(
@@ -53,7 +58,7 @@ async fn read_loop(
     mut reader: TcpStream,
     queue: &LocalQueue<Task<Answer>>,
     peer: &str,
-    listener: Listener,
+    (listener, share_sessions): (Listener, &Rc<RefCell<ShareSessions>>),
 ) {
     // Kafka reports a client's host as "/address".
     let host: Rc<str> = match peer.rsplit_once(':') {
@@ -90,6 +95,7 @@ async fn read_loop(
             host: host.clone(),
             listener,
             clock,
+            share_sessions: share_sessions.clone(),
         };
         let task = millrace_shard::spawn(handle(shard.clone(), header, body, client));
         if queue.push(task).await.is_err() {

@@ -34,10 +34,11 @@ mod registry;
 mod rest;
 mod server;
 mod shard;
-// Not wired into the handlers yet (ShareFetch, ShareAcknowledge come next).
+// Parts used by the share-group offsets APIs, which come next.
 #[allow(dead_code)]
 mod share;
 mod share_group;
+mod share_state_stub;
 #[cfg(test)]
 mod sim_tests;
 mod state_log;

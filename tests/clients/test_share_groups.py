@@ -31,7 +31,6 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ResourceType)
 
-from brokerproc import broker_kind
 from test_java_groups import DEPS
 from test_retention import OP_TIMEOUT_S, create
 
@@ -45,9 +44,6 @@ BROKER_PROPERTIES = {
 }
 
 pytestmark = [
-    # Until the broker side is complete (issue 20); run with TEST_BROKER=kafka meanwhile.
-    pytest.mark.skipif(
-        broker_kind() == "millrace", reason="share groups are not served by millrace yet"),
     pytest.mark.skipif(
         shutil.which("javac") is None or not list(DEPS.glob("kafka-clients-*.jar")),
         reason="javac or .deps/java missing (scripts/install-test-deps.sh)"),

@@ -106,6 +106,25 @@ impl Context {
         self.shard.topic_settings(topic)
     }
 
+    /// Runs `f` on the connection's share sessions with whether a new one may open (fewer
+    /// than `group.share.max.share.sessions` are open on this broker; each shard takes its
+    /// share of the limit), and counts the sessions it opened or closed.
+    pub fn share_sessions<R>(
+        &self,
+        f: impl FnOnce(&mut crate::share::session::ShareSessions, bool) -> R,
+    ) -> R {
+        let shares = crate::share::manager::shares_of(&self.shard);
+        let limit = (self.shard.config.group.share_max_share_sessions.max(1) as usize)
+            .div_ceil(self.shard.shards.max(1));
+        let mut sessions = self.client.share_sessions.borrow_mut();
+        let before = sessions.len();
+        let r = f(&mut sessions, shares.sessions_open.get() < limit);
+        let after = sessions.len();
+        let open = shares.sessions_open.get() + after;
+        shares.sessions_open.set(open.saturating_sub(before));
+        r
+    }
+
     /// The brokers clients are told about: the registered, unfenced ones, at the endpoint of
     /// this node's client listener name, in id order; this node alone while the image has no
     /// registered broker (before its own registration commits).

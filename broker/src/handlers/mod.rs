@@ -48,6 +48,8 @@ mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod raft;
+mod share_acknowledge;
+pub mod share_fetch;
 mod share_group_describe;
 mod share_group_heartbeat;
 mod sync_group;
@@ -117,6 +119,8 @@ pub struct Client {
     pub listener: Listener,
     /// The request's clock (its stages are recorded when its answer is written).
     pub clock: Rc<crate::stats::RequestClock>,
+    /// The connection's share sessions (KIP-932), which end with it.
+    pub share_sessions: Rc<std::cell::RefCell<crate::share::session::ShareSessions>>,
 }
 
 /// Which listener a connection came in on; each serves its own registry.
@@ -197,6 +201,8 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(ConsumerGroupDescribe, 0, 1, consumer_group_describe),
     entry!(ShareGroupHeartbeat, 1, 1, share_group_heartbeat),
     entry!(ShareGroupDescribe, 1, 1, share_group_describe),
+    entry!(ShareFetch, 1, 1, share_fetch),
+    entry!(ShareAcknowledge, 1, 1, share_acknowledge),
     entry!(DescribeQuorum, 0, 2, describe_quorum),
     entry!(ElectLeaders, 0, 2, elect_leaders),
     entry!(AddPartitionsToTxn, 0, 5, add_partitions_to_txn),

@@ -60,6 +60,7 @@
 
 #[cfg(test)]
 mod model_tests;
+pub mod manager;
 pub mod partition;
 pub mod record;
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub(super) const APIS: &[Api] = &[
     consumer_group_describe::API,
     share_group_heartbeat::API,
     share_group_describe::API,
+    share_fetch::API,
+    share_acknowledge::API,
     alter_configs::API,
     incremental_alter_configs::API,
     delete_records::API,
@@ -798,6 +800,94 @@ pub(super) mod share_group_describe {
     const SHARE_GROUP_DESCRIBE_REQUEST: &[Field] = &[
         Field::new("group_ids", Ty::Array(&Ty::String), 0, i16::MAX),
         Field::new("include_authorized_operations", Ty::Bool, 0, i16::MAX),
+    ];
+}
+
+/// share_fetch_request, api_key 78, versions 1-1, flexible 0+ (v0's `partition_max_bytes`
+/// is in no supported version).
+pub(super) mod share_fetch {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 78,
+        min_version: 1,
+        max_version: 1,
+        flexible_min: 0,
+        body: SHARE_FETCH_REQUEST,
+    };
+    const SHARE_FETCH_REQUEST: &[Field] = &[
+        Field::new("group_id", Ty::NullableString, 0, i16::MAX),
+        Field::new("member_id", Ty::NullableString, 0, i16::MAX),
+        Field::new("share_session_epoch", Ty::Int32, 0, i16::MAX),
+        Field::new("max_wait_ms", Ty::Int32, 0, i16::MAX),
+        Field::new("min_bytes", Ty::Int32, 0, i16::MAX),
+        Field::new("max_bytes", Ty::Int32, 0, i16::MAX),
+        Field::new("max_records", Ty::Int32, 0, i16::MAX),
+        Field::new("batch_size", Ty::Int32, 0, i16::MAX),
+        Field::new("topics", Ty::Array(&Ty::Struct(FETCH_TOPIC)), 0, i16::MAX),
+        Field::new(
+            "forgotten_topics_data",
+            Ty::Array(&Ty::Struct(FORGOTTEN_TOPIC)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const FETCH_TOPIC: &[Field] = &[
+        Field::new("topic_id", Ty::Uuid, 0, i16::MAX),
+        Field::new("partitions", Ty::Array(&Ty::Struct(FETCH_PARTITION)), 0, i16::MAX),
+    ];
+    const FETCH_PARTITION: &[Field] = &[
+        Field::new("partition_index", Ty::Int32, 0, i16::MAX),
+        Field::new(
+            "acknowledgement_batches",
+            Ty::Array(&Ty::Struct(ACKNOWLEDGEMENT_BATCH)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    pub(super) const ACKNOWLEDGEMENT_BATCH: &[Field] = &[
+        Field::new("first_offset", Ty::Int64, 0, i16::MAX),
+        Field::new("last_offset", Ty::Int64, 0, i16::MAX),
+        Field::new("acknowledge_types", Ty::Array(&Ty::Int8), 0, i16::MAX),
+    ];
+    const FORGOTTEN_TOPIC: &[Field] = &[
+        Field::new("topic_id", Ty::Uuid, 0, i16::MAX),
+        Field::new("partitions", Ty::Array(&Ty::Int32), 0, i16::MAX),
+    ];
+}
+
+/// share_acknowledge_request, api_key 79, versions 1-1, flexible 0+.
+pub(super) mod share_acknowledge {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 79,
+        min_version: 1,
+        max_version: 1,
+        flexible_min: 0,
+        body: SHARE_ACKNOWLEDGE_REQUEST,
+    };
+    const SHARE_ACKNOWLEDGE_REQUEST: &[Field] = &[
+        Field::new("group_id", Ty::NullableString, 0, i16::MAX),
+        Field::new("member_id", Ty::NullableString, 0, i16::MAX),
+        Field::new("share_session_epoch", Ty::Int32, 0, i16::MAX),
+        Field::new("topics", Ty::Array(&Ty::Struct(ACKNOWLEDGE_TOPIC)), 0, i16::MAX),
+    ];
+    const ACKNOWLEDGE_TOPIC: &[Field] = &[
+        Field::new("topic_id", Ty::Uuid, 0, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(ACKNOWLEDGE_PARTITION)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const ACKNOWLEDGE_PARTITION: &[Field] = &[
+        Field::new("partition_index", Ty::Int32, 0, i16::MAX),
+        Field::new(
+            "acknowledgement_batches",
+            Ty::Array(&Ty::Struct(super::share_fetch::ACKNOWLEDGEMENT_BATCH)),
+            0,
+            i16::MAX,
+        ),
     ];
 }
 
