@@ -1,7 +1,7 @@
 //! Temporary stand-in for `crate::share_state` (being written on a branch): same signatures.
 #![allow(dead_code, unused_variables)]
-use crate::share::record::{ShareStateKey, StateBatch};
 use crate::shard::Shard;
+use crate::share::record::{ShareStateKey, StateBatch};
 use std::rc::Rc;
 
 pub struct PersistedState {
@@ -26,7 +26,11 @@ pub async fn read(
     Ok(None)
 }
 
-pub async fn write(shard: &Rc<Shard>, key: &ShareStateKey, req: StateWriteRequest) -> Result<(), i16> {
+pub async fn write(
+    shard: &Rc<Shard>,
+    key: &ShareStateKey,
+    req: StateWriteRequest,
+) -> Result<(), i16> {
     Ok(())
 }
 

@@ -805,6 +805,7 @@ async fn request_on<Req: Encodable>(
         host: Rc::from("/127.0.0.1"),
         listener,
         clock: Rc::new(crate::stats::RequestClock::new()),
+        share_sessions: Rc::default(),
     };
     dispatch(shard, &header, body.freeze(), client).await
 }

@@ -14,7 +14,12 @@ report PASS, not SKIP, in the ``-test.v`` output.
   mark a topic internal, a real one cannot, so the test falls back to ``__consumer_offsets``)
   and the client consumes P-orders and P-orders-v2 and is assigned ``__consumer_offsets``.
 
-Add share-group tests (TestShareGroup*) to FRANZ_GO_TESTS once the broker serves share groups.
+- TestShareGroup, TestShareGroupETL: share consumers (ShareFetch/ShareAcknowledge v2) read
+  topics together, each record accepted once; the ETL one chains consumers and producers.
+- TestShareGroupAckOnClose: records a consumer acknowledged before closing are not delivered
+  again to the next one.
+- TestShareGroupOffsetsAdmin: Alter/Describe/DeleteShareGroupOffsets on an empty group, routed
+  to the group coordinator; describe with null topics lists the altered partition.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ from test_franz_go import MODULE, go_binary, go_env
 
 FRANZ_GO_TESTS = (
     "Test848RegexBrokerResolves",
+    "TestShareGroup",
+    "TestShareGroupETL",
+    "TestShareGroupAckOnClose",
+    "TestShareGroupOffsetsAdmin",
 )
 PACKAGE = "github.com/twmb/franz-go/pkg/kgo"
 RUN_TIMEOUT_S = 240

@@ -44,7 +44,7 @@ use std::time::Duration;
 
 mod share_groups;
 mod txn_offsets;
-pub use share_groups::{ShareDescribe, ShareHeartbeatOp};
+pub use share_groups::{ShareDescribe, ShareHeartbeatOp, ShareInitialize, ShareUninitialize};
 pub use txn_offsets::{on_marker, TxnCommit};
 
 /// The internal topic holding offsets and group state.

@@ -9,7 +9,7 @@ use super::{
     append_durably, groups_of, offsets_partition_of, persist_records, share_group_key, tombstone,
     GroupOperation, ImageTopics,
 };
-use crate::consumer_group::TopicView;
+use crate::consumer_group::{Assignment, TopicView};
 use crate::errors::code;
 use crate::shard::Shard;
 use crate::share_group::{ShareGroupView, ShareHeartbeat, ShareHeartbeatResponse};
@@ -20,6 +20,58 @@ pub struct ShareHeartbeatOp(pub Box<ShareHeartbeat>);
 
 /// ShareGroupDescribe for one group: Err(GROUP_ID_NOT_FOUND) if not a share group here.
 pub struct ShareDescribe(pub String);
+
+/// AlterShareGroupOffsets, the group's side: records the partitions as having share state
+/// (creating the empty share group if needed). NON_EMPTY_GROUP while it has members,
+/// GROUP_ID_NOT_FOUND for a group of another kind.
+pub struct ShareInitialize(pub String, pub Assignment);
+
+/// DeleteShareGroupOffsets, the group's side: forgets the topics' share state and returns the
+/// partitions that had some (their state is the caller's to delete).
+pub struct ShareUninitialize(pub String, pub Vec<uuid::Uuid>);
+
+impl GroupOperation for ShareInitialize {
+    type Answer = Result<(), i16>;
+
+    async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
+        let groups = groups_of(&shard);
+        if other_kind(&shard, &self.0) {
+            return Err(code::GROUP_ID_NOT_FOUND);
+        }
+        let changed = {
+            let mut share = groups.share.borrow_mut();
+            let before = share.record(&self.0);
+            share.initialize(&self.0, &self.1)?;
+            share.record(&self.0) != before
+        };
+        if changed {
+            persist(&shard, std::slice::from_ref(&self.0)).await;
+        }
+        Ok(())
+    }
+}
+
+impl GroupOperation for ShareUninitialize {
+    type Answer = Result<Assignment, i16>;
+
+    async fn execute(self, shard: Rc<Shard>, _now: i64) -> Self::Answer {
+        let groups = groups_of(&shard);
+        let gone = groups.share.borrow_mut().uninitialize(&self.0, &self.1)?;
+        if !gone.is_empty() {
+            persist(&shard, std::slice::from_ref(&self.0)).await;
+        }
+        Ok(gone)
+    }
+}
+
+/// Whether `group_id` is a group of another kind (classic, consumer, or offsets only).
+fn other_kind(shard: &Shard, group_id: &str) -> bool {
+    let groups = groups_of(shard);
+    let other = groups.consumer.borrow().contains(group_id)
+        || groups.machine.borrow().describe(group_id).is_some()
+        || groups.offsets.borrow().contains_key(group_id);
+    other && !groups.share.borrow().contains(group_id)
+}
 
 impl GroupOperation for ShareHeartbeatOp {
     type Answer = ShareHeartbeatResponse;
@@ -41,10 +93,7 @@ impl GroupOperation for ShareDescribe {
 async fn heartbeat(shard: &Rc<Shard>, now: i64, req: ShareHeartbeat) -> ShareHeartbeatResponse {
     let group_id = req.group_id.clone();
     let groups = groups_of(shard);
-    let other_kind = groups.consumer.borrow().contains(&group_id)
-        || groups.machine.borrow().describe(&group_id).is_some()
-        || groups.offsets.borrow().contains_key(&group_id);
-    if other_kind && !groups.share.borrow().contains(&group_id) {
+    if other_kind(shard, &group_id) {
         return ShareHeartbeatResponse::error(
             code::GROUP_ID_NOT_FOUND,
             format!("Group {group_id} is not a share group."),

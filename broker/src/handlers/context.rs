@@ -125,6 +125,53 @@ impl Context {
         r
     }
 
+    /// The persisted share state of one share partition (`crate::share_state::read`; a leader
+    /// epoch of -1 is not checked).
+    pub async fn share_state_read(
+        &self,
+        key: &crate::share::record::ShareStateKey,
+    ) -> Result<Option<crate::share_state_stub::PersistedState>, i16> {
+        crate::share_state_stub::read(&self.shard, key, -1).await
+    }
+
+    /// Replaces the share state of one share partition (`crate::share_state::write`).
+    pub async fn share_state_write(
+        &self,
+        key: &crate::share::record::ShareStateKey,
+        req: crate::share_state_stub::StateWriteRequest,
+    ) -> Result<(), i16> {
+        crate::share_state_stub::write(&self.shard, key, req).await
+    }
+
+    /// Deletes the share state of share partitions (`crate::share_state::delete`), and drops
+    /// what this broker's shards hold of them in memory.
+    pub async fn share_state_delete(
+        &self,
+        keys: &[crate::share::record::ShareStateKey],
+    ) -> Result<(), i16> {
+        self.share_state_forget(keys).await;
+        crate::share_state_stub::delete(&self.shard, keys).await
+    }
+
+    /// Drops what this broker's shards hold in memory of these share partitions: their next
+    /// fetch reads the persisted state back.
+    pub async fn share_state_forget(&self, keys: &[crate::share::record::ShareStateKey]) {
+        let image = self.image();
+        for k in keys {
+            let Some(topic) = image.topic_by_id(&k.topic_id) else {
+                continue;
+            };
+            if let Some(owner) = image.owner(&topic.name, k.partition) {
+                let call = crate::share::manager::ShareForgetOnOwner {
+                    group: k.group_id.clone(),
+                    topic: topic.name.clone(),
+                    partition: k.partition,
+                };
+                let _ = self.shard.call(owner, call).await;
+            }
+        }
+    }
+
     /// The brokers clients are told about: the registered, unfenced ones, at the endpoint of
     /// this node's client listener name, in id order; this node alone while the image has no
     /// registered broker (before its own registration commits).

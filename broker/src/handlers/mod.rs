@@ -10,6 +10,7 @@ mod add_partitions_to_txn;
 mod allocate_producer_ids;
 mod alter_configs;
 mod alter_partition;
+mod alter_share_group_offsets;
 mod api_versions;
 mod broker_heartbeat;
 mod broker_registration;
@@ -20,12 +21,14 @@ mod create_partitions;
 mod create_topics;
 mod delete_groups;
 mod delete_records;
+mod delete_share_group_offsets;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_producers;
 mod describe_quorum;
+mod describe_share_group_offsets;
 mod describe_transactions;
 mod elect_leaders;
 mod end_txn;
@@ -52,6 +55,7 @@ mod share_acknowledge;
 pub mod share_fetch;
 mod share_group_describe;
 mod share_group_heartbeat;
+mod share_v2;
 mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
@@ -201,8 +205,16 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(ConsumerGroupDescribe, 0, 1, consumer_group_describe),
     entry!(ShareGroupHeartbeat, 1, 1, share_group_heartbeat),
     entry!(ShareGroupDescribe, 1, 1, share_group_describe),
-    entry!(ShareFetch, 1, 1, share_fetch),
-    entry!(ShareAcknowledge, 1, 1, share_acknowledge),
+    entry!(ShareFetch, 1, 2, share_fetch),
+    entry!(ShareAcknowledge, 1, 2, share_acknowledge),
+    entry!(
+        DescribeShareGroupOffsets,
+        0,
+        0,
+        describe_share_group_offsets
+    ),
+    entry!(AlterShareGroupOffsets, 0, 0, alter_share_group_offsets),
+    entry!(DeleteShareGroupOffsets, 0, 0, delete_share_group_offsets),
     entry!(DescribeQuorum, 0, 2, describe_quorum),
     entry!(ElectLeaders, 0, 2, elect_leaders),
     entry!(AddPartitionsToTxn, 0, 5, add_partitions_to_txn),

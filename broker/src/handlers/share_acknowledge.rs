@@ -1,4 +1,4 @@
-//! ShareAcknowledge (key 79), version 1: a share group member's acknowledgements without a
+//! ShareAcknowledge (key 79), versions 1-2 (v2's extra fields: `share_v2`): a share group member's acknowledgements without a
 //! fetch (KIP-932). The connection's share session must exist and the epoch match (0 is
 //! INVALID_SHARE_SESSION_EPOCH: only a ShareFetch opens a session); -1 acknowledges, then
 //! closes the session and releases what the member still holds. Each partition is answered
@@ -6,8 +6,8 @@
 //! (INVALID_RECORD_STATE for offsets the member does not hold under a live lock, the whole
 //! partition's acknowledgement refused, as Kafka does).
 
-use super::share_fetch::{acknowledge, release, resolve};
-use super::{decode, respond, str_bytes, Context, Response};
+use super::share_fetch::{acknowledge, lock_duration_ms, release, resolve};
+use super::{respond, str_bytes, Context, Response};
 use crate::share::partition::AckBatch;
 use crate::share::session::TopicIdPartition;
 use bytes::Bytes;
@@ -20,12 +20,33 @@ use millrace_wire::frame::RequestHeader;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
-    let req: ShareAcknowledgeRequest = match decode(&header, &body) {
-        Ok(r) => r,
-        Err(close) => return close,
+    let version = header.api_version;
+    let (req, _v2, header): (ShareAcknowledgeRequest, _, _) =
+        match super::share_v2::decode(&header, &body, false) {
+            Ok(r) => r,
+            Err(close) => return close,
+        };
+    let lock_ms = lock_duration_ms(
+        &ctx,
+        &req.group_id
+            .as_ref()
+            .map(|g| g.0.to_string())
+            .unwrap_or_default(),
+    );
+    let respond = |header: &RequestHeader, body: &ShareAcknowledgeResponse| match version {
+        2 => super::share_v2::acknowledge_response_v2(respond(header, body), lock_ms),
+        _ => respond(header, body),
     };
-    let group = req.group_id.as_ref().map(|g| g.0.to_string()).unwrap_or_default();
-    let member = req.member_id.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    let group = req
+        .group_id
+        .as_ref()
+        .map(|g| g.0.to_string())
+        .unwrap_or_default();
+    let member = req
+        .member_id
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
     let top = |error: i16, why: &str| {
         ShareAcknowledgeResponse::default()
             .with_error_code(error)

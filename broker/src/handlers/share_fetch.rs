@@ -1,4 +1,4 @@
-//! ShareFetch (key 78), version 1: a share group member's fetch (KIP-932). In order:
+//! ShareFetch (key 78), versions 1-2 (v2's extra fields: `share_v2`): a share group member's fetch (KIP-932). In order:
 //!
 //! 1. the share session checks of the connection (`crate::share::session`): epoch 0 opens a
 //!    session, n continues it, -1 closes it after the acknowledgements;
@@ -18,14 +18,14 @@
 //! The connection's side of share sessions is here too: [`connection_closed`] releases what
 //! the members of its sessions hold, as Kafka does when a share consumer's connection closes.
 
-use super::{decode, respond, str_bytes, Context, Response};
+use super::{respond, str_bytes, Context, Response};
+use crate::shard::Shard;
 use crate::share::manager::{
     AckItem, FetchItem, ShareAckOnOwner, ShareFetchOnOwner, ShareFetched, ShareReleaseOnOwner,
     ShareWaitOnOwner,
 };
 use crate::share::partition::AckBatch;
 use crate::share::session::{FetchScope, SessionRequest, ShareSessions, TopicIdPartition};
-use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, NodeEndpoint, PartitionData, ShareFetchableTopicResponse,
@@ -43,12 +43,21 @@ use std::rc::Rc;
 const DEFAULT_MAX_RECORDS: u32 = 500;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
-    let req: ShareFetchRequest = match decode(&header, &body) {
-        Ok(r) => r,
-        Err(close) => return close,
-    };
-    let group = req.group_id.as_ref().map(|g| g.0.to_string()).unwrap_or_default();
-    let member = req.member_id.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    let (req, _v2, header): (ShareFetchRequest, _, _) =
+        match super::share_v2::decode(&header, &body, true) {
+            Ok(r) => r,
+            Err(close) => return close,
+        };
+    let group = req
+        .group_id
+        .as_ref()
+        .map(|g| g.0.to_string())
+        .unwrap_or_default();
+    let member = req
+        .member_id
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
     let lock_ms = lock_duration_ms(&ctx, &group);
     if group.is_empty() || member.is_empty() {
         let why = "a share fetch needs a group id and a member id";
@@ -162,7 +171,9 @@ fn session_error_message(error: i16) -> &'static str {
         code::SHARE_SESSION_NOT_FOUND => "no share session of this member on this connection",
         code::INVALID_SHARE_SESSION_EPOCH => "the share session epoch is not the expected one",
         code::SHARE_SESSION_LIMIT_REACHED => "group.share.max.share.sessions is reached",
-        _ => "acknowledgements in a request opening a share session, or a final request that fetches",
+        _ => {
+            "acknowledgements in a request opening a share session, or a final request that fetches"
+        }
     }
 }
 
@@ -271,7 +282,9 @@ pub(super) fn resolve(ctx: &Context, partitions: &[TopicIdPartition]) -> Vec<Wan
     partitions
         .iter()
         .map(|&(id, index)| {
-            let Some(topic) = image.topic_by_id(&id).filter(|t| index >= 0 && index < t.partitions)
+            let Some(topic) = image
+                .topic_by_id(&id)
+                .filter(|t| index >= 0 && index < t.partitions)
             else {
                 let error = match image.topic_by_id(&id) {
                     Some(_) => code::UNKNOWN_TOPIC_OR_PARTITION,

@@ -15,14 +15,14 @@
 //! [`SharePartition`]: super::partition::SharePartition
 
 use super::partition::{AckBatch, AcquiredRecords, SharePartition};
-use super::record::{ShareStateKey, ShareSnapshotValue, StateRecord};
+use super::record::{ShareSnapshotValue, ShareStateKey, StateRecord};
 use super::ShareConfig;
 use crate::errors::code;
 use crate::group_config::{ShareAutoOffsetReset, ShareIsolationLevel};
 use crate::mesh::Call;
 use crate::partition::Reader;
-use crate::share_state_stub as share_state;
 use crate::shard::{Partition, Shard};
+use crate::share_state_stub as share_state;
 use bytes::{Bytes, BytesMut};
 use millrace_shard::sync::{Notify, Turn};
 use millrace_storage::disk::DiskFile;
@@ -384,8 +384,8 @@ async fn load(
     partition: &Rc<Partition>,
 ) -> Result<Loaded, i16> {
     let image = shard.image();
-    let settings = crate::group_config::group_settings(&image.cluster, &shard.config, &key.group_id)
-        .share;
+    let settings =
+        crate::group_config::group_settings(&image.cluster, &shard.config, &key.group_id).share;
     let config = ShareConfig {
         record_lock_duration_ms: i64::from(settings.record_lock_duration_ms),
         delivery_count_limit: settings.delivery_count_limit.clamp(1, i32::from(u16::MAX)) as u16,
@@ -409,8 +409,8 @@ async fn load(
                 state_batches: state.batches,
                 unknown_tagged_fields: Vec::new(),
             };
-            let mut sp = SharePartition::recover(config, leader_epoch, &snapshot, &[])
-                .map_err(|e| {
+            let mut sp =
+                SharePartition::recover(config, leader_epoch, &snapshot, &[]).map_err(|e| {
                     tracing::warn!(group = %key.group_id, partition = key.partition, "{e}");
                     code::UNKNOWN_SERVER_ERROR
                 })?;
@@ -574,11 +574,11 @@ impl Call<Shard> for ShareAckOnOwner {
                     let epoch = p.leader_epoch().0;
                     let mut l = entry.loaded.borrow_mut();
                     match l.as_mut() {
-                        Some(l) if l.leader_epoch == epoch => l
-                            .sp
-                            .acknowledge(&self.member, &batches, now)
-                            .map(|seq| (entry.clone(), seq.0))
-                            .map_err(|e| e.code()),
+                        Some(l) if l.leader_epoch == epoch => {
+                            l.sp.acknowledge(&self.member, &batches, now)
+                                .map(|seq| (entry.clone(), seq.0))
+                                .map_err(|e| e.code())
+                        }
                         _ => Err(code::INVALID_RECORD_STATE),
                     }
                 }
@@ -642,6 +642,32 @@ impl Call<Shard> for ShareReleaseOnOwner {
         shares.released.notify_all();
         for entry in touched {
             let _ = flush(&shard, &shares, &entry, u64::MAX).await;
+        }
+    }
+}
+
+/// Drops a share partition's state from memory (its persisted state was replaced or deleted
+/// by the share-group offsets APIs): its next fetch reads it back.
+pub struct ShareForgetOnOwner {
+    /// Share group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+}
+
+impl Call<Shard> for ShareForgetOnOwner {
+    type Reply = ();
+
+    async fn run(self, shard: Rc<Shard>) {
+        let shares = shares_of(&shard);
+        let key = (self.group, self.topic, self.partition);
+        let entry = shares.entries.borrow().get(&key).cloned();
+        if let Some(entry) = entry {
+            // After any write in flight, so nothing written from the old state follows.
+            let _turn = entry.turn.lock().await;
+            drop_entry(&shares, &key, &entry);
         }
     }
 }

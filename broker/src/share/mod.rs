@@ -58,9 +58,9 @@
 //! [`start_offset`]: partition::SharePartition::start_offset
 //! [`end_offset`]: partition::SharePartition::end_offset
 
+pub mod manager;
 #[cfg(test)]
 mod model_tests;
-pub mod manager;
 pub mod partition;
 pub mod record;
 #[cfg(test)]
@@ -111,6 +111,9 @@ pub enum AcknowledgeType {
     Release,
     /// 3: unprocessable: archived.
     Reject,
+    /// 4 (KIP-1222, ShareFetch/ShareAcknowledge v2): still being processed: the member keeps
+    /// the record and its lock starts again.
+    Renew,
 }
 
 impl AcknowledgeType {
@@ -121,6 +124,7 @@ impl AcknowledgeType {
             1 => Some(AcknowledgeType::Accept),
             2 => Some(AcknowledgeType::Release),
             3 => Some(AcknowledgeType::Reject),
+            4 => Some(AcknowledgeType::Renew),
             _ => None,
         }
     }

@@ -326,7 +326,7 @@ impl SharePartition {
         }
         let mut changed = false;
         for b in batches {
-            changed |= self.apply_ack(b);
+            changed |= self.apply_ack(b, now_ms);
         }
         self.advance_start();
         Ok(self.seq_covering(changed))
@@ -559,21 +559,21 @@ impl SharePartition {
     }
 
     /// Applies one checked acknowledgement batch; false if it was wholly below the SPSO.
-    fn apply_ack(&mut self, batch: &AckBatch) -> bool {
+    fn apply_ack(&mut self, batch: &AckBatch, now_ms: i64) -> bool {
         let lo = batch.first_offset.max(self.start_offset);
         if batch.last_offset < lo {
             return false;
         }
         let types = &batch.acknowledge_types;
         if types.len() == 1 {
-            self.settle(lo, batch.last_offset, types[0]);
+            self.settle(lo, batch.last_offset, types[0], now_ms);
         } else {
             // One type per offset: settle each run of equal types at once.
             let mut i = (lo - batch.first_offset) as usize;
             while i < types.len() {
                 let j = i + types[i..].iter().take_while(|t| **t == types[i]).count() - 1;
                 let first = batch.first_offset + i as i64;
-                self.settle(first, batch.first_offset + j as i64, types[i]);
+                self.settle(first, batch.first_offset + j as i64, types[i], now_ms);
                 i = j + 1;
             }
         }
@@ -582,15 +582,21 @@ impl SharePartition {
     }
 
     /// Moves the (acquired) offsets `a..=b` to where `ack_type` sends them.
-    fn settle(&mut self, a: i64, b: i64, ack_type: i8) {
+    fn settle(&mut self, a: i64, b: i64, ack_type: i8, now_ms: i64) {
         let ack_type = AcknowledgeType::from_wire(ack_type).expect("types were checked");
         let limit = self.config.delivery_count_limit;
+        let renewed = now_ms.saturating_add(self.config.record_lock_duration_ms);
         self.isolate(a, b);
         for (_, run) in self.runs.range_mut(a..=b) {
-            run.state = match ack_type {
-                AcknowledgeType::Accept => State::Acknowledged,
-                AcknowledgeType::Release => released(run.delivery_count, limit),
-                AcknowledgeType::Reject | AcknowledgeType::Gap => State::Archived,
+            run.state = match (ack_type, &run.state) {
+                (AcknowledgeType::Accept, _) => State::Acknowledged,
+                (AcknowledgeType::Release, _) => released(run.delivery_count, limit),
+                (AcknowledgeType::Reject | AcknowledgeType::Gap, _) => State::Archived,
+                (AcknowledgeType::Renew, State::Acquired { member, .. }) => State::Acquired {
+                    member: member.clone(),
+                    deadline_ms: renewed,
+                },
+                (AcknowledgeType::Renew, other) => unreachable!("checked acquired: {other:?}"),
             };
         }
         self.merge_between(a, b);

@@ -236,6 +236,29 @@ fn an_expired_lock_makes_the_records_available_and_refuses_their_acknowledgement
 }
 
 #[test]
+fn a_renewed_lock_runs_again_from_the_renewal() {
+    const RENEW: i8 = 4;
+    let mut p = fresh(config());
+    p.acquire("a", 0, &[(0, 9)], 500, 100);
+    let renewed_at = 100 + LOCK_MS - 1;
+    let renew = p.acknowledge("a", &[ack(0, 4, &[RENEW])], renewed_at);
+    assert!(renew.is_ok(), "{renew:?}");
+    assert_eq!(
+        p.expire(100 + LOCK_MS),
+        5,
+        "the unrenewed half expires on time"
+    );
+    assert_eq!(states(&p), vec![(0, 4, Acquired, 1), (5, 9, Available, 1)]);
+    assert_eq!(p.next_deadline_ms(), Some(renewed_at + LOCK_MS));
+    let other = p.acknowledge("b", &[ack(0, 4, &[RENEW])], renewed_at + 1);
+    assert_eq!(other.map_err(|e| e.code()), Err(code::INVALID_RECORD_STATE));
+    assert!(p
+        .acknowledge("a", &[ack(0, 4, &[ACCEPT])], renewed_at + LOCK_MS - 1)
+        .is_ok());
+    assert_eq!(states(&p), vec![(5, 9, Available, 1)]);
+}
+
+#[test]
 fn lock_expiry_at_the_delivery_limit_archives() {
     let mut config = config();
     config.delivery_count_limit = 2;
@@ -291,7 +314,7 @@ fn malformed_acknowledgements_are_invalid_requests() {
         vec![ack(5, 6, &[ACCEPT]), ack(0, 1, &[ACCEPT])],
         vec![ack(0, 3, &[ACCEPT, ACCEPT])],
         vec![ack(0, 1, &[])],
-        vec![ack(0, 1, &[4])],
+        vec![ack(0, 1, &[5])],
         vec![ack(0, 1, &[ACCEPT, -1])],
     ];
     for batches in cases {

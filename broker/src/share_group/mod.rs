@@ -114,6 +114,8 @@ pub struct ShareGroupView {
     pub assignment_epoch: i32,
     /// Members by id.
     pub members: Vec<ShareMemberView>,
+    /// Partitions with share state (see `Group::initialized`).
+    pub initialized: Assignment,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +138,10 @@ struct Group {
     topics: BTreeMap<String, TopicInfo>,
     members: BTreeMap<String, Member>,
     target: BTreeMap<String, Assignment>,
+    /// Partitions whose share state exists (Kafka's initialized partitions): every partition
+    /// ever assigned, and those AlterShareGroupOffsets set; DeleteShareGroupOffsets and
+    /// DeleteGroups delete their state.
+    initialized: Assignment,
 }
 
 /// The share groups of one shard.
@@ -387,7 +393,45 @@ impl ShareGroups {
             group_epoch: g.group_epoch,
             assignment_epoch: g.assignment_epoch,
             members,
+            initialized: g.initialized.clone(),
         })
+    }
+
+    /// AlterShareGroupOffsets: records that `partitions` have share state, creating the group
+    /// (empty) if it does not exist, as Kafka does. Err(NON_EMPTY_GROUP) while it has members.
+    pub fn initialize(&mut self, group_id: &str, partitions: &Assignment) -> Result<(), i16> {
+        if self.has_members(group_id) {
+            return Err(code::NON_EMPTY_GROUP);
+        }
+        let g = self.groups.entry(group_id.to_string()).or_default();
+        for (topic, ps) in partitions {
+            g.initialized
+                .entry(*topic)
+                .or_default()
+                .extend(ps.iter().copied());
+        }
+        Ok(())
+    }
+
+    /// DeleteShareGroupOffsets: forgets that `topics` have share state; returns the partitions
+    /// that had, whose state the caller deletes. Err(NON_EMPTY_GROUP) while it has members,
+    /// Err(GROUP_ID_NOT_FOUND) if it is not a share group.
+    pub fn uninitialize(
+        &mut self,
+        group_id: &str,
+        topics: &[uuid::Uuid],
+    ) -> Result<Assignment, i16> {
+        if self.has_members(group_id) {
+            return Err(code::NON_EMPTY_GROUP);
+        }
+        let g = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(code::GROUP_ID_NOT_FOUND)?;
+        Ok(topics
+            .iter()
+            .filter_map(|t| g.initialized.remove_entry(t))
+            .collect())
     }
 
     /// (group id, state) of every share group here, for ListGroups.
@@ -487,6 +531,12 @@ fn refresh_target(group: &mut Group, topic: &dyn Fn(&str) -> Option<TopicInfo>, 
             .collect();
         group.target = assignor::assign(&subscriptions, &group.topics);
         group.assignment_epoch = group.group_epoch;
+        for assignment in group.target.values() {
+            for (topic, partitions) in assignment {
+                let known = group.initialized.entry(*topic).or_default();
+                known.extend(partitions.iter().copied());
+            }
+        }
     }
 }
 

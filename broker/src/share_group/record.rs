@@ -13,6 +13,9 @@
 //!     | str client_host | u32 n x str subscribed | assignment assigned | assignment target )
 //! ```
 //!
+//! Version 1 appends `assignment initialized` (the partitions with share state); a version 0
+//! record reads as none.
+//!
 //! It travels inside a `__consumer_offsets` batch whose CRC-32C covers it; decoding checks
 //! every count against the bytes left and never panics.
 
@@ -22,7 +25,7 @@ use crate::consumer_group::record::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 
-const VERSION: u8 = 0;
+const VERSION: u8 = 1;
 
 pub(super) fn encode(group_id: &str, g: &Group) -> Vec<u8> {
     let mut b = vec![VERSION];
@@ -47,6 +50,7 @@ pub(super) fn encode(group_id: &str, g: &Group) -> Vec<u8> {
             g.target.get(&m.member_id).unwrap_or(&BTreeMap::new()),
         );
     }
+    put_assignment(&mut b, &g.initialized);
     b
 }
 
@@ -58,7 +62,8 @@ pub(super) fn decode(
     session_timeout_ms: i32,
 ) -> Option<(String, Group)> {
     let mut r = Reader(bytes);
-    if r.u8()? != VERSION {
+    let version = r.u8()?;
+    if version > VERSION {
         return None;
     }
     let group_id = r.str()?;
@@ -92,6 +97,9 @@ pub(super) fn decode(
             session_deadline_ms: now_ms.saturating_add(i64::from(session_timeout_ms)),
         };
         g.members.insert(member_id, member);
+    }
+    if version >= 1 {
+        g.initialized = r.assignment()?;
     }
     r.0.is_empty().then_some((group_id, g))
 }

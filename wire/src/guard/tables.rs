@@ -39,6 +39,9 @@ pub(super) const APIS: &[Api] = &[
     share_group_describe::API,
     share_fetch::API,
     share_acknowledge::API,
+    describe_share_group_offsets::API,
+    alter_share_group_offsets::API,
+    delete_share_group_offsets::API,
     alter_configs::API,
     incremental_alter_configs::API,
     delete_records::API,
@@ -803,14 +806,15 @@ pub(super) mod share_group_describe {
     ];
 }
 
-/// share_fetch_request, api_key 78, versions 1-1, flexible 0+ (v0's `partition_max_bytes`
-/// is in no supported version).
+/// share_fetch_request, api_key 78, versions 1-2, flexible 0+ (v0's `partition_max_bytes`
+/// is in no supported version; v2 is Kafka 4.4's, which kafka-protocol 0.18 lacks: the broker
+/// decodes it as v1 once its two extra fields are cut out).
 pub(super) mod share_fetch {
     use super::*;
     pub(in super::super) const API: Api = Api {
         api_key: 78,
         min_version: 1,
-        max_version: 1,
+        max_version: 2,
         flexible_min: 0,
         body: SHARE_FETCH_REQUEST,
     };
@@ -823,6 +827,8 @@ pub(super) mod share_fetch {
         Field::new("max_bytes", Ty::Int32, 0, i16::MAX),
         Field::new("max_records", Ty::Int32, 0, i16::MAX),
         Field::new("batch_size", Ty::Int32, 0, i16::MAX),
+        Field::new("share_acquire_mode", Ty::Int8, 2, i16::MAX),
+        Field::new("is_renew_ack", Ty::Bool, 2, i16::MAX),
         Field::new("topics", Ty::Array(&Ty::Struct(FETCH_TOPIC)), 0, i16::MAX),
         Field::new(
             "forgotten_topics_data",
@@ -833,7 +839,12 @@ pub(super) mod share_fetch {
     ];
     const FETCH_TOPIC: &[Field] = &[
         Field::new("topic_id", Ty::Uuid, 0, i16::MAX),
-        Field::new("partitions", Ty::Array(&Ty::Struct(FETCH_PARTITION)), 0, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(FETCH_PARTITION)),
+            0,
+            i16::MAX,
+        ),
     ];
     const FETCH_PARTITION: &[Field] = &[
         Field::new("partition_index", Ty::Int32, 0, i16::MAX),
@@ -855,13 +866,13 @@ pub(super) mod share_fetch {
     ];
 }
 
-/// share_acknowledge_request, api_key 79, versions 1-1, flexible 0+.
+/// share_acknowledge_request, api_key 79, versions 1-2, flexible 0+ (v2 as ShareFetch's).
 pub(super) mod share_acknowledge {
     use super::*;
     pub(in super::super) const API: Api = Api {
         api_key: 79,
         min_version: 1,
-        max_version: 1,
+        max_version: 2,
         flexible_min: 0,
         body: SHARE_ACKNOWLEDGE_REQUEST,
     };
@@ -869,7 +880,13 @@ pub(super) mod share_acknowledge {
         Field::new("group_id", Ty::NullableString, 0, i16::MAX),
         Field::new("member_id", Ty::NullableString, 0, i16::MAX),
         Field::new("share_session_epoch", Ty::Int32, 0, i16::MAX),
-        Field::new("topics", Ty::Array(&Ty::Struct(ACKNOWLEDGE_TOPIC)), 0, i16::MAX),
+        Field::new("is_renew_ack", Ty::Bool, 2, i16::MAX),
+        Field::new(
+            "topics",
+            Ty::Array(&Ty::Struct(ACKNOWLEDGE_TOPIC)),
+            0,
+            i16::MAX,
+        ),
     ];
     const ACKNOWLEDGE_TOPIC: &[Field] = &[
         Field::new("topic_id", Ty::Uuid, 0, i16::MAX),
@@ -889,6 +906,73 @@ pub(super) mod share_acknowledge {
             i16::MAX,
         ),
     ];
+}
+
+/// describe_share_group_offsets_request, api_key 90, versions 0-0, flexible 0+.
+pub(super) mod describe_share_group_offsets {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 90,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: REQUEST,
+    };
+    const REQUEST: &[Field] = &[Field::new(
+        "groups",
+        Ty::Array(&Ty::Struct(GROUP)),
+        0,
+        i16::MAX,
+    )];
+    const GROUP: &[Field] = &[
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+        Field::new("topics", Ty::NullableArray(&Ty::Struct(TOPIC)), 0, i16::MAX),
+    ];
+    const TOPIC: &[Field] = &[
+        Field::new("topic_name", Ty::String, 0, i16::MAX),
+        Field::new("partitions", Ty::Array(&Ty::Int32), 0, i16::MAX),
+    ];
+}
+
+/// alter_share_group_offsets_request, api_key 91, versions 0-0, flexible 0+.
+pub(super) mod alter_share_group_offsets {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 91,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: REQUEST,
+    };
+    const REQUEST: &[Field] = &[
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+        Field::new("topics", Ty::Array(&Ty::Struct(TOPIC)), 0, i16::MAX),
+    ];
+    const TOPIC: &[Field] = &[
+        Field::new("topic_name", Ty::String, 0, i16::MAX),
+        Field::new("partitions", Ty::Array(&Ty::Struct(PARTITION)), 0, i16::MAX),
+    ];
+    const PARTITION: &[Field] = &[
+        Field::new("partition_index", Ty::Int32, 0, i16::MAX),
+        Field::new("start_offset", Ty::Int64, 0, i16::MAX),
+    ];
+}
+
+/// delete_share_group_offsets_request, api_key 92, versions 0-0, flexible 0+.
+pub(super) mod delete_share_group_offsets {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 92,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: REQUEST,
+    };
+    const REQUEST: &[Field] = &[
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+        Field::new("topics", Ty::Array(&Ty::Struct(TOPIC)), 0, i16::MAX),
+    ];
+    const TOPIC: &[Field] = &[Field::new("topic_name", Ty::String, 0, i16::MAX)];
 }
 
 /// alter_configs_request, api_key 33, versions 0-2, flexible 2+.
