@@ -12,6 +12,8 @@ use crate::config::Config;
 use crate::mesh::{Call, Split, Unavailable};
 use crate::metadata::{MetadataImage, TopicMeta};
 use crate::shard::Shard;
+use crate::share::record::ShareStateKey;
+use crate::share_state::StateOp;
 use crate::topic_config::TopicSettings;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -81,6 +83,21 @@ impl Context {
         add: bool,
     ) -> Result<(), crate::txn::TxnError> {
         crate::txn::verify(&self.shard, txn_id, producer, partition, add).await
+    }
+
+    /// Runs share-state ops (Read/Write/Delete/InitializeShareGroupState and the summary)
+    /// on the shards of this broker coordinating their share partitions; NOT_COORDINATOR for
+    /// those coordinated elsewhere (`crate::share_state::on_this_broker`).
+    pub async fn share_state(
+        &self,
+        items: Vec<(ShareStateKey, StateOp)>,
+    ) -> Vec<crate::share_state::OpResult> {
+        crate::share_state::on_this_broker(&self.shard, items).await
+    }
+
+    /// Has `__share_group_state` created if it does not exist yet; returns at once.
+    pub fn ensure_share_state_topic(&self) {
+        crate::share_state::ensure_topic(&self.shard)
     }
 
     /// Number of shards.

@@ -20,6 +20,7 @@ mod create_partitions;
 mod create_topics;
 mod delete_groups;
 mod delete_records;
+mod delete_share_group_state;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -36,6 +37,7 @@ mod forward;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod initialize_share_group_state;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -48,10 +50,13 @@ mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod raft;
+mod read_share_group_state;
+mod read_share_group_state_summary;
 mod share_group_describe;
 mod share_group_heartbeat;
 mod sync_group;
 mod txn_offset_commit;
+mod write_share_group_state;
 mod write_txn_markers;
 
 use crate::shard::Shard;
@@ -197,6 +202,21 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(ConsumerGroupDescribe, 0, 1, consumer_group_describe),
     entry!(ShareGroupHeartbeat, 1, 1, share_group_heartbeat),
     entry!(ShareGroupDescribe, 1, 1, share_group_describe),
+    entry!(
+        InitializeShareGroupState,
+        0,
+        0,
+        initialize_share_group_state
+    ),
+    entry!(ReadShareGroupState, 0, 0, read_share_group_state),
+    entry!(WriteShareGroupState, 0, 0, write_share_group_state),
+    entry!(DeleteShareGroupState, 0, 0, delete_share_group_state),
+    entry!(
+        ReadShareGroupStateSummary,
+        0,
+        0,
+        read_share_group_state_summary
+    ),
     entry!(DescribeQuorum, 0, 2, describe_quorum),
     entry!(ElectLeaders, 0, 2, elect_leaders),
     entry!(AddPartitionsToTxn, 0, 5, add_partitions_to_txn),
