@@ -74,9 +74,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const RETRIES: u32 = 5;
 /// Pause before the first retry; doubles for each further one.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
-/// Most state batches one write may carry, and one share partition's state may hold: far
-/// beyond what a share-partition leader keeps (its window is at most
-/// `group.share.max.partition.max.record.locks`, 10,000 records, so as many runs).
+/// Most state batches one write may carry: far beyond what a share-partition leader writes
+/// (its window is at most `group.share.max.partition.max.record.locks`, 10,000 records, so as
+/// many runs). A state is not refused for its size (that would wedge its share partition);
+/// it holds what its writers' windows hold.
 pub const STATE_BATCHES_MAX: usize = 65_536;
 
 /// One share partition's state as stored: the merged result of its records.
@@ -524,11 +525,6 @@ async fn append(
         .as_ref()
         .map_or(SNAPSHOT_KEY_VERSION, StateRecord::key_version);
     let key_bytes = encode_key(version, key).map_err(|_| code::INVALID_REQUEST)?;
-    if let Some(StateRecord::Snapshot(s)) = &record {
-        if s.state_batches.len() > STATE_BATCHES_MAX {
-            return Err(code::INVALID_REQUEST);
-        }
-    }
     let new = NewRecord {
         timestamp: millrace_shard::time::now_ms(),
         key: Some(key_bytes),
