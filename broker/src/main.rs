@@ -34,11 +34,10 @@ mod registry;
 mod rest;
 mod server;
 mod shard;
-// Parts used by the share-group offsets APIs, which come next.
-#[allow(dead_code)]
 mod share;
 mod share_group;
-mod share_state_stub;
+mod share_manager;
+mod share_state;
 #[cfg(test)]
 mod sim_tests;
 mod state_log;

@@ -125,7 +125,8 @@ async fn shard_main(
     millrace_shard::spawn_detached(crate::coordinator::tick_loop(shard.clone()));
     millrace_shard::spawn_detached(crate::coordinator::watch(shard.clone()));
     millrace_shard::spawn_detached(crate::txn::watch(shard.clone()));
-    millrace_shard::spawn_detached(crate::share::manager::tick_loop(shard.clone()));
+    millrace_shard::spawn_detached(crate::share_manager::tick_loop(shard.clone()));
+    millrace_shard::spawn_detached(crate::share_state::watch(shard.clone()));
     if config.cluster.is_broker() {
         millrace_shard::spawn_detached(crate::follower::run(shard.clone()));
         millrace_shard::spawn_detached(crate::isr::run(shard.clone()));

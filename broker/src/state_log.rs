@@ -201,6 +201,23 @@ impl Host {
             .await
     }
 
+    /// As [`Host::append`], and `appended` runs with the first record's offset as soon as the
+    /// records are in the local log, before the wait for their commit. Nothing is awaited
+    /// between the call and the local append, so a machine that plans a record from its
+    /// memory, calls this and applies the record in `appended` keeps its memory in log order
+    /// with nothing held across the wait (`crate::share_state`).
+    pub async fn append_then(
+        &self,
+        shard: &Shard,
+        place: (&str, i32),
+        records: &[NewRecord],
+        timeout: Duration,
+        appended: impl FnOnce(i64),
+    ) -> Result<i64, i16> {
+        self.write(shard, place, records, None, timeout, appended)
+            .await
+    }
+
     /// As [`Host::append`], for records in the transaction of `producer` (id, epoch): a
     /// transactional batch whose COMMIT or ABORT marker comes later (a producer with an older
     /// epoch than the partition knows: INVALID_PRODUCER_EPOCH). `appended` runs with the first

@@ -739,6 +739,103 @@ fn elect_leaders(v: i16, null: bool) -> ElectLeadersRequest {
     r
 }
 
+fn initialize_share_group_state(v: i16, _null: bool) -> InitializeShareGroupStateRequest {
+    use kafka_protocol::messages::initialize_share_group_state_request::*;
+    let part = |p: i32, start: i64| {
+        PartitionData::default()
+            .with_partition(p)
+            .with_state_epoch(3)
+            .with_start_offset(start)
+            .with_unknown_tagged_fields(tags(v, 0))
+    };
+    InitializeShareGroupStateRequest::default()
+        .with_group_id(s("share-1"))
+        .with_topics(vec![InitializeStateData::default()
+            .with_topic_id(uuid(21))
+            .with_partitions(vec![part(0, -1), part(4, 1_000)])
+            .with_unknown_tagged_fields(tags(v, 0))])
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
+fn read_share_group_state(v: i16, _null: bool) -> ReadShareGroupStateRequest {
+    use kafka_protocol::messages::read_share_group_state_request::*;
+    let part = |p: i32| {
+        PartitionData::default()
+            .with_partition(p)
+            .with_leader_epoch(7)
+            .with_unknown_tagged_fields(tags(v, 0))
+    };
+    ReadShareGroupStateRequest::default()
+        .with_group_id(s("share-1"))
+        .with_topics(vec![
+            ReadStateData::default()
+                .with_topic_id(uuid(22))
+                .with_partitions(vec![part(0), part(1)])
+                .with_unknown_tagged_fields(tags(v, 0)),
+            ReadStateData::default().with_topic_id(uuid(23)),
+        ])
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
+fn write_share_group_state(v: i16, _null: bool) -> WriteShareGroupStateRequest {
+    use kafka_protocol::messages::write_share_group_state_request::*;
+    let batch = |first: i64, state: i8| {
+        StateBatch::default()
+            .with_first_offset(first)
+            .with_last_offset(first + 9)
+            .with_delivery_state(state)
+            .with_delivery_count(2)
+            .with_unknown_tagged_fields(tags(v, 0))
+    };
+    let part = PartitionData::default()
+        .with_partition(2)
+        .with_state_epoch(1)
+        .with_leader_epoch(5)
+        .with_start_offset(100)
+        .with_state_batches(vec![batch(100, 0), batch(110, 2), batch(120, 4)])
+        .with_unknown_tagged_fields(tags(v, 0));
+    WriteShareGroupStateRequest::default()
+        .with_group_id(s("share-1"))
+        .with_topics(vec![WriteStateData::default()
+            .with_topic_id(uuid(24))
+            .with_partitions(vec![part, PartitionData::default().with_start_offset(-1)])
+            .with_unknown_tagged_fields(tags(v, 0))])
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
+fn delete_share_group_state(v: i16, _null: bool) -> DeleteShareGroupStateRequest {
+    use kafka_protocol::messages::delete_share_group_state_request::*;
+    let part = |p: i32| {
+        PartitionData::default()
+            .with_partition(p)
+            .with_unknown_tagged_fields(tags(v, 0))
+    };
+    DeleteShareGroupStateRequest::default()
+        .with_group_id(s("share-1"))
+        .with_topics(vec![DeleteStateData::default()
+            .with_topic_id(uuid(25))
+            .with_partitions(vec![part(0), part(3)])
+            .with_unknown_tagged_fields(tags(v, 0))])
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
+fn read_share_group_state_summary(v: i16, _null: bool) -> ReadShareGroupStateSummaryRequest {
+    use kafka_protocol::messages::read_share_group_state_summary_request::*;
+    let part = |p: i32| {
+        PartitionData::default()
+            .with_partition(p)
+            .with_leader_epoch(-1)
+            .with_unknown_tagged_fields(tags(v, 0))
+    };
+    ReadShareGroupStateSummaryRequest::default()
+        .with_group_id(s("share-1"))
+        .with_topics(vec![ReadStateSummaryData::default()
+            .with_topic_id(uuid(26))
+            .with_partitions(vec![part(0), part(1)])
+            .with_unknown_tagged_fields(tags(v, 0))])
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
 /// Every covered API: key and the encodings of its sample requests at every version.
 fn corpus() -> Vec<ApiCorpus> {
     vec![
@@ -778,6 +875,11 @@ fn corpus() -> Vec<ApiCorpus> {
         cases(64, unregister_broker),
         cases(67, allocate_producer_ids),
         cases(43, elect_leaders),
+        cases(83, initialize_share_group_state),
+        cases(84, read_share_group_state),
+        cases(85, write_share_group_state),
+        cases(86, delete_share_group_state),
+        cases(87, read_share_group_state_summary),
     ]
 }
 

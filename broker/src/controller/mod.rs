@@ -44,7 +44,7 @@ use crate::metadata::boot;
 use crate::metadata::Placement;
 use crate::metadata::{
     config_records, partition_records, topic_id_of, topic_records, valid_topic_name, Draft,
-    MetadataImage,
+    MetadataImage, SHARE_STATE_TOPIC,
 };
 use crate::quorum::{raft_id, Driver, ProposeError};
 use crate::raft_transport::{LinkTiming, RaftTransport};
@@ -705,6 +705,130 @@ fn ensure_txn_topic(
         .map_err(|e| format!("creating {name}: {e}"))
 }
 
+/// The CreateTopics version [`EnsureShareStateTopic`] forwards.
+const CREATE_TOPICS_VERSION: i16 = 7;
+
+/// Creates `__share_group_state` if the cluster lacks it; Ok once it exists. The share
+/// coordinator asks on first need (a share partition's state read or written, a share
+/// FindCoordinator), as Kafka creates the topic at the first share FindCoordinator, instead of
+/// at start-up: its 50 partitions would otherwise be on every cluster, share groups or not. The
+/// active (or lone) controller makes the change here; any other node sends it there as a
+/// CreateTopics request ([`lifecycle::Forward`]), which creates this name with the internal
+/// shape whatever the request asks ([`create_share_state_topic`]).
+pub struct EnsureShareStateTopic;
+
+impl Call<Shard> for EnsureShareStateTopic {
+    type Reply = Result<(), String>;
+
+    async fn run(self, shard: Rc<Shard>) -> Self::Reply {
+        if shard.image().topics.contains_key(SHARE_STATE_TOPIC) {
+            return Ok(());
+        }
+        let forward = lifecycle::Forward {
+            api_key: kafka_protocol::messages::ApiKey::CreateTopics as i16,
+            api_version: CREATE_TOPICS_VERSION,
+            body: create_share_state_topic_request()?,
+        };
+        let (error_code, message) = match forward.run(shard.clone()).await {
+            lifecycle::Forwarded::Answered(body) => first_topic_result(body)?,
+            lifecycle::Forwarded::HandleHere => {
+                let request = CreateTopics {
+                    topics: vec![NewTopic {
+                        name: SHARE_STATE_TOPIC.to_string(),
+                        partitions: -1,
+                        replication_factor: -1,
+                        manual_assignment: false,
+                        configs: Vec::new(),
+                    }],
+                    validate_only: false,
+                };
+                let outcome = request.run(shard.clone()).await.into_iter().next();
+                outcome.map_or((code::UNKNOWN_SERVER_ERROR, None), |o| {
+                    (o.error_code, o.error_message)
+                })
+            }
+        };
+        match error_code {
+            code::NONE | code::TOPIC_ALREADY_EXISTS => Ok(()),
+            _ => Err(format!(
+                "creating {SHARE_STATE_TOPIC}: error {error_code} ({})",
+                message.unwrap_or_default()
+            )),
+        }
+    }
+}
+
+/// The CreateTopics body asking for `__share_group_state` (its shape is the controller's).
+fn create_share_state_topic_request() -> Result<bytes::Bytes, String> {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(SHARE_STATE_TOPIC)))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)]);
+    let mut body = bytes::BytesMut::new();
+    request
+        .encode(&mut body, CREATE_TOPICS_VERSION)
+        .map_err(|e| format!("encoding CreateTopics: {e}"))?;
+    Ok(body.freeze())
+}
+
+/// The error code and message of the first topic of a CreateTopics response body.
+fn first_topic_result(mut body: bytes::Bytes) -> Result<(i16, Option<String>), String> {
+    use kafka_protocol::messages::CreateTopicsResponse;
+    use kafka_protocol::protocol::Decodable;
+    let response = CreateTopicsResponse::decode(&mut body, CREATE_TOPICS_VERSION)
+        .map_err(|e| format!("decoding the controller's CreateTopics answer: {e}"))?;
+    let topic = response
+        .topics
+        .first()
+        .ok_or("the controller answered CreateTopics without a topic")?;
+    let message = topic.error_message.as_ref().map(|m| m.to_string());
+    Ok((topic.error_code, message))
+}
+
+/// `__share_group_state` with the share coordinator's shape, whatever the request asked:
+/// `share.coordinator.state.topic.num.partitions` partitions, its replication factor capped at
+/// the usable brokers and `min.insync.replicas` capped at that factor, as for
+/// `__transaction_state` (Kafka refuses to create it with fewer brokers than the factor).
+fn create_share_state_topic(shard: &Shard, draft: &mut Draft, validate_only: bool) -> TopicOutcome {
+    let keys = &shard.config.group;
+    let partitions = keys.share_state_topic_num_partitions;
+    let usable = placement::usable_brokers(&draft.cluster).len();
+    let wanted_rf = usize::try_from(keys.share_state_topic_replication_factor.max(1)).unwrap_or(1);
+    let rf = usable.clamp(1, wanted_rf) as i16;
+    let mut configs = crate::metadata::share_state_topic_configs();
+    let min_isr = keys.share_state_topic_min_isr.clamp(1, i32::from(rf));
+    configs.insert("min.insync.replicas".into(), min_isr.to_string());
+    let id = uuid::Uuid::new_v4();
+    if !validate_only {
+        let shape = (partitions, rf);
+        let records =
+            match new_topic_records(draft, SHARE_STATE_TOPIC, topic_id_of(&id), shape, &configs) {
+                Ok(records) => records,
+                Err(e) => {
+                    return outcome(SHARE_STATE_TOPIC, code::INVALID_REPLICATION_FACTOR, Some(e))
+                }
+            };
+        if let Err(e) = draft.push_all(records) {
+            let message = Some(e.to_string());
+            return outcome(SHARE_STATE_TOPIC, code::UNKNOWN_SERVER_ERROR, message);
+        }
+        tracing::info!(topic = SHARE_STATE_TOPIC, partitions, rf, "created topic");
+    }
+    TopicOutcome {
+        id,
+        error_code: code::NONE,
+        error_message: None,
+        partitions,
+        replication_factor: rf,
+        configs,
+    }
+}
+
 /// The error code and message a failed commit answers: NOT_CONTROLLER (retriable) when
 /// leadership moved, UNKNOWN_SERVER_ERROR when the log could not take the change.
 fn commit_error(e: ProposeError) -> brokers::Refusal {
@@ -808,6 +932,9 @@ fn create_topic(
             code::INVALID_TOPIC_EXCEPTION,
             Some(format!("'{}' is reserved for the metadata log", t.name)),
         );
+    }
+    if t.name == SHARE_STATE_TOPIC && draft.cluster.topic(&t.name).is_none() {
+        return create_share_state_topic(shard, draft, validate_only);
     }
     if draft.cluster.topic(&t.name).is_some() || crate::metadata::is_internal(&t.name) {
         return outcome(

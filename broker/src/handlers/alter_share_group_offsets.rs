@@ -1,7 +1,8 @@
 //! AlterShareGroupOffsets (key 91), version 0: sets share partitions' start offsets, on the
 //! group's coordinator, for an empty share group (NON_EMPTY_GROUP while it has members; a
 //! group that does not exist is created empty, as Kafka does). Each partition's state is
-//! replaced by a new state epoch starting at the offset with nothing in flight, so a
+//! replaced (InitializeShareGroupState) by a new state epoch starting at the offset with
+//! nothing in flight, so a
 //! share-partition leader still holding the old state in memory is fenced at its next write
 //! (FENCED_STATE_EPOCH) and reads the new one back; this broker's own shards drop theirs at
 //! once.
@@ -10,7 +11,6 @@ use super::{decode, group_call, respond, str_bytes, Context, Response};
 use crate::consumer_group::Assignment;
 use crate::coordinator::ShareInitialize;
 use crate::share::record::ShareStateKey;
-use crate::share_state_stub::StateWriteRequest;
 use bytes::Bytes;
 use kafka_protocol::messages::alter_share_group_offsets_response::{
     AlterShareGroupOffsetsResponsePartition as Partition,
@@ -74,29 +74,20 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 topic_id: meta.id,
                 partition: index,
             };
-            let leader_epoch = image
-                .cluster
-                .partition(&meta.topic_id, index)
-                .map_or(0, |s| s.leader_epoch);
-            let error = match ctx.share_state_read(&key).await {
-                Err(error) => error,
+            let reset = match ctx.share_state_summary(&key).await {
                 Ok(current) => {
-                    let (state_epoch, known_epoch) =
-                        current.map_or((0, 0), |s| (s.state_epoch + 1, s.leader_epoch));
-                    let write = StateWriteRequest {
-                        state_epoch,
-                        leader_epoch: leader_epoch.max(known_epoch),
-                        start_offset: p.start_offset,
-                        batches: Vec::new(),
-                    };
-                    match ctx.share_state_write(&key, write).await {
-                        Ok(()) => {
-                            ctx.share_state_forget(std::slice::from_ref(&key)).await;
-                            code::NONE
-                        }
-                        Err(error) => error,
-                    }
+                    let epoch = current.state_epoch + 1;
+                    ctx.share_state_initialize(&key, epoch, p.start_offset)
+                        .await
                 }
+                Err(error) => Err(error),
+            };
+            let error = match reset {
+                Ok(()) => {
+                    ctx.share_state_forget(std::slice::from_ref(&key)).await;
+                    code::NONE
+                }
+                Err(error) => error,
             };
             outs.push(part.with_error_code(error));
         }

@@ -12,6 +12,8 @@ use crate::config::Config;
 use crate::mesh::{Call, Split, Unavailable};
 use crate::metadata::{MetadataImage, TopicMeta};
 use crate::shard::Shard;
+use crate::share::record::ShareStateKey;
+use crate::share_state::StateOp;
 use crate::topic_config::TopicSettings;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -83,6 +85,21 @@ impl Context {
         crate::txn::verify(&self.shard, txn_id, producer, partition, add).await
     }
 
+    /// Runs share-state ops (Read/Write/Delete/InitializeShareGroupState and the summary)
+    /// on the shards of this broker coordinating their share partitions; NOT_COORDINATOR for
+    /// those coordinated elsewhere (`crate::share_state::on_this_broker`).
+    pub async fn share_state(
+        &self,
+        items: Vec<(ShareStateKey, StateOp)>,
+    ) -> Vec<crate::share_state::OpResult> {
+        crate::share_state::on_this_broker(&self.shard, items).await
+    }
+
+    /// Has `__share_group_state` created if it does not exist yet; returns at once.
+    pub fn ensure_share_state_topic(&self) {
+        crate::share_state::ensure_topic(&self.shard)
+    }
+
     /// Number of shards.
     /// Checks records' schema ids with this broker's schema registry (produce validation).
     pub async fn check_schema_ids(
@@ -113,7 +130,7 @@ impl Context {
         &self,
         f: impl FnOnce(&mut crate::share::session::ShareSessions, bool) -> R,
     ) -> R {
-        let shares = crate::share::manager::shares_of(&self.shard);
+        let shares = crate::share_manager::shares_of(&self.shard);
         let limit = (self.shard.config.group.share_max_share_sessions.max(1) as usize)
             .div_ceil(self.shard.shards.max(1));
         let mut sessions = self.client.share_sessions.borrow_mut();
@@ -125,22 +142,24 @@ impl Context {
         r
     }
 
-    /// The persisted share state of one share partition (`crate::share_state::read`; a leader
-    /// epoch of -1 is not checked).
-    pub async fn share_state_read(
+    /// A share partition's state epoch, leader epoch and start offset, fencing no one
+    /// (`crate::share_state::summary`).
+    pub async fn share_state_summary(
         &self,
         key: &crate::share::record::ShareStateKey,
-    ) -> Result<Option<crate::share_state_stub::PersistedState>, i16> {
-        crate::share_state_stub::read(&self.shard, key, -1).await
+    ) -> Result<crate::share_state::StateSummary, i16> {
+        crate::share_state::summary(&self.shard, key).await
     }
 
-    /// Replaces the share state of one share partition (`crate::share_state::write`).
-    pub async fn share_state_write(
+    /// Resets a share partition's state to `start_offset` under `state_epoch`, nothing in
+    /// flight (`crate::share_state::initialize`).
+    pub async fn share_state_initialize(
         &self,
         key: &crate::share::record::ShareStateKey,
-        req: crate::share_state_stub::StateWriteRequest,
+        state_epoch: i32,
+        start_offset: i64,
     ) -> Result<(), i16> {
-        crate::share_state_stub::write(&self.shard, key, req).await
+        crate::share_state::initialize(&self.shard, key, state_epoch, start_offset).await
     }
 
     /// Deletes the share state of share partitions (`crate::share_state::delete`), and drops
@@ -150,7 +169,7 @@ impl Context {
         keys: &[crate::share::record::ShareStateKey],
     ) -> Result<(), i16> {
         self.share_state_forget(keys).await;
-        crate::share_state_stub::delete(&self.shard, keys).await
+        crate::share_state::delete(&self.shard, keys).await
     }
 
     /// Drops what this broker's shards hold in memory of these share partitions: their next
@@ -162,7 +181,7 @@ impl Context {
                 continue;
             };
             if let Some(owner) = image.owner(&topic.name, k.partition) {
-                let call = crate::share::manager::ShareForgetOnOwner {
+                let call = crate::share_manager::ShareForgetOnOwner {
                     group: k.group_id.clone(),
                     topic: topic.name.clone(),
                     partition: k.partition,

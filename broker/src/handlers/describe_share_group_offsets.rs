@@ -76,11 +76,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                     topic_id: meta.id,
                     partition: p,
                 };
-                outs.push(match ctx.share_state_read(&key).await {
-                    Ok(Some(state)) => part
-                        .with_start_offset(state.start_offset)
-                        .with_leader_epoch(state.leader_epoch),
-                    Ok(None) => part,
+                outs.push(match ctx.share_state_summary(&key).await {
+                    Ok(s) => part
+                        .with_start_offset(s.start_offset)
+                        .with_leader_epoch(s.leader_epoch),
                     Err(error) => part.with_error_code(error),
                 });
             }

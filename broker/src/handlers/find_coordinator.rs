@@ -1,7 +1,10 @@
 //! FindCoordinator (key 10): a consumer group's coordinator is the broker leading the group's
 //! `__consumer_offsets` partition, a transactional id's (key type 1) the broker leading its
-//! `__transaction_state` partition (and inside it, the shard holding that partition). Other key
-//! types are INVALID_REQUEST, as in Kafka.
+//! `__transaction_state` partition (and inside it, the shard holding that partition), a share
+//! partition's (key type 2, key `groupId:topicId:partition`) the broker leading its
+//! `__share_group_state` partition, which the first such lookup has created, as Kafka does
+//! (`crate::share_state`). A share key that does not parse and other key types are
+//! INVALID_REQUEST, as in Kafka.
 
 use super::Response;
 use super::{decode, respond, str_bytes};
@@ -15,6 +18,7 @@ use millrace_wire::frame::RequestHeader;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+const KEY_TYPE_SHARE: i8 = 2;
 
 /// (error code, message) for one key.
 fn lookup(key: &str, key_type: i8) -> (i16, Option<&'static str>) {
@@ -25,17 +29,30 @@ fn lookup(key: &str, key_type: i8) -> (i16, Option<&'static str>) {
         KEY_TYPE_TRANSACTION if key.is_empty() || key.len() > crate::txn::TXN_ID_BYTES_MAX => {
             (code::INVALID_REQUEST, Some("invalid transactional id"))
         }
-        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => (code::NONE, None),
+        KEY_TYPE_SHARE if crate::share_state::parse_coordinator_key(key).is_none() => {
+            (code::INVALID_REQUEST, Some("invalid share partition key"))
+        }
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION | KEY_TYPE_SHARE => (code::NONE, None),
         _ => (code::INVALID_REQUEST, Some("unknown coordinator key type")),
     }
 }
 
-/// The broker leading the key's partition of `__consumer_offsets` (groups) or
-/// `__transaction_state` (transactional ids), Kafka's coordinator placement; None while that
-/// topic does not exist yet or the partition has no live leader (its broker is fenced): the
-/// answer is then COORDINATOR_NOT_AVAILABLE and the client asks again, as Kafka answers.
+/// The broker leading the key's partition of `__consumer_offsets` (groups),
+/// `__transaction_state` (transactional ids) or `__share_group_state` (share partitions),
+/// Kafka's coordinator placement; None while that topic does not exist yet (a share lookup
+/// has it created) or the partition has no live leader (its broker is fenced): the answer is
+/// then COORDINATOR_NOT_AVAILABLE and the client asks again, as Kafka answers.
 fn coordinator_of(ctx: &Context, key: &str, key_type: i8) -> Option<BrokerAddress> {
     let image = ctx.image();
+    if key_type == KEY_TYPE_SHARE {
+        let share_key = crate::share_state::parse_coordinator_key(key)?;
+        let Some(t) = image.topics.get(crate::share_state::SHARE_STATE_TOPIC) else {
+            ctx.ensure_share_state_topic();
+            return None;
+        };
+        let p = crate::share_state::state_partition(&share_key, t.partitions as usize);
+        return ctx.leader_of(t, p);
+    }
     let topic = match key_type {
         KEY_TYPE_TRANSACTION => crate::txn::TXN_TOPIC,
         _ => crate::coordinator::OFFSETS_TOPIC,

@@ -22,6 +22,7 @@ mod create_topics;
 mod delete_groups;
 mod delete_records;
 mod delete_share_group_offsets;
+mod delete_share_group_state;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -39,6 +40,7 @@ mod forward;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod initialize_share_group_state;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -51,6 +53,8 @@ mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod raft;
+mod read_share_group_state;
+mod read_share_group_state_summary;
 mod share_acknowledge;
 pub mod share_fetch;
 mod share_group_describe;
@@ -58,6 +62,7 @@ mod share_group_heartbeat;
 mod share_v2;
 mod sync_group;
 mod txn_offset_commit;
+mod write_share_group_state;
 mod write_txn_markers;
 
 use crate::shard::Shard;
@@ -215,6 +220,21 @@ pub static REGISTRY: &[ApiEntry] = &[
     ),
     entry!(AlterShareGroupOffsets, 0, 0, alter_share_group_offsets),
     entry!(DeleteShareGroupOffsets, 0, 0, delete_share_group_offsets),
+    entry!(
+        InitializeShareGroupState,
+        0,
+        0,
+        initialize_share_group_state
+    ),
+    entry!(ReadShareGroupState, 0, 0, read_share_group_state),
+    entry!(WriteShareGroupState, 0, 0, write_share_group_state),
+    entry!(DeleteShareGroupState, 0, 0, delete_share_group_state),
+    entry!(
+        ReadShareGroupStateSummary,
+        0,
+        0,
+        read_share_group_state_summary
+    ),
     entry!(DescribeQuorum, 0, 2, describe_quorum),
     entry!(ElectLeaders, 0, 2, elect_leaders),
     entry!(AddPartitionsToTxn, 0, 5, add_partitions_to_txn),

@@ -5,7 +5,7 @@
 //! 2. the acknowledgements it carries, applied on the partitions' shards and answered once
 //!    durable (per partition `acknowledge_error_code`);
 //! 3. records acquired for the member from every partition of its session, on the shards
-//!    leading them (`crate::share::manager`), at most `max_records` (soft, whole batches) and
+//!    leading them (`crate::share_manager`), at most `max_records` (soft, whole batches) and
 //!    `max_bytes` per partition (at least one batch); when nothing could be acquired and
 //!    `max_wait_ms` allows, the shards are asked to wake the request when a partition may
 //!    have records (new data, released or expired locks), then it acquires once more.
@@ -20,12 +20,12 @@
 
 use super::{respond, str_bytes, Context, Response};
 use crate::shard::Shard;
-use crate::share::manager::{
+use crate::share::partition::AckBatch;
+use crate::share::session::{FetchScope, SessionRequest, ShareSessions, TopicIdPartition};
+use crate::share_manager::{
     AckItem, FetchItem, ShareAckOnOwner, ShareFetchOnOwner, ShareFetched, ShareReleaseOnOwner,
     ShareWaitOnOwner,
 };
-use crate::share::partition::AckBatch;
-use crate::share::session::{FetchScope, SessionRequest, ShareSessions, TopicIdPartition};
 use bytes::Bytes;
 use kafka_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, NodeEndpoint, PartitionData, ShareFetchableTopicResponse,
@@ -479,7 +479,7 @@ pub async fn connection_closed(shard: &Rc<Shard>, sessions: &Rc<RefCell<ShareSes
     if closed.is_empty() {
         return;
     }
-    let shares = crate::share::manager::shares_of(shard);
+    let shares = crate::share_manager::shares_of(shard);
     shares
         .sessions_open
         .set(shares.sessions_open.get().saturating_sub(closed.len()));

@@ -165,7 +165,9 @@ impl MetadataImage {
     /// tests and the simulation, which build images without a controller.
     #[cfg(test)]
     pub fn add_internal_topic(&mut self, name: &str, partitions: i32, shards: usize) {
-        let configs = if is_internal(name) {
+        let configs = if name == SHARE_STATE_TOPIC {
+            share_state_topic_configs()
+        } else if is_internal(name) {
             internal_topic_configs()
         } else {
             BTreeMap::new()
@@ -328,13 +330,30 @@ pub fn internal_topic_configs() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// `__share_group_state` is not compacted: a ShareUpdate record means something only after
+/// every record before it of its share partition, so all of them stay (`retention.ms` -1), as
+/// Kafka creates the topic (`cleanup.policy=delete`, 100 MiB segments).
+pub fn share_state_topic_configs() -> BTreeMap<String, String> {
+    [
+        ("cleanup.policy", "delete"),
+        ("retention.ms", "-1"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 /// Internal topics: clients may read them but not write or delete them.
 pub fn is_internal(name: &str) -> bool {
-    name == "__consumer_offsets" || name == TXN_TOPIC
+    name == "__consumer_offsets" || name == TXN_TOPIC || name == SHARE_STATE_TOPIC
 }
 
 /// The internal topic holding transaction coordinators' state (`crate::txn`).
 pub const TXN_TOPIC: &str = "__transaction_state";
+
+/// The internal topic holding share groups' delivery state (`crate::share_state`).
+pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
 
 /// Names no topic may take: the metadata log's directory is `__cluster_metadata-0`, where a
 /// topic of that name would keep its partition 0.

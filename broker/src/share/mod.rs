@@ -58,7 +58,6 @@
 //! [`start_offset`]: partition::SharePartition::start_offset
 //! [`end_offset`]: partition::SharePartition::end_offset
 
-pub mod manager;
 #[cfg(test)]
 mod model_tests;
 pub mod partition;
@@ -153,6 +152,7 @@ pub enum ShareError {
         /// Its state.
         reason: &'static str,
     },
+    #[cfg_attr(not(test), allow(dead_code))]
     /// The start offset cannot be reset while members hold records.
     #[error("{acquired} records are still acquired")]
     RecordsAcquired {

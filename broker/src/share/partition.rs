@@ -19,6 +19,7 @@ use super::{AcknowledgeType, ShareConfig, ShareError, WriteSeq};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+#[cfg_attr(not(test), allow(dead_code))]
 /// The delivery state of an in-flight record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordState {
@@ -54,6 +55,7 @@ pub struct AckBatch {
     pub acknowledge_types: Vec<i8>,
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 /// One range of the in-flight window, for describing and testing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InFlightRange {
@@ -163,11 +165,13 @@ impl SharePartition {
         Ok(p)
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     /// SPSO: the first offset not yet done.
     pub fn start_offset(&self) -> i64 {
         self.start_offset
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     /// One past the last in-flight offset (Kafka's SPEO + 1).
     pub fn end_offset(&self) -> i64 {
         self.end_offset
@@ -178,6 +182,7 @@ impl SharePartition {
         (self.end_offset - self.start_offset) as u64
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     /// Offsets in the window that are done (Acknowledged or Archived): KIP-1226's
     /// DeliveryCompleteCount, from which the share-partition lag is computed.
     pub fn delivery_complete_count(&self) -> u64 {
@@ -209,6 +214,7 @@ impl SharePartition {
             || self.in_flight_records() < u64::from(self.config.partition_max_record_locks)
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     /// The in-flight ranges, ascending.
     pub fn ranges(&self) -> impl Iterator<Item = InFlightRange> + '_ {
         self.runs.iter().map(|(first, r)| {
@@ -361,6 +367,7 @@ impl SharePartition {
         self.advance_start();
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     /// AlterShareGroupOffsets: forgets every in-flight state and starts again at `offset`, with
     /// a new state epoch and a snapshot as the next write. Refused while records are acquired.
     pub fn reset_start_offset(&mut self, offset: i64) -> Result<WriteSeq, ShareError> {

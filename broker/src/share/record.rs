@@ -187,6 +187,7 @@ impl StateRecord {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     /// The record key for share partition `key`.
     pub fn encode_key(&self, key: &ShareStateKey) -> Result<Vec<u8>, RecordError> {
         encode_key(self.key_version(), key)

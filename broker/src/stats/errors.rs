@@ -184,6 +184,31 @@ pub fn tally(api_key: i16, body: &dyn Any, add: &mut dyn FnMut(i16)) {
                 .flat_map(|t| &t.partitions)
                 .for_each(|p| add(p.error_code));
         }),
+        ApiKey::InitializeShareGroupState => as_!(InitializeShareGroupStateResponse)
+            .into_iter()
+            .flat_map(|r| &r.results)
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| add(p.error_code)),
+        ApiKey::ReadShareGroupState => as_!(ReadShareGroupStateResponse)
+            .into_iter()
+            .flat_map(|r| &r.results)
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| add(p.error_code)),
+        ApiKey::WriteShareGroupState => as_!(WriteShareGroupStateResponse)
+            .into_iter()
+            .flat_map(|r| &r.results)
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| add(p.error_code)),
+        ApiKey::DeleteShareGroupState => as_!(DeleteShareGroupStateResponse)
+            .into_iter()
+            .flat_map(|r| &r.results)
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| add(p.error_code)),
+        ApiKey::ReadShareGroupStateSummary => as_!(ReadShareGroupStateSummaryResponse)
+            .into_iter()
+            .flat_map(|r| &r.results)
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| add(p.error_code)),
         _ => {}
     }
 }

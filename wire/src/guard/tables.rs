@@ -42,6 +42,11 @@ pub(super) const APIS: &[Api] = &[
     describe_share_group_offsets::API,
     alter_share_group_offsets::API,
     delete_share_group_offsets::API,
+    initialize_share_group_state::API,
+    read_share_group_state::API,
+    write_share_group_state::API,
+    delete_share_group_state::API,
+    read_share_group_state_summary::API,
     alter_configs::API,
     incremental_alter_configs::API,
     delete_records::API,
@@ -803,6 +808,188 @@ pub(super) mod share_group_describe {
     const SHARE_GROUP_DESCRIBE_REQUEST: &[Field] = &[
         Field::new("group_ids", Ty::Array(&Ty::String), 0, i16::MAX),
         Field::new("include_authorized_operations", Ty::Bool, 0, i16::MAX),
+    ];
+}
+
+/// initialize_share_group_state_request, api_key 83, versions 0-0, flexible 0+.
+pub(super) mod initialize_share_group_state {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 83,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: INITIALIZE_SHARE_GROUP_STATE_REQUEST,
+    };
+    const INITIALIZE_SHARE_GROUP_STATE_REQUEST: &[Field] = &[
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+        Field::new(
+            "topics",
+            Ty::Array(&Ty::Struct(INITIALIZE_STATE_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const INITIALIZE_STATE_DATA: &[Field] = &[
+        Field::new("topic_id", Ty::Uuid, 0, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(PARTITION_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const PARTITION_DATA: &[Field] = &[
+        Field::new("partition", Ty::Int32, 0, i16::MAX),
+        Field::new("state_epoch", Ty::Int32, 0, i16::MAX),
+        Field::new("start_offset", Ty::Int64, 0, i16::MAX),
+    ];
+}
+
+/// read_share_group_state_request, api_key 84, versions 0-0, flexible 0+.
+pub(super) mod read_share_group_state {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 84,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: READ_SHARE_GROUP_STATE_REQUEST,
+    };
+    const READ_SHARE_GROUP_STATE_REQUEST: &[Field] = &[
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+        Field::new(
+            "topics",
+            Ty::Array(&Ty::Struct(READ_STATE_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const READ_STATE_DATA: &[Field] = &[
+        Field::new("topic_id", Ty::Uuid, 0, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(PARTITION_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const PARTITION_DATA: &[Field] = &[
+        Field::new("partition", Ty::Int32, 0, i16::MAX),
+        Field::new("leader_epoch", Ty::Int32, 0, i16::MAX),
+    ];
+}
+
+/// write_share_group_state_request, api_key 85, versions 0-0, flexible 0+.
+pub(super) mod write_share_group_state {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 85,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: WRITE_SHARE_GROUP_STATE_REQUEST,
+    };
+    const WRITE_SHARE_GROUP_STATE_REQUEST: &[Field] = &[
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+        Field::new(
+            "topics",
+            Ty::Array(&Ty::Struct(WRITE_STATE_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const WRITE_STATE_DATA: &[Field] = &[
+        Field::new("topic_id", Ty::Uuid, 0, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(PARTITION_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const PARTITION_DATA: &[Field] = &[
+        Field::new("partition", Ty::Int32, 0, i16::MAX),
+        Field::new("state_epoch", Ty::Int32, 0, i16::MAX),
+        Field::new("leader_epoch", Ty::Int32, 0, i16::MAX),
+        Field::new("start_offset", Ty::Int64, 0, i16::MAX),
+        Field::new(
+            "state_batches",
+            Ty::Array(&Ty::Struct(STATE_BATCH)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const STATE_BATCH: &[Field] = &[
+        Field::new("first_offset", Ty::Int64, 0, i16::MAX),
+        Field::new("last_offset", Ty::Int64, 0, i16::MAX),
+        Field::new("delivery_state", Ty::Int8, 0, i16::MAX),
+        Field::new("delivery_count", Ty::Int16, 0, i16::MAX),
+    ];
+}
+
+/// delete_share_group_state_request, api_key 86, versions 0-0, flexible 0+.
+pub(super) mod delete_share_group_state {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 86,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: DELETE_SHARE_GROUP_STATE_REQUEST,
+    };
+    const DELETE_SHARE_GROUP_STATE_REQUEST: &[Field] = &[
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+        Field::new(
+            "topics",
+            Ty::Array(&Ty::Struct(DELETE_STATE_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const DELETE_STATE_DATA: &[Field] = &[
+        Field::new("topic_id", Ty::Uuid, 0, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(PARTITION_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const PARTITION_DATA: &[Field] = &[Field::new("partition", Ty::Int32, 0, i16::MAX)];
+}
+
+/// read_share_group_state_summary_request, api_key 87, versions 0-0, flexible 0+.
+pub(super) mod read_share_group_state_summary {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 87,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: READ_SHARE_GROUP_STATE_SUMMARY_REQUEST,
+    };
+    const READ_SHARE_GROUP_STATE_SUMMARY_REQUEST: &[Field] = &[
+        Field::new("group_id", Ty::String, 0, i16::MAX),
+        Field::new(
+            "topics",
+            Ty::Array(&Ty::Struct(READ_STATE_SUMMARY_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const READ_STATE_SUMMARY_DATA: &[Field] = &[
+        Field::new("topic_id", Ty::Uuid, 0, i16::MAX),
+        Field::new(
+            "partitions",
+            Ty::Array(&Ty::Struct(PARTITION_DATA)),
+            0,
+            i16::MAX,
+        ),
+    ];
+    const PARTITION_DATA: &[Field] = &[
+        Field::new("partition", Ty::Int32, 0, i16::MAX),
+        Field::new("leader_epoch", Ty::Int32, 0, i16::MAX),
     ];
 }
 

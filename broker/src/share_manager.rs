@@ -12,17 +12,17 @@
 //! carrying it is committed on the state topic. A write that fails drops the entry: its memory
 //! may hold changes that are not durable, so the next fetch reads the durable state back.
 //!
-//! [`SharePartition`]: super::partition::SharePartition
+//! [`SharePartition`]: crate::share::partition::SharePartition
 
-use super::partition::{AckBatch, AcquiredRecords, SharePartition};
-use super::record::{ShareSnapshotValue, ShareStateKey, StateRecord};
-use super::ShareConfig;
 use crate::errors::code;
 use crate::group_config::{ShareAutoOffsetReset, ShareIsolationLevel};
 use crate::mesh::Call;
 use crate::partition::Reader;
 use crate::shard::{Partition, Shard};
-use crate::share_state_stub as share_state;
+use crate::share::partition::{AckBatch, AcquiredRecords, SharePartition};
+use crate::share::record::{ShareSnapshotValue, ShareStateKey, StateRecord};
+use crate::share::ShareConfig;
+use crate::share_state;
 use bytes::{Bytes, BytesMut};
 use millrace_shard::sync::{Notify, Turn};
 use millrace_storage::disk::DiskFile;
@@ -397,39 +397,44 @@ async fn load(
             .max(0) as u32,
     };
     let leader_epoch = partition.leader_epoch().0;
-    let sp = match share_state::read(shard, key, leader_epoch).await? {
-        Some(state) => {
-            let snapshot = ShareSnapshotValue {
-                snapshot_epoch: 0,
-                state_epoch: state.state_epoch,
-                leader_epoch,
-                start_offset: state.start_offset,
-                create_timestamp: 0,
-                write_timestamp: 0,
-                state_batches: state.batches,
-                unknown_tagged_fields: Vec::new(),
-            };
-            let mut sp =
-                SharePartition::recover(config, leader_epoch, &snapshot, &[]).map_err(|e| {
-                    tracing::warn!(group = %key.group_id, partition = key.partition, "{e}");
-                    code::UNKNOWN_SERVER_ERROR
-                })?;
-            sp.log_start_advanced(partition.log_start_offset());
-            sp
+    let committed = settings.isolation_level == ShareIsolationLevel::ReadCommitted;
+    let stored = share_state::read(shard, key, leader_epoch).await?;
+    let (state_epoch, start, batches, fresh) = match stored {
+        Some(state) if state.start_offset >= 0 => {
+            (state.state_epoch, state.start_offset, state.batches, false)
         }
-        None => {
-            let committed = settings.isolation_level == ShareIsolationLevel::ReadCommitted;
+        // Never read, or initialized without a start offset: `share.auto.offset.reset`.
+        other => {
             let start = start_offset(partition, settings.auto_offset_reset, committed).await?;
-            let mut sp = SharePartition::new(config, start, leader_epoch);
-            // The initial state is written before anything is acquired, as Kafka initializes
-            // a share partition's state before assigning it.
-            let now = millrace_shard::time::now_ms();
-            if let Some(w) = sp.take_write(now) {
-                share_state::write(shard, key, write_request(&w.record, sp.state_epoch())).await?;
-            }
-            sp
+            (other.map_or(0, |s| s.state_epoch), start, Vec::new(), true)
         }
     };
+    let snapshot = ShareSnapshotValue {
+        snapshot_epoch: 0,
+        state_epoch,
+        leader_epoch,
+        start_offset: start,
+        create_timestamp: 0,
+        write_timestamp: 0,
+        state_batches: batches,
+        unknown_tagged_fields: Vec::new(),
+    };
+    let mut sp = SharePartition::recover(config, leader_epoch, &snapshot, &[]).map_err(|e| {
+        tracing::warn!(group = %key.group_id, partition = key.partition, "{e}");
+        code::UNKNOWN_SERVER_ERROR
+    })?;
+    if fresh {
+        // The start is written before anything is acquired, as Kafka initializes a share
+        // partition's state before assigning it.
+        let write = share_state::StateWriteRequest {
+            state_epoch,
+            leader_epoch,
+            start_offset: start,
+            batches: Vec::new(),
+        };
+        share_state::write(shard, key, write).await?;
+    }
+    sp.log_start_advanced(partition.log_start_offset());
     Ok(Loaded {
         sp,
         leader_epoch,
@@ -774,25 +779,4 @@ pub async fn tick_loop(shard: Rc<Shard>) {
             }
         }
     }
-}
-
-/// The share partitions loaded on `shard`, for describing a group's state:
-/// (group, topic, partition, start offset, in-flight records).
-pub fn loaded_partitions(shard: &Shard) -> Vec<(String, String, i32, i64, u64)> {
-    let shares = shares_of(shard);
-    let entries = shares.entries.borrow();
-    entries
-        .iter()
-        .filter_map(|((g, t, p), e)| {
-            let l = e.loaded.borrow();
-            let l = l.as_ref()?;
-            Some((
-                g.clone(),
-                t.clone(),
-                *p,
-                l.sp.start_offset(),
-                l.sp.in_flight_records(),
-            ))
-        })
-        .collect()
 }
