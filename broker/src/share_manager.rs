@@ -169,6 +169,15 @@ async fn fetch_one(
     }
     let entry = match loaded_entry(shard, shares, key, partition, topic_id).await {
         Ok(e) => e,
+        // The share coordinator is not there yet (its topic being made, its partition
+        // loading or moving): nothing to deliver now, as Kafka answers while a share
+        // partition initializes; the client fetches again.
+        Err(
+            code::COORDINATOR_NOT_AVAILABLE
+            | code::COORDINATOR_LOAD_IN_PROGRESS
+            | code::NOT_COORDINATOR
+            | code::REQUEST_TIMED_OUT,
+        ) => return ShareFetched::default(),
         Err(error) => return ShareFetched::error(error),
     };
     let (from, reader) = {
@@ -704,12 +713,14 @@ impl Call<Shard> for ShareWaitOnOwner {
                         return true;
                     };
                     let key = (self.group.clone(), topic.clone(), *index);
+                    // Not loaded (its share coordinator was not reachable): waiting is
+                    // better than a client fetching again at once.
                     let Some(entry) = shares.entries.borrow().get(&key).cloned() else {
-                        return true;
+                        return false;
                     };
                     let l = entry.loaded.borrow();
                     let Some(l) = l.as_ref() else {
-                        return true;
+                        return false;
                     };
                     if !l.sp.can_acquire() {
                         return false;

@@ -100,7 +100,6 @@ impl Context {
         crate::share_state::ensure_topic(&self.shard)
     }
 
-    /// Number of shards.
     /// Checks records' schema ids with this broker's schema registry (produce validation).
     pub async fn check_schema_ids(
         &self,
@@ -109,6 +108,7 @@ impl Context {
         crate::registry::check_ids(&self.shard, checks).await
     }
 
+    /// Number of shards.
     pub fn shards(&self) -> usize {
         self.shard.shards
     }

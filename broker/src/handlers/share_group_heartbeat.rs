@@ -18,6 +18,12 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Ok(r) => r,
         Err(close) => return close,
     };
+    if req.member_epoch == 0 {
+        // The members' share partitions keep their state in __share_group_state: have it
+        // made now rather than at the first ShareFetch (Kafka makes it when the group
+        // coordinator initializes the assigned partitions' state).
+        ctx.ensure_share_state_topic();
+    }
     let heartbeat = ShareHeartbeat {
         group_id: req.group_id.0.to_string(),
         member_id: req.member_id.to_string(),
