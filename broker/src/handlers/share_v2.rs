@@ -18,6 +18,10 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::protocol::Decodable;
 use millrace_wire::frame::RequestHeader;
 
+/// (api key, version) pairs served by decoding another version (ShareFetch and
+/// ShareAcknowledge v2), which kafka-protocol 0.18 lacks.
+pub const BRIDGED: &[(i16, i16)] = &[(78, 2), (79, 2)];
+
 /// The fields v2 adds to a request (their defaults for v1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct V2Fields {
@@ -136,6 +140,49 @@ mod tests {
         assert_eq!(skip_compact_strings(&body, 0, 2), Some(4));
         assert_eq!(skip_compact_strings(&body, 0, 1), Some(3));
         assert_eq!(skip_compact_strings(&[5u8, b'a'], 0, 1), None);
+    }
+
+    #[test]
+    fn a_v2_share_fetch_decodes_as_its_v1_body_with_the_two_fields() {
+        use kafka_protocol::messages::share_fetch_request::FetchTopic;
+        use kafka_protocol::messages::{GroupId, ShareFetchRequest};
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let req = ShareFetchRequest::default()
+            .with_group_id(Some(GroupId(StrBytes::from_static_str("g"))))
+            .with_member_id(Some(StrBytes::from_static_str("m")))
+            .with_share_session_epoch(3)
+            .with_max_records(7)
+            .with_topics(vec![
+                FetchTopic::default().with_topic_id(uuid::Uuid::from_u128(9))
+            ]);
+        let mut v1 = BytesMut::new();
+        req.encode(&mut v1, 1).unwrap();
+        // group "g", member "m": 2 + 2 bytes, then six int32s, then the v2 fields.
+        let at = 4 + 24;
+        let mut v2 = v1[..at].to_vec();
+        v2.extend_from_slice(&[1, 1]);
+        v2.extend_from_slice(&v1[at..]);
+        let header = RequestHeader {
+            api_key: 78,
+            api_version: 2,
+            correlation_id: 1,
+            client_id: None,
+            header_version: 2,
+        };
+        let Ok((decoded, fields, answer_as)) =
+            decode::<ShareFetchRequest>(&header, &Bytes::from(v2), true)
+        else {
+            panic!("a v2 body decodes");
+        };
+        assert_eq!(decoded, req);
+        assert_eq!(
+            fields,
+            V2Fields {
+                acquire_mode: 1,
+                renew: true
+            }
+        );
+        assert_eq!(answer_as.api_version, 1);
     }
 
     #[test]
