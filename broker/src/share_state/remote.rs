@@ -7,9 +7,9 @@
 //!
 //! Lives on the calling shard (its clients are in [`super::ShardShareStates`]).
 
-use super::{states_of, OpResult, PersistedState, StateOp};
+use super::{states_of, OpResult, PersistedState, StateOp, StateWriteRequest};
 use crate::errors::code;
-use crate::peer::PeerClient;
+use crate::peer::{PeerClient, PeerError};
 use crate::shard::Shard;
 use crate::share::record::{ShareStateKey, StateBatch};
 use kafka_protocol::messages::{
@@ -36,151 +36,171 @@ pub(super) async fn send(
     op: StateOp,
 ) -> OpResult {
     let client = client(shard, broker)?;
-    let group = || StrBytes::from_string(key.group_id.clone());
-    let unreachable = |e: crate::peer::PeerError| {
-        tracing::debug!(broker, error = %e, "share-state request not answered");
-        code::COORDINATOR_NOT_AVAILABLE
-    };
-    match op {
-        StateOp::Read { leader_epoch } => {
-            let partition = read_req::PartitionData::default()
-                .with_partition(key.partition)
-                .with_leader_epoch(leader_epoch);
-            let req = ReadShareGroupStateRequest::default()
-                .with_group_id(group())
-                .with_topics(vec![read_req::ReadStateData::default()
-                    .with_topic_id(key.topic_id)
-                    .with_partitions(vec![partition])]);
-            let resp = client.request(VERSION, &req).await.map_err(unreachable)?;
-            let p = resp
-                .results
-                .into_iter()
-                .flat_map(|t| t.partitions)
-                .next()
-                .ok_or(code::UNKNOWN_SERVER_ERROR)?;
-            match p.error_code {
-                code::NONE => Ok(Some(PersistedState {
-                    state_epoch: p.state_epoch,
-                    leader_epoch,
-                    start_offset: p.start_offset,
-                    batches: p
-                        .state_batches
-                        .iter()
-                        .map(|b| StateBatch {
-                            first_offset: b.first_offset,
-                            last_offset: b.last_offset,
-                            delivery_state: b.delivery_state,
-                            delivery_count: b.delivery_count,
-                        })
-                        .collect(),
-                })),
-                code::INVALID_REQUEST => Ok(None),
-                e => Err(e),
-            }
-        }
-        StateOp::Write(w) => {
-            let batches = w
-                .batches
-                .iter()
-                .map(|b| {
-                    write_req::StateBatch::default()
-                        .with_first_offset(b.first_offset)
-                        .with_last_offset(b.last_offset)
-                        .with_delivery_state(b.delivery_state)
-                        .with_delivery_count(b.delivery_count)
-                })
-                .collect();
-            let partition = write_req::PartitionData::default()
-                .with_partition(key.partition)
-                .with_state_epoch(w.state_epoch)
-                .with_leader_epoch(w.leader_epoch)
-                .with_start_offset(w.start_offset)
-                .with_state_batches(batches);
-            let req = WriteShareGroupStateRequest::default()
-                .with_group_id(group())
-                .with_topics(vec![write_req::WriteStateData::default()
-                    .with_topic_id(key.topic_id)
-                    .with_partitions(vec![partition])]);
-            let resp = client.request(VERSION, &req).await.map_err(unreachable)?;
-            let error = resp
-                .results
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.error_code);
-            done(error.into_iter().next())
-        }
+    let answer = match op {
+        StateOp::Read { leader_epoch } => read(&client, key, leader_epoch).await,
+        StateOp::Write(w) => write(&client, key, &w).await,
         StateOp::Initialize {
             state_epoch,
             start_offset,
-        } => {
-            let partition = init_req::PartitionData::default()
-                .with_partition(key.partition)
-                .with_state_epoch(state_epoch)
-                .with_start_offset(start_offset);
-            let req = InitializeShareGroupStateRequest::default()
-                .with_group_id(group())
-                .with_topics(vec![init_req::InitializeStateData::default()
-                    .with_topic_id(key.topic_id)
-                    .with_partitions(vec![partition])]);
-            let resp = client.request(VERSION, &req).await.map_err(unreachable)?;
-            let error = resp
-                .results
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.error_code);
-            done(error.into_iter().next())
+        } => initialize(&client, key, state_epoch, start_offset).await,
+        StateOp::Delete => delete(&client, key).await,
+        StateOp::Summary => summary(&client, key).await,
+    };
+    answer.map_err(|e| match e {
+        Failure::Code(code) => code,
+        Failure::Peer(e) => {
+            tracing::debug!(broker, error = %e, "share-state request not answered");
+            code::COORDINATOR_NOT_AVAILABLE
         }
-        StateOp::Delete => {
-            let partition = delete_req::PartitionData::default().with_partition(key.partition);
-            let req = DeleteShareGroupStateRequest::default()
-                .with_group_id(group())
-                .with_topics(vec![delete_req::DeleteStateData::default()
-                    .with_topic_id(key.topic_id)
-                    .with_partitions(vec![partition])]);
-            let resp = client.request(VERSION, &req).await.map_err(unreachable)?;
-            let error = resp
-                .results
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.error_code);
-            done(error.into_iter().next())
-        }
-        StateOp::Summary => {
-            let partition = summary_req::PartitionData::default()
-                .with_partition(key.partition)
-                .with_leader_epoch(-1);
-            let req = ReadShareGroupStateSummaryRequest::default()
-                .with_group_id(group())
-                .with_topics(vec![summary_req::ReadStateSummaryData::default()
-                    .with_topic_id(key.topic_id)
-                    .with_partitions(vec![partition])]);
-            let resp = client.request(VERSION, &req).await.map_err(unreachable)?;
-            let p = resp
-                .results
-                .into_iter()
-                .flat_map(|t| t.partitions)
-                .next()
-                .ok_or(code::UNKNOWN_SERVER_ERROR)?;
-            if p.error_code != code::NONE {
-                return Err(p.error_code);
-            }
-            Ok(Some(PersistedState {
-                state_epoch: p.state_epoch,
-                leader_epoch: p.leader_epoch,
-                start_offset: p.start_offset,
-                batches: Vec::new(),
-            }))
-        }
+    })
+}
+
+/// Why a request to another broker got no usable answer.
+enum Failure {
+    /// Its answer for the partition (or a response without one: UNKNOWN_SERVER_ERROR).
+    Code(i16),
+    /// No answer.
+    Peer(PeerError),
+}
+
+impl From<PeerError> for Failure {
+    fn from(e: PeerError) -> Self {
+        Failure::Peer(e)
     }
 }
 
-/// Ok for an answer without error; a response without the partition is a broken peer.
-fn done(error: Option<i16>) -> OpResult {
-    match error {
-        Some(code::NONE) => Ok(None),
-        Some(e) => Err(e),
-        None => Err(code::UNKNOWN_SERVER_ERROR),
+type Answer = Result<Option<PersistedState>, Failure>;
+
+fn group(key: &ShareStateKey) -> StrBytes {
+    StrBytes::from_string(key.group_id.clone())
+}
+
+/// The one partition result of a response with one topic and one partition.
+fn only<T>(partitions: impl IntoIterator<Item = T>) -> Result<T, Failure> {
+    partitions
+        .into_iter()
+        .next()
+        .ok_or(Failure::Code(code::UNKNOWN_SERVER_ERROR))
+}
+
+/// Ok(None) for an answer without error.
+fn done(error_code: i16) -> Answer {
+    match error_code {
+        code::NONE => Ok(None),
+        e => Err(Failure::Code(e)),
     }
+}
+
+async fn read(client: &PeerClient, key: &ShareStateKey, leader_epoch: i32) -> Answer {
+    let partition = read_req::PartitionData::default()
+        .with_partition(key.partition)
+        .with_leader_epoch(leader_epoch);
+    let req = ReadShareGroupStateRequest::default()
+        .with_group_id(group(key))
+        .with_topics(vec![read_req::ReadStateData::default()
+            .with_topic_id(key.topic_id)
+            .with_partitions(vec![partition])]);
+    let resp = client.request(VERSION, &req).await?;
+    let p = only(resp.results.into_iter().flat_map(|t| t.partitions))?;
+    match p.error_code {
+        code::NONE => {}
+        code::INVALID_REQUEST => return Ok(None),
+        e => return Err(Failure::Code(e)),
+    }
+    let batches = p
+        .state_batches
+        .iter()
+        .map(|b| StateBatch {
+            first_offset: b.first_offset,
+            last_offset: b.last_offset,
+            delivery_state: b.delivery_state,
+            delivery_count: b.delivery_count,
+        })
+        .collect();
+    Ok(Some(PersistedState {
+        state_epoch: p.state_epoch,
+        leader_epoch,
+        start_offset: p.start_offset,
+        batches,
+    }))
+}
+
+async fn write(client: &PeerClient, key: &ShareStateKey, w: &StateWriteRequest) -> Answer {
+    let batches = w
+        .batches
+        .iter()
+        .map(|b| {
+            write_req::StateBatch::default()
+                .with_first_offset(b.first_offset)
+                .with_last_offset(b.last_offset)
+                .with_delivery_state(b.delivery_state)
+                .with_delivery_count(b.delivery_count)
+        })
+        .collect();
+    let partition = write_req::PartitionData::default()
+        .with_partition(key.partition)
+        .with_state_epoch(w.state_epoch)
+        .with_leader_epoch(w.leader_epoch)
+        .with_start_offset(w.start_offset)
+        .with_state_batches(batches);
+    let req = WriteShareGroupStateRequest::default()
+        .with_group_id(group(key))
+        .with_topics(vec![write_req::WriteStateData::default()
+            .with_topic_id(key.topic_id)
+            .with_partitions(vec![partition])]);
+    let resp = client.request(VERSION, &req).await?;
+    done(only(resp.results.into_iter().flat_map(|t| t.partitions))?.error_code)
+}
+
+async fn initialize(
+    client: &PeerClient,
+    key: &ShareStateKey,
+    state_epoch: i32,
+    start_offset: i64,
+) -> Answer {
+    let partition = init_req::PartitionData::default()
+        .with_partition(key.partition)
+        .with_state_epoch(state_epoch)
+        .with_start_offset(start_offset);
+    let req = InitializeShareGroupStateRequest::default()
+        .with_group_id(group(key))
+        .with_topics(vec![init_req::InitializeStateData::default()
+            .with_topic_id(key.topic_id)
+            .with_partitions(vec![partition])]);
+    let resp = client.request(VERSION, &req).await?;
+    done(only(resp.results.into_iter().flat_map(|t| t.partitions))?.error_code)
+}
+
+async fn delete(client: &PeerClient, key: &ShareStateKey) -> Answer {
+    let partition = delete_req::PartitionData::default().with_partition(key.partition);
+    let req = DeleteShareGroupStateRequest::default()
+        .with_group_id(group(key))
+        .with_topics(vec![delete_req::DeleteStateData::default()
+            .with_topic_id(key.topic_id)
+            .with_partitions(vec![partition])]);
+    let resp = client.request(VERSION, &req).await?;
+    done(only(resp.results.into_iter().flat_map(|t| t.partitions))?.error_code)
+}
+
+/// The summary as a state without batches (its defaults when the share partition has none).
+async fn summary(client: &PeerClient, key: &ShareStateKey) -> Answer {
+    let partition = summary_req::PartitionData::default()
+        .with_partition(key.partition)
+        .with_leader_epoch(-1);
+    let req = ReadShareGroupStateSummaryRequest::default()
+        .with_group_id(group(key))
+        .with_topics(vec![summary_req::ReadStateSummaryData::default()
+            .with_topic_id(key.topic_id)
+            .with_partitions(vec![partition])]);
+    let resp = client.request(VERSION, &req).await?;
+    let p = only(resp.results.into_iter().flat_map(|t| t.partitions))?;
+    done(p.error_code)?;
+    Ok(Some(PersistedState {
+        state_epoch: p.state_epoch,
+        leader_epoch: p.leader_epoch,
+        start_offset: p.start_offset,
+        batches: Vec::new(),
+    }))
 }
 
 /// The client of broker `broker`'s client listener.
