@@ -61,7 +61,7 @@ pub fn decode<T: Decodable>(
     body: &Bytes,
     fetch: bool,
 ) -> Result<(T, V2Fields, RequestHeader), Response> {
-    if header.api_version != 2 {
+    if !BRIDGED.contains(&(header.api_key, header.api_version)) {
         let req = super::decode(header, body)?;
         return Ok((req, V2Fields::default(), header.clone()));
     }
