@@ -42,6 +42,7 @@ FRANZ_GO_TESTS = (
 PACKAGE = "github.com/twmb/franz-go/pkg/kgo"
 RUN_TIMEOUT_S = 240
 RESULT = re.compile(r"^\s*--- (PASS|FAIL|SKIP): (\S+) \(")
+HEADER = re.compile(r"^=== (?:RUN|CONT|NAME|PAUSE)\s+(\S+)")
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -86,6 +87,32 @@ def suite_results(broker, kgo_test, tmp_path_factory) -> tuple[dict[str, str], s
     return results, done.stdout
 
 
+def lines_of(output: str, name: str) -> list[str]:
+    """The -test.v lines a parallel test printed itself: go test heads each stretch of a
+    test's own lines with ``=== RUN|CONT|NAME <test>``; client log lines in between (no
+    header) are left out, and so are the other tests' stretches."""
+    mine, current = [], None
+    for line in output.splitlines():
+        m = HEADER.match(line)
+        if m:
+            current = m.group(1)
+            continue
+        if current is not None and (current == name or current.startswith(name + "/")):
+            if line.startswith("    ") or line.startswith("--- "):
+                mine.append(line)
+    return mine
+
+
+def test_a_tests_own_lines_are_picked_out():
+    output = "\n".join([
+        "=== RUN   TestA", "=== PAUSE TestA", "=== CONT  TestA", "    a_test.go:1: from A",
+        "[12:00 1][INFO] client log", "=== NAME  TestB", "    b_test.go:2: from B",
+        "=== NAME  TestA", "    a_test.go:3: A again", "--- FAIL: TestA (0.10s)"])
+    assert lines_of(output, "TestA") == ["    a_test.go:1: from A", "    a_test.go:3: A again",
+                                         "--- FAIL: TestA (0.10s)"]
+    assert lines_of(output, "TestB") == ["    b_test.go:2: from B"]
+
+
 def test_the_result_lines_are_parsed():
     lines = ["=== RUN   TestA", "--- PASS: TestA (1.20s)", "    --- SKIP: TestA/sub (0.00s)",
              "--- FAIL: TestB (0.01s)", "PASS"]
@@ -96,6 +123,8 @@ def test_the_result_lines_are_parsed():
 @pytest.mark.parametrize("name", FRANZ_GO_TESTS)
 def test_franz_go(suite_results, name):
     results, output = suite_results
-    tail = "\n".join(output.splitlines()[-80:])
+    own = "\n".join(lines_of(output, name)[-60:])
+    tail = "\n".join(output.splitlines()[-30:])
     assert results.get(name) == "PASS", (
-        f"franz-go {name}: {results.get(name, 'no result line')}\n{tail}")
+        f"franz-go {name}: {results.get(name, 'no result line')}\n"
+        f"-- its own lines:\n{own}\n-- the end of the run:\n{tail}")

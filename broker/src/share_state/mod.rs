@@ -41,9 +41,12 @@
 //! stored one: FENCED_LEADER_EPOCH; a state epoch below it: FENCED_STATE_EPOCH; a topic or
 //! partition the image does not have: UNKNOWN_TOPIC_OR_PARTITION; a negative partition or
 //! epoch, an empty group id, batches that are not ranges: INVALID_REQUEST. [`read`], [`write`],
-//! [`initialize`], [`summary`] and [`delete`] retry NOT_COORDINATOR and
-//! COORDINATOR_LOAD_IN_PROGRESS themselves, [`RETRIES`] times over about 0.75 s (the image or
-//! the load catching up), then return them.
+//! [`initialize`], [`summary`] and [`delete`] retry NOT_COORDINATOR,
+//! COORDINATOR_LOAD_IN_PROGRESS and COORDINATOR_NOT_AVAILABLE themselves for up to
+//! [`RETRY_BUDGET`] (the topic being created, its leaders elected, the image or the load
+//! catching up), then return them: Kafka's persister retries the same three the same way, so a
+//! request that arrives while the state topic is still being made waits for it instead of
+//! failing (AlterShareGroupOffsets as a group's first share-state request did, under load).
 //!
 //! Lives on every shard: [`ShardShareStates`] in the shard's subsystem slots.
 
@@ -70,10 +73,14 @@ use std::time::Duration;
 /// How long a write waits for its record to be replicated (Kafka's
 /// `share.coordinator.write.timeout.ms` default).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Attempts of a request answered NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS.
-pub const RETRIES: u32 = 5;
-/// Pause before the first retry; doubles for each further one.
+/// How long a request answered NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS or
+/// COORDINATOR_NOT_AVAILABLE is tried again before that answer is returned: long enough for
+/// `__share_group_state`'s 50 partitions to be created and led on a busy host.
+pub const RETRY_BUDGET: Duration = Duration::from_secs(10);
+/// Pause before the first retry; doubles for each further one, up to [`RETRY_BACKOFF_MAX`].
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest pause between two attempts.
+const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// Most state batches one write may carry: far beyond what a share-partition leader writes
 /// (its window is at most `group.share.max.partition.max.record.locks`, 10,000 records, so as
 /// many runs). A state is not refused for its size (that would wedge its share partition);
@@ -298,24 +305,27 @@ pub fn check(key: &ShareStateKey, op: &StateOp) -> Result<(), i16> {
     }
 }
 
-/// Runs `op` where `key`'s state partition is led, retrying NOT_COORDINATOR and
-/// COORDINATOR_LOAD_IN_PROGRESS up to [`RETRIES`] attempts (a write retried after an unknown
-/// outcome writes the same batches again, which merges to the same state).
+/// Runs `op` where `key`'s state partition is led, retrying NOT_COORDINATOR,
+/// COORDINATOR_LOAD_IN_PROGRESS and COORDINATOR_NOT_AVAILABLE for up to [`RETRY_BUDGET`] (a
+/// write retried after an unknown outcome writes the same batches again, which merges to the
+/// same state).
 async fn with_retries(shard: &Rc<Shard>, key: &ShareStateKey, op: StateOp) -> OpResult {
+    let give_up = millrace_shard::time::Instant::now() + RETRY_BUDGET;
     let mut backoff = RETRY_BACKOFF;
-    let mut attempt = 1;
     loop {
         let result = route(shard, key, op.clone()).await;
         let retriable = matches!(
             result,
-            Err(code::NOT_COORDINATOR | code::COORDINATOR_LOAD_IN_PROGRESS)
+            Err(code::NOT_COORDINATOR
+                | code::COORDINATOR_LOAD_IN_PROGRESS
+                | code::COORDINATOR_NOT_AVAILABLE)
         );
-        if !retriable || attempt >= RETRIES || shard.stopping.get() {
+        let now = millrace_shard::time::Instant::now();
+        if !retriable || now + backoff > give_up || shard.stopping.get() {
             return result;
         }
         millrace_shard::time::sleep(backoff).await;
-        backoff *= 2;
-        attempt += 1;
+        backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
     }
 }
 
