@@ -24,7 +24,7 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 const COALESCE_BYTES_MAX: usize = 64 * 1024;
 
 /// Serves a connection until the peer closes it or sends something unusable.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener) {
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener, endpoint: Rc<str>) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -46,11 +46,23 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener) {
         peer.clone(),
     ));
     let share_sessions = Rc::default();
-    read_loop(&shard, reader, &queue, &peer, (listener, &share_sessions)).await;
+    let on = On {
+        listener,
+        endpoint,
+        share_sessions: &share_sessions,
+    };
+    read_loop(&shard, reader, &queue, &peer, on).await;
     queue.close();
     writer_task.await;
     // Kafka ends a member's share sessions with its connection and releases its records.
     crate::handlers::share_fetch::connection_closed(&shard, &share_sessions).await;
+}
+
+/// What a connection's requests share: where they came in, the connection's share sessions.
+struct On<'a> {
+    listener: Listener,
+    endpoint: Rc<str>,
+    share_sessions: &'a Rc<RefCell<ShareSessions>>,
 }
 
 async fn read_loop(
@@ -58,7 +70,7 @@ async fn read_loop(
     mut reader: TcpStream,
     queue: &LocalQueue<Task<Answer>>,
     peer: &str,
-    (listener, share_sessions): (Listener, &Rc<RefCell<ShareSessions>>),
+    on: On<'_>,
 ) {
     // Kafka reports a client's host as "/address".
     let host: Rc<str> = match peer.rsplit_once(':') {
@@ -93,9 +105,10 @@ async fn read_loop(
         let body = frame.slice(body_at..);
         let client = crate::handlers::Client {
             host: host.clone(),
-            listener,
+            listener: on.listener,
+            endpoint: on.endpoint.clone(),
             clock,
-            share_sessions: share_sessions.clone(),
+            share_sessions: on.share_sessions.clone(),
         };
         let task = millrace_shard::spawn(handle(shard.clone(), header, body, client));
         if queue.push(task).await.is_err() {

@@ -59,10 +59,12 @@ pub fn run(mut config: Config) -> Result<(), String> {
     // shards' own sockets share ports with SO_REUSEPORT, which would hide it).
     let mut held = Vec::new();
     if config.cluster.is_broker() {
-        held.push(
-            std::net::TcpListener::bind(config.listen)
-                .map_err(|e| format!("listening on {}: {e}", config.listen))?,
-        );
+        for (name, addr) in client_listen(&config)? {
+            held.push(
+                std::net::TcpListener::bind(addr)
+                    .map_err(|e| format!("listening on {name} {addr}: {e}"))?,
+            );
+        }
     }
     if let Some(addr) = config.cluster.controller_listen {
         held.push(
@@ -201,30 +203,51 @@ async fn shard_main(
         }
         return stop_shard(&shard).await;
     }
-    let listener = millrace_shard::net::listen(config.listen)?;
+    let mut accepting = Vec::new();
+    for (name, addr) in client_listen(&config).map_err(std::io::Error::other)? {
+        let listener = millrace_shard::net::listen(addr)?;
+        let (serving, connections) = (shard.clone(), connections.clone());
+        let endpoint: Rc<str> = Rc::from(name.as_str());
+        accepting.push(millrace_shard::spawn(millrace_shard::net::accept_until(
+            listener,
+            Duration::from_millis(50),
+            || STOP.load(Ordering::Relaxed),
+            move |stream| {
+                let (shard, connections) = (serving.clone(), connections.clone());
+                let endpoint = endpoint.clone();
+                async move {
+                    let slot = connections.acquire().await; // max.connections: wait for a close
+                    millrace_shard::spawn_detached(async move {
+                        crate::connection::serve(shard, stream, Listener::Client, endpoint).await;
+                        drop(slot);
+                    });
+                }
+            },
+        )));
+    }
     tracing::info!(
         shard = shard.id,
         partitions = shard.partitions().len(),
         "shard ready"
     );
-    let serving = shard.clone();
-    millrace_shard::net::accept_until(
-        listener,
-        Duration::from_millis(50),
-        || STOP.load(Ordering::Relaxed),
-        move |stream| {
-            let (shard, connections) = (serving.clone(), connections.clone());
-            async move {
-                let slot = connections.acquire().await; // max.connections: wait for a close
-                millrace_shard::spawn_detached(async move {
-                    crate::connection::serve(shard, stream, Listener::Client).await;
-                    drop(slot);
-                });
-            }
-        },
-    )
-    .await;
+    for task in accepting {
+        task.await;
+    }
     stop_shard(&shard).await
+}
+
+/// Every client listener's name and address to bind, in `listeners`' order.
+fn client_listen(config: &Config) -> Result<Vec<(String, std::net::SocketAddr)>, String> {
+    config
+        .cluster
+        .client_listeners
+        .iter()
+        .map(|l| {
+            crate::config::cluster::socket_addr("listeners", &l.host, l.port)
+                .map(|addr| (l.name.clone(), addr))
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// Where the REST proxy listens: a controller-only node has no client listener to front, so
@@ -265,10 +288,12 @@ fn serve_controller_listener(shard: Rc<Shard>, addr: std::net::SocketAddr) -> st
             move |stream| {
                 let shard = shard.clone();
                 async move {
+                    let endpoint = Rc::from(shard.config.cluster.client_listener_name.as_str());
                     millrace_shard::spawn_detached(crate::connection::serve(
                         shard,
                         stream,
                         Listener::Controller,
+                        endpoint,
                     ));
                 }
             },

@@ -805,6 +805,7 @@ async fn request_on<Req: Encodable>(
     let client = Client {
         host: Rc::from("/127.0.0.1"),
         listener,
+        endpoint: Rc::from(shard.config.cluster.client_listener_name.as_str()),
         clock: Rc::new(crate::stats::RequestClock::new()),
         share_sessions: Rc::default(),
     };

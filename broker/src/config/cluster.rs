@@ -123,6 +123,22 @@ impl Default for ClusterKeys {
     }
 }
 
+/// One client listener once checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientListener {
+    /// Its name (`PLAINTEXT`, `SASL_SSL`, `INTERNAL`, ...).
+    pub name: String,
+    /// Host and port it binds (empty host: every interface).
+    pub host: String,
+    /// Port it binds.
+    pub port: u16,
+    /// Its security protocol from `listener.security.protocol.map` (or its name).
+    pub protocol: String,
+    /// Host and port clients are told (`advertised.listeners`' entry of the same name, else
+    /// the bound ones).
+    pub advertised: (String, u16),
+}
+
 /// The cluster settings once checked: what the rest of the broker reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
@@ -134,8 +150,13 @@ pub struct Cluster {
     pub controller_listen: Option<SocketAddr>,
     /// Name of the listener controllers are reached on (`controller.listener.names`' first).
     pub controller_listener_name: Option<String>,
-    /// Name of the client listener (also the inter-broker one).
+    /// Name of the inter-broker listener (`inter.broker.listener.name`, or the listener named
+    /// after `security.inter.broker.protocol`, or the only client listener): the endpoint
+    /// brokers dial each other on and register first.
     pub client_listener_name: String,
+    /// Every listener clients may use (all of `listeners` but the controller's), each with its
+    /// security protocol and advertised address, in the order `listeners` gives them.
+    pub client_listeners: Vec<ClientListener>,
     /// `broker.rack`.
     pub rack: Option<String>,
     /// The quorum's and the brokers' timings.
@@ -319,7 +340,7 @@ impl ClusterKeys {
             ));
         }
         let Some(roles) = self.roles else {
-            return self.resolve_single(node_id, listeners_text);
+            return self.resolve_single(node_id);
         };
         if self.voters.is_empty() {
             return Err(err(
@@ -356,33 +377,6 @@ impl ClusterKeys {
                 "a node with process.roles must name its controller listener".into(),
             ));
         };
-        let protocol_of = |name: &str| -> Result<String, ConfigError> {
-            let explicit = self.protocol_map.as_ref();
-            let found = match explicit {
-                Some(map) => map.get(name).cloned(),
-                None if KNOWN_PROTOCOLS.contains(&name) => Some(name.to_string()),
-                // Kafka maps unmapped controller listeners to PLAINTEXT when the map is unset.
-                None if self.controller_listener_names.iter().any(|c| c == name) => {
-                    Some("PLAINTEXT".to_string())
-                }
-                None => None,
-            };
-            let Some(protocol) = found else {
-                return Err(ConfigError::Invalid {
-                    key: "listener.security.protocol.map".into(),
-                    value: explicit.map(render_map).unwrap_or_default(),
-                    reason: format!("no security protocol for listener {name}"),
-                });
-            };
-            if protocol != "PLAINTEXT" {
-                return Err(ConfigError::Invalid {
-                    key: "listener.security.protocol.map".into(),
-                    value: format!("{name}:{protocol}"),
-                    reason: "only PLAINTEXT listeners are supported so far".into(),
-                });
-            }
-            Ok(protocol)
-        };
         let controller_listener = self.listeners.iter().find(|l| l.name == controller_name);
         if roles.controller && controller_listener.is_none() {
             return Err(err(
@@ -400,40 +394,33 @@ impl ClusterKeys {
                 ),
             ));
         }
-        protocol_of(&controller_name)?;
-        for l in &self.listeners {
-            protocol_of(&l.name)?;
+        let controller_protocol = self.protocol_of(&controller_name)?;
+        if controller_protocol != "PLAINTEXT" {
+            return Err(err(
+                "listener.security.protocol.map",
+                format!("{controller_name}:{controller_protocol}"),
+                "the controller listener is PLAINTEXT in this build".into(),
+            ));
         }
         let clients: Vec<&Listener> = self
             .listeners
             .iter()
             .filter(|l| !self.controller_listener_names.contains(&l.name))
             .collect();
-        let client_name = match (roles.broker, clients.as_slice()) {
-            (true, [one]) => one.name.clone(),
-            (true, []) => {
-                return Err(err(
-                    "listeners",
-                    listeners_text,
-                    "a broker needs a listener for clients".into(),
-                ))
-            }
-            (true, _) => {
-                return Err(err(
-                    "listeners",
-                    listeners_text,
-                    "one client listener per broker is supported so far".into(),
-                ))
-            }
-            (false, []) => String::new(),
-            (false, _) => {
-                return Err(err(
-                    "listeners",
-                    listeners_text,
-                    "a controller-only node listens on its controller listener only".into(),
-                ))
-            }
-        };
+        if roles.broker && clients.is_empty() {
+            return Err(err(
+                "listeners",
+                listeners_text,
+                "a broker needs a listener for clients".into(),
+            ));
+        }
+        if !roles.broker && !clients.is_empty() {
+            return Err(err(
+                "listeners",
+                listeners_text,
+                "a controller-only node listens on its controller listener only".into(),
+            ));
+        }
         for a in &self.advertised {
             if self.controller_listener_names.contains(&a.name) && roles.broker {
                 return Err(err(
@@ -445,39 +432,13 @@ impl ClusterKeys {
                     ),
                 ));
             }
-            if a.name != client_name {
-                return Err(err(
-                    "advertised.listeners",
-                    render(&self.advertised),
-                    format!("{} is not a client listener in listeners", a.name),
-                ));
-            }
         }
-        if let Some(name) = &self.inter_broker_listener_name {
-            if self.inter_broker_protocol.is_some() {
-                return Err(err(
-                    "inter.broker.listener.name",
-                    name.clone(),
-                    "set it or security.inter.broker.protocol, not both".into(),
-                ));
-            }
-            if *name != client_name {
-                return Err(err(
-                    "inter.broker.listener.name",
-                    name.clone(),
-                    format!("must name the client listener {client_name}"),
-                ));
-            }
-        }
-        if let Some(p) = &self.inter_broker_protocol {
-            if p != "PLAINTEXT" {
-                return Err(err(
-                    "security.inter.broker.protocol",
-                    p.clone(),
-                    "only PLAINTEXT is supported so far".into(),
-                ));
-            }
-        }
+        let client_listeners = self.client_listeners(&clients)?;
+        let client_name = if roles.broker {
+            self.inter_broker_name(&client_listeners)?
+        } else {
+            String::new()
+        };
         let controller_listen = match controller_listener {
             Some(l) => Some(socket_addr("listeners", &l.host, l.port)?),
             None => None,
@@ -488,13 +449,14 @@ impl ClusterKeys {
             controller_listen,
             controller_listener_name: Some(controller_name),
             client_listener_name: client_name,
+            client_listeners,
             rack: self.rack.clone(),
             timings: self.timings,
         })
     }
 
     /// No `process.roles`: the single-node broker, one PLAINTEXT listener, no quorum keys.
-    fn resolve_single(&self, node_id: i32, listeners_text: String) -> Result<Cluster, ConfigError> {
+    fn resolve_single(&self, node_id: i32) -> Result<Cluster, ConfigError> {
         for (key, set) in [
             ("controller.quorum.voters", !self.voters.is_empty()),
             (
@@ -510,30 +472,9 @@ impl ClusterKeys {
                 });
             }
         }
-        let [one] = self.listeners.as_slice() else {
-            return Err(invalid(
-                "listeners",
-                &listeners_text,
-                "one listener is supported without process.roles",
-            ));
-        };
-        if one.name != "PLAINTEXT" {
-            return Err(invalid(
-                "listeners",
-                &listeners_text,
-                format!(
-                    "protocol {} is not supported yet (a single node serves PLAINTEXT)",
-                    one.name
-                ),
-            ));
-        }
-        if self.advertised.len() > 1 {
-            return Err(invalid(
-                "advertised.listeners",
-                &render(&self.advertised),
-                "one listener is supported without process.roles",
-            ));
-        }
+        let clients: Vec<&Listener> = self.listeners.iter().collect();
+        let client_listeners = self.client_listeners(&clients)?;
+        let client_name = self.inter_broker_name(&client_listeners)?;
         Ok(Cluster {
             roles: None,
             voters: vec![Voter {
@@ -543,10 +484,109 @@ impl ClusterKeys {
             }],
             controller_listen: None,
             controller_listener_name: None,
-            client_listener_name: one.name.clone(),
+            client_listener_name: client_name,
+            client_listeners,
             rack: self.rack.clone(),
             timings: self.timings,
         })
+    }
+
+    /// The security protocol of listener `name`: `listener.security.protocol.map`'s entry, or,
+    /// with no map, the name itself when it is a protocol's (Kafka maps unmapped controller
+    /// listeners to PLAINTEXT when the map is unset).
+    fn protocol_of(&self, name: &str) -> Result<String, ConfigError> {
+        let explicit = self.protocol_map.as_ref();
+        let found = match explicit {
+            Some(map) => map.get(name).cloned(),
+            None if KNOWN_PROTOCOLS.contains(&name) => Some(name.to_string()),
+            None if self.controller_listener_names.iter().any(|c| c == name) => {
+                Some("PLAINTEXT".to_string())
+            }
+            None => None,
+        };
+        found.ok_or_else(|| ConfigError::Invalid {
+            key: "listener.security.protocol.map".into(),
+            value: explicit.map(render_map).unwrap_or_default(),
+            reason: format!("no security protocol for listener {name}"),
+        })
+    }
+
+    /// The client listeners with their protocols and advertised addresses; every
+    /// `advertised.listeners` entry must name one of them.
+    fn client_listeners(&self, clients: &[&Listener]) -> Result<Vec<ClientListener>, ConfigError> {
+        for a in &self.advertised {
+            if !clients.iter().any(|l| l.name == a.name) {
+                return Err(invalid(
+                    "advertised.listeners",
+                    &render(&self.advertised),
+                    format!("{} is not a client listener in listeners", a.name),
+                ));
+            }
+        }
+        clients
+            .iter()
+            .map(|l| {
+                let advertised = self
+                    .advertised
+                    .iter()
+                    .find(|a| a.name == l.name)
+                    .map(|a| (a.host.clone(), a.port))
+                    .unwrap_or_else(|| (l.host.clone(), l.port));
+                Ok(ClientListener {
+                    name: l.name.clone(),
+                    host: l.host.clone(),
+                    port: l.port,
+                    protocol: self.protocol_of(&l.name)?,
+                    advertised,
+                })
+            })
+            .collect()
+    }
+
+    /// The inter-broker listener: `inter.broker.listener.name`, else the listener named after
+    /// `security.inter.broker.protocol` (default PLAINTEXT, as Kafka), else the only client
+    /// listener. Brokers dial each other there, so it is PLAINTEXT in this build.
+    fn inter_broker_name(&self, clients: &[ClientListener]) -> Result<String, ConfigError> {
+        if let (Some(name), Some(_)) = (&self.inter_broker_listener_name, &self.inter_broker_protocol)
+        {
+            return Err(invalid(
+                "inter.broker.listener.name",
+                name,
+                "set it or security.inter.broker.protocol, not both",
+            ));
+        }
+        let (key, wanted) = match (&self.inter_broker_listener_name, &self.inter_broker_protocol) {
+            (Some(name), _) => ("inter.broker.listener.name", Some(name.clone())),
+            (None, Some(p)) => ("security.inter.broker.protocol", Some(p.clone())),
+            (None, None) => ("security.inter.broker.protocol", None),
+        };
+        let chosen = match (&wanted, clients) {
+            (Some(name), _) => clients.iter().find(|l| &l.name == name),
+            (None, [one]) => Some(one),
+            (None, _) => clients.iter().find(|l| l.name == "PLAINTEXT"),
+        };
+        let Some(chosen) = chosen else {
+            let names: Vec<&str> = clients.iter().map(|l| l.name.as_str()).collect();
+            return Err(invalid(
+                key,
+                wanted.as_deref().unwrap_or("PLAINTEXT"),
+                format!(
+                    "names no client listener ({}); set inter.broker.listener.name",
+                    names.join(", ")
+                ),
+            ));
+        };
+        if chosen.protocol != "PLAINTEXT" && self.roles.is_some() {
+            return Err(invalid(
+                key,
+                &chosen.name,
+                format!(
+                    "the inter-broker listener is PLAINTEXT in this build ({} is {})",
+                    chosen.name, chosen.protocol
+                ),
+            ));
+        }
+        Ok(chosen.name.clone())
     }
 
     /// The client listener and its advertised host and port (for the single node, the one
@@ -628,15 +668,6 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError>
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(invalid(key, value, format!("bad listener name `{name}`")));
-        }
-        if KNOWN_PROTOCOLS.contains(&name.as_str()) && name != "PLAINTEXT" {
-            // Named after a protocol this build does not speak: refused where it is read,
-            // so a later override of the key cannot hide it.
-            return Err(invalid(
-                key,
-                value,
-                format!("protocol {name} is not supported yet"),
-            ));
         }
         let (host, port) = host_port(key, value, rest)?;
         out.push(Listener { name, host, port });
@@ -843,7 +874,7 @@ mod tests {
             (
                 "broker.rack=a",
                 "listener.security.protocol.map=PLAINTEXT:SSL,CONTROLLER:PLAINTEXT",
-                "listener.security.protocol.map",
+                "the inter-broker listener is PLAINTEXT",
             ),
             (
                 "broker.rack=a",

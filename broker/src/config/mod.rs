@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod groups;
+pub mod security;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,6 +27,10 @@ pub struct Config {
     pub cluster_keys: cluster::ClusterKeys,
     /// The checked cluster settings ([`Config::validate`] sets them).
     pub cluster: cluster::Cluster,
+    /// The `ssl.*`/`sasl.*` keys as given (listener-prefixed ones included).
+    pub security_keys: security::SecurityKeys,
+    /// Each client listener's security, in `cluster.client_listeners`' order.
+    pub listener_security: Vec<security::ListenerSecurity>,
     /// `log.dirs` / `log.dir` (one directory).
     pub data_dir: PathBuf,
     /// Shards (cores); `millrace.cores`, default every online CPU.
@@ -249,6 +254,8 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.parse().expect("valid default"),
             advertise: ("127.0.0.1".into(), 9092),
             cluster_keys: cluster::ClusterKeys::default(),
+            security_keys: security::SecurityKeys::default(),
+            listener_security: Vec::new(),
             cluster: cluster::ClusterKeys::default()
                 .resolve(0)
                 .expect("the embedded cluster defaults are consistent"),
@@ -377,7 +384,10 @@ impl Config {
         let mut retention_rank = 0u8;
         let mut roll_rank = 0u8;
         for (key, value, line) in pairs {
-            if self.cluster_keys.apply(key, value)? || self.group.apply(key, value)? {
+            if self.cluster_keys.apply(key, value)?
+                || self.group.apply(key, value)?
+                || self.security_keys.apply(key, value)?
+            {
                 continue;
             }
             match key.as_str() {
@@ -644,17 +654,22 @@ impl Config {
         Ok(())
     }
 
-    /// Sets `listen` and `advertise` from the client listener of `listeners`.
+    /// Sets `listen` and `advertise` from the inter-broker listener once the cluster keys are
+    /// resolved (before that, from the first client listener of `listeners`).
     fn take_client_listener(&mut self) -> Result<(), ConfigError> {
-        if let Some((listener, advertised)) = self.cluster_keys.client_listener() {
-            self.listen = cluster::socket_addr("listeners", &listener.host, listener.port)?;
-            self.advertise = match advertised.0.as_str() {
-                "" => ("0.0.0.0".to_string(), advertised.1),
-                "localhost" if listener.host == "localhost" => {
-                    ("127.0.0.1".to_string(), advertised.1)
-                }
-                _ => advertised,
-            };
+        let resolved = self
+            .cluster
+            .client_listeners
+            .iter()
+            .find(|l| l.name == self.cluster.client_listener_name)
+            .map(|l| (l.host.clone(), l.port, l.advertised.clone()));
+        let chosen = resolved.or_else(|| {
+            let (l, advertised) = self.cluster_keys.client_listener()?;
+            Some((l.host.clone(), l.port, advertised))
+        });
+        if let Some((host, port, advertised)) = chosen {
+            self.listen = cluster::socket_addr("listeners", &host, port)?;
+            self.advertise = advertised_host(&host, advertised);
         }
         Ok(())
     }
@@ -662,6 +677,24 @@ impl Config {
     /// Cross-key checks done once everything is applied; settles the cluster settings.
     pub fn validate(&mut self) -> Result<(), ConfigError> {
         self.cluster = self.cluster_keys.resolve(self.node_id)?;
+        for l in &mut self.cluster.client_listeners {
+            l.advertised = advertised_host(&l.host, l.advertised.clone());
+            if l.advertised.0 == "0.0.0.0" || l.advertised.0 == "::" {
+                return Err(ConfigError::Invalid {
+                    key: "advertised.listeners".into(),
+                    value: format!("{}://{}:{}", l.name, l.advertised.0, l.advertised.1),
+                    reason: "clients cannot connect to a wildcard address; set --advertise".into(),
+                });
+            }
+        }
+        self.listener_security = self.security_keys.resolve(&self.cluster.client_listeners)?;
+        if let Some(l) = self.listener_security.iter().find(|l| l.protocol.tls() || l.protocol.sasl()) {
+            return Err(ConfigError::Invalid {
+                key: "listener.security.protocol.map".into(),
+                value: l.name.clone(),
+                reason: "TLS and SASL listeners are not served by this build yet".into(),
+            });
+        }
         self.take_client_listener()?;
         if self.message_max_bytes + 1024 > self.socket_request_max_bytes {
             return Err(ConfigError::Invalid {
@@ -1040,6 +1073,16 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// What clients are told for a listener bound to `host`: an empty advertised host is
+/// 0.0.0.0 (refused by `validate`), `localhost` is 127.0.0.1 when the listener binds it.
+pub fn advertised_host(host: &str, advertised: (String, u16)) -> (String, u16) {
+    match advertised.0.as_str() {
+        "" => ("0.0.0.0".to_string(), advertised.1),
+        "localhost" if host == "localhost" => ("127.0.0.1".to_string(), advertised.1),
+        _ => advertised,
+    }
+}
+
 /// An HTTP listener's `host:port` (an IP address or `localhost`; an empty host binds every
 /// interface); an empty value turns the listener off.
 fn http_listen(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
@@ -1183,7 +1226,7 @@ pub(crate) mod tests {
             "num.partitions=0",
             "num.partitions=abc",
             "auto.create.topics.enable=yes",
-            "listeners=SSL://1.2.3.4:9093",
+            "listeners=SSL://1.2.3.4",
             "log.dirs=/a,/b",
             "message.max.bytes=200000000",
             "group.consumer.session.timeout.ms=0",

@@ -140,14 +140,26 @@ pub fn registration(shard: &Shard, incarnation: [u8; 16]) -> control::BrokerRegi
     control::BrokerRegistrationRequest {
         broker_id: config.node_id,
         incarnation_id: incarnation,
-        endpoints: vec![millrace_replication::metadata::BrokerEndpoint {
-            name: config.cluster.client_listener_name.clone(),
-            host: config.advertise.0.clone(),
-            port: config.advertise.1,
-            security_protocol: 0, // PLAINTEXT, the only one served so far
-        }],
+        endpoints: endpoints(config),
         rack: config.cluster.rack.clone(),
     }
+}
+
+/// Every client listener's advertised endpoint, the inter-broker one first (Kafka lists
+/// `advertised.listeners` in order; peers look theirs up by name).
+fn endpoints(config: &crate::config::Config) -> Vec<millrace_replication::metadata::BrokerEndpoint> {
+    let mut listeners: Vec<_> = config.cluster.client_listeners.iter().collect();
+    listeners.sort_by_key(|l| l.name != config.cluster.client_listener_name);
+    listeners
+        .into_iter()
+        .map(|l| millrace_replication::metadata::BrokerEndpoint {
+            name: l.name.clone(),
+            host: l.advertised.0.clone(),
+            port: l.advertised.1,
+            security_protocol: crate::config::security::Protocol::parse(&l.protocol)
+                .map_or(0, |p| p.id()),
+        })
+        .collect()
 }
 
 /// The heartbeat loop of the module doc, for a node among several voters. Once a stop is

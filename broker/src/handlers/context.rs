@@ -191,12 +191,12 @@ impl Context {
         }
     }
 
-    /// The brokers clients are told about: the registered, unfenced ones, at the endpoint of
-    /// this node's client listener name, in id order; this node alone while the image has no
+    /// The brokers clients are told about: the registered, unfenced ones, at their endpoint of
+    /// the listener this request came in on, in id order; this node alone while the image has no
     /// registered broker (before its own registration commits).
     pub fn brokers(&self) -> Vec<BrokerAddress> {
         let image = self.image();
-        let listener = &self.config().cluster.client_listener_name;
+        let listener = &*self.client.endpoint;
         let live: Vec<BrokerAddress> = image
             .cluster
             .live_brokers()

@@ -30,6 +30,8 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 /// DescribeConfigs' type for a string (broker settings are reported as strings).
 const TYPE_STRING: i8 = 2;
+/// Kafka's PASSWORD config type.
+const TYPE_PASSWORD: i8 = 9;
 
 /// One described config.
 pub struct Entry {
@@ -45,6 +47,8 @@ pub struct Entry {
     pub kind: i8,
     /// One line of documentation.
     pub doc: &'static str,
+    /// A secret (Kafka's PASSWORD type): described with no value, as Kafka does.
+    pub sensitive: bool,
 }
 
 /// Every topic config of a topic with `overrides`.
@@ -90,6 +94,7 @@ fn from_synonyms(
         synonyms,
         kind,
         doc,
+        sensitive: false,
     }
 }
 
@@ -174,10 +179,12 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 .into_iter()
                 .filter(|e| keys.as_ref().is_none_or(|keys| keys.contains(&e.name)))
                 .map(|e| {
+                    let value = (!e.sensitive).then(|| str_bytes(&e.value));
                     let mut c = DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(&e.name))
-                        .with_value(Some(str_bytes(&e.value)))
+                        .with_value(value.clone())
                         .with_read_only(read_only)
+                        .with_is_sensitive(e.sensitive)
                         .with_config_source(e.source);
                     if req.include_synonyms {
                         c.synonyms = e
@@ -186,7 +193,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                             .map(|(n, v, s)| {
                                 DescribeConfigsSynonym::default()
                                     .with_name(str_bytes(n))
-                                    .with_value(Some(str_bytes(v)))
+                                    .with_value((!e.sensitive).then(|| str_bytes(v)))
                                     .with_source(*s)
                             })
                             .collect();
@@ -220,6 +227,18 @@ fn broker_entries(ctx: &Context) -> Vec<Entry> {
             source: SOURCE_STATIC_BROKER,
             kind: TYPE_STRING,
             doc: "",
+            sensitive: false,
         })
+        .chain(ctx.config().security_keys.describe().into_iter().map(
+            |(name, value, sensitive)| Entry {
+                synonyms: vec![(name.clone(), value.clone().unwrap_or_default(), SOURCE_STATIC_BROKER)],
+                name,
+                value: value.unwrap_or_default(),
+                source: SOURCE_STATIC_BROKER,
+                kind: if sensitive { TYPE_PASSWORD } else { TYPE_STRING },
+                doc: "",
+                sensitive,
+            },
+        ))
         .collect()
 }

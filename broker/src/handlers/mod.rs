@@ -126,6 +126,9 @@ pub struct Client {
     pub host: Rc<str>,
     /// The listener the request came in on.
     pub listener: Listener,
+    /// Name of that listener (a client listener's, or the inter-broker one for the controller
+    /// listener): Metadata and the other answers naming brokers give their endpoints of it.
+    pub endpoint: Rc<str>,
     /// The request's clock (its stages are recorded when its answer is written).
     pub clock: Rc<crate::stats::RequestClock>,
     /// The connection's share sessions (KIP-932), which end with it.
