@@ -1,14 +1,20 @@
 //! One client connection: a reader task that frames requests and starts their handlers, and a
 //! writer that sends responses strictly in request order. At most `queued.max.requests`
 //! requests are in flight per connection; past that the reader stops reading the socket.
+//!
+//! On a TLS listener the connection starts with the handshake ([`crate::transport`]); on a
+//! SASL listener the reader runs the SASL exchange itself, one request at a time, before any
+//! other request is started ([`crate::auth`]).
 
+use crate::auth::{BrokerCredentials, ListenerRuntime, ListenerSetup, Outcome, SaslConn};
 use crate::handlers::{Listener, RecordPiece, Response};
 use crate::shard::Shard;
 use crate::share::session::ShareSessions;
 use crate::stats::RequestClock;
+use crate::transport::{Reader, Writer};
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use millrace_shard::net::{pread_exact, sendfile_some, split, TcpStream};
+use kafka_protocol::messages::ApiKey;
+use millrace_shard::net::{pread_exact, sendfile_some, TcpStream};
 use millrace_shard::sync::LocalQueue;
 use millrace_shard::time::Instant;
 use millrace_shard::Task;
@@ -23,14 +29,52 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Largest piece copied into the write buffer rather than written on its own.
 const COALESCE_BYTES_MAX: usize = 64 * 1024;
 
-/// Serves a connection until the peer closes it or sends something unusable.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener, endpoint: Rc<str>) {
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves a connection until the peer closes it or sends something unusable. `runtime` is the
+/// client listener's security (None on the controller listener).
+pub async fn serve(
+    shard: Rc<Shard>,
+    mut stream: TcpStream,
+    listener: Listener,
+    endpoint: Rc<str>,
+    runtime: Option<Rc<ListenerRuntime>>,
+) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
     let _ = stream.set_nodelay(true);
-    let (reader, writer) = match split(stream) {
+    let mut principal = crate::auth::ANONYMOUS.to_string();
+    let session = match runtime.as_ref().and_then(|r| r.tls_config()) {
+        None => None,
+        Some(config) => {
+            match crate::transport::accept_tls(&mut stream, config, TLS_HANDSHAKE_TIMEOUT).await {
+                Ok(session) => Some(session),
+                Err(e) => {
+                    tracing::warn!(%peer, listener = %endpoint, error = %e,
+                        "closing connection: TLS handshake failed (a plaintext client on a TLS listener?)");
+                    return;
+                }
+            }
+        }
+    };
+    if let (Some(session), Some(runtime)) = (&session, &runtime) {
+        match runtime.tls_principal(session) {
+            Ok(p) => principal = p,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection: no principal for the client certificate");
+                return;
+            }
+        }
+    }
+    let sasl = runtime
+        .as_ref()
+        .filter(|r| r.setup.sasl.is_some())
+        .map(|r| SaslConn::new(r.setup.clone()));
+    tracing::debug!(%peer, %principal, "connection");
+    let (reader, writer) = match crate::transport::split(stream, session) {
         Ok(halves) => halves,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "splitting connection");
@@ -50,6 +94,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener, endp
         listener,
         endpoint,
         share_sessions: &share_sessions,
+        sasl,
+        principal: Rc::from(principal.as_str()),
     };
     read_loop(&shard, reader, &queue, &peer, on).await;
     queue.close();
@@ -58,19 +104,22 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener, endp
     crate::handlers::share_fetch::connection_closed(&shard, &share_sessions).await;
 }
 
-/// What a connection's requests share: where they came in, the connection's share sessions.
+/// What a connection's requests share: where they came in, the connection's share sessions,
+/// its SASL exchange on a SASL listener.
 struct On<'a> {
     listener: Listener,
     endpoint: Rc<str>,
     share_sessions: &'a Rc<RefCell<ShareSessions>>,
+    sasl: Option<SaslConn>,
+    principal: Rc<str>,
 }
 
 async fn read_loop(
     shard: &Rc<Shard>,
-    mut reader: TcpStream,
+    mut reader: Reader,
     queue: &LocalQueue<Task<Answer>>,
     peer: &str,
-    on: On<'_>,
+    mut on: On<'_>,
 ) {
     // Kafka reports a client's host as "/address".
     let host: Rc<str> = match peer.rsplit_once(':') {
@@ -82,7 +131,9 @@ async fn read_loop(
         if reader.read_exact(&mut prefix).await.is_err() {
             return; // peer closed
         }
-        let size = match frame_size(prefix, shard.config.socket_request_max_bytes) {
+        let cap = shard.config.socket_request_max_bytes;
+        let cap = on.sasl.as_ref().map_or(cap, |s| s.frame_cap(cap));
+        let size = match frame_size(prefix, cap) {
             Ok(size) => size,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: request too large");
@@ -93,6 +144,18 @@ async fn read_loop(
             tracing::debug!(%peer, "connection closed mid-request");
             return;
         };
+        if reader.tls_output_pending() {
+            // An alert or key update for the peer: the writer sends it with its next write.
+            let _ = queue.push(ready(Response::Nothing)).await;
+        }
+        if let Some(sasl) = on.sasl.as_mut().filter(|s| s.raw_tokens()) {
+            let setup = sasl.setup();
+            let outcome = sasl.raw_token(&frame, &credentials(shard, &setup), Instant::now());
+            if !answer_sasl(shard, queue, outcome).await {
+                return;
+            }
+            continue;
+        }
         let clock = Rc::new(RequestClock::new());
         let (header, body_at) = match parse_request_header(&frame) {
             Ok(parsed) => parsed,
@@ -103,10 +166,26 @@ async fn read_loop(
             }
         };
         let body = frame.slice(body_at..);
+        if let Some(sasl) = on.sasl.as_mut() {
+            match sasl_gate(shard, sasl, &header, &body, peer) {
+                Gate::Pass => {}
+                Gate::Answer(outcome) => {
+                    if !answer_sasl(shard, queue, outcome).await {
+                        return;
+                    }
+                    if let Some(p) = sasl.principal().filter(|p| **p != *on.principal) {
+                        on.principal = Rc::from(p.as_str());
+                    }
+                    continue;
+                }
+                Gate::Close => return,
+            }
+        }
         let client = crate::handlers::Client {
             host: host.clone(),
             listener: on.listener,
             endpoint: on.endpoint.clone(),
+            principal: on.principal.clone(),
             clock,
             share_sessions: on.share_sessions.clone(),
         };
@@ -117,9 +196,93 @@ async fn read_loop(
     }
 }
 
+/// What the SASL exchange makes of a request.
+enum Gate {
+    /// Not the exchange's: serve it as usual.
+    Pass,
+    /// The exchange's answer.
+    Answer(Outcome),
+    /// Not allowed now: close the connection.
+    Close,
+}
+
+/// On a SASL listener: SaslHandshake and SaslAuthenticate are the exchange's; before
+/// authentication only ApiVersions passes besides them, and after the session expired
+/// nothing does.
+fn sasl_gate(
+    shard: &Rc<Shard>,
+    sasl: &mut SaslConn,
+    header: &RequestHeader,
+    body: &Bytes,
+    peer: &str,
+) -> Gate {
+    let key = ApiKey::try_from(header.api_key).ok();
+    match key {
+        Some(ApiKey::SaslHandshake) => Gate::Answer(sasl.handshake(header, body)),
+        Some(ApiKey::SaslAuthenticate) => {
+            let setup = sasl.setup();
+            let creds = credentials(shard, &setup);
+            Gate::Answer(sasl.authenticate(header, body, &creds, Instant::now()))
+        }
+        Some(ApiKey::ApiVersions) if !sasl.authenticated() => Gate::Pass,
+        _ if !sasl.authenticated() => {
+            tracing::warn!(%peer, api_key = header.api_key,
+                "closing connection: request before SASL authentication");
+            Gate::Close
+        }
+        _ if sasl.expired(Instant::now()) => {
+            tracing::warn!(%peer, "closing connection: SASL session expired (connections.max.reauth.ms) without re-authentication");
+            Gate::Close
+        }
+        _ => Gate::Pass,
+    }
+}
+
+/// The credentials a SASL step checks: the listener's PLAIN users, the cluster's SCRAM ones.
+fn credentials<'a>(shard: &'a Rc<Shard>, setup: &'a ListenerSetup) -> BrokerCredentials<'a> {
+    let _ = shard;
+    BrokerCredentials {
+        plain: &setup.sasl.as_ref().expect("a SASL listener").plain,
+        scram: &|_, _| None,
+    }
+}
+
+/// Queues the exchange's answer; false when the connection is to close (after the failed-
+/// authentication delay, as Kafka delays its answer).
+async fn answer_sasl(shard: &Shard, queue: &LocalQueue<Task<Answer>>, outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Answer(response) => queue.push(ready(response)).await.is_ok(),
+        Outcome::Refuse { answer, delay } => {
+            if delay {
+                let ms = shard.config.security_keys.failed_authentication_delay_ms;
+                millrace_shard::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+            }
+            let _ = queue.push(ready(answer)).await;
+            let _ = queue
+                .push(ready(Response::Close("SASL authentication failed".into())))
+                .await;
+            false
+        }
+    }
+}
+
+/// A task whose answer is `response` at once.
+fn ready(response: Response) -> Task<Answer> {
+    let now = Instant::now();
+    millrace_shard::spawn(async move {
+        Answer {
+            response,
+            api_key: -1,
+            clock: Rc::new(RequestClock::new()),
+            started: now,
+            answered: now,
+        }
+    })
+}
+
 /// Reads a frame body of `size` bytes, growing the buffer only as bytes arrive, so a client
 /// that declares a large frame and sends little holds little memory.
-async fn read_frame(reader: &mut TcpStream, size: usize) -> Option<Bytes> {
+async fn read_frame(reader: &mut Reader, size: usize) -> Option<Bytes> {
     let mut frame = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
     while frame.len() < size {
         let start = frame.len();
@@ -163,7 +326,7 @@ async fn handle(
 
 async fn write_loop(
     shard: Rc<Shard>,
-    mut writer: TcpStream,
+    mut writer: Writer,
     queue: Rc<LocalQueue<Task<Answer>>>,
     peer: String,
 ) {
@@ -175,11 +338,16 @@ async fn write_loop(
             started,
             answered,
         } = task.await;
-        let done = |closed| clock.done(api_key, started, answered, closed);
+        // The connection's own answers (SASL's, TLS flushes) are not requests' answers.
+        let done = |closed| {
+            if api_key >= 0 {
+                clock.done(api_key, started, answered, closed)
+            }
+        };
         let result = match response {
             Response::Frame(bytes) => writer.write_all(&bytes).await,
             Response::Fetch(chunks) => write_fetch(&shard, &mut writer, chunks).await,
-            Response::Nothing => Ok(()),
+            Response::Nothing => writer.flush_tls().await,
             Response::Close(reason) => {
                 tracing::warn!(%peer, %reason, "closing connection");
                 done(true);
@@ -193,14 +361,13 @@ async fn write_loop(
         }
     }
     queue.close();
-    let _ = writer.close().await;
-    // Wake the reader: shutting down the socket makes its pending read return.
-    let _ = writer.shutdown(std::net::Shutdown::Both).await;
+    // Wakes the reader too: shutting down the socket makes its pending read return.
+    writer.close().await;
 }
 
 async fn write_fetch(
     shard: &Shard,
-    writer: &mut TcpStream,
+    writer: &mut Writer,
     chunks: Vec<FetchChunk<RecordPiece>>,
 ) -> std::io::Result<()> {
     let mut pending = BytesMut::new();
@@ -229,7 +396,7 @@ async fn write_fetch(
     flush(writer, &mut pending).await
 }
 
-async fn flush(writer: &mut TcpStream, pending: &mut BytesMut) -> std::io::Result<()> {
+async fn flush(writer: &mut Writer, pending: &mut BytesMut) -> std::io::Result<()> {
     if !pending.is_empty() {
         writer.write_all(pending).await?;
         pending.clear();
@@ -238,19 +405,23 @@ async fn flush(writer: &mut TcpStream, pending: &mut BytesMut) -> std::io::Resul
 }
 
 /// Sends a file range: sendfile from a buffered descriptor while the socket takes it, then, if
-/// the socket buffer fills, the rest through a read and an ordinary (waiting) write.
+/// the socket buffer fills, the rest through a read and an ordinary (waiting) write. Under TLS
+/// the range is read and sent through the session.
 async fn send_file(
     shard: &Shard,
-    writer: &mut TcpStream,
+    writer: &mut Writer,
     path: &std::path::Path,
     inode: u64,
     position: u64,
     len: usize,
 ) -> std::io::Result<()> {
     let file = shard.sendfile.get(path, inode)?;
+    let Some(socket) = writer.plain_socket() else {
+        return writer.send_file_range(&file, position, len).await;
+    };
     let mut sent = 0;
     while sent < len {
-        let n = sendfile_some(writer, &file, position + sent as u64, len - sent)?;
+        let n = sendfile_some(socket, &file, position + sent as u64, len - sent)?;
         if n == 0 {
             break;
         }

@@ -8,6 +8,7 @@
 //! immutable metadata image (`Arc`) cross threads.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod config;
 mod connection;
 mod connection_limit;
@@ -44,6 +45,7 @@ mod state_log;
 mod stats;
 mod stop;
 mod topic_config;
+mod transport;
 mod txn;
 
 use clap::Parser;

@@ -88,6 +88,8 @@ pub fn run(mut config: Config) -> Result<(), String> {
         }
     }
     drop(held);
+    // TLS keys and SASL users are read once, before the shards start: a bad file stops here.
+    let listeners = Arc::new(crate::auth::Listeners::build(&config)?);
     let mesh = MeshSpec::<MeshMsg<Shard>>::new(config.cores, config.mesh_channel_capacity);
     let config = Arc::new(config);
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), cores = config.cores,
@@ -99,7 +101,12 @@ pub fn run(mut config: Config) -> Result<(), String> {
     let connections = crate::connection_limit::ConnectionLimit::new(config.max_connections);
     run_shards(&runtime, move |_| {
         let connections = connections.clone();
-        shard_main(config.clone(), mesh.clone(), ready.clone(), connections)
+        shard_main(
+            config.clone(),
+            mesh.clone(),
+            ready.clone(),
+            (connections, listeners.clone()),
+        )
     })
     .map_err(|e| e.to_string())
 }
@@ -108,7 +115,10 @@ async fn shard_main(
     config: Arc<Config>,
     mesh: MeshSpec<MeshMsg<Shard>>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
-    connections: crate::connection_limit::ConnectionLimit,
+    (connections, listeners): (
+        crate::connection_limit::ConnectionLimit,
+        Arc<crate::auth::Listeners>,
+    ),
 ) -> std::io::Result<()> {
     let mut mesh = mesh.join().await?;
     let inboxes = mesh.take_inboxes();
@@ -204,21 +214,34 @@ async fn shard_main(
         return stop_shard(&shard).await;
     }
     let mut accepting = Vec::new();
-    for (name, addr) in client_listen(&config).map_err(std::io::Error::other)? {
+    let addresses = client_listen(&config).map_err(std::io::Error::other)?;
+    for ((name, addr), setup) in addresses.into_iter().zip(listeners.0.iter()) {
+        assert_eq!(
+            name, setup.name,
+            "listeners and their security in one order"
+        );
         let listener = millrace_shard::net::listen(addr)?;
         let (serving, connections) = (shard.clone(), connections.clone());
         let endpoint: Rc<str> = Rc::from(name.as_str());
+        let runtime = Rc::new(crate::auth::ListenerRuntime::new(setup.clone()));
         accepting.push(millrace_shard::spawn(millrace_shard::net::accept_until(
             listener,
             Duration::from_millis(50),
             || STOP.load(Ordering::Relaxed),
             move |stream| {
                 let (shard, connections) = (serving.clone(), connections.clone());
-                let endpoint = endpoint.clone();
+                let (endpoint, runtime) = (endpoint.clone(), Some(runtime.clone()));
                 async move {
                     let slot = connections.acquire().await; // max.connections: wait for a close
                     millrace_shard::spawn_detached(async move {
-                        crate::connection::serve(shard, stream, Listener::Client, endpoint).await;
+                        crate::connection::serve(
+                            shard,
+                            stream,
+                            Listener::Client,
+                            endpoint,
+                            runtime,
+                        )
+                        .await;
                         drop(slot);
                     });
                 }
@@ -294,6 +317,7 @@ fn serve_controller_listener(shard: Rc<Shard>, addr: std::net::SocketAddr) -> st
                         stream,
                         Listener::Controller,
                         endpoint,
+                        None,
                     ));
                 }
             },

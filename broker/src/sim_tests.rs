@@ -806,6 +806,7 @@ async fn request_on<Req: Encodable>(
         host: Rc::from("/127.0.0.1"),
         listener,
         endpoint: Rc::from(shard.config.cluster.client_listener_name.as_str()),
+        principal: Rc::from(crate::auth::ANONYMOUS),
         clock: Rc::new(crate::stats::RequestClock::new()),
         share_sessions: Rc::default(),
     };

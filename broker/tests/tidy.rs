@@ -19,7 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Folder, package name, and the folders it may depend on (DESIGN.md, "The workspace").
-const CRATES: [(&str, &str, &[&str]); 9] = [
+const CRATES: [(&str, &str, &[&str]); 10] = [
     ("wire", "millrace-wire", &[]),
     ("storage", "millrace-storage", &["wire"]),
     (
@@ -31,13 +31,16 @@ const CRATES: [(&str, &str, &[&str]); 9] = [
     (
         "broker",
         "millrace",
-        &["wire", "storage", "shard", "replication", "schema"],
+        &["wire", "storage", "shard", "replication", "schema", "security"],
     ),
     ("tools", "millrace-tools", &["wire"]),
     ("bench", "millrace-bench", &["wire", "shard"]),
     ("tuning", "millrace-tune", &[]),
     // The schema registry's rules: pure, like wire (ARCHITECTURE.md, "The workspace").
     ("schema", "millrace-schema", &[]),
+    // SASL, TLS configuration, ACL decisions, quotas: pure policy and protocol logic
+    // (ARCHITECTURE.md, "Security").
+    ("security", "millrace-security", &[]),
 ];
 
 /// Crates whose roots may allow `unsafe_code`; wire may `deny` instead of `forbid` (its

@@ -196,9 +196,24 @@ pub const TRANSACTION_ABORTABLE: i16 = 120;
 
 /// A batch's sequence was already written.
 pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+/// The client asked for a SASL mechanism the listener does not enable.
+pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+/// A SASL request out of the exchange's order.
+pub const ILLEGAL_SASL_STATE: i16 = 34;
+/// Wrong credentials (or an exchange that did not check out).
+pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+/// A SCRAM credential the broker refuses (too few or too many iterations).
+pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
+/// No authorizer is configured (ACL requests).
+pub const SECURITY_DISABLED: i16 = 54;
 
 /// Every code above with its name, for tests and for anything that prints a code's name.
 pub const ALL: &[(&str, i16)] = &[
+    ("UNSUPPORTED_SASL_MECHANISM", UNSUPPORTED_SASL_MECHANISM),
+    ("ILLEGAL_SASL_STATE", ILLEGAL_SASL_STATE),
+    ("SASL_AUTHENTICATION_FAILED", SASL_AUTHENTICATION_FAILED),
+    ("UNACCEPTABLE_CREDENTIAL", UNACCEPTABLE_CREDENTIAL),
+    ("SECURITY_DISABLED", SECURITY_DISABLED),
     ("UNKNOWN_SERVER_ERROR", UNKNOWN_SERVER_ERROR),
     ("NONE", NONE),
     ("OFFSET_OUT_OF_RANGE", OFFSET_OUT_OF_RANGE),

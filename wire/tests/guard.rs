@@ -571,6 +571,12 @@ fn delete_records(v: i16, _null: bool) -> DeleteRecordsRequest {
         .with_unknown_tagged_fields(tags(v, 2))
 }
 
+fn sasl_authenticate(_v: i16, _null: bool) -> SaslAuthenticateRequest {
+    SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from_static(
+        b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL",
+    ))
+}
+
 fn sasl_handshake(_v: i16, _null: bool) -> SaslHandshakeRequest {
     SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512"))
 }
@@ -867,6 +873,7 @@ fn corpus() -> Vec<ApiCorpus> {
         cases(44, incremental_alter_configs),
         cases(21, delete_records),
         cases(17, sasl_handshake),
+        cases(36, sasl_authenticate),
         cases(55, describe_quorum),
         cases(59, fetch_snapshot),
         cases(56, alter_partition),

@@ -547,15 +547,20 @@ impl ClusterKeys {
     /// `security.inter.broker.protocol` (default PLAINTEXT, as Kafka), else the only client
     /// listener. Brokers dial each other there, so it is PLAINTEXT in this build.
     fn inter_broker_name(&self, clients: &[ClientListener]) -> Result<String, ConfigError> {
-        if let (Some(name), Some(_)) = (&self.inter_broker_listener_name, &self.inter_broker_protocol)
-        {
+        if let (Some(name), Some(_)) = (
+            &self.inter_broker_listener_name,
+            &self.inter_broker_protocol,
+        ) {
             return Err(invalid(
                 "inter.broker.listener.name",
                 name,
                 "set it or security.inter.broker.protocol, not both",
             ));
         }
-        let (key, wanted) = match (&self.inter_broker_listener_name, &self.inter_broker_protocol) {
+        let (key, wanted) = match (
+            &self.inter_broker_listener_name,
+            &self.inter_broker_protocol,
+        ) {
             (Some(name), _) => ("inter.broker.listener.name", Some(name.clone())),
             (None, Some(p)) => ("security.inter.broker.protocol", Some(p.clone())),
             (None, None) => ("security.inter.broker.protocol", None),

@@ -688,13 +688,7 @@ impl Config {
             }
         }
         self.listener_security = self.security_keys.resolve(&self.cluster.client_listeners)?;
-        if let Some(l) = self.listener_security.iter().find(|l| l.protocol.tls() || l.protocol.sasl()) {
-            return Err(ConfigError::Invalid {
-                key: "listener.security.protocol.map".into(),
-                value: l.name.clone(),
-                reason: "TLS and SASL listeners are not served by this build yet".into(),
-            });
-        }
+
         self.take_client_listener()?;
         if self.message_max_bytes + 1024 > self.socket_request_max_bytes {
             return Err(ConfigError::Invalid {

@@ -88,8 +88,14 @@ impl std::fmt::Debug for TlsKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsKeys")
             .field("keystore_location", &self.keystore_location)
-            .field("keystore_key", &self.keystore_key.as_ref().map(|_| "[hidden]"))
-            .field("key_password", &self.key_password.as_ref().map(|_| "[hidden]"))
+            .field(
+                "keystore_key",
+                &self.keystore_key.as_ref().map(|_| "[hidden]"),
+            )
+            .field(
+                "key_password",
+                &self.key_password.as_ref().map(|_| "[hidden]"),
+            )
             .field("truststore_location", &self.truststore_location)
             .field("client_auth", &self.client_auth)
             .field("enabled_protocols", &self.enabled_protocols)
@@ -271,10 +277,7 @@ impl SecurityKeys {
                 "unknown security protocol",
             )
         })?;
-        let tls = protocol
-            .tls()
-            .then(|| self.tls_keys(&l.name))
-            .transpose()?;
+        let tls = protocol.tls().then(|| self.tls_keys(&l.name)).transpose()?;
         let sasl = protocol
             .sasl()
             .then(|| self.sasl_keys(&l.name))
@@ -360,7 +363,11 @@ impl SecurityKeys {
 
     fn sasl_keys(&self, listener: &str) -> Result<SaslKeys, ConfigError> {
         let lower = listener.to_ascii_lowercase();
-        let mechanisms = list(self.get(listener, "sasl.enabled.mechanisms").map(Into::into), "");
+        let mechanisms = list(
+            self.get(listener, "sasl.enabled.mechanisms")
+                .map(Into::into),
+            "",
+        );
         if mechanisms.is_empty() {
             return Err(invalid(
                 &format!("listener.name.{lower}.sasl.enabled.mechanisms"),
@@ -374,7 +381,10 @@ impl SecurityKeys {
         }
         let mut jaas = BTreeMap::new();
         for m in &mechanisms {
-            let key = format!("listener.name.{lower}.{}.sasl.jaas.config", m.to_ascii_lowercase());
+            let key = format!(
+                "listener.name.{lower}.{}.sasl.jaas.config",
+                m.to_ascii_lowercase()
+            );
             let Some(line) = self.given.get(&key) else {
                 return Err(invalid(
                     &key,
@@ -418,9 +428,9 @@ impl SecurityKeys {
                 }
                 Ok(())
             }
-            "ssl.protocol" if !["TLSv1.2", "TLSv1.3", "TLS"].contains(&value.trim()) => Err(
-                invalid(key, value, "TLSv1.2 and TLSv1.3 are served"),
-            ),
+            "ssl.protocol" if !["TLSv1.2", "TLSv1.3", "TLS"].contains(&value.trim()) => {
+                Err(invalid(key, value, "TLSv1.2 and TLSv1.3 are served"))
+            }
             _ => Ok(()),
         }
     }
@@ -428,7 +438,9 @@ impl SecurityKeys {
 
 /// True for keys whose values are secrets (Kafka's PASSWORD type), prefixed or not.
 pub fn is_sensitive(key: &str) -> bool {
-    SENSITIVE.iter().any(|s| key == *s || key.ends_with(&format!(".{s}")))
+    SENSITIVE
+        .iter()
+        .any(|s| key == *s || key.ends_with(&format!(".{s}")))
 }
 
 fn check_jaas_mechanism(key: &str, value: &str, mechanism: &str) -> Result<(), ConfigError> {
@@ -500,7 +512,9 @@ mod tests {
     #[test]
     fn sasl_listeners_need_mechanisms_and_their_jaas_lines() {
         let k = keys(&[("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256")]).unwrap();
-        let err = k.resolve(&[listener("SASL_PLAINTEXT", "SASL_PLAINTEXT")]).unwrap_err();
+        let err = k
+            .resolve(&[listener("SASL_PLAINTEXT", "SASL_PLAINTEXT")])
+            .unwrap_err();
         assert!(err.to_string().contains("plain.sasl.jaas.config"), "{err}");
         let k = keys(&[
             ("sasl.enabled.mechanisms", "PLAIN"),
@@ -510,13 +524,20 @@ mod tests {
             ),
         ])
         .unwrap();
-        let r = k.resolve(&[listener("SASL_PLAINTEXT", "SASL_PLAINTEXT")]).unwrap();
+        let r = k
+            .resolve(&[listener("SASL_PLAINTEXT", "SASL_PLAINTEXT")])
+            .unwrap();
         let sasl = r[0].sasl.clone().unwrap();
         assert_eq!(sasl.mechanisms, vec!["PLAIN".to_string()]);
         assert_eq!(sasl.max_receive_bytes, 524_288);
-        assert!(!format!("{sasl:?}").contains("user_a"), "secrets stay out of Debug");
+        assert!(
+            !format!("{sasl:?}").contains("user_a"),
+            "secrets stay out of Debug"
+        );
         let none = SecurityKeys::default();
-        let err = none.resolve(&[listener("SASL_SSL", "SASL_SSL")]).unwrap_err();
+        let err = none
+            .resolve(&[listener("SASL_SSL", "SASL_SSL")])
+            .unwrap_err();
         assert!(err.to_string().contains("ssl.keystore.location"), "{err}");
     }
 
@@ -524,21 +545,43 @@ mod tests {
     fn bad_values_are_refused_with_the_key() {
         for (key, value, says) in [
             ("sasl.enabled.mechanisms", "GSSAPI", "GSSAPI is not served"),
-            ("ssl.client.auth", "sometimes", "none, requested or required"),
+            (
+                "ssl.client.auth",
+                "sometimes",
+                "none, requested or required",
+            ),
             ("ssl.protocol", "TLSv1.1", "TLSv1.2 and TLSv1.3"),
             ("listener.name.X.ssl.client.auth", "none", "lower case"),
             ("sasl.jaas.config", "x", "per listener and mechanism"),
-            ("listener.name.a.gssapi.sasl.jaas.config", "secret", "no mechanism gssapi"),
+            (
+                "listener.name.a.gssapi.sasl.jaas.config",
+                "secret",
+                "no mechanism gssapi",
+            ),
         ] {
             let err = keys(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(says), "{key}={value}: {err}");
             assert!(!err.contains("secret"), "{err}");
         }
-        let k = keys(&[("ssl.keystore.type", "JKS"), ("ssl.keystore.location", "/k")]).unwrap();
-        let err = k.resolve(&[listener("SSL", "SSL")]).unwrap_err().to_string();
+        let k = keys(&[
+            ("ssl.keystore.type", "JKS"),
+            ("ssl.keystore.location", "/k"),
+        ])
+        .unwrap();
+        let err = k
+            .resolve(&[listener("SSL", "SSL")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("only PEM"), "{err}");
-        let k = keys(&[("ssl.keystore.password", "p"), ("ssl.keystore.location", "/k")]).unwrap();
-        let err = k.resolve(&[listener("SSL", "SSL")]).unwrap_err().to_string();
+        let k = keys(&[
+            ("ssl.keystore.password", "p"),
+            ("ssl.keystore.location", "/k"),
+        ])
+        .unwrap();
+        let err = k
+            .resolve(&[listener("SSL", "SSL")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no store password"), "{err}");
     }
 

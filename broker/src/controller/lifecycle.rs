@@ -147,7 +147,9 @@ pub fn registration(shard: &Shard, incarnation: [u8; 16]) -> control::BrokerRegi
 
 /// Every client listener's advertised endpoint, the inter-broker one first (Kafka lists
 /// `advertised.listeners` in order; peers look theirs up by name).
-fn endpoints(config: &crate::config::Config) -> Vec<millrace_replication::metadata::BrokerEndpoint> {
+fn endpoints(
+    config: &crate::config::Config,
+) -> Vec<millrace_replication::metadata::BrokerEndpoint> {
     let mut listeners: Vec<_> = config.cluster.client_listeners.iter().collect();
     listeners.sort_by_key(|l| l.name != config.cluster.client_listener_name);
     listeners

@@ -229,16 +229,28 @@ fn broker_entries(ctx: &Context) -> Vec<Entry> {
             doc: "",
             sensitive: false,
         })
-        .chain(ctx.config().security_keys.describe().into_iter().map(
-            |(name, value, sensitive)| Entry {
-                synonyms: vec![(name.clone(), value.clone().unwrap_or_default(), SOURCE_STATIC_BROKER)],
-                name,
-                value: value.unwrap_or_default(),
-                source: SOURCE_STATIC_BROKER,
-                kind: if sensitive { TYPE_PASSWORD } else { TYPE_STRING },
-                doc: "",
-                sensitive,
-            },
-        ))
+        .chain(
+            ctx.config()
+                .security_keys
+                .describe()
+                .into_iter()
+                .map(|(name, value, sensitive)| Entry {
+                    synonyms: vec![(
+                        name.clone(),
+                        value.clone().unwrap_or_default(),
+                        SOURCE_STATIC_BROKER,
+                    )],
+                    name,
+                    value: value.unwrap_or_default(),
+                    source: SOURCE_STATIC_BROKER,
+                    kind: if sensitive {
+                        TYPE_PASSWORD
+                    } else {
+                        TYPE_STRING
+                    },
+                    doc: "",
+                    sensitive,
+                }),
+        )
         .collect()
 }

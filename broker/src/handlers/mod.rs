@@ -55,6 +55,8 @@ mod produce;
 mod raft;
 mod read_share_group_state;
 mod read_share_group_state_summary;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod share_acknowledge;
 pub mod share_fetch;
 mod share_group_describe;
@@ -129,6 +131,10 @@ pub struct Client {
     /// Name of that listener (a client listener's, or the inter-broker one for the controller
     /// listener): Metadata and the other answers naming brokers give their endpoints of it.
     pub endpoint: Rc<str>,
+    /// Who the client is: `User:<name>` from SASL or the TLS certificate, else
+    /// `User:ANONYMOUS`. What the authorizer will check (issue 21's ACLs).
+    #[allow(dead_code)]
+    pub principal: Rc<str>,
     /// The request's clock (its stages are recorded when its answer is written).
     pub clock: Rc<crate::stats::RequestClock>,
     /// The connection's share sessions (KIP-932), which end with it.
@@ -190,6 +196,8 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(Metadata, 0, 12, metadata),
     entry!(FindCoordinator, 0, 6, find_coordinator),
     entry!(ApiVersions, 0, 3, api_versions),
+    entry!(SaslHandshake, 0, 1, sasl_handshake),
+    entry!(SaslAuthenticate, 0, 2, sasl_authenticate),
     entry!(CreateTopics, 2, 7, create_topics),
     entry!(DeleteTopics, 1, 6, delete_topics),
     entry!(InitProducerId, 0, 4, init_producer_id),

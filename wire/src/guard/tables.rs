@@ -51,6 +51,7 @@ pub(super) const APIS: &[Api] = &[
     incremental_alter_configs::API,
     delete_records::API,
     sasl_handshake::API,
+    sasl_authenticate::API,
     describe_quorum::API,
     fetch_snapshot::API,
     alter_partition::API,
@@ -1278,6 +1279,19 @@ pub(super) mod sasl_handshake {
         body: SASL_HANDSHAKE_REQUEST,
     };
     const SASL_HANDSHAKE_REQUEST: &[Field] = &[Field::new("mechanism", Ty::String, 0, i16::MAX)];
+}
+
+/// sasl_authenticate_request, api_key 36, versions 0-2, flexible 2+.
+pub(super) mod sasl_authenticate {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 36,
+        min_version: 0,
+        max_version: 2,
+        flexible_min: 2,
+        body: SASL_AUTHENTICATE_REQUEST,
+    };
+    const SASL_AUTHENTICATE_REQUEST: &[Field] = &[Field::new("auth_bytes", Ty::Bytes, 0, i16::MAX)];
 }
 
 // The controller APIs below are served on the CONTROLLER listener, not in the client-facing

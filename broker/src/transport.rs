@@ -1,0 +1,283 @@
+//! A client connection's byte stream: plain TCP, or TLS (rustls, in user space) over it.
+//!
+//! A connection is served by a reader task and a writer task over two descriptors of one socket
+//! ([`millrace_shard::net::split`]). Under TLS both hold the one `ServerConnection` in an
+//! `Rc<RefCell<_>>`: each borrow is synchronous and short (decrypt what arrived, or encrypt what
+//! is to be sent), never held across an await, so the halves need no lock. Only the writer puts
+//! TLS records on the socket; the reader, when decrypting left something the peer must be sent
+//! (an alert, a key update), says so ([`Reader::tls_output_pending`]) and the connection wakes
+//! the writer, which sends it with its next write. So records never interleave on the wire.
+//!
+//! TLS answers cannot use sendfile (the kernel would send the file's bytes unencrypted): file
+//! ranges are read and written through the session ([`Writer::send_file_range`]), as Kafka
+//! does under SSL.
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use millrace_shard::net::TcpStream;
+use rustls::ServerConnection;
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// TLS bytes read from the socket at a time.
+const RAW_READ_BYTES: usize = 32 * 1024;
+/// A file range sent under TLS is read this much at a time.
+const FILE_CHUNK_BYTES: usize = 256 * 1024;
+
+/// The receiving half.
+pub enum Reader {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS: the socket, the shared session, and TLS bytes read but not yet given to it.
+    Tls {
+        sock: TcpStream,
+        session: Rc<RefCell<ServerConnection>>,
+        raw: Box<[u8]>,
+        raw_at: usize,
+        raw_end: usize,
+    },
+}
+
+/// The sending half.
+pub enum Writer {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS: the socket, the shared session and a buffer for the records to send.
+    Tls {
+        sock: TcpStream,
+        session: Rc<RefCell<ServerConnection>>,
+        out: Vec<u8>,
+    },
+}
+
+/// Runs the server side of a TLS handshake on `stream` within `timeout`. Application data the
+/// client sent right behind its Finished stays in the session for the reader.
+pub async fn accept_tls(
+    stream: &mut TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    timeout: Duration,
+) -> io::Result<ServerConnection> {
+    let handshake = async {
+        let mut session = ServerConnection::new(config).map_err(io::Error::other)?;
+        let mut raw = vec![0u8; RAW_READ_BYTES];
+        let mut out = Vec::new();
+        while session.is_handshaking() {
+            send_pending(&mut session, stream, &mut out).await?;
+            if !session.wants_read() {
+                continue;
+            }
+            let n = stream.read(&mut raw).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed by the client during the TLS handshake",
+                ));
+            }
+            let mut arrived = &raw[..n];
+            while !arrived.is_empty() {
+                session.read_tls(&mut arrived)?;
+                if let Err(e) = session.process_new_packets() {
+                    // Tell the client why (the alert is queued), then give up.
+                    let _ = send_pending(&mut session, stream, &mut out).await;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+        }
+        send_pending(&mut session, stream, &mut out).await?;
+        Ok(session)
+    };
+    millrace_shard::time::timeout(timeout, handshake)
+        .await
+        .unwrap_or_else(|| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no TLS handshake within {} ms", timeout.as_millis()),
+            ))
+        })
+}
+
+/// The two halves of `stream`, with `session` when the connection uses TLS.
+pub fn split(stream: TcpStream, session: Option<ServerConnection>) -> io::Result<(Reader, Writer)> {
+    let (reader, writer) = millrace_shard::net::split(stream)?;
+    Ok(match session {
+        None => (Reader::Plain(reader), Writer::Plain(writer)),
+        Some(session) => {
+            let session = Rc::new(RefCell::new(session));
+            (
+                Reader::Tls {
+                    sock: reader,
+                    session: session.clone(),
+                    raw: vec![0u8; RAW_READ_BYTES].into_boxed_slice(),
+                    raw_at: 0,
+                    raw_end: 0,
+                },
+                Writer::Tls {
+                    sock: writer,
+                    session,
+                    out: Vec::new(),
+                },
+            )
+        }
+    })
+}
+
+impl Reader {
+    /// Reads what is available into `buf`; 0 when the peer closed.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Reader::Plain(sock) => sock.read(buf).await,
+            Reader::Tls {
+                sock,
+                session,
+                raw,
+                raw_at,
+                raw_end,
+            } => loop {
+                match session.borrow_mut().reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                if *raw_at == *raw_end {
+                    let n = sock.read(raw).await?;
+                    if n == 0 {
+                        return Ok(0);
+                    }
+                    (*raw_at, *raw_end) = (0, n);
+                }
+                let mut s = session.borrow_mut();
+                let mut arrived = &raw[*raw_at..*raw_end];
+                let taken = s.read_tls(&mut arrived)?;
+                *raw_at += taken;
+                s.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            },
+        }
+    }
+
+    /// Fills `buf`; an error if the peer closes first.
+    pub async fn read_exact(&mut self, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.read(buf).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    /// True when the session has records for the peer that no answer will carry (an alert, a
+    /// key update): the writer must be woken to send them.
+    pub fn tls_output_pending(&self) -> bool {
+        match self {
+            Reader::Plain(_) => false,
+            Reader::Tls { session, .. } => session.borrow().wants_write(),
+        }
+    }
+}
+
+impl Writer {
+    /// Writes all of `data` (encrypted under TLS).
+    pub async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        match self {
+            Writer::Plain(sock) => sock.write_all(data).await,
+            Writer::Tls { sock, session, out } => {
+                while !data.is_empty() {
+                    // The session takes up to its buffer limit; what it took is sent first.
+                    let taken = session.borrow_mut().writer().write(data)?;
+                    data = &data[taken..];
+                    flush_session(session, sock, out).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends whatever the session has queued (TLS only; nothing for plain TCP).
+    pub async fn flush_tls(&mut self) -> io::Result<()> {
+        match self {
+            Writer::Plain(_) => Ok(()),
+            Writer::Tls { sock, session, out } => flush_session(session, sock, out).await,
+        }
+    }
+
+    /// The socket when the connection is plain TCP (sendfile can use it).
+    pub fn plain_socket(&self) -> Option<&TcpStream> {
+        match self {
+            Writer::Plain(sock) => Some(sock),
+            Writer::Tls { .. } => None,
+        }
+    }
+
+    /// Sends `len` bytes of `file` from `position` through the session, a chunk at a time.
+    pub async fn send_file_range(
+        &mut self,
+        file: &std::fs::File,
+        position: u64,
+        len: usize,
+    ) -> io::Result<()> {
+        let mut sent = 0;
+        while sent < len {
+            let chunk = (len - sent).min(FILE_CHUNK_BYTES);
+            let bytes = millrace_shard::net::pread_exact(file, position + sent as u64, chunk)?;
+            self.write_all(&bytes).await?;
+            sent += chunk;
+        }
+        Ok(())
+    }
+
+    /// Ends the connection: a TLS close_notify first, then the socket is shut down both ways,
+    /// which also wakes the reader's pending read.
+    pub async fn close(&mut self) {
+        let sock = match self {
+            Writer::Plain(sock) => sock,
+            Writer::Tls { sock, session, out } => {
+                session.borrow_mut().send_close_notify();
+                let _ = flush_session(session, sock, out).await;
+                sock
+            }
+        };
+        let _ = sock.close().await;
+        let _ = sock.shutdown(std::net::Shutdown::Both).await;
+    }
+}
+
+/// Sends every record `session` has queued.
+async fn flush_session(
+    session: &RefCell<ServerConnection>,
+    sock: &mut TcpStream,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    loop {
+        out.clear();
+        {
+            let mut s = session.borrow_mut();
+            while s.wants_write() {
+                s.write_tls(out)?;
+            }
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        sock.write_all(out).await?;
+    }
+}
+
+/// The handshake's variant of [`flush_session`], before the session is shared.
+async fn send_pending(
+    session: &mut ServerConnection,
+    sock: &mut TcpStream,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    out.clear();
+    while session.wants_write() {
+        session.write_tls(out)?;
+    }
+    if !out.is_empty() {
+        sock.write_all(out).await?;
+    }
+    Ok(())
+}
