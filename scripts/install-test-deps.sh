@@ -2,7 +2,7 @@
 # Installs what the client integration suite (tests/clients) and the Apache Kafka peer
 # (bench/peers/apache-kafka.sh) need. Idempotent and non-interactive; fast when all is present.
 #
-#   - kcat from Debian (apt-get; runs `apt-get update` only if kcat is not installable yet)
+#   - kcat and openssl from Debian (apt-get; runs `apt-get update` only if not installable yet)
 #   - <repo>/.venv with the pinned Python clients of tests/clients/requirements.txt
 #   - <repo>/.venv/bin/promtool: only that binary out of Debian's prometheus package (apt-get
 #     download, not installed: the package would set up a service)
@@ -28,15 +28,21 @@ as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi
 }
 
-install_kcat() {
-  if command -v kcat >/dev/null 2>&1; then
+install_apt() {  # $1: command to look for, $2: Debian package
+  if command -v "$1" >/dev/null 2>&1; then
     return
   fi
-  log "installing kcat (apt)"
-  if ! as_root apt-get install -y -q kcat >/dev/null 2>&1; then
+  log "installing $2 (apt)"
+  if ! as_root apt-get install -y -q "$2" >/dev/null 2>&1; then
     as_root apt-get update -q >/dev/null
-    as_root apt-get install -y -q kcat >/dev/null
+    as_root apt-get install -y -q "$2" >/dev/null
   fi
+}
+
+install_kcat() {
+  install_apt kcat kcat
+  # The security tests make their certificates with the openssl CLI.
+  install_apt openssl openssl
 }
 
 install_venv() {

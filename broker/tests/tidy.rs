@@ -31,7 +31,14 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
     (
         "broker",
         "millrace",
-        &["wire", "storage", "shard", "replication", "schema", "security"],
+        &[
+            "wire",
+            "storage",
+            "shard",
+            "replication",
+            "schema",
+            "security",
+        ],
     ),
     ("tools", "millrace-tools", &["wire"]),
     ("bench", "millrace-bench", &["wire", "shard"]),
