@@ -14,6 +14,7 @@ use crate::stats::RequestClock;
 use crate::transport::{Reader, Writer};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
+use millrace_security::sasl::{Mechanism, ScramCredential};
 use millrace_shard::net::{pread_exact, sendfile_some, TcpStream};
 use millrace_shard::sync::LocalQueue;
 use millrace_shard::time::Instant;
@@ -150,7 +151,9 @@ async fn read_loop(
         }
         if let Some(sasl) = on.sasl.as_mut().filter(|s| s.raw_tokens()) {
             let setup = sasl.setup();
-            let outcome = sasl.raw_token(&frame, &credentials(shard, &setup), Instant::now());
+            let scram = |m: Mechanism, u: &str| scram_of(shard, m, u);
+            let creds = credentials(shard, &setup, &scram);
+            let outcome = sasl.raw_token(&frame, &creds, Instant::now());
             if !answer_sasl(shard, queue, outcome).await {
                 return;
             }
@@ -221,7 +224,8 @@ fn sasl_gate(
         Some(ApiKey::SaslHandshake) => Gate::Answer(sasl.handshake(header, body)),
         Some(ApiKey::SaslAuthenticate) => {
             let setup = sasl.setup();
-            let creds = credentials(shard, &setup);
+            let scram = |m: Mechanism, u: &str| scram_of(shard, m, u);
+            let creds = credentials(shard, &setup, &scram);
             Gate::Answer(sasl.authenticate(header, body, &creds, Instant::now()))
         }
         Some(ApiKey::ApiVersions) if !sasl.authenticated() => Gate::Pass,
@@ -239,12 +243,30 @@ fn sasl_gate(
 }
 
 /// The credentials a SASL step checks: the listener's PLAIN users, the cluster's SCRAM ones.
-fn credentials<'a>(shard: &'a Rc<Shard>, setup: &'a ListenerSetup) -> BrokerCredentials<'a> {
+fn credentials<'a>(
+    shard: &Rc<Shard>,
+    setup: &'a ListenerSetup,
+    scram: &'a dyn Fn(Mechanism, &str) -> Option<ScramCredential>,
+) -> BrokerCredentials<'a> {
     let _ = shard;
     BrokerCredentials {
         plain: &setup.sasl.as_ref().expect("a SASL listener").plain,
-        scram: &|_, _| None,
+        scram,
     }
+}
+
+/// The SCRAM credential of `user` for `mechanism` in this shard's metadata image.
+fn scram_of(shard: &Shard, mechanism: Mechanism, user: &str) -> Option<ScramCredential> {
+    let image = shard.image();
+    let stored = image
+        .cluster
+        .scram_credential(user, mechanism.scram_type()?)?;
+    Some(ScramCredential {
+        salt: stored.salt.clone(),
+        iterations: stored.iterations,
+        stored_key: stored.stored_key.clone(),
+        server_key: stored.server_key.clone(),
+    })
 }
 
 /// Queues the exchange's answer; false when the connection is to close (after the failed-

@@ -51,6 +51,7 @@ mod alter_partition;
 mod coordinator_moves;
 mod elections;
 mod other_brokers;
+mod scram;
 mod share_state;
 mod snapshots;
 mod transactions;

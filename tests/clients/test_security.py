@@ -1,7 +1,9 @@
 """TLS and SASL listeners with real clients (issue 21): one broker with a PLAINTEXT, an SSL, a
 SASL_PLAINTEXT and a SASL_SSL listener, configured with Kafka's own keys (PEM keystore,
 per-listener JAAS lines), certificates made by the test with openssl (IP SAN 127.0.0.1, so
-clients verify the host name as they do by default).
+clients verify the host name as they do by default). PLAIN users come from the JAAS line;
+SCRAM-SHA-256/512 users are created with AlterUserScramCredentials (confluent-kafka's admin
+client salts the password, the broker stores salt and keys in the cluster metadata).
 
 Round trips with confluent-kafka (librdkafka), kafka-python and aiokafka over each listener;
 then what must be refused, each with a clear log line and nothing else affected: a wrong
@@ -22,7 +24,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import (AdminClient, ConfigResource, ScramCredentialInfo,
+                                  ScramMechanism, UserScramCredentialDeletion,
+                                  UserScramCredentialUpsertion)
 
 import kwire as w
 from brokerproc import free_port
@@ -34,6 +38,8 @@ ALICE = ("alice", "alice-secret")
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
               'username="admin" password="admin-secret" user_admin="admin-secret" '
               'user_alice="alice-secret";')
+SCRAM_JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+CAROL = ("carol", "carol-secret")
 
 
 def make_certs(d: Path) -> Path:
@@ -69,23 +75,46 @@ def secure(tmp_path_factory):
         "advertised.listeners": ",".join(f"{p}://127.0.0.1:{port}" for p, port in ports.items()),
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(d / "keystore.pem"),
-        "sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
-        "listener.name.sasl_ssl.plain.sasl.jaas.config": PLAIN_JAAS,
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        **{f"listener.name.{listener}.{mech}.sasl.jaas.config": jaas
+           for listener in ("sasl_plaintext", "sasl_ssl")
+           for mech, jaas in (("plain", PLAIN_JAAS), ("scram-sha-256", SCRAM_JAAS),
+                              ("scram-sha-512", SCRAM_JAAS))},
     })
     b.start()
     yield b, ports, ca
     b.stop()
 
 
-def librdkafka_config(protocol: str, port: int, ca: Path, user=ALICE) -> dict:
+def librdkafka_config(protocol: str, port: int, ca: Path, user=ALICE, mechanism="PLAIN") -> dict:
     conf = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": protocol}
     if "SSL" in protocol:
         conf["ssl.ca.location"] = str(ca)
     if "SASL" in protocol:
-        conf.update({"sasl.mechanisms": "PLAIN", "sasl.username": user[0],
+        conf.update({"sasl.mechanisms": mechanism, "sasl.username": user[0],
                      "sasl.password": user[1]})
     return conf
+
+
+def round_trip(conf: dict, n: int = 50) -> None:
+    """Produces n records to a new topic and reads them back with the same settings."""
+    topic = f"sec-{uuid.uuid4().hex[:8]}"
+    p = Producer(conf)
+    values = [f"v{i}".encode() for i in range(n)]
+    for v in values:
+        p.produce(topic, v)
+    assert p.flush(TIMEOUT_S) == 0
+    c = Consumer({**conf, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    try:
+        while len(got) < n:
+            m = c.poll(TIMEOUT_S)
+            assert m is not None and m.error() is None, m and m.error()
+            got.append(m.value())
+    finally:
+        c.close()
+    assert got == values
 
 
 @pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
@@ -248,3 +277,92 @@ def test_secrets_are_described_as_sensitive(secure):
     jaas = configs["listener.name.sasl_ssl.plain.sasl.jaas.config"]
     assert jaas.is_sensitive and jaas.value is None
     assert configs["ssl.keystore.location"].value.endswith("keystore.pem")
+
+
+def scram_admin(ports, ca) -> AdminClient:
+    return AdminClient(librdkafka_config("SASL_SSL", ports["SASL_SSL"], ca))
+
+
+def test_scram_users_are_created_described_used_and_deleted(secure):
+    _, ports, ca = secure
+    admin = scram_admin(ports, ca)
+    upserts = [UserScramCredentialUpsertion(CAROL[0], ScramCredentialInfo(m, it), CAROL[1].encode())
+               for m, it in ((ScramMechanism.SCRAM_SHA_256, 8192),
+                             (ScramMechanism.SCRAM_SHA_512, 4096))]
+    for fut in admin.alter_user_scram_credentials(upserts).values():
+        fut.result(TIMEOUT_S)
+    described = admin.describe_user_scram_credentials([CAROL[0]])[CAROL[0]].result(TIMEOUT_S)
+    infos = sorted((i.mechanism, i.iterations) for i in described.scram_credential_infos)
+    assert infos == [(ScramMechanism.SCRAM_SHA_256, 8192), (ScramMechanism.SCRAM_SHA_512, 4096)]
+    everyone = admin.describe_user_scram_credentials().result(TIMEOUT_S)
+    assert CAROL[0] in everyone
+    for protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+            round_trip(librdkafka_config(protocol, ports[protocol], ca, CAROL, mech), n=20)
+    wrong = librdkafka_config("SASL_SSL", ports["SASL_SSL"], ca, (CAROL[0], "nope"), "SCRAM-SHA-512")
+    with pytest.raises(KafkaException):
+        AdminClient(wrong).list_topics(timeout=5)
+    deletion = UserScramCredentialDeletion(CAROL[0], ScramMechanism.SCRAM_SHA_512)
+    admin.alter_user_scram_credentials([deletion])[CAROL[0]].result(TIMEOUT_S)
+    gone = librdkafka_config("SASL_SSL", ports["SASL_SSL"], ca, CAROL, "SCRAM-SHA-512")
+    with pytest.raises(KafkaException):
+        AdminClient(gone).list_topics(timeout=5)
+    round_trip(librdkafka_config("SASL_SSL", ports["SASL_SSL"], ca, CAROL, "SCRAM-SHA-256"), n=5)
+
+
+def test_scram_credentials_kafka_refuses_are_refused(secure):
+    _, ports, ca = secure
+    admin = scram_admin(ports, ca)
+    too_few = UserScramCredentialUpsertion(
+        "dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 1000), b"pw")
+    with pytest.raises(KafkaException, match="(?i)iterations"):
+        admin.alter_user_scram_credentials([too_few])["dave"].result(TIMEOUT_S)
+    missing = UserScramCredentialDeletion("nobody", ScramMechanism.SCRAM_SHA_256)
+    with pytest.raises(KafkaException, match="does not exist"):
+        admin.alter_user_scram_credentials([missing])["nobody"].result(TIMEOUT_S)
+    with pytest.raises(KafkaException, match="does not exist"):
+        admin.describe_user_scram_credentials(["nobody"])["nobody"].result(TIMEOUT_S)
+
+
+def test_kafka_python_and_aiokafka_with_scram(secure):
+    from kafka import KafkaProducer
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+    _, ports, ca = secure
+    admin = scram_admin(ports, ca)
+    up = UserScramCredentialUpsertion(
+        "erin", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), b"erin-secret")
+    admin.alter_user_scram_credentials([up])["erin"].result(TIMEOUT_S)
+    topic = f"sec-scram-{uuid.uuid4().hex[:6]}"
+    p = KafkaProducer(bootstrap_servers=f"127.0.0.1:{ports['SASL_SSL']}",
+                      security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                      sasl_plain_username="erin", sasl_plain_password="erin-secret",
+                      ssl_cafile=str(ca))
+    p.send(topic, b"from kafka-python").get(TIMEOUT_S)
+    p.close()
+
+    async def aio():
+        ap = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{ports['SASL_SSL']}",
+                              security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                              sasl_plain_username="erin", sasl_plain_password="erin-secret",
+                              ssl_context=create_ssl_context(cafile=str(ca)))
+        await ap.start()
+        try:
+            await ap.send_and_wait(topic, b"from aiokafka")
+        finally:
+            await ap.stop()
+    asyncio.run(aio())
+
+
+def test_scram_credentials_survive_a_restart(secure):
+    """Last in the file: restarts the module's broker."""
+    b, ports, ca = secure
+    admin = scram_admin(ports, ca)
+    up = UserScramCredentialUpsertion(
+        "frank", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"frank-secret")
+    admin.alter_user_scram_credentials([up])["frank"].result(TIMEOUT_S)
+    b.kill9()
+    b.start()
+    conf = librdkafka_config("SASL_SSL", ports["SASL_SSL"], ca, ("frank", "frank-secret"),
+                             "SCRAM-SHA-256")
+    round_trip(conf, n=5)

@@ -204,6 +204,10 @@ pub const ILLEGAL_SASL_STATE: i16 = 34;
 pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
 /// A SCRAM credential the broker refuses (too few or too many iterations).
 pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
+/// The named resource (e.g. a SCRAM credential) does not exist.
+pub const RESOURCE_NOT_FOUND: i16 = 91;
+/// The request names the same resource twice.
+pub const DUPLICATE_RESOURCE: i16 = 92;
 /// No authorizer is configured (ACL requests).
 pub const SECURITY_DISABLED: i16 = 54;
 
@@ -214,6 +218,8 @@ pub const ALL: &[(&str, i16)] = &[
     ("SASL_AUTHENTICATION_FAILED", SASL_AUTHENTICATION_FAILED),
     ("UNACCEPTABLE_CREDENTIAL", UNACCEPTABLE_CREDENTIAL),
     ("SECURITY_DISABLED", SECURITY_DISABLED),
+    ("RESOURCE_NOT_FOUND", RESOURCE_NOT_FOUND),
+    ("DUPLICATE_RESOURCE", DUPLICATE_RESOURCE),
     ("UNKNOWN_SERVER_ERROR", UNKNOWN_SERVER_ERROR),
     ("NONE", NONE),
     ("OFFSET_OUT_OF_RANGE", OFFSET_OUT_OF_RANGE),

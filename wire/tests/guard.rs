@@ -577,6 +577,26 @@ fn sasl_authenticate(_v: i16, _null: bool) -> SaslAuthenticateRequest {
     ))
 }
 
+fn describe_user_scram_credentials(_v: i16, null: bool) -> DescribeUserScramCredentialsRequest {
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    DescribeUserScramCredentialsRequest::default()
+        .with_users((!null).then(|| vec![UserName::default().with_name(s("alice"))]))
+}
+
+fn alter_user_scram_credentials(_v: i16, _null: bool) -> AlterUserScramCredentialsRequest {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::*;
+    AlterUserScramCredentialsRequest::default()
+        .with_deletions(vec![ScramCredentialDeletion::default()
+            .with_name(s("bob"))
+            .with_mechanism(1)])
+        .with_upsertions(vec![ScramCredentialUpsertion::default()
+            .with_name(s("alice"))
+            .with_mechanism(2)
+            .with_iterations(8192)
+            .with_salt(bytes::Bytes::from_static(b"salt"))
+            .with_salted_password(bytes::Bytes::from_static(&[7; 64]))])
+}
+
 fn sasl_handshake(_v: i16, _null: bool) -> SaslHandshakeRequest {
     SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512"))
 }
@@ -874,6 +894,8 @@ fn corpus() -> Vec<ApiCorpus> {
         cases(21, delete_records),
         cases(17, sasl_handshake),
         cases(36, sasl_authenticate),
+        cases(50, describe_user_scram_credentials),
+        cases(51, alter_user_scram_credentials),
         cases(55, describe_quorum),
         cases(59, fetch_snapshot),
         cases(56, alter_partition),

@@ -191,11 +191,8 @@ const SENSITIVE: &[&str] = &[
     "sasl.jaas.config",
 ];
 
-/// The SASL mechanisms this build serves. SCRAM-SHA-256/512 are implemented
-/// (`millrace_security::sasl`) but need credentials in the cluster metadata
-/// (AlterUserScramCredentials), which the broker does not store yet: they are refused here
-/// until it does, rather than accepted with no user able to log in.
-pub const MECHANISMS: &[&str] = &["PLAIN"];
+/// The SASL mechanisms this build serves.
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// Kafka's `sasl.server.max.receive.size` default.
 const MAX_RECEIVE_BYTES_DEFAULT: i64 = 524_288;
@@ -514,7 +511,7 @@ mod tests {
 
     #[test]
     fn sasl_listeners_need_mechanisms_and_their_jaas_lines() {
-        let k = keys(&[("sasl.enabled.mechanisms", "PLAIN")]).unwrap();
+        let k = keys(&[("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256")]).unwrap();
         let err = k
             .resolve(&[listener("SASL_PLAINTEXT", "SASL_PLAINTEXT")])
             .unwrap_err();
@@ -548,11 +545,6 @@ mod tests {
     fn bad_values_are_refused_with_the_key() {
         for (key, value, says) in [
             ("sasl.enabled.mechanisms", "GSSAPI", "GSSAPI is not served"),
-            (
-                "sasl.enabled.mechanisms",
-                "SCRAM-SHA-256",
-                "SCRAM-SHA-256 is not served",
-            ),
             (
                 "ssl.client.auth",
                 "sometimes",

@@ -34,6 +34,7 @@ pub mod brokers;
 pub mod elections;
 pub mod lifecycle;
 pub mod observer;
+pub mod scram;
 mod snapshots;
 
 pub use lifecycle::AllocateProducerId;

@@ -20,6 +20,7 @@ const FORWARDED: &[ApiKey] = &[
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeQuorum,
     ApiKey::ElectLeaders,
+    ApiKey::AlterUserScramCredentials,
 ];
 
 /// The active controller's response to a forwarded request, or None to handle it here (this

@@ -11,6 +11,7 @@ mod allocate_producer_ids;
 mod alter_configs;
 mod alter_partition;
 mod alter_share_group_offsets;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod broker_heartbeat;
 mod broker_registration;
@@ -31,6 +32,7 @@ mod describe_producers;
 mod describe_quorum;
 mod describe_share_group_offsets;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
 pub mod fetch;
@@ -198,6 +200,18 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(ApiVersions, 0, 3, api_versions),
     entry!(SaslHandshake, 0, 1, sasl_handshake),
     entry!(SaslAuthenticate, 0, 2, sasl_authenticate),
+    entry!(
+        DescribeUserScramCredentials,
+        0,
+        0,
+        describe_user_scram_credentials
+    ),
+    entry!(
+        AlterUserScramCredentials,
+        0,
+        0,
+        alter_user_scram_credentials
+    ),
     entry!(CreateTopics, 2, 7, create_topics),
     entry!(DeleteTopics, 1, 6, delete_topics),
     entry!(InitProducerId, 0, 4, init_producer_id),
@@ -277,6 +291,12 @@ pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
     entry!(FetchSnapshot, 0, 1, fetch_snapshot),
     entry!(AlterPartition, 2, 3, alter_partition),
     entry!(ElectLeaders, 0, 2, elect_leaders),
+    entry!(
+        AlterUserScramCredentials,
+        0,
+        0,
+        alter_user_scram_credentials
+    ),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection

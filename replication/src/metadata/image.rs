@@ -151,6 +151,8 @@ pub struct ClusterImage {
     pub(super) broker_configs: BTreeMap<String, Configs>,
     pub(super) group_configs: BTreeMap<String, Configs>,
     pub(super) brokers: BTreeMap<i32, BrokerImage>,
+    /// SCRAM credentials by (user, Kafka's mechanism type).
+    pub(super) scram: BTreeMap<(String, i8), ScramImage>,
     pub(super) next_producer_id: i64,
     pub(super) last_applied_offset: i64,
 }
@@ -164,13 +166,45 @@ impl Default for ClusterImage {
             broker_configs: BTreeMap::new(),
             group_configs: BTreeMap::new(),
             brokers: BTreeMap::new(),
+            scram: BTreeMap::new(),
             next_producer_id: 0,
             last_applied_offset: -1,
         }
     }
 }
 
+/// One stored SCRAM credential: salted, never the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramImage {
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// H(ClientKey).
+    pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key").
+    pub server_key: Vec<u8>,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramImage")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ClusterImage {
+    /// The SCRAM credential of `user` for Kafka's mechanism type `mechanism`.
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramImage> {
+        self.scram.get(&(user.to_string(), mechanism))
+    }
+
+    /// Every stored SCRAM credential: (user, mechanism type, credential), by user.
+    pub fn scram_credentials(&self) -> impl Iterator<Item = (&str, i8, &ScramImage)> {
+        self.scram.iter().map(|((u, m), c)| (u.as_str(), *m, c))
+    }
+
     /// The topic with this name.
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
         self.topic_ids.get(name).and_then(|id| self.topics.get(id))
@@ -289,6 +323,21 @@ impl ClusterImage {
             MetadataRecord::FenceBroker(r) => self.registered_mut(r.id, r.epoch)?.fenced = true,
             MetadataRecord::UnfenceBroker(r) => self.registered_mut(r.id, r.epoch)?.fenced = false,
             MetadataRecord::BrokerRegistrationChange(r) => self.apply_registration_change(r)?,
+            MetadataRecord::UserScramCredential(r) => {
+                check_scram(&r.name, r.mechanism, r.iterations)?;
+                let credential = ScramImage {
+                    salt: r.salt.clone(),
+                    stored_key: r.stored_key.clone(),
+                    server_key: r.server_key.clone(),
+                    iterations: r.iterations,
+                };
+                self.scram.insert((r.name.clone(), r.mechanism), credential);
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                if self.scram.remove(&(r.name.clone(), r.mechanism)).is_none() {
+                    return Err(invalid("removing a SCRAM credential that does not exist"));
+                }
+            }
         }
         self.last_applied_offset = offset;
         Ok(())
@@ -611,3 +660,18 @@ fn has_duplicates(list: &[i32]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// A SCRAM credential's user and mechanism as the image holds them: a non-empty user, Kafka's
+/// types 1 (SHA-256) or 2 (SHA-512), positive iterations.
+pub(super) fn check_scram(
+    user: &str,
+    mechanism: i8,
+    iterations: i32,
+) -> Result<(), ReplicationError> {
+    if user.is_empty() || !(1..=2).contains(&mechanism) || iterations <= 0 {
+        return Err(invalid(
+            "SCRAM credential with an empty user, unknown mechanism or no iterations",
+        ));
+    }
+    Ok(())
+}

@@ -82,15 +82,15 @@ pub mod sample;
 mod snapshot;
 pub mod snapshot_file;
 
-pub use image::{BrokerImage, ClusterImage, Configs, PartitionImage, TopicImage};
+pub use image::{BrokerImage, ClusterImage, Configs, PartitionImage, ScramImage, TopicImage};
 pub use legacy::{from_legacy, LegacyImage, LegacyMigration, LegacyTopic};
 pub use log::{LogBatch, LogEntry, LogStore, MetadataLog};
 pub use partition_store::PartitionStore;
 pub use record::{
     BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord, ConfigResourceType,
     FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
-    RegisterBrokerRecord, RemoveTopicRecord, TopicId, TopicRecord, UnfenceBrokerRecord,
-    UnregisterBrokerRecord,
+    RegisterBrokerRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicId, TopicRecord,
+    UnfenceBrokerRecord, UnregisterBrokerRecord, UserScramCredentialRecord,
 };
 pub use snapshot::{
     SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION_V1, SNAPSHOT_FORMAT_VERSION_V2, SNAPSHOT_MAGIC,

@@ -169,6 +169,43 @@ pub struct ConfigRecord {
     pub value: Option<String>,
 }
 
+/// A user's SCRAM credential for one mechanism was set (Kafka's UserScramCredentialRecord):
+/// the salted form only, never the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserScramCredentialRecord {
+    /// The user name.
+    pub name: String,
+    /// Kafka's ScramMechanism: 1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512.
+    pub mechanism: i8,
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// H(ClientKey).
+    pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key").
+    pub server_key: Vec<u8>,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for UserScramCredentialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserScramCredentialRecord")
+            .field("name", &self.name)
+            .field("mechanism", &self.mechanism)
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user's SCRAM credential for one mechanism was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveUserScramCredentialRecord {
+    /// The user name.
+    pub name: String,
+    /// Kafka's ScramMechanism.
+    pub mechanism: i8,
+}
+
 /// A topic was deleted, with its partitions and configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoveTopicRecord {
@@ -300,6 +337,10 @@ pub enum MetadataRecord {
     UnfenceBroker(UnfenceBrokerRecord),
     /// See [`BrokerRegistrationChangeRecord`].
     BrokerRegistrationChange(BrokerRegistrationChangeRecord),
+    /// See [`UserScramCredentialRecord`].
+    UserScramCredential(UserScramCredentialRecord),
+    /// See [`RemoveUserScramCredentialRecord`].
+    RemoveUserScramCredential(RemoveUserScramCredentialRecord),
 }
 
 /// Bytes of the `type | version` prefix.
@@ -312,6 +353,8 @@ const PARTITION_CHANGE: u16 = 5;
 const REMOVE_TOPIC: u16 = 9;
 const PRODUCER_IDS: u16 = 15;
 const NO_OP: u16 = 20;
+const USER_SCRAM_CREDENTIAL: u16 = 11;
+const REMOVE_USER_SCRAM_CREDENTIAL: u16 = 12;
 const REGISTER_BROKER: u16 = 0;
 const UNREGISTER_BROKER: u16 = 1;
 const FENCE_BROKER: u16 = 7;
@@ -340,6 +383,8 @@ impl MetadataRecord {
             MetadataRecord::FenceBroker(_) => FENCE_BROKER,
             MetadataRecord::UnfenceBroker(_) => UNFENCE_BROKER,
             MetadataRecord::BrokerRegistrationChange(_) => BROKER_REGISTRATION_CHANGE,
+            MetadataRecord::UserScramCredential(_) => USER_SCRAM_CREDENTIAL,
+            MetadataRecord::RemoveUserScramCredential(_) => REMOVE_USER_SCRAM_CREDENTIAL,
         }
     }
 
@@ -399,6 +444,19 @@ impl MetadataRecord {
                 w.i8(tri_state(r.fenced));
                 w.i8(tri_state(r.in_controlled_shutdown));
             }
+            MetadataRecord::UserScramCredential(r) => {
+                w.string(&r.name);
+                w.i8(r.mechanism);
+                for bytes in [&r.salt, &r.stored_key, &r.server_key] {
+                    w.u16(u16::try_from(bytes.len()).expect("SCRAM fields are short"));
+                    w.raw(bytes);
+                }
+                w.i32(r.iterations);
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                w.string(&r.name);
+                w.i8(r.mechanism);
+            }
         }
     }
 
@@ -421,6 +479,8 @@ impl MetadataRecord {
                 | FENCE_BROKER
                 | UNFENCE_BROKER
                 | BROKER_REGISTRATION_CHANGE
+                | USER_SCRAM_CREDENTIAL
+                | REMOVE_USER_SCRAM_CREDENTIAL
         ) {
             return Err(ReplicationError::UnknownRecordType { record_type });
         }
@@ -470,6 +530,29 @@ impl MetadataRecord {
                     broker_epoch: r.i64()?,
                     fenced: read_tri_state(&mut r)?,
                     in_controlled_shutdown: read_tri_state(&mut r)?,
+                })
+            }
+            USER_SCRAM_CREDENTIAL => {
+                let name = r.string()?;
+                let mechanism = r.i8()?;
+                let mut short = || -> Result<Vec<u8>, ReplicationError> {
+                    let n = usize::from(r.u16()?);
+                    Ok(r.raw(n)?.to_vec())
+                };
+                let (salt, stored_key, server_key) = (short()?, short()?, short()?);
+                MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                    name,
+                    mechanism,
+                    salt,
+                    stored_key,
+                    server_key,
+                    iterations: r.i32()?,
+                })
+            }
+            REMOVE_USER_SCRAM_CREDENTIAL => {
+                MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+                    name: r.string()?,
+                    mechanism: r.i8()?,
                 })
             }
             _ => MetadataRecord::NoOp,

@@ -39,8 +39,8 @@
 
 use super::codec::{Reader, Writer};
 use super::image::{
-    check_broker, check_broker_resource, check_group_resource, check_partition, BrokerImage,
-    ClusterImage, Configs, TopicImage,
+    check_broker, check_broker_resource, check_group_resource, check_partition, check_scram,
+    BrokerImage, ClusterImage, Configs, ScramImage, TopicImage,
 };
 use super::record::{
     decode_partition_state, decode_register_broker, encode_partition_state, encode_register_broker,
@@ -50,9 +50,13 @@ use crate::error::ReplicationError;
 
 /// The first four bytes of a snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"MRCI";
-/// The newest format this build writes (when the image has group configs); it also reads
-/// [`SNAPSHOT_FORMAT_VERSION_V2`] and [`SNAPSHOT_FORMAT_VERSION_V1`].
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
+/// The newest format this build writes (when the image has SCRAM credentials); it also reads
+/// [`SNAPSHOT_FORMAT_VERSION_V3`], [`SNAPSHOT_FORMAT_VERSION_V2`] and
+/// [`SNAPSHOT_FORMAT_VERSION_V1`].
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 4;
+/// The format before SCRAM credentials: still written for an image with group configs and no
+/// credentials, so older binaries read what they can.
+pub const SNAPSHOT_FORMAT_VERSION_V3: u16 = 3;
 /// The format before group configs: still written for an image without them, and read.
 pub const SNAPSHOT_FORMAT_VERSION_V2: u16 = 2;
 /// The format before broker registrations, still read.
@@ -67,10 +71,12 @@ impl ClusterImage {
         let mut out = Vec::with_capacity(4096);
         out.extend_from_slice(&SNAPSHOT_MAGIC);
         let mut w = Writer(&mut out);
-        let version = if self.group_configs.is_empty() {
-            SNAPSHOT_FORMAT_VERSION_V2
-        } else {
+        let version = if !self.scram.is_empty() {
             SNAPSHOT_FORMAT_VERSION
+        } else if !self.group_configs.is_empty() {
+            SNAPSHOT_FORMAT_VERSION_V3
+        } else {
+            SNAPSHOT_FORMAT_VERSION_V2
         };
         w.u16(version);
         w.u32(0); // body length, patched below
@@ -94,6 +100,18 @@ impl ClusterImage {
             for (group_id, configs) in &self.group_configs {
                 w.string(group_id);
                 encode_configs(&mut w, configs);
+            }
+        }
+        if version >= 4 {
+            w.u32(self.scram.len() as u32);
+            for ((user, mechanism), c) in &self.scram {
+                w.string(user);
+                w.i8(*mechanism);
+                for bytes in [&c.salt, &c.stored_key, &c.server_key] {
+                    w.u16(u16::try_from(bytes.len()).expect("SCRAM fields are short"));
+                    w.raw(bytes);
+                }
+                w.i32(c.iterations);
             }
         }
         let body_len = u32::try_from(out.len() - HEAD_BYTES).expect("snapshot over 4 GiB");
@@ -150,6 +168,9 @@ impl ClusterImage {
         if version >= 3 {
             decode_group_configs(&mut r, &mut image)?;
         }
+        if version >= 4 {
+            decode_scram(&mut r, &mut image)?;
+        }
         r.finish()?;
         Ok(image)
     }
@@ -179,6 +200,42 @@ fn decode_group_configs(
     Ok(())
 }
 
+/// Format 4's SCRAM credentials: (user, mechanism) pairs in ascending order, each checked as
+/// a record would be.
+fn decode_scram(r: &mut Reader<'_>, image: &mut ClusterImage) -> Result<(), ReplicationError> {
+    for _ in 0..r.count(SCRAM_MIN_BYTES)? {
+        let user = r.string()?;
+        let mechanism = r.i8()?;
+        let mut short = || -> Result<Vec<u8>, ReplicationError> {
+            let n = usize::from(r.u16()?);
+            Ok(r.raw(n)?.to_vec())
+        };
+        let (salt, stored_key, server_key) = (short()?, short()?, short()?);
+        let iterations = r.i32()?;
+        check_scram(&user, mechanism, iterations)?;
+        let key = (user, mechanism);
+        if image
+            .scram
+            .last_key_value()
+            .is_some_and(|(last, _)| *last >= key)
+        {
+            return Err(bad(format!(
+                "SCRAM credential of {:?} repeated or out of order",
+                key.0
+            )));
+        }
+        let credential = ScramImage {
+            salt,
+            stored_key,
+            server_key,
+            iterations,
+        };
+        image.scram.insert(key, credential);
+    }
+    Ok(())
+}
+
+const SCRAM_MIN_BYTES: usize = 4 + 1 + 3 * 2 + 4;
 const TOPIC_MIN_BYTES: usize = 16 + 4 + 4 + 4;
 const PARTITION_MIN_BYTES: usize = 4 * 4 + 3 * 4;
 const BROKER_MIN_BYTES: usize = 4 + 4;

@@ -52,6 +52,8 @@ pub(super) const APIS: &[Api] = &[
     delete_records::API,
     sasl_handshake::API,
     sasl_authenticate::API,
+    describe_user_scram_credentials::API,
+    alter_user_scram_credentials::API,
     describe_quorum::API,
     fetch_snapshot::API,
     alter_partition::API,
@@ -1292,6 +1294,52 @@ pub(super) mod sasl_authenticate {
         body: SASL_AUTHENTICATE_REQUEST,
     };
     const SASL_AUTHENTICATE_REQUEST: &[Field] = &[Field::new("auth_bytes", Ty::Bytes, 0, i16::MAX)];
+}
+
+/// describe_user_scram_credentials_request, api_key 50, version 0, flexible 0+.
+pub(super) mod describe_user_scram_credentials {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 50,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: REQUEST,
+    };
+    const USER_NAME: &[Field] = &[Field::new("name", Ty::String, 0, i16::MAX)];
+    const REQUEST: &[Field] = &[Field::new(
+        "users",
+        Ty::NullableArray(&Ty::Struct(USER_NAME)),
+        0,
+        i16::MAX,
+    )];
+}
+
+/// alter_user_scram_credentials_request, api_key 51, version 0, flexible 0+.
+pub(super) mod alter_user_scram_credentials {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 51,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: REQUEST,
+    };
+    const DELETION: &[Field] = &[
+        Field::new("name", Ty::String, 0, i16::MAX),
+        Field::new("mechanism", Ty::Int8, 0, i16::MAX),
+    ];
+    const UPSERTION: &[Field] = &[
+        Field::new("name", Ty::String, 0, i16::MAX),
+        Field::new("mechanism", Ty::Int8, 0, i16::MAX),
+        Field::new("iterations", Ty::Int32, 0, i16::MAX),
+        Field::new("salt", Ty::Bytes, 0, i16::MAX),
+        Field::new("salted_password", Ty::Bytes, 0, i16::MAX),
+    ];
+    const REQUEST: &[Field] = &[
+        Field::new("deletions", Ty::Array(&Ty::Struct(DELETION)), 0, i16::MAX),
+        Field::new("upsertions", Ty::Array(&Ty::Struct(UPSERTION)), 0, i16::MAX),
+    ];
 }
 
 // The controller APIs below are served on the CONTROLLER listener, not in the client-facing

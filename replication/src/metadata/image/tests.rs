@@ -1,7 +1,8 @@
 use super::*;
 use crate::metadata::record::{
     security_protocol, BrokerEndpoint, BrokerRegistrationChangeRecord, FenceBrokerRecord,
-    RegisterBrokerRecord, RemoveTopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
+    RegisterBrokerRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, UnfenceBrokerRecord,
+    UnregisterBrokerRecord, UserScramCredentialRecord,
 };
 use crate::metadata::sample::RecordSource;
 
@@ -275,6 +276,54 @@ fn group_config_with_an_empty_group_id_is_refused() {
         Err(ReplicationError::InvalidRecord { .. })
     ));
     assert_eq!(image, before);
+}
+
+#[test]
+fn scram_credentials_apply_remove_and_round_trip_in_format_4() {
+    let mut image = small_image();
+    let cred = |name: &str, mechanism: i8, iterations: i32| {
+        MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+            name: name.into(),
+            mechanism,
+            salt: vec![7; 16],
+            stored_key: vec![8; 32],
+            server_key: vec![9; 32],
+            iterations,
+        })
+    };
+    image.apply(&cred("bob", 1, 4096), 5).unwrap();
+    image.apply(&cred("alice", 2, 8192), 6).unwrap();
+    image.apply(&cred("alice", 1, 4096), 7).unwrap();
+    assert_eq!(image.scram_credential("alice", 2).unwrap().iterations, 8192);
+    let bytes = image.encode_snapshot();
+    assert_eq!(&bytes[4..6], &[0, 4]);
+    let back = ClusterImage::decode_snapshot(&bytes).unwrap();
+    assert_eq!(back, image);
+    for n in 0..bytes.len() {
+        assert!(
+            ClusterImage::decode_snapshot(&bytes[..n]).is_err(),
+            "{n}-byte prefix"
+        );
+    }
+    let remove = |name: &str, mechanism: i8| {
+        MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+            name: name.into(),
+            mechanism,
+        })
+    };
+    image.apply(&remove("bob", 1), 8).unwrap();
+    assert!(image.scram_credential("bob", 1).is_none());
+    assert!(
+        image.apply(&remove("bob", 1), 9).is_err(),
+        "nothing to remove"
+    );
+    assert!(image.apply(&cred("", 1, 4096), 10).is_err(), "empty user");
+    assert!(
+        image.apply(&cred("x", 3, 4096), 11).is_err(),
+        "unknown mechanism"
+    );
+    let users: Vec<_> = image.scram_credentials().map(|(u, m, _)| (u, m)).collect();
+    assert_eq!(users, vec![("alice", 1), ("alice", 2)]);
 }
 
 #[test]

@@ -167,6 +167,24 @@ fn golden() -> Vec<(MetadataRecord, Vec<u8>)> {
             }),
             hex("0011 0000 | 00000001 | 0000000000000007 | 00 | 00"),
         ),
+        (
+            MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                name: "al".into(),
+                mechanism: 2,
+                salt: vec![1, 2],
+                stored_key: vec![3],
+                server_key: vec![4, 5, 6],
+                iterations: 4096,
+            }),
+            hex("000b 0000 | 00000002 616c | 02 | 0002 0102 | 0001 03 | 0003 040506 | 00001000"),
+        ),
+        (
+            MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+                name: "al".into(),
+                mechanism: 1,
+            }),
+            hex("000c 0000 | 00000002 616c | 01"),
+        ),
     ]
 }
 
