@@ -55,7 +55,9 @@ def test_sigterm_with_open_connections_then_immediate_restart(broker_factory):
 @pytest.mark.parametrize("line, key", [
     ("no.such.key=1", "no.such.key"),
     ("num.partitions=zero", "num.partitions"),
-    ("listeners=SSL://127.0.0.1:9093", "listeners"),
+    ("listeners=SSL://127.0.0.1", "listeners"),
+    ("ssl.client.auth=sometimes", "ssl.client.auth"),
+    ("sasl.enabled.mechanisms=GSSAPI", "sasl.enabled.mechanisms"),
 ])
 def test_bad_config_file_is_a_startup_error_naming_the_key(tmp_path, line, key):
     import subprocess
