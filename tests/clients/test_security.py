@@ -283,6 +283,13 @@ def scram_admin(ports, ca) -> AdminClient:
     return AdminClient(librdkafka_config("SASL_SSL", ports["SASL_SSL"], ca))
 
 
+def add_scram_user(ports, ca, user: str, mechanism: ScramMechanism, password: str) -> None:
+    """Creates (or replaces) `user`'s credential for `mechanism` with 4096 iterations."""
+    up = UserScramCredentialUpsertion(user, ScramCredentialInfo(mechanism, 4096), password.encode())
+    admin = scram_admin(ports, ca)  # held until the answer: a dropped client cancels it
+    admin.alter_user_scram_credentials([up])[user].result(TIMEOUT_S)
+
+
 def test_scram_users_are_created_described_used_and_deleted(secure):
     _, ports, ca = secure
     admin = scram_admin(ports, ca)
@@ -329,10 +336,7 @@ def test_kafka_python_and_aiokafka_with_scram(secure):
     from aiokafka import AIOKafkaProducer
     from aiokafka.helpers import create_ssl_context
     _, ports, ca = secure
-    admin = scram_admin(ports, ca)
-    up = UserScramCredentialUpsertion(
-        "erin", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), b"erin-secret")
-    admin.alter_user_scram_credentials([up])["erin"].result(TIMEOUT_S)
+    add_scram_user(ports, ca, "erin", ScramMechanism.SCRAM_SHA_512, "erin-secret")
     topic = f"sec-scram-{uuid.uuid4().hex[:6]}"
     p = KafkaProducer(bootstrap_servers=f"127.0.0.1:{ports['SASL_SSL']}",
                       security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
@@ -357,10 +361,7 @@ def test_kafka_python_and_aiokafka_with_scram(secure):
 def test_scram_credentials_survive_a_restart(secure):
     """Last in the file: restarts the module's broker."""
     b, ports, ca = secure
-    admin = scram_admin(ports, ca)
-    up = UserScramCredentialUpsertion(
-        "frank", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"frank-secret")
-    admin.alter_user_scram_credentials([up])["frank"].result(TIMEOUT_S)
+    add_scram_user(ports, ca, "frank", ScramMechanism.SCRAM_SHA_256, "frank-secret")
     b.kill9()
     b.start()
     conf = librdkafka_config("SASL_SSL", ports["SASL_SSL"], ca, ("frank", "frank-secret"),
