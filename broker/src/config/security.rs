@@ -563,26 +563,18 @@ mod tests {
             assert!(err.contains(says), "{key}={value}: {err}");
             assert!(!err.contains("secret"), "{err}");
         }
-        let k = keys(&[
-            ("ssl.keystore.type", "JKS"),
-            ("ssl.keystore.location", "/k"),
-        ])
-        .unwrap();
-        let err = k
-            .resolve(&[listener("SSL", "SSL")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("only PEM"), "{err}");
-        let k = keys(&[
-            ("ssl.keystore.password", "p"),
-            ("ssl.keystore.location", "/k"),
-        ])
-        .unwrap();
-        let err = k
-            .resolve(&[listener("SSL", "SSL")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no store password"), "{err}");
+        // Refused when an SSL listener resolves them, not when read.
+        for (key, value, says) in [
+            ("ssl.keystore.type", "JKS", "only PEM"),
+            ("ssl.keystore.password", "p", "no store password"),
+        ] {
+            let k = keys(&[(key, value), ("ssl.keystore.location", "/k")]).unwrap();
+            let err = k
+                .resolve(&[listener("SSL", "SSL")])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{key}={value}: {err}");
+        }
     }
 
     #[test]
