@@ -19,6 +19,9 @@
 //! * broker and group config entries are never empty (deleting a resource's last key removes
 //!   the entry); a group config's group id is not empty. A group's configs may exist before
 //!   and after the group: the image does not track groups themselves.
+//! * ACL binding ids are unique; each binding has Kafka's storable enum codes (no ANY/UNKNOWN,
+//!   no MATCH pattern); a client-quota entity has distinct known types in type order and no
+//!   empty key map (removing an entity's last key removes the entity).
 //!
 //! # Broker records
 //!
@@ -44,12 +47,14 @@
 //! the broker's own table; two nodes with different core counts hold equal images.
 
 use super::record::{
-    security_protocol, BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord,
-    ConfigResourceType, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
-    RegisterBrokerRecord, TopicId, TopicRecord,
+    security_protocol, AccessControlEntryRecord, BrokerEndpoint, BrokerRegistrationChangeRecord,
+    ClientQuotaRecord, ConfigRecord, ConfigResourceType, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, ProducerIdsRecord, QuotaEntityPart, QuotaValue, RegisterBrokerRecord, TopicId,
+    TopicRecord,
 };
 use crate::error::ReplicationError;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Configs of one resource: key → value.
 pub type Configs = BTreeMap<String, String>;
@@ -153,6 +158,11 @@ pub struct ClusterImage {
     pub(super) brokers: BTreeMap<i32, BrokerImage>,
     /// SCRAM credentials by (user, Kafka's mechanism type).
     pub(super) scram: BTreeMap<(String, i8), ScramImage>,
+    /// ACL bindings by id. Shared between copies of the image until an ACL changes, so a
+    /// reader can tell cheaply whether the ACLs changed ([`ClusterImage::acls`]).
+    pub(super) acls: AclImages,
+    /// Client quotas: each entity's keys and values.
+    pub(super) quotas: BTreeMap<QuotaEntity, BTreeMap<String, QuotaValue>>,
     pub(super) next_producer_id: i64,
     pub(super) last_applied_offset: i64,
 }
@@ -167,6 +177,8 @@ impl Default for ClusterImage {
             group_configs: BTreeMap::new(),
             brokers: BTreeMap::new(),
             scram: BTreeMap::new(),
+            acls: AclImages::default(),
+            quotas: BTreeMap::new(),
             next_producer_id: 0,
             last_applied_offset: -1,
         }
@@ -194,7 +206,24 @@ impl std::fmt::Debug for ScramImage {
     }
 }
 
+/// A client-quota entity: its parts sorted by entity type.
+pub type QuotaEntity = Vec<QuotaEntityPart>;
+
+/// The ACL bindings by id, behind one `Arc` that an ACL change replaces.
+pub type AclImages = Arc<BTreeMap<[u8; 16], AccessControlEntryRecord>>;
+
 impl ClusterImage {
+    /// The ACL bindings by id. The same `Arc` as long as no ACL changed (`Arc::ptr_eq` tells a
+    /// reader whether to rebuild what it derives from them).
+    pub fn acls(&self) -> &AclImages {
+        &self.acls
+    }
+
+    /// Every entity with a client quota, with its keys and values.
+    pub fn client_quotas(&self) -> &BTreeMap<QuotaEntity, BTreeMap<String, QuotaValue>> {
+        &self.quotas
+    }
+
     /// The SCRAM credential of `user` for Kafka's mechanism type `mechanism`.
     pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramImage> {
         self.scram.get(&(user.to_string(), mechanism))
@@ -338,8 +367,40 @@ impl ClusterImage {
                     return Err(invalid("removing a SCRAM credential that does not exist"));
                 }
             }
+            MetadataRecord::ClientQuota(r) => self.apply_client_quota(r)?,
+            MetadataRecord::AccessControlEntry(r) => {
+                check_acl(r)?;
+                if self.acls.contains_key(&r.id) {
+                    return Err(invalid("an ACL binding id used twice"));
+                }
+                Arc::make_mut(&mut self.acls).insert(r.id, r.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry(r) => {
+                if !self.acls.contains_key(&r.id) {
+                    return Err(invalid("removing an ACL binding that does not exist"));
+                }
+                Arc::make_mut(&mut self.acls).remove(&r.id);
+            }
         }
         self.last_applied_offset = offset;
+        Ok(())
+    }
+
+    fn apply_client_quota(&mut self, r: &ClientQuotaRecord) -> Result<(), ReplicationError> {
+        check_quota(&r.entity, &r.key, r.value)?;
+        if r.remove {
+            if let Some(keys) = self.quotas.get_mut(&r.entity) {
+                keys.remove(&r.key);
+                if keys.is_empty() {
+                    self.quotas.remove(&r.entity);
+                }
+            }
+        } else {
+            self.quotas
+                .entry(r.entity.clone())
+                .or_default()
+                .insert(r.key.clone(), r.value);
+        }
         Ok(())
     }
 
@@ -660,6 +721,48 @@ fn has_duplicates(list: &[i32]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// An ACL binding as the image holds it: a resource type from topic (2) to user (7), a
+/// literal (3) or prefixed (4) pattern over a non-empty name, a `Type:name` principal, a
+/// non-empty host, an operation from ALL (2) to TWO_PHASE_COMMIT (15), DENY (2) or ALLOW (3).
+/// The controller checks Kafka's finer rules before writing one.
+pub(super) fn check_acl(r: &AccessControlEntryRecord) -> Result<(), ReplicationError> {
+    let valid = (2..=7).contains(&r.resource_type)
+        && (3..=4).contains(&r.pattern_type)
+        && !r.resource_name.is_empty()
+        && r.principal.contains(':')
+        && !r.host.is_empty()
+        && (2..=15).contains(&r.operation)
+        && (2..=3).contains(&r.permission_type);
+    if !valid {
+        return Err(invalid("an ACL binding with an invalid field"));
+    }
+    Ok(())
+}
+
+/// A client quota as the image holds it: one to three parts of distinct known entity types in
+/// type order, a non-empty key, a finite value.
+pub(super) fn check_quota(
+    entity: &[QuotaEntityPart],
+    key: &str,
+    value: QuotaValue,
+) -> Result<(), ReplicationError> {
+    let known = |t: &str| matches!(t, "user" | "client-id" | "ip");
+    let valid = !entity.is_empty()
+        && entity.len() <= 3
+        && entity.iter().all(|p| known(&p.entity_type))
+        && entity
+            .windows(2)
+            .all(|w| w[0].entity_type < w[1].entity_type)
+        && !key.is_empty()
+        && value.0.is_finite();
+    if !valid {
+        return Err(invalid(
+            "a client quota with an invalid entity, key or value",
+        ));
+    }
+    Ok(())
+}
 
 /// A SCRAM credential's user and mechanism as the image holds them: a non-empty user, Kafka's
 /// types 1 (SHA-256) or 2 (SHA-512), positive iterations.

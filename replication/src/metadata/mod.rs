@@ -82,15 +82,19 @@ pub mod sample;
 mod snapshot;
 pub mod snapshot_file;
 
-pub use image::{BrokerImage, ClusterImage, Configs, PartitionImage, ScramImage, TopicImage};
+pub use image::{
+    AclImages, BrokerImage, ClusterImage, Configs, PartitionImage, QuotaEntity, ScramImage,
+    TopicImage,
+};
 pub use legacy::{from_legacy, LegacyImage, LegacyMigration, LegacyTopic};
 pub use log::{LogBatch, LogEntry, LogStore, MetadataLog};
 pub use partition_store::PartitionStore;
 pub use record::{
-    BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord, ConfigResourceType,
-    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
-    RegisterBrokerRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicId, TopicRecord,
-    UnfenceBrokerRecord, UnregisterBrokerRecord, UserScramCredentialRecord,
+    AccessControlEntryRecord, BrokerEndpoint, BrokerRegistrationChangeRecord, ClientQuotaRecord,
+    ConfigRecord, ConfigResourceType, FenceBrokerRecord, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, ProducerIdsRecord, QuotaEntityPart, QuotaValue, RegisterBrokerRecord,
+    RemoveAccessControlEntryRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicId,
+    TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord, UserScramCredentialRecord,
 };
 pub use snapshot::{
     SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION_V1, SNAPSHOT_FORMAT_VERSION_V2, SNAPSHOT_MAGIC,

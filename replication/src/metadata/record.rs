@@ -43,9 +43,23 @@
 //! here yet (features, log dirs, in_controlled_shutdown: a registration always starts outside
 //! controlled shutdown) arrive as a new version when code needs them.
 //!
-//! Not yet here, because no code needs them: feature levels, ACLs, SCRAM, quotas, and
-//! PartitionRecord's adding/removing replicas and directories (each arrives as a new type or a
-//! new version).
+//! Security records (issue 21), version 0:
+//!
+//! ```text
+//! 11    UserScramCredentialRecord       name string | mechanism i8 | salt, stored_key,
+//!                                       server_key: (u16 length | bytes) each | iterations i32
+//! 12    RemoveUserScramCredentialRecord name string | mechanism i8
+//! 14    ClientQuotaRecord               entity_count u32 | (entity_type string
+//!                                       | entity_name nullable string) × entity_count
+//!                                       | key string | value f64 | remove bool
+//! 23    AccessControlEntryRecord        id uuid | resource_type i8 | resource_name string
+//!                                       | pattern_type i8 | principal string | host string
+//!                                       | operation i8 | permission_type i8
+//! 24    RemoveAccessControlEntryRecord  id uuid
+//! ```
+//!
+//! Not yet here, because no code needs them: feature levels and PartitionRecord's
+//! adding/removing replicas and directories (each arrives as a new type or a new version).
 
 use super::codec::{Reader, Writer};
 use super::image::PartitionImage;
@@ -206,6 +220,72 @@ pub struct RemoveUserScramCredentialRecord {
     pub mechanism: i8,
 }
 
+/// One part of a client-quota entity: its type (`user`, `client-id`, `ip`) and name, `None`
+/// for the type's default entity.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QuotaEntityPart {
+    /// `user`, `client-id` or `ip`.
+    pub entity_type: String,
+    /// The name, or `None` for the default.
+    pub entity_name: Option<String>,
+}
+
+/// A quota value. Compared by its bits, so records and images stay `Eq` (the controller never
+/// stores a NaN).
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaValue(pub f64);
+
+impl PartialEq for QuotaValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for QuotaValue {}
+
+/// A client quota was set or removed (Kafka's ClientQuotaRecord): `key` of the entity becomes
+/// `value`, or is removed when `remove`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientQuotaRecord {
+    /// The entity's parts, in the order the controller sorted them (by type).
+    pub entity: Vec<QuotaEntityPart>,
+    /// The quota key, e.g. `producer_byte_rate`.
+    pub key: String,
+    /// The value (ignored when `remove`).
+    pub value: QuotaValue,
+    /// Whether the key is removed.
+    pub remove: bool,
+}
+
+/// An ACL binding was created (Kafka's AccessControlEntryRecord). The enum fields carry
+/// Kafka's wire codes (`millrace_security::acl`); the id names the binding for its removal.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccessControlEntryRecord {
+    /// The binding's id, a UUID.
+    pub id: [u8; 16],
+    /// ResourceType code (2 topic, 3 group, 4 cluster, 5 transactional id, ...).
+    pub resource_type: i8,
+    /// The resource name or prefix.
+    pub resource_name: String,
+    /// PatternType code (3 literal, 4 prefixed).
+    pub pattern_type: i8,
+    /// `User:alice`, `User:*`.
+    pub principal: String,
+    /// `*`, an address or a CIDR block.
+    pub host: String,
+    /// AclOperation code.
+    pub operation: i8,
+    /// PermissionType code (2 deny, 3 allow).
+    pub permission_type: i8,
+}
+
+/// An ACL binding was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveAccessControlEntryRecord {
+    /// The id its AccessControlEntryRecord gave it.
+    pub id: [u8; 16],
+}
+
 /// A topic was deleted, with its partitions and configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoveTopicRecord {
@@ -341,6 +421,12 @@ pub enum MetadataRecord {
     UserScramCredential(UserScramCredentialRecord),
     /// See [`RemoveUserScramCredentialRecord`].
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
+    /// See [`ClientQuotaRecord`].
+    ClientQuota(ClientQuotaRecord),
+    /// See [`AccessControlEntryRecord`].
+    AccessControlEntry(AccessControlEntryRecord),
+    /// See [`RemoveAccessControlEntryRecord`].
+    RemoveAccessControlEntry(RemoveAccessControlEntryRecord),
 }
 
 /// Bytes of the `type | version` prefix.
@@ -355,6 +441,9 @@ const PRODUCER_IDS: u16 = 15;
 const NO_OP: u16 = 20;
 const USER_SCRAM_CREDENTIAL: u16 = 11;
 const REMOVE_USER_SCRAM_CREDENTIAL: u16 = 12;
+const CLIENT_QUOTA: u16 = 14;
+const ACCESS_CONTROL_ENTRY: u16 = 23;
+const REMOVE_ACCESS_CONTROL_ENTRY: u16 = 24;
 const REGISTER_BROKER: u16 = 0;
 const UNREGISTER_BROKER: u16 = 1;
 const FENCE_BROKER: u16 = 7;
@@ -385,6 +474,9 @@ impl MetadataRecord {
             MetadataRecord::BrokerRegistrationChange(_) => BROKER_REGISTRATION_CHANGE,
             MetadataRecord::UserScramCredential(_) => USER_SCRAM_CREDENTIAL,
             MetadataRecord::RemoveUserScramCredential(_) => REMOVE_USER_SCRAM_CREDENTIAL,
+            MetadataRecord::ClientQuota(_) => CLIENT_QUOTA,
+            MetadataRecord::AccessControlEntry(_) => ACCESS_CONTROL_ENTRY,
+            MetadataRecord::RemoveAccessControlEntry(_) => REMOVE_ACCESS_CONTROL_ENTRY,
         }
     }
 
@@ -457,6 +549,14 @@ impl MetadataRecord {
                 w.string(&r.name);
                 w.i8(r.mechanism);
             }
+            MetadataRecord::ClientQuota(r) => {
+                encode_quota_entity(&mut w, &r.entity);
+                w.string(&r.key);
+                w.u64(r.value.0.to_bits());
+                w.bool(r.remove);
+            }
+            MetadataRecord::AccessControlEntry(r) => encode_acl(&mut w, r),
+            MetadataRecord::RemoveAccessControlEntry(r) => w.bytes16(&r.id),
         }
     }
 
@@ -481,6 +581,9 @@ impl MetadataRecord {
                 | BROKER_REGISTRATION_CHANGE
                 | USER_SCRAM_CREDENTIAL
                 | REMOVE_USER_SCRAM_CREDENTIAL
+                | CLIENT_QUOTA
+                | ACCESS_CONTROL_ENTRY
+                | REMOVE_ACCESS_CONTROL_ENTRY
         ) {
             return Err(ReplicationError::UnknownRecordType { record_type });
         }
@@ -555,11 +658,72 @@ impl MetadataRecord {
                     mechanism: r.i8()?,
                 })
             }
+            CLIENT_QUOTA => MetadataRecord::ClientQuota(ClientQuotaRecord {
+                entity: decode_quota_entity(&mut r)?,
+                key: r.string()?,
+                value: QuotaValue(f64::from_bits(r.u64()?)),
+                remove: r.bool()?,
+            }),
+            ACCESS_CONTROL_ENTRY => MetadataRecord::AccessControlEntry(decode_acl(&mut r)?),
+            REMOVE_ACCESS_CONTROL_ENTRY => {
+                MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord {
+                    id: r.bytes16()?,
+                })
+            }
             _ => MetadataRecord::NoOp,
         };
         r.finish()?;
         Ok(record)
     }
+}
+
+/// A quota entity: count, then (type, nullable name) each. Shared with snapshots.
+pub(super) fn encode_quota_entity(w: &mut Writer<'_>, entity: &[QuotaEntityPart]) {
+    w.u32(u32::try_from(entity.len()).expect("a quota entity has a few parts"));
+    for part in entity {
+        w.string(&part.entity_type);
+        w.nullable_string(part.entity_name.as_deref());
+    }
+}
+
+/// Reads what [`encode_quota_entity`] wrote.
+pub(super) fn decode_quota_entity(
+    r: &mut Reader<'_>,
+) -> Result<Vec<QuotaEntityPart>, ReplicationError> {
+    let mut entity = Vec::new();
+    for _ in 0..r.count(8)? {
+        entity.push(QuotaEntityPart {
+            entity_type: r.string()?,
+            entity_name: r.nullable_string()?,
+        });
+    }
+    Ok(entity)
+}
+
+/// An ACL binding with its id. Shared with snapshots.
+pub(super) fn encode_acl(w: &mut Writer<'_>, r: &AccessControlEntryRecord) {
+    w.bytes16(&r.id);
+    w.i8(r.resource_type);
+    w.string(&r.resource_name);
+    w.i8(r.pattern_type);
+    w.string(&r.principal);
+    w.string(&r.host);
+    w.i8(r.operation);
+    w.i8(r.permission_type);
+}
+
+/// Reads what [`encode_acl`] wrote.
+pub(super) fn decode_acl(r: &mut Reader<'_>) -> Result<AccessControlEntryRecord, ReplicationError> {
+    Ok(AccessControlEntryRecord {
+        id: r.bytes16()?,
+        resource_type: r.i8()?,
+        resource_name: r.string()?,
+        pattern_type: r.i8()?,
+        principal: r.string()?,
+        host: r.string()?,
+        operation: r.i8()?,
+        permission_type: r.i8()?,
+    })
 }
 
 fn encode_partition(w: &mut Writer<'_>, r: &PartitionRecord) {

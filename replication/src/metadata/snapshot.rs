@@ -2,7 +2,7 @@
 //! start from a snapshot and replay only the log after it.
 //!
 //! ```text
-//! magic "MRCI" | format_version u16 (1-3) | body_length u32 | body | crc32c u32
+//! magic "MRCI" | format_version u16 (1-5) | body_length u32 | body | crc32c u32
 //!                                                           (CRC-32C of everything before it)
 //! body      = last_applied_offset i64 | next_producer_id i64
 //!           | topic_count u32 | topic × topic_count                      (in topic-id order)
@@ -10,7 +10,16 @@
 //!           | registration_count u32 | registration × registration_count (in broker-id order;
 //!                                                              format 2 and 3, absent in 1)
 //!           | group_count u32 | (group_id string | configs) × group_count (in group-id order;
-//!                                                              format 3 only)
+//!                                                              format 3 and later)
+//!           | scram_count u32 | scram × scram_count          (in (user, mechanism) order;
+//!                                                              format 4 and later)
+//!           | acl_count u32 | acl × acl_count                  (in id order; format 5)
+//!           | quota_count u32 | quota × quota_count            (in entity order; format 5)
+//! scram     = user string | mechanism i8 | salt, stored_key, server_key: (u16 length | bytes)
+//!           | iterations i32
+//! acl       = as AccessControlEntryRecord's payload (record.rs)
+//! quota     = entity (as in ClientQuotaRecord) | key_count u32 | (key string | value f64)
+//!             × key_count
 //! registration = broker_id i32 | incarnation_id uuid | broker_epoch i64
 //!           | endpoint_count u32 | (name string | host string | port u16
 //!           | security_protocol i16) × endpoint_count | rack nullable string
@@ -32,28 +41,31 @@
 //! stays independent of a dependency's version. The CRC is checked before anything is parsed.
 //!
 //! Older formats are still read: format 1 (before broker registrations) as an image without
-//! brokers, format 2 (before group configs) as one without group configs, so a node upgraded
-//! in place starts from its last snapshot. The encoder writes the oldest format that holds the
-//! image: format 2 until some group has a config, so a cluster that does not use group configs
+//! brokers, format 2 (before group configs) as one without group configs, 3 without SCRAM
+//! credentials, 4 without ACLs and client quotas, so a node upgraded in place starts from its
+//! last snapshot. The encoder writes the oldest format that holds the image: format 2 until
+//! some group has a config, and so on, so a cluster that does not use a newer kind of metadata
 //! keeps snapshots an older node can still install.
 
 use super::codec::{Reader, Writer};
 use super::image::{
-    check_broker, check_broker_resource, check_group_resource, check_partition, check_scram,
-    BrokerImage, ClusterImage, Configs, ScramImage, TopicImage,
+    check_acl, check_broker, check_broker_resource, check_group_resource, check_partition,
+    check_quota, check_scram, BrokerImage, ClusterImage, Configs, ScramImage, TopicImage,
 };
 use super::record::{
-    decode_partition_state, decode_register_broker, encode_partition_state, encode_register_broker,
-    TopicId,
+    decode_acl, decode_partition_state, decode_quota_entity, decode_register_broker, encode_acl,
+    encode_partition_state, encode_quota_entity, encode_register_broker, QuotaValue, TopicId,
 };
 use crate::error::ReplicationError;
 
 /// The first four bytes of a snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"MRCI";
-/// The newest format this build writes (when the image has SCRAM credentials); it also reads
-/// [`SNAPSHOT_FORMAT_VERSION_V3`], [`SNAPSHOT_FORMAT_VERSION_V2`] and
-/// [`SNAPSHOT_FORMAT_VERSION_V1`].
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 4;
+/// The newest format this build writes (when the image has ACLs or client quotas); it also
+/// reads every older one.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 5;
+/// The format before ACLs and client quotas: written for an image with SCRAM credentials and
+/// neither of those.
+pub const SNAPSHOT_FORMAT_VERSION_V4: u16 = 4;
 /// The format before SCRAM credentials: still written for an image with group configs and no
 /// credentials, so older binaries read what they can.
 pub const SNAPSHOT_FORMAT_VERSION_V3: u16 = 3;
@@ -71,8 +83,10 @@ impl ClusterImage {
         let mut out = Vec::with_capacity(4096);
         out.extend_from_slice(&SNAPSHOT_MAGIC);
         let mut w = Writer(&mut out);
-        let version = if !self.scram.is_empty() {
+        let version = if !self.acls.is_empty() || !self.quotas.is_empty() {
             SNAPSHOT_FORMAT_VERSION
+        } else if !self.scram.is_empty() {
+            SNAPSHOT_FORMAT_VERSION_V4
         } else if !self.group_configs.is_empty() {
             SNAPSHOT_FORMAT_VERSION_V3
         } else {
@@ -112,6 +126,21 @@ impl ClusterImage {
                     w.raw(bytes);
                 }
                 w.i32(c.iterations);
+            }
+        }
+        if version >= 5 {
+            w.u32(self.acls.len() as u32);
+            for acl in self.acls.values() {
+                encode_acl(&mut w, acl);
+            }
+            w.u32(self.quotas.len() as u32);
+            for (entity, keys) in &self.quotas {
+                encode_quota_entity(&mut w, entity);
+                w.u32(keys.len() as u32);
+                for (key, value) in keys {
+                    w.string(key);
+                    w.u64(value.0.to_bits());
+                }
             }
         }
         let body_len = u32::try_from(out.len() - HEAD_BYTES).expect("snapshot over 4 GiB");
@@ -170,6 +199,10 @@ impl ClusterImage {
         }
         if version >= 4 {
             decode_scram(&mut r, &mut image)?;
+        }
+        if version >= 5 {
+            decode_acls(&mut r, &mut image)?;
+            decode_quotas(&mut r, &mut image)?;
         }
         r.finish()?;
         Ok(image)
@@ -235,6 +268,55 @@ fn decode_scram(r: &mut Reader<'_>, image: &mut ClusterImage) -> Result<(), Repl
     Ok(())
 }
 
+/// Format 5's ACL bindings: ids in ascending order, each checked as a record would be.
+fn decode_acls(r: &mut Reader<'_>, image: &mut ClusterImage) -> Result<(), ReplicationError> {
+    let mut acls = std::collections::BTreeMap::new();
+    for _ in 0..r.count(ACL_MIN_BYTES)? {
+        let acl = decode_acl(r)?;
+        check_acl(&acl)?;
+        if acls
+            .last_key_value()
+            .is_some_and(|(last, _)| *last >= acl.id)
+        {
+            return Err(bad("ACL binding ids repeated or out of order".into()));
+        }
+        acls.insert(acl.id, acl);
+    }
+    image.acls = std::sync::Arc::new(acls);
+    Ok(())
+}
+
+/// Format 5's client quotas: entities in ascending order, each with at least one key in
+/// ascending order, each checked as a record would be.
+fn decode_quotas(r: &mut Reader<'_>, image: &mut ClusterImage) -> Result<(), ReplicationError> {
+    for _ in 0..r.count(QUOTA_MIN_BYTES)? {
+        let entity = decode_quota_entity(r)?;
+        let mut keys = std::collections::BTreeMap::new();
+        for _ in 0..r.count(4 + 8)? {
+            let key = r.string()?;
+            let value = QuotaValue(f64::from_bits(r.u64()?));
+            check_quota(&entity, &key, value)?;
+            if keys.last_key_value().is_some_and(|(last, _)| *last >= key) {
+                return Err(bad("client quota keys repeated or out of order".into()));
+            }
+            keys.insert(key, value);
+        }
+        let ordered = image
+            .quotas
+            .last_key_value()
+            .is_none_or(|(last, _)| *last < entity);
+        if keys.is_empty() || !ordered {
+            return Err(bad(
+                "client quota entity empty, repeated or out of order".into()
+            ));
+        }
+        image.quotas.insert(entity, keys);
+    }
+    Ok(())
+}
+
+const ACL_MIN_BYTES: usize = 16 + 1 + 4 + 1 + 4 + 4 + 1 + 1;
+const QUOTA_MIN_BYTES: usize = 4 + 4;
 const SCRAM_MIN_BYTES: usize = 4 + 1 + 3 * 2 + 4;
 const TOPIC_MIN_BYTES: usize = 16 + 4 + 4 + 4;
 const PARTITION_MIN_BYTES: usize = 4 * 4 + 3 * 4;

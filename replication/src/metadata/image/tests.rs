@@ -1,8 +1,9 @@
 use super::*;
 use crate::metadata::record::{
     security_protocol, BrokerEndpoint, BrokerRegistrationChangeRecord, FenceBrokerRecord,
-    RegisterBrokerRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, UnfenceBrokerRecord,
-    UnregisterBrokerRecord, UserScramCredentialRecord,
+    RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
+    RemoveUserScramCredentialRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
+    UserScramCredentialRecord,
 };
 use crate::metadata::sample::RecordSource;
 
@@ -324,6 +325,165 @@ fn scram_credentials_apply_remove_and_round_trip_in_format_4() {
     );
     let users: Vec<_> = image.scram_credentials().map(|(u, m, _)| (u, m)).collect();
     assert_eq!(users, vec![("alice", 1), ("alice", 2)]);
+}
+
+fn acl(id: u8, name: &str) -> AccessControlEntryRecord {
+    AccessControlEntryRecord {
+        id: [id; 16],
+        resource_type: 2,
+        resource_name: name.into(),
+        pattern_type: 3,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation: 3,
+        permission_type: 3,
+    }
+}
+
+fn quota(parts: &[(&str, Option<&str>)], key: &str, value: f64, remove: bool) -> MetadataRecord {
+    MetadataRecord::ClientQuota(ClientQuotaRecord {
+        entity: parts
+            .iter()
+            .map(|(t, n)| QuotaEntityPart {
+                entity_type: t.to_string(),
+                entity_name: n.map(str::to_string),
+            })
+            .collect(),
+        key: key.into(),
+        value: QuotaValue(value),
+        remove,
+    })
+}
+
+#[test]
+fn acls_apply_remove_and_share_their_map_until_changed() {
+    let mut image = small_image();
+    image
+        .apply(&MetadataRecord::AccessControlEntry(acl(1, "t")), 5)
+        .unwrap();
+    let copy = image.clone();
+    assert!(
+        Arc::ptr_eq(copy.acls(), image.acls()),
+        "a copy shares the ACLs"
+    );
+    image
+        .apply(&MetadataRecord::AccessControlEntry(acl(2, "u")), 6)
+        .unwrap();
+    assert!(
+        !Arc::ptr_eq(copy.acls(), image.acls()),
+        "a change replaces them"
+    );
+    assert_eq!(copy.acls().len(), 1, "the copy is untouched");
+    let before = image.clone();
+    let again = MetadataRecord::AccessControlEntry(acl(2, "other"));
+    assert!(image.apply(&again, 7).is_err(), "an id used twice");
+    let mut bad = acl(3, "t");
+    bad.pattern_type = 2; // MATCH is for filters only
+    assert!(image
+        .apply(&MetadataRecord::AccessControlEntry(bad), 7)
+        .is_err());
+    let mut bad = acl(3, "t");
+    bad.principal = "alice".into();
+    assert!(image
+        .apply(&MetadataRecord::AccessControlEntry(bad), 7)
+        .is_err());
+    assert_eq!(image, before, "a refused record changes nothing");
+    let remove = |id: u8| {
+        MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id: [id; 16] })
+    };
+    image.apply(&remove(1), 7).unwrap();
+    assert!(image.apply(&remove(1), 8).is_err(), "nothing to remove");
+    assert_eq!(image.acls().keys().collect::<Vec<_>>(), vec![&[2u8; 16]]);
+}
+
+#[test]
+fn client_quotas_set_replace_and_remove() {
+    let mut image = small_image();
+    let alice = [("user", Some("alice"))];
+    image
+        .apply(&quota(&alice, "producer_byte_rate", 1e6, false), 5)
+        .unwrap();
+    image
+        .apply(&quota(&alice, "producer_byte_rate", 2e6, false), 6)
+        .unwrap();
+    image
+        .apply(&quota(&alice, "consumer_byte_rate", 3e6, false), 7)
+        .unwrap();
+    let both = [("client-id", None), ("user", Some("alice"))];
+    image
+        .apply(&quota(&both, "request_percentage", 50.0, false), 8)
+        .unwrap();
+    let keys = &image.client_quotas()[&vec![QuotaEntityPart {
+        entity_type: "user".into(),
+        entity_name: Some("alice".into()),
+    }]];
+    assert_eq!(keys["producer_byte_rate"], QuotaValue(2e6));
+    assert_eq!(keys.len(), 2);
+    image
+        .apply(&quota(&alice, "producer_byte_rate", 0.0, true), 9)
+        .unwrap();
+    image
+        .apply(&quota(&alice, "consumer_byte_rate", 0.0, true), 10)
+        .unwrap();
+    assert_eq!(
+        image.client_quotas().len(),
+        1,
+        "the last key removed the entity"
+    );
+    let before = image.clone();
+    let unordered = [("user", Some("a")), ("client-id", Some("c"))];
+    assert!(image
+        .apply(&quota(&unordered, "k", 1.0, false), 11)
+        .is_err());
+    assert!(image
+        .apply(&quota(&[("group", Some("g"))], "k", 1.0, false), 11)
+        .is_err());
+    assert!(image
+        .apply(&quota(&alice, "k", f64::NAN, false), 11)
+        .is_err());
+    assert!(image.apply(&quota(&[], "k", 1.0, false), 11).is_err());
+    assert_eq!(image, before);
+}
+
+#[test]
+fn acls_and_quotas_round_trip_in_format_5() {
+    let mut image = small_image();
+    image
+        .apply(&MetadataRecord::AccessControlEntry(acl(9, "t")), 5)
+        .unwrap();
+    image
+        .apply(&MetadataRecord::AccessControlEntry(acl(3, "pre")), 6)
+        .unwrap();
+    image
+        .apply(
+            &quota(&[("user", None)], "producer_byte_rate", 1024.5, false),
+            7,
+        )
+        .unwrap();
+    image
+        .apply(
+            &quota(
+                &[("ip", Some("10.0.0.1"))],
+                "connection_creation_rate",
+                5.0,
+                false,
+            ),
+            8,
+        )
+        .unwrap();
+    let bytes = image.encode_snapshot();
+    assert_eq!(&bytes[4..6], &[0, 5]);
+    let back = ClusterImage::decode_snapshot(&bytes).unwrap();
+    assert_eq!(back, image);
+    for n in 0..bytes.len() {
+        assert!(
+            ClusterImage::decode_snapshot(&bytes[..n]).is_err(),
+            "{n}-byte prefix"
+        );
+    }
+    // Without ACLs and quotas the older format is written.
+    let plain = small_image().encode_snapshot();
+    assert!(plain[5] < 5);
 }
 
 #[test]

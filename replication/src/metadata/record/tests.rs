@@ -185,6 +185,49 @@ fn golden() -> Vec<(MetadataRecord, Vec<u8>)> {
             }),
             hex("000c 0000 | 00000002 616c | 01"),
         ),
+        (
+            MetadataRecord::ClientQuota(ClientQuotaRecord {
+                entity: vec![
+                    QuotaEntityPart {
+                        entity_type: "client-id".into(),
+                        entity_name: None,
+                    },
+                    QuotaEntityPart {
+                        entity_type: "user".into(),
+                        entity_name: Some("al".into()),
+                    },
+                ],
+                key: "k".into(),
+                value: QuotaValue(1048576.0),
+                remove: false,
+            }),
+            hex(
+                "000e 0000 | 00000002 | 00000009 636c69656e742d6964 | ffffffff \
+                 | 00000004 75736572 | 00000002 616c | 00000001 6b | 4130000000000000 | 00",
+            ),
+        ),
+        (
+            MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+                id: [0xab; 16],
+                resource_type: 2,
+                resource_name: "t".into(),
+                pattern_type: 4,
+                principal: "U:a".into(),
+                host: "*".into(),
+                operation: 3,
+                permission_type: 3,
+            }),
+            hex(
+                "0017 0000 | abababababababababababababababab | 02 | 00000001 74 | 04 \
+                 | 00000003 553a61 | 00000001 2a | 03 | 03",
+            ),
+        ),
+        (
+            MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord {
+                id: [0xab; 16],
+            }),
+            hex("0018 0000 | abababababababababababababababab"),
+        ),
     ]
 }
 
