@@ -597,6 +597,91 @@ fn alter_user_scram_credentials(_v: i16, _null: bool) -> AlterUserScramCredentia
             .with_salted_password(bytes::Bytes::from_static(&[7; 64]))])
 }
 
+fn describe_acls(v: i16, null: bool) -> DescribeAclsRequest {
+    let name = |n: &str| (!null).then(|| s(n));
+    DescribeAclsRequest::default()
+        .with_resource_type_filter(2)
+        .with_resource_name_filter(name("orders"))
+        .with_pattern_type_filter(2)
+        .with_principal_filter(name("User:alice"))
+        .with_host_filter(name("*"))
+        .with_operation(3)
+        .with_permission_type(3)
+        .with_unknown_tagged_fields(tags(v, 2))
+}
+
+fn create_acls(v: i16, _null: bool) -> CreateAclsRequest {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    let creation = |name: &str| {
+        AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(s(name))
+            .with_resource_pattern_type(4)
+            .with_principal(s("User:alice"))
+            .with_host(s("*"))
+            .with_operation(4)
+            .with_permission_type(3)
+            .with_unknown_tagged_fields(tags(v, 2))
+    };
+    CreateAclsRequest::default()
+        .with_creations(vec![creation("orders"), creation("pay-")])
+        .with_unknown_tagged_fields(tags(v, 2))
+}
+
+fn delete_acls(v: i16, null: bool) -> DeleteAclsRequest {
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    let filter = DeleteAclsFilter::default()
+        .with_resource_type_filter(1)
+        .with_resource_name_filter((!null).then(|| s("orders")))
+        .with_pattern_type_filter(1)
+        .with_principal_filter((!null).then(|| s("User:bob")))
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1)
+        .with_unknown_tagged_fields(tags(v, 2));
+    DeleteAclsRequest::default()
+        .with_filters(vec![filter.clone(), filter])
+        .with_unknown_tagged_fields(tags(v, 2))
+}
+
+fn describe_client_quotas(v: i16, null: bool) -> DescribeClientQuotasRequest {
+    use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+    DescribeClientQuotasRequest::default()
+        .with_components(vec![ComponentData::default()
+            .with_entity_type(s("user"))
+            .with_match_type(0)
+            .with_match((!null).then(|| s("alice")))
+            .with_unknown_tagged_fields(tags(v, 1))])
+        .with_strict(true)
+        .with_unknown_tagged_fields(tags(v, 1))
+}
+
+fn alter_client_quotas(v: i16, null: bool) -> AlterClientQuotasRequest {
+    use kafka_protocol::messages::alter_client_quotas_request::*;
+    AlterClientQuotasRequest::default()
+        .with_entries(vec![EntryData::default()
+            .with_entity(vec![EntityData::default()
+                .with_entity_type(s("client-id"))
+                .with_entity_name((!null).then(|| s("app")))
+                .with_unknown_tagged_fields(tags(v, 1))])
+            .with_ops(vec![OpData::default()
+                .with_key(s("producer_byte_rate"))
+                .with_value(1048576.0)
+                .with_remove(false)
+                .with_unknown_tagged_fields(tags(v, 1))])
+            .with_unknown_tagged_fields(tags(v, 1))])
+        .with_validate_only(true)
+        .with_unknown_tagged_fields(tags(v, 1))
+}
+
+fn envelope(v: i16, null: bool) -> EnvelopeRequest {
+    EnvelopeRequest::default()
+        .with_request_data(bytes::Bytes::from_static(b"\x00\x13\x00\x07inner"))
+        .with_request_principal((!null).then(|| bytes::Bytes::from_static(b"\x00\x00p")))
+        .with_client_host_address(bytes::Bytes::from_static(&[127, 0, 0, 1]))
+        .with_unknown_tagged_fields(tags(v, 0))
+}
+
 fn sasl_handshake(_v: i16, _null: bool) -> SaslHandshakeRequest {
     SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512"))
 }
@@ -896,6 +981,12 @@ fn corpus() -> Vec<ApiCorpus> {
         cases(36, sasl_authenticate),
         cases(50, describe_user_scram_credentials),
         cases(51, alter_user_scram_credentials),
+        cases(29, describe_acls),
+        cases(30, create_acls),
+        cases(31, delete_acls),
+        cases(48, describe_client_quotas),
+        cases(49, alter_client_quotas),
+        cases(58, envelope),
         cases(55, describe_quorum),
         cases(59, fetch_snapshot),
         cases(56, alter_partition),

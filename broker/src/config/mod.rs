@@ -31,6 +31,9 @@ pub struct Config {
     pub security_keys: security::SecurityKeys,
     /// Each client listener's security, in `cluster.client_listeners`' order.
     pub listener_security: Vec<security::ListenerSecurity>,
+    /// The ACL authorizer's settings; `None` without `authorizer.class.name` (nothing is
+    /// checked).
+    pub authorizer: Option<millrace_security::acl::AuthorizerSettings>,
     /// `log.dirs` / `log.dir` (one directory).
     pub data_dir: PathBuf,
     /// Shards (cores); `millrace.cores`, default every online CPU.
@@ -256,6 +259,7 @@ impl Default for Config {
             cluster_keys: cluster::ClusterKeys::default(),
             security_keys: security::SecurityKeys::default(),
             listener_security: Vec::new(),
+            authorizer: None,
             cluster: cluster::ClusterKeys::default()
                 .resolve(0)
                 .expect("the embedded cluster defaults are consistent"),
@@ -688,6 +692,7 @@ impl Config {
             }
         }
         self.listener_security = self.security_keys.resolve(&self.cluster.client_listeners)?;
+        self.authorizer = self.security_keys.authorizer()?;
 
         self.take_client_listener()?;
         if self.message_max_bytes + 1024 > self.socket_request_max_bytes {
@@ -1263,6 +1268,29 @@ pub(crate) mod tests {
         assert!(write_behind_from_probe(&probe("0", "10"), 1).is_err());
         assert!(write_behind_from_probe(&probe("x", "10"), 1).is_err());
         assert!(write_behind_from_probe("probe.version=2\n", 1).is_err());
+    }
+
+    #[test]
+    fn the_authorizer_keys_are_kafkas() {
+        assert_eq!(apply("super.users=User:a\n").unwrap().authorizer, None);
+        let c = apply(
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+             super.users=User:admin; User:broker\nallow.everyone.if.no.acl.found=TRUE\n",
+        )
+        .unwrap();
+        let settings = c.authorizer.unwrap();
+        assert_eq!(settings.super_users, ["User:admin", "User:broker"]);
+        assert!(settings.allow_everyone_if_no_acl_found);
+        let c = apply("authorizer.class.name=\n").unwrap();
+        assert_eq!(c.authorizer, None, "empty: no authorizer, as in Kafka");
+        for bad in [
+            "authorizer.class.name=kafka.security.authorizer.AclAuthorizer",
+            "super.users=admin",
+            "allow.everyone.if.no.acl.found=yes",
+        ] {
+            let e = apply(&format!("{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
+        }
     }
 
     #[test]

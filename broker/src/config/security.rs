@@ -11,7 +11,37 @@
 
 use super::cluster::ClientListener;
 use super::{invalid, parse_num, ConfigError};
+use millrace_security::acl::{
+    parse_super_users, AuthorizerSettings, ALLOW_EVERYONE_IF_NO_ACL_IS_FOUND_CONFIG,
+    SUPER_USERS_CONFIG,
+};
 use std::collections::BTreeMap;
+
+/// One authorizer key's value on its own: the class Millrace has, a parseable super-user
+/// list, a boolean.
+fn check_authorizer_key(key: &str, value: &str) -> Result<(), ConfigError> {
+    match key {
+        "authorizer.class.name" => {
+            let class = value.trim();
+            if !class.is_empty() && class != STANDARD_AUTHORIZER {
+                return Err(invalid(
+                    key,
+                    value,
+                    format!("the only authorizer is {STANDARD_AUTHORIZER} (or empty for none)"),
+                ));
+            }
+        }
+        SUPER_USERS_CONFIG => {
+            parse_super_users(value).map_err(|e| invalid(key, value, e.to_string()))?;
+        }
+        _ => {
+            if !["true", "false"].contains(&value.trim().to_ascii_lowercase().as_str()) {
+                return Err(invalid(key, value, "expected true or false"));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// A listener's security protocol, with Kafka's ids (registration records carry them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,9 +227,49 @@ pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 /// Kafka's `sasl.server.max.receive.size` default.
 const MAX_RECEIVE_BYTES_DEFAULT: i64 = 524_288;
 
+/// The one `authorizer.class.name` Millrace accepts: Kafka's KRaft authorizer, whose
+/// decisions `millrace_security::acl::Authorizer` makes.
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// The authorizer's keys, named as Kafka names them.
+const AUTHORIZER_KEYS: &[&str] = &[
+    "authorizer.class.name",
+    SUPER_USERS_CONFIG,
+    ALLOW_EVERYONE_IF_NO_ACL_IS_FOUND_CONFIG,
+];
+
 impl SecurityKeys {
+    /// The authorizer's settings when `authorizer.class.name` names the standard authorizer,
+    /// `None` when it is unset or empty (no ACLs are checked, as in Kafka).
+    pub fn authorizer(&self) -> Result<Option<AuthorizerSettings>, ConfigError> {
+        let class = self.given.get("authorizer.class.name").map(|c| c.trim());
+        if class.is_none_or(str::is_empty) {
+            return Ok(None);
+        }
+        let settings = AuthorizerSettings::from_config(
+            self.given.get(SUPER_USERS_CONFIG).map(String::as_str),
+            self.given
+                .get(ALLOW_EVERYONE_IF_NO_ACL_IS_FOUND_CONFIG)
+                .map(String::as_str),
+        )
+        .map_err(|e| {
+            let value = self
+                .given
+                .get(SUPER_USERS_CONFIG)
+                .cloned()
+                .unwrap_or_default();
+            invalid(SUPER_USERS_CONFIG, &value, e.to_string())
+        })?;
+        Ok(Some(settings))
+    }
+
     /// Takes `key` if it is a security key; `Ok(false)` when it is not one.
     pub fn apply(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        if AUTHORIZER_KEYS.contains(&key) {
+            check_authorizer_key(key, value)?;
+            self.given.insert(key.to_string(), value.to_string());
+            return Ok(true);
+        }
         if key == "connection.failed.authentication.delay.ms" {
             self.failed_authentication_delay_ms = parse_num(key, value, 0, 3_600_000)?;
             return Ok(true);

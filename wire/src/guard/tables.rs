@@ -54,6 +54,12 @@ pub(super) const APIS: &[Api] = &[
     sasl_authenticate::API,
     describe_user_scram_credentials::API,
     alter_user_scram_credentials::API,
+    describe_acls::API,
+    create_acls::API,
+    delete_acls::API,
+    describe_client_quotas::API,
+    alter_client_quotas::API,
+    envelope::API,
     describe_quorum::API,
     fetch_snapshot::API,
     alter_partition::API,
@@ -1339,6 +1345,143 @@ pub(super) mod alter_user_scram_credentials {
     const REQUEST: &[Field] = &[
         Field::new("deletions", Ty::Array(&Ty::Struct(DELETION)), 0, i16::MAX),
         Field::new("upsertions", Ty::Array(&Ty::Struct(UPSERTION)), 0, i16::MAX),
+    ];
+}
+
+/// An ACL filter as DescribeAcls carries it and DeleteAcls carries a list of (v1+: the
+/// pattern type).
+const ACL_FILTER: &[Field] = &[
+    Field::new("resource_type_filter", Ty::Int8, 0, i16::MAX),
+    Field::new("resource_name_filter", Ty::NullableString, 0, i16::MAX),
+    Field::new("pattern_type_filter", Ty::Int8, 1, i16::MAX),
+    Field::new("principal_filter", Ty::NullableString, 0, i16::MAX),
+    Field::new("host_filter", Ty::NullableString, 0, i16::MAX),
+    Field::new("operation", Ty::Int8, 0, i16::MAX),
+    Field::new("permission_type", Ty::Int8, 0, i16::MAX),
+];
+
+/// describe_acls_request, api_key 29, versions 1-3, flexible 2+.
+pub(super) mod describe_acls {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 29,
+        min_version: 1,
+        max_version: 3,
+        flexible_min: 2,
+        body: ACL_FILTER,
+    };
+}
+
+/// create_acls_request, api_key 30, versions 1-3, flexible 2+.
+pub(super) mod create_acls {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 30,
+        min_version: 1,
+        max_version: 3,
+        flexible_min: 2,
+        body: REQUEST,
+    };
+    const CREATION: &[Field] = &[
+        Field::new("resource_type", Ty::Int8, 0, i16::MAX),
+        Field::new("resource_name", Ty::String, 0, i16::MAX),
+        Field::new("resource_pattern_type", Ty::Int8, 1, i16::MAX),
+        Field::new("principal", Ty::String, 0, i16::MAX),
+        Field::new("host", Ty::String, 0, i16::MAX),
+        Field::new("operation", Ty::Int8, 0, i16::MAX),
+        Field::new("permission_type", Ty::Int8, 0, i16::MAX),
+    ];
+    const REQUEST: &[Field] = &[Field::new(
+        "creations",
+        Ty::Array(&Ty::Struct(CREATION)),
+        0,
+        i16::MAX,
+    )];
+}
+
+/// delete_acls_request, api_key 31, versions 1-3, flexible 2+.
+pub(super) mod delete_acls {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 31,
+        min_version: 1,
+        max_version: 3,
+        flexible_min: 2,
+        body: REQUEST,
+    };
+    const REQUEST: &[Field] = &[Field::new(
+        "filters",
+        Ty::Array(&Ty::Struct(ACL_FILTER)),
+        0,
+        i16::MAX,
+    )];
+}
+
+/// describe_client_quotas_request, api_key 48, versions 0-1, flexible 1+.
+pub(super) mod describe_client_quotas {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 48,
+        min_version: 0,
+        max_version: 1,
+        flexible_min: 1,
+        body: REQUEST,
+    };
+    const COMPONENT: &[Field] = &[
+        Field::new("entity_type", Ty::String, 0, i16::MAX),
+        Field::new("match_type", Ty::Int8, 0, i16::MAX),
+        Field::new("match", Ty::NullableString, 0, i16::MAX),
+    ];
+    const REQUEST: &[Field] = &[
+        Field::new("components", Ty::Array(&Ty::Struct(COMPONENT)), 0, i16::MAX),
+        Field::new("strict", Ty::Bool, 0, i16::MAX),
+    ];
+}
+
+/// alter_client_quotas_request, api_key 49, versions 0-1, flexible 1+.
+pub(super) mod alter_client_quotas {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 49,
+        min_version: 0,
+        max_version: 1,
+        flexible_min: 1,
+        body: REQUEST,
+    };
+    const ENTITY: &[Field] = &[
+        Field::new("entity_type", Ty::String, 0, i16::MAX),
+        Field::new("entity_name", Ty::NullableString, 0, i16::MAX),
+    ];
+    const OP: &[Field] = &[
+        Field::new("key", Ty::String, 0, i16::MAX),
+        Field::new("value", Ty::Float64, 0, i16::MAX),
+        Field::new("remove", Ty::Bool, 0, i16::MAX),
+    ];
+    const ENTRY: &[Field] = &[
+        Field::new("entity", Ty::Array(&Ty::Struct(ENTITY)), 0, i16::MAX),
+        Field::new("ops", Ty::Array(&Ty::Struct(OP)), 0, i16::MAX),
+    ];
+    const REQUEST: &[Field] = &[
+        Field::new("entries", Ty::Array(&Ty::Struct(ENTRY)), 0, i16::MAX),
+        Field::new("validate_only", Ty::Bool, 0, i16::MAX),
+    ];
+}
+
+/// envelope_request, api_key 58, version 0, flexible 0+: a request a broker forwards to the
+/// active controller with the client's principal and address.
+pub(super) mod envelope {
+    use super::*;
+    pub(in super::super) const API: Api = Api {
+        api_key: 58,
+        min_version: 0,
+        max_version: 0,
+        flexible_min: 0,
+        body: REQUEST,
+    };
+    const REQUEST: &[Field] = &[
+        Field::new("request_data", Ty::Bytes, 0, i16::MAX),
+        Field::new("request_principal", Ty::NullableBytes, 0, i16::MAX),
+        Field::new("client_host_address", Ty::Bytes, 0, i16::MAX),
     ];
 }
 
