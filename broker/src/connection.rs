@@ -189,6 +189,7 @@ async fn read_loop(
             listener: on.listener,
             endpoint: on.endpoint.clone(),
             principal: on.principal.clone(),
+            enveloped: false,
             clock,
             share_sessions: on.share_sessions.clone(),
         };

@@ -8,6 +8,7 @@
 //! immutable metadata image (`Arc`) cross threads.
 #![forbid(unsafe_code)]
 
+mod acls;
 mod auth;
 mod config;
 mod connection;

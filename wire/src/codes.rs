@@ -210,6 +210,14 @@ pub const RESOURCE_NOT_FOUND: i16 = 91;
 pub const DUPLICATE_RESOURCE: i16 = 92;
 /// No authorizer is configured (ACL requests).
 pub const SECURITY_DISABLED: i16 = 54;
+/// The principal may not do this to the topic.
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+/// The principal may not do this to the group.
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+/// The principal may not do this to the cluster.
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+/// The principal may not use the transactional id.
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
 /// Every code above with its name, for tests and for anything that prints a code's name.
 pub const ALL: &[(&str, i16)] = &[
@@ -218,6 +226,13 @@ pub const ALL: &[(&str, i16)] = &[
     ("SASL_AUTHENTICATION_FAILED", SASL_AUTHENTICATION_FAILED),
     ("UNACCEPTABLE_CREDENTIAL", UNACCEPTABLE_CREDENTIAL),
     ("SECURITY_DISABLED", SECURITY_DISABLED),
+    ("TOPIC_AUTHORIZATION_FAILED", TOPIC_AUTHORIZATION_FAILED),
+    ("GROUP_AUTHORIZATION_FAILED", GROUP_AUTHORIZATION_FAILED),
+    ("CLUSTER_AUTHORIZATION_FAILED", CLUSTER_AUTHORIZATION_FAILED),
+    (
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    ),
     ("RESOURCE_NOT_FOUND", RESOURCE_NOT_FOUND),
     ("DUPLICATE_RESOURCE", DUPLICATE_RESOURCE),
     ("UNKNOWN_SERVER_ERROR", UNKNOWN_SERVER_ERROR),

@@ -510,6 +510,10 @@ pub enum Forwarded {
 /// `controller.quorum.fetch.timeout.ms` + `election.timeout.ms` + `request.timeout.ms`
 /// (5 s by Kafka's defaults) for a controller to be known and to answer. Kafka's brokers hold
 /// it up to 60 s; a bounded answer lets a client with a short timeout see a retriable error.
+///
+/// With an authorizer configured the request goes inside an Envelope carrying the client's
+/// principal and address, so the controller judges it as the client; without one it goes
+/// bare (nothing to judge), which nodes from before Envelope understand.
 pub struct Forward {
     /// The request's API key.
     pub api_key: i16,
@@ -517,6 +521,88 @@ pub struct Forward {
     pub api_version: i16,
     /// Its body.
     pub body: Bytes,
+    /// The client's id, kept in the enveloped request's header.
+    pub client_id: Option<String>,
+    /// The client's principal (`User:alice`); empty for the broker's own requests, which go
+    /// bare.
+    pub principal: String,
+    /// The client's address as Kafka prints it (`/127.0.0.1`).
+    pub host: String,
+}
+
+impl Forward {
+    /// What goes to the controller: (key, version, body) of the bare or enveloped request.
+    fn wire(&self, enveloped: bool) -> (i16, i16, Bytes) {
+        if !enveloped {
+            return (self.api_key, self.api_version, self.body.clone());
+        }
+        let envelope = kafka_protocol::messages::EnvelopeRequest::default()
+            .with_request_data(self.inner_frame())
+            .with_request_principal(Some(crate::handlers::principal_bytes(&self.principal)))
+            .with_client_host_address(crate::handlers::host_bytes(&self.host));
+        let mut out = bytes::BytesMut::new();
+        kafka_protocol::protocol::Encodable::encode(&envelope, &mut out, 0)
+            .expect("an envelope encodes");
+        (
+            kafka_protocol::messages::ApiKey::Envelope as i16,
+            0,
+            out.freeze(),
+        )
+    }
+
+    /// The forwarded request's header and body, as Envelope's `request_data` holds them.
+    fn inner_frame(&self) -> Bytes {
+        use bytes::BufMut;
+        let header_version = kafka_protocol::messages::ApiKey::try_from(self.api_key)
+            .map(|k| k.request_header_version(self.api_version))
+            .unwrap_or(1);
+        let mut out = bytes::BytesMut::with_capacity(16 + self.body.len());
+        out.put_i16(self.api_key);
+        out.put_i16(self.api_version);
+        out.put_i32(0);
+        match &self.client_id {
+            Some(id) => {
+                let id = &id.as_bytes()[..id.len().min(i16::MAX as usize)];
+                out.put_i16(id.len() as i16);
+                out.put_slice(id);
+            }
+            None => out.put_i16(-1),
+        }
+        if header_version >= 2 {
+            out.put_u8(0); // no tagged fields
+        }
+        out.put_slice(&self.body);
+        out.freeze()
+    }
+}
+
+/// The forwarded request's response body out of an EnvelopeResponse (whose data holds the
+/// inner response's header and body).
+fn unwrap_envelope(response: &Bytes, api_key: i16, api_version: i16) -> Result<Bytes, String> {
+    let mut buf = response.clone();
+    let envelope = <kafka_protocol::messages::EnvelopeResponse as kafka_protocol::protocol::Decodable>::decode(&mut buf, 0)
+        .map_err(|e| format!("undecodable envelope response: {e}"))?;
+    if envelope.error_code != 0 {
+        return Err(format!(
+            "envelope refused with error {}",
+            envelope.error_code
+        ));
+    }
+    let data = envelope
+        .response_data
+        .ok_or("an envelope response without data")?;
+    let header_version = kafka_protocol::messages::ApiKey::try_from(api_key)
+        .map(|k| k.response_header_version(api_version))
+        .unwrap_or(0);
+    let mut start = 4;
+    if header_version >= 1 && data.len() > start {
+        start += millrace_wire::frame::skip_tagged_fields(&data[start..], start)
+            .map_err(|e| e.to_string())?;
+    }
+    if data.len() < start {
+        return Err("a truncated enveloped response".into());
+    }
+    Ok(data.slice(start..))
 }
 
 impl Call<Shard> for Forward {
@@ -540,8 +626,16 @@ impl Call<Shard> for Forward {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if let Some(client) = status.leader.and_then(|l| lifecycle.client(l)) {
-                let sent = client.send_raw_within(self.api_key, self.api_version, &self.body, left);
-                match sent.await {
+                let enveloped = shard.config.authorizer.is_some() && !self.principal.is_empty();
+                let (key, version, body) = self.wire(enveloped);
+                let sent = client.send_raw_within(key, version, &body, left).await;
+                let answer = sent
+                    .map_err(|e| e.to_string())
+                    .and_then(|body| match enveloped {
+                        true => unwrap_envelope(&body, self.api_key, self.api_version),
+                        false => Ok(body),
+                    });
+                match answer {
                     Ok(body) => return Forwarded::Answered(body),
                     Err(e) => tracing::debug!(error = %e, "forwarding to the active controller"),
                 }

@@ -30,6 +30,7 @@
 //! [`lifecycle::Forward`]). The broker side of the cluster (registration, heartbeats,
 //! producer-id blocks) is in [`lifecycle`], the controller's answers to it in [`brokers`].
 
+pub mod acls;
 pub mod brokers;
 pub mod elections;
 pub mod lifecycle;
@@ -729,6 +730,10 @@ impl Call<Shard> for EnsureShareStateTopic {
             api_key: kafka_protocol::messages::ApiKey::CreateTopics as i16,
             api_version: CREATE_TOPICS_VERSION,
             body: create_share_state_topic_request()?,
+            client_id: None,
+            // The broker's own request: sent bare, as the cluster's internal traffic is.
+            principal: String::new(),
+            host: String::new(),
         };
         let (error_code, message) = match forward.run(shard.clone()).await {
             lifecycle::Forwarded::Answered(body) => first_topic_result(body)?,

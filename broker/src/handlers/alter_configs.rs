@@ -12,6 +12,7 @@ use crate::errors::code;
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -66,6 +67,11 @@ pub async fn alter(
     let mut changes = Vec::new();
     let mut slots = Vec::new();
     for (kind, name, ops) in resources {
+        let op = AclOperation::AlterConfigs;
+        if let Some(refusal) = super::describe_configs::config_denied(ctx, kind, &name, op) {
+            out.push((refusal, None));
+            continue;
+        }
         let resource = match kind {
             RESOURCE_TOPIC => Some(ConfigResource::Topic(name)),
             RESOURCE_GROUP => Some(ConfigResource::Group(name)),

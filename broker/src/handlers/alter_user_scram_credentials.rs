@@ -13,6 +13,7 @@ use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserSc
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
 };
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -45,10 +46,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         );
     }
     let names: Vec<String> = users.iter().map(|u| u.0.clone()).collect();
-    let outcomes = ctx
-        .call(ctx.controller_shard(), AlterScram { users })
-        .await
-        .unwrap_or_default();
+    let outcomes = if ctx.allowed_on_cluster(AclOperation::Alter) {
+        ctx.call(ctx.controller_shard(), AlterScram { users })
+            .await
+            .unwrap_or_default()
+    } else {
+        vec![(code::CLUSTER_AUTHORIZATION_FAILED, None); names.len()]
+    };
     let results = names
         .iter()
         .enumerate()

@@ -7,7 +7,7 @@
 //! act on data another shard owns, and its imports stop at this type. The fields are private to
 //! this module: the handler files are its siblings, not its children.
 
-use super::Client;
+use super::{Client, Listener};
 use crate::config::Config;
 use crate::mesh::{Call, Split, Unavailable};
 use crate::metadata::{MetadataImage, TopicMeta};
@@ -15,6 +15,7 @@ use crate::shard::Shard;
 use crate::share::record::ShareStateKey;
 use crate::share_state::StateOp;
 use crate::topic_config::TopicSettings;
+use millrace_security::acl::{AclOperation, Authorizer, ResourceType, CLUSTER_NAME};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -42,6 +43,11 @@ impl Context {
     /// A request from `client` served on `shard`.
     pub fn new(shard: Rc<Shard>, client: Client) -> Self {
         Context { shard, client }
+    }
+
+    /// The same shard's view for a request of another client (an Envelope's inner request).
+    pub fn for_client(&self, client: Client) -> Context {
+        Context::new(self.shard.clone(), client)
     }
 
     /// Who sent the request.
@@ -228,6 +234,80 @@ impl Context {
         let image = self.image();
         let leader = image.cluster.partition(&topic.topic_id, partition)?.leader;
         self.brokers().into_iter().find(|b| b.id == leader)
+    }
+
+    /// The authorizer that judges this request: none without `authorizer.class.name`, and
+    /// none for the brokers' own requests on the controller listener (a request a broker
+    /// forwards in an Envelope is judged, with its client's principal).
+    pub fn authorizer(&self) -> Option<Rc<Authorizer>> {
+        if self.client.listener == Listener::Controller && !self.client.enveloped {
+            return None;
+        }
+        crate::acls::authorizer(&self.shard)
+    }
+
+    /// Whether the request's principal may do `op` on the resource (always without an
+    /// authorizer). A denial is logged.
+    pub fn allowed(&self, op: AclOperation, resource_type: ResourceType, name: &str) -> bool {
+        self.judge(op, resource_type, name, false)
+    }
+
+    /// [`Context::allowed`] without logging a denial: for listings that only leave out what
+    /// the principal may not see, as Kafka's Metadata and ListGroups do.
+    pub fn allowed_quietly(
+        &self,
+        op: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        self.judge(op, resource_type, name, true)
+    }
+
+    /// Whether the request's principal may do `op` on the cluster.
+    pub fn allowed_on_cluster(&self, op: AclOperation) -> bool {
+        self.allowed(op, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Whether the principal may do `op` on at least one resource of the type (Kafka's
+    /// `authorizeByResourceType`, e.g. an idempotent producer needs WRITE on some topic).
+    pub fn allowed_on_any(&self, op: AclOperation, resource_type: ResourceType) -> bool {
+        let Some(authorizer) = self.authorizer() else {
+            return true;
+        };
+        let who = self.requester();
+        authorizer.authorize_any(&who.principal, &who.host, op, resource_type)
+    }
+
+    /// Kafka's `authorized_operations` bit field for a resource: bit `code` set for each
+    /// operation the resource type supports that the principal may do (all of them without
+    /// an authorizer, as Kafka reports).
+    pub fn authorized_operations(&self, resource_type: ResourceType, name: &str) -> i32 {
+        millrace_security::acl::supported_operations(resource_type)
+            .iter()
+            .filter(|op| self.allowed_quietly(**op, resource_type, name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+
+    fn judge(
+        &self,
+        op: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+        quiet: bool,
+    ) -> bool {
+        match self.authorizer() {
+            None => true,
+            Some(a) => crate::acls::allowed(&a, &self.requester(), op, resource_type, name, quiet),
+        }
+    }
+
+    /// The request's principal and address.
+    pub fn requester(&self) -> crate::acls::Requester {
+        let host = self.client.host.trim_start_matches('/');
+        crate::acls::Requester {
+            principal: self.client.principal.clone(),
+            host: Rc::from(host),
+        }
     }
 
     /// Runs `call` on shard `target` and returns its reply.

@@ -8,6 +8,7 @@ use crate::errors::code;
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -16,10 +17,17 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Err(close) => return close,
     };
     let manual: Vec<bool> = req.topics.iter().map(|t| t.assignments.is_some()).collect();
+    let denied: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| !ctx.allowed(AclOperation::Alter, ResourceType::Topic, &t.name.0))
+        .collect();
     let topics: Vec<(String, i32)> = req
         .topics
         .iter()
-        .filter(|t| t.assignments.is_none())
+        .zip(&denied)
+        .filter(|(t, denied)| t.assignments.is_none() && !**denied)
+        .map(|(t, _)| t)
         .map(|t| (t.name.0.to_string(), t.count))
         .collect();
     let request = CreatePartitions {
@@ -34,9 +42,12 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let results = req
         .topics
         .iter()
-        .zip(manual)
-        .map(|(t, manual)| {
+        .zip(manual.into_iter().zip(denied))
+        .map(|(t, (manual, denied))| {
             let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            if denied {
+                return r.with_error_code(code::TOPIC_AUTHORIZATION_FAILED);
+            }
             if manual {
                 return r
                     .with_error_code(code::INVALID_REPLICA_ASSIGNMENT)

@@ -10,6 +10,7 @@ use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
+use millrace_security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -17,10 +18,19 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Ok(r) => r,
         Err(close) => return close,
     };
+    // CREATE on the cluster covers every topic; otherwise each needs CREATE on itself.
+    let on_cluster = ctx.allowed_quietly(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME);
+    let denied: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| !on_cluster && !ctx.allowed(AclOperation::Create, ResourceType::Topic, &t.name.0))
+        .collect();
     let topics: Vec<NewTopic> = req
         .topics
         .iter()
-        .map(|t| NewTopic {
+        .zip(&denied)
+        .filter(|(_, denied)| !**denied)
+        .map(|(t, _)| NewTopic {
             name: t.name.0.to_string(),
             partitions: t.num_partitions,
             replication_factor: t.replication_factor,
@@ -32,7 +42,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 .collect(),
         })
         .collect();
-    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    let names: Vec<String> = req.topics.iter().map(|t| t.name.0.to_string()).collect();
     let request = CreateTopics {
         topics,
         validate_only: req.validate_only,
@@ -42,12 +52,17 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .await
         .unwrap_or_default();
     let version = header.api_version;
+    let mut outcomes = outcomes.iter();
     let results = names
         .iter()
-        .enumerate()
-        .map(|(i, name)| {
+        .zip(denied)
+        .map(|(name, denied)| {
             let mut r = CreatableTopicResult::default().with_name(TopicName(str_bytes(name)));
-            match outcomes.get(i) {
+            if denied {
+                r.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+                return r;
+            }
+            match outcomes.next() {
                 Some(o) => {
                     r.error_code = o.error_code;
                     r.error_message = o.error_message.as_deref().map(str_bytes);

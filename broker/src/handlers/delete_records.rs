@@ -13,6 +13,7 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 use std::rc::Rc;
 
@@ -25,9 +26,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let mut results: Vec<ListOffsetsResult> = Vec::new();
     let mut split: Split<(String, i32, i64)> = Split::default();
     for t in &req.topics {
+        let denied = !ctx.allowed(AclOperation::Delete, ResourceType::Topic, &t.name.0);
         for p in &t.partitions {
             let slot = results.len();
             let owner = image.owner(&t.name.0, p.partition_index);
+            if denied {
+                results.push(ListOffsetsResult::error(code::TOPIC_AUTHORIZATION_FAILED));
+                continue;
+            }
             if crate::metadata::is_internal(&t.name.0) {
                 results.push(ListOffsetsResult::error(code::INVALID_TOPIC_EXCEPTION));
                 continue;

@@ -8,6 +8,7 @@ use crate::errors::code;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -34,7 +35,26 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
             .collect()
     };
-    let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
+    // Kafka's rule: a topic that exists needs DELETE; one that does not needs DESCRIBE to be
+    // told so (UNKNOWN_TOPIC_OR_PARTITION), else the answer does not reveal it.
+    let denied: Vec<bool> = wanted
+        .iter()
+        .map(|(name, _)| {
+            name.as_deref().is_some_and(|n| {
+                let op = match image.topics.contains_key(n) {
+                    true => AclOperation::Delete,
+                    false => AclOperation::Describe,
+                };
+                !ctx.allowed(op, ResourceType::Topic, n)
+            })
+        })
+        .collect();
+    let names: Vec<String> = wanted
+        .iter()
+        .zip(&denied)
+        .filter(|(_, denied)| !**denied)
+        .filter_map(|((n, _), _)| n.clone())
+        .collect();
     let outcomes = ctx
         .call(ctx.controller_shard(), DeleteTopics(names))
         .await
@@ -42,10 +62,15 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let mut outcomes = outcomes.into_iter();
     let responses = wanted
         .into_iter()
-        .map(|(name, id)| {
+        .zip(denied)
+        .map(|((name, id), denied)| {
             let mut r = DeletableTopicResult::default().with_topic_id(id);
             match name {
                 None => r.error_code = code::UNKNOWN_TOPIC_ID,
+                Some(name) if denied => {
+                    r.name = Some(TopicName(str_bytes(&name)));
+                    r.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+                }
                 Some(name) => {
                     r.name = Some(TopicName(str_bytes(&name)));
                     match outcomes.next() {

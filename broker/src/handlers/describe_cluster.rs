@@ -15,6 +15,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 /// KIP-919's endpoint types.
 const BROKERS: i8 = 1;
 const CONTROLLERS: i8 = 2;
+use millrace_security::acl::{ResourceType, CLUSTER_NAME};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -57,7 +58,11 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .with_controller_id(BrokerId(c.node_id))
         .with_brokers(brokers)
         .with_endpoint_type(1)
-        .with_cluster_authorized_operations(i32::MIN);
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            i32::MIN
+        });
     respond(&header, &resp)
 }
 

@@ -13,6 +13,7 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use millrace_security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
 
@@ -120,6 +121,31 @@ pub fn group_entries(ctx: &Context, overrides: Option<&BTreeMap<String, String>>
         .collect()
 }
 
+/// The refusal for a config resource the principal may not `op` (DESCRIBE_CONFIGS or
+/// ALTER_CONFIGS): a topic's and a group's on themselves, a broker's on the cluster, with
+/// Kafka's error codes.
+pub fn config_denied(
+    ctx: &Context,
+    resource_type: i8,
+    name: &str,
+    op: AclOperation,
+) -> Option<i16> {
+    let (kind, name, refusal) = match resource_type {
+        RESOURCE_TOPIC => (ResourceType::Topic, name, code::TOPIC_AUTHORIZATION_FAILED),
+        RESOURCE_GROUP => (ResourceType::Group, name, code::GROUP_AUTHORIZATION_FAILED),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => (
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            code::CLUSTER_AUTHORIZATION_FAILED,
+        ),
+        _ => return None,
+    };
+    (!ctx.allowed(op, kind, name)).then_some(refusal)
+}
+
+/// Kafka's ConfigResource.Type.BROKER_LOGGER.
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: DescribeConfigsRequest = match decode(&header, &body) {
         Ok(r) => r,
@@ -138,6 +164,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let op = AclOperation::DescribeConfigs;
+            if let Some(refusal) = config_denied(&ctx, r.resource_type, &r.resource_name, op) {
+                return result.with_error_code(refusal);
+            }
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => match image.topics.get(r.resource_name.as_str()) {
                     Some(t) => topic_entries(&ctx, &t.configs),

@@ -13,6 +13,7 @@ use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_storage::ProducerInfo;
 use millrace_wire::frame::RequestHeader;
 use std::rc::Rc;
@@ -28,8 +29,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let mut results: Vec<Answer> = Vec::new();
     let mut split: Split<(String, i32, ())> = Split::default();
     for t in &req.topics {
+        let denied = !ctx.allowed(AclOperation::Read, ResourceType::Topic, &t.name.0);
         for &p in &t.partition_indexes {
             let slot = results.len();
+            if denied {
+                results.push(Err(code::TOPIC_AUTHORIZATION_FAILED));
+                continue;
+            }
             results.push(Err(image.not_here_code(&t.name.0, p)));
             if let Some(owner) = image.owner(&t.name.0, p) {
                 split.push(owner, slot, (t.name.0.to_string(), p, ()));

@@ -16,6 +16,7 @@ use kafka_protocol::messages::describe_quorum_response::{
 use kafka_protocol::messages::{
     BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
 };
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub use crate::controller::observer::METADATA_TOPIC;
@@ -25,6 +26,12 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Ok(r) => r,
         Err(close) => return close,
     };
+    if !ctx.allowed_on_cluster(AclOperation::Describe) {
+        return respond(
+            &header,
+            &DescribeQuorumResponse::default().with_error_code(code::CLUSTER_AUTHORIZATION_FAILED),
+        );
+    }
     let names_the_log = matches!(
         req.topics.as_slice(),
         [t] if t.topic_name.0.as_str() == METADATA_TOPIC

@@ -12,6 +12,7 @@ use kafka_protocol::messages::describe_user_scram_credentials_response::{
 use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
 
@@ -20,6 +21,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Ok(r) => r,
         Err(close) => return close,
     };
+    if !ctx.allowed_on_cluster(AclOperation::Describe) {
+        return respond(
+            &header,
+            &DescribeUserScramCredentialsResponse::default()
+                .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED),
+        );
+    }
     let image = ctx.image();
     let mut stored: BTreeMap<&str, Vec<CredentialInfo>> = BTreeMap::new();
     for (user, mechanism, c) in image.cluster.scram_credentials() {

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use millrace_replication::metadata::control::ElectionType;
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -34,6 +35,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         let results = every_partition(asked, code::INVALID_REQUEST);
         return answer(&header, code::INVALID_REQUEST, Some(message), results);
     };
+    if !ctx.allowed_on_cluster(AclOperation::Alter) {
+        let results = every_partition(asked, code::CLUSTER_AUTHORIZATION_FAILED);
+        return answer(&header, code::CLUSTER_AUTHORIZATION_FAILED, None, results);
+    }
     if asked.as_ref().is_some_and(Vec::is_empty) {
         return answer(&header, code::NONE, None, Vec::new());
     }

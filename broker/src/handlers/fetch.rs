@@ -39,6 +39,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, FetchRequest};
 use millrace_replication::follow::FollowerPosition;
 use millrace_replication::replica::BrokerId;
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_storage::disk::DiskFile;
 use millrace_storage::ReadChunk;
 use millrace_wire::fetch::{
@@ -123,6 +124,9 @@ fn resolve(ctx: &Context, req: &FetchRequest, version: i16) -> Vec<Wanted> {
         (req.replica_id.0, -1)
     };
     let replica = (replica.0 >= 0).then_some(replica);
+    // A follower needs CLUSTER_ACTION, a consumer READ on each topic (Kafka answers both
+    // refusals as TOPIC_AUTHORIZATION_FAILED per partition).
+    let follower_denied = replica.is_some() && !ctx.allowed_on_cluster(AclOperation::ClusterAction);
     let mut out = Vec::new();
     for t in &req.topics {
         let meta = if version >= 13 {
@@ -130,6 +134,11 @@ fn resolve(ctx: &Context, req: &FetchRequest, version: i16) -> Vec<Wanted> {
         } else {
             image.topics.get(t.topic.0.as_str())
         };
+        let name = meta.map_or(t.topic.0.as_str(), |m| m.name.as_str());
+        let denied = follower_denied
+            || (replica.is_none()
+                && (meta.is_some() || version < 13)
+                && !ctx.allowed(AclOperation::Read, ResourceType::Topic, name));
         let key = if version >= 13 {
             TopicKey::Id(t.topic_id)
         } else {
@@ -157,10 +166,14 @@ fn resolve(ctx: &Context, req: &FetchRequest, version: i16) -> Vec<Wanted> {
                     replica,
                     read_committed: replica.is_none() && req.isolation_level == 1,
                 },
-                owner: meta.and_then(|m| image.owner(&m.name, p.partition)),
-                absent: meta.map_or(code::UNKNOWN_TOPIC_OR_PARTITION, |m| {
-                    image.not_here_code(&m.name, p.partition)
-                }),
+                owner: meta
+                    .filter(|_| !denied)
+                    .and_then(|m| image.owner(&m.name, p.partition)),
+                absent: match meta {
+                    _ if denied => code::TOPIC_AUTHORIZATION_FAILED,
+                    None => code::UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(m) => image.not_here_code(&m.name, p.partition),
+                },
                 hint: state.map(|s| LeaderHint {
                     leader_id: s.leader,
                     leader_epoch: s.leader_epoch,

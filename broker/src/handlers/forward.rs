@@ -12,7 +12,7 @@ use kafka_protocol::messages::ApiKey;
 use millrace_wire::frame::RequestHeader;
 
 /// The APIs forwarded to the active controller.
-const FORWARDED: &[ApiKey] = &[
+pub const FORWARDED: &[ApiKey] = &[
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
@@ -21,6 +21,8 @@ const FORWARDED: &[ApiKey] = &[
     ApiKey::DescribeQuorum,
     ApiKey::ElectLeaders,
     ApiKey::AlterUserScramCredentials,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
 ];
 
 /// The active controller's response to a forwarded request, or None to handle it here (this
@@ -38,6 +40,9 @@ pub async fn to_active_controller(
         api_key: header.api_key,
         api_version: header.api_version,
         body: body.clone(),
+        client_id: header.client_id.clone(),
+        principal: ctx.client().principal.to_string(),
+        host: ctx.client().host.to_string(),
     };
     match ctx.call(ctx.controller_shard(), forward).await {
         Ok(Forwarded::Answered(response)) => Some(Response::Frame(frame(

@@ -12,6 +12,7 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 use std::rc::Rc;
 
@@ -26,8 +27,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let mut split: Split<ListItem> = Split::default();
     let committed = version >= 2 && req.isolation_level == 1;
     for t in &req.topics {
+        let denied = !ctx.allowed(AclOperation::Describe, ResourceType::Topic, &t.name.0);
         for p in &t.partitions {
             let slot = results.len();
+            if denied {
+                results.push(ListOffsetsResult::error(code::TOPIC_AUTHORIZATION_FAILED));
+                continue;
+            }
             let absent = image.not_here_code(&t.name.0, p.partition_index);
             results.push(ListOffsetsResult::error(absent));
             if let Some(owner) = image.owner(&t.name.0, p.partition_index) {

@@ -15,6 +15,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use millrace_security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -30,11 +31,15 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     };
     let allow_create =
         ctx.config().auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let with_ops = version >= 8 && req.include_topic_authorized_operations;
     let mut topics = Vec::new();
     match requested {
+        // Every topic the principal may describe; the others are left out without a word.
         None => {
             for t in ctx.image().topics.values() {
-                topics.push(topic_entry(&ctx, t));
+                if ctx.allowed_quietly(AclOperation::Describe, ResourceType::Topic, &t.name) {
+                    topics.push(topic_entry(&ctx, t, with_ops));
+                }
             }
         }
         Some(list) => {
@@ -48,8 +53,16 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                     Some(name) if !by_id => image.topics.get(name.0.as_str()).cloned(),
                     _ => image.topic_by_id(&wanted.topic_id).cloned(),
                 };
+                let describable =
+                    |name: &str| ctx.allowed(AclOperation::Describe, ResourceType::Topic, name);
                 let entry = match (found, wanted.name) {
-                    (Some(t), _) => topic_entry(&ctx, &t),
+                    // Kafka does not tell whether a topic the principal may not describe
+                    // exists: the same refusal either way.
+                    (Some(t), _) if !describable(&t.name) => denied_topic(&t.name, by_id),
+                    (None, Some(name)) if !by_id && !describable(&name.0) => {
+                        denied_topic(&name.0, false)
+                    }
+                    (Some(t), _) => topic_entry(&ctx, &t, with_ops),
                     (None, Some(name)) if !by_id => missing_topic(&ctx, name, allow_create).await,
                     (None, _) => MetadataResponseTopic::default()
                         .with_error_code(code::UNKNOWN_TOPIC_ID)
@@ -86,8 +99,22 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .with_cluster_id(cluster_id)
         .with_controller_id(BrokerId(controller))
         .with_topics(topics)
-        .with_cluster_authorized_operations(i32::MIN);
+        .with_cluster_authorized_operations(
+            if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+                ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+            } else {
+                i32::MIN
+            },
+        );
     respond(&header, &resp)
+}
+
+/// A topic the principal may not describe (or, asked by id, not see): TOPIC_AUTHORIZATION_FAILED
+/// with the name it was asked by, or none when asked by id.
+fn denied_topic(name: &str, by_id: bool) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code::TOPIC_AUTHORIZATION_FAILED)
+        .with_name((!by_id).then(|| TopicName(str_bytes(name))))
 }
 
 async fn missing_topic(
@@ -101,6 +128,12 @@ async fn missing_topic(
     }
     if !allow_create {
         return entry.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    // Auto-creation needs CREATE on the cluster or on the topic, as an explicit CreateTopics.
+    if !ctx.allowed_quietly(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME)
+        && !ctx.allowed(AclOperation::Create, ResourceType::Topic, &name.0)
+    {
+        return entry.with_error_code(code::TOPIC_AUTHORIZATION_FAILED);
     }
     let new = NewTopic {
         name: name.0.to_string(),
@@ -121,7 +154,7 @@ async fn missing_topic(
             }) =>
         {
             match ctx.image().topics.get(name.0.as_str()) {
-                Some(t) => topic_entry(ctx, t),
+                Some(t) => topic_entry(ctx, t, false),
                 None => entry.with_error_code(code::LEADER_NOT_AVAILABLE),
             }
         }
@@ -154,7 +187,7 @@ fn for_version(mut t: MetadataResponseTopic, version: i16) -> MetadataResponseTo
     t
 }
 
-fn topic_entry(ctx: &Context, t: &TopicMeta) -> MetadataResponseTopic {
+fn topic_entry(ctx: &Context, t: &TopicMeta, with_ops: bool) -> MetadataResponseTopic {
     let image = ctx.image();
     let brokers = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..t.partitions)
@@ -196,5 +229,8 @@ fn topic_entry(ctx: &Context, t: &TopicMeta) -> MetadataResponseTopic {
         .with_is_internal(crate::metadata::is_internal(&t.name))
         .with_topic_id(t.id)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(i32::MIN)
+        .with_topic_authorized_operations(match with_ops {
+            true => ctx.authorized_operations(ResourceType::Topic, &t.name),
+            false => i32::MIN,
+        })
 }

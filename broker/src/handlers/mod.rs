@@ -5,6 +5,7 @@
 //! against the bytes received) before kafka-protocol decodes it, because kafka-protocol sizes
 //! arrays from the declared count.
 
+mod acl_codes;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod allocate_producer_ids;
@@ -18,13 +19,16 @@ mod broker_registration;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod context;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_share_group_offsets;
 mod delete_share_group_state;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -35,6 +39,7 @@ mod describe_transactions;
 mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
+mod envelope;
 pub mod fetch;
 mod fetch_snapshot;
 mod find_coordinator;
@@ -72,6 +77,7 @@ mod write_txn_markers;
 use crate::shard::Shard;
 use bytes::Bytes;
 pub use context::{BrokerAddress, Context};
+pub use envelope::{host_bytes, principal_bytes};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use millrace_wire::fetch::FetchChunk;
@@ -134,9 +140,11 @@ pub struct Client {
     /// listener): Metadata and the other answers naming brokers give their endpoints of it.
     pub endpoint: Rc<str>,
     /// Who the client is: `User:<name>` from SASL or the TLS certificate, else
-    /// `User:ANONYMOUS`. What the authorizer will check (issue 21's ACLs).
-    #[allow(dead_code)]
+    /// `User:ANONYMOUS`: what the authorizer checks.
     pub principal: Rc<str>,
+    /// True for a request a broker forwarded in an Envelope: `principal` and `host` are the
+    /// original client's, and the controller listener judges it like a client listener.
+    pub enveloped: bool,
     /// The request's clock (its stages are recorded when its answer is written).
     pub clock: Rc<crate::stats::RequestClock>,
     /// The connection's share sessions (KIP-932), which end with it.
@@ -268,6 +276,9 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(WriteTxnMarkers, 1, 1, write_txn_markers),
     entry!(TxnOffsetCommit, 0, 5, txn_offset_commit),
     entry!(DescribeProducers, 0, 0, describe_producers),
+    entry!(DescribeAcls, 1, 3, describe_acls),
+    entry!(CreateAcls, 1, 3, create_acls),
+    entry!(DeleteAcls, 1, 3, delete_acls),
     entry!(DescribeTransactions, 0, 0, describe_transactions),
     entry!(ListTransactions, 0, 2, list_transactions),
 ];
@@ -297,6 +308,10 @@ pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
         0,
         alter_user_scram_credentials
     ),
+    entry!(DescribeAcls, 1, 3, describe_acls),
+    entry!(CreateAcls, 1, 3, create_acls),
+    entry!(DeleteAcls, 1, 3, delete_acls),
+    entry!(Envelope, 0, 0, envelope),
 ];
 
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection

@@ -19,6 +19,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use millrace_replication::replica::AcksRefusal;
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_storage::StorageError;
 use millrace_wire::frame::RequestHeader;
 use millrace_wire::records::{decode_records, BatchHeader, BatchIter, BatchStep};
@@ -39,15 +40,29 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let acks = Acks::from_request(req.acks);
     let image = ctx.image();
     let now = millrace_shard::time::now_ms();
+    // Kafka's order: the transactional id, then each topic, before anything else is looked at.
+    let txn_denied = req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !ctx.allowed(AclOperation::Write, ResourceType::TransactionalId, id));
     for t in &req.topic_data {
         let topic = image.topics.get(t.name.0.as_str());
         // Parsed once per topic, not per partition: this is the produce hot path.
         let settings = topic.map(|m| ctx.topic_settings(m));
+        let denied = if txn_denied {
+            Some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        } else if !ctx.allowed(AclOperation::Write, ResourceType::Topic, &t.name.0) {
+            Some(code::TOPIC_AUTHORIZATION_FAILED)
+        } else {
+            None
+        };
         for p in &t.partition_data {
             let slot = results.len();
             results.push(error(code::NONE, None));
             let owner = image.owner(&t.name.0, p.index);
-            let check = if crate::metadata::is_internal(&t.name.0) {
+            let check = if let Some(denied) = denied {
+                Err(Refused::whole(denied, "not authorized"))
+            } else if crate::metadata::is_internal(&t.name.0) {
                 Err(Refused::whole(
                     code::INVALID_TOPIC_EXCEPTION,
                     "clients cannot write to internal topics",

@@ -13,6 +13,7 @@ use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 use millrace_wire::records::TxnMarker;
 
@@ -24,6 +25,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let image = ctx.image();
     let mut results: Vec<i16> = Vec::new();
     let mut split: Split<MarkerItem> = Split::default();
+    // Only brokers write markers: CLUSTER_ACTION, else every partition is refused.
+    let denied = !ctx.allowed_on_cluster(AclOperation::ClusterAction);
     for m in &req.markers {
         let marker = TxnMarker {
             commit: m.transaction_result,
@@ -33,6 +36,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             for &p in &t.partition_indexes {
                 let slot = results.len();
                 let topic = t.name.0.as_str();
+                if denied {
+                    results.push(code::CLUSTER_AUTHORIZATION_FAILED);
+                    continue;
+                }
                 results.push(image.not_here_code(topic, p));
                 if let Some(owner) = image.owner(topic, p) {
                     let item = MarkerItem {

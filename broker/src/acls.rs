@@ -1,0 +1,107 @@
+//! ACLs on the request path: each shard keeps an [`Authorizer`] index of the ACL bindings in
+//! the metadata image it holds, rebuilt only when the image's ACLs changed (the image keeps
+//! them behind one `Arc`, so comparing pointers tells). Decisions are
+//! `millrace_security::acl`'s (Kafka's `StandardAuthorizer`); this module only turns records
+//! into bindings and picks the index.
+//!
+//! Without `authorizer.class.name` nothing is checked, as in Kafka. Requests on the controller
+//! listener are checked only when they come in an Envelope (a broker forwarding a client's
+//! request with the client's principal): the controller listener is PLAINTEXT and internal,
+//! and its own callers are the cluster's brokers (see docs/ARCHITECTURE.md "ACLs").
+
+use crate::shard::Shard;
+use millrace_replication::metadata::{AccessControlEntryRecord, AclImages};
+use millrace_security::acl::{
+    AccessControlEntry, AclBinding, AclOperation, Authorizer, PatternType, PermissionType,
+    ResourcePattern, ResourceType,
+};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// The shard's index and the ACL map it was built from.
+#[derive(Default)]
+struct AclIndex {
+    built: RefCell<Option<(AclImages, Rc<Authorizer>)>>,
+}
+
+/// The shard's authorizer for its current image; `None` when no authorizer is configured.
+pub fn authorizer(shard: &Shard) -> Option<Rc<Authorizer>> {
+    let settings = shard.config.authorizer.as_ref()?;
+    let index = shard.subsystems.get_or_install(AclIndex::default);
+    let image = shard.image();
+    let acls = image.cluster.acls();
+    let mut built = index.built.borrow_mut();
+    if let Some((from, authorizer)) = &*built {
+        if Arc::ptr_eq(from, acls) {
+            return Some(authorizer.clone());
+        }
+    }
+    let authorizer = Rc::new(Authorizer::new(
+        acls.values().map(binding_of),
+        settings.clone(),
+    ));
+    *built = Some((acls.clone(), authorizer.clone()));
+    Some(authorizer)
+}
+
+/// The binding a stored record holds.
+pub fn binding_of(r: &AccessControlEntryRecord) -> AclBinding {
+    AclBinding::new(
+        ResourcePattern::new(
+            ResourceType::from_i8(r.resource_type),
+            r.resource_name.clone(),
+            PatternType::from_i8(r.pattern_type),
+        ),
+        AccessControlEntry::new(
+            r.principal.clone(),
+            r.host.clone(),
+            AclOperation::from_i8(r.operation),
+            PermissionType::from_i8(r.permission_type),
+        ),
+    )
+}
+
+/// The record that stores `binding` under `id`.
+pub fn record_of(id: [u8; 16], binding: &AclBinding) -> AccessControlEntryRecord {
+    AccessControlEntryRecord {
+        id,
+        resource_type: binding.pattern.resource_type.code(),
+        resource_name: binding.pattern.name.clone(),
+        pattern_type: binding.pattern.pattern_type.code(),
+        principal: binding.entry.principal.clone(),
+        host: binding.entry.host.clone(),
+        operation: binding.entry.operation.code(),
+        permission_type: binding.entry.permission.code(),
+    }
+}
+
+/// A request's principal and address as the authorizer takes them.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    /// `User:alice`.
+    pub principal: Rc<str>,
+    /// The client's address without Kafka's leading `/`.
+    pub host: Rc<str>,
+}
+
+/// What a handler asks: may the requester do `op` on the resource? Denials are logged (as
+/// Kafka's authorizer logger does) unless `quiet` (listings that only filter what they show).
+pub fn allowed(
+    authorizer: &Authorizer,
+    who: &Requester,
+    op: AclOperation,
+    resource_type: ResourceType,
+    name: &str,
+    quiet: bool,
+) -> bool {
+    let ok = authorizer.authorize(&who.principal, &who.host, op, resource_type, name);
+    if !ok && !quiet {
+        tracing::info!(
+            principal = %who.principal, host = %who.host, operation = %op.pascal_name(),
+            resource = %format!("{}:{name}", resource_type.pascal_name()),
+            "authorization denied"
+        );
+    }
+    ok
+}
