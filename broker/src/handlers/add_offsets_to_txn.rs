@@ -6,6 +6,7 @@ use super::{decode, respond, Response};
 use crate::errors::code;
 use bytes::Bytes;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -15,7 +16,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     };
     let group = req.group_id.0.as_str();
     let image = ctx.image();
+    let txn_id = req.transactional_id.0.as_str();
     let error = match image.topics.get(crate::coordinator::OFFSETS_TOPIC) {
+        _ if !ctx.allowed(AclOperation::Write, ResourceType::TransactionalId, txn_id) => {
+            code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        }
+        _ if !ctx.allowed(AclOperation::Read, ResourceType::Group, group) => {
+            code::GROUP_AUTHORIZATION_FAILED
+        }
         _ if group.is_empty() || group.len() > crate::coordinator::GROUP_ID_BYTES_MAX => {
             code::INVALID_GROUP_ID
         }

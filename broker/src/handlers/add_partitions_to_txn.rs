@@ -14,6 +14,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 /// Kafka's OPERATION_NOT_ATTEMPTED: another partition of the request failed first.
@@ -25,6 +26,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Err(close) => return close,
     };
     let version = header.api_version;
+    // v4+ comes from brokers verifying for their partitions: CLUSTER_ACTION.
+    if version >= 4 && !ctx.allowed_on_cluster(AclOperation::ClusterAction) {
+        return respond(
+            &header,
+            &AddPartitionsToTxnResponse::default()
+                .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED),
+        );
+    }
     if version >= 4 {
         let mut results = Vec::new();
         for t in &req.transactions {
@@ -92,6 +101,34 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         );
     }
     let image = ctx.image();
+    // A client needs WRITE on the transactional id (else every partition is refused) and on
+    // each topic (else its partitions are refused and the others not attempted).
+    let txn_id = req.v3_and_below_transactional_id.0.as_str();
+    let txn_denied = !ctx.allowed(AclOperation::Write, ResourceType::TransactionalId, txn_id);
+    let topic_denied: Vec<bool> = req
+        .v3_and_below_topics
+        .iter()
+        .map(|t| !ctx.allowed(AclOperation::Write, ResourceType::Topic, &t.name.0))
+        .collect();
+    if txn_denied || topic_denied.contains(&true) {
+        let topics = req
+            .v3_and_below_topics
+            .iter()
+            .zip(topic_denied)
+            .map(|(t, denied)| {
+                let error = match (txn_denied, denied) {
+                    (true, _) => code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    (false, true) => code::TOPIC_AUTHORIZATION_FAILED,
+                    (false, false) => OPERATION_NOT_ATTEMPTED,
+                };
+                result_topic(&t.name.0, &t.partitions, |_| error)
+            })
+            .collect();
+        return respond(
+            &header,
+            &AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics),
+        );
+    }
     let known = |topic: &str, p: i32| {
         image
             .topics

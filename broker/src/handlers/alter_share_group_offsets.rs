@@ -17,6 +17,7 @@ use kafka_protocol::messages::alter_share_group_offsets_response::{
     AlterShareGroupOffsetsResponseTopic as Topic,
 };
 use kafka_protocol::messages::{AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::codes as code;
 use millrace_wire::frame::RequestHeader;
 
@@ -37,7 +38,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             }
         }
     }
-    let initialized = group_call(&ctx, &group_id, ShareInitialize(group_id.clone(), known)).await;
+    let initialized = group_call(
+        &ctx,
+        &group_id,
+        AclOperation::Read,
+        ShareInitialize(group_id.clone(), known),
+    )
+    .await;
     if let Err(error) | Ok(Err(error)) = initialized {
         let why = match error {
             code::NON_EMPTY_GROUP => "the share group has members: stop them first".to_string(),

@@ -15,6 +15,7 @@ use kafka_protocol::messages::consumer_group_describe_response::{
 use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, TopicName,
 };
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 /// Kafka's `authorized_operations` when not asked for.
@@ -34,7 +35,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             .with_group_id(g.clone())
             .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
         let op = ConsumerDescribe(g.0.to_string());
-        let described = match group_call(&ctx, &g.0, op).await {
+        let described = match group_call(&ctx, &g.0, AclOperation::Describe, op).await {
             Ok(Ok(view)) => {
                 let members = view
                     .members

@@ -13,6 +13,7 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment as WireAssignment, TopicPartitions,
 };
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -20,6 +21,26 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Ok(r) => r,
         Err(close) => return close,
     };
+    // Kafka refuses a subscription to topics the principal may not describe, after the
+    // group's own check.
+    if ctx.allowed(AclOperation::Read, ResourceType::Group, &req.group_id.0) {
+        let hidden: Vec<&str> = req
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .map(|t| t.0.as_str())
+            .filter(|t| !ctx.allowed(AclOperation::Describe, ResourceType::Topic, t))
+            .collect();
+        if !hidden.is_empty() {
+            let why =
+                format!("The group has subscribed to topics that are not authorized: {hidden:?}");
+            let resp = ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(crate::errors::code::TOPIC_AUTHORIZATION_FAILED)
+                .with_error_message(Some(str_bytes(&why)))
+                .with_member_epoch(-1);
+            return respond(&header, &resp);
+        }
+    }
     let heartbeat = Heartbeat {
         group_id: req.group_id.0.to_string(),
         member_id: req.member_id.to_string(),
@@ -50,7 +71,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         version: header.api_version,
         request: Box::new(heartbeat),
     };
-    let resp = match group_call(&ctx, &group_id, op).await {
+    let resp = match group_call(&ctx, &group_id, AclOperation::Read, op).await {
         Ok(r) => r,
         Err(error) => {
             let resp = ConsumerGroupHeartbeatResponse::default()

@@ -98,6 +98,10 @@ impl Context {
         &self,
         items: Vec<(ShareStateKey, StateOp)>,
     ) -> Vec<crate::share_state::OpResult> {
+        // Only brokers call these APIs: CLUSTER_ACTION, else every item is refused.
+        if !self.allowed_on_cluster(AclOperation::ClusterAction) {
+            return vec![Err(crate::errors::code::CLUSTER_AUTHORIZATION_FAILED); items.len()];
+        }
         crate::share_state::on_this_broker(&self.shard, items).await
     }
 

@@ -10,6 +10,7 @@ use crate::share::record::ShareStateKey;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -19,11 +20,25 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     };
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
-        let share = match group_call(&ctx, &g.0, ShareDescribe(g.0.to_string())).await {
+        let share = match group_call(
+            &ctx,
+            &g.0,
+            AclOperation::Delete,
+            ShareDescribe(g.0.to_string()),
+        )
+        .await
+        {
             Ok(Ok(view)) => view.initialized,
             _ => Default::default(),
         };
-        let mut error = match group_call(&ctx, &g.0, DeleteGroup(g.0.to_string())).await {
+        let mut error = match group_call(
+            &ctx,
+            &g.0,
+            AclOperation::Delete,
+            DeleteGroup(g.0.to_string()),
+        )
+        .await
+        {
             Ok(error) | Err(error) => error,
         };
         if error == millrace_wire::codes::NONE && !share.is_empty() {

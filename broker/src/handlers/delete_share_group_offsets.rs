@@ -9,6 +9,7 @@ use crate::share::record::ShareStateKey;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic as Topic;
 use kafka_protocol::messages::{DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::codes as code;
 use millrace_wire::frame::RequestHeader;
 
@@ -24,7 +25,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .iter()
         .filter_map(|t| image.topics.get(t.topic_name.0.as_str()).map(|m| m.id))
         .collect();
-    let gone = match group_call(&ctx, &group_id, ShareUninitialize(group_id.clone(), ids)).await {
+    let gone = match group_call(
+        &ctx,
+        &group_id,
+        AclOperation::Delete,
+        ShareUninitialize(group_id.clone(), ids),
+    )
+    .await
+    {
         Ok(Ok(gone)) => gone,
         Ok(Err(error)) | Err(error) => {
             let why = match error {

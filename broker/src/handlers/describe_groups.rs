@@ -9,6 +9,7 @@ use crate::coordinator::DescribeGroup;
 use bytes::Bytes;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -19,7 +20,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in &req.groups {
         let described = DescribedGroup::default().with_group_id(g.clone());
-        let entry = match group_call(&ctx, &g.0, DescribeGroup(g.0.to_string())).await {
+        let entry = match group_call(
+            &ctx,
+            &g.0,
+            AclOperation::Describe,
+            DescribeGroup(g.0.to_string()),
+        )
+        .await
+        {
             Ok(Ok(Some(d))) => {
                 let members = d
                     .members

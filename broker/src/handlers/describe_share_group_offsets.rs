@@ -17,6 +17,7 @@ use kafka_protocol::messages::describe_share_group_offsets_response::{
 use kafka_protocol::messages::{
     DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, TopicName,
 };
+use millrace_security::acl::AclOperation;
 use millrace_wire::codes as code;
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
@@ -31,7 +32,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     for g in &req.groups {
         let group_id = g.group_id.0.to_string();
         let out = Group::default().with_group_id(g.group_id.clone());
-        let view = match group_call(&ctx, &group_id, ShareDescribe(group_id.clone())).await {
+        let view = match group_call(
+            &ctx,
+            &group_id,
+            AclOperation::Describe,
+            ShareDescribe(group_id.clone()),
+        )
+        .await
+        {
             Ok(Ok(view)) => view,
             Ok(Err(error)) | Err(error) => {
                 groups.push(

@@ -12,6 +12,7 @@ use kafka_protocol::messages::describe_transactions_response::{TopicData, Transa
 use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName,
 };
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
 
@@ -29,6 +30,9 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             .with_producer_epoch(-1)
             .with_transaction_start_time_ms(-1);
         let view = match crate::txn::coordinator_shard(&image, id) {
+            _ if !ctx.allowed(AclOperation::Describe, ResourceType::TransactionalId, id) => {
+                Err(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            }
             _ if !image.topics.contains_key(crate::txn::TXN_TOPIC) => {
                 Err(code::COORDINATOR_NOT_AVAILABLE)
             }

@@ -7,6 +7,7 @@ use super::Context;
 use super::{decode, respond, Response};
 use bytes::Bytes;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -21,6 +22,11 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         v2: header.api_version >= 5,
     };
     let mut resp = EndTxnResponse::default();
+    let txn_id = req.transactional_id.0.as_str();
+    if !ctx.allowed(AclOperation::Write, ResourceType::TransactionalId, txn_id) {
+        resp.error_code = crate::errors::code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        return respond(&header, &resp);
+    }
     match ctx.txn(req.transactional_id.0.as_str(), op).await {
         Ok((id, epoch)) => {
             resp.producer_id = kafka_protocol::messages::ProducerId(id);

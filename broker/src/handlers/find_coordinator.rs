@@ -14,6 +14,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
+use millrace_security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use millrace_wire::frame::RequestHeader;
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -65,6 +66,32 @@ fn coordinator_of(ctx: &Context, key: &str, key_type: i8) -> Option<BrokerAddres
 const NO_COORDINATOR: &str =
     "the coordinator is not available (its internal topic partition has no leader)";
 
+/// Kafka's checks: DESCRIBE on the group or transactional id, CLUSTER_ACTION for a share
+/// coordinator key (only brokers ask for those).
+fn denied(ctx: &Context, key: &str, key_type: i8) -> Option<i16> {
+    let (op, kind, name, refusal) = match key_type {
+        0 => (
+            AclOperation::Describe,
+            ResourceType::Group,
+            key,
+            code::GROUP_AUTHORIZATION_FAILED,
+        ),
+        1 => (
+            AclOperation::Describe,
+            ResourceType::TransactionalId,
+            key,
+            code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        ),
+        _ => (
+            AclOperation::ClusterAction,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            code::CLUSTER_AUTHORIZATION_FAILED,
+        ),
+    };
+    (!ctx.allowed(op, kind, name)).then_some(refusal)
+}
+
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
     let req: FindCoordinatorRequest = match decode(&header, &body) {
         Ok(r) => r,
@@ -72,7 +99,12 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     };
     // (error, message, host, port, node) for one key.
     let answer = |key: &str| {
-        let (error, message) = lookup(key, req.key_type);
+        let (mut error, mut message) = lookup(key, req.key_type);
+        if error == code::NONE {
+            if let Some(refusal) = denied(&ctx, key, req.key_type) {
+                (error, message) = (refusal, None);
+            }
+        }
         if error != code::NONE {
             return (error, message, StrBytes::default(), -1, BrokerId(-1));
         }

@@ -5,6 +5,7 @@ use super::Response;
 use super::{decode, group_call, respond};
 use bytes::Bytes;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -18,7 +19,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
     };
-    let error = match group_call(&ctx, &hb.group_id.clone(), hb).await {
+    let error = match group_call(&ctx, &hb.group_id.clone(), AclOperation::Read, hb).await {
         Ok(code) => code,
         Err(code) => code,
     };

@@ -12,6 +12,7 @@ use crate::controller::AllocateProducerId;
 use crate::errors::code;
 use bytes::Bytes;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -25,6 +26,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     if let Some(txn_id) = &req.transactional_id {
         if txn_id.0.is_empty() {
             return respond(&header, &resp.with_error_code(code::INVALID_REQUEST));
+        }
+        if !ctx.allowed(
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            &txn_id.0,
+        ) {
+            let refused = resp.with_error_code(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+            return respond(&header, &refused);
         }
         let op = crate::txn::TxnOp::Init {
             timeout_ms: req.transaction_timeout_ms,
@@ -46,6 +55,16 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             Err(e) => resp.with_error_code(e.code(header.api_version, 4)),
         };
         return respond(&header, &resp);
+    }
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic
+    // (KIP-679), as Kafka checks.
+    if !ctx.allowed_on_cluster(AclOperation::IdempotentWrite)
+        && !ctx.allowed_on_any(AclOperation::Write, ResourceType::Topic)
+    {
+        return respond(
+            &header,
+            &resp.with_error_code(code::CLUSTER_AUTHORIZATION_FAILED),
+        );
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         let bumped = resp

@@ -7,6 +7,7 @@ use super::{decode, group_call, respond, str_bytes};
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -35,7 +36,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         client_id: header.client_id.clone().unwrap_or_default(),
         client_host: ctx.client().host.to_string(),
     };
-    let out = match group_call(&ctx, &join.group_id.clone(), join).await {
+    let out = match group_call(&ctx, &join.group_id.clone(), AclOperation::Read, join).await {
         Ok(r) => r,
         Err(error) => {
             let resp = JoinGroupResponse::default()

@@ -9,6 +9,7 @@ use crate::group::LeaveMember;
 use bytes::Bytes;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -36,7 +37,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         group_id: group_id.clone(),
         members: members.clone(),
     };
-    let codes = group_call(&ctx, &group_id, op).await;
+    let codes = group_call(&ctx, &group_id, AclOperation::Read, op).await;
     let mut resp = LeaveGroupResponse::default();
     match codes {
         Err(error) => resp.error_code = error,

@@ -11,6 +11,7 @@ use crate::mesh::join_all;
 use bytes::Bytes;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use millrace_security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -25,9 +26,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut groups = Vec::new();
+    // DESCRIBE on the cluster lists every group; otherwise those the principal may describe.
+    let all = ctx.allowed_quietly(AclOperation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     // A shard that is stopping lists nothing.
     let listed = join_all(calls.collect()).await.into_iter().flatten();
     for (group_id, protocol_type, state, group_type) in listed.flatten() {
+        if !all && !ctx.allowed_quietly(AclOperation::Describe, ResourceType::Group, &group_id) {
+            continue;
+        }
         if !states.is_empty() && !states.contains(&state.to_lowercase()) {
             continue;
         }

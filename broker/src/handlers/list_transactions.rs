@@ -14,6 +14,7 @@ use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
 };
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -65,6 +66,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     // A shard that is stopping lists nothing.
     let listed = join_all(calls.collect()).await.into_iter().flatten();
     for (id, producer_id, state) in listed.flatten() {
+        // Only transactional ids the principal may describe, as Kafka lists them.
+        if !ctx.allowed_quietly(AclOperation::Describe, ResourceType::TransactionalId, &id) {
+            continue;
+        }
         resp.transaction_states.push(
             TransactionState::default()
                 .with_transactional_id(TransactionalId(str_bytes(&id)))

@@ -386,17 +386,23 @@ pub fn decode<T: Decodable>(header: &RequestHeader, body: &Bytes) -> Result<T, R
     })
 }
 
-/// Runs a group operation on the group's coordinating shard. Err carries the error code for a
-/// group id that is empty or too long (INVALID_GROUP_ID), a group another broker coordinates
+/// Runs a group operation on the group's coordinating shard, once the principal may do
+/// `acl` to the group (GROUP_AUTHORIZATION_FAILED otherwise, before anything else, as Kafka
+/// checks). Err carries the error code for a group id that is empty or too long (INVALID_GROUP_ID), a group another broker coordinates
 /// (NOT_COORDINATOR), a coordinator still reading its groups back
 /// (COORDINATOR_LOAD_IN_PROGRESS) or one that is not available (no `__consumer_offsets`, or
 /// the shard is stopping).
 pub async fn group_call<O: crate::coordinator::GroupOperation>(
     ctx: &Context,
     group_id: &str,
+    acl: millrace_security::acl::AclOperation,
     op: O,
 ) -> Result<O::Answer, i16> {
     use crate::errors::code;
+    use millrace_security::acl::ResourceType;
+    if !ctx.allowed(acl, ResourceType::Group, group_id) {
+        return Err(code::GROUP_AUTHORIZATION_FAILED);
+    }
     if group_id.is_empty() || group_id.len() > crate::coordinator::GROUP_ID_BYTES_MAX {
         return Err(code::INVALID_GROUP_ID);
     }

@@ -12,6 +12,7 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -20,10 +21,18 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Err(close) => return close,
     };
     let now = millrace_shard::time::now_ms();
+    // Partitions of topics the principal may not read are refused, the others committed.
+    let denied: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| !ctx.allowed(AclOperation::Read, ResourceType::Topic, &t.name.0))
+        .collect();
     let offsets: Vec<(String, i32, CommittedOffset)> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&denied)
+        .filter(|(_, denied)| !**denied)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(move |p| {
                 let committed = CommittedOffset {
                     offset: p.committed_offset,
@@ -45,22 +54,27 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
         offsets,
     };
-    let codes = match group_call(&ctx, &group_id, op).await {
-        Ok(codes) => codes,
-        Err(error) => vec![error; count],
+    let (group_error, codes) = match group_call(&ctx, &group_id, AclOperation::Read, op).await {
+        Ok(codes) => (None, codes),
+        Err(error) => (Some(error), vec![error; count]),
     };
     let mut codes = codes.into_iter();
     let topics = req
         .topics
         .iter()
-        .map(|t| {
+        .zip(denied)
+        .map(|(t, denied)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let error = codes
-                        .next()
-                        .unwrap_or(crate::errors::code::UNKNOWN_SERVER_ERROR);
+                    let error = match (group_error, denied) {
+                        (Some(error), true) => error,
+                        (None, true) => crate::errors::code::TOPIC_AUTHORIZATION_FAILED,
+                        (_, false) => codes
+                            .next()
+                            .unwrap_or(crate::errors::code::UNKNOWN_SERVER_ERROR),
+                    };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error)

@@ -10,6 +10,7 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -17,10 +18,17 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Ok(r) => r,
         Err(close) => return close,
     };
+    let denied: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| !ctx.allowed(AclOperation::Read, ResourceType::Topic, &t.name.0))
+        .collect();
     let partitions: Vec<(String, i32)> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&denied)
+        .filter(|(_, denied)| !**denied)
+        .flat_map(|(t, _)| {
             t.partitions
                 .iter()
                 .map(move |p| (t.name.0.to_string(), p.partition_index))
@@ -31,7 +39,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         group_id: req.group_id.0.to_string(),
         partitions,
     };
-    let (error, codes) = match group_call(&ctx, &req.group_id.0, op).await {
+    let (error, codes) = match group_call(&ctx, &req.group_id.0, AclOperation::Delete, op).await {
         Ok(answer) => answer,
         Err(error) => (error, Vec::new()),
     };
@@ -48,12 +56,16 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let topics = req
         .topics
         .iter()
-        .map(|t| {
+        .zip(denied)
+        .map(|(t, denied)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let e = codes.next().unwrap_or(code::NONE);
+                    let e = match denied {
+                        true => code::TOPIC_AUTHORIZATION_FAILED,
+                        false => codes.next().unwrap_or(code::NONE),
+                    };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(e)

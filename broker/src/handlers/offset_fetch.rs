@@ -7,12 +7,14 @@ use super::Context;
 use super::Response;
 use super::{decode, group_call, respond, str_bytes};
 use crate::coordinator::{CommittedOffset, FetchOffsets};
+use crate::errors::code;
 use bytes::Bytes;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 use std::collections::BTreeMap;
 
@@ -33,8 +35,31 @@ async fn fetch_group(
         member,
         require_stable,
     };
-    match group_call(ctx, group_id, op).await {
-        Ok(answer) => answer,
+    match group_call(ctx, group_id, AclOperation::Describe, op).await {
+        // Kafka leaves topics the principal may not describe out of an all-topics answer,
+        // and refuses them (offset -1) when asked by name.
+        Ok((error, rows)) => {
+            let all = partitions.is_none();
+            let mut seen: BTreeMap<String, bool> = BTreeMap::new();
+            let mut describable = |topic: &str| {
+                *seen.entry(topic.to_string()).or_insert_with(|| {
+                    let (op, kind) = (AclOperation::Describe, ResourceType::Topic);
+                    match all {
+                        true => ctx.allowed_quietly(op, kind, topic),
+                        false => ctx.allowed(op, kind, topic),
+                    }
+                })
+            };
+            let rows = rows
+                .into_iter()
+                .filter_map(|(t, p, o, e)| match describable(&t) {
+                    true => Some((t, p, o, e)),
+                    false if all => None,
+                    false => Some((t, p, None, code::TOPIC_AUTHORIZATION_FAILED)),
+                })
+                .collect();
+            (error, rows)
+        }
         Err(error) => {
             let rows = partitions
                 .unwrap_or_default()

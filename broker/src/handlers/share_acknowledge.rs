@@ -15,6 +15,7 @@ use kafka_protocol::messages::share_acknowledge_response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionData, ShareAcknowledgeTopicResponse,
 };
 use kafka_protocol::messages::{BrokerId, ShareAcknowledgeRequest, ShareAcknowledgeResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::codes as code;
 use millrace_wire::frame::RequestHeader;
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,6 +56,12 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     if group.is_empty() || member.is_empty() {
         let why = "a share acknowledgement needs a group id and a member id";
         return respond(&header, &top(code::INVALID_REQUEST, why));
+    }
+    if !ctx.allowed(AclOperation::Read, ResourceType::Group, &group) {
+        return respond(
+            &header,
+            &top(code::GROUP_AUTHORIZATION_FAILED, "not authorized"),
+        );
     }
     let epoch = req.share_session_epoch;
     let closing = match ctx.share_sessions(|s, _| s.acknowledge(&group, &member, epoch)) {

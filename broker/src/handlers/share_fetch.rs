@@ -31,6 +31,7 @@ use kafka_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, NodeEndpoint, PartitionData, ShareFetchableTopicResponse,
 };
 use kafka_protocol::messages::{BrokerId, ShareFetchRequest, ShareFetchResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::codes as code;
 use millrace_wire::frame::RequestHeader;
 use std::cell::RefCell;
@@ -62,6 +63,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     if group.is_empty() || member.is_empty() {
         let why = "a share fetch needs a group id and a member id";
         return respond(&header, &top_error(code::INVALID_REQUEST, why, lock_ms));
+    }
+    if !ctx.allowed(AclOperation::Read, ResourceType::Group, &group) {
+        let refused = top_error(code::GROUP_AUTHORIZATION_FAILED, "not authorized", lock_ms);
+        return respond(&header, &refused);
     }
     let mut requested: Vec<TopicIdPartition> = Vec::new();
     let mut acks: Vec<(TopicIdPartition, Vec<AckBatch>)> = Vec::new();

@@ -13,6 +13,7 @@ use kafka_protocol::messages::share_group_describe_response::{
     Assignment as WireAssignment, DescribedGroup, Member, TopicPartitions,
 };
 use kafka_protocol::messages::{ShareGroupDescribeRequest, ShareGroupDescribeResponse, TopicName};
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 /// Kafka's `authorized_operations` when not asked for.
@@ -29,7 +30,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         let out = DescribedGroup::default()
             .with_group_id(g.clone())
             .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
-        let described = match group_call(&ctx, &g.0, ShareDescribe(g.0.to_string())).await {
+        let described = match group_call(
+            &ctx,
+            &g.0,
+            AclOperation::Describe,
+            ShareDescribe(g.0.to_string()),
+        )
+        .await
+        {
             Ok(Ok(view)) => {
                 let members = view
                     .members

@@ -11,6 +11,7 @@ use kafka_protocol::messages::share_group_heartbeat_response::{
     Assignment as WireAssignment, TopicPartitions,
 };
 use kafka_protocol::messages::{ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -37,7 +38,14 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         client_host: ctx.client().host.to_string(),
     };
     let group_id = heartbeat.group_id.clone();
-    let resp = match group_call(&ctx, &group_id, ShareHeartbeatOp(Box::new(heartbeat))).await {
+    let resp = match group_call(
+        &ctx,
+        &group_id,
+        AclOperation::Read,
+        ShareHeartbeatOp(Box::new(heartbeat)),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(error) => {
             let resp = ShareGroupHeartbeatResponse::default()

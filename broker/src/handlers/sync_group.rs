@@ -5,6 +5,7 @@ use super::Response;
 use super::{decode, group_call, respond, str_bytes};
 use bytes::Bytes;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use millrace_security::acl::AclOperation;
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -25,7 +26,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect(),
     };
-    let resp = match group_call(&ctx, &sync.group_id.clone(), sync).await {
+    let resp = match group_call(&ctx, &sync.group_id.clone(), AclOperation::Read, sync).await {
         Ok(out) => {
             let mut resp = SyncGroupResponse::default()
                 .with_error_code(out.error_code)

@@ -18,6 +18,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -26,10 +27,17 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         Err(close) => return close,
     };
     let now = millrace_shard::time::now_ms();
+    let denied: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| !ctx.allowed(AclOperation::Read, ResourceType::Topic, &t.name.0))
+        .collect();
     let offsets: Vec<(String, i32, CommittedOffset)> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&denied)
+        .filter(|(_, denied)| !**denied)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(move |p| {
                 let committed = CommittedOffset {
                     offset: p.committed_offset,
@@ -43,8 +51,12 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .collect();
     let count = offsets.len();
     let group_id = req.group_id.0.to_string();
+    let mut whole = None;
     let codes = match verified(&ctx, &req, &group_id, header.api_version).await {
-        Err(error) => vec![error; count],
+        Err(error) => {
+            whole = Some(error);
+            vec![error; count]
+        }
         Ok(()) => {
             let op = TxnCommit {
                 group_id: group_id.clone(),
@@ -55,7 +67,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
                 offsets,
             };
-            match group_call(&ctx, &group_id, op).await {
+            match group_call(&ctx, &group_id, AclOperation::Read, op).await {
                 Ok(codes) => codes,
                 Err(error) => vec![error; count],
             }
@@ -65,12 +77,17 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     let topics = req
         .topics
         .iter()
-        .map(|t| {
+        .zip(denied)
+        .map(|(t, denied)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let error = codes.next().unwrap_or(code::UNKNOWN_SERVER_ERROR);
+                    let error = match (whole, denied) {
+                        (Some(error), true) => error,
+                        (None, true) => code::TOPIC_AUTHORIZATION_FAILED,
+                        (_, false) => codes.next().unwrap_or(code::UNKNOWN_SERVER_ERROR),
+                    };
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error)
@@ -99,6 +116,13 @@ async fn verified(
     group_id: &str,
     version: i16,
 ) -> Result<(), i16> {
+    let txn_id = req.transactional_id.0.as_str();
+    if !ctx.allowed(AclOperation::Write, ResourceType::TransactionalId, txn_id) {
+        return Err(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    }
+    if !ctx.allowed(AclOperation::Read, ResourceType::Group, group_id) {
+        return Err(code::GROUP_AUTHORIZATION_FAILED);
+    }
     if group_id.is_empty() || group_id.len() > crate::coordinator::GROUP_ID_BYTES_MAX {
         return Err(code::INVALID_GROUP_ID);
     }
@@ -108,7 +132,6 @@ async fn verified(
     };
     let p = crate::coordinator::offsets_partition(group_id, offsets.partitions as usize);
     let producer = (req.producer_id.0, req.producer_epoch);
-    let txn_id = req.transactional_id.0.as_str();
     let add = version >= 5;
     let verified = ctx
         .verify_txn(txn_id, producer, (OFFSETS_TOPIC.to_string(), p), add)
