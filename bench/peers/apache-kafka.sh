@@ -24,8 +24,9 @@
 # "transaction.version=1"), each passed as --feature to the storage format step, so it only takes
 # effect on the first run on DIR (a restart keeps the levels the directory was formatted with).
 #
-# KAFKA_EXTRA_PROPERTIES: more server.properties lines (KEY=VALUE, separated by spaces or
-# newlines), written after the ones above, so a later line overrides an earlier one.
+# KAFKA_EXTRA_PROPERTIES: more server.properties lines (KEY=VALUE, one per line; a value may
+# hold spaces, as JAAS lines do), written after the ones above, so a later line overrides an
+# earlier one.
 #
 # Other knobs: KAFKA_HEAP_OPTS (default "-Xms1g -Xmx1g"), JAVA (default "java").
 set -euo pipefail
@@ -95,9 +96,9 @@ echo "$controller_port" >"$data_dir/controller.port"
   if [ "${KAFKA_FSYNC:-0}" = "1" ]; then
     echo "log.flush.interval.messages=1"
   fi
-  for line in ${KAFKA_EXTRA_PROPERTIES:-}; do
-    echo "$line"
-  done
+  if [ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]; then
+    printf '%s\n' "$KAFKA_EXTRA_PROPERTIES"
+  fi
 } >"$props"
 
 cat >"$data_dir/log4j2.properties" <<EOF

@@ -47,6 +47,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod acls;
 mod alter_partition;
 mod coordinator_moves;
 mod elections;
@@ -777,6 +778,17 @@ async fn call_fetch(shard: &Rc<Shard>, disk: &SimDisk, req: &FetchRequest) -> Fe
     decode_frame(ApiKey::Fetch, version, frame.freeze())
 }
 
+thread_local! {
+    /// The principal the simulated client's requests carry (ACL tests change it).
+    static PRINCIPAL: std::cell::RefCell<Rc<str>> =
+        std::cell::RefCell::new(Rc::from(crate::auth::ANONYMOUS));
+}
+
+/// Makes the following requests on this thread come from `principal`.
+fn act_as(principal: &str) {
+    PRINCIPAL.with(|p| *p.borrow_mut() = Rc::from(principal));
+}
+
 async fn request<Req: Encodable>(
     shard: &Rc<Shard>,
     key: ApiKey,
@@ -807,7 +819,8 @@ async fn request_on<Req: Encodable>(
         host: Rc::from("/127.0.0.1"),
         listener,
         endpoint: Rc::from(shard.config.cluster.client_listener_name.as_str()),
-        principal: Rc::from(crate::auth::ANONYMOUS),
+        principal: PRINCIPAL.with(|p| p.borrow().clone()),
+        enveloped: false,
         clock: Rc::new(crate::stats::RequestClock::new()),
         share_sessions: Rc::default(),
     };

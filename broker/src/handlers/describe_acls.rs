@@ -3,7 +3,7 @@
 //! without an authorizer the answer is SECURITY_DISABLED, and a filter with UNKNOWN parts is
 //! INVALID_REQUEST, as Kafka answers.
 
-use super::acl_codes::{cluster_denied, filter_of, NO_AUTHORIZER};
+use super::acl_codes::{cluster_denied, filter_of};
 use super::{decode, respond, str_bytes, Context, Response};
 use crate::errors::code;
 use bytes::Bytes;
@@ -27,7 +27,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         )
     };
     let Some(authorizer) = ctx.authorizer() else {
-        return refuse(code::SECURITY_DISABLED, NO_AUTHORIZER);
+        return refuse(
+            code::SECURITY_DISABLED,
+            "No Authorizer is configured on the broker",
+        );
     };
     if !ctx.allowed_on_cluster(AclOperation::Describe) {
         return refuse(code::CLUSTER_AUTHORIZATION_FAILED, &cluster_denied(&ctx));

@@ -34,7 +34,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         )
     };
     let (Some(principal), Some(host)) = (
-        req.request_principal.as_ref().and_then(|p| principal_of(p)),
+        req.request_principal.as_ref().and_then(principal_of),
         host_of(&req.client_host_address),
     ) else {
         return answer(PRINCIPAL_DESERIALIZATION_FAILURE, None);

@@ -1,0 +1,182 @@
+//! ACLs through the API on the simulated broker with an authorizer configured: only a super
+//! user may create and describe bindings, a binding decides Produce and Metadata for its
+//! principal at once (the shard's index follows the image), Kafka's refusals fail one creation
+//! without the others, and the bindings survive a crash.
+
+use super::*;
+use crate::errors::code;
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::{
+    CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
+    DescribeAclsRequest, DescribeAclsResponse, MetadataRequest, MetadataResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use millrace_security::acl::AuthorizerSettings;
+
+fn secured() -> Arc<Config> {
+    let mut c = (*config()).clone();
+    c.authorizer = Some(AuthorizerSettings {
+        super_users: vec!["User:admin".into(), crate::auth::ANONYMOUS.into()],
+        allow_everyone_if_no_acl_found: false,
+    });
+    Arc::new(c)
+}
+
+fn creation(resource_type: i8, name: &str, pattern: i8, principal: &str, op: i8) -> AclCreation {
+    AclCreation::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.into()))
+        .with_resource_pattern_type(pattern)
+        .with_principal(StrBytes::from_string(principal.into()))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(op)
+        .with_permission_type(3)
+}
+
+async fn create(shard: &Rc<Shard>, creations: Vec<AclCreation>) -> Vec<i16> {
+    let req = CreateAclsRequest::default().with_creations(creations);
+    let resp: CreateAclsResponse = call(shard, ApiKey::CreateAcls, 3, &req).await;
+    resp.results.iter().map(|r| r.error_code).collect()
+}
+
+/// Every binding as (principal, operation), or the top-level error.
+async fn describe(shard: &Rc<Shard>) -> Result<Vec<(String, i8)>, i16> {
+    let req = DescribeAclsRequest::default()
+        .with_resource_name_filter(None)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_resource_type_filter(1)
+        .with_pattern_type_filter(1)
+        .with_operation(1)
+        .with_permission_type(1);
+    let resp: DescribeAclsResponse = call(shard, ApiKey::DescribeAcls, 3, &req).await;
+    if resp.error_code != code::NONE {
+        return Err(resp.error_code);
+    }
+    let mut out: Vec<(String, i8)> = resp
+        .resources
+        .iter()
+        .flat_map(|r| {
+            r.acls
+                .iter()
+                .map(|a| (a.principal.to_string(), a.operation))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The topics Metadata lists for the current principal.
+async fn listed(shard: &Rc<Shard>) -> Vec<String> {
+    let req = MetadataRequest::default().with_topics(None);
+    let resp: MetadataResponse = call(shard, ApiKey::Metadata, 12, &req).await;
+    resp.topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect()
+}
+
+#[test]
+fn acls_are_created_enforced_described_and_survive_a_crash() {
+    let disk = SimDisk::new(4096);
+    let sim = Sim::new(41);
+    let shards = sim.block_on(boot_with(&disk, secured()));
+    sim.block_on(async {
+        act_as("User:alice");
+        let denied = create(&shards[1], vec![creation(2, TOPIC, 3, "User:alice", 4)]).await;
+        assert_eq!(denied, vec![code::CLUSTER_AUTHORIZATION_FAILED]);
+        assert_eq!(
+            describe(&shards[0]).await,
+            Err(code::CLUSTER_AUTHORIZATION_FAILED)
+        );
+        assert_eq!(
+            produce_to(&shards[0], TOPIC, 0).await,
+            code::TOPIC_AUTHORIZATION_FAILED
+        );
+        assert!(
+            listed(&shards[1]).await.is_empty(),
+            "no ACL: nothing to describe"
+        );
+
+        act_as("User:admin");
+        let done = create(
+            &shards[1],
+            vec![
+                creation(2, &TOPIC[..2], 4, "User:alice", 4), // WRITE on the prefix
+                creation(4, "not-kafka-cluster", 3, "User:alice", 7),
+                creation(2, TOPIC, 3, "alice-without-type", 3),
+                creation(2, &TOPIC[..2], 4, "User:alice", 4), // the same again
+            ],
+        )
+        .await;
+        assert_eq!(
+            done,
+            vec![
+                code::NONE,
+                code::INVALID_REQUEST,
+                code::INVALID_REQUEST,
+                code::NONE
+            ]
+        );
+        assert_eq!(
+            describe(&shards[0]).await,
+            Ok(vec![("User:alice".into(), 4)])
+        );
+
+        act_as("User:alice");
+        assert_eq!(produce_to(&shards[0], TOPIC, 0).await, code::NONE);
+        assert_eq!(
+            listed(&shards[1]).await,
+            vec![TOPIC.to_string()],
+            "WRITE implies DESCRIBE"
+        );
+        act_as("User:bob");
+        assert_eq!(
+            produce_to(&shards[1], TOPIC, 1).await,
+            code::TOPIC_AUTHORIZATION_FAILED
+        );
+        act_as(crate::auth::ANONYMOUS); // the next boot's set-up requests are the broker's
+    });
+    drop(shards);
+    sim.crash();
+    disk.crash(41);
+
+    let sim = Sim::new(42);
+    let shards = sim.block_on(boot_with(&disk, secured()));
+    sim.block_on(async {
+        act_as("User:alice");
+        assert_eq!(
+            produce_to(&shards[1], TOPIC, 2).await,
+            code::NONE,
+            "kept across a crash"
+        );
+        act_as("User:admin");
+        let filter = DeleteAclsFilter::default()
+            .with_resource_type_filter(2)
+            .with_pattern_type_filter(1)
+            .with_resource_name_filter(None)
+            .with_host_filter(None)
+            .with_principal_filter(Some(StrBytes::from_static_str("User:alice")))
+            .with_operation(1)
+            .with_permission_type(1);
+        let req = DeleteAclsRequest::default().with_filters(vec![filter.clone(), filter]);
+        let resp: DeleteAclsResponse = call(&shards[0], ApiKey::DeleteAcls, 3, &req).await;
+        let removed: Vec<usize> = resp
+            .filter_results
+            .iter()
+            .map(|r| r.matching_acls.len())
+            .collect();
+        assert_eq!(
+            removed,
+            vec![1, 0],
+            "a binding is reported by the first filter only"
+        );
+        act_as("User:alice");
+        assert_eq!(
+            produce_to(&shards[0], TOPIC, 0).await,
+            code::TOPIC_AUTHORIZATION_FAILED
+        );
+        act_as(crate::auth::ANONYMOUS);
+    });
+}
