@@ -14,9 +14,11 @@
 //!   broker needed (`history.rs`).
 //!
 //! Flags are spelled as in Kafka's shell tools. Every protocol command takes
-//! `--bootstrap-server HOST:PORT`. The client (`client.rs`) is blocking, one connection, one
-//! request in flight: a CLI has nothing to overlap, and no runtime keeps it small. Versions
-//! are negotiated with ApiVersions, so the same commands work against Apache Kafka.
+//! `--bootstrap-server HOST:PORT` and `--command-config FILE`, Kafka's client properties for
+//! TLS and SASL listeners (`command_config.rs`; TLS in `transport.rs`). The client
+//! (`client.rs`) is blocking, one connection, one request in flight: a CLI has nothing to
+//! overlap, and no runtime keeps it small. Versions are negotiated with ApiVersions, so the
+//! same commands work against Apache Kafka.
 //!
 //! Exit status: 0 on success, 1 with one line on stderr for any failure (the broker's error
 //! name included when it sent one), 2 for command-line syntax errors (clap's).
@@ -39,6 +41,7 @@
 
 mod admin;
 mod client;
+mod command_config;
 mod consume;
 mod error;
 mod group;
@@ -49,6 +52,10 @@ mod output;
 mod produce;
 mod route;
 mod transactions;
+mod transport;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -92,7 +99,7 @@ enum Command {
     History(history::HistoryCommand),
 }
 
-/// The connection flag every protocol command takes.
+/// The connection flags every protocol command takes.
 #[derive(Args, Clone, Debug)]
 pub struct Connection {
     /// Broker to talk to.
@@ -102,6 +109,21 @@ pub struct Connection {
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap_server: String,
+    /// Kafka client properties for a secured listener: security.protocol, ssl.truststore.*,
+    /// ssl.keystore.*, ssl.endpoint.identification.algorithm, sasl.mechanism, sasl.jaas.config.
+    #[arg(long = "command-config", value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
+}
+
+impl Connection {
+    /// Connects to the bootstrap broker, secured as the command config says.
+    pub fn connect(&self) -> Result<client::Client, ToolError> {
+        let security = match &self.command_config {
+            Some(path) => Arc::new(command_config::load(path)?),
+            None => Arc::default(),
+        };
+        client::Client::connect(&self.bootstrap_server, &security)
+    }
 }
 
 fn main() {
