@@ -9,6 +9,7 @@
 //! * `transactions list | describe | describe-producers | abort`: transactions and the
 //!   producers of a partition as `kafka-transactions.sh` shows them, and the abort of a hanging
 //!   transaction (`transactions.rs`).
+//! * `acls --add | --list | --remove`: ACLs as `kafka-acls.sh` manages them (`acls.rs`).
 //! * `log dump`, `log check`: read partition directories on disk, no broker needed (`log.rs`).
 //! * `history check`: the replication history checker over a history a test recorded, no
 //!   broker needed (`history.rs`).
@@ -39,6 +40,7 @@
 //! Single-threaded, no shared state: nothing here lives on a broker shard.
 #![forbid(unsafe_code)]
 
+mod acls;
 mod admin;
 mod client;
 mod command_config;
@@ -61,8 +63,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::ToolError;
 
-/// Millrace admin CLI: topics, configs, cluster, produce/consume, groups, transactions, offline
-/// log tools, history checks.
+/// Millrace admin CLI: topics, configs, cluster, produce/consume, groups, transactions, ACLs,
+/// offline log tools, history checks.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -91,6 +93,8 @@ enum Command {
     /// Transactions: list, describe, a partition's producers, abort a hanging one.
     #[command(subcommand)]
     Transactions(transactions::TransactionsCommand),
+    /// ACLs as kafka-acls.sh manages them: --add, --list, --remove.
+    Acls(acls::AclsArgs),
     /// Offline tools for partition directories: dump and check segments.
     #[command(subcommand)]
     Log(log::LogCommand),
@@ -136,6 +140,7 @@ fn main() {
         Command::Consume(args) => consume::run(args),
         Command::Groups(cmd) => groups::run(cmd),
         Command::Transactions(cmd) => transactions::run(cmd),
+        Command::Acls(args) => acls::run(args),
         Command::Log(cmd) => log::run(cmd),
         Command::History(cmd) => history::run(cmd),
     };
