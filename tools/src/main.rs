@@ -10,6 +10,8 @@
 //!   producers of a partition as `kafka-transactions.sh` shows them, and the abort of a hanging
 //!   transaction (`transactions.rs`).
 //! * `acls --add | --list | --remove`: ACLs as `kafka-acls.sh` manages them (`acls.rs`).
+//! * `quotas --describe | --alter`: client quotas as `kafka-configs.sh` manages them
+//!   (`quotas.rs`).
 //! * `log dump`, `log check`: read partition directories on disk, no broker needed (`log.rs`).
 //! * `history check`: the replication history checker over a history a test recorded, no
 //!   broker needed (`history.rs`).
@@ -52,6 +54,7 @@ mod history;
 mod log;
 mod output;
 mod produce;
+mod quotas;
 mod route;
 mod transactions;
 mod transport;
@@ -59,12 +62,12 @@ mod transport;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::ToolError;
 
 /// Millrace admin CLI: topics, configs, cluster, produce/consume, groups, transactions, ACLs,
-/// offline log tools, history checks.
+/// quotas, offline log tools, history checks.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -95,6 +98,8 @@ enum Command {
     Transactions(transactions::TransactionsCommand),
     /// ACLs as kafka-acls.sh manages them: --add, --list, --remove.
     Acls(acls::AclsArgs),
+    /// Client quotas as kafka-configs.sh manages them: --describe, --alter.
+    Quotas(quotas::QuotasArgs),
     /// Offline tools for partition directories: dump and check segments.
     #[command(subcommand)]
     Log(log::LogCommand),
@@ -131,7 +136,8 @@ impl Connection {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Topics(cmd) => admin::topics(cmd),
         Command::Configs(cmd) => admin::configs(cmd),
@@ -141,6 +147,12 @@ fn main() {
         Command::Groups(cmd) => groups::run(cmd),
         Command::Transactions(cmd) => transactions::run(cmd),
         Command::Acls(args) => acls::run(args),
+        Command::Quotas(args) => {
+            let sub = matches
+                .subcommand_matches("quotas")
+                .expect("clap matched quotas");
+            quotas::run(args.with_order(sub))
+        }
         Command::Log(cmd) => log::run(cmd),
         Command::History(cmd) => history::run(cmd),
     };
