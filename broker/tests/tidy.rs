@@ -40,7 +40,9 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
             "security",
         ],
     ),
-    ("tools", "millrace-tools", &["wire"]),
+    // The tools log in to secured listeners with the security crate's SASL client and TLS
+    // configuration, and name ACLs with its vocabulary.
+    ("tools", "millrace-tools", &["wire", "security"]),
     ("bench", "millrace-bench", &["wire", "shard"]),
     ("tuning", "millrace-tune", &[]),
     // The schema registry's rules: pure, like wire (ARCHITECTURE.md, "The workspace").

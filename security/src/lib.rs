@@ -1,4 +1,4 @@
-//! Security without I/O: the SASL mechanisms' server side, TLS server and client
+//! Security without I/O: the SASL mechanisms (server and client side), TLS server and client
 //! configuration from Kafka's `ssl.*` keys, ACL decisions and client quotas. The broker owns the
 //! sockets, the metadata and the clocks; everything here is given its inputs and is tested,
 //! fuzzed and simulated on its own.

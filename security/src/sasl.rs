@@ -1,5 +1,6 @@
-//! The server side of Kafka's SASL mechanisms PLAIN (RFC 4616) and SCRAM-SHA-256 / SCRAM-SHA-512
-//! (RFC 5802, RFC 7677), and the syntax of Kafka's `sasl.jaas.config`.
+//! Kafka's SASL mechanisms PLAIN (RFC 4616) and SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802,
+//! RFC 7677), server side ([`Authenticator`]) and client side ([`SaslClient`], for the tools),
+//! and the syntax of Kafka's `sasl.jaas.config`.
 //!
 //! Sans-I/O: the broker owns the socket and the stored credentials. After a SaslHandshake picks
 //! a [`Mechanism`], it creates one [`Authenticator`] for the exchange and hands it every
@@ -28,12 +29,14 @@
 //!
 //! Nothing here is tied to a shard: an `Authenticator` lives with the connection it serves.
 
+mod client;
 mod jaas;
 mod plain;
 mod scram;
 
 use std::fmt;
 
+pub use client::{login_credentials, ClientStep, LoginCredentials, SaslClient};
 pub use jaas::{parse_jaas, ControlFlag, JaasConfig, PLAIN_LOGIN_MODULE, SCRAM_LOGIN_MODULE};
 pub use plain::PlainUsers;
 pub use scram::{salted_password, ScramCredential, SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN};
@@ -116,6 +119,10 @@ pub enum Step {
 pub enum ScramMessage {
     ClientFirst,
     ClientFinal,
+    /// What a client ([`SaslClient`]) received first: nonce, salt, iterations.
+    ServerFirst,
+    /// What a client received last: the server signature or an error.
+    ServerFinal,
 }
 
 impl fmt::Display for ScramMessage {
@@ -123,6 +130,8 @@ impl fmt::Display for ScramMessage {
         f.write_str(match self {
             ScramMessage::ClientFirst => "client-first message",
             ScramMessage::ClientFinal => "client-final message",
+            ScramMessage::ServerFirst => "server-first message",
+            ScramMessage::ServerFinal => "server-final message",
         })
     }
 }
@@ -182,6 +191,22 @@ pub enum SaslError {
     IllegalState { state: &'static str },
     #[error("Invalid JAAS config at byte {offset}: {reason}")]
     Jaas { offset: usize, reason: String },
+    #[error("Invalid server nonce: does not start with the client nonce")]
+    ServerNonceMismatch,
+    #[error("Invalid server signature in the SCRAM server-final message")]
+    ServerSignatureMismatch,
+    #[error("SCRAM authentication failed with the server's error: {message}")]
+    ServerError { message: String },
+    #[error(
+        "sasl.jaas.config: login module {module} cannot be used here (only {PLAIN_LOGIN_MODULE} \
+         and {SCRAM_LOGIN_MODULE} carry a username and password)"
+    )]
+    UnsupportedLoginModule { module: String },
+    #[error("sasl.jaas.config: the {module} entry has no `{option}` option")]
+    JaasOptionMissing {
+        module: String,
+        option: &'static str,
+    },
 }
 
 impl SaslError {

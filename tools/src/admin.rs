@@ -227,13 +227,13 @@ pub fn topics(cmd: TopicsCommand) -> Result<(), ToolError> {
             conn,
         } => {
             let configs = parse_pairs(&config, "--config")?;
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             create_topic(&mut client, &name, partitions, replication_factor, &configs)?;
             outln!("Created topic {name}.");
             Ok(())
         }
         TopicsCommand::List { out, conn } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             list_topics(&mut client, out.json)
         }
         TopicsCommand::Describe {
@@ -242,7 +242,7 @@ pub fn topics(cmd: TopicsCommand) -> Result<(), ToolError> {
             out,
             conn,
         } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             match name {
                 _ if filter.any() => describe_filtered(&mut client, name, &filter, out.json),
                 Some(name) => describe_topic(&mut client, &name, out.json),
@@ -252,7 +252,7 @@ pub fn topics(cmd: TopicsCommand) -> Result<(), ToolError> {
             }
         }
         TopicsCommand::Delete { name, conn } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             delete_topic(&mut client, &name)?;
             outln!("Deleted topic {name}.");
             Ok(())
@@ -262,7 +262,7 @@ pub fn topics(cmd: TopicsCommand) -> Result<(), ToolError> {
             partitions,
             conn,
         } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             add_partitions(&mut client, &name, partitions)?;
             outln!("Topic {name} now has {partitions} partitions.");
             Ok(())
@@ -275,7 +275,7 @@ pub fn configs(cmd: ConfigsCommand) -> Result<(), ToolError> {
     match cmd {
         ConfigsCommand::Describe { target, out, conn } => {
             let (kind, name) = target.resource();
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             let configs = describe_configs(&mut client, kind, &name)?;
             if out.json {
                 outln!("{}", configs_json(&configs).render());
@@ -305,7 +305,7 @@ pub fn configs(cmd: ConfigsCommand) -> Result<(), ToolError> {
                 ));
             }
             let (kind, name) = target.resource();
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             alter_configs(&mut client, kind, &name, &set, &delete)?;
             outln!("Completed updating config for {name}.");
             Ok(())
@@ -317,7 +317,7 @@ pub fn configs(cmd: ConfigsCommand) -> Result<(), ToolError> {
 pub fn cluster(cmd: ClusterCommand) -> Result<(), ToolError> {
     match cmd {
         ClusterCommand::Describe { out, conn } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             describe_cluster(&mut client, out.json)
         }
     }

@@ -1,86 +1,83 @@
-//! A blocking Kafka-protocol client: one TCP connection, one request in flight.
+//! A blocking Kafka-protocol client: one connection, one request in flight.
 //!
 //! ```text
 //! request  = size:i32 | header (v1, or v2 for flexible versions) | body
 //! response = size:i32 | correlation_id:i32 | [header v1] tagged fields | body
 //! ```
 //!
-//! On connect the client asks for the broker's API versions (ApiVersions v3, falling back to
-//! the version the broker names when it answers UNSUPPORTED_VERSION in the v0 format). Every
-//! later request goes out at the highest version both the broker and the calling command
-//! handle; a command that needs an API the broker lacks gets [`ToolError::Unsupported`].
+//! On connect (over TCP or TLS, `transport.rs`) the client asks for the broker's API versions
+//! (ApiVersions v3, falling back to the version the broker names when it answers
+//! UNSUPPORTED_VERSION in the v0 format), then, with a SASL login from `--command-config`,
+//! authenticates: SaslHandshake v1 and SaslAuthenticate rounds driven by the security crate's
+//! `SaslClient`; a refusal carries the broker's error message. Every later request goes out at
+//! the highest version both the broker and the calling command handle; a command that needs an
+//! API the broker lacks gets [`ToolError::Unsupported`].
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::ops::RangeInclusive;
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
-use crate::error::ToolError;
+use crate::command_config::{SaslLogin, Security};
+use crate::error::{check, ToolError};
+use crate::transport::Stream;
+use millrace_security::sasl::{ClientStep, SaslClient, SaslError};
 use millrace_wire::codes::{NONE, UNSUPPORTED_VERSION};
 
 /// Largest response frame the client accepts; a larger size prefix is a broken peer.
 const RESPONSE_BYTES_MAX: usize = 256 << 20;
-/// How long to wait for the TCP connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long to wait for a response (above any long-poll wait the tools ask for).
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const CLIENT_ID: &str = "millrace-tools";
 /// ApiVersions versions this client speaks.
 const API_VERSIONS_VERSIONS: RangeInclusive<i16> = 0..=3;
+/// SaslHandshake v1: v0 would mean raw SASL tokens instead of SaslAuthenticate.
+const SASL_HANDSHAKE_VERSIONS: RangeInclusive<i16> = 1..=1;
+const SASL_AUTHENTICATE_VERSIONS: RangeInclusive<i16> = 0..=2;
 
 /// One connection to a broker, with the API versions it advertised.
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     address: String,
+    /// What this connection was opened with; connections to other brokers reuse it.
+    security: Arc<Security>,
     correlation_id: i32,
     /// API key -> (min, max) as the broker advertised them.
     versions: BTreeMap<i16, (i16, i16)>,
 }
 
 impl Client {
-    /// Connects to `address` (HOST:PORT) and fetches the broker's API versions.
-    pub fn connect(address: &str) -> Result<Client, ToolError> {
-        let cannot = |reason: String| ToolError::Connect {
-            address: address.to_string(),
-            reason,
-        };
-        let addrs: Vec<_> = address
-            .to_socket_addrs()
-            .map_err(|e| cannot(e.to_string()))?
-            .collect();
-        let mut last = String::from("no address resolved");
-        let mut stream = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = e.to_string(),
-            }
-        }
-        let stream = stream.ok_or_else(|| cannot(last))?;
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .map_err(|e| cannot(e.to_string()))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| cannot(e.to_string()))?;
+    /// Connects to `address` (HOST:PORT) with `security` (TLS, then SASL after ApiVersions)
+    /// and fetches the broker's API versions.
+    pub fn connect(address: &str, security: &Arc<Security>) -> Result<Client, ToolError> {
+        let stream = Stream::open(address, security.tls.as_ref())?;
         let mut client = Client {
             stream,
             address: address.to_string(),
+            security: security.clone(),
             correlation_id: 0,
             versions: BTreeMap::new(),
         };
         client.load_api_versions()?;
+        if let Some(login) = &security.sasl {
+            client.authenticate(login)?;
+        }
         Ok(client)
+    }
+
+    /// A connection to another broker of the cluster, secured as this one.
+    pub fn connect_to(&self, address: &str) -> Result<Client, ToolError> {
+        Client::connect(address, &self.security)
+    }
+
+    /// What this connection was opened with.
+    pub fn security(&self) -> &Arc<Security> {
+        &self.security
     }
 
     /// The broker's advertised API versions: key -> (min, max).
@@ -173,8 +170,14 @@ impl Client {
             .map_err(|e| self.io_error("reading a response", e))?;
         let size = i32::from_be_bytes(prefix);
         if size < 4 || size as usize > RESPONSE_BYTES_MAX {
+            // A TLS record (alert 0x15 or handshake 0x16, version 3.x) read as a size prefix.
+            let tls = matches!(prefix, [0x15 | 0x16, 3, _, _]) && self.security.tls.is_none();
+            let hint = match tls {
+                true => " (the broker speaks TLS: set security.protocol in --command-config)",
+                false => "",
+            };
             return Err(ToolError::Protocol(format!(
-                "{key:?} response frame of {size} bytes from {}",
+                "{key:?} response frame of {size} bytes from {}{hint}",
                 self.address
             )));
         }
@@ -237,8 +240,56 @@ impl Client {
         Ok(())
     }
 
+    /// SaslHandshake v1, then SaslAuthenticate rounds until the SASL client is done. Before
+    /// authentication a Kafka broker answers only ApiVersions and these two, so this runs
+    /// right after ApiVersions.
+    fn authenticate(&mut self, login: &SaslLogin) -> Result<(), ToolError> {
+        let mechanism = login.mechanism.name();
+        let address = self.address.clone();
+        let mut handshake = SaslHandshakeRequest::default();
+        handshake.mechanism = StrBytes::from_static_str(mechanism);
+        let response = self.call(&handshake, SASL_HANDSHAKE_VERSIONS)?;
+        if response.error_code != NONE {
+            let enabled: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(ToolError::Kafka {
+                context: format!("SASL handshake for {mechanism} with {address}"),
+                code: response.error_code,
+                message: Some(format!("the listener enables [{}]", enabled.join(", "))),
+            });
+        }
+        let version = self.version(ApiKey::SaslAuthenticate, SASL_AUTHENTICATE_VERSIONS)?;
+        let user = login.credentials.username.clone();
+        let mut sasl = SaslClient::new(login.mechanism, &user, &login.credentials.password);
+        let refused = |e: SaslError| ToolError::Auth {
+            address: address.clone(),
+            mechanism: mechanism.to_string(),
+            reason: e.to_string(),
+        };
+        let mut token = sasl.initial_response().map_err(refused)?;
+        loop {
+            let mut request = SaslAuthenticateRequest::default();
+            request.auth_bytes = Bytes::from(token);
+            let response = self.call_at(&request, version)?;
+            check(
+                response.error_code,
+                || format!("SASL {mechanism} authentication as {user} with {address}"),
+                response.error_message.as_ref().map(|m| m.as_str()),
+            )?;
+            match sasl.step(&response.auth_bytes).map_err(refused)? {
+                ClientStep::Respond(next) => token = next,
+                ClientStep::Done => return Ok(()),
+            }
+        }
+    }
+
     fn io_error(&self, what: &str, e: std::io::Error) -> ToolError {
         let reason = match e.kind() {
+            // A SASL listener closes the connection at the first request that is not part of
+            // the handshake: the usual sign of a missing --command-config.
+            std::io::ErrorKind::UnexpectedEof if self.security.sasl.is_none() => {
+                "the broker closed the connection (a SASL listener needs --command-config)"
+                    .to_string()
+            }
             std::io::ErrorKind::UnexpectedEof => "the broker closed the connection".to_string(),
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
                 "timed out".to_string()
@@ -270,7 +321,7 @@ fn decode_body<M: Decodable>(key: ApiKey, mut body: Bytes, version: i16) -> Resu
 mod tests {
     use super::*;
     use kafka_protocol::messages::api_versions_response::ApiVersion;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     /// Reads one request frame; returns (api_key, api_version, correlation_id).
     fn read_request(stream: &mut TcpStream) -> (i16, i16, i32) {
@@ -319,7 +370,7 @@ mod tests {
             answer(&mut stream, id, &[(18, 0, 2), (3, 1, 9)], 2, 0);
             stream
         });
-        let client = Client::connect(&address).unwrap();
+        let client = Client::connect(&address, &Arc::default()).unwrap();
         let _stream = server.join().unwrap();
         assert_eq!(client.version(ApiKey::Metadata, 1..=12).unwrap(), 9);
         let err = client.version(ApiKey::Produce, 3..=11).unwrap_err();
@@ -342,7 +393,7 @@ mod tests {
             answer(&mut stream, id + 1, &[(18, 0, 3)], 3, 0);
             stream
         });
-        let err = Client::connect(&address).err().unwrap();
+        let err = Client::connect(&address, &Arc::default()).err().unwrap();
         let _stream = server.join().unwrap();
         assert!(err.to_string().contains("correlation id"), "{err}");
     }

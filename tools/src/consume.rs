@@ -20,7 +20,6 @@ use kafka_protocol::messages::{
 use millrace_wire::records::{decode_records, validate_batch, BatchIter, BatchStep, Record};
 
 use crate::admin::{topic_name, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use crate::client::Client;
 use crate::error::{check, ToolError};
 use crate::group::GroupMember;
 use crate::output::Json;
@@ -81,7 +80,7 @@ pub struct ConsumeArgs {
 
 /// Runs `consume`.
 pub fn run(args: ConsumeArgs) -> Result<(), ToolError> {
-    let mut client = Client::connect(&args.conn.bootstrap_server)?;
+    let mut client = args.conn.connect()?;
     let (mut route, _) = Route::load(&mut client, &args.topic, false)?;
     let all = route.partitions();
     let (positions, group) = match &args.group {

@@ -47,6 +47,25 @@ pub enum ToolError {
         /// The broker's error message, if any.
         message: Option<String>,
     },
+    /// A `--command-config` file that cannot be read, or a key or value in it that is wrong.
+    #[error("--command-config {path}: {reason}")]
+    Config {
+        /// The file as given.
+        path: String,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+    /// The client side of a SASL exchange refused the broker's answer (a forged SCRAM
+    /// signature, a foreign nonce). The broker's own refusals are [`ToolError::Kafka`].
+    #[error("SASL {mechanism} authentication with {address} failed: {reason}")]
+    Auth {
+        /// HOST:PORT.
+        address: String,
+        /// The SASL mechanism.
+        mechanism: String,
+        /// The SASL client's error.
+        reason: String,
+    },
     /// A command-line argument that clap accepts but whose content is wrong.
     #[error("{0}")]
     Usage(String),

@@ -346,7 +346,7 @@ pub fn find_coordinator(bootstrap: &mut Client, group: &str) -> Result<Client, T
             error_name(response.error_code)
         )));
     }
-    Client::connect(&format!("{}:{}", response.host.as_str(), response.port))
+    bootstrap.connect_to(&format!("{}:{}", response.host.as_str(), response.port))
 }
 
 /// A member's assignment blob as the consumer protocol carries it: (topic, partitions) pairs.

@@ -133,16 +133,16 @@ pub struct ResetArgs {
 pub fn run(cmd: GroupsCommand) -> Result<(), ToolError> {
     match cmd {
         GroupsCommand::List { out, conn } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             list_groups(&mut client, out.json)
         }
         GroupsCommand::Describe { group, out, conn } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             describe_group(&mut client, &group, out.json)
         }
         GroupsCommand::ResetOffsets(args) => reset_offsets(&args),
         GroupsCommand::Delete { group, conn } => {
-            let mut client = Client::connect(&conn.bootstrap_server)?;
+            let mut client = conn.connect()?;
             delete_group(&mut client, &group)?;
             outln!("Deleted group {group}.");
             Ok(())
@@ -228,7 +228,7 @@ fn list_groups(client: &mut Client, json: bool) -> Result<(), ToolError> {
     // (group id) -> (protocol type, state); a group is listed by its one coordinator.
     let mut groups: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
     for address in brokers {
-        let mut broker = Client::connect(&address)?;
+        let mut broker = client.connect_to(&address)?;
         let response = broker.call(&ListGroupsRequest::default(), LIST_GROUPS_VERSIONS)?;
         check(
             response.error_code,
@@ -551,7 +551,7 @@ fn log_end_offsets(
 }
 
 fn reset_offsets(args: &ResetArgs) -> Result<(), ToolError> {
-    let mut bootstrap = Client::connect(&args.conn.bootstrap_server)?;
+    let mut bootstrap = args.conn.connect()?;
     let group = args.group.as_str();
     let mut coordinator = find_coordinator(&mut bootstrap, group)?;
     let view = group_view(&mut coordinator, group)?;

@@ -9,14 +9,19 @@
 //! * `transactions list | describe | describe-producers | abort`: transactions and the
 //!   producers of a partition as `kafka-transactions.sh` shows them, and the abort of a hanging
 //!   transaction (`transactions.rs`).
+//! * `acls --add | --list | --remove`: ACLs as `kafka-acls.sh` manages them (`acls.rs`).
+//! * `quotas --describe | --alter`: client quotas as `kafka-configs.sh` manages them
+//!   (`quotas.rs`).
 //! * `log dump`, `log check`: read partition directories on disk, no broker needed (`log.rs`).
 //! * `history check`: the replication history checker over a history a test recorded, no
 //!   broker needed (`history.rs`).
 //!
 //! Flags are spelled as in Kafka's shell tools. Every protocol command takes
-//! `--bootstrap-server HOST:PORT`. The client (`client.rs`) is blocking, one connection, one
-//! request in flight: a CLI has nothing to overlap, and no runtime keeps it small. Versions
-//! are negotiated with ApiVersions, so the same commands work against Apache Kafka.
+//! `--bootstrap-server HOST:PORT` and `--command-config FILE`, Kafka's client properties for
+//! TLS and SASL listeners (`command_config.rs`; TLS in `transport.rs`). The client
+//! (`client.rs`) is blocking, one connection, one request in flight: a CLI has nothing to
+//! overlap, and no runtime keeps it small. Versions are negotiated with ApiVersions, so the
+//! same commands work against Apache Kafka.
 //!
 //! Exit status: 0 on success, 1 with one line on stderr for any failure (the broker's error
 //! name included when it sent one), 2 for command-line syntax errors (clap's).
@@ -37,8 +42,10 @@
 //! Single-threaded, no shared state: nothing here lives on a broker shard.
 #![forbid(unsafe_code)]
 
+mod acls;
 mod admin;
 mod client;
+mod command_config;
 mod consume;
 mod error;
 mod group;
@@ -47,15 +54,20 @@ mod history;
 mod log;
 mod output;
 mod produce;
+mod quotas;
 mod route;
 mod transactions;
+mod transport;
 
-use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::ToolError;
 
-/// Millrace admin CLI: topics, configs, cluster, produce/consume, groups, transactions, offline
-/// log tools, history checks.
+/// Millrace admin CLI: topics, configs, cluster, produce/consume, groups, transactions, ACLs,
+/// quotas, offline log tools, history checks.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -84,6 +96,10 @@ enum Command {
     /// Transactions: list, describe, a partition's producers, abort a hanging one.
     #[command(subcommand)]
     Transactions(transactions::TransactionsCommand),
+    /// ACLs as kafka-acls.sh manages them: --add, --list, --remove.
+    Acls(acls::AclsArgs),
+    /// Client quotas as kafka-configs.sh manages them: --describe, --alter.
+    Quotas(quotas::QuotasArgs),
     /// Offline tools for partition directories: dump and check segments.
     #[command(subcommand)]
     Log(log::LogCommand),
@@ -92,7 +108,7 @@ enum Command {
     History(history::HistoryCommand),
 }
 
-/// The connection flag every protocol command takes.
+/// The connection flags every protocol command takes.
 #[derive(Args, Clone, Debug)]
 pub struct Connection {
     /// Broker to talk to.
@@ -102,10 +118,26 @@ pub struct Connection {
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap_server: String,
+    /// Kafka client properties for a secured listener: security.protocol, ssl.truststore.*,
+    /// ssl.keystore.*, ssl.endpoint.identification.algorithm, sasl.mechanism, sasl.jaas.config.
+    #[arg(long = "command-config", value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
+}
+
+impl Connection {
+    /// Connects to the bootstrap broker, secured as the command config says.
+    pub fn connect(&self) -> Result<client::Client, ToolError> {
+        let security = match &self.command_config {
+            Some(path) => Arc::new(command_config::load(path)?),
+            None => Arc::default(),
+        };
+        client::Client::connect(&self.bootstrap_server, &security)
+    }
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Topics(cmd) => admin::topics(cmd),
         Command::Configs(cmd) => admin::configs(cmd),
@@ -114,6 +146,13 @@ fn main() {
         Command::Consume(args) => consume::run(args),
         Command::Groups(cmd) => groups::run(cmd),
         Command::Transactions(cmd) => transactions::run(cmd),
+        Command::Acls(args) => acls::run(args),
+        Command::Quotas(args) => {
+            let sub = matches
+                .subcommand_matches("quotas")
+                .expect("clap matched quotas");
+            quotas::run(args.with_order(sub))
+        }
         Command::Log(cmd) => log::run(cmd),
         Command::History(cmd) => history::run(cmd),
     };

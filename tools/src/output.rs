@@ -88,6 +88,9 @@ pub enum Json {
     Bool(bool),
     /// An integer.
     Int(i64),
+    /// A floating-point number (quota values); NaN and infinities render as null, which is
+    /// all JSON can say about them.
+    Float(f64),
     /// A string.
     Str(String),
     /// An array.
@@ -121,6 +124,10 @@ impl Json {
             Json::Int(n) => {
                 let _ = write!(out, "{n}");
             }
+            Json::Float(x) if x.is_finite() => {
+                let _ = write!(out, "{x}");
+            }
+            Json::Float(_) => out.push_str("null"),
             Json::Str(s) => write_string(out, s),
             Json::Array(items) => {
                 out.push('[');
@@ -183,10 +190,18 @@ mod tests {
             ("s", Json::Str("a\"b\\c\n\u{1}".into())),
             ("n", Json::Null),
             ("a", Json::Array(vec![Json::Int(-3), Json::Bool(true)])),
+            (
+                "f",
+                Json::Array(vec![
+                    Json::Float(1048576.0),
+                    Json::Float(0.5),
+                    Json::Float(f64::NAN),
+                ]),
+            ),
         ]);
         assert_eq!(
             v.render(),
-            r#"{"s":"a\"b\\c\n\u0001","n":null,"a":[-3,true]}"#
+            r#"{"s":"a\"b\\c\n\u0001","n":null,"a":[-3,true],"f":[1048576,0.5,null]}"#
         );
     }
 }

@@ -21,7 +21,6 @@ use millrace_wire::records::{BatchBuilder, NewRecord};
 use millrace_wire::Compression;
 
 use crate::admin::{parse_pairs, topic_name};
-use crate::client::Client;
 use crate::error::{check, ToolError};
 use crate::route::Route;
 use crate::Connection;
@@ -100,7 +99,7 @@ pub fn run(args: ProduceArgs) -> Result<(), ToolError> {
         })?)),
         None => Box::new(BufReader::new(std::io::stdin())),
     };
-    let mut client = Client::connect(&args.conn.bootstrap_server)?;
+    let mut client = args.conn.connect()?;
     let (route, _) = Route::load(&mut client, &args.topic, true)?;
     let partitions = route.partitions().len() as i32;
     if let Some(p) = args.partition {

@@ -5,12 +5,14 @@
 //! a Kafka cluster they differ. Connections open on first use and are reused.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 
 use crate::admin::{list_offsets, metadata};
 use crate::client::Client;
+use crate::command_config::Security;
 use crate::error::{check, ToolError};
 use millrace_wire::codes::{LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION};
 
@@ -26,6 +28,8 @@ pub struct Route {
     /// broker id -> HOST:PORT.
     addresses: BTreeMap<i32, String>,
     clients: BTreeMap<i32, Client>,
+    /// The bootstrap connection's security, for the connections to leaders.
+    security: Arc<Security>,
 }
 
 impl Route {
@@ -78,6 +82,7 @@ impl Route {
                     .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
                     .collect(),
                 clients: BTreeMap::new(),
+                security: bootstrap.security().clone(),
             };
             return Ok((route, found));
         }
@@ -118,7 +123,7 @@ impl Route {
                     self.topic
                 ))
             })?;
-            let client = Client::connect(address)?;
+            let client = Client::connect(address, &self.security)?;
             self.clients.insert(id, client);
         }
         Ok(self.clients.get_mut(&id).expect("inserted above"))

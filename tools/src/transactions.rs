@@ -185,7 +185,7 @@ pub fn run(cmd: TransactionsCommand) -> Result<(), ToolError> {
             out,
             conn,
         } => {
-            let mut bootstrap = Client::connect(&conn.bootstrap_server)?;
+            let mut bootstrap = conn.connect()?;
             describe_transaction(&mut bootstrap, &transactional_id, out.json)
         }
         TransactionsCommand::DescribeProducers {
@@ -195,7 +195,7 @@ pub fn run(cmd: TransactionsCommand) -> Result<(), ToolError> {
             out,
             conn,
         } => {
-            let mut bootstrap = Client::connect(&conn.bootstrap_server)?;
+            let mut bootstrap = conn.connect()?;
             let (mut route, leader) = partition_route(&mut bootstrap, &topic, partition)?;
             let broker = broker_id.unwrap_or(leader);
             if !route.has_broker(broker) {
@@ -231,7 +231,7 @@ struct AbortSpec {
 }
 
 fn list_transactions(args: &ListArgs) -> Result<(), ToolError> {
-    let mut bootstrap = Client::connect(&args.conn.bootstrap_server)?;
+    let mut bootstrap = args.conn.connect()?;
     let brokers: Vec<(i32, String)> = metadata(&mut bootstrap, Some(&[]), false)?
         .brokers
         .iter()
@@ -244,7 +244,7 @@ fn list_transactions(args: &ListArgs) -> Result<(), ToolError> {
     let mut listings = Vec::new();
     let mut unknown_states = BTreeSet::new();
     for (id, address) in brokers {
-        let mut broker = Client::connect(&address)?;
+        let mut broker = bootstrap.connect_to(&address)?;
         let ours = if pattern.is_some() {
             LIST_TRANSACTIONS_PATTERN_VERSIONS
         } else {
@@ -476,7 +476,7 @@ fn find_transaction_coordinator(
         )));
     }
     let address = format!("{}:{}", response.host.as_str(), response.port);
-    Ok((response.node_id.0, Client::connect(&address)?))
+    Ok((response.node_id.0, bootstrap.connect_to(&address)?))
 }
 
 /// The topic's route and the leader of `partition`, which must exist.
@@ -578,7 +578,7 @@ fn print_producers(producers: &[ProducerState], json: bool) {
 }
 
 fn abort_transaction(args: &AbortArgs) -> Result<(), ToolError> {
-    let mut bootstrap = Client::connect(&args.conn.bootstrap_server)?;
+    let mut bootstrap = args.conn.connect()?;
     let (topic, partition) = (args.topic.as_str(), args.partition);
     let (mut route, leader) = partition_route(&mut bootstrap, topic, partition)?;
     let leader_client = route.client(leader)?;

@@ -21,7 +21,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 
-use support::free_port;
+use support::{free_port, secure};
 
 fn broker_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
@@ -67,8 +67,13 @@ struct Broker {
 
 impl Broker {
     fn start(name: &str) -> Broker {
+        Broker::start_with(name, free_port(), &[])
+    }
+
+    /// A broker on `port` with more server.properties keys (`KEY=VALUE`, given as --override,
+    /// so they win over the flags: `listeners` may add listeners beside `port`'s).
+    fn start_with(name: &str, port: u16, overrides: &[String]) -> Broker {
         let binary = broker_binary();
-        let port = free_port();
         let dir = std::env::temp_dir().join(format!(
             "millrace-tools-test-{name}-{}-{port}",
             std::process::id()
@@ -86,6 +91,7 @@ impl Broker {
             .args(["--override", "millrace.metrics.listen="])
             .args(["--override", "millrace.rest.listen="])
             .args(["--override", "millrace.schema.registry.listen="])
+            .args(overrides.iter().flat_map(|o| ["--override", o.as_str()]))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -1121,4 +1127,118 @@ fn transactions_list_describe_producers_and_abort_a_hanging_transaction() {
 fn transactions_v2_on_the_raw_protocol() {
     let broker = Broker::start("transactions-v2");
     support::txn::check_transactions_v2(&broker.bootstrap(), "tx2");
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `--command-config` against millrace's SSL, SASL_PLAINTEXT and SASL_SSL listeners (PLAIN
+/// users from JAAS, a SCRAM user made with AlterUserScramCredentials): the same checks as
+/// against Kafka. `quotas` and `acls` run their round trip once the broker advertises their
+/// APIs; until then they must fail with one line naming the missing API.
+#[test]
+fn command_config_connects_over_tls_and_sasl_listeners() {
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "millrace-tools-secure-{}-{}",
+        std::process::id(),
+        free_port()
+    )));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let Some(certs) = secure::make_certs(&dir.0) else {
+        eprintln!("SKIPPED: openssl is not installed (scripts/install-test-deps.sh)");
+        return;
+    };
+    let ports = secure::Listeners {
+        plaintext: free_port(),
+        ssl: free_port(),
+        sasl_plaintext: free_port(),
+        sasl_ssl: free_port(),
+    };
+    let broker = Broker::start_with(
+        "secure",
+        ports.plaintext,
+        &millrace_secure_overrides(&ports, &certs),
+    );
+    secure::create_scram_user(&broker.bootstrap(), "carol", "carol-secret");
+    secure::check_command_configs(&dir.0, &certs, &ports, ("carol", "carol-secret"));
+
+    let admin = secure::sasl_properties(&dir.0, "admin", "PLAIN", secure::ADMIN, None);
+    let sasl = format!("127.0.0.1:{}", ports.sasl_plaintext);
+    let as_admin = |args: &[&str]| secure::tools_as(&sasl, &admin, args);
+    let apis = secure::ok(as_admin(&["cluster", "describe"]));
+    let has = |api: &str| {
+        apis.lines()
+            .any(|l| l.split_whitespace().next() == Some(api))
+    };
+    if has("DescribeClientQuotas") && has("AlterClientQuotas") {
+        secure::check_quotas(&as_admin);
+    } else {
+        let out = as_admin(&["quotas", "--describe"]);
+        fails_with(out, "DescribeClientQuotas is unsupported by this broker");
+    }
+    if has("DescribeAcls") {
+        // Without an authorizer configured Kafka answers SECURITY_DISABLED; with one, admin
+        // may list. Either way the answer is the broker's, not a protocol error.
+        let out = as_admin(&["acls", "--list"]);
+        assert!(
+            out.status.success() || stderr(&out).contains("SECURITY_DISABLED"),
+            "{out:?}"
+        );
+    } else {
+        fails_with(
+            as_admin(&["acls", "--list"]),
+            "DescribeAcls is unsupported by this broker",
+        );
+    }
+}
+
+/// millrace's keys for four listeners, TLS from `certs` and SASL users as in kafka.rs (PLAIN
+/// admin and alice in JAAS, SCRAM on both SASL listeners).
+fn millrace_secure_overrides(ports: &secure::Listeners, certs: &secure::Certs) -> Vec<String> {
+    let listeners = [
+        ("PLAINTEXT", "127.0.0.1", ports.plaintext),
+        ("SSL", "localhost", ports.ssl),
+        ("SASL_PLAINTEXT", "127.0.0.1", ports.sasl_plaintext),
+        ("SASL_SSL", "localhost", ports.sasl_ssl),
+    ];
+    let join = |host: Option<&str>| {
+        listeners
+            .iter()
+            .map(|(name, advertised, port)| {
+                format!("{name}://{}:{port}", host.unwrap_or(advertised))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (admin, alice) = (secure::ADMIN, secure::ALICE);
+    let plain = format!(
+        "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{}\" \
+         password=\"{}\" user_{}=\"{}\" user_{}=\"{}\";",
+        admin.0, admin.1, admin.0, admin.1, alice.0, alice.1
+    );
+    let scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
+    let mut overrides = vec![
+        format!("listeners={}", join(Some("127.0.0.1"))),
+        format!("advertised.listeners={}", join(None)),
+        "ssl.keystore.type=PEM".to_string(),
+        format!("ssl.keystore.location={}", certs.broker_keystore.display()),
+        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".to_string(),
+    ];
+    for listener in ["sasl_plaintext", "sasl_ssl"] {
+        overrides.push(format!(
+            "listener.name.{listener}.plain.sasl.jaas.config={plain}"
+        ));
+        for mechanism in ["scram-sha-256", "scram-sha-512"] {
+            overrides.push(format!(
+                "listener.name.{listener}.{mechanism}.sasl.jaas.config={scram}"
+            ));
+        }
+    }
+    overrides
 }

@@ -1,12 +1,19 @@
 //! The same commands against Apache Kafka, where millrace lacks an API
 //! (IncrementalAlterConfigs): the tools must work with any Kafka-protocol broker. The
-//! `transactions` checks are the ones cli.rs runs against millrace (`support::txn`).
+//! `transactions` checks are the ones cli.rs runs against millrace (`support::txn`), and so are
+//! the `--command-config` and `quotas` checks (`support::secure`); `acls` runs here against
+//! Kafka's StandardAuthorizer.
 //!
 //! Kafka runs through `bench/peers/apache-kafka.sh` from the jars that
 //! `scripts/install-test-deps.sh` puts in `.deps/kafka` (or `$KAFKA_DEPS_DIR`). Without them the
 //! test says so on stderr and passes: it cannot fetch Maven Central from a test.
 
 mod support;
+
+use support::secure::{
+    check_command_configs, check_quotas, create_scram_user, fails_with, make_certs, properties,
+    sasl_properties, tools_as, until, Certs, Listeners, ADMIN, ALICE,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -45,17 +52,41 @@ fn kafka_jars() -> Option<PathBuf> {
 
 fn start_kafka(jars: &Path) -> Kafka {
     let port = support::free_port();
+    start_kafka_with(jars, port, None, "", &kafka_dir(port))
+}
+
+fn kafka_dir(port: u16) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "millrace-tools-kafka-{}-{port}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Kafka with its PLAINTEXT listener on `port`, the controller on `controller_port` (the
+/// script's choice when None), `extra` server.properties lines (KAFKA_EXTRA_PROPERTIES: split
+/// at blanks, so a value with a blank writes it `\u0020`), data and logs in `dir`.
+fn start_kafka_with(
+    jars: &Path,
+    port: u16,
+    controller_port: Option<u16>,
+    extra: &str,
+    dir: &Path,
+) -> Kafka {
+    let dir = dir.to_path_buf();
     let log = std::fs::File::create(dir.join("script.log")).unwrap();
-    let child = Command::new(workspace().join("bench/peers/apache-kafka.sh"))
+    let mut command = Command::new(workspace().join("bench/peers/apache-kafka.sh"));
+    command
         .args(["--port", &port.to_string(), "--data-dir"])
-        .arg(&dir)
+        .arg(&dir);
+    if let Some(controller_port) = controller_port {
+        command.args(["--controller-port", &controller_port.to_string()]);
+    }
+    let child = command
         .env("KAFKA_DEPS_DIR", jars)
+        .env("KAFKA_EXTRA_PROPERTIES", extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -266,6 +297,8 @@ fn configs_alter_and_the_data_path_work_against_apache_kafka() {
     both.sort();
     assert_eq!(both, expected);
 
+    // No authorizer on this broker: the ACL APIs answer SECURITY_DISABLED.
+    fails_with(run(&["acls", "--list"], ""), "SECURITY_DISABLED");
     let cluster = ok(run(&["cluster", "describe"], ""));
     assert!(
         cluster
@@ -290,4 +323,299 @@ fn transactions_commands_work_against_apache_kafka() {
     support::txn::check_transactions_commands(&kafka.bootstrap, "tx");
     // And Transactions V2 on the raw protocol, the same check as cli.rs's.
     support::txn::check_transactions_v2(&kafka.bootstrap, "tx2");
+}
+
+/// server.properties lines for a Kafka with four listeners (PLAINTEXT for the test's own raw
+/// requests, SSL requiring client certificates, SASL_PLAINTEXT, SASL_SSL), PLAIN users admin
+/// and alice in JAAS, SCRAM on both SASL listeners, and the StandardAuthorizer with admin as
+/// super user. ANONYMOUS (the PLAINTEXT and controller listeners) is a super user too: the
+/// broker reaches its controller over PLAINTEXT and must be allowed to.
+fn secured_kafka_properties(ports: &Listeners, controller_port: u16, certs: &Certs) -> String {
+    let plain = format!(
+        "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{}\" \
+         password=\"{}\" user_{}=\"{}\" user_{}=\"{}\";",
+        ADMIN.0, ADMIN.1, ADMIN.0, ADMIN.1, ALICE.0, ALICE.1
+    );
+    let scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
+    let listeners = [
+        ("PLAINTEXT", "127.0.0.1", ports.plaintext),
+        ("SSL", "localhost", ports.ssl),
+        ("SASL_PLAINTEXT", "127.0.0.1", ports.sasl_plaintext),
+        ("SASL_SSL", "localhost", ports.sasl_ssl),
+    ];
+    let bind: Vec<String> = listeners
+        .iter()
+        .map(|(name, _, port)| format!("{name}://127.0.0.1:{port}"))
+        .collect();
+    let advertised: Vec<String> = listeners
+        .iter()
+        .map(|(name, host, port)| format!("{name}://{host}:{port}"))
+        .collect();
+    let mut lines = vec![
+        format!(
+            "listeners={},CONTROLLER://127.0.0.1:{controller_port}",
+            bind.join(",")
+        ),
+        format!("advertised.listeners={}", advertised.join(",")),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,\
+         SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+            .to_string(),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
+        format!("super.users=User:{};User:ANONYMOUS", ADMIN.0),
+        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".into(),
+        "ssl.keystore.type=PEM".into(),
+        format!("ssl.keystore.location={}", certs.broker_keystore.display()),
+        "listener.name.ssl.ssl.client.auth=required".into(),
+        "listener.name.ssl.ssl.truststore.type=PEM".into(),
+        format!(
+            "listener.name.ssl.ssl.truststore.location={}",
+            certs.ca.display()
+        ),
+    ];
+    for listener in ["sasl_plaintext", "sasl_ssl"] {
+        lines.push(format!(
+            "listener.name.{listener}.plain.sasl.jaas.config={plain}"
+        ));
+        for mechanism in ["scram-sha-256", "scram-sha-512"] {
+            lines.push(format!(
+                "listener.name.{listener}.{mechanism}.sasl.jaas.config={scram}"
+            ));
+        }
+    }
+    // The script splits KAFKA_EXTRA_PROPERTIES at blanks; Java reads \u0020 back as one.
+    lines.join("\n").replace(' ', "\\u0020")
+}
+
+/// ACLs, secured listeners and quotas against Kafka's StandardAuthorizer: `acls` round trips as
+/// admin and is refused for alice where Kafka refuses her, the mTLS principal gets what an ACL
+/// gives it, `--command-config` works with every protocol and mechanism, `quotas` round trips.
+#[test]
+fn acls_quotas_and_secured_listeners_against_apache_kafka() {
+    let Some(jars) = kafka_jars() else {
+        eprintln!(
+            "SKIPPED: no Apache Kafka jars (run scripts/install-test-deps.sh or set KAFKA_DEPS_DIR)"
+        );
+        return;
+    };
+    let ports = Listeners {
+        plaintext: support::free_port(),
+        ssl: support::free_port(),
+        sasl_plaintext: support::free_port(),
+        sasl_ssl: support::free_port(),
+    };
+    let controller_port = support::free_port();
+    let dir = kafka_dir(ports.plaintext);
+    let Some(certs) = make_certs(&dir) else {
+        eprintln!("SKIPPED: openssl is not installed (scripts/install-test-deps.sh)");
+        return;
+    };
+    let extra = secured_kafka_properties(&ports, controller_port, &certs);
+    let kafka = start_kafka_with(&jars, ports.plaintext, Some(controller_port), &extra, &dir);
+    create_scram_user(&kafka.bootstrap, "carol", "carol-secret");
+    check_command_configs(&dir, &certs, &ports, ("carol", "carol-secret"));
+
+    let sasl = format!("127.0.0.1:{}", ports.sasl_plaintext);
+    let admin = sasl_properties(&dir, "admin", "PLAIN", ADMIN, None);
+    let alice = sasl_properties(&dir, "alice", "PLAIN", ALICE, None);
+    let as_admin = |args: &[&str]| tools_as(&sasl, &admin, args);
+    let as_alice = |args: &[&str]| tools_as(&sasl, &alice, args);
+    ok(as_admin(&[
+        "topics",
+        "create",
+        "secured",
+        "--partitions",
+        "1",
+    ]));
+    check_acls(&as_admin, &as_alice);
+    check_mtls_principal(&dir, &certs, ports.ssl, &as_admin);
+    check_quotas(&as_admin);
+    fails_with(
+        as_alice(&["quotas", "--describe"]),
+        "CLUSTER_AUTHORIZATION_FAILED",
+    );
+    let out = as_alice(&[
+        "quotas",
+        "--alter",
+        "--entity-type",
+        "users",
+        "--entity-name",
+        "alice",
+        "--add-config",
+        "producer_byte_rate=1",
+    ]);
+    fails_with(out, "CLUSTER_AUTHORIZATION_FAILED");
+}
+
+type Run<'a> = &'a dyn Fn(&[&str]) -> Output;
+
+/// Adds alice's ACLs as admin, lists them with each filter, and checks that they take effect.
+fn check_acls(as_admin: Run<'_>, as_alice: Run<'_>) {
+    let topics_of_alice = || as_alice(&["topics", "list"]);
+    assert!(
+        !ok(topics_of_alice()).contains("secured"),
+        "alice sees no topic yet"
+    );
+    let added = ok(as_admin(&[
+        "acls",
+        "--add",
+        "--allow-principal",
+        "User:alice",
+        "--operation",
+        "Read",
+        "--operation",
+        "Describe",
+        "--topic",
+        "secured",
+        "--group",
+        "g1",
+    ]));
+    assert!(
+        added.contains(
+            "Adding ACLs for resource `ResourcePattern(resourceType=TOPIC, name=secured, \
+             patternType=LITERAL)`:\n \t(principal=User:alice, host=*, operation=READ, \
+             permissionType=ALLOW)"
+        ),
+        "{added}"
+    );
+    ok(as_admin(&[
+        "acls",
+        "--add",
+        "--deny-principal",
+        "User:alice",
+        "--deny-host",
+        "10.9.9.9",
+        "--operation",
+        "Write",
+        "--topic",
+        "sec",
+        "--resource-pattern-type",
+        "prefixed",
+    ]));
+    let json = until(
+        "ACLs of alice",
+        || as_admin(&["acls", "--list", "--principal", "User:alice", "--json"]),
+        |out| out.matches("\"principal\"").count() == 5,
+    );
+    assert!(
+        json.contains(
+            r#"{"resource_type":"TOPIC","resource_name":"sec","pattern_type":"PREFIXED","principal":"User:alice","host":"10.9.9.9","operation":"WRITE","permission_type":"DENY"}"#
+        ),
+        "{json}"
+    );
+    // Pattern type any: the patterns named `secured`; match: also the prefix that covers it.
+    let named = ok(as_admin(&["acls", "--list", "--topic", "secured"]));
+    assert_eq!(named.matches("principal=").count(), 2, "{named}");
+    let matching = ok(as_admin(&[
+        "acls",
+        "--list",
+        "--topic",
+        "secured",
+        "--resource-pattern-type",
+        "match",
+    ]));
+    assert!(
+        matching.contains("name=sec, patternType=PREFIXED"),
+        "{matching}"
+    );
+    until("alice's Describe", topics_of_alice, |out| {
+        out.contains("secured")
+    });
+
+    check_refusals(as_admin, as_alice);
+    remove_acls(as_admin);
+}
+
+/// Kafka's refusals of alice (and of a remove without --force), each with its error name and
+/// message, exit status 1.
+fn check_refusals(as_admin: Run<'_>, as_alice: Run<'_>) {
+    fails_with(
+        as_alice(&["acls", "--list"]),
+        "describe ACLs: CLUSTER_AUTHORIZATION_FAILED",
+    );
+    let out = as_alice(&[
+        "acls",
+        "--add",
+        "--allow-principal",
+        "User:alice",
+        "--topic",
+        "secured",
+    ]);
+    fails_with(out, "CLUSTER_AUTHORIZATION_FAILED");
+    let out = as_alice(&["acls", "--remove", "--force", "--topic", "secured"]);
+    fails_with(out, "CLUSTER_AUTHORIZATION_FAILED");
+    let out = as_alice(&["topics", "create", "alices-own"]);
+    fails_with(out, "TOPIC_AUTHORIZATION_FAILED");
+    let out = as_admin(&["acls", "--remove", "--topic", "secured"]);
+    fails_with(out, "--remove needs --force");
+}
+
+/// Removes alice's ACLs in three ways (one operation, whole resources, a prefixed pattern) and
+/// checks what each removal printed.
+fn remove_acls(as_admin: Run<'_>) {
+    let removed = ok(as_admin(&[
+        "acls",
+        "--remove",
+        "--force",
+        "--topic",
+        "secured",
+        "--allow-principal",
+        "User:alice",
+        "--operation",
+        "Read",
+    ]));
+    assert_eq!(removed.matches("principal=").count(), 1, "{removed}");
+    assert!(removed.contains("operation=READ"), "{removed}");
+    ok(as_admin(&[
+        "acls", "--remove", "--force", "--topic", "secured", "--group", "g1",
+    ]));
+    let prefixed = ok(as_admin(&[
+        "acls",
+        "--remove",
+        "--force",
+        "--topic",
+        "sec",
+        "--resource-pattern-type",
+        "prefixed",
+    ]));
+    assert!(prefixed.contains("permissionType=DENY"), "{prefixed}");
+    until(
+        "alice's ACLs removed",
+        || as_admin(&["acls", "--list", "--principal", "User:alice"]),
+        |out| out.trim().is_empty(),
+    );
+    let none = ok(as_admin(&[
+        "acls", "--remove", "--force", "--topic", "secured",
+    ]));
+    assert_eq!(none.trim(), "No ACLs matched.");
+}
+
+/// The client certificate is the principal on the SSL listener: it sees `secured` only once an
+/// ACL for `User:CN=tools-client` allows it.
+fn check_mtls_principal(dir: &Path, certs: &Certs, ssl_port: u16, as_admin: Run<'_>) {
+    let mtls = properties(
+        dir,
+        "mtls.properties",
+        &format!(
+            "security.protocol=SSL\nssl.truststore.location={}\nssl.keystore.location={}\n",
+            certs.ca.display(),
+            certs.client_keystore.display()
+        ),
+    );
+    let address = format!("localhost:{ssl_port}");
+    let list = || tools_as(&address, &mtls, &["topics", "list"]);
+    assert!(!ok(list()).contains("secured"));
+    ok(as_admin(&[
+        "acls",
+        "--add",
+        "--allow-principal",
+        "User:CN=tools-client",
+        "--operation",
+        "Describe",
+        "--topic",
+        "secured",
+    ]));
+    until("the certificate's ACL", list, |out| out.contains("secured"));
+    ok(as_admin(&[
+        "acls", "--remove", "--force", "--topic", "secured",
+    ]));
 }

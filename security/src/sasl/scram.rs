@@ -231,15 +231,15 @@ impl Pending {
     }
 }
 
-/// The hash behind a SCRAM mechanism.
+/// The hash behind a SCRAM mechanism (shared with the client side in `client.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ScramHash {
+pub(super) enum ScramHash {
     Sha256,
     Sha512,
 }
 
 impl ScramHash {
-    fn of(mech: Mechanism) -> Result<Self, SaslError> {
+    pub(super) fn of(mech: Mechanism) -> Result<Self, SaslError> {
         match mech {
             Mechanism::ScramSha256 => Ok(ScramHash::Sha256),
             Mechanism::ScramSha512 => Ok(ScramHash::Sha512),
@@ -247,28 +247,28 @@ impl ScramHash {
         }
     }
 
-    fn len(self) -> usize {
+    pub(super) fn len(self) -> usize {
         match self {
             ScramHash::Sha256 => 32,
             ScramHash::Sha512 => 64,
         }
     }
 
-    fn digest(self, data: &[u8]) -> Vec<u8> {
+    pub(super) fn digest(self, data: &[u8]) -> Vec<u8> {
         match self {
             ScramHash::Sha256 => Sha256::digest(data).to_vec(),
             ScramHash::Sha512 => Sha512::digest(data).to_vec(),
         }
     }
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(super) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             ScramHash::Sha256 => mac::<Hmac<Sha256>>(key, data),
             ScramHash::Sha512 => mac::<Hmac<Sha512>>(key, data),
         }
     }
 
-    fn pbkdf2(self, password: &[u8], salt: &[u8], rounds: u32) -> Vec<u8> {
+    pub(super) fn pbkdf2(self, password: &[u8], salt: &[u8], rounds: u32) -> Vec<u8> {
         let mut out = vec![0u8; self.len()];
         match self {
             ScramHash::Sha256 => pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, rounds, &mut out),

@@ -1,5 +1,6 @@
 //! Helpers shared by the CLI test binaries.
 
+pub mod secure;
 pub mod txn;
 
 use std::net::TcpListener;
