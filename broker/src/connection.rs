@@ -97,6 +97,7 @@ pub async fn serve(
         share_sessions: &share_sessions,
         sasl,
         principal: Rc::from(principal.as_str()),
+        muted_until: Rc::default(),
     };
     read_loop(&shard, reader, &queue, &peer, on).await;
     queue.close();
@@ -113,6 +114,8 @@ struct On<'a> {
     share_sessions: &'a Rc<RefCell<ShareSessions>>,
     sasl: Option<SaslConn>,
     principal: Rc<str>,
+    /// Until when (monotonic ms) nothing more is read: set by a request a quota throttled.
+    muted_until: Rc<std::cell::Cell<u64>>,
 }
 
 async fn read_loop(
@@ -128,6 +131,12 @@ async fn read_loop(
         None => format!("/{peer}").into(),
     };
     loop {
+        // KIP-219: a throttled connection is not read until its throttle time has passed.
+        let muted = on.muted_until.get();
+        let now = millrace_shard::time::monotonic_ms();
+        if muted > now {
+            millrace_shard::time::sleep(std::time::Duration::from_millis(muted - now)).await;
+        }
         let mut prefix = [0u8; 4];
         if reader.read_exact(&mut prefix).await.is_err() {
             return; // peer closed
@@ -189,6 +198,7 @@ async fn read_loop(
             listener: on.listener,
             endpoint: on.endpoint.clone(),
             principal: on.principal.clone(),
+            muted_until: on.muted_until.clone(),
             enveloped: false,
             clock,
             share_sessions: on.share_sessions.clone(),
@@ -337,7 +347,20 @@ async fn handle(
 ) -> Answer {
     let started = Instant::now();
     let clock = client.clock.clone();
+    let (principal, muted_until) = (client.principal.clone(), client.muted_until.clone());
     let response = crate::handlers::dispatch(&shard, &header, body, client).await;
+    // request_percentage: the handler's own time (not its waits on other shards or brokers)
+    // as a share of one thread, as Kafka meters its request handler threads.
+    let local = started.elapsed().saturating_sub(clock.remote_time());
+    let client_id = header.client_id.as_deref().unwrap_or("");
+    let user = crate::quotas::user_of(&principal);
+    let share = millrace_security::quota::request_time_percentage(local.as_nanos() as u64);
+    let key = millrace_security::quota::QuotaKey::RequestPercentage;
+    let throttle_ms = crate::quotas::record(&shard, user, client_id, key, share).await;
+    if throttle_ms > 0 {
+        let until = millrace_shard::time::monotonic_ms() + throttle_ms;
+        muted_until.set(muted_until.get().max(until));
+    }
     Answer {
         response,
         api_key: header.api_key,

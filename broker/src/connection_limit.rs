@@ -1,4 +1,6 @@
-//! `max.connections`: the broker-wide bound on client connections.
+//! `max.connections`: the broker-wide bound on client connections, and
+//! `max.connections.per.ip` (with `max.connections.per.ip.overrides`): the bound per client
+//! address, past which a new connection is closed at once, as Kafka closes it.
 //!
 //! Connections land on shards through SO_REUSEPORT, so the count is one `AtomicUsize` shared by
 //! every shard (an `Arc`, cloned into each). It is touched once when a connection is admitted
@@ -15,8 +17,10 @@
 //! The wait polls, because the connection that frees a slot may end on another shard and
 //! nothing on this shard would wake. It polls only while the broker is at the bound.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often a shard at the bound looks for a freed slot.
@@ -27,6 +31,10 @@ const SLOT_POLL_INTERVAL: Duration = Duration::from_millis(10);
 pub struct ConnectionLimit {
     open: Arc<AtomicUsize>,
     max: usize,
+    /// Connections open per client address (only addresses with one open).
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max_per_ip: usize,
+    overrides: Arc<HashMap<IpAddr, usize>>,
 }
 
 /// One admitted connection; dropping it (when the connection's task ends) frees the slot.
@@ -35,14 +43,49 @@ pub struct Slot {
     open: Arc<AtomicUsize>,
 }
 
+/// A connection counted against its address's bound; dropping it uncounts it.
+#[derive(Debug)]
+pub struct IpSlot {
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
 impl ConnectionLimit {
-    /// A limit of `max` connections (at least one), none open.
+    /// A limit of `max` connections (at least one), none open, no bound per address.
+    #[cfg(test)]
     pub fn new(max: usize) -> Self {
+        Self::with_per_ip(max, usize::MAX, HashMap::new())
+    }
+
+    /// With `max.connections.per.ip` and its overrides (an override of 0 refuses the address).
+    pub fn with_per_ip(max: usize, max_per_ip: usize, overrides: HashMap<IpAddr, usize>) -> Self {
         assert!(max >= 1, "max.connections is validated to be at least 1");
         ConnectionLimit {
             open: Arc::new(AtomicUsize::new(0)),
             max,
+            per_ip: Arc::default(),
+            max_per_ip,
+            overrides: Arc::new(overrides),
         }
+    }
+
+    /// Counts a connection from `ip`, or `None` when the address is at its bound (the
+    /// connection is to be closed).
+    pub fn try_ip(&self, ip: IpAddr) -> Option<IpSlot> {
+        let bound = self.overrides.get(&ip).copied().unwrap_or(self.max_per_ip);
+        let mut counts = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= bound {
+            if *n == 0 {
+                counts.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            per_ip: self.per_ip.clone(),
+            ip,
+        })
     }
 
     /// Client connections open now (on every shard).
@@ -80,6 +123,17 @@ impl ConnectionLimit {
     }
 }
 
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.get_mut(&self.ip).expect("a counted address");
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&self.ip);
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let before = self.open.fetch_sub(1, Ordering::AcqRel);
@@ -108,6 +162,32 @@ mod tests {
         assert!(limit.try_acquire().is_none());
         drop((b, c));
         assert_eq!(limit.open(), 0);
+    }
+
+    #[test]
+    fn each_address_is_bounded_with_its_override() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        let limit = ConnectionLimit::with_per_ip(100, 2, HashMap::from([(b, 3), (c, 0)]));
+        let other_shard = limit.clone();
+        let a1 = limit.try_ip(a).expect("first");
+        let a2 = other_shard.try_ip(a).expect("second, counted broker-wide");
+        assert!(limit.try_ip(a).is_none(), "the third from one address");
+        let bs: Vec<_> = (0..3).filter_map(|_| limit.try_ip(b)).collect();
+        assert_eq!(bs.len(), 3, "the override raises the bound");
+        assert!(limit.try_ip(b).is_none());
+        assert!(
+            limit.try_ip(c).is_none(),
+            "an override of 0 refuses the address"
+        );
+        drop(a1);
+        let a3 = limit.try_ip(a).expect("freed by the drop");
+        drop((a2, a3, bs));
+        assert!(
+            limit.per_ip.lock().unwrap().is_empty(),
+            "no count left behind"
+        );
     }
 
     #[test]

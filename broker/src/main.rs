@@ -31,6 +31,7 @@ mod metrics;
 mod partition;
 mod peer;
 mod quorum;
+mod quotas;
 mod raft_transport;
 mod registry;
 mod rest;

@@ -98,7 +98,11 @@ pub fn run(mut config: Config) -> Result<(), String> {
     // could otherwise forward work to a peer still opening the partition. No shard opens a
     // partition before the controller's shard has loaded the metadata and published it.
     let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let connections = crate::connection_limit::ConnectionLimit::new(config.max_connections);
+    let connections = crate::connection_limit::ConnectionLimit::with_per_ip(
+        config.max_connections,
+        config.max_connections_per_ip,
+        config.max_connections_per_ip_overrides.clone(),
+    );
     run_shards(&runtime, move |_| {
         let connections = connections.clone();
         shard_main(
@@ -232,6 +236,23 @@ async fn shard_main(
                 let (shard, connections) = (serving.clone(), connections.clone());
                 let (endpoint, runtime) = (endpoint.clone(), Some(runtime.clone()));
                 async move {
+                    let ip_slot = match admit(&shard, &connections, &stream).await {
+                        Admission::Serve(ip_slot) => ip_slot,
+                        // Shut down explicitly: dropping an unread stream does not close it
+                        // at once.
+                        Admission::Close => {
+                            let _ = stream.shutdown(std::net::Shutdown::Both).await;
+                            return;
+                        }
+                        // Held open without being read, then closed, off the accept loop.
+                        Admission::CloseAfter(delay) => {
+                            millrace_shard::spawn_detached(async move {
+                                millrace_shard::time::sleep(delay).await;
+                                let _ = stream.shutdown(std::net::Shutdown::Both).await;
+                            });
+                            return;
+                        }
+                    };
                     let slot = connections.acquire().await; // max.connections: wait for a close
                     millrace_shard::spawn_detached(async move {
                         crate::connection::serve(
@@ -242,7 +263,7 @@ async fn shard_main(
                             runtime,
                         )
                         .await;
-                        drop(slot);
+                        drop((slot, ip_slot));
                     });
                 }
             },
@@ -257,6 +278,40 @@ async fn shard_main(
         task.await;
     }
     stop_shard(&shard).await
+}
+
+/// What happens to a new client connection.
+enum Admission {
+    /// Serve it, counted against its address's bound when the address is known.
+    Serve(Option<crate::connection_limit::IpSlot>),
+    /// Close it now.
+    Close,
+    /// Close it after this delay, so the client does not come straight back.
+    CloseAfter(Duration),
+}
+
+/// Kafka's per-address checks on a new client connection: `max.connections.per.ip` (and its
+/// overrides) closes it at once, the address's `connection_creation_rate` quota after the
+/// throttle time; each with a log line.
+async fn admit(
+    shard: &Rc<Shard>,
+    connections: &crate::connection_limit::ConnectionLimit,
+    stream: &millrace_shard::net::TcpStream,
+) -> Admission {
+    let Ok(peer) = stream.peer_addr() else {
+        return Admission::Serve(None);
+    };
+    let ip = peer.ip();
+    let Some(slot) = connections.try_ip(ip) else {
+        tracing::warn!(%ip, "closing connection: max.connections.per.ip reached");
+        return Admission::Close;
+    };
+    let throttle_ms = crate::quotas::record_connection(shard, ip).await;
+    if throttle_ms > 0 {
+        tracing::warn!(%ip, throttle_ms, "closing connection: connection_creation_rate exceeded");
+        return Admission::CloseAfter(Duration::from_millis(throttle_ms));
+    }
+    Admission::Serve(Some(slot))
 }
 
 /// Every client listener's name and address to bind, in `listeners`' order.

@@ -820,6 +820,7 @@ async fn request_on<Req: Encodable>(
         listener,
         endpoint: Rc::from(shard.config.cluster.client_listener_name.as_str()),
         principal: PRINCIPAL.with(|p| p.borrow().clone()),
+        muted_until: Rc::default(),
         enveloped: false,
         clock: Rc::new(crate::stats::RequestClock::new()),
         share_sessions: Rc::default(),

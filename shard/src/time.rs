@@ -47,6 +47,12 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds on the shard's monotonic clock ([`Instant`]'s), for rates measured over
+/// windows: never goes back, whatever the wall clock does.
+pub fn monotonic_ms() -> u64 {
+    Instant::now().since_start.as_millis() as u64
+}
+
 /// Runs `future` with a deadline; None when the deadline passed first.
 pub async fn timeout<T>(
     duration: Duration,

@@ -89,9 +89,10 @@ def test_one_voter_kraft_node_serves_clients_and_a_controller_listener(tmp_path,
         scram = {51}  # AlterUserScramCredentials, which brokers forward here
         acls = {29, 30, 31}  # DescribeAcls, and CreateAcls/DeleteAcls which brokers forward
         envelope = {58}  # a forwarded request with its client's principal (with an authorizer)
+        quotas = {48, 49}  # DescribeClientQuotas, and AlterClientQuotas which brokers forward
         assert err == 0 and set(controller_keys) == \
             {18, 55, 60} | metadata_changes | broker_lifecycle | observers | isr_changes \
-            | elections | scram | acls | envelope
+            | elections | scram | acls | envelope | quotas
         with w.connect(controller_port) as s:
             s.sendall(w.frame(w.header_v1(RAFT_API_KEY, 0, 1) + b"\x01\x02\x03"))
             assert w.closed_by_peer(s)

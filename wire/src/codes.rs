@@ -218,6 +218,8 @@ pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 /// The principal may not use the transactional id.
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+/// A controller mutation quota refused the change (strict mode).
+pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
 
 /// Every code above with its name, for tests and for anything that prints a code's name.
 pub const ALL: &[(&str, i16)] = &[
@@ -226,6 +228,7 @@ pub const ALL: &[(&str, i16)] = &[
     ("SASL_AUTHENTICATION_FAILED", SASL_AUTHENTICATION_FAILED),
     ("UNACCEPTABLE_CREDENTIAL", UNACCEPTABLE_CREDENTIAL),
     ("SECURITY_DISABLED", SECURITY_DISABLED),
+    ("THROTTLING_QUOTA_EXCEEDED", THROTTLING_QUOTA_EXCEEDED),
     ("TOPIC_AUTHORIZATION_FAILED", TOPIC_AUTHORIZATION_FAILED),
     ("GROUP_AUTHORIZATION_FAILED", GROUP_AUTHORIZATION_FAILED),
     ("CLUSTER_AUTHORIZATION_FAILED", CLUSTER_AUTHORIZATION_FAILED),

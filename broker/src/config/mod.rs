@@ -163,6 +163,15 @@ pub struct Config {
     /// `max.connections`: client connections the whole broker (all shards) holds at once; at
     /// the bound it stops accepting until one closes.
     pub max_connections: usize,
+    /// `max.connections.per.ip`: connections one client address may hold (Kafka's default:
+    /// unbounded); past it a new one is closed.
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: `address:count` pairs overriding that bound.
+    pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, usize>,
+    /// `quota.window.num`: samples a client quota's rate is measured over (Kafka: 11).
+    pub quota_window_num: usize,
+    /// `quota.window.size.seconds`: the length of one sample (Kafka: 1).
+    pub quota_window_size_seconds: u64,
     /// `millrace.metrics.listen`: where `GET /metrics` is served (None: an empty value, off).
     pub metrics_listen: Option<SocketAddr>,
     /// `millrace.rest.listen`: where the REST proxy is served (None: an empty value, off).
@@ -316,6 +325,10 @@ impl Default for Config {
             sendfile_descriptors_max: 256,
             fetch_wait_max_ms: 30_000,
             max_connections: 4_096,
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: Default::default(),
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             rest_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8082))),
             schema_registry_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8081))),
@@ -578,6 +591,19 @@ impl Config {
                 "max.connections" => {
                     self.max_connections = parse_num(key, value, 1, 1_000_000)? as usize
                 }
+                "max.connections.per.ip" => {
+                    self.max_connections_per_ip =
+                        parse_num(key, value, 0, i32::MAX as i64)? as usize
+                }
+                "max.connections.per.ip.overrides" => {
+                    self.max_connections_per_ip_overrides = per_ip_overrides(key, value)?
+                }
+                "quota.window.num" => {
+                    self.quota_window_num = parse_num(key, value, 1, 1000)? as usize
+                }
+                "quota.window.size.seconds" => {
+                    self.quota_window_size_seconds = parse_num(key, value, 1, 3600)? as u64
+                }
                 "millrace.metrics.listen" => self.metrics_listen = http_listen(key, value)?,
                 "millrace.rest.listen" => self.rest_listen = http_listen(key, value)?,
                 "millrace.schema.registry.listen" => {
@@ -831,6 +857,22 @@ impl Config {
         );
         m.insert("max.connections", self.max_connections.to_string());
         m.insert(
+            "max.connections.per.ip",
+            self.max_connections_per_ip.to_string(),
+        );
+        let mut overrides: Vec<String> = self
+            .max_connections_per_ip_overrides
+            .iter()
+            .map(|(ip, n)| format!("{ip}:{n}"))
+            .collect();
+        overrides.sort();
+        m.insert("max.connections.per.ip.overrides", overrides.join(","));
+        m.insert("quota.window.num", self.quota_window_num.to_string());
+        m.insert(
+            "quota.window.size.seconds",
+            self.quota_window_size_seconds.to_string(),
+        );
+        m.insert(
             "millrace.metrics.listen",
             self.metrics_listen
                 .map(|a| a.to_string())
@@ -1040,6 +1082,28 @@ pub(crate) fn invalid(key: &str, value: &str, reason: impl Into<String>) -> Conf
         value: value.into(),
         reason: reason.into(),
     }
+}
+
+/// `max.connections.per.ip.overrides`: comma-separated `address:count` (the last colon splits,
+/// so IPv6 addresses work); host names are refused, since resolving them is left to the
+/// operator.
+fn per_ip_overrides(
+    key: &str,
+    value: &str,
+) -> Result<std::collections::HashMap<std::net::IpAddr, usize>, ConfigError> {
+    let mut out = std::collections::HashMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (host, count) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, format!("{entry}: expected address:count")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let ip = host
+            .parse()
+            .map_err(|_| invalid(key, value, format!("{host} is not an IP address")))?;
+        let count = parse_num(key, count, 0, i32::MAX as i64)? as usize;
+        out.insert(ip, count);
+    }
+    Ok(out)
 }
 
 pub(crate) fn parse_num(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
@@ -1268,6 +1332,27 @@ pub(crate) mod tests {
         assert!(write_behind_from_probe(&probe("0", "10"), 1).is_err());
         assert!(write_behind_from_probe(&probe("x", "10"), 1).is_err());
         assert!(write_behind_from_probe("probe.version=2\n", 1).is_err());
+    }
+
+    #[test]
+    fn per_ip_connection_bounds_take_addresses() {
+        let c = apply(
+            "max.connections.per.ip=5\nmax.connections.per.ip.overrides=10.0.0.1:0, [::1]:7\n",
+        )
+        .unwrap();
+        assert_eq!(c.max_connections_per_ip, 5);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(c.max_connections_per_ip_overrides[&ip("10.0.0.1")], 0);
+        assert_eq!(c.max_connections_per_ip_overrides[&ip("::1")], 7);
+        for bad in [
+            "max.connections.per.ip.overrides=broker.example.com:3",
+            "max.connections.per.ip.overrides=10.0.0.1",
+            "max.connections.per.ip.overrides=10.0.0.1:-1",
+            "max.connections.per.ip=-1",
+        ] {
+            let e = apply(&format!("{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains("max.connections.per.ip"), "{bad}: {e}");
+        }
     }
 
     #[test]

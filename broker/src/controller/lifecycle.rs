@@ -511,9 +511,10 @@ pub enum Forwarded {
 /// (5 s by Kafka's defaults) for a controller to be known and to answer. Kafka's brokers hold
 /// it up to 60 s; a bounded answer lets a client with a short timeout see a retriable error.
 ///
-/// With an authorizer configured the request goes inside an Envelope carrying the client's
-/// principal and address, so the controller judges it as the client; without one it goes
-/// bare (nothing to judge), which nodes from before Envelope understand.
+/// With an authorizer configured or client quotas stored, the request goes inside an Envelope
+/// carrying the client's principal, address and client id, so the controller judges and
+/// meters it as the client; otherwise it goes bare (nothing to judge), which nodes from
+/// before Envelope understand.
 pub struct Forward {
     /// The request's API key.
     pub api_key: i16,
@@ -626,7 +627,11 @@ impl Call<Shard> for Forward {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if let Some(client) = status.leader.and_then(|l| lifecycle.client(l)) {
-                let enveloped = shard.config.authorizer.is_some() && !self.principal.is_empty();
+                // The controller judges and meters the request as the client: its principal
+                // for ACLs, its user and client id for quotas.
+                let judged = shard.config.authorizer.is_some()
+                    || !shard.image().cluster.client_quotas().is_empty();
+                let enveloped = judged && !self.principal.is_empty();
                 let (key, version, body) = self.wire(enveloped);
                 let sent = client.send_raw_within(key, version, &body, left).await;
                 let answer = sent

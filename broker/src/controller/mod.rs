@@ -35,6 +35,7 @@ pub mod brokers;
 pub mod elections;
 pub mod lifecycle;
 pub mod observer;
+pub mod quotas;
 pub mod scram;
 mod snapshots;
 

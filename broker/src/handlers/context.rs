@@ -16,6 +16,7 @@ use crate::share::record::ShareStateKey;
 use crate::share_state::StateOp;
 use crate::topic_config::TopicSettings;
 use millrace_security::acl::{AclOperation, Authorizer, ResourceType, CLUSTER_NAME};
+use millrace_security::quota::QuotaKey;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -311,6 +312,68 @@ impl Context {
         crate::acls::Requester {
             principal: self.client.principal.clone(),
             host: Rc::from(host),
+        }
+    }
+
+    /// The client quotas of this shard's image.
+    pub fn quota_configs(&self) -> Rc<millrace_security::quota::QuotaConfigs> {
+        crate::quotas::configs(&self.shard)
+    }
+
+    /// Records `value` against the quota for `key` that applies to this request's user and
+    /// `client_id`; the throttle time in ms (0: within the quota, or none applies). A
+    /// throttled request mutes its connection for that long ([`Context::throttle`]).
+    pub async fn record_quota(&self, client_id: &str, key: QuotaKey, value: f64) -> u64 {
+        let user = crate::quotas::user_of(&self.client.principal);
+        crate::quotas::record(&self.shard, user, client_id, key, value).await
+    }
+
+    /// Takes back a recording of [`Context::record_quota`] (a throttled fetch sends no data).
+    pub async fn unrecord_quota(&self, client_id: &str, key: QuotaKey, value: f64) {
+        let user = crate::quotas::user_of(&self.client.principal);
+        crate::quotas::unrecord(&self.shard, user, client_id, key, value).await
+    }
+
+    /// `controller_mutation_rate` for partitions created or deleted, one entry per topic:
+    /// which topics the quota refuses and the throttle time. Strict (the newer request
+    /// versions, Kafka's rule): a topic is refused THROTTLING_QUOTA_EXCEEDED once the token
+    /// bucket is empty, and takes nothing; otherwise every topic proceeds and the mutations
+    /// only make the client wait.
+    pub async fn take_mutations(
+        &self,
+        client_id: &str,
+        permits: &[f64],
+        strict: bool,
+    ) -> (Vec<bool>, u64) {
+        let user = crate::quotas::user_of(&self.client.principal);
+        let mut refused = vec![false; permits.len()];
+        if self.quota_configs().is_empty() {
+            return (refused, 0);
+        }
+        if !strict {
+            let key = QuotaKey::ControllerMutationRate;
+            let total = permits.iter().sum();
+            let ms = crate::quotas::record(&self.shard, user, client_id, key, total).await;
+            return (refused, ms);
+        }
+        let mut throttle_ms = 0;
+        for (i, n) in permits.iter().enumerate() {
+            let ms = crate::quotas::take_mutations(&self.shard, user, client_id, *n).await;
+            refused[i] = ms > 0;
+            throttle_ms = throttle_ms.max(ms);
+        }
+        (refused, throttle_ms)
+    }
+
+    /// Reads nothing more from this request's connection for `ms` (KIP-219): a client that
+    /// ignores `throttle_time_ms` is held to its quota all the same.
+    pub fn throttle(&self, ms: u64) {
+        if ms == 0 {
+            return;
+        }
+        let until = millrace_shard::time::monotonic_ms() + ms;
+        if until > self.client.muted_until.get() {
+            self.client.muted_until.set(until);
         }
     }
 

@@ -20,16 +20,47 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     };
     // CREATE on the cluster covers every topic; otherwise each needs CREATE on itself.
     let on_cluster = ctx.allowed_quietly(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME);
-    let denied: Vec<bool> = req
+    let mut refusals: Vec<Option<i16>> = req
         .topics
         .iter()
-        .map(|t| !on_cluster && !ctx.allowed(AclOperation::Create, ResourceType::Topic, &t.name.0))
+        .map(|t| {
+            let allowed =
+                on_cluster || ctx.allowed(AclOperation::Create, ResourceType::Topic, &t.name.0);
+            (!allowed).then_some(code::TOPIC_AUTHORIZATION_FAILED)
+        })
         .collect();
+    // controller_mutation_rate: the partitions each topic creates (a dry run takes none).
+    let mut throttle_ms = 0;
+    if !req.validate_only {
+        let default = ctx.config().num_partitions;
+        let permits: Vec<f64> = req
+            .topics
+            .iter()
+            .zip(&refusals)
+            .map(|(t, refusal)| match (refusal, t.num_partitions) {
+                (Some(_), _) => 0.0,
+                (None, -1) => f64::from(default),
+                (None, n) => f64::from(n.max(0)),
+            })
+            .collect();
+        let client_id = header.client_id.as_deref().unwrap_or("");
+        let (over, ms) = ctx
+            .take_mutations(client_id, &permits, header.api_version >= 6)
+            .await;
+        for (refusal, over) in refusals.iter_mut().zip(over) {
+            if over && refusal.is_none() {
+                *refusal = Some(code::THROTTLING_QUOTA_EXCEEDED);
+            }
+        }
+        throttle_ms = ms;
+        ctx.throttle(ms);
+    }
+    let denied: Vec<Option<i16>> = refusals;
     let topics: Vec<NewTopic> = req
         .topics
         .iter()
         .zip(&denied)
-        .filter(|(_, denied)| !**denied)
+        .filter(|(_, denied)| denied.is_none())
         .map(|(t, _)| NewTopic {
             name: t.name.0.to_string(),
             partitions: t.num_partitions,
@@ -58,8 +89,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .zip(denied)
         .map(|(name, denied)| {
             let mut r = CreatableTopicResult::default().with_name(TopicName(str_bytes(name)));
-            if denied {
-                r.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+            if let Some(refusal) = denied {
+                r.error_code = refusal;
                 return r;
             }
             match outcomes.next() {
@@ -95,6 +126,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .collect();
     respond(
         &header,
-        &CreateTopicsResponse::default().with_topics(results),
+        &CreateTopicsResponse::default()
+            .with_topics(results)
+            .with_throttle_time_ms(throttle_ms.min(i32::MAX as u64) as i32),
     )
 }

@@ -37,22 +37,43 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     };
     // Kafka's rule: a topic that exists needs DELETE; one that does not needs DESCRIBE to be
     // told so (UNKNOWN_TOPIC_OR_PARTITION), else the answer does not reveal it.
-    let denied: Vec<bool> = wanted
+    let mut refusals: Vec<Option<i16>> = wanted
         .iter()
         .map(|(name, _)| {
-            name.as_deref().is_some_and(|n| {
+            let denied = name.as_deref().is_some_and(|n| {
                 let op = match image.topics.contains_key(n) {
                     true => AclOperation::Delete,
                     false => AclOperation::Describe,
                 };
                 !ctx.allowed(op, ResourceType::Topic, n)
-            })
+            });
+            denied.then_some(code::TOPIC_AUTHORIZATION_FAILED)
         })
         .collect();
+    // controller_mutation_rate: the partitions each deletion removes.
+    let permits: Vec<f64> = wanted
+        .iter()
+        .zip(&refusals)
+        .map(|((name, _), refusal)| match (refusal, name) {
+            (None, Some(n)) => image.topics.get(n).map_or(0.0, |t| f64::from(t.partitions)),
+            _ => 0.0,
+        })
+        .collect();
+    let client_id = header.client_id.as_deref().unwrap_or("");
+    let (over, throttle_ms) = ctx
+        .take_mutations(client_id, &permits, header.api_version >= 5)
+        .await;
+    ctx.throttle(throttle_ms);
+    for (refusal, over) in refusals.iter_mut().zip(over) {
+        if over && refusal.is_none() {
+            *refusal = Some(code::THROTTLING_QUOTA_EXCEEDED);
+        }
+    }
+    let denied = refusals;
     let names: Vec<String> = wanted
         .iter()
         .zip(&denied)
-        .filter(|(_, denied)| !**denied)
+        .filter(|(_, denied)| denied.is_none())
         .filter_map(|((n, _), _)| n.clone())
         .collect();
     let outcomes = ctx
@@ -67,9 +88,9 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             let mut r = DeletableTopicResult::default().with_topic_id(id);
             match name {
                 None => r.error_code = code::UNKNOWN_TOPIC_ID,
-                Some(name) if denied => {
+                Some(name) if denied.is_some() => {
                     r.name = Some(TopicName(str_bytes(&name)));
-                    r.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+                    r.error_code = denied.unwrap_or_default();
                 }
                 Some(name) => {
                     r.name = Some(TopicName(str_bytes(&name)));
@@ -92,6 +113,8 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         .collect();
     respond(
         &header,
-        &DeleteTopicsResponse::default().with_responses(responses),
+        &DeleteTopicsResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(throttle_ms.min(i32::MAX as u64) as i32),
     )
 }

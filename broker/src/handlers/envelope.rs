@@ -58,6 +58,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         listener: Listener::Controller,
         endpoint: ctx.client().endpoint.clone(),
         principal: Rc::from(principal.as_str()),
+        muted_until: Rc::default(),
         enveloped: true,
         clock: ctx.client().clock.clone(),
         share_sessions: ctx.client().share_sessions.clone(),

@@ -40,6 +40,7 @@ use kafka_protocol::messages::{ApiKey, FetchRequest};
 use millrace_replication::follow::FollowerPosition;
 use millrace_replication::replica::BrokerId;
 use millrace_security::acl::{AclOperation, ResourceType};
+use millrace_security::quota::QuotaKey;
 use millrace_storage::disk::DiskFile;
 use millrace_storage::ReadChunk;
 use millrace_wire::fetch::{
@@ -104,12 +105,26 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
             .await;
         results = read_all(&ctx, &wanted).await;
     }
+    // consumer_byte_rate (consumers only, as Kafka): over the quota, the answer carries no
+    // records, only the throttle time, and its bytes are taken back (Kafka's throttled fetch).
+    if wanted.iter().all(|w| w.spec.replica.is_none()) {
+        let bytes: usize = results.iter().flatten().map(|r| r.bytes).sum();
+        let client_id = header.client_id.as_deref().unwrap_or("");
+        let key = QuotaKey::ConsumerByteRate;
+        let throttle_ms = ctx.record_quota(client_id, key, bytes as f64).await;
+        if throttle_ms > 0 {
+            ctx.unrecord_quota(client_id, key, bytes as f64).await;
+            ctx.throttle(throttle_ms);
+            return encode(&ctx, &header, &[], Vec::new(), 0, throttle_ms);
+        }
+    }
     encode(
         &ctx,
         &header,
         &wanted,
         results,
         req.max_bytes.max(0) as usize,
+        0,
     )
 }
 
@@ -496,6 +511,7 @@ fn encode(
     wanted: &[Wanted],
     results: Vec<Option<FetchResult>>,
     max_bytes: usize,
+    throttle_ms: u64,
 ) -> Response {
     let mut topics: Vec<TopicData<RecordPiece>> = Vec::new();
     let mut total = 0usize;
@@ -569,7 +585,7 @@ fn encode(
     let (chunks, _) = encode_fetch_response(
         header.correlation_id,
         header.api_version,
-        (0, code::NONE, 0),
+        (throttle_ms.min(i32::MAX as u64) as i32, code::NONE, 0),
         topics,
         &node_endpoints,
     );

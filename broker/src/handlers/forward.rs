@@ -23,6 +23,7 @@ pub const FORWARDED: &[ApiKey] = &[
     ApiKey::AlterUserScramCredentials,
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
+    ApiKey::AlterClientQuotas,
 ];
 
 /// The active controller's response to a forwarded request, or None to handle it here (this

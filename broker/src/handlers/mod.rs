@@ -9,6 +9,7 @@ mod acl_codes;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod allocate_producer_ids;
+mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition;
 mod alter_share_group_offsets;
@@ -29,6 +30,7 @@ mod delete_share_group_offsets;
 mod delete_share_group_state;
 mod delete_topics;
 mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -142,6 +144,9 @@ pub struct Client {
     /// Who the client is: `User:<name>` from SASL or the TLS certificate, else
     /// `User:ANONYMOUS`: what the authorizer checks.
     pub principal: Rc<str>,
+    /// Until when (monotonic ms) the connection reads no more requests: a quota throttled it.
+    /// Shared by every request of the connection.
+    pub muted_until: Rc<std::cell::Cell<u64>>,
     /// True for a request a broker forwarded in an Envelope: `principal` and `host` are the
     /// original client's, and the controller listener judges it like a client listener.
     pub enveloped: bool,
@@ -279,6 +284,8 @@ pub static REGISTRY: &[ApiEntry] = &[
     entry!(DescribeAcls, 1, 3, describe_acls),
     entry!(CreateAcls, 1, 3, create_acls),
     entry!(DeleteAcls, 1, 3, delete_acls),
+    entry!(DescribeClientQuotas, 0, 1, describe_client_quotas),
+    entry!(AlterClientQuotas, 0, 1, alter_client_quotas),
     entry!(DescribeTransactions, 0, 0, describe_transactions),
     entry!(ListTransactions, 0, 2, list_transactions),
 ];
@@ -311,6 +318,8 @@ pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
     entry!(DescribeAcls, 1, 3, describe_acls),
     entry!(CreateAcls, 1, 3, create_acls),
     entry!(DeleteAcls, 1, 3, delete_acls),
+    entry!(DescribeClientQuotas, 0, 1, describe_client_quotas),
+    entry!(AlterClientQuotas, 0, 1, alter_client_quotas),
     entry!(Envelope, 0, 0, envelope),
 ];
 

@@ -20,6 +20,7 @@ use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use millrace_replication::replica::AcksRefusal;
 use millrace_security::acl::{AclOperation, ResourceType};
+use millrace_security::quota::QuotaKey;
 use millrace_storage::StorageError;
 use millrace_wire::frame::RequestHeader;
 use millrace_wire::records::{decode_records, BatchHeader, BatchIter, BatchStep};
@@ -164,13 +165,21 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         let waited = results.iter().map(|r| r.waited).max().unwrap_or_default();
         ctx.clock().add_remote(waited);
     }
+    // producer_byte_rate: the request's bytes, as Kafka records them; acks=0 gets no answer
+    // to carry the time, so only the muting holds it back.
+    let client_id = header.client_id.as_deref().unwrap_or("");
+    let throttle_ms = ctx
+        .record_quota(client_id, QuotaKey::ProducerByteRate, body.len() as f64)
+        .await;
+    ctx.throttle(throttle_ms);
     if req.acks == 0 {
         return Response::Nothing;
     }
-    respond(
-        &header,
-        &build_response(&ctx, &req, results, header.api_version),
-    )
+    let mut response = build_response(&ctx, &req, results, header.api_version);
+    if header.api_version >= 1 {
+        response.throttle_time_ms = throttle_ms.min(i32::MAX as u64) as i32;
+    }
+    respond(&header, &response)
 }
 
 /// One partition's validated batches, for its owning shard.

@@ -216,6 +216,11 @@ impl RequestClock {
         out
     }
 
+    /// The time counted as remote so far.
+    pub fn remote_time(&self) -> Duration {
+        self.remote.get()
+    }
+
     /// Counts `d` as remote time.
     pub fn add_remote(&self, d: Duration) {
         self.remote.set(self.remote.get() + d);
