@@ -24,8 +24,10 @@
 # "transaction.version=1"), each passed as --feature to the storage format step, so it only takes
 # effect on the first run on DIR (a restart keeps the levels the directory was formatted with).
 #
-# KAFKA_EXTRA_PROPERTIES: more server.properties lines (KEY=VALUE, separated by spaces or
-# newlines), written after the ones above, so a later line overrides an earlier one.
+# KAFKA_EXTRA_PROPERTIES: more server.properties lines (KEY=VALUE), written after the ones above,
+# so a later line overrides an earlier one. A value with a newline in it is taken one property per
+# line (values may then hold spaces, as a sasl.jaas.config does); otherwise they are split on
+# blanks.
 #
 # Other knobs: KAFKA_HEAP_OPTS (default "-Xms1g -Xmx1g"), JAVA (default "java").
 set -euo pipefail
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
     --data-dir) data_dir="$2"; shift 2 ;;
     --controller-port) controller_port="$2"; shift 2 ;;
     --advertised-port) advertised_port="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "kafka: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -95,9 +97,13 @@ echo "$controller_port" >"$data_dir/controller.port"
   if [ "${KAFKA_FSYNC:-0}" = "1" ]; then
     echo "log.flush.interval.messages=1"
   fi
-  for line in ${KAFKA_EXTRA_PROPERTIES:-}; do
-    echo "$line"
-  done
+  if [[ "${KAFKA_EXTRA_PROPERTIES:-}" == *$'\n'* ]]; then
+    printf '%s\n' "$KAFKA_EXTRA_PROPERTIES"
+  else
+    for line in ${KAFKA_EXTRA_PROPERTIES:-}; do
+      echo "$line"
+    done
+  fi
 } >"$props"
 
 cat >"$data_dir/log4j2.properties" <<EOF
