@@ -24,9 +24,10 @@
 # "transaction.version=1"), each passed as --feature to the storage format step, so it only takes
 # effect on the first run on DIR (a restart keeps the levels the directory was formatted with).
 #
-# KAFKA_EXTRA_PROPERTIES: more server.properties lines (KEY=VALUE, one per line; a value may
-# hold spaces, as JAAS lines do), written after the ones above, so a later line overrides an
-# earlier one.
+# KAFKA_EXTRA_PROPERTIES: more server.properties lines (KEY=VALUE), written after the ones above,
+# so a later line overrides an earlier one. A value with a newline in it is taken one property per
+# line (values may then hold spaces, as a sasl.jaas.config does); otherwise they are split on
+# blanks.
 #
 # Other knobs: KAFKA_HEAP_OPTS (default "-Xms1g -Xmx1g"), JAVA (default "java").
 set -euo pipefail
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
     --data-dir) data_dir="$2"; shift 2 ;;
     --controller-port) controller_port="$2"; shift 2 ;;
     --advertised-port) advertised_port="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "kafka: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -96,8 +97,12 @@ echo "$controller_port" >"$data_dir/controller.port"
   if [ "${KAFKA_FSYNC:-0}" = "1" ]; then
     echo "log.flush.interval.messages=1"
   fi
-  if [ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]; then
+  if [[ "${KAFKA_EXTRA_PROPERTIES:-}" == *$'\n'* ]]; then
     printf '%s\n' "$KAFKA_EXTRA_PROPERTIES"
+  else
+    for line in ${KAFKA_EXTRA_PROPERTIES:-}; do
+      echo "$line"
+    done
   fi
 } >"$props"
 

@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod acl;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod quota;
 pub mod sasl;
 pub mod tls;

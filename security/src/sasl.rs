@@ -305,7 +305,11 @@ impl Authenticator {
         let (step, next) = match state {
             State::Initial => self.first_step(input, creds)?,
             State::ScramFinal(pending) => (pending.client_final(input)?, State::Complete),
-            State::Complete => return Err(SaslError::IllegalState { state: "COMPLETE" }),
+            State::Complete => {
+                // A stray token does not undo a finished exchange: it stays complete.
+                self.state = State::Complete;
+                return Err(SaslError::IllegalState { state: "COMPLETE" });
+            }
             State::Failed => return Err(SaslError::IllegalState { state: "FAILED" }),
         };
         self.state = next;
@@ -437,6 +441,31 @@ mod tests {
             auth.step(b"\0alice\0secret", &Nobody),
             Err(SaslError::IllegalState { state: "FAILED" })
         );
+    }
+
+    /// Found by the `sasl_plain` fuzz target: a second stray token after `Done` was answered
+    /// FAILED and `is_complete` turned false, as the first stray token had replaced the state.
+    #[test]
+    fn a_complete_exchange_stays_complete_after_stray_tokens() {
+        let users = PlainUsers::from_jaas(
+            &parse_jaas(
+                "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                 user_alice=\"alice-pw\";",
+            )
+            .unwrap(),
+        );
+        let mut auth = Authenticator::new(Mechanism::Plain);
+        assert!(matches!(
+            auth.step(b"\0alice\0alice-pw", &users),
+            Ok(Step::Done { .. })
+        ));
+        for _ in 0..3 {
+            assert_eq!(
+                auth.step(b"\0alice\0alice-pw", &users),
+                Err(SaslError::IllegalState { state: "COMPLETE" })
+            );
+            assert!(auth.is_complete());
+        }
     }
 
     #[test]

@@ -81,6 +81,9 @@ class BrokerProcess:
             self.registry_port = free_port()
             while self.registry_port in (self.port, self.metrics_port, self.rest_port):
                 self.registry_port = free_port()
+        # Kafka's controller listener port (bench/peers/apache-kafka.sh --controller-port), for
+        # a test that rewrites `listeners` and must name it; None: the script picks one.
+        self.controller_port: int | None = None
         self.proc: subprocess.Popen | None = None
         self.extra_args: list[str] = []  # appended to millrace's command line
         # Broker settings both kinds take: millrace as --override, Kafka in server.properties
@@ -112,6 +115,8 @@ class BrokerProcess:
                 if host != "127.0.0.1":
                     raise ValueError(f"Kafka is advertised on 127.0.0.1 only, not {host!r}")
                 cmd += ["--advertised-port", port]
+            if self.controller_port is not None:
+                cmd += ["--controller-port", str(self.controller_port)]
             return cmd
         binary = os.environ.get("MILLRACE_BIN", str(REPO / "target/release/millrace"))
         if not os.access(binary, os.X_OK):
@@ -136,7 +141,8 @@ class BrokerProcess:
         # A new session, so that kill9 reaches the JVM even through the Kafka wrapper's exec.
         env = dict(os.environ)
         if self.kind == "kafka" and self.properties:
-            env["KAFKA_EXTRA_PROPERTIES"] = "\n".join(f"{k}={v}" for k, v in self.properties.items())
+            # One per line, ending with a newline: values may hold spaces (sasl.jaas.config).
+            env["KAFKA_EXTRA_PROPERTIES"] = "".join(f"{k}={v}\n" for k, v in self.properties.items())
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         log.close()

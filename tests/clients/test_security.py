@@ -18,45 +18,22 @@ import shutil
 import socket
 import ssl
 import struct
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import (AdminClient, ConfigResource, ScramCredentialInfo,
                                   ScramMechanism, UserScramCredentialDeletion,
                                   UserScramCredentialUpsertion)
 
 import kwire as w
 from brokerproc import free_port
+from securehelp import (ALICE, TIMEOUT_S, add_scram_user, jaas_properties, librdkafka_config,
+                        make_certs, round_trip, scram_admin)
 
 pytestmark = [pytest.mark.millrace_only, pytest.mark.timeout(300)]
 
-TIMEOUT_S = 20
-ALICE = ("alice", "alice-secret")
-PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
-              'username="admin" password="admin-secret" user_admin="admin-secret" '
-              'user_alice="alice-secret";')
-SCRAM_JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
 CAROL = ("carol", "carol-secret")
-
-
-def make_certs(d: Path) -> Path:
-    """A CA and a broker certificate for localhost/127.0.0.1; returns the CA file."""
-    def run(*args: str) -> None:
-        subprocess.run(args, cwd=d, check=True, capture_output=True)
-    run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
-    run("openssl", "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=millrace-test-ca",
-        "-days", "2", "-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE")
-    run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "b.key")
-    run("openssl", "pkcs8", "-topk8", "-nocrypt", "-in", "b.key", "-out", "broker.key")
-    run("openssl", "req", "-new", "-key", "broker.key", "-subj", "/CN=localhost", "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1", "-out", "broker.csr")
-    run("openssl", "x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-copy_extensions", "copy", "-out", "broker.pem")
-    (d / "keystore.pem").write_text((d / "broker.key").read_text() + (d / "broker.pem").read_text())
-    return d / "ca.pem"
 
 
 @pytest.fixture(scope="module")
@@ -76,46 +53,11 @@ def secure(tmp_path_factory):
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(d / "keystore.pem"),
         "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-        **{f"listener.name.{listener}.{mech}.sasl.jaas.config": jaas
-           for listener in ("sasl_plaintext", "sasl_ssl")
-           for mech, jaas in (("plain", PLAIN_JAAS), ("scram-sha-256", SCRAM_JAAS),
-                              ("scram-sha-512", SCRAM_JAAS))},
+        **jaas_properties("sasl_plaintext", "sasl_ssl"),
     })
     b.start()
     yield b, ports, ca
     b.stop()
-
-
-def librdkafka_config(protocol: str, port: int, ca: Path, user=ALICE, mechanism="PLAIN") -> dict:
-    conf = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": protocol}
-    if "SSL" in protocol:
-        conf["ssl.ca.location"] = str(ca)
-    if "SASL" in protocol:
-        conf.update({"sasl.mechanisms": mechanism, "sasl.username": user[0],
-                     "sasl.password": user[1]})
-    return conf
-
-
-def round_trip(conf: dict, n: int = 50, repeat: int = 1) -> None:
-    """Produces n records (each its index `repeat` times over) to a new topic and reads them
-    back in order with the same settings."""
-    topic = f"sec-{uuid.uuid4().hex[:8]}"
-    p = Producer(conf)
-    values = [f"v{i}-".encode() * repeat for i in range(n)]
-    for v in values:
-        p.produce(topic, v)
-    assert p.flush(TIMEOUT_S) == 0
-    c = Consumer({**conf, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
-    c.subscribe([topic])
-    got = []
-    try:
-        while len(got) < n:
-            m = c.poll(TIMEOUT_S)
-            assert m is not None and m.error() is None, m and m.error()
-            got.append(m.value())
-    finally:
-        c.close()
-    assert got == values
 
 
 @pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
@@ -261,17 +203,6 @@ def test_secrets_are_described_as_sensitive(secure):
     jaas = configs["listener.name.sasl_ssl.plain.sasl.jaas.config"]
     assert jaas.is_sensitive and jaas.value is None
     assert configs["ssl.keystore.location"].value.endswith("keystore.pem")
-
-
-def scram_admin(ports, ca) -> AdminClient:
-    return AdminClient(librdkafka_config("SASL_SSL", ports["SASL_SSL"], ca))
-
-
-def add_scram_user(ports, ca, user: str, mechanism: ScramMechanism, password: str) -> None:
-    """Creates (or replaces) `user`'s credential for `mechanism` with 4096 iterations."""
-    up = UserScramCredentialUpsertion(user, ScramCredentialInfo(mechanism, 4096), password.encode())
-    admin = scram_admin(ports, ca)  # held until the answer: a dropped client cancels it
-    admin.alter_user_scram_credentials([up])[user].result(TIMEOUT_S)
 
 
 def test_scram_users_are_created_described_used_and_deleted(secure):

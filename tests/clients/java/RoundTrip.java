@@ -2,10 +2,15 @@
 // assign + seekToBeginning, checking offsets, order, keys, values, headers and timestamps.
 // Exit code: 0 all matched, 1 mismatch, 2 usage or client error.
 //
-//   java -cp '.deps/java/*:CLASSES' RoundTrip BOOTSTRAP TOPIC COUNT PARTITIONS COMPRESSION
+//   java -cp '.deps/java/*:CLASSES' RoundTrip BOOTSTRAP TOPIC COUNT PARTITIONS COMPRESSION \
+//       [CLIENT_PROPS]
 //
 // PARTITIONS > 1 creates the topic with the AdminClient first; 1 relies on auto-creation.
+// CLIENT_PROPS: a properties file (security.protocol, sasl.*, ssl.* ...) that the admin client,
+// the producer and the consumer all start from.
 
+import java.io.FileReader;
+import java.io.Reader;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -34,6 +39,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 public final class RoundTrip {
     private static final long BASE_TS_MS = 1_730_000_000_000L;
     private static final long DEADLINE_MS = 60_000;
+    /** The CLIENT_PROPS file's settings, or none. */
+    private static final Properties BASE = new Properties();
 
     public static void main(String[] args) {
         try {
@@ -46,9 +53,15 @@ public final class RoundTrip {
     }
 
     static void run(String[] args) throws Exception {
-        if (args.length != 5) {
-            System.err.println("usage: RoundTrip BOOTSTRAP TOPIC COUNT PARTITIONS COMPRESSION");
+        if (args.length != 5 && args.length != 6) {
+            System.err.println(
+                    "usage: RoundTrip BOOTSTRAP TOPIC COUNT PARTITIONS COMPRESSION [CLIENT_PROPS]");
             System.exit(2);
+        }
+        if (args.length == 6) {
+            try (Reader r = new FileReader(args[5], StandardCharsets.UTF_8)) {
+                BASE.load(r);
+            }
         }
         String bootstrap = args[0];
         String topic = args[1];
@@ -79,6 +92,7 @@ public final class RoundTrip {
 
     static void createTopic(String bootstrap, String topic, int partitions) throws Exception {
         Properties props = new Properties();
+        props.putAll(BASE);
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         try (Admin admin = Admin.create(props)) {
             admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1)))
@@ -89,6 +103,7 @@ public final class RoundTrip {
     static RecordMetadata[] produce(String bootstrap, String topic, int count, String compression)
             throws Exception {
         Properties props = new Properties();
+        props.putAll(BASE);
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.ACKS_CONFIG, "all");
         props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
@@ -123,6 +138,7 @@ public final class RoundTrip {
             byOffset.put(sent[i].partition() + "@" + sent[i].offset(), i);
         }
         Properties props = new Properties();
+        props.putAll(BASE);
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         List<String> problems = new ArrayList<>();

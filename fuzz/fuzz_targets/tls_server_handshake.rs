@@ -1,0 +1,7 @@
+//! `tls_server_handshake`: see millrace-security's `fuzzing` module for the input layout and the oracles.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| millrace_security::fuzzing::tls_server_handshake(data));
