@@ -10,12 +10,16 @@
 //! and its own callers are the cluster's brokers (see docs/ARCHITECTURE.md "ACLs").
 
 use crate::shard::Shard;
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::DefaultPrincipalData;
+use kafka_protocol::protocol::{Decodable, Encodable};
 use millrace_replication::metadata::{AccessControlEntryRecord, AclImages};
 use millrace_security::acl::{
     AccessControlEntry, AclBinding, AclOperation, Authorizer, PatternType, PermissionType,
     ResourcePattern, ResourceType,
 };
 use std::cell::RefCell;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -104,4 +108,53 @@ pub fn allowed(
         );
     }
     ok
+}
+
+// Envelope's principal and address (KIP-590), shared by the broker that wraps a forwarded
+// request and the controller that unwraps it.
+
+/// `Type:name` from Kafka's version-prefixed DefaultPrincipalData.
+pub fn principal_of(bytes: &Bytes) -> Option<String> {
+    let mut buf = bytes.clone();
+    if buf.remaining() < 2 {
+        return None;
+    }
+    let version = buf.get_i16();
+    let data = DefaultPrincipalData::decode(&mut buf, version).ok()?;
+    Some(format!("{}:{}", data._type, data.name))
+}
+
+/// The client's address from its 4 or 16 bytes.
+pub fn host_of(bytes: &Bytes) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(&bytes[..]).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(&bytes[..]).ok()?)),
+        _ => None,
+    }
+}
+
+/// Kafka's version-prefixed DefaultPrincipalData for `principal` (`Type:name`).
+pub fn principal_bytes(principal: &str) -> Bytes {
+    let (kind, name) = principal.split_once(':').unwrap_or(("User", principal));
+    let data = DefaultPrincipalData::default()
+        .with_type(kafka_protocol::protocol::StrBytes::from_string(
+            kind.to_string(),
+        ))
+        .with_name(kafka_protocol::protocol::StrBytes::from_string(
+            name.to_string(),
+        ))
+        .with_token_authenticated(false);
+    let mut out = bytes::BytesMut::new();
+    out.extend_from_slice(&0i16.to_be_bytes());
+    data.encode(&mut out, 0).expect("a principal encodes");
+    out.freeze()
+}
+
+/// The address bytes Kafka's Envelope carries for a client host (`/1.2.3.4` or `1.2.3.4`).
+pub fn host_bytes(host: &str) -> Bytes {
+    match host.trim_start_matches('/').parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => Bytes::copy_from_slice(&a.octets()),
+        Ok(IpAddr::V6(a)) => Bytes::copy_from_slice(&a.octets()),
+        Err(_) => Bytes::copy_from_slice(&[0, 0, 0, 0]),
+    }
 }

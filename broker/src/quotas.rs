@@ -231,12 +231,24 @@ mod tests {
         let both = QuotaEntity::user_client(alice.clone(), EntityName::Default);
         let parts = parts_of(&both);
         let types: Vec<&str> = parts.iter().map(|p| p.entity_type.as_str()).collect();
-        assert_eq!(types, ["client-id", "user"], "sorted by type, as the image keeps them");
+        assert_eq!(
+            types,
+            ["client-id", "user"],
+            "sorted by type, as the image keeps them"
+        );
         let mut image = ClusterImage::default();
         let records = [
             (parts.clone(), "producer_byte_rate", 1000.0),
-            (parts_of(&QuotaEntity::user(alice)), "producer_byte_rate", 5000.0),
-            (parts_of(&QuotaEntity::client_id(EntityName::Default)), "consumer_byte_rate", 7.0),
+            (
+                parts_of(&QuotaEntity::user(alice)),
+                "producer_byte_rate",
+                5000.0,
+            ),
+            (
+                parts_of(&QuotaEntity::client_id(EntityName::Default)),
+                "consumer_byte_rate",
+                7.0,
+            ),
         ];
         for (offset, (entity, key, value)) in records.into_iter().enumerate() {
             let record = MetadataRecord::ClientQuota(ClientQuotaRecord {
@@ -251,10 +263,17 @@ mod tests {
         let produce = configs
             .resolve("alice", "app", QuotaKey::ProducerByteRate)
             .unwrap();
-        assert_eq!(produce.quota, 1000.0, "user + default client id beats the user alone");
-        let consume = configs.resolve("bob", "app", QuotaKey::ConsumerByteRate).unwrap();
+        assert_eq!(
+            produce.quota, 1000.0,
+            "user + default client id beats the user alone"
+        );
+        let consume = configs
+            .resolve("bob", "app", QuotaKey::ConsumerByteRate)
+            .unwrap();
         assert_eq!(consume.quota, 7.0);
-        assert!(configs.resolve("bob", "app", QuotaKey::ProducerByteRate).is_none());
+        assert!(configs
+            .resolve("bob", "app", QuotaKey::ProducerByteRate)
+            .is_none());
         assert_eq!(user_of("User:alice"), "alice");
         assert_eq!(user_of("User:CN=a,O=b"), "CN=a,O=b");
     }

@@ -539,8 +539,8 @@ impl Forward {
         }
         let envelope = kafka_protocol::messages::EnvelopeRequest::default()
             .with_request_data(self.inner_frame())
-            .with_request_principal(Some(crate::handlers::principal_bytes(&self.principal)))
-            .with_client_host_address(crate::handlers::host_bytes(&self.host));
+            .with_request_principal(Some(crate::acls::principal_bytes(&self.principal)))
+            .with_client_host_address(crate::acls::host_bytes(&self.host));
         let mut out = bytes::BytesMut::new();
         kafka_protocol::protocol::Encodable::encode(&envelope, &mut out, 0)
             .expect("an envelope encodes");

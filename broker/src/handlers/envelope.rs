@@ -9,12 +9,11 @@
 //! the bare request keeps working with nodes that predate Envelope.
 
 use super::{decode, respond, Client, Context, Listener, Response, CONTROLLER_REGISTRY};
+use crate::acls::{host_of, principal_of};
 use crate::errors::code;
 use bytes::{Buf, Bytes};
-use kafka_protocol::messages::{DefaultPrincipalData, EnvelopeRequest, EnvelopeResponse};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{EnvelopeRequest, EnvelopeResponse};
 use millrace_wire::frame::{parse_request_header, RequestHeader};
-use std::net::IpAddr;
 use std::rc::Rc;
 
 /// Kafka's PRINCIPAL_DESERIALIZATION_FAILURE.
@@ -79,51 +78,10 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     }
 }
 
-/// `Type:name` from Kafka's version-prefixed DefaultPrincipalData.
-fn principal_of(bytes: &Bytes) -> Option<String> {
-    let mut buf = bytes.clone();
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let version = buf.get_i16();
-    let data = DefaultPrincipalData::decode(&mut buf, version).ok()?;
-    Some(format!("{}:{}", data._type, data.name))
-}
-
-/// The client's address from its 4 or 16 bytes.
-fn host_of(bytes: &Bytes) -> Option<IpAddr> {
-    match bytes.len() {
-        4 => Some(IpAddr::from(<[u8; 4]>::try_from(&bytes[..]).ok()?)),
-        16 => Some(IpAddr::from(<[u8; 16]>::try_from(&bytes[..]).ok()?)),
-        _ => None,
-    }
-}
-
-/// Kafka's version-prefixed DefaultPrincipalData for `principal` (`Type:name`).
-pub fn principal_bytes(principal: &str) -> Bytes {
-    let (kind, name) = principal.split_once(':').unwrap_or(("User", principal));
-    let data = DefaultPrincipalData::default()
-        .with_type(super::str_bytes(kind))
-        .with_name(super::str_bytes(name))
-        .with_token_authenticated(false);
-    let mut out = bytes::BytesMut::new();
-    out.extend_from_slice(&0i16.to_be_bytes());
-    data.encode(&mut out, 0).expect("a principal encodes");
-    out.freeze()
-}
-
-/// The address bytes Kafka's Envelope carries for a client host (`/1.2.3.4` or `1.2.3.4`).
-pub fn host_bytes(host: &str) -> Bytes {
-    match host.trim_start_matches('/').parse::<IpAddr>() {
-        Ok(IpAddr::V4(a)) => Bytes::copy_from_slice(&a.octets()),
-        Ok(IpAddr::V6(a)) => Bytes::copy_from_slice(&a.octets()),
-        Err(_) => Bytes::copy_from_slice(&[0, 0, 0, 0]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::acls::{host_bytes, host_of, principal_bytes, principal_of};
 
     #[test]
     fn principals_and_hosts_round_trip_in_kafkas_forms() {

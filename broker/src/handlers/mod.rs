@@ -79,7 +79,6 @@ mod write_txn_markers;
 use crate::shard::Shard;
 use bytes::Bytes;
 pub use context::{BrokerAddress, Context};
-pub use envelope::{host_bytes, principal_bytes};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use millrace_wire::fetch::FetchChunk;
