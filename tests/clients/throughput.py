@@ -3,7 +3,11 @@
 A measurement for reports, not a test: it asserts only that every record came back.
 
     .venv/bin/python tests/clients/throughput.py --bootstrap 127.0.0.1:9092 \
-        [--records 500000] [--size 1024] [--partitions 16] [--client confluent|kcat]
+        [--records 500000] [--size 1024] [--partitions 16] [--client confluent|kcat] \
+        [-X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 ...]
+
+`-X KEY=VALUE` (repeatable) adds a librdkafka setting to every client (admin, producer,
+consumer, kcat), e.g. the listener's security settings.
 
 MB are 10^6 bytes of record values (keys are empty, headers none, no compression). The topic is
 created with the AdminClient (a new name each run). Prints one line per phase and a JSON line.
@@ -27,10 +31,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 MEASURE_TIMEOUT_S = 600
+# librdkafka settings every client gets (`-X`): the listener's security.
+EXTRA: dict[str, str] = {}
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **EXTRA})
     admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=30)[topic].result(30)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -45,7 +51,7 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
 def produce_confluent(bootstrap: str, topic: str, records: int, size: int, linger_ms: int):
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": linger_ms,
                   "batch.size": 1_000_000, "compression.type": "none",
-                  "queue.buffering.max.messages": 1_000_000})
+                  "queue.buffering.max.messages": 1_000_000, **EXTRA})
     value = os.urandom(size)
     failed = []
 
@@ -72,7 +78,7 @@ def produce_confluent(bootstrap: str, topic: str, records: int, size: int, linge
 def consume_confluent(bootstrap: str, topic: str, partitions: int, records: int):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "throughput-assign-only",
                   "enable.auto.commit": False, "fetch.max.bytes": 52_428_800,
-                  "max.partition.fetch.bytes": 4_194_304})
+                  "max.partition.fetch.bytes": 4_194_304, **EXTRA})
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     got, nbytes = 0, 0
     start = time.perf_counter()
@@ -97,7 +103,8 @@ def produce_kcat(bootstrap: str, topic: str, records: int, size: int, linger_ms:
         f.seek(0)
         start = time.perf_counter()
         subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", topic, "-X", "acks=all",
-                        "-X", f"linger.ms={linger_ms}", "-X", "batch.size=1000000"],
+                        "-X", f"linger.ms={linger_ms}", "-X", "batch.size=1000000",
+                        *kcat_extra()],
                        stdin=f, check=True, timeout=MEASURE_TIMEOUT_S)
         return time.perf_counter() - start
 
@@ -105,10 +112,14 @@ def produce_kcat(bootstrap: str, topic: str, records: int, size: int, linger_ms:
 def consume_kcat(bootstrap: str, topic: str, records: int):
     start = time.perf_counter()
     proc = subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-e", "-o", "beginning",
-                           "-q", "-f", "\n"], stdout=subprocess.PIPE, check=True,
+                           "-q", "-f", "\n", *kcat_extra()], stdout=subprocess.PIPE, check=True,
                           timeout=MEASURE_TIMEOUT_S)
     elapsed = time.perf_counter() - start
     return elapsed, proc.stdout.count(b"\n")
+
+
+def kcat_extra() -> list[str]:
+    return [a for k, v in EXTRA.items() for a in ("-X", f"{k}={v}")]
 
 
 def main() -> int:
@@ -120,7 +131,14 @@ def main() -> int:
     ap.add_argument("--linger-ms", type=int, default=5)
     ap.add_argument("--client", choices=["confluent", "kcat"], default="confluent")
     ap.add_argument("--label", default="", help="free text copied into the JSON line")
+    ap.add_argument("-X", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                    help="a librdkafka setting for every client (repeatable)")
     args = ap.parse_args()
+    for kv in args.extra:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise SystemExit(f"-X {kv}: expected KEY=VALUE")
+        EXTRA[key] = value
 
     topic = f"throughput-{uuid.uuid4().hex[:8]}"
     create_topic(args.bootstrap, topic, args.partitions)
@@ -146,6 +164,7 @@ def main() -> int:
         "label": args.label, "client": args.client, "bootstrap": args.bootstrap,
         "records": args.records, "record_bytes": args.size, "partitions": args.partitions,
         "acks": "all", "linger_ms": args.linger_ms, "compression": "none",
+        "security_protocol": EXTRA.get("security.protocol", "PLAINTEXT"),
         "produce_s": round(p_s, 3), "produce_mb_s": round(mb / p_s, 1),
         "consume_s": round(c_s, 3), "consume_mb_s": round(mb / c_s, 1),
         "host": platform.node(), "cpus": os.cpu_count(),
