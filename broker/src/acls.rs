@@ -4,10 +4,10 @@
 //! `millrace_security::acl`'s (Kafka's `StandardAuthorizer`); this module only turns records
 //! into bindings and picks the index.
 //!
-//! Without `authorizer.class.name` nothing is checked, as in Kafka. Requests on the controller
-//! listener are checked only when they come in an Envelope (a broker forwarding a client's
-//! request with the client's principal): the controller listener is PLAINTEXT and internal,
-//! and its own callers are the cluster's brokers (see docs/ARCHITECTURE.md "ACLs").
+//! Without `authorizer.class.name` nothing is checked, as in Kafka. On the controller listener
+//! a request is judged as the connection's principal (the node's own login; the inter-node
+//! keys need CLUSTER_ACTION), and one a broker forwards in an Envelope as its client (see
+//! docs/ARCHITECTURE.md "ACLs").
 
 use crate::shard::Shard;
 use bytes::{Buf, Bytes};

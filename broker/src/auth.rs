@@ -61,8 +61,9 @@ pub struct SaslSetup {
     pub max_receive_bytes: usize,
 }
 
-/// Every client listener's set-up, in `cluster.client_listeners`' order.
-pub struct Listeners(pub Vec<Arc<ListenerSetup>>);
+/// Every client listener's set-up, in `cluster.client_listeners`' order, and the controller
+/// listener's on a controller whose listener is secured.
+pub struct Listeners(pub Vec<Arc<ListenerSetup>>, pub Option<Arc<ListenerSetup>>);
 
 impl Listeners {
     /// Builds each listener's TLS configuration and SASL tables; an error names the key.
@@ -71,7 +72,11 @@ impl Listeners {
         for l in &config.listener_security {
             out.push(Arc::new(build_one(l)?));
         }
-        Ok(Listeners(out))
+        let controller = match &config.controller_security {
+            Some(l) if l.tls.is_some() || l.sasl.is_some() => Some(Arc::new(build_one(l)?)),
+            _ => None,
+        };
+        Ok(Listeners(out, controller))
     }
 }
 

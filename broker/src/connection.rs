@@ -75,7 +75,7 @@ pub async fn serve(
         .filter(|r| r.setup.sasl.is_some())
         .map(|r| SaslConn::new(r.setup.clone()));
     tracing::debug!(%peer, %principal, "connection");
-    let (reader, writer) = match crate::transport::split(stream, session) {
+    let (reader, writer) = match crate::transport::split(stream, session.map(Into::into)) {
         Ok(halves) => halves,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "splitting connection");

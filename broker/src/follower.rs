@@ -403,6 +403,7 @@ impl Loop {
                 connect_timeout: timeout,
                 reconnect_backoff: backoff.min(Duration::from_millis(50)),
                 reconnect_backoff_max: backoff,
+                route: crate::dial::Route::InterBroker,
                 ..PeerConfig::default()
             },
         ));
@@ -440,11 +441,13 @@ pub(crate) fn leader_address(shard: &Shard, leader: ReplicaId) -> Result<SocketA
         .endpoint(listener)
         .or_else(|| broker.endpoints.first())
         .ok_or_else(|| format!("broker {leader} has no endpoint"))?;
-    (endpoint.host.as_str(), endpoint.port)
+    let addr = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()
         .map_err(|e| format!("resolving {}:{}: {e}", endpoint.host, endpoint.port))?
         .next()
-        .ok_or_else(|| format!("{}:{} resolves to nothing", endpoint.host, endpoint.port))
+        .ok_or_else(|| format!("{}:{} resolves to nothing", endpoint.host, endpoint.port))?;
+    crate::dial::name_address(addr, &endpoint.host);
+    Ok(addr)
 }
 
 /// Refusals that mean the leader's metadata and this broker's disagree for the moment

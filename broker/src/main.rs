@@ -16,6 +16,7 @@ mod connection_limit;
 mod consumer_group;
 mod controller;
 mod coordinator;
+mod dial;
 mod disk;
 mod errors;
 mod follower;

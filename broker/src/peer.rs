@@ -39,11 +39,10 @@
 // Used by the controller listener and the broker lifecycle, which come next.
 #![cfg_attr(not(test), allow(dead_code))]
 
+use crate::transport::{Reader, Writer};
 use bytes::{Buf, Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use millrace_shard::net::TcpStream;
 use millrace_shard::sync::{oneshot, LocalQueue, Notify, OneshotSender, Turn};
 use millrace_shard::time::Instant;
 use millrace_shard::Task;
@@ -79,6 +78,8 @@ pub struct PeerConfig {
     pub response_bytes_max: usize,
     /// Most requests awaiting a response on the connection; more wait for a slot.
     pub in_flight_max: usize,
+    /// Which listener of the peer this reaches, so its TLS and SASL apply ([`crate::dial`]).
+    pub route: crate::dial::Route,
 }
 
 impl Default for PeerConfig {
@@ -91,6 +92,7 @@ impl Default for PeerConfig {
             reconnect_backoff_max: Duration::from_secs(1),
             response_bytes_max: 100 << 20,
             in_flight_max: 32,
+            route: crate::dial::Route::Plain,
         }
     }
 }
@@ -414,9 +416,15 @@ impl PeerClient {
         if connect_timeout.is_zero() {
             return Err(timed_out.clone());
         }
-        let connected = millrace_shard::net::connect(self.addr, connect_timeout).await;
+        let connected = crate::dial::dial(
+            self.addr,
+            connect_timeout,
+            self.config.route,
+            &self.config.client_id,
+        )
+        .await;
         drop(turn);
-        match connected.and_then(|stream| Conn::start(self.addr, stream, &self.config)) {
+        match connected.map(|dialed| Conn::start(self.addr, dialed, &self.config)) {
             Ok(conn) => {
                 let shared = conn.shared.clone();
                 *self.link.borrow_mut() = Some(Rc::new(conn));
@@ -437,7 +445,16 @@ impl PeerClient {
     fn live(&self) -> Option<Rc<Shared>> {
         let answered = {
             let link = self.link.borrow();
-            let shared = &link.as_ref()?.shared;
+            let conn = link.as_ref()?;
+            let shared = &conn.shared;
+            let expiring = conn.reauth_at.is_some_and(|at| Instant::now() >= at);
+            if expiring && shared.broken.borrow().is_none() {
+                // The server's SASL session ends soon: new requests go to a new connection;
+                // this one finishes what it carries, then closes.
+                drop(link);
+                self.retire_expiring();
+                return None;
+            }
             if shared.broken.borrow().is_none() {
                 return Some(shared.clone());
             }
@@ -448,6 +465,31 @@ impl PeerClient {
         drop(retired);
         self.note_failure(answered);
         None
+    }
+
+    /// Moves the current connection aside to drain: it closes once nothing is in flight.
+    fn retire_expiring(&self) {
+        let Some(conn) = self.link.borrow_mut().take() else {
+            return;
+        };
+        tracing::debug!(peer = %self.addr, "SASL session ends: replacing the connection");
+        millrace_shard::spawn_detached(async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let seen = conn.shared.freed.generation();
+                if conn.shared.pending.borrow().is_empty() || conn.shared.broken.borrow().is_some()
+                {
+                    break;
+                }
+                let wait = remaining(deadline);
+                if wait.is_zero() {
+                    break;
+                }
+                millrace_shard::time::timeout(wait, conn.shared.freed.changed_since(seen)).await;
+            }
+            conn.shared.outbox.close();
+            drop(conn);
+        });
     }
 
     fn note_failure(&self, answered: bool) {
@@ -540,13 +582,19 @@ fn remaining(deadline: Instant) -> Duration {
 /// are cancelled (closing both halves of the socket) when this is dropped.
 struct Conn {
     shared: Rc<Shared>,
+    /// When the server's SASL session ends (less a margin); `None` if it does not.
+    reauth_at: Option<Instant>,
     _reader: Task<()>,
     _writer: Task<()>,
 }
 
 impl Conn {
-    fn start(addr: SocketAddr, stream: TcpStream, config: &PeerConfig) -> std::io::Result<Conn> {
-        let (reader, writer) = millrace_shard::net::split(stream)?;
+    fn start(addr: SocketAddr, dialed: crate::dial::Dialed, config: &PeerConfig) -> Conn {
+        let crate::dial::Dialed {
+            reader,
+            writer,
+            reauth_at,
+        } = dialed;
         let shared = Rc::new(Shared {
             addr,
             pending: RefCell::new(HashMap::new()),
@@ -556,11 +604,12 @@ impl Conn {
             freed: Notify::new(),
         });
         let limit = config.response_bytes_max;
-        Ok(Conn {
+        Conn {
             _reader: millrace_shard::spawn(read_loop(shared.clone(), reader, limit)),
             _writer: millrace_shard::spawn(write_loop(shared.clone(), writer)),
             shared,
-        })
+            reauth_at,
+        }
     }
 }
 
@@ -678,7 +727,7 @@ impl Drop for PendingGuard<'_> {
 }
 
 /// Reads response frames and hands them to their requests until the connection fails.
-async fn read_loop(shared: Rc<Shared>, mut reader: TcpStream, limit: usize) {
+async fn read_loop(shared: Rc<Shared>, mut reader: Reader, limit: usize) {
     let error = loop {
         let (correlation_id, result) = match read_response(&mut reader, shared.addr, limit).await {
             Ok(response) => response,
@@ -701,7 +750,7 @@ async fn read_loop(shared: Rc<Shared>, mut reader: TcpStream, limit: usize) {
 /// One response frame: its correlation id and the bytes after it, or `ResponseTooLarge` for
 /// that correlation id (the frame is not read). `Err` when the stream itself fails.
 async fn read_response(
-    reader: &mut TcpStream,
+    reader: &mut Reader,
     addr: SocketAddr,
     limit: usize,
 ) -> Result<(i32, Result<Bytes, PeerError>), PeerError> {
@@ -742,7 +791,7 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Reads exactly `size` bytes, growing the buffer only as bytes arrive (at most doubling), so
 /// a peer that declares a large frame and sends little holds little memory.
-async fn read_bounded(reader: &mut TcpStream, size: usize) -> std::io::Result<Bytes> {
+async fn read_bounded(reader: &mut Reader, size: usize) -> std::io::Result<Bytes> {
     let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
     while buf.len() < size {
         let start = buf.len();
@@ -759,7 +808,7 @@ async fn read_bounded(reader: &mut TcpStream, size: usize) -> std::io::Result<By
 
 /// Writes queued request frames in order until the queue closes or a write fails, then shuts
 /// the socket down so the reader's pending read returns.
-async fn write_loop(shared: Rc<Shared>, mut writer: TcpStream) {
+async fn write_loop(shared: Rc<Shared>, mut writer: Writer) {
     while let Some(frame) = shared.outbox.pop().await {
         if shared.broken.borrow().is_some() {
             break; // requests queued behind the failure have already been failed
@@ -772,7 +821,7 @@ async fn write_loop(shared: Rc<Shared>, mut writer: TcpStream) {
             break;
         }
     }
-    let _ = writer.shutdown(std::net::Shutdown::Both).await;
+    writer.close().await;
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 //! is always kept, so one snapshot message (up to `SNAPSHOT_BYTES_MAX`) fits whatever its size.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use millrace_replication::quorum::{encode_message, Message};
 use millrace_shard::sync::Notify;
 use millrace_wire::frame::RAFT_API_KEY;
@@ -130,9 +129,15 @@ impl Link {
     async fn run(self: Rc<Self>, timing: LinkTiming, stop: impl Fn() -> bool) {
         let mut backoff = timing.backoff;
         while !stop() {
-            let stream = match millrace_shard::net::connect(self.peer, timing.connect_timeout).await
-            {
-                Ok(stream) => stream,
+            let dialed = crate::dial::dial(
+                self.peer,
+                timing.connect_timeout,
+                crate::dial::Route::Controller,
+                &self.client_id,
+            )
+            .await;
+            let dialed = match dialed {
+                Ok(dialed) => dialed,
                 Err(e) => {
                     tracing::debug!(peer = %self.peer, error = %e, "controller link: connect failed");
                     millrace_shard::time::sleep(backoff).await;
@@ -142,20 +147,25 @@ impl Link {
             };
             backoff = timing.backoff;
             tracing::info!(peer = %self.peer, "controller link up");
-            if let Err(e) = self.serve(stream, &stop).await {
+            if let Err(e) = self.serve(dialed, &stop).await {
                 tracing::info!(peer = %self.peer, error = %e, "controller link down");
                 millrace_shard::time::sleep(backoff).await;
             }
         }
     }
 
-    /// Writes queued frames until an error or `stop()`; a reader task drains the answers.
+    /// Writes queued frames until an error, `stop()` or the end of the server's SASL session
+    /// (then a new connection logs in again); a reader task drains the answers.
     async fn serve(
         &self,
-        stream: millrace_shard::net::TcpStream,
+        dialed: crate::dial::Dialed,
         stop: &impl Fn() -> bool,
     ) -> std::io::Result<()> {
-        let (reader, mut writer) = millrace_shard::net::split(stream)?;
+        let crate::dial::Dialed {
+            reader,
+            mut writer,
+            reauth_at,
+        } = dialed;
         let alive = Rc::new(Cell::new(true));
         let reading = {
             let alive = alive.clone();
@@ -165,7 +175,8 @@ impl Link {
                 result
             })
         };
-        while !stop() && alive.get() {
+        let expired = || reauth_at.is_some_and(|at| millrace_shard::time::Instant::now() >= at);
+        while !stop() && alive.get() && !expired() {
             let seen = self.wake.generation();
             match self.pop() {
                 Some(frame) => writer.write_all(&frame).await?,
@@ -176,7 +187,7 @@ impl Link {
                 }
             }
         }
-        drop(writer);
+        writer.close().await;
         if alive.get() {
             return Ok(());
         }
@@ -187,7 +198,7 @@ impl Link {
     }
 }
 
-async fn drain_answers(mut reader: millrace_shard::net::TcpStream) -> std::io::Result<()> {
+async fn drain_answers(mut reader: crate::transport::Reader) -> std::io::Result<()> {
     let mut buf = vec![0u8; 1024];
     loop {
         let mut prefix = [0u8; 4];
@@ -211,6 +222,7 @@ mod tests {
     use super::*;
     use crate::disk::BrokerDisk;
     use crate::quorum::Driver;
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
     use millrace_replication::metadata::{MetadataRecord, ProducerIdsRecord};
     use millrace_replication::quorum::{self, CommittedBatch, QuorumConfig, QuorumRole};
     use millrace_shard::{run_shards, ShardRuntimeConfig};

@@ -90,6 +90,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     drop(held);
     // TLS keys and SASL users are read once, before the shards start: a bad file stops here.
     let listeners = Arc::new(crate::auth::Listeners::build(&config)?);
+    crate::dial::install(&config)?;
     let mesh = MeshSpec::<MeshMsg<Shard>>::new(config.cores, config.mesh_channel_capacity);
     let config = Arc::new(config);
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), cores = config.cores,
@@ -157,7 +158,11 @@ async fn shard_main(
     }
     if shard.id == Shard::controller_shard() {
         if let Some(addr) = config.cluster.controller_listen {
-            serve_controller_listener(shard.clone(), addr)?;
+            let runtime = listeners
+                .1
+                .as_ref()
+                .map(|setup| Rc::new(crate::auth::ListenerRuntime::new(setup.clone())));
+            serve_controller_listener(shard.clone(), addr, runtime)?;
         }
         if let Some(addr) = config.metrics_listen {
             let (serving, open) = (shard.clone(), connections.clone());
@@ -169,16 +174,20 @@ async fn shard_main(
         }
         if let Some(addr) = rest_listen(&config) {
             // A client of this broker's own listener unless told another cluster.
-            let bootstrap = if config.rest_bootstrap.is_empty() {
-                vec![config.advertise.clone()]
+            let (bootstrap, route) = if config.rest_bootstrap.is_empty() {
+                (
+                    vec![config.advertise.clone()],
+                    crate::dial::Route::InterBroker,
+                )
             } else {
-                config.rest_bootstrap.clone()
+                (config.rest_bootstrap.clone(), crate::dial::Route::Plain)
             };
             let rest = Rc::new(crate::rest::Rest::new(
                 bootstrap,
                 format!("millrace-rest-{}", config.node_id),
                 config.socket_request_max_bytes,
                 config.rest_consumer.clone(),
+                route,
             ));
             let handler: crate::http::Handler =
                 Rc::new(move |req| Box::pin(crate::rest::handle(rest.clone(), req)));
@@ -188,15 +197,22 @@ async fn shard_main(
         // where configured.
         let listen = schema_registry_listen(&config);
         if config.cluster.is_broker() || listen.is_some() {
-            let bootstrap = if config.schema_registry_bootstrap.is_empty() {
-                vec![config.advertise.clone()]
+            let (bootstrap, route) = if config.schema_registry_bootstrap.is_empty() {
+                (
+                    vec![config.advertise.clone()],
+                    crate::dial::Route::InterBroker,
+                )
             } else {
-                config.schema_registry_bootstrap.clone()
+                (
+                    config.schema_registry_bootstrap.clone(),
+                    crate::dial::Route::Plain,
+                )
             };
             let registry = Rc::new(crate::registry::Registry::new(
                 bootstrap,
                 format!("millrace-schema-registry-{}", config.node_id),
                 config.socket_request_max_bytes,
+                route,
             ));
             crate::registry::install(registry.clone());
             if let Some(addr) = listen {
@@ -355,7 +371,11 @@ async fn stop_shard(shard: &Rc<Shard>) -> std::io::Result<()> {
 /// Accepts connections on the controller listener (on the controller's shard only) until the
 /// broker stops. They are few (the other controllers and brokers), so `max.connections`,
 /// which bounds clients, does not count them.
-fn serve_controller_listener(shard: Rc<Shard>, addr: std::net::SocketAddr) -> std::io::Result<()> {
+fn serve_controller_listener(
+    shard: Rc<Shard>,
+    addr: std::net::SocketAddr,
+    runtime: Option<Rc<crate::auth::ListenerRuntime>>,
+) -> std::io::Result<()> {
     let listener = millrace_shard::net::listen(addr)?;
     tracing::info!(%addr, "controller listener ready");
     millrace_shard::spawn_detached(async move {
@@ -364,7 +384,7 @@ fn serve_controller_listener(shard: Rc<Shard>, addr: std::net::SocketAddr) -> st
             Duration::from_millis(50),
             || STOP.load(Ordering::Relaxed),
             move |stream| {
-                let shard = shard.clone();
+                let (shard, runtime) = (shard.clone(), runtime.clone());
                 async move {
                     let endpoint = Rc::from(shard.config.cluster.client_listener_name.as_str());
                     millrace_shard::spawn_detached(crate::connection::serve(
@@ -372,7 +392,7 @@ fn serve_controller_listener(shard: Rc<Shard>, addr: std::net::SocketAddr) -> st
                         stream,
                         Listener::Controller,
                         endpoint,
-                        None,
+                        runtime,
                     ));
                 }
             },

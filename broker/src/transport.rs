@@ -1,7 +1,9 @@
-//! A client connection's byte stream: plain TCP, or TLS (rustls, in user space) over it.
+//! A connection's byte stream: plain TCP, or TLS (rustls, in user space) over it; the server
+//! side of client connections and the client side of the broker's own connections to its peers
+//! (inter-broker and controller listeners, [`crate::dial`]).
 //!
 //! A connection is served by a reader task and a writer task over two descriptors of one socket
-//! ([`millrace_shard::net::split`]). Under TLS both hold the one `ServerConnection` in an
+//! ([`millrace_shard::net::split`]). Under TLS both hold the one `rustls::Connection` in an
 //! `Rc<RefCell<_>>`: each borrow is synchronous and short (decrypt what arrived, or encrypt what
 //! is to be sent), never held across an await, so the halves need no lock. Only the writer puts
 //! TLS records on the socket; the reader, when decrypting left something the peer must be sent
@@ -14,7 +16,7 @@
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use millrace_shard::net::TcpStream;
-use rustls::ServerConnection;
+use rustls::{ClientConnection, Connection, ServerConnection};
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
@@ -33,7 +35,7 @@ pub enum Reader {
     /// TLS: the socket, the shared session, and TLS bytes read but not yet given to it.
     Tls {
         sock: TcpStream,
-        session: Rc<RefCell<ServerConnection>>,
+        session: Rc<RefCell<Connection>>,
         raw: Box<[u8]>,
         raw_at: usize,
         raw_end: usize,
@@ -47,7 +49,7 @@ pub enum Writer {
     /// TLS: the socket, the shared session and a buffer for the records to send.
     Tls {
         sock: TcpStream,
-        session: Rc<RefCell<ServerConnection>>,
+        session: Rc<RefCell<Connection>>,
         out: Vec<u8>,
     },
 }
@@ -59,8 +61,37 @@ pub async fn accept_tls(
     config: Arc<rustls::ServerConfig>,
     timeout: Duration,
 ) -> io::Result<ServerConnection> {
+    let session = ServerConnection::new(config).map_err(io::Error::other)?;
+    match handshake(stream, session.into(), timeout, "client").await? {
+        Connection::Server(session) => Ok(session),
+        Connection::Client(_) => unreachable!("a server handshake stays a server session"),
+    }
+}
+
+/// Runs the client side of a TLS handshake with the server at the other end of `stream`,
+/// checking its certificate against `name` (when the configuration checks names).
+pub async fn connect_tls(
+    stream: &mut TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+    timeout: Duration,
+) -> io::Result<ClientConnection> {
+    let session = ClientConnection::new(config, name).map_err(io::Error::other)?;
+    match handshake(stream, session.into(), timeout, "server").await? {
+        Connection::Client(session) => Ok(session),
+        Connection::Server(_) => unreachable!("a client handshake stays a client session"),
+    }
+}
+
+/// Drives `session`'s handshake over `stream` within `timeout`; `peer` names the other side in
+/// errors.
+async fn handshake(
+    stream: &mut TcpStream,
+    mut session: Connection,
+    timeout: Duration,
+    peer: &'static str,
+) -> io::Result<Connection> {
     let handshake = async {
-        let mut session = ServerConnection::new(config).map_err(io::Error::other)?;
         let mut raw = vec![0u8; RAW_READ_BYTES];
         let mut out = Vec::new();
         while session.is_handshaking() {
@@ -72,14 +103,14 @@ pub async fn accept_tls(
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    "closed by the client during the TLS handshake",
+                    format!("closed by the {peer} during the TLS handshake"),
                 ));
             }
             let mut arrived = &raw[..n];
             while !arrived.is_empty() {
                 session.read_tls(&mut arrived)?;
                 if let Err(e) = session.process_new_packets() {
-                    // Tell the client why (the alert is queued), then give up.
+                    // Tell the peer why (the alert is queued), then give up.
                     let _ = send_pending(&mut session, stream, &mut out).await;
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
@@ -99,7 +130,7 @@ pub async fn accept_tls(
 }
 
 /// The two halves of `stream`, with `session` when the connection uses TLS.
-pub fn split(stream: TcpStream, session: Option<ServerConnection>) -> io::Result<(Reader, Writer)> {
+pub fn split(stream: TcpStream, session: Option<Connection>) -> io::Result<(Reader, Writer)> {
     let (reader, writer) = millrace_shard::net::split(stream)?;
     Ok(match session {
         None => (Reader::Plain(reader), Writer::Plain(writer)),
@@ -247,7 +278,7 @@ impl Writer {
 
 /// Sends every record `session` has queued.
 async fn flush_session(
-    session: &RefCell<ServerConnection>,
+    session: &RefCell<Connection>,
     sock: &mut TcpStream,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
@@ -268,7 +299,7 @@ async fn flush_session(
 
 /// The handshake's variant of [`flush_session`], before the session is shared.
 async fn send_pending(
-    session: &mut ServerConnection,
+    session: &mut Connection,
     sock: &mut TcpStream,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {

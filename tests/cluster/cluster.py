@@ -211,6 +211,8 @@ class Node:
                 props["millrace.rest.listen"] = ""
                 props["millrace.schema.registry.listen"] = ""
         props.update(self.cluster.overrides)
+        if self.cluster.node_props:
+            self.cluster.node_props(self, props)
         return props
 
     def command(self) -> list[str]:
@@ -362,7 +364,7 @@ class Node:
 class Cluster:
     def __init__(self, kind: str, n: int = 3, tmp: Path | None = None,
                  overrides: dict[str, str] | None = None, observers: int = 0,
-                 controller_only: bool = False, netns=None):
+                 controller_only: bool = False, netns=None, node_props=None):
         """`n` voters (process.roles=broker,controller; =controller with controller_only)
         with ids 1..n, then `observers` broker-only nodes (process.roles=broker) with the
         next ids."""
@@ -372,6 +374,8 @@ class Cluster:
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.overrides = dict(overrides or {})
+        # node_props(node, props): edits a node's properties last (per-node listeners, keys).
+        self.node_props = node_props
         self.cluster_id = new_cluster_id()
         ports = set()
         while len(ports) < 2 * n + observers:
@@ -495,7 +499,14 @@ class Cluster:
             try:
                 q = c.describe_quorum(x.controller_port)
             except (OSError, ConnectionError, AssertionError):
-                continue
+                # A secured controller listener (test_secure_cluster): ask its client
+                # listener, which forwards DescribeQuorum to the active controller.
+                if x.port is None:
+                    continue
+                try:
+                    q = c.describe_quorum(x.port)
+                except (OSError, ConnectionError, AssertionError):
+                    continue
             if q.error == c.NONE and q.leader_id >= 0:
                 return q
         return None

@@ -82,8 +82,10 @@ def cluster_factory(request, tmp_path):
     nets: list[netns.Netns] = []
 
     def make(overrides: dict[str, str] | None = None, n: int = 3, observers: int = 0,
-             controller_only: bool = False, isolated: bool = False) -> Cluster:
-        """`isolated`: every node in its own network namespace, so a test can cut one off
+             controller_only: bool = False, isolated: bool = False,
+             node_props=None, start: bool = True) -> Cluster:
+        """`node_props(node, props)` edits each node's properties last; `start=False` returns
+        the cluster unstarted. `isolated`: every node in its own network namespace, so a test can cut one off
         (skipped where namespaces cannot be made: not root, no iproute2, a kernel that
         refuses)."""
         net = None
@@ -100,9 +102,9 @@ def cluster_factory(request, tmp_path):
             nets.append(net)
         cl = Cluster(cluster_kind(), n=n, tmp=tmp_path / f"cluster{len(made)}",
                      overrides=overrides, observers=observers,
-                     controller_only=controller_only, netns=net)
+                     controller_only=controller_only, netns=net, node_props=node_props)
         made.append(cl)
-        return cl.start()
+        return cl.start() if start else cl
 
     yield make
     for cl in made:

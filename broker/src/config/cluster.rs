@@ -150,6 +150,8 @@ pub struct Cluster {
     pub controller_listen: Option<SocketAddr>,
     /// Name of the listener controllers are reached on (`controller.listener.names`' first).
     pub controller_listener_name: Option<String>,
+    /// The controller listener's security protocol (`listener.security.protocol.map`).
+    pub controller_protocol: Option<String>,
     /// Name of the inter-broker listener (`inter.broker.listener.name`, or the listener named
     /// after `security.inter.broker.protocol`, or the only client listener): the endpoint
     /// brokers dial each other on and register first.
@@ -395,13 +397,6 @@ impl ClusterKeys {
             ));
         }
         let controller_protocol = self.protocol_of(&controller_name)?;
-        if controller_protocol != "PLAINTEXT" {
-            return Err(err(
-                "listener.security.protocol.map",
-                format!("{controller_name}:{controller_protocol}"),
-                "the controller listener is PLAINTEXT in this build".into(),
-            ));
-        }
         let clients: Vec<&Listener> = self
             .listeners
             .iter()
@@ -448,6 +443,7 @@ impl ClusterKeys {
             voters: self.voters.clone(),
             controller_listen,
             controller_listener_name: Some(controller_name),
+            controller_protocol: Some(controller_protocol),
             client_listener_name: client_name,
             client_listeners,
             rack: self.rack.clone(),
@@ -484,6 +480,7 @@ impl ClusterKeys {
             }],
             controller_listen: None,
             controller_listener_name: None,
+            controller_protocol: None,
             client_listener_name: client_name,
             client_listeners,
             rack: self.rack.clone(),
@@ -545,7 +542,7 @@ impl ClusterKeys {
 
     /// The inter-broker listener: `inter.broker.listener.name`, else the listener named after
     /// `security.inter.broker.protocol` (default PLAINTEXT, as Kafka), else the only client
-    /// listener. Brokers dial each other there, so it is PLAINTEXT in this build.
+    /// listener. Brokers dial each other there, with its protocol.
     fn inter_broker_name(&self, clients: &[ClientListener]) -> Result<String, ConfigError> {
         if let (Some(name), Some(_)) = (
             &self.inter_broker_listener_name,
@@ -581,16 +578,6 @@ impl ClusterKeys {
                 ),
             ));
         };
-        if chosen.protocol != "PLAINTEXT" && self.roles.is_some() {
-            return Err(invalid(
-                key,
-                &chosen.name,
-                format!(
-                    "the inter-broker listener is PLAINTEXT in this build ({} is {})",
-                    chosen.name, chosen.protocol
-                ),
-            ));
-        }
         Ok(chosen.name.clone())
     }
 
@@ -876,11 +863,6 @@ mod tests {
                 "advertised.listeners",
             ),
             ("broker.rack=a", "broker.rack=", "broker.rack"),
-            (
-                "broker.rack=a",
-                "listener.security.protocol.map=PLAINTEXT:SSL,CONTROLLER:PLAINTEXT",
-                "the inter-broker listener is PLAINTEXT",
-            ),
             (
                 "broker.rack=a",
                 "inter.broker.listener.name=CONTROLLER",

@@ -31,6 +31,12 @@ pub struct Config {
     pub security_keys: security::SecurityKeys,
     /// Each client listener's security, in `cluster.client_listeners`' order.
     pub listener_security: Vec<security::ListenerSecurity>,
+    /// The controller listener's security, on a controller.
+    pub controller_security: Option<security::ListenerSecurity>,
+    /// How this broker dials the other brokers' inter-broker listener (cluster brokers only).
+    pub inter_broker_outbound: Option<security::OutboundKeys>,
+    /// How this node dials the controllers' controller listener (cluster nodes only).
+    pub controller_outbound: Option<security::OutboundKeys>,
     /// The ACL authorizer's settings; `None` without `authorizer.class.name` (nothing is
     /// checked).
     pub authorizer: Option<millrace_security::acl::AuthorizerSettings>,
@@ -268,6 +274,9 @@ impl Default for Config {
             cluster_keys: cluster::ClusterKeys::default(),
             security_keys: security::SecurityKeys::default(),
             listener_security: Vec::new(),
+            controller_security: None,
+            inter_broker_outbound: None,
+            controller_outbound: None,
             authorizer: None,
             cluster: cluster::ClusterKeys::default()
                 .resolve(0)
@@ -704,6 +713,53 @@ impl Config {
         Ok(())
     }
 
+    /// The security of the listeners nodes of a cluster dial each other on: the controller
+    /// listener (served by controllers, dialed by every node) and the inter-broker listener
+    /// (dialed by brokers). A single node dials nobody.
+    fn resolve_peer_security(&mut self) -> Result<(), ConfigError> {
+        self.controller_security = None;
+        self.inter_broker_outbound = None;
+        self.controller_outbound = None;
+        let Some(roles) = self.cluster.roles else {
+            return Ok(());
+        };
+        let (Some(name), Some(protocol)) = (
+            self.cluster.controller_listener_name.clone(),
+            self.cluster.controller_protocol.clone(),
+        ) else {
+            return Ok(());
+        };
+        if roles.controller {
+            let listener = cluster::ClientListener {
+                name: name.clone(),
+                host: String::new(),
+                port: 0,
+                protocol: protocol.clone(),
+                advertised: (String::new(), 0),
+            };
+            self.controller_security = Some(self.security_keys.resolve_one(&listener)?);
+        }
+        self.controller_outbound = Some(self.security_keys.resolve_outbound(
+            &name,
+            &protocol,
+            security::CONTROLLER_MECHANISM,
+        )?);
+        if roles.broker {
+            let inter = self
+                .cluster
+                .client_listeners
+                .iter()
+                .find(|l| l.name == self.cluster.client_listener_name)
+                .expect("the inter-broker listener is a client listener");
+            self.inter_broker_outbound = Some(self.security_keys.resolve_outbound(
+                &inter.name,
+                &inter.protocol,
+                security::INTER_BROKER_MECHANISM,
+            )?);
+        }
+        Ok(())
+    }
+
     /// Cross-key checks done once everything is applied; settles the cluster settings.
     pub fn validate(&mut self) -> Result<(), ConfigError> {
         self.cluster = self.cluster_keys.resolve(self.node_id)?;
@@ -718,6 +774,7 @@ impl Config {
             }
         }
         self.listener_security = self.security_keys.resolve(&self.cluster.client_listeners)?;
+        self.resolve_peer_security()?;
         self.authorizer = self.security_keys.authorizer()?;
 
         self.take_client_listener()?;

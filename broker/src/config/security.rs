@@ -170,6 +170,62 @@ pub struct ListenerSecurity {
     pub sasl: Option<SaslKeys>,
 }
 
+/// The client side of a peer listener's TLS, resolved (listener prefix first).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboundTls {
+    /// `ssl.truststore.location`.
+    pub truststore_location: Option<String>,
+    /// `ssl.truststore.certificates`.
+    pub truststore_certificates: Option<String>,
+    /// `ssl.keystore.location`: the client certificate and key (for `ssl.client.auth`).
+    pub keystore_location: Option<String>,
+    /// `ssl.keystore.key`.
+    pub keystore_key: Option<String>,
+    /// `ssl.keystore.certificate.chain`.
+    pub keystore_certificate_chain: Option<String>,
+    /// `ssl.key.password`.
+    pub key_password: Option<String>,
+    /// `ssl.enabled.protocols`.
+    pub enabled_protocols: Vec<String>,
+    /// `ssl.endpoint.identification.algorithm` is `https` (the default), not empty.
+    pub server_name_check: bool,
+}
+
+impl std::fmt::Debug for OutboundTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundTls")
+            .field("truststore_location", &self.truststore_location)
+            .field("keystore_location", &self.keystore_location)
+            .field("enabled_protocols", &self.enabled_protocols)
+            .field("server_name_check", &self.server_name_check)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How this node dials a listener of its peers (the inter-broker or the controller listener).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboundKeys {
+    /// The listener's name.
+    pub listener: String,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The client side of its TLS.
+    pub tls: Option<OutboundTls>,
+    /// The SASL mechanism and the JAAS line with the `username` and `password` to log in with.
+    pub sasl: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for OutboundKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundKeys")
+            .field("listener", &self.listener)
+            .field("protocol", &self.protocol)
+            .field("tls", &self.tls)
+            .field("sasl", &self.sasl.as_ref().map(|(m, _)| m))
+            .finish()
+    }
+}
+
 /// The security keys as given.
 #[derive(Debug, Clone)]
 pub struct SecurityKeys {
@@ -208,7 +264,13 @@ const LISTENER_KEYS: &[&str] = &[
     "sasl.enabled.mechanisms",
     "connections.max.reauth.ms",
     "sasl.server.max.receive.size",
+    "ssl.endpoint.identification.algorithm",
 ];
+
+/// The mechanism a broker logs in with on the inter-broker listener (Kafka's key).
+pub const INTER_BROKER_MECHANISM: &str = "sasl.mechanism.inter.broker.protocol";
+/// The mechanism a node logs in with on the controller listener (Kafka's key).
+pub const CONTROLLER_MECHANISM: &str = "sasl.mechanism.controller.protocol";
 
 /// Kafka's PASSWORD-typed keys among them: described as sensitive, value hidden.
 const SENSITIVE: &[&str] = &[
@@ -268,6 +330,18 @@ impl SecurityKeys {
         if AUTHORIZER_KEYS.contains(&key) {
             check_authorizer_key(key, value)?;
             self.given.insert(key.to_string(), value.to_string());
+            return Ok(true);
+        }
+        if key == INTER_BROKER_MECHANISM || key == CONTROLLER_MECHANISM {
+            let m = value.trim();
+            if !MECHANISMS.contains(&m) {
+                return Err(invalid(
+                    key,
+                    value,
+                    format!("mechanism {m} is not served ({})", MECHANISMS.join(", ")),
+                ));
+            }
+            self.given.insert(key.to_string(), m.to_string());
             return Ok(true);
         }
         if key == "connection.failed.authentication.delay.ms" {
@@ -339,7 +413,114 @@ impl SecurityKeys {
             .collect()
     }
 
-    fn resolve_one(&self, l: &ClientListener) -> Result<ListenerSecurity, ConfigError> {
+    /// How this node dials `listener` (protocol `protocol`) of its peers: the inter-broker
+    /// listener (`mechanism_key` = [`INTER_BROKER_MECHANISM`]) or the controller listener
+    /// ([`CONTROLLER_MECHANISM`]). Kafka's brokers read their client side from the same
+    /// listener-prefixed keys as the server side: the truststore checks the peer, the keystore
+    /// (if any) is the client certificate, and the mechanism's JAAS line names the
+    /// `username` and `password` this node logs in with.
+    pub fn resolve_outbound(
+        &self,
+        listener: &str,
+        protocol: &str,
+        mechanism_key: &str,
+    ) -> Result<OutboundKeys, ConfigError> {
+        let protocol = Protocol::parse(protocol).ok_or_else(|| {
+            invalid(
+                "listener.security.protocol.map",
+                protocol,
+                "unknown security protocol",
+            )
+        })?;
+        let lower = listener.to_ascii_lowercase();
+        let get = |k: &str| self.get(listener, k).map(str::to_string);
+        let tls = match protocol.tls() {
+            false => None,
+            true => {
+                let truststore_location = get("ssl.truststore.location");
+                let truststore_certificates = get("ssl.truststore.certificates");
+                if truststore_location.is_none() && truststore_certificates.is_none() {
+                    return Err(invalid(
+                        &format!("listener.name.{lower}.ssl.truststore.location"),
+                        "",
+                        format!(
+                            "this node dials listener {listener} of its peers over TLS and \
+                             checks their certificates against this truststore (no system \
+                             trust store is read)"
+                        ),
+                    ));
+                }
+                let keystore_location = get("ssl.keystore.location");
+                let keystore_key = get("ssl.keystore.key");
+                let keystore_certificate_chain = get("ssl.keystore.certificate.chain");
+                if keystore_key.is_some() != keystore_certificate_chain.is_some()
+                    || (keystore_location.is_some() && keystore_key.is_some())
+                {
+                    return Err(invalid(
+                        &format!("listener.name.{lower}.ssl.keystore.location"),
+                        "",
+                        "set either ssl.keystore.location or both ssl.keystore.key and \
+                         ssl.keystore.certificate.chain",
+                    ));
+                }
+                Some(OutboundTls {
+                    truststore_location,
+                    truststore_certificates,
+                    keystore_location,
+                    keystore_key,
+                    keystore_certificate_chain,
+                    key_password: get("ssl.key.password"),
+                    enabled_protocols: list(get("ssl.enabled.protocols"), "TLSv1.2,TLSv1.3"),
+                    server_name_check: get("ssl.endpoint.identification.algorithm")
+                        .is_none_or(|v| !v.trim().is_empty()),
+                })
+            }
+        };
+        let sasl = match protocol.sasl() {
+            false => None,
+            true => {
+                let Some(mechanism) = self.given.get(mechanism_key) else {
+                    return Err(invalid(
+                        mechanism_key,
+                        "",
+                        format!(
+                            "listener {listener} uses SASL: name the mechanism this node logs \
+                             in with ({}); Kafka's default, GSSAPI, is not served",
+                            MECHANISMS.join(", ")
+                        ),
+                    ));
+                };
+                let key = format!(
+                    "listener.name.{lower}.{}.sasl.jaas.config",
+                    mechanism.to_ascii_lowercase()
+                );
+                let Some(line) = self.given.get(&key) else {
+                    return Err(invalid(
+                        &key,
+                        "",
+                        format!(
+                            "this node logs in to listener {listener} with {mechanism}: its \
+                             JAAS line needs username and password"
+                        ),
+                    ));
+                };
+                if let Err(e) = millrace_security::sasl::login_credentials(line) {
+                    return Err(invalid(&key, "[hidden]", e.to_string()));
+                }
+                Some((mechanism.clone(), line.clone()))
+            }
+        };
+        Ok(OutboundKeys {
+            listener: listener.to_string(),
+            protocol,
+            tls,
+            sasl,
+        })
+    }
+
+    /// One listener's server-side security, checked (client listeners and the controller
+    /// listener alike).
+    pub fn resolve_one(&self, l: &ClientListener) -> Result<ListenerSecurity, ConfigError> {
         let protocol = Protocol::parse(&l.protocol).ok_or_else(|| {
             invalid(
                 "listener.security.protocol.map",
@@ -498,6 +679,16 @@ impl SecurityKeys {
                 }
                 Ok(())
             }
+            "ssl.endpoint.identification.algorithm"
+                if !value.trim().is_empty() && !value.trim().eq_ignore_ascii_case("https") =>
+            {
+                Err(invalid(
+                    key,
+                    value,
+                    "https (check the peer's name against its certificate) or empty (check \
+                     only the chain)",
+                ))
+            }
             "ssl.protocol" if !["TLSv1.2", "TLSv1.3", "TLS"].contains(&value.trim()) => {
                 Err(invalid(key, value, "TLSv1.2 and TLSv1.3 are served"))
             }
@@ -609,6 +800,70 @@ mod tests {
             .resolve(&[listener("SASL_SSL", "SASL_SSL")])
             .unwrap_err();
         assert!(err.to_string().contains("ssl.keystore.location"), "{err}");
+    }
+
+    #[test]
+    fn peers_are_dialed_with_the_listeners_keys() {
+        const LOGIN: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                             username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\";";
+        let k = keys(&[
+            ("listener.name.internal.ssl.truststore.location", "/ca.pem"),
+            ("listener.name.internal.plain.sasl.jaas.config", LOGIN),
+            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
+            ("ssl.endpoint.identification.algorithm", ""),
+        ])
+        .unwrap();
+        let out = k
+            .resolve_outbound("INTERNAL", "SASL_SSL", INTER_BROKER_MECHANISM)
+            .unwrap();
+        let tls = out.tls.expect("TLS");
+        assert_eq!(tls.truststore_location.as_deref(), Some("/ca.pem"));
+        assert!(
+            tls.keystore_location.is_none(),
+            "a client certificate is optional"
+        );
+        assert!(!tls.server_name_check);
+        assert_eq!(out.sasl.map(|(m, _)| m).as_deref(), Some("PLAIN"));
+        // Plaintext peers need nothing.
+        let plain = k
+            .resolve_outbound("CONTROLLER", "PLAINTEXT", CONTROLLER_MECHANISM)
+            .unwrap();
+        assert!(plain.tls.is_none() && plain.sasl.is_none());
+        // SASL without the mechanism key (Kafka's GSSAPI default is not served).
+        let e = k
+            .resolve_outbound("INTERNAL", "SASL_PLAINTEXT", CONTROLLER_MECHANISM)
+            .unwrap_err();
+        assert!(e.to_string().contains(CONTROLLER_MECHANISM), "{e}");
+        // TLS without a truststore.
+        let e = k
+            .resolve_outbound("CONTROLLER", "SSL", CONTROLLER_MECHANISM)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("listener.name.controller.ssl.truststore.location"),
+            "{e}"
+        );
+        // A JAAS line without username and password cannot log in.
+        let k = keys(&[
+            ("listener.name.internal.ssl.truststore.location", "/ca.pem"),
+            (
+                "listener.name.internal.scram-sha-256.sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            ),
+            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"),
+        ])
+        .unwrap();
+        let e = k
+            .resolve_outbound("INTERNAL", "SASL_SSL", INTER_BROKER_MECHANISM)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("scram-sha-256.sasl.jaas.config"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("username"), "{e}");
+        // Mechanisms must be served ones.
+        assert!(keys(&[("sasl.mechanism.controller.protocol", "GSSAPI")]).is_err());
+        assert!(keys(&[("ssl.endpoint.identification.algorithm", "ldap")]).is_err());
     }
 
     #[test]

@@ -120,6 +120,7 @@ impl Lifecycle {
                     // controller was elected (the wait sits inside the send).
                     reconnect_backoff_max: (self.backoff * 10)
                         .clamp(Duration::from_millis(50), Duration::from_secs(1)),
+                    route: crate::dial::Route::Controller,
                     ..PeerConfig::default()
                 },
             ))

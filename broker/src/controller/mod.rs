@@ -433,6 +433,7 @@ fn voter_addresses(
             .map_err(|e| format!("controller.quorum.voters: resolving {}: {e}", v.host))?
             .next()
             .ok_or_else(|| format!("controller.quorum.voters: {} has no address", v.host))?;
+        crate::dial::name_address(addr, &v.host);
         out.push((raft_id(v.id), addr));
     }
     Ok(out)

@@ -211,6 +211,7 @@ pub async fn run(
                 reconnect_backoff: backoff,
                 reconnect_backoff_max: (backoff * 10)
                     .clamp(Duration::from_millis(50), Duration::from_secs(1)),
+                route: crate::dial::Route::Controller,
                 ..PeerConfig::default()
             };
             (id, Rc::new(PeerClient::new(addr, config)))

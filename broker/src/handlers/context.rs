@@ -7,7 +7,7 @@
 //! act on data another shard owns, and its imports stop at this type. The fields are private to
 //! this module: the handler files are its siblings, not its children.
 
-use super::{Client, Listener};
+use super::Client;
 use crate::config::Config;
 use crate::mesh::{Call, Split, Unavailable};
 use crate::metadata::{MetadataImage, TopicMeta};
@@ -241,13 +241,11 @@ impl Context {
         self.brokers().into_iter().find(|b| b.id == leader)
     }
 
-    /// The authorizer that judges this request: none without `authorizer.class.name`, and
-    /// none for the brokers' own requests on the controller listener (a request a broker
-    /// forwards in an Envelope is judged, with its client's principal).
+    /// The authorizer that judges this request: none without `authorizer.class.name`. On the
+    /// controller listener a request is judged as the connection's principal (the node's own
+    /// login, a super user in a secured cluster), and a request a broker forwards in an
+    /// Envelope as its client.
     pub fn authorizer(&self) -> Option<Rc<Authorizer>> {
-        if self.client.listener == Listener::Controller && !self.client.enveloped {
-            return None;
-        }
         crate::acls::authorizer(&self.shard)
     }
 

@@ -330,6 +330,20 @@ pub async fn dispatch(
     body: Bytes,
     client: Client,
 ) -> Response {
+    if client.listener == Listener::Controller
+        && !client.enveloped
+        && inter_node(header.api_key)
+        && crate::acls::authorizer(shard).is_some()
+    {
+        let ctx = Context::new(shard.clone(), client.clone());
+        if !ctx.allowed_on_cluster(millrace_security::acl::AclOperation::ClusterAction) {
+            return Response::Close(format!(
+                "{} may not CLUSTER_ACTION on the cluster, which api key {} on the controller \
+                 listener needs (add the node's principal to super.users)",
+                client.principal, header.api_key
+            ));
+        }
+    }
     if header.api_key == millrace_wire::frame::RAFT_API_KEY
         && client.listener == Listener::Controller
     {
@@ -358,6 +372,24 @@ pub async fn dispatch(
         return answer;
     }
     (entry.handler)(ctx, header.clone(), body).await
+}
+
+/// The controller listener's keys only nodes send (Raft, registration, heartbeats, replica
+/// state, forwarding): with an authorizer the connection's principal needs CLUSTER_ACTION on
+/// the cluster for them, as Kafka's controllers require (a super user has it).
+fn inter_node(api_key: i16) -> bool {
+    api_key == millrace_wire::frame::RAFT_API_KEY
+        || [
+            ApiKey::BrokerRegistration,
+            ApiKey::BrokerHeartbeat,
+            ApiKey::AllocateProducerIds,
+            ApiKey::Fetch,
+            ApiKey::FetchSnapshot,
+            ApiKey::AlterPartition,
+            ApiKey::Envelope,
+        ]
+        .iter()
+        .any(|k| *k as i16 == api_key)
 }
 
 /// True when a controller-listener request names a cluster id that is not this cluster's

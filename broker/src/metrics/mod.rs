@@ -811,6 +811,7 @@ fn peer(shard: &Shard, broker: i32) -> Result<Rc<PeerClient>, String> {
         Peers(PeerPool::new(PeerConfig {
             client_id: format!("millrace-metrics-{}", shard.config.node_id),
             request_timeout: REMOTE_END_OFFSETS_TIMEOUT,
+            route: crate::dial::Route::InterBroker,
             ..PeerConfig::default()
         }))
     });

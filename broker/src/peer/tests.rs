@@ -8,6 +8,7 @@
 //! outcome under test; assertions are on outcomes, never on durations.
 
 use super::*;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,

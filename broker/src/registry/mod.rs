@@ -56,9 +56,14 @@ pub struct Registry {
 
 impl Registry {
     /// A registry keeping its schemas in the cluster at `bootstrap`.
-    pub fn new(bootstrap: Vec<(String, u16)>, client_id: String, body_max: usize) -> Self {
+    pub fn new(
+        bootstrap: Vec<(String, u16)>,
+        client_id: String,
+        body_max: usize,
+        route: crate::dial::Route,
+    ) -> Self {
         Registry {
-            client: Rc::new(KafkaClient::new(bootstrap, client_id)),
+            client: Rc::new(KafkaClient::new(bootstrap, client_id, route)),
             body_max,
             store: RefCell::new(Store::default()),
             ready: Cell::new(false),

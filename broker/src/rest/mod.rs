@@ -40,8 +40,9 @@ impl Rest {
         client_id: String,
         body_max: usize,
         keys: crate::config::RestConsumerKeys,
+        route: crate::dial::Route,
     ) -> Self {
-        let client = Rc::new(KafkaClient::new(bootstrap, client_id));
+        let client = Rc::new(KafkaClient::new(bootstrap, client_id, route));
         Rest {
             consumers: Rc::new(consumers::Consumers::new(client.clone(), keys)),
             client,

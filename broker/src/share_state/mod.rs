@@ -576,6 +576,7 @@ fn states_of(shard: &Shard) -> Rc<ShardShareStates> {
         peers: PeerPool::new(PeerConfig {
             client_id: format!("millrace-share-state-{}", shard.config.node_id),
             request_timeout: WRITE_TIMEOUT + Duration::from_secs(1),
+            route: crate::dial::Route::InterBroker,
             ..PeerConfig::default()
         }),
         ensuring: Cell::new(false),

@@ -296,6 +296,7 @@ pub fn txns_of(shard: &Shard) -> Rc<ShardTxns> {
         peers: PeerPool::new(PeerConfig {
             client_id: format!("millrace-txn-{}", shard.config.node_id),
             request_timeout: MARKER_TIMEOUT + Duration::from_secs(1),
+            route: crate::dial::Route::InterBroker,
             ..PeerConfig::default()
         }),
         settled: millrace_shard::sync::Notify::new(),

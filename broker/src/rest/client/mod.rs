@@ -10,6 +10,7 @@
 mod admin;
 pub mod group;
 
+use crate::dial::Route;
 use crate::peer::{PeerClient, PeerConfig, PeerError};
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -152,12 +153,17 @@ pub struct KafkaClient {
     /// Topics' metadata with when it was asked, and the cluster id.
     cache: RefCell<HashMap<String, (Instant, TopicInfo)>>,
     cluster_id: RefCell<String>,
+    /// How brokers are dialed.
+    route: Route,
 }
 
 impl KafkaClient {
     /// A client of the cluster at `bootstrap`.
-    pub fn new(bootstrap: Vec<(String, u16)>, client_id: String) -> Self {
+    /// `route` says whether the bootstrap servers are this cluster's inter-broker listener
+    /// (dialed with its security) or another cluster's (dialed in plaintext).
+    pub fn new(bootstrap: Vec<(String, u16)>, client_id: String, route: Route) -> Self {
         KafkaClient {
+            route,
             coordinators: RefCell::new(HashMap::new()),
             bootstrap,
             client_id,
@@ -179,6 +185,7 @@ impl KafkaClient {
             .map_err(|e| format!("resolving {host}:{port}: {e}"))?
             .next()
             .ok_or_else(|| format!("{host}:{port} resolves to nothing"))?;
+        crate::dial::name_address(addr, host);
         let mut peers = self.peers.borrow_mut();
         let client = peers.entry(addr).or_insert_with(|| {
             Rc::new(PeerClient::new(
@@ -187,6 +194,7 @@ impl KafkaClient {
                     client_id: self.client_id.clone(),
                     request_timeout: DELIVERY_TIMEOUT,
                     response_bytes_max: FETCH_RESPONSE_MAX,
+                    route: self.route,
                     ..PeerConfig::default()
                 },
             ))

@@ -1,0 +1,105 @@
+"""A cluster whose own listeners are secured: brokers replicate over a SASL_SSL inter-broker
+listener (INTERNAL) and every node reaches the controllers over a SASL_SSL controller
+listener, each logging in as User:admin (PLAIN) and checking its peer's certificate against
+the test CA; ACLs are on, with admin the only super user. Clients stay on the PLAINTEXT
+listener (User:ANONYMOUS, allowed what no ACL covers).
+
+Run against millrace and, as the reference, a three-node Apache Kafka with the same keys.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import cwire as c
+from cluster import free_port, wait_for
+from securehelp import make_certs
+
+STANDARD = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+PLAIN_LOGIN = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+               'username="admin" password="{password}" user_admin="admin-secret";')
+NOT_ENOUGH_REPLICAS = 19
+
+
+def secured(tmp_path, wrong_password_on: int | None = None):
+    """node_props for a cluster with SASL_SSL INTERNAL and CONTROLLER listeners; node
+    `wrong_password_on` logs in with a wrong password."""
+    d = tmp_path / "certs"
+    d.mkdir()
+    ca = make_certs(d)
+    internal = {}
+
+    def edit(node, props):
+        password = "wrong" if node.node_id == wrong_password_on else "admin-secret"
+        listeners = props["listeners"].split(",")
+        if node.is_broker:
+            internal.setdefault(node.node_id, free_port())
+            listeners.append(f"INTERNAL://{node.host}:{internal[node.node_id]}")
+            props["advertised.listeners"] += f",INTERNAL://{node.host}:{internal[node.node_id]}"
+            props["inter.broker.listener.name"] = "INTERNAL"
+        props["listeners"] = ",".join(listeners)
+        props["listener.security.protocol.map"] = (
+            "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL")
+        props["sasl.mechanism.inter.broker.protocol"] = "PLAIN"
+        props["sasl.mechanism.controller.protocol"] = "PLAIN"
+        for listener in ("internal", "controller"):
+            props[f"listener.name.{listener}.sasl.enabled.mechanisms"] = "PLAIN"
+            props[f"listener.name.{listener}.plain.sasl.jaas.config"] = (
+                PLAIN_LOGIN.format(password=password))
+        props["ssl.keystore.type"] = "PEM"
+        props["ssl.keystore.location"] = str(d / "keystore.pem")
+        props["ssl.truststore.type"] = "PEM"
+        props["ssl.truststore.location"] = str(ca)
+        props["authorizer.class.name"] = STANDARD
+        props["super.users"] = "User:admin"
+        props["allow.everyone.if.no.acl.found"] = "true"
+
+    return edit
+
+
+def test_replication_and_the_quorum_run_over_sasl_ssl(cluster_factory, tmp_path, topic):
+    cl = cluster_factory(node_props=secured(tmp_path))
+    node = cl.running_brokers()[0]
+    made = c.create_topics(node.port, {topic: 1}, replication_factor=3,
+                           configs={"min.insync.replicas": "3"})
+    assert made[topic][0] == c.NONE, made
+
+    def full_isr():
+        p = c.metadata(node.port, [topic]).topics[topic].partitions[0]
+        return p.leader >= 0 and sorted(p.isr) == [1, 2, 3] and p
+    part = wait_for(full_isr, 30, what="all three replicas in sync")
+    leader = cl.node(part.leader)
+    # acks=all with min.insync.replicas=3: acknowledged only once both followers fetched it
+    # over the SASL_SSL inter-broker listener.
+    err, base = c.produce(leader.port, topic, 0, [b"over-sasl-ssl-%d" % i for i in range(20)])
+    assert err == c.NONE, c.error_name(err)
+    assert c.list_offset(leader.port, topic, 0)[1] == base + 20
+    # The controller listener is TLS: a plaintext request there gets no Kafka answer.
+    voter = cl.node(cl.wait_active_controller())
+    with socket.create_connection((voter.host, voter.controller_port), timeout=5) as s:
+        s.sendall(b"\x00\x00\x00\x0c\x00\x12\x00\x00\x00\x00\x00\x07\x00\x02hi")
+        s.settimeout(5)
+        try:
+            reply = s.recv(64)
+        except (ConnectionResetError, socket.timeout):
+            reply = b""
+    assert not reply.startswith(b"\x00\x00\x00"), reply
+
+
+def test_a_node_with_a_wrong_password_stays_out(cluster_factory, tmp_path):
+    cl = cluster_factory(node_props=secured(tmp_path, wrong_password_on=4), observers=1,
+                         start=False)
+    for x in cl.nodes:
+        x.launch()
+    voters = cl.nodes[:3]
+    for x in voters:
+        x.wait_listening()
+    wait_for(lambda: all(cl.registered_brokers(x) == {1, 2, 3} for x in voters), 60,
+             what="the three voters registered")
+    time.sleep(5)
+    assert all(cl.registered_brokers(x) == {1, 2, 3} for x in voters)
+    assert cl.node(4).alive(), "a failed login is retried, not fatal"
+    if cl.kind == "millrace":
+        log = cl.node(4).stdout_path.read_text(errors="replace")
+        assert "authentication with a peer failed" in log, log[-3000:]
