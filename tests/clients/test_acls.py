@@ -200,6 +200,17 @@ def test_consumer_groups_need_read_on_the_group_and_the_topic(acl_broker):
     create(sasl, [allow(topic, AclOperation.READ)])
     got, error = consume("alice")
     assert error is None and len(got) == 5
+    # DescribeGroups with authorized operations: READ on the group implies DESCRIBE; bob, with
+    # no ACL on it, is refused.
+    a = admin(sasl, "alice")
+    [f] = a.describe_consumer_groups([group], include_authorized_operations=True).values()
+    described = f.result(timeout=TIMEOUT_S)
+    assert set(described.authorized_operations) == {AclOperation.READ, AclOperation.DESCRIBE}
+    b = admin(sasl, "bob")  # kept until the answer is in
+    [f] = b.describe_consumer_groups([group]).values()
+    with pytest.raises(KafkaException) as refused:
+        f.result(timeout=TIMEOUT_S)
+    assert error_code(refused.value) == KafkaError.GROUP_AUTHORIZATION_FAILED
 
 
 def test_deny_wins_over_allow_and_cluster_operations_need_alter(acl_broker):

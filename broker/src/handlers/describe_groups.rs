@@ -9,7 +9,7 @@ use crate::coordinator::DescribeGroup;
 use bytes::Bytes;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
-use millrace_security::acl::AclOperation;
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
@@ -57,6 +57,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                 .with_error_code(error)
                 .with_group_state(str_bytes("Dead")),
             Err(error) => described.with_error_code(error),
+        };
+        // v3+: what the principal may do to each group it may describe, when asked.
+        let entry = if req.include_authorized_operations && entry.error_code == 0 {
+            let ops = ctx.authorized_operations(ResourceType::Group, &g.0);
+            entry.with_authorized_operations(ops)
+        } else {
+            entry
         };
         groups.push(entry);
     }

@@ -123,6 +123,18 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         }
         FetchScope::Fetch(partitions) => partitions,
     };
+    let denied = unreadable(&ctx, partitions.iter().map(|p| p.0));
+    let partitions: Vec<TopicIdPartition> = partitions
+        .into_iter()
+        .filter(|p| {
+            let refused = denied.contains(&p.0);
+            if refused {
+                answer.named.insert(*p);
+                answer.partition(*p).error_code = code::TOPIC_AUTHORIZATION_FAILED;
+            }
+            !refused
+        })
+        .collect();
     let max_records = match req.max_records {
         n if n > 0 => n as u32,
         _ => DEFAULT_MAX_RECORDS,
@@ -397,6 +409,24 @@ async fn wait_for_any(ctx: &Context, group: &str, wanted: &[Wanted], max_wait_ms
     .await;
 }
 
+/// The topics among `ids` the request's principal may not READ (unknown ids are left to the
+/// usual UNKNOWN_TOPIC_ID answer).
+pub(super) fn unreadable(
+    ctx: &Context,
+    ids: impl Iterator<Item = uuid::Uuid>,
+) -> BTreeSet<uuid::Uuid> {
+    if ctx.authorizer().is_none() {
+        return BTreeSet::new();
+    }
+    let image = ctx.image();
+    ids.filter(|id| {
+        image
+            .topic_by_id(id)
+            .is_some_and(|t| !ctx.allowed(AclOperation::Read, ResourceType::Topic, &t.name))
+    })
+    .collect()
+}
+
 /// Applies acknowledgements on the partitions' shards: an error code per partition.
 pub(super) async fn acknowledge(
     ctx: &Context,
@@ -407,9 +437,22 @@ pub(super) async fn acknowledge(
     if acks.is_empty() {
         return Vec::new();
     }
+    // Kafka checks READ on each topic too: an acknowledgement for a topic the principal may
+    // not read is refused on its own.
+    let denied = unreadable(ctx, acks.iter().map(|((id, _), _)| *id));
+    let mut out = Vec::with_capacity(acks.len());
+    let acks: Vec<_> = acks
+        .into_iter()
+        .filter(|(p, _)| {
+            let refused = denied.contains(&p.0);
+            if refused {
+                out.push((*p, code::TOPIC_AUTHORIZATION_FAILED));
+            }
+            !refused
+        })
+        .collect();
     let ids: Vec<TopicIdPartition> = acks.iter().map(|(p, _)| *p).collect();
     let wanted = resolve(ctx, &ids);
-    let mut out = Vec::with_capacity(acks.len());
     let mut per_shard: BTreeMap<usize, Vec<(usize, AckItem)>> = BTreeMap::new();
     for (slot, ((id, batches), w)) in acks.into_iter().zip(&wanted).enumerate() {
         match &w.at {

@@ -13,7 +13,7 @@ use kafka_protocol::messages::share_group_describe_response::{
     Assignment as WireAssignment, DescribedGroup, Member, TopicPartitions,
 };
 use kafka_protocol::messages::{ShareGroupDescribeRequest, ShareGroupDescribeResponse, TopicName};
-use millrace_security::acl::AclOperation;
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_wire::frame::RequestHeader;
 
 /// Kafka's `authorized_operations` when not asked for.
@@ -71,6 +71,13 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                     g.0
                 )))),
             Err(error) => out.with_error_code(error),
+        };
+        // Kafka fills it for each group the principal may describe, when asked.
+        let described = if req.include_authorized_operations && described.error_code == 0 {
+            let ops = ctx.authorized_operations(ResourceType::Group, &g.0);
+            described.with_authorized_operations(ops)
+        } else {
+            described
         };
         groups.push(described);
     }

@@ -180,3 +180,63 @@ fn acls_are_created_enforced_described_and_survive_a_crash() {
         act_as(crate::auth::ANONYMOUS);
     });
 }
+
+/// The partition's error in a ShareFetch v1 of `TOPIC`'s partition 0 that opens a share
+/// session (a simulated request has a connection of its own, so acknowledgements, which need
+/// an open session, are not tried here).
+async fn share_fetch(shard: &Rc<Shard>) -> i16 {
+    use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{ShareFetchRequest, ShareFetchResponse};
+    let topic_id = shard.image().topics[TOPIC].id;
+    let req = ShareFetchRequest::default()
+        .with_group_id(Some(StrBytes::from_static_str("share-g").into()))
+        .with_member_id(Some(StrBytes::from_static_str("m-1")))
+        .with_share_session_epoch(0)
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_max_records(10)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(topic_id)
+            .with_partitions(vec![
+                FetchPartition::default().with_partition_index(0)
+            ])]);
+    let resp: ShareFetchResponse = call(shard, ApiKey::ShareFetch, 1, &req).await;
+    resp.responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map(|p| p.error_code)
+        .unwrap_or(resp.error_code)
+}
+
+#[test]
+fn share_fetches_need_read_on_the_group_and_on_each_topic() {
+    let disk = SimDisk::new(4096);
+    let sim = Sim::new(43);
+    let shards = sim.block_on(boot_with(&disk, secured()));
+    sim.block_on(async {
+        act_as("User:admin");
+        let done = create(
+            &shards[0],
+            vec![creation(3, "share-g", 3, "User:alice", 3)], // READ on the group
+        )
+        .await;
+        assert_eq!(done, vec![code::NONE]);
+        act_as("User:alice");
+        assert_eq!(
+            share_fetch(&shards[1]).await,
+            code::TOPIC_AUTHORIZATION_FAILED
+        );
+        act_as("User:admin");
+        let done = create(&shards[0], vec![creation(2, TOPIC, 3, "User:alice", 3)]).await;
+        assert_eq!(done, vec![code::NONE]);
+        act_as("User:alice");
+        let fetched = share_fetch(&shards[1]).await;
+        assert_ne!(
+            fetched,
+            code::TOPIC_AUTHORIZATION_FAILED,
+            "READ on the topic"
+        );
+        assert_ne!(fetched, code::GROUP_AUTHORIZATION_FAILED);
+        act_as(crate::auth::ANONYMOUS);
+    });
+}
