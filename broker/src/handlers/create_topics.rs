@@ -104,7 +104,19 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                         r.num_partitions = o.partitions;
                         r.replication_factor = o.replication_factor;
                     }
-                    if o.error_code == code::NONE && version >= 5 {
+                    // Kafka shows the new topic's configs only to a principal that may
+                    // DESCRIBE_CONFIGS it; others get the tagged config error instead.
+                    let describable = o.error_code == code::NONE
+                        && version >= 5
+                        && ctx.allowed_quietly(
+                            AclOperation::DescribeConfigs,
+                            ResourceType::Topic,
+                            name,
+                        );
+                    if o.error_code == code::NONE && version >= 5 && !describable {
+                        r.topic_config_error_code = code::TOPIC_AUTHORIZATION_FAILED;
+                    }
+                    if describable {
                         let entries = super::describe_configs::topic_entries(&ctx, &o.configs);
                         r.configs = Some(
                             entries

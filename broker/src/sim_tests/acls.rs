@@ -240,3 +240,44 @@ fn share_fetches_need_read_on_the_group_and_on_each_topic() {
         act_as(crate::auth::ANONYMOUS);
     });
 }
+
+#[test]
+fn created_topics_show_their_configs_only_to_who_may_describe_them() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
+    async fn create_topic(shard: &Rc<Shard>, name: &str) -> (i16, i16, bool) {
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.into())))
+                .with_num_partitions(1)
+                .with_replication_factor(1)])
+            .with_timeout_ms(5_000);
+        let resp: CreateTopicsResponse = call(shard, ApiKey::CreateTopics, 7, &req).await;
+        let t = &resp.topics[0];
+        (
+            t.error_code,
+            t.topic_config_error_code,
+            t.configs.as_ref().is_some_and(|c| !c.is_empty()),
+        )
+    }
+    let disk = SimDisk::new(4096);
+    let sim = Sim::new(44);
+    let shards = sim.block_on(boot_with(&disk, secured()));
+    sim.block_on(async {
+        act_as("User:admin");
+        // CREATE (5) on the prefix "made-" for alice, nothing else.
+        let done = create(&shards[0], vec![creation(2, "made-", 4, "User:alice", 5)]).await;
+        assert_eq!(done, vec![code::NONE]);
+        act_as("User:alice");
+        assert_eq!(
+            create_topic(&shards[1], "made-by-alice").await,
+            (code::NONE, code::TOPIC_AUTHORIZATION_FAILED, false)
+        );
+        act_as("User:admin");
+        assert_eq!(
+            create_topic(&shards[1], "made-by-admin").await,
+            (code::NONE, code::NONE, true)
+        );
+        act_as(crate::auth::ANONYMOUS);
+    });
+}
