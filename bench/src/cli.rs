@@ -80,6 +80,13 @@ pub struct WorkloadArgs {
     /// Broker to bootstrap from (HOST:PORT); the leaders come from its metadata.
     #[arg(long = "bootstrap-server", value_name = "HOST:PORT")]
     pub bootstrap_server: String,
+    /// Kafka client properties for a secured listener, the same file Kafka's tools take:
+    /// security.protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), ssl.truststore.* and
+    /// ssl.keystore.* (PEM), ssl.key.password, ssl.endpoint.identification.algorithm,
+    /// ssl.enabled.protocols, sasl.mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and
+    /// sasl.jaas.config. Every connection (set-up and measured) uses it.
+    #[arg(long = "command-config", value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
     /// Topic to use.
     #[arg(long, default_value = "millrace-bench")]
     pub topic: String,

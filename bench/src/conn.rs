@@ -1,4 +1,5 @@
-//! The hot-path connection: pipelined requests on one TCP socket of the current executor.
+//! The hot-path connection: pipelined requests on one TCP socket of the current executor, bare
+//! or under TLS (the shard crate's [`millrace_shard::tls`] halves, sharing one rustls session).
 //!
 //! ```text
 //!   sender task ──frame──► socket (write half)        reader task ◄── socket (read half)
@@ -11,19 +12,32 @@
 //! hands the body to the entry's reply callback. Pushing a pending entry waits while
 //! `max_in_flight` requests are unanswered: that is the pipelining bound. Requests that get no
 //! response (Produce with acks=0) are written without an entry.
+//!
+//! With `--command-config` the connection is secured before the tasks start: the TLS handshake
+//! for the dialed host's name, then the SASL login (SaslHandshake v1, SaslAuthenticate v2 rounds
+//! of the security crate's `LoginExchange`), one request at a time.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use kafka_protocol::protocol::Request;
+use kafka_protocol::messages::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::{Decodable, Request, StrBytes};
+use millrace_security::client::{server_name, ClientSecurity, LoginExchange};
 use millrace_shard::net::TcpStream;
 use millrace_shard::sync::Notify;
+use millrace_shard::tls::{Reader, Writer};
 
-use crate::setup::{api_key, encode_request, RESPONSE_BYTES_MAX};
+use crate::setup::{api_key, encode_request, login_error, RESPONSE_BYTES_MAX};
 use crate::BenchError;
+
+/// How long the TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What to do with a response body (after its header), or with the connection's failure.
 pub type Reply = Box<dyn FnOnce(Result<Bytes, BenchError>)>;
@@ -49,7 +63,7 @@ struct Shared {
 
 /// A pipelined connection. Lives on the executor that opened it; one task sends on it.
 pub struct Conn {
-    writer: TcpStream,
+    writer: Writer,
     shared: Rc<Shared>,
     max_in_flight: usize,
     correlation_id: i32,
@@ -57,16 +71,41 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects to `address` and starts the reader task on the current executor.
-    pub async fn connect(address: &str, max_in_flight: usize) -> Result<Conn, BenchError> {
+    /// Connects to `address`, secures the connection as `security` says (TLS, then SASL) and
+    /// starts the reader task on the current executor.
+    pub async fn connect(
+        address: &str,
+        max_in_flight: usize,
+        security: &ClientSecurity,
+    ) -> Result<Conn, BenchError> {
         let fail = |e: std::io::Error| BenchError::Io(format!("connecting to {address}: {e}"));
-        let stream = TcpStream::connect(address)
+        let mut stream = TcpStream::connect(address)
             .await
             .map_err(|e| BenchError::Io(format!("connecting to {address}: {e}")))?;
         stream
             .set_nodelay(true)
             .map_err(|e| BenchError::Io(format!("connecting to {address}: {e}")))?;
-        let (reader, writer) = millrace_shard::net::split(stream).map_err(fail)?;
+        let session = match &security.tls {
+            None => None,
+            Some(config) => {
+                let name =
+                    server_name(address).map_err(|e| BenchError::Io(format!("{address}: {e}")))?;
+                let session = millrace_shard::tls::connect_tls(
+                    &mut stream,
+                    config.clone(),
+                    name,
+                    TLS_HANDSHAKE_TIMEOUT,
+                )
+                .await
+                .map_err(|e| BenchError::Auth(format!("TLS handshake with {address}: {e}")))?;
+                Some(session.into())
+            }
+        };
+        let (mut reader, mut writer) = millrace_shard::tls::split(stream, session).map_err(fail)?;
+        if let Some(login) = &security.sasl {
+            let exchange = LoginExchange::new(login);
+            authenticate(&mut reader, &mut writer, exchange, address).await?;
+        }
         let shared = Rc::new(Shared {
             pending: RefCell::new(VecDeque::new()),
             changed: Notify::new(),
@@ -149,7 +188,7 @@ impl Drop for Conn {
     }
 }
 
-async fn read_loop(mut reader: TcpStream, shared: Rc<Shared>) {
+async fn read_loop(mut reader: Reader, shared: Rc<Shared>) {
     let mut buf = BytesMut::new();
     // The previous response's whole frame; once its reply has dropped every view of it, its
     // allocation (already written, so needing no zeroing) receives the next response.
@@ -201,11 +240,63 @@ async fn read_loop(mut reader: TcpStream, shared: Rc<Shared>) {
     }
 }
 
+/// SaslHandshake v1, then SaslAuthenticate v2 rounds until `exchange` is done, one request at
+/// a time on a connection nothing else uses yet. Login failures carry the broker's words
+/// ([`login_error`]).
+async fn authenticate(
+    reader: &mut Reader,
+    writer: &mut Writer,
+    mut exchange: LoginExchange,
+    address: &str,
+) -> Result<(), BenchError> {
+    let mut handshake = SaslHandshakeRequest::default();
+    handshake.mechanism = StrBytes::from_static_str(exchange.mechanism());
+    let answer: SaslHandshakeResponse = call(reader, writer, &handshake, 1, 1, address).await?;
+    let enabled: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
+    let first = exchange.handshake_answered(answer.error_code, &enabled);
+    let mut token = first.map_err(|e| login_error(address, e))?;
+    let mut correlation_id = 1;
+    loop {
+        correlation_id += 1;
+        let mut request = SaslAuthenticateRequest::default();
+        request.auth_bytes = Bytes::from(token);
+        let answer: SaslAuthenticateResponse =
+            call(reader, writer, &request, 2, correlation_id, address).await?;
+        let message = answer.error_message.as_ref().map(|m| m.as_str());
+        let next = exchange.authenticate_answered(answer.error_code, message, &answer.auth_bytes);
+        match next.map_err(|e| login_error(address, e))? {
+            Some(next) => token = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// One request to `address` and its decoded answer.
+async fn call<R: Request>(
+    reader: &mut Reader,
+    writer: &mut Writer,
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+    address: &str,
+) -> Result<R::Response, BenchError> {
+    let key = api_key(R::KEY);
+    let frame = encode_request(request, version, correlation_id)?;
+    let io = |e: std::io::Error| BenchError::Io(format!("logging in to {address}: {e}"));
+    writer.write_all(&frame).await.map_err(io)?;
+    let mut buf = BytesMut::new();
+    let header_version = key.response_header_version(version);
+    let (_, mut body) =
+        read_response(reader, &mut buf, correlation_id, header_version, |_| {}).await?;
+    R::Response::decode(&mut body, version)
+        .map_err(|e| BenchError::Protocol(format!("{key:?} v{version} response: {e}")))
+}
+
 /// Reads one response into `buf`, whose bytes up to its length are already initialised and are
 /// overwritten without zeroing. Returns the whole buffer and the response's body (after its
 /// header).
 async fn read_response(
-    reader: &mut TcpStream,
+    reader: &mut Reader,
     buf: &mut BytesMut,
     correlation_id: i32,
     header_version: i16,
@@ -287,7 +378,9 @@ mod tests {
             let address = address.clone();
             let expected = expected.clone();
             async move {
-                let mut conn = Conn::connect(&address, 1).await.unwrap();
+                let mut conn = Conn::connect(&address, 1, &Default::default())
+                    .await
+                    .unwrap();
                 let mut starts = Vec::new();
                 for want in &expected {
                     let got: Rc<RefCell<Option<Bytes>>> = Rc::default();

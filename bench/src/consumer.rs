@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -23,6 +24,7 @@ use crate::conn::Conn;
 use crate::run::Executor;
 use crate::stats::record_ns;
 use crate::BenchError;
+use millrace_security::client::ClientSecurity;
 use millrace_wire::codes::NONE;
 
 /// Largest decompressed batch a consumer accepts.
@@ -49,6 +51,8 @@ pub struct ConsumerSpec {
     pub topic: String,
     /// (partition, leader address, start offset, end offset for catch-up).
     pub partitions: Vec<(i32, String, i64, i64)>,
+    /// TLS and SASL for the connections (`--command-config`).
+    pub security: Arc<ClientSecurity>,
     /// Fetch request version.
     pub fetch_version: i16,
     /// Long-poll wait.
@@ -107,7 +111,7 @@ async fn fetch_loop(
     leader: &str,
     parts: Vec<(i32, i64, i64)>,
 ) -> Result<(), BenchError> {
-    let mut conn = Conn::connect(leader, 1).await?;
+    let mut conn = Conn::connect(leader, 1, &spec.security).await?;
     let mut positions: Vec<Position> = parts
         .into_iter()
         .map(|(partition, offset, end)| Position {
@@ -350,6 +354,7 @@ mod tests {
             index: 0,
             topic: "t".into(),
             partitions: Vec::new(),
+            security: Default::default(),
             fetch_version: 12,
             max_wait_ms: 100,
             fetch_max_bytes: 1 << 20,

@@ -30,6 +30,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::setup::{topic_name, SyncClient};
 use crate::BenchError;
+use millrace_security::client::ClientSecurity;
 use millrace_wire::codes::{
     COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, ILLEGAL_GENERATION,
     MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
@@ -60,6 +61,7 @@ impl Group {
     /// partition of `topic` exactly once. Returns the group and each member's partitions.
     pub fn join(
         bootstrap: &str,
+        security: &Arc<ClientSecurity>,
         group: &str,
         topic: &str,
         partitions: usize,
@@ -75,9 +77,10 @@ impl Group {
             let (bootstrap, group, topic) =
                 (bootstrap.to_string(), group.to_string(), topic.to_string());
             let (stop, running) = (stop.clone(), running.clone());
+            let security = security.clone();
             threads.push(std::thread::spawn(move || {
                 let flags = (&*stop, &*running);
-                if let Err(e) = member_loop(&bootstrap, &group, &topic, flags, &state) {
+                if let Err(e) = member_loop(&bootstrap, &security, &group, &topic, flags, &state) {
                     lock(&state).failure = Some(e.to_string());
                 }
             }));
@@ -148,14 +151,15 @@ fn settled(members: &[Held], partitions: usize) -> bool {
 
 fn member_loop(
     bootstrap: &str,
+    security: &Arc<ClientSecurity>,
     group: &str,
     topic: &str,
     (stop, running): (&AtomicBool, &AtomicBool),
     state: &Mutex<Held>,
 ) -> Result<(), BenchError> {
-    let mut bootstrap_client = SyncClient::connect(bootstrap)?;
+    let mut bootstrap_client = SyncClient::connect(bootstrap, security)?;
     let coordinator = find_coordinator(&mut bootstrap_client, group)?;
-    let mut client = SyncClient::connect(&coordinator)?;
+    let mut client = SyncClient::connect(&coordinator, security)?;
     let mut member_id = String::new();
     let mut generation = -1;
     while !stop.load(Ordering::Relaxed) {

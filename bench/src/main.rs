@@ -39,6 +39,9 @@ pub enum BenchError {
     /// The broker answered something we cannot read.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The broker refused the SASL login (or the TLS handshake failed).
+    #[error("{0}")]
+    Auth(String),
     /// The broker answered with a Kafka error code.
     #[error("{0}: Kafka error code {1}")]
     Kafka(String, i16),

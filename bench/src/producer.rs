@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -25,6 +26,7 @@ use crate::rate::Schedule;
 use crate::run::{Clock, Executor};
 use crate::stats::record_ns;
 use crate::BenchError;
+use millrace_security::client::ClientSecurity;
 
 /// Everything a producer needs; built on the main thread, sent to an executor.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct ProducerSpec {
     pub topic: String,
     /// Leader address of each partition (index = partition).
     pub leaders: Vec<String>,
+    /// TLS and SASL for the connections (`--command-config`).
+    pub security: Arc<ClientSecurity>,
     /// Bytes of each record's value (at least the 8-byte stamp).
     pub record_size: usize,
     /// Key distribution.
@@ -79,7 +83,7 @@ pub async fn run(spec: ProducerSpec, exec: Rc<Executor>) -> Result<(), BenchErro
         if !conns.contains_key(address) {
             conns.insert(
                 address.clone(),
-                Conn::connect(address, spec.max_in_flight).await?,
+                Conn::connect(address, spec.max_in_flight, &spec.security).await?,
             );
         }
     }

@@ -1,12 +1,14 @@
 //! The blocking side of the client: everything that happens before or beside the measured
 //! traffic (API versions, metadata, topic creation, list offsets, producer ids, the consumer
-//! group's join/sync/heartbeat). None of it is on the hot path, so it uses plain blocking
-//! sockets on the main thread (or the group's heartbeat thread), one request at a time.
+//! group's join/sync/heartbeat). None of it is on the hot path, so it uses blocking sockets
+//! (the security crate's `Stream`: TCP or TLS) on the main thread (or the group's heartbeat
+//! thread), one request at a time. With a SASL login from `--command-config` it authenticates
+//! right after ApiVersions (SaslHandshake v1, SaslAuthenticate rounds).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -14,11 +16,13 @@ use kafka_protocol::messages::{
     create_topics_request::CreatableTopic, list_offsets_request::ListOffsetsPartition,
     list_offsets_request::ListOffsetsTopic, metadata_request::MetadataRequestTopic, ApiKey,
     ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, RequestHeader, ResponseHeader, TopicName,
+    ListOffsetsRequest, MetadataRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use crate::BenchError;
+use millrace_security::client::{ClientSecurity, LoginError, LoginExchange, Stream};
 use millrace_wire::codes::{
     COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NONE, NOT_COORDINATOR,
     TOPIC_ALREADY_EXISTS, UNSUPPORTED_VERSION,
@@ -26,7 +30,6 @@ use millrace_wire::codes::{
 
 /// Largest response frame accepted from a broker.
 pub const RESPONSE_BYTES_MAX: usize = 256 << 20;
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// The client id every bench connection sends.
 pub const CLIENT_ID: &str = "millrace-bench";
 const LEADER_WAIT: Duration = Duration::from_secs(15);
@@ -37,8 +40,10 @@ pub const LATEST: i64 = -1;
 
 /// One blocking connection with the versions its broker advertised.
 pub struct SyncClient {
-    stream: TcpStream,
+    stream: Stream,
     address: String,
+    /// What this connection was opened with; connections to other brokers reuse it.
+    security: Arc<ClientSecurity>,
     correlation_id: i32,
     versions: BTreeMap<i16, (i16, i16)>,
 }
@@ -65,25 +70,54 @@ impl TopicRoute {
 }
 
 impl SyncClient {
-    /// Connects and loads the broker's API versions.
-    pub fn connect(address: &str) -> Result<SyncClient, BenchError> {
-        let fail = |e: std::io::Error| BenchError::Io(format!("connecting to {address}: {e}"));
-        let addr = address
-            .to_socket_addrs()
-            .map_err(fail)?
-            .next()
-            .ok_or_else(|| BenchError::Io(format!("{address} resolves to nothing")))?;
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(fail)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(fail)?;
-        stream.set_nodelay(true).map_err(fail)?;
+    /// Connects (TCP, or TLS with `security.tls`), loads the broker's API versions and logs
+    /// in with `security.sasl`.
+    pub fn connect(
+        address: &str,
+        security: &Arc<ClientSecurity>,
+    ) -> Result<SyncClient, BenchError> {
+        let stream = Stream::open(address, security.tls.as_ref())
+            .map_err(|e| BenchError::Io(format!("connecting to {address}: {e}")))?;
         let mut client = SyncClient {
             stream,
             address: address.to_string(),
+            security: security.clone(),
             correlation_id: 0,
             versions: BTreeMap::new(),
         };
         client.load_versions()?;
+        if let Some(login) = &security.sasl {
+            client.authenticate(LoginExchange::new(login))?;
+        }
         Ok(client)
+    }
+
+    /// What this connection was opened with.
+    pub fn security(&self) -> &Arc<ClientSecurity> {
+        &self.security
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate rounds until `exchange` is done.
+    fn authenticate(&mut self, mut exchange: LoginExchange) -> Result<(), BenchError> {
+        let mut handshake = SaslHandshakeRequest::default();
+        handshake.mechanism = StrBytes::from_static_str(exchange.mechanism());
+        let response = self.call(&handshake, 1..=1)?;
+        let enabled: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+        let first = exchange.handshake_answered(response.error_code, &enabled);
+        let mut token = first.map_err(|e| login_error(&self.address, e))?;
+        let version = self.version(ApiKey::SaslAuthenticate, 0..=2)?;
+        loop {
+            let mut request = SaslAuthenticateRequest::default();
+            request.auth_bytes = Bytes::from(token);
+            let response = self.call_at(&request, version)?;
+            let message = response.error_message.as_ref().map(|m| m.as_str());
+            let next =
+                exchange.authenticate_answered(response.error_code, message, &response.auth_bytes);
+            match next.map_err(|e| login_error(&self.address, e))? {
+                Some(next) => token = next,
+                None => return Ok(()),
+            }
+        }
     }
 
     /// The highest version of `key` in `ours` the broker supports.
@@ -352,6 +386,17 @@ pub fn encode_request<R: Request>(
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf)
+}
+
+/// A failed SASL login with `address`, with the Kafka error's name when the broker refused.
+pub fn login_error(address: &str, e: LoginError) -> BenchError {
+    let name = match &e {
+        LoginError::Handshake { code, .. } | LoginError::Refused { code, .. } => {
+            format!(" ({})", millrace_wire::codes::name(*code))
+        }
+        LoginError::Client { .. } => String::new(),
+    };
+    BenchError::Auth(format!("logging in to {address}: {e}{name}"))
 }
 
 /// A topic name as kafka-protocol wants it.

@@ -2,6 +2,9 @@
 //! the run on the executors, then the summary and the JSON.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use millrace_security::client::ClientSecurity;
 
 use crate::cli::{From, WorkloadArgs};
 use crate::consumer::{ConsumerSpec, StopAt};
@@ -40,7 +43,8 @@ const NS: u64 = 1_000_000_000;
 pub fn run(kind: Kind, args: WorkloadArgs) -> Result<(), BenchError> {
     check_args(&args)?;
     let started_at_ms = millrace_shard::time::now_ms();
-    let mut client = SyncClient::connect(&args.bootstrap_server)?;
+    let security = Arc::new(load_security(&args)?);
+    let mut client = SyncClient::connect(&args.bootstrap_server, &security)?;
     if let Some(n) = args.partitions {
         if client.create_topic(&args.topic, n)? {
             eprintln!("created topic {} with {n} partitions", args.topic);
@@ -64,6 +68,7 @@ pub fn run(kind: Kind, args: WorkloadArgs) -> Result<(), BenchError> {
             let members = args.consumers.min(partitions.len());
             let (group, assigned) = Group::join(
                 &args.bootstrap_server,
+                &security,
                 id,
                 &args.topic,
                 partitions.len(),
@@ -148,6 +153,23 @@ pub fn run(kind: Kind, args: WorkloadArgs) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// The `--command-config` file's TLS configuration and SASL login (none without it); its
+/// warnings go to stderr.
+fn load_security(args: &WorkloadArgs) -> Result<ClientSecurity, BenchError> {
+    let Some(path) = &args.command_config else {
+        return Ok(ClientSecurity::default());
+    };
+    let (security, warnings) = millrace_security::client::load(path)
+        .map_err(|e| BenchError::Usage(format!("--command-config {}: {e}", path.display())))?;
+    for warning in warnings {
+        eprintln!(
+            "millrace-bench: warning: --command-config {}: {warning}",
+            path.display()
+        );
+    }
+    Ok(security)
+}
+
 fn check_args(args: &WorkloadArgs) -> Result<(), BenchError> {
     let usage = |m: &str| Err(BenchError::Usage(m.to_string()));
     if args.record_size < crate::batch::STAMP_BYTES || args.record_size > 64 << 20 {
@@ -217,6 +239,7 @@ fn producer_specs(
                 },
                 seed: args.seed,
                 end_ns,
+                security: client.security().clone(),
             })
         })
         .collect()
@@ -295,6 +318,7 @@ fn consumer_specs(
             index: args.producers * usize::from(kind == Kind::E2e) + index,
             topic: args.topic.clone(),
             partitions: mine,
+            security: client.security().clone(),
             fetch_version,
             max_wait_ms: args.fetch_max_wait_ms,
             fetch_max_bytes: args.fetch_max_bytes,

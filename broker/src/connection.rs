@@ -2,7 +2,7 @@
 //! writer that sends responses strictly in request order. At most `queued.max.requests`
 //! requests are in flight per connection; past that the reader stops reading the socket.
 //!
-//! On a TLS listener the connection starts with the handshake ([`crate::transport`]); on a
+//! On a TLS listener the connection starts with the handshake ([`millrace_shard::tls`]); on a
 //! SASL listener the reader runs the SASL exchange itself, one request at a time, before any
 //! other request is started ([`crate::auth`]).
 
@@ -11,13 +11,13 @@ use crate::handlers::{Listener, RecordPiece, Response};
 use crate::shard::Shard;
 use crate::share::session::ShareSessions;
 use crate::stats::RequestClock;
-use crate::transport::{Reader, Writer};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use millrace_security::sasl::{Mechanism, ScramCredential};
 use millrace_shard::net::{pread_exact, sendfile_some, TcpStream};
 use millrace_shard::sync::LocalQueue;
 use millrace_shard::time::Instant;
+use millrace_shard::tls::{self, Reader, Writer};
 use millrace_shard::Task;
 use millrace_wire::fetch::FetchChunk;
 use millrace_wire::frame::{frame_size, parse_request_header, peek_fixed, RequestHeader};
@@ -50,16 +50,14 @@ pub async fn serve(
     let mut principal = crate::auth::ANONYMOUS.to_string();
     let session = match runtime.as_ref().and_then(|r| r.tls_config()) {
         None => None,
-        Some(config) => {
-            match crate::transport::accept_tls(&mut stream, config, TLS_HANDSHAKE_TIMEOUT).await {
-                Ok(session) => Some(session),
-                Err(e) => {
-                    tracing::warn!(%peer, listener = %endpoint, error = %e,
+        Some(config) => match tls::accept_tls(&mut stream, config, TLS_HANDSHAKE_TIMEOUT).await {
+            Ok(session) => Some(session),
+            Err(e) => {
+                tracing::warn!(%peer, listener = %endpoint, error = %e,
                         "closing connection: TLS handshake failed (a plaintext client on a TLS listener?)");
-                    return;
-                }
+                return;
             }
-        }
+        },
     };
     if let (Some(session), Some(runtime)) = (&session, &runtime) {
         match runtime.tls_principal(session) {
@@ -75,7 +73,7 @@ pub async fn serve(
         .filter(|r| r.setup.sasl.is_some())
         .map(|r| SaslConn::new(r.setup.clone()));
     tracing::debug!(%peer, %principal, "connection");
-    let (reader, writer) = match crate::transport::split(stream, session.map(Into::into)) {
+    let (reader, writer) = match tls::split(stream, session.map(Into::into)) {
         Ok(halves) => halves,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "splitting connection");

@@ -18,7 +18,6 @@
 
 use crate::config::security::{OutboundKeys, OutboundTls};
 use crate::config::Config;
-use crate::transport::{Reader, Writer};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{
     RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
@@ -30,6 +29,7 @@ use millrace_security::sasl::{
 };
 use millrace_security::tls::{self, ClientTlsSettings, KeySource, TrustSource};
 use millrace_shard::time::Instant;
+use millrace_shard::tls::{Reader, Writer};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -222,7 +222,7 @@ pub async fn dial(
 ) -> io::Result<Dialed> {
     let mut stream = millrace_shard::net::connect(addr, timeout).await?;
     let Some(out) = outbound(route) else {
-        let (reader, writer) = crate::transport::split(stream, None)?;
+        let (reader, writer) = millrace_shard::tls::split(stream, None)?;
         return Ok(Dialed {
             reader,
             writer,
@@ -234,7 +234,7 @@ pub async fn dial(
         Some(client) => {
             let config = client.config(&out.listener);
             let session =
-                crate::transport::connect_tls(&mut stream, config, server_name(addr), timeout)
+                millrace_shard::tls::connect_tls(&mut stream, config, server_name(addr), timeout)
                     .await
                     .map_err(|e| {
                         io::Error::new(
@@ -245,7 +245,7 @@ pub async fn dial(
             Some(session.into())
         }
     };
-    let (mut reader, mut writer) = crate::transport::split(stream, session)?;
+    let (mut reader, mut writer) = millrace_shard::tls::split(stream, session)?;
     let mut reauth_at = None;
     if let Some((mechanism, login)) = &out.sasl {
         let exchange = authenticate(&mut reader, &mut writer, *mechanism, login, client_id);

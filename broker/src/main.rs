@@ -48,7 +48,6 @@ mod state_log;
 mod stats;
 mod stop;
 mod topic_config;
-mod transport;
 mod txn;
 
 use clap::Parser;

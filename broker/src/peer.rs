@@ -39,12 +39,12 @@
 // Used by the controller listener and the broker lifecycle, which come next.
 #![cfg_attr(not(test), allow(dead_code))]
 
-use crate::transport::{Reader, Writer};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use millrace_shard::sync::{oneshot, LocalQueue, Notify, OneshotSender, Turn};
 use millrace_shard::time::Instant;
+use millrace_shard::tls::{Reader, Writer};
 use millrace_shard::Task;
 use millrace_wire::frame::{request_header_version, response_header_version, SIZE_PREFIX_BYTES};
 use std::cell::{Cell, RefCell};

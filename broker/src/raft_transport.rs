@@ -198,7 +198,7 @@ impl Link {
     }
 }
 
-async fn drain_answers(mut reader: crate::transport::Reader) -> std::io::Result<()> {
+async fn drain_answers(mut reader: millrace_shard::tls::Reader) -> std::io::Result<()> {
     let mut buf = vec![0u8; 1024];
     loop {
         let mut prefix = [0u8; 4];

@@ -43,7 +43,8 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
     // The tools log in to secured listeners with the security crate's SASL client and TLS
     // configuration, and name ACLs with its vocabulary.
     ("tools", "millrace-tools", &["wire", "security"]),
-    ("bench", "millrace-bench", &["wire", "shard"]),
+    // The bench connects to secured listeners as the tools do (`--command-config`).
+    ("bench", "millrace-bench", &["wire", "shard", "security"]),
     ("tuning", "millrace-tune", &[]),
     // The schema registry's rules: pure, like wire (ARCHITECTURE.md, "The workspace").
     ("schema", "millrace-schema", &[]),

@@ -22,6 +22,8 @@
 //!   probe) with a buffered read descriptor beside each segment for sendfile. Glommio only; a
 //!   simulation uses the storage crate's `SimDisk`.
 //! * [`net`]: sockets and zero-copy sends (glommio only).
+//! * [`tls`]: a socket's reader and writer halves, plain or sharing one rustls session; the
+//!   broker's connections and the bench's hot-path connections (glommio only).
 //! * [`time`]: timers, the wall clock (`now_ms`), a monotonic [`time::Instant`] and cooperative
 //!   yielding; virtual under a simulation.
 //! * [`reap`]: closes and unlinks that can free a file's blocks, done off the shard's thread
@@ -41,6 +43,7 @@ pub mod runtime;
 pub mod sim;
 pub mod sync;
 pub mod time;
+pub mod tls;
 
 pub use runtime::{run_shards, ShardId, ShardRuntimeConfig};
 pub use sim::Sim;

@@ -5,11 +5,11 @@
 //! response = size:i32 | correlation_id:i32 | [header v1] tagged fields | body
 //! ```
 //!
-//! On connect (over TCP or TLS, `transport.rs`) the client asks for the broker's API versions
+//! On connect (over TCP or TLS, the security crate's `client::Stream`) the client asks for the broker's API versions
 //! (ApiVersions v3, falling back to the version the broker names when it answers
 //! UNSUPPORTED_VERSION in the v0 format), then, with a SASL login from `--command-config`,
 //! authenticates: SaslHandshake v1 and SaslAuthenticate rounds driven by the security crate's
-//! `SaslClient`; a refusal carries the broker's error message. Every later request goes out at
+//! `LoginExchange`; a refusal carries the broker's error message. Every later request goes out at
 //! the highest version both the broker and the calling command handle; a command that needs an
 //! API the broker lacks gets [`ToolError::Unsupported`].
 
@@ -26,9 +26,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use crate::command_config::{SaslLogin, Security};
-use crate::error::{check, ToolError};
-use crate::transport::Stream;
-use millrace_security::sasl::{ClientStep, SaslClient, SaslError};
+use crate::error::ToolError;
+use millrace_security::client::{LoginError, LoginExchange, Stream};
 use millrace_wire::codes::{NONE, UNSUPPORTED_VERSION};
 
 /// Largest response frame the client accepts; a larger size prefix is a broken peer.
@@ -55,7 +54,11 @@ impl Client {
     /// Connects to `address` (HOST:PORT) with `security` (TLS, then SASL after ApiVersions)
     /// and fetches the broker's API versions.
     pub fn connect(address: &str, security: &Arc<Security>) -> Result<Client, ToolError> {
-        let stream = Stream::open(address, security.tls.as_ref())?;
+        let stream =
+            Stream::open(address, security.tls.as_ref()).map_err(|reason| ToolError::Connect {
+                address: address.to_string(),
+                reason,
+            })?;
         let mut client = Client {
             stream,
             address: address.to_string(),
@@ -240,45 +243,61 @@ impl Client {
         Ok(())
     }
 
-    /// SaslHandshake v1, then SaslAuthenticate rounds until the SASL client is done. Before
+    /// SaslHandshake v1, then SaslAuthenticate rounds until the login is done. Before
     /// authentication a Kafka broker answers only ApiVersions and these two, so this runs
     /// right after ApiVersions.
     fn authenticate(&mut self, login: &SaslLogin) -> Result<(), ToolError> {
-        let mechanism = login.mechanism.name();
-        let address = self.address.clone();
+        let mut exchange = LoginExchange::new(login);
         let mut handshake = SaslHandshakeRequest::default();
-        handshake.mechanism = StrBytes::from_static_str(mechanism);
+        handshake.mechanism = StrBytes::from_static_str(exchange.mechanism());
         let response = self.call(&handshake, SASL_HANDSHAKE_VERSIONS)?;
-        if response.error_code != NONE {
-            let enabled: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
-            return Err(ToolError::Kafka {
-                context: format!("SASL handshake for {mechanism} with {address}"),
-                code: response.error_code,
-                message: Some(format!("the listener enables [{}]", enabled.join(", "))),
-            });
-        }
+        let enabled: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+        let first = exchange.handshake_answered(response.error_code, &enabled);
+        let mut token = first.map_err(|e| self.login_error(e))?;
         let version = self.version(ApiKey::SaslAuthenticate, SASL_AUTHENTICATE_VERSIONS)?;
-        let user = login.credentials.username.clone();
-        let mut sasl = SaslClient::new(login.mechanism, &user, &login.credentials.password);
-        let refused = |e: SaslError| ToolError::Auth {
-            address: address.clone(),
-            mechanism: mechanism.to_string(),
-            reason: e.to_string(),
-        };
-        let mut token = sasl.initial_response().map_err(refused)?;
         loop {
             let mut request = SaslAuthenticateRequest::default();
             request.auth_bytes = Bytes::from(token);
             let response = self.call_at(&request, version)?;
-            check(
-                response.error_code,
-                || format!("SASL {mechanism} authentication as {user} with {address}"),
-                response.error_message.as_ref().map(|m| m.as_str()),
-            )?;
-            match sasl.step(&response.auth_bytes).map_err(refused)? {
-                ClientStep::Respond(next) => token = next,
-                ClientStep::Done => return Ok(()),
+            let message = response.error_message.as_ref().map(|m| m.as_str());
+            let next =
+                exchange.authenticate_answered(response.error_code, message, &response.auth_bytes);
+            match next.map_err(|e| self.login_error(e))? {
+                Some(next) => token = next,
+                None => return Ok(()),
             }
+        }
+    }
+
+    /// A failed login in the tools' terms: the broker's error code and message, or the SASL
+    /// client's refusal.
+    fn login_error(&self, e: LoginError) -> ToolError {
+        let address = &self.address;
+        match e {
+            LoginError::Handshake {
+                mechanism,
+                code,
+                enabled,
+            } => ToolError::Kafka {
+                context: format!("SASL handshake for {mechanism} with {address}"),
+                code,
+                message: Some(format!("the listener enables [{}]", enabled.join(", "))),
+            },
+            LoginError::Refused {
+                mechanism,
+                user,
+                code,
+                message,
+            } => ToolError::Kafka {
+                context: format!("SASL {mechanism} authentication as {user} with {address}"),
+                code,
+                message,
+            },
+            LoginError::Client { mechanism, source } => ToolError::Auth {
+                address: address.clone(),
+                mechanism: mechanism.to_string(),
+                reason: source.to_string(),
+            },
         }
     }
 

@@ -18,7 +18,7 @@
 //!
 //! Flags are spelled as in Kafka's shell tools. Every protocol command takes
 //! `--bootstrap-server HOST:PORT` and `--command-config FILE`, Kafka's client properties for
-//! TLS and SASL listeners (`command_config.rs`; TLS in `transport.rs`). The client
+//! TLS and SASL listeners (`command_config.rs`, over the security crate's `client` module). The client
 //! (`client.rs`) is blocking, one connection, one request in flight: a CLI has nothing to
 //! overlap, and no runtime keeps it small. Versions are negotiated with ApiVersions, so the
 //! same commands work against Apache Kafka.
@@ -57,7 +57,6 @@ mod produce;
 mod quotas;
 mod route;
 mod transactions;
-mod transport;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! A connection's byte stream: plain TCP, or TLS (rustls, in user space) over it; the server
-//! side of client connections and the client side of the broker's own connections to its peers
-//! (inter-broker and controller listeners, [`crate::dial`]).
+//! side of the broker's client connections, the client side of its own connections to its
+//! peers (inter-broker and controller listeners), and the bench's hot-path connections.
 //!
 //! A connection is served by a reader task and a writer task over two descriptors of one socket
-//! ([`millrace_shard::net::split`]). Under TLS both hold the one `rustls::Connection` in an
+//! ([`crate::net::split`]). Under TLS both hold the one `rustls::Connection` in an
 //! `Rc<RefCell<_>>`: each borrow is synchronous and short (decrypt what arrived, or encrypt what
 //! is to be sent), never held across an await, so the halves need no lock. Only the writer puts
 //! TLS records on the socket; the reader, when decrypting left something the peer must be sent
@@ -14,8 +14,8 @@
 //! ranges are read and written through the session ([`Writer::send_file_range`]), as Kafka
 //! does under SSL.
 
+use crate::net::TcpStream;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use millrace_shard::net::TcpStream;
 use rustls::{ClientConnection, Connection, ServerConnection};
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -119,7 +119,7 @@ async fn handshake(
         send_pending(&mut session, stream, &mut out).await?;
         Ok(session)
     };
-    millrace_shard::time::timeout(timeout, handshake)
+    crate::time::timeout(timeout, handshake)
         .await
         .unwrap_or_else(|| {
             Err(io::Error::new(
@@ -131,7 +131,7 @@ async fn handshake(
 
 /// The two halves of `stream`, with `session` when the connection uses TLS.
 pub fn split(stream: TcpStream, session: Option<Connection>) -> io::Result<(Reader, Writer)> {
-    let (reader, writer) = millrace_shard::net::split(stream)?;
+    let (reader, writer) = crate::net::split(stream)?;
     Ok(match session {
         None => (Reader::Plain(reader), Writer::Plain(writer)),
         Some(session) => {
@@ -253,7 +253,7 @@ impl Writer {
         let mut sent = 0;
         while sent < len {
             let chunk = (len - sent).min(FILE_CHUNK_BYTES);
-            let bytes = millrace_shard::net::pread_exact(file, position + sent as u64, chunk)?;
+            let bytes = crate::net::pread_exact(file, position + sent as u64, chunk)?;
             self.write_all(&bytes).await?;
             sent += chunk;
         }

@@ -1,6 +1,6 @@
-//! The byte stream under a [`Client`](crate::client::Client): a blocking TCP connection, bare
-//! or inside TLS (rustls' `StreamOwned`, driven by the same blocking socket), so that the
-//! request/response code reads and writes without knowing which.
+//! The byte stream under a blocking client (`millrace-tools`' client, `millrace-bench`'s set-up
+//! client): a TCP connection, bare or inside TLS (rustls' `StreamOwned`, driven by the same
+//! blocking socket), so that the request/response code reads and writes without knowing which.
 //!
 //! The TLS handshake is finished inside [`Stream::open`], so that a certificate or protocol
 //! problem is reported as a connection failure naming the broker, not as an error of the first
@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
-
-use crate::error::ToolError;
 
 /// How long to wait for the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,25 +27,22 @@ pub enum Stream {
 
 impl Stream {
     /// Connects to `address` (HOST:PORT), trying each resolved address in turn, and with `tls`
-    /// completes a TLS handshake for the name HOST.
-    pub fn open(address: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Stream, ToolError> {
-        let cannot = |reason: String| ToolError::Connect {
-            address: address.to_string(),
-            reason,
-        };
-        let socket = tcp_connect(address).map_err(cannot)?;
+    /// completes a TLS handshake for the name HOST. The error is the reason, for the caller to
+    /// put beside the address.
+    pub fn open(address: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Stream, String> {
+        let socket = tcp_connect(address)?;
         let Some(config) = tls else {
             return Ok(Stream::Plain(socket));
         };
-        let host = server_name(address).map_err(cannot)?;
+        let host = server_name(address)?;
         let connection =
-            ClientConnection::new(config.clone(), host).map_err(|e| cannot(format!("TLS: {e}")))?;
+            ClientConnection::new(config.clone(), host).map_err(|e| format!("TLS: {e}"))?;
         let mut stream = StreamOwned::new(connection, socket);
         while stream.conn.is_handshaking() {
             stream
                 .conn
                 .complete_io(&mut stream.sock)
-                .map_err(|e| cannot(format!("TLS handshake failed: {}", tls_reason(&e))))?;
+                .map_err(|e| format!("TLS handshake failed: {}", tls_reason(&e)))?;
         }
         Ok(Stream::Tls(Box::new(stream)))
     }
@@ -101,7 +96,7 @@ fn tcp_connect(address: &str) -> Result<TcpStream, String> {
 
 /// The name the broker's certificate must carry: HOST of HOST:PORT (an IP address or a DNS
 /// name; `[v6]` loses its brackets).
-fn server_name(address: &str) -> Result<ServerName<'static>, String> {
+pub fn server_name(address: &str) -> Result<ServerName<'static>, String> {
     let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_string())
