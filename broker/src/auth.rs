@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How often a listener looks at its key and trust files for changes.
-pub const TLS_RELOAD_CHECK: Duration = Duration::from_secs(5);
+pub const TLS_RELOAD_CHECK: Duration = tls::RELOAD_CHECK;
 
 /// Kafka's principal of a connection nobody authenticated.
 pub const ANONYMOUS: &str = "User:ANONYMOUS";

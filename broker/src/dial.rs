@@ -12,7 +12,7 @@
 //! connection before then, as a Kafka client re-authenticates.
 //!
 //! What to dial with is built once, at start-up ([`install`]); TLS client configurations are
-//! rebuilt when their files change (checked at most every [`crate::auth::TLS_RELOAD_CHECK`],
+//! rebuilt when their files change (checked at most every [`tls::RELOAD_CHECK`],
 //! on a dial). Peers are checked by the host name their address was resolved from
 //! ([`name_address`]), else by the address itself (an IP SAN).
 
@@ -24,9 +24,8 @@ use kafka_protocol::messages::{
     SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use millrace_security::sasl::{
-    login_credentials, ClientStep, LoginCredentials, Mechanism, SaslClient,
-};
+use millrace_security::client::{LoginError, LoginExchange, SaslLogin};
+use millrace_security::sasl::{login_credentials, Mechanism};
 use millrace_security::tls::{self, ClientTlsSettings, KeySource, TrustSource};
 use millrace_shard::time::Instant;
 use millrace_shard::tls::{Reader, Writer};
@@ -58,7 +57,7 @@ const REAUTH_SHARE: f64 = 0.85;
 struct Outbound {
     listener: String,
     tls: Option<TlsClient>,
-    sasl: Option<(Mechanism, LoginCredentials)>,
+    sasl: Option<SaslLogin>,
 }
 
 /// A TLS client configuration, rebuilt when its files change.
@@ -116,7 +115,10 @@ fn build(keys: &OutboundKeys) -> Result<Outbound, String> {
             let mechanism = Mechanism::from_name(name)
                 .ok_or_else(|| named(&format!("mechanism {name} is not served")))?;
             let credentials = login_credentials(jaas).map_err(|e| named(&e))?;
-            Some((mechanism, credentials))
+            Some(SaslLogin {
+                mechanism,
+                credentials,
+            })
         }
     };
     Ok(Outbound {
@@ -153,7 +155,7 @@ impl TlsClient {
     /// that fails keeps the previous one and says why).
     fn config(&self, listener: &str) -> Arc<rustls::ClientConfig> {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        if now.2.elapsed() >= crate::auth::TLS_RELOAD_CHECK {
+        if now.2.elapsed() >= tls::RELOAD_CHECK {
             now.2 = std::time::Instant::now();
             let print = tls::fingerprint(&tls::client_watched_files(&self.settings));
             if print != now.0 {
@@ -247,13 +249,13 @@ pub async fn dial(
     };
     let (mut reader, mut writer) = millrace_shard::tls::split(stream, session)?;
     let mut reauth_at = None;
-    if let Some((mechanism, login)) = &out.sasl {
-        let exchange = authenticate(&mut reader, &mut writer, *mechanism, login, client_id);
+    if let Some(login) = &out.sasl {
+        let exchange = authenticate(&mut reader, &mut writer, login, client_id);
         let lifetime_ms = match millrace_shard::time::timeout(timeout, exchange).await {
             Some(Ok(ms)) => ms,
             Some(Err(e)) => {
-                tracing::warn!(peer = %addr, listener = %out.listener, mechanism = mechanism.name(),
-                    user = %login.username, error = %e, "authentication with a peer failed");
+                tracing::warn!(peer = %addr, listener = %out.listener, mechanism = login.mechanism.name(),
+                    user = %login.credentials.username, error = %e, "authentication with a peer failed");
                 return Err(e);
             }
             None => {
@@ -278,33 +280,25 @@ pub async fn dial(
     })
 }
 
-/// SaslHandshake v1 and SaslAuthenticate v2 rounds until the client is done; the server's
+/// SaslHandshake v1 and SaslAuthenticate v2 rounds until the login is done (the steps are
+/// the security crate's [`LoginExchange`], as the tools' and the bench's); the server's
 /// session lifetime in ms (0: unlimited).
 async fn authenticate(
     reader: &mut Reader,
     writer: &mut Writer,
-    mechanism: Mechanism,
-    login: &LoginCredentials,
+    login: &SaslLogin,
     client_id: &str,
 ) -> io::Result<i64> {
-    let refused = |what: String| io::Error::new(io::ErrorKind::PermissionDenied, what);
+    let refused = |e: LoginError| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string());
+    let mut exchange = LoginExchange::new(login);
     let mut handshake = SaslHandshakeRequest::default();
-    handshake.mechanism = StrBytes::from_static_str(mechanism.name());
+    handshake.mechanism = StrBytes::from_static_str(exchange.mechanism());
     let answer: SaslHandshakeResponse =
         call(reader, writer, 17, 1, 0, client_id, &handshake).await?;
-    if answer.error_code != 0 {
-        let enabled: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
-        return Err(refused(format!(
-            "SaslHandshake for {} answered error {} (the listener enables [{}])",
-            mechanism.name(),
-            answer.error_code,
-            enabled.join(", ")
-        )));
-    }
-    let mut sasl = SaslClient::new(mechanism, &login.username, &login.password);
-    let mut token = sasl
-        .initial_response()
-        .map_err(|e| refused(e.to_string()))?;
+    let enabled: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
+    let mut token = exchange
+        .handshake_answered(answer.error_code, &enabled)
+        .map_err(refused)?;
     let mut correlation_id = 1;
     loop {
         let mut request = SaslAuthenticateRequest::default();
@@ -312,25 +306,13 @@ async fn authenticate(
         let answer: SaslAuthenticateResponse =
             call(reader, writer, 36, 2, correlation_id, client_id, &request).await?;
         correlation_id += 1;
-        if answer.error_code != 0 {
-            return Err(refused(format!(
-                "SASL {} as {} answered error {}: {}",
-                mechanism.name(),
-                login.username,
-                answer.error_code,
-                answer
-                    .error_message
-                    .as_ref()
-                    .map(|m| m.as_str())
-                    .unwrap_or("")
-            )));
-        }
-        match sasl
-            .step(&answer.auth_bytes)
-            .map_err(|e| refused(e.to_string()))?
+        let message = answer.error_message.as_ref().map(|m| m.as_str());
+        match exchange
+            .authenticate_answered(answer.error_code, message, &answer.auth_bytes)
+            .map_err(refused)?
         {
-            ClientStep::Respond(next) => token = next,
-            ClientStep::Done => return Ok(answer.session_lifetime_ms.max(0)),
+            Some(next) => token = next,
+            None => return Ok(answer.session_lifetime_ms.max(0)),
         }
     }
 }

@@ -290,6 +290,10 @@ pub fn client_config(s: &ClientTlsSettings) -> Result<Arc<ClientConfig>, TlsErro
     Ok(Arc::new(config))
 }
 
+/// How often the broker looks at a TLS configuration's files for changes (listeners on a new
+/// connection, its own outgoing connections on a dial).
+pub const RELOAD_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The files a listener's configuration was built from, for the broker to poll with
 /// [`fingerprint`] and rebuild when they change.
 pub fn watched_files(s: &ServerTlsSettings) -> Vec<PathBuf> {
