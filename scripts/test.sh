@@ -17,9 +17,10 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# The release broker first: the tools' CLI tests and the client suite both drive it.
+# The release broker first: the tools' CLI tests and the client suite both drive it (and
+# millrace-bench, which test_bench_security.py runs over secured listeners).
 step "release build"
-cargo build --release --locked -p millrace -p millrace-tools
+cargo build --release --locked -p millrace -p millrace-tools -p millrace-bench
 
 step "Rust tests (unit, doc, model-based storage, fuzzing, CLI against the broker)"
 cargo test --workspace --locked
