@@ -22,9 +22,10 @@ PLAIN_LOGIN = ('org.apache.kafka.common.security.plain.PlainLoginModule required
 NOT_ENOUGH_REPLICAS = 19
 
 
-def secured(tmp_path, wrong_password_on: int | None = None):
+def secured(tmp_path, wrong_password_on: int | None = None, reauth_ms: int | None = None):
     """node_props for a cluster with SASL_SSL INTERNAL and CONTROLLER listeners; node
-    `wrong_password_on` logs in with a wrong password."""
+    `wrong_password_on` logs in with a wrong password; `reauth_ms` limits SASL sessions on both
+    listeners (connections.max.reauth.ms)."""
     d = tmp_path / "certs"
     d.mkdir()
     ca = make_certs(d)
@@ -51,6 +52,8 @@ def secured(tmp_path, wrong_password_on: int | None = None):
         props["ssl.keystore.location"] = str(d / "keystore.pem")
         props["ssl.truststore.type"] = "PEM"
         props["ssl.truststore.location"] = str(ca)
+        if reauth_ms is not None:
+            props["connections.max.reauth.ms"] = str(reauth_ms)
         props["authorizer.class.name"] = STANDARD
         props["super.users"] = "User:admin"
         props["allow.everyone.if.no.acl.found"] = "true"
@@ -103,3 +106,23 @@ def test_a_node_with_a_wrong_password_stays_out(cluster_factory, tmp_path):
     if cl.kind == "millrace":
         log = cl.node(4).stdout_path.read_text(errors="replace")
         assert "authentication with a peer failed" in log, log[-3000:]
+
+
+def test_peer_sessions_outlive_the_servers_reauthentication_limit(cluster_factory, tmp_path,
+                                                                  topic):
+    """With 3 s SASL sessions on the cluster's own listeners, the quorum and replication go on
+    over many session lifetimes (a node replaces its connection before the server would close
+    it)."""
+    cl = cluster_factory(node_props=secured(tmp_path, reauth_ms=3000))
+    node = cl.running_brokers()[0]
+    made = c.create_topics(node.port, {topic: 1}, replication_factor=3,
+                           configs={"min.insync.replicas": "3"})
+    assert made[topic][0] == c.NONE, made
+    for round_ in range(4):
+        time.sleep(3)
+        p = wait_for(lambda: (lambda m: m.leader >= 0 and sorted(m.isr) == [1, 2, 3] and m)(
+            c.metadata(node.port, [topic]).topics[topic].partitions[0]), 30,
+            what="all three replicas in sync")
+        err, _ = c.produce(cl.node(p.leader).port, topic, 0, [b"round-%d" % round_])
+        assert err == c.NONE, c.error_name(err)
+    assert cl.active_controller() is not None
