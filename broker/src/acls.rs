@@ -18,7 +18,7 @@ use millrace_security::acl::{
     AccessControlEntry, AclBinding, AclOperation, Authorizer, PatternType, PermissionType,
     ResourcePattern, ResourceType,
 };
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ use std::sync::Arc;
 #[derive(Default)]
 struct AclIndex {
     built: RefCell<Option<(AclImages, Rc<Authorizer>)>>,
+    /// Counts the rebuilds: changes whenever the shard's decisions may have changed.
+    generation: Cell<u64>,
 }
 
 /// The shard's authorizer for its current image; `None` when no authorizer is configured.
@@ -46,7 +48,18 @@ pub fn authorizer(shard: &Shard) -> Option<Rc<Authorizer>> {
         settings.clone(),
     ));
     *built = Some((acls.clone(), authorizer.clone()));
+    index.generation.set(index.generation.get() + 1);
     Some(authorizer)
+}
+
+/// The shard's authorizer with its generation, a number that changes whenever the ACLs it
+/// judges by changed (for state derived from decisions, such as a consumer group's regex
+/// topics); `None` when no authorizer is configured.
+pub fn authorizer_with_generation(shard: &Shard) -> Option<(Rc<Authorizer>, u64)> {
+    let authorizer = authorizer(shard)?;
+    let index = shard.subsystems.get_or_install(AclIndex::default);
+    let generation = index.generation.get();
+    Some((authorizer, generation))
 }
 
 /// The binding a stored record holds.

@@ -213,6 +213,52 @@ def test_consumer_groups_need_read_on_the_group_and_the_topic(acl_broker):
     assert error_code(refused.value) == KafkaError.GROUP_AUTHORIZATION_FAILED
 
 
+def test_a_regex_subscription_assigns_only_topics_the_member_may_describe(acl_broker):
+    """KIP-848 regex subscription (librdkafka, group.protocol=consumer): the broker resolves
+    the expression to the matching topics the member's principal may describe, so alice, with
+    READ on one of two matching topics, is assigned and consumes only that one (never a
+    TOPIC_AUTHORIZATION_FAILED from the other), and ConsumerGroupDescribe shows her group."""
+    _, sasl = acl_broker
+    prefix = f"rx-{uuid.uuid4().hex[:6]}"
+    visible, hidden, group = f"{prefix}-open", f"{prefix}-secret", f"g-{prefix}"
+    make_topics(sasl, visible, hidden)
+    p = Producer(conf(sasl, "admin"))
+    for t in (visible, hidden):
+        for i in range(3):
+            p.produce(t, f"{t}-{i}".encode())
+    p.flush(TIMEOUT_S)
+    create(sasl, [allow(group, AclOperation.READ, rtype=ResourceType.GROUP),
+                  allow(visible, AclOperation.READ)])
+    c = Consumer({**conf(sasl, "alice"), "group.id": group, "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([f"^{prefix}-.*"])
+    got, errors = [], []
+
+    def poll_until(deadline: float, enough) -> None:
+        while time.monotonic() < deadline and not enough():
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                errors.append(m.error().code())
+            else:
+                got.append((m.topic(), m.value()))
+
+    try:
+        # Kafka resolves a new regex in the background: allow for its first heartbeats.
+        poll_until(time.monotonic() + 45, lambda: len(got) >= 3)
+        poll_until(time.monotonic() + 3, lambda: False)  # nothing else comes
+        assigned = {tp.topic for tp in c.assignment()}
+    finally:
+        c.close()
+    assert sorted(got) == [(visible, f"{visible}-{i}".encode()) for i in range(3)], got
+    assert assigned == {visible}
+    assert KafkaError.TOPIC_AUTHORIZATION_FAILED not in errors, errors
+    a = admin(sasl, "alice")  # kept until the answer is in
+    [f] = a.describe_consumer_groups([group]).values()
+    assert f.result(timeout=TIMEOUT_S).group_id == group
+
+
 def test_deny_wins_over_allow_and_cluster_operations_need_alter(acl_broker):
     _, sasl = acl_broker
     shared = f"shared-{uuid.uuid4().hex[:6]}"

@@ -28,9 +28,11 @@
 //! never handed to a new owner before the old owner has revoked it.
 //!
 //! A member subscribes by topic names, by a regular expression (`SubscribedTopicRegex`, v1), or
-//! both: its topics are the names plus what the expression matched. The broker resolves the
-//! expressions itself, against the metadata view each heartbeat brings (whole names, internal
-//! topics included, re-resolved when topics come and go): see [`topic_regex`].
+//! both: its topics are the names plus what the expression matched that the member's principal
+//! may describe. The broker resolves the expressions itself, against the metadata view each
+//! heartbeat brings (whole names, internal topics included, re-resolved when topics come and
+//! go): see [`topic_regex`]. Each member's matches are filtered by its own rights, again when
+//! the ACLs change.
 //!
 //! Choices (see docs/ARCHITECTURE.md): a heartbeat with a non-zero epoch for a group this shard
 //! does not know answers UNKNOWN_MEMBER_ID (the client rejoins with epoch 0 instead of failing);
@@ -98,6 +100,17 @@ pub trait TopicView {
     fn for_each_name(&self, f: &mut dyn FnMut(&str));
     /// Changes whenever the set of topics may have changed.
     fn version(&self) -> u64;
+    /// Whether `principal` connecting from `host` may describe `topic`: a regex subscription
+    /// gives a member only the matches it may describe, as Kafka filters them. Always true
+    /// without an authorizer.
+    fn may_describe(&self, principal: &str, host: &str, topic: &str) -> bool {
+        let _ = (principal, host, topic);
+        true
+    }
+    /// Changes whenever [`TopicView::may_describe`]'s answers may have changed (the ACLs).
+    fn access_version(&self) -> u64 {
+        0
+    }
 }
 
 /// One topic as the metadata image describes it.
@@ -136,6 +149,8 @@ pub struct Heartbeat {
     pub client_id: String,
     /// Client address.
     pub client_host: String,
+    /// The connection's principal (`User:alice`): what its regex may match.
+    pub principal: String,
 }
 
 /// A ConsumerGroupHeartbeat answer.
@@ -237,6 +252,14 @@ struct Member {
     subscribed: BTreeSet<String>,
     /// Never empty (an empty regex from the client means none).
     subscribed_regex: Option<String>,
+    /// The principal of the member's last heartbeat (`User:alice`).
+    principal: String,
+    /// What its regex matched that its principal may describe: the regex part of its
+    /// subscription.
+    regex_topics: BTreeSet<String>,
+    /// (access version, resolutions generation) `regex_topics` was filtered at; None: filter
+    /// again (new member, changed regex, principal or host, or just restored).
+    regex_filtered_at: Option<(u64, u64)>,
     server_assignor: Option<String>,
     rebalance_timeout_ms: i32,
     state: MemberState,
@@ -645,6 +668,9 @@ impl ConsumerGroups {
             client_host: String::new(),
             subscribed: BTreeSet::new(),
             subscribed_regex: None,
+            principal: String::new(),
+            regex_topics: BTreeSet::new(),
+            regex_filtered_at: None,
             server_assignor: None,
             rebalance_timeout_ms: 0,
             state: MemberState::Stable,
@@ -724,9 +750,8 @@ impl ConsumerGroups {
         if let Some((re, pattern)) = fresh {
             group.regexes.insert(re, pattern, view, now_ms);
         }
-        if group.regexes.refresh(view, now_ms, refresh_ms) {
-            group.dirty = true;
-        }
+        // New matches move the group epoch only if some member may see them (refresh_target).
+        group.regexes.refresh(view, now_ms, refresh_ms);
         refresh_target(group, view);
         let before = group.members[&req.member_id].assigned.clone();
         reconcile(group, &req.member_id, req.owned.as_ref(), now_ms);
@@ -838,7 +863,12 @@ fn update_member(member: &mut Member, req: &Heartbeat) -> bool {
         member.rebalance_timeout_ms = req.rebalance_timeout_ms;
     }
     member.client_id = req.client_id.clone();
+    if member.client_host != req.client_host || member.principal != req.principal {
+        // What the regex may match depends on who asks, and from where.
+        member.regex_filtered_at = None;
+    }
     member.client_host = req.client_host.clone();
+    member.principal = req.principal.clone();
     if let Some(names) = &req.subscribed_topic_names {
         let set: BTreeSet<String> = names.iter().cloned().collect();
         if set != member.subscribed {
@@ -850,6 +880,7 @@ fn update_member(member: &mut Member, req: &Heartbeat) -> bool {
         let re = Some(re).filter(|r| !r.is_empty());
         if re != member.subscribed_regex.as_ref() {
             member.subscribed_regex = re.cloned();
+            member.regex_filtered_at = None;
             changed = true;
         }
     }
@@ -884,7 +915,8 @@ fn group_state(g: &Group) -> &'static str {
 
 /// Bumps the group epoch if the subscribed topics' metadata changed, and recomputes the
 /// target assignment if it lags the group epoch. A member's topics are its names and what its
-/// regex matched (Kafka's union); regexes no member uses any more are dropped.
+/// regex matched that it may describe (Kafka's union); regexes no member uses any more are
+/// dropped.
 fn refresh_target(group: &mut Group, view: &dyn TopicView) {
     let used: BTreeSet<&str> = group
         .members
@@ -892,10 +924,11 @@ fn refresh_target(group: &mut Group, view: &dyn TopicView) {
         .filter_map(|m| m.subscribed_regex.as_deref())
         .collect();
     group.regexes.retain(&used);
+    filter_regex_topics(group, view);
     let subscriptions: BTreeMap<String, BTreeSet<String>> = group
         .members
         .iter()
-        .map(|(id, m)| (id.clone(), subscription(&group.regexes, m)))
+        .map(|(id, m)| (id.clone(), subscription(m)))
         .collect();
     let names: BTreeSet<&String> = subscriptions.values().flatten().collect();
     let topics: BTreeMap<String, TopicInfo> = names
@@ -920,16 +953,38 @@ fn refresh_target(group: &mut Group, view: &dyn TopicView) {
     group.assignment_epoch = group.group_epoch;
 }
 
-/// The member's topic names and the topics its regex matched.
-fn subscription(regexes: &topic_regex::Resolutions, m: &Member) -> BTreeSet<String> {
-    let mut topics = m.subscribed.clone();
-    if let Some(matched) = m
-        .subscribed_regex
-        .as_deref()
-        .and_then(|re| regexes.topics(re))
-    {
-        topics.extend(matched.iter().cloned());
+/// Limits each member's regex matches to the topics its principal may describe. Kafka filters
+/// a regex's matches once, with the rights of the member whose heartbeat resolved it, so a
+/// member with fewer rights can be assigned topics it may not see (KAFKA-19147's open part);
+/// here each member is filtered with its own, again whenever the matches or the ACLs changed.
+/// A change in what a member may see bumps the group epoch.
+fn filter_regex_topics(group: &mut Group, view: &dyn TopicView) {
+    let at = (view.access_version(), group.regexes.generation());
+    for m in group.members.values_mut() {
+        if m.regex_filtered_at == Some(at) {
+            continue;
+        }
+        let visible: BTreeSet<String> = m
+            .subscribed_regex
+            .as_deref()
+            .and_then(|re| group.regexes.topics(re))
+            .into_iter()
+            .flatten()
+            .filter(|t| view.may_describe(&m.principal, &m.client_host, t))
+            .cloned()
+            .collect();
+        if visible != m.regex_topics {
+            m.regex_topics = visible;
+            group.dirty = true;
+        }
+        m.regex_filtered_at = Some(at);
     }
+}
+
+/// The member's topic names and what its regex matched that it may describe.
+fn subscription(m: &Member) -> BTreeSet<String> {
+    let mut topics = m.subscribed.clone();
+    topics.extend(m.regex_topics.iter().cloned());
     topics
 }
 

@@ -14,12 +14,15 @@
 //!     | opt str server_assignor
 //!     | i32 rebalance_timeout_ms | u8 state (0 stable, 1 unrevoked, 2 unreleased)
 //!     | i32 member_epoch | i32 previous_member_epoch | u8 left_static
-//!     | assignment assigned | assignment pending_revocation | assignment target )
+//!     | assignment assigned | assignment pending_revocation | assignment target
+//!     | str principal | u32 n x str regex_topic                                   (v2) )
 //! | u32 regexes x (str regex | u32 n x str topic)                                  (v1)
 //! ```
 //!
-//! Version 0 (written before regex subscriptions) lacks the two fields marked v1 and is still
-//! read: its members have no regex. (A broker from before reads no version 1 record: after a
+//! Version 2 adds each member's principal and the regex matches it may describe (so a restart
+//! keeps each member's view until its next heartbeat). Version 1 lacks them (its members' matches
+//! are filtered again at their next heartbeat); version 0 (written before regex subscriptions)
+//! also lacks the two fields marked v1 and is still read: its members have no regex. (A broker from before reads no version 1 record: after a
 //! downgrade such a group's members rejoin, their offsets kept.) Kafka keeps the member's `SubscribedTopicRegex` in its
 //! member record (a plain nullable field of ConsumerGroupMemberMetadataValue) and each regex's
 //! resolved topics in a ConsumerGroupRegularExpression record; ours are the two v1 fields.
@@ -30,7 +33,9 @@
 use super::{Assignment, Group, Member, MemberState, TopicInfo};
 use std::collections::{BTreeMap, BTreeSet};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The layout before members' principals.
+const VERSION_1: u8 = 1;
 /// The layout before regex subscriptions.
 const VERSION_0: u8 = 0;
 
@@ -69,6 +74,11 @@ pub(super) fn encode(group_id: &str, g: &Group) -> Vec<u8> {
             &mut b,
             g.target.get(&m.member_id).unwrap_or(&Assignment::new()),
         );
+        put_str(&mut b, &m.principal);
+        put_u32(&mut b, m.regex_topics.len());
+        for t in &m.regex_topics {
+            put_str(&mut b, t);
+        }
     }
     put_u32(&mut b, g.regexes.len());
     for (re, topics) in g.regexes.iter() {
@@ -89,7 +99,7 @@ pub(super) fn decode(
 ) -> Option<(String, Group)> {
     let mut r = Reader(bytes);
     let version = r.u8()?;
-    if version != VERSION && version != VERSION_0 {
+    if ![VERSION, VERSION_1, VERSION_0].contains(&version) {
         return None;
     }
     let group_id = r.str()?;
@@ -116,6 +126,18 @@ pub(super) fn decode(
                 // Validated before it was written: only another regex engine could refuse it.
                 // The member keeps the string and matches nothing until it sends it again.
                 tracing::warn!(group = %group_id, "a stored subscription regex no longer compiles");
+            }
+        }
+    }
+    if version == VERSION_1 {
+        // Before principals were kept, a member's topics were all its regex matched.
+        for m in g.members.values_mut() {
+            if let Some(topics) = m
+                .subscribed_regex
+                .as_deref()
+                .and_then(|re| g.regexes.topics(re))
+            {
+                m.regex_topics = topics.clone();
             }
         }
     }
@@ -166,6 +188,18 @@ fn member(
     let assigned = r.assignment()?;
     let pending_revocation = r.assignment()?;
     let target = r.assignment()?;
+    let (principal, regex_topics, regex_filtered_at) = match version {
+        VERSION_0 | VERSION_1 => (String::new(), BTreeSet::new(), None),
+        _ => {
+            let principal = r.str()?;
+            let mut topics = BTreeSet::new();
+            for _ in 0..r.count(2)? {
+                topics.insert(r.str()?);
+            }
+            // Filtered again at the next refresh, with the ACLs of then.
+            (principal, topics, None)
+        }
+    };
     let revocation_deadline_ms = (state == MemberState::UnrevokedPartitions)
         .then(|| now_ms.saturating_add(i64::from(rebalance_timeout_ms.max(0))));
     let m = Member {
@@ -176,6 +210,9 @@ fn member(
         client_host,
         subscribed,
         subscribed_regex,
+        principal,
+        regex_topics,
+        regex_filtered_at,
         server_assignor,
         rebalance_timeout_ms,
         state,

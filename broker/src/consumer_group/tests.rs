@@ -547,6 +547,9 @@ struct Catalog {
     topics: BTreeMap<String, TopicInfo>,
     version: u64,
     scans: Cell<usize>,
+    /// With an authorizer: the topics each principal may describe.
+    rights: Option<BTreeMap<String, BTreeSet<String>>>,
+    access: u64,
 }
 
 impl Catalog {
@@ -573,6 +576,23 @@ impl Catalog {
     fn delete(&mut self, name: &str) {
         self.topics.remove(name).expect("the topic exists");
         self.version += 1;
+    }
+
+    /// Turns the authorizer on (if it was not) and lets `principal` describe `topic`.
+    fn grant(&mut self, principal: &str, topic: &str) {
+        let rights = self.rights.get_or_insert_with(BTreeMap::new);
+        rights
+            .entry(principal.to_string())
+            .or_default()
+            .insert(topic.to_string());
+        self.access += 1;
+    }
+
+    fn revoke(&mut self, principal: &str, topic: &str) {
+        if let Some(topics) = self.rights.as_mut().and_then(|r| r.get_mut(principal)) {
+            topics.remove(topic);
+        }
+        self.access += 1;
     }
 
     fn id(&self, name: &str) -> uuid::Uuid {
@@ -603,6 +623,15 @@ impl TopicView for Catalog {
     }
     fn version(&self) -> u64 {
         self.version
+    }
+    fn may_describe(&self, principal: &str, _host: &str, topic: &str) -> bool {
+        self.rights.as_ref().is_none_or(|r| {
+            r.get(principal)
+                .is_some_and(|topics| topics.contains(topic))
+        })
+    }
+    fn access_version(&self) -> u64 {
+        self.access
     }
 }
 
@@ -874,7 +903,7 @@ fn a_restored_group_keeps_regexes_and_resolutions() {
     );
     assert_eq!((a.error_code, a.member_epoch), (code::NONE, 2));
     let bytes = c.record("g").unwrap();
-    assert_eq!(bytes[0], 1, "record version 1");
+    assert_eq!(bytes[0], 2, "record version 2");
     let mut restored = ConsumerGroups::new(config());
     assert!(restored.restore(100, &bytes));
     assert_eq!(restored.record("g").unwrap(), bytes);
@@ -912,15 +941,14 @@ fn a_restored_group_keeps_regexes_and_resolutions() {
     }
 }
 
-/// A version 0 record (before regex subscriptions), laid out by hand: still read, its member
-/// has no regex.
-#[test]
-fn version_0_records_are_still_read() {
+/// A record of an older version laid out by hand: group "g" at epoch 3 whose member "a" owns
+/// all of `t`, subscribed by name (version 0) or by the regex `t` (version 1).
+fn old_record(version: u8) -> Vec<u8> {
     fn s(b: &mut Vec<u8>, v: &str) {
         b.extend_from_slice(&(v.len() as u16).to_be_bytes());
         b.extend_from_slice(v.as_bytes());
     }
-    let mut b = vec![0u8];
+    let mut b = vec![version];
     s(&mut b, "g");
     b.extend_from_slice(&3i32.to_be_bytes()); // group epoch
     b.extend_from_slice(&3i32.to_be_bytes()); // assignment epoch
@@ -935,8 +963,14 @@ fn version_0_records_are_still_read() {
     b.push(0); // rack id
     s(&mut b, "client");
     s(&mut b, "/127.0.0.1");
-    b.extend_from_slice(&1u32.to_be_bytes());
-    s(&mut b, "t");
+    if version == 0 {
+        b.extend_from_slice(&1u32.to_be_bytes());
+        s(&mut b, "t");
+    } else {
+        b.extend_from_slice(&0u32.to_be_bytes());
+        b.push(1); // the regex
+        s(&mut b, "t");
+    }
     b.push(0); // server assignor
     b.extend_from_slice(&30_000i32.to_be_bytes());
     b.push(0); // stable
@@ -954,19 +988,139 @@ fn version_0_records_are_still_read() {
     all(&mut b); // assigned
     b.extend_from_slice(&0u32.to_be_bytes()); // pending revocation
     all(&mut b); // target
+    if version == 1 {
+        b.extend_from_slice(&1u32.to_be_bytes()); // one regex, matching t
+        s(&mut b, "t");
+        b.extend_from_slice(&1u32.to_be_bytes());
+        s(&mut b, "t");
+    }
+    b
+}
+
+/// Version 0 (before regex subscriptions) and 1 (before members' principals) records are still
+/// read, and their members carry on at their epoch.
+#[test]
+fn version_0_and_1_records_are_still_read() {
+    for version in [0u8, 1] {
+        let mut c = ConsumerGroups::new(config());
+        assert!(c.restore(0, &old_record(version)), "version {version}");
+        let d = c.describe("g").unwrap();
+        assert_eq!((d.state, d.group_epoch), ("Stable", 3));
+        let regex = (version == 1).then(|| "t".to_string());
+        assert_eq!(d.members[0].subscribed_topic_regex, regex);
+        assert_eq!(parts(&d.members[0].assignment, T), vec![0, 1, 2, 3, 4, 5]);
+        // Written back as version 2; the member carries on at its epoch (a version 1 member's
+        // topics were all its regex matched, as before).
+        assert_eq!(c.record("g").unwrap()[0], 2);
+        let r = c.heartbeat(
+            1,
+            1,
+            beat_req("a", 3, Some(d.members[0].assignment.clone())),
+            &Topics,
+        );
+        assert_eq!(
+            (r.error_code, r.member_epoch),
+            (code::NONE, 3),
+            "version {version}"
+        );
+        assert_eq!(c.describe("g").unwrap().group_epoch, 3, "version {version}");
+    }
+}
+
+/// Joins `member` as `principal` with regex `re`.
+fn regex_join_as(member: &str, principal: &str, re: &str) -> Heartbeat {
+    Heartbeat {
+        principal: principal.into(),
+        ..regex_join(member, re)
+    }
+}
+
+/// Heartbeats `member` (as `principal`) at its current epoch, owning nothing new.
+fn beat_as(c: &mut ConsumerGroups, now: i64, member: &str, principal: &str, view: &Catalog) {
+    let epoch = c.groups["g"].members[member].member_epoch;
+    let mut r = beat_req(member, epoch, None);
+    r.principal = principal.into();
+    let resp = c.heartbeat(now, 1, r, view);
+    assert_eq!(resp.error_code, code::NONE, "{resp:?}");
+}
+
+/// Topic names of each member's target, by member id.
+fn targets(c: &ConsumerGroups, view: &Catalog) -> BTreeMap<String, BTreeSet<String>> {
+    c.describe("g")
+        .unwrap()
+        .members
+        .iter()
+        .map(|m| (m.member_id.clone(), view.names(&m.target_assignment)))
+        .collect()
+}
+
+#[test]
+fn a_regex_gives_each_member_only_the_topics_its_principal_may_describe() {
+    let mut view = internal_and_orders();
+    view.grant("User:alice", "orders");
+    view.grant("User:bob", "orders");
+    view.grant("User:bob", "orders-v2");
     let mut c = ConsumerGroups::new(config());
-    assert!(c.restore(0, &b));
-    let d = c.describe("g").unwrap();
-    assert_eq!((d.state, d.group_epoch), ("Stable", 3));
-    assert_eq!(d.members[0].subscribed_topic_regex, None);
-    assert_eq!(parts(&d.members[0].assignment, T), vec![0, 1, 2, 3, 4, 5]);
-    // Written back as version 1; the member carries on at its epoch.
-    assert_eq!(c.record("g").unwrap()[0], 1);
-    let r = c.heartbeat(
-        1,
-        1,
-        beat_req("a", 3, Some(d.members[0].assignment.clone())),
-        &Topics,
+    for (m, who) in [("a", "User:alice"), ("b", "User:bob")] {
+        let r = c.heartbeat(0, 1, regex_join_as(m, who, "orders.*"), &view);
+        assert_eq!(r.error_code, code::NONE, "{r:?}");
+    }
+    let t = targets(&c, &view);
+    assert!(t["a"].is_subset(&set(&["orders"])), "{t:?}");
+    assert!(t["b"].contains("orders-v2"), "{t:?}");
+    // The group's resolution holds every match; only the members' views are filtered.
+    assert_eq!(
+        c.groups["g"].regexes.topics("orders.*"),
+        Some(&set(&["orders", "orders-v2"]))
     );
-    assert_eq!((r.error_code, r.member_epoch), (code::NONE, 3));
+    let epoch = c.describe("g").unwrap().group_epoch;
+    // Heartbeats with the same ACLs change nothing.
+    beat_as(&mut c, 10, "a", "User:alice", &view);
+    beat_as(&mut c, 11, "b", "User:bob", &view);
+    assert_eq!(c.describe("g").unwrap().group_epoch, epoch);
+    // An ACL that changes nobody's view changes nothing either.
+    view.grant("User:carol", "orders-v2");
+    beat_as(&mut c, 20, "a", "User:alice", &view);
+    assert_eq!(c.describe("g").unwrap().group_epoch, epoch);
+    // Bob loses both topics: the next heartbeat (anyone's) moves everything to alice's side,
+    // but alice may still see only `orders`.
+    view.revoke("User:bob", "orders");
+    view.revoke("User:bob", "orders-v2");
+    beat_as(&mut c, 30, "a", "User:alice", &view);
+    assert_eq!(c.describe("g").unwrap().group_epoch, epoch + 1);
+    let t = targets(&c, &view);
+    assert_eq!(t["a"], set(&["orders"]));
+    assert_eq!(t["b"], set(&[]));
+    // Alice is granted orders-v2: it is hers at the next heartbeat.
+    view.grant("User:alice", "orders-v2");
+    beat_as(&mut c, 40, "b", "User:bob", &view);
+    assert_eq!(c.describe("g").unwrap().group_epoch, epoch + 2);
+    assert_eq!(targets(&c, &view)["a"], set(&["orders", "orders-v2"]));
+    // A new topic the regex matches goes only to those who may describe it (nobody here): the
+    // resolution grows, the group epoch does not move.
+    view.create("orders-secret", 4);
+    beat_as(&mut c, 2_000, "a", "User:alice", &view);
+    assert!(c.groups["g"]
+        .regexes
+        .topics("orders.*")
+        .unwrap()
+        .contains("orders-secret"));
+    assert_eq!(c.describe("g").unwrap().group_epoch, epoch + 2);
+    // The record keeps each member's principal and view: a restored group changes nothing
+    // while the ACLs stay the same.
+    let bytes = c.record("g").unwrap();
+    let mut restored = ConsumerGroups::new(config());
+    assert!(restored.restore(3_000, &bytes));
+    assert_eq!(restored.record("g").unwrap(), bytes);
+    beat_as(&mut restored, 3_001, "b", "User:bob", &view);
+    assert_eq!(restored.describe("g").unwrap().group_epoch, epoch + 2);
+    assert_eq!(targets(&restored, &view), targets(&c, &view));
+    // A member that heartbeats as another principal is filtered by the new one's rights.
+    beat_as(&mut restored, 3_002, "b", "User:alice", &view);
+    assert_eq!(restored.describe("g").unwrap().group_epoch, epoch + 3);
+    let t = targets(&restored, &view);
+    assert_eq!(
+        t.values().flatten().cloned().collect::<BTreeSet<_>>(),
+        set(&["orders", "orders-v2"])
+    );
 }

@@ -17,7 +17,9 @@
 //! to the group is resolved at once against the heartbeat's metadata; all of them are resolved
 //! again when the metadata view changed (a topic created or deleted), at most once per
 //! `regex_refresh_min_interval_ms` per group (Kafka: 10 s between two refreshes of a group,
-//! `REGEX_BATCH_REFRESH_MIN_INTERVAL_MS`). A change in what an expression matches bumps the
+//! `REGEX_BATCH_REFRESH_MIN_INTERVAL_MS`). The matches are over all topics; each member then
+//! keeps those its principal may describe (the group module filters them, as Kafka's
+//! coordinator filters its resolutions), and a change in what some member keeps bumps the
 //! group epoch. The resolutions are persisted with the group, so a restarted broker assigns
 //! exactly what it assigned before until the next refresh.
 
@@ -76,6 +78,9 @@ pub(super) struct Resolutions {
     version: Option<u64>,
     /// When they were last resolved together (None: never).
     refreshed_ms: Option<i64>,
+    /// Changes whenever an entry is added or matches other topics (members filter the matches
+    /// by what they may describe again).
+    generation: u64,
 }
 
 impl Resolutions {
@@ -87,6 +92,11 @@ impl Resolutions {
     /// The topics `re` matched; None if the group does not hold it.
     pub(super) fn topics(&self, re: &str) -> Option<&BTreeSet<String>> {
         self.entries.get(re).map(|r| &r.topics)
+    }
+
+    /// See the field: compared with what a member's regex topics were filtered at.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Adds an expression new to the group, resolved against `view` now.
@@ -104,6 +114,7 @@ impl Resolutions {
         }
         let topics = resolve(&pattern, view);
         self.entries.insert(re, Resolved { pattern, topics });
+        self.generation += 1;
     }
 
     /// Adds an expression read back from a record with the topics it matched then. False if it
@@ -112,6 +123,7 @@ impl Resolutions {
         match Pattern::compile(&re) {
             Ok(pattern) if !re.is_empty() => {
                 self.entries.insert(re, Resolved { pattern, topics });
+                self.generation += 1;
                 true
             }
             _ => false,
@@ -156,6 +168,9 @@ impl Resolutions {
                 r.topics = topics;
                 changed = true;
             }
+        }
+        if changed {
+            self.generation += 1;
         }
         changed
     }

@@ -35,6 +35,7 @@ use crate::group::{
 use crate::shard::Shard;
 use crate::share_group::ShareGroups;
 use bytes::Bytes;
+use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_shard::sync::{oneshot, OneshotSender};
 use millrace_wire::records::NewRecord;
 use std::cell::{Cell, RefCell};
@@ -603,7 +604,7 @@ async fn consumer_heartbeat(
         now,
         version,
         request,
-        &ImageTopics(&image),
+        &ImageTopics::new(shard, &image),
     );
     if resp.error_code != code::NONE {
         tracing::debug!(group = %group_id, error = resp.error_code, message = ?resp.error_message,
@@ -658,8 +659,18 @@ async fn persist_records(
     }
 }
 
-/// The metadata image as the consumer groups see it.
-struct ImageTopics<'a>(&'a crate::metadata::MetadataImage);
+/// The metadata image as the consumer groups see it, with the shard's authorizer (if one is
+/// configured) and its generation for regex subscriptions.
+struct ImageTopics<'a>(
+    &'a crate::metadata::MetadataImage,
+    Option<(Rc<millrace_security::acl::Authorizer>, u64)>,
+);
+
+impl<'a> ImageTopics<'a> {
+    fn new(shard: &Shard, image: &'a crate::metadata::MetadataImage) -> Self {
+        ImageTopics(image, crate::acls::authorizer_with_generation(shard))
+    }
+}
 
 impl TopicView for ImageTopics<'_> {
     fn topic(&self, name: &str) -> Option<TopicInfo> {
@@ -677,6 +688,24 @@ impl TopicView for ImageTopics<'_> {
 
     fn version(&self) -> u64 {
         self.0.version
+    }
+
+    fn may_describe(&self, principal: &str, host: &str, topic: &str) -> bool {
+        let Some((authorizer, _)) = &self.1 else {
+            return true;
+        };
+        let host = host.trim_start_matches('/');
+        authorizer.authorize(
+            principal,
+            host,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            topic,
+        )
+    }
+
+    fn access_version(&self) -> u64 {
+        self.1.as_ref().map_or(0, |(_, generation)| *generation)
     }
 }
 
@@ -1273,7 +1302,7 @@ pub async fn tick_loop(shard: Rc<Shard>) {
             let changed = groups_of(&shard)
                 .consumer
                 .borrow_mut()
-                .tick(now, &ImageTopics(&image));
+                .tick(now, &ImageTopics::new(&shard, &image));
             persist_consumer_groups(&shard, &changed).await;
         }
         share_groups::tick(&shard, now).await;

@@ -100,7 +100,7 @@ async fn heartbeat(shard: &Rc<Shard>, now: i64, req: ShareHeartbeat) -> ShareHea
         );
     }
     let image = shard.image();
-    let view = ImageTopics(&image);
+    let view = ImageTopics::new(shard, &image);
     let lookup = |name: &str| view.topic(name);
     let before = groups.share.borrow().record(&group_id);
     let resp = groups.share.borrow_mut().heartbeat(now, req, &lookup);
@@ -127,7 +127,7 @@ pub(super) async fn tick(shard: &Rc<Shard>, now: i64) {
         return;
     }
     let image = shard.image();
-    let view = ImageTopics(&image);
+    let view = ImageTopics::new(shard, &image);
     let lookup = |name: &str| view.topic(name);
     let changed: Vec<String> = groups
         .share

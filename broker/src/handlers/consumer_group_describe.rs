@@ -1,6 +1,7 @@
 //! ConsumerGroupDescribe (key 69), versions 0-1: KIP-848 groups with their epochs, members,
 //! current and target assignments (topic names resolved from the metadata image). A group id
-//! that is not a consumer group answers GROUP_ID_NOT_FOUND, as Kafka does.
+//! that is not a consumer group answers GROUP_ID_NOT_FOUND, as Kafka does; one whose assignments
+//! name a topic the principal may not describe answers TOPIC_AUTHORIZATION_FAILED, as Kafka's.
 
 use super::Context;
 use super::Response;
@@ -79,6 +80,29 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                     g.0
                 )))),
             Err(error) => out.with_error_code(error),
+        };
+        // As Kafka (KAFKA-18813): a group whose assignments name a topic the principal may not
+        // describe is not shown, so describing a group reveals no hidden topic.
+        let hidden = described.members.iter().any(|m| {
+            [&m.assignment, &m.target_assignment]
+                .into_iter()
+                .flat_map(|a| &a.topic_partitions)
+                .map(|t| t.topic_name.0.as_str())
+                // A topic deleted since is no longer named.
+                .filter(|name| !name.is_empty())
+                .any(|name| !ctx.allowed_quietly(AclOperation::Describe, ResourceType::Topic, name))
+        });
+        let described = if hidden {
+            DescribedGroup::default()
+                .with_group_id(g.clone())
+                .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+                .with_error_code(crate::errors::code::TOPIC_AUTHORIZATION_FAILED)
+                .with_error_message(Some(str_bytes(
+                    "The group's assignments name topics the client is not authorized to \
+                     describe.",
+                )))
+        } else {
+            described
         };
         // Kafka fills it for each group the principal may describe, when asked.
         let described = if req.include_authorized_operations && described.error_code == 0 {

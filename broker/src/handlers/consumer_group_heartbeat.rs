@@ -1,7 +1,8 @@
 //! ConsumerGroupHeartbeat (key 68), versions 0-1: the KIP-848 consumer group protocol. The
 //! group's coordinating shard answers at once (see `crate::consumer_group`); v0 members may
 //! leave their id empty to have one made, v1 members (Kafka 4.x clients) bring their own and may
-//! subscribe by regular expression (resolved by the coordinator against the metadata image).
+//! subscribe by regular expression (resolved by the coordinator against the metadata image,
+//! each member keeping the matches its principal may describe).
 
 use super::Context;
 use super::Response;
@@ -65,6 +66,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
         }),
         client_id: header.client_id.clone().unwrap_or_default(),
         client_host: ctx.client().host.to_string(),
+        principal: ctx.requester().principal.to_string(),
     };
     let group_id = heartbeat.group_id.clone();
     let op = ConsumerHeartbeat {

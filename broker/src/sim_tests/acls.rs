@@ -281,3 +281,145 @@ fn created_topics_show_their_configs_only_to_who_may_describe_them() {
         act_as(crate::auth::ANONYMOUS);
     });
 }
+
+/// A regex subscription gives each member only the matching topics its principal may
+/// describe, and a group whose assignments name a hidden topic is not described to whoever
+/// may not see it (ConsumerGroupDescribe answers TOPIC_AUTHORIZATION_FAILED, as Kafka's).
+#[test]
+fn regex_subscriptions_assign_only_topics_the_member_may_describe() {
+    use kafka_protocol::messages::{
+        ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+        ConsumerGroupHeartbeatResponse,
+    };
+    use std::collections::BTreeSet;
+    const DESCRIBE: i8 = 8;
+    const READ: i8 = 3;
+    const GROUP_ID: &str = "regex-g";
+    async fn create_topic(shard: &Rc<Shard>, name: &str) {
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.into())))
+                .with_num_partitions(2)
+                .with_replication_factor(1)])
+            .with_timeout_ms(5_000);
+        let resp: CreateTopicsResponse = call(shard, ApiKey::CreateTopics, 7, &req).await;
+        assert_eq!(resp.topics[0].error_code, code::NONE, "{name}");
+    }
+    /// (error, member epoch, topic ids assigned if the answer carries an assignment).
+    async fn heartbeat(
+        shard: &Rc<Shard>,
+        member: &str,
+        epoch: i32,
+    ) -> (i16, i32, Option<BTreeSet<uuid::Uuid>>) {
+        let req = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str(GROUP_ID)))
+            .with_member_id(StrBytes::from_string(member.into()))
+            .with_member_epoch(epoch)
+            .with_rebalance_timeout_ms(10_000)
+            .with_subscribed_topic_regex(
+                (epoch == 0).then(|| StrBytes::from_static_str("orders-.*")),
+            )
+            .with_topic_partitions((epoch == 0).then(Vec::new));
+        let resp: ConsumerGroupHeartbeatResponse =
+            call(shard, ApiKey::ConsumerGroupHeartbeat, 1, &req).await;
+        let topics = resp
+            .assignment
+            .map(|a| a.topic_partitions.iter().map(|t| t.topic_id).collect());
+        (resp.error_code, resp.member_epoch, topics)
+    }
+    /// (error, group epoch, topic names in each member's target).
+    async fn describe_group(shard: &Rc<Shard>) -> (i16, i32, BTreeMap<String, BTreeSet<String>>) {
+        let req = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(StrBytes::from_static_str(GROUP_ID))]);
+        let resp: ConsumerGroupDescribeResponse =
+            call(shard, ApiKey::ConsumerGroupDescribe, 0, &req).await;
+        let g = &resp.groups[0];
+        let targets = g
+            .members
+            .iter()
+            .map(|m| {
+                let names = m
+                    .target_assignment
+                    .topic_partitions
+                    .iter()
+                    .map(|t| t.topic_name.0.to_string())
+                    .collect();
+                (m.member_id.to_string(), names)
+            })
+            .collect();
+        (g.error_code, g.group_epoch, targets)
+    }
+    let disk = SimDisk::new(4096);
+    let sim = Sim::new(45);
+    let shards = sim.block_on(boot_with(&disk, secured()));
+    sim.block_on(async {
+        act_as("User:admin");
+        create_topic(&shards[0], "orders-open").await;
+        create_topic(&shards[0], "orders-secret").await;
+        let image = shards[0].image();
+        let open = image.topics["orders-open"].id;
+        let secret = image.topics["orders-secret"].id;
+        let done = create(
+            &shards[0],
+            vec![
+                creation(3, GROUP_ID, 3, "User:alice", READ),
+                creation(2, "orders-open", 3, "User:alice", DESCRIBE),
+                creation(3, GROUP_ID, 3, "User:bob", READ),
+                creation(2, "orders-", 4, "User:bob", DESCRIBE),
+            ],
+        )
+        .await;
+        assert_eq!(done, vec![code::NONE; 4]);
+        act_as("User:alice");
+        let (error, alice_epoch, topics) = heartbeat(&shards[1], "alice-1", 0).await;
+        assert_eq!(error, code::NONE);
+        assert_eq!(
+            topics,
+            Some(BTreeSet::from([open])),
+            "only what alice may describe"
+        );
+        // Alice may describe her group: it names no topic hidden from her.
+        let (error, _, targets) = describe_group(&shards[1]).await;
+        assert_eq!(error, code::NONE);
+        assert_eq!(
+            targets["alice-1"],
+            BTreeSet::from(["orders-open".to_string()])
+        );
+        act_as("User:bob");
+        let (error, _, topics) = heartbeat(&shards[1], "bob-1", 0).await;
+        assert_eq!(error, code::NONE);
+        assert!(
+            topics.is_some_and(|t| t.contains(&secret)),
+            "bob may see orders-secret"
+        );
+        // The group now names orders-secret: alice may not describe it, bob may.
+        let (error, group_epoch, targets) = describe_group(&shards[1]).await;
+        assert_eq!(error, code::NONE);
+        assert!(!targets["alice-1"].contains("orders-secret"), "{targets:?}");
+        act_as("User:alice");
+        let (error, _, targets) = describe_group(&shards[1]).await;
+        assert_eq!(error, code::TOPIC_AUTHORIZATION_FAILED);
+        assert!(targets.is_empty(), "no members are shown");
+        // Alice is granted orders-secret: her next heartbeat moves the group epoch and her
+        // target may now hold it.
+        act_as("User:admin");
+        let done = create(
+            &shards[0],
+            vec![creation(2, "orders-secret", 3, "User:alice", DESCRIBE)],
+        )
+        .await;
+        assert_eq!(done, vec![code::NONE]);
+        act_as("User:alice");
+        let (error, _, _) = heartbeat(&shards[1], "alice-1", alice_epoch).await;
+        assert_eq!(error, code::NONE);
+        act_as("User:admin");
+        let (error, after, _) = describe_group(&shards[1]).await;
+        assert_eq!(error, code::NONE);
+        assert_eq!(
+            after,
+            group_epoch + 1,
+            "the grant changed alice's subscription"
+        );
+        act_as(crate::auth::ANONYMOUS);
+    });
+}
