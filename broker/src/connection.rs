@@ -130,11 +130,7 @@ async fn read_loop(
     };
     loop {
         // KIP-219: a throttled connection is not read until its throttle time has passed.
-        let muted = on.muted_until.get();
-        let now = millrace_shard::time::monotonic_ms();
-        if muted > now {
-            millrace_shard::time::sleep(std::time::Duration::from_millis(muted - now)).await;
-        }
+        wait_while_muted(&on.muted_until).await;
         let mut prefix = [0u8; 4];
         if reader.read_exact(&mut prefix).await.is_err() {
             return; // peer closed
@@ -152,6 +148,10 @@ async fn read_loop(
             tracing::debug!(%peer, "connection closed mid-request");
             return;
         };
+        // The read above may have been waiting since before an earlier request was throttled:
+        // the request that arrived meanwhile waits out the throttle too. (Requests read while
+        // the throttled one was still being handled, pipelined by the client, are not held.)
+        wait_while_muted(&on.muted_until).await;
         if reader.tls_output_pending() {
             // An alert or key update for the peer: the writer sends it with its next write.
             let _ = queue.push(ready(Response::Nothing)).await;
@@ -205,6 +205,18 @@ async fn read_loop(
         if queue.push(task).await.is_err() {
             return;
         }
+    }
+}
+
+/// Sleeps until the connection's throttle time (KIP-219) has passed.
+async fn wait_while_muted(muted_until: &std::cell::Cell<u64>) {
+    loop {
+        let muted = muted_until.get();
+        let now = millrace_shard::time::monotonic_ms();
+        if muted <= now {
+            return;
+        }
+        millrace_shard::time::sleep(std::time::Duration::from_millis(muted - now)).await;
     }
 }
 
