@@ -190,6 +190,7 @@ pub(crate) async fn recover_state<D: Disk>(
         appended_max_timestamp: durable_max_timestamp,
         durable_max_timestamp,
         unwritten_bytes: 0,
+        spare_tails: Vec::new(),
         first_dirty_offset: log_start_offset,
         closed: false,
     };
