@@ -254,6 +254,24 @@ def parse_create_topics_v4(r: Reader) -> list[tuple[str, int, str | None]]:
     return [(r.string(), r.i16(), r.string()) for _ in range(r.i32())]
 
 
+def create_topic_v7(s: socket.socket, client_id: str, name: str, partitions: int,
+                    correlation_id: int = 9) -> tuple[int, int]:
+    """CreateTopics v7 (strict controller mutation quota) for one topic with replication
+    factor 1, on an open connection: (error code, throttle_time_ms)."""
+    topic = (compact_string(name) + i32(partitions) + i16(1)
+             + uvarint(1) + uvarint(1) + uvarint(0))
+    body = uvarint(2) + topic + i32(30000) + i8(0) + uvarint(0)
+    s.sendall(frame(header_v2(19, 7, correlation_id, client_id) + body))
+    r = Reader(recv_frame(s))
+    assert r.i32() == correlation_id
+    r.take(1)  # the response header's empty tagged fields
+    throttle = r.i32()
+    assert r.take(1) == b"\x02", "one topic"
+    r.take(r.take(1)[0] - 1)  # its name
+    r.take(16)  # its id
+    return r.i16(), throttle
+
+
 def request(port: int, api_key: int, version: int, body: bytes, correlation_id: int = 1,
             s: socket.socket | None = None) -> Reader:
     """Sends one header-v1 request and returns a Reader positioned after the response's

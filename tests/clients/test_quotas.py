@@ -214,19 +214,8 @@ def test_a_consumer_quota_holds_a_consumer_back(broker):
 
 def create_topic_v7(port: int, client_id: str, name: str, partitions: int) -> tuple[int, int]:
     """CreateTopics v7 (strict controller mutation quota): (error code, throttle_time_ms)."""
-    topic = (kwire.compact_string(name) + kwire.i32(partitions) + kwire.i16(1)
-             + kwire.uvarint(1) + kwire.uvarint(1) + kwire.uvarint(0))
-    body = kwire.uvarint(2) + topic + kwire.i32(30000) + kwire.i8(0) + kwire.uvarint(0)
     with kwire.connect(port) as s:
-        s.sendall(kwire.frame(kwire.header_v2(19, 7, 9, client_id) + body))
-        r = kwire.Reader(kwire.recv_frame(s))
-    assert r.i32() == 9
-    r.take(1)  # the response header's empty tagged fields
-    throttle = r.i32()
-    assert r.take(1) == b"\x02", "one topic"
-    r.take(r.take(1)[0] - 1)  # its name
-    r.take(16)  # its id
-    return r.i16(), throttle
+        return kwire.create_topic_v7(s, client_id, name, partitions)
 
 
 def test_controller_mutations_are_throttled_strictly(broker):

@@ -16,8 +16,7 @@ import uuid
 
 import cwire as c
 from cluster import wait_for
-from kwire import Reader, frame, header_v1, header_v2, i8, i16, i32, recv_frame, string, uvarint
-from kwire import compact_string
+from kwire import Reader, create_topic_v7, frame, header_v1, i8, i32, recv_frame, string
 
 API_DESCRIBE_CLIENT_QUOTAS = 48
 API_ALTER_CLIENT_QUOTAS = 49
@@ -52,23 +51,6 @@ def client_quota(port: int, client_id: str, key: str) -> float | None:
             if k == key:
                 value = v
     return value
-
-
-def create_topic_v7(s: socket.socket, client_id: str, name: str, partitions: int,
-                    correlation_id: int) -> tuple[int, int]:
-    """CreateTopics v7 on an open connection (strict mutation quota): (code, throttle_time_ms)."""
-    topic = (compact_string(name) + i32(partitions) + i16(1)
-             + uvarint(1) + uvarint(1) + uvarint(0))
-    body = uvarint(2) + topic + i32(30000) + i8(0) + uvarint(0)
-    s.sendall(frame(header_v2(c.API_CREATE_TOPICS, 7, correlation_id, client_id) + body))
-    r = Reader(recv_frame(s))
-    assert r.i32() == correlation_id
-    r.take(1)  # the response header's empty tagged fields
-    throttle = r.i32()
-    assert r.take(1) == b"\x02", "one topic"
-    r.take(r.take(1)[0] - 1)  # its name
-    r.take(16)  # its id
-    return r.i16(), throttle
 
 
 def test_a_forwarded_mutation_throttle_mutes_the_clients_connection(cluster_factory):
