@@ -387,6 +387,7 @@ class Cluster:
             port = free_port()
             if port not in ports and port not in http_ports:
                 http_ports.append(port)
+        self.assigned_ports = ports | set(http_ports)
         ports = sorted(ports)
         self.nodes = [Node(self, i + 1, None if controller_only else ports[2 * i],
                            ports[2 * i + 1], *http_ports[3 * i:3 * i + 3])
@@ -469,6 +470,15 @@ class Cluster:
 
     def registered_brokers(self, node: Node) -> set[int]:
         return set(c.metadata(node.port, topics=[]).brokers)
+
+    def spare_port(self) -> int:
+        """A free port none of the cluster's nodes was given (they bind theirs only when they
+        start, so free_port alone may hand out one of them), for a listener a test adds."""
+        while True:
+            port = free_port()
+            if port not in self.assigned_ports:
+                self.assigned_ports.add(port)
+                return port
 
     def is_ready(self, expect: set[int] | None = None) -> bool:
         expect = self.broker_ids if expect is None else expect

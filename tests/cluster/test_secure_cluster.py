@@ -13,7 +13,7 @@ import socket
 import time
 
 import cwire as c
-from cluster import free_port, wait_for
+from cluster import wait_for
 from securehelp import make_certs
 
 STANDARD = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -35,7 +35,7 @@ def secured(tmp_path, wrong_password_on: int | None = None, reauth_ms: int | Non
         password = "wrong" if node.node_id == wrong_password_on else "admin-secret"
         listeners = props["listeners"].split(",")
         if node.is_broker:
-            internal.setdefault(node.node_id, free_port())
+            internal.setdefault(node.node_id, node.cluster.spare_port())
             listeners.append(f"INTERNAL://{node.host}:{internal[node.node_id]}")
             props["advertised.listeners"] += f",INTERNAL://{node.host}:{internal[node.node_id]}"
             props["inter.broker.listener.name"] = "INTERNAL"
