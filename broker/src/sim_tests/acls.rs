@@ -77,6 +77,23 @@ async fn listed(shard: &Rc<Shard>) -> Vec<String> {
         .collect()
 }
 
+/// CreateTopics v7 of one topic with replication factor 1, as the current principal: its
+/// result.
+async fn create_topic_v7(
+    shard: &Rc<Shard>,
+    name: &str,
+    partitions: i32,
+) -> kafka_protocol::messages::create_topics_response::CreatableTopicResult {
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.into())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)])
+        .with_timeout_ms(5_000);
+    let mut resp: CreateTopicsResponse = call(shard, ApiKey::CreateTopics, 7, &req).await;
+    resp.topics.swap_remove(0)
+}
+
 #[test]
 fn acls_are_created_enforced_described_and_survive_a_crash() {
     let disk = SimDisk::new(4096);
@@ -243,17 +260,8 @@ fn share_fetches_need_read_on_the_group_and_on_each_topic() {
 
 #[test]
 fn created_topics_show_their_configs_only_to_who_may_describe_them() {
-    use kafka_protocol::messages::create_topics_request::CreatableTopic;
-    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
     async fn create_topic(shard: &Rc<Shard>, name: &str) -> (i16, i16, bool) {
-        let req = CreateTopicsRequest::default()
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(TopicName(StrBytes::from_string(name.into())))
-                .with_num_partitions(1)
-                .with_replication_factor(1)])
-            .with_timeout_ms(5_000);
-        let resp: CreateTopicsResponse = call(shard, ApiKey::CreateTopics, 7, &req).await;
-        let t = &resp.topics[0];
+        let t = create_topic_v7(shard, name, 1).await;
         (
             t.error_code,
             t.topic_config_error_code,
@@ -296,14 +304,8 @@ fn regex_subscriptions_assign_only_topics_the_member_may_describe() {
     const READ: i8 = 3;
     const GROUP_ID: &str = "regex-g";
     async fn create_topic(shard: &Rc<Shard>, name: &str) {
-        let req = CreateTopicsRequest::default()
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(TopicName(StrBytes::from_string(name.into())))
-                .with_num_partitions(2)
-                .with_replication_factor(1)])
-            .with_timeout_ms(5_000);
-        let resp: CreateTopicsResponse = call(shard, ApiKey::CreateTopics, 7, &req).await;
-        assert_eq!(resp.topics[0].error_code, code::NONE, "{name}");
+        let t = create_topic_v7(shard, name, 2).await;
+        assert_eq!(t.error_code, code::NONE, "{name}");
     }
     /// (error, member epoch, topic ids assigned if the answer carries an assignment).
     async fn heartbeat(
