@@ -101,6 +101,10 @@ impl DiskFile for BrokerFile {
         both_files!(self, f => f.write_at(pos, data).await)
     }
 
+    async fn write_zeroes(&self, pos: u64, len: u64) -> io::Result<()> {
+        both_files!(self, f => f.write_zeroes(pos, len).await)
+    }
+
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
         both_files!(self, f => f.read_at(pos, len).await)
     }

@@ -255,6 +255,7 @@ impl Shard {
             delete_retention_ms: s.delete_retention_ms,
             min_cleanable_dirty_ratio: s.min_cleanable_dirty_ratio,
             cleaner_dedupe_buffer_bytes: c.log_cleaner_dedupe_buffer_bytes,
+            prepare_ahead_bytes: c.log_prepare_ahead_bytes,
             ..LogConfig::default()
         }
     }

@@ -2,11 +2,13 @@
 
 use crate::reap::{close_later, off_shard, track, Inode};
 use bytes::Bytes;
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
+use glommio::sync::Semaphore;
 use millrace_storage::disk::{temp_path, Disk, DiskFile};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Direct-I/O disk access on the current shard's io_uring ring.
 #[derive(Clone, Debug, Default)]
@@ -14,18 +16,94 @@ pub struct DmaDisk;
 
 /// A segment or index file opened with O_DIRECT, read-write. Dropping it closes it off the
 /// shard's thread ([`crate::reap`]): it may be the last descriptor of a deleted segment.
+///
+/// Writes are not cancelled with the future that awaits them. io_uring cannot take back a
+/// write it has started, so a flush round dropped midway (its produce request's connection
+/// closed) could leave a write that lands after the next round's write of the same blocks,
+/// and put older bytes, or zeroes written ahead, over acknowledged data. So each write runs
+/// in a task of its own, and every write, sync and truncation of the file waits in `order`
+/// until the ones before it have completed.
 pub struct DmaDiskFile {
     /// None only once closed or dropped.
-    file: Option<DmaFile>,
+    file: Option<Rc<DmaFile>>,
     path: PathBuf,
     /// Counted open with [`track`], so the reaper knows when the last descriptor goes.
     inode: Option<Inode>,
+    /// One permit: held by the write, sync or truncation in progress.
+    order: Rc<Semaphore>,
 }
 
 impl DmaDiskFile {
-    fn file(&self) -> &DmaFile {
+    fn file(&self) -> &Rc<DmaFile> {
         self.file.as_ref().expect("DmaDiskFile used after close")
     }
+
+    /// Waits for the writes, syncs and truncations before this one to complete.
+    async fn in_order(&self) -> io::Result<glommio::sync::StaticPermit> {
+        self.order
+            .acquire_static_permit(1)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// Runs `write` to completion in a task of its own, holding `permit` until it is done.
+    async fn write_detached<W>(
+        &self,
+        permit: glommio::sync::StaticPermit,
+        write: W,
+    ) -> io::Result<()>
+    where
+        W: std::future::Future<Output = io::Result<()>> + 'static,
+    {
+        let task = glommio::spawn_local(async move {
+            let result = write.await;
+            drop(permit);
+            result
+        })
+        .detach();
+        task.await
+            .unwrap_or_else(|| Err(io::Error::other("write task stopped before it completed")))
+    }
+}
+
+/// Bytes of the zero buffer [`DmaDiskFile::write_zeroes`] writes from.
+const ZERO_BUFFER_BYTES: usize = 1 << 20;
+
+thread_local! {
+    /// One buffer of zeroes per shard, shared by every zeroing write (never registered with
+    /// the ring: it would hold a share of the shard's registered memory for good).
+    static ZEROES: Rc<DmaBuffer> = {
+        let mut buf = glommio::allocate_dma_buffer_global(ZERO_BUFFER_BYTES);
+        buf.as_bytes_mut().fill(0);
+        Rc::new(buf)
+    };
+}
+
+/// Writes `buf` whole at `pos`.
+async fn write_whole(file: &DmaFile, buf: DmaSource, pos: u64) -> io::Result<()> {
+    let (written, len) = match buf {
+        DmaSource::Owned(b) => {
+            let len = b.len();
+            (file.write_at(b, pos).await, len)
+        }
+        DmaSource::Shared(b) => {
+            let len = b.len();
+            (file.write_rc_at(b, pos).await, len)
+        }
+    };
+    if written.map_err(to_io)? < len {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short direct write",
+        ));
+    }
+    Ok(())
+}
+
+/// What [`write_whole`] writes.
+enum DmaSource {
+    Owned(DmaBuffer),
+    Shared(Rc<DmaBuffer>),
 }
 
 impl Drop for DmaDiskFile {
@@ -34,9 +112,14 @@ impl Drop for DmaDiskFile {
             return;
         };
         match last_descriptor(&file, self.inode) {
-            Some(dup) => close_later(dup, self.inode, async move {
-                let _ = file.close().await;
-            }),
+            Some(dup) => {
+                let order = self.order.clone();
+                close_later(dup, self.inode, async move {
+                    // After the writes still running: they hold the file too.
+                    let _ = order.acquire_permit(1).await;
+                    let _ = file.close_rc().await;
+                })
+            }
             None => drop(file),
         }
     }
@@ -125,9 +208,10 @@ impl Disk for DmaDisk {
         // SAFETY: the descriptor belongs to `file`, which is open for the call.
         let inode = track(unsafe { BorrowedFd::borrow_raw(file.as_raw_fd()) });
         Ok(DmaDiskFile {
-            file: Some(file),
+            file: Some(Rc::new(file)),
             path: path.to_path_buf(),
             inode,
+            order: Rc::new(Semaphore::new(1)),
         })
     }
 
@@ -202,16 +286,43 @@ impl DiskFile for DmaDiskFile {
             (pos as usize).is_multiple_of(align) && data.len().is_multiple_of(align),
             "unaligned direct write"
         );
+        let permit = self.in_order().await?;
         let mut buf = self.file().alloc_dma_buffer(data.len());
         buf.as_bytes_mut().copy_from_slice(data);
-        let written = self.file().write_at(buf, pos).await.map_err(to_io)?;
-        if written != data.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "short direct write",
-            ));
-        }
-        Ok(())
+        let file = self.file().clone();
+        self.write_detached(permit, async move {
+            write_whole(&file, DmaSource::Owned(buf), pos).await
+        })
+        .await
+    }
+
+    async fn write_zeroes(&self, pos: u64, len: u64) -> io::Result<()> {
+        let align = self.alignment() as u64;
+        assert!(
+            pos.is_multiple_of(align) && len.is_multiple_of(align),
+            "unaligned direct write"
+        );
+        let permit = self.in_order().await?;
+        let file = self.file().clone();
+        let zeroes = ZEROES.with(Rc::clone);
+        self.write_detached(permit, async move {
+            let mut at = pos;
+            let end = pos + len;
+            while at < end {
+                let n = (end - at).min(ZERO_BUFFER_BYTES as u64);
+                let buf = if n == ZERO_BUFFER_BYTES as u64 {
+                    DmaSource::Shared(zeroes.clone())
+                } else {
+                    let mut buf = file.alloc_dma_buffer(n as usize);
+                    buf.as_bytes_mut().fill(0);
+                    DmaSource::Owned(buf)
+                };
+                write_whole(&file, buf, at).await?;
+                at += n;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
@@ -220,10 +331,12 @@ impl DiskFile for DmaDiskFile {
     }
 
     async fn sync_data(&self) -> io::Result<()> {
+        let _permit = self.in_order().await?;
         self.file().fdatasync().await.map_err(to_io)
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
+        let _permit = self.in_order().await?;
         self.file().truncate(len).await.map_err(to_io)
     }
 
@@ -245,7 +358,8 @@ impl DiskFile for DmaDiskFile {
             return Ok(());
         };
         let dup = last_descriptor(&file, this.inode);
-        let closed = file.close().await.map_err(to_io);
+        let _permit = this.order.acquire_permit(1).await;
+        let closed = file.close_rc().await.map(|_| ()).map_err(to_io);
         if let Some(dup) = dup {
             close_later(dup, this.inode, async {});
         }

@@ -181,6 +181,9 @@ pub use checkpoint::REPLICATION_CHECKPOINT;
 pub use compaction::{CleanOutcome, NoThrottle, Throttle, IO_BYTES, MAP_ENTRY_BYTES};
 pub use error::StorageError;
 pub use foreground::foreground_io_started;
-pub use log::{AppendOutcome, LogConfig, PartitionLog, ProducerInfo, ReadChunk, ReadResult};
+pub use log::{
+    AppendOutcome, LogConfig, PartitionLog, ProducerInfo, ReadChunk, ReadResult,
+    PREPARE_AHEAD_DEFAULT,
+};
 pub use retention::RetentionOutcome;
 pub use txn_index::AbortedTxn;

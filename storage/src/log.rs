@@ -65,6 +65,10 @@ pub struct LogConfig {
     /// `log.cleaner.dedupe.buffer.size`: bound on the cleaner's key map (key bytes plus a
     /// fixed cost per key); a clean covers only the segments whose keys fit.
     pub cleaner_dedupe_buffer_bytes: usize,
+    /// `millrace.log.prepare.ahead.bytes`: how far past the data a flush round writes zeros
+    /// into the active segment's file, so later rounds overwrite written blocks inside the
+    /// file's size (see [`PREPARE_STEP_MIN`]); 0 turns it off.
+    pub prepare_ahead_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -86,9 +90,25 @@ impl Default for LogConfig {
             delete_retention_ms: 86_400_000,
             min_cleanable_dirty_ratio: 0.5,
             cleaner_dedupe_buffer_bytes: 128 << 20,
+            prepare_ahead_bytes: PREPARE_AHEAD_DEFAULT,
         }
     }
 }
+
+/// The default of [`LogConfig::prepare_ahead_bytes`].
+pub const PREPARE_AHEAD_DEFAULT: u64 = 4 << 20;
+
+/// The smallest step a round zeroes ahead. Steps then grow with the segment (a step is as
+/// big as the segment's data so far, up to [`LogConfig::prepare_ahead_bytes`]), so a
+/// partition that sees little traffic keeps little zeroed space.
+///
+/// Why: a direct write into blocks that are already written and inside the file's size is
+/// an overwrite. ext4 and XFS complete it inline in io_uring, and the fdatasync after it has
+/// no inode to write, because neither the size nor the extent map changed. An appending
+/// write goes to an io_uring worker, and its fdatasync writes the inode too. Zeroes written
+/// ahead turn appends into overwrites. fallocate alone does not: unwritten extents must
+/// still be converted, and that conversion is an inode update at fdatasync.
+pub const PREPARE_STEP_MIN: u64 = 64 << 10;
 
 impl LogConfig {
     /// Checks the values at start-up.
@@ -117,6 +137,9 @@ impl LogConfig {
         }
         if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
             return bad("min_cleanable_dirty_ratio must be between 0 and 1");
+        }
+        if self.prepare_ahead_bytes > 1 << 30 {
+            return bad("prepare_ahead_bytes must be at most 1 GiB");
         }
         if self.cleaner_dedupe_buffer_bytes == 0 || self.decode_bytes_max == 0 {
             return bad("cleaner_dedupe_buffer_bytes and decode_bytes_max must be positive");
@@ -757,6 +780,12 @@ impl<D: Disk> PartitionLog<D> {
                 .await
                 .map_err(io_err("write", w.file.path()))?;
         }
+        for z in &round.plan.zeroes {
+            z.file
+                .write_zeroes(z.from, z.to - z.from)
+                .await
+                .map_err(io_err("write", z.file.path()))?;
+        }
         for file in &round.plan.syncs {
             file.sync_data()
                 .await
@@ -811,9 +840,18 @@ impl<D: Disk> PartitionLog<D> {
     fn plan_round(&self) -> RoundPlan<D::File> {
         let mut guard = self.state.borrow_mut();
         let st = &mut *guard;
+        let (ahead, segment_bytes, fsync) = {
+            let config = self.config.borrow();
+            (
+                config.prepare_ahead_bytes,
+                config.segment_bytes,
+                config.fsync,
+            )
+        };
         let mut plan = RoundPlan {
             target: st.log_end_offset(),
             writes: Vec::new(),
+            zeroes: Vec::new(),
             syncs: Vec::new(),
             synced_rolls: Vec::new(),
             max_timestamp: st.appended_max_timestamp,
@@ -838,6 +876,16 @@ impl<D: Disk> PartitionLog<D> {
                 let mut data = std::mem::replace(&mut seg.tail, fresh);
                 let position = std::mem::replace(&mut seg.tail_position, keep_from);
                 data.resize(align_up(data.len() as u64, align) as usize, 0);
+                let write_end = position + data.len() as u64;
+                let zeroing = zero_ahead(seg.prepared_end, write_end, ahead, segment_bytes, align);
+                if let (Some((from, to)), false) = (zeroing, seg.rolled) {
+                    plan.zeroes.push(Zeroing {
+                        base_offset: seg.base_offset,
+                        file: file.clone(),
+                        from,
+                        to,
+                    });
+                }
                 plan.writes.push(Write {
                     base_offset: seg.base_offset,
                     file: file.clone(),
@@ -847,7 +895,7 @@ impl<D: Disk> PartitionLog<D> {
                     end_offset,
                 });
             }
-            if self.config.borrow().fsync || seg.rolled {
+            if fsync || seg.rolled {
                 plan.syncs.push(file);
             }
             if seg.rolled {
@@ -867,7 +915,13 @@ impl<D: Disk> PartitionLog<D> {
             let written = (w.end_size - seg.flushed_size) as usize;
             seg.flushed_size = w.end_size;
             seg.flushed_next_offset = w.end_offset;
+            seg.prepared_end = seg.prepared_end.max(w.position + w.data.len() as u64);
             st.unwritten_bytes -= written;
+        }
+        for z in &plan.zeroes {
+            let i = st.segment_index(z.base_offset);
+            let seg = &mut st.segments[i];
+            seg.prepared_end = seg.prepared_end.max(z.to);
         }
         for &base in &plan.synced_rolls {
             // Retention or DeleteRecords may have deleted a durable segment during the round.
@@ -925,6 +979,7 @@ impl<D: Disk> PartitionLog<D> {
                 .collect()
         };
         for (base, offsets, times, aborted) in jobs {
+            self.cut_zeroes_ahead(base).await?;
             // Before the `.index`: a trusted `.index` without a `.txnindex` means no abort.
             self.write_txn_index(base, aborted).await?;
             self.write_small(&file_name(&self.dir, base, ".index"), &offsets)
@@ -968,6 +1023,35 @@ impl<D: Disk> PartitionLog<D> {
                 .pending_snapshots
                 .retain(|s| s.0 != offset);
             self.remove_old_snapshots(offset).await?;
+        }
+        Ok(())
+    }
+
+    /// Cuts a rolled segment's file after its last block of data, removing the zeroes written
+    /// ahead of it. Not synced: if a crash loses the cut, recovery finds the same end in the
+    /// segment's index or, scanning, at the first zero header.
+    async fn cut_zeroes_ahead(&self, base: i64) -> Result<(), StorageError> {
+        let (file, size) = {
+            let st = self.state.borrow();
+            let Some(i) = st.find_segment(base) else {
+                return Ok(());
+            };
+            let seg = &st.segments[i];
+            match &seg.file {
+                Some(file) if seg.prepared_end > seg.index.size => (file.clone(), seg.index.size),
+                _ => return Ok(()),
+            }
+        };
+        let end = align_up(size, file.alignment() as u64);
+        let file_bytes = file.size().await.map_err(io_err("size", file.path()))?;
+        if file_bytes > end {
+            file.truncate(end)
+                .await
+                .map_err(io_err("truncate", file.path()))?;
+        }
+        let mut st = self.state.borrow_mut();
+        if let Some(i) = st.find_segment(base) {
+            st.segments[i].prepared_end = end;
         }
         Ok(())
     }
@@ -1302,6 +1386,8 @@ impl<F> State<F> {
 struct RoundPlan<F> {
     target: i64,
     writes: Vec<Write<F>>,
+    /// Zeroes written ahead of the data of active segments, after the round's data writes.
+    zeroes: Vec<Zeroing<F>>,
     syncs: Vec<Rc<F>>,
     synced_rolls: Vec<i64>,
     max_timestamp: Option<(i64, i64)>,
@@ -1315,6 +1401,39 @@ struct Write<F> {
     data: Vec<u8>,
     end_size: u64,
     end_offset: i64,
+}
+
+/// Zeroes a round writes ahead of an active segment's data: `from..to` of its file.
+struct Zeroing<F> {
+    base_offset: i64,
+    file: Rc<F>,
+    from: u64,
+    to: u64,
+}
+
+/// The zeroes to write ahead of a round's write that ends at `write_end` (block-aligned),
+/// in a segment whose file has written blocks up to `prepared_end`: None while at least half
+/// a step of them is left. A step is the segment's size so far, between [`PREPARE_STEP_MIN`]
+/// and `ahead` (the most zeroed at once), and nothing is zeroed past `segment_bytes`.
+fn zero_ahead(
+    prepared_end: u64,
+    write_end: u64,
+    ahead: u64,
+    segment_bytes: u64,
+    align: u64,
+) -> Option<(u64, u64)> {
+    if ahead == 0 {
+        return None;
+    }
+    let step = write_end.max(PREPARE_STEP_MIN).min(ahead);
+    let limit = align_up(segment_bytes, align);
+    let prepared = prepared_end.max(write_end);
+    if prepared >= write_end + step / 2 {
+        return None;
+    }
+    let from = align_up(prepared, align);
+    let to = align_up(write_end + step, align).min(limit);
+    (to > from).then_some((from, to))
 }
 
 /// How many emptied tails a log keeps for reuse.

@@ -295,6 +295,7 @@ async fn recover_segments<D: Disk>(
         seg.flushed_next_offset = index.next_offset;
         seg.index = index;
         seg.file = Some(Rc::new(file));
+        seg.prepared_end = file_bytes;
         seg.rolled = true;
         seg.index_written = index_written;
         let next_offset = seg.index.next_offset;
@@ -393,8 +394,9 @@ async fn scan_segment<F: DiskFile>(
     Ok(index)
 }
 
-/// Makes the last segment the active one: cuts the file to the logical end (removing padding
-/// and any torn tail) and loads the partial last block the next flush rewrites.
+/// Makes the last segment the active one: cuts the file to the logical end (removing padding,
+/// zeroes written ahead and any torn tail) and loads the partial last block the next flush
+/// rewrites.
 async fn prepare_active<F: DiskFile>(
     seg: &mut Segment<F>,
     clean: bool,
@@ -415,7 +417,7 @@ async fn prepare_active<F: DiskFile>(
     if file_bytes > size {
         if file_bytes - size >= align && !clean {
             tracing::warn!(path = %path.display(), from = file_bytes, to = size, next_offset = seg.index.next_offset,
-                "recovery truncated the active segment (torn or unacknowledged tail)");
+                "recovery cut the active segment after its last whole batch (zeroes written ahead, or a torn or unacknowledged tail)");
         }
         file.truncate(size)
             .await
@@ -426,6 +428,8 @@ async fn prepare_active<F: DiskFile>(
             file.sync_data().await.map_err(io_err("sync", &path))?;
         }
     }
+    // Zeroes written ahead of the data go with the cut: the next rounds write them again.
+    seg.prepared_end = size;
     seg.tail_position = size - size % align;
     let want = (size - seg.tail_position) as usize;
     let tail = file

@@ -233,6 +233,11 @@ pub(crate) struct Segment<F> {
     pub rolled: bool,
     /// Index files reflect the final content (only for rolled segments).
     pub index_written: bool,
+    /// Where the file's written blocks end as far as this log knows: data, padding, or the
+    /// zeroes flush rounds write ahead of the data ([`crate::LogConfig::prepare_ahead_bytes`]).
+    /// Only a hint for the next zeroing: the file may be longer (a zeroing whose round
+    /// failed), and a rolled segment's file is cut by its actual length.
+    pub prepared_end: u64,
 }
 
 impl<F> Segment<F> {
@@ -249,6 +254,7 @@ impl<F> Segment<F> {
             synced_size: 0,
             rolled: false,
             index_written: false,
+            prepared_end: 0,
         }
     }
 

@@ -287,7 +287,12 @@ fn failed_sync_is_retried_by_the_next_flush() {
 #[test]
 fn concurrent_flushes_share_one_write_and_sync() {
     let disk = SimDisk::new(512);
-    let log = open(&disk, &LogConfig::default(), 0, 0);
+    // Without zeroes written ahead, which are writes of their own.
+    let config = LogConfig {
+        prepare_ahead_bytes: 0,
+        ..LogConfig::default()
+    };
+    let log = open(&disk, &config, 0, 0);
     disk.set_yield(true);
     log.append(bytes_mut(&batch(1, 10, 1)), E0, 0, false)
         .unwrap();
@@ -616,4 +621,67 @@ fn a_roll_during_a_flush_round_is_covered_by_the_next_round() {
     y.unwrap();
     assert_eq!(log.durable_end(), 4);
     assert_eq!(read_all(&log).len(), 4);
+}
+
+#[test]
+fn zeroes_go_ahead_of_the_active_segment_and_are_cut_when_it_rolls() {
+    let disk = SimDisk::new(512);
+    let config = LogConfig {
+        segment_bytes: 40 << 10,
+        segment_ms: 1_000,
+        prepare_ahead_bytes: 8 << 10,
+        ..LogConfig::default()
+    };
+    let log = open(&disk, &config, 0, 0);
+    let first = dir().join(format!("{:020}.log", 0));
+    let b = batch(1, 900, 1);
+    log.append(bytes_mut(&b), E0, 0, false).unwrap();
+    block_on(log.flush()).unwrap();
+    // The round wrote its block, then a step of zeroes after it.
+    let bytes = disk.file_bytes(&first).unwrap();
+    let data = b.len();
+    assert_eq!(bytes.len(), 1024 + (8 << 10), "one step of zeroes ahead");
+    assert!(bytes[data..].iter().all(|&x| x == 0));
+    // The next rounds overwrite zeroes until half a step is left, then zero the next step.
+    let mut written = data;
+    while written + b.len() < (4 << 10) {
+        log.append(bytes_mut(&b), E0, 0, false).unwrap();
+        block_on(log.flush()).unwrap();
+        written += b.len();
+    }
+    assert_eq!(disk.file_bytes(&first).unwrap().len(), 1024 + (8 << 10));
+    while written + b.len() < (6 << 10) {
+        log.append(bytes_mut(&b), E0, 0, false).unwrap();
+        block_on(log.flush()).unwrap();
+        written += b.len();
+    }
+    let grown = disk.file_bytes(&first).unwrap().len();
+    assert!(grown > 1024 + (8 << 10), "zeroed further: {grown}");
+    // A crash keeps the zeroes; recovery ends the segment at its last batch.
+    disk.crash(3);
+    drop(log);
+    let log = open(&disk, &config, 0, 0);
+    let kept = read_all(&log);
+    assert_eq!(kept.len(), written / b.len());
+    log.append(bytes_mut(&b), E0, 0, false).unwrap();
+    block_on(log.flush()).unwrap();
+    assert!(disk.file_bytes(&first).unwrap().len() > written + b.len() + 512);
+    // A segment rolled by age (with zeroes still ahead) has its file cut after its last block.
+    log.append(bytes_mut(&b), E0, 5_000, false).unwrap();
+    block_on(log.flush()).unwrap();
+    while log.log_end_offset() < 60 {
+        log.append(bytes_mut(&b), E0, 5_000, false).unwrap();
+        block_on(log.flush()).unwrap();
+    }
+    assert!(log_files(&disk, ".index").contains(&format!("{:020}.index", 0)));
+    let mut logs = log_files(&disk, ".log");
+    logs.sort();
+    let second: usize = logs[1].trim_end_matches(".log").parse().unwrap();
+    let rolled_size = second * b.len();
+    assert_eq!(
+        disk.file_bytes(&first).unwrap().len(),
+        rolled_size.next_multiple_of(512),
+        "the rolled segment's file ends after its last block"
+    );
+    assert_eq!(read_all(&log).len(), 60);
 }

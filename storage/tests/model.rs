@@ -84,6 +84,7 @@ fn run(seed: u64) {
         segment_ms: rng.random_range(100..5000),
         index_interval_bytes: rng.random_range(1..800),
         fsync: rng.random_ratio(9, 10),
+        prepare_ahead_bytes: [0, 512, 1024, 4096, 4 << 20][rng.random_range(0..5)],
         ..LogConfig::default()
     };
     let disk = SimDisk::new([512, 4096][rng.random_range(0..2)]);
@@ -909,6 +910,7 @@ fn run_model(seed: u64) {
         min_compaction_lag_ms: [0, 0, rng.random_range(1..200)][rng.random_range(0..3)],
         max_compaction_lag_ms: [i64::MAX, rng.random_range(200..1000)][rng.random_range(0..2)],
         min_cleanable_dirty_ratio: [0.0, 0.3, 0.6][rng.random_range(0..3)],
+        prepare_ahead_bytes: [0, 512, 4 << 20][rng.random_range(0..3)],
         ..LogConfig::default()
     };
     let disk = SimDisk::new([512, 4096][rng.random_range(0..2)]);

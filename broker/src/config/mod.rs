@@ -64,6 +64,9 @@ pub struct Config {
     pub fsync: bool,
     /// `millrace.batch.cache.bytes`: per-shard cache of recently written batches.
     pub batch_cache_bytes: usize,
+    /// `millrace.log.prepare.ahead.bytes`: zeroes written ahead of each active segment's data
+    /// (at most this much at a time; 0: none), so group commits overwrite written blocks.
+    pub log_prepare_ahead_bytes: u64,
     /// `millrace.log.pending.bytes.max`: appended bytes per partition waiting for a group
     /// commit before producers wait for it.
     pub log_pending_bytes_max: usize,
@@ -292,6 +295,7 @@ impl Default for Config {
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 100 * 1024 * 1024,
             fsync: true,
+            log_prepare_ahead_bytes: millrace_storage::PREPARE_AHEAD_DEFAULT,
             batch_cache_bytes: 64 << 20,
             log_pending_bytes_max: 64 << 20,
             log_pending_bytes_max_set: false,
@@ -510,6 +514,9 @@ impl Config {
                     self.max_inflight_per_connection = parse_num(key, value, 1, 100_000)? as usize
                 }
                 "millrace.fsync" => self.fsync = parse_bool(key, value)?,
+                "millrace.log.prepare.ahead.bytes" => {
+                    self.log_prepare_ahead_bytes = parse_num(key, value, 0, 1 << 30)? as u64
+                }
                 "millrace.batch.cache.bytes" => {
                     self.batch_cache_bytes = parse_num(key, value, 0, 1 << 40)? as usize
                 }
@@ -885,6 +892,10 @@ impl Config {
             self.max_inflight_per_connection.to_string(),
         );
         m.insert("millrace.fsync", self.fsync.to_string());
+        m.insert(
+            "millrace.log.prepare.ahead.bytes",
+            self.log_prepare_ahead_bytes.to_string(),
+        );
         m.insert("millrace.cores", self.cores.to_string());
         m.insert(
             "millrace.batch.cache.bytes",
