@@ -426,6 +426,7 @@ async fn write_fetch(
     writer: &mut Writer,
     chunks: Vec<FetchChunk<RecordPiece>>,
 ) -> std::io::Result<()> {
+    read_ahead(shard, &chunks);
     let mut pending = BytesMut::new();
     for chunk in chunks {
         match chunk {
@@ -450,6 +451,32 @@ async fn write_fetch(
         }
     }
     flush(writer, &mut pending).await
+}
+
+/// Starts the device reads of every file range of a response, and of as much again after
+/// each range, before the first is sent.
+///
+/// Segments are written with direct I/O, so a consumer that is catching up reads them cold.
+/// Sent one range after another, each sendfile would wait for its own reads while the device
+/// sat idle for the others. Advised up front, the reads of all the response's partitions go to
+/// the device at once. The range after each one is what that consumer's next fetch of the
+/// partition asks for when it reads in order, so those reads overlap this response's send.
+/// Ranges the batch cache serves are in memory already and need nothing.
+fn read_ahead(shard: &Shard, chunks: &[FetchChunk<RecordPiece>]) {
+    for chunk in chunks {
+        if let FetchChunk::Records(RecordPiece::File {
+            path,
+            position,
+            len,
+            inode,
+        }) = chunk
+        {
+            if let Ok(file) = shard.sendfile.get(path, *inode) {
+                let len = u64::from(*len);
+                millrace_shard::net::advise_will_need(&file, *position, 2 * len);
+            }
+        }
+    }
 }
 
 async fn flush(writer: &mut Writer, pending: &mut BytesMut) -> std::io::Result<()> {

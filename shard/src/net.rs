@@ -293,6 +293,19 @@ impl SendFileCache {
     }
 }
 
+/// Asks the kernel to start reading `len` bytes of `file` at `position` into the page cache
+/// (posix_fadvise WILLNEED) and returns without waiting for the device. Advice only: an
+/// error changes nothing a later read does, so it is not reported.
+pub fn advise_will_need(file: &std::fs::File, position: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(position), libc::off_t::try_from(len))
+    else {
+        return;
+    };
+    // SAFETY: the descriptor is open for the call (we hold a reference to its owner); the
+    // call takes no pointers.
+    unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED) };
+}
+
 /// Reads `len` bytes at `position` with pread(2) on a buffered descriptor.
 pub fn pread_exact(file: &std::fs::File, position: u64, len: usize) -> io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
