@@ -101,8 +101,8 @@ impl DiskFile for BrokerFile {
         both_files!(self, f => f.write_at(pos, data).await)
     }
 
-    async fn write_zeroes(&self, pos: u64, len: u64) -> io::Result<()> {
-        both_files!(self, f => f.write_zeroes(pos, len).await)
+    fn start_zeroes(&self, pos: u64, len: u64) -> bool {
+        both_files!(self, f => f.start_zeroes(pos, len))
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {

@@ -66,11 +66,11 @@ impl DmaDiskFile {
     }
 }
 
-/// Bytes of the zero buffer [`DmaDiskFile::write_zeroes`] writes from.
+/// Bytes of the zero buffer [`DiskFile::start_zeroes`] writes from.
 const ZERO_BUFFER_BYTES: usize = 1 << 20;
 
 thread_local! {
-    /// One buffer of zeroes per shard, shared by every zeroing write (never registered with
+    /// One buffer of zeroes per shard, shared by every write of zeroes (never registered with
     /// the ring: it would hold a share of the shard's registered memory for good).
     static ZEROES: Rc<DmaBuffer> = {
         let mut buf = glommio::allocate_dma_buffer_global(ZERO_BUFFER_BYTES);
@@ -296,16 +296,23 @@ impl DiskFile for DmaDiskFile {
         .await
     }
 
-    async fn write_zeroes(&self, pos: u64, len: u64) -> io::Result<()> {
+    fn start_zeroes(&self, pos: u64, len: u64) -> bool {
         let align = self.alignment() as u64;
         assert!(
             pos.is_multiple_of(align) && len.is_multiple_of(align),
             "unaligned direct write"
         );
-        let permit = self.in_order().await?;
+        // Only when nothing else of the file is in progress or waiting: the permit is taken
+        // now, so every write, sync or truncation started after this call comes after the
+        // zeroes. (A permit the task took later could come after such a write, and put zeroes
+        // over its data.)
+        let Ok(permit) = self.order.try_acquire_static_permit(1) else {
+            return false;
+        };
         let file = self.file().clone();
         let zeroes = ZEROES.with(Rc::clone);
-        self.write_detached(permit, async move {
+        let path = self.path.clone();
+        glommio::spawn_local(async move {
             let mut at = pos;
             let end = pos + len;
             while at < end {
@@ -317,12 +324,16 @@ impl DiskFile for DmaDiskFile {
                     buf.as_bytes_mut().fill(0);
                     DmaSource::Owned(buf)
                 };
-                write_whole(&file, buf, at).await?;
+                if let Err(e) = write_whole(&file, buf, at).await {
+                    tracing::debug!(path = %path.display(), error = %e, "writing zeroes ahead failed");
+                    break;
+                }
                 at += n;
             }
-            Ok(())
+            drop(permit);
         })
-        .await
+        .detach();
+        true
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {

@@ -9,7 +9,8 @@
 //!   [`DiskFile::alignment`] (direct I/O); the log keeps the partial last block in memory and
 //!   rewrites it whole.
 //! * Writes, syncs and truncations of one file take effect in the order they were started,
-//!   even when the future of an earlier one was dropped before it completed.
+//!   even when the future of an earlier one was dropped before it completed; zeroes started
+//!   with `DiskFile::start_zeroes` count as a write.
 //! * Nothing written is durable until `sync_data` returns Ok. A crash may keep any prefix of the
 //!   bytes written since the last sync, with the last kept block possibly torn.
 //! * `read_at` takes any position and length and returns at most `len` bytes (fewer at the end
@@ -57,21 +58,13 @@ pub trait DiskFile: 'static {
     fn alignment(&self) -> usize;
     /// Writes `data` at `pos`; both multiples of [`DiskFile::alignment`].
     fn write_at(&self, pos: u64, data: &[u8]) -> impl Future<Output = io::Result<()>>;
-    /// Writes `len` zero bytes at `pos`; both multiples of [`DiskFile::alignment`]. Like any
-    /// write, durable only after `sync_data`.
-    fn write_zeroes(&self, pos: u64, len: u64) -> impl Future<Output = io::Result<()>> {
-        async move {
-            const CHUNK: u64 = 1 << 20;
-            let zeroes = vec![0u8; len.min(CHUNK) as usize];
-            let mut at = pos;
-            while at < pos + len {
-                let n = (pos + len - at).min(CHUNK) as usize;
-                self.write_at(at, &zeroes[..n]).await?;
-                at += n as u64;
-            }
-            Ok(())
-        }
-    }
+    /// Starts writing `len` zero bytes at `pos` (both multiples of [`DiskFile::alignment`])
+    /// and returns without waiting for them: the writes, syncs and truncations of the file
+    /// started after the call wait for them. False when it did not start (an implementation
+    /// may decline while another operation of the file is in progress). No failure is
+    /// reported: zeroes are never data, only blocks prepared for it. Like any write, durable
+    /// only after a later `sync_data`.
+    fn start_zeroes(&self, pos: u64, len: u64) -> bool;
     /// Reads up to `len` bytes at `pos`.
     fn read_at(&self, pos: u64, len: usize) -> impl Future<Output = io::Result<Bytes>>;
     /// Makes every completed write durable (fdatasync).

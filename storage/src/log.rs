@@ -96,7 +96,7 @@ impl Default for LogConfig {
 }
 
 /// The default of [`LogConfig::prepare_ahead_bytes`].
-pub const PREPARE_AHEAD_DEFAULT: u64 = 4 << 20;
+pub const PREPARE_AHEAD_DEFAULT: u64 = 1 << 20;
 
 /// The smallest step a round zeroes ahead. Steps then grow with the segment (a step is as
 /// big as the segment's data so far, up to [`LogConfig::prepare_ahead_bytes`]), so a
@@ -780,12 +780,6 @@ impl<D: Disk> PartitionLog<D> {
                 .await
                 .map_err(io_err("write", w.file.path()))?;
         }
-        for z in &round.plan.zeroes {
-            z.file
-                .write_zeroes(z.from, z.to - z.from)
-                .await
-                .map_err(io_err("write", z.file.path()))?;
-        }
         for file in &round.plan.syncs {
             file.sync_data()
                 .await
@@ -793,6 +787,17 @@ impl<D: Disk> PartitionLog<D> {
         }
         self.commit_round(&round.plan);
         round.committed = true;
+        // After the commit: the round's callers are not kept waiting for the zeroes, and the
+        // next write of the file waits for them only if it comes before they are done.
+        for z in &round.plan.zeroes {
+            if z.file.start_zeroes(z.from, z.to - z.from) {
+                let mut st = self.state.borrow_mut();
+                if let Some(i) = st.find_segment(z.base_offset) {
+                    let seg = &mut st.segments[i];
+                    seg.prepared_end = seg.prepared_end.max(z.to);
+                }
+            }
+        }
         drop(round);
         if let Err(e) = self.write_metadata().await {
             // The data is durable; the indexes, snapshot or checkpoint are retried at the next
@@ -917,11 +922,6 @@ impl<D: Disk> PartitionLog<D> {
             seg.flushed_next_offset = w.end_offset;
             seg.prepared_end = seg.prepared_end.max(w.position + w.data.len() as u64);
             st.unwritten_bytes -= written;
-        }
-        for z in &plan.zeroes {
-            let i = st.segment_index(z.base_offset);
-            let seg = &mut st.segments[i];
-            seg.prepared_end = seg.prepared_end.max(z.to);
         }
         for &base in &plan.synced_rolls {
             // Retention or DeleteRecords may have deleted a durable segment during the round.

@@ -348,6 +348,23 @@ impl DiskFile for SimFile {
         Ok(())
     }
 
+    fn start_zeroes(&self, pos: u64, len: u64) -> bool {
+        // Done at once: as if it completed before any later operation started.
+        let mut state = self.state.borrow_mut();
+        let align = state.alignment as u64;
+        assert!((pos | len) & (align - 1) == 0, "unaligned zeroes");
+        if state.disk_full || state.failing_writes > 0 {
+            return false;
+        }
+        state.stats.writes += 1;
+        state.stats.bytes_written += len;
+        let data = vec![0u8; len as usize];
+        let mut image = self.data.borrow_mut();
+        apply_write(&mut image.volatile, pos, &data);
+        image.unsynced.push(Op::Write { pos, data });
+        true
+    }
+
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
         self.pause().await;
         let image = self.data.borrow();
