@@ -148,6 +148,13 @@ async fn read_loop(
             tracing::debug!(%peer, "connection closed mid-request");
             return;
         };
+        // queued.max.request.bytes: nothing more is read while the shard's connections hold
+        // their share of request bytes; held until the request is answered. Counted once the
+        // request has arrived (its buffer grows only as bytes come), not at its size prefix.
+        let held = match &shard.request_budget {
+            Some(budget) => Some(budget.take(size).await),
+            None => None,
+        };
         // The read above may have been waiting since before an earlier request was throttled:
         // the request that arrived meanwhile waits out the throttle too. (Requests read while
         // the throttled one was still being handled, pipelined by the client, are not held.)
@@ -201,7 +208,12 @@ async fn read_loop(
             clock,
             share_sessions: on.share_sessions.clone(),
         };
-        let task = millrace_shard::spawn(handle(shard.clone(), header, body, client));
+        let handled = handle(shard.clone(), header, body, client);
+        let task = millrace_shard::spawn(async move {
+            let answer = handled.await;
+            drop(held);
+            answer
+        });
         if queue.push(task).await.is_err() {
             return;
         }

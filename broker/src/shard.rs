@@ -17,7 +17,7 @@ use crate::metadata::{MetadataImage, TopicMeta};
 use millrace_replication::replica::ReplicaConfig;
 use millrace_shard::mesh::Mesh;
 use millrace_shard::net::SendFileCache;
-use millrace_shard::sync::{Notify, Turn};
+use millrace_shard::sync::{ByteBudget, Notify, Turn};
 use millrace_storage::{BatchCache, LogConfig};
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
@@ -106,6 +106,9 @@ pub struct Shard {
     pub cache: Rc<BatchCache>,
     /// Buffered descriptors for sendfile.
     pub sendfile: SendFileCache,
+    /// Bytes of requests this shard's connections hold (`queued.max.request.bytes`), if
+    /// bounded.
+    pub request_budget: Option<Rc<ByteBudget>>,
     /// Fires whenever a local high watermark advances, a leader with followers appends, or
     /// an assignment changes (long-poll fetches wait on it).
     pub data_arrived: Rc<Notify>,
@@ -158,6 +161,7 @@ impl Shard {
             applying: Turn::new(),
             partitions: RefCell::new(HashMap::new()),
             sendfile: SendFileCache::new(config.sendfile_descriptors_max),
+            request_budget: config.request_bytes_per_shard(shards).map(ByteBudget::new),
             data_arrived: Rc::new(Notify::new()),
             isr_proposed: Rc::new(Notify::new()),
             metadata_applied: Rc::new(Notify::new()),

@@ -1,5 +1,6 @@
-//! Shard-local synchronisation: a one-shot reply slot and a change notifier. Both are `!Send`
-//! and lock-free (Rc + Cell/RefCell); they never cross shards.
+//! Shard-local synchronisation: a one-shot reply slot, a change notifier, a bounded queue, a
+//! turn and a byte budget. All are `!Send` and lock-free (Rc + Cell/RefCell); they never cross
+//! shards.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -272,6 +273,67 @@ impl Drop for TurnGuard<'_> {
     fn drop(&mut self) {
         self.turn.busy.set(false);
         self.turn.changed.notify_all();
+    }
+}
+
+/// Bytes of requests a shard holds at once, shared by its connections (Kafka's
+/// `queued.max.request.bytes`, split between the shards).
+///
+/// Like Kafka's non-strict memory pool, a request is let in whenever the budget is not used
+/// up, even if its own size takes the total over: so a request bigger than the whole budget
+/// is still served, and nobody waits behind a big request for room that small ones keep
+/// taking. What is held stays below the budget plus the largest request.
+pub struct ByteBudget {
+    capacity: usize,
+    used: Cell<usize>,
+    freed: Notify,
+}
+
+/// Bytes taken from a [`ByteBudget`]; given back when dropped.
+pub struct BudgetPermit {
+    budget: Rc<ByteBudget>,
+    bytes: usize,
+}
+
+impl ByteBudget {
+    /// A budget of `capacity` bytes (at least 1).
+    pub fn new(capacity: usize) -> Rc<Self> {
+        Rc::new(Self {
+            capacity: capacity.max(1),
+            used: Cell::new(0),
+            freed: Notify::new(),
+        })
+    }
+
+    /// Bytes held by the permits alive now.
+    pub fn used(&self) -> usize {
+        self.used.get()
+    }
+
+    /// Waits until the budget is not used up, then takes `bytes` from it.
+    pub async fn take(self: &Rc<Self>, bytes: usize) -> BudgetPermit {
+        loop {
+            let seen = self.freed.generation();
+            if self.used.get() < self.capacity {
+                self.used.set(self.used.get() + bytes);
+                return BudgetPermit {
+                    budget: self.clone(),
+                    bytes,
+                };
+            }
+            self.freed.changed_since(seen).await;
+        }
+    }
+}
+
+impl Drop for BudgetPermit {
+    fn drop(&mut self) {
+        let budget = &self.budget;
+        let was_full = budget.used.get() >= budget.capacity;
+        budget.used.set(budget.used.get() - self.bytes);
+        if was_full && budget.used.get() < budget.capacity {
+            budget.freed.notify_all();
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use millrace_shard::mesh::{Inbox, Mesh};
 use millrace_shard::sim::{Deadlock, Sim, SIM_EPOCH_MS};
-use millrace_shard::sync::{oneshot, LocalQueue, Notify, Turn};
+use millrace_shard::sync::{oneshot, ByteBudget, LocalQueue, Notify, Turn};
 use millrace_shard::time::{now_ms, sleep, timeout, yield_if_needed};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -607,5 +607,53 @@ fn connect_under_a_simulation_is_unsupported() {
     assert_eq!(
         result.err().map(|e| e.kind()),
         Some(std::io::ErrorKind::Unsupported)
+    );
+}
+
+#[test]
+fn a_byte_budget_lets_requests_in_until_it_is_used_up_and_one_bigger_than_it_still_passes() {
+    let sim = Sim::new(7);
+    let log = sim.block_on(async {
+        let budget = ByteBudget::new(100);
+        let log: Trace = Rc::default();
+        // 60 + 60: the second is let in because 60 < 100, and takes the total to 120.
+        let first = budget.take(60).await;
+        let second = budget.take(60).await;
+        assert_eq!(budget.used(), 120);
+        // Used up: the next two wait, whatever their size.
+        let waiting: Vec<_> = [("big", 500), ("other", 300)]
+            .into_iter()
+            .map(|(name, bytes)| {
+                let (budget, log) = (budget.clone(), log.clone());
+                millrace_shard::spawn(async move {
+                    let permit = budget.take(bytes).await;
+                    note(&log, format!("{name} in at {}", budget.used()));
+                    sleep(Duration::from_millis(10)).await;
+                    drop(permit);
+                })
+            })
+            .collect();
+        sleep(Duration::from_millis(5)).await;
+        assert!(
+            log.borrow().is_empty(),
+            "let in while the budget was used up"
+        );
+        drop(first);
+        // 60 < 100 again: the first waiter in takes it over again (to 560 or 360), the other
+        // waits on.
+        sleep(Duration::from_millis(1)).await;
+        assert_eq!(log.borrow().len(), 1);
+        drop(second);
+        for task in waiting {
+            task.await;
+        }
+        assert_eq!(budget.used(), 0);
+        let out = log.borrow().clone();
+        out
+    });
+    assert_eq!(log.len(), 2);
+    assert!(
+        log[0].ends_with("in at 560") || log[0].ends_with("in at 360"),
+        "{log:?}"
     );
 }

@@ -79,6 +79,10 @@ pub struct Config {
     pub mesh_channel_capacity: usize,
     /// `queued.max.requests`: requests in flight per connection before it stops reading.
     pub max_inflight_per_connection: usize,
+    /// `queued.max.request.bytes`: bytes of requests the broker holds (read and not yet
+    /// answered) before its connections stop reading; split evenly between the shards. None:
+    /// no bound (Kafka's -1).
+    pub queued_max_request_bytes: Option<u64>,
     /// `millrace.pin.cores`: pin each shard to its CPU.
     pub pin_cores: bool,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` (fixed once created).
@@ -302,6 +306,7 @@ impl Default for Config {
             io_memory_bytes: 2 << 20,
             mesh_channel_capacity: 1024,
             max_inflight_per_connection: 64,
+            queued_max_request_bytes: Some(QUEUED_MAX_REQUEST_BYTES_DEFAULT),
             pin_cores: true,
             offsets_topic_partitions: 50,
             txn_topic_partitions: 50,
@@ -512,6 +517,13 @@ impl Config {
                 }
                 "queued.max.requests" => {
                     self.max_inflight_per_connection = parse_num(key, value, 1, 100_000)? as usize
+                }
+                "queued.max.request.bytes" => {
+                    let n = parse_num(key, value, -1, i64::MAX)?;
+                    if n == 0 {
+                        return Err(invalid(key, value, "must be -1 (no bound) or positive"));
+                    }
+                    self.queued_max_request_bytes = (n > 0).then_some(n as u64);
                 }
                 "millrace.fsync" => self.fsync = parse_bool(key, value)?,
                 "millrace.log.prepare.ahead.bytes" => {
@@ -793,6 +805,15 @@ impl Config {
                     .into(),
             });
         }
+        if let Some(bytes) = self.queued_max_request_bytes {
+            if bytes < self.socket_request_max_bytes as u64 {
+                return Err(ConfigError::Invalid {
+                    key: "queued.max.request.bytes".into(),
+                    value: bytes.to_string(),
+                    reason: "must be -1 or at least socket.request.max.bytes".into(),
+                });
+            }
+        }
         if self.log_pending_bytes_max < self.message_max_bytes {
             return Err(ConfigError::Invalid {
                 key: "millrace.log.pending.bytes.max".into(),
@@ -890,6 +911,11 @@ impl Config {
         m.insert(
             "queued.max.requests",
             self.max_inflight_per_connection.to_string(),
+        );
+        m.insert(
+            "queued.max.request.bytes",
+            self.queued_max_request_bytes
+                .map_or("-1".to_string(), |b| b.to_string()),
         );
         m.insert("millrace.fsync", self.fsync.to_string());
         m.insert(
@@ -1267,6 +1293,19 @@ fn parse_log_dir(key: &str, value: &str) -> Result<PathBuf, ConfigError> {
     }
 }
 
+/// The default of `queued.max.request.bytes` (Kafka's is -1, no bound; here every resource
+/// has one).
+pub const QUEUED_MAX_REQUEST_BYTES_DEFAULT: u64 = 256 << 20;
+
+impl Config {
+    /// Bytes of requests each shard holds before its connections stop reading (None: no
+    /// bound): `queued.max.request.bytes` split evenly between the shards.
+    pub fn request_bytes_per_shard(&self, shards: usize) -> Option<usize> {
+        self.queued_max_request_bytes
+            .map(|b| (b / shards.max(1) as u64).max(1) as usize)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -1303,6 +1342,29 @@ pub(crate) mod tests {
         assert_eq!(c.group.consumer_heartbeat_interval_ms, 500);
         assert_eq!(c.group_consumer_max_size, 7);
         assert_eq!(c.group_consumer_regex_refresh_min_interval_ms, 250);
+    }
+
+    #[test]
+    fn queued_request_bytes_are_bounded_unless_minus_one() {
+        let c = apply("").unwrap();
+        assert_eq!(
+            c.queued_max_request_bytes,
+            Some(QUEUED_MAX_REQUEST_BYTES_DEFAULT)
+        );
+        assert_eq!(c.request_bytes_per_shard(2), Some(128 << 20));
+        let c = apply("queued.max.request.bytes=-1\n").unwrap();
+        assert_eq!(c.request_bytes_per_shard(2), None);
+        assert_eq!(c.describe()["queued.max.request.bytes"], "-1");
+        let c =
+            apply("socket.request.max.bytes=2000000\nqueued.max.request.bytes=2000000\n").unwrap();
+        assert_eq!(c.request_bytes_per_shard(2), Some(1_000_000));
+        for bad in ["0", "-2", "x", "1048576"] {
+            let err = apply(&format!("queued.max.request.bytes={bad}\n")).unwrap_err();
+            assert!(
+                err.to_string().contains("queued.max.request.bytes"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
