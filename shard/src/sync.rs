@@ -305,6 +305,11 @@ impl ByteBudget {
         })
     }
 
+    /// Bytes it holds before requests wait.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Bytes held by the permits alive now.
     pub fn used(&self) -> usize {
         self.used.get()

@@ -74,6 +74,9 @@ pub struct ShardReport {
     pub groups: Vec<GroupStat>,
     /// It runs the active controller.
     pub active_controller: bool,
+    /// Bytes of requests its connections hold now, and its share of
+    /// `queued.max.request.bytes` (None: no bound).
+    pub request_bytes: (usize, Option<usize>),
 }
 
 /// Asks a shard for its [`ShardReport`].
@@ -119,6 +122,10 @@ impl Call<Shard> for Gather {
             partitions,
             groups: crate::coordinator::group_stats(&shard),
             active_controller,
+            request_bytes: shard
+                .request_budget
+                .as_ref()
+                .map_or((0, None), |b| (b.used(), Some(b.capacity()))),
         }
     }
 }
@@ -189,6 +196,7 @@ pub async fn scrape(shard: &Rc<Shard>, connections: usize) -> String {
     let listener = shard.config.cluster.client_listener_name.as_str();
     t.sample(name, &[("listener", listener)], connections as f64);
     requests(&mut t, &stats);
+    request_memory(&mut t, &reports);
     topics(&mut t, &stats);
     replicas(&mut t, &stats, &partitions);
     controller(&mut t, shard, active);
@@ -628,6 +636,31 @@ fn consumer_groups(t: &mut Text, groups: &[&GroupStat], ends: &HashMap<(String, 
     );
     for (group, m) in &max {
         t.sample(name, &[("consumergroup", group)], *m as f64);
+    }
+}
+
+/// Kafka's SocketServer MemoryPoolUsed and MemoryPoolAvailable: the bytes of requests held
+/// (read, not yet answered) against `queued.max.request.bytes`. Available is absent when
+/// there is no bound, and negative while a shard holds more than its share (a request is let
+/// in whenever the share is not used up).
+fn request_memory(t: &mut Text, reports: &[ShardReport]) {
+    let used: usize = reports.iter().map(|r| r.request_bytes.0).sum();
+    let name = "kafka_network_socketserver_memorypoolused";
+    t.family(
+        name,
+        Kind::Gauge,
+        "Bytes of requests read and not yet answered (counted against queued.max.request.bytes).",
+    );
+    t.sample(name, &[], used as f64);
+    let caps: Option<usize> = reports.iter().map(|r| r.request_bytes.1).sum();
+    if let Some(cap) = caps {
+        let name = "kafka_network_socketserver_memorypoolavailable";
+        t.family(
+            name,
+            Kind::Gauge,
+            "Bytes of queued.max.request.bytes not held by requests now.",
+        );
+        t.sample(name, &[], cap as f64 - used as f64);
     }
 }
 
