@@ -152,6 +152,7 @@ async fn shard_main(
         STOP.store(true, Ordering::Relaxed);
         return Err(std::io::Error::other(e));
     }
+    let stop = crate::stop::ShardStop::start(Duration::from_millis(50));
     ready.fetch_add(1, Ordering::AcqRel);
     while ready.load(Ordering::Acquire) < shard.shards && !STOP.load(Ordering::Relaxed) {
         millrace_shard::time::sleep(Duration::from_millis(1)).await;
@@ -162,7 +163,7 @@ async fn shard_main(
                 .1
                 .as_ref()
                 .map(|setup| Rc::new(crate::auth::ListenerRuntime::new(setup.clone())));
-            serve_controller_listener(shard.clone(), addr, runtime)?;
+            serve_controller_listener(shard.clone(), addr, runtime, stop.wait())?;
         }
         if let Some(addr) = config.metrics_listen {
             let (serving, open) = (shard.clone(), connections.clone());
@@ -170,7 +171,7 @@ async fn shard_main(
                 let connections = open.open();
                 Box::pin(crate::metrics::handle(serving.clone(), req, connections))
             });
-            crate::http::serve("metrics", addr, handler, || STOP.load(Ordering::Relaxed))?;
+            crate::http::serve("metrics", addr, handler, stop.wait())?;
         }
         if let Some(addr) = rest_listen(&config) {
             // A client of this broker's own listener unless told another cluster.
@@ -191,7 +192,7 @@ async fn shard_main(
             ));
             let handler: crate::http::Handler =
                 Rc::new(move |req| Box::pin(crate::rest::handle(rest.clone(), req)));
-            crate::http::serve("rest", addr, handler, || STOP.load(Ordering::Relaxed))?;
+            crate::http::serve("rest", addr, handler, stop.wait())?;
         }
         // The registry exists on every broker (produce validation asks it), its HTTP listener
         // where configured.
@@ -218,9 +219,7 @@ async fn shard_main(
             if let Some(addr) = listen {
                 let handler: crate::http::Handler =
                     Rc::new(move |req| Box::pin(crate::registry::handle(registry.clone(), req)));
-                crate::http::serve("schema registry", addr, handler, || {
-                    STOP.load(Ordering::Relaxed)
-                })?;
+                crate::http::serve("schema registry", addr, handler, stop.wait())?;
             }
         }
     }
@@ -228,9 +227,7 @@ async fn shard_main(
         // A controller-only node: no client listener, no partitions; its work is on the
         // controller listener and the quorum's tasks.
         tracing::info!(shard = shard.id, "shard ready (controller only)");
-        while !STOP.load(Ordering::Relaxed) {
-            millrace_shard::time::sleep(Duration::from_millis(50)).await;
-        }
+        stop.wait().await;
         return stop_shard(&shard).await;
     }
     let mut accepting = Vec::new();
@@ -244,11 +241,8 @@ async fn shard_main(
         let (serving, connections) = (shard.clone(), connections.clone());
         let endpoint: Rc<str> = Rc::from(name.as_str());
         let runtime = Rc::new(crate::auth::ListenerRuntime::new(setup.clone()));
-        accepting.push(millrace_shard::spawn(millrace_shard::net::accept_until(
-            listener,
-            Duration::from_millis(50),
-            || STOP.load(Ordering::Relaxed),
-            move |stream| {
+        accepting.push(millrace_shard::spawn(
+            millrace_shard::net::accept_until_signal(listener, stop.wait(), move |stream| {
                 let (shard, connections) = (serving.clone(), connections.clone());
                 let (endpoint, runtime) = (endpoint.clone(), Some(runtime.clone()));
                 async move {
@@ -282,8 +276,8 @@ async fn shard_main(
                         drop((slot, ip_slot));
                     });
                 }
-            },
-        )));
+            }),
+        ));
     }
     tracing::info!(
         shard = shard.id,
@@ -375,28 +369,24 @@ fn serve_controller_listener(
     shard: Rc<Shard>,
     addr: std::net::SocketAddr,
     runtime: Option<Rc<crate::auth::ListenerRuntime>>,
+    stopped: impl std::future::Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
     let listener = millrace_shard::net::listen(addr)?;
     tracing::info!(%addr, "controller listener ready");
     millrace_shard::spawn_detached(async move {
-        millrace_shard::net::accept_until(
-            listener,
-            Duration::from_millis(50),
-            || STOP.load(Ordering::Relaxed),
-            move |stream| {
-                let (shard, runtime) = (shard.clone(), runtime.clone());
-                async move {
-                    let endpoint = Rc::from(shard.config.cluster.client_listener_name.as_str());
-                    millrace_shard::spawn_detached(crate::connection::serve(
-                        shard,
-                        stream,
-                        Listener::Controller,
-                        endpoint,
-                        runtime,
-                    ));
-                }
-            },
-        )
+        millrace_shard::net::accept_until_signal(listener, stopped, move |stream| {
+            let (shard, runtime) = (shard.clone(), runtime.clone());
+            async move {
+                let endpoint = Rc::from(shard.config.cluster.client_listener_name.as_str());
+                millrace_shard::spawn_detached(crate::connection::serve(
+                    shard,
+                    stream,
+                    Listener::Controller,
+                    endpoint,
+                    runtime,
+                ));
+            }
+        })
         .await;
     });
     Ok(())

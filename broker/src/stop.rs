@@ -4,6 +4,8 @@
 //! runs a controlled shutdown (the controller moves its leaderships away, see
 //! `controller::lifecycle::run`), then [`STOP`] is set and every shard closes.
 
+use millrace_shard::sync::Notify;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -37,4 +39,42 @@ pub fn stop_after_controlled_shutdown(wait: Duration) {
         }
     }
     STOP.store(true, Ordering::Relaxed);
+}
+
+/// One shard's view of [`STOP`]: a single task polls the flag and wakes every waiter, so the
+/// shard's listeners do not each keep a timer of their own (each wake of an idle shard costs
+/// glommio a membarrier and several ring entries: docs/BENCHMARKS.md).
+pub struct ShardStop {
+    stopped: Notify,
+}
+
+impl ShardStop {
+    /// Starts the shard's poller of [`STOP`] (every `every`).
+    pub fn start(every: Duration) -> Rc<Self> {
+        let this = Rc::new(Self {
+            stopped: Notify::new(),
+        });
+        let watcher = this.clone();
+        millrace_shard::spawn_detached(async move {
+            while !STOP.load(Ordering::Relaxed) {
+                millrace_shard::time::sleep(every).await;
+            }
+            watcher.stopped.notify_all();
+        });
+        this
+    }
+
+    /// Completes once [`STOP`] is set (within the poll interval).
+    pub fn wait(self: &Rc<Self>) -> impl std::future::Future<Output = ()> + 'static {
+        let this = self.clone();
+        async move {
+            loop {
+                let seen = this.stopped.generation();
+                if STOP.load(Ordering::Relaxed) {
+                    return;
+                }
+                this.stopped.changed_since(seen).await;
+            }
+        }
+    }
 }

@@ -88,6 +88,23 @@ pub async fn accept_until<F>(
     listener: TcpListener,
     check_every: std::time::Duration,
     stop: impl Fn() -> bool,
+    serve: impl FnMut(TcpStream) -> F + 'static,
+) where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    let polled = async {
+        while !stop() {
+            crate::time::sleep(check_every).await;
+        }
+    };
+    accept_until_signal(listener, polled, serve).await;
+}
+
+/// [`accept_until`] with the stop given as a future that completes when the accepting is to
+/// end, for callers that share one stop signal between listeners rather than poll each.
+pub async fn accept_until_signal<F>(
+    listener: TcpListener,
+    stopped: impl std::future::Future<Output = ()>,
     mut serve: impl FnMut(TcpStream) -> F + 'static,
 ) where
     F: std::future::Future<Output = ()> + 'static,
@@ -105,9 +122,7 @@ pub async fn accept_until<F>(
             }
         }
     });
-    while !stop() {
-        crate::time::sleep(check_every).await;
-    }
+    stopped.await;
     accepts.cancel().await;
 }
 

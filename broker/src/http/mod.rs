@@ -58,19 +58,19 @@ pub async fn read_body(req: Request, max: usize) -> Result<Bytes, String> {
     }
 }
 
-/// Accepts connections on `addr` until `stop()` and serves each with `handler`, on this shard.
-/// Binding happens now (an error is returned); serving runs as a task.
+/// Accepts connections on `addr` until `stopped` completes and serves each with `handler`, on
+/// this shard. Binding happens now (an error is returned); serving runs as a task.
 pub fn serve(
     what: &'static str,
     addr: SocketAddr,
     handler: Handler,
-    stop: impl Fn() -> bool + 'static,
+    stopped: impl std::future::Future<Output = ()> + 'static,
 ) -> io::Result<()> {
     let listener = millrace_shard::net::listen(addr)?;
     tracing::info!(%addr, "{what} listener ready");
     let open = Rc::new(Cell::new(0usize));
     millrace_shard::spawn_detached(async move {
-        millrace_shard::net::accept_until(listener, Duration::from_millis(50), stop, move |s| {
+        millrace_shard::net::accept_until_signal(listener, stopped, move |s| {
             let (handler, open) = (handler.clone(), open.clone());
             async move {
                 while open.get() >= CONNECTIONS_MAX {
