@@ -43,7 +43,7 @@ pub fn stop_after_controlled_shutdown(wait: Duration) {
 
 /// One shard's view of [`STOP`]: a single task polls the flag and wakes every waiter, so the
 /// shard's listeners do not each keep a timer of their own (each wake of an idle shard costs
-/// glommio a membarrier and several ring entries: docs/BENCHMARKS.md).
+/// the runtime a membarrier and several ring entries: docs/BENCHMARKS.md).
 pub struct ShardStop {
     stopped: Notify,
 }
