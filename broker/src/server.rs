@@ -136,7 +136,7 @@ async fn shard_main(
     );
     if let Err(e) = open_shard(&shard, &config, inboxes).await {
         // Stop the other shards too: they would otherwise wait for this one forever.
-        STOP.store(true, Ordering::Relaxed);
+        crate::stop::stop_all();
         return Err(e);
     }
     millrace_shard::spawn_detached(crate::coordinator::tick_loop(shard.clone()));
@@ -149,7 +149,7 @@ async fn shard_main(
         millrace_shard::spawn_detached(crate::isr::run(shard.clone()));
     }
     if let Err(e) = crate::maintenance::start(&shard) {
-        STOP.store(true, Ordering::Relaxed);
+        crate::stop::stop_all();
         return Err(std::io::Error::other(e));
     }
     let stop = crate::stop::ShardStop::start(Duration::from_millis(50));
@@ -356,6 +356,7 @@ fn schema_registry_listen(config: &Config) -> Option<std::net::SocketAddr> {
 
 async fn stop_shard(shard: &Rc<Shard>) -> std::io::Result<()> {
     shard.stopping.set(true);
+    shard.stopped.notify_all();
     shard.data_arrived.notify_all();
     shard.close_partitions().await;
     tracing::info!(shard = shard.id, "shard stopped");

@@ -120,6 +120,8 @@ pub struct Shard {
     calls: Calls,
     /// Set when the broker is stopping.
     pub stopping: Cell<bool>,
+    /// Fires when `stopping` is set (loops that park until there is work wait on it too).
+    pub stopped: Notify,
     /// State of the subsystems built on this shard (controller, group coordinator).
     pub subsystems: Subsystems,
 }
@@ -167,6 +169,7 @@ impl Shard {
             metadata_applied: Rc::new(Notify::new()),
             calls: Calls::default(),
             stopping: Cell::new(false),
+            stopped: Notify::new(),
             subsystems: Subsystems::default(),
             config,
         })

@@ -65,6 +65,8 @@ pub struct ShardShares {
     pub released: Notify,
     /// Share sessions open on connections of this shard (`group.share.max.share.sessions`).
     pub sessions_open: Cell<usize>,
+    /// Fires when an entry is added (the lock timer sleeps while there is none).
+    added: Notify,
 }
 
 /// The share state of `shard` (installed on first use).
@@ -349,6 +351,7 @@ async fn loaded_entry(
                 durable: Cell::new(0),
             });
             shares.entries.borrow_mut().insert(key.clone(), e.clone());
+            shares.added.notify_all();
             e
         }
     };
@@ -747,10 +750,21 @@ impl Call<Shard> for ShareWaitOnOwner {
 }
 
 /// The lock timer of one shard: releases expired locks (and writes their delivery counts),
-/// and drops entries of partitions this shard no longer leads under their epoch.
+/// and drops entries of partitions this shard no longer leads under their epoch. While the
+/// shard has no entries (no share group has fetched here) it sleeps until one is added, so an
+/// idle broker does not wake for it.
 pub async fn tick_loop(shard: Rc<Shard>) {
     let shares = shares_of(&shard);
     while !shard.stopping.get() {
+        let seen = shares.added.generation();
+        if shares.entries.borrow().is_empty() {
+            futures_lite::future::or(
+                shares.added.changed_since(seen),
+                shard.stopped.changed_since(shard.stopped.generation()),
+            )
+            .await;
+            continue;
+        }
         millrace_shard::time::sleep(TICK).await;
         let now = millrace_shard::time::now_ms();
         let entries: Vec<(EntryKey, Rc<Entry>)> = shares

@@ -13,6 +13,48 @@ use std::rc::Rc;
 
 pub use glommio::net::{TcpListener, TcpStream};
 
+/// The sending end of a [`cross_thread_wake`]: any thread may ring it, as often as it likes.
+pub struct WakeSender(std::os::unix::net::UnixStream);
+
+impl WakeSender {
+    /// Wakes the receiver. Never blocks: a full socket already holds a wake.
+    pub fn wake(&self) {
+        use std::io::Write;
+        let _ = (&self.0).write(&[1]);
+    }
+}
+
+/// The shard's end of a [`cross_thread_wake`].
+pub struct WakeReceiver(glommio::net::UnixStream);
+
+impl WakeReceiver {
+    /// Completes once the sender rang; an error once it was dropped (`UnexpectedEof`). The
+    /// wait is a receive pending in the shard's ring, so a shard that waits here does not wake
+    /// until then.
+    pub async fn wait(&mut self) -> io::Result<()> {
+        use futures_lite::AsyncReadExt;
+        let mut byte = [0u8; 1];
+        match self.0.read(&mut byte).await? {
+            0 => Err(io::ErrorKind::UnexpectedEof.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A wake that another thread (one that is no shard: a signal handler's) sends to this shard
+/// without the shard polling for it: a Unix socket pair whose receiving end waits in the
+/// shard's ring. Call it on the shard that waits.
+pub fn cross_thread_wake() -> io::Result<(WakeSender, WakeReceiver)> {
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::io::FromRawFd;
+    let (sender, receiver) = std::os::unix::net::UnixStream::pair()?;
+    sender.set_nonblocking(true)?;
+    let fd = receiver.into_raw_fd();
+    // SAFETY: `fd` is an open socket that nothing else owns: into_raw_fd gave up ownership.
+    let receiver = unsafe { glommio::net::UnixStream::from_raw_fd(fd) };
+    Ok((WakeSender(sender), WakeReceiver(receiver)))
+}
+
 /// A listening socket on `addr` for the current shard, with SO_REUSEPORT (every shard listens
 /// on the same port; the kernel spreads connections) and SO_REUSEADDR (a restarted broker can
 /// bind while connections it closed are still in FIN-WAIT-2 or TIME-WAIT; glommio's own bind

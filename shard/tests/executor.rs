@@ -67,3 +67,44 @@ async fn shard_main(mesh: MeshSpec<u64>) -> std::io::Result<()> {
     assert_eq!(inbox.recv().await, None, "the peer closed");
     Ok(())
 }
+
+/// A wake rung from a plain thread completes the shard's wait; a wait with no ring stays
+/// pending; a dropped sender ends the wait with an error instead of completing it forever.
+#[test]
+fn a_wake_from_another_thread_reaches_the_shard() {
+    let config = ShardRuntimeConfig {
+        shards: 1,
+        io_memory_bytes: 512 << 10,
+        ring_depth: 64,
+        pin: false,
+    };
+    run_shards(&config, |_| async {
+        let (sender, mut receiver) = millrace_shard::net::cross_thread_wake()?;
+        let quiet = timeout(Duration::from_millis(50), receiver.wait()).await;
+        assert!(quiet.is_none(), "no ring, no wake");
+        let ringer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            sender.wake();
+            sender
+        });
+        let rung = timeout(Duration::from_secs(10), receiver.wait()).await;
+        assert!(matches!(rung, Some(Ok(()))), "the ring arrives: {rung:?}");
+        let sender = ringer.join().unwrap();
+        // Rings while nobody waits are kept, many at once are fine.
+        sender.wake();
+        sender.wake();
+        assert!(matches!(receiver.wait().await, Ok(())));
+        drop(sender);
+        assert!(
+            matches!(receiver.wait().await, Ok(())),
+            "the second ring was kept"
+        );
+        let gone = timeout(Duration::from_secs(10), receiver.wait()).await;
+        assert_eq!(
+            gone.map(|r| r.map_err(|e| e.kind())),
+            Some(Err(std::io::ErrorKind::UnexpectedEof))
+        );
+        Ok(())
+    })
+    .unwrap();
+}

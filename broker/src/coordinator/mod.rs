@@ -36,7 +36,7 @@ use crate::shard::Shard;
 use crate::share_group::ShareGroups;
 use bytes::Bytes;
 use millrace_security::acl::{AclOperation, ResourceType};
-use millrace_shard::sync::{oneshot, OneshotSender};
+use millrace_shard::sync::{oneshot, Notify, OneshotSender};
 use millrace_wire::records::NewRecord;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -54,8 +54,8 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 pub const GROUP_ID_BYTES_MAX: usize = 1024;
 /// Longest offset metadata string accepted (Kafka's `offset.metadata.max.bytes`).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
-/// How often session timeouts and rebalance deadlines are checked.
-const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest time between two ticks of a shard's groups.
+const MIN_TICK_GAP: Duration = Duration::from_millis(10);
 const KEY_VERSION: u8 = 1;
 const VALUE_VERSION: u8 = 1;
 const KIND_OFFSET: u8 = 0;
@@ -239,9 +239,12 @@ pub fn groups_of(shard: &Shard) -> Rc<ShardGroups> {
 }
 
 pub struct ShardGroups {
-    machine: RefCell<GroupCoordinator>,
-    consumer: RefCell<ConsumerGroups>,
-    share: RefCell<ShareGroups>,
+    machine: Watched<GroupCoordinator>,
+    consumer: Watched<ConsumerGroups>,
+    share: Watched<ShareGroups>,
+    /// Fires on every mutable borrow of the three state machines: their deadlines may have
+    /// moved, so the tick loop looks again.
+    changed: Rc<Notify>,
     /// Joins and syncs waiting for their answer, with their group.
     waiting_joins: RefCell<HashMap<Token, (String, OneshotSender<JoinResponse>)>>,
     waiting_syncs: RefCell<HashMap<Token, (String, OneshotSender<SyncResponse>)>>,
@@ -260,10 +263,12 @@ impl ShardGroups {
         consumer: ConsumerGroupConfig,
         share: crate::share_group::ShareGroupConfig,
     ) -> Self {
+        let changed = Rc::new(Notify::new());
         ShardGroups {
-            machine: RefCell::new(GroupCoordinator::new(config)),
-            consumer: RefCell::new(ConsumerGroups::new(consumer)),
-            share: RefCell::new(ShareGroups::new(share)),
+            machine: Watched::new(GroupCoordinator::new(config), &changed),
+            consumer: Watched::new(ConsumerGroups::new(consumer), &changed),
+            share: Watched::new(ShareGroups::new(share), &changed),
+            changed,
             waiting_joins: RefCell::new(HashMap::new()),
             waiting_syncs: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
@@ -277,6 +282,34 @@ impl ShardGroups {
         let t = self.next_token.get();
         self.next_token.set(t + 1);
         t
+    }
+}
+
+/// A group state machine whose every mutable borrow fires a shared [`Notify`]. Whatever can
+/// move a deadline (a join, a heartbeat, a load, an unload, a tick) borrows mutably, so the
+/// tick loop can sleep until the earliest deadline, or with none until something changes,
+/// instead of waking every 100 ms on an idle broker.
+struct Watched<T> {
+    cell: RefCell<T>,
+    changed: Rc<Notify>,
+}
+
+impl<T> Watched<T> {
+    fn new(value: T, changed: &Rc<Notify>) -> Self {
+        Self {
+            cell: RefCell::new(value),
+            changed: changed.clone(),
+        }
+    }
+
+    fn borrow(&self) -> std::cell::Ref<'_, T> {
+        self.cell.borrow()
+    }
+
+    fn borrow_mut(&self) -> std::cell::RefMut<'_, T> {
+        // Waiters run only once this task yields, after the mutation.
+        self.changed.notify_all();
+        self.cell.borrow_mut()
     }
 }
 
@@ -1278,34 +1311,60 @@ impl ShardGroups {
     }
 }
 
-/// Checks session timeouts and rebalance deadlines until the broker stops.
+/// Checks session timeouts and rebalance deadlines until the broker stops. It sleeps until the
+/// earliest deadline of the three state machines; with none (no groups, or only empty ones) it
+/// sleeps until one of them changes. Ticks are at least [`MIN_TICK_GAP`] apart, so a deadline
+/// that a tick cannot clear yet is retried at that pace, not in a spin.
 pub async fn tick_loop(shard: Rc<Shard>) {
+    let groups = groups_of(&shard);
     while !shard.stopping.get() {
-        millrace_shard::time::sleep(TICK_INTERVAL).await;
         let now = millrace_shard::time::now_ms();
-        let due = groups_of(&shard)
+        let due = groups
             .machine
             .borrow()
             .next_deadline_ms()
             .is_some_and(|d| d <= now);
         if due {
-            let out = groups_of(&shard).machine.borrow_mut().tick(now);
+            let out = groups.machine.borrow_mut().tick(now);
             deliver(&shard, out).await;
         }
-        let consumer_due = groups_of(&shard)
+        let consumer_due = groups
             .consumer
             .borrow()
             .next_deadline_ms()
             .is_some_and(|d| d <= now);
         if consumer_due {
             let image = shard.image();
-            let changed = groups_of(&shard)
+            let changed = groups
                 .consumer
                 .borrow_mut()
                 .tick(now, &ImageTopics::new(&shard, &image));
             persist_consumer_groups(&shard, &changed).await;
         }
         share_groups::tick(&shard, now).await;
+
+        // Seen before the deadlines are read: a change after this wakes the wait below.
+        let seen = groups.changed.generation();
+        let next = [
+            groups.machine.borrow().next_deadline_ms(),
+            groups.consumer.borrow().next_deadline_ms(),
+            groups.share.borrow().next_deadline_ms(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let changed = futures_lite::future::or(
+            groups.changed.changed_since(seen),
+            shard.stopped.changed_since(shard.stopped.generation()),
+        );
+        match next {
+            None => changed.await,
+            Some(deadline) => {
+                let at = deadline.max(now + MIN_TICK_GAP.as_millis() as i64);
+                let wait = at.saturating_sub(millrace_shard::time::now_ms()).max(0) as u64;
+                let _ = millrace_shard::time::timeout(Duration::from_millis(wait), changed).await;
+            }
+        }
     }
 }
 
