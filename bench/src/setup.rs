@@ -24,9 +24,27 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use crate::BenchError;
 use millrace_security::client::{ClientSecurity, LoginError, LoginExchange, Stream};
 use millrace_wire::codes::{
-    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NONE, NOT_COORDINATOR,
-    TOPIC_ALREADY_EXISTS, UNSUPPORTED_VERSION,
+    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, FENCED_LEADER_EPOCH,
+    LEADER_NOT_AVAILABLE, NONE, NOT_COORDINATOR, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT,
+    TOPIC_ALREADY_EXISTS, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION, UNSUPPORTED_VERSION,
 };
+
+/// One partition's offset from ListOffsets, or its error code.
+type PartitionOffset = Result<i64, i16>;
+
+/// Errors of a partition whose leader is moving or has not yet learnt it leads: worth asking
+/// again after a new look at the leaders.
+fn leader_may_move(code: i16) -> bool {
+    matches!(
+        code,
+        NOT_LEADER_OR_FOLLOWER
+            | LEADER_NOT_AVAILABLE
+            | UNKNOWN_TOPIC_OR_PARTITION
+            | FENCED_LEADER_EPOCH
+            | UNKNOWN_LEADER_EPOCH
+            | REQUEST_TIMED_OUT
+    )
+}
 
 /// Largest response frame accepted from a broker.
 pub const RESPONSE_BYTES_MAX: usize = 256 << 20;
@@ -294,13 +312,70 @@ impl SyncClient {
         }
     }
 
-    /// ListOffsets for `partitions` of `topic` at `timestamp` (EARLIEST or LATEST).
+    /// ListOffsets for `partitions` of `topic` at `timestamp` (EARLIEST or LATEST), each
+    /// asked of its leader: a broker answers only for the partitions it leads. An error that
+    /// says the leader moved or has not yet learnt it leads (a topic just created on a
+    /// cluster) looks the leaders up again and asks again, for up to `LEADER_WAIT`, as a Kafka
+    /// client retries it.
     pub fn list_offsets(
         &mut self,
         topic: &str,
         partitions: &[i32],
         timestamp: i64,
     ) -> Result<BTreeMap<i32, i64>, BenchError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        let mut out = BTreeMap::new();
+        let mut others: BTreeMap<String, SyncClient> = BTreeMap::new();
+        loop {
+            let route = self.route(topic)?;
+            let mut by_leader: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for &p in partitions.iter().filter(|p| !out.contains_key(*p)) {
+                by_leader
+                    .entry(route.leader_address(p)?)
+                    .or_default()
+                    .push(p);
+            }
+            let mut last_error = None;
+            for (address, asked) in by_leader {
+                let client = if address == self.address {
+                    &mut *self
+                } else {
+                    if !others.contains_key(&address) {
+                        let client = SyncClient::connect(&address, &self.security)?;
+                        others.insert(address.clone(), client);
+                    }
+                    others.get_mut(&address).expect("inserted")
+                };
+                for (p, answer) in client.list_offsets_here(topic, &asked, timestamp)? {
+                    match answer {
+                        Ok(offset) => {
+                            out.insert(p, offset);
+                        }
+                        Err(code) if leader_may_move(code) => last_error = Some((p, code)),
+                        Err(code) => {
+                            return Err(BenchError::Kafka(format!("ListOffsets {topic}-{p}"), code))
+                        }
+                    }
+                }
+            }
+            match last_error {
+                None => return Ok(out),
+                Some((p, code)) if Instant::now() >= deadline => {
+                    return Err(BenchError::Kafka(format!("ListOffsets {topic}-{p}"), code))
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// ListOffsets for `partitions` of `topic` on this connection's broker: each partition's
+    /// offset or error code.
+    fn list_offsets_here(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        timestamp: i64,
+    ) -> Result<Vec<(i32, PartitionOffset)>, BenchError> {
         let mut t = ListOffsetsTopic::default();
         t.name = topic_name(topic);
         t.partitions = partitions
@@ -317,19 +392,19 @@ impl SyncClient {
         request.replica_id = BrokerId(-1);
         request.topics = vec![t];
         let response = self.call(&request, 1..=8)?;
-        let mut out = BTreeMap::new();
-        for t in response.topics {
-            for p in t.partitions {
-                if p.error_code != NONE {
-                    return Err(BenchError::Kafka(
-                        format!("ListOffsets {topic}-{}", p.partition_index),
-                        p.error_code,
-                    ));
-                }
-                out.insert(p.partition_index, p.offset);
-            }
-        }
-        Ok(out)
+        Ok(response
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .map(|p| {
+                let answer = if p.error_code == NONE {
+                    Ok(p.offset)
+                } else {
+                    Err(p.error_code)
+                };
+                (p.partition_index, answer)
+            })
+            .collect())
     }
 
     /// A new idempotent producer id and epoch.

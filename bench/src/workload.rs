@@ -52,6 +52,9 @@ pub fn run(kind: Kind, args: WorkloadArgs) -> Result<(), BenchError> {
     }
     let route = client.route(&args.topic)?;
     let partitions: Vec<i32> = route.leaders.keys().copied().collect();
+    // Every leader serves the topic before the run starts: on a cluster, a leader learns of a
+    // topic just created a moment after the metadata names it, and producers here do not retry.
+    client.list_offsets(&args.topic, &partitions, LATEST)?;
     // Whole seconds, so the measured period is made of whole one-second windows.
     let warmup_s = match (kind, args.from) {
         (Kind::Consume, From::Beginning) => 0,
