@@ -20,7 +20,8 @@ Setups (--setups, comma-separated, all by default):
   millrace-rf3  three millrace nodes on this host (one core each, unpinned), RF=3,
                 min.insync.replicas=2;
   kafka-rf3     three Kafka nodes (Kafka's JVM options and thread counts), RF=3,
-                min.insync.replicas=2.
+                min.insync.replicas=2; KAFKA_HEAP_OPTS and KAFKA_JVM_OPTS, when set, replace
+                the JVM options (e.g. the test rig's lighter serial GC and C1 compiler).
 The clusters come from the test rig (tests/cluster/cluster.py) with Kafka's own failure
 detection timings restored (broker session 9 s, heartbeat 2 s, replica.lag.time.max.ms 30 s).
 Kafka comes from scripts/install-test-deps.sh (.deps/kafka).
@@ -150,7 +151,8 @@ class Three:
         props = dict(RF3_PROPS)
         if kind == "kafka":
             props.update(KAFKA_RF3_PROPS)
-            os.environ.update(KAFKA_JVM)
+            for key, value in KAFKA_JVM.items():
+                os.environ.setdefault(key, value)
         self.cluster = Cluster(kind, n=3, tmp=tmp, overrides=props)
         self.cluster.start()
         # millrace-bench takes one bootstrap address, as one is enough for any Kafka client.
@@ -286,6 +288,10 @@ def main() -> None:
                     default=Path(os.environ.get("MILLRACE_BIN",
                                                 REPO / "target/release/millrace")))
     args = ap.parse_args()
+    if "KAFKA_JVM_OPTS" in os.environ or "KAFKA_HEAP_OPTS" in os.environ:
+        NAMES["kafka-rf3"] = ("Apache Kafka RF=3 (3 nodes, JVM: "
+                              + " ".join(os.environ.get(k, KAFKA_JVM[k]) for k in KAFKA_JVM)
+                              + ")")
     setups = [s for s in args.setups.split(",") if s]
     unknown = [s for s in setups if s not in SETUPS]
     if unknown or not setups:
