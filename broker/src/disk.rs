@@ -105,6 +105,10 @@ impl DiskFile for BrokerFile {
         both_files!(self, f => f.start_zeroes(pos, len))
     }
 
+    fn advise_written(&self, pos: u64, len: u64) {
+        both_files!(self, f => f.advise_written(pos, len))
+    }
+
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
         both_files!(self, f => f.read_at(pos, len).await)
     }

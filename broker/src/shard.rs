@@ -263,6 +263,7 @@ impl Shard {
             min_cleanable_dirty_ratio: s.min_cleanable_dirty_ratio,
             cleaner_dedupe_buffer_bytes: c.log_cleaner_dedupe_buffer_bytes,
             prepare_ahead_bytes: c.log_prepare_ahead_bytes,
+            cache_written: c.log_cache_written,
             ..LogConfig::default()
         }
     }

@@ -65,6 +65,10 @@ pub trait DiskFile: 'static {
     /// reported: zeroes are never data, only blocks prepared for it. Like any write, durable
     /// only after a later `sync_data`.
     fn start_zeroes(&self, pos: u64, len: u64) -> bool;
+    /// Tells the system that `len` bytes at `pos`, just written, are about to be read: a file
+    /// written around the page cache has them read back into it, so readers of the tail
+    /// (sendfile of a catch-up) find them in memory. Only advice: nothing to wait for or fail.
+    fn advise_written(&self, pos: u64, len: u64);
     /// Reads up to `len` bytes at `pos`.
     fn read_at(&self, pos: u64, len: usize) -> impl Future<Output = io::Result<Bytes>>;
     /// Makes every completed write durable (fdatasync).

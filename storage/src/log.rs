@@ -69,6 +69,10 @@ pub struct LogConfig {
     /// into the active segment's file, so later rounds overwrite written blocks inside the
     /// file's size (see [`PREPARE_STEP_MIN`]); 0 turns it off.
     pub prepare_ahead_bytes: u64,
+    /// `millrace.log.cache.written`: after each flush round, advise the system to read what
+    /// it wrote back into the page cache (writes go around it), so that consumers catching
+    /// up on recent data read memory, as from a broker that writes through the page cache.
+    pub cache_written: bool,
 }
 
 impl Default for LogConfig {
@@ -91,6 +95,7 @@ impl Default for LogConfig {
             min_cleanable_dirty_ratio: 0.5,
             cleaner_dedupe_buffer_bytes: 128 << 20,
             prepare_ahead_bytes: PREPARE_AHEAD_DEFAULT,
+            cache_written: false,
         }
     }
 }
@@ -787,6 +792,11 @@ impl<D: Disk> PartitionLog<D> {
         }
         self.commit_round(&round.plan);
         round.committed = true;
+        if self.config.borrow().cache_written {
+            for w in &round.plan.writes {
+                w.file.advise_written(w.position, w.data.len() as u64);
+            }
+        }
         // After the commit: the round's callers are not kept waiting for the zeroes, and the
         // next write of the file waits for them only if it comes before they are done.
         for z in &round.plan.zeroes {

@@ -348,6 +348,10 @@ impl DiskFile for SimFile {
         Ok(())
     }
 
+    fn advise_written(&self, _pos: u64, _len: u64) {
+        // A simulated disk has no page cache.
+    }
+
     fn start_zeroes(&self, pos: u64, len: u64) -> bool {
         // Done at once: as if it completed before any later operation started.
         let mut state = self.state.borrow_mut();

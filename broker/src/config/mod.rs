@@ -67,6 +67,9 @@ pub struct Config {
     /// `millrace.log.prepare.ahead.bytes`: zeroes written ahead of each active segment's data
     /// (at most this much at a time; 0: none), so group commits overwrite written blocks.
     pub log_prepare_ahead_bytes: u64,
+    /// `millrace.log.cache.written`: what each flush round wrote is read back into the page
+    /// cache for readers of recent data.
+    pub log_cache_written: bool,
     /// `millrace.log.pending.bytes.max`: appended bytes per partition waiting for a group
     /// commit before producers wait for it.
     pub log_pending_bytes_max: usize,
@@ -300,6 +303,7 @@ impl Default for Config {
             socket_request_max_bytes: 100 * 1024 * 1024,
             fsync: true,
             log_prepare_ahead_bytes: millrace_storage::PREPARE_AHEAD_DEFAULT,
+            log_cache_written: false,
             batch_cache_bytes: 64 << 20,
             log_pending_bytes_max: 64 << 20,
             log_pending_bytes_max_set: false,
@@ -529,6 +533,7 @@ impl Config {
                 "millrace.log.prepare.ahead.bytes" => {
                     self.log_prepare_ahead_bytes = parse_num(key, value, 0, 1 << 30)? as u64
                 }
+                "millrace.log.cache.written" => self.log_cache_written = parse_bool(key, value)?,
                 "millrace.batch.cache.bytes" => {
                     self.batch_cache_bytes = parse_num(key, value, 0, 1 << 40)? as usize
                 }
@@ -921,6 +926,10 @@ impl Config {
         m.insert(
             "millrace.log.prepare.ahead.bytes",
             self.log_prepare_ahead_bytes.to_string(),
+        );
+        m.insert(
+            "millrace.log.cache.written",
+            self.log_cache_written.to_string(),
         );
         m.insert("millrace.cores", self.cores.to_string());
         m.insert(
@@ -1365,6 +1374,20 @@ pub(crate) mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn reading_back_what_was_written_is_off_unless_asked() {
+        let c = apply("").unwrap();
+        assert!(!c.log_cache_written);
+        assert_eq!(c.describe()["millrace.log.cache.written"], "false");
+        let c = apply("millrace.log.cache.written=true\n").unwrap();
+        assert!(c.log_cache_written);
+        let err = apply("millrace.log.cache.written=sometimes\n").unwrap_err();
+        assert!(
+            err.to_string().contains("millrace.log.cache.written"),
+            "{err}"
+        );
     }
 
     #[test]
