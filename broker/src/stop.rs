@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Set when the shards are to stop; every shard polls it.
+/// Set when the shards are to stop ([`stop_all`]).
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Set by the first SIGTERM/SIGINT: a broker that heartbeats to a controller asks it to move

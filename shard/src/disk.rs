@@ -297,19 +297,9 @@ impl DiskFile for DmaDiskFile {
     }
 
     fn advise_written(&self, pos: u64, len: u64) {
-        let (Ok(offset), Ok(len)) = (libc::off_t::try_from(pos), libc::off_t::try_from(len)) else {
-            return;
-        };
-        // SAFETY: the descriptor belongs to the open file this holds; the call takes no
-        // pointers. Read-ahead acts on the file's page cache whatever the descriptor's flags.
-        unsafe {
-            libc::posix_fadvise(
-                self.file().as_raw_fd(),
-                offset,
-                len,
-                libc::POSIX_FADV_WILLNEED,
-            )
-        };
+        // SAFETY: the descriptor belongs to the open file this holds, for the whole call.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.file().as_raw_fd()) };
+        crate::net::will_need(fd, pos, len);
     }
 
     fn start_zeroes(&self, pos: u64, len: u64) -> bool {

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -354,13 +354,19 @@ impl SendFileCache {
 /// (posix_fadvise WILLNEED) and returns without waiting for the device. Advice only: an
 /// error changes nothing a later read does, so it is not reported.
 pub fn advise_will_need(file: &std::fs::File, position: u64, len: u64) {
+    will_need(file.as_fd(), position, len);
+}
+
+/// posix_fadvise(WILLNEED) of `len` bytes at `position` of `fd`'s file: read-ahead into the
+/// file's page cache, whatever the descriptor's flags (O_DIRECT included).
+pub(crate) fn will_need(fd: std::os::fd::BorrowedFd<'_>, position: u64, len: u64) {
     let (Ok(offset), Ok(len)) = (libc::off_t::try_from(position), libc::off_t::try_from(len))
     else {
         return;
     };
-    // SAFETY: the descriptor is open for the call (we hold a reference to its owner); the
-    // call takes no pointers.
-    unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED) };
+    // SAFETY: the descriptor is open for the call (it is borrowed from its owner); the call
+    // takes no pointers.
+    unsafe { libc::posix_fadvise(fd.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED) };
 }
 
 /// Reads `len` bytes at `position` with pread(2) on a buffered descriptor.
