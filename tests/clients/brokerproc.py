@@ -55,11 +55,17 @@ def port_accepts(port: int) -> bool:
         return False
 
 
+# Every broker this test process created, in order: conftest's report hook appends the logs
+# of those a failed test created or saw die, so a failure in CI shows why a broker went away.
+CREATED: list["BrokerProcess"] = []
+
+
 class BrokerProcess:
     """One broker process. ``start`` may be called again after ``stop``/``kill9`` (same port and
     data directory), which is how the durability tests restart it."""
 
     def __init__(self, data_dir: Path, port: int | None = None, kind: str | None = None):
+        CREATED.append(self)
         self.kind = kind or broker_kind()
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+import brokerproc
 from brokerproc import BrokerProcess, broker_kind
 
 
@@ -34,6 +35,29 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("millrace_only"):
             item.add_marker(skip)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item._brokers_before = len(brokerproc.CREATED)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries the log tail of every broker it created and of any
+    earlier one (the session broker) that is no longer running: a broker that went away
+    mid-test otherwise leaves only the client's "connection refused"."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    first = getattr(item, "_brokers_before", 0)
+    for i, b in enumerate(brokerproc.CREATED):
+        exited = b.proc is not None and b.proc.poll() is not None
+        if i < first and not exited:
+            continue
+        state = f"exited with {b.proc.returncode}" if exited else "running"
+        report.sections.append((f"broker on port {b.port} ({state})", b.log_tail(60)))
 
 
 @pytest.fixture(scope="session")
