@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use millrace_security::sasl::{Mechanism, ScramCredential};
 use millrace_shard::net::{pread_exact, sendfile_some, TcpStream};
-use millrace_shard::sync::LocalQueue;
+use millrace_shard::sync::{LocalQueue, Notify};
 use millrace_shard::time::Instant;
 use millrace_shard::tls::{self, Reader, Writer};
 use millrace_shard::Task;
@@ -96,6 +96,7 @@ pub async fn serve(
         sasl,
         principal: Rc::from(principal.as_str()),
         muted_until: Rc::default(),
+        answered: Rc::default(),
     };
     read_loop(&shard, reader, &queue, &peer, on).await;
     queue.close();
@@ -114,6 +115,17 @@ struct On<'a> {
     principal: Rc<str>,
     /// Until when (monotonic ms) nothing more is read: set by a request a quota throttled.
     muted_until: Rc<std::cell::Cell<u64>>,
+    /// Fired when a request of the connection has been handled (or dropped unhandled).
+    answered: Rc<Notify>,
+}
+
+/// Fires the connection's `answered` when the request's task ends, however it ends.
+struct Answered(Rc<Notify>);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        self.0.notify_all();
+    }
 }
 
 async fn read_loop(
@@ -156,8 +168,8 @@ async fn read_loop(
             None => None,
         };
         // The read above may have been waiting since before an earlier request was throttled:
-        // the request that arrived meanwhile waits out the throttle too. (Requests read while
-        // the throttled one was still being handled, pipelined by the client, are not held.)
+        // the request that arrived meanwhile waits out the throttle too. (A client no quota
+        // meters may pipeline; nothing throttles it.)
         wait_while_muted(&on.muted_until).await;
         if reader.tls_output_pending() {
             // An alert or key update for the peer: the writer sends it with its next write.
@@ -208,14 +220,27 @@ async fn read_loop(
             clock,
             share_sessions: on.share_sessions.clone(),
         };
+        // A metered client has one request in flight (quotas::meters): the next is read once
+        // this one has recorded what it used, so its throttle, if any, holds the next.
+        let one_at_a_time = crate::quotas::meters(
+            shard,
+            crate::quotas::user_of(&on.principal),
+            header.client_id.as_deref().unwrap_or(""),
+        );
+        let seen = on.answered.generation();
+        let answered = Answered(on.answered.clone());
         let handled = handle(shard.clone(), header, body, client);
         let task = millrace_shard::spawn(async move {
             let answer = handled.await;
             drop(held);
+            drop(answered);
             answer
         });
         if queue.push(task).await.is_err() {
             return;
+        }
+        if one_at_a_time {
+            on.answered.changed_since(seen).await;
         }
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! A throttled request is answered at once with `throttle_time_ms`, and the connection reads
 //! nothing more until that time has passed (KIP-219's muting), so a client that ignores the
-//! field is still held to the rate.
+//! field is still held to the rate. A connection whose client a quota meters has one request
+//! in flight at a time, as every connection has on Kafka (see [`meters`]).
 
 use crate::mesh::Call;
 use crate::shard::Shard;
@@ -82,6 +83,23 @@ pub fn parts_of(entity: &QuotaEntity) -> Vec<QuotaEntityPart> {
         .collect();
     parts.sort();
     parts
+}
+
+/// Whether a byte-rate or request quota meters the (user, client id)'s requests. Its
+/// connections then handle one request at a time, as Kafka's do: the next request is read
+/// once the previous one was recorded, so a throttle holds it back. Pipelined requests would
+/// all be served before the first throttle is known; a producer with 4 MiB in flight then
+/// overshoots its quota by that much at every throttle (docs/ARCHITECTURE.md, "Quotas").
+pub fn meters(shard: &Shard, user: &str, client_id: &str) -> bool {
+    let configs = configs(shard);
+    !configs.is_empty()
+        && [
+            QuotaKey::ProducerByteRate,
+            QuotaKey::ConsumerByteRate,
+            QuotaKey::RequestPercentage,
+        ]
+        .into_iter()
+        .any(|key| configs.resolve(user, client_id, key).is_some())
 }
 
 /// Records `value` for `key` of the (user, client id) and answers the throttle time in ms (0:
