@@ -1,8 +1,8 @@
 //! Record keys and the partition each record goes to.
 //!
-//! * `none`: null keys; partitions are filled in turn, one batch at a time (Kafka's sticky
-//!   partitioner: stay on a partition until its batch is sealed, so batches fill up at low
-//!   rates too).
+//! * `none`: null keys; partitions are filled in turn (Kafka's sticky partitioner as of
+//!   KIP-794, see [`Sticky`]): a partition gets records until `--batch-size` bytes went to it,
+//!   so batches fill up at high rates and a low rate still moves over every partition.
 //! * `uniform:N`: keys `key-0..key-N` drawn uniformly; partition = murmur2(key) % partitions,
 //!   as Kafka's default partitioner does, so runs against any broker place keys alike.
 //! * `zipf:N[:S]`: the same keys drawn with a Zipf law of exponent S (default 0.99): key rank
@@ -106,6 +106,46 @@ pub fn key_bytes(rank: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(rank.to_string().as_bytes());
 }
 
+/// The partition null-keyed records go to: one partition until `batch_size` bytes went to it
+/// or its batch was sealed for size, then the next, in turn. Kafka's producer (KIP-794)
+/// switches after `batch.size` bytes whether its batches were sent for size or for
+/// `linger.ms`; switching only when a batch fills would keep a low rate, whose batches are
+/// all sent by linger, on one partition for the whole run.
+#[derive(Debug, Clone)]
+pub struct Sticky {
+    partition: i32,
+    partitions: i32,
+    bytes: usize,
+    batch_size: usize,
+}
+
+impl Sticky {
+    /// Starts on `first % partitions`.
+    pub fn new(first: i32, partitions: i32, batch_size: usize) -> Self {
+        let partitions = partitions.max(1);
+        Sticky {
+            partition: first.rem_euclid(partitions),
+            partitions,
+            bytes: 0,
+            batch_size,
+        }
+    }
+
+    /// The partition the next null-keyed record goes to.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// `bytes` went to the current partition; `sealed`: its batch was sealed for size.
+    pub fn appended(&mut self, bytes: usize, sealed: bool) {
+        self.bytes += bytes;
+        if sealed || self.bytes >= self.batch_size {
+            self.partition = (self.partition + 1) % self.partitions;
+            self.bytes = 0;
+        }
+    }
+}
+
 /// Kafka's default partitioner for keyed records (murmur2 of the key, sign bit cleared, modulo
 /// the partition count).
 pub use millrace_wire::murmur2::partition_for_key;
@@ -114,6 +154,32 @@ pub use millrace_wire::murmur2::partition_for_key;
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn sticky_moves_on_after_batch_size_bytes_or_a_full_batch() {
+        let mut sticky = Sticky::new(5, 4, 1000);
+        assert_eq!(sticky.partition(), 1);
+        // Small batches sealed by linger: still one partition until 1000 bytes went to it.
+        let mut seen = Vec::new();
+        for _ in 0..40 {
+            seen.push(sticky.partition());
+            sticky.appended(100, false);
+        }
+        let expected: Vec<i32> = (0..40).map(|i| (1 + i / 10) % 4).collect();
+        assert_eq!(seen, expected);
+        // A batch sealed for size moves on at once, and the count starts again.
+        let at = sticky.partition();
+        sticky.appended(300, true);
+        assert_eq!(sticky.partition(), (at + 1) % 4);
+        sticky.appended(900, false);
+        assert_eq!(sticky.partition(), (at + 1) % 4);
+        sticky.appended(100, false);
+        assert_eq!(sticky.partition(), (at + 2) % 4);
+        // One partition: always partition 0.
+        let mut one = Sticky::new(3, 1, 10);
+        one.appended(50, true);
+        assert_eq!(one.partition(), 0);
+    }
 
     #[test]
     fn parses_the_documented_forms() {

@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::batch::{OpenBatch, SealedBatch, STAMP_BYTES};
 use crate::conn::Conn;
-use crate::keys::{key_bytes, partition_for_key, KeyDistribution, KeySource};
+use crate::keys::{key_bytes, partition_for_key, KeyDistribution, KeySource, Sticky};
 use crate::rate::Schedule;
 use crate::run::{Clock, Executor};
 use crate::stats::record_ns;
@@ -96,7 +96,7 @@ pub async fn run(spec: ProducerSpec, exec: Rc<Executor>) -> Result<(), BenchErro
         .collect();
     let clock = exec.clock;
     let mut schedule = Schedule::new(clock.now_ns(), spec.rate);
-    let mut sticky = (spec.index as i32) % partitions;
+    let mut sticky = Sticky::new(spec.index as i32, partitions, spec.batch_size);
     let mut ready: Vec<SealedBatch> = Vec::new();
     let mut key = Vec::with_capacity(24);
     loop {
@@ -114,18 +114,21 @@ pub async fn run(spec: ProducerSpec, exec: Rc<Executor>) -> Result<(), BenchErro
                     key_bytes(rank, &mut key);
                     partition_for_key(&key, partitions)
                 }
-                None => sticky,
+                None => sticky.partition(),
             };
             let key = (spec.keys != KeyDistribution::None).then_some(&key[..]);
             let filler_at = rng.random_range(0..=filler.len() / 2);
             let value = &filler[filler_at..filler_at + spec.record_size - STAMP_BYTES];
             let p = &mut state[partition as usize];
+            let before = p.batch.size_bytes();
             p.batch.append(key, value, intended, now, wall_ms);
-            if p.batch.size_bytes() >= spec.batch_size {
+            let added = p.batch.size_bytes() - before;
+            let full = p.batch.size_bytes() >= spec.batch_size;
+            if full {
                 ready.push(seal(&spec, partition, p));
-                if key.is_none() {
-                    sticky = (sticky + 1) % partitions;
-                }
+            }
+            if key.is_none() {
+                sticky.appended(added, full);
             }
         }
         for (partition, p) in state.iter_mut().enumerate() {
