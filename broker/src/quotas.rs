@@ -89,7 +89,7 @@ pub fn parts_of(entity: &QuotaEntity) -> Vec<QuotaEntityPart> {
 /// connections then handle one request at a time, as Kafka's do: the next request is read
 /// once the previous one was recorded, so a throttle holds it back. Pipelined requests would
 /// all be served before the first throttle is known; a producer with 4 MiB in flight then
-/// overshoots its quota by that much at every throttle (docs/ARCHITECTURE.md, "Quotas").
+/// overshoots its quota by that much at every throttle (docs/ARCHITECTURE.md, "Client quotas").
 pub fn meters(shard: &Shard, user: &str, client_id: &str) -> bool {
     let configs = configs(shard);
     !configs.is_empty()
