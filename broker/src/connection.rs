@@ -24,8 +24,11 @@ use millrace_wire::frame::{frame_size, parse_request_header, peek_fixed, Request
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Frame bytes allocated ahead of what has arrived; the buffer at most doubles per read.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// A request frame up to this size is read into a buffer reserved whole at once, never
+/// reallocated (Kafka's clients send produce requests of at most 1 MiB by default:
+/// `max.request.size`). Only address space is reserved: its pages are touched as bytes arrive
+/// ([`millrace_shard::tls::Reader::read_frame`]).
+const FRAME_RESERVED_BYTES: usize = 1024 * 1024;
 
 /// Largest piece copied into the write buffer rather than written on its own.
 const COALESCE_BYTES_MAX: usize = 64 * 1024;
@@ -156,7 +159,7 @@ async fn read_loop(
                 return;
             }
         };
-        let Some(frame) = read_frame(&mut reader, size).await else {
+        let Ok(frame) = reader.read_frame(size, FRAME_RESERVED_BYTES).await else {
             tracing::debug!(%peer, "connection closed mid-request");
             return;
         };
@@ -358,23 +361,6 @@ fn ready(response: Response) -> Task<Answer> {
             answered: now,
         }
     })
-}
-
-/// Reads a frame body of `size` bytes, growing the buffer only as bytes arrive, so a client
-/// that declares a large frame and sends little holds little memory.
-async fn read_frame(reader: &mut Reader, size: usize) -> Option<Bytes> {
-    let mut frame = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
-    while frame.len() < size {
-        let start = frame.len();
-        let chunk = (size - start).min(READ_CHUNK_BYTES.max(start));
-        frame.resize(start + chunk, 0);
-        let n = reader.read(&mut frame[start..]).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        frame.truncate(start + n);
-    }
-    Some(frame.freeze())
 }
 
 /// A handler's response with what its clock needs once it is written.

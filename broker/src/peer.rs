@@ -780,31 +780,17 @@ async fn read_response(
         };
         return Ok((correlation_id, Err(error)));
     }
-    let rest = read_bounded(reader, size as usize - 4)
+    let rest = reader
+        .read_frame(size as usize - 4, RESPONSE_RESERVED_BYTES)
         .await
         .map_err(|e| lost(format!("reading a response body: {e}")))?;
     Ok((correlation_id, Ok(rest)))
 }
 
-/// Frame bytes allocated ahead of what has arrived.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
-
-/// Reads exactly `size` bytes, growing the buffer only as bytes arrive (at most doubling), so
-/// a peer that declares a large frame and sends little holds little memory.
-async fn read_bounded(reader: &mut Reader, size: usize) -> std::io::Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
-    while buf.len() < size {
-        let start = buf.len();
-        let chunk = (size - start).min(READ_CHUNK_BYTES.max(start));
-        buf.resize(start + chunk, 0);
-        let n = reader.read(&mut buf[start..]).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.truncate(start + n);
-    }
-    Ok(buf.freeze())
-}
+/// A response up to this size is read into a buffer reserved whole at once, never reallocated
+/// (a follower's fetch answers are at most `replica.fetch.response.max.bytes`, 10 MiB by
+/// default). Only address space is reserved ([`millrace_shard::tls::Reader::read_frame`]).
+const RESPONSE_RESERVED_BYTES: usize = 10 * 1024 * 1024;
 
 /// Writes queued request frames in order until the queue closes or a write fails, then shuts
 /// the socket down so the reader's pending read returns.

@@ -25,6 +25,8 @@ use std::time::Duration;
 
 /// TLS bytes read from the socket at a time.
 const RAW_READ_BYTES: usize = 32 * 1024;
+/// The least a frame's buffer is zeroed ahead of what has arrived ([`Reader::read_frame`]).
+const FRAME_STEP_BYTES: usize = 64 * 1024;
 /// A file range sent under TLS is read this much at a time.
 const FILE_CHUNK_BYTES: usize = 256 * 1024;
 
@@ -198,6 +200,30 @@ impl Reader {
             buf = &mut buf[n..];
         }
         Ok(())
+    }
+
+    /// Reads a frame body of exactly `size` bytes into one buffer of exactly that capacity;
+    /// an error if the peer closes first.
+    ///
+    /// Up to `reserved` bytes of it are reserved at once, so a frame of at most that size is
+    /// never reallocated (each reallocation copies everything read so far). Reserving only
+    /// maps address space: bytes are zeroed (and so made resident) only as they arrive, the
+    /// buffer's filled part at most doubling per read. So a peer that declares a large frame
+    /// and sends little holds little memory. A frame above `reserved` grows by doubling.
+    pub async fn read_frame(&mut self, size: usize, reserved: usize) -> io::Result<bytes::Bytes> {
+        let mut frame: Vec<u8> = Vec::with_capacity(size.min(reserved));
+        while frame.len() < size {
+            let start = frame.len();
+            let chunk = (size - start).min(FRAME_STEP_BYTES.max(start));
+            frame.reserve_exact(chunk);
+            frame.resize(start + chunk, 0);
+            let n = self.read(&mut frame[start..]).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            frame.truncate(start + n);
+        }
+        Ok(bytes::Bytes::from(frame))
     }
 
     /// True when the session has records for the peer that no answer will carry (an alert, a
