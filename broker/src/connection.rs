@@ -197,7 +197,15 @@ async fn read_loop(
                 return;
             }
         };
-        let body = frame.slice(body_at..);
+        // A request's body keeps the frame's buffer allocated: handlers that hold on to slices
+        // of it (Produce's, in the batch cache) charge its header as at most BODY_PREFIX_MAX.
+        let body = if body_at > crate::handlers::BODY_PREFIX_MAX {
+            Bytes::copy_from_slice(&frame[body_at..])
+        } else {
+            frame.slice(body_at..)
+        };
+        // Nothing but the body refers to the buffer now, so a handler may split it.
+        drop(frame);
         if let Some(sasl) = on.sasl.as_mut() {
             match sasl_gate(shard, sasl, &header, &body, peer) {
                 Gate::Pass => {}

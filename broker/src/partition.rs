@@ -26,7 +26,7 @@ use millrace_shard::sync::Notify;
 use millrace_storage::disk::Disk;
 use millrace_storage::{
     AppendOutcome, BatchCache, CleanOutcome, LogConfig, PartitionLog, ReadResult, RetentionOutcome,
-    StorageError, Throttle,
+    SharedBuffer, StorageError, Throttle,
 };
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -457,12 +457,26 @@ impl<D: Disk> Partition<D> {
     /// leader epoch. The records are in the log (and its cache) but not yet committed.
     pub fn append(
         &self,
-        records: BytesMut,
+        mut records: BytesMut,
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> Result<AppendOutcome, StorageError> {
+        self.append_in_place(&mut records, None, now_ms, log_append_time)
+    }
+
+    /// [`Partition::append`] of records stamped where they are
+    /// ([`PartitionLog::append_in_place`]): taken on success, left as they were on an error.
+    fn append_in_place(
+        &self,
+        records: &mut BytesMut,
+        shared: Option<&Rc<SharedBuffer>>,
         now_ms: i64,
         log_append_time: bool,
     ) -> Result<AppendOutcome, StorageError> {
         let epoch = self.leader_epoch();
-        let outcome = self.log.append(records, epoch, now_ms, log_append_time)?;
+        let outcome = self
+            .log
+            .append_in_place(records, shared, epoch, now_ms, log_append_time)?;
         self.feed(Event::LogEnd(self.log.log_end_offset()));
         if self.has_followers() {
             // Followers long-polling for data past their offset wake up.
@@ -480,15 +494,18 @@ impl<D: Disk> Partition<D> {
     /// Appends a client's batch as [`Partition::append`] does, but when the pending buffer is
     /// full, flushes and waits in arrival order with the other batches waiting for space (a
     /// batch arriving while some wait queues behind them), so that no batch overtakes an
-    /// earlier one of the same producer ([`AppendOrder`]).
+    /// earlier one of the same producer ([`AppendOrder`]). The records are stamped where they
+    /// are and taken when appended ([`PartitionLog::append_in_place`]); `shared` is the buffer
+    /// they are a slice of, if batches of other partitions are slices of it too.
     pub async fn append_in_order(
         &self,
-        records: impl Fn() -> BytesMut,
+        records: &mut BytesMut,
+        shared: Option<&Rc<SharedBuffer>>,
         now_ms: i64,
         log_append_time: bool,
     ) -> Result<AppendOutcome, StorageError> {
         if !self.append_order.waiting(SPACE) {
-            match self.append(records(), now_ms, log_append_time) {
+            match self.append_in_place(records, shared, now_ms, log_append_time) {
                 Err(StorageError::BufferFull { .. }) => {}
                 other => return other,
             }
@@ -496,7 +513,7 @@ impl<D: Disk> Partition<D> {
         let ticket = self.append_order.ticket(SPACE);
         ticket.turn().await;
         loop {
-            match self.append(records(), now_ms, log_append_time) {
+            match self.append_in_place(records, shared, now_ms, log_append_time) {
                 Err(StorageError::BufferFull { .. }) => self.flush().await?,
                 other => return other,
             }

@@ -7,6 +7,12 @@
 //! first and appends are in offset order), so a lookup is a binary search in that run.
 //!
 //! Lives on one shard, shared by its logs through `Rc`.
+//!
+//! A batch is usually a slice of the produce request it came in: the request's buffer was
+//! stamped in place, not copied ([`SharedBuffer`]). The cache then charges the whole buffer,
+//! once, for as long as any of its batches is cached: slices keep all of it allocated,
+//! including the parts that were refused or were duplicates, so charging only the batches would
+//! let a client pin memory the bound does not see.
 
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
@@ -22,9 +28,10 @@ pub struct BatchCache {
 
 #[derive(Default)]
 struct Inner {
+    /// Memory the cached batches hold: their bytes, or the buffers they share.
     used_bytes: usize,
-    /// Insertion order over all logs: (log id, batch bytes).
-    fifo: VecDeque<(u64, usize)>,
+    /// Insertion order over all logs: the log id of each cached batch.
+    fifo: VecDeque<u64>,
     logs: HashMap<u64, VecDeque<Cached>>,
 }
 
@@ -32,6 +39,58 @@ struct Cached {
     base_offset: i64,
     last_offset: i64,
     bytes: Bytes,
+    /// The buffer `bytes` is a slice of, when several batches share one.
+    shared: Option<Rc<SharedBuffer>>,
+}
+
+/// A buffer whose slices are several batches (a produce request's, stamped in place), charged
+/// to the cache whole while any of them is cached. One per buffer per shard.
+pub struct SharedBuffer {
+    bytes: usize,
+    /// Cached batches that are slices of it.
+    holders: Cell<usize>,
+}
+
+impl SharedBuffer {
+    /// A buffer of `bytes` (its whole allocation).
+    pub fn new(bytes: usize) -> Rc<Self> {
+        Rc::new(SharedBuffer {
+            bytes,
+            holders: Cell::new(0),
+        })
+    }
+}
+
+impl Cached {
+    /// What caching this batch adds to the cache's memory (without caching it).
+    fn cost(bytes: &Bytes, shared: Option<&Rc<SharedBuffer>>) -> usize {
+        match shared {
+            None => bytes.len(),
+            Some(s) if s.holders.get() == 0 => s.bytes,
+            Some(_) => 0,
+        }
+    }
+
+    fn admit(&self) {
+        if let Some(s) = &self.shared {
+            s.holders.set(s.holders.get() + 1);
+        }
+    }
+
+    /// What dropping this batch frees.
+    fn release(&self) -> usize {
+        match &self.shared {
+            None => self.bytes.len(),
+            Some(s) => {
+                s.holders.set(s.holders.get() - 1);
+                if s.holders.get() == 0 {
+                    s.bytes
+                } else {
+                    0
+                }
+            }
+        }
+    }
 }
 
 /// Batches found in the cache for a read.
@@ -50,7 +109,8 @@ impl BatchCache {
         })
     }
 
-    /// Bytes of batches held now; never above the limit.
+    /// Memory the cached batches hold now (their bytes, or the whole buffers they are slices
+    /// of); never above the limit.
     pub fn used_bytes(&self) -> usize {
         self.inner.borrow().used_bytes
     }
@@ -69,8 +129,8 @@ impl BatchCache {
     pub(crate) fn unregister(&self, log: u64) {
         let mut inner = self.inner.borrow_mut();
         if let Some(run) = inner.logs.remove(&log) {
-            inner.used_bytes -= run.iter().map(|c| c.bytes.len()).sum::<usize>();
-            inner.fifo.retain(|e| e.0 != log);
+            inner.used_bytes -= run.iter().map(Cached::release).sum::<usize>();
+            inner.fifo.retain(|e| *e != log);
         }
     }
 
@@ -86,7 +146,7 @@ impl BatchCache {
         while run.front().is_some_and(|c| c.base_offset < offset) {
             let c = run.pop_front().expect("front exists");
             dropped += 1;
-            dropped_bytes += c.bytes.len();
+            dropped_bytes += c.release();
         }
         if run.is_empty() {
             inner.logs.remove(&log);
@@ -95,7 +155,7 @@ impl BatchCache {
         // The log's fifo entries are in its offset order: its first `dropped` ones go.
         let mut left = dropped;
         inner.fifo.retain(|e| {
-            if left > 0 && e.0 == log {
+            if left > 0 && *e == log {
                 left -= 1;
                 false
             } else {
@@ -114,7 +174,7 @@ impl BatchCache {
         let before = run.len();
         let mut dropped_bytes = 0usize;
         while run.back().is_some_and(|c| c.last_offset >= offset) {
-            dropped_bytes += run.pop_back().expect("back exists").bytes.len();
+            dropped_bytes += run.pop_back().expect("back exists").release();
         }
         let kept = run.len();
         if kept == 0 {
@@ -127,7 +187,7 @@ impl BatchCache {
         // The log's fifo entries are in its offset order: all but its first `kept` ones go.
         let mut seen = 0;
         inner.fifo.retain(|e| {
-            if e.0 != log {
+            if *e != log {
                 return true;
             }
             seen += 1;
@@ -135,37 +195,53 @@ impl BatchCache {
         });
     }
 
-    /// Adds a batch that `log` just appended after every batch it added before.
-    pub(crate) fn insert(&self, log: u64, base_offset: i64, last_offset: i64, bytes: Bytes) {
-        let len = bytes.len();
-        if len > self.limit_bytes {
+    /// Adds a batch that `log` just appended after every batch it added before; `shared` is
+    /// the buffer it is a slice of, if it shares one with other batches.
+    pub(crate) fn insert(
+        &self,
+        log: u64,
+        base_offset: i64,
+        last_offset: i64,
+        bytes: Bytes,
+        shared: Option<Rc<SharedBuffer>>,
+    ) {
+        let fits_alone = match &shared {
+            None => bytes.len() <= self.limit_bytes,
+            Some(s) => s.bytes <= self.limit_bytes,
+        };
+        if !fits_alone {
             // Keep the run contiguous: anything older than this batch is now useless.
             self.unregister(log);
             return;
         }
         let mut inner = self.inner.borrow_mut();
-        while inner.used_bytes + len > self.limit_bytes {
-            let (victim, victim_len) = inner.fifo.pop_front().expect("used bytes imply entries");
+        // Evicting may drop the last other batch of the same buffer, which makes this one
+        // charge it again: the cost is looked at anew after each eviction.
+        while inner.used_bytes + Cached::cost(&bytes, shared.as_ref()) > self.limit_bytes {
+            let victim = inner.fifo.pop_front().expect("used bytes imply entries");
             let run = inner
                 .logs
                 .get_mut(&victim)
                 .expect("fifo entries have a run");
             let evicted = run.pop_front().expect("run matches fifo");
-            debug_assert_eq!(evicted.bytes.len(), victim_len);
             if run.is_empty() {
                 inner.logs.remove(&victim);
             }
-            inner.used_bytes -= victim_len;
+            inner.used_bytes -= evicted.release();
         }
+        let cost = Cached::cost(&bytes, shared.as_ref());
         let run = inner.logs.entry(log).or_default();
         debug_assert!(run.back().is_none_or(|c| c.last_offset + 1 == base_offset));
-        run.push_back(Cached {
+        let cached = Cached {
             base_offset,
             last_offset,
             bytes,
-        });
-        inner.fifo.push_back((log, len));
-        inner.used_bytes += len;
+            shared,
+        };
+        cached.admit();
+        run.push_back(cached);
+        inner.fifo.push_back(log);
+        inner.used_bytes += cost;
     }
 
     /// Whole batches from the one holding `offset`, below `end_offset`, within `max_bytes`
@@ -213,9 +289,9 @@ mod tests {
     fn evicts_oldest_across_logs_and_stays_within_its_bound() {
         let cache = BatchCache::new(100);
         let (a, b) = (cache.register(), cache.register());
-        cache.insert(a, 0, 0, Bytes::from(vec![0; 40]));
-        cache.insert(b, 0, 4, Bytes::from(vec![1; 40]));
-        cache.insert(a, 1, 1, Bytes::from(vec![2; 40]));
+        cache.insert(a, 0, 0, Bytes::from(vec![0; 40]), None);
+        cache.insert(b, 0, 4, Bytes::from(vec![1; 40]), None);
+        cache.insert(a, 1, 1, Bytes::from(vec![2; 40]), None);
         assert_eq!(cache.used_bytes(), 80);
         assert!(cache.read(a, 0, 10, 1000, false).is_none());
         let hit = cache.read(b, 3, 10, 1000, false).unwrap();
@@ -225,7 +301,7 @@ mod tests {
         assert!(cache.read(a, 1, 1, 1000, false).unwrap().batches.is_empty());
         assert_eq!(cache.read(b, 0, 10, 10, true).unwrap().bytes, 40);
         assert_eq!(cache.read(b, 0, 10, 10, false).unwrap().bytes, 0);
-        cache.insert(b, 5, 6, Bytes::from(vec![4; 10]));
+        cache.insert(b, 5, 6, Bytes::from(vec![4; 10]), None);
         cache.forget_below(b, 5);
         assert!(
             cache.read(b, 3, 10, 1000, false).is_none(),
@@ -235,11 +311,51 @@ mod tests {
         assert_eq!(cache.used_bytes(), 50);
         cache.forget_below(b, 7);
         assert_eq!(cache.used_bytes(), 40);
-        cache.insert(b, 7, 7, Bytes::from(vec![5; 10]));
+        cache.insert(b, 7, 7, Bytes::from(vec![5; 10]), None);
         assert_eq!(cache.read(b, 7, 10, 1000, false).unwrap().bytes, 10);
         cache.unregister(b);
         assert_eq!(cache.used_bytes(), 40);
-        cache.insert(a, 2, 2, Bytes::from(vec![3; 101]));
+        cache.insert(a, 2, 2, Bytes::from(vec![3; 101]), None);
+        assert_eq!(cache.used_bytes(), 0);
+    }
+
+    #[test]
+    fn batches_sharing_a_buffer_charge_it_once_while_any_is_cached() {
+        let cache = BatchCache::new(100);
+        let (a, b) = (cache.register(), cache.register());
+        // Two batches of one 60-byte request buffer on two logs, a third of another buffer.
+        let request = SharedBuffer::new(60);
+        cache.insert(a, 0, 0, Bytes::from(vec![0; 10]), Some(request.clone()));
+        cache.insert(b, 0, 0, Bytes::from(vec![1; 20]), Some(request.clone()));
+        assert_eq!(cache.used_bytes(), 60);
+        assert_eq!(cache.read(b, 0, 10, 1000, false).unwrap().bytes, 20);
+        // The first batch goes, the second still holds the whole buffer.
+        cache.forget_below(a, 1);
+        assert_eq!(cache.used_bytes(), 60);
+        let other = SharedBuffer::new(50);
+        // 60 + 50 is over the bound: the oldest batch (b's) goes, and the buffer with it.
+        cache.insert(a, 1, 1, Bytes::from(vec![2; 5]), Some(other.clone()));
+        assert_eq!(cache.used_bytes(), 50);
+        assert!(cache.read(b, 0, 10, 1000, false).is_none());
+        cache.insert(a, 2, 2, Bytes::from(vec![3; 5]), Some(other.clone()));
+        cache.insert(a, 3, 3, Bytes::from(vec![4; 40]), None);
+        assert_eq!(cache.used_bytes(), 90);
+        // Evicting a's batch 1 leaves batch 2 holding `other`: nothing is freed until both go.
+        cache.insert(b, 1, 1, Bytes::from(vec![5; 10]), None);
+        assert_eq!(cache.used_bytes(), 100);
+        cache.insert(b, 2, 2, Bytes::from(vec![6; 1]), None);
+        assert_eq!(cache.used_bytes(), 51);
+        assert_eq!(cache.read(a, 3, 10, 1000, false).unwrap().bytes, 40);
+        // A buffer larger than the bound is not cached, even for a small batch.
+        cache.insert(
+            a,
+            4,
+            4,
+            Bytes::from(vec![7; 1]),
+            Some(SharedBuffer::new(101)),
+        );
+        assert!(cache.read(a, 3, 10, 1000, false).is_none());
+        cache.unregister(b);
         assert_eq!(cache.used_bytes(), 0);
     }
 
@@ -247,10 +363,10 @@ mod tests {
     fn forget_from_drops_the_newest_batches_of_one_log() {
         let cache = BatchCache::new(100);
         let (a, b) = (cache.register(), cache.register());
-        cache.insert(a, 0, 1, Bytes::from(vec![0; 10]));
-        cache.insert(b, 0, 0, Bytes::from(vec![1; 10]));
-        cache.insert(a, 2, 4, Bytes::from(vec![2; 10]));
-        cache.insert(a, 5, 5, Bytes::from(vec![3; 10]));
+        cache.insert(a, 0, 1, Bytes::from(vec![0; 10]), None);
+        cache.insert(b, 0, 0, Bytes::from(vec![1; 10]), None);
+        cache.insert(a, 2, 4, Bytes::from(vec![2; 10]), None);
+        cache.insert(a, 5, 5, Bytes::from(vec![3; 10]), None);
         cache.forget_from(a, 3);
         assert_eq!(cache.used_bytes(), 20);
         assert!(
@@ -258,10 +374,10 @@ mod tests {
             "truncated batch served"
         );
         assert_eq!(cache.read(a, 0, 10, 1000, false).unwrap().bytes, 10);
-        cache.insert(a, 2, 2, Bytes::from(vec![4; 10]));
+        cache.insert(a, 2, 2, Bytes::from(vec![4; 10]), None);
         assert_eq!(cache.read(a, 0, 10, 1000, false).unwrap().bytes, 20);
         // Eviction still pairs fifo entries with runs: a's oldest batch goes first.
-        cache.insert(b, 1, 1, Bytes::from(vec![5; 80]));
+        cache.insert(b, 1, 1, Bytes::from(vec![5; 80]), None);
         assert_eq!(cache.used_bytes(), 100);
         assert!(cache.read(a, 0, 10, 1000, false).is_none());
         assert_eq!(cache.read(a, 2, 10, 1000, false).unwrap().bytes, 10);

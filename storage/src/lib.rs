@@ -176,7 +176,7 @@ pub mod sim;
 mod truncate;
 mod txn_index;
 
-pub use cache::BatchCache;
+pub use cache::{BatchCache, SharedBuffer};
 pub use checkpoint::REPLICATION_CHECKPOINT;
 pub use compaction::{CleanOutcome, NoThrottle, Throttle, IO_BYTES, MAP_ENTRY_BYTES};
 pub use error::StorageError;

@@ -1,7 +1,7 @@
 //! The partition log: append, group commit, reads, time lookup. Recovery lives in
 //! [`crate::recovery`].
 
-use crate::cache::BatchCache;
+use crate::cache::{BatchCache, SharedBuffer};
 use crate::disk::{Disk, DiskFile};
 use crate::epoch::{self, EpochCache};
 use crate::error::io_err;
@@ -449,9 +449,24 @@ impl<D: Disk> PartitionLog<D> {
         now_ms: i64,
         log_append_time: bool,
     ) -> Result<AppendOutcome, StorageError> {
+        self.append_in_place(&mut records, None, leader_epoch, now_ms, log_append_time)
+    }
+
+    /// [`PartitionLog::append`], stamping `records` where they are, so that the cache holds
+    /// slices of them: on success they are taken (`records` is left empty); on an error they
+    /// are as they were, for a retry. `shared` is the buffer they are a slice of when other
+    /// batches (of other partitions) are slices of it too: the cache charges it whole.
+    pub fn append_in_place(
+        &self,
+        records: &mut BytesMut,
+        shared: Option<&Rc<SharedBuffer>>,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> Result<AppendOutcome, StorageError> {
         let mut st = self.state.borrow_mut();
         self.check_appendable(&st)?;
-        let mut headers = parse_batches(&records)?;
+        let mut headers = parse_batches(records)?;
         if headers.iter().any(|(_, h)| h.is_control()) {
             return Err(StorageError::InvalidRecord {
                 reason: "control batches are written by the broker only".into(),
@@ -462,7 +477,7 @@ impl<D: Disk> PartitionLog<D> {
             (c.cleanup_compact, c.decode_bytes_max)
         };
         if compact {
-            check_keys(&records, &headers, decode_bytes_max)?;
+            check_keys(records, &headers, decode_bytes_max)?;
         }
         self.check_pending(&st, records.len())?;
         if let Some(duplicate) = check_producers(&st.producers, &mut headers, st.log_end_offset())?
@@ -480,10 +495,11 @@ impl<D: Disk> PartitionLog<D> {
                 h.attributes |= 0x08;
             }
         }
-        let records = records.freeze();
+        // Nothing can fail from here on: the stamped bytes are taken.
+        let records = std::mem::take(records).freeze();
         for (position, h) in &headers {
             let bytes = records.slice(*position..*position + h.total_bytes());
-            self.append_one(&mut st, h, bytes, leader_epoch, now_ms);
+            self.append_one(&mut st, h, bytes, leader_epoch, now_ms, shared);
         }
         let (first, last) = (headers[0].1, headers[headers.len() - 1].1);
         Ok(AppendOutcome {
@@ -529,7 +545,7 @@ impl<D: Disk> PartitionLog<D> {
         for (position, h) in &headers {
             let bytes = records.slice(*position..*position + h.total_bytes());
             let epoch = LeaderEpoch(h.partition_leader_epoch);
-            self.append_one(&mut st, h, bytes, epoch, now_ms);
+            self.append_one(&mut st, h, bytes, epoch, now_ms, None);
         }
         let (first, last) = (headers[0].1, headers[headers.len() - 1].1);
         Ok(AppendOutcome {
@@ -567,7 +583,7 @@ impl<D: Disk> PartitionLog<D> {
         h.partition_leader_epoch = leader_epoch.0;
         set_base_offset(&mut batch, h.base_offset);
         set_partition_leader_epoch(&mut batch, leader_epoch.0);
-        self.append_one(&mut st, &h, Bytes::from(batch), leader_epoch, now_ms);
+        self.append_one(&mut st, &h, Bytes::from(batch), leader_epoch, now_ms, None);
         Ok(AppendOutcome {
             base_offset: h.base_offset,
             last_offset: h.base_offset,
@@ -660,6 +676,7 @@ impl<D: Disk> PartitionLog<D> {
         bytes: Bytes,
         epoch: LeaderEpoch,
         now_ms: i64,
+        shared: Option<&Rc<SharedBuffer>>,
     ) {
         if self.should_roll(st.segments.last().expect("a log has a segment"), h, now_ms) {
             self.roll(st, now_ms);
@@ -693,8 +710,13 @@ impl<D: Disk> PartitionLog<D> {
         {
             st.appended_max_timestamp = Some((h.max_timestamp, h.last_offset()));
         }
-        self.cache
-            .insert(self.cache_id, h.base_offset, h.last_offset(), bytes);
+        self.cache.insert(
+            self.cache_id,
+            h.base_offset,
+            h.last_offset(),
+            bytes,
+            shared.cloned(),
+        );
     }
 
     fn should_roll(&self, active: &Segment<D::File>, h: &BatchHeader, now_ms: i64) -> bool {

@@ -552,6 +552,72 @@ fn buffer_bound_pushes_back_until_a_flush() {
 }
 
 #[test]
+fn append_in_place_stamps_the_callers_buffer_and_takes_it_only_on_success() {
+    let disk = SimDisk::new(512);
+    let config = LogConfig {
+        pending_bytes_max: 1000,
+        ..LogConfig::default()
+    };
+    let cache = millrace_storage::BatchCache::new(1 << 20);
+    let log = block_on(millrace_storage::PartitionLog::open(
+        disk.clone(),
+        dir(),
+        config,
+        cache.clone(),
+        0,
+    ))
+    .unwrap();
+    // Two partitions' records in one request buffer, split as the produce handler splits it.
+    let (a, b) = (batch(1, 300, 0), batch(1, 300, 0));
+    let mut request = bytes::BytesMut::from(&[a.clone(), b.clone()].concat()[..]);
+    let mut first = request.split_to(a.len());
+    let shared = millrace_storage::SharedBuffer::new(4096);
+    log.append_in_place(&mut first, Some(&shared), E0, 0, false)
+        .unwrap();
+    assert!(first.is_empty(), "appended records are taken");
+    assert_eq!(
+        cache.used_bytes(),
+        4096,
+        "the shared buffer is charged whole"
+    );
+    log.append_in_place(&mut request, Some(&shared), LeaderEpoch(3), 0, false)
+        .unwrap();
+    assert_eq!(cache.used_bytes(), 4096, "and once");
+    // Refused (the pending buffer is full): left as it was, and appended after a flush.
+    let mut third = bytes_mut(&b);
+    assert!(matches!(
+        log.append_in_place(&mut third, None, LeaderEpoch(3), 0, false),
+        Err(StorageError::BufferFull { .. })
+    ));
+    assert_eq!(
+        &third[..],
+        &b[..],
+        "a refused append leaves the records as they were"
+    );
+    block_on(log.flush()).unwrap();
+    log.append_in_place(&mut third, None, LeaderEpoch(3), 0, false)
+        .unwrap();
+    block_on(log.flush()).unwrap();
+    let batches = read_all(&log);
+    assert_eq!(batches.len(), 3);
+    for (i, (batch, epoch)) in batches.iter().zip([0, 3, 3]).enumerate() {
+        let h = BatchHeader::parse(batch).unwrap();
+        assert_eq!((h.base_offset, h.partition_leader_epoch), (i as i64, epoch));
+        assert_eq!(
+            &batch[16..],
+            &a[16..],
+            "only offset and epoch are rewritten"
+        );
+    }
+    block_on(log.delete()).unwrap();
+    assert_eq!(
+        cache.used_bytes(),
+        0,
+        "the buffer is released with its last batch"
+    );
+}
+
+#[test]
 fn cache_stays_within_its_bound_and_delete_removes_the_directory() {
     let disk = SimDisk::new(512);
     let cache = millrace_storage::BatchCache::new(1000);

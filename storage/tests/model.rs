@@ -173,15 +173,33 @@ impl Harness {
             .batches
             .last()
             .map_or(self.log().log_start_offset(), |b| b.next_offset);
-        let out = self
-            .log()
-            .append(
-                bytes_mut(&sent),
-                LeaderEpoch(self.epoch),
-                self.now_ms,
-                log_append_time,
-            )
-            .expect("append");
+        let epoch = LeaderEpoch(self.epoch);
+        let out = if self.rng.random_ratio(1, 2) {
+            self.log()
+                .append(bytes_mut(&sent), epoch, self.now_ms, log_append_time)
+                .expect("append")
+        } else {
+            // As the produce handler appends: stamped in place, a slice of a larger request
+            // buffer that the cache charges whole.
+            let pad = self.rng.random_range(0..300);
+            let request = [vec![0xaa; pad], sent.clone(), vec![0xbb; pad]].concat();
+            let mut request = bytes_mut(&request);
+            bytes::Buf::advance(&mut request, pad);
+            let mut records = request.split_to(sent.len());
+            let shared = millrace_storage::SharedBuffer::new(2 * pad + sent.len());
+            let out = self
+                .log()
+                .append_in_place(
+                    &mut records,
+                    Some(&shared),
+                    epoch,
+                    self.now_ms,
+                    log_append_time,
+                )
+                .expect("append");
+            assert!(records.is_empty(), "appended records are taken");
+            out
+        };
         assert!(!out.duplicate);
         assert_eq!(
             (out.base_offset, out.last_offset),

@@ -181,3 +181,60 @@ def test_produce_with_bad_crc_is_refused_and_not_appended(broker, topic):
     assert (err, base) == (NONE, 2)
     assert end_offset(broker, topic) == 3
     assert_serving(broker)
+
+
+def consume_values(broker, topic: str, partition: int, count: int) -> list[bytes]:
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"{topic}-{partition}",
+                  "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, partition, 0)])
+        out: list[bytes] = []
+        deadline = time.monotonic() + 30
+        while len(out) < count and time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is not None and m.error() is None:
+                out.append(m.value())
+        return out
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("client_id,refused_bytes", [
+    ("millrace-tests", 0),        # split in place among the partitions
+    ("c" * 3000, 0),              # a header over 1 KiB: the body is copied off at the connection
+    ("millrace-tests", 200_000),  # mostly refused: each partition's records are copied
+])
+def test_a_produce_request_split_among_its_partitions_reads_back_byte_for_byte(
+        broker, topic, client_id, refused_bytes):
+    """The broker stamps produced batches in the request's own buffer, split among the
+    partitions; a refused partition beside them (a corrupt batch) changes nothing for the
+    others, and what each consumer reads is what was sent, at the offsets assigned."""
+    [(_, err, _)] = create_topic_raw(broker, topic, partitions=3)
+    assert err == NONE
+    now = int(time.time() * 1000)
+    values = {p: [f"p{p}-{i}-".encode() * (50 + p) for i in range(20)] for p in range(2)}
+    batches = {p: w.record_batch(values[p], now) for p in range(2)}
+    bad = w.record_batch([b"x" * max(refused_bytes, 10)], now, corrupt_crc=True)
+    parts = [w.i32(p) + w.i32(len(batches[p])) + batches[p] for p in range(2)]
+    parts.append(w.i32(2) + w.i32(len(bad)) + bad)
+    body = (w.string(None) + w.i16(-1) + w.i32(10_000)
+            + w.array([w.string(topic) + w.array(parts)]))
+
+    def produce():
+        with w.connect(broker.port) as s:
+            s.sendall(w.frame(w.header_v1(w.API_PRODUCE, 7, 5, client_id) + body))
+            r = Reader(w.recv_frame(s))
+            assert r.i32() == 5
+            result = sorted(w.parse_produce_v7(r), key=lambda x: x[1])
+        # the new topic's partitions may need a moment to get their leaders
+        return result if all(e in (NONE, CORRUPT_MESSAGE) for _, _, e, _ in result) else None
+
+    first = w.wait_until(produce)
+    assert first, "the request was not accepted"
+    assert [(p, e, o) for _, p, e, o in first] == [(0, NONE, 0), (1, NONE, 0), (2, CORRUPT_MESSAGE, -1)]
+    second = produce()
+    assert [(p, e, o) for _, p, e, o in second] == [(0, NONE, 20), (1, NONE, 20), (2, CORRUPT_MESSAGE, -1)]
+    for p in range(2):
+        assert consume_values(broker, topic, p, 40) == values[p] * 2
+    assert_serving(broker)

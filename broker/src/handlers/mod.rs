@@ -322,6 +322,12 @@ pub static CONTROLLER_REGISTRY: &[ApiEntry] = &[
     entry!(Envelope, 0, 0, envelope),
 ];
 
+/// The most header bytes a request body's buffer holds before the body: the connection copies
+/// the body of a request with a longer header (a long client id, large tagged fields) to a
+/// buffer of its own. A handler that keeps slices of the body (Produce's batches, in the batch
+/// cache) can so count the whole buffer.
+pub const BODY_PREFIX_MAX: usize = 1024;
+
 /// Finds the handler and runs it; unknown keys and unsupported versions close the connection
 /// as Kafka does, except ApiVersions, which answers UNSUPPORTED_VERSION in the v0 format.
 pub async fn dispatch(

@@ -21,7 +21,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use millrace_replication::replica::AcksRefusal;
 use millrace_security::acl::{AclOperation, ResourceType};
 use millrace_security::quota::QuotaKey;
-use millrace_storage::StorageError;
+use millrace_storage::{SharedBuffer, StorageError};
 use millrace_wire::frame::RequestHeader;
 use millrace_wire::records::{decode_records, BatchHeader, BatchIter, BatchStep};
 use std::rc::Rc;
@@ -30,12 +30,16 @@ use validate::{validate_records, Refused, Target, DECOMPRESSED_BYTES_MAX};
 mod validate;
 
 pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Response {
-    let req: ProduceRequest = match decode(&header, &body) {
+    let mut req: ProduceRequest = match decode(&header, &body) {
         Ok(r) => r,
         Err(close) => return close,
     };
+    let body_len = body.len();
     let mut results: Vec<ProduceResult> = Vec::new();
     let mut split: Split<ProduceItem> = Split::default();
+    // The partitions to append, their records still slices of the request: (owner, result
+    // slot, the item without its records, the records, schema checks).
+    let mut accepted: Vec<(usize, usize, ProduceItem, Bytes, Vec<IdCheck>)> = Vec::new();
     // Partitions of topics with schema validation: held until the registry has answered.
     let mut held: Vec<(usize, usize, ProduceItem, Vec<IdCheck>)> = Vec::new();
     let acks = Acks::from_request(req.acks);
@@ -98,20 +102,36 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
                     let item = ProduceItem {
                         topic: t.name.0.to_string(),
                         partition: p.index,
-                        records,
+                        records: BytesMut::new(),
+                        shared_bytes: None,
                         log_append_time: settings.as_ref().is_some_and(|s| s.log_append_time),
                         producer_id,
                         txn,
                     };
-                    if checks.is_empty() {
-                        split.push(owner, slot, item)
-                    } else {
-                        held.push((owner, slot, item, checks))
-                    }
+                    accepted.push((owner, slot, item, records, checks));
                 }
                 (Err(refused), _) => results[slot] = refused.into(),
                 (Ok(_), None) => unreachable!("owner checked above"),
             }
+        }
+    }
+    // The owners stamp the records where they are: the request's buffer is split among them
+    // rather than copied, once nothing else refers to it.
+    release_body(&mut req);
+    let slices = accepted
+        .iter_mut()
+        .map(|a| std::mem::take(&mut a.3))
+        .collect();
+    let owned = take_records(body, slices);
+    for ((owner, slot, mut item, _, checks), (records, shared_bytes)) in
+        accepted.into_iter().zip(owned)
+    {
+        item.records = records;
+        item.shared_bytes = shared_bytes;
+        if checks.is_empty() {
+            split.push(owner, slot, item)
+        } else {
+            held.push((owner, slot, item, checks))
         }
     }
     if !held.is_empty() {
@@ -169,7 +189,7 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     // to carry the time, so only the muting holds it back.
     let client_id = header.client_id.as_deref().unwrap_or("");
     let throttle_ms = ctx
-        .record_quota(client_id, QuotaKey::ProducerByteRate, body.len() as f64)
+        .record_quota(client_id, QuotaKey::ProducerByteRate, body_len as f64)
         .await;
     ctx.throttle(throttle_ms);
     if req.acks == 0 {
@@ -182,14 +202,108 @@ pub async fn handle(ctx: Context, header: RequestHeader, body: Bytes) -> Respons
     respond(&header, &response)
 }
 
+/// Makes `req` refer to nothing of the request's buffer (its records were taken; names are
+/// copied, unknown tagged fields dropped), so that the buffer can be split among the owners.
+fn release_body(req: &mut ProduceRequest) {
+    use kafka_protocol::messages::{TopicName, TransactionalId};
+    if let Some(id) = req.transactional_id.as_mut() {
+        *id = TransactionalId(str_bytes(id.0.as_str()));
+    }
+    req.unknown_tagged_fields.clear();
+    for t in &mut req.topic_data {
+        t.name = TopicName(str_bytes(t.name.0.as_str()));
+        t.unknown_tagged_fields.clear();
+        for p in &mut t.partition_data {
+            p.records = None;
+            p.unknown_tagged_fields.clear();
+        }
+    }
+}
+
+/// Where `slice` lies in `body`, if it is a slice of it.
+fn offset_in(body: &Bytes, slice: &Bytes) -> Option<usize> {
+    let start = (slice.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    (start + slice.len() <= body.len()).then_some(start)
+}
+
+/// The accepted partitions' records as buffers their owners may stamp in place, each with the
+/// size of the buffer it shares with the others (`None`: a buffer of its own).
+///
+/// When the accepted records are slices of `body` making up at least half of it, and nothing
+/// else refers to `body` any more (the connection and `release_body` let go of it), `body`
+/// is split among them: no copy. Each owner's cache then charges the whole request buffer
+/// (its header included, [`super::BODY_PREFIX_MAX`]) for as long as any of these
+/// batches is cached, since any slice keeps all of it allocated. Otherwise, when refused
+/// partitions would make most of what stays allocated, each partition's records are copied
+/// into a buffer of their own, as records rebuilt by the validation already are.
+fn take_records(body: Bytes, slices: Vec<Bytes>) -> Vec<(BytesMut, Option<usize>)> {
+    let own = |b: Bytes| b.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+    let at: Vec<Option<usize>> = slices
+        .iter()
+        .map(|s| offset_in(&body, s).filter(|_| !s.is_empty()))
+        .collect();
+    let sliced: usize = slices
+        .iter()
+        .zip(&at)
+        .filter(|(_, at)| at.is_some())
+        .map(|(s, _)| s.len())
+        .sum();
+    // The decoder hands out the records in request order: ascending, never overlapping.
+    let mut end = 0;
+    let ordered = slices.iter().zip(&at).all(|(s, at)| match at {
+        Some(start) if *start < end => false,
+        Some(start) => {
+            end = start + s.len();
+            true
+        }
+        None => true,
+    });
+    if sliced == 0 || sliced * 2 < body.len() || !ordered {
+        return slices.into_iter().map(|s| (own(s), None)).collect();
+    }
+    let lens: Vec<usize> = slices.iter().map(Bytes::len).collect();
+    // Rebuilt records (not slices of the body) are their own buffers; the slices let go.
+    let mut out: Vec<Option<(BytesMut, Option<usize>)>> = slices
+        .into_iter()
+        .zip(&at)
+        .map(|(s, at)| at.is_none().then(|| (own(s), None)))
+        .collect();
+    let shared = Some(body.len() + super::BODY_PREFIX_MAX);
+    match body.try_into_mut() {
+        Ok(mut whole) => {
+            let mut cursor = 0;
+            for ((slot, at), len) in out.iter_mut().zip(&at).zip(&lens) {
+                if let Some(start) = at {
+                    bytes::Buf::advance(&mut whole, start - cursor);
+                    *slot = Some((whole.split_to(*len), shared));
+                    cursor = start + len;
+                }
+            }
+        }
+        Err(body) => {
+            for ((slot, at), len) in out.iter_mut().zip(&at).zip(&lens) {
+                if let Some(start) = at {
+                    *slot = Some((BytesMut::from(&body[*start..start + len]), None));
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|o| o.expect("every partition's records taken"))
+        .collect()
+}
+
 /// One partition's validated batches, for its owning shard.
 pub struct ProduceItem {
     /// Topic.
     pub topic: String,
     /// Partition.
     pub partition: i32,
-    /// One or more validated batches.
-    pub records: Bytes,
+    /// One or more validated batches, stamped in place by the owner and taken by its log.
+    pub records: BytesMut,
+    /// When `records` is a slice of the request's buffer that other partitions' records are
+    /// slices of too: that buffer's size, which the owner's cache charges whole.
+    pub shared_bytes: Option<usize>,
     /// The topic's `message.timestamp.type` is LogAppendTime (decided by the validating
     /// shard, from the same settings it validated with).
     pub log_append_time: bool,
@@ -205,7 +319,7 @@ pub struct ProduceItem {
 /// One header parse per item on the produce path.
 fn producer_of(
     txn_id: Option<&kafka_protocol::messages::TransactionalId>,
-    records: &Bytes,
+    records: &[u8],
 ) -> (i64, Option<(String, i64, i16)>) {
     let Ok(h) = BatchHeader::parse(records) else {
         return (-1, None);
@@ -297,6 +411,12 @@ impl Call<Shard> for AppendOnOwner {
 
     async fn run(self, shard: Rc<Shard>) -> Self::Reply {
         let now = millrace_shard::time::now_ms();
+        // Every item of one call comes from one request: at most one buffer they share.
+        let shared = self
+            .items
+            .iter()
+            .find_map(|(_, item)| item.shared_bytes)
+            .map(SharedBuffer::new);
         let mut results = Vec::with_capacity(self.items.len());
         let mut waits = Vec::new();
         // Stage zero, before any wait: every idempotent or transactional batch takes its place
@@ -313,7 +433,7 @@ impl Call<Shard> for AppendOnOwner {
             })
             .collect();
         // Stage one, in request order: offsets are assigned and the batches are in the logs.
-        for ((slot, item), ticket) in self.items.into_iter().zip(tickets) {
+        for ((slot, mut item), ticket) in self.items.into_iter().zip(tickets) {
             let Some(partition) = shard.partition(&item.topic, item.partition) else {
                 results.push((slot, error(code::UNKNOWN_TOPIC_OR_PARTITION, None)));
                 continue;
@@ -366,7 +486,9 @@ impl Call<Shard> for AppendOnOwner {
                     }
                 }
             }
-            match append(&partition, &item, now).await {
+            let shared = item.shared_bytes.and(shared.as_ref());
+            let records_len = item.records.len();
+            match append(&partition, &mut item, shared, now).await {
                 Ok(o) => {
                     let epoch = partition.leader_epoch();
                     results.push((
@@ -383,7 +505,7 @@ impl Call<Shard> for AppendOnOwner {
                     ));
                     if !o.duplicate {
                         let records = o.last_offset - o.base_offset + 1;
-                        crate::stats::produced(&item.topic, item.records.len(), records as u64);
+                        crate::stats::produced(&item.topic, records_len, records as u64);
                     }
                     if !o.duplicate || !partition.is_committed(o.last_offset) {
                         waits.push((results.len() - 1, partition, o.last_offset, epoch));
@@ -451,12 +573,12 @@ fn refused(refusal: AcksRefusal) -> ProduceResult {
 /// and tries once more.
 async fn append(
     partition: &crate::shard::Partition,
-    item: &ProduceItem,
+    item: &mut ProduceItem,
+    shared: Option<&Rc<SharedBuffer>>,
     now: i64,
 ) -> Result<millrace_storage::AppendOutcome, StorageError> {
-    let records = || BytesMut::from(&item.records[..]);
     partition
-        .append_in_order(records, now, item.log_append_time)
+        .append_in_order(&mut item.records, shared, now, item.log_append_time)
         .await
 }
 
@@ -608,4 +730,69 @@ fn record_errors(errors: Vec<(i32, String)>) -> Vec<BatchIndexAndErrorMessage> {
                 .with_batch_index_error_message(Some(str_bytes(&why)))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request body: a 20-byte head, then three partitions' records of 100 bytes each.
+    fn request() -> (Bytes, Vec<Bytes>) {
+        let body: Vec<u8> = (0..320u32).map(|i| i as u8).collect();
+        let body = Bytes::from(body);
+        let slices = (0..3)
+            .map(|i| body.slice(20 + i * 100..120 + i * 100))
+            .collect();
+        (body, slices)
+    }
+
+    fn in_buffer(piece: &BytesMut, start: *const u8, len: usize) -> bool {
+        let at = piece.as_ptr() as usize;
+        at >= start as usize && at + piece.len() <= start as usize + len
+    }
+
+    #[test]
+    fn a_request_buffer_nothing_else_holds_is_split_among_its_partitions() {
+        let (body, slices) = request();
+        let (start, len) = (body.as_ptr(), body.len());
+        let out = take_records(body, slices);
+        assert_eq!(out.len(), 3);
+        for (i, (piece, shared)) in out.iter().enumerate() {
+            let expect: Vec<u8> = (20 + i * 100..120 + i * 100).map(|b| b as u8).collect();
+            assert_eq!(&piece[..], &expect[..]);
+            assert!(in_buffer(piece, start, len), "partition {i} was copied");
+            assert_eq!(*shared, Some(320 + crate::handlers::BODY_PREFIX_MAX));
+        }
+    }
+
+    #[test]
+    fn records_are_copied_when_the_buffer_is_held_elsewhere_or_mostly_refused() {
+        // Someone else holds the buffer: nothing may be written into it.
+        let (body, slices) = request();
+        let held = body.clone();
+        for (piece, shared) in take_records(body, slices) {
+            assert!(!in_buffer(&piece, held.as_ptr(), held.len()));
+            assert_eq!(shared, None);
+        }
+        // Only one partition of three accepted: a third of the buffer would pin all of it.
+        let (body, mut slices) = request();
+        slices.truncate(1);
+        let (start, len) = (body.as_ptr(), body.len());
+        let out = take_records(body, slices);
+        assert!(!in_buffer(&out[0].0, start, len));
+        assert_eq!(out[0].1, None);
+        assert_eq!(out[0].0[0], 20);
+    }
+
+    #[test]
+    fn rebuilt_records_keep_their_own_buffer_beside_split_ones() {
+        let (body, mut slices) = request();
+        let rebuilt = Bytes::from(vec![7u8; 50]);
+        slices[1] = rebuilt;
+        let (start, len) = (body.as_ptr(), body.len());
+        let out = take_records(body, slices);
+        assert!(in_buffer(&out[0].0, start, len) && in_buffer(&out[2].0, start, len));
+        assert_eq!((&out[1].0[..], out[1].1), (&[7u8; 50][..], None));
+        assert_eq!((out[0].0[0], out[2].0[0]), (20, 220));
+    }
 }
