@@ -207,15 +207,24 @@ impl Reader {
     ///
     /// Up to `reserved` bytes of it are reserved at once, so a frame of at most that size is
     /// never reallocated (each reallocation copies everything read so far). Reserving only
-    /// maps address space: bytes are zeroed (and so made resident) only as they arrive, the
+    /// maps address space: bytes are written (and so made resident) only as they arrive, the
     /// buffer's filled part at most doubling per read. So a peer that declares a large frame
     /// and sends little holds little memory. A frame above `reserved` grows by doubling.
+    ///
+    /// On a plain socket, bytes that have already arrived are received straight into the
+    /// buffer's unwritten capacity; only a read that has to wait zeroes its part of the buffer
+    /// first (the read takes initialized memory). Zeroing each frame before receiving it was 7 %
+    /// of the broker's samples at full produce once frames stayed in the batch cache, since a
+    /// new frame's memory is then rarely in the CPU's caches.
     pub async fn read_frame(&mut self, size: usize, reserved: usize) -> io::Result<bytes::Bytes> {
         let mut frame: Vec<u8> = Vec::with_capacity(size.min(reserved));
         while frame.len() < size {
             let start = frame.len();
             let chunk = (size - start).min(FRAME_STEP_BYTES.max(start));
             frame.reserve_exact(chunk);
+            if self.receive_arrived(&mut frame, start + chunk)? {
+                continue;
+            }
             frame.resize(start + chunk, 0);
             let n = self.read(&mut frame[start..]).await?;
             if n == 0 {
@@ -224,6 +233,47 @@ impl Reader {
             frame.truncate(start + n);
         }
         Ok(bytes::Bytes::from(frame))
+    }
+
+    /// On a plain socket, receives what has arrived, up to `end` bytes of `frame` in all, into
+    /// its capacity after its length, without waiting: true if anything was received. False
+    /// when nothing has arrived yet, and under TLS (records are decrypted into initialized
+    /// memory only).
+    fn receive_arrived(&mut self, frame: &mut Vec<u8>, end: usize) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        let Reader::Plain(sock) = self else {
+            return Ok(false);
+        };
+        let room = end - frame.len();
+        let spare = &mut frame.spare_capacity_mut()[..room];
+        // glommio's non-buffered TcpStream holds no bytes of its own, so none are skipped; its
+        // pending readiness poll, if any, stays valid (a read finding nothing waits for more).
+        // SAFETY: recv writes at most `room` bytes into `spare`, capacity the Vec owns and no
+        // one else refers to, and reads none of it.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                room,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 => Err(io::ErrorKind::UnexpectedEof.into()),
+            n if n > 0 => {
+                // SAFETY: the kernel wrote the first `n` (at most `room`) bytes of the spare
+                // capacity.
+                unsafe { frame.set_len(frame.len() + n as usize) };
+                Ok(true)
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(false),
+                    _ => Err(e),
+                }
+            }
+        }
     }
 
     /// True when the session has records for the peer that no answer will carry (an alert, a
