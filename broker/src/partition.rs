@@ -465,7 +465,7 @@ impl<D: Disk> Partition<D> {
     }
 
     /// [`Partition::append`] of records stamped where they are
-    /// ([`PartitionLog::append_in_place`]): taken on success, left as they were on an error.
+    /// ([`PartitionLog::append_in_place`]): taken once appended, left as they were on an error.
     fn append_in_place(
         &self,
         records: &mut BytesMut,

@@ -453,8 +453,8 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// [`PartitionLog::append`], stamping `records` where they are, so that the cache holds
-    /// slices of them: on success they are taken (`records` is left empty); on an error they
-    /// are as they were, for a retry. `shared` is the buffer they are a slice of when other
+    /// slices of them: once appended they are taken (`records` is left empty); a duplicate's,
+    /// or on an error, they are as they were (for a retry). `shared` is the buffer they are a slice of when other
     /// batches (of other partitions) are slices of it too: the cache charges it whole.
     pub fn append_in_place(
         &self,
