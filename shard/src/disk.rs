@@ -5,6 +5,8 @@ use bytes::Bytes;
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 use glommio::sync::Semaphore;
 use millrace_storage::disk::{temp_path, Disk, DiskFile};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -66,17 +68,38 @@ impl DmaDiskFile {
     }
 }
 
-/// Bytes of the zero buffer [`DiskFile::start_zeroes`] writes from.
+/// Bytes of the largest zero buffer [`DiskFile::start_zeroes`] writes from.
 const ZERO_BUFFER_BYTES: usize = 1 << 20;
 
 thread_local! {
-    /// One buffer of zeroes per shard, shared by every write of zeroes (never registered with
-    /// the ring: it would hold a share of the shard's registered memory for good).
-    static ZEROES: Rc<DmaBuffer> = {
-        let mut buf = glommio::allocate_dma_buffer_global(ZERO_BUFFER_BYTES);
+    /// Buffers of zeroes per shard, one for each power-of-two length up to
+    /// [`ZERO_BUFFER_BYTES`] that a write of zeroes had, shared by every later write of that
+    /// length (at most twice the largest in all; never registered with the ring, where they
+    /// would hold a share of the shard's registered memory for good). The log zeroes ahead in
+    /// power-of-two lengths, so after the first of each length none is filled again.
+    static ZEROES: RefCell<HashMap<usize, Rc<DmaBuffer>>> = RefCell::new(HashMap::new());
+}
+
+/// A buffer of `len` zeroes: a shared one for a power-of-two length up to
+/// [`ZERO_BUFFER_BYTES`], else a new one.
+fn zeroes(file: &DmaFile, len: usize) -> DmaSource {
+    if !len.is_power_of_two() || len > ZERO_BUFFER_BYTES {
+        let mut buf = file.alloc_dma_buffer(len);
         buf.as_bytes_mut().fill(0);
-        Rc::new(buf)
-    };
+        return DmaSource::Owned(buf);
+    }
+    ZEROES.with(|zeroes| {
+        let buf = zeroes
+            .borrow_mut()
+            .entry(len)
+            .or_insert_with(|| {
+                let mut buf = glommio::allocate_dma_buffer_global(len);
+                buf.as_bytes_mut().fill(0);
+                Rc::new(buf)
+            })
+            .clone();
+        DmaSource::Shared(buf)
+    })
 }
 
 /// Writes `buf` whole at `pos`.
@@ -316,21 +339,13 @@ impl DiskFile for DmaDiskFile {
             return false;
         };
         let file = self.file().clone();
-        let zeroes = ZEROES.with(Rc::clone);
         let path = self.path.clone();
         glommio::spawn_local(async move {
             let mut at = pos;
             let end = pos + len;
             while at < end {
                 let n = (end - at).min(ZERO_BUFFER_BYTES as u64);
-                let buf = if n == ZERO_BUFFER_BYTES as u64 {
-                    DmaSource::Shared(zeroes.clone())
-                } else {
-                    let mut buf = file.alloc_dma_buffer(n as usize);
-                    buf.as_bytes_mut().fill(0);
-                    DmaSource::Owned(buf)
-                };
-                if let Err(e) = write_whole(&file, buf, at).await {
+                if let Err(e) = write_whole(&file, zeroes(&file, n as usize), at).await {
                     tracing::debug!(path = %path.display(), error = %e, "writing zeroes ahead failed");
                     break;
                 }

@@ -1445,8 +1445,17 @@ struct Zeroing<F> {
 
 /// The zeroes to write ahead of a round's write that ends at `write_end` (block-aligned),
 /// in a segment whose file has written blocks up to `prepared_end`: None while at least half
-/// a step of them is left. A step is the segment's size so far, between [`PREPARE_STEP_MIN`]
-/// and `ahead` (the most zeroed at once), and nothing is zeroed past `segment_bytes`.
+/// a step of them is left. A step is the segment's size so far rounded up to a power of two,
+/// between [`PREPARE_STEP_MIN`] and `ahead` (the most zeroed ahead), and nothing is zeroed
+/// past `segment_bytes`.
+///
+/// The range is a whole number of half-steps (one, unless the data overtook the zeroes), up
+/// to at least half a step past `write_end`. So with a power-of-two `ahead` (the default)
+/// every range's length is a power of two, and the disk writes it from a buffer of zeroes
+/// kept for that length instead of filling a new one each time. A range that ended a fixed
+/// distance past `write_end` had a different length every time. Half-steps rather than whole
+/// ones: an extending write holds the file's inode lock until the device has it, and the
+/// round after it waits for it; half a step is what each zeroing wrote before.
 fn zero_ahead(
     prepared_end: u64,
     write_end: u64,
@@ -1457,14 +1466,23 @@ fn zero_ahead(
     if ahead == 0 {
         return None;
     }
-    let step = write_end.max(PREPARE_STEP_MIN).min(ahead);
+    let step = write_end
+        .max(PREPARE_STEP_MIN)
+        .checked_next_power_of_two()
+        .unwrap_or(u64::MAX)
+        .min(ahead);
+    let half = align_up((step / 2).max(1), align);
     let limit = align_up(segment_bytes, align);
     let prepared = prepared_end.max(write_end);
-    if prepared >= write_end + step / 2 {
+    if prepared >= write_end + half {
         return None;
     }
     let from = align_up(prepared, align);
-    let to = align_up(write_end + step, align).min(limit);
+    let halves = (write_end + half)
+        .saturating_sub(from)
+        .div_ceil(half)
+        .max(1);
+    let to = (from + halves * half).min(limit);
     (to > from).then_some((from, to))
 }
 
@@ -1674,4 +1692,99 @@ pub(crate) fn parse_name(name: &str, suffix: &str) -> Option<i64> {
         return None;
     }
     digits.parse().ok()
+}
+
+#[cfg(test)]
+mod zero_ahead_tests {
+    use super::{zero_ahead, PREPARE_STEP_MIN};
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn nothing_is_zeroed_when_off_or_while_half_a_step_is_left() {
+        assert_eq!(zero_ahead(0, 4096, 0, 1 << 30, 4096), None);
+        // 3 MiB written, zeroes up to 3.5 MiB: exactly half a 1 MiB step is left.
+        assert_eq!(
+            zero_ahead(3 * MIB + MIB / 2, 3 * MIB, MIB, 1 << 30, 4096),
+            None
+        );
+    }
+
+    #[test]
+    fn every_range_is_a_power_of_two_long_however_far_the_data_moved() {
+        let (mut prepared, mut written) = (0u64, 0u64);
+        let mut full = 0;
+        // Rounds of uneven sizes, as a busy partition's are.
+        for i in 0..2_000u64 {
+            written += 4096 * (1 + (i * 7919) % 37);
+            if let Some((from, to)) = zero_ahead(prepared, written, MIB, 1 << 30, 4096) {
+                assert_eq!(from, prepared.max(written), "zeroes start where blocks end");
+                let half = written
+                    .clamp(PREPARE_STEP_MIN, MIB)
+                    .next_power_of_two()
+                    .min(MIB)
+                    / 2;
+                assert!(
+                    to >= written + half,
+                    "half a step ahead: {to} for {written}"
+                );
+                assert!((to - from).is_power_of_two(), "{from}..{to} at round {i}");
+                if written >= MIB {
+                    assert_eq!(to - from, MIB / 2, "one half-step at round {i}");
+                    full += 1;
+                }
+                prepared = to;
+            }
+            assert!(
+                prepared > written,
+                "the data never reaches the end of the zeroes"
+            );
+        }
+        assert!(full > 100, "only {full} full-size ranges");
+    }
+
+    #[test]
+    fn young_segments_step_by_their_size_and_data_that_overtook_gets_whole_half_steps() {
+        // 8 KiB written in a young segment: the step is the minimum.
+        assert_eq!(
+            zero_ahead(0, 8192, MIB, 1 << 30, 4096),
+            Some((8192, 8192 + PREPARE_STEP_MIN / 2))
+        );
+        // 300 KiB written: a 512 KiB step.
+        assert_eq!(
+            zero_ahead(0, 75 * 4096, MIB, 1 << 30, 4096),
+            Some((75 * 4096, 75 * 4096 + 256 * 1024))
+        );
+        // The data is 2.3 steps past the zeroes (zeroing was off or failed): half-steps from
+        // the data's end.
+        let (from, to) = zero_ahead(MIB, 3 * MIB + 300 * 4096, MIB, 1 << 30, 4096).unwrap();
+        assert_eq!(from, 3 * MIB + 300 * 4096);
+        assert_eq!(to - from, MIB / 2);
+    }
+
+    #[test]
+    fn an_ahead_that_is_not_a_power_of_two_is_still_the_largest_step() {
+        let ahead = 3 * MIB;
+        let (from, to) = zero_ahead(10 * MIB, 10 * MIB, ahead, 1 << 30, 4096).unwrap();
+        assert_eq!((from, to), (10 * MIB, 10 * MIB + ahead / 2));
+    }
+
+    #[test]
+    fn zeroes_stop_at_the_segments_size() {
+        let segment = 10 * MIB + 512;
+        let (from, to) = zero_ahead(9 * MIB + MIB / 4, 9 * MIB, MIB, segment, 4096).unwrap();
+        assert_eq!(from, 9 * MIB + MIB / 4);
+        assert_eq!(to, 9 * MIB + MIB * 3 / 4, "one half-step");
+        let (from, to) = zero_ahead(10 * MIB, 10 * MIB - MIB / 4, MIB, segment, 4096).unwrap();
+        assert_eq!(from, 10 * MIB);
+        assert_eq!(
+            to,
+            10 * MIB + 4096,
+            "the segment's last block, and no further"
+        );
+        assert_eq!(
+            zero_ahead(10 * MIB + 4096, 10 * MIB, MIB, segment, 4096),
+            None
+        );
+    }
 }

@@ -703,26 +703,27 @@ fn zeroes_go_ahead_of_the_active_segment_and_are_cut_when_it_rolls() {
     let b = batch(1, 900, 1);
     log.append(bytes_mut(&b), E0, 0, false).unwrap();
     block_on(log.flush()).unwrap();
-    // The round wrote its block, then a step of zeroes after it.
+    // The round wrote its block, then half a step of zeroes after it (the step is 8 KiB).
     let bytes = disk.file_bytes(&first).unwrap();
     let data = b.len();
-    assert_eq!(bytes.len(), 1024 + (8 << 10), "one step of zeroes ahead");
+    assert_eq!(bytes.len(), 1024 + (4 << 10), "half a step of zeroes ahead");
     assert!(bytes[data..].iter().all(|&x| x == 0));
-    // The next rounds overwrite zeroes until half a step is left, then zero the next step.
+    // Each later round overwrites zeroes, and zeroes another half-step whenever less than
+    // that is left after its data: always at least half a step ahead, in half-steps.
     let mut written = data;
-    while written + b.len() < (4 << 10) {
+    while written + b.len() < (12 << 10) {
         log.append(bytes_mut(&b), E0, 0, false).unwrap();
         block_on(log.flush()).unwrap();
         written += b.len();
-    }
-    assert_eq!(disk.file_bytes(&first).unwrap().len(), 1024 + (8 << 10));
-    while written + b.len() < (6 << 10) {
-        log.append(bytes_mut(&b), E0, 0, false).unwrap();
-        block_on(log.flush()).unwrap();
-        written += b.len();
+        let len = disk.file_bytes(&first).unwrap().len();
+        assert!(
+            len >= written.next_multiple_of(512) + (4 << 10),
+            "{len} bytes for {written} written"
+        );
+        assert_eq!((len - 1024) % (4 << 10), 0, "half-steps after the first block");
     }
     let grown = disk.file_bytes(&first).unwrap().len();
-    assert!(grown > 1024 + (8 << 10), "zeroed further: {grown}");
+    assert!(grown >= 1024 + (12 << 10), "zeroed further: {grown}");
     // A crash keeps the zeroes; recovery ends the segment at its last batch.
     disk.crash(3);
     drop(log);
