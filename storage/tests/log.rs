@@ -720,7 +720,11 @@ fn zeroes_go_ahead_of_the_active_segment_and_are_cut_when_it_rolls() {
             len >= written.next_multiple_of(512) + (4 << 10),
             "{len} bytes for {written} written"
         );
-        assert_eq!((len - 1024) % (4 << 10), 0, "half-steps after the first block");
+        assert_eq!(
+            (len - 1024) % (4 << 10),
+            0,
+            "half-steps after the first block"
+        );
     }
     let grown = disk.file_bytes(&first).unwrap().len();
     assert!(grown >= 1024 + (12 << 10), "zeroed further: {grown}");
