@@ -73,6 +73,13 @@ def test_replication_and_the_quorum_run_over_sasl_ssl(cluster_factory, tmp_path,
         return p.leader >= 0 and sorted(p.isr) == [1, 2, 3] and p
     part = wait_for(full_isr, 30, what="all three replicas in sync")
     leader = cl.node(part.leader)
+    # Another node's metadata can show the partition before the leader has applied it (it
+    # answers UNKNOWN_TOPIC_OR_PARTITION until then): wait for the leader's own view too.
+    def leader_knows():
+        t = c.metadata(leader.port, [topic]).topics.get(topic)
+        parts = t.partitions if t is not None else {}
+        return 0 in parts and parts[0].leader == leader.node_id
+    wait_for(leader_knows, 30, what="the leader's own metadata")
     # acks=all with min.insync.replicas=3: acknowledged only once both followers fetched it
     # over the SASL_SSL inter-broker listener.
     err, base = c.produce(leader.port, topic, 0, [b"over-sasl-ssl-%d" % i for i in range(20)])
